@@ -1,0 +1,134 @@
+package circuitbreaker
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
+
+// Group holds breakers keyed by a string (a host, a route, a tenant), each
+// created on first use from the same options and named by its key.
+//
+// A Group holds at most a bounded number of breakers ([WithMaxBreakers]).
+// When it is full, a new key evicts a breaker that has not been used lately,
+// preferring closed ones, so a stream of distinct keys cannot grow memory
+// without limit. An evicted breaker forgets its state: its key starts again
+// with a closed breaker.
+//
+// A Group is safe for concurrent use.
+type Group struct {
+	opts []Option
+	max  int
+
+	m sync.Map // string -> *entry
+
+	mu   sync.Mutex // guards ring and hand, for creation and eviction
+	ring []*entry
+	hand int
+}
+
+type entry struct {
+	key  string
+	b    *Breaker
+	used atomic.Bool
+}
+
+type groupConfig struct {
+	breaker []Option
+	max     int
+}
+
+type groupOptionFunc func(*groupConfig)
+
+func (f groupOptionFunc) applyGroup(g *groupConfig)         { f(g) }
+func (f groupOptionFunc) applyTransport(t *transportConfig) { t.group = append(t.group, f) }
+
+// WithMaxBreakers bounds how many breakers a [Group] holds. n must be
+// positive. The default is [DefaultMaxBreakers] (1024).
+func WithMaxBreakers(n int) GroupOption {
+	return groupOptionFunc(func(g *groupConfig) { g.max = n })
+}
+
+// NewGroup returns an empty group. Every [Option] among opts configures each
+// breaker the group creates. NewGroup panics on invalid options, as [New]
+// does; it checks the breaker options at once rather than on first use.
+func NewGroup(opts ...GroupOption) *Group {
+	cfg := groupConfig{max: DefaultMaxBreakers}
+	for _, o := range opts {
+		o.applyGroup(&cfg)
+	}
+	if cfg.max <= 0 {
+		panic(fmt.Sprintf("circuitbreaker: NewGroup: WithMaxBreakers(%d): must be positive", cfg.max))
+	}
+	c := defaultConfig()
+	for _, o := range cfg.breaker {
+		o.apply(&c)
+	}
+	if err := c.validate(); err != nil {
+		panic(fmt.Sprintf("circuitbreaker: NewGroup: %v", err))
+	}
+	return &Group{opts: cfg.breaker, max: cfg.max}
+}
+
+// Get returns the breaker for key, creating it if the group has none.
+// Looking up an existing breaker takes no lock.
+func (g *Group) Get(key string) *Breaker {
+	if v, ok := g.m.Load(key); ok {
+		e := v.(*entry)
+		if !e.used.Load() {
+			e.used.Store(true)
+		}
+		return e.b
+	}
+	return g.create(key)
+}
+
+func (g *Group) create(key string) *Breaker {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if v, ok := g.m.Load(key); ok {
+		return v.(*entry).b
+	}
+	e := &entry{key: key, b: New(key, g.opts...)}
+	if len(g.ring) < g.max {
+		g.ring = append(g.ring, e)
+	} else {
+		i := g.victim()
+		old := g.ring[i]
+		g.m.Delete(old.key)
+		old.b.tel.release()
+		g.ring[i] = e
+	}
+	g.m.Store(key, e)
+	return e.b
+}
+
+// victim picks the breaker to evict by the clock (second chance)
+// algorithm: sweep the ring, sparing and clearing recently used entries and
+// sparing breakers that are not closed, whose state is worth keeping. After
+// two sweeps without a candidate, the entry under the hand goes.
+func (g *Group) victim() int {
+	n := len(g.ring)
+	for range 2 * n {
+		i := g.hand
+		g.hand = (g.hand + 1) % n
+		e := g.ring[i]
+		if e.used.Load() {
+			e.used.Store(false)
+			continue
+		}
+		if e.b.cur.Load().state == StateClosed {
+			return i
+		}
+	}
+	i := g.hand
+	g.hand = (g.hand + 1) % n
+	return i
+}
+
+// Len returns how many breakers the group holds.
+func (g *Group) Len() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.ring)
+}

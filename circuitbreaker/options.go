@@ -1,0 +1,264 @@
+package circuitbreaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+)
+
+// Defaults of a breaker built with no options.
+const (
+	DefaultWindowSize       = 100
+	DefaultMinimumCalls     = 20
+	DefaultFailureRate      = 50.0
+	DefaultOpenDuration     = 30 * time.Second
+	DefaultHalfOpenProbes   = 1
+	DefaultMaxBreakers      = 1024
+	maxCountWindow          = 1 << 16
+	maxTimeWindowBuckets    = 1 << 12
+	defaultTimeWindowBucket = 10
+)
+
+// Option configures a [Breaker]. Options passed to [NewGroup] or
+// [NewTransport] configure every breaker they create.
+type Option interface {
+	GroupOption
+	apply(*config)
+}
+
+// GroupOption configures a [Group]. Every [Option] is also a GroupOption and
+// applies to each breaker of the group.
+type GroupOption interface {
+	TransportOption
+	applyGroup(*groupConfig)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config)                   { f(c) }
+func (f optionFunc) applyGroup(g *groupConfig)         { g.breaker = append(g.breaker, f) }
+func (f optionFunc) applyTransport(t *transportConfig) { t.group = append(t.group, f) }
+
+type config struct {
+	windowSize     int
+	windowDuration time.Duration
+	windowBuckets  int
+	minimumCalls   int
+	failureRate    float64
+	failureRateSet bool
+	slowThreshold  time.Duration
+	slowRate       float64
+	consecutive    int
+	openDuration   time.Duration
+	openJitter     float64
+	probes         int
+	successes      int
+	probeTimeout   time.Duration
+	classify       func(error) Outcome
+	onStateChange  []func(StateChange)
+	meterProvider  metric.MeterProvider
+	histogram      bool
+}
+
+func defaultConfig() config {
+	return config{
+		windowSize:   DefaultWindowSize,
+		minimumCalls: DefaultMinimumCalls,
+		failureRate:  DefaultFailureRate,
+		openDuration: DefaultOpenDuration,
+		probes:       DefaultHalfOpenProbes,
+		classify:     DefaultClassifier,
+	}
+}
+
+// validate reports every bad option at once.
+func (c *config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.windowDuration == 0 && (c.windowSize <= 0 || c.windowSize > maxCountWindow) {
+		bad("WithCountWindow(%d): size must be in 1..%d", c.windowSize, maxCountWindow)
+	}
+	if c.windowDuration < 0 {
+		bad("WithTimeWindow(%v, %d): duration must be positive", c.windowDuration, c.windowBuckets)
+	}
+	if c.windowDuration > 0 && (c.windowBuckets <= 0 || c.windowBuckets > maxTimeWindowBuckets || c.windowDuration/time.Duration(max(c.windowBuckets, 1)) <= 0) {
+		bad("WithTimeWindow(%v, %d): buckets must be in 1..%d and no shorter than 1ns each", c.windowDuration, c.windowBuckets, maxTimeWindowBuckets)
+	}
+	if c.minimumCalls <= 0 {
+		bad("WithMinimumCalls(%d): must be positive", c.minimumCalls)
+	}
+	if !(c.failureRate > 0 && c.failureRate <= 100) {
+		bad("WithFailureRate(%v): threshold must be in (0, 100]", c.failureRate)
+	}
+	if c.slowThreshold < 0 {
+		bad("WithSlowCalls(%v, %v): threshold must not be negative", c.slowThreshold, c.slowRate)
+	}
+	if c.slowThreshold > 0 && !(c.slowRate > 0 && c.slowRate <= 100) {
+		bad("WithSlowCalls(%v, %v): rate must be in (0, 100]", c.slowThreshold, c.slowRate)
+	}
+	if c.consecutive < 0 {
+		bad("WithConsecutiveFailures(%d): must not be negative", c.consecutive)
+	}
+	if c.openDuration <= 0 {
+		bad("WithOpenDuration(%v): must be positive", c.openDuration)
+	}
+	if !(c.openJitter >= 0 && c.openJitter <= 1) {
+		bad("WithOpenJitter(%v): fraction must be in [0, 1]", c.openJitter)
+	}
+	if c.probes <= 0 {
+		bad("WithHalfOpenProbes(%d): must be positive", c.probes)
+	}
+	if c.successes < 0 {
+		bad("WithHalfOpenSuccesses(%d): must not be negative", c.successes)
+	}
+	if c.probeTimeout < 0 {
+		bad("WithProbeTimeout(%v): must not be negative", c.probeTimeout)
+	}
+	if c.classify == nil {
+		bad("WithClassifier(nil): classifier must not be nil")
+	}
+	return errors.Join(errs...)
+}
+
+// WithCountWindow makes the breaker decide on the outcomes of the last size
+// calls. size must be in 1..65536. This is the default, with size
+// [DefaultWindowSize] (100).
+func WithCountWindow(size int) Option {
+	return optionFunc(func(c *config) { c.windowSize, c.windowDuration, c.windowBuckets = size, 0, 0 })
+}
+
+// WithTimeWindow makes the breaker decide on the outcomes of the calls that
+// finished in the last d, kept in buckets slices of d/buckets each (so the
+// window slides by that much at a time). buckets must be in 1..4096; 10 is
+// a good choice. A time window reads the clock once per call.
+func WithTimeWindow(d time.Duration, buckets int) Option {
+	return optionFunc(func(c *config) { c.windowDuration, c.windowBuckets = d, buckets })
+}
+
+// WithMinimumCalls sets how many calls the window must hold before the
+// failure-rate and slow-call-rate rules may trip the breaker. The default is
+// [DefaultMinimumCalls] (20). With a count window smaller than n, the whole
+// window is enough.
+func WithMinimumCalls(n int) Option {
+	return optionFunc(func(c *config) { c.minimumCalls = n })
+}
+
+// WithFailureRate sets the percentage of failed calls in the window, in
+// (0, 100], at or above which the breaker trips. The default is
+// [DefaultFailureRate] (50).
+func WithFailureRate(percent float64) Option {
+	return optionFunc(func(c *config) { c.failureRate, c.failureRateSet = percent, true })
+}
+
+// WithSlowCalls turns on slow-call detection: a call that takes threshold or
+// longer counts as slow, and the breaker trips when the percentage of slow
+// calls in the window reaches ratePercent, in (0, 100]. A slow call that
+// failed counts as a failure too. Timing a call costs two clock reads. By
+// default slow calls are not detected.
+func WithSlowCalls(threshold time.Duration, ratePercent float64) Option {
+	return optionFunc(func(c *config) { c.slowThreshold, c.slowRate = threshold, ratePercent })
+}
+
+// WithConsecutiveFailures switches the breaker to the simple rule that trips
+// after n failures in a row, as sony/gobreaker's default does. Unless
+// [WithFailureRate] is also given, the failure-rate rule is then off; the
+// slow-call rule, if set, still applies. 0 (the default) turns the rule off.
+func WithConsecutiveFailures(n int) Option {
+	return optionFunc(func(c *config) { c.consecutive = n })
+}
+
+// WithOpenDuration sets how long the breaker stays open before it lets a
+// probe through. The default is [DefaultOpenDuration] (30s).
+func WithOpenDuration(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.openDuration = d })
+}
+
+// WithOpenJitter lengthens each open period by a random amount of up to
+// fraction (in [0, 1]) of the open duration, so that a fleet of instances
+// that opened together does not probe the dependency in step. The default
+// is 0, no jitter.
+func WithOpenJitter(fraction float64) Option {
+	return optionFunc(func(c *config) { c.openJitter = fraction })
+}
+
+// WithHalfOpenProbes sets how many probe calls the half-open breaker lets
+// through at once. The default is [DefaultHalfOpenProbes] (1).
+func WithHalfOpenProbes(n int) Option {
+	return optionFunc(func(c *config) { c.probes = n })
+}
+
+// WithHalfOpenSuccesses sets how many probe calls must succeed for the
+// half-open breaker to close. The default, 0, means as many as
+// [WithHalfOpenProbes] admits at once. A probe that fails or is slow opens
+// the breaker again.
+func WithHalfOpenSuccesses(n int) Option {
+	return optionFunc(func(c *config) { c.successes = n })
+}
+
+// WithProbeTimeout bounds how long a half-open probe may run. When every
+// probe slot is held by a probe older than d, the next call reopens the
+// breaker, counting the stuck probe as failed, so a probe that never returns
+// cannot wedge the breaker in half-open. The default, 0, uses the open
+// duration.
+func WithProbeTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.probeTimeout = d })
+}
+
+// WithClassifier sets how a call's error counts. The default is
+// [DefaultClassifier].
+func WithClassifier(f func(err error) Outcome) Option {
+	return optionFunc(func(c *config) { c.classify = f })
+}
+
+// DefaultClassifier counts nil as [Success], [context.Canceled] as
+// [Ignored] (the caller gave up; that is not the dependency's fault) and
+// every other error, [context.DeadlineExceeded] included, as [Failure].
+func DefaultClassifier(err error) Outcome {
+	switch {
+	case err == nil:
+		return Success
+	case errors.Is(err, context.Canceled):
+		return Ignored
+	}
+	return Failure
+}
+
+// StateChange describes a transition of a breaker's state.
+type StateChange struct {
+	// Breaker is the breaker's name.
+	Breaker string
+	// From and To are the states before and after the change.
+	From, To State
+	// Snapshot is the breaker's window as it was when the change happened:
+	// for a trip, the calls that tripped it.
+	Snapshot Snapshot
+}
+
+// WithOnStateChange registers f to be called on every state change. The
+// breaker calls f after the change, holding no lock, so f may call the
+// breaker's methods. Calls to f for one breaker never overlap and come in the
+// order of the changes. f runs on the goroutine whose call caused the change
+// (or the one delivering earlier changes), so it should be quick.
+func WithOnStateChange(f func(StateChange)) Option {
+	return optionFunc(func(c *config) {
+		if f != nil {
+			c.onStateChange = append(c.onStateChange, f)
+		}
+	})
+}
+
+// WithMeterProvider sets where the breaker's metrics go. The default, also
+// used when mp is nil, is the global provider at the time of New.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.meterProvider = mp })
+}
+
+// WithDurationHistogram records every call's duration in the
+// circuitbreaker.call.duration histogram even when slow-call detection is
+// off. Timing a call costs two clock reads, so it is off by default.
+func WithDurationHistogram() Option {
+	return optionFunc(func(c *config) { c.histogram = true })
+}

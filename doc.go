@@ -1,0 +1,19 @@
+// Package patterns is the root of otelpatterns, a library of architecture and
+// resilience patterns with OpenTelemetry spans and metrics built in.
+//
+// The patterns live in sub-packages that are imported on their own:
+//
+//   - [github.com/otelpatterns/patterns/circuitbreaker] stops calling a
+//     dependency that keeps failing, and lets it recover.
+//
+// Every package takes WithTracerProvider and WithMeterProvider options and
+// otherwise uses the global OpenTelemetry providers, so a service that has set
+// up OpenTelemetry gets the library's telemetry with no further code. Each
+// package's documentation lists the spans, metrics and attributes it emits.
+package patterns
+
+import "github.com/otelpatterns/patterns/internal/telemetry"
+
+// Version is the version of this module. Every tracer and meter the library
+// creates reports it as its instrumentation scope version.
+const Version = telemetry.Version
