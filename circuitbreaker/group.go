@@ -90,6 +90,7 @@ func (g *Group) create(key string) *Breaker {
 		return v.(*entry).b
 	}
 	e := &entry{key: key, b: New(key, g.opts...)}
+	e.used.Store(true) // a new key gets a sweep's grace, as in the clock algorithm
 	if len(g.ring) < g.max {
 		g.ring = append(g.ring, e)
 	} else {

@@ -1,0 +1,86 @@
+package circuitbreaker_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelpatterns/patterns/circuitbreaker"
+)
+
+func TestGroupGet(t *testing.T) {
+	g := circuitbreaker.NewGroup(circuitbreaker.WithConsecutiveFailures(1))
+	a := g.Get("a.example")
+	assert.Same(t, a, g.Get("a.example"))
+	assert.Equal(t, "a.example", a.Name())
+	b := g.Get("b.example")
+	assert.NotSame(t, a, b)
+	run(t, a, "f")
+	assert.Equal(t, circuitbreaker.StateOpen, a.State(), "members take the group's options")
+	assert.Equal(t, circuitbreaker.StateClosed, b.State(), "members are independent")
+	assert.Equal(t, 2, g.Len())
+}
+
+func TestGroupIsBounded(t *testing.T) {
+	g := circuitbreaker.NewGroup(circuitbreaker.WithMaxBreakers(3), circuitbreaker.WithConsecutiveFailures(1))
+	open := g.Get("open")
+	run(t, open, "f")
+	for i := range 100 {
+		g.Get(fmt.Sprintf("k%d", i))
+		require.LessOrEqual(t, g.Len(), 3)
+	}
+	assert.Equal(t, 3, g.Len())
+	assert.Same(t, open, g.Get("open"), "an open breaker is kept over closed ones")
+}
+
+func TestGroupEvictsLeastRecentlyUsedFirst(t *testing.T) {
+	g := circuitbreaker.NewGroup(circuitbreaker.WithMaxBreakers(3))
+	a, b, c := g.Get("a"), g.Get("b"), g.Get("c")
+	g.Get("d") // every entry was used: the sweep clears all marks and takes the first, a
+	g.Get("b") // b is used again; c is not
+	g.Get("e") // so c goes
+	assert.Same(t, b, g.Get("b"))
+	// Getting an evicted key creates a new breaker (and evicts another).
+	assert.NotSame(t, c, g.Get("c"))
+	assert.NotSame(t, a, g.Get("a"))
+	assert.Equal(t, 3, g.Len())
+}
+
+func TestGroupEvictsOpenWhenAllAreOpen(t *testing.T) {
+	g := circuitbreaker.NewGroup(circuitbreaker.WithMaxBreakers(2), circuitbreaker.WithConsecutiveFailures(1))
+	run(t, g.Get("a"), "f")
+	run(t, g.Get("b"), "f")
+	c := g.Get("c")
+	assert.Equal(t, 2, g.Len())
+	assert.Equal(t, circuitbreaker.StateClosed, c.State())
+}
+
+func TestGroupConcurrentGet(t *testing.T) {
+	g := circuitbreaker.NewGroup(circuitbreaker.WithMaxBreakers(64))
+	var wg sync.WaitGroup
+	got := make([][]*circuitbreaker.Breaker, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 1000 {
+				b := g.Get(fmt.Sprintf("k%d", i%32))
+				got[w] = append(got[w], b)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 32, g.Len())
+	for i := range 1000 {
+		for w := 1; w < 8; w++ {
+			require.Same(t, got[0][i], got[w][i], "every goroutine must get the same breaker for a key")
+		}
+	}
+}
+
+func TestNewGroupPanics(t *testing.T) {
+	msg := panicMessage(func() { circuitbreaker.NewGroup(circuitbreaker.WithMaxBreakers(0)) })
+	assert.True(t, strings.Contains(msg, "WithMaxBreakers(0)"), "panic = %q", msg)
+}
