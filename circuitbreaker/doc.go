@@ -1,0 +1,105 @@
+// Package circuitbreaker stops calling a dependency that keeps failing, so
+// that a service fails fast instead of piling up requests on a dependency
+// that cannot answer them, and gives the dependency room to recover.
+//
+// A [Breaker] watches the outcomes of the calls made through it. While it is
+// closed every call goes through. When, over a window of recent calls, too
+// many fail (or are too slow) it opens: calls are rejected at once with an
+// error wrapping [ErrOpen], without being made. After the open duration it
+// turns half-open and lets a few probe calls through: if they succeed it
+// closes, and if one fails it opens again.
+//
+//	b := circuitbreaker.New("payments")
+//	err := b.Execute(ctx, func(ctx context.Context) error {
+//		return payments.Charge(ctx, order)
+//	})
+//	if errors.Is(err, circuitbreaker.ErrOpen) {
+//		// payments is down: answer from a fallback, or tell the user to retry
+//	}
+//
+// [Do] does the same for a call that returns a value, and [Breaker.Allow]
+// is the two-step form for calls that cannot be wrapped in a function.
+//
+// # Deciding to trip
+//
+// By default a breaker keeps the last 100 outcomes ([WithCountWindow]) and
+// trips when at least 20 of them are in ([WithMinimumCalls]) and half of
+// them failed ([WithFailureRate]). [WithTimeWindow] keeps the calls of the
+// last few seconds instead. [WithSlowCalls] also trips on the share of slow
+// calls, which catches a dependency that is up but drowning before it starts
+// to time out. [WithConsecutiveFailures] is the simple rule of
+// sony/gobreaker: trip after n failures in a row.
+//
+// Which errors are failures is up to [WithClassifier]. By default every
+// error is, except [context.Canceled]: the caller giving up says nothing
+// about the dependency.
+//
+// A call counts in the state it was admitted in: one that was admitted
+// before the breaker tripped and finishes after it does not count towards
+// the probes, and one admitted before a [Breaker.Reset] does not count in the
+// fresh window.
+//
+// # Open and half-open
+//
+// An open breaker rejects calls for [WithOpenDuration], lengthened at random
+// by [WithOpenJitter] so that a fleet that tripped together does not probe
+// together. The rejection error is a [*RejectedError] saying which breaker
+// rejected the call and until when. Half-open, the breaker admits
+// [WithHalfOpenProbes] calls at once, turns away the others with
+// [ErrTooManyRequests], and closes after [WithHalfOpenSuccesses] successes. A
+// probe that never returns does not wedge it: after [WithProbeTimeout] it
+// counts as failed. [Breaker.Trip] and [Breaker.Reset] force the state by
+// hand.
+//
+// [WithOnStateChange] is told of every change, with the window that caused
+// it, outside any lock and in order.
+//
+// # Many dependencies, and HTTP
+//
+// A [Group] holds one breaker per key (per host, per route), created on
+// demand from one set of options, with a bound on how many it keeps.
+// [NewTransport] puts a group in front of an [http.RoundTripper], one
+// breaker per host; 5xx and 429 responses count as failures and a rejected
+// request never reaches the network. [Middleware] protects a server's own
+// handler, answering 503 with Retry-After while open.
+//
+// Combined with retries, put the breaker inside them, so that each attempt
+// is judged on its own and an open breaker ends the retries at once (treat
+// [ErrOpen] as not worth retrying).
+//
+// # Cost
+//
+// In the closed state admission is one atomic load and recording a success
+// in a window of successes another: no lock, no allocation, no clock read.
+// Rejection is as cheap. Timing calls (for slow-call detection or
+// [WithDurationHistogram]) adds two reads of the monotonic clock. The
+// breaker starts no span: rejections and state changes are events on the
+// caller's span, and only when that span is recording.
+//
+// # Telemetry
+//
+// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
+// provider (the global one by default):
+//
+//	| name                             | kind                 | unit         | attributes                                                    |
+//	|----------------------------------|----------------------|--------------|---------------------------------------------------------------|
+//	| circuitbreaker.calls             | counter              | {call}       | circuitbreaker.name, circuitbreaker.outcome                   |
+//	| circuitbreaker.state             | gauge (asynchronous) | {state}      | circuitbreaker.name, circuitbreaker.state                     |
+//	| circuitbreaker.state.transitions | counter              | {transition} | circuitbreaker.name, circuitbreaker.previous_state, circuitbreaker.state |
+//	| circuitbreaker.call.duration     | histogram            | s            | circuitbreaker.name, circuitbreaker.outcome                   |
+//
+// circuitbreaker.outcome is success, failure, slow (a success slower than
+// the slow-call threshold), ignored or rejected. circuitbreaker.state is
+// closed, open or half-open; the state gauge is 1 for the state a breaker
+// is in and 0 for the others. circuitbreaker.call.duration is recorded only
+// when calls are timed.
+//
+// Span events, added to the span in the call's context when it is recording:
+//
+//	| event                       | attributes                                                               |
+//	|-----------------------------|--------------------------------------------------------------------------|
+//	| circuitbreaker.rejected     | circuitbreaker.name, circuitbreaker.state, error.type                    |
+//	| circuitbreaker.state_change | circuitbreaker.name, circuitbreaker.previous_state, circuitbreaker.state |
+//
+// error.type is circuitbreaker.open or circuitbreaker.too_many_requests.
+package circuitbreaker
