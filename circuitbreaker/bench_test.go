@@ -3,7 +3,9 @@ package circuitbreaker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
@@ -24,6 +26,9 @@ func BenchmarkBaseline(b *testing.B) {
 	}
 }
 
+// BenchmarkExecute measures a call through the breaker closed (the hot
+// path) and rejected while open, with the default global no-op providers
+// and with an SDK meter provider.
 func BenchmarkExecute(b *testing.B) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -52,12 +57,37 @@ func BenchmarkExecute(b *testing.B) {
 			})
 		})
 		b.Run("open/"+tc.name, func(b *testing.B) {
-			br := circuitbreaker.New("bench", tc.opts(b)...)
-			br.Trip()
+			br := circuitbreaker.New("bench", append(tc.opts(b), circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Hour))...)
+			_ = br.Execute(ctx, fail)
 			b.ReportAllocs()
 			for b.Loop() {
 				_ = br.Execute(ctx, ok)
 			}
 		})
+	}
+}
+
+// BenchmarkGroupGet measures finding a host's breaker, the extra step of
+// the HTTP transport.
+func BenchmarkGroupGet(b *testing.B) {
+	g := circuitbreaker.NewGroup()
+	for i := range 100 {
+		g.Get(fmt.Sprintf("host-%d.example:443", i))
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			_ = g.Get("host-42.example:443")
+		}
+	})
+}
+
+// BenchmarkTimed measures the cost of timing calls for slow-call detection.
+func BenchmarkTimed(b *testing.B) {
+	ctx := context.Background()
+	br := circuitbreaker.New("bench", circuitbreaker.WithSlowCalls(time.Second, 50))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = br.Execute(ctx, ok)
 	}
 }
