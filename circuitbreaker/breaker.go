@@ -270,8 +270,8 @@ func (b *Breaker) admitSlow(ctx context.Context, p *period) (*period, *probe, er
 }
 
 // tryProbe admits a half-open probe if a slot is free and more successes are
-// still needed. It reports stuck when every slot is held by a probe older
-// than the probe timeout.
+// still needed. Otherwise it reports stuck when the oldest probe in flight
+// has run longer than the probe timeout.
 func (b *Breaker) tryProbe(p *period) (pr *probe, stuck bool) {
 	now := b.now()
 	p.mu.Lock()
@@ -281,7 +281,10 @@ func (b *Breaker) tryProbe(p *period) (pr *probe, stuck bool) {
 		p.probes = append(p.probes, pr)
 		return pr, false
 	}
-	if len(p.probes) == b.cfg.probes && now-p.probes[0].start >= b.probeTimeout {
+	// No probe can be admitted: either every slot is taken or the probes in
+	// flight are enough to close. Either way, waiting on a probe that has
+	// overrun its timeout would wedge the breaker.
+	if len(p.probes) > 0 && now-p.probes[0].start >= b.probeTimeout {
 		p.failures++
 		return nil, true
 	}

@@ -570,3 +570,24 @@ func TestConcurrentHalfOpenAdmitsAtMostProbes(t *testing.T) {
 	assert.LessOrEqual(t, maxInFlight.Load(), int32(probes))
 	assert.Positive(t, admitted.Load())
 }
+
+// TestStuckProbeWithSpareSlots protects the probe timeout when the stuck
+// probe does not fill every slot: with three slots and one success needed,
+// one probe in flight is enough to stop admissions, and must not wedge the
+// breaker.
+func TestStuckProbeWithSpareSlots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := circuitbreaker.New("dep", circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Second),
+			circuitbreaker.WithHalfOpenProbes(3), circuitbreaker.WithHalfOpenSuccesses(1))
+		run(t, b, "f")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		_, err := b.Allow(context.Background())
+		require.NoError(t, err)
+		_, err = b.Allow(context.Background())
+		require.ErrorIs(t, err, circuitbreaker.ErrTooManyRequests)
+		time.Sleep(time.Second)
+		_, err = b.Allow(context.Background())
+		require.ErrorIs(t, err, circuitbreaker.ErrOpen, "the stuck probe must reopen the breaker")
+	})
+}

@@ -198,11 +198,11 @@ func WithHalfOpenSuccesses(n int) Option {
 	return optionFunc(func(c *config) { c.successes = n })
 }
 
-// WithProbeTimeout bounds how long a half-open probe may run. When every
-// probe slot is held by a probe older than d, the next call reopens the
-// breaker, counting the stuck probe as failed, so a probe that never returns
-// cannot wedge the breaker in half-open. The default, 0, uses the open
-// duration.
+// WithProbeTimeout bounds how long a half-open probe may run. When no probe
+// can be admitted and the oldest one in flight has run for d or longer, the
+// next call reopens the breaker, counting that probe as failed, so a probe
+// that never returns cannot wedge the breaker in half-open. The default, 0,
+// uses the open duration.
 func WithProbeTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.probeTimeout = d })
 }

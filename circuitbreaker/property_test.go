@@ -52,7 +52,7 @@ func (m *model) admit(now time.Time) int {
 			m.inFlight = append(m.inFlight, now)
 			return m.gen
 		}
-		if len(m.inFlight) == m.probes && now.Sub(m.inFlight[0]) >= m.openFor {
+		if len(m.inFlight) > 0 && now.Sub(m.inFlight[0]) >= m.openFor {
 			m.enter(circuitbreaker.StateOpen, now)
 		}
 	}
