@@ -1,0 +1,168 @@
+package retry
+
+import (
+	"math/rand/v2"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Backoff describes how long to wait between attempts before jitter:
+// [Constant], [Linear] or [Exponential]. The zero Backoff is invalid.
+type Backoff struct {
+	kind       backoffKind
+	initial    time.Duration
+	step       time.Duration
+	multiplier float64
+	max        time.Duration
+}
+
+type backoffKind uint8
+
+const (
+	kindNone backoffKind = iota
+	kindConstant
+	kindLinear
+	kindExponential
+)
+
+// Constant waits d between attempts.
+func Constant(d time.Duration) Backoff {
+	return Backoff{kind: kindConstant, initial: d, max: d}
+}
+
+// Linear waits initial, then initial+step, initial+2*step... up to max.
+func Linear(initial, step, max time.Duration) Backoff {
+	return Backoff{kind: kindLinear, initial: initial, step: step, max: max}
+}
+
+// Exponential waits initial, then multiplies the wait by multiplier after
+// each attempt, up to max. This is the default, with 100ms, 2 and 10s.
+func Exponential(initial time.Duration, multiplier float64, max time.Duration) Backoff {
+	return Backoff{kind: kindExponential, initial: initial, multiplier: multiplier, max: max}
+}
+
+func (b Backoff) String() string {
+	switch b.kind {
+	case kindConstant:
+		return "Constant(" + b.initial.String() + ")"
+	case kindLinear:
+		return "Linear(" + b.initial.String() + ", " + b.step.String() + ", " + b.max.String() + ")"
+	case kindExponential:
+		return "Exponential(" + b.initial.String() + ", " + ftoa(b.multiplier) + ", " + b.max.String() + ")"
+	}
+	return "Backoff{}"
+}
+
+// newBackOff returns a fresh, unjittered cenkalti/backoff policy. Those
+// policies keep state and are not safe for concurrent use, so each retry
+// sequence gets its own.
+func (b Backoff) newBackOff() backoff.BackOff {
+	switch b.kind {
+	case kindConstant:
+		return backoff.NewConstantBackOff(b.initial)
+	case kindLinear:
+		return &linearBackOff{b: b}
+	default:
+		return backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(b.initial),
+			backoff.WithMultiplier(b.multiplier),
+			backoff.WithMaxInterval(b.max),
+			backoff.WithRandomizationFactor(0), // our jitter is applied on top
+			backoff.WithMaxElapsedTime(0),      // the Retrier enforces its own limits
+		)
+	}
+}
+
+// linearBackOff is the linear policy that cenkalti/backoff lacks, written to
+// its BackOff interface.
+type linearBackOff struct {
+	b    Backoff
+	next time.Duration
+}
+
+func (l *linearBackOff) Reset() { l.next = 0 }
+
+func (l *linearBackOff) NextBackOff() time.Duration {
+	if l.next == 0 {
+		l.next = l.b.initial
+	} else {
+		l.next = min(l.next+l.b.step, l.b.max)
+	}
+	return min(l.next, l.b.max)
+}
+
+// Jitter spreads waits at random so that clients that failed together do
+// not retry together.
+type Jitter uint8
+
+// The kinds of jitter, as described in "Exponential Backoff And Jitter"
+// (AWS Architecture Blog, 2015).
+const (
+	// FullJitter waits a random time between 0 and the backoff's wait. It is
+	// the default: it spreads retries the most.
+	FullJitter Jitter = iota
+	// NoJitter waits exactly the backoff's wait.
+	NoJitter
+	// EqualJitter waits half the backoff's wait plus a random time up to
+	// the other half, so never less than half.
+	EqualJitter
+	// DecorrelatedJitter waits a random time between the backoff's initial
+	// wait and three times the previous wait, capped at its maximum; it
+	// ignores the backoff's growth rule.
+	DecorrelatedJitter
+)
+
+func (j Jitter) String() string {
+	switch j {
+	case FullJitter:
+		return "FullJitter"
+	case NoJitter:
+		return "NoJitter"
+	case EqualJitter:
+		return "EqualJitter"
+	case DecorrelatedJitter:
+		return "DecorrelatedJitter"
+	}
+	return "Jitter(" + ftoa(float64(j)) + ")"
+}
+
+// delays produces the waits of one retry sequence.
+type delays struct {
+	b      Backoff
+	jitter Jitter
+	policy backoff.BackOff
+	prev   time.Duration
+}
+
+func newDelays(b Backoff, j Jitter) *delays {
+	return &delays{b: b, jitter: j, policy: b.newBackOff(), prev: b.initial}
+}
+
+func (d *delays) next() time.Duration {
+	base := d.policy.NextBackOff()
+	switch d.jitter {
+	case NoJitter:
+		return base
+	case EqualJitter:
+		half := base / 2
+		return half + randUpTo(base-half)
+	case DecorrelatedJitter:
+		lo, hi := d.b.initial, min(d.prev*3, d.b.max)
+		w := lo
+		if hi > lo {
+			w = lo + randUpTo(hi-lo)
+		}
+		d.prev = w
+		return w
+	}
+	return randUpTo(base)
+}
+
+// randUpTo returns a random duration in [0, d].
+func randUpTo(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d) + 1))
+}

@@ -1,0 +1,199 @@
+package retry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// Retrier calls an operation again when it fails, waiting longer each time,
+// until it succeeds, fails in a way not worth retrying, or the retrier's
+// limits run out.
+//
+// A Retrier is safe for concurrent use: each call of [Retrier.Do] keeps its
+// own state. A first attempt that succeeds starts no span and allocates
+// nothing.
+type Retrier struct {
+	cfg config
+	tel *instruments
+}
+
+// New returns a retrier. With no options it makes at most 3 attempts,
+// waiting a random time up to 100ms, then up to 200ms (exponential backoff
+// with full jitter), and retries every error except [Permanent] ones,
+// circuit-breaker rejections and the context's own cancellation.
+//
+// New panics if an option is invalid, naming every invalid option: options
+// are written in code, so a bad one is a programming error.
+func New(opts ...Option) *Retrier {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		panic(fmt.Sprintf("retry: New: %v", err))
+	}
+	return &Retrier{cfg: cfg, tel: newInstruments(cfg.name, cfg.tracerProvider, cfg.meterProvider)}
+}
+
+// Do calls fn until it returns nil or the retrier gives up, and returns nil
+// or an [*Error] that holds every attempt's error.
+//
+// fn receives ctx (from the second attempt on, with the retry span and the
+// resend count, see [ResendCount]). Do stops at once when ctx is done,
+// without waiting out the current delay, and never waits after the last
+// attempt or past ctx's deadline: when the next wait would end after the
+// deadline it gives up at once with [ErrExhausted].
+func (r *Retrier) Do(ctx context.Context, fn func(context.Context) error) error {
+	if r.cfg.budget != nil {
+		r.cfg.budget.recordAttempt()
+	}
+	r.tel.attempts.Add(ctx, 1, r.tel.nameOpts...)
+	err := fn(ctx)
+	if err == nil {
+		r.tel.calls.Add(ctx, 1, r.tel.callOpts[outcomeSuccess]...)
+		return nil
+	}
+	return r.retry(ctx, fn, err)
+}
+
+// Do is [Retrier.Do] for an operation that returns a value: it returns the
+// value of the last attempt along with Retrier.Do's error.
+func Do[T any](ctx context.Context, r *Retrier, fn func(context.Context) (T, error)) (T, error) {
+	var v T
+	err := r.Do(ctx, func(ctx context.Context) error {
+		var err error
+		v, err = fn(ctx)
+		return err
+	})
+	return v, err
+}
+
+// retry runs the attempts after a failed first one.
+func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err error) error {
+	start := time.Now()
+	ctx, span := r.tel.tracer.Start(ctx, "retry",
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(r.tel.name))
+	errs := make([]error, 0, min(r.cfg.maxAttempts, 16))
+	var ds *delays
+	attempt := 1
+	for {
+		errs = append(errs, unwrapMarkers(err))
+		reason, outcome, retryable := r.classify(ctx, err, attempt)
+		var delay time.Duration
+		if retryable {
+			if d, ok := pushBack(err); ok {
+				delay = d
+			} else {
+				if ds == nil {
+					ds = newDelays(r.cfg.backoff, r.cfg.jitter)
+				}
+				delay = ds.next()
+			}
+			if reason, outcome = r.fits(ctx, start, delay); reason == nil && r.cfg.budget != nil && !r.cfg.budget.withdraw() {
+				reason, outcome = ErrBudgetExhausted, outcomeBudgetExhausted
+			}
+			retryable = reason == nil
+		}
+		if !retryable {
+			return r.giveUp(ctx, span, attempt, errs, reason, outcome)
+		}
+
+		r.tel.delay.Record(ctx, delay.Seconds(), r.tel.delayOpts...)
+		if span.IsRecording() {
+			span.AddEvent("retry.attempt_failed", trace.WithAttributes(
+				AttrAttempt.Int(attempt), telemetry.ErrorType(err), AttrDelay.Float64(delay.Seconds())))
+		}
+		for _, f := range r.cfg.onRetry {
+			f(ctx, attempt, errs[len(errs)-1], delay)
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return r.giveUp(ctx, span, attempt, errs, err, outcomeCanceled)
+		}
+
+		attempt++
+		r.tel.attempts.Add(ctx, 1, r.tel.nameOpts...)
+		if err = fn(context.WithValue(ctx, resendKey{}, attempt-1)); err == nil {
+			r.tel.calls.Add(ctx, 1, r.tel.callOpts[outcomeSuccessAfterRetry]...)
+			span.SetAttributes(AttrAttempts.Int(attempt), AttrOutcome.String(outcomeNames[outcomeSuccessAfterRetry]))
+			span.End()
+			return nil
+		}
+	}
+}
+
+// classify decides whether err, from attempt number attempt, is worth
+// another attempt, and if not, why.
+func (r *Retrier) classify(ctx context.Context, err error, attempt int) (reason error, outcome int, retryable bool) {
+	switch {
+	case ctx.Err() != nil:
+		return context.Cause(ctx), outcomeCanceled, false
+	case isPermanent(err),
+		errors.Is(err, circuitbreaker.ErrOpen),
+		errors.Is(err, circuitbreaker.ErrTooManyRequests),
+		r.cfg.retryIf != nil && !r.cfg.retryIf(err):
+		return nil, outcomePermanent, false
+	case attempt >= r.cfg.maxAttempts:
+		return ErrExhausted, outcomeExhausted, false
+	}
+	return nil, 0, true
+}
+
+// fits reports why waiting delay is not possible, if it is not: past the
+// elapsed-time limit or the context's deadline.
+func (r *Retrier) fits(ctx context.Context, start time.Time, delay time.Duration) (error, int) {
+	now := time.Now()
+	if r.cfg.maxElapsed > 0 && now.Add(delay).Sub(start) > r.cfg.maxElapsed {
+		return ErrExhausted, outcomeExhausted
+	}
+	if dl, ok := ctx.Deadline(); ok && !now.Add(delay).Before(dl) {
+		return ErrExhausted, outcomeExhausted
+	}
+	return nil, 0
+}
+
+func (r *Retrier) giveUp(ctx context.Context, span trace.Span, attempts int, errs []error, reason error, outcome int) error {
+	e := &Error{Attempts: attempts, Last: errs[len(errs)-1], Reason: reason, errs: errs}
+	r.tel.calls.Add(ctx, 1, r.tel.callOpts[outcome]...)
+	if span.IsRecording() {
+		span.SetAttributes(AttrAttempts.Int(attempts), AttrOutcome.String(outcomeNames[outcome]))
+		span.SetStatus(codes.Error, e.Error())
+		span.SetAttributes(telemetry.ErrorType(e))
+	}
+	span.End()
+	return e
+}
+
+// sleep waits d or until ctx is done, whichever comes first.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+type resendKey struct{}
+
+// ResendCount returns how many times the current operation was attempted
+// before, as a [Retrier] puts it in the context it passes to a retry: 0 for
+// a first attempt (or a context that no retrier made), 1 for the first
+// retry. It is the value of the http.request.resend_count attribute.
+func ResendCount(ctx context.Context) int {
+	n, _ := ctx.Value(resendKey{}).(int)
+	return n
+}
