@@ -5,6 +5,9 @@
 //
 //   - [github.com/otelpatterns/patterns/circuitbreaker] stops calling a
 //     dependency that keeps failing, and lets it recover.
+//   - [github.com/otelpatterns/patterns/retry] calls an operation again
+//     when it fails, with backoff, jitter and a budget that bounds the load
+//     retries add.
 //
 // Every package takes WithTracerProvider and WithMeterProvider options and
 // otherwise uses the global OpenTelemetry providers, so a service that has set

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # compare.sh runs the peer-comparison benchmarks and prints, for each
-# BenchmarkBreaker/<scenario>/<impl> row, the median ns/op, B/op and
-# allocs/op over the runs, and its ns/op as a multiple of the gobreaker row
-# of the same scenario.
+# Benchmark<Family>/<scenario>/<impl> row, the median ns/op, B/op and
+# allocs/op over the runs, and its ns/op as a multiple of the family's
+# reference row of the same scenario: gobreaker for BenchmarkBreaker, backoff
+# (cenkalti/backoff/v4) for BenchmarkRetry. Each family gets its own table.
 #
 # Usage: ./compare.sh [go test flags]   e.g. ./compare.sh -benchtime 2s
 # COUNT sets the number of runs per row (default 6); BENCH the -bench
-# pattern (default Breaker). The raw go test output is echoed to stderr and
-# kept in a temporary file, whose name is printed at the end; if benchstat
+# pattern (default 'Breaker|Retry'; BENCH=Retry runs only the retry rows);
+# REF the reference per family (default Breaker=gobreaker,Retry=backoff).
+# The raw go test output is echoed to stderr and kept in a temporary file,
+# whose name is printed at the end; if benchstat
 # (go install golang.org/x/perf/cmd/benchstat@latest) is installed, its
 # time summary with confidence intervals is printed too. Nothing else is needed:
 # the medians come from ./internal/medians.
@@ -15,13 +18,14 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 count=${COUNT:-6}
-bench=${BENCH:-Breaker}
+bench=${BENCH:-Breaker|Retry}
+ref=${REF:-Breaker=gobreaker,Retry=backoff}
 raw=$(mktemp -t otelpatterns-bench.XXXXXX)
 
 go test -run '^$' -bench "$bench" -benchmem -count "$count" "$@" . | tee "$raw" >&2
 
 echo
-go run ./internal/medians -ref gobreaker <"$raw"
+go run ./internal/medians -ref "$ref" <"$raw"
 
 benchstat=$(command -v benchstat || true)
 if [[ -z $benchstat && -x "$(go env GOPATH)/bin/benchstat" ]]; then

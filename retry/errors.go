@@ -136,15 +136,29 @@ func unwrapMarkers(err error) error {
 	}
 }
 
-func isPermanent(err error) bool {
-	var p *permanentError
-	return errors.As(err, &p)
-}
-
-func pushBack(err error) (time.Duration, bool) {
-	var a *afterError
-	if errors.As(err, &a) {
-		return a.d, true
+// markers walks err's chain once for the Permanent and After markers,
+// without the reflection of errors.As: classifying runs on every failed
+// attempt.
+func markers(err error) (permanent bool, wait time.Duration, hasWait bool) {
+	var walk func(error)
+	walk = func(err error) {
+		for err != nil {
+			switch e := err.(type) {
+			case *permanentError:
+				permanent = true
+			case *afterError:
+				if !hasWait {
+					wait, hasWait = e.d, true
+				}
+			case interface{ Unwrap() []error }:
+				for _, inner := range e.Unwrap() {
+					walk(inner)
+				}
+				return
+			}
+			err = errors.Unwrap(err)
+		}
 	}
-	return 0, false
+	walk(err)
+	return permanent, wait, hasWait
 }

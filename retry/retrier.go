@@ -79,19 +79,18 @@ func Do[T any](ctx context.Context, r *Retrier, fn func(context.Context) (T, err
 // retry runs the attempts after a failed first one.
 func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err error) error {
 	start := time.Now()
-	ctx, span := r.tel.tracer.Start(ctx, "retry",
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(r.tel.name))
+	ctx, span := r.tel.tracer.Start(ctx, "retry", r.tel.spanOpts...)
 	errs := make([]error, 0, min(r.cfg.maxAttempts, 16))
 	var ds *delays
 	attempt := 1
 	for {
 		errs = append(errs, unwrapMarkers(err))
-		reason, outcome, retryable := r.classify(ctx, err, attempt)
+		permanent, wait, hasWait := markers(err)
+		reason, outcome, retryable := r.classify(ctx, err, permanent, attempt)
 		var delay time.Duration
 		if retryable {
-			if d, ok := pushBack(err); ok {
-				delay = d
+			if hasWait {
+				delay = wait
 			} else {
 				if ds == nil {
 					ds = newDelays(r.cfg.backoff, r.cfg.jitter)
@@ -131,12 +130,13 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 }
 
 // classify decides whether err, from attempt number attempt, is worth
-// another attempt, and if not, why.
-func (r *Retrier) classify(ctx context.Context, err error, attempt int) (reason error, outcome int, retryable bool) {
+// another attempt, and if not, why. permanent tells whether err carries
+// the Permanent marker.
+func (r *Retrier) classify(ctx context.Context, err error, permanent bool, attempt int) (reason error, outcome int, retryable bool) {
 	switch {
 	case ctx.Err() != nil:
 		return context.Cause(ctx), outcomeCanceled, false
-	case isPermanent(err),
+	case permanent,
 		errors.Is(err, circuitbreaker.ErrOpen),
 		errors.Is(err, circuitbreaker.ErrTooManyRequests),
 		r.cfg.retryIf != nil && !r.cfg.retryIf(err):

@@ -42,6 +42,7 @@ var delayBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
 // attribute sets they use built once.
 type instruments struct {
 	tracer    trace.Tracer
+	spanOpts  []trace.SpanStartOption
 	name      attribute.KeyValue
 	attempts  metric.Int64Counter
 	calls     metric.Int64Counter
@@ -71,6 +72,7 @@ func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvide
 		metric.WithExplicitBucketBoundaries(delayBuckets...)); err != nil {
 		otel.Handle(err)
 	}
+	t.spanOpts = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(t.name)}
 	set := attribute.NewSet(t.name)
 	t.nameOpts = []metric.AddOption{metric.WithAttributeSet(set)}
 	t.delayOpts = []metric.RecordOption{metric.WithAttributeSet(set)}

@@ -3,11 +3,15 @@
 // runs, and its ns/op as a multiple of the reference implementation's row in
 // the same scenario.
 //
-// Benchmarks are named <Benchmark>/<scenario>/<impl>; the last element is
-// the implementation, everything before it the scenario. compare.sh runs it
-// as
+// Benchmarks are named <Family>/<scenario>/<impl> (BenchmarkBreaker/closed/gobreaker);
+// the last element is the implementation, everything before it the scenario,
+// and the first element the family. Each family has its own reference
+// implementation and its own table. compare.sh runs it as
 //
-//	go run ./internal/medians -ref gobreaker < bench.txt
+//	go run ./internal/medians -ref Breaker=gobreaker,Retry=backoff < bench.txt
+//
+// A -ref without a family (-ref gobreaker) applies to every family that is
+// not named.
 package main
 
 import (
@@ -36,9 +40,17 @@ type row struct {
 	samples map[string][]float64
 }
 
+// defaultRefs is the reference implementation of each family of
+// benchmarks/: the peer a team most often picks for that pattern.
+const defaultRefs = "Breaker=gobreaker,Retry=backoff"
+
 func main() {
-	ref := flag.String("ref", "gobreaker", "implementation that ratios are relative to")
+	refFlag := flag.String("ref", defaultRefs, "implementation that ratios are relative to, per family: Family=impl,... (an impl without Family= applies to the others)")
 	flag.Parse()
+	refs, err := parseRefs(*refFlag)
+	if err != nil {
+		log.Fatal(err)
+	}
 	rows, err := parse(os.Stdin)
 	if err != nil {
 		log.Fatal(err)
@@ -46,9 +58,41 @@ func main() {
 	if len(rows) == 0 {
 		log.Fatal("medians: no benchmark results on standard input")
 	}
-	if err := write(os.Stdout, rows, *ref); err != nil {
+	if err := write(os.Stdout, rows, refs); err != nil {
 		log.Fatal(err)
 	}
+}
+
+// refs maps a benchmark family (Breaker, Retry) to the implementation its
+// ratios are relative to; the "" key holds the one for families not listed.
+type refs map[string]string
+
+// parseRefs parses a -ref value: comma-separated Family=impl pairs, and at
+// most one impl with no family, the fallback.
+func parseRefs(s string) (refs, error) {
+	r := refs{}
+	for _, part := range strings.Split(s, ",") {
+		family, impl, named := strings.Cut(strings.TrimSpace(part), "=")
+		if !named {
+			family, impl = "", family
+		}
+		if impl == "" || (named && family == "") {
+			return nil, fmt.Errorf("medians: -ref %q: %q is not Family=impl or impl", s, part)
+		}
+		if _, dup := r[family]; dup {
+			return nil, fmt.Errorf("medians: -ref %q: two references for %q", s, family)
+		}
+		r[family] = impl
+	}
+	return r, nil
+}
+
+// of returns the reference implementation of family, "" if there is none.
+func (r refs) of(family string) string {
+	if impl, ok := r[family]; ok {
+		return impl
+	}
+	return r[""]
 }
 
 // parse collects the samples of every benchmark line, keeping the order in
@@ -107,14 +151,50 @@ func split(name string) (scenario, impl string) {
 	return name[:i], name[i+1:]
 }
 
-func write(w io.Writer, rows []*row, ref string) error {
+// family returns the first element of a benchmark name: Breaker for
+// BenchmarkBreaker/closed/gobreaker.
+func family(name string) string {
+	name = strings.TrimPrefix(name, "Benchmark")
+	f, _, _ := strings.Cut(name, "/")
+	return f
+}
+
+// write prints one table per family, in the order the families first
+// appear, each with ratios to the family's reference implementation.
+func write(w io.Writer, rows []*row, refs refs) error {
+	var families []string
+	byFamily := map[string][]*row{}
+	for _, rw := range rows {
+		f := family(rw.name)
+		if byFamily[f] == nil {
+			families = append(families, f)
+		}
+		byFamily[f] = append(byFamily[f], rw)
+	}
+	bw := bufio.NewWriter(w)
+	for i, f := range families {
+		if i > 0 {
+			bw.WriteString("\n")
+		}
+		writeTable(bw, byFamily[f], refs.of(f))
+	}
+	return bw.Flush()
+}
+
+// writeTable prints the rows of one family, with ns/op as a multiple of the
+// ref row of the same scenario ("-" when there is none).
+func writeTable(bw *bufio.Writer, rows []*row, ref string) {
 	refNs := map[string]float64{}
 	for _, rw := range rows {
-		if s, impl := split(rw.name); impl == ref {
+		if s, impl := split(rw.name); ref != "" && impl == ref {
 			refNs[s] = median(rw.samples["ns/op"])
 		}
 	}
-	table := [][]string{append([]string{"scenario", "impl", "runs"}, append(units, "vs "+ref)...)}
+	refCol := "vs " + ref
+	if ref == "" {
+		refCol = "vs -"
+	}
+	table := [][]string{append([]string{"scenario", "impl", "runs"}, append(units, refCol)...)}
 	for _, rw := range rows {
 		s, impl := split(rw.name)
 		line := []string{s, impl, strconv.Itoa(len(rw.samples["ns/op"]))}
@@ -133,7 +213,6 @@ func write(w io.Writer, rows []*row, ref string) error {
 			width[i] = max(width[i], len(cell))
 		}
 	}
-	bw := bufio.NewWriter(w)
 	for n, line := range table {
 		if n > 1 && line[0] != table[n-1][0] {
 			bw.WriteString("\n") // a blank line between scenarios
@@ -149,7 +228,6 @@ func write(w io.Writer, rows []*row, ref string) error {
 			}
 		}
 	}
-	return bw.Flush()
 }
 
 // format prints v with three significant digits, as go test does for small
