@@ -161,6 +161,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// CloseIdleConnections closes the idle connections of the next transport,
+// if it can, so that [http.Client.CloseIdleConnections] reaches through the
+// breaker.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // Middleware returns middleware that protects an [http.Handler] with b, on
 // the server side: while b rejects, requests are answered at once with 503
 // Service Unavailable and a Retry-After header (whole seconds until b lets a

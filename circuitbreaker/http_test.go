@@ -239,3 +239,17 @@ func TestMiddlewarePanics(t *testing.T) {
 	assert.Panics(t, func() { bug.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil)) })
 	assert.Equal(t, circuitbreaker.StateOpen, b.State())
 }
+
+type idleCloser struct {
+	http.RoundTripper
+	closed bool
+}
+
+func (c *idleCloser) CloseIdleConnections() { c.closed = true }
+
+func TestTransportCloseIdleConnections(t *testing.T) {
+	next := &idleCloser{RoundTripper: http.DefaultTransport}
+	client := &http.Client{Transport: circuitbreaker.NewTransport(next)}
+	client.CloseIdleConnections()
+	assert.True(t, next.closed, "CloseIdleConnections must reach the next transport")
+}

@@ -60,7 +60,8 @@
 // A first attempt that succeeds costs two counter increments (free with
 // the default no-op providers) and allocates nothing; a budget adds one
 // atomic load. Only when a retry happens does the retrier start a span,
-// read the clock and build its backoff.
+// read the clock and build its backoff: a failure that is not retried (a
+// rejection by an open breaker) costs an [*Error] and nothing more.
 //
 // # Telemetry
 //
@@ -81,9 +82,10 @@
 //
 //	| span  | when                                    | attributes                                                   |
 //	|-------|-----------------------------------------|--------------------------------------------------------------|
-//	| retry | from the first failure to the end of Do | retry.name, retry.attempts, retry.outcome, error.type on failure |
+//	| retry | from the first retry to the end of Do   | retry.name, retry.attempts, retry.outcome, error.type on failure |
 //
-// The retry span has a retry.attempt_failed event per failed attempt
+// The retry span starts when the first attempt has failed and another will
+// be made; it has a retry.attempt_failed event per failed attempt
 // (retry.attempt, error.type, retry.delay in seconds), and the attempts after
 // the first run inside it. With [ClientTrace], otelhttp's span for each
 // retried HTTP attempt carries http.request.resend_count; a transport that

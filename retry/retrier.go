@@ -78,8 +78,12 @@ func Do[T any](ctx context.Context, r *Retrier, fn func(context.Context) (T, err
 
 // retry runs the attempts after a failed first one.
 func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err error) error {
-	start := time.Now()
-	ctx, span := r.tel.tracer.Start(ctx, "retry", r.tel.spanOpts...)
+	// The span, the clock and the backoff are only for a sequence that
+	// really retries: an error not worth retrying (a rejection by an open
+	// breaker, during an outage) costs none of them.
+	var start time.Time
+	span := trace.SpanFromContext(context.Background()) // non-recording until a retry
+	started := false
 	errs := make([]error, 0, min(r.cfg.maxAttempts, 16))
 	var ds *delays
 	attempt := 1
@@ -89,6 +93,9 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 		reason, outcome, retryable := r.classify(ctx, err, permanent, attempt)
 		var delay time.Duration
 		if retryable {
+			if start.IsZero() {
+				start = time.Now()
+			}
 			if hasWait {
 				delay = wait
 			} else {
@@ -104,6 +111,10 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 		}
 		if !retryable {
 			return r.giveUp(ctx, span, attempt, errs, reason, outcome)
+		}
+		if !started {
+			ctx, span = r.tel.tracer.Start(ctx, "retry", r.tel.spanOpts...)
+			started = true
 		}
 
 		r.tel.delay.Record(ctx, delay.Seconds(), r.tel.delayOpts...)

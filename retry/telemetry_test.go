@@ -105,3 +105,14 @@ func TestFirstSuccessAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestNoSpanWithoutRetry protects outages from paying for spans: an error
+// that is not retried starts no span.
+func TestNoSpanWithoutRetry(t *testing.T) {
+	tel := telemetrytest.New(t)
+	r := retry.New(retry.WithTracerProvider(tel.TracerProvider), retry.WithMeterProvider(tel.MeterProvider))
+	err := r.Do(context.Background(), func(context.Context) error { return retry.Permanent(errBoom) })
+	require.ErrorIs(t, err, errBoom)
+	assert.Empty(t, tel.Spans.Ended())
+	assert.Equal(t, int64(1), tel.Int64(t, "retry.calls", retry.AttrName.String(""), retry.AttrOutcome.String("permanent")))
+}
