@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"strconv"
 	"strings"
 	"time"
 
@@ -86,10 +87,15 @@ func defaultRetryStatus(code int) bool {
 //
 // A Retry-After header, in seconds or as an HTTP date, sets the wait before
 // the next attempt; one longer than [WithMaxRetryAfter] ends the retries.
-// The body of each failed attempt is drained (up to 64 KiB) and closed so
-// its connection can be reused; the last response is handed back untouched,
-// even when its status would have been retried. When the retrier gives up on
-// transport errors, RoundTrip returns its [*Error].
+// The body of each retried response is drained (up to 64 KiB) and closed
+// before the wait, so its connection can be reused.
+//
+// What RoundTrip returns is what the last attempt got: when it got a
+// response, that response, untouched, even when its status would have been
+// retried; when it got an error (a transport error, or a rejection by a
+// circuit breaker inside), the retrier's [*Error], and earlier responses
+// have been drained and closed. If the request's context is done, its
+// error.
 //
 // Put a circuit breaker inside the retries, as next: each attempt is then
 // judged by the breaker, and an open breaker ends the retries at once. For
@@ -116,7 +122,9 @@ func NewTransport(next http.RoundTripper, opts ...TransportOption) http.RoundTri
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	return &transport{next: next, r: New(cfg.retrier...), cfg: cfg}
+	// Drain last, after the user's hooks have seen the response.
+	r := New(append(cfg.retrier, WithOnRetry(drainBeforeWait))...)
+	return &transport{next: next, r: r, cfg: cfg}
 }
 
 type transport struct {
@@ -125,15 +133,29 @@ type transport struct {
 	cfg  transportConfig
 }
 
-// statusError is a response worth retrying, carried through the retrier as
-// an error so that the last one can be handed back untouched.
-type statusError struct{ resp *http.Response }
+// StatusError is the error that [NewTransport]'s retrier sees for a
+// response whose status is retried: [WithOnRetry] hooks receive it, to log
+// the status or read the Retry-After header. The response's body is
+// drained and closed after the hooks have run, before the wait; a hook must
+// not keep it. When the retries end on such a response, the transport hands
+// the response itself back instead of this error.
+type StatusError struct {
+	Response *http.Response
+}
 
-func (e *statusError) Error() string { return "retry: server answered " + e.resp.Status }
+func (e *StatusError) Error() string { return "retry: server answered " + e.Response.Status }
 
 // ErrorType returns the value of the error.type attribute: the status code,
 // as the HTTP semantic conventions record it.
-func (e *statusError) ErrorType() string { return fmt.Sprint(e.resp.StatusCode) }
+func (e *StatusError) ErrorType() string { return strconv.Itoa(e.Response.StatusCode) }
+
+// drainBeforeWait frees the connection of a retried response while the
+// retrier waits, rather than holding it until the next attempt.
+func drainBeforeWait(_ context.Context, _ int, err error, _ time.Duration) {
+	if se, ok := err.(*StatusError); ok {
+		drain(se.Response)
+	}
+}
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !t.replayable(req) {
@@ -141,10 +163,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	var pending *http.Response // the last failed attempt's response, not drained yet
 	err := t.r.Do(req.Context(), func(ctx context.Context) error {
-		if pending != nil {
-			drain(pending)
-			pending = nil
-		}
+		pending = nil // drained before the wait by drainBeforeWait
 		attempt := req
 		if ctx != req.Context() {
 			attempt = req.Clone(ctx)
@@ -168,7 +187,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil
 		}
 		pending = resp
-		serr := &statusError{resp}
+		serr := &StatusError{resp}
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			if d > t.cfg.maxRetryAfter {
 				return Permanent(serr)
@@ -192,6 +211,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 	return pending, nil
+}
+
+// CloseIdleConnections closes the idle connections of the next transport,
+// if it has such a method, so that [http.Client.CloseIdleConnections]
+// reaches through the retries.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.next.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 // replayable reports whether req may be sent more than once.

@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -19,6 +20,10 @@ func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if v[0] >= '0' && v[0] <= '9' {
 		secs, err := strconv.ParseUint(v, 10, 63)
 		if err != nil {
+			// ParseUint reports ErrRange before it looks at the rest of v.
+			if errors.Is(err, strconv.ErrRange) && strings.TrimLeft(v, "0123456789") == "" {
+				return maxDuration, true // all digits, just too many of them
+			}
 			return 0, false
 		}
 		// Saturate instead of overflowing: a silly value is simply long.
