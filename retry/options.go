@@ -91,9 +91,10 @@ func WithMaxAttempts(n int) Option {
 	return optionFunc(func(c *config) { c.maxAttempts = n })
 }
 
-// WithMaxElapsedTime bounds the time from the first attempt to the start of
-// the last: the retrier gives up rather than wait past it. The default, 0,
-// sets no bound besides the context's deadline, which is always respected.
+// WithMaxElapsedTime bounds the time from the start of the first attempt to
+// the start of the last: the retrier gives up rather than wait past it. The
+// default, 0, sets no bound besides the context's deadline, which is always
+// respected. Setting it costs a clock read on every call.
 func WithMaxElapsedTime(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.maxElapsed = d })
 }

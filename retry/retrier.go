@@ -55,13 +55,19 @@ func (r *Retrier) Do(ctx context.Context, fn func(context.Context) error) error 
 	if r.cfg.budget != nil {
 		r.cfg.budget.recordAttempt()
 	}
+	// The clock is read up front only for an elapsed-time limit, which
+	// counts from the first attempt; otherwise a success never reads it.
+	var start time.Time
+	if r.cfg.maxElapsed > 0 {
+		start = time.Now()
+	}
 	r.tel.attempts.Add(ctx, 1, r.tel.nameOpts...)
 	err := fn(ctx)
 	if err == nil {
 		r.tel.calls.Add(ctx, 1, r.tel.callOpts[outcomeSuccess]...)
 		return nil
 	}
-	return r.retry(ctx, fn, err)
+	return r.retry(ctx, fn, err, start)
 }
 
 // Do is [Retrier.Do] for an operation that returns a value: it returns the
@@ -76,12 +82,12 @@ func Do[T any](ctx context.Context, r *Retrier, fn func(context.Context) (T, err
 	return v, err
 }
 
-// retry runs the attempts after a failed first one.
-func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err error) error {
+// retry runs the attempts after a failed first one, which started at start
+// (zero unless an elapsed-time limit is set).
+func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err error, start time.Time) error {
 	// The span, the clock and the backoff are only for a sequence that
 	// really retries: an error not worth retrying (a rejection by an open
 	// breaker, during an outage) costs none of them.
-	var start time.Time
 	span := trace.SpanFromContext(context.Background()) // non-recording until a retry
 	started := false
 	errs := make([]error, 0, min(r.cfg.maxAttempts, 16))

@@ -380,3 +380,22 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, int32(16*200*3), total.Load())
 }
+
+// TestMaxElapsedTimeCountsTheFirstAttempt protects the limit's start: a
+// slow first attempt uses up the elapsed time too.
+func TestMaxElapsedTimeCountsTheFirstAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := retry.New(retry.WithBackoff(retry.Constant(time.Second)), retry.WithJitter(retry.NoJitter),
+			retry.WithMaxAttempts(100), retry.WithMaxElapsedTime(5*time.Second))
+		var calls int
+		err := r.Do(context.Background(), func(context.Context) error {
+			calls++
+			if calls == 1 {
+				time.Sleep(4500 * time.Millisecond)
+			}
+			return errBoom
+		})
+		require.ErrorIs(t, err, retry.ErrExhausted)
+		assert.Equal(t, 1, calls, "4.5s spent and a 1s wait would end past 5s")
+	})
+}
