@@ -1,0 +1,526 @@
+package cache
+
+import (
+	"context"
+	cryptorand "crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bits-and-blooms/bloom/v3"
+	"github.com/dgraph-io/ristretto/v2"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// Cache is a two-level cache of values of type V keyed by strings: an
+// in-process L1 (ristretto, with TinyLFU admission) in front of an optional
+// shared L2 [Store] such as Redis, with an optional loader behind both.
+//
+// A Cache is safe for concurrent use. An L1 hit takes no lock of the
+// cache's own, starts no span and allocates nothing beyond ristretto's own
+// work. The L2 store is a helper, not a dependency: when it fails, Get
+// carries on with the loader and L1, and the failure is recorded.
+type Cache[V any] struct {
+	opts  options
+	id    string // this instance, in invalidation messages
+	l1    *ristretto.Cache[string, entry[V]]
+	codec Codec[V]
+	tel   *instruments
+
+	load  func(context.Context, string) (V, error)
+	write func(context.Context, string, V) error
+	wb    *writeBehind[V]
+	inv   Invalidator
+	unsub func()
+	bloom *keyFilter
+	sf    singleflight.Group
+
+	refreshing sync.Map // keys being refreshed ahead
+	bg         sync.WaitGroup
+	bgCtx      context.Context
+	bgCancel   context.CancelFunc
+	closed     atomic.Bool
+	closeOnce  sync.Once
+	closeErr   error
+}
+
+// entry is what L1 holds: a value, or a cached "not found", with the time
+// after which a read triggers a refresh (unix nanoseconds, 0 for never).
+type entry[V any] struct {
+	v         V
+	notFound  bool
+	refreshAt int64
+}
+
+// New returns a cache. With no options it is an L1-only cache of about
+// 10,000 entries with a 5-minute TTL (±10%), which the caller fills with
+// Set (cache-aside).
+//
+// New returns an error naming every invalid or conflicting option, and one
+// for an option built for another value type (WithLoader of a func
+// returning int passed to New[string]).
+func New[V any](opts ...Option[V]) (*Cache[V], error) {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt.apply(&o)
+	}
+	errs := o.validate()
+	c := &Cache[V]{opts: o, codec: JSON[V]{}}
+	typed := func(name string, v any, dst any) {
+		if v == nil {
+			return
+		}
+		ok := false
+		switch d := dst.(type) {
+		case *Codec[V]:
+			*d, ok = v.(Codec[V])
+		case *func(context.Context, string) (V, error):
+			*d, ok = v.(func(context.Context, string) (V, error))
+		case *func(context.Context, string, V) error:
+			*d, ok = v.(func(context.Context, string, V) error)
+		}
+		if !ok {
+			var zero V
+			errs = append(errs, fmt.Errorf("%s: built for another value type than %T", name, zero))
+		}
+	}
+	typed("WithCodec", o.codec, &c.codec)
+	typed("WithLoader", o.loader, &c.load)
+	typed("WithWriter", o.writer, &c.write)
+	var flush func(context.Context, []Write[V]) error
+	if o.writeBehind != nil {
+		var ok bool
+		if flush, ok = o.writeBehind.(func(context.Context, []Write[V]) error); !ok {
+			var zero V
+			errs = append(errs, fmt.Errorf("WithWriteBehind: built for another value type than %T", zero))
+		}
+	}
+	if o.set["WithCodec"] && o.codec == nil {
+		errs = append(errs, errors.New("WithCodec(nil): codec must not be nil"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("cache: New: %w", errors.Join(errs...))
+	}
+
+	c.tel = newInstruments(o.name, o.tracer, o.meter)
+	cfg := &ristretto.Config[string, entry[V]]{
+		NumCounters: o.maxEntries * defaultCountersFactor,
+		MaxCost:     o.maxEntries,
+		BufferItems: 64,
+		// A cost of 1 per entry is the whole cost: without this ristretto
+		// adds its per-item overhead and holds far fewer entries than asked.
+		IgnoreInternalCost: true,
+		OnEvict: func(*ristretto.Item[entry[V]]) {
+			c.tel.evictions.Add(context.Background(), 1, c.tel.nameOpts...)
+		},
+	}
+	if o.maxBytes > 0 {
+		cfg.NumCounters = max(o.maxBytes/64, 1000) * defaultCountersFactor / 10
+		cfg.MaxCost = o.maxBytes
+	}
+	l1, err := ristretto.NewCache(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("cache: New: L1: %w", err)
+	}
+	c.l1 = l1
+	c.id = newInstanceID()
+	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
+	if o.bloomKeys > 0 {
+		c.bloom = &keyFilter{f: bloom.NewWithEstimates(o.bloomKeys, o.bloomFP)}
+	}
+	if inv, ok := o.store.(Invalidator); ok {
+		c.inv = inv
+		stop, err := inv.Subscribe(c.bgCtx, c.invalidated, c.l1.Clear)
+		if err != nil {
+			c.bgCancel()
+			l1.Close()
+			return nil, fmt.Errorf("cache: New: subscribing to invalidations: %w", err)
+		}
+		c.unsub = stop
+	}
+	if flush != nil {
+		c.wb = newWriteBehind(c, flush)
+	}
+	return c, nil
+}
+
+func newInstanceID() string {
+	var b [8]byte
+	_, _ = cryptorand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// invalidated drops the L1 copy of a key another instance changed.
+func (c *Cache[V]) invalidated(source, key string) {
+	if source == c.id {
+		return
+	}
+	c.l1.Del(key)
+	c.tel.invalidation.Add(context.Background(), 1, c.tel.receivedOpts...)
+}
+
+// Get returns the value for key: from L1, else from L2 (and copies it into
+// L1), else from the loader if there is one (and fills L2, then L1). It
+// returns an error matching [ErrNotFound] when no level has the key and no
+// loader can load it, and the loader's error when the loader fails.
+//
+// Concurrent Gets that miss the same key share one load. A caller whose ctx
+// is done stops waiting for it, with ctx's error; the load goes on for the
+// others. Get returns [ErrClosed] after [Cache.Close].
+func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
+	if e, ok := c.l1.Get(key); ok {
+		c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL1][resultHit]...)
+		if c.opts.refreshAhead > 0 && e.refreshAt != 0 && time.Now().UnixNano() >= e.refreshAt {
+			c.refresh(ctx, key)
+		}
+		if e.notFound {
+			var zero V
+			return zero, ErrNotFound
+		}
+		return e.v, nil
+	}
+	c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL1][resultMiss]...)
+	return c.miss(ctx, key)
+}
+
+func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
+	var zero V
+	if c.closed.Load() {
+		return zero, ErrClosed
+	}
+	if c.bloom != nil && !c.bloom.has(key) {
+		return zero, ErrNotFound
+	}
+	if c.opts.store == nil && c.load == nil {
+		return zero, ErrNotFound
+	}
+	// The shared load must not end because the first caller gave up, so it
+	// runs without the caller's cancellation (but with its trace).
+	ch := c.sf.DoChan(key, func() (any, error) {
+		return c.fill(context.WithoutCancel(ctx), key)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return zero, r.Err
+		}
+		return r.Val.(V), nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	}
+}
+
+// fill looks key up in L2, then loads it, filling the levels above.
+func (c *Cache[V]) fill(ctx context.Context, key string) (V, error) {
+	var zero V
+	if c.opts.store != nil {
+		if v, ok := c.getL2(ctx, key); ok {
+			c.setL1(key, v, c.ttl())
+			return v, nil
+		}
+	}
+	if c.load == nil {
+		return zero, ErrNotFound
+	}
+	v, err := c.loadValue(ctx, key)
+	if err != nil {
+		if isNotFound(err) && c.opts.negativeTTL > 0 {
+			c.l1.SetWithTTL(key, entry[V]{notFound: true}, 1, c.opts.negativeTTL)
+			c.l1.Wait()
+		}
+		return zero, err
+	}
+	ttl := c.ttl()
+	if c.opts.store != nil {
+		c.setL2(ctx, key, v, ttl) // recorded on failure; L1 still serves
+	}
+	c.setL1(key, v, ttl)
+	if c.bloom != nil {
+		c.bloom.add(key)
+	}
+	return v, nil
+}
+
+// getL2 reads key from the store, reporting a hit. Misses, store errors and
+// undecodable values all count as misses for the caller.
+func (c *Cache[V]) getL2(ctx context.Context, key string) (V, bool) {
+	var zero V
+	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.get", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(c.tel.name))
+	defer span.End()
+	b, err := c.opts.store.Get(ctx, key)
+	switch {
+	case err == nil:
+	case isNotFound(err):
+		c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL2][resultMiss]...)
+		return zero, false
+	default:
+		c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL2][resultError]...)
+		telemetry.RecordError(span, err)
+		return zero, false
+	}
+	v, err := c.codec.Unmarshal(b)
+	if err != nil {
+		c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL2][resultError]...)
+		telemetry.RecordError(span, &DecodeError{Key: key, Err: err})
+		return zero, false
+	}
+	c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL2][resultHit]...)
+	return v, true
+}
+
+func (c *Cache[V]) setL2(ctx context.Context, key string, v V, ttl time.Duration) error {
+	b, err := c.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("cache: encoding the value of %q: %w", key, err)
+	}
+	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.set", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(c.tel.name))
+	defer span.End()
+	if err := c.opts.store.Set(ctx, key, b, ttl); err != nil {
+		telemetry.RecordError(span, err)
+		return fmt.Errorf("cache: L2 set %q: %w", key, err)
+	}
+	return nil
+}
+
+// setL1 stores v and waits until ristretto has applied it, so that a Get
+// that follows sees it (ristretto applies writes asynchronously).
+func (c *Cache[V]) setL1(key string, v V, ttl time.Duration) {
+	e := entry[V]{v: v}
+	if c.opts.refreshAhead > 0 && ttl > 0 {
+		e.refreshAt = time.Now().Add(time.Duration(float64(ttl) * c.opts.refreshAhead)).UnixNano()
+	}
+	cost := int64(1)
+	if c.opts.maxBytes > 0 {
+		if b, err := c.codec.Marshal(v); err == nil {
+			cost = int64(len(b)) + 1
+		}
+	}
+	c.l1.SetWithTTL(key, e, cost, ttl)
+	c.l1.Wait()
+}
+
+// loadValue calls the loader under a span, recording its outcome.
+func (c *Cache[V]) loadValue(ctx context.Context, key string) (V, error) {
+	ctx, span := c.tel.tracer.Start(ctx, "cache.load", trace.WithAttributes(c.tel.name))
+	defer span.End()
+	start := time.Now()
+	v, err := c.load(ctx, key)
+	result := loadSuccess
+	switch {
+	case err == nil:
+	case isNotFound(err):
+		result = loadNotFound
+	default:
+		result = loadError
+		telemetry.RecordError(span, err)
+	}
+	c.tel.loads.Add(ctx, 1, c.tel.loadOpts[result]...)
+	c.tel.loadDuration.Record(ctx, time.Since(start).Seconds(), c.tel.loadDurOpts[result]...)
+	return v, err
+}
+
+// refresh reloads key in the background, once at a time per key.
+func (c *Cache[V]) refresh(ctx context.Context, key string) {
+	if c.closed.Load() {
+		return
+	}
+	if _, busy := c.refreshing.LoadOrStore(key, struct{}{}); busy {
+		return
+	}
+	link := trace.LinkFromContext(ctx)
+	c.bg.Go(func() {
+		defer c.refreshing.Delete(key)
+		ctx, span := c.tel.tracer.Start(c.bgCtx, "cache.refresh", trace.WithLinks(link), trace.WithAttributes(c.tel.name))
+		defer span.End()
+		v, err := c.loadValue(ctx, key)
+		if err != nil {
+			// Keep serving the old value until it expires; a "not found"
+			// removes it, since the key is gone from the source.
+			if isNotFound(err) {
+				c.l1.Del(key)
+			}
+			telemetry.RecordError(span, err)
+			return
+		}
+		ttl := c.ttl()
+		if c.opts.store != nil {
+			_ = c.setL2(ctx, key, v, ttl)
+		}
+		c.setL1(key, v, ttl)
+	})
+}
+
+// ttl returns the TTL for a new entry, jittered.
+func (c *Cache[V]) ttl() time.Duration {
+	t := c.opts.ttl
+	if t == 0 || c.opts.jitter == 0 {
+		return t
+	}
+	j := c.opts.jitter * (2*rand.Float64() - 1)
+	return t + time.Duration(j*float64(t))
+}
+
+// Set stores v under key in L1 and L2, and tells the other instances to
+// drop their L1 copies.
+//
+// With [WithWriter] (write-through), Set first writes v to the source and
+// returns the writer's error, leaving the cache untouched, if that fails.
+// With [WithWriteBehind], Set updates the cache and queues the write,
+// waiting for room in a full queue until ctx is done (or failing with
+// [ErrQueueFull], see [WithWriteBehindReject]).
+//
+// An L2 or invalidation failure does not undo the rest: L1 is updated, and
+// Set returns the failure so that the caller knows other instances may not
+// see v until their copies expire.
+func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	switch {
+	case c.write != nil:
+		if err := c.write(ctx, key, v); err != nil {
+			return err
+		}
+	case c.wb != nil:
+		if err := c.wb.enqueue(ctx, Write[V]{key, v}); err != nil {
+			return err
+		}
+	}
+	if c.bloom != nil {
+		c.bloom.add(key)
+	}
+	ttl := c.ttl()
+	var errs []error
+	if c.opts.store != nil {
+		if err := c.setL2(ctx, key, v, ttl); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.setL1(key, v, ttl)
+	if err := c.publish(ctx, key); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Delete removes key from L1 and L2 and tells the other instances to drop
+// their L1 copies. With [WithDoubleDelete] it deletes again after the delay.
+// Like Set, it returns L2 and invalidation failures after doing the rest.
+func (c *Cache[V]) Delete(ctx context.Context, key string) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	err := c.delete(ctx, key)
+	if d := c.opts.doubleDelete; d > 0 {
+		c.bg.Go(func() {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-c.bgCtx.Done(): // closing: delete now rather than never
+			}
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = c.delete(ctx, key)
+		})
+	}
+	return err
+}
+
+func (c *Cache[V]) delete(ctx context.Context, key string) error {
+	var errs []error
+	if c.opts.store != nil {
+		ctx, span := c.tel.tracer.Start(ctx, "cache.l2.delete", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(c.tel.name))
+		if err := c.opts.store.Delete(ctx, key); err != nil {
+			telemetry.RecordError(span, err)
+			errs = append(errs, fmt.Errorf("cache: L2 delete %q: %w", key, err))
+		}
+		span.End()
+	}
+	c.l1.Del(key)
+	if err := c.publish(ctx, key); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Cache[V]) publish(ctx context.Context, key string) error {
+	if c.inv == nil {
+		return nil
+	}
+	if err := c.inv.Publish(ctx, c.id, key); err != nil {
+		trace.SpanFromContext(ctx).AddEvent("cache.invalidation_failed")
+		return fmt.Errorf("cache: publishing the invalidation of %q: %w", key, err)
+	}
+	c.tel.invalidation.Add(ctx, 1, c.tel.sentOpts...)
+	return nil
+}
+
+// AddKeys adds keys that exist in the source to the Bloom filter of
+// [WithBloomFilter]; without one it does nothing. Seed the filter with every
+// existing key before serving, or Gets for those keys return ErrNotFound.
+func (c *Cache[V]) AddKeys(keys ...string) {
+	if c.bloom == nil {
+		return
+	}
+	for _, k := range keys {
+		c.bloom.add(k)
+	}
+}
+
+// Flush writes out every write queued by [WithWriteBehind] before it was
+// called, retrying failed batches, and returns when they are written or ctx
+// is done. Without write-behind it returns nil at once.
+func (c *Cache[V]) Flush(ctx context.Context) error {
+	if c.wb == nil {
+		return nil
+	}
+	return c.wb.flush(ctx)
+}
+
+// Close flushes the write-behind queue (for up to [WithCloseTimeout]),
+// stops background work and releases the cache. It returns an error saying
+// how many queued writes could not be written, if any. Later calls return
+// the same result; other methods return [ErrClosed].
+func (c *Cache[V]) Close() error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		var errs []error
+		if c.wb != nil {
+			errs = append(errs, c.wb.close(c.opts.closeTimeout))
+		}
+		c.bgCancel()
+		c.bg.Wait()
+		if c.unsub != nil {
+			c.unsub()
+		}
+		c.l1.Close()
+		c.closeErr = errors.Join(errs...)
+	})
+	return c.closeErr
+}
+
+// keyFilter is a Bloom filter safe for concurrent use.
+type keyFilter struct {
+	mu sync.RWMutex
+	f  *bloom.BloomFilter
+}
+
+func (k *keyFilter) add(key string) {
+	k.mu.Lock()
+	k.f.AddString(key)
+	k.mu.Unlock()
+}
+
+func (k *keyFilter) has(key string) bool {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.f.TestString(key)
+}

@@ -1,0 +1,276 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Defaults of a cache built with no options.
+const (
+	DefaultMaxEntries     = 10_000
+	DefaultTTL            = 5 * time.Minute
+	DefaultTTLJitter      = 0.1
+	DefaultWriteQueue     = 1024
+	DefaultWriteBatch     = 100
+	DefaultWriteInterval  = time.Second
+	DefaultCloseTimeout   = 30 * time.Second
+	defaultCountersFactor = 10
+)
+
+// Option configures a [Cache] of values of type V. Options that do not
+// depend on V, such as [WithTTL], work for every V; [WithLoader],
+// [WithWriter], [WithWriteBehind] and [WithCodec] take functions or codecs
+// of V.
+type Option[V any] interface {
+	apply(*options)
+}
+
+type optionFunc func(*options)
+
+func (f optionFunc) apply(o *options) { f(o) }
+
+// options holds the settings; those that depend on V are kept as any and
+// checked against V by New.
+type options struct {
+	name         string
+	maxEntries   int64
+	maxBytes     int64
+	ttl          time.Duration
+	jitter       float64
+	store        Store
+	codec        any
+	loader       any
+	writer       any
+	writeBehind  any
+	queue        int
+	batch        int
+	interval     time.Duration
+	reject       bool
+	closeTimeout time.Duration
+	onFlushError func(error)
+	negativeTTL  time.Duration
+	bloomKeys    uint
+	bloomFP      float64
+	refreshAhead float64
+	doubleDelete time.Duration
+	tracer       trace.TracerProvider
+	meter        metric.MeterProvider
+	set          map[string]bool // which options were given, for conflicts
+}
+
+func defaultOptions() options {
+	return options{
+		maxEntries:   DefaultMaxEntries,
+		ttl:          DefaultTTL,
+		jitter:       DefaultTTLJitter,
+		queue:        DefaultWriteQueue,
+		batch:        DefaultWriteBatch,
+		interval:     DefaultWriteInterval,
+		closeTimeout: DefaultCloseTimeout,
+		set:          map[string]bool{},
+	}
+}
+
+// WithName names the cache in its telemetry (the cache.name attribute).
+func WithName(name string) Option[any] { return optionFunc(func(o *options) { o.name = name }) }
+
+// WithMaxEntries bounds the in-process (L1) cache to about n entries. This
+// is the default way of sizing it, with [DefaultMaxEntries] (10,000).
+func WithMaxEntries(n int64) Option[any] {
+	return optionFunc(func(o *options) { o.maxEntries, o.maxBytes = n, 0; o.set["WithMaxEntries"] = true })
+}
+
+// WithMaxBytes bounds the L1 cache by the size of its values, measured as
+// the length of their encoding by the codec, instead of by their number.
+// Each L1 write then encodes its value.
+func WithMaxBytes(n int64) Option[any] {
+	return optionFunc(func(o *options) { o.maxBytes = n; o.set["WithMaxBytes"] = true })
+}
+
+// WithTTL sets how long an entry lives in L1 and L2. 0 keeps entries until
+// they are evicted or deleted. The default is [DefaultTTL] (5 minutes).
+func WithTTL(d time.Duration) Option[any] { return optionFunc(func(o *options) { o.ttl = d }) }
+
+// WithTTLJitter spreads expiries at random by up to fraction (in [0, 1)) of
+// the TTL either way, so that entries written together do not all expire
+// together and send a wave of loads to the source (a cache avalanche). The
+// default is [DefaultTTLJitter] (10%).
+func WithTTLJitter(fraction float64) Option[any] {
+	return optionFunc(func(o *options) { o.jitter = fraction })
+}
+
+// WithStore adds a shared second level (L2), such as Redis. If s is also an
+// [Invalidator], every instance's L1 copy of a key is dropped when any
+// instance sets or deletes it. The default is no L2.
+func WithStore(s Store) Option[any] { return optionFunc(func(o *options) { o.store = s }) }
+
+// WithCodec sets how values are encoded for the L2 store (and measured for
+// [WithMaxBytes]). The default is [JSON].
+func WithCodec[V any](c Codec[V]) Option[V] {
+	return optionFunc(func(o *options) { o.codec = c; o.set["WithCodec"] = true })
+}
+
+// WithLoader makes the cache read-through: a Get that misses both levels
+// calls load, once per key however many callers miss it together
+// (singleflight), fills L2 and then L1, and returns its value. load returns
+// an error matching [ErrNotFound] for a key that does not exist. Use it when
+// every reader would otherwise write the same load-then-set code.
+func WithLoader[V any](load func(ctx context.Context, key string) (V, error)) Option[V] {
+	return optionFunc(func(o *options) { o.loader = load })
+}
+
+// WithWriter makes the cache write-through: Set first writes the value to
+// the source of truth with write, and only if that succeeds updates the
+// cache; a failed write leaves the cache untouched. Use it when the cache
+// must never hold a value the source does not.
+func WithWriter[V any](write func(ctx context.Context, key string, v V) error) Option[V] {
+	return optionFunc(func(o *options) { o.writer = write; o.set["WithWriter"] = true })
+}
+
+// Write is one value queued by a write-behind cache.
+type Write[V any] struct {
+	Key   string
+	Value V
+}
+
+// WithWriteBehind makes the cache write-behind: Set updates the cache at
+// once and queues the write, and a background worker hands queued writes
+// to flush in batches (of up to [WithWriteBatch] writes, at least every
+// [WithWriteBatch] interval). A failed flush is retried with backoff,
+// reported to [WithFlushErrorHandler] and counted, and its writes stay
+// queued: nothing is dropped. [Cache.Flush] and [Cache.Close] write out
+// everything queued. Use it to absorb bursts of writes to a slow source
+// when losing the latest writes on a crash is acceptable.
+func WithWriteBehind[V any](flush func(ctx context.Context, batch []Write[V]) error) Option[V] {
+	return optionFunc(func(o *options) { o.writeBehind = flush; o.set["WithWriteBehind"] = true })
+}
+
+// WithWriteQueue bounds the write-behind queue to n writes. When it is
+// full, Set waits for room (back-pressure) until its context is done,
+// unless [WithWriteBehindReject] is set. The default is
+// [DefaultWriteQueue] (1024).
+func WithWriteQueue(n int) Option[any] { return optionFunc(func(o *options) { o.queue = n }) }
+
+// WithWriteBatch sets the largest batch handed to the write-behind flush
+// function and the longest a write waits before being flushed. The
+// defaults are [DefaultWriteBatch] (100) and [DefaultWriteInterval] (1s).
+func WithWriteBatch(size int, interval time.Duration) Option[any] {
+	return optionFunc(func(o *options) { o.batch, o.interval = size, interval })
+}
+
+// WithWriteBehindReject makes Set fail at once with [ErrQueueFull] instead
+// of waiting when the write-behind queue is full.
+func WithWriteBehindReject() Option[any] { return optionFunc(func(o *options) { o.reject = true }) }
+
+// WithCloseTimeout bounds how long [Cache.Close] keeps trying to flush the
+// write-behind queue. The default is [DefaultCloseTimeout] (30s).
+func WithCloseTimeout(d time.Duration) Option[any] {
+	return optionFunc(func(o *options) { o.closeTimeout = d })
+}
+
+// WithFlushErrorHandler is told of every failed write-behind flush. It runs
+// on the worker goroutine.
+func WithFlushErrorHandler(f func(error)) Option[any] {
+	return optionFunc(func(o *options) { o.onFlushError = f })
+}
+
+// WithNegativeTTL caches "not found" answers of the loader for d, so that
+// requests for keys that do not exist do not all reach the source (cache
+// penetration). d should be short: a key created meanwhile stays "not
+// found" until it expires or is Set. The default, 0, caches no negative
+// answers.
+func WithNegativeTTL(d time.Duration) Option[any] {
+	return optionFunc(func(o *options) { o.negativeTTL = d })
+}
+
+// WithBloomFilter keeps a Bloom filter of the keys that exist, sized for
+// expectedKeys at falsePositiveRate: a Get for a key not in the filter
+// returns [ErrNotFound] without reaching L2 or the loader. Keys enter the
+// filter through Set, successful loads and [Cache.AddKeys], with which the
+// service must seed it with every existing key at start-up. Use it against
+// floods of requests for random keys that do not exist.
+func WithBloomFilter(expectedKeys uint, falsePositiveRate float64) Option[any] {
+	return optionFunc(func(o *options) {
+		o.bloomKeys, o.bloomFP = expectedKeys, falsePositiveRate
+		o.set["WithBloomFilter"] = true
+	})
+}
+
+// WithRefreshAhead reloads an entry in the background once fraction (in
+// (0, 1)) of its TTL has passed and it is read again, while the old value
+// keeps being served: hot keys then never expire in front of readers. At
+// most one refresh per key runs at a time. It needs [WithLoader] and a TTL.
+// Each L1 hit then reads the clock.
+func WithRefreshAhead(fraction float64) Option[any] {
+	return optionFunc(func(o *options) { o.refreshAhead = fraction })
+}
+
+// WithDoubleDelete makes Delete delete the key again after d (delayed
+// double delete), to remove a stale value that a reader loaded from the
+// source before the source's update committed and wrote back after the
+// first delete. d should exceed a load's duration. The default, 0, deletes
+// once.
+func WithDoubleDelete(d time.Duration) Option[any] {
+	return optionFunc(func(o *options) { o.doubleDelete = d })
+}
+
+// WithTracerProvider sets where the cache's spans go. The default, also
+// used when tp is nil, is the global provider at the time of New.
+func WithTracerProvider(tp trace.TracerProvider) Option[any] {
+	return optionFunc(func(o *options) { o.tracer = tp })
+}
+
+// WithMeterProvider sets where the cache's metrics go. The default, also
+// used when mp is nil, is the global provider at the time of New.
+func WithMeterProvider(mp metric.MeterProvider) Option[any] {
+	return optionFunc(func(o *options) { o.meter = mp })
+}
+
+func (o *options) validate() []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if o.maxEntries <= 0 && o.maxBytes <= 0 {
+		bad("WithMaxEntries(%d): must be positive", o.maxEntries)
+	}
+	if o.set["WithMaxBytes"] && o.maxBytes <= 0 {
+		bad("WithMaxBytes(%d): must be positive", o.maxBytes)
+	}
+	if o.ttl < 0 {
+		bad("WithTTL(%v): must not be negative", o.ttl)
+	}
+	if !(o.jitter >= 0 && o.jitter < 1) {
+		bad("WithTTLJitter(%v): must be in [0, 1)", o.jitter)
+	}
+	if o.queue <= 0 {
+		bad("WithWriteQueue(%d): must be positive", o.queue)
+	}
+	if o.batch <= 0 || o.interval <= 0 {
+		bad("WithWriteBatch(%d, %v): size and interval must be positive", o.batch, o.interval)
+	}
+	if o.closeTimeout < 0 {
+		bad("WithCloseTimeout(%v): must not be negative", o.closeTimeout)
+	}
+	if o.negativeTTL < 0 {
+		bad("WithNegativeTTL(%v): must not be negative", o.negativeTTL)
+	}
+	if o.set["WithBloomFilter"] && (o.bloomKeys == 0 || !(o.bloomFP > 0 && o.bloomFP < 1)) {
+		bad("WithBloomFilter(%d, %v): need a positive key count and a rate in (0, 1)", o.bloomKeys, o.bloomFP)
+	}
+	if o.refreshAhead != 0 && !(o.refreshAhead > 0 && o.refreshAhead < 1) {
+		bad("WithRefreshAhead(%v): must be in (0, 1)", o.refreshAhead)
+	}
+	if o.refreshAhead > 0 && (o.loader == nil || o.ttl == 0) {
+		bad("WithRefreshAhead(%v): needs WithLoader and a positive WithTTL", o.refreshAhead)
+	}
+	if o.doubleDelete < 0 {
+		bad("WithDoubleDelete(%v): must not be negative", o.doubleDelete)
+	}
+	if o.set["WithWriter"] && o.set["WithWriteBehind"] {
+		bad("WithWriter and WithWriteBehind: choose one write strategy")
+	}
+	return errs
+}

@@ -1,0 +1,144 @@
+package cache
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Store is the shared second level (L2) of a [Cache]: a key-value store
+// that several instances of a service reach, such as Redis
+// (github.com/otelpatterns/patterns/cache/rediscache). It holds encoded
+// values.
+//
+// Implementations must be safe for concurrent use. Get returns an error
+// matching [ErrNotFound] for a missing or expired key. A ttl of 0 means no
+// expiry. Every method must return promptly when ctx is done. Errors other
+// than ErrNotFound mean the store could not answer; the cache then carries
+// on without it (see [Cache]).
+//
+// The package cache/storetest holds the conformance tests every Store
+// should pass.
+type Store interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
+	Delete(ctx context.Context, key string) error
+}
+
+// Invalidator is implemented by a [Store] that can tell every cache
+// instance sharing it that keys changed, so that each drops its in-process
+// (L1) copies. A [Cache] whose store is an Invalidator subscribes when it is
+// created and publishes on every Set and Delete.
+//
+// Publish announces keys on behalf of source, an identifier of the
+// publishing cache instance. Subscribe calls handle for every announcement,
+// its own included (the cache skips those carrying its own source), from
+// one goroutine, until stop is called; stop waits for handle to return and
+// releases the subscription. reconnected, if not nil, is called after the
+// subscription was lost and restored: announcements may have been missed
+// meanwhile. Subscribe returns an error only if it cannot subscribe at
+// all; a subscription that is lost later is restored by the
+// implementation.
+type Invalidator interface {
+	Publish(ctx context.Context, source string, keys ...string) error
+	Subscribe(ctx context.Context, handle func(source, key string), reconnected func()) (stop func(), err error)
+}
+
+// MemoryStore is an in-process [Store], for tests and for a single
+// instance that wants an L2 without a server (for example, a larger,
+// slower tier behind a small L1). It is also an [Invalidator], whose
+// announcements reach the caches subscribed to the same MemoryStore, so
+// that tests can run several cache instances against one store.
+//
+// The zero value is ready to use. A MemoryStore is safe for concurrent use.
+type MemoryStore struct {
+	mu      sync.Mutex
+	items   map[string]memoryItem
+	subs    map[int]func(source, key string)
+	nextSub int
+}
+
+type memoryItem struct {
+	value   []byte
+	expires time.Time // zero: never
+}
+
+// Get returns a copy of the value stored under key, or [ErrNotFound].
+func (m *MemoryStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	it, ok := m.items[key]
+	if !ok || (!it.expires.IsZero() && !time.Now().Before(it.expires)) {
+		return nil, ErrNotFound
+	}
+	return append([]byte(nil), it.value...), nil
+}
+
+// Set stores a copy of value under key for ttl (0: no expiry).
+func (m *MemoryStore) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var exp time.Time
+	if ttl > 0 {
+		exp = time.Now().Add(ttl)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.items == nil {
+		m.items = make(map[string]memoryItem)
+	}
+	m.items[key] = memoryItem{append([]byte(nil), value...), exp}
+	return nil
+}
+
+// Delete removes key; deleting a missing key is not an error.
+func (m *MemoryStore) Delete(ctx context.Context, key string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.items, key)
+	return nil
+}
+
+// Publish calls every subscriber's handler for each key, synchronously.
+func (m *MemoryStore) Publish(ctx context.Context, source string, keys ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	handlers := make([]func(string, string), 0, len(m.subs))
+	for _, h := range m.subs {
+		handlers = append(handlers, h)
+	}
+	m.mu.Unlock()
+	for _, h := range handlers {
+		for _, k := range keys {
+			h(source, k)
+		}
+	}
+	return nil
+}
+
+// Subscribe registers handle until stop is called. A MemoryStore never
+// loses a subscription, so reconnected is never called.
+func (m *MemoryStore) Subscribe(_ context.Context, handle func(source, key string), _ func()) (func(), error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.subs == nil {
+		m.subs = make(map[int]func(string, string))
+	}
+	id := m.nextSub
+	m.nextSub++
+	m.subs[id] = handle
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		delete(m.subs, id)
+	}, nil
+}
