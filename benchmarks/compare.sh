@@ -3,12 +3,15 @@
 # Benchmark<Family>/<scenario>/<impl> row, the median ns/op, B/op and
 # allocs/op over the runs, and its ns/op as a multiple of the family's
 # reference row of the same scenario: gobreaker for BenchmarkBreaker, backoff
-# (cenkalti/backoff/v4) for BenchmarkRetry. Each family gets its own table.
+# (cenkalti/backoff/v4) for BenchmarkRetry, raw ristretto for BenchmarkCache.
+# Each family gets its own table. When the cache rows run, the hit ratios of
+# the cache implementations on one Zipf trace (TestHitRatio) follow.
 #
 # Usage: ./compare.sh [go test flags]   e.g. ./compare.sh -benchtime 2s
 # COUNT sets the number of runs per row (default 6); BENCH the -bench
-# pattern (default 'Breaker|Retry'; BENCH=Retry runs only the retry rows);
-# REF the reference per family (default Breaker=gobreaker,Retry=backoff).
+# pattern (default 'Breaker|Retry|Cache'; BENCH=Retry runs only the retry
+# rows); REF the reference per family (default
+# Breaker=gobreaker,Retry=backoff,Cache=ristretto).
 # The raw go test output is echoed to stderr and kept in a temporary file,
 # whose name is printed at the end; if benchstat
 # (go install golang.org/x/perf/cmd/benchstat@latest) is installed, its
@@ -18,14 +21,22 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 count=${COUNT:-6}
-bench=${BENCH:-Breaker|Retry}
-ref=${REF:-Breaker=gobreaker,Retry=backoff}
+bench=${BENCH:-Breaker|Retry|Cache}
+ref=${REF:-Breaker=gobreaker,Retry=backoff,Cache=ristretto}
 raw=$(mktemp -t otelpatterns-bench.XXXXXX)
 
 go test -run '^$' -bench "$bench" -benchmem -count "$count" "$@" . | tee "$raw" >&2
 
 echo
 go run ./internal/medians -ref "$ref" <"$raw"
+
+if [[ $bench == *Cache* ]]; then
+	# Hit ratios are not timings: TestHitRatio replays a trace once and
+	# prints its table with -v.
+	echo
+	go test -run '^TestHitRatio$' -count 1 -v . | sed -n '/^Cache hit ratio/,/^$/p' ||
+		echo "TestHitRatio failed: run go test -run TestHitRatio -v . for why" >&2
+fi
 
 benchstat=$(command -v benchstat || true)
 if [[ -z $benchstat && -x "$(go env GOPATH)/bin/benchstat" ]]; then

@@ -42,7 +42,9 @@ type Cache[V any] struct {
 	bloom *keyFilter
 	sf    singleflight.Group
 
-	refreshing sync.Map // keys being refreshed ahead
+	refreshing sync.Map   // keys being refreshed ahead
+	bgMu       sync.Mutex // orders background starts with Close's wait
+	bgClosed   bool
 	bg         sync.WaitGroup
 	bgCtx      context.Context
 	bgCancel   context.CancelFunc
@@ -163,7 +165,22 @@ func (c *Cache[V]) invalidated(source, key string) {
 		return
 	}
 	c.l1.Del(key)
+	if c.bloom != nil {
+		c.bloom.add(key) // another instance has (or had) it
+	}
 	c.tel.invalidation.Add(context.Background(), 1, c.tel.receivedOpts...)
+}
+
+// background runs f on a goroutine that Close waits for, unless the cache
+// is closing, in which case it reports false and does not run f.
+func (c *Cache[V]) background(f func()) bool {
+	c.bgMu.Lock()
+	defer c.bgMu.Unlock()
+	if c.bgClosed {
+		return false
+	}
+	c.bg.Go(f)
+	return true
 }
 
 // Get returns the value for key: from L1, else from L2 (and copies it into
@@ -200,6 +217,14 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	}
 	if c.opts.store == nil && c.load == nil {
 		return zero, ErrNotFound
+	}
+	if ctx.Done() == nil {
+		// Nobody can give up waiting: share the load without a goroutine.
+		v, err, _ := c.sf.Do(key, func() (any, error) { return c.fill(ctx, key) })
+		if err != nil {
+			return zero, err
+		}
+		return v.(V), nil
 	}
 	// The shared load must not end because the first caller gave up, so it
 	// runs without the caller's cancellation (but with its trace).
@@ -252,7 +277,7 @@ func (c *Cache[V]) fill(ctx context.Context, key string) (V, error) {
 // undecodable values all count as misses for the caller.
 func (c *Cache[V]) getL2(ctx context.Context, key string) (V, bool) {
 	var zero V
-	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.get", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(c.tel.name))
+	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.get", c.tel.clientSpan...)
 	defer span.End()
 	b, err := c.opts.store.Get(ctx, key)
 	switch {
@@ -280,7 +305,7 @@ func (c *Cache[V]) setL2(ctx context.Context, key string, v V, ttl time.Duration
 	if err != nil {
 		return fmt.Errorf("cache: encoding the value of %q: %w", key, err)
 	}
-	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.set", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(c.tel.name))
+	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.set", c.tel.clientSpan...)
 	defer span.End()
 	if err := c.opts.store.Set(ctx, key, b, ttl); err != nil {
 		telemetry.RecordError(span, err)
@@ -308,7 +333,7 @@ func (c *Cache[V]) setL1(key string, v V, ttl time.Duration) {
 
 // loadValue calls the loader under a span, recording its outcome.
 func (c *Cache[V]) loadValue(ctx context.Context, key string) (V, error) {
-	ctx, span := c.tel.tracer.Start(ctx, "cache.load", trace.WithAttributes(c.tel.name))
+	ctx, span := c.tel.tracer.Start(ctx, "cache.load", c.tel.internalSpan...)
 	defer span.End()
 	start := time.Now()
 	v, err := c.load(ctx, key)
@@ -335,7 +360,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 		return
 	}
 	link := trace.LinkFromContext(ctx)
-	c.bg.Go(func() {
+	started := c.background(func() {
 		defer c.refreshing.Delete(key)
 		ctx, span := c.tel.tracer.Start(c.bgCtx, "cache.refresh", trace.WithLinks(link), trace.WithAttributes(c.tel.name))
 		defer span.End()
@@ -355,6 +380,9 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 		}
 		c.setL1(key, v, ttl)
 	})
+	if !started {
+		c.refreshing.Delete(key)
+	}
 }
 
 // ttl returns the TTL for a new entry, jittered.
@@ -419,7 +447,9 @@ func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 	}
 	err := c.delete(ctx, key)
 	if d := c.opts.doubleDelete; d > 0 {
-		c.bg.Go(func() {
+		// If the cache is closing, the second delete is skipped: nothing
+		// can read a stale value from this instance any more.
+		c.background(func() {
 			t := time.NewTimer(d)
 			defer t.Stop()
 			select {
@@ -437,7 +467,7 @@ func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 func (c *Cache[V]) delete(ctx context.Context, key string) error {
 	var errs []error
 	if c.opts.store != nil {
-		ctx, span := c.tel.tracer.Start(ctx, "cache.l2.delete", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(c.tel.name))
+		ctx, span := c.tel.tracer.Start(ctx, "cache.l2.delete", c.tel.clientSpan...)
 		if err := c.opts.store.Delete(ctx, key); err != nil {
 			telemetry.RecordError(span, err)
 			errs = append(errs, fmt.Errorf("cache: L2 delete %q: %w", key, err))
@@ -496,6 +526,9 @@ func (c *Cache[V]) Close() error {
 		if c.wb != nil {
 			errs = append(errs, c.wb.close(c.opts.closeTimeout))
 		}
+		c.bgMu.Lock()
+		c.bgClosed = true
+		c.bgMu.Unlock()
 		c.bgCancel()
 		c.bg.Wait()
 		if c.unsub != nil {

@@ -82,7 +82,7 @@
 //	| cache.requests             | counter              | {request}      | cache.name, cache.level (l1, l2), cache.result (hit, miss, error) |
 //	| cache.loads                | counter              | {load}         | cache.name, cache.result (success, not_found, error) |
 //	| cache.load.duration        | histogram            | s              | cache.name, cache.result                    |
-//	| cache.evictions            | counter              | {entry}        | cache.name                                  |
+//	| cache.evictions            | counter              | {entry}        | cache.name (evicted for room, or expired)   |
 //	| cache.invalidations        | counter              | {key}          | cache.name, cache.direction (sent, received) |
 //	| cache.write_behind.queue   | gauge (asynchronous) | {write}        | cache.name                                  |
 //	| cache.write_behind.flushes | counter              | {flush}        | cache.name, cache.result (success, error)   |

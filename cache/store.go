@@ -32,9 +32,9 @@ type Store interface {
 //
 // Publish announces keys on behalf of source, an identifier of the
 // publishing cache instance. Subscribe calls handle for every announcement,
-// its own included (the cache skips those carrying its own source), from
-// one goroutine, until stop is called; stop waits for handle to return and
-// releases the subscription. reconnected, if not nil, is called after the
+// its own included (the cache skips those carrying its own source), one
+// call at a time, until stop is called; stop waits for a running call of
+// handle to return and releases the subscription. handle must not publish. reconnected, if not nil, is called after the
 // subscription was lost and restored: announcements may have been missed
 // meanwhile. Subscribe returns an error only if it cannot subscribe at
 // all; a subscription that is lost later is restored by the
@@ -54,8 +54,15 @@ type Invalidator interface {
 type MemoryStore struct {
 	mu      sync.Mutex
 	items   map[string]memoryItem
-	subs    map[int]func(source, key string)
+	subs    map[int]*memorySub
 	nextSub int
+}
+
+// memorySub serialises the calls of one subscriber's handler.
+type memorySub struct {
+	mu      sync.Mutex
+	handle  func(source, key string)
+	stopped bool
 }
 
 type memoryItem struct {
@@ -106,21 +113,26 @@ func (m *MemoryStore) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// Publish calls every subscriber's handler for each key, synchronously.
+// Publish calls every subscriber's handler for each key before it
+// returns, one call at a time per subscriber.
 func (m *MemoryStore) Publish(ctx context.Context, source string, keys ...string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	m.mu.Lock()
-	handlers := make([]func(string, string), 0, len(m.subs))
-	for _, h := range m.subs {
-		handlers = append(handlers, h)
+	subs := make([]*memorySub, 0, len(m.subs))
+	for _, s := range m.subs {
+		subs = append(subs, s)
 	}
 	m.mu.Unlock()
-	for _, h := range handlers {
-		for _, k := range keys {
-			h(source, k)
+	for _, s := range subs {
+		s.mu.Lock()
+		if !s.stopped {
+			for _, k := range keys {
+				s.handle(source, k)
+			}
 		}
+		s.mu.Unlock()
 	}
 	return nil
 }
@@ -128,17 +140,21 @@ func (m *MemoryStore) Publish(ctx context.Context, source string, keys ...string
 // Subscribe registers handle until stop is called. A MemoryStore never
 // loses a subscription, so reconnected is never called.
 func (m *MemoryStore) Subscribe(_ context.Context, handle func(source, key string), _ func()) (func(), error) {
+	s := &memorySub{handle: handle}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.subs == nil {
-		m.subs = make(map[int]func(string, string))
+		m.subs = make(map[int]*memorySub)
 	}
 	id := m.nextSub
 	m.nextSub++
-	m.subs[id] = handle
+	m.subs[id] = s
 	return func() {
 		m.mu.Lock()
-		defer m.mu.Unlock()
 		delete(m.subs, id)
+		m.mu.Unlock()
+		s.mu.Lock() // waits for a running call
+		s.stopped = true
+		s.mu.Unlock()
 	}, nil
 }

@@ -55,6 +55,8 @@ var loadBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 // attribute sets they use built once so that recording allocates nothing.
 type instruments struct {
 	tracer       trace.Tracer
+	clientSpan   []trace.SpanStartOption
+	internalSpan []trace.SpanStartOption
 	meter        metric.Meter
 	name         attribute.KeyValue
 	requests     metric.Int64Counter
@@ -75,6 +77,8 @@ type instruments struct {
 func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
 	m := telemetry.Meter(mp, ScopeName)
 	t := &instruments{tracer: telemetry.Tracer(tp, ScopeName), meter: m, name: AttrName.String(name)}
+	t.clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(t.name)}
+	t.internalSpan = []trace.SpanStartOption{trace.WithAttributes(t.name)}
 	check := func(err error) {
 		if err != nil {
 			otel.Handle(err)
@@ -91,7 +95,7 @@ func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvide
 		metric.WithDescription("Duration of loader calls."), metric.WithExplicitBucketBoundaries(loadBuckets...))
 	check(err)
 	t.evictions, err = m.Int64Counter("cache.evictions", metric.WithUnit("{entry}"),
-		metric.WithDescription("Entries evicted from the in-process (L1) cache to make room."))
+		metric.WithDescription("Entries that the in-process (L1) cache dropped by itself: evicted to make room, or expired."))
 	check(err)
 	t.invalidation, err = m.Int64Counter("cache.invalidations", metric.WithUnit("{key}"),
 		metric.WithDescription("Invalidations of L1 copies sent to and received from other instances."))

@@ -8,7 +8,7 @@
 // and the first element the family. Each family has its own reference
 // implementation and its own table. compare.sh runs it as
 //
-//	go run ./internal/medians -ref Breaker=gobreaker,Retry=backoff < bench.txt
+//	go run ./internal/medians -ref Breaker=gobreaker,Retry=backoff,Cache=ristretto < bench.txt
 //
 // A -ref without a family (-ref gobreaker) applies to every family that is
 // not named.
@@ -42,7 +42,7 @@ type row struct {
 
 // defaultRefs is the reference implementation of each family of
 // benchmarks/: the peer a team most often picks for that pattern.
-const defaultRefs = "Breaker=gobreaker,Retry=backoff"
+const defaultRefs = "Breaker=gobreaker,Retry=backoff,Cache=ristretto"
 
 func main() {
 	refFlag := flag.String("ref", defaultRefs, "implementation that ratios are relative to, per family: Family=impl,... (an impl without Family= applies to the others)")
@@ -63,7 +63,7 @@ func main() {
 	}
 }
 
-// refs maps a benchmark family (Breaker, Retry) to the implementation its
+// refs maps a benchmark family (Breaker, Retry, Cache) to the implementation its
 // ratios are relative to; the "" key holds the one for families not listed.
 type refs map[string]string
 

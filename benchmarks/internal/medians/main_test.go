@@ -56,7 +56,11 @@ BenchmarkRetry/first-success/backoff-2      	  1303310	       240 ns/op	     104
 BenchmarkRetry/first-success/gobreaker-2    	  1303310	        24 ns/op	       0 B/op	       0 allocs/op
 BenchmarkRetry/two-failures/otelpatterns-2  	 10482566	      1800 ns/op	     768 B/op	      17 allocs/op
 BenchmarkRetry/two-failures/backoff-2       	  1303310	      1200 ns/op	     304 B/op	       7 allocs/op
-BenchmarkCache/hit/otelpatterns-2           	 10482566	        30 ns/op	       0 B/op	       0 allocs/op
+BenchmarkCache/hit-parallel/otelpatterns-2  	 10482566	        30 ns/op	       0 B/op	       0 allocs/op
+BenchmarkCache/hit-parallel/ristretto-2     	 10482566	        25 ns/op	       0 B/op	       0 allocs/op
+BenchmarkCache/miss-load/otelpatterns-2     	   100000	      4000 ns/op	         1.000 loads/op	    1243 B/op	      21 allocs/op
+BenchmarkCache/miss-load/ristretto-2        	   100000	      2000 ns/op	         1.000 loads/op	     378 B/op	       7 allocs/op
+BenchmarkSaga/run/otelpatterns-2            	 10482566	        30 ns/op	       0 B/op	       0 allocs/op
 PASS
 `
 
@@ -78,8 +82,8 @@ func TestMediansPerFamily(t *testing.T) {
 	}
 	// Each table starts with its header line.
 	tables := strings.Split(strings.TrimSpace(out.String()), "\n\nscenario ")
-	if len(tables) != 3 {
-		t.Fatalf("write() = \n%s\nwant 3 tables (Breaker, Retry, Cache), each with a header", out.String())
+	if len(tables) != 4 {
+		t.Fatalf("write() = \n%s\nwant 4 tables (Breaker, Retry, Cache, Saga), each with a header", out.String())
 	}
 	for _, tc := range []struct {
 		table  int
@@ -97,8 +101,14 @@ func TestMediansPerFamily(t *testing.T) {
 			"Retry/two-failures otelpatterns":  "1.50x",
 			"Retry/two-failures backoff":       "1.00x",
 		}},
-		{2, "vs -", map[string]string{
-			"Cache/hit otelpatterns": "-",
+		{2, "vs ristretto", map[string]string{
+			"Cache/hit-parallel otelpatterns": "1.20x",
+			"Cache/hit-parallel ristretto":    "1.00x",
+			"Cache/miss-load otelpatterns":    "2.00x",
+			"Cache/miss-load ristretto":       "1.00x",
+		}},
+		{3, "vs -", map[string]string{ // a family with no reference
+			"Saga/run otelpatterns": "-",
 		}},
 	} {
 		lines := strings.Split(tables[tc.table], "\n")
