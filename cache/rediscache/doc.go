@@ -1,0 +1,116 @@
+// Package rediscache is a Redis second level (L2) for the caches of package
+// cache, shared by every instance of a service, and the channel on which
+// those instances tell each other which keys changed.
+//
+// Each instance of a service keeps its own in-process cache (L1). With a
+// [Store] behind it, a value one instance loaded is read by the others
+// from Redis instead of from the source of truth, and a Set or Delete on
+// one instance drops the L1 copies the others hold, so that they do not
+// serve a stale value until it expires.
+//
+//	client := redis.NewClient(&redis.Options{
+//		Addr:                  "redis:6379",
+//		ContextTimeoutEnabled: true, // let deadlines interrupt a stuck Redis
+//	})
+//	defer client.Close()
+//	store, err := rediscache.New(client, rediscache.WithPrefix("users:"))
+//	if err != nil {
+//		return err
+//	}
+//	users, err := cache.New[User](
+//		cache.WithStore(store),
+//		cache.WithLoader(loadUser), // func(ctx, id string) (User, error)
+//	)
+//	if err != nil {
+//		return err // also when Redis cannot be reached: see below
+//	}
+//	defer users.Close() // before client.Close
+//
+// The store keeps the cache's encoded values under the key prefix
+// ([WithPrefix], "cache:" by default) with the cache's ttl, as PX
+// milliseconds. Give each kind of cached value its own prefix. The store
+// does not own the client: close the client after the caches.
+//
+// # Invalidation across instances
+//
+// A cache whose store is a [Store] subscribes to the store's pub/sub
+// channel ([WithChannel]; the prefix followed by "invalidate" by default)
+// when it is created, and publishes each key it sets or deletes there, on
+// behalf of its instance. Every instance, on receiving a key announced by
+// another, drops its L1 copy; its next Get reads the new value from Redis.
+// Each [Store.Publish] is one PUBLISH of one message holding the source and
+// every key, length-prefixed so that keys of any bytes survive. Other
+// messages on the channel are ignored and counted. Publish can also be
+// called on its own, by a process that changed the source of truth without
+// going through a cache.
+//
+// Redis pub/sub delivers each message at most once, to the subscribers
+// connected when it is published: an instance that is disconnected misses
+// what is published meanwhile. go-redis reconnects and subscribes again on
+// its own, retrying while Redis is unreachable, and notices a connection
+// that died silently with a PING every 3 seconds. Once subscribed again,
+// the store calls the cache's reconnected callback and the cache drops its
+// whole L1, since any entry in it may have been invalidated meanwhile.
+// The cache's TTL bounds what remains: a message lost without the
+// connection dropping (which Redis does not do) or a subscriber so slow that
+// go-redis drops messages after a minute.
+//
+// # When Redis is down
+//
+// Every call of the store fails within its context's deadline and within
+// [WithTimeout] (1 second by default), so a down or frozen Redis costs a
+// cache miss at most that long; when Redis refuses connections, go-redis
+// soon fails at once. The cache goes on without its L2: L1 hits are served
+// as before, misses go to the loader, and Set and Delete update the local L1
+// and return the L2 and invalidation errors. The other instances do not
+// hear of those writes; they drop their L1 when they reconnect.
+//
+// Build the client with ContextTimeoutEnabled: without it go-redis lets
+// reads run to its ReadTimeout (3 seconds by default) whatever the context
+// says. Its retries (MaxRetries, 3 by default, and 5 dial attempts per
+// connection) all run within the deadline. go-redis bounds a round trip by
+// the context's deadline, not by its cancellation: a context canceled
+// while a command waits for Redis is noticed when the command ends, which
+// [WithTimeout] bounds.
+//
+// Subscribing needs Redis, so cache.New fails while Redis cannot be
+// reached: retry it, or start without the store. Once created, a cache
+// rides out any outage.
+//
+// Any client works: *redis.Client, a Sentinel failover client,
+// *redis.ClusterClient (PUBLISH reaches every node's subscribers) or
+// *redis.Ring.
+//
+// # Telemetry
+//
+// Spans, from the tracer named [ScopeName] of the [WithTracerProvider]
+// provider (the global one by default), one per round trip, children of the
+// cache's cache.l2.* spans, following the OpenTelemetry database
+// conventions:
+//
+//	| span                      | kind   | attributes                                                                                  |
+//	|---------------------------|--------|---------------------------------------------------------------------------------------------|
+//	| GET, SET, DEL and PUBLISH | client | db.system.name (redis), db.operation.name, server.address, server.port, db.namespace, error.type |
+//
+// server.address, server.port and db.namespace (the database number) are
+// recorded for a *redis.Client connected to one server, not for a cluster,
+// a ring or a failover client. A missing key is not an error. If the client
+// is instrumented with redisotel already, give the store a no-op tracer
+// provider.
+//
+// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
+// provider (the global one by default):
+//
+//	| name                         | kind      | unit             | attributes                                     |
+//	|------------------------------|-----------|------------------|------------------------------------------------|
+//	| db.client.operation.duration | histogram | s                | as the spans, error.type only on failure       |
+//	| rediscache.messages          | counter   | {message}        | rediscache.outcome: handled or malformed       |
+//	| rediscache.resubscriptions   | counter   | {resubscription} |                                                |
+//	| rediscache.handler.panics    | counter   | {panic}          |                                                |
+//
+// rediscache.messages counts the messages a subscription received: handled
+// ones, and malformed ones that were ignored. rediscache.resubscriptions
+// counts the times a lost subscription was restored (and reconnected
+// called). A panic of the handler is recovered, counted and reported to
+// otel.Handle with its stack.
+package rediscache
