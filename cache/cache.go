@@ -13,6 +13,7 @@ import (
 
 	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/dgraph-io/ristretto/v2"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
@@ -141,11 +142,13 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		c.inv = inv
 		stop, err := inv.Subscribe(c.bgCtx, c.invalidated, c.l1.Clear)
 		if err != nil {
-			c.bgCancel()
-			l1.Close()
-			return nil, fmt.Errorf("cache: New: subscribing to invalidations: %w", err)
+			// The store is unreachable: start anyway, serving from L1 and
+			// the loader, and keep trying to subscribe in the background.
+			otel.Handle(fmt.Errorf("cache: subscribing to invalidations (will retry): %w", err))
+			c.background(func() { c.resubscribe(inv) })
+		} else {
+			c.unsub = stop
 		}
-		c.unsub = stop
 	}
 	if flush != nil {
 		c.wb = newWriteBehind(c, flush)
@@ -157,6 +160,29 @@ func newInstanceID() string {
 	var b [8]byte
 	_, _ = cryptorand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// resubscribe retries subscribing to invalidations until it succeeds or
+// the cache closes. Close reads c.unsub after waiting for this goroutine.
+func (c *Cache[V]) resubscribe(inv Invalidator) {
+	wait := 100 * time.Millisecond
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-c.bgCtx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		stop, err := inv.Subscribe(c.bgCtx, c.invalidated, c.l1.Clear)
+		if err == nil {
+			c.unsub = stop
+			// Announcements sent before now were missed.
+			c.l1.Clear()
+			return
+		}
+		wait = min(2*wait, 10*time.Second)
+	}
 }
 
 // invalidated drops the L1 copy of a key another instance changed.
@@ -220,7 +246,7 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	}
 	if ctx.Done() == nil {
 		// Nobody can give up waiting: share the load without a goroutine.
-		v, err, _ := c.sf.Do(key, func() (any, error) { return c.fill(ctx, key) })
+		v, err, _ := c.sf.Do(key, func() (any, error) { return c.boundedFill(ctx, key) })
 		if err != nil {
 			return zero, err
 		}
@@ -229,7 +255,7 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	// The shared load must not end because the first caller gave up, so it
 	// runs without the caller's cancellation (but with its trace).
 	ch := c.sf.DoChan(key, func() (any, error) {
-		return c.fill(context.WithoutCancel(ctx), key)
+		return c.boundedFill(context.WithoutCancel(ctx), key)
 	})
 	select {
 	case r := <-ch:
@@ -240,6 +266,16 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	}
+}
+
+// boundedFill is fill under the load timeout.
+func (c *Cache[V]) boundedFill(ctx context.Context, key string) (V, error) {
+	if d := c.opts.loadTimeout; d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	return c.fill(ctx, key)
 }
 
 // fill looks key up in L2, then loads it, filling the levels above.

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -401,4 +402,59 @@ func TestConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestSharedLoadIsBounded protects waiting callers from a loader that
+// never returns: the shared fill has its own timeout.
+func TestSharedLoadIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, err := cache.New[string](cache.WithLoadTimeout(time.Second), cache.WithLoader(func(ctx context.Context, key string) (string, error) {
+			<-ctx.Done()
+			return "", ctx.Err()
+		}))
+		require.NoError(t, err)
+		defer c.Close()
+		start := time.Now()
+		_, err = c.Get(context.Background(), "k")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Equal(t, time.Second, time.Since(start))
+	})
+}
+
+// unreachableStore is an Invalidator whose first subscriptions fail, as
+// Redis does when it is down at start-up.
+type unreachableStore struct {
+	cache.MemoryStore
+	failures atomic.Int32
+}
+
+func (s *unreachableStore) Subscribe(ctx context.Context, handle func(string, string), reconnected func()) (func(), error) {
+	if s.failures.Add(-1) >= 0 {
+		return nil, errBoom
+	}
+	return s.MemoryStore.Subscribe(ctx, handle, reconnected)
+}
+
+// TestStartsWhileTheStoreIsDown protects start-up during an L2 outage: New
+// succeeds and subscribes once the store is back.
+func TestStartsWhileTheStoreIsDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := &unreachableStore{}
+		store.failures.Store(3)
+		a, err := cache.New[string](cache.WithStore(store))
+		require.NoError(t, err, "New must not fail because invalidations cannot be subscribed yet")
+		defer a.Close()
+		b, err := cache.New[string](cache.WithStore(store))
+		require.NoError(t, err)
+		defer b.Close()
+		require.NoError(t, a.Set(ctx, "k", "1"))
+		time.Sleep(time.Minute) // the retries succeed meanwhile
+		synctest.Wait()
+		v, _ := a.Get(ctx, "k")
+		require.Equal(t, "1", v)
+		require.NoError(t, b.Set(ctx, "k", "2"))
+		v, _ = a.Get(ctx, "k")
+		assert.Equal(t, "2", v, "a subscribed late and sees b's invalidation")
+	})
 }

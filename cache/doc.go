@@ -59,7 +59,8 @@
 // L1 keeps serving, L2 failures are counted and recorded on spans, Get falls
 // back to the loader, and Set and Delete return the failure after updating
 // L1. When the store's subscription is restored, L1 is cleared, since
-// announcements may have been missed meanwhile. Between a change and the
+// announcements may have been missed meanwhile; a cache created while the
+// store is down starts anyway and subscribes when it can. Between a change and the
 // arrival of its announcement, other instances may serve the old value from
 // L1; keep TTLs as short as that staleness allows.
 //

@@ -18,6 +18,7 @@ const (
 	DefaultWriteBatch     = 100
 	DefaultWriteInterval  = time.Second
 	DefaultCloseTimeout   = 30 * time.Second
+	DefaultLoadTimeout    = 10 * time.Second
 	defaultCountersFactor = 10
 )
 
@@ -51,6 +52,7 @@ type options struct {
 	interval     time.Duration
 	reject       bool
 	closeTimeout time.Duration
+	loadTimeout  time.Duration
 	onFlushError func(error)
 	negativeTTL  time.Duration
 	bloomKeys    uint
@@ -71,6 +73,7 @@ func defaultOptions() options {
 		batch:        DefaultWriteBatch,
 		interval:     DefaultWriteInterval,
 		closeTimeout: DefaultCloseTimeout,
+		loadTimeout:  DefaultLoadTimeout,
 		set:          map[string]bool{},
 	}
 }
@@ -172,6 +175,15 @@ func WithCloseTimeout(d time.Duration) Option[any] {
 	return optionFunc(func(o *options) { o.closeTimeout = d })
 }
 
+// WithLoadTimeout bounds a shared fill: the L2 lookup and the loader call
+// that concurrent misses of a key wait on. It runs without the callers'
+// own deadlines and cancellation, since one caller giving up must not fail
+// the others, so this is its only bound. 0 removes it. The default is
+// [DefaultLoadTimeout] (10s).
+func WithLoadTimeout(d time.Duration) Option[any] {
+	return optionFunc(func(o *options) { o.loadTimeout = d })
+}
+
 // WithFlushErrorHandler is told of every failed write-behind flush. It runs
 // on the worker goroutine.
 func WithFlushErrorHandler(f func(error)) Option[any] {
@@ -253,6 +265,9 @@ func (o *options) validate() []error {
 	}
 	if o.closeTimeout < 0 {
 		bad("WithCloseTimeout(%v): must not be negative", o.closeTimeout)
+	}
+	if o.loadTimeout < 0 {
+		bad("WithLoadTimeout(%v): must not be negative", o.loadTimeout)
 	}
 	if o.negativeTTL < 0 {
 		bad("WithNegativeTTL(%v): must not be negative", o.negativeTTL)

@@ -73,9 +73,10 @@
 // while a command waits for Redis is noticed when the command ends, which
 // [WithTimeout] bounds.
 //
-// Subscribing needs Redis, so cache.New fails while Redis cannot be
-// reached: retry it, or start without the store. Once created, a cache
-// rides out any outage.
+// Subscribing needs Redis: when it cannot be reached, [Store.Subscribe]
+// fails, and cache.New starts anyway, serving from L1 and the loader, and
+// keeps trying to subscribe in the background (clearing L1 once it has,
+// since invalidations were missed meanwhile). A cache rides out any outage.
 //
 // Any client works: *redis.Client, a Sentinel failover client,
 // *redis.ClusterClient (PUBLISH reaches every node's subscribers) or
