@@ -50,6 +50,7 @@ type Cache[V any] struct {
 	bgCtx      context.Context
 	bgCancel   context.CancelFunc
 	closed     atomic.Bool
+	active     atomic.Int64 // calls that write L1; Close waits for them
 	closeOnce  sync.Once
 	closeErr   error
 }
@@ -218,7 +219,11 @@ func (c *Cache[V]) background(f func()) bool {
 // is done stops waiting for it, with ctx's error; the load goes on for the
 // others. Get returns [ErrClosed] after [Cache.Close].
 func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
-	if e, ok := c.l1.Get(key); ok {
+	if c.closed.Load() {
+		var zero V
+		return zero, ErrClosed
+	}
+	if e, ok := c.l1Get(key); ok {
 		c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL1][resultHit]...)
 		if c.opts.refreshAhead > 0 && e.refreshAt != 0 && time.Now().UnixNano() >= e.refreshAt {
 			c.refresh(ctx, key)
@@ -230,14 +235,32 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 		return e.v, nil
 	}
 	c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL1][resultMiss]...)
+	if !c.enter() {
+		var zero V
+		return zero, ErrClosed
+	}
+	defer c.leave()
 	return c.miss(ctx, key)
+}
+
+// l1Get is the hit path. It is not counted by enter, which would put two
+// contended atomic writes on every hit; instead, a hit that races with
+// Close, and so with ristretto's shutdown (which can make a Get panic on a
+// closed channel), reports a miss.
+func (c *Cache[V]) l1Get(key string) (e entry[V], ok bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			if !c.closed.Load() {
+				panic(r)
+			}
+			e, ok = entry[V]{}, false
+		}
+	}()
+	return c.l1.Get(key)
 }
 
 func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	var zero V
-	if c.closed.Load() {
-		return zero, ErrClosed
-	}
 	if c.bloom != nil && !c.bloom.has(key) {
 		return zero, ErrNotFound
 	}
@@ -265,8 +288,26 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 		return r.Val.(V), nil
 	case <-ctx.Done():
 		return zero, ctx.Err()
+	case <-c.bgCtx.Done():
+		return zero, ErrClosed
 	}
 }
+
+// enter registers a call that may write L1 (or wait on a shared load),
+// unless the cache is closed. Close waits for registered calls before it
+// closes L1, which must not be written after that (ristretto panics or
+// blocks). Atomics order the two sides: a
+// call either sees closed and backs out, or is counted before Close looks.
+func (c *Cache[V]) enter() bool {
+	c.active.Add(1)
+	if c.closed.Load() {
+		c.active.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (c *Cache[V]) leave() { c.active.Add(-1) }
 
 // boundedFill is fill under the load timeout.
 func (c *Cache[V]) boundedFill(ctx context.Context, key string) (V, error) {
@@ -392,12 +433,17 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 	if c.closed.Load() {
 		return
 	}
-	if _, busy := c.refreshing.LoadOrStore(key, struct{}{}); busy {
-		return
+	// refreshing holds 0 while a refresh runs, and after a failed one the
+	// time (unix ns) before which no other is tried, so that a failing
+	// source sees one reload a second rather than one per read.
+	if v, busy := c.refreshing.LoadOrStore(key, int64(0)); busy {
+		until := v.(int64)
+		if until == 0 || time.Now().UnixNano() < until || !c.refreshing.CompareAndSwap(key, until, int64(0)) {
+			return
+		}
 	}
 	link := trace.LinkFromContext(ctx)
 	started := c.background(func() {
-		defer c.refreshing.Delete(key)
 		ctx, span := c.tel.tracer.Start(c.bgCtx, "cache.refresh", trace.WithLinks(link), trace.WithAttributes(c.tel.name))
 		defer span.End()
 		v, err := c.loadValue(ctx, key)
@@ -406,10 +452,14 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 			// removes it, since the key is gone from the source.
 			if isNotFound(err) {
 				c.l1.Del(key)
+				c.refreshing.Delete(key)
+			} else {
+				c.refreshing.Store(key, time.Now().Add(refreshRetry).UnixNano())
 			}
 			telemetry.RecordError(span, err)
 			return
 		}
+		defer c.refreshing.Delete(key)
 		ttl := c.ttl()
 		if c.opts.store != nil {
 			_ = c.setL2(ctx, key, v, ttl)
@@ -420,6 +470,10 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 		c.refreshing.Delete(key)
 	}
 }
+
+// refreshRetry is how long after a failed refresh-ahead reload the next
+// one may start.
+const refreshRetry = time.Second
 
 // ttl returns the TTL for a new entry, jittered.
 func (c *Cache[V]) ttl() time.Duration {
@@ -444,9 +498,10 @@ func (c *Cache[V]) ttl() time.Duration {
 // Set returns the failure so that the caller knows other instances may not
 // see v until their copies expire.
 func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
-	if c.closed.Load() {
+	if !c.enter() {
 		return ErrClosed
 	}
+	defer c.leave()
 	switch {
 	case c.write != nil:
 		if err := c.write(ctx, key, v); err != nil {
@@ -478,9 +533,10 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 // their L1 copies. With [WithDoubleDelete] it deletes again after the delay.
 // Like Set, it returns L2 and invalidation failures after doing the rest.
 func (c *Cache[V]) Delete(ctx context.Context, key string) error {
-	if c.closed.Load() {
+	if !c.enter() {
 		return ErrClosed
 	}
+	defer c.leave()
 	err := c.delete(ctx, key)
 	if d := c.opts.doubleDelete; d > 0 {
 		// If the cache is closing, the second delete is skipped: nothing
@@ -558,6 +614,7 @@ func (c *Cache[V]) Flush(ctx context.Context) error {
 func (c *Cache[V]) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		c.bgCancel() // ends waits on shared loads, refreshes, retries of Subscribe
 		var errs []error
 		if c.wb != nil {
 			errs = append(errs, c.wb.close(c.opts.closeTimeout))
@@ -565,10 +622,14 @@ func (c *Cache[V]) Close() error {
 		c.bgMu.Lock()
 		c.bgClosed = true
 		c.bgMu.Unlock()
-		c.bgCancel()
 		c.bg.Wait()
 		if c.unsub != nil {
 			c.unsub()
+		}
+		// Calls that entered before closed was set finish with L1 first; a
+		// shared load they wait on is bounded by the load timeout.
+		for c.active.Load() != 0 {
+			time.Sleep(time.Millisecond)
 		}
 		c.l1.Close()
 		c.closeErr = errors.Join(errs...)

@@ -170,7 +170,8 @@ func WithWriteBatch(size int, interval time.Duration) Option[any] {
 func WithWriteBehindReject() Option[any] { return optionFunc(func(o *options) { o.reject = true }) }
 
 // WithCloseTimeout bounds how long [Cache.Close] keeps trying to flush the
-// write-behind queue. The default is [DefaultCloseTimeout] (30s).
+// write-behind queue; 0 makes Close report the writes still queued without
+// trying. The default is [DefaultCloseTimeout] (30s).
 func WithCloseTimeout(d time.Duration) Option[any] {
 	return optionFunc(func(o *options) { o.closeTimeout = d })
 }
@@ -215,8 +216,9 @@ func WithBloomFilter(expectedKeys uint, falsePositiveRate float64) Option[any] {
 // WithRefreshAhead reloads an entry in the background once fraction (in
 // (0, 1)) of its TTL has passed and it is read again, while the old value
 // keeps being served: hot keys then never expire in front of readers. At
-// most one refresh per key runs at a time. It needs [WithLoader] and a TTL.
-// Each L1 hit then reads the clock.
+// most one refresh per key runs at a time, and after a failed one the next
+// waits a second. It needs [WithLoader] and a TTL. Each L1 hit then reads
+// the clock.
 func WithRefreshAhead(fraction float64) Option[any] {
 	return optionFunc(func(o *options) { o.refreshAhead = fraction })
 }

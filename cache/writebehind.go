@@ -27,7 +27,8 @@ type writeBehind[V any] struct {
 	enqueued uint64        // writes ever queued
 	written  uint64        // writes ever flushed
 	progress chan struct{} // closed and replaced when written grows
-	urgent   bool          // someone waits in Flush: do not wait for the interval
+	urgentTo uint64        // a Flush waits for writes up to here: do not wait for the interval
+	stopped  bool          // close has begun: no more writes
 	lastErr  error
 
 	wake     chan struct{}
@@ -89,6 +90,12 @@ func (w *writeBehind[V]) enqueue(ctx context.Context, wr Write[V]) error {
 		}
 	}
 	w.mu.Lock()
+	if w.stopped {
+		// close has already taken the count of writes it will flush.
+		w.mu.Unlock()
+		<-w.slots
+		return ErrClosed
+	}
 	w.queue = append(w.queue, wr)
 	w.enqueued++
 	full := len(w.queue) >= w.c.opts.batch
@@ -110,12 +117,12 @@ func (w *writeBehind[V]) poke() {
 func (w *writeBehind[V]) flush(ctx context.Context) error {
 	w.mu.Lock()
 	target := w.enqueued
-	w.urgent = true
+	w.urgentTo = max(w.urgentTo, target)
 	w.mu.Unlock()
 	w.poke()
 	for {
 		w.mu.Lock()
-		written, progress, lastErr := w.written, w.progress, w.lastErr
+		written, progress := w.written, w.progress
 		w.mu.Unlock()
 		if written >= target {
 			return nil
@@ -123,8 +130,11 @@ func (w *writeBehind[V]) flush(ctx context.Context) error {
 		select {
 		case <-progress:
 		case <-ctx.Done():
+			w.mu.Lock()
+			lastErr := w.lastErr
+			w.mu.Unlock()
 			if lastErr != nil {
-				return fmt.Errorf("cache: write-behind flush: %w (last flush error: %v)", ctx.Err(), lastErr)
+				return fmt.Errorf("cache: write-behind flush: %w (last flush error: %w)", ctx.Err(), lastErr)
 			}
 			return ctx.Err()
 		case <-w.done:
@@ -136,6 +146,9 @@ func (w *writeBehind[V]) flush(ctx context.Context) error {
 // close refuses new writes, flushes for up to timeout, then stops the
 // worker and reports writes that could not be written.
 func (w *writeBehind[V]) close(timeout time.Duration) error {
+	w.mu.Lock()
+	w.stopped = true
+	w.mu.Unlock()
 	close(w.stopping)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -158,29 +171,32 @@ func (w *writeBehind[V]) run() {
 	tick := time.NewTicker(w.c.opts.interval)
 	defer tick.Stop()
 	for {
+		ticked := false
 		select {
 		case <-w.ctx.Done():
 			return
 		case <-tick.C:
+			ticked = true
 		case <-w.wake:
 		}
-		w.drain()
+		w.drain(ticked)
 	}
 }
 
-// drain writes batches until the queue is empty, or, unless someone waits,
-// until less than a batch is left.
-func (w *writeBehind[V]) drain() {
+// drain writes batches: full ones, and a partial one too when the interval
+// has passed (ticked) or a Flush waits for it.
+func (w *writeBehind[V]) drain(ticked bool) {
 	backoff := 100 * time.Millisecond
 	for {
 		w.mu.Lock()
 		n := min(len(w.queue), w.c.opts.batch)
+		partialOK := ticked || w.written < w.urgentTo
+		if n < w.c.opts.batch && !partialOK {
+			n = 0
+		}
 		batch := append([]Write[V](nil), w.queue[:n]...)
 		w.mu.Unlock()
 		if n == 0 {
-			w.mu.Lock()
-			w.urgent = false
-			w.mu.Unlock()
 			return
 		}
 		if err := w.writeBatch(batch); err != nil {
@@ -208,7 +224,7 @@ func (w *writeBehind[V]) drain() {
 		w.lastErr = nil
 		close(w.progress)
 		w.progress = make(chan struct{})
-		more := len(w.queue) >= w.c.opts.batch || (w.urgent && len(w.queue) > 0)
+		more := len(w.queue) > 0
 		w.mu.Unlock()
 		for range n {
 			<-w.slots
