@@ -8,6 +8,9 @@
 //   - [github.com/otelpatterns/patterns/retry] calls an operation again
 //     when it fails, with backoff, jitter and a budget that bounds the load
 //     retries add.
+//   - [github.com/otelpatterns/patterns/cache] is a two-level cache
+//     (in-process and Redis) with loaders, write strategies and protection
+//     against stampedes, avalanches and penetration.
 //
 // Every package takes WithTracerProvider and WithMeterProvider options and
 // otherwise uses the global OpenTelemetry providers, so a service that has set
