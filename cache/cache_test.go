@@ -458,3 +458,44 @@ func TestStartsWhileTheStoreIsDown(t *testing.T) {
 		assert.Equal(t, "2", v, "a subscribed late and sees b's invalidation")
 	})
 }
+
+func TestMaxBytesBoundsL1BySize(t *testing.T) {
+	ctx := context.Background()
+	tel := telemetrytest.New(t)
+	c := newCache[string](t, cache.WithMaxBytes(10_000), cache.WithMeterProvider(tel.MeterProvider))
+	big := string(make([]byte, 1000)) // about 1 KB encoded: about ten fit
+	for i := range 200 {
+		key := fmt.Sprint(i)
+		require.NoError(t, c.Set(ctx, key, big))
+		for range 3 {
+			_, _ = c.Get(ctx, key)
+		}
+	}
+	present := 0
+	for i := range 200 {
+		if _, err := c.Get(ctx, fmt.Sprint(i)); err == nil {
+			present++
+		}
+	}
+	assert.LessOrEqual(t, present, 12, "values are counted by their encoded size")
+	assert.Positive(t, present)
+}
+
+func TestWriteBehindQueueGauge(t *testing.T) {
+	ctx := context.Background()
+	tel := telemetrytest.New(t)
+	release := make(chan struct{})
+	c := newCache[int](t, cache.WithName("views"), cache.WithMeterProvider(tel.MeterProvider), cache.WithWriteBatch(100, time.Hour),
+		cache.WithWriteBehind(func(ctx context.Context, batch []cache.Write[int]) error {
+			<-release
+			return nil
+		}))
+	for i := range 5 {
+		require.NoError(t, c.Set(ctx, fmt.Sprint(i), i))
+	}
+	assert.Equal(t, int64(5), tel.Int64(t, "cache.write_behind.queue", attribute.String("cache.name", "views")))
+	close(release)
+	require.NoError(t, c.Flush(ctx))
+	assert.Equal(t, int64(0), tel.Int64(t, "cache.write_behind.queue", attribute.String("cache.name", "views")))
+	assert.Equal(t, int64(1), tel.Int64(t, "cache.write_behind.flushes", attribute.String("cache.name", "views"), attribute.String("cache.result", "success")))
+}
