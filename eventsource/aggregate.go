@@ -1,0 +1,258 @@
+package eventsource
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+)
+
+// Aggregate is a consistency boundary whose state is rebuilt from its
+// events. Implement it by embedding [Base] and writing Apply:
+//
+//	type Account struct {
+//		eventsource.Base
+//		Balance int
+//	}
+//
+//	func (a *Account) Apply(event any) error {
+//		switch e := event.(type) {
+//		case Deposited:
+//			a.Balance += e.Amount
+//		}
+//		return nil
+//	}
+//
+// Commands check their rules and then record facts with [Raise].
+type Aggregate interface {
+	// Apply changes the state for one event. It is called for every loaded
+	// event and for every event raised; it must not have side effects.
+	Apply(event any) error
+	base() *Base
+}
+
+// Base carries what the [Repository] needs to know about an aggregate: its
+// stream id, the version it was loaded at and the events raised since.
+// Embed it; its zero value is a new aggregate.
+type Base struct {
+	id      string
+	version int64
+	pending []any
+}
+
+func (b *Base) base() *Base { return b }
+
+// ID returns the aggregate's stream id.
+func (b *Base) ID() string { return b.id }
+
+// Version returns the version of the last event applied, stored or not.
+func (b *Base) Version() int64 { return b.version + int64(len(b.pending)) }
+
+// Uncommitted returns the events raised since the aggregate was loaded or
+// last saved.
+func (b *Base) Uncommitted() []any { return b.pending }
+
+// Raise applies event to a and records it to be saved.
+func Raise(a Aggregate, event any) error {
+	if err := a.Apply(event); err != nil {
+		return err
+	}
+	b := a.base()
+	b.pending = append(b.pending, event)
+	return nil
+}
+
+// Snapshot is an aggregate's state at a version, encoded.
+type Snapshot struct {
+	StreamID string
+	Version  int64
+	Data     []byte
+}
+
+// SnapshotStore keeps the latest snapshot of each stream. Load returns an
+// error matching [ErrNotFound] when there is none. Implementations are safe
+// for concurrent use; Save may skip a snapshot older than the stored one.
+type SnapshotStore interface {
+	LoadSnapshot(ctx context.Context, streamID string) (Snapshot, error)
+	SaveSnapshot(ctx context.Context, s Snapshot) error
+}
+
+// MemorySnapshots is an in-process [SnapshotStore]. The zero value is ready
+// to use; it is safe for concurrent use.
+type MemorySnapshots struct {
+	mu sync.Mutex
+	m  map[string]Snapshot
+}
+
+// LoadSnapshot implements [SnapshotStore.LoadSnapshot].
+func (s *MemorySnapshots) LoadSnapshot(ctx context.Context, streamID string) (Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return Snapshot{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap, ok := s.m[streamID]
+	if !ok {
+		return Snapshot{}, ErrNotFound
+	}
+	snap.Data = append([]byte(nil), snap.Data...)
+	return snap, nil
+}
+
+// SaveSnapshot implements [SnapshotStore.SaveSnapshot].
+func (s *MemorySnapshots) SaveSnapshot(ctx context.Context, snap Snapshot) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]Snapshot{}
+	}
+	if old, ok := s.m[snap.StreamID]; ok && old.Version >= snap.Version {
+		return nil
+	}
+	snap.Data = append([]byte(nil), snap.Data...)
+	s.m[snap.StreamID] = snap
+	return nil
+}
+
+// Repository loads and saves aggregates of type A through a [Store].
+// It is safe for concurrent use; the aggregates it returns are not.
+type Repository[A Aggregate] struct {
+	store     Store
+	reg       *Registry
+	newA      func() A
+	snapshots SnapshotStore
+	every     int64
+}
+
+// RepositoryOption configures a [Repository].
+type RepositoryOption interface{ applyRepo(*repoConfig) }
+
+type repoConfig struct {
+	snapshots SnapshotStore
+	every     int64
+}
+
+type repoOptionFunc func(*repoConfig)
+
+func (f repoOptionFunc) applyRepo(c *repoConfig) { f(c) }
+
+// WithSnapshots saves a snapshot of an aggregate (its JSON encoding) to s
+// whenever a save crosses a multiple of every events, and loads start from
+// the latest snapshot. The aggregate's exported fields are its snapshot
+// state. By default there are no snapshots.
+func WithSnapshots(s SnapshotStore, every int) RepositoryOption {
+	return repoOptionFunc(func(c *repoConfig) { c.snapshots, c.every = s, int64(every) })
+}
+
+// NewRepository returns a repository that creates empty aggregates with
+// newA and decodes events with reg. It returns an error for a nil store,
+// registry or constructor, or a snapshot interval below 1.
+func NewRepository[A Aggregate](store Store, reg *Registry, newA func() A, opts ...RepositoryOption) (*Repository[A], error) {
+	var c repoConfig
+	for _, o := range opts {
+		o.applyRepo(&c)
+	}
+	var errs []error
+	if store == nil {
+		errs = append(errs, errors.New("store is nil"))
+	}
+	if reg == nil {
+		errs = append(errs, errors.New("registry is nil"))
+	}
+	if newA == nil {
+		errs = append(errs, errors.New("constructor is nil"))
+	}
+	if c.snapshots != nil && c.every < 1 {
+		errs = append(errs, fmt.Errorf("WithSnapshots(_, %d): interval must be at least 1", c.every))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("eventsource: NewRepository: %w", err)
+	}
+	return &Repository[A]{store: store, reg: reg, newA: newA, snapshots: c.snapshots, every: c.every}, nil
+}
+
+// New returns an empty aggregate for a stream that has no events yet.
+func (r *Repository[A]) New(id string) A {
+	a := r.newA()
+	a.base().id = id
+	return a
+}
+
+// Load rebuilds the aggregate of stream id: from its latest snapshot, if
+// any, then the events after it. It returns an error matching
+// [ErrNotFound] for a stream with no events.
+func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
+	a := r.New(id)
+	b := a.base()
+	if r.snapshots != nil {
+		snap, err := r.snapshots.LoadSnapshot(ctx, id)
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(snap.Data, a); err != nil {
+				return a, fmt.Errorf("eventsource: decoding the snapshot of %q at version %d: %w", id, snap.Version, err)
+			}
+			b.version = snap.Version
+		case !errors.Is(err, ErrNotFound):
+			return a, fmt.Errorf("eventsource: loading the snapshot of %q: %w", id, err)
+		}
+	}
+	for e, err := range r.store.ReadStream(ctx, id, b.version+1) {
+		if err != nil {
+			return a, err
+		}
+		ev, err := r.reg.Decode(e)
+		if err != nil {
+			return a, err
+		}
+		if err := a.Apply(ev); err != nil {
+			return a, fmt.Errorf("eventsource: applying %s event %d of %q: %w", e.Type, e.Version, id, err)
+		}
+		b.version = e.Version
+	}
+	if b.version == 0 {
+		return a, fmt.Errorf("%w: stream %q", ErrNotFound, id)
+	}
+	return a, nil
+}
+
+// Save appends the aggregate's uncommitted events, expecting the stream to
+// be at the version the aggregate was loaded at (no stream for a new one),
+// so that a concurrent change fails with an error matching
+// [ErrConcurrencyConflict] instead of being overwritten: load again and
+// retry the command. On success the events are committed in the aggregate.
+// A snapshot failure after a successful append is returned, but the events
+// are saved.
+func (r *Repository[A]) Save(ctx context.Context, a A) error {
+	b := a.base()
+	if len(b.pending) == 0 {
+		return nil
+	}
+	events := make([]NewEvent, len(b.pending))
+	for i, ev := range b.pending {
+		ne, err := r.reg.Encode(ev, nil)
+		if err != nil {
+			return err
+		}
+		events[i] = ne
+	}
+	if _, err := r.store.Append(ctx, b.id, Exact(b.version), events...); err != nil {
+		return err
+	}
+	before := b.version
+	b.version += int64(len(b.pending))
+	b.pending = nil
+	if r.snapshots != nil && before/r.every != b.version/r.every {
+		data, err := json.Marshal(a)
+		if err != nil {
+			return fmt.Errorf("eventsource: encoding the snapshot of %q: %w", b.id, err)
+		}
+		if err := r.snapshots.SaveSnapshot(ctx, Snapshot{StreamID: b.id, Version: b.version, Data: data}); err != nil {
+			return fmt.Errorf("eventsource: saving the snapshot of %q: %w", b.id, err)
+		}
+	}
+	return nil
+}

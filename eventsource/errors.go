@@ -1,0 +1,89 @@
+package eventsource
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrConcurrencyConflict is matched, with [errors.Is], by the error of an
+// append whose expected version did not match the stream; [errors.As] to a
+// [*ConflictError] gives the versions.
+var ErrConcurrencyConflict error = &sentinel{"eventsource: concurrency conflict", "eventsource.concurrency_conflict"}
+
+// ErrUnknownEventType is matched by the error of decoding an event whose
+// type no [Registry] entry or upcaster knows.
+var ErrUnknownEventType error = &sentinel{"eventsource: unknown event type", "eventsource.unknown_event_type"}
+
+// ErrInvalidArgument is matched by the error of a call with bad input: an
+// empty stream id, too many or no events, an empty event type.
+var ErrInvalidArgument error = &sentinel{"eventsource: invalid argument", "eventsource.invalid_argument"}
+
+// ErrNotFound is matched by the error of loading an aggregate whose stream
+// has no events.
+var ErrNotFound error = &sentinel{"eventsource: not found", "eventsource.not_found"}
+
+type sentinel struct{ msg, typ string }
+
+func (e *sentinel) Error() string { return e.msg }
+
+// ErrorType returns the value of the error.type attribute for this error.
+func (e *sentinel) ErrorType() string { return e.typ }
+
+// ConflictError is the error of an append that expected another stream
+// version than the stream has.
+type ConflictError struct {
+	StreamID string
+	Expected ExpectedVersion
+	Actual   int64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("eventsource: stream %q is at version %d, expected %s", e.StreamID, e.Actual, e.Expected)
+}
+
+// Is matches [ErrConcurrencyConflict].
+func (e *ConflictError) Is(target error) bool { return target == ErrConcurrencyConflict }
+
+// ErrorType returns "eventsource.concurrency_conflict".
+func (e *ConflictError) ErrorType() string { return "eventsource.concurrency_conflict" }
+
+func (v ExpectedVersion) String() string {
+	switch {
+	case v == Any:
+		return "any version"
+	case v == NoStream:
+		return "no stream"
+	case v < -1:
+		return fmt.Sprintf("invalid version %d", int64(v))
+	}
+	return fmt.Sprintf("version %d", int64(v))
+}
+
+// invalid returns an error matching ErrInvalidArgument.
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)
+}
+
+// CheckAppend validates the arguments of [Store.Append]; stores call it so
+// that every implementation rejects the same input.
+func CheckAppend(streamID string, expected ExpectedVersion, events []NewEvent) error {
+	var errs []error
+	if streamID == "" {
+		errs = append(errs, invalid("empty stream id"))
+	}
+	if expected < Any {
+		errs = append(errs, invalid("expected version %d", int64(expected)))
+	}
+	if len(events) == 0 {
+		errs = append(errs, invalid("no events to append"))
+	}
+	if len(events) > MaxBatch {
+		errs = append(errs, invalid("%d events in one append; at most %d", len(events), MaxBatch))
+	}
+	for i, e := range events {
+		if e.Type == "" {
+			errs = append(errs, invalid("event %d has no type", i))
+		}
+	}
+	return errors.Join(errs...)
+}

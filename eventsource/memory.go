@@ -1,0 +1,170 @@
+package eventsource
+
+import (
+	"context"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// MemoryStore is an in-process [Store], for tests and for services whose
+// events need not outlive the process. It keeps every event in memory.
+//
+// The zero value is ready to use. A MemoryStore is safe for concurrent use.
+type MemoryStore struct {
+	mu      sync.Mutex
+	events  []Event          // in position order; position = index + 1
+	streams map[string][]int // indexes into events, in version order
+	ids     map[uuid.UUID]int
+	changed chan struct{} // closed and replaced on every append
+}
+
+func (m *MemoryStore) init() {
+	if m.streams == nil {
+		m.streams = make(map[string][]int)
+		m.ids = make(map[uuid.UUID]int)
+		m.changed = make(chan struct{})
+	}
+}
+
+// Append implements [Store.Append].
+func (m *MemoryStore) Append(ctx context.Context, streamID string, expected ExpectedVersion, events ...NewEvent) ([]Event, error) {
+	if err := CheckAppend(streamID, expected, events); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	events = PrepareAppend(ctx, events)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.init()
+
+	var fresh []NewEvent
+	seen := make(map[uuid.UUID]bool, len(events))
+	for _, e := range events {
+		if _, stored := m.ids[e.ID]; !stored && !seen[e.ID] {
+			fresh = append(fresh, e)
+			seen[e.ID] = true
+		}
+	}
+	if len(fresh) == 0 { // a retried append: hand back what is stored
+		out := make([]Event, len(events))
+		for i, e := range events {
+			out[i] = m.events[m.ids[e.ID]]
+		}
+		return out, nil
+	}
+	version := int64(len(m.streams[streamID]))
+	if expected != Any && int64(expected) != version {
+		return nil, &ConflictError{StreamID: streamID, Expected: expected, Actual: version}
+	}
+	now := time.Now().UTC()
+	out := make([]Event, 0, len(fresh))
+	for _, e := range fresh {
+		version++
+		ev := Event{
+			ID: e.ID, StreamID: streamID, Version: version, Position: int64(len(m.events) + 1),
+			Type: e.Type, Data: append([]byte(nil), e.Data...), Metadata: copyMap(e.Metadata), RecordedAt: now,
+		}
+		m.ids[e.ID] = len(m.events)
+		m.streams[streamID] = append(m.streams[streamID], len(m.events))
+		m.events = append(m.events, ev)
+		out = append(out, ev)
+	}
+	close(m.changed)
+	m.changed = make(chan struct{})
+	return out, nil
+}
+
+// ReadStream implements [Store.ReadStream].
+func (m *MemoryStore) ReadStream(ctx context.Context, streamID string, fromVersion int64) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		for i := max(fromVersion, 1) - 1; ; i++ {
+			if err := ctx.Err(); err != nil {
+				yield(Event{}, err)
+				return
+			}
+			m.mu.Lock()
+			idx := m.streams[streamID]
+			if i >= int64(len(idx)) {
+				m.mu.Unlock()
+				return
+			}
+			e := m.events[idx[i]]
+			m.mu.Unlock()
+			if !yield(e, nil) {
+				return
+			}
+		}
+	}
+}
+
+// ReadAll implements [Store.ReadAll].
+func (m *MemoryStore) ReadAll(ctx context.Context, afterPosition int64) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		if _, more := m.readAll(ctx, afterPosition, yield); more {
+			return
+		}
+		if err := ctx.Err(); err != nil {
+			yield(Event{}, err)
+		}
+	}
+}
+
+// readAll yields events after pos that exist now; it returns the last
+// position yielded and whether to go on (false when the consumer stopped
+// or ctx is done).
+func (m *MemoryStore) readAll(ctx context.Context, pos int64, yield func(Event, error) bool) (int64, bool) {
+	for i := max(pos, 0); ; i++ {
+		if err := ctx.Err(); err != nil {
+			return pos, false
+		}
+		m.mu.Lock()
+		if i >= int64(len(m.events)) {
+			m.mu.Unlock()
+			return pos, true
+		}
+		e := m.events[i]
+		m.mu.Unlock()
+		if !yield(e, nil) {
+			return pos, false
+		}
+		pos = e.Position
+	}
+}
+
+// Subscribe implements [Store.Subscribe].
+func (m *MemoryStore) Subscribe(ctx context.Context, afterPosition int64) iter.Seq2[Event, error] {
+	return func(yield func(Event, error) bool) {
+		pos := afterPosition
+		for {
+			m.mu.Lock()
+			m.init()
+			changed := m.changed
+			m.mu.Unlock()
+			var more bool
+			if pos, more = m.readAll(ctx, pos, yield); !more {
+				return
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

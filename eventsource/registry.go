@@ -1,0 +1,120 @@
+package eventsource
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sync"
+)
+
+// Registry maps event type names to Go types, encodes domain events into
+// [NewEvent]s and decodes stored [Event]s back, upcasting old event
+// versions on the way. Names are part of the stored data: choose them once
+// ("account.opened.v1") and never reuse one for another shape.
+//
+// Register types at start-up; a Registry is then safe for concurrent use.
+type Registry struct {
+	mu        sync.RWMutex
+	byName    map[string]reflect.Type
+	byType    map[reflect.Type]string
+	upcasters map[string]func(Event) (Event, error)
+}
+
+// NewRegistry returns an empty registry that encodes with encoding/json.
+func NewRegistry() *Registry {
+	return &Registry{
+		byName:    map[string]reflect.Type{},
+		byType:    map[reflect.Type]string{},
+		upcasters: map[string]func(Event) (Event, error){},
+	}
+}
+
+// Register maps name to the Go type E (a value type, usually a struct).
+// It panics if the name or the type is registered already, or the name is
+// empty: registrations are written in code, so that is a programming error.
+func Register[E any](r *Registry, name string) {
+	t := reflect.TypeFor[E]()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case name == "":
+		panic(fmt.Sprintf("eventsource: Register[%v]: empty name", t))
+	case r.byName[name] != nil:
+		panic(fmt.Sprintf("eventsource: Register[%v](%q): name already registered for %v", t, name, r.byName[name]))
+	case r.byType[t] != "":
+		panic(fmt.Sprintf("eventsource: Register[%v](%q): type already registered as %q", t, name, r.byType[t]))
+	case r.upcasters[name] != nil:
+		panic(fmt.Sprintf("eventsource: Register[%v](%q): name has an upcaster; it names an old version", t, name))
+	}
+	r.byName[name] = t
+	r.byType[t] = name
+}
+
+// Upcast registers f to turn stored events of the old type name from into
+// a newer shape, on read: f returns the event with its new Type and Data
+// (and may change Metadata). The result is upcast again if its type has an
+// upcaster too, so versions chain (v1 → v2 → v3). It panics if from has an
+// upcaster already or is a registered type.
+func (r *Registry) Upcast(from string, f func(Event) (Event, error)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case f == nil:
+		panic(fmt.Sprintf("eventsource: Upcast(%q): nil function", from))
+	case r.upcasters[from] != nil:
+		panic(fmt.Sprintf("eventsource: Upcast(%q): already has an upcaster", from))
+	case r.byName[from] != nil:
+		panic(fmt.Sprintf("eventsource: Upcast(%q): the name is registered to %v", from, r.byName[from]))
+	}
+	r.upcasters[from] = f
+}
+
+// maxUpcasts bounds an upcaster chain, against a cycle.
+const maxUpcasts = 32
+
+// Encode turns a domain event (of a registered type) into a NewEvent.
+func (r *Registry) Encode(event any, metadata map[string]string) (NewEvent, error) {
+	t := reflect.TypeOf(event)
+	r.mu.RLock()
+	name := r.byType[t]
+	r.mu.RUnlock()
+	if name == "" {
+		return NewEvent{}, fmt.Errorf("%w: %v is not registered", ErrUnknownEventType, t)
+	}
+	data, err := json.Marshal(event)
+	if err != nil {
+		return NewEvent{}, fmt.Errorf("eventsource: encoding %s: %w", name, err)
+	}
+	return NewEvent{Type: name, Data: data, Metadata: metadata}, nil
+}
+
+// Decode turns a stored event into its domain event (a value of the
+// registered type), upcasting old versions first. An event whose type is
+// neither registered nor upcast gives an error matching
+// [ErrUnknownEventType] that names the type; data that does not decode
+// gives an error naming the event.
+func (r *Registry) Decode(e Event) (any, error) {
+	for range maxUpcasts {
+		r.mu.RLock()
+		t := r.byName[e.Type]
+		up := r.upcasters[e.Type]
+		r.mu.RUnlock()
+		switch {
+		case t != nil:
+			v := reflect.New(t)
+			if err := json.Unmarshal(e.Data, v.Interface()); err != nil {
+				return nil, fmt.Errorf("eventsource: decoding %s event %s (stream %q, version %d): %w", e.Type, e.ID, e.StreamID, e.Version, err)
+			}
+			return v.Elem().Interface(), nil
+		case up != nil:
+			from := e.Type
+			var err error
+			if e, err = up(e); err != nil {
+				return nil, fmt.Errorf("eventsource: upcasting %s event %s: %w", from, e.ID, err)
+			}
+		default:
+			return nil, fmt.Errorf("%w %q (event %s, stream %q, version %d)", ErrUnknownEventType, e.Type, e.ID, e.StreamID, e.Version)
+		}
+	}
+	return nil, fmt.Errorf("eventsource: upcasting %s event %s: more than %d steps; is there a cycle?", e.Type, e.ID, maxUpcasts)
+}

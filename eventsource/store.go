@@ -1,0 +1,81 @@
+package eventsource
+
+import (
+	"context"
+	"iter"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+)
+
+// Store keeps streams of events.
+//
+// Implementations are safe for concurrent use and pass the conformance
+// suite in eventsource/storetest. Every method returns promptly with ctx's
+// error once ctx is done.
+type Store interface {
+	// Append adds events to the end of a stream, atomically: all of them or
+	// none. If the stream's version is not what expected says, it appends
+	// nothing and returns an error matching ErrConcurrencyConflict. Events
+	// whose ID is already stored are skipped, so retrying an append that
+	// may have succeeded is safe; if all are already stored, Append returns
+	// them as stored and checks no version. It returns the events as
+	// stored, with versions and positions.
+	Append(ctx context.Context, streamID string, expected ExpectedVersion, events ...NewEvent) ([]Event, error)
+
+	// ReadStream yields a stream's events with a version of fromVersion or
+	// more, in version order, reading as it goes rather than loading the
+	// whole stream. A stream with no events yields nothing.
+	ReadStream(ctx context.Context, streamID string, fromVersion int64) iter.Seq2[Event, error]
+
+	// ReadAll yields every event whose position is greater than
+	// afterPosition, in position order, up to the events committed when the
+	// read reached them. Positions a reader has passed are never filled in
+	// later, so a reader that stores the last position it handled and reads
+	// on from there misses nothing.
+	ReadAll(ctx context.Context, afterPosition int64) iter.Seq2[Event, error]
+
+	// Subscribe yields every event whose position is greater than
+	// afterPosition, like ReadAll, and then waits for new events and yields
+	// them as they are committed, until ctx is done, when the sequence ends
+	// without an error. Delivery is at least once: a subscriber that
+	// resumes from its stored position sees again the events it handled
+	// after storing it.
+	Subscribe(ctx context.Context, afterPosition int64) iter.Seq2[Event, error]
+}
+
+// PrepareAppend gives events without an ID a random one, and adds the W3C
+// trace context of ctx (through the global propagator) to their metadata,
+// so that readers can link their work to the append. Stores call it; it
+// copies rather than changes the caller's events.
+func PrepareAppend(ctx context.Context, events []NewEvent) []NewEvent {
+	out := make([]NewEvent, len(events))
+	carrier := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	for i, e := range events {
+		if e.ID == uuid.Nil {
+			e.ID = uuid.New()
+		}
+		if len(carrier) > 0 {
+			md := make(map[string]string, len(e.Metadata)+len(carrier))
+			for k, v := range e.Metadata {
+				md[k] = v
+			}
+			for k, v := range carrier {
+				if _, ok := md[k]; !ok {
+					md[k] = v
+				}
+			}
+			e.Metadata = md
+		}
+		out[i] = e
+	}
+	return out
+}
+
+// TraceContext returns the context of the append that recorded e, from its
+// metadata, for a link: trace.LinkFromContext(eventsource.TraceContext(ctx, e)).
+func TraceContext(ctx context.Context, e Event) context.Context {
+	return otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
+}
