@@ -230,7 +230,9 @@ func TestRegistryPanicsOnMistakes(t *testing.T) {
 		func() { eventsource.Register[Withdrawn](reg, "account.deposited.v1") })
 	assert.Panics(t, func() { eventsource.Register[Deposited](reg, "other") }, "a type registered twice")
 	assert.Panics(t, func() { eventsource.Register[struct{}](reg, "") })
-	assert.Panics(t, func() { reg.Upcast("account.deposited.v1", func(e eventsource.Event) (eventsource.Event, error) { return e, nil }) })
+	assert.Panics(t, func() {
+		reg.Upcast("account.deposited.v1", func(e eventsource.Event) (eventsource.Event, error) { return e, nil })
+	})
 }
 
 func TestUpcasters(t *testing.T) {

@@ -53,7 +53,7 @@ func (m *MemoryStore) Append(ctx context.Context, streamID string, expected Expe
 	if len(fresh) == 0 { // a retried append: hand back what is stored
 		out := make([]Event, len(events))
 		for i, e := range events {
-			out[i] = m.events[m.ids[e.ID]]
+			out[i] = m.events[m.ids[e.ID]].clone()
 		}
 		return out, nil
 	}
@@ -72,7 +72,7 @@ func (m *MemoryStore) Append(ctx context.Context, streamID string, expected Expe
 		m.ids[e.ID] = len(m.events)
 		m.streams[streamID] = append(m.streams[streamID], len(m.events))
 		m.events = append(m.events, ev)
-		out = append(out, ev)
+		out = append(out, ev.clone())
 	}
 	close(m.changed)
 	m.changed = make(chan struct{})
@@ -93,7 +93,7 @@ func (m *MemoryStore) ReadStream(ctx context.Context, streamID string, fromVersi
 				m.mu.Unlock()
 				return
 			}
-			e := m.events[idx[i]]
+			e := m.events[idx[i]].clone()
 			m.mu.Unlock()
 			if !yield(e, nil) {
 				return
@@ -105,12 +105,15 @@ func (m *MemoryStore) ReadStream(ctx context.Context, streamID string, fromVersi
 // ReadAll implements [Store.ReadAll].
 func (m *MemoryStore) ReadAll(ctx context.Context, afterPosition int64) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		if _, more := m.readAll(ctx, afterPosition, yield); more {
+		stopped := false
+		_, more := m.readAll(ctx, afterPosition, func(e Event, err error) bool {
+			stopped = !yield(e, err)
+			return !stopped
+		})
+		if more || stopped {
 			return
 		}
-		if err := ctx.Err(); err != nil {
-			yield(Event{}, err)
-		}
+		yield(Event{}, ctx.Err())
 	}
 }
 
@@ -127,7 +130,7 @@ func (m *MemoryStore) readAll(ctx context.Context, pos int64, yield func(Event, 
 			m.mu.Unlock()
 			return pos, true
 		}
-		e := m.events[i]
+		e := m.events[i].clone()
 		m.mu.Unlock()
 		if !yield(e, nil) {
 			return pos, false
@@ -156,6 +159,14 @@ func (m *MemoryStore) Subscribe(ctx context.Context, afterPosition int64) iter.S
 			}
 		}
 	}
+}
+
+// clone copies the event's data and metadata, so that callers cannot
+// change what the store keeps.
+func (e Event) clone() Event {
+	e.Data = append([]byte(nil), e.Data...)
+	e.Metadata = copyMap(e.Metadata)
+	return e
 }
 
 func copyMap(m map[string]string) map[string]string {

@@ -13,7 +13,8 @@ import (
 //
 // Implementations are safe for concurrent use and pass the conformance
 // suite in eventsource/storetest. Every method returns promptly with ctx's
-// error once ctx is done.
+// error once ctx is done. The events they return are the caller's to keep
+// and change.
 type Store interface {
 	// Append adds events to the end of a stream, atomically: all of them or
 	// none. If the stream's version is not what expected says, it appends

@@ -1,0 +1,12 @@
+package eventsource_test
+
+import (
+	"testing"
+
+	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/eventsource/storetest"
+)
+
+func TestMemoryStoreConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) eventsource.Store { return &eventsource.MemoryStore{} })
+}
