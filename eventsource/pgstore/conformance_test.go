@@ -1,0 +1,18 @@
+package pgstore_test
+
+import (
+	"testing"
+
+	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/eventsource/storetest"
+)
+
+// TestConformance runs the suite every eventsource.Store passes, each
+// subtest against a schema of its own.
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) eventsource.Store {
+		s, _ := newStore(t, 8)
+		return s
+	})
+}

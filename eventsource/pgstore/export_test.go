@@ -1,0 +1,27 @@
+package pgstore
+
+import "context"
+
+// SetBeforeCommit makes every append of s call f inside its transaction,
+// after the insert and before the commit, while it holds the append lock.
+// Call it before s is used.
+func SetBeforeCommit(s *Store, f func(ctx context.Context, streamID string)) { s.beforeCommit = f }
+
+// SetListening makes s call f with the backend pid of every connection a
+// subscription starts listening on. Call it before s is used.
+func SetListening(s *Store, f func(pid uint32)) { s.listening = f }
+
+// SkipNotify makes the appends of s send no notification, so that
+// subscribers only learn of them by polling. Call it before s is used.
+func SkipNotify(s *Store) { s.skipNotify = true }
+
+// SetPageSize sets how many rows the reads of s fetch per query. Call it
+// before s is used.
+func SetPageSize(s *Store, n int) { s.pageSize = n }
+
+// LockKeys returns the keys of the advisory locks of s: appends, Migrate.
+func LockKeys(s *Store) (appendKey, migrateKey int64) { return s.lockKey, s.migrateKey }
+
+// SetIdleLimit sets the idle_in_transaction_session_timeout of the
+// appends of s, such as "100ms". Call it before s is used.
+func SetIdleLimit(s *Store, limit string) { s.idleLimit = limit }

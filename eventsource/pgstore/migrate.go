@@ -1,0 +1,110 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// migrations are the versions of the store's tables: migrations[i]
+// upgrades the schema from version i to i+1. "{s}" stands for the quoted
+// schema name. Released migrations are never changed; a change of the
+// tables is a new migration.
+var migrations = [...]string{
+	// 1: events and snapshots.
+	`CREATE TABLE {s}.events (
+	position    bigserial PRIMARY KEY,
+	id          uuid NOT NULL,
+	stream_id   text NOT NULL,
+	version     bigint NOT NULL,
+	type        text NOT NULL,
+	data        bytea NOT NULL,
+	metadata    jsonb,
+	recorded_at timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT events_id_key UNIQUE (id),
+	CONSTRAINT ` + streamVersionKey + ` UNIQUE (stream_id, version)
+);
+CREATE TABLE {s}.snapshots (
+	stream_id text PRIMARY KEY,
+	version   bigint NOT NULL,
+	data      bytea NOT NULL,
+	saved_at  timestamptz DEFAULT now()
+);`,
+}
+
+// SchemaVersion is the version of the tables that [Store.Migrate] brings
+// a schema to.
+const SchemaVersion = len(migrations)
+
+// Migrate creates the store's schema and tables, or upgrades them to
+// [SchemaVersion], recording the version in the schema's
+// schema_migrations table. The migrations that are due run in one
+// transaction with their records, so a failed Migrate changes nothing.
+//
+// Migrate is idempotent and safe to run from several processes at once
+// (each instance of a service at start-up, say): it takes a transaction
+// advisory lock derived from the schema name, so one runs at a time and
+// the others then find nothing to do. It fails if the schema is at a
+// version newer than this package knows, rather than touch it.
+//
+// It needs the privilege to create the schema, unless the schema exists,
+// and to create tables in it: run it as the role that owns the tables.
+// Calls of the store before the first Migrate fail, saying that the
+// tables do not exist.
+func (s *Store) Migrate(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, span, start := s.tel.start(ctx, opMigrate)
+	err := s.migrate(ctx)
+	s.tel.end(ctx, span, opMigrate, start, err)
+	if err != nil {
+		return fmt.Errorf("pgstore: migrating schema %q: %w", s.schema, ctxErr(ctx, err))
+	}
+	return nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.migrateKey); err != nil {
+		return err
+	}
+	// CREATE SCHEMA IF NOT EXISTS needs the privilege to create schemas
+	// even when the schema exists: ask first.
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", s.schema).Scan(&exists); err != nil {
+		return err
+	}
+	q := s.sql.schema
+	if !exists {
+		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+q); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+q+`.schema_migrations (
+	version    integer PRIMARY KEY,
+	applied_at timestamptz NOT NULL DEFAULT now()
+)`); err != nil {
+		return err
+	}
+	var current int
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+q+".schema_migrations").Scan(&current); err != nil {
+		return err
+	}
+	if current > SchemaVersion {
+		return fmt.Errorf("the schema is at version %d, newer than this package's %d: upgrade the package", current, SchemaVersion)
+	}
+	for v := current + 1; v <= SchemaVersion; v++ {
+		if _, err := tx.Exec(ctx, strings.ReplaceAll(migrations[v-1], "{s}", q)); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+q+".schema_migrations (version) VALUES ($1)", v); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+	}
+	return tx.Commit(ctx)
+}

@@ -1,0 +1,113 @@
+package pgstore
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Defaults of a Store built with no options.
+const (
+	// DefaultSchema is the PostgreSQL schema that holds the store's tables.
+	DefaultSchema = "eventsource"
+	// DefaultPollInterval is how long a live subscription waits for a
+	// notification before it reads anyway.
+	DefaultPollInterval = time.Second
+	// MaxSchemaLen is the longest schema name, in bytes, that [WithSchema]
+	// accepts: PostgreSQL's limit of 63 bytes for a name, less the
+	// "_events" suffix of the notification channel.
+	MaxSchemaLen = 63 - len(channelSuffix)
+)
+
+// channelSuffix is appended to the schema name to name the channel on which
+// appends notify subscribers.
+const channelSuffix = "_events"
+
+// Option configures a [Store].
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	schema         string
+	pollInterval   time.Duration
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+}
+
+func defaultConfig() config {
+	return config{schema: DefaultSchema, pollInterval: DefaultPollInterval}
+}
+
+// WithSchema sets the PostgreSQL schema that holds the store's tables
+// (events, snapshots, schema_migrations), which [Store.Migrate] creates.
+// Stores with different schemas in one database are independent: their
+// events, positions and appends do not interact. The name is used as is,
+// quoted, so "Orders" and "orders" are two schemas. It must be 1 to
+// [MaxSchemaLen] bytes of UTF-8, without NUL, and must not start with
+// "pg_", which PostgreSQL reserves. The default is [DefaultSchema]
+// ("eventsource").
+func WithSchema(name string) Option {
+	return optionFunc(func(c *config) { c.schema = name })
+}
+
+// WithPollInterval sets how long a live subscription ([Store.Subscribe])
+// waits for a notification of new events before it reads anyway. Appends
+// notify subscribers, so events normally arrive at once; polling covers a
+// notification that is lost (PostgreSQL drops them for a connection that
+// is down) or never sent (the append's process died between commit and
+// notify). d must be positive. The default is [DefaultPollInterval]
+// (1 second).
+func WithPollInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.pollInterval = d })
+}
+
+// WithTracerProvider sets where the store's spans go. The default, also
+// used when tp is nil, is the global provider at the time of [New]. If the
+// pool is instrumented already (with otelpgx, say), the store's spans are
+// the parents of the driver's.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tracerProvider = tp })
+}
+
+// WithMeterProvider sets where the store's metrics go. The default, also
+// used when mp is nil, is the global provider at the time of [New].
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.meterProvider = mp })
+}
+
+// validate returns an error for each bad setting.
+func (c *config) validate() []error {
+	var errs []error
+	if err := checkSchema(c.schema); err != nil {
+		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
+	}
+	if c.pollInterval <= 0 {
+		errs = append(errs, fmt.Errorf("WithPollInterval(%v): interval must be positive", c.pollInterval))
+	}
+	return errs
+}
+
+func checkSchema(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty schema name")
+	case len(name) > MaxSchemaLen:
+		return fmt.Errorf("schema name of %d bytes; at most %d", len(name), MaxSchemaLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("schema name is not valid UTF-8")
+	case strings.ContainsRune(name, 0):
+		return fmt.Errorf("schema name contains NUL")
+	case strings.HasPrefix(name, "pg_"):
+		return fmt.Errorf(`schema names starting with "pg_" are reserved by PostgreSQL`)
+	}
+	return nil
+}

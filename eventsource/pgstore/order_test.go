@@ -1,0 +1,317 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/eventsource/pgstore"
+)
+
+// orderChecker follows a sequence of events and records every way in
+// which it is not strictly increasing in position.
+type orderChecker struct {
+	name     string
+	mu       sync.Mutex
+	last     int64
+	seen     map[uuid.UUID]int64
+	problems []string
+}
+
+func newOrderChecker(name string) *orderChecker {
+	return &orderChecker{name: name, seen: map[uuid.UUID]int64{}}
+}
+
+func (c *orderChecker) add(e eventsource.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.Position <= c.last {
+		c.problems = append(c.problems, fmt.Sprintf("%s: position %d after %d", c.name, e.Position, c.last))
+	}
+	if p, dup := c.seen[e.ID]; dup {
+		c.problems = append(c.problems, fmt.Sprintf("%s: event %v at position %d seen twice (first at %d)", c.name, e.ID, e.Position, p))
+	}
+	c.last = e.Position
+	c.seen[e.ID] = e.Position
+}
+
+func (c *orderChecker) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
+}
+
+// check compares what the reader saw with the events the writers report
+// as committed: each once, at its position, and nothing else.
+func (c *orderChecker) check(t *testing.T, committed map[uuid.UUID]int64) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range c.problems[:min(len(c.problems), 20)] {
+		t.Error(p)
+	}
+	missing := 0
+	for id, pos := range committed {
+		got, ok := c.seen[id]
+		switch {
+		case !ok:
+			if missing++; missing <= 10 {
+				t.Errorf("%s: committed event %v at position %d was never delivered", c.name, id, pos)
+			}
+		case got != pos:
+			t.Errorf("%s: event %v delivered at position %d; Append returned %d", c.name, id, got, pos)
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%s: %d of %d committed events missing", c.name, missing, len(committed))
+	}
+	for id, pos := range c.seen {
+		if _, ok := committed[id]; !ok {
+			t.Errorf("%s: delivered event %v at position %d that no append reported", c.name, id, pos)
+		}
+	}
+}
+
+// TestGlobalOrderUnderConcurrentWriters is the test of the ordering
+// guarantee: 8 writers append batches of mixed sizes to random streams for
+// 3 seconds, some of them sleeping inside their transaction before the
+// commit, while a subscriber and a polling ReadAll reader follow the
+// global order. Each reader must see every committed event exactly once,
+// in strictly increasing positions: a position that became visible after
+// a reader had passed it would be missed.
+func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
+	t.Parallel()
+	const (
+		writers  = 8
+		streams  = 24
+		duration = 3 * time.Second
+	)
+	s, _ := newStore(t, writers+4, pgstore.WithPollInterval(50*time.Millisecond))
+	var slow atomic.Int64
+	pgstore.SetBeforeCommit(s, func(ctx context.Context, _ string) {
+		if rand.IntN(25) == 0 { // a long transaction, holding its positions
+			slow.Add(1)
+			time.Sleep(time.Duration(5+rand.IntN(30)) * time.Millisecond)
+		}
+	})
+	ctx := ctxWithin(t, 30*time.Second)
+	readCtx, stopReaders := context.WithCancel(ctx)
+	defer stopReaders()
+
+	sub := newOrderChecker("Subscribe")
+	poller := newOrderChecker("ReadAll loop")
+	var readers sync.WaitGroup
+	readErrs := make(chan error, 2)
+	readers.Go(func() {
+		for e, err := range s.Subscribe(readCtx, 0) {
+			if err != nil {
+				readErrs <- fmt.Errorf("Subscribe: %w", err)
+				return
+			}
+			sub.add(e)
+		}
+	})
+	readers.Go(func() {
+		var pos int64
+		for readCtx.Err() == nil {
+			for e, err := range s.ReadAll(readCtx, pos) {
+				if err != nil {
+					if readCtx.Err() == nil {
+						readErrs <- fmt.Errorf("ReadAll(%d): %w", pos, err)
+					}
+					return
+				}
+				poller.add(e)
+				pos = e.Position
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+
+	sizes := []int{1, 1, 1, 2, 3, 5, 8, 13, 50}
+	var mu sync.Mutex
+	committed := map[uuid.UUID]int64{}
+	var appends atomic.Int64
+	deadline := time.Now().Add(duration)
+	var writing sync.WaitGroup
+	writeErrs := make(chan error, writers)
+	for range writers {
+		writing.Go(func() {
+			for time.Now().Before(deadline) {
+				stream := fmt.Sprint("stream-", rand.IntN(streams))
+				batch := events(sizes[rand.IntN(len(sizes))], "test.happened.v1")
+				got, err := s.Append(ctx, stream, eventsource.Any, batch...)
+				if err != nil {
+					writeErrs <- fmt.Errorf("Append(%q, %d events) = %w", stream, len(batch), err)
+					return
+				}
+				appends.Add(1)
+				mu.Lock()
+				for _, e := range got {
+					committed[e.ID] = e.Position
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	writing.Wait()
+	close(writeErrs)
+	for err := range writeErrs {
+		t.Fatal(err)
+	}
+
+	// Wait for the readers to reach the head.
+	for wait := time.Now().Add(10 * time.Second); time.Now().Before(wait); time.Sleep(10 * time.Millisecond) {
+		if sub.count() >= len(committed) && poller.count() >= len(committed) {
+			break
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // anything beyond the committed events shows up
+	stopReaders()
+	readers.Wait()
+	close(readErrs)
+	for err := range readErrs {
+		t.Error(err)
+	}
+	t.Logf("%d appends of %d events, %d of them slow; subscriber saw %d, ReadAll loop %d",
+		appends.Load(), len(committed), slow.Load(), sub.count(), poller.count())
+	require.NotZero(t, slow.Load(), "no append was slow: the test did not test long transactions")
+	require.Greater(t, len(committed), 1000, "too few events to interleave")
+	sub.check(t, committed)
+	poller.check(t, committed)
+
+	// Each stream holds its events in consecutive versions.
+	total := 0
+	for i := range streams {
+		stream := fmt.Sprint("stream-", i)
+		for j, e := range collect(t, s.ReadStream(ctx, stream, 1)) {
+			require.Equal(t, int64(j+1), e.Version, "ReadStream(%q) event %d", stream, j)
+			total++
+		}
+	}
+	assert.Equal(t, len(committed), total, "events in all streams")
+}
+
+// TestExactVersionRace races two appends with the same expected version
+// on one stream, round after round: exactly one wins, and the other fails
+// with a ConflictError giving the versions.
+func TestExactVersionRace(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4)
+	ctx := ctxWithin(t, 30*time.Second)
+	const stream = "raced"
+	version := int64(0)
+	for round := range 50 {
+		expected := eventsource.Exact(version)
+		type result struct {
+			n      int
+			events []eventsource.Event
+			err    error
+		}
+		results := [2]result{{n: 1}, {n: 2}}
+		gate := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range results {
+			wg.Go(func() {
+				<-gate
+				results[i].events, results[i].err = s.Append(ctx, stream, expected, events(results[i].n, "test.raced.v1")...)
+			})
+		}
+		close(gate)
+		wg.Wait()
+
+		won, lost := 0, 1
+		if results[0].err != nil {
+			won, lost = 1, 0
+		}
+		require.NoError(t, results[won].err, "round %d: both appends with %v failed (other: %v)", round, expected, results[lost].err)
+		require.Error(t, results[lost].err, "round %d: both appends with %v succeeded", round, expected)
+		require.ErrorIs(t, results[lost].err, eventsource.ErrConcurrencyConflict, "round %d", round)
+		var ce *eventsource.ConflictError
+		require.True(t, errors.As(results[lost].err, &ce), "round %d: %v is not a *ConflictError", round, results[lost].err)
+		want := eventsource.ConflictError{StreamID: stream, Expected: expected, Actual: version + int64(results[won].n)}
+		require.Equal(t, want, *ce, "round %d", round)
+		require.Len(t, results[won].events, results[won].n)
+		require.Equal(t, version+1, results[won].events[0].Version, "round %d", round)
+		version += int64(results[won].n)
+	}
+	got := collect(t, s.ReadStream(ctx, stream, 1))
+	require.Len(t, got, int(version))
+}
+
+// TestStalledAppendReleasesTheLock stalls an append inside its
+// transaction, holding the append lock, for longer than the store lets a
+// transaction sit idle: the server ends its session, the append fails,
+// and the appends that waited for the lock go on.
+func TestStalledAppendReleasesTheLock(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4)
+	pgstore.SetIdleLimit(s, "200ms")
+	stalled := make(chan struct{})
+	pgstore.SetBeforeCommit(s, func(ctx context.Context, stream string) {
+		if stream == "stalls" {
+			close(stalled)
+			time.Sleep(time.Second) // as a frozen process would
+		}
+	})
+	ctx := ctxWithin(t, 20*time.Second)
+	failed := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "stalls", eventsource.Any, events(1, "test.v1")...)
+		failed <- err
+	}()
+	<-stalled
+	start := time.Now()
+	got, err := s.Append(ctx, "waits", eventsource.NoStream, events(1, "test.v1")...)
+	require.NoError(t, err)
+	waited := time.Since(start)
+	assert.Less(t, waited, 900*time.Millisecond, "the append waited for the stalled one to wake")
+	require.Error(t, <-failed, "the stalled append succeeded")
+	assert.Equal(t, got, collect(t, s.ReadAll(ctx, 0)), "the stalled append left events")
+	t.Logf("waited %v for the lock", waited)
+}
+
+// TestUniqueConstraintIsTheLastGuard has a writer that ignores the append
+// lock insert a stream's first event while an append to the stream, which
+// read the stream's version before that writer committed, inserts its own:
+// the unique constraint on (stream_id, version) turns the append into a
+// conflict rather than a second event with the same version.
+func TestUniqueConstraintIsTheLastGuard(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, 4)
+	schema := schemaName(t)
+	s := newStoreIn(t, pool, schema)
+	ctx := ctxWithin(t, 10*time.Second)
+	require.NoError(t, s.Migrate(ctx))
+
+	rogue, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = rogue.Rollback(ctx) }()
+	_, err = rogue.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.events (id, stream_id, version, type, data) VALUES ($1, 'a', 1, 'rogue.v1', '')`, schema), uuid.New())
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // the append waits on the rogue's row
+	require.NoError(t, rogue.Commit(ctx))
+	err = <-done
+	var ce *eventsource.ConflictError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, eventsource.ConflictError{StreamID: "a", Expected: eventsource.NoStream, Actual: 1}, *ce)
+	got := collect(t, s.ReadStream(ctx, "a", 1))
+	require.Len(t, got, 1)
+	assert.Equal(t, "rogue.v1", got[0].Type)
+}

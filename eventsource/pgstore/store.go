@@ -1,0 +1,685 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"iter"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+
+	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// pageSize is how many rows a read fetches per query.
+const pageSize = 500
+
+// idleLimit is the idle_in_transaction_session_timeout of an append's
+// transaction: a client that stops between the statements of an append
+// (its process frozen, its network cut) has its session ended by the
+// server after this long, so that the append lock it holds does not stop
+// every other append until TCP gives up on the connection.
+const idleLimit = "5s"
+
+// streamVersionKey is the name of the unique constraint on (stream_id,
+// version), the last guard against two events taking one version.
+const streamVersionKey = "events_stream_version_key"
+
+// Store is an [eventsource.Store] and an [eventsource.SnapshotStore] kept
+// in PostgreSQL. Create it with [New] and create its tables with
+// [Store.Migrate].
+//
+// A Store is safe for concurrent use, also by several processes sharing
+// the database: appends to one schema are serialised by an advisory lock,
+// so that events become visible in the order of their positions (see the
+// package documentation). The Store does not own the pool: close the pool
+// after the last call.
+type Store struct {
+	pool         *pgxpool.Pool
+	schema       string
+	channel      string
+	lockKey      int64 // of pg_advisory_xact_lock, serialising appends
+	migrateKey   int64 // of pg_advisory_xact_lock, serialising Migrate
+	pollInterval time.Duration
+	pageSize     int
+	idleLimit    string // idle_in_transaction_session_timeout of appends
+	tel          *instruments
+	sql          statements
+
+	// Test hooks, set only by tests (export_test.go) before the store is
+	// used. beforeCommit runs in an append's transaction after the insert
+	// and before the commit, holding the append lock; listening is called
+	// with the backend pid of each connection a subscription listens on;
+	// skipNotify makes appends send no notification.
+	beforeCommit func(ctx context.Context, streamID string)
+	listening    func(pid uint32)
+	skipNotify   bool
+}
+
+// statements are the store's SQL, with its schema's quoted name built in.
+type statements struct {
+	existing, version, insert  string
+	readStream, readAll        string
+	readAllHead                string
+	loadSnapshot, saveSnapshot string
+	schema                     string // the quoted schema name
+}
+
+// eventColumns are the columns scanned by scanEvent, in order.
+const eventColumns = "id, stream_id, version, position, type, data, metadata, recorded_at"
+
+func newStatements(schema string) statements {
+	q := pgx.Identifier{schema}.Sanitize()
+	r := strings.NewReplacer("{s}", q, "{cols}", eventColumns)
+	return statements{
+		schema:   q,
+		existing: r.Replace(`SELECT {cols} FROM {s}.events WHERE id = ANY($1::uuid[])`),
+		version:  r.Replace(`SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = $1`),
+		insert: r.Replace(`INSERT INTO {s}.events (id, stream_id, version, type, data, metadata)
+SELECT u.id, $1, u.version, u.type, u.data, u.metadata
+FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::jsonb[])
+	WITH ORDINALITY AS u(id, version, type, data, metadata, ord)
+ORDER BY u.ord
+RETURNING position, version, recorded_at`),
+		readStream: r.Replace(`SELECT {cols} FROM {s}.events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`),
+		readAll:    r.Replace(`SELECT {cols} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
+		readAllHead: r.Replace(`SELECT {cols}, (SELECT max(position) FROM {s}.events)
+FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
+		loadSnapshot: r.Replace(`SELECT version, data FROM {s}.snapshots WHERE stream_id = $1`),
+		saveSnapshot: r.Replace(`INSERT INTO {s}.snapshots AS old (stream_id, version, data) VALUES ($1, $2, $3)
+ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, data = excluded.data, saved_at = now()
+WHERE old.version < excluded.version`),
+	}
+}
+
+// New returns a store that keeps its tables in the schema of [WithSchema]
+// ("eventsource" by default) of the pool's database. It does not touch the
+// database: call [Store.Migrate] to create or upgrade the tables. It
+// returns an error naming each bad argument: a nil pool, a bad schema name
+// or poll interval.
+//
+// Each live [Store.Subscribe] holds one of the pool's connections for as
+// long as it runs, so size the pool (pool_max_conns) for the subscriptions
+// plus the appends and reads that run at once.
+func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
+	c := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	errs := c.validate()
+	if pool == nil {
+		errs = append([]error{errors.New("pool is nil")}, errs...)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("pgstore: New: %w", err)
+	}
+	return &Store{
+		pool:         pool,
+		schema:       c.schema,
+		channel:      c.schema + channelSuffix,
+		lockKey:      lockKey("append", c.schema),
+		migrateKey:   lockKey("migrate", c.schema),
+		pollInterval: c.pollInterval,
+		pageSize:     pageSize,
+		idleLimit:    idleLimit,
+		tel:          newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider),
+		sql:          newStatements(c.schema),
+	}, nil
+}
+
+// lockKey returns the key of the advisory lock for purpose in schema: the
+// FNV-1a hash of the package path, the purpose and the schema name.
+func lockKey(purpose, schema string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte(ScopeName + "\x00" + purpose + "\x00" + schema))
+	return int64(h.Sum64())
+}
+
+var (
+	_ eventsource.Store         = (*Store)(nil)
+	_ eventsource.SnapshotStore = (*Store)(nil)
+)
+
+// Append implements [eventsource.Store.Append].
+//
+// The append is one transaction that waits for the schema's append lock,
+// so appends to a schema run one at a time, whatever their streams (see
+// the package documentation). All events are inserted with one statement.
+// After the commit, the store notifies subscribers; a failed notification
+// is recorded on the span and otherwise ignored, as subscribers poll too.
+//
+// If the call fails after the commit was sent (the context ended, the
+// connection dropped), the events may or may not be stored: append them
+// again with the same IDs, which appends whichever are missing.
+func (s *Store) Append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, events ...eventsource.NewEvent) ([]eventsource.Event, error) {
+	if err := eventsource.CheckAppend(streamID, expected, events); err != nil {
+		return nil, err
+	}
+	if err := checkTexts(streamID, events); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	events = eventsource.PrepareAppend(ctx, events)
+	ctx, span, start := s.tel.start(ctx, opAppend)
+	if span.IsRecording() {
+		span.SetAttributes(AttrStreamID.String(streamID))
+	}
+	out, inserted, err := s.append(ctx, streamID, expected, events)
+	s.tel.end(ctx, span, opAppend, start, err)
+
+	t := s.tel
+	if t.appendDuration.Enabled(ctx) {
+		d := time.Since(start).Seconds()
+		if err == nil {
+			t.appendDuration.Record(ctx, d)
+		} else {
+			t.appendDuration.Record(ctx, d, metric.WithAttributes(telemetry.ErrorType(err)))
+		}
+	}
+	var conflict *eventsource.ConflictError
+	switch {
+	case err == nil:
+		if inserted > 0 {
+			t.appended.Add(ctx, int64(inserted))
+		}
+		return out, nil
+	case errors.As(err, &conflict):
+		t.conflicts.Add(ctx, 1)
+		return nil, err
+	}
+	return nil, fmt.Errorf("pgstore: appending to stream %q: %w", streamID, ctxErr(ctx, err))
+}
+
+// append runs an append's transaction and returns the events as stored
+// and how many of them it inserted.
+func (s *Store) append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, events []eventsource.NewEvent) ([]eventsource.Event, int, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer conn.Release()
+
+	ids := make([]pgtype.UUID, len(events))
+	for i, e := range events {
+		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
+	}
+	// One round trip: begin, bound how long the transaction may sit idle
+	// holding the append lock, wait for the lock, then read, under it,
+	// which events are stored already and the stream's version.
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true)", s.idleLimit)
+	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
+	b.Queue(s.sql.existing, ids)
+	b.Queue(s.sql.version, streamID)
+	br := conn.SendBatch(ctx, b)
+	tx := br.Tx()
+	defer func() { _ = tx.Rollback(ctx) }() // after Commit, a no-op
+	stored, current, err := readChecks(br)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+
+	fresh := make([]eventsource.NewEvent, 0, len(events))
+	seen := make(map[uuid.UUID]bool, len(events))
+	for _, e := range events {
+		if _, ok := stored[e.ID]; !ok && !seen[e.ID] {
+			fresh = append(fresh, e)
+			seen[e.ID] = true
+		}
+	}
+	if len(fresh) == 0 { // a retried append: hand back what is stored
+		out := make([]eventsource.Event, len(events))
+		for i, e := range events {
+			out[i] = stored[e.ID]
+		}
+		return out, 0, nil
+	}
+	if expected != eventsource.Any && int64(expected) != current {
+		return nil, 0, &eventsource.ConflictError{StreamID: streamID, Expected: expected, Actual: current}
+	}
+
+	out, err := s.insert(ctx, tx, streamID, current, fresh)
+	if err != nil {
+		if isStreamVersionConflict(err) {
+			// Someone wrote to the table without the append lock.
+			var actual int64
+			verr := tx.Rollback(ctx)
+			if verr == nil {
+				verr = conn.QueryRow(ctx, s.sql.version, streamID).Scan(&actual)
+			}
+			if verr != nil {
+				return nil, 0, errors.Join(err, verr)
+			}
+			return nil, 0, &eventsource.ConflictError{StreamID: streamID, Expected: expected, Actual: actual}
+		}
+		return nil, 0, err
+	}
+	if s.beforeCommit != nil {
+		s.beforeCommit(ctx, streamID)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, 0, err
+	}
+	// A hint for subscribers, outside the transaction: NOTIFY within it
+	// would take PostgreSQL's global notification lock at every commit.
+	if s.skipNotify {
+		return out, len(out), nil
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_notify($1, '')", s.channel); err != nil {
+		telemetry.AddEvent(ctx, "pgstore.notify_failed", func() []attribute.KeyValue {
+			return []attribute.KeyValue{telemetry.ErrorType(err), attribute.String("exception.message", err.Error())}
+		})
+	}
+	return out, len(out), nil
+}
+
+// readChecks reads the results of the append's first batch: begin, lock,
+// stored events, stream version.
+func readChecks(br pgx.BatchResults) (map[uuid.UUID]eventsource.Event, int64, error) {
+	for range 3 { // BEGIN, set_config, pg_advisory_xact_lock
+		if _, err := br.Exec(); err != nil {
+			return nil, 0, err
+		}
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, 0, err
+	}
+	stored := map[uuid.UUID]eventsource.Event{}
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			rows.Close()
+			return nil, 0, err
+		}
+		stored[e.ID] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	var current int64
+	if err := br.QueryRow().Scan(&current); err != nil {
+		return nil, 0, err
+	}
+	return stored, current, nil
+}
+
+// insert inserts events as versions current+1, current+2, … of the
+// stream, in one statement, and returns them as stored.
+func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current int64, events []eventsource.NewEvent) ([]eventsource.Event, error) {
+	n := len(events)
+	ids := make([]pgtype.UUID, n)
+	versions := make([]int64, n)
+	types := make([]string, n)
+	data := make([][]byte, n)
+	metadata := make([][]byte, n)
+	out := make([]eventsource.Event, n)
+	for i, e := range events {
+		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
+		versions[i] = current + 1 + int64(i)
+		types[i] = e.Type
+		data[i] = e.Data
+		if data[i] == nil {
+			data[i] = []byte{} // the column is NOT NULL; nil reads back as nil
+		}
+		if e.Metadata != nil {
+			md, err := json.Marshal(e.Metadata)
+			if err != nil {
+				return nil, fmt.Errorf("encoding the metadata of event %d: %w", i, err)
+			}
+			metadata[i] = md
+		}
+		out[i] = eventsource.Event{
+			ID: e.ID, StreamID: streamID, Version: versions[i], Type: e.Type,
+			Data: copyBytes(e.Data), Metadata: copyMap(e.Metadata),
+		}
+	}
+	rows, err := tx.Query(ctx, s.sql.insert, streamID, ids, versions, types, data, metadata)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	got := 0
+	for rows.Next() {
+		var position, version int64
+		var recordedAt time.Time
+		if err := rows.Scan(&position, &version, &recordedAt); err != nil {
+			return nil, err
+		}
+		i := version - current - 1
+		if i < 0 || i >= int64(n) {
+			return nil, fmt.Errorf("insert returned version %d; want %d to %d", version, current+1, current+int64(n))
+		}
+		out[i].Position, out[i].RecordedAt = position, recordedAt.UTC()
+		got++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if got != n {
+		return nil, fmt.Errorf("insert returned %d rows; want %d", got, n)
+	}
+	return out, nil
+}
+
+// checkTexts returns an error matching [eventsource.ErrInvalidArgument]
+// for each string of an append that PostgreSQL cannot store in a text or
+// jsonb column: invalid UTF-8 or a NUL byte.
+func checkTexts(streamID string, events []eventsource.NewEvent) error {
+	var errs []error
+	if err := checkText(streamID); err != nil {
+		errs = append(errs, fmt.Errorf("%w: stream id %q %w", eventsource.ErrInvalidArgument, streamID, err))
+	}
+	for i, e := range events {
+		if err := checkText(e.Type); err != nil {
+			errs = append(errs, fmt.Errorf("%w: event %d has type %q, which %w", eventsource.ErrInvalidArgument, i, e.Type, err))
+		}
+		for k, v := range e.Metadata {
+			if err := errors.Join(checkText(k), checkText(v)); err != nil {
+				errs = append(errs, fmt.Errorf("%w: event %d has metadata %q: %q, which %w", eventsource.ErrInvalidArgument, i, k, v, err))
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	errNotUTF8 = errors.New("is not valid UTF-8")
+	errNUL     = errors.New("holds a NUL byte, which PostgreSQL cannot store in text")
+)
+
+// checkText returns why PostgreSQL cannot store s as text, or nil.
+func checkText(s string) error {
+	switch {
+	case !utf8.ValidString(s):
+		return errNotUTF8
+	case strings.IndexByte(s, 0) >= 0:
+		return errNUL
+	}
+	return nil
+}
+
+func isStreamVersionConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == streamVersionKey
+}
+
+// ReadStream implements [eventsource.Store.ReadStream]. It reads the
+// stream in pages of 500 events, one query (and one span) each, holding
+// no connection while the loop body runs. An error, including the
+// context's, is yielded and ends the sequence.
+func (s *Store) ReadStream(ctx context.Context, streamID string, fromVersion int64) iter.Seq2[eventsource.Event, error] {
+	return func(yield func(eventsource.Event, error) bool) {
+		from := max(fromVersion, 1)
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, from, err))
+				return
+			}
+			if streamID == "" || checkText(streamID) != nil { // Append rejects such ids: no events
+				return
+			}
+			page, err := s.readStreamPage(ctx, streamID, from)
+			if err != nil {
+				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, from, ctxErr(ctx, err)))
+				return
+			}
+			for _, e := range page {
+				if err := ctx.Err(); err != nil {
+					yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, e.Version, err))
+					return
+				}
+				if !yield(e, nil) {
+					return
+				}
+			}
+			if len(page) < s.pageSize {
+				return
+			}
+			from = page[len(page)-1].Version + 1
+		}
+	}
+}
+
+func (s *Store) readStreamPage(ctx context.Context, streamID string, from int64) ([]eventsource.Event, error) {
+	ctx, span, start := s.tel.start(ctx, opReadStream)
+	if span.IsRecording() {
+		span.SetAttributes(AttrStreamID.String(streamID))
+	}
+	page, _, err := s.queryPage(ctx, s.pool, false, s.sql.readStream, streamID, from, s.pageSize)
+	if span.IsRecording() {
+		span.SetAttributes(semconv.DBResponseReturnedRows(len(page)))
+	}
+	s.tel.end(ctx, span, opReadStream, start, err)
+	return page, err
+}
+
+// ReadAll implements [eventsource.Store.ReadAll]. It reads in pages of 500
+// events, one query (and one span) each, holding no connection while the
+// loop body runs, and ends at the first page that is not full. An error,
+// including the context's, is yielded and ends the sequence.
+//
+// Appends commit in the order of their positions (see the package
+// documentation), so a reader that has read position N has seen every
+// event below N that will ever be stored.
+func (s *Store) ReadAll(ctx context.Context, afterPosition int64) iter.Seq2[eventsource.Event, error] {
+	return func(yield func(eventsource.Event, error) bool) {
+		after := max(afterPosition, 0)
+		for {
+			if err := ctx.Err(); err != nil {
+				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading all events after position %d: %w", after, err))
+				return
+			}
+			page, err := s.readAllPage(ctx, after)
+			if err != nil {
+				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading all events after position %d: %w", after, ctxErr(ctx, err)))
+				return
+			}
+			for _, e := range page {
+				if err := ctx.Err(); err != nil {
+					yield(eventsource.Event{}, fmt.Errorf("pgstore: reading all events after position %d: %w", after, err))
+					return
+				}
+				if !yield(e, nil) {
+					return
+				}
+				after = e.Position
+			}
+			if len(page) < s.pageSize {
+				return
+			}
+		}
+	}
+}
+
+func (s *Store) readAllPage(ctx context.Context, after int64) ([]eventsource.Event, error) {
+	ctx, span, start := s.tel.start(ctx, opReadAll)
+	page, _, err := s.queryPage(ctx, s.pool, false, s.sql.readAll, after, s.pageSize)
+	if span.IsRecording() {
+		span.SetAttributes(semconv.DBResponseReturnedRows(len(page)))
+	}
+	s.tel.end(ctx, span, opReadAll, start, err)
+	return page, err
+}
+
+// querier is a *pgxpool.Pool or a *pgxpool.Conn.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// queryPage runs a query of events and returns them all. With withHead,
+// each row has one more column, the highest position, which is returned.
+func (s *Store) queryPage(ctx context.Context, q querier, withHead bool, sql string, args ...any) ([]eventsource.Event, int64, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var page []eventsource.Event
+	var head int64
+	for rows.Next() {
+		var e eventsource.Event
+		var err error
+		if withHead {
+			e, err = scanEvent(rows, &head)
+		} else {
+			e, err = scanEvent(rows)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		page = append(page, e)
+	}
+	return page, head, rows.Err()
+}
+
+// scanEvent scans the columns of eventColumns, then into extra.
+func scanEvent(rows pgx.Rows, extra ...any) (eventsource.Event, error) {
+	var (
+		e          eventsource.Event
+		id         pgtype.UUID
+		metadata   []byte
+		recordedAt time.Time
+	)
+	dest := append([]any{&id, &e.StreamID, &e.Version, &e.Position, &e.Type, &e.Data, &metadata, &recordedAt}, extra...)
+	if err := rows.Scan(dest...); err != nil {
+		return e, err
+	}
+	e.ID = id.Bytes
+	e.RecordedAt = recordedAt.UTC()
+	if len(e.Data) == 0 {
+		e.Data = nil
+	}
+	if metadata != nil {
+		if err := json.Unmarshal(metadata, &e.Metadata); err != nil {
+			return e, fmt.Errorf("decoding the metadata of event %s (stream %q, version %d): %w", e.ID, e.StreamID, e.Version, err)
+		}
+	}
+	return e, nil
+}
+
+// LoadSnapshot implements [eventsource.SnapshotStore.LoadSnapshot]. It
+// returns an error matching [eventsource.ErrNotFound] when the stream has
+// no snapshot.
+func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (eventsource.Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return eventsource.Snapshot{}, err
+	}
+	if streamID == "" || checkText(streamID) != nil { // SaveSnapshot rejects such ids
+		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %q", eventsource.ErrNotFound, streamID)
+	}
+	ctx, span, start := s.tel.start(ctx, opLoadSnapshot)
+	if span.IsRecording() {
+		span.SetAttributes(AttrStreamID.String(streamID))
+	}
+	snap := eventsource.Snapshot{StreamID: streamID}
+	err := s.pool.QueryRow(ctx, s.sql.loadSnapshot, streamID).Scan(&snap.Version, &snap.Data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		s.tel.end(ctx, span, opLoadSnapshot, start, nil)
+		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %q", eventsource.ErrNotFound, streamID)
+	}
+	s.tel.end(ctx, span, opLoadSnapshot, start, err)
+	if err != nil {
+		return eventsource.Snapshot{}, fmt.Errorf("pgstore: loading the snapshot of stream %q: %w", streamID, ctxErr(ctx, err))
+	}
+	if len(snap.Data) == 0 {
+		snap.Data = nil
+	}
+	return snap, nil
+}
+
+// SaveSnapshot implements [eventsource.SnapshotStore.SaveSnapshot]: it
+// stores snap unless the stream has a snapshot of the same or a newer
+// version already. A snapshot with an empty stream id or a negative
+// version is rejected with an error matching
+// [eventsource.ErrInvalidArgument].
+func (s *Store) SaveSnapshot(ctx context.Context, snap eventsource.Snapshot) error {
+	var errs []error
+	if snap.StreamID == "" {
+		errs = append(errs, errors.New("empty stream id"))
+	} else if err := checkText(snap.StreamID); err != nil {
+		errs = append(errs, fmt.Errorf("stream id %q %w", snap.StreamID, err))
+	}
+	if snap.Version < 0 {
+		errs = append(errs, fmt.Errorf("version %d", snap.Version))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pgstore: saving a snapshot: %w: %w", eventsource.ErrInvalidArgument, errors.Join(errs...))
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, span, start := s.tel.start(ctx, opSaveSnapshot)
+	if span.IsRecording() {
+		span.SetAttributes(AttrStreamID.String(snap.StreamID))
+	}
+	data := snap.Data
+	if data == nil {
+		data = []byte{}
+	}
+	_, err := s.pool.Exec(ctx, s.sql.saveSnapshot, snap.StreamID, snap.Version, data)
+	s.tel.end(ctx, span, opSaveSnapshot, start, err)
+	if err != nil {
+		return fmt.Errorf("pgstore: saving the snapshot of stream %q at version %d: %w", snap.StreamID, snap.Version, ctxErr(ctx, err))
+	}
+	return nil
+}
+
+// ctxErr returns ctx's error if ctx is done, for it is the cause of err,
+// and err otherwise. A statement interrupted by the context fails with a
+// driver error that does not always say so.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%w)", cerr, err)
+	}
+	return hint(err)
+}
+
+// hint adds advice to errors whose cause is a common mistake.
+func hint(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") { // undefined_table, invalid_schema_name
+		return fmt.Errorf("%w (has Migrate been called?)", err)
+	}
+	return err
+}
+
+func copyBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+func copyMap(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

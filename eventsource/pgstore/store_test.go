@@ -1,0 +1,375 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/eventsource/pgstore"
+)
+
+// unconnectedPool returns a pool that has not connected, and never will:
+// enough for New, which does not touch the database.
+func unconnectedPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(context.Background(), "postgres://nobody@127.0.0.1:1/nothing?connect_timeout=1")
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func TestNewRejectsBadArguments(t *testing.T) {
+	t.Parallel()
+	pool := unconnectedPool(t)
+	tests := []struct {
+		name string
+		pool *pgxpool.Pool
+		opts []pgstore.Option
+		want []string
+	}{
+		{"nil pool", nil, nil, []string{"pool is nil"}},
+		{"empty schema", pool, []pgstore.Option{pgstore.WithSchema("")}, []string{`WithSchema("")`, "empty schema name"}},
+		{"long schema", pool, []pgstore.Option{pgstore.WithSchema(strings.Repeat("s", pgstore.MaxSchemaLen+1))}, []string{"WithSchema", "at most 56"}},
+		{"reserved schema", pool, []pgstore.Option{pgstore.WithSchema("pg_events")}, []string{`WithSchema("pg_events")`, "reserved"}},
+		{"NUL in schema", pool, []pgstore.Option{pgstore.WithSchema("a\x00b")}, []string{"WithSchema", "NUL"}},
+		{"invalid UTF-8 schema", pool, []pgstore.Option{pgstore.WithSchema("a\xffb")}, []string{"WithSchema", "UTF-8"}},
+		{"zero poll interval", pool, []pgstore.Option{pgstore.WithPollInterval(0)}, []string{"WithPollInterval(0s)", "positive"}},
+		{"negative poll interval", pool, []pgstore.Option{pgstore.WithPollInterval(-time.Second)}, []string{"WithPollInterval(-1s)"}},
+		{"all at once", nil, []pgstore.Option{pgstore.WithSchema(""), pgstore.WithPollInterval(0)}, []string{"pool is nil", "WithSchema", "WithPollInterval"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := pgstore.New(tt.pool, tt.opts...)
+			require.Error(t, err, "New() = %v, nil; want an error", s)
+			assert.Nil(t, s)
+			assert.True(t, strings.HasPrefix(err.Error(), "pgstore: New: "), "New() = %q; want the package and function named", err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestNewAcceptsGoodArguments(t *testing.T) {
+	t.Parallel()
+	pool := unconnectedPool(t)
+	for _, schema := range []string{"eventsource", "Orders", "with space", `quo"te`, "ünïcødé", strings.Repeat("s", pgstore.MaxSchemaLen), "PG_upper"} {
+		s, err := pgstore.New(pool, pgstore.WithSchema(schema), pgstore.WithPollInterval(time.Millisecond), nil)
+		assert.NoError(t, err, "New(WithSchema(%q))", schema)
+		assert.NotNil(t, s)
+	}
+	s1, _ := pgstore.New(pool, pgstore.WithSchema("a"))
+	s2, _ := pgstore.New(pool, pgstore.WithSchema("b"))
+	a1, m1 := pgstore.LockKeys(s1)
+	a2, _ := pgstore.LockKeys(s2)
+	assert.NotEqual(t, a1, a2, "two schemas share an append lock")
+	assert.NotEqual(t, a1, m1, "appends and Migrate share a lock")
+}
+
+// TestQuotedSchema runs a store in a schema whose name needs quoting.
+func TestQuotedSchema(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, 4)
+	schema := dropLater(t, `pgstore "Test"; `+uuid.NewString()[:8])
+	s := newStoreIn(t, pool, schema, pgstore.WithPollInterval(time.Hour))
+	listening := make(chan uint32, 1)
+	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
+	ctx := ctxWithin(t, 10*time.Second)
+	require.NoError(t, s.Migrate(ctx))
+	got, err := s.Append(ctx, "a", eventsource.NoStream, events(2, "test.v1")...)
+	require.NoError(t, err)
+	assert.Equal(t, got, collect(t, s.ReadAll(ctx, 0)))
+
+	// Notifications reach subscribers on the channel of the quoted name.
+	f := follow(t, s, 2)
+	<-listening
+	more, err := s.Append(ctx, "a", eventsource.Exact(2), events(1, "test.v1")...)
+	require.NoError(t, err)
+	assert.Equal(t, more, f.next(t, 1, 5*time.Second))
+}
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4)
+	ctx := ctxWithin(t, 10*time.Second)
+	require.NoError(t, s.Migrate(ctx), "second Migrate")
+	require.NoError(t, s.Migrate(ctx), "third Migrate")
+	_, err := s.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
+	require.NoError(t, err)
+	require.NoError(t, s.Migrate(ctx), "Migrate with events stored")
+	assert.Len(t, collect(t, s.ReadAll(ctx, 0)), 1, "Migrate lost events")
+}
+
+func TestMigrateConcurrently(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, 8)
+	schema := schemaName(t)
+	ctx := ctxWithin(t, 20*time.Second)
+	const n = 6
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	gate := make(chan struct{})
+	for i := range n {
+		// Stores of their own, as in several processes.
+		s := newStoreIn(t, pool, schema)
+		wg.Go(func() {
+			<-gate
+			errs[i] = s.Migrate(ctx)
+		})
+	}
+	close(gate)
+	wg.Wait()
+	for i, err := range errs {
+		assert.NoError(t, err, "Migrate %d", i)
+	}
+	var versions []int32
+	rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT version FROM %q.schema_migrations ORDER BY version`, schema))
+	require.NoError(t, err)
+	for rows.Next() {
+		var v int32
+		require.NoError(t, rows.Scan(&v))
+		versions = append(versions, v)
+	}
+	require.NoError(t, rows.Err())
+	assert.Equal(t, []int32{int32(pgstore.SchemaVersion)}, versions, "schema_migrations")
+}
+
+func TestMigrateRefusesNewerSchema(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, 4)
+	schema := schemaName(t)
+	s := newStoreIn(t, pool, schema)
+	ctx := ctxWithin(t, 10*time.Second)
+	require.NoError(t, s.Migrate(ctx))
+	_, err := pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.schema_migrations (version) VALUES (99)`, schema))
+	require.NoError(t, err)
+	err = s.Migrate(ctx)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "version 99, newer than this package's")
+}
+
+func TestCallsBeforeMigrateSayWhy(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, 4)
+	s := newStoreIn(t, pool, schemaName(t))
+	ctx := ctxWithin(t, 10*time.Second)
+	_, err := s.Append(ctx, "a", eventsource.Any, events(1, "test.v1")...)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "has Migrate been called?")
+	for _, err := range s.ReadAll(ctx, 0) {
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "has Migrate been called?")
+	}
+}
+
+func TestIdempotentReappend(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4)
+	ctx := ctxWithin(t, 10*time.Second)
+	batch := events(3, "test.v1")
+	for i := range batch {
+		batch[i].ID = uuid.New()
+	}
+	first, err := s.Append(ctx, "a", eventsource.NoStream, batch...)
+	require.NoError(t, err)
+	// A retry, whatever version it expects, returns the stored events.
+	for _, expected := range []eventsource.ExpectedVersion{eventsource.NoStream, eventsource.Exact(1), eventsource.Any} {
+		again, err := s.Append(ctx, "a", expected, batch...)
+		require.NoError(t, err, "retry expecting %v", expected)
+		assert.Equal(t, first, again, "retry expecting %v", expected)
+	}
+	// A retry to another stream too: ids are global.
+	other, err := s.Append(ctx, "b", eventsource.NoStream, batch[1])
+	require.NoError(t, err)
+	assert.Equal(t, first[1:2], other)
+	// A batch of stored and new events appends the new ones only.
+	more := append(batch[:2:2], events(1, "test.v1")...)
+	got, err := s.Append(ctx, "a", eventsource.Exact(3), more...)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, int64(4), got[0].Version)
+	assert.Len(t, collect(t, s.ReadAll(ctx, 0)), 4)
+}
+
+// Account is an aggregate for TestUnknownEventTypeOnRead.
+type Account struct {
+	eventsource.Base
+	Balance int
+}
+
+type Deposited struct{ Amount int }
+
+func (a *Account) Apply(event any) error {
+	if e, ok := event.(Deposited); ok {
+		a.Balance += e.Amount
+	}
+	return nil
+}
+
+func TestUnknownEventTypeOnRead(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4)
+	ctx := ctxWithin(t, 10*time.Second)
+	reg := eventsource.NewRegistry()
+	eventsource.Register[Deposited](reg, "account.deposited.v1")
+	_, err := s.Append(ctx, "account-1", eventsource.NoStream,
+		eventsource.NewEvent{Type: "account.deposited.v1", Data: []byte(`{"Amount":5}`)},
+		eventsource.NewEvent{Type: "account.frozen.v7", Data: []byte(`{}`)},
+	)
+	require.NoError(t, err)
+
+	repo, err := eventsource.NewRepository(s, reg, func() *Account { return &Account{} })
+	require.NoError(t, err)
+	_, err = repo.Load(ctx, "account-1")
+	require.ErrorIs(t, err, eventsource.ErrUnknownEventType)
+	assert.Contains(t, err.Error(), `"account.frozen.v7"`)
+}
+
+func TestRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4)
+	ctx := ctxWithin(t, 10*time.Second)
+	tooMany := events(eventsource.MaxBatch+1, "test.v1")
+	nulMetadata := events(1, "test.v1")
+	nulMetadata[0].Metadata = map[string]string{"k": "a\x00b"}
+	tests := []struct {
+		name   string
+		stream string
+		events []eventsource.NewEvent
+	}{
+		{"empty stream id", "", events(1, "test.v1")},
+		{"oversize batch", "a", tooMany},
+		{"no events", "a", nil},
+		{"empty type", "a", events(1, "")},
+		{"NUL in stream id", "a\x00b", events(1, "test.v1")},
+		{"invalid UTF-8 stream id", "a\xff", events(1, "test.v1")},
+		{"NUL in type", "a", events(1, "test\x00v1")},
+		{"NUL in metadata", "a", nulMetadata},
+	}
+	for _, tt := range tests {
+		got, err := s.Append(ctx, tt.stream, eventsource.Any, tt.events...)
+		assert.ErrorIs(t, err, eventsource.ErrInvalidArgument, "Append with %s = %v, %v", tt.name, got, err)
+	}
+	assert.Empty(t, collect(t, s.ReadAll(ctx, 0)), "events stored by rejected appends")
+	assert.Empty(t, collect(t, s.ReadStream(ctx, "a\x00b", 1)), "ReadStream of an impossible stream id")
+}
+
+func TestClosedPool(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, 4)
+	pool.Close()
+	ctx := ctxWithin(t, 10*time.Second)
+	check := func(what string, err error) {
+		t.Helper()
+		if assert.Error(t, err, what) {
+			assert.Regexp(t, `^pgstore: .*: closed pool`, err.Error(), what)
+		}
+	}
+	_, err := s.Append(ctx, "a", eventsource.Any, events(1, "test.v1")...)
+	check("Append", err)
+	first := func(seq func(func(eventsource.Event, error) bool)) error {
+		for _, err := range seq {
+			return err
+		}
+		return errors.New("yielded nothing")
+	}
+	check("ReadStream", first(s.ReadStream(ctx, "a", 1)))
+	check("ReadAll", first(s.ReadAll(ctx, 0)))
+	check("Subscribe", first(s.Subscribe(ctx, 0)))
+	_, err = s.LoadSnapshot(ctx, "a")
+	check("LoadSnapshot", err)
+	check("SaveSnapshot", s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "a", Version: 1}))
+	check("Migrate", s.Migrate(ctx))
+}
+
+func TestSnapshots(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4)
+	ctx := ctxWithin(t, 10*time.Second)
+	var _ eventsource.SnapshotStore = s
+
+	_, err := s.LoadSnapshot(ctx, "a")
+	require.ErrorIs(t, err, eventsource.ErrNotFound)
+
+	save := func(version int64, data string) {
+		t.Helper()
+		require.NoError(t, s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "a", Version: version, Data: []byte(data)}))
+	}
+	load := func() eventsource.Snapshot {
+		t.Helper()
+		snap, err := s.LoadSnapshot(ctx, "a")
+		require.NoError(t, err)
+		return snap
+	}
+	save(3, "three")
+	assert.Equal(t, eventsource.Snapshot{StreamID: "a", Version: 3, Data: []byte("three")}, load())
+	save(2, "two") // older: kept out
+	save(3, "three again")
+	assert.Equal(t, eventsource.Snapshot{StreamID: "a", Version: 3, Data: []byte("three")}, load())
+	save(5, "\x00five\xff")
+	assert.Equal(t, eventsource.Snapshot{StreamID: "a", Version: 5, Data: []byte("\x00five\xff")}, load())
+
+	require.NoError(t, s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "b", Version: 1}))
+	b, err := s.LoadSnapshot(ctx, "b")
+	require.NoError(t, err)
+	assert.Equal(t, eventsource.Snapshot{StreamID: "b", Version: 1}, b)
+
+	assert.ErrorIs(t, s.SaveSnapshot(ctx, eventsource.Snapshot{Version: 1}), eventsource.ErrInvalidArgument)
+	assert.ErrorIs(t, s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "a", Version: -1}), eventsource.ErrInvalidArgument)
+	assert.ErrorIs(t, s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "a\x00", Version: 1}), eventsource.ErrInvalidArgument)
+	_, err = s.LoadSnapshot(ctx, "a\x00")
+	assert.ErrorIs(t, err, eventsource.ErrNotFound)
+}
+
+// TestSnapshotsWithRepository saves and loads an aggregate through a
+// repository that snapshots to the store.
+func TestSnapshotsWithRepository(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4)
+	ctx := ctxWithin(t, 10*time.Second)
+	reg := eventsource.NewRegistry()
+	eventsource.Register[Deposited](reg, "account.deposited.v1")
+	repo, err := eventsource.NewRepository(s, reg, func() *Account { return &Account{} }, eventsource.WithSnapshots(s, 2))
+	require.NoError(t, err)
+	a := repo.New("account-1")
+	for i := range 5 {
+		require.NoError(t, eventsource.Raise(a, Deposited{Amount: i + 1}))
+		require.NoError(t, repo.Save(ctx, a))
+	}
+	snap, err := s.LoadSnapshot(ctx, "account-1")
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), snap.Version)
+	loaded, err := repo.Load(ctx, "account-1")
+	require.NoError(t, err)
+	assert.Equal(t, 15, loaded.Balance)
+	assert.Equal(t, int64(5), loaded.Version())
+}
+
+// TestSchemasAreIndependent runs two stores in one database.
+func TestSchemasAreIndependent(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, 6)
+	ctx := ctxWithin(t, 10*time.Second)
+	a := newStoreIn(t, pool, schemaName(t))
+	b := newStoreIn(t, pool, schemaName(t))
+	require.NoError(t, a.Migrate(ctx))
+	require.NoError(t, b.Migrate(ctx))
+	ea, err := a.Append(ctx, "s", eventsource.NoStream, events(2, "test.v1")...)
+	require.NoError(t, err)
+	eb, err := b.Append(ctx, "s", eventsource.NoStream, events(1, "test.v1")...)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), ea[0].Position)
+	assert.Equal(t, int64(1), eb[0].Position)
+	assert.Equal(t, ea, collect(t, a.ReadAll(ctx, 0)))
+	assert.Equal(t, eb, collect(t, b.ReadAll(ctx, 0)))
+}

@@ -1,0 +1,215 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/eventsource"
+)
+
+// Subscribe implements [eventsource.Store.Subscribe].
+//
+// It first catches up, reading pages of 500 events through the pool like
+// [Store.ReadAll]. Once a page is not full it acquires one connection
+// from the pool and LISTENs on the schema's channel, on which every append
+// notifies after its commit, reads once more from where it got to, and
+// then waits on that connection for a notification, or for the poll
+// interval ([WithPollInterval]) at most, before reading on from the last
+// event it yielded. The connection is held until the sequence ends, and
+// then released to the pool, no longer listening.
+//
+// Events arrive in position order, each once: positions become visible in
+// order (see the package documentation), so reading on from the last one
+// yielded misses nothing.
+//
+// When ctx is done the sequence ends, without an error. A failure of the
+// database is yielded as an error; if the loop goes on, Subscribe tries
+// again after the poll interval, from the last event yielded, listening on
+// a new connection if the old one broke. A loop that stops at the first
+// error ends the subscription.
+func (s *Store) Subscribe(ctx context.Context, afterPosition int64) iter.Seq2[eventsource.Event, error] {
+	return func(yield func(eventsource.Event, error) bool) {
+		sub := &subscription{s: s, pos: max(afterPosition, 0)}
+		defer sub.release(ctx)
+		sub.run(ctx, yield)
+	}
+}
+
+// subscription is the state of one iteration of a Subscribe sequence.
+type subscription struct {
+	s    *Store
+	pos  int64         // of the last event yielded
+	live bool          // caught up: read on the listening connection
+	conn *pgxpool.Conn // listening, when live; nil until listening
+}
+
+func (sub *subscription) run(ctx context.Context, yield func(eventsource.Event, error) bool) {
+	for ctx.Err() == nil {
+		if sub.live && sub.conn == nil {
+			if err := sub.listen(ctx); err != nil {
+				if !sub.failed(ctx, yield, "listening for appends", err) {
+					return
+				}
+				continue
+			}
+		}
+		page, err := sub.read(ctx)
+		if err != nil {
+			sub.release(ctx) // it may be broken; listen afresh
+			if !sub.failed(ctx, yield, fmt.Sprintf("reading events after position %d", sub.pos), err) {
+				return
+			}
+			continue
+		}
+		for _, e := range page {
+			if !yield(e, nil) {
+				return
+			}
+			sub.pos = e.Position
+		}
+		switch {
+		case len(page) == sub.s.pageSize: // there may be more now
+		case !sub.live: // caught up: listen, read once more, then wait
+			sub.live = true
+		default:
+			sub.wait(ctx)
+		}
+	}
+}
+
+// read reads the next page after sub.pos: through the pool while catching
+// up, on the listening connection when live.
+func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) {
+	s := sub.s
+	var q querier = s.pool
+	if sub.conn != nil {
+		drainNotifications(sub.conn.Conn()) // this read answers them
+		q = sub.conn
+	}
+	start := time.Now()
+	page, head, err := s.queryPage(ctx, q, true, s.sql.readAllHead, sub.pos, s.pageSize)
+	if ctx.Err() != nil {
+		return nil, ctx.Err() // the subscription ends: nothing to record
+	}
+	s.tel.record(ctx, opSubscribe, start, err)
+	if err == nil {
+		lag := int64(0)
+		if len(page) > 0 {
+			lag = head - sub.pos
+		}
+		s.tel.lag.Record(ctx, lag)
+	}
+	// Polls that find nothing get no span: an idle subscription would
+	// otherwise report one every poll interval.
+	if len(page) > 0 || err != nil {
+		opts := s.tel.spanOpts[opSubscribe]
+		_, span := s.tel.tracer.Start(ctx, s.tel.spanNames[opSubscribe],
+			append(opts[:len(opts):len(opts)], trace.WithTimestamp(start))...)
+		if span.IsRecording() {
+			span.SetAttributes(semconv.DBResponseReturnedRows(len(page)))
+		}
+		recordError(span, err)
+		span.End()
+	}
+	return page, err
+}
+
+// listen acquires a connection and listens on the store's channel.
+func (sub *subscription) listen(ctx context.Context) error {
+	conn, err := sub.s.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	sub.conn = conn
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{sub.s.channel}.Sanitize()); err != nil {
+		sub.release(ctx)
+		return err
+	}
+	if sub.s.listening != nil {
+		sub.s.listening(conn.Conn().PgConn().PID())
+	}
+	return nil
+}
+
+// wait waits for a notification on the listening connection, for the poll
+// interval at most. If the connection fails, it is released, so that the
+// next read listens on a new one.
+func (sub *subscription) wait(ctx context.Context) {
+	wctx, cancel := context.WithTimeout(ctx, sub.s.pollInterval)
+	_, err := sub.conn.Conn().WaitForNotification(wctx)
+	timedOut := errors.Is(wctx.Err(), context.DeadlineExceeded)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if (err != nil && !timedOut) || sub.conn.Conn().IsClosed() {
+		sub.release(ctx)
+	}
+}
+
+// failed yields err, unless ctx is done, and waits for the poll interval
+// before the subscription tries again. It reports whether to go on.
+func (sub *subscription) failed(ctx context.Context, yield func(eventsource.Event, error) bool, what string, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	if !yield(eventsource.Event{}, fmt.Errorf("pgstore: subscription: %s: %w", what, hint(err))) {
+		return false
+	}
+	t := time.NewTimer(sub.s.pollInterval)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// release stops listening and returns the connection to the pool, or
+// closes it if it cannot stop listening, so that no other user of the
+// pool receives the store's notifications.
+func (sub *subscription) release(ctx context.Context) {
+	conn := sub.conn
+	if conn == nil {
+		return
+	}
+	sub.conn = nil
+	c := conn.Conn()
+	if !c.IsClosed() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		if _, err := c.Exec(uctx, "UNLISTEN *"); err != nil {
+			_ = conn.Hijack().Close(uctx)
+			return
+		}
+		drainNotifications(c)
+	}
+	conn.Release()
+}
+
+// canceled is a context that is done, with which WaitForNotification
+// returns the notifications a connection has buffered and nothing else.
+var canceled = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// drainNotifications discards the notifications c has received while it
+// ran queries, without waiting for more.
+func drainNotifications(c *pgx.Conn) {
+	for {
+		if n, _ := c.WaitForNotification(canceled); n == nil {
+			return
+		}
+	}
+}

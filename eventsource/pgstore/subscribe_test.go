@@ -1,0 +1,263 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/eventsource/pgstore"
+)
+
+// follower runs a subscription on its own goroutine and hands on its
+// events and errors.
+type follower struct {
+	events chan eventsource.Event
+	errs   chan error
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func follow(t *testing.T, s *pgstore.Store, after int64) *follower {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &follower{events: make(chan eventsource.Event, 1000), errs: make(chan error, 100), cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		for e, err := range s.Subscribe(ctx, after) {
+			if err != nil {
+				select {
+				case f.errs <- err:
+				default:
+				}
+				continue // the subscription retries
+			}
+			f.events <- e
+		}
+	}()
+	t.Cleanup(f.stop)
+	return f
+}
+
+// stop ends the subscription and waits for it.
+func (f *follower) stop() {
+	f.cancel()
+	<-f.done
+}
+
+// next waits for n events, within d.
+func (f *follower) next(t *testing.T, n int, d time.Duration) []eventsource.Event {
+	t.Helper()
+	timeout := time.After(d)
+	var got []eventsource.Event
+	for len(got) < n {
+		select {
+		case e := <-f.events:
+			got = append(got, e)
+		case <-timeout:
+			t.Fatalf("Subscribe yielded %d of %d events in %v", len(got), n, d)
+		}
+	}
+	return got
+}
+
+// TestReadsInPages reads streams and the global order across page
+// boundaries, with pages of 3 events.
+func TestReadsInPages(t *testing.T) {
+	t.Parallel()
+	pool := newPool(t, 4)
+	s := newStoreIn(t, pool, schemaName(t))
+	pgstore.SetPageSize(s, 3)
+	ctx := ctxWithin(t, 10*time.Second)
+	require.NoError(t, s.Migrate(ctx))
+	var all []eventsource.Event
+	for i := range 5 {
+		got, err := s.Append(ctx, "a", eventsource.Any, events(i+1, "test.v1")...)
+		require.NoError(t, err)
+		all = append(all, got...)
+		got, err = s.Append(ctx, "b", eventsource.Any, events(1, "test.v1")...)
+		require.NoError(t, err)
+		all = append(all, got...)
+	}
+	var a []eventsource.Event
+	for _, e := range all {
+		if e.StreamID == "a" {
+			a = append(a, e)
+		}
+	}
+	require.Len(t, a, 15)
+	for _, from := range []int64{1, 2, 3, 4, 7, 15, 16} {
+		want := a[min(from-1, int64(len(a))):]
+		assert.Equal(t, nilIfEmpty(want), collect(t, s.ReadStream(ctx, "a", from)), "ReadStream(a, %d)", from)
+	}
+	for _, after := range []int64{0, 1, 3, 6, 19, 20} {
+		assert.Equal(t, nilIfEmpty(all[after:]), collect(t, s.ReadAll(ctx, after)), "ReadAll(%d)", after)
+	}
+	// Breaking off mid-page.
+	n := 0
+	for _, err := range s.ReadAll(ctx, 0) {
+		require.NoError(t, err)
+		if n++; n == 4 {
+			break
+		}
+	}
+
+	f := follow(t, s, 2)
+	assert.Equal(t, all[2:], f.next(t, len(all)-2, 5*time.Second), "Subscribe(2), catching up")
+	live, err := s.Append(ctx, "c", eventsource.NoStream, events(7, "test.v1")...)
+	require.NoError(t, err)
+	assert.Equal(t, live, f.next(t, 7, 5*time.Second), "Subscribe(2), live")
+}
+
+// TestSubscribeWakesOnNotification shows that appends wake subscribers:
+// with an hour's poll interval, only a notification delivers the event.
+func TestSubscribeWakesOnNotification(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4, pgstore.WithPollInterval(time.Hour))
+	listening := make(chan uint32, 10)
+	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
+	ctx := ctxWithin(t, 10*time.Second)
+	f := follow(t, s, 0)
+	<-listening
+	for i := range 3 {
+		start := time.Now()
+		want, err := s.Append(ctx, "a", eventsource.Any, events(1+i, "test.v1")...)
+		require.NoError(t, err)
+		assert.Equal(t, want, f.next(t, len(want), 5*time.Second))
+		t.Logf("delivered %v after the append began", time.Since(start))
+	}
+}
+
+// TestSubscribePollsWithoutNotifications loses every notification: the
+// subscription still delivers, by polling.
+func TestSubscribePollsWithoutNotifications(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4, pgstore.WithPollInterval(100*time.Millisecond))
+	pgstore.SkipNotify(s)
+	listening := make(chan uint32, 10)
+	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
+	ctx := ctxWithin(t, 10*time.Second)
+	f := follow(t, s, 0)
+	<-listening
+	for i := range 3 {
+		want, err := s.Append(ctx, "a", eventsource.Any, events(1+i, "test.v1")...)
+		require.NoError(t, err)
+		assert.Equal(t, want, f.next(t, len(want), 3*time.Second))
+	}
+}
+
+// TestSubscribeSurvivesLostConnection terminates the backend a
+// subscription listens on: it listens again on a new connection and
+// delivers what was appended meanwhile.
+func TestSubscribeSurvivesLostConnection(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, 4, pgstore.WithPollInterval(200*time.Millisecond))
+	listening := make(chan uint32, 10)
+	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
+	ctx := ctxWithin(t, 20*time.Second)
+	f := follow(t, s, 0)
+	first, err := s.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
+	require.NoError(t, err)
+	assert.Equal(t, first, f.next(t, 1, 5*time.Second))
+
+	pid := <-listening
+	var terminated bool
+	require.NoError(t, pool.QueryRow(ctx, "SELECT pg_terminate_backend($1)", int32(pid)).Scan(&terminated))
+	require.True(t, terminated, "pg_terminate_backend(%d)", pid)
+	more, err := s.Append(ctx, "a", eventsource.Exact(1), events(3, "test.v1")...)
+	require.NoError(t, err)
+	assert.Equal(t, more, f.next(t, 3, 5*time.Second))
+	select {
+	case again := <-listening:
+		assert.NotEqual(t, pid, again, "listening again on the terminated backend")
+	case <-time.After(5 * time.Second):
+		t.Fatal("the subscription did not listen again")
+	}
+	later, err := s.Append(ctx, "a", eventsource.Exact(4), events(1, "test.v1")...)
+	require.NoError(t, err)
+	assert.Equal(t, later, f.next(t, 1, 5*time.Second))
+	select {
+	case err := <-f.errs:
+		t.Logf("the subscription yielded %v, and went on", err) // if a read hit the dead connection
+	default:
+	}
+}
+
+// TestSubscribeReleasesConnection checks that a subscription that ends
+// while it waits gives its connection back to the pool, no longer
+// listening. (One cancelled in the middle of a query loses it: pgx closes
+// a connection whose query was interrupted.)
+func TestSubscribeReleasesConnection(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, 1, pgstore.WithPollInterval(time.Hour))
+	listening := make(chan uint32, 10)
+	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
+	ctx := ctxWithin(t, 10*time.Second)
+	f := follow(t, s, 0)
+	pid := <-listening
+	time.Sleep(200 * time.Millisecond) // it reads, then waits
+	f.stop()
+
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	assert.Equal(t, pid, conn.Conn().PgConn().PID(), "the pool's one connection is not the one the subscription used")
+	var channels []string
+	rows, err := conn.Query(ctx, "SELECT pg_listening_channels()")
+	require.NoError(t, err)
+	for rows.Next() {
+		var c string
+		require.NoError(t, rows.Scan(&c))
+		channels = append(channels, c)
+	}
+	require.NoError(t, rows.Err())
+	assert.Empty(t, channels, "the released connection still listens")
+}
+
+// TestSubscribeEndsPromptly cancels subscriptions in each of their
+// phases: they end at once, without an error.
+func TestSubscribeEndsPromptly(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 4, pgstore.WithPollInterval(time.Hour))
+	ctx := ctxWithin(t, 10*time.Second)
+	_, err := s.Append(ctx, "a", eventsource.NoStream, events(3, "test.v1")...)
+	require.NoError(t, err)
+	for _, after := range []int64{0, 3} { // catching up; waiting
+		for _, wait := range []time.Duration{0, 50 * time.Millisecond} {
+			t.Run(fmt.Sprintf("after %d, cancelled after %v", after, wait), func(t *testing.T) {
+				sctx, cancel := context.WithCancel(ctx)
+				done := make(chan error, 1)
+				go func() {
+					for _, err := range s.Subscribe(sctx, after) {
+						if err != nil {
+							done <- err
+							return
+						}
+					}
+					done <- nil
+				}()
+				time.Sleep(wait)
+				start := time.Now()
+				cancel()
+				select {
+				case err := <-done:
+					assert.NoError(t, err)
+					assert.Less(t, time.Since(start), time.Second)
+				case <-time.After(5 * time.Second):
+					t.Fatal("Subscribe did not end within 5s of its context being cancelled")
+				}
+			})
+		}
+	}
+}
+
+func nilIfEmpty(events []eventsource.Event) []eventsource.Event {
+	if len(events) == 0 {
+		return nil
+	}
+	return events
+}
