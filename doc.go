@@ -11,6 +11,9 @@
 //   - [github.com/otelpatterns/patterns/cache] is a two-level cache
 //     (in-process and Redis) with loaders, write strategies and protection
 //     against stampedes, avalanches and penetration.
+//   - [github.com/otelpatterns/patterns/eventsource] keeps aggregates as
+//     streams of events, in memory or in PostgreSQL, with a global order
+//     that projections can follow without missing events.
 //
 // Every package takes WithTracerProvider and WithMeterProvider options and
 // otherwise uses the global OpenTelemetry providers, so a service that has set
