@@ -94,6 +94,12 @@
 // readers lagging behind the longest open transaction. Reads take no lock
 // and do not wait for appends.
 //
+// A fresh events table grows faster than its statistics: pgx prepares the
+// append's statements, and PostgreSQL may settle on a generic plan for the
+// idempotency lookup while the table is small (a sequential scan), which
+// slows appends until autovacuum next analyses the table. After a bulk
+// import into a new store, run ANALYZE on its events table.
+//
 // # Subscriptions
 //
 // After each commit, an append sends a notification on the channel named
