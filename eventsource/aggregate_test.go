@@ -1,7 +1,9 @@
 package eventsource_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -290,4 +292,28 @@ func TestRepositoryUpcastsOnLoad(t *testing.T) {
 	require.NoError(t, err)
 	_, err = repo.Load(ctx, "acc")
 	require.ErrorIs(t, err, eventsource.ErrUnknownEventType, "an unknown type on read is a clear error, not a panic")
+}
+
+// gobCodec is another codec, to show the registry does not assume JSON.
+type gobCodec struct{}
+
+func (gobCodec) Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	err := gob.NewEncoder(&buf).Encode(v)
+	return buf.Bytes(), err
+}
+
+func (gobCodec) Unmarshal(data []byte, v any) error {
+	return gob.NewDecoder(bytes.NewReader(data)).Decode(v)
+}
+
+func TestRegistryCodec(t *testing.T) {
+	reg := eventsource.NewRegistry(eventsource.WithCodec(gobCodec{}))
+	eventsource.Register[Deposited](reg, "account.deposited.v1")
+	ne, err := reg.Encode(Deposited{9}, nil)
+	require.NoError(t, err)
+	assert.False(t, json.Valid(ne.Data), "encoded with the codec given, not JSON")
+	v, err := reg.Decode(eventsource.Event{Type: ne.Type, Data: ne.Data})
+	require.NoError(t, err)
+	assert.Equal(t, Deposited{9}, v)
 }

@@ -8,25 +8,65 @@ import (
 )
 
 // Registry maps event type names to Go types, encodes domain events into
-// [NewEvent]s and decodes stored [Event]s back, upcasting old event
-// versions on the way. Names are part of the stored data: choose them once
+// [NewEvent]s and decodes stored [Event]s back (with a [Codec], JSON by
+// default), upcasting old event versions on the way. Names are part of the stored data: choose them once
 // ("account.opened.v1") and never reuse one for another shape.
 //
 // Register types at start-up; a Registry is then safe for concurrent use.
 type Registry struct {
+	codec     Codec
 	mu        sync.RWMutex
 	byName    map[string]reflect.Type
 	byType    map[reflect.Type]string
 	upcasters map[string]func(Event) (Event, error)
 }
 
-// NewRegistry returns an empty registry that encodes with encoding/json.
-func NewRegistry() *Registry {
-	return &Registry{
+// Codec encodes event data. Implementations are safe for concurrent use.
+type Codec interface {
+	Marshal(v any) ([]byte, error)
+	// Unmarshal decodes data into v, a pointer to a registered type.
+	Unmarshal(data []byte, v any) error
+}
+
+// JSON is the default [Codec]: encoding/json.
+type JSON struct{}
+
+// Marshal encodes v as JSON.
+func (JSON) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Unmarshal decodes JSON into v.
+func (JSON) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// RegistryOption configures a [Registry].
+type RegistryOption interface{ applyRegistry(*Registry) }
+
+type registryOptionFunc func(*Registry)
+
+func (f registryOptionFunc) applyRegistry(r *Registry) { f(r) }
+
+// WithCodec sets how event data is encoded. The default is [JSON]; a nil
+// codec keeps it.
+func WithCodec(c Codec) RegistryOption {
+	return registryOptionFunc(func(r *Registry) {
+		if c != nil {
+			r.codec = c
+		}
+	})
+}
+
+// NewRegistry returns an empty registry that encodes with encoding/json
+// unless [WithCodec] says otherwise.
+func NewRegistry(opts ...RegistryOption) *Registry {
+	r := &Registry{
+		codec:     JSON{},
 		byName:    map[string]reflect.Type{},
 		byType:    map[reflect.Type]string{},
 		upcasters: map[string]func(Event) (Event, error){},
 	}
+	for _, o := range opts {
+		o.applyRegistry(r)
+	}
+	return r
 }
 
 // Register maps name to the Go type E (a value type, usually a struct).
@@ -81,7 +121,7 @@ func (r *Registry) Encode(event any, metadata map[string]string) (NewEvent, erro
 	if name == "" {
 		return NewEvent{}, fmt.Errorf("%w: %v is not registered", ErrUnknownEventType, t)
 	}
-	data, err := json.Marshal(event)
+	data, err := r.codec.Marshal(event)
 	if err != nil {
 		return NewEvent{}, fmt.Errorf("eventsource: encoding %s: %w", name, err)
 	}
@@ -102,7 +142,7 @@ func (r *Registry) Decode(e Event) (any, error) {
 		switch {
 		case t != nil:
 			v := reflect.New(t)
-			if err := json.Unmarshal(e.Data, v.Interface()); err != nil {
+			if err := r.codec.Unmarshal(e.Data, v.Interface()); err != nil {
 				return nil, fmt.Errorf("eventsource: decoding %s event %s (stream %q, version %d): %w", e.Type, e.ID, e.StreamID, e.Version, err)
 			}
 			return v.Elem().Interface(), nil
