@@ -2,116 +2,31 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"io"
-	"os"
-	"time"
 
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
-	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 )
 
 // serviceName is the default service.name; OTEL_SERVICE_NAME overrides it.
 const serviceName = "circuitbreaker-example"
 
-// providers are the OpenTelemetry SDK providers of one run. They are passed
-// to the code that needs them rather than installed as the globals, so that
-// runs (and tests) do not share state.
+// providers are the OpenTelemetry SDK providers of one run, set up as
+// every example does (see exampleotel.New): JSON to w at the end, or OTLP.
 type providers struct {
+	p  *exampleotel.Providers
 	tp *sdktrace.TracerProvider
 	mp *sdkmetric.MeterProvider
-
-	// spansW and metricsW are where the stdout exporters write, for the
-	// headings written before they flush; nil for a signal sent over OTLP.
-	spansW, metricsW io.Writer
 }
 
-// newProviders builds a tracer provider and a meter provider.
-//
-// A signal goes over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT (or the
-// signal's own OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or
-// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) is set; the exporters read that and
-// the other standard OTEL_EXPORTER_OTLP_* variables themselves. Otherwise it
-// is written to w as JSON, one object per line, once, when the providers
-// shut down, so that it does not interleave with the program's own output.
 func newProviders(ctx context.Context, w io.Writer) (*providers, error) {
-	res, err := resource.New(ctx,
-		resource.WithAttributes(semconv.ServiceName(serviceName)),
-		resource.WithFromEnv(), // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES
-		resource.WithTelemetrySDK(),
-	)
+	p, err := exampleotel.New(ctx, serviceName, w)
 	if err != nil {
-		return nil, fmt.Errorf("building the resource: %w", err)
+		return nil, err
 	}
-	p := &providers{}
-
-	var spans sdktrace.SpanExporter
-	var batch []sdktrace.BatchSpanProcessorOption
-	if otlpConfigured("TRACES") {
-		spans, err = otlptracehttp.New(ctx)
-	} else {
-		p.spansW = w
-		spans, err = stdouttrace.New(stdouttrace.WithWriter(w))
-		// Hold the spans until shutdown: they are few and are read by a
-		// person, after the program's own output.
-		batch = append(batch, sdktrace.WithBatchTimeout(time.Hour))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("creating the span exporter: %w", err)
-	}
-
-	var metrics sdkmetric.Exporter
-	var periodic []sdkmetric.PeriodicReaderOption
-	if otlpConfigured("METRICS") {
-		// Exported every OTEL_METRIC_EXPORT_INTERVAL (default 60s) and
-		// once more at shutdown.
-		metrics, err = otlpmetrichttp.New(ctx)
-	} else {
-		p.metricsW = w
-		metrics, err = stdoutmetric.New(stdoutmetric.WithWriter(w))
-		// Collect once, when the meter provider shuts down.
-		periodic = append(periodic, sdkmetric.WithInterval(time.Hour))
-	}
-	if err != nil {
-		_ = spans.Shutdown(ctx)
-		return nil, fmt.Errorf("creating the metric exporter: %w", err)
-	}
-
-	p.tp = sdktrace.NewTracerProvider(
-		sdktrace.WithResource(res),
-		sdktrace.WithBatcher(spans, batch...),
-	)
-	p.mp = sdkmetric.NewMeterProvider(
-		sdkmetric.WithResource(res),
-		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(metrics, periodic...)),
-	)
-	return p, nil
+	return &providers{p: p, tp: p.Tracer, mp: p.Meter}, nil
 }
 
-// otlpConfigured reports whether an OTLP endpoint is set for signal
-// ("TRACES" or "METRICS").
-func otlpConfigured(signal string) bool {
-	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" ||
-		os.Getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != ""
-}
-
-// shutdown flushes the spans and metrics not exported yet and stops the
-// providers' goroutines.
-func (p *providers) shutdown(ctx context.Context) error {
-	if p.spansW != nil {
-		fmt.Fprintln(p.spansW, "\n# spans (stdouttrace, one JSON object per span)")
-	}
-	errT := p.tp.Shutdown(ctx)
-	if p.metricsW != nil {
-		fmt.Fprintln(p.metricsW, "\n# metrics (stdoutmetric)")
-	}
-	errM := p.mp.Shutdown(ctx)
-	return errors.Join(errT, errM)
-}
+func (p *providers) shutdown(ctx context.Context) error { return p.p.Shutdown(ctx) }
