@@ -1,0 +1,180 @@
+package cqrs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// Projection turns events into a read model. Handle must be idempotent for
+// an event it has seen, since a runner that stops between Handle and
+// saving its checkpoint hands it the event again.
+type Projection interface {
+	// Name identifies the projection and its checkpoint.
+	Name() string
+	// Handle applies one event to the read model.
+	Handle(ctx context.Context, e eventsource.Event) error
+}
+
+// Resetter is implemented by projections that can empty their read model,
+// for [Runner.Rebuild].
+type Resetter interface {
+	Reset(ctx context.Context) error
+}
+
+// Runner feeds the events of an event store to projections, each from its
+// own checkpoint, concurrently. A Runner is safe for concurrent use.
+type Runner struct {
+	store       eventsource.Store
+	checkpoints CheckpointStore
+	tracer      trace.Tracer
+
+	mu      sync.Mutex
+	running map[string]context.CancelFunc
+	errs    map[string]error
+	wg      sync.WaitGroup
+	closed  bool
+}
+
+// NewRunner returns a runner reading store and keeping checkpoints in
+// checkpoints. Its spans go to the tracer provider of opts (WithTracerProvider).
+func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...BusOption) (*Runner, error) {
+	var errs []error
+	if store == nil {
+		errs = append(errs, errors.New("nil store"))
+	}
+	if checkpoints == nil {
+		errs = append(errs, errors.New("nil checkpoint store"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("cqrs: NewRunner: %w", err)
+	}
+	var c busConfig
+	for _, o := range opts {
+		o.applyBus(&c)
+	}
+	return &Runner{store: store, checkpoints: checkpoints, tracer: telemetry.Tracer(c.tp, ScopeName),
+		running: map[string]context.CancelFunc{}, errs: map[string]error{}}, nil
+}
+
+// Start runs p in the background until [Runner.Close] or [Runner.Stop]. A
+// projection whose Handle fails stops; [Runner.Err] reports why. Start
+// returns an error if a projection of that name runs already.
+func (r *Runner) Start(p Projection) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("cqrs: runner is closed")
+	}
+	if _, ok := r.running[p.Name()]; ok {
+		return fmt.Errorf("cqrs: projection %q runs already", p.Name())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.running[p.Name()] = cancel
+	delete(r.errs, p.Name())
+	r.wg.Go(func() {
+		err := r.run(ctx, p)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
+			r.errs[p.Name()] = err
+		}
+		delete(r.running, p.Name())
+	})
+	return nil
+}
+
+func (r *Runner) run(ctx context.Context, p Projection) error {
+	pos, err := r.checkpoints.LoadCheckpoint(ctx, p.Name())
+	if err != nil {
+		return err
+	}
+	name := attribute.String("cqrs.projection", p.Name())
+	for e, err := range r.store.Subscribe(ctx, pos) {
+		if err != nil {
+			return err
+		}
+		// The span links to the request that appended the event.
+		link := trace.LinkFromContext(eventsource.TraceContext(ctx, e))
+		hctx, span := r.tracer.Start(ctx, "project "+p.Name(), trace.WithLinks(link),
+			trace.WithAttributes(name, attribute.Int64("eventsource.position", e.Position)))
+		err := p.Handle(hctx, e)
+		if err != nil {
+			telemetry.RecordError(span, err)
+			span.End()
+			return fmt.Errorf("cqrs: projection %q: event %d (%s): %w", p.Name(), e.Position, e.Type, err)
+		}
+		span.End()
+		if err := r.checkpoints.SaveCheckpoint(ctx, p.Name(), e.Position); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop stops the projection called name and waits for its current event.
+func (r *Runner) Stop(name string) {
+	r.mu.Lock()
+	cancel := r.running[name]
+	r.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	for {
+		r.mu.Lock()
+		_, still := r.running[name]
+		r.mu.Unlock()
+		if !still {
+			return
+		}
+		waitABit()
+	}
+}
+
+// Rebuild stops p, empties its read model (p must be a [Resetter]), resets
+// its checkpoint to the start and starts it again, so that it replays every
+// event.
+func (r *Runner) Rebuild(ctx context.Context, p Projection) error {
+	reset, ok := p.(Resetter)
+	if !ok {
+		return fmt.Errorf("cqrs: projection %q cannot be rebuilt: it has no Reset method", p.Name())
+	}
+	r.Stop(p.Name())
+	if err := reset.Reset(ctx); err != nil {
+		return fmt.Errorf("cqrs: resetting projection %q: %w", p.Name(), err)
+	}
+	if err := r.checkpoints.SaveCheckpoint(ctx, p.Name(), 0); err != nil {
+		return err
+	}
+	return r.Start(p)
+}
+
+// Err returns why the projection called name stopped, or nil.
+func (r *Runner) Err(name string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.errs[name]
+}
+
+// Close stops every projection and waits for them.
+func (r *Runner) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	for _, cancel := range r.running {
+		cancel()
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	return nil
+}
+
+func waitABit() { time.Sleep(time.Millisecond) }
