@@ -1,6 +1,55 @@
 // Package cqrs separates the commands that change a system from the queries
-// that read it, and carries the events between them: typed command and
-// query buses with middleware, an [EventBus] interface for publishing
-// events to durable consumer groups, with an in-memory implementation here
-// and NATS JetStream in cqrs/natsbus.
+// that read it, and carries the events between them.
+//
+// A [Bus] dispatches commands and queries to the one handler registered
+// for their type, through middleware ([Validation], [Logging],
+// [Retrying]):
+//
+//	bus := cqrs.NewBus()
+//	bus.Use(cqrs.Validation(), cqrs.Retrying(retry.New()))
+//	cqrs.HandleCommand(bus, accounts.Withdraw)     // func(ctx, Withdraw) error
+//	cqrs.HandleQuery(bus, balances.Get)            // func(ctx, GetBalance) (Money, error)
+//	err := bus.Dispatch(ctx, Withdraw{Account: "acc-1", Amount: 30})
+//	b, err := cqrs.Ask[GetBalance, Money](ctx, bus, GetBalance{"acc-1"})
+//
+// # Events between processes
+//
+// An [EventBus] carries messages to named, durable consumer groups, at
+// least once, redelivering failures with backoff up to a limit and then
+// handing them to a dead-letter function. The in-memory [MemoryBus] is
+// here; cqrs/natsbus runs on NATS JetStream. The conformance tests every
+// bus passes are in cqrs/bustest.
+//
+// The [Relay] is the transactional outbox: it reads the event store's
+// global order from a checkpoint and publishes every committed event, so
+// that nothing is published that was not committed and nothing committed
+// is lost. The [Runner] feeds events to [Projection]s, each from its own
+// checkpoint, and rebuilds them from the start on request.
+//
+// # One trace per business operation
+//
+// The event store records the trace context of each append in the event;
+// the relay publishes in that context; buses carry it in message headers
+// and continue it when processing; projections link to it. A command, the
+// events it appends, their publication and their processing elsewhere
+// therefore form one trace.
+//
+// # Telemetry
+//
+// Metrics, from the meter named [ScopeName]:
+//
+//	| name                     | kind      | unit      | attributes                                          |
+//	|--------------------------|-----------|-----------|-----------------------------------------------------|
+//	| cqrs.handled             | counter   | {message} | cqrs.command.type or cqrs.query.type, cqrs.outcome  |
+//	| cqrs.handle.duration     | histogram | s         | cqrs.command.type or cqrs.query.type, cqrs.outcome  |
+//	| cqrs.messages.published  | counter   | {message} | messaging.destination.name (buses)                  |
+//	| cqrs.messages.processed  | counter   | {message} | messaging.destination.name, cqrs.outcome (buses)    |
+//	| cqrs.redeliveries        | counter   | {message} | messaging.destination.name (buses)                  |
+//	| cqrs.dead_letters        | counter   | {message} | messaging.destination.name (buses)                  |
+//
+// Spans: cqrs.command and cqrs.query (attribute cqrs.command.type or
+// cqrs.query.type) around each handling; "publish <topic>" (producer) and
+// "process <topic>" (consumer) in the buses, with messaging.system,
+// messaging.destination.name and messaging.message.id; "project <name>"
+// per event handled by a projection, linked to the append.
 package cqrs

@@ -1,0 +1,514 @@
+package cqrs
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// MemorySystem is the value of the messaging.system attribute of the spans
+// and metrics of a [MemoryBus].
+const MemorySystem = "memory"
+
+// AttrDelivery is the attribute of a process span that counts the
+// deliveries of its message to the consumer group, from 1
+// ([Message.Delivery]).
+const AttrDelivery = attribute.Key("cqrs.delivery")
+
+// ErrBusClosed is matched by the error of publishing to, or subscribing to,
+// a [MemoryBus] that was closed.
+var ErrBusClosed error = &sentinel{"cqrs: event bus is closed", "cqrs.bus_closed"}
+
+// The values of cqrs.outcome on cqrs.messages.processed.
+const (
+	outcomeSuccess = "success"
+	outcomeFailure = "failure"
+)
+
+// MemoryBus is an in-process [EventBus]: messages live in memory, are
+// delivered to the subscriptions of the same MemoryBus only, and are lost
+// when the process ends. It suits tests, single-process applications and
+// prototypes; use cqrs/natsbus for durability across processes.
+//
+// A consumer group comes into being with its first subscription and starts
+// from the messages published after that: messages published to a topic
+// before a group subscribed to it are not delivered to that group. Once it
+// exists, a group keeps receiving messages even while it has no
+// subscription, and delivers them when one subscribes again; so do
+// messages that were being handled when the group's last subscription
+// closed and were not acknowledged. Each message goes to one subscription
+// of each group; the subscriptions of a group share its messages, each
+// taking the oldest message ready for delivery when it has a free handler.
+// A message whose handler failed waits out the subscription's backoff
+// while later messages are delivered, so a failure can reorder messages.
+//
+// Handlers run on goroutines of the bus with a context that carries the
+// values of the context given to Subscribe, but not its cancellation, and
+// the trace context of the publisher: the process span is a child of the
+// publish span, taken from the message's Metadata through the global
+// propagator, or else carried in process, so that traces connect even
+// when no propagator was set. A panic in a handler is turned into
+// an error (with its stack), which counts as a failed delivery.
+//
+// The zero value is not usable; build one with [NewMemoryBus]. A MemoryBus
+// is safe for concurrent use.
+type MemoryBus struct {
+	mu     sync.Mutex
+	topics map[string]*memTopic
+	subs   map[*memSubscription]struct{}
+	closed bool
+	tel    *memTelemetry
+}
+
+var _ EventBus = (*MemoryBus)(nil)
+
+// memTelemetry holds a bus's tracer and instruments, created once.
+type memTelemetry struct {
+	tracer      trace.Tracer
+	published   metric.Int64Counter
+	processed   metric.Int64Counter
+	redelivered metric.Int64Counter
+	deadLetters metric.Int64Counter
+}
+
+// memTopic is a topic with its consumer groups and its telemetry
+// attributes, built when the topic is first used.
+type memTopic struct {
+	name        string
+	groups      map[string]*memGroup
+	publishName string // span name
+	publishOpts []trace.SpanStartOption
+	addOpts     []metric.AddOption
+}
+
+// memGroup is a consumer group: the messages it has yet to acknowledge, in
+// publication order, and the subscriptions that share them.
+type memGroup struct {
+	topic       *memTopic
+	name        string
+	pending     *list.List // of *memEntry
+	wake        chan struct{}
+	processName string
+	processOpts []trace.SpanStartOption
+	successOpts []metric.AddOption
+	failureOpts []metric.AddOption
+	groupOpts   []metric.AddOption
+}
+
+// memEntry is a message pending in a group.
+type memEntry struct {
+	msg       Message
+	publisher trace.SpanContext // of the publish span
+	delivery  int               // deliveries so far
+	inFlight  bool              // a handler has it
+	notBefore time.Time         // no redelivery before then
+}
+
+// NewMemoryBus returns an empty in-memory event bus. It takes the
+// [WithTracerProvider] and [WithMeterProvider] options of [NewBus]; both
+// default to the global providers at the time of the call.
+func NewMemoryBus(opts ...BusOption) *MemoryBus {
+	var c busConfig
+	for _, o := range opts {
+		o.applyBus(&c)
+	}
+	m := telemetry.Meter(c.mp, ScopeName)
+	tel := &memTelemetry{tracer: telemetry.Tracer(c.tp, ScopeName)}
+	counter := func(name, unit, desc string) metric.Int64Counter {
+		ctr, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
+		if err != nil {
+			otel.Handle(err)
+		}
+		return ctr
+	}
+	tel.published = counter("cqrs.messages.published", "{message}", "Messages published to the event bus.")
+	tel.processed = counter("cqrs.messages.processed", "{message}", "Message deliveries handled, by outcome.")
+	tel.redelivered = counter("cqrs.redeliveries", "{message}", "Messages scheduled for redelivery after a failed delivery.")
+	tel.deadLetters = counter("cqrs.dead_letters", "{message}", "Messages given up on after their last delivery failed.")
+	return &MemoryBus{
+		topics: map[string]*memTopic{},
+		subs:   map[*memSubscription]struct{}{},
+		tel:    tel,
+	}
+}
+
+// topic returns the topic called name, creating it. b.mu is held.
+func (b *MemoryBus) topic(name string) *memTopic {
+	if t, ok := b.topics[name]; ok {
+		return t
+	}
+	system := semconv.MessagingSystemKey.String(MemorySystem)
+	dest := semconv.MessagingDestinationName(name)
+	t := &memTopic{
+		name:        name,
+		groups:      map[string]*memGroup{},
+		publishName: "publish " + name,
+		publishOpts: []trace.SpanStartOption{
+			trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(system, dest, semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("publish")),
+		},
+		addOpts: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(system, dest))},
+	}
+	b.topics[name] = t
+	return t
+}
+
+// group returns the group called name of t, creating it. b.mu is held.
+func (t *memTopic) group(name string) *memGroup {
+	if g, ok := t.groups[name]; ok {
+		return g
+	}
+	system := semconv.MessagingSystemKey.String(MemorySystem)
+	dest := semconv.MessagingDestinationName(t.name)
+	group := semconv.MessagingConsumerGroupName(name)
+	set := func(kv ...attribute.KeyValue) []metric.AddOption {
+		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append([]attribute.KeyValue{system, dest, group}, kv...)...))}
+	}
+	g := &memGroup{
+		topic:       t,
+		name:        name,
+		pending:     list.New(),
+		wake:        make(chan struct{}),
+		processName: "process " + t.name,
+		processOpts: []trace.SpanStartOption{
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(system, dest, group, semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process")),
+		},
+		successOpts: set(AttrOutcome.String(outcomeSuccess)),
+		failureOpts: set(AttrOutcome.String(outcomeFailure)),
+		groupOpts:   set(),
+	}
+	t.groups[name] = g
+	return g
+}
+
+// signal wakes the subscriptions of g waiting for a message. b.mu is held.
+func (g *memGroup) signal() {
+	close(g.wake)
+	g.wake = make(chan struct{})
+}
+
+// Publish stores msgs on topic, for every consumer group of the topic,
+// and returns; it does not wait for them to be handled. Each message's
+// Topic is set to topic and the W3C trace context of the publish span
+// (a child of the span in ctx) is added to its Metadata; ID, Type, Data
+// and the other Metadata are kept as given, copied so that the caller may
+// reuse them. Publish fails, publishing nothing, when ctx is done, topic
+// is empty, or the bus was closed ([ErrBusClosed]).
+func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("cqrs: publish to %q: %w", topic, err)
+	}
+	if topic == "" {
+		return errors.New("cqrs: publish: topic must not be empty")
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return fmt.Errorf("cqrs: publish to %q: %w", topic, ErrBusClosed)
+	}
+	t := b.topic(topic)
+	b.mu.Unlock()
+
+	ctx, span := b.tel.tracer.Start(ctx, t.publishName, t.publishOpts...)
+	defer span.End()
+	if span.IsRecording() {
+		if len(msgs) == 1 && msgs[0].ID != "" {
+			span.SetAttributes(semconv.MessagingMessageID(msgs[0].ID))
+		} else if len(msgs) > 1 {
+			span.SetAttributes(semconv.MessagingBatchMessageCount(len(msgs)))
+		}
+	}
+	stored := make([]Message, len(msgs))
+	for i, m := range msgs {
+		m.Topic = topic
+		m.Data = slices.Clone(m.Data)
+		m.Metadata = maps.Clone(InjectTrace(ctx, m.Metadata))
+		m.Delivery = 0
+		stored[i] = m
+	}
+
+	sc := span.SpanContext()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		err := fmt.Errorf("cqrs: publish to %q: %w", topic, ErrBusClosed)
+		telemetry.RecordError(span, err)
+		return err
+	}
+	for _, g := range t.groups {
+		for i := range stored {
+			g.pending.PushBack(&memEntry{msg: stored[i], publisher: sc})
+		}
+		g.signal()
+	}
+	b.mu.Unlock()
+	b.tel.published.Add(ctx, int64(len(msgs)), t.addOpts...)
+	return nil
+}
+
+// Subscribe starts delivering the messages published to topic from now on
+// to handler, as a member of the consumer group called group, per the
+// [EventBus] contract and the [MemoryBus] notes; opts are those of
+// [NewSubscribeConfig]. ctx is only checked: cancelling it later does not
+// end the subscription, [Subscription.Close] does. Subscribe fails when ctx
+// is done, topic or group is empty, handler is nil, an option is bad, or
+// the bus was closed ([ErrBusClosed]).
+//
+// Close on the returned subscription must not be called from one of its
+// own handlers, as it waits for them to return.
+func (b *MemoryBus) Subscribe(ctx context.Context, topic, group string, handler Handler, opts ...SubscribeOption) (Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("cqrs: subscribe to %q: %w", topic, err)
+	}
+	var errs []error
+	if topic == "" {
+		errs = append(errs, errors.New("topic must not be empty"))
+	}
+	if group == "" {
+		errs = append(errs, errors.New("group must not be empty"))
+	}
+	if handler == nil {
+		errs = append(errs, errors.New("handler must not be nil"))
+	}
+	cfg, err := NewSubscribeConfig(opts...)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("cqrs: subscribe to %q as %q: %w", topic, group, err)
+	}
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, fmt.Errorf("cqrs: subscribe to %q as %q: %w", topic, group, ErrBusClosed)
+	}
+	s := &memSubscription{
+		bus:     b,
+		group:   b.topic(topic).group(group),
+		handler: handler,
+		cfg:     cfg,
+		base:    context.WithoutCancel(ctx),
+		done:    make(chan struct{}),
+	}
+	b.subs[s] = struct{}{}
+	s.wg.Add(cfg.Concurrency)
+	for range cfg.Concurrency {
+		go s.work()
+	}
+	return s, nil
+}
+
+// Close closes every subscription of the bus, waiting for their running
+// handlers to return, and makes later calls of Publish and Subscribe fail
+// with [ErrBusClosed]. Messages not yet handled are dropped. Close always
+// returns nil; calling it again does nothing. It must not be called from a
+// handler.
+func (b *MemoryBus) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	subs := make([]*memSubscription, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	for _, s := range subs {
+		_ = s.Close()
+	}
+	return nil
+}
+
+// memSubscription is a subscription of a MemoryBus: Concurrency workers
+// taking messages from the group.
+type memSubscription struct {
+	bus     *MemoryBus
+	group   *memGroup
+	handler Handler
+	cfg     SubscribeConfig
+	base    context.Context
+	done    chan struct{}
+	closed  bool // under bus.mu
+	wg      sync.WaitGroup
+}
+
+// Close stops delivery to the subscription and waits for its running
+// handlers to return; the messages they fail on are delivered again to the
+// group. It always returns nil.
+func (s *memSubscription) Close() error {
+	b := s.bus
+	b.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+		delete(b.subs, s)
+	}
+	b.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// work delivers messages until the subscription closes.
+func (s *memSubscription) work() {
+	defer s.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		e, wait, wake, ok := s.next()
+		if !ok {
+			return
+		}
+		if e != nil {
+			s.deliver(e)
+			continue
+		}
+		var tick <-chan time.Time
+		if wait > 0 {
+			timer.Reset(wait)
+			tick = timer.C
+		}
+		select {
+		case <-s.done:
+			timer.Stop()
+			return
+		case <-wake:
+		case <-tick:
+		}
+		timer.Stop()
+	}
+}
+
+// next takes the oldest message ready for delivery, or else returns how
+// long until a message waiting out its backoff is ready (0 if none is)
+// and the channel that signals a change; ok is false once the subscription
+// is closed.
+func (s *memSubscription) next() (e *memEntry, wait time.Duration, wake <-chan struct{}, ok bool) {
+	b := s.bus
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if s.closed {
+		return nil, 0, nil, false
+	}
+	var now time.Time
+	var earliest time.Time
+	for el := s.group.pending.Front(); el != nil; el = el.Next() {
+		c := el.Value.(*memEntry)
+		if c.inFlight {
+			continue
+		}
+		if !c.notBefore.IsZero() {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			if c.notBefore.After(now) {
+				if earliest.IsZero() || c.notBefore.Before(earliest) {
+					earliest = c.notBefore
+				}
+				continue
+			}
+		}
+		c.inFlight = true
+		c.delivery++
+		return c, 0, nil, true
+	}
+	if !earliest.IsZero() {
+		wait = max(earliest.Sub(now), time.Millisecond)
+	}
+	return nil, wait, s.group.wake, true
+}
+
+// deliver hands e to the handler and settles it: acknowledged, scheduled
+// for redelivery, or dead-lettered.
+func (s *memSubscription) deliver(e *memEntry) {
+	g, tel := s.group, s.bus.tel
+	m := e.msg
+	m.Delivery = e.delivery
+	m.Data = slices.Clone(m.Data)
+	m.Metadata = maps.Clone(m.Metadata)
+
+	ctx := ExtractTrace(s.base, m)
+	if !trace.SpanContextFromContext(ctx).IsValid() && e.publisher.IsValid() {
+		// The global propagator carried nothing (it is a no-op unless the
+		// service set one): continue the trace in process all the same.
+		ctx = trace.ContextWithRemoteSpanContext(ctx, e.publisher)
+	}
+	ctx, span := tel.tracer.Start(ctx, g.processName, g.processOpts...)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(AttrDelivery.Int(m.Delivery))
+		if m.ID != "" {
+			span.SetAttributes(semconv.MessagingMessageID(m.ID))
+		}
+	}
+	err := s.call(ctx, m)
+	if err == nil {
+		tel.processed.Add(ctx, 1, g.successOpts...)
+		s.settle(e, true, time.Time{})
+		return
+	}
+	telemetry.RecordError(span, err)
+	tel.processed.Add(ctx, 1, g.failureOpts...)
+	if e.delivery >= s.cfg.MaxDeliver {
+		tel.deadLetters.Add(ctx, 1, g.groupOpts...)
+		s.deadLetter(ctx, m, err)
+		s.settle(e, true, time.Time{})
+		return
+	}
+	tel.redelivered.Add(ctx, 1, g.groupOpts...)
+	s.settle(e, false, time.Now().Add(max(s.cfg.Backoff(m.Delivery), 0)))
+}
+
+// settle removes e from its group when ack is true, and otherwise puts it
+// back for redelivery at notBefore.
+func (s *memSubscription) settle(e *memEntry, ack bool, notBefore time.Time) {
+	b := s.bus
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ack {
+		for el := s.group.pending.Front(); el != nil; el = el.Next() {
+			if el.Value == e {
+				s.group.pending.Remove(el)
+				break
+			}
+		}
+		return
+	}
+	e.inFlight = false
+	e.notBefore = notBefore
+	s.group.signal()
+}
+
+// call runs the handler, turning a panic into an error.
+func (s *memSubscription) call(ctx context.Context, m Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("cqrs: handler of %q for group %q panicked: %v\n%s", m.Topic, s.group.name, r, debug.Stack())
+		}
+	}()
+	return s.handler(ctx, m)
+}
+
+// deadLetter runs the DeadLetter function, ignoring a panic in it, as the
+// message is acknowledged whatever it does.
+func (s *memSubscription) deadLetter(ctx context.Context, m Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			otel.Handle(fmt.Errorf("cqrs: dead letter function of %q for group %q panicked: %v", m.Topic, s.group.name, r))
+		}
+	}()
+	s.cfg.DeadLetter(ctx, m, err)
+}
