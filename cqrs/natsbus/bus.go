@@ -1,0 +1,180 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// typeHeader is the header that carries [cqrs.Message.Type]. The message ID
+// travels in nats.MsgIdHdr ("Nats-Msg-Id"), and metadata entries are
+// headers of their own.
+const typeHeader = "Cqrs-Type"
+
+// Bus is a [cqrs.EventBus] on NATS JetStream. Messages are stored in one
+// stream; each consumer group of a topic is a durable pull consumer of it.
+//
+// A Bus is safe for concurrent use. It does not own the JetStream context
+// it was built with: closing the NATS connection is the caller's job, after
+// closing the bus's subscriptions.
+type Bus struct {
+	js   jetstream.JetStream
+	cfg  config
+	inst *instruments
+}
+
+var _ cqrs.EventBus = (*Bus)(nil)
+
+// New returns a bus on js. It does not talk to the server; call
+// [Bus.Setup] to create the stream. It returns an error naming every bad
+// option.
+func New(js jetstream.JetStream, opts ...Option) (*Bus, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	errs := cfg.validate()
+	if js == nil {
+		errs = append(errs, errors.New("js: JetStream context must not be nil"))
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("natsbus: %w", errors.Join(errs...))
+	}
+	return &Bus{js: js, cfg: cfg, inst: newInstruments(cfg.tracerProvider, cfg.meterProvider)}, nil
+}
+
+// Setup creates the bus's stream, or updates it to capture the bus's
+// subjects (prefix+">") with the bus's duplicate window. It is idempotent,
+// so every instance of a service can call it at start-up. Other settings
+// of an existing stream (retention, replicas, limits) are kept, so an
+// operator can tune them. Publishing to a bus whose stream does not exist
+// fails with an error wrapping [jetstream.ErrNoStreamResponse].
+func (b *Bus) Setup(ctx context.Context) error {
+	sc := jetstream.StreamConfig{
+		Name:       b.cfg.stream,
+		Subjects:   []string{b.cfg.prefix + ">"},
+		Duplicates: b.cfg.duplicateWindow,
+		Storage:    jetstream.FileStorage,
+	}
+	if info, err := b.js.Stream(ctx, b.cfg.stream); err == nil {
+		sc = info.CachedInfo().Config
+		if !containsString(sc.Subjects, b.cfg.prefix+">") {
+			sc.Subjects = append(sc.Subjects, b.cfg.prefix+">")
+		}
+		sc.Duplicates = b.cfg.duplicateWindow
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("natsbus: setup stream %s: %w", b.cfg.stream, err)
+	}
+	if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+		return fmt.Errorf("natsbus: setup stream %s: %w", b.cfg.stream, err)
+	}
+	return nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Publish stores msgs, in order, on the subject of topic. Each message is
+// one JetStream publish carrying its ID as the Nats-Msg-Id header, so the
+// stream drops a message published again with the same ID within the
+// duplicate window (see [WithDuplicateWindow]): a publisher that retries
+// after an error does not duplicate what was stored. Type and Metadata
+// travel as headers, with the trace context of the publish span added.
+//
+// Publish returns once the stream has stored every message, or at the
+// first failure, with an error naming the message; the messages before it
+// are stored. Every message needs a non-empty ID, and metadata keys must
+// be valid header names not starting with "Nats-" and not "Cqrs-Type";
+// these are checked for all messages before any is sent. Cancelling ctx
+// abandons the publish in flight, which may be stored nonetheless.
+func (b *Bus) Publish(ctx context.Context, topic string, msgs ...cqrs.Message) error {
+	if err := checkTopic(topic); err != nil {
+		return err
+	}
+	for i, m := range msgs {
+		if err := checkMessage(m); err != nil {
+			return fmt.Errorf("natsbus: message %d: %w", i, err)
+		}
+	}
+	subject := b.cfg.prefix + topic
+	tt := b.inst.forTopic(topic, subject)
+	for i, m := range msgs {
+		if err := b.publish(ctx, tt, subject, m); err != nil {
+			return fmt.Errorf("natsbus: publish message %d (%s) to %s: %w", i, m.ID, subject, err)
+		}
+	}
+	return nil
+}
+
+func (b *Bus) publish(ctx context.Context, tt *topicTelemetry, subject string, m cqrs.Message) error {
+	ctx, span := b.inst.tracer.Start(ctx, tt.spanName, tt.spanOpts...)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(semconv.MessagingMessageID(m.ID), semconv.MessagingMessageBodySize(len(m.Data)))
+	}
+	md := cqrs.InjectTrace(ctx, m.Metadata)
+	h := make(nats.Header, len(md)+2)
+	for k, v := range md {
+		h[k] = []string{v}
+	}
+	if m.Type != "" {
+		h[typeHeader] = []string{m.Type}
+	}
+	msg := &nats.Msg{Subject: subject, Header: h, Data: m.Data}
+	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(m.ID), jetstream.WithExpectStream(b.cfg.stream))
+	if err != nil {
+		telemetry.RecordError(span, err)
+		return err
+	}
+	if span.IsRecording() && ack.Duplicate {
+		span.AddEvent("duplicate", trace.WithAttributes(semconv.MessagingMessageID(m.ID)))
+	}
+	if !ack.Duplicate {
+		add(ctx, b.inst.published, tt.countOpts)
+	}
+	return nil
+}
+
+// checkMessage reports a message that cannot be published.
+func checkMessage(m cqrs.Message) error {
+	if m.ID == "" {
+		return errors.New("empty message ID")
+	}
+	for k, v := range m.Metadata {
+		if err := checkHeader(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func checkHeader(k, v string) error {
+	switch {
+	case k == "":
+		return errors.New("empty metadata key")
+	case strings.IndexFunc(k, func(r rune) bool { return r <= ' ' || r == ':' || r == 0x7f }) >= 0:
+		return fmt.Errorf("metadata key %q is not a valid header name", k)
+	case len(k) >= 5 && strings.EqualFold(k[:5], "Nats-"):
+		return fmt.Errorf("metadata key %q: keys starting with Nats- are reserved by NATS", k)
+	case strings.EqualFold(k, typeHeader):
+		return fmt.Errorf("metadata key %q is reserved for the message type", k)
+	case strings.ContainsAny(v, "\r\n"):
+		return fmt.Errorf("metadata %q: value contains a line break", k)
+	}
+	return nil
+}

@@ -1,0 +1,338 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+
+	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// drainTimeout bounds how long Close waits for the client library to hand
+// back the messages it buffered.
+const drainTimeout = 5 * time.Second
+
+// Subscribe starts delivering the messages published to topic to handler,
+// as a member of the consumer group group. The group is a durable pull
+// consumer of the stream, named from the group and the topic (see
+// [ConsumerName]) and created or updated here, filtered on the topic's
+// subject, with explicit acknowledgement and the bus's AckWait. Its
+// subscriptions, in this process or others, share its messages: each
+// message goes to one of them. A new group starts with the oldest message
+// in the stream; a group that exists resumes where it stopped.
+//
+// For each delivery the handler gets a [cqrs.Message] with Delivery set to
+// the server's delivery count, in a "process <topic>" span that continues
+// the publisher's trace. Returning nil acknowledges the message. An error
+// (or a panic, turned into an error) has it delivered again after
+// [cqrs.SubscribeConfig.Backoff] of the delivery count; once a delivery
+// numbered MaxDeliver or later fails, the message goes to DeadLetter and
+// is terminated, never to be delivered again. The limit is enforced by the
+// subscription rather than by the server, so a message whose last delivery
+// is lost to a crash is delivered again, not silently dropped; deliveries
+// that never reached a handler (a crash, a Close while it was buffered)
+// count towards it.
+//
+// With Concurrency 1 (the default) a subscription handles one message at
+// a time, in stream order apart from redeliveries. While a handler runs,
+// the subscription tells the server every half AckWait that it is still
+// working on the message.
+//
+// ctx bounds setting up the consumer; its values, not its cancellation,
+// are passed on to handlers. Subscribe returns an error for a bad topic,
+// group or option, or when the consumer cannot be created (for example
+// because [Bus.Setup] was not called).
+func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.Handler, opts ...cqrs.SubscribeOption) (cqrs.Subscription, error) {
+	var errs []error
+	if err := checkTopic(topic); err != nil {
+		errs = append(errs, err)
+	}
+	if group == "" {
+		errs = append(errs, errors.New("natsbus: empty group"))
+	}
+	if handler == nil {
+		errs = append(errs, errors.New("natsbus: nil handler"))
+	}
+	cfg, err := cqrs.NewSubscribeConfig(opts...)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("natsbus: %w", err))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	subject := b.cfg.prefix + topic
+	name := ConsumerName(group, topic)
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "natsbus group " + group + " of topic " + topic,
+		FilterSubject: subject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.cfg.ackWait,
+		MaxDeliver:    -1, // enforced by the subscription, see above
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: 1000,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: create consumer %s on stream %s: %w", name, b.cfg.stream, err)
+	}
+
+	s := &subscription{
+		bus:     b,
+		topic:   topic,
+		cfg:     cfg,
+		handler: handler,
+		baseCtx: context.WithoutCancel(ctx),
+		tel:     newSubTelemetry(topic, subject, group, name),
+		sem:     make(chan struct{}, cfg.Concurrency),
+	}
+	s.cc, err = cons.Consume(s.receive,
+		jetstream.PullMaxMessages(2*cfg.Concurrency),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			// The client reconnects and resumes by itself; report what
+			// happened (a missed heartbeat, a deleted consumer) to the
+			// global OpenTelemetry error handler.
+			otel.Handle(fmt.Errorf("natsbus: consume %s on stream %s: %w", name, b.cfg.stream, err))
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: consume %s on stream %s: %w", name, b.cfg.stream, err)
+	}
+	return s, nil
+}
+
+// ConsumerName returns the name of the durable consumer of group for
+// topic: the group and the topic joined by "-", with each character that
+// consumer names cannot hold ('.', '*', '>', '/', '\\', white space and
+// control characters) replaced by '_'. When a character was replaced or
+// the name would be longer than 64 bytes, it is shortened and ends with a
+// hash of group and topic, so that distinct groups get distinct consumers.
+func ConsumerName(group, topic string) string {
+	raw := group + "-" + topic
+	clean := strings.Map(func(r rune) rune {
+		if r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' || r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, raw)
+	if clean == raw && len(clean) <= 64 {
+		return clean
+	}
+	h := fnv.New64a()
+	h.Write([]byte(group))
+	h.Write([]byte{0})
+	h.Write([]byte(topic))
+	if len(clean) > 47 {
+		clean = clean[:47]
+		for len(clean) > 0 && clean[len(clean)-1]&0xc0 == 0x80 { // keep UTF-8 whole
+			clean = clean[:len(clean)-1]
+		}
+		if len(clean) > 0 && clean[len(clean)-1] >= 0xc0 {
+			clean = clean[:len(clean)-1]
+		}
+	}
+	return fmt.Sprintf("%s-%016x", clean, h.Sum64())
+}
+
+// subscription is a running subscription of a Bus.
+type subscription struct {
+	bus     *Bus
+	topic   string
+	cfg     cqrs.SubscribeConfig
+	handler cqrs.Handler
+	baseCtx context.Context
+	tel     *subTelemetry
+	cc      jetstream.ConsumeContext
+	sem     chan struct{}
+
+	mu        sync.Mutex // guards closing and wg.Add against Close
+	closing   bool
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// receive is the Consume callback. It runs on one goroutine per
+// subscription; it blocks while Concurrency handlers are running, which
+// keeps the client from fetching more than it can handle.
+func (s *subscription) receive(msg jetstream.Msg) {
+	s.sem <- struct{}{}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		<-s.sem
+		_ = msg.Nak() // hand it back to the group at once
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer func() {
+			<-s.sem
+			s.wg.Done()
+		}()
+		s.process(msg)
+	}()
+}
+
+// process handles one delivery and settles it.
+func (s *subscription) process(msg jetstream.Msg) {
+	m := cqrs.Message{
+		Topic: s.topic,
+		Data:  msg.Data(),
+	}
+	h := msg.Headers()
+	for k, v := range h {
+		switch {
+		case k == nats.MsgIdHdr:
+			m.ID = firstOf(v)
+		case k == typeHeader:
+			m.Type = firstOf(v)
+		case strings.HasPrefix(k, "Nats-"):
+		default:
+			if m.Metadata == nil {
+				m.Metadata = make(map[string]string, len(h))
+			}
+			m.Metadata[k] = firstOf(v)
+		}
+	}
+	m.Delivery = 1
+	if meta, err := msg.Metadata(); err == nil {
+		m.Delivery = int(min(meta.NumDelivered, uint64(1<<31-1)))
+	}
+
+	ctx := cqrs.ExtractTrace(s.baseCtx, m)
+	ctx, span := s.bus.inst.tracer.Start(ctx, s.tel.spanName, s.tel.spanOpts...)
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(semconv.MessagingMessageID(m.ID), semconv.MessagingMessageBodySize(len(m.Data)),
+			AttrDelivery.Int(m.Delivery))
+	}
+	if m.Delivery > 1 {
+		add(ctx, s.bus.inst.redelivered, s.tel.plainOpts)
+	}
+
+	stop := s.keepAlive(msg)
+	err := s.call(ctx, m)
+	stop()
+
+	if err == nil {
+		add(ctx, s.bus.inst.processed, s.tel.successOpts)
+		if aerr := msg.Ack(); aerr != nil {
+			telemetry.RecordError(span, fmt.Errorf("natsbus: ack: %w", aerr))
+		}
+		return
+	}
+	telemetry.RecordError(span, err)
+	add(ctx, s.bus.inst.processed, s.tel.failureOpts)
+	if m.Delivery >= s.cfg.MaxDeliver {
+		if span.IsRecording() {
+			span.AddEvent("dead_letter")
+		}
+		add(ctx, s.bus.inst.deadLetters, s.tel.plainOpts)
+		s.deadLetter(ctx, m, err)
+		_ = msg.TermWithReason(fmt.Sprintf("natsbus: dead-lettered after %d deliveries", m.Delivery))
+		return
+	}
+	_ = msg.NakWithDelay(s.cfg.Backoff(m.Delivery))
+}
+
+func firstOf(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+// keepAlive tells the server every half AckWait that msg is still being
+// worked on, until the returned function is called.
+func (s *subscription) keepAlive(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(s.bus.cfg.ackWait / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
+// call runs the handler, turning a panic into an error.
+func (s *subscription) call(ctx context.Context, m cqrs.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return s.handler(ctx, m)
+}
+
+// deadLetter runs the DeadLetter function, ignoring a panic in it: the
+// message is terminated either way.
+func (s *subscription) deadLetter(ctx context.Context, m cqrs.Message, err error) {
+	defer func() { _ = recover() }()
+	s.cfg.DeadLetter(ctx, m, err)
+}
+
+// Close stops fetching messages, hands the ones fetched but not yet
+// handled back to the group, and waits for running handlers to return and
+// their messages to be settled. It is safe to call more than once; calls
+// after the first return nil at once.
+func (s *subscription) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
+		s.cc.Drain()
+		select {
+		case <-s.cc.Closed():
+		case <-time.After(drainTimeout):
+			s.cc.Stop()
+		}
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// PanicError is the error a handler's panic is turned into, recorded on
+// the process span and passed to DeadLetter.
+type PanicError struct {
+	// Value is the value passed to panic.
+	Value any
+	// Stack is the stack of the panicking goroutine.
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("natsbus: handler panicked: %v", e.Value) }
+
+// ErrorType returns "natsbus.panic", the error.type of a handler panic.
+func (e *PanicError) ErrorType() string { return "natsbus.panic" }
+
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	if err, ok := e.Value.(error); ok {
+		return err
+	}
+	return nil
+}
