@@ -14,6 +14,9 @@
 //   - [github.com/otelpatterns/patterns/eventsource] keeps aggregates as
 //     streams of events, in memory or in PostgreSQL, with a global order
 //     that projections can follow without missing events.
+//   - [github.com/otelpatterns/patterns/cqrs] has typed command and query
+//     buses, an event bus (in memory or on NATS JetStream), an outbox relay
+//     and projections, traced from command to projection.
 //
 // Every package takes WithTracerProvider and WithMeterProvider options and
 // otherwise uses the global OpenTelemetry providers, so a service that has set
