@@ -1,0 +1,162 @@
+package pgcheckpoint_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
+	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/eventsource/pgstore"
+)
+
+// The environment of the helper process.
+const (
+	envRole    = "PGCHECKPOINT_TEST_ROLE" // "project"
+	envURL     = "PGCHECKPOINT_TEST_URL"
+	envSchema  = "PGCHECKPOINT_TEST_SCHEMA" // of the events, checkpoints and read model
+	envCrashAt = "PGCHECKPOINT_TEST_CRASH_AT"
+	envPoint   = "PGCHECKPOINT_TEST_CRASH_POINT" // "handle" or "before-commit"
+)
+
+// crashMarker is the line the helper prints when it reaches its crash point.
+const crashMarker = "PGCHECKPOINT-AT-CRASH-POINT"
+
+// crashPoints are where the helper stops, in the transaction of an event.
+var crashPoints = []string{
+	"handle",        // inside the handler, after its read-model write
+	"before-commit", // after the handler and the checkpoint update
+}
+
+// TestHelperProcess is not a test: it is the child process of the crash
+// tests, selected by PGCHECKPOINT_TEST_ROLE. It runs a projection and,
+// at the event and point the parent chose, prints crashMarker and waits
+// to be killed.
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv(envRole) != "project" {
+		t.Skip("the child process of the crash tests")
+	}
+	url, schema, point := os.Getenv(envURL), os.Getenv(envSchema), os.Getenv(envPoint)
+	crashAt, err := strconv.ParseInt(os.Getenv(envCrashAt), 10, 64)
+	require.NoError(t, err)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	events, err := pgstore.New(pool, pgstore.WithSchema(schema), pgstore.WithPollInterval(50*time.Millisecond))
+	require.NoError(t, err)
+	s, err := pgcheckpoint.New(pool, pgcheckpoint.WithSchema(schema))
+	require.NoError(t, err)
+
+	stop := func() {
+		fmt.Println(crashMarker)
+		time.Sleep(time.Minute) // until killed
+		os.Exit(3)
+	}
+	pgcheckpoint.SetBeforeCommit(s, func(_ context.Context, e eventsource.Event) {
+		if point == "before-commit" && e.Position == crashAt {
+			stop()
+		}
+	})
+	count := countHandler(schema)
+	err = s.Project(ctx, "counts", events, func(ctx context.Context, tx pgx.Tx, e eventsource.Event) error {
+		if err := count(ctx, tx, e); err != nil {
+			return err
+		}
+		if point == "handle" && e.Position == crashAt {
+			stop()
+		}
+		return nil
+	})
+	t.Fatalf("Project() = %v before the crash point", err)
+}
+
+// TestProject_crash kills a projecting process at each crash point of an
+// event's transaction and checks that a new run, on the same database,
+// leaves every event applied exactly once.
+func TestProject_crash(t *testing.T) {
+	const perStream = 5
+	for _, point := range crashPoints {
+		for _, crashAt := range []int64{1, 8} {
+			t.Run(fmt.Sprintf("%s/event %d", point, crashAt), func(t *testing.T) {
+				t.Parallel()
+				pool := newPool(t)
+				schema := schemaName(t)
+				ctx := ctxWithin(t, 20*time.Second)
+				events, err := pgstore.New(pool, pgstore.WithSchema(schema), pgstore.WithPollInterval(50*time.Millisecond))
+				require.NoError(t, err)
+				require.NoError(t, events.Migrate(ctx))
+				s, err := pgcheckpoint.New(pool, pgcheckpoint.WithSchema(schema))
+				require.NoError(t, err)
+				require.NoError(t, s.Migrate(ctx))
+				createReadModel(t, ctx, pool, schema)
+				last := appendEvents(t, events, streams, perStream)
+
+				runUntilCrash(t, pool.Config().ConnString(), schema, point, crashAt)
+
+				// The killed transaction is gone: neither its write nor its
+				// checkpoint survived.
+				pos, err := s.LoadCheckpoint(ctx, "counts")
+				require.NoError(t, err)
+				assert.Equal(t, crashAt-1, pos, "checkpoint after the crash")
+				var applied int64
+				for _, n := range counts(t, pool, schema) {
+					applied += n
+				}
+				assert.Equal(t, crashAt-1, applied, "events applied before the crash")
+
+				require.NoError(t, projectUntil(t, s, "counts", events, countHandler(schema), last))
+				assert.Equal(t, wantCounts(streams, perStream), counts(t, pool, schema), "counts after recovery")
+			})
+		}
+	}
+}
+
+// runUntilCrash starts the helper process, waits until it reports that it
+// is at its crash point, and kills it.
+func runUntilCrash(t *testing.T, url, schema, point string, crashAt int64) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), envRole+"=project", envURL+"="+url, envSchema+"="+schema,
+		envPoint+"="+point, envCrashAt+"="+strconv.FormatInt(crashAt, 10))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+
+	reached := make(chan bool, 1)
+	var out strings.Builder
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if sc.Text() == crashMarker {
+				reached <- true
+				return
+			}
+			out.WriteString(sc.Text() + "\n")
+		}
+		reached <- false
+	}()
+	var ok bool
+	select {
+	case ok = <-reached:
+	case <-time.After(15 * time.Second):
+	}
+	require.NoError(t, cmd.Process.Kill())
+	_ = cmd.Wait() // closes stdout, which ends the reader
+	if !ok {
+		t.Fatalf("the helper did not reach its crash point; stdout:\n%s\nstderr:\n%s", out.String(), stderr.String())
+	}
+}

@@ -1,0 +1,64 @@
+package pgcheckpoint
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// DefaultSchema is the PostgreSQL schema that holds the checkpoints table
+// of a Store built with no [WithSchema].
+const DefaultSchema = "cqrs"
+
+// MaxSchemaLen is the longest schema name, in bytes, that [WithSchema]
+// accepts: PostgreSQL's limit for a name.
+const MaxSchemaLen = 63
+
+// Option configures a [Store].
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	schema         string
+	tracerProvider trace.TracerProvider
+}
+
+// WithSchema sets the PostgreSQL schema that holds the checkpoints table,
+// which [Store.Migrate] creates. The name is used as is, quoted, so
+// "Orders" and "orders" are two schemas. It must be 1 to [MaxSchemaLen]
+// bytes of UTF-8, without NUL, and must not start with "pg_". The default
+// is [DefaultSchema] ("cqrs"). It may be the schema of the read models, so
+// that they and their checkpoints live side by side.
+func WithSchema(name string) Option {
+	return optionFunc(func(c *config) { c.schema = name })
+}
+
+// WithTracerProvider sets where the spans of [Store.Project] go (one span
+// per handled event). The default, also used when tp is nil, is the
+// global provider at the time of [New].
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tracerProvider = tp })
+}
+
+func checkSchema(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty schema name")
+	case len(name) > MaxSchemaLen:
+		return fmt.Errorf("schema name of %d bytes; at most %d", len(name), MaxSchemaLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("schema name is not valid UTF-8")
+	case strings.ContainsRune(name, 0):
+		return fmt.Errorf("schema name contains NUL")
+	case strings.HasPrefix(name, "pg_"):
+		return fmt.Errorf(`schema names starting with "pg_" are reserved by PostgreSQL`)
+	}
+	return nil
+}

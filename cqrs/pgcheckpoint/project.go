@@ -1,0 +1,175 @@
+package pgcheckpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// Handler applies one event to a read model kept in the store's database,
+// through tx, the transaction that also advances the projection's
+// checkpoint. It must not commit or roll back tx. It may run again for the
+// same event only if its earlier run was rolled back, so it need not be
+// idempotent for writes made through tx; effects outside tx (an e-mail, a
+// call to another service) are at least once.
+type Handler func(ctx context.Context, tx pgx.Tx, e eventsource.Event) error
+
+// Project runs the projection called name: it loads its checkpoint,
+// subscribes to the events of events after it and, for each event, runs
+// one transaction in which handle writes the read model and the checkpoint
+// moves to the event's position, then commits. A crash anywhere loses
+// both the write and the checkpoint or keeps both, so every event has its
+// effect on the read model exactly once.
+//
+// Project blocks until ctx is done, then returns nil; an event whose
+// transaction was interrupted by the cancellation is rolled back and
+// handled by the next run. It returns an error naming the projection and
+// the event's position when handle fails or the database or event store
+// does; the failed event's transaction is rolled back, so run Project
+// again to retry it.
+//
+// Each transaction locks the projection's checkpoint row first, so
+// several Project calls for one name (in one process or several) never
+// apply an event twice: one handles it and the others skip it. If the
+// checkpoint changes under a running Project (another runner moved it on,
+// or [Store.Rebuild] reset it), Project resubscribes from the stored
+// position.
+//
+// Project holds one connection of the pool for each event's transaction;
+// if events is a pgstore.Store on the same pool, its subscription holds
+// another for as long as Project runs.
+//
+// Each handled event has a span "project <name>" linked to the span of the
+// append that recorded it; handle's ctx carries the span.
+func (s *Store) Project(ctx context.Context, name string, events eventsource.Store, handle Handler) error {
+	var errs []error
+	if name == "" {
+		errs = append(errs, errors.New("empty projection name"))
+	}
+	if events == nil {
+		errs = append(errs, errors.New("nil event store"))
+	}
+	if handle == nil {
+		errs = append(errs, errors.New("nil handler"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("pgcheckpoint: Project: %w", err)
+	}
+	if _, err := s.pool.Exec(ctx, s.sql.ensure, name); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("pgcheckpoint: projection %q: creating the checkpoint: %w", name, ctxErr(ctx, err))
+	}
+	attrName := attribute.String("cqrs.projection", name)
+	for {
+		pos, err := s.LoadCheckpoint(ctx, name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("pgcheckpoint: projection %q: %w", name, err)
+		}
+		moved := false
+		for e, err := range events.Subscribe(ctx, pos) {
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("pgcheckpoint: projection %q: reading events after %d: %w", name, pos, err)
+			}
+			moved, err = s.apply(ctx, name, attrName, pos, e, handle)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			if moved {
+				break
+			}
+			pos = e.Position
+		}
+		if !moved {
+			return nil // the subscription ends only when ctx is done
+		}
+	}
+}
+
+// apply handles e in one transaction with the move of the checkpoint from
+// pos to e's position. It reports moved, without handling e, if the
+// stored checkpoint is not pos.
+func (s *Store) apply(ctx context.Context, name string, attrName attribute.KeyValue, pos int64, e eventsource.Event, handle Handler) (moved bool, err error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: %w", name, e.Position, ctxErr(ctx, err))
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	var stored int64
+	if err := tx.QueryRow(ctx, s.sql.lock, name).Scan(&stored); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: locking the checkpoint: %w", name, e.Position, ctxErr(ctx, err))
+	}
+	if stored != pos {
+		return true, nil
+	}
+
+	link := trace.LinkFromContext(eventsource.TraceContext(ctx, e))
+	hctx, span := s.tracer.Start(ctx, "project "+name, trace.WithLinks(link),
+		trace.WithAttributes(attrName, attribute.Int64("eventsource.position", e.Position)))
+	defer span.End()
+	if err := handle(hctx, tx, e); err != nil {
+		telemetry.RecordError(span, err)
+		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d (%s): %w", name, e.Position, e.Type, err)
+	}
+	if _, err := tx.Exec(ctx, s.sql.save, name, e.Position); err != nil {
+		telemetry.RecordError(span, err)
+		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: saving the checkpoint: %w", name, e.Position, ctxErr(ctx, err))
+	}
+	if s.beforeCommit != nil {
+		s.beforeCommit(hctx, e)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		telemetry.RecordError(span, err)
+		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: committing: %w", name, e.Position, ctxErr(ctx, err))
+	}
+	return false, nil
+}
+
+// Rebuild empties the read model of the projection called name and resets
+// its checkpoint to 0, in one transaction: reset runs in tx (deleting or
+// truncating the read model's tables), then the checkpoint is set to 0,
+// then the transaction commits; so either both happen or neither.
+//
+// Rebuild waits for the event a running [Store.Project] of name is
+// handling, and that Project then starts again from the first event; so
+// the projection need not be stopped. It returns an error naming the
+// projection if reset or the database fails.
+func (s *Store) Rebuild(ctx context.Context, name string, reset func(ctx context.Context, tx pgx.Tx) error) error {
+	if reset == nil {
+		return fmt.Errorf("pgcheckpoint: Rebuild %q: nil reset function", name)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, s.sql.ensure, name); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, s.sql.lock, name); err != nil {
+			return err
+		}
+		if err := reset(ctx, tx); err != nil {
+			return fmt.Errorf("reset: %w", err)
+		}
+		_, err := tx.Exec(ctx, s.sql.save, name, 0)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgcheckpoint: rebuilding projection %q: %w", name, ctxErr(ctx, err))
+	}
+	return nil
+}

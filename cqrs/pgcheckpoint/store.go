@@ -1,0 +1,165 @@
+package pgcheckpoint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// ScopeName is the instrumentation scope name of the package's tracer.
+const ScopeName = "github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
+
+// Store keeps projection checkpoints in a PostgreSQL table, and runs
+// projections whose read models live in the same database exactly once
+// ([Store.Project]). Create it with [New] and its table with
+// [Store.Migrate].
+//
+// A Store is safe for concurrent use, also by several processes sharing
+// the database. It does not own the pool: close the pool after its last
+// call.
+type Store struct {
+	pool       *pgxpool.Pool
+	schema     string
+	migrateKey int64
+	tracer     trace.Tracer
+	sql        statements
+
+	// beforeCommit, set only by tests (export_test.go) before the store is
+	// used, runs in the transaction of each event handled by Project, after
+	// handle and the checkpoint update and before the commit.
+	beforeCommit func(ctx context.Context, e eventsource.Event)
+}
+
+type statements struct {
+	schema, load, save, ensure, lock string
+}
+
+func newStatements(schema string) statements {
+	q := pgx.Identifier{schema}.Sanitize()
+	return statements{
+		schema: q,
+		load:   `SELECT position FROM ` + q + `.checkpoints WHERE name = $1`,
+		save: `INSERT INTO ` + q + `.checkpoints (name, position) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = now()`,
+		ensure: `INSERT INTO ` + q + `.checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING`,
+		lock:   `SELECT position FROM ` + q + `.checkpoints WHERE name = $1 FOR UPDATE`,
+	}
+}
+
+var _ cqrs.CheckpointStore = (*Store)(nil)
+
+// New returns a store that keeps its table in the schema of [WithSchema]
+// ("cqrs" by default) of the pool's database. It does not touch the
+// database: call [Store.Migrate] to create the table. It returns an error
+// naming each bad argument: a nil pool or a bad schema name.
+func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
+	c := config{schema: DefaultSchema}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	var errs []error
+	if pool == nil {
+		errs = append(errs, errors.New("pool is nil"))
+	}
+	if err := checkSchema(c.schema); err != nil {
+		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("pgcheckpoint: New: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte(ScopeName + "\x00migrate\x00" + c.schema))
+	return &Store{
+		pool:       pool,
+		schema:     c.schema,
+		migrateKey: int64(h.Sum64()),
+		tracer:     telemetry.Tracer(c.tracerProvider, ScopeName),
+		sql:        newStatements(c.schema),
+	}, nil
+}
+
+// Migrate creates the store's schema, unless it exists, and its table:
+//
+//	checkpoints(name text PRIMARY KEY, position bigint NOT NULL,
+//	            updated_at timestamptz DEFAULT now())
+//
+// It is idempotent and safe to run from several processes at once: it
+// takes a transaction advisory lock derived from the schema name.
+func (s *Store) Migrate(ctx context.Context) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.migrateKey); err != nil {
+			return err
+		}
+		// CREATE SCHEMA IF NOT EXISTS needs the privilege to create schemas
+		// even when the schema exists: ask first.
+		var exists bool
+		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", s.schema).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			if _, err := tx.Exec(ctx, "CREATE SCHEMA "+s.sql.schema); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.sql.schema+`.checkpoints (
+	name       text PRIMARY KEY,
+	position   bigint NOT NULL,
+	updated_at timestamptz DEFAULT now()
+)`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("pgcheckpoint: migrating schema %q: %w", s.schema, ctxErr(ctx, err))
+	}
+	return nil
+}
+
+// LoadCheckpoint implements [cqrs.CheckpointStore.LoadCheckpoint]: it
+// returns the position saved for name, or 0 if there is none.
+func (s *Store) LoadCheckpoint(ctx context.Context, name string) (int64, error) {
+	var pos int64
+	err := s.pool.QueryRow(ctx, s.sql.load, name).Scan(&pos)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pgcheckpoint: loading checkpoint %q: %w", name, ctxErr(ctx, err))
+	}
+	return pos, nil
+}
+
+// SaveCheckpoint implements [cqrs.CheckpointStore.SaveCheckpoint]: it sets
+// the checkpoint of name to position, creating it if need be. It does not
+// refuse to move a checkpoint backwards, which is how a projection is
+// replayed.
+func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64) error {
+	if _, err := s.pool.Exec(ctx, s.sql.save, name, position); err != nil {
+		return fmt.Errorf("pgcheckpoint: saving checkpoint %q at %d: %w", name, position, ctxErr(ctx, err))
+	}
+	return nil
+}
+
+// ctxErr reports ctx's error, if any, with err; and hints at Migrate when
+// the table is missing.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%w)", cerr, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") { // undefined_table, invalid_schema_name
+		return fmt.Errorf("%w (has Migrate been called?)", err)
+	}
+	return err
+}

@@ -1,0 +1,98 @@
+package pgcheckpoint_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
+)
+
+var _ cqrs.CheckpointStore = (*pgcheckpoint.Store)(nil)
+
+func TestNew_rejectsBadArguments(t *testing.T) {
+	pool := &pgxpool.Pool{} // never used
+	tests := []struct {
+		name string
+		pool *pgxpool.Pool
+		opts []pgcheckpoint.Option
+		want []string
+	}{
+		{"nil pool", nil, nil, []string{"pool is nil"}},
+		{"empty schema", pool, []pgcheckpoint.Option{pgcheckpoint.WithSchema("")}, []string{`WithSchema("")`, "empty schema name"}},
+		{"reserved schema", pool, []pgcheckpoint.Option{pgcheckpoint.WithSchema("pg_x")}, []string{"reserved"}},
+		{"long schema", pool, []pgcheckpoint.Option{pgcheckpoint.WithSchema(string(make([]byte, 64)))}, []string{"64 bytes"}},
+		{"all at once", nil, []pgcheckpoint.Option{pgcheckpoint.WithSchema("")}, []string{"pool is nil", "empty schema name"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := pgcheckpoint.New(tt.pool, tt.opts...)
+			require.Error(t, err, "New() = %v; want an error", s)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			assert.Contains(t, err.Error(), "pgcheckpoint: New:")
+		})
+	}
+}
+
+func TestCheckpoint_loadSaveUpsert(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := ctxWithin(t, 10*time.Second)
+
+	pos, err := s.LoadCheckpoint(ctx, "unknown")
+	require.NoError(t, err)
+	assert.Zero(t, pos, "LoadCheckpoint(unknown)")
+
+	require.NoError(t, s.SaveCheckpoint(ctx, "a", 7))
+	require.NoError(t, s.SaveCheckpoint(ctx, "b", 3))
+	require.NoError(t, s.SaveCheckpoint(ctx, "a", 12)) // upsert
+	for name, want := range map[string]int64{"a": 12, "b": 3, "c": 0} {
+		got, err := s.LoadCheckpoint(ctx, name)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "LoadCheckpoint(%q)", name)
+	}
+	require.NoError(t, s.SaveCheckpoint(ctx, "a", 0)) // backwards: a replay
+	got, err := s.LoadCheckpoint(ctx, "a")
+	require.NoError(t, err)
+	assert.Zero(t, got, "LoadCheckpoint(a) after saving 0")
+}
+
+func TestMigrate_idempotentAndConcurrent(t *testing.T) {
+	pool := newPool(t)
+	schema := schemaName(t)
+	ctx := ctxWithin(t, 10*time.Second)
+	var g errgroup.Group
+	for range 4 {
+		g.Go(func() error {
+			s, err := pgcheckpoint.New(pool, pgcheckpoint.WithSchema(schema))
+			if err != nil {
+				return err
+			}
+			return s.Migrate(ctx)
+		})
+	}
+	require.NoError(t, g.Wait())
+	s, err := pgcheckpoint.New(pool, pgcheckpoint.WithSchema(schema))
+	require.NoError(t, err)
+	require.NoError(t, s.SaveCheckpoint(ctx, "x", 5))
+	require.NoError(t, s.Migrate(ctx))
+	got, err := s.LoadCheckpoint(ctx, "x")
+	require.NoError(t, err)
+	assert.Equal(t, int64(5), got, "LoadCheckpoint after a second Migrate")
+}
+
+func TestLoadCheckpoint_beforeMigrateHints(t *testing.T) {
+	pool := newPool(t)
+	s, err := pgcheckpoint.New(pool, pgcheckpoint.WithSchema(schemaName(t)))
+	require.NoError(t, err)
+	_, err = s.LoadCheckpoint(context.Background(), "x")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "has Migrate been called?")
+}
