@@ -38,6 +38,7 @@ type config struct {
 	prefix          string
 	ackWait         time.Duration
 	duplicateWindow time.Duration
+	prefetch        int
 	tracerProvider  trace.TracerProvider
 	meterProvider   metric.MeterProvider
 }
@@ -88,6 +89,20 @@ func WithDuplicateWindow(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.duplicateWindow = d })
 }
 
+// WithPrefetch sets how many messages a subscription fetches from the
+// server ahead of its handlers. The default, 0, fetches twice the
+// subscription's concurrency: a round trip per message or two, which bounds
+// throughput (about 5,000 messages a second on a local server), but a
+// closed subscription hands its messages back to the group at once. A
+// larger n fetches in batches and processes many times faster, at two
+// costs: a fetched message's AckWait runs while it waits its turn (keep n
+// times a handler's duration well under the AckWait), and messages the
+// server was still sending when a subscription closed reach the group
+// again only after the AckWait.
+func WithPrefetch(n int) Option {
+	return optionFunc(func(c *config) { c.prefetch = n })
+}
+
 // WithTracerProvider sets where the bus's spans go. The default, also used
 // when tp is nil, is the global provider at the time of [New].
 func WithTracerProvider(tp trace.TracerProvider) Option {
@@ -108,6 +123,9 @@ func (c *config) validate() []error {
 	}
 	if err := checkPrefix(c.prefix); err != nil {
 		errs = append(errs, fmt.Errorf("WithSubjectPrefix(%q): %w", c.prefix, err))
+	}
+	if c.prefetch < 0 {
+		errs = append(errs, fmt.Errorf("WithPrefetch(%d): must not be negative", c.prefetch))
 	}
 	if c.ackWait < time.Second {
 		errs = append(errs, fmt.Errorf("WithAckWait(%v): must be at least 1s", c.ackWait))

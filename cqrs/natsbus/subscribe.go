@@ -98,7 +98,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		sem:     make(chan struct{}, cfg.Concurrency),
 	}
 	s.cc, err = cons.Consume(s.receive,
-		jetstream.PullMaxMessages(2*cfg.Concurrency),
+		jetstream.PullMaxMessages(max(b.cfg.prefetch, 2*cfg.Concurrency)), // prefetch 0: 2×concurrency
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			// The client reconnects and resumes by itself; report what
 			// happened (a missed heartbeat, a deleted consumer) to the
