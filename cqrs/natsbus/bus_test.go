@@ -137,7 +137,7 @@ func TestPublishSubscribeInOrder(t *testing.T) {
 	assert.Equal(t, "c-1", got[3].Metadata["Correlation-Id"])
 
 	assert.EqualValues(t, 28, sum(t, tp, "cqrs.messages.published"))
-	assert.EqualValues(t, 25, sum(t, tp, "cqrs.messages.processed", natsbus.AttrOutcome.String("success")))
+	assert.EqualValues(t, 25, sum(t, tp, "cqrs.messages.processed", cqrs.AttrOutcome.String("success")))
 	var publish, process int
 	for _, s := range tp.Spans.Ended() {
 		attrs := attribute.NewSet(s.Attributes()...)
@@ -188,7 +188,7 @@ func TestRedeliveryCountsDeliveries(t *testing.T) {
 	assert.Equal(t, []int{1, 2, 3}, deliveries)
 	mu.Unlock()
 	assert.EqualValues(t, 2, sum(t, tp, "cqrs.redeliveries"))
-	assert.EqualValues(t, 2, sum(t, tp, "cqrs.messages.processed", natsbus.AttrOutcome.String("failure")))
+	assert.EqualValues(t, 2, sum(t, tp, "cqrs.messages.processed", cqrs.AttrOutcome.String("failure")))
 }
 
 func TestMaxDeliverDeadLetters(t *testing.T) {

@@ -216,7 +216,7 @@ func (s *subscription) process(msg jetstream.Msg) {
 	defer span.End()
 	if span.IsRecording() {
 		span.SetAttributes(semconv.MessagingMessageID(m.ID), semconv.MessagingMessageBodySize(len(m.Data)),
-			AttrDelivery.Int(m.Delivery))
+			cqrs.AttrDelivery.Int(m.Delivery))
 	}
 	if m.Delivery > 1 {
 		add(ctx, s.bus.inst.redelivered, s.tel.plainOpts)

@@ -10,21 +10,13 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
 // ScopeName is the instrumentation scope name of the package's tracer and
 // meter: its import path.
 const ScopeName = "github.com/otelpatterns/patterns/cqrs/natsbus"
-
-// Attribute keys the package records beyond the messaging conventions.
-const (
-	// AttrOutcome is "success" or "failure": whether the handler returned
-	// nil.
-	AttrOutcome = attribute.Key("cqrs.outcome")
-	// AttrDelivery is the delivery number of a processed message, from 1.
-	AttrDelivery = attribute.Key("cqrs.delivery")
-)
 
 // messagingSystem is messaging.system: the semantic conventions define no
 // value for NATS, so the bus uses the system's name.
@@ -120,8 +112,8 @@ func newSubTelemetry(topic, subject, group, consumer string) *subTelemetry {
 	return &subTelemetry{
 		spanName:    "process " + topic,
 		spanOpts:    []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(spanAttrs...)},
-		successOpts: with(AttrOutcome.String("success")),
-		failureOpts: with(AttrOutcome.String("failure")),
+		successOpts: with(cqrs.AttrOutcome.String("success")),
+		failureOpts: with(cqrs.AttrOutcome.String("failure")),
 		plainOpts:   with(),
 	}
 }
