@@ -38,14 +38,17 @@
 //
 // Metrics, from the meter named [ScopeName]:
 //
-//	| name                     | kind      | unit      | attributes                                          |
-//	|--------------------------|-----------|-----------|-----------------------------------------------------|
-//	| cqrs.handled             | counter   | {message} | cqrs.command.type or cqrs.query.type, cqrs.outcome  |
-//	| cqrs.handle.duration     | histogram | s         | cqrs.command.type or cqrs.query.type, cqrs.outcome  |
-//	| cqrs.messages.published  | counter   | {message} | messaging.destination.name (buses)                  |
-//	| cqrs.messages.processed  | counter   | {message} | messaging.destination.name, cqrs.outcome (buses)    |
-//	| cqrs.redeliveries        | counter   | {message} | messaging.destination.name (buses)                  |
-//	| cqrs.dead_letters        | counter   | {message} | messaging.destination.name (buses)                  |
+//	| name                     | kind      | unit      | attributes                                                                  |
+//	|--------------------------|-----------|-----------|-----------------------------------------------------------------------------|
+//	| cqrs.handled             | counter   | {message} | cqrs.command.type or cqrs.query.type, cqrs.outcome                          |
+//	| cqrs.handle.duration     | histogram | s         | cqrs.command.type or cqrs.query.type, cqrs.outcome                          |
+//	| cqrs.messages.published  | counter   | {message} | messaging.system, messaging.destination.name                                |
+//	| cqrs.messages.processed  | counter   | {message} | messaging.system, messaging.destination.name, messaging.consumer.group.name, cqrs.outcome |
+//	| cqrs.redeliveries        | counter   | {message} | messaging.system, messaging.destination.name, messaging.consumer.group.name |
+//	| cqrs.dead_letters        | counter   | {message} | messaging.system, messaging.destination.name, messaging.consumer.group.name |
+//
+// messaging.system is "memory" for [MemoryBus] and "nats" for cqrs/natsbus,
+// whose destination is the NATS subject.
 //
 // Spans: cqrs.command and cqrs.query (attribute cqrs.command.type or
 // cqrs.query.type) around each handling; "publish <topic>" (producer) and
