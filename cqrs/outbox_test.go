@@ -192,3 +192,11 @@ func TestRunnerStopsOnAFailingProjectionAndResumes(t *testing.T) {
 	require.Eventually(t, func() bool { return p.count("a") == 3 }, 5*time.Second, time.Millisecond)
 	assert.NoError(t, runner.Err("balances"))
 }
+
+func TestRunnerRejectsNilProjection(t *testing.T) {
+	runner, err := cqrs.NewRunner(&eventsource.MemoryStore{}, &cqrs.MemoryCheckpoints{})
+	require.NoError(t, err)
+	defer runner.Close()
+	require.Error(t, runner.Start(nil))
+	require.Error(t, runner.Rebuild(context.Background(), nil))
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -38,10 +37,16 @@ type Runner struct {
 	tracer      trace.Tracer
 
 	mu      sync.Mutex
-	running map[string]context.CancelFunc
+	running map[string]*job
 	errs    map[string]error
 	wg      sync.WaitGroup
 	closed  bool
+}
+
+// job is a running projection: how to stop it and when it has stopped.
+type job struct {
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // NewRunner returns a runner reading store and keeping checkpoints in
@@ -62,13 +67,16 @@ func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...Bus
 		o.applyBus(&c)
 	}
 	return &Runner{store: store, checkpoints: checkpoints, tracer: telemetry.Tracer(c.tp, ScopeName),
-		running: map[string]context.CancelFunc{}, errs: map[string]error{}}, nil
+		running: map[string]*job{}, errs: map[string]error{}}, nil
 }
 
 // Start runs p in the background until [Runner.Close] or [Runner.Stop]. A
 // projection whose Handle fails stops; [Runner.Err] reports why. Start
 // returns an error if a projection of that name runs already.
 func (r *Runner) Start(p Projection) error {
+	if p == nil {
+		return errors.New("cqrs: Runner.Start: nil projection")
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -78,9 +86,12 @@ func (r *Runner) Start(p Projection) error {
 		return fmt.Errorf("cqrs: projection %q runs already", p.Name())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.running[p.Name()] = cancel
+	j := &job{cancel: cancel, done: make(chan struct{})}
+	r.running[p.Name()] = j
 	delete(r.errs, p.Name())
 	r.wg.Go(func() {
+		defer close(j.done)
+		defer cancel()
 		err := r.run(ctx, p)
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -123,27 +134,22 @@ func (r *Runner) run(ctx context.Context, p Projection) error {
 // Stop stops the projection called name and waits for its current event.
 func (r *Runner) Stop(name string) {
 	r.mu.Lock()
-	cancel := r.running[name]
+	j := r.running[name]
 	r.mu.Unlock()
-	if cancel == nil {
+	if j == nil {
 		return
 	}
-	cancel()
-	for {
-		r.mu.Lock()
-		_, still := r.running[name]
-		r.mu.Unlock()
-		if !still {
-			return
-		}
-		waitABit()
-	}
+	j.cancel()
+	<-j.done
 }
 
 // Rebuild stops p, empties its read model (p must be a [Resetter]), resets
 // its checkpoint to the start and starts it again, so that it replays every
 // event.
 func (r *Runner) Rebuild(ctx context.Context, p Projection) error {
+	if p == nil {
+		return errors.New("cqrs: Runner.Rebuild: nil projection")
+	}
 	reset, ok := p.(Resetter)
 	if !ok {
 		return fmt.Errorf("cqrs: projection %q cannot be rebuilt: it has no Reset method", p.Name())
@@ -169,12 +175,10 @@ func (r *Runner) Err(name string) error {
 func (r *Runner) Close() error {
 	r.mu.Lock()
 	r.closed = true
-	for _, cancel := range r.running {
-		cancel()
+	for _, j := range r.running {
+		j.cancel()
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
 	return nil
 }
-
-func waitABit() { time.Sleep(time.Millisecond) }
