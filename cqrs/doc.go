@@ -46,6 +46,11 @@
 //	| cqrs.messages.processed  | counter   | {message} | messaging.system, messaging.destination.name, messaging.consumer.group.name, cqrs.outcome |
 //	| cqrs.redeliveries        | counter   | {message} | messaging.system, messaging.destination.name, messaging.consumer.group.name |
 //	| cqrs.dead_letters        | counter   | {message} | messaging.system, messaging.destination.name, messaging.consumer.group.name |
+//	| cqrs.projection.lag      | gauge     | {event}   | cqrs.projection                                                             |
+//
+// cqrs.projection.lag is observed at each collection for every projection a
+// [Runner] runs: the store's last position minus the projection's
+// checkpoint. It needs a store that is an [eventsource.HeadReader].
 //
 // messaging.system is "memory" for [MemoryBus] and "nats" for cqrs/natsbus,
 // whose destination is the NATS subject.

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/projlag"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -35,6 +36,7 @@ type Runner struct {
 	store       eventsource.Store
 	checkpoints CheckpointStore
 	tracer      trace.Tracer
+	lag         *projlag.Gauge
 
 	mu      sync.Mutex
 	running map[string]*job
@@ -50,7 +52,12 @@ type job struct {
 }
 
 // NewRunner returns a runner reading store and keeping checkpoints in
-// checkpoints. Its spans go to the tracer provider of opts (WithTracerProvider).
+// checkpoints. Its spans go to the tracer provider of opts
+// (WithTracerProvider), its cqrs.projection.lag gauge to the meter provider
+// (WithMeterProvider). The gauge reports, for each running projection, how
+// many committed events it has not handled yet; it needs a store that is an
+// [eventsource.HeadReader] (the memory and PostgreSQL stores are) and reads
+// the head once per metric collection.
 func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...BusOption) (*Runner, error) {
 	var errs []error
 	if store == nil {
@@ -67,6 +74,7 @@ func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...Bus
 		o.applyBus(&c)
 	}
 	return &Runner{store: store, checkpoints: checkpoints, tracer: telemetry.Tracer(c.tp, ScopeName),
+		lag:     projlag.New(telemetry.Meter(c.mp, ScopeName), store),
 		running: map[string]*job{}, errs: map[string]error{}}, nil
 }
 
@@ -109,6 +117,8 @@ func (r *Runner) run(ctx context.Context, p Projection) error {
 		return err
 	}
 	name := attribute.String("cqrs.projection", p.Name())
+	lag := r.lag.Track(p.Name(), pos)
+	defer r.lag.Untrack(p.Name(), lag)
 	for e, err := range r.store.Subscribe(ctx, pos) {
 		if err != nil {
 			return err
@@ -127,6 +137,7 @@ func (r *Runner) run(ctx context.Context, p Projection) error {
 		if err := r.checkpoints.SaveCheckpoint(ctx, p.Name(), e.Position); err != nil {
 			return err
 		}
+		lag.Store(e.Position)
 	}
 	return nil
 }
@@ -180,5 +191,6 @@ func (r *Runner) Close() error {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	r.lag.Close()
 	return nil
 }

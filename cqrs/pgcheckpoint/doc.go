@@ -65,8 +65,13 @@
 //	|                     |                             | error.type (status Error when it fails)     |
 //
 // The span is linked to the span of the append that recorded the event and
-// is the parent of the handler's work (its ctx carries it). The package
-// has no metrics of its own, and LoadCheckpoint, SaveCheckpoint, Migrate
-// and Rebuild start no span: instrument the pool (with otelpgx, say) for
-// database spans.
+// is the parent of the handler's work (its ctx carries it).
+// LoadCheckpoint, SaveCheckpoint, Migrate and Rebuild start no span:
+// instrument the pool (with otelpgx, say) for database spans.
+//
+// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
+// option: the gauge cqrs.projection.lag ({event}, attribute
+// cqrs.projection), observed while Project runs as the event store's last
+// position minus the projection's checkpoint, when the event store is an
+// [eventsource.HeadReader] (pgstore and the memory store are).
 package pgcheckpoint

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -28,6 +29,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	schema         string
 	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
 }
 
 // WithSchema sets the PostgreSQL schema that holds the checkpoints table,
@@ -45,6 +47,13 @@ func WithSchema(name string) Option {
 // global provider at the time of [New].
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(c *config) { c.tracerProvider = tp })
+}
+
+// WithMeterProvider sets where the cqrs.projection.lag gauge of
+// [Store.Project] goes. The default, also used when mp is nil, is the
+// global provider at the time of [New].
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.meterProvider = mp })
 }
 
 func checkSchema(name string) error {

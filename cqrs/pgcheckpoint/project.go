@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/projlag"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -69,6 +70,14 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 		return fmt.Errorf("pgcheckpoint: projection %q: creating the checkpoint: %w", name, ctxErr(ctx, err))
 	}
 	attrName := attribute.String("cqrs.projection", name)
+	gauge := projlag.New(s.meter, events)
+	defer gauge.Close()
+	var lag *projlag.Position
+	defer func() {
+		if lag != nil {
+			gauge.Untrack(name, lag)
+		}
+	}()
 	for {
 		pos, err := s.LoadCheckpoint(ctx, name)
 		if err != nil {
@@ -77,6 +86,10 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 			}
 			return fmt.Errorf("pgcheckpoint: projection %q: %w", name, err)
 		}
+		if lag == nil {
+			lag = gauge.Track(name, pos)
+		}
+		lag.Store(pos)
 		moved := false
 		for e, err := range events.Subscribe(ctx, pos) {
 			if err != nil {
@@ -96,6 +109,7 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 				break
 			}
 			pos = e.Position
+			lag.Store(pos)
 		}
 		if !moved {
 			return nil // the subscription ends only when ctx is done

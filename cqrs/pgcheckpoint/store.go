@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
@@ -32,6 +33,7 @@ type Store struct {
 	schema     string
 	migrateKey int64
 	tracer     trace.Tracer
+	meter      metric.Meter
 	sql        statements
 
 	// beforeCommit, set only by tests (export_test.go) before the store is
@@ -86,6 +88,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		schema:     c.schema,
 		migrateKey: int64(h.Sum64()),
 		tracer:     telemetry.Tracer(c.tracerProvider, ScopeName),
+		meter:      telemetry.Meter(c.meterProvider, ScopeName),
 		sql:        newStatements(c.schema),
 	}, nil
 }

@@ -1,0 +1,23 @@
+package pgstore_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelpatterns/patterns/eventsource"
+)
+
+func TestHead(t *testing.T) {
+	s, _ := newStore(t, 4)
+	ctx := ctxWithin(t, 10*time.Second)
+	head, err := s.Head(ctx)
+	require.NoError(t, err)
+	require.Zero(t, head, "empty store")
+	stored, err := s.Append(ctx, "acct-1", eventsource.NoStream, events(3, "opened")...)
+	require.NoError(t, err)
+	head, err = s.Head(ctx)
+	require.NoError(t, err)
+	require.Equal(t, stored[2].Position, head)
+}
