@@ -22,6 +22,12 @@ var ErrInvalidArgument error = &sentinel{"eventsource: invalid argument", "event
 // has no events.
 var ErrNotFound error = &sentinel{"eventsource: not found", "eventsource.not_found"}
 
+// ErrDuplicateCommand is matched by the error of an append under a command
+// ID (see [WithCommandID]) that is recorded already with the same stream:
+// the command has taken effect on that stream, and the append added
+// nothing. [errors.As] to a [*DuplicateCommandError] gives the IDs.
+var ErrDuplicateCommand error = &sentinel{"eventsource: duplicate command", "eventsource.duplicate_command"}
+
 type sentinel struct{ msg, typ string }
 
 func (e *sentinel) Error() string { return e.msg }
@@ -46,6 +52,23 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConcurrencyC
 
 // ErrorType returns "eventsource.concurrency_conflict".
 func (e *ConflictError) ErrorType() string { return "eventsource.concurrency_conflict" }
+
+// DuplicateCommandError is the error of an append under a command ID that
+// is recorded already with the stream.
+type DuplicateCommandError struct {
+	CommandID string
+	StreamID  string
+}
+
+func (e *DuplicateCommandError) Error() string {
+	return fmt.Sprintf("eventsource: command %q has already appended to stream %q", e.CommandID, e.StreamID)
+}
+
+// Is matches [ErrDuplicateCommand].
+func (e *DuplicateCommandError) Is(target error) bool { return target == ErrDuplicateCommand }
+
+// ErrorType returns "eventsource.duplicate_command".
+func (e *DuplicateCommandError) ErrorType() string { return "eventsource.duplicate_command" }
 
 func (v ExpectedVersion) String() string {
 	switch {

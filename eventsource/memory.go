@@ -12,6 +12,9 @@ import (
 // MemoryStore is an in-process [Store], for tests and for services whose
 // events need not outlive the process. It keeps every event in memory.
 //
+// It records the command IDs of appends (see [WithCommandID]) for as
+// long as it lives, and is a [CommandLog].
+//
 // The zero value is ready to use. A MemoryStore is safe for concurrent use.
 type MemoryStore struct {
 	mu      sync.Mutex
@@ -19,12 +22,18 @@ type MemoryStore struct {
 	streams map[string][]int // indexes into events, in version order
 	ids     map[uuid.UUID]int
 	changed chan struct{} // closed and replaced on every append
+	// commands holds the recorded (command ID, stream ID) pairs:
+	// commands[commandID][streamID].
+	commands map[string]map[string]struct{}
 }
+
+var _ CommandLog = (*MemoryStore)(nil)
 
 func (m *MemoryStore) init() {
 	if m.streams == nil {
 		m.streams = make(map[string][]int)
 		m.ids = make(map[uuid.UUID]int)
+		m.commands = make(map[string]map[string]struct{})
 		m.changed = make(chan struct{})
 	}
 }
@@ -34,6 +43,12 @@ func (m *MemoryStore) Append(ctx context.Context, streamID string, expected Expe
 	if err := CheckAppend(streamID, expected, events); err != nil {
 		return nil, err
 	}
+	command, hasCommand := CommandID(ctx)
+	if hasCommand {
+		if err := CheckCommandID(command); err != nil {
+			return nil, err
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -41,6 +56,11 @@ func (m *MemoryStore) Append(ctx context.Context, streamID string, expected Expe
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()
+	if hasCommand {
+		if _, dup := m.commands[command][streamID]; dup {
+			return nil, &DuplicateCommandError{CommandID: command, StreamID: streamID}
+		}
+	}
 
 	var fresh []NewEvent
 	seen := make(map[uuid.UUID]bool, len(events))
@@ -54,6 +74,9 @@ func (m *MemoryStore) Append(ctx context.Context, streamID string, expected Expe
 		out := make([]Event, len(events))
 		for i, e := range events {
 			out[i] = m.events[m.ids[e.ID]].clone()
+		}
+		if hasCommand {
+			m.recordCommand(command, streamID)
 		}
 		return out, nil
 	}
@@ -74,9 +97,31 @@ func (m *MemoryStore) Append(ctx context.Context, streamID string, expected Expe
 		m.events = append(m.events, ev)
 		out = append(out, ev.clone())
 	}
+	if hasCommand {
+		m.recordCommand(command, streamID)
+	}
 	close(m.changed)
 	m.changed = make(chan struct{})
 	return out, nil
+}
+
+func (m *MemoryStore) recordCommand(command, streamID string) {
+	streams := m.commands[command]
+	if streams == nil {
+		streams = make(map[string]struct{}, 1)
+		m.commands[command] = streams
+	}
+	streams[streamID] = struct{}{}
+}
+
+// CommandRecorded implements [CommandLog.CommandRecorded].
+func (m *MemoryStore) CommandRecorded(ctx context.Context, commandID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.commands[commandID]) > 0, nil
 }
 
 // ReadStream implements [Store.ReadStream].

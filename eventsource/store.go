@@ -23,6 +23,17 @@ type Store interface {
 	// may have succeeded is safe; if all are already stored, Append returns
 	// them as stored and checks no version. It returns the events as
 	// stored, with versions and positions.
+	//
+	// If ctx carries a command ID (see [WithCommandID]), Append records
+	// the pair (command ID, streamID) in the transaction that appends the
+	// events, and checks it first: if the pair is recorded already, it
+	// appends nothing and returns an error matching [ErrDuplicateCommand],
+	// before looking at event IDs or versions. A command may so append once
+	// to each of several streams; a second append of one command to one
+	// stream is taken for a retry. An append that fails records nothing;
+	// one whose events are all stored already records the pair too. A
+	// command ID that [CheckCommandID] rejects makes Append fail with an
+	// error matching [ErrInvalidArgument].
 	Append(ctx context.Context, streamID string, expected ExpectedVersion, events ...NewEvent) ([]Event, error)
 
 	// ReadStream yields a stream's events with a version of fromVersion or

@@ -83,6 +83,12 @@ func Run(t *testing.T, newStore func(t *testing.T) eventsource.Store) {
 		{"Canceled/MidRead", testCanceledMidRead},
 		{"Concurrent/Appends", testConcurrentAppends},
 		{"Concurrent/ExactRace", testExactRace},
+		{"Command/Duplicate", testCommandDuplicate},
+		{"Command/PerStream", testCommandPerStream},
+		{"Command/BeforeOtherChecks", testCommandFirst},
+		{"Command/FailedAppendRecordsNothing", testCommandFailed},
+		{"Command/InvalidID", testCommandInvalid},
+		{"Command/ConcurrentDuplicates", testCommandRace},
 	}
 	run := uuid.NewString()[:8]
 	for _, tt := range tests {
