@@ -30,6 +30,13 @@ CREATE TABLE {s}.snapshots (
 	data      bytea NOT NULL,
 	saved_at  timestamptz DEFAULT now()
 );`,
+	// 2: the (command, stream) pairs of appends made under a command ID.
+	`CREATE TABLE {s}.commands (
+	command_id  text NOT NULL,
+	stream_id   text NOT NULL,
+	recorded_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (command_id, stream_id)
+);`,
 }
 
 // SchemaVersion is the version of the tables that [Store.Migrate] brings

@@ -75,6 +75,7 @@ type statements struct {
 	readStream, readAll        string
 	readAllHead                string
 	loadSnapshot, saveSnapshot string
+	recordCommand, hasCommand  string
 	schema                     string // the quoted schema name
 }
 
@@ -98,7 +99,9 @@ RETURNING position, version, recorded_at`),
 		readAll:    r.Replace(`SELECT {cols} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
 		readAllHead: r.Replace(`SELECT {cols}, (SELECT max(position) FROM {s}.events)
 FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
-		loadSnapshot: r.Replace(`SELECT version, data FROM {s}.snapshots WHERE stream_id = $1`),
+		recordCommand: r.Replace(`INSERT INTO {s}.commands (command_id, stream_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
+		hasCommand:    r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1)`),
+		loadSnapshot:  r.Replace(`SELECT version, data FROM {s}.snapshots WHERE stream_id = $1`),
 		saveSnapshot: r.Replace(`INSERT INTO {s}.snapshots AS old (stream_id, version, data) VALUES ($1, $2, $3)
 ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, data = excluded.data, saved_at = now()
 WHERE old.version < excluded.version`),
@@ -153,6 +156,7 @@ func lockKey(purpose, schema string) int64 {
 var (
 	_ eventsource.Store         = (*Store)(nil)
 	_ eventsource.SnapshotStore = (*Store)(nil)
+	_ eventsource.CommandLog    = (*Store)(nil)
 )
 
 // Append implements [eventsource.Store.Append].
@@ -166,12 +170,26 @@ var (
 // If the call fails after the commit was sent (the context ended, the
 // connection dropped), the events may or may not be stored: append them
 // again with the same IDs, which appends whichever are missing.
+//
+// Under a command ID (see [eventsource.WithCommandID]), the append
+// inserts the pair (command ID, stream ID) into the schema's commands
+// table in its first round trip, under the append lock, and fails with
+// an error matching [eventsource.ErrDuplicateCommand] if the pair is
+// there: it costs no extra round trip. The table keeps the pairs for
+// good; delete old rows (by recorded_at) once retries of their commands
+// can no longer arrive.
 func (s *Store) Append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, events ...eventsource.NewEvent) ([]eventsource.Event, error) {
 	if err := eventsource.CheckAppend(streamID, expected, events); err != nil {
 		return nil, err
 	}
 	if err := checkTexts(streamID, events); err != nil {
 		return nil, err
+	}
+	command, hasCommand := eventsource.CommandID(ctx)
+	if hasCommand {
+		if err := eventsource.CheckCommandID(command); err != nil {
+			return nil, err // so command is not empty
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -181,7 +199,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	if span.IsRecording() {
 		span.SetAttributes(AttrStreamID.String(streamID))
 	}
-	out, inserted, err := s.append(ctx, streamID, expected, events)
+	out, inserted, err := s.append(ctx, streamID, expected, command, events)
 	s.tel.end(ctx, span, opAppend, start, err)
 
 	t := s.tel
@@ -194,6 +212,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 		}
 	}
 	var conflict *eventsource.ConflictError
+	var duplicate *eventsource.DuplicateCommandError
 	switch {
 	case err == nil:
 		if inserted > 0 {
@@ -203,13 +222,16 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	case errors.As(err, &conflict):
 		t.conflicts.Add(ctx, 1)
 		return nil, err
+	case errors.As(err, &duplicate):
+		return nil, err
 	}
 	return nil, fmt.Errorf("pgstore: appending to stream %q: %w", streamID, ctxErr(ctx, err))
 }
 
 // append runs an append's transaction and returns the events as stored
-// and how many of them it inserted.
-func (s *Store) append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, events []eventsource.NewEvent) ([]eventsource.Event, int, error) {
+// and how many of them it inserted. A command other than "" is the
+// command ID to record with the stream.
+func (s *Store) append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) ([]eventsource.Event, int, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -221,23 +243,30 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
 	}
 	// One round trip: begin, bound how long the transaction may sit idle
-	// holding the append lock, wait for the lock, then read, under it,
-	// which events are stored already and the stream's version.
+	// holding the append lock, wait for the lock, then, under it, record
+	// the command (if any) and read which events are stored already and
+	// the stream's version.
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true)", s.idleLimit)
 	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
+	if command != "" {
+		b.Queue(s.sql.recordCommand, command, streamID)
+	}
 	b.Queue(s.sql.existing, ids)
 	b.Queue(s.sql.version, streamID)
 	br := conn.SendBatch(ctx, b)
 	tx := br.Tx()
 	defer func() { _ = tx.Rollback(ctx) }() // after Commit, a no-op
-	stored, current, err := readChecks(br)
+	stored, current, duplicate, err := readChecks(br, command != "")
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return nil, 0, err
+	}
+	if duplicate {
+		return nil, 0, &eventsource.DuplicateCommandError{CommandID: command, StreamID: streamID}
 	}
 
 	fresh := make([]eventsource.NewEvent, 0, len(events))
@@ -252,6 +281,11 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		out := make([]eventsource.Event, len(events))
 		for i, e := range events {
 			out[i] = stored[e.ID]
+		}
+		if command != "" { // keep the command's record
+			if err := tx.Commit(ctx); err != nil {
+				return nil, 0, err
+			}
 		}
 		return out, 0, nil
 	}
@@ -295,34 +329,41 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 }
 
 // readChecks reads the results of the append's first batch: begin, lock,
-// stored events, stream version.
-func readChecks(br pgx.BatchResults) (map[uuid.UUID]eventsource.Event, int64, error) {
+// the command's insert if withCommand, stored events, stream version. It
+// reports whether the command was recorded already.
+func readChecks(br pgx.BatchResults, withCommand bool) (stored map[uuid.UUID]eventsource.Event, current int64, duplicate bool, err error) {
 	for range 3 { // BEGIN, set_config, pg_advisory_xact_lock
 		if _, err := br.Exec(); err != nil {
-			return nil, 0, err
+			return nil, 0, false, err
 		}
+	}
+	if withCommand {
+		tag, err := br.Exec()
+		if err != nil {
+			return nil, 0, false, err
+		}
+		duplicate = tag.RowsAffected() == 0
 	}
 	rows, err := br.Query()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
-	stored := map[uuid.UUID]eventsource.Event{}
+	stored = map[uuid.UUID]eventsource.Event{}
 	for rows.Next() {
 		e, err := scanEvent(rows)
 		if err != nil {
 			rows.Close()
-			return nil, 0, err
+			return nil, 0, false, err
 		}
 		stored[e.ID] = e
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
-	var current int64
 	if err := br.QueryRow().Scan(&current); err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
-	return stored, current, nil
+	return stored, current, duplicate, nil
 }
 
 // insert inserts events as versions current+1, current+2, … of the
@@ -578,6 +619,22 @@ func scanEvent(rows pgx.Rows, extra ...any) (eventsource.Event, error) {
 		}
 	}
 	return e, nil
+}
+
+// CommandRecorded implements [eventsource.CommandLog.CommandRecorded]
+// with one query of the commands table.
+func (s *Store) CommandRecorded(ctx context.Context, commandID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if eventsource.CheckCommandID(commandID) != nil { // Append rejects such ids
+		return false, nil
+	}
+	var ok bool
+	if err := s.pool.QueryRow(ctx, s.sql.hasCommand, commandID).Scan(&ok); err != nil {
+		return false, fmt.Errorf("pgstore: looking up command %q: %w", commandID, ctxErr(ctx, err))
+	}
+	return ok, nil
 }
 
 // LoadSnapshot implements [eventsource.SnapshotStore.LoadSnapshot]. It
