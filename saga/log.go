@@ -1,0 +1,145 @@
+package saga
+
+import (
+	"context"
+	"time"
+)
+
+// Status is where a saga stands.
+type Status string
+
+// The statuses of a saga. Running and Compensating sagas are unfinished:
+// [Orchestrator.Recover] resumes them. The others are final.
+const (
+	// Running: the saga is running its steps forward.
+	Running Status = "running"
+	// Compensating: a step failed and the saga is undoing the steps that
+	// completed.
+	Compensating Status = "compensating"
+	// Completed: every step completed.
+	Completed Status = "completed"
+	// Compensated: a step failed and every completed step was undone.
+	Compensated Status = "compensated"
+	// NeedsAttention: the saga can go neither forward nor back by itself (a
+	// compensation, or a retriable step after the pivot, kept failing) and
+	// waits for a person; see [WithNeedsAttention].
+	NeedsAttention Status = "needs_attention"
+)
+
+// Final reports whether s is a status a saga never leaves by itself.
+func (s Status) Final() bool { return s == Completed || s == Compensated || s == NeedsAttention }
+
+// Phase tells running a step's action from running its compensation.
+type Phase string
+
+const (
+	// Forward is the phase of a step's action.
+	Forward Phase = "forward"
+	// Compensate is the phase of a step's compensation.
+	Compensate Phase = "compensate"
+)
+
+// Kind is what a [Transition] of a step records.
+type Kind string
+
+const (
+	// Started: an attempt began. A started attempt with no outcome after
+	// it was cut short by a crash: its outcome is unknown.
+	Started Kind = "started"
+	// Succeeded: the attempt succeeded. For the forward phase the
+	// transition holds the saga data after the step's update.
+	Succeeded Kind = "succeeded"
+	// Failed: the attempt failed and had no effect.
+	Failed Kind = "failed"
+	// TimedOut: the attempt ran out of time; whether it had an effect is
+	// unknown.
+	TimedOut Kind = "timed_out"
+)
+
+// Record is a saga as its [Log] keeps it.
+type Record struct {
+	// ID identifies the saga; [Orchestrator.Start] returns it.
+	ID string
+	// Name and Version are those of the saga's [Definition].
+	Name    string
+	Version int
+	// Status is the saga's status after its last transition.
+	Status Status
+	// Data is the saga data, encoded, as it was at the start; transitions
+	// carry its later values.
+	Data []byte
+	// Trace is the W3C trace context of the run that started the saga, so
+	// that a resumed run can link to it.
+	Trace map[string]string
+	// CreatedAt is when the saga was created, set by the log.
+	CreatedAt time.Time
+}
+
+// Transition is one change of a saga, appended to its [Log] as it
+// happens.
+type Transition struct {
+	// Seq numbers the saga's transitions from 1, with no gaps.
+	Seq int64
+	// Status, when not empty, is the saga's new status.
+	Status Status
+	// Step names the step the transition is about; empty for a change of
+	// Status alone.
+	Step string
+	// Phase, Kind and Attempt (from 1 within the phase) say what happened
+	// to the step.
+	Phase   Phase
+	Kind    Kind
+	Attempt int
+	// Data is the saga data after a forward step succeeded, encoded, or
+	// nil if it did not change.
+	Data []byte
+	// Error is the message of the error that failed the attempt, or that
+	// made the saga change its status.
+	Error string
+	// At is when the transition was recorded, set by the log.
+	At time.Time
+}
+
+// Log keeps sagas and their transitions durably, and leases each
+// unfinished saga to one orchestrator at a time, so that no two run it at
+// once. [MemoryLog] keeps them in memory; saga/pglog in PostgreSQL.
+//
+// A lease is held by an owner (an orchestrator's identity) until it
+// expires, is released, or the saga reaches a final status. An owner still
+// holds an expired lease until another owner claims the saga: Append and
+// Renew check the owner, not the clock, so a slow owner loses its work
+// only when someone else takes it over.
+//
+// Implementations are safe for concurrent use, also by several processes
+// sharing the log, and pass the conformance suite in saga/logtest.
+type Log interface {
+	// Create records a new saga with status Running (whatever rec.Status
+	// says) and leases it to owner for lease. It returns an error matching
+	// ErrExists if a saga with rec.ID exists.
+	Create(ctx context.Context, rec Record, owner string, lease time.Duration) error
+
+	// Append records t as the next transition of saga id, and its Status,
+	// if any, as the saga's status, in one atomic write, if owner holds the
+	// saga's lease. A final Status also ends the lease. It returns an
+	// error matching ErrLeaseLost, recording nothing, if owner does not
+	// hold the lease or t.Seq is taken; ErrNotFound if there is no saga id.
+	Append(ctx context.Context, id, owner string, t Transition) error
+
+	// Renew extends, to lease from now, the leases that owner holds on the
+	// sagas ids, and returns those of ids whose lease it does not hold.
+	Renew(ctx context.Context, owner string, lease time.Duration, ids []string) (lost []string, err error)
+
+	// Claim leases to owner for lease up to limit unfinished sagas whose
+	// Name is in names and whose lease has expired or was released, oldest
+	// first, and returns them. Concurrent claims never return one saga to
+	// two owners.
+	Claim(ctx context.Context, owner string, names []string, lease time.Duration, limit int) ([]Record, error)
+
+	// Release ends owner's lease on saga id, if it holds it, so that Claim
+	// may hand the saga out at once.
+	Release(ctx context.Context, id, owner string) error
+
+	// Load returns saga id and its transitions in Seq order, or an error
+	// matching ErrNotFound.
+	Load(ctx context.Context, id string) (Record, []Transition, error)
+}
