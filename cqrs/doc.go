@@ -12,6 +12,22 @@
 //	err := bus.Dispatch(ctx, Withdraw{Account: "acc-1", Amount: 30})
 //	b, err := cqrs.Ask[GetBalance, Money](ctx, bus, GetBalance{"acc-1"})
 //
+// # Commands that arrive twice
+//
+// A sender that times out sends its command again, and a message broker
+// redelivers. [Deduplication] makes such a command take effect once: a
+// command that is [Identified] (or dispatched with
+// eventsource.WithCommandID) has its ID recorded by the event store in
+// the transaction that appends its events, and a second copy appends
+// nothing and succeeds. Given the store as command log, the middleware
+// also skips the handler of a command that has taken effect, so that the
+// copy is not decided again on the state the first one changed:
+//
+//	bus.Use(cqrs.Retrying(retry.New()), cqrs.Deduplication(store))
+//
+// The record is per (command, stream): a command that appends to several
+// streams is not made atomic by it; coordinate those with a saga.
+//
 // # Events between processes
 //
 // An [EventBus] carries messages to named, durable consumer groups, at
@@ -56,7 +72,8 @@
 // whose destination is the NATS subject.
 //
 // Spans: cqrs.command and cqrs.query (attribute cqrs.command.type or
-// cqrs.query.type) around each handling; "publish <topic>" (producer) and
+// cqrs.query.type) around each handling, with cqrs.command.duplicate=true
+// on a command that [Deduplication] found handled already; "publish <topic>" (producer) and
 // "process <topic>" (consumer) in the buses, with messaging.system,
 // messaging.destination.name and messaging.message.id; "project <name>"
 // per event handled by a projection, linked to the append.
