@@ -211,18 +211,18 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 			t.appendDuration.Record(ctx, d, metric.WithAttributes(telemetry.ErrorType(err)))
 		}
 	}
-	var conflict *eventsource.ConflictError
-	var duplicate *eventsource.DuplicateCommandError
+	// errors.Is rather than errors.As: a target variable for As would
+	// escape, an allocation on every append.
 	switch {
 	case err == nil:
 		if inserted > 0 {
 			t.appended.Add(ctx, int64(inserted))
 		}
 		return out, nil
-	case errors.As(err, &conflict):
+	case errors.Is(err, eventsource.ErrConcurrencyConflict): // a *ConflictError
 		t.conflicts.Add(ctx, 1)
 		return nil, err
-	case errors.As(err, &duplicate):
+	case errors.Is(err, eventsource.ErrDuplicateCommand): // a *DuplicateCommandError
 		return nil, err
 	}
 	return nil, fmt.Errorf("pgstore: appending to stream %q: %w", streamID, ctxErr(ctx, err))
