@@ -1,0 +1,140 @@
+package saga
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/retry"
+)
+
+// Codec encodes saga data for the log. Implementations are safe for
+// concurrent use.
+type Codec interface {
+	Marshal(v any) ([]byte, error)
+	// Unmarshal decodes data into v, a pointer to a saga's data type.
+	Unmarshal(data []byte, v any) error
+}
+
+// JSON is the default [Codec]: encoding/json.
+type JSON struct{}
+
+// Marshal encodes v as JSON.
+func (JSON) Marshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// Unmarshal decodes JSON into v.
+func (JSON) Unmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+// DefaultLease is how long an orchestrator holds a saga's lease without
+// renewing it, unless [WithLease] says otherwise.
+const DefaultLease = 30 * time.Second
+
+// Option configures an [Orchestrator].
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	owner          string
+	lease          time.Duration
+	codec          Codec
+	defs           []Definer
+	compensation   *retry.Retrier
+	needsAttention func(ctx context.Context, id, name string, err error)
+	recoverEvery   time.Duration
+	tp             trace.TracerProvider
+	mp             metric.MeterProvider
+}
+
+// WithDefinitions registers definitions, so that [Orchestrator.Recover]
+// can resume their sagas. [Orchestrator.Start] registers the definition it
+// is given, but a process that restarts must register its definitions
+// before it recovers.
+func WithDefinitions(defs ...Definer) Option {
+	return optionFunc(func(c *config) { c.defs = append(c.defs, defs...) })
+}
+
+// WithOwner sets the identity under which the orchestrator leases sagas.
+// It must be unique among the orchestrators sharing a log, and should
+// differ from run to run of a process. The default is the host name, the
+// process id and a random suffix.
+func WithOwner(owner string) Option {
+	return optionFunc(func(c *config) { c.owner = owner })
+}
+
+// WithLease sets how long a saga stays leased to the orchestrator running
+// it without renewal. The orchestrator renews its leases every third of
+// it; another orchestrator may take over a saga whose lease expired (its
+// owner crashed or hung). Shorter leases resume a crashed orchestrator's
+// sagas sooner, at the cost of more renewals. The default is
+// [DefaultLease].
+func WithLease(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.lease = d })
+}
+
+// WithCodec sets how saga data is encoded in the log. The default is
+// [JSON].
+func WithCodec(c Codec) Option {
+	return optionFunc(func(cfg *config) { cfg.codec = c })
+}
+
+// WithCompensationRetry sets the retry policy of compensations: when it
+// gives up on a compensation, the saga stops in status NeedsAttention.
+// [retry.Permanent] errors are retried all the same: a compensation has no
+// way to give up but to ask for attention. The default makes 10 attempts,
+// backing off exponentially from 100ms to 30s (about 2 minutes in all).
+func WithCompensationRetry(r *retry.Retrier) Option {
+	return optionFunc(func(c *config) { c.compensation = r })
+}
+
+// WithNeedsAttention sets a function called when a saga stops in status
+// NeedsAttention, with its id, its definition's name and the error that
+// stopped it, so that someone is told. It runs on the saga's goroutine
+// and should return promptly.
+func WithNeedsAttention(f func(ctx context.Context, id, name string, err error)) Option {
+	return optionFunc(func(c *config) { c.needsAttention = f })
+}
+
+// WithRecoverInterval makes the orchestrator look for unfinished sagas
+// whose lease expired (their orchestrator crashed) every d, as
+// [Orchestrator.Recover] does, until it is closed. The default, 0, looks
+// only when Recover is called.
+func WithRecoverInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.recoverEvery = d })
+}
+
+// WithTracerProvider sets where the orchestrator's spans go. The default,
+// also used when tp is nil, is the global provider at the time of
+// [NewOrchestrator].
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tp = tp })
+}
+
+// WithMeterProvider sets where the orchestrator's metrics go. The default,
+// also used when mp is nil, is the global provider at the time of
+// [NewOrchestrator].
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.mp = mp })
+}
+
+// StartOption configures one [Orchestrator.Start].
+type StartOption interface{ applyStart(*startConfig) }
+
+type startConfig struct{ id string }
+
+type startOptionFunc func(*startConfig)
+
+func (f startOptionFunc) applyStart(c *startConfig) { f(c) }
+
+// WithID sets the new saga's id instead of a random one: an order number,
+// say, so that starting the saga for one order twice fails with
+// [ErrExists] instead of running it twice. It must be 1 to [MaxNameLen]
+// bytes of UTF-8 without '/' or NUL.
+func WithID(id string) StartOption {
+	return startOptionFunc(func(c *startConfig) { c.id = id })
+}

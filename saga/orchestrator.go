@@ -1,0 +1,505 @@
+package saga
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/internal/telemetry"
+	"github.com/otelpatterns/patterns/retry"
+)
+
+// defaultCompensationRetry is the compensation policy unless
+// WithCompensationRetry sets one.
+var defaultCompensationRetry = retry.New(retry.WithName("saga.compensation"), retry.WithMaxAttempts(10),
+	retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second)))
+
+// claimBatch is how many sagas one Claim of Recover asks for.
+const claimBatch = 100
+
+// Orchestrator runs sagas inside the process, recording each transition in
+// a [Log] before going on, so that a saga interrupted by a crash resumes
+// where it stopped, in this process or another, after [Orchestrator.Recover].
+//
+// Every saga an orchestrator runs is leased to it in the log; it renews
+// the leases while it runs them and releases them when it closes. Several
+// orchestrators may share a log: a saga runs in one of them at a time.
+//
+// An Orchestrator is safe for concurrent use.
+type Orchestrator struct {
+	log   Log
+	cfg   config
+	tel   *instruments
+	codec Codec
+
+	// ctx ends at Close; sagas and background loops run under it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// stepCtx ends only when Close gives up waiting: attempts in flight
+	// at Close run under it, so that a graceful Close does not cut them
+	// short.
+	stepCtx    context.Context
+	stepCancel context.CancelFunc
+
+	mu     sync.Mutex
+	defs   map[defKey]*definition
+	runs   map[string]*run
+	closed bool
+	wg     sync.WaitGroup // running sagas and background loops
+
+	// hook, set only by tests (export_test.go) before use, is called at
+	// the points named in hooks.go.
+	hook func(point HookPoint, step string, phase Phase)
+}
+
+type defKey struct {
+	name    string
+	version int
+}
+
+// definition is a registered spec with its attribute sets.
+type definition struct {
+	*spec
+	sets *sets
+}
+
+// NewOrchestrator returns an orchestrator that records sagas in log. It
+// starts a goroutine that renews leases (and, with [WithRecoverInterval],
+// one that recovers sagas): call [Orchestrator.Close] to stop them. It
+// returns an error naming each bad argument: a nil log, a nil definition,
+// two definitions with one name and version, a lease under a second.
+func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
+	cfg := config{lease: DefaultLease, codec: JSON{}, compensation: defaultCompensationRetry}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	var errs []error
+	if log == nil {
+		errs = append(errs, errors.New("nil log"))
+	}
+	if cfg.lease < time.Second {
+		errs = append(errs, fmt.Errorf("WithLease(%v): under a second", cfg.lease))
+	}
+	if cfg.codec == nil {
+		cfg.codec = JSON{}
+	}
+	if cfg.compensation == nil {
+		cfg.compensation = defaultCompensationRetry
+	}
+	if cfg.recoverEvery < 0 {
+		errs = append(errs, fmt.Errorf("WithRecoverInterval(%v): negative", cfg.recoverEvery))
+	}
+	if cfg.owner == "" {
+		cfg.owner = defaultOwner()
+	}
+	o := &Orchestrator{log: log, cfg: cfg, codec: cfg.codec, tel: newInstruments(cfg.tp, cfg.mp),
+		defs: map[defKey]*definition{}, runs: map[string]*run{}}
+	for _, d := range cfg.defs {
+		if err := o.register(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("saga: NewOrchestrator: %w", err)
+	}
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	o.stepCtx, o.stepCancel = context.WithCancel(context.Background())
+	o.wg.Go(o.renewLoop)
+	if cfg.recoverEvery > 0 {
+		o.wg.Go(o.recoverLoop)
+	}
+	return o, nil
+}
+
+func defaultOwner() string {
+	host, _ := os.Hostname()
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// Owner returns the identity under which the orchestrator leases sagas.
+func (o *Orchestrator) Owner() string { return o.cfg.owner }
+
+// register adds d to the known definitions; registering the same
+// definition again does nothing.
+func (o *Orchestrator) register(d Definer) error {
+	if d == nil || reflect.ValueOf(d).IsNil() {
+		return errors.New("nil definition")
+	}
+	s := d.definition()
+	if s == nil {
+		return errors.New("definition not made by Define")
+	}
+	k := defKey{s.name, s.version}
+	if old, ok := o.defs[k]; ok {
+		if old.spec != s {
+			return fmt.Errorf("two definitions of saga %q version %d", s.name, s.version)
+		}
+		return nil
+	}
+	o.defs[k] = &definition{spec: s, sets: newSets(s)}
+	return nil
+}
+
+// Start records a new saga of def with data and runs it in the background;
+// it returns the saga's id once the saga is in the log, so that a crash
+// from then on does not lose it. Use [Orchestrator.Wait] for its outcome.
+//
+// data must be of def's data type. ctx bounds the write to the log; its
+// values (the trace) but not its cancellation pass on to the saga, which
+// runs until it ends or the orchestrator closes. The saga's span, "saga
+// <name>", is a child of ctx's span.
+//
+// Start returns an error for data of the wrong type or that cannot be
+// encoded, a definition registered differently under the same name and
+// version, a bad or taken [WithID] ([ErrExists]), a log failure, or a
+// closed orchestrator ([ErrClosed]).
+func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ...StartOption) (string, error) {
+	if def == nil || reflect.ValueOf(def).IsNil() {
+		return "", errors.New("saga: Start: nil definition")
+	}
+	s := def.definition()
+	var sc startConfig
+	for _, opt := range opts {
+		if opt != nil {
+			opt.applyStart(&sc)
+		}
+	}
+	if sc.id == "" {
+		sc.id = uuid.NewString()
+	} else if err := checkName(sc.id); err != nil {
+		return "", fmt.Errorf("saga: Start %q: WithID(%q): %v", s.name, sc.id, err)
+	}
+	if reflect.TypeOf(data) != s.dataType {
+		return "", fmt.Errorf("saga: Start %q: data is %T, the definition's data is %v", s.name, data, s.dataType)
+	}
+	encoded, err := o.codec.Marshal(data)
+	if err != nil {
+		return "", fmt.Errorf("saga: Start %q: encoding the data: %w", s.name, err)
+	}
+
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return "", fmt.Errorf("saga: Start %q: %w", s.name, ErrClosed)
+	}
+	if err := o.register(def); err != nil {
+		o.mu.Unlock()
+		return "", fmt.Errorf("saga: Start %q: %w", s.name, err)
+	}
+	d := o.defs[defKey{s.name, s.version}]
+	o.mu.Unlock()
+
+	runCtx, span := o.tel.tracer.Start(context.WithoutCancel(ctx), "saga "+s.name,
+		trace.WithAttributes(AttrName.String(s.name), AttrID.String(sc.id), AttrVersion.Int(s.version)))
+	carrier := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(runCtx, carrier)
+	rec := Record{ID: sc.id, Name: s.name, Version: s.version, Status: Running, Data: encoded, Trace: carrier}
+	if err := o.log.Create(ctx, rec, o.cfg.owner, o.cfg.lease); err != nil {
+		telemetry.RecordError(span, err)
+		span.End()
+		return "", fmt.Errorf("saga: Start %q: %w", s.name, err)
+	}
+	rec.CreatedAt = time.Now()
+	r := newRun(o, d, rec, nil, runCtx, span)
+	if !o.launch(r) {
+		// Closed in the meantime: the saga is in the log, leased to us;
+		// release it for whoever recovers next.
+		o.release(r)
+		span.End()
+		return "", fmt.Errorf("saga: Start %q: %w", s.name, ErrClosed)
+	}
+	return sc.id, nil
+}
+
+// launch runs r in the background unless the orchestrator is closed.
+func (o *Orchestrator) launch(r *run) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return false
+	}
+	o.runs[r.rec.ID] = r
+	o.wg.Go(func() {
+		r.execute()
+		o.mu.Lock()
+		delete(o.runs, r.rec.ID)
+		o.mu.Unlock()
+	})
+	return true
+}
+
+// release gives r's lease back, on a context of its own: it runs when the
+// orchestrator is closing.
+func (o *Orchestrator) release(r *run) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := o.log.Release(ctx, r.rec.ID, o.cfg.owner); err != nil {
+		otel.Handle(fmt.Errorf("saga: releasing saga %q: %w", r.rec.ID, err))
+	}
+}
+
+// Recover resumes the unfinished sagas in the log whose lease has expired
+// or was released (their orchestrator crashed or closed) and whose
+// definitions are registered, taking their leases, and returns how many
+// it resumed. Call it at start-up, after registering every definition with
+// [WithDefinitions]; [WithRecoverInterval] calls it periodically.
+//
+// A resumed saga's run has a new span, "saga <name>" with saga.resumed
+// set, linked to the span of the run that started it; it is a child of
+// ctx's span. Attempts that a crash interrupted have an unknown outcome:
+// those of Idempotent steps are made again, others are compensated.
+//
+// A saga whose definition's version is not registered is released at once
+// and reported, with every other failure, in the returned error (matching
+// [ErrUnknownDefinition]); the sagas Recover could resume run anyway.
+func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return 0, fmt.Errorf("saga: Recover: %w", ErrClosed)
+	}
+	names := make([]string, 0, len(o.defs))
+	seen := map[string]bool{}
+	for k := range o.defs {
+		if !seen[k.name] {
+			seen[k.name] = true
+			names = append(names, k.name)
+		}
+	}
+	o.mu.Unlock()
+	if len(names) == 0 {
+		return 0, nil
+	}
+	var errs []error
+	resumed := 0
+	for {
+		recs, err := o.log.Claim(ctx, o.cfg.owner, names, o.cfg.lease, claimBatch)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("saga: Recover: claiming sagas: %w", err))
+			break
+		}
+		for _, rec := range recs {
+			if err := o.resume(ctx, rec); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			resumed++
+		}
+		if len(recs) < claimBatch {
+			break
+		}
+	}
+	return resumed, errors.Join(errs...)
+}
+
+// resume loads rec's transitions and runs it. On failure it releases the
+// lease so that the saga is not stuck with this orchestrator.
+func (o *Orchestrator) resume(ctx context.Context, rec Record) error {
+	o.mu.Lock()
+	d := o.defs[defKey{rec.Name, rec.Version}]
+	o.mu.Unlock()
+	fail := func(err error) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = o.log.Release(ctx, rec.ID, o.cfg.owner)
+		return err
+	}
+	if d == nil {
+		return fail(fmt.Errorf("saga: Recover: saga %q: %w: %q version %d", rec.ID, ErrUnknownDefinition, rec.Name, rec.Version))
+	}
+	rec, ts, err := o.log.Load(ctx, rec.ID)
+	if err != nil {
+		return fail(fmt.Errorf("saga: Recover: loading saga %q: %w", rec.ID, err))
+	}
+	origin := otel.GetTextMapPropagator().Extract(context.Background(), propagation.MapCarrier(rec.Trace))
+	runCtx, span := o.tel.tracer.Start(context.WithoutCancel(ctx), "saga "+rec.Name,
+		trace.WithLinks(trace.LinkFromContext(origin)),
+		trace.WithAttributes(AttrName.String(rec.Name), AttrID.String(rec.ID), AttrVersion.Int(rec.Version), AttrResumed.Bool(true)))
+	r := newRun(o, d, rec, ts, runCtx, span)
+	if !o.launch(r) {
+		span.End()
+		return fail(fmt.Errorf("saga: Recover: %w", ErrClosed))
+	}
+	return nil
+}
+
+// Wait waits for saga id to end and returns its final status with, for a
+// saga that did not complete, the error that made it compensate or stop.
+//
+// For a saga this orchestrator runs, Wait returns when the run ends. If
+// the run stops before the saga ends (the orchestrator closed or lost the
+// lease), or the saga runs elsewhere, Wait polls the log until it ends or
+// ctx is done. It returns ctx's error, with the status so far, when ctx
+// ends first, and an error matching [ErrNotFound] for an unknown id.
+func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
+	o.mu.Lock()
+	r := o.runs[id]
+	o.mu.Unlock()
+	if r != nil {
+		select {
+		case <-r.done:
+			if r.final.Final() {
+				return r.final, r.failure
+			}
+		case <-ctx.Done():
+			return r.status(), ctx.Err()
+		}
+	}
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		rec, ts, err := o.log.Load(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		if rec.Status.Final() {
+			return rec.Status, failureFrom(rec.Status, ts)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return rec.Status, ctx.Err()
+		}
+	}
+}
+
+// Close stops the orchestrator: it starts no more attempts, waits for the
+// attempts in flight to end, and releases the leases of the sagas it was
+// running, so that another orchestrator's Recover resumes them at once.
+// If ctx ends first, Close cancels the attempts still running (their
+// outcome is then unknown) and waits for them to return. It returns ctx's
+// error in that case, and nil otherwise; calls after the first return nil.
+func (o *Orchestrator) Close(ctx context.Context) error {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return nil
+	}
+	o.closed = true
+	o.mu.Unlock()
+	o.cancel()
+	done := make(chan struct{})
+	go func() {
+		o.wg.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		o.stepCancel()
+		<-done
+	}
+	o.stepCancel()
+	return err
+}
+
+// renewLoop renews the leases of running sagas every third of the lease,
+// and stops the runs whose lease was lost.
+func (o *Orchestrator) renewLoop() {
+	t := time.NewTicker(o.cfg.lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-t.C:
+		}
+		o.mu.Lock()
+		ids := make([]string, 0, len(o.runs))
+		for id := range o.runs {
+			ids = append(ids, id)
+		}
+		o.mu.Unlock()
+		if len(ids) == 0 {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(o.ctx, o.cfg.lease/3)
+		lost, err := o.log.Renew(ctx, o.cfg.owner, o.cfg.lease, ids)
+		cancel()
+		if err != nil {
+			if o.ctx.Err() == nil {
+				otel.Handle(fmt.Errorf("saga: renewing leases: %w", err))
+			}
+			continue
+		}
+		o.mu.Lock()
+		for _, id := range lost {
+			if r := o.runs[id]; r != nil {
+				r.abandon(fmt.Errorf("saga %q: %w", id, ErrLeaseLost))
+			}
+		}
+		o.mu.Unlock()
+	}
+}
+
+// recoverLoop calls Recover every WithRecoverInterval.
+func (o *Orchestrator) recoverLoop() {
+	t := time.NewTicker(o.cfg.recoverEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-o.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := o.Recover(o.ctx); err != nil && o.ctx.Err() == nil {
+			otel.Handle(err)
+		}
+	}
+}
+
+// StepInfo describes the attempt of a step that is running, for the
+// step's action or compensation; see [StepFromContext].
+type StepInfo struct {
+	SagaID  string
+	Saga    string // the definition's name
+	Step    string
+	Phase   Phase
+	Attempt int // from 1, counted across crashes and resumptions
+}
+
+// IdempotencyKey returns "<saga id>/<step>/<phase>": the same for every
+// attempt of one step's action (or compensation) in one saga, and for no
+// other. Pass it to the services a step calls, so that they apply a
+// repeated request once.
+func (s StepInfo) IdempotencyKey() string { return s.SagaID + "/" + s.Step + "/" + string(s.Phase) }
+
+type stepKey struct{}
+
+// StepFromContext returns the step whose action or compensation ctx was
+// passed to.
+func StepFromContext(ctx context.Context) (StepInfo, bool) {
+	s, ok := ctx.Value(stepKey{}).(*StepInfo)
+	if !ok {
+		return StepInfo{}, false
+	}
+	return *s, true
+}
+
+// IdempotencyKey returns the idempotency key of the step whose action or
+// compensation ctx was passed to (see [StepInfo.IdempotencyKey]), or ""
+// for another context.
+func IdempotencyKey(ctx context.Context) string {
+	s, ok := ctx.Value(stepKey{}).(*StepInfo)
+	if !ok {
+		return ""
+	}
+	return s.IdempotencyKey()
+}

@@ -1,0 +1,728 @@
+package saga
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/internal/telemetry"
+	"github.com/otelpatterns/patterns/retry"
+)
+
+// HookPoint names a point of a step's attempt where tests may stop the
+// process (see export_test.go).
+type HookPoint string
+
+const (
+	hookBeforeStart HookPoint = "before-start"  // before the Started transition is written
+	hookAfterStart  HookPoint = "after-start"   // after it, before the action or compensation runs
+	hookAfterAction HookPoint = "after-action"  // after the action or compensation, before its outcome is written
+	hookAfterResult HookPoint = "after-outcome" // after the outcome is written
+)
+
+// stepState is where a step's forward phase stands in a run.
+type stepState uint8
+
+const (
+	pending stepState = iota // to run (again)
+	inFlight
+	done
+	failed  // failed for good, without effect
+	unknown // ended with an unknown outcome, not to be run again
+)
+
+type fwdState struct {
+	state    stepState
+	attempts int
+	// maybe is set once an attempt's outcome was unknown (timed out or
+	// interrupted): the step may have taken effect even if a later
+	// attempt failed, so it is compensated.
+	maybe bool
+}
+
+type compState struct {
+	state    stepState // pending, inFlight or done
+	attempts int
+}
+
+// run is one saga being run by an orchestrator, from its start or from
+// the log after a crash.
+type run struct {
+	o     *Orchestrator
+	d     *definition
+	rec   Record
+	span  trace.Span
+	start time.Time
+	done  chan struct{}
+
+	// ctx carries the saga span and the caller's values; it ends when the
+	// orchestrator closes or the lease is lost, which stops scheduling.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// attemptCtx ends only when the orchestrator gives up waiting at
+	// Close, or the lease is lost: attempts in flight run under it.
+	attemptCtx    context.Context
+	attemptCancel context.CancelCauseFunc
+	stopAttempt   func() bool
+
+	mu      sync.Mutex // guards what follows and orders writes to the log
+	seq     int64
+	data    []byte
+	st      Status
+	fwd     []fwdState
+	comp    []compState
+	failure error // why the saga compensates or needs attention
+	lost    bool  // the lease is lost: another orchestrator runs the saga
+	final   Status
+	// pendingStatus is set when replay found the saga must compensate:
+	// execute writes the change of status first.
+	pendingStatus bool
+}
+
+func newRun(o *Orchestrator, d *definition, rec Record, ts []Transition, ctx context.Context, span trace.Span) *run {
+	r := &run{o: o, d: d, rec: rec, span: span, start: rec.CreatedAt, done: make(chan struct{}),
+		data: rec.Data, st: Running,
+		fwd: make([]fwdState, len(d.steps)), comp: make([]compState, len(d.steps))}
+	r.ctx, r.cancel = context.WithCancelCause(ctx)
+	stop := context.AfterFunc(o.ctx, func() { r.cancel(ErrClosed) })
+	r.attemptCtx, r.attemptCancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	stopAttempt := context.AfterFunc(o.stepCtx, func() { r.attemptCancel(ErrClosed) })
+	r.stopAttempt = func() bool { return stop() && stopAttempt() }
+	r.replay(ts)
+	return r
+}
+
+// replay rebuilds the run's state from the transitions in the log.
+func (r *run) replay(ts []Transition) {
+	for _, t := range ts {
+		r.seq = max(r.seq, t.Seq)
+		if t.Data != nil {
+			r.data = t.Data
+		}
+		if t.Status != "" {
+			r.st = t.Status
+			if t.Error != "" {
+				r.failure = errors.New(t.Error)
+			}
+		}
+		if t.Step == "" {
+			continue
+		}
+		i, ok := r.d.index[t.Step]
+		if !ok {
+			r.failure = fmt.Errorf("saga %q: the log names step %q, which definition %q version %d does not have",
+				r.rec.ID, t.Step, r.d.name, r.d.version)
+			r.st = NeedsAttention
+			continue
+		}
+		if t.Phase == Compensate {
+			c := &r.comp[i]
+			c.attempts = max(c.attempts, t.Attempt)
+			if t.Kind == Succeeded {
+				c.state = done
+			}
+			continue
+		}
+		f := &r.fwd[i]
+		f.attempts = max(f.attempts, t.Attempt)
+		switch t.Kind {
+		case Started:
+			f.state = unknown // until an outcome follows
+		case Succeeded:
+			f.state = done
+		case Failed:
+			f.state = failed
+		case TimedOut:
+			f.state, f.maybe = unknown, true
+		}
+	}
+	// An attempt with no outcome was interrupted: its effect is unknown.
+	// Idempotent steps run again; others are compensated.
+	var unknownSteps []string
+	for i := range r.fwd {
+		f := &r.fwd[i]
+		switch f.state {
+		case unknown:
+			f.maybe = true
+			if r.st == Running && r.d.steps[i].idempotent {
+				f.state = pending
+			} else {
+				unknownSteps = append(unknownSteps, r.d.steps[i].name)
+			}
+		case failed:
+			if r.st == Running {
+				f.state = pending // failed attempts had no effect; retry
+			}
+		}
+	}
+	if r.st == Running && len(unknownSteps) > 0 {
+		r.st = Compensating
+		r.failure = fmt.Errorf("saga: steps %q were interrupted and are not idempotent: their outcome is unknown", unknownSteps)
+		r.pendingStatus = true
+	}
+}
+
+// execute runs the saga to its end, or until the orchestrator closes or
+// loses the lease.
+func (r *run) execute() {
+	o := r.o
+	o.tel.active.Add(r.ctx, 1, r.d.sets.name)
+	defer func() {
+		o.tel.active.Add(r.ctx, -1, r.d.sets.name)
+		r.stopAttempt()
+		r.mu.Lock()
+		final, lost := r.final, r.lost
+		r.mu.Unlock()
+		if !final.Final() && !lost {
+			o.release(r)
+		}
+		r.span.End()
+		r.cancel(nil)
+		r.attemptCancel(nil)
+		close(r.done)
+	}()
+
+	if r.pendingStatus {
+		if err := r.write(Transition{Status: Compensating, Error: r.failure.Error()}); err != nil {
+			r.stop(err)
+			return
+		}
+		r.pendingStatus = false
+	}
+	if r.st == Running {
+		r.forward()
+	}
+	if r.st == Compensating {
+		r.compensateAll()
+	}
+	if r.st == NeedsAttention && r.final == "" && r.failure != nil {
+		// Found so in the log (a corrupt one): report it once more.
+		r.needsAttention(r.failure)
+	}
+}
+
+// stepResult is how an attempt sequence of one step ended.
+type stepResult struct {
+	i   int
+	err error
+}
+
+// errStopped marks an attempt sequence stopped by the orchestrator (closed,
+// lease lost, log failing): the saga is left for Recover.
+type errStopped struct{ err error }
+
+func (e *errStopped) Error() string { return "saga: stopped: " + e.err.Error() }
+func (e *errStopped) Unwrap() error { return e.err }
+
+// errUnknownOutcome marks an attempt of a non-idempotent step that ran out
+// of time: its outcome is unknown.
+var errUnknownOutcome = errors.New("saga: timed out; the outcome is unknown")
+
+// errDataUpdate marks a step that took effect but whose update of the data
+// failed: the step is done, and the saga compensates.
+type errDataUpdate struct{ err error }
+
+func (e *errDataUpdate) Error() string { return e.err.Error() }
+func (e *errDataUpdate) Unwrap() error { return e.err }
+
+// forward runs the steps whose predecessors are done, in parallel, until
+// all are done, one fails, or the run is stopped.
+func (r *run) forward() {
+	steps := r.d.steps
+	results := make(chan stepResult, len(steps))
+	inflight := 0
+	var failure error
+	attention := false
+	stopped := false
+	for {
+		if failure == nil && !stopped && r.ctx.Err() == nil {
+			r.mu.Lock()
+			for _, i := range r.d.order {
+				if r.fwd[i].state == pending && r.depsDone(i) {
+					r.fwd[i].state = inFlight
+					inflight++
+					go func() { results <- stepResult{i, r.runStep(i)} }()
+				}
+			}
+			r.mu.Unlock()
+		}
+		if inflight == 0 {
+			break
+		}
+		res := <-results
+		inflight--
+		st := &steps[res.i]
+		var stop *errStopped
+		var dataErr *errDataUpdate
+		r.mu.Lock()
+		f := &r.fwd[res.i]
+		switch {
+		case res.err == nil:
+			f.state = done
+		case errors.As(res.err, &stop):
+			f.state = pending
+			stopped = true
+		case r.ctx.Err() != nil && !errors.Is(res.err, errUnknownOutcome):
+			// Closed while waiting to retry: leave it for Recover.
+			f.state = pending
+			stopped = true
+		case errors.As(res.err, &dataErr):
+			f.state = done
+			failure = fmt.Errorf("step %q: %w", st.name, res.err)
+		case errors.Is(res.err, errUnknownOutcome):
+			f.state, f.maybe = unknown, true
+			failure = fmt.Errorf("step %q: %w", st.name, res.err)
+		default:
+			f.state = failed
+			failure = fmt.Errorf("step %q: %w", st.name, res.err)
+			attention = attention || st.retriable
+		}
+		r.mu.Unlock()
+	}
+	switch {
+	case stopped || r.ctx.Err() != nil:
+		return
+	case failure == nil:
+		r.end(Completed, nil)
+	case attention:
+		r.needsAttention(failure)
+	default:
+		if err := r.write(Transition{Status: Compensating, Error: failure.Error()}); err != nil {
+			r.stop(err)
+			return
+		}
+		r.mu.Lock()
+		r.st, r.failure = Compensating, failure
+		r.mu.Unlock()
+	}
+}
+
+// depsDone reports whether every step right before step i is done.
+// r.mu is held.
+func (r *run) depsDone(i int) bool {
+	for _, d := range r.d.steps[i].deps {
+		if r.fwd[d].state != done {
+			return false
+		}
+	}
+	return true
+}
+
+// runStep runs the attempts of step i's action under its retry policy.
+func (r *run) runStep(i int) error {
+	st := &r.d.steps[i]
+	return st.retry.Do(r.ctx, func(ctx context.Context) error {
+		r.mu.Lock()
+		r.fwd[i].attempts++
+		attempt := r.fwd[i].attempts
+		snapshot := r.data
+		r.mu.Unlock()
+
+		r.hookAt(hookBeforeStart, st.name, Forward)
+		if err := r.write(Transition{Step: st.name, Phase: Forward, Kind: Started, Attempt: attempt}); err != nil {
+			return retry.Permanent(&errStopped{err})
+		}
+		r.hookAt(hookAfterStart, st.name, Forward)
+
+		actx, span, cancel := r.attemptContext(ctx, st, Forward, attempt)
+		defer cancel()
+		apply, err := callAction(actx, st, r.o.codec, snapshot)
+		r.hookAt(hookAfterAction, st.name, Forward)
+		switch {
+		case err == nil:
+			var dataErr error
+			werr := r.writeWith(func() Transition {
+				t := Transition{Step: st.name, Phase: Forward, Kind: Succeeded, Attempt: attempt}
+				if apply != nil {
+					if t.Data, dataErr = apply(r.data); dataErr != nil {
+						t.Data = nil
+					}
+				}
+				return t
+			}, func(t Transition) {
+				if t.Data != nil {
+					r.data = t.Data
+				}
+			})
+			r.endAttempt(span, Forward, st.name, Succeeded, dataErr)
+			if werr != nil {
+				return retry.Permanent(&errStopped{werr})
+			}
+			r.hookAt(hookAfterResult, st.name, Forward)
+			if dataErr != nil {
+				return retry.Permanent(&errDataUpdate{dataErr})
+			}
+			return nil
+		case r.attemptCtx.Err() != nil:
+			// Cut short by a hard Close or a lost lease: the outcome is
+			// unknown and stays so in the log, for Recover to decide.
+			r.endAttempt(span, Forward, st.name, TimedOut, err)
+			return retry.Permanent(&errStopped{context.Cause(r.attemptCtx)})
+		case actx.Err() == context.DeadlineExceeded:
+			r.endAttempt(span, Forward, st.name, TimedOut, err)
+			r.mu.Lock()
+			r.fwd[i].maybe = true
+			r.mu.Unlock()
+			if werr := r.write(Transition{Step: st.name, Phase: Forward, Kind: TimedOut, Attempt: attempt, Error: err.Error()}); werr != nil {
+				return retry.Permanent(&errStopped{werr})
+			}
+			r.hookAt(hookAfterResult, st.name, Forward)
+			if st.idempotent {
+				return err
+			}
+			return retry.Permanent(fmt.Errorf("%w: %w", errUnknownOutcome, err))
+		default:
+			r.endAttempt(span, Forward, st.name, Failed, err)
+			if werr := r.write(Transition{Step: st.name, Phase: Forward, Kind: Failed, Attempt: attempt, Error: err.Error()}); werr != nil {
+				return retry.Permanent(&errStopped{werr})
+			}
+			r.hookAt(hookAfterResult, st.name, Forward)
+			return err
+		}
+	})
+}
+
+// attemptContext returns the context of one attempt: values of ctx (the
+// retry span, the saga span, the caller's values), the cancellation of the
+// run's attemptCtx, the step's timeout, a span and the step's StepInfo.
+func (r *run) attemptContext(ctx context.Context, st *stepSpec, phase Phase, attempt int) (context.Context, trace.Span, context.CancelFunc) {
+	actx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(r.attemptCtx, func() { cancel(context.Cause(r.attemptCtx)) })
+	var cancelTimeout context.CancelFunc = func() {}
+	if st.timeout > 0 {
+		actx, cancelTimeout = context.WithTimeout(actx, st.timeout)
+	}
+	name := "step " + st.name
+	if phase == Compensate {
+		name = "compensate " + st.name
+	}
+	actx, span := r.o.tel.tracer.Start(actx, name, trace.WithAttributes(
+		AttrName.String(r.rec.Name), AttrID.String(r.rec.ID), AttrStep.String(st.name),
+		AttrPhase.String(string(phase)), AttrAttempt.Int(attempt)))
+	actx = context.WithValue(actx, stepKey{}, &StepInfo{SagaID: r.rec.ID, Saga: r.rec.Name, Step: st.name, Phase: phase, Attempt: attempt})
+	return actx, span, func() {
+		cancelTimeout()
+		stop()
+		cancel(nil)
+	}
+}
+
+// endAttempt records an attempt's outcome in its span and metrics.
+func (r *run) endAttempt(span trace.Span, phase Phase, step string, outcome Kind, err error) {
+	r.o.tel.steps.Add(r.ctx, 1, r.d.sets.steps[kindSet{step, phase, outcome}])
+	span.SetAttributes(AttrOutcome.String(string(outcome)))
+	if err != nil {
+		telemetry.RecordError(span, err)
+	}
+	span.End()
+}
+
+// callAction runs st's action, turning a panic into an error.
+func callAction(ctx context.Context, st *stepSpec, c Codec, snapshot []byte) (apply func([]byte) ([]byte, error), err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return st.action(ctx, c, snapshot)
+}
+
+// callCompensate runs st's compensation, turning a panic into an error.
+func callCompensate(ctx context.Context, st *stepSpec, c Codec, data []byte) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return st.compensate(ctx, c, data)
+}
+
+// compensateAll undoes, in reverse order, the steps that are done or may
+// have taken effect: a step's compensation runs once the compensations of
+// the steps after it are done.
+func (r *run) compensateAll() {
+	steps := r.d.steps
+	r.mu.Lock()
+	need := make([]bool, len(steps))
+	var missing []string
+	for i := range steps {
+		f := r.fwd[i]
+		if (f.state == done || f.maybe || f.state == unknown) && !steps[i].retriable {
+			if steps[i].compensate == nil {
+				missing = append(missing, steps[i].name)
+				continue
+			}
+			need[i] = r.comp[i].state != done
+		}
+	}
+	cause := r.failure
+	r.mu.Unlock()
+	if len(missing) > 0 {
+		r.needsAttention(fmt.Errorf("steps %q may have taken effect and have no compensation (after: %v)", missing, cause))
+		return
+	}
+
+	results := make(chan stepResult, len(steps))
+	inflight := 0
+	var failure error
+	stopped := false
+	for {
+		if failure == nil && !stopped && r.ctx.Err() == nil {
+			r.mu.Lock()
+			for j := len(r.d.order) - 1; j >= 0; j-- {
+				i := r.d.order[j]
+				if need[i] && r.comp[i].state == pending && r.dependentsCompensated(i, need) {
+					r.comp[i].state = inFlight
+					inflight++
+					go func() { results <- stepResult{i, r.runCompensation(i)} }()
+				}
+			}
+			r.mu.Unlock()
+		}
+		if inflight == 0 {
+			break
+		}
+		res := <-results
+		inflight--
+		var stop *errStopped
+		r.mu.Lock()
+		c := &r.comp[res.i]
+		switch {
+		case res.err == nil:
+			c.state = done
+		case errors.As(res.err, &stop) || r.ctx.Err() != nil:
+			c.state = pending
+			stopped = true
+		default:
+			c.state = pending
+			failure = fmt.Errorf("compensation of step %q: %w", steps[res.i].name, res.err)
+		}
+		r.mu.Unlock()
+	}
+	switch {
+	case stopped || r.ctx.Err() != nil:
+	case failure != nil:
+		r.needsAttention(failure)
+	default:
+		r.end(Compensated, cause)
+	}
+}
+
+// dependentsCompensated reports whether the steps after step i that need
+// compensating are compensated. r.mu is held.
+func (r *run) dependentsCompensated(i int, need []bool) bool {
+	for _, j := range r.d.steps[i].dependents {
+		if (need[j] && r.comp[j].state != done) || !r.dependentsCompensated(j, need) {
+			return false
+		}
+	}
+	return true
+}
+
+// runCompensation runs the attempts of step i's compensation under the
+// orchestrator's compensation policy.
+func (r *run) runCompensation(i int) error {
+	st := &r.d.steps[i]
+	return r.o.cfg.compensation.Do(r.ctx, func(ctx context.Context) error {
+		r.mu.Lock()
+		r.comp[i].attempts++
+		attempt := r.comp[i].attempts
+		data := r.data
+		r.mu.Unlock()
+
+		r.hookAt(hookBeforeStart, st.name, Compensate)
+		if err := r.write(Transition{Step: st.name, Phase: Compensate, Kind: Started, Attempt: attempt}); err != nil {
+			return retry.Permanent(&errStopped{err})
+		}
+		r.hookAt(hookAfterStart, st.name, Compensate)
+		actx, span, cancel := r.attemptContext(ctx, st, Compensate, attempt)
+		defer cancel()
+		err := callCompensate(actx, st, r.o.codec, data)
+		r.hookAt(hookAfterAction, st.name, Compensate)
+		kind := Succeeded
+		switch {
+		case err == nil:
+		case r.attemptCtx.Err() != nil:
+			r.endAttempt(span, Compensate, st.name, TimedOut, err)
+			return retry.Permanent(&errStopped{context.Cause(r.attemptCtx)})
+		case actx.Err() == context.DeadlineExceeded:
+			kind = TimedOut
+		default:
+			kind = Failed
+		}
+		r.endAttempt(span, Compensate, st.name, kind, err)
+		t := Transition{Step: st.name, Phase: Compensate, Kind: kind, Attempt: attempt}
+		if err != nil {
+			t.Error = err.Error()
+		}
+		if werr := r.write(t); werr != nil {
+			return retry.Permanent(&errStopped{werr})
+		}
+		r.hookAt(hookAfterResult, st.name, Compensate)
+		return err
+	})
+}
+
+// needsAttention stops the saga in status NeedsAttention and tells.
+func (r *run) needsAttention(cause error) {
+	if err := r.write(Transition{Status: NeedsAttention, Error: cause.Error()}); err != nil {
+		r.stop(err)
+		return
+	}
+	r.o.tel.needsAttention.Add(r.ctx, 1, r.d.sets.name)
+	r.end(NeedsAttention, cause)
+	if f := r.o.cfg.needsAttention; f != nil {
+		func() {
+			defer func() {
+				if v := recover(); v != nil {
+					otel.Handle(fmt.Errorf("saga: the WithNeedsAttention function panicked: %v", v))
+				}
+			}()
+			f(r.ctx, r.rec.ID, r.rec.Name, cause)
+		}()
+	}
+}
+
+// end records the saga's final status (written already for
+// NeedsAttention).
+func (r *run) end(st Status, cause error) {
+	if st != NeedsAttention {
+		t := Transition{Status: st}
+		if cause != nil {
+			t.Error = cause.Error()
+		}
+		if err := r.write(t); err != nil {
+			r.stop(err)
+			return
+		}
+	}
+	r.mu.Lock()
+	r.st, r.final, r.failure = st, st, cause
+	r.mu.Unlock()
+	opt := r.d.sets.executions[st]
+	r.o.tel.executions.Add(r.ctx, 1, opt)
+	if !r.start.IsZero() {
+		r.o.tel.duration.Record(r.ctx, time.Since(r.start).Seconds(), opt)
+	}
+	r.span.SetAttributes(AttrOutcome.String(string(st)))
+	if cause != nil {
+		telemetry.RecordError(r.span, cause)
+	}
+}
+
+// stop ends the run without a final status after a failure to write to
+// the log; another run resumes the saga.
+func (r *run) stop(err error) {
+	if errors.Is(err, ErrLeaseLost) {
+		r.abandon(err)
+	}
+	if r.ctx.Err() == nil {
+		otel.Handle(fmt.Errorf("saga %q: stopped: %w", r.rec.ID, err))
+	}
+	telemetry.RecordError(r.span, err)
+	r.cancel(err)
+}
+
+// abandon stops the run because another orchestrator took the saga over.
+func (r *run) abandon(err error) {
+	r.mu.Lock()
+	r.lost = true
+	r.mu.Unlock()
+	r.cancel(err)
+	r.attemptCancel(err)
+}
+
+// status returns the saga's status in this run.
+func (r *run) status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.st
+}
+
+// logRetry retries log writes that fail for a reason other than a lost
+// lease, so that a blip of the database does not stop the saga.
+var logRetry = retry.New(retry.WithName("saga.log"), retry.WithMaxAttempts(5),
+	retry.WithRetryIf(func(err error) bool { return !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrNotFound) }))
+
+// write appends t to the log as the saga's next transition.
+func (r *run) write(t Transition) error {
+	return r.writeWith(func() Transition { return t }, nil)
+}
+
+// writeWith builds a transition and appends it, holding r.mu so that
+// transitions are numbered and written in order, then calls after with
+// it. The write uses attemptCtx: a graceful Close lets it finish.
+func (r *run) writeWith(build func() Transition, after func(Transition)) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lost {
+		return ErrLeaseLost
+	}
+	t := build()
+	t.Seq = r.seq + 1
+	err := logRetry.Do(r.attemptCtx, func(ctx context.Context) error {
+		return r.o.log.Append(ctx, r.rec.ID, r.o.cfg.owner, t)
+	})
+	if err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			r.lost = true
+		}
+		return err
+	}
+	r.seq = t.Seq
+	if t.Status != "" {
+		r.st = t.Status
+	}
+	if after != nil {
+		after(t)
+	}
+	return nil
+}
+
+func (r *run) hookAt(p HookPoint, step string, phase Phase) {
+	if r.o.hook != nil {
+		r.o.hook(p, step, phase)
+	}
+}
+
+// PanicError is the error a panicking action or compensation is turned
+// into.
+type PanicError struct {
+	// Value is the value passed to panic.
+	Value any
+	// Stack is the stack of the panicking goroutine.
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("saga: step panicked: %v", e.Value) }
+
+// ErrorType returns "saga.panic", the error.type of a step's panic.
+func (e *PanicError) ErrorType() string { return "saga.panic" }
+
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	if err, ok := e.Value.(error); ok {
+		return err
+	}
+	return nil
+}
+
+// failureFrom returns the error recorded with a saga's last change of
+// status, for Wait on a saga run elsewhere.
+func failureFrom(st Status, ts []Transition) error {
+	if st == Completed {
+		return nil
+	}
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].Status != "" && ts[i].Error != "" {
+			return errors.New(ts[i].Error)
+		}
+	}
+	return nil
+}
