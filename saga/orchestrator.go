@@ -60,7 +60,7 @@ type Orchestrator struct {
 
 	// hook, set only by tests (export_test.go) before use, is called at
 	// the points named in hooks.go.
-	hook func(point HookPoint, step string, phase Phase)
+	hook func(point hookPoint, step string, phase Phase)
 }
 
 type defKey struct {

@@ -15,15 +15,15 @@ import (
 	"github.com/otelpatterns/patterns/retry"
 )
 
-// HookPoint names a point of a step's attempt where tests may stop the
+// hookPoint names a point of a step's attempt where tests may stop the
 // process (see export_test.go).
-type HookPoint string
+type hookPoint string
 
 const (
-	hookBeforeStart HookPoint = "before-start"  // before the Started transition is written
-	hookAfterStart  HookPoint = "after-start"   // after it, before the action or compensation runs
-	hookAfterAction HookPoint = "after-action"  // after the action or compensation, before its outcome is written
-	hookAfterResult HookPoint = "after-outcome" // after the outcome is written
+	hookBeforeStart hookPoint = "before-start"  // before the Started transition is written
+	hookAfterStart  hookPoint = "after-start"   // after it, before the action or compensation runs
+	hookAfterAction hookPoint = "after-action"  // after the action or compensation, before its outcome is written
+	hookAfterResult hookPoint = "after-outcome" // after the outcome is written
 )
 
 // stepState is where a step's forward phase stands in a run.
@@ -685,7 +685,7 @@ func (r *run) writeWith(build func() Transition, after func(Transition)) error {
 	return nil
 }
 
-func (r *run) hookAt(p HookPoint, step string, phase Phase) {
+func (r *run) hookAt(p hookPoint, step string, phase Phase) {
 	if r.o.hook != nil {
 		r.o.hook(p, step, phase)
 	}
