@@ -130,9 +130,12 @@ type Reaction struct {
 	// The messages of the outcome are published with their Type, Data
 	// and Metadata as given, plus the saga's [MetadataSagaID] and
 	// [MetadataPhase]; a message with no ID gets one derived from m's ID,
-	// Name, the topic and its position, so that handling m again
-	// publishes the same IDs and the bus and the consumers can drop the
-	// duplicates. Required.
+	// the saga's name, Name, the topic and its position, so that handling
+	// m again publishes the same IDs and the bus and the consumers can
+	// drop the duplicates (a message m without an ID gets random IDs).
+	// Publishing is not atomic with the local transaction: m is
+	// acknowledged only once the outcome is published, so a crash in
+	// between has Handle run again. Required.
 	Handle func(ctx context.Context, m cqrs.Message) (Outcome, error)
 	// GiveUp, if not nil, is called when Handle failed on m's last
 	// delivery, with the last error, and returns what to publish instead,
@@ -483,7 +486,7 @@ func (rc *reaction) publish(ctx context.Context, m cqrs.Message, out Outcome) er
 	msgs := make([]cqrs.Message, len(out.msgs))
 	for i, o := range out.msgs {
 		if o.ID == "" {
-			o.ID = messageID(m.ID, rc.r.Name, out.topic, i)
+			o.ID = messageID(m.ID, rc.c.name, rc.r.Name, out.topic, i)
 		}
 		md := make(map[string]string, len(o.Metadata)+2)
 		maps.Copy(md, o.Metadata)
@@ -498,17 +501,17 @@ func (rc *reaction) publish(ctx context.Context, m cqrs.Message, out Outcome) er
 	return nil
 }
 
-// messageID derives the ID of message i that reaction step publishes to
-// topic on handling the message called trigger: the same arguments give
-// the same ID. Without a trigger ID there is nothing to derive from, and
-// the ID is random.
-func messageID(trigger, step, topic string, i int) string {
+// messageID derives the ID of message i that reaction step of saga name
+// publishes to topic on handling the message called trigger: the same
+// arguments give the same ID. Without a trigger ID there is nothing to
+// derive from, and the ID is random.
+func messageID(trigger, name, step, topic string, i int) string {
 	var sum [32]byte
 	if trigger == "" {
 		_, _ = rand.Read(sum[:16])
 	} else {
 		h := sha256.New()
-		for _, s := range [...]string{trigger, step, topic} {
+		for _, s := range [...]string{trigger, name, step, topic} {
 			var n [8]byte
 			binary.BigEndian.PutUint64(n[:], uint64(len(s)))
 			h.Write(n[:])
