@@ -21,10 +21,6 @@ import (
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
-// choreographyScope is the instrumentation scope of the choreography's
-// tracer and meter: the package's import path.
-const choreographyScope = "github.com/otelpatterns/patterns/saga"
-
 // The metadata keys a [Choreography] sets on every message it publishes.
 const (
 	// MetadataSagaID holds the saga's correlation ID; see [CorrelationID].
@@ -32,15 +28,6 @@ const (
 	// MetadataPhase holds the saga's phase: "forward", or "compensate"
 	// once a reaction returned a [Compensation].
 	MetadataPhase = "saga-phase"
-)
-
-// The attributes of the spans and metrics of a [Choreography].
-const (
-	choreoAttrName    = attribute.Key("saga.name")
-	choreoAttrID      = attribute.Key("saga.id")
-	choreoAttrStep    = attribute.Key("saga.step")
-	choreoAttrPhase   = attribute.Key("saga.phase")
-	choreoAttrOutcome = attribute.Key("saga.outcome")
 )
 
 // choreoOutcome indexes the values of saga.outcome for a reaction.
@@ -166,20 +153,6 @@ type choreographyOptionFunc func(*choreographyConfig)
 
 func (f choreographyOptionFunc) applyChoreography(c *choreographyConfig) { f(c) }
 
-// WithChoreographyTracerProvider sets where the choreography's spans go.
-// The default, also used for nil, is the global provider at the time of
-// [NewChoreography].
-func WithChoreographyTracerProvider(tp trace.TracerProvider) ChoreographyOption {
-	return choreographyOptionFunc(func(c *choreographyConfig) { c.tp = tp })
-}
-
-// WithChoreographyMeterProvider sets where the choreography's metrics go.
-// The default, also used for nil, is the global provider at the time of
-// [NewChoreography].
-func WithChoreographyMeterProvider(mp metric.MeterProvider) ChoreographyOption {
-	return choreographyOptionFunc(func(c *choreographyConfig) { c.mp = mp })
-}
-
 // Choreography runs the reactions of a choreographed saga on an event bus:
 // there is no orchestrator, each participant subscribes to the events
 // that concern it, runs its local transaction and publishes the next
@@ -234,7 +207,7 @@ func NewChoreography(name string, bus cqrs.EventBus, opts ...ChoreographyOption)
 			o.applyChoreography(&cfg)
 		}
 	}
-	steps, err := telemetry.Meter(cfg.mp, choreographyScope).Int64Counter("saga.steps",
+	steps, err := telemetry.Meter(cfg.mp, ScopeName).Int64Counter("saga.steps",
 		// Unit and description as the Orchestrator's: one instrument.
 		metric.WithUnit("{attempt}"), metric.WithDescription("Attempts of saga steps and compensations, by outcome."))
 	if err != nil {
@@ -243,9 +216,9 @@ func NewChoreography(name string, bus cqrs.EventBus, opts ...ChoreographyOption)
 	return &Choreography{
 		name:   name,
 		bus:    bus,
-		tracer: telemetry.Tracer(cfg.tp, choreographyScope),
+		tracer: telemetry.Tracer(cfg.tp, ScopeName),
 		steps:  steps,
-		nameKV: choreoAttrName.String(name),
+		nameKV: AttrName.String(name),
 		names:  map[string]bool{},
 	}, nil
 }
@@ -352,7 +325,7 @@ type reaction struct {
 }
 
 func (c *Choreography) newReaction(r Reaction, cfg cqrs.SubscribeConfig) *reaction {
-	step := choreoAttrStep.String(r.Name)
+	step := AttrStep.String(r.Name)
 	rc := &reaction{
 		c:        c,
 		r:        r,
@@ -366,7 +339,7 @@ func (c *Choreography) newReaction(r Reaction, cfg cqrs.SubscribeConfig) *reacti
 	for p, phase := range [2]Phase{Forward, Compensate} {
 		for o, outcome := range choreoOutcomeNames {
 			rc.addOpts[p][o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-				c.nameKV, step, choreoAttrPhase.String(string(phase)), choreoAttrOutcome.String(outcome)))}
+				c.nameKV, step, AttrPhase.String(string(phase)), AttrOutcome.String(outcome)))}
 		}
 	}
 	return rc
@@ -388,7 +361,7 @@ func (rc *reaction) count(ctx context.Context, phase Phase, outcome choreoOutcom
 func (rc *reaction) start(ctx context.Context, m cqrs.Message, phase Phase) (context.Context, trace.Span) {
 	ctx, span := rc.c.tracer.Start(ctx, rc.spanName, rc.spanOpts...)
 	if span.IsRecording() {
-		span.SetAttributes(choreoAttrID.String(CorrelationID(m)), choreoAttrPhase.String(string(phase)))
+		span.SetAttributes(AttrID.String(CorrelationID(m)), AttrPhase.String(string(phase)))
 	}
 	return ctx, span
 }
@@ -396,7 +369,7 @@ func (rc *reaction) start(ctx context.Context, m cqrs.Message, phase Phase) (con
 // end records outcome on span and in saga.steps, and ends the span.
 func (rc *reaction) end(ctx context.Context, span trace.Span, phase Phase, outcome choreoOutcome, err error) {
 	if span.IsRecording() {
-		span.SetAttributes(choreoAttrOutcome.String(choreoOutcomeNames[outcome]))
+		span.SetAttributes(AttrOutcome.String(choreoOutcomeNames[outcome]))
 	}
 	telemetry.RecordError(span, err)
 	rc.count(ctx, phase, outcome)

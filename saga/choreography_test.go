@@ -183,8 +183,8 @@ func TestChoreography_traceAndMetrics(t *testing.T) {
 	bus := newMemoryBus(t, cqrs.WithTracerProvider(tel.TracerProvider))
 	s := newShop(false)
 	c := s.start(t, bus, []saga.ChoreographyOption{
-		saga.WithChoreographyTracerProvider(tel.TracerProvider),
-		saga.WithChoreographyMeterProvider(tel.MeterProvider),
+		saga.WithTracerProvider(tel.TracerProvider),
+		saga.WithMeterProvider(tel.MeterProvider),
 	})
 	placeOrder(t, bus, "order-1")
 	require.Equal(t, "cancelled", s.wait(t))
@@ -255,7 +255,7 @@ func TestChoreography_giveUpCompensates(t *testing.T) {
 			return saga.Outcome{}, errors.New("inventory service down")
 		}
 		var deadLettered atomic.Int32
-		c := s.start(t, bus, []saga.ChoreographyOption{saga.WithChoreographyMeterProvider(tel.MeterProvider)},
+		c := s.start(t, bus, []saga.ChoreographyOption{saga.WithMeterProvider(tel.MeterProvider)},
 			cqrs.WithMaxDeliver(3),
 			cqrs.WithRedeliveryBackoff(func(int) time.Duration { return time.Second }),
 			cqrs.WithDeadLetter(func(context.Context, cqrs.Message, error) { deadLettered.Add(1) }))
@@ -440,7 +440,7 @@ func TestChoreography_retriesFailures(t *testing.T) {
 				bus.topic = "payment.charged"
 			}
 			c, err := saga.NewChoreography("order", bus,
-				saga.WithChoreographyTracerProvider(tel.TracerProvider), saga.WithChoreographyMeterProvider(tel.MeterProvider))
+				saga.WithTracerProvider(tel.TracerProvider), saga.WithMeterProvider(tel.MeterProvider))
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = c.Close() })
 			rec := record(t, mem, "payment.charged")

@@ -12,8 +12,9 @@ var ErrExists error = &sentinel{"saga: exists", "saga.exists"}
 // lease expired) or it has finished.
 var ErrLeaseLost error = &sentinel{"saga: lease lost", "saga.lease_lost"}
 
-// ErrClosed is matched by the error of using an orchestrator after Close.
-var ErrClosed error = &sentinel{"saga: orchestrator closed", "saga.closed"}
+// ErrClosed is matched by the error of using an orchestrator or a
+// choreography after Close.
+var ErrClosed error = &sentinel{"saga: closed", "saga.closed"}
 
 // ErrInvalidDefinition is matched by the error of [Define] for a definition
 // it rejects; the message names the step at fault.

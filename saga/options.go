@@ -108,18 +108,48 @@ func WithRecoverInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.recoverEvery = d })
 }
 
-// WithTracerProvider sets where the orchestrator's spans go. The default,
-// also used when tp is nil, is the global provider at the time of
-// [NewOrchestrator].
-func WithTracerProvider(tp trace.TracerProvider) Option {
-	return optionFunc(func(c *config) { c.tp = tp })
+// ProviderOption is an option of both an [Orchestrator] and a
+// [Choreography].
+type ProviderOption interface {
+	Option
+	ChoreographyOption
 }
 
-// WithMeterProvider sets where the orchestrator's metrics go. The default,
-// also used when mp is nil, is the global provider at the time of
-// [NewOrchestrator].
-func WithMeterProvider(mp metric.MeterProvider) Option {
-	return optionFunc(func(c *config) { c.mp = mp })
+type providerOption struct {
+	tp trace.TracerProvider
+	mp metric.MeterProvider
+}
+
+func (p providerOption) apply(c *config) {
+	if p.tp != nil {
+		c.tp = p.tp
+	}
+	if p.mp != nil {
+		c.mp = p.mp
+	}
+}
+
+func (p providerOption) applyChoreography(c *choreographyConfig) {
+	if p.tp != nil {
+		c.tp = p.tp
+	}
+	if p.mp != nil {
+		c.mp = p.mp
+	}
+}
+
+// WithTracerProvider sets where the spans of an orchestrator or a
+// choreography go. The default, also used when tp is nil, is the global
+// provider at the time of [NewOrchestrator] or [NewChoreography].
+func WithTracerProvider(tp trace.TracerProvider) ProviderOption {
+	return providerOption{tp: tp}
+}
+
+// WithMeterProvider sets where the metrics of an orchestrator or a
+// choreography go. The default, also used when mp is nil, is the global
+// provider at the time of [NewOrchestrator] or [NewChoreography].
+func WithMeterProvider(mp metric.MeterProvider) ProviderOption {
+	return providerOption{mp: mp}
 }
 
 // StartOption configures one [Orchestrator.Start].

@@ -207,7 +207,7 @@ func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ..
 	runCtx, span := o.tel.tracer.Start(context.WithoutCancel(ctx), "saga "+s.name,
 		trace.WithAttributes(AttrName.String(s.name), AttrID.String(sc.id), AttrVersion.Int(s.version)))
 	carrier := propagation.MapCarrier{}
-	otel.GetTextMapPropagator().Inject(runCtx, carrier)
+	propagation.TraceContext{}.Inject(runCtx, carrier)
 	rec := Record{ID: sc.id, Name: s.name, Version: s.version, Status: Running, Data: encoded, Trace: carrier}
 	if err := o.log.Create(ctx, rec, o.cfg.owner, o.cfg.lease); err != nil {
 		telemetry.RecordError(span, err)
@@ -326,7 +326,7 @@ func (o *Orchestrator) resume(ctx context.Context, rec Record) error {
 	if err != nil {
 		return fail(fmt.Errorf("saga: Recover: loading saga %q: %w", rec.ID, err))
 	}
-	origin := otel.GetTextMapPropagator().Extract(context.Background(), propagation.MapCarrier(rec.Trace))
+	origin := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(rec.Trace))
 	runCtx, span := o.tel.tracer.Start(context.WithoutCancel(ctx), "saga "+rec.Name,
 		trace.WithLinks(trace.LinkFromContext(origin)),
 		trace.WithAttributes(AttrName.String(rec.Name), AttrID.String(rec.ID), AttrVersion.Int(rec.Version), AttrResumed.Bool(true)))
