@@ -1,0 +1,142 @@
+// Package pglog is a [saga.Log] kept in PostgreSQL, through a pgx v5 pool:
+// the durable record of sagas and their transitions that a saga
+// orchestrator writes as it runs, and the leases that let several
+// instances of a service share the work without two running one saga.
+//
+//	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
+//	if err != nil {
+//		return err
+//	}
+//	defer pool.Close()
+//	sagaLog, err := pglog.New(pool)
+//	if err != nil {
+//		return err
+//	}
+//	if err := sagaLog.Migrate(ctx); err != nil { // at start-up
+//		return err
+//	}
+//	// hand sagaLog to the saga orchestrator
+//
+// [Log.Migrate] creates the schema ("saga" by default, see [WithSchema])
+// and its tables, and upgrades them when a later version of this package
+// changes them. It is idempotent and safe to call from every instance of
+// a service at once. The log does not own the pool: close the pool after
+// the log's last call. The log passes the conformance suite of
+// saga/logtest.
+//
+// # Tables
+//
+// Version 1 of the schema ({s} is the quoted schema name):
+//
+//	CREATE TABLE {s}.sagas (
+//		id          text PRIMARY KEY,
+//		name        text NOT NULL,
+//		version     integer NOT NULL,
+//		status      text NOT NULL,
+//		data        bytea,
+//		trace       jsonb,
+//		owner       text,          -- NULL: released, finished or never leased
+//		lease_until timestamptz,
+//		created_at  timestamptz NOT NULL DEFAULT now(),
+//		updated_at  timestamptz NOT NULL DEFAULT now()
+//	);
+//	CREATE INDEX sagas_claimable ON {s}.sagas (created_at, id)
+//		WHERE status IN ('running', 'compensating');
+//	CREATE TABLE {s}.transitions (
+//		saga_id text NOT NULL REFERENCES {s}.sagas (id) ON DELETE CASCADE,
+//		seq     bigint NOT NULL,
+//		status  text NOT NULL,     -- '' when the transition sets none
+//		step    text NOT NULL,
+//		phase   text NOT NULL,
+//		kind    text NOT NULL,
+//		attempt integer NOT NULL,
+//		data    bytea,             -- NULL when the data did not change
+//		error   text NOT NULL,
+//		at      timestamptz NOT NULL DEFAULT now(),
+//		CONSTRAINT transitions_pkey PRIMARY KEY (saga_id, seq)
+//	);
+//
+// plus schema_migrations, which records the version. The log never
+// deletes: to keep the tables small, delete finished sagas (status
+// completed, compensated or needs_attention) whose updated_at is old
+// enough; their transitions go with them.
+//
+// # Leases and fencing
+//
+// Every method is one statement, so one round trip on a connection that
+// has prepared it (pgx prepares and caches each statement per connection),
+// and leases run from the database's clock (now() plus the lease), so the
+// clocks of the instances need not agree.
+//
+// [Log.Append] is a data-modifying WITH: an UPDATE of the saga's row that
+// matches only if the row's owner is the caller and no transition holds
+// the Seq, setting the status (and clearing the owner on a final status),
+// and an INSERT of the transition that selects from the UPDATE's result,
+// so it inserts nothing if the UPDATE matched nothing. The UPDATE takes
+// the row lock of the saga, as a claim does, so appends and claims of one
+// saga take turns: an append that waits for a claim rechecks the owner
+// once the claim commits (PostgreSQL re-evaluates the WHERE clause on the
+// newest row) and is turned away, and a claim skips a saga whose row an
+// append holds. A stale owner thus never writes after another has claimed
+// the saga. A Seq taken by an append that committed while this one waited
+// is invisible to the NOT EXISTS (it reads the statement's snapshot), but
+// the primary key turns the INSERT away, and its error rolls back the
+// whole statement, UPDATE included: a rejected transition records
+// nothing, not even its status. Only when nothing was written does a
+// second query tell a missing saga (ErrNotFound) from a lost lease
+// (ErrLeaseLost).
+//
+// [Log.Claim] is an UPDATE of the rows picked by a subquery that takes the
+// oldest claimable sagas of the given names (unfinished, and released or
+// past their lease) with FOR UPDATE SKIP LOCKED: concurrent claims take
+// different sagas and never wait for one another. A claim may return fewer
+// than its limit while sagas are claimable whose rows another transaction
+// held at that moment; the next claim gets them. [Log.Renew] extends the
+// leases the owner holds in one UPDATE, locking the rows in id order so
+// two renewals cannot deadlock, and returns the others. [Log.Load] reads
+// the saga and its transitions with one query, so both come from one
+// snapshot.
+//
+// # Telemetry
+//
+// Spans, from the tracer named [ScopeName] of the [WithTracerProvider]
+// provider (the global one by default), following the OpenTelemetry
+// database conventions; the operation names are the log's own, as each
+// span covers one call of the log, and the target is the schema-qualified
+// table it writes (load: reads first):
+//
+//	| span                        | kind   | covers                                     |
+//	|-----------------------------|--------|--------------------------------------------|
+//	| create {schema}.sagas       | client | Create                                     |
+//	| append {schema}.transitions | client | Append, with its second query on failure   |
+//	| renew {schema}.sagas        | client | Renew of one id or more                    |
+//	| claim {schema}.sagas        | client | Claim with a limit of 1 or more and a name |
+//	| release {schema}.sagas      | client | Release                                    |
+//	| load {schema}.sagas         | client | Load                                       |
+//	| migrate {database}          | client | Migrate                                    |
+//
+// Their attributes: db.system.name (postgresql), db.operation.name
+// (create, append, …), db.collection.name ({schema}.sagas or
+// {schema}.transitions), db.namespace (the database name), server.address
+// and server.port (of the pool's configuration), [AttrSagaID] (saga.id)
+// on create, append, release and load, db.response.returned_rows on claim
+// (sagas claimed), renew (leases lost) and load (transitions), and on
+// failure error.type and db.response.status_code (the SQLSTATE of a
+// PostgreSQL error). A lost lease, a taken Seq, a missing or existing saga
+// are failures with error.type saga.lease_lost, saga.not_found or
+// saga.exists. Calls that need no query (a Renew of no ids, a Claim of no
+// names or with a limit below 1) and calls with a context already done
+// record nothing. If the pool is instrumented too (otelpgx), its statement
+// spans are children of these.
+//
+// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
+// provider (the global one by default):
+//
+//	| name                         | kind      | unit | attributes                                                      |
+//	|------------------------------|-----------|------|-----------------------------------------------------------------|
+//	| db.client.operation.duration | histogram | s    | as the spans; error.type and db.response.status_code on failure |
+//
+// It has the spans' db.* and server.* attributes, not the saga id or the
+// row count. Counts of sagas, steps and takeovers are the orchestrator's
+// (package saga).
+package pglog

@@ -1,0 +1,402 @@
+package pglog
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+
+	"github.com/otelpatterns/patterns/saga"
+)
+
+// transitionsKey is the name of the primary key of the transitions table,
+// the last guard against two transitions taking one Seq.
+const transitionsKey = "transitions_pkey"
+
+// Log is a [saga.Log] kept in PostgreSQL. Create it with [New] and its
+// tables with [Log.Migrate].
+//
+// A Log is safe for concurrent use, also by several processes sharing the
+// database. Leases are timed by the database's clock, so the clocks of the
+// processes need not agree. The Log does not own the pool: close the pool
+// after its last call.
+type Log struct {
+	pool       *pgxpool.Pool
+	schema     string
+	migrateKey int64
+	tel        *instruments
+	sql        statements
+}
+
+// statements are the log's SQL, with its schema's quoted name built in.
+type statements struct {
+	schema                                  string // the quoted schema name
+	create, append, why, renew, claim, load string
+	release                                 string
+}
+
+func newStatements(schema string) statements {
+	q := pgx.Identifier{schema}.Sanitize()
+	r := strings.NewReplacer("{s}", q,
+		"{unfinished}", "'"+string(saga.Running)+"', '"+string(saga.Compensating)+"'",
+		"{until}", "now() + $2::bigint * interval '1 microsecond'")
+	return statements{
+		schema: q,
+		create: r.Replace(`INSERT INTO {s}.sagas (id, name, version, status, data, trace, owner, lease_until)
+VALUES ($1, $3, $4, '` + string(saga.Running) + `', $5, $6::jsonb, nullif($7, ''), now() + $2::bigint * interval '1 microsecond')
+ON CONFLICT (id) DO NOTHING`),
+		// The UPDATE locks the saga's row, if owner holds the lease, and so
+		// serialises the appends to one saga; the INSERT adds the
+		// transition only if the UPDATE matched. NOT EXISTS turns a taken
+		// Seq away without an error; the primary key turns away the one
+		// taken by an append that committed while this one waited for the
+		// row lock (NOT EXISTS reads the statement's snapshot), and its
+		// violation fails the whole statement, the UPDATE included.
+		append: r.Replace(`WITH s AS (
+	UPDATE {s}.sagas
+	SET status = CASE WHEN $3::text = '' THEN status ELSE $3::text END,
+		owner = CASE WHEN $4::boolean THEN NULL ELSE owner END,
+		updated_at = now()
+	WHERE id = $1 AND owner = $2
+		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = $5::bigint)
+	RETURNING id
+)
+INSERT INTO {s}.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
+SELECT id, $5::bigint, $3::text, $6, $7, $8, $9::integer, $10::bytea, $11 FROM s`),
+		why: r.Replace(`SELECT owner, EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = $2)
+FROM {s}.sagas WHERE id = $1`),
+		// The rows are locked in id order, so that two renewals of
+		// overlapping sagas cannot deadlock.
+		renew: r.Replace(`WITH r AS (
+	UPDATE {s}.sagas SET lease_until = {until}, updated_at = now()
+	WHERE id IN (SELECT id FROM {s}.sagas WHERE id = ANY($3::text[]) AND owner = $1 ORDER BY id FOR UPDATE)
+	RETURNING id
+)
+SELECT u.id FROM unnest($3::text[]) WITH ORDINALITY AS u(id, ord)
+WHERE NOT EXISTS (SELECT FROM r WHERE r.id = u.id)
+ORDER BY u.ord`),
+		claim: r.Replace(`UPDATE {s}.sagas SET owner = $1, lease_until = {until}, updated_at = now()
+WHERE id IN (
+	SELECT id FROM {s}.sagas
+	WHERE status IN ({unfinished}) AND name = ANY($3::text[]) AND (owner IS NULL OR lease_until <= now())
+	ORDER BY created_at, id
+	LIMIT $4
+	FOR UPDATE SKIP LOCKED
+)
+RETURNING id, name, version, status, data, trace, created_at`),
+		release: r.Replace(`UPDATE {s}.sagas SET owner = NULL, updated_at = now() WHERE id = $1 AND owner = $2`),
+		// One statement, so one snapshot: the record and its transitions
+		// agree. The saga's data and trace come with the first row only.
+		load: r.Replace(`SELECT s.name, s.version, s.status,
+	CASE WHEN row_number() OVER w = 1 THEN s.data END,
+	CASE WHEN row_number() OVER w = 1 THEN s.trace END,
+	s.created_at,
+	t.seq, t.status, t.step, t.phase, t.kind, t.attempt, t.data, t.error, t.at
+FROM {s}.sagas s LEFT JOIN {s}.transitions t ON t.saga_id = s.id
+WHERE s.id = $1
+WINDOW w AS (ORDER BY t.seq)
+ORDER BY t.seq`),
+	}
+}
+
+var _ saga.Log = (*Log)(nil)
+
+// New returns a log that keeps its tables in the schema of [WithSchema]
+// ("saga" by default) of the pool's database. It does not touch the
+// database: call [Log.Migrate] to create or upgrade the tables. It returns
+// an error naming each bad argument: a nil pool or a bad schema name.
+func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
+	c := config{schema: DefaultSchema}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	var errs []error
+	if pool == nil {
+		errs = append(errs, errors.New("pool is nil"))
+	}
+	if err := checkSchema(c.schema); err != nil {
+		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("pglog: New: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte(ScopeName + "\x00migrate\x00" + c.schema))
+	return &Log{
+		pool:       pool,
+		schema:     c.schema,
+		migrateKey: int64(h.Sum64()),
+		tel:        newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider),
+		sql:        newStatements(c.schema),
+	}, nil
+}
+
+// Create implements [saga.Log.Create] with one INSERT. The lease runs
+// from the database's clock.
+func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease time.Duration) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, span, start := l.tel.start(ctx, opCreate, rec.ID)
+	defer func() { l.tel.end(ctx, span, opCreate, start, err) }()
+	trace, err := encodeTrace(rec.Trace)
+	if err != nil {
+		return fmt.Errorf("pglog: creating saga %q: encoding its trace: %w", rec.ID, err)
+	}
+	tag, err := l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, owner)
+	if err != nil {
+		return fmt.Errorf("pglog: creating saga %q: %w", rec.ID, ctxErr(ctx, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%w: saga %q", saga.ErrExists, rec.ID)
+	}
+	return nil
+}
+
+// Append implements [saga.Log.Append] with one statement: an UPDATE of
+// the saga's row, matching only if owner holds the lease and t.Seq is
+// free, and an INSERT of the transition that runs only if the UPDATE
+// matched. The UPDATE's row lock serialises the appends to a saga and
+// the claims of it, so a stale owner is turned away whichever commits
+// first. Only when nothing was written does a second query tell a missing
+// saga from a lost lease.
+func (l *Log) Append(ctx context.Context, id, owner string, t saga.Transition) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, span, start := l.tel.start(ctx, opAppend, id)
+	defer func() { l.tel.end(ctx, span, opAppend, start, err) }()
+	tag, err := l.pool.Exec(ctx, l.sql.append, id, owner, string(t.Status), t.Status.Final(), t.Seq,
+		t.Step, string(t.Phase), string(t.Kind), t.Attempt, t.Data, t.Error)
+	switch {
+	case isSeqTaken(err):
+		return fmt.Errorf("%w: saga %q has a transition %d already", saga.ErrLeaseLost, id, t.Seq)
+	case err != nil:
+		return fmt.Errorf("pglog: appending transition %d to saga %q: %w", t.Seq, id, ctxErr(ctx, err))
+	case tag.RowsAffected() == 1:
+		return nil
+	}
+	var holder pgtype.Text
+	var taken bool
+	err = l.pool.QueryRow(ctx, l.sql.why, id, t.Seq).Scan(&holder, &taken)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: saga %q", saga.ErrNotFound, id)
+	case err != nil:
+		return fmt.Errorf("pglog: appending transition %d to saga %q: %w", t.Seq, id, ctxErr(ctx, err))
+	case holder.Valid && holder.String == owner && taken:
+		return fmt.Errorf("%w: saga %q has a transition %d already", saga.ErrLeaseLost, id, t.Seq)
+	case !holder.Valid:
+		return fmt.Errorf("%w: saga %q is leased to no one", saga.ErrLeaseLost, id)
+	default:
+		return fmt.Errorf("%w: saga %q is not leased to %q", saga.ErrLeaseLost, id, owner)
+	}
+}
+
+// isSeqTaken reports whether err is the violation of the transitions'
+// primary key.
+func isSeqTaken(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == transitionsKey
+}
+
+// Renew implements [saga.Log.Renew] with one statement. The leases run
+// from the database's clock. It returns lost ids in the order of ids.
+func (l *Log) Renew(ctx context.Context, owner string, lease time.Duration, ids []string) (lost []string, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	ctx, span, start := l.tel.start(ctx, opRenew, "")
+	defer func() { l.tel.end(ctx, span, opRenew, start, err) }()
+	rows, err := l.pool.Query(ctx, l.sql.renew, owner, lease.Microseconds(), ids)
+	if err == nil {
+		lost, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pglog: renewing %d leases of %q: %w", len(ids), owner, ctxErr(ctx, err))
+	}
+	if span.IsRecording() {
+		span.SetAttributes(semconv.DBResponseReturnedRows(len(lost)))
+	}
+	return lost, nil
+}
+
+// Claim implements [saga.Log.Claim] with one UPDATE whose subquery picks
+// the oldest claimable sagas with FOR UPDATE SKIP LOCKED: sagas that a
+// concurrent claim, append or renewal has locked are skipped, not waited
+// for, so a claim may return fewer than limit sagas while others are
+// claimable. A limit below 1 or no names return nothing without a query.
+func (l *Log) Claim(ctx context.Context, owner string, names []string, lease time.Duration, limit int) (recs []saga.Record, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if limit < 1 || len(names) == 0 {
+		return nil, nil
+	}
+	ctx, span, start := l.tel.start(ctx, opClaim, "")
+	defer func() { l.tel.end(ctx, span, opClaim, start, err) }()
+	rows, err := l.pool.Query(ctx, l.sql.claim, owner, lease.Microseconds(), names, limit)
+	if err == nil {
+		recs, err = pgx.CollectRows(rows, scanRecord)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pglog: claiming sagas for %q: %w", owner, ctxErr(ctx, err))
+	}
+	// RETURNING follows no order.
+	slices.SortFunc(recs, func(a, b saga.Record) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	if span.IsRecording() {
+		span.SetAttributes(semconv.DBResponseReturnedRows(len(recs)))
+	}
+	return recs, nil
+}
+
+func scanRecord(row pgx.CollectableRow) (saga.Record, error) {
+	var r saga.Record
+	var status string
+	var trace []byte
+	if err := row.Scan(&r.ID, &r.Name, &r.Version, &status, &r.Data, &trace, &r.CreatedAt); err != nil {
+		return saga.Record{}, err
+	}
+	r.Status = saga.Status(status)
+	var err error
+	r.Trace, err = decodeTrace(trace)
+	return r, err
+}
+
+// Release implements [saga.Log.Release] with one UPDATE. Releasing a
+// lease that owner does not hold, or of a saga that does not exist, does
+// nothing and is no error.
+func (l *Log) Release(ctx context.Context, id, owner string) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, span, start := l.tel.start(ctx, opRelease, id)
+	defer func() { l.tel.end(ctx, span, opRelease, start, err) }()
+	if _, err := l.pool.Exec(ctx, l.sql.release, id, owner); err != nil {
+		return fmt.Errorf("pglog: releasing saga %q for %q: %w", id, owner, ctxErr(ctx, err))
+	}
+	return nil
+}
+
+// Load implements [saga.Log.Load] with one query, so the record and the
+// transitions come from one snapshot.
+func (l *Log) Load(ctx context.Context, id string) (rec saga.Record, ts []saga.Transition, err error) {
+	if err := ctx.Err(); err != nil {
+		return saga.Record{}, nil, err
+	}
+	ctx, span, start := l.tel.start(ctx, opLoad, id)
+	defer func() { l.tel.end(ctx, span, opLoad, start, err) }()
+	rec, ts, found, err := l.load(ctx, id)
+	switch {
+	case err != nil:
+		return saga.Record{}, nil, fmt.Errorf("pglog: loading saga %q: %w", id, ctxErr(ctx, err))
+	case !found:
+		return saga.Record{}, nil, fmt.Errorf("%w: saga %q", saga.ErrNotFound, id)
+	}
+	if span.IsRecording() {
+		span.SetAttributes(semconv.DBResponseReturnedRows(len(ts)))
+	}
+	return rec, ts, nil
+}
+
+func (l *Log) load(ctx context.Context, id string) (rec saga.Record, ts []saga.Transition, found bool, err error) {
+	rows, err := l.pool.Query(ctx, l.sql.load, id)
+	if err != nil {
+		return rec, nil, false, err
+	}
+	defer rows.Close()
+	rec.ID = id
+	var (
+		status        string
+		trace, data   []byte
+		seq           pgtype.Int8
+		attempt       pgtype.Int4
+		tStatus, step pgtype.Text
+		phase, kind   pgtype.Text
+		tErr          pgtype.Text
+		at            pgtype.Timestamptz
+		tData         []byte
+	)
+	for rows.Next() {
+		if err := rows.Scan(&rec.Name, &rec.Version, &status, &data, &trace, &rec.CreatedAt,
+			&seq, &tStatus, &step, &phase, &kind, &attempt, &tData, &tErr, &at); err != nil {
+			return rec, nil, false, err
+		}
+		if !found {
+			found = true
+			rec.Status = saga.Status(status)
+			rec.Data = data
+			if rec.Trace, err = decodeTrace(trace); err != nil {
+				return rec, nil, false, err
+			}
+		}
+		if !seq.Valid { // no transitions
+			continue
+		}
+		ts = append(ts, saga.Transition{
+			Seq:     seq.Int64,
+			Status:  saga.Status(tStatus.String),
+			Step:    step.String,
+			Phase:   saga.Phase(phase.String),
+			Kind:    saga.Kind(kind.String),
+			Attempt: int(attempt.Int32),
+			Data:    tData,
+			Error:   tErr.String,
+			At:      at.Time,
+		})
+	}
+	return rec, ts, found, rows.Err()
+}
+
+// encodeTrace returns the JSON of a trace context, or nil for none.
+func encodeTrace(trace map[string]string) ([]byte, error) {
+	if len(trace) == 0 {
+		return nil, nil
+	}
+	return json.Marshal(trace)
+}
+
+func decodeTrace(b []byte) (map[string]string, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("decoding the trace context %q: %w", b, err)
+	}
+	return m, nil
+}
+
+// ctxErr reports ctx's error, if any, with err; and hints at Migrate when
+// the tables are missing.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%w)", cerr, err)
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") { // undefined_table, invalid_schema_name
+		return fmt.Errorf("%w (has Migrate been called?)", err)
+	}
+	return err
+}

@@ -1,0 +1,74 @@
+package pglog
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// DefaultSchema is the PostgreSQL schema that holds the log's tables when
+// [WithSchema] is not given.
+const DefaultSchema = "saga"
+
+// MaxSchemaLen is the longest schema name, in bytes, that [WithSchema]
+// accepts: PostgreSQL's limit for a name.
+const MaxSchemaLen = 63
+
+// Option configures a [Log].
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	schema         string
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+}
+
+// WithSchema sets the PostgreSQL schema that holds the log's tables
+// (sagas, transitions, schema_migrations), which [Log.Migrate] creates.
+// Logs with different schemas in one database are independent. The name
+// is used as is, quoted, so "Orders" and "orders" are two schemas. It must
+// be 1 to [MaxSchemaLen] bytes of UTF-8, without NUL, and must not start
+// with "pg_", which PostgreSQL reserves. The default is [DefaultSchema]
+// ("saga").
+func WithSchema(name string) Option {
+	return optionFunc(func(c *config) { c.schema = name })
+}
+
+// WithTracerProvider sets where the log's spans go. The default, also used
+// when tp is nil, is the global provider at the time of [New]. If the pool
+// is instrumented already (with otelpgx, say), the log's spans are the
+// parents of the driver's.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) { c.tracerProvider = tp })
+}
+
+// WithMeterProvider sets where the log's metrics go. The default, also
+// used when mp is nil, is the global provider at the time of [New].
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) { c.meterProvider = mp })
+}
+
+func checkSchema(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("empty schema name")
+	case len(name) > MaxSchemaLen:
+		return fmt.Errorf("schema name of %d bytes; at most %d", len(name), MaxSchemaLen)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("schema name is not valid UTF-8")
+	case strings.ContainsRune(name, 0):
+		return fmt.Errorf("schema name contains NUL")
+	case strings.HasPrefix(name, "pg_"):
+		return fmt.Errorf(`schema names starting with "pg_" are reserved by PostgreSQL`)
+	}
+	return nil
+}
