@@ -22,6 +22,11 @@
 //     [ExpectedVersion] ([Any], [NoStream] or [Exact]);
 //   - skips events whose ID is already stored, so a retried append does not
 //     duplicate them;
+//   - records the command ID of the context ([WithCommandID]) with the
+//     events, in the same transaction, and refuses a second append of one
+//     command to one stream with [ErrDuplicateCommand], so that a command
+//     redelivered after a crash takes effect once (cqrs.Deduplication
+//     builds on it);
 //   - gives each event a version in its stream and a position in a global
 //     order that readers can follow without ever missing an event: a
 //     position a reader has passed is never filled in later;

@@ -24,7 +24,9 @@
 //	repo, err := eventsource.NewRepository(store, reg, newAccount,
 //		eventsource.WithSnapshots(store, 100))
 //
-// [Store.Migrate] creates the schema and its tables (events, snapshots and
+// [Store.Migrate] creates the schema and its tables (events, snapshots,
+// commands — the (command ID, stream) pairs of appends made under
+// [eventsource.WithCommandID], recorded in the append's transaction — and
 // schema_migrations, which records the version of the tables), and
 // upgrades them when a later version of this package changes them. It is
 // idempotent and safe to call from every instance of a service at once.
