@@ -118,7 +118,7 @@
 // Their attributes: db.system.name (postgresql), db.operation.name
 // (create, append, …), db.collection.name ({schema}.sagas or
 // {schema}.transitions), db.namespace (the database name), server.address
-// and server.port (of the pool's configuration), [AttrSagaID] (saga.id)
+// and server.port (of the pool's configuration), [saga.AttrID] (saga.id)
 // on create, append, release and load, db.response.returned_rows on claim
 // (sagas claimed), renew (leases lost) and load (transitions), and on
 // failure error.type and db.response.status_code (the SQLSTATE of a

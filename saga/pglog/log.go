@@ -369,12 +369,15 @@ func (l *Log) load(ctx context.Context, id string) (rec saga.Record, ts []saga.T
 	return rec, ts, found, rows.Err()
 }
 
-// encodeTrace returns the JSON of a trace context, or nil for none.
-func encodeTrace(trace map[string]string) ([]byte, error) {
+// encodeTrace returns the JSON of a trace context, or NULL for none. It is
+// text, not []byte, which the simple protocol (PgBouncer) would send as a
+// bytea literal.
+func encodeTrace(trace map[string]string) (pgtype.Text, error) {
 	if len(trace) == 0 {
-		return nil, nil
+		return pgtype.Text{}, nil
 	}
-	return json.Marshal(trace)
+	b, err := json.Marshal(trace)
+	return pgtype.Text{String: string(b), Valid: true}, err
 }
 
 func decodeTrace(b []byte) (map[string]string, error) {

@@ -14,15 +14,12 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
+	"github.com/otelpatterns/patterns/saga"
 )
 
 // ScopeName is the instrumentation scope name of the package's tracer and
 // meter: its import path.
 const ScopeName = "github.com/otelpatterns/patterns/saga/pglog"
-
-// AttrSagaID is the span attribute naming the saga of a Create, Append,
-// Release or Load: the same key as the saga package's spans use.
-const AttrSagaID = attribute.Key("saga.id")
 
 // The log's operations, as recorded in db.operation.name.
 type op int
@@ -111,7 +108,7 @@ func serverAttrs(pool *pgxpool.Pool) []attribute.KeyValue {
 func (t *instruments) start(ctx context.Context, o op, id string) (context.Context, trace.Span, time.Time) {
 	ctx, span := t.tracer.Start(ctx, t.spanNames[o], t.spanOpts[o]...)
 	if id != "" && span.IsRecording() {
-		span.SetAttributes(AttrSagaID.String(id))
+		span.SetAttributes(saga.AttrID.String(id))
 	}
 	return ctx, span, time.Now()
 }
