@@ -110,12 +110,16 @@ type Transition struct {
 // Renew check the owner, not the clock, so a slow owner loses its work
 // only when someone else takes it over.
 //
-// Implementations are safe for concurrent use, also by several processes
-// sharing the log, and pass the conformance suite in saga/logtest.
+// Every method returns an error matching ctx's error, having changed
+// nothing, once ctx is done. Implementations are safe for concurrent use,
+// also by several processes sharing the log, and pass the conformance
+// suite in saga/logtest.
 type Log interface {
 	// Create records a new saga with status Running (whatever rec.Status
-	// says) and leases it to owner for lease. It returns an error matching
-	// ErrExists if a saga with rec.ID exists.
+	// says) and leases it to owner for lease; with owner "", Claim may
+	// hand it out at once. It returns an error matching ErrExists if a
+	// saga with rec.ID exists. The log keeps copies of rec's Data and
+	// Trace; nil Data is loaded back as nil, empty as empty.
 	Create(ctx context.Context, rec Record, owner string, lease time.Duration) error
 
 	// Append records t as the next transition of saga id, and its Status,
@@ -132,11 +136,14 @@ type Log interface {
 	// Claim leases to owner for lease up to limit unfinished sagas whose
 	// Name is in names and whose lease has expired or was released, oldest
 	// first, and returns them. Concurrent claims never return one saga to
-	// two owners.
+	// two owners. A claim may return fewer than limit sagas while others
+	// are claimable (rows another claim held were passed over); a limit
+	// of 0 or less, or no names, claims nothing.
 	Claim(ctx context.Context, owner string, names []string, lease time.Duration, limit int) ([]Record, error)
 
 	// Release ends owner's lease on saga id, if it holds it, so that Claim
-	// may hand the saga out at once.
+	// may hand the saga out at once. Releasing a saga that is unknown or
+	// leased to another owner does nothing and is not an error.
 	Release(ctx context.Context, id, owner string) error
 
 	// Load returns saga id and its transitions in Seq order, or an error

@@ -2,6 +2,7 @@ package saga_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -249,4 +250,40 @@ func TestResumedSpanLinksToTheOriginalTrace(t *testing.T) {
 	require.Len(t, original, 1)
 	require.Len(t, resumed, 1)
 	assert.Equal(t, original[0], resumed[0], "the resumed run links to the original run's span")
+}
+
+// lossyLog is a MemoryLog whose Append reports a failure for the nth call
+// after writing it, as when a connection drops before the reply.
+type lossyLog struct {
+	*saga.MemoryLog
+	n     int32
+	calls atomic.Int32
+}
+
+func (l *lossyLog) Append(ctx context.Context, id, owner string, t saga.Transition) error {
+	err := l.MemoryLog.Append(ctx, id, owner, t)
+	if l.calls.Add(1) == l.n && err == nil {
+		return errors.New("connection reset by peer")
+	}
+	return err
+}
+
+// A write whose reply was lost is found in the log on the retry, and the
+// saga goes on instead of giving up its lease.
+func TestLostReplyOfAWriteIsRecognised(t *testing.T) {
+	var j journal
+	def, err := saga.Define("order", 1, step(&j, "pay", nil), step(&j, "ship", nil))
+	require.NoError(t, err)
+	log := &lossyLog{MemoryLog: &saga.MemoryLog{}, n: 2} // pay's Succeeded
+	o := newOrchestrator(t, log)
+	ctx := ctxWithin(t, 10*time.Second)
+	id, err := o.Start(ctx, def, order{})
+	require.NoError(t, err)
+	st, err := o.Wait(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, saga.Completed, st)
+	assert.Equal(t, []string{"do pay", "do ship"}, j.list())
+	_, ts, err := log.Load(ctx, id)
+	require.NoError(t, err)
+	assert.Len(t, ts, 5)
 }

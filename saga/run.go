@@ -1,6 +1,7 @@
 package saga
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -666,8 +667,15 @@ func (r *run) writeWith(build func() Transition, after func(Transition)) error {
 	}
 	t := build()
 	t.Seq = r.seq + 1
+	tries := 0
 	err := logRetry.Do(r.attemptCtx, func(ctx context.Context) error {
-		return r.o.log.Append(ctx, r.rec.ID, r.o.cfg.owner, t)
+		tries++
+		err := r.o.log.Append(ctx, r.rec.ID, r.o.cfg.owner, t)
+		if err != nil && tries > 1 && errors.Is(err, ErrLeaseLost) && r.wrote(ctx, t) {
+			// An earlier try was committed although it seemed to fail.
+			return nil
+		}
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
@@ -683,6 +691,22 @@ func (r *run) writeWith(build func() Transition, after func(Transition)) error {
 		after(t)
 	}
 	return nil
+}
+
+// wrote reports whether the log holds t as the saga's transition t.Seq,
+// written by an earlier try whose reply was lost.
+func (r *run) wrote(ctx context.Context, t Transition) bool {
+	rec, ts, err := r.o.log.Load(ctx, r.rec.ID)
+	if err != nil || rec.Status.Final() && t.Status != rec.Status {
+		return false
+	}
+	for _, got := range ts {
+		if got.Seq == t.Seq {
+			return got.Step == t.Step && got.Phase == t.Phase && got.Kind == t.Kind &&
+				got.Attempt == t.Attempt && got.Status == t.Status && bytes.Equal(got.Data, t.Data)
+		}
+	}
+	return false
 }
 
 func (r *run) hookAt(p hookPoint, step string, phase Phase) {
