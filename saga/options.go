@@ -84,9 +84,9 @@ func WithCodec(c Codec) Option {
 }
 
 // WithCompensationRetry sets the retry policy of compensations: when it
-// gives up on a compensation, the saga stops in status NeedsAttention.
-// [retry.Permanent] errors are retried all the same: a compensation has no
-// way to give up but to ask for attention. The default makes 10 attempts,
+// gives up on a compensation, the saga stops in status NeedsAttention. A
+// compensation that returns a [retry.Permanent] error says it can never
+// succeed, and needs attention at once. The default makes 10 attempts,
 // backing off exponentially from 100ms to 30s (about 2 minutes in all).
 func WithCompensationRetry(r *retry.Retrier) Option {
 	return optionFunc(func(c *config) { c.compensation = r })
