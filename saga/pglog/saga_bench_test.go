@@ -1,0 +1,200 @@
+package pglog_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/otelpatterns/patterns/saga"
+	"github.com/otelpatterns/patterns/saga/pglog"
+)
+
+// benchWorkers is how many goroutines run sagas at once in
+// BenchmarkSagaThroughput, and how many connections each pool has.
+const benchWorkers = 8
+
+// writesPerSaga is how many writes to the log a saga of three steps makes
+// when every step succeeds at once: Create, a Started and a Succeeded
+// transition per step, and the final status. TestSagaWrites checks it.
+const writesPerSaga = 1 + 3*2 + 1
+
+// benchOrder is the data of the benchmark's saga.
+type benchOrder struct {
+	ID       string
+	Customer string
+	Cents    int64
+}
+
+func benchDefinition(t testing.TB) *saga.Definition[benchOrder] {
+	t.Helper()
+	noop := func(context.Context, benchOrder) (func(*benchOrder), error) { return nil, nil }
+	undo := func(context.Context, benchOrder) error { return nil }
+	def, err := saga.Define("bench", 1,
+		saga.Step[benchOrder]{Name: "pay", Action: noop, Compensate: undo},
+		saga.Step[benchOrder]{Name: "reserve", Action: noop, Compensate: undo},
+		saga.Step[benchOrder]{Name: "ship", Action: noop, Compensate: undo},
+	)
+	require.NoError(t, err)
+	return def
+}
+
+// TestSagaWrites checks the number of writes a saga of three no-op steps
+// makes to the log, which the raw baseline of BenchmarkSagaThroughput
+// repeats: one span per call of the log.
+func TestSagaWrites(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	l, _, _ := newLog(t, 2, pglog.WithTracerProvider(tp))
+	o, err := saga.NewOrchestrator(l)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, o.Close(context.Background())) }()
+	ctx := ctxWithin(t, 10*time.Second)
+	id, err := o.Start(ctx, benchDefinition(t), benchOrder{ID: "order-1", Customer: "Ada", Cents: 6400})
+	require.NoError(t, err)
+	st, err := o.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, saga.Completed, st)
+
+	calls := map[string]int{}
+	total := 0
+	for _, s := range rec.Ended() {
+		op, _, _ := strings.Cut(s.Name(), " ")
+		if op == "migrate" {
+			continue
+		}
+		calls[op]++
+		total++
+	}
+	require.Equal(t, map[string]int{"create": 1, "append": writesPerSaga - 1}, calls, "calls of the log per saga")
+	require.Equal(t, writesPerSaga, total)
+}
+
+// BenchmarkSagaThroughput measures sagas per second on PostgreSQL: sagas
+// of three no-op steps, started and waited for by benchWorkers goroutines
+// at once on one orchestrator, against a raw pgx baseline that makes the
+// same writes without an orchestrator. The baseline inserts, for each
+// "saga", a row like the saga's into a sagas table and seven rows like its
+// transitions into a transitions table, identical to the log's, each
+// INSERT a single autocommitted statement and one round trip, as the log's
+// writes are; it skips what the log does besides (the lease check and
+// status update in each append, the orchestrator's goroutines and
+// encoding). Both use pools of benchWorkers connections and the default
+// (no-op) telemetry, and report sagas/s.
+func BenchmarkSagaThroughput(b *testing.B) {
+	b.Run("raw-pgx", func(b *testing.B) {
+		pool := newPool(b, benchWorkers)
+		schema := schemaName(b)
+		ctx := context.Background()
+		q := pgx.Identifier{schema}.Sanitize()
+		_, err := pool.Exec(ctx, baselineTables(q))
+		require.NoError(b, err)
+		insSaga := `INSERT INTO ` + q + `.sagas (id, name, version, status, data, trace, owner, lease_until)
+VALUES ($1, $2, $3, 'running', $4, $5::jsonb, $6, now() + $7::bigint * interval '1 microsecond')`
+		insTransition := `INSERT INTO ` + q + `.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
+		lease := (30 * time.Second).Microseconds()
+		var ids atomic.Int64
+		parallel(b, func() error {
+			id := fmt.Sprintf("raw-%d", ids.Add(1))
+			if _, err := pool.Exec(ctx, insSaga, id, "bench", 1, data, "{}", "bench-owner", lease); err != nil {
+				return err
+			}
+			seq := int64(0)
+			for _, step := range []string{"pay", "reserve", "ship"} {
+				for _, kind := range []string{"started", "succeeded"} {
+					seq++
+					if _, err := pool.Exec(ctx, insTransition, id, seq, "", step, "forward", kind, 1, nil, ""); err != nil {
+						return err
+					}
+				}
+			}
+			seq++
+			_, err := pool.Exec(ctx, insTransition, id, seq, "completed", "", "", "", 0, nil, "")
+			return err
+		})
+	})
+
+	b.Run("pglog", func(b *testing.B) {
+		l, _, _ := newLog(b, benchWorkers)
+		def := benchDefinition(b)
+		o, err := saga.NewOrchestrator(l)
+		require.NoError(b, err)
+		defer func() { require.NoError(b, o.Close(context.Background())) }()
+		ctx := context.Background()
+		parallel(b, func() error {
+			id, err := o.Start(ctx, def, benchOrder{ID: "order-1", Customer: "Ada", Cents: 6400})
+			if err != nil {
+				return err
+			}
+			st, err := o.Wait(ctx, id)
+			if err == nil && st != saga.Completed {
+				err = fmt.Errorf("status %s; want completed", st)
+			}
+			return err
+		})
+	})
+}
+
+// parallel runs saga b.N times from benchWorkers goroutines and reports
+// sagas/s.
+func parallel(b *testing.B, saga func() error) {
+	b.ReportAllocs()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	for range benchWorkers {
+		wg.Go(func() {
+			for next.Add(1) <= int64(b.N) {
+				if err := saga(); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sagas/s")
+}
+
+// baselineTables returns the DDL of tables like the log's (version 1 of
+// its migrations), in the schema quoted q.
+func baselineTables(q string) string {
+	return `CREATE SCHEMA ` + q + `;
+CREATE TABLE ` + q + `.sagas (
+	id          text PRIMARY KEY,
+	name        text NOT NULL,
+	version     integer NOT NULL,
+	status      text NOT NULL,
+	data        bytea,
+	trace       jsonb,
+	owner       text,
+	lease_until timestamptz,
+	created_at  timestamptz NOT NULL DEFAULT now(),
+	updated_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX sagas_claimable ON ` + q + `.sagas (created_at, id) WHERE status IN ('running', 'compensating');
+CREATE TABLE ` + q + `.transitions (
+	saga_id text NOT NULL REFERENCES ` + q + `.sagas (id) ON DELETE CASCADE,
+	seq     bigint NOT NULL,
+	status  text NOT NULL,
+	step    text NOT NULL,
+	phase   text NOT NULL,
+	kind    text NOT NULL,
+	attempt integer NOT NULL,
+	data    bytea,
+	error   text NOT NULL,
+	at      timestamptz NOT NULL DEFAULT now(),
+	CONSTRAINT transitions_pkey PRIMARY KEY (saga_id, seq)
+)`
+}
