@@ -196,8 +196,8 @@ func (r *run) execute() {
 		}
 		r.pendingStatus = false
 	}
-	if r.st == Running {
-		r.forward()
+	if r.st == Running && !r.forward() {
+		return
 	}
 	if r.st == Compensating {
 		r.compensateAll()
@@ -221,6 +221,10 @@ type errStopped struct{ err error }
 func (e *errStopped) Error() string { return "saga: stopped: " + e.err.Error() }
 func (e *errStopped) Unwrap() error { return e.err }
 
+// errSagaFailing stops a step's attempts once another step has failed the
+// saga.
+var errSagaFailing = errors.New("saga: another step failed")
+
 // errUnknownOutcome marks an attempt of a non-idempotent step that ran out
 // of time: its outcome is unknown.
 var errUnknownOutcome = errors.New("saga: timed out; the outcome is unknown")
@@ -233,8 +237,13 @@ func (e *errDataUpdate) Error() string { return e.err.Error() }
 func (e *errDataUpdate) Unwrap() error { return e.err }
 
 // forward runs the steps whose predecessors are done, in parallel, until
-// all are done, one fails, or the run is stopped.
-func (r *run) forward() {
+// all are done, one fails, or the run is stopped. The first failure of a
+// compensatable step is written at once as the change to Compensating, so
+// that a crash while parallel steps finish cannot lose it (a recovered
+// saga would otherwise try the failed step again); the steps in flight
+// then finish, and start no more attempts. forward reports whether the
+// saga is to compensate now.
+func (r *run) forward() (compensate bool) {
 	steps := r.d.steps
 	results := make(chan stepResult, len(steps))
 	inflight := 0
@@ -261,6 +270,7 @@ func (r *run) forward() {
 		st := &steps[res.i]
 		var stop *errStopped
 		var dataErr *errDataUpdate
+		failedNow := false
 		r.mu.Lock()
 		f := &r.fwd[res.i]
 		switch {
@@ -269,39 +279,49 @@ func (r *run) forward() {
 		case errors.As(res.err, &stop):
 			f.state = pending
 			stopped = true
+		case errors.Is(res.err, errSagaFailing):
+			f.state = pending // another step failed first; no more attempts
 		case r.ctx.Err() != nil && !errors.Is(res.err, errUnknownOutcome):
 			// Closed while waiting to retry: leave it for Recover.
 			f.state = pending
 			stopped = true
 		case errors.As(res.err, &dataErr):
 			f.state = done
-			failure = fmt.Errorf("step %q: %w", st.name, res.err)
+			failedNow = true
 		case errors.Is(res.err, errUnknownOutcome):
 			f.state, f.maybe = unknown, true
-			failure = fmt.Errorf("step %q: %w", st.name, res.err)
+			failedNow = true
 		default:
 			f.state = failed
-			failure = fmt.Errorf("step %q: %w", st.name, res.err)
+			failedNow = true
 			attention = attention || st.retriable
 		}
 		r.mu.Unlock()
+		if failedNow && failure == nil {
+			failure = fmt.Errorf("step %q: %w", st.name, res.err)
+			if !attention {
+				if err := r.write(Transition{Status: Compensating, Error: failure.Error()}); err != nil {
+					r.stop(err)
+					stopped = true
+					continue
+				}
+				r.mu.Lock()
+				r.failure = failure
+				r.mu.Unlock()
+			}
+		}
 	}
 	switch {
 	case stopped || r.ctx.Err() != nil:
-		return
+		return false
+	case r.status() == Compensating:
+		return true
 	case failure == nil:
 		r.end(Completed, nil)
-	case attention:
+	default: // a Retriable step failed for good
 		r.needsAttention(failure)
-	default:
-		if err := r.write(Transition{Status: Compensating, Error: failure.Error()}); err != nil {
-			r.stop(err)
-			return
-		}
-		r.mu.Lock()
-		r.st, r.failure = Compensating, failure
-		r.mu.Unlock()
 	}
+	return false
 }
 
 // depsDone reports whether every step right before step i is done.
@@ -319,14 +339,24 @@ func (r *run) depsDone(i int) bool {
 func (r *run) runStep(i int) error {
 	st := &r.d.steps[i]
 	return st.retry.Do(r.ctx, func(ctx context.Context) error {
-		r.mu.Lock()
-		r.fwd[i].attempts++
-		attempt := r.fwd[i].attempts
-		snapshot := r.data
-		r.mu.Unlock()
-
 		r.hookAt(hookBeforeStart, st.name, Forward)
-		if err := r.write(Transition{Step: st.name, Phase: Forward, Kind: Started, Attempt: attempt}); err != nil {
+		// The check that the saga still runs forward and the write of
+		// Started are one step under r.mu: no attempt starts after the
+		// saga turned to compensating.
+		var attempt int
+		var snapshot []byte
+		err := r.writeWith(func() (Transition, error) {
+			if r.st != Running {
+				return Transition{}, errSagaFailing
+			}
+			r.fwd[i].attempts++
+			attempt, snapshot = r.fwd[i].attempts, r.data
+			return Transition{Step: st.name, Phase: Forward, Kind: Started, Attempt: attempt}, nil
+		}, nil)
+		switch {
+		case errors.Is(err, errSagaFailing):
+			return retry.Permanent(err)
+		case err != nil:
 			return retry.Permanent(&errStopped{err})
 		}
 		r.hookAt(hookAfterStart, st.name, Forward)
@@ -338,14 +368,14 @@ func (r *run) runStep(i int) error {
 		switch {
 		case err == nil:
 			var dataErr error
-			werr := r.writeWith(func() Transition {
+			werr := r.writeWith(func() (Transition, error) {
 				t := Transition{Step: st.name, Phase: Forward, Kind: Succeeded, Attempt: attempt}
 				if apply != nil {
 					if t.Data, dataErr = apply(r.data); dataErr != nil {
 						t.Data = nil
 					}
 				}
-				return t
+				return t, nil
 			}, func(t Transition) {
 				if t.Data != nil {
 					r.data = t.Data
@@ -653,22 +683,25 @@ var logRetry = retry.New(retry.WithName("saga.log"), retry.WithMaxAttempts(5),
 
 // write appends t to the log as the saga's next transition.
 func (r *run) write(t Transition) error {
-	return r.writeWith(func() Transition { return t }, nil)
+	return r.writeWith(func() (Transition, error) { return t, nil }, nil)
 }
 
 // writeWith builds a transition and appends it, holding r.mu so that
 // transitions are numbered and written in order, then calls after with
-// it. The write uses attemptCtx: a graceful Close lets it finish.
-func (r *run) writeWith(build func() Transition, after func(Transition)) error {
+// it. An error of build is returned as is, with nothing written. The write uses attemptCtx: a graceful Close lets it finish.
+func (r *run) writeWith(build func() (Transition, error), after func(Transition)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.lost {
 		return ErrLeaseLost
 	}
-	t := build()
+	t, err := build()
+	if err != nil {
+		return err
+	}
 	t.Seq = r.seq + 1
 	tries := 0
-	err := logRetry.Do(r.attemptCtx, func(ctx context.Context) error {
+	err = logRetry.Do(r.attemptCtx, func(ctx context.Context) error {
 		tries++
 		err := r.o.log.Append(ctx, r.rec.ID, r.o.cfg.owner, t)
 		if err != nil && tries > 1 && errors.Is(err, ErrLeaseLost) && r.wrote(ctx, t) {
