@@ -468,3 +468,70 @@ func TestTraceContextIsCarried(t *testing.T) { // not parallel: sets the global 
 	assert.True(t, proc.Parent().IsRemote())
 	assert.Equal(t, sc.SpanID(), proc.SpanContext().SpanID())
 }
+
+// With the default prefetch a subscription holds many fetched messages;
+// closing it hands them all back, and another member gets them, and the
+// messages published afterwards, well before AckWait (30s here).
+func TestCloseHandsBackPrefetchedMessages(t *testing.T) {
+	t.Parallel()
+	for _, conc := range []int{1, 4} {
+		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
+			t.Parallel()
+			bus, _, _ := newBus(t)
+			const n, later = 400, 50
+			require.NoError(t, bus.Publish(ctxWithin(t, 10*time.Second), "t", msgs("pre", n)...))
+			first := newCollector()
+			sub1 := subscribe(t, bus, "t", "g", func(ctx context.Context, m cqrs.Message) error {
+				time.Sleep(2 * time.Millisecond)
+				return first.handle(ctx, m)
+			}, cqrs.WithConcurrency(conc))
+			waitFor(t, 5*time.Second, "a few messages", func() bool { return first.len() >= 5 })
+			require.NoError(t, sub1.Close())
+			k := first.len()
+			require.Less(t, k, n, "the first member handled everything before Close")
+
+			second := newCollector()
+			start := time.Now()
+			subscribe(t, bus, "t", "g", second.handle, cqrs.WithConcurrency(conc))
+			require.NoError(t, bus.Publish(ctxWithin(t, 10*time.Second), "t", msgs("post", later)...))
+			waitFor(t, 10*time.Second, "every message", func() bool {
+				seen := map[string]bool{}
+				for _, m := range append(first.snapshot(), second.snapshot()...) {
+					seen[m.ID] = true
+				}
+				return len(seen) == n+later
+			})
+			t.Logf("first member handled %d; the rest reached the second within %v", k, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// A handler that runs for longer than AckWait keeps its message: the
+// subscription tells the server it is still working on it.
+func TestLongHandlerKeepsItsMessage(t *testing.T) {
+	t.Parallel()
+	for _, conc := range []int{1, 3} {
+		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
+			t.Parallel()
+			bus, _, _ := newBus(t, natsbus.WithAckWait(time.Second))
+			var mu sync.Mutex
+			deliveries := map[string][]int{}
+			c := newCollector()
+			subscribe(t, bus, "t", "g", func(ctx context.Context, m cqrs.Message) error {
+				mu.Lock()
+				deliveries[m.ID] = append(deliveries[m.ID], m.Delivery)
+				mu.Unlock()
+				time.Sleep(2500 * time.Millisecond)
+				return c.handle(ctx, m)
+			}, cqrs.WithConcurrency(conc))
+			require.NoError(t, bus.Publish(ctxWithin(t, 5*time.Second), "t", msgs("long", conc)...))
+			waitFor(t, 10*time.Second, "every message", func() bool { return c.len() >= conc })
+			time.Sleep(1500 * time.Millisecond) // a redelivery would show by now
+			mu.Lock()
+			defer mu.Unlock()
+			for id, d := range deliveries {
+				assert.Equal(t, []int{1}, d, "deliveries of %s", id)
+			}
+		})
+	}
+}

@@ -61,9 +61,14 @@
 //     limit, so a message is never dropped without reaching DeadLetter;
 //     deliveries that never reached a handler (a crash, a subscription
 //     closed while the message was buffered) count towards it.
+//   - A subscription fetches up to [WithPrefetch] messages (default
+//     [DefaultPrefetch], 256) ahead of its handlers. Their AckWait runs
+//     while they wait, so keep prefetch times a handler's duration well
+//     under AckWait.
 //   - [cqrs.Subscription.Close] stops fetching, hands buffered messages back
-//     to the group at once and waits for running handlers; their messages
-//     are settled before it returns.
+//     to the group (they reach another member about a second later, not
+//     after AckWait) and waits for running handlers; their messages are
+//     settled before it returns.
 //
 // # Telemetry
 //

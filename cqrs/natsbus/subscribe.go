@@ -23,6 +23,17 @@ import (
 // back the messages it buffered.
 const drainTimeout = 5 * time.Second
 
+// pullExpiry is how long the server keeps each pull request of a
+// subscription open. A closed subscription's last request stays on the
+// server until it expires, and the server (2.9 at least) may deliver to
+// it a message handed back before then, where nobody takes it until
+// AckWait. So messages handed back while a subscription closes are Naked
+// with a delay of handBackDelay, by when the request has expired.
+const (
+	pullExpiry    = time.Second
+	handBackDelay = pullExpiry + 200*time.Millisecond
+)
+
 // Subscribe starts delivering the messages published to topic to handler,
 // as a member of the consumer group group. The group is a durable pull
 // consumer of the stream, named from the group and the topic (see
@@ -45,9 +56,21 @@ const drainTimeout = 5 * time.Second
 // count towards it.
 //
 // With Concurrency 1 (the default) a subscription handles one message at
-// a time, in stream order apart from redeliveries. While a handler runs,
-// the subscription tells the server every half AckWait that it is still
-// working on the message.
+// a time, in stream order apart from redeliveries; with n, up to n at
+// once. While a handler runs, the subscription tells the server every half
+// AckWait that it is still working on the message. The subscription
+// fetches messages ahead of its handlers ([WithPrefetch], default
+// [DefaultPrefetch]); a fetched message's AckWait runs while it waits its
+// turn, so prefetch times a handler's duration, divided by Concurrency,
+// must stay well under AckWait, or waiting messages are delivered again.
+//
+// [cqrs.Subscription.Close] hands the messages fetched but not handled
+// back to the group with a Nak delayed by about a second, the time the
+// server takes to forget the subscription's last pull request (a message
+// handed back sooner could be sent to that request and be lost to the
+// group until AckWait). A handler that fails while Close waits for it has
+// its message delivered again after that second too, if its backoff is
+// shorter.
 //
 // ctx bounds setting up the consumer; its values, not its cancellation,
 // are passed on to handlers. Subscribe returns an error for a bad topic,
@@ -95,10 +118,11 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		handler: handler,
 		baseCtx: context.WithoutCancel(ctx),
 		tel:     newSubTelemetry(topic, subject, group, name),
-		sem:     make(chan struct{}, cfg.Concurrency),
 	}
+	s.start()
 	s.cc, err = cons.Consume(s.receive,
-		jetstream.PullMaxMessages(max(b.cfg.prefetch, 2*cfg.Concurrency)), // prefetch 0: 2×concurrency
+		jetstream.PullMaxMessages(b.cfg.prefetchFor(cfg.Concurrency)),
+		jetstream.PullExpiry(pullExpiry),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			// The client reconnects and resumes by itself; report what
 			// happened (a missed heartbeat, a deleted consumer) to the
@@ -107,6 +131,10 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		}),
 	)
 	if err != nil {
+		close(s.closed) // stop the workers and the keepalive loop
+		s.wg.Wait()
+		close(s.stopKA)
+		<-s.kaDone
 		return nil, fmt.Errorf("natsbus: consume %s on stream %s: %w", name, b.cfg.stream, err)
 	}
 	return s, nil
@@ -146,6 +174,13 @@ func ConsumerName(group, topic string) string {
 }
 
 // subscription is a running subscription of a Bus.
+//
+// With Concurrency 1 the Consume callback handles each message itself, on
+// the client's delivery goroutine; with more, it hands each to one of
+// Concurrency workers, blocking until one is free. Either way a blocked
+// callback keeps the client from fetching more than the prefetch. One
+// keepalive goroutine per subscription extends the AckWait of every
+// message being handled.
 type subscription struct {
 	bus     *Bus
 	topic   string
@@ -154,39 +189,126 @@ type subscription struct {
 	baseCtx context.Context
 	tel     *subTelemetry
 	cc      jetstream.ConsumeContext
-	sem     chan struct{}
 
-	mu        sync.Mutex // guards closing and wg.Add against Close
+	slots  []slot             // one per handler that can run at once
+	work   chan jetstream.Msg // to the workers; nil with Concurrency 1
+	closed chan struct{}      // closed when Close starts
+	stopKA chan struct{}      // closed to stop the keepalive loop
+	kaDone chan struct{}      // closed when the keepalive loop returns
+
+	mu        sync.Mutex // guards closing, handBack and wg.Add against Close
 	closing   bool
-	wg        sync.WaitGroup
+	handBack  []jetstream.Msg // delivered after Close started, not handled
+	wg        sync.WaitGroup  // running handlers and workers
 	closeOnce sync.Once
 }
 
+// slot holds the message a handler is working on, for the keepalive loop.
+type slot struct {
+	mu  sync.Mutex
+	msg jetstream.Msg
+}
+
+func (sl *slot) set(msg jetstream.Msg) {
+	sl.mu.Lock()
+	sl.msg = msg
+	sl.mu.Unlock()
+}
+
+// start starts the workers and the keepalive loop.
+func (s *subscription) start() {
+	n := s.cfg.Concurrency
+	s.slots = make([]slot, n)
+	s.closed = make(chan struct{})
+	s.stopKA = make(chan struct{})
+	s.kaDone = make(chan struct{})
+	if n > 1 {
+		s.work = make(chan jetstream.Msg)
+		s.wg.Add(n)
+		for i := range n {
+			go s.worker(&s.slots[i])
+		}
+	}
+	go s.keepAlive()
+}
+
 // receive is the Consume callback. It runs on one goroutine per
-// subscription; it blocks while Concurrency handlers are running, which
-// keeps the client from fetching more than it can handle.
+// subscription and returns once the message is handled (Concurrency 1) or
+// taken by a worker, so the client fetches no more than it can handle.
+// Once Close has started it keeps each message for Close to hand back.
 func (s *subscription) receive(msg jetstream.Msg) {
-	s.sem <- struct{}{}
+	if s.work != nil {
+		select {
+		case <-s.closed:
+			s.keep(msg)
+			return
+		default:
+		}
+		select {
+		case s.work <- msg:
+		case <-s.closed:
+			s.keep(msg)
+		}
+		return
+	}
 	s.mu.Lock()
 	if s.closing {
+		s.handBack = append(s.handBack, msg)
 		s.mu.Unlock()
-		<-s.sem
-		_ = msg.Nak() // hand it back to the group at once
 		return
 	}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go func() {
-		defer func() {
-			<-s.sem
-			s.wg.Done()
-		}()
-		s.process(msg)
-	}()
+	defer s.wg.Done()
+	s.process(msg, &s.slots[0])
 }
 
-// process handles one delivery and settles it.
-func (s *subscription) process(msg jetstream.Msg) {
+// keep keeps msg, delivered while the subscription closes, for Close to
+// hand back.
+func (s *subscription) keep(msg jetstream.Msg) {
+	s.mu.Lock()
+	s.handBack = append(s.handBack, msg)
+	s.mu.Unlock()
+}
+
+// worker handles the messages of s.work until Close starts.
+func (s *subscription) worker(sl *slot) {
+	defer s.wg.Done()
+	for {
+		select {
+		case msg := <-s.work:
+			s.process(msg, sl)
+		case <-s.closed:
+			return
+		}
+	}
+}
+
+// keepAlive tells the server every half AckWait that each message being
+// handled is still being worked on, until Close stops it.
+func (s *subscription) keepAlive() {
+	defer close(s.kaDone)
+	t := time.NewTicker(s.bus.cfg.ackWait / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopKA:
+			return
+		case <-t.C:
+			for i := range s.slots {
+				sl := &s.slots[i]
+				sl.mu.Lock()
+				if sl.msg != nil {
+					_ = sl.msg.InProgress()
+				}
+				sl.mu.Unlock()
+			}
+		}
+	}
+}
+
+// process handles one delivery in slot sl and settles it.
+func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 	m := cqrs.Message{
 		Topic: s.topic,
 		Data:  msg.Data(),
@@ -222,9 +344,9 @@ func (s *subscription) process(msg jetstream.Msg) {
 		add(ctx, s.bus.inst.redelivered, s.tel.plainOpts)
 	}
 
-	stop := s.keepAlive(msg)
+	sl.set(msg)
 	err := s.call(ctx, m)
-	stop()
+	sl.set(nil) // no InProgress after the message is settled
 
 	if err == nil {
 		add(ctx, s.bus.inst.processed, s.tel.successOpts)
@@ -244,7 +366,21 @@ func (s *subscription) process(msg jetstream.Msg) {
 		_ = msg.TermWithReason(fmt.Sprintf("natsbus: dead-lettered after %d deliveries", m.Delivery))
 		return
 	}
-	_ = msg.NakWithDelay(s.cfg.Backoff(m.Delivery))
+	delay := s.cfg.Backoff(m.Delivery)
+	if s.isClosing() {
+		delay = max(delay, handBackDelay) // see pullExpiry
+	}
+	_ = msg.NakWithDelay(delay)
+}
+
+// isClosing reports whether Close has started.
+func (s *subscription) isClosing() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
 }
 
 func firstOf(v []string) string {
@@ -252,30 +388,6 @@ func firstOf(v []string) string {
 		return ""
 	}
 	return v[0]
-}
-
-// keepAlive tells the server every half AckWait that msg is still being
-// worked on, until the returned function is called.
-func (s *subscription) keepAlive(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(s.bus.cfg.ackWait / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
-	return func() {
-		close(done)
-		<-finished
-	}
 }
 
 // call runs the handler, turning a panic into an error.
@@ -299,10 +411,18 @@ func (s *subscription) deadLetter(ctx context.Context, m cqrs.Message, err error
 // handled back to the group, and waits for running handlers to return and
 // their messages to be settled. It is safe to call more than once; calls
 // after the first return nil at once.
+//
+// The client library drains its subscription: it tells the server to stop
+// sending, waits for the server to have heard it and passes every message
+// that was already on its way to the callback, which keeps it. Once the
+// drain is over, Close hands each kept message back with a Nak delayed by
+// handBackDelay (see pullExpiry), so that another member of the group gets
+// it about a second later rather than after AckWait.
 func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
 		s.closing = true
+		close(s.closed)
 		s.mu.Unlock()
 		s.cc.Drain()
 		select {
@@ -311,6 +431,15 @@ func (s *subscription) Close() error {
 			s.cc.Stop()
 		}
 		s.wg.Wait()
+		close(s.stopKA)
+		<-s.kaDone
+		s.mu.Lock()
+		back := s.handBack
+		s.handBack = nil
+		s.mu.Unlock()
+		for _, msg := range back {
+			_ = msg.NakWithDelay(handBackDelay)
+		}
 	})
 	return nil
 }
