@@ -122,12 +122,15 @@ type Log interface {
 	// Trace; nil Data is loaded back as nil, empty as empty.
 	Create(ctx context.Context, rec Record, owner string, lease time.Duration) error
 
-	// Append records t as the next transition of saga id, and its Status,
-	// if any, as the saga's status, in one atomic write, if owner holds the
-	// saga's lease. A final Status also ends the lease. It returns an
-	// error matching ErrLeaseLost, recording nothing, if owner does not
-	// hold the lease or t.Seq is taken; ErrNotFound if there is no saga id.
-	Append(ctx context.Context, id, owner string, t Transition) error
+	// Append records ts, in order, as the next transitions of saga id, and
+	// the last Status among them, if any, as the saga's status, in one
+	// atomic write, if owner holds the saga's lease. A final Status also
+	// ends the lease. It returns an error matching ErrLeaseLost, recording
+	// nothing, if owner does not hold the lease or a Seq of ts is taken;
+	// ErrNotFound if there is no saga id. Appending no transitions does
+	// nothing. The orchestrator appends several transitions at once when
+	// one event has several: a step succeeded and the next one starts.
+	Append(ctx context.Context, id, owner string, ts ...Transition) error
 
 	// Renew extends, to lease from now, the leases that owner holds on the
 	// sagas ids, and returns those of ids whose lease it does not hold.

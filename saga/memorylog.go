@@ -49,7 +49,7 @@ func (l *MemoryLog) Create(ctx context.Context, rec Record, owner string, lease 
 }
 
 // Append implements [Log.Append].
-func (l *MemoryLog) Append(ctx context.Context, id, owner string, t Transition) error {
+func (l *MemoryLog) Append(ctx context.Context, id, owner string, ts ...Transition) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -62,18 +62,23 @@ func (l *MemoryLog) Append(ctx context.Context, id, owner string, t Transition) 
 	if s.owner == "" || s.owner != owner {
 		return fmt.Errorf("%w: saga %q is not leased to %q", ErrLeaseLost, id, owner)
 	}
-	for _, old := range s.transitions {
-		if old.Seq == t.Seq {
+	for i, t := range ts {
+		taken := slices.ContainsFunc(s.transitions, func(old Transition) bool { return old.Seq == t.Seq }) ||
+			slices.ContainsFunc(ts[:i], func(old Transition) bool { return old.Seq == t.Seq })
+		if taken {
 			return fmt.Errorf("%w: saga %q has a transition %d already", ErrLeaseLost, id, t.Seq)
 		}
 	}
-	t.Data = slices.Clone(t.Data)
-	t.At = time.Now()
-	s.transitions = append(s.transitions, t)
-	if t.Status != "" {
-		s.rec.Status = t.Status
-		if t.Status.Final() {
-			s.owner = ""
+	now := time.Now()
+	for _, t := range ts {
+		t.Data = slices.Clone(t.Data)
+		t.At = now
+		s.transitions = append(s.transitions, t)
+		if t.Status != "" {
+			s.rec.Status = t.Status
+			if t.Status.Final() {
+				s.owner = ""
+			}
 		}
 	}
 	return nil

@@ -260,8 +260,8 @@ type lossyLog struct {
 	calls atomic.Int32
 }
 
-func (l *lossyLog) Append(ctx context.Context, id, owner string, t saga.Transition) error {
-	err := l.MemoryLog.Append(ctx, id, owner, t)
+func (l *lossyLog) Append(ctx context.Context, id, owner string, ts ...saga.Transition) error {
+	err := l.MemoryLog.Append(ctx, id, owner, ts...)
 	if l.calls.Add(1) == l.n && err == nil {
 		return errors.New("connection reset by peer")
 	}

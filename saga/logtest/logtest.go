@@ -72,6 +72,8 @@ func Run(t *testing.T, newLog func(t *testing.T) saga.Log) {
 		{"Append/Status", testAppendStatus},
 		{"Append/NotOwner", testAppendNotOwner},
 		{"Append/DuplicateSeq", testAppendDuplicateSeq},
+		{"Append/Batch", testAppendBatch},
+		{"Append/BatchAtomic", testAppendBatchAtomic},
 		{"Append/FinalEndsLease", testFinalEndsLease},
 		{"Renew/Lost", testRenewLost},
 		{"Renew/Extends", testRenewExtends},
@@ -136,11 +138,11 @@ func (s *suite) mustCreate(t *testing.T, rec saga.Record, owner string, lease ti
 	}
 }
 
-// mustAppend appends tr to saga id as owner.
-func (s *suite) mustAppend(t *testing.T, id, owner string, tr saga.Transition) {
+// mustAppend appends ts to saga id as owner.
+func (s *suite) mustAppend(t *testing.T, id, owner string, ts ...saga.Transition) {
 	t.Helper()
-	if err := s.Append(ctx(t), id, owner, tr); err != nil {
-		t.Fatalf("Append(%q, %q, seq %d) = %v; want nil", id, owner, tr.Seq, err)
+	if err := s.Append(ctx(t), id, owner, ts...); err != nil {
+		t.Fatalf("Append(%q, %q, %d transitions from seq %d) = %v; want nil", id, owner, len(ts), ts[0].Seq, err)
 	}
 }
 
@@ -540,6 +542,61 @@ func testAppendDuplicateSeq(t *testing.T, s *suite) {
 		t.Fatalf("Renew after a rejected final transition = %q; want none lost", lost)
 	}
 	s.mustAppend(t, rec.ID, ownerA, step(3, "c"))
+}
+
+func testAppendBatch(t *testing.T, s *suite) {
+	name := s.name(t, "n")
+	rec := s.record(t, "a", name)
+	s.mustCreate(t, rec, ownerA, longLease)
+	if err := s.Append(ctx(t), rec.ID, ownerA); err != nil {
+		t.Fatalf("Append of no transitions = %v; want nil", err)
+	}
+	s.mustAppend(t, rec.ID, ownerA, step(1, "a"))
+	batch := []saga.Transition{
+		{Seq: 2, Step: "a", Phase: saga.Forward, Kind: saga.Succeeded, Attempt: 1, Data: []byte(`{"a":1}`)},
+		{Seq: 3, Step: "b", Phase: saga.Forward, Kind: saga.Started, Attempt: 1},
+		{Seq: 4, Step: "c", Phase: saga.Forward, Kind: saga.Started, Attempt: 1},
+	}
+	if err := s.Append(ctx(t), rec.ID, ownerA, batch...); err != nil {
+		t.Fatalf("Append of %d transitions = %v; want nil", len(batch), err)
+	}
+	got, ts := s.mustLoad(t, rec.ID)
+	checkRecord(t, "Load after a batch", got, rec, saga.Running)
+	checkTransitions(t, "Load after a batch", ts, append([]saga.Transition{step(1, "a")}, batch...))
+	// The last Status of a batch is the saga's; a final one ends the lease.
+	final := []saga.Transition{
+		{Seq: 5, Step: "b", Phase: saga.Forward, Kind: saga.Failed, Attempt: 1, Error: "no"},
+		{Seq: 6, Status: saga.Compensating, Error: "b: no"},
+		{Seq: 7, Status: saga.Compensated, Error: "b: no"},
+	}
+	if err := s.Append(ctx(t), rec.ID, ownerA, final...); err != nil {
+		t.Fatalf("Append of a batch ending compensated = %v; want nil", err)
+	}
+	got, _ = s.mustLoad(t, rec.ID)
+	checkRecord(t, "Load after a final batch", got, rec, saga.Compensated)
+	s.appendLost(t, rec.ID, ownerA, saga.Transition{Seq: 8, Status: saga.Compensated}, "after a final batch")
+}
+
+func testAppendBatchAtomic(t *testing.T, s *suite) {
+	name := s.name(t, "n")
+	rec := s.record(t, "a", name)
+	s.mustCreate(t, rec, ownerA, longLease)
+	s.mustAppend(t, rec.ID, ownerA, step(1, "a"))
+	for _, batch := range [][]saga.Transition{
+		{step(2, "b"), step(1, "dup")},                                 // a taken Seq last
+		{step(2, "b"), step(3, "c"), step(3, "dup")},                   // a Seq twice in the batch
+		{step(2, "b"), {Seq: 3, Status: saga.Completed}, step(1, "x")}, // with a final status
+	} {
+		err := s.Append(ctx(t), rec.ID, ownerA, batch...)
+		if !errors.Is(err, saga.ErrLeaseLost) {
+			t.Fatalf("Append of a batch with a taken Seq = %v; want an error matching ErrLeaseLost", err)
+		}
+	}
+	got, ts := s.mustLoad(t, rec.ID)
+	checkRecord(t, "Load after rejected batches", got, rec, saga.Running)
+	checkTransitions(t, "Load after rejected batches", ts, []saga.Transition{step(1, "a")})
+	s.appendLost(t, rec.ID, ownerB, step(2, "b"), "by another owner")
+	s.mustAppend(t, rec.ID, ownerA, step(2, "b"), step(3, "c"))
 }
 
 func testFinalEndsLease(t *testing.T, s *suite) {

@@ -69,12 +69,14 @@ ON CONFLICT (id) DO NOTHING`),
 		owner = CASE WHEN $4::boolean THEN NULL ELSE owner END,
 		updated_at = now()
 	WHERE id = $1 AND owner = $2
-		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = $5::bigint)
+		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($5::bigint[]))
 	RETURNING id
 )
 INSERT INTO {s}.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
-SELECT id, $5::bigint, $3::text, $6, $7, $8, $9::integer, $10::bytea, $11 FROM s`),
-		why: r.Replace(`SELECT owner, EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = $2)
+SELECT s.id, u.seq, u.status, u.step, u.phase, u.kind, u.attempt, u.data, u.error
+FROM s, unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bytea[], $12::text[])
+	AS u(seq, status, step, phase, kind, attempt, data, error)`),
+		why: r.Replace(`SELECT owner, EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($2::bigint[]))
 FROM {s}.sagas WHERE id = $1`),
 		// The rows are locked in id order, so that two renewals of
 		// overlapping sagas cannot deadlock.
@@ -167,38 +169,53 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 }
 
 // Append implements [saga.Log.Append] with one statement: an UPDATE of
-// the saga's row, matching only if owner holds the lease and t.Seq is
-// free, and an INSERT of the transition that runs only if the UPDATE
-// matched. The UPDATE's row lock serialises the appends to a saga and
+// the saga's row, matching only if owner holds the lease and the Seqs of
+// ts are free, and an INSERT of the transitions (from arrays, unnested)
+// that runs only if the UPDATE matched. The UPDATE's row lock serialises the appends to a saga and
 // the claims of it, so a stale owner is turned away whichever commits
 // first. Only when nothing was written does a second query tell a missing
 // saga from a lost lease.
-func (l *Log) Append(ctx context.Context, id, owner string, t saga.Transition) (err error) {
+func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transition) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if len(ts) == 0 {
+		return nil
+	}
 	ctx, span, start := l.tel.start(ctx, opAppend, id)
 	defer func() { l.tel.end(ctx, span, opAppend, start, err) }()
-	tag, err := l.pool.Exec(ctx, l.sql.append, id, owner, string(t.Status), t.Status.Final(), t.Seq,
-		t.Step, string(t.Phase), string(t.Kind), t.Attempt, t.Data, t.Error)
+	var status saga.Status
+	seqs := make([]int64, len(ts))
+	statuses, steps, phases, kinds, errs := make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts))
+	attempts := make([]int32, len(ts))
+	data := make([][]byte, len(ts))
+	for i, t := range ts {
+		if t.Status != "" {
+			status = t.Status
+		}
+		seqs[i], statuses[i], steps[i], phases[i], kinds[i] = t.Seq, string(t.Status), t.Step, string(t.Phase), string(t.Kind)
+		attempts[i], data[i], errs[i] = int32(min(max(t.Attempt, 0), 1<<31-1)), t.Data, t.Error
+	}
+	tag, err := l.pool.Exec(ctx, l.sql.append, id, owner, string(status), status.Final(),
+		seqs, statuses, steps, phases, kinds, attempts, data, errs)
 	switch {
 	case isSeqTaken(err):
-		return fmt.Errorf("%w: saga %q has a transition %d already", saga.ErrLeaseLost, id, t.Seq)
+		return fmt.Errorf("%w: saga %q has a transition of %v already", saga.ErrLeaseLost, id, seqs)
 	case err != nil:
-		return fmt.Errorf("pglog: appending transition %d to saga %q: %w", t.Seq, id, ctxErr(ctx, err))
-	case tag.RowsAffected() == 1:
+		return fmt.Errorf("pglog: appending transitions %v to saga %q: %w", seqs, id, ctxErr(ctx, err))
+	case tag.RowsAffected() == int64(len(ts)):
 		return nil
 	}
 	var holder pgtype.Text
 	var taken bool
-	err = l.pool.QueryRow(ctx, l.sql.why, id, t.Seq).Scan(&holder, &taken)
+	err = l.pool.QueryRow(ctx, l.sql.why, id, seqs).Scan(&holder, &taken)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("%w: saga %q", saga.ErrNotFound, id)
 	case err != nil:
-		return fmt.Errorf("pglog: appending transition %d to saga %q: %w", t.Seq, id, ctxErr(ctx, err))
+		return fmt.Errorf("pglog: appending transitions %v to saga %q: %w", seqs, id, ctxErr(ctx, err))
 	case holder.Valid && holder.String == owner && taken:
-		return fmt.Errorf("%w: saga %q has a transition %d already", saga.ErrLeaseLost, id, t.Seq)
+		return fmt.Errorf("%w: saga %q has a transition of %v already", saga.ErrLeaseLost, id, seqs)
 	case !holder.Valid:
 		return fmt.Errorf("%w: saga %q is leased to no one", saga.ErrLeaseLost, id)
 	default:

@@ -160,7 +160,7 @@ func TestAppendSeqTakenWhileWaiting(t *testing.T) {
 	require.NoError(t, tx.Commit(ctx))
 	err := <-done
 	require.ErrorIs(t, err, saga.ErrLeaseLost)
-	assert.Contains(t, err.Error(), "has a transition 1 already")
+	assert.Contains(t, err.Error(), "has a transition of [1] already")
 
 	rec, ts, err := l.Load(ctx, "a")
 	require.NoError(t, err)
