@@ -185,6 +185,12 @@ func crashCases() []crashCase {
 	var cases []crashCase
 	for _, step := range []string{"pay", "reserve", "ship"} {
 		for _, p := range points {
+			// The Started transition of a step after the first is written
+			// with the success of the step before it: there is no point
+			// between the two, only after-outcome of the step before.
+			if step != "pay" && p == string(saga.HookBeforeStart) {
+				continue
+			}
 			cases = append(cases, crashCase{step, saga.Forward, p, false})
 		}
 	}
@@ -211,7 +217,13 @@ func TestCrashRecovery(t *testing.T) {
 			require.NoError(t, err)
 			o := newOrchestrator(t, log, saga.WithDefinitions(def), saga.WithOwner("recoverer"))
 			ctx := ctxWithin(t, 30*time.Second)
-			recoverAll(t, ctx, o, 1)
+			// A crash after the last step's outcome, written with the
+			// saga's completion, leaves nothing to recover.
+			rec, _, err := log.Load(ctx, "s-0")
+			require.NoError(t, err)
+			if !rec.Status.Final() {
+				recoverAll(t, ctx, o, 1)
+			}
 			st, err := o.Wait(ctx, "s-0")
 			require.Equal(t, wantStatus(c), st, "status after recovery (%v)", err)
 
@@ -232,8 +244,8 @@ func wantEffects(c crashCase, st saga.Status) map[string]int {
 	// Compensated. A compensation runs for every step whose action took
 	// effect or may have (reserve, interrupted, is not idempotent).
 	want := map[string]int{"payments": 1, "refunds": 1, "releases": 1}
-	reserved := !(c.phase == saga.Forward && c.step == "reserve" &&
-		(c.point == string(saga.HookBeforeStart) || c.point == string(saga.HookAfterStart)))
+	reserved := !(c.phase == saga.Forward && (c.step == "reserve" && c.point == string(saga.HookAfterStart) ||
+		c.step == "pay" && c.point == string(saga.HookAfterResult)))
 	if reserved {
 		want["reservations"] = 1
 	}
@@ -244,9 +256,15 @@ func wantEffects(c crashCase, st saga.Status) map[string]int {
 // which is not idempotent, has an unknown outcome and is compensated;
 // interrupted idempotent steps run again; a saga that was compensating
 // goes on compensating.
+//
+// The Started transition of reserve is written with pay's success, so a
+// crash right after pay's outcome leaves reserve as interrupted as one
+// after its own Started (the window between the write and the call is as
+// short in both).
 func wantStatus(c crashCase) saga.Status {
 	interrupted := c.point == string(saga.HookAfterStart) || c.point == midPoint || c.point == string(saga.HookAfterAction)
-	if c.fail || (c.phase == saga.Forward && c.step == "reserve" && interrupted) {
+	if c.fail || (c.phase == saga.Forward && c.step == "reserve" && interrupted) ||
+		(c.phase == saga.Forward && c.step == "pay" && c.point == string(saga.HookAfterResult)) {
 		return saga.Compensated
 	}
 	return saga.Completed

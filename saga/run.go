@@ -45,6 +45,9 @@ type fwdState struct {
 	// interrupted): the step may have taken effect even if a later
 	// attempt failed, so it is compensated.
 	maybe bool
+	// prestarted is set when the Started transition of the step's next
+	// attempt was written with the success of the step before it.
+	prestarted bool
 }
 
 type compState struct {
@@ -208,10 +211,12 @@ func (r *run) execute() {
 	}
 }
 
-// stepResult is how an attempt sequence of one step ended.
+// stepResult is how an attempt sequence of one step ended, and the steps
+// it started.
 type stepResult struct {
-	i   int
-	err error
+	i    int
+	next []int
+	err  error
 }
 
 // errStopped marks an attempt sequence stopped by the orchestrator (closed,
@@ -257,7 +262,10 @@ func (r *run) forward() (compensate bool) {
 				if r.fwd[i].state == pending && r.depsDone(i) {
 					r.fwd[i].state = inFlight
 					inflight++
-					go func() { results <- stepResult{i, r.runStep(i)} }()
+					go func() {
+						next, err := r.runStep(i)
+						results <- stepResult{i, next, err}
+					}()
 				}
 			}
 			r.mu.Unlock()
@@ -267,6 +275,13 @@ func (r *run) forward() (compensate bool) {
 		}
 		res := <-results
 		inflight--
+		for _, j := range res.next {
+			inflight++
+			go func() {
+				next, err := r.runStep(j)
+				results <- stepResult{j, next, err}
+			}()
+		}
 		st := &steps[res.i]
 		var stop *errStopped
 		var dataErr *errDataUpdate
@@ -312,6 +327,8 @@ func (r *run) forward() (compensate bool) {
 		}
 	}
 	switch {
+	case r.status() == Completed: // written with the last step
+		r.end(Completed, nil)
 	case stopped || r.ctx.Err() != nil:
 		return false
 	case r.status() == Compensating:
@@ -335,29 +352,54 @@ func (r *run) depsDone(i int) bool {
 	return true
 }
 
-// runStep runs the attempts of step i's action under its retry policy.
-func (r *run) runStep(i int) error {
+// runStep runs the attempts of step i's action under its retry policy. It
+// returns the steps that its success started (see succeed).
+func (r *run) runStep(i int) (next []int, err error) {
 	st := &r.d.steps[i]
-	return st.retry.Do(r.ctx, func(ctx context.Context) error {
-		r.hookAt(hookBeforeStart, st.name, Forward)
-		// The check that the saga still runs forward and the write of
-		// Started are one step under r.mu: no attempt starts after the
-		// saga turned to compensating.
+	err = st.retry.Do(r.ctx, func(ctx context.Context) error {
 		var attempt int
 		var snapshot []byte
-		err := r.writeWith(func() (Transition, error) {
-			if r.st != Running {
-				return Transition{}, errSagaFailing
-			}
-			r.fwd[i].attempts++
-			attempt, snapshot = r.fwd[i].attempts, r.data
-			return Transition{Step: st.name, Phase: Forward, Kind: Started, Attempt: attempt}, nil
-		}, nil)
+		r.mu.Lock()
+		pre, running := r.fwd[i].prestarted, r.st == Running
+		r.fwd[i].prestarted = false
+		attempt, snapshot = r.fwd[i].attempts, r.data
+		r.mu.Unlock()
 		switch {
-		case errors.Is(err, errSagaFailing):
-			return retry.Permanent(err)
-		case err != nil:
-			return retry.Permanent(&errStopped{err})
+		case pre && (!running || r.ctx.Err() != nil):
+			// Started with the step before it, but since then a parallel
+			// step has failed the saga or the orchestrator is closing:
+			// record that the attempt never ran, so that Recover does not
+			// take its outcome for unknown.
+			why := errSagaFailing
+			if running {
+				why = ErrClosed
+			}
+			if err := r.write(Transition{Step: st.name, Phase: Forward, Kind: Failed, Attempt: attempt, Error: "not run: " + why.Error()}); err != nil {
+				return retry.Permanent(&errStopped{err})
+			}
+			if why == ErrClosed {
+				return retry.Permanent(&errStopped{why})
+			}
+			return retry.Permanent(errSagaFailing)
+		case !pre:
+			r.hookAt(hookBeforeStart, st.name, Forward)
+			// The check that the saga still runs forward and the write of
+			// Started are one step under r.mu: no attempt starts after the
+			// saga turned to compensating.
+			err := r.writeWith(func() ([]Transition, error) {
+				if r.st != Running {
+					return nil, errSagaFailing
+				}
+				r.fwd[i].attempts++
+				attempt, snapshot = r.fwd[i].attempts, r.data
+				return []Transition{{Step: st.name, Phase: Forward, Kind: Started, Attempt: attempt}}, nil
+			}, nil)
+			switch {
+			case errors.Is(err, errSagaFailing):
+				return retry.Permanent(err)
+			case err != nil:
+				return retry.Permanent(&errStopped{err})
+			}
 		}
 		r.hookAt(hookAfterStart, st.name, Forward)
 
@@ -367,20 +409,8 @@ func (r *run) runStep(i int) error {
 		r.hookAt(hookAfterAction, st.name, Forward)
 		switch {
 		case err == nil:
-			var dataErr error
-			werr := r.writeWith(func() (Transition, error) {
-				t := Transition{Step: st.name, Phase: Forward, Kind: Succeeded, Attempt: attempt}
-				if apply != nil {
-					if t.Data, dataErr = apply(r.data); dataErr != nil {
-						t.Data = nil
-					}
-				}
-				return t, nil
-			}, func(t Transition) {
-				if t.Data != nil {
-					r.data = t.Data
-				}
-			})
+			var dataErr, werr error
+			next, dataErr, werr = r.succeed(i, attempt, apply)
 			r.endAttempt(span, Forward, st.name, Succeeded, dataErr)
 			if werr != nil {
 				return retry.Permanent(&errStopped{werr})
@@ -417,6 +447,69 @@ func (r *run) runStep(i int) error {
 			return err
 		}
 	})
+	return next, err
+}
+
+// succeed records step i's success, with its update of the data, in one
+// write with the Started transitions of the steps it makes ready (which
+// the forward loop then runs without writing Started again) and, if it
+// was the last step, the saga's completion: one write per step instead of
+// two. It returns the steps it started.
+func (r *run) succeed(i, attempt int, apply func([]byte) ([]byte, error)) (next []int, dataErr, err error) {
+	st := &r.d.steps[i]
+	err = r.writeWith(func() ([]Transition, error) {
+		next = next[:0]
+		t := Transition{Step: st.name, Phase: Forward, Kind: Succeeded, Attempt: attempt}
+		if apply != nil {
+			if t.Data, dataErr = apply(r.data); dataErr != nil {
+				t.Data = nil
+			}
+		}
+		ts := []Transition{t}
+		if r.st != Running || dataErr != nil {
+			return ts, nil
+		}
+		last := true
+		for j := range r.fwd {
+			if j != i && r.fwd[j].state != done {
+				last = false
+			}
+		}
+		if last {
+			return append(ts, Transition{Status: Completed}), nil
+		}
+		for _, j := range st.dependents {
+			if r.fwd[j].state == pending && r.depsDoneBut(j, i) {
+				next = append(next, j)
+				ts = append(ts, Transition{Step: r.d.steps[j].name, Phase: Forward, Kind: Started, Attempt: r.fwd[j].attempts + 1})
+			}
+		}
+		return ts, nil
+	}, func(ts []Transition) {
+		if ts[0].Data != nil {
+			r.data = ts[0].Data
+		}
+		r.fwd[i].state = done
+		for _, j := range next {
+			r.fwd[j].attempts++
+			r.fwd[j].state, r.fwd[j].prestarted = inFlight, true
+		}
+	})
+	if err != nil {
+		next = nil
+	}
+	return next, dataErr, err
+}
+
+// depsDoneBut reports whether every step right before step j is done,
+// counting step i as done. r.mu is held.
+func (r *run) depsDoneBut(j, i int) bool {
+	for _, d := range r.d.steps[j].deps {
+		if d != i && r.fwd[d].state != done {
+			return false
+		}
+	}
+	return true
 }
 
 // attemptContext returns the context of one attempt: values of ctx (the
@@ -511,7 +604,7 @@ func (r *run) compensateAll() {
 				if need[i] && r.comp[i].state == pending && r.dependentsCompensated(i, need) {
 					r.comp[i].state = inFlight
 					inflight++
-					go func() { results <- stepResult{i, r.runCompensation(i)} }()
+					go func() { results <- stepResult{i, nil, r.runCompensation(i)} }()
 				}
 			}
 			r.mu.Unlock()
@@ -623,7 +716,7 @@ func (r *run) needsAttention(cause error) {
 // end records the saga's final status (written already for
 // NeedsAttention).
 func (r *run) end(st Status, cause error) {
-	if st != NeedsAttention {
+	if st != NeedsAttention && r.status() != st { // Completed may come with the last step
 		t := Transition{Status: st}
 		if cause != nil {
 			t.Error = cause.Error()
@@ -683,28 +776,31 @@ var logRetry = retry.New(retry.WithName("saga.log"), retry.WithMaxAttempts(5),
 
 // write appends t to the log as the saga's next transition.
 func (r *run) write(t Transition) error {
-	return r.writeWith(func() (Transition, error) { return t, nil }, nil)
+	return r.writeWith(func() ([]Transition, error) { return []Transition{t}, nil }, nil)
 }
 
-// writeWith builds a transition and appends it, holding r.mu so that
-// transitions are numbered and written in order, then calls after with
-// it. An error of build is returned as is, with nothing written. The write uses attemptCtx: a graceful Close lets it finish.
-func (r *run) writeWith(build func() (Transition, error), after func(Transition)) error {
+// writeWith builds transitions and appends them in one write, holding r.mu
+// so that transitions are numbered and written in order, then calls after
+// with them. An error of build is returned as is, with nothing written.
+// The write uses attemptCtx: a graceful Close lets it finish.
+func (r *run) writeWith(build func() ([]Transition, error), after func([]Transition)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.lost {
 		return ErrLeaseLost
 	}
-	t, err := build()
+	ts, err := build()
 	if err != nil {
 		return err
 	}
-	t.Seq = r.seq + 1
+	for i := range ts {
+		ts[i].Seq = r.seq + 1 + int64(i)
+	}
 	tries := 0
 	err = logRetry.Do(r.attemptCtx, func(ctx context.Context) error {
 		tries++
-		err := r.o.log.Append(ctx, r.rec.ID, r.o.cfg.owner, t)
-		if err != nil && tries > 1 && errors.Is(err, ErrLeaseLost) && r.wrote(ctx, t) {
+		err := r.o.log.Append(ctx, r.rec.ID, r.o.cfg.owner, ts...)
+		if err != nil && tries > 1 && errors.Is(err, ErrLeaseLost) && r.wrote(ctx, ts) {
 			// An earlier try was committed although it seemed to fail.
 			return nil
 		}
@@ -716,30 +812,37 @@ func (r *run) writeWith(build func() (Transition, error), after func(Transition)
 		}
 		return err
 	}
-	r.seq = t.Seq
-	if t.Status != "" {
-		r.st = t.Status
+	r.seq += int64(len(ts))
+	for _, t := range ts {
+		if t.Status != "" {
+			r.st = t.Status
+		}
 	}
 	if after != nil {
-		after(t)
+		after(ts)
 	}
 	return nil
 }
 
-// wrote reports whether the log holds t as the saga's transition t.Seq,
-// written by an earlier try whose reply was lost.
-func (r *run) wrote(ctx context.Context, t Transition) bool {
-	rec, ts, err := r.o.log.Load(ctx, r.rec.ID)
-	if err != nil || rec.Status.Final() && t.Status != rec.Status {
+// wrote reports whether the log holds ts, written by an earlier try whose
+// reply was lost.
+func (r *run) wrote(ctx context.Context, ts []Transition) bool {
+	_, stored, err := r.o.log.Load(ctx, r.rec.ID)
+	if err != nil {
 		return false
 	}
-	for _, got := range ts {
-		if got.Seq == t.Seq {
-			return got.Step == t.Step && got.Phase == t.Phase && got.Kind == t.Kind &&
-				got.Attempt == t.Attempt && got.Status == t.Status && bytes.Equal(got.Data, t.Data)
+	bySeq := make(map[int64]Transition, len(stored))
+	for _, got := range stored {
+		bySeq[got.Seq] = got
+	}
+	for _, t := range ts {
+		got, ok := bySeq[t.Seq]
+		if !ok || got.Step != t.Step || got.Phase != t.Phase || got.Kind != t.Kind ||
+			got.Attempt != t.Attempt || got.Status != t.Status || !bytes.Equal(got.Data, t.Data) {
+			return false
 		}
 	}
-	return false
+	return true
 }
 
 func (r *run) hookAt(p hookPoint, step string, phase Phase) {
