@@ -212,11 +212,28 @@ func (r *run) execute() {
 }
 
 // stepResult is how an attempt sequence of one step ended, and the steps
-// it started.
+// it started: chained, if not -1, runs on in the same goroutine; next
+// need goroutines of their own.
 type stepResult struct {
-	i    int
-	next []int
-	err  error
+	i       int
+	next    []int
+	chained int
+	err     error
+}
+
+// chain runs step i and reports how it ended on results. When its success
+// started exactly one step, chain runs that one too, on the same
+// goroutine, and so on: a sequence of steps costs one goroutine.
+func (r *run) chain(i int, results chan<- stepResult) {
+	for {
+		next, err := r.runStep(i)
+		if err != nil || len(next) != 1 {
+			results <- stepResult{i, next, -1, err}
+			return
+		}
+		results <- stepResult{i, nil, next[0], nil}
+		i = next[0]
+	}
 }
 
 // errStopped marks an attempt sequence stopped by the orchestrator (closed,
@@ -258,29 +275,37 @@ func (r *run) forward() (compensate bool) {
 	for {
 		if failure == nil && !stopped && r.ctx.Err() == nil {
 			r.mu.Lock()
+			var ready []int
 			for _, i := range r.d.order {
 				if r.fwd[i].state == pending && r.depsDone(i) {
 					r.fwd[i].state = inFlight
-					inflight++
-					go func() {
-						next, err := r.runStep(i)
-						results <- stepResult{i, next, err}
-					}()
+					ready = append(ready, i)
 				}
 			}
 			r.mu.Unlock()
+			inflight += len(ready)
+			if inflight == 1 && len(ready) == 1 {
+				// Nothing else runs: run the chain here rather than on a
+				// goroutine of its own. Each step reports once, and results
+				// holds as many reports as there are steps.
+				r.chain(ready[0], results)
+			} else {
+				for _, i := range ready {
+					go r.chain(i, results)
+				}
+			}
 		}
 		if inflight == 0 {
 			break
 		}
 		res := <-results
 		inflight--
+		if res.chained >= 0 {
+			inflight++ // runs on in the goroutine of res.i
+		}
 		for _, j := range res.next {
 			inflight++
-			go func() {
-				next, err := r.runStep(j)
-				results <- stepResult{j, next, err}
-			}()
+			go r.chain(j, results)
 		}
 		st := &steps[res.i]
 		var stop *errStopped
@@ -516,8 +541,17 @@ func (r *run) depsDoneBut(j, i int) bool {
 // retry span, the saga span, the caller's values), the cancellation of the
 // run's attemptCtx, the step's timeout, a span and the step's StepInfo.
 func (r *run) attemptContext(ctx context.Context, st *stepSpec, phase Phase, attempt int) (context.Context, trace.Span, context.CancelFunc) {
-	actx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
-	stop := context.AfterFunc(r.attemptCtx, func() { cancel(context.Cause(r.attemptCtx)) })
+	var actx context.Context
+	var cancel context.CancelCauseFunc
+	stop := func() bool { return false }
+	if ctx == r.ctx {
+		// A first attempt: attemptCtx has ctx's values already.
+		actx, cancel = context.WithCancelCause(r.attemptCtx)
+	} else {
+		// A retry: ctx holds the retry span.
+		actx, cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+		stop = context.AfterFunc(r.attemptCtx, func() { cancel(context.Cause(r.attemptCtx)) })
+	}
 	var cancelTimeout context.CancelFunc = func() {}
 	if st.timeout > 0 {
 		actx, cancelTimeout = context.WithTimeout(actx, st.timeout)
@@ -604,7 +638,7 @@ func (r *run) compensateAll() {
 				if need[i] && r.comp[i].state == pending && r.dependentsCompensated(i, need) {
 					r.comp[i].state = inFlight
 					inflight++
-					go func() { results <- stepResult{i, nil, r.runCompensation(i)} }()
+					go func() { results <- stepResult{i, nil, -1, r.runCompensation(i)} }()
 				}
 			}
 			r.mu.Unlock()
