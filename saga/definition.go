@@ -81,7 +81,10 @@ type Step[D any] struct {
 
 	// Retry is the step's retry policy for transient errors. The default
 	// is [DefaultStepRetry] for compensatable steps and the pivot, and
-	// [DefaultRetriableRetry] for Retriable steps.
+	// [DefaultRetriableRetry] for Retriable steps. The policy's own spans
+	// and metrics (a "retry" span around attempts after the first) go to
+	// the providers it was built with, the global ones by default: give it
+	// retry.WithTracerProvider to send them where the saga's go.
 	Retry *retry.Retrier
 
 	// Timeout bounds each attempt of the action. An attempt that runs out

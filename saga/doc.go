@@ -79,6 +79,10 @@
 //	| saga.active           | up-down counter| {saga}    | saga.name                                     |
 //	| saga.needs_attention  | counter        | {saga}    | saga.name                                     |
 //
+// A run that stops before its saga ends (the orchestrator closed, or
+// another took the saga over) ends its span with saga.outcome=interrupted
+// and a saga.interrupted event whose saga.reason is closed or lease_lost.
+//
 // saga.outcome is completed, compensated or needs_attention for a saga;
 // succeeded, failed or timed_out for an orchestrated step's attempt; next,
 // compensation, done, error, gave_up or dead_letter for a reaction.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/saga"
@@ -242,6 +243,11 @@ func TestResumedSpanLinksToTheOriginalTrace(t *testing.T) {
 		runsSeen = append(runsSeen, s.SpanContext().TraceID().String())
 		if len(s.Links()) == 0 {
 			original = append(original, s.SpanContext().SpanID().String())
+			attrs := attribute.NewSet(s.Attributes()...)
+			outcome, _ := attrs.Value("saga.outcome")
+			assert.Equal(t, "interrupted", outcome.AsString(), "the closed run's span says it was interrupted")
+			require.Len(t, s.Events(), 1)
+			assert.Equal(t, "saga.interrupted", s.Events()[0].Name)
 			continue
 		}
 		resumed = append(resumed, s.Links()[0].SpanContext.SpanID().String())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -183,6 +184,15 @@ func (r *run) execute() {
 		r.mu.Lock()
 		final, lost := r.final, r.lost
 		r.mu.Unlock()
+		if !final.Final() {
+			// The run stopped before the saga ended: say why on its span.
+			why := "closed"
+			if lost {
+				why = "lease_lost"
+			}
+			r.span.SetAttributes(AttrOutcome.String("interrupted"))
+			r.span.AddEvent("saga.interrupted", trace.WithAttributes(attribute.String("saga.reason", why)))
+		}
 		if !final.Final() && !lost {
 			o.release(r)
 		}

@@ -25,6 +25,11 @@ const (
 	AttrResumed = attribute.Key("saga.resumed")
 )
 
+// durationBuckets are the boundaries, in seconds, of saga.duration: from
+// sagas of in-process steps (milliseconds) to ones that wait out
+// compensation backoff or a crashed orchestrator's lease (minutes).
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800}
+
 // instruments are an orchestrator's tracer and metric instruments.
 type instruments struct {
 	tracer         trace.Tracer
@@ -51,7 +56,8 @@ func newInstruments(tp trace.TracerProvider, mp metric.MeterProvider) *instrumen
 		metric.WithDescription("Attempts of saga steps and compensations, by outcome."))
 	check(err)
 	t.duration, err = m.Float64Histogram("saga.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time from a saga's start to its end, by outcome."))
+		metric.WithDescription("Time from a saga's start to its end, by outcome."),
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	check(err)
 	t.active, err = m.Int64UpDownCounter("saga.active", metric.WithUnit("{saga}"),
 		metric.WithDescription("Sagas this orchestrator is running."))
