@@ -62,9 +62,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ctx, span, start := s.tel.start(ctx, opMigrate)
+	ctx, span, start := s.tel.Start(ctx, opMigrate)
 	err := s.migrate(ctx)
-	s.tel.end(ctx, span, opMigrate, start, err)
+	s.tel.End(ctx, span, opMigrate, start, err)
 	if err != nil {
 		return fmt.Errorf("pgstore: migrating schema %q: %w", s.schema, ctxErr(ctx, err))
 	}

@@ -195,12 +195,12 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 		return nil, err
 	}
 	events = eventsource.PrepareAppend(ctx, events)
-	ctx, span, start := s.tel.start(ctx, opAppend)
+	ctx, span, start := s.tel.Start(ctx, opAppend)
 	if span.IsRecording() {
 		span.SetAttributes(AttrStreamID.String(streamID))
 	}
 	out, inserted, err := s.append(ctx, streamID, expected, command, events)
-	s.tel.end(ctx, span, opAppend, start, err)
+	s.tel.End(ctx, span, opAppend, start, err)
 
 	t := s.tel
 	if t.appendDuration.Enabled(ctx) {
@@ -505,7 +505,7 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, fromVersion int
 }
 
 func (s *Store) readStreamPage(ctx context.Context, streamID string, from int64) ([]eventsource.Event, error) {
-	ctx, span, start := s.tel.start(ctx, opReadStream)
+	ctx, span, start := s.tel.Start(ctx, opReadStream)
 	if span.IsRecording() {
 		span.SetAttributes(AttrStreamID.String(streamID))
 	}
@@ -513,7 +513,7 @@ func (s *Store) readStreamPage(ctx context.Context, streamID string, from int64)
 	if span.IsRecording() {
 		span.SetAttributes(semconv.DBResponseReturnedRows(len(page)))
 	}
-	s.tel.end(ctx, span, opReadStream, start, err)
+	s.tel.End(ctx, span, opReadStream, start, err)
 	return page, err
 }
 
@@ -556,12 +556,12 @@ func (s *Store) ReadAll(ctx context.Context, afterPosition int64) iter.Seq2[even
 }
 
 func (s *Store) readAllPage(ctx context.Context, after int64) ([]eventsource.Event, error) {
-	ctx, span, start := s.tel.start(ctx, opReadAll)
+	ctx, span, start := s.tel.Start(ctx, opReadAll)
 	page, _, err := s.queryPage(ctx, s.pool, false, s.sql.readAll, after, s.pageSize)
 	if span.IsRecording() {
 		span.SetAttributes(semconv.DBResponseReturnedRows(len(page)))
 	}
-	s.tel.end(ctx, span, opReadAll, start, err)
+	s.tel.End(ctx, span, opReadAll, start, err)
 	return page, err
 }
 
@@ -647,17 +647,17 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (eventsource.
 	if streamID == "" || checkText(streamID) != nil { // SaveSnapshot rejects such ids
 		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %q", eventsource.ErrNotFound, streamID)
 	}
-	ctx, span, start := s.tel.start(ctx, opLoadSnapshot)
+	ctx, span, start := s.tel.Start(ctx, opLoadSnapshot)
 	if span.IsRecording() {
 		span.SetAttributes(AttrStreamID.String(streamID))
 	}
 	snap := eventsource.Snapshot{StreamID: streamID}
 	err := s.pool.QueryRow(ctx, s.sql.loadSnapshot, streamID).Scan(&snap.Version, &snap.Data)
 	if errors.Is(err, pgx.ErrNoRows) {
-		s.tel.end(ctx, span, opLoadSnapshot, start, nil)
+		s.tel.End(ctx, span, opLoadSnapshot, start, nil)
 		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %q", eventsource.ErrNotFound, streamID)
 	}
-	s.tel.end(ctx, span, opLoadSnapshot, start, err)
+	s.tel.End(ctx, span, opLoadSnapshot, start, err)
 	if err != nil {
 		return eventsource.Snapshot{}, fmt.Errorf("pgstore: loading the snapshot of stream %q: %w", streamID, ctxErr(ctx, err))
 	}
@@ -688,7 +688,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventsource.Snapshot) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ctx, span, start := s.tel.start(ctx, opSaveSnapshot)
+	ctx, span, start := s.tel.Start(ctx, opSaveSnapshot)
 	if span.IsRecording() {
 		span.SetAttributes(AttrStreamID.String(snap.StreamID))
 	}
@@ -697,7 +697,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventsource.Snapshot) err
 		data = []byte{}
 	}
 	_, err := s.pool.Exec(ctx, s.sql.saveSnapshot, snap.StreamID, snap.Version, data)
-	s.tel.end(ctx, span, opSaveSnapshot, start, err)
+	s.tel.End(ctx, span, opSaveSnapshot, start, err)
 	if err != nil {
 		return fmt.Errorf("pgstore: saving the snapshot of stream %q at version %d: %w", snap.StreamID, snap.Version, ctxErr(ctx, err))
 	}

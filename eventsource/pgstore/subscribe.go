@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/pgtel"
 )
 
 // Subscribe implements [eventsource.Store.Subscribe].
@@ -99,7 +100,7 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // the subscription ends: nothing to record
 	}
-	s.tel.record(ctx, opSubscribe, start, err)
+	s.tel.Record(ctx, opSubscribe, start, err)
 	if err == nil {
 		lag := int64(0)
 		if len(page) > 0 {
@@ -110,13 +111,13 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	// Polls that find nothing get no span: an idle subscription would
 	// otherwise report one every poll interval.
 	if len(page) > 0 || err != nil {
-		opts := s.tel.spanOpts[opSubscribe]
-		_, span := s.tel.tracer.Start(ctx, s.tel.spanNames[opSubscribe],
+		opts := s.tel.SpanOptions(opSubscribe)
+		_, span := s.tel.Tracer.Start(ctx, s.tel.SpanName(opSubscribe),
 			append(opts[:len(opts):len(opts)], trace.WithTimestamp(start))...)
 		if span.IsRecording() {
 			span.SetAttributes(semconv.DBResponseReturnedRows(len(page)))
 		}
-		recordError(span, err)
+		pgtel.RecordError(span, err)
 		span.End()
 	}
 	return page, err

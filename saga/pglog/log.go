@@ -153,7 +153,7 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 		return err
 	}
 	ctx, span, start := l.tel.start(ctx, opCreate, rec.ID)
-	defer func() { l.tel.end(ctx, span, opCreate, start, err) }()
+	defer func() { l.tel.End(ctx, span, opCreate, start, err) }()
 	trace, err := encodeTrace(rec.Trace)
 	if err != nil {
 		return fmt.Errorf("pglog: creating saga %q: encoding its trace: %w", rec.ID, err)
@@ -183,7 +183,7 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		return nil
 	}
 	ctx, span, start := l.tel.start(ctx, opAppend, id)
-	defer func() { l.tel.end(ctx, span, opAppend, start, err) }()
+	defer func() { l.tel.End(ctx, span, opAppend, start, err) }()
 	var status saga.Status
 	seqs := make([]int64, len(ts))
 	statuses, steps, phases, kinds, errs := make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts))
@@ -240,7 +240,7 @@ func (l *Log) Renew(ctx context.Context, owner string, lease time.Duration, ids 
 		return nil, nil
 	}
 	ctx, span, start := l.tel.start(ctx, opRenew, "")
-	defer func() { l.tel.end(ctx, span, opRenew, start, err) }()
+	defer func() { l.tel.End(ctx, span, opRenew, start, err) }()
 	rows, err := l.pool.Query(ctx, l.sql.renew, owner, lease.Microseconds(), ids)
 	if err == nil {
 		lost, err = pgx.CollectRows(rows, pgx.RowTo[string])
@@ -267,7 +267,7 @@ func (l *Log) Claim(ctx context.Context, owner string, names []string, lease tim
 		return nil, nil
 	}
 	ctx, span, start := l.tel.start(ctx, opClaim, "")
-	defer func() { l.tel.end(ctx, span, opClaim, start, err) }()
+	defer func() { l.tel.End(ctx, span, opClaim, start, err) }()
 	rows, err := l.pool.Query(ctx, l.sql.claim, owner, lease.Microseconds(), names, limit)
 	if err == nil {
 		recs, err = pgx.CollectRows(rows, scanRecord)
@@ -309,7 +309,7 @@ func (l *Log) Release(ctx context.Context, id, owner string) (err error) {
 		return err
 	}
 	ctx, span, start := l.tel.start(ctx, opRelease, id)
-	defer func() { l.tel.end(ctx, span, opRelease, start, err) }()
+	defer func() { l.tel.End(ctx, span, opRelease, start, err) }()
 	if _, err := l.pool.Exec(ctx, l.sql.release, id, owner); err != nil {
 		return fmt.Errorf("pglog: releasing saga %q for %q: %w", id, owner, ctxErr(ctx, err))
 	}
@@ -323,7 +323,7 @@ func (l *Log) Load(ctx context.Context, id string) (rec saga.Record, ts []saga.T
 		return saga.Record{}, nil, err
 	}
 	ctx, span, start := l.tel.start(ctx, opLoad, id)
-	defer func() { l.tel.end(ctx, span, opLoad, start, err) }()
+	defer func() { l.tel.End(ctx, span, opLoad, start, err) }()
 	rec, ts, found, err := l.load(ctx, id)
 	switch {
 	case err != nil:

@@ -65,7 +65,7 @@ func (l *Log) Migrate(ctx context.Context) (err error) {
 		return err
 	}
 	ctx, span, start := l.tel.start(ctx, opMigrate, "")
-	defer func() { l.tel.end(ctx, span, opMigrate, start, err) }()
+	defer func() { l.tel.End(ctx, span, opMigrate, start, err) }()
 	if err := l.migrate(ctx); err != nil {
 		return fmt.Errorf("pglog: migrating schema %q: %w", l.schema, ctxErr(ctx, err))
 	}
