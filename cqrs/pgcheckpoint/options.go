@@ -1,10 +1,6 @@
 package pgcheckpoint
 
 import (
-	"fmt"
-	"strings"
-	"unicode/utf8"
-
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -54,20 +50,4 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // global provider at the time of [New].
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.meterProvider = mp })
-}
-
-func checkSchema(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("empty schema name")
-	case len(name) > MaxSchemaLen:
-		return fmt.Errorf("schema name of %d bytes; at most %d", len(name), MaxSchemaLen)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("schema name is not valid UTF-8")
-	case strings.ContainsRune(name, 0):
-		return fmt.Errorf("schema name contains NUL")
-	case strings.HasPrefix(name, "pg_"):
-		return fmt.Errorf(`schema names starting with "pg_" are reserved by PostgreSQL`)
-	}
-	return nil
 }

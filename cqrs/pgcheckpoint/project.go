@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/projlag"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
@@ -67,7 +68,7 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("pgcheckpoint: projection %q: creating the checkpoint: %w", name, ctxErr(ctx, err))
+		return fmt.Errorf("pgcheckpoint: projection %q: creating the checkpoint: %w", name, pgschema.Err(ctx, err))
 	}
 	attrName := attribute.String("cqrs.projection", name)
 	gauge := projlag.New(s.meter, events)
@@ -123,12 +124,12 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 func (s *Store) apply(ctx context.Context, name string, attrName attribute.KeyValue, pos int64, e eventsource.Event, handle Handler) (moved bool, err error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: %w", name, e.Position, ctxErr(ctx, err))
+		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: %w", name, e.Position, pgschema.Err(ctx, err))
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	var stored int64
 	if err := tx.QueryRow(ctx, s.sql.lock, name).Scan(&stored); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: locking the checkpoint: %w", name, e.Position, ctxErr(ctx, err))
+		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: locking the checkpoint: %w", name, e.Position, pgschema.Err(ctx, err))
 	}
 	if stored != pos {
 		return true, nil
@@ -144,14 +145,14 @@ func (s *Store) apply(ctx context.Context, name string, attrName attribute.KeyVa
 	}
 	if _, err := tx.Exec(ctx, s.sql.save, name, e.Position); err != nil {
 		telemetry.RecordError(span, err)
-		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: saving the checkpoint: %w", name, e.Position, ctxErr(ctx, err))
+		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: saving the checkpoint: %w", name, e.Position, pgschema.Err(ctx, err))
 	}
 	if s.beforeCommit != nil {
 		s.beforeCommit(hctx, e)
 	}
 	if err := tx.Commit(ctx); err != nil {
 		telemetry.RecordError(span, err)
-		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: committing: %w", name, e.Position, ctxErr(ctx, err))
+		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: committing: %w", name, e.Position, pgschema.Err(ctx, err))
 	}
 	return false, nil
 }
@@ -183,7 +184,7 @@ func (s *Store) Rebuild(ctx context.Context, name string, reset func(ctx context
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("pgcheckpoint: rebuilding projection %q: %w", name, ctxErr(ctx, err))
+		return fmt.Errorf("pgcheckpoint: rebuilding projection %q: %w", name, pgschema.Err(ctx, err))
 	}
 	return nil
 }

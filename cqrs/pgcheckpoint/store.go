@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -75,18 +74,16 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	if pool == nil {
 		errs = append(errs, errors.New("pool is nil"))
 	}
-	if err := checkSchema(c.schema); err != nil {
+	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
 		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pgcheckpoint: New: %w", err)
 	}
-	h := fnv.New64a()
-	h.Write([]byte(ScopeName + "\x00migrate\x00" + c.schema))
 	return &Store{
 		pool:       pool,
 		schema:     c.schema,
-		migrateKey: int64(h.Sum64()),
+		migrateKey: pgschema.LockKey(ScopeName, "migrate", c.schema),
 		tracer:     telemetry.Tracer(c.tracerProvider, ScopeName),
 		meter:      telemetry.Meter(c.meterProvider, ScopeName),
 		sql:        newStatements(c.schema),
@@ -102,19 +99,8 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 // takes a transaction advisory lock derived from the schema name.
 func (s *Store) Migrate(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.migrateKey); err != nil {
+		if err := pgschema.Create(ctx, tx, s.schema, s.migrateKey); err != nil {
 			return err
-		}
-		// CREATE SCHEMA IF NOT EXISTS needs the privilege to create schemas
-		// even when the schema exists: ask first.
-		var exists bool
-		if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", s.schema).Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
-			if _, err := tx.Exec(ctx, "CREATE SCHEMA "+s.sql.schema); err != nil {
-				return err
-			}
 		}
 		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.sql.schema+`.checkpoints (
 	name       text PRIMARY KEY,
@@ -124,7 +110,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("pgcheckpoint: migrating schema %q: %w", s.schema, ctxErr(ctx, err))
+		return fmt.Errorf("pgcheckpoint: migrating schema %q: %w", s.schema, pgschema.Err(ctx, err))
 	}
 	return nil
 }
@@ -138,7 +124,7 @@ func (s *Store) LoadCheckpoint(ctx context.Context, name string) (int64, error) 
 		return 0, nil
 	}
 	if err != nil {
-		return 0, fmt.Errorf("pgcheckpoint: loading checkpoint %q: %w", name, ctxErr(ctx, err))
+		return 0, fmt.Errorf("pgcheckpoint: loading checkpoint %q: %w", name, pgschema.Err(ctx, err))
 	}
 	return pos, nil
 }
@@ -149,20 +135,7 @@ func (s *Store) LoadCheckpoint(ctx context.Context, name string) (int64, error) 
 // replayed.
 func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64) error {
 	if _, err := s.pool.Exec(ctx, s.sql.save, name, position); err != nil {
-		return fmt.Errorf("pgcheckpoint: saving checkpoint %q at %d: %w", name, position, ctxErr(ctx, err))
+		return fmt.Errorf("pgcheckpoint: saving checkpoint %q at %d: %w", name, position, pgschema.Err(ctx, err))
 	}
 	return nil
-}
-
-// ctxErr reports ctx's error, if any, with err; and hints at Migrate when
-// the table is missing.
-func ctxErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w (%w)", cerr, err)
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") { // undefined_table, invalid_schema_name
-		return fmt.Errorf("%w (has Migrate been called?)", err)
-	}
-	return err
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/pgschema"
 )
 
 var _ eventsource.HeadReader = (*Store)(nil)
@@ -17,7 +18,7 @@ func (s *Store) Head(ctx context.Context) (int64, error) {
 	var head int64
 	err := s.pool.QueryRow(ctx, "SELECT coalesce(max(position), 0) FROM "+pgx.Identifier{s.schema, "events"}.Sanitize()).Scan(&head)
 	if err != nil {
-		return 0, fmt.Errorf("pgstore: head: %w", ctxErr(ctx, err))
+		return 0, fmt.Errorf("pgstore: head: %w", pgschema.Err(ctx, err))
 	}
 	return head, nil
 }

@@ -3,7 +3,8 @@ package pgstore
 import (
 	"context"
 	"fmt"
-	"strings"
+
+	"github.com/otelpatterns/patterns/internal/pgschema"
 )
 
 // migrations are the versions of the store's tables: migrations[i]
@@ -66,52 +67,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 	err := s.migrate(ctx)
 	s.tel.End(ctx, span, opMigrate, start, err)
 	if err != nil {
-		return fmt.Errorf("pgstore: migrating schema %q: %w", s.schema, ctxErr(ctx, err))
+		return fmt.Errorf("pgstore: migrating schema %q: %w", s.schema, pgschema.Err(ctx, err))
 	}
 	return nil
 }
 
 func (s *Store) migrate(ctx context.Context) error {
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.migrateKey); err != nil {
-		return err
-	}
-	// CREATE SCHEMA IF NOT EXISTS needs the privilege to create schemas
-	// even when the schema exists: ask first.
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", s.schema).Scan(&exists); err != nil {
-		return err
-	}
-	q := s.sql.schema
-	if !exists {
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+q); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+q+`.schema_migrations (
-	version    integer PRIMARY KEY,
-	applied_at timestamptz NOT NULL DEFAULT now()
-)`); err != nil {
-		return err
-	}
-	var current int
-	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+q+".schema_migrations").Scan(&current); err != nil {
-		return err
-	}
-	if current > SchemaVersion {
-		return fmt.Errorf("the schema is at version %d, newer than this package's %d: upgrade the package", current, SchemaVersion)
-	}
-	for v := current + 1; v <= SchemaVersion; v++ {
-		if _, err := tx.Exec(ctx, strings.ReplaceAll(migrations[v-1], "{s}", q)); err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+q+".schema_migrations (version) VALUES ($1)", v); err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-	}
-	return tx.Commit(ctx)
+	return pgschema.Migrate(ctx, s.pool, s.schema, s.migrateKey, migrations[:])
 }

@@ -2,12 +2,12 @@ package pgstore
 
 import (
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/internal/pgschema"
 )
 
 // Defaults of a Store built with no options.
@@ -87,27 +87,11 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // validate returns an error for each bad setting.
 func (c *config) validate() []error {
 	var errs []error
-	if err := checkSchema(c.schema); err != nil {
+	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
 		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
 	}
 	if c.pollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("WithPollInterval(%v): interval must be positive", c.pollInterval))
 	}
 	return errs
-}
-
-func checkSchema(name string) error {
-	switch {
-	case name == "":
-		return fmt.Errorf("empty schema name")
-	case len(name) > MaxSchemaLen:
-		return fmt.Errorf("schema name of %d bytes; at most %d", len(name), MaxSchemaLen)
-	case !utf8.ValidString(name):
-		return fmt.Errorf("schema name is not valid UTF-8")
-	case strings.ContainsRune(name, 0):
-		return fmt.Errorf("schema name contains NUL")
-	case strings.HasPrefix(name, "pg_"):
-		return fmt.Errorf(`schema names starting with "pg_" are reserved by PostgreSQL`)
-	}
-	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"iter"
 	"strings"
 	"time"
@@ -21,6 +20,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -135,22 +135,14 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		pool:         pool,
 		schema:       c.schema,
 		channel:      c.schema + channelSuffix,
-		lockKey:      lockKey("append", c.schema),
-		migrateKey:   lockKey("migrate", c.schema),
+		lockKey:      pgschema.LockKey(ScopeName, "append", c.schema),
+		migrateKey:   pgschema.LockKey(ScopeName, "migrate", c.schema),
 		pollInterval: c.pollInterval,
 		pageSize:     pageSize,
 		idleLimit:    idleLimit,
 		tel:          newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider),
 		sql:          newStatements(c.schema),
 	}, nil
-}
-
-// lockKey returns the key of the advisory lock for purpose in schema: the
-// FNV-1a hash of the package path, the purpose and the schema name.
-func lockKey(purpose, schema string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte(ScopeName + "\x00" + purpose + "\x00" + schema))
-	return int64(h.Sum64())
 }
 
 var (
@@ -225,7 +217,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	case errors.Is(err, eventsource.ErrDuplicateCommand): // a *DuplicateCommandError
 		return nil, err
 	}
-	return nil, fmt.Errorf("pgstore: appending to stream %q: %w", streamID, ctxErr(ctx, err))
+	return nil, fmt.Errorf("pgstore: appending to stream %q: %w", streamID, pgschema.Err(ctx, err))
 }
 
 // append runs an append's transaction and returns the events as stored
@@ -484,7 +476,7 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, fromVersion int
 			}
 			page, err := s.readStreamPage(ctx, streamID, from)
 			if err != nil {
-				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, from, ctxErr(ctx, err)))
+				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, from, pgschema.Err(ctx, err)))
 				return
 			}
 			for _, e := range page {
@@ -535,7 +527,7 @@ func (s *Store) ReadAll(ctx context.Context, afterPosition int64) iter.Seq2[even
 			}
 			page, err := s.readAllPage(ctx, after)
 			if err != nil {
-				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading all events after position %d: %w", after, ctxErr(ctx, err)))
+				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading all events after position %d: %w", after, pgschema.Err(ctx, err)))
 				return
 			}
 			for _, e := range page {
@@ -632,7 +624,7 @@ func (s *Store) CommandRecorded(ctx context.Context, commandID string) (bool, er
 	}
 	var ok bool
 	if err := s.pool.QueryRow(ctx, s.sql.hasCommand, commandID).Scan(&ok); err != nil {
-		return false, fmt.Errorf("pgstore: looking up command %q: %w", commandID, ctxErr(ctx, err))
+		return false, fmt.Errorf("pgstore: looking up command %q: %w", commandID, pgschema.Err(ctx, err))
 	}
 	return ok, nil
 }
@@ -659,7 +651,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (eventsource.
 	}
 	s.tel.End(ctx, span, opLoadSnapshot, start, err)
 	if err != nil {
-		return eventsource.Snapshot{}, fmt.Errorf("pgstore: loading the snapshot of stream %q: %w", streamID, ctxErr(ctx, err))
+		return eventsource.Snapshot{}, fmt.Errorf("pgstore: loading the snapshot of stream %q: %w", streamID, pgschema.Err(ctx, err))
 	}
 	if len(snap.Data) == 0 {
 		snap.Data = nil
@@ -699,28 +691,9 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventsource.Snapshot) err
 	_, err := s.pool.Exec(ctx, s.sql.saveSnapshot, snap.StreamID, snap.Version, data)
 	s.tel.End(ctx, span, opSaveSnapshot, start, err)
 	if err != nil {
-		return fmt.Errorf("pgstore: saving the snapshot of stream %q at version %d: %w", snap.StreamID, snap.Version, ctxErr(ctx, err))
+		return fmt.Errorf("pgstore: saving the snapshot of stream %q at version %d: %w", snap.StreamID, snap.Version, pgschema.Err(ctx, err))
 	}
 	return nil
-}
-
-// ctxErr returns ctx's error if ctx is done, for it is the cause of err,
-// and err otherwise. A statement interrupted by the context fails with a
-// driver error that does not always say so.
-func ctxErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w (%w)", cerr, err)
-	}
-	return hint(err)
-}
-
-// hint adds advice to errors whose cause is a common mistake.
-func hint(err error) error {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") { // undefined_table, invalid_schema_name
-		return fmt.Errorf("%w (has Migrate been called?)", err)
-	}
-	return err
 }
 
 func copyBytes(b []byte) []byte {

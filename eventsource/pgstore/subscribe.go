@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/pgtel"
 )
 
@@ -162,7 +163,7 @@ func (sub *subscription) failed(ctx context.Context, yield func(eventsource.Even
 	if ctx.Err() != nil {
 		return false
 	}
-	if !yield(eventsource.Event{}, fmt.Errorf("pgstore: subscription: %s: %w", what, hint(err))) {
+	if !yield(eventsource.Event{}, fmt.Errorf("pgstore: subscription: %s: %w", what, pgschema.Hint(err))) {
 		return false
 	}
 	t := time.NewTimer(sub.s.pollInterval)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
+	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/saga"
 )
 
@@ -129,18 +129,16 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 	if pool == nil {
 		errs = append(errs, errors.New("pool is nil"))
 	}
-	if err := checkSchema(c.schema); err != nil {
+	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
 		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pglog: New: %w", err)
 	}
-	h := fnv.New64a()
-	h.Write([]byte(ScopeName + "\x00migrate\x00" + c.schema))
 	return &Log{
 		pool:       pool,
 		schema:     c.schema,
-		migrateKey: int64(h.Sum64()),
+		migrateKey: pgschema.LockKey(ScopeName, "migrate", c.schema),
 		tel:        newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider),
 		sql:        newStatements(c.schema),
 	}, nil
@@ -160,7 +158,7 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 	}
 	tag, err := l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, owner)
 	if err != nil {
-		return fmt.Errorf("pglog: creating saga %q: %w", rec.ID, ctxErr(ctx, err))
+		return fmt.Errorf("pglog: creating saga %q: %w", rec.ID, pgschema.Err(ctx, err))
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("%w: saga %q", saga.ErrExists, rec.ID)
@@ -202,7 +200,7 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 	case isSeqTaken(err):
 		return fmt.Errorf("%w: saga %q has a transition of %v already", saga.ErrLeaseLost, id, seqs)
 	case err != nil:
-		return fmt.Errorf("pglog: appending transitions %v to saga %q: %w", seqs, id, ctxErr(ctx, err))
+		return fmt.Errorf("pglog: appending transitions %v to saga %q: %w", seqs, id, pgschema.Err(ctx, err))
 	case tag.RowsAffected() == int64(len(ts)):
 		return nil
 	}
@@ -213,7 +211,7 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("%w: saga %q", saga.ErrNotFound, id)
 	case err != nil:
-		return fmt.Errorf("pglog: appending transitions %v to saga %q: %w", seqs, id, ctxErr(ctx, err))
+		return fmt.Errorf("pglog: appending transitions %v to saga %q: %w", seqs, id, pgschema.Err(ctx, err))
 	case holder.Valid && holder.String == owner && taken:
 		return fmt.Errorf("%w: saga %q has a transition of %v already", saga.ErrLeaseLost, id, seqs)
 	case !holder.Valid:
@@ -246,7 +244,7 @@ func (l *Log) Renew(ctx context.Context, owner string, lease time.Duration, ids 
 		lost, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pglog: renewing %d leases of %q: %w", len(ids), owner, ctxErr(ctx, err))
+		return nil, fmt.Errorf("pglog: renewing %d leases of %q: %w", len(ids), owner, pgschema.Err(ctx, err))
 	}
 	if span.IsRecording() {
 		span.SetAttributes(semconv.DBResponseReturnedRows(len(lost)))
@@ -273,7 +271,7 @@ func (l *Log) Claim(ctx context.Context, owner string, names []string, lease tim
 		recs, err = pgx.CollectRows(rows, scanRecord)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("pglog: claiming sagas for %q: %w", owner, ctxErr(ctx, err))
+		return nil, fmt.Errorf("pglog: claiming sagas for %q: %w", owner, pgschema.Err(ctx, err))
 	}
 	// RETURNING follows no order.
 	slices.SortFunc(recs, func(a, b saga.Record) int {
@@ -311,7 +309,7 @@ func (l *Log) Release(ctx context.Context, id, owner string) (err error) {
 	ctx, span, start := l.tel.start(ctx, opRelease, id)
 	defer func() { l.tel.End(ctx, span, opRelease, start, err) }()
 	if _, err := l.pool.Exec(ctx, l.sql.release, id, owner); err != nil {
-		return fmt.Errorf("pglog: releasing saga %q for %q: %w", id, owner, ctxErr(ctx, err))
+		return fmt.Errorf("pglog: releasing saga %q for %q: %w", id, owner, pgschema.Err(ctx, err))
 	}
 	return nil
 }
@@ -327,7 +325,7 @@ func (l *Log) Load(ctx context.Context, id string) (rec saga.Record, ts []saga.T
 	rec, ts, found, err := l.load(ctx, id)
 	switch {
 	case err != nil:
-		return saga.Record{}, nil, fmt.Errorf("pglog: loading saga %q: %w", id, ctxErr(ctx, err))
+		return saga.Record{}, nil, fmt.Errorf("pglog: loading saga %q: %w", id, pgschema.Err(ctx, err))
 	case !found:
 		return saga.Record{}, nil, fmt.Errorf("%w: saga %q", saga.ErrNotFound, id)
 	}
@@ -406,17 +404,4 @@ func decodeTrace(b []byte) (map[string]string, error) {
 		return nil, fmt.Errorf("decoding the trace context %q: %w", b, err)
 	}
 	return m, nil
-}
-
-// ctxErr reports ctx's error, if any, with err; and hints at Migrate when
-// the tables are missing.
-func ctxErr(ctx context.Context, err error) error {
-	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return fmt.Errorf("%w (%w)", cerr, err)
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (pgErr.Code == "42P01" || pgErr.Code == "3F000") { // undefined_table, invalid_schema_name
-		return fmt.Errorf("%w (has Migrate been called?)", err)
-	}
-	return err
 }

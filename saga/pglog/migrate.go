@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/saga"
 )
 
@@ -67,53 +68,16 @@ func (l *Log) Migrate(ctx context.Context) (err error) {
 	ctx, span, start := l.tel.start(ctx, opMigrate, "")
 	defer func() { l.tel.End(ctx, span, opMigrate, start, err) }()
 	if err := l.migrate(ctx); err != nil {
-		return fmt.Errorf("pglog: migrating schema %q: %w", l.schema, ctxErr(ctx, err))
+		return fmt.Errorf("pglog: migrating schema %q: %w", l.schema, pgschema.Err(ctx, err))
 	}
 	return nil
 }
 
 func (l *Log) migrate(ctx context.Context) error {
-	tx, err := l.pool.Begin(ctx)
-	if err != nil {
-		return err
+	unfinished := "'" + string(saga.Running) + "', '" + string(saga.Compensating) + "'"
+	ms := make([]string, len(migrations))
+	for i, m := range migrations {
+		ms[i] = strings.ReplaceAll(m, "{unfinished}", unfinished)
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", l.migrateKey); err != nil {
-		return err
-	}
-	// CREATE SCHEMA IF NOT EXISTS needs the privilege to create schemas
-	// even when the schema exists: ask first.
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", l.schema).Scan(&exists); err != nil {
-		return err
-	}
-	q := l.sql.schema
-	if !exists {
-		if _, err := tx.Exec(ctx, "CREATE SCHEMA "+q); err != nil {
-			return err
-		}
-	}
-	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+q+`.schema_migrations (
-	version    integer PRIMARY KEY,
-	applied_at timestamptz NOT NULL DEFAULT now()
-)`); err != nil {
-		return err
-	}
-	var current int
-	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+q+".schema_migrations").Scan(&current); err != nil {
-		return err
-	}
-	if current > SchemaVersion {
-		return fmt.Errorf("the schema is at version %d, newer than this package's %d: upgrade the package", current, SchemaVersion)
-	}
-	r := strings.NewReplacer("{s}", q, "{unfinished}", "'"+string(saga.Running)+"', '"+string(saga.Compensating)+"'")
-	for v := current + 1; v <= SchemaVersion; v++ {
-		if _, err := tx.Exec(ctx, r.Replace(migrations[v-1])); err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+q+".schema_migrations (version) VALUES ($1)", v); err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-	}
-	return tx.Commit(ctx)
+	return pgschema.Migrate(ctx, l.pool, l.schema, l.migrateKey, ms)
 }
