@@ -2,8 +2,6 @@ package cqrs_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -215,34 +211,10 @@ func TestDeduplicationInsideRetrying(t *testing.T) {
 // dropped when the test ends, or skips the test.
 func newPGStore(t *testing.T) *pgstore.Store {
 	t.Helper()
-	url := testenv.PostgresURL(t)
-	cfg, err := pgxpool.ParseConfig(url)
+	pool := testenv.PostgresPool(t, 16)
+	s, err := pgstore.New(pool, pgstore.WithSchema(testenv.Schema(t, "cqrs_dedup_test_")))
 	require.NoError(t, err)
-	cfg.MaxConns = 16
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	require.NoError(t, err)
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	schema := "cqrs_dedup_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		pool.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
-	s, err := pgstore.New(pool, pgstore.WithSchema(schema))
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	require.NoError(t, s.Migrate(ctx))
+	require.NoError(t, s.Migrate(testenv.Context(t, 10*time.Second)))
 	return s
 }
 

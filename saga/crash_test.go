@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -209,7 +207,7 @@ func TestCrashRecovery(t *testing.T) {
 	for _, c := range crashCases() {
 		t.Run(fmt.Sprintf("%s/%s/%s", c.phase, c.step, c.point), func(t *testing.T) {
 			t.Parallel()
-			pool, schema := crashSchema(t, url)
+			pool, schema := crashSchema(t)
 			runChildUntilCrash(t, url, schema, c, 1)
 
 			def := crashDefinition(pool, schema, nil, nil)
@@ -274,7 +272,7 @@ func wantStatus(c crashCase) saga.Status {
 // run a saga concurrently, and together recover each exactly once.
 func TestCrashTwoRecoverers(t *testing.T) {
 	url := testenv.PostgresURL(t)
-	pool, schema := crashSchema(t, url)
+	pool, schema := crashSchema(t)
 	const sagas = 20
 	// The child dies inside reserve of the first saga to get there; the
 	// others are wherever they were.
@@ -346,25 +344,10 @@ func TestCrashTwoRecoverers(t *testing.T) {
 
 // crashSchema creates a schema of the test's own with the saga log and the
 // effect tables, dropped when the test ends.
-func crashSchema(t *testing.T, url string) (*pgxpool.Pool, string) {
+func crashSchema(t *testing.T) (*pgxpool.Pool, string) {
 	t.Helper()
-	pool, err := pgxpool.New(context.Background(), url)
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	schema := "saga_crash_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		_, _ = conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-	})
+	pool := testenv.PostgresPool(t, 0)
+	schema := testenv.Schema(t, "saga_crash_")
 	ctx := ctxWithin(t, 10*time.Second)
 	log, err := pglog.New(pool, pglog.WithSchema(schema))
 	require.NoError(t, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // The environment of the helper process.
@@ -91,9 +92,9 @@ func TestProject_crash(t *testing.T) {
 		for _, crashAt := range []int64{1, 8} {
 			t.Run(fmt.Sprintf("%s/event %d", point, crashAt), func(t *testing.T) {
 				t.Parallel()
-				pool := newPool(t)
+				pool := testenv.PostgresPool(t, 0)
 				schema := schemaName(t)
-				ctx := ctxWithin(t, 20*time.Second)
+				ctx := testenv.Context(t, 20*time.Second)
 				events, err := pgstore.New(pool, pgstore.WithSchema(schema), pgstore.WithPollInterval(50*time.Millisecond))
 				require.NoError(t, err)
 				require.NoError(t, events.Migrate(ctx))

@@ -2,11 +2,7 @@ package pgcheckpoint_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,66 +16,20 @@ import (
 	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
-// newPool returns a pool to the database of PATTERNS_POSTGRES_URL, closed
-// when the test ends, or skips the test.
-func newPool(t testing.TB) *pgxpool.Pool {
-	t.Helper()
-	pool, err := pgxpool.New(context.Background(), testenv.PostgresURL(t))
-	require.NoError(t, err)
-	t.Cleanup(pool.Close)
-	return pool
-}
-
-var unsafeChars = regexp.MustCompile(`[^a-z0-9_]+`)
-
-// schemaName returns a schema name private to this test run, dropped (with
-// everything in it) when the test ends.
-func schemaName(t testing.TB) string {
-	t.Helper()
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := unsafeChars.ReplaceAllString(strings.ToLower(t.Name()), "_")
-	if len(name) > 30 {
-		name = name[len(name)-30:]
-	}
-	schema := "pgcp_test_" + name + "_" + hex.EncodeToString(b[:])
-	url := testenv.PostgresURL(t)
-	t.Cleanup(func() { dropSchema(t, url, schema) })
-	return schema
-}
-
-// dropSchema drops schema on a connection of its own, so that it works
-// after the test closed its pool.
-func dropSchema(t testing.TB, url, schema string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Errorf("dropping schema %s: %v", schema, err)
-		return
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-		t.Errorf("dropping schema %s: %v", schema, err)
-	}
-}
-
-// ctxWithin returns a context that ends after d, or with the test.
-func ctxWithin(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
+// schemaName returns a schema name private to this test run, made of the
+// test's name and a random suffix, dropped (with everything in it) when
+// the test ends.
+func schemaName(t testing.TB) string { return testenv.Schema(t, "pgcp_test_") }
 
 // newStore returns a migrated store in a schema of the test's own, with a
 // read-model table "counts" in that schema.
 func newStore(t testing.TB, opts ...pgcheckpoint.Option) (*pgcheckpoint.Store, *pgxpool.Pool, string) {
 	t.Helper()
-	pool := newPool(t)
+	pool := testenv.PostgresPool(t, 0)
 	schema := schemaName(t)
 	s, err := pgcheckpoint.New(pool, append([]pgcheckpoint.Option{pgcheckpoint.WithSchema(schema)}, opts...)...)
 	require.NoError(t, err)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, s.Migrate(ctx))
 	createReadModel(t, ctx, pool, schema)
 	return s, pool, schema

@@ -13,6 +13,7 @@ import (
 	"github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // While Project runs, cqrs.projection.lag reports the events committed
@@ -25,7 +26,7 @@ func TestProject_reportsLag(t *testing.T) {
 
 	reached, release := make(chan struct{}), make(chan struct{})
 	count := countHandler(schema)
-	ctx, cancel := context.WithCancel(ctxWithin(t, 20*time.Second))
+	ctx, cancel := context.WithCancel(testenv.Context(t, 20*time.Second))
 	done := make(chan error, 1)
 	go func() {
 		done <- s.Project(ctx, "lagging", events, func(ctx context.Context, tx pgx.Tx, e eventsource.Event) error {

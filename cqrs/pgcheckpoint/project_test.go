@@ -18,6 +18,7 @@ import (
 	"github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 var streams = []string{"s-1", "s-2", "s-3"}
@@ -79,7 +80,7 @@ func TestProject_handlerErrorRollsBackTheEvent(t *testing.T) {
 		}
 		return nil
 	}
-	err := s.Project(ctxWithin(t, 10*time.Second), "failing", events, handle)
+	err := s.Project(testenv.Context(t, 10*time.Second), "failing", events, handle)
 	require.ErrorIs(t, err, boom)
 	assert.Contains(t, err.Error(), `projection "failing"`)
 	assert.Contains(t, err.Error(), "event 4")
@@ -179,7 +180,7 @@ func TestProject_spans(t *testing.T) {
 	appendEvents(t, events, []string{"s-1"}, 2)
 	boom := errors.New("boom")
 	count := countHandler(schema)
-	err := s.Project(ctxWithin(t, 10*time.Second), "traced", events, func(ctx context.Context, tx pgx.Tx, e eventsource.Event) error {
+	err := s.Project(testenv.Context(t, 10*time.Second), "traced", events, func(ctx context.Context, tx pgx.Tx, e eventsource.Event) error {
 		if !trace.SpanFromContext(ctx).SpanContext().IsValid() {
 			return errors.New("handler ctx carries no span")
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 var _ cqrs.CheckpointStore = (*pgcheckpoint.Store)(nil)
@@ -44,7 +45,7 @@ func TestNew_rejectsBadArguments(t *testing.T) {
 
 func TestCheckpoint_loadSaveUpsert(t *testing.T) {
 	s, _, _ := newStore(t)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 
 	pos, err := s.LoadCheckpoint(ctx, "unknown")
 	require.NoError(t, err)
@@ -65,9 +66,9 @@ func TestCheckpoint_loadSaveUpsert(t *testing.T) {
 }
 
 func TestMigrate_idempotentAndConcurrent(t *testing.T) {
-	pool := newPool(t)
+	pool := testenv.PostgresPool(t, 0)
 	schema := schemaName(t)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	var g errgroup.Group
 	for range 4 {
 		g.Go(func() error {
@@ -89,7 +90,7 @@ func TestMigrate_idempotentAndConcurrent(t *testing.T) {
 }
 
 func TestLoadCheckpoint_beforeMigrateHints(t *testing.T) {
-	pool := newPool(t)
+	pool := testenv.PostgresPool(t, 0)
 	s, err := pgcheckpoint.New(pool, pgcheckpoint.WithSchema(schemaName(t)))
 	require.NoError(t, err)
 	_, err = s.LoadCheckpoint(context.Background(), "x")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // The benchmarks compare the store with a baseline written with pgx alone:
@@ -81,7 +82,7 @@ type benchEnv struct {
 func benchSetup(b *testing.B, maxConns int32, opts ...pgstore.Option) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
-	pool := newPool(b, maxConns)
+	pool := testenv.PostgresPool(b, maxConns)
 	schema := schemaName(b)
 	store := newStoreIn(b, pool, schema, opts...)
 	if err := store.Migrate(ctx); err != nil {

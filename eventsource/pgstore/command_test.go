@@ -13,15 +13,16 @@ import (
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // TestMigrateAddsCommands upgrades a schema of version 1 holding events
 // and appends under a command ID.
 func TestMigrateAddsCommands(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 4)
+	pool := testenv.PostgresPool(t, 4)
 	schema := schemaName(t)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	q := pgx.Identifier{schema}.Sanitize()
 	for _, sql := range []string{
 		"CREATE SCHEMA " + q,
@@ -51,7 +52,7 @@ func TestMigrateAddsCommands(t *testing.T) {
 // an append commits, both are kept.
 func TestCommandCommitsWithEvents(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 4)
+	pool := testenv.PostgresPool(t, 4)
 	s := newStoreIn(t, pool, schemaName(t))
 	pgstore.SetIdleLimit(s, "200ms")
 	var stall atomic.Bool
@@ -61,7 +62,7 @@ func TestCommandCommitsWithEvents(t *testing.T) {
 			time.Sleep(600 * time.Millisecond) // as a frozen process would
 		}
 	})
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, s.Migrate(ctx))
 	cctx := eventsource.WithCommandID(ctx, "cmd-1")
 	_, err := s.Append(cctx, "a", eventsource.NoStream, events(1, "test.v1")...)
@@ -93,7 +94,7 @@ func TestCommandCommitsWithEvents(t *testing.T) {
 func TestCommandRecordedBadIDs(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, 2)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	for _, id := range []string{"", "\xff", "a\x00", strings.Repeat("x", eventsource.MaxCommandIDLen+1)} {
 		ok, err := s.CommandRecorded(ctx, id)
 		assert.NoError(t, err, "CommandRecorded(%q)", id)

@@ -7,11 +7,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 func TestHead(t *testing.T) {
 	s, _ := newStore(t, 4)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	head, err := s.Head(ctx)
 	require.NoError(t, err)
 	require.Zero(t, head, "empty store")

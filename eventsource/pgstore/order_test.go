@@ -16,6 +16,7 @@ import (
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // orderChecker follows a sequence of events and records every way in
@@ -104,7 +105,7 @@ func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
 			time.Sleep(time.Duration(5+rand.IntN(30)) * time.Millisecond)
 		}
 	})
-	ctx := ctxWithin(t, 30*time.Second)
+	ctx := testenv.Context(t, 30*time.Second)
 	readCtx, stopReaders := context.WithCancel(ctx)
 	defer stopReaders()
 
@@ -208,7 +209,7 @@ func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
 func TestExactVersionRace(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, 4)
-	ctx := ctxWithin(t, 30*time.Second)
+	ctx := testenv.Context(t, 30*time.Second)
 	const stream = "raced"
 	version := int64(0)
 	for round := range 50 {
@@ -264,7 +265,7 @@ func TestStalledAppendReleasesTheLock(t *testing.T) {
 			time.Sleep(time.Second) // as a frozen process would
 		}
 	})
-	ctx := ctxWithin(t, 20*time.Second)
+	ctx := testenv.Context(t, 20*time.Second)
 	failed := make(chan error, 1)
 	go func() {
 		_, err := s.Append(ctx, "stalls", eventsource.Any, events(1, "test.v1")...)
@@ -288,10 +289,10 @@ func TestStalledAppendReleasesTheLock(t *testing.T) {
 // conflict rather than a second event with the same version.
 func TestUniqueConstraintIsTheLastGuard(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 4)
+	pool := testenv.PostgresPool(t, 4)
 	schema := schemaName(t)
 	s := newStoreIn(t, pool, schema)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, s.Migrate(ctx))
 
 	rogue, err := pool.Begin(ctx)

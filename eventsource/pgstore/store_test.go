@@ -16,6 +16,7 @@ import (
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // unconnectedPool returns a pool that has not connected, and never will:
@@ -79,12 +80,12 @@ func TestNewAcceptsGoodArguments(t *testing.T) {
 // TestQuotedSchema runs a store in a schema whose name needs quoting.
 func TestQuotedSchema(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 4)
-	schema := dropLater(t, `pgstore "Test"; `+uuid.NewString()[:8])
+	pool := testenv.PostgresPool(t, 4)
+	schema := testenv.DropSchemaAtEnd(t, `pgstore "Test"; `+uuid.NewString()[:8])
 	s := newStoreIn(t, pool, schema, pgstore.WithPollInterval(time.Hour))
 	listening := make(chan uint32, 1)
 	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, s.Migrate(ctx))
 	got, err := s.Append(ctx, "a", eventsource.NoStream, events(2, "test.v1")...)
 	require.NoError(t, err)
@@ -101,7 +102,7 @@ func TestQuotedSchema(t *testing.T) {
 func TestMigrateIsIdempotent(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, 4)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, s.Migrate(ctx), "second Migrate")
 	require.NoError(t, s.Migrate(ctx), "third Migrate")
 	_, err := s.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
@@ -112,9 +113,9 @@ func TestMigrateIsIdempotent(t *testing.T) {
 
 func TestMigrateConcurrently(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 8)
+	pool := testenv.PostgresPool(t, 8)
 	schema := schemaName(t)
-	ctx := ctxWithin(t, 20*time.Second)
+	ctx := testenv.Context(t, 20*time.Second)
 	const n = 6
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -150,10 +151,10 @@ func TestMigrateConcurrently(t *testing.T) {
 
 func TestMigrateRefusesNewerSchema(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 4)
+	pool := testenv.PostgresPool(t, 4)
 	schema := schemaName(t)
 	s := newStoreIn(t, pool, schema)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, s.Migrate(ctx))
 	_, err := pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.schema_migrations (version) VALUES (99)`, schema))
 	require.NoError(t, err)
@@ -164,9 +165,9 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 
 func TestCallsBeforeMigrateSayWhy(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 4)
+	pool := testenv.PostgresPool(t, 4)
 	s := newStoreIn(t, pool, schemaName(t))
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	_, err := s.Append(ctx, "a", eventsource.Any, events(1, "test.v1")...)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "has Migrate been called?")
@@ -179,7 +180,7 @@ func TestCallsBeforeMigrateSayWhy(t *testing.T) {
 func TestIdempotentReappend(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, 4)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	batch := events(3, "test.v1")
 	for i := range batch {
 		batch[i].ID = uuid.New()
@@ -223,7 +224,7 @@ func (a *Account) Apply(event any) error {
 func TestUnknownEventTypeOnRead(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, 4)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	reg := eventsource.NewRegistry()
 	eventsource.Register[Deposited](reg, "account.deposited.v1")
 	_, err := s.Append(ctx, "account-1", eventsource.NoStream,
@@ -242,7 +243,7 @@ func TestUnknownEventTypeOnRead(t *testing.T) {
 func TestRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, 4)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	tooMany := events(eventsource.MaxBatch+1, "test.v1")
 	nulMetadata := events(1, "test.v1")
 	nulMetadata[0].Metadata = map[string]string{"k": "a\x00b"}
@@ -272,7 +273,7 @@ func TestClosedPool(t *testing.T) {
 	t.Parallel()
 	s, pool := newStore(t, 4)
 	pool.Close()
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	check := func(what string, err error) {
 		t.Helper()
 		if assert.Error(t, err, what) {
@@ -299,7 +300,7 @@ func TestClosedPool(t *testing.T) {
 func TestSnapshots(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, 4)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	var _ eventsource.SnapshotStore = s
 
 	_, err := s.LoadSnapshot(ctx, "a")
@@ -340,7 +341,7 @@ func TestSnapshots(t *testing.T) {
 func TestSnapshotsWithRepository(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, 4)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	reg := eventsource.NewRegistry()
 	eventsource.Register[Deposited](reg, "account.deposited.v1")
 	repo, err := eventsource.NewRepository(s, reg, func() *Account { return &Account{} }, eventsource.WithSnapshots(s, 2))
@@ -362,8 +363,8 @@ func TestSnapshotsWithRepository(t *testing.T) {
 // TestSchemasAreIndependent runs two stores in one database.
 func TestSchemasAreIndependent(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 6)
-	ctx := ctxWithin(t, 10*time.Second)
+	pool := testenv.PostgresPool(t, 6)
+	ctx := testenv.Context(t, 10*time.Second)
 	a := newStoreIn(t, pool, schemaName(t))
 	b := newStoreIn(t, pool, schemaName(t))
 	require.NoError(t, a.Migrate(ctx))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // follower runs a subscription on its own goroutine and hands on its
@@ -69,10 +70,10 @@ func (f *follower) next(t *testing.T, n int, d time.Duration) []eventsource.Even
 // boundaries, with pages of 3 events.
 func TestReadsInPages(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 4)
+	pool := testenv.PostgresPool(t, 4)
 	s := newStoreIn(t, pool, schemaName(t))
 	pgstore.SetPageSize(s, 3)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, s.Migrate(ctx))
 	var all []eventsource.Event
 	for i := range 5 {
@@ -120,7 +121,7 @@ func TestSubscribeWakesOnNotification(t *testing.T) {
 	s, _ := newStore(t, 4, pgstore.WithPollInterval(time.Hour))
 	listening := make(chan uint32, 10)
 	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	f := follow(t, s, 0)
 	<-listening
 	for i := range 3 {
@@ -140,7 +141,7 @@ func TestSubscribePollsWithoutNotifications(t *testing.T) {
 	pgstore.SkipNotify(s)
 	listening := make(chan uint32, 10)
 	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	f := follow(t, s, 0)
 	<-listening
 	for i := range 3 {
@@ -158,7 +159,7 @@ func TestSubscribeSurvivesLostConnection(t *testing.T) {
 	s, pool := newStore(t, 4, pgstore.WithPollInterval(200*time.Millisecond))
 	listening := make(chan uint32, 10)
 	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
-	ctx := ctxWithin(t, 20*time.Second)
+	ctx := testenv.Context(t, 20*time.Second)
 	f := follow(t, s, 0)
 	first, err := s.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
 	require.NoError(t, err)
@@ -196,7 +197,7 @@ func TestSubscribeReleasesConnection(t *testing.T) {
 	s, pool := newStore(t, 1, pgstore.WithPollInterval(time.Hour))
 	listening := make(chan uint32, 10)
 	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	f := follow(t, s, 0)
 	pid := <-listening
 	time.Sleep(200 * time.Millisecond) // it reads, then waits
@@ -223,7 +224,7 @@ func TestSubscribeReleasesConnection(t *testing.T) {
 func TestSubscribeEndsPromptly(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, 4, pgstore.WithPollInterval(time.Hour))
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	_, err := s.Append(ctx, "a", eventsource.NoStream, events(3, "test.v1")...)
 	require.NoError(t, err)
 	for _, after := range []int64{0, 3} { // catching up; waiting

@@ -15,6 +15,7 @@ import (
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
@@ -38,11 +39,11 @@ func spansNamed(p *telemetrytest.Providers, name string) []sdktrace.ReadOnlySpan
 func TestTelemetry(t *testing.T) {
 	t.Parallel()
 	p := telemetrytest.New(t)
-	pool := newPool(t, 4)
+	pool := testenv.PostgresPool(t, 4)
 	schema := schemaName(t)
 	s := newStoreIn(t, pool, schema, pgstore.WithTracerProvider(p.TracerProvider), pgstore.WithMeterProvider(p.MeterProvider),
 		pgstore.WithPollInterval(50*time.Millisecond))
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 
 	// Before Migrate, a read fails with PostgreSQL's error code.
 	for _, err := range s.ReadAll(ctx, 0) {
@@ -144,10 +145,10 @@ func TestTelemetry(t *testing.T) {
 func TestSubscriptionLag(t *testing.T) {
 	t.Parallel()
 	p := telemetrytest.New(t)
-	pool := newPool(t, 4)
+	pool := testenv.PostgresPool(t, 4)
 	s := newStoreIn(t, pool, schemaName(t), pgstore.WithMeterProvider(p.MeterProvider), pgstore.WithPollInterval(20*time.Millisecond))
 	pgstore.SetPageSize(s, 4)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, s.Migrate(ctx))
 	_, err := s.Append(ctx, "a", eventsource.NoStream, events(10, "test.v1")...)
 	require.NoError(t, err)

@@ -6,6 +6,10 @@
 // `go test ./...` passes on a machine without the backends; when
 // PATTERNS_REQUIRE_INTEGRATION=1 (as in CI) a missing backend fails the test
 // instead, so that integration tests cannot be skipped by accident.
+//
+// For PostgreSQL it also gives a pool ([PostgresPool]) and schemas private
+// to a test and dropped when it ends ([Schema]), so that tests and packages
+// running in parallel never see each other's tables.
 package testenv
 
 import (

@@ -46,7 +46,7 @@ func TestConformanceSimpleProtocol(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(pool.Close)
 		l := newLogIn(t, pool, schemaName(t))
-		require.NoError(t, l.Migrate(ctxWithin(t, 10*time.Second)))
+		require.NoError(t, l.Migrate(testenv.Context(t, 10*time.Second)))
 		return l
 	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelpatterns/patterns/internal/testenv"
 	"github.com/otelpatterns/patterns/saga"
 	"github.com/otelpatterns/patterns/saga/pglog"
 )
@@ -54,7 +55,7 @@ func TestNewRejectsBadArguments(t *testing.T) {
 func TestMigrateIdempotent(t *testing.T) {
 	t.Parallel()
 	l, pool, schema := newLog(t, 4)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	rec := saga.Record{ID: "a", Name: "order", Version: 1, Data: []byte("{}")}
 	require.NoError(t, l.Create(ctx, rec, "owner", time.Minute))
 	require.NoError(t, l.Migrate(ctx), "a second Migrate")
@@ -79,9 +80,9 @@ func TestMigrateIdempotent(t *testing.T) {
 
 func TestMigrateConcurrent(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 10)
+	pool := testenv.PostgresPool(t, 10)
 	schema := schemaName(t)
-	ctx := ctxWithin(t, 20*time.Second)
+	ctx := testenv.Context(t, 20*time.Second)
 	errs := make([]error, 8)
 	var wg sync.WaitGroup
 	for i := range errs {
@@ -100,9 +101,9 @@ func TestMigrateConcurrent(t *testing.T) {
 // database's error and a hint.
 func TestBeforeMigrate(t *testing.T) {
 	t.Parallel()
-	pool := newPool(t, 2)
+	pool := testenv.PostgresPool(t, 2)
 	l := newLogIn(t, pool, schemaName(t))
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	_, _, err := l.Load(ctx, "a")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "has Migrate been called?")
@@ -147,7 +148,7 @@ func TestAppendSeqTakenWhileWaiting(t *testing.T) {
 	t.Parallel()
 	l, pool, _ := newLog(t, 4)
 	schema := pglog.Schema(l)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, l.Create(ctx, saga.Record{ID: "a", Name: "order"}, "owner", time.Minute))
 
 	tx, pid := holdRow(t, ctx, pool, schema, "a",
@@ -180,7 +181,7 @@ func TestAppendWaitsForClaim(t *testing.T) {
 	t.Parallel()
 	l, pool, _ := newLog(t, 4)
 	schema := pglog.Schema(l)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, l.Create(ctx, saga.Record{ID: "a", Name: "order"}, "old", time.Minute))
 
 	tx, pid := holdRow(t, ctx, pool, schema, "a", `UPDATE {s}.sagas SET owner = 'new' WHERE id = $1`)
@@ -207,7 +208,7 @@ func TestClaimSkipsLockedSagas(t *testing.T) {
 	t.Parallel()
 	l, pool, _ := newLog(t, 4)
 	schema := pglog.Schema(l)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	for _, id := range []string{"a", "b"} {
 		require.NoError(t, l.Create(ctx, saga.Record{ID: id, Name: "order"}, "", time.Minute)) // no owner: claimable
 	}
@@ -226,7 +227,7 @@ func TestLeaseUsesDatabaseClock(t *testing.T) {
 	t.Parallel()
 	l, pool, _ := newLog(t, 4)
 	schema := pglog.Schema(l)
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, l.Create(ctx, saga.Record{ID: "a", Name: "order"}, "owner", 90*time.Second))
 	var left time.Duration
 	require.NoError(t, pool.QueryRow(ctx, "SELECT (extract(epoch FROM lease_until - now()) * 1e6)::bigint * 1000 FROM "+schema+".sagas WHERE id = 'a'").Scan(&left))

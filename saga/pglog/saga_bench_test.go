@@ -14,6 +14,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/otelpatterns/patterns/internal/testenv"
 	"github.com/otelpatterns/patterns/saga"
 	"github.com/otelpatterns/patterns/saga/pglog"
 )
@@ -63,7 +64,7 @@ func TestSagaWrites(t *testing.T) {
 	o, err := saga.NewOrchestrator(l)
 	require.NoError(t, err)
 	defer func() { require.NoError(t, o.Close(context.Background())) }()
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 	id, err := o.Start(ctx, benchDefinition(t), benchOrder{ID: "order-1", Customer: "Ada", Cents: 6400})
 	require.NoError(t, err)
 	st, err := o.Wait(ctx, id)
@@ -102,7 +103,7 @@ func TestSagaWrites(t *testing.T) {
 // connections and the default (no-op) telemetry, and report sagas/s.
 func BenchmarkSagaThroughput(b *testing.B) {
 	b.Run("raw-pgx-batched", func(b *testing.B) {
-		pool := newPool(b, benchWorkers)
+		pool := testenv.PostgresPool(b, benchWorkers)
 		schema := schemaName(b)
 		ctx := context.Background()
 		q := pgx.Identifier{schema}.Sanitize()
@@ -142,7 +143,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($1, $10, $11, $12, $13, $14, $15, 
 	})
 
 	b.Run("raw-pgx", func(b *testing.B) {
-		pool := newPool(b, benchWorkers)
+		pool := testenv.PostgresPool(b, benchWorkers)
 		schema := schemaName(b)
 		ctx := context.Background()
 		q := pgx.Identifier{schema}.Sanitize()

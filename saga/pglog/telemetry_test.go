@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/patterns/internal/testenv"
 	"github.com/otelpatterns/patterns/saga"
 	"github.com/otelpatterns/patterns/saga/pglog"
 )
@@ -37,10 +38,10 @@ func spansNamed(p *telemetrytest.Providers, name string) []sdktrace.ReadOnlySpan
 func TestTelemetry(t *testing.T) {
 	t.Parallel()
 	p := telemetrytest.New(t)
-	pool := newPool(t, 4)
+	pool := testenv.PostgresPool(t, 4)
 	schema := schemaName(t)
 	l := newLogIn(t, pool, schema, pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider))
-	ctx := ctxWithin(t, 10*time.Second)
+	ctx := testenv.Context(t, 10*time.Second)
 
 	// Before Migrate, a load fails with PostgreSQL's error code.
 	_, _, err := l.Load(ctx, "a")
