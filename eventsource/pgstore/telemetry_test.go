@@ -9,7 +9,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
@@ -17,24 +16,6 @@ import (
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/internal/testenv"
 )
-
-func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
-	m := map[attribute.Key]attribute.Value{}
-	for _, kv := range s.Attributes() {
-		m[kv.Key] = kv.Value
-	}
-	return m
-}
-
-func spansNamed(p *telemetrytest.Providers, name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range p.Spans.Ended() {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
 
 func TestTelemetry(t *testing.T) {
 	t.Parallel()
@@ -94,11 +75,11 @@ func TestTelemetry(t *testing.T) {
 		{"save_snapshot " + schema + ".snapshots", "save_snapshot", schema + ".snapshots", 1},
 		{"load_snapshot " + schema + ".snapshots", "load_snapshot", schema + ".snapshots", 1},
 	} {
-		spans := spansNamed(p, tt.span)
+		spans := p.SpansNamed(tt.span)
 		require.Len(t, spans, tt.count, "spans named %q", tt.span)
 		for _, span := range spans {
 			assert.Equal(t, trace.SpanKindClient, span.SpanKind(), tt.span)
-			a := attrs(span)
+			a := telemetrytest.Attrs(span)
 			for k, v := range server {
 				assert.Equal(t, v, a[k], "%s: %s", tt.span, k)
 			}
@@ -108,17 +89,17 @@ func TestTelemetry(t *testing.T) {
 			}
 		}
 	}
-	appends := spansNamed(p, "append "+events)
-	assert.Equal(t, "a", attrs(appends[0])["eventsource.stream_id"].AsString())
+	appends := p.SpansNamed("append " + events)
+	assert.Equal(t, "a", telemetrytest.Attrs(appends[0])["eventsource.stream_id"].AsString())
 	assert.Equal(t, codes.Unset, appends[0].Status().Code)
 	assert.Equal(t, codes.Error, appends[2].Status().Code)
-	assert.Equal(t, "eventsource.concurrency_conflict", attrs(appends[2])["error.type"].AsString())
+	assert.Equal(t, "eventsource.concurrency_conflict", telemetrytest.Attrs(appends[2])["error.type"].AsString())
 
-	failed := spansNamed(p, "read_all "+events)[0]
+	failed := p.SpansNamed("read_all " + events)[0]
 	assert.Equal(t, codes.Error, failed.Status().Code)
-	assert.Equal(t, "42P01", attrs(failed)["db.response.status_code"].AsString(), "undefined_table")
-	assert.Equal(t, int64(2), attrs(spansNamed(p, "read_all "+events)[1])["db.response.returned_rows"].AsInt64())
-	assert.Equal(t, int64(2), attrs(spansNamed(p, "subscribe "+events)[0])["db.response.returned_rows"].AsInt64())
+	assert.Equal(t, "42P01", telemetrytest.Attrs(failed)["db.response.status_code"].AsString(), "undefined_table")
+	assert.Equal(t, int64(2), telemetrytest.Attrs(p.SpansNamed("read_all " + events)[1])["db.response.returned_rows"].AsInt64())
+	assert.Equal(t, int64(2), telemetrytest.Attrs(p.SpansNamed("subscribe " + events)[0])["db.response.returned_rows"].AsInt64())
 
 	assert.Equal(t, int64(3), p.Int64(t, "eventsource.events.appended"), "the retry stored nothing")
 	assert.Equal(t, int64(1), p.Int64(t, "eventsource.conflicts"))

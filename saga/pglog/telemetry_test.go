@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
@@ -16,24 +15,6 @@ import (
 	"github.com/otelpatterns/patterns/saga"
 	"github.com/otelpatterns/patterns/saga/pglog"
 )
-
-func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
-	m := map[attribute.Key]attribute.Value{}
-	for _, kv := range s.Attributes() {
-		m[kv.Key] = kv.Value
-	}
-	return m
-}
-
-func spansNamed(p *telemetrytest.Providers, name string) []sdktrace.ReadOnlySpan {
-	var out []sdktrace.ReadOnlySpan
-	for _, s := range p.Spans.Ended() {
-		if s.Name() == name {
-			out = append(out, s)
-		}
-	}
-	return out
-}
 
 func TestTelemetry(t *testing.T) {
 	t.Parallel()
@@ -80,11 +61,11 @@ func TestTelemetry(t *testing.T) {
 		{"claim " + sagas, "claim", sagas, "", 1},
 		{"load " + sagas, "load", sagas, "a", 2},
 	} {
-		spans := spansNamed(p, tt.span)
+		spans := p.SpansNamed(tt.span)
 		require.Len(t, spans, tt.count, "spans named %q", tt.span)
 		for _, span := range spans {
 			assert.Equal(t, trace.SpanKindClient, span.SpanKind(), tt.span)
-			a := attrs(span)
+			a := telemetrytest.Attrs(span)
 			for k, v := range server {
 				assert.Equal(t, v, a[k], "%s: %s", tt.span, k)
 			}
@@ -97,17 +78,17 @@ func TestTelemetry(t *testing.T) {
 			}
 		}
 	}
-	appends := spansNamed(p, "append "+transitions)
+	appends := p.SpansNamed("append " + transitions)
 	assert.Equal(t, codes.Unset, appends[0].Status().Code)
 	assert.Equal(t, codes.Error, appends[1].Status().Code)
-	assert.Equal(t, "saga.lease_lost", attrs(appends[1])["error.type"].AsString())
+	assert.Equal(t, "saga.lease_lost", telemetrytest.Attrs(appends[1])["error.type"].AsString())
 
-	loads := spansNamed(p, "load "+sagas)
+	loads := p.SpansNamed("load " + sagas)
 	assert.Equal(t, codes.Error, loads[0].Status().Code)
-	assert.Equal(t, "42P01", attrs(loads[0])["db.response.status_code"].AsString(), "undefined_table")
-	assert.Equal(t, int64(1), attrs(loads[1])["db.response.returned_rows"].AsInt64(), "transitions loaded")
-	assert.Equal(t, int64(1), attrs(spansNamed(p, "claim "+sagas)[0])["db.response.returned_rows"].AsInt64(), "sagas claimed")
-	assert.Equal(t, int64(1), attrs(spansNamed(p, "renew "+sagas)[0])["db.response.returned_rows"].AsInt64(), "leases lost")
+	assert.Equal(t, "42P01", telemetrytest.Attrs(loads[0])["db.response.status_code"].AsString(), "undefined_table")
+	assert.Equal(t, int64(1), telemetrytest.Attrs(loads[1])["db.response.returned_rows"].AsInt64(), "transitions loaded")
+	assert.Equal(t, int64(1), telemetrytest.Attrs(p.SpansNamed("claim " + sagas)[0])["db.response.returned_rows"].AsInt64(), "sagas claimed")
+	assert.Equal(t, int64(1), telemetrytest.Attrs(p.SpansNamed("renew " + sagas)[0])["db.response.returned_rows"].AsInt64(), "leases lost")
 
 	dbAttrs := []attribute.KeyValue{
 		attribute.String("db.system.name", "postgresql"),

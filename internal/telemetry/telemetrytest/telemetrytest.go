@@ -135,3 +135,23 @@ func (p *Providers) Describe(t testing.TB, name string) string {
 	}
 	return fmt.Sprintf("%+v", m.Data)
 }
+
+// SpansNamed returns the ended spans called name, in the order they ended.
+func (p *Providers) SpansNamed(name string) []sdktrace.ReadOnlySpan {
+	var out []sdktrace.ReadOnlySpan
+	for _, s := range p.Spans.Ended() {
+		if s.Name() == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Attrs returns the attributes of span s by key.
+func Attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]attribute.Value {
+	m := map[attribute.Key]attribute.Value{}
+	for _, kv := range s.Attributes() {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}
