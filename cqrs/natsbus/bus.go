@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -74,10 +75,31 @@ func (b *Bus) Setup(ctx context.Context) error {
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("natsbus: setup stream %s: %w", b.cfg.stream, err)
 	}
-	if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
-		return fmt.Errorf("natsbus: setup stream %s: %w", b.cfg.stream, err)
+	for attempt := 1; ; attempt++ {
+		_, err := b.js.CreateOrUpdateStream(ctx, sc)
+		if err == nil {
+			return nil
+		}
+		if !storeFailed(err) || attempt == 5 || ctx.Err() != nil {
+			return fmt.Errorf("natsbus: setup stream %s: %w", b.cfg.stream, err)
+		}
+		// nats-server 2.9 removes its streams directory when the last
+		// stream goes, and a stream created at that moment fails to make
+		// its store; a second try finds the directory made again.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * 20 * time.Millisecond):
+		}
 	}
-	return nil
+}
+
+// storeFailedCode is the JetStream error code of "error creating store for
+// stream" (JSStreamStoreFailedErr).
+const storeFailedCode jetstream.ErrorCode = 10049
+
+func storeFailed(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == storeFailedCode
 }
 
 func containsString(list []string, s string) bool {
