@@ -62,13 +62,13 @@
 //     deliveries that never reached a handler (a crash, a subscription
 //     closed while the message was buffered) count towards it.
 //   - A subscription fetches up to [WithPrefetch] messages (default
-//     [DefaultPrefetch], 256) ahead of its handlers. Their AckWait runs
+//     [DefaultPrefetch], 500) ahead of its handlers. Their AckWait runs
 //     while they wait, so keep prefetch times a handler's duration well
 //     under AckWait.
-//   - [cqrs.Subscription.Close] stops fetching, hands buffered messages back
-//     to the group (they reach another member about a second later, not
-//     after AckWait) and waits for running handlers; their messages are
-//     settled before it returns.
+//   - [cqrs.Subscription.Close] stops fetching, waits for running handlers
+//     and hands the messages it holds back to the group about a second
+//     after (they reach another member then, not after AckWait); every
+//     message is settled before it returns, so Close can take a second.
 //
 // # Telemetry
 //

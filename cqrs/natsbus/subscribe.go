@@ -27,8 +27,10 @@ const drainTimeout = 5 * time.Second
 // subscription open. A closed subscription's last request stays on the
 // server until it expires, and the server (2.9 at least) may deliver to
 // it a message handed back before then, where nobody takes it until
-// AckWait. So messages handed back while a subscription closes are Naked
-// with a delay of handBackDelay, by when the request has expired.
+// AckWait. So Close waits handBackDelay, by when the request has expired,
+// before it hands back the messages it kept. (Naking them at once with
+// that delay instead was tried: nats-server 2.9 then now and then loses
+// one to the next member and delivers another twice.)
 const (
 	pullExpiry    = time.Second
 	handBackDelay = pullExpiry + 200*time.Millisecond
@@ -65,12 +67,11 @@ const (
 // must stay well under AckWait, or waiting messages are delivered again.
 //
 // [cqrs.Subscription.Close] hands the messages fetched but not handled
-// back to the group with a Nak delayed by about a second, the time the
-// server takes to forget the subscription's last pull request (a message
-// handed back sooner could be sent to that request and be lost to the
-// group until AckWait). A handler that fails while Close waits for it has
-// its message delivered again after that second too, if its backoff is
-// shorter.
+// back to the group about a second after the drain, the time the server
+// takes to forget the subscription's last pull request (a message handed
+// back sooner could be sent to that request and be lost to the group until
+// AckWait); Close takes that second. A handler that fails while Close
+// waits for it has its message handed back at the same time.
 //
 // ctx bounds setting up the consumer; its values, not its cancellation,
 // are passed on to handlers. Subscribe returns an error for a bad topic,
@@ -97,7 +98,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 
 	subject := b.cfg.prefix + topic
 	name := ConsumerName(group, topic)
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, jetstream.ConsumerConfig{
+	want := jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   "natsbus group " + group + " of topic " + topic,
 		FilterSubject: subject,
@@ -106,7 +107,14 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		MaxDeliver:    -1, // enforced by the subscription, see above
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: 1000,
-	})
+	}
+	// A group's consumer is updated only when its settings changed: an
+	// update while messages wait for a delayed redelivery (handed back by
+	// a member that closed) can lose or repeat them on nats-server 2.9.
+	cons, err := b.js.Consumer(ctx, b.cfg.stream, name)
+	if err != nil || !sameConsumer(cons.CachedInfo().Config, want) {
+		cons, err = b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, want)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: create consumer %s on stream %s: %w", name, b.cfg.stream, err)
 	}
@@ -138,6 +146,15 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		return nil, fmt.Errorf("natsbus: consume %s on stream %s: %w", name, b.cfg.stream, err)
 	}
 	return s, nil
+}
+
+// sameConsumer reports whether the consumer settings natsbus sets are
+// those of have.
+func sameConsumer(have, want jetstream.ConsumerConfig) bool {
+	return have.Durable == want.Durable && have.Description == want.Description &&
+		have.FilterSubject == want.FilterSubject && have.AckPolicy == want.AckPolicy &&
+		have.AckWait == want.AckWait && have.MaxDeliver == want.MaxDeliver &&
+		have.DeliverPolicy == want.DeliverPolicy && have.MaxAckPending == want.MaxAckPending
 }
 
 // ConsumerName returns the name of the durable consumer of group for
@@ -198,8 +215,8 @@ type subscription struct {
 
 	mu        sync.Mutex // guards closing, handBack and wg.Add against Close
 	closing   bool
-	handBack  []jetstream.Msg // delivered after Close started, not handled
-	wg        sync.WaitGroup  // running handlers and workers
+	handBack  []handBack     // delivered after Close started, or failed meanwhile
+	wg        sync.WaitGroup // running handlers and workers
 	closeOnce sync.Once
 }
 
@@ -253,7 +270,7 @@ func (s *subscription) receive(msg jetstream.Msg) {
 	}
 	s.mu.Lock()
 	if s.closing {
-		s.handBack = append(s.handBack, msg)
+		s.handBack = append(s.handBack, handBack{msg: msg})
 		s.mu.Unlock()
 		return
 	}
@@ -263,11 +280,21 @@ func (s *subscription) receive(msg jetstream.Msg) {
 	s.process(msg, &s.slots[0])
 }
 
+// handBack is a message that Close hands back to the group, after delay
+// at the earliest.
+type handBack struct {
+	msg   jetstream.Msg
+	delay time.Duration
+}
+
 // keep keeps msg, delivered while the subscription closes, for Close to
 // hand back.
-func (s *subscription) keep(msg jetstream.Msg) {
+func (s *subscription) keep(msg jetstream.Msg) { s.keepFor(msg, 0) }
+
+// keepFor keeps msg for Close to hand back after delay at the earliest.
+func (s *subscription) keepFor(msg jetstream.Msg, delay time.Duration) {
 	s.mu.Lock()
-	s.handBack = append(s.handBack, msg)
+	s.handBack = append(s.handBack, handBack{msg, delay})
 	s.mu.Unlock()
 }
 
@@ -276,7 +303,16 @@ func (s *subscription) worker(sl *slot) {
 	defer s.wg.Done()
 	for {
 		select {
+		case <-s.closed:
+			return
+		default:
+		}
+		select {
 		case msg := <-s.work:
+			if s.isClosing() {
+				s.keep(msg)
+				continue
+			}
 			s.process(msg, sl)
 		case <-s.closed:
 			return
@@ -368,7 +404,10 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 	}
 	delay := s.cfg.Backoff(m.Delivery)
 	if s.isClosing() {
-		delay = max(delay, handBackDelay) // see pullExpiry
+		// Close hands it back once the subscription's pull requests are
+		// gone (see pullExpiry): a Nak now could send it to one of them.
+		s.keepFor(msg, delay)
+		return
 	}
 	_ = msg.NakWithDelay(delay)
 }
@@ -415,9 +454,11 @@ func (s *subscription) deadLetter(ctx context.Context, m cqrs.Message, err error
 // The client library drains its subscription: it tells the server to stop
 // sending, waits for the server to have heard it and passes every message
 // that was already on its way to the callback, which keeps it. Once the
-// drain is over, Close hands each kept message back with a Nak delayed by
-// handBackDelay (see pullExpiry), so that another member of the group gets
-// it about a second later rather than after AckWait.
+// drain is over, Close waits handBackDelay (see pullExpiry) and hands each
+// kept message back with a Nak (delayed by its backoff, for a message whose
+// handler failed meanwhile), so that another member of the group gets it
+// about a second later rather than after AckWait. Close therefore takes
+// about a second when it has messages to hand back.
 func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -437,8 +478,11 @@ func (s *subscription) Close() error {
 		back := s.handBack
 		s.handBack = nil
 		s.mu.Unlock()
-		for _, msg := range back {
-			_ = msg.NakWithDelay(handBackDelay)
+		if len(back) > 0 {
+			time.Sleep(handBackDelay)
+		}
+		for _, hb := range back {
+			_ = hb.msg.NakWithDelay(hb.delay)
 		}
 	})
 	return nil

@@ -2,21 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
+	"github.com/otelpatterns/patterns/examples/internal/examplepg"
 )
-
-// postgresURLVar names the environment variable that selects PostgreSQL.
-const postgresURLVar = "PATTERNS_POSTGRES_URL"
 
 // backend is where the run keeps its events and snapshots.
 type backend struct {
@@ -29,7 +21,7 @@ type backend struct {
 // openBackend returns the in-memory store, or a PostgreSQL one when
 // PATTERNS_POSTGRES_URL is set.
 func openBackend(ctx context.Context, otelp *providers) (*backend, error) {
-	if url := os.Getenv(postgresURLVar); url != "" {
+	if url := os.Getenv(examplepg.URLVar); url != "" {
 		return openPostgres(ctx, url, otelp)
 	}
 	return &backend{
@@ -44,24 +36,11 @@ func openBackend(ctx context.Context, otelp *providers) (*backend, error) {
 // close drops, with everything in it, before it closes the pool. The store
 // keeps the snapshots too.
 func openPostgres(ctx context.Context, url string, otelp *providers) (*backend, error) {
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", postgresURLVar, err)
-	}
 	// The projection's subscription holds a connection while it runs; the
 	// commands need one more.
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, schema, drop, err := examplepg.Open(ctx, url, "bank_example_", 4)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
-	}
-	var suffix [4]byte
-	_, _ = rand.Read(suffix[:])
-	schema := "bank_example_" + hex.EncodeToString(suffix[:])
-	drop := func(ctx context.Context) error {
-		defer pool.Close()
-		_, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		return err
+		return nil, err
 	}
 
 	store, err := pgstore.New(pool,

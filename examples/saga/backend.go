@@ -2,21 +2,13 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/otelpatterns/patterns/examples/internal/examplepg"
 	"github.com/otelpatterns/patterns/saga"
 	"github.com/otelpatterns/patterns/saga/pglog"
 )
-
-// postgresURLVar names the environment variable that selects PostgreSQL.
-const postgresURLVar = "PATTERNS_POSTGRES_URL"
 
 // backend is where the run keeps its sagas.
 type backend struct {
@@ -28,7 +20,7 @@ type backend struct {
 // openBackend returns an in-memory log, or a PostgreSQL one when
 // PATTERNS_POSTGRES_URL is set.
 func openBackend(ctx context.Context, otelp *providers) (*backend, error) {
-	if url := os.Getenv(postgresURLVar); url != "" {
+	if url := os.Getenv(examplepg.URLVar); url != "" {
 		return openPostgres(ctx, url, otelp)
 	}
 	return &backend{
@@ -41,22 +33,9 @@ func openBackend(ctx context.Context, otelp *providers) (*backend, error) {
 // openPostgres returns a [pglog.Log] in a new schema of its own, which
 // close drops, with everything in it, before it closes the pool.
 func openPostgres(ctx context.Context, url string, otelp *providers) (*backend, error) {
-	cfg, err := pgxpool.ParseConfig(url)
+	pool, schema, drop, err := examplepg.Open(ctx, url, "saga_example_", 4)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", postgresURLVar, err)
-	}
-	cfg.MaxConns = 4
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to PostgreSQL: %w", err)
-	}
-	var suffix [4]byte
-	_, _ = rand.Read(suffix[:])
-	schema := "saga_example_" + hex.EncodeToString(suffix[:])
-	drop := func(ctx context.Context) error {
-		defer pool.Close()
-		_, err := pool.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		return err
+		return nil, err
 	}
 
 	log, err := pglog.New(pool,
