@@ -87,9 +87,10 @@ type Step[D any] struct {
 	// retry.WithTracerProvider to send them where the saga's go.
 	Retry *retry.Retrier
 
-	// Timeout bounds each attempt of the action. An attempt that runs out
-	// of time has an unknown outcome (see Idempotent). Zero means no limit
-	// of the step's own.
+	// Timeout bounds each attempt of the action, and of the compensation.
+	// An action attempt that runs out of time has an unknown outcome (see
+	// Idempotent); a compensation attempt that does is tried again. Zero
+	// means no limit of the step's own.
 	Timeout time.Duration
 }
 

@@ -56,7 +56,11 @@ type Orchestrator struct {
 	defs   map[defKey]*definition
 	runs   map[string]*run
 	closed bool
-	wg     sync.WaitGroup // running sagas and background loops
+	runsWG sync.WaitGroup // running sagas
+	loops  sync.WaitGroup // the renew and recover loops
+	// stopRenew ends the renew loop, after the runs: a graceful Close
+	// keeps renewing the leases of the attempts it waits for.
+	stopRenew chan struct{}
 
 	// hook, set only by tests (export_test.go) before use, is called at
 	// the points named in hooks.go.
@@ -117,9 +121,10 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	}
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	o.stepCtx, o.stepCancel = context.WithCancel(context.Background())
-	o.wg.Go(o.renewLoop)
+	o.stopRenew = make(chan struct{})
+	o.loops.Go(o.renewLoop)
 	if cfg.recoverEvery > 0 {
-		o.wg.Go(o.recoverLoop)
+		o.loops.Go(o.recoverLoop)
 	}
 	return o, nil
 }
@@ -167,12 +172,18 @@ func (o *Orchestrator) register(d Definer) error {
 // Start returns an error for data of the wrong type or that cannot be
 // encoded, a definition registered differently under the same name and
 // version, a bad or taken [WithID] ([ErrExists]), a log failure, or a
-// closed orchestrator ([ErrClosed]).
+// closed orchestrator ([ErrClosed]). A log failure can be ambiguous (the
+// write committed, its reply was lost): the saga may then be in the log,
+// and Recover runs it. Start it again with the same WithID to find out:
+// ErrExists says it is there.
 func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ...StartOption) (string, error) {
 	if def == nil || reflect.ValueOf(def).IsNil() {
 		return "", errors.New("saga: Start: nil definition")
 	}
 	s := def.definition()
+	if s == nil {
+		return "", errors.New("saga: Start: definition not made by Define")
+	}
 	var sc startConfig
 	for _, opt := range opts {
 		if opt != nil {
@@ -234,10 +245,12 @@ func (o *Orchestrator) launch(r *run) bool {
 		return false
 	}
 	o.runs[r.rec.ID] = r
-	o.wg.Go(func() {
+	o.runsWG.Go(func() {
 		r.execute()
 		o.mu.Lock()
-		delete(o.runs, r.rec.ID)
+		if o.runs[r.rec.ID] == r {
+			delete(o.runs, r.rec.ID)
+		}
 		o.mu.Unlock()
 	})
 	return true
@@ -245,11 +258,13 @@ func (o *Orchestrator) launch(r *run) bool {
 
 // release gives r's lease back, on a context of its own: it runs when the
 // orchestrator is closing.
-func (o *Orchestrator) release(r *run) {
+func (o *Orchestrator) release(r *run) { o.releaseID(r.rec.ID) }
+
+func (o *Orchestrator) releaseID(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := o.log.Release(ctx, r.rec.ID, o.cfg.owner); err != nil {
-		otel.Handle(fmt.Errorf("saga: releasing saga %q: %w", r.rec.ID, err))
+	if err := o.log.Release(ctx, id, o.cfg.owner); err != nil {
+		otel.Handle(fmt.Errorf("saga: releasing saga %q: %w", id, err))
 	}
 }
 
@@ -264,9 +279,12 @@ func (o *Orchestrator) release(r *run) {
 // ctx's span. Attempts that a crash interrupted have an unknown outcome:
 // those of Idempotent steps are made again, others are compensated.
 //
-// A saga whose definition's version is not registered is released at once
-// and reported, with every other failure, in the returned error (matching
-// [ErrUnknownDefinition]); the sagas Recover could resume run anyway.
+// A saga whose definition's version is not registered is left alone (its
+// lease released as Recover returns) and reported, with every other
+// failure, in the returned error (matching [ErrUnknownDefinition]); the
+// sagas Recover could resume run anyway. A saga this orchestrator runs
+// already (its lease expired while the log was unreachable) goes on
+// running once, not twice.
 func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 	o.mu.Lock()
 	if o.closed {
@@ -286,6 +304,7 @@ func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	var errs []error
+	var unknown []Record // kept leased until the end, so that claims move past them
 	resumed := 0
 	for {
 		recs, err := o.log.Claim(ctx, o.cfg.owner, names, o.cfg.lease, claimBatch)
@@ -294,25 +313,46 @@ func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 			break
 		}
 		for _, rec := range recs {
-			if err := o.resume(ctx, rec); err != nil {
-				errs = append(errs, err)
+			o.mu.Lock()
+			known := o.defs[defKey{rec.Name, rec.Version}] != nil
+			o.mu.Unlock()
+			if !known {
+				unknown = append(unknown, rec)
+				errs = append(errs, fmt.Errorf("saga: Recover: saga %q: %w: %q version %d", rec.ID, ErrUnknownDefinition, rec.Name, rec.Version))
 				continue
 			}
-			resumed++
+			switch err := o.resume(ctx, rec); {
+			case err == nil:
+				resumed++
+			case !errors.Is(err, errAlreadyRunning):
+				errs = append(errs, err)
+			}
 		}
 		if len(recs) < claimBatch {
 			break
 		}
 	}
+	for _, rec := range unknown {
+		o.releaseID(rec.ID)
+	}
 	return resumed, errors.Join(errs...)
 }
+
+// errAlreadyRunning is resume's answer for a saga this orchestrator runs.
+var errAlreadyRunning = errors.New("saga: running here already")
 
 // resume loads rec's transitions and runs it. On failure it releases the
 // lease so that the saga is not stuck with this orchestrator.
 func (o *Orchestrator) resume(ctx context.Context, rec Record) error {
 	o.mu.Lock()
 	d := o.defs[defKey{rec.Name, rec.Version}]
+	_, running := o.runs[rec.ID]
 	o.mu.Unlock()
+	if running {
+		// Its lease expired while this orchestrator could not renew it
+		// (the log was down), and the claim renewed it: the run goes on.
+		return errAlreadyRunning
+	}
 	fail := func(err error) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -395,7 +435,7 @@ func (o *Orchestrator) Close(ctx context.Context) error {
 	o.cancel()
 	done := make(chan struct{})
 	go func() {
-		o.wg.Wait()
+		o.runsWG.Wait()
 		close(done)
 	}()
 	var err error
@@ -407,6 +447,8 @@ func (o *Orchestrator) Close(ctx context.Context) error {
 		<-done
 	}
 	o.stepCancel()
+	close(o.stopRenew)
+	o.loops.Wait()
 	return err
 }
 
@@ -417,7 +459,7 @@ func (o *Orchestrator) renewLoop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-o.ctx.Done():
+		case <-o.stopRenew:
 			return
 		case <-t.C:
 		}
@@ -430,22 +472,24 @@ func (o *Orchestrator) renewLoop() {
 		if len(ids) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(o.ctx, o.cfg.lease/3)
+		ctx, cancel := context.WithTimeout(context.Background(), o.cfg.lease/3)
 		lost, err := o.log.Renew(ctx, o.cfg.owner, o.cfg.lease, ids)
 		cancel()
 		if err != nil {
-			if o.ctx.Err() == nil {
-				otel.Handle(fmt.Errorf("saga: renewing leases: %w", err))
-			}
+			otel.Handle(fmt.Errorf("saga: renewing leases: %w", err))
 			continue
 		}
+		var gone []*run
 		o.mu.Lock()
 		for _, id := range lost {
 			if r := o.runs[id]; r != nil {
-				r.abandon(fmt.Errorf("saga %q: %w", id, ErrLeaseLost))
+				gone = append(gone, r)
 			}
 		}
 		o.mu.Unlock()
+		for _, r := range gone {
+			r.abandon(fmt.Errorf("saga %q: %w", r.rec.ID, ErrLeaseLost))
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -82,12 +83,15 @@ type run struct {
 	st      Status
 	fwd     []fwdState
 	comp    []compState
-	failure error // why the saga compensates or needs attention
-	lost    bool  // the lease is lost: another orchestrator runs the saga
+	failure error       // why the saga compensates or needs attention
+	lost    atomic.Bool // the lease is lost: another orchestrator runs the saga
 	final   Status
 	// pendingStatus is set when replay found the saga must compensate:
 	// execute writes the change of status first.
 	pendingStatus bool
+	// halt is set when a step after the pivot failed for good: the saga
+	// will need attention, and no more attempts start.
+	halt bool
 }
 
 func newRun(o *Orchestrator, d *definition, rec Record, ts []Transition, ctx context.Context, span trace.Span) *run {
@@ -105,6 +109,12 @@ func newRun(o *Orchestrator, d *definition, rec Record, ts []Transition, ctx con
 
 // replay rebuilds the run's state from the transitions in the log.
 func (r *run) replay(ts []Transition) {
+	var corrupt error
+	defer func() {
+		if corrupt != nil {
+			r.st, r.failure, r.pendingStatus = NeedsAttention, corrupt, false
+		}
+	}()
 	for _, t := range ts {
 		r.seq = max(r.seq, t.Seq)
 		if t.Data != nil {
@@ -121,9 +131,8 @@ func (r *run) replay(ts []Transition) {
 		}
 		i, ok := r.d.index[t.Step]
 		if !ok {
-			r.failure = fmt.Errorf("saga %q: the log names step %q, which definition %q version %d does not have",
+			corrupt = fmt.Errorf("saga %q: the log names step %q, which definition %q version %d does not have",
 				r.rec.ID, t.Step, r.d.name, r.d.version)
-			r.st = NeedsAttention
 			continue
 		}
 		if t.Phase == Compensate {
@@ -182,7 +191,7 @@ func (r *run) execute() {
 		o.tel.active.Add(r.ctx, -1, r.d.sets.name)
 		r.stopAttempt()
 		r.mu.Lock()
-		final, lost := r.final, r.lost
+		final, lost := r.final, r.lost.Load()
 		r.mu.Unlock()
 		if !final.Final() {
 			// The run stopped before the saga ended: say why on its span.
@@ -331,13 +340,17 @@ func (r *run) forward() (compensate bool) {
 			stopped = true
 		case errors.Is(res.err, errSagaFailing):
 			f.state = pending // another step failed first; no more attempts
-		case r.ctx.Err() != nil && !errors.Is(res.err, errUnknownOutcome):
-			// Closed while waiting to retry: leave it for Recover.
+		case errors.Is(res.err, ErrClosed) || errors.Is(res.err, ErrLeaseLost) ||
+			r.ctx.Err() != nil && errors.Is(res.err, context.Cause(r.ctx)):
+			// Closed, or taken over, while waiting to retry: leave it for
+			// Recover. (A failure for good that comes while closing is
+			// recorded as one below.)
 			f.state = pending
 			stopped = true
 		case errors.As(res.err, &dataErr):
 			f.state = done
 			failedNow = true
+			attention = attention || st.retriable || st.pivot // done, and past undoing
 		case errors.Is(res.err, errUnknownOutcome):
 			f.state, f.maybe = unknown, true
 			failedNow = true
@@ -345,6 +358,9 @@ func (r *run) forward() (compensate bool) {
 			f.state = failed
 			failedNow = true
 			attention = attention || st.retriable
+		}
+		if failedNow && attention {
+			r.halt = true // the steps in flight make no more attempts
 		}
 		r.mu.Unlock()
 		if failedNow && failure == nil {
@@ -395,7 +411,7 @@ func (r *run) runStep(i int) (next []int, err error) {
 		var attempt int
 		var snapshot []byte
 		r.mu.Lock()
-		pre, running := r.fwd[i].prestarted, r.st == Running
+		pre, running := r.fwd[i].prestarted, r.st == Running && !r.halt
 		r.fwd[i].prestarted = false
 		attempt, snapshot = r.fwd[i].attempts, r.data
 		r.mu.Unlock()
@@ -422,7 +438,7 @@ func (r *run) runStep(i int) (next []int, err error) {
 			// Started are one step under r.mu: no attempt starts after the
 			// saga turned to compensating.
 			err := r.writeWith(func() ([]Transition, error) {
-				if r.st != Running {
+				if r.st != Running || r.halt {
 					return nil, errSagaFailing
 				}
 				r.fwd[i].attempts++
@@ -496,12 +512,12 @@ func (r *run) succeed(i, attempt int, apply func([]byte) ([]byte, error)) (next 
 		next = next[:0]
 		t := Transition{Step: st.name, Phase: Forward, Kind: Succeeded, Attempt: attempt}
 		if apply != nil {
-			if t.Data, dataErr = apply(r.data); dataErr != nil {
+			if t.Data, dataErr = safeApply(apply, r.data); dataErr != nil {
 				t.Data = nil
 			}
 		}
 		ts := []Transition{t}
-		if r.st != Running || dataErr != nil {
+		if r.st != Running || r.halt || dataErr != nil {
 			return ts, nil
 		}
 		last := true
@@ -599,6 +615,17 @@ func callAction(ctx context.Context, st *stepSpec, c Codec, snapshot []byte) (ap
 		}
 	}()
 	return st.action(ctx, c, snapshot)
+}
+
+// safeApply applies a step's update to the data, turning a panic (in the
+// update or the codec) into an error.
+func safeApply(apply func([]byte) ([]byte, error), cur []byte) (b []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			b, err = nil, &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return apply(cur)
 }
 
 // callCompensate runs st's compensation, turning a panic into an error.
@@ -799,9 +826,7 @@ func (r *run) stop(err error) {
 
 // abandon stops the run because another orchestrator took the saga over.
 func (r *run) abandon(err error) {
-	r.mu.Lock()
-	r.lost = true
-	r.mu.Unlock()
+	r.lost.Store(true)
 	r.cancel(err)
 	r.attemptCancel(err)
 }
@@ -830,7 +855,7 @@ func (r *run) write(t Transition) error {
 func (r *run) writeWith(build func() ([]Transition, error), after func([]Transition)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.lost {
+	if r.lost.Load() {
 		return ErrLeaseLost
 	}
 	ts, err := build()
@@ -852,7 +877,7 @@ func (r *run) writeWith(build func() ([]Transition, error), after func([]Transit
 	})
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
-			r.lost = true
+			r.lost.Store(true)
 		}
 		return err
 	}
