@@ -80,8 +80,10 @@ type Step[D any] struct {
 	Idempotent bool
 
 	// Retry is the step's retry policy for transient errors. The default
-	// is [DefaultStepRetry] for compensatable steps and the pivot, and
-	// [DefaultRetriableRetry] for Retriable steps. The policy's own spans
+	// for compensatable steps and the pivot makes 3 attempts, backing off
+	// exponentially from 100ms; for Retriable steps it makes 20, backing
+	// off from 100ms to 30s (about 8 minutes in all) before the saga needs
+	// attention. The policy's own spans
 	// and metrics (a "retry" span around attempts after the first) go to
 	// the providers it was built with, the global ones by default: give it
 	// retry.WithTracerProvider to send them where the saga's go.
@@ -94,14 +96,12 @@ type Step[D any] struct {
 	Timeout time.Duration
 }
 
-// DefaultStepRetry is the retry policy of steps that set none: 3 attempts
-// with exponential backoff from 100ms.
-var DefaultStepRetry = retry.New(retry.WithName("saga.step"))
+// defaultStepRetry is the retry policy of steps that set none.
+var defaultStepRetry = retry.New(retry.WithName("saga.step"))
 
-// DefaultRetriableRetry is the retry policy of Retriable steps that set
-// none: 20 attempts, backing off exponentially from 100ms to 30s, about 8
-// minutes in all, before the saga needs attention.
-var DefaultRetriableRetry = retry.New(retry.WithName("saga.step"), retry.WithMaxAttempts(20),
+// defaultRetriableRetry is the retry policy of Retriable steps that set
+// none.
+var defaultRetriableRetry = retry.New(retry.WithName("saga.step"), retry.WithMaxAttempts(20),
 	retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second)))
 
 // Definition is a named, versioned saga over data of type D: its steps and
@@ -176,9 +176,9 @@ func Define[D any](name string, version int, steps ...Step[D]) (*Definition[D], 
 		}
 		ss.retry = st.Retry
 		if ss.retry == nil {
-			ss.retry = DefaultStepRetry
+			ss.retry = defaultStepRetry
 			if st.Retriable {
-				ss.retry = DefaultRetriableRetry
+				ss.retry = defaultRetriableRetry
 			}
 		}
 		if st.After == nil && i > 0 {
