@@ -83,10 +83,10 @@ type Step[D any] struct {
 	// for compensatable steps and the pivot makes 3 attempts, backing off
 	// exponentially from 100ms; for Retriable steps it makes 20, backing
 	// off from 100ms to 30s (about 8 minutes in all) before the saga needs
-	// attention. The policy's own spans
-	// and metrics (a "retry" span around attempts after the first) go to
-	// the providers it was built with, the global ones by default: give it
-	// retry.WithTracerProvider to send them where the saga's go.
+	// attention. The policy's own spans and metrics (a "retry" span around
+	// attempts after the first) go to the providers it was built with, the
+	// global ones by default: give it retry.WithTracerProvider to send them
+	// where the saga's go.
 	Retry *retry.Retrier
 
 	// Timeout bounds each attempt of the action, and of the compensation.
