@@ -1,14 +1,10 @@
 package saga_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +35,6 @@ const (
 	envCrashPoint  = "SAGA_CRASH_POINT"
 	envCrashFail   = "SAGA_CRASH_FAIL"
 	envCrashSagas  = "SAGA_CRASH_SAGAS"
-	crashMarker    = "AT CRASH POINT"
 	// midPoint is the point inside the action or compensation itself,
 	// after its effect.
 	midPoint = "mid"
@@ -116,7 +111,7 @@ func crashDefinition(pool *pgxpool.Pool, schema string, atMid func(step string, 
 
 // TestCrashChild is not a test: it is the child process of the crash
 // tests, selected by SAGA_CRASH_ROLE. It starts sagas and, at the step,
-// phase and point the parent chose, prints crashMarker and waits to be
+// phase and point the parent chose, prints testenv.CrashMarker and waits to be
 // killed.
 func TestCrashChild(t *testing.T) {
 	if os.Getenv(envCrashRole) != "run" {
@@ -133,7 +128,7 @@ func TestCrashChild(t *testing.T) {
 	started := make(chan struct{})
 	stop := func() {
 		<-started
-		once.Do(func() { fmt.Println(crashMarker) })
+		once.Do(func() { fmt.Println(testenv.CrashMarker) })
 		select {} // until killed
 	}
 	def := crashDefinition(pool, schema, func(step string, phase saga.Phase) {
@@ -385,38 +380,9 @@ func runChildUntilCrash(t *testing.T, url, schema string, c crashCase, sagas int
 	if c.fail {
 		fail = "1"
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envCrashRole+"=run", envCrashURL+"="+url, envCrashSchema+"="+schema,
-		envCrashStep+"="+c.step, envCrashPhase+"="+string(c.phase), envCrashPoint+"="+c.point,
-		envCrashFail+"="+fail, fmt.Sprintf("%s=%d", envCrashSagas, sagas))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-	reached := make(chan bool, 1)
-	var out strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if sc.Text() == crashMarker {
-				reached <- true
-				return
-			}
-			out.WriteString(sc.Text() + "\n")
-		}
-		reached <- false
-	}()
-	var ok bool
-	select {
-	case ok = <-reached:
-	case <-time.After(20 * time.Second):
-	}
-	require.NoError(t, cmd.Process.Kill())
-	_ = cmd.Wait()
-	if !ok {
-		t.Fatalf("the child did not reach its crash point; stdout:\n%s\nstderr:\n%s", out.String(), stderr.String())
-	}
+	testenv.KillAtCrashPoint(t, "TestCrashChild", []string{envCrashRole + "=run", envCrashURL + "=" + url,
+		envCrashSchema + "=" + schema, envCrashStep + "=" + c.step, envCrashPhase + "=" + string(c.phase),
+		envCrashPoint + "=" + c.point, envCrashFail + "=" + fail, fmt.Sprintf("%s=%d", envCrashSagas, sagas)}, 20*time.Second)
 }
 
 // recoverAll calls Recover until it has resumed n sagas: the dead child's

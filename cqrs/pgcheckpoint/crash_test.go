@@ -1,14 +1,10 @@
 package pgcheckpoint_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -32,9 +28,6 @@ const (
 	envPoint   = "PGCHECKPOINT_TEST_CRASH_POINT" // "handle" or "before-commit"
 )
 
-// crashMarker is the line the helper prints when it reaches its crash point.
-const crashMarker = "PGCHECKPOINT-AT-CRASH-POINT"
-
 // crashPoints are where the helper stops, in the transaction of an event.
 var crashPoints = []string{
 	"handle",        // inside the handler, after its read-model write
@@ -43,7 +36,7 @@ var crashPoints = []string{
 
 // TestHelperProcess is not a test: it is the child process of the crash
 // tests, selected by PGCHECKPOINT_TEST_ROLE. It runs a projection and,
-// at the event and point the parent chose, prints crashMarker and waits
+// at the event and point the parent chose, prints testenv.CrashMarker and waits
 // to be killed.
 func TestHelperProcess(t *testing.T) {
 	if os.Getenv(envRole) != "project" {
@@ -61,7 +54,7 @@ func TestHelperProcess(t *testing.T) {
 	require.NoError(t, err)
 
 	stop := func() {
-		fmt.Println(crashMarker)
+		fmt.Println(testenv.CrashMarker)
 		time.Sleep(time.Minute) // until killed
 		os.Exit(3)
 	}
@@ -128,36 +121,6 @@ func TestProject_crash(t *testing.T) {
 // is at its crash point, and kills it.
 func runUntilCrash(t *testing.T, url, schema, point string, crashAt int64) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envRole+"=project", envURL+"="+url, envSchema+"="+schema,
-		envPoint+"="+point, envCrashAt+"="+strconv.FormatInt(crashAt, 10))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	require.NoError(t, cmd.Start())
-
-	reached := make(chan bool, 1)
-	var out strings.Builder
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if sc.Text() == crashMarker {
-				reached <- true
-				return
-			}
-			out.WriteString(sc.Text() + "\n")
-		}
-		reached <- false
-	}()
-	var ok bool
-	select {
-	case ok = <-reached:
-	case <-time.After(15 * time.Second):
-	}
-	require.NoError(t, cmd.Process.Kill())
-	_ = cmd.Wait() // closes stdout, which ends the reader
-	if !ok {
-		t.Fatalf("the helper did not reach its crash point; stdout:\n%s\nstderr:\n%s", out.String(), stderr.String())
-	}
+	testenv.KillAtCrashPoint(t, "TestHelperProcess", []string{envRole + "=project", envURL + "=" + url,
+		envSchema + "=" + schema, envPoint + "=" + point, envCrashAt + "=" + strconv.FormatInt(crashAt, 10)}, 15*time.Second)
 }
