@@ -70,9 +70,10 @@
 //
 // [Log.Append] is a data-modifying WITH: an UPDATE of the saga's row that
 // matches only if the row's owner is the caller and no transition holds
-// the Seq, setting the status (and clearing the owner on a final status),
-// and an INSERT of the transition that selects from the UPDATE's result,
-// so it inserts nothing if the UPDATE matched nothing. The UPDATE takes
+// one of the batch's Seqs, setting the status (and clearing the owner on a
+// final status), and an INSERT of the batch's transitions (arrays sent as
+// parameters, unnested) that selects from the UPDATE's result, so it
+// inserts nothing if the UPDATE matched nothing. The UPDATE takes
 // the row lock of the saga, as a claim does, so appends and claims of one
 // saga take turns: an append that waits for a claim rechecks the owner
 // once the claim commits (PostgreSQL re-evaluates the WHERE clause on the
@@ -81,8 +82,8 @@
 // the saga. A Seq taken by an append that committed while this one waited
 // is invisible to the NOT EXISTS (it reads the statement's snapshot), but
 // the primary key turns the INSERT away, and its error rolls back the
-// whole statement, UPDATE included: a rejected transition records
-// nothing, not even its status. Only when nothing was written does a
+// whole statement, UPDATE included: a rejected batch records nothing,
+// not even its status. Only when nothing was written does a
 // second query tell a missing saga (ErrNotFound) from a lost lease
 // (ErrLeaseLost).
 //
