@@ -1,7 +1,6 @@
 package circuitbreaker
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
@@ -87,7 +86,3 @@ func (e *RejectedError) RetryAfter(now time.Time) time.Duration {
 	}
 	return max(e.Until.Sub(now), time.Second)
 }
-
-// panicError records a call that panicked: the panic goes on, but the
-// breaker counts the call as a failure.
-var errPanicked = errors.New("circuitbreaker: call panicked")

@@ -41,6 +41,10 @@ type Base struct {
 	pending []any
 }
 
+// base is how Raise and the Repository reach the Base embedded in a
+// user's aggregate type; only such types implement Aggregate.
+//
+//lint:ignore U1000 called through Aggregate on the user's types that embed Base.
 func (b *Base) base() *Base { return b }
 
 // ID returns the aggregate's stream id.

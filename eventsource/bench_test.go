@@ -18,6 +18,9 @@ func BenchmarkMemoryAppend(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			events = append(events, eventsource.Event{StreamID: "s", Version: int64(i + 1), Type: "t", Data: []byte("{}")})
 		}
+		if len(events) == 0 {
+			b.Fatal("no events appended")
+		}
 	})
 	b.Run("memory", func(b *testing.B) {
 		store := &eventsource.MemoryStore{}

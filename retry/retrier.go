@@ -96,7 +96,7 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 	for {
 		errs = append(errs, unwrapMarkers(err))
 		permanent, wait, hasWait := markers(err)
-		reason, outcome, retryable := r.classify(ctx, err, permanent, attempt)
+		outcome, retryable, reason := r.classify(ctx, err, permanent, attempt)
 		var delay time.Duration
 		if retryable {
 			if start.IsZero() {
@@ -110,7 +110,7 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 				}
 				delay = ds.next()
 			}
-			if reason, outcome = r.fits(ctx, start, delay); reason == nil && r.cfg.budget != nil && !r.cfg.budget.withdraw() {
+			if outcome, reason = r.fits(ctx, start, delay); reason == nil && r.cfg.budget != nil && !r.cfg.budget.withdraw() {
 				reason, outcome = ErrBudgetExhausted, outcomeBudgetExhausted
 			}
 			retryable = reason == nil
@@ -149,32 +149,32 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 // classify decides whether err, from attempt number attempt, is worth
 // another attempt, and if not, why. permanent tells whether err carries
 // the Permanent marker.
-func (r *Retrier) classify(ctx context.Context, err error, permanent bool, attempt int) (reason error, outcome int, retryable bool) {
+func (r *Retrier) classify(ctx context.Context, err error, permanent bool, attempt int) (outcome int, retryable bool, reason error) {
 	switch {
 	case ctx.Err() != nil:
-		return context.Cause(ctx), outcomeCanceled, false
+		return outcomeCanceled, false, context.Cause(ctx)
 	case permanent,
 		errors.Is(err, circuitbreaker.ErrOpen),
 		errors.Is(err, circuitbreaker.ErrTooManyRequests),
 		r.cfg.retryIf != nil && !r.cfg.retryIf(err):
-		return nil, outcomePermanent, false
+		return outcomePermanent, false, nil
 	case attempt >= r.cfg.maxAttempts:
-		return ErrExhausted, outcomeExhausted, false
+		return outcomeExhausted, false, ErrExhausted
 	}
-	return nil, 0, true
+	return 0, true, nil
 }
 
 // fits reports why waiting delay is not possible, if it is not: past the
 // elapsed-time limit or the context's deadline.
-func (r *Retrier) fits(ctx context.Context, start time.Time, delay time.Duration) (error, int) {
+func (r *Retrier) fits(ctx context.Context, start time.Time, delay time.Duration) (outcome int, reason error) {
 	now := time.Now()
 	if r.cfg.maxElapsed > 0 && now.Add(delay).Sub(start) > r.cfg.maxElapsed {
-		return ErrExhausted, outcomeExhausted
+		return outcomeExhausted, ErrExhausted
 	}
 	if dl, ok := ctx.Deadline(); ok && !now.Add(delay).Before(dl) {
-		return ErrExhausted, outcomeExhausted
+		return outcomeExhausted, ErrExhausted
 	}
-	return nil, 0
+	return 0, nil
 }
 
 func (r *Retrier) giveUp(ctx context.Context, span trace.Span, attempts int, errs []error, reason error, outcome int) error {

@@ -149,10 +149,6 @@ type choreographyConfig struct {
 	mp metric.MeterProvider
 }
 
-type choreographyOptionFunc func(*choreographyConfig)
-
-func (f choreographyOptionFunc) applyChoreography(c *choreographyConfig) { f(c) }
-
 // Choreography runs the reactions of a choreographed saga on an event bus:
 // there is no orchestrator, each participant subscribes to the events
 // that concern it, runs its local transaction and publishes the next
@@ -271,17 +267,17 @@ func (c *Choreography) React(ctx context.Context, r Reaction) error {
 func (c *Choreography) check(r Reaction) (cqrs.SubscribeConfig, error) {
 	var errs []error
 	if r.Name == "" {
-		errs = append(errs, errors.New("Name must not be empty"))
+		errs = append(errs, errors.New("reaction.Name must not be empty"))
 	}
 	if r.On == "" {
-		errs = append(errs, errors.New("On must not be empty"))
+		errs = append(errs, errors.New("reaction.On must not be empty"))
 	}
 	if r.Handle == nil {
-		errs = append(errs, errors.New("Handle must not be nil"))
+		errs = append(errs, errors.New("reaction.Handle must not be nil"))
 	}
 	cfg, err := cqrs.NewSubscribeConfig(r.Options...)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("Options: %w", err))
+		errs = append(errs, fmt.Errorf("reaction.Options: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return cfg, fmt.Errorf("saga: choreography %q: react %q: %w: %w", c.name, r.Name, ErrInvalidDefinition, err)

@@ -497,7 +497,7 @@ func TestChoreography_React_invalid(t *testing.T) {
 		r    saga.Reaction
 		want []string
 	}{
-		{"empty", saga.Reaction{}, []string{"Name must not be empty", "On must not be empty", "Handle must not be nil"}},
+		{"empty", saga.Reaction{}, []string{"reaction.Name must not be empty", "reaction.On must not be empty", "reaction.Handle must not be nil"}},
 		{"bad option", saga.Reaction{Name: "x", On: "t", Handle: handle, Options: []cqrs.SubscribeOption{cqrs.WithMaxDeliver(0)}},
 			[]string{"WithMaxDeliver(0)"}},
 		{"name taken", saga.Reaction{Name: "charge", On: "other", Handle: handle}, []string{"a reaction has that name"}},

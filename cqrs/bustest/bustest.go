@@ -234,9 +234,9 @@ func testTwoGroups(t *testing.T, b cqrs.EventBus) {
 	msgs := messages(t, 5)
 	mustPublish(t, b, topic, msgs...)
 	for i, r := range []*recorder{r1, r2} {
-		got := r.waitCount(t, len(msgs))
+		r.waitCount(t, len(msgs))
 		time.Sleep(quiet / 2)
-		got = r.messages()
+		got := r.messages()
 		if len(got) != len(msgs) {
 			t.Fatalf("group %d received %d messages; want %d: %s", i+1, len(got), len(msgs), ids(got))
 		}
@@ -313,9 +313,9 @@ func testRedeliveryThenSuccess(t *testing.T, b cqrs.EventBus) {
 	}, cqrs.WithMaxDeliver(5), cqrs.WithDeadLetter(dl.add))
 	msg := messages(t, 1)[0]
 	mustPublish(t, b, topic, msg)
-	got := r.waitCount(t, 3)
+	r.waitCount(t, 3)
 	time.Sleep(quiet)
-	got = r.messages()
+	got := r.messages()
 	if len(got) != 3 {
 		t.Fatalf("received %d deliveries; want 3 (two failures, then success): %s", len(got), ids(got))
 	}

@@ -93,7 +93,7 @@ func (t *traces) write(tw io.Writer, n *node, depth int) {
 	}
 	get := func(k attribute.Key) string {
 		if v, ok := attrs[k]; ok {
-			return v.Emit()
+			return v.String()
 		}
 		return ""
 	}

@@ -37,7 +37,7 @@ func TestErrorType(t *testing.T) {
 	}
 	for _, tt := range tests {
 		if got := telemetry.ErrorType(tt.err); got != attribute.String("error.type", tt.want) {
-			t.Errorf("ErrorType(%v) = %v; want %v", tt.err, got.Value.Emit(), tt.want)
+			t.Errorf("ErrorType(%v) = %v; want %v", tt.err, got.Value.String(), tt.want)
 		}
 	}
 }

@@ -842,7 +842,7 @@ func testConcurrentClaims(t *testing.T, s *suite) {
 				recs, err := s.Claim(c, me, []string{name}, longLease, 3)
 				mu.Lock()
 				if err != nil {
-					errs = append(errs, fmt.Errorf("Claim by %s: %w", me, err))
+					errs = append(errs, fmt.Errorf("claim by %s: %w", me, err))
 				}
 				for _, r := range recs {
 					if prev, ok := owner[r.ID]; ok {
@@ -939,7 +939,7 @@ func testStaleOwnerRace(t *testing.T, s *suite) {
 			for {
 				recs, err := s.Claim(c, ownerB, []string{name}, longLease, 1)
 				if err != nil || len(recs) > 1 || len(recs) == 1 && recs[0].ID != rec.ID {
-					errClaim = fmt.Errorf("Claim of an expired lease = %q, %v; want %q", ids(recs), err, rec.ID)
+					errClaim = fmt.Errorf("claim of an expired lease = %q, %v; want %q", ids(recs), err, rec.ID)
 					return
 				}
 				if len(recs) == 1 {
