@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
 // ErrExhausted is matched, with [errors.Is], by the error of a [Retrier]
@@ -69,17 +71,16 @@ func (e *Error) Unwrap() []error {
 
 // ErrorType returns the value of the error.type attribute: the type of the
 // reason for giving up ("retry.exhausted", "retry.budget_exhausted",
-// "context.Canceled"...), or of the last error when it was not retryable.
+// "context.Canceled"...), or, when the last error was not retryable, that
+// error's own error.type (its ErrorType method, SQLSTATE, Redis prefix,
+// exported type name, or "_OTHER").
 func (e *Error) ErrorType() string {
 	if s, ok := e.Reason.(*sentinel); ok {
 		return s.typ
 	}
 	switch e.Reason {
 	case nil:
-		if t, ok := e.Last.(interface{ ErrorType() string }); ok {
-			return t.ErrorType()
-		}
-		return "retry.not_retryable"
+		return telemetry.ErrorTypeString(e.Last)
 	case context.Canceled:
 		return "context.Canceled"
 	case context.DeadlineExceeded:

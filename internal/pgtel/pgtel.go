@@ -14,10 +14,8 @@ package pgtel
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -168,10 +166,4 @@ func RecordError(span trace.Span, err error) {
 
 // SQLState returns the SQLSTATE code of a PostgreSQL error in err's chain,
 // or "".
-func SQLState(err error) string {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		return pgErr.Code
-	}
-	return ""
-}
+func SQLState(err error) string { return telemetry.SQLState(err) }

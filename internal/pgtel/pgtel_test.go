@@ -90,7 +90,7 @@ func TestOps(t *testing.T) {
 		append(server, attribute.String("db.operation.name", "read"), attribute.String("db.collection.name", "sch.things"))...),
 		p.Describe(t, "db.client.operation.duration"))
 	assert.Equal(t, uint64(1), p.HistogramCount(t, "db.client.operation.duration",
-		append(server, attribute.String("db.operation.name", "migrate"), attribute.String("error.type", "*pgconn.PgError"),
+		append(server, attribute.String("db.operation.name", "migrate"), attribute.String("error.type", "42P01"),
 			attribute.String("db.response.status_code", "42P01"))...),
 		p.Describe(t, "db.client.operation.duration"))
 }

@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
-	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -40,13 +39,6 @@ func Meter(mp metric.MeterProvider, scope string) metric.Meter {
 		mp = otel.GetMeterProvider()
 	}
 	return mp.Meter(scope, metric.WithInstrumentationVersion(Version))
-}
-
-// ErrorType returns the error.type attribute for err: the value of an
-// ErrorType() string method anywhere in its chain (our sentinels have one,
-// such as "circuitbreaker.open"), or else the error's Go type name.
-func ErrorType(err error) attribute.KeyValue {
-	return semconv.ErrorType(err)
 }
 
 // RecordError marks span as failed with err: status Error with the error's

@@ -21,27 +21,6 @@ type typedErr struct{}
 func (typedErr) Error() string     { return "typed" }
 func (typedErr) ErrorType() string { return "pkg.typed" }
 
-type plainErr struct{}
-
-func (plainErr) Error() string { return "plain" }
-
-func TestErrorType(t *testing.T) {
-	tests := []struct {
-		err  error
-		want string
-	}{
-		{typedErr{}, "pkg.typed"},
-		{fmt.Errorf("wrapped: %w", typedErr{}), "pkg.typed"},
-		{plainErr{}, "github.com/otelpatterns/patterns/internal/telemetry_test.plainErr"},
-		{fmt.Errorf("wrapped: %w", plainErr{}), "github.com/otelpatterns/patterns/internal/telemetry_test.plainErr"},
-	}
-	for _, tt := range tests {
-		if got := telemetry.ErrorType(tt.err); got != attribute.String("error.type", tt.want) {
-			t.Errorf("ErrorType(%v) = %v; want %v", tt.err, got.Value.String(), tt.want)
-		}
-	}
-}
-
 func TestRecordError(t *testing.T) {
 	p := telemetrytest.New(t)
 	_, span := p.TracerProvider.Tracer("test").Start(context.Background(), "op")
