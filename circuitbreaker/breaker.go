@@ -114,7 +114,7 @@ func New(name string, opts ...Option) *Breaker {
 	}
 	b.tel = newInstruments(name, cfg.meterProvider)
 	b.cur.Store(b.newPeriod(StateClosed, false, 0))
-	b.tel.observeState(b, cfg.meterProvider)
+	b.tel.observe(b, cfg.meterProvider)
 	return b
 }
 
@@ -293,7 +293,7 @@ func (b *Breaker) tryProbe(p *period) (pr *probe, stuck bool) {
 
 func (b *Breaker) reject(ctx context.Context, p *period) error {
 	p.rejected.Add(1)
-	b.tel.calls.Add(ctx, 1, b.tel.callOpts[outcomeRejected]...)
+	b.tel.calls[outcomeRejected].Inc()
 	telemetry.AddEvent(ctx, "circuitbreaker.rejected", func() []attribute.KeyValue {
 		return []attribute.KeyValue{b.tel.name, AttrState.String(p.state.String()), telemetry.ErrorType(p.err)}
 	})
@@ -316,7 +316,7 @@ func (b *Breaker) finish(ctx context.Context, p *period, pr *probe, start int64,
 		}
 		b.tel.duration.Record(ctx, time.Duration(d).Seconds(), b.tel.durOpts[attr]...)
 	}
-	b.tel.calls.Add(ctx, 1, b.tel.callOpts[attr]...)
+	b.tel.calls[attr].Inc()
 	if pr != nil {
 		b.finishProbe(ctx, p, pr, o, slow)
 		return
@@ -428,7 +428,7 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, forced
 	b.mu.Unlock()
 
 	if notify {
-		b.tel.transitions.Add(ctx, 1, b.tel.transOpts[old.state][to]...)
+		b.tel.transitions[old.state][to].Inc()
 		telemetry.AddEvent(ctx, "circuitbreaker.state_change", func() []attribute.KeyValue {
 			return []attribute.KeyValue{b.tel.name, AttrPreviousState.String(old.state.String()), AttrState.String(to.String())}
 		})

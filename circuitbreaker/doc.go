@@ -70,36 +70,50 @@
 // # Cost
 //
 // In the closed state admission is one atomic load and recording a success
-// in a window of successes another: no lock, no allocation, no clock read.
-// Rejection is as cheap. Timing calls (for slow-call detection or
-// [WithDurationHistogram]) adds two reads of the monotonic clock. The
-// breaker starts no span: rejections and state changes are events on the
-// caller's span, and only when that span is recording.
+// in a window of successes another load plus one atomic add to the
+// success counter: no lock, no allocation, no clock read. Rejection is as
+// cheap. Timing calls (for slow-call detection or [WithDurationHistogram])
+// adds two reads of the monotonic clock. The breaker starts no span:
+// rejections and state changes are events on the caller's span, and only
+// when that span is recording.
 //
 // # Telemetry
 //
-// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
-// provider (the global one by default):
+// Metrics come from the meter named [ScopeName] of the [WithMeterProvider]
+// provider (the global one by default). Every data point carries
+// circuitbreaker.name.
 //
-//	| name                             | kind                 | unit         | attributes                                                    |
-//	|----------------------------------|----------------------|--------------|---------------------------------------------------------------|
-//	| circuitbreaker.calls             | counter              | {call}       | circuitbreaker.name, circuitbreaker.outcome                   |
-//	| circuitbreaker.state             | gauge (asynchronous) | {state}      | circuitbreaker.name, circuitbreaker.state                     |
-//	| circuitbreaker.state.transitions | counter              | {transition} | circuitbreaker.name, circuitbreaker.previous_state, circuitbreaker.state |
-//	| circuitbreaker.call.duration     | histogram            | s            | circuitbreaker.name, circuitbreaker.outcome                   |
+//   - circuitbreaker.calls (counter, {call}): calls through the breaker,
+//     by circuitbreaker.outcome: success, failure, slow (a success slower
+//     than the slow-call threshold), ignored or rejected.
+//   - circuitbreaker.state (gauge, {state}): 1 for the
+//     circuitbreaker.state the breaker is in (closed, open or half-open),
+//     0 for the others.
+//   - circuitbreaker.state.transitions (counter, {transition}): changes
+//     of state, by circuitbreaker.previous_state and circuitbreaker.state.
+//   - circuitbreaker.call.duration (histogram, s): the duration of calls,
+//     by circuitbreaker.outcome; only when calls are timed
+//     ([WithSlowCalls], [WithDurationHistogram]).
 //
-// circuitbreaker.outcome is success, failure, slow (a success slower than
-// the slow-call threshold), ignored or rejected. circuitbreaker.state is
-// closed, open or half-open; the state gauge is 1 for the state a breaker
-// is in and 0 for the others. circuitbreaker.call.duration is recorded only
-// when calls are timed.
+// Calls and transitions are counted in memory and reported by asynchronous
+// (observable) instruments when the SDK collects, with the state: a
+// synchronous SDK counter would cost several times the breaker itself.
+// What that trades: these counts carry no exemplars (the duration
+// histogram does), and only outcomes and transitions that happened are
+// reported. A breaker reports its series while it is reachable and a
+// [Group] drops an evicted breaker's series with it, so a group (and so
+// [NewTransport], whose breakers are named by host) reports at most
+// [WithMaxBreakers] breakers: at most 5 call, 9 transition and 3 state
+// series each. The synchronous duration histogram keeps the series of
+// evicted breakers, up to the SDK's cardinality limit (2,000 series per
+// instrument by default, then one overflow series).
 //
-// Span events, added to the span in the call's context when it is recording:
+// Span events, added to the span in the call's context when it is
+// recording:
 //
-//	| event                       | attributes                                                               |
-//	|-----------------------------|--------------------------------------------------------------------------|
-//	| circuitbreaker.rejected     | circuitbreaker.name, circuitbreaker.state, error.type                    |
-//	| circuitbreaker.state_change | circuitbreaker.name, circuitbreaker.previous_state, circuitbreaker.state |
-//
-// error.type is circuitbreaker.open or circuitbreaker.too_many_requests.
+//   - circuitbreaker.rejected: circuitbreaker.name, circuitbreaker.state
+//     and error.type (circuitbreaker.open or
+//     circuitbreaker.too_many_requests).
+//   - circuitbreaker.state_change: circuitbreaker.name,
+//     circuitbreaker.previous_state and circuitbreaker.state.
 package circuitbreaker

@@ -1,10 +1,6 @@
 package circuitbreaker
 
 import (
-	"context"
-	"runtime"
-	"weak"
-
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -41,73 +37,90 @@ var outcomeNames = [numOutcomes]string{"success", "failure", "slow", "ignored", 
 // remote dependency.
 var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
-// instruments are one breaker's metric instruments with every attribute set
-// they use built once, so that recording allocates nothing.
+// instruments are one breaker's metric instruments. Calls and transitions
+// are counted in memory and reported, with the state, by one callback at
+// collection time: an SDK counter's Add would cost several times the
+// breaker's own work, and a breaker that is thrown away takes its series
+// with it. Only the opt-in duration histogram is recorded synchronously,
+// with its attribute sets built once.
 type instruments struct {
-	name        attribute.KeyValue
-	calls       metric.Int64Counter
-	callOpts    [numOutcomes][]metric.AddOption
-	transitions metric.Int64Counter
-	transOpts   [numStates][numStates][]metric.AddOption
+	name attribute.KeyValue
+
+	_     [64]byte // keeps the hot counters off the cache lines read on every call
+	calls [numOutcomes]telemetry.Counter
+	_     [64]byte
+
+	transitions [numStates][numStates]telemetry.Counter
 	duration    metric.Float64Histogram
 	durOpts     [numOutcomes][]metric.RecordOption
-	stateReg    metric.Registration
+	reg         *telemetry.Registration
 }
 
 func newInstruments(name string, mp metric.MeterProvider) *instruments {
 	m := telemetry.Meter(mp, ScopeName)
 	t := &instruments{name: AttrName.String(name)}
 	var err error
-	if t.calls, err = m.Int64Counter("circuitbreaker.calls",
-		metric.WithUnit("{call}"),
-		metric.WithDescription("Calls through the circuit breaker, by outcome.")); err != nil {
-		otel.Handle(err)
-	}
-	if t.transitions, err = m.Int64Counter("circuitbreaker.state.transitions",
-		metric.WithUnit("{transition}"),
-		metric.WithDescription("Changes of the circuit breaker's state.")); err != nil {
-		otel.Handle(err)
-	}
 	if t.duration, err = m.Float64Histogram("circuitbreaker.call.duration",
 		metric.WithUnit("s"),
 		metric.WithDescription("Duration of calls through the circuit breaker."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
 		otel.Handle(err)
 	}
-	for s := range State(numStates) {
-		for to := range State(numStates) {
-			set := attribute.NewSet(t.name, AttrPreviousState.String(s.String()), AttrState.String(to.String()))
-			t.transOpts[s][to] = []metric.AddOption{metric.WithAttributeSet(set)}
-		}
-	}
 	for o := range numOutcomes {
-		t.callOpts[o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(t.name, AttrOutcome.String(outcomeNames[o])))}
 		t.durOpts[o] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(t.name, AttrOutcome.String(outcomeNames[o])))}
 	}
 	return t
 }
 
-// observeState registers the circuitbreaker.state gauge for b. The callback
-// holds b weakly and the registration is dropped when b is collected, so a
-// breaker that is thrown away (as a [Group] evicts them) does not leak.
-func (t *instruments) observeState(b *Breaker, mp metric.MeterProvider) {
+// observe registers the callback that reports b's calls, transitions and
+// state. It holds b weakly and the registration is dropped when b is
+// collected, so a breaker that is thrown away (as a [Group] evicts them)
+// leaves no callback and no series behind.
+func (t *instruments) observe(b *Breaker, mp metric.MeterProvider) {
 	m := telemetry.Meter(mp, ScopeName)
-	gauge, err := m.Int64ObservableGauge("circuitbreaker.state",
+	calls := telemetry.Int64ObservableCounter(m, "circuitbreaker.calls",
+		metric.WithUnit("{call}"),
+		metric.WithDescription("Calls through the circuit breaker, by outcome."))
+	transitions := telemetry.Int64ObservableCounter(m, "circuitbreaker.state.transitions",
+		metric.WithUnit("{transition}"),
+		metric.WithDescription("Changes of the circuit breaker's state."))
+	state, err := m.Int64ObservableGauge("circuitbreaker.state",
 		metric.WithUnit("{state}"),
 		metric.WithDescription("Current state of the circuit breaker: 1 for the state it is in, 0 for the others."))
 	if err != nil {
 		otel.Handle(err)
 		return
 	}
-	var opts [numStates][]metric.ObserveOption
-	for s := range State(numStates) {
-		opts[s] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(t.name, AttrState.String(s.String())))}
+	var (
+		callOpts  [numOutcomes][]metric.ObserveOption
+		transOpts [numStates][numStates][]metric.ObserveOption
+		stateOpts [numStates][]metric.ObserveOption
+	)
+	for o := range numOutcomes {
+		callOpts[o] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(t.name, AttrOutcome.String(outcomeNames[o])))}
 	}
-	wb := weak.Make(b)
-	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		b := wb.Value()
-		if b == nil {
-			return nil
+	for s := range State(numStates) {
+		stateOpts[s] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(t.name, AttrState.String(s.String())))}
+		for to := range State(numStates) {
+			set := attribute.NewSet(t.name, AttrPreviousState.String(s.String()), AttrState.String(to.String()))
+			transOpts[s][to] = []metric.ObserveOption{metric.WithAttributeSet(set)}
+		}
+	}
+	t.reg = telemetry.Observe(m, b, func(b *Breaker, o metric.Observer) {
+		// Outcomes and transitions that never happened are not reported:
+		// a group of a thousand breakers would otherwise report
+		// seventeen thousand series, most of them zero.
+		for i := range numOutcomes {
+			if n := b.tel.calls[i].Load(); n > 0 {
+				o.ObserveInt64(calls, n, callOpts[i]...)
+			}
+		}
+		for from := range State(numStates) {
+			for to := range State(numStates) {
+				if n := b.tel.transitions[from][to].Load(); n > 0 {
+					o.ObserveInt64(transitions, n, transOpts[from][to]...)
+				}
+			}
 		}
 		cur := b.cur.Load().state
 		for s := range State(numStates) {
@@ -115,21 +128,10 @@ func (t *instruments) observeState(b *Breaker, mp metric.MeterProvider) {
 			if s == cur {
 				v = 1
 			}
-			o.ObserveInt64(gauge, v, opts[s]...)
+			o.ObserveInt64(state, v, stateOpts[s]...)
 		}
-		return nil
-	}, gauge)
-	if err != nil {
-		otel.Handle(err)
-		return
-	}
-	t.stateReg = reg
-	runtime.AddCleanup(b, func(r metric.Registration) { _ = r.Unregister() }, reg)
+	}, calls, transitions, state)
 }
 
-// release stops reporting the breaker's state, when a group evicts it.
-func (t *instruments) release() {
-	if t.stateReg != nil {
-		_ = t.stateReg.Unregister()
-	}
-}
+// release stops reporting the breaker, when a group evicts it.
+func (t *instruments) release() { t.reg.Unregister() }

@@ -259,3 +259,9 @@ func CheckDoc(t testing.TB, path string, metrics []Instrument, spans []Span) {
 		}
 	}
 }
+
+// AttributeSets returns the attribute sets of m's data points.
+func AttributeSets(m metricdata.Metrics) []attribute.Set {
+	_, sets := describe(m.Data)
+	return sets
+}
