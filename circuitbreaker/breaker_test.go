@@ -591,3 +591,27 @@ func TestStuckProbeWithSpareSlots(t *testing.T) {
 		require.ErrorIs(t, err, circuitbreaker.ErrOpen, "the stuck probe must reopen the breaker")
 	})
 }
+
+// TestHalfOpenProbesCappedBySuccessesNeeded pins what WithHalfOpenProbes
+// documents: no more probes in flight than successes still needed.
+func TestHalfOpenProbesCappedBySuccessesNeeded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := circuitbreaker.New("x", circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Second),
+			circuitbreaker.WithHalfOpenProbes(5), circuitbreaker.WithHalfOpenSuccesses(1))
+		_ = b.Execute(context.Background(), failWith(errBoom))
+		time.Sleep(time.Second)
+		release := make(chan struct{})
+		go func() {
+			_ = b.Execute(context.Background(), func(context.Context) error { <-release; return nil })
+		}()
+		synctest.Wait()
+		if err := b.Execute(context.Background(), succeed); !errors.Is(err, circuitbreaker.ErrTooManyRequests) {
+			t.Errorf("second probe with one success needed: Execute() = %v; want ErrTooManyRequests", err)
+		}
+		close(release)
+		synctest.Wait()
+		if got := b.State(); got != circuitbreaker.StateClosed {
+			t.Errorf("State() = %v; want closed after the probe succeeded", got)
+		}
+	})
+}

@@ -44,12 +44,12 @@
 // An open breaker rejects calls for [WithOpenDuration], lengthened at random
 // by [WithOpenJitter] so that a fleet that tripped together does not probe
 // together. The rejection error is a [*RejectedError] saying which breaker
-// rejected the call and until when. Half-open, the breaker admits
-// [WithHalfOpenProbes] calls at once, turns away the others with
-// [ErrTooManyRequests], and closes after [WithHalfOpenSuccesses] successes. A
-// probe that never returns does not wedge it: after [WithProbeTimeout] it
-// counts as failed. [Breaker.Trip] and [Breaker.Reset] force the state by
-// hand.
+// rejected the call and until when. Half-open, the breaker admits up to
+// [WithHalfOpenProbes] calls at once, but never more than the successes it
+// still needs, turns away the others with [ErrTooManyRequests], and closes
+// after [WithHalfOpenSuccesses] successes. A probe that never returns does
+// not wedge it: after [WithProbeTimeout] it counts as failed.
+// [Breaker.Trip] and [Breaker.Reset] force the state by hand.
 //
 // [WithOnStateChange] is told of every change, with the window that caused
 // it, outside any lock and in order.
@@ -59,9 +59,9 @@
 // A [Group] holds one breaker per key (per host, per route), created on
 // demand from one set of options, with a bound on how many it keeps.
 // [NewTransport] puts a group in front of an [http.RoundTripper], one
-// breaker per host; 5xx and 429 responses count as failures and a rejected
-// request never reaches the network. [Middleware] protects a server's own
-// handler, answering 503 with Retry-After while open.
+// breaker per host and port; 5xx and 429 responses count as failures and a
+// rejected request never reaches the network. [Middleware] protects a
+// server's own handler, answering 503 with Retry-After while open.
 //
 // Combined with retries, put the breaker inside them, so that each attempt
 // is judged on its own and an open breaker ends the retries at once (treat

@@ -57,8 +57,10 @@ func WithFailureStatus(isFailure func(code int) bool) HTTPOption {
 }
 
 // WithKey sets how [NewTransport] picks the breaker for a request. The
-// default is the request URL's host (with its port, if any), lower-cased,
-// so each host gets its own breaker.
+// default is the request URL's Host field lower-cased: the host with its
+// port when the URL names one, so api.example.com and api.example.com:8443
+// get breakers of their own (and so, since the default port is not added,
+// do https://api.example.com and https://api.example.com:443).
 func WithKey(key func(*http.Request) string) TransportOption {
 	return transportOptionFunc(func(t *transportConfig) { t.key = key })
 }
@@ -81,7 +83,7 @@ func hostKey(r *http.Request) string { return strings.ToLower(r.URL.Host) }
 
 // NewTransport returns an [http.RoundTripper] that sends each request
 // through next (or [http.DefaultTransport] when next is nil) under the
-// circuit breaker of the request's host.
+// circuit breaker of the request's host (host and port: see [WithKey]).
 //
 // While a host's breaker rejects, requests to it fail at once with a
 // [*RejectedError] (wrapping [ErrOpen] or [ErrTooManyRequests], and wrapped

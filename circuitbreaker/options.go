@@ -185,7 +185,10 @@ func WithOpenJitter(fraction float64) Option {
 }
 
 // WithHalfOpenProbes sets how many probe calls the half-open breaker lets
-// through at once. The default is [DefaultHalfOpenProbes] (1).
+// through at once, at most. It never has more probes in flight than the
+// successes it still needs to close ([WithHalfOpenSuccesses]), so with
+// WithHalfOpenProbes(5) and WithHalfOpenSuccesses(1) one probe runs at a
+// time. The default is [DefaultHalfOpenProbes] (1).
 func WithHalfOpenProbes(n int) Option {
 	return optionFunc(func(c *config) { c.probes = n })
 }
