@@ -76,6 +76,8 @@ func (v ExpectedVersion) String() string {
 		return "any version"
 	case v == NoStream:
 		return "no stream"
+	case v == negativeExact:
+		return "a negative exact version"
 	case v < -1:
 		return fmt.Sprintf("invalid version %d", int64(v))
 	}
@@ -95,7 +97,7 @@ func CheckAppend(streamID string, expected ExpectedVersion, events []NewEvent) e
 		errs = append(errs, invalid("empty stream id"))
 	}
 	if expected < Any {
-		errs = append(errs, invalid("expected version %d", int64(expected)))
+		errs = append(errs, invalid("expected %v", expected))
 	}
 	if len(events) == 0 {
 		errs = append(errs, invalid("no events to append"))

@@ -1,6 +1,7 @@
 package eventsource
 
 import (
+	"math"
 	"time"
 
 	"github.com/google/uuid"
@@ -52,8 +53,21 @@ const (
 	NoStream ExpectedVersion = 0
 )
 
-// Exact expects the stream's last event to have version v.
-func Exact(v int64) ExpectedVersion { return ExpectedVersion(v) }
+// Exact expects the stream's last event to have version v; Exact(0) is
+// [NoStream]. A negative v is invalid, and an append with it fails with an
+// error matching [ErrInvalidArgument]: Exact(-1) is not [Any], although
+// Any's value is -1, so that a version computed wrongly is caught instead
+// of appending with no check.
+func Exact(v int64) ExpectedVersion {
+	if v < 0 {
+		return negativeExact
+	}
+	return ExpectedVersion(v)
+}
+
+// negativeExact is what Exact makes of a negative version: a value below
+// Any, which CheckAppend rejects.
+const negativeExact ExpectedVersion = math.MinInt64
 
 // MaxBatch is the most events one Append may write.
 const MaxBatch = 10_000

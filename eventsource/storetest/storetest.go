@@ -516,6 +516,9 @@ func testInvalid(t *testing.T, s *store) {
 		{"too many events", a, eventsource.Any, newEvents(eventsource.MaxBatch + 1)},
 		{"expected version -2", a, eventsource.ExpectedVersion(-2), newEvents(1)},
 		{"expected version -1000", a, eventsource.ExpectedVersion(-1000), newEvents(1)},
+		// Exact(-1) is not Any, although Any's value is -1.
+		{"Exact(-1)", a, eventsource.Exact(-1), newEvents(1)},
+		{"Exact(-2)", a, eventsource.Exact(-2), newEvents(1)},
 	}
 	var rejected []uuid.UUID
 	for _, tt := range tests {
