@@ -147,14 +147,14 @@ func (r *Registry) Decode(e Event) (any, error) {
 			}
 			return v.Elem().Interface(), nil
 		case up != nil:
-			from := e.Type
-			var err error
-			if e, err = up(e); err != nil {
-				return nil, fmt.Errorf("eventsource: upcasting %s event %s: %w", from, e.ID, err)
+			next, err := up(e)
+			if err != nil {
+				return nil, fmt.Errorf("eventsource: upcasting %s event %s (stream %q, version %d): %w", e.Type, e.ID, e.StreamID, e.Version, err)
 			}
+			e = next
 		default:
 			return nil, fmt.Errorf("%w %q (event %s, stream %q, version %d)", ErrUnknownEventType, e.Type, e.ID, e.StreamID, e.Version)
 		}
 	}
-	return nil, fmt.Errorf("eventsource: upcasting %s event %s: more than %d steps; is there a cycle?", e.Type, e.ID, maxUpcasts)
+	return nil, fmt.Errorf("eventsource: upcasting %s event %s (stream %q, version %d): more than %d steps; is there a cycle?", e.Type, e.ID, e.StreamID, e.Version, maxUpcasts)
 }
