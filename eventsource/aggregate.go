@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/otelpatterns/patterns/internal/brief"
 )
 
 // Aggregate is a consistency boundary whose state is rebuilt from its
@@ -197,11 +199,11 @@ func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
 		switch {
 		case err == nil:
 			if err := json.Unmarshal(snap.Data, a); err != nil {
-				return a, fmt.Errorf("eventsource: decoding the snapshot of %q at version %d: %w", id, snap.Version, err)
+				return a, fmt.Errorf("eventsource: decoding the snapshot of %s at version %d: %w", brief.Quote(id), snap.Version, err)
 			}
 			b.version = snap.Version
 		case !errors.Is(err, ErrNotFound):
-			return a, fmt.Errorf("eventsource: loading the snapshot of %q: %w", id, err)
+			return a, fmt.Errorf("eventsource: loading the snapshot of %s: %w", brief.Quote(id), err)
 		}
 	}
 	for e, err := range r.store.ReadStream(ctx, id, b.version+1) {
@@ -213,12 +215,12 @@ func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
 			return a, err
 		}
 		if err := a.Apply(ev); err != nil {
-			return a, fmt.Errorf("eventsource: applying %s event %d of %q: %w", e.Type, e.Version, id, err)
+			return a, fmt.Errorf("eventsource: applying %s event %d of %s: %w", brief.String(e.Type), e.Version, brief.Quote(id), err)
 		}
 		b.version = e.Version
 	}
 	if b.version == 0 {
-		return a, fmt.Errorf("%w: stream %q", ErrNotFound, id)
+		return a, fmt.Errorf("%w: stream %s", ErrNotFound, brief.Quote(id))
 	}
 	return a, nil
 }
@@ -252,10 +254,10 @@ func (r *Repository[A]) Save(ctx context.Context, a A) error {
 	if r.snapshots != nil && before/r.every != b.version/r.every {
 		data, err := json.Marshal(a)
 		if err != nil {
-			return fmt.Errorf("eventsource: encoding the snapshot of %q: %w", b.id, err)
+			return fmt.Errorf("eventsource: encoding the snapshot of %s: %w", brief.Quote(b.id), err)
 		}
 		if err := r.snapshots.SaveSnapshot(ctx, Snapshot{StreamID: b.id, Version: b.version, Data: data}); err != nil {
-			return fmt.Errorf("eventsource: saving the snapshot of %q: %w", b.id, err)
+			return fmt.Errorf("eventsource: saving the snapshot of %s: %w", brief.Quote(b.id), err)
 		}
 	}
 	return nil

@@ -3,6 +3,8 @@ package eventsource
 import (
 	"errors"
 	"fmt"
+
+	"github.com/otelpatterns/patterns/internal/brief"
 )
 
 // ErrConcurrencyConflict is matched, with [errors.Is], by the error of an
@@ -44,7 +46,7 @@ type ConflictError struct {
 }
 
 func (e *ConflictError) Error() string {
-	return fmt.Sprintf("eventsource: stream %q is at version %d, expected %s", e.StreamID, e.Actual, e.Expected)
+	return fmt.Sprintf("eventsource: stream %s is at version %d, expected %s", brief.Quote(e.StreamID), e.Actual, e.Expected)
 }
 
 // Is matches [ErrConcurrencyConflict].
@@ -61,7 +63,7 @@ type DuplicateCommandError struct {
 }
 
 func (e *DuplicateCommandError) Error() string {
-	return fmt.Sprintf("eventsource: command %q has already appended to stream %q", e.CommandID, e.StreamID)
+	return fmt.Sprintf("eventsource: command %s has already appended to stream %s", brief.Quote(e.CommandID), brief.Quote(e.StreamID))
 }
 
 // Is matches [ErrDuplicateCommand].

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+
+	"github.com/otelpatterns/patterns/internal/brief"
 )
 
 // Registry maps event type names to Go types, encodes domain events into
@@ -143,18 +145,18 @@ func (r *Registry) Decode(e Event) (any, error) {
 		case t != nil:
 			v := reflect.New(t)
 			if err := r.codec.Unmarshal(e.Data, v.Interface()); err != nil {
-				return nil, fmt.Errorf("eventsource: decoding %s event %s (stream %q, version %d): %w", e.Type, e.ID, e.StreamID, e.Version, err)
+				return nil, fmt.Errorf("eventsource: decoding %s event %s (stream %s, version %d): %w", brief.String(e.Type), e.ID, brief.Quote(e.StreamID), e.Version, err)
 			}
 			return v.Elem().Interface(), nil
 		case up != nil:
 			next, err := up(e)
 			if err != nil {
-				return nil, fmt.Errorf("eventsource: upcasting %s event %s (stream %q, version %d): %w", e.Type, e.ID, e.StreamID, e.Version, err)
+				return nil, fmt.Errorf("eventsource: upcasting %s event %s (stream %s, version %d): %w", brief.String(e.Type), e.ID, brief.Quote(e.StreamID), e.Version, err)
 			}
 			e = next
 		default:
-			return nil, fmt.Errorf("%w %q (event %s, stream %q, version %d)", ErrUnknownEventType, e.Type, e.ID, e.StreamID, e.Version)
+			return nil, fmt.Errorf("%w %s (event %s, stream %s, version %d)", ErrUnknownEventType, brief.Quote(e.Type), e.ID, brief.Quote(e.StreamID), e.Version)
 		}
 	}
-	return nil, fmt.Errorf("eventsource: upcasting %s event %s (stream %q, version %d): more than %d steps; is there a cycle?", e.Type, e.ID, e.StreamID, e.Version, maxUpcasts)
+	return nil, fmt.Errorf("eventsource: upcasting %s event %s (stream %s, version %d): more than %d steps; is there a cycle?", brief.String(e.Type), e.ID, brief.Quote(e.StreamID), e.Version, maxUpcasts)
 }
