@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/google/uuid"
+
 	"github.com/otelpatterns/patterns/internal/brief"
 )
 
@@ -30,6 +32,14 @@ var ErrNotFound error = &sentinel{"eventsource: not found", "eventsource.not_fou
 // nothing. [errors.As] to a [*DuplicateCommandError] gives the IDs.
 var ErrDuplicateCommand error = &sentinel{"eventsource: duplicate command", "eventsource.duplicate_command"}
 
+// ErrEventIDTaken is matched by the error of an append of an event whose
+// ID is stored already in another stream. An ID stored in the same stream
+// makes the append a retry (the event is not written twice); in another
+// stream it is a mistake, such as a copied event or a reused ID, and the
+// append adds nothing. [errors.As] to a [*EventIDTakenError] gives the
+// ID and both streams.
+var ErrEventIDTaken error = &sentinel{"eventsource: event id taken by another stream", "eventsource.event_id_taken"}
+
 type sentinel struct{ msg, typ string }
 
 func (e *sentinel) Error() string { return e.msg }
@@ -54,6 +64,25 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConcurrencyC
 
 // ErrorType returns "eventsource.concurrency_conflict".
 func (e *ConflictError) ErrorType() string { return "eventsource.concurrency_conflict" }
+
+// EventIDTakenError is the error of an append of an event whose ID is
+// stored in another stream.
+type EventIDTakenError struct {
+	ID       uuid.UUID
+	StreamID string // the stream of the append
+	StoredIn string // the stream that holds the event
+}
+
+func (e *EventIDTakenError) Error() string {
+	return fmt.Sprintf("eventsource: event %s cannot be appended to stream %s: it is stored in stream %s",
+		e.ID, brief.Quote(e.StreamID), brief.Quote(e.StoredIn))
+}
+
+// Is matches [ErrEventIDTaken].
+func (e *EventIDTakenError) Is(target error) bool { return target == ErrEventIDTaken }
+
+// ErrorType returns "eventsource.event_id_taken".
+func (e *EventIDTakenError) ErrorType() string { return "eventsource.event_id_taken" }
 
 // DuplicateCommandError is the error of an append under a command ID that
 // is recorded already with the stream.

@@ -65,6 +65,11 @@ func (m *MemoryStore) Append(ctx context.Context, streamID string, expected Expe
 	var fresh []NewEvent
 	seen := make(map[uuid.UUID]bool, len(events))
 	for _, e := range events {
+		if i, stored := m.ids[e.ID]; stored && m.events[i].StreamID != streamID {
+			return nil, &EventIDTakenError{ID: e.ID, StreamID: streamID, StoredIn: m.events[i].StreamID}
+		}
+	}
+	for _, e := range events {
 		if _, stored := m.ids[e.ID]; !stored && !seen[e.ID] {
 			fresh = append(fresh, e)
 			seen[e.ID] = true

@@ -19,10 +19,12 @@ type Store interface {
 	// Append adds events to the end of a stream, atomically: all of them or
 	// none. If the stream's version is not what expected says, it appends
 	// nothing and returns an error matching ErrConcurrencyConflict. Events
-	// whose ID is already stored are skipped, so retrying an append that
-	// may have succeeded is safe; if all are already stored, Append returns
-	// them as stored and checks no version. It returns the events as
-	// stored, with versions and positions.
+	// whose ID is already stored in this stream are skipped, so retrying an
+	// append that may have succeeded is safe; if all are already stored,
+	// Append returns them as stored and checks no version. An event whose
+	// ID is stored in another stream makes Append add nothing and return an
+	// error matching [ErrEventIDTaken]. It returns the events as stored,
+	// with versions and positions.
 	//
 	// If ctx carries a command ID (see [WithCommandID]), Append records
 	// the pair (command ID, streamID) in the transaction that appends the
