@@ -100,14 +100,18 @@ func (s *MemorySnapshots) LoadSnapshot(ctx context.Context, streamID string) (Sn
 	defer s.mu.Unlock()
 	snap, ok := s.m[streamID]
 	if !ok {
-		return Snapshot{}, ErrNotFound
+		return Snapshot{}, fmt.Errorf("%w: no snapshot of stream %s", ErrNotFound, brief.Quote(streamID))
 	}
 	snap.Data = append([]byte(nil), snap.Data...)
 	return snap, nil
 }
 
-// SaveSnapshot implements [SnapshotStore.SaveSnapshot].
+// SaveSnapshot implements [SnapshotStore.SaveSnapshot]. It rejects what
+// [CheckSnapshot] rejects, with an error matching [ErrInvalidArgument].
 func (s *MemorySnapshots) SaveSnapshot(ctx context.Context, snap Snapshot) error {
+	if err := CheckSnapshot(snap); err != nil {
+		return fmt.Errorf("eventsource: saving a snapshot: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

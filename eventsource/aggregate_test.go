@@ -317,3 +317,23 @@ func TestRegistryCodec(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Deposited{9}, v)
 }
+
+// TestMemorySnapshotsRejectWhatStoresCannotKeep protects against input that
+// MemorySnapshots took and pgstore refuses, so that tests in memory pass
+// where production fails.
+func TestMemorySnapshotsRejectWhatStoresCannotKeep(t *testing.T) {
+	var s eventsource.MemorySnapshots
+	for _, snap := range []eventsource.Snapshot{
+		{StreamID: "", Version: 1},
+		{StreamID: "a", Version: -1},
+		{StreamID: "a\x00", Version: 1},
+		{StreamID: "a\xff", Version: 1},
+	} {
+		if err := s.SaveSnapshot(context.Background(), snap); !errors.Is(err, eventsource.ErrInvalidArgument) {
+			t.Errorf("SaveSnapshot(%q, %d) = %v; want ErrInvalidArgument", snap.StreamID, snap.Version, err)
+		}
+		if _, err := s.LoadSnapshot(context.Background(), snap.StreamID); !errors.Is(err, eventsource.ErrNotFound) {
+			t.Errorf("LoadSnapshot(%q) = %v; want ErrNotFound", snap.StreamID, err)
+		}
+	}
+}

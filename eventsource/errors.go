@@ -3,6 +3,8 @@ package eventsource
 import (
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -121,11 +123,16 @@ func invalid(format string, args ...any) error {
 }
 
 // CheckAppend validates the arguments of [Store.Append]; stores call it so
-// that every implementation rejects the same input.
+// that every implementation rejects the same input. Besides the rules of
+// Append, the stream id, event types and metadata must be text every store
+// can keep: valid UTF-8 without NUL bytes (PostgreSQL's text type holds
+// nothing else).
 func CheckAppend(streamID string, expected ExpectedVersion, events []NewEvent) error {
 	var errs []error
 	if streamID == "" {
 		errs = append(errs, invalid("empty stream id"))
+	} else if err := checkText(streamID); err != nil {
+		errs = append(errs, invalid("stream id %s %w", brief.Quote(streamID), err))
 	}
 	if expected < Any {
 		errs = append(errs, invalid("expected %v", expected))
@@ -139,7 +146,49 @@ func CheckAppend(streamID string, expected ExpectedVersion, events []NewEvent) e
 	for i, e := range events {
 		if e.Type == "" {
 			errs = append(errs, invalid("event %d has no type", i))
+		} else if err := checkText(e.Type); err != nil {
+			errs = append(errs, invalid("event %d has type %s, which %w", i, brief.Quote(e.Type), err))
+		}
+		for k, v := range e.Metadata {
+			if err := errors.Join(checkText(k), checkText(v)); err != nil {
+				errs = append(errs, invalid("event %d has metadata %s: %s, which %w", i, brief.Quote(k), brief.Quote(v), err))
+				break
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckSnapshot validates a snapshot for [SnapshotStore.SaveSnapshot];
+// stores call it so that every implementation rejects the same input: an
+// empty stream id or one that is not text a store can keep (see
+// [CheckAppend]), or a negative version. The error matches
+// [ErrInvalidArgument].
+func CheckSnapshot(s Snapshot) error {
+	var errs []error
+	if s.StreamID == "" {
+		errs = append(errs, invalid("empty stream id"))
+	} else if err := checkText(s.StreamID); err != nil {
+		errs = append(errs, invalid("stream id %s %w", brief.Quote(s.StreamID), err))
+	}
+	if s.Version < 0 {
+		errs = append(errs, invalid("negative version %d", s.Version))
+	}
+	return errors.Join(errs...)
+}
+
+var (
+	errNotUTF8 = errors.New("is not valid UTF-8")
+	errNUL     = errors.New("holds a NUL byte")
+)
+
+// checkText returns why s is not text every store can keep, or nil.
+func checkText(s string) error {
+	switch {
+	case !utf8.ValidString(s):
+		return errNotUTF8
+	case strings.IndexByte(s, 0) >= 0:
+		return errNUL
+	}
+	return nil
 }

@@ -502,6 +502,17 @@ func testInvalid(t *testing.T, s *store) {
 	first := mustAppend(t, s, a, eventsource.NoStream, newEvents(1)...)
 	typeless := newEvents(3)
 	typeless[1].Type = ""
+	// Text every store can keep is valid UTF-8 without NUL bytes.
+	withType := func(typ string) []eventsource.NewEvent {
+		e := newEvents(1)
+		e[0].Type = typ
+		return e
+	}
+	withMetadata := func(k, v string) []eventsource.NewEvent {
+		e := newEvents(1)
+		e[0].Metadata = map[string]string{k: v}
+		return e
+	}
 	tests := []struct {
 		name     string
 		stream   string
@@ -519,6 +530,12 @@ func testInvalid(t *testing.T, s *store) {
 		// Exact(-1) is not Any, although Any's value is -1.
 		{"Exact(-1)", a, eventsource.Exact(-1), newEvents(1)},
 		{"Exact(-2)", a, eventsource.Exact(-2), newEvents(1)},
+		{"a stream id with a NUL byte", a + "\x00", eventsource.Any, newEvents(1)},
+		{"a stream id that is not UTF-8", a + "\xff", eventsource.Any, newEvents(1)},
+		{"a type with a NUL byte", a, eventsource.Any, withType("t\x00")},
+		{"a type that is not UTF-8", a, eventsource.Any, withType("t\xc3")},
+		{"a metadata key with a NUL byte", a, eventsource.Any, withMetadata("k\x00", "v")},
+		{"a metadata value that is not UTF-8", a, eventsource.Any, withMetadata("k", "\xff\xfe")},
 	}
 	var rejected []uuid.UUID
 	for _, tt := range tests {
