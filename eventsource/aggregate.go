@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/google/uuid"
+
 	"github.com/otelpatterns/patterns/internal/brief"
 )
 
@@ -41,6 +43,10 @@ type Base struct {
 	id      string
 	version int64
 	pending []any
+	// ids are the event IDs of pending, drawn when the events are raised,
+	// so that every Save of them sends the same IDs and a retried Save is
+	// recognised by the store.
+	ids []uuid.UUID
 }
 
 // base is how Raise and the Repository reach the Base embedded in a
@@ -66,6 +72,7 @@ func Raise(a Aggregate, event any) error {
 	}
 	b := a.base()
 	b.pending = append(b.pending, event)
+	b.ids = append(b.ids, uuid.New())
 	return nil
 }
 
@@ -233,9 +240,22 @@ func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
 // be at the version the aggregate was loaded at (no stream for a new one),
 // so that a concurrent change fails with an error matching
 // [ErrConcurrencyConflict] instead of being overwritten: load again and
-// retry the command. On success the events are committed in the aggregate.
-// A snapshot failure after a successful append is returned, but the events
-// are saved.
+// decide the command again. On success the events are committed in the
+// aggregate.
+//
+// Each event gets its ID when it is raised, and keeps it until it is
+// saved. So after any other error, whose outcome may be unknown (a
+// timeout, a lost connection), call Save again with the same aggregate:
+// if the first Save was committed, the store recognises the IDs and the
+// retry succeeds without appending them twice. Do not load again and
+// decide again after such an error: that applies the command a second
+// time if the first Save was committed. To make a command safe to retry
+// from the start (a redelivered message, a new process), give it an ID
+// with [WithCommandID].
+//
+// When the events are saved but the snapshot that was due is not, Save
+// returns a [*SnapshotError] matching [ErrSnapshotNotSaved]: the events
+// are committed in the aggregate, and there is nothing to retry.
 func (r *Repository[A]) Save(ctx context.Context, a A) error {
 	b := a.base()
 	if len(b.pending) == 0 {
@@ -247,6 +267,7 @@ func (r *Repository[A]) Save(ctx context.Context, a A) error {
 		if err != nil {
 			return err
 		}
+		ne.ID = b.ids[i]
 		events[i] = ne
 	}
 	if _, err := r.store.Append(ctx, b.id, Exact(b.version), events...); err != nil {
@@ -254,14 +275,14 @@ func (r *Repository[A]) Save(ctx context.Context, a A) error {
 	}
 	before := b.version
 	b.version += int64(len(b.pending))
-	b.pending = nil
+	b.pending, b.ids = nil, nil
 	if r.snapshots != nil && before/r.every != b.version/r.every {
 		data, err := json.Marshal(a)
-		if err != nil {
-			return fmt.Errorf("eventsource: encoding the snapshot of %s: %w", brief.Quote(b.id), err)
+		if err == nil {
+			err = r.snapshots.SaveSnapshot(ctx, Snapshot{StreamID: b.id, Version: b.version, Data: data})
 		}
-		if err := r.snapshots.SaveSnapshot(ctx, Snapshot{StreamID: b.id, Version: b.version, Data: data}); err != nil {
-			return fmt.Errorf("eventsource: saving the snapshot of %s: %w", brief.Quote(b.id), err)
+		if err != nil {
+			return &SnapshotError{StreamID: b.id, Version: b.version, Err: err}
 		}
 	}
 	return nil

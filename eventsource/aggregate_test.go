@@ -337,3 +337,72 @@ func TestMemorySnapshotsRejectWhatStoresCannotKeep(t *testing.T) {
 		}
 	}
 }
+
+// lostReply is a store whose appends commit and then fail, as when the
+// connection drops after the commit and before the reply.
+type lostReply struct {
+	eventsource.Store
+	lose bool
+}
+
+func (s *lostReply) Append(ctx context.Context, id string, expected eventsource.ExpectedVersion, events ...eventsource.NewEvent) ([]eventsource.Event, error) {
+	out, err := s.Store.Append(ctx, id, expected, events...)
+	if err == nil && s.lose {
+		s.lose = false
+		return nil, errors.New("connection reset by peer")
+	}
+	return out, err
+}
+
+// TestSaveRetryAfterLostReply protects Save's retry rule: a Save whose
+// commit's reply was lost, called again with the same aggregate, succeeds
+// without saving the events twice (it conflicted before, and the
+// documented reload applied the deposit twice).
+func TestSaveRetryAfterLostReply(t *testing.T) {
+	ctx := context.Background()
+	mem := &eventsource.MemoryStore{}
+	store := &lostReply{Store: mem}
+	repo := newRepo(t, store)
+	a := repo.New("acc-lost")
+	require.NoError(t, eventsource.Raise(a, Opened{"ada"}))
+	require.NoError(t, repo.Save(ctx, a))
+
+	require.NoError(t, eventsource.Raise(a, Deposited{10}))
+	store.lose = true
+	require.Error(t, repo.Save(ctx, a), "the reply is lost")
+	require.NoError(t, repo.Save(ctx, a), "the retry is recognised")
+	assert.Empty(t, a.Uncommitted())
+	assert.Equal(t, int64(2), a.Version())
+
+	loaded, err := repo.Load(ctx, "acc-lost")
+	require.NoError(t, err)
+	assert.Equal(t, 10, loaded.Balance, "the deposit is saved once")
+	assert.Equal(t, int64(2), loaded.Version())
+}
+
+type failingSnapshots struct{ eventsource.MemorySnapshots }
+
+func (*failingSnapshots) SaveSnapshot(context.Context, eventsource.Snapshot) error {
+	return errors.New("snapshot store down")
+}
+
+// TestSaveSnapshotFailure: events saved and snapshot not is told apart
+// from nothing saved.
+func TestSaveSnapshotFailure(t *testing.T) {
+	ctx := context.Background()
+	repo := newRepo(t, &eventsource.MemoryStore{}, eventsource.WithSnapshots(&failingSnapshots{}, 2))
+	a := repo.New("acc-snap")
+	require.NoError(t, eventsource.Raise(a, Opened{"ada"}))
+	require.NoError(t, eventsource.Raise(a, Deposited{5}))
+	err := repo.Save(ctx, a)
+	var se *eventsource.SnapshotError
+	require.ErrorIs(t, err, eventsource.ErrSnapshotNotSaved)
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "acc-snap", se.StreamID)
+	assert.Equal(t, int64(2), se.Version)
+	assert.ErrorContains(t, err, "snapshot store down")
+	assert.Empty(t, a.Uncommitted(), "the events are committed")
+	loaded, err := repo.Load(ctx, "acc-snap")
+	require.NoError(t, err)
+	assert.Equal(t, 5, loaded.Balance)
+}

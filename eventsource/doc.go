@@ -43,7 +43,10 @@
 // methods check rules against the current state and record facts with
 // [Raise]. [Repository.Save] appends the raised events expecting the stream
 // version the aggregate was loaded at: two commands racing on one aggregate
-// cannot both succeed, and the loser reloads and decides again.
+// cannot both succeed, and the loser reloads and decides again. Any other
+// failure of Save may have saved the events or not: call Save again with
+// the same aggregate, whose events keep their IDs until saved, so that a
+// Save that did commit is recognised instead of repeated.
 // [WithSnapshots] stores the aggregate's state every N events so that loads
 // replay only the events after it.
 //

@@ -42,6 +42,12 @@ var ErrDuplicateCommand error = &sentinel{"eventsource: duplicate command", "eve
 // ID and both streams.
 var ErrEventIDTaken error = &sentinel{"eventsource: event id taken by another stream", "eventsource.event_id_taken"}
 
+// ErrSnapshotNotSaved is matched by the error of a [Repository.Save] that
+// saved the events but not the snapshot that was due; [errors.As] to a
+// [*SnapshotError] gives the stream, version and cause. The save as such
+// succeeded: loads replay the events past the previous snapshot instead.
+var ErrSnapshotNotSaved error = &sentinel{"eventsource: snapshot not saved", "eventsource.snapshot_not_saved"}
+
 type sentinel struct{ msg, typ string }
 
 func (e *sentinel) Error() string { return e.msg }
@@ -66,6 +72,28 @@ func (e *ConflictError) Is(target error) bool { return target == ErrConcurrencyC
 
 // ErrorType returns "eventsource.concurrency_conflict".
 func (e *ConflictError) ErrorType() string { return "eventsource.concurrency_conflict" }
+
+// SnapshotError is the error of a [Repository.Save] whose events were saved
+// but whose snapshot was not.
+type SnapshotError struct {
+	StreamID string
+	Version  int64 // the version the events were saved at
+	Err      error
+}
+
+func (e *SnapshotError) Error() string {
+	return fmt.Sprintf("eventsource: events of stream %s saved up to version %d, but not the snapshot: %v",
+		brief.Quote(e.StreamID), e.Version, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *SnapshotError) Unwrap() error { return e.Err }
+
+// Is matches [ErrSnapshotNotSaved].
+func (e *SnapshotError) Is(target error) bool { return target == ErrSnapshotNotSaved }
+
+// ErrorType returns "eventsource.snapshot_not_saved".
+func (e *SnapshotError) ErrorType() string { return "eventsource.snapshot_not_saved" }
 
 // EventIDTakenError is the error of an append of an event whose ID is
 // stored in another stream.
