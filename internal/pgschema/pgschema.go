@@ -108,6 +108,109 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, lockKey int
 	return tx.Commit(ctx)
 }
 
+// Component is one package's tables in a schema, as [MigrateComponent]
+// brings them to their latest version.
+type Component struct {
+	// Name identifies the package's migrations in schema_migrations: its
+	// import path.
+	Name string
+	// Probe is a table that the package's first migration creates. A
+	// schema migrated by an earlier release, which kept one version for
+	// the whole schema, is taken for this package's only if Probe exists.
+	Probe string
+	// Migrations upgrade the package's tables: Migrations[i] from version
+	// i to i+1, with "{s}" standing for the quoted schema name.
+	Migrations []string
+}
+
+// migrateLockScope names the advisory lock that every package's
+// MigrateComponent takes for a schema: one lock, so that packages sharing
+// a schema migrate it one at a time.
+const migrateLockScope = "github.com/otelpatterns/patterns/internal/pgschema"
+
+// MigrateComponent brings c's tables in schema to version
+// len(c.Migrations), in one transaction of pool: it [Create]s the schema
+// under an advisory lock that every package shares, reads c's version
+// from the schema's schema_migrations table (created if need be; one row
+// per package and version), and runs each migration that is due,
+// recording it. Several packages can so share a schema, each with its own
+// versions. A schema_migrations table of an earlier release, without the
+// package column, is upgraded: its rows are taken for c's if c.Probe
+// exists (they can only be of the package that created it), and left for
+// another package otherwise. It fails, changing nothing, if c's tables are
+// at a version newer than len(c.Migrations), or if a migration fails.
+func MigrateComponent(ctx context.Context, pool *pgxpool.Pool, schema string, c Component) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := Create(ctx, tx, schema, LockKey(migrateLockScope, "migrate", schema)); err != nil {
+		return err
+	}
+	q := pgx.Identifier{schema}.Sanitize()
+	table := q + ".schema_migrations"
+	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+table+` (
+	component  text NOT NULL,
+	version    integer NOT NULL,
+	applied_at timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (component, version)
+)`); err != nil {
+		return err
+	}
+	if err := upgradeLegacy(ctx, tx, q, c); err != nil {
+		return fmt.Errorf("upgrading %s: %w", table, err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+table+" WHERE component = $1", c.Name).Scan(&current); err != nil {
+		return err
+	}
+	latest := len(c.Migrations)
+	if current > latest {
+		return fmt.Errorf("the tables of %s are at version %d, newer than this package's %d: upgrade the package", c.Name, current, latest)
+	}
+	for v := current + 1; v <= latest; v++ {
+		if _, err := tx.Exec(ctx, strings.ReplaceAll(c.Migrations[v-1], "{s}", q)); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (component, version) VALUES ($1, $2)", c.Name, v); err != nil {
+			return fmt.Errorf("migration %d: %w", v, err)
+		}
+	}
+	return tx.Commit(ctx)
+}
+
+// upgradeLegacy turns a schema_migrations table of one version per schema
+// (an earlier release's) into one of versions per package, and takes its
+// rows for c's when c's probe table exists.
+func upgradeLegacy(ctx context.Context, tx pgx.Tx, q string, c Component) error {
+	table := q + ".schema_migrations"
+	var keyColumns int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(array_length(conkey, 1), 0) FROM pg_constraint
+WHERE conrelid = $1::regclass AND contype = 'p'`, table).Scan(&keyColumns); err != nil {
+		return err
+	}
+	if keyColumns == 1 {
+		var pkey string
+		if err := tx.QueryRow(ctx, "SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'", table).Scan(&pkey); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" ADD COLUMN component text NOT NULL DEFAULT '', DROP CONSTRAINT "+
+			pgx.Identifier{pkey}.Sanitize()+", ADD PRIMARY KEY (component, version)"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" ALTER COLUMN component DROP DEFAULT"); err != nil {
+			return err
+		}
+	}
+	if c.Probe == "" {
+		return nil
+	}
+	_, err := tx.Exec(ctx, "UPDATE "+table+" SET component = $1 WHERE component = '' AND to_regclass($2) IS NOT NULL",
+		c.Name, q+"."+pgx.Identifier{c.Probe}.Sanitize())
+	return err
+}
+
 // Err returns ctx's error with err if ctx is done, for it is the cause of
 // err (a statement interrupted by the context fails with a driver error
 // that does not always say so), and [Hint] of err otherwise.
