@@ -79,16 +79,31 @@ func Raise(a Aggregate, event any) error {
 // Snapshot is an aggregate's state at a version, encoded.
 type Snapshot struct {
 	StreamID string
-	Version  int64
-	Data     []byte
+	// Version is the version of the stream's last event the state holds.
+	Version int64
+	// Format is the version of the encoding of the state, which
+	// [WithSnapshotFormat] sets: a [Repository] ignores snapshots of
+	// another format.
+	Format int
+	Data   []byte
 }
 
 // SnapshotStore keeps the latest snapshot of each stream. Load returns an
-// error matching [ErrNotFound] when there is none. Implementations are safe
-// for concurrent use; Save may skip a snapshot older than the stored one.
+// error matching [ErrNotFound] when there is none. Save replaces the
+// stored snapshot with one of a newer version or of another format, and
+// may skip one of an older or the same version and the same format.
+// Implementations are safe for concurrent use, and reject what
+// [CheckSnapshot] rejects.
 type SnapshotStore interface {
 	LoadSnapshot(ctx context.Context, streamID string) (Snapshot, error)
 	SaveSnapshot(ctx context.Context, s Snapshot) error
+}
+
+// SnapshotDeleter is a [SnapshotStore] that can delete a stream's
+// snapshot, for [Repository.DropSnapshot]. Deleting a snapshot that does
+// not exist is not an error.
+type SnapshotDeleter interface {
+	DeleteSnapshot(ctx context.Context, streamID string) error
 }
 
 // MemorySnapshots is an in-process [SnapshotStore]. The zero value is ready
@@ -127,11 +142,22 @@ func (s *MemorySnapshots) SaveSnapshot(ctx context.Context, snap Snapshot) error
 	if s.m == nil {
 		s.m = map[string]Snapshot{}
 	}
-	if old, ok := s.m[snap.StreamID]; ok && old.Version >= snap.Version {
+	if old, ok := s.m[snap.StreamID]; ok && old.Version >= snap.Version && old.Format == snap.Format {
 		return nil
 	}
 	snap.Data = append([]byte(nil), snap.Data...)
 	s.m[snap.StreamID] = snap
+	return nil
+}
+
+// DeleteSnapshot implements [SnapshotDeleter.DeleteSnapshot].
+func (s *MemorySnapshots) DeleteSnapshot(ctx context.Context, streamID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, streamID)
 	return nil
 }
 
@@ -143,6 +169,7 @@ type Repository[A Aggregate] struct {
 	newA      func() A
 	snapshots SnapshotStore
 	every     int64
+	format    int
 }
 
 // RepositoryOption configures a [Repository].
@@ -151,6 +178,7 @@ type RepositoryOption interface{ applyRepo(*repoConfig) }
 type repoConfig struct {
 	snapshots SnapshotStore
 	every     int64
+	format    int
 }
 
 type repoOptionFunc func(*repoConfig)
@@ -161,8 +189,22 @@ func (f repoOptionFunc) applyRepo(c *repoConfig) { f(c) }
 // whenever a save crosses a multiple of every events, and loads start from
 // the latest snapshot. The aggregate's exported fields are its snapshot
 // state. By default there are no snapshots.
+//
+// A snapshot holds what the events meant when it was taken. When the
+// aggregate's fields change, or an upcaster changes what old events mean,
+// raise the format with [WithSnapshotFormat]: loads then ignore the old
+// snapshots and replay the events instead, and saves write snapshots of
+// the new format.
 func WithSnapshots(s SnapshotStore, every int) RepositoryOption {
 	return repoOptionFunc(func(c *repoConfig) { c.snapshots, c.every = s, int64(every) })
+}
+
+// WithSnapshotFormat sets the format of the repository's snapshots, a
+// number of the user's choosing that identifies the aggregate's snapshot
+// encoding (see [WithSnapshots]). Loads use only snapshots of this format.
+// The default is 0.
+func WithSnapshotFormat(format int) RepositoryOption {
+	return repoOptionFunc(func(c *repoConfig) { c.format = format })
 }
 
 // NewRepository returns a repository that creates empty aggregates with
@@ -189,7 +231,25 @@ func NewRepository[A Aggregate](store Store, reg *Registry, newA func() A, opts 
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("eventsource: NewRepository: %w", err)
 	}
-	return &Repository[A]{store: store, reg: reg, newA: newA, snapshots: c.snapshots, every: c.every}, nil
+	return &Repository[A]{store: store, reg: reg, newA: newA, snapshots: c.snapshots, every: c.every, format: c.format}, nil
+}
+
+// DropSnapshot deletes the snapshot of stream id, so that the next Load
+// replays the whole stream. It needs a snapshot store that is a
+// [SnapshotDeleter] (MemorySnapshots and eventsource/pgstore are), and
+// does nothing without snapshots.
+func (r *Repository[A]) DropSnapshot(ctx context.Context, id string) error {
+	if r.snapshots == nil {
+		return nil
+	}
+	d, ok := r.snapshots.(SnapshotDeleter)
+	if !ok {
+		return fmt.Errorf("eventsource: DropSnapshot: the snapshot store %T cannot delete snapshots", r.snapshots)
+	}
+	if err := d.DeleteSnapshot(ctx, id); err != nil {
+		return fmt.Errorf("eventsource: dropping the snapshot of %s: %w", brief.Quote(id), err)
+	}
+	return nil
 }
 
 // New returns an empty aggregate for a stream that has no events yet.
@@ -200,7 +260,10 @@ func (r *Repository[A]) New(id string) A {
 }
 
 // Load rebuilds the aggregate of stream id: from its latest snapshot, if
-// any, then the events after it. It returns an error matching
+// any, then the events after it. A snapshot of another format than the
+// repository's ([WithSnapshotFormat]), or one that does not decode, is
+// ignored: Load replays the stream from its start instead, and the next
+// snapshot that a Save takes replaces it. Load returns an error matching
 // [ErrNotFound] for a stream with no events.
 func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
 	a := r.New(id)
@@ -208,12 +271,15 @@ func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
 	if r.snapshots != nil {
 		snap, err := r.snapshots.LoadSnapshot(ctx, id)
 		switch {
-		case err == nil:
-			if err := json.Unmarshal(snap.Data, a); err != nil {
-				return a, fmt.Errorf("eventsource: decoding the snapshot of %s at version %d: %w", brief.Quote(id), snap.Version, err)
+		case err == nil && snap.Format == r.format:
+			if json.Unmarshal(snap.Data, a) != nil {
+				a = r.New(id) // a half-decoded state is no start
+				b = a.base()
+				break
 			}
 			b.version = snap.Version
-		case !errors.Is(err, ErrNotFound):
+		case err == nil, errors.Is(err, ErrNotFound):
+		default:
 			return a, fmt.Errorf("eventsource: loading the snapshot of %s: %w", brief.Quote(id), err)
 		}
 	}
@@ -279,7 +345,7 @@ func (r *Repository[A]) Save(ctx context.Context, a A) error {
 	if r.snapshots != nil && before/r.every != b.version/r.every {
 		data, err := json.Marshal(a)
 		if err == nil {
-			err = r.snapshots.SaveSnapshot(ctx, Snapshot{StreamID: b.id, Version: b.version, Data: data})
+			err = r.snapshots.SaveSnapshot(ctx, Snapshot{StreamID: b.id, Version: b.version, Format: r.format, Data: data})
 		}
 		if err != nil {
 			return &SnapshotError{StreamID: b.id, Version: b.version, Err: err}

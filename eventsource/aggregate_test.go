@@ -188,11 +188,71 @@ func TestSnapshots(t *testing.T) {
 	assert.Equal(t, 17, c.Balance)
 	assert.Equal(t, 1, c.applied, "only the event after the snapshot is replayed")
 
-	// A corrupt snapshot is an error, not a silent wrong state.
-	require.NoError(t, snaps.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "acc", Version: 99, Data: []byte("{bad")}))
-	_, err = repo.Load(ctx, "acc")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "snapshot")
+	// A snapshot that does not decode is no start: the stream is replayed
+	// (it was an error for good before).
+	require.NoError(t, snaps.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "acc", Version: 99, Data: []byte(`{"Balance":"x"}`)}))
+	d, err := repo.Load(ctx, "acc")
+	require.NoError(t, err)
+	assert.Equal(t, 17, d.Balance)
+	assert.Equal(t, 13, d.applied, "the whole stream is replayed")
+	assert.Equal(t, int64(13), d.Version())
+}
+
+// TestSnapshotFormat protects snapshot versioning: a repository ignores
+// snapshots of another format (a field added since would stay zero, a
+// changed type would not decode), and its saves replace them.
+func TestSnapshotFormat(t *testing.T) {
+	ctx := context.Background()
+	store := &eventsource.MemoryStore{}
+	snaps := &eventsource.MemorySnapshots{}
+	v0 := newRepo(t, store, eventsource.WithSnapshots(snaps, 2))
+	a := v0.New("acc")
+	for range 4 {
+		require.NoError(t, eventsource.Raise(a, Deposited{1}))
+	}
+	require.NoError(t, v0.Save(ctx, a))
+	// A snapshot of format 0 whose state the new code reads otherwise.
+	require.NoError(t, snaps.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "acc", Version: 4, Data: []byte(`{"Balance":400}`)}))
+
+	v1 := newRepo(t, store, eventsource.WithSnapshots(snaps, 2), eventsource.WithSnapshotFormat(1))
+	b, err := v1.Load(ctx, "acc")
+	require.NoError(t, err)
+	assert.Equal(t, 4, b.Balance, "the old format's snapshot is ignored")
+	assert.Equal(t, 4, b.applied)
+
+	require.NoError(t, eventsource.Raise(b, Deposited{1}), "version 5")
+	require.NoError(t, eventsource.Raise(b, Deposited{1}), "version 6, crossing 6")
+	require.NoError(t, v1.Save(ctx, b))
+	snap, err := snaps.LoadSnapshot(ctx, "acc")
+	require.NoError(t, err)
+	assert.Equal(t, 1, snap.Format)
+	assert.Equal(t, int64(6), snap.Version)
+
+	// A snapshot of another format at the same version replaces it too.
+	require.NoError(t, snaps.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "acc", Version: 6, Format: 2, Data: []byte(`{}`)}))
+	snap, err = snaps.LoadSnapshot(ctx, "acc")
+	require.NoError(t, err)
+	assert.Equal(t, 2, snap.Format)
+}
+
+func TestDropSnapshot(t *testing.T) {
+	ctx := context.Background()
+	snaps := &eventsource.MemorySnapshots{}
+	repo := newRepo(t, &eventsource.MemoryStore{}, eventsource.WithSnapshots(snaps, 1))
+	a := repo.New("acc")
+	require.NoError(t, eventsource.Raise(a, Deposited{3}))
+	require.NoError(t, repo.Save(ctx, a))
+	require.NoError(t, repo.DropSnapshot(ctx, "acc"))
+	_, err := snaps.LoadSnapshot(ctx, "acc")
+	require.ErrorIs(t, err, eventsource.ErrNotFound)
+	b, err := repo.Load(ctx, "acc")
+	require.NoError(t, err)
+	assert.Equal(t, 3, b.Balance)
+	assert.Equal(t, 1, b.applied)
+	require.NoError(t, repo.DropSnapshot(ctx, "never-snapshotted"))
+
+	plain := newRepo(t, &eventsource.MemoryStore{}, eventsource.WithSnapshots(struct{ eventsource.SnapshotStore }{snaps}, 1))
+	assert.ErrorContains(t, plain.DropSnapshot(ctx, "acc"), "cannot delete snapshots")
 }
 
 func TestNewRepositoryErrors(t *testing.T) {

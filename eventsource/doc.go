@@ -48,7 +48,9 @@
 // the same aggregate, whose events keep their IDs until saved, so that a
 // Save that did commit is recognised instead of repeated.
 // [WithSnapshots] stores the aggregate's state every N events so that loads
-// replay only the events after it.
+// replay only the events after it; [WithSnapshotFormat] versions those
+// snapshots, so that a change of the aggregate's fields, or of what old
+// events mean, makes loads replay instead of trusting an old snapshot.
 //
 // # Versions of events
 //
