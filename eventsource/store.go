@@ -59,14 +59,16 @@ type Store interface {
 	Subscribe(ctx context.Context, afterPosition int64) iter.Seq2[Event, error]
 }
 
-// PrepareAppend gives events without an ID a random one, and adds the W3C
-// trace context of ctx (through the global propagator) to their metadata,
-// so that readers can link their work to the append. Stores call it; it
-// copies rather than changes the caller's events.
+// PrepareAppend gives events without an ID a random one, and adds the
+// trace context of ctx to their metadata, so that readers can link their
+// work to the append: through the global propagator
+// ([otel.GetTextMapPropagator]), or the W3C trace context when the service
+// has set none. Keys the caller set are kept. Stores call it; it copies
+// rather than changes the caller's events.
 func PrepareAppend(ctx context.Context, events []NewEvent) []NewEvent {
 	out := make([]NewEvent, len(events))
 	carrier := propagation.MapCarrier{}
-	otel.GetTextMapPropagator().Inject(ctx, carrier)
+	propagator().Inject(ctx, carrier)
 	for i, e := range events {
 		if e.ID == uuid.Nil {
 			e.ID = uuid.New()
@@ -90,6 +92,17 @@ func PrepareAppend(ctx context.Context, events []NewEvent) []NewEvent {
 
 // TraceContext returns the context of the append that recorded e, from its
 // metadata, for a link: trace.LinkFromContext(eventsource.TraceContext(ctx, e)).
+// It reads what [PrepareAppend] wrote, with the same propagator.
 func TraceContext(ctx context.Context, e Event) context.Context {
-	return otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
+	return propagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
+}
+
+// propagator is the global propagator, or the W3C trace context when the
+// service set none (the global one then carries nothing).
+func propagator() propagation.TextMapPropagator {
+	p := otel.GetTextMapPropagator()
+	if len(p.Fields()) == 0 {
+		return propagation.TraceContext{}
+	}
+	return p
 }
