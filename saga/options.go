@@ -87,7 +87,9 @@ func WithCodec(c Codec) Option {
 // gives up on a compensation, the saga stops in status NeedsAttention. A
 // compensation that returns a [retry.Permanent] error says it can never
 // succeed, and needs attention at once. The default makes 10 attempts,
-// backing off exponentially from 100ms to 30s (about 2 minutes in all).
+// backing off exponentially from 100ms to 30s (about 2 minutes in all),
+// and reports its spans and metrics (retry.name saga.compensation) to the
+// orchestrator's providers; r keeps the providers it was built with.
 func WithCompensationRetry(r *retry.Retrier) Option {
 	return optionFunc(func(c *config) { c.compensation = r })
 }
@@ -139,14 +141,16 @@ func (p providerOption) applyChoreography(c *choreographyConfig) {
 }
 
 // WithTracerProvider sets where the spans of an orchestrator or a
-// choreography go. The default, also used when tp is nil, is the global
+// choreography go, those of the orchestrator's default retry policies
+// included. The default, also used when tp is nil, is the global
 // provider at the time of [NewOrchestrator] or [NewChoreography].
 func WithTracerProvider(tp trace.TracerProvider) ProviderOption {
 	return providerOption{tp: tp}
 }
 
 // WithMeterProvider sets where the metrics of an orchestrator or a
-// choreography go. The default, also used when mp is nil, is the global
+// choreography go, those of the orchestrator's default retry policies
+// included. The default, also used when mp is nil, is the global
 // provider at the time of [NewOrchestrator] or [NewChoreography].
 func WithMeterProvider(mp metric.MeterProvider) ProviderOption {
 	return providerOption{mp: mp}
