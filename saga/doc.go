@@ -97,16 +97,19 @@
 //
 // A [Log] that traces its calls, as saga/pglog does, has the saga's span
 // as the parent of the calls of a saga's run (Create, Append, Load and
-// Release), or the log's retry span for a write tried again. The
+// Release), or the log's retry span for a write tried again; the claims
+// of a call of Recover are children of its context's span. The
 // orchestrator's upkeep is not traced: the renewals of its leases and the
 // claims of [WithRecoverInterval] run under a span context that is not
 // sampled, so that, with a parent-based sampler (the SDK's default), an
-// idle orchestrator sends no trace every few seconds. The metrics below
-// measure them, and a run whose lease was lost says so on its span. The
-// claims of a call of Recover are children of its context's span. The
-// trace context that a saga's record keeps, for the link of its resumed
-// runs, goes through the global propagator ([otel.GetTextMapPropagator]),
-// or W3C trace context while none is set.
+// idle orchestrator sends no trace every few seconds (a sampler that
+// ignores the parent records the log's spans of them, as children of a
+// span that is not recorded). The metrics below measure them, and a run
+// whose lease was lost says so on its span.
+//
+// The trace context that a saga's record keeps, for the link of its
+// resumed runs, goes through the global propagator
+// ([otel.GetTextMapPropagator]), or W3C trace context while none is set.
 //
 // Metrics come from the meter named [ScopeName] of the [WithMeterProvider]
 // provider (the global one by default):

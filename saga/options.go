@@ -105,7 +105,9 @@ func WithNeedsAttention(f func(ctx context.Context, id, name string, err error))
 // WithRecoverInterval makes the orchestrator look for unfinished sagas
 // whose lease expired (their orchestrator crashed) every d, as
 // [Orchestrator.Recover] does, until it is closed. The default, 0, looks
-// only when Recover is called.
+// only when Recover is called. These looks are measured, not traced (see
+// Telemetry in the package documentation): the runs they resume have
+// spans of their own, roots linked to the runs that started their sagas.
 func WithRecoverInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.recoverEvery = d })
 }
