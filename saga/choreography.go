@@ -317,7 +317,7 @@ type reaction struct {
 	userDead func(ctx context.Context, m cqrs.Message, err error)
 	spanName string
 	spanOpts []trace.SpanStartOption
-	addOpts  [2][choreoOutcomes][]metric.AddOption // by phase (forward, compensate) and outcome
+	sets     [2][choreoOutcomes]attrSet // by phase (forward, compensate) and outcome
 }
 
 func (c *Choreography) newReaction(r Reaction, cfg cqrs.SubscribeConfig) *reaction {
@@ -334,15 +334,15 @@ func (c *Choreography) newReaction(r Reaction, cfg cqrs.SubscribeConfig) *reacti
 	}
 	for p, phase := range [2]Phase{Forward, Compensate} {
 		for o, outcome := range choreoOutcomeNames {
-			rc.addOpts[p][o] = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
-				c.nameKV, step, AttrPhase.String(string(phase)), AttrOutcome.String(outcome)))}
+			rc.sets[p][o] = newAttrSet(c.nameKV, step, AttrPhase.String(string(phase)), AttrOutcome.String(outcome))
 		}
 	}
 	return rc
 }
 
-// count adds one to saga.steps for the phase and outcome.
-func (rc *reaction) count(ctx context.Context, phase Phase, outcome choreoOutcome) {
+// count adds one to saga.steps for the phase and outcome, with
+// error.type if err is not nil.
+func (rc *reaction) count(ctx context.Context, phase Phase, outcome choreoOutcome, err error) {
 	if rc.c.steps == nil {
 		return
 	}
@@ -350,7 +350,7 @@ func (rc *reaction) count(ctx context.Context, phase Phase, outcome choreoOutcom
 	if phase == Compensate {
 		p = 1
 	}
-	rc.c.steps.Add(ctx, 1, rc.addOpts[p][outcome]...)
+	rc.c.steps.Add(ctx, 1, rc.sets[p][outcome].with(err))
 }
 
 // start starts the reaction's span for message m.
@@ -368,7 +368,7 @@ func (rc *reaction) end(ctx context.Context, span trace.Span, phase Phase, outco
 		span.SetAttributes(AttrOutcome.String(choreoOutcomeNames[outcome]))
 	}
 	telemetry.RecordError(span, err)
-	rc.count(ctx, phase, outcome)
+	rc.count(ctx, phase, outcome, err)
 	span.End()
 }
 
@@ -425,9 +425,11 @@ func (rc *reaction) giveUp(ctx context.Context, m cqrs.Message, err error) {
 		if perr != nil {
 			err = errors.Join(err, perr)
 		}
-		rc.end(ctx, span, phase, choreoDeadLetter, perr)
+		// The message is dead-lettered: a failure, whose error is that of
+		// its last delivery (and of GiveUp's outcome, if it failed).
+		rc.end(ctx, span, phase, choreoDeadLetter, err)
 	} else {
-		rc.count(ctx, phase, choreoDeadLetter)
+		rc.count(ctx, phase, choreoDeadLetter, err)
 	}
 	rc.userDead(ctx, m, err)
 }

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
@@ -273,11 +274,11 @@ func TestChoreography_giveUpCompensates(t *testing.T) {
 		assert.Equal(t, "compensate", refund.phase)
 
 		require.NoError(t, c.Close())
-		kv := func(outcome string) int64 {
-			return tel.Int64(t, "saga.steps", attribute.String("saga.name", "order"), attribute.String("saga.step", "reserve"),
-				attribute.String("saga.phase", "forward"), attribute.String("saga.outcome", outcome))
+		kv := func(outcome string, more ...attribute.KeyValue) int64 {
+			return tel.Int64(t, "saga.steps", append([]attribute.KeyValue{attribute.String("saga.name", "order"), attribute.String("saga.step", "reserve"),
+				attribute.String("saga.phase", "forward"), attribute.String("saga.outcome", outcome)}, more...)...)
 		}
-		assert.Equal(t, int64(3), kv("error"))
+		assert.Equal(t, int64(3), kv("error", semconv.ErrorTypeOther), "failures carry error.type")
 		assert.Equal(t, int64(1), kv("gave_up"))
 	})
 }
@@ -298,9 +299,10 @@ func TestChoreography_deadLetter(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			synctest.Test(t, func(t *testing.T) {
+				tel := telemetrytest.New(t)
 				bus := cqrs.NewMemoryBus()
 				defer bus.Close()
-				c, err := saga.NewChoreography("order", bus)
+				c, err := saga.NewChoreography("order", bus, saga.WithMeterProvider(tel.MeterProvider))
 				require.NoError(t, err)
 				defer c.Close()
 				cause := errors.New("down")
@@ -324,6 +326,11 @@ func TestChoreography_deadLetter(t *testing.T) {
 				defer mu.Unlock()
 				require.Len(t, got, 1, "DeadLetter calls")
 				assert.ErrorIs(t, got[0], cause)
+				// A dead letter is a failure: it carries the error.type of
+				// the last delivery's error (an errors.New one).
+				assert.Equal(t, int64(1), tel.Int64(t, "saga.steps", saga.AttrName.String("order"), saga.AttrStep.String("reserve"),
+					saga.AttrPhase.String("forward"), saga.AttrOutcome.String("dead_letter"), semconv.ErrorTypeOther),
+					"saga.steps: %s", tel.Describe(t, "saga.steps"))
 			})
 		})
 	}
@@ -470,7 +477,7 @@ func TestChoreography_retriesFailures(t *testing.T) {
 			require.NotNil(t, failed, "no failed saga.react span")
 			assert.Contains(t, failed.Attributes(), attribute.String("saga.outcome", "error"))
 			assert.Equal(t, int64(1), tel.Int64(t, "saga.steps", attribute.String("saga.name", "order"), attribute.String("saga.step", "charge"),
-				attribute.String("saga.phase", "forward"), attribute.String("saga.outcome", "error")))
+				attribute.String("saga.phase", "forward"), attribute.String("saga.outcome", "error"), semconv.ErrorTypeOther))
 		})
 	}
 }

@@ -83,10 +83,11 @@ type Step[D any] struct {
 	// for compensatable steps and the pivot makes 3 attempts, backing off
 	// exponentially from 100ms; for Retriable steps it makes 20, backing
 	// off from 100ms to 30s (about 8 minutes in all) before the saga needs
-	// attention. The policy's own spans and metrics (a "retry" span around
-	// attempts after the first) go to the providers it was built with, the
-	// global ones by default: give it retry.WithTracerProvider to send them
-	// where the saga's go.
+	// attention. The default policies are the orchestrator's, and their
+	// spans and metrics (a "retry" span around the attempts after the
+	// first; retry.name saga.step) go to its providers. A policy set here
+	// keeps its own providers, the global ones unless it was built with
+	// retry.WithTracerProvider and retry.WithMeterProvider.
 	Retry *retry.Retrier
 
 	// Timeout bounds each attempt of the action, and of the compensation.
@@ -95,14 +96,6 @@ type Step[D any] struct {
 	// means no limit of the step's own.
 	Timeout time.Duration
 }
-
-// defaultStepRetry is the retry policy of steps that set none.
-var defaultStepRetry = retry.New(retry.WithName("saga.step"))
-
-// defaultRetriableRetry is the retry policy of Retriable steps that set
-// none.
-var defaultRetriableRetry = retry.New(retry.WithName("saga.step"), retry.WithMaxAttempts(20),
-	retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second)))
 
 // Definition is a named, versioned saga over data of type D: its steps and
 // the order among them. Create it with [Define]; it is immutable and safe
@@ -174,13 +167,7 @@ func Define[D any](name string, version int, steps ...Step[D]) (*Definition[D], 
 		if st.Timeout < 0 {
 			bad("step %q: negative timeout %v", st.Name, st.Timeout)
 		}
-		ss.retry = st.Retry
-		if ss.retry == nil {
-			ss.retry = defaultStepRetry
-			if st.Retriable {
-				ss.retry = defaultRetriableRetry
-			}
-		}
+		ss.retry = st.Retry // nil: the orchestrator's default
 		if st.After == nil && i > 0 {
 			ss.deps = []int{i - 1}
 		}
@@ -244,7 +231,7 @@ type stepSpec struct {
 	pivot      bool
 	retriable  bool
 	idempotent bool
-	retry      *retry.Retrier
+	retry      *retry.Retrier // nil for the orchestrator's default
 	timeout    time.Duration
 	// action decodes a snapshot of the data, runs the step's action and
 	// returns how to apply its update to the current data.

@@ -52,39 +52,94 @@
 //
 // # Telemetry
 //
-// Spans, from the tracer named [ScopeName]:
+// Spans come from the tracer named [ScopeName] of the [WithTracerProvider]
+// provider (the global one by default):
 //
-//	| span                 | when                                   | attributes                                           |
-//	|----------------------|----------------------------------------|------------------------------------------------------|
-//	| saga <name>          | each run of a saga (start or resume)   | saga.name, saga.id, saga.version, saga.resumed,      |
-//	|                      |                                        | saga.outcome; status Error unless completed          |
-//	| step <step>          | each attempt of a step's action        | saga.name, saga.id, saga.step, saga.phase=forward,   |
-//	|                      |                                        | saga.attempt, saga.outcome, error.type               |
-//	| compensate <step>    | each attempt of a compensation         | as above, with saga.phase=compensate                 |
-//	| saga.react <name>    | each reaction of a [Choreography]      | saga.name, saga.id, saga.step, saga.phase,           |
-//	|                      |                                        | saga.outcome, error.type                             |
+//   - saga {name} (internal): each run of a saga, started by
+//     [Orchestrator.Start] or resumed by [Orchestrator.Recover], with
+//     saga.name, saga.id, saga.version, saga.resumed (on a resumed run)
+//     and saga.outcome: completed, compensated, needs_attention, or
+//     interrupted for a run that stopped before its saga ended (the
+//     orchestrator closed, or another took the saga over), which adds a
+//     saga.interrupted event whose saga.reason is closed or lease_lost.
+//     Status Error and error.type when the saga compensated or needs
+//     attention, or a failure of the log stopped the run. A child of the
+//     span of Start's or Recover's context; a resumed run links to the
+//     span of the run that started the saga, so the whole saga is one
+//     readable trace and its resumption is one hop away.
+//   - step {step} (internal): each attempt of a step's action, with
+//     saga.name, saga.id, saga.step, saga.phase (forward), saga.attempt
+//     (from 1, counted across resumptions) and saga.outcome: succeeded,
+//     failed or timed_out; status Error and error.type on failure. A child
+//     of the saga's span, or of its retry span for the attempts after the
+//     first.
+//   - compensate {step} (internal): each attempt of a compensation, as a
+//     step's, with saga.phase compensate.
+//   - saga.react {reaction} (internal): each reaction of a [Choreography]
+//     to an event, with saga.name, saga.id, saga.step (the reaction's
+//     name), saga.phase and saga.outcome: next, compensation, done, error,
+//     gave_up or dead_letter; status Error and error.type on error and
+//     dead_letter. A child of the bus's span of the event's processing.
 //
-// A saga's run span is a child of the span of the context passed to
-// [Orchestrator.Start]; a resumed run's span is a child of Recover's
-// context and links to the span of the run that started the saga, so the
-// whole saga is one readable trace and its resumption is one hop away.
+// The orchestrator's default retry policies (of steps, compensations and
+// writes to the log; see [Step.Retry] and [WithCompensationRetry]) are
+// built on its providers, so their telemetry, which package retry
+// documents, goes where the saga's does:
 //
-// Metrics, from the meter named [ScopeName]:
+//   - retry (internal), from the tracer of package retry: from the first
+//     failed attempt of a step, a compensation or a write to the log to
+//     its last attempt, with retry.name saga.step, saga.compensation or
+//     saga.log, retry.attempts, retry.outcome, and error.type when it
+//     gave up. A child of the saga's span; the attempts after the first
+//     run inside it.
+//   - retry.attempts, retry.calls and retry.delay, from the meter of
+//     package retry, by the same retry.name.
 //
-//	| name                  | kind           | unit      | attributes                                    |
-//	|-----------------------|----------------|-----------|-----------------------------------------------|
-//	| saga.executions       | counter        | {saga}    | saga.name, saga.outcome                       |
-//	| saga.steps            | counter        | {attempt} | saga.name, saga.step, saga.phase, saga.outcome|
-//	| saga.duration         | histogram      | s         | saga.name, saga.outcome                       |
-//	| saga.active           | up-down counter| {saga}    | saga.name                                     |
-//	| saga.needs_attention  | counter        | {saga}    | saga.name                                     |
+// A [Log] that traces its calls, as saga/pglog does, has the saga's span
+// as the parent of the calls of a saga's run (Create, Append, Load and
+// Release), or the log's retry span for a write tried again; the claims
+// of a call of Recover are children of its context's span. The
+// orchestrator's upkeep is not traced: the renewals of its leases and the
+// claims of [WithRecoverInterval] run under a span context that is not
+// sampled, so that, with a parent-based sampler (the SDK's default), an
+// idle orchestrator sends no trace every few seconds (a sampler that
+// ignores the parent records the log's spans of them, as children of a
+// span that is not recorded). The metrics below measure them, and a run
+// whose lease was lost says so on its span.
 //
-// A run that stops before its saga ends (the orchestrator closed, or
-// another took the saga over) ends its span with saga.outcome=interrupted
-// and a saga.interrupted event whose saga.reason is closed or lease_lost.
+// The trace context that a saga's record keeps, for the link of its
+// resumed runs, goes through the global propagator
+// ([otel.GetTextMapPropagator]), or W3C trace context while none is set.
 //
-// saga.outcome is completed, compensated or needs_attention for a saga;
-// succeeded, failed or timed_out for an orchestrated step's attempt; next,
-// compensation, done, error, gave_up or dead_letter for a reaction.
-// saga.duration counts from the saga's creation, across resumptions.
+// Metrics come from the meter named [ScopeName] of the [WithMeterProvider]
+// provider (the global one by default):
+//
+//   - saga.executions (counter, {saga}): sagas that ended, by saga.name
+//     and saga.outcome (completed, compensated or needs_attention), with
+//     error.type unless completed.
+//   - saga.duration (histogram, s): the time from a saga's creation to its
+//     end, across resumptions, with the attributes of saga.executions.
+//   - saga.steps (counter, {attempt}): attempts of steps and
+//     compensations, and reactions of a choreography, by saga.name,
+//     saga.step, saga.phase and saga.outcome, with error.type on
+//     failures: attempts that failed or timed out (or whose update of the
+//     data failed), reactions that ended in error or dead_letter.
+//   - saga.active (up-down counter, {saga}): runs in progress, by
+//     saga.name.
+//   - saga.needs_attention (counter, {saga}): sagas that stopped in status
+//     needs_attention, by saga.name and error.type.
+//   - saga.leases.claimed (counter, {lease}): unfinished sagas whose lease
+//     Recover took over (their orchestrator crashed, hung or closed), by
+//     saga.name.
+//   - saga.leases.lost (counter, {lease}): runs stopped because another
+//     orchestrator took their saga over, by saga.name.
+//   - saga.lease.operation.duration (histogram, s): the orchestrator's
+//     calls of the log's Claim (by Recover) and Renew, by saga.operation
+//     (claim or renew), with error.type when the call failed.
+//
+// error.type follows the module's rule: the ErrorType method of the
+// package's errors (saga.lease_lost for [ErrLeaseLost], saga.panic for a
+// [PanicError], retry.exhausted when a retry policy ran out of attempts),
+// else the cause's own; "_OTHER" for an error with no type, such as one
+// made by errors.New or read back from the log after a resumption.
 package saga

@@ -87,7 +87,9 @@ func WithCodec(c Codec) Option {
 // gives up on a compensation, the saga stops in status NeedsAttention. A
 // compensation that returns a [retry.Permanent] error says it can never
 // succeed, and needs attention at once. The default makes 10 attempts,
-// backing off exponentially from 100ms to 30s (about 2 minutes in all).
+// backing off exponentially from 100ms to 30s (about 2 minutes in all),
+// and reports its spans and metrics (retry.name saga.compensation) to the
+// orchestrator's providers; r keeps the providers it was built with.
 func WithCompensationRetry(r *retry.Retrier) Option {
 	return optionFunc(func(c *config) { c.compensation = r })
 }
@@ -103,7 +105,9 @@ func WithNeedsAttention(f func(ctx context.Context, id, name string, err error))
 // WithRecoverInterval makes the orchestrator look for unfinished sagas
 // whose lease expired (their orchestrator crashed) every d, as
 // [Orchestrator.Recover] does, until it is closed. The default, 0, looks
-// only when Recover is called.
+// only when Recover is called. These looks are measured, not traced (see
+// Telemetry in the package documentation): the runs they resume have
+// spans of their own, roots linked to the runs that started their sagas.
 func WithRecoverInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.recoverEvery = d })
 }
@@ -139,14 +143,16 @@ func (p providerOption) applyChoreography(c *choreographyConfig) {
 }
 
 // WithTracerProvider sets where the spans of an orchestrator or a
-// choreography go. The default, also used when tp is nil, is the global
+// choreography go, those of the orchestrator's default retry policies
+// included. The default, also used when tp is nil, is the global
 // provider at the time of [NewOrchestrator] or [NewChoreography].
 func WithTracerProvider(tp trace.TracerProvider) ProviderOption {
 	return providerOption{tp: tp}
 }
 
 // WithMeterProvider sets where the metrics of an orchestrator or a
-// choreography go. The default, also used when mp is nil, is the global
+// choreography go, those of the orchestrator's default retry policies
+// included. The default, also used when mp is nil, is the global
 // provider at the time of [NewOrchestrator] or [NewChoreography].
 func WithMeterProvider(mp metric.MeterProvider) ProviderOption {
 	return providerOption{mp: mp}

@@ -13,17 +13,14 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/retry"
 )
-
-// defaultCompensationRetry is the compensation policy unless
-// WithCompensationRetry sets one.
-var defaultCompensationRetry = retry.New(retry.WithName("saga.compensation"), retry.WithMaxAttempts(10),
-	retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second)))
 
 // claimBatch is how many sagas one Claim of Recover asks for.
 const claimBatch = 100
@@ -42,6 +39,10 @@ type Orchestrator struct {
 	cfg   config
 	tel   *instruments
 	codec Codec
+	// The default retry policies, built on the orchestrator's providers:
+	// of steps that set none, of Retriable steps that set none, and of
+	// the log's writes. cfg.compensation is the compensations' policy.
+	stepRetry, retriableRetry, logRetry *retry.Retrier
 
 	// ctx ends at Close; sagas and background loops run under it.
 	ctx    context.Context
@@ -72,10 +73,12 @@ type defKey struct {
 	version int
 }
 
-// definition is a registered spec with its attribute sets.
+// definition is a registered spec with its attribute sets and the retry
+// policy of each step: its own, or the orchestrator's default.
 type definition struct {
 	*spec
-	sets *sets
+	sets    *sets
+	retries []*retry.Retrier
 }
 
 // NewOrchestrator returns an orchestrator that records sagas in log. It
@@ -84,7 +87,7 @@ type definition struct {
 // returns an error naming each bad argument: a nil log, a nil definition,
 // two definitions with one name and version, a lease under a second.
 func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
-	cfg := config{lease: DefaultLease, codec: JSON{}, compensation: defaultCompensationRetry}
+	cfg := config{lease: DefaultLease, codec: JSON{}}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&cfg)
@@ -100,8 +103,15 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	if cfg.codec == nil {
 		cfg.codec = JSON{}
 	}
+	// The default policies report to the orchestrator's providers, as its
+	// own spans and metrics do.
+	newRetry := func(name string, opts ...retry.Option) *retry.Retrier {
+		return retry.New(append(opts, retry.WithName(name),
+			retry.WithTracerProvider(cfg.tp), retry.WithMeterProvider(cfg.mp))...)
+	}
 	if cfg.compensation == nil {
-		cfg.compensation = defaultCompensationRetry
+		cfg.compensation = newRetry("saga.compensation", retry.WithMaxAttempts(10),
+			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second)))
 	}
 	if cfg.recoverEvery < 0 {
 		errs = append(errs, fmt.Errorf("WithRecoverInterval(%v): negative", cfg.recoverEvery))
@@ -110,7 +120,16 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 		cfg.owner = defaultOwner()
 	}
 	o := &Orchestrator{log: log, cfg: cfg, codec: cfg.codec, tel: newInstruments(cfg.tp, cfg.mp),
-		defs: map[defKey]*definition{}, runs: map[string]*run{}}
+		defs: map[defKey]*definition{}, runs: map[string]*run{},
+		stepRetry: newRetry("saga.step"),
+		retriableRetry: newRetry("saga.step", retry.WithMaxAttempts(20),
+			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second))),
+		// Log writes are retried unless the lease is lost, so that a blip
+		// of the database does not stop the saga.
+		logRetry: newRetry("saga.log", retry.WithMaxAttempts(5), retry.WithRetryIf(func(err error) bool {
+			return !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrNotFound)
+		})),
+	}
 	for _, d := range cfg.defs {
 		if err := o.register(d); err != nil {
 			errs = append(errs, err)
@@ -156,7 +175,18 @@ func (o *Orchestrator) register(d Definer) error {
 		}
 		return nil
 	}
-	o.defs[k] = &definition{spec: s, sets: newSets(s)}
+	retries := make([]*retry.Retrier, len(s.steps))
+	for i, st := range s.steps {
+		switch {
+		case st.retry != nil:
+			retries[i] = st.retry
+		case st.retriable:
+			retries[i] = o.retriableRetry
+		default:
+			retries[i] = o.stepRetry
+		}
+	}
+	o.defs[k] = &definition{spec: s, sets: newSets(s), retries: retries}
 	return nil
 }
 
@@ -167,7 +197,8 @@ func (o *Orchestrator) register(d Definer) error {
 // data must be of def's data type. ctx bounds the write to the log; its
 // values (the trace) but not its cancellation pass on to the saga, which
 // runs until it ends or the orchestrator closes. The saga's span, "saga
-// <name>", is a child of ctx's span.
+// <name>", is a child of ctx's span, and the log's writes of the saga,
+// its creation included, are children of the saga's span.
 //
 // Start returns an error for data of the wrong type or that cannot be
 // encoded, a definition registered differently under the same name and
@@ -218,9 +249,10 @@ func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ..
 	runCtx, span := o.tel.tracer.Start(context.WithoutCancel(ctx), "saga "+s.name,
 		trace.WithAttributes(AttrName.String(s.name), AttrID.String(sc.id), AttrVersion.Int(s.version)))
 	carrier := propagation.MapCarrier{}
-	propagation.TraceContext{}.Inject(runCtx, carrier)
+	propagator().Inject(runCtx, carrier)
 	rec := Record{ID: sc.id, Name: s.name, Version: s.version, Status: Running, Data: encoded, Trace: carrier}
-	if err := o.log.Create(ctx, rec, o.cfg.owner, o.cfg.lease); err != nil {
+	// The saga's first write: under its span, bounded by ctx.
+	if err := o.log.Create(trace.ContextWithSpan(ctx, span), rec, o.cfg.owner, o.cfg.lease); err != nil {
 		telemetry.RecordError(span, err)
 		span.End()
 		return "", fmt.Errorf("saga: Start %q: %w", s.name, err)
@@ -230,7 +262,7 @@ func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ..
 	if !o.launch(r) {
 		// Closed in the meantime: the saga is in the log, leased to us;
 		// release it for whoever recovers next.
-		o.release(r)
+		o.release(r.ctx, r.rec.ID)
 		span.End()
 		return "", fmt.Errorf("saga: Start %q: %w", s.name, ErrClosed)
 	}
@@ -256,12 +288,11 @@ func (o *Orchestrator) launch(r *run) bool {
 	return true
 }
 
-// release gives r's lease back, on a context of its own: it runs when the
-// orchestrator is closing.
-func (o *Orchestrator) release(r *run) { o.releaseID(r.rec.ID) }
-
-func (o *Orchestrator) releaseID(id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// release gives the lease of saga id back, on a context with ctx's values
+// (its trace) but a deadline of its own: it runs when the orchestrator is
+// closing.
+func (o *Orchestrator) release(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := o.log.Release(ctx, id, o.cfg.owner); err != nil {
 		otel.Handle(fmt.Errorf("saga: releasing saga %q: %w", id, err))
@@ -276,8 +307,9 @@ func (o *Orchestrator) releaseID(id string) {
 //
 // A resumed saga's run has a new span, "saga <name>" with saga.resumed
 // set, linked to the span of the run that started it; it is a child of
-// ctx's span. Attempts that a crash interrupted have an unknown outcome:
-// those of Idempotent steps are made again, others are compensated.
+// ctx's span, as are the log's calls that look for sagas to resume.
+// Attempts that a crash interrupted have an unknown outcome: those of
+// Idempotent steps are made again, others are compensated.
 //
 // A saga whose definition's version is not registered is left alone (its
 // lease released as Recover returns) and reported, with every other
@@ -286,6 +318,13 @@ func (o *Orchestrator) releaseID(id string) {
 // already (its lease expired while the log was unreachable) goes on
 // running once, not twice.
 func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
+	return o.recover(ctx, ctx)
+}
+
+// recover is Recover, calling the log on ctx and starting the spans of
+// resumed runs as children of parent's span: the two differ for the
+// background recovery of WithRecoverInterval, whose calls are untraced.
+func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
@@ -307,12 +346,15 @@ func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 	var unknown []Record // kept leased until the end, so that claims move past them
 	resumed := 0
 	for {
+		start := time.Now()
 		recs, err := o.log.Claim(ctx, o.cfg.owner, names, o.cfg.lease, claimBatch)
+		o.tel.leaseOps.Record(ctx, time.Since(start).Seconds(), o.tel.leaseOpSets[opClaim].with(err))
 		if err != nil {
 			errs = append(errs, fmt.Errorf("saga: Recover: claiming sagas: %w", err))
 			break
 		}
 		for _, rec := range recs {
+			o.tel.leasesClaimed.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(AttrName.String(rec.Name))))
 			o.mu.Lock()
 			known := o.defs[defKey{rec.Name, rec.Version}] != nil
 			o.mu.Unlock()
@@ -321,7 +363,7 @@ func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 				errs = append(errs, fmt.Errorf("saga: Recover: saga %q: %w: %q version %d", rec.ID, ErrUnknownDefinition, rec.Name, rec.Version))
 				continue
 			}
-			switch err := o.resume(ctx, rec); {
+			switch err := o.resume(ctx, parent, rec); {
 			case err == nil:
 				resumed++
 			case !errors.Is(err, errAlreadyRunning):
@@ -333,7 +375,7 @@ func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 		}
 	}
 	for _, rec := range unknown {
-		o.releaseID(rec.ID)
+		o.release(ctx, rec.ID)
 	}
 	return resumed, errors.Join(errs...)
 }
@@ -341,38 +383,39 @@ func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 // errAlreadyRunning is resume's answer for a saga this orchestrator runs.
 var errAlreadyRunning = errors.New("saga: running here already")
 
-// resume loads rec's transitions and runs it. On failure it releases the
-// lease so that the saga is not stuck with this orchestrator.
-func (o *Orchestrator) resume(ctx context.Context, rec Record) error {
+// resume loads the saga claimed and runs it, under a span that is a child
+// of parent's; the load and, on failure, the release of the lease (so that
+// the saga is not stuck with this orchestrator) are the span's children.
+func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record) error {
 	o.mu.Lock()
-	d := o.defs[defKey{rec.Name, rec.Version}]
-	_, running := o.runs[rec.ID]
+	d := o.defs[defKey{claimed.Name, claimed.Version}]
+	_, running := o.runs[claimed.ID]
 	o.mu.Unlock()
 	if running {
 		// Its lease expired while this orchestrator could not renew it
 		// (the log was down), and the claim renewed it: the run goes on.
 		return errAlreadyRunning
 	}
+	if d == nil {
+		o.release(ctx, claimed.ID)
+		return fmt.Errorf("saga: Recover: saga %q: %w: %q version %d", claimed.ID, ErrUnknownDefinition, claimed.Name, claimed.Version)
+	}
+	origin := propagator().Extract(context.Background(), propagation.MapCarrier(claimed.Trace))
+	runCtx, span := o.tel.tracer.Start(context.WithoutCancel(parent), "saga "+claimed.Name,
+		trace.WithLinks(trace.LinkFromContext(origin)),
+		trace.WithAttributes(AttrName.String(claimed.Name), AttrID.String(claimed.ID), AttrVersion.Int(claimed.Version), AttrResumed.Bool(true)))
 	fail := func(err error) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = o.log.Release(ctx, rec.ID, o.cfg.owner)
+		o.release(runCtx, claimed.ID)
+		telemetry.RecordError(span, err)
+		span.End()
 		return err
 	}
-	if d == nil {
-		return fail(fmt.Errorf("saga: Recover: saga %q: %w: %q version %d", rec.ID, ErrUnknownDefinition, rec.Name, rec.Version))
-	}
-	rec, ts, err := o.log.Load(ctx, rec.ID)
+	rec, ts, err := o.log.Load(trace.ContextWithSpan(ctx, span), claimed.ID)
 	if err != nil {
-		return fail(fmt.Errorf("saga: Recover: loading saga %q: %w", rec.ID, err))
+		return fail(fmt.Errorf("saga: Recover: loading saga %q: %w", claimed.ID, err))
 	}
-	origin := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(rec.Trace))
-	runCtx, span := o.tel.tracer.Start(context.WithoutCancel(ctx), "saga "+rec.Name,
-		trace.WithLinks(trace.LinkFromContext(origin)),
-		trace.WithAttributes(AttrName.String(rec.Name), AttrID.String(rec.ID), AttrVersion.Int(rec.Version), AttrResumed.Bool(true)))
 	r := newRun(o, d, rec, ts, runCtx, span)
 	if !o.launch(r) {
-		span.End()
 		return fail(fmt.Errorf("saga: Recover: %w", ErrClosed))
 	}
 	return nil
@@ -453,7 +496,9 @@ func (o *Orchestrator) Close(ctx context.Context) error {
 }
 
 // renewLoop renews the leases of running sagas every third of the lease,
-// and stops the runs whose lease was lost.
+// and stops the runs whose lease was lost. Its calls of the log are
+// untraced: saga.lease.operation.duration records them, and the spans of
+// the runs whose lease was lost say so.
 func (o *Orchestrator) renewLoop() {
 	t := time.NewTicker(o.cfg.lease / 3)
 	defer t.Stop()
@@ -472,8 +517,10 @@ func (o *Orchestrator) renewLoop() {
 		if len(ids) == 0 {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), o.cfg.lease/3)
+		ctx, cancel := context.WithTimeout(untraced(context.Background()), o.cfg.lease/3)
+		start := time.Now()
 		lost, err := o.log.Renew(ctx, o.cfg.owner, o.cfg.lease, ids)
+		o.tel.leaseOps.Record(ctx, time.Since(start).Seconds(), o.tel.leaseOpSets[opRenew].with(err))
 		cancel()
 		if err != nil {
 			otel.Handle(fmt.Errorf("saga: renewing leases: %w", err))
@@ -493,7 +540,10 @@ func (o *Orchestrator) renewLoop() {
 	}
 }
 
-// recoverLoop calls Recover every WithRecoverInterval.
+// recoverLoop calls Recover every WithRecoverInterval. Its calls of the
+// log are untraced, so that an idle orchestrator sends no trace at each
+// tick; the runs it resumes have spans of their own (roots, linked to the
+// runs that started their sagas).
 func (o *Orchestrator) recoverLoop() {
 	t := time.NewTicker(o.cfg.recoverEvery)
 	defer t.Stop()
@@ -503,7 +553,7 @@ func (o *Orchestrator) recoverLoop() {
 			return
 		case <-t.C:
 		}
-		if _, err := o.Recover(o.ctx); err != nil && o.ctx.Err() == nil {
+		if _, err := o.recover(untraced(o.ctx), o.ctx); err != nil && o.ctx.Err() == nil {
 			otel.Handle(err)
 		}
 	}

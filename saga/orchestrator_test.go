@@ -13,7 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/retry"
@@ -205,11 +205,16 @@ func TestFailingCompensationNeedsAttention(t *testing.T) {
 	require.ErrorContains(t, err, "bank down")
 	assert.Equal(t, int32(1), called.Load())
 	assert.ErrorContains(t, hookErr, "bank down")
-	name := attribute.String("saga.name", "order")
-	assert.Equal(t, int64(1), tel.Int64(t, "saga.needs_attention", name))
-	assert.Equal(t, int64(1), tel.Int64(t, "saga.executions", name, attribute.String("saga.outcome", "needs_attention")))
-	assert.Equal(t, int64(3), tel.Int64(t, "saga.steps", name, attribute.String("saga.step", "pay"),
-		attribute.String("saga.phase", "compensate"), attribute.String("saga.outcome", "failed")))
+	// The failures carry error.type, as their spans do: the compensation's
+	// own error (an errors.New one) on its attempts, the compensation
+	// policy's on the saga.
+	name := saga.AttrName.String("order")
+	exhausted := semconv.ErrorTypeKey.String("retry.exhausted")
+	assert.Equal(t, int64(1), tel.Int64(t, "saga.needs_attention", name, exhausted))
+	assert.Equal(t, int64(1), tel.Int64(t, "saga.executions", name, saga.AttrOutcome.String("needs_attention"), exhausted))
+	assert.Equal(t, uint64(1), tel.HistogramCount(t, "saga.duration", name, saga.AttrOutcome.String("needs_attention"), exhausted))
+	assert.Equal(t, int64(3), tel.Int64(t, "saga.steps", name, saga.AttrStep.String("pay"),
+		saga.AttrPhase.String("compensate"), saga.AttrOutcome.String("failed"), semconv.ErrorTypeOther))
 }
 
 // A non-idempotent step that times out may have taken effect: it is

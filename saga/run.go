@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -186,9 +185,9 @@ func (r *run) replay(ts []Transition) {
 // loses the lease.
 func (r *run) execute() {
 	o := r.o
-	o.tel.active.Add(r.ctx, 1, r.d.sets.name)
+	o.tel.active.Add(r.ctx, 1, r.d.sets.name.opt)
 	defer func() {
-		o.tel.active.Add(r.ctx, -1, r.d.sets.name)
+		o.tel.active.Add(r.ctx, -1, r.d.sets.name.opt)
 		r.stopAttempt()
 		r.mu.Lock()
 		final, lost := r.final, r.lost.Load()
@@ -200,10 +199,13 @@ func (r *run) execute() {
 				why = "lease_lost"
 			}
 			r.span.SetAttributes(AttrOutcome.String("interrupted"))
-			r.span.AddEvent("saga.interrupted", trace.WithAttributes(attribute.String("saga.reason", why)))
+			r.span.AddEvent("saga.interrupted", trace.WithAttributes(AttrReason.String(why)))
+		}
+		if lost {
+			o.tel.leasesLost.Add(r.ctx, 1, r.d.sets.name.opt)
 		}
 		if !final.Final() && !lost {
-			o.release(r)
+			o.release(r.ctx, r.rec.ID)
 		}
 		r.span.End()
 		r.cancel(nil)
@@ -407,7 +409,7 @@ func (r *run) depsDone(i int) bool {
 // returns the steps that its success started (see succeed).
 func (r *run) runStep(i int) (next []int, err error) {
 	st := &r.d.steps[i]
-	err = st.retry.Do(r.ctx, func(ctx context.Context) error {
+	err = r.d.retries[i].Do(r.ctx, func(ctx context.Context) error {
 		var attempt int
 		var snapshot []byte
 		r.mu.Lock()
@@ -597,9 +599,10 @@ func (r *run) attemptContext(ctx context.Context, st *stepSpec, phase Phase, att
 	}
 }
 
-// endAttempt records an attempt's outcome in its span and metrics.
+// endAttempt records an attempt's outcome in its span and metrics, with
+// error.type if err is not nil.
 func (r *run) endAttempt(span trace.Span, phase Phase, step string, outcome Kind, err error) {
-	r.o.tel.steps.Add(r.ctx, 1, r.d.sets.steps[kindSet{step, phase, outcome}])
+	r.o.tel.steps.Add(r.ctx, 1, r.d.sets.steps[kindSet{step, phase, outcome}].with(err))
 	span.SetAttributes(AttrOutcome.String(string(outcome)))
 	if err != nil {
 		telemetry.RecordError(span, err)
@@ -770,7 +773,7 @@ func (r *run) needsAttention(cause error) {
 		r.stop(err)
 		return
 	}
-	r.o.tel.needsAttention.Add(r.ctx, 1, r.d.sets.name)
+	r.o.tel.needsAttention.Add(r.ctx, 1, r.d.sets.name.with(cause))
 	r.end(NeedsAttention, cause)
 	if f := r.o.cfg.needsAttention; f != nil {
 		func() {
@@ -800,7 +803,7 @@ func (r *run) end(st Status, cause error) {
 	r.mu.Lock()
 	r.st, r.final, r.failure = st, st, cause
 	r.mu.Unlock()
-	opt := r.d.sets.executions[st]
+	opt := r.d.sets.executions[st].with(cause)
 	r.o.tel.executions.Add(r.ctx, 1, opt)
 	if !r.start.IsZero() {
 		r.o.tel.duration.Record(r.ctx, time.Since(r.start).Seconds(), opt)
@@ -838,11 +841,6 @@ func (r *run) status() Status {
 	return r.st
 }
 
-// logRetry retries log writes that fail for a reason other than a lost
-// lease, so that a blip of the database does not stop the saga.
-var logRetry = retry.New(retry.WithName("saga.log"), retry.WithMaxAttempts(5),
-	retry.WithRetryIf(func(err error) bool { return !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrNotFound) }))
-
 // write appends t to the log as the saga's next transition.
 func (r *run) write(t Transition) error {
 	return r.writeWith(func() ([]Transition, error) { return []Transition{t}, nil }, nil)
@@ -866,7 +864,7 @@ func (r *run) writeWith(build func() ([]Transition, error), after func([]Transit
 		ts[i].Seq = r.seq + 1 + int64(i)
 	}
 	tries := 0
-	err = logRetry.Do(r.attemptCtx, func(ctx context.Context) error {
+	err = r.o.logRetry.Do(r.attemptCtx, func(ctx context.Context) error {
 		tries++
 		err := r.o.log.Append(ctx, r.rec.ID, r.o.cfg.owner, ts...)
 		if err != nil && tries > 1 && errors.Is(err, ErrLeaseLost) && r.wrote(ctx, ts) {
