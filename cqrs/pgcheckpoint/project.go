@@ -71,7 +71,7 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 		return fmt.Errorf("pgcheckpoint: projection %q: creating the checkpoint: %w", name, pgschema.Err(ctx, err))
 	}
 	attrName := attribute.String("cqrs.projection", name)
-	gauge := projlag.New(s.meter, events)
+	gauge := projlag.New(s.meter, events, 0)
 	defer gauge.Close()
 	var lag *projlag.Position
 	defer func() {
@@ -88,7 +88,7 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 			return fmt.Errorf("pgcheckpoint: projection %q: %w", name, err)
 		}
 		if lag == nil {
-			lag = gauge.Track(name, pos)
+			lag = gauge.Track(ctx, name, pos)
 		}
 		lag.Store(pos)
 		moved := false
