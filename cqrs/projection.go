@@ -58,7 +58,8 @@ type job struct {
 // many committed events it has not handled yet; it needs a store that is an
 // [eventsource.HeadReader] (the memory and PostgreSQL stores are). Its
 // callback runs no query: the head is read when a projection starts, then
-// every second while projections run and a reader collects the gauge.
+// every second while projections run, once a reader has collected the
+// gauge.
 func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...BusOption) (*Runner, error) {
 	var errs []error
 	if store == nil {

@@ -125,6 +125,6 @@
 //     projection's checkpoint. It needs an event store that is an
 //     [eventsource.HeadReader] (pgstore and the memory store are). The
 //     gauge's callback runs no query: Project reads the store's head as
-//     it starts, then every second while it runs and a reader collects
-//     the gauge (pgstore records those reads without spans).
+//     it starts, then every second while it runs, once a reader has
+//     collected the gauge (pgstore records those reads without spans).
 package pgcheckpoint

@@ -6,8 +6,8 @@
 // metric of the process, and each reader would add a query per
 // collection). The store's head is read when a projection starts and then
 // every refresh interval by a goroutine of the gauge, while projections
-// run and a reader collects the gauge; the callback reports the head last
-// read minus each projection's position.
+// run, once a reader has collected the gauge; the callback reports the
+// head last read minus each projection's position.
 package projlag
 
 import (
