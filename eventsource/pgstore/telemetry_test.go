@@ -344,3 +344,21 @@ func TestSubscriptionLag(t *testing.T) {
 	}
 	assert.Equal(t, int64(0), p.Int64(t, "eventsource.subscription.lag"), "at the head")
 }
+
+// TestBatchErrorType: an append whose batch fails records the SQLSTATE as
+// error.type, not pgx's batch error type that wraps it.
+func TestBatchErrorType(t *testing.T) {
+	t.Parallel()
+	p := telemetrytest.New(t)
+	s := newStoreIn(t, testenv.PostgresPool(t, 2), schemaName(t), pgstore.WithTracerProvider(p.TracerProvider),
+		pgstore.WithMeterProvider(p.MeterProvider))
+	_, err := s.Append(testenv.Context(t, 10*time.Second), "a", eventsource.NoStream, events(1, "test.v1")...) // no tables yet
+	require.Error(t, err)
+	spans := p.Spans.Ended()
+	require.Len(t, spans, 1)
+	a := telemetrytest.Attrs(spans[0])
+	assert.Equal(t, "42P01", a[semconv.ErrorTypeKey].AsString(), "error.type")
+	assert.Equal(t, "42P01", a[semconv.DBResponseStatusCodeKey].AsString(), "db.response.status_code")
+	assert.Equal(t, uint64(1), p.HistogramCount(t, "eventsource.append.duration", semconv.ErrorTypeKey.String("42P01")),
+		p.Describe(t, "eventsource.append.duration"))
+}
