@@ -96,19 +96,20 @@ func TestRunnerWithoutHeadReportsNoLag(t *testing.T) {
 	assert.False(t, tel.HasMetric(t, "cqrs.projection.lag"))
 }
 
-// stalledHead is a store whose Head, once stalled, waits for its context
-// to end, as a query to a database that stopped answering does.
+// stalledHead is a store whose Head, once stalled, waits until released,
+// as a query to a database that stopped answering does.
 type stalledHead struct {
 	*eventsource.MemoryStore
 	calls   atomic.Int64
 	stalled atomic.Bool
+	release chan struct{}
 }
 
 func (s *stalledHead) Head(ctx context.Context) (int64, error) {
 	s.calls.Add(1)
 	if s.stalled.Load() {
-		<-ctx.Done()
-		return 0, ctx.Err()
+		<-s.release
+		return 0, context.DeadlineExceeded
 	}
 	return s.MemoryStore.Head(ctx)
 }
@@ -119,7 +120,7 @@ func (s *stalledHead) Head(ctx context.Context) (int64, error) {
 // value last read.
 func TestRunnerLagCollectionRunsNoQuery(t *testing.T) {
 	tel := telemetrytest.New(t)
-	store := &stalledHead{MemoryStore: &eventsource.MemoryStore{}}
+	store := &stalledHead{MemoryStore: &eventsource.MemoryStore{}, release: make(chan struct{})}
 	runner, err := cqrs.NewRunner(store, &cqrs.MemoryCheckpoints{}, cqrs.WithMeterProvider(tel.MeterProvider))
 	require.NoError(t, err)
 	defer runner.Close()
@@ -129,6 +130,7 @@ func TestRunnerLagCollectionRunsNoQuery(t *testing.T) {
 	<-g.reached
 	require.Equal(t, int64(1), store.calls.Load(), "the runner reads the head when the projection starts")
 	store.stalled.Store(true)
+	defer close(store.release) // before Close waits for the stalled read
 
 	lag := func() int64 {
 		got := make(chan int64, 1)

@@ -21,16 +21,17 @@ func TestMain(m *testing.M) {
 }
 
 // heads is a store whose Head counts its calls and, while blocked, waits
-// for its context to end, as a query to an unresponsive database does.
+// until released, as a query to an unresponsive database does.
 type heads struct {
 	*eventsource.MemoryStore
 	calls   atomic.Int64
 	blocked atomic.Bool
+	release chan struct{}
 	marked  atomic.Bool // every call had a Refreshing context
 }
 
 func newHeads() *heads {
-	h := &heads{MemoryStore: &eventsource.MemoryStore{}}
+	h := &heads{MemoryStore: &eventsource.MemoryStore{}, release: make(chan struct{})}
 	h.marked.Store(true)
 	return h
 }
@@ -41,8 +42,8 @@ func (h *heads) Head(ctx context.Context) (int64, error) {
 		h.marked.Store(false)
 	}
 	if h.blocked.Load() {
-		<-ctx.Done()
-		return 0, ctx.Err()
+		<-h.release
+		return 0, context.DeadlineExceeded
 	}
 	return h.MemoryStore.Head(ctx)
 }
@@ -90,6 +91,7 @@ func TestCollectionRunsNoQuery(t *testing.T) {
 	require.Equal(t, int64(1), store.calls.Load(), "Track reads the head")
 
 	store.blocked.Store(true)
+	defer close(store.release) // before Untrack waits for the refresher
 	assert.Equal(t, int64(3), collectWithin(t, p, 2*time.Second, "p"))
 	// The refresher reads the head once a reader has collected: it is now
 	// stuck in Head, and the only one reading it.
