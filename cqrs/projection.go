@@ -56,8 +56,10 @@ type job struct {
 // (WithTracerProvider), its cqrs.projection.lag gauge to the meter provider
 // (WithMeterProvider). The gauge reports, for each running projection, how
 // many committed events it has not handled yet; it needs a store that is an
-// [eventsource.HeadReader] (the memory and PostgreSQL stores are) and reads
-// the head once per metric collection.
+// [eventsource.HeadReader] (the memory and PostgreSQL stores are). Its
+// callback runs no query: the head is read when a projection starts, then
+// every second while projections run, once a reader has collected the
+// gauge.
 func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...BusOption) (*Runner, error) {
 	var errs []error
 	if store == nil {
@@ -74,7 +76,7 @@ func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...Bus
 		o.applyBus(&c)
 	}
 	return &Runner{store: store, checkpoints: checkpoints, tracer: telemetry.Tracer(c.tp, ScopeName),
-		lag:     projlag.New(telemetry.Meter(c.mp, ScopeName), store),
+		lag:     projlag.New(telemetry.Meter(c.mp, ScopeName), store, 0),
 		running: map[string]*job{}, errs: map[string]error{}}, nil
 }
 
@@ -117,7 +119,7 @@ func (r *Runner) run(ctx context.Context, p Projection) error {
 		return err
 	}
 	name := attribute.String("cqrs.projection", p.Name())
-	lag := r.lag.Track(p.Name(), pos)
+	lag := r.lag.Track(ctx, p.Name(), pos)
 	defer r.lag.Untrack(p.Name(), lag)
 	for e, err := range r.store.Subscribe(ctx, pos) {
 		if err != nil {

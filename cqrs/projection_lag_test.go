@@ -2,6 +2,7 @@ package cqrs_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,4 +94,62 @@ func TestRunnerWithoutHeadReportsNoLag(t *testing.T) {
 		<-g.handled
 	}
 	assert.False(t, tel.HasMetric(t, "cqrs.projection.lag"))
+}
+
+// stalledHead is a store whose Head, once stalled, waits until released,
+// as a query to a database that stopped answering does.
+type stalledHead struct {
+	*eventsource.MemoryStore
+	calls   atomic.Int64
+	stalled atomic.Bool
+	release chan struct{}
+}
+
+func (s *stalledHead) Head(ctx context.Context) (int64, error) {
+	s.calls.Add(1)
+	if s.stalled.Load() {
+		<-s.release
+		return 0, context.DeadlineExceeded
+	}
+	return s.MemoryStore.Head(ctx)
+}
+
+// A metric collection runs no query: the gauge's callback used to read the
+// store's head, so a stalled database held up every collection of the
+// process. The head is read by the runner, and the callback reports the
+// value last read.
+func TestRunnerLagCollectionRunsNoQuery(t *testing.T) {
+	tel := telemetrytest.New(t)
+	store := &stalledHead{MemoryStore: &eventsource.MemoryStore{}, release: make(chan struct{})}
+	runner, err := cqrs.NewRunner(store, &cqrs.MemoryCheckpoints{}, cqrs.WithMeterProvider(tel.MeterProvider))
+	require.NoError(t, err)
+	defer runner.Close()
+	appendN(t, store, "a", 5)
+	g := newGate("p", 3)
+	require.NoError(t, runner.Start(g))
+	<-g.reached
+	require.Equal(t, int64(1), store.calls.Load(), "the runner reads the head when the projection starts")
+	store.stalled.Store(true)
+	defer close(store.release) // before Close waits for the stalled read
+
+	lag := func() int64 {
+		got := make(chan int64, 1)
+		go func() { got <- tel.Int64(t, "cqrs.projection.lag", attribute.String("cqrs.projection", "p")) }()
+		select {
+		case v := <-got:
+			return v
+		case <-time.After(3 * time.Second):
+			t.Fatal("a collection waited for the store's head")
+			return 0
+		}
+	}
+	assert.Equal(t, int64(3), lag(), "5 committed, 2 handled")
+	// Once collected, the runner reads the head every second: that read
+	// is stuck now, and collections go on without it.
+	require.Eventually(t, func() bool { return store.calls.Load() == 2 }, 5*time.Second, 5*time.Millisecond)
+	for range 20 {
+		assert.Equal(t, int64(3), lag())
+	}
+	assert.Equal(t, int64(2), store.calls.Load(), "Head calls: the collections ran none")
+	close(g.release)
 }

@@ -84,34 +84,47 @@
 //
 // # Telemetry
 //
-// Spans, from the tracer named [ScopeName] of the [WithTracerProvider]
-// provider (the global one by default), one per round trip, children of the
-// cache's cache.l2.* spans, following the OpenTelemetry database
-// conventions:
+// Spans come from the tracer named [ScopeName] of the [WithTracerProvider]
+// provider, metrics from the meter named [ScopeName] of the
+// [WithMeterProvider] provider (the global ones by default). They follow
+// the OpenTelemetry semantic conventions (v1.40) for Redis clients.
 //
-//	| span                      | kind   | attributes                                                                                  |
-//	|---------------------------|--------|---------------------------------------------------------------------------------------------|
-//	| GET, SET, DEL and PUBLISH | client | db.system.name (redis), db.operation.name, server.address, server.port, db.namespace, error.type |
+// Each round trip has a client span named after its command, children of
+// the cache's cache.l2.* spans: GET, SET, DEL, PUBLISH, and SUBSCRIBE
+// (Subscribe's subscription and the wait for Redis to confirm it). The
+// conventions name a Redis span "{db.operation.name} {target}" without
+// db.namespace, and these commands have no other target. Attributes, set
+// when the span starts:
 //
-// server.address, server.port and db.namespace (the database number) are
-// recorded for a *redis.Client connected to one server, not for a cluster,
-// a ring or a failover client. A missing key is not an error. If the client
-// is instrumented with redisotel already, give the store a no-op tracer
-// provider.
+//   - db.system.name: redis.
+//   - db.operation.name: the command.
+//   - server.address: the host of the client's Addr (or the socket).
+//   - server.port: its port, unless it is Redis's 6379 (then only with
+//     [WithOptInAttributes]).
+//   - db.namespace: the database index of the client's options, the one
+//     the connection was established with.
 //
-// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
-// provider (the global one by default):
+// server.address, server.port and db.namespace are recorded for a
+// *redis.Client connected to one server, not for a cluster, a ring or a
+// failover client, whose server changes from call to call. A missing key
+// is not an error. A failed round trip has status Error and error.type:
+// for an error reply of Redis, its prefix (WRONGTYPE, ERR, NOSCRIPT, …),
+// also recorded as db.response.status_code; otherwise
+// context.DeadlineExceeded, context.Canceled, the error's exported type
+// name (net.OpError, say) or _OTHER. If the client is instrumented with
+// redisotel already, give the store a no-op tracer provider.
 //
-//	| name                         | kind      | unit             | attributes                                     |
-//	|------------------------------|-----------|------------------|------------------------------------------------|
-//	| db.client.operation.duration | histogram | s                | as the spans, error.type only on failure       |
-//	| rediscache.messages          | counter   | {message}        | rediscache.outcome: handled or malformed       |
-//	| rediscache.resubscriptions   | counter   | {resubscription} |                                                |
-//	| rediscache.handler.panics    | counter   | {panic}          |                                                |
+// Metrics:
 //
-// rediscache.messages counts the messages a subscription received: handled
-// ones, and malformed ones that were ignored. rediscache.resubscriptions
-// counts the times a lost subscription was restored (and reconnected
-// called). A panic of the handler is recovered, counted and reported to
-// otel.Handle with its stack.
+//   - db.client.operation.duration (histogram, s): the duration of every
+//     round trip, with the span's attributes: error.type and
+//     db.response.status_code on failure.
+//   - rediscache.messages (counter, {message}): the messages a
+//     subscription received, by rediscache.outcome: handled, or
+//     malformed ones that were ignored.
+//   - rediscache.resubscriptions (counter, {resubscription}): the times a
+//     lost subscription was restored (and reconnected called).
+//   - rediscache.handler.panics (counter, {panic}): the panics of the
+//     handler, recovered, counted and reported to otel.Handle with their
+//     stack.
 package rediscache

@@ -91,6 +91,8 @@ func (s *Store) Subscribe(ctx context.Context, handle func(source, key string), 
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 
+	// The span covers the SUBSCRIBE and the wait for its confirmation.
+	ctx, span, start := s.tel.start(ctx, opSubscribe)
 	ps := s.client.Subscribe(ctx, s.channel)
 	// Receive does not watch ctx while it reads (only its deadline bounds
 	// the read), so cancellation closes the connection under it.
@@ -111,8 +113,10 @@ func (s *Store) Subscribe(ctx context.Context, handle func(source, key string), 
 		if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 			err = fmt.Errorf("%w (%w)", ctxErr, err)
 		}
+		s.tel.end(ctx, span, opSubscribe, start, err)
 		return nil, fmt.Errorf("rediscache: subscribing to %q: %w", s.channel, err)
 	}
+	s.tel.end(ctx, span, opSubscribe, start, nil)
 
 	sub := &subscription{
 		store:       s,

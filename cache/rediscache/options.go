@@ -36,6 +36,7 @@ type config struct {
 	timeout        time.Duration
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
+	optIn          bool
 }
 
 // WithPrefix sets the namespace of the store's keys in Redis: a cache key k
@@ -83,4 +84,11 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // used when mp is nil, is the global provider at the time of [New].
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.meterProvider = mp })
+}
+
+// WithOptInAttributes records the semantic conventions' Opt-In
+// attributes as well: server.port when it is Redis's default 6379
+// (another port is always recorded). It is off by default.
+func WithOptInAttributes() Option {
+	return optionFunc(func(c *config) { c.optIn = true })
 }

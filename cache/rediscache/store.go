@@ -75,7 +75,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		prefix:  c.prefix,
 		channel: c.channel,
 		timeout: c.timeout,
-		tel:     newInstruments(client, c.tracerProvider, c.meterProvider),
+		tel:     newInstruments(client, c.tracerProvider, c.meterProvider, c.optIn),
 	}, nil
 }
 

@@ -2,18 +2,12 @@ package rediscache_test
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/cache/rediscache"
@@ -170,79 +164,4 @@ func TestSubscribeErrors(t *testing.T) {
 		_, err = ds.Subscribe(ctxWithin(t, time.Second), func(string, string) {}, nil)
 	})
 	assert.Error(t, err, "Subscribe with nothing listening")
-}
-
-func TestTelemetry(t *testing.T) {
-	client := sharedClient(t)
-	tel := telemetrytest.New(t)
-	s := newStore(t, client, rediscache.WithTracerProvider(tel.TracerProvider), rediscache.WithMeterProvider(tel.MeterProvider))
-	ctx := ctxWithin(t, 5*time.Second)
-	ctx, parent := tel.TracerProvider.Tracer("test").Start(ctx, "parent")
-
-	require.NoError(t, s.Set(ctx, "k", []byte("v"), 0))
-	_, err := s.Get(ctx, "k")
-	require.NoError(t, err)
-	_, err = s.Get(ctx, "missing")
-	require.ErrorIs(t, err, cache.ErrNotFound)
-	require.NoError(t, s.Delete(ctx, "k"))
-	require.NoError(t, s.Publish(ctx, "src", "k"))
-	parent.End()
-
-	host, port := splitAddr(t, client.Options().Addr)
-	server := []attribute.KeyValue{semconv.DBSystemNameRedis, semconv.ServerAddress(host), semconv.ServerPort(port), semconv.DBNamespace("0")}
-	var names []string
-	for _, span := range tel.Spans.Ended() {
-		if span.Name() == "parent" {
-			continue
-		}
-		names = append(names, span.Name())
-		assert.Equal(t, trace.SpanKindClient, span.SpanKind(), "span %s", span.Name())
-		assert.Equal(t, parent.SpanContext().SpanID(), span.Parent().SpanID(), "span %s's parent", span.Name())
-		assert.Equal(t, codes.Unset, span.Status().Code, "span %s's status (a missing key is no error)", span.Name())
-		attrs := span.Attributes()
-		assert.Contains(t, attrs, semconv.DBOperationName(span.Name()))
-		for _, kv := range server {
-			assert.Contains(t, attrs, kv, "span %s", span.Name())
-		}
-	}
-	assert.Equal(t, []string{"SET", "GET", "GET", "DEL", "PUBLISH"}, names)
-	assert.Equal(t, uint64(2), tel.HistogramCount(t, "db.client.operation.duration", append(server, semconv.DBOperationName("GET"))...))
-	assert.Equal(t, "s", tel.Metric(t, "db.client.operation.duration").Unit)
-}
-
-// TestTelemetryOfFailures checks that a failed round trip is an error on
-// its span and in its duration's attributes.
-func TestTelemetryOfFailures(t *testing.T) {
-	tel := telemetrytest.New(t)
-	port := freePort(t)
-	dead := newClient(t, "127.0.0.1:"+itoa(port))
-	s, err := rediscache.New(dead, rediscache.WithTracerProvider(tel.TracerProvider), rediscache.WithMeterProvider(tel.MeterProvider))
-	require.NoError(t, err)
-	_, err = s.Get(ctxWithin(t, 500*time.Millisecond), "k")
-	require.Error(t, err)
-	require.False(t, errors.Is(err, cache.ErrNotFound), "Get from a dead server = %v; want an error other than ErrNotFound", err)
-
-	spans := tel.Spans.Ended()
-	require.Len(t, spans, 1)
-	assert.Equal(t, codes.Error, spans[0].Status().Code)
-	var errType string
-	for _, kv := range spans[0].Attributes() {
-		if kv.Key == semconv.ErrorTypeKey {
-			errType = kv.Value.AsString()
-		}
-	}
-	assert.NotEmpty(t, errType, "error.type on the span")
-	assert.Equal(t, uint64(1), tel.HistogramCount(t, "db.client.operation.duration",
-		semconv.DBSystemNameRedis, semconv.DBOperationName("GET"), semconv.ServerAddress("127.0.0.1"), semconv.ServerPort(port),
-		semconv.DBNamespace("0"), semconv.ErrorTypeKey.String(errType)),
-		tel.Describe(t, "db.client.operation.duration"))
-}
-
-func splitAddr(t *testing.T, addr string) (string, int) {
-	t.Helper()
-	i := strings.LastIndexByte(addr, ':')
-	require.Positive(t, i)
-	port, err := atoi(addr[i+1:])
-	require.NoError(t, err)
-	return addr[:i], port
 }

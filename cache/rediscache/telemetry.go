@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/semconv/v1.40.0/dbconv"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -31,14 +32,15 @@ const (
 	opSet
 	opDel
 	opPublish
+	opSubscribe
 	numOps
 )
 
-var opNames = [numOps]string{"GET", "SET", "DEL", "PUBLISH"}
+var opNames = [numOps]string{"GET", "SET", "DEL", "PUBLISH", "SUBSCRIBE"}
 
-// durationBuckets are the boundaries, in seconds, that the semantic
-// conventions advise for db.client.operation.duration.
-var durationBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10}
+// defaultPort is Redis's port, which server.port is left out for unless
+// Opt-In attributes are asked for.
+const defaultPort = 6379
 
 // instruments are a store's tracer and metric instruments, with the span
 // options and attribute sets they use built once.
@@ -55,7 +57,7 @@ type instruments struct {
 	panics        metric.Int64Counter
 }
 
-func newInstruments(client redis.UniversalClient, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
+func newInstruments(client redis.UniversalClient, tp trace.TracerProvider, mp metric.MeterProvider, optIn bool) *instruments {
 	m := telemetry.Meter(mp, ScopeName)
 	t := &instruments{tracer: telemetry.Tracer(tp, ScopeName)}
 	check := func(err error) {
@@ -64,8 +66,9 @@ func newInstruments(client redis.UniversalClient, tp trace.TracerProvider, mp me
 		}
 	}
 	var err error
-	t.duration, err = m.Float64Histogram("db.client.operation.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of database client operations."),
+	var d dbconv.ClientOperationDuration
+	t.duration, err = m.Float64Histogram(d.Name(), metric.WithUnit(d.Unit()),
+		metric.WithDescription(d.Description()),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	check(err)
 	t.messages, err = m.Int64Counter("rediscache.messages", metric.WithUnit("{message}"),
@@ -78,7 +81,7 @@ func newInstruments(client redis.UniversalClient, tp trace.TracerProvider, mp me
 		metric.WithDescription("Panics of the subscription's handler or reconnected callback, recovered."))
 	check(err)
 
-	server := serverAttrs(client)
+	server := serverAttrs(client, optIn)
 	for op := range numOps {
 		attrs := append([]attribute.KeyValue{semconv.DBSystemNameRedis, semconv.DBOperationName(opNames[op])}, server...)
 		t.attrs[op] = attrs
@@ -90,10 +93,16 @@ func newInstruments(client redis.UniversalClient, tp trace.TracerProvider, mp me
 	return t
 }
 
-// serverAttrs returns server.address, server.port and db.namespace for a
-// client connected to one server (a *redis.Client); none for a cluster, a
-// ring or a Sentinel-backed client, whose server changes from call to call.
-func serverAttrs(client redis.UniversalClient) []attribute.KeyValue {
+// durationBuckets are the boundaries, in seconds, that the semantic
+// conventions advise for db.client.operation.duration.
+var durationBuckets = []float64{0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10}
+
+// serverAttrs returns server.address, server.port (unless it is Redis's
+// default and optIn is false: the conventions make it Opt-In then) and
+// db.namespace for a client connected to one server (a *redis.Client);
+// none for a cluster, a ring or a Sentinel-backed client, whose server
+// changes from call to call.
+func serverAttrs(client redis.UniversalClient, optIn bool) []attribute.KeyValue {
 	c, ok := client.(interface{ Options() *redis.Options })
 	if !ok {
 		return nil
@@ -107,7 +116,7 @@ func serverAttrs(client redis.UniversalClient) []attribute.KeyValue {
 		attrs = append(attrs, semconv.ServerAddress(o.Addr))
 	} else if host, port, err := net.SplitHostPort(o.Addr); err == nil {
 		attrs = append(attrs, semconv.ServerAddress(host))
-		if p, err := strconv.Atoi(port); err == nil {
+		if p, err := strconv.Atoi(port); err == nil && (p != defaultPort || optIn) {
 			attrs = append(attrs, semconv.ServerPort(p))
 		}
 	}
@@ -135,9 +144,17 @@ func (t *instruments) end(ctx context.Context, span trace.Span, op int, start ti
 			t.duration.Record(ctx, d, t.durationOpts[op]...)
 		} else {
 			attrs := append(t.attrs[op][:len(t.attrs[op]):len(t.attrs[op])], telemetry.ErrorType(err))
+			if prefix := telemetry.RedisErrorPrefix(err); prefix != "" {
+				attrs = append(attrs, semconv.DBResponseStatusCode(prefix))
+			}
 			t.duration.Record(ctx, d, metric.WithAttributes(attrs...))
 		}
 	}
-	telemetry.RecordError(span, err)
+	if err != nil && span.IsRecording() {
+		telemetry.RecordError(span, err)
+		if prefix := telemetry.RedisErrorPrefix(err); prefix != "" {
+			span.SetAttributes(semconv.DBResponseStatusCode(prefix))
+		}
+	}
 	span.End()
 }

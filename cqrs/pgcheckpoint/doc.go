@@ -29,7 +29,9 @@
 //	}
 //	err = cps.Project(ctx, "order-totals", events,
 //		func(ctx context.Context, tx pgx.Tx, e eventsource.Event) error {
-//			_, err := tx.Exec(ctx, `UPDATE read.totals SET n = n + 1 WHERE id = $1`, e.StreamID)
+//			_, err := tx.Exec(ctx,
+//				`UPDATE read.totals SET n = n + 1 WHERE id = $1`,
+//				e.StreamID)
 //			return err
 //		})
 //
@@ -56,22 +58,73 @@
 //
 // # Telemetry
 //
-// Spans, from the tracer named [ScopeName] of the [WithTracerProvider]
-// option (the global provider by default):
+// Spans come from the tracer named [ScopeName] of the [WithTracerProvider]
+// provider, metrics from the meter named [ScopeName] of the
+// [WithMeterProvider] provider (the global ones by default).
 //
-//	| Span                | When                        | Attributes                                  |
-//	|---------------------|-----------------------------|---------------------------------------------|
-//	| project <name>      | each event Project handles  | cqrs.projection, eventsource.position,      |
-//	|                     |                             | error.type (status Error when it fails)     |
+// Each event [Store.Project] handles has a span "project <name>", linked
+// to the span of the append that stored the event (through the trace
+// context in the event's metadata), with the attributes [AttrProjection]
+// (cqrs.projection) and [AttrPosition] (eventsource.position). It is the
+// parent of the event's transaction: of the handler's work (handle's ctx
+// carries it) and of the queries below. When the handler or a query
+// fails, it has status Error and error.type. When the projection's
+// checkpoint was moved under it (by another run of the projection, or a
+// Rebuild), it has the event pgcheckpoint.checkpoint_moved, with the
+// stored position as eventsource.position, and the event is skipped.
 //
-// The span is linked to the span of the append that recorded the event and
-// is the parent of the handler's work (its ctx carries it).
-// LoadCheckpoint, SaveCheckpoint, Migrate and Rebuild start no span:
-// instrument the pool (with otelpgx, say) for database spans.
+// Every query has a client span following the OpenTelemetry semantic
+// conventions (v1.40) for PostgreSQL clients; db.operation.name is the
+// store's name of the operation, and the span's name is its
+// db.query.summary, the operation and its target: the schema-qualified
+// table or, for calls on no table, db.namespace.
 //
-// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
-// option: the gauge cqrs.projection.lag ({event}, attribute
-// cqrs.projection), observed while Project runs as the event store's last
-// position minus the projection's checkpoint, when the event store is an
-// [eventsource.HeadReader] (pgstore and the memory store are).
+//   - lock_checkpoint {schema}.checkpoints: the BEGIN of an event's
+//     transaction and the lock of the checkpoint's row; in a project
+//     span.
+//   - save_checkpoint {schema}.checkpoints: SaveCheckpoint, and the move
+//     of the checkpoint in an event's transaction.
+//   - commit {database}|{schema}: the COMMIT of an event's transaction;
+//     in a project span.
+//   - load_checkpoint {schema}.checkpoints: LoadCheckpoint, and Project
+//     loading its checkpoint.
+//   - ensure_checkpoint {schema}.checkpoints: Project creating the
+//     checkpoint if there is none, as it starts.
+//   - rebuild {schema}.checkpoints: Rebuild's transaction, reset
+//     included.
+//   - migrate {database}|{schema}: Migrate.
+//
+// Their attributes, set when the span starts:
+//
+//   - db.system.name: postgresql.
+//   - db.operation.name: lock_checkpoint, save_checkpoint, commit,
+//     load_checkpoint, ensure_checkpoint, rebuild or migrate.
+//   - db.collection.name: {schema}.checkpoints; none for commit and
+//     migrate.
+//   - db.namespace: {database}|{schema}, the database of the pool's
+//     configuration and the store's schema ([WithSchema]).
+//   - db.query.summary: the span's name.
+//   - server.address: the host of the pool's configuration.
+//   - server.port: its port, unless it is PostgreSQL's 5432 (then only
+//     with [WithOptInAttributes]).
+//
+// On failure a client span has status Error, error.type and
+// db.response.status_code: error.type is the SQLSTATE of a PostgreSQL
+// error, as is db.response.status_code, otherwise context.Canceled,
+// context.DeadlineExceeded, the error's exported type name or _OTHER. The
+// rollback of a failed event's transaction has no span.
+//
+// Metrics:
+//
+//   - db.client.operation.duration (histogram, s): the duration of every
+//     query, with the client span's attributes; error.type and
+//     db.response.status_code on failure.
+//   - cqrs.projection.lag (gauge, {event}): for each projection Project
+//     runs, by cqrs.projection, the events committed to the event store
+//     that it has not handled yet: the store's last position less the
+//     projection's checkpoint. It needs an event store that is an
+//     [eventsource.HeadReader] (pgstore and the memory store are). The
+//     gauge's callback runs no query: Project reads the store's head as
+//     it starts, then every second while it runs, once a reader has
+//     collected the gauge (pgstore records those reads without spans).
 package pgcheckpoint

@@ -26,6 +26,7 @@ type config struct {
 	schema         string
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
+	optIn          bool
 }
 
 // WithSchema sets the PostgreSQL schema that holds the checkpoints table,
@@ -38,16 +39,24 @@ func WithSchema(name string) Option {
 	return optionFunc(func(c *config) { c.schema = name })
 }
 
-// WithTracerProvider sets where the spans of [Store.Project] go (one span
-// per handled event). The default, also used when tp is nil, is the
-// global provider at the time of [New].
+// WithTracerProvider sets where the store's spans go: those of its
+// queries and those of the events [Store.Project] handles. The default,
+// also used when tp is nil, is the global provider at the time of [New].
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(c *config) { c.tracerProvider = tp })
 }
 
-// WithMeterProvider sets where the cqrs.projection.lag gauge of
-// [Store.Project] goes. The default, also used when mp is nil, is the
-// global provider at the time of [New].
+// WithMeterProvider sets where the store's metrics go: the durations of
+// its queries and the cqrs.projection.lag gauge of [Store.Project]. The
+// default, also used when mp is nil, is the global provider at the time
+// of [New].
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.meterProvider = mp })
+}
+
+// WithOptInAttributes records the semantic conventions' Opt-In
+// attributes as well: server.port when it is PostgreSQL's default 5432
+// (another port is always recorded). It is off by default.
+func WithOptInAttributes() Option {
+	return optionFunc(func(c *config) { c.optIn = true })
 }

@@ -64,14 +64,14 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("pgcheckpoint: Project: %w", err)
 	}
-	if _, err := s.pool.Exec(ctx, s.sql.ensure, name); err != nil {
+	if err := s.ensure(ctx, name); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return fmt.Errorf("pgcheckpoint: projection %q: creating the checkpoint: %w", name, pgschema.Err(ctx, err))
 	}
-	attrName := attribute.String("cqrs.projection", name)
-	gauge := projlag.New(s.meter, events)
+	attrName := AttrProjection.String(name)
+	gauge := projlag.New(s.meter, events, 0)
 	defer gauge.Close()
 	var lag *projlag.Position
 	defer func() {
@@ -88,7 +88,7 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 			return fmt.Errorf("pgcheckpoint: projection %q: %w", name, err)
 		}
 		if lag == nil {
-			lag = gauge.Track(name, pos)
+			lag = gauge.Track(ctx, name, pos)
 		}
 		lag.Store(pos)
 		moved := false
@@ -118,43 +118,86 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 	}
 }
 
+// ensure creates the checkpoint of name at 0 unless it exists.
+func (s *Store) ensure(ctx context.Context, name string) error {
+	ctx, span, start := s.tel.Start(ctx, opEnsure)
+	_, err := s.pool.Exec(ctx, s.sql.ensure, name)
+	s.tel.End(ctx, span, opEnsure, start, err)
+	return err
+}
+
 // apply handles e in one transaction with the move of the checkpoint from
 // pos to e's position. It reports moved, without handling e, if the
 // stored checkpoint is not pos.
+//
+// The event's span, linked to the append's, starts first, so that the
+// transaction's queries are its children: lock_checkpoint (the BEGIN and
+// the lock of the checkpoint's row), the handler's, save_checkpoint and
+// commit.
 func (s *Store) apply(ctx context.Context, name string, attrName attribute.KeyValue, pos int64, e eventsource.Event, handle Handler) (moved bool, err error) {
-	tx, err := s.pool.Begin(ctx)
+	link := trace.LinkFromContext(eventsource.TraceContext(ctx, e))
+	ctx, span := s.tel.Tracer.Start(ctx, "project "+name, trace.WithLinks(link),
+		trace.WithAttributes(attrName, AttrPosition.Int64(e.Position)))
+	defer func() {
+		telemetry.RecordError(span, err)
+		span.End()
+	}()
+	tx, stored, err := s.lock(ctx, name)
 	if err != nil {
-		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: %w", name, e.Position, pgschema.Err(ctx, err))
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	var stored int64
-	if err := tx.QueryRow(ctx, s.sql.lock, name).Scan(&stored); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: locking the checkpoint: %w", name, e.Position, pgschema.Err(ctx, err))
 	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // after the commit, a no-op
 	if stored != pos {
+		telemetry.AddEvent(ctx, eventCheckpointMoved, func() []attribute.KeyValue {
+			return []attribute.KeyValue{AttrPosition.Int64(stored)}
+		})
 		return true, nil
 	}
-
-	link := trace.LinkFromContext(eventsource.TraceContext(ctx, e))
-	hctx, span := s.tracer.Start(ctx, "project "+name, trace.WithLinks(link),
-		trace.WithAttributes(attrName, attribute.Int64("eventsource.position", e.Position)))
-	defer span.End()
-	if err := handle(hctx, tx, e); err != nil {
-		telemetry.RecordError(span, err)
+	if err := handle(ctx, tx, e); err != nil {
 		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d (%s): %w", name, e.Position, e.Type, err)
 	}
-	if _, err := tx.Exec(ctx, s.sql.save, name, e.Position); err != nil {
-		telemetry.RecordError(span, err)
+	sctx, sspan, start := s.tel.Start(ctx, opSave)
+	_, err = tx.Exec(sctx, s.sql.save, name, e.Position)
+	s.tel.End(sctx, sspan, opSave, start, err)
+	if err != nil {
 		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: saving the checkpoint: %w", name, e.Position, pgschema.Err(ctx, err))
 	}
 	if s.beforeCommit != nil {
-		s.beforeCommit(hctx, e)
+		s.beforeCommit(ctx, e)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		telemetry.RecordError(span, err)
+	cctx, cspan, start := s.tel.Start(ctx, opCommit)
+	err = tx.Commit(cctx)
+	s.tel.End(cctx, cspan, opCommit, start, err)
+	if err != nil {
 		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: committing: %w", name, e.Position, pgschema.Err(ctx, err))
 	}
 	return false, nil
+}
+
+// eventCheckpointMoved is the event of a project span whose event another
+// run of the projection handled, or whose checkpoint a Rebuild reset.
+const eventCheckpointMoved = "pgcheckpoint.checkpoint_moved"
+
+// lock begins a transaction and locks the checkpoint of name in it,
+// returning its position (0 if there is none).
+func (s *Store) lock(ctx context.Context, name string) (pgx.Tx, int64, error) {
+	ctx, span, start := s.tel.Start(ctx, opLock)
+	tx, err := s.pool.Begin(ctx)
+	var stored int64
+	if err == nil {
+		err = tx.QueryRow(ctx, s.sql.lock, name).Scan(&stored)
+		if errors.Is(err, pgx.ErrNoRows) {
+			err = nil
+		}
+		if err != nil {
+			_ = tx.Rollback(context.WithoutCancel(ctx))
+		}
+	}
+	s.tel.End(ctx, span, opLock, start, err)
+	if err != nil {
+		return nil, 0, err
+	}
+	return tx, stored, nil
 }
 
 // Rebuild empties the read model of the projection called name and resets
@@ -170,6 +213,7 @@ func (s *Store) Rebuild(ctx context.Context, name string, reset func(ctx context
 	if reset == nil {
 		return fmt.Errorf("pgcheckpoint: Rebuild %q: nil reset function", name)
 	}
+	ctx, span, start := s.tel.Start(ctx, opRebuild)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, s.sql.ensure, name); err != nil {
 			return err
@@ -183,6 +227,7 @@ func (s *Store) Rebuild(ctx context.Context, name string, reset func(ctx context
 		_, err := tx.Exec(ctx, s.sql.save, name, 0)
 		return err
 	})
+	s.tel.End(ctx, span, opRebuild, start, err)
 	if err != nil {
 		return fmt.Errorf("pgcheckpoint: rebuilding projection %q: %w", name, pgschema.Err(ctx, err))
 	}

@@ -190,7 +190,7 @@ func TestProject_spans(t *testing.T) {
 		return count(ctx, tx, e)
 	})
 	require.ErrorIs(t, err, boom)
-	spans := tel.Spans.Ended()
+	spans := tel.SpansNamed("project traced")
 	require.Len(t, spans, 2)
 	for i, sp := range spans {
 		assert.Equal(t, "project traced", sp.Name())

@@ -8,15 +8,16 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/internal/pgschema"
+	"github.com/otelpatterns/patterns/internal/pgtel"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
-// ScopeName is the instrumentation scope name of the package's tracer.
+// ScopeName is the instrumentation scope name of the package's tracer and
+// meter: its import path.
 const ScopeName = "github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
 
 // Store keeps projection checkpoints in a PostgreSQL table, and runs
@@ -31,7 +32,7 @@ type Store struct {
 	pool       *pgxpool.Pool
 	schema     string
 	migrateKey int64
-	tracer     trace.Tracer
+	tel        *pgtel.Ops[op]
 	meter      metric.Meter
 	sql        statements
 
@@ -84,9 +85,10 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		pool:       pool,
 		schema:     c.schema,
 		migrateKey: pgschema.LockKey(ScopeName, "migrate", c.schema),
-		tracer:     telemetry.Tracer(c.tracerProvider, ScopeName),
-		meter:      telemetry.Meter(c.meterProvider, ScopeName),
-		sql:        newStatements(c.schema),
+		tel: pgtel.New[op](pool, c.schema, telemetry.Tracer(c.tracerProvider, ScopeName),
+			telemetry.Meter(c.meterProvider, ScopeName), ops[:], c.optIn),
+		meter: telemetry.Meter(c.meterProvider, ScopeName),
+		sql:   newStatements(c.schema),
 	}, nil
 }
 
@@ -98,6 +100,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 // It is idempotent and safe to run from several processes at once: it
 // takes a transaction advisory lock derived from the schema name.
 func (s *Store) Migrate(ctx context.Context) error {
+	ctx, span, start := s.tel.Start(ctx, opMigrate)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := pgschema.Create(ctx, tx, s.schema, s.migrateKey); err != nil {
 			return err
@@ -109,6 +112,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 )`)
 		return err
 	})
+	s.tel.End(ctx, span, opMigrate, start, err)
 	if err != nil {
 		return fmt.Errorf("pgcheckpoint: migrating schema %q: %w", s.schema, pgschema.Err(ctx, err))
 	}
@@ -118,11 +122,13 @@ func (s *Store) Migrate(ctx context.Context) error {
 // LoadCheckpoint implements [cqrs.CheckpointStore.LoadCheckpoint]: it
 // returns the position saved for name, or 0 if there is none.
 func (s *Store) LoadCheckpoint(ctx context.Context, name string) (int64, error) {
+	ctx, span, start := s.tel.Start(ctx, opLoad)
 	var pos int64
 	err := s.pool.QueryRow(ctx, s.sql.load, name).Scan(&pos)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
+		err = nil // no checkpoint: 0
 	}
+	s.tel.End(ctx, span, opLoad, start, err)
 	if err != nil {
 		return 0, fmt.Errorf("pgcheckpoint: loading checkpoint %q: %w", name, pgschema.Err(ctx, err))
 	}
@@ -134,7 +140,10 @@ func (s *Store) LoadCheckpoint(ctx context.Context, name string) (int64, error) 
 // refuse to move a checkpoint backwards, which is how a projection is
 // replayed.
 func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64) error {
-	if _, err := s.pool.Exec(ctx, s.sql.save, name, position); err != nil {
+	ctx, span, start := s.tel.Start(ctx, opSave)
+	_, err := s.pool.Exec(ctx, s.sql.save, name, position)
+	s.tel.End(ctx, span, opSave, start, err)
+	if err != nil {
 		return fmt.Errorf("pgcheckpoint: saving checkpoint %q at %d: %w", name, position, pgschema.Err(ctx, err))
 	}
 	return nil

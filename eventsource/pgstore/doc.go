@@ -118,56 +118,92 @@
 //
 // # Telemetry
 //
-// Spans, from the tracer named [ScopeName] of the [WithTracerProvider]
-// provider (the global one by default), following the OpenTelemetry
-// database conventions; the operation names are the store's own, as each
-// span covers one call of the store (an append is a transaction of several
-// statements), and the target is the schema-qualified table:
+// Spans come from the tracer named [ScopeName] of the [WithTracerProvider]
+// provider, metrics from the meter named [ScopeName] of the
+// [WithMeterProvider] provider (the global ones by default). They follow
+// the OpenTelemetry semantic conventions (v1.40) for PostgreSQL clients.
 //
-//	| span                             | kind   | covers                                              |
-//	|----------------------------------|--------|-----------------------------------------------------|
-//	| append {schema}.events           | client | one Append: its transaction and notification        |
-//	| read_stream {schema}.events      | client | one page (500 rows) of a ReadStream                 |
-//	| read_all {schema}.events         | client | one page of a ReadAll                               |
-//	| subscribe {schema}.events        | client | one read of a Subscribe that found events or failed |
-//	| load_snapshot {schema}.snapshots | client | LoadSnapshot                                        |
-//	| save_snapshot {schema}.snapshots | client | SaveSnapshot                                        |
-//	| migrate {database}               | client | Migrate                                             |
+// Every call that queries the database has a client span. Each covers
+// one call of the store, not one statement (an append is a transaction
+// of several), so db.operation.name is the store's name of the call, and
+// the span's name is its db.query.summary: the operation and its target,
+// the schema-qualified table or, for calls on no table, db.namespace.
 //
-// Their attributes: db.system.name (postgresql), db.operation.name
-// (append, read_stream, …), db.collection.name ({schema}.events or
-// {schema}.snapshots), db.namespace (the database name), server.address
-// and server.port (of the pool's configuration), [AttrStreamID]
-// (eventsource.stream_id) on appends, stream reads and snapshots,
-// db.response.returned_rows on reads, and on failure error.type and
-// db.response.status_code (the SQLSTATE of a PostgreSQL error). A
-// conflict is a failure with error.type eventsource.concurrency_conflict.
-// Polls of a live subscription that find nothing record no span, or an
-// idle subscription would report one every poll interval; they are in
-// db.client.operation.duration. A notification that could not be sent
-// adds a pgstore.notify_failed event to the append's span. If the pool is
+//   - BATCH {schema}.events: one Append: its transaction, from BEGIN to
+//     COMMIT (a lock, the checks, one INSERT of all its events), with
+//     db.operation.batch.size, the number of statements sent, and
+//     [AttrStreamID] (eventsource.stream_id). The conventions name a
+//     batch of different statements BATCH. A conflict fails it with
+//     error.type eventsource.concurrency_conflict, a duplicate command
+//     with eventsource.duplicate_command.
+//   - notify {database}|{schema}: the pg_notify that tells subscribers
+//     of an append, after its commit; a child of the append's span. Its
+//     failure is recorded on it and otherwise ignored.
+//   - read_stream {schema}.events: one page (500 rows) of a ReadStream,
+//     with eventsource.stream_id.
+//   - read_all {schema}.events: one page of a ReadAll.
+//   - subscribe {schema}.events: one read of a Subscribe that found
+//     events or failed. Reads that find nothing have no span, or an idle
+//     subscription would report one every poll interval; they are in
+//     db.client.operation.duration.
+//   - listen {database}|{schema} and unlisten {database}|{schema}: a
+//     subscription's LISTEN on its connection (with the wait for the
+//     connection) and its UNLISTEN when it ends.
+//   - head {schema}.events: Head. The projection lag gauges of package
+//     cqrs and cqrs/pgcheckpoint read the head every second; those reads
+//     have no span, only their duration.
+//   - command_recorded {schema}.commands: CommandRecorded.
+//   - load_snapshot {schema}.snapshots and save_snapshot
+//     {schema}.snapshots, with eventsource.stream_id.
+//   - migrate {database}|{schema}: Migrate.
+//
+// Their attributes, set when the span starts:
+//
+//   - db.system.name: postgresql.
+//   - db.operation.name: BATCH, notify, read_stream, read_all,
+//     subscribe, listen, unlisten, head, command_recorded,
+//     load_snapshot, save_snapshot or migrate.
+//   - db.collection.name: {schema}.events, {schema}.snapshots or
+//     {schema}.commands; none for notify, listen, unlisten and migrate.
+//   - db.namespace: {database}|{schema}, the database of the pool's
+//     configuration and the store's schema ([WithSchema]).
+//   - db.query.summary: the span's name.
+//   - server.address: the host of the pool's configuration.
+//   - server.port: its port, unless it is PostgreSQL's 5432 (then only
+//     with [WithOptInAttributes]).
+//
+// On failure a span has status Error, error.type and
+// db.response.status_code: error.type is the SQLSTATE of a PostgreSQL
+// error, as is db.response.status_code, otherwise the store's error type
+// (eventsource.concurrency_conflict, …), context.DeadlineExceeded,
+// context.Canceled, the error's exported type name or _OTHER. With
+// [WithOptInAttributes], the spans of reads (read_stream, read_all,
+// subscribe) carry db.response.returned_rows. If the pool is
 // instrumented too (otelpgx), its statement spans are children of these.
 //
-// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
-// provider (the global one by default):
+// Metrics:
 //
-//	| name                         | kind      | unit       | attributes                                                      |
-//	|------------------------------|-----------|------------|-----------------------------------------------------------------|
-//	| db.client.operation.duration | histogram | s          | as the spans; error.type and db.response.status_code on failure |
-//	| eventsource.events.appended  | counter   | {event}    |                                                                 |
-//	| eventsource.append.duration  | histogram | s          | error.type on failure                                           |
-//	| eventsource.conflicts        | counter   | {conflict} |                                                                 |
-//	| eventsource.subscription.lag | gauge     | {event}    |                                                                 |
+//   - db.client.operation.duration (histogram, s): the duration of every
+//     call that has a span (and of the reads that have none), with the
+//     span's attributes but eventsource.stream_id,
+//     db.operation.batch.size and db.response.returned_rows: error.type
+//     and db.response.status_code on failure.
+//   - eventsource.events.appended (counter, {event}): events appended; a
+//     retried append that stores nothing counts none.
+//   - eventsource.append.duration (histogram, s): the duration of
+//     appends, with error.type on failure. It includes the wait for the
+//     append lock, so it shows the queue when appends contend. An append
+//     rejected for bad arguments records nothing.
+//   - eventsource.conflicts (counter, {conflict}): appends rejected
+//     because the stream was not at the expected version.
+//   - eventsource.subscription.lag (gauge, {event}): recorded at every
+//     read of a subscription: the newest position in the store less the
+//     position of the last event the subscription handed on (0 when a
+//     read finds nothing new). It counts positions, so gaps make it an
+//     upper bound of the events behind. With several subscriptions in
+//     one process it holds the latest reading of any of them.
 //
-// db.client.operation.duration has the spans' db.* and server.*
-// attributes, not the stream id or the row count.
-// eventsource.append.duration includes the wait for the append lock, so
-// it shows the queue when appends contend; a retried append that stores
-// nothing counts no events, and an append rejected for bad arguments
-// records nothing. eventsource.subscription.lag is
-// recorded at every read of a subscription: the newest position in the
-// store less the position of the last event the subscription handed on
-// (0 when a read finds nothing new). It counts positions, so gaps make it
-// an upper bound of the events behind. With several subscriptions in one
-// process it holds the latest reading of any of them.
+// The events appended carry, in their metadata, the trace context of the
+// append's span (see [eventsource.PrepareAppend]), so that the spans of
+// the projections and relays that read them link to the append.
 package pgstore

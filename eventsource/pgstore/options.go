@@ -41,6 +41,7 @@ type config struct {
 	pollInterval   time.Duration
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
+	optIn          bool
 }
 
 func defaultConfig() config {
@@ -82,6 +83,14 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // used when mp is nil, is the global provider at the time of [New].
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.meterProvider = mp })
+}
+
+// WithOptInAttributes records the semantic conventions' Opt-In
+// attributes as well: db.response.returned_rows on the spans of reads, and
+// server.port when it is PostgreSQL's default 5432 (another port is
+// always recorded). It is off by default.
+func WithOptInAttributes() Option {
+	return optionFunc(func(c *config) { c.optIn = true })
 }
 
 // validate returns an error for each bad setting.

@@ -15,12 +15,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/internal/pgschema"
+	"github.com/otelpatterns/patterns/internal/pgtel"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -73,7 +72,7 @@ type Store struct {
 type statements struct {
 	existing, version, insert  string
 	readStream, readAll        string
-	readAllHead                string
+	readAllHead, head          string
 	loadSnapshot, saveSnapshot string
 	recordCommand, hasCommand  string
 	schema                     string // the quoted schema name
@@ -99,6 +98,7 @@ RETURNING position, version, recorded_at`),
 		readAll:    r.Replace(`SELECT {cols} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
 		readAllHead: r.Replace(`SELECT {cols}, (SELECT max(position) FROM {s}.events)
 FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
+		head:          r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events`),
 		recordCommand: r.Replace(`INSERT INTO {s}.commands (command_id, stream_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
 		hasCommand:    r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1)`),
 		loadSnapshot:  r.Replace(`SELECT version, data FROM {s}.snapshots WHERE stream_id = $1`),
@@ -140,7 +140,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		pollInterval: c.pollInterval,
 		pageSize:     pageSize,
 		idleLimit:    idleLimit,
-		tel:          newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider),
+		tel:          newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider, c.optIn),
 		sql:          newStatements(c.schema),
 	}, nil
 }
@@ -157,7 +157,8 @@ var (
 // so appends to a schema run one at a time, whatever their streams (see
 // the package documentation). All events are inserted with one statement.
 // After the commit, the store notifies subscribers; a failed notification
-// is recorded on the span and otherwise ignored, as subscribers poll too.
+// is recorded on its span and otherwise ignored, as subscribers poll too.
+// The events' metadata carries the trace context of the append's span.
 //
 // If the call fails after the commit was sent (the context ended, the
 // connection dropped), the events may or may not be stored: append them
@@ -186,12 +187,15 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	events = eventsource.PrepareAppend(ctx, events)
 	ctx, span, start := s.tel.Start(ctx, opAppend)
 	if span.IsRecording() {
 		span.SetAttributes(AttrStreamID.String(streamID))
 	}
-	out, inserted, err := s.append(ctx, streamID, expected, command, events)
+	// The events carry the trace context of the append's span, so that
+	// the projections and relays reading them link to the append itself.
+	events = eventsource.PrepareAppend(ctx, events)
+	out, inserted, statements, err := s.append(ctx, streamID, expected, command, events)
+	pgtel.SetBatchSize(span, statements)
 	s.tel.End(ctx, span, opAppend, start, err)
 
 	t := s.tel
@@ -220,13 +224,15 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	return nil, fmt.Errorf("pgstore: appending to stream %q: %w", streamID, pgschema.Err(ctx, err))
 }
 
-// append runs an append's transaction and returns the events as stored
-// and how many of them it inserted. A command other than "" is the
-// command ID to record with the stream.
-func (s *Store) append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) ([]eventsource.Event, int, error) {
+// append runs an append's transaction and returns the events as stored,
+// how many of them it inserted and how many statements it sent, from the
+// BEGIN to the COMMIT or ROLLBACK. A command other than "" is the command
+// ID to record with the stream. After the commit, it notifies
+// subscribers.
+func (s *Store) append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) (out []eventsource.Event, inserted, statements int, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	defer conn.Release()
 
@@ -247,18 +253,25 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	}
 	b.Queue(s.sql.existing, ids)
 	b.Queue(s.sql.version, streamID)
+	statements = b.Len()
 	br := conn.SendBatch(ctx, b)
 	tx := br.Tx()
-	defer func() { _ = tx.Rollback(ctx) }() // after Commit, a no-op
+	committed := false
+	defer func() {
+		if !committed {
+			statements++ // the ROLLBACK
+			_ = tx.Rollback(ctx)
+		}
+	}()
 	stored, current, duplicate, err := readChecks(br, command != "")
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, statements, err
 	}
 	if duplicate {
-		return nil, 0, &eventsource.DuplicateCommandError{CommandID: command, StreamID: streamID}
+		return nil, 0, statements, &eventsource.DuplicateCommandError{CommandID: command, StreamID: streamID}
 	}
 
 	fresh := make([]eventsource.NewEvent, 0, len(events))
@@ -275,49 +288,59 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 			out[i] = stored[e.ID]
 		}
 		if command != "" { // keep the command's record
+			committed = true
+			statements++
 			if err := tx.Commit(ctx); err != nil {
-				return nil, 0, err
+				return nil, 0, statements, err
 			}
 		}
-		return out, 0, nil
+		return out, 0, statements, nil
 	}
 	if expected != eventsource.Any && int64(expected) != current {
-		return nil, 0, &eventsource.ConflictError{StreamID: streamID, Expected: expected, Actual: current}
+		return nil, 0, statements, &eventsource.ConflictError{StreamID: streamID, Expected: expected, Actual: current}
 	}
 
-	out, err := s.insert(ctx, tx, streamID, current, fresh)
+	statements++
+	out, err = s.insert(ctx, tx, streamID, current, fresh)
 	if err != nil {
 		if isStreamVersionConflict(err) {
 			// Someone wrote to the table without the append lock.
 			var actual int64
+			committed = true // rolled back here
+			statements += 2
 			verr := tx.Rollback(ctx)
 			if verr == nil {
 				verr = conn.QueryRow(ctx, s.sql.version, streamID).Scan(&actual)
 			}
 			if verr != nil {
-				return nil, 0, errors.Join(err, verr)
+				return nil, 0, statements, errors.Join(err, verr)
 			}
-			return nil, 0, &eventsource.ConflictError{StreamID: streamID, Expected: expected, Actual: actual}
+			return nil, 0, statements, &eventsource.ConflictError{StreamID: streamID, Expected: expected, Actual: actual}
 		}
-		return nil, 0, err
+		return nil, 0, statements, err
 	}
 	if s.beforeCommit != nil {
 		s.beforeCommit(ctx, streamID)
 	}
+	committed = true
+	statements++
 	if err := tx.Commit(ctx); err != nil {
-		return nil, 0, err
+		return nil, 0, statements, err
 	}
-	// A hint for subscribers, outside the transaction: NOTIFY within it
-	// would take PostgreSQL's global notification lock at every commit.
-	if s.skipNotify {
-		return out, len(out), nil
+	if !s.skipNotify {
+		s.notify(ctx, conn)
 	}
-	if _, err := conn.Exec(ctx, "SELECT pg_notify($1, '')", s.channel); err != nil {
-		telemetry.AddEvent(ctx, "pgstore.notify_failed", func() []attribute.KeyValue {
-			return []attribute.KeyValue{telemetry.ErrorType(err), attribute.String("exception.message", err.Error())}
-		})
-	}
-	return out, len(out), nil
+	return out, len(out), statements, nil
+}
+
+// notify tells subscribers, on conn, that events were appended. It runs
+// after the commit: NOTIFY within the transaction would take
+// PostgreSQL's global notification lock at every commit. A failure is
+// recorded on its span and otherwise ignored, as subscribers poll too.
+func (s *Store) notify(ctx context.Context, conn *pgxpool.Conn) {
+	ctx, span, start := s.tel.Start(ctx, opNotify)
+	_, err := conn.Exec(ctx, "SELECT pg_notify($1, '')", s.channel)
+	s.tel.End(ctx, span, opNotify, start, err)
 }
 
 // readChecks reads the results of the append's first batch: begin, lock,
@@ -502,9 +525,7 @@ func (s *Store) readStreamPage(ctx context.Context, streamID string, from int64)
 		span.SetAttributes(AttrStreamID.String(streamID))
 	}
 	page, _, err := s.queryPage(ctx, s.pool, false, s.sql.readStream, streamID, from, s.pageSize)
-	if span.IsRecording() {
-		span.SetAttributes(semconv.DBResponseReturnedRows(len(page)))
-	}
+	s.tel.SetReturnedRows(span, len(page))
 	s.tel.End(ctx, span, opReadStream, start, err)
 	return page, err
 }
@@ -550,9 +571,7 @@ func (s *Store) ReadAll(ctx context.Context, afterPosition int64) iter.Seq2[even
 func (s *Store) readAllPage(ctx context.Context, after int64) ([]eventsource.Event, error) {
 	ctx, span, start := s.tel.Start(ctx, opReadAll)
 	page, _, err := s.queryPage(ctx, s.pool, false, s.sql.readAll, after, s.pageSize)
-	if span.IsRecording() {
-		span.SetAttributes(semconv.DBResponseReturnedRows(len(page)))
-	}
+	s.tel.SetReturnedRows(span, len(page))
 	s.tel.End(ctx, span, opReadAll, start, err)
 	return page, err
 }
@@ -614,7 +633,7 @@ func scanEvent(rows pgx.Rows, extra ...any) (eventsource.Event, error) {
 }
 
 // CommandRecorded implements [eventsource.CommandLog.CommandRecorded]
-// with one query of the commands table.
+// with one query of the commands table (and one span).
 func (s *Store) CommandRecorded(ctx context.Context, commandID string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -622,8 +641,11 @@ func (s *Store) CommandRecorded(ctx context.Context, commandID string) (bool, er
 	if eventsource.CheckCommandID(commandID) != nil { // Append rejects such ids
 		return false, nil
 	}
+	ctx, span, start := s.tel.Start(ctx, opCommandRecorded)
 	var ok bool
-	if err := s.pool.QueryRow(ctx, s.sql.hasCommand, commandID).Scan(&ok); err != nil {
+	err := s.pool.QueryRow(ctx, s.sql.hasCommand, commandID).Scan(&ok)
+	s.tel.End(ctx, span, opCommandRecorded, start, err)
+	if err != nil {
 		return false, fmt.Errorf("pgstore: looking up command %q: %w", commandID, pgschema.Err(ctx, err))
 	}
 	return ok, nil

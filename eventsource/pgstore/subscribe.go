@@ -9,12 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/internal/pgschema"
-	"github.com/otelpatterns/patterns/internal/pgtel"
 )
 
 // Subscribe implements [eventsource.Store.Subscribe].
@@ -101,7 +98,9 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // the subscription ends: nothing to record
 	}
-	s.tel.Record(ctx, opSubscribe, start, err)
+	// Polls that find nothing get no span: an idle subscription would
+	// otherwise report one every poll interval.
+	s.tel.Finish(ctx, opSubscribe, start, err, len(page), len(page) > 0 || err != nil)
 	if err == nil {
 		lag := int64(0)
 		if len(page) > 0 {
@@ -109,34 +108,25 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 		}
 		s.tel.lag.Record(ctx, lag)
 	}
-	// Polls that find nothing get no span: an idle subscription would
-	// otherwise report one every poll interval.
-	if len(page) > 0 || err != nil {
-		opts := s.tel.SpanOptions(opSubscribe)
-		_, span := s.tel.Tracer.Start(ctx, s.tel.SpanName(opSubscribe),
-			append(opts[:len(opts):len(opts)], trace.WithTimestamp(start))...)
-		if span.IsRecording() {
-			span.SetAttributes(semconv.DBResponseReturnedRows(len(page)))
-		}
-		pgtel.RecordError(span, err)
-		span.End()
-	}
 	return page, err
 }
 
 // listen acquires a connection and listens on the store's channel.
 func (sub *subscription) listen(ctx context.Context) error {
-	conn, err := sub.s.pool.Acquire(ctx)
-	if err != nil {
-		return err
+	s := sub.s
+	lctx, span, start := s.tel.Start(ctx, opListen)
+	conn, err := s.pool.Acquire(lctx)
+	if err == nil {
+		sub.conn = conn
+		_, err = conn.Exec(lctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize())
 	}
-	sub.conn = conn
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{sub.s.channel}.Sanitize()); err != nil {
+	s.tel.End(lctx, span, opListen, start, err)
+	if err != nil {
 		sub.release(ctx)
 		return err
 	}
-	if sub.s.listening != nil {
-		sub.s.listening(conn.Conn().PgConn().PID())
+	if s.listening != nil {
+		s.listening(conn.Conn().PgConn().PID())
 	}
 	return nil
 }
@@ -189,7 +179,11 @@ func (sub *subscription) release(ctx context.Context) {
 	if !c.IsClosed() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		if _, err := c.Exec(uctx, "UNLISTEN *"); err != nil {
+		s := sub.s
+		uctx, span, start := s.tel.Start(uctx, opUnlisten)
+		_, err := c.Exec(uctx, "UNLISTEN *")
+		s.tel.End(uctx, span, opUnlisten, start, err)
+		if err != nil {
 			_ = conn.Hijack().Close(uctx)
 			return
 		}

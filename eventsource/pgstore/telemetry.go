@@ -24,9 +24,14 @@ type op int
 
 const (
 	opAppend op = iota
+	opNotify
 	opReadStream
 	opReadAll
 	opSubscribe
+	opListen
+	opUnlisten
+	opHead
+	opCommandRecorded
 	opLoadSnapshot
 	opSaveSnapshot
 	opMigrate
@@ -34,15 +39,22 @@ const (
 )
 
 // ops are the store's operations, with the tables they use as
-// db.collection.name (schema-qualified).
+// db.collection.name (schema-qualified). An append sends several
+// different statements (lock, checks, insert, commit) as one operation:
+// a batch, named as the conventions name those.
 var ops = [numOps]pgtel.Op{
-	opAppend:       {Name: "append", Table: "events"},
-	opReadStream:   {Name: "read_stream", Table: "events"},
-	opReadAll:      {Name: "read_all", Table: "events"},
-	opSubscribe:    {Name: "subscribe", Table: "events"},
-	opLoadSnapshot: {Name: "load_snapshot", Table: "snapshots"},
-	opSaveSnapshot: {Name: "save_snapshot", Table: "snapshots"},
-	opMigrate:      {Name: "migrate"},
+	opAppend:          {Name: pgtel.Batch, Table: "events"},
+	opNotify:          {Name: "notify"},
+	opReadStream:      {Name: "read_stream", Table: "events"},
+	opReadAll:         {Name: "read_all", Table: "events"},
+	opSubscribe:       {Name: "subscribe", Table: "events"},
+	opListen:          {Name: "listen"},
+	opUnlisten:        {Name: "unlisten"},
+	opHead:            {Name: "head", Table: "events"},
+	opCommandRecorded: {Name: "command_recorded", Table: "commands"},
+	opLoadSnapshot:    {Name: "load_snapshot", Table: "snapshots"},
+	opSaveSnapshot:    {Name: "save_snapshot", Table: "snapshots"},
+	opMigrate:         {Name: "migrate"},
 }
 
 // instruments are a store's tracer and metric instruments: those of every
@@ -56,9 +68,9 @@ type instruments struct {
 	lag            metric.Int64Gauge
 }
 
-func newInstruments(pool *pgxpool.Pool, schema string, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
+func newInstruments(pool *pgxpool.Pool, schema string, tp trace.TracerProvider, mp metric.MeterProvider, optIn bool) *instruments {
 	m := telemetry.Meter(mp, ScopeName)
-	t := &instruments{Ops: pgtel.New[op](pool, schema, telemetry.Tracer(tp, ScopeName), m, ops[:])}
+	t := &instruments{Ops: pgtel.New[op](pool, schema, telemetry.Tracer(tp, ScopeName), m, ops[:], optIn)}
 	check := func(err error) {
 		if err != nil {
 			otel.Handle(err)

@@ -101,7 +101,7 @@ func TestRunPostgres(t *testing.T) {
 		t.Errorf("output on PostgreSQL differs from the output on the in-memory store after the first line:\n%s\nwant:\n%s", rest, memRest)
 	}
 	// The store's own spans and metrics, next to the program's.
-	for _, want := range []string{`"Name":"bank.project"`, `"Name":"append bank_example_`, `"Name":"eventsource.conflicts"`} {
+	for _, want := range []string{`"Name":"bank.project"`, `"Name":"BATCH bank_example_`, `"Name":"eventsource.conflicts"`} {
 		if !strings.Contains(tel, want) {
 			t.Errorf("telemetry output does not contain %s", want)
 		}

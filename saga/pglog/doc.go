@@ -100,44 +100,67 @@
 //
 // # Telemetry
 //
-// Spans, from the tracer named [ScopeName] of the [WithTracerProvider]
-// provider (the global one by default), following the OpenTelemetry
-// database conventions; the operation names are the log's own, as each
-// span covers one call of the log, and the target is the schema-qualified
-// table it writes (load: reads first):
+// Spans come from the tracer named [ScopeName] of the [WithTracerProvider]
+// provider, metrics from the meter named [ScopeName] of the
+// [WithMeterProvider] provider (the global ones by default). They follow
+// the OpenTelemetry semantic conventions (v1.40) for PostgreSQL clients.
 //
-//	| span                        | kind   | covers                                     |
-//	|-----------------------------|--------|--------------------------------------------|
-//	| create {schema}.sagas       | client | Create                                     |
-//	| append {schema}.transitions | client | Append, with its second query on failure   |
-//	| renew {schema}.sagas        | client | Renew of one id or more                    |
-//	| claim {schema}.sagas        | client | Claim with a limit of 1 or more and a name |
-//	| release {schema}.sagas      | client | Release                                    |
-//	| load {schema}.sagas         | client | Load                                       |
-//	| migrate {database}          | client | Migrate                                    |
+// Each call of the log that queries the database has a client span
+// covering the call, so db.operation.name is the log's name of the call,
+// and the span's name is its db.query.summary: the operation and its
+// target, the schema-qualified table it writes (load: reads first) or,
+// for Migrate, db.namespace.
 //
-// Their attributes: db.system.name (postgresql), db.operation.name
-// (create, append, …), db.collection.name ({schema}.sagas or
-// {schema}.transitions), db.namespace (the database name), server.address
-// and server.port (of the pool's configuration), [saga.AttrID] (saga.id)
-// on create, append, release and load, db.response.returned_rows on claim
-// (sagas claimed), renew (leases lost) and load (transitions), and on
-// failure error.type and db.response.status_code (the SQLSTATE of a
-// PostgreSQL error). A lost lease, a taken Seq, a missing or existing saga
-// are failures with error.type saga.lease_lost, saga.not_found or
-// saga.exists. Calls that need no query (a Renew of no ids, a Claim of no
-// names or with a limit below 1) and calls with a context already done
-// record nothing. If the pool is instrumented too (otelpgx), its statement
-// spans are children of these.
+//   - create {schema}.sagas: Create, with [saga.AttrID] (saga.id).
+//   - append {schema}.transitions: Append, with its second query on
+//     failure, and saga.id.
+//   - renew {schema}.sagas: Renew of one id or more.
+//   - claim {schema}.sagas: Claim with a limit of 1 or more and a name.
+//   - release {schema}.sagas: Release, with saga.id.
+//   - load {schema}.sagas: Load, with saga.id.
+//   - migrate {database}|{schema}: Migrate.
 //
-// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
-// provider (the global one by default):
+// An orchestrator claims sagas at every recovery tick and renews its
+// leases every third of a lease, on no request's behalf: so that these
+// calls do not make a root span each, claim and renew have a span only
+// when the context carries a span already, when they failed, or when
+// they did something (claimed a saga, found a lease lost). The others
+// are in db.client.operation.duration all the same.
 //
-//	| name                         | kind      | unit | attributes                                                      |
-//	|------------------------------|-----------|------|-----------------------------------------------------------------|
-//	| db.client.operation.duration | histogram | s    | as the spans; error.type and db.response.status_code on failure |
+// Their attributes, set when the span starts:
 //
-// It has the spans' db.* and server.* attributes, not the saga id or the
-// row count. Counts of sagas, steps and takeovers are the orchestrator's
-// (package saga).
+//   - db.system.name: postgresql.
+//   - db.operation.name: create, append, renew, claim, release, load or
+//     migrate.
+//   - db.collection.name: {schema}.sagas or {schema}.transitions; none
+//     for migrate.
+//   - db.namespace: {database}|{schema}, the database of the pool's
+//     configuration and the log's schema ([WithSchema]).
+//   - db.query.summary: the span's name.
+//   - server.address: the host of the pool's configuration.
+//   - server.port: its port, unless it is PostgreSQL's 5432 (then only
+//     with [WithOptInAttributes]).
+//
+// On failure a span has status Error, error.type and
+// db.response.status_code: error.type is the SQLSTATE of a PostgreSQL
+// error, as is db.response.status_code, otherwise the saga package's
+// error type (a lost lease, a taken Seq, a missing or existing saga are
+// saga.lease_lost, saga.not_found or saga.exists),
+// context.DeadlineExceeded, context.Canceled, the error's exported type
+// name or _OTHER. With [WithOptInAttributes], db.response.returned_rows
+// is set on claim (sagas claimed), renew (leases lost) and load
+// (transitions). Calls that need no query (a Renew of no ids, a Claim of
+// no names or with a limit below 1) and calls with a context already
+// done record nothing. If the pool is instrumented too (otelpgx), its
+// statement spans are children of these.
+//
+// Metrics:
+//
+//   - db.client.operation.duration (histogram, s): the duration of every
+//     call that queries the database, with the span's attributes but
+//     saga.id and db.response.returned_rows: error.type and
+//     db.response.status_code on failure.
+//
+// Counts of sagas, steps and takeovers are the orchestrator's (package
+// saga).
 package pglog

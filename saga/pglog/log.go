@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
-	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/saga"
@@ -139,7 +139,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 		pool:       pool,
 		schema:     c.schema,
 		migrateKey: pgschema.LockKey(ScopeName, "migrate", c.schema),
-		tel:        newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider),
+		tel:        newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider, c.optIn),
 		sql:        newStatements(c.schema),
 	}, nil
 }
@@ -237,17 +237,16 @@ func (l *Log) Renew(ctx context.Context, owner string, lease time.Duration, ids 
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	ctx, span, start := l.tel.start(ctx, opRenew, "")
-	defer func() { l.tel.End(ctx, span, opRenew, start, err) }()
+	start := time.Now()
 	rows, err := l.pool.Query(ctx, l.sql.renew, owner, lease.Microseconds(), ids)
 	if err == nil {
 		lost, err = pgx.CollectRows(rows, pgx.RowTo[string])
 	}
+	// An orchestrator renews every lease/3 on no one's behalf: a renewal
+	// that lost nothing has a span only under a caller's span.
+	l.tel.Finish(ctx, opRenew, start, err, len(lost), len(lost) > 0 || err != nil || hasSpan(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("pglog: renewing %d leases of %q: %w", len(ids), owner, pgschema.Err(ctx, err))
-	}
-	if span.IsRecording() {
-		span.SetAttributes(semconv.DBResponseReturnedRows(len(lost)))
 	}
 	return lost, nil
 }
@@ -264,12 +263,14 @@ func (l *Log) Claim(ctx context.Context, owner string, names []string, lease tim
 	if limit < 1 || len(names) == 0 {
 		return nil, nil
 	}
-	ctx, span, start := l.tel.start(ctx, opClaim, "")
-	defer func() { l.tel.End(ctx, span, opClaim, start, err) }()
+	start := time.Now()
 	rows, err := l.pool.Query(ctx, l.sql.claim, owner, lease.Microseconds(), names, limit)
 	if err == nil {
 		recs, err = pgx.CollectRows(rows, scanRecord)
 	}
+	// An orchestrator claims at every recovery tick on no one's behalf: a
+	// claim that took nothing has a span only under a caller's span.
+	l.tel.Finish(ctx, opClaim, start, err, len(recs), len(recs) > 0 || err != nil || hasSpan(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("pglog: claiming sagas for %q: %w", owner, pgschema.Err(ctx, err))
 	}
@@ -280,11 +281,12 @@ func (l *Log) Claim(ctx context.Context, owner string, names []string, lease tim
 		}
 		return cmp.Compare(a.ID, b.ID)
 	})
-	if span.IsRecording() {
-		span.SetAttributes(semconv.DBResponseReturnedRows(len(recs)))
-	}
 	return recs, nil
 }
+
+// hasSpan reports whether ctx carries a span: the caller's work, which the
+// log's spans belong under.
+func hasSpan(ctx context.Context) bool { return trace.SpanContextFromContext(ctx).IsValid() }
 
 func scanRecord(row pgx.CollectableRow) (saga.Record, error) {
 	var r saga.Record
@@ -329,9 +331,7 @@ func (l *Log) Load(ctx context.Context, id string) (rec saga.Record, ts []saga.T
 	case !found:
 		return saga.Record{}, nil, fmt.Errorf("%w: saga %q", saga.ErrNotFound, id)
 	}
-	if span.IsRecording() {
-		span.SetAttributes(semconv.DBResponseReturnedRows(len(ts)))
-	}
+	l.tel.SetReturnedRows(span, len(ts))
 	return rec, ts, nil
 }
 

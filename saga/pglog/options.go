@@ -26,6 +26,7 @@ type config struct {
 	schema         string
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
+	optIn          bool
 }
 
 // WithSchema sets the PostgreSQL schema that holds the log's tables
@@ -51,4 +52,12 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // used when mp is nil, is the global provider at the time of [New].
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.meterProvider = mp })
+}
+
+// WithOptInAttributes records the semantic conventions' Opt-In
+// attributes as well: db.response.returned_rows on the spans of claim,
+// renew and load, and server.port when it is PostgreSQL's default 5432
+// (another port is always recorded). It is off by default.
+func WithOptInAttributes() Option {
+	return optionFunc(func(c *config) { c.optIn = true })
 }

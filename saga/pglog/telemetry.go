@@ -49,8 +49,8 @@ type instruments struct {
 	*pgtel.Ops[op]
 }
 
-func newInstruments(pool *pgxpool.Pool, schema string, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
-	return &instruments{pgtel.New[op](pool, schema, telemetry.Tracer(tp, ScopeName), telemetry.Meter(mp, ScopeName), ops[:])}
+func newInstruments(pool *pgxpool.Pool, schema string, tp trace.TracerProvider, mp metric.MeterProvider, optIn bool) *instruments {
+	return &instruments{pgtel.New[op](pool, schema, telemetry.Tracer(tp, ScopeName), telemetry.Meter(mp, ScopeName), ops[:], optIn)}
 }
 
 // start starts the span of one operation, with the saga id, if any.
