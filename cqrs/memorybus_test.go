@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/semconv/v1.40.0/messagingconv"
 	"go.opentelemetry.io/otel/trace"
@@ -37,6 +38,15 @@ func TestMemoryBusConformanceWithSDK(t *testing.T) {
 	bustest.Run(t, func(t *testing.T) cqrs.EventBus {
 		p := telemetrytest.New(t)
 		b := cqrs.NewMemoryBus(cqrs.WithTracerProvider(p.TracerProvider), cqrs.WithMeterProvider(p.MeterProvider))
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	})
+}
+
+// The telemetry both buses record, from the suite they share.
+func TestMemoryBusTelemetryConformance(t *testing.T) {
+	bustest.RunTelemetry(t, func(t *testing.T, tp trace.TracerProvider, mp metric.MeterProvider) cqrs.EventBus {
+		b := cqrs.NewMemoryBus(cqrs.WithTracerProvider(tp), cqrs.WithMeterProvider(mp))
 		t.Cleanup(func() { _ = b.Close() })
 		return b
 	})
