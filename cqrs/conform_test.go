@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -150,6 +151,12 @@ func TestTelemetryConforms(t *testing.T) {
 	require.NoError(t, runner.Close()) // the project span has ended
 	tel.CheckSpans(t, cqrs.ScopeName, documentedSpans,
 		"cqrs.command", "cqrs.query", "publish {destination}", "process {destination}", "project {name}")
+	for _, s := range tel.Spans.Ended() {
+		if s.Name() == "process orders" || s.Name() == "publish orders" && len(s.Links()) == 0 &&
+			telemetrytest.Attrs(s)[semconv.MessagingMessageIDKey].AsString() == "good" {
+			assert.Contains(t, telemetrytest.Attrs(s), bodySize, "span %s with WithOptInAttributes", s.Name())
+		}
+	}
 	telemetrytest.CheckDoc(t, "doc.go", documentedMetrics, documentedSpans)
 	for _, word := range []string{"ack", "nak", "term", "cqrs.bus_closed", "_OTHER", "client span"} {
 		telemetrytest.CheckDoc(t, "doc.go", []telemetrytest.Instrument{{Name: word}}, nil)

@@ -71,19 +71,19 @@
 //     messaging.system "memory", messaging.operation.name "publish",
 //     messaging.operation.type "send", messaging.destination.name (the
 //     topic, which {destination} is), and messaging.message.id for one
-//     message or messaging.batch.message_count for several. It links to
-//     the creation context a message carries of its own (see
+//     message with an ID or messaging.batch.message_count for several.
+//     It links to the creation context a message carries of its own (see
 //     [CreationContext]), and is a client span, not a producer one, when
 //     every message carries one: its context is then none's.
 //   - process {destination} (consumer): the handling of a delivery, with
 //     messaging.system, messaging.operation.name and
 //     messaging.operation.type "process", messaging.destination.name,
-//     messaging.consumer.group.name, messaging.message.id and
-//     cqrs.delivery ([Message.Delivery]). It is a child of the message's
-//     creation context and links to it. An event says how the delivery
-//     was settled: ack (handled, removed), nak (failed, delivered again
-//     after the backoff) or term (failed for the last time: given to
-//     DeadLetter and removed).
+//     messaging.consumer.group.name, cqrs.delivery ([Message.Delivery])
+//     and, for a message with an ID, messaging.message.id. It is a child
+//     of the message's creation context and links to it. An event says
+//     how the delivery was settled: ack (handled, removed), nak (failed,
+//     delivered again after the backoff) or term (failed for the last
+//     time: given to DeadLetter and removed).
 //   - project {name} (internal): an event handled by a projection that a
 //     [Runner] runs, with cqrs.projection and eventsource.position, linked
 //     to the context of the append that recorded the event.
@@ -133,15 +133,16 @@
 //     needs a store that is an [eventsource.HeadReader].
 //
 // The duration histograms have the bucket boundaries the semantic
-// conventions advise for messaging, from 5ms to 10s. The messaging
-// metrics, cqrs.redeliveries and cqrs.dead_letters are the same on
-// cqrs/natsbus, whose messaging.system is "nats" and whose
-// messaging.destination.name is the NATS subject.
+// conventions advise for messaging, from 5ms to 10s. cqrs/natsbus records
+// the same messaging metrics, cqrs.redeliveries and cqrs.dead_letters,
+// with messaging.system "nats", the NATS subject as
+// messaging.destination.name, and the attributes of its server.
 //
 // error.type is the value of the error's ErrorType method where it has
 // one ("cqrs.bus_closed" for [ErrBusClosed]; a handler's error may have
-// one), "context.DeadlineExceeded" or "context.Canceled", the type of an
-// exported error type (as "net.OpError"), or "_OTHER".
+// one), "context.DeadlineExceeded" or "context.Canceled", the canonical
+// name of an exported error type in its chain (such as "net.OpError"),
+// or else "_OTHER".
 //
 // A [MemoryBus] keeps the attributes of each topic and consumer group it
 // has seen, built once, for as long as it lives, as it keeps the topics.

@@ -175,12 +175,16 @@ func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) 
 	tel, tt := b.tel, t.tel
 	// The creation contexts the messages carry: the span links to them,
 	// and is a producer span only if some message takes its context.
-	creations := make([]trace.SpanContext, len(msgs))
+	var buf [4]trace.SpanContext // on the stack for small batches
+	creations := buf[:0]
+	if len(msgs) > len(buf) {
+		creations = make([]trace.SpanContext, 0, len(msgs))
+	}
 	spanOpts, own := tt.spanOpts, len(msgs) == 0
 	var links []trace.Link
-	for i, m := range msgs {
+	for _, m := range msgs {
 		sc := CreationContext(m)
-		creations[i] = sc
+		creations = append(creations, sc)
 		switch {
 		case !sc.IsValid():
 			own = true

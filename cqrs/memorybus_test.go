@@ -121,6 +121,8 @@ func TestMemoryBusTelemetry(t *testing.T) {
 		if s.Name() != "caller" {
 			assert.Equal(t, cqrs.ScopeName, s.InstrumentationScope().Name)
 		}
+		assert.NotContains(t, telemetrytest.Attrs(s), semconv.MessagingMessageBodySizeKey,
+			"span %s has the Opt-In messaging.message.body.size without WithOptInAttributes", s.Name())
 		switch s.Name() {
 		case "publish orders":
 			assert.Equal(t, trace.SpanKindProducer, s.SpanKind())

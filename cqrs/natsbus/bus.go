@@ -187,7 +187,7 @@ func (b *Bus) publish(ctx context.Context, topic, subject string, m cqrs.Message
 	inst.sent.Add(ctx, 1, tt.sentOpts...)
 	inst.opDuration.Record(ctx, d, tt.durOpts...)
 	if span.IsRecording() && ack.Duplicate {
-		span.AddEvent("duplicate", trace.WithAttributes(semconv.MessagingMessageID(m.ID)))
+		span.AddEvent("duplicate")
 	}
 	return nil
 }

@@ -131,6 +131,11 @@ func TestTelemetryConforms(t *testing.T) {
 		telemetry.ErrorType(errPublish)), "the failed publish: %s", tel.Describe(t, messagingconv.ClientSentMessages{}.Name()))
 	assert.EqualValues(t, 2, histogramCount(t, tel, messagingconv.ProcessDuration{}.Name(), errType.String("natsbus.panic")))
 
+	for _, s := range tel.Spans.Ended() {
+		if _, ok := telemetrytest.Attrs(s)[bodySize]; !ok {
+			t.Errorf("span %s has no messaging.message.body.size with WithOptInAttributes", s.Name())
+		}
+	}
 	telemetrytest.CheckDoc(t, "doc.go", documentedMetrics, documentedSpans)
 	for _, word := range []string{"ack", "nak", "term", "duplicate", "natsbus.panic", "client span", "MaxTopicTelemetry"} {
 		telemetrytest.CheckDoc(t, "doc.go", []telemetrytest.Instrument{{Name: word}}, nil)

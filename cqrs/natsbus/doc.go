@@ -104,7 +104,8 @@
 //     creation context and links to it. An event says how the delivery
 //     was settled: ack; nak (delivered again after the backoff; Close
 //     sends it for a delivery that failed while the subscription closed);
-//     or term (after DeadLetter), with error.type if that failed.
+//     or term (after DeadLetter), with error.type if that failed. Close
+//     also naks, with no span, the messages it held that no handler got.
 //
 // A failed publish, a handler's error (or panic, as a [PanicError], whose
 // error.type is "natsbus.panic") and a failed ack set the span's status
