@@ -131,6 +131,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		handler:  handler,
 		baseCtx:  context.WithoutCancel(ctx),
 	}
+	s.baseSC = trace.SpanContextFromContext(s.baseCtx)
 	s.tel.Store(newSubTelemetry(subject, group, name, b.inst.endpoint(time.Now())))
 	s.start()
 	s.cc, err = cons.Consume(s.receive,
@@ -212,6 +213,7 @@ type subscription struct {
 	cfg      cqrs.SubscribeConfig
 	handler  cqrs.Handler
 	baseCtx  context.Context
+	baseSC   trace.SpanContext // of baseCtx, to tell a message's from it
 	tel      atomic.Pointer[subTelemetry]
 	cc       jetstream.ConsumeContext
 
@@ -379,14 +381,17 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 		m.Delivery = int(min(meta.NumDelivered, uint64(1<<31-1)))
 	}
 
-	ctx := cqrs.ExtractTrace(s.baseCtx, m)
-	ctx, span := inst.tracer.Start(ctx, st.spanName, st.spanOpts...)
+	pctx := cqrs.ExtractTrace(s.baseCtx, m)
+	ctx, span := inst.tracer.Start(pctx, st.spanName, st.spanOpts...)
 	if span.IsRecording() {
 		// The link to the creation context is what the semantic conventions
 		// ask of a process span (its parent, the creation context as well,
 		// is ours to choose). It is added here rather than at the start so
-		// that a tracer that does not record costs no allocation for it.
-		if creation := cqrs.CreationContext(m); creation.IsValid() {
+		// that a tracer that does not record pays nothing for it: not even
+		// the lookup of the context's span, which allocates when pctx is
+		// baseCtx (context.WithoutCancel's Value boxes its context).
+		creation := trace.SpanContextFromContext(pctx) // the message's, unless it is baseCtx's
+		if creation.IsValid() && (creation.SpanID() != s.baseSC.SpanID() || creation.TraceID() != s.baseSC.TraceID()) {
 			span.AddLink(trace.Link{SpanContext: creation})
 		}
 		span.SetAttributes(semconv.MessagingMessageID(m.ID), cqrs.AttrDelivery.Int(m.Delivery))
