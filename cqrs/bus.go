@@ -27,6 +27,12 @@ const (
 	AttrCommandType = attribute.Key("cqrs.command.type")
 	AttrQueryType   = attribute.Key("cqrs.query.type")
 	AttrOutcome     = attribute.Key("cqrs.outcome")
+	// AttrProjection names the projection of a "project <name>" span and
+	// of the cqrs.projection.lag gauge.
+	AttrProjection = attribute.Key("cqrs.projection")
+	// AttrPosition is the global position of the event a "project
+	// <name>" span handles.
+	AttrPosition = attribute.Key("eventsource.position")
 )
 
 // ErrNoHandler is matched by the error of dispatching a command or asking a
@@ -77,17 +83,19 @@ type route struct {
 	wrapped  HandlerFunc // call inside the middleware, built at registration
 	spanOpts []trace.SpanStartOption
 	okOpts   []metric.AddOption
-	errOpts  []metric.AddOption
 	okDur    []metric.RecordOption
-	errDur   []metric.RecordOption
+	// failure is the attributes of a failure's data points but error.type,
+	// which is added per failure.
+	failure []attribute.KeyValue
 }
 
 // BusOption configures a [Bus].
 type BusOption interface{ applyBus(*busConfig) }
 
 type busConfig struct {
-	tp trace.TracerProvider
-	mp metric.MeterProvider
+	tp    trace.TracerProvider
+	mp    metric.MeterProvider
+	optIn bool
 }
 
 type busOptionFunc func(*busConfig)
@@ -104,6 +112,14 @@ func WithTracerProvider(tp trace.TracerProvider) BusOption {
 // used when mp is nil, is the global provider at the time of NewBus.
 func WithMeterProvider(mp metric.MeterProvider) BusOption {
 	return busOptionFunc(func(c *busConfig) { c.mp = mp })
+}
+
+// WithOptInAttributes records the semantic conventions' Opt-In attributes
+// as well: messaging.message.body.size on the publish and process spans of
+// a [MemoryBus]; off by default. [NewBus] and [NewRunner] have none and
+// ignore it.
+func WithOptInAttributes() BusOption {
+	return busOptionFunc(func(c *busConfig) { c.optIn = true })
 }
 
 // NewBus returns a bus with no handlers.
@@ -147,11 +163,10 @@ func (b *Bus) register(t reflect.Type, query bool, call HandlerFunc) error {
 	typeAttr := key.String(t.String())
 	r := &route{query: query, name: "cqrs." + kind, call: call,
 		spanOpts: []trace.SpanStartOption{trace.WithAttributes(typeAttr)}}
-	outcome := func(o string) attribute.Set { return attribute.NewSet(typeAttr, AttrOutcome.String(o)) }
-	r.okOpts = []metric.AddOption{metric.WithAttributeSet(outcome("success"))}
-	r.errOpts = []metric.AddOption{metric.WithAttributeSet(outcome("failure"))}
-	r.okDur = []metric.RecordOption{metric.WithAttributeSet(outcome("success"))}
-	r.errDur = []metric.RecordOption{metric.WithAttributeSet(outcome("failure"))}
+	ok := attribute.NewSet(typeAttr, AttrOutcome.String("success"))
+	r.okOpts = []metric.AddOption{metric.WithAttributeSet(ok)}
+	r.okDur = []metric.RecordOption{metric.WithAttributeSet(ok)}
+	r.failure = []attribute.KeyValue{typeAttr, AttrOutcome.String("failure")}
 	h := call
 	for i := len(b.middleware) - 1; i >= 0; i-- {
 		h = b.middleware[i](h)
@@ -184,8 +199,18 @@ func (b *Bus) handle(ctx context.Context, r *route, msg any) (any, error) {
 	d := time.Since(start).Seconds()
 	if err != nil {
 		telemetry.RecordError(span, err)
-		b.handled.Add(ctx, 1, r.errOpts...)
-		b.duration.Record(ctx, d, r.errDur...)
+		// The failure's data points carry the span's error.type; the set
+		// is built per failure, and only for an instrument that records.
+		handled, duration := b.handled.Enabled(ctx), b.duration.Enabled(ctx)
+		if handled || duration {
+			set := metric.WithAttributeSet(attribute.NewSet(append(r.failure[:len(r.failure):len(r.failure)], telemetry.ErrorType(err))...))
+			if handled {
+				b.handled.Add(ctx, 1, set)
+			}
+			if duration {
+				b.duration.Record(ctx, d, set)
+			}
+		}
 		return res, err
 	}
 	b.handled.Add(ctx, 1, r.okOpts...)

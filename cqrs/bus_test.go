@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
@@ -145,7 +146,11 @@ func TestBusTelemetry(t *testing.T) {
 
 	typ := cqrs.AttrCommandType.String("cqrs_test.Deposit")
 	assert.Equal(t, int64(1), tel.Int64(t, "cqrs.handled", typ, cqrs.AttrOutcome.String("success")))
-	assert.Equal(t, int64(1), tel.Int64(t, "cqrs.handled", typ, cqrs.AttrOutcome.String("failure")))
+	other := semconv.ErrorTypeOther // the handler's error is an errors.New
+	assert.Equal(t, int64(1), tel.Int64(t, "cqrs.handled", typ, cqrs.AttrOutcome.String("failure"), other))
+	assert.Equal(t, uint64(1), tel.HistogramCount(t, "cqrs.handle.duration", typ, cqrs.AttrOutcome.String("failure"), other),
+		"cqrs.handle.duration carries the span's error.type: %s", tel.Describe(t, "cqrs.handle.duration"))
+	assert.Equal(t, uint64(1), tel.HistogramCount(t, "cqrs.handle.duration", typ, cqrs.AttrOutcome.String("success")))
 	assert.Equal(t, int64(1), tel.Int64(t, "cqrs.handled", cqrs.AttrQueryType.String("cqrs_test.Balance"), cqrs.AttrOutcome.String("success")))
 	var names []string
 	for _, s := range tel.Spans.Ended() {

@@ -7,8 +7,10 @@
 //
 //	bus := cqrs.NewBus()
 //	bus.Use(cqrs.Validation(), cqrs.Retrying(retry.New()))
-//	cqrs.HandleCommand(bus, accounts.Withdraw)     // func(ctx, Withdraw) error
-//	cqrs.HandleQuery(bus, balances.Get)            // func(ctx, GetBalance) (Money, error)
+//	// accounts.Withdraw: func(ctx, Withdraw) error
+//	cqrs.HandleCommand(bus, accounts.Withdraw)
+//	// balances.Get: func(ctx, GetBalance) (Money, error)
+//	cqrs.HandleQuery(bus, balances.Get)
 //	err := bus.Dispatch(ctx, Withdraw{Account: "acc-1", Amount: 30})
 //	b, err := cqrs.Ask[GetBalance, Money](ctx, bus, GetBalance{"acc-1"})
 //
@@ -44,37 +46,104 @@
 //
 // # One trace per business operation
 //
-// The event store records the trace context of each append in the event;
-// the relay publishes in that context; buses carry it in message headers
-// and continue it when processing; projections link to it. A command, the
-// events it appends, their publication and their processing elsewhere
-// therefore form one trace.
+// The event store records the trace context of each append in the event.
+// The relay publishes the event in that context, and the message keeps it
+// as its creation context: the publish span continues it and links to it.
+// Buses carry the creation context in message headers, and the span that
+// processes a message is its child and links to it; projections link to
+// it. A command, the events it appends, their publication and their
+// processing elsewhere therefore form one trace.
 //
 // # Telemetry
 //
-// Metrics, from the meter named [ScopeName]:
+// Spans and metrics come from the tracer and meter named [ScopeName] of
+// the [WithTracerProvider] and [WithMeterProvider] providers (the global
+// ones by default), and follow the semantic conventions of OpenTelemetry
+// v1.40 where these have a convention.
 //
-//	| name                     | kind      | unit      | attributes                                                                  |
-//	|--------------------------|-----------|-----------|-----------------------------------------------------------------------------|
-//	| cqrs.handled             | counter   | {message} | cqrs.command.type or cqrs.query.type, cqrs.outcome                          |
-//	| cqrs.handle.duration     | histogram | s         | cqrs.command.type or cqrs.query.type, cqrs.outcome                          |
-//	| cqrs.messages.published  | counter   | {message} | messaging.system, messaging.destination.name                                |
-//	| cqrs.messages.processed  | counter   | {message} | messaging.system, messaging.destination.name, messaging.consumer.group.name, cqrs.outcome |
-//	| cqrs.redeliveries        | counter   | {message} | messaging.system, messaging.destination.name, messaging.consumer.group.name |
-//	| cqrs.dead_letters        | counter   | {message} | messaging.system, messaging.destination.name, messaging.consumer.group.name |
-//	| cqrs.projection.lag      | gauge     | {event}   | cqrs.projection                                                             |
+// Spans:
 //
-// cqrs.projection.lag is observed at each collection for every projection a
-// [Runner] runs: the store's last position minus the projection's
-// checkpoint. It needs a store that is an [eventsource.HeadReader].
+//   - cqrs.command and cqrs.query (internal): a [Bus] handling a command
+//     or query, with cqrs.command.type or cqrs.query.type (the Go type);
+//     cqrs.command.duplicate=true on a command that [Deduplication] found
+//     handled already.
+//   - publish {destination} (producer): a [MemoryBus] publication, with
+//     messaging.system "memory", messaging.operation.name "publish",
+//     messaging.operation.type "send", messaging.destination.name (the
+//     topic, which {destination} is), and messaging.message.id for one
+//     message with an ID or messaging.batch.message_count for several.
+//     It links to the creation context a message carries of its own (see
+//     [CreationContext]), and is a client span, not a producer one, when
+//     every message carries one: its context is then none's.
+//   - process {destination} (consumer): the handling of a delivery, with
+//     messaging.system, messaging.operation.name and
+//     messaging.operation.type "process", messaging.destination.name,
+//     messaging.consumer.group.name, cqrs.delivery ([Message.Delivery])
+//     and, for a message with an ID, messaging.message.id. It is a child
+//     of the message's creation context and links to it. An event says
+//     how the delivery was settled: ack (handled, removed), nak (failed,
+//     delivered again after the backoff) or term (failed for the last
+//     time: given to DeadLetter and removed).
+//   - project {name} (internal): an event handled by a projection that a
+//     [Runner] runs, with cqrs.projection and eventsource.position, linked
+//     to the context of the append that recorded the event.
 //
-// messaging.system is "memory" for [MemoryBus] and "nats" for cqrs/natsbus,
-// whose destination is the NATS subject.
+// A failure sets the span's status to Error and its error.type. With
+// [WithOptInAttributes], publish spans of one message and process spans
+// carry messaging.message.body.size (the length of [Message.Data]) too.
 //
-// Spans: cqrs.command and cqrs.query (attribute cqrs.command.type or
-// cqrs.query.type) around each handling, with cqrs.command.duplicate=true
-// on a command that [Deduplication] found handled already; "publish <topic>" (producer) and
-// "process <topic>" (consumer) in the buses, with messaging.system,
-// messaging.destination.name and messaging.message.id; "project <name>"
-// per event handled by a projection, linked to the append.
+// Metrics:
+//
+//   - cqrs.handled (counter, {message}): commands and queries handled, by
+//     cqrs.command.type or cqrs.query.type and cqrs.outcome (success or
+//     failure), with error.type on failures.
+//   - cqrs.handle.duration (histogram, s): the duration of the handling,
+//     with the attributes of cqrs.handled.
+//   - messaging.client.operation.duration (histogram, s): the duration of
+//     a publication (messaging.operation.name "publish",
+//     messaging.operation.type "send") or a settlement (ack, nak or
+//     term; type "settle"), by messaging.system,
+//     messaging.destination.name and, for a settlement,
+//     messaging.consumer.group.name; error.type when it failed.
+//   - messaging.client.sent.messages (counter, {message}): messages
+//     published, by messaging.system, messaging.operation.name
+//     "publish" and messaging.destination.name; error.type when the
+//     publication failed.
+//   - messaging.client.consumed.messages (counter, {message}): deliveries
+//     to a handler, by messaging.system, messaging.operation.name
+//     "process", messaging.destination.name and
+//     messaging.consumer.group.name.
+//   - messaging.process.duration (histogram, s): the duration of a
+//     delivery, from its start to its settlement, with the attributes of
+//     messaging.client.consumed.messages, and error.type when the handler
+//     failed.
+//   - cqrs.redeliveries (counter, {message}): deliveries of a message to
+//     its consumer group after its first (those whose [Message.Delivery]
+//     is above 1), counted when they start, by messaging.system,
+//     messaging.destination.name and messaging.consumer.group.name. On a
+//     [MemoryBus] only a failed delivery leads to one; cqrs/natsbus
+//     counts the same, and there a message a subscription held when it
+//     closed or its process died comes again too.
+//   - cqrs.dead_letters (counter, {message}): messages given to the
+//     DeadLetter function of their subscription, by the attributes of
+//     cqrs.redeliveries.
+//   - cqrs.projection.lag (gauge, {event}): for each projection a [Runner]
+//     runs, by cqrs.projection, how many committed events it has not
+//     handled yet: the store's head minus the projection's checkpoint. It
+//     needs a store that is an [eventsource.HeadReader].
+//
+// The duration histograms have the bucket boundaries the semantic
+// conventions advise for messaging, from 5ms to 10s. cqrs/natsbus records
+// the same messaging metrics, cqrs.redeliveries and cqrs.dead_letters,
+// with messaging.system "nats", the NATS subject as
+// messaging.destination.name, and the attributes of its server.
+//
+// error.type is the value of the error's ErrorType method where it has
+// one ("cqrs.bus_closed" for [ErrBusClosed]; a handler's error may have
+// one), "context.DeadlineExceeded" or "context.Canceled", the canonical
+// name of an exported error type in its chain (such as "net.OpError"),
+// or else "_OTHER".
+//
+// A [MemoryBus] keeps the attributes of each topic and consumer group it
+// has seen, built once, for as long as it lives, as it keeps the topics.
 package cqrs

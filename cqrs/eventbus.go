@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
-	"time"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Message is an event as an [EventBus] carries it.
@@ -21,9 +23,11 @@ type Message struct {
 	Type string
 	// Data is the encoded payload.
 	Data []byte
-	// Metadata are string headers. Publish adds the W3C trace context of
-	// its context ("traceparent", "tracestate"); consumers continue the
-	// trace from it.
+	// Metadata are string headers. They carry the message's creation
+	// context, the trace context consumers continue and link to: Publish
+	// adds that of its publish span ("traceparent", "tracestate", through
+	// the global propagator), unless the message carries one already (see
+	// [CreationContext]).
 	Metadata map[string]string
 	// Delivery counts the attempts to deliver this message to this
 	// consumer group, from 1; set by the bus on delivery.
@@ -48,6 +52,12 @@ type Handler func(ctx context.Context, m Message) error
 // handlers; messages not acknowledged are delivered again to the group
 // later. [SubscribeConfig] lists the options every implementation honours;
 // cqrs/bustest holds the conformance tests every implementation passes.
+//
+// Traces follow the messaging semantic conventions: Publish keeps the
+// creation context a message carries ([CreationContext]) and links its
+// span to it, or else makes its span's context the message's creation
+// context ([InjectTrace]); the span that processes a delivery is a child
+// of the creation context and links to it.
 type EventBus interface {
 	Publish(ctx context.Context, topic string, msgs ...Message) error
 	Subscribe(ctx context.Context, topic, group string, handler Handler, opts ...SubscribeOption) (Subscription, error)
@@ -152,8 +162,21 @@ func InjectTrace(ctx context.Context, md map[string]string) map[string]string {
 }
 
 // ExtractTrace returns ctx with the remote span context carried in m's
-// metadata, for processing: start the process span as its child (or link
-// to it, per the messaging semantic conventions, for batch processing).
+// metadata, for processing: start the process span as its child, and link
+// it to that context, as the messaging semantic conventions ask.
 func ExtractTrace(ctx context.Context, m Message) context.Context {
 	return otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(m.Metadata))
+}
+
+// CreationContext returns the span context that m's Metadata carries,
+// through the global propagator, or an invalid one. For a message given to
+// Publish, a valid one is a creation context of the publisher's own (the
+// [Relay] publishes each event with the context of its append): the
+// semantic conventions ask that Publish keep it, rather than add its own,
+// and link its span to it.
+func CreationContext(m Message) trace.SpanContext {
+	if len(m.Metadata) == 0 {
+		return trace.SpanContext{}
+	}
+	return trace.SpanContextFromContext(ExtractTrace(context.Background(), m))
 }

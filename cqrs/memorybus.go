@@ -13,7 +13,6 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -32,12 +31,6 @@ const AttrDelivery = attribute.Key("cqrs.delivery")
 // ErrBusClosed is matched by the error of publishing to, or subscribing to,
 // a [MemoryBus] that was closed.
 var ErrBusClosed error = &sentinel{"cqrs: event bus is closed", "cqrs.bus_closed"}
-
-// The values of cqrs.outcome on cqrs.messages.processed.
-const (
-	outcomeSuccess = "success"
-	outcomeFailure = "failure"
-)
 
 // MemoryBus is an in-process [EventBus]: messages live in memory, are
 // delivered to the subscriptions of the same MemoryBus only, and are lost
@@ -58,11 +51,13 @@ const (
 //
 // Handlers run on goroutines of the bus with a context that carries the
 // values of the context given to Subscribe, but not its cancellation, and
-// the trace context of the publisher: the process span is a child of the
-// publish span, taken from the message's Metadata through the global
-// propagator, or else carried in process, so that traces connect even
-// when no propagator was set. A panic in a handler is turned into
-// an error (with its stack), which counts as a failed delivery.
+// the message's creation context: the process span is a child of it, and
+// links to it. The creation context is the one the published message
+// carried in its Metadata, or else the publish span's; it travels in the
+// Metadata through the global propagator, and also in process, so that
+// traces connect even when no propagator was set. A panic in a handler is
+// turned into an error (with its stack), which counts as a failed
+// delivery.
 //
 // The zero value is not usable; build one with [NewMemoryBus]. A MemoryBus
 // is safe for concurrent use.
@@ -76,73 +71,46 @@ type MemoryBus struct {
 
 var _ EventBus = (*MemoryBus)(nil)
 
-// memTelemetry holds a bus's tracer and instruments, created once.
-type memTelemetry struct {
-	tracer      trace.Tracer
-	published   metric.Int64Counter
-	processed   metric.Int64Counter
-	redelivered metric.Int64Counter
-	deadLetters metric.Int64Counter
-}
-
 // memTopic is a topic with its consumer groups and its telemetry
 // attributes, built when the topic is first used.
 type memTopic struct {
-	name        string
-	groups      map[string]*memGroup
-	publishName string // span name
-	publishOpts []trace.SpanStartOption
-	addOpts     []metric.AddOption
+	name   string
+	groups map[string]*memGroup
+	tel    *topicTelemetry
 }
 
 // memGroup is a consumer group: the messages it has yet to acknowledge, in
 // publication order, and the subscriptions that share them.
 type memGroup struct {
-	topic       *memTopic
-	name        string
-	pending     *list.List // of *memEntry
-	wake        chan struct{}
-	processName string
-	processOpts []trace.SpanStartOption
-	successOpts []metric.AddOption
-	failureOpts []metric.AddOption
-	groupOpts   []metric.AddOption
+	topic   *memTopic
+	name    string
+	pending *list.List // of *memEntry
+	wake    chan struct{}
+	tel     *groupTelemetry
 }
 
 // memEntry is a message pending in a group.
 type memEntry struct {
 	msg       Message
-	publisher trace.SpanContext // of the publish span
+	creation  trace.SpanContext // the message's creation context
 	delivery  int               // deliveries so far
 	inFlight  bool              // a handler has it
 	notBefore time.Time         // no redelivery before then
 }
 
 // NewMemoryBus returns an empty in-memory event bus. It takes the
-// [WithTracerProvider] and [WithMeterProvider] options of [NewBus]; both
-// default to the global providers at the time of the call.
+// [WithTracerProvider], [WithMeterProvider] and [WithOptInAttributes]
+// options of [NewBus]; the providers default to the global ones at the
+// time of the call.
 func NewMemoryBus(opts ...BusOption) *MemoryBus {
 	var c busConfig
 	for _, o := range opts {
 		o.applyBus(&c)
 	}
-	m := telemetry.Meter(c.mp, ScopeName)
-	tel := &memTelemetry{tracer: telemetry.Tracer(c.tp, ScopeName)}
-	counter := func(name, unit, desc string) metric.Int64Counter {
-		ctr, err := m.Int64Counter(name, metric.WithUnit(unit), metric.WithDescription(desc))
-		if err != nil {
-			otel.Handle(err)
-		}
-		return ctr
-	}
-	tel.published = counter("cqrs.messages.published", "{message}", "Messages published to the event bus.")
-	tel.processed = counter("cqrs.messages.processed", "{message}", "Message deliveries handled, by outcome.")
-	tel.redelivered = counter("cqrs.redeliveries", "{message}", "Messages scheduled for redelivery after a failed delivery.")
-	tel.deadLetters = counter("cqrs.dead_letters", "{message}", "Messages given up on after their last delivery failed.")
 	return &MemoryBus{
 		topics: map[string]*memTopic{},
 		subs:   map[*memSubscription]struct{}{},
-		tel:    tel,
+		tel:    newMemTelemetry(c),
 	}
 }
 
@@ -151,18 +119,7 @@ func (b *MemoryBus) topic(name string) *memTopic {
 	if t, ok := b.topics[name]; ok {
 		return t
 	}
-	system := semconv.MessagingSystemKey.String(MemorySystem)
-	dest := semconv.MessagingDestinationName(name)
-	t := &memTopic{
-		name:        name,
-		groups:      map[string]*memGroup{},
-		publishName: "publish " + name,
-		publishOpts: []trace.SpanStartOption{
-			trace.WithSpanKind(trace.SpanKindProducer),
-			trace.WithAttributes(system, dest, semconv.MessagingOperationTypeSend, semconv.MessagingOperationName("publish")),
-		},
-		addOpts: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(system, dest))},
-	}
+	t := &memTopic{name: name, groups: map[string]*memGroup{}, tel: newTopicTelemetry(name)}
 	b.topics[name] = t
 	return t
 }
@@ -172,25 +129,12 @@ func (t *memTopic) group(name string) *memGroup {
 	if g, ok := t.groups[name]; ok {
 		return g
 	}
-	system := semconv.MessagingSystemKey.String(MemorySystem)
-	dest := semconv.MessagingDestinationName(t.name)
-	group := semconv.MessagingConsumerGroupName(name)
-	set := func(kv ...attribute.KeyValue) []metric.AddOption {
-		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append([]attribute.KeyValue{system, dest, group}, kv...)...))}
-	}
 	g := &memGroup{
-		topic:       t,
-		name:        name,
-		pending:     list.New(),
-		wake:        make(chan struct{}),
-		processName: "process " + t.name,
-		processOpts: []trace.SpanStartOption{
-			trace.WithSpanKind(trace.SpanKindConsumer),
-			trace.WithAttributes(system, dest, group, semconv.MessagingOperationTypeProcess, semconv.MessagingOperationName("process")),
-		},
-		successOpts: set(AttrOutcome.String(outcomeSuccess)),
-		failureOpts: set(AttrOutcome.String(outcomeFailure)),
-		groupOpts:   set(),
+		topic:   t,
+		name:    name,
+		pending: list.New(),
+		wake:    make(chan struct{}),
+		tel:     newGroupTelemetry(t.name, name),
 	}
 	t.groups[name] = g
 	return g
@@ -204,11 +148,14 @@ func (g *memGroup) signal() {
 
 // Publish stores msgs on topic, for every consumer group of the topic,
 // and returns; it does not wait for them to be handled. Each message's
-// Topic is set to topic and the W3C trace context of the publish span
-// (a child of the span in ctx) is added to its Metadata; ID, Type, Data
-// and the other Metadata are kept as given, copied so that the caller may
-// reuse them. Publish fails, publishing nothing, when ctx is done, topic
-// is empty, or the bus was closed ([ErrBusClosed]).
+// Topic is set to topic; ID, Type, Data and Metadata are kept as given,
+// copied so that the caller may reuse them. A message whose Metadata
+// carries a trace context (through the global propagator) keeps it as its
+// creation context, and the publish span links to it: an event the
+// [Relay] publishes carries the context of its append. Any other message
+// gets the W3C trace context of the publish span (a child of the span in
+// ctx) added to its Metadata. Publish fails, publishing nothing, when ctx
+// is done, topic is empty, or the bus was closed ([ErrBusClosed]).
 func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("cqrs: publish to %q: %w", topic, err)
@@ -224,40 +171,80 @@ func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) 
 	t := b.topic(topic)
 	b.mu.Unlock()
 
-	ctx, span := b.tel.tracer.Start(ctx, t.publishName, t.publishOpts...)
+	start := time.Now()
+	tel, tt := b.tel, t.tel
+	// The creation contexts the messages carry: the span links to them,
+	// and is a producer span only if some message takes its context.
+	var buf [4]trace.SpanContext // on the stack for small batches
+	creations := buf[:0]
+	if len(msgs) > len(buf) {
+		creations = make([]trace.SpanContext, 0, len(msgs))
+	}
+	spanOpts, own := tt.spanOpts, len(msgs) == 0
+	var links []trace.Link
+	for _, m := range msgs {
+		sc := CreationContext(m)
+		creations = append(creations, sc)
+		switch {
+		case !sc.IsValid():
+			own = true
+		case !slices.ContainsFunc(links, func(l trace.Link) bool { return l.SpanContext.Equal(sc) }):
+			links = append(links, trace.Link{SpanContext: sc})
+		}
+	}
+	if len(links) > 0 {
+		spanOpts = append(spanOpts[:len(spanOpts):len(spanOpts)], trace.WithLinks(links...))
+		if !own {
+			spanOpts = append(spanOpts, trace.WithSpanKind(trace.SpanKindClient))
+		}
+	}
+	ctx, span := tel.tracer.Start(ctx, tt.spanName, spanOpts...)
 	defer span.End()
 	if span.IsRecording() {
-		if len(msgs) == 1 && msgs[0].ID != "" {
-			span.SetAttributes(semconv.MessagingMessageID(msgs[0].ID))
+		if len(msgs) == 1 {
+			if msgs[0].ID != "" {
+				span.SetAttributes(semconv.MessagingMessageID(msgs[0].ID))
+			}
+			if tel.optIn {
+				span.SetAttributes(semconv.MessagingMessageBodySize(len(msgs[0].Data)))
+			}
 		} else if len(msgs) > 1 {
 			span.SetAttributes(semconv.MessagingBatchMessageCount(len(msgs)))
 		}
 	}
+	publishSC := span.SpanContext().WithRemote(true) // as consumers see it
 	stored := make([]Message, len(msgs))
 	for i, m := range msgs {
 		m.Topic = topic
 		m.Data = slices.Clone(m.Data)
-		m.Metadata = maps.Clone(InjectTrace(ctx, m.Metadata))
+		if creations[i].IsValid() {
+			m.Metadata = maps.Clone(m.Metadata)
+		} else {
+			m.Metadata = maps.Clone(InjectTrace(ctx, m.Metadata))
+			creations[i] = publishSC
+		}
 		m.Delivery = 0
 		stored[i] = m
 	}
 
-	sc := span.SpanContext()
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
 		err := fmt.Errorf("cqrs: publish to %q: %w", topic, ErrBusClosed)
 		telemetry.RecordError(span, err)
+		addFailure(ctx, tel.sent, int64(len(msgs)), tt.sentBase, err)
+		recordFailure(ctx, tel.opDuration, seconds(start), tt.durBase, err)
 		return err
 	}
 	for _, g := range t.groups {
 		for i := range stored {
-			g.pending.PushBack(&memEntry{msg: stored[i], publisher: sc})
+			g.pending.PushBack(&memEntry{msg: stored[i], creation: creations[i]})
 		}
 		g.signal()
 	}
 	b.mu.Unlock()
-	b.tel.published.Add(ctx, int64(len(msgs)), t.addOpts...)
+	tel.sent.Add(ctx, int64(len(msgs)), tt.sentOpts...)
+	tel.opDuration.Record(ctx, seconds(start), tt.durOpts...)
 	return nil
 }
 
@@ -434,47 +421,76 @@ func (s *memSubscription) next() (e *memEntry, wait time.Duration, wake <-chan s
 // deliver hands e to the handler and settles it: acknowledged, scheduled
 // for redelivery, or dead-lettered.
 func (s *memSubscription) deliver(e *memEntry) {
-	g, tel := s.group, s.bus.tel
+	start := time.Now()
+	tel, gt := s.bus.tel, s.group.tel
 	m := e.msg
 	m.Delivery = e.delivery
 	m.Data = slices.Clone(m.Data)
 	m.Metadata = maps.Clone(m.Metadata)
 
 	ctx := ExtractTrace(s.base, m)
-	if !trace.SpanContextFromContext(ctx).IsValid() && e.publisher.IsValid() {
+	if sc := trace.SpanContextFromContext(ctx); e.creation.IsValid() &&
+		(sc.TraceID() != e.creation.TraceID() || sc.SpanID() != e.creation.SpanID()) {
 		// The global propagator carried nothing (it is a no-op unless the
 		// service set one): continue the trace in process all the same.
-		ctx = trace.ContextWithRemoteSpanContext(ctx, e.publisher)
+		ctx = trace.ContextWithRemoteSpanContext(ctx, e.creation)
 	}
-	ctx, span := tel.tracer.Start(ctx, g.processName, g.processOpts...)
-	defer span.End()
+	ctx, span := tel.tracer.Start(ctx, gt.spanName, gt.spanOpts...)
 	if span.IsRecording() {
+		// The link is what the semantic conventions ask of a process span;
+		// it is added here rather than at the start, so that a tracer that
+		// does not record costs no allocation for it.
+		if e.creation.IsValid() {
+			span.AddLink(trace.Link{SpanContext: e.creation})
+		}
 		span.SetAttributes(AttrDelivery.Int(m.Delivery))
 		if m.ID != "" {
 			span.SetAttributes(semconv.MessagingMessageID(m.ID))
 		}
+		if tel.optIn {
+			span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
+		}
 	}
+	if m.Delivery > 1 {
+		tel.redelivered.Add(ctx, 1, gt.groupOpts...)
+	}
+	tel.consumed.Add(ctx, 1, gt.consumedOpts...)
 	err := s.call(ctx, m)
-	if err == nil {
-		tel.processed.Add(ctx, 1, g.successOpts...)
-		s.settle(e, true, time.Time{})
-		return
-	}
-	telemetry.RecordError(span, err)
-	tel.processed.Add(ctx, 1, g.failureOpts...)
-	if e.delivery >= s.cfg.MaxDeliver {
-		tel.deadLetters.Add(ctx, 1, g.groupOpts...)
+	switch {
+	case err == nil:
+		s.settle(ctx, span, e, settleAck, time.Time{})
+	case e.delivery >= s.cfg.MaxDeliver:
+		telemetry.RecordError(span, err)
+		tel.deadLetters.Add(ctx, 1, gt.groupOpts...)
 		s.deadLetter(ctx, m, err)
-		s.settle(e, true, time.Time{})
-		return
+		s.settle(ctx, span, e, settleTerm, time.Time{})
+	default:
+		telemetry.RecordError(span, err)
+		s.settle(ctx, span, e, settleNak, time.Now().Add(max(s.cfg.Backoff(m.Delivery), 0)))
 	}
-	tel.redelivered.Add(ctx, 1, g.groupOpts...)
-	s.settle(e, false, time.Now().Add(max(s.cfg.Backoff(m.Delivery), 0)))
+	if err == nil {
+		tel.process.Record(ctx, seconds(start), gt.processOpts...)
+	} else {
+		recordFailure(ctx, tel.process, seconds(start), gt.processBase, err)
+	}
+	span.End()
 }
 
-// settle removes e from its group when ack is true, and otherwise puts it
-// back for redelivery at notBefore.
-func (s *memSubscription) settle(e *memEntry, ack bool, notBefore time.Time) {
+// settle settles e as how says, and records it on span, as an event, and
+// in messaging.client.operation.duration: ack and term remove e from its
+// group, nak puts it back for redelivery at notBefore.
+func (s *memSubscription) settle(ctx context.Context, span trace.Span, e *memEntry, how settlement, notBefore time.Time) {
+	start := time.Now()
+	s.settleEntry(e, how != settleNak, notBefore)
+	s.bus.tel.opDuration.Record(ctx, seconds(start), s.group.tel.settleOpts[how]...)
+	if span.IsRecording() {
+		span.AddEvent(settleNames[how])
+	}
+}
+
+// settleEntry removes e from its group when ack is true, and otherwise
+// puts it back for redelivery at notBefore.
+func (s *memSubscription) settleEntry(e *memEntry, ack bool, notBefore time.Time) {
 	b := s.bus
 	b.mu.Lock()
 	defer b.mu.Unlock()

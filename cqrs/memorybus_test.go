@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,7 +14,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/semconv/v1.40.0/messagingconv"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
@@ -35,6 +38,15 @@ func TestMemoryBusConformanceWithSDK(t *testing.T) {
 	bustest.Run(t, func(t *testing.T) cqrs.EventBus {
 		p := telemetrytest.New(t)
 		b := cqrs.NewMemoryBus(cqrs.WithTracerProvider(p.TracerProvider), cqrs.WithMeterProvider(p.MeterProvider))
+		t.Cleanup(func() { _ = b.Close() })
+		return b
+	})
+}
+
+// The telemetry both buses record, from the suite they share.
+func TestMemoryBusTelemetryConformance(t *testing.T) {
+	bustest.RunTelemetry(t, func(t *testing.T, tp trace.TracerProvider, mp metric.MeterProvider) cqrs.EventBus {
+		b := cqrs.NewMemoryBus(cqrs.WithTracerProvider(tp), cqrs.WithMeterProvider(mp))
 		t.Cleanup(func() { _ = b.Close() })
 		return b
 	})
@@ -87,18 +99,30 @@ func TestMemoryBusTelemetry(t *testing.T) {
 	system := semconv.MessagingSystemKey.String(cqrs.MemorySystem)
 	dest := semconv.MessagingDestinationName("orders")
 	group := semconv.MessagingConsumerGroupName("billing")
-	assert.Equal(t, int64(2), p.Int64(t, "cqrs.messages.published", system, dest))
-	assert.Equal(t, int64(1), p.Int64(t, "cqrs.messages.processed", system, dest, group, cqrs.AttrOutcome.String("success")))
-	assert.Equal(t, int64(2), p.Int64(t, "cqrs.messages.processed", system, dest, group, cqrs.AttrOutcome.String("failure")))
-	assert.Equal(t, int64(1), p.Int64(t, "cqrs.redeliveries", system, dest, group))
-	assert.Equal(t, int64(1), p.Int64(t, "cqrs.dead_letters", system, dest, group))
+	publish, process := semconv.MessagingOperationName("publish"), semconv.MessagingOperationName("process")
+	assert.Equal(t, int64(2), p.Int64(t, messagingconv.ClientSentMessages{}.Name(), system, publish, dest))
+	assert.Equal(t, uint64(1), p.HistogramCount(t, messagingconv.ClientOperationDuration{}.Name(),
+		system, publish, semconv.MessagingOperationTypeSend, dest))
+	assert.Equal(t, int64(3), p.Int64(t, messagingconv.ClientConsumedMessages{}.Name(), system, process, dest, group))
+	duration := messagingconv.ProcessDuration{}.Name()
+	assert.Equal(t, uint64(1), p.HistogramCount(t, duration, system, process, dest, group))
+	assert.Equal(t, uint64(2), p.HistogramCount(t, duration, system, process, dest, group, semconv.ErrorTypeOther),
+		"%s: %s", duration, p.Describe(t, duration))
+	for op, n := range map[string]uint64{"ack": 1, "nak": 1, "term": 1} {
+		assert.Equal(t, n, p.HistogramCount(t, messagingconv.ClientOperationDuration{}.Name(),
+			system, semconv.MessagingOperationName(op), semconv.MessagingOperationTypeSettle, dest, group), "settlement %s", op)
+	}
+	assert.Equal(t, int64(1), p.Int64(t, cqrs.MetricRedeliveries, system, dest, group))
+	assert.Equal(t, int64(1), p.Int64(t, cqrs.MetricDeadLetters, system, dest, group))
 
-	var publish trace.SpanContext
-	var process []string
+	var publishSC trace.SpanContext
+	var deliveries []string
 	for _, s := range p.Spans.Ended() {
 		if s.Name() != "caller" {
 			assert.Equal(t, cqrs.ScopeName, s.InstrumentationScope().Name)
 		}
+		assert.NotContains(t, telemetrytest.Attrs(s), semconv.MessagingMessageBodySizeKey,
+			"span %s has the Opt-In messaging.message.body.size without WithOptInAttributes", s.Name())
 		switch s.Name() {
 		case "publish orders":
 			assert.Equal(t, trace.SpanKindProducer, s.SpanKind())
@@ -106,7 +130,7 @@ func TestMemoryBusTelemetry(t *testing.T) {
 			assert.Contains(t, s.Attributes(), system)
 			assert.Contains(t, s.Attributes(), dest)
 			assert.Contains(t, s.Attributes(), semconv.MessagingBatchMessageCount(2))
-			publish = s.SpanContext()
+			publishSC = s.SpanContext()
 		case "process orders":
 			assert.Equal(t, trace.SpanKindConsumer, s.SpanKind())
 			assert.Contains(t, s.Attributes(), group)
@@ -121,7 +145,11 @@ func TestMemoryBusTelemetry(t *testing.T) {
 					delivery = kv.Value.AsInt64()
 				}
 			}
-			process = append(process, id+"#"+string(rune('0'+delivery)))
+			var events []string
+			for _, e := range s.Events() {
+				events = append(events, e.Name)
+			}
+			deliveries = append(deliveries, id+"#"+string(rune('0'+delivery))+":"+strings.Join(events, ","))
 			if id == "bad" {
 				assert.Equal(t, codes.Error, s.Status().Code)
 				assert.Contains(t, s.Attributes(), semconv.ErrorTypeOther)
@@ -130,12 +158,13 @@ func TestMemoryBusTelemetry(t *testing.T) {
 			}
 		}
 	}
-	require.True(t, publish.IsValid(), "no publish span")
-	assert.ElementsMatch(t, []string{"good#1", "bad#1", "bad#2"}, process)
+	require.True(t, publishSC.IsValid(), "no publish span")
+	assert.ElementsMatch(t, []string{"good#1:ack", "bad#1:nak", "bad#2:term"}, deliveries, "deliveries and their settlements")
 	for _, s := range p.Spans.Ended() {
 		if s.Name() == "process orders" {
-			assert.Equal(t, publish.SpanID(), s.Parent().SpanID(), "process span's parent")
+			assert.Equal(t, publishSC.SpanID(), s.Parent().SpanID(), "process span's parent")
 			assert.True(t, s.Parent().IsRemote())
+			assertLinksTo(t, s, publishSC)
 		}
 	}
 }

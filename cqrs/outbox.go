@@ -17,8 +17,11 @@ import (
 // same message IDs (the event IDs), which JetStream de-duplicates and
 // handlers must tolerate.
 //
-// Each message carries the trace context recorded with its event, so the
-// publish span continues the trace of the request that appended the event.
+// Each message carries the trace context recorded with its event, the
+// context of its append, as its creation context, and is published in
+// it: the bus's publish span continues the trace of the request that
+// appended the event and links to the append, and so do the spans that
+// process the message (see [CreationContext]).
 type Relay struct {
 	name        string
 	store       eventsource.Store

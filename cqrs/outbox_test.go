@@ -9,9 +9,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
 // recordingBus is an EventBus that records what is published and can be
@@ -199,4 +202,57 @@ func TestRunnerRejectsNilProjection(t *testing.T) {
 	defer runner.Close()
 	require.Error(t, runner.Start(nil))
 	require.Error(t, runner.Rebuild(context.Background(), nil))
+}
+
+// The relay publishes each event in the context its append recorded, and
+// its publish span links to that context, not only continues it: the
+// message keeps it as its creation context (regression: the span was only
+// a child of it, and the message carried the publish span's instead).
+func TestRelayPublishLinksToTheAppend(t *testing.T) { // not parallel: sets the global propagator
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+	tel := telemetrytest.New(t)
+	store := &eventsource.MemoryStore{}
+	bus := cqrs.NewMemoryBus(cqrs.WithTracerProvider(tel.TracerProvider))
+	t.Cleanup(func() { _ = bus.Close() })
+	got := make(chan cqrs.Message, 1)
+	sub, err := bus.Subscribe(t.Context(), "things", "g", func(_ context.Context, m cqrs.Message) error {
+		got <- m
+		return nil
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Close() })
+
+	actx, appendSpan := tel.TracerProvider.Tracer("test").Start(t.Context(), "append")
+	evs, err := store.Append(actx, "a", eventsource.Any, eventsource.NewEvent{Type: "thing.happened", Data: []byte("{}")})
+	require.NoError(t, err)
+	appendSpan.End()
+
+	relay, err := cqrs.NewRelay("outbox", store, bus, &cqrs.MemoryCheckpoints{}, func(eventsource.Event) string { return "things" })
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(ctx) }()
+	var m cqrs.Message
+	select {
+	case m = <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event was not published")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		require.ErrorIs(t, err, context.Canceled)
+	}
+
+	assert.Equal(t, evs[0].Metadata["traceparent"], m.Metadata["traceparent"], "the message keeps its event's creation context")
+	// The handler may run before the publish span ends.
+	require.Eventually(t, func() bool { return endedSpan(tel, "publish things") != nil }, 5*time.Second, time.Millisecond)
+	pub := endedSpan(tel, "publish things")
+	assert.Equal(t, appendSpan.SpanContext().SpanID(), pub.Parent().SpanID(), "publish continues the append")
+	assertLinksTo(t, pub, appendSpan.SpanContext())
+	require.Eventually(t, func() bool { return endedSpan(tel, "process things") != nil }, 5*time.Second, time.Millisecond)
+	proc := endedSpan(tel, "process things")
+	assert.Equal(t, appendSpan.SpanContext().SpanID(), proc.Parent().SpanID(), "process continues the append")
+	assertLinksTo(t, proc, appendSpan.SpanContext())
 }

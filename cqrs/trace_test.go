@@ -80,6 +80,17 @@ func endedSpan(p *telemetrytest.Providers, name string) sdktrace.ReadOnlySpan {
 	return nil
 }
 
+// assertLinksTo fails the test unless span s links to the span of sc.
+func assertLinksTo(t *testing.T, s sdktrace.ReadOnlySpan, sc trace.SpanContext) {
+	t.Helper()
+	for _, l := range s.Links() {
+		if l.SpanContext.TraceID() == sc.TraceID() && l.SpanContext.SpanID() == sc.SpanID() {
+			return
+		}
+	}
+	t.Errorf("span %q links to %v; want a link to span %s of trace %s", s.Name(), s.Links(), sc.SpanID(), sc.TraceID())
+}
+
 // One trace runs from a command through the event store and the outbox
 // relay to the bus's subscriber; the projection that reads the same event
 // starts a trace of its own that links back to the command's.
@@ -154,15 +165,20 @@ func TestOneTraceFromCommandToProjection(t *testing.T) { // not parallel: sets t
 	require.NotNil(t, proc)
 	require.NotNil(t, proj)
 
-	// The command, the publish and the process span share one trace:
-	// publish continues the command (from the event's metadata) and
-	// process continues publish (from the message's metadata).
+	// The command, the publish and the process span share one trace. The
+	// event carries the context of its append (here the command's span, as
+	// the memory store has no span of its own) as the message's creation
+	// context: the relay's publish span continues it and links to it, and
+	// the bus keeps it in the message, so that the process span does too.
 	traceID := cmd.SpanContext().TraceID()
 	assert.Equal(t, traceID, pub.SpanContext().TraceID(), "publish span in the command's trace")
 	assert.Equal(t, traceID, proc.SpanContext().TraceID(), "process span in the command's trace")
 	assert.Equal(t, cmd.SpanContext().SpanID(), pub.Parent().SpanID(), "publish span a child of the command span")
 	assert.True(t, pub.Parent().IsRemote(), "publish continues the command from the stored event")
-	assert.Equal(t, pub.SpanContext().SpanID(), proc.Parent().SpanID(), "process span a child of the publish span")
+	assertLinksTo(t, pub, cmd.SpanContext())
+	assert.Equal(t, trace.SpanKindClient, pub.SpanKind(), "the publish span's context is not the creation context")
+	assert.Equal(t, cmd.SpanContext().SpanID(), proc.Parent().SpanID(), "process span a child of the creation context")
+	assertLinksTo(t, proc, cmd.SpanContext())
 	mu.Lock()
 	require.Len(t, handled, 1)
 	assert.Equal(t, proc.SpanContext(), handled[0], "the handler runs in the process span")

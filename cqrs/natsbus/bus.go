@@ -50,7 +50,7 @@ func New(js jetstream.JetStream, opts ...Option) (*Bus, error) {
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("natsbus: %w", errors.Join(errs...))
 	}
-	return &Bus{js: js, cfg: cfg, inst: newInstruments(cfg.tracerProvider, cfg.meterProvider)}, nil
+	return &Bus{js: js, cfg: cfg, inst: newInstruments(cfg, js.Conn())}, nil
 }
 
 // Setup creates the bus's stream, or updates it to capture the bus's
@@ -116,7 +116,9 @@ func containsString(list []string, s string) bool {
 // stream drops a message published again with the same ID within the
 // duplicate window (see [WithDuplicateWindow]): a publisher that retries
 // after an error does not duplicate what was stored. Type and Metadata
-// travel as headers, with the trace context of the publish span added.
+// travel as headers. A message whose Metadata carries a trace context
+// ([cqrs.CreationContext]) keeps it, and the publish span links to it;
+// any other gets the trace context of its publish span.
 //
 // Publish returns once the stream has stored every message, or at the
 // first failure, with an error naming the message; the messages before it
@@ -134,22 +136,38 @@ func (b *Bus) Publish(ctx context.Context, topic string, msgs ...cqrs.Message) e
 		}
 	}
 	subject := b.cfg.prefix + topic
-	tt := b.inst.forTopic(topic, subject)
 	for i, m := range msgs {
-		if err := b.publish(ctx, tt, subject, m); err != nil {
+		if err := b.publish(ctx, topic, subject, m); err != nil {
 			return fmt.Errorf("natsbus: publish message %d (%s) to %s: %w", i, m.ID, subject, err)
 		}
 	}
 	return nil
 }
 
-func (b *Bus) publish(ctx context.Context, tt *topicTelemetry, subject string, m cqrs.Message) error {
-	ctx, span := b.inst.tracer.Start(ctx, tt.spanName, tt.spanOpts...)
+func (b *Bus) publish(ctx context.Context, topic, subject string, m cqrs.Message) error {
+	start := time.Now()
+	inst := b.inst
+	tt := inst.forTopic(topic, subject, inst.endpoint(start))
+	opts := tt.spanOpts
+	creation := cqrs.CreationContext(m)
+	if creation.IsValid() {
+		// The message's creation context is its own: the span links to it
+		// and, its context not being the creation context, is a client span.
+		opts = append(opts[:len(opts):len(opts)],
+			trace.WithLinks(trace.Link{SpanContext: creation}), trace.WithSpanKind(trace.SpanKindClient))
+	}
+	ctx, span := inst.tracer.Start(ctx, tt.spanName, opts...)
 	defer span.End()
 	if span.IsRecording() {
-		span.SetAttributes(semconv.MessagingMessageID(m.ID), semconv.MessagingMessageBodySize(len(m.Data)))
+		span.SetAttributes(semconv.MessagingMessageID(m.ID))
+		if inst.optIn {
+			span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
+		}
 	}
-	md := cqrs.InjectTrace(ctx, m.Metadata)
+	md := m.Metadata
+	if !creation.IsValid() {
+		md = cqrs.InjectTrace(ctx, md)
+	}
 	h := make(nats.Header, len(md)+2)
 	for k, v := range md {
 		h[k] = []string{v}
@@ -159,15 +177,17 @@ func (b *Bus) publish(ctx context.Context, tt *topicTelemetry, subject string, m
 	}
 	msg := &nats.Msg{Subject: subject, Header: h, Data: m.Data}
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(m.ID), jetstream.WithExpectStream(b.cfg.stream))
+	d := seconds(start)
 	if err != nil {
 		telemetry.RecordError(span, err)
+		addFailure(ctx, inst.sent, 1, tt.sentBase, err)
+		recordFailure(ctx, inst.opDuration, d, tt.durBase, err)
 		return err
 	}
+	inst.sent.Add(ctx, 1, tt.sentOpts...)
+	inst.opDuration.Record(ctx, d, tt.durOpts...)
 	if span.IsRecording() && ack.Duplicate {
-		span.AddEvent("duplicate", trace.WithAttributes(semconv.MessagingMessageID(m.ID)))
-	}
-	if !ack.Duplicate {
-		add(ctx, b.inst.published, tt.countOpts)
+		span.AddEvent("duplicate")
 	}
 	return nil
 }

@@ -18,6 +18,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/semconv/v1.40.0/messagingconv"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
@@ -111,7 +113,7 @@ func TestPublishAndSubscribeRejectBadInput(t *testing.T) {
 func TestPublishSubscribeInOrder(t *testing.T) {
 	t.Parallel()
 	tp := telemetrytest.New(t)
-	bus, _, _ := newBus(t, natsbus.WithTracerProvider(tp.TracerProvider), natsbus.WithMeterProvider(tp.MeterProvider))
+	bus, _, stream := newBus(t, natsbus.WithTracerProvider(tp.TracerProvider), natsbus.WithMeterProvider(tp.MeterProvider))
 	ctx := ctxWithin(t, 10*time.Second)
 	sent := msgs("ord", 25)
 	sent[3].Metadata = map[string]string{"tenant": "acme", "Correlation-Id": "c-1"}
@@ -136,25 +138,34 @@ func TestPublishSubscribeInOrder(t *testing.T) {
 	assert.Equal(t, "acme", got[3].Metadata["tenant"])
 	assert.Equal(t, "c-1", got[3].Metadata["Correlation-Id"])
 
-	assert.EqualValues(t, 28, sum(t, tp, "cqrs.messages.published"))
-	assert.EqualValues(t, 25, sum(t, tp, "cqrs.messages.processed", cqrs.AttrOutcome.String("success")))
+	orders := semconv.MessagingDestinationName(subject(stream, "orders"))
+	assert.EqualValues(t, 28, sum(t, tp, messagingconv.ClientSentMessages{}.Name()))
+	assert.EqualValues(t, 25, sum(t, tp, messagingconv.ClientSentMessages{}.Name(), orders))
+	assert.EqualValues(t, 25, sum(t, tp, messagingconv.ClientConsumedMessages{}.Name(), orders))
 	var publish, process int
 	for _, s := range tp.Spans.Ended() {
 		attrs := attribute.NewSet(s.Attributes()...)
-		sys, _ := attrs.Value("messaging.system")
-		assert.Equal(t, "nats", sys.AsString(), "span %s", s.Name())
+		sys, _ := attrs.Value(semconv.MessagingSystemKey)
+		assert.Equal(t, natsbus.System, sys.AsString(), "span %s", s.Name())
+		// The span's name says what its attributes say: the operation and
+		// the destination, which is the subject.
+		op, _ := attrs.Value(semconv.MessagingOperationNameKey)
+		dest, _ := attrs.Value(semconv.MessagingDestinationNameKey)
+		assert.Equal(t, op.AsString()+" "+dest.AsString(), s.Name(), "span name")
 		switch s.Name() {
-		case "publish orders":
+		case "publish " + orders.Value.AsString():
 			publish++
 			assert.Equal(t, trace.SpanKindProducer, s.SpanKind())
-		case "process orders":
+		case "process " + orders.Value.AsString():
 			process++
 			assert.Equal(t, trace.SpanKindConsumer, s.SpanKind())
-			g, _ := attrs.Value("messaging.consumer.group.name")
+			g, _ := attrs.Value(semconv.MessagingConsumerGroupNameKey)
 			assert.Equal(t, "billing", g.AsString())
 		}
-		id, ok := attrs.Value("messaging.message.id")
+		id, ok := attrs.Value(semconv.MessagingMessageIDKey)
 		assert.True(t, ok && id.AsString() != "", "span %s has no messaging.message.id", s.Name())
+		_, ok = attrs.Value(semconv.MessagingMessageBodySizeKey)
+		assert.False(t, ok, "span %s has the Opt-In messaging.message.body.size without WithOptInAttributes", s.Name())
 	}
 	assert.Equal(t, 25, publish)
 	assert.Equal(t, 25, process)
@@ -187,8 +198,11 @@ func TestRedeliveryCountsDeliveries(t *testing.T) {
 	mu.Lock()
 	assert.Equal(t, []int{1, 2, 3}, deliveries)
 	mu.Unlock()
-	assert.EqualValues(t, 2, sum(t, tp, "cqrs.redeliveries"))
-	assert.EqualValues(t, 2, sum(t, tp, "cqrs.messages.processed", cqrs.AttrOutcome.String("failure")))
+	assert.EqualValues(t, 2, sum(t, tp, cqrs.MetricRedeliveries))
+	assert.EqualValues(t, 3, sum(t, tp, messagingconv.ClientConsumedMessages{}.Name()))
+	assert.EqualValues(t, 2, histogramCount(t, tp, messagingconv.ProcessDuration{}.Name(), semconv.ErrorTypeOther))
+	assert.EqualValues(t, 2, histogramCount(t, tp, messagingconv.ClientOperationDuration{}.Name(), semconv.MessagingOperationName("nak")))
+	assert.EqualValues(t, 1, histogramCount(t, tp, messagingconv.ClientOperationDuration{}.Name(), semconv.MessagingOperationName("ack")))
 }
 
 func TestMaxDeliverDeadLetters(t *testing.T) {
@@ -226,7 +240,8 @@ func TestMaxDeliverDeadLetters(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // a terminated message is not delivered again
 	assert.EqualValues(t, 3, calls.Load())
 	assert.Empty(t, deadCh)
-	assert.EqualValues(t, 1, sum(t, tp, "cqrs.dead_letters"))
+	assert.EqualValues(t, 1, sum(t, tp, cqrs.MetricDeadLetters))
+	assert.EqualValues(t, 1, histogramCount(t, tp, messagingconv.ClientOperationDuration{}.Name(), semconv.MessagingOperationName("term")))
 }
 
 func TestPanicIsAFailure(t *testing.T) {
@@ -249,7 +264,7 @@ func TestPanicIsAFailure(t *testing.T) {
 func TestPublishDeduplicatesOnID(t *testing.T) {
 	t.Parallel()
 	tp := telemetrytest.New(t)
-	bus, js, stream := newBus(t, natsbus.WithMeterProvider(tp.MeterProvider))
+	bus, js, stream := newBus(t, natsbus.WithTracerProvider(tp.TracerProvider), natsbus.WithMeterProvider(tp.MeterProvider))
 	ctx := ctxWithin(t, 10*time.Second)
 	m := msgs("dup", 2)
 	require.NoError(t, bus.Publish(ctx, "t", m[0]))
@@ -269,7 +284,17 @@ func TestPublishDeduplicatesOnID(t *testing.T) {
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
 	assert.EqualValues(t, 2, info.State.Msgs)
-	assert.EqualValues(t, 2, sum(t, tp, "cqrs.messages.published"))
+	// Four messages were sent, two of them duplicates the stream dropped.
+	assert.EqualValues(t, 4, sum(t, tp, messagingconv.ClientSentMessages{}.Name()))
+	var duplicates int
+	for _, s := range tp.Spans.Ended() {
+		for _, e := range s.Events() {
+			if e.Name == "duplicate" {
+				duplicates++
+			}
+		}
+	}
+	assert.Equal(t, 2, duplicates, "publish spans with a duplicate event")
 }
 
 func TestGroupSharesLoad(t *testing.T) {
@@ -417,14 +442,14 @@ func TestCloseHandsBackBufferedMessages(t *testing.T) {
 }
 
 // The trace context of the publisher reaches the handler: its process span
-// is a child of the publish span, in the publisher's trace.
+// is a child of the publish span, in the publisher's trace, and links to it.
 func TestTraceContextIsCarried(t *testing.T) { // not parallel: sets the global propagator
 	prev := otel.GetTextMapPropagator()
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
 
 	tp := telemetrytest.New(t)
-	bus, _, _ := newBus(t, natsbus.WithTracerProvider(tp.TracerProvider))
+	bus, _, stream := newBus(t, natsbus.WithTracerProvider(tp.TracerProvider))
 	got := make(chan trace.SpanContext, 1)
 	var md map[string]string
 	subscribe(t, bus, "t", "g", func(ctx context.Context, m cqrs.Message) error {
@@ -446,7 +471,7 @@ func TestTraceContextIsCarried(t *testing.T) { // not parallel: sets the global 
 	assert.Contains(t, md, "traceparent")
 	waitFor(t, time.Second, "process span ended", func() bool {
 		for _, s := range tp.Spans.Ended() {
-			if s.Name() == "process t" {
+			if s.Name() == "process "+subject(stream, "t") {
 				return true
 			}
 		}
@@ -455,9 +480,9 @@ func TestTraceContextIsCarried(t *testing.T) { // not parallel: sets the global 
 	var pub, proc sdktrace.ReadOnlySpan
 	for _, s := range tp.Spans.Ended() {
 		switch s.Name() {
-		case "publish t":
+		case "publish " + subject(stream, "t"):
 			pub = s
-		case "process t":
+		case "process " + subject(stream, "t"):
 			proc = s
 		}
 	}
@@ -466,6 +491,7 @@ func TestTraceContextIsCarried(t *testing.T) { // not parallel: sets the global 
 	assert.Equal(t, parent.SpanContext().SpanID(), pub.Parent().SpanID())
 	assert.Equal(t, pub.SpanContext().SpanID(), proc.Parent().SpanID())
 	assert.True(t, proc.Parent().IsRemote())
+	assertLinksTo(t, proc, pub.SpanContext())
 	assert.Equal(t, sc.SpanID(), proc.SpanContext().SpanID())
 }
 

@@ -16,11 +16,13 @@
 //	...
 //	js, err := jetstream.New(nc)
 //	...
-//	bus, err := natsbus.New(js, natsbus.WithStream("ORDERS"), natsbus.WithSubjectPrefix("orders."))
+//	bus, err := natsbus.New(js,
+//		natsbus.WithStream("ORDERS"), natsbus.WithSubjectPrefix("orders."))
 //	...
 //	err = bus.Setup(ctx) // idempotent: every instance may call it
 //
-//	err = bus.Publish(ctx, "placed", cqrs.Message{ID: eventID, Type: "order.placed.v1", Data: body})
+//	err = bus.Publish(ctx, "placed",
+//		cqrs.Message{ID: eventID, Type: "order.placed.v1", Data: body})
 //
 //	sub, err := bus.Subscribe(ctx, "placed", "billing", handle,
 //		cqrs.WithMaxDeliver(10),
@@ -72,35 +74,85 @@
 //
 // # Telemetry
 //
-// Spans continue the publisher's trace through the global propagator
-// (otel.GetTextMapPropagator): Publish injects the context of its publish
-// span into the message's headers, and the process span is a child of it.
+// Spans and metrics come from the tracer and meter named [ScopeName] of
+// the [WithTracerProvider] and [WithMeterProvider] providers (the global
+// ones by default) and follow the messaging semantic conventions of
+// OpenTelemetry v1.40. messaging.system is "nats" ([System]), which those
+// do not define; messaging.destination.name is the subject (prefix and
+// topic), and so is {subject} in span names; server.address and
+// server.port are those of the server the connection is connected to.
+// Trace context travels in message headers through the global propagator
+// (otel.GetTextMapPropagator).
 //
-//	Span                 Kind      Attributes
-//	publish <topic>      producer  messaging.system "nats", messaging.operation.type "send",
-//	                               messaging.operation.name "publish", messaging.destination.name
-//	                               (the subject), messaging.message.id, messaging.message.body.size;
-//	                               event "duplicate" when the stream dropped the message
-//	process <topic>      consumer  messaging.system, messaging.operation.type "process",
-//	                               messaging.operation.name "process", messaging.destination.name,
-//	                               messaging.consumer.group.name, messaging.destination.subscription.name
-//	                               (the consumer), messaging.message.id, messaging.message.body.size,
-//	                               cqrs.delivery; event "dead_letter"
+// Spans:
 //
-// A failed publish, a handler's error (or panic, as a [PanicError]) and a
-// failed acknowledgement set the span's status to Error with error.type.
+//   - publish {subject} (producer): one message published, with
+//     messaging.system, messaging.operation.name "publish",
+//     messaging.operation.type "send", messaging.destination.name,
+//     messaging.message.id, server.address and server.port; event
+//     duplicate when the stream dropped the message as one it has. Its
+//     context becomes the message's creation context, unless the message
+//     carries one of its own ([cqrs.CreationContext]): the span then
+//     links to that one and is a client span, not a producer one.
+//   - process {subject} (consumer): the handling of a delivery, with
+//     messaging.system, messaging.operation.name and
+//     messaging.operation.type "process", messaging.destination.name,
+//     messaging.consumer.group.name,
+//     messaging.destination.subscription.name (the consumer, see
+//     [ConsumerName]), messaging.message.id, cqrs.delivery,
+//     server.address and server.port. It is a child of the message's
+//     creation context and links to it. An event says how the delivery
+//     was settled: ack; nak (delivered again after the backoff; Close
+//     sends it for a delivery that failed while the subscription closed);
+//     or term (after DeadLetter), with error.type if that failed. Close
+//     also naks, with no span, the messages it held that no handler got.
 //
-//	Metric                   Unit       Attributes
-//	cqrs.messages.published  {message}  messaging.system, messaging.destination.name
-//	                                    (stored, not counting duplicates dropped)
-//	cqrs.messages.processed  {message}  messaging.system, messaging.destination.name,
-//	                                    messaging.consumer.group.name, cqrs.outcome (success|failure)
-//	cqrs.redeliveries        {message}  messaging.system, messaging.destination.name,
-//	                                    messaging.consumer.group.name (deliveries after the first)
-//	cqrs.dead_letters        {message}  messaging.system, messaging.destination.name,
-//	                                    messaging.consumer.group.name
+// A failed publish, a handler's error (or panic, as a [PanicError], whose
+// error.type is "natsbus.panic") and a failed ack set the span's status
+// to Error and its error.type. With [WithOptInAttributes], both spans
+// also carry messaging.message.body.size.
 //
-// The semantic conventions define no messaging.system value for NATS; the
-// bus uses "nats". Providers default to the global ones; set them with
-// [WithTracerProvider] and [WithMeterProvider].
+// Metrics:
+//
+//   - messaging.client.operation.duration (histogram, s): a publication
+//     (messaging.operation.name "publish", messaging.operation.type
+//     "send"), until the stream stored it, or a settlement (ack, nak or
+//     term; type "settle"), by messaging.system,
+//     messaging.destination.name and, for a settlement,
+//     messaging.consumer.group.name and
+//     messaging.destination.subscription.name; error.type on failure.
+//   - messaging.client.sent.messages (counter, {message}): messages
+//     published, duplicates the stream dropped included, by
+//     messaging.system, messaging.operation.name "publish" and
+//     messaging.destination.name; error.type on failure.
+//   - messaging.client.consumed.messages (counter, {message}): deliveries
+//     to a handler, by messaging.system, messaging.operation.name
+//     "process", messaging.destination.name,
+//     messaging.consumer.group.name and
+//     messaging.destination.subscription.name.
+//   - messaging.process.duration (histogram, s): a delivery from its start
+//     to its settlement, with the attributes of
+//     messaging.client.consumed.messages and error.type when the handler
+//     failed.
+//   - cqrs.redeliveries (counter, {message}): deliveries of a message to
+//     its group after its first (Delivery above 1), counted when they
+//     start, as on [cqrs.MemoryBus]: after a failure, and here also after
+//     a subscription closed holding the message or its process died; by
+//     messaging.system, messaging.destination.name and
+//     messaging.consumer.group.name only.
+//   - cqrs.dead_letters (counter, {message}): messages given to
+//     DeadLetter, by the attributes of cqrs.redeliveries.
+//
+// The messaging.* metrics carry server.address and server.port too, and
+// their duration histograms have the bucket boundaries the semantic
+// conventions advise, from 5ms to 10s.
+//
+// Attribute sets are built once: a subscription builds its own, and a bus
+// keeps those of the first [MaxTopicTelemetry] (256) topics it publishes
+// to. Beyond them, a publish builds the sets of its topic each time, at
+// the cost of a few allocations, and the series of those topics are
+// bounded by the SDK's cardinality limit only (2,000 per instrument by
+// default, then one overflow series). The bus looks at the server its
+// connection is connected to at most once a second, and builds the sets
+// again when it changed.
 package natsbus

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/cqrs/natsbus"
@@ -63,6 +66,23 @@ func names(t testing.TB) (stream, prefix string) {
 		}
 	})
 	return stream, prefix
+}
+
+// subject returns the subject of topic on the bus whose stream is stream,
+// as newBus makes it.
+func subject(stream, topic string) string {
+	return "natsbustest." + strings.TrimPrefix(stream, "natsbus_test_") + "." + topic
+}
+
+// assertLinksTo fails the test unless span s links to the span of sc.
+func assertLinksTo(t testing.TB, s sdktrace.ReadOnlySpan, sc trace.SpanContext) {
+	t.Helper()
+	for _, l := range s.Links() {
+		if l.SpanContext.TraceID() == sc.TraceID() && l.SpanContext.SpanID() == sc.SpanID() {
+			return
+		}
+	}
+	t.Errorf("span %q links to %v; want a link to span %s of trace %s", s.Name(), s.Links(), sc.SpanID(), sc.TraceID())
 }
 
 // newBus returns a bus with a stream of the test's own, set up, on a
@@ -170,6 +190,27 @@ points:
 			}
 		}
 		total += dp.Value
+	}
+	return total
+}
+
+// histogramCount returns the number of measurements in the data points of
+// the float64 histogram name that carry every attribute of attrs.
+func histogramCount(t testing.TB, tp *telemetrytest.Providers, name string, attrs ...attribute.KeyValue) uint64 {
+	t.Helper()
+	h, ok := tp.Metric(t, name).Data.(metricdata.Histogram[float64])
+	if !ok {
+		t.Fatalf("metric %q is not a float64 histogram", name)
+	}
+	var total uint64
+points:
+	for _, dp := range h.DataPoints {
+		for _, kv := range attrs {
+			if v, ok := dp.Attributes.Value(kv.Key); !ok || v != kv.Value {
+				continue points
+			}
+		}
+		total += dp.Count
 	}
 	return total
 }

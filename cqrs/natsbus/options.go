@@ -45,6 +45,7 @@ type config struct {
 	prefetch        int
 	tracerProvider  trace.TracerProvider
 	meterProvider   metric.MeterProvider
+	optIn           bool
 }
 
 func defaultConfig() config {
@@ -126,7 +127,13 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.meterProvider = mp })
 }
 
-// validate returns an error for each bad setting.
+// WithOptInAttributes records the semantic conventions' Opt-In attributes
+// as well: messaging.message.body.size on the publish and process spans;
+// off by default.
+func WithOptInAttributes() Option {
+	return optionFunc(func(c *config) { c.optIn = true })
+}
+
 // prefetchFor returns how many messages a subscription with concurrency n
 // fetches ahead: the prefetch, and at least 2n.
 func (c *config) prefetchFor(n int) int {
@@ -137,6 +144,7 @@ func (c *config) prefetchFor(n int) int {
 	return max(p, 2*n)
 }
 
+// validate returns an error for each bad setting.
 func (c *config) validate() []error {
 	var errs []error
 	if err := checkStreamName(c.stream); err != nil {

@@ -11,13 +11,15 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/cqrs/natsbus"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
 // BenchmarkProcess compares consuming and acknowledging messages through a
 // bus subscription (default options: global no-op providers, Concurrency 1,
 // DefaultPrefetch) with a bare JetStream durable consumer with nats.go's
 // defaults doing the same, on b.N messages published beforehand. It
-// reports messages per second. The machine's load moves both a lot: run
+// reports messages per second. The natsbus-sdk row has SDK providers that
+// record every span in memory. The machine's load moves both a lot: run
 // them interleaved (-count 1 in a loop) and compare run by run.
 func BenchmarkProcess(b *testing.B) {
 	data := []byte(`{"order":"42","total":1200}`)
@@ -81,10 +83,16 @@ func BenchmarkProcess(b *testing.B) {
 		opts []natsbus.Option
 	}{
 		{"natsbus", nil},
+		{"natsbus-sdk", nil}, // SDK providers, set below
 		{"natsbus-prefetch2", []natsbus.Option{natsbus.WithPrefetch(2)}}, // the default before 256
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			run(b, tc.opts, func(b *testing.B, bus cqrs.EventBus, _ jetstream.JetStream, _, _ string, done func()) {
+			opts := tc.opts
+			if tc.name == "natsbus-sdk" {
+				p := telemetrytest.New(b)
+				opts = []natsbus.Option{natsbus.WithTracerProvider(p.TracerProvider), natsbus.WithMeterProvider(p.MeterProvider)}
+			}
+			run(b, opts, func(b *testing.B, bus cqrs.EventBus, _ jetstream.JetStream, _, _ string, done func()) {
 				subscribe(b, bus, "bench", "bench", func(context.Context, cqrs.Message) error {
 					done()
 					return nil

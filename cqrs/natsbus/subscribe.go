@@ -8,12 +8,14 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -46,8 +48,8 @@ const (
 // in the stream; a group that exists resumes where it stopped.
 //
 // For each delivery the handler gets a [cqrs.Message] with Delivery set to
-// the server's delivery count, in a "process <topic>" span that continues
-// the publisher's trace. Returning nil acknowledges the message. An error
+// the server's delivery count, in a "process <subject>" span that is a
+// child of the message's creation context and links to it. Returning nil acknowledges the message. An error
 // (or a panic, turned into an error) has it delivered again after
 // [cqrs.SubscribeConfig.Backoff] of the delivery count; once a delivery
 // numbered MaxDeliver or later fails, the message goes to DeadLetter and
@@ -120,13 +122,17 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	}
 
 	s := &subscription{
-		bus:     b,
-		topic:   topic,
-		cfg:     cfg,
-		handler: handler,
-		baseCtx: context.WithoutCancel(ctx),
-		tel:     newSubTelemetry(topic, subject, group, name),
+		bus:      b,
+		topic:    topic,
+		subject:  subject,
+		group:    group,
+		consumer: name,
+		cfg:      cfg,
+		handler:  handler,
+		baseCtx:  context.WithoutCancel(ctx),
 	}
+	s.baseSC = trace.SpanContextFromContext(s.baseCtx)
+	s.tel.Store(newSubTelemetry(subject, group, name, b.inst.endpoint(time.Now())))
 	s.start()
 	s.cc, err = cons.Consume(s.receive,
 		jetstream.PullMaxMessages(b.cfg.prefetchFor(cfg.Concurrency)),
@@ -199,13 +205,17 @@ func ConsumerName(group, topic string) string {
 // keepalive goroutine per subscription extends the AckWait of every
 // message being handled.
 type subscription struct {
-	bus     *Bus
-	topic   string
-	cfg     cqrs.SubscribeConfig
-	handler cqrs.Handler
-	baseCtx context.Context
-	tel     *subTelemetry
-	cc      jetstream.ConsumeContext
+	bus      *Bus
+	topic    string
+	subject  string
+	group    string
+	consumer string
+	cfg      cqrs.SubscribeConfig
+	handler  cqrs.Handler
+	baseCtx  context.Context
+	baseSC   trace.SpanContext // of baseCtx, to tell a message's from it
+	tel      atomic.Pointer[subTelemetry]
+	cc       jetstream.ConsumeContext
 
 	slots  []slot             // one per handler that can run at once
 	work   chan jetstream.Msg // to the workers; nil with Concurrency 1
@@ -345,6 +355,8 @@ func (s *subscription) keepAlive() {
 
 // process handles one delivery in slot sl and settles it.
 func (s *subscription) process(msg jetstream.Msg, sl *slot) {
+	start := time.Now()
+	inst, st := s.bus.inst, s.telemetry(start)
 	m := cqrs.Message{
 		Topic: s.topic,
 		Data:  msg.Data(),
@@ -369,47 +381,106 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 		m.Delivery = int(min(meta.NumDelivered, uint64(1<<31-1)))
 	}
 
-	ctx := cqrs.ExtractTrace(s.baseCtx, m)
-	ctx, span := s.bus.inst.tracer.Start(ctx, s.tel.spanName, s.tel.spanOpts...)
-	defer span.End()
+	pctx := cqrs.ExtractTrace(s.baseCtx, m)
+	ctx, span := inst.tracer.Start(pctx, st.spanName, st.spanOpts...)
 	if span.IsRecording() {
-		span.SetAttributes(semconv.MessagingMessageID(m.ID), semconv.MessagingMessageBodySize(len(m.Data)),
-			cqrs.AttrDelivery.Int(m.Delivery))
+		// The link to the creation context is what the semantic conventions
+		// ask of a process span (its parent, the creation context as well,
+		// is ours to choose). It is added here rather than at the start so
+		// that a tracer that does not record pays nothing for it: not even
+		// the lookup of the context's span, which allocates when pctx is
+		// baseCtx (context.WithoutCancel's Value boxes its context).
+		creation := trace.SpanContextFromContext(pctx) // the message's, unless it is baseCtx's
+		if creation.IsValid() && (creation.SpanID() != s.baseSC.SpanID() || creation.TraceID() != s.baseSC.TraceID()) {
+			span.AddLink(trace.Link{SpanContext: creation})
+		}
+		span.SetAttributes(semconv.MessagingMessageID(m.ID), cqrs.AttrDelivery.Int(m.Delivery))
+		if inst.optIn {
+			span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
+		}
 	}
 	if m.Delivery > 1 {
-		add(ctx, s.bus.inst.redelivered, s.tel.plainOpts)
+		inst.redelivered.Add(ctx, 1, st.groupOpts...)
 	}
+	inst.consumed.Add(ctx, 1, st.consumedOpts...)
 
 	sl.set(msg)
 	err := s.call(ctx, m)
 	sl.set(nil) // no InProgress after the message is settled
 
-	if err == nil {
-		add(ctx, s.bus.inst.processed, s.tel.successOpts)
-		if aerr := msg.Ack(); aerr != nil {
-			telemetry.RecordError(span, fmt.Errorf("natsbus: ack: %w", aerr))
-		}
-		return
-	}
-	telemetry.RecordError(span, err)
-	add(ctx, s.bus.inst.processed, s.tel.failureOpts)
-	if m.Delivery >= s.cfg.MaxDeliver {
-		if span.IsRecording() {
-			span.AddEvent("dead_letter")
-		}
-		add(ctx, s.bus.inst.deadLetters, s.tel.plainOpts)
+	switch {
+	case err == nil:
+		s.settle(ctx, span, st, msg, settleAck, 0, m.Delivery)
+	case m.Delivery >= s.cfg.MaxDeliver:
+		telemetry.RecordError(span, err)
+		inst.deadLetters.Add(ctx, 1, st.groupOpts...)
 		s.deadLetter(ctx, m, err)
-		_ = msg.TermWithReason(fmt.Sprintf("natsbus: dead-lettered after %d deliveries", m.Delivery))
+		s.settle(ctx, span, st, msg, settleTerm, 0, m.Delivery)
+	default:
+		telemetry.RecordError(span, err)
+		delay := s.cfg.Backoff(m.Delivery)
+		if s.isClosing() {
+			// Close hands it back once the subscription's pull requests are
+			// gone (see pullExpiry): a Nak now could send it to one of them.
+			s.keepFor(msg, delay)
+			if span.IsRecording() {
+				span.AddEvent(opNak)
+			}
+			break
+		}
+		s.settle(ctx, span, st, msg, settleNak, delay, m.Delivery)
+	}
+	if err == nil {
+		inst.process.Record(ctx, seconds(start), st.processOpts...)
+	} else {
+		recordFailure(ctx, inst.process, seconds(start), st.processBase, err)
+	}
+	span.End()
+}
+
+// telemetry returns the subscription's telemetry options for the server
+// its connection is connected to as of now.
+func (s *subscription) telemetry(now time.Time) *subTelemetry {
+	st := s.tel.Load()
+	if srv := s.bus.inst.endpoint(now); st.server != srv {
+		st = newSubTelemetry(s.subject, s.group, s.consumer, srv)
+		s.tel.Store(st)
+	}
+	return st
+}
+
+// settle acknowledges msg (ack), hands it back for redelivery after delay
+// (nak) or terminates it (term), and records that as an event of span and
+// in messaging.client.operation.duration. A failed ack makes the span
+// failed; a failed nak or term does not (the handler failed already),
+// though the event and the metric carry its error.type.
+func (s *subscription) settle(ctx context.Context, span trace.Span, st *subTelemetry, msg jetstream.Msg, how settlement, delay time.Duration, delivery int) {
+	start := time.Now()
+	var err error
+	switch how {
+	case settleAck:
+		err = msg.Ack()
+	case settleNak:
+		err = msg.NakWithDelay(delay)
+	case settleTerm:
+		err = msg.TermWithReason(fmt.Sprintf("natsbus: dead-lettered after %d deliveries", delivery))
+	}
+	d := seconds(start)
+	if err == nil {
+		s.bus.inst.opDuration.Record(ctx, d, st.settleOpts[how]...)
+		if span.IsRecording() {
+			span.AddEvent(settleNames[how])
+		}
 		return
 	}
-	delay := s.cfg.Backoff(m.Delivery)
-	if s.isClosing() {
-		// Close hands it back once the subscription's pull requests are
-		// gone (see pullExpiry): a Nak now could send it to one of them.
-		s.keepFor(msg, delay)
-		return
+	err = fmt.Errorf("natsbus: %s: %w", settleNames[how], err)
+	recordFailure(ctx, s.bus.inst.opDuration, d, st.settleBase[how], err)
+	if how == settleAck {
+		telemetry.RecordError(span, err)
 	}
-	_ = msg.NakWithDelay(delay)
+	if span.IsRecording() {
+		span.AddEvent(settleNames[how], trace.WithAttributes(telemetry.ErrorType(err)))
+	}
 }
 
 // isClosing reports whether Close has started.
@@ -481,8 +552,15 @@ func (s *subscription) Close() error {
 		if len(back) > 0 {
 			time.Sleep(handBackDelay)
 		}
+		st := s.telemetry(time.Now())
 		for _, hb := range back {
-			_ = hb.msg.NakWithDelay(hb.delay)
+			start := time.Now()
+			if err := hb.msg.NakWithDelay(hb.delay); err != nil {
+				recordFailure(s.baseCtx, s.bus.inst.opDuration, seconds(start), st.settleBase[settleNak],
+					fmt.Errorf("natsbus: %s: %w", opNak, err))
+				continue
+			}
+			s.bus.inst.opDuration.Record(s.baseCtx, seconds(start), st.settleOpts[settleNak]...)
 		}
 	})
 	return nil

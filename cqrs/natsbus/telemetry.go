@@ -2,12 +2,18 @@ package natsbus
 
 import (
 	"context"
+	"net/url"
+	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/semconv/v1.40.0/messagingconv"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
@@ -18,109 +24,247 @@ import (
 // meter: its import path.
 const ScopeName = "github.com/otelpatterns/patterns/cqrs/natsbus"
 
-// messagingSystem is messaging.system: the semantic conventions define no
-// value for NATS, so the bus uses the system's name.
-var messagingSystem = semconv.MessagingSystemKey.String("nats")
+// System is the value of messaging.system: the semantic conventions of
+// v1.40 define no value for NATS, so the bus uses the system's name.
+const System = "nats"
 
-// instruments are a bus's tracer and metric instruments.
+var messagingSystem = semconv.MessagingSystemKey.String(System)
+
+// The messaging.operation.name values: publish and process, and the
+// settlements of a delivery, named as JetStream names its acknowledgements.
+const (
+	opPublish = "publish"
+	opProcess = "process"
+	opAck     = "ack"  // handled
+	opNak     = "nak"  // failed: delivered again after the backoff
+	opTerm    = "term" // failed for the last time: dead-lettered
+)
+
+// settlement is how a delivery is settled.
+type settlement int
+
+const (
+	settleAck settlement = iota
+	settleNak
+	settleTerm
+	settlements
+)
+
+var settleNames = [settlements]string{opAck, opNak, opTerm}
+
+// MaxTopicTelemetry is how many topics a bus keeps the telemetry options
+// (span name and attribute sets) of. Publishing to a topic beyond them
+// builds its options on each publish, at the cost of a few allocations.
+const MaxTopicTelemetry = 256
+
+// serverRecheck is how often a bus looks at which server its connection is
+// connected to, for server.address and server.port.
+const serverRecheck = time.Second
+
+// durationBuckets are the bucket boundaries, in seconds, of the duration
+// histograms, as the semantic conventions advise.
+var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// instruments are a bus's tracer and metric instruments, with the
+// telemetry options of its topics, built once per topic and server.
 type instruments struct {
 	tracer      trace.Tracer
-	published   metric.Int64Counter
-	processed   metric.Int64Counter
-	redelivered metric.Int64Counter
-	deadLetters metric.Int64Counter
+	optIn       bool
+	opDuration  metric.Float64Histogram // messaging.client.operation.duration
+	sent        metric.Int64Counter     // messaging.client.sent.messages
+	consumed    metric.Int64Counter     // messaging.client.consumed.messages
+	process     metric.Float64Histogram // messaging.process.duration
+	redelivered metric.Int64Counter     // cqrs.redeliveries
+	deadLetters metric.Int64Counter     // cqrs.dead_letters
 
-	// pubByTopic caches the publish span and metric options per topic.
-	pubByTopic sync.Map // string -> *topicTelemetry
+	nc      *nats.Conn // nil for a JetStream context without one
+	server  atomic.Pointer[server]
+	checked atomic.Int64 // when the connection was last looked at, in Unix ns
+
+	// topics holds at most MaxTopicTelemetry *topicTelemetry by topic, so
+	// that a bus publishing to ever new topics does not grow without bound.
+	topics  sync.Map
+	nTopics atomic.Int64
 }
 
-func newInstruments(tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
-	m := telemetry.Meter(mp, ScopeName)
-	t := &instruments{tracer: telemetry.Tracer(tp, ScopeName)}
+func newInstruments(c config, nc *nats.Conn) *instruments {
+	m := telemetry.Meter(c.meterProvider, ScopeName)
 	check := func(err error) {
 		if err != nil {
 			otel.Handle(err)
 		}
 	}
-	var err error
-	t.published, err = m.Int64Counter("cqrs.messages.published", metric.WithUnit("{message}"),
-		metric.WithDescription("Messages stored by the stream on publication."))
+	t := &instruments{tracer: telemetry.Tracer(c.tracerProvider, ScopeName), optIn: c.optIn, nc: nc}
+	t.server.Store(&server{})
+	opDuration, err := messagingconv.NewClientOperationDuration(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
 	check(err)
-	t.processed, err = m.Int64Counter("cqrs.messages.processed", metric.WithUnit("{message}"),
-		metric.WithDescription("Deliveries handled, by outcome."))
+	sent, err := messagingconv.NewClientSentMessages(m)
 	check(err)
-	t.redelivered, err = m.Int64Counter("cqrs.redeliveries", metric.WithUnit("{message}"),
-		metric.WithDescription("Deliveries of a message after its first."))
+	consumed, err := messagingconv.NewClientConsumedMessages(m)
 	check(err)
-	t.deadLetters, err = m.Int64Counter("cqrs.dead_letters", metric.WithUnit("{message}"),
+	process, err := messagingconv.NewProcessDuration(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
+	check(err)
+	t.opDuration, t.sent, t.consumed, t.process = opDuration.Inst(), sent.Inst(), consumed.Inst(), process.Inst()
+	t.redelivered, err = m.Int64Counter(cqrs.MetricRedeliveries, metric.WithUnit("{message}"),
+		metric.WithDescription("Deliveries of a message to a consumer group after its first."))
+	check(err)
+	t.deadLetters, err = m.Int64Counter(cqrs.MetricDeadLetters, metric.WithUnit("{message}"),
 		metric.WithDescription("Messages given to the dead-letter function after their last delivery failed."))
 	check(err)
 	return t
 }
 
+// server is the NATS server a connection is connected to, as attributes.
+type server struct {
+	id    string               // its server ID; "" when unknown
+	attrs []attribute.KeyValue // server.address and server.port, if known
+}
+
+// newServer returns the server of ID id at URL raw.
+func newServer(id, raw string) *server {
+	s := &server{id: id}
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		return s
+	}
+	s.attrs = append(s.attrs, semconv.ServerAddress(u.Hostname()))
+	if port, err := strconv.Atoi(u.Port()); err == nil {
+		s.attrs = append(s.attrs, semconv.ServerPort(port))
+	}
+	return s
+}
+
+// endpoint returns the server the bus's connection is connected to, as of
+// now: it looks at the connection at most once per serverRecheck, so that
+// the hot paths take no lock of the connection's, and keeps the last
+// server known while the connection is down.
+func (t *instruments) endpoint(now time.Time) *server {
+	s := t.server.Load()
+	n := now.UnixNano()
+	if t.nc == nil || n-t.checked.Load() < int64(serverRecheck) {
+		return s
+	}
+	t.checked.Store(n)
+	id := t.nc.ConnectedServerId()
+	if id == "" || id == s.id {
+		return s
+	}
+	s = newServer(id, t.nc.ConnectedUrl())
+	t.server.Store(s)
+	return s
+}
+
+// with returns base followed by kv, in a slice of its own.
+func with(base []attribute.KeyValue, kv ...attribute.KeyValue) []attribute.KeyValue {
+	return append(base[:len(base):len(base)], kv...)
+}
+
 // topicTelemetry holds the options of the publish spans and metrics of one
-// topic, built once.
+// topic on one server.
 type topicTelemetry struct {
-	spanName  string
-	spanOpts  []trace.SpanStartOption
-	countOpts []metric.AddOption
+	server   *server
+	spanName string
+	spanOpts []trace.SpanStartOption
+	sentOpts []metric.AddOption
+	durOpts  []metric.RecordOption
+	sentBase []attribute.KeyValue // sentOpts' attributes, for a failure
+	durBase  []attribute.KeyValue // durOpts' attributes, for a failure
 }
 
-func (t *instruments) forTopic(topic, subject string) *topicTelemetry {
-	if v, ok := t.pubByTopic.Load(topic); ok {
-		return v.(*topicTelemetry)
+func newTopicTelemetry(subject string, srv *server) *topicTelemetry {
+	dest := semconv.MessagingDestinationName(subject)
+	op := semconv.MessagingOperationName(opPublish)
+	sent := with([]attribute.KeyValue{messagingSystem, op, dest}, srv.attrs...)
+	dur := with(sent, semconv.MessagingOperationTypeSend)
+	return &topicTelemetry{
+		server:   srv,
+		spanName: opPublish + " " + subject,
+		spanOpts: []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(dur...)},
+		sentOpts: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(sent...))},
+		durOpts:  []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(dur...))},
+		sentBase: sent,
+		durBase:  dur,
 	}
-	attrs := []attribute.KeyValue{
-		messagingSystem,
-		semconv.MessagingOperationTypeSend,
-		semconv.MessagingOperationName("publish"),
-		semconv.MessagingDestinationName(subject),
-	}
-	tt := &topicTelemetry{
-		spanName:  "publish " + topic,
-		spanOpts:  []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...)},
-		countOpts: []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(messagingSystem, semconv.MessagingDestinationName(subject)))},
-	}
-	v, _ := t.pubByTopic.LoadOrStore(topic, tt)
-	return v.(*topicTelemetry)
 }
 
-// subTelemetry holds the options of one subscription's spans and metrics,
-// built once.
+// forTopic returns the publish telemetry of topic, whose subject is
+// subject, on server srv.
+func (t *instruments) forTopic(topic, subject string, srv *server) *topicTelemetry {
+	if v, ok := t.topics.Load(topic); ok {
+		if tt := v.(*topicTelemetry); tt.server == srv {
+			return tt
+		}
+		tt := newTopicTelemetry(subject, srv) // the connection moved
+		t.topics.Store(topic, tt)
+		return tt
+	}
+	tt := newTopicTelemetry(subject, srv)
+	if t.nTopics.Add(1) > MaxTopicTelemetry {
+		t.nTopics.Add(-1)
+		return tt
+	}
+	if _, loaded := t.topics.LoadOrStore(topic, tt); loaded {
+		t.nTopics.Add(-1)
+	}
+	return tt
+}
+
+// subTelemetry holds the options of one subscription's spans and metrics on
+// one server.
 type subTelemetry struct {
-	spanName    string
-	spanOpts    []trace.SpanStartOption
-	successOpts []metric.AddOption
-	failureOpts []metric.AddOption
-	plainOpts   []metric.AddOption
+	server       *server
+	spanName     string
+	spanOpts     []trace.SpanStartOption
+	consumedOpts []metric.AddOption
+	processOpts  []metric.RecordOption
+	processBase  []attribute.KeyValue // processOpts' attributes, for a failure
+	groupOpts    []metric.AddOption   // of cqrs.redeliveries and cqrs.dead_letters
+	settleOpts   [settlements][]metric.RecordOption
+	settleBase   [settlements][]attribute.KeyValue
 }
 
-func newSubTelemetry(topic, subject, group, consumer string) *subTelemetry {
-	base := []attribute.KeyValue{
-		messagingSystem,
-		semconv.MessagingDestinationName(subject),
-		semconv.MessagingConsumerGroupName(group),
+func newSubTelemetry(subject, group, consumer string, srv *server) *subTelemetry {
+	dest := semconv.MessagingDestinationName(subject)
+	grp := semconv.MessagingConsumerGroupName(group)
+	sub := semconv.MessagingDestinationSubscriptionName(consumer)
+	process := with([]attribute.KeyValue{messagingSystem, semconv.MessagingOperationName(opProcess), dest, grp, sub}, srv.attrs...)
+	set := attribute.NewSet(process...)
+	st := &subTelemetry{
+		server:   srv,
+		spanName: opProcess + " " + subject,
+		spanOpts: []trace.SpanStartOption{
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(with(process, semconv.MessagingOperationTypeProcess)...),
+		},
+		consumedOpts: []metric.AddOption{metric.WithAttributeSet(set)},
+		processOpts:  []metric.RecordOption{metric.WithAttributeSet(set)},
+		processBase:  process,
+		groupOpts:    []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(messagingSystem, dest, grp))},
 	}
-	spanAttrs := append(base[:len(base):len(base)],
-		semconv.MessagingOperationTypeProcess,
-		semconv.MessagingOperationName("process"),
-		semconv.MessagingDestinationSubscriptionName(consumer),
-	)
-	with := func(kv ...attribute.KeyValue) []metric.AddOption {
-		return []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(append(base[:len(base):len(base)], kv...)...))}
+	for i, name := range settleNames {
+		base := with([]attribute.KeyValue{messagingSystem, semconv.MessagingOperationName(name),
+			semconv.MessagingOperationTypeSettle, dest, grp, sub}, srv.attrs...)
+		st.settleBase[i] = base
+		st.settleOpts[i] = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(base...))}
 	}
-	return &subTelemetry{
-		spanName:    "process " + topic,
-		spanOpts:    []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(spanAttrs...)},
-		successOpts: with(cqrs.AttrOutcome.String("success")),
-		failureOpts: with(cqrs.AttrOutcome.String("failure")),
-		plainOpts:   with(),
+	return st
+}
+
+// recordFailure records d in h with the attributes base and the
+// error.type of err, building the set only when h records.
+func recordFailure(ctx context.Context, h metric.Float64Histogram, d float64, base []attribute.KeyValue, err error) {
+	if h.Enabled(ctx) {
+		h.Record(ctx, d, metric.WithAttributeSet(attribute.NewSet(with(base, telemetry.ErrorType(err))...)))
 	}
 }
 
-// add adds 1 to c when c is enabled.
-func add(ctx context.Context, c metric.Int64Counter, opts []metric.AddOption) {
+// addFailure adds n to c with the attributes base and the error.type of
+// err, building the set only when c records.
+func addFailure(ctx context.Context, c metric.Int64Counter, n int64, base []attribute.KeyValue, err error) {
 	if c.Enabled(ctx) {
-		c.Add(ctx, 1, opts...)
+		c.Add(ctx, n, metric.WithAttributeSet(attribute.NewSet(with(base, telemetry.ErrorType(err))...)))
 	}
 }
+
+// seconds returns the seconds since start.
+func seconds(start time.Time) float64 { return time.Since(start).Seconds() }

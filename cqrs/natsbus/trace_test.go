@@ -43,14 +43,15 @@ func (q *ticketQueue) Apply(event any) error {
 }
 
 // One trace runs from a command through the event store, the outbox relay
-// and NATS JetStream to the subscriber.
+// and NATS JetStream to the subscriber, the publish and process spans
+// linked to the event's append.
 func TestOneTraceFromCommandAcrossNATS(t *testing.T) { // not parallel: sets the global propagator
 	prev := otel.GetTextMapPropagator()
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
 
 	p := telemetrytest.New(t)
-	bus, _, _ := newBus(t, natsbus.WithTracerProvider(p.TracerProvider))
+	bus, _, stream := newBus(t, natsbus.WithTracerProvider(p.TracerProvider))
 
 	// Write side: a command bus whose handler saves an aggregate.
 	store := &eventsource.MemoryStore{}
@@ -115,18 +116,26 @@ func TestOneTraceFromCommandAcrossNATS(t *testing.T) { // not parallel: sets the
 	}
 	// The process span may end before the publish span, which waits for
 	// the stream's acknowledgement.
-	require.Eventually(t, func() bool { return span("publish tickets") != nil && span("process tickets") != nil },
+	publishName, processName := "publish "+subject(stream, "tickets"), "process "+subject(stream, "tickets")
+	require.Eventually(t, func() bool { return span(publishName) != nil && span(processName) != nil },
 		5*time.Second, 5*time.Millisecond, "the publish and process spans end")
 
-	cmd, pub, proc := span("cqrs.command"), span("publish tickets"), span("process tickets")
+	cmd, pub, proc := span("cqrs.command"), span(publishName), span(processName)
 	require.NotNil(t, cmd)
 	require.NotNil(t, pub)
 	require.NotNil(t, proc)
 	traceID := cmd.SpanContext().TraceID()
 	assert.Equal(t, traceID, pub.SpanContext().TraceID(), "publish span in the command's trace")
 	assert.Equal(t, traceID, proc.SpanContext().TraceID(), "process span in the command's trace")
+	// The event carries its append's context (the command span's, with the
+	// memory store) as the message's creation context: the relay's publish
+	// span continues it and links to it, and the process span, in the
+	// subscriber, does too, from the message's headers.
 	assert.Equal(t, cmd.SpanContext().SpanID(), pub.Parent().SpanID(), "publish span a child of the command span")
-	assert.Equal(t, pub.SpanContext().SpanID(), proc.Parent().SpanID(), "process span a child of the publish span")
-	assert.True(t, proc.Parent().IsRemote(), "process continues publish from the message headers")
+	assertLinksTo(t, pub, cmd.SpanContext())
+	assert.Equal(t, trace.SpanKindClient, pub.SpanKind(), "the publish span's context is not the creation context")
+	assert.Equal(t, cmd.SpanContext().SpanID(), proc.Parent().SpanID(), "process span a child of the creation context")
+	assertLinksTo(t, proc, cmd.SpanContext())
+	assert.True(t, proc.Parent().IsRemote(), "process continues the trace from the message headers")
 	assert.Equal(t, proc.SpanContext(), sc, "the handler runs in the process span")
 }
