@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
@@ -20,6 +23,7 @@ import (
 	"github.com/otelpatterns/patterns/cache/rediscache"
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/cqrs/natsbus"
 	"github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
@@ -38,8 +42,9 @@ var roots = map[string]string{
 	"request": "the test's own root spans: a service's request, or its start-up",
 	"subscribe {schema}.events": "pgstore: the reads of a subscription (of a projection or relay) " +
 		"that find events run on the reader's context, which is its own; the work on each event links to its append",
-	"listen {db}|{schema}": "pgstore: a subscription starts listening on the reader's context, as it reads",
-	"SUBSCRIBE":            "rediscache: the invalidation subscription, started by New, lives on its own",
+	"listen {db}|{schema}":   "pgstore: a subscription starts listening on the reader's context, as it reads",
+	"unlisten {db}|{schema}": "pgstore: and stops listening there",
+	"SUBSCRIBE":              "rediscache: the invalidation subscription, started by New, lives on its own",
 	"ensure_checkpoint {schema}.checkpoints": "pgcheckpoint: a projection's start-up, on the context of " +
 		"the long-running Project call, which has no span of its own",
 	"load_checkpoint {schema}.checkpoints": "pgcheckpoint: the same",
@@ -188,6 +193,58 @@ func TestSpansContinueTheirTraces(t *testing.T) { // not parallel: sets the glob
 		}
 	})
 
+	t.Run("outbox to NATS JetStream", func(t *testing.T) {
+		nc, err := nats.Connect(testenv.NATSURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stream := fmt.Sprintf("TELEMETRY_%d", time.Now().UnixNano())
+		t.Cleanup(func() { _ = js.DeleteStream(context.Background(), stream) })
+		bus, err := natsbus.New(js, natsbus.WithStream(stream), natsbus.WithSubjectPrefix(strings.ToLower(stream)+"."),
+			natsbus.WithTracerProvider(p.TracerProvider), natsbus.WithMeterProvider(p.MeterProvider))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := &eventsource.MemoryStore{}
+		rctx, root := tracer.Start(ctx, "request")
+		err = bus.Setup(rctx)
+		if err == nil {
+			_, err = store.Append(rctx, "order-1", eventsource.NoStream, eventsource.NewEvent{Type: "order.placed.v1", Data: []byte(`{}`)})
+		}
+		root.End()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make(chan struct{}, 1)
+		sub, err := bus.Subscribe(ctx, "orders", "shipping", func(context.Context, cqrs.Message) error {
+			got <- struct{}{}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		relay, err := cqrs.NewRelay("outbox", store, bus, &cqrs.MemoryCheckpoints{}, func(eventsource.Event) string { return "orders" })
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- relay.Run(rctx) }()
+		<-got
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+		if err := sub.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("saga on PostgreSQL", func(t *testing.T) {
 		log, err := pglog.New(pool, pglog.WithSchema(testenv.Schema(t, "telemetry_saga_")),
 			pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider))
@@ -237,7 +294,7 @@ func TestSpansContinueTheirTraces(t *testing.T) { // not parallel: sets the glob
 		scopes[s.InstrumentationScope().Name] = true
 	}
 	for _, scope := range []string{retry.ScopeName, cache.ScopeName, rediscache.ScopeName, pgstore.ScopeName,
-		cqrs.ScopeName, pgcheckpoint.ScopeName, saga.ScopeName, pglog.ScopeName, otelhttp.ScopeName} {
+		cqrs.ScopeName, natsbus.ScopeName, pgcheckpoint.ScopeName, saga.ScopeName, pglog.ScopeName, otelhttp.ScopeName} {
 		if !scopes[scope] {
 			t.Errorf("no span of %s: its scenario did not run", scope)
 		}
