@@ -72,6 +72,9 @@
 // checkpoint was moved under it (by another run of the projection, or a
 // Rebuild), it has the event pgcheckpoint.checkpoint_moved, with the
 // stored position as eventsource.position, and the event is skipped.
+// A projection name longer than 128 bytes is cut to its first 128 bytes
+// and its length ("…(N bytes)") in the span's name, cqrs.projection and
+// the store's error messages.
 //
 // Every query has a client span following the OpenTelemetry semantic
 // conventions (v1.40) for PostgreSQL clients; db.operation.name is the

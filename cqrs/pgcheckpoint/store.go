@@ -11,6 +11,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/pgtel"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -76,7 +77,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		errs = append(errs, errors.New("pool is nil"))
 	}
 	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
-		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
+		errs = append(errs, fmt.Errorf("WithSchema(%s): %w", brief.Quote(c.schema), err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pgcheckpoint: New: %w", err)
@@ -130,7 +131,7 @@ func (s *Store) LoadCheckpoint(ctx context.Context, name string) (int64, error) 
 	}
 	s.tel.End(ctx, span, opLoad, start, err)
 	if err != nil {
-		return 0, fmt.Errorf("pgcheckpoint: loading checkpoint %q: %w", name, pgschema.Err(ctx, err))
+		return 0, fmt.Errorf("pgcheckpoint: loading checkpoint %s: %w", brief.Quote(name), pgschema.Err(ctx, err))
 	}
 	return pos, nil
 }
@@ -144,7 +145,7 @@ func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64)
 	_, err := s.pool.Exec(ctx, s.sql.save, name, position)
 	s.tel.End(ctx, span, opSave, start, err)
 	if err != nil {
-		return fmt.Errorf("pgcheckpoint: saving checkpoint %q at %d: %w", name, position, pgschema.Err(ctx, err))
+		return fmt.Errorf("pgcheckpoint: saving checkpoint %s at %d: %w", brief.Quote(name), position, pgschema.Err(ctx, err))
 	}
 	return nil
 }

@@ -135,7 +135,8 @@
 //     [AttrStreamID] (eventsource.stream_id). The conventions name a
 //     batch of different statements BATCH. A conflict fails it with
 //     error.type eventsource.concurrency_conflict, a duplicate command
-//     with eventsource.duplicate_command.
+//     with eventsource.duplicate_command, an event ID stored in another
+//     stream with eventsource.event_id_taken.
 //   - notify {database}|{schema}: the pg_notify that tells subscribers
 //     of an append, after its commit; a child of the append's span. Its
 //     failure is recorded on it and otherwise ignored.
@@ -156,6 +157,11 @@
 //   - load_snapshot {schema}.snapshots and save_snapshot
 //     {schema}.snapshots, with eventsource.stream_id.
 //   - migrate {database}|{schema}: Migrate.
+//
+// A stream id longer than 128 bytes is cut to its first 128 bytes and
+// its length ("…(N bytes)") in eventsource.stream_id and in the store's
+// error messages, which would otherwise carry ids of any length to logs
+// and trace backends.
 //
 // Their attributes, set when the span starts:
 //

@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 )
 
@@ -97,7 +98,7 @@ func WithOptInAttributes() Option {
 func (c *config) validate() []error {
 	var errs []error
 	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
-		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
+		errs = append(errs, fmt.Errorf("WithSchema(%s): %w", brief.Quote(c.schema), err))
 	}
 	if c.pollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("WithPollInterval(%v): interval must be positive", c.pollInterval))

@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/pgtel"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -162,7 +163,11 @@ var (
 //
 // If the call fails after the commit was sent (the context ended, the
 // connection dropped), the events may or may not be stored: append them
-// again with the same IDs, which appends whichever are missing.
+// again with the same IDs, to the same stream, which appends whichever
+// are missing. An event whose ID is stored in another stream is no
+// retry: the append fails with an [*eventsource.EventIDTakenError]
+// (matching [eventsource.ErrEventIDTaken]) naming both streams and
+// stores nothing.
 //
 // Under a command ID (see [eventsource.WithCommandID]), the append
 // inserts the pair (command ID, stream ID) into the schema's commands
@@ -173,9 +178,6 @@ var (
 // can no longer arrive.
 func (s *Store) Append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, events ...eventsource.NewEvent) ([]eventsource.Event, error) {
 	if err := eventsource.CheckAppend(streamID, expected, events); err != nil {
-		return nil, err
-	}
-	if err := checkTexts(streamID, events); err != nil {
 		return nil, err
 	}
 	command, hasCommand := eventsource.CommandID(ctx)
@@ -189,7 +191,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	}
 	ctx, span, start := s.tel.Start(ctx, opAppend)
 	if span.IsRecording() {
-		span.SetAttributes(AttrStreamID.String(streamID))
+		span.SetAttributes(AttrStreamID.String(brief.String(streamID)))
 	}
 	// The events carry the trace context of the append's span, so that
 	// the projections and relays reading them link to the append itself.
@@ -218,10 +220,11 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	case errors.Is(err, eventsource.ErrConcurrencyConflict): // a *ConflictError
 		t.conflicts.Add(ctx, 1)
 		return nil, err
-	case errors.Is(err, eventsource.ErrDuplicateCommand): // a *DuplicateCommandError
+	case errors.Is(err, eventsource.ErrDuplicateCommand), // a *DuplicateCommandError
+		errors.Is(err, eventsource.ErrEventIDTaken): // an *EventIDTakenError
 		return nil, err
 	}
-	return nil, fmt.Errorf("pgstore: appending to stream %q: %w", streamID, pgschema.Err(ctx, err))
+	return nil, fmt.Errorf("pgstore: appending to stream %s: %w", brief.Quote(streamID), pgschema.Err(ctx, err))
 }
 
 // append runs an append's transaction and returns the events as stored,
@@ -272,6 +275,13 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	}
 	if duplicate {
 		return nil, 0, statements, &eventsource.DuplicateCommandError{CommandID: command, StreamID: streamID}
+	}
+	// An ID is a retry only in its own stream: stored in another, it is
+	// an error, not the other stream's event handed back as this one's.
+	for _, e := range events {
+		if got, ok := stored[e.ID]; ok && got.StreamID != streamID {
+			return nil, 0, statements, &eventsource.EventIDTakenError{ID: e.ID, StreamID: streamID, StoredIn: got.StreamID}
+		}
 	}
 
 	fresh := make([]eventsource.NewEvent, 0, len(events))
@@ -439,42 +449,12 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current 
 	return out, nil
 }
 
-// checkTexts returns an error matching [eventsource.ErrInvalidArgument]
-// for each string of an append that PostgreSQL cannot store in a text or
-// jsonb column: invalid UTF-8 or a NUL byte.
-func checkTexts(streamID string, events []eventsource.NewEvent) error {
-	var errs []error
-	if err := checkText(streamID); err != nil {
-		errs = append(errs, fmt.Errorf("%w: stream id %q %w", eventsource.ErrInvalidArgument, streamID, err))
-	}
-	for i, e := range events {
-		if err := checkText(e.Type); err != nil {
-			errs = append(errs, fmt.Errorf("%w: event %d has type %q, which %w", eventsource.ErrInvalidArgument, i, e.Type, err))
-		}
-		for k, v := range e.Metadata {
-			if err := errors.Join(checkText(k), checkText(v)); err != nil {
-				errs = append(errs, fmt.Errorf("%w: event %d has metadata %q: %q, which %w", eventsource.ErrInvalidArgument, i, k, v, err))
-				break
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-var (
-	errNotUTF8 = errors.New("is not valid UTF-8")
-	errNUL     = errors.New("holds a NUL byte, which PostgreSQL cannot store in text")
-)
-
-// checkText returns why PostgreSQL cannot store s as text, or nil.
-func checkText(s string) error {
-	switch {
-	case !utf8.ValidString(s):
-		return errNotUTF8
-	case strings.IndexByte(s, 0) >= 0:
-		return errNUL
-	}
-	return nil
+// storable reports whether PostgreSQL can store s in a text column:
+// valid UTF-8 without NUL bytes. [eventsource.CheckAppend] and
+// [eventsource.CheckSnapshot] refuse to store other ids, so reads of them
+// find nothing without a query (which would fail).
+func storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
 func isStreamVersionConflict(err error) bool {
@@ -491,20 +471,20 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, fromVersion int
 		from := max(fromVersion, 1)
 		for {
 			if err := ctx.Err(); err != nil {
-				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, from, err))
+				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %s from version %d: %w", brief.Quote(streamID), from, err))
 				return
 			}
-			if streamID == "" || checkText(streamID) != nil { // Append rejects such ids: no events
+			if streamID == "" || !storable(streamID) { // Append rejects such ids: no events
 				return
 			}
 			page, err := s.readStreamPage(ctx, streamID, from)
 			if err != nil {
-				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, from, pgschema.Err(ctx, err)))
+				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %s from version %d: %w", brief.Quote(streamID), from, pgschema.Err(ctx, err)))
 				return
 			}
 			for _, e := range page {
 				if err := ctx.Err(); err != nil {
-					yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, e.Version, err))
+					yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %s from version %d: %w", brief.Quote(streamID), e.Version, err))
 					return
 				}
 				if !yield(e, nil) {
@@ -522,7 +502,7 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, fromVersion int
 func (s *Store) readStreamPage(ctx context.Context, streamID string, from int64) ([]eventsource.Event, error) {
 	ctx, span, start := s.tel.Start(ctx, opReadStream)
 	if span.IsRecording() {
-		span.SetAttributes(AttrStreamID.String(streamID))
+		span.SetAttributes(AttrStreamID.String(brief.String(streamID)))
 	}
 	page, _, err := s.queryPage(ctx, s.pool, false, s.sql.readStream, streamID, from, s.pageSize)
 	s.tel.SetReturnedRows(span, len(page))
@@ -626,7 +606,7 @@ func scanEvent(rows pgx.Rows, extra ...any) (eventsource.Event, error) {
 	}
 	if metadata != nil {
 		if err := json.Unmarshal(metadata, &e.Metadata); err != nil {
-			return e, fmt.Errorf("decoding the metadata of event %s (stream %q, version %d): %w", e.ID, e.StreamID, e.Version, err)
+			return e, fmt.Errorf("decoding the metadata of event %s (stream %s, version %d): %w", e.ID, brief.Quote(e.StreamID), e.Version, err)
 		}
 	}
 	return e, nil
@@ -646,7 +626,7 @@ func (s *Store) CommandRecorded(ctx context.Context, commandID string) (bool, er
 	err := s.pool.QueryRow(ctx, s.sql.hasCommand, commandID).Scan(&ok)
 	s.tel.End(ctx, span, opCommandRecorded, start, err)
 	if err != nil {
-		return false, fmt.Errorf("pgstore: looking up command %q: %w", commandID, pgschema.Err(ctx, err))
+		return false, fmt.Errorf("pgstore: looking up command %s: %w", brief.Quote(commandID), pgschema.Err(ctx, err))
 	}
 	return ok, nil
 }
@@ -658,22 +638,22 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (eventsource.
 	if err := ctx.Err(); err != nil {
 		return eventsource.Snapshot{}, err
 	}
-	if streamID == "" || checkText(streamID) != nil { // SaveSnapshot rejects such ids
-		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %q", eventsource.ErrNotFound, streamID)
+	if streamID == "" || !storable(streamID) { // SaveSnapshot rejects such ids
+		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %s", eventsource.ErrNotFound, brief.Quote(streamID))
 	}
 	ctx, span, start := s.tel.Start(ctx, opLoadSnapshot)
 	if span.IsRecording() {
-		span.SetAttributes(AttrStreamID.String(streamID))
+		span.SetAttributes(AttrStreamID.String(brief.String(streamID)))
 	}
 	snap := eventsource.Snapshot{StreamID: streamID}
 	err := s.pool.QueryRow(ctx, s.sql.loadSnapshot, streamID).Scan(&snap.Version, &snap.Data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		s.tel.End(ctx, span, opLoadSnapshot, start, nil)
-		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %q", eventsource.ErrNotFound, streamID)
+		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %s", eventsource.ErrNotFound, brief.Quote(streamID))
 	}
 	s.tel.End(ctx, span, opLoadSnapshot, start, err)
 	if err != nil {
-		return eventsource.Snapshot{}, fmt.Errorf("pgstore: loading the snapshot of stream %q: %w", streamID, pgschema.Err(ctx, err))
+		return eventsource.Snapshot{}, fmt.Errorf("pgstore: loading the snapshot of stream %s: %w", brief.Quote(streamID), pgschema.Err(ctx, err))
 	}
 	if len(snap.Data) == 0 {
 		snap.Data = nil
@@ -687,24 +667,15 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (eventsource.
 // version is rejected with an error matching
 // [eventsource.ErrInvalidArgument].
 func (s *Store) SaveSnapshot(ctx context.Context, snap eventsource.Snapshot) error {
-	var errs []error
-	if snap.StreamID == "" {
-		errs = append(errs, errors.New("empty stream id"))
-	} else if err := checkText(snap.StreamID); err != nil {
-		errs = append(errs, fmt.Errorf("stream id %q %w", snap.StreamID, err))
-	}
-	if snap.Version < 0 {
-		errs = append(errs, fmt.Errorf("version %d", snap.Version))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("pgstore: saving a snapshot: %w: %w", eventsource.ErrInvalidArgument, errors.Join(errs...))
+	if err := eventsource.CheckSnapshot(snap); err != nil {
+		return fmt.Errorf("pgstore: saving a snapshot: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	ctx, span, start := s.tel.Start(ctx, opSaveSnapshot)
 	if span.IsRecording() {
-		span.SetAttributes(AttrStreamID.String(snap.StreamID))
+		span.SetAttributes(AttrStreamID.String(brief.String(snap.StreamID)))
 	}
 	data := snap.Data
 	if data == nil {
@@ -713,7 +684,7 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventsource.Snapshot) err
 	_, err := s.pool.Exec(ctx, s.sql.saveSnapshot, snap.StreamID, snap.Version, data)
 	s.tel.End(ctx, span, opSaveSnapshot, start, err)
 	if err != nil {
-		return fmt.Errorf("pgstore: saving the snapshot of stream %q at version %d: %w", snap.StreamID, snap.Version, pgschema.Err(ctx, err))
+		return fmt.Errorf("pgstore: saving the snapshot of stream %s at version %d: %w", brief.Quote(snap.StreamID), snap.Version, pgschema.Err(ctx, err))
 	}
 	return nil
 }

@@ -193,10 +193,13 @@ func TestIdempotentReappend(t *testing.T) {
 		require.NoError(t, err, "retry expecting %v", expected)
 		assert.Equal(t, first, again, "retry expecting %v", expected)
 	}
-	// A retry to another stream too: ids are global.
-	other, err := s.Append(ctx, "b", eventsource.NoStream, batch[1])
-	require.NoError(t, err)
-	assert.Equal(t, first[1:2], other)
+	// Ids are global, but an id is a retry only in its own stream: in
+	// another it is an error naming both (issue 12 item 6).
+	_, err = s.Append(ctx, "b", eventsource.NoStream, batch[1])
+	var taken *eventsource.EventIDTakenError
+	require.ErrorAs(t, err, &taken)
+	assert.Equal(t, eventsource.EventIDTakenError{ID: batch[1].ID, StreamID: "b", StoredIn: "a"}, *taken)
+	assert.Empty(t, collect(t, s.ReadStream(ctx, "b", 1)))
 	// A batch of stored and new events appends the new ones only.
 	more := append(batch[:2:2], events(1, "test.v1")...)
 	got, err := s.Append(ctx, "a", eventsource.Exact(3), more...)

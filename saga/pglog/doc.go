@@ -120,6 +120,10 @@
 //   - load {schema}.sagas: Load, with saga.id.
 //   - migrate {database}|{schema}: Migrate.
 //
+// A saga id (or owner) longer than 128 bytes is cut to its first 128
+// bytes and its length ("…(N bytes)") in saga.id and in the log's error
+// messages.
+//
 // An orchestrator claims sagas at every recovery tick and renews its
 // leases every third of a lease, on no request's behalf: so that these
 // calls do not make a root span each, claim and renew have a span only

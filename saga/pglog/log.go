@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/saga"
 )
@@ -130,7 +131,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 		errs = append(errs, errors.New("pool is nil"))
 	}
 	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
-		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
+		errs = append(errs, fmt.Errorf("WithSchema(%s): %w", brief.Quote(c.schema), err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pglog: New: %w", err)
@@ -154,14 +155,14 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 	defer func() { l.tel.End(ctx, span, opCreate, start, err) }()
 	trace, err := encodeTrace(rec.Trace)
 	if err != nil {
-		return fmt.Errorf("pglog: creating saga %q: encoding its trace: %w", rec.ID, err)
+		return fmt.Errorf("pglog: creating saga %s: encoding its trace: %w", brief.Quote(rec.ID), err)
 	}
 	tag, err := l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, owner)
 	if err != nil {
-		return fmt.Errorf("pglog: creating saga %q: %w", rec.ID, pgschema.Err(ctx, err))
+		return fmt.Errorf("pglog: creating saga %s: %w", brief.Quote(rec.ID), pgschema.Err(ctx, err))
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("%w: saga %q", saga.ErrExists, rec.ID)
+		return fmt.Errorf("%w: saga %s", saga.ErrExists, brief.Quote(rec.ID))
 	}
 	return nil
 }
@@ -198,9 +199,9 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		seqs, statuses, steps, phases, kinds, attempts, data, errs)
 	switch {
 	case isSeqTaken(err):
-		return fmt.Errorf("%w: saga %q has a transition of %v already", saga.ErrLeaseLost, id, seqs)
+		return fmt.Errorf("%w: saga %s has a transition of %v already", saga.ErrLeaseLost, brief.Quote(id), seqs)
 	case err != nil:
-		return fmt.Errorf("pglog: appending transitions %v to saga %q: %w", seqs, id, pgschema.Err(ctx, err))
+		return fmt.Errorf("pglog: appending transitions %v to saga %s: %w", seqs, brief.Quote(id), pgschema.Err(ctx, err))
 	case tag.RowsAffected() == int64(len(ts)):
 		return nil
 	}
@@ -209,15 +210,15 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 	err = l.pool.QueryRow(ctx, l.sql.why, id, seqs).Scan(&holder, &taken)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("%w: saga %q", saga.ErrNotFound, id)
+		return fmt.Errorf("%w: saga %s", saga.ErrNotFound, brief.Quote(id))
 	case err != nil:
-		return fmt.Errorf("pglog: appending transitions %v to saga %q: %w", seqs, id, pgschema.Err(ctx, err))
+		return fmt.Errorf("pglog: appending transitions %v to saga %s: %w", seqs, brief.Quote(id), pgschema.Err(ctx, err))
 	case holder.Valid && holder.String == owner && taken:
-		return fmt.Errorf("%w: saga %q has a transition of %v already", saga.ErrLeaseLost, id, seqs)
+		return fmt.Errorf("%w: saga %s has a transition of %v already", saga.ErrLeaseLost, brief.Quote(id), seqs)
 	case !holder.Valid:
-		return fmt.Errorf("%w: saga %q is leased to no one", saga.ErrLeaseLost, id)
+		return fmt.Errorf("%w: saga %s is leased to no one", saga.ErrLeaseLost, brief.Quote(id))
 	default:
-		return fmt.Errorf("%w: saga %q is not leased to %q", saga.ErrLeaseLost, id, owner)
+		return fmt.Errorf("%w: saga %s is not leased to %s", saga.ErrLeaseLost, brief.Quote(id), brief.Quote(owner))
 	}
 }
 
@@ -246,7 +247,7 @@ func (l *Log) Renew(ctx context.Context, owner string, lease time.Duration, ids 
 	// that lost nothing has a span only under a caller's span.
 	l.tel.Finish(ctx, opRenew, start, err, len(lost), len(lost) > 0 || err != nil || hasSpan(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("pglog: renewing %d leases of %q: %w", len(ids), owner, pgschema.Err(ctx, err))
+		return nil, fmt.Errorf("pglog: renewing %d leases of %s: %w", len(ids), brief.Quote(owner), pgschema.Err(ctx, err))
 	}
 	return lost, nil
 }
@@ -272,7 +273,7 @@ func (l *Log) Claim(ctx context.Context, owner string, names []string, lease tim
 	// claim that took nothing has a span only under a caller's span.
 	l.tel.Finish(ctx, opClaim, start, err, len(recs), len(recs) > 0 || err != nil || hasSpan(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("pglog: claiming sagas for %q: %w", owner, pgschema.Err(ctx, err))
+		return nil, fmt.Errorf("pglog: claiming sagas for %s: %w", brief.Quote(owner), pgschema.Err(ctx, err))
 	}
 	// RETURNING follows no order.
 	slices.SortFunc(recs, func(a, b saga.Record) int {
@@ -311,7 +312,7 @@ func (l *Log) Release(ctx context.Context, id, owner string) (err error) {
 	ctx, span, start := l.tel.start(ctx, opRelease, id)
 	defer func() { l.tel.End(ctx, span, opRelease, start, err) }()
 	if _, err := l.pool.Exec(ctx, l.sql.release, id, owner); err != nil {
-		return fmt.Errorf("pglog: releasing saga %q for %q: %w", id, owner, pgschema.Err(ctx, err))
+		return fmt.Errorf("pglog: releasing saga %s for %s: %w", brief.Quote(id), brief.Quote(owner), pgschema.Err(ctx, err))
 	}
 	return nil
 }
@@ -327,9 +328,9 @@ func (l *Log) Load(ctx context.Context, id string) (rec saga.Record, ts []saga.T
 	rec, ts, found, err := l.load(ctx, id)
 	switch {
 	case err != nil:
-		return saga.Record{}, nil, fmt.Errorf("pglog: loading saga %q: %w", id, pgschema.Err(ctx, err))
+		return saga.Record{}, nil, fmt.Errorf("pglog: loading saga %s: %w", brief.Quote(id), pgschema.Err(ctx, err))
 	case !found:
-		return saga.Record{}, nil, fmt.Errorf("%w: saga %q", saga.ErrNotFound, id)
+		return saga.Record{}, nil, fmt.Errorf("%w: saga %s", saga.ErrNotFound, brief.Quote(id))
 	}
 	l.tel.SetReturnedRows(span, len(ts))
 	return rec, ts, nil
@@ -401,7 +402,7 @@ func decodeTrace(b []byte) (map[string]string, error) {
 	}
 	var m map[string]string
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("decoding the trace context %q: %w", b, err)
+		return nil, fmt.Errorf("decoding the trace context %s: %w", brief.Quote(string(b)), err)
 	}
 	return m, nil
 }
