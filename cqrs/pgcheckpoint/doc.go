@@ -53,8 +53,12 @@
 //	checkpoints(name text PRIMARY KEY, position bigint NOT NULL,
 //	            updated_at timestamptz DEFAULT now())
 //
-// It is idempotent and safe to run from every instance at once. The store
-// does not own the pool.
+// and schema_migrations, which records the table's version. It is
+// idempotent and safe to run from every instance at once. The schema may
+// be that of the read models, and may be shared with eventsource/pgstore
+// and saga/pglog: each package keeps its own versions in
+// schema_migrations, and their migrations take turns. The store does not
+// own the pool.
 //
 // # Telemetry
 //

@@ -30,12 +30,11 @@ const ScopeName = "github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
 // the database. It does not own the pool: close the pool after its last
 // call.
 type Store struct {
-	pool       *pgxpool.Pool
-	schema     string
-	migrateKey int64
-	tel        *pgtel.Ops[op]
-	meter      metric.Meter
-	sql        statements
+	pool   *pgxpool.Pool
+	schema string
+	tel    *pgtel.Ops[op]
+	meter  metric.Meter
+	sql    statements
 
 	// beforeCommit, set only by tests (export_test.go) before the store is
 	// used, runs in the transaction of each event handled by Project, after
@@ -83,9 +82,8 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("pgcheckpoint: New: %w", err)
 	}
 	return &Store{
-		pool:       pool,
-		schema:     c.schema,
-		migrateKey: pgschema.LockKey(ScopeName, "migrate", c.schema),
+		pool:   pool,
+		schema: c.schema,
 		tel: pgtel.New[op](pool, c.schema, telemetry.Tracer(c.tracerProvider, ScopeName),
 			telemetry.Meter(c.meterProvider, ScopeName), ops[:], c.optIn),
 		meter: telemetry.Meter(c.meterProvider, ScopeName),
@@ -93,29 +91,50 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	}, nil
 }
 
+// migrations are the versions of the store's table: migrations[i]
+// upgrades it from version i to i+1. "{s}" stands for the quoted schema
+// name. Released migrations are never changed; a change of the table is a
+// new migration.
+var migrations = [...]string{
+	// 1: checkpoints.
+	`CREATE TABLE {s}.checkpoints (
+	name       text PRIMARY KEY,
+	position   bigint NOT NULL,
+	updated_at timestamptz DEFAULT now()
+)`,
+}
+
+// released names the table that each migration released before versions
+// were kept creates: an earlier release created the table without
+// recording a version, and [Store.Migrate] adopts it.
+var released = []string{"checkpoints"}
+
+// SchemaVersion is the version of the table that [Store.Migrate] brings a
+// schema to.
+const SchemaVersion = len(migrations)
+
 // Migrate creates the store's schema, unless it exists, and its table:
 //
 //	checkpoints(name text PRIMARY KEY, position bigint NOT NULL,
 //	            updated_at timestamptz DEFAULT now())
 //
-// It is idempotent and safe to run from several processes at once: it
-// takes a transaction advisory lock derived from the schema name.
+// or upgrades it to [SchemaVersion], recording the version in the
+// schema's schema_migrations table (which it creates). The schema may be
+// shared with the read models' tables and with those of
+// eventsource/pgstore and saga/pglog: schema_migrations keeps each
+// package's versions apart (under its import path), and Migrate takes
+// the same transaction advisory lock, derived from the schema name, as
+// theirs. So it is idempotent and safe to run from several processes at
+// once, and alongside the other packages' migrations. A checkpoints table
+// that an earlier release created (which kept no version) is adopted.
 func (s *Store) Migrate(ctx context.Context) error {
 	ctx, span, start := s.tel.Start(ctx, opMigrate)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := pgschema.Create(ctx, tx, s.schema, s.migrateKey); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.sql.schema+`.checkpoints (
-	name       text PRIMARY KEY,
-	position   bigint NOT NULL,
-	updated_at timestamptz DEFAULT now()
-)`)
-		return err
+	err := pgschema.MigrateComponent(ctx, s.pool, s.schema, pgschema.Component{
+		Name: ScopeName, Released: released, Migrations: migrations[:],
 	})
 	s.tel.End(ctx, span, opMigrate, start, err)
 	if err != nil {
-		return fmt.Errorf("pgcheckpoint: migrating schema %q: %w", s.schema, pgschema.Err(ctx, err))
+		return fmt.Errorf("pgcheckpoint: migrating schema %s: %w", brief.Quote(s.schema), pgschema.Err(ctx, err))
 	}
 	return nil
 }

@@ -30,6 +30,9 @@
 // schema_migrations, which records the version of the tables), and
 // upgrades them when a later version of this package changes them. It is
 // idempotent and safe to call from every instance of a service at once.
+// The schema may be shared with saga/pglog and cqrs/pgcheckpoint: each
+// package keeps its own versions in schema_migrations, and their
+// migrations take turns under one lock.
 // The store does not own the pool: close the pool after the store's last
 // call.
 //

@@ -50,9 +50,10 @@ func defaultConfig() config {
 }
 
 // WithSchema sets the PostgreSQL schema that holds the store's tables
-// (events, snapshots, schema_migrations), which [Store.Migrate] creates.
-// Stores with different schemas in one database are independent: their
-// events, positions and appends do not interact. The name is used as is,
+// (events, snapshots, commands, schema_migrations), which [Store.Migrate]
+// creates. Stores with different schemas in one database are independent:
+// their events, positions and appends do not interact. A store may share
+// its schema with a saga/pglog log and a cqrs/pgcheckpoint store. The name is used as is,
 // quoted, so "Orders" and "orders" are two schemas. It must be 1 to
 // [MaxSchemaLen] bytes of UTF-8, without NUL, and must not start with
 // "pg_", which PostgreSQL reserves. The default is [DefaultSchema]

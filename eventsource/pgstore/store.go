@@ -52,7 +52,6 @@ type Store struct {
 	schema       string
 	channel      string
 	lockKey      int64 // of pg_advisory_xact_lock, serialising appends
-	migrateKey   int64 // of pg_advisory_xact_lock, serialising Migrate
 	pollInterval time.Duration
 	pageSize     int
 	idleLimit    string // idle_in_transaction_session_timeout of appends
@@ -137,7 +136,6 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		schema:       c.schema,
 		channel:      c.schema + channelSuffix,
 		lockKey:      pgschema.LockKey(ScopeName, "append", c.schema),
-		migrateKey:   pgschema.LockKey(ScopeName, "migrate", c.schema),
 		pollInterval: c.pollInterval,
 		pageSize:     pageSize,
 		idleLimit:    idleLimit,

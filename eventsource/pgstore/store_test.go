@@ -134,7 +134,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		assert.NoError(t, err, "Migrate %d", i)
 	}
 	var versions []int32
-	rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT version FROM %q.schema_migrations ORDER BY version`, schema))
+	rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT version FROM %q.schema_migrations WHERE component = $1 ORDER BY version`, schema), pgstore.ScopeName)
 	require.NoError(t, err)
 	for rows.Next() {
 		var v int32
@@ -156,7 +156,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	s := newStoreIn(t, pool, schema)
 	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, s.Migrate(ctx))
-	_, err := pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.schema_migrations (version) VALUES (99)`, schema))
+	_, err := pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.schema_migrations (component, version) VALUES ($1, 99)`, schema), pgstore.ScopeName)
 	require.NoError(t, err)
 	err = s.Migrate(ctx)
 	require.Error(t, err)

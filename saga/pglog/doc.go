@@ -56,7 +56,9 @@
 //		CONSTRAINT transitions_pkey PRIMARY KEY (saga_id, seq)
 //	);
 //
-// plus schema_migrations, which records the version. The log never
+// plus schema_migrations, which records the version (the schema may be
+// shared with eventsource/pgstore and cqrs/pgcheckpoint, which keep
+// their own versions in it). The log never
 // deletes: to keep the tables small, delete finished sagas (status
 // completed, compensated or needs_attention) whose updated_at is old
 // enough; their transitions go with them.

@@ -33,11 +33,10 @@ const transitionsKey = "transitions_pkey"
 // processes need not agree. The Log does not own the pool: close the pool
 // after its last call.
 type Log struct {
-	pool       *pgxpool.Pool
-	schema     string
-	migrateKey int64
-	tel        *instruments
-	sql        statements
+	pool   *pgxpool.Pool
+	schema string
+	tel    *instruments
+	sql    statements
 }
 
 // statements are the log's SQL, with its schema's quoted name built in.
@@ -137,11 +136,10 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 		return nil, fmt.Errorf("pglog: New: %w", err)
 	}
 	return &Log{
-		pool:       pool,
-		schema:     c.schema,
-		migrateKey: pgschema.LockKey(ScopeName, "migrate", c.schema),
-		tel:        newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider, c.optIn),
-		sql:        newStatements(c.schema),
+		pool:   pool,
+		schema: c.schema,
+		tel:    newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider, c.optIn),
+		sql:    newStatements(c.schema),
 	}, nil
 }
 
