@@ -16,3 +16,13 @@ func TestConformance(t *testing.T) {
 		return s
 	})
 }
+
+// TestSnapshotConformance runs the suite every eventsource.SnapshotStore
+// passes, each subtest against a schema of its own.
+func TestSnapshotConformance(t *testing.T) {
+	t.Parallel()
+	storetest.RunSnapshots(t, func(t *testing.T) eventsource.SnapshotStore {
+		s, _ := newStore(t, 8)
+		return s
+	})
+}

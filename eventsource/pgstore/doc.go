@@ -4,7 +4,9 @@
 // Events go to one table, in a schema of their own ("eventsource" by
 // default, see [WithSchema]): each row holds the event's id, stream,
 // version in the stream, global position, type, data (bytea), metadata
-// (jsonb) and the time it was recorded. Streams, versions and idempotent
+// (jsonb) and the time it was recorded: the database's clock when the row
+// is inserted, under the append lock described below, not when the append
+// began to wait for it. Streams, versions and idempotent
 // appends work as [eventsource.Store] says; readers follow the global
 // order with [Store.ReadAll] and [Store.Subscribe] and never miss an
 // event, as explained below.
@@ -35,6 +37,15 @@
 // migrations take turns under one lock.
 // The store does not own the pool: close the pool after the store's last
 // call.
+//
+// The store is also an [eventsource.SnapshotStore] and
+// [eventsource.SnapshotDeleter]: the snapshots table keeps the latest
+// snapshot of each stream, with its version and format. A save replaces
+// the stored snapshot when it is of a newer version or of another format
+// (whatever its version), so that a repository whose snapshot format
+// changed ([eventsource.WithSnapshotFormat]) replaces the snapshots it
+// ignores; [Store.DeleteSnapshot] (through [eventsource.Repository]'s
+// DropSnapshot) deletes one.
 //
 // # The global order
 //
@@ -157,8 +168,9 @@
 //     cqrs and cqrs/pgcheckpoint read the head every second; those reads
 //     have no span, only their duration.
 //   - command_recorded {schema}.commands: CommandRecorded.
-//   - load_snapshot {schema}.snapshots and save_snapshot
-//     {schema}.snapshots, with eventsource.stream_id.
+//   - load_snapshot {schema}.snapshots, save_snapshot
+//     {schema}.snapshots and delete_snapshot {schema}.snapshots, with
+//     eventsource.stream_id.
 //   - migrate {database}|{schema}: Migrate.
 //
 // A stream id longer than 128 bytes is cut to its first 128 bytes and
@@ -171,7 +183,7 @@
 //   - db.system.name: postgresql.
 //   - db.operation.name: BATCH, notify, read_stream, read_all,
 //     subscribe, listen, unlisten, head, command_recorded,
-//     load_snapshot, save_snapshot or migrate.
+//     load_snapshot, save_snapshot, delete_snapshot or migrate.
 //   - db.collection.name: {schema}.events, {schema}.snapshots or
 //     {schema}.commands; none for notify, listen, unlisten and migrate.
 //   - db.namespace: {database}|{schema}, the database of the pool's

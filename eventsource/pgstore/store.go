@@ -74,6 +74,7 @@ type statements struct {
 	readStream, readAll        string
 	readAllHead, head          string
 	loadSnapshot, saveSnapshot string
+	deleteSnapshot             string
 	recordCommand, hasCommand  string
 	schema                     string // the quoted schema name
 }
@@ -88,8 +89,10 @@ func newStatements(schema string) statements {
 		schema:   q,
 		existing: r.Replace(`SELECT {cols} FROM {s}.events WHERE id = ANY($1::uuid[])`),
 		version:  r.Replace(`SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = $1`),
-		insert: r.Replace(`INSERT INTO {s}.events (id, stream_id, version, type, data, metadata)
-SELECT u.id, $1, u.version, u.type, u.data, u.metadata
+		// recorded_at is the time of the insert, under the append lock, not
+		// the transaction's start (now()), which precedes the wait for it.
+		insert: r.Replace(`INSERT INTO {s}.events (id, stream_id, version, type, data, metadata, recorded_at)
+SELECT u.id, $1, u.version, u.type, u.data, u.metadata, clock_timestamp()
 FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::jsonb[])
 	WITH ORDINALITY AS u(id, version, type, data, metadata, ord)
 ORDER BY u.ord
@@ -101,10 +104,12 @@ FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
 		head:          r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events`),
 		recordCommand: r.Replace(`INSERT INTO {s}.commands (command_id, stream_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
 		hasCommand:    r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1)`),
-		loadSnapshot:  r.Replace(`SELECT version, data FROM {s}.snapshots WHERE stream_id = $1`),
-		saveSnapshot: r.Replace(`INSERT INTO {s}.snapshots AS old (stream_id, version, data) VALUES ($1, $2, $3)
-ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, data = excluded.data, saved_at = now()
-WHERE old.version < excluded.version`),
+		loadSnapshot:  r.Replace(`SELECT version, format, data FROM {s}.snapshots WHERE stream_id = $1`),
+		saveSnapshot: r.Replace(`INSERT INTO {s}.snapshots AS old (stream_id, version, format, data) VALUES ($1, $2, $3, $4)
+ON CONFLICT (stream_id) DO UPDATE
+SET version = excluded.version, format = excluded.format, data = excluded.data, saved_at = now()
+WHERE old.version < excluded.version OR old.format <> excluded.format`),
+		deleteSnapshot: r.Replace(`DELETE FROM {s}.snapshots WHERE stream_id = $1`),
 	}
 }
 
@@ -145,9 +150,10 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 }
 
 var (
-	_ eventsource.Store         = (*Store)(nil)
-	_ eventsource.SnapshotStore = (*Store)(nil)
-	_ eventsource.CommandLog    = (*Store)(nil)
+	_ eventsource.Store           = (*Store)(nil)
+	_ eventsource.SnapshotStore   = (*Store)(nil)
+	_ eventsource.SnapshotDeleter = (*Store)(nil)
+	_ eventsource.CommandLog      = (*Store)(nil)
 )
 
 // Append implements [eventsource.Store.Append].
@@ -644,7 +650,8 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (eventsource.
 		span.SetAttributes(AttrStreamID.String(brief.String(streamID)))
 	}
 	snap := eventsource.Snapshot{StreamID: streamID}
-	err := s.pool.QueryRow(ctx, s.sql.loadSnapshot, streamID).Scan(&snap.Version, &snap.Data)
+	var format int64
+	err := s.pool.QueryRow(ctx, s.sql.loadSnapshot, streamID).Scan(&snap.Version, &format, &snap.Data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		s.tel.End(ctx, span, opLoadSnapshot, start, nil)
 		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %s", eventsource.ErrNotFound, brief.Quote(streamID))
@@ -653,17 +660,20 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (eventsource.
 	if err != nil {
 		return eventsource.Snapshot{}, fmt.Errorf("pgstore: loading the snapshot of stream %s: %w", brief.Quote(streamID), pgschema.Err(ctx, err))
 	}
+	snap.Format = int(format)
 	if len(snap.Data) == 0 {
 		snap.Data = nil
 	}
 	return snap, nil
 }
 
-// SaveSnapshot implements [eventsource.SnapshotStore.SaveSnapshot]: it
-// stores snap unless the stream has a snapshot of the same or a newer
-// version already. A snapshot with an empty stream id or a negative
-// version is rejected with an error matching
-// [eventsource.ErrInvalidArgument].
+// SaveSnapshot implements [eventsource.SnapshotStore.SaveSnapshot] with
+// one statement: it stores snap unless the stream has a snapshot of the
+// same format and the same or a newer version; a snapshot of another
+// format is replaced whatever its version, so that a repository whose
+// format changed ([eventsource.WithSnapshotFormat]) replaces the old
+// snapshots as it saves. It rejects what [eventsource.CheckSnapshot]
+// rejects, with an error matching [eventsource.ErrInvalidArgument].
 func (s *Store) SaveSnapshot(ctx context.Context, snap eventsource.Snapshot) error {
 	if err := eventsource.CheckSnapshot(snap); err != nil {
 		return fmt.Errorf("pgstore: saving a snapshot: %w", err)
@@ -679,10 +689,32 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap eventsource.Snapshot) err
 	if data == nil {
 		data = []byte{}
 	}
-	_, err := s.pool.Exec(ctx, s.sql.saveSnapshot, snap.StreamID, snap.Version, data)
+	_, err := s.pool.Exec(ctx, s.sql.saveSnapshot, snap.StreamID, snap.Version, int64(snap.Format), data)
 	s.tel.End(ctx, span, opSaveSnapshot, start, err)
 	if err != nil {
 		return fmt.Errorf("pgstore: saving the snapshot of stream %s at version %d: %w", brief.Quote(snap.StreamID), snap.Version, pgschema.Err(ctx, err))
+	}
+	return nil
+}
+
+// DeleteSnapshot implements [eventsource.SnapshotDeleter.DeleteSnapshot]
+// with one statement. Deleting a snapshot that does not exist is not an
+// error.
+func (s *Store) DeleteSnapshot(ctx context.Context, streamID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if streamID == "" || !storable(streamID) { // SaveSnapshot rejects such ids
+		return nil
+	}
+	ctx, span, start := s.tel.Start(ctx, opDeleteSnapshot)
+	if span.IsRecording() {
+		span.SetAttributes(AttrStreamID.String(brief.String(streamID)))
+	}
+	_, err := s.pool.Exec(ctx, s.sql.deleteSnapshot, streamID)
+	s.tel.End(ctx, span, opDeleteSnapshot, start, err)
+	if err != nil {
+		return fmt.Errorf("pgstore: deleting the snapshot of stream %s: %w", brief.Quote(streamID), pgschema.Err(ctx, err))
 	}
 	return nil
 }
