@@ -58,10 +58,17 @@
 //
 // plus schema_migrations, which records the version (the schema may be
 // shared with eventsource/pgstore and cqrs/pgcheckpoint, which keep
-// their own versions in it). The log never
-// deletes: to keep the tables small, delete finished sagas (status
-// completed, compensated or needs_attention) whose updated_at is old
-// enough; their transitions go with them.
+// their own versions in it). The log never deletes: to keep the tables
+// small, delete finished sagas (status completed, compensated or
+// needs_attention) whose updated_at is old enough; their transitions go
+// with them.
+//
+// Saga data and transition data are bytea, stored as they are. Text that
+// comes from the steps (a transition's error message) or the propagator
+// (the trace context's keys and values) is stored with each NUL byte and
+// each run of bytes that is not UTF-8 replaced by U+FFFD: PostgreSQL's
+// text and jsonb refuse both, and a write that failed on them would fail
+// again at every recovery, so that the saga could never finish.
 //
 // # Leases and fencing
 //

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -144,7 +145,9 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 }
 
 // Create implements [saga.Log.Create] with one INSERT. The lease runs
-// from the database's clock.
+// from the database's clock. The keys and values of rec.Trace are stored
+// with each NUL byte and each run of bytes that is not UTF-8 replaced by
+// U+FFFD, which PostgreSQL's jsonb refuses; rec.Data is stored as it is.
 func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease time.Duration) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -168,9 +171,12 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 // Append implements [saga.Log.Append] with one statement: an UPDATE of
 // the saga's row, matching only if owner holds the lease and the Seqs of
 // ts are free, and an INSERT of the transitions (from arrays, unnested)
-// that runs only if the UPDATE matched. The UPDATE's row lock serialises the appends to a saga and
-// the claims of it, so a stale owner is turned away whichever commits
-// first. Only when nothing was written does a second query tell a missing
+// that runs only if the UPDATE matched. The UPDATE's row lock serialises
+// the appends to a saga and the claims of it, so a stale owner is turned
+// away whichever commits first. A transition's Error is stored with each
+// NUL byte and each run of bytes that is not UTF-8 replaced by U+FFFD, as
+// PostgreSQL's text refuses them: an error message can never make the
+// write fail (and the saga stall, retrying it at every recovery). Only when nothing was written does a second query tell a missing
 // saga from a lost lease.
 func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transition) (err error) {
 	if err := ctx.Err(); err != nil {
@@ -191,7 +197,7 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 			status = t.Status
 		}
 		seqs[i], statuses[i], steps[i], phases[i], kinds[i] = t.Seq, string(t.Status), t.Step, string(t.Phase), string(t.Kind)
-		attempts[i], data[i], errs[i] = int32(min(max(t.Attempt, 0), 1<<31-1)), t.Data, t.Error
+		attempts[i], data[i], errs[i] = int32(min(max(t.Attempt, 0), 1<<31-1)), t.Data, validText(t.Error)
 	}
 	tag, err := l.pool.Exec(ctx, l.sql.append, id, owner, string(status), status.Final(),
 		seqs, statuses, steps, phases, kinds, attempts, data, errs)
@@ -383,15 +389,39 @@ func (l *Log) load(ctx context.Context, id string) (rec saga.Record, ts []saga.T
 	return rec, ts, found, rows.Err()
 }
 
-// encodeTrace returns the JSON of a trace context, or NULL for none. It is
-// text, not []byte, which the simple protocol (PgBouncer) would send as a
-// bytea literal.
+// encodeTrace returns the JSON of a trace context, or NULL for none, with
+// its keys and values through validText: jsonb refuses a NUL ("\u0000").
+// It is text, not []byte, which the simple protocol (PgBouncer) would
+// send as a bytea literal.
 func encodeTrace(trace map[string]string) (pgtype.Text, error) {
 	if len(trace) == 0 {
 		return pgtype.Text{}, nil
 	}
-	b, err := json.Marshal(trace)
+	valid := trace
+	for k, v := range trace {
+		if validText(k) != k || validText(v) != v {
+			valid = make(map[string]string, len(trace))
+			for k, v := range trace {
+				valid[validText(k)] = validText(v)
+			}
+			break
+		}
+	}
+	b, err := json.Marshal(valid)
 	return pgtype.Text{String: string(b), Valid: true}, err
+}
+
+// validText returns s with each NUL byte, and each run of bytes that is
+// not UTF-8, replaced by U+FFFD, so that PostgreSQL's text (and jsonb)
+// stores it: it refuses both, and a write that fails on the text of an
+// error would fail again at every recovery, wedging the saga. It returns
+// s itself when there is nothing to replace. (saga.ValidText, where the
+// saga package has it, is the same rule.)
+func validText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func decodeTrace(b []byte) (map[string]string, error) {
