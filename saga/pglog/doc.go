@@ -138,7 +138,10 @@
 // calls do not make a root span each, claim and renew have a span only
 // when the context carries a span already, when they failed, or when
 // they did something (claimed a saga, found a lease lost). The others
-// are in db.client.operation.duration all the same.
+// are in db.client.operation.duration all the same. Under a context that
+// the orchestrator marks as untraced (its background renewals and
+// recovery ticks), no call of the log has a span, whatever it did; the
+// durations are recorded.
 //
 // Their attributes, set when the span starts:
 //
