@@ -130,6 +130,14 @@
 // them. Behind PgBouncer in transaction mode LISTEN does not work, and
 // subscriptions fall back on polling.
 //
+// The read at every poll interval is also the subscription's health
+// check: each of its queries must be answered within the subscription
+// timeout ([WithSubscriptionTimeout], 10 seconds by default), so a
+// connection that stops answering without closing (a frozen server, a
+// network path that drops packets) is reported within the poll interval
+// plus the timeout, as an error yielded by the sequence, and the
+// subscription goes on with a new connection from the pool.
+//
 // # Telemetry
 //
 // Spans come from the tracer named [ScopeName] of the [WithTracerProvider]

@@ -18,6 +18,10 @@ const (
 	// DefaultPollInterval is how long a live subscription waits for a
 	// notification before it reads anyway.
 	DefaultPollInterval = time.Second
+	// DefaultSubscriptionTimeout is how long a subscription waits for the
+	// answer to one of its queries before it takes the connection for
+	// dead.
+	DefaultSubscriptionTimeout = 10 * time.Second
 	// MaxSchemaLen is the longest schema name, in bytes, that [WithSchema]
 	// accepts: PostgreSQL's limit of 63 bytes for a name, less the
 	// "_events" suffix of the notification channel.
@@ -40,13 +44,14 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	schema         string
 	pollInterval   time.Duration
+	subTimeout     time.Duration
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
 	optIn          bool
 }
 
 func defaultConfig() config {
-	return config{schema: DefaultSchema, pollInterval: DefaultPollInterval}
+	return config{schema: DefaultSchema, pollInterval: DefaultPollInterval, subTimeout: DefaultSubscriptionTimeout}
 }
 
 // WithSchema sets the PostgreSQL schema that holds the store's tables
@@ -71,6 +76,24 @@ func WithSchema(name string) Option {
 // (1 second).
 func WithPollInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.pollInterval = d })
+}
+
+// WithSubscriptionTimeout sets how long a subscription ([Store.Subscribe])
+// waits for the answer to any of its queries (a read, the LISTEN with the
+// connection it needs, the UNLISTEN) before it takes the connection for
+// dead: a server that stopped answering, or a network path that drops
+// packets without closing the connection, would otherwise stall the
+// subscription without an error until TCP gives up, which can take many
+// minutes. The query is then interrupted (pgx closes its connection), the
+// subscription yields an error matching [context.DeadlineExceeded], and
+// it tries again on a new connection after the poll interval.
+//
+// A live subscription reads at least every poll interval, so a dead path
+// is reported within the poll interval plus d. d must be positive and
+// should exceed the time the slowest page read takes (500 events, with
+// their data). The default is [DefaultSubscriptionTimeout] (10 seconds).
+func WithSubscriptionTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.subTimeout = d })
 }
 
 // WithTracerProvider sets where the store's spans go. The default, also
@@ -103,6 +126,9 @@ func (c *config) validate() []error {
 	}
 	if c.pollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("WithPollInterval(%v): interval must be positive", c.pollInterval))
+	}
+	if c.subTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("WithSubscriptionTimeout(%v): timeout must be positive", c.subTimeout))
 	}
 	return errs
 }

@@ -53,6 +53,7 @@ type Store struct {
 	channel      string
 	lockKey      int64 // of pg_advisory_xact_lock, serialising appends
 	pollInterval time.Duration
+	subTimeout   time.Duration // of each query of a subscription
 	pageSize     int
 	idleLimit    string // idle_in_transaction_session_timeout of appends
 	tel          *instruments
@@ -142,6 +143,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		channel:      c.schema + channelSuffix,
 		lockKey:      pgschema.LockKey(ScopeName, "append", c.schema),
 		pollInterval: c.pollInterval,
+		subTimeout:   c.subTimeout,
 		pageSize:     pageSize,
 		idleLimit:    idleLimit,
 		tel:          newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider, c.optIn),

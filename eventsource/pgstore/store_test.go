@@ -46,6 +46,7 @@ func TestNewRejectsBadArguments(t *testing.T) {
 		{"invalid UTF-8 schema", pool, []pgstore.Option{pgstore.WithSchema("a\xffb")}, []string{"WithSchema", "UTF-8"}},
 		{"zero poll interval", pool, []pgstore.Option{pgstore.WithPollInterval(0)}, []string{"WithPollInterval(0s)", "positive"}},
 		{"negative poll interval", pool, []pgstore.Option{pgstore.WithPollInterval(-time.Second)}, []string{"WithPollInterval(-1s)"}},
+		{"zero subscription timeout", pool, []pgstore.Option{pgstore.WithSubscriptionTimeout(0)}, []string{"WithSubscriptionTimeout(0s)", "positive"}},
 		{"all at once", nil, []pgstore.Option{pgstore.WithSchema(""), pgstore.WithPollInterval(0)}, []string{"pool is nil", "WithSchema", "WithPollInterval"}},
 	}
 	for _, tt := range tests {
