@@ -28,6 +28,7 @@ func LockKeys(s *Store) (appendKey, migrateKey int64) {
 	return s.lockKey, pgschema.MigrateLockKey(s.schema)
 }
 
-// SetIdleLimit sets the idle_in_transaction_session_timeout of the
-// appends of s, such as "100ms". Call it before s is used.
-func SetIdleLimit(s *Store, limit string) { s.idleLimit = limit }
+// SetStageAbove sets the size of events above which the appends of s
+// upload them before they take the lock; -1 never. Call it before s is
+// used.
+func SetStageAbove(s *Store, n int) { s.stageAbove = n }

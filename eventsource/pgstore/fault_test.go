@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"crypto/rand"
 	"net/url"
 	"testing"
 	"time"
@@ -82,4 +83,50 @@ func TestSubscribeDetectsBlackhole(t *testing.T) {
 	later, err := direct.Append(ctx, "a", eventsource.Exact(3), events(1, "test.v1")...)
 	require.NoError(t, err)
 	assert.Equal(t, later, f.next(t, 1, 5*time.Second))
+}
+
+// TestSlowUploadIsNotKilled appends 200 KB through a link of 100 KB/s,
+// with an idle timeout of 300 ms: the upload takes two seconds, which
+// the server's idle_in_transaction_session_timeout used to cut short
+// (always, past 5 s with the hard-coded limit), and another append to the
+// schema must not wait for it (issue 12 item 4).
+func TestSlowUploadIsNotKilled(t *testing.T) {
+	t.Parallel()
+	proxy, pool := proxied(t, 2)
+	schema := schemaName(t)
+	ctx := testenv.Context(t, 20*time.Second)
+	direct := newStoreIn(t, testenv.PostgresPool(t, 2), schema)
+	require.NoError(t, direct.Migrate(ctx))
+	s := newStoreIn(t, pool, schema, pgstore.WithAppendIdleTimeout(300*time.Millisecond))
+	_, err := s.Append(ctx, "warm", eventsource.NoStream, events(1, "test.v1")...) // connected, statements prepared
+	require.NoError(t, err)
+
+	data := make([]byte, 200<<10)
+	_, _ = rand.Read(data)
+	proxy.Bandwidth(faultproxy.Upstream, 100)
+	type result struct {
+		events []eventsource.Event
+		err    error
+		took   time.Duration
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		got, err := s.Append(ctx, "slow", eventsource.NoStream, eventsource.NewEvent{Type: "test.v1", Data: data})
+		done <- result{got, err, time.Since(start)}
+	}()
+
+	time.Sleep(500 * time.Millisecond) // the upload is under way
+	fast := time.Now()
+	_, err = direct.Append(ctx, "fast", eventsource.NoStream, events(1, "test.v1")...)
+	require.NoError(t, err)
+	assert.Less(t, time.Since(fast), time.Second, "an append waited for the slow upload")
+
+	r := <-done
+	require.NoError(t, r.err, "the slow append, after %v", r.took)
+	t.Logf("the slow append took %v", r.took)
+	assert.Greater(t, r.took, time.Second, "the upload was not slowed down")
+	stored := collect(t, direct.ReadStream(ctx, "slow", 1))
+	require.Len(t, stored, 1)
+	assert.Equal(t, data, stored[0].Data)
 }

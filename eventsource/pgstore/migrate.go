@@ -39,11 +39,23 @@ CREATE TABLE {s}.snapshots (
 	recorded_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (command_id, stream_id)
 );`,
-	// 3: the format of snapshots (eventsource.Snapshot.Format), and
-	// events recorded at their insert rather than at the start of their
-	// transaction, which precedes the wait for the append lock.
+	// 3: the format of snapshots (eventsource.Snapshot.Format); events
+	// recorded at their insert rather than at the start of their
+	// transaction, which precedes the wait for the append lock; and the
+	// table to which large appends upload their events before they take
+	// the lock. Its rows never commit (an append deletes them in its
+	// transaction), so it need not survive a crash: unlogged.
 	`ALTER TABLE {s}.snapshots ADD COLUMN format bigint NOT NULL DEFAULT 0;
-ALTER TABLE {s}.events ALTER COLUMN recorded_at SET DEFAULT clock_timestamp();`,
+ALTER TABLE {s}.events ALTER COLUMN recorded_at SET DEFAULT clock_timestamp();
+CREATE UNLOGGED TABLE {s}.uploads (
+	upload   uuid NOT NULL,
+	ord      bigint NOT NULL,
+	id       uuid NOT NULL,
+	type     text NOT NULL,
+	data     bytea NOT NULL,
+	metadata jsonb,
+	PRIMARY KEY (upload, ord)
+);`,
 }
 
 // released names the table that each migration released before versions

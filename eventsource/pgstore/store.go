@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,13 +27,6 @@ import (
 
 // pageSize is how many rows a read fetches per query.
 const pageSize = 500
-
-// idleLimit is the idle_in_transaction_session_timeout of an append's
-// transaction: a client that stops between the statements of an append
-// (its process frozen, its network cut) has its session ended by the
-// server after this long, so that the append lock it holds does not stop
-// every other append until TCP gives up on the connection.
-const idleLimit = "5s"
 
 // streamVersionKey is the name of the unique constraint on (stream_id,
 // version), the last guard against two events taking one version.
@@ -55,9 +49,19 @@ type Store struct {
 	pollInterval time.Duration
 	subTimeout   time.Duration // of each query of a subscription
 	pageSize     int
-	idleLimit    string // idle_in_transaction_session_timeout of appends
-	tel          *instruments
-	sql          statements
+	// idleLimit is the idle_in_transaction_session_timeout of an append's
+	// transaction (WithAppendIdleTimeout): a client that stops between
+	// the statements of an append (its process frozen, its network cut)
+	// has its session ended by the server after this long, so that the
+	// append lock it holds does not stop every other append until TCP
+	// gives up on the connection.
+	idleLimit string
+	// stageAbove is the size of events (data and metadata) above which an
+	// append uploads them before it takes the lock (StageAbove); -1
+	// never.
+	stageAbove int
+	tel        *instruments
+	sql        statements
 
 	// Test hooks, set only by tests (export_test.go) before the store is
 	// used. beforeCommit runs in an append's transaction after the insert
@@ -72,6 +76,8 @@ type Store struct {
 // statements are the store's SQL, with its schema's quoted name built in.
 type statements struct {
 	existing, version, insert  string
+	stage, insertStaged        string
+	unstage                    string
 	readStream, readAll        string
 	readAllHead, head          string
 	loadSnapshot, saveSnapshot string
@@ -98,6 +104,20 @@ FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::jsonb[])
 	WITH ORDINALITY AS u(id, version, type, data, metadata, ord)
 ORDER BY u.ord
 RETURNING position, version, recorded_at`),
+		// Events larger than StageAbove are uploaded to the uploads table
+		// before the append takes its lock, in the append's transaction
+		// (so no one else sees them, and a rollback takes them away), and
+		// moved to the events table under the lock.
+		stage: r.Replace(`INSERT INTO {s}.uploads (upload, ord, id, type, data, metadata)
+SELECT $1, u.ord, u.id, u.type, u.data, u.metadata
+FROM unnest($2::uuid[], $3::text[], $4::bytea[], $5::jsonb[]) WITH ORDINALITY AS u(id, type, data, metadata, ord)`),
+		insertStaged: r.Replace(`WITH u AS (DELETE FROM {s}.uploads WHERE upload = $1 RETURNING ord, id, type, data, metadata)
+INSERT INTO {s}.events (id, stream_id, version, type, data, metadata, recorded_at)
+SELECT u.id, $2, v.version, u.type, u.data, u.metadata, clock_timestamp()
+FROM unnest($3::bigint[], $4::bigint[]) AS v(ord, version) JOIN u USING (ord)
+ORDER BY v.version
+RETURNING position, version, recorded_at`),
+		unstage:    r.Replace(`DELETE FROM {s}.uploads WHERE upload = $1`),
 		readStream: r.Replace(`SELECT {cols} FROM {s}.events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`),
 		readAll:    r.Replace(`SELECT {cols} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
 		readAllHead: r.Replace(`SELECT {cols}, (SELECT max(position) FROM {s}.events)
@@ -145,7 +165,8 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		pollInterval: c.pollInterval,
 		subTimeout:   c.subTimeout,
 		pageSize:     pageSize,
-		idleLimit:    idleLimit,
+		idleLimit:    strconv.FormatInt(c.idleTimeout.Milliseconds(), 10) + "ms",
+		stageAbove:   StageAbove,
 		tel:          newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider, c.optIn),
 		sql:          newStatements(c.schema),
 	}, nil
@@ -163,6 +184,9 @@ var (
 // The append is one transaction that waits for the schema's append lock,
 // so appends to a schema run one at a time, whatever their streams (see
 // the package documentation). All events are inserted with one statement.
+// Events whose data and metadata exceed [StageAbove] bytes are uploaded
+// before the append takes the lock, so that their upload holds no other
+// append up (see [WithAppendIdleTimeout]).
 // After the commit, the store notifies subscribers; a failed notification
 // is recorded on its span and otherwise ignored, as subscribers poll too.
 // The events' metadata carries the trace context of the append's span.
@@ -250,12 +274,23 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
 	}
 	// One round trip: begin, bound how long the transaction may sit idle
-	// holding the append lock, wait for the lock, then, under it, record
-	// the command (if any) and read which events are stored already and
-	// the stream's version.
+	// holding the append lock, upload large events (before the lock, so
+	// that a slow upload holds no one up), wait for the lock, then, under
+	// it, record the command (if any) and read which events are stored
+	// already and the stream's version. The statements are pipelined with
+	// one Sync at the end, so the server counts no idle time among them.
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true)", s.idleLimit)
+	var upload pgtype.UUID // of the staged events; not Valid if not staged
+	if s.stageAbove >= 0 && size(events) > s.stageAbove {
+		cols, err := encode(events)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		upload = pgtype.UUID{Bytes: uuid.New(), Valid: true}
+		b.Queue(s.sql.stage, upload, ids, cols.types, cols.data, cols.metadata)
+	}
 	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
 	if command != "" {
 		b.Queue(s.sql.recordCommand, command, streamID)
@@ -272,7 +307,7 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 			_ = tx.Rollback(ctx)
 		}
 	}()
-	stored, current, duplicate, err := readChecks(br, command != "")
+	stored, current, duplicate, err := readChecks(br, upload.Valid, command != "")
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -290,11 +325,11 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		}
 	}
 
-	fresh := make([]eventsource.NewEvent, 0, len(events))
+	fresh := make([]int, 0, len(events)) // indexes in events
 	seen := make(map[uuid.UUID]bool, len(events))
-	for _, e := range events {
+	for i, e := range events {
 		if _, ok := stored[e.ID]; !ok && !seen[e.ID] {
-			fresh = append(fresh, e)
+			fresh = append(fresh, i)
 			seen[e.ID] = true
 		}
 	}
@@ -304,6 +339,12 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 			out[i] = stored[e.ID]
 		}
 		if command != "" { // keep the command's record
+			if upload.Valid { // and not the staged events
+				statements++
+				if _, err := tx.Exec(ctx, s.sql.unstage, upload); err != nil {
+					return nil, 0, statements, err
+				}
+			}
 			committed = true
 			statements++
 			if err := tx.Commit(ctx); err != nil {
@@ -317,7 +358,7 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	}
 
 	statements++
-	out, err = s.insert(ctx, tx, streamID, current, fresh)
+	out, err = s.insert(ctx, tx, streamID, current, events, fresh, upload)
 	if err != nil {
 		if isStreamVersionConflict(err) {
 			// Someone wrote to the table without the append lock.
@@ -359,11 +400,16 @@ func (s *Store) notify(ctx context.Context, conn *pgxpool.Conn) {
 	s.tel.End(ctx, span, opNotify, start, err)
 }
 
-// readChecks reads the results of the append's first batch: begin, lock,
-// the command's insert if withCommand, stored events, stream version. It
-// reports whether the command was recorded already.
-func readChecks(br pgx.BatchResults, withCommand bool) (stored map[uuid.UUID]eventsource.Event, current int64, duplicate bool, err error) {
-	for range 3 { // BEGIN, set_config, pg_advisory_xact_lock
+// readChecks reads the results of the append's first batch: begin,
+// set_config, the upload if staged, lock, the command's insert if
+// withCommand, stored events, stream version. It reports whether the
+// command was recorded already.
+func readChecks(br pgx.BatchResults, staged, withCommand bool) (stored map[uuid.UUID]eventsource.Event, current int64, duplicate bool, err error) {
+	n := 3 // BEGIN, set_config, pg_advisory_xact_lock
+	if staged {
+		n++
+	}
+	for range n {
 		if _, err := br.Exec(); err != nil {
 			return nil, 0, false, err
 		}
@@ -397,37 +443,84 @@ func readChecks(br pgx.BatchResults, withCommand bool) (stored map[uuid.UUID]eve
 	return stored, current, duplicate, nil
 }
 
-// insert inserts events as versions current+1, current+2, … of the
-// stream, in one statement, and returns them as stored.
-func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current int64, events []eventsource.NewEvent) ([]eventsource.Event, error) {
+// size returns the bytes of the events' data and metadata.
+func size(events []eventsource.NewEvent) int {
+	n := 0
+	for _, e := range events {
+		n += len(e.Data)
+		for k, v := range e.Metadata {
+			n += len(k) + len(v)
+		}
+	}
+	return n
+}
+
+// columns are the type, data and metadata columns of events, as the
+// statements send them.
+type columns struct {
+	types    []string
+	data     [][]byte
+	metadata [][]byte
+}
+
+// encode returns the columns of events.
+func encode(events []eventsource.NewEvent) (columns, error) {
 	n := len(events)
-	ids := make([]pgtype.UUID, n)
-	versions := make([]int64, n)
-	types := make([]string, n)
-	data := make([][]byte, n)
-	metadata := make([][]byte, n)
-	out := make([]eventsource.Event, n)
+	c := columns{types: make([]string, n), data: make([][]byte, n), metadata: make([][]byte, n)}
 	for i, e := range events {
-		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
-		versions[i] = current + 1 + int64(i)
-		types[i] = e.Type
-		data[i] = e.Data
-		if data[i] == nil {
-			data[i] = []byte{} // the column is NOT NULL; nil reads back as nil
+		c.types[i] = e.Type
+		c.data[i] = e.Data
+		if c.data[i] == nil {
+			c.data[i] = []byte{} // the column is NOT NULL; nil reads back as nil
 		}
 		if e.Metadata != nil {
 			md, err := json.Marshal(e.Metadata)
 			if err != nil {
-				return nil, fmt.Errorf("encoding the metadata of event %d: %w", i, err)
+				return columns{}, fmt.Errorf("encoding the metadata of event %d: %w", i, err)
 			}
-			metadata[i] = md
+			c.metadata[i] = md
 		}
+	}
+	return c, nil
+}
+
+// insert inserts events[fresh[0]], events[fresh[1]], … as versions
+// current+1, current+2, … of the stream, in one statement, and returns
+// them as stored. If upload is Valid, the events were staged under it in
+// the first batch and are moved from there; otherwise they are sent now.
+func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current int64, events []eventsource.NewEvent, fresh []int, upload pgtype.UUID) ([]eventsource.Event, error) {
+	n := len(fresh)
+	versions := make([]int64, n)
+	out := make([]eventsource.Event, n)
+	for i, j := range fresh {
+		e := events[j]
+		versions[i] = current + 1 + int64(i)
 		out[i] = eventsource.Event{
 			ID: e.ID, StreamID: streamID, Version: versions[i], Type: e.Type,
 			Data: copyBytes(e.Data), Metadata: copyMap(e.Metadata),
 		}
 	}
-	rows, err := tx.Query(ctx, s.sql.insert, streamID, ids, versions, types, data, metadata)
+	var rows pgx.Rows
+	var err error
+	if upload.Valid {
+		ords := make([]int64, n)
+		for i, j := range fresh {
+			ords[i] = int64(j) + 1
+		}
+		rows, err = tx.Query(ctx, s.sql.insertStaged, upload, streamID, ords, versions)
+	} else {
+		batch := make([]eventsource.NewEvent, n)
+		ids := make([]pgtype.UUID, n)
+		for i, j := range fresh {
+			batch[i] = events[j]
+			ids[i] = pgtype.UUID{Bytes: events[j].ID, Valid: true}
+		}
+		var cols columns
+		if cols, err = encode(batch); err != nil {
+			return nil, err
+		}
+		rows, err = tx.Query(ctx, s.sql.insert, streamID, ids, versions, cols.types, cols.data, cols.metadata)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -46,6 +46,7 @@ func TestNewRejectsBadArguments(t *testing.T) {
 		{"invalid UTF-8 schema", pool, []pgstore.Option{pgstore.WithSchema("a\xffb")}, []string{"WithSchema", "UTF-8"}},
 		{"zero poll interval", pool, []pgstore.Option{pgstore.WithPollInterval(0)}, []string{"WithPollInterval(0s)", "positive"}},
 		{"negative poll interval", pool, []pgstore.Option{pgstore.WithPollInterval(-time.Second)}, []string{"WithPollInterval(-1s)"}},
+		{"sub-millisecond idle timeout", pool, []pgstore.Option{pgstore.WithAppendIdleTimeout(time.Microsecond)}, []string{"WithAppendIdleTimeout(1µs)", "at least 1ms"}},
 		{"zero subscription timeout", pool, []pgstore.Option{pgstore.WithSubscriptionTimeout(0)}, []string{"WithSubscriptionTimeout(0s)", "positive"}},
 		{"all at once", nil, []pgstore.Option{pgstore.WithSchema(""), pgstore.WithPollInterval(0)}, []string{"pool is nil", "WithSchema", "WithPollInterval"}},
 	}
@@ -414,4 +415,38 @@ AND ((classid::bigint << 32) | objid::bigint) = $1)`, appendKey).Scan(&waiting)
 	stored := collect(t, s.ReadStream(ctx, "a", 1))
 	require.Len(t, stored, 2)
 	assert.Equal(t, r.events[0].RecordedAt, stored[0].RecordedAt)
+}
+
+// TestStagedUploadsCommitNothing uploads every append's events before the
+// lock and goes through each way an append ends (inserted, a conflict, a
+// retry, a retry under a recorded command, an ID of another stream): the
+// uploads table never keeps a row.
+func TestStagedUploadsCommitNothing(t *testing.T) {
+	t.Parallel()
+	pool := testenv.PostgresPool(t, 4)
+	schema := schemaName(t)
+	s := newStoreIn(t, pool, schema)
+	pgstore.SetStageAbove(s, 0)
+	ctx := testenv.Context(t, 10*time.Second)
+	require.NoError(t, s.Migrate(ctx))
+	batch := events(3, "test.v1")
+	for i := range batch {
+		batch[i].ID = uuid.New()
+	}
+	cctx := eventsource.WithCommandID(ctx, "cmd")
+	stored, err := s.Append(cctx, "a", eventsource.NoStream, batch...)
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
+	require.ErrorIs(t, err, eventsource.ErrConcurrencyConflict)
+	again, err := s.Append(ctx, "a", eventsource.NoStream, batch...)
+	require.NoError(t, err)
+	assert.Equal(t, stored, again)
+	again, err = s.Append(eventsource.WithCommandID(ctx, "cmd2"), "a", eventsource.NoStream, batch...)
+	require.NoError(t, err, "a retry under a new command, which is kept")
+	assert.Equal(t, stored, again)
+	_, err = s.Append(ctx, "b", eventsource.NoStream, batch[0])
+	require.ErrorIs(t, err, eventsource.ErrEventIDTaken)
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %q.uploads", schema)).Scan(&n))
+	assert.Zero(t, n, "rows left in the uploads table")
 }
