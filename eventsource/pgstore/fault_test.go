@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"sync"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
