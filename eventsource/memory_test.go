@@ -10,3 +10,7 @@ import (
 func TestMemoryStoreConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) eventsource.Store { return &eventsource.MemoryStore{} })
 }
+
+func TestMemorySnapshotsConformance(t *testing.T) {
+	storetest.RunSnapshots(t, func(t *testing.T) eventsource.SnapshotStore { return &eventsource.MemorySnapshots{} })
+}

@@ -53,8 +53,12 @@
 //	checkpoints(name text PRIMARY KEY, position bigint NOT NULL,
 //	            updated_at timestamptz DEFAULT now())
 //
-// It is idempotent and safe to run from every instance at once. The store
-// does not own the pool.
+// and schema_migrations, which records the table's version. It is
+// idempotent and safe to run from every instance at once. The schema may
+// be that of the read models, and may be shared with eventsource/pgstore
+// and saga/pglog: each package keeps its own versions in
+// schema_migrations, and their migrations take turns. The store does not
+// own the pool.
 //
 // # Telemetry
 //
@@ -72,6 +76,9 @@
 // checkpoint was moved under it (by another run of the projection, or a
 // Rebuild), it has the event pgcheckpoint.checkpoint_moved, with the
 // stored position as eventsource.position, and the event is skipped.
+// A projection name longer than 128 bytes is cut to its first 128 bytes
+// and its length ("…(N bytes)") in the span's name, cqrs.projection and
+// the store's error messages.
 //
 // Every query has a client span following the OpenTelemetry semantic
 // conventions (v1.40) for PostgreSQL clients; db.operation.name is the

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/projlag"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -68,9 +69,9 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("pgcheckpoint: projection %q: creating the checkpoint: %w", name, pgschema.Err(ctx, err))
+		return fmt.Errorf("pgcheckpoint: projection %s: creating the checkpoint: %w", brief.Quote(name), pgschema.Err(ctx, err))
 	}
-	attrName := AttrProjection.String(name)
+	attrName := AttrProjection.String(brief.String(name))
 	gauge := projlag.New(s.meter, events, 0)
 	defer gauge.Close()
 	var lag *projlag.Position
@@ -85,7 +86,7 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 			if ctx.Err() != nil {
 				return nil
 			}
-			return fmt.Errorf("pgcheckpoint: projection %q: %w", name, err)
+			return fmt.Errorf("pgcheckpoint: projection %s: %w", brief.Quote(name), err)
 		}
 		if lag == nil {
 			lag = gauge.Track(ctx, name, pos)
@@ -97,7 +98,7 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 				if ctx.Err() != nil {
 					return nil
 				}
-				return fmt.Errorf("pgcheckpoint: projection %q: reading events after %d: %w", name, pos, err)
+				return fmt.Errorf("pgcheckpoint: projection %s: reading events after %d: %w", brief.Quote(name), pos, err)
 			}
 			moved, err = s.apply(ctx, name, attrName, pos, e, handle)
 			if err != nil {
@@ -136,7 +137,7 @@ func (s *Store) ensure(ctx context.Context, name string) error {
 // commit.
 func (s *Store) apply(ctx context.Context, name string, attrName attribute.KeyValue, pos int64, e eventsource.Event, handle Handler) (moved bool, err error) {
 	link := trace.LinkFromContext(eventsource.TraceContext(ctx, e))
-	ctx, span := s.tel.Tracer.Start(ctx, "project "+name, trace.WithLinks(link),
+	ctx, span := s.tel.Tracer.Start(ctx, "project "+brief.String(name), trace.WithLinks(link),
 		trace.WithAttributes(attrName, AttrPosition.Int64(e.Position)))
 	defer func() {
 		telemetry.RecordError(span, err)
@@ -144,7 +145,7 @@ func (s *Store) apply(ctx context.Context, name string, attrName attribute.KeyVa
 	}()
 	tx, stored, err := s.lock(ctx, name)
 	if err != nil {
-		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: locking the checkpoint: %w", name, e.Position, pgschema.Err(ctx, err))
+		return false, fmt.Errorf("pgcheckpoint: projection %s: event %d: locking the checkpoint: %w", brief.Quote(name), e.Position, pgschema.Err(ctx, err))
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // after the commit, a no-op
 	if stored != pos {
@@ -154,13 +155,13 @@ func (s *Store) apply(ctx context.Context, name string, attrName attribute.KeyVa
 		return true, nil
 	}
 	if err := handle(ctx, tx, e); err != nil {
-		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d (%s): %w", name, e.Position, e.Type, err)
+		return false, fmt.Errorf("pgcheckpoint: projection %s: event %d (%s): %w", brief.Quote(name), e.Position, brief.String(e.Type), err)
 	}
 	sctx, sspan, start := s.tel.Start(ctx, opSave)
 	_, err = tx.Exec(sctx, s.sql.save, name, e.Position)
 	s.tel.End(sctx, sspan, opSave, start, err)
 	if err != nil {
-		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: saving the checkpoint: %w", name, e.Position, pgschema.Err(ctx, err))
+		return false, fmt.Errorf("pgcheckpoint: projection %s: event %d: saving the checkpoint: %w", brief.Quote(name), e.Position, pgschema.Err(ctx, err))
 	}
 	if s.beforeCommit != nil {
 		s.beforeCommit(ctx, e)
@@ -169,7 +170,7 @@ func (s *Store) apply(ctx context.Context, name string, attrName attribute.KeyVa
 	err = tx.Commit(cctx)
 	s.tel.End(cctx, cspan, opCommit, start, err)
 	if err != nil {
-		return false, fmt.Errorf("pgcheckpoint: projection %q: event %d: committing: %w", name, e.Position, pgschema.Err(ctx, err))
+		return false, fmt.Errorf("pgcheckpoint: projection %s: event %d: committing: %w", brief.Quote(name), e.Position, pgschema.Err(ctx, err))
 	}
 	return false, nil
 }
@@ -211,7 +212,7 @@ func (s *Store) lock(ctx context.Context, name string) (pgx.Tx, int64, error) {
 // projection if reset or the database fails.
 func (s *Store) Rebuild(ctx context.Context, name string, reset func(ctx context.Context, tx pgx.Tx) error) error {
 	if reset == nil {
-		return fmt.Errorf("pgcheckpoint: Rebuild %q: nil reset function", name)
+		return fmt.Errorf("pgcheckpoint: Rebuild %s: nil reset function", brief.Quote(name))
 	}
 	ctx, span, start := s.tel.Start(ctx, opRebuild)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -229,7 +230,7 @@ func (s *Store) Rebuild(ctx context.Context, name string, reset func(ctx context
 	})
 	s.tel.End(ctx, span, opRebuild, start, err)
 	if err != nil {
-		return fmt.Errorf("pgcheckpoint: rebuilding projection %q: %w", name, pgschema.Err(ctx, err))
+		return fmt.Errorf("pgcheckpoint: rebuilding projection %s: %w", brief.Quote(name), pgschema.Err(ctx, err))
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/pgtel"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -29,12 +30,11 @@ const ScopeName = "github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
 // the database. It does not own the pool: close the pool after its last
 // call.
 type Store struct {
-	pool       *pgxpool.Pool
-	schema     string
-	migrateKey int64
-	tel        *pgtel.Ops[op]
-	meter      metric.Meter
-	sql        statements
+	pool   *pgxpool.Pool
+	schema string
+	tel    *pgtel.Ops[op]
+	meter  metric.Meter
+	sql    statements
 
 	// beforeCommit, set only by tests (export_test.go) before the store is
 	// used, runs in the transaction of each event handled by Project, after
@@ -76,15 +76,14 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		errs = append(errs, errors.New("pool is nil"))
 	}
 	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
-		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
+		errs = append(errs, fmt.Errorf("WithSchema(%s): %w", brief.Quote(c.schema), err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pgcheckpoint: New: %w", err)
 	}
 	return &Store{
-		pool:       pool,
-		schema:     c.schema,
-		migrateKey: pgschema.LockKey(ScopeName, "migrate", c.schema),
+		pool:   pool,
+		schema: c.schema,
 		tel: pgtel.New[op](pool, c.schema, telemetry.Tracer(c.tracerProvider, ScopeName),
 			telemetry.Meter(c.meterProvider, ScopeName), ops[:], c.optIn),
 		meter: telemetry.Meter(c.meterProvider, ScopeName),
@@ -92,29 +91,50 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	}, nil
 }
 
+// migrations are the versions of the store's table: migrations[i]
+// upgrades it from version i to i+1. "{s}" stands for the quoted schema
+// name. Released migrations are never changed; a change of the table is a
+// new migration.
+var migrations = [...]string{
+	// 1: checkpoints.
+	`CREATE TABLE {s}.checkpoints (
+	name       text PRIMARY KEY,
+	position   bigint NOT NULL,
+	updated_at timestamptz DEFAULT now()
+)`,
+}
+
+// released names the table that each migration released before versions
+// were kept creates: an earlier release created the table without
+// recording a version, and [Store.Migrate] adopts it.
+var released = []string{"checkpoints"}
+
+// SchemaVersion is the version of the table that [Store.Migrate] brings a
+// schema to.
+const SchemaVersion = len(migrations)
+
 // Migrate creates the store's schema, unless it exists, and its table:
 //
 //	checkpoints(name text PRIMARY KEY, position bigint NOT NULL,
 //	            updated_at timestamptz DEFAULT now())
 //
-// It is idempotent and safe to run from several processes at once: it
-// takes a transaction advisory lock derived from the schema name.
+// or upgrades it to [SchemaVersion], recording the version in the
+// schema's schema_migrations table (which it creates). The schema may be
+// shared with the read models' tables and with those of
+// eventsource/pgstore and saga/pglog: schema_migrations keeps each
+// package's versions apart (under its import path), and Migrate takes
+// the same transaction advisory lock, derived from the schema name, as
+// theirs. So it is idempotent and safe to run from several processes at
+// once, and alongside the other packages' migrations. A checkpoints table
+// that an earlier release created (which kept no version) is adopted.
 func (s *Store) Migrate(ctx context.Context) error {
 	ctx, span, start := s.tel.Start(ctx, opMigrate)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := pgschema.Create(ctx, tx, s.schema, s.migrateKey); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS `+s.sql.schema+`.checkpoints (
-	name       text PRIMARY KEY,
-	position   bigint NOT NULL,
-	updated_at timestamptz DEFAULT now()
-)`)
-		return err
+	err := pgschema.MigrateComponent(ctx, s.pool, s.schema, pgschema.Component{
+		Name: ScopeName, Released: released, Migrations: migrations[:],
 	})
 	s.tel.End(ctx, span, opMigrate, start, err)
 	if err != nil {
-		return fmt.Errorf("pgcheckpoint: migrating schema %q: %w", s.schema, pgschema.Err(ctx, err))
+		return fmt.Errorf("pgcheckpoint: migrating schema %s: %w", brief.Quote(s.schema), pgschema.Err(ctx, err))
 	}
 	return nil
 }
@@ -130,7 +150,7 @@ func (s *Store) LoadCheckpoint(ctx context.Context, name string) (int64, error) 
 	}
 	s.tel.End(ctx, span, opLoad, start, err)
 	if err != nil {
-		return 0, fmt.Errorf("pgcheckpoint: loading checkpoint %q: %w", name, pgschema.Err(ctx, err))
+		return 0, fmt.Errorf("pgcheckpoint: loading checkpoint %s: %w", brief.Quote(name), pgschema.Err(ctx, err))
 	}
 	return pos, nil
 }
@@ -144,7 +164,7 @@ func (s *Store) SaveCheckpoint(ctx context.Context, name string, position int64)
 	_, err := s.pool.Exec(ctx, s.sql.save, name, position)
 	s.tel.End(ctx, span, opSave, start, err)
 	if err != nil {
-		return fmt.Errorf("pgcheckpoint: saving checkpoint %q at %d: %w", name, position, pgschema.Err(ctx, err))
+		return fmt.Errorf("pgcheckpoint: saving checkpoint %s at %d: %w", brief.Quote(name), position, pgschema.Err(ctx, err))
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -96,4 +97,31 @@ func TestLoadCheckpoint_beforeMigrateHints(t *testing.T) {
 	_, err = s.LoadCheckpoint(context.Background(), "x")
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "has Migrate been called?")
+}
+
+// TestMigrate_adoptsAnEarlierTable: an earlier release created the
+// checkpoints table and recorded no version; Migrate adopts it, keeping
+// the checkpoints, and records the version.
+func TestMigrate_adoptsAnEarlierTable(t *testing.T) {
+	pool := testenv.PostgresPool(t, 0)
+	schema := schemaName(t)
+	ctx := testenv.Context(t, 10*time.Second)
+	q := pgx.Identifier{schema}.Sanitize()
+	for _, stmt := range []string{
+		"CREATE SCHEMA " + q,
+		"CREATE TABLE " + q + ".checkpoints (name text PRIMARY KEY, position bigint NOT NULL, updated_at timestamptz DEFAULT now())",
+		"INSERT INTO " + q + ".checkpoints (name, position) VALUES ('x', 9)",
+	} {
+		_, err := pool.Exec(ctx, stmt)
+		require.NoError(t, err, stmt)
+	}
+	s, err := pgcheckpoint.New(pool, pgcheckpoint.WithSchema(schema))
+	require.NoError(t, err)
+	require.NoError(t, s.Migrate(ctx))
+	got, err := s.LoadCheckpoint(ctx, "x")
+	require.NoError(t, err)
+	assert.Equal(t, int64(9), got)
+	var v int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT max(version) FROM "+q+".schema_migrations WHERE component = $1", pgcheckpoint.ScopeName).Scan(&v))
+	assert.Equal(t, pgcheckpoint.SchemaVersion, v)
 }

@@ -53,8 +53,7 @@ func TestMigrateAddsCommands(t *testing.T) {
 func TestCommandCommitsWithEvents(t *testing.T) {
 	t.Parallel()
 	pool := testenv.PostgresPool(t, 4)
-	s := newStoreIn(t, pool, schemaName(t))
-	pgstore.SetIdleLimit(s, "200ms")
+	s := newStoreIn(t, pool, schemaName(t), pgstore.WithAppendIdleTimeout(200*time.Millisecond))
 	var stall atomic.Bool
 	stall.Store(true)
 	pgstore.SetBeforeCommit(s, func(ctx context.Context, streamID string) {

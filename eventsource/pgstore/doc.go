@@ -4,7 +4,9 @@
 // Events go to one table, in a schema of their own ("eventsource" by
 // default, see [WithSchema]): each row holds the event's id, stream,
 // version in the stream, global position, type, data (bytea), metadata
-// (jsonb) and the time it was recorded. Streams, versions and idempotent
+// (jsonb) and the time it was recorded: the database's clock when the row
+// is inserted, under the append lock described below, not when the append
+// began to wait for it. Streams, versions and idempotent
 // appends work as [eventsource.Store] says; readers follow the global
 // order with [Store.ReadAll] and [Store.Subscribe] and never miss an
 // event, as explained below.
@@ -26,12 +28,26 @@
 //
 // [Store.Migrate] creates the schema and its tables (events, snapshots,
 // commands — the (command ID, stream) pairs of appends made under
-// [eventsource.WithCommandID], recorded in the append's transaction — and
-// schema_migrations, which records the version of the tables), and
+// [eventsource.WithCommandID], recorded in the append's transaction —
+// uploads, where large appends put their events before they take the
+// append lock, and schema_migrations, which records the version of the
+// tables), and
 // upgrades them when a later version of this package changes them. It is
 // idempotent and safe to call from every instance of a service at once.
+// The schema may be shared with saga/pglog and cqrs/pgcheckpoint: each
+// package keeps its own versions in schema_migrations, and their
+// migrations take turns under one lock.
 // The store does not own the pool: close the pool after the store's last
 // call.
+//
+// The store is also an [eventsource.SnapshotStore] and
+// [eventsource.SnapshotDeleter]: the snapshots table keeps the latest
+// snapshot of each stream, with its version and format. A save replaces
+// the stored snapshot when it is of a newer version or of another format
+// (whatever its version), so that a repository whose snapshot format
+// changed ([eventsource.WithSnapshotFormat]) replaces the snapshots it
+// ignores; [Store.DeleteSnapshot] (through [eventsource.Repository]'s
+// DropSnapshot) deletes one.
 //
 // # The global order
 //
@@ -90,8 +106,18 @@
 // that stalls inside one (a frozen process, a cut network) has its session
 // ended by the server after 5 seconds of idling
 // (idle_in_transaction_session_timeout is set for the append's
-// transaction), so that it cannot stop every other append for longer than
-// that. A store that needs concurrent commits would order by transaction
+// transaction; [WithAppendIdleTimeout] changes it), so that it cannot
+// stop every other append for longer than that. An append whose events
+// (data and metadata) exceed [StageAbove] bytes (64 KiB) uploads them
+// before it takes the lock, into an unlogged table of its transaction,
+// and moves them under the lock: so a slow upload holds no other append
+// up and is not cut short by that timeout, at the cost of writing the
+// events twice (about a tenth fewer events a second in a benchmark that
+// stages batches of small events). A smaller append sends its events
+// under the lock, and fails if sending them takes longer than the
+// timeout; the timeout is the trade-off between how long a stalled client
+// can hold every other append up and how slow a link appends can use.
+// A store that needs concurrent commits would order by transaction
 // id instead (pg_current_xact_id and the snapshot's xmin), at the price of
 // readers lagging behind the longest open transaction. Reads take no lock
 // and do not wait for appends.
@@ -116,6 +142,14 @@
 // them. Behind PgBouncer in transaction mode LISTEN does not work, and
 // subscriptions fall back on polling.
 //
+// The read at every poll interval is also the subscription's health
+// check: each of its queries must be answered within the subscription
+// timeout ([WithSubscriptionTimeout], 10 seconds by default), so a
+// connection that stops answering without closing (a frozen server, a
+// network path that drops packets) is reported within the poll interval
+// plus the timeout, as an error yielded by the sequence, and the
+// subscription goes on with a new connection from the pool.
+//
 // # Telemetry
 //
 // Spans come from the tracer named [ScopeName] of the [WithTracerProvider]
@@ -135,7 +169,8 @@
 //     [AttrStreamID] (eventsource.stream_id). The conventions name a
 //     batch of different statements BATCH. A conflict fails it with
 //     error.type eventsource.concurrency_conflict, a duplicate command
-//     with eventsource.duplicate_command.
+//     with eventsource.duplicate_command, an event ID stored in another
+//     stream with eventsource.event_id_taken.
 //   - notify {database}|{schema}: the pg_notify that tells subscribers
 //     of an append, after its commit; a child of the append's span. Its
 //     failure is recorded on it and otherwise ignored.
@@ -153,16 +188,22 @@
 //     cqrs and cqrs/pgcheckpoint read the head every second; those reads
 //     have no span, only their duration.
 //   - command_recorded {schema}.commands: CommandRecorded.
-//   - load_snapshot {schema}.snapshots and save_snapshot
-//     {schema}.snapshots, with eventsource.stream_id.
+//   - load_snapshot {schema}.snapshots, save_snapshot
+//     {schema}.snapshots and delete_snapshot {schema}.snapshots, with
+//     eventsource.stream_id.
 //   - migrate {database}|{schema}: Migrate.
+//
+// A stream id longer than 128 bytes is cut to its first 128 bytes and
+// its length ("…(N bytes)") in eventsource.stream_id and in the store's
+// error messages, which would otherwise carry ids of any length to logs
+// and trace backends.
 //
 // Their attributes, set when the span starts:
 //
 //   - db.system.name: postgresql.
 //   - db.operation.name: BATCH, notify, read_stream, read_all,
 //     subscribe, listen, unlisten, head, command_recorded,
-//     load_snapshot, save_snapshot or migrate.
+//     load_snapshot, save_snapshot, delete_snapshot or migrate.
 //   - db.collection.name: {schema}.events, {schema}.snapshots or
 //     {schema}.commands; none for notify, listen, unlisten and migrate.
 //   - db.namespace: {database}|{schema}, the database of the pool's

@@ -7,6 +7,7 @@ import (
 	"log"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -125,4 +126,61 @@ func ExampleStore_SaveSnapshot() {
 		log.Fatal(err)
 	}
 	fmt.Println(acc.Balance)
+}
+
+// A service behind a slow or unreliable network bounds how long a
+// subscription waits for an answer before it takes its connection for
+// dead, and how long an append may stall while it holds the append lock.
+func ExampleWithSubscriptionTimeout() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://app@db:5432/orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := pgstore.New(pool,
+		pgstore.WithPollInterval(500*time.Millisecond),
+		// A dead connection is reported within 0.5 s + 3 s.
+		pgstore.WithSubscriptionTimeout(3*time.Second),
+		// A client that stalls inside an append holds the others up
+		// for 2 s at most.
+		pgstore.WithAppendIdleTimeout(2*time.Second),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for e, err := range store.Subscribe(ctx, 0) {
+		if err != nil {
+			log.Print(err) // a dead connection, say: it goes on with a new one
+			continue
+		}
+		fmt.Println(e.Position, e.Type)
+	}
+}
+
+// When an aggregate's snapshot encoding changes, a repository of the new
+// format ignores the old snapshots and replaces them as it saves; one
+// that is wrong can also be dropped, so that the next load replays.
+func ExampleStore_DeleteSnapshot() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://app@db:5432/orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := pgstore.New(pool)
+	if err != nil {
+		log.Fatal(err)
+	}
+	reg := eventsource.NewRegistry()
+	eventsource.Register[Deposited](reg, "account.deposited.v1")
+	accounts, err := eventsource.NewRepository(store, reg, func() *Account { return &Account{} },
+		eventsource.WithSnapshots(store, 100),
+		eventsource.WithSnapshotFormat(2)) // Account changed: format 1 is ignored
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := accounts.DropSnapshot(ctx, "account-7"); err != nil { // through store.DeleteSnapshot
+		log.Fatal(err)
+	}
 }

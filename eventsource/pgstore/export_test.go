@@ -1,6 +1,10 @@
 package pgstore
 
-import "context"
+import (
+	"context"
+
+	"github.com/otelpatterns/patterns/internal/pgschema"
+)
 
 // SetBeforeCommit makes every append of s call f inside its transaction,
 // after the insert and before the commit, while it holds the append lock.
@@ -20,8 +24,11 @@ func SkipNotify(s *Store) { s.skipNotify = true }
 func SetPageSize(s *Store, n int) { s.pageSize = n }
 
 // LockKeys returns the keys of the advisory locks of s: appends, Migrate.
-func LockKeys(s *Store) (appendKey, migrateKey int64) { return s.lockKey, s.migrateKey }
+func LockKeys(s *Store) (appendKey, migrateKey int64) {
+	return s.lockKey, pgschema.MigrateLockKey(s.schema)
+}
 
-// SetIdleLimit sets the idle_in_transaction_session_timeout of the
-// appends of s, such as "100ms". Call it before s is used.
-func SetIdleLimit(s *Store, limit string) { s.idleLimit = limit }
+// SetStageAbove sets the size of events above which the appends of s
+// upload them before they take the lock; -1 never. Call it before s is
+// used.
+func SetStageAbove(s *Store, n int) { s.stageAbove = n }

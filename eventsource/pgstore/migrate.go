@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 )
 
@@ -38,7 +39,29 @@ CREATE TABLE {s}.snapshots (
 	recorded_at timestamptz NOT NULL DEFAULT now(),
 	PRIMARY KEY (command_id, stream_id)
 );`,
+	// 3: the format of snapshots (eventsource.Snapshot.Format); events
+	// recorded at their insert rather than at the start of their
+	// transaction, which precedes the wait for the append lock; and the
+	// table to which large appends upload their events before they take
+	// the lock. Its rows never commit (an append deletes them in its
+	// transaction), so it need not survive a crash: unlogged.
+	`ALTER TABLE {s}.snapshots ADD COLUMN format bigint NOT NULL DEFAULT 0;
+ALTER TABLE {s}.events ALTER COLUMN recorded_at SET DEFAULT clock_timestamp();
+CREATE UNLOGGED TABLE {s}.uploads (
+	upload   uuid NOT NULL,
+	ord      bigint NOT NULL,
+	id       uuid NOT NULL,
+	type     text NOT NULL,
+	data     bytea NOT NULL,
+	metadata jsonb,
+	PRIMARY KEY (upload, ord)
+);`,
 }
+
+// released names the table that each migration released before versions
+// were kept per package creates, by which [Store.Migrate] adopts the
+// tables of an earlier release (see [pgschema.Component]).
+var released = []string{"events", "commands"}
 
 // SchemaVersion is the version of the tables that [Store.Migrate] brings
 // a schema to.
@@ -49,11 +72,19 @@ const SchemaVersion = len(migrations)
 // schema_migrations table. The migrations that are due run in one
 // transaction with their records, so a failed Migrate changes nothing.
 //
+// The schema may be shared with the tables of saga/pglog and
+// cqrs/pgcheckpoint: schema_migrations keeps each package's versions
+// apart (under the package's import path), and Migrate takes the same
+// transaction advisory lock, derived from the schema name, as theirs. So
 // Migrate is idempotent and safe to run from several processes at once
-// (each instance of a service at start-up, say): it takes a transaction
-// advisory lock derived from the schema name, so one runs at a time and
-// the others then find nothing to do. It fails if the schema is at a
-// version newer than this package knows, rather than touch it.
+// (each instance of a service at start-up, say), and alongside the other
+// packages' migrations: one runs at a time and the others then find
+// nothing to do. It fails if the store's tables are at a version newer
+// than this package knows, rather than touch them.
+//
+// A schema that an earlier release of this package migrated (one version
+// for the whole schema) is upgraded in place: its tables are adopted, and
+// only the migrations whose tables are missing run.
 //
 // It needs the privilege to create the schema, unless the schema exists,
 // and to create tables in it: run it as the role that owns the tables.
@@ -64,14 +95,12 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return err
 	}
 	ctx, span, start := s.tel.Start(ctx, opMigrate)
-	err := s.migrate(ctx)
+	err := pgschema.MigrateComponent(ctx, s.pool, s.schema, pgschema.Component{
+		Name: ScopeName, Released: released, Migrations: migrations[:],
+	})
 	s.tel.End(ctx, span, opMigrate, start, err)
 	if err != nil {
-		return fmt.Errorf("pgstore: migrating schema %q: %w", s.schema, pgschema.Err(ctx, err))
+		return fmt.Errorf("pgstore: migrating schema %s: %w", brief.Quote(s.schema), pgschema.Err(ctx, err))
 	}
 	return nil
-}
-
-func (s *Store) migrate(ctx context.Context) error {
-	return pgschema.Migrate(ctx, s.pool, s.schema, s.migrateKey, migrations[:])
 }

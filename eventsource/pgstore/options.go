@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 )
 
@@ -17,6 +18,17 @@ const (
 	// DefaultPollInterval is how long a live subscription waits for a
 	// notification before it reads anyway.
 	DefaultPollInterval = time.Second
+	// DefaultAppendIdleTimeout is how long an append may leave its
+	// transaction idle before the server ends its session.
+	DefaultAppendIdleTimeout = 5 * time.Second
+	// StageAbove is the size, in bytes of event data and metadata, above
+	// which an append uploads its events before it takes the append lock
+	// (see [WithAppendIdleTimeout]).
+	StageAbove = 64 << 10
+	// DefaultSubscriptionTimeout is how long a subscription waits for the
+	// answer to one of its queries before it takes the connection for
+	// dead.
+	DefaultSubscriptionTimeout = 10 * time.Second
 	// MaxSchemaLen is the longest schema name, in bytes, that [WithSchema]
 	// accepts: PostgreSQL's limit of 63 bytes for a name, less the
 	// "_events" suffix of the notification channel.
@@ -39,23 +51,27 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	schema         string
 	pollInterval   time.Duration
+	subTimeout     time.Duration
+	idleTimeout    time.Duration
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
 	optIn          bool
 }
 
 func defaultConfig() config {
-	return config{schema: DefaultSchema, pollInterval: DefaultPollInterval}
+	return config{schema: DefaultSchema, pollInterval: DefaultPollInterval,
+		subTimeout: DefaultSubscriptionTimeout, idleTimeout: DefaultAppendIdleTimeout}
 }
 
 // WithSchema sets the PostgreSQL schema that holds the store's tables
-// (events, snapshots, schema_migrations), which [Store.Migrate] creates.
-// Stores with different schemas in one database are independent: their
-// events, positions and appends do not interact. The name is used as is,
-// quoted, so "Orders" and "orders" are two schemas. It must be 1 to
-// [MaxSchemaLen] bytes of UTF-8, without NUL, and must not start with
-// "pg_", which PostgreSQL reserves. The default is [DefaultSchema]
-// ("eventsource").
+// (events, snapshots, commands, uploads, schema_migrations), which
+// [Store.Migrate] creates. Stores with different schemas in one database
+// are independent: their events, positions and appends do not interact.
+// A store may share its schema with a saga/pglog log and a
+// cqrs/pgcheckpoint store. The name is used as is, quoted, so "Orders"
+// and "orders" are two schemas. It must be 1 to [MaxSchemaLen] bytes of
+// UTF-8, without NUL, and must not start with "pg_", which PostgreSQL
+// reserves. The default is [DefaultSchema] ("eventsource").
 func WithSchema(name string) Option {
 	return optionFunc(func(c *config) { c.schema = name })
 }
@@ -69,6 +85,48 @@ func WithSchema(name string) Option {
 // (1 second).
 func WithPollInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.pollInterval = d })
+}
+
+// WithAppendIdleTimeout sets the idle_in_transaction_session_timeout of
+// an append's transaction: how long the server lets the transaction wait
+// for the client's next statement, or for the rest of one the client is
+// still sending, before it ends the session (and so the transaction).
+// Appends to a schema take turns under one lock (see the package
+// documentation), so this bounds how long a client that stalls while it
+// holds the lock (its process frozen, its network cut) stops every other
+// append to the schema: lower is safer for the others.
+//
+// An append waits for nothing from the client while it holds the lock
+// but the round trips of its last statements, which are small: an append
+// whose events' data and metadata exceed [StageAbove] bytes (64 KiB)
+// uploads them first, before it takes the lock, and a slow upload is not
+// idle time (the server is reading one statement). Smaller appends send
+// their events under the lock: on a link so slow that that takes longer
+// than d (d times 64 KiB/s or less), raise d. Either way the caller's
+// context bounds the whole append.
+//
+// d must be at least a millisecond. The default is
+// [DefaultAppendIdleTimeout] (5 seconds).
+func WithAppendIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.idleTimeout = d })
+}
+
+// WithSubscriptionTimeout sets how long a subscription ([Store.Subscribe])
+// waits for the answer to any of its queries (a read, the LISTEN with the
+// connection it needs, the UNLISTEN) before it takes the connection for
+// dead: a server that stopped answering, or a network path that drops
+// packets without closing the connection, would otherwise stall the
+// subscription without an error until TCP gives up, which can take many
+// minutes. The query is then interrupted (pgx closes its connection), the
+// subscription yields an error matching [context.DeadlineExceeded], and
+// it tries again on a new connection after the poll interval.
+//
+// A live subscription reads at least every poll interval, so a dead path
+// is reported within the poll interval plus d. d must be positive and
+// should exceed the time the slowest page read takes (500 events, with
+// their data). The default is [DefaultSubscriptionTimeout] (10 seconds).
+func WithSubscriptionTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.subTimeout = d })
 }
 
 // WithTracerProvider sets where the store's spans go. The default, also
@@ -97,10 +155,16 @@ func WithOptInAttributes() Option {
 func (c *config) validate() []error {
 	var errs []error
 	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
-		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
+		errs = append(errs, fmt.Errorf("WithSchema(%s): %w", brief.Quote(c.schema), err))
 	}
 	if c.pollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("WithPollInterval(%v): interval must be positive", c.pollInterval))
+	}
+	if c.idleTimeout < time.Millisecond {
+		errs = append(errs, fmt.Errorf("WithAppendIdleTimeout(%v): timeout must be at least 1ms", c.idleTimeout))
+	}
+	if c.subTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("WithSubscriptionTimeout(%v): timeout must be positive", c.subTimeout))
 	}
 	return errs
 }

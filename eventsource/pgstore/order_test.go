@@ -256,8 +256,7 @@ func TestExactVersionRace(t *testing.T) {
 // and the appends that waited for the lock go on.
 func TestStalledAppendReleasesTheLock(t *testing.T) {
 	t.Parallel()
-	s, _ := newStore(t, 4)
-	pgstore.SetIdleLimit(s, "200ms")
+	s, _ := newStore(t, 4, pgstore.WithAppendIdleTimeout(200*time.Millisecond))
 	stalled := make(chan struct{})
 	pgstore.SetBeforeCommit(s, func(ctx context.Context, stream string) {
 		if stream == "stalls" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/pgtel"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -25,13 +27,6 @@ import (
 
 // pageSize is how many rows a read fetches per query.
 const pageSize = 500
-
-// idleLimit is the idle_in_transaction_session_timeout of an append's
-// transaction: a client that stops between the statements of an append
-// (its process frozen, its network cut) has its session ended by the
-// server after this long, so that the append lock it holds does not stop
-// every other append until TCP gives up on the connection.
-const idleLimit = "5s"
 
 // streamVersionKey is the name of the unique constraint on (stream_id,
 // version), the last guard against two events taking one version.
@@ -51,12 +46,22 @@ type Store struct {
 	schema       string
 	channel      string
 	lockKey      int64 // of pg_advisory_xact_lock, serialising appends
-	migrateKey   int64 // of pg_advisory_xact_lock, serialising Migrate
 	pollInterval time.Duration
+	subTimeout   time.Duration // of each query of a subscription
 	pageSize     int
-	idleLimit    string // idle_in_transaction_session_timeout of appends
-	tel          *instruments
-	sql          statements
+	// idleLimit is the idle_in_transaction_session_timeout of an append's
+	// transaction (WithAppendIdleTimeout): a client that stops between
+	// the statements of an append (its process frozen, its network cut)
+	// has its session ended by the server after this long, so that the
+	// append lock it holds does not stop every other append until TCP
+	// gives up on the connection.
+	idleLimit string
+	// stageAbove is the size of events (data and metadata) above which an
+	// append uploads them before it takes the lock (StageAbove); -1
+	// never.
+	stageAbove int
+	tel        *instruments
+	sql        statements
 
 	// Test hooks, set only by tests (export_test.go) before the store is
 	// used. beforeCommit runs in an append's transaction after the insert
@@ -71,9 +76,12 @@ type Store struct {
 // statements are the store's SQL, with its schema's quoted name built in.
 type statements struct {
 	existing, version, insert  string
+	stage, insertStaged        string
+	unstage                    string
 	readStream, readAll        string
 	readAllHead, head          string
 	loadSnapshot, saveSnapshot string
+	deleteSnapshot             string
 	recordCommand, hasCommand  string
 	schema                     string // the quoted schema name
 }
@@ -88,12 +96,28 @@ func newStatements(schema string) statements {
 		schema:   q,
 		existing: r.Replace(`SELECT {cols} FROM {s}.events WHERE id = ANY($1::uuid[])`),
 		version:  r.Replace(`SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = $1`),
-		insert: r.Replace(`INSERT INTO {s}.events (id, stream_id, version, type, data, metadata)
-SELECT u.id, $1, u.version, u.type, u.data, u.metadata
+		// recorded_at is the time of the insert, under the append lock, not
+		// the transaction's start (now()), which precedes the wait for it.
+		insert: r.Replace(`INSERT INTO {s}.events (id, stream_id, version, type, data, metadata, recorded_at)
+SELECT u.id, $1, u.version, u.type, u.data, u.metadata, clock_timestamp()
 FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::jsonb[])
 	WITH ORDINALITY AS u(id, version, type, data, metadata, ord)
 ORDER BY u.ord
 RETURNING position, version, recorded_at`),
+		// Events larger than StageAbove are uploaded to the uploads table
+		// before the append takes its lock, in the append's transaction
+		// (so no one else sees them, and a rollback takes them away), and
+		// moved to the events table under the lock.
+		stage: r.Replace(`INSERT INTO {s}.uploads (upload, ord, id, type, data, metadata)
+SELECT $1, u.ord, u.id, u.type, u.data, u.metadata
+FROM unnest($2::uuid[], $3::text[], $4::bytea[], $5::jsonb[]) WITH ORDINALITY AS u(id, type, data, metadata, ord)`),
+		insertStaged: r.Replace(`WITH u AS (DELETE FROM {s}.uploads WHERE upload = $1 RETURNING ord, id, type, data, metadata)
+INSERT INTO {s}.events (id, stream_id, version, type, data, metadata, recorded_at)
+SELECT u.id, $2, v.version, u.type, u.data, u.metadata, clock_timestamp()
+FROM unnest($3::bigint[], $4::bigint[]) AS v(ord, version) JOIN u USING (ord)
+ORDER BY v.version
+RETURNING position, version, recorded_at`),
+		unstage:    r.Replace(`DELETE FROM {s}.uploads WHERE upload = $1`),
 		readStream: r.Replace(`SELECT {cols} FROM {s}.events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`),
 		readAll:    r.Replace(`SELECT {cols} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
 		readAllHead: r.Replace(`SELECT {cols}, (SELECT max(position) FROM {s}.events)
@@ -101,10 +125,12 @@ FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
 		head:          r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events`),
 		recordCommand: r.Replace(`INSERT INTO {s}.commands (command_id, stream_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
 		hasCommand:    r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1)`),
-		loadSnapshot:  r.Replace(`SELECT version, data FROM {s}.snapshots WHERE stream_id = $1`),
-		saveSnapshot: r.Replace(`INSERT INTO {s}.snapshots AS old (stream_id, version, data) VALUES ($1, $2, $3)
-ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, data = excluded.data, saved_at = now()
-WHERE old.version < excluded.version`),
+		loadSnapshot:  r.Replace(`SELECT version, format, data FROM {s}.snapshots WHERE stream_id = $1`),
+		saveSnapshot: r.Replace(`INSERT INTO {s}.snapshots AS old (stream_id, version, format, data) VALUES ($1, $2, $3, $4)
+ON CONFLICT (stream_id) DO UPDATE
+SET version = excluded.version, format = excluded.format, data = excluded.data, saved_at = now()
+WHERE old.version < excluded.version OR old.format <> excluded.format`),
+		deleteSnapshot: r.Replace(`DELETE FROM {s}.snapshots WHERE stream_id = $1`),
 	}
 }
 
@@ -136,19 +162,21 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		schema:       c.schema,
 		channel:      c.schema + channelSuffix,
 		lockKey:      pgschema.LockKey(ScopeName, "append", c.schema),
-		migrateKey:   pgschema.LockKey(ScopeName, "migrate", c.schema),
 		pollInterval: c.pollInterval,
+		subTimeout:   c.subTimeout,
 		pageSize:     pageSize,
-		idleLimit:    idleLimit,
+		idleLimit:    strconv.FormatInt(c.idleTimeout.Milliseconds(), 10) + "ms",
+		stageAbove:   StageAbove,
 		tel:          newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider, c.optIn),
 		sql:          newStatements(c.schema),
 	}, nil
 }
 
 var (
-	_ eventsource.Store         = (*Store)(nil)
-	_ eventsource.SnapshotStore = (*Store)(nil)
-	_ eventsource.CommandLog    = (*Store)(nil)
+	_ eventsource.Store           = (*Store)(nil)
+	_ eventsource.SnapshotStore   = (*Store)(nil)
+	_ eventsource.SnapshotDeleter = (*Store)(nil)
+	_ eventsource.CommandLog      = (*Store)(nil)
 )
 
 // Append implements [eventsource.Store.Append].
@@ -156,13 +184,20 @@ var (
 // The append is one transaction that waits for the schema's append lock,
 // so appends to a schema run one at a time, whatever their streams (see
 // the package documentation). All events are inserted with one statement.
+// Events whose data and metadata exceed [StageAbove] bytes are uploaded
+// before the append takes the lock, so that their upload holds no other
+// append up (see [WithAppendIdleTimeout]).
 // After the commit, the store notifies subscribers; a failed notification
 // is recorded on its span and otherwise ignored, as subscribers poll too.
 // The events' metadata carries the trace context of the append's span.
 //
 // If the call fails after the commit was sent (the context ended, the
 // connection dropped), the events may or may not be stored: append them
-// again with the same IDs, which appends whichever are missing.
+// again with the same IDs, to the same stream, which appends whichever
+// are missing. An event whose ID is stored in another stream is no
+// retry: the append fails with an [*eventsource.EventIDTakenError]
+// (matching [eventsource.ErrEventIDTaken]) naming both streams and
+// stores nothing.
 //
 // Under a command ID (see [eventsource.WithCommandID]), the append
 // inserts the pair (command ID, stream ID) into the schema's commands
@@ -173,9 +208,6 @@ var (
 // can no longer arrive.
 func (s *Store) Append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, events ...eventsource.NewEvent) ([]eventsource.Event, error) {
 	if err := eventsource.CheckAppend(streamID, expected, events); err != nil {
-		return nil, err
-	}
-	if err := checkTexts(streamID, events); err != nil {
 		return nil, err
 	}
 	command, hasCommand := eventsource.CommandID(ctx)
@@ -189,7 +221,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	}
 	ctx, span, start := s.tel.Start(ctx, opAppend)
 	if span.IsRecording() {
-		span.SetAttributes(AttrStreamID.String(streamID))
+		span.SetAttributes(AttrStreamID.String(brief.String(streamID)))
 	}
 	// The events carry the trace context of the append's span, so that
 	// the projections and relays reading them link to the append itself.
@@ -218,10 +250,11 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	case errors.Is(err, eventsource.ErrConcurrencyConflict): // a *ConflictError
 		t.conflicts.Add(ctx, 1)
 		return nil, err
-	case errors.Is(err, eventsource.ErrDuplicateCommand): // a *DuplicateCommandError
+	case errors.Is(err, eventsource.ErrDuplicateCommand), // a *DuplicateCommandError
+		errors.Is(err, eventsource.ErrEventIDTaken): // an *EventIDTakenError
 		return nil, err
 	}
-	return nil, fmt.Errorf("pgstore: appending to stream %q: %w", streamID, pgschema.Err(ctx, err))
+	return nil, fmt.Errorf("pgstore: appending to stream %s: %w", brief.Quote(streamID), pgschema.Err(ctx, err))
 }
 
 // append runs an append's transaction and returns the events as stored,
@@ -241,12 +274,23 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
 	}
 	// One round trip: begin, bound how long the transaction may sit idle
-	// holding the append lock, wait for the lock, then, under it, record
-	// the command (if any) and read which events are stored already and
-	// the stream's version.
+	// holding the append lock, upload large events (before the lock, so
+	// that a slow upload holds no one up), wait for the lock, then, under
+	// it, record the command (if any) and read which events are stored
+	// already and the stream's version. The statements are pipelined with
+	// one Sync at the end, so the server counts no idle time among them.
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true)", s.idleLimit)
+	var upload pgtype.UUID // of the staged events; not Valid if not staged
+	if s.stageAbove >= 0 && size(events) > s.stageAbove {
+		cols, err := encode(events)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		upload = pgtype.UUID{Bytes: uuid.New(), Valid: true}
+		b.Queue(s.sql.stage, upload, ids, cols.types, cols.data, cols.metadata)
+	}
 	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
 	if command != "" {
 		b.Queue(s.sql.recordCommand, command, streamID)
@@ -263,7 +307,7 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 			_ = tx.Rollback(ctx)
 		}
 	}()
-	stored, current, duplicate, err := readChecks(br, command != "")
+	stored, current, duplicate, err := readChecks(br, upload.Valid, command != "")
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
@@ -273,12 +317,19 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	if duplicate {
 		return nil, 0, statements, &eventsource.DuplicateCommandError{CommandID: command, StreamID: streamID}
 	}
-
-	fresh := make([]eventsource.NewEvent, 0, len(events))
-	seen := make(map[uuid.UUID]bool, len(events))
+	// An ID is a retry only in its own stream: stored in another, it is
+	// an error, not the other stream's event handed back as this one's.
 	for _, e := range events {
+		if got, ok := stored[e.ID]; ok && got.StreamID != streamID {
+			return nil, 0, statements, &eventsource.EventIDTakenError{ID: e.ID, StreamID: streamID, StoredIn: got.StreamID}
+		}
+	}
+
+	fresh := make([]int, 0, len(events)) // indexes in events
+	seen := make(map[uuid.UUID]bool, len(events))
+	for i, e := range events {
 		if _, ok := stored[e.ID]; !ok && !seen[e.ID] {
-			fresh = append(fresh, e)
+			fresh = append(fresh, i)
 			seen[e.ID] = true
 		}
 	}
@@ -288,6 +339,12 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 			out[i] = stored[e.ID]
 		}
 		if command != "" { // keep the command's record
+			if upload.Valid { // and not the staged events
+				statements++
+				if _, err := tx.Exec(ctx, s.sql.unstage, upload); err != nil {
+					return nil, 0, statements, err
+				}
+			}
 			committed = true
 			statements++
 			if err := tx.Commit(ctx); err != nil {
@@ -301,7 +358,7 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	}
 
 	statements++
-	out, err = s.insert(ctx, tx, streamID, current, fresh)
+	out, err = s.insert(ctx, tx, streamID, current, events, fresh, upload)
 	if err != nil {
 		if isStreamVersionConflict(err) {
 			// Someone wrote to the table without the append lock.
@@ -343,11 +400,16 @@ func (s *Store) notify(ctx context.Context, conn *pgxpool.Conn) {
 	s.tel.End(ctx, span, opNotify, start, err)
 }
 
-// readChecks reads the results of the append's first batch: begin, lock,
-// the command's insert if withCommand, stored events, stream version. It
-// reports whether the command was recorded already.
-func readChecks(br pgx.BatchResults, withCommand bool) (stored map[uuid.UUID]eventsource.Event, current int64, duplicate bool, err error) {
-	for range 3 { // BEGIN, set_config, pg_advisory_xact_lock
+// readChecks reads the results of the append's first batch: begin,
+// set_config, the upload if staged, lock, the command's insert if
+// withCommand, stored events, stream version. It reports whether the
+// command was recorded already.
+func readChecks(br pgx.BatchResults, staged, withCommand bool) (stored map[uuid.UUID]eventsource.Event, current int64, duplicate bool, err error) {
+	n := 3 // BEGIN, set_config, pg_advisory_xact_lock
+	if staged {
+		n++
+	}
+	for range n {
 		if _, err := br.Exec(); err != nil {
 			return nil, 0, false, err
 		}
@@ -381,37 +443,84 @@ func readChecks(br pgx.BatchResults, withCommand bool) (stored map[uuid.UUID]eve
 	return stored, current, duplicate, nil
 }
 
-// insert inserts events as versions current+1, current+2, … of the
-// stream, in one statement, and returns them as stored.
-func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current int64, events []eventsource.NewEvent) ([]eventsource.Event, error) {
+// size returns the bytes of the events' data and metadata.
+func size(events []eventsource.NewEvent) int {
+	n := 0
+	for _, e := range events {
+		n += len(e.Data)
+		for k, v := range e.Metadata {
+			n += len(k) + len(v)
+		}
+	}
+	return n
+}
+
+// columns are the type, data and metadata columns of events, as the
+// statements send them.
+type columns struct {
+	types    []string
+	data     [][]byte
+	metadata [][]byte
+}
+
+// encode returns the columns of events.
+func encode(events []eventsource.NewEvent) (columns, error) {
 	n := len(events)
-	ids := make([]pgtype.UUID, n)
-	versions := make([]int64, n)
-	types := make([]string, n)
-	data := make([][]byte, n)
-	metadata := make([][]byte, n)
-	out := make([]eventsource.Event, n)
+	c := columns{types: make([]string, n), data: make([][]byte, n), metadata: make([][]byte, n)}
 	for i, e := range events {
-		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
-		versions[i] = current + 1 + int64(i)
-		types[i] = e.Type
-		data[i] = e.Data
-		if data[i] == nil {
-			data[i] = []byte{} // the column is NOT NULL; nil reads back as nil
+		c.types[i] = e.Type
+		c.data[i] = e.Data
+		if c.data[i] == nil {
+			c.data[i] = []byte{} // the column is NOT NULL; nil reads back as nil
 		}
 		if e.Metadata != nil {
 			md, err := json.Marshal(e.Metadata)
 			if err != nil {
-				return nil, fmt.Errorf("encoding the metadata of event %d: %w", i, err)
+				return columns{}, fmt.Errorf("encoding the metadata of event %d: %w", i, err)
 			}
-			metadata[i] = md
+			c.metadata[i] = md
 		}
+	}
+	return c, nil
+}
+
+// insert inserts events[fresh[0]], events[fresh[1]], … as versions
+// current+1, current+2, … of the stream, in one statement, and returns
+// them as stored. If upload is Valid, the events were staged under it in
+// the first batch and are moved from there; otherwise they are sent now.
+func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current int64, events []eventsource.NewEvent, fresh []int, upload pgtype.UUID) ([]eventsource.Event, error) {
+	n := len(fresh)
+	versions := make([]int64, n)
+	out := make([]eventsource.Event, n)
+	for i, j := range fresh {
+		e := events[j]
+		versions[i] = current + 1 + int64(i)
 		out[i] = eventsource.Event{
 			ID: e.ID, StreamID: streamID, Version: versions[i], Type: e.Type,
 			Data: copyBytes(e.Data), Metadata: copyMap(e.Metadata),
 		}
 	}
-	rows, err := tx.Query(ctx, s.sql.insert, streamID, ids, versions, types, data, metadata)
+	var rows pgx.Rows
+	var err error
+	if upload.Valid {
+		ords := make([]int64, n)
+		for i, j := range fresh {
+			ords[i] = int64(j) + 1
+		}
+		rows, err = tx.Query(ctx, s.sql.insertStaged, upload, streamID, ords, versions)
+	} else {
+		batch := make([]eventsource.NewEvent, n)
+		ids := make([]pgtype.UUID, n)
+		for i, j := range fresh {
+			batch[i] = events[j]
+			ids[i] = pgtype.UUID{Bytes: events[j].ID, Valid: true}
+		}
+		var cols columns
+		if cols, err = encode(batch); err != nil {
+			return nil, err
+		}
+		rows, err = tx.Query(ctx, s.sql.insert, streamID, ids, versions, cols.types, cols.data, cols.metadata)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -439,42 +548,12 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current 
 	return out, nil
 }
 
-// checkTexts returns an error matching [eventsource.ErrInvalidArgument]
-// for each string of an append that PostgreSQL cannot store in a text or
-// jsonb column: invalid UTF-8 or a NUL byte.
-func checkTexts(streamID string, events []eventsource.NewEvent) error {
-	var errs []error
-	if err := checkText(streamID); err != nil {
-		errs = append(errs, fmt.Errorf("%w: stream id %q %w", eventsource.ErrInvalidArgument, streamID, err))
-	}
-	for i, e := range events {
-		if err := checkText(e.Type); err != nil {
-			errs = append(errs, fmt.Errorf("%w: event %d has type %q, which %w", eventsource.ErrInvalidArgument, i, e.Type, err))
-		}
-		for k, v := range e.Metadata {
-			if err := errors.Join(checkText(k), checkText(v)); err != nil {
-				errs = append(errs, fmt.Errorf("%w: event %d has metadata %q: %q, which %w", eventsource.ErrInvalidArgument, i, k, v, err))
-				break
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-var (
-	errNotUTF8 = errors.New("is not valid UTF-8")
-	errNUL     = errors.New("holds a NUL byte, which PostgreSQL cannot store in text")
-)
-
-// checkText returns why PostgreSQL cannot store s as text, or nil.
-func checkText(s string) error {
-	switch {
-	case !utf8.ValidString(s):
-		return errNotUTF8
-	case strings.IndexByte(s, 0) >= 0:
-		return errNUL
-	}
-	return nil
+// storable reports whether PostgreSQL can store s in a text column:
+// valid UTF-8 without NUL bytes. [eventsource.CheckAppend] and
+// [eventsource.CheckSnapshot] refuse to store other ids, so reads of them
+// find nothing without a query (which would fail).
+func storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
 func isStreamVersionConflict(err error) bool {
@@ -491,20 +570,20 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, fromVersion int
 		from := max(fromVersion, 1)
 		for {
 			if err := ctx.Err(); err != nil {
-				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, from, err))
+				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %s from version %d: %w", brief.Quote(streamID), from, err))
 				return
 			}
-			if streamID == "" || checkText(streamID) != nil { // Append rejects such ids: no events
+			if streamID == "" || !storable(streamID) { // Append rejects such ids: no events
 				return
 			}
 			page, err := s.readStreamPage(ctx, streamID, from)
 			if err != nil {
-				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, from, pgschema.Err(ctx, err)))
+				yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %s from version %d: %w", brief.Quote(streamID), from, pgschema.Err(ctx, err)))
 				return
 			}
 			for _, e := range page {
 				if err := ctx.Err(); err != nil {
-					yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %q from version %d: %w", streamID, e.Version, err))
+					yield(eventsource.Event{}, fmt.Errorf("pgstore: reading stream %s from version %d: %w", brief.Quote(streamID), e.Version, err))
 					return
 				}
 				if !yield(e, nil) {
@@ -522,7 +601,7 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, fromVersion int
 func (s *Store) readStreamPage(ctx context.Context, streamID string, from int64) ([]eventsource.Event, error) {
 	ctx, span, start := s.tel.Start(ctx, opReadStream)
 	if span.IsRecording() {
-		span.SetAttributes(AttrStreamID.String(streamID))
+		span.SetAttributes(AttrStreamID.String(brief.String(streamID)))
 	}
 	page, _, err := s.queryPage(ctx, s.pool, false, s.sql.readStream, streamID, from, s.pageSize)
 	s.tel.SetReturnedRows(span, len(page))
@@ -626,7 +705,7 @@ func scanEvent(rows pgx.Rows, extra ...any) (eventsource.Event, error) {
 	}
 	if metadata != nil {
 		if err := json.Unmarshal(metadata, &e.Metadata); err != nil {
-			return e, fmt.Errorf("decoding the metadata of event %s (stream %q, version %d): %w", e.ID, e.StreamID, e.Version, err)
+			return e, fmt.Errorf("decoding the metadata of event %s (stream %s, version %d): %w", e.ID, brief.Quote(e.StreamID), e.Version, err)
 		}
 	}
 	return e, nil
@@ -646,7 +725,7 @@ func (s *Store) CommandRecorded(ctx context.Context, commandID string) (bool, er
 	err := s.pool.QueryRow(ctx, s.sql.hasCommand, commandID).Scan(&ok)
 	s.tel.End(ctx, span, opCommandRecorded, start, err)
 	if err != nil {
-		return false, fmt.Errorf("pgstore: looking up command %q: %w", commandID, pgschema.Err(ctx, err))
+		return false, fmt.Errorf("pgstore: looking up command %s: %w", brief.Quote(commandID), pgschema.Err(ctx, err))
 	}
 	return ok, nil
 }
@@ -658,62 +737,79 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (eventsource.
 	if err := ctx.Err(); err != nil {
 		return eventsource.Snapshot{}, err
 	}
-	if streamID == "" || checkText(streamID) != nil { // SaveSnapshot rejects such ids
-		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %q", eventsource.ErrNotFound, streamID)
+	if streamID == "" || !storable(streamID) { // SaveSnapshot rejects such ids
+		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %s", eventsource.ErrNotFound, brief.Quote(streamID))
 	}
 	ctx, span, start := s.tel.Start(ctx, opLoadSnapshot)
 	if span.IsRecording() {
-		span.SetAttributes(AttrStreamID.String(streamID))
+		span.SetAttributes(AttrStreamID.String(brief.String(streamID)))
 	}
 	snap := eventsource.Snapshot{StreamID: streamID}
-	err := s.pool.QueryRow(ctx, s.sql.loadSnapshot, streamID).Scan(&snap.Version, &snap.Data)
+	var format int64
+	err := s.pool.QueryRow(ctx, s.sql.loadSnapshot, streamID).Scan(&snap.Version, &format, &snap.Data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		s.tel.End(ctx, span, opLoadSnapshot, start, nil)
-		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %q", eventsource.ErrNotFound, streamID)
+		return eventsource.Snapshot{}, fmt.Errorf("%w: no snapshot of stream %s", eventsource.ErrNotFound, brief.Quote(streamID))
 	}
 	s.tel.End(ctx, span, opLoadSnapshot, start, err)
 	if err != nil {
-		return eventsource.Snapshot{}, fmt.Errorf("pgstore: loading the snapshot of stream %q: %w", streamID, pgschema.Err(ctx, err))
+		return eventsource.Snapshot{}, fmt.Errorf("pgstore: loading the snapshot of stream %s: %w", brief.Quote(streamID), pgschema.Err(ctx, err))
 	}
+	snap.Format = int(format)
 	if len(snap.Data) == 0 {
 		snap.Data = nil
 	}
 	return snap, nil
 }
 
-// SaveSnapshot implements [eventsource.SnapshotStore.SaveSnapshot]: it
-// stores snap unless the stream has a snapshot of the same or a newer
-// version already. A snapshot with an empty stream id or a negative
-// version is rejected with an error matching
-// [eventsource.ErrInvalidArgument].
+// SaveSnapshot implements [eventsource.SnapshotStore.SaveSnapshot] with
+// one statement: it stores snap unless the stream has a snapshot of the
+// same format and the same or a newer version; a snapshot of another
+// format is replaced whatever its version, so that a repository whose
+// format changed ([eventsource.WithSnapshotFormat]) replaces the old
+// snapshots as it saves. It rejects what [eventsource.CheckSnapshot]
+// rejects, with an error matching [eventsource.ErrInvalidArgument].
 func (s *Store) SaveSnapshot(ctx context.Context, snap eventsource.Snapshot) error {
-	var errs []error
-	if snap.StreamID == "" {
-		errs = append(errs, errors.New("empty stream id"))
-	} else if err := checkText(snap.StreamID); err != nil {
-		errs = append(errs, fmt.Errorf("stream id %q %w", snap.StreamID, err))
-	}
-	if snap.Version < 0 {
-		errs = append(errs, fmt.Errorf("version %d", snap.Version))
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("pgstore: saving a snapshot: %w: %w", eventsource.ErrInvalidArgument, errors.Join(errs...))
+	if err := eventsource.CheckSnapshot(snap); err != nil {
+		return fmt.Errorf("pgstore: saving a snapshot: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	ctx, span, start := s.tel.Start(ctx, opSaveSnapshot)
 	if span.IsRecording() {
-		span.SetAttributes(AttrStreamID.String(snap.StreamID))
+		span.SetAttributes(AttrStreamID.String(brief.String(snap.StreamID)))
 	}
 	data := snap.Data
 	if data == nil {
 		data = []byte{}
 	}
-	_, err := s.pool.Exec(ctx, s.sql.saveSnapshot, snap.StreamID, snap.Version, data)
+	_, err := s.pool.Exec(ctx, s.sql.saveSnapshot, snap.StreamID, snap.Version, int64(snap.Format), data)
 	s.tel.End(ctx, span, opSaveSnapshot, start, err)
 	if err != nil {
-		return fmt.Errorf("pgstore: saving the snapshot of stream %q at version %d: %w", snap.StreamID, snap.Version, pgschema.Err(ctx, err))
+		return fmt.Errorf("pgstore: saving the snapshot of stream %s at version %d: %w", brief.Quote(snap.StreamID), snap.Version, pgschema.Err(ctx, err))
+	}
+	return nil
+}
+
+// DeleteSnapshot implements [eventsource.SnapshotDeleter.DeleteSnapshot]
+// with one statement. Deleting a snapshot that does not exist is not an
+// error.
+func (s *Store) DeleteSnapshot(ctx context.Context, streamID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if streamID == "" || !storable(streamID) { // SaveSnapshot rejects such ids
+		return nil
+	}
+	ctx, span, start := s.tel.Start(ctx, opDeleteSnapshot)
+	if span.IsRecording() {
+		span.SetAttributes(AttrStreamID.String(brief.String(streamID)))
+	}
+	_, err := s.pool.Exec(ctx, s.sql.deleteSnapshot, streamID)
+	s.tel.End(ctx, span, opDeleteSnapshot, start, err)
+	if err != nil {
+		return fmt.Errorf("pgstore: deleting the snapshot of stream %s: %w", brief.Quote(streamID), pgschema.Err(ctx, err))
 	}
 	return nil
 }

@@ -46,6 +46,8 @@ func TestNewRejectsBadArguments(t *testing.T) {
 		{"invalid UTF-8 schema", pool, []pgstore.Option{pgstore.WithSchema("a\xffb")}, []string{"WithSchema", "UTF-8"}},
 		{"zero poll interval", pool, []pgstore.Option{pgstore.WithPollInterval(0)}, []string{"WithPollInterval(0s)", "positive"}},
 		{"negative poll interval", pool, []pgstore.Option{pgstore.WithPollInterval(-time.Second)}, []string{"WithPollInterval(-1s)"}},
+		{"sub-millisecond idle timeout", pool, []pgstore.Option{pgstore.WithAppendIdleTimeout(time.Microsecond)}, []string{"WithAppendIdleTimeout(1µs)", "at least 1ms"}},
+		{"zero subscription timeout", pool, []pgstore.Option{pgstore.WithSubscriptionTimeout(0)}, []string{"WithSubscriptionTimeout(0s)", "positive"}},
 		{"all at once", nil, []pgstore.Option{pgstore.WithSchema(""), pgstore.WithPollInterval(0)}, []string{"pool is nil", "WithSchema", "WithPollInterval"}},
 	}
 	for _, tt := range tests {
@@ -134,7 +136,7 @@ func TestMigrateConcurrently(t *testing.T) {
 		assert.NoError(t, err, "Migrate %d", i)
 	}
 	var versions []int32
-	rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT version FROM %q.schema_migrations ORDER BY version`, schema))
+	rows, err := pool.Query(ctx, fmt.Sprintf(`SELECT version FROM %q.schema_migrations WHERE component = $1 ORDER BY version`, schema), pgstore.ScopeName)
 	require.NoError(t, err)
 	for rows.Next() {
 		var v int32
@@ -156,7 +158,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	s := newStoreIn(t, pool, schema)
 	ctx := testenv.Context(t, 10*time.Second)
 	require.NoError(t, s.Migrate(ctx))
-	_, err := pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.schema_migrations (version) VALUES (99)`, schema))
+	_, err := pool.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.schema_migrations (component, version) VALUES ($1, 99)`, schema), pgstore.ScopeName)
 	require.NoError(t, err)
 	err = s.Migrate(ctx)
 	require.Error(t, err)
@@ -193,10 +195,13 @@ func TestIdempotentReappend(t *testing.T) {
 		require.NoError(t, err, "retry expecting %v", expected)
 		assert.Equal(t, first, again, "retry expecting %v", expected)
 	}
-	// A retry to another stream too: ids are global.
-	other, err := s.Append(ctx, "b", eventsource.NoStream, batch[1])
-	require.NoError(t, err)
-	assert.Equal(t, first[1:2], other)
+	// Ids are global, but an id is a retry only in its own stream: in
+	// another it is an error naming both (issue 12 item 6).
+	_, err = s.Append(ctx, "b", eventsource.NoStream, batch[1])
+	var taken *eventsource.EventIDTakenError
+	require.ErrorAs(t, err, &taken)
+	assert.Equal(t, eventsource.EventIDTakenError{ID: batch[1].ID, StreamID: "b", StoredIn: "a"}, *taken)
+	assert.Empty(t, collect(t, s.ReadStream(ctx, "b", 1)))
 	// A batch of stored and new events appends the new ones only.
 	more := append(batch[:2:2], events(1, "test.v1")...)
 	got, err := s.Append(ctx, "a", eventsource.Exact(3), more...)
@@ -297,45 +302,6 @@ func TestClosedPool(t *testing.T) {
 	check("Migrate", s.Migrate(ctx))
 }
 
-func TestSnapshots(t *testing.T) {
-	t.Parallel()
-	s, _ := newStore(t, 4)
-	ctx := testenv.Context(t, 10*time.Second)
-	var _ eventsource.SnapshotStore = s
-
-	_, err := s.LoadSnapshot(ctx, "a")
-	require.ErrorIs(t, err, eventsource.ErrNotFound)
-
-	save := func(version int64, data string) {
-		t.Helper()
-		require.NoError(t, s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "a", Version: version, Data: []byte(data)}))
-	}
-	load := func() eventsource.Snapshot {
-		t.Helper()
-		snap, err := s.LoadSnapshot(ctx, "a")
-		require.NoError(t, err)
-		return snap
-	}
-	save(3, "three")
-	assert.Equal(t, eventsource.Snapshot{StreamID: "a", Version: 3, Data: []byte("three")}, load())
-	save(2, "two") // older: kept out
-	save(3, "three again")
-	assert.Equal(t, eventsource.Snapshot{StreamID: "a", Version: 3, Data: []byte("three")}, load())
-	save(5, "\x00five\xff")
-	assert.Equal(t, eventsource.Snapshot{StreamID: "a", Version: 5, Data: []byte("\x00five\xff")}, load())
-
-	require.NoError(t, s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "b", Version: 1}))
-	b, err := s.LoadSnapshot(ctx, "b")
-	require.NoError(t, err)
-	assert.Equal(t, eventsource.Snapshot{StreamID: "b", Version: 1}, b)
-
-	assert.ErrorIs(t, s.SaveSnapshot(ctx, eventsource.Snapshot{Version: 1}), eventsource.ErrInvalidArgument)
-	assert.ErrorIs(t, s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "a", Version: -1}), eventsource.ErrInvalidArgument)
-	assert.ErrorIs(t, s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "a\x00", Version: 1}), eventsource.ErrInvalidArgument)
-	_, err = s.LoadSnapshot(ctx, "a\x00")
-	assert.ErrorIs(t, err, eventsource.ErrNotFound)
-}
-
 // TestSnapshotsWithRepository saves and loads an aggregate through a
 // repository that snapshots to the store.
 func TestSnapshotsWithRepository(t *testing.T) {
@@ -358,6 +324,33 @@ func TestSnapshotsWithRepository(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 15, loaded.Balance)
 	assert.Equal(t, int64(5), loaded.Version())
+
+	// A repository of a new snapshot format ignores the stored snapshot
+	// (a wrong one here, so that using it shows), replays, and replaces
+	// it at its next snapshot (issue 14 item 12).
+	_, err = s.Append(ctx, "account-1", eventsource.Exact(5), eventsource.NewEvent{Type: "account.deposited.v1", Data: []byte(`{"Amount":100}`)})
+	require.NoError(t, err)
+	require.NoError(t, s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "account-1", Version: 6, Data: []byte(`{"Balance":-1}`)}))
+	v2, err := eventsource.NewRepository(s, reg, func() *Account { return &Account{} },
+		eventsource.WithSnapshots(s, 2), eventsource.WithSnapshotFormat(2))
+	require.NoError(t, err)
+	loaded, err = v2.Load(ctx, "account-1")
+	require.NoError(t, err)
+	assert.Equal(t, 115, loaded.Balance, "the snapshot of format 0 was used")
+	require.NoError(t, eventsource.Raise(loaded, Deposited{Amount: 1}))
+	require.NoError(t, eventsource.Raise(loaded, Deposited{Amount: 1}))
+	require.NoError(t, v2.Save(ctx, loaded))
+	snap, err = s.LoadSnapshot(ctx, "account-1")
+	require.NoError(t, err)
+	assert.Equal(t, eventsource.Snapshot{StreamID: "account-1", Version: 8, Format: 2, Data: snap.Data}, snap)
+
+	// DropSnapshot deletes it; the next load replays.
+	require.NoError(t, v2.DropSnapshot(ctx, "account-1"))
+	_, err = s.LoadSnapshot(ctx, "account-1")
+	require.ErrorIs(t, err, eventsource.ErrNotFound)
+	loaded, err = v2.Load(ctx, "account-1")
+	require.NoError(t, err)
+	assert.Equal(t, 117, loaded.Balance)
 }
 
 // TestSchemasAreIndependent runs two stores in one database.
@@ -377,4 +370,83 @@ func TestSchemasAreIndependent(t *testing.T) {
 	assert.Equal(t, int64(1), eb[0].Position)
 	assert.Equal(t, ea, collect(t, a.ReadAll(ctx, 0)))
 	assert.Equal(t, eb, collect(t, b.ReadAll(ctx, 0)))
+}
+
+// TestRecordedAtIsTheInsert holds the append lock while an append waits
+// for it: the events are recorded when they are inserted, after the
+// wait, not when the append's transaction began (issue 14 item 14).
+func TestRecordedAtIsTheInsert(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, 4)
+	ctx := testenv.Context(t, 10*time.Second)
+	appendKey, _ := pgstore.LockKeys(s)
+	tx, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback(ctx) }()
+	_, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", appendKey)
+	require.NoError(t, err)
+
+	type result struct {
+		events []eventsource.Event
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, err := s.Append(ctx, "a", eventsource.NoStream, events(2, "test.v1")...)
+		done <- result{got, err}
+	}()
+	// Wait until the append waits for the lock, then make it wait longer.
+	require.Eventually(t, func() bool {
+		var waiting bool
+		err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+AND ((classid::bigint << 32) | objid::bigint) = $1)`, appendKey).Scan(&waiting)
+		return err == nil && waiting
+	}, 5*time.Second, 10*time.Millisecond, "the append never waited for the lock")
+	time.Sleep(200 * time.Millisecond)
+	var released time.Time
+	require.NoError(t, tx.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&released))
+	require.NoError(t, tx.Commit(ctx))
+
+	r := <-done
+	require.NoError(t, r.err)
+	for _, e := range r.events {
+		assert.False(t, e.RecordedAt.Before(released), "RecordedAt %v is before the lock was released at %v", e.RecordedAt, released)
+	}
+	stored := collect(t, s.ReadStream(ctx, "a", 1))
+	require.Len(t, stored, 2)
+	assert.Equal(t, r.events[0].RecordedAt, stored[0].RecordedAt)
+}
+
+// TestStagedUploadsCommitNothing uploads every append's events before the
+// lock and goes through each way an append ends (inserted, a conflict, a
+// retry, a retry under a recorded command, an ID of another stream): the
+// uploads table never keeps a row.
+func TestStagedUploadsCommitNothing(t *testing.T) {
+	t.Parallel()
+	pool := testenv.PostgresPool(t, 4)
+	schema := schemaName(t)
+	s := newStoreIn(t, pool, schema)
+	pgstore.SetStageAbove(s, 0)
+	ctx := testenv.Context(t, 10*time.Second)
+	require.NoError(t, s.Migrate(ctx))
+	batch := events(3, "test.v1")
+	for i := range batch {
+		batch[i].ID = uuid.New()
+	}
+	cctx := eventsource.WithCommandID(ctx, "cmd")
+	stored, err := s.Append(cctx, "a", eventsource.NoStream, batch...)
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
+	require.ErrorIs(t, err, eventsource.ErrConcurrencyConflict)
+	again, err := s.Append(ctx, "a", eventsource.NoStream, batch...)
+	require.NoError(t, err)
+	assert.Equal(t, stored, again)
+	again, err = s.Append(eventsource.WithCommandID(ctx, "cmd2"), "a", eventsource.NoStream, batch...)
+	require.NoError(t, err, "a retry under a new command, which is kept")
+	assert.Equal(t, stored, again)
+	_, err = s.Append(ctx, "b", eventsource.NoStream, batch[0])
+	require.ErrorIs(t, err, eventsource.ErrEventIDTaken)
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, fmt.Sprintf("SELECT count(*) FROM %q.uploads", schema)).Scan(&n))
+	assert.Zero(t, n, "rows left in the uploads table")
 }

@@ -34,6 +34,15 @@ import (
 // again after the poll interval, from the last event yielded, listening on
 // a new connection if the old one broke. A loop that stops at the first
 // error ends the subscription.
+//
+// Every query of the subscription is bounded by the subscription timeout
+// ([WithSubscriptionTimeout], 10 seconds by default), and a live
+// subscription queries its connection at least every poll interval, even
+// when no notification comes: so a connection that stops answering (a
+// frozen server, a network path that drops packets without closing the
+// connection) is reported within the poll interval plus the timeout, as
+// an error matching [context.DeadlineExceeded], and the subscription
+// goes on with a new connection.
 func (s *Store) Subscribe(ctx context.Context, afterPosition int64) iter.Seq2[eventsource.Event, error] {
 	return func(yield func(eventsource.Event, error) bool) {
 		sub := &subscription{s: s, pos: max(afterPosition, 0)}
@@ -94,10 +103,13 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 		q = sub.conn
 	}
 	start := time.Now()
-	page, head, err := s.queryPage(ctx, q, true, s.sql.readAllHead, sub.pos, s.pageSize)
+	qctx, cancel := context.WithTimeout(ctx, s.subTimeout)
+	page, head, err := s.queryPage(qctx, q, true, s.sql.readAllHead, sub.pos, s.pageSize)
+	cancel()
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // the subscription ends: nothing to record
 	}
+	err = sub.timedOut(qctx, err)
 	// Polls that find nothing get no span: an idle subscription would
 	// otherwise report one every poll interval.
 	s.tel.Finish(ctx, opSubscribe, start, err, len(page), len(page) > 0 || err != nil)
@@ -111,15 +123,28 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	return page, err
 }
 
-// listen acquires a connection and listens on the store's channel.
+// timedOut returns err saying that the subscription timeout ran out, if
+// it did: qctx is the context of the query that failed with err.
+func (sub *subscription) timedOut(qctx context.Context, err error) error {
+	if err != nil && errors.Is(qctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("no answer within %v, the subscription timeout; the connection is taken for dead: %w", sub.s.subTimeout, err)
+	}
+	return err
+}
+
+// listen acquires a connection and listens on the store's channel, within
+// the subscription timeout.
 func (sub *subscription) listen(ctx context.Context) error {
 	s := sub.s
-	lctx, span, start := s.tel.Start(ctx, opListen)
+	qctx, cancel := context.WithTimeout(ctx, s.subTimeout)
+	defer cancel()
+	lctx, span, start := s.tel.Start(qctx, opListen)
 	conn, err := s.pool.Acquire(lctx)
 	if err == nil {
 		sub.conn = conn
 		_, err = conn.Exec(lctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize())
 	}
+	err = sub.timedOut(qctx, err)
 	s.tel.End(lctx, span, opListen, start, err)
 	if err != nil {
 		sub.release(ctx)
@@ -177,7 +202,7 @@ func (sub *subscription) release(ctx context.Context) {
 	sub.conn = nil
 	c := conn.Conn()
 	if !c.IsClosed() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(time.Second, sub.s.subTimeout))
 		defer cancel()
 		s := sub.s
 		uctx, span, start := s.tel.Start(uctx, opUnlisten)

@@ -34,6 +34,7 @@ const (
 	opCommandRecorded
 	opLoadSnapshot
 	opSaveSnapshot
+	opDeleteSnapshot
 	opMigrate
 	numOps
 )
@@ -54,6 +55,7 @@ var ops = [numOps]pgtel.Op{
 	opCommandRecorded: {Name: "command_recorded", Table: "commands"},
 	opLoadSnapshot:    {Name: "load_snapshot", Table: "snapshots"},
 	opSaveSnapshot:    {Name: "save_snapshot", Table: "snapshots"},
+	opDeleteSnapshot:  {Name: "delete_snapshot", Table: "snapshots"},
 	opMigrate:         {Name: "migrate"},
 }
 

@@ -66,6 +66,8 @@ var documentedSpans = []telemetrytest.Span{
 		Required: keys(dbRequired, []attribute.Key{semconv.DBCollectionNameKey, pgstore.AttrStreamID}), Optional: dbFailure},
 	{Name: "save_snapshot {collection}", Kind: trace.SpanKindClient,
 		Required: keys(dbRequired, []attribute.Key{semconv.DBCollectionNameKey, pgstore.AttrStreamID}), Optional: dbFailure},
+	{Name: "delete_snapshot {collection}", Kind: trace.SpanKindClient,
+		Required: keys(dbRequired, []attribute.Key{semconv.DBCollectionNameKey, pgstore.AttrStreamID}), Optional: dbFailure},
 	{Name: "migrate {namespace}", Kind: trace.SpanKindClient, Required: dbRequired, Optional: dbFailure},
 }
 
@@ -102,7 +104,7 @@ func TestTelemetryConforms(t *testing.T) {
 			"BATCH {collection}", "notify {namespace}", "read_stream {collection}", "read_all {collection}",
 			"subscribe {collection}", "listen {namespace}", "unlisten {namespace}", "head {collection}",
 			"command_recorded {collection}", "load_snapshot {collection}", "save_snapshot {collection}",
-			"migrate {namespace}")
+			"delete_snapshot {collection}", "migrate {namespace}")
 		p.CheckMetrics(t, pgstore.ScopeName, documentedMetrics, opDuration, "eventsource.events.appended",
 			"eventsource.append.duration", "eventsource.conflicts", "eventsource.subscription.lag")
 	}
@@ -132,6 +134,7 @@ func exercise(t *testing.T, ctx context.Context, s *pgstore.Store) {
 	require.NoError(t, s.SaveSnapshot(ctx, eventsource.Snapshot{StreamID: "a", Version: 3, Data: []byte("{}")}))
 	_, err = s.LoadSnapshot(ctx, "a")
 	require.NoError(t, err)
+	require.NoError(t, s.DeleteSnapshot(ctx, "a"))
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	n := 0

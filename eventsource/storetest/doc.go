@@ -18,6 +18,16 @@
 // subtest assumes an empty store. Reads of the global order keep only the subtest's own events and
 // compare positions relative to them.
 //
+// [RunSnapshots] is the suite of [eventsource.SnapshotStore] (and of
+// [eventsource.SnapshotDeleter], for a store that is one), called the same
+// way:
+//
+//	func TestSnapshots(t *testing.T) {
+//		storetest.RunSnapshots(t, func(t *testing.T) eventsource.SnapshotStore {
+//			return newSnapshotStoreForTest(t)
+//		})
+//	}
+//
 // Stream ids in the suite are valid UTF-8 without NUL bytes, and so are
 // metadata keys and values; event data is arbitrary bytes. The whole suite
 // takes well under a second against the in-memory store, including one

@@ -15,3 +15,14 @@ func ExampleRun() {
 		})
 	}
 }
+
+// A snapshot store's test runs the snapshot suite against stores it
+// creates; the Delete cases run if the store is an
+// eventsource.SnapshotDeleter.
+func ExampleRunSnapshots() {
+	_ = func(t *testing.T) { // in a _test.go file: func TestSnapshots(t *testing.T) { ... }
+		storetest.RunSnapshots(t, func(t *testing.T) eventsource.SnapshotStore {
+			return &eventsource.MemorySnapshots{}
+		})
+	}
+}

@@ -68,9 +68,11 @@ func Run(t *testing.T, newStore func(t *testing.T) eventsource.Store) {
 		{"Append/MaxBatch", testMaxBatch},
 		{"Append/InvalidArgument", testInvalid},
 		{"Append/StreamIDs", testStreamIDs},
+		{"Append/LongStreamID", testLongStreamID},
 		{"Idempotent/Retry", testRetry},
 		{"Idempotent/MixedBatch", testMixed},
 		{"Idempotent/DuplicateInBatch", testDuplicateInBatch},
+		{"Idempotent/IDInAnotherStream", testIDInAnotherStream},
 		{"RoundTrip/Data", testData},
 		{"RoundTrip/Metadata", testMetadata},
 		{"RoundTrip/TraceContext", testTraceContext},
@@ -553,6 +555,28 @@ func testInvalid(t *testing.T, s *store) {
 	mustAppend(t, s, a, eventsource.Exact(1), newEvents(1)...)
 }
 
+// testLongStreamID appends to a stream whose id is 1 MiB long. A store may
+// refuse so long an id, but no error may carry it whole: errors end up in
+// logs and span statuses.
+func testLongStreamID(t *testing.T, s *store) {
+	long := s.streamID(t, strings.Repeat("x", 1<<20))
+	const maxErr = 4 << 10
+	_, err := s.Append(ctx(t), long, eventsource.NoStream, newEvents(1)...)
+	if err != nil {
+		if len(err.Error()) > maxErr {
+			t.Fatalf("Append to a 1 MiB stream id: the error is %d bytes long; want at most %d: %.200s…", len(err.Error()), maxErr, err)
+		}
+		return
+	}
+	_, err = s.Append(ctx(t), long, eventsource.NoStream, newEvents(1)...)
+	if !errors.Is(err, eventsource.ErrConcurrencyConflict) {
+		t.Fatalf("second Append(NoStream) to a 1 MiB stream id = %.200v; want a conflict", err)
+	}
+	if len(err.Error()) > maxErr {
+		t.Fatalf("the conflict on a 1 MiB stream id is %d bytes long; want at most %d: %.200s…", len(err.Error()), maxErr, err)
+	}
+}
+
 // testStreamIDs appends to streams whose ids differ little or hold
 // characters that mean something to a query language.
 func testStreamIDs(t *testing.T, s *store) {
@@ -606,6 +630,29 @@ func testRetry(t *testing.T, s *store) {
 	if got := readAll(t, s, stored[0].Position-1, s.mine(t), 0); len(got) != len(stored) {
 		t.Fatalf("ReadAll after retries yielded %s; want only the stored %s", brief(got), brief(stored))
 	}
+}
+
+// testIDInAnotherStream appends to stream b an event whose ID is stored in
+// stream a, alone and in a batch with a fresh event: that is no retry, and
+// the append must fail naming both streams and add nothing to b.
+func testIDInAnotherStream(t *testing.T, s *store) {
+	a, b := s.streamID(t, "a"), s.streamID(t, "b")
+	stored := mustAppend(t, s, a, eventsource.NoStream, newEvents(1)...)
+	taken := eventsource.NewEvent{ID: stored[0].ID, Type: "storetest.copied.v1", Data: []byte(`{}`)}
+	for _, batch := range [][]eventsource.NewEvent{{taken}, append(newEvents(1), taken)} {
+		got, err := s.Append(ctx(t), b, eventsource.NoStream, batch...)
+		var taken *eventsource.EventIDTakenError
+		if !errors.Is(err, eventsource.ErrEventIDTaken) || !errors.As(err, &taken) {
+			t.Fatalf("Append(b) of an event stored in a = %s, %v; want an error matching ErrEventIDTaken", brief(got), err)
+		}
+		if taken.ID != stored[0].ID || taken.StreamID != b || taken.StoredIn != a {
+			t.Errorf("EventIDTakenError = %+v; want ID %s, StreamID %q, StoredIn %q", taken, stored[0].ID, b, a)
+		}
+	}
+	if got := readStream(t, s, b, 1); len(got) != 0 {
+		t.Errorf("ReadStream(b) = %s; want nothing", brief(got))
+	}
+	sameEvents(t, "ReadStream(a)", readStream(t, s, a, 1), stored)
 }
 
 // checkReturned checks what an append of a batch that held stored ids or

@@ -2,7 +2,7 @@
 // (eventsource/pgstore, saga/pglog, cqrs/pgcheckpoint) do alike with the
 // schema that holds their tables: check its name ([CheckName]), derive
 // advisory lock keys from it ([LockKey]), create it ([Create]) and bring
-// its tables to a version ([Migrate]), and explain the errors of a
+// each package's tables to their version ([MigrateComponent]), and explain the errors of a
 // statement run before the tables exist ([Err], [Hint]).
 package pgschema
 
@@ -66,58 +66,19 @@ func Create(ctx context.Context, tx pgx.Tx, schema string, lockKey int64) error 
 	return nil
 }
 
-// Migrate brings the tables of schema to version len(migrations), in one
-// transaction of pool: it [Create]s the schema under lockKey, reads the
-// version from the schema's schema_migrations table (created if need be),
-// and runs each migration that is due, recording its version. migrations[i]
-// upgrades the schema from version i to i+1; "{s}" in it stands for the
-// quoted schema name. It fails, changing nothing, if the schema is at a
-// version newer than len(migrations), or if a migration fails.
-func Migrate(ctx context.Context, pool *pgxpool.Pool, schema string, lockKey int64, migrations []string) error {
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if err := Create(ctx, tx, schema, lockKey); err != nil {
-		return err
-	}
-	q := pgx.Identifier{schema}.Sanitize()
-	if _, err := tx.Exec(ctx, "CREATE TABLE IF NOT EXISTS "+q+`.schema_migrations (
-	version    integer PRIMARY KEY,
-	applied_at timestamptz NOT NULL DEFAULT now()
-)`); err != nil {
-		return err
-	}
-	var current int
-	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+q+".schema_migrations").Scan(&current); err != nil {
-		return err
-	}
-	latest := len(migrations)
-	if current > latest {
-		return fmt.Errorf("the schema is at version %d, newer than this package's %d: upgrade the package", current, latest)
-	}
-	for v := current + 1; v <= latest; v++ {
-		if _, err := tx.Exec(ctx, strings.ReplaceAll(migrations[v-1], "{s}", q)); err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-		if _, err := tx.Exec(ctx, "INSERT INTO "+q+".schema_migrations (version) VALUES ($1)", v); err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
-		}
-	}
-	return tx.Commit(ctx)
-}
-
 // Component is one package's tables in a schema, as [MigrateComponent]
 // brings them to their latest version.
 type Component struct {
 	// Name identifies the package's migrations in schema_migrations: its
 	// import path.
 	Name string
-	// Probe is a table that the package's first migration creates. A
-	// schema migrated by an earlier release, which kept one version for
-	// the whole schema, is taken for this package's only if Probe exists.
-	Probe string
+	// Released names, for each migration released before versions were
+	// kept per package, the table it creates: Released[i] for
+	// Migrations[i]. A package with no version recorded in the schema,
+	// whose tables an earlier release made (one that kept one version
+	// for the whole schema, or none), has each of those migrations whose
+	// table exists recorded as applied instead of run.
+	Released []string
 	// Migrations upgrade the package's tables: Migrations[i] from version
 	// i to i+1, with "{s}" standing for the quoted schema name.
 	Migrations []string
@@ -128,24 +89,34 @@ type Component struct {
 // a schema migrate it one at a time.
 const migrateLockScope = "github.com/otelpatterns/patterns/internal/pgschema"
 
+// MigrateLockKey returns the key of the transaction advisory lock that
+// [MigrateComponent] takes for schema, whatever the package.
+func MigrateLockKey(schema string) int64 { return LockKey(migrateLockScope, "migrate", schema) }
+
 // MigrateComponent brings c's tables in schema to version
 // len(c.Migrations), in one transaction of pool: it [Create]s the schema
-// under an advisory lock that every package shares, reads c's version
-// from the schema's schema_migrations table (created if need be; one row
-// per package and version), and runs each migration that is due,
-// recording it. Several packages can so share a schema, each with its own
-// versions. A schema_migrations table of an earlier release, without the
-// package column, is upgraded: its rows are taken for c's if c.Probe
-// exists (they can only be of the package that created it), and left for
-// another package otherwise. It fails, changing nothing, if c's tables are
-// at a version newer than len(c.Migrations), or if a migration fails.
+// under an advisory lock that every package shares ([MigrateLockKey]),
+// reads c's version from the schema's schema_migrations table (created
+// if need be; one row per package and version), and runs each migration
+// that is due, recording it. Several packages can so share a schema, each
+// with its own versions.
+//
+// A schema_migrations table of an earlier release, keyed by version alone
+// and so shared by every package of the schema, is given a component
+// column; its rows, which cannot be told apart (two packages sharing a
+// schema overwrote each other's versions), are kept with the component
+// "" and otherwise ignored. A package with no rows of its own adopts its
+// tables instead, by the tables of c.Released that exist.
+//
+// It fails, changing nothing, if c's tables are at a version newer than
+// len(c.Migrations), or if a migration fails.
 func MigrateComponent(ctx context.Context, pool *pgxpool.Pool, schema string, c Component) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if err := Create(ctx, tx, schema, LockKey(migrateLockScope, "migrate", schema)); err != nil {
+	if err := Create(ctx, tx, schema, MigrateLockKey(schema)); err != nil {
 		return err
 	}
 	q := pgx.Identifier{schema}.Sanitize()
@@ -158,20 +129,32 @@ func MigrateComponent(ctx context.Context, pool *pgxpool.Pool, schema string, c 
 )`); err != nil {
 		return err
 	}
-	if err := upgradeLegacy(ctx, tx, q, c); err != nil {
+	if err := upgradeLegacy(ctx, tx, table); err != nil {
 		return fmt.Errorf("upgrading %s: %w", table, err)
 	}
-	var current int
-	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM "+table+" WHERE component = $1", c.Name).Scan(&current); err != nil {
+	var current, recorded int
+	if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0), count(*) FROM "+table+" WHERE component = $1", c.Name).Scan(&current, &recorded); err != nil {
 		return err
 	}
 	latest := len(c.Migrations)
 	if current > latest {
 		return fmt.Errorf("the tables of %s are at version %d, newer than this package's %d: upgrade the package", c.Name, current, latest)
 	}
+	adopt := map[int]bool{}
+	if recorded == 0 {
+		for i, name := range c.Released {
+			var ok bool
+			if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", q+"."+pgx.Identifier{name}.Sanitize()).Scan(&ok); err != nil {
+				return err
+			}
+			adopt[i+1] = ok
+		}
+	}
 	for v := current + 1; v <= latest; v++ {
-		if _, err := tx.Exec(ctx, strings.ReplaceAll(c.Migrations[v-1], "{s}", q)); err != nil {
-			return fmt.Errorf("migration %d: %w", v, err)
+		if !adopt[v] {
+			if _, err := tx.Exec(ctx, strings.ReplaceAll(c.Migrations[v-1], "{s}", q)); err != nil {
+				return fmt.Errorf("migration %d: %w", v, err)
+			}
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO "+table+" (component, version) VALUES ($1, $2)", c.Name, v); err != nil {
 			return fmt.Errorf("migration %d: %w", v, err)
@@ -180,34 +163,24 @@ func MigrateComponent(ctx context.Context, pool *pgxpool.Pool, schema string, c 
 	return tx.Commit(ctx)
 }
 
-// upgradeLegacy turns a schema_migrations table of one version per schema
-// (an earlier release's) into one of versions per package, and takes its
-// rows for c's when c's probe table exists.
-func upgradeLegacy(ctx context.Context, tx pgx.Tx, q string, c Component) error {
-	table := q + ".schema_migrations"
+// upgradeLegacy gives a schema_migrations table of one version per schema
+// (an earlier release's) the component column, keeping its rows as those
+// of the component "".
+func upgradeLegacy(ctx context.Context, tx pgx.Tx, table string) error {
+	var pkey string
 	var keyColumns int
-	if err := tx.QueryRow(ctx, `SELECT coalesce(array_length(conkey, 1), 0) FROM pg_constraint
-WHERE conrelid = $1::regclass AND contype = 'p'`, table).Scan(&keyColumns); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT conname, coalesce(array_length(conkey, 1), 0) FROM pg_constraint
+WHERE conrelid = $1::regclass AND contype = 'p'`, table).Scan(&pkey, &keyColumns); err != nil {
 		return err
 	}
-	if keyColumns == 1 {
-		var pkey string
-		if err := tx.QueryRow(ctx, "SELECT conname FROM pg_constraint WHERE conrelid = $1::regclass AND contype = 'p'", table).Scan(&pkey); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" ADD COLUMN component text NOT NULL DEFAULT '', DROP CONSTRAINT "+
-			pgx.Identifier{pkey}.Sanitize()+", ADD PRIMARY KEY (component, version)"); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" ALTER COLUMN component DROP DEFAULT"); err != nil {
-			return err
-		}
-	}
-	if c.Probe == "" {
+	if keyColumns != 1 {
 		return nil
 	}
-	_, err := tx.Exec(ctx, "UPDATE "+table+" SET component = $1 WHERE component = '' AND to_regclass($2) IS NOT NULL",
-		c.Name, q+"."+pgx.Identifier{c.Probe}.Sanitize())
+	if _, err := tx.Exec(ctx, "ALTER TABLE "+table+" ADD COLUMN component text NOT NULL DEFAULT '', DROP CONSTRAINT "+
+		pgx.Identifier{pkey}.Sanitize()+", ADD PRIMARY KEY (component, version)"); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, "ALTER TABLE "+table+" ALTER COLUMN component DROP DEFAULT")
 	return err
 }
 

@@ -28,6 +28,10 @@
 // db.response.returned_rows where the client sets it ([Ops.SetReturnedRows]).
 // The span of a batch carries db.operation.batch.size ([SetBatchSize]).
 //
+// Calls made under a context marked by [telemetry.Untraced] (a saga
+// orchestrator's lease renewals and recovery ticks, say) start no span but
+// record their durations all the same.
+//
 // A package lists its operations once, as [Op] values indexed by its own
 // integer type, and builds an [Ops] from them when it is constructed; the
 // span names, span options and attribute sets are built then, so that a
@@ -166,11 +170,19 @@ func (t *Ops[O]) SpanOptions(o O) []trace.SpanStartOption { return t.spanOpts[o]
 func (t *Ops[O]) OptIn() bool { return t.optIn }
 
 // Start starts the span of operation o and returns it with the time the
-// operation starts.
+// operation starts. Under a context marked by [telemetry.Untraced] it
+// starts no span: it returns ctx as it is and a span that records
+// nothing (so that [Ops.End] still records the duration).
 func (t *Ops[O]) Start(ctx context.Context, o O) (context.Context, trace.Span, time.Time) {
+	if telemetry.IsUntraced(ctx) {
+		return ctx, noSpan, time.Now()
+	}
 	ctx, span := t.Tracer.Start(ctx, t.spanNames[o], t.spanOpts[o]...)
 	return ctx, span, time.Now()
 }
+
+// noSpan is a span that records nothing, and whose End does nothing.
+var noSpan = trace.SpanFromContext(context.Background())
 
 // End records the duration of operation o, which began at start and ended
 // with err, marks span as failed if err is not nil, and ends span.
@@ -185,10 +197,11 @@ func (t *Ops[O]) End(ctx context.Context, span trace.Span, o O, start time.Time,
 // now, with db.response.returned_rows set to rows if rows is not
 // negative (and Opt-In attributes are asked for). It is how an operation
 // run on a timer records a span only when it did something: an idle
-// poll would otherwise start a root span at every tick.
+// poll would otherwise start a root span at every tick. Under a context
+// marked by [telemetry.Untraced] it records no span, whatever withSpan.
 func (t *Ops[O]) Finish(ctx context.Context, o O, start time.Time, err error, rows int, withSpan bool) {
 	t.Record(ctx, o, start, err)
-	if !withSpan {
+	if !withSpan || telemetry.IsUntraced(ctx) {
 		return
 	}
 	opts := t.spanOpts[o]

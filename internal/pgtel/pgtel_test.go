@@ -13,11 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/semconv/v1.40.0/dbconv"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/pgtel"
+	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
@@ -165,4 +167,34 @@ func TestSQLState(t *testing.T) {
 	assert.Equal(t, "23505", pgtel.SQLState(fmt.Errorf("x: %w", &pgconn.PgError{Code: "23505"})))
 	assert.Empty(t, pgtel.SQLState(errors.New("plain")))
 	assert.Empty(t, pgtel.SQLState(nil))
+}
+
+// TestUntraced: under a context marked untraced, Start and Finish make no
+// span, not even under a sampler that ignores the parent (the test
+// providers sample everything), and the durations are recorded.
+func TestUntraced(t *testing.T) {
+	p := telemetrytest.New(t)
+	ops := newOps(t, p, "postgres://u@db.example/shop", false)
+	ctx := telemetry.Untraced(context.Background())
+
+	sctx, span, start := ops.Start(ctx, opRead)
+	assert.False(t, span.IsRecording())
+	assert.False(t, trace.SpanContextFromContext(sctx).IsValid(), "the context carries no span")
+	ops.End(sctx, span, opRead, start, nil)
+	ops.Finish(ctx, opRead, time.Now(), errors.New("boom"), 0, true)
+	assert.Empty(t, p.Spans.Ended(), "spans under an untraced context")
+	assert.Empty(t, p.Spans.Started())
+	var n uint64
+	for _, dp := range p.Metric(t, duration).Data.(metricdata.Histogram[float64]).DataPoints {
+		n += dp.Count
+	}
+	assert.Equal(t, uint64(2), n, "the durations are recorded")
+
+	// Under a caller's span too: no child.
+	pctx, parent := p.TracerProvider.Tracer("test").Start(context.Background(), "caller")
+	_, span, start = ops.Start(telemetry.Untraced(pctx), opRead)
+	assert.False(t, span.IsRecording())
+	ops.End(pctx, span, opRead, start, nil)
+	parent.End()
+	assert.Len(t, p.Spans.Ended(), 1, "only the caller's span")
 }

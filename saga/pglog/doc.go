@@ -56,10 +56,19 @@
 //		CONSTRAINT transitions_pkey PRIMARY KEY (saga_id, seq)
 //	);
 //
-// plus schema_migrations, which records the version. The log never
-// deletes: to keep the tables small, delete finished sagas (status
-// completed, compensated or needs_attention) whose updated_at is old
-// enough; their transitions go with them.
+// plus schema_migrations, which records the version (the schema may be
+// shared with eventsource/pgstore and cqrs/pgcheckpoint, which keep
+// their own versions in it). The log never deletes: to keep the tables
+// small, delete finished sagas (status completed, compensated or
+// needs_attention) whose updated_at is old enough; their transitions go
+// with them.
+//
+// Saga data and transition data are bytea, stored as they are. Text that
+// comes from the steps (a transition's error message) or the propagator
+// (the trace context's keys and values) is stored with each NUL byte and
+// each run of bytes that is not UTF-8 replaced by U+FFFD: PostgreSQL's
+// text and jsonb refuse both, and a write that failed on them would fail
+// again at every recovery, so that the saga could never finish.
 //
 // # Leases and fencing
 //
@@ -120,12 +129,19 @@
 //   - load {schema}.sagas: Load, with saga.id.
 //   - migrate {database}|{schema}: Migrate.
 //
+// A saga id (or owner) longer than 128 bytes is cut to its first 128
+// bytes and its length ("…(N bytes)") in saga.id and in the log's error
+// messages.
+//
 // An orchestrator claims sagas at every recovery tick and renews its
 // leases every third of a lease, on no request's behalf: so that these
 // calls do not make a root span each, claim and renew have a span only
 // when the context carries a span already, when they failed, or when
 // they did something (claimed a saga, found a lease lost). The others
-// are in db.client.operation.duration all the same.
+// are in db.client.operation.duration all the same. Under a context that
+// the orchestrator marks as untraced (its background renewals and
+// recovery ticks), no call of the log has a span, whatever it did; the
+// durations are recorded.
 //
 // Their attributes, set when the span starts:
 //

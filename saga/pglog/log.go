@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/saga"
 )
@@ -32,11 +34,10 @@ const transitionsKey = "transitions_pkey"
 // processes need not agree. The Log does not own the pool: close the pool
 // after its last call.
 type Log struct {
-	pool       *pgxpool.Pool
-	schema     string
-	migrateKey int64
-	tel        *instruments
-	sql        statements
+	pool   *pgxpool.Pool
+	schema string
+	tel    *instruments
+	sql    statements
 }
 
 // statements are the log's SQL, with its schema's quoted name built in.
@@ -130,22 +131,23 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 		errs = append(errs, errors.New("pool is nil"))
 	}
 	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
-		errs = append(errs, fmt.Errorf("WithSchema(%q): %w", c.schema, err))
+		errs = append(errs, fmt.Errorf("WithSchema(%s): %w", brief.Quote(c.schema), err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pglog: New: %w", err)
 	}
 	return &Log{
-		pool:       pool,
-		schema:     c.schema,
-		migrateKey: pgschema.LockKey(ScopeName, "migrate", c.schema),
-		tel:        newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider, c.optIn),
-		sql:        newStatements(c.schema),
+		pool:   pool,
+		schema: c.schema,
+		tel:    newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider, c.optIn),
+		sql:    newStatements(c.schema),
 	}, nil
 }
 
 // Create implements [saga.Log.Create] with one INSERT. The lease runs
-// from the database's clock.
+// from the database's clock. The keys and values of rec.Trace are stored
+// with each NUL byte and each run of bytes that is not UTF-8 replaced by
+// U+FFFD, which PostgreSQL's jsonb refuses; rec.Data is stored as it is.
 func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease time.Duration) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -154,14 +156,14 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 	defer func() { l.tel.End(ctx, span, opCreate, start, err) }()
 	trace, err := encodeTrace(rec.Trace)
 	if err != nil {
-		return fmt.Errorf("pglog: creating saga %q: encoding its trace: %w", rec.ID, err)
+		return fmt.Errorf("pglog: creating saga %s: encoding its trace: %w", brief.Quote(rec.ID), err)
 	}
 	tag, err := l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, owner)
 	if err != nil {
-		return fmt.Errorf("pglog: creating saga %q: %w", rec.ID, pgschema.Err(ctx, err))
+		return fmt.Errorf("pglog: creating saga %s: %w", brief.Quote(rec.ID), pgschema.Err(ctx, err))
 	}
 	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("%w: saga %q", saga.ErrExists, rec.ID)
+		return fmt.Errorf("%w: saga %s", saga.ErrExists, brief.Quote(rec.ID))
 	}
 	return nil
 }
@@ -169,9 +171,12 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 // Append implements [saga.Log.Append] with one statement: an UPDATE of
 // the saga's row, matching only if owner holds the lease and the Seqs of
 // ts are free, and an INSERT of the transitions (from arrays, unnested)
-// that runs only if the UPDATE matched. The UPDATE's row lock serialises the appends to a saga and
-// the claims of it, so a stale owner is turned away whichever commits
-// first. Only when nothing was written does a second query tell a missing
+// that runs only if the UPDATE matched. The UPDATE's row lock serialises
+// the appends to a saga and the claims of it, so a stale owner is turned
+// away whichever commits first. A transition's Error is stored with each
+// NUL byte and each run of bytes that is not UTF-8 replaced by U+FFFD, as
+// PostgreSQL's text refuses them: an error message can never make the
+// write fail (and the saga stall, retrying it at every recovery). Only when nothing was written does a second query tell a missing
 // saga from a lost lease.
 func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transition) (err error) {
 	if err := ctx.Err(); err != nil {
@@ -192,15 +197,15 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 			status = t.Status
 		}
 		seqs[i], statuses[i], steps[i], phases[i], kinds[i] = t.Seq, string(t.Status), t.Step, string(t.Phase), string(t.Kind)
-		attempts[i], data[i], errs[i] = int32(min(max(t.Attempt, 0), 1<<31-1)), t.Data, t.Error
+		attempts[i], data[i], errs[i] = int32(min(max(t.Attempt, 0), 1<<31-1)), t.Data, validText(t.Error)
 	}
 	tag, err := l.pool.Exec(ctx, l.sql.append, id, owner, string(status), status.Final(),
 		seqs, statuses, steps, phases, kinds, attempts, data, errs)
 	switch {
 	case isSeqTaken(err):
-		return fmt.Errorf("%w: saga %q has a transition of %v already", saga.ErrLeaseLost, id, seqs)
+		return fmt.Errorf("%w: saga %s has a transition of %v already", saga.ErrLeaseLost, brief.Quote(id), seqs)
 	case err != nil:
-		return fmt.Errorf("pglog: appending transitions %v to saga %q: %w", seqs, id, pgschema.Err(ctx, err))
+		return fmt.Errorf("pglog: appending transitions %v to saga %s: %w", seqs, brief.Quote(id), pgschema.Err(ctx, err))
 	case tag.RowsAffected() == int64(len(ts)):
 		return nil
 	}
@@ -209,15 +214,15 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 	err = l.pool.QueryRow(ctx, l.sql.why, id, seqs).Scan(&holder, &taken)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("%w: saga %q", saga.ErrNotFound, id)
+		return fmt.Errorf("%w: saga %s", saga.ErrNotFound, brief.Quote(id))
 	case err != nil:
-		return fmt.Errorf("pglog: appending transitions %v to saga %q: %w", seqs, id, pgschema.Err(ctx, err))
+		return fmt.Errorf("pglog: appending transitions %v to saga %s: %w", seqs, brief.Quote(id), pgschema.Err(ctx, err))
 	case holder.Valid && holder.String == owner && taken:
-		return fmt.Errorf("%w: saga %q has a transition of %v already", saga.ErrLeaseLost, id, seqs)
+		return fmt.Errorf("%w: saga %s has a transition of %v already", saga.ErrLeaseLost, brief.Quote(id), seqs)
 	case !holder.Valid:
-		return fmt.Errorf("%w: saga %q is leased to no one", saga.ErrLeaseLost, id)
+		return fmt.Errorf("%w: saga %s is leased to no one", saga.ErrLeaseLost, brief.Quote(id))
 	default:
-		return fmt.Errorf("%w: saga %q is not leased to %q", saga.ErrLeaseLost, id, owner)
+		return fmt.Errorf("%w: saga %s is not leased to %s", saga.ErrLeaseLost, brief.Quote(id), brief.Quote(owner))
 	}
 }
 
@@ -246,7 +251,7 @@ func (l *Log) Renew(ctx context.Context, owner string, lease time.Duration, ids 
 	// that lost nothing has a span only under a caller's span.
 	l.tel.Finish(ctx, opRenew, start, err, len(lost), len(lost) > 0 || err != nil || hasSpan(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("pglog: renewing %d leases of %q: %w", len(ids), owner, pgschema.Err(ctx, err))
+		return nil, fmt.Errorf("pglog: renewing %d leases of %s: %w", len(ids), brief.Quote(owner), pgschema.Err(ctx, err))
 	}
 	return lost, nil
 }
@@ -272,7 +277,7 @@ func (l *Log) Claim(ctx context.Context, owner string, names []string, lease tim
 	// claim that took nothing has a span only under a caller's span.
 	l.tel.Finish(ctx, opClaim, start, err, len(recs), len(recs) > 0 || err != nil || hasSpan(ctx))
 	if err != nil {
-		return nil, fmt.Errorf("pglog: claiming sagas for %q: %w", owner, pgschema.Err(ctx, err))
+		return nil, fmt.Errorf("pglog: claiming sagas for %s: %w", brief.Quote(owner), pgschema.Err(ctx, err))
 	}
 	// RETURNING follows no order.
 	slices.SortFunc(recs, func(a, b saga.Record) int {
@@ -311,7 +316,7 @@ func (l *Log) Release(ctx context.Context, id, owner string) (err error) {
 	ctx, span, start := l.tel.start(ctx, opRelease, id)
 	defer func() { l.tel.End(ctx, span, opRelease, start, err) }()
 	if _, err := l.pool.Exec(ctx, l.sql.release, id, owner); err != nil {
-		return fmt.Errorf("pglog: releasing saga %q for %q: %w", id, owner, pgschema.Err(ctx, err))
+		return fmt.Errorf("pglog: releasing saga %s for %s: %w", brief.Quote(id), brief.Quote(owner), pgschema.Err(ctx, err))
 	}
 	return nil
 }
@@ -327,9 +332,9 @@ func (l *Log) Load(ctx context.Context, id string) (rec saga.Record, ts []saga.T
 	rec, ts, found, err := l.load(ctx, id)
 	switch {
 	case err != nil:
-		return saga.Record{}, nil, fmt.Errorf("pglog: loading saga %q: %w", id, pgschema.Err(ctx, err))
+		return saga.Record{}, nil, fmt.Errorf("pglog: loading saga %s: %w", brief.Quote(id), pgschema.Err(ctx, err))
 	case !found:
-		return saga.Record{}, nil, fmt.Errorf("%w: saga %q", saga.ErrNotFound, id)
+		return saga.Record{}, nil, fmt.Errorf("%w: saga %s", saga.ErrNotFound, brief.Quote(id))
 	}
 	l.tel.SetReturnedRows(span, len(ts))
 	return rec, ts, nil
@@ -384,15 +389,39 @@ func (l *Log) load(ctx context.Context, id string) (rec saga.Record, ts []saga.T
 	return rec, ts, found, rows.Err()
 }
 
-// encodeTrace returns the JSON of a trace context, or NULL for none. It is
-// text, not []byte, which the simple protocol (PgBouncer) would send as a
-// bytea literal.
+// encodeTrace returns the JSON of a trace context, or NULL for none, with
+// its keys and values through validText: jsonb refuses a NUL ("\u0000").
+// It is text, not []byte, which the simple protocol (PgBouncer) would
+// send as a bytea literal.
 func encodeTrace(trace map[string]string) (pgtype.Text, error) {
 	if len(trace) == 0 {
 		return pgtype.Text{}, nil
 	}
-	b, err := json.Marshal(trace)
+	valid := trace
+	for k, v := range trace {
+		if validText(k) != k || validText(v) != v {
+			valid = make(map[string]string, len(trace))
+			for k, v := range trace {
+				valid[validText(k)] = validText(v)
+			}
+			break
+		}
+	}
+	b, err := json.Marshal(valid)
 	return pgtype.Text{String: string(b), Valid: true}, err
+}
+
+// validText returns s with each NUL byte, and each run of bytes that is
+// not UTF-8, replaced by U+FFFD, so that PostgreSQL's text (and jsonb)
+// stores it: it refuses both, and a write that fails on the text of an
+// error would fail again at every recovery, wedging the saga. It returns
+// s itself when there is nothing to replace. (saga.ValidText, where the
+// saga package has it, is the same rule.)
+func validText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func decodeTrace(b []byte) (map[string]string, error) {
@@ -401,7 +430,7 @@ func decodeTrace(b []byte) (map[string]string, error) {
 	}
 	var m map[string]string
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("decoding the trace context %q: %w", b, err)
+		return nil, fmt.Errorf("decoding the trace context %s: %w", brief.Quote(string(b)), err)
 	}
 	return m, nil
 }

@@ -63,7 +63,7 @@ func TestMigrateIdempotent(t *testing.T) {
 	require.NoError(t, err, "Load after a second Migrate")
 
 	var versions []int
-	rows, err := pool.Query(ctx, "SELECT version FROM "+pgx.Identifier{schema}.Sanitize()+".schema_migrations ORDER BY version")
+	rows, err := pool.Query(ctx, "SELECT version FROM "+pgx.Identifier{schema}.Sanitize()+".schema_migrations WHERE component = $1 ORDER BY version", pglog.ScopeName)
 	require.NoError(t, err)
 	versions, err = pgx.CollectRows(rows, pgx.RowTo[int])
 	require.NoError(t, err)
@@ -71,7 +71,7 @@ func TestMigrateIdempotent(t *testing.T) {
 	assert.Equal(t, 1, pglog.SchemaVersion)
 
 	// A schema from a later version of the package is left alone.
-	_, err = pool.Exec(ctx, "INSERT INTO "+pgx.Identifier{schema}.Sanitize()+".schema_migrations (version) VALUES (99)")
+	_, err = pool.Exec(ctx, "INSERT INTO "+pgx.Identifier{schema}.Sanitize()+".schema_migrations (component, version) VALUES ($1, 99)", pglog.ScopeName)
 	require.NoError(t, err)
 	err = l.Migrate(ctx)
 	require.Error(t, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/saga"
 )
@@ -43,6 +44,11 @@ CREATE TABLE {s}.transitions (
 );`,
 }
 
+// released names the table that each migration released before versions
+// were kept per package creates, by which [Log.Migrate] adopts the tables
+// of an earlier release.
+var released = []string{"sagas"}
+
 // SchemaVersion is the version of the tables that [Log.Migrate] brings a
 // schema to.
 const SchemaVersion = len(migrations)
@@ -52,11 +58,18 @@ const SchemaVersion = len(migrations)
 // schema_migrations table. The migrations that are due run in one
 // transaction with their records, so a failed Migrate changes nothing.
 //
+// The schema may be shared with the tables of eventsource/pgstore and
+// cqrs/pgcheckpoint: schema_migrations keeps each package's versions
+// apart (under the package's import path), and Migrate takes the same
+// transaction advisory lock, derived from the schema name, as theirs. So
 // Migrate is idempotent and safe to run from several processes at once
-// (each instance of a service at start-up, say): it takes a transaction
-// advisory lock derived from the schema name, so one runs at a time and
-// the others then find nothing to do. It fails if the schema is at a
-// version newer than this package knows, rather than touch it.
+// (each instance of a service at start-up, say), and alongside the other
+// packages' migrations: one runs at a time and the others then find
+// nothing to do. It fails if the log's tables are at a version newer than
+// this package knows, rather than touch them. A schema that an earlier
+// release migrated (one version for the whole schema) is upgraded in
+// place: its tables are adopted, and only the migrations whose tables are
+// missing run.
 //
 // It needs the privilege to create the schema, unless the schema exists,
 // and to create tables in it. Calls of the log before the first Migrate
@@ -68,7 +81,7 @@ func (l *Log) Migrate(ctx context.Context) (err error) {
 	ctx, span, start := l.tel.start(ctx, opMigrate, "")
 	defer func() { l.tel.End(ctx, span, opMigrate, start, err) }()
 	if err := l.migrate(ctx); err != nil {
-		return fmt.Errorf("pglog: migrating schema %q: %w", l.schema, pgschema.Err(ctx, err))
+		return fmt.Errorf("pglog: migrating schema %s: %w", brief.Quote(l.schema), pgschema.Err(ctx, err))
 	}
 	return nil
 }
@@ -79,5 +92,5 @@ func (l *Log) migrate(ctx context.Context) error {
 	for i, m := range migrations {
 		ms[i] = strings.ReplaceAll(m, "{unfinished}", unfinished)
 	}
-	return pgschema.Migrate(ctx, l.pool, l.schema, l.migrateKey, ms)
+	return pgschema.MigrateComponent(ctx, l.pool, l.schema, pgschema.Component{Name: ScopeName, Released: released, Migrations: ms})
 }

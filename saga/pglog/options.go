@@ -31,7 +31,9 @@ type config struct {
 
 // WithSchema sets the PostgreSQL schema that holds the log's tables
 // (sagas, transitions, schema_migrations), which [Log.Migrate] creates.
-// Logs with different schemas in one database are independent. The name
+// Logs with different schemas in one database are independent. A log may
+// share its schema with an eventsource/pgstore store and a
+// cqrs/pgcheckpoint store. The name
 // is used as is, quoted, so "Orders" and "orders" are two schemas. It must
 // be 1 to [MaxSchemaLen] bytes of UTF-8, without NUL, and must not start
 // with "pg_", which PostgreSQL reserves. The default is [DefaultSchema]

@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgtel"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/saga"
@@ -57,7 +58,7 @@ func newInstruments(pool *pgxpool.Pool, schema string, tp trace.TracerProvider, 
 func (t *instruments) start(ctx context.Context, o op, id string) (context.Context, trace.Span, time.Time) {
 	ctx, span, start := t.Start(ctx, o)
 	if id != "" && span.IsRecording() {
-		span.SetAttributes(saga.AttrID.String(id))
+		span.SetAttributes(saga.AttrID.String(brief.String(id)))
 	}
 	return ctx, span, start
 }

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/pgtel"
+	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/internal/testenv"
 	"github.com/otelpatterns/patterns/saga"
@@ -204,6 +205,35 @@ func TestIdleClaimAndRenewHaveNoSpan(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, recs, 1)
 	require.Len(t, p.SpansNamed("claim "+schema+".sagas"), 2, "a claim that took a saga")
+}
+
+// TestUntracedCallsHaveNoSpan: under a context marked untraced (a saga
+// orchestrator's lease renewals and recovery ticks), claim and renew make
+// no span even when they do something, and no call does, under a sampler
+// that ignores the parent (the test providers sample everything); their
+// durations are recorded (issue 11).
+func TestUntracedCallsHaveNoSpan(t *testing.T) {
+	t.Parallel()
+	p := telemetrytest.New(t)
+	l, _, _ := newLog(t, 4, pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider))
+	ctx := telemetry.Untraced(testenv.Context(t, 10*time.Second))
+	migrated := len(p.Spans.Ended())
+	require.NoError(t, l.Create(ctx, saga.Record{ID: "a", Name: "order", Version: 1}, "me", time.Minute))
+	lost, err := l.Renew(ctx, "you", time.Minute, []string{"a"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"a"}, lost, "a lost lease")
+	require.NoError(t, l.Release(ctx, "a", "me"))
+	recs, err := l.Claim(ctx, "you", []string{"order"}, time.Minute, 10)
+	require.NoError(t, err)
+	require.Len(t, recs, 1, "a claimed saga")
+	_, _, err = l.Load(ctx, "a")
+	require.NoError(t, err)
+	assert.Len(t, p.Spans.Ended(), migrated, "spans under an untraced context")
+	n := 0
+	for range telemetrytest.AttributeSets(p.Metric(t, opDuration)) {
+		n++
+	}
+	assert.GreaterOrEqual(t, n, 4, "the durations of create, renew, release, claim and load")
 }
 
 // TestDefaultPortIsOptIn: without WithOptInAttributes, server.port is
