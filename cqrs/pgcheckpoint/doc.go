@@ -45,7 +45,9 @@
 // event twice: they take turns, and the one that finds the checkpoint
 // moved past its event skips it and reads on from the stored position.
 // [Store.Rebuild] empties a read model and resets its checkpoint in one
-// transaction, and a running Project then replays from the first event.
+// transaction, and a running Project then replays from the first event:
+// at once through the same Store, and within [WithCheckInterval] (2 s by
+// default) in another process, even when no new event comes.
 //
 // [Store.Migrate] creates the schema ("cqrs" by default, see [WithSchema])
 // unless it exists, and the table
@@ -94,7 +96,8 @@
 //   - commit {database}|{schema}: the COMMIT of an event's transaction;
 //     in a project span.
 //   - load_checkpoint {schema}.checkpoints: LoadCheckpoint, and Project
-//     loading its checkpoint.
+//     loading its checkpoint. A waiting Project's checks for a reset
+//     ([WithCheckInterval]) record their duration but make no span.
 //   - ensure_checkpoint {schema}.checkpoints: Project creating the
 //     checkpoint if there is none, as it starts.
 //   - rebuild {schema}.checkpoints: Rebuild's transaction, reset

@@ -1,6 +1,8 @@
 package pgcheckpoint
 
 import (
+	"time"
+
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -27,6 +29,7 @@ type config struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
 	optIn          bool
+	watch          time.Duration
 }
 
 // WithSchema sets the PostgreSQL schema that holds the checkpoints table,
@@ -52,6 +55,24 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // of [New].
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) { c.meterProvider = mp })
+}
+
+// DefaultCheckInterval is how often, by default, a waiting
+// [Store.Project] checks that its checkpoint was not reset by another
+// process ([WithCheckInterval]).
+const DefaultCheckInterval = 2 * time.Second
+
+// WithCheckInterval sets how often [Store.Project], while it waits for
+// events, checks whether its checkpoint was moved under it (by
+// [Store.Rebuild] in another process, or by another Project that handled
+// events past it), so that it replays a rebuilt read model without
+// waiting for the next event. A Rebuild through the same Store wakes its
+// Project calls at once. The check is one query, which records its
+// duration but no span. d of 0 or less turns it off: Project then notices
+// a reset when the next event arrives. The default is
+// [DefaultCheckInterval] (2 s).
+func WithCheckInterval(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.watch = d })
 }
 
 // WithOptInAttributes records the semantic conventions' Opt-In

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.opentelemetry.io/otel/attribute"
@@ -92,29 +95,88 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 			lag = gauge.Track(ctx, name, pos)
 		}
 		lag.Store(pos)
-		moved := false
-		for e, err := range events.Subscribe(ctx, pos) {
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("pgcheckpoint: projection %s: reading events after %d: %w", brief.Quote(name), pos, err)
-			}
-			moved, err = s.apply(ctx, name, attrName, pos, e, handle)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return err
-			}
-			if moved {
-				break
-			}
-			pos = e.Position
-			lag.Store(pos)
+		moved, err := s.follow(ctx, name, attrName, pos, lag, events, handle)
+		if err != nil || ctx.Err() != nil {
+			return err
 		}
 		if !moved {
 			return nil // the subscription ends only when ctx is done
+		}
+	}
+}
+
+// follow applies the events after pos until ctx is done, an error, or
+// the checkpoint is found moved: by apply, at an event, or, while no event
+// comes, by watch. It reports whether it was moved.
+func (s *Store) follow(ctx context.Context, name string, attrName attribute.KeyValue, pos int64, lag *projlag.Position,
+	events eventsource.Store, handle Handler) (moved bool, err error) {
+	subCtx, stop := context.WithCancel(ctx)
+	var reset atomic.Bool
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if s.watchReset(subCtx, name, lag) {
+			reset.Store(true)
+			stop()
+		}
+	})
+	defer func() {
+		stop()
+		wg.Wait()
+		moved = moved || reset.Load()
+	}()
+	for e, err := range events.Subscribe(subCtx, pos) {
+		if err != nil {
+			if subCtx.Err() != nil {
+				return false, nil
+			}
+			return false, fmt.Errorf("pgcheckpoint: projection %s: reading events after %d: %w", brief.Quote(name), pos, err)
+		}
+		// The event's transaction runs on ctx: a reset found meanwhile
+		// ends the subscription after it, not in the middle of it.
+		moved, err := s.apply(ctx, name, attrName, pos, e, handle)
+		if err != nil {
+			if ctx.Err() != nil {
+				return false, nil
+			}
+			return false, err
+		}
+		if moved {
+			return true, nil
+		}
+		pos = e.Position
+		lag.Store(pos)
+	}
+	return false, nil
+}
+
+// watchReset waits, while a Project follows its subscription, for its
+// checkpoint to go back behind the position it handled (a Rebuild reset
+// it): woken at once by a Rebuild through s, and every check interval for
+// one elsewhere. It reports whether it found a reset; it returns false
+// when ctx is done.
+func (s *Store) watchReset(ctx context.Context, name string, handled *projlag.Position) bool {
+	var tick <-chan time.Time
+	if s.watch > 0 {
+		t := time.NewTicker(s.watch)
+		defer t.Stop()
+		tick = t.C
+	}
+	// The checks run on no one's behalf: durations, no spans.
+	qctx := telemetry.Untraced(ctx)
+	for {
+		s.mu.Lock()
+		rebuilt := s.rebuilds
+		s.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-rebuilt:
+		case <-tick:
+		}
+		// A checkpoint only moves forward, but for a Rebuild: one behind
+		// what this Project handled was reset.
+		if stored, err := s.LoadCheckpoint(qctx, name); err == nil && stored < handled.Load() {
+			return true
 		}
 	}
 }
@@ -207,8 +269,9 @@ func (s *Store) lock(ctx context.Context, name string) (pgx.Tx, int64, error) {
 // then the transaction commits; so either both happen or neither.
 //
 // Rebuild waits for the event a running [Store.Project] of name is
-// handling, and that Project then starts again from the first event; so
-// the projection need not be stopped. It returns an error naming the
+// handling, and that Project then starts again from the first event, at
+// once (in another process, within its [WithCheckInterval]); so the
+// projection need not be stopped. It returns an error naming the
 // projection if reset or the database fails.
 func (s *Store) Rebuild(ctx context.Context, name string, reset func(ctx context.Context, tx pgx.Tx) error) error {
 	if reset == nil {
@@ -232,5 +295,9 @@ func (s *Store) Rebuild(ctx context.Context, name string, reset func(ctx context
 	if err != nil {
 		return fmt.Errorf("pgcheckpoint: rebuilding projection %s: %w", brief.Quote(name), pgschema.Err(ctx, err))
 	}
+	s.mu.Lock()
+	close(s.rebuilds) // wake this store's Project calls
+	s.rebuilds = make(chan struct{})
+	s.mu.Unlock()
 	return nil
 }

@@ -203,3 +203,41 @@ func TestProject_spans(t *testing.T) {
 	assert.Equal(t, codes.Unset, spans[0].Status().Code)
 	assert.Equal(t, codes.Error, spans[1].Status().Code)
 }
+
+// TestRebuildReplaysAtOnce protects a Rebuild under a running Project when
+// no event comes after it: the read model was left empty until the next
+// append (the earlier test hid it by appending right after). Through the
+// same Store the Project is woken at once; through another (another
+// process) it finds the reset at its next check.
+func TestRebuildReplaysAtOnce(t *testing.T) {
+	for _, other := range []bool{false, true} {
+		t.Run(map[bool]string{false: "same store", true: "another store"}[other], func(t *testing.T) {
+			s, pool, schema := newStore(t, pgcheckpoint.WithCheckInterval(time.Hour))
+			rebuilder := s
+			if other {
+				var err error
+				s, err = pgcheckpoint.New(pool, pgcheckpoint.WithSchema(schema), pgcheckpoint.WithCheckInterval(100*time.Millisecond))
+				require.NoError(t, err)
+			}
+			events := &eventsource.MemoryStore{}
+			appendEvents(t, events, streams, 3)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- s.Project(ctx, "counts", events, countHandler(schema)) }()
+			require.Eventually(t, func() bool {
+				return assert.ObjectsAreEqual(wantCounts(streams, 3), counts(t, pool, schema))
+			}, 10*time.Second, 5*time.Millisecond)
+
+			require.NoError(t, rebuilder.Rebuild(context.Background(), "counts", func(ctx context.Context, tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, "TRUNCATE "+pgx.Identifier{schema}.Sanitize()+".counts")
+				return err
+			}))
+			assert.Eventually(t, func() bool {
+				return assert.ObjectsAreEqual(wantCounts(streams, 3), counts(t, pool, schema))
+			}, 3*time.Second, 5*time.Millisecond, "the read model is replayed with no event appended")
+			cancel()
+			require.NoError(t, <-done)
+			assert.Equal(t, wantCounts(streams, 3), counts(t, pool, schema), "each event applied once after the replay")
+		})
+	}
+}

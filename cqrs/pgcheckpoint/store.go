@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,6 +37,12 @@ type Store struct {
 	tel    *pgtel.Ops[op]
 	meter  metric.Meter
 	sql    statements
+	watch  time.Duration
+
+	// rebuilt wakes the Project calls of this store when Rebuild resets a
+	// checkpoint: rebuilds is closed and replaced at each Rebuild.
+	mu       sync.Mutex
+	rebuilds chan struct{}
 
 	// beforeCommit, set only by tests (export_test.go) before the store is
 	// used, runs in the transaction of each event handled by Project, after
@@ -65,7 +73,7 @@ var _ cqrs.CheckpointStore = (*Store)(nil)
 // database: call [Store.Migrate] to create the table. It returns an error
 // naming each bad argument: a nil pool or a bad schema name.
 func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
-	c := config{schema: DefaultSchema}
+	c := config{schema: DefaultSchema, watch: DefaultCheckInterval}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -86,8 +94,10 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		schema: c.schema,
 		tel: pgtel.New[op](pool, c.schema, telemetry.Tracer(c.tracerProvider, ScopeName),
 			telemetry.Meter(c.meterProvider, ScopeName), ops[:], c.optIn),
-		meter: telemetry.Meter(c.meterProvider, ScopeName),
-		sql:   newStatements(c.schema),
+		meter:    telemetry.Meter(c.meterProvider, ScopeName),
+		sql:      newStatements(c.schema),
+		watch:    c.watch,
+		rebuilds: make(chan struct{}),
 	}, nil
 }
 
