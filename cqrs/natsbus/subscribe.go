@@ -410,12 +410,12 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 
 	switch {
 	case err == nil:
-		s.settle(ctx, span, st, msg, settleAck, 0, m.Delivery)
+		s.settle(ctx, span, st, msg, settleAck, 0)
 	case m.Delivery >= s.cfg.MaxDeliver:
 		telemetry.RecordError(span, err)
 		inst.deadLetters.Add(ctx, 1, st.groupOpts...)
 		s.deadLetter(ctx, m, err)
-		s.settle(ctx, span, st, msg, settleTerm, 0, m.Delivery)
+		s.settle(ctx, span, st, msg, settleTerm, 0)
 	default:
 		telemetry.RecordError(span, err)
 		delay := s.cfg.Backoff(m.Delivery)
@@ -428,7 +428,7 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 			}
 			break
 		}
-		s.settle(ctx, span, st, msg, settleNak, delay, m.Delivery)
+		s.settle(ctx, span, st, msg, settleNak, delay)
 	}
 	if err == nil {
 		inst.process.Record(ctx, seconds(start), st.processOpts...)
@@ -454,7 +454,7 @@ func (s *subscription) telemetry(now time.Time) *subTelemetry {
 // in messaging.client.operation.duration. A failed ack makes the span
 // failed; a failed nak or term does not (the handler failed already),
 // though the event and the metric carry its error.type.
-func (s *subscription) settle(ctx context.Context, span trace.Span, st *subTelemetry, msg jetstream.Msg, how settlement, delay time.Duration, delivery int) {
+func (s *subscription) settle(ctx context.Context, span trace.Span, st *subTelemetry, msg jetstream.Msg, how settlement, delay time.Duration) {
 	start := time.Now()
 	var err error
 	switch how {
@@ -463,7 +463,10 @@ func (s *subscription) settle(ctx context.Context, span trace.Span, st *subTelem
 	case settleNak:
 		err = msg.NakWithDelay(delay)
 	case settleTerm:
-		err = msg.TermWithReason(fmt.Sprintf("natsbus: dead-lettered after %d deliveries", delivery))
+		// A plain Term: nats-server 2.9 does not parse "+TERM <reason>"
+		// (TermWithReason, known from 2.10 on) and leaves the message to
+		// be delivered again every AckWait, dead-lettered again each time.
+		err = msg.Term()
 	}
 	d := seconds(start)
 	if err == nil {
