@@ -42,6 +42,23 @@
 // named by [ConsumerName] and created (or updated) by [Bus.Subscribe].
 // Removing a group is an operator's job: delete its consumer.
 //
+// # Upgrading: consumer names
+//
+// Earlier versions named a group's consumer group+"-"+topic whenever that
+// was a valid name, so that the groups "billing-eu" of "orders" and
+// "billing" of "eu-orders" shared one consumer and stole each other's
+// messages. [ConsumerName] now keeps that name only for groups without
+// '-', and gives the others a hashed one. On its first Subscribe, such a
+// group's new consumer starts after the last message that its old
+// consumer acknowledged in order (when the old consumer's description and
+// filter say it was last this group's and topic's) or else with the
+// oldest message in the stream. Members of the old and new versions
+// running at once each get every message, as two groups would; handlers
+// idempotent on [cqrs.Message.ID] make that harmless. Once no member of
+// the old version runs, delete the old consumer (nats consumer rm STREAM
+// OLD-NAME): the bus leaves it alone, and a stream with interest or
+// work-queue retention keeps messages for it.
+//
 // # Delivery guarantees
 //
 //   - Publish returns once the stream stored every message. Each carries

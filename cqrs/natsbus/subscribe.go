@@ -45,7 +45,8 @@ const (
 // subject, with explicit acknowledgement and the bus's AckWait. Its
 // subscriptions, in this process or others, share its messages: each
 // message goes to one of them. A new group starts with the oldest message
-// in the stream; a group that exists resumes where it stopped.
+// in the stream; a group that exists resumes where it stopped, and so
+// does a group whose consumer was renamed (see [ConsumerName]).
 //
 // For each delivery the handler gets a [cqrs.Message] with Delivery set to
 // the server's delivery count, in a "process <subject>" span that is a
@@ -110,13 +111,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: 1000,
 	}
-	// A group's consumer is updated only when its settings changed: an
-	// update while messages wait for a delayed redelivery (handed back by
-	// a member that closed) can lose or repeat them on nats-server 2.9.
-	cons, err := b.js.Consumer(ctx, b.cfg.stream, name)
-	if err != nil || !sameConsumer(cons.CachedInfo().Config, want) {
-		cons, err = b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, want)
-	}
+	cons, err := b.consumer(ctx, group, topic, want)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: create consumer %s on stream %s: %w", name, b.cfg.stream, err)
 	}
@@ -154,32 +149,142 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	return s, nil
 }
 
+// consumer returns the group's consumer, created or updated to want.
+//
+// A consumer is updated only when its settings changed: an update while
+// messages wait for a delayed redelivery (handed back by a member that
+// closed) can lose or repeat them on nats-server 2.9. Its start position
+// is its own (the server cannot change it), so an update keeps it. A group
+// whose consumer does not exist yet takes over where the consumer of its
+// legacy name stopped (see [ConsumerName]).
+func (b *Bus) consumer(ctx context.Context, group, topic string, want jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	for attempt := 0; ; attempt++ {
+		cons, err := b.js.Consumer(ctx, b.cfg.stream, want.Durable)
+		switch {
+		case err == nil:
+			have := cons.CachedInfo().Config
+			if sameConsumer(have, want) {
+				return cons, nil
+			}
+			want.DeliverPolicy, want.OptStartSeq, want.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+			return b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, want)
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			cons, err = b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, b.takeOver(ctx, group, topic, want))
+			if err == nil || attempt > 0 {
+				return cons, err
+			}
+			// Another member may have created it meanwhile, from another
+			// start position, which cannot be updated: look again.
+		default:
+			return b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, want)
+		}
+	}
+}
+
+// takeOver returns want starting after the last message that the consumer
+// of the group's legacy name (see [ConsumerName]) has acknowledged in
+// order, if that consumer exists and is the group's (its description and
+// filter are those of want); else want itself, which starts with the
+// oldest message.
+func (b *Bus) takeOver(ctx context.Context, group, topic string, want jetstream.ConsumerConfig) jetstream.ConsumerConfig {
+	legacy := legacyConsumerName(group, topic)
+	if legacy == want.Durable {
+		return want
+	}
+	old, err := b.js.Consumer(ctx, b.cfg.stream, legacy)
+	if err != nil {
+		return want
+	}
+	info := old.CachedInfo()
+	if info.Config.Description != want.Description || info.Config.FilterSubject != want.FilterSubject {
+		return want // another group's, or another topic's since a collision
+	}
+	if floor := info.AckFloor.Stream; floor > 0 {
+		want.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		want.OptStartSeq = floor + 1
+	}
+	return want
+}
+
 // sameConsumer reports whether the consumer settings natsbus sets are
-// those of have.
+// those of have, but for the start position, which is the consumer's own.
 func sameConsumer(have, want jetstream.ConsumerConfig) bool {
 	return have.Durable == want.Durable && have.Description == want.Description &&
 		have.FilterSubject == want.FilterSubject && have.AckPolicy == want.AckPolicy &&
 		have.AckWait == want.AckWait && have.MaxDeliver == want.MaxDeliver &&
-		have.DeliverPolicy == want.DeliverPolicy && have.MaxAckPending == want.MaxAckPending
+		have.MaxAckPending == want.MaxAckPending
 }
 
 // ConsumerName returns the name of the durable consumer of group for
-// topic: the group and the topic joined by "-", with each character that
-// consumer names cannot hold ('.', '*', '>', '/', '\\', white space and
-// control characters) replaced by '_'. When a character was replaced or
-// the name would be longer than 64 bytes, it is shortened and ends with a
-// hash of group and topic, so that distinct groups get distinct consumers.
+// topic. Distinct groups and topics get distinct names.
+//
+// The name is the group and the topic joined by "-" when that reads back
+// unambiguously: when the group holds no '-', neither holds a character
+// that consumer names cannot hold ('.', '*', '>', '/', '\\', white space
+// and control characters), the result is at most 64 bytes, and it does
+// not end as a hashed name does. Otherwise it is hashed: the joined name,
+// with each such character replaced by '_' and cut to 47 bytes, then '-'
+// and 16 hexadecimal digits of a 64-bit hash of group and topic. So joined
+// names split at their first '-', no joined name ends with '-' and 16
+// hexadecimal digits, and two hashed names are the same only if their
+// hashes are (a chance of 1 in 2^64 for two given pairs).
+//
+// Earlier versions gave a group holding '-' the joined name too, so that
+// ("billing-eu", "orders") and ("billing", "eu-orders") shared the
+// consumer billing-eu-orders. Such a group now has a hashed name; its
+// first [Bus.Subscribe] creates that consumer starting after the last
+// message the old one had acknowledged in order, if the old one was last
+// the group's, and else with the oldest message. The old consumer is left
+// alone: delete it once no member of the old version runs (members of
+// both versions meanwhile each get every message, as a group split in
+// two). See the package documentation.
 func ConsumerName(group, topic string) string {
 	raw := group + "-" + topic
+	if len(raw) <= 64 && !strings.Contains(group, "-") && strings.IndexFunc(raw, badConsumerRune) < 0 && !endsHashed(raw) {
+		return raw
+	}
+	return hashedConsumerName(group, topic)
+}
+
+// legacyConsumerName is the name ConsumerName gave before it kept joined
+// names for groups without '-' only: the joined name whenever it held no
+// character to replace and was short enough.
+func legacyConsumerName(group, topic string) string {
+	raw := group + "-" + topic
+	if len(raw) <= 64 && strings.IndexFunc(raw, badConsumerRune) < 0 {
+		return raw
+	}
+	return hashedConsumerName(group, topic)
+}
+
+// badConsumerRune reports whether r cannot be part of a consumer name.
+func badConsumerRune(r rune) bool {
+	return r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' || r <= ' ' || r == 0x7f
+}
+
+// endsHashed reports whether name ends as a hashed consumer name does:
+// '-' and 16 lowercase hexadecimal digits.
+func endsHashed(name string) bool {
+	if len(name) < 17 || name[len(name)-17] != '-' {
+		return false
+	}
+	for _, c := range []byte(name[len(name)-16:]) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// hashedConsumerName returns the hashed name of group and topic (see
+// [ConsumerName]).
+func hashedConsumerName(group, topic string) string {
 	clean := strings.Map(func(r rune) rune {
-		if r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' || r <= ' ' || r == 0x7f {
+		if badConsumerRune(r) {
 			return '_'
 		}
 		return r
-	}, raw)
-	if clean == raw && len(clean) <= 64 {
-		return clean
-	}
+	}, group+"-"+topic)
 	h := fnv.New64a()
 	h.Write([]byte(group))
 	h.Write([]byte{0})
