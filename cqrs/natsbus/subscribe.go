@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -466,24 +465,13 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 		Topic: s.topic,
 		Data:  msg.Data(),
 	}
-	h := msg.Headers()
-	for k, v := range h {
-		switch {
-		case k == nats.MsgIdHdr:
-			m.ID = firstOf(v)
-		case k == typeHeader:
-			m.Type = firstOf(v)
-		case strings.HasPrefix(k, "Nats-"):
-		default:
-			if m.Metadata == nil {
-				m.Metadata = make(map[string]string, len(h))
-			}
-			m.Metadata[k] = firstOf(v)
-		}
-	}
+	identified := decodeHeaders(msg.Headers(), &m)
 	m.Delivery = 1
 	if meta, err := msg.Metadata(); err == nil {
 		m.Delivery = int(min(meta.NumDelivered, uint64(1<<31-1)))
+		if !identified {
+			m.ID = derivedID(meta.Stream, meta.Sequence.Stream)
+		}
 	}
 
 	pctx := cqrs.ExtractTrace(s.baseCtx, m)
@@ -506,6 +494,9 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 	}
 	if m.Delivery > 1 {
 		inst.redelivered.Add(ctx, 1, st.groupOpts...)
+	}
+	if !identified {
+		inst.unidentified.Add(ctx, 1, st.groupOpts...)
 	}
 	inst.consumed.Add(ctx, 1, st.consumedOpts...)
 
@@ -599,13 +590,6 @@ func (s *subscription) isClosing() bool {
 	default:
 		return false
 	}
-}
-
-func firstOf(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
 }
 
 // call runs the handler, turning a panic into an error.
