@@ -194,6 +194,13 @@ func (b *Bus) route(t reflect.Type, query bool) (*route, error) {
 func (b *Bus) handle(ctx context.Context, r *route, msg any) (any, error) {
 	ctx, span := b.tracer.Start(ctx, r.name, r.spanOpts...)
 	defer span.End()
+	// Middleware that acts on commands only ([Deduplication]) tells a
+	// query by its context: the middleware chain is the same for both.
+	if r.query {
+		ctx = context.WithValue(ctx, queryKey{}, true)
+	} else if isQuery(ctx) { // a command from a query's handler
+		ctx = context.WithValue(ctx, queryKey{}, false)
+	}
 	start := time.Now()
 	res, err := r.wrapped(ctx, msg)
 	d := time.Since(start).Seconds()

@@ -19,16 +19,19 @@
 // A sender that times out sends its command again, and a message broker
 // redelivers. [Deduplication] makes such a command take effect once: a
 // command that is [Identified] (or dispatched with
-// eventsource.WithCommandID) has its ID recorded by the event store in
-// the transaction that appends its events, and a second copy appends
-// nothing and succeeds. Given the store as command log, the middleware
-// also skips the handler of a command that has taken effect, so that the
-// copy is not decided again on the state the first one changed:
+// eventsource.WithCommandID, the ID then qualified by the command's type)
+// has its ID recorded by the event store in the transaction that appends
+// its events, and a second copy appends nothing and succeeds. Given the
+// store as command log, the middleware also skips the handler of a
+// command that has taken effect in the stream it names ([Targeted]), so
+// that the copy is not decided again on the state the first one changed:
 //
 //	bus.Use(cqrs.Retrying(retry.New()), cqrs.Deduplication(store))
 //
 // The record is per (command, stream): a command that appends to several
-// streams is not made atomic by it; coordinate those with a saga.
+// streams is not made atomic by it; coordinate those with a saga. Queries
+// are left alone, and a command dispatched from a handler is a command of
+// its own.
 //
 // # Events between processes
 //
