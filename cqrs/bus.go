@@ -89,8 +89,12 @@ type route struct {
 	failure []attribute.KeyValue
 }
 
-// BusOption configures a [Bus].
-type BusOption interface{ applyBus(*busConfig) }
+// BusOption configures a [Bus], a [MemoryBus] or a [Runner]. The
+// options that configure a [Relay] too are RelayOptions as well.
+type BusOption interface {
+	applyBus(*busConfig)
+	RelayOption
+}
 
 type busConfig struct {
 	tp    trace.TracerProvider
@@ -101,6 +105,8 @@ type busConfig struct {
 type busOptionFunc func(*busConfig)
 
 func (f busOptionFunc) applyBus(c *busConfig) { f(c) }
+
+func (f busOptionFunc) applyRelay(c *relayConfig) { f(&c.bus) }
 
 // WithTracerProvider sets where the bus's spans go. The default, also used
 // when tp is nil, is the global provider at the time of NewBus.

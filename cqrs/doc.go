@@ -44,8 +44,10 @@
 // The [Relay] is the transactional outbox: it reads the event store's
 // global order from a checkpoint and publishes every committed event, so
 // that nothing is published that was not committed and nothing committed
-// is lost. The [Runner] feeds events to [Projection]s, each from its own
-// checkpoint, and rebuilds them from the start on request.
+// is lost; an event that the bus can never carry stops it, unless a
+// dead-letter function takes it ([WithRelayDeadLetter]). The [Runner]
+// feeds events to [Projection]s, each from its own checkpoint, and
+// rebuilds them from the start on request.
 //
 // # One trace per business operation
 //
@@ -130,6 +132,11 @@
 //   - cqrs.dead_letters (counter, {message}): messages given to the
 //     DeadLetter function of their subscription, by the attributes of
 //     cqrs.redeliveries.
+//   - cqrs.relay.dead_letters (counter, {event}): events a [Relay] moved
+//     past without publishing them, because the bus could never carry
+//     them and its dead-letter function took them
+//     ([WithRelayDeadLetter]), by cqrs.relay (the relay's name) and
+//     error.type (the publish error's).
 //   - cqrs.projection.lag (gauge, {event}): for each projection a [Runner]
 //     runs, by cqrs.projection, how many committed events it has not
 //     handled yet: the store's head minus the projection's checkpoint. It
@@ -142,10 +149,11 @@
 // messaging.destination.name, and the attributes of its server.
 //
 // error.type is the value of the error's ErrorType method where it has
-// one ("cqrs.bus_closed" for [ErrBusClosed]; a handler's error may have
-// one), "context.DeadlineExceeded" or "context.Canceled", the canonical
-// name of an exported error type in its chain (such as "net.OpError"),
-// or else "_OTHER".
+// one ("cqrs.bus_closed" for [ErrBusClosed], "cqrs.invalid_message" for
+// [ErrInvalidMessage]; a handler's error may have one),
+// "context.DeadlineExceeded" or "context.Canceled", the canonical name of
+// an exported error type in its chain (such as "net.OpError"), or else
+// "_OTHER".
 //
 // A [MemoryBus] keeps the attributes of each topic and consumer group it
 // has seen, built once, for as long as it lives, as it keeps the topics.

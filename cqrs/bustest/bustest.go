@@ -51,6 +51,7 @@ func Run(t *testing.T, newBus func(t *testing.T) cqrs.EventBus) {
 		{"SubscribeBadOptions", testBadOptions},
 		{"AnyMetadataTravels", testAnyMetadata},
 		{"ParkOnAnotherTopicWithTheSameID", testPark},
+		{"PublishInvalidMessage", testInvalidMessage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -605,4 +606,14 @@ func testPark(t *testing.T, b cqrs.EventBus) {
 		t.Fatalf("DeadLetter not called after %v", patience)
 	}
 	checkSame(t, parked, r.waitCount(t, 1)[0], m)
+}
+
+// Publishing to an empty topic fails with an error matching
+// cqrs.ErrInvalidMessage, which tells a relay that trying again cannot
+// succeed.
+func testInvalidMessage(t *testing.T, b cqrs.EventBus) {
+	err := b.Publish(ctx(t), "", messages(t, 1)...)
+	if !errors.Is(err, cqrs.ErrInvalidMessage) {
+		t.Errorf("Publish(\"\") = %v; want an error matching cqrs.ErrInvalidMessage", err)
+	}
 }

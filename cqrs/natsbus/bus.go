@@ -123,24 +123,38 @@ func containsString(list []string, s string) bool {
 // Publish returns once the stream has stored every message, or at the
 // first failure, with an error naming the message; the messages before it
 // are stored. Every message needs a non-empty ID, which is checked for
-// all messages before any is sent. Cancelling ctx abandons the publish in
-// flight, which may be stored nonetheless.
+// all messages before any is sent. The error of a bad topic, a message
+// without an ID, and a message larger than the server's max_payload or
+// the stream's maximum message size matches [cqrs.ErrInvalidMessage]:
+// publishing it again cannot succeed. Cancelling ctx abandons the publish
+// in flight, which may be stored nonetheless.
 func (b *Bus) Publish(ctx context.Context, topic string, msgs ...cqrs.Message) error {
 	if err := checkTopic(topic); err != nil {
-		return err
+		return fmt.Errorf("%w (%w)", err, cqrs.ErrInvalidMessage)
 	}
 	for i, m := range msgs {
 		if err := checkMessage(m); err != nil {
-			return fmt.Errorf("natsbus: message %d: %w", i, err)
+			return fmt.Errorf("natsbus: message %d: %w (%w)", i, err, cqrs.ErrInvalidMessage)
 		}
 	}
 	subject := b.cfg.prefix + topic
 	for i, m := range msgs {
 		if err := b.publish(ctx, topic, subject, m); err != nil {
+			if tooLarge(err) {
+				err = fmt.Errorf("%w (%w)", err, cqrs.ErrInvalidMessage)
+			}
 			return fmt.Errorf("natsbus: publish message %d (%s) to %s: %w", i, m.ID, subject, err)
 		}
 	}
 	return nil
+}
+
+// tooLarge reports whether err says that a message is larger than the
+// server or the stream takes.
+func tooLarge(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
 }
 
 func (b *Bus) publish(ctx context.Context, topic, subject string, m cqrs.Message) error {
