@@ -49,11 +49,15 @@ const (
 //
 // For each delivery the handler gets a [cqrs.Message] with Delivery set to
 // the server's delivery count, in a "process <subject>" span that is a
-// child of the message's creation context and links to it. Returning nil acknowledges the message. An error
-// (or a panic, turned into an error) has it delivered again after
-// [cqrs.SubscribeConfig.Backoff] of the delivery count; once a delivery
-// numbered MaxDeliver or later fails, the message goes to DeadLetter and
-// is terminated, never to be delivered again. The limit is enforced by the
+// child of the message's creation context and links to it. A message that
+// was published without an ID (by another client) gets one derived from
+// its stream sequence, the same on every delivery (see the package
+// documentation, "Message format"). Returning nil acknowledges the
+// message. An error (or a panic, turned into an error) has it delivered
+// again after [cqrs.SubscribeConfig.Backoff] of the delivery count; once a
+// delivery numbered MaxDeliver or later fails, the message goes to
+// DeadLetter and is terminated, never to be delivered again (a plain
+// terminate, which every server version honours). The limit is enforced by the
 // subscription rather than by the server, so a message whose last delivery
 // is lost to a crash is delivered again, not silently dropped; deliveries
 // that never reached a handler (a crash, a Close while it was buffered)
