@@ -89,8 +89,12 @@ type route struct {
 	failure []attribute.KeyValue
 }
 
-// BusOption configures a [Bus].
-type BusOption interface{ applyBus(*busConfig) }
+// BusOption configures a [Bus], a [MemoryBus] or a [Runner]. The
+// options that configure a [Relay] too are RelayOptions as well.
+type BusOption interface {
+	applyBus(*busConfig)
+	RelayOption
+}
 
 type busConfig struct {
 	tp    trace.TracerProvider
@@ -101,6 +105,8 @@ type busConfig struct {
 type busOptionFunc func(*busConfig)
 
 func (f busOptionFunc) applyBus(c *busConfig) { f(c) }
+
+func (f busOptionFunc) applyRelay(c *relayConfig) { f(&c.bus) }
 
 // WithTracerProvider sets where the bus's spans go. The default, also used
 // when tp is nil, is the global provider at the time of NewBus.
@@ -194,6 +200,13 @@ func (b *Bus) route(t reflect.Type, query bool) (*route, error) {
 func (b *Bus) handle(ctx context.Context, r *route, msg any) (any, error) {
 	ctx, span := b.tracer.Start(ctx, r.name, r.spanOpts...)
 	defer span.End()
+	// Middleware that acts on commands only ([Deduplication]) tells a
+	// query by its context: the middleware chain is the same for both.
+	if r.query {
+		ctx = context.WithValue(ctx, queryKey{}, true)
+	} else if isQuery(ctx) { // a command from a query's handler
+		ctx = context.WithValue(ctx, queryKey{}, false)
+	}
 	start := time.Now()
 	res, err := r.wrapped(ctx, msg)
 	d := time.Since(start).Seconds()

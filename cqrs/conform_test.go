@@ -58,6 +58,8 @@ var documentedMetrics = []telemetrytest.Instrument{
 		Required: []attribute.Key{system, dest, group}},
 	{Name: cqrs.MetricDeadLetters, Kind: telemetrytest.Counter, Unit: "{message}",
 		Required: []attribute.Key{system, dest, group}},
+	{Name: cqrs.MetricRelayDeadLetters, Kind: telemetrytest.Counter, Unit: "{event}",
+		Required: []attribute.Key{cqrs.AttrRelay, errType}},
 	{Name: "cqrs.projection.lag", Kind: telemetrytest.Gauge, Unit: "{event}",
 		Required: []attribute.Key{cqrs.AttrProjection}},
 }
@@ -119,6 +121,22 @@ func TestTelemetryConforms(t *testing.T) {
 	counter := &eventCounter{}
 	require.NoError(t, runner.Start(counter))
 
+	// The relay, moving past an event that the bus cannot carry.
+	checkpoints := &cqrs.MemoryCheckpoints{}
+	relay, err := cqrs.NewRelay("outbox", store, cqrs.NewMemoryBus(), checkpoints,
+		func(eventsource.Event) string { return "" }, withMP,
+		cqrs.WithRelayDeadLetter(func(context.Context, eventsource.Event, error) error { return nil }))
+	require.NoError(t, err)
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- relay.Run(relayCtx) }()
+	waitUntil(t, "the relay", func() bool {
+		pos, _ := checkpoints.LoadCheckpoint(ctx, "outbox")
+		return pos == 1
+	})
+	stopRelay()
+	require.NoError(t, <-relayDone)
+
 	// The memory bus: a success, a redelivery, a dead letter, a batch.
 	bus := cqrs.NewMemoryBus(withTP, withMP, cqrs.WithOptInAttributes())
 	t.Cleanup(func() { _ = bus.Close() })
@@ -147,7 +165,7 @@ func TestTelemetryConforms(t *testing.T) {
 		"cqrs.handled", "cqrs.handle.duration",
 		messagingconv.ClientOperationDuration{}.Name(), messagingconv.ClientSentMessages{}.Name(),
 		messagingconv.ClientConsumedMessages{}.Name(), messagingconv.ProcessDuration{}.Name(),
-		cqrs.MetricRedeliveries, cqrs.MetricDeadLetters)
+		cqrs.MetricRedeliveries, cqrs.MetricDeadLetters, cqrs.MetricRelayDeadLetters)
 	require.NoError(t, runner.Close()) // the project span has ended
 	tel.CheckSpans(t, cqrs.ScopeName, documentedSpans,
 		"cqrs.command", "cqrs.query", "publish {destination}", "process {destination}", "project {name}")

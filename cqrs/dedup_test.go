@@ -30,6 +30,10 @@ type Withdraw struct {
 
 func (w Withdraw) CommandID() string { return w.ID }
 
+// CommandStream makes Withdraw a Targeted command: Deduplication looks
+// it up in its account's stream.
+func (w Withdraw) CommandStream() string { return w.Account }
+
 var errInsufficientFunds = errors.New("insufficient funds")
 
 // accounts handles Withdraw on a store: it reads the account's balance
@@ -156,9 +160,9 @@ func TestDeduplicationPassesOthersThrough(t *testing.T) {
 	n, err := cqrs.Ask[Balance, int](ctx, bus, Balance{"a"})
 	require.NoError(t, err)
 	assert.Equal(t, 7, n)
-	// A command ID in the context counts.
+	// A command ID in the context counts, qualified by the command's type.
 	require.NoError(t, bus.Dispatch(eventsource.WithCommandID(ctx, "from-header"), Deposit{"a", 1}))
-	assert.Equal(t, []string{"", "", "from-header"}, got)
+	assert.Equal(t, []string{"", "", "from-header/cqrs_test.Deposit"}, got)
 
 	// A bad ID is refused before the handler.
 	err = bus.Dispatch(ctx, Withdraw{ID: "", Account: "acc-1"})
@@ -171,6 +175,10 @@ func TestDeduplicationPassesOthersThrough(t *testing.T) {
 type failingLog struct{}
 
 func (failingLog) CommandRecorded(context.Context, string) (bool, error) {
+	return false, errors.New("connection refused")
+}
+
+func (failingLog) CommandRecordedIn(context.Context, string, string) (bool, error) {
 	return false, errors.New("connection refused")
 }
 

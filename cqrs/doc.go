@@ -19,16 +19,19 @@
 // A sender that times out sends its command again, and a message broker
 // redelivers. [Deduplication] makes such a command take effect once: a
 // command that is [Identified] (or dispatched with
-// eventsource.WithCommandID) has its ID recorded by the event store in
-// the transaction that appends its events, and a second copy appends
-// nothing and succeeds. Given the store as command log, the middleware
-// also skips the handler of a command that has taken effect, so that the
-// copy is not decided again on the state the first one changed:
+// eventsource.WithCommandID, the ID then qualified by the command's type)
+// has its ID recorded by the event store in the transaction that appends
+// its events, and a second copy appends nothing and succeeds. Given the
+// store as command log, the middleware also skips the handler of a
+// command that has taken effect in the stream it names ([Targeted]), so
+// that the copy is not decided again on the state the first one changed:
 //
 //	bus.Use(cqrs.Retrying(retry.New()), cqrs.Deduplication(store))
 //
 // The record is per (command, stream): a command that appends to several
-// streams is not made atomic by it; coordinate those with a saga.
+// streams is not made atomic by it; coordinate those with a saga. Queries
+// are left alone, and a command dispatched from a handler is a command of
+// its own.
 //
 // # Events between processes
 //
@@ -41,8 +44,10 @@
 // The [Relay] is the transactional outbox: it reads the event store's
 // global order from a checkpoint and publishes every committed event, so
 // that nothing is published that was not committed and nothing committed
-// is lost. The [Runner] feeds events to [Projection]s, each from its own
-// checkpoint, and rebuilds them from the start on request.
+// is lost; an event that the bus can never carry stops it, unless a
+// dead-letter function takes it ([WithRelayDeadLetter]). The [Runner]
+// feeds events to [Projection]s, each from its own checkpoint, and
+// rebuilds them from the start on request.
 //
 // # One trace per business operation
 //
@@ -127,6 +132,11 @@
 //   - cqrs.dead_letters (counter, {message}): messages given to the
 //     DeadLetter function of their subscription, by the attributes of
 //     cqrs.redeliveries.
+//   - cqrs.relay.dead_letters (counter, {event}): events a [Relay] moved
+//     past without publishing them, because the bus could never carry
+//     them and its dead-letter function took them
+//     ([WithRelayDeadLetter]), by cqrs.relay (the relay's name) and
+//     error.type (the publish error's).
 //   - cqrs.projection.lag (gauge, {event}): for each projection a [Runner]
 //     runs, by cqrs.projection, how many committed events it has not
 //     handled yet: the store's head minus the projection's checkpoint. It
@@ -139,10 +149,11 @@
 // messaging.destination.name, and the attributes of its server.
 //
 // error.type is the value of the error's ErrorType method where it has
-// one ("cqrs.bus_closed" for [ErrBusClosed]; a handler's error may have
-// one), "context.DeadlineExceeded" or "context.Canceled", the canonical
-// name of an exported error type in its chain (such as "net.OpError"),
-// or else "_OTHER".
+// one ("cqrs.bus_closed" for [ErrBusClosed], "cqrs.invalid_message" for
+// [ErrInvalidMessage]; a handler's error may have one),
+// "context.DeadlineExceeded" or "context.Canceled", the canonical name of
+// an exported error type in its chain (such as "net.OpError"), or else
+// "_OTHER".
 //
 // A [MemoryBus] keeps the attributes of each topic and consumer group it
 // has seen, built once, for as long as it lives, as it keeps the topics.

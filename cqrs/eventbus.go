@@ -14,8 +14,10 @@ import (
 // Message is an event as an [EventBus] carries it.
 type Message struct {
 	// ID identifies the message; buses de-duplicate on it where they can,
-	// and handlers should be idempotent on it, as delivery is at least
-	// once. For an event from the event store it is the event's ID.
+	// per topic (the same message published to another topic, parked
+	// there by a dead-letter function say, is delivered there), and
+	// handlers should be idempotent on it, as delivery is at least once.
+	// For an event from the event store it is the event's ID.
 	ID string
 	// Topic is where the message was published.
 	Topic string
@@ -23,7 +25,8 @@ type Message struct {
 	Type string
 	// Data is the encoded payload.
 	Data []byte
-	// Metadata are string headers. They carry the message's creation
+	// Metadata are string headers, any keys and values, which every bus
+	// delivers exactly as published. They carry the message's creation
 	// context, the trace context consumers continue and link to: Publish
 	// adds that of its publish span ("traceparent", "tracestate", through
 	// the global propagator), unless the message carries one already (see

@@ -155,13 +155,14 @@ func (g *memGroup) signal() {
 // [Relay] publishes carries the context of its append. Any other message
 // gets the W3C trace context of the publish span (a child of the span in
 // ctx) added to its Metadata. Publish fails, publishing nothing, when ctx
-// is done, topic is empty, or the bus was closed ([ErrBusClosed]).
+// is done, topic is empty ([ErrInvalidMessage]), or the bus was closed
+// ([ErrBusClosed]).
 func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("cqrs: publish to %q: %w", topic, err)
 	}
 	if topic == "" {
-		return errors.New("cqrs: publish: topic must not be empty")
+		return fmt.Errorf("%w: publish: topic must not be empty", ErrInvalidMessage)
 	}
 	b.mu.Lock()
 	if b.closed {

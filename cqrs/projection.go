@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
@@ -81,8 +83,12 @@ func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...Bus
 }
 
 // Start runs p in the background until [Runner.Close] or [Runner.Stop]. A
-// projection whose Handle fails stops; [Runner.Err] reports why. Start
-// returns an error if a projection of that name runs already.
+// projection whose Handle fails stops; [Runner.Err] reports why. A failure
+// of the store or the checkpoint store does not stop it: it is reported to
+// the global OpenTelemetry error handler (otel.Handle), and the projection
+// resumes from its checkpoint after a backoff (100ms, doubling up to 5s),
+// handing Handle again the events after it. Start returns an error if a
+// projection of that name runs already.
 func (r *Runner) Start(p Projection) error {
 	if p == nil {
 		return errors.New("cqrs: Runner.Start: nil projection")
@@ -114,34 +120,82 @@ func (r *Runner) Start(p Projection) error {
 }
 
 func (r *Runner) run(ctx context.Context, p Projection) error {
-	pos, err := r.checkpoints.LoadCheckpoint(ctx, p.Name())
-	if err != nil {
-		return err
+	var pos int64
+	for failures := 1; ; failures++ {
+		var err error
+		if pos, err = r.checkpoints.LoadCheckpoint(ctx, p.Name()); err == nil {
+			break
+		}
+		if !r.retry(ctx, p, failures, fmt.Errorf("loading the checkpoint: %w", err)) {
+			return nil
+		}
 	}
 	name := attribute.String("cqrs.projection", p.Name())
 	lag := r.lag.Track(ctx, p.Name(), pos)
 	defer r.lag.Untrack(p.Name(), lag)
-	for e, err := range r.store.Subscribe(ctx, pos) {
-		if err != nil {
-			return err
-		}
-		// The span links to the request that appended the event.
-		link := trace.LinkFromContext(eventsource.TraceContext(ctx, e))
-		hctx, span := r.tracer.Start(ctx, "project "+p.Name(), trace.WithLinks(link),
-			trace.WithAttributes(name, attribute.Int64("eventsource.position", e.Position)))
-		err := p.Handle(hctx, e)
-		if err != nil {
-			telemetry.RecordError(span, err)
+	for failures := 0; ; {
+		var failure error // of the store or the checkpoint store: retried
+		for e, err := range r.store.Subscribe(ctx, pos) {
+			if err != nil {
+				failure = fmt.Errorf("reading events after %d: %w", pos, err)
+				break
+			}
+			failures = 0
+			// The span links to the request that appended the event.
+			link := trace.LinkFromContext(eventsource.TraceContext(ctx, e))
+			hctx, span := r.tracer.Start(ctx, "project "+p.Name(), trace.WithLinks(link),
+				trace.WithAttributes(name, attribute.Int64("eventsource.position", e.Position)))
+			err := p.Handle(hctx, e)
+			if err != nil {
+				telemetry.RecordError(span, err)
+				span.End()
+				return fmt.Errorf("cqrs: projection %q: event %d (%s): %w", p.Name(), e.Position, e.Type, err)
+			}
 			span.End()
-			return fmt.Errorf("cqrs: projection %q: event %d (%s): %w", p.Name(), e.Position, e.Type, err)
+			if err := r.checkpoints.SaveCheckpoint(ctx, p.Name(), e.Position); err != nil {
+				failure = fmt.Errorf("saving the checkpoint %d: %w", e.Position, err)
+				break
+			}
+			lag.Store(e.Position)
+			pos = e.Position
 		}
-		span.End()
-		if err := r.checkpoints.SaveCheckpoint(ctx, p.Name(), e.Position); err != nil {
-			return err
+		if failure == nil {
+			return nil // ctx ended
 		}
-		lag.Store(e.Position)
+		failures++
+		if !r.retry(ctx, p, failures, failure) {
+			return nil
+		}
 	}
-	return nil
+}
+
+// Backoff of a projection whose store or checkpoint store fails.
+const (
+	retryFirst = 100 * time.Millisecond
+	retryMax   = 5 * time.Second
+)
+
+// retry reports the failures-th failure in a row of p's store or
+// checkpoint store to the global error handler and waits before p tries
+// again, from its checkpoint: 100ms, doubling up to 5s. It returns false
+// if ctx ended meanwhile.
+func (r *Runner) retry(ctx context.Context, p Projection, failures int, err error) bool {
+	if ctx.Err() != nil {
+		return false // the failure is the cancellation's
+	}
+	otel.Handle(fmt.Errorf("cqrs: projection %q (trying again): %w", p.Name(), err))
+	d := retryFirst
+	for i := 1; i < failures && d < retryMax; i++ {
+		d *= 2
+	}
+	t := time.NewTimer(min(d, retryMax))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // Stop stops the projection called name and waits for its current event.

@@ -69,11 +69,14 @@ func CheckCommandID(id string) error {
 // so a retried command should be recognised before its handler runs, not
 // only at [Store.Append].
 //
-// The answer is a snapshot: a command being appended concurrently may be
-// recorded just after it. Append's check, in the append's transaction,
-// is the one that holds.
+// The answers are snapshots: a command being appended concurrently may be
+// recorded just after. Append's check, in the append's transaction, is
+// the one that holds.
 type CommandLog interface {
 	// CommandRecorded reports whether an append under commandID (see
 	// [WithCommandID]) has succeeded, on any stream.
 	CommandRecorded(ctx context.Context, commandID string) (bool, error)
+	// CommandRecordedIn reports whether an append under commandID to
+	// the stream streamID has succeeded: the pair that Append checks.
+	CommandRecordedIn(ctx context.Context, commandID, streamID string) (bool, error)
 }

@@ -82,3 +82,28 @@ func ExampleWithCommandID() {
 	// retry: eventsource: command "deposit-7f3a" has already appended to stream "acc-1" true
 	// recorded: true
 }
+
+// The memory store's command log answers for a (command, stream) pair
+// with CommandRecordedIn, and for a command on any stream with
+// CommandRecorded.
+func TestMemoryStoreCommandRecordedIn(t *testing.T) {
+	s := &eventsource.MemoryStore{}
+	ctx := context.Background()
+	_, err := s.Append(eventsource.WithCommandID(ctx, "cmd-1"), "a", eventsource.NoStream, eventsource.NewEvent{Type: "t.v1"})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		command, stream string
+		want            bool
+	}{{"cmd-1", "a", true}, {"cmd-1", "b", false}, {"cmd-2", "a", false}} {
+		got, err := s.CommandRecordedIn(ctx, tc.command, tc.stream)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got, "CommandRecordedIn(%q, %q)", tc.command, tc.stream)
+	}
+	ok, err := s.CommandRecorded(ctx, "cmd-1")
+	require.NoError(t, err)
+	assert.True(t, ok)
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = s.CommandRecordedIn(canceled, "cmd-1", "a")
+	require.ErrorIs(t, err, context.Canceled)
+}

@@ -129,6 +129,17 @@ func (m *MemoryStore) CommandRecorded(ctx context.Context, commandID string) (bo
 	return len(m.commands[commandID]) > 0, nil
 }
 
+// CommandRecordedIn implements [CommandLog.CommandRecordedIn].
+func (m *MemoryStore) CommandRecordedIn(ctx context.Context, commandID, streamID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.commands[commandID][streamID]
+	return ok, nil
+}
+
 // ReadStream implements [Store.ReadStream].
 func (m *MemoryStore) ReadStream(ctx context.Context, streamID string, fromVersion int64) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {

@@ -49,6 +49,9 @@ func Run(t *testing.T, newBus func(t *testing.T) cqrs.EventBus) {
 		{"TraceContextPropagates", testTrace},
 		{"PublishCanceledContext", testPublishCanceled},
 		{"SubscribeBadOptions", testBadOptions},
+		{"AnyMetadataTravels", testAnyMetadata},
+		{"ParkOnAnotherTopicWithTheSameID", testPark},
+		{"PublishInvalidMessage", testInvalidMessage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -531,5 +534,86 @@ func testBadOptions(t *testing.T, b cqrs.EventBus) {
 			_ = s.Close()
 			t.Errorf("Subscribe with bad option %d (MaxDeliver 0, Concurrency 0, nil Backoff, nil DeadLetter) = nil error; want an error", i)
 		}
+	}
+}
+
+// oddMetadata is metadata that no header format carries as it is: keys
+// with spaces, ':', line breaks, reserved-looking names or nothing at all,
+// and values with line breaks, padding, control and non-ASCII characters.
+var oddMetadata = map[string]string{
+	"":                 "empty key",
+	"with space":       "v",
+	"a:b":              "colon",
+	"line\nbreak":      "key with a line break",
+	"Nats-Msg-Id":      "not the message ID",
+	"Cqrs-Type":        "not the type",
+	"multi":            "line one\r\nline two\n",
+	"padded":           "  leading and trailing  ",
+	"tab":              "\tx\t",
+	"empty":            "",
+	"percent":          "100%25 %zz",
+	"unicode-ключ":     "Zoë ✓",
+	"bytes":            "\x00\x01\x7f\xff\xfe",
+	"traceparent-like": "00-not-a-trace",
+}
+
+// Every key and value of a message's metadata, and its ID and type,
+// reach the handler exactly as published, whatever characters they hold:
+// a bus that encodes messages in a format with limits (headers) escapes
+// what the format cannot hold.
+func testAnyMetadata(t *testing.T, b cqrs.EventBus) {
+	topic, group := name(t, "topic"), name(t, "group")
+	r := newRecorder()
+	mustSubscribe(t, b, topic, group, r.handle)
+	m := messages(t, 1)[0]
+	m.ID = " " + m.ID + " with spaces, a line\nbreak and 100% "
+	m.Type = " padded\ttype\r\n"
+	m.Metadata = oddMetadata
+	mustPublish(t, b, topic, m)
+	got := r.waitCount(t, 1)[0]
+	checkSame(t, topic, got, m)
+	for k := range got.Metadata {
+		if _, ok := m.Metadata[k]; !ok && !traceKey(k) {
+			t.Errorf("received Metadata[%q] = %q, which was not published", k, got.Metadata[k])
+		}
+	}
+}
+
+// traceKey reports whether k is a key the W3C propagators may add.
+func traceKey(k string) bool { return k == "traceparent" || k == "tracestate" || k == "baggage" }
+
+// A dead-letter function that parks a message on another topic, as it is
+// and with its ID, has it delivered there: a bus that drops messages
+// published again with an ID it has seen does so per topic.
+func testPark(t *testing.T, b cqrs.EventBus) {
+	topic, parked, group := name(t, "topic"), name(t, "parked"), name(t, "group")
+	r := newRecorder()
+	mustSubscribe(t, b, parked, group, r.handle)
+	parkErrs := make(chan error, 1)
+	mustSubscribe(t, b, topic, group, func(context.Context, cqrs.Message) error {
+		return errors.New("bustest: cannot handle it")
+	}, cqrs.WithMaxDeliver(1), cqrs.WithDeadLetter(func(ctx context.Context, m cqrs.Message, _ error) {
+		parkErrs <- b.Publish(ctx, parked, m)
+	}))
+	m := messages(t, 1)[0]
+	mustPublish(t, b, topic, m)
+	select {
+	case err := <-parkErrs:
+		if err != nil {
+			t.Fatalf("Publish(%q) from DeadLetter = %v; want nil", parked, err)
+		}
+	case <-time.After(patience):
+		t.Fatalf("DeadLetter not called after %v", patience)
+	}
+	checkSame(t, parked, r.waitCount(t, 1)[0], m)
+}
+
+// Publishing to an empty topic fails with an error matching
+// cqrs.ErrInvalidMessage, which tells a relay that trying again cannot
+// succeed.
+func testInvalidMessage(t *testing.T, b cqrs.EventBus) {
+	err := b.Publish(ctx(t), "", messages(t, 1)...)
+	if !errors.Is(err, cqrs.ErrInvalidMessage) {
+		t.Errorf("Publish(\"\") = %v; want an error matching cqrs.ErrInvalidMessage", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -15,11 +14,6 @@ import (
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
-
-// typeHeader is the header that carries [cqrs.Message.Type]. The message ID
-// travels in nats.MsgIdHdr ("Nats-Msg-Id"), and metadata entries are
-// headers of their own.
-const typeHeader = "Cqrs-Type"
 
 // Bus is a [cqrs.EventBus] on NATS JetStream. Messages are stored in one
 // stream; each consumer group of a topic is a durable pull consumer of it.
@@ -112,36 +106,55 @@ func containsString(list []string, s string) bool {
 }
 
 // Publish stores msgs, in order, on the subject of topic. Each message is
-// one JetStream publish carrying its ID as the Nats-Msg-Id header, so the
-// stream drops a message published again with the same ID within the
-// duplicate window (see [WithDuplicateWindow]): a publisher that retries
-// after an error does not duplicate what was stored. Type and Metadata
-// travel as headers. A message whose Metadata carries a trace context
-// ([cqrs.CreationContext]) keeps it, and the publish span links to it;
-// any other gets the trace context of its publish span.
+// one JetStream publish whose Nats-Msg-Id header is the subject and the
+// message ID, so the stream drops a message published again to the same
+// topic with the same ID within the duplicate window (see
+// [WithDuplicateWindow]): a publisher that retries after an error does
+// not duplicate what was stored. The same message published to another
+// topic is stored there too, as on [cqrs.MemoryBus]: a dead-letter
+// function may park a message on another topic as it is.
+//
+// ID, Type and every Metadata entry travel as headers, exactly: whatever
+// their characters, the handler gets them as published (see the package
+// documentation, "Message format"). A message whose Metadata carries a
+// trace context ([cqrs.CreationContext]) keeps it, and the publish span
+// links to it; any other gets the trace context of its publish span.
 //
 // Publish returns once the stream has stored every message, or at the
 // first failure, with an error naming the message; the messages before it
-// are stored. Every message needs a non-empty ID, and metadata keys must
-// be valid header names not starting with "Nats-" and not "Cqrs-Type";
-// these are checked for all messages before any is sent. Cancelling ctx
-// abandons the publish in flight, which may be stored nonetheless.
+// are stored. Every message needs a non-empty ID, which is checked for
+// all messages before any is sent. The error of a bad topic, a message
+// without an ID, and a message larger than the server's max_payload or
+// the stream's maximum message size matches [cqrs.ErrInvalidMessage]:
+// publishing it again cannot succeed. Cancelling ctx abandons the publish
+// in flight, which may be stored nonetheless.
 func (b *Bus) Publish(ctx context.Context, topic string, msgs ...cqrs.Message) error {
 	if err := checkTopic(topic); err != nil {
-		return err
+		return fmt.Errorf("%w (%w)", err, cqrs.ErrInvalidMessage)
 	}
 	for i, m := range msgs {
 		if err := checkMessage(m); err != nil {
-			return fmt.Errorf("natsbus: message %d: %w", i, err)
+			return fmt.Errorf("natsbus: message %d: %w (%w)", i, err, cqrs.ErrInvalidMessage)
 		}
 	}
 	subject := b.cfg.prefix + topic
 	for i, m := range msgs {
 		if err := b.publish(ctx, topic, subject, m); err != nil {
+			if tooLarge(err) {
+				err = fmt.Errorf("%w (%w)", err, cqrs.ErrInvalidMessage)
+			}
 			return fmt.Errorf("natsbus: publish message %d (%s) to %s: %w", i, m.ID, subject, err)
 		}
 	}
 	return nil
+}
+
+// tooLarge reports whether err says that a message is larger than the
+// server or the stream takes.
+func tooLarge(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
 }
 
 func (b *Bus) publish(ctx context.Context, topic, subject string, m cqrs.Message) error {
@@ -168,15 +181,8 @@ func (b *Bus) publish(ctx context.Context, topic, subject string, m cqrs.Message
 	if !creation.IsValid() {
 		md = cqrs.InjectTrace(ctx, md)
 	}
-	h := make(nats.Header, len(md)+2)
-	for k, v := range md {
-		h[k] = []string{v}
-	}
-	if m.Type != "" {
-		h[typeHeader] = []string{m.Type}
-	}
-	msg := &nats.Msg{Subject: subject, Header: h, Data: m.Data}
-	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithMsgID(m.ID), jetstream.WithExpectStream(b.cfg.stream))
+	msg := &nats.Msg{Subject: subject, Header: encodeHeaders(subject, m, md), Data: m.Data}
+	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.stream))
 	d := seconds(start)
 	if err != nil {
 		telemetry.RecordError(span, err)
@@ -196,27 +202,6 @@ func (b *Bus) publish(ctx context.Context, topic, subject string, m cqrs.Message
 func checkMessage(m cqrs.Message) error {
 	if m.ID == "" {
 		return errors.New("empty message ID")
-	}
-	for k, v := range m.Metadata {
-		if err := checkHeader(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func checkHeader(k, v string) error {
-	switch {
-	case k == "":
-		return errors.New("empty metadata key")
-	case strings.IndexFunc(k, func(r rune) bool { return r <= ' ' || r == ':' || r == 0x7f }) >= 0:
-		return fmt.Errorf("metadata key %q is not a valid header name", k)
-	case len(k) >= 5 && strings.EqualFold(k[:5], "Nats-"):
-		return fmt.Errorf("metadata key %q: keys starting with Nats- are reserved by NATS", k)
-	case strings.EqualFold(k, typeHeader):
-		return fmt.Errorf("metadata key %q is reserved for the message type", k)
-	case strings.ContainsAny(v, "\r\n"):
-		return fmt.Errorf("metadata %q: value contains a line break", k)
 	}
 	return nil
 }

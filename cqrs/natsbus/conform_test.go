@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
@@ -59,6 +60,8 @@ var documentedMetrics = []telemetrytest.Instrument{
 		Required: []attribute.Key{system, dest, group}},
 	{Name: cqrs.MetricDeadLetters, Kind: telemetrytest.Counter, Unit: "{message}",
 		Required: []attribute.Key{system, dest, group}},
+	{Name: natsbus.MetricUnidentified, Kind: telemetrytest.Counter, Unit: "{message}",
+		Required: []attribute.Key{system, dest, group}},
 }
 
 // documentedSpans are the package's spans as doc.go describes them.
@@ -83,7 +86,7 @@ func TestTelemetryConforms(t *testing.T) {
 	tel := telemetrytest.New(t)
 	opts := []natsbus.Option{natsbus.WithTracerProvider(tel.TracerProvider),
 		natsbus.WithMeterProvider(tel.MeterProvider), natsbus.WithOptInAttributes()}
-	bus, js, _ := newBus(t, opts...)
+	bus, js, stream := newBus(t, opts...)
 	ctx := ctxWithin(t, 10*time.Second)
 
 	dead := make(chan struct{}, 2)
@@ -101,6 +104,16 @@ func TestTelemetryConforms(t *testing.T) {
 	require.NoError(t, bus.Publish(ctx, "orders",
 		cqrs.Message{ID: "good", Data: []byte("{}")}, cqrs.Message{ID: "bad"}, cqrs.Message{ID: "panic"}))
 	require.NoError(t, bus.Publish(ctx, "orders", cqrs.Message{ID: "good"})) // a duplicate
+	// A message from a publisher that gave it no ID, but a trace context.
+	carrier := propagation.MapCarrier{}
+	otel.GetTextMapPropagator().Inject(trace.ContextWithSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled})), carrier)
+	raw := &nats.Msg{Subject: subject(stream, "orders"), Data: []byte("{}"), Header: nats.Header{}}
+	for k, v := range carrier {
+		raw.Header.Set(k, v)
+	}
+	_, err := js.PublishMsg(ctx, raw)
+	require.NoError(t, err)
 	for range 2 {
 		select {
 		case <-dead:
@@ -108,7 +121,7 @@ func TestTelemetryConforms(t *testing.T) {
 			t.Fatal("dead letters missing")
 		}
 	}
-	waitFor(t, 5*time.Second, "the good message", func() bool { return handled.len() == 1 })
+	waitFor(t, 5*time.Second, "the good messages", func() bool { return handled.len() == 2 })
 
 	// A bus whose stream does not exist fails to publish.
 	unset, err := natsbus.New(js, append(opts, natsbus.WithStream("natsbus_test_missing"),
@@ -120,12 +133,12 @@ func TestTelemetryConforms(t *testing.T) {
 	// Every process span has ended (its settle events recorded) once the
 	// process durations are all in.
 	waitFor(t, 5*time.Second, "the process spans", func() bool {
-		return histogramCount(t, tel, messagingconv.ProcessDuration{}.Name()) == 5
+		return histogramCount(t, tel, messagingconv.ProcessDuration{}.Name()) == 6
 	})
 	tel.CheckMetrics(t, natsbus.ScopeName, documentedMetrics,
 		messagingconv.ClientOperationDuration{}.Name(), messagingconv.ClientSentMessages{}.Name(),
 		messagingconv.ClientConsumedMessages{}.Name(), messagingconv.ProcessDuration{}.Name(),
-		cqrs.MetricRedeliveries, cqrs.MetricDeadLetters)
+		cqrs.MetricRedeliveries, cqrs.MetricDeadLetters, natsbus.MetricUnidentified)
 	tel.CheckSpans(t, natsbus.ScopeName, documentedSpans, "publish {subject}", "process {subject}")
 	assert.EqualValues(t, 1, sum(t, tel, messagingconv.ClientSentMessages{}.Name(),
 		telemetry.ErrorType(errPublish)), "the failed publish: %s", tel.Describe(t, messagingconv.ClientSentMessages{}.Name()))

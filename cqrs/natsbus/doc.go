@@ -26,9 +26,18 @@
 //
 //	sub, err := bus.Subscribe(ctx, "placed", "billing", handle,
 //		cqrs.WithMaxDeliver(10),
-//		cqrs.WithDeadLetter(parkForInspection))
+//		cqrs.WithDeadLetter(park))
 //	...
 //	defer sub.Close() // before nc.Close
+//
+// A dead-letter function may park a message on a topic of its own, as it
+// is, for inspection and replay:
+//
+//	park := func(ctx context.Context, m cqrs.Message, err error) {
+//		if err := bus.Publish(ctx, "placed-parked", m); err != nil {
+//			log.Printf("parking %s: %v", m.ID, err)
+//		}
+//	}
 //
 // # Set-up
 //
@@ -42,12 +51,30 @@
 // named by [ConsumerName] and created (or updated) by [Bus.Subscribe].
 // Removing a group is an operator's job: delete its consumer.
 //
+// # Upgrading: consumer names
+//
+// Earlier versions named a group's consumer group+"-"+topic whenever that
+// was a valid name, so that the groups "billing-eu" of "orders" and
+// "billing" of "eu-orders" shared one consumer and stole each other's
+// messages. [ConsumerName] now keeps that name only for groups without
+// '-', and gives the others a hashed one. On its first Subscribe, such a
+// group's new consumer starts after the last message that its old
+// consumer acknowledged in order (when the old consumer's description and
+// filter say it was last this group's and topic's) or else with the
+// oldest message in the stream. Members of the old and new versions
+// running at once each get every message, as two groups would; handlers
+// idempotent on [cqrs.Message.ID] make that harmless. Once no member of
+// the old version runs, delete the old consumer (nats consumer rm STREAM
+// OLD-NAME): the bus leaves it alone, and a stream with interest or
+// work-queue retention keeps messages for it.
+//
 // # Delivery guarantees
 //
-//   - Publish returns once the stream stored every message. Each carries
-//     its ID as Nats-Msg-Id, so the stream drops a message published again
-//     with the same ID within the duplicate window ([WithDuplicateWindow],
-//     default 2 minutes): retrying a publish is safe.
+//   - Publish returns once the stream stored every message. The stream
+//     drops a message published again to the same topic with the same ID
+//     within the duplicate window ([WithDuplicateWindow], default 2
+//     minutes): retrying a publish is safe. Published to another topic, a
+//     message is stored again, as on [cqrs.MemoryBus].
 //   - Each message reaches each group at least once, and one member of the
 //     group at a time. Handlers must be idempotent on [cqrs.Message.ID]: a
 //     member that dies or loses its connection mid-message has it delivered
@@ -71,6 +98,41 @@
 //     and hands the messages it holds back to the group about a second
 //     after (they reach another member then, not after AckWait); every
 //     message is settled before it returns, so Close can take a second.
+//
+// # Message format
+//
+// A message is stored with its Data as payload and the rest in headers,
+// so that the NATS tools show it and other clients can read it:
+//
+//   - Nats-Msg-Id: the subject, a space and the escaped ID; the stream
+//     de-duplicates on it.
+//   - Cqrs-Id and Cqrs-Type: the escaped ID and Type. Escaping writes '%',
+//     bytes that are not printable ASCII and a space at either end as %XX,
+//     so IDs and type names as usually made travel as they are.
+//   - A header per metadata entry whose key is a token (RFC 9110) starting
+//     neither with Nats- nor Cqrs-, and whose value is printable ASCII
+//     with no space at either end: trace context, correlation IDs.
+//   - Cqrs-Metadata: the other entries, as a URL query string (keys
+//     sorted, keys and values percent-encoded), since headers lose
+//     padding and line breaks and hold ASCII only.
+//
+// So every ID, type and metadata entry reaches handlers exactly as it
+// was published. A message that reaches the stream without an ID (from a
+// plain NATS publisher without Nats-Msg-Id, or with headers the client
+// cannot decode, which leaves it no headers at all) is handled with the ID
+// "nats:" + stream + ":" + its stream sequence, the same on every
+// delivery, and counted in natsbus.unidentified_messages. A message
+// without Cqrs-Id (from another publisher) has its Nats-Msg-Id as ID.
+//
+// # Upgrading: message IDs
+//
+// Earlier versions set Nats-Msg-Id to the message ID alone and dropped a
+// message published to a second topic with an ID already used: a
+// dead-letter function parking a message elsewhere stored nothing. A
+// publish retried across the upgrade, within the duplicate window, is
+// therefore stored twice. Messages stored by earlier versions are read as
+// before (their Nats-Msg-Id is their ID), except that a '%' followed by two
+// hexadecimal digits in their Cqrs-Type is now read as an escape.
 //
 // # Telemetry
 //
@@ -142,6 +204,10 @@
 //     messaging.consumer.group.name only.
 //   - cqrs.dead_letters (counter, {message}): messages given to
 //     DeadLetter, by the attributes of cqrs.redeliveries.
+//   - natsbus.unidentified_messages (counter, {message}): deliveries of
+//     messages that carried no ID, handled with one derived from their
+//     stream sequence (see "Message format"), by the attributes of
+//     cqrs.redeliveries.
 //
 // The messaging.* metrics carry server.address and server.port too, and
 // their duration histograms have the bucket boundaries the semantic

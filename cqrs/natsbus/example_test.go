@@ -79,6 +79,11 @@ func ExampleBus_Subscribe() {
 		cqrs.WithMaxDeliver(10),
 		cqrs.WithDeadLetter(func(ctx context.Context, m cqrs.Message, err error) {
 			log.Printf("parking message %s after %d deliveries: %v", m.ID, m.Delivery, err)
+			// As it is, with its ID, on a topic of its own, for
+			// inspection and replay.
+			if err := bus.Publish(ctx, "placed-parked", m); err != nil {
+				log.Printf("parking message %s: %v", m.ID, err)
+			}
 		}),
 	)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -45,15 +44,20 @@ const (
 // subject, with explicit acknowledgement and the bus's AckWait. Its
 // subscriptions, in this process or others, share its messages: each
 // message goes to one of them. A new group starts with the oldest message
-// in the stream; a group that exists resumes where it stopped.
+// in the stream; a group that exists resumes where it stopped, and so
+// does a group whose consumer was renamed (see [ConsumerName]).
 //
 // For each delivery the handler gets a [cqrs.Message] with Delivery set to
 // the server's delivery count, in a "process <subject>" span that is a
-// child of the message's creation context and links to it. Returning nil acknowledges the message. An error
-// (or a panic, turned into an error) has it delivered again after
-// [cqrs.SubscribeConfig.Backoff] of the delivery count; once a delivery
-// numbered MaxDeliver or later fails, the message goes to DeadLetter and
-// is terminated, never to be delivered again. The limit is enforced by the
+// child of the message's creation context and links to it. A message that
+// was published without an ID (by another client) gets one derived from
+// its stream sequence, the same on every delivery (see the package
+// documentation, "Message format"). Returning nil acknowledges the
+// message. An error (or a panic, turned into an error) has it delivered
+// again after [cqrs.SubscribeConfig.Backoff] of the delivery count; once a
+// delivery numbered MaxDeliver or later fails, the message goes to
+// DeadLetter and is terminated, never to be delivered again (a plain
+// terminate, which every server version honours). The limit is enforced by the
 // subscription rather than by the server, so a message whose last delivery
 // is lost to a crash is delivered again, not silently dropped; deliveries
 // that never reached a handler (a crash, a Close while it was buffered)
@@ -110,13 +114,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		MaxAckPending: 1000,
 	}
-	// A group's consumer is updated only when its settings changed: an
-	// update while messages wait for a delayed redelivery (handed back by
-	// a member that closed) can lose or repeat them on nats-server 2.9.
-	cons, err := b.js.Consumer(ctx, b.cfg.stream, name)
-	if err != nil || !sameConsumer(cons.CachedInfo().Config, want) {
-		cons, err = b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, want)
-	}
+	cons, err := b.consumer(ctx, group, topic, want)
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: create consumer %s on stream %s: %w", name, b.cfg.stream, err)
 	}
@@ -154,32 +152,142 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	return s, nil
 }
 
+// consumer returns the group's consumer, created or updated to want.
+//
+// A consumer is updated only when its settings changed: an update while
+// messages wait for a delayed redelivery (handed back by a member that
+// closed) can lose or repeat them on nats-server 2.9. Its start position
+// is its own (the server cannot change it), so an update keeps it. A group
+// whose consumer does not exist yet takes over where the consumer of its
+// legacy name stopped (see [ConsumerName]).
+func (b *Bus) consumer(ctx context.Context, group, topic string, want jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	for attempt := 0; ; attempt++ {
+		cons, err := b.js.Consumer(ctx, b.cfg.stream, want.Durable)
+		switch {
+		case err == nil:
+			have := cons.CachedInfo().Config
+			if sameConsumer(have, want) {
+				return cons, nil
+			}
+			want.DeliverPolicy, want.OptStartSeq, want.OptStartTime = have.DeliverPolicy, have.OptStartSeq, have.OptStartTime
+			return b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, want)
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			cons, err = b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, b.takeOver(ctx, group, topic, want))
+			if err == nil || attempt > 0 {
+				return cons, err
+			}
+			// Another member may have created it meanwhile, from another
+			// start position, which cannot be updated: look again.
+		default:
+			return b.js.CreateOrUpdateConsumer(ctx, b.cfg.stream, want)
+		}
+	}
+}
+
+// takeOver returns want starting after the last message that the consumer
+// of the group's legacy name (see [ConsumerName]) has acknowledged in
+// order, if that consumer exists and is the group's (its description and
+// filter are those of want); else want itself, which starts with the
+// oldest message.
+func (b *Bus) takeOver(ctx context.Context, group, topic string, want jetstream.ConsumerConfig) jetstream.ConsumerConfig {
+	legacy := legacyConsumerName(group, topic)
+	if legacy == want.Durable {
+		return want
+	}
+	old, err := b.js.Consumer(ctx, b.cfg.stream, legacy)
+	if err != nil {
+		return want
+	}
+	info := old.CachedInfo()
+	if info.Config.Description != want.Description || info.Config.FilterSubject != want.FilterSubject {
+		return want // another group's, or another topic's since a collision
+	}
+	if floor := info.AckFloor.Stream; floor > 0 {
+		want.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		want.OptStartSeq = floor + 1
+	}
+	return want
+}
+
 // sameConsumer reports whether the consumer settings natsbus sets are
-// those of have.
+// those of have, but for the start position, which is the consumer's own.
 func sameConsumer(have, want jetstream.ConsumerConfig) bool {
 	return have.Durable == want.Durable && have.Description == want.Description &&
 		have.FilterSubject == want.FilterSubject && have.AckPolicy == want.AckPolicy &&
 		have.AckWait == want.AckWait && have.MaxDeliver == want.MaxDeliver &&
-		have.DeliverPolicy == want.DeliverPolicy && have.MaxAckPending == want.MaxAckPending
+		have.MaxAckPending == want.MaxAckPending
 }
 
 // ConsumerName returns the name of the durable consumer of group for
-// topic: the group and the topic joined by "-", with each character that
-// consumer names cannot hold ('.', '*', '>', '/', '\\', white space and
-// control characters) replaced by '_'. When a character was replaced or
-// the name would be longer than 64 bytes, it is shortened and ends with a
-// hash of group and topic, so that distinct groups get distinct consumers.
+// topic. Distinct groups and topics get distinct names.
+//
+// The name is the group and the topic joined by "-" when that reads back
+// unambiguously: when the group holds no '-', neither holds a character
+// that consumer names cannot hold ('.', '*', '>', '/', '\\', white space
+// and control characters), the result is at most 64 bytes, and it does
+// not end as a hashed name does. Otherwise it is hashed: the joined name,
+// with each such character replaced by '_' and cut to 47 bytes, then '-'
+// and 16 hexadecimal digits of a 64-bit hash of group and topic. So joined
+// names split at their first '-', no joined name ends with '-' and 16
+// hexadecimal digits, and two hashed names are the same only if their
+// hashes are (a chance of 1 in 2^64 for two given pairs).
+//
+// Earlier versions gave a group holding '-' the joined name too, so that
+// ("billing-eu", "orders") and ("billing", "eu-orders") shared the
+// consumer billing-eu-orders. Such a group now has a hashed name; its
+// first [Bus.Subscribe] creates that consumer starting after the last
+// message the old one had acknowledged in order, if the old one was last
+// the group's, and else with the oldest message. The old consumer is left
+// alone: delete it once no member of the old version runs (members of
+// both versions meanwhile each get every message, as a group split in
+// two). See the package documentation.
 func ConsumerName(group, topic string) string {
 	raw := group + "-" + topic
+	if len(raw) <= 64 && !strings.Contains(group, "-") && strings.IndexFunc(raw, badConsumerRune) < 0 && !endsHashed(raw) {
+		return raw
+	}
+	return hashedConsumerName(group, topic)
+}
+
+// legacyConsumerName is the name ConsumerName gave before it kept joined
+// names for groups without '-' only: the joined name whenever it held no
+// character to replace and was short enough.
+func legacyConsumerName(group, topic string) string {
+	raw := group + "-" + topic
+	if len(raw) <= 64 && strings.IndexFunc(raw, badConsumerRune) < 0 {
+		return raw
+	}
+	return hashedConsumerName(group, topic)
+}
+
+// badConsumerRune reports whether r cannot be part of a consumer name.
+func badConsumerRune(r rune) bool {
+	return r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' || r <= ' ' || r == 0x7f
+}
+
+// endsHashed reports whether name ends as a hashed consumer name does:
+// '-' and 16 lowercase hexadecimal digits.
+func endsHashed(name string) bool {
+	if len(name) < 17 || name[len(name)-17] != '-' {
+		return false
+	}
+	for _, c := range []byte(name[len(name)-16:]) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// hashedConsumerName returns the hashed name of group and topic (see
+// [ConsumerName]).
+func hashedConsumerName(group, topic string) string {
 	clean := strings.Map(func(r rune) rune {
-		if r == '.' || r == '*' || r == '>' || r == '/' || r == '\\' || r <= ' ' || r == 0x7f {
+		if badConsumerRune(r) {
 			return '_'
 		}
 		return r
-	}, raw)
-	if clean == raw && len(clean) <= 64 {
-		return clean
-	}
+	}, group+"-"+topic)
 	h := fnv.New64a()
 	h.Write([]byte(group))
 	h.Write([]byte{0})
@@ -361,24 +469,13 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 		Topic: s.topic,
 		Data:  msg.Data(),
 	}
-	h := msg.Headers()
-	for k, v := range h {
-		switch {
-		case k == nats.MsgIdHdr:
-			m.ID = firstOf(v)
-		case k == typeHeader:
-			m.Type = firstOf(v)
-		case strings.HasPrefix(k, "Nats-"):
-		default:
-			if m.Metadata == nil {
-				m.Metadata = make(map[string]string, len(h))
-			}
-			m.Metadata[k] = firstOf(v)
-		}
-	}
+	identified := decodeHeaders(msg.Headers(), &m)
 	m.Delivery = 1
 	if meta, err := msg.Metadata(); err == nil {
 		m.Delivery = int(min(meta.NumDelivered, uint64(1<<31-1)))
+		if !identified {
+			m.ID = derivedID(meta.Stream, meta.Sequence.Stream)
+		}
 	}
 
 	pctx := cqrs.ExtractTrace(s.baseCtx, m)
@@ -402,6 +499,9 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 	if m.Delivery > 1 {
 		inst.redelivered.Add(ctx, 1, st.groupOpts...)
 	}
+	if !identified {
+		inst.unidentified.Add(ctx, 1, st.groupOpts...)
+	}
 	inst.consumed.Add(ctx, 1, st.consumedOpts...)
 
 	sl.set(msg)
@@ -410,12 +510,12 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 
 	switch {
 	case err == nil:
-		s.settle(ctx, span, st, msg, settleAck, 0, m.Delivery)
+		s.settle(ctx, span, st, msg, settleAck, 0)
 	case m.Delivery >= s.cfg.MaxDeliver:
 		telemetry.RecordError(span, err)
 		inst.deadLetters.Add(ctx, 1, st.groupOpts...)
 		s.deadLetter(ctx, m, err)
-		s.settle(ctx, span, st, msg, settleTerm, 0, m.Delivery)
+		s.settle(ctx, span, st, msg, settleTerm, 0)
 	default:
 		telemetry.RecordError(span, err)
 		delay := s.cfg.Backoff(m.Delivery)
@@ -428,7 +528,7 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 			}
 			break
 		}
-		s.settle(ctx, span, st, msg, settleNak, delay, m.Delivery)
+		s.settle(ctx, span, st, msg, settleNak, delay)
 	}
 	if err == nil {
 		inst.process.Record(ctx, seconds(start), st.processOpts...)
@@ -454,7 +554,7 @@ func (s *subscription) telemetry(now time.Time) *subTelemetry {
 // in messaging.client.operation.duration. A failed ack makes the span
 // failed; a failed nak or term does not (the handler failed already),
 // though the event and the metric carry its error.type.
-func (s *subscription) settle(ctx context.Context, span trace.Span, st *subTelemetry, msg jetstream.Msg, how settlement, delay time.Duration, delivery int) {
+func (s *subscription) settle(ctx context.Context, span trace.Span, st *subTelemetry, msg jetstream.Msg, how settlement, delay time.Duration) {
 	start := time.Now()
 	var err error
 	switch how {
@@ -463,7 +563,10 @@ func (s *subscription) settle(ctx context.Context, span trace.Span, st *subTelem
 	case settleNak:
 		err = msg.NakWithDelay(delay)
 	case settleTerm:
-		err = msg.TermWithReason(fmt.Sprintf("natsbus: dead-lettered after %d deliveries", delivery))
+		// A plain Term: nats-server 2.9 does not parse "+TERM <reason>"
+		// (TermWithReason, known from 2.10 on) and leaves the message to
+		// be delivered again every AckWait, dead-lettered again each time.
+		err = msg.Term()
 	}
 	d := seconds(start)
 	if err == nil {
@@ -491,13 +594,6 @@ func (s *subscription) isClosing() bool {
 	default:
 		return false
 	}
-}
-
-func firstOf(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[0]
 }
 
 // call runs the handler, turning a panic into an error.

@@ -52,6 +52,10 @@ const (
 
 var settleNames = [settlements]string{opAck, opNak, opTerm}
 
+// MetricUnidentified is the name of the counter of deliveries of messages
+// that carried no message ID (see [Bus.Subscribe]).
+const MetricUnidentified = "natsbus.unidentified_messages"
+
 // MaxTopicTelemetry is how many topics a bus keeps the telemetry options
 // (span name and attribute sets) of. Publishing to a topic beyond them
 // builds its options on each publish, at the cost of a few allocations.
@@ -68,14 +72,15 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5,
 // instruments are a bus's tracer and metric instruments, with the
 // telemetry options of its topics, built once per topic and server.
 type instruments struct {
-	tracer      trace.Tracer
-	optIn       bool
-	opDuration  metric.Float64Histogram // messaging.client.operation.duration
-	sent        metric.Int64Counter     // messaging.client.sent.messages
-	consumed    metric.Int64Counter     // messaging.client.consumed.messages
-	process     metric.Float64Histogram // messaging.process.duration
-	redelivered metric.Int64Counter     // cqrs.redeliveries
-	deadLetters metric.Int64Counter     // cqrs.dead_letters
+	tracer       trace.Tracer
+	optIn        bool
+	opDuration   metric.Float64Histogram // messaging.client.operation.duration
+	sent         metric.Int64Counter     // messaging.client.sent.messages
+	consumed     metric.Int64Counter     // messaging.client.consumed.messages
+	process      metric.Float64Histogram // messaging.process.duration
+	redelivered  metric.Int64Counter     // cqrs.redeliveries
+	deadLetters  metric.Int64Counter     // cqrs.dead_letters
+	unidentified metric.Int64Counter     // natsbus.unidentified_messages
 
 	nc      *nats.Conn // nil for a JetStream context without one
 	server  atomic.Pointer[server]
@@ -110,6 +115,9 @@ func newInstruments(c config, nc *nats.Conn) *instruments {
 	check(err)
 	t.deadLetters, err = m.Int64Counter(cqrs.MetricDeadLetters, metric.WithUnit("{message}"),
 		metric.WithDescription("Messages given to the dead-letter function after their last delivery failed."))
+	check(err)
+	t.unidentified, err = m.Int64Counter(MetricUnidentified, metric.WithUnit("{message}"),
+		metric.WithDescription("Deliveries of messages that carried no message ID, handled with one derived from their stream sequence."))
 	check(err)
 	return t
 }

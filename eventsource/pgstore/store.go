@@ -83,6 +83,7 @@ type statements struct {
 	loadSnapshot, saveSnapshot string
 	deleteSnapshot             string
 	recordCommand, hasCommand  string
+	hasCommandIn               string
 	schema                     string // the quoted schema name
 }
 
@@ -125,6 +126,7 @@ FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
 		head:          r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events`),
 		recordCommand: r.Replace(`INSERT INTO {s}.commands (command_id, stream_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
 		hasCommand:    r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1)`),
+		hasCommandIn:  r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1 AND stream_id = $2)`),
 		loadSnapshot:  r.Replace(`SELECT version, format, data FROM {s}.snapshots WHERE stream_id = $1`),
 		saveSnapshot: r.Replace(`INSERT INTO {s}.snapshots AS old (stream_id, version, format, data) VALUES ($1, $2, $3, $4)
 ON CONFLICT (stream_id) DO UPDATE
@@ -726,6 +728,26 @@ func (s *Store) CommandRecorded(ctx context.Context, commandID string) (bool, er
 	s.tel.End(ctx, span, opCommandRecorded, start, err)
 	if err != nil {
 		return false, fmt.Errorf("pgstore: looking up command %s: %w", brief.Quote(commandID), pgschema.Err(ctx, err))
+	}
+	return ok, nil
+}
+
+// CommandRecordedIn implements
+// [eventsource.CommandLog.CommandRecordedIn] with one query of the
+// commands table (and one span, as CommandRecorded's).
+func (s *Store) CommandRecordedIn(ctx context.Context, commandID, streamID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if eventsource.CheckCommandID(commandID) != nil { // Append rejects such ids
+		return false, nil
+	}
+	ctx, span, start := s.tel.Start(ctx, opCommandRecorded)
+	var ok bool
+	err := s.pool.QueryRow(ctx, s.sql.hasCommandIn, commandID, streamID).Scan(&ok)
+	s.tel.End(ctx, span, opCommandRecorded, start, err)
+	if err != nil {
+		return false, fmt.Errorf("pgstore: looking up command %s in stream %s: %w", brief.Quote(commandID), brief.Quote(streamID), pgschema.Err(ctx, err))
 	}
 	return ok, nil
 }

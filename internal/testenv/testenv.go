@@ -9,7 +9,9 @@
 //
 // For PostgreSQL it also gives a pool ([PostgresPool]) and schemas private
 // to a test and dropped when it ends ([Schema]), so that tests and packages
-// running in parallel never see each other's tables.
+// running in parallel never see each other's tables. For NATS, a test that
+// must kill and restart its server starts one of its own
+// ([StartNATSServer]) rather than use the shared one.
 package testenv
 
 import (
