@@ -54,6 +54,20 @@ func recorded(t *testing.T, s eventsource.Store, command string, want bool) {
 	}
 }
 
+// recordedIn checks, if s is an [eventsource.CommandLog], what it says of
+// command in stream.
+func recordedIn(t *testing.T, s eventsource.Store, command, stream string, want bool) {
+	t.Helper()
+	log, ok := s.(eventsource.CommandLog)
+	if !ok {
+		return
+	}
+	got, err := log.CommandRecordedIn(ctx(t), command, stream)
+	if err != nil || got != want {
+		t.Fatalf("CommandRecordedIn(%q, %q) = %v, %v; want %v, nil", command, stream, got, err, want)
+	}
+}
+
 func testCommandDuplicate(t *testing.T, s *store) {
 	a := s.streamID(t, "a")
 	cmd := s.commandID(t, "cmd")
@@ -93,7 +107,11 @@ func testCommandPerStream(t *testing.T, s *store) {
 	cmd := s.commandID(t, "cmd")
 	c := eventsource.WithCommandID(ctx(t), cmd)
 	var appended [][]eventsource.Event
-	for _, stream := range []string{a, b} {
+	for i, stream := range []string{a, b} {
+		recordedIn(t, s, cmd, stream, false)
+		if i == 1 {
+			recordedIn(t, s, cmd, a, true) // and not yet in b, above
+		}
 		in := newEvents(1)
 		got, err := s.Append(c, stream, eventsource.NoStream, in...)
 		if err != nil {
@@ -103,6 +121,7 @@ func testCommandPerStream(t *testing.T, s *store) {
 		appended = append(appended, got)
 	}
 	for i, stream := range []string{a, b} {
+		recordedIn(t, s, cmd, stream, true)
 		_, err := s.Append(c, stream, eventsource.Any, newEvents(1)...)
 		duplicate(t, err, cmd, stream)
 		sameEvents(t, fmt.Sprintf("ReadStream(%q)", stream), readStream(t, s, stream, 1), appended[i])
