@@ -132,7 +132,8 @@ func (d *Definition[D]) definition() *spec { return d.spec }
 // naming an unknown step, a cycle, more than one pivot, a step neither
 // before nor after the pivot, a step after the pivot that is not
 // Retriable, a Retriable step not after a pivot, or a step that needs a
-// compensation and has none.
+// compensation and has none; and a data type D that is an interface (such
+// as any), which the codec cannot decode into.
 func Define[D any](name string, version int, steps ...Step[D]) (*Definition[D], error) {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
@@ -144,6 +145,11 @@ func Define[D any](name string, version int, steps ...Step[D]) (*Definition[D], 
 	}
 	if len(steps) == 0 {
 		bad("no steps")
+	}
+	if t := reflect.TypeFor[D](); t.Kind() == reflect.Interface {
+		// The codec decodes the data into a D: an interface holds no
+		// concrete type to decode into, and Start could never match it.
+		bad("data type %v: an interface; the data must be of a concrete type", t)
 	}
 	s := &spec{name: name, version: version, index: make(map[string]int, len(steps)), dataType: reflect.TypeFor[D]()}
 	for i, st := range steps {
