@@ -3,6 +3,8 @@ package saga_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -323,5 +325,45 @@ func TestWaitReturnsTheStatusSoFarWhenALoadIsCut(t *testing.T) {
 		st, err := first.Wait(waitCtx, id)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		assert.Equal(t, saga.Running, st)
+	})
+}
+
+// A compensation that fails for good holds back only the compensations of
+// the steps before it: the independent branch is undone too, and the
+// error names every step left in effect. (The first failure stopped all
+// compensation: one branch of two was undone, and the error named only
+// the failing step.) Issue 14 item 7.
+func TestFailedCompensationDoesNotStopTheOtherBranches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var j journal
+		// Two branches, card → charge and stock → reserve, both before
+		// ship, which fails. charge's compensation fails for good at once;
+		// reserve's takes a second, so that the failure comes first.
+		card, charge := step(&j, "card", nil), step(&j, "charge", nil, "card")
+		stock, reserve := step(&j, "stock", nil), step(&j, "reserve", nil, "stock")
+		card.After, stock.After = []string{}, []string{}
+		charge.Compensate = func(context.Context, order) error {
+			j.add("undo charge")
+			return retry.Permanent(errors.New("refund refused"))
+		}
+		reserve.Compensate = func(context.Context, order) error {
+			time.Sleep(time.Second)
+			j.add("undo reserve")
+			return nil
+		}
+		ship := step(&j, "ship", retry.Permanent(errors.New("no courier")), "charge", "reserve")
+		def, err := saga.Define("order", 1, card, charge, stock, reserve, ship)
+		require.NoError(t, err)
+		o := newOrchestrator(t, &saga.MemoryLog{})
+		ctx := context.Background()
+		id, err := o.Start(ctx, def, order{})
+		require.NoError(t, err)
+		st, err := o.Wait(ctx, id)
+		assert.Equal(t, saga.NeedsAttention, st)
+		require.Error(t, err)
+		assert.Equal(t, `compensation of step "charge": retry: not retryable after 1 attempt: refund refused; left in effect: steps ["card" "charge"]`, err.Error())
+		undone := slices.DeleteFunc(j.list(), func(e string) bool { return !strings.HasPrefix(e, "undo ") })
+		assert.ElementsMatch(t, []string{"undo charge", "undo reserve", "undo stock"}, undone,
+			"the branch of stock and reserve is undone; card, before the failed charge, is not")
 	})
 }
