@@ -604,6 +604,13 @@ func (o *Orchestrator) Resolve(ctx context.Context, id, reason string) error {
 	if err := o.log.Append(sctx, id, o.cfg.owner, t); err != nil {
 		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Resolve saga %q: %w", id, err))
 	}
+	// The run that stopped the saga, if it is still on its way out, would
+	// answer Wait with NeedsAttention: Wait reads the log instead.
+	o.mu.Lock()
+	if r := o.runs[id]; r != nil && r.status().Final() {
+		delete(o.runs, id)
+	}
+	o.mu.Unlock()
 	return nil
 }
 

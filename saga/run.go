@@ -1068,13 +1068,15 @@ func (e *PanicError) Unwrap() error {
 }
 
 // failureFrom returns the error recorded with a saga's last change of
-// status, for Wait on a saga run elsewhere.
+// status, for Wait on a saga run elsewhere: for a resolved saga, the one
+// that made it need attention, not the operator's reason; for a saga
+// compensated after a retry, the one that made it compensate.
 func failureFrom(st Status, ts []Transition) error {
 	if st == Completed {
 		return nil
 	}
 	for i := len(ts) - 1; i >= 0; i-- {
-		if ts[i].Status != "" && ts[i].Error != "" {
+		if ts[i].Status != "" && ts[i].Status != Resolved && ts[i].Error != "" {
 			return errors.New(ts[i].Error)
 		}
 	}

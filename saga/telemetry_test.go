@@ -80,6 +80,7 @@ var logSpans = []telemetrytest.Span{
 	{Name: "load", Kind: trace.SpanKindClient, Required: []attribute.Key{saga.AttrID}, Parented: true},
 	{Name: "release", Kind: trace.SpanKindClient, Required: []attribute.Key{saga.AttrID}, Parented: true},
 	{Name: "claim", Kind: trace.SpanKindClient, Parented: true},
+	{Name: "reopen", Kind: trace.SpanKindClient, Required: []attribute.Key{saga.AttrID}, Parented: true},
 }
 
 // tracedLog is a Log that starts a span for each call, as saga/pglog
@@ -143,6 +144,12 @@ func (l *tracedLog) Load(ctx context.Context, id string) (saga.Record, []saga.Tr
 	ctx, span := l.start(ctx, "load", id)
 	defer span.End()
 	return l.Log.Load(ctx, id)
+}
+
+func (l *tracedLog) Reopen(ctx context.Context, id, owner string, lease time.Duration) error {
+	ctx, span := l.start(ctx, "reopen", id)
+	defer span.End()
+	return l.Log.(saga.Reopener).Reopen(ctx, id, owner, lease)
 }
 
 // sdkDefaults returns test providers whose tracer provider samples as the
