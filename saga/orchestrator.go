@@ -348,7 +348,9 @@ func (o *Orchestrator) release(ctx context.Context, id string) {
 // or was released (their orchestrator crashed or closed) and whose
 // definitions are registered, taking their leases, and returns how many
 // it resumed. Call it at start-up, after registering every definition with
-// [WithDefinitions]; [WithRecoverInterval] calls it periodically.
+// [WithDefinitions], to resume them at once; the orchestrator calls it in
+// the background too, every third of the lease by default (see
+// [WithRecoverInterval]).
 //
 // A resumed saga's run has a new span, "saga <name>" with saga.resumed
 // set, linked to the span of the run that started it; it is a child of
@@ -534,7 +536,8 @@ func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
 // or [errors.ErrUnsupported] for a log that is not a [Reopener].
 //
 // The call has a span, "saga.retry <name>", a child of ctx's span, whose
-// children are the log's calls and the span of the run it starts.
+// children are the log's calls (but the first load, which finds the saga)
+// and the span of the run it starts.
 func (o *Orchestrator) Retry(ctx context.Context, id string) error {
 	rec, d, span, err := o.reopen(ctx, "Retry", "saga.retry", id, true)
 	if err != nil {
@@ -580,7 +583,8 @@ func (o *Orchestrator) Retry(ctx context.Context, id string) error {
 // not be registered.
 //
 // The call has a span, "saga.resolve <name>", a child of ctx's span, with
-// the reason as saga.reason; the log's calls are its children.
+// the reason as saga.reason; the log's calls are its children (but the
+// first load, which finds the saga).
 func (o *Orchestrator) Resolve(ctx context.Context, id, reason string) error {
 	if reason == "" {
 		return fmt.Errorf("saga: Resolve saga %q: empty reason", id)
