@@ -35,7 +35,8 @@ type Step[D any] struct {
 	// An error fails the attempt. A [retry.Permanent] error, or the last
 	// error the step's retry policy allows, fails the step, and the saga
 	// compensates; any other error is transient, and the attempt is made
-	// again. An action that panics fails its attempt with the panic.
+	// again. An action that panics fails its attempt with the panic; one
+	// whose data the codec cannot decode fails for good.
 	//
 	// The action may run more than once for one saga: again after a
 	// transient error, and again after a crash that left its outcome
@@ -254,7 +255,8 @@ func typedAction[D any](f func(context.Context, D) (func(*D), error)) func(conte
 	return func(ctx context.Context, c Codec, snapshot []byte) (func([]byte) ([]byte, error), error) {
 		var d D
 		if err := c.Unmarshal(snapshot, &d); err != nil {
-			return nil, fmt.Errorf("saga: decoding the data: %w", err)
+			// The same bytes will not decode on the next attempt.
+			return nil, retry.Permanent(fmt.Errorf("saga: decoding the data: %w", err))
 		}
 		update, err := f(ctx, d)
 		if err != nil || update == nil {
@@ -279,7 +281,7 @@ func typedCompensate[D any](f func(context.Context, D) error) func(context.Conte
 	return func(ctx context.Context, c Codec, data []byte) error {
 		var d D
 		if err := c.Unmarshal(data, &d); err != nil {
-			return fmt.Errorf("saga: decoding the data: %w", err)
+			return retry.Permanent(fmt.Errorf("saga: decoding the data: %w", err))
 		}
 		return f(ctx, d)
 	}

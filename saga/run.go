@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/retry"
 )
@@ -124,6 +125,15 @@ func newRun(o *Orchestrator, d *definition, rec Record, ts []Transition, ctx con
 	return r
 }
 
+// knownStatus reports whether st is one of the statuses of a saga.
+func knownStatus(st Status) bool {
+	switch st {
+	case Running, Compensating, Completed, Compensated, NeedsAttention, Resolved:
+		return true
+	}
+	return false
+}
+
 // setStatus sets the run's status. r.mu is held, or the run is not yet
 // running.
 func (r *run) setStatus(st Status) {
@@ -147,6 +157,10 @@ func (r *run) replay(ts []Transition) {
 		if t.Data != nil {
 			r.data = t.Data
 		}
+		if t.Status != "" && !knownStatus(t.Status) {
+			corrupt = fmt.Errorf("saga %q: the log has status %s, which no saga has", r.rec.ID, brief.Quote(string(t.Status)))
+			continue
+		}
 		if t.Status != "" {
 			r.st = t.Status
 			switch {
@@ -166,9 +180,15 @@ func (r *run) replay(ts []Transition) {
 			continue
 		}
 		i, ok := r.d.index[t.Step]
-		if !ok {
-			corrupt = fmt.Errorf("saga %q: the log names step %q, which definition %q version %d does not have",
-				r.rec.ID, t.Step, r.d.name, r.d.version)
+		switch {
+		case !ok:
+			corrupt = fmt.Errorf("saga %q: the log names step %s, which definition %q version %d does not have",
+				r.rec.ID, brief.Quote(t.Step), r.d.name, r.d.version)
+			continue
+		case t.Phase != Forward && t.Phase != Compensate,
+			t.Kind != Started && t.Kind != Succeeded && t.Kind != Failed && t.Kind != TimedOut:
+			corrupt = fmt.Errorf("saga %q: the log has a transition of step %q with phase %s and kind %s, which no step has",
+				r.rec.ID, t.Step, brief.Quote(string(t.Phase)), brief.Quote(string(t.Kind)))
 			continue
 		}
 		if t.Phase == Compensate {
