@@ -265,8 +265,10 @@ func FuzzData(f *testing.F) {
 	})
 }
 
-// The fuzz targets' invariants hold for the corrupt logs that were found
-// to wedge a recovery (statuses and phases no saga has).
+// A log holding what no orchestrator writes makes the saga need
+// attention: a status no saga has left the saga unfinished for good (its
+// run did nothing, and a recovery claimed it again and again), and a
+// phase or kind no step has was taken for another.
 func TestRecoverOfACorruptLogNeedsAttention(t *testing.T) {
 	for _, tt := range []struct {
 		name string

@@ -12,8 +12,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/patterns/internal/testenv"
 	"github.com/otelpatterns/patterns/retry"
 	"github.com/otelpatterns/patterns/saga"
+	"github.com/otelpatterns/patterns/saga/pglog"
 )
 
 // The operator's API of issue 14 item 6: a saga that needs attention is
@@ -324,4 +326,33 @@ func TestRetryAndResolveAreTraced(t *testing.T) {
 		"saga.retry order reopen": 1, "saga.retry order load": 1, "saga.retry order append": 1,
 		"saga.resolve order reopen": 1, "saga.resolve order load": 1, "saga.resolve order append": 1,
 	}, ops, "the log's calls under the operator's spans")
+}
+
+// Retry and Resolve on PostgreSQL, through saga/pglog.
+func TestRetryAndResolveOnPostgres(t *testing.T) {
+	pool := testenv.PostgresPool(t, 4)
+	ctx := ctxWithin(t, 20*time.Second)
+	log, err := pglog.New(pool, pglog.WithSchema(testenv.Schema(t, "saga_operator_")))
+	require.NoError(t, err)
+	if _, ok := any(log).(saga.Reopener); !ok {
+		t.Skip("pending in saga/pglog: Log.Reopen (issue 14 item 6; the patch saga2-pglog.patch)")
+	}
+	require.NoError(t, log.Migrate(ctx))
+	var j journal
+	var fixed atomic.Bool
+	def := refundSaga(t, &j, &fixed)
+	o := newOrchestrator(t, log, saga.WithDefinitions(def))
+	retried := needingAttention(t, o, def)
+	resolved := needingAttention(t, o, def)
+	fixed.Store(true)
+	require.NoError(t, o.Retry(ctx, retried))
+	st, err := o.Wait(ctx, retried)
+	assert.Equal(t, saga.Compensated, st)
+	assert.ErrorContains(t, err, "no courier")
+	require.NoError(t, o.Resolve(ctx, resolved, "refunded by hand"))
+	rec, ts, err := log.Load(ctx, resolved)
+	require.NoError(t, err)
+	assert.Equal(t, saga.Resolved, rec.Status)
+	assert.Equal(t, "refunded by hand", ts[len(ts)-1].Error)
+	assert.ErrorIs(t, o.Retry(ctx, resolved), saga.ErrNotNeedsAttention)
 }
