@@ -195,8 +195,12 @@ func (l *MemoryLog) Load(ctx context.Context, id string) (Record, []Transition, 
 // validTrace returns a copy of trace with its keys and values through
 // ValidText.
 func validTrace(trace map[string]string) map[string]string {
-	if trace == nil {
-		return nil
+	clean := true
+	for k, v := range trace {
+		clean = clean && ValidText(k) == k && ValidText(v) == v
+	}
+	if clean {
+		return maps.Clone(trace)
 	}
 	out := make(map[string]string, len(trace))
 	for k, v := range trace {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -125,20 +126,23 @@ func newRun(o *Orchestrator, d *definition, rec Record, ts []Transition, ctx con
 	return r
 }
 
+// statuses are the statuses of a saga; setStatus points into it, which
+// nothing writes.
+var statuses = [...]Status{Running, Compensating, Completed, Compensated, NeedsAttention, Resolved}
+
 // knownStatus reports whether st is one of the statuses of a saga.
-func knownStatus(st Status) bool {
-	switch st {
-	case Running, Compensating, Completed, Compensated, NeedsAttention, Resolved:
-		return true
-	}
-	return false
-}
+func knownStatus(st Status) bool { return slices.Contains(statuses[:], st) }
 
 // setStatus sets the run's status. r.mu is held, or the run is not yet
 // running.
 func (r *run) setStatus(st Status) {
 	r.st = st
-	r.shown.Store(&st)
+	if i := slices.Index(statuses[:], st); i >= 0 {
+		r.shown.Store(&statuses[i]) // no allocation
+		return
+	}
+	other := st
+	r.shown.Store(&other)
 }
 
 // replay rebuilds the run's state from the transitions in the log.
