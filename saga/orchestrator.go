@@ -308,7 +308,7 @@ func traceText(carrier propagation.MapCarrier) map[string]string {
 }
 
 // interrupted says on r's span that the run stopped before its saga
-// ended, and why: closed or lease_lost.
+// ended, and why: closed, lease_lost or log_failed.
 func (o *Orchestrator) interrupted(r *run, why string) {
 	r.span.SetAttributes(AttrOutcome.String("interrupted"))
 	r.span.AddEvent("saga.interrupted", trace.WithAttributes(AttrReason.String(why)))
