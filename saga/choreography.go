@@ -129,13 +129,24 @@ type Reaction struct {
 	// typically a [Compensation], so that a participant that keeps
 	// failing does not leave the saga hanging. Its outcome is published
 	// once, as Handle's would be. The default publishes nothing.
+	//
+	// GiveUp is not called when Handle succeeded on the last delivery and
+	// only the publishing of its outcome failed: the local transaction
+	// committed, and compensating the earlier participants would leave it
+	// in effect. The message then goes to the dead-letter function, with
+	// an error matching [ErrOutcomeNotPublished], for its outcome to be
+	// published again (by handling it again: Handle is idempotent). For
+	// the same reason, Handle, run again on a message whose transaction
+	// committed on an earlier delivery, should return that transaction's
+	// outcome rather than an error: GiveUp cannot tell.
 	GiveUp func(ctx context.Context, m cqrs.Message, err error) Outcome
 	// Options configure the subscription: [cqrs.WithMaxDeliver],
 	// [cqrs.WithRedeliveryBackoff], [cqrs.WithConcurrency], with the bus's
 	// defaults. The function of [cqrs.WithDeadLetter] receives the messages
 	// for which nothing was published after their last delivery failed:
-	// GiveUp is nil or returned nothing, or publishing its outcome failed
-	// (the error then joins both).
+	// GiveUp is nil or returned nothing, publishing its outcome failed (the
+	// error then joins both), or Handle succeeded and publishing its
+	// outcome failed (the error matches [ErrOutcomeNotPublished]).
 	Options []cqrs.SubscribeOption
 }
 
@@ -372,13 +383,29 @@ func (rc *reaction) end(ctx context.Context, span trace.Span, phase Phase, outco
 	span.End()
 }
 
+// ErrOutcomeNotPublished is matched by the error of a reaction's delivery
+// whose Handle succeeded (its local transaction committed) but whose
+// outcome could not be published: the error its dead-letter function
+// receives when that was the last delivery, instead of GiveUp being
+// called (see [Reaction.GiveUp]).
+var ErrOutcomeNotPublished = errors.New("saga: the outcome of a committed reaction is not published")
+
+// notPublished is the error of a delivery whose Handle succeeded and whose
+// outcome's publishing failed with err. Its error.type is err's.
+type notPublished struct{ err error }
+
+func (e *notPublished) Error() string   { return e.err.Error() }
+func (e *notPublished) Unwrap() []error { return []error{e.err, ErrOutcomeNotPublished} }
+
 // handle is the reaction's handler on the bus.
 func (rc *reaction) handle(ctx context.Context, m cqrs.Message) error {
 	phase := phaseOf(m)
 	ctx, span := rc.start(ctx, m, phase)
 	out, err := rc.call(ctx, m)
 	if err == nil {
-		err = rc.publish(ctx, m, out)
+		if perr := rc.publish(ctx, m, out); perr != nil {
+			err = &notPublished{perr}
+		}
 	}
 	if err != nil {
 		rc.end(ctx, span, phase, choreoError, err)
@@ -407,11 +434,14 @@ func (rc *reaction) call(ctx context.Context, m cqrs.Message) (out Outcome, err 
 }
 
 // giveUp publishes GiveUp's outcome for m, whose last delivery failed with
-// err, or else hands m to the subscription's own DeadLetter function.
+// err, or else hands m to the subscription's own DeadLetter function: at
+// once if Handle committed and only its outcome is not published.
 func (rc *reaction) giveUp(ctx context.Context, m cqrs.Message, err error) {
 	phase := phaseOf(m)
 	var out Outcome
-	if rc.r.GiveUp != nil {
+	// A committed transaction whose outcome is not published is not given
+	// up on: GiveUp's compensation would leave it in effect.
+	if rc.r.GiveUp != nil && !errors.Is(err, ErrOutcomeNotPublished) {
 		ctx, span := rc.start(ctx, m, phase)
 		var perr error
 		out, perr = rc.callGiveUp(ctx, m, err)

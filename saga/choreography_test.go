@@ -561,3 +561,71 @@ func TestChoreography_CloseDuringReact(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// downBus fails every publish to a topic.
+type downBus struct {
+	cqrs.EventBus
+	topic string
+}
+
+func (b *downBus) Publish(ctx context.Context, topic string, msgs ...cqrs.Message) error {
+	if topic == b.topic {
+		return errors.New("broker unavailable")
+	}
+	return b.EventBus.Publish(ctx, topic, msgs...)
+}
+
+// GiveUp is not called for a message whose Handle committed and whose
+// outcome only could not be published: the compensation it publishes made
+// the earlier participants undo their work while the charge stayed. The
+// message goes to the dead-letter function instead, with an error saying
+// so. Issue 14 item 8.
+func TestChoreography_noGiveUpOnACommittedStep(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		mem := cqrs.NewMemoryBus()
+		defer mem.Close()
+		bus := &downBus{EventBus: mem, topic: "payment.charged"}
+		c, err := saga.NewChoreography("order", bus)
+		require.NoError(t, err)
+		defer c.Close()
+		var charges, giveUps atomic.Int32
+		var mu sync.Mutex
+		var dead []error
+		require.NoError(t, c.React(context.Background(), saga.Reaction{
+			Name: "charge", On: "order.placed",
+			Handle: func(context.Context, cqrs.Message) (saga.Outcome, error) {
+				charges.Add(1) // committed (idempotently, on the message's ID)
+				return saga.Next("payment.charged", cqrs.Message{Type: "PaymentCharged"}), nil
+			},
+			GiveUp: func(context.Context, cqrs.Message, error) saga.Outcome {
+				giveUps.Add(1)
+				return saga.Compensation("order.cancelled", cqrs.Message{Type: "OrderCancelled"})
+			},
+			Options: []cqrs.SubscribeOption{cqrs.WithMaxDeliver(2),
+				cqrs.WithRedeliveryBackoff(func(int) time.Duration { return time.Second }),
+				cqrs.WithDeadLetter(func(_ context.Context, _ cqrs.Message, err error) {
+					mu.Lock()
+					defer mu.Unlock()
+					dead = append(dead, err)
+				})},
+		}))
+		var cancelled atomic.Int32
+		sub, err := mem.Subscribe(context.Background(), "order.cancelled", "test",
+			func(context.Context, cqrs.Message) error { cancelled.Add(1); return nil })
+		require.NoError(t, err)
+		defer sub.Close()
+
+		require.NoError(t, mem.Publish(context.Background(), "order.placed", cqrs.Message{ID: "order-1"}))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		assert.Equal(t, int32(2), charges.Load(), "Handle calls")
+		assert.Zero(t, giveUps.Load(), "GiveUp calls")
+		assert.Zero(t, cancelled.Load(), "compensations published")
+		mu.Lock()
+		defer mu.Unlock()
+		require.Len(t, dead, 1, "DeadLetter calls")
+		assert.ErrorIs(t, dead[0], saga.ErrOutcomeNotPublished)
+		assert.ErrorContains(t, dead[0], "broker unavailable")
+	})
+}

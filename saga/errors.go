@@ -24,6 +24,11 @@ var ErrInvalidDefinition error = &sentinel{"saga: invalid definition", "saga.inv
 // name and version no registered definition has.
 var ErrUnknownDefinition error = &sentinel{"saga: unknown definition", "saga.unknown_definition"}
 
+// ErrNotNeedsAttention is matched by the error of [Orchestrator.Retry] or
+// [Orchestrator.Resolve] for a saga whose status is not NeedsAttention
+// (another call of them may have resolved it first).
+var ErrNotNeedsAttention error = &sentinel{"saga: not in status needs_attention", "saga.not_needs_attention"}
+
 type sentinel struct{ msg, typ string }
 
 func (e *sentinel) Error() string { return e.msg }

@@ -346,3 +346,106 @@ func ExampleMemoryLog() {
 	//  7 flight compensate succeeded
 	//  8 status compensated
 }
+
+// refundingTrip defines a trip saga whose hotel step fails for good and
+// whose flight cancellation fails while the airline's service is down.
+func refundingTrip(airlineDown *bool) *saga.Definition[Trip] {
+	def, err := saga.Define("trip", 1,
+		saga.Step[Trip]{
+			Name: "flight",
+			Action: func(ctx context.Context, t Trip) (func(*Trip), error) {
+				return func(t *Trip) { t.Flight = "LH 400" }, nil
+			},
+			Compensate: func(ctx context.Context, t Trip) error {
+				if *airlineDown {
+					return retry.Permanent(errors.New("airline: refunds suspended"))
+				}
+				fmt.Println("cancel flight", t.Flight)
+				return nil
+			},
+		},
+		saga.Step[Trip]{
+			Name: "hotel",
+			Action: func(ctx context.Context, t Trip) (func(*Trip), error) {
+				return nil, retry.Permanent(errors.New("hotel: fully booked"))
+			},
+			Compensate: func(ctx context.Context, t Trip) error { return nil },
+		},
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return def
+}
+
+// A compensation that cannot succeed stops the saga in status
+// NeedsAttention, and WithNeedsAttention tells someone. Once the cause is
+// fixed, Retry takes the saga up where it stopped: here the flight is
+// cancelled, and the saga ends compensated.
+func ExampleOrchestrator_Retry() {
+	ctx := context.Background()
+	airlineDown := true
+	def := refundingTrip(&airlineDown)
+	o, err := saga.NewOrchestrator(&saga.MemoryLog{}, saga.WithDefinitions(def),
+		saga.WithNeedsAttention(func(ctx context.Context, id, name string, err error) {
+			fmt.Println("needs attention:", id, err)
+		}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer o.Close(ctx)
+
+	id, err := o.Start(ctx, def, Trip{Traveller: "Ada"}, saga.WithID("trip-7"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	status, _ := o.Wait(ctx, id)
+	fmt.Println(status)
+
+	airlineDown = false // the airline is back
+	if err := o.Retry(ctx, id); err != nil {
+		log.Fatal(err)
+	}
+	status, _ = o.Wait(ctx, id)
+	fmt.Println(status)
+	// Output:
+	// needs attention: trip-7 compensation of step "flight": retry: not retryable after 1 attempt: airline: refunds suspended; left in effect: steps ["flight"]
+	// needs_attention
+	// cancel flight LH 400
+	// compensated
+}
+
+// When a person has dealt with a saga that needs attention themselves (the
+// flight refunded by phone, say), Resolve records it, with the reason: the
+// saga's status becomes Resolved, for good.
+func ExampleOrchestrator_Resolve() {
+	ctx := context.Background()
+	airlineDown := true
+	def := refundingTrip(&airlineDown)
+	sagas := &saga.MemoryLog{}
+	o, err := saga.NewOrchestrator(sagas, saga.WithDefinitions(def))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer o.Close(ctx)
+
+	id, err := o.Start(ctx, def, Trip{Traveller: "Grace"}, saga.WithID("trip-8"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	status, _ := o.Wait(ctx, id)
+	fmt.Println(status)
+
+	if err := o.Resolve(ctx, id, "refunded by phone, ticket 4711"); err != nil {
+		log.Fatal(err)
+	}
+	rec, ts, err := sagas.Load(ctx, id)
+	if err != nil {
+		log.Fatal(err)
+	}
+	last := ts[len(ts)-1]
+	fmt.Println(rec.Status, last.Error)
+	// Output:
+	// needs_attention
+	// resolved refunded by phone, ticket 4711
+}

@@ -2,7 +2,9 @@ package saga
 
 import (
 	"context"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Status is where a saga stands.
@@ -22,12 +24,18 @@ const (
 	Compensated Status = "compensated"
 	// NeedsAttention: the saga can go neither forward nor back by itself (a
 	// compensation, or a retriable step after the pivot, kept failing) and
-	// waits for a person; see [WithNeedsAttention].
+	// waits for a person; see [WithNeedsAttention]. The person resolves it
+	// with [Orchestrator.Retry] or [Orchestrator.Resolve].
 	NeedsAttention Status = "needs_attention"
+	// Resolved: the saga needed attention, and a person marked it resolved
+	// with [Orchestrator.Resolve], giving the reason.
+	Resolved Status = "resolved"
 )
 
 // Final reports whether s is a status a saga never leaves by itself.
-func (s Status) Final() bool { return s == Completed || s == Compensated || s == NeedsAttention }
+func (s Status) Final() bool {
+	return s == Completed || s == Compensated || s == NeedsAttention || s == Resolved
+}
 
 // Phase tells running a step's action from running its compensation.
 type Phase string
@@ -54,6 +62,10 @@ const (
 	// TimedOut: the attempt ran out of time; whether it had an effect is
 	// unknown.
 	TimedOut Kind = "timed_out"
+	// Retried marks a change of status alone, from NeedsAttention back to
+	// Running or Compensating, made by [Orchestrator.Retry]. The other
+	// changes of status have no Kind.
+	Retried Kind = "retried"
 )
 
 // Record is a saga as its [Log] keeps it.
@@ -94,7 +106,9 @@ type Transition struct {
 	// nil if it did not change.
 	Data []byte
 	// Error is the message of the error that failed the attempt, or that
-	// made the saga change its status.
+	// made the saga change its status; for the change to Resolved, the
+	// reason given to [Orchestrator.Resolve]. The orchestrator writes at
+	// most 8 KiB of it, passed through [ValidText].
 	Error string
 	// At is when the transition was recorded, set by the log.
 	At time.Time
@@ -114,6 +128,13 @@ type Transition struct {
 // nothing, once ctx is done. Implementations are safe for concurrent use,
 // also by several processes sharing the log, and pass the conformance
 // suite in saga/logtest.
+//
+// Text (a Transition's Error, the keys and values of a Record's Trace)
+// may hold any bytes: a log must store it without failing, either as
+// given or as [ValidText] returns it (PostgreSQL's text columns, for one,
+// refuse NUL bytes and invalid UTF-8). The orchestrator writes only text
+// that ValidText leaves as it is; ids, names and steps are 1 to
+// [MaxNameLen] bytes of UTF-8 without NUL or '/'.
 type Log interface {
 	// Create records a new saga with status Running (whatever rec.Status
 	// says) and leases it to owner for lease; with owner "", Claim may
@@ -152,4 +173,31 @@ type Log interface {
 	// Load returns saga id and its transitions in Seq order, or an error
 	// matching ErrNotFound.
 	Load(ctx context.Context, id string) (Record, []Transition, error)
+}
+
+// Reopener is a [Log] that can hand a saga that stopped in status
+// NeedsAttention back to an orchestrator, so that a person can resolve it
+// ([Orchestrator.Retry], [Orchestrator.Resolve]). MemoryLog and saga/pglog
+// implement it; saga/logtest checks it in the logs that do.
+type Reopener interface {
+	// Reopen leases saga id, whose status must be NeedsAttention, to owner
+	// for lease, unless another owner holds an unexpired lease on it (from
+	// an earlier Reopen). The owner may then Append to the saga as to a
+	// saga it created or claimed: a final Status ends the lease again.
+	// Claim never hands out such a saga, whatever its lease.
+	//
+	// It returns an error matching ErrNotFound if there is no saga id, and
+	// one matching ErrLeaseLost, leasing nothing, if the saga's status is
+	// not NeedsAttention or another owner's lease on it has not expired.
+	Reopen(ctx context.Context, id, owner string, lease time.Duration) error
+}
+
+// ValidText returns s with each NUL byte, and each run of bytes that is
+// not UTF-8, replaced by U+FFFD: text that any [Log] can store. It returns
+// s itself, without allocating, when there is nothing to replace.
+func ValidText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }

@@ -12,7 +12,11 @@ import (
 
 // MemoryLog is an in-process [Log], for tests and for sagas that need not
 // survive the process. The zero value is ready to use; it is safe for
-// concurrent use.
+// concurrent use. It is a [Reopener].
+//
+// It keeps text (a transition's Error, a record's Trace) as [ValidText]
+// returns it, as a database log may: a test in memory sees what
+// production would.
 type MemoryLog struct {
 	mu    sync.Mutex
 	sagas map[string]*memSaga
@@ -25,7 +29,10 @@ type memSaga struct {
 	leaseUntil  time.Time
 }
 
-var _ Log = (*MemoryLog)(nil)
+var (
+	_ Log      = (*MemoryLog)(nil)
+	_ Reopener = (*MemoryLog)(nil)
+)
 
 // Create implements [Log.Create].
 func (l *MemoryLog) Create(ctx context.Context, rec Record, owner string, lease time.Duration) error {
@@ -42,7 +49,7 @@ func (l *MemoryLog) Create(ctx context.Context, rec Record, owner string, lease 
 	}
 	rec.Status = Running
 	rec.Data = slices.Clone(rec.Data)
-	rec.Trace = maps.Clone(rec.Trace)
+	rec.Trace = validTrace(rec.Trace)
 	rec.CreatedAt = time.Now()
 	l.sagas[rec.ID] = &memSaga{rec: rec, owner: owner, leaseUntil: time.Now().Add(lease)}
 	return nil
@@ -72,6 +79,7 @@ func (l *MemoryLog) Append(ctx context.Context, id, owner string, ts ...Transiti
 	now := time.Now()
 	for _, t := range ts {
 		t.Data = slices.Clone(t.Data)
+		t.Error = ValidText(t.Error)
 		t.At = now
 		s.transitions = append(s.transitions, t)
 		if t.Status != "" {
@@ -132,6 +140,26 @@ func (l *MemoryLog) Claim(ctx context.Context, owner string, names []string, lea
 	return out, nil
 }
 
+// Reopen implements [Reopener.Reopen].
+func (l *MemoryLog) Reopen(ctx context.Context, id, owner string, lease time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.sagas[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: saga %q", ErrNotFound, id)
+	case s.rec.Status != NeedsAttention:
+		return fmt.Errorf("%w: saga %q is %s, not %s", ErrLeaseLost, id, s.rec.Status, NeedsAttention)
+	case s.owner != "" && s.owner != owner && time.Now().Before(s.leaseUntil):
+		return fmt.Errorf("%w: saga %q is leased to %q", ErrLeaseLost, id, s.owner)
+	}
+	s.owner, s.leaseUntil = owner, time.Now().Add(lease)
+	return nil
+}
+
 // Release implements [Log.Release].
 func (l *MemoryLog) Release(ctx context.Context, id, owner string) error {
 	if err := ctx.Err(); err != nil {
@@ -162,6 +190,23 @@ func (l *MemoryLog) Load(ctx context.Context, id string) (Record, []Transition, 
 		ts[i] = t
 	}
 	return s.rec.clone(), ts, nil
+}
+
+// validTrace returns a copy of trace with its keys and values through
+// ValidText.
+func validTrace(trace map[string]string) map[string]string {
+	clean := true
+	for k, v := range trace {
+		clean = clean && ValidText(k) == k && ValidText(v) == v
+	}
+	if clean {
+		return maps.Clone(trace)
+	}
+	out := make(map[string]string, len(trace))
+	for k, v := range trace {
+		out[ValidText(k)] = ValidText(v)
+	}
+	return out
 }
 
 func (r Record) clone() Record {

@@ -47,6 +47,7 @@ type config struct {
 	compensation   *retry.Retrier
 	needsAttention func(ctx context.Context, id, name string, err error)
 	recoverEvery   time.Duration
+	recoverSet     bool
 	tp             trace.TracerProvider
 	mp             metric.MeterProvider
 }
@@ -87,29 +88,38 @@ func WithCodec(c Codec) Option {
 // gives up on a compensation, the saga stops in status NeedsAttention. A
 // compensation that returns a [retry.Permanent] error says it can never
 // succeed, and needs attention at once. The default makes 10 attempts,
-// backing off exponentially from 100ms to 30s (about 2 minutes in all),
-// and reports its spans and metrics (retry.name saga.compensation) to the
-// orchestrator's providers; r keeps the providers it was built with.
+// backing off exponentially from 100ms to 30s with full jitter (each wait
+// drawn at random up to the backoff's): it gives up after 25s on average,
+// 51s at most (9s to 43s over 200 sagas, measured). It reports its spans
+// and metrics (retry.name saga.compensation) to the orchestrator's
+// providers; r keeps the providers it was built with.
 func WithCompensationRetry(r *retry.Retrier) Option {
 	return optionFunc(func(c *config) { c.compensation = r })
 }
 
 // WithNeedsAttention sets a function called when a saga stops in status
 // NeedsAttention, with its id, its definition's name and the error that
-// stopped it, so that someone is told. It runs on the saga's goroutine
-// and should return promptly.
+// stopped it, so that someone is told (and resolves it: see
+// [Orchestrator.Retry] and [Orchestrator.Resolve]). It runs on the saga's
+// goroutine, after the status is in the log; [Orchestrator.Close] waits
+// for it. Its context carries the saga's values (its span) and ends only
+// when Close gives up waiting, so a notification may take its time.
 func WithNeedsAttention(f func(ctx context.Context, id, name string, err error)) Option {
 	return optionFunc(func(c *config) { c.needsAttention = f })
 }
 
 // WithRecoverInterval makes the orchestrator look for unfinished sagas
-// whose lease expired (their orchestrator crashed) every d, as
-// [Orchestrator.Recover] does, until it is closed. The default, 0, looks
-// only when Recover is called. These looks are measured, not traced (see
-// Telemetry in the package documentation): the runs they resume have
-// spans of their own, roots linked to the runs that started their sagas.
+// whose lease expired or was released every d, as [Orchestrator.Recover]
+// does, until it is closed: sagas whose orchestrator crashed or closed,
+// and sagas whose run stopped because the log was out of reach for longer
+// than the lease (see Durability in the package documentation). The
+// default is a third of the lease (10s with [DefaultLease]), at least a
+// second; 0 looks only when Recover is called. These looks are measured,
+// not traced (see Telemetry in the package documentation): the runs they
+// resume have spans of their own, roots linked to the runs that started
+// their sagas.
 func WithRecoverInterval(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.recoverEvery = d })
+	return optionFunc(func(c *config) { c.recoverEvery, c.recoverSet = d, true })
 }
 
 // ProviderOption is an option of both an [Orchestrator] and a

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"sync"
@@ -43,6 +44,9 @@ type Orchestrator struct {
 	// of steps that set none, of Retriable steps that set none, and of
 	// the log's writes. cfg.compensation is the compensations' policy.
 	stepRetry, retriableRetry, logRetry *retry.Retrier
+
+	// epoch is the origin of since, the monotonic clock of the leases.
+	epoch time.Time
 
 	// ctx ends at Close; sagas and background loops run under it.
 	ctx    context.Context
@@ -82,10 +86,11 @@ type definition struct {
 }
 
 // NewOrchestrator returns an orchestrator that records sagas in log. It
-// starts a goroutine that renews leases (and, with [WithRecoverInterval],
-// one that recovers sagas): call [Orchestrator.Close] to stop them. It
+// starts a goroutine that renews leases and one that recovers sagas (see
+// [WithRecoverInterval]): call [Orchestrator.Close] to stop them. It
 // returns an error naming each bad argument: a nil log, a nil definition,
-// two definitions with one name and version, a lease under a second.
+// two definitions with one name and version, a lease under a second, a
+// negative recover interval.
 func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	cfg := config{lease: DefaultLease, codec: JSON{}}
 	for _, o := range opts {
@@ -113,22 +118,29 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 		cfg.compensation = newRetry("saga.compensation", retry.WithMaxAttempts(10),
 			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second)))
 	}
-	if cfg.recoverEvery < 0 {
+	switch {
+	case !cfg.recoverSet:
+		cfg.recoverEvery = max(cfg.lease/3, time.Second)
+	case cfg.recoverEvery < 0:
 		errs = append(errs, fmt.Errorf("WithRecoverInterval(%v): negative", cfg.recoverEvery))
 	}
 	if cfg.owner == "" {
 		cfg.owner = defaultOwner()
 	}
-	o := &Orchestrator{log: log, cfg: cfg, codec: cfg.codec, tel: newInstruments(cfg.tp, cfg.mp),
+	o := &Orchestrator{log: log, cfg: cfg, codec: cfg.codec, tel: newInstruments(cfg.tp, cfg.mp), epoch: time.Now(),
 		defs: map[defKey]*definition{}, runs: map[string]*run{},
 		stepRetry: newRetry("saga.step"),
 		retriableRetry: newRetry("saga.step", retry.WithMaxAttempts(20),
 			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second))),
-		// Log writes are retried unless the lease is lost, so that a blip
-		// of the database does not stop the saga.
-		logRetry: newRetry("saga.log", retry.WithMaxAttempts(5), retry.WithRetryIf(func(err error) bool {
-			return !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrNotFound)
-		})),
+		// Log writes are retried while the lease holds (run.writeWith
+		// says when to give up), unless the lease is lost, so that an
+		// outage of the database shorter than the lease does not stop the
+		// saga.
+		logRetry: newRetry("saga.log", retry.WithMaxAttempts(math.MaxInt32),
+			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, max(100*time.Millisecond, min(5*time.Second, cfg.lease/3)))),
+			retry.WithRetryIf(func(err error) bool {
+				return !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrNotFound)
+			})),
 	}
 	for _, d := range cfg.defs {
 		if err := o.register(d); err != nil {
@@ -147,6 +159,10 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	}
 	return o, nil
 }
+
+// since returns the time since the orchestrator's creation, on the
+// monotonic clock: the clock of leaseFrom.
+func (o *Orchestrator) since() int64 { return int64(time.Since(o.epoch)) }
 
 func defaultOwner() string {
 	host, _ := os.Hostname()
@@ -203,10 +219,13 @@ func (o *Orchestrator) register(d Definer) error {
 // Start returns an error for data of the wrong type or that cannot be
 // encoded, a definition registered differently under the same name and
 // version, a bad or taken [WithID] ([ErrExists]), a log failure, or a
-// closed orchestrator ([ErrClosed]). A log failure can be ambiguous (the
-// write committed, its reply was lost): the saga may then be in the log,
-// and Recover runs it. Start it again with the same WithID to find out:
-// ErrExists says it is there.
+// closed orchestrator ([ErrClosed]). Once the saga is in the log, Start
+// returns its id and no error: if the orchestrator closes before the run
+// begins, the saga is left to the next recovery, here or elsewhere, as
+// after a crash. A log failure can be ambiguous (the write committed, its
+// reply was lost): the saga may then be in the log, and a recovery runs
+// it. Start it again with the same WithID to find out: ErrExists says it
+// is there.
 func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ...StartOption) (string, error) {
 	if def == nil || reflect.ValueOf(def).IsNil() {
 		return "", errors.New("saga: Start: nil definition")
@@ -250,8 +269,9 @@ func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ..
 		trace.WithAttributes(AttrName.String(s.name), AttrID.String(sc.id), AttrVersion.Int(s.version)))
 	carrier := propagation.MapCarrier{}
 	propagator().Inject(runCtx, carrier)
-	rec := Record{ID: sc.id, Name: s.name, Version: s.version, Status: Running, Data: encoded, Trace: carrier}
+	rec := Record{ID: sc.id, Name: s.name, Version: s.version, Status: Running, Data: encoded, Trace: traceText(carrier)}
 	// The saga's first write: under its span, bounded by ctx.
+	leaseFrom := o.since()
 	if err := o.log.Create(trace.ContextWithSpan(ctx, span), rec, o.cfg.owner, o.cfg.lease); err != nil {
 		telemetry.RecordError(span, err)
 		span.End()
@@ -259,14 +279,39 @@ func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ..
 	}
 	rec.CreatedAt = time.Now()
 	r := newRun(o, d, rec, nil, runCtx, span)
+	r.leaseFrom.Store(leaseFrom)
 	if !o.launch(r) {
-		// Closed in the meantime: the saga is in the log, leased to us;
-		// release it for whoever recovers next.
+		// Closed since the check above: the saga is in the log, so it is
+		// started, as after a crash. Its lease is released for the next
+		// recovery, here or in another orchestrator, to resume it; a
+		// caller told of a failure would start it again under a new id.
+		o.interrupted(r, "closed")
 		o.release(r.ctx, r.rec.ID)
 		span.End()
-		return "", fmt.Errorf("saga: Start %q: %w", s.name, ErrClosed)
 	}
 	return sc.id, nil
+}
+
+// traceText returns the trace context to keep in a record, as text any
+// log can store (a propagator may inject anything).
+func traceText(carrier propagation.MapCarrier) map[string]string {
+	for k, v := range carrier {
+		if ValidText(k) != k || ValidText(v) != v {
+			clean := make(map[string]string, len(carrier))
+			for k, v := range carrier {
+				clean[ValidText(k)] = ValidText(v)
+			}
+			return clean
+		}
+	}
+	return carrier
+}
+
+// interrupted says on r's span that the run stopped before its saga
+// ended, and why: closed, lease_lost or log_failed.
+func (o *Orchestrator) interrupted(r *run, why string) {
+	r.span.SetAttributes(AttrOutcome.String("interrupted"))
+	r.span.AddEvent("saga.interrupted", trace.WithAttributes(AttrReason.String(why)))
 }
 
 // launch runs r in the background unless the orchestrator is closed.
@@ -303,7 +348,9 @@ func (o *Orchestrator) release(ctx context.Context, id string) {
 // or was released (their orchestrator crashed or closed) and whose
 // definitions are registered, taking their leases, and returns how many
 // it resumed. Call it at start-up, after registering every definition with
-// [WithDefinitions]; [WithRecoverInterval] calls it periodically.
+// [WithDefinitions], to resume them at once; the orchestrator calls it in
+// the background too, every third of the lease by default (see
+// [WithRecoverInterval]).
 //
 // A resumed saga's run has a new span, "saga <name>" with saga.resumed
 // set, linked to the span of the run that started it; it is a child of
@@ -346,7 +393,7 @@ func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 	var unknown []Record // kept leased until the end, so that claims move past them
 	resumed := 0
 	for {
-		start := time.Now()
+		start, leaseFrom := time.Now(), o.since()
 		recs, err := o.log.Claim(ctx, o.cfg.owner, names, o.cfg.lease, claimBatch)
 		o.tel.leaseOps.Record(ctx, time.Since(start).Seconds(), o.tel.leaseOpSets[opClaim].with(err))
 		if err != nil {
@@ -363,7 +410,7 @@ func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 				errs = append(errs, fmt.Errorf("saga: Recover: saga %q: %w: %q version %d", rec.ID, ErrUnknownDefinition, rec.Name, rec.Version))
 				continue
 			}
-			switch err := o.resume(ctx, parent, rec); {
+			switch err := o.resume(ctx, parent, rec, leaseFrom); {
 			case err == nil:
 				resumed++
 			case !errors.Is(err, errAlreadyRunning):
@@ -386,7 +433,7 @@ var errAlreadyRunning = errors.New("saga: running here already")
 // resume loads the saga claimed and runs it, under a span that is a child
 // of parent's; the load and, on failure, the release of the lease (so that
 // the saga is not stuck with this orchestrator) are the span's children.
-func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record) error {
+func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record, leaseFrom int64) error {
 	o.mu.Lock()
 	d := o.defs[defKey{claimed.Name, claimed.Version}]
 	_, running := o.runs[claimed.ID]
@@ -415,6 +462,7 @@ func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record) error
 		return fail(fmt.Errorf("saga: Recover: loading saga %q: %w", claimed.ID, err))
 	}
 	r := newRun(o, d, rec, ts, runCtx, span)
+	r.leaseFrom.Store(leaseFrom)
 	if !o.launch(r) {
 		return fail(fmt.Errorf("saga: Recover: %w", ErrClosed))
 	}
@@ -427,9 +475,13 @@ func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record) error
 // For a saga this orchestrator runs, Wait returns when the run ends. If
 // the run stops before the saga ends (the orchestrator closed or lost the
 // lease), or the saga runs elsewhere, Wait polls the log until it ends or
-// ctx is done. It returns ctx's error, with the status so far, when ctx
-// ends first, and an error matching [ErrNotFound] for an unknown id.
+// ctx is done. It returns ctx's error, with the status so far ("" if it
+// never learnt it), when ctx ends first, also in the middle of a load from
+// the log, and an error matching [ErrNotFound] for an unknown id. A saga
+// that an operator resolved ([Resolved]) comes with the error that made it
+// need attention.
 func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
+	var last Status
 	o.mu.Lock()
 	r := o.runs[id]
 	o.mu.Unlock()
@@ -442,14 +494,19 @@ func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
 		case <-ctx.Done():
 			return r.status(), ctx.Err()
 		}
+		last = r.status()
 	}
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
 		rec, ts, err := o.log.Load(ctx, id)
 		if err != nil {
-			return "", err
+			if ctx.Err() != nil {
+				return last, ctx.Err()
+			}
+			return last, err
 		}
+		last = rec.Status
 		if rec.Status.Final() {
 			return rec.Status, failureFrom(rec.Status, ts)
 		}
@@ -459,6 +516,185 @@ func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
 			return rec.Status, ctx.Err()
 		}
 	}
+}
+
+// Retry takes saga id, which stopped in status [NeedsAttention], up again
+// where it stopped, as a person who fixed the cause (a refund service
+// back up, a missing record restored) asks: a saga that was compensating
+// tries the compensations that are not done again, with a fresh retry
+// policy, and a saga stopped by a Retriable step after the pivot tries
+// that step again. The change is written to the log (a transition of
+// Kind [Retried]) before the saga runs in this orchestrator, in the
+// background, as a recovered saga does; use [Orchestrator.Wait] for its
+// outcome. If the orchestrator closes meanwhile, the next recovery runs
+// it. The saga's definition must be registered (see [WithDefinitions]).
+//
+// Retry returns an error matching [ErrNotFound] for an unknown saga,
+// [ErrNotNeedsAttention] for a saga in another status, or whose resolution
+// another call of Retry or Resolve has begun, [ErrUnknownDefinition] for
+// a definition not registered, [ErrClosed] after Close, a log failure,
+// or [errors.ErrUnsupported] for a log that is not a [Reopener].
+//
+// The call has a span, "saga.retry <name>", a child of ctx's span, whose
+// children are the log's calls (but the first load, which finds the saga)
+// and the span of the run it starts.
+func (o *Orchestrator) Retry(ctx context.Context, id string) error {
+	rec, d, span, err := o.reopen(ctx, "Retry", "saga.retry", id, true)
+	if err != nil {
+		return err
+	}
+	defer span.End()
+	sctx := trace.ContextWithSpan(ctx, span)
+	leaseFrom := o.since()
+	rec, ts, err := o.reopened(sctx, span, id, "Retry")
+	if err != nil {
+		return err
+	}
+	t := Transition{Seq: int64(len(ts)) + 1, Status: statusBefore(ts), Kind: Retried}
+	if len(ts) > 0 {
+		t.Seq = ts[len(ts)-1].Seq + 1
+	}
+	if err := o.log.Append(sctx, id, o.cfg.owner, t); err != nil {
+		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Retry saga %q: %w", id, err))
+	}
+	origin := propagator().Extract(context.Background(), propagation.MapCarrier(rec.Trace))
+	runCtx, runSpan := o.tel.tracer.Start(context.WithoutCancel(sctx), "saga "+rec.Name,
+		trace.WithLinks(trace.LinkFromContext(origin)),
+		trace.WithAttributes(AttrName.String(rec.Name), AttrID.String(id), AttrVersion.Int(rec.Version), AttrResumed.Bool(true)))
+	r := newRun(o, d, rec, append(ts, t), runCtx, runSpan)
+	r.leaseFrom.Store(leaseFrom)
+	if !o.launch(r) {
+		// As in Start: the retry is in the log; the next recovery runs it.
+		o.interrupted(r, "closed")
+		o.release(runCtx, id)
+		runSpan.End()
+	}
+	return nil
+}
+
+// Resolve marks saga id, which stopped in status [NeedsAttention], as
+// resolved by hand (the charge refunded by a person, say), with the reason
+// given: the saga's status becomes [Resolved], final, and the reason is
+// the Error of the transition, in the log. Nothing of the saga runs.
+//
+// Resolve returns an error for an empty reason, and, as [Orchestrator.Retry]
+// does, matching [ErrNotFound], [ErrNotNeedsAttention], [ErrClosed] or
+// [errors.ErrUnsupported], or a log failure. The saga's definition need
+// not be registered.
+//
+// The call has a span, "saga.resolve <name>", a child of ctx's span, with
+// the reason as saga.reason; the log's calls are its children (but the
+// first load, which finds the saga).
+func (o *Orchestrator) Resolve(ctx context.Context, id, reason string) error {
+	if reason == "" {
+		return fmt.Errorf("saga: Resolve saga %q: empty reason", id)
+	}
+	_, _, span, err := o.reopen(ctx, "Resolve", "saga.resolve", id, false)
+	if err != nil {
+		return err
+	}
+	defer span.End()
+	reason = logText(reason)
+	span.SetAttributes(AttrReason.String(reason))
+	sctx := trace.ContextWithSpan(ctx, span)
+	_, ts, err := o.reopened(sctx, span, id, "Resolve")
+	if err != nil {
+		return err
+	}
+	t := Transition{Seq: 1, Status: Resolved, Error: reason}
+	if len(ts) > 0 {
+		t.Seq = ts[len(ts)-1].Seq + 1
+	}
+	if err := o.log.Append(sctx, id, o.cfg.owner, t); err != nil {
+		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Resolve saga %q: %w", id, err))
+	}
+	// The run that stopped the saga, if it is still on its way out, would
+	// answer Wait with NeedsAttention: Wait reads the log instead.
+	o.mu.Lock()
+	if r := o.runs[id]; r != nil && r.status().Final() {
+		delete(o.runs, id)
+	}
+	o.mu.Unlock()
+	return nil
+}
+
+// reopen checks that saga id needs attention (and, if run, that its
+// definition is registered), starts the span of the operator's call op,
+// and reopens the saga in the log, leasing it to the orchestrator. The
+// first load is not under the span, whose name needs the saga's.
+func (o *Orchestrator) reopen(ctx context.Context, call, op, id string, run bool) (Record, *definition, trace.Span, error) {
+	reopener, ok := o.log.(Reopener)
+	if !ok {
+		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w: the log, a %T, is not a saga.Reopener", call, id, errors.ErrUnsupported, o.log)
+	}
+	o.mu.Lock()
+	closed := o.closed
+	o.mu.Unlock()
+	if closed {
+		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w", call, id, ErrClosed)
+	}
+	rec, _, err := o.log.Load(ctx, id)
+	if err != nil {
+		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w", call, id, err)
+	}
+	if rec.Status != NeedsAttention {
+		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w: it is %s", call, id, ErrNotNeedsAttention, rec.Status)
+	}
+	var d *definition
+	if run {
+		o.mu.Lock()
+		d = o.defs[defKey{rec.Name, rec.Version}]
+		o.mu.Unlock()
+		if d == nil {
+			return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w: %q version %d", call, id, ErrUnknownDefinition, rec.Name, rec.Version)
+		}
+	}
+	_, span := o.tel.tracer.Start(ctx, op+" "+rec.Name,
+		trace.WithAttributes(AttrName.String(rec.Name), AttrID.String(id), AttrVersion.Int(rec.Version)))
+	if err := reopener.Reopen(trace.ContextWithSpan(ctx, span), id, o.cfg.owner, o.cfg.lease); err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			err = fmt.Errorf("%w: %w", ErrNotNeedsAttention, err)
+		}
+		err = fmt.Errorf("saga: %s saga %q: %w", call, id, err)
+		telemetry.RecordError(span, err)
+		span.End()
+		return Record{}, nil, nil, err
+	}
+	return rec, d, span, nil
+}
+
+// reopened loads saga id, reopened by this orchestrator, for the
+// operator's call: its status is NeedsAttention still, as the lease
+// guarantees.
+func (o *Orchestrator) reopened(ctx context.Context, span trace.Span, id, call string) (Record, []Transition, error) {
+	rec, ts, err := o.log.Load(ctx, id)
+	switch {
+	case err != nil:
+		return rec, nil, o.failReopen(ctx, span, id, fmt.Errorf("saga: %s saga %q: %w", call, id, err))
+	case rec.Status != NeedsAttention:
+		return rec, nil, o.failReopen(ctx, span, id, fmt.Errorf("saga: %s saga %q: %w: it is %s", call, id, ErrNotNeedsAttention, rec.Status))
+	}
+	return rec, ts, nil
+}
+
+// failReopen releases saga id, reopened for an operator's call that
+// failed with err, records err on the call's span and returns it.
+func (o *Orchestrator) failReopen(ctx context.Context, span trace.Span, id string, err error) error {
+	o.release(ctx, id)
+	telemetry.RecordError(span, err)
+	return err
+}
+
+// statusBefore returns the status a saga had before it needed attention,
+// by its transitions: compensating, or else running.
+func statusBefore(ts []Transition) Status {
+	st := Running
+	for _, t := range ts {
+		if t.Status == Running || t.Status == Compensating {
+			st = t.Status
+		}
+	}
+	return st
 }
 
 // Close stops the orchestrator: it starts no more attempts, waits for the
@@ -508,17 +744,23 @@ func (o *Orchestrator) renewLoop() {
 			return
 		case <-t.C:
 		}
+		// A saga that reached a final status has no lease left to renew
+		// (its run may still be telling WithNeedsAttention's function).
 		o.mu.Lock()
+		runs := make(map[string]*run, len(o.runs))
 		ids := make([]string, 0, len(o.runs))
-		for id := range o.runs {
-			ids = append(ids, id)
+		for id, r := range o.runs {
+			if !r.status().Final() {
+				runs[id] = r
+				ids = append(ids, id)
+			}
 		}
 		o.mu.Unlock()
 		if len(ids) == 0 {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(untraced(context.Background()), o.cfg.lease/3)
-		start := time.Now()
+		start, leaseFrom := time.Now(), o.since()
 		lost, err := o.log.Renew(ctx, o.cfg.owner, o.cfg.lease, ids)
 		o.tel.leaseOps.Record(ctx, time.Since(start).Seconds(), o.tel.leaseOpSets[opRenew].with(err))
 		cancel()
@@ -526,16 +768,17 @@ func (o *Orchestrator) renewLoop() {
 			otel.Handle(fmt.Errorf("saga: renewing leases: %w", err))
 			continue
 		}
-		var gone []*run
-		o.mu.Lock()
 		for _, id := range lost {
-			if r := o.runs[id]; r != nil {
-				gone = append(gone, r)
+			r := runs[id]
+			delete(runs, id)
+			// A run that wrote its final status meanwhile ended its lease
+			// itself.
+			if r != nil && !r.finalizing.Load() && !r.status().Final() {
+				r.abandon(fmt.Errorf("saga %q: %w", r.rec.ID, ErrLeaseLost))
 			}
 		}
-		o.mu.Unlock()
-		for _, r := range gone {
-			r.abandon(fmt.Errorf("saga %q: %w", r.rec.ID, ErrLeaseLost))
+		for _, r := range runs {
+			r.leaseFrom.Store(leaseFrom)
 		}
 	}
 }

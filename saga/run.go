@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/retry"
 )
@@ -76,15 +80,30 @@ type run struct {
 	attemptCancel context.CancelCauseFunc
 	stopAttempt   func() bool
 
+	// shown is st, for readers that must not wait for r.mu, which a write
+	// to the log holds while it is retried (Wait, the renew loop).
+	shown atomic.Pointer[Status]
+	// finalizing is set while a write of a final status is under way: its
+	// success ends the lease, and the renew loop must not take the lease
+	// it then finds gone for one taken over.
+	finalizing atomic.Bool
+	// leaseFrom is when (o.since) the lease was last known to be extended
+	// (created, claimed, reopened or renewed): it holds until leaseFrom
+	// plus the lease, unless someone took the saga over.
+	leaseFrom atomic.Int64
+
 	mu      sync.Mutex // guards what follows and orders writes to the log
 	seq     int64
 	data    []byte
-	st      Status
+	st      Status // set through setStatus
 	fwd     []fwdState
 	comp    []compState
 	failure error       // why the saga compensates or needs attention
 	lost    atomic.Bool // the lease is lost: another orchestrator runs the saga
-	final   Status
+	// logFailed is set when a write to the log failed for good (the log
+	// was unreachable until the lease expired) and stopped the run.
+	logFailed atomic.Bool
+	final     Status
 	// pendingStatus is set when replay found the saga must compensate:
 	// execute writes the change of status first.
 	pendingStatus bool
@@ -103,12 +122,35 @@ func newRun(o *Orchestrator, d *definition, rec Record, ts []Transition, ctx con
 	stopAttempt := context.AfterFunc(o.stepCtx, func() { r.attemptCancel(ErrClosed) })
 	r.stopAttempt = func() bool { return stop() && stopAttempt() }
 	r.replay(ts)
+	r.setStatus(r.st)
 	return r
+}
+
+// statuses are the statuses of a saga; setStatus points into it, which
+// nothing writes.
+var statuses = [...]Status{Running, Compensating, Completed, Compensated, NeedsAttention, Resolved}
+
+// knownStatus reports whether st is one of the statuses of a saga.
+func knownStatus(st Status) bool { return slices.Contains(statuses[:], st) }
+
+// setStatus sets the run's status. r.mu is held, or the run is not yet
+// running.
+func (r *run) setStatus(st Status) {
+	r.st = st
+	if i := slices.Index(statuses[:], st); i >= 0 {
+		r.shown.Store(&statuses[i]) // no allocation
+		return
+	}
+	other := st
+	r.shown.Store(&other)
 }
 
 // replay rebuilds the run's state from the transitions in the log.
 func (r *run) replay(ts []Transition) {
 	var corrupt error
+	// cause is why the saga compensates: the error of the last change to
+	// Compensating, which a retry by Orchestrator.Retry brings back.
+	var cause error
 	defer func() {
 		if corrupt != nil {
 			r.st, r.failure, r.pendingStatus = NeedsAttention, corrupt, false
@@ -119,19 +161,38 @@ func (r *run) replay(ts []Transition) {
 		if t.Data != nil {
 			r.data = t.Data
 		}
+		if t.Status != "" && !knownStatus(t.Status) {
+			corrupt = fmt.Errorf("saga %q: the log has status %s, which no saga has", r.rec.ID, brief.Quote(string(t.Status)))
+			continue
+		}
 		if t.Status != "" {
 			r.st = t.Status
-			if t.Error != "" {
+			switch {
+			case t.Kind == Retried:
+				r.failure = nil
+				if t.Status == Compensating {
+					r.failure = cause
+				}
+			case t.Error != "":
 				r.failure = errors.New(t.Error)
+				if t.Status == Compensating {
+					cause = r.failure
+				}
 			}
 		}
 		if t.Step == "" {
 			continue
 		}
 		i, ok := r.d.index[t.Step]
-		if !ok {
-			corrupt = fmt.Errorf("saga %q: the log names step %q, which definition %q version %d does not have",
-				r.rec.ID, t.Step, r.d.name, r.d.version)
+		switch {
+		case !ok:
+			corrupt = fmt.Errorf("saga %q: the log names step %s, which definition %q version %d does not have",
+				r.rec.ID, brief.Quote(t.Step), r.d.name, r.d.version)
+			continue
+		case t.Phase != Forward && t.Phase != Compensate,
+			t.Kind != Started && t.Kind != Succeeded && t.Kind != Failed && t.Kind != TimedOut:
+			corrupt = fmt.Errorf("saga %q: the log has a transition of step %q with phase %s and kind %s, which no step has",
+				r.rec.ID, t.Step, brief.Quote(string(t.Phase)), brief.Quote(string(t.Kind)))
 			continue
 		}
 		if t.Phase == Compensate {
@@ -195,11 +256,13 @@ func (r *run) execute() {
 		if !final.Final() {
 			// The run stopped before the saga ended: say why on its span.
 			why := "closed"
-			if lost {
+			switch {
+			case lost:
 				why = "lease_lost"
+			case r.logFailed.Load():
+				why = "log_failed"
 			}
-			r.span.SetAttributes(AttrOutcome.String("interrupted"))
-			r.span.AddEvent("saga.interrupted", trace.WithAttributes(AttrReason.String(why)))
+			o.interrupted(r, why)
 		}
 		if lost {
 			o.tel.leasesLost.Add(r.ctx, 1, r.d.sets.name.opt)
@@ -643,39 +706,37 @@ func callCompensate(ctx context.Context, st *stepSpec, c Codec, data []byte) (er
 
 // compensateAll undoes, in reverse order, the steps that are done or may
 // have taken effect: a step's compensation runs once the compensations of
-// the steps after it are done.
+// the steps after it are done. A compensation that fails for good (or a
+// step that has none) holds back those of the steps before it, whose undo
+// would come too early, but not those of the other branches: they are
+// compensated, and the saga then needs attention, naming every step left
+// in effect.
 func (r *run) compensateAll() {
 	steps := r.d.steps
 	r.mu.Lock()
 	need := make([]bool, len(steps))
-	var missing []string
+	failed := make([]error, len(steps)) // compensations failed for good, or missing
 	for i := range steps {
 		f := r.fwd[i]
 		if (f.state == done || f.maybe || f.state == unknown) && !steps[i].retriable {
-			if steps[i].compensate == nil {
-				missing = append(missing, steps[i].name)
-				continue
-			}
 			need[i] = r.comp[i].state != done
+			if steps[i].compensate == nil {
+				need[i], failed[i] = true, errNoCompensation
+			}
 		}
 	}
 	cause := r.failure
 	r.mu.Unlock()
-	if len(missing) > 0 {
-		r.needsAttention(fmt.Errorf("steps %q may have taken effect and have no compensation (after: %v)", missing, cause))
-		return
-	}
 
 	results := make(chan stepResult, len(steps))
 	inflight := 0
-	var failure error
 	stopped := false
 	for {
-		if failure == nil && !stopped && r.ctx.Err() == nil {
+		if !stopped && r.ctx.Err() == nil {
 			r.mu.Lock()
 			for j := len(r.d.order) - 1; j >= 0; j-- {
 				i := r.d.order[j]
-				if need[i] && r.comp[i].state == pending && r.dependentsCompensated(i, need) {
+				if need[i] && failed[i] == nil && r.comp[i].state == pending && r.dependentsCompensated(i, need) {
 					r.comp[i].state = inFlight
 					inflight++
 					go func() { results <- stepResult{i, nil, -1, r.runCompensation(i)} }()
@@ -699,18 +760,58 @@ func (r *run) compensateAll() {
 			stopped = true
 		default:
 			c.state = pending
-			failure = fmt.Errorf("compensation of step %q: %w", steps[res.i].name, res.err)
+			failed[res.i] = res.err
 		}
 		r.mu.Unlock()
 	}
-	switch {
-	case stopped || r.ctx.Err() != nil:
-	case failure != nil:
-		r.needsAttention(failure)
-	default:
-		r.end(Compensated, cause)
+	if stopped || r.ctx.Err() != nil {
+		return
 	}
+	e := &compensationError{}
+	r.mu.Lock()
+	for i := range steps {
+		if need[i] && r.comp[i].state != done {
+			e.left = append(e.left, steps[i].name)
+		}
+		if failed[i] != nil {
+			e.steps = append(e.steps, steps[i].name)
+			e.errs = append(e.errs, failed[i])
+		}
+	}
+	r.mu.Unlock()
+	if len(e.errs) > 0 {
+		r.needsAttention(e)
+		return
+	}
+	r.end(Compensated, cause)
 }
+
+// errNoCompensation is the failure of a step that may have taken effect
+// and has no compensation (the pivot, whose outcome is unknown).
+var errNoCompensation = errors.New("it may have taken effect and has no compensation")
+
+// compensationError is why a compensating saga needs attention: the
+// compensations that failed for good, and every step left in effect (those
+// and the steps before them, whose compensations did not run).
+type compensationError struct {
+	steps []string // whose compensation failed, or is missing
+	errs  []error  // why, by steps
+	left  []string
+}
+
+func (e *compensationError) Error() string {
+	var b strings.Builder
+	for k, name := range e.steps {
+		if k > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "compensation of step %q: %v", name, e.errs[k])
+	}
+	fmt.Fprintf(&b, "; left in effect: steps %q", e.left)
+	return b.String()
+}
+
+func (e *compensationError) Unwrap() []error { return e.errs }
 
 // dependentsCompensated reports whether the steps after step i that need
 // compensating are compensated. r.mu is held.
@@ -776,13 +877,22 @@ func (r *run) needsAttention(cause error) {
 	r.o.tel.needsAttention.Add(r.ctx, 1, r.d.sets.name.with(cause))
 	r.end(NeedsAttention, cause)
 	if f := r.o.cfg.needsAttention; f != nil {
+		// The saga has ended, and with it the lease and the run's
+		// contexts' reasons to end: the function's context ends only when
+		// Close gives up waiting.
+		ctx, cancel := context.WithCancel(context.WithoutCancel(r.ctx))
+		stop := context.AfterFunc(r.o.stepCtx, cancel)
+		defer func() {
+			stop()
+			cancel()
+		}()
 		func() {
 			defer func() {
 				if v := recover(); v != nil {
 					otel.Handle(fmt.Errorf("saga: the WithNeedsAttention function panicked: %v", v))
 				}
 			}()
-			f(r.ctx, r.rec.ID, r.rec.Name, cause)
+			f(ctx, r.rec.ID, r.rec.Name, cause)
 		}()
 	}
 }
@@ -801,7 +911,8 @@ func (r *run) end(st Status, cause error) {
 		}
 	}
 	r.mu.Lock()
-	r.st, r.final, r.failure = st, st, cause
+	r.setStatus(st)
+	r.final, r.failure = st, cause
 	r.mu.Unlock()
 	opt := r.d.sets.executions[st].with(cause)
 	r.o.tel.executions.Add(r.ctx, 1, opt)
@@ -834,12 +945,9 @@ func (r *run) abandon(err error) {
 	r.attemptCancel(err)
 }
 
-// status returns the saga's status in this run.
-func (r *run) status() Status {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.st
-}
+// status returns the saga's status in this run, without waiting for a
+// write to the log under way.
+func (r *run) status() Status { return *r.shown.Load() }
 
 // write appends t to the log as the saga's next transition.
 func (r *run) write(t Transition) error {
@@ -850,6 +958,12 @@ func (r *run) write(t Transition) error {
 // so that transitions are numbered and written in order, then calls after
 // with them. An error of build is returned as is, with nothing written.
 // The write uses attemptCtx: a graceful Close lets it finish.
+//
+// A write that fails is tried again, backing off, for as long as the
+// lease holds by the orchestrator's clock (a log that is down for less
+// than that does not stop the saga), but not once the run is stopping
+// (the orchestrator closes, or another took the saga over). When it gives
+// up, the run stops, and the saga waits for a recovery.
 func (r *run) writeWith(build func() ([]Transition, error), after func([]Transition)) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -860,35 +974,72 @@ func (r *run) writeWith(build func() ([]Transition, error), after func([]Transit
 	if err != nil {
 		return err
 	}
+	final := false
 	for i := range ts {
 		ts[i].Seq = r.seq + 1 + int64(i)
+		ts[i].Error = logText(ts[i].Error)
+		final = final || ts[i].Status.Final()
+	}
+	if final {
+		r.finalizing.Store(true)
+		defer r.finalizing.Store(false)
 	}
 	tries := 0
 	err = r.o.logRetry.Do(r.attemptCtx, func(ctx context.Context) error {
 		tries++
 		err := r.o.log.Append(ctx, r.rec.ID, r.o.cfg.owner, ts...)
-		if err != nil && tries > 1 && errors.Is(err, ErrLeaseLost) && r.wrote(ctx, ts) {
+		switch {
+		case err == nil:
+			return nil
+		case tries > 1 && errors.Is(err, ErrLeaseLost) && r.wrote(ctx, ts):
 			// An earlier try was committed although it seemed to fail.
 			return nil
+		case r.ctx.Err() != nil || !r.leaseHolds():
+			return retry.Permanent(err)
 		}
 		return err
 	})
 	if err != nil {
-		if errors.Is(err, ErrLeaseLost) {
+		switch {
+		case errors.Is(err, ErrLeaseLost):
 			r.lost.Store(true)
+		case r.ctx.Err() == nil:
+			r.logFailed.Store(true)
 		}
 		return err
 	}
 	r.seq += int64(len(ts))
 	for _, t := range ts {
 		if t.Status != "" {
-			r.st = t.Status
+			r.setStatus(t.Status)
 		}
 	}
 	if after != nil {
 		after(ts)
 	}
 	return nil
+}
+
+// leaseHolds reports whether the saga's lease has not expired yet by the
+// orchestrator's clock.
+func (r *run) leaseHolds() bool {
+	return r.o.since()-r.leaseFrom.Load() < int64(r.o.cfg.lease)
+}
+
+// maxErrorText is how many bytes of an error message a transition keeps.
+const maxErrorText = 8 << 10
+
+// logText returns the text of an error message to write to the log: at
+// most maxErrorText bytes (cut on a character), through ValidText.
+func logText(msg string) string {
+	if len(msg) > maxErrorText {
+		cut := maxErrorText
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + fmt.Sprintf("…(%d bytes)", len(msg))
+	}
+	return ValidText(msg)
 }
 
 // wrote reports whether the log holds ts, written by an earlier try whose
@@ -941,13 +1092,15 @@ func (e *PanicError) Unwrap() error {
 }
 
 // failureFrom returns the error recorded with a saga's last change of
-// status, for Wait on a saga run elsewhere.
+// status, for Wait on a saga run elsewhere: for a resolved saga, the one
+// that made it need attention, not the operator's reason; for a saga
+// compensated after a retry, the one that made it compensate.
 func failureFrom(st Status, ts []Transition) error {
 	if st == Completed {
 		return nil
 	}
 	for i := len(ts) - 1; i >= 0; i-- {
-		if ts[i].Status != "" && ts[i].Error != "" {
+		if ts[i].Status != "" && ts[i].Status != Resolved && ts[i].Error != "" {
 			return errors.New(ts[i].Error)
 		}
 	}

@@ -28,8 +28,9 @@ const (
 	AttrOutcome = attribute.Key("saga.outcome")
 	AttrAttempt = attribute.Key("saga.attempt")
 	AttrResumed = attribute.Key("saga.resumed")
-	// AttrReason is why a run stopped before its saga ended (closed or
-	// lease_lost), on the saga.interrupted event.
+	// AttrReason is why a run stopped before its saga ended (closed,
+	// lease_lost or log_failed), on the saga.interrupted event, and the
+	// reason given to Orchestrator.Resolve, on its span.
 	AttrReason = attribute.Key("saga.reason")
 	// AttrOperation is the lease operation (claim or renew) of
 	// saga.lease.operation.duration.

@@ -56,6 +56,12 @@ var documentedSpans = []telemetrytest.Span{
 	{Name: "compensate {step}", Kind: trace.SpanKindInternal, Parented: true,
 		Required: []attribute.Key{saga.AttrName, saga.AttrID, saga.AttrStep, saga.AttrPhase, saga.AttrAttempt, saga.AttrOutcome},
 		Optional: []attribute.Key{semconv.ErrorTypeKey}},
+	{Name: "saga.retry {name}", Kind: trace.SpanKindInternal, Parented: true,
+		Required: []attribute.Key{saga.AttrName, saga.AttrID, saga.AttrVersion},
+		Optional: []attribute.Key{semconv.ErrorTypeKey}},
+	{Name: "saga.resolve {name}", Kind: trace.SpanKindInternal, Parented: true,
+		Required: []attribute.Key{saga.AttrName, saga.AttrID, saga.AttrVersion, saga.AttrReason},
+		Optional: []attribute.Key{semconv.ErrorTypeKey}},
 	{Name: "saga.react {reaction}", Kind: trace.SpanKindInternal, Parented: true,
 		Required: []attribute.Key{saga.AttrName, saga.AttrID, saga.AttrStep, saga.AttrPhase, saga.AttrOutcome},
 		Optional: []attribute.Key{semconv.ErrorTypeKey}},
@@ -80,6 +86,7 @@ var logSpans = []telemetrytest.Span{
 	{Name: "load", Kind: trace.SpanKindClient, Required: []attribute.Key{saga.AttrID}, Parented: true},
 	{Name: "release", Kind: trace.SpanKindClient, Required: []attribute.Key{saga.AttrID}, Parented: true},
 	{Name: "claim", Kind: trace.SpanKindClient, Parented: true},
+	{Name: "reopen", Kind: trace.SpanKindClient, Required: []attribute.Key{saga.AttrID}, Parented: true},
 }
 
 // tracedLog is a Log that starts a span for each call, as saga/pglog
@@ -145,6 +152,12 @@ func (l *tracedLog) Load(ctx context.Context, id string) (saga.Record, []saga.Tr
 	return l.Log.Load(ctx, id)
 }
 
+func (l *tracedLog) Reopen(ctx context.Context, id, owner string, lease time.Duration) error {
+	ctx, span := l.start(ctx, "reopen", id)
+	defer span.End()
+	return l.Log.(saga.Reopener).Reopen(ctx, id, owner, lease)
+}
+
 // sdkDefaults returns test providers whose tracer provider samples as the
 // SDK does by default, ParentBased(AlwaysSample), as a service's does:
 // under an unsampled parent, nothing is recorded.
@@ -196,6 +209,14 @@ func (x spanIndex) ofWait(s sdktrace.ReadOnlySpan) bool {
 	return ok && p.Name() == "wait"
 }
 
+// ofOperator reports whether s is a child of a span of Retry or Resolve,
+// or of the test's span "operator" (their first load, which finds the
+// saga's name for their spans').
+func (x spanIndex) ofOperator(s sdktrace.ReadOnlySpan) bool {
+	p, ok := x[s.Parent().SpanID()]
+	return ok && (p.Name() == "operator" || strings.HasPrefix(p.Name(), "saga.retry ") || strings.HasPrefix(p.Name(), "saga.resolve "))
+}
+
 // sagaParent returns the run span of saga id that s is a child of, or of
 // a retry span that is the run span's child; nil if there is none.
 func (x spanIndex) sagaParent(s sdktrace.ReadOnlySpan, id string) sdktrace.ReadOnlySpan {
@@ -220,8 +241,9 @@ func TestTelemetryConforms(t *testing.T) {
 		log := newTracedLog(p.TracerProvider)
 		ctx := context.Background()
 		opts := func(more ...saga.Option) []saga.Option {
+			// No recovery in the background: o2's Recover takes s-1 over.
 			return append([]saga.Option{saga.WithTracerProvider(p.TracerProvider), saga.WithMeterProvider(p.MeterProvider),
-				saga.WithLease(3 * time.Second)}, more...)
+				saga.WithLease(3 * time.Second), saga.WithRecoverInterval(0)}, more...)
 		}
 		first := func(ctx context.Context) bool {
 			info, _ := saga.StepFromContext(ctx)
@@ -287,12 +309,22 @@ func TestTelemetryConforms(t *testing.T) {
 			{shop, "o-ok", saga.Completed},
 			{shop, "o-fail", saga.Compensated},
 			{doomed, "o-doomed", saga.NeedsAttention},
+			{doomed, "o-doomed-2", saga.NeedsAttention},
 		} {
 			id, err := o1.Start(ctx, tc.def, order{ID: tc.id}, saga.WithID(tc.id))
 			require.NoError(t, err)
 			st, _ := waitFor(t, p.TracerProvider, o1, id)
 			require.Equal(t, tc.want, st, "saga %s", tc.id)
 		}
+		// An operator retries one (it needs attention again) and
+		// resolves the other.
+		opCtx, op := p.TracerProvider.Tracer("test").Start(ctx, "operator")
+		require.NoError(t, o1.Retry(opCtx, "o-doomed"))
+		st, _ := waitFor(t, p.TracerProvider, o1, "o-doomed")
+		require.Equal(t, saga.NeedsAttention, st)
+		require.NoError(t, o1.Resolve(opCtx, "o-doomed-2", "refunded by hand"))
+		require.ErrorIs(t, o1.Resolve(opCtx, "o-doomed-2", "again"), saga.ErrNotNeedsAttention)
+		op.End()
 
 		// o1 runs s-1 but cannot renew its lease, which expires: o2
 		// recovers the saga. Once o1 renews again it finds the lease
@@ -309,7 +341,7 @@ func TestTelemetryConforms(t *testing.T) {
 		rspan.End()
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
-		st, err := waitFor(t, p.TracerProvider, o2, "s-1")
+		st, err = waitFor(t, p.TracerProvider, o2, "s-1")
 		require.NoError(t, err)
 		require.Equal(t, saga.Completed, st)
 		log.failRenew.Store(false)
@@ -344,9 +376,10 @@ func TestTelemetryConforms(t *testing.T) {
 			names[i] = m.Name
 		}
 		p.CheckMetrics(t, saga.ScopeName, documentedMetrics, names...)
-		p.CheckSpans(t, saga.ScopeName, documentedSpans, "saga {name}", "step {step}", "compensate {step}", "saga.react {reaction}")
+		p.CheckSpans(t, saga.ScopeName, documentedSpans, "saga {name}", "step {step}", "compensate {step}",
+			"saga.retry {name}", "saga.resolve {name}", "saga.react {reaction}")
 		p.CheckSpans(t, retry.ScopeName, retrySpans, "retry")
-		p.CheckSpans(t, logScope, logSpans, "create", "append", "load", "release", "claim")
+		p.CheckSpans(t, logScope, logSpans, "create", "append", "load", "release", "claim", "reopen")
 
 		// The spans of a saga's run are its span's children (through a
 		// retry span for the attempts after the first).
@@ -363,6 +396,7 @@ func TestTelemetryConforms(t *testing.T) {
 					assert.True(t, strings.HasPrefix(parent.Name(), "saga "), "retry span's parent: %q; want a saga's", parent.Name())
 				}
 			case scope == logScope && x.ofWait(sp):
+			case scope == logScope && x.ofOperator(sp):
 			case scope == logScope && sp.Name() != "claim",
 				scope == saga.ScopeName && (strings.HasPrefix(sp.Name(), "step ") || strings.HasPrefix(sp.Name(), "compensate ")):
 				id := attrs[saga.AttrID].AsString()
@@ -394,7 +428,7 @@ func TestTelemetryConforms(t *testing.T) {
 			"failed renewals carry error.type")
 
 		telemetrytest.CheckDoc(t, "doc.go", documentedMetrics, append(append([]telemetrytest.Span(nil), documentedSpans...), retrySpans...))
-		for _, word := range []string{"saga.interrupted", string(saga.AttrReason), "lease_lost", "saga.step", "saga.compensation",
+		for _, word := range []string{"saga.interrupted", string(saga.AttrReason), "lease_lost", "log_failed", "saga.step", "saga.compensation",
 			"saga.log", "retry.attempts", "retry.calls", "retry.delay", "interrupted"} {
 			telemetrytest.CheckDoc(t, "doc.go", []telemetrytest.Instrument{{Name: word}}, nil)
 		}

@@ -12,6 +12,12 @@
 //		})
 //	}
 //
+// Besides the methods of saga.Log, the suite checks that text with NUL
+// bytes or invalid UTF-8 (an error's message, a trace context) is stored
+// without failing, as given or through saga.ValidText, and, for a log
+// that is a saga.Reopener, its Reopen (the subtests Reopen/... are
+// skipped for a log that is not one).
+//
 // newLog is called once per subtest. Subtests run one after another and
 // use only saga ids and saga names made of their own name and an id unique
 // to the call of Run, so a backend may hand every subtest the same
