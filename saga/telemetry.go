@@ -178,12 +178,15 @@ func propagator() propagation.TextMapPropagator {
 	return p
 }
 
-// untraced returns ctx with a span context that is valid and not sampled,
-// for the orchestrator's own upkeep (renewing leases, looking for sagas
-// to recover): the spans the log starts under it are then not sampled by
-// a parent-based sampler (the SDK's default), so that an idle orchestrator
-// sends no trace every few seconds. The metrics of those calls are kept.
+// untraced marks ctx for the orchestrator's own upkeep (renewing leases,
+// looking for sagas to recover), so that an idle orchestrator sends no
+// trace every few seconds while the metrics of those calls are kept: the
+// module's logs (saga/pglog) start no span under the mark
+// ([telemetry.Untraced]), whatever the sampler, and the span context it
+// carries, valid and not sampled, keeps a parent-based sampler (the SDK's
+// default) from sampling the spans of other Log implementations.
 func untraced(ctx context.Context) context.Context {
+	ctx = telemetry.Untraced(ctx)
 	var tid trace.TraceID
 	var sid trace.SpanID
 	// The low bits set keep the IDs valid (not zero).

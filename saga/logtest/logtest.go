@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -1020,17 +1019,6 @@ func testCanceled(t *testing.T, s *suite) {
 	s.mustAppend(t, rec.ID, ownerA, step(1, "a"))
 }
 
-// pendingPglog skips the running subtest on saga/pglog, which lacks the
-// change the subtest checks until the patch of issue 14 (given to the
-// lead with the change) is applied. Remove it with that patch.
-func pendingPglog(t *testing.T, l saga.Log, change string) {
-	t.Helper()
-	if tp := reflect.TypeOf(l); tp != nil && tp.Kind() == reflect.Pointer &&
-		tp.Elem().PkgPath() == "github.com/otelpatterns/patterns/saga/pglog" {
-		t.Skipf("pending in saga/pglog: %s (issue 14; remove this skip with that change)", change)
-	}
-}
-
 // sameText reports whether got is want as given or through
 // saga.ValidText, as a log may store it.
 func sameText(got, want string) bool { return got == want || got == saga.ValidText(want) }
@@ -1040,7 +1028,6 @@ func sameText(got, want string) bool { return got == want || got == saga.ValidTe
 // stored without failing, as given or through saga.ValidText: a log that
 // refused it failed the write, and the saga was stuck.
 func testInvalidText(t *testing.T, s *suite) {
-	pendingPglog(t, s.Log, "storing a Transition's Error and a Record's Trace with NUL bytes or invalid UTF-8 (item 1)")
 	rec := s.record(t, "a", s.name(t, "n"))
 	rec.Trace["x-\x00key"] = "value \xff\x00"
 	s.mustCreate(t, rec, ownerA, longLease)
@@ -1083,7 +1070,6 @@ func testInvalidText(t *testing.T, s *suite) {
 // log that is not one.
 func (s *suite) reopener(t *testing.T) saga.Reopener {
 	t.Helper()
-	pendingPglog(t, s.Log, "Log.Reopen, for Orchestrator.Retry and Resolve (item 6)")
 	r, ok := s.Log.(saga.Reopener)
 	if !ok {
 		t.Skipf("the log, a %T, is not a saga.Reopener", s.Log)

@@ -21,7 +21,9 @@
 // and its tables, and upgrades them when a later version of this package
 // changes them. It is idempotent and safe to call from every instance of
 // a service at once. The log does not own the pool: close the pool after
-// the log's last call. The log passes the conformance suite of
+// the log's last call. The log is a [saga.Reopener], so that operators can
+// retry or resolve a saga that needs attention ([saga.Orchestrator.Retry],
+// [saga.Orchestrator.Resolve]), and passes the conformance suite of
 // saga/logtest.
 //
 // # Tables
@@ -59,9 +61,11 @@
 // plus schema_migrations, which records the version (the schema may be
 // shared with eventsource/pgstore and cqrs/pgcheckpoint, which keep
 // their own versions in it). The log never deletes: to keep the tables
-// small, delete finished sagas (status completed, compensated or
-// needs_attention) whose updated_at is old enough; their transitions go
-// with them.
+// small, delete finished sagas (status completed, compensated, resolved,
+// or needs_attention if no one will resolve them) whose updated_at is old
+// enough; their transitions go with them. The status resolved and the
+// kind retried, which Retry and Resolve write, need no change of the
+// tables.
 //
 // Saga data and transition data are bytea, stored as they are. Text that
 // comes from the steps (a transition's error message) or the propagator
@@ -127,6 +131,8 @@
 //   - claim {schema}.sagas: Claim with a limit of 1 or more and a name.
 //   - release {schema}.sagas: Release, with saga.id.
 //   - load {schema}.sagas: Load, with saga.id.
+//   - reopen {schema}.sagas: Reopen, with its second query on failure,
+//     and saga.id.
 //   - migrate {database}|{schema}: Migrate.
 //
 // A saga id (or owner) longer than 128 bytes is cut to its first 128
@@ -146,8 +152,8 @@
 // Their attributes, set when the span starts:
 //
 //   - db.system.name: postgresql.
-//   - db.operation.name: create, append, renew, claim, release, load or
-//     migrate.
+//   - db.operation.name: create, append, renew, claim, release, load,
+//     reopen or migrate.
 //   - db.collection.name: {schema}.sagas or {schema}.transitions; none
 //     for migrate.
 //   - db.namespace: {database}|{schema}, the database of the pool's

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -44,7 +43,7 @@ type Log struct {
 type statements struct {
 	schema                                  string // the quoted schema name
 	create, append, why, renew, claim, load string
-	release                                 string
+	release, reopen, reopenWhy              string
 }
 
 func newStatements(schema string) statements {
@@ -99,6 +98,13 @@ WHERE id IN (
 )
 RETURNING id, name, version, status, data, trace, created_at`),
 		release: r.Replace(`UPDATE {s}.sagas SET owner = NULL, updated_at = now() WHERE id = $1 AND owner = $2`),
+		// A saga that needs attention has no owner (its final status
+		// cleared it), or the owner of an earlier Reopen, whose lease may
+		// have expired. The row lock serialises two reopens: the second
+		// rechecks the owner once the first commits, and is turned away.
+		reopen: r.Replace(`UPDATE {s}.sagas SET owner = $2, lease_until = now() + $3::bigint * interval '1 microsecond', updated_at = now()
+WHERE id = $1 AND status = '` + string(saga.NeedsAttention) + `' AND (owner IS NULL OR owner = $2 OR lease_until <= now())`),
+		reopenWhy: r.Replace(`SELECT status, owner FROM {s}.sagas WHERE id = $1`),
 		// One statement, so one snapshot: the record and its transitions
 		// agree. The saga's data and trace come with the first row only.
 		load: r.Replace(`SELECT s.name, s.version, s.status,
@@ -113,7 +119,10 @@ ORDER BY t.seq`),
 	}
 }
 
-var _ saga.Log = (*Log)(nil)
+var (
+	_ saga.Log      = (*Log)(nil)
+	_ saga.Reopener = (*Log)(nil)
+)
 
 // New returns a log that keeps its tables in the schema of [WithSchema]
 // ("saga" by default) of the pool's database. It does not touch the
@@ -197,7 +206,7 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 			status = t.Status
 		}
 		seqs[i], statuses[i], steps[i], phases[i], kinds[i] = t.Seq, string(t.Status), t.Step, string(t.Phase), string(t.Kind)
-		attempts[i], data[i], errs[i] = int32(min(max(t.Attempt, 0), 1<<31-1)), t.Data, validText(t.Error)
+		attempts[i], data[i], errs[i] = int32(min(max(t.Attempt, 0), 1<<31-1)), t.Data, saga.ValidText(t.Error)
 	}
 	tag, err := l.pool.Exec(ctx, l.sql.append, id, owner, string(status), status.Final(),
 		seqs, statuses, steps, phases, kinds, attempts, data, errs)
@@ -321,6 +330,39 @@ func (l *Log) Release(ctx context.Context, id, owner string) (err error) {
 	return nil
 }
 
+// Reopen implements [saga.Reopener.Reopen] with one UPDATE, which matches
+// only a saga in status needs_attention that no other owner holds an
+// unexpired lease on (the lease runs from the database's clock); only
+// when it matches nothing does a second query tell a missing saga
+// (ErrNotFound) from one in another status or leased (ErrLeaseLost).
+func (l *Log) Reopen(ctx context.Context, id, owner string, lease time.Duration) (err error) {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ctx, span, start := l.tel.start(ctx, opReopen, id)
+	defer func() { l.tel.End(ctx, span, opReopen, start, err) }()
+	tag, err := l.pool.Exec(ctx, l.sql.reopen, id, owner, lease.Microseconds())
+	switch {
+	case err != nil:
+		return fmt.Errorf("pglog: reopening saga %s for %s: %w", brief.Quote(id), brief.Quote(owner), pgschema.Err(ctx, err))
+	case tag.RowsAffected() == 1:
+		return nil
+	}
+	var status string
+	var holder pgtype.Text
+	err = l.pool.QueryRow(ctx, l.sql.reopenWhy, id).Scan(&status, &holder)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: saga %s", saga.ErrNotFound, brief.Quote(id))
+	case err != nil:
+		return fmt.Errorf("pglog: reopening saga %s for %s: %w", brief.Quote(id), brief.Quote(owner), pgschema.Err(ctx, err))
+	case saga.Status(status) != saga.NeedsAttention:
+		return fmt.Errorf("%w: saga %s is %s, not %s", saga.ErrLeaseLost, brief.Quote(id), brief.Quote(status), saga.NeedsAttention)
+	default:
+		return fmt.Errorf("%w: saga %s is leased to %s", saga.ErrLeaseLost, brief.Quote(id), brief.Quote(holder.String))
+	}
+}
+
 // Load implements [saga.Log.Load] with one query, so the record and the
 // transitions come from one snapshot.
 func (l *Log) Load(ctx context.Context, id string) (rec saga.Record, ts []saga.Transition, err error) {
@@ -390,7 +432,7 @@ func (l *Log) load(ctx context.Context, id string) (rec saga.Record, ts []saga.T
 }
 
 // encodeTrace returns the JSON of a trace context, or NULL for none, with
-// its keys and values through validText: jsonb refuses a NUL ("\u0000").
+// its keys and values through saga.ValidText: jsonb refuses a NUL ("\u0000").
 // It is text, not []byte, which the simple protocol (PgBouncer) would
 // send as a bytea literal.
 func encodeTrace(trace map[string]string) (pgtype.Text, error) {
@@ -399,29 +441,16 @@ func encodeTrace(trace map[string]string) (pgtype.Text, error) {
 	}
 	valid := trace
 	for k, v := range trace {
-		if validText(k) != k || validText(v) != v {
+		if saga.ValidText(k) != k || saga.ValidText(v) != v {
 			valid = make(map[string]string, len(trace))
 			for k, v := range trace {
-				valid[validText(k)] = validText(v)
+				valid[saga.ValidText(k)] = saga.ValidText(v)
 			}
 			break
 		}
 	}
 	b, err := json.Marshal(valid)
 	return pgtype.Text{String: string(b), Valid: true}, err
-}
-
-// validText returns s with each NUL byte, and each run of bytes that is
-// not UTF-8, replaced by U+FFFD, so that PostgreSQL's text (and jsonb)
-// stores it: it refuses both, and a write that fails on the text of an
-// error would fail again at every recovery, wedging the saga. It returns
-// s itself when there is nothing to replace. (saga.ValidText, where the
-// saga package has it, is the same rule.)
-func validText(s string) string {
-	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
-		return s
-	}
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 func decodeTrace(b []byte) (map[string]string, error) {

@@ -28,6 +28,7 @@ const (
 	opClaim
 	opRelease
 	opLoad
+	opReopen
 	opMigrate
 	numOps
 )
@@ -41,6 +42,7 @@ var ops = [numOps]pgtel.Op{
 	opClaim:   {Name: "claim", Table: "sagas"},
 	opRelease: {Name: "release", Table: "sagas"},
 	opLoad:    {Name: "load", Table: "sagas"},
+	opReopen:  {Name: "reopen", Table: "sagas"},
 	opMigrate: {Name: "migrate"},
 }
 

@@ -40,6 +40,7 @@ var documentedSpans = []telemetrytest.Span{
 	{Name: "claim {collection}", Kind: trace.SpanKindClient, Required: onTable, Optional: withRows},
 	{Name: "release {collection}", Kind: trace.SpanKindClient, Required: withID, Optional: dbOptional},
 	{Name: "load {collection}", Kind: trace.SpanKindClient, Required: withID, Optional: withRows},
+	{Name: "reopen {collection}", Kind: trace.SpanKindClient, Required: withID, Optional: dbOptional},
 	{Name: "migrate {namespace}", Kind: trace.SpanKindClient, Required: dbRequired, Optional: dbOptional},
 }
 
@@ -68,6 +69,9 @@ func exercise(t *testing.T, ctx context.Context, l *pglog.Log) {
 	_, ts, err := l.Load(ctx, "a")
 	require.NoError(t, err)
 	require.Len(t, ts, 1)
+	require.NoError(t, l.Append(ctx, "a", "you", saga.Transition{Seq: 2, Status: saga.NeedsAttention}))
+	require.NoError(t, l.Reopen(ctx, "a", "me", time.Minute))
+	require.ErrorIs(t, l.Reopen(ctx, "a", "you", time.Minute), saga.ErrLeaseLost)
 }
 
 // TestTelemetryConforms runs every operation of the log, failures
@@ -84,7 +88,8 @@ func TestTelemetryConforms(t *testing.T) {
 		l := newLogIn(t, testenv.PostgresPool(t, 4), schemaName(t), opts...)
 		exercise(t, testenv.Context(t, 10*time.Second), l)
 		p.CheckSpans(t, pglog.ScopeName, documentedSpans, "create {collection}", "append {collection}",
-			"renew {collection}", "claim {collection}", "release {collection}", "load {collection}", "migrate {namespace}")
+			"renew {collection}", "claim {collection}", "release {collection}", "load {collection}", "reopen {collection}",
+			"migrate {namespace}")
 		p.CheckMetrics(t, pglog.ScopeName, documentedMetrics, opDuration)
 	}
 	telemetrytest.CheckDoc(t, "doc.go", documentedMetrics, documentedSpans)
@@ -112,11 +117,12 @@ func TestTelemetry(t *testing.T) {
 	}{
 		{"migrate", "", "", 1},
 		{"create", sagas, "a", 1},
-		{"append", transitions, "a", 2},
+		{"append", transitions, "a", 3},
 		{"renew", sagas, "", 1},
 		{"release", sagas, "a", 1},
 		{"claim", sagas, "", 1},
 		{"load", sagas, "a", 2},
+		{"reopen", sagas, "a", 2},
 	} {
 		summary := tt.op + " " + namespace
 		want := append([]attribute.KeyValue{semconv.DBOperationName(tt.op)}, common...)
@@ -251,4 +257,42 @@ func TestDefaultPortIsOptIn(t *testing.T) {
 		assert.Equal(t, pool.Config().ConnConfig.Port != pgtel.DefaultPort, port, "%s: server.port", span.Name())
 		assert.NotContains(t, a, semconv.DBResponseReturnedRowsKey, span.Name())
 	}
+}
+
+// TestOrchestratorUpkeepMakesNoSpans protects an idle orchestrator on
+// PostgreSQL from sending a trace every few seconds whatever the sampler:
+// with AlwaysSample (which ignores the parent), the upkeep's claims and
+// renewals made spans under a parent never exported, until the saga
+// package marked them untraced and pglog honoured the mark.
+func TestOrchestratorUpkeepMakesNoSpans(t *testing.T) {
+	p := telemetrytest.New(t) // AlwaysSample
+	l, _, _ := newLog(t, 4, pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider))
+	block := make(chan struct{})
+	started := make(chan struct{}, 1)
+	def, err := saga.Define("upkeep", 1, saga.Step[struct{}]{Name: "wait",
+		Action: func(ctx context.Context, _ struct{}) (func(*struct{}), error) {
+			started <- struct{}{}
+			select {
+			case <-block:
+			case <-ctx.Done():
+			}
+			return nil, nil
+		},
+		Compensate: func(context.Context, struct{}) error { return nil }})
+	require.NoError(t, err)
+	o, err := saga.NewOrchestrator(l, saga.WithDefinitions(def), saga.WithLease(time.Second),
+		saga.WithRecoverInterval(50*time.Millisecond), saga.WithTracerProvider(p.TracerProvider), saga.WithMeterProvider(p.MeterProvider))
+	require.NoError(t, err)
+	defer o.Close(context.Background())
+	id, err := o.Start(context.Background(), def, struct{}{})
+	require.NoError(t, err)
+	<-started
+	before := len(p.Spans.Ended())
+	time.Sleep(800 * time.Millisecond) // renewals every 333 ms, claims every 50 ms
+	for _, s := range p.Spans.Ended()[before:] {
+		t.Errorf("span %q during upkeep alone", s.Name())
+	}
+	close(block)
+	_, err = o.Wait(context.Background(), id)
+	require.NoError(t, err)
 }
