@@ -600,6 +600,7 @@ func TestHalfOpenProbesCappedBySuccessesNeeded(t *testing.T) {
 			circuitbreaker.WithHalfOpenProbes(5), circuitbreaker.WithHalfOpenSuccesses(1))
 		_ = b.Execute(context.Background(), failWith(errBoom))
 		time.Sleep(time.Second)
+		synctest.Wait() // the open period's timer has fired
 		release := make(chan struct{})
 		go func() {
 			_ = b.Execute(context.Background(), func(context.Context) error { <-release; return nil })
