@@ -144,8 +144,10 @@ func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvide
 }
 
 // observe registers the callback that reports the lookups and evictions
-// of owner, a cache. It holds owner weakly, so a cache that is thrown away
-// leaves no callback and no series behind.
+// counted in t, the instruments of owner: while owner is reachable, and
+// once more after it is garbage-collected, so that a cache closed and
+// dropped just before the final collection loses no count, and one that
+// is thrown away leaves no callback and no series behind.
 func observe[V any](t *instruments, owner *Cache[V]) {
 	requests := telemetry.Int64ObservableCounter(t.meter, "cache.requests", metric.WithUnit("{request}"),
 		metric.WithDescription("Lookups per cache level, by result."))
@@ -159,17 +161,17 @@ func observe[V any](t *instruments, owner *Cache[V]) {
 		}
 	}
 	evictOpts := []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(t.name))}
-	t.reg = telemetry.Observe(t.meter, owner, func(c *Cache[V], o metric.Observer) {
+	t.reg = telemetry.ObserveState(t.meter, owner, t, func(t *instruments, o metric.Observer) {
 		// Series that never moved are not reported.
 		for l := range numLevels {
 			for r := range numLookupResults {
-				if n := c.tel.requests[l][r].Load(); n > 0 {
+				if n := t.requests[l][r].Load(); n > 0 {
 					o.ObserveInt64(requests, n, reqOpts[l][r]...)
 				}
 			}
 		}
-		c.tel.l2Errors.observe(o, requests)
-		if n := c.tel.evictions.Load(); n > 0 {
+		t.l2Errors.observe(o, requests)
+		if n := t.evictions.Load(); n > 0 {
 			o.ObserveInt64(evictions, n, evictOpts...)
 		}
 	}, requests, evictions)

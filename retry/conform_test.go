@@ -215,9 +215,9 @@ func checkEvents(t *testing.T, tel *telemetrytest.Providers, specs []telemetryte
 	}
 }
 
-// TestDroppedRetrierTakesItsSeries protects the promise that a retrier
-// reports while it is reachable: one that is garbage-collected leaves no
-// callback reporting its counts.
+// TestDroppedRetrierTakesItsSeries protects the promise that a retrier's
+// counts are not lost when it is dropped before the next collection (as
+// at the end of a program), and that its series end after that.
 func TestDroppedRetrierTakesItsSeries(t *testing.T) {
 	tel := telemetrytest.New(t)
 	func() {
@@ -226,16 +226,31 @@ func TestDroppedRetrierTakesItsSeries(t *testing.T) {
 	}()
 	kept := retry.New(retry.WithName("kept"), retry.WithMeterProvider(tel.MeterProvider))
 	_ = kept.Do(context.Background(), func(context.Context) error { return nil })
-	runtime.GC()
+	for range 3 {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	assert.Equal(t, map[string]bool{"kept": true, "short-lived": true}, seriesNames(t, tel, retry.AttrName),
+		"the dropped retrier's last counts reach the next collection")
+	assert.Eventually(t, func() bool {
+		runtime.GC()
+		return !seriesNames(t, tel, retry.AttrName)["short-lived"]
+	}, 5*time.Second, 10*time.Millisecond, "the dropped retrier's series end")
+	assert.Equal(t, map[string]bool{"kept": true}, seriesNames(t, tel, retry.AttrName))
+	runtime.KeepAlive(kept)
+}
+
+// seriesNames returns the values of key in every data point collected.
+func seriesNames(t *testing.T, tel *telemetrytest.Providers, key attribute.Key) map[string]bool {
 	names := map[string]bool{}
 	for _, sm := range tel.Collect(t).ScopeMetrics {
 		for _, m := range sm.Metrics {
 			for _, set := range telemetrytest.AttributeSets(m) {
-				v, _ := set.Value(retry.AttrName)
-				names[v.AsString()] = true
+				if v, ok := set.Value(key); ok {
+					names[v.AsString()] = true
+				}
 			}
 		}
 	}
-	assert.Equal(t, map[string]bool{"kept": true}, names)
-	runtime.KeepAlive(kept)
+	return names
 }

@@ -88,9 +88,10 @@
 // counter would cost many times a first attempt. What that trades: these
 // counts carry no exemplars (retry.delay does), they reach the SDK only
 // at collection, and series that never moved are not reported. A retrier
-// reports while it is reachable; one that is garbage-collected takes its
-// series with it. It reports at most 64 (retry.outcome, error.type)
-// pairs of calls that gave up; later ones count under error.type _OTHER.
+// reports while it is reachable, and once more at the first collection
+// after it is garbage-collected, so that no count is lost; then its series
+// end. It reports at most 64 (retry.outcome, error.type) pairs of calls
+// that gave up; later ones count under error.type _OTHER.
 //
 // Spans come from the tracer named [ScopeName] of the [WithTracerProvider]
 // provider (the global one by default):

@@ -88,9 +88,11 @@ func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvide
 	return t
 }
 
-// observe registers the callback that reports r's calls and attempts. It
-// holds r weakly, so a retrier that is thrown away leaves no callback and
-// no series behind.
+// observe registers the callback that reports the calls and attempts
+// counted in t, the instruments of r: while r is reachable, and once more
+// after it is garbage-collected, so that a retrier dropped just before the
+// final collection loses no count, and one that is thrown away leaves no
+// callback and no series behind.
 func (t *instruments) observe(r *Retrier, mp metric.MeterProvider) {
 	m := telemetry.Meter(mp, ScopeName)
 	attempts := telemetry.Int64ObservableCounter(m, "retry.attempts",
@@ -104,19 +106,19 @@ func (t *instruments) observe(r *Retrier, mp metric.MeterProvider) {
 	for _, o := range []int{outcomeSuccess, outcomeSuccessAfterRetry} {
 		callOpts[o] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(t.name, AttrOutcome.String(outcomeNames[o])))}
 	}
-	t.reg = telemetry.Observe(m, r, func(r *Retrier, o metric.Observer) {
+	t.reg = telemetry.ObserveState(m, r, t, func(t *instruments, o metric.Observer) {
 		// Series that never moved are not reported.
-		first := r.tel.firstSuccess.Load()
-		if n := first + r.tel.attempts.Load(); n > 0 {
+		first := t.firstSuccess.Load()
+		if n := first + t.attempts.Load(); n > 0 {
 			o.ObserveInt64(attempts, n, nameOpts...)
 		}
 		if first > 0 {
 			o.ObserveInt64(calls, first, callOpts[outcomeSuccess]...)
 		}
-		if n := r.tel.successAfterRetry.Load(); n > 0 {
+		if n := t.successAfterRetry.Load(); n > 0 {
 			o.ObserveInt64(calls, n, callOpts[outcomeSuccessAfterRetry]...)
 		}
-		r.tel.failures.observe(o, calls)
+		t.failures.observe(o, calls)
 	}, attempts, calls)
 }
 
