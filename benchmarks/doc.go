@@ -39,6 +39,9 @@
 //     OpenTelemetry SDK meter provider with a manual reader. The peers have
 //     no telemetry and run their closed row again, so that each scenario has
 //     a gobreaker row to compare with.
+//   - closed-sdk-sampled: closed-sdk, every call in a context holding a
+//     sampled, recording span, where a synchronous SDK instrument would
+//     record an exemplar.
 //
 // and the implementations are:
 //
@@ -69,6 +72,11 @@
 //   - two-failures: sequential calls of an operation that fails twice, then
 //     succeeds, with no wait between attempts and at most 3 attempts: the
 //     cost of the retry path itself.
+//   - first-success-sdk: first-success, with otelpatterns recording into
+//     OpenTelemetry SDK meter and tracer providers; the peers run their
+//     first-success row again.
+//   - first-success-sdk-sampled: first-success-sdk, every call in a context
+//     holding a sampled, recording span.
 //
 // and the implementations are:
 //
@@ -105,6 +113,11 @@
 //   - hit-parallel: lookups from GOMAXPROCS goroutines (b.RunParallel) of
 //     keys from the trace, in a cache of 200,000 entries filled with every
 //     key first, so that every lookup hits (a miss fails the benchmark).
+//   - hit-parallel-sdk: hit-parallel, with otelpatterns recording into
+//     OpenTelemetry SDK meter and tracer providers; the peers run their
+//     hit-parallel row again.
+//   - hit-parallel-sdk-sampled: hit-parallel-sdk, every lookup in a context
+//     holding a sampled, recording span.
 //   - set: sequential writes of keys from the trace into a cache of 10,000
 //     entries, a tenth of the keys, each readable by the next lookup when
 //     the call returns; admission and eviction included.
