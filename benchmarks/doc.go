@@ -10,15 +10,18 @@
 //
 // From this directory:
 //
-//	./compare.sh                  # go test -run '^$' -bench 'Breaker|Retry|Cache' -benchmem -count 6, then the tables
-//	./compare.sh -benchtime 2s    # extra flags go to go test; COUNT=10 changes -count
+//	./compare.sh                  # 6 runs of every row, then the tables
+//	./compare.sh -benchtime 2s    # extra flags go to go test; COUNT=10 runs 10
 //	BENCH=Retry ./compare.sh      # only the retry rows
 //	BENCH=Cache ./compare.sh      # only the cache rows, and the cache hit ratios
 //	go test ./...                 # the sanity tests only (and the hit-ratio check)
 //
-// compare.sh prints a table per family of benchmarks, one line per
-// benchmark with the median ns/op, B/op and allocs/op over the runs, and
-// ns/op as a multiple of the family's reference row in the same scenario:
+// compare.sh builds the test binary once and runs it COUNT times, each run
+// taking every row once, so that a change in the machine's load weighs on
+// every row of a scenario alike. It prints a table per family of
+// benchmarks, one line per benchmark with the median ns/op, B/op and
+// allocs/op over the runs, and ns/op as a multiple of the family's
+// reference row in the same scenario:
 // gobreaker for BenchmarkBreaker, backoff (cenkalti/backoff/v4) for
 // BenchmarkRetry, raw ristretto for BenchmarkCache (below 1.00x is faster
 // than the reference). The raw go test output is kept in a temporary file
