@@ -239,7 +239,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 		return zero, ErrClosed
 	}
 	if e, ok := c.l1Get(key); ok {
-		c.tel.requests[levelL1][resultHit].Inc()
+		c.tel.l1Hits.Inc()
 		if c.opts.refreshAhead > 0 && e.refreshAt > 0 && time.Now().UnixNano() >= e.refreshAt {
 			c.refresh(ctx, key)
 		}

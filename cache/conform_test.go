@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -293,4 +294,27 @@ func checkEvents(t *testing.T, tel *telemetrytest.Providers, specs []telemetryte
 			t.Errorf("event %s was not recorded", name)
 		}
 	}
+}
+
+// TestConcurrentHitsAreCounted protects the sum of the L1 hit counter,
+// which concurrent goroutines spread over several counters.
+func TestConcurrentHitsAreCounted(t *testing.T) {
+	ctx := context.Background()
+	tel := telemetrytest.New(t)
+	c := newCache[string](t, cache.WithName("hot"), cache.WithMeterProvider(tel.MeterProvider))
+	require.NoError(t, c.Set(ctx, "k", "v"))
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for range 1000 {
+				if _, err := c.Get(ctx, "k"); err != nil {
+					t.Errorf("Get() = %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int64(16*1000), tel.Int64(t, "cache.requests", cache.AttrName.String("hot"),
+		cache.AttrLevel.String("l1"), cache.AttrResult.String("hit")))
 }
