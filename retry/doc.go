@@ -61,7 +61,8 @@
 //
 // A first attempt that succeeds costs one atomic add, which counts the
 // call, its outcome and its attempt, whatever the providers, and
-// allocates nothing; a budget adds one more. Only when a retry happens
+// allocates nothing; a budget adds an atomic load (and a compare-and-swap
+// while it is not full). Only when a retry happens
 // does the retrier start a span, read the clock and build its backoff. A
 // failure that is not retried (a rejection by an open breaker) costs an
 // [*Error], its error.type and a count under a read lock.
