@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,10 +82,12 @@ type kv interface {
 type forgetter interface{ forget() }
 
 // cacheImpls are the rows of every cache scenario. Each builds a cache of
-// about capacity entries (bare ignores it) with load as its loader.
+// about capacity entries (bare ignores it) with load as its loader; sdk,
+// when not nil, are the OpenTelemetry SDK providers of the -sdk scenarios,
+// which only otelpatterns has a use for.
 var cacheImpls = []struct {
 	name string
-	new  func(tb testing.TB, capacity int64, load loader) kv
+	new  func(tb testing.TB, capacity int64, load loader, sdk *sdkProviders) kv
 }{
 	{"bare", newBareKV},
 	{"otelpatterns", newOtelpatternsKV},
@@ -99,7 +102,7 @@ type bareKV struct {
 	load loader
 }
 
-func newBareKV(_ testing.TB, _ int64, load loader) kv { return &bareKV{load: load} }
+func newBareKV(_ testing.TB, _ int64, load loader, _ *sdkProviders) kv { return &bareKV{load: load} }
 
 func (b *bareKV) get(_ context.Context, key string) (string, bool) {
 	v, ok := b.m.Load(key)
@@ -126,12 +129,15 @@ func (b *bareKV) getOrLoad(ctx context.Context, key string) (string, error) {
 func (b *bareKV) forget() { b.m.Clear() }
 
 // otelpatternsKV is cache.New with default options, the global (no-op)
-// OpenTelemetry providers and WithMaxEntries(capacity), plus WithLoader
-// when there is a loader: Get is then read-through.
+// OpenTelemetry providers (or sdk's) and WithMaxEntries(capacity), plus
+// WithLoader when there is a loader: Get is then read-through.
 type otelpatternsKV struct{ c *cache.Cache[string] }
 
-func newOtelpatternsKV(tb testing.TB, capacity int64, load loader) kv {
+func newOtelpatternsKV(tb testing.TB, capacity int64, load loader, sdk *sdkProviders) kv {
 	opts := []cache.Option[string]{cache.WithMaxEntries(capacity)}
+	if sdk != nil {
+		opts = append(opts, cache.WithMeterProvider(sdk.mp), cache.WithTracerProvider(sdk.tp))
+	}
 	if load != nil {
 		opts = append(opts, cache.WithLoader[string](load))
 	}
@@ -165,7 +171,7 @@ type ristrettoKV struct {
 	load loader
 }
 
-func newRistrettoKV(tb testing.TB, capacity int64, load loader) kv {
+func newRistrettoKV(tb testing.TB, capacity int64, load loader, _ *sdkProviders) kv {
 	r, err := ristretto.NewCache(&ristretto.Config[string, string]{
 		NumCounters:        capacity * 10,
 		MaxCost:            capacity,
@@ -206,7 +212,7 @@ type otterKV struct {
 	load otter.Loader[string, string]
 }
 
-func newOtterKV(tb testing.TB, capacity int64, load loader) kv {
+func newOtterKV(tb testing.TB, capacity int64, load loader, _ *sdkProviders) kv {
 	c, err := otter.New(&otter.Options[string, string]{
 		MaximumSize:      int(capacity),
 		ExpiryCalculator: otter.ExpiryWriting[string, string](cache.DefaultTTL),
@@ -233,7 +239,7 @@ type lruKV struct {
 	load loader
 }
 
-func newLRUKV(tb testing.TB, capacity int64, load loader) kv {
+func newLRUKV(tb testing.TB, capacity int64, load loader, _ *sdkProviders) kv {
 	c, err := lru.New[string, string](int(capacity))
 	if err != nil {
 		tb.Fatalf("lru.New() error = %v", err)
@@ -268,6 +274,10 @@ func identity(_ context.Context, key string) (string, error) { return key, nil }
 //   - hit-parallel: lookups from GOMAXPROCS goroutines (b.RunParallel) of
 //     keys drawn from the Zipf trace, in a cache holding all of them. A
 //     miss fails the benchmark.
+//   - hit-parallel-sdk: hit-parallel, with otelpatterns recording into
+//     OpenTelemetry SDK providers; the peers run their plain row again.
+//   - hit-parallel-sdk-sampled: hit-parallel-sdk, every lookup in a
+//     context holding a sampled span.
 //   - set: sequential writes of keys drawn from the Zipf trace into a
 //     cache of the default size (10,000 entries, a tenth of the keys), each
 //     readable by the next get.
@@ -278,39 +288,59 @@ func BenchmarkCache(b *testing.B) {
 	ctx := context.Background()
 	trace := cacheZipf()
 
-	b.Run("hit-parallel", func(b *testing.B) {
-		hot := distinctKeys(trace)
-		for _, im := range cacheImpls {
-			b.Run(im.name, func(b *testing.B) {
-				c := im.new(b, hitCapacity, nil)
-				for _, k := range hot {
-					c.set(ctx, k, k)
-				}
-				var start, misses atomic.Uint64
-				b.ReportAllocs()
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					i := start.Add(1) * 7919 // a prime: spread the starting points
-					var missed uint64
-					for pb.Next() {
-						if _, ok := c.get(ctx, trace[i&(cacheTrace-1)]); !ok {
-							missed++
-						}
-						i++
+	hot := distinctKeys(trace)
+	for _, sc := range []struct {
+		name         string
+		sdk, sampled bool
+	}{
+		{"hit-parallel", false, false},
+		{"hit-parallel-sdk", true, false},
+		{"hit-parallel-sdk-sampled", true, true},
+	} {
+		b.Run(sc.name, func(b *testing.B) {
+			for _, im := range cacheImpls {
+				b.Run(im.name, func(b *testing.B) {
+					var sdk *sdkProviders
+					if sc.sdk {
+						sdk = newSDK(b)
 					}
-					misses.Add(missed)
+					ctx := ctx
+					if sc.sampled {
+						ctx = sampledContext(b)
+					}
+					c := im.new(b, hitCapacity, nil, sdk)
+					for _, k := range hot {
+						c.set(ctx, k, k)
+					}
+					var start, misses atomic.Uint64
+					// Collect the fill's garbage, and the previous row's
+					// cache, now rather than while this row is timed.
+					runtime.GC()
+					b.ReportAllocs()
+					b.ResetTimer()
+					b.RunParallel(func(pb *testing.PB) {
+						i := start.Add(1) * 7919 // a prime: spread the starting points
+						var missed uint64
+						for pb.Next() {
+							if _, ok := c.get(ctx, trace[i&(cacheTrace-1)]); !ok {
+								missed++
+							}
+							i++
+						}
+						misses.Add(missed)
+					})
+					if n := misses.Load(); n > 0 {
+						b.Fatalf("%d of %d lookups missed; want every key present", n, b.N)
+					}
 				})
-				if n := misses.Load(); n > 0 {
-					b.Fatalf("%d of %d lookups missed; want every key present", n, b.N)
-				}
-			})
-		}
-	})
+			}
+		})
+	}
 
 	b.Run("set", func(b *testing.B) {
 		for _, im := range cacheImpls {
 			b.Run(im.name, func(b *testing.B) {
-				c := im.new(b, cache.DefaultMaxEntries, nil)
+				c := im.new(b, cache.DefaultMaxEntries, nil, nil)
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
@@ -330,7 +360,7 @@ func BenchmarkCache(b *testing.B) {
 				c := im.new(b, cache.DefaultMaxEntries, func(ctx context.Context, key string) (string, error) {
 					loads.Add(1)
 					return identity(ctx, key)
-				})
+				}, nil)
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
@@ -375,7 +405,7 @@ func TestCachesBehaveAlike(t *testing.T) {
 	for _, im := range cacheImpls {
 		t.Run(im.name, func(t *testing.T) {
 			// Without a loader, as in hit-parallel, set and the hit ratio.
-			plain := im.new(t, 1000, nil)
+			plain := im.new(t, 1000, nil, nil)
 			plain.set(ctx, "present", "v")
 			if v, ok := plain.get(ctx, "present"); !ok || v != "v" {
 				t.Errorf("get(%q) = %q, %v; want %q, true", "present", v, ok, "v")
@@ -388,7 +418,7 @@ func TestCachesBehaveAlike(t *testing.T) {
 			c := im.new(t, 1000, func(_ context.Context, key string) (string, error) {
 				loads.Add(1)
 				return "loaded " + key, nil
-			})
+			}, nil)
 			for i := range 100 {
 				k := "k" + strconv.Itoa(i)
 				c.set(ctx, k, "v1 "+k)
@@ -447,7 +477,7 @@ func TestHitRatio(t *testing.T) {
 	ratio := map[string]float64{}
 	var names []string
 	for _, im := range cacheImpls {
-		c := im.new(t, hitRatioCapacity, nil)
+		c := im.new(t, hitRatioCapacity, nil, nil)
 		hits := 0
 		for _, k := range trace {
 			if _, ok := c.get(ctx, k); ok {

@@ -9,7 +9,6 @@ import (
 	"github.com/failsafe-go/failsafe-go"
 	failsafecb "github.com/failsafe-go/failsafe-go/circuitbreaker"
 	"github.com/sony/gobreaker/v2"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
 )
@@ -35,19 +34,24 @@ var scenarios = []struct {
 	name     string
 	setup    setup
 	parallel bool
+	sampled  bool // calls run in a context holding a sampled span
 }{
 	// closed: sequential calls admitted by a closed breaker whose function
 	// returns nil. This is the admission-plus-record cost every caller pays.
-	{"closed", closedSetup, false},
+	{"closed", closedSetup, false, false},
 	// closed-parallel: the same under b.RunParallel (GOMAXPROCS goroutines
 	// sharing one breaker), which shows contention on the breaker's state.
-	{"closed-parallel", closedSetup, true},
+	{"closed-parallel", closedSetup, true, false},
 	// open: sequential calls rejected by an open breaker. The function is
 	// never called; this is the cost of saying no.
-	{"open", openSetup, false},
+	{"open", openSetup, false, false},
 	// closed-sdk: closed, with otelpatterns recording its metrics into an
 	// SDK meter provider with a manual reader (no export).
-	{"closed-sdk", sdkSetup, false},
+	{"closed-sdk", sdkSetup, false, false},
+	// closed-sdk-sampled: closed-sdk, every call in a context holding a
+	// sampled span, where a synchronous SDK instrument would record an
+	// exemplar.
+	{"closed-sdk-sampled", sdkSetup, false, true},
 }
 
 // An impl builds, for one scenario, a call that runs fn through its breaker.
@@ -84,9 +88,7 @@ func newOtelpatterns(tb testing.TB, s setup, fn func(context.Context) error) fun
 	case openSetup:
 		opts = append(opts, circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Hour))
 	case sdkSetup:
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-		tb.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
-		opts = append(opts, circuitbreaker.WithMeterProvider(mp))
+		opts = append(opts, circuitbreaker.WithMeterProvider(newSDK(tb).mp))
 	}
 	br := circuitbreaker.New("bench", opts...)
 	if s == openSetup {
@@ -136,11 +138,14 @@ func newFailsafe(_ testing.TB, s setup, fn func(context.Context) error) func(con
 // BenchmarkBreaker/<scenario>/<impl>, so that compare.sh can pair the rows
 // of one scenario.
 func BenchmarkBreaker(b *testing.B) {
-	ctx := context.Background()
 	for _, sc := range scenarios {
 		b.Run(sc.name, func(b *testing.B) {
 			for _, im := range impls {
 				b.Run(im.name, func(b *testing.B) {
+					ctx := context.Background()
+					if sc.sampled {
+						ctx = sampledContext(b)
+					}
 					call := im.new(b, sc.setup, ok)
 					b.ReportAllocs()
 					if sc.parallel {
@@ -164,10 +169,13 @@ func BenchmarkBreaker(b *testing.B) {
 // scenario what the benchmark claims to measure: a closed breaker calls the
 // function and returns its nil error, an open one rejects without calling it.
 func TestBreakersBehaveAlike(t *testing.T) {
-	ctx := context.Background()
 	for _, sc := range scenarios {
 		for _, im := range impls {
 			t.Run(sc.name+"/"+im.name, func(t *testing.T) {
+				ctx := context.Background()
+				if sc.sampled {
+					ctx = sampledContext(t)
+				}
 				if sc.setup == openSetup && im.openErr == nil {
 					t.Skip("no breaker: nothing to reject")
 				}

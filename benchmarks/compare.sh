@@ -12,6 +12,11 @@
 # pattern (default 'Breaker|Retry|Cache'; BENCH=Retry runs only the retry
 # rows); REF the reference per family (default
 # Breaker=gobreaker,Retry=backoff,Cache=ristretto).
+# The runs are interleaved: the test binary is built once and run COUNT
+# times, each run taking every row once (go test -count would run each row
+# COUNT times in a row), so that a change in the machine's load during the
+# run weighs on every row of a scenario alike instead of on the rows that
+# happened to run then.
 # The raw go test output is echoed to stderr and kept in a temporary file,
 # whose name is printed at the end; if benchstat
 # (go install golang.org/x/perf/cmd/benchstat@latest) is installed, its
@@ -25,7 +30,23 @@ bench=${BENCH:-Breaker|Retry|Cache}
 ref=${REF:-Breaker=gobreaker,Retry=backoff,Cache=ristretto}
 raw=$(mktemp -t otelpatterns-bench.XXXXXX)
 
-go test -run '^$' -bench "$bench" -benchmem -count "$count" "$@" . | tee "$raw" >&2
+# go test flags, as the test binary spells them: -benchtime 2s is
+# -test.benchtime 2s.
+args=()
+for a in "$@"; do
+	case $a in
+	-test.* | --test.*) args+=("$a") ;;
+	--*) args+=("-test.${a#--}") ;;
+	-*) args+=("-test.${a#-}") ;;
+	*) args+=("$a") ;;
+	esac
+done
+bin=$(mktemp -d -t otelpatterns-bench-bin.XXXXXX)/benchmarks.test
+go test -c -o "$bin" .
+for ((i = 1; i <= count; i++)); do
+	"$bin" -test.run '^$' -test.bench "$bench" -test.benchmem -test.count 1 "${args[@]}"
+done | tee "$raw" >&2
+rm -r "$(dirname "$bin")"
 
 echo
 go run ./internal/medians -ref "$ref" <"$raw"

@@ -10,15 +10,18 @@
 //
 // From this directory:
 //
-//	./compare.sh                  # go test -run '^$' -bench 'Breaker|Retry|Cache' -benchmem -count 6, then the tables
-//	./compare.sh -benchtime 2s    # extra flags go to go test; COUNT=10 changes -count
+//	./compare.sh                  # 6 runs of every row, then the tables
+//	./compare.sh -benchtime 2s    # extra flags go to go test; COUNT=10 runs 10
 //	BENCH=Retry ./compare.sh      # only the retry rows
 //	BENCH=Cache ./compare.sh      # only the cache rows, and the cache hit ratios
 //	go test ./...                 # the sanity tests only (and the hit-ratio check)
 //
-// compare.sh prints a table per family of benchmarks, one line per
-// benchmark with the median ns/op, B/op and allocs/op over the runs, and
-// ns/op as a multiple of the family's reference row in the same scenario:
+// compare.sh builds the test binary once and runs it COUNT times, each run
+// taking every row once, so that a change in the machine's load weighs on
+// every row of a scenario alike. It prints a table per family of
+// benchmarks, one line per benchmark with the median ns/op, B/op and
+// allocs/op over the runs, and ns/op as a multiple of the family's
+// reference row in the same scenario:
 // gobreaker for BenchmarkBreaker, backoff (cenkalti/backoff/v4) for
 // BenchmarkRetry, raw ristretto for BenchmarkCache (below 1.00x is faster
 // than the reference). The raw go test output is kept in a temporary file
@@ -39,6 +42,9 @@
 //     OpenTelemetry SDK meter provider with a manual reader. The peers have
 //     no telemetry and run their closed row again, so that each scenario has
 //     a gobreaker row to compare with.
+//   - closed-sdk-sampled: closed-sdk, every call in a context holding a
+//     sampled, recording span, where a synchronous SDK instrument would
+//     record an exemplar.
 //
 // and the implementations are:
 //
@@ -69,6 +75,11 @@
 //   - two-failures: sequential calls of an operation that fails twice, then
 //     succeeds, with no wait between attempts and at most 3 attempts: the
 //     cost of the retry path itself.
+//   - first-success-sdk: first-success, with otelpatterns recording into
+//     OpenTelemetry SDK meter and tracer providers; the peers run their
+//     first-success row again.
+//   - first-success-sdk-sampled: first-success-sdk, every call in a context
+//     holding a sampled, recording span.
 //
 // and the implementations are:
 //
@@ -105,6 +116,11 @@
 //   - hit-parallel: lookups from GOMAXPROCS goroutines (b.RunParallel) of
 //     keys from the trace, in a cache of 200,000 entries filled with every
 //     key first, so that every lookup hits (a miss fails the benchmark).
+//   - hit-parallel-sdk: hit-parallel, with otelpatterns recording into
+//     OpenTelemetry SDK meter and tracer providers; the peers run their
+//     hit-parallel row again.
+//   - hit-parallel-sdk-sampled: hit-parallel-sdk, every lookup in a context
+//     holding a sampled, recording span.
 //   - set: sequential writes of keys from the trace into a cache of 10,000
 //     entries, a tenth of the keys, each readable by the next lookup when
 //     the call returns; admission and eviction included.

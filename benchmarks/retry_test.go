@@ -22,6 +22,10 @@ const (
 	// zeroDelayRetry makes at most 3 attempts with no wait between them, so
 	// that a row measures the retry machinery and not a sleep.
 	zeroDelayRetry
+	// sdkRetry is defaultRetry with OpenTelemetry SDK providers where the
+	// implementation has telemetry (only otelpatterns); the others fall
+	// back to defaultRetry so the row pairs with theirs.
+	sdkRetry
 )
 
 // retryScenarios are the columns of the retry comparison: the same
@@ -31,18 +35,26 @@ var retryScenarios = []struct {
 	setup    retrySetup
 	failures int // how many times the operation fails before it succeeds
 	parallel bool
+	sampled  bool // calls run in a context holding a sampled span
 }{
 	// first-success: sequential calls of an operation that returns nil at
 	// once. This is what every call that needs no retry pays.
-	{"first-success", defaultRetry, 0, false},
+	{"first-success", defaultRetry, 0, false, false},
 	// first-success-parallel: the same under b.RunParallel (GOMAXPROCS
 	// goroutines sharing one retrier where the implementation allows it),
 	// which shows contention and allocation pressure.
-	{"first-success-parallel", defaultRetry, 0, true},
+	{"first-success-parallel", defaultRetry, 0, true, false},
 	// two-failures: an operation that fails twice and then succeeds, with
 	// no wait between attempts and at most 3 of them: the cost of the
 	// retry path itself.
-	{"two-failures", zeroDelayRetry, 2, false},
+	{"two-failures", zeroDelayRetry, 2, false, false},
+	// first-success-sdk: first-success, with otelpatterns recording its
+	// metrics and spans into SDK providers (no export).
+	{"first-success-sdk", sdkRetry, 0, false, false},
+	// first-success-sdk-sampled: first-success-sdk, every call in a context
+	// holding a sampled span, where a synchronous SDK instrument would
+	// record an exemplar.
+	{"first-success-sdk-sampled", sdkRetry, 0, false, true},
 }
 
 // A retrier builds, for one setup, a call that runs fn through its retry
@@ -65,7 +77,7 @@ var retriers = []struct {
 // newBareRetry is the baseline: fn called directly, or, in the zero-delay
 // setup, a plain loop of at most 3 tries.
 func newBareRetry(_ testing.TB, s retrySetup, fn func(context.Context) error) func(context.Context) error {
-	if s == defaultRetry {
+	if s != zeroDelayRetry {
 		return fn
 	}
 	return func(ctx context.Context) error {
@@ -81,12 +93,16 @@ func newBareRetry(_ testing.TB, s retrySetup, fn func(context.Context) error) fu
 
 // newOtelpatternsRetry uses retry.New with default options and the global
 // (no-op) OTel providers; the zero-delay setup adds WithBackoff(Constant(0))
-// and WithMaxAttempts(3). The Retrier is safe for concurrent use, so one
-// serves every call.
-func newOtelpatternsRetry(_ testing.TB, s retrySetup, fn func(context.Context) error) func(context.Context) error {
+// and WithMaxAttempts(3), the sdk setup SDK meter and tracer providers.
+// The Retrier is safe for concurrent use, so one serves every call.
+func newOtelpatternsRetry(tb testing.TB, s retrySetup, fn func(context.Context) error) func(context.Context) error {
 	var opts []retry.Option
-	if s == zeroDelayRetry {
+	switch s {
+	case zeroDelayRetry:
 		opts = append(opts, retry.WithBackoff(retry.Constant(0)), retry.WithMaxAttempts(3))
+	case sdkRetry:
+		p := newSDK(tb)
+		opts = append(opts, retry.WithMeterProvider(p.mp), retry.WithTracerProvider(p.tp))
 	}
 	r := retry.New(opts...)
 	return func(ctx context.Context) error { return r.Do(ctx, fn) }
@@ -154,11 +170,14 @@ func (f *flaky) do(context.Context) error {
 // BenchmarkRetry/<scenario>/<impl>, so that compare.sh can pair the rows of
 // one scenario.
 func BenchmarkRetry(b *testing.B) {
-	ctx := context.Background()
 	for _, sc := range retryScenarios {
 		b.Run(sc.name, func(b *testing.B) {
 			for _, im := range retriers {
 				b.Run(im.name, func(b *testing.B) {
+					ctx := context.Background()
+					if sc.sampled {
+						ctx = sampledContext(b)
+					}
 					switch {
 					case sc.parallel:
 						call := im.new(b, sc.setup, ok)
@@ -199,6 +218,10 @@ func TestRetriersBehaveAlike(t *testing.T) {
 	for _, sc := range retryScenarios {
 		for _, im := range retriers {
 			t.Run(sc.name+"/"+im.name, func(t *testing.T) {
+				ctx := ctx
+				if sc.sampled {
+					ctx = sampledContext(t)
+				}
 				op := &flaky{failures: sc.failures}
 				call := im.new(t, sc.setup, op.do)
 				for i := range 100 {

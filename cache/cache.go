@@ -14,6 +14,7 @@ import (
 	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/dgraph-io/ristretto/v2"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
@@ -56,12 +57,17 @@ type Cache[V any] struct {
 }
 
 // entry is what L1 holds: a value, or a cached "not found", with the time
-// after which a read triggers a refresh (unix nanoseconds, 0 for never).
+// after which a read triggers a refresh. It is kept as small as it can be,
+// since every L1 hit reads it: refreshAt is in unix nanoseconds, 0 for
+// never, and notFound marks a cached "not found".
 type entry[V any] struct {
 	v         V
-	notFound  bool
 	refreshAt int64
 }
+
+// notFound is the refreshAt of a cached "not found", which is never
+// refreshed.
+const notFound = -1
 
 // New returns a cache. With no options it is an L1-only cache of about
 // 10,000 entries with a 5-minute TTL (±10%), which the caller fills with
@@ -114,6 +120,7 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 	}
 
 	c.tel = newInstruments(o.name, o.tracer, o.meter)
+	tel := c.tel // not c: ristretto's goroutine must not keep the cache reachable
 	cfg := &ristretto.Config[string, entry[V]]{
 		NumCounters: o.maxEntries * defaultCountersFactor,
 		MaxCost:     o.maxEntries,
@@ -121,9 +128,7 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		// A cost of 1 per entry is the whole cost: without this ristretto
 		// adds its per-item overhead and holds far fewer entries than asked.
 		IgnoreInternalCost: true,
-		OnEvict: func(*ristretto.Item[entry[V]]) {
-			c.tel.evictions.Add(context.Background(), 1, c.tel.nameOpts...)
-		},
+		OnEvict:            func(*ristretto.Item[entry[V]]) { tel.onEvict() },
 	}
 	if o.maxBytes > 0 {
 		cfg.NumCounters = max(o.maxBytes/64, 1000) * defaultCountersFactor / 10
@@ -134,6 +139,7 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		return nil, fmt.Errorf("cache: New: L1: %w", err)
 	}
 	c.l1 = l1
+	observe(c.tel, c)
 	c.id = newInstanceID()
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
 	if o.bloomKeys > 0 {
@@ -141,7 +147,7 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 	}
 	if inv, ok := o.store.(Invalidator); ok {
 		c.inv = inv
-		stop, err := inv.Subscribe(c.bgCtx, c.invalidated, c.l1.Clear)
+		stop, err := inv.Subscribe(c.bgCtx, c.invalidated, c.clearL1)
 		if err != nil {
 			// The store is unreachable: start anyway, serving from L1 and
 			// the loader, and keep trying to subscribe in the background.
@@ -175,15 +181,24 @@ func (c *Cache[V]) resubscribe(inv Invalidator) {
 			return
 		case <-t.C:
 		}
-		stop, err := inv.Subscribe(c.bgCtx, c.invalidated, c.l1.Clear)
+		stop, err := inv.Subscribe(c.bgCtx, c.invalidated, c.clearL1)
 		if err == nil {
 			c.unsub = stop
 			// Announcements sent before now were missed.
-			c.l1.Clear()
+			c.clearL1()
 			return
 		}
 		wait = min(2*wait, 10*time.Second)
 	}
+}
+
+// clearL1 drops every L1 entry, when announcements may have been missed.
+// The entries dropped are not evictions: cache.evictions counts what L1
+// drops by itself.
+func (c *Cache[V]) clearL1() {
+	c.tel.clearing.Add(1)
+	defer c.tel.clearing.Add(-1)
+	c.l1.Clear()
 }
 
 // invalidated drops the L1 copy of a key another instance changed.
@@ -224,17 +239,17 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 		return zero, ErrClosed
 	}
 	if e, ok := c.l1Get(key); ok {
-		c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL1][resultHit]...)
-		if c.opts.refreshAhead > 0 && e.refreshAt != 0 && time.Now().UnixNano() >= e.refreshAt {
+		c.tel.l1Hits.Inc()
+		if c.opts.refreshAhead > 0 && e.refreshAt > 0 && time.Now().UnixNano() >= e.refreshAt {
 			c.refresh(ctx, key)
 		}
-		if e.notFound {
+		if e.refreshAt == notFound {
 			var zero V
 			return zero, ErrNotFound
 		}
 		return e.v, nil
 	}
-	c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL1][resultMiss]...)
+	c.tel.requests[levelL1][resultMiss].Inc()
 	if !c.enter() {
 		var zero V
 		return zero, ErrClosed
@@ -334,7 +349,7 @@ func (c *Cache[V]) fill(ctx context.Context, key string) (V, error) {
 	v, err := c.loadValue(ctx, key)
 	if err != nil {
 		if isNotFound(err) && c.opts.negativeTTL > 0 {
-			c.l1.SetWithTTL(key, entry[V]{notFound: true}, 1, c.opts.negativeTTL)
+			c.l1.SetWithTTL(key, entry[V]{refreshAt: notFound}, 1, c.opts.negativeTTL)
 			c.l1.Wait()
 		}
 		return zero, err
@@ -360,20 +375,21 @@ func (c *Cache[V]) getL2(ctx context.Context, key string) (V, bool) {
 	switch {
 	case err == nil:
 	case isNotFound(err):
-		c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL2][resultMiss]...)
+		c.tel.requests[levelL2][resultMiss].Inc()
 		return zero, false
 	default:
-		c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL2][resultError]...)
+		c.tel.l2Errors.inc(telemetry.ErrorTypeString(err))
 		telemetry.RecordError(span, err)
 		return zero, false
 	}
 	v, err := c.codec.Unmarshal(b)
 	if err != nil {
-		c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL2][resultError]...)
-		telemetry.RecordError(span, &DecodeError{Key: key, Err: err})
+		err = &DecodeError{Key: key, Err: err}
+		c.tel.l2Errors.inc(telemetry.ErrorTypeString(err))
+		telemetry.RecordError(span, err)
 		return zero, false
 	}
-	c.tel.requests.Add(ctx, 1, c.tel.requestOpts[levelL2][resultHit]...)
+	c.tel.requests[levelL2][resultHit].Inc()
 	return v, true
 }
 
@@ -414,17 +430,18 @@ func (c *Cache[V]) loadValue(ctx context.Context, key string) (V, error) {
 	defer span.End()
 	start := time.Now()
 	v, err := c.load(ctx, key)
+	d := time.Since(start).Seconds()
 	result := loadSuccess
 	switch {
 	case err == nil:
 	case isNotFound(err):
 		result = loadNotFound
 	default:
-		result = loadError
-		telemetry.RecordError(span, err)
+		c.tel.failed(ctx, span, err, c.tel.loads, c.tel.loadDuration, d)
+		return v, err
 	}
 	c.tel.loads.Add(ctx, 1, c.tel.loadOpts[result]...)
-	c.tel.loadDuration.Record(ctx, time.Since(start).Seconds(), c.tel.loadDurOpts[result]...)
+	c.tel.loadDuration.Record(ctx, d, c.tel.loadDurOpts[result]...)
 	return v, err
 }
 
@@ -578,7 +595,9 @@ func (c *Cache[V]) publish(ctx context.Context, key string) error {
 		return nil
 	}
 	if err := c.inv.Publish(ctx, c.id, key); err != nil {
-		trace.SpanFromContext(ctx).AddEvent("cache.invalidation_failed")
+		telemetry.AddEvent(ctx, "cache.invalidation_failed", func() []attribute.KeyValue {
+			return []attribute.KeyValue{c.tel.name, telemetry.ErrorType(err)}
+		})
 		return fmt.Errorf("cache: publishing the invalidation of %q: %w", key, err)
 	}
 	c.tel.invalidation.Add(ctx, 1, c.tel.sentOpts...)
@@ -631,6 +650,7 @@ func (c *Cache[V]) Close() error {
 		for c.active.Load() != 0 {
 			time.Sleep(time.Millisecond)
 		}
+		c.tel.clearing.Add(1) // ristretto's Close clears L1: not evictions
 		c.l1.Close()
 		c.closeErr = errors.Join(errs...)
 	})

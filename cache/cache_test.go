@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
@@ -196,7 +197,8 @@ func TestL2DownFallsBackToLoader(t *testing.T) {
 	assert.Equal(t, "value of k", v, "L1 keeps serving")
 	assert.Equal(t, int32(1), calls.Load())
 	assert.Equal(t, int64(1), tel.Int64(t, "cache.requests", attribute.String("cache.name", "products"),
-		attribute.String("cache.level", "l2"), attribute.String("cache.result", "error")))
+		attribute.String("cache.level", "l2"), attribute.String("cache.result", "error"), semconv.ErrorTypeOther),
+		"an L2 error counts with its error.type")
 
 	err = c.Set(ctx, "k", "new")
 	require.ErrorIs(t, err, errBoom, "Set reports the L2 failure")

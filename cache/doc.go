@@ -3,7 +3,8 @@
 // (github.com/dgraph-io/ristretto/v2) in front of an optional shared L2
 // [Store] (Redis, in cache/rediscache), with a loader behind both.
 //
-//	l2, err := rediscache.New(redisClient) // shared L2, cross-instance invalidation
+//	// a shared L2, with cross-instance invalidation
+//	l2, err := rediscache.New(redisClient)
 //	...
 //	products, err := cache.New[Product](
 //		cache.WithLoader(db.LoadProduct), // read-through
@@ -60,43 +61,82 @@
 // back to the loader, and Set and Delete return the failure after updating
 // L1. When the store's subscription is restored, L1 is cleared, since
 // announcements may have been missed meanwhile; a cache created while the
-// store is down starts anyway and subscribes when it can. Between a change and the
-// arrival of its announcement, other instances may serve the old value from
-// L1; keep TTLs as short as that staleness allows.
+// store is down starts anyway and subscribes when it can. Between a change
+// and the arrival of its announcement, other instances may serve the old
+// value from L1; keep TTLs as short as that staleness allows.
 //
 // # Cost
 //
-// An L1 hit is a ristretto Get plus one counter increment: no lock of the
-// cache's own, no span, no allocation with the default no-op providers.
+// An L1 hit is a ristretto Get plus one atomic add, whatever the
+// providers (on one of 32 counters, picked by goroutine, so that
+// concurrent readers do not contend): no lock of the cache's own, no
+// span, no allocation.
 // [WithRefreshAhead] adds a clock read to each hit. Set waits until
 // ristretto has applied the value, so that the next Get sees it; ristretto
-// may still decline to admit a new key when L1 is full of more popular ones
-// (TinyLFU), which is what keeps its hit ratio high.
+// may still decline to admit a new key when L1 is full of more popular
+// ones (TinyLFU), which is what keeps its hit ratio high.
 //
 // # Telemetry
 //
-// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
-// provider (the global one by default):
+// Metrics come from the meter named [ScopeName] of the [WithMeterProvider]
+// provider (the global one by default). Every data point carries
+// cache.name ([WithName]; empty by default).
 //
-//	| name                       | kind                 | unit           | attributes                                  |
-//	|----------------------------|----------------------|----------------|---------------------------------------------|
-//	| cache.requests             | counter              | {request}      | cache.name, cache.level (l1, l2), cache.result (hit, miss, error) |
-//	| cache.loads                | counter              | {load}         | cache.name, cache.result (success, not_found, error) |
-//	| cache.load.duration        | histogram            | s              | cache.name, cache.result                    |
-//	| cache.evictions            | counter              | {entry}        | cache.name (evicted for room, or expired)   |
-//	| cache.invalidations        | counter              | {key}          | cache.name, cache.direction (sent, received) |
-//	| cache.write_behind.queue   | gauge (asynchronous) | {write}        | cache.name                                  |
-//	| cache.write_behind.flushes | counter              | {flush}        | cache.name, cache.result (success, error)   |
+//   - cache.requests (counter, {request}): lookups, by cache.level (l1,
+//     l2) and cache.result (hit, miss, error). L2 errors also carry
+//     error.type, as their span does (cache.decode for a value the codec
+//     could not decode).
+//   - cache.evictions (counter, {entry}): entries L1 dropped by itself:
+//     evicted to make room for others, or expired and removed. Entries
+//     removed by Delete, by an invalidation, by the clearing of L1 when a
+//     lost subscription is restored, or by Close are not evictions.
+//   - cache.loads (counter, {load}): loader calls, on a miss or a
+//     refresh, by cache.result (success, not_found, error); error.type
+//     on errors.
+//   - cache.load.duration (histogram, s): the duration of loader calls,
+//     with the attributes of cache.loads.
+//   - cache.invalidations (counter, {key}): invalidations of L1 copies, by
+//     cache.direction: sent to the other instances, or received from them.
+//   - cache.write_behind.queue (gauge, {write}): writes queued by
+//     [WithWriteBehind] and not yet written.
+//   - cache.write_behind.flushes (counter, {flush}): batches written by
+//     the write-behind worker, by cache.result (success, error);
+//     error.type on errors.
 //
-// Spans, from the tracer named [ScopeName] of the [WithTracerProvider]
-// provider, only for work that leaves the process or has its own timeline:
+// Lookups and evictions are counted in memory and reported by
+// asynchronous (observable) instruments when the SDK collects: a
+// synchronous SDK counter would double the cost of an L1 hit. What that
+// trades: these counts carry no exemplars (the load metrics do), they
+// reach the SDK only at collection, and series that never moved are not
+// reported. A cache reports them while it is reachable, closed or not,
+// and once more at the first collection after it is garbage-collected, so
+// that a cache closed before the final collection loses no count; then
+// its series end. It reports at most 64 error.type values of L2 errors;
+// later ones count under _OTHER.
 //
-//	| span                     | when                                  | attributes                                  |
-//	|--------------------------|---------------------------------------|---------------------------------------------|
-//	| cache.l2.get             | an L2 read (kind client)              | cache.name; error.type on failure (cache.decode for an undecodable value) |
-//	| cache.l2.set             | an L2 write (kind client)             | cache.name; error.type on failure           |
-//	| cache.l2.delete          | an L2 delete (kind client)            | cache.name; error.type on failure           |
-//	| cache.load               | a loader call                         | cache.name; error.type on failure           |
-//	| cache.refresh            | a refresh-ahead reload, linked to the read that triggered it | cache.name  |
-//	| cache.write_behind.flush | a batch written by the worker         | cache.name, cache.write_behind.batch_size   |
+// Spans come from the tracer named [ScopeName] of the [WithTracerProvider]
+// provider (the global one by default), only for work that leaves the
+// process or has its own timeline: none for a lookup that L1 answers.
+// Every span carries cache.name; a failed one has status Error and
+// error.type.
+//
+//   - cache.l2.get (client): an L2 read. A miss is not a failure; a value
+//     the codec cannot decode is, with error.type cache.decode.
+//   - cache.l2.set (client): an L2 write.
+//   - cache.l2.delete (client): an L2 delete.
+//   - cache.load (internal): a loader call. [ErrNotFound] from the loader
+//     is not a failure.
+//   - cache.refresh (internal): a refresh-ahead reload, in the background,
+//     in a trace of its own linked to the read that triggered it; it
+//     holds the cache.load span and the writes. A key the source no longer
+//     has fails it with error.type cache.not_found.
+//   - cache.write_behind.flush (internal): a batch written by the
+//     write-behind worker, in a trace of its own; with
+//     cache.write_behind.batch_size, the writes in the batch.
+//
+// Span events, added to the caller's span when it is recording:
+//
+//   - cache.invalidation_failed: Set or Delete could not tell the other
+//     instances to drop their copies (and returns that failure);
+//     cache.name and error.type.
 package cache

@@ -10,8 +10,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-
-	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
 // writeBehind queues writes and flushes them from one worker goroutine, in
@@ -241,10 +239,9 @@ func (w *writeBehind[V]) writeBatch(batch []Write[V]) error {
 	defer span.End()
 	err := w.write(ctx, batch)
 	if err != nil {
-		telemetry.RecordError(span, err)
-		w.c.tel.flushes.Add(ctx, 1, w.c.tel.flushOpts[1]...)
+		w.c.tel.failed(ctx, span, err, w.c.tel.flushes, nil, 0)
 		return fmt.Errorf("cache: write-behind flush of %d writes: %w", len(batch), err)
 	}
-	w.c.tel.flushes.Add(ctx, 1, w.c.tel.flushOpts[0]...)
+	w.c.tel.flushes.Add(ctx, 1, w.c.tel.flushOpts...)
 	return nil
 }

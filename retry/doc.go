@@ -47,9 +47,11 @@
 // it can replay, on transport errors and 429, 502, 503 and 504 responses,
 // honouring Retry-After. Compose it with the circuit breaker inside:
 //
-//	client := &http.Client{Transport: retry.NewTransport(
-//		circuitbreaker.NewTransport(otelhttp.NewTransport(http.DefaultTransport,
-//			otelhttp.WithClientTrace(retry.ClientTrace))))}
+//	attempt := otelhttp.NewTransport(http.DefaultTransport,
+//		otelhttp.WithClientTrace(retry.ClientTrace))
+//	client := &http.Client{
+//		Transport: retry.NewTransport(circuitbreaker.NewTransport(attempt)),
+//	}
 //
 // so that each attempt is judged by the breaker, an open breaker ends the
 // retries at once, and each attempt gets an HTTP client span carrying
@@ -57,38 +59,60 @@
 //
 // # Cost
 //
-// A first attempt that succeeds costs two counter increments (free with
-// the default no-op providers) and allocates nothing; a budget adds one
-// atomic load. Only when a retry happens does the retrier start a span,
-// read the clock and build its backoff: a failure that is not retried (a
-// rejection by an open breaker) costs an [*Error] and nothing more.
+// A first attempt that succeeds costs one atomic add, which counts the
+// call, its outcome and its attempt, whatever the providers, and
+// allocates nothing; a budget adds an atomic load (and a compare-and-swap
+// while it is not full). Only when a retry happens
+// does the retrier start a span, read the clock and build its backoff. A
+// failure that is not retried (a rejection by an open breaker) costs an
+// [*Error], its error.type and a count under a read lock.
 //
 // # Telemetry
 //
-// Metrics, from the meter named [ScopeName] of the [WithMeterProvider]
+// Metrics come from the meter named [ScopeName] of the [WithMeterProvider]
+// provider (the global one by default). Every data point carries
+// retry.name ([WithName]; empty by default).
+//
+//   - retry.calls (counter, {call}): calls of [Retrier.Do], by
+//     retry.outcome: success (at the first attempt), success_after_retry,
+//     exhausted, permanent (an error not worth retrying),
+//     budget_exhausted or canceled. Calls that gave up also carry
+//     error.type, as the retry span does: retry.exhausted,
+//     retry.budget_exhausted, the context's error, or the error.type of
+//     the error not retried (circuitbreaker.open, a status code...).
+//   - retry.attempts (counter, {attempt}): calls of the operation, first
+//     attempts and retries.
+//   - retry.delay (histogram, s): the waits before retries.
+//
+// Calls and attempts are counted in memory and reported by asynchronous
+// (observable) instruments when the SDK collects: a synchronous SDK
+// counter would cost many times a first attempt. What that trades: these
+// counts carry no exemplars (retry.delay does), they reach the SDK only
+// at collection, and series that never moved are not reported. A retrier
+// reports while it is reachable, and once more at the first collection
+// after it is garbage-collected, so that no count is lost; then its series
+// end. It reports at most 64 (retry.outcome, error.type) pairs of calls
+// that gave up; later ones count under error.type _OTHER.
+//
+// Spans come from the tracer named [ScopeName] of the [WithTracerProvider]
 // provider (the global one by default):
 //
-//	| name           | kind      | unit      | attributes                 |
-//	|----------------|-----------|-----------|----------------------------|
-//	| retry.attempts | counter   | {attempt} | retry.name                 |
-//	| retry.calls    | counter   | {call}    | retry.name, retry.outcome  |
-//	| retry.delay    | histogram | s         | retry.name                 |
+//   - retry (internal): from the moment the first attempt has failed and
+//     another will be made, to the end of Do; the attempts after the
+//     first run inside it. Attributes: retry.name, retry.attempts (how
+//     many were made), retry.outcome, and on failure error.type with
+//     status Error. A call that succeeds at once, or gives up without
+//     retrying, starts none.
 //
-// retry.outcome is success, success_after_retry, exhausted, permanent,
-// budget_exhausted or canceled. retry.name is set with [WithName].
+// Span events:
 //
-// Spans, from the tracer named [ScopeName] of the [WithTracerProvider]
-// provider:
+//   - retry.attempt_failed, on the retry span, for each failed attempt
+//     that is retried: retry.attempt (1 for the first), error.type and
+//     retry.delay (the wait before the next attempt, in seconds).
+//   - retry.gave_up, on the caller's span, when [NewTransport] gives up
+//     after more than one attempt and hands back the last response:
+//     retry.attempts.
 //
-//	| span  | when                                    | attributes                                                   |
-//	|-------|-----------------------------------------|--------------------------------------------------------------|
-//	| retry | from the first retry to the end of Do   | retry.name, retry.attempts, retry.outcome, error.type on failure |
-//
-// The retry span starts when the first attempt has failed and another will
-// be made; it has a retry.attempt_failed event per failed attempt
-// (retry.attempt, error.type, retry.delay in seconds), and the attempts after
-// the first run inside it. With [ClientTrace], otelhttp's span for each
-// retried HTTP attempt carries http.request.resend_count; a transport that
-// hands back a response after giving up adds a retry.gave_up event to the
-// caller's span.
+// With [ClientTrace], otelhttp's span of each retried HTTP attempt
+// carries http.request.resend_count.
 package retry

@@ -1,7 +1,6 @@
 package retry
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -71,22 +70,15 @@ func (e *Error) Unwrap() []error {
 
 // ErrorType returns the value of the error.type attribute: the type of the
 // reason for giving up ("retry.exhausted", "retry.budget_exhausted",
-// "context.Canceled"...), or, when the last error was not retryable, that
-// error's own error.type (its ErrorType method, SQLSTATE, Redis prefix,
-// exported type name, or "_OTHER").
+// "context.Canceled", or the type of the context's cause), or, when the
+// last error was not retryable, that error's own error.type (its
+// ErrorType method, SQLSTATE, Redis prefix, exported type name, or
+// "_OTHER"), by the module's one rule for error.type.
 func (e *Error) ErrorType() string {
-	if s, ok := e.Reason.(*sentinel); ok {
-		return s.typ
-	}
-	switch e.Reason {
-	case nil:
+	if e.Reason == nil {
 		return telemetry.ErrorTypeString(e.Last)
-	case context.Canceled:
-		return "context.Canceled"
-	case context.DeadlineExceeded:
-		return "context.DeadlineExceeded"
 	}
-	return "retry.error"
+	return telemetry.ErrorTypeString(e.Reason)
 }
 
 // Permanent marks err as not worth retrying: a [Retrier] stops at once and

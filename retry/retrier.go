@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
@@ -40,7 +41,9 @@ func New(opts ...Option) *Retrier {
 	if err := cfg.validate(); err != nil {
 		panic(fmt.Sprintf("retry: New: %v", err))
 	}
-	return &Retrier{cfg: cfg, tel: newInstruments(cfg.name, cfg.tracerProvider, cfg.meterProvider)}
+	r := &Retrier{cfg: cfg, tel: newInstruments(cfg.name, cfg.tracerProvider, cfg.meterProvider)}
+	r.tel.observe(r, cfg.meterProvider)
+	return r
 }
 
 // Do calls fn until it returns nil or the retrier gives up, and returns nil
@@ -61,12 +64,13 @@ func (r *Retrier) Do(ctx context.Context, fn func(context.Context) error) error 
 	if r.cfg.maxElapsed > 0 {
 		start = time.Now()
 	}
-	r.tel.attempts.Add(ctx, 1, r.tel.nameOpts...)
 	err := fn(ctx)
 	if err == nil {
-		r.tel.calls.Add(ctx, 1, r.tel.callOpts[outcomeSuccess]...)
+		// One add counts the call, its outcome and its one attempt.
+		r.tel.firstSuccess.Inc()
 		return nil
 	}
+	r.tel.attempts.Inc()
 	return r.retry(ctx, fn, err, start)
 }
 
@@ -116,7 +120,7 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 			retryable = reason == nil
 		}
 		if !retryable {
-			return r.giveUp(ctx, span, attempt, errs, reason, outcome)
+			return r.giveUp(span, attempt, errs, reason, outcome)
 		}
 		if !started {
 			ctx, span = r.tel.tracer.Start(ctx, "retry", r.tel.spanOpts...)
@@ -132,13 +136,14 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 			f(ctx, attempt, errs[len(errs)-1], delay)
 		}
 		if err := sleep(ctx, delay); err != nil {
-			return r.giveUp(ctx, span, attempt, errs, err, outcomeCanceled)
+			return r.giveUp(span, attempt, errs, err, outcomeCanceled)
 		}
 
 		attempt++
-		r.tel.attempts.Add(ctx, 1, r.tel.nameOpts...)
-		if err = fn(context.WithValue(ctx, resendKey{}, attempt-1)); err == nil {
-			r.tel.calls.Add(ctx, 1, r.tel.callOpts[outcomeSuccessAfterRetry]...)
+		err = fn(context.WithValue(ctx, resendKey{}, attempt-1))
+		r.tel.attempts.Inc()
+		if err == nil {
+			r.tel.successAfterRetry.Inc()
 			span.SetAttributes(AttrAttempts.Int(attempt), AttrOutcome.String(outcomeNames[outcomeSuccessAfterRetry]))
 			span.End()
 			return nil
@@ -177,13 +182,13 @@ func (r *Retrier) fits(ctx context.Context, start time.Time, delay time.Duration
 	return 0, nil
 }
 
-func (r *Retrier) giveUp(ctx context.Context, span trace.Span, attempts int, errs []error, reason error, outcome int) error {
+func (r *Retrier) giveUp(span trace.Span, attempts int, errs []error, reason error, outcome int) error {
 	e := &Error{Attempts: attempts, Last: errs[len(errs)-1], Reason: reason, errs: errs}
-	r.tel.calls.Add(ctx, 1, r.tel.callOpts[outcome]...)
+	typ := e.ErrorType()
+	r.tel.failures.inc(outcome, typ)
 	if span.IsRecording() {
-		span.SetAttributes(AttrAttempts.Int(attempts), AttrOutcome.String(outcomeNames[outcome]))
+		span.SetAttributes(AttrAttempts.Int(attempts), AttrOutcome.String(outcomeNames[outcome]), semconv.ErrorTypeKey.String(typ))
 		span.SetStatus(codes.Error, e.Error())
-		span.SetAttributes(telemetry.ErrorType(e))
 	}
 	span.End()
 	return e

@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/retry"
@@ -44,7 +45,7 @@ func TestTelemetry(t *testing.T) {
 		assert.Equal(t, int64(1+3+3), tel.Int64(t, "retry.attempts", name))
 		assert.Equal(t, int64(1), tel.Int64(t, "retry.calls", outcome("success")...))
 		assert.Equal(t, int64(1), tel.Int64(t, "retry.calls", outcome("success_after_retry")...))
-		assert.Equal(t, int64(1), tel.Int64(t, "retry.calls", outcome("exhausted")...))
+		assert.Equal(t, int64(1), tel.Int64(t, "retry.calls", append(outcome("exhausted"), semconv.ErrorTypeKey.String("retry.exhausted"))...))
 		assert.Equal(t, uint64(4), tel.HistogramCount(t, "retry.delay", name))
 		assert.Equal(t, "s", tel.Metric(t, "retry.delay").Unit)
 
@@ -63,7 +64,7 @@ func TestTelemetry(t *testing.T) {
 					assert.Contains(t, s.Events()[1].Attributes, retry.AttrDelay.Float64(1))
 				} else {
 					assert.Equal(t, codes.Error, s.Status().Code)
-					assert.Contains(t, s.Attributes(), attribute.String("error.type", "retry.exhausted"))
+					assert.Contains(t, s.Attributes(), semconv.ErrorTypeKey.String("retry.exhausted"))
 					assert.Contains(t, s.Attributes(), retry.AttrOutcome.String("exhausted"))
 				}
 			}
@@ -114,5 +115,6 @@ func TestNoSpanWithoutRetry(t *testing.T) {
 	err := r.Do(context.Background(), func(context.Context) error { return retry.Permanent(errBoom) })
 	require.ErrorIs(t, err, errBoom)
 	assert.Empty(t, tel.Spans.Ended())
-	assert.Equal(t, int64(1), tel.Int64(t, "retry.calls", retry.AttrName.String(""), retry.AttrOutcome.String("permanent")))
+	assert.Equal(t, int64(1), tel.Int64(t, "retry.calls", retry.AttrName.String(""), retry.AttrOutcome.String("permanent"),
+		semconv.ErrorTypeOther))
 }
