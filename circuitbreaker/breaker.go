@@ -414,6 +414,7 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, forced
 	now := b.now()
 	np := b.newPeriod(to, forced, now)
 	b.cur.Store(np)
+	b.tel.state.Store(int32(to))
 	if old.timer != nil {
 		old.timer.Stop()
 	}

@@ -1,6 +1,8 @@
 package circuitbreaker
 
 import (
+	"sync/atomic"
+
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -51,6 +53,7 @@ type instruments struct {
 	_     [64]byte
 
 	transitions [numStates][numStates]telemetry.Counter
+	state       atomic.Int32 // the State of the current period, for the gauge
 	duration    metric.Float64Histogram
 	durOpts     [numOutcomes][]metric.RecordOption
 	reg         *telemetry.Registration
@@ -73,9 +76,11 @@ func newInstruments(name string, mp metric.MeterProvider) *instruments {
 }
 
 // observe registers the callback that reports b's calls, transitions and
-// state. It holds b weakly and the registration is dropped when b is
-// collected, so a breaker that is thrown away (as a [Group] evicts them)
-// leaves no callback and no series behind.
+// state, from t alone. It holds b weakly: when b is collected, its counts
+// are reported once more (so that a breaker dropped just before a
+// program's final collection loses none) and the registration is
+// dropped, so a breaker that is thrown away leaves no callback and no
+// series behind. A [Group] unregisters an evicted breaker at once.
 func (t *instruments) observe(b *Breaker, mp metric.MeterProvider) {
 	m := telemetry.Meter(mp, ScopeName)
 	calls := telemetry.Int64ObservableCounter(m, "circuitbreaker.calls",
@@ -106,23 +111,23 @@ func (t *instruments) observe(b *Breaker, mp metric.MeterProvider) {
 			transOpts[s][to] = []metric.ObserveOption{metric.WithAttributeSet(set)}
 		}
 	}
-	t.reg = telemetry.Observe(m, b, func(b *Breaker, o metric.Observer) {
+	t.reg = telemetry.ObserveState(m, b, t, func(t *instruments, o metric.Observer) {
 		// Outcomes and transitions that never happened are not reported:
 		// a group of a thousand breakers would otherwise report
 		// seventeen thousand series, most of them zero.
 		for i := range numOutcomes {
-			if n := b.tel.calls[i].Load(); n > 0 {
+			if n := t.calls[i].Load(); n > 0 {
 				o.ObserveInt64(calls, n, callOpts[i]...)
 			}
 		}
 		for from := range State(numStates) {
 			for to := range State(numStates) {
-				if n := b.tel.transitions[from][to].Load(); n > 0 {
+				if n := t.transitions[from][to].Load(); n > 0 {
 					o.ObserveInt64(transitions, n, transOpts[from][to]...)
 				}
 			}
 		}
-		cur := b.cur.Load().state
+		cur := State(t.state.Load())
 		for s := range State(numStates) {
 			var v int64
 			if s == cur {
