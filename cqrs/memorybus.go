@@ -233,8 +233,8 @@ func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) 
 		b.mu.Unlock()
 		err := fmt.Errorf("cqrs: publish to %q: %w", topic, ErrBusClosed)
 		telemetry.RecordError(span, err)
-		addFailure(ctx, tel.sent, int64(len(msgs)), tt.sentBase, err)
-		recordFailure(ctx, tel.opDuration, seconds(start), tt.durBase, err)
+		addFailure(ctx, tel.Sent, int64(len(msgs)), tt.sentBase, err)
+		recordFailure(ctx, tel.OpDuration, seconds(start), tt.durBase, err)
 		return err
 	}
 	for _, g := range t.groups {
@@ -244,8 +244,8 @@ func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) 
 		g.signal()
 	}
 	b.mu.Unlock()
-	tel.sent.Add(ctx, int64(len(msgs)), tt.sentOpts...)
-	tel.opDuration.Record(ctx, seconds(start), tt.durOpts...)
+	tel.Sent.Add(ctx, int64(len(msgs)), tt.sentOpts...)
+	tel.OpDuration.Record(ctx, seconds(start), tt.durOpts...)
 	return nil
 }
 
@@ -453,16 +453,16 @@ func (s *memSubscription) deliver(e *memEntry) {
 		}
 	}
 	if m.Delivery > 1 {
-		tel.redelivered.Add(ctx, 1, gt.groupOpts...)
+		tel.Redelivered.Add(ctx, 1, gt.groupOpts...)
 	}
-	tel.consumed.Add(ctx, 1, gt.consumedOpts...)
+	tel.Consumed.Add(ctx, 1, gt.consumedOpts...)
 	err := s.call(ctx, m)
 	switch {
 	case err == nil:
 		s.settle(ctx, span, e, settleAck, time.Time{})
 	case e.delivery >= s.cfg.MaxDeliver:
 		telemetry.RecordError(span, err)
-		tel.deadLetters.Add(ctx, 1, gt.groupOpts...)
+		tel.DeadLetters.Add(ctx, 1, gt.groupOpts...)
 		s.deadLetter(ctx, m, err)
 		s.settle(ctx, span, e, settleTerm, time.Time{})
 	default:
@@ -470,9 +470,9 @@ func (s *memSubscription) deliver(e *memEntry) {
 		s.settle(ctx, span, e, settleNak, time.Now().Add(max(s.cfg.Backoff(m.Delivery), 0)))
 	}
 	if err == nil {
-		tel.process.Record(ctx, seconds(start), gt.processOpts...)
+		tel.Process.Record(ctx, seconds(start), gt.processOpts...)
 	} else {
-		recordFailure(ctx, tel.process, seconds(start), gt.processBase, err)
+		recordFailure(ctx, tel.Process, seconds(start), gt.processBase, err)
 	}
 	span.End()
 }
@@ -483,7 +483,7 @@ func (s *memSubscription) deliver(e *memEntry) {
 func (s *memSubscription) settle(ctx context.Context, span trace.Span, e *memEntry, how settlement, notBefore time.Time) {
 	start := time.Now()
 	s.settleEntry(e, how != settleNak, notBefore)
-	s.bus.tel.opDuration.Record(ctx, seconds(start), s.group.tel.settleOpts[how]...)
+	s.bus.tel.OpDuration.Record(ctx, seconds(start), s.group.tel.settleOpts[how]...)
 	if span.IsRecording() {
 		span.AddEvent(settleNames[how])
 	}

@@ -4,13 +4,12 @@ import (
 	"context"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
-	"go.opentelemetry.io/otel/semconv/v1.40.0/messagingconv"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/internal/msgtel"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -36,47 +35,19 @@ const (
 
 var settleNames = [settlements]string{opAck, opNak, opTerm}
 
-// durationBuckets are the bucket boundaries, in seconds, of the messaging
-// duration histograms (messaging.client.operation.duration and
-// messaging.process.duration), as the semantic conventions advise.
-var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
-
 // memTelemetry holds a memory bus's tracer and instruments, created once.
 type memTelemetry struct {
-	tracer      trace.Tracer
-	optIn       bool
-	opDuration  metric.Float64Histogram // messaging.client.operation.duration
-	sent        metric.Int64Counter     // messaging.client.sent.messages
-	consumed    metric.Int64Counter     // messaging.client.consumed.messages
-	process     metric.Float64Histogram // messaging.process.duration
-	redelivered metric.Int64Counter     // cqrs.redeliveries
-	deadLetters metric.Int64Counter     // cqrs.dead_letters
+	tracer trace.Tracer
+	optIn  bool
+	msgtel.Instruments
 }
 
 func newMemTelemetry(c busConfig) *memTelemetry {
-	m := telemetry.Meter(c.mp, ScopeName)
-	check := func(err error) {
-		if err != nil {
-			otel.Handle(err)
-		}
+	return &memTelemetry{
+		tracer:      telemetry.Tracer(c.tp, ScopeName),
+		optIn:       c.optIn,
+		Instruments: msgtel.New(telemetry.Meter(c.mp, ScopeName)),
 	}
-	t := &memTelemetry{tracer: telemetry.Tracer(c.tp, ScopeName), optIn: c.optIn}
-	opDuration, err := messagingconv.NewClientOperationDuration(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
-	check(err)
-	sent, err := messagingconv.NewClientSentMessages(m)
-	check(err)
-	consumed, err := messagingconv.NewClientConsumedMessages(m)
-	check(err)
-	process, err := messagingconv.NewProcessDuration(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
-	check(err)
-	t.opDuration, t.sent, t.consumed, t.process = opDuration.Inst(), sent.Inst(), consumed.Inst(), process.Inst()
-	t.redelivered, err = m.Int64Counter(MetricRedeliveries, metric.WithUnit("{message}"),
-		metric.WithDescription("Deliveries of a message to a consumer group after its first."))
-	check(err)
-	t.deadLetters, err = m.Int64Counter(MetricDeadLetters, metric.WithUnit("{message}"),
-		metric.WithDescription("Messages given to the dead-letter function after their last delivery failed."))
-	check(err)
-	return t
 }
 
 // The names of the metrics both buses record besides the semantic
@@ -84,10 +55,10 @@ func newMemTelemetry(c busConfig) *memTelemetry {
 const (
 	// MetricRedeliveries counts the deliveries of a message to a consumer
 	// group after its first: those whose [Message.Delivery] is above 1.
-	MetricRedeliveries = "cqrs.redeliveries"
+	MetricRedeliveries = msgtel.Redeliveries
 	// MetricDeadLetters counts the messages given to the DeadLetter
 	// function of their subscription.
-	MetricDeadLetters = "cqrs.dead_letters"
+	MetricDeadLetters = msgtel.DeadLetters
 )
 
 // topicTelemetry is the telemetry of the publications to a topic of a

@@ -186,12 +186,12 @@ func (b *Bus) publish(ctx context.Context, topic, subject string, m cqrs.Message
 	d := seconds(start)
 	if err != nil {
 		telemetry.RecordError(span, err)
-		addFailure(ctx, inst.sent, 1, tt.sentBase, err)
-		recordFailure(ctx, inst.opDuration, d, tt.durBase, err)
+		addFailure(ctx, inst.Sent, 1, tt.sentBase, err)
+		recordFailure(ctx, inst.OpDuration, d, tt.durBase, err)
 		return err
 	}
-	inst.sent.Add(ctx, 1, tt.sentOpts...)
-	inst.opDuration.Record(ctx, d, tt.durOpts...)
+	inst.Sent.Add(ctx, 1, tt.sentOpts...)
+	inst.OpDuration.Record(ctx, d, tt.durOpts...)
 	if span.IsRecording() && ack.Duplicate {
 		span.AddEvent("duplicate")
 	}

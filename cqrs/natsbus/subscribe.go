@@ -497,12 +497,12 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 		}
 	}
 	if m.Delivery > 1 {
-		inst.redelivered.Add(ctx, 1, st.groupOpts...)
+		inst.Redelivered.Add(ctx, 1, st.groupOpts...)
 	}
 	if !identified {
 		inst.unidentified.Add(ctx, 1, st.groupOpts...)
 	}
-	inst.consumed.Add(ctx, 1, st.consumedOpts...)
+	inst.Consumed.Add(ctx, 1, st.consumedOpts...)
 
 	sl.set(msg)
 	err := s.call(ctx, m)
@@ -513,7 +513,7 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 		s.settle(ctx, span, st, msg, settleAck, 0)
 	case m.Delivery >= s.cfg.MaxDeliver:
 		telemetry.RecordError(span, err)
-		inst.deadLetters.Add(ctx, 1, st.groupOpts...)
+		inst.DeadLetters.Add(ctx, 1, st.groupOpts...)
 		s.deadLetter(ctx, m, err)
 		s.settle(ctx, span, st, msg, settleTerm, 0)
 	default:
@@ -531,9 +531,9 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 		s.settle(ctx, span, st, msg, settleNak, delay)
 	}
 	if err == nil {
-		inst.process.Record(ctx, seconds(start), st.processOpts...)
+		inst.Process.Record(ctx, seconds(start), st.processOpts...)
 	} else {
-		recordFailure(ctx, inst.process, seconds(start), st.processBase, err)
+		recordFailure(ctx, inst.Process, seconds(start), st.processBase, err)
 	}
 	span.End()
 }
@@ -570,14 +570,14 @@ func (s *subscription) settle(ctx context.Context, span trace.Span, st *subTelem
 	}
 	d := seconds(start)
 	if err == nil {
-		s.bus.inst.opDuration.Record(ctx, d, st.settleOpts[how]...)
+		s.bus.inst.OpDuration.Record(ctx, d, st.settleOpts[how]...)
 		if span.IsRecording() {
 			span.AddEvent(settleNames[how])
 		}
 		return
 	}
 	err = fmt.Errorf("natsbus: %s: %w", settleNames[how], err)
-	recordFailure(ctx, s.bus.inst.opDuration, d, st.settleBase[how], err)
+	recordFailure(ctx, s.bus.inst.OpDuration, d, st.settleBase[how], err)
 	if how == settleAck {
 		telemetry.RecordError(span, err)
 	}
@@ -652,11 +652,11 @@ func (s *subscription) Close() error {
 		for _, hb := range back {
 			start := time.Now()
 			if err := hb.msg.NakWithDelay(hb.delay); err != nil {
-				recordFailure(s.baseCtx, s.bus.inst.opDuration, seconds(start), st.settleBase[settleNak],
+				recordFailure(s.baseCtx, s.bus.inst.OpDuration, seconds(start), st.settleBase[settleNak],
 					fmt.Errorf("natsbus: %s: %w", opNak, err))
 				continue
 			}
-			s.bus.inst.opDuration.Record(s.baseCtx, seconds(start), st.settleOpts[settleNak]...)
+			s.bus.inst.OpDuration.Record(s.baseCtx, seconds(start), st.settleOpts[settleNak]...)
 		}
 	})
 	return nil

@@ -13,10 +13,9 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
-	"go.opentelemetry.io/otel/semconv/v1.40.0/messagingconv"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/internal/msgtel"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -65,22 +64,13 @@ const MaxTopicTelemetry = 256
 // connected to, for server.address and server.port.
 const serverRecheck = time.Second
 
-// durationBuckets are the bucket boundaries, in seconds, of the duration
-// histograms, as the semantic conventions advise.
-var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
-
 // instruments are a bus's tracer and metric instruments, with the
 // telemetry options of its topics, built once per topic and server.
 type instruments struct {
-	tracer       trace.Tracer
-	optIn        bool
-	opDuration   metric.Float64Histogram // messaging.client.operation.duration
-	sent         metric.Int64Counter     // messaging.client.sent.messages
-	consumed     metric.Int64Counter     // messaging.client.consumed.messages
-	process      metric.Float64Histogram // messaging.process.duration
-	redelivered  metric.Int64Counter     // cqrs.redeliveries
-	deadLetters  metric.Int64Counter     // cqrs.dead_letters
-	unidentified metric.Int64Counter     // natsbus.unidentified_messages
+	tracer trace.Tracer
+	optIn  bool
+	msgtel.Instruments
+	unidentified metric.Int64Counter // natsbus.unidentified_messages
 
 	nc      *nats.Conn // nil for a JetStream context without one
 	server  atomic.Pointer[server]
@@ -94,31 +84,14 @@ type instruments struct {
 
 func newInstruments(c config, nc *nats.Conn) *instruments {
 	m := telemetry.Meter(c.meterProvider, ScopeName)
-	check := func(err error) {
-		if err != nil {
-			otel.Handle(err)
-		}
-	}
-	t := &instruments{tracer: telemetry.Tracer(c.tracerProvider, ScopeName), optIn: c.optIn, nc: nc}
+	t := &instruments{tracer: telemetry.Tracer(c.tracerProvider, ScopeName), optIn: c.optIn, nc: nc, Instruments: msgtel.New(m)}
 	t.server.Store(&server{})
-	opDuration, err := messagingconv.NewClientOperationDuration(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
-	check(err)
-	sent, err := messagingconv.NewClientSentMessages(m)
-	check(err)
-	consumed, err := messagingconv.NewClientConsumedMessages(m)
-	check(err)
-	process, err := messagingconv.NewProcessDuration(m, metric.WithExplicitBucketBoundaries(durationBuckets...))
-	check(err)
-	t.opDuration, t.sent, t.consumed, t.process = opDuration.Inst(), sent.Inst(), consumed.Inst(), process.Inst()
-	t.redelivered, err = m.Int64Counter(cqrs.MetricRedeliveries, metric.WithUnit("{message}"),
-		metric.WithDescription("Deliveries of a message to a consumer group after its first."))
-	check(err)
-	t.deadLetters, err = m.Int64Counter(cqrs.MetricDeadLetters, metric.WithUnit("{message}"),
-		metric.WithDescription("Messages given to the dead-letter function after their last delivery failed."))
-	check(err)
+	var err error
 	t.unidentified, err = m.Int64Counter(MetricUnidentified, metric.WithUnit("{message}"),
 		metric.WithDescription("Deliveries of messages that carried no message ID, handled with one derived from their stream sequence."))
-	check(err)
+	if err != nil {
+		otel.Handle(err)
+	}
 	return t
 }
 
