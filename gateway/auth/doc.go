@@ -4,7 +4,7 @@
 // route the roles or scopes a caller must have.
 //
 //	a, err := auth.New(
-//		auth.WithJWKS("https://idp.example.com/.well-known/jwks.json", "RS256"),
+//		auth.WithJWKS("https://idp.example.com/jwks.json", "RS256"),
 //		auth.WithIssuer("https://idp.example.com/"),
 //		auth.WithAudience("orders-api"),
 //		auth.WithClaimHeaders(map[string]string{"sub": "X-User-Id"}),
