@@ -39,6 +39,10 @@ func request(route, client string) *http.Request {
 	return r.WithContext(ctx)
 }
 
+func ctxWithRoute(ctx context.Context, route string) context.Context {
+	return gateway.WithClientIP(gateway.WithRoute(ctx, route), netip.MustParseAddr("198.51.100.7"))
+}
+
 var ok = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
 
 // do runs r through the middleware of each limiter, outermost first.
