@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -43,6 +45,7 @@ type Authenticator struct {
 	claimHeaders []claimHeader
 	challenge    [3]string // the WWW-Authenticate values: missing, invalid_token, insufficient_scope
 	jwtEnabled   bool
+	cache        *tokenCache
 	tel          *instruments
 
 	cancel    context.CancelFunc
@@ -99,6 +102,9 @@ func New(opts ...Option) (*Authenticator, error) {
 	}
 	slices.SortFunc(a.claimHeaders, func(x, y claimHeader) int { return strings.Compare(x.header, y.header) })
 	a.challenge = challenges(cfg.realm)
+	if cfg.cacheSize > 0 {
+		a.cache = newTokenCache(cfg.cacheSize, cfg.cacheTTL)
+	}
 	a.tel.observe(a)
 
 	common := []jwt.ParserOption{jwt.WithLeeway(cfg.leeway), jwt.WithExpirationRequired(), jwt.WithIssuedAt()}
@@ -237,6 +243,9 @@ func (c *config) validate() error {
 	if c.jwksTimeout <= 0 {
 		bad("WithJWKSTimeout(%v): must be positive", c.jwksTimeout)
 	}
+	if c.cacheSize < 0 || (c.cacheSize > 0 && (c.cacheTTL <= 0 || c.cacheTTL > MaxTokenCacheTTL)) {
+		bad("WithTokenCache(%d, %v): size must not be negative, and the TTL in (0, %v]", c.cacheSize, c.cacheTTL, MaxTokenCacheTTL)
+	}
 	return errors.Join(errs...)
 }
 
@@ -302,6 +311,13 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 	if token == "" || len(token) > maxTokenLength {
 		return nil, fail(ReasonMalformed, fmt.Errorf("token length %d not in 1..%d", len(token), maxTokenLength))
 	}
+	var digest [sha256.Size]byte
+	if a.cache != nil {
+		digest = sha256.Sum256([]byte(token))
+		if p, ok := a.cache.get(digest, time.Now()); ok {
+			return p, nil
+		}
+	}
 	alg, kid, err := decodeHeader(token)
 	if err != nil {
 		return nil, fail(ReasonMalformed, err)
@@ -324,7 +340,13 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 			return nil, fail(ReasonClaims, fmt.Errorf("required claim %q is missing", name))
 		}
 	}
-	return a.principal(claims)
+	p, err := a.principal(claims)
+	if err == nil && a.cache != nil {
+		if exp, _ := claims.GetExpirationTime(); exp != nil {
+			a.cache.put(digest, p, exp.Time, time.Now())
+		}
+	}
+	return p, err
 }
 
 // decodeHeader returns the alg and kid of a JWT's header. It reads the

@@ -221,3 +221,32 @@ func TestJWKSOverTLS(t *testing.T) {
 	_, err = a.VerifyToken(t.Context(), sign(t, jwt.SigningMethodRS256, rsa1, "k1", claims("a")))
 	assert.NoError(t, err)
 }
+
+// TestTokenCacheTrade shows what WithTokenCache trades: a token whose key
+// was revoked keeps passing until its entry's TTL, then fails; without the
+// cache it fails as soon as the key set no longer has the key.
+func TestTokenCacheTrade(t *testing.T) {
+	srv := newJWKSServer(t)
+	srv.add(t, "k1", rsa1, "RS256")
+	cachedAuth := jwksAuth(t, srv, auth.WithTokenCache(100, 300*time.Millisecond), auth.WithJWKSRefresh(5*time.Millisecond))
+	plain := jwksAuth(t, srv, auth.WithJWKSRefresh(5*time.Millisecond))
+	tok := sign(t, jwt.SigningMethodRS256, rsa1, "k1", claims("alice"))
+	_, err := cachedAuth.VerifyToken(t.Context(), tok)
+	require.NoError(t, err)
+	_, err = plain.VerifyToken(t.Context(), tok)
+	require.NoError(t, err)
+
+	srv.mu.Lock()
+	srv.keys = nil // k1 revoked
+	srv.mu.Unlock()
+	require.Eventually(t, func() bool {
+		_, err := plain.VerifyToken(t.Context(), tok)
+		return err != nil
+	}, 5*time.Second, 5*time.Millisecond, "the uncached authenticator refusing the revoked key")
+	_, err = cachedAuth.VerifyToken(t.Context(), tok)
+	assert.NoError(t, err, "a cached token within its TTL")
+	require.Eventually(t, func() bool {
+		_, err := cachedAuth.VerifyToken(t.Context(), tok)
+		return err != nil
+	}, 5*time.Second, 10*time.Millisecond, "the cached token after its TTL")
+}
