@@ -121,53 +121,55 @@ func (k Key) String() string {
 // the key table, or Redis, hold large keys.
 const maxKeyPart = 64
 
-// bucketKey returns the key of the bucket r spends: the route's pattern
-// first for PerRoute, then the client's key.
-func (l *Limiter) bucketKey(r *http.Request, route string) string {
-	client := l.clientKey(r)
-	if len(client) > maxKeyPart {
-		sum := sha256.Sum256([]byte(client))
-		client = "h:" + hex.EncodeToString(sum[:16])
-	}
+// appendBucketKey appends to buf the key of the bucket r spends: the
+// route's pattern first for PerRoute, then the client's key. Building it
+// in a buffer lets the in-process table look it up without allocating.
+func (l *Limiter) appendBucketKey(buf []byte, r *http.Request, route string) []byte {
 	if l.limit.Scope == PerRoute {
-		return route + "\x00" + client
+		buf = append(append(buf, route...), 0)
 	}
-	return client
+	start := len(buf)
+	buf = l.appendClientKey(buf, r)
+	if len(buf)-start > maxKeyPart {
+		sum := sha256.Sum256(buf[start:])
+		buf = hex.AppendEncode(append(buf[:start], "h:"...), sum[:16])
+	}
+	return buf
 }
 
-func (l *Limiter) clientKey(r *http.Request) string {
+func (l *Limiter) appendClientKey(buf []byte, r *http.Request) []byte {
 	switch l.limit.Key.kind {
 	case keyAll:
-		return "*"
+		return append(buf, '*')
 	case keyClaim:
 		if p, ok := gateway.PrincipalFrom(r.Context()); ok {
 			if l.limit.Key.name == "sub" {
 				if p.Subject != "" {
-					return "c:" + p.Subject
+					return append(append(buf, "c:"...), p.Subject...)
 				}
 			} else {
 				switch v := p.Claims[l.limit.Key.name].(type) {
 				case string:
 					if v != "" {
-						return "c:" + v
+						return append(append(buf, "c:"...), v...)
 					}
 				case float64:
-					return "c:" + strconv.FormatFloat(v, 'f', -1, 64)
+					return strconv.AppendFloat(append(buf, "c:"...), v, 'f', -1, 64)
 				}
 			}
 		}
 	case keyHeader:
 		if v := r.Header.Get(l.limit.Key.name); v != "" {
-			return "h:" + v
+			return append(append(buf, "h:"...), v...)
 		}
 	}
-	return "ip:" + l.clientIP(r)
+	return l.appendClientIP(append(buf, "ip:"...), r)
 }
 
-// clientIP returns the client's address as the gateway derived it, or the
-// connection's peer address outside a gateway; never a header. IPv6
-// addresses are cut to their network prefix.
-func (l *Limiter) clientIP(r *http.Request) string {
+// appendClientIP appends the client's address as the gateway derived it,
+// or the connection's peer address outside a gateway; never a header.
+// IPv6 addresses are cut to their network prefix.
+func (l *Limiter) appendClientIP(buf []byte, r *http.Request) []byte {
 	addr, ok := gateway.ClientIP(r.Context())
 	if !ok {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -175,14 +177,14 @@ func (l *Limiter) clientIP(r *http.Request) string {
 			host = r.RemoteAddr
 		}
 		if addr, err = netip.ParseAddr(host); err != nil {
-			return r.RemoteAddr
+			return append(buf, r.RemoteAddr...)
 		}
 	}
 	addr = addr.Unmap()
 	if addr.Is6() && l.ipv6Prefix < 128 {
 		if p, err := addr.WithZone("").Prefix(l.ipv6Prefix); err == nil {
-			return p.String()
+			return p.AppendTo(buf)
 		}
 	}
-	return addr.String()
+	return addr.AppendTo(buf)
 }

@@ -27,7 +27,7 @@ type Limiter struct {
 	failClosed bool
 	table      *table
 	redis      *redisLimiter
-	policy     string // the RateLimit-Policy value
+	policy     []string // the RateLimit-Policy value, shared by every response
 	item       string // the RateLimit item's name, an SF string
 	problem    []byte // the body of a 429
 	tel        *instruments
@@ -77,7 +77,7 @@ func New(limit Limit, opts ...Option) (*Limiter, error) {
 		item:       sfString(limit.Name),
 		tel:        newInstruments(limit.Name, cfg.failClosed),
 	}
-	l.policy = policy(l.item, limit)
+	l.policy = []string{policy(l.item, limit)}
 	l.problem = problem(l.item)
 	if cfg.redis != nil {
 		l.redis = newRedisLimiter(cfg.redis, limit, burst, cfg.redisPrefix, cfg.redisTimeout)
@@ -149,14 +149,14 @@ func validate(l Limit, c *config) error {
 // counts it, but leaves the failure policy to the caller.
 func (l *Limiter) Allow(ctx context.Context, key string) (Decision, error) {
 	route, _ := gateway.RouteFrom(ctx)
-	d, err := l.decide(ctx, key)
+	d, err := l.decide(ctx, []byte(key))
 	l.tel.record(ctx, route, d, err)
 	return d, err
 }
 
-func (l *Limiter) decide(ctx context.Context, key string) (Decision, error) {
+func (l *Limiter) decide(ctx context.Context, key []byte) (Decision, error) {
 	if l.redis != nil {
-		return l.redis.allow(ctx, key)
+		return l.redis.allow(ctx, string(key))
 	}
 	return l.table.allow(key, time.Now()), nil
 }
@@ -172,7 +172,8 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		route, _ := gateway.RouteFrom(ctx)
-		d, err := l.decide(ctx, l.bucketKey(r, route))
+		var buf [128]byte
+		d, err := l.decide(ctx, l.appendBucketKey(buf[:0], r, route))
 		l.tel.record(ctx, route, d, err)
 		h := w.Header()
 		if err != nil {
@@ -186,8 +187,14 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		h.Add("RateLimit-Policy", l.policy)
-		h.Add("RateLimit", l.state(d))
+		// The policy's one-element slice is shared, capped so that an
+		// append (a second limiter's, the upstream's) copies it.
+		if vs := h[policyKey]; len(vs) == 0 {
+			h[policyKey] = l.policy[:1:1]
+		} else {
+			h[policyKey] = append(vs, l.policy[0])
+		}
+		h[stateKey] = append(h[stateKey], l.state(d))
 		if !d.Allowed {
 			h.Set("Retry-After", strconv.FormatInt(seconds(d.RetryAfter), 10))
 			h.Set("Content-Type", "application/problem+json")
@@ -200,6 +207,12 @@ func (l *Limiter) Middleware(next http.Handler) http.Handler {
 }
 
 var bodyUnavailable = []byte("rate limit unavailable\n")
+
+// The canonical names of the header fields.
+var (
+	policyKey = http.CanonicalHeaderKey("RateLimit-Policy")
+	stateKey  = http.CanonicalHeaderKey("RateLimit")
+)
 
 // problem returns the body of a 429: the quota-exceeded problem type of
 // the draft (RFC 9457 problem details) naming the policy item.
@@ -226,11 +239,13 @@ func policy(item string, l Limit) string {
 // and t, the seconds until the next one comes back (absent when the
 // bucket is full).
 func (l *Limiter) state(d Decision) string {
-	s := l.item + ";r=" + strconv.Itoa(d.Remaining)
+	var buf [128]byte
+	b := append(append(buf[:0], l.item...), ";r="...)
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
 	if d.Reset > 0 {
-		s += ";t=" + strconv.FormatInt(seconds(d.Reset), 10)
+		b = strconv.AppendInt(append(b, ";t="...), seconds(d.Reset), 10)
 	}
-	return s
+	return string(b)
 }
 
 // seconds rounds d up to whole seconds, at least 1: a client told 0 would

@@ -49,17 +49,18 @@ func newTable(maxKeys int, limit rate.Limit, burst int) *table {
 	return t
 }
 
-// allow spends a token of key's bucket if it has one.
-func (t *table) allow(key string, now time.Time) Decision {
-	s := &t.shards[maphash.String(t.seed, key)%uint64(len(t.shards))]
+// allow spends a token of key's bucket if it has one. Looking up a key
+// the table holds allocates nothing.
+func (t *table) allow(key []byte, now time.Time) Decision {
+	s := &t.shards[maphash.Bytes(t.seed, key)%uint64(len(t.shards))]
 	s.mu.Lock()
-	lim, ok := s.m[key]
+	lim, ok := s.m[string(key)]
 	if !ok {
 		if len(s.m) >= t.perShard {
 			s.evict(now, float64(t.burst))
 		}
 		lim = rate.NewLimiter(t.limit, t.burst)
-		s.m[key] = lim
+		s.m[string(key)] = lim
 	}
 	s.mu.Unlock()
 

@@ -22,7 +22,7 @@ func TestTableBounded(t *testing.T) {
 	now := time.Now()
 	fill := func(from, to int) {
 		for i := from; i < to; i++ {
-			l.table.allow("ip:"+strconv.Itoa(i), now)
+			l.table.allow([]byte("ip:"+strconv.Itoa(i)), now)
 			if i%50_000 == 0 && l.table.len() > maxKeys {
 				t.Fatalf("after %d clients the table holds %d keys; bound %d", i, l.table.len(), maxKeys)
 			}
@@ -61,15 +61,15 @@ func TestEvictionKeepsLimitedClients(t *testing.T) {
 	}
 	now := time.Now()
 	for range 5 {
-		l.table.allow("ip:victim-of-its-own-greed", now)
+		l.table.allow([]byte("ip:victim-of-its-own-greed"), now)
 	}
-	if l.table.allow("ip:victim-of-its-own-greed", now).Allowed {
+	if l.table.allow([]byte("ip:victim-of-its-own-greed"), now).Allowed {
 		t.Fatal("the sixth request was allowed")
 	}
 	for i := range 20_000 {
-		l.table.allow("ip:flood-"+strconv.Itoa(i), now)
+		l.table.allow([]byte("ip:flood-"+strconv.Itoa(i)), now)
 	}
-	if d := l.table.allow("ip:victim-of-its-own-greed", now); d.Allowed {
+	if d := l.table.allow([]byte("ip:victim-of-its-own-greed"), now); d.Allowed {
 		t.Errorf("after a flood of 20,000 new clients the limited client was allowed again: its bucket was evicted")
 	}
 }
@@ -80,7 +80,7 @@ func TestSmallTable(t *testing.T) {
 		tb := newTable(n, 1, 1)
 		now := time.Now()
 		for i := range 10 * n {
-			tb.allow(strconv.Itoa(i), now)
+			tb.allow([]byte(strconv.Itoa(i)), now)
 		}
 		if got := tb.len(); got > n {
 			t.Errorf("newTable(%d) holds %d keys", n, got)
