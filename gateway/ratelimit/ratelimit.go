@@ -28,8 +28,8 @@ type Limiter struct {
 	table      *table
 	redis      *redisLimiter
 	policy     []string // the RateLimit-Policy value, shared by every response
-	item       string // the RateLimit item's name, an SF string
-	problem    []byte // the body of a 429
+	item       string   // the RateLimit item's name, an SF string
+	problem    []byte   // the body of a 429
 	tel        *instruments
 }
 
