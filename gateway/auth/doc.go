@@ -39,7 +39,11 @@
 // random key IDs cannot make the gateway hammer the identity provider, and
 // a request never waits for that limit. While the identity provider is
 // down the cached keys keep working; with no keys at all, tokens are
-// refused with 401, never 500.
+// refused with 401, never 500. [Authenticator.Close] stops the refresh.
+//
+// Checking a signature costs tens of microseconds (RS256, ES256);
+// [WithTokenCache] remembers tokens that verified, for a short while, so
+// that a client sending the same token again costs a hash and a lookup.
 //
 // # Failures
 //

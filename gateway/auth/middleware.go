@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,10 +163,13 @@ func (a *Authenticator) outbound(r *http.Request, p *gateway.Principal, rc *rout
 			delete(out.Header, a.apiKeyHeader)
 		}
 		if stripQuery {
-			q := out.URL.Query()
-			if _, ok := q[a.apiKeyQuery]; ok {
-				q.Del(a.apiKeyQuery)
-				out.URL.RawQuery = q.Encode()
+			if raw, removed := removeQueryParam(out.URL.RawQuery, a.apiKeyQuery); removed {
+				u := *out.URL
+				u.RawQuery = raw
+				out.URL = &u
+				if out.RequestURI != "" {
+					out.RequestURI = u.RequestURI()
+				}
 			}
 		}
 	}
@@ -230,4 +234,24 @@ func scalar(v any) (string, bool) {
 		return strconv.FormatBool(v), true
 	}
 	return "", false
+}
+
+// removeQueryParam removes every occurrence of the parameter name from a
+// raw query, keeping the others as they were, in their order (re-encoding
+// the query would reorder it, which matters to signed URLs).
+func removeQueryParam(raw, name string) (string, bool) {
+	var b strings.Builder
+	removed := false
+	for part := range strings.SplitSeq(raw, "&") {
+		key, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); err == nil && k == name {
+			removed = true
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String(), removed
 }
