@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/auth"
 	"github.com/otelpatterns/patterns/gateway/ratelimit"
 )
@@ -39,3 +40,7 @@ func TestAfterAuth(t *testing.T) {
 	assert.Equal(t, 429, call("ci-0123456789abcdef", "198.51.100.3"), "ci from a third address")
 	assert.Equal(t, 200, call("bot-0123456789abcdef", "198.51.100.1"))
 }
+
+// A limiter's Middleware method value is a gateway.Middleware, as a route
+// lists it.
+var _ gateway.Middleware = (*ratelimit.Limiter)(nil).Middleware
