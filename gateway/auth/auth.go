@@ -16,6 +16,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/internal/brief"
 )
 
 // The schemes a [gateway.Principal] is authenticated by.
@@ -329,7 +330,7 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 	// The parser's WithValidMethods, from the key's configuration, is what
 	// enforces the algorithm; this check only names the reason.
 	if !slices.Contains(v.algs, alg) {
-		return nil, fail(ReasonAlgorithm, fmt.Errorf("algorithm %q is not the key's %v", alg, v.algs))
+		return nil, fail(ReasonAlgorithm, fmt.Errorf("algorithm %s is not the key's %v", brief.Quote(alg), v.algs))
 	}
 	claims := jwt.MapClaims{}
 	if _, err := v.parser.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return v.key, nil }); err != nil {
@@ -392,11 +393,11 @@ func (a *Authenticator) resolve(ctx context.Context, kid string) (verifier, erro
 			continue
 		}
 		if problem != "" {
-			return verifier{}, fail(ReasonUnknownKey, fmt.Errorf("key %q from %s: %s", kid, s.url, problem))
+			return verifier{}, fail(ReasonUnknownKey, fmt.Errorf("key %s from %s: %s", brief.Quote(kid), s.url, problem))
 		}
 		return v, nil
 	}
-	return verifier{}, fail(ReasonUnknownKey, fmt.Errorf("no key %q", kid))
+	return verifier{}, fail(ReasonUnknownKey, fmt.Errorf("no key %s", brief.Quote(kid)))
 }
 
 // classify maps golang-jwt's error to a reason. Claims errors come joined;

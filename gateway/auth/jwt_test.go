@@ -240,3 +240,13 @@ func TestConfigErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestErrorsShortenTokenValues: a key ID of 10 KB in a token does not
+// reach the error message whole (errors end up in logs).
+func TestErrorsShortenTokenValues(t *testing.T) {
+	a := staticAuth(t)
+	tok := sign(t, jwt.SigningMethodRS256, rsa1, strings.Repeat("k", 10_000), claims("alice"))
+	_, err := a.VerifyToken(t.Context(), tok)
+	require.Error(t, err)
+	assert.Less(t, len(err.Error()), 300, "error message: %.80s…", err.Error())
+}
