@@ -1,0 +1,71 @@
+package auth
+
+import (
+	"crypto/sha256"
+	"sync"
+	"time"
+
+	"github.com/otelpatterns/patterns/gateway"
+)
+
+// tokenCache remembers tokens that verified, by the SHA-256 digest of the
+// whole token, until the earlier of their exp and the cache's TTL, so that
+// a client sending the same token again costs a hash and a map lookup
+// instead of a signature check. Only tokens that verified enter it, so a
+// flood of bad tokens cannot fill it; it holds at most size entries and
+// drops an arbitrary one to make room.
+type tokenCache struct {
+	ttl  time.Duration
+	size int
+
+	mu      sync.Mutex
+	entries map[[sha256.Size]byte]cached
+}
+
+type cached struct {
+	p       *gateway.Principal
+	expires time.Time
+}
+
+func newTokenCache(size int, ttl time.Duration) *tokenCache {
+	return &tokenCache{ttl: ttl, size: size, entries: make(map[[sha256.Size]byte]cached, min(size, 1024))}
+}
+
+// get returns a copy of the principal of token if it verified less than
+// the TTL ago and has not expired since.
+func (c *tokenCache) get(digest [sha256.Size]byte, now time.Time) (*gateway.Principal, bool) {
+	c.mu.Lock()
+	e, ok := c.entries[digest]
+	if ok && !now.Before(e.expires) {
+		delete(c.entries, digest)
+		ok = false
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	p := *e.p // a copy: a handler that changes its principal changes no other's
+	return &p, true
+}
+
+// put remembers the principal of a token that verified and expires at exp
+// (exactly: the leeway is not extended to cached tokens).
+func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, exp, now time.Time) {
+	expires := now.Add(c.ttl)
+	if exp.Before(expires) {
+		expires = exp
+	}
+	if !now.Before(expires) {
+		return
+	}
+	cp := *p
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[digest]; !ok && len(c.entries) >= c.size {
+		for k := range c.entries {
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[digest] = cached{p: &cp, expires: expires}
+}

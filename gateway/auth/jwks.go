@@ -1,0 +1,162 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+
+	"github.com/MicahParks/jwkset"
+	"github.com/MicahParks/keyfunc/v3"
+	"golang.org/x/time/rate"
+)
+
+// jwksSource is one key set URL: keyfunc's storage of its keys (refreshed
+// in the background, and on an unknown key ID at most once per
+// WithJWKSMinRefresh) and the algorithms its keys may verify.
+type jwksSource struct {
+	url     string
+	algs    []string
+	storage jwkset.Storage
+}
+
+func newJWKSSource(ctx context.Context, c jwksConfig, cfg *config, client *http.Client, onErr func(url string, err error)) (*jwksSource, error) {
+	algs := c.algs
+	if len(algs) == 0 {
+		algs = []string{defaultJWKSAlgorithm}
+	}
+	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{c.url}, keyfunc.Override{
+		Client:      client,
+		HTTPTimeout: cfg.jwksTimeout,
+		// RateLimitWaitMax bounds both the wait for the unknown-kid
+		// limiter and the fetch it allows: a request never waits for
+		// the limiter (rate.Limiter.Wait fails at once when the wait
+		// would pass the deadline), and waits at most one fetch.
+		RateLimitWaitMax: cfg.jwksTimeout,
+		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
+			return func(_ context.Context, err error) { onErr(u, err) }
+		},
+		RefreshInterval:   cfg.jwksRefresh,
+		RefreshUnknownKID: rate.NewLimiter(rate.Every(cfg.jwksMinRefresh), 1),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &jwksSource{url: c.url, algs: algs, storage: kf.Storage()}, nil
+}
+
+// lookup returns the verifier of the key kid of this source, fetching the
+// set again if it lacks kid and the unknown-kid limit allows; ok is false
+// when the source has no such key. A key the source has but that cannot
+// be used (its "alg" not among the source's algorithms, a weak or
+// unsupported key) gives ok and a non-empty problem.
+func (s *jwksSource) lookup(ctx context.Context, kid string, ps *parsers) (v verifier, problem string, ok bool) {
+	jwk, err := s.storage.KeyRead(ctx, kid)
+	if err != nil {
+		// Not found, or the fetch it caused failed or was not allowed
+		// yet: this source cannot verify the token.
+		return verifier{}, "", false
+	}
+	key := publicKey(jwk.Key())
+	var algs []string
+	if alg := jwk.Marshal().ALG.String(); alg != "" {
+		if !slices.Contains(s.algs, alg) {
+			return verifier{}, "key's alg " + alg + " is not among the configured algorithms", true
+		}
+		algs = []string{alg}
+	} else {
+		for _, a := range s.algs {
+			if keyFits(a, key) == "" {
+				algs = append(algs, a)
+			}
+		}
+	}
+	if len(algs) == 0 {
+		return verifier{}, "key fits none of the configured algorithms", true
+	}
+	for _, a := range algs {
+		if why := keyFits(a, key); why != "" {
+			return verifier{}, why, true
+		}
+	}
+	return verifier{key: key, algs: algs, parser: ps.get(algs)}, "", true
+}
+
+var errClosed = errors.New("auth: authenticator closed")
+
+// fetchTracker is the transport of the key-set fetches: it counts the
+// fetches in flight (until their body is closed) so that Close can wait
+// for them, ends them when the authenticator's context is cancelled (a
+// fetch caused by an unknown key ID runs under the request's context),
+// and refuses new ones once closed.
+type fetchTracker struct {
+	base http.RoundTripper
+	ctx  context.Context
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	active int
+	closed bool
+}
+
+func newFetchTracker(ctx context.Context, base http.RoundTripper) *fetchTracker {
+	t := &fetchTracker{base: base, ctx: ctx}
+	t.cond = sync.NewCond(&t.mu)
+	return t
+}
+
+func (t *fetchTracker) RoundTrip(req *http.Request) (*http.Response, error) {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil, errClosed
+	}
+	t.active++
+	t.mu.Unlock()
+	ctx, cancel := context.WithCancel(req.Context())
+	stop := context.AfterFunc(t.ctx, cancel)
+	end := func() {
+		stop()
+		cancel()
+		t.done()
+	}
+	resp, err := t.base.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		end()
+		return nil, err
+	}
+	resp.Body = &trackedBody{ReadCloser: resp.Body, end: end}
+	return resp, nil
+}
+
+func (t *fetchTracker) done() {
+	t.mu.Lock()
+	t.active--
+	t.cond.Broadcast()
+	t.mu.Unlock()
+}
+
+// close refuses new fetches and waits for those in flight, which the
+// cancelled context of the authenticator ends promptly.
+func (t *fetchTracker) close() {
+	t.mu.Lock()
+	t.closed = true
+	for t.active > 0 {
+		t.cond.Wait()
+	}
+	t.mu.Unlock()
+}
+
+type trackedBody struct {
+	io.ReadCloser
+	end  func()
+	once sync.Once
+}
+
+func (b *trackedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.end)
+	return err
+}

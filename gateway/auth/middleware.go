@@ -1,0 +1,257 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/otelpatterns/patterns/gateway"
+)
+
+// Middleware returns the middleware that authenticates the requests of a
+// route and checks what opts require. A request that passes goes on with
+// its [gateway.Principal] in its context ([gateway.PrincipalFrom]), the
+// claim headers of [WithClaimHeaders] set, and its credentials removed
+// unless [ForwardCredentials]. One that fails is answered:
+//
+//   - 401 with WWW-Authenticate: Bearer and no error code when it has no
+//     credentials (RFC 6750, 3.1, says not to give one then);
+//   - 401 with WWW-Authenticate: Bearer error="invalid_token" and the
+//     body {"error":"invalid_token"} when its credentials are bad;
+//   - 403 with error="insufficient_scope" when it lacks a role or scope.
+//
+// Responses say nothing more of why: the reason goes to telemetry.
+//
+// opts are written in code, so contradictory ones ([Anonymous] with a
+// requirement, an empty role or scope) panic here, naming the option.
+// The middleware can be listed on several routes; its failures are
+// counted by the route (gateway.RouteFrom) each request matched.
+func (a *Authenticator) Middleware(opts ...RouteOption) gateway.Middleware {
+	var rc routeConfig
+	for _, o := range opts {
+		if o != nil {
+			o.applyRoute(&rc)
+		}
+	}
+	if rc.anonymous && (len(rc.anyRoles) > 0 || len(rc.scopes) > 0) {
+		panic("auth: Anonymous() cannot be combined with RequireAnyRole or RequireScopes")
+	}
+	for _, roles := range rc.anyRoles {
+		if len(roles) == 0 || slices.Contains(roles, "") {
+			panic(fmt.Sprintf("auth: RequireAnyRole(%q): give at least one role, none empty", roles))
+		}
+	}
+	if slices.Contains(rc.scopes, "") {
+		panic(fmt.Sprintf("auth: RequireScopes(%q): a scope is empty", rc.scopes))
+	}
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := r.Context()
+			p, err := a.Authenticate(r)
+			if err != nil {
+				var e *Error
+				if !errors.As(err, &e) {
+					e = fail(ReasonMalformed, err)
+				}
+				if e.Reason == ReasonMissing && rc.anonymous {
+					next.ServeHTTP(w, a.outbound(r, nil, &rc))
+					return
+				}
+				a.deny(w, r, e.Reason)
+				return
+			}
+			if !rc.permits(p) {
+				a.deny(w, r, ReasonForbidden)
+				return
+			}
+			a.tel.authenticated(ctx, p.Scheme)
+			r = r.WithContext(gateway.WithPrincipal(ctx, p))
+			next.ServeHTTP(w, a.outbound(r, p, &rc))
+		})
+	}
+}
+
+// permits reports whether p has what the route requires.
+func (rc *routeConfig) permits(p *gateway.Principal) bool {
+	for _, set := range rc.anyRoles {
+		if !slices.ContainsFunc(set, func(role string) bool { return slices.Contains(p.Roles, role) }) {
+			return false
+		}
+	}
+	for _, s := range rc.scopes {
+		if !slices.Contains(p.Scopes, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// challenges returns the WWW-Authenticate values for a missing credential,
+// an invalid one and a lacking scope.
+func challenges(realm string) [3]string {
+	base := "Bearer"
+	sep := " "
+	if realm != "" {
+		base += ` realm="` + realm + `"`
+		sep = ", "
+	}
+	return [3]string{base, base + sep + `error="invalid_token"`, base + sep + `error="insufficient_scope"`}
+}
+
+var (
+	bodyInvalidToken      = []byte(`{"error":"invalid_token"}` + "\n")
+	bodyInsufficientScope = []byte(`{"error":"insufficient_scope"}` + "\n")
+)
+
+// deny answers a failed request and records why.
+func (a *Authenticator) deny(w http.ResponseWriter, r *http.Request, reason Reason) {
+	route, _ := gateway.RouteFrom(r.Context())
+	a.tel.failed(r.Context(), route, reason)
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	var body []byte
+	status := http.StatusUnauthorized
+	switch reason {
+	case ReasonMissing:
+		h.Set("WWW-Authenticate", a.challenge[0])
+	case ReasonForbidden:
+		status, body = http.StatusForbidden, bodyInsufficientScope
+		h.Set("WWW-Authenticate", a.challenge[2])
+	default:
+		body = bodyInvalidToken
+		h.Set("WWW-Authenticate", a.challenge[1])
+	}
+	if body != nil {
+		h.Set("Content-Type", "application/json")
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// outbound returns the request to pass on: without forged claim headers,
+// without credentials unless the route forwards them, with the claim
+// headers of p. r is copied only when something changes: handlers must
+// not change the request they were given.
+func (a *Authenticator) outbound(r *http.Request, p *gateway.Principal, rc *routeConfig) *http.Request {
+	h := r.Header
+	change := p != nil && len(a.claimHeaders) > 0
+	for i := 0; !change && i < len(a.claimHeaders); i++ {
+		_, change = h[a.claimHeaders[i].header]
+	}
+	stripQuery := false
+	if !rc.forwardCred {
+		_, auth := h["Authorization"]
+		_, key := h[a.apiKeyHeader]
+		stripQuery = a.apiKeyQuery != "" && r.URL != nil && strings.Contains(r.URL.RawQuery, a.apiKeyQuery)
+		change = change || auth || (key && len(a.apiKeys) > 0) || stripQuery
+	}
+	if !change {
+		return r
+	}
+	out := r.Clone(r.Context())
+	for _, ch := range a.claimHeaders {
+		delete(out.Header, ch.header)
+	}
+	if !rc.forwardCred {
+		delete(out.Header, "Authorization")
+		if len(a.apiKeys) > 0 {
+			delete(out.Header, a.apiKeyHeader)
+		}
+		if stripQuery {
+			if raw, removed := removeQueryParam(out.URL.RawQuery, a.apiKeyQuery); removed {
+				u := *out.URL
+				u.RawQuery = raw
+				out.URL = &u
+				if out.RequestURI != "" {
+					out.RequestURI = u.RequestURI()
+				}
+			}
+		}
+	}
+	if p != nil {
+		for _, ch := range a.claimHeaders {
+			if v, ok := a.claimValue(p, ch); ok {
+				out.Header.Set(ch.header, v)
+			}
+		}
+	}
+	return out
+}
+
+// claimValue returns the header value of a claim of p: "sub", the roles
+// and scopes claims from the principal (so they work for API keys), the
+// others from the JWT's claims. Arrays are joined with commas; a value
+// that is not a string, number, boolean or array of those, or that has
+// control characters, is left out.
+func (a *Authenticator) claimValue(p *gateway.Principal, ch claimHeader) (string, bool) {
+	var v string
+	switch {
+	case ch.raw == "sub":
+		v = p.Subject
+	case slices.Equal(ch.claim, a.rolesClaim):
+		v = strings.Join(p.Roles, ",")
+	case slices.Equal(ch.claim, a.scopesClaim) || (a.altScopes && ch.raw == defaultAltScopesClaim):
+		v = strings.Join(p.Scopes, ",")
+	default:
+		raw, ok := lookupOK(p.Claims, ch.claim)
+		if !ok {
+			return "", false
+		}
+		if v, ok = scalar(raw); !ok {
+			list, isList := raw.([]any)
+			if !isList {
+				return "", false
+			}
+			parts := make([]string, 0, len(list))
+			for _, x := range list {
+				s, ok := scalar(x)
+				if !ok {
+					return "", false
+				}
+				parts = append(parts, s)
+			}
+			v = strings.Join(parts, ",")
+		}
+	}
+	if v == "" || strings.ContainsFunc(v, isCtl) {
+		return "", false
+	}
+	return v, true
+}
+
+func scalar(v any) (string, bool) {
+	switch v := v.(type) {
+	case string:
+		return v, true
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), true
+	case bool:
+		return strconv.FormatBool(v), true
+	}
+	return "", false
+}
+
+// removeQueryParam removes every occurrence of the parameter name from a
+// raw query, keeping the others as they were, in their order (re-encoding
+// the query would reorder it, which matters to signed URLs).
+func removeQueryParam(raw, name string) (string, bool) {
+	var b strings.Builder
+	removed := false
+	for part := range strings.SplitSeq(raw, "&") {
+		key, _, _ := strings.Cut(part, "=")
+		if k, err := url.QueryUnescape(key); err == nil && k == name {
+			removed = true
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(part)
+	}
+	return b.String(), removed
+}

@@ -1,0 +1,198 @@
+package ratelimit_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+
+	"github.com/otelpatterns/patterns/gateway/ratelimit"
+	"github.com/otelpatterns/patterns/internal/faultproxy"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/patterns/internal/testenv"
+)
+
+// redisClient returns a client of the Redis at addr as the package asks
+// for one (ContextTimeoutEnabled), closed when the test ends.
+func redisClient(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, DialTimeout: time.Second})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// keyPrefix returns a Redis key prefix private to this test run, whose
+// keys are deleted when the test ends.
+func keyPrefix(t testing.TB, addr string) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	p := "ratelimit-test:" + hex.EncodeToString(b[:]) + ":"
+	t.Cleanup(func() {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		keys, _ := c.Keys(ctx, "rate:"+p+"*").Result()
+		if len(keys) > 0 {
+			c.Del(ctx, keys...)
+		}
+	})
+	return p
+}
+
+// TestRedisSharedBudget: two limiters of the same name on two clients, as
+// in two gateway instances, spend one budget, one by one and at once;
+// a limiter of another name has its own.
+func TestRedisSharedBudget(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	prefix := keyPrefix(t, addr)
+	limit := ratelimit.Limit{Name: "shared", Requests: 5, Per: time.Minute, Key: ratelimit.ByClientIP(), Scope: ratelimit.AcrossRoutes}
+	gw1 := newLimiter(t, limit, ratelimit.WithRedis(redisClient(t, addr)), ratelimit.WithRedisKeyPrefix(prefix))
+	gw2 := newLimiter(t, limit, ratelimit.WithRedis(redisClient(t, addr)), ratelimit.WithRedisKeyPrefix(prefix))
+
+	var got []int
+	var states []string
+	for i := range 8 {
+		l := gw1
+		if i%2 == 1 {
+			l = gw2
+		}
+		resp := do(request("GET /x", "198.51.100.7"), l)
+		got = append(got, resp.StatusCode)
+		states = append(states, resp.Header.Get("RateLimit"))
+		if resp.StatusCode == http.StatusTooManyRequests {
+			assert.Equal(t, "12", resp.Header.Get("Retry-After"))
+		}
+	}
+	assert.Equal(t, []int{200, 200, 200, 200, 200, 429, 429, 429}, got)
+	assert.Equal(t, []string{`"shared";r=4;t=12`, `"shared";r=3;t=12`, `"shared";r=2;t=12`, `"shared";r=1;t=12`, `"shared";r=0;t=12`,
+		`"shared";r=0;t=12`, `"shared";r=0;t=12`, `"shared";r=0;t=12`}, states)
+
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			l := gw1
+			if i%2 == 1 {
+				l = gw2
+			}
+			if do(request("GET /x", "198.51.100.8"), l).StatusCode == http.StatusOK {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	assert.EqualValues(t, 5, allowed.Load(), "requests allowed of 40 at once through two gateways")
+
+	other := newLimiter(t, ratelimit.Limit{Name: "other", Requests: 5, Per: time.Minute, Key: ratelimit.ByClientIP(), Scope: ratelimit.AcrossRoutes},
+		ratelimit.WithRedis(redisClient(t, addr)), ratelimit.WithRedisKeyPrefix(prefix))
+	assert.Equal(t, http.StatusOK, do(request("GET /x", "198.51.100.7"), other).StatusCode, "another limit's budget")
+
+	perRoute := newLimiter(t, ratelimit.Limit{Name: "per-route", Requests: 1, Per: time.Minute, Key: ratelimit.ByClientIP(), Scope: ratelimit.PerRoute},
+		ratelimit.WithRedis(redisClient(t, addr)), ratelimit.WithRedisKeyPrefix(prefix))
+	assert.Equal(t, 200, do(request("GET /a", "198.51.100.7"), perRoute).StatusCode)
+	assert.Equal(t, 200, do(request("GET /b", "198.51.100.7"), perRoute).StatusCode)
+	assert.Equal(t, 429, do(request("GET /a", "198.51.100.7"), perRoute).StatusCode)
+}
+
+// TestRedisUnreachable cuts and then freezes the connection to Redis: a
+// request is never held longer than the limiter's timeout; the fail-open
+// limiter lets it through and the fail-closed one answers 503, and each
+// counts the error with its fail mode; once Redis is back, decisions are
+// made again.
+func TestRedisUnreachable(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	prefix := keyPrefix(t, addr)
+	proxy := faultproxy.New(t, addr)
+	tel := telemetrytest.New(t)
+	const timeout = 50 * time.Millisecond
+	const slack = 400 * time.Millisecond
+	client := redisClient(t, proxy.Addr())
+	limit := func(name string) ratelimit.Limit {
+		return ratelimit.Limit{Name: name, Requests: 100, Per: time.Minute, Key: ratelimit.ByClientIP(), Scope: ratelimit.AcrossRoutes}
+	}
+	opts := []ratelimit.Option{ratelimit.WithRedis(client), ratelimit.WithRedisKeyPrefix(prefix),
+		ratelimit.WithRedisTimeout(timeout), ratelimit.WithMeterProvider(tel.MeterProvider)}
+	open := newLimiter(t, limit("open"), opts...)
+	closed := newLimiter(t, limit("closed"), append(opts, ratelimit.WithFailClosed())...)
+
+	timed := func(l *ratelimit.Limiter) (*http.Response, time.Duration) {
+		start := time.Now()
+		resp := do(request("GET /x", "198.51.100.7"), l)
+		return resp, time.Since(start)
+	}
+	resp, _ := timed(open)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NotEmpty(t, resp.Header.Get("RateLimit"), "a decision from Redis")
+
+	for _, fault := range []struct {
+		name  string
+		apply func() func()
+	}{
+		{"cut", func() func() { proxy.Cut(); return proxy.Restore }},
+		{"frozen", func() func() { return proxy.Blackhole(faultproxy.Upstream).Remove }},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			undo := fault.apply()
+			resp, took := timed(open)
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "fail open")
+			assert.Empty(t, resp.Header.Get("RateLimit"), "headers without a decision")
+			assert.Less(t, took, timeout+slack)
+
+			resp, took = timed(closed)
+			assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "fail closed")
+			assert.Equal(t, "1", resp.Header.Get("Retry-After"))
+			assert.Less(t, took, timeout+slack)
+			undo()
+			assert.Eventually(t, func() bool {
+				resp, _ := timed(closed)
+				return resp.StatusCode == http.StatusOK && resp.Header.Get("RateLimit") != ""
+			}, 5*time.Second, 20*time.Millisecond, "decisions once Redis is back")
+		})
+	}
+
+	errorPoints := map[string]int64{}
+	for _, sm := range tel.Collect(t).ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "gateway.ratelimit.decisions" {
+				continue
+			}
+			for _, set := range telemetrytest.AttributeSets(m) {
+				if d, _ := set.Value(ratelimit.AttrDecision); d.AsString() != ratelimit.DecisionError {
+					continue
+				}
+				name, _ := set.Value(ratelimit.AttrName)
+				mode, _ := set.Value(ratelimit.AttrFailMode)
+				et, _ := set.Value(semconv.ErrorTypeKey)
+				assert.NotEmpty(t, et.AsString(), "error.type")
+				errorPoints[name.AsString()+"/"+mode.AsString()]++
+				t.Logf("error point: %s", set.Encoded(attribute.DefaultEncoder()))
+			}
+		}
+	}
+	assert.NotZero(t, errorPoints["open/open"], "error points of the fail-open limiter: %v", errorPoints)
+	assert.NotZero(t, errorPoints["closed/closed"], "error points of the fail-closed limiter: %v", errorPoints)
+	assert.NotZero(t, tel.Int64(t, "gateway.ratelimit.decisions", ratelimit.AttrName.String("open"),
+		ratelimit.AttrDecision.String(ratelimit.DecisionAllowed), semconv.HTTPRouteKey.String("GET /x")))
+}
+
+// TestRedisClientWithoutContextTimeout: New refuses a client whose calls a
+// deadline could not interrupt.
+func TestRedisClientWithoutContextTimeout(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
+	defer c.Close()
+	_, err := ratelimit.New(ratelimit.Limit{Name: "x", Requests: 1, Per: time.Second, Key: ratelimit.AllClients(), Scope: ratelimit.PerRoute}, ratelimit.WithRedis(c))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "ContextTimeoutEnabled")
+}

@@ -1,0 +1,116 @@
+package ratelimit
+
+import (
+	"hash/maphash"
+	"math"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// evictionSample is how many keys a full shard looks at to choose the one
+// to evict.
+const evictionSample = 8
+
+// table holds the in-process buckets, a golang.org/x/time/rate limiter
+// per key, in shards of at most perShard keys each. It never grows past
+// its bound: a new key in a full shard evicts, of a few keys sampled at
+// random (a map's range starts at a random place), the one whose bucket
+// has the most tokens. Evicting a full bucket loses nothing, since a new
+// bucket starts full; evicting a partly refilled one gives that client a
+// few tokens back, the least a bounded table can give.
+type table struct {
+	seed     maphash.Seed
+	shards   []shard
+	perShard int
+	limit    rate.Limit
+	burst    int
+}
+
+type shard struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+	_  [40]byte // keeps neighbouring shards' locks off one cache line
+}
+
+func newTable(maxKeys int, limit rate.Limit, burst int) *table {
+	n := min(max(maxKeys/256, 1), 32)
+	t := &table{
+		seed:     maphash.MakeSeed(),
+		shards:   make([]shard, n),
+		perShard: maxKeys / n,
+		limit:    limit,
+		burst:    burst,
+	}
+	for i := range t.shards {
+		t.shards[i].m = make(map[string]*rate.Limiter)
+	}
+	return t
+}
+
+// allow spends a token of key's bucket if it has one. Looking up a key
+// the table holds allocates nothing.
+func (t *table) allow(key []byte, now time.Time) Decision {
+	s := &t.shards[maphash.Bytes(t.seed, key)%uint64(len(t.shards))]
+	s.mu.Lock()
+	lim, ok := s.m[string(key)]
+	if !ok {
+		if len(s.m) >= t.perShard {
+			s.evict(now, float64(t.burst))
+		}
+		lim = rate.NewLimiter(t.limit, t.burst)
+		s.m[string(key)] = lim
+	}
+	s.mu.Unlock()
+
+	allowed := lim.AllowN(now, 1)
+	tokens := lim.TokensAt(now)
+	d := Decision{Allowed: allowed, Limit: t.burst}
+	if !allowed {
+		d.RetryAfter = t.until(1 - tokens)
+		d.Reset = d.RetryAfter
+		return d
+	}
+	whole := math.Floor(tokens)
+	d.Remaining = max(int(whole), 0)
+	if d.Remaining < t.burst {
+		d.Reset = t.until(whole + 1 - tokens)
+	}
+	return d
+}
+
+// until returns how long the bucket takes to gain n tokens.
+func (t *table) until(n float64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	return time.Duration(n / float64(t.limit) * float64(time.Second))
+}
+
+func (s *shard) evict(now time.Time, full float64) {
+	var victim string
+	best := math.Inf(-1)
+	n := 0
+	for k, lim := range s.m {
+		if tok := lim.TokensAt(now); tok > best {
+			best, victim = tok, k
+		}
+		if n++; n == evictionSample || best >= full {
+			break
+		}
+	}
+	delete(s.m, victim)
+}
+
+// len returns how many keys the table holds.
+func (t *table) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}

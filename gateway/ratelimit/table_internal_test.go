@@ -1,0 +1,89 @@
+package ratelimit
+
+import (
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestTableBounded floods a limiter with 200,000 distinct clients: the
+// table never holds more than its bound, and the heap ends where a full
+// table puts it, not where 200,000 buckets would.
+func TestTableBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("200,000 requests")
+	}
+	const maxKeys = 10_000
+	l, err := New(Limit{Name: "flood", Requests: 10, Per: time.Second, Key: ByClientIP(), Scope: AcrossRoutes}, WithMaxKeys(maxKeys))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	fill := func(from, to int) {
+		for i := from; i < to; i++ {
+			l.table.allow([]byte("ip:"+strconv.Itoa(i)), now)
+			if i%50_000 == 0 && l.table.len() > maxKeys {
+				t.Fatalf("after %d clients the table holds %d keys; bound %d", i, l.table.len(), maxKeys)
+			}
+		}
+	}
+	fill(0, 2*maxKeys) // the table is full
+	heapFull := heap()
+	fill(2*maxKeys, 200_000)
+	heapAfter := heap()
+	if n := l.table.len(); n > maxKeys || n < maxKeys*9/10 {
+		t.Errorf("table holds %d keys; want at most %d and close to it", n, maxKeys)
+	}
+	// 200,000 buckets take about 30 MB; a full table of 10,000 takes
+	// 1.5 MB, and flooding it must not add more.
+	if grow := int64(heapAfter) - int64(heapFull); grow > 4<<20 {
+		t.Errorf("heap grew by %d bytes while a full table took 180,000 more clients", grow)
+	}
+	t.Logf("heap with a full table %d KiB, after 200,000 clients %d KiB", heapFull>>10, heapAfter>>10)
+	runtime.KeepAlive(l)
+}
+
+func heap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestEvictionKeepsLimitedClients: a client that spent its budget is not
+// handed a fresh one by a flood of new clients filling the table, since
+// eviction takes the fullest buckets first.
+func TestEvictionKeepsLimitedClients(t *testing.T) {
+	l, err := New(Limit{Name: "e", Requests: 5, Per: time.Hour, Key: ByClientIP(), Scope: AcrossRoutes}, WithMaxKeys(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for range 5 {
+		l.table.allow([]byte("ip:victim-of-its-own-greed"), now)
+	}
+	if l.table.allow([]byte("ip:victim-of-its-own-greed"), now).Allowed {
+		t.Fatal("the sixth request was allowed")
+	}
+	for i := range 20_000 {
+		l.table.allow([]byte("ip:flood-"+strconv.Itoa(i)), now)
+	}
+	if d := l.table.allow([]byte("ip:victim-of-its-own-greed"), now); d.Allowed {
+		t.Errorf("after a flood of 20,000 new clients the limited client was allowed again: its bucket was evicted")
+	}
+}
+
+// TestSmallTable: a bound smaller than the shard count is still a bound.
+func TestSmallTable(t *testing.T) {
+	for _, n := range []int{1, 3, 300, 1000} {
+		tb := newTable(n, 1, 1)
+		now := time.Now()
+		for i := range 10 * n {
+			tb.allow([]byte(strconv.Itoa(i)), now)
+		}
+		if got := tb.len(); got > n {
+			t.Errorf("newTable(%d) holds %d keys", n, got)
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package ratelimit
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// ScopeName is the instrumentation scope name of the package's meter: its
+// import path.
+const ScopeName = "github.com/otelpatterns/patterns/gateway/ratelimit"
+
+// Attribute keys the package records.
+const (
+	AttrName     = attribute.Key("gateway.ratelimit.name")
+	AttrDecision = attribute.Key("gateway.ratelimit.decision")
+	AttrFailMode = attribute.Key("gateway.ratelimit.fail_mode")
+)
+
+// The values of gateway.ratelimit.decision.
+const (
+	DecisionAllowed = "allowed"
+	DecisionLimited = "limited"
+	DecisionError   = "error"
+)
+
+// Span events the package adds to the request's span.
+const (
+	EventLimited = "gateway.ratelimit.limited"
+	EventError   = "gateway.ratelimit.error"
+)
+
+const (
+	metricDecisions = "gateway.ratelimit.decisions"
+	maxRouteSeries  = 1024
+	otherRoute      = "_OTHER"
+)
+
+// instruments are a limiter's metrics. Decisions are counted in memory per
+// route and reported by one callback at collection time (a decision is
+// made on every request, a hot path); a route's attribute sets are built
+// the first time it is seen, and past maxRouteSeries routes the rest count
+// as http.route "_OTHER". Errors are counted per route and error.type,
+// with gateway.ratelimit.fail_mode saying what the request got.
+type instruments struct {
+	name     attribute.KeyValue
+	failMode attribute.KeyValue
+
+	routes  sync.Map // route pattern -> *routeCounts
+	nRoutes atomic.Int64
+	mu      sync.Mutex // guards the creation of routeCounts and errors
+	errors  map[errorKey]*telemetry.Counter
+
+	reg *telemetry.Registration
+}
+
+type routeCounts struct {
+	allowed, limited telemetry.Counter
+	allowedOpts      []metric.ObserveOption
+	limitedOpts      []metric.ObserveOption
+	routeAttr        []attribute.KeyValue
+}
+
+type errorKey struct{ route, errorType string }
+
+func newInstruments(name string, failClosed bool) *instruments {
+	mode := "open"
+	if failClosed {
+		mode = "closed"
+	}
+	return &instruments{
+		name:     AttrName.String(name),
+		failMode: AttrFailMode.String(mode),
+		errors:   map[errorKey]*telemetry.Counter{},
+	}
+}
+
+// observe registers the callback that reports the counts while l is
+// reachable (and once more after).
+func (t *instruments) observe(l *Limiter, mp metric.MeterProvider) {
+	m := telemetry.Meter(mp, ScopeName)
+	decisions := telemetry.Int64ObservableCounter(m, metricDecisions,
+		metric.WithUnit("{request}"),
+		metric.WithDescription("Decisions of the rate limiter: allowed, limited, or error when it could not decide."))
+	t.reg = telemetry.ObserveState(m, l, t, func(t *instruments, o metric.Observer) {
+		t.routes.Range(func(_, v any) bool {
+			rc := v.(*routeCounts)
+			if n := rc.allowed.Load(); n > 0 {
+				o.ObserveInt64(decisions, n, rc.allowedOpts...)
+			}
+			if n := rc.limited.Load(); n > 0 {
+				o.ObserveInt64(decisions, n, rc.limitedOpts...)
+			}
+			return true
+		})
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		for k, c := range t.errors {
+			attrs := []attribute.KeyValue{t.name, AttrDecision.String(DecisionError), t.failMode, semconv.ErrorTypeKey.String(k.errorType)}
+			if k.route != "" {
+				attrs = append(attrs, semconv.HTTPRouteKey.String(k.route))
+			}
+			o.ObserveInt64(decisions, c.Load(), metric.WithAttributes(attrs...))
+		}
+	}, decisions)
+}
+
+func (t *instruments) route(route string) *routeCounts {
+	if v, ok := t.routes.Load(route); ok {
+		return v.(*routeCounts)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if v, ok := t.routes.Load(route); ok {
+		return v.(*routeCounts)
+	}
+	if t.nRoutes.Load() >= maxRouteSeries {
+		route = otherRoute
+		if v, ok := t.routes.Load(route); ok {
+			return v.(*routeCounts)
+		}
+	}
+	rc := &routeCounts{}
+	if route != "" {
+		rc.routeAttr = []attribute.KeyValue{semconv.HTTPRouteKey.String(route)}
+	}
+	set := func(decision string) []metric.ObserveOption {
+		attrs := append([]attribute.KeyValue{t.name, AttrDecision.String(decision)}, rc.routeAttr...)
+		return []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
+	}
+	rc.allowedOpts, rc.limitedOpts = set(DecisionAllowed), set(DecisionLimited)
+	t.routes.Store(route, rc)
+	t.nRoutes.Add(1)
+	return rc
+}
+
+// record counts a decision, or the error that stopped one, and adds the
+// events of a limited request and of an error to the request's span.
+func (t *instruments) record(ctx context.Context, route string, d Decision, err error) {
+	span := trace.SpanFromContext(ctx)
+	if err != nil {
+		et := telemetry.ErrorTypeString(err)
+		rc := t.route(route)
+		k := errorKey{errorType: et}
+		if len(rc.routeAttr) > 0 {
+			k.route = rc.routeAttr[0].Value.AsString()
+		}
+		t.mu.Lock()
+		c := t.errors[k]
+		if c == nil {
+			c = &telemetry.Counter{}
+			t.errors[k] = c
+		}
+		t.mu.Unlock()
+		c.Inc()
+		if span.IsRecording() {
+			span.AddEvent(EventError, trace.WithAttributes(t.name, t.failMode, semconv.ErrorTypeKey.String(et)))
+		}
+		return
+	}
+	rc := t.route(route)
+	if d.Allowed {
+		rc.allowed.Inc()
+		return
+	}
+	rc.limited.Inc()
+	if span.IsRecording() {
+		span.AddEvent(EventLimited, trace.WithAttributes(t.name))
+	}
+}
