@@ -58,8 +58,15 @@ func TestRedisSharedBudget(t *testing.T) {
 	addr := testenv.RedisAddr(t)
 	prefix := keyPrefix(t, addr)
 	limit := ratelimit.Limit{Name: "shared", Requests: 5, Per: time.Minute, Key: ratelimit.ByClientIP(), Scope: ratelimit.AcrossRoutes}
-	gw1 := newLimiter(t, limit, ratelimit.WithRedis(redisClient(t, addr)), ratelimit.WithRedisKeyPrefix(prefix))
-	gw2 := newLimiter(t, limit, ratelimit.WithRedis(redisClient(t, addr)), ratelimit.WithRedisKeyPrefix(prefix))
+	// A generous timeout and failing closed: this test is about the shared
+	// budget, and a call timed out under load must not let a request
+	// through (fail open, the default) nor count as allowed.
+	opts := func() []ratelimit.Option {
+		return []ratelimit.Option{ratelimit.WithRedis(redisClient(t, addr)), ratelimit.WithRedisKeyPrefix(prefix),
+			ratelimit.WithRedisTimeout(5 * time.Second), ratelimit.WithFailClosed()}
+	}
+	gw1 := newLimiter(t, limit, opts()...)
+	gw2 := newLimiter(t, limit, opts()...)
 
 	var got []int
 	var states []string
