@@ -412,11 +412,10 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 			routes = append(routes, s)
 		}
 	}
-	if len(errs) == 0 {
-		// Conflicts, on a mux thrown away, before anything is built.
-		_, merrs := mount(routes, func([]*routeSpec) http.Handler { return http.NotFoundHandler() })
-		errs = append(errs, merrs...)
-	}
+	// Conflicts among the valid routes, on a mux thrown away, before
+	// anything is built.
+	_, merrs := mount(routes, func([]*routeSpec) http.Handler { return http.NotFoundHandler() })
+	errs = append(errs, merrs...)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

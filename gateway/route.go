@@ -177,23 +177,29 @@ type tmplPart struct {
 	lit, rawLit string // literal text, and escaped
 	wild        string // wildcard name, or "" for a literal
 	multi       bool   // a {name...} wildcard
+	seg         int    // the wildcard's segment in the pattern's path
 }
 
-// wildcards returns the wildcards of a valid ServeMux pattern, by name,
-// true for a {name...} one.
-func wildcards(pattern string) map[string]bool {
-	out := map[string]bool{}
+// wildcard describes a wildcard of a pattern.
+type wildcard struct {
+	multi bool // a {name...} wildcard, the pattern's last segment
+	seg   int  // the index of its segment in the path
+}
+
+// wildcards returns the wildcards of a valid ServeMux pattern by name.
+func wildcards(pattern string) map[string]wildcard {
+	out := map[string]wildcard{}
 	i := strings.IndexByte(pattern, '/')
 	if i < 0 {
 		return out
 	}
-	for _, seg := range strings.Split(pattern[i:], "/") {
+	for n, seg := range strings.Split(pattern[i+1:], "/") {
 		if len(seg) > 2 && seg[0] == '{' && seg[len(seg)-1] == '}' {
 			name := seg[1 : len(seg)-1]
 			multi := strings.HasSuffix(name, "...")
 			name = strings.TrimSuffix(name, "...")
 			if name != "$" {
-				out[name] = multi
+				out[name] = wildcard{multi: multi, seg: n}
 			}
 		}
 	}
@@ -202,7 +208,7 @@ func wildcards(pattern string) map[string]bool {
 
 // compileTemplate checks a Rewrite template against the pattern's
 // wildcards.
-func compileTemplate(tmpl string, wild map[string]bool) (*template, error) {
+func compileTemplate(tmpl string, wild map[string]wildcard) (*template, error) {
 	if !strings.HasPrefix(tmpl, "/") {
 		return nil, fmt.Errorf("%q must start with /", tmpl)
 	}
@@ -236,11 +242,11 @@ func compileTemplate(tmpl string, wild map[string]bool) (*template, error) {
 		if strings.ContainsAny(name, "{/") {
 			return nil, fmt.Errorf("%q: unmatched {", tmpl)
 		}
-		multi, ok := wild[name]
+		w, ok := wild[name]
 		if !ok {
 			return nil, fmt.Errorf("%q: {%s} is not a wildcard of the pattern", tmpl, name)
 		}
-		t.parts = append(t.parts, tmplPart{wild: name, multi: multi})
+		t.parts = append(t.parts, tmplPart{wild: name, multi: w.multi, seg: w.seg})
 		rest = rest[open+end+1:]
 	}
 	return t, nil
@@ -261,14 +267,40 @@ func (t *template) expand(r *http.Request) (path, raw string) {
 			rp.WriteString(url.PathEscape(v))
 			continue
 		}
-		for i, seg := range strings.Split(v, "/") {
-			if i > 0 {
-				rp.WriteByte('/')
-			}
-			rp.WriteString(url.PathEscape(seg))
-		}
+		rp.WriteString(restEscaped(r.URL, part.seg, v))
 	}
 	return p.String(), rp.String()
+}
+
+// restEscaped returns the value v of a {name...} wildcard starting at
+// segment seg of u's path as the request escaped it, so that an encoded
+// slash in it stays encoded; PathValue has unescaped it whole.
+func restEscaped(u *url.URL, seg int, v string) string {
+	raw := u.EscapedPath()
+	i := 0
+	for n := 0; n <= seg; n++ {
+		j := strings.IndexByte(raw[i:], '/')
+		if j < 0 {
+			i = -1
+			break
+		}
+		i += j + 1
+	}
+	if i >= 0 {
+		if un, err := url.PathUnescape(raw[i:]); err == nil && un == v {
+			return raw[i:]
+		}
+	}
+	// The path does not spell v as expected (it was cleaned, say):
+	// escape v segment by segment.
+	var b strings.Builder
+	for k, s := range strings.Split(v, "/") {
+		if k > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String()
 }
 
 // stripPrefix removes prefix from the path, as a whole number of
@@ -416,11 +448,12 @@ func checkPattern(p string) (err error) {
 	return nil
 }
 
+var registeredAt = regexp.MustCompile(` \(registered at [^)]*\)`)
+
 // muxMessage is a ServeMux panic's message without the registration
 // locations, which would point into this package.
 func muxMessage(v any) string {
-	s := fmt.Sprint(v)
-	s = regexp.MustCompile(` \(registered at [^)]*\)`).ReplaceAllString(s, "")
+	s := registeredAt.ReplaceAllString(fmt.Sprint(v), "")
 	return strings.Join(strings.Fields(s), " ")
 }
 
@@ -462,7 +495,13 @@ func mount(specs []*routeSpec, handler func([]*routeSpec) http.Handler) (*http.S
 					break
 				}
 			}
-			errs = append(errs, fmt.Errorf("gateway: %s conflicts with %s: %s", group[0].label(), other, err))
+			msg := err.Error()
+			if strings.HasPrefix(msg, "pattern ") { // it names both patterns again
+				if _, rest, ok := strings.Cut(msg, ": "); ok {
+					msg = rest
+				}
+			}
+			errs = append(errs, fmt.Errorf("gateway: %s conflicts with %s: %s", group[0].label(), other, msg))
 			continue
 		}
 		mounted = append(mounted, p)
