@@ -341,30 +341,45 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 	if st.peer.IsValid() {
 		peer := st.peer.String()
 		hop.For = nodeOf(st.peer)
-		if prior := in.Header["X-Forwarded-For"]; st.peerTrusted && len(prior) > 0 {
+		if prior := carried(in.Header, "X-Forwarded-For", st); len(prior) > 0 {
 			h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+peer)
 		} else {
 			h.Set("X-Forwarded-For", peer)
 		}
 	}
 	fwdHost, fwdProto := in.Host, proto
-	if st.peerTrusted {
-		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
-			fwdHost = v
-		}
-		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
-			fwdProto = v
-		}
+	if v := carried(in.Header, "X-Forwarded-Host", st); len(v) > 0 && v[0] != "" {
+		fwdHost = v[0]
+	}
+	if v := carried(in.Header, "X-Forwarded-Proto", st); len(v) > 0 && v[0] != "" {
+		fwdProto = v[0]
 	}
 	if fwdHost != "" {
 		h.Set("X-Forwarded-Host", fwdHost)
 	}
 	h.Set("X-Forwarded-Proto", fwdProto)
 	fwd := formatForwarded(hop)
-	if prior := in.Header["Forwarded"]; st.peerTrusted && len(prior) > 0 {
+	if prior := carried(in.Header, "Forwarded", st); len(prior) > 0 {
 		if _, err := parseForwarded(strings.Join(prior, ",")); err == nil {
 			fwd = strings.Join(prior, ", ") + ", " + fwd
 		}
 	}
 	h.Set("Forwarded", fwd)
+}
+
+// carried returns the inbound values of a forwarding header that go on
+// upstream: those of a trusted peer, unless it named the header in
+// Connection (making it hop-by-hop, for the gateway alone).
+func carried(h http.Header, name string, st *reqState) []string {
+	if !st.peerTrusted {
+		return nil
+	}
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), name) {
+				return nil
+			}
+		}
+	}
+	return h[name]
 }

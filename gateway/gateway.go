@@ -109,6 +109,7 @@ type reqState struct {
 	peer        netip.Addr
 	peerTrusted bool
 	clientIP    any // netip.Addr, boxed once
+	requestID   []string
 	route       *route
 	proxyIn     *http.Request // the request as it reached the proxy, after middleware
 	tooLarge    atomic.Bool
@@ -290,6 +291,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Header[h] = ids
 		}
 		w.Header()[h] = ids
+		st.requestID = ids
 	}
 	g.server.ServeHTTP(w, r.WithContext(st))
 }

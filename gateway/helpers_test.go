@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -125,5 +124,3 @@ func freeAddr(t testing.TB) string {
 	_ = l.Close()
 	return addr
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

@@ -324,6 +324,10 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	}
 	if st := stateOf(pr.In.Context()); st != nil {
 		setForwarded(pr, st)
+		if st.requestID != nil {
+			// Set again: a client may have named it in Connection.
+			out.Header[st.table.requestID] = st.requestID
+		}
 	}
 }
 
