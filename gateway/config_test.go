@@ -87,7 +87,7 @@ func TestNewNamesEveryBadField(t *testing.T) {
 				gateway.Route{Pattern: "/a/{id}", Upstream: "orders", Rewrite: "/b/{idd}"},
 				gateway.Route{Pattern: "/c/{id}", Upstream: "orders", Rewrite: "c/{id}", StripPrefix: "c"},
 				gateway.Route{Pattern: "/d/{id}", Upstream: "orders", Rewrite: "/d/{id"})},
-			[]string{`routes[0] "/a/{id}": rewrite: "/b/{idd}": {idd} is not a wildcard of the pattern`,
+			[]string{`routes[0] "/a/{id}": rewrite: "/b/{idd}": "{idd}" is not a wildcard of the pattern`,
 				`routes[1] "/c/{id}": strip_prefix: "c" must start with /`,
 				`routes[1] "/c/{id}": strip_prefix: cannot be set with rewrite`,
 				`routes[1] "/c/{id}": rewrite: "c/{id}" must start with /`,

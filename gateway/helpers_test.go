@@ -9,6 +9,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+
 	"github.com/otelpatterns/patterns/gateway"
 )
 
@@ -124,3 +127,5 @@ func freeAddr(t testing.TB) string {
 	_ = l.Close()
 	return addr
 }
+
+func attrRoute(r string) attribute.KeyValue { return semconv.HTTPRoute(r) }

@@ -127,6 +127,12 @@ func (m matcher) key() string {
 	return m.name + "=" + m.value
 }
 
+// oneLine keeps a configuration error on one line of errors.Join's output
+// whatever the configuration holds.
+func oneLine(s string) string {
+	return strings.NewReplacer("\n", `\n`, "\r", `\r`).Replace(s)
+}
+
 // compileMatches checks and compiles matchers, naming bad ones as
 // "field[j]".
 func compileMatches(field string, ms []Match, header bool) ([]matcher, []string) {
@@ -244,7 +250,7 @@ func compileTemplate(tmpl string, wild map[string]wildcard) (*template, error) {
 		}
 		w, ok := wild[name]
 		if !ok {
-			return nil, fmt.Errorf("%q: {%s} is not a wildcard of the pattern", tmpl, name)
+			return nil, fmt.Errorf("%q: %q is not a wildcard of the pattern", tmpl, "{"+name+"}")
 		}
 		t.parts = append(t.parts, tmplPart{wild: name, multi: w.multi, seg: w.seg})
 		rest = rest[open+end+1:]
@@ -356,7 +362,7 @@ func validateRoute(i int, r Route, upstreams map[string]*upstreamSpec) (*routeSp
 	s := &routeSpec{Route: r, index: i}
 	var errs []error
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("gateway: "+s.label()+": "+format, args...))
+		errs = append(errs, fmt.Errorf("gateway: %s: %s", s.label(), oneLine(fmt.Sprintf(format, args...))))
 	}
 	if err := checkPattern(r.Pattern); err != nil {
 		bad("pattern: %v", err)

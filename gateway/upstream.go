@@ -255,7 +255,7 @@ func validateUpstream(i int, u Upstream) (*upstreamSpec, []error) {
 		errs = append(errs, fmt.Errorf("gateway: %s: name: must not be empty", name))
 	}
 	bad := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("gateway: "+name+": "+format, args...))
+		errs = append(errs, fmt.Errorf("gateway: %s: %s", name, oneLine(fmt.Sprintf(format, args...))))
 	}
 	s := &upstreamSpec{Upstream: u}
 	if len(u.Targets) == 0 {
