@@ -63,11 +63,12 @@ type table struct {
 
 // route is a route of one table.
 type route struct {
-	spec  *routeSpec
-	up    *upstream // nil for a handler route
-	proxy http.Handler
-	chain http.Handler // middleware around the proxy or handler
-	stats *routeStats
+	spec      *routeSpec
+	routeAttr attribute.KeyValue // http.route
+	up        *upstream          // nil for a handler route
+	proxy     http.Handler
+	chain     http.Handler // middleware around the proxy or handler
+	stats     *routeStats
 }
 
 // routeStats are the counts of the routes of one http.route, kept
@@ -322,9 +323,11 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if st != nil {
 		st.route = rt
 		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
-			// otelhttp takes client.address from X-Forwarded-For as sent;
-			// the address derived through the trusted proxies is the one
-			// to believe.
+			// otelhttp names the span by the pattern but leaves http.route
+			// off it, and takes client.address from X-Forwarded-For as
+			// sent; the address derived through the trusted proxies is
+			// the one to believe.
+			span.SetAttributes(rt.routeAttr)
 			if a, ok := st.clientIP.(netip.Addr); ok && a.IsValid() {
 				span.SetAttributes(semconv.ClientAddress(a.String()))
 			}
@@ -437,8 +440,8 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 	}
 	built := map[*routeSpec]*route{}
 	for _, s := range routes {
-		rt := &route{spec: s}
 		hr := httpRoute(s.Pattern)
+		rt := &route{spec: s, routeAttr: semconv.HTTPRoute(hr)}
 		if rt.stats = t.stats[hr]; rt.stats == nil {
 			if prev != nil {
 				rt.stats = prev.stats[hr]

@@ -378,13 +378,6 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		code, reason = http.StatusBadGateway, reasonFailure
 	}
 	typ := semconv.ErrorTypeKey.String(telemetry.ErrorTypeString(err))
-	if l, ok := otelhttp.LabelerFromContext(ctx); ok {
-		l.Add(typ)
-	}
-	if span.IsRecording() {
-		span.SetAttributes(typ)
-		span.SetStatus(codes.Error, err.Error())
-	}
 	if f := rt.spec.fallback; f != nil && st != nil {
 		in := st.proxyIn
 		if in == nil {
@@ -399,13 +392,22 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		stop()
 		cancel()
 		if ok {
+			// A degraded answer, not an error: the cause goes on the
+			// event, not on the span's status and error.type.
 			rt.stats.fallbacks[reason][src].Inc()
 			if span.IsRecording() {
 				span.AddEvent("gateway.fallback", trace.WithAttributes(
-					AttrFallbackReason.String(reasonNames[reason]), AttrFallbackSource.String(sourceNames[src])))
+					AttrFallbackReason.String(reasonNames[reason]), AttrFallbackSource.String(sourceNames[src]), typ))
 			}
 			return
 		}
+	}
+	if l, ok := otelhttp.LabelerFromContext(ctx); ok {
+		l.Add(typ)
+	}
+	if span.IsRecording() {
+		span.SetAttributes(typ)
+		span.SetStatus(codes.Error, err.Error())
 	}
 	if ue != nil {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(ue.retryAfter, time.Second).Seconds()))))
