@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -392,6 +393,10 @@ func validateUpstream(i int, u Upstream) (*upstreamSpec, []error) {
 // parseTarget checks a target's URL.
 func parseTarget(t Target, h2c bool) (targetSpec, error) {
 	u, err := url.Parse(t.URL)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err // without the URL again
+	}
 	switch {
 	case err != nil:
 		return targetSpec{}, fmt.Errorf("%q: %v", t.URL, err)
