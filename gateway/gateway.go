@@ -15,10 +15,13 @@ import (
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -39,6 +42,11 @@ type Gateway struct {
 	own    []*http.Transport // transports the gateway made, closed by Close
 	client []otelhttp.Option
 	server http.Handler // otelhttp around the table's mux
+
+	// untraced is set when both providers are explicitly no-op: otelhttp
+	// is left out, since all it would do is cost time (trace context
+	// still reaches upstreams, copied with the other headers).
+	untraced bool
 	pool   bufferPool
 	reg    *telemetry.Registration
 
@@ -109,7 +117,7 @@ type reqState struct {
 	table       *table
 	peer        netip.Addr
 	peerTrusted bool
-	clientIP    any // netip.Addr, boxed once
+	clientIP    netip.Addr
 	requestID   []string
 	route       *route
 	proxyIn     *http.Request // the request as it reached the proxy, after middleware
@@ -123,7 +131,7 @@ func (s *reqState) Value(key any) any {
 	case stateKey:
 		return s
 	case clientIPKey:
-		return s.clientIP
+		return s.clientIP // boxed on demand: most routes never ask
 	case routeKey:
 		if s.route != nil {
 			return s.route.spec.Pattern
@@ -146,6 +154,15 @@ func stateOf(ctx context.Context) *reqState {
 func New(opts ...Option) (*Gateway, error) {
 	cfg := newConfig(opts)
 	g := &Gateway{tp: cfg.tracerProvider, mp: cfg.meterProvider, base: cfg.transport}
+	// The global providers at the time of New, as every package of the
+	// module takes them; given to otelhttp, they also spare it a tracer
+	// per request.
+	if g.tp == nil {
+		g.tp = otel.GetTracerProvider()
+	}
+	if g.mp == nil {
+		g.mp = otel.GetMeterProvider()
+	}
 	if g.base == nil {
 		t := newTransport()
 		g.base = t
@@ -158,6 +175,9 @@ func New(opts ...Option) (*Gateway, error) {
 		g.h2c = h
 		g.own = append(g.own, h)
 	}
+	_, noTraces := g.tp.(tracenoop.TracerProvider)
+	_, noMetrics := g.mp.(metricnoop.MeterProvider)
+	g.untraced = noTraces && noMetrics
 	g.client = []otelhttp.Option{
 		otelhttp.WithTracerProvider(g.tp),
 		otelhttp.WithMeterProvider(g.mp),
@@ -169,10 +189,13 @@ func New(opts ...Option) (*Gateway, error) {
 		g.closeTransports()
 		return nil, err
 	}
-	g.server = otelhttp.NewMiddleware("gateway",
-		otelhttp.WithTracerProvider(g.tp),
-		otelhttp.WithMeterProvider(g.mp),
-	)(http.HandlerFunc(serveTable))
+	g.server = http.HandlerFunc(serveTable)
+	if !g.untraced {
+		g.server = otelhttp.NewMiddleware("gateway",
+			otelhttp.WithTracerProvider(g.tp),
+			otelhttp.WithMeterProvider(g.mp),
+		)(g.server)
+	}
 	g.table.Store(t)
 	t.start()
 	g.observe()
@@ -328,8 +351,8 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// sent; the address derived through the trusted proxies is
 			// the one to believe.
 			span.SetAttributes(rt.routeAttr)
-			if a, ok := st.clientIP.(netip.Addr); ok && a.IsValid() {
-				span.SetAttributes(semconv.ClientAddress(a.String()))
+			if st.clientIP.IsValid() {
+				span.SetAttributes(semconv.ClientAddress(st.clientIP.String()))
 			}
 		}
 	}
@@ -488,7 +511,10 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 		base = g.h2c
 	}
 	u.check = base
-	u.send = otelhttp.NewTransport(base, g.client...)
+	u.send = base
+	if !g.untraced {
+		u.send = otelhttp.NewTransport(base, g.client...)
+	}
 	if prev != nil {
 		u.stats = prev.stats
 	} else {

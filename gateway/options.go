@@ -94,6 +94,11 @@ func WithRequestIDHeader(name string) Option {
 // through otelhttp), and the spans of the retriers it builds. The default,
 // also used when tp is nil, is the global provider at the time of New.
 // Only [New] takes it.
+//
+// When tp is a no-op provider (go.opentelemetry.io/otel/trace/noop) and
+// so is [WithMeterProvider]'s, the gateway leaves otelhttp out
+// altogether, for speed; the trace context of incoming requests still
+// reaches upstreams, as any other header does.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(c *config) {
 		c.tracerProvider = tp

@@ -152,15 +152,25 @@ func (u *upstream) attempt(req *http.Request, tried bitset) (*http.Response, err
 		actx, cancel = context.WithCancelCause(ctx)
 		timer = time.AfterFunc(d, func() { cancel(&timeoutError{d}) })
 	}
-	out := req.WithContext(actx)
-	dest := *req.URL
-	dest.Scheme, dest.Host = t.scheme, t.host
-	if t.path != "" {
+	out := req
+	if actx != ctx {
+		out = req.WithContext(actx)
+	}
+	if t.path == "" {
+		// The URL is the outbound request's own (ReverseProxy cloned it),
+		// and attempts run one after the other: set the target in place.
+		out.URL.Scheme, out.URL.Host = t.scheme, t.host
+	} else {
+		dest := *req.URL
+		dest.Scheme, dest.Host = t.scheme, t.host
 		raw := dest.EscapedPath()
 		dest.Path = t.path + dest.Path
 		dest.RawPath = t.rawPath + raw
+		if out == req {
+			out = req.WithContext(actx)
+		}
+		out.URL = &dest
 	}
-	out.URL = &dest
 
 	resp, err := u.send.RoundTrip(out)
 	if timer != nil && !timer.Stop() {
@@ -274,17 +284,24 @@ func (w *proxyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 func (w *proxyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// bufferPool lends ReverseProxy its copy buffers.
+// bufferPool lends ReverseProxy its copy buffers. It keeps them as array
+// pointers, which go in and out of the pool without an allocation.
 type bufferPool struct{ p sync.Pool }
 
+const bufferSize = 32 << 10
+
 func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	if v, ok := b.p.Get().(*[bufferSize]byte); ok {
+		return v[:]
 	}
-	return make([]byte, 32<<10)
+	return new([bufferSize]byte)[:]
 }
 
-func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == bufferSize {
+		b.p.Put((*[bufferSize]byte)(buf[:bufferSize]))
+	}
+}
 
 // newProxy returns the reverse proxy of a route with an upstream.
 func (rt *route) newProxy(pool httputil.BufferPool) *httputil.ReverseProxy {

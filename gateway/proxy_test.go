@@ -18,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/retry"
 )
@@ -599,5 +602,24 @@ func TestPerTryTimeoutAndBudget(t *testing.T) {
 		if resp.StatusCode != 503 || c.hits.Load() != want {
 			t.Errorf("request %d with a budget of one retry: %d after %d attempts in all; want the upstream's 503 after %d", i+1, resp.StatusCode, c.hits.Load(), want)
 		}
+	}
+}
+
+// TestNoopProvidersPassTraceContext checks the gateway built with no-op
+// providers, which leaves otelhttp out: it still routes, and the client's
+// trace context reaches the upstream unchanged.
+func TestNoopProvidersPassTraceContext(t *testing.T) {
+	b := newBackend(t, "b")
+	_, srv := start(t, gateway.WithTracerProvider(tracenoop.NewTracerProvider()),
+		gateway.WithMeterProvider(metricnoop.NewMeterProvider()),
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /orders/{id}", Upstream: "u", Rewrite: "/v2/orders/{id}"}))
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/orders/42", nil)
+	req.Header.Set("Traceparent", tp)
+	resp, body := do(t, srv.Client(), req)
+	s := echo(t, body)
+	if resp.StatusCode != 200 || s.Path != "/v2/orders/42" || s.Header.Get("Traceparent") != tp {
+		t.Errorf("%d, upstream saw %s with traceparent %q; want 200, /v2/orders/42, %q", resp.StatusCode, s.Path, s.Header.Get("Traceparent"), tp)
 	}
 }
