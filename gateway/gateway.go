@@ -47,8 +47,8 @@ type Gateway struct {
 	// is left out, since all it would do is cost time (trace context
 	// still reaches upstreams, copied with the other headers).
 	untraced bool
-	pool   bufferPool
-	reg    *telemetry.Registration
+	pool     bufferPool
+	reg      *telemetry.Registration
 
 	table atomic.Pointer[table]
 
