@@ -204,3 +204,83 @@ func TestBreakerPerTarget(t *testing.T) {
 		t.Errorf("every breaker open: %d with Retry-After %q; want 503 with about 7", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }
+
+// TestUpdateKeepsTargetState checks that a swap does not forget what the
+// gateway knows: an ejected target stays ejected in the new table, a
+// breaker stays open when the upstream's Breaker is the same pointer, and
+// starts closed with a new one.
+func TestUpdateKeepsTargetState(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	breaker := &gateway.Breaker{Options: []circuitbreaker.Option{
+		circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Minute)}}
+	table := func(br *gateway.Breaker, outlier *gateway.Outlier) []gateway.Option {
+		return []gateway.Option{
+			gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+				Breaker: br, Outlier: outlier}),
+			gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}),
+		}
+	}
+	g, srv := start(t, table(nil, &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Minute})...)
+	sequence(t, srv.URL+"/", srv.Client(), 2) // b fails once: ejected
+	if err := g.Update(table(nil, &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Minute})...); err != nil {
+		t.Fatal(err)
+	}
+	before := b.hits.Load()
+	if got := count(sequence(t, srv.URL+"/", srv.Client(), 10)); got["a"] != 10 || b.hits.Load() != before {
+		t.Errorf("after Update, an ejected target got requests: %v", got)
+	}
+
+	// Breakers: the same pointer keeps b's open breaker.
+	b2 := newBackend(t, "b2")
+	b2.handle(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	b = b2
+	if err := g.Update(table(breaker, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	sequence(t, srv.URL+"/", srv.Client(), 2) // b2 fails once: its breaker opens
+	if err := g.Update(table(breaker, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	before = b2.hits.Load()
+	sequence(t, srv.URL+"/", srv.Client(), 10)
+	if b2.hits.Load() != before {
+		t.Errorf("after Update with the same Breaker, b2's open breaker let %d requests through", b2.hits.Load()-before)
+	}
+	fresh := *breaker
+	if err := g.Update(table(&fresh, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	sequence(t, srv.URL+"/", srv.Client(), 2)
+	if b2.hits.Load() == before {
+		t.Errorf("after Update with a new Breaker, b2 got no request; want its breaker closed again")
+	}
+}
+
+// TestEjectionCap checks MaxEjectedPercent: with every target failing,
+// no more than the cap are ejected, so the upstream keeps answering (the
+// upstream's own errors) rather than turning everything away.
+func TestEjectionCap(t *testing.T) {
+	var bs []*backend
+	var ts []gateway.Target
+	for i := range 4 {
+		b := newBackend(t, strconv.Itoa(i))
+		b.handle(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+		bs = append(bs, b)
+		ts = append(ts, b.target())
+	}
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: ts,
+			Outlier: &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Minute, MaxEjectedPercent: 50}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	sequence(t, srv.URL+"/", srv.Client(), 20)
+	served := 0
+	for _, b := range bs {
+		if b.hits.Load() > 1 {
+			served++
+		}
+	}
+	if served != 2 {
+		t.Errorf("%d targets kept getting requests; want 2 (half ejected, half kept by the cap)", served)
+	}
+}
