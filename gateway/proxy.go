@@ -156,9 +156,11 @@ func (u *upstream) attempt(req *http.Request, tried bitset) (*http.Response, err
 	if actx != ctx {
 		out = req.WithContext(actx)
 	}
-	if t.path == "" {
-		// The URL is the outbound request's own (ReverseProxy cloned it),
-		// and attempts run one after the other: set the target in place.
+	if t.path == "" && tried == nil {
+		// The only attempt, and the URL is the outbound request's own
+		// (ReverseProxy cloned it): set the target in place. Attempts
+		// of a retried request each get a copy, since the transport may
+		// still hold an earlier one.
 		out.URL.Scheme, out.URL.Host = t.scheme, t.host
 	} else {
 		dest := *req.URL

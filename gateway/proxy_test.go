@@ -495,15 +495,23 @@ func (br *bodyRecorder) handler(name string) http.HandlerFunc {
 // (even one sent chunked); never a POST without a key; a body too long to
 // hold is sent once, whole.
 func TestRetries(t *testing.T) {
+	t.Run("otelhttp", func(t *testing.T) { testRetries(t) })
+	t.Run("no-op providers", func(t *testing.T) {
+		testRetries(t, gateway.WithTracerProvider(tracenoop.NewTracerProvider()),
+			gateway.WithMeterProvider(metricnoop.NewMeterProvider()))
+	})
+}
+
+func testRetries(t *testing.T, opts ...gateway.Option) {
 	a, b := newBackend(t, "a"), newBackend(t, "b")
 	fail := new(atomic.Int64)
 	ra, rb := &bodyRecorder{status: 502, fail: fail}, &bodyRecorder{status: 502, fail: fail}
 	a.handle(ra.handler("a"))
 	b.handle(rb.handler("b"))
-	_, srv := start(t,
+	_, srv := start(t, append(opts,
 		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
 			Retry: &gateway.Retry{Attempts: 3, Backoff: retry.Constant(0), MaxBodyBytes: 1 << 10}}),
-		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))...)
 	payload := make([]byte, 700)
 	for i := range payload {
 		payload[i] = byte(i * 7)
