@@ -111,8 +111,9 @@ type HealthCheck struct {
 	Path string
 	// Interval is the time between rounds of checks. The default is 10s.
 	Interval time.Duration
-	// Timeout bounds each check. It must not exceed Interval. The default
-	// is 2s, or Interval if that is shorter.
+	// Timeout bounds each check. A round of checks waits for all of
+	// them, so a Timeout beyond Interval delays the next round. The
+	// default is 2s.
 	Timeout time.Duration
 	// HealthyThreshold is how many checks in a row must pass to put an
 	// out-of-service target back. The default is 2.
@@ -310,9 +311,7 @@ func validateUpstream(i int, u Upstream) (*upstreamSpec, []error) {
 		case hc.Timeout < 0:
 			bad("health_check.timeout: must be positive (got %v)", hc.Timeout)
 		case hc.Timeout == 0:
-			hc.Timeout = min(defaultHealthTimeout, hc.Interval)
-		case hc.Interval > 0 && hc.Timeout > hc.Interval:
-			bad("health_check.timeout: must not exceed the interval (%v > %v)", hc.Timeout, hc.Interval)
+			hc.Timeout = defaultHealthTimeout
 		}
 		if hc.HealthyThreshold < 0 {
 			bad("health_check.healthy_threshold: must be positive (got %d)", hc.HealthyThreshold)
