@@ -448,7 +448,7 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	t := &table{trusted: trusted, requestID: cfg.requestID, stats: map[string]*routeStats{}}
+	t := &table{trusted: trusted, requestID: http.CanonicalHeaderKey(cfg.requestID), stats: map[string]*routeStats{}}
 	prevUp := map[string]*upstream{}
 	if prev != nil {
 		for _, u := range prev.upstreams {

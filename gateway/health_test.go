@@ -143,8 +143,9 @@ func TestOutlierEjectionGrows(t *testing.T) {
 	if len(gaps) < 3 {
 		t.Fatalf("b was hit %d times with gaps %v; want at least 3 ejections in 900ms", len(hits), gaps)
 	}
+	// An ejection cannot end early; under load it may end late.
 	for i, want := range []time.Duration{base, 2 * base, 4 * base} {
-		if gaps[i] < want || gaps[i] > want+base {
+		if gaps[i] < want || gaps[i] > want+2*base {
 			t.Errorf("ejection %d lasted %v; want about %v (gaps %v)", i+1, gaps[i], want, gaps)
 		}
 	}

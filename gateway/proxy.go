@@ -313,13 +313,24 @@ func (rt *route) newProxy(pool httputil.BufferPool) *httputil.ReverseProxy {
 		ErrorHandler: rt.proxyError,
 		BufferPool:   pool,
 	}
-	if f := rt.spec.fallback; f != nil && f.Cache != nil {
-		p.ModifyResponse = func(res *http.Response) error {
-			if st := stateOf(res.Request.Context()); st != nil && st.proxyIn != nil {
-				f.capture(res, st.proxyIn)
-			}
+	f := rt.spec.fallback
+	if f != nil && f.Cache == nil {
+		f = nil
+	}
+	p.ModifyResponse = func(res *http.Response) error {
+		st := stateOf(res.Request.Context())
+		if st == nil {
 			return nil
 		}
+		if st.requestID != nil {
+			// The gateway's ID is on the response already; an upstream
+			// that echoes it would make it twice.
+			delete(res.Header, st.table.requestID)
+		}
+		if f != nil && st.proxyIn != nil {
+			f.capture(res, st.proxyIn)
+		}
+		return nil
 	}
 	return p
 }

@@ -185,14 +185,20 @@ func TestRequestID(t *testing.T) {
 			t.Errorf("sent %q: response has %q, upstream saw %q; want %q", tt.sent, got, up, cmpOr(tt.want, "a new ID"))
 		}
 	}
-	if err := g.Update(gateway.WithRequestIDHeader("Correlation-Id"),
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Correlation-Id", r.Header.Get("Correlation-Id")) // echoed
+		_, _ = io.WriteString(w, `{"Header":{"Correlation-Id":["`+r.Header.Get("Correlation-Id")+`"]}}`)
+	})
+	if err := g.Update(gateway.WithRequestIDHeader("correlation-id"),
 		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
 		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"})); err != nil {
 		t.Fatal(err)
 	}
-	resp, body := get(t, srv, "/")
-	if resp.Header.Get("Correlation-Id") == "" || echo(t, body).Header.Get("Correlation-Id") != resp.Header.Get("Correlation-Id") {
-		t.Errorf("with WithRequestIDHeader(Correlation-Id): response %v", resp.Header)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	req.Header.Set("Correlation-Id", "c-1")
+	resp, body := do(t, srv.Client(), req)
+	if ids := resp.Header.Values("Correlation-Id"); len(ids) != 1 || ids[0] != "c-1" || echo(t, body).Header.Get("Correlation-Id") != "c-1" {
+		t.Errorf("with WithRequestIDHeader(correlation-id), c-1 sent, echoed by the upstream: response has %q; want it once", ids)
 	}
 }
 
