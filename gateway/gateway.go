@@ -29,9 +29,10 @@ import (
 )
 
 // Gateway is an API gateway: an [http.Handler] that routes each request
-// to an upstream or a handler by its routing table. Build one with [New],
-// serve it with an [http.Server], swap its table with [Gateway.Update]
-// and stop its health checks with [Gateway.Close].
+// to an upstream or a handler by its routing table. Build one with [New]
+// (the zero value is not usable), serve it with an [http.Server], swap
+// its table with [Gateway.Update] and stop its health checks with
+// [Gateway.Close].
 //
 // A Gateway is safe for concurrent use.
 type Gateway struct {
@@ -270,8 +271,9 @@ func (g *Gateway) Update(opts ...Option) error {
 // Close stops the health checks and closes the idle connections of the
 // transports the gateway made; it returns once the checks have stopped.
 // The gateway goes on serving requests (with the health it last knew),
-// so Close may come before or after the server's Shutdown. Close is
-// idempotent and always returns nil.
+// so Close may come before or after the server's Shutdown; after it, no
+// connection to an upstream is left open. Close is idempotent and always
+// returns nil.
 func (g *Gateway) Close() error {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -152,8 +152,9 @@ type Outlier struct {
 // Breaker configures a circuit breaker per target, from a
 // circuitbreaker.Group. An open breaker takes its target out of
 // service; when every target's breaker is open, the upstream is
-// unavailable. Each breaker is named "{upstream}/{host:port}" in the
-// circuitbreaker package's telemetry.
+// unavailable. Each breaker is named "{upstream}/{host:port}" (and the
+// target URL's path, if it has one) in the circuitbreaker package's
+// telemetry.
 //
 // [Gateway.Update] keeps the breakers (and their state) of an upstream
 // whose Breaker is the same pointer as before; a new Breaker value starts
