@@ -513,9 +513,9 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 		base = g.h2c
 	}
 	u.check = base
-	u.send = base
+	u.transport = base
 	if !g.untraced {
-		u.send = otelhttp.NewTransport(base, g.client...)
+		u.transport = otelhttp.NewTransport(base, g.client...)
 	}
 	if prev != nil {
 		u.stats = prev.stats
@@ -585,7 +585,6 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 			retry.WithMaxAttempts(s.retry.Attempts),
 			retry.WithBackoff(s.retry.Backoff),
 			retry.WithBudget(budget),
-			retry.WithOnRetry(drainRetried),
 			retry.WithTracerProvider(g.tp),
 			retry.WithMeterProvider(g.mp),
 		)

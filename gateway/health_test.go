@@ -179,6 +179,25 @@ func TestAllTargetsOut(t *testing.T) {
 	}
 }
 
+// TestRetryWithNoTargetLeftKeepsTheAnswer checks that when a retry finds
+// no target in service, the client gets the upstream's last answer
+// rather than the gateway's 503.
+func TestRetryWithNoTargetLeftKeepsTheAnswer(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+	})
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+			Outlier: &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Minute},
+			Retry:   &gateway.Retry{Attempts: 3}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	resp, body := get(t, srv, "/")
+	if resp.StatusCode != 503 || body != "maintenance\n" || b.hits.Load() != 1 {
+		t.Errorf("retry with the only target ejected: %d %q after %d attempts; want the upstream's own 503 after 1", resp.StatusCode, body, b.hits.Load())
+	}
+}
+
 // TestBreakerPerTarget checks that each target has its own breaker: one
 // that fails is cut off while the other serves, and when every breaker is
 // open the upstream answers 503 with the breakers' Retry-After.

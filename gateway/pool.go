@@ -100,16 +100,16 @@ func (t *target) available(now *int64) bool {
 
 // upstream is an upstream of one table.
 type upstream struct {
-	spec    *upstreamSpec
-	name    string
-	targets []*target
-	send    http.RoundTripper // one attempt, with its client span
-	check   http.RoundTripper // health checks, without spans
-	group   *circuitbreaker.Group
-	retrier *retry.Retrier
-	budget  *retry.Budget       // the default budget, when the gateway made it
-	failure func(code int) bool // breaker failure statuses
-	stats   *upstreamStats
+	spec      *upstreamSpec
+	name      string
+	targets   []*target
+	transport http.RoundTripper // one attempt, with its client span
+	check     http.RoundTripper // health checks, without spans
+	group     *circuitbreaker.Group
+	retrier   *retry.Retrier
+	budget    *retry.Budget       // the default budget, when the gateway made it
+	failure   func(code int) bool // breaker failure statuses
+	stats     *upstreamStats
 
 	rr      atomic.Uint64
 	wrrMu   sync.Mutex

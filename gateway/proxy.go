@@ -44,7 +44,7 @@ func idempotent(r *http.Request) bool {
 // gets an answer not worth retrying.
 func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	if u.retrier == nil || !idempotent(req) || req.Header.Get("Upgrade") != "" {
-		return u.attempt(req, nil)
+		return u.attempt(req)
 	}
 	var body []byte
 	if req.Body != nil && req.Body != http.NoBody {
@@ -59,25 +59,37 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 				io.Reader
 				io.Closer
 			}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
-			return u.attempt(&once, nil)
+			return u.attempt(&once)
 		}
 		body = buf
 	}
 	tried := make(bitset, words(len(u.targets)))
-	var pending *http.Response // the last attempt's response
+	var pending *http.Response // the last answer, not drained yet
 	err := u.retrier.Do(req.Context(), func(ctx context.Context) error {
-		pending = nil // a retried response was drained by drainRetried
+		i, t, done, err := u.choose(ctx, tried)
+		if err != nil {
+			// No target left to try: the last answer, if there was one,
+			// is what the client gets.
+			u.stats.unavailable.Inc()
+			return retry.Permanent(err)
+		}
+		if pending != nil {
+			// A retried answer is drained only now that another attempt
+			// will be made: held through the backoff wait (milliseconds),
+			// it can still be handed back when no target is left.
+			drain(pending)
+			pending = nil
+		}
 		a := req.WithContext(ctx)
 		if body != nil {
 			a.Body = io.NopCloser(bytes.NewReader(body))
 			a.ContentLength = int64(len(body))
 			a.TransferEncoding = nil
 		}
-		resp, err := u.attempt(a, tried)
+		resp, err := u.send(a, i, t, done, tried)
 		if err != nil {
-			var ue *unavailableError
 			var mbe *http.MaxBytesError
-			if errors.As(err, &ue) || errors.As(err, &mbe) {
+			if errors.As(err, &mbe) {
 				return retry.Permanent(err)
 			}
 			return err
@@ -104,13 +116,6 @@ type retryStatus struct{ resp *http.Response }
 func (e *retryStatus) Error() string     { return "gateway: upstream answered " + e.resp.Status }
 func (e *retryStatus) ErrorType() string { return strconv.Itoa(e.resp.StatusCode) }
 
-// drainRetried frees a retried response's connection before the wait.
-func drainRetried(_ context.Context, _ int, err error, _ time.Duration) {
-	if rs, ok := err.(*retryStatus); ok {
-		drain(rs.resp)
-	}
-}
-
 func drain(resp *http.Response) {
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	_ = resp.Body.Close()
@@ -127,15 +132,21 @@ func readUpTo(r io.Reader, n int64) ([]byte, bool, error) {
 	return buf.Bytes(), m <= n, nil
 }
 
-// attempt sends one attempt to a target the balancer chooses, avoiding
-// those in tried (and marking the one chosen).
-func (u *upstream) attempt(req *http.Request, tried bitset) (*http.Response, error) {
-	ctx := req.Context()
-	i, t, done, err := u.choose(ctx, tried)
+// attempt sends the only attempt of a request to a target the balancer
+// chooses.
+func (u *upstream) attempt(req *http.Request) (*http.Response, error) {
+	i, t, done, err := u.choose(req.Context(), nil)
 	if err != nil {
 		u.stats.unavailable.Inc()
 		return nil, err
 	}
+	return u.send(req, i, t, done, nil)
+}
+
+// send sends an attempt to target t (index i), whose breaker admitted it
+// (done), marking it in tried for a retried request.
+func (u *upstream) send(req *http.Request, i int, t *target, done func(error), tried bitset) (*http.Response, error) {
+	ctx := req.Context()
 	if tried != nil {
 		tried.set(i)
 	}
@@ -174,7 +185,7 @@ func (u *upstream) attempt(req *http.Request, tried bitset) (*http.Response, err
 		out.URL = &dest
 	}
 
-	resp, err := u.send.RoundTrip(out)
+	resp, err := u.transport.RoundTrip(out)
 	if timer != nil && !timer.Stop() {
 		// The attempt's time ran out, perhaps just as its answer came.
 		if err == nil {
