@@ -488,7 +488,10 @@ func (br *bodyRecorder) handler(name string) http.HandlerFunc {
 		br.mu.Unlock()
 		w.Header().Set("X-Backend", name)
 		if br.fail.Add(-1) >= 0 {
-			time.Sleep(br.delay)
+			select {
+			case <-time.After(br.delay):
+			case <-r.Context().Done():
+			}
 			w.WriteHeader(br.status)
 			return
 		}
