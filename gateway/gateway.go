@@ -74,6 +74,7 @@ type table struct {
 type route struct {
 	spec      *routeSpec
 	routeAttr attribute.KeyValue // http.route
+	pattern   any                // the pattern, boxed once for RouteFrom
 	up        *upstream          // nil for a handler route
 	proxy     http.Handler
 	chain     http.Handler // middleware around the proxy or handler
@@ -135,7 +136,7 @@ func (s *reqState) Value(key any) any {
 		return s.clientIP // boxed on demand: most routes never ask
 	case routeKey:
 		if s.route != nil {
-			return s.route.spec.Pattern
+			return s.route.pattern
 		}
 	}
 	return s.Context.Value(key)
@@ -466,7 +467,7 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 	built := map[*routeSpec]*route{}
 	for _, s := range routes {
 		hr := httpRoute(s.Pattern)
-		rt := &route{spec: s, routeAttr: semconv.HTTPRoute(hr)}
+		rt := &route{spec: s, routeAttr: semconv.HTTPRoute(hr), pattern: s.Pattern}
 		if rt.stats = t.stats[hr]; rt.stats == nil {
 			if prev != nil {
 				rt.stats = prev.stats[hr]
