@@ -44,9 +44,10 @@ func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 
 type clientIPKey struct{}
 
-// WithClientIP returns ctx carrying the client's address. The gateway
-// sets it for every request from the connection's peer and the forwarded
-// headers of the proxies it trusts.
+// WithClientIP returns ctx carrying the client's address, for tests of
+// middleware and handlers outside a gateway. The gateway sets it for every
+// request from the connection's peer and the forwarded headers of the
+// proxies it trusts ([WithTrustedProxies]).
 func WithClientIP(ctx context.Context, addr netip.Addr) context.Context {
 	return context.WithValue(ctx, clientIPKey{}, addr)
 }
@@ -62,13 +63,20 @@ func ClientIP(ctx context.Context) (netip.Addr, bool) {
 
 type routeKey struct{}
 
-// WithRoute returns ctx carrying the pattern of the route that matched.
+// WithRoute returns ctx carrying the pattern of the route that matched,
+// for tests of middleware and handlers outside a gateway; the gateway
+// sets it itself.
 func WithRoute(ctx context.Context, pattern string) context.Context {
 	return context.WithValue(ctx, routeKey{}, pattern)
 }
 
-// RouteFrom returns the pattern of the route that matched the request
-// (its http.route), for middleware that scopes by route.
+// RouteFrom returns the pattern of the route that matched the request, as
+// written in its [Route] ("GET api.example.com/orders/{id}"), for
+// middleware that scopes by route. The gateway sets it for every request
+// that matched a route, before the route's middleware runs. The
+// http.route attribute of the request's telemetry is the pattern's path
+// part ("/orders/{id}"); several routes (by method, host or matchers) may
+// share one.
 func RouteFrom(ctx context.Context) (string, bool) {
 	p, ok := ctx.Value(routeKey{}).(string)
 	return p, ok

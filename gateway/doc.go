@@ -1,9 +1,173 @@
 // Package gateway is an API gateway to embed in a Go service: a
-// [net/http.Handler] that routes requests to upstream services, balancing
-// load, checking health, authenticating and rate-limiting them, with
-// OpenTelemetry spans and metrics built in.
+// [net/http.Handler] that routes requests to upstream services, spreads
+// them over each service's instances, checks their health, retries what
+// is safe to retry and degrades gracefully, with OpenTelemetry spans and
+// metrics built in. A team builds it in Go code, in its own binary,
+// instead of running KrakenD, Kong or Traefik beside it.
 //
-// This package is being built (issue 15): so far it holds the request
-// context that its middleware share ([Principal], [ClientIP],
-// [RouteFrom]).
+//	g, err := gateway.New(
+//		gateway.WithUpstreams(gateway.Upstream{
+//			Name: "orders",
+//			Targets: []gateway.Target{
+//				{URL: "http://10.0.0.7:8080"},
+//				{URL: "http://10.0.0.8:8080"},
+//			},
+//			HealthCheck: &gateway.HealthCheck{Path: "/healthz"},
+//			Retry:       &gateway.Retry{},
+//		}),
+//		gateway.WithRoutes(gateway.Route{
+//			Pattern:  "GET /api/orders/{id}",
+//			Upstream: "orders",
+//			Rewrite:  "/orders/{id}",
+//			Timeout:  5 * time.Second,
+//		}),
+//		gateway.WithTrustedProxies("10.0.0.0/8"),
+//	)
+//	if err != nil {
+//		log.Fatal(err) // every configuration error, each naming its field
+//	}
+//	defer g.Close()
+//	log.Fatal(http.ListenAndServe(":8080", g))
+//
+// # Routes
+//
+// A [Route]'s Pattern is an [http.ServeMux] pattern, with its precedence:
+// the most specific pattern wins. Header and query matchers ([Match])
+// choose among routes that share a pattern, so one path can go to two
+// versions of a service by header. A route proxies to an [Upstream],
+// rewriting the path if asked (StripPrefix, or a Rewrite template that
+// uses the pattern's wildcards), or hands the request to its own
+// Handler: the place for aggregation and strangler routing built on top.
+// Routes take [Middleware], run after the gateway's own handling, so they
+// see the client's address ([ClientIP]), the route ([RouteFrom]) and the
+// request ID; sub-packages gateway/auth and gateway/ratelimit provide
+// authentication and rate limits as Middleware, and they put who the
+// caller is in the context ([PrincipalFrom]).
+//
+// [Gateway.Update] swaps the whole routing table at run time: requests
+// in flight finish on the table they started with, and a table that
+// fails validation is refused, leaving the live one untouched.
+//
+// # Proxying
+//
+// Requests are proxied by [net/http/httputil.ReverseProxy] with a Rewrite
+// function, which sees the request after hop-by-hop headers (and those
+// the client names in Connection) are removed:
+//
+//   - X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and Forwarded
+//     are believed only from the proxies of [WithTrustedProxies]; from any
+//     other peer they (and X-Real-Ip, X-Forwarded-Port and
+//     X-Forwarded-Prefix) are removed on arrival, before middleware,
+//     handlers or telemetry read them.
+//   - A request ID ([WithRequestIDHeader], X-Request-Id by default) is
+//     kept if well formed, made otherwise, and sent both ways.
+//   - Server-sent events and responses of unknown length are flushed as
+//     they come; WebSocket and other protocol upgrades pass through.
+//   - A body over the route's MaxBodyBytes gets 413.
+//   - Upstreams may speak HTTP/2 without TLS ([Upstream].H2C).
+//
+// The gateway answers for the upstream only when the upstream did not
+// answer: 503 with Retry-After when no target can take the request, 504
+// when the time ran out, 502 when the upstream could not be reached or
+// broke off, never 500 for an upstream's fault. An upstream's own answer,
+// error statuses included, is passed on as it is. Nothing is written
+// once a response has started: a response cut off mid-way is cut off
+// for the client too.
+//
+// # Upstreams
+//
+// An [Upstream] holds its targets and how they are used:
+//
+//   - Balance: [RoundRobin], [WeightedRoundRobin] (smooth, as nginx
+//     does) or [LeastRequest] (the power of two choices).
+//   - [HealthCheck]: active checks that take failing targets out of
+//     service and put them back when they pass again.
+//   - [Outlier]: passive ejection of a target that fails requests in a
+//     row, for a time that doubles with each ejection.
+//   - [Breaker]: a circuit breaker per target (package circuitbreaker).
+//   - [Retry]: retries on another target (package retry), only for
+//     requests that are safe to repeat, with a per-try timeout and a
+//     retry budget, sending the same body bytes every time.
+//
+// # Fallbacks
+//
+// A route's [Fallback] answers instead of the gateway's error when the
+// upstream is unavailable, times out or fails: a static response, a
+// handler, or the last good response kept in a cache (package cache).
+// Fallback responses carry [FallbackHeader] and are counted.
+//
+// # Telemetry
+//
+// The server span of each request and the client span of each attempt
+// come from otelhttp (scope go.opentelemetry.io/contrib/.../otelhttp),
+// through the [WithTracerProvider] provider (the global one by default);
+// trace context goes to the upstream through the global propagator.
+//
+//   - {method} {route} (server): the request, named by the route's
+//     pattern (a request that matches none is named {method} alone).
+//     Attributes as otelhttp records them (http.request.method,
+//     url.scheme, url.path, server.address, server.port,
+//     network.peer.address, network.peer.port, user_agent.original,
+//     network.protocol.name, network.protocol.version,
+//     http.request.method_original, http.request.body.size,
+//     http.response.body.size, http.response.status_code), plus
+//     http.route, and client.address from the trusted-proxy chain
+//     rather than the X-Forwarded-For header as sent. When the gateway
+//     answers with its own 502, 503 or 504, error.type says why:
+//     gateway.upstream_unavailable, gateway.attempt_timeout,
+//     context.DeadlineExceeded (the route's timeout) or the transport
+//     error's type.
+//   - {method} (client): one attempt to a target, a child of the server
+//     span (or of the retry span of package retry, from the second
+//     attempt): http.request.method, url.full, server.address and
+//     server.port of the chosen target, network.protocol.version,
+//     http.response.status_code, user_agent.original,
+//     http.request.method_original, error.type, and
+//     http.request.resend_count on retries.
+//
+// Span events on the server span:
+//
+//   - gateway.fallback: a fallback answered; gateway.fallback.reason,
+//     gateway.fallback.source and the error.type of the cause (the
+//     span's own status and error.type stay those of the answer).
+//   - gateway.response_aborted: the upstream failed after the response
+//     had started, so nothing more could be sent.
+//
+// The HTTP metrics come from otelhttp too, through the
+// [WithMeterProvider] provider. Their attributes are http.request.method,
+// url.scheme, server.address, server.port, network.protocol.name,
+// network.protocol.version, http.response.status_code, error.type (as
+// on the span), and on server metrics http.route: never a path or a
+// user.
+//
+//   - http.server.request.duration (histogram, s)
+//   - http.server.request.body.size (histogram, By)
+//   - http.server.response.body.size (histogram, By)
+//   - http.client.request.duration (histogram, s), per attempt
+//   - http.client.request.body.size (histogram, By), per attempt
+//
+// The gateway's own metrics come from the meter named [ScopeName]:
+//
+//   - gateway.upstream.selections (counter, {selection}): targets chosen
+//     by the balancer, one per attempt; gateway.upstream, server.address
+//     and server.port.
+//   - gateway.upstream.health (gauge, {target}): 1 while a target is in
+//     service (healthy, not ejected, breaker not open), 0 while not;
+//     gateway.upstream, server.address and server.port.
+//   - gateway.upstream.ejections (counter, {ejection}): outlier
+//     ejections; gateway.upstream, server.address and server.port.
+//   - gateway.upstream.unavailable (counter, {request}): attempts that
+//     no target of the upstream could take; gateway.upstream.
+//   - gateway.fallbacks (counter, {response}): fallback responses, by
+//     http.route, gateway.fallback.reason (unavailable, timeout or
+//     failure) and gateway.fallback.source (cache, handler or static).
+//
+// These are counted in memory and reported by asynchronous (observable)
+// instruments when the SDK collects, for the targets and routes of the
+// live table; a target removed by [Gateway.Update] takes its series with
+// it.
+//
+// Breakers and retriers report under their own packages' scopes
+// (circuitbreaker.* named "{upstream}/{host:port}", retry.* named after
+// the upstream, and the retry span). Health checks make no spans.
 package gateway

@@ -1,0 +1,52 @@
+package gateway
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// The errors below never reach users: the gateway turns them into
+// responses. Their ErrorType methods give the error.type values the
+// gateway records on server spans and http.server.request.duration.
+
+// unavailableError is the error of a request that no target of its
+// upstream could take: every target out of service (health checks),
+// ejected, or behind an open breaker. It becomes a 503 with Retry-After.
+type unavailableError struct {
+	upstream   string
+	retryAfter time.Duration // 0 when unknown
+}
+
+func (e *unavailableError) Error() string {
+	return fmt.Sprintf("gateway: upstream %q has no target available", e.upstream)
+}
+
+// ErrorType returns the error.type value: gateway.upstream_unavailable.
+func (e *unavailableError) ErrorType() string { return "gateway.upstream_unavailable" }
+
+// timeoutError is the error of an attempt abandoned after the retry
+// policy's PerTryTimeout.
+type timeoutError struct{ after time.Duration }
+
+func (e *timeoutError) Error() string {
+	return fmt.Sprintf("gateway: upstream attempt timed out after %v", e.after)
+}
+
+// ErrorType returns the error.type value: gateway.attempt_timeout.
+func (e *timeoutError) ErrorType() string { return "gateway.attempt_timeout" }
+
+// Timeout reports true, as net.Error timeouts do.
+func (e *timeoutError) Timeout() bool { return true }
+
+// statusError is an upstream answer that counts as a failure: for a
+// breaker, or a retry.
+type statusError struct{ code int }
+
+func (e *statusError) Error() string {
+	return "gateway: upstream answered " + strconv.Itoa(e.code)
+}
+
+// ErrorType returns the status code, as the HTTP semantic conventions
+// record it.
+func (e *statusError) ErrorType() string { return strconv.Itoa(e.code) }

@@ -1,0 +1,242 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/otelpatterns/patterns/cache"
+)
+
+// FallbackHeader is the response header that marks a fallback response.
+// Its value is why the upstream's answer was replaced: "unavailable" (no
+// target could take the request: all out of service, ejected or behind
+// an open breaker), "timeout" (the route's or an attempt's time ran out),
+// or "failure" (the upstream could not be reached or broke off).
+const FallbackHeader = "Gateway-Fallback"
+
+// The reasons a fallback is served, the values of [FallbackHeader] and of
+// the gateway.fallback.reason attribute.
+const (
+	reasonUnavailable = iota
+	reasonTimeout
+	reasonFailure
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"unavailable", "timeout", "failure"}
+
+// The sources of a fallback response, the values of the
+// gateway.fallback.source attribute.
+const (
+	sourceCache = iota
+	sourceHandler
+	sourceStatic
+	numSources
+)
+
+var sourceNames = [numSources]string{"cache", "handler", "static"}
+
+// Fallback is what a route answers instead of the gateway's own error
+// (503, 504 or 502) when its upstream is unavailable, times out or fails:
+// graceful degradation. It is not used when the upstream answers, even
+// with an error status, nor for errors of the client's (413, a request
+// cancelled).
+//
+// The fallback is, in order: the stale response in Cache, if there is
+// one for the request; else Handler, if set; else the static response
+// (Status, Header, Body), if one is set. Every fallback response carries
+// [FallbackHeader] and is counted in gateway.fallbacks. When none
+// applies, the gateway's own error goes out.
+type Fallback struct {
+	// Status, Header and Body are a static response. Status 0 means 200
+	// when Body or Header is set.
+	Status int
+	Header http.Header
+	Body   []byte
+
+	// Handler serves the fallback response; it receives the request as
+	// the route received it, with the route's timeout lifted (but still
+	// ended when the client goes away). It cannot be set with a static
+	// response.
+	Handler http.Handler
+
+	// Cache, when set, keeps the route's successful responses (200 to a
+	// GET, without Cache-Control: no-store, up to MaxCachedBytes) and
+	// serves the one for the request as the fallback, with an Age header;
+	// how long they are kept is the cache's TTL. Set-Cookie headers are
+	// not kept. The gateway does not close it.
+	Cache *cache.Cache[CachedResponse]
+
+	// CacheKey is the cache key of a request. The default is its host,
+	// path and query. Routes whose answers differ by user must include
+	// the user (from [PrincipalFrom]) in the key, or one user's stale
+	// response is served to another.
+	CacheKey func(*http.Request) string
+
+	// MaxCachedBytes bounds the body of a response kept in Cache; a
+	// longer one is not kept. The default is 1 MiB; it must not be
+	// negative.
+	MaxCachedBytes int64
+}
+
+// CachedResponse is a response kept by a [Fallback]'s Cache.
+type CachedResponse struct {
+	Status int         `json:"status"`
+	Header http.Header `json:"header"`
+	Body   []byte      `json:"body"`
+	// Stored is when the response was received.
+	Stored time.Time `json:"stored"`
+}
+
+const (
+	defaultMaxCachedBytes = 1 << 20
+	// cacheTimeout bounds a stale lookup or store, whose context is the
+	// request's without its deadline: a fallback for a timeout is looked
+	// up after the request's time has run out.
+	cacheTimeout = 250 * time.Millisecond
+)
+
+// fallback is a compiled [Fallback].
+type fallback struct {
+	Fallback
+	static bool
+}
+
+func compileFallback(f *Fallback) (*fallback, []string) {
+	c := &fallback{Fallback: *f}
+	var errs []string
+	c.static = f.Status != 0 || f.Header != nil || f.Body != nil
+	if c.static && c.Status == 0 {
+		c.Status = http.StatusOK
+	}
+	if f.Status != 0 && (f.Status < 200 || f.Status > 999) {
+		errs = append(errs, fmt.Sprintf(".status: %d is not a final HTTP status", f.Status))
+	}
+	if c.static && f.Handler != nil {
+		errs = append(errs, ".handler: cannot be set with a static response")
+	}
+	if !c.static && f.Handler == nil && f.Cache == nil {
+		errs = append(errs, ": set a static response, a handler or a cache")
+	}
+	switch {
+	case f.MaxCachedBytes < 0:
+		errs = append(errs, fmt.Sprintf(".max_cached_bytes: must not be negative (got %d)", f.MaxCachedBytes))
+	case f.MaxCachedBytes == 0:
+		c.MaxCachedBytes = defaultMaxCachedBytes
+	}
+	if c.CacheKey == nil {
+		c.CacheKey = defaultCacheKey
+	}
+	return c, errs
+}
+
+func defaultCacheKey(r *http.Request) string { return r.Host + r.URL.RequestURI() }
+
+// serve answers with the fallback, reporting which source did, or false
+// when none applies.
+func (f *fallback) serve(w http.ResponseWriter, r *http.Request, reason int) (int, bool) {
+	if f.Cache != nil && r.Method == http.MethodGet {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cacheTimeout)
+		cr, err := f.Cache.Get(ctx, f.CacheKey(r))
+		cancel()
+		if err == nil {
+			h := w.Header()
+			for k, v := range cr.Header {
+				h[k] = v
+			}
+			h.Set(FallbackHeader, reasonNames[reason])
+			if !cr.Stored.IsZero() {
+				h.Set("Age", strconv.FormatInt(int64(max(time.Since(cr.Stored), 0)/time.Second), 10))
+			}
+			h.Set("Content-Length", strconv.Itoa(len(cr.Body)))
+			w.WriteHeader(cr.Status)
+			_, _ = w.Write(cr.Body)
+			return sourceCache, true
+		}
+	}
+	switch {
+	case f.Handler != nil:
+		w.Header().Set(FallbackHeader, reasonNames[reason])
+		f.Handler.ServeHTTP(w, r)
+		return sourceHandler, true
+	case f.static:
+		h := w.Header()
+		for k, v := range f.Header {
+			h[k] = append([]string(nil), v...)
+		}
+		h.Set(FallbackHeader, reasonNames[reason])
+		h.Set("Content-Length", strconv.Itoa(len(f.Body)))
+		w.WriteHeader(f.Status)
+		_, _ = w.Write(f.Body)
+		return sourceStatic, true
+	}
+	return 0, false
+}
+
+// capture has the response kept in the cache once its body has been read
+// whole, if it is one to keep. in is the request as the route received
+// it.
+func (f *fallback) capture(res *http.Response, in *http.Request) {
+	if in.Method != http.MethodGet || res.StatusCode != http.StatusOK ||
+		res.ContentLength > f.MaxCachedBytes || noStore(res.Header) {
+		return
+	}
+	res.Body = &captureBody{ReadCloser: res.Body, f: f, res: res, in: in}
+}
+
+func noStore(h http.Header) bool {
+	for _, v := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// captureBody copies what is read of a response body, up to the bound,
+// and stores the response when the body has been read to its end.
+type captureBody struct {
+	io.ReadCloser
+	f    *fallback
+	res  *http.Response
+	in   *http.Request
+	buf  bytes.Buffer
+	over bool
+	done bool
+}
+
+func (c *captureBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	if !c.over && !c.done {
+		if int64(c.buf.Len()+n) > c.f.MaxCachedBytes {
+			c.over = true
+			c.buf = bytes.Buffer{}
+		} else {
+			c.buf.Write(p[:n])
+		}
+	}
+	if err == io.EOF && !c.over && !c.done {
+		c.done = true
+		c.store()
+	}
+	return n, err
+}
+
+func (c *captureBody) store() {
+	h := c.res.Header.Clone()
+	for _, k := range []string{"Set-Cookie", "Connection", "Keep-Alive", "Transfer-Encoding", "Trailer", FallbackHeader} {
+		h.Del(k)
+	}
+	cr := CachedResponse{Status: c.res.StatusCode, Header: h, Body: c.buf.Bytes(), Stored: time.Now()}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.in.Context()), cacheTimeout)
+	defer cancel()
+	_ = c.f.Cache.Set(ctx, c.f.CacheKey(c.in), cr)
+}

@@ -1,0 +1,393 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+)
+
+// spoofable are the request headers by which a client could pass for
+// another address, host or scheme. They are removed from the requests of
+// peers that are not trusted proxies, before anything reads them.
+var spoofable = [...]string{
+	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
+	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Real-Ip",
+}
+
+// proxies is the trusted-proxies list.
+type proxies []netip.Prefix
+
+// parseProxies parses WithTrustedProxies' arguments, naming each bad one.
+func parseProxies(cidrs []string) (proxies, []error) {
+	var (
+		out  proxies
+		errs []error
+	)
+	for i, s := range cidrs {
+		s = strings.TrimSpace(s)
+		if strings.Contains(s, "/") {
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("gateway: trusted_proxies[%d]: %q is not a CIDR prefix", i, cidrs[i]))
+				continue
+			}
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			errs = append(errs, fmt.Errorf("gateway: trusted_proxies[%d]: %q is neither a CIDR prefix nor an IP address", i, cidrs[i]))
+			continue
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, errs
+}
+
+func (p proxies) trusts(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, pre := range p {
+		if pre.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// peerAddr parses a request's RemoteAddr.
+func peerAddr(remote string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	if a, err := netip.ParseAddr(remote); err == nil {
+		return a.Unmap().WithZone("")
+	}
+	return netip.Addr{}
+}
+
+// clientAddr returns the client's address for a request from a trusted
+// peer: walking the forwarding chain from the right (the hop nearest the
+// gateway), the first address that is not a trusted proxy. The chain is
+// X-Forwarded-For, or Forwarded's for= values when there is no
+// X-Forwarded-For. The walk stops at a hop it cannot read (an obfuscated
+// or "unknown" node, garbage) and answers the last address it could; when
+// every hop is trusted it answers the left-most.
+func (p proxies) clientAddr(h http.Header, peer netip.Addr) netip.Addr {
+	client := peer
+	if xff := h["X-Forwarded-For"]; len(xff) > 0 {
+		for i := len(xff) - 1; i >= 0; i-- {
+			v := xff[i]
+			for {
+				j := strings.LastIndexByte(v, ',')
+				hop, ok := parseHop(strings.TrimSpace(v[j+1:]))
+				if !ok {
+					return client
+				}
+				client = hop
+				if !p.trusts(hop) {
+					return client
+				}
+				if j < 0 {
+					break
+				}
+				v = v[:j]
+			}
+		}
+		return client
+	}
+	fwd := h["Forwarded"]
+	if len(fwd) == 0 {
+		return client
+	}
+	elems, err := parseForwarded(strings.Join(fwd, ","))
+	if err != nil {
+		return client
+	}
+	for i := len(elems) - 1; i >= 0; i-- {
+		hop, ok := parseNode(elems[i].For)
+		if !ok {
+			return client
+		}
+		client = hop
+		if !p.trusts(hop) {
+			return client
+		}
+	}
+	return client
+}
+
+// parseHop parses an X-Forwarded-For entry: an IP address, perhaps with a
+// port, IPv6 perhaps in brackets.
+func parseHop(s string) (netip.Addr, bool) {
+	if a, err := netip.ParseAddr(s); err == nil && a.Zone() == "" {
+		return a.Unmap(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil && ap.Addr().Zone() == "" {
+		return ap.Addr().Unmap(), true
+	}
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' {
+		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil && a.Is6() && a.Zone() == "" {
+			return a.Unmap(), true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+// parseNode parses a Forwarded for= node (RFC 7239 section 6): an IPv4
+// address or a bracketed IPv6 address, with an optional port. Obfuscated
+// identifiers and "unknown" are not addresses.
+func parseNode(s string) (netip.Addr, bool) {
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return netip.Addr{}, false
+		}
+		a, err := netip.ParseAddr(s[1:end])
+		if err != nil || !a.Is6() || a.Zone() != "" {
+			return netip.Addr{}, false
+		}
+		return a.Unmap(), true
+	}
+	host, _, _ := strings.Cut(s, ":")
+	a, err := netip.ParseAddr(host)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// forwardedElement is one element of a Forwarded header: one hop.
+type forwardedElement struct {
+	For, By, Host, Proto string
+}
+
+var errForwardedSyntax = errors.New("gateway: malformed Forwarded header")
+
+// parseForwarded parses a Forwarded header value (RFC 7239 section 4):
+// comma-separated elements of semicolon-separated name=value pairs, values
+// tokens or quoted strings. Names other than for, by, host and proto are
+// skipped. It fails on anything malformed, since a chain that cannot be
+// read cannot be trusted.
+func parseForwarded(v string) ([]forwardedElement, error) {
+	var (
+		out []forwardedElement
+		cur forwardedElement
+	)
+	i := 0
+	skipOWS := func() {
+		for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+			i++
+		}
+	}
+	for {
+		skipOWS()
+		if i < len(v) && v[i] != ',' && v[i] != ';' {
+			start := i
+			for i < len(v) && isTokenChar(v[i]) {
+				i++
+			}
+			name := v[start:i]
+			if name == "" || i >= len(v) || v[i] != '=' {
+				return nil, errForwardedSyntax
+			}
+			i++
+			var val string
+			if i < len(v) && v[i] == '"' {
+				i++
+				var b strings.Builder
+				for {
+					if i >= len(v) {
+						return nil, errForwardedSyntax
+					}
+					c := v[i]
+					if c == '"' {
+						i++
+						break
+					}
+					if c == '\\' {
+						i++
+						if i >= len(v) {
+							return nil, errForwardedSyntax
+						}
+						c = v[i]
+					}
+					if c < 0x20 && c != '\t' || c == 0x7f {
+						return nil, errForwardedSyntax
+					}
+					b.WriteByte(c)
+					i++
+				}
+				val = b.String()
+			} else {
+				start := i
+				for i < len(v) && isTokenChar(v[i]) {
+					i++
+				}
+				val = v[start:i]
+				if val == "" {
+					return nil, errForwardedSyntax
+				}
+			}
+			switch strings.ToLower(name) {
+			case "for":
+				cur.For = val
+			case "by":
+				cur.By = val
+			case "host":
+				cur.Host = val
+			case "proto":
+				cur.Proto = val
+			}
+			skipOWS()
+		}
+		if i >= len(v) {
+			out = append(out, cur)
+			return out, nil
+		}
+		switch v[i] {
+		case ';':
+		case ',':
+			out = append(out, cur)
+			cur = forwardedElement{}
+		default:
+			return nil, errForwardedSyntax
+		}
+		i++
+	}
+}
+
+// formatForwarded returns the Forwarded element of one hop.
+func formatForwarded(e forwardedElement) string {
+	if e.By == "" && isToken(e.For) && isToken(e.Host) && isToken(e.Proto) {
+		return "for=" + e.For + ";host=" + e.Host + ";proto=" + e.Proto // the usual hop, in one allocation
+	}
+	var b strings.Builder
+	pair := func(name, val string) {
+		if val == "" {
+			return
+		}
+		if b.Len() > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(name)
+		b.WriteByte('=')
+		writeValue(&b, val)
+	}
+	pair("for", e.For)
+	pair("by", e.By)
+	pair("host", e.Host)
+	pair("proto", e.Proto)
+	return b.String()
+}
+
+// nodeOf is an address as a Forwarded node: IPv6 in brackets.
+func nodeOf(a netip.Addr) string {
+	if a.Is6() {
+		return "[" + a.String() + "]"
+	}
+	return a.String()
+}
+
+func isToken(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if !isTokenChar(v[i]) {
+			return false
+		}
+	}
+	return v != ""
+}
+
+func writeValue(b *strings.Builder, v string) {
+	if isToken(v) {
+		b.WriteString(v)
+		return
+	}
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '"' || c == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(c)
+	}
+	b.WriteByte('"')
+}
+
+// isTokenChar reports whether c may appear in an RFC 9110 token.
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// setForwarded sets the outbound request's forwarding headers. From a
+// trusted peer, the inbound values are kept and the gateway's hop
+// appended; from any other peer they were removed on arrival, and the
+// gateway's hop is the whole chain.
+func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
+	in, out := pr.In, pr.Out
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	h := out.Header
+	hop := forwardedElement{Host: in.Host, Proto: proto}
+	if st.peer.IsValid() {
+		peer := st.peer.String()
+		hop.For = peer
+		if st.peer.Is6() {
+			hop.For = "[" + peer + "]"
+		}
+		if prior := carried(in.Header, "X-Forwarded-For", st); len(prior) > 0 {
+			h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+peer)
+		} else {
+			h["X-Forwarded-For"] = []string{peer}
+		}
+	}
+	fwdHost, fwdProto := in.Host, proto
+	if v := carried(in.Header, "X-Forwarded-Host", st); len(v) > 0 && v[0] != "" {
+		fwdHost = v[0]
+	}
+	if v := carried(in.Header, "X-Forwarded-Proto", st); len(v) > 0 && v[0] != "" {
+		fwdProto = v[0]
+	}
+	if fwdHost != "" {
+		h.Set("X-Forwarded-Host", fwdHost)
+	}
+	h.Set("X-Forwarded-Proto", fwdProto)
+	fwd := formatForwarded(hop)
+	if prior := carried(in.Header, "Forwarded", st); len(prior) > 0 {
+		if _, err := parseForwarded(strings.Join(prior, ",")); err == nil {
+			fwd = strings.Join(prior, ", ") + ", " + fwd
+		}
+	}
+	h.Set("Forwarded", fwd)
+}
+
+// carried returns the inbound values of a forwarding header that go on
+// upstream: those of a trusted peer, unless it named the header in
+// Connection (making it hop-by-hop, for the gateway alone).
+func carried(h http.Header, name string, st *reqState) []string {
+	if !st.peerTrusted {
+		return nil
+	}
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(tok), name) {
+				return nil
+			}
+		}
+	}
+	return h[name]
+}

@@ -1,0 +1,671 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+	"github.com/otelpatterns/patterns/retry"
+)
+
+// Gateway is an API gateway: an [http.Handler] that routes each request
+// to an upstream or a handler by its routing table. Build one with [New]
+// (the zero value is not usable), serve it with an [http.Server], swap
+// its table with [Gateway.Update] and stop its health checks with
+// [Gateway.Close].
+//
+// A Gateway is safe for concurrent use.
+type Gateway struct {
+	tp     trace.TracerProvider
+	mp     metric.MeterProvider
+	base   http.RoundTripper // the transport to upstreams
+	h2c    http.RoundTripper // base for H2C upstreams; nil if base is not an *http.Transport
+	own    []*http.Transport // transports the gateway made, closed by Close
+	client []otelhttp.Option
+	server http.Handler // otelhttp around the table's mux
+
+	// untraced is set when both providers are explicitly no-op: otelhttp
+	// is left out, since all it would do is cost time (trace context
+	// still reaches upstreams, copied with the other headers).
+	untraced bool
+	pool     bufferPool
+	reg      *telemetry.Registration
+
+	table atomic.Pointer[table]
+
+	mu     sync.Mutex // serializes Update and Close
+	closed bool
+}
+
+// table is a routing table: what Update swaps.
+type table struct {
+	mux       *http.ServeMux
+	upstreams []*upstream
+	routes    []*route
+	stats     map[string]*routeStats // by http.route
+	trusted   proxies
+	requestID string
+
+	stop context.CancelFunc
+	wg   sync.WaitGroup // health checks
+}
+
+// route is a route of one table.
+type route struct {
+	spec      *routeSpec
+	routeAttr attribute.KeyValue // http.route
+	pattern   any                // the pattern, boxed once for RouteFrom
+	up        *upstream          // nil for a handler route
+	proxy     http.Handler
+	chain     http.Handler // middleware around the proxy or handler
+	stats     *routeStats
+}
+
+// routeStats are the counts of the routes of one http.route, kept
+// across tables.
+type routeStats struct {
+	fallbacks [numReasons][numSources]telemetry.Counter
+	opts      [numReasons][numSources][]metric.ObserveOption
+}
+
+func newRouteStats(httpRoute string) *routeStats {
+	s := &routeStats{}
+	for r := range numReasons {
+		for src := range numSources {
+			set := attribute.NewSet(semconv.HTTPRoute(httpRoute),
+				AttrFallbackReason.String(reasonNames[r]), AttrFallbackSource.String(sourceNames[src]))
+			s.opts[r][src] = []metric.ObserveOption{metric.WithAttributeSet(set)}
+		}
+	}
+	return s
+}
+
+// httpRoute is the http.route of a pattern: its path part, as otelhttp
+// records it.
+func httpRoute(pattern string) string {
+	for i := 0; i < len(pattern); i++ {
+		if pattern[i] == '/' {
+			return pattern[i:]
+		}
+	}
+	return ""
+}
+
+// reqState is a request's context as the gateway hands it on: the
+// server's context with what the gateway knows of the request, one
+// allocation for all of it. It answers [ClientIP] and [RouteFrom] itself.
+type reqState struct {
+	context.Context
+	table       *table
+	peer        netip.Addr
+	peerTrusted bool
+	clientIP    netip.Addr
+	requestID   []string
+	route       *route
+	proxyIn     *http.Request // the request as it reached the proxy, after middleware
+	tooLarge    atomic.Bool
+}
+
+type stateKey struct{}
+
+func (s *reqState) Value(key any) any {
+	switch key.(type) {
+	case stateKey:
+		return s
+	case clientIPKey:
+		return s.clientIP // boxed on demand: most routes never ask
+	case routeKey:
+		if s.route != nil {
+			return s.route.pattern
+		}
+	}
+	return s.Context.Value(key)
+}
+
+func stateOf(ctx context.Context) *reqState {
+	st, _ := ctx.Value(stateKey{}).(*reqState)
+	return st
+}
+
+// New returns a gateway with the upstreams, routes and settings of opts,
+// and starts the health checks of its upstreams. It returns every
+// configuration error at once (joined with [errors.Join]), each naming
+// its field: an upstream without targets or with a bad target URL or
+// weight, a route naming an unknown upstream, conflicting routes, a bad
+// trusted-proxy CIDR, and so on.
+func New(opts ...Option) (*Gateway, error) {
+	cfg := newConfig(opts)
+	g := &Gateway{tp: cfg.tracerProvider, mp: cfg.meterProvider, base: cfg.transport}
+	// The global providers at the time of New, as every package of the
+	// module takes them; given to otelhttp, they also spare it a tracer
+	// per request.
+	if g.tp == nil {
+		g.tp = otel.GetTracerProvider()
+	}
+	if g.mp == nil {
+		g.mp = otel.GetMeterProvider()
+	}
+	if g.base == nil {
+		t := newTransport()
+		g.base = t
+		g.own = append(g.own, t)
+	}
+	if t, ok := g.base.(*http.Transport); ok {
+		h := t.Clone()
+		h.Protocols = new(http.Protocols)
+		h.Protocols.SetUnencryptedHTTP2(true)
+		g.h2c = h
+		g.own = append(g.own, h)
+	}
+	_, noTraces := g.tp.(tracenoop.TracerProvider)
+	_, noMetrics := g.mp.(metricnoop.MeterProvider)
+	g.untraced = noTraces && noMetrics
+	g.client = []otelhttp.Option{
+		otelhttp.WithTracerProvider(g.tp),
+		otelhttp.WithMeterProvider(g.mp),
+		otelhttp.WithSpanNameFormatter(clientSpanName),
+		otelhttp.WithClientTrace(retry.ClientTrace),
+	}
+	t, err := g.build(cfg, nil)
+	if err != nil {
+		g.closeTransports()
+		return nil, err
+	}
+	g.server = http.HandlerFunc(serveTable)
+	if !g.untraced {
+		g.server = otelhttp.NewMiddleware("gateway",
+			otelhttp.WithTracerProvider(g.tp),
+			otelhttp.WithMeterProvider(g.mp),
+		)(g.server)
+	}
+	g.table.Store(t)
+	t.start()
+	g.observe()
+	return g, nil
+}
+
+// newTransport is the gateway's default transport to upstreams.
+func newTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// clientSpanName names an attempt's span by its method, as the HTTP
+// semantic conventions name client spans without a URL template.
+func clientSpanName(_ string, r *http.Request) string {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodTrace, http.MethodConnect:
+		return r.Method
+	}
+	return "HTTP"
+}
+
+// Update replaces the routing table with the one opts describe: upstreams,
+// routes, trusted proxies and the request-ID header, all of them (what
+// opts leave out is gone, and the request-ID header is back to its
+// default unless set). The swap is atomic: a request runs wholly on the
+// table it started with, and requests in flight finish on the old one.
+//
+// A table that fails validation is refused with the same errors [New]
+// would return, and the live one stays as it was. Options that only New
+// takes ([WithTracerProvider], [WithMeterProvider], [WithTransport]) are
+// an error.
+//
+// Targets that stay in an upstream of the same name keep what the
+// gateway knows of them: health, ejection, load and counts. Health
+// checks restart with the new table's settings. Breakers are kept when
+// the upstream's Breaker is the same pointer as before. Update returns
+// once the old table's health checks have stopped.
+func (g *Gateway) Update(opts ...Option) error {
+	cfg := newConfig(opts)
+	if len(cfg.newOnly) > 0 {
+		errs := make([]error, len(cfg.newOnly))
+		for i, name := range cfg.newOnly {
+			errs[i] = fmt.Errorf("gateway: Update: %s: only New takes it", name)
+		}
+		return errors.Join(errs...)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return errors.New("gateway: Update: the gateway is closed")
+	}
+	old := g.table.Load()
+	t, err := g.build(cfg, old)
+	if err != nil {
+		return err
+	}
+	t.start()
+	g.table.Store(t)
+	old.halt()
+	return nil
+}
+
+// Close stops the health checks and closes the idle connections of the
+// transports the gateway made; it returns once the checks have stopped.
+// The gateway goes on serving requests (with the health it last knew),
+// so Close may come before or after the server's Shutdown; after it, no
+// connection to an upstream is left open. Close is idempotent and always
+// returns nil.
+func (g *Gateway) Close() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil
+	}
+	g.closed = true
+	g.table.Load().halt()
+	g.reg.Unregister()
+	g.closeTransports()
+	return nil
+}
+
+func (g *Gateway) closeTransports() {
+	for _, t := range g.own {
+		t.CloseIdleConnections()
+	}
+}
+
+// ServeHTTP routes the request. Before any route sees it, the client's
+// address is derived (and forwarding headers from untrusted peers
+// removed), the request ID is taken or made, and the server span starts.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t := g.table.Load()
+	st := &reqState{Context: r.Context(), table: t}
+	st.peer = peerAddr(r.RemoteAddr)
+	client := st.peer
+	if t.trusted.trusts(st.peer) {
+		st.peerTrusted = true
+		client = t.trusted.clientAddr(r.Header, st.peer)
+	} else {
+		for _, h := range spoofable {
+			delete(r.Header, h)
+		}
+	}
+	st.clientIP = client
+	if h := t.requestID; h != "" {
+		ids := r.Header[h]
+		if len(ids) != 1 || !validRequestID(ids[0]) {
+			ids = []string{rand.Text()}
+			r.Header[h] = ids
+		}
+		w.Header()[h] = ids
+		st.requestID = ids
+	}
+	g.server.ServeHTTP(w, r.WithContext(st))
+}
+
+// serveTable hands the request to its table's mux, inside the server span
+// so that otelhttp sees the pattern the mux matched.
+func serveTable(w http.ResponseWriter, r *http.Request) {
+	stateOf(r.Context()).table.mux.ServeHTTP(w, r)
+}
+
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// ServeHTTP serves a request that matched the route: its pattern and the
+// client's address on the span, the body limit, the timeout, then the
+// middleware and the proxy or handler.
+func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	st := stateOf(r.Context())
+	if st != nil {
+		st.route = rt
+		if span := trace.SpanFromContext(r.Context()); span.IsRecording() {
+			// otelhttp names the span by the pattern but leaves http.route
+			// off it, and takes client.address from X-Forwarded-For as
+			// sent; the address derived through the trusted proxies is
+			// the one to believe.
+			span.SetAttributes(rt.routeAttr)
+			if st.clientIP.IsValid() {
+				span.SetAttributes(semconv.ClientAddress(st.clientIP.String()))
+			}
+		}
+	}
+	if n := rt.spec.MaxBodyBytes; n > 0 && r.Body != nil && r.Body != http.NoBody {
+		if r.ContentLength > n {
+			writeError(w, http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = &limitedBody{rc: r.Body, left: n, limit: n, st: st}
+	}
+	if d := rt.spec.Timeout; d > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	rt.chain.ServeHTTP(w, r)
+}
+
+// dispatch is the mux handler of one pattern: the first of its routes
+// whose matchers all hold.
+type dispatch []*route
+
+func (d dispatch) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var query url.Values
+	for _, rt := range d {
+		if rt.matches(r, &query) {
+			rt.ServeHTTP(w, r)
+			return
+		}
+	}
+	http.NotFound(w, r)
+}
+
+func (rt *route) matches(r *http.Request, query *url.Values) bool {
+	for i := range rt.spec.headers {
+		m := &rt.spec.headers[i]
+		if !m.match(r.Header[m.name]) {
+			return false
+		}
+	}
+	if len(rt.spec.query) > 0 && *query == nil {
+		*query, _ = url.ParseQuery(r.URL.RawQuery)
+	}
+	for i := range rt.spec.query {
+		m := &rt.spec.query[i]
+		if !m.match((*query)[m.name]) {
+			return false
+		}
+	}
+	return true
+}
+
+// build validates cfg and builds its table, handing on what prev knew of
+// the targets that stay.
+func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
+	var errs []error
+	trusted, perrs := parseProxies(cfg.trusted)
+	errs = append(errs, perrs...)
+	if cfg.requestID != "" && !validHeaderName(cfg.requestID) {
+		errs = append(errs, fmt.Errorf("gateway: request_id_header: %q is not a header name", cfg.requestID))
+	}
+	specs := map[string]*upstreamSpec{}
+	var order []*upstreamSpec
+	for i, u := range cfg.upstreams {
+		s, uerrs := validateUpstream(i, u)
+		errs = append(errs, uerrs...)
+		if u.Name == "" {
+			continue
+		}
+		if _, dup := specs[u.Name]; dup {
+			errs = append(errs, fmt.Errorf("gateway: upstreams[%d]: name: %q is already an upstream", i, u.Name))
+			continue
+		}
+		if u.H2C && g.h2c == nil {
+			errs = append(errs, fmt.Errorf("gateway: upstream %q: h2c: the gateway's transport is not an *http.Transport; set the upstream's transport", u.Name))
+		}
+		specs[u.Name] = s
+		order = append(order, s)
+	}
+	var routes []*routeSpec
+	for i, r := range cfg.routes {
+		s, rerrs := validateRoute(i, r, specs)
+		errs = append(errs, rerrs...)
+		if len(rerrs) == 0 {
+			routes = append(routes, s)
+		}
+	}
+	// Conflicts among the valid routes, on a mux thrown away, before
+	// anything is built.
+	_, merrs := mount(routes, func([]*routeSpec) http.Handler { return http.NotFoundHandler() })
+	errs = append(errs, merrs...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+
+	t := &table{trusted: trusted, requestID: http.CanonicalHeaderKey(cfg.requestID), stats: map[string]*routeStats{}}
+	prevUp := map[string]*upstream{}
+	if prev != nil {
+		for _, u := range prev.upstreams {
+			prevUp[u.name] = u
+		}
+	}
+	byName := map[string]*upstream{}
+	for _, s := range order {
+		u := g.newUpstream(s, prevUp[s.Name])
+		t.upstreams = append(t.upstreams, u)
+		byName[s.Name] = u
+	}
+	built := map[*routeSpec]*route{}
+	for _, s := range routes {
+		hr := httpRoute(s.Pattern)
+		rt := &route{spec: s, routeAttr: semconv.HTTPRoute(hr), pattern: s.Pattern}
+		if rt.stats = t.stats[hr]; rt.stats == nil {
+			if prev != nil {
+				rt.stats = prev.stats[hr]
+			}
+			if rt.stats == nil {
+				rt.stats = newRouteStats(hr)
+			}
+			t.stats[hr] = rt.stats
+		}
+		var core http.Handler
+		if s.Upstream != "" {
+			rt.up = byName[s.Upstream]
+			rt.proxy = rt.newProxy(&g.pool)
+			core = http.HandlerFunc(rt.proxyServe)
+		} else {
+			core = s.Handler
+		}
+		for i := len(s.Middleware) - 1; i >= 0; i-- {
+			core = s.Middleware[i](core)
+		}
+		rt.chain = core
+		t.routes = append(t.routes, rt)
+		built[s] = rt
+	}
+	t.mux, _ = mount(routes, func(group []*routeSpec) http.Handler {
+		d := make(dispatch, len(group))
+		for i, s := range group {
+			d[i] = built[s]
+		}
+		return d
+	})
+	return t, nil
+}
+
+// newUpstream builds the runtime of an upstream, taking over prev's
+// target states, and its breakers when the Breaker is the same.
+func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
+	u := &upstream{spec: s, name: s.Name}
+	base := g.base
+	switch {
+	case s.Transport != nil:
+		base = s.Transport
+	case s.H2C:
+		base = g.h2c
+	}
+	u.check = base
+	u.transport = base
+	if !g.untraced {
+		u.transport = otelhttp.NewTransport(base, g.client...)
+	}
+	if prev != nil {
+		u.stats = prev.stats
+	} else {
+		u.stats = &upstreamStats{opts: []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(AttrUpstream.String(s.Name)))}}
+	}
+	if b := s.Breaker; b != nil {
+		if prev != nil && prev.spec.Breaker == b && prev.group != nil {
+			u.group = prev.group
+		} else {
+			opts := append(toGroupOptions(b.Options),
+				circuitbreaker.WithMaxBreakers(max(circuitbreaker.DefaultMaxBreakers, 2*len(s.targets))),
+				circuitbreaker.WithMeterProvider(g.mp))
+			u.group = circuitbreaker.NewGroup(opts...)
+		}
+		u.failure = b.Failure
+		if u.failure == nil {
+			u.failure = serverFailure
+		}
+	}
+	prevStates := map[string]*targetState{}
+	if prev != nil {
+		for _, t := range prev.targets {
+			prevStates[t.stateKey] = t.state
+		}
+	}
+	for _, ts := range s.targets {
+		key := ts.url.String()
+		host, port := hostPort(ts.url.Scheme, ts.url.Host)
+		st := prevStates[key]
+		if st == nil {
+			st = newTargetState(s.Name, host, port)
+		}
+		t := &target{
+			scheme:   ts.url.Scheme,
+			host:     ts.url.Host,
+			path:     ts.url.Path,
+			rawPath:  ts.url.EscapedPath(),
+			weight:   int64(ts.weight),
+			state:    st,
+			stateKey: key,
+		}
+		if t.path == "" {
+			t.rawPath = ""
+		}
+		if u.group != nil {
+			t.breaker = u.group.Get(s.Name + "/" + ts.url.Host + ts.url.Path)
+		}
+		if s.HealthCheck != nil {
+			t.healthURL = healthURL(ts.url, s.health.Path)
+		}
+		u.targets = append(u.targets, t)
+	}
+	u.wrrCur = make([]int64, len(u.targets))
+	if r := s.Retry; r != nil && s.retry.Attempts > 1 {
+		budget := s.retry.Budget
+		if budget == nil {
+			if prev != nil && prev.spec.Retry == r && prev.budget != nil {
+				budget = prev.budget
+			} else {
+				budget = retry.NewBudget()
+			}
+			u.budget = budget
+		}
+		u.retrier = retry.New(
+			retry.WithName(s.Name),
+			retry.WithMaxAttempts(s.retry.Attempts),
+			retry.WithBackoff(s.retry.Backoff),
+			retry.WithBudget(budget),
+			retry.WithTracerProvider(g.tp),
+			retry.WithMeterProvider(g.mp),
+		)
+	}
+	return u
+}
+
+func healthURL(base *url.URL, path string) string {
+	p, _ := url.Parse(path)
+	u := *base
+	u.Path = base.Path + p.Path
+	u.RawPath = ""
+	u.RawQuery = p.RawQuery
+	return u.String()
+}
+
+// start starts the table's health checks.
+func (t *table) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.stop = cancel
+	for _, u := range t.upstreams {
+		if u.spec.HealthCheck != nil {
+			t.wg.Go(func() { u.runHealth(ctx) })
+		}
+	}
+}
+
+// halt stops the table's health checks and waits for them.
+func (t *table) halt() {
+	if t.stop != nil {
+		t.stop()
+	}
+	t.wg.Wait()
+}
+
+// runHealth checks the upstream's targets every interval until ctx ends.
+func (u *upstream) runHealth(ctx context.Context) {
+	hc := &u.spec.health
+	client := &http.Client{
+		Transport:     u.check,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	round := func() {
+		var wg sync.WaitGroup
+		for _, t := range u.targets {
+			wg.Go(func() {
+				ok := probe(ctx, client, t.healthURL, hc)
+				if ctx.Err() == nil {
+					u.recordCheck(t, ok)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	round()
+	tick := time.NewTicker(hc.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			round()
+		}
+	}
+}
+
+func probe(ctx context.Context, client *http.Client, target string, hc *HealthCheck) bool {
+	ctx, cancel := context.WithTimeout(ctx, hc.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return false
+	}
+	req.Header.Set("User-Agent", "otelpatterns-gateway-health-check/"+telemetry.Version)
+	resp, err := client.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+	_ = resp.Body.Close()
+	return hc.Status(resp.StatusCode)
+}

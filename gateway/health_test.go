@@ -1,0 +1,306 @@
+package gateway_test
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/gateway"
+)
+
+// relisten serves h on addr again, once the port is free.
+func relisten(t *testing.T, addr string, h http.Handler) *httptest.Server {
+	t.Helper()
+	var (
+		l   net.Listener
+		err error
+	)
+	for range 100 {
+		if l, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("listen on %s again: %v", addr, err)
+	}
+	s := httptest.NewUnstartedServer(h)
+	_ = s.Listener.Close()
+	s.Listener = l
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// waitFor sends requests until ok holds for n answers in a row, or fails
+// after the deadline.
+func waitFor(t *testing.T, srv *httptest.Server, path string, n int, what string, ok func(*http.Response) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	run := 0
+	for run < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d answers in a row where %s within 5s", n, what)
+		}
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if ok(resp) {
+			run++
+		} else {
+			run = 0
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// TestHealthChecksKillAndRestart kills a target, checks that health
+// checks take it out of service so every request goes to the other, then
+// restarts it on the same address and checks that it gets requests
+// again.
+func TestHealthChecksKillAndRestart(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	var probes sync.Map
+	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			probes.Store(r.Header.Get("User-Agent"), true)
+			return
+		}
+		w.Header().Set("X-Backend", "b")
+	})
+	b.handle(health)
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+			HealthCheck: &gateway.HealthCheck{Path: "/healthz", Interval: 20 * time.Millisecond,
+				HealthyThreshold: 2, UnhealthyThreshold: 2}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+
+	waitFor(t, srv, "/", 2, "both targets answer", func(r *http.Response) bool { return r.StatusCode == 200 })
+	addr := b.Listener.Addr().String()
+	b.Close()
+	waitFor(t, srv, "/", 20, "a answers (b is dead)", func(r *http.Response) bool {
+		return r.StatusCode == 200 && r.Header.Get("X-Backend") == "a"
+	})
+
+	relisten(t, addr, health)
+	sawB := false
+	waitFor(t, srv, "/", 1, "b answers again", func(r *http.Response) bool {
+		sawB = r.Header.Get("X-Backend") == "b"
+		return sawB
+	})
+	ua := ""
+	probes.Range(func(k, _ any) bool { ua = k.(string); return false })
+	if ua == "" {
+		t.Errorf("no health check seen")
+	}
+}
+
+// TestOutlierEjectionGrows checks passive ejection: a target that keeps
+// failing is ejected after ConsecutiveFailures, re-admitted after the
+// ejection time, and ejected again for twice as long.
+func TestOutlierEjectionGrows(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	var (
+		mu   sync.Mutex
+		hits []time.Time
+	)
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits = append(hits, time.Now())
+		mu.Unlock()
+		w.WriteHeader(http.StatusServiceUnavailable)
+	})
+	const base = 80 * time.Millisecond
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+			Outlier: &gateway.Outlier{ConsecutiveFailures: 3, BaseEjection: base, MaxEjection: 8 * base}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	deadline := time.Now().Add(900 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		resp, err := srv.Client().Get(srv.URL + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// Bursts of 3 hits separated by the ejections.
+	var gaps []time.Duration
+	for i := 1; i < len(hits); i++ {
+		if d := hits[i].Sub(hits[i-1]); d > base/2 {
+			gaps = append(gaps, d)
+		}
+	}
+	if len(gaps) < 3 {
+		t.Fatalf("b was hit %d times with gaps %v; want at least 3 ejections in 900ms", len(hits), gaps)
+	}
+	// An ejection cannot end early; under load it may end late.
+	for i, want := range []time.Duration{base, 2 * base, 4 * base} {
+		if gaps[i] < want || gaps[i] > want+2*base {
+			t.Errorf("ejection %d lasted %v; want about %v (gaps %v)", i+1, gaps[i], want, gaps)
+		}
+	}
+}
+
+// TestAllTargetsOut checks that an upstream whose every target is ejected
+// answers 503 with Retry-After, without calling the target, and that the
+// upstream's own 503 before that was passed on as it was.
+func TestAllTargetsOut(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", "b")
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+	})
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+			Outlier: &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: 5 * time.Second}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	resp, body := get(t, srv, "/")
+	if resp.StatusCode != 503 || resp.Header.Get("X-Backend") != "b" || body != "maintenance\n" {
+		t.Errorf("first request: %d from %q: %q; want the upstream's own 503", resp.StatusCode, resp.Header.Get("X-Backend"), body)
+	}
+	resp, body = get(t, srv, "/")
+	ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.StatusCode != 503 || resp.Header.Get("X-Backend") != "" || ra < 4 || ra > 5 {
+		t.Errorf("with the target ejected: %d, Retry-After %q, from %q: %q; want the gateway's 503 with Retry-After 5",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("X-Backend"), body)
+	}
+	if n := b.hits.Load(); n != 1 {
+		t.Errorf("target called %d times; want 1", n)
+	}
+}
+
+// TestRetryWithNoTargetLeftKeepsTheAnswer checks that when a retry finds
+// no target in service, the client gets the upstream's last answer
+// rather than the gateway's 503.
+func TestRetryWithNoTargetLeftKeepsTheAnswer(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "maintenance", http.StatusServiceUnavailable)
+	})
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+			Outlier: &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Minute},
+			Retry:   &gateway.Retry{Attempts: 3}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	resp, body := get(t, srv, "/")
+	if resp.StatusCode != 503 || body != "maintenance\n" || b.hits.Load() != 1 {
+		t.Errorf("retry with the only target ejected: %d %q after %d attempts; want the upstream's own 503 after 1", resp.StatusCode, body, b.hits.Load())
+	}
+}
+
+// TestBreakerPerTarget checks that each target has its own breaker: one
+// that fails is cut off while the other serves, and when every breaker is
+// open the upstream answers 503 with the breakers' Retry-After.
+func TestBreakerPerTarget(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	fail := func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }
+	b.handle(fail)
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+			Breaker: &gateway.Breaker{Options: []circuitbreaker.Option{
+				circuitbreaker.WithConsecutiveFailures(2), circuitbreaker.WithOpenDuration(7 * time.Second)}}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	seq := count(sequence(t, srv.URL+"/", srv.Client(), 20))
+	if seq["a"] != 18 || b.hits.Load() != 2 {
+		t.Errorf("20 requests with b failing: %v, b called %d times; want b cut off after 2 failures", seq, b.hits.Load())
+	}
+	a.handle(fail)
+	for range 2 {
+		get(t, srv, "/")
+	}
+	resp, _ := get(t, srv, "/")
+	ra, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if resp.StatusCode != 503 || ra < 6 || ra > 7 {
+		t.Errorf("every breaker open: %d with Retry-After %q; want 503 with about 7", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+// TestUpdateKeepsTargetState checks that a swap does not forget what the
+// gateway knows: an ejected target stays ejected in the new table, a
+// breaker stays open when the upstream's Breaker is the same pointer, and
+// starts closed with a new one.
+func TestUpdateKeepsTargetState(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) })
+	breaker := &gateway.Breaker{Options: []circuitbreaker.Option{
+		circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Minute)}}
+	table := func(br *gateway.Breaker, outlier *gateway.Outlier) []gateway.Option {
+		return []gateway.Option{
+			gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+				Breaker: br, Outlier: outlier}),
+			gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}),
+		}
+	}
+	g, srv := start(t, table(nil, &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Minute})...)
+	sequence(t, srv.URL+"/", srv.Client(), 2) // b fails once: ejected
+	if err := g.Update(table(nil, &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Minute})...); err != nil {
+		t.Fatal(err)
+	}
+	before := b.hits.Load()
+	if got := count(sequence(t, srv.URL+"/", srv.Client(), 10)); got["a"] != 10 || b.hits.Load() != before {
+		t.Errorf("after Update, an ejected target got requests: %v", got)
+	}
+
+	// Breakers: the same pointer keeps b's open breaker.
+	b2 := newBackend(t, "b2")
+	b2.handle(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) })
+	b = b2
+	if err := g.Update(table(breaker, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	sequence(t, srv.URL+"/", srv.Client(), 2) // b2 fails once: its breaker opens
+	if err := g.Update(table(breaker, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	before = b2.hits.Load()
+	sequence(t, srv.URL+"/", srv.Client(), 10)
+	if b2.hits.Load() != before {
+		t.Errorf("after Update with the same Breaker, b2's open breaker let %d requests through", b2.hits.Load()-before)
+	}
+	fresh := *breaker
+	if err := g.Update(table(&fresh, nil)...); err != nil {
+		t.Fatal(err)
+	}
+	sequence(t, srv.URL+"/", srv.Client(), 2)
+	if b2.hits.Load() == before {
+		t.Errorf("after Update with a new Breaker, b2 got no request; want its breaker closed again")
+	}
+}
+
+// TestEjectionCap checks MaxEjectedPercent: with every target failing,
+// no more than the cap are ejected, so the upstream keeps answering (the
+// upstream's own errors) rather than turning everything away.
+func TestEjectionCap(t *testing.T) {
+	var bs []*backend
+	var ts []gateway.Target
+	for i := range 4 {
+		b := newBackend(t, strconv.Itoa(i))
+		b.handle(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+		bs = append(bs, b)
+		ts = append(ts, b.target())
+	}
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: ts,
+			Outlier: &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Minute, MaxEjectedPercent: 50}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	sequence(t, srv.URL+"/", srv.Client(), 20)
+	served := 0
+	for _, b := range bs {
+		if b.hits.Load() > 1 {
+			served++
+		}
+	}
+	if served != 2 {
+		t.Errorf("%d targets kept getting requests; want 2 (half ejected, half kept by the cap)", served)
+	}
+}

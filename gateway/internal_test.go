@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// TestErrorHandlerNeverWritesAfterStart protects the error handler's
+// promise: once the response has started (or the connection was
+// hijacked for a WebSocket), it writes nothing.
+func TestErrorHandlerNeverWritesAfterStart(t *testing.T) {
+	rt := &route{spec: &routeSpec{}}
+	for _, pw := range []*proxyWriter{{started: true}, {hijacked: true}} {
+		rec := httptest.NewRecorder()
+		pw.ResponseWriter = rec
+		rt.proxyError(pw, httptest.NewRequest(http.MethodGet, "/", nil), errors.New("upstream broke off"))
+		if rec.Body.Len() != 0 || len(rec.Header()) != 0 || rec.Flushed {
+			t.Errorf("proxyError after start (%+v) wrote %d bytes, headers %v", *pw, rec.Body.Len(), rec.Header())
+		}
+	}
+	rec := httptest.NewRecorder()
+	rt.proxyError(&proxyWriter{ResponseWriter: rec}, httptest.NewRequest(http.MethodGet, "/", nil), errors.New("refused"))
+	if rec.Code != http.StatusBadGateway {
+		t.Errorf("proxyError before start wrote %d; want 502", rec.Code)
+	}
+}
+
+func TestParseForwarded(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []forwardedElement
+		ok   bool
+	}{
+		{`for=192.0.2.60;proto=http;by=203.0.113.43`, []forwardedElement{{For: "192.0.2.60", Proto: "http", By: "203.0.113.43"}}, true},
+		{`For="[2001:db8:cafe::17]:4711"`, []forwardedElement{{For: "[2001:db8:cafe::17]:4711"}}, true},
+		{`for=192.0.2.43, for=198.51.100.17`, []forwardedElement{{For: "192.0.2.43"}, {For: "198.51.100.17"}}, true},
+		{`for="_gazonk"; host="a,b;c"`, []forwardedElement{{For: "_gazonk", Host: "a,b;c"}}, true},
+		{`for="a\"b"`, []forwardedElement{{For: `a"b`}}, true},
+		{`for=`, nil, false},
+		{`for="unterminated`, nil, false},
+		{`=x`, nil, false},
+		{`for=a b`, nil, false},
+	}
+	for _, tt := range tests {
+		got, err := parseForwarded(tt.in)
+		if (err == nil) != tt.ok || tt.ok && !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseForwarded(%q) = %+v, %v; want %+v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestParseNode(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1": "192.0.2.1", "192.0.2.1:80": "192.0.2.1", "[2001:db8::1]": "2001:db8::1",
+		"[2001:db8::1]:8080": "2001:db8::1", "[::ffff:192.0.2.1]": "192.0.2.1",
+		"unknown": "", "_hidden": "", "2001:db8::1": "", "[192.0.2.1]": "",
+	} {
+		a, ok := parseNode(in)
+		got := ""
+		if ok {
+			got = a.String()
+		}
+		if got != want {
+			t.Errorf("parseNode(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzForwarded feeds forwarding headers from a trusted peer: the client
+// address is always a valid address that is the peer or appears in the
+// headers, parsing never panics, and the Forwarded element the gateway
+// writes for any host parses back to what it wrote.
+func FuzzForwarded(f *testing.F) {
+	f.Add("203.0.113.9, 10.1.1.1", "", "api.example.com")
+	f.Add("", `for="[2001:db8::1]:4711";proto=https, for=10.0.0.3`, "a:8080")
+	f.Add("garbage,,, ", `for=_x;by=unknown`, `h"q\`)
+	f.Add("[2001:db8::2]:1, ::ffff:10.0.0.1", "for", "")
+	trusted, _ := parseProxies([]string{"10.0.0.0/8", "127.0.0.1"})
+	peer := netip.MustParseAddr("127.0.0.1")
+	f.Fuzz(func(t *testing.T, xff, fwd, host string) {
+		h := http.Header{}
+		if xff != "" {
+			h.Set("X-Forwarded-For", xff)
+		}
+		if fwd != "" {
+			h.Set("Forwarded", fwd)
+		}
+		client := trusted.clientAddr(h, peer)
+		if !client.IsValid() {
+			t.Fatalf("clientAddr(%q, %q) is not valid", xff, fwd)
+		}
+		hops := map[netip.Addr]bool{peer: true}
+		for _, v := range h["X-Forwarded-For"] {
+			for hop := range strings.SplitSeq(v, ",") {
+				if a, ok := parseHop(strings.TrimSpace(hop)); ok {
+					hops[a] = true
+				}
+			}
+		}
+		if elems, err := parseForwarded(strings.Join(h["Forwarded"], ",")); err == nil {
+			for _, e := range elems {
+				if a, ok := parseNode(e.For); ok {
+					hops[a] = true
+				}
+			}
+		}
+		if !hops[client] {
+			t.Fatalf("clientAddr(%q, %q) = %s: neither the peer nor a hop of the headers", xff, fwd, client)
+		}
+		if elems, err := parseForwarded(fwd); err == nil {
+			for _, e := range elems {
+				again, err := parseForwarded(formatForwarded(e))
+				if err != nil || len(again) != 1 || again[0] != e {
+					t.Fatalf("element %+v written as %q parses back as %+v, %v", e, formatForwarded(e), again, err)
+				}
+			}
+		}
+		e := forwardedElement{For: nodeOf(peer), Host: host, Proto: "https"}
+		if !validHeaderValue(host) {
+			return
+		}
+		again, err := parseForwarded(formatForwarded(e))
+		if err != nil || len(again) != 1 || again[0] != e {
+			t.Fatalf("hop %+v written as %q parses back as %+v, %v", e, formatForwarded(e), again, err)
+		}
+	})
+}
+
+// validHeaderValue reports whether s can be a header value (what a Host
+// header that reached the gateway can hold).
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

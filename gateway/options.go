@@ -1,0 +1,131 @@
+package gateway
+
+import (
+	"net/http"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// DefaultRequestIDHeader is the header that carries a request's ID unless
+// [WithRequestIDHeader] names another.
+const DefaultRequestIDHeader = "X-Request-Id"
+
+// Option configures a [Gateway]. [New] takes every option; [Gateway.Update]
+// takes those that make up the routing table ([WithUpstreams], [WithRoutes],
+// [WithTrustedProxies], [WithRequestIDHeader]) and refuses the others,
+// which only New can set.
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+// config is what the options say. The table part is validated and built
+// by build; the rest only by New.
+type config struct {
+	upstreams []Upstream
+	routes    []Route
+	trusted   []string
+	requestID string
+
+	// New only; newOnly names those given, for Update's error.
+	tracerProvider trace.TracerProvider
+	meterProvider  metric.MeterProvider
+	transport      http.RoundTripper
+	newOnly        []string
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{requestID: DefaultRequestIDHeader}
+	for _, o := range opts {
+		if o != nil {
+			o.apply(c)
+		}
+	}
+	return c
+}
+
+// WithUpstreams adds upstream services that routes send requests to.
+// Each Name must be unique among the gateway's upstreams. Several calls
+// add up.
+func WithUpstreams(us ...Upstream) Option {
+	return optionFunc(func(c *config) { c.upstreams = append(c.upstreams, us...) })
+}
+
+// WithRoutes adds routes. Routes are matched by their Pattern as
+// [http.ServeMux] matches patterns, then by their header and query
+// matchers; see [Route]. Several calls add up; errors name a route by its
+// position among all of them ("routes[3]").
+func WithRoutes(rs ...Route) Option {
+	return optionFunc(func(c *config) { c.routes = append(c.routes, rs...) })
+}
+
+// WithTrustedProxies sets the proxies (load balancers, CDNs) in front of
+// the gateway whose forwarding headers it believes, as CIDR prefixes
+// ("10.0.0.0/8") or single addresses ("192.0.2.7"). Several calls add up.
+//
+// A request whose connection comes from a trusted proxy keeps its
+// X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and Forwarded
+// headers, and the gateway appends its own hop; its client address
+// ([ClientIP]) is the right-most address of the X-Forwarded-For chain (or,
+// without one, of the Forwarded for= chain) that is not a trusted proxy. A
+// request from any other peer has those headers (and X-Real-Ip) removed
+// before anything sees them, and its client address is the peer's.
+//
+// By default no proxy is trusted.
+func WithTrustedProxies(cidrs ...string) Option {
+	return optionFunc(func(c *config) { c.trusted = append(c.trusted, cidrs...) })
+}
+
+// WithRequestIDHeader names the header that carries the request ID. A
+// request that arrives with a well-formed ID (1 to 128 printable ASCII
+// characters, no spaces) keeps it; any other gets a new random one. The
+// ID is sent to the upstream and set on the response. The default is
+// [DefaultRequestIDHeader] (X-Request-Id); "" turns request IDs off.
+func WithRequestIDHeader(name string) Option {
+	return optionFunc(func(c *config) { c.requestID = name })
+}
+
+// WithTracerProvider sets where the gateway's spans go: the server span of
+// each request and the client span of each attempt to an upstream (both
+// through otelhttp), and the spans of the retriers it builds. The default,
+// also used when tp is nil, is the global provider at the time of New.
+// Only [New] takes it.
+//
+// When tp is a no-op provider (go.opentelemetry.io/otel/trace/noop) and
+// so is [WithMeterProvider]'s, the gateway leaves otelhttp out
+// altogether, for speed; the trace context of incoming requests still
+// reaches upstreams, as any other header does.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(c *config) {
+		c.tracerProvider = tp
+		c.newOnly = append(c.newOnly, "WithTracerProvider")
+	})
+}
+
+// WithMeterProvider sets where the gateway's metrics go, and those of the
+// breakers and retriers it builds. The default, also used when mp is nil,
+// is the global provider at the time of New. Only [New] takes it.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(c *config) {
+		c.meterProvider = mp
+		c.newOnly = append(c.newOnly, "WithMeterProvider")
+	})
+}
+
+// WithTransport sets the transport that carries requests to upstreams and
+// health checks, for upstreams that set no [Upstream].Transport of their
+// own. An *http.Transport is cloned, with HTTP/2 without TLS only, for
+// upstreams that set H2C. The gateway never closes it. The default is
+// an http.Transport of the gateway's own, with keep-alive, 256 idle
+// connections per target, a 5s dial timeout and no environment proxy,
+// whose idle connections [Gateway.Close] closes. Only [New] takes it.
+func WithTransport(rt http.RoundTripper) Option {
+	return optionFunc(func(c *config) {
+		c.transport = rt
+		c.newOnly = append(c.newOnly, "WithTransport")
+	})
+}

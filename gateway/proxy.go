@@ -1,0 +1,496 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/codes"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/internal/telemetry"
+	"github.com/otelpatterns/patterns/retry"
+)
+
+// StatusClientClosedRequest is the status the gateway records (nginx's
+// 499) for a request whose client went away before the upstream answered.
+// The client never sees it; it keeps such requests apart from the
+// upstream's failures in telemetry.
+const StatusClientClosedRequest = 499
+
+// idempotent reports whether a request may be sent more than once.
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace, http.MethodPut, http.MethodDelete:
+		return true
+	}
+	return r.Header.Get("Idempotency-Key") != ""
+}
+
+// RoundTrip sends a request to the upstream: one attempt, or, with a
+// retry policy and a request that is safe to repeat, attempts until one
+// gets an answer not worth retrying.
+func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
+	if u.retrier == nil || !idempotent(req) || req.Header.Get("Upgrade") != "" {
+		return u.attempt(req)
+	}
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		buf, complete, err := readUpTo(req.Body, u.spec.retry.MaxBodyBytes)
+		if err != nil {
+			return nil, err
+		}
+		if !complete {
+			// Too long to hold: sent once, the part read first.
+			once := *req
+			once.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
+			return u.attempt(&once)
+		}
+		body = buf
+	}
+	tried := make(bitset, words(len(u.targets)))
+	var pending *http.Response // the last answer, not drained yet
+	err := u.retrier.Do(req.Context(), func(ctx context.Context) error {
+		i, t, done, err := u.choose(ctx, tried)
+		if err != nil {
+			// No target left to try: the last answer, if there was one,
+			// is what the client gets.
+			u.stats.unavailable.Inc()
+			return retry.Permanent(err)
+		}
+		if pending != nil {
+			// A retried answer is drained only now that another attempt
+			// will be made: held through the backoff wait (milliseconds),
+			// it can still be handed back when no target is left.
+			drain(pending)
+			pending = nil
+		}
+		a := req.WithContext(ctx)
+		if body != nil {
+			a.Body = io.NopCloser(bytes.NewReader(body))
+			a.ContentLength = int64(len(body))
+			a.TransferEncoding = nil
+		}
+		resp, err := u.send(a, i, t, done, tried)
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return retry.Permanent(err)
+			}
+			return err
+		}
+		pending = resp
+		if u.spec.retry.Status(resp.StatusCode) {
+			return &retryStatus{resp}
+		}
+		return nil
+	})
+	if pending != nil {
+		if err != nil && req.Context().Err() != nil {
+			drain(pending)
+			return nil, err
+		}
+		return pending, nil
+	}
+	return nil, err
+}
+
+// retryStatus is a response whose status is retried.
+type retryStatus struct{ resp *http.Response }
+
+func (e *retryStatus) Error() string     { return "gateway: upstream answered " + e.resp.Status }
+func (e *retryStatus) ErrorType() string { return strconv.Itoa(e.resp.StatusCode) }
+
+func drain(resp *http.Response) {
+	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
+	_ = resp.Body.Close()
+}
+
+// readUpTo reads r until its end or until it has read more than n bytes,
+// and reports which.
+func readUpTo(r io.Reader, n int64) ([]byte, bool, error) {
+	var buf bytes.Buffer
+	m, err := buf.ReadFrom(io.LimitReader(r, n+1))
+	if err != nil {
+		return nil, false, err
+	}
+	return buf.Bytes(), m <= n, nil
+}
+
+// attempt sends the only attempt of a request to a target the balancer
+// chooses.
+func (u *upstream) attempt(req *http.Request) (*http.Response, error) {
+	i, t, done, err := u.choose(req.Context(), nil)
+	if err != nil {
+		u.stats.unavailable.Inc()
+		return nil, err
+	}
+	return u.send(req, i, t, done, nil)
+}
+
+// send sends an attempt to target t (index i), whose breaker admitted it
+// (done), marking it in tried for a retried request.
+func (u *upstream) send(req *http.Request, i int, t *target, done func(error), tried bitset) (*http.Response, error) {
+	ctx := req.Context()
+	if tried != nil {
+		tried.set(i)
+	}
+	s := t.state
+	s.selections.Inc()
+	s.inflight.Add(1)
+
+	actx := ctx
+	var (
+		cancel context.CancelCauseFunc
+		timer  *time.Timer
+	)
+	if d := u.spec.retry.PerTryTimeout; d > 0 {
+		actx, cancel = context.WithCancelCause(ctx)
+		timer = time.AfterFunc(d, func() { cancel(&timeoutError{d}) })
+	}
+	out := req
+	if actx != ctx {
+		out = req.WithContext(actx)
+	}
+	if t.path == "" && tried == nil {
+		// The only attempt, and the URL is the outbound request's own
+		// (ReverseProxy cloned it): set the target in place. Attempts
+		// of a retried request each get a copy, since the transport may
+		// still hold an earlier one.
+		out.URL.Scheme, out.URL.Host = t.scheme, t.host
+	} else {
+		dest := *req.URL
+		dest.Scheme, dest.Host = t.scheme, t.host
+		raw := dest.EscapedPath()
+		dest.Path = t.path + dest.Path
+		dest.RawPath = t.rawPath + raw
+		if out == req {
+			out = req.WithContext(actx)
+		}
+		out.URL = &dest
+	}
+
+	resp, err := u.transport.RoundTrip(out)
+	if timer != nil && !timer.Stop() {
+		// The attempt's time ran out, perhaps just as its answer came.
+		if err == nil {
+			drain(resp)
+			resp = nil
+		}
+		err = context.Cause(actx)
+	}
+	if err != nil {
+		if cancel != nil {
+			cancel(nil)
+		}
+		s.inflight.Add(-1)
+		u.finish(ctx, t, done, err, 0)
+		return nil, err
+	}
+	u.finish(ctx, t, done, nil, resp.StatusCode)
+	resp.Body = newAttemptBody(resp.Body, s, cancel)
+	return resp, nil
+}
+
+// finish tells the target's breaker and outlier detection how the
+// attempt went, once its response headers are in. An attempt whose client
+// went away counts for neither.
+func (u *upstream) finish(ctx context.Context, t *target, done func(error), err error, code int) {
+	gone := errors.Is(context.Cause(ctx), context.Canceled)
+	if done != nil {
+		berr := err
+		switch {
+		case gone:
+			berr = context.Canceled
+		case err == nil && u.failure(code):
+			berr = &statusError{code}
+		}
+		done(berr)
+	}
+	if !gone {
+		u.record(t, err != nil || gatewayFailure(code))
+	}
+}
+
+// attemptBody ends an attempt when its response body is closed: the
+// target's in-flight count, and the attempt's context.
+type attemptBody struct {
+	io.ReadCloser
+	state  *targetState
+	cancel context.CancelCauseFunc
+	closed atomic.Bool
+}
+
+// attemptConn is an attemptBody that is also the connection of a
+// switched protocol (a WebSocket), which ReverseProxy writes to.
+type attemptConn struct{ *attemptBody }
+
+func (c attemptConn) Write(p []byte) (int, error) { return c.ReadCloser.(io.Writer).Write(p) }
+
+func newAttemptBody(body io.ReadCloser, s *targetState, cancel context.CancelCauseFunc) io.ReadCloser {
+	b := &attemptBody{ReadCloser: body, state: s, cancel: cancel}
+	if _, ok := body.(io.ReadWriteCloser); ok {
+		return attemptConn{b}
+	}
+	return b
+}
+
+func (b *attemptBody) Close() error {
+	err := b.ReadCloser.Close()
+	if b.closed.CompareAndSwap(false, true) {
+		b.state.inflight.Add(-1)
+		if b.cancel != nil {
+			b.cancel(nil)
+		}
+	}
+	return err
+}
+
+// proxyWriter is the ResponseWriter the proxy writes to. It remembers
+// whether the response has started (or the connection was hijacked), so
+// that the error handler never writes a second response. Hijack, Flush
+// and Unwrap keep WebSockets and streaming working through it.
+type proxyWriter struct {
+	http.ResponseWriter
+	started  bool
+	hijacked bool
+}
+
+func (w *proxyWriter) WriteHeader(code int) {
+	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.started = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *proxyWriter) Write(p []byte) (int, error) {
+	w.started = true
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *proxyWriter) FlushError() error {
+	w.started = true
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *proxyWriter) Flush() { _ = w.FlushError() }
+
+func (w *proxyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.hijacked = true
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+func (w *proxyWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// bufferPool lends ReverseProxy its copy buffers. It keeps them as array
+// pointers, which go in and out of the pool without an allocation.
+type bufferPool struct{ p sync.Pool }
+
+const bufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[bufferSize]byte); ok {
+		return v[:]
+	}
+	return new([bufferSize]byte)[:]
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == bufferSize {
+		b.p.Put((*[bufferSize]byte)(buf[:bufferSize]))
+	}
+}
+
+// newProxy returns the reverse proxy of a route with an upstream.
+func (rt *route) newProxy(pool httputil.BufferPool) *httputil.ReverseProxy {
+	p := &httputil.ReverseProxy{
+		Rewrite:      rt.rewrite,
+		Transport:    rt.up,
+		ErrorHandler: rt.proxyError,
+		BufferPool:   pool,
+	}
+	f := rt.spec.fallback
+	if f != nil && f.Cache == nil {
+		f = nil
+	}
+	p.ModifyResponse = func(res *http.Response) error {
+		st := stateOf(res.Request.Context())
+		if st == nil {
+			return nil
+		}
+		if st.requestID != nil {
+			// The gateway's ID is on the response already; an upstream
+			// that echoes it would make it twice.
+			delete(res.Header, st.table.requestID)
+		}
+		if f != nil && st.proxyIn != nil {
+			f.capture(res, st.proxyIn)
+		}
+		return nil
+	}
+	return p
+}
+
+// rewrite makes the outbound request: the path rewritten, the Host
+// header, and the forwarding headers. The upstream's transport sets the
+// target's scheme and host for each attempt.
+func (rt *route) rewrite(pr *httputil.ProxyRequest) {
+	out := pr.Out
+	switch {
+	case rt.spec.template != nil:
+		out.URL.Path, out.URL.RawPath = rt.spec.template.expand(pr.In)
+	case rt.spec.StripPrefix != "":
+		stripPrefix(out.URL, rt.spec.StripPrefix)
+	}
+	out.URL.Scheme, out.URL.Host = "http", rt.up.name
+	if rt.up.spec.PassHost {
+		out.Host = pr.In.Host
+	} else {
+		out.Host = ""
+	}
+	if st := stateOf(pr.In.Context()); st != nil {
+		setForwarded(pr, st)
+		if st.requestID != nil {
+			// Set again: a client may have named it in Connection.
+			out.Header[st.table.requestID] = st.requestID
+		}
+	}
+}
+
+// proxyServe is the innermost handler of a route with an upstream.
+func (rt *route) proxyServe(w http.ResponseWriter, r *http.Request) {
+	if st := stateOf(r.Context()); st != nil {
+		st.proxyIn = r
+	}
+	rt.proxy.ServeHTTP(&proxyWriter{ResponseWriter: w}, r)
+}
+
+// proxyError answers for a request the upstream did not answer: 413 for
+// a body over the limit, 503 (with Retry-After) when no target could take
+// it, 504 when its time ran out, 502 otherwise, or the route's fallback
+// instead of the last three. r is the outbound request.
+func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
+	ctx := r.Context()
+	st := stateOf(ctx)
+	span := trace.SpanFromContext(ctx)
+	if pw, ok := w.(*proxyWriter); ok && (pw.started || pw.hijacked) {
+		// The response is under way: all that can be done is to say so.
+		telemetry.AddEvent(ctx, "gateway.response_aborted", nil)
+		return
+	}
+	var re *retry.Error
+	if errors.As(err, &re) && re.Last != nil && !errors.Is(re.Reason, context.Canceled) {
+		err = re.Last
+	}
+	var (
+		ue     *unavailableError
+		te     *timeoutError
+		mbe    *http.MaxBytesError
+		code   int
+		reason int
+	)
+	switch {
+	case st != nil && st.tooLarge.Load(), errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge)
+		return
+	case errors.Is(context.Cause(ctx), context.Canceled):
+		writeError(w, StatusClientClosedRequest)
+		return
+	case errors.As(err, &ue):
+		code, reason = http.StatusServiceUnavailable, reasonUnavailable
+	case errors.As(err, &te), errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
+		code, reason = http.StatusGatewayTimeout, reasonTimeout
+	default:
+		code, reason = http.StatusBadGateway, reasonFailure
+	}
+	typ := semconv.ErrorTypeKey.String(telemetry.ErrorTypeString(err))
+	if f := rt.spec.fallback; f != nil && st != nil {
+		in := st.proxyIn
+		if in == nil {
+			in = r
+		}
+		// The fallback answers after the route's time may have run out:
+		// it gets the request without the deadline, still ended when the
+		// client goes away.
+		fctx, cancel := context.WithCancel(context.WithoutCancel(in.Context()))
+		stop := context.AfterFunc(st.Context, cancel)
+		src, ok := f.serve(w, in.WithContext(fctx), reason)
+		stop()
+		cancel()
+		if ok {
+			// A degraded answer, not an error: the cause goes on the
+			// event, not on the span's status and error.type.
+			rt.stats.fallbacks[reason][src].Inc()
+			if span.IsRecording() {
+				span.AddEvent("gateway.fallback", trace.WithAttributes(
+					AttrFallbackReason.String(reasonNames[reason]), AttrFallbackSource.String(sourceNames[src]), typ))
+			}
+			return
+		}
+	}
+	if l, ok := otelhttp.LabelerFromContext(ctx); ok {
+		l.Add(typ)
+	}
+	if span.IsRecording() {
+		span.SetAttributes(typ)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	if ue != nil {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(ue.retryAfter, time.Second).Seconds()))))
+	}
+	writeError(w, code)
+}
+
+// writeError writes the gateway's own error response: the status and its
+// text, nothing about the cause.
+func writeError(w http.ResponseWriter, code int) {
+	text := http.StatusText(code)
+	if code == StatusClientClosedRequest {
+		text = "Client Closed Request"
+	}
+	http.Error(w, strconv.Itoa(code)+" "+text, code)
+}
+
+// limitedBody is a request body that fails with *http.MaxBytesError past
+// its limit, and marks the request so that the gateway answers 413 even
+// when the transport reports the failure in its own words.
+type limitedBody struct {
+	rc    io.ReadCloser
+	left  int64
+	limit int64
+	st    *reqState
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.rc.Read(p)
+	if int64(n) <= l.left {
+		l.left -= int64(n)
+		return n, err
+	}
+	n = int(l.left)
+	l.left = 0
+	if l.st != nil {
+		l.st.tooLarge.Store(true)
+	}
+	return n, &http.MaxBytesError{Limit: l.limit}
+}
+
+func (l *limitedBody) Close() error { return l.rc.Close() }
