@@ -100,9 +100,12 @@ func newRouteStats(httpRoute string) *routeStats {
 	return s
 }
 
-// httpRoute is the http.route of a pattern: its path part, as otelhttp
-// records it.
-func httpRoute(pattern string) string {
+// HTTPRoute returns the http.route attribute of a route pattern: its
+// path, without the method and host ("GET api.example.com/orders/{id}"
+// gives "/orders/{id}"), as the semantic conventions and otelhttp have
+// it. Middleware that records the route of [RouteFrom] in telemetry
+// should record this.
+func HTTPRoute(pattern string) string {
 	for i := 0; i < len(pattern); i++ {
 		if pattern[i] == '/' {
 			return pattern[i:]
@@ -466,7 +469,7 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 	}
 	built := map[*routeSpec]*route{}
 	for _, s := range routes {
-		hr := httpRoute(s.Pattern)
+		hr := HTTPRoute(s.Pattern)
 		rt := &route{spec: s, routeAttr: semconv.HTTPRoute(hr), pattern: s.Pattern}
 		if rt.stats = t.stats[hr]; rt.stats == nil {
 			if prev != nil {

@@ -64,11 +64,11 @@ func TestTelemetryConforms(t *testing.T) {
 
 	route := semconv.HTTPRouteKey.String
 	reason := func(r auth.Reason) attribute.KeyValue { return auth.AttrReason.String(string(r)) }
-	assert.EqualValues(t, 2, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonMissing), route("GET /orders/{id}")))
-	assert.EqualValues(t, 1, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonMalformed), route("GET /orders/{id}")))
-	assert.EqualValues(t, 1, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonUnknownKey), route("POST /orders")))
-	assert.EqualValues(t, 1, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonForbidden), route("POST /orders")))
-	assert.EqualValues(t, 1, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonAPIKey), route("POST /orders")))
+	assert.EqualValues(t, 2, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonMissing), route("/orders/{id}")))
+	assert.EqualValues(t, 1, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonMalformed), route("/orders/{id}")))
+	assert.EqualValues(t, 1, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonUnknownKey), route("/orders")))
+	assert.EqualValues(t, 1, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonForbidden), route("/orders")))
+	assert.EqualValues(t, 1, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonAPIKey), route("/orders")))
 	assert.EqualValues(t, 1, tel.Int64(t, "gateway.auth.failures", reason(auth.ReasonMissing)), "outside a gateway")
 	host, _, err := net.SplitHostPort(srv.Listener.Addr().String())
 	require.NoError(t, err)

@@ -13,6 +13,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -117,7 +118,7 @@ func (t *instruments) route(route string) *routeCounts {
 	for i, reason := range reasons {
 		attrs := []attribute.KeyValue{AttrReason.String(string(reason))}
 		if route != "" {
-			attrs = append(attrs, semconv.HTTPRouteKey.String(route))
+			attrs = append(attrs, semconv.HTTPRouteKey.String(gateway.HTTPRoute(route)))
 		}
 		rc.opts[i] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
 	}

@@ -10,6 +10,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -105,7 +106,7 @@ func (t *instruments) observe(l *Limiter, mp metric.MeterProvider) {
 		for k, c := range t.errors {
 			attrs := []attribute.KeyValue{t.name, AttrDecision.String(DecisionError), t.failMode, semconv.ErrorTypeKey.String(k.errorType)}
 			if k.route != "" {
-				attrs = append(attrs, semconv.HTTPRouteKey.String(k.route))
+				attrs = append(attrs, semconv.HTTPRouteKey.String(gateway.HTTPRoute(k.route)))
 			}
 			o.ObserveInt64(decisions, c.Load(), metric.WithAttributes(attrs...))
 		}
@@ -129,7 +130,7 @@ func (t *instruments) route(route string) *routeCounts {
 	}
 	rc := &routeCounts{}
 	if route != "" {
-		rc.routeAttr = []attribute.KeyValue{semconv.HTTPRouteKey.String(route)}
+		rc.routeAttr = []attribute.KeyValue{semconv.HTTPRouteKey.String(gateway.HTTPRoute(route))}
 	}
 	set := func(decision string) []metric.ObserveOption {
 		attrs := append([]attribute.KeyValue{t.name, AttrDecision.String(decision)}, rc.routeAttr...)
