@@ -31,6 +31,10 @@ type faultLog struct {
 	strict bool
 	// afterCreate, if set, is called after a Create that succeeded.
 	afterCreate func()
+	// beforeClaim, if set, is called before each Claim; claims counts
+	// the calls of Claim.
+	beforeClaim func()
+	claims      atomic.Int32
 }
 
 func (l *faultLog) fail(ctx context.Context) error {
@@ -87,6 +91,10 @@ func (l *faultLog) Renew(ctx context.Context, owner string, lease time.Duration,
 }
 
 func (l *faultLog) Claim(ctx context.Context, owner string, names []string, lease time.Duration, limit int) ([]saga.Record, error) {
+	l.claims.Add(1)
+	if l.beforeClaim != nil {
+		l.beforeClaim()
+	}
 	if err := l.fail(ctx); err != nil {
 		return nil, err
 	}

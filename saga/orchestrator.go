@@ -363,7 +363,9 @@ func (o *Orchestrator) release(ctx context.Context, id string) {
 // failure, in the returned error (matching [ErrUnknownDefinition]); the
 // sagas Recover could resume run anyway. A saga this orchestrator runs
 // already (its lease expired while the log was unreachable) goes on
-// running once, not twice.
+// running once, not twice. If the orchestrator closes while Recover
+// claims sagas, Recover releases those it has not resumed, claims no
+// more, and returns an error matching [ErrClosed].
 func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 	return o.recover(ctx, ctx)
 }
@@ -392,7 +394,8 @@ func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 	var errs []error
 	var unknown []Record // kept leased until the end, so that claims move past them
 	resumed := 0
-	for {
+	closed := false
+	for !closed {
 		start, leaseFrom := time.Now(), o.since()
 		recs, err := o.log.Claim(ctx, o.cfg.owner, names, o.cfg.lease, claimBatch)
 		o.tel.leaseOps.Record(ctx, time.Since(start).Seconds(), o.tel.leaseOpSets[opClaim].with(err))
@@ -402,6 +405,14 @@ func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 		}
 		for _, rec := range recs {
 			o.tel.leasesClaimed.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(AttrName.String(rec.Name))))
+			if closed {
+				// Closed meanwhile: the rest of the batch goes back at once,
+				// for the next recovery, here or elsewhere, and no more is
+				// claimed (it would be the sagas just released, again and
+				// again).
+				o.release(ctx, rec.ID)
+				continue
+			}
 			o.mu.Lock()
 			known := o.defs[defKey{rec.Name, rec.Version}] != nil
 			o.mu.Unlock()
@@ -413,6 +424,9 @@ func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 			switch err := o.resume(ctx, parent, rec, leaseFrom); {
 			case err == nil:
 				resumed++
+			case errors.Is(err, errResumeClosed):
+				closed = true
+				errs = append(errs, fmt.Errorf("saga: Recover: %w", ErrClosed))
 			case !errors.Is(err, errAlreadyRunning):
 				errs = append(errs, err)
 			}
@@ -429,6 +443,10 @@ func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 
 // errAlreadyRunning is resume's answer for a saga this orchestrator runs.
 var errAlreadyRunning = errors.New("saga: running here already")
+
+// errResumeClosed is resume's answer when the orchestrator closed before
+// the run could start (the saga's lease is released).
+var errResumeClosed = fmt.Errorf("saga: Recover: %w", ErrClosed)
 
 // resume loads the saga claimed and runs it, under a span that is a child
 // of parent's; the load and, on failure, the release of the lease (so that
@@ -464,7 +482,7 @@ func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record, lease
 	r := newRun(o, d, rec, ts, runCtx, span)
 	r.leaseFrom.Store(leaseFrom)
 	if !o.launch(r) {
-		return fail(fmt.Errorf("saga: Recover: %w", ErrClosed))
+		return fail(errResumeClosed)
 	}
 	return nil
 }
