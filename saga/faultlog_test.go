@@ -35,6 +35,8 @@ type faultLog struct {
 	// the calls of Claim.
 	beforeClaim func()
 	claims      atomic.Int32
+	// afterReopen, if set, is called after a Reopen that succeeded.
+	afterReopen func()
 }
 
 func (l *faultLog) fail(ctx context.Context) error {
@@ -126,5 +128,9 @@ func (l *faultLog) Reopen(ctx context.Context, id, owner string, lease time.Dura
 	if err := l.fail(ctx); err != nil {
 		return err
 	}
-	return l.Log.(saga.Reopener).Reopen(ctx, id, owner, lease)
+	err := l.Log.(saga.Reopener).Reopen(ctx, id, owner, lease)
+	if err == nil && l.afterReopen != nil {
+		l.afterReopen()
+	}
+	return err
 }

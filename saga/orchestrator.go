@@ -61,8 +61,12 @@ type Orchestrator struct {
 	defs   map[defKey]*definition
 	runs   map[string]*run
 	closed bool
-	runsWG sync.WaitGroup // running sagas
-	loops  sync.WaitGroup // the renew and recover loops
+	// resolving holds the sagas that a call of Retry or Resolve is
+	// resolving: the log's Reopen lets the same owner through twice, and
+	// the call that loses must not release the lease of the other's run.
+	resolving map[string]bool
+	runsWG    sync.WaitGroup // running sagas
+	loops     sync.WaitGroup // the renew and recover loops
 	// stopRenew ends the renew loop, after the runs: a graceful Close
 	// keeps renewing the leases of the attempts it waits for.
 	stopRenew chan struct{}
@@ -128,7 +132,7 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 		cfg.owner = defaultOwner()
 	}
 	o := &Orchestrator{log: log, cfg: cfg, codec: cfg.codec, tel: newInstruments(cfg.tp, cfg.mp), epoch: time.Now(),
-		defs: map[defKey]*definition{}, runs: map[string]*run{},
+		defs: map[defKey]*definition{}, runs: map[string]*run{}, resolving: map[string]bool{},
 		stepRetry: newRetry("saga.step"),
 		retriableRetry: newRetry("saga.step", retry.WithMaxAttempts(20),
 			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second))),
@@ -561,7 +565,7 @@ func (o *Orchestrator) Retry(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	defer span.End()
+	defer o.resolved(id, span)
 	sctx := trace.ContextWithSpan(ctx, span)
 	leaseFrom := o.since()
 	rec, ts, err := o.reopened(sctx, span, id, "Retry")
@@ -573,7 +577,7 @@ func (o *Orchestrator) Retry(ctx context.Context, id string) error {
 		t.Seq = ts[len(ts)-1].Seq + 1
 	}
 	if err := o.log.Append(sctx, id, o.cfg.owner, t); err != nil {
-		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Retry saga %q: %w", id, err))
+		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Retry saga %q: %w", id, lostToOther(err)))
 	}
 	origin := propagator().Extract(context.Background(), propagation.MapCarrier(rec.Trace))
 	runCtx, runSpan := o.tel.tracer.Start(context.WithoutCancel(sctx), "saga "+rec.Name,
@@ -611,7 +615,7 @@ func (o *Orchestrator) Resolve(ctx context.Context, id, reason string) error {
 	if err != nil {
 		return err
 	}
-	defer span.End()
+	defer o.resolved(id, span)
 	reason = logText(reason)
 	span.SetAttributes(AttrReason.String(reason))
 	sctx := trace.ContextWithSpan(ctx, span)
@@ -624,7 +628,7 @@ func (o *Orchestrator) Resolve(ctx context.Context, id, reason string) error {
 		t.Seq = ts[len(ts)-1].Seq + 1
 	}
 	if err := o.log.Append(sctx, id, o.cfg.owner, t); err != nil {
-		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Resolve saga %q: %w", id, err))
+		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Resolve saga %q: %w", id, lostToOther(err)))
 	}
 	// The run that stopped the saga, if it is still on its way out, would
 	// answer Wait with NeedsAttention: Wait reads the log instead.
@@ -639,18 +643,31 @@ func (o *Orchestrator) Resolve(ctx context.Context, id, reason string) error {
 // reopen checks that saga id needs attention (and, if run, that its
 // definition is registered), starts the span of the operator's call op,
 // and reopens the saga in the log, leasing it to the orchestrator. The
-// first load is not under the span, whose name needs the saga's.
-func (o *Orchestrator) reopen(ctx context.Context, call, op, id string, run bool) (Record, *definition, trace.Span, error) {
+// first load is not under the span, whose name needs the saga's. Until
+// the call ends with resolved, another call of Retry or Resolve of the
+// saga in this orchestrator fails with ErrNotNeedsAttention.
+func (o *Orchestrator) reopen(ctx context.Context, call, op, id string, run bool) (_ Record, _ *definition, _ trace.Span, err error) {
 	reopener, ok := o.log.(Reopener)
 	if !ok {
 		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w: the log, a %T, is not a saga.Reopener", call, id, errors.ErrUnsupported, o.log)
 	}
 	o.mu.Lock()
-	closed := o.closed
-	o.mu.Unlock()
-	if closed {
-		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w", call, id, ErrClosed)
+	closed, busy := o.closed, o.resolving[id]
+	if !closed && !busy {
+		o.resolving[id] = true
 	}
+	o.mu.Unlock()
+	switch {
+	case closed:
+		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w", call, id, ErrClosed)
+	case busy:
+		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w: another call is resolving it", call, id, ErrNotNeedsAttention)
+	}
+	defer func() {
+		if err != nil {
+			o.resolved(id, nil)
+		}
+	}()
 	rec, _, err := o.log.Load(ctx, id)
 	if err != nil {
 		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w", call, id, err)
@@ -679,6 +696,26 @@ func (o *Orchestrator) reopen(ctx context.Context, call, op, id string, run bool
 		return Record{}, nil, nil, err
 	}
 	return rec, d, span, nil
+}
+
+// resolved ends the call of Retry or Resolve of saga id, and its span.
+func (o *Orchestrator) resolved(id string, span trace.Span) {
+	o.mu.Lock()
+	delete(o.resolving, id)
+	o.mu.Unlock()
+	if span != nil {
+		span.End()
+	}
+}
+
+// lostToOther returns err, the failure of an operator's write to a saga
+// it reopened, matching ErrNotNeedsAttention too if the lease was lost:
+// another orchestrator reopened the saga once the lease expired.
+func lostToOther(err error) error {
+	if errors.Is(err, ErrLeaseLost) {
+		return fmt.Errorf("%w: %w", ErrNotNeedsAttention, err)
+	}
+	return err
 }
 
 // reopened loads saga id, reopened by this orchestrator, for the

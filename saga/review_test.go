@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelpatterns/patterns/retry"
 	"github.com/otelpatterns/patterns/saga"
 )
 
@@ -51,4 +54,77 @@ func TestRecoverStopsWhenTheOrchestratorCloses(t *testing.T) {
 	n, err = other.Recover(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, sagas, n)
+}
+
+// Two operators' calls of Retry on one orchestrator at once: one retries
+// the saga, the other is told it no longer needs attention, and the saga
+// stays leased to its run. Reopen let the second call through (the same
+// owner), and that call, finding the saga compensating, released the
+// lease of the run the first had started: another orchestrator's
+// recovery took the saga over and refunded the charge a second time
+// while the first refund was under way.
+func TestConcurrentRetriesInOneOrchestrator(t *testing.T) {
+	var j journal
+	var fixed atomic.Bool
+	refunding, refunded := make(chan struct{}), make(chan struct{})
+	var refundOnce sync.Once
+	charge := step(&j, "charge", nil)
+	charge.Compensate = func(ctx context.Context, _ order) error {
+		if !fixed.Load() {
+			return retry.Permanent(errors.New("refund service down"))
+		}
+		j.add("undo charge")
+		refundOnce.Do(func() { close(refunding) })
+		<-refunded
+		return nil
+	}
+	def, err := saga.Define("order", 1, charge, step(&j, "ship", retry.Permanent(errors.New("no courier"))))
+	require.NoError(t, err)
+	log := &faultLog{Log: &saga.MemoryLog{}}
+	o := newOrchestrator(t, log, saga.WithDefinitions(def), saga.WithOwner("first"), saga.WithRecoverInterval(0))
+	other := newOrchestrator(t, log, saga.WithDefinitions(def), saga.WithOwner("second"), saga.WithRecoverInterval(0))
+	id := needingAttention(t, o, def)
+	fixed.Store(true)
+	ctx := ctxWithin(t, 10*time.Second)
+
+	// The first call stops once it has reopened the saga, until the second
+	// has reopened it too (or returned); the second then waits for the
+	// refund the first call's run makes.
+	var reopens atomic.Int32
+	firstReopened, secondReopened, secondDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	log.afterReopen = func() {
+		switch reopens.Add(1) {
+		case 1:
+			close(firstReopened)
+			select {
+			case <-secondReopened:
+			case <-secondDone:
+			}
+		case 2:
+			close(secondReopened)
+			<-refunding
+		}
+	}
+	errs := make(chan error, 2)
+	go func() { errs <- o.Retry(ctx, id) }()
+	<-firstReopened
+	go func() {
+		errs <- o.Retry(ctx, id)
+		close(secondDone)
+	}()
+	first, second := <-errs, <-errs
+	<-refunding
+	if first != nil {
+		first, second = second, first
+	}
+	require.NoError(t, first)
+	assert.ErrorIs(t, second, saga.ErrNotNeedsAttention)
+
+	n, err := other.Recover(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n, "another orchestrator took over a saga whose retry runs")
+	close(refunded)
+	st, err := o.Wait(ctx, id)
+	assert.Equal(t, saga.Compensated, st, "Wait() error: %v", err)
+	assert.Equal(t, []string{"do charge", "fail ship", "undo charge"}, j.list(), "the charge refunded once")
 }
