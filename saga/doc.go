@@ -132,7 +132,9 @@
 //
 // A [Log] that traces its calls, as saga/pglog does, has the saga's span
 // as the parent of the calls of a saga's run (Create, Append, Load and
-// Release), or the log's retry span for a write tried again; the claims
+// Release), or the log's retry span for a write tried again (with, when
+// a try finds that an earlier one was written after all, a Load and a
+// Renew that checks the lease is still the run's); the claims
 // of a call of Recover are children of its context's span, and the calls
 // of Retry and Resolve (Reopen, Load, Append) children of their spans,
 // but for the first load, which finds the saga (and the name of the span),

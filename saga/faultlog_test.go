@@ -37,6 +37,10 @@ type faultLog struct {
 	claims      atomic.Int32
 	// afterReopen, if set, is called after a Reopen that succeeded.
 	afterReopen func()
+	// onAppend, if set, is called with each Append's transitions and the
+	// rest of the call (down included): it may fail the call, before or
+	// after it.
+	onAppend func(ts []saga.Transition, next func() error) error
 }
 
 func (l *faultLog) fail(ctx context.Context) error {
@@ -74,6 +78,13 @@ func (l *faultLog) Create(ctx context.Context, rec saga.Record, owner string, le
 }
 
 func (l *faultLog) Append(ctx context.Context, id, owner string, ts ...saga.Transition) error {
+	if l.onAppend != nil {
+		return l.onAppend(ts, func() error { return l.append(ctx, id, owner, ts...) })
+	}
+	return l.append(ctx, id, owner, ts...)
+}
+
+func (l *faultLog) append(ctx context.Context, id, owner string, ts ...saga.Transition) error {
 	if err := l.fail(ctx); err != nil {
 		return err
 	}

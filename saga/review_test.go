@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -127,4 +128,56 @@ func TestConcurrentRetriesInOneOrchestrator(t *testing.T) {
 	st, err := o.Wait(ctx, id)
 	assert.Equal(t, saga.Compensated, st, "Wait() error: %v", err)
 	assert.Equal(t, []string{"do charge", "fail ship", "undo charge"}, j.list(), "the charge refunded once")
+}
+
+// A write to the log whose reply was lost, tried again once another
+// orchestrator had taken the saga over, does not let the run go on: the
+// try found the transition written (by the first try) and went on to run
+// the step, whose outcome the other orchestrator had already taken for
+// unknown and compensated: the charge was made after its refund, and
+// stayed.
+func TestWriteTriedAgainAfterATakeOverStopsTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var j journal
+		def, err := saga.Define("order", 1, step(&j, "charge", nil))
+		require.NoError(t, err)
+		mem := &saga.MemoryLog{}
+		log := &faultLog{Log: mem}
+		const lease = time.Second
+		o := newOrchestrator(t, log, saga.WithOwner("first"), saga.WithLease(lease), saga.WithRecoverInterval(0))
+		other := newOrchestrator(t, mem, saga.WithOwner("second"), saga.WithDefinitions(def), saga.WithRecoverInterval(0))
+		ctx := context.Background()
+		var tries atomic.Int32
+		log.onAppend = func(ts []saga.Transition, next func() error) error {
+			if ts[0].Step != "charge" || ts[0].Kind != saga.Started {
+				return next()
+			}
+			switch tries.Add(1) {
+			case 1:
+				// Written, but the reply is lost, and the log is out of
+				// reach (no renewal) for longer than the lease.
+				require.NoError(t, next())
+				log.down.Store(true)
+				return errDown
+			case 2:
+				// The next try reaches the log once the lease expired and
+				// the other orchestrator took the saga over, and
+				// compensated the charge, whose outcome was unknown.
+				time.Sleep(2 * lease)
+				n, err := other.Recover(ctx)
+				require.NoError(t, err)
+				require.Equal(t, 1, n)
+				st, _ := other.Wait(ctx, ts[0].Step+"-saga")
+				require.Equal(t, saga.Compensated, st)
+				log.down.Store(false)
+			}
+			return next()
+		}
+		id, err := o.Start(ctx, def, order{}, saga.WithID("charge-saga"))
+		require.NoError(t, err)
+		st, _ := other.Wait(ctx, id)
+		assert.Equal(t, saga.Compensated, st)
+		require.NoError(t, o.Close(ctx))
+		assert.Equal(t, []string{"undo charge"}, j.list(), "the charge was made after the other orchestrator took the saga over")
+	})
 }
