@@ -376,7 +376,8 @@ func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 
 // recover is Recover, calling the log on ctx and starting the spans of
 // resumed runs as children of parent's span: the two differ for the
-// background recovery of WithRecoverInterval, whose calls are untraced.
+// background recovery of WithRecoverInterval, whose claims are untraced
+// (ctx is parent marked untraced), but not the resumed runs' calls.
 func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 	o.mu.Lock()
 	if o.closed {
@@ -455,6 +456,7 @@ var errResumeClosed = fmt.Errorf("saga: Recover: %w", ErrClosed)
 // resume loads the saga claimed and runs it, under a span that is a child
 // of parent's; the load and, on failure, the release of the lease (so that
 // the saga is not stuck with this orchestrator) are the span's children.
+// parent ends when ctx does (they differ by the untraced mark alone).
 func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record, leaseFrom int64) error {
 	o.mu.Lock()
 	d := o.defs[defKey{claimed.Name, claimed.Version}]
@@ -479,7 +481,10 @@ func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record, lease
 		span.End()
 		return err
 	}
-	rec, ts, err := o.log.Load(trace.ContextWithSpan(ctx, span), claimed.ID)
+	// The load is the run's first call of the log, traced under its span:
+	// on parent, which ends with ctx but, unlike the context of the
+	// background recovery's claims, is not marked untraced.
+	rec, ts, err := o.log.Load(trace.ContextWithSpan(parent, span), claimed.ID)
 	if err != nil {
 		return fail(fmt.Errorf("saga: Recover: loading saga %q: %w", claimed.ID, err))
 	}
