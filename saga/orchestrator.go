@@ -138,7 +138,8 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second))),
 		// Log writes are retried while the lease holds (run.writeWith
 		// says when to give up), unless the lease is lost, so that an
-		// outage of the database shorter than the lease does not stop the
+		// outage of the database shorter than two thirds of the lease
+		// (the lease renewed a third of it before) does not stop the
 		// saga.
 		logRetry: newRetry("saga.log", retry.WithMaxAttempts(math.MaxInt32),
 			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, max(100*time.Millisecond, min(5*time.Second, cfg.lease/3)))),
