@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,8 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelpatterns/patterns/internal/testenv"
 	"github.com/otelpatterns/patterns/retry"
 	"github.com/otelpatterns/patterns/saga"
+	"github.com/otelpatterns/patterns/saga/pglog"
 )
 
 // The regression tests of an adversarial review of the saga engine, each
@@ -180,4 +183,187 @@ func TestWriteTriedAgainAfterATakeOverStopsTheRun(t *testing.T) {
 		require.NoError(t, o.Close(ctx))
 		assert.Equal(t, []string{"undo charge"}, j.list(), "the charge was made after the other orchestrator took the saga over")
 	})
+}
+
+// Operators retrying and resolving sagas that need attention, from two
+// orchestrators at once, while the orchestrators crash and restart and
+// recover in the background: no saga's steps ever run in two places at
+// once, and once the operators have fixed everything every saga ends
+// compensated or resolved.
+func TestOperatorsRecoveriesAndCrashes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a few seconds")
+	}
+	t.Run("memory", func(t *testing.T) { operatorsRecoveriesAndCrashes(t, &saga.MemoryLog{}) })
+	t.Run("postgres", func(t *testing.T) {
+		pool := testenv.PostgresPool(t, 16)
+		log, err := pglog.New(pool, pglog.WithSchema(testenv.Schema(t, "saga_stress_")))
+		require.NoError(t, err)
+		require.NoError(t, log.Migrate(ctxWithin(t, 20*time.Second)))
+		operatorsRecoveriesAndCrashes(t, log)
+	})
+}
+
+func operatorsRecoveriesAndCrashes(t *testing.T, log saga.Log) {
+	const sagas = 20
+	var (
+		inside     sync.Map // saga id → the step running
+		overlaps   atomic.Int32
+		fixed      sync.Map // saga id → true once its refund works
+		refunds    sync.Map // saga id → *atomic.Int32
+		violations = make(chan string, 100)
+	)
+	enter := func(ctx context.Context, what string) func() {
+		id := saga.IdempotencyKey(ctx)
+		info, _ := saga.StepFromContext(ctx)
+		if other, busy := inside.LoadOrStore(info.SagaID, id); busy {
+			overlaps.Add(1)
+			select {
+			case violations <- fmt.Sprintf("%s of saga %s while %s runs", what, info.SagaID, other):
+			default:
+			}
+			return func() {}
+		}
+		return func() { inside.Delete(info.SagaID) }
+	}
+	pause := func(ctx context.Context) error {
+		select {
+		case <-time.After(time.Duration(rand.IntN(3)) * time.Millisecond):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	def, err := saga.Define("order", 1,
+		saga.Step[order]{Name: "charge",
+			Action: func(ctx context.Context, _ order) (func(*order), error) {
+				defer enter(ctx, "charge")()
+				return nil, pause(ctx)
+			},
+			Compensate: func(ctx context.Context, _ order) error {
+				defer enter(ctx, "refund")()
+				if err := pause(ctx); err != nil {
+					return err
+				}
+				info, _ := saga.StepFromContext(ctx)
+				if _, ok := fixed.Load(info.SagaID); !ok && rand.IntN(2) == 0 {
+					return errors.New("refund service down")
+				}
+				n, _ := refunds.LoadOrStore(info.SagaID, new(atomic.Int32))
+				n.(*atomic.Int32).Add(1)
+				return nil
+			}},
+		saga.Step[order]{Name: "ship", Action: func(ctx context.Context, _ order) (func(*order), error) {
+			defer enter(ctx, "ship")()
+			return nil, retry.Permanent(errors.New("no courier"))
+		}, Compensate: func(context.Context, order) error { return nil }})
+	require.NoError(t, err)
+
+	var mu sync.Mutex
+	var orchs [2]*saga.Orchestrator
+	generation := 0
+	newOrch := func(k int) *saga.Orchestrator {
+		generation++
+		o, err := saga.NewOrchestrator(log, saga.WithDefinitions(def), saga.WithLease(time.Second),
+			saga.WithRecoverInterval(20*time.Millisecond), saga.WithOwner(fmt.Sprintf("o%d-%d", k, generation)),
+			saga.WithCompensationRetry(retry.New(retry.WithMaxAttempts(2), retry.WithBackoff(retry.Constant(time.Millisecond)))))
+		require.NoError(t, err)
+		return o
+	}
+	for k := range orchs {
+		orchs[k] = newOrch(k)
+	}
+	pick := func() *saga.Orchestrator {
+		mu.Lock()
+		defer mu.Unlock()
+		return orchs[rand.IntN(len(orchs))]
+	}
+	ctx := ctxWithin(t, 60*time.Second)
+	ids := make([]string, sagas)
+	for i := range ids {
+		ids[i], err = pick().Start(ctx, def, order{})
+		require.NoError(t, err)
+	}
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // crashes and restarts
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Duration(100+rand.IntN(200)) * time.Millisecond):
+			}
+			k := rand.IntN(len(orchs))
+			mu.Lock()
+			old := orchs[k]
+			orchs[k] = newOrch(k)
+			mu.Unlock()
+			cut, cancel := context.WithCancel(ctx)
+			if rand.IntN(2) == 0 {
+				cancel() // a crash
+			}
+			_ = old.Close(cut)
+			cancel()
+		}
+	})
+	for range 4 { // operators
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := ids[rand.IntN(len(ids))]
+				switch rand.IntN(10) {
+				case 0:
+					_ = pick().Resolve(ctx, id, "refunded by hand")
+				case 1, 2:
+					fixed.Store(id, true)
+					fallthrough
+				default:
+					_ = pick().Retry(ctx, id)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		})
+	}
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	// Everything fixed: every saga ends, compensated or resolved.
+	for _, id := range ids {
+		fixed.Store(id, true)
+	}
+	for _, id := range ids {
+		for {
+			rec, _, err := log.Load(ctx, id)
+			require.NoError(t, err)
+			if rec.Status == saga.Compensated || rec.Status == saga.Resolved {
+				break
+			}
+			if rec.Status == saga.NeedsAttention {
+				_ = pick().Retry(ctx, id)
+			}
+			require.NoError(t, ctx.Err(), "saga %s stuck in %s", id, rec.Status)
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, o := range orchs {
+		require.NoError(t, o.Close(ctx))
+	}
+	close(violations)
+	for v := range violations {
+		t.Error(v)
+	}
+	assert.Zero(t, overlaps.Load(), "steps of one saga running in two places at once")
+	for _, id := range ids {
+		rec, _, err := log.Load(ctx, id)
+		require.NoError(t, err)
+		if n, _ := refunds.Load(id); rec.Status == saga.Compensated && n == nil {
+			t.Errorf("saga %s compensated, never refunded", id)
+		}
+	}
 }
