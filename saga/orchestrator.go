@@ -500,10 +500,13 @@ func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record, lease
 // Wait waits for saga id to end and returns its final status with, for a
 // saga that did not complete, the error that made it compensate or stop.
 //
-// For a saga this orchestrator runs, Wait returns when the run ends. If
-// the run stops before the saga ends (the orchestrator closed or lost the
-// lease), or the saga runs elsewhere, Wait polls the log until it ends or
-// ctx is done. It returns ctx's error, with the status so far ("" if it
+// For a saga this orchestrator runs, Wait returns when the run ends (a
+// run that stops a saga in status NeedsAttention ends once its
+// WithNeedsAttention function returns: Wait then reads the log, where an
+// operator may have retried or resolved the saga meanwhile). If the run
+// stops before the saga ends (the orchestrator closed or lost the lease),
+// or the saga runs elsewhere, Wait polls the log until it ends or ctx is
+// done. It returns ctx's error, with the status so far ("" if it
 // never learnt it), when ctx ends first, also in the middle of a load from
 // the log, and an error matching [ErrNotFound] for an unknown id. A saga
 // that an operator resolved ([Resolved]) comes with the error that made it
@@ -516,7 +519,19 @@ func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
 	if r != nil {
 		select {
 		case <-r.done:
-			if r.final.Final() {
+			switch {
+			case r.final == NeedsAttention:
+				// An operator, here or elsewhere, may have retried or
+				// resolved the saga while its run told WithNeedsAttention's
+				// function: the log says.
+				rec, ts, err := o.log.Load(ctx, id)
+				switch {
+				case err != nil || rec.Status == NeedsAttention:
+					return r.final, r.failure
+				case rec.Status.Final():
+					return rec.Status, failureFrom(rec.Status, ts)
+				}
+			case r.final.Final():
 				return r.final, r.failure
 			}
 		case <-ctx.Done():

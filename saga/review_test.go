@@ -367,3 +367,57 @@ func operatorsRecoveriesAndCrashes(t *testing.T, log saga.Log) {
 		}
 	}
 }
+
+// Wait on the orchestrator whose run stopped a saga in status
+// needs_attention returns the saga's status once the run's
+// WithNeedsAttention function (a slow notification) returned: resolved,
+// or compensated after a retry, if another orchestrator's operator
+// resolved or retried the saga meanwhile. It answered needs_attention.
+func TestWaitAfterAnOperatorElsewhere(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		op   func(ctx context.Context, o *saga.Orchestrator, id string) error
+		want saga.Status
+	}{
+		{"resolved", func(ctx context.Context, o *saga.Orchestrator, id string) error {
+			return o.Resolve(ctx, id, "refunded by hand")
+		}, saga.Resolved},
+		{"retried", func(ctx context.Context, o *saga.Orchestrator, id string) error {
+			return o.Retry(ctx, id)
+		}, saga.Compensated},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var j journal
+			var fixed atomic.Bool
+			def := refundSaga(t, &j, &fixed)
+			log := &saga.MemoryLog{}
+			told, notified := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			o := newOrchestrator(t, log, saga.WithDefinitions(def), saga.WithRecoverInterval(0),
+				saga.WithNeedsAttention(func(context.Context, string, string, error) {
+					once.Do(func() {
+						close(told)
+						<-notified // a slow notification
+					})
+				}))
+			other := newOrchestrator(t, log, saga.WithDefinitions(def), saga.WithRecoverInterval(0))
+			ctx := ctxWithin(t, 10*time.Second)
+			id, err := o.Start(ctx, def, order{})
+			require.NoError(t, err)
+			<-told
+			fixed.Store(true)
+			require.NoError(t, tc.op(ctx, other, id))
+			var st saga.Status
+			waited := make(chan struct{})
+			go func() {
+				defer close(waited)
+				st, err = o.Wait(ctx, id)
+			}()
+			time.Sleep(50 * time.Millisecond) // Wait finds the run, still telling
+			close(notified)
+			<-waited
+			assert.Equal(t, tc.want, st)
+			assert.Error(t, err)
+		})
+	}
+}
