@@ -64,10 +64,14 @@
 // taken over stops writing: the log fences it off.
 //
 // A write that fails is tried again, backing off, for as long as the
-// lease holds, so a log out of reach for less than the lease (30s by
-// default) delays the saga and no more. A run stops before its saga ends
-// only when its orchestrator closes, when another orchestrator took the
-// saga over, or when the log stayed out of reach until the lease expired.
+// lease holds. The lease was last renewed up to a third of it before the
+// log went out of reach, so an outage of less than two thirds of the
+// lease (20s by default) delays the saga and no more; a longer one may
+// stop the run, leaving the outcome of an attempt in flight unknown to
+// the log (a step that is not Idempotent is then compensated). A run
+// stops before its saga ends only when its orchestrator closes, when
+// another orchestrator took the saga over, or when the log stayed out of
+// reach until the lease expired.
 // The saga is then resumed by the next recovery: every orchestrator looks
 // for sagas to resume every third of the lease ([WithRecoverInterval]),
 // and [Orchestrator.Recover] does it at once.
@@ -132,7 +136,9 @@
 //
 // A [Log] that traces its calls, as saga/pglog does, has the saga's span
 // as the parent of the calls of a saga's run (Create, Append, Load and
-// Release), or the log's retry span for a write tried again; the claims
+// Release), or the log's retry span for a write tried again (with, when
+// a try finds that an earlier one was written after all, a Load and a
+// Renew that checks the lease is still the run's); the claims
 // of a call of Recover are children of its context's span, and the calls
 // of Retry and Resolve (Reopen, Load, Append) children of their spans,
 // but for the first load, which finds the saga (and the name of the span),

@@ -31,6 +31,16 @@ type faultLog struct {
 	strict bool
 	// afterCreate, if set, is called after a Create that succeeded.
 	afterCreate func()
+	// beforeClaim, if set, is called before each Claim; claims counts
+	// the calls of Claim.
+	beforeClaim func()
+	claims      atomic.Int32
+	// afterReopen, if set, is called after a Reopen that succeeded.
+	afterReopen func()
+	// onAppend, if set, is called with each Append's transitions and the
+	// rest of the call (down included): it may fail the call, before or
+	// after it.
+	onAppend func(ts []saga.Transition, next func() error) error
 }
 
 func (l *faultLog) fail(ctx context.Context) error {
@@ -68,6 +78,13 @@ func (l *faultLog) Create(ctx context.Context, rec saga.Record, owner string, le
 }
 
 func (l *faultLog) Append(ctx context.Context, id, owner string, ts ...saga.Transition) error {
+	if l.onAppend != nil {
+		return l.onAppend(ts, func() error { return l.append(ctx, id, owner, ts...) })
+	}
+	return l.append(ctx, id, owner, ts...)
+}
+
+func (l *faultLog) append(ctx context.Context, id, owner string, ts ...saga.Transition) error {
 	if err := l.fail(ctx); err != nil {
 		return err
 	}
@@ -87,6 +104,10 @@ func (l *faultLog) Renew(ctx context.Context, owner string, lease time.Duration,
 }
 
 func (l *faultLog) Claim(ctx context.Context, owner string, names []string, lease time.Duration, limit int) ([]saga.Record, error) {
+	l.claims.Add(1)
+	if l.beforeClaim != nil {
+		l.beforeClaim()
+	}
 	if err := l.fail(ctx); err != nil {
 		return nil, err
 	}
@@ -118,5 +139,9 @@ func (l *faultLog) Reopen(ctx context.Context, id, owner string, lease time.Dura
 	if err := l.fail(ctx); err != nil {
 		return err
 	}
-	return l.Log.(saga.Reopener).Reopen(ctx, id, owner, lease)
+	err := l.Log.(saga.Reopener).Reopen(ctx, id, owner, lease)
+	if err == nil && l.afterReopen != nil {
+		l.afterReopen()
+	}
+	return err
 }

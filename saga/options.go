@@ -111,8 +111,8 @@ func WithNeedsAttention(f func(ctx context.Context, id, name string, err error))
 // WithRecoverInterval makes the orchestrator look for unfinished sagas
 // whose lease expired or was released every d, as [Orchestrator.Recover]
 // does, until it is closed: sagas whose orchestrator crashed or closed,
-// and sagas whose run stopped because the log was out of reach for longer
-// than the lease (see Durability in the package documentation). The
+// and sagas whose run stopped because the log was out of reach until the
+// lease expired (see Durability in the package documentation). The
 // default is a third of the lease (10s with [DefaultLease]), at least a
 // second; 0 looks only when Recover is called. These looks are measured,
 // not traced (see Telemetry in the package documentation): the runs they

@@ -61,8 +61,12 @@ type Orchestrator struct {
 	defs   map[defKey]*definition
 	runs   map[string]*run
 	closed bool
-	runsWG sync.WaitGroup // running sagas
-	loops  sync.WaitGroup // the renew and recover loops
+	// resolving holds the sagas that a call of Retry or Resolve is
+	// resolving: the log's Reopen lets the same owner through twice, and
+	// the call that loses must not release the lease of the other's run.
+	resolving map[string]bool
+	runsWG    sync.WaitGroup // running sagas
+	loops     sync.WaitGroup // the renew and recover loops
 	// stopRenew ends the renew loop, after the runs: a graceful Close
 	// keeps renewing the leases of the attempts it waits for.
 	stopRenew chan struct{}
@@ -128,13 +132,14 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 		cfg.owner = defaultOwner()
 	}
 	o := &Orchestrator{log: log, cfg: cfg, codec: cfg.codec, tel: newInstruments(cfg.tp, cfg.mp), epoch: time.Now(),
-		defs: map[defKey]*definition{}, runs: map[string]*run{},
+		defs: map[defKey]*definition{}, runs: map[string]*run{}, resolving: map[string]bool{},
 		stepRetry: newRetry("saga.step"),
 		retriableRetry: newRetry("saga.step", retry.WithMaxAttempts(20),
 			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second))),
 		// Log writes are retried while the lease holds (run.writeWith
 		// says when to give up), unless the lease is lost, so that an
-		// outage of the database shorter than the lease does not stop the
+		// outage of the database shorter than two thirds of the lease
+		// (the lease renewed a third of it before) does not stop the
 		// saga.
 		logRetry: newRetry("saga.log", retry.WithMaxAttempts(math.MaxInt32),
 			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, max(100*time.Millisecond, min(5*time.Second, cfg.lease/3)))),
@@ -363,14 +368,17 @@ func (o *Orchestrator) release(ctx context.Context, id string) {
 // failure, in the returned error (matching [ErrUnknownDefinition]); the
 // sagas Recover could resume run anyway. A saga this orchestrator runs
 // already (its lease expired while the log was unreachable) goes on
-// running once, not twice.
+// running once, not twice. If the orchestrator closes while Recover
+// claims sagas, Recover releases those it has not resumed, claims no
+// more, and returns an error matching [ErrClosed].
 func (o *Orchestrator) Recover(ctx context.Context) (int, error) {
 	return o.recover(ctx, ctx)
 }
 
 // recover is Recover, calling the log on ctx and starting the spans of
 // resumed runs as children of parent's span: the two differ for the
-// background recovery of WithRecoverInterval, whose calls are untraced.
+// background recovery of WithRecoverInterval, whose claims are untraced
+// (ctx is parent marked untraced), but not the resumed runs' calls.
 func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 	o.mu.Lock()
 	if o.closed {
@@ -392,7 +400,8 @@ func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 	var errs []error
 	var unknown []Record // kept leased until the end, so that claims move past them
 	resumed := 0
-	for {
+	closed := false
+	for !closed {
 		start, leaseFrom := time.Now(), o.since()
 		recs, err := o.log.Claim(ctx, o.cfg.owner, names, o.cfg.lease, claimBatch)
 		o.tel.leaseOps.Record(ctx, time.Since(start).Seconds(), o.tel.leaseOpSets[opClaim].with(err))
@@ -402,6 +411,14 @@ func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 		}
 		for _, rec := range recs {
 			o.tel.leasesClaimed.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(AttrName.String(rec.Name))))
+			if closed {
+				// Closed meanwhile: the rest of the batch goes back at once,
+				// for the next recovery, here or elsewhere, and no more is
+				// claimed (it would be the sagas just released, again and
+				// again).
+				o.release(ctx, rec.ID)
+				continue
+			}
 			o.mu.Lock()
 			known := o.defs[defKey{rec.Name, rec.Version}] != nil
 			o.mu.Unlock()
@@ -413,6 +430,9 @@ func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 			switch err := o.resume(ctx, parent, rec, leaseFrom); {
 			case err == nil:
 				resumed++
+			case errors.Is(err, errResumeClosed):
+				closed = true
+				errs = append(errs, fmt.Errorf("saga: Recover: %w", ErrClosed))
 			case !errors.Is(err, errAlreadyRunning):
 				errs = append(errs, err)
 			}
@@ -430,9 +450,14 @@ func (o *Orchestrator) recover(ctx, parent context.Context) (int, error) {
 // errAlreadyRunning is resume's answer for a saga this orchestrator runs.
 var errAlreadyRunning = errors.New("saga: running here already")
 
+// errResumeClosed is resume's answer when the orchestrator closed before
+// the run could start (the saga's lease is released).
+var errResumeClosed = fmt.Errorf("saga: Recover: %w", ErrClosed)
+
 // resume loads the saga claimed and runs it, under a span that is a child
 // of parent's; the load and, on failure, the release of the lease (so that
 // the saga is not stuck with this orchestrator) are the span's children.
+// parent ends when ctx does (they differ by the untraced mark alone).
 func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record, leaseFrom int64) error {
 	o.mu.Lock()
 	d := o.defs[defKey{claimed.Name, claimed.Version}]
@@ -457,14 +482,17 @@ func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record, lease
 		span.End()
 		return err
 	}
-	rec, ts, err := o.log.Load(trace.ContextWithSpan(ctx, span), claimed.ID)
+	// The load is the run's first call of the log, traced under its span:
+	// on parent, which ends with ctx but, unlike the context of the
+	// background recovery's claims, is not marked untraced.
+	rec, ts, err := o.log.Load(trace.ContextWithSpan(parent, span), claimed.ID)
 	if err != nil {
 		return fail(fmt.Errorf("saga: Recover: loading saga %q: %w", claimed.ID, err))
 	}
 	r := newRun(o, d, rec, ts, runCtx, span)
 	r.leaseFrom.Store(leaseFrom)
 	if !o.launch(r) {
-		return fail(fmt.Errorf("saga: Recover: %w", ErrClosed))
+		return fail(errResumeClosed)
 	}
 	return nil
 }
@@ -472,10 +500,13 @@ func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record, lease
 // Wait waits for saga id to end and returns its final status with, for a
 // saga that did not complete, the error that made it compensate or stop.
 //
-// For a saga this orchestrator runs, Wait returns when the run ends. If
-// the run stops before the saga ends (the orchestrator closed or lost the
-// lease), or the saga runs elsewhere, Wait polls the log until it ends or
-// ctx is done. It returns ctx's error, with the status so far ("" if it
+// For a saga this orchestrator runs, Wait returns when the run ends (a
+// run that stops a saga in status NeedsAttention ends once its
+// WithNeedsAttention function returns: Wait then reads the log, where an
+// operator may have retried or resolved the saga meanwhile). If the run
+// stops before the saga ends (the orchestrator closed or lost the lease),
+// or the saga runs elsewhere, Wait polls the log until it ends or ctx is
+// done. It returns ctx's error, with the status so far ("" if it
 // never learnt it), when ctx ends first, also in the middle of a load from
 // the log, and an error matching [ErrNotFound] for an unknown id. A saga
 // that an operator resolved ([Resolved]) comes with the error that made it
@@ -488,7 +519,19 @@ func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
 	if r != nil {
 		select {
 		case <-r.done:
-			if r.final.Final() {
+			switch {
+			case r.final == NeedsAttention:
+				// An operator, here or elsewhere, may have retried or
+				// resolved the saga while its run told WithNeedsAttention's
+				// function: the log says.
+				rec, ts, err := o.log.Load(ctx, id)
+				switch {
+				case err != nil || rec.Status == NeedsAttention:
+					return r.final, r.failure
+				case rec.Status.Final():
+					return rec.Status, failureFrom(rec.Status, ts)
+				}
+			case r.final.Final():
 				return r.final, r.failure
 			}
 		case <-ctx.Done():
@@ -543,7 +586,7 @@ func (o *Orchestrator) Retry(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	defer span.End()
+	defer o.resolved(id, span)
 	sctx := trace.ContextWithSpan(ctx, span)
 	leaseFrom := o.since()
 	rec, ts, err := o.reopened(sctx, span, id, "Retry")
@@ -555,7 +598,7 @@ func (o *Orchestrator) Retry(ctx context.Context, id string) error {
 		t.Seq = ts[len(ts)-1].Seq + 1
 	}
 	if err := o.log.Append(sctx, id, o.cfg.owner, t); err != nil {
-		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Retry saga %q: %w", id, err))
+		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Retry saga %q: %w", id, lostToOther(err)))
 	}
 	origin := propagator().Extract(context.Background(), propagation.MapCarrier(rec.Trace))
 	runCtx, runSpan := o.tel.tracer.Start(context.WithoutCancel(sctx), "saga "+rec.Name,
@@ -593,7 +636,7 @@ func (o *Orchestrator) Resolve(ctx context.Context, id, reason string) error {
 	if err != nil {
 		return err
 	}
-	defer span.End()
+	defer o.resolved(id, span)
 	reason = logText(reason)
 	span.SetAttributes(AttrReason.String(reason))
 	sctx := trace.ContextWithSpan(ctx, span)
@@ -606,7 +649,7 @@ func (o *Orchestrator) Resolve(ctx context.Context, id, reason string) error {
 		t.Seq = ts[len(ts)-1].Seq + 1
 	}
 	if err := o.log.Append(sctx, id, o.cfg.owner, t); err != nil {
-		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Resolve saga %q: %w", id, err))
+		return o.failReopen(sctx, span, id, fmt.Errorf("saga: Resolve saga %q: %w", id, lostToOther(err)))
 	}
 	// The run that stopped the saga, if it is still on its way out, would
 	// answer Wait with NeedsAttention: Wait reads the log instead.
@@ -621,18 +664,31 @@ func (o *Orchestrator) Resolve(ctx context.Context, id, reason string) error {
 // reopen checks that saga id needs attention (and, if run, that its
 // definition is registered), starts the span of the operator's call op,
 // and reopens the saga in the log, leasing it to the orchestrator. The
-// first load is not under the span, whose name needs the saga's.
-func (o *Orchestrator) reopen(ctx context.Context, call, op, id string, run bool) (Record, *definition, trace.Span, error) {
+// first load is not under the span, whose name needs the saga's. Until
+// the call ends with resolved, another call of Retry or Resolve of the
+// saga in this orchestrator fails with ErrNotNeedsAttention.
+func (o *Orchestrator) reopen(ctx context.Context, call, op, id string, run bool) (_ Record, _ *definition, _ trace.Span, err error) {
 	reopener, ok := o.log.(Reopener)
 	if !ok {
 		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w: the log, a %T, is not a saga.Reopener", call, id, errors.ErrUnsupported, o.log)
 	}
 	o.mu.Lock()
-	closed := o.closed
-	o.mu.Unlock()
-	if closed {
-		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w", call, id, ErrClosed)
+	closed, busy := o.closed, o.resolving[id]
+	if !closed && !busy {
+		o.resolving[id] = true
 	}
+	o.mu.Unlock()
+	switch {
+	case closed:
+		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w", call, id, ErrClosed)
+	case busy:
+		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w: another call is resolving it", call, id, ErrNotNeedsAttention)
+	}
+	defer func() {
+		if err != nil {
+			o.resolved(id, nil)
+		}
+	}()
 	rec, _, err := o.log.Load(ctx, id)
 	if err != nil {
 		return Record{}, nil, nil, fmt.Errorf("saga: %s saga %q: %w", call, id, err)
@@ -661,6 +717,26 @@ func (o *Orchestrator) reopen(ctx context.Context, call, op, id string, run bool
 		return Record{}, nil, nil, err
 	}
 	return rec, d, span, nil
+}
+
+// resolved ends the call of Retry or Resolve of saga id, and its span.
+func (o *Orchestrator) resolved(id string, span trace.Span) {
+	o.mu.Lock()
+	delete(o.resolving, id)
+	o.mu.Unlock()
+	if span != nil {
+		span.End()
+	}
+}
+
+// lostToOther returns err, the failure of an operator's write to a saga
+// it reopened, matching ErrNotNeedsAttention too if the lease was lost:
+// another orchestrator reopened the saga once the lease expired.
+func lostToOther(err error) error {
+	if errors.Is(err, ErrLeaseLost) {
+		return fmt.Errorf("%w: %w", ErrNotNeedsAttention, err)
+	}
+	return err
 }
 
 // reopened loads saga id, reopened by this orchestrator, for the

@@ -279,6 +279,9 @@ type callRecorder struct {
 	crashed chan struct{} // closed at the crash
 	resume  chan struct{} // closed when a crashed hook may return
 	fired   atomic.Bool
+	// fixed makes every call from then on succeed, as after an operator
+	// fixed what made the saga need attention.
+	fixed atomic.Bool
 
 	mu     sync.Mutex
 	run    int
@@ -352,6 +355,7 @@ func (r *callRecorder) action(i int) func(context.Context, propData) (func(*prop
 		case crash:
 			r.crashNow(false)
 			out = timeout
+		case r.fixed.Load():
 		case call > len(s.actions):
 			r.errorf("%s: call %d of the action, beyond the plan", s.name, call)
 			out = permanent
@@ -389,7 +393,7 @@ func (r *callRecorder) compensation(i int) func(context.Context, propData) error
 			r.end(i, saga.Compensate, call, interrupted)
 			return ctx.Err()
 		}
-		if s.compFails >= alwaysFails || call <= s.compFails {
+		if !r.fixed.Load() && (s.compFails >= alwaysFails || call <= s.compFails) {
 			r.end(i, saga.Compensate, call, transient)
 			if s.compPerm {
 				return retry.Permanent(errCompensation)
@@ -1203,4 +1207,188 @@ func TestStepThatFailedForGoodStaysFailedAfterACrash(t *testing.T) {
 			t.Errorf("pay ran %d times; want 1", n)
 		}
 	})
+}
+
+// TestRetryAfterAttentionFollowsModel runs random sagas until one needs
+// attention, fixes every step and compensation (each call from then on
+// succeeds), calls Retry, and checks what the retried run did: a saga
+// stopped by a Retriable step completes; a compensating one is
+// compensated (unless a step that may have taken effect has no
+// compensation: it needs attention again), every compensation it needs
+// succeeding once in all, in reverse order, and no action running again;
+// the log is one story, the Retried transition right after the status
+// needs_attention.
+func TestRetryAfterAttentionFollowsModel(t *testing.T) {
+	seen := map[string]int{}
+	defer func() { t.Logf("retries: %v", seen) }()
+	synctest.Test(t, func(t *testing.T) {
+		rapid.Check(struct{ testing.TB }{t}, func(rt *rapid.T) {
+			leaks := goleak.IgnoreCurrent()
+			p := drawPlan(rt)
+			rec := newCallRecorder(p, nil)
+			def := define(rt, p, rec)
+			log := &saga.MemoryLog{}
+			o, err := saga.NewOrchestrator(log, propOptions(p, "only", def)...)
+			if err != nil {
+				rt.Fatalf("NewOrchestrator() = %v", err)
+			}
+			defer closeWithin(o)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+			defer cancel()
+			id, err := o.Start(ctx, def, propData{})
+			if err != nil {
+				rt.Fatalf("Start() = %v", err)
+			}
+			if st, _ := o.Wait(ctx, id); st != saga.NeedsAttention {
+				seen["no attention"]++
+				return
+			}
+			_, before, err := log.Load(ctx, id)
+			if err != nil {
+				rt.Fatalf("Load() = %v", err)
+			}
+			rec.setRun(2)
+			rec.fixed.Store(true)
+			if err := o.Retry(ctx, id); err != nil {
+				rt.Fatalf("Retry() = %v", err)
+			}
+			waited, waitErr := o.Wait(ctx, id)
+			if err := o.Close(ctx); err != nil {
+				rt.Fatalf("Close() = %v", err)
+			}
+			r, ts, err := log.Load(ctx, id)
+			if err != nil {
+				rt.Fatalf("Load() = %v", err)
+			}
+			c := &checker{rt: rt, p: p, rec: rec, events: rec.journal(), ts: ts, final: r.Status}
+			c.checkRetry(before, waited, waitErr)
+			if err := goleak.Find(leaks); err != nil {
+				rt.Fatalf("goroutines left behind: %v", err)
+			}
+			compensating := slices.ContainsFunc(before, func(t saga.Transition) bool { return t.Status == saga.Compensating })
+			seen[fmt.Sprintf("compensating %v, %s", compensating, c.final)]++
+		})
+	})
+}
+
+// checkRetry checks a saga retried after it needed attention, whose log
+// had the transitions before when it did.
+func (c *checker) checkRetry(before []saga.Transition, waited saga.Status, waitErr error) {
+	p := c.p
+	n := len(p.steps)
+	for k, t := range c.ts {
+		if t.Seq != int64(k+1) {
+			c.fatalf("transition %d has Seq %d; want %d", k, t.Seq, k+1)
+		}
+	}
+	if len(c.ts) <= len(before) {
+		c.fatalf("the retry wrote nothing")
+	}
+	if r := c.ts[len(before)]; r.Kind != saga.Retried || r.Step != "" || c.ts[len(before)-1].Status != saga.NeedsAttention {
+		c.fatalf("transition %d is not a Retried one right after needs_attention", r.Seq)
+	}
+	for _, t := range c.ts[len(before)+1 : len(c.ts)-1] {
+		if t.Status.Final() || t.Kind == saga.Retried {
+			c.fatalf("transition %d (%s %s) before the end of the retried run", t.Seq, t.Status, t.Kind)
+		}
+	}
+	last := c.ts[len(c.ts)-1]
+	if waited != c.final || last.Status != c.final || !c.final.Final() {
+		c.fatalf("Wait() = %s, the last transition says %q, the log's record %s", waited, last.Status, c.final)
+	}
+	if (waitErr == nil) != (c.final == saga.Completed) {
+		c.fatalf("Wait() = %s, %v", waited, waitErr)
+	}
+	if len(c.rec.errs) > 0 {
+		c.fatalf("the steps found: %v", c.rec.errs)
+	}
+
+	// By the log: which steps may have taken effect, which compensations
+	// succeeded (and when), and when each compensation first started.
+	effect := make([]bool, n)
+	done := make([]bool, n)
+	compDone := make([]int64, n)
+	compFirst := make([]int64, n)
+	compensating := false
+	lastKind := make([]map[int]saga.Kind, n)
+	for i := range lastKind {
+		lastKind[i] = map[int]saga.Kind{}
+	}
+	for _, t := range c.ts {
+		if t.Status == saga.Compensating && t.Kind != saga.Retried {
+			compensating = true
+		}
+		i := slices.IndexFunc(p.steps, func(s stepPlan) bool { return s.name == t.Step })
+		if i < 0 {
+			continue
+		}
+		if t.Phase == saga.Forward {
+			if compensating && t.Kind == saga.Started && t.Seq > int64(len(before)) {
+				c.fatalf("%s started at %d, after the saga was compensating", t.Step, t.Seq)
+			}
+			lastKind[i][t.Attempt] = t.Kind
+			continue
+		}
+		if compFirst[i] == 0 && t.Kind == saga.Started {
+			compFirst[i] = t.Seq
+		}
+		if t.Kind == saga.Succeeded {
+			if compDone[i] != 0 {
+				c.fatalf("%s compensated twice", t.Step)
+			}
+			compDone[i] = t.Seq
+		}
+	}
+	for i := range p.steps {
+		for _, k := range lastKind[i] {
+			effect[i] = effect[i] || k != saga.Failed
+			done[i] = done[i] || k == saga.Succeeded
+		}
+	}
+	// The journal: after the fix, every call succeeds.
+	for _, e := range c.events {
+		if e.run == 2 && e.end && e.out != succeed {
+			c.fatalf("%s %s call %d after the fix: %v", p.steps[e.step].name, e.phase, e.call, e.out)
+		}
+	}
+
+	want := saga.Completed
+	if compensating {
+		want = saga.Compensated
+		for i, s := range p.steps {
+			if !s.retriable && effect[i] && !s.compensate {
+				want = saga.NeedsAttention
+			}
+		}
+	}
+	if c.final != want {
+		c.fatalf("final status %s after the retry; want %s", c.final, want)
+	}
+	switch want {
+	case saga.Completed:
+		for i, s := range p.steps {
+			if !done[i] {
+				c.fatalf("completed, but %s did not succeed", s.name)
+			}
+			if compFirst[i] != 0 {
+				c.fatalf("completed, but %s was compensated", s.name)
+			}
+		}
+	case saga.Compensated:
+		for i, s := range p.steps {
+			need := !s.retriable && effect[i]
+			switch {
+			case need && compDone[i] == 0:
+				c.fatalf("compensated, but %s, which may have taken effect, was not", s.name)
+			case !need && compFirst[i] != 0:
+				c.fatalf("%s compensated, but it took no effect (or is retriable)", s.name)
+			}
+			for a := range p.steps {
+				if p.before[a][i] && need && compFirst[a] != 0 && compFirst[a] < compDone[i] {
+					c.fatalf("%s, which comes before %s, compensated at %d; %s compensated at %d",
+						p.steps[a].name, s.name, compFirst[a], s.name, compDone[i])
+				}
+			}
+		}
+	}
 }

@@ -988,13 +988,23 @@ func (r *run) writeWith(build func() ([]Transition, error), after func([]Transit
 	err = r.o.logRetry.Do(r.attemptCtx, func(ctx context.Context) error {
 		tries++
 		err := r.o.log.Append(ctx, r.rec.ID, r.o.cfg.owner, ts...)
-		switch {
-		case err == nil:
+		if err == nil {
 			return nil
-		case tries > 1 && errors.Is(err, ErrLeaseLost) && r.wrote(ctx, ts):
-			// An earlier try was committed although it seemed to fail.
-			return nil
-		case r.ctx.Err() != nil || !r.leaseHolds():
+		}
+		if tries > 1 && errors.Is(err, ErrLeaseLost) && r.wrote(ctx, ts) {
+			// An earlier try was committed although it seemed to fail. A
+			// final status ended the lease; otherwise the run goes on only
+			// if the lease is still its own: another orchestrator may have
+			// taken the saga over since that try, and acted on what it
+			// wrote (taken a step started for one of unknown outcome).
+			if final {
+				return nil
+			}
+			if err = r.holdsLease(ctx); err == nil || errors.Is(err, ErrLeaseLost) {
+				return err
+			}
+		}
+		if r.ctx.Err() != nil || !r.leaseHolds() {
 			return retry.Permanent(err)
 		}
 		return err
@@ -1017,6 +1027,23 @@ func (r *run) writeWith(build func() ([]Transition, error), after func([]Transit
 	if after != nil {
 		after(ts)
 	}
+	return nil
+}
+
+// holdsLease asks the log whether the run still holds the saga's lease,
+// renewing it if so. It returns an error matching ErrLeaseLost, and not
+// to be retried, if another took the saga over, and a failure of the log
+// as it is.
+func (r *run) holdsLease(ctx context.Context) error {
+	leaseFrom := r.o.since()
+	lost, err := r.o.log.Renew(ctx, r.o.cfg.owner, r.o.cfg.lease, []string{r.rec.ID})
+	switch {
+	case err != nil:
+		return err
+	case len(lost) > 0:
+		return retry.Permanent(fmt.Errorf("saga %q: %w", r.rec.ID, ErrLeaseLost))
+	}
+	r.leaseFrom.Store(leaseFrom)
 	return nil
 }
 

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/internal/testenv"
 	"github.com/otelpatterns/patterns/retry"
@@ -90,7 +91,8 @@ var logSpans = []telemetrytest.Span{
 }
 
 // tracedLog is a Log that starts a span for each call, as saga/pglog
-// does, and fails calls on demand.
+// does (none under a context marked untraced), and fails calls on
+// demand.
 type tracedLog struct {
 	saga.Log
 	tracer     trace.Tracer
@@ -106,6 +108,9 @@ func (l *tracedLog) start(ctx context.Context, name, id string) (context.Context
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
 	if id != "" {
 		opts = append(opts, trace.WithAttributes(saga.AttrID.String(id)))
+	}
+	if telemetry.IsUntraced(ctx) {
+		return ctx, trace.SpanFromContext(context.Background()) // a span that records nothing
 	}
 	return l.tracer.Start(ctx, name, opts...)
 }
