@@ -25,6 +25,19 @@ type Store interface {
 	Delete(ctx context.Context, key string) error
 }
 
+// Adder is implemented by a [Store] that can store a value only where its
+// key holds none, in one step. A [Cache] whose store is an Adder fills L2
+// after a load with Add, so that a fill racing a [Cache.Set] or
+// [Cache.Delete] on another instance never overwrites the newer value
+// there; with a plain Store, such a fill can leave the older value in L2
+// until its TTL.
+//
+// Add reports whether it stored value. A key holding an expired value
+// counts as holding none.
+type Adder interface {
+	Add(ctx context.Context, key string, value []byte, ttl time.Duration) (added bool, err error)
+}
+
 // Invalidator is implemented by a [Store] that can tell every cache
 // instance sharing it that keys changed, so that each drops its in-process
 // (L1) copies. A [Cache] whose store is an Invalidator subscribes when it is
@@ -102,6 +115,28 @@ func (m *MemoryStore) Set(ctx context.Context, key string, value []byte, ttl tim
 	return nil
 }
 
+// Add stores a copy of value under key for ttl, as Set does, unless key
+// holds an unexpired value.
+func (m *MemoryStore) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if it, ok := m.items[key]; ok && (it.expires.IsZero() || time.Now().Before(it.expires)) {
+		return false, nil
+	}
+	var exp time.Time
+	if ttl > 0 {
+		exp = time.Now().Add(ttl)
+	}
+	if m.items == nil {
+		m.items = make(map[string]memoryItem)
+	}
+	m.items[key] = memoryItem{append([]byte(nil), value...), exp}
+	return true, nil
+}
+
 // Delete removes key; deleting a missing key is not an error.
 func (m *MemoryStore) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
@@ -158,3 +193,9 @@ func (m *MemoryStore) Subscribe(_ context.Context, handle func(source, key strin
 		s.mu.Unlock()
 	}, nil
 }
+
+var (
+	_ Store       = (*MemoryStore)(nil)
+	_ Adder       = (*MemoryStore)(nil)
+	_ Invalidator = (*MemoryStore)(nil)
+)
