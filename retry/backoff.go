@@ -77,15 +77,16 @@ func (b Backoff) newBackOff() backoff.BackOff {
 // linearBackOff is the linear policy that cenkalti/backoff lacks, written to
 // its BackOff interface.
 type linearBackOff struct {
-	b    Backoff
-	next time.Duration
+	b       Backoff
+	next    time.Duration
+	started bool // a first wait of 0 is a wait, not "not started"
 }
 
-func (l *linearBackOff) Reset() { l.next = 0 }
+func (l *linearBackOff) Reset() { l.next, l.started = 0, false }
 
 func (l *linearBackOff) NextBackOff() time.Duration {
-	if l.next == 0 {
-		l.next = l.b.initial
+	if !l.started {
+		l.next, l.started = l.b.initial, true
 	} else {
 		l.next = min(l.next+l.b.step, l.b.max)
 	}
@@ -109,7 +110,9 @@ const (
 	EqualJitter
 	// DecorrelatedJitter waits a random time between the backoff's initial
 	// wait and three times the previous wait, capped at its maximum; it
-	// ignores the backoff's growth rule.
+	// ignores the backoff's growth rule, except that a previous wait of 0
+	// counts as the backoff's own wait for the attempt, so that a sequence
+	// starting at 0 (Linear(0, step, max)) grows.
 	DecorrelatedJitter
 )
 
@@ -148,7 +151,11 @@ func (d *delays) next() time.Duration {
 		half := base / 2
 		return half + randUpTo(base-half)
 	case DecorrelatedJitter:
-		lo, hi := d.b.initial, min(d.prev*3, d.b.max)
+		prev := d.prev
+		if prev == 0 {
+			prev = base // else a sequence that starts at 0 stays there
+		}
+		lo, hi := d.b.initial, min(prev*3, d.b.max)
 		w := lo
 		if hi > lo {
 			w = lo + randUpTo(hi-lo)

@@ -69,6 +69,8 @@ func (c *config) validate() error {
 		bad("WithBackoff(%v): durations must not be negative", b)
 	case b.kind != kindConstant && b.max < b.initial:
 		bad("WithBackoff(%v): the maximum must be at least the initial wait", b)
+	case b.kind == kindExponential && b.initial == 0:
+		bad("WithBackoff(%v): the initial wait must be positive; 0 never grows (use Constant(0) for no wait)", b)
 	case b.kind == kindExponential && b.multiplier < 1:
 		bad("WithBackoff(%v): the multiplier must be at least 1", b)
 	}

@@ -45,6 +45,7 @@ func TestBackoffWaits(t *testing.T) {
 	}{
 		{"constant", retry.Constant(time.Second), []time.Duration{time.Second, time.Second, time.Second, time.Second}},
 		{"linear", retry.Linear(time.Second, 2*time.Second, 6*time.Second), []time.Duration{time.Second, 3 * time.Second, 5 * time.Second, 6 * time.Second}},
+		{"linear from 0", retry.Linear(0, time.Second, 2*time.Second), []time.Duration{0, time.Second, 2 * time.Second, 2 * time.Second}},
 		{"exponential", retry.Exponential(100*time.Millisecond, 3, time.Second), []time.Duration{100 * time.Millisecond, 300 * time.Millisecond, 900 * time.Millisecond, time.Second}},
 	}
 	for _, tt := range tests {
@@ -116,6 +117,27 @@ func TestJitter(t *testing.T) {
 			})
 		})
 	}
+}
+
+// A decorrelated sequence whose first wait is 0 must still grow: its upper
+// bound follows the backoff's own wait when three times the previous is 0.
+func TestDecorrelatedJitterFromZero(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var got []time.Duration
+		r := retry.New(retry.WithBackoff(retry.Linear(0, 100*time.Millisecond, time.Second)),
+			retry.WithJitter(retry.DecorrelatedJitter), retry.WithMaxAttempts(30), delaysOf(&got))
+		op, _ := failing(100, errBoom)
+		_ = r.Do(context.Background(), op)
+		require.Len(t, got, 29)
+		var nonZero int
+		for _, d := range got {
+			assert.LessOrEqual(t, d, time.Second)
+			if d > 0 {
+				nonZero++
+			}
+		}
+		assert.Greater(t, nonZero, 20, "waits %v", got)
+	})
 }
 
 func TestMaxAttempts(t *testing.T) {
@@ -345,6 +367,7 @@ func TestNewPanicsOnInvalidOptions(t *testing.T) {
 		{[]retry.Option{retry.WithBackoff(retry.Backoff{})}, []string{"WithBackoff(Backoff{})"}},
 		{[]retry.Option{retry.WithBackoff(retry.Constant(-time.Second))}, []string{"WithBackoff(Constant(-1s))"}},
 		{[]retry.Option{retry.WithBackoff(retry.Exponential(time.Second, 0.5, time.Minute))}, []string{"multiplier"}},
+		{[]retry.Option{retry.WithBackoff(retry.Exponential(0, 2, time.Minute))}, []string{"initial wait must be positive"}},
 		{[]retry.Option{retry.WithBackoff(retry.Linear(time.Minute, time.Second, time.Second))}, []string{"maximum"}},
 		{[]retry.Option{retry.WithJitter(retry.Jitter(42))}, []string{"WithJitter(Jitter(42))"}},
 		{[]retry.Option{retry.WithMaxAttempts(-1), retry.WithJitter(retry.Jitter(9))}, []string{"WithMaxAttempts(-1)", "WithJitter(Jitter(9))"}},
