@@ -38,6 +38,7 @@ func Linear(initial, step, max time.Duration) Backoff {
 
 // Exponential waits initial, then multiplies the wait by multiplier after
 // each attempt, up to max. This is the default, with 100ms, 2 and 10s.
+// initial must be positive: a wait of 0 multiplied stays 0.
 func Exponential(initial time.Duration, multiplier float64, max time.Duration) Backoff {
 	return Backoff{kind: kindExponential, initial: initial, multiplier: multiplier, max: max}
 }
