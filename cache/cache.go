@@ -112,6 +112,7 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 			errs = append(errs, fmt.Errorf("WithWriteBehind: built for another value type than %T", zero))
 		}
 	}
+	errs = append(errs, deadLetterErrors[V](&o)...)
 	if o.set["WithCodec"] && o.codec == nil {
 		errs = append(errs, errors.New("WithCodec(nil): codec must not be nil"))
 	}
@@ -554,6 +555,11 @@ func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 		return ErrClosed
 	}
 	defer c.leave()
+	if c.wb != nil {
+		if err := c.wb.forget(ctx, key); err != nil {
+			return err
+		}
+	}
 	err := c.delete(ctx, key)
 	if d := c.opts.doubleDelete; d > 0 {
 		// If the cache is closing, the second delete is skipped: nothing
