@@ -395,3 +395,107 @@ func TestWriteBehindPostgresUpsert(t *testing.T) {
 	assert.Equal(t, []string{"a=2", "b=1"}, got, "rows after Flush()")
 	require.NoError(t, c.Close())
 }
+
+// TestWriteBehindConcurrentModel runs goroutines that each Set and Delete
+// keys of their own, at random, against a flush function that is slow
+// and fails now and then, and checks the guarantees of write-behind: no
+// batch holds a key twice; once Delete returns, no write of the key from
+// before it reaches the source; after Flush, the source holds the value of
+// every key's last Set that no Delete followed.
+func TestWriteBehindConcurrentModel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		type landed struct {
+			value string
+			at    int64 // clock when the write landed
+		}
+		var (
+			mu     sync.Mutex
+			clock  int64
+			source = map[string][]landed{}
+			calls  int
+		)
+		tick := func() int64 {
+			mu.Lock()
+			defer mu.Unlock()
+			clock++
+			return clock
+		}
+		flush := func(ctx context.Context, batch []cache.Write[string]) error {
+			mu.Lock()
+			calls++
+			fail := calls%5 == 0
+			seen := map[string]bool{}
+			for _, w := range batch {
+				if seen[w.Key] {
+					t.Errorf("a batch holds %q twice: %v", w.Key, batch)
+				}
+				seen[w.Key] = true
+			}
+			mu.Unlock()
+			time.Sleep(time.Duration(len(batch)) * time.Millisecond) // in flight for a while
+			if fail {
+				return errSource
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			clock++
+			for _, w := range batch {
+				source[w.Key] = append(source[w.Key], landed{w.Value, clock})
+			}
+			return nil
+		}
+		c := newStrategyCache(t, cache.WithWriteBehind(flush), cache.WithWriteBatch(8, 10*time.Millisecond),
+			cache.WithWriteQueue(32))
+		const goroutines, keysEach, ops = 6, 4, 300
+		type last struct {
+			deleted   bool
+			value     string
+			deletedAt int64
+		}
+		results := make([]map[string]last, goroutines)
+		var wg sync.WaitGroup
+		for g := range goroutines {
+			results[g] = map[string]last{}
+			wg.Go(func() {
+				for i := range ops {
+					k := fmt.Sprintf("g%d-k%d", g, (i*7+g)%keysEach)
+					if (i*31+g)%5 == 0 {
+						if err := c.Delete(t.Context(), k); err != nil {
+							t.Errorf("Delete(%s) = %v", k, err)
+						}
+						results[g][k] = last{deleted: true, deletedAt: tick()}
+					} else {
+						v := fmt.Sprintf("v%d", i)
+						if err := c.Set(t.Context(), k, v); err != nil {
+							t.Errorf("Set(%s) = %v", k, err)
+						}
+						results[g][k] = last{value: v}
+					}
+					if i%17 == 0 {
+						time.Sleep(time.Millisecond)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		require.NoError(t, c.Flush(t.Context()), "Flush()")
+		mu.Lock()
+		defer mu.Unlock()
+		for g := range goroutines {
+			for k, l := range results[g] {
+				writes := source[k]
+				if l.deleted {
+					for _, w := range writes {
+						if w.at > l.deletedAt {
+							t.Errorf("%s: write of %s landed at %d, after the last Delete returned at %d", k, w.value, w.at, l.deletedAt)
+						}
+					}
+					continue
+				}
+				if len(writes) == 0 || writes[len(writes)-1].value != l.value {
+					t.Errorf("%s: source holds %v; want the last Set's %s last", k, writes, l.value)
+				}
+			}
+		}
+	})
+}
