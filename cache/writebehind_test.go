@@ -499,3 +499,48 @@ func TestWriteBehindConcurrentModel(t *testing.T) {
 		}
 	})
 }
+// BenchmarkWriteBehindSet measures Set on a write-behind cache whose flush
+// does nothing, over the Zipf trace of BenchmarkSet (hot keys repeat, so
+// the queue coalesces them) and over distinct keys.
+func BenchmarkWriteBehindSet(b *testing.B) {
+	ctx := context.Background()
+	trace := benchZipf()
+	nop := func(context.Context, []cache.Write[string]) error { return nil }
+	for _, tc := range []struct {
+		name string
+		key  func(i int) string
+	}{
+		{"zipf", func(i int) string { return trace[i&(benchTrace-1)] }},
+		{"distinct", func(i int) string { return trace[i&(benchTrace-1)] + "/" + string(rune('a'+i%26)) }},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			c, err := cache.New[string](cache.WithWriteBehind(nop), cache.WithWriteBatch(100, 10*time.Millisecond))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				k := tc.key(i)
+				if err := c.Set(ctx, k, k); err != nil {
+					b.Fatalf("Set() error = %v", err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// TestWriteBehindFlushAfterClose: Flush on a closed write-behind cache
+// returns ErrClosed, as its doc says.
+func TestWriteBehindFlushAfterClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var f flushRecorder
+		c := newStrategyCache(t, cache.WithWriteBehind(f.flush))
+		require.NoError(t, c.Set(t.Context(), "a", "1"))
+		require.NoError(t, c.Close())
+		err := c.Flush(t.Context())
+		assert.ErrorIs(t, err, cache.ErrClosed, "Flush() after Close() = %v", err)
+	})
+}
