@@ -499,6 +499,7 @@ func TestWriteBehindConcurrentModel(t *testing.T) {
 		}
 	})
 }
+
 // BenchmarkWriteBehindSet measures Set on a write-behind cache whose flush
 // does nothing, over the Zipf trace of BenchmarkSet (hot keys repeat, so
 // the queue coalesces them) and over distinct keys.
