@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -112,6 +113,7 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 			errs = append(errs, fmt.Errorf("WithWriteBehind: built for another value type than %T", zero))
 		}
 	}
+	errs = append(errs, deadLetterErrors[V](&o)...)
 	if o.set["WithCodec"] && o.codec == nil {
 		errs = append(errs, errors.New("WithCodec(nil): codec must not be nil"))
 	}
@@ -396,13 +398,13 @@ func (c *Cache[V]) getL2(ctx context.Context, key string) (V, bool) {
 func (c *Cache[V]) setL2(ctx context.Context, key string, v V, ttl time.Duration) error {
 	b, err := c.codec.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("cache: encoding the value of %q: %w", key, err)
+		return fmt.Errorf("cache: encoding the value of %s: %w", brief.Quote(key), err)
 	}
 	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.set", c.tel.clientSpan...)
 	defer span.End()
 	if err := c.opts.store.Set(ctx, key, b, ttl); err != nil {
 		telemetry.RecordError(span, err)
-		return fmt.Errorf("cache: L2 set %q: %w", key, err)
+		return fmt.Errorf("cache: L2 set %s: %w", brief.Quote(key), err)
 	}
 	return nil
 }
@@ -554,6 +556,11 @@ func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 		return ErrClosed
 	}
 	defer c.leave()
+	if c.wb != nil {
+		if err := c.wb.forget(ctx, key); err != nil {
+			return err
+		}
+	}
 	err := c.delete(ctx, key)
 	if d := c.opts.doubleDelete; d > 0 {
 		// If the cache is closing, the second delete is skipped: nothing
@@ -579,7 +586,7 @@ func (c *Cache[V]) delete(ctx context.Context, key string) error {
 		ctx, span := c.tel.tracer.Start(ctx, "cache.l2.delete", c.tel.clientSpan...)
 		if err := c.opts.store.Delete(ctx, key); err != nil {
 			telemetry.RecordError(span, err)
-			errs = append(errs, fmt.Errorf("cache: L2 delete %q: %w", key, err))
+			errs = append(errs, fmt.Errorf("cache: L2 delete %s: %w", brief.Quote(key), err))
 		}
 		span.End()
 	}
@@ -598,7 +605,7 @@ func (c *Cache[V]) publish(ctx context.Context, key string) error {
 		telemetry.AddEvent(ctx, "cache.invalidation_failed", func() []attribute.KeyValue {
 			return []attribute.KeyValue{c.tel.name, telemetry.ErrorType(err)}
 		})
-		return fmt.Errorf("cache: publishing the invalidation of %q: %w", key, err)
+		return fmt.Errorf("cache: publishing the invalidation of %s: %w", brief.Quote(key), err)
 	}
 	c.tel.invalidation.Add(ctx, 1, c.tel.sentOpts...)
 	return nil

@@ -30,7 +30,9 @@
 //     the cache only if that succeeded. When the cache must never be ahead of
 //     the source.
 //   - Write-behind ([WithWriteBehind]): Set updates the cache and queues the
-//     write; a worker writes batches to the source, retrying failures, and
+//     write (one per key: the last value wins, and Delete cancels it); a
+//     worker writes batches to the source, retrying failures a bounded
+//     number of times before a dead-letter handler takes them, and
 //     [Cache.Flush] and [Cache.Close] write out the queue. To absorb bursts of
 //     writes to a slow source, when the latest writes may be lost in a crash.
 //   - Refresh-ahead ([WithRefreshAhead]): a hot entry near expiry is reloaded
@@ -102,6 +104,9 @@
 //   - cache.write_behind.flushes (counter, {flush}): batches written by
 //     the write-behind worker, by cache.result (success, error);
 //     error.type on errors.
+//   - cache.write_behind.dead_letters (counter, {write}): writes the
+//     write-behind worker gave up on after [WithWriteBehindRetries] and
+//     handed to [WithWriteBehindDeadLetter], by error.type.
 //
 // Lookups and evictions are counted in memory and reported by
 // asynchronous (observable) instruments when the SDK collects: a

@@ -3,6 +3,8 @@ package cache
 import (
 	"errors"
 	"fmt"
+
+	"github.com/otelpatterns/patterns/internal/brief"
 )
 
 // ErrNotFound means a key has no value: [Cache.Get] returns it for a miss
@@ -28,14 +30,15 @@ func (e *sentinel) ErrorType() string { return e.typ }
 // DecodeError reports a value in the L2 store that the codec could not
 // decode (written by another version of the service, or corrupted). The
 // cache treats it as a miss, counts it, and overwrites the value on the
-// next load.
+// next load. Its message holds the key shortened to its first 128 bytes;
+// Key holds it whole.
 type DecodeError struct {
 	Key string
 	Err error
 }
 
 func (e *DecodeError) Error() string {
-	return fmt.Sprintf("cache: decoding the stored value of %q: %v", e.Key, e.Err)
+	return fmt.Sprintf("cache: decoding the stored value of %s: %v", brief.Quote(e.Key), e.Err)
 }
 
 func (e *DecodeError) Unwrap() error { return e.Err }

@@ -19,6 +19,7 @@ const (
 	DefaultWriteInterval  = time.Second
 	DefaultCloseTimeout   = 30 * time.Second
 	DefaultLoadTimeout    = 10 * time.Second
+	DefaultWriteRetries   = 16
 	defaultCountersFactor = 10
 )
 
@@ -54,6 +55,8 @@ type options struct {
 	closeTimeout time.Duration
 	loadTimeout  time.Duration
 	onFlushError func(error)
+	retries      int
+	deadLetter   any
 	negativeTTL  time.Duration
 	bloomKeys    uint
 	bloomFP      float64
@@ -74,6 +77,7 @@ func defaultOptions() options {
 		interval:     DefaultWriteInterval,
 		closeTimeout: DefaultCloseTimeout,
 		loadTimeout:  DefaultLoadTimeout,
+		retries:      DefaultWriteRetries,
 		set:          map[string]bool{},
 	}
 }
@@ -143,11 +147,25 @@ type Write[V any] struct {
 // WithWriteBehind makes the cache write-behind: Set updates the cache at
 // once and queues the write, and a background worker hands queued writes
 // to flush in batches (of up to [WithWriteBatch] writes, at least every
-// [WithWriteBatch] interval). A failed flush is retried with backoff,
-// reported to [WithFlushErrorHandler] and counted, and its writes stay
-// queued: nothing is dropped. [Cache.Flush] and [Cache.Close] write out
+// [WithWriteBatch] interval). [Cache.Flush] and [Cache.Close] write out
 // everything queued. Use it to absorb bursts of writes to a slow source
 // when losing the latest writes on a crash is acceptable.
+//
+// The queue holds at most one write per key: a Set of a key already
+// queued replaces its value in place (last write wins, and takes no more
+// room), and [Cache.Delete] cancels it. So a batch never holds a key
+// twice, and an upsert of the whole batch in one statement works. A Set
+// of a key whose write is being flushed is queued after it; a Delete of
+// such a key waits for that attempt to end (or for its ctx), so that once
+// Delete returns no write of the key queued before it can reach the
+// source: delete from the source after Delete returns.
+//
+// A failed flush is reported to [WithFlushErrorHandler], counted, and
+// retried with backoff (exponential from 100ms to 10s, full jitter) up to
+// [WithWriteBehindRetries] times, leaving out writes deleted or
+// overwritten meanwhile; then its writes go to
+// [WithWriteBehindDeadLetter] and leave the queue, so that the writes
+// behind them go on.
 func WithWriteBehind[V any](flush func(ctx context.Context, batch []Write[V]) error) Option[V] {
 	return optionFunc(func(o *options) { o.writeBehind = flush; o.set["WithWriteBehind"] = true })
 }
@@ -189,6 +207,28 @@ func WithLoadTimeout(d time.Duration) Option[any] {
 // on the worker goroutine.
 func WithFlushErrorHandler(f func(error)) Option[any] {
 	return optionFunc(func(o *options) { o.onFlushError = f })
+}
+
+// WithWriteBehindRetries bounds how many times a failed write-behind
+// batch is tried again, after its first attempt, before its writes go to
+// [WithWriteBehindDeadLetter]: 0 tries each batch once. The default is
+// [DefaultWriteRetries] (16), which with the backoff of [WithWriteBehind]
+// gives up on a batch after about 50 seconds of failures (at most about
+// 100).
+func WithWriteBehindRetries(n int) Option[any] {
+	return optionFunc(func(o *options) { o.retries = n })
+}
+
+// WithWriteBehindDeadLetter receives the writes of a write-behind batch
+// that failed every attempt (see [WithWriteBehindRetries]), with the last
+// attempt's error, so that they can be parked, logged or written another
+// way; the cache no longer holds them for the source. It runs on the
+// worker goroutine, which waits for it, with a context that ends when
+// [Cache.Close] gives up. Writes given up on are also counted
+// (cache.write_behind.dead_letters) and make [Cache.Flush] return an
+// error. The default is none: they are only counted and reported.
+func WithWriteBehindDeadLetter[V any](f func(ctx context.Context, batch []Write[V], err error)) Option[V] {
+	return optionFunc(func(o *options) { o.deadLetter = f; o.set["WithWriteBehindDeadLetter"] = true })
 }
 
 // WithNegativeTTL caches "not found" answers of the loader for d, so that
@@ -285,6 +325,12 @@ func (o *options) validate() []error {
 	}
 	if o.doubleDelete < 0 {
 		bad("WithDoubleDelete(%v): must not be negative", o.doubleDelete)
+	}
+	if o.retries < 0 {
+		bad("WithWriteBehindRetries(%d): must not be negative", o.retries)
+	}
+	if o.set["WithWriteBehindDeadLetter"] && !o.set["WithWriteBehind"] {
+		bad("WithWriteBehindDeadLetter: needs WithWriteBehind")
 	}
 	if o.set["WithWriter"] && o.set["WithWriteBehind"] {
 		bad("WithWriter and WithWriteBehind: choose one write strategy")

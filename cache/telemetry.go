@@ -102,6 +102,7 @@ type instruments struct {
 	receivedOpts []metric.AddOption
 	flushes      metric.Int64Counter
 	flushOpts    []metric.AddOption // success
+	deadLetters  metric.Int64Counter
 }
 
 func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
@@ -126,6 +127,9 @@ func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvide
 	check(err)
 	t.flushes, err = m.Int64Counter("cache.write_behind.flushes", metric.WithUnit("{flush}"),
 		metric.WithDescription("Batches written by the write-behind worker, by result."))
+	check(err)
+	t.deadLetters, err = m.Int64Counter("cache.write_behind.dead_letters", metric.WithUnit("{write}"),
+		metric.WithDescription("Writes that the write-behind worker gave up on after its retries, by error.type."))
 	check(err)
 
 	set := func(kv ...attribute.KeyValue) attribute.Set {
