@@ -257,6 +257,18 @@ func (e *events) next(t testing.TB, timeout time.Duration) string {
 	}
 }
 
+// nextRaw waits for the next announcement, the store's own included.
+func (e *events) nextRaw(t testing.TB, timeout time.Duration) string {
+	t.Helper()
+	select {
+	case k := <-e.keys:
+		return k
+	case <-time.After(timeout):
+		t.Fatalf("no announcement within %v", timeout)
+		return ""
+	}
+}
+
 func (e *events) waitReconnected(t testing.TB, timeout time.Duration) {
 	t.Helper()
 	select {

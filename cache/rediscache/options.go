@@ -141,8 +141,8 @@ func WithoutBreaker() Option {
 	return optionFunc(func(c *config) { c.noBreaker = true })
 }
 
-// WithMaxDirtyKeys bounds how many keys whose write, delete or
-// announcement failed the store remembers until it has repaired them (see
+// WithMaxDirtyKeys bounds how many keys whose Set, Delete or Publish
+// failed the store remembers until it has repaired them (see
 // the package documentation). Beyond n, the store stops trusting Redis:
 // every Get misses until it has deleted every key under its prefix and
 // told every instance to drop its L1. n must be positive; each key costs

@@ -228,8 +228,10 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 // Add stores nothing, and reports false without asking Redis, for a key
 // that Get reports missing because a write of it failed (or while the
 // store does not trust Redis): a value loaded now must not land next to
-// the stale one before it is repaired. A failed Add is remembered as a
-// failed Set is.
+// the stale one before it is repaired. A failed Add is not remembered:
+// it only tried to fill L2 with a value just loaded, and leaves Redis no
+// staler than it was (remembering it would fill the store's memory with
+// every miss of an outage).
 func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
@@ -252,7 +254,6 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	case errors.Is(err, redis.Nil):
 		return false, nil
 	default:
-		s.dirty.mark(key)
 		return false, fmt.Errorf("rediscache: SET NX %q: %w", key, err)
 	}
 }
