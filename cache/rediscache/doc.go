@@ -66,7 +66,11 @@
 // connection errors; not a missing key) it opens, and for the next
 // second every call fails at once with an error matching
 // circuitbreaker.ErrOpen, without a round trip; then one call probes
-// Redis, and the breaker closes if it succeeds. So a frozen Redis costs a
+// Redis (the others fail at once with circuitbreaker.ErrTooManyRequests
+// meanwhile), and the breaker closes if it succeeds. A deadline of the
+// caller's that expires during a round trip counts as a failure too, so
+// callers whose deadlines are shorter than Redis's usual latency open the
+// breaker. So a frozen Redis costs a
 // few calls the store timeout, then each call a fast rejection, plus one
 // probe a second that waits the timeout again; when Redis refuses
 // connections, go-redis fails at once anyway. The cache goes on without

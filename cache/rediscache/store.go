@@ -326,7 +326,9 @@ func infraFailure(err error) error {
 // many keys it leaves unrepaired, whose older values other instances may
 // serve from Redis until they expire. Close does not close the client.
 // The store still works after Close, but no longer repairs keys; later
-// calls of Close do nothing and return nil.
+// calls of Close do nothing and return nil. The repair goroutine runs only
+// while there are keys to repair; a store dropped without Close during an
+// outage leaves it retrying (at most every 2 seconds) until Redis answers.
 func (s *Store) Close() error {
 	return s.dirty.close()
 }
