@@ -105,8 +105,10 @@
 // callback.
 //
 // A Set that fails before it tries (its context is done) changes nothing
-// and is not remembered. [Store.Close] stops the repair after one last
-// attempt, and reports the keys it leaves. Without a store timeout and
+// and is not remembered. The memory is the process's: [Store.Close] stops
+// the repair after one last attempt and reports the keys it leaves, and
+// a process that exits before Redis is back leaves their older values in
+// Redis until they expire. Without a store timeout and
 // breaker (WithTimeout(0), [WithoutBreaker]) the guarantee still holds,
 // at the cost of waiting for Redis.
 //
