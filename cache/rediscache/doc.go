@@ -67,16 +67,16 @@
 // second every call fails at once with an error matching
 // circuitbreaker.ErrOpen, without a round trip; then one call probes
 // Redis (the others fail at once with circuitbreaker.ErrTooManyRequests
-// meanwhile), and the breaker closes if it succeeds. A deadline of the
-// caller's that expires during a round trip counts as a failure too, so
-// callers whose deadlines are shorter than Redis's usual latency open the
-// breaker. So a frozen Redis costs a
-// few calls the store timeout, then each call a fast rejection, plus one
-// probe a second that waits the timeout again; when Redis refuses
+// meanwhile), and the breaker closes if it succeeds. So a frozen Redis
+// costs a few calls the store timeout, then each call a fast rejection,
+// plus one probe a second that waits the timeout again; when Redis refuses
 // connections, go-redis fails at once anyway. The cache goes on without
 // its L2: L1 hits are served as before, misses go to the loader, and Set
 // and Delete update the local L1 and return the L2 and invalidation
-// errors. The other instances do not hear of those writes yet.
+// errors. The other instances do not hear of those writes yet. A deadline
+// of the caller's that expires during a round trip counts as a failure
+// too, so callers whose deadlines are shorter than Redis's usual latency
+// open the breaker.
 //
 // # What an outage cannot undo
 //
@@ -104,13 +104,14 @@
 // announcement reaches a subscription as a call of its reconnected
 // callback.
 //
-// A Set that fails before it tries (its context is done) changes nothing
-// and is not remembered. The memory is the process's: [Store.Close] stops
-// the repair after one last attempt and reports the keys it leaves, and
-// a process that exits before Redis is back leaves their older values in
-// Redis until they expire. Without a store timeout and
-// breaker (WithTimeout(0), [WithoutBreaker]) the guarantee still holds,
-// at the cost of waiting for Redis.
+// The exception: a Set, Delete or Publish called with a context that is
+// already done sends nothing and is not remembered (Redis is unchanged),
+// though the cache still updates its L1. The memory is the process's:
+// [Store.Close] stops the repair after one last attempt and reports the
+// keys it leaves, and a process that exits before Redis is back leaves
+// their older values in Redis until they expire. Without a store timeout
+// and breaker (WithTimeout(0), [WithoutBreaker]) the guarantee still
+// holds, at the cost of waiting for Redis.
 //
 // Build the client with ContextTimeoutEnabled: without it go-redis lets
 // reads run to its ReadTimeout (3 seconds by default) whatever the context
