@@ -22,10 +22,10 @@ import (
 //
 // A Store guards Redis with a circuit breaker (see [WithBreaker]) and
 // remembers the keys whose writes failed until it has repaired them (see
-// the package documentation, "When Redis is down"); [Store.Close] stops
-// that repair. A Store does not own its client: close the store after the
-// caches using it, and the client after the store. A Store is safe for
-// concurrent use.
+// "What an outage cannot undo" in the package documentation);
+// [Store.Close] stops that repair. A Store does not own its client: close
+// the store after the caches using it, and the client after the store. A
+// Store is safe for concurrent use.
 type Store struct {
 	client  redis.UniversalClient
 	prefix  string
@@ -57,8 +57,8 @@ var (
 // whatever the context says.
 //
 // New returns an error naming the field for a nil client, an empty prefix
-// or channel, a negative timeout, a dirty-key memory under one key, or
-// breaker options that circuitbreaker.New rejects.
+// or channel, a negative timeout, a [WithMaxDirtyKeys] under 1, or
+// [WithBreaker] options that circuitbreaker.New rejects.
 func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, maxDirty: DefaultMaxDirtyKeys}
 	for _, o := range opts {
