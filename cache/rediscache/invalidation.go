@@ -92,8 +92,9 @@ func (s *Store) publishClear(ctx context.Context) error {
 // reconnected (if not nil), on the handler's goroutine: the cache drops
 // its whole L1 then. reconnected is also called for a message announcing
 // that every key may have changed, which a store sends after it deleted
-// every key under its prefix (see the package documentation). A connection that dies silently is noticed by
-// go-redis's health check, a PING every 3 seconds when nothing arrives.
+// every key under its prefix (see the package documentation). A
+// connection that dies silently is noticed by go-redis's health check, a
+// PING every 3 seconds when nothing arrives.
 //
 // stop closes the subscription's connection and waits for a running call
 // of handle or reconnected to return; neither is called after stop
