@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/otelpatterns/patterns/cache/rediscache"
 )
 
 // BenchmarkStore measures a Get and a Set round trip through the store,
@@ -28,6 +30,18 @@ func BenchmarkStore(b *testing.B) {
 	})
 	b.Run("get/store", func(b *testing.B) {
 		s := newStore(b, client)
+		if err := s.Set(ctx, "k", value, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Get(ctx, "k"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("get/store-without-breaker", func(b *testing.B) {
+		s := newStore(b, client, rediscache.WithoutBreaker())
 		if err := s.Set(ctx, "k", value, time.Minute); err != nil {
 			b.Fatal(err)
 		}

@@ -17,6 +17,7 @@
 //	if err != nil {
 //		return err
 //	}
+//	defer store.Close() // after users.Close, before client.Close
 //	users, err := cache.New[User](
 //		cache.WithStore(store),
 //		cache.WithLoader(loadUser), // func(ctx, id string) (User, error)
@@ -29,7 +30,9 @@
 // The store keeps the cache's encoded values under the key prefix
 // ([WithPrefix], "cache:" by default) with the cache's ttl, as PX
 // milliseconds. Give each kind of cached value its own prefix. The store
-// does not own the client: close the client after the caches.
+// does not own the client: close the caches, then the store, then the
+// client. The store is a cache.Adder: a cache fills L2 after a load with
+// [Store.Add], a SET with NX, which never overwrites a newer value.
 //
 // # Invalidation across instances
 //
@@ -58,12 +61,57 @@
 // # When Redis is down
 //
 // Every call of the store fails within its context's deadline and within
-// [WithTimeout] (1 second by default), so a down or frozen Redis costs a
-// cache miss at most that long; when Redis refuses connections, go-redis
-// soon fails at once. The cache goes on without its L2: L1 hits are served
-// as before, misses go to the loader, and Set and Delete update the local L1
-// and return the L2 and invalidation errors. The other instances do not
-// hear of those writes; they drop their L1 when they reconnect.
+// [WithTimeout] (1 second by default). Every round trip goes through a
+// circuit breaker ([WithBreaker]): after 5 failures in a row (timeouts,
+// connection errors; not a missing key) it opens, and for the next
+// second every call fails at once with an error matching
+// circuitbreaker.ErrOpen, without a round trip; then one call probes
+// Redis (the others fail at once with circuitbreaker.ErrTooManyRequests
+// meanwhile), and the breaker closes if it succeeds. So a frozen Redis
+// costs a few calls the store timeout, then each call a fast rejection,
+// plus one probe a second that waits the timeout again; when Redis refuses
+// connections, go-redis fails at once anyway. The cache goes on without
+// its L2: L1 hits are served as before, misses go to the loader, and Set
+// and Delete update the local L1 and return the L2 and invalidation
+// errors. The other instances do not hear of those writes yet. A deadline
+// of the caller's that expires during a round trip counts as a failure
+// too, so callers whose deadlines are shorter than Redis's usual latency
+// open the breaker.
+//
+// # What an outage cannot undo
+//
+// A write or delete that this instance acknowledged locally is never
+// undone by an outage: once its Set or Delete has returned, even with an
+// error, this instance does not serve a value older than the one written
+// (or the deleted one), neither during the outage nor after it. When a
+// write, delete or announcement fails, the store remembers the key (a
+// dirty key, up to [WithMaxDirtyKeys], 10,000 by default): Get reports it
+// missing without asking Redis, which may still hold the older value,
+// and Add does not fill it. A goroutine of the store retries, and once
+// Redis answers again it deletes the dirty keys from Redis and announces
+// them on the channel, so that every instance drops its L1 copy, then
+// forgets them. The other instances, which did not hear of the write,
+// may serve the older value until then: from their L1 during the outage,
+// and from Redis after they resubscribe and before the writer repaired
+// it. With a Redis that answers them and not the writer, that lasts until
+// the writer reaches Redis again or their copies expire.
+//
+// When more keys fail than the store remembers, it forgets them all and
+// stops trusting Redis: every Get misses (the cache loads from the
+// source) until the store has deleted every key under its prefix (SCAN
+// and UNLINK, on every master of a cluster) and announced, with a message
+// without keys, that every instance must drop its whole L1. The
+// announcement reaches a subscription as a call of its reconnected
+// callback.
+//
+// The exception: a Set, Delete or Publish called with a context that is
+// already done sends nothing and is not remembered (Redis is unchanged),
+// though the cache still updates its L1. The memory is the process's:
+// [Store.Close] stops the repair after one last attempt and reports the
+// keys it leaves, and a process that exits before Redis is back leaves
+// their older values in Redis until they expire. Without a store timeout
+// and breaker (WithTimeout(0), [WithoutBreaker]) the guarantee still
+// holds, at the cost of waiting for Redis.
 //
 // Build the client with ContextTimeoutEnabled: without it go-redis lets
 // reads run to its ReadTimeout (3 seconds by default) whatever the context
@@ -90,8 +138,12 @@
 // the OpenTelemetry semantic conventions (v1.40) for Redis clients.
 //
 // Each round trip has a client span named after its command, children of
-// the cache's cache.l2.* spans: GET, SET, DEL, PUBLISH, and SUBSCRIBE
-// (Subscribe's subscription and the wait for Redis to confirm it). The
+// the cache's cache.l2.* spans: GET, SET (also for Add's SET NX), DEL,
+// PUBLISH, and SUBSCRIBE (Subscribe's subscription and the wait for Redis
+// to confirm it). The repair of failed writes runs DEL (a pipeline of
+// them) and PUBLISH, and a flush of the prefix SCAN and UNLINK (a
+// pipeline), in spans of their own. A call the breaker rejects has no
+// span. The
 // conventions name a Redis span "{db.operation.name} {target}" without
 // db.namespace, and these commands have no other target. Attributes, set
 // when the span starts:
@@ -127,4 +179,17 @@
 //   - rediscache.handler.panics (counter, {panic}): the panics of the
 //     handler, recovered, counted and reported to otel.Handle with their
 //     stack.
+//   - rediscache.dirty.keys (updowncounter, {key}): the keys whose write
+//     failed, not yet repaired, which Get misses.
+//   - rediscache.repairs (counter, {key}): the dirty keys deleted and
+//     announced once Redis answered again.
+//   - rediscache.bypass (updowncounter, {store}): 1 while the store does
+//     not trust Redis and every Get misses, after too many keys failed.
+//   - rediscache.flushes (counter, {flush}): the deletions of every key
+//     under the prefix that ended such a bypass.
+//
+// The breaker reports circuitbreaker.calls, circuitbreaker.state and
+// circuitbreaker.state.transitions (package circuitbreaker's scope) to
+// the same meter provider, with circuitbreaker.name "rediscache:"
+// followed by the prefix.
 package rediscache

@@ -10,6 +10,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/cache/rediscache"
+	"github.com/otelpatterns/patterns/circuitbreaker"
 )
 
 type User struct {
@@ -37,6 +38,13 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer func() {
+		// After users.Close (deferred later, so run first): a last attempt
+		// at repairing the keys whose writes failed.
+		if err := store.Close(); err != nil {
+			log.Print(err)
+		}
+	}()
 	users, err := cache.New[User](
 		cache.WithStore(store),
 		cache.WithTTL(10*time.Minute),
@@ -61,6 +69,29 @@ func ExampleNew() {
 	}
 }
 
+// The store's breaker can be tuned, here to open after 3 failed round
+// trips in a row and to probe Redis every 5 seconds, with jitter so that
+// a fleet of instances does not probe in step.
+func ExampleWithBreaker() {
+	client := redis.NewClient(&redis.Options{Addr: "localhost:6379", ContextTimeoutEnabled: true})
+	defer client.Close()
+	store, err := rediscache.New(client,
+		rediscache.WithPrefix("users:"),
+		rediscache.WithTimeout(200*time.Millisecond),
+		rediscache.WithBreaker(
+			circuitbreaker.WithConsecutiveFailures(3),
+			circuitbreaker.WithOpenDuration(5*time.Second),
+			circuitbreaker.WithOpenJitter(0.2),
+		),
+		rediscache.WithMaxDirtyKeys(50_000),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	// ... build the caches on store
+}
+
 // Stores can be used without a cache: any process can announce keys that
 // changed, and the caches of every instance drop them.
 func ExampleStore_Publish() {
@@ -74,11 +105,15 @@ func ExampleStore_Publish() {
 	ctx := context.Background()
 	for _, id := range []string{"42", "43"} {
 		if err := store.Delete(ctx, id); err != nil {
-			log.Fatal(err)
+			log.Print(err) // remembered, and retried until Close
 		}
 	}
 	if err := store.Publish(ctx, "batch-job", "42", "43"); err != nil {
-		log.Fatal(err)
+		log.Print(err)
+	}
+	// Close retries once more what failed, and says what it could not do.
+	if err := store.Close(); err != nil {
+		log.Print(err)
 	}
 }
 

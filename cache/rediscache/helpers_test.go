@@ -92,6 +92,7 @@ func newStoreIn(t testing.TB, client redis.UniversalClient, prefix, channel stri
 	t.Helper()
 	s, err := rediscache.New(client, append([]rediscache.Option{rediscache.WithPrefix(prefix), rediscache.WithChannel(channel)}, opts...)...)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() }) // stops the repair of failed writes
 	return s
 }
 
@@ -237,8 +238,27 @@ func newEvents() *events {
 func (e *events) handle(source, key string) { e.keys <- source + " " + key }
 func (e *events) reconnect()                { e.reconnected <- struct{}{} }
 
-// next waits for the next key announced.
+// next waits for the next key announced, skipping the store's own
+// announcements of the keys it repaired.
 func (e *events) next(t testing.TB, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case k := <-e.keys:
+			if strings.HasPrefix(k, "rediscache-repair-") {
+				continue
+			}
+			return k
+		case <-deadline:
+			t.Fatalf("no announcement within %v", timeout)
+			return ""
+		}
+	}
+}
+
+// nextRaw waits for the next announcement, the store's own included.
+func (e *events) nextRaw(t testing.TB, timeout time.Duration) string {
 	t.Helper()
 	select {
 	case k := <-e.keys:

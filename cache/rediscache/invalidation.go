@@ -27,12 +27,16 @@ const channelSize = 256
 // another, receives source and every key, whatever bytes they hold.
 // Publish with no keys sends nothing. An error means the message may not
 // have been sent; Redis pub/sub delivers at most once, to the subscribers
-// connected at the time.
+// connected at the time. The keys of a Publish that failed once it tried
+// to reach Redis are remembered as those of a failed [Store.Set] are,
+// and announced again once Redis answers.
 //
 // The message is binary: the byte 0x01 (the format's version), then the
 // source, the number of keys, and each key, every string preceded by its
 // length in bytes and every number written as an unsigned varint
-// (encoding/binary's AppendUvarint).
+// (encoding/binary's AppendUvarint). A message with no keys, which
+// Publish never sends, announces that every key may have changed: the
+// store sends one after deleting every key under its prefix.
 func (s *Store) Publish(ctx context.Context, source string, keys ...string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -40,16 +44,32 @@ func (s *Store) Publish(ctx context.Context, source string, keys ...string) erro
 	if len(keys) == 0 {
 		return nil
 	}
+	err := s.publish(ctx, source, keys)
+	if err != nil {
+		s.dirty.mark(keys...)
+	}
+	return err
+}
+
+// publish sends the message announcing keys on behalf of source; with no
+// keys, the announcement that every key may have changed.
+func (s *Store) publish(ctx context.Context, source string, keys []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	msg := encode(source, keys)
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	ctx, span, start := s.tel.start(ctx, opPublish)
-	err := s.client.Publish(ctx, s.channel, msg).Err()
-	s.tel.end(ctx, span, opPublish, start, err)
+	err := s.do(ctx, opPublish, func(ctx context.Context) error {
+		return s.client.Publish(ctx, s.channel, msg).Err()
+	})
 	if err != nil {
 		return fmt.Errorf("rediscache: PUBLISH to %q: %w", s.channel, err)
 	}
 	return nil
+}
+
+// publishClear announces that every key may have changed.
+func (s *Store) publishClear(ctx context.Context) error {
+	return s.publish(ctx, s.repairSource, nil)
 }
 
 // Subscribe subscribes to the store's channel and calls handle for every
@@ -70,8 +90,11 @@ func (s *Store) Publish(ctx context.Context, source string, keys ...string) erro
 // again, retrying as long as Redis is unreachable. Messages published
 // meanwhile are lost, so once subscribed again the subscription calls
 // reconnected (if not nil), on the handler's goroutine: the cache drops
-// its whole L1 then. A connection that dies silently is noticed by
-// go-redis's health check, a PING every 3 seconds when nothing arrives.
+// its whole L1 then. reconnected is also called for a message announcing
+// that every key may have changed, which a store sends after it deleted
+// every key under its prefix (see the package documentation). A
+// connection that dies silently is noticed by go-redis's health check, a
+// PING every 3 seconds when nothing arrives.
 //
 // stop closes the subscription's connection and waits for a running call
 // of handle or reconnected to return; neither is called after stop
@@ -189,6 +212,13 @@ func (s *subscription) run(ch <-chan any) {
 				continue
 			}
 			tel.messages.Add(ctx, 1, tel.handledOpts...)
+			if len(keys) == 0 {
+				// Every key may have changed.
+				if s.reconnected != nil {
+					s.call(func() { s.reconnected() })
+				}
+				continue
+			}
 			for _, k := range keys {
 				if s.stopped.Load() {
 					break

@@ -13,7 +13,11 @@ import (
 //	for each key: uvarint len(key)  key
 //
 // Lengths are in bytes, and strings are their bytes as given, so every key
-// survives, whatever bytes it holds. A message with anything after its last
+// survives, whatever bytes it holds. A message with no keys, which Publish
+// never sends, announces that every key may have changed (the store sends
+// it after flushing its prefix): subscribers drop everything, as after a
+// reconnection. Subscribers that predate it decode it as a message
+// without keys and do nothing, so it is safe in a mixed fleet. A message with anything after its last
 // key, a length running past its end, or another first byte is malformed.
 const formatV1 = 0x01
 

@@ -3,6 +3,8 @@ package rediscache
 import (
 	"time"
 
+	"github.com/otelpatterns/patterns/circuitbreaker"
+
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -18,6 +20,15 @@ const (
 	DefaultChannelSuffix = "invalidate"
 	// DefaultTimeout bounds each round trip to Redis.
 	DefaultTimeout = time.Second
+	// DefaultBreakerFailures is how many round trips in a row must fail
+	// for the store's breaker to open (see [WithBreaker]).
+	DefaultBreakerFailures = 5
+	// DefaultBreakerOpenDuration is how long the store's breaker stays
+	// open before it lets one round trip through to probe Redis.
+	DefaultBreakerOpenDuration = time.Second
+	// DefaultMaxDirtyKeys is how many keys whose writes failed the store
+	// remembers (see [WithMaxDirtyKeys]).
+	DefaultMaxDirtyKeys = 10_000
 )
 
 // Option configures a [Store].
@@ -37,6 +48,9 @@ type config struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
 	optIn          bool
+	breakerOpts    []circuitbreaker.Option
+	noBreaker      bool
+	maxDirty       int
 }
 
 // WithPrefix sets the namespace of the store's keys in Redis: a cache key k
@@ -91,4 +105,49 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // (another port is always recorded). It is off by default.
 func WithOptInAttributes() Option {
 	return optionFunc(func(c *config) { c.optIn = true })
+}
+
+// WithBreaker configures the circuit breaker (package circuitbreaker) that
+// every round trip of the store goes through, named "rediscache:" and the
+// prefix. Once it opens, each call fails at once with an error matching
+// circuitbreaker.ErrOpen, instead of waiting for a Redis that does not
+// answer; once it has been open for a while, it lets one call through to
+// probe Redis, and closes if the call succeeds. opts apply on top of the
+// store's defaults: open after [DefaultBreakerFailures] (5) failed round
+// trips in a row, for [DefaultBreakerOpenDuration] (1 second), with the
+// breaker's metrics going to the meter provider of [WithMeterProvider].
+//
+// Only failures to reach or use Redis count: timeouts, connection
+// errors, and replies saying the server cannot serve now (LOADING,
+// READONLY, MASTERDOWN, CLUSTERDOWN, TRYAGAIN, BUSY, NOREPLICAS). A
+// missing key and other error replies (WRONGTYPE) count as successes, and
+// a canceled context as nothing. A classifier given with
+// circuitbreaker.WithClassifier sees nil for those successes.
+//
+// The breaker is on by default; [WithoutBreaker] turns it off. The last
+// of the two options given wins. circuitbreaker.New's panic on a bad
+// option is an error of [New] naming WithBreaker.
+func WithBreaker(opts ...circuitbreaker.Option) Option {
+	return optionFunc(func(c *config) {
+		c.breakerOpts = append(c.breakerOpts, opts...)
+		c.noBreaker = false
+	})
+}
+
+// WithoutBreaker sends every call to Redis, however many failed before:
+// a frozen Redis then costs every call the store's timeout. The default
+// is a breaker (see [WithBreaker]).
+func WithoutBreaker() Option {
+	return optionFunc(func(c *config) { c.noBreaker = true })
+}
+
+// WithMaxDirtyKeys bounds how many keys whose Set, Delete or Publish
+// failed the store remembers until it has repaired them (see
+// the package documentation). Beyond n, the store stops trusting Redis:
+// every Get misses until it has deleted every key under its prefix and
+// told every instance to drop its L1. n must be positive; each key costs
+// its length plus about 50 bytes. The default is [DefaultMaxDirtyKeys]
+// (10,000).
+func WithMaxDirtyKeys(n int) Option {
+	return optionFunc(func(c *config) { c.maxDirty = n })
 }

@@ -2,6 +2,8 @@ package rediscache
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"reflect"
@@ -10,24 +12,36 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/otelpatterns/patterns/cache"
+	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
 // Store is a [cache.Store] and [cache.Invalidator] backed by Redis: the
 // shared second level of the caches of every instance of a service, and
 // the channel on which they tell each other which keys changed.
 //
-// A Store does not own its client: close the client after the caches
-// using the store are closed. A Store is safe for concurrent use.
+// A Store guards Redis with a circuit breaker (see [WithBreaker]) and
+// remembers the keys whose writes failed until it has repaired them (see
+// "What an outage cannot undo" in the package documentation);
+// [Store.Close] stops that repair. A Store does not own its client: close
+// the store after the caches using it, and the client after the store. A
+// Store is safe for concurrent use.
 type Store struct {
 	client  redis.UniversalClient
 	prefix  string
 	channel string
 	timeout time.Duration
-	tel     *instruments
+	breaker *circuitbreaker.Breaker // nil: WithoutBreaker
+	dirty   *dirtyKeys
+	// repairSource is the source of the announcements of repaired keys:
+	// no cache's, so that every cache drops its copies, the writer's too.
+	repairSource string
+	tel          *instruments
 }
 
 var (
 	_ cache.Store       = (*Store)(nil)
+	_ cache.Adder       = (*Store)(nil)
 	_ cache.Invalidator = (*Store)(nil)
 )
 
@@ -43,9 +57,10 @@ var (
 // whatever the context says.
 //
 // New returns an error naming the field for a nil client, an empty prefix
-// or channel, or a negative timeout.
+// or channel, a negative timeout, a [WithMaxDirtyKeys] under 1, or
+// [WithBreaker] options that circuitbreaker.New rejects.
 func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
-	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout}
+	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, maxDirty: DefaultMaxDirtyKeys}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&c)
@@ -67,16 +82,51 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if c.timeout < 0 {
 		errs = append(errs, fmt.Errorf("WithTimeout(%v): must not be negative", c.timeout))
 	}
+	if c.maxDirty <= 0 {
+		errs = append(errs, fmt.Errorf("WithMaxDirtyKeys(%d): must be positive", c.maxDirty))
+	}
+	var br *circuitbreaker.Breaker
+	if !c.noBreaker && len(errs) == 0 {
+		var err error
+		if br, err = newBreaker("rediscache:"+c.prefix, c); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("rediscache: New: %w", errors.Join(errs...))
 	}
-	return &Store{
-		client:  client,
-		prefix:  c.prefix,
-		channel: c.channel,
-		timeout: c.timeout,
-		tel:     newInstruments(client, c.tracerProvider, c.meterProvider, c.optIn),
-	}, nil
+	var id [8]byte
+	_, _ = crand.Read(id[:])
+	s := &Store{
+		client:       client,
+		prefix:       c.prefix,
+		channel:      c.channel,
+		timeout:      c.timeout,
+		breaker:      br,
+		repairSource: "rediscache-repair-" + hex.EncodeToString(id[:]),
+		tel:          newInstruments(client, c.tracerProvider, c.meterProvider, c.optIn),
+	}
+	s.dirty = newDirtyKeys(s, c.maxDirty)
+	s.tel.observe(s, c.meterProvider)
+	return s, nil
+}
+
+// newBreaker builds the store's breaker: the defaults of [WithBreaker],
+// then the options given. circuitbreaker.New panics on a bad option,
+// which New reports as an error instead, since its other options are
+// checked that way.
+func newBreaker(name string, c config) (b *circuitbreaker.Breaker, err error) {
+	opts := append([]circuitbreaker.Option{
+		circuitbreaker.WithConsecutiveFailures(DefaultBreakerFailures),
+		circuitbreaker.WithOpenDuration(DefaultBreakerOpenDuration),
+		circuitbreaker.WithMeterProvider(c.meterProvider),
+	}, c.breakerOpts...)
+	defer func() {
+		if r := recover(); r != nil {
+			b, err = nil, fmt.Errorf("WithBreaker: %v", r)
+		}
+	}()
+	return circuitbreaker.New(name, opts...), nil
 }
 
 // isNil reports whether client is nil or a nil pointer in an interface.
@@ -105,19 +155,34 @@ func (s *Store) Channel() string { return s.channel }
 // Get returns the value stored under key, or an error matching
 // [cache.ErrNotFound] if there is none (or it expired). The value is a
 // fresh slice that the caller may keep and modify. Any other error means
-// Redis could not answer: it wraps go-redis's error, or ctx's error when
-// ctx is done.
+// Redis could not answer: it wraps go-redis's error, ctx's error when ctx
+// is done, or, without a round trip, the breaker's rejection (matching
+// circuitbreaker.ErrOpen, or circuitbreaker.ErrTooManyRequests while it
+// probes).
+//
+// Get reports a key whose last write or delete through the store failed,
+// and not repaired since, as missing without asking Redis, which may
+// still hold the value from before; so does every key while the store
+// does not trust Redis after losing track of such keys (see the package
+// documentation).
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	ctx, span, start := s.tel.start(ctx, opGet)
-	v, err := s.client.Get(ctx, s.prefix+key).Bytes()
-	s.tel.end(ctx, span, opGet, start, err)
+	if s.dirty.has(key) {
+		return nil, cache.ErrNotFound
+	}
+	var v []byte
+	err := s.do(ctx, opGet, func(ctx context.Context) error {
+		var err error
+		v, err = s.client.Get(ctx, s.prefix+key).Bytes()
+		return err
+	})
 	switch {
 	case err == nil:
+		if s.dirty.has(key) { // a write failed meanwhile: v may be older
+			return nil, cache.ErrNotFound
+		}
 		return v, nil
 	case errors.Is(err, redis.Nil):
 		return nil, cache.ErrNotFound
@@ -130,6 +195,12 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // had. A ttl of 0 means no expiry; Redis keeps ttls to the millisecond, and
 // rounds a positive ttl under a millisecond up to one. A negative ttl is an
 // error. Set does not keep value.
+//
+// When Set fails once it has tried to reach Redis (or the breaker
+// rejected it), Redis may still hold the key's previous value: the store
+// remembers the key, misses it in Get, and deletes and announces it once
+// Redis answers again. A Set whose ctx is done before it starts, or with a
+// negative ttl, changes nothing and is not remembered.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -140,29 +211,124 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	if value == nil {
 		value = []byte{}
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	ctx, span, start := s.tel.start(ctx, opSet)
-	err := s.client.Set(ctx, s.prefix+key, value, ttl).Err()
-	s.tel.end(ctx, span, opSet, start, err)
+	err := s.do(ctx, opSet, func(ctx context.Context) error {
+		return s.client.Set(ctx, s.prefix+key, value, ttl).Err()
+	})
 	if err != nil {
+		s.dirty.mark(key)
 		return fmt.Errorf("rediscache: SET %q: %w", key, err)
 	}
 	return nil
 }
 
-// Delete removes key. Deleting a missing key is not an error.
+// Add stores value under key for ttl, as Set does, only if key holds no
+// value: SET with NX (and PX ttl in milliseconds; a ttl of 0 means no
+// expiry). It reports whether it stored value. A negative ttl is an error.
+//
+// Add stores nothing, and reports false without asking Redis, for a key
+// that Get reports missing because a write of it failed (or while the
+// store does not trust Redis): a value loaded now must not land next to
+// the stale one before it is repaired. A failed Add is not remembered:
+// it only tried to fill L2 with a value just loaded, and leaves Redis no
+// staler than it was (remembering it would fill the store's memory with
+// every miss of an outage).
+func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	if ttl < 0 {
+		return false, fmt.Errorf("rediscache: SET NX %q: negative ttl %v", key, ttl)
+	}
+	if s.dirty.has(key) {
+		return false, nil
+	}
+	if value == nil {
+		value = []byte{}
+	}
+	err := s.do(ctx, opSet, func(ctx context.Context) error {
+		return s.client.SetArgs(ctx, s.prefix+key, value, redis.SetArgs{Mode: "NX", TTL: ttl}).Err()
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, redis.Nil):
+		return false, nil
+	default:
+		return false, fmt.Errorf("rediscache: SET NX %q: %w", key, err)
+	}
+}
+
+// Delete removes key. Deleting a missing key is not an error. A Delete
+// that fails is remembered as a failed Set is.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	ctx, span, start := s.tel.start(ctx, opDel)
-	err := s.client.Del(ctx, s.prefix+key).Err()
-	s.tel.end(ctx, span, opDel, start, err)
+	err := s.do(ctx, opDel, func(ctx context.Context) error {
+		return s.client.Del(ctx, s.prefix+key).Err()
+	})
 	if err != nil {
+		s.dirty.mark(key)
 		return fmt.Errorf("rediscache: DEL %q: %w", key, err)
 	}
 	return nil
+}
+
+// do runs one round trip of op under the store's timeout, through the
+// breaker, in a span. A call the breaker rejects starts no span and
+// returns the breaker's error.
+func (s *Store) do(ctx context.Context, op int, f func(context.Context) error) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if s.breaker == nil {
+		return s.roundTrip(ctx, op, f)
+	}
+	var err error
+	rejected := s.breaker.Execute(ctx, func(ctx context.Context) error {
+		err = s.roundTrip(ctx, op, f)
+		return infraFailure(err)
+	})
+	if err == nil && rejected != nil {
+		return rejected
+	}
+	return err
+}
+
+func (s *Store) roundTrip(ctx context.Context, op int, f func(context.Context) error) error {
+	ctx, span, start := s.tel.start(ctx, op)
+	err := f(ctx)
+	s.tel.end(ctx, span, op, start, err)
+	return err
+}
+
+// infraFailure returns err if it says that Redis could not be reached or
+// could not serve (which the breaker counts), and nil if Redis answered:
+// a missing key (redis.Nil) or an error reply about the command, such as
+// WRONGTYPE. Replies saying that the server cannot serve for now count.
+func infraFailure(err error) error {
+	if err == nil {
+		return nil
+	}
+	var reply redis.Error
+	if !errors.As(err, &reply) {
+		return err
+	}
+	switch telemetry.RedisErrorPrefix(err) {
+	case "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "BUSY", "NOREPLICAS":
+		return err
+	}
+	return nil
+}
+
+// Close stops the store's repair of the keys whose writes failed (see
+// the package documentation), after one last attempt at it within the
+// store's timeout, and waits for it to end. It returns an error saying how
+// many keys it leaves unrepaired, whose older values other instances may
+// serve from Redis until they expire. Close does not close the client.
+// The store still works after Close, but no longer repairs keys; later
+// calls of Close do nothing and return nil. The repair goroutine runs only
+// while there are keys to repair; a store dropped without Close during an
+// outage leaves it retrying (at most every 2 seconds) until Redis answers.
+func (s *Store) Close() error {
+	return s.dirty.close()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/cache/rediscache"
 	"github.com/otelpatterns/patterns/cache/storetest"
+	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
@@ -34,6 +35,8 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"empty prefix", client, []rediscache.Option{rediscache.WithPrefix("")}, []string{"WithPrefix"}},
 		{"empty channel", client, []rediscache.Option{rediscache.WithChannel("")}, []string{"WithChannel"}},
 		{"negative timeout", client, []rediscache.Option{rediscache.WithTimeout(-time.Second)}, []string{"WithTimeout"}},
+		{"no dirty keys", client, []rediscache.Option{rediscache.WithMaxDirtyKeys(0)}, []string{"WithMaxDirtyKeys(0)"}},
+		{"bad breaker option", client, []rediscache.Option{rediscache.WithBreaker(circuitbreaker.WithOpenDuration(-time.Second))}, []string{"WithBreaker", "WithOpenDuration"}},
 		{"everything", nil, []rediscache.Option{rediscache.WithPrefix(""), rediscache.WithChannel(""), rediscache.WithTimeout(-1)}, []string{"client", "WithPrefix", "WithChannel", "WithTimeout"}},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,10 +34,12 @@ const (
 	opDel
 	opPublish
 	opSubscribe
+	opScan
+	opUnlink
 	numOps
 )
 
-var opNames = [numOps]string{"GET", "SET", "DEL", "PUBLISH", "SUBSCRIBE"}
+var opNames = [numOps]string{"GET", "SET", "DEL", "PUBLISH", "SUBSCRIBE", "SCAN", "UNLINK"}
 
 // defaultPort is Redis's port, which server.port is left out for unless
 // Opt-In attributes are asked for.
@@ -55,6 +58,12 @@ type instruments struct {
 	malformedOpts []metric.AddOption
 	resubscribes  metric.Int64Counter
 	panics        metric.Int64Counter
+
+	// The repair of keys whose writes failed, reported when collected.
+	dirty   atomic.Int64 // keys remembered
+	bypass  atomic.Int64 // 1 while the store is suspect
+	repairs telemetry.Counter
+	flushes telemetry.Counter
 }
 
 func newInstruments(client redis.UniversalClient, tp trace.TracerProvider, mp metric.MeterProvider, optIn bool) *instruments {
@@ -91,6 +100,29 @@ func newInstruments(client redis.UniversalClient, tp trace.TracerProvider, mp me
 	t.handledOpts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(AttrOutcome.String("handled")))}
 	t.malformedOpts = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(AttrOutcome.String("malformed")))}
 	return t
+}
+
+// observe registers the callback reporting the repair of s's dirty keys.
+func (t *instruments) observe(s *Store, mp metric.MeterProvider) {
+	m := telemetry.Meter(mp, ScopeName)
+	dirty, err1 := m.Int64ObservableUpDownCounter("rediscache.dirty.keys", metric.WithUnit("{key}"),
+		metric.WithDescription("Keys whose write, delete or announcement failed, not yet repaired; Get misses them."))
+	bypass, err2 := m.Int64ObservableUpDownCounter("rediscache.bypass", metric.WithUnit("{store}"),
+		metric.WithDescription("1 while the store does not trust Redis and every Get misses, until it has flushed its prefix."))
+	if err := errors.Join(err1, err2); err != nil {
+		otel.Handle(err)
+		return
+	}
+	repairs := telemetry.Int64ObservableCounter(m, "rediscache.repairs", metric.WithUnit("{key}"),
+		metric.WithDescription("Keys whose write failed that the store deleted and announced once Redis answered again."))
+	flushes := telemetry.Int64ObservableCounter(m, "rediscache.flushes", metric.WithUnit("{flush}"),
+		metric.WithDescription("Deletions of every key under the prefix, after more writes failed than the store remembers."))
+	telemetry.ObserveState(m, s, t, func(t *instruments, o metric.Observer) {
+		o.ObserveInt64(dirty, t.dirty.Load())
+		o.ObserveInt64(bypass, t.bypass.Load())
+		o.ObserveInt64(repairs, t.repairs.Load())
+		o.ObserveInt64(flushes, t.flushes.Load())
+	}, dirty, bypass, repairs, flushes)
 }
 
 // durationBuckets are the boundaries, in seconds, that the semantic

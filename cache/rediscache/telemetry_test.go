@@ -36,6 +36,8 @@ var documentedSpans = []telemetrytest.Span{
 	{Name: "DEL", Kind: trace.SpanKindClient, Required: dbRequired, Optional: dbOptional},
 	{Name: "PUBLISH", Kind: trace.SpanKindClient, Required: dbRequired, Optional: dbOptional},
 	{Name: "SUBSCRIBE", Kind: trace.SpanKindClient, Required: dbRequired, Optional: dbOptional},
+	{Name: "SCAN", Kind: trace.SpanKindClient, Required: dbRequired, Optional: dbOptional},
+	{Name: "UNLINK", Kind: trace.SpanKindClient, Required: dbRequired, Optional: dbOptional},
 }
 
 // documentedMetrics are the store's metrics as doc.go describes them.
@@ -45,6 +47,10 @@ var documentedMetrics = []telemetrytest.Instrument{
 	{Name: "rediscache.messages", Kind: telemetrytest.Counter, Unit: "{message}", Required: []attribute.Key{rediscache.AttrOutcome}},
 	{Name: "rediscache.resubscriptions", Kind: telemetrytest.Counter, Unit: "{resubscription}"},
 	{Name: "rediscache.handler.panics", Kind: telemetrytest.Counter, Unit: "{panic}"},
+	{Name: "rediscache.dirty.keys", Kind: telemetrytest.UpDownCounter, Unit: "{key}"},
+	{Name: "rediscache.bypass", Kind: telemetrytest.UpDownCounter, Unit: "{store}"},
+	{Name: "rediscache.repairs", Kind: telemetrytest.Counter, Unit: "{key}"},
+	{Name: "rediscache.flushes", Kind: telemetrytest.Counter, Unit: "{flush}"},
 }
 
 // TestTelemetryConforms runs every command of the store, a server error

@@ -30,6 +30,8 @@ const (
 // Run runs the conformance suite against the stores that newStore returns.
 // newStore is called once per subtest, with that subtest's t, and should
 // register the store's cleanup with t.Cleanup.
+// The Adder/ subtests run only if the store is a cache.Adder, and the
+// Invalidator/ ones only if it is a cache.Invalidator.
 func Run(t *testing.T, newStore func(t *testing.T) cache.Store) {
 	t.Helper()
 	tests := []struct {
@@ -62,6 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) cache.Store) {
 			tt.run(t, mustStore(t, newStore))
 		})
 	}
+	runAdderTests(t, newStore)
 	for _, tt := range invTests {
 		t.Run(tt.name, func(t *testing.T) {
 			inv, ok := mustStore(t, newStore).(cache.Invalidator)
