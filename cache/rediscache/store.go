@@ -297,6 +297,11 @@ func (s *Store) do(ctx context.Context, op int, f func(context.Context) error) e
 func (s *Store) roundTrip(ctx context.Context, op int, f func(context.Context) error) error {
 	ctx, span, start := s.tel.start(ctx, op)
 	err := f(ctx)
+	if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
+		// go-redis sets the connection's deadline from ctx's, and which of
+		// the two fires first is a race: say that ctx ended, either way.
+		err = fmt.Errorf("%w (%w)", err, cerr)
+	}
 	s.tel.end(ctx, span, op, start, err)
 	return err
 }
