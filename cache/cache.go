@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -43,6 +44,8 @@ type Cache[V any] struct {
 	unsub func()
 	bloom *keyFilter
 	sf    singleflight.Group
+	vers  *[versionStripes]keyVersion // see keyVersion
+	seed  maphash.Seed
 
 	refreshing sync.Map   // keys being refreshed ahead
 	bgMu       sync.Mutex // orders background starts with Close's wait
@@ -68,6 +71,29 @@ type entry[V any] struct {
 // notFound is the refreshAt of a cached "not found", which is never
 // refreshed.
 const notFound = -1
+
+// versionStripes is how many key versions a cache keeps: a power of two.
+const versionStripes = 1024
+
+// keyVersion is the version of the keys that hash to it, which Set, Delete
+// and received invalidations advance, and which a fill (a load's result, a
+// cached "not found", an L2 value copied into L1, a refresh) must still
+// find unchanged to write what it found. Keys share versions by hash, so
+// the table is bounded: a change to one key of a stripe makes the fills of
+// the others that are in flight skip their write (they still answer their
+// callers), which costs a later load and never a stale write.
+//
+// l1 orders the L1 writes of fills with those of Set and Delete: a fill
+// checks the version and writes under it, so no fill writes after a change
+// it did not see. l2 is held (read-locked) by fills and refreshes across
+// their L2 write, and taken by Set and Delete after advancing the version
+// and before their own L2 write: so a fill's L2 write that began before a
+// change lands before that change's, not after it.
+type keyVersion struct {
+	n  atomic.Uint64
+	l1 sync.Mutex
+	l2 sync.RWMutex
+}
 
 // New returns a cache. With no options it is an L1-only cache of about
 // 10,000 entries with a 5-minute TTL (±10%), which the caller fills with
@@ -139,6 +165,8 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		return nil, fmt.Errorf("cache: New: L1: %w", err)
 	}
 	c.l1 = l1
+	c.vers = new([versionStripes]keyVersion)
+	c.seed = maphash.MakeSeed()
 	observe(c.tel, c)
 	c.id = newInstanceID()
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
@@ -206,7 +234,7 @@ func (c *Cache[V]) invalidated(source, key string) {
 	if source == c.id {
 		return
 	}
-	c.l1.Del(key)
+	c.changedL1(c.version(key), key, func() { c.l1.Del(key) })
 	if c.bloom != nil {
 		c.bloom.add(key) // another instance has (or had) it
 	}
@@ -334,12 +362,20 @@ func (c *Cache[V]) boundedFill(ctx context.Context, key string) (V, error) {
 	return c.fill(ctx, key)
 }
 
-// fill looks key up in L2, then loads it, filling the levels above.
+// fill looks key up in L2, then loads it, filling the levels above unless
+// key changed meanwhile (see keyVersion).
 func (c *Cache[V]) fill(ctx context.Context, key string) (V, error) {
 	var zero V
+	kv := c.version(key)
+	ver := kv.n.Load()
+	undecodable := false
 	if c.opts.store != nil {
-		if v, ok := c.getL2(ctx, key); ok {
-			c.setL1(key, v, c.ttl())
+		var v V
+		var ok bool
+		if v, ok, undecodable = c.getL2(ctx, key); ok {
+			ttl := c.ttl()
+			e, cost := c.newEntry(v, ttl)
+			c.fillL1(kv, ver, key, e, cost, ttl)
 			return v, nil
 		}
 	}
@@ -349,25 +385,87 @@ func (c *Cache[V]) fill(ctx context.Context, key string) (V, error) {
 	v, err := c.loadValue(ctx, key)
 	if err != nil {
 		if isNotFound(err) && c.opts.negativeTTL > 0 {
-			c.l1.SetWithTTL(key, entry[V]{refreshAt: notFound}, 1, c.opts.negativeTTL)
-			c.l1.Wait()
+			c.fillL1(kv, ver, key, entry[V]{refreshAt: notFound}, 1, c.opts.negativeTTL)
 		}
 		return zero, err
 	}
 	ttl := c.ttl()
 	if c.opts.store != nil {
-		c.setL2(ctx, key, v, ttl) // recorded on failure; L1 still serves
+		// Add, unless L2 holds a value the codec cannot decode, which the
+		// fill is to replace.
+		_ = c.fillL2(ctx, kv, ver, key, v, ttl, !undecodable) // recorded on failure; L1 still serves
 	}
-	c.setL1(key, v, ttl)
+	e, cost := c.newEntry(v, ttl)
+	c.fillL1(kv, ver, key, e, cost, ttl)
 	if c.bloom != nil {
 		c.bloom.add(key)
 	}
 	return v, nil
 }
 
-// getL2 reads key from the store, reporting a hit. Misses, store errors and
-// undecodable values all count as misses for the caller.
-func (c *Cache[V]) getL2(ctx context.Context, key string) (V, bool) {
+// version returns the version of key (shared with the keys of its stripe).
+func (c *Cache[V]) version(key string) *keyVersion {
+	return &c.vers[maphash.String(c.seed, key)&(versionStripes-1)]
+}
+
+// changing advances kv before a Set or Delete writes L2: fills in flight
+// will not write, and an L2 write of a fill that already checked kv ends
+// before changing returns, so that the change's own L2 write follows it.
+func (c *Cache[V]) changing(kv *keyVersion) {
+	kv.l2.Lock()
+	kv.n.Add(1)
+	kv.l2.Unlock()
+}
+
+// changedL1 advances kv again and applies a change of key to L1 with
+// write: no fill that began before (nor one that read L2 before the
+// change reached it) writes L1 after it, and a Get that starts later does
+// not join a load that began before.
+func (c *Cache[V]) changedL1(kv *keyVersion, key string, write func()) {
+	kv.l1.Lock()
+	defer kv.l1.Unlock()
+	kv.n.Add(1)
+	write()
+	c.sf.Forget(key)
+}
+
+// fillL1 writes e into L1 if key's version is still ver, and reports
+// whether it did.
+func (c *Cache[V]) fillL1(kv *keyVersion, ver uint64, key string, e entry[V], cost int64, ttl time.Duration) bool {
+	kv.l1.Lock()
+	defer kv.l1.Unlock()
+	if kv.n.Load() != ver {
+		return false
+	}
+	c.writeL1(key, e, cost, ttl)
+	return true
+}
+
+// fillL2 writes v into L2 if key's version is still ver, with Add if add
+// is set and the store is an [Adder] (a fill must not overwrite a value
+// another instance wrote meanwhile), else with Set (a refresh replaces the
+// value). It reports errSkipped if key changed or a change is being made.
+func (c *Cache[V]) fillL2(ctx context.Context, kv *keyVersion, ver uint64, key string, v V, ttl time.Duration, add bool) error {
+	if !kv.l2.TryRLock() {
+		return errSkipped
+	}
+	defer kv.l2.RUnlock()
+	if kv.n.Load() != ver {
+		return errSkipped
+	}
+	if a, ok := c.opts.store.(Adder); ok && add {
+		return c.addL2(ctx, a, key, v, ttl)
+	}
+	return c.setL2(ctx, key, v, ttl)
+}
+
+// errSkipped is fillL2's report of a write it did not make.
+var errSkipped = errors.New("cache: L2 fill skipped: the key changed")
+
+// getL2 reads key from the store, reporting a hit, and whether it found a
+// value the codec could not decode. Misses, store errors and undecodable
+// values all count as misses for the caller.
+func (c *Cache[V]) getL2(ctx context.Context, key string) (_ V, hit, undecodable bool) {
 	var zero V
 	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.get", c.tel.clientSpan...)
 	defer span.End()
@@ -376,21 +474,35 @@ func (c *Cache[V]) getL2(ctx context.Context, key string) (V, bool) {
 	case err == nil:
 	case isNotFound(err):
 		c.tel.requests[levelL2][resultMiss].Inc()
-		return zero, false
+		return zero, false, false
 	default:
 		c.tel.l2Errors.inc(telemetry.ErrorTypeString(err))
 		telemetry.RecordError(span, err)
-		return zero, false
+		return zero, false, false
 	}
 	v, err := c.codec.Unmarshal(b)
 	if err != nil {
 		err = &DecodeError{Key: key, Err: err}
 		c.tel.l2Errors.inc(telemetry.ErrorTypeString(err))
 		telemetry.RecordError(span, err)
-		return zero, false
+		return zero, false, true
 	}
 	c.tel.requests[levelL2][resultHit].Inc()
-	return v, true
+	return v, true, false
+}
+
+func (c *Cache[V]) addL2(ctx context.Context, a Adder, key string, v V, ttl time.Duration) error {
+	b, err := c.codec.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("cache: encoding the value of %q: %w", key, err)
+	}
+	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.set", c.tel.clientSpan...)
+	defer span.End()
+	if _, err := a.Add(ctx, key, b, ttl); err != nil {
+		telemetry.RecordError(span, err)
+		return fmt.Errorf("cache: L2 add %q: %w", key, err)
+	}
+	return nil
 }
 
 func (c *Cache[V]) setL2(ctx context.Context, key string, v V, ttl time.Duration) error {
@@ -407,9 +519,8 @@ func (c *Cache[V]) setL2(ctx context.Context, key string, v V, ttl time.Duration
 	return nil
 }
 
-// setL1 stores v and waits until ristretto has applied it, so that a Get
-// that follows sees it (ristretto applies writes asynchronously).
-func (c *Cache[V]) setL1(key string, v V, ttl time.Duration) {
+// newEntry returns the L1 entry of v and its cost.
+func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 	e := entry[V]{v: v}
 	if c.opts.refreshAhead > 0 && ttl > 0 {
 		e.refreshAt = time.Now().Add(time.Duration(float64(ttl) * c.opts.refreshAhead)).UnixNano()
@@ -420,6 +531,13 @@ func (c *Cache[V]) setL1(key string, v V, ttl time.Duration) {
 			cost = int64(len(b)) + 1
 		}
 	}
+	return e, cost
+}
+
+// writeL1 stores e and waits until ristretto has applied it, so that a Get
+// that follows sees it (ristretto applies writes asynchronously), and so
+// that writes under one key version are applied in the order made.
+func (c *Cache[V]) writeL1(key string, e entry[V], cost int64, ttl time.Duration) {
 	c.l1.SetWithTTL(key, e, cost, ttl)
 	c.l1.Wait()
 }
@@ -463,6 +581,8 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 	started := c.background(func() {
 		ctx, span := c.tel.tracer.Start(c.bgCtx, "cache.refresh", trace.WithLinks(link), trace.WithAttributes(c.tel.name))
 		defer span.End()
+		kv := c.version(key)
+		ver := kv.n.Load()
 		v, err := c.loadValue(ctx, key)
 		if err != nil {
 			// Keep serving the old value until it expires; a "not found"
@@ -477,11 +597,14 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 			return
 		}
 		defer c.refreshing.Delete(key)
+		// A Set or Delete since the load began wins: the refresh writes
+		// nothing then.
 		ttl := c.ttl()
 		if c.opts.store != nil {
-			_ = c.setL2(ctx, key, v, ttl)
+			_ = c.fillL2(ctx, kv, ver, key, v, ttl, false)
 		}
-		c.setL1(key, v, ttl)
+		e, cost := c.newEntry(v, ttl)
+		c.fillL1(kv, ver, key, e, cost, ttl)
 	})
 	if !started {
 		c.refreshing.Delete(key)
@@ -514,6 +637,12 @@ func (c *Cache[V]) ttl() time.Duration {
 // An L2 or invalidation failure does not undo the rest: L1 is updated, and
 // Set returns the failure so that the caller knows other instances may not
 // see v until their copies expire.
+//
+// Once Set returns, this instance never serves an older value of key: a
+// load, an L2 read or a refresh that was in flight writes nothing, and a
+// Get that starts later does not share a load that began before (see
+// Consistency in the package documentation for what holds across
+// instances).
 func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 	if !c.enter() {
 		return ErrClosed
@@ -534,12 +663,15 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 	}
 	ttl := c.ttl()
 	var errs []error
+	kv := c.version(key)
 	if c.opts.store != nil {
+		c.changing(kv)
 		if err := c.setL2(ctx, key, v, ttl); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	c.setL1(key, v, ttl)
+	e, cost := c.newEntry(v, ttl)
+	c.changedL1(kv, key, func() { c.writeL1(key, e, cost, ttl) })
 	if err := c.publish(ctx, key); err != nil {
 		errs = append(errs, err)
 	}
@@ -549,6 +681,10 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 // Delete removes key from L1 and L2 and tells the other instances to drop
 // their L1 copies. With [WithDoubleDelete] it deletes again after the delay.
 // Like Set, it returns L2 and invalidation failures after doing the rest.
+//
+// Once Delete returns, this instance never serves the deleted value: as
+// for Set, loads, L2 reads and refreshes in flight write nothing, and a Get
+// that starts later loads afresh.
 func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 	if !c.enter() {
 		return ErrClosed
@@ -575,7 +711,9 @@ func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 
 func (c *Cache[V]) delete(ctx context.Context, key string) error {
 	var errs []error
+	kv := c.version(key)
 	if c.opts.store != nil {
+		c.changing(kv)
 		ctx, span := c.tel.tracer.Start(ctx, "cache.l2.delete", c.tel.clientSpan...)
 		if err := c.opts.store.Delete(ctx, key); err != nil {
 			telemetry.RecordError(span, err)
@@ -583,7 +721,9 @@ func (c *Cache[V]) delete(ctx context.Context, key string) error {
 		}
 		span.End()
 	}
-	c.l1.Del(key)
+	// After L2: a fill that read L2 before the delete reached it does not
+	// write L1 after this.
+	c.changedL1(kv, key, func() { c.l1.Del(key) })
 	if err := c.publish(ctx, key); err != nil {
 		errs = append(errs, err)
 	}

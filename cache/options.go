@@ -224,10 +224,12 @@ func WithRefreshAhead(fraction float64) Option[any] {
 }
 
 // WithDoubleDelete makes Delete delete the key again after d (delayed
-// double delete), to remove a stale value that a reader loaded from the
-// source before the source's update committed and wrote back after the
-// first delete. d should exceed a load's duration. The default, 0, deletes
-// once.
+// double delete), to remove a stale value that a reader on another
+// instance loaded from the source before the source's update committed
+// and wrote to L2 after the first delete: an instance that has not heard
+// of the Delete yet, or whose store announces nothing. (The deleting
+// instance, and one that hears of it in time, write no such value.) d
+// should exceed a load's duration. The default, 0, deletes once.
 func WithDoubleDelete(d time.Duration) Option[any] {
 	return optionFunc(func(o *options) { o.doubleDelete = d })
 }
