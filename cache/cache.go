@@ -47,6 +47,10 @@ type Cache[V any] struct {
 	vers  *[versionStripes]keyVersion // see keyVersion
 	seed  maphash.Seed
 
+	fillSlots chan struct{}              // L2 fills in flight, up to maxL2Fills
+	fillsMu   sync.Mutex                 // guards fills
+	fills     map[chan struct{}]struct{} // closed when each fill in flight ends
+
 	refreshing sync.Map   // keys being refreshed ahead
 	bgMu       sync.Mutex // orders background starts with Close's wait
 	bgClosed   bool
@@ -166,6 +170,8 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 	}
 	c.l1 = l1
 	c.vers = new([versionStripes]keyVersion)
+	c.fillSlots = make(chan struct{}, maxL2Fills)
+	c.fills = make(map[chan struct{}]struct{})
 	c.seed = maphash.MakeSeed()
 	observe(c.tel, c)
 	c.id = newInstanceID()
@@ -254,7 +260,8 @@ func (c *Cache[V]) background(f func()) bool {
 }
 
 // Get returns the value for key: from L1, else from L2 (and copies it into
-// L1), else from the loader if there is one (and fills L2, then L1). It
+// L1), else from the loader if there is one (and fills L1, then L2 in the
+// background, see Latency in the package documentation). It
 // returns an error matching [ErrNotFound] when no level has the key and no
 // loader can load it, and the loader's error when the loader fails.
 //
@@ -312,7 +319,7 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	}
 	if ctx.Done() == nil {
 		// Nobody can give up waiting: share the load without a goroutine.
-		v, err, _ := c.sf.Do(key, func() (any, error) { return c.boundedFill(ctx, key) })
+		v, err, _ := c.sf.Do(key, func() (any, error) { return c.boundedFill(ctx, key, c.l2Budget(ctx)) })
 		if err != nil {
 			return zero, err
 		}
@@ -320,8 +327,9 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	}
 	// The shared load must not end because the first caller gave up, so it
 	// runs without the caller's cancellation (but with its trace).
+	budget := c.l2Budget(ctx)
 	ch := c.sf.DoChan(key, func() (any, error) {
-		return c.boundedFill(context.WithoutCancel(ctx), key)
+		return c.boundedFill(context.WithoutCancel(ctx), key, budget)
 	})
 	select {
 	case r := <-ch:
@@ -352,19 +360,34 @@ func (c *Cache[V]) enter() bool {
 
 func (c *Cache[V]) leave() { c.active.Add(-1) }
 
-// boundedFill is fill under the load timeout.
-func (c *Cache[V]) boundedFill(ctx context.Context, key string) (V, error) {
+// l2Budget returns how long the L2 lookup of a miss may take: half the
+// time left, until ctx's deadline or the load timeout, whichever comes
+// first, so that a store that does not answer leaves the loader the other
+// half; 0 for no bound.
+func (c *Cache[V]) l2Budget(ctx context.Context) time.Duration {
+	limit := c.opts.loadTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); limit == 0 || left < limit {
+			limit = max(left, 2) // 1ns: a lookup that fails at once
+		}
+	}
+	return limit / 2
+}
+
+// boundedFill is fill under the load timeout, with the L2 lookup bounded
+// by l2Budget (0: no bound of its own).
+func (c *Cache[V]) boundedFill(ctx context.Context, key string, l2Budget time.Duration) (V, error) {
 	if d := c.opts.loadTimeout; d > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, d)
 		defer cancel()
 	}
-	return c.fill(ctx, key)
+	return c.fill(ctx, key, l2Budget)
 }
 
-// fill looks key up in L2, then loads it, filling the levels above unless
-// key changed meanwhile (see keyVersion).
-func (c *Cache[V]) fill(ctx context.Context, key string) (V, error) {
+// fill looks key up in L2, then loads it, filling L1 unless key changed
+// meanwhile (see keyVersion), and then L2 in the background.
+func (c *Cache[V]) fill(ctx context.Context, key string, l2Budget time.Duration) (V, error) {
 	var zero V
 	kv := c.version(key)
 	ver := kv.n.Load()
@@ -372,7 +395,13 @@ func (c *Cache[V]) fill(ctx context.Context, key string) (V, error) {
 	if c.opts.store != nil {
 		var v V
 		var ok bool
-		if v, ok, undecodable = c.getL2(ctx, key); ok {
+		l2ctx, cancel := ctx, context.CancelFunc(func() {})
+		if l2Budget > 0 {
+			l2ctx, cancel = context.WithTimeout(ctx, l2Budget)
+		}
+		v, ok, undecodable = c.getL2(l2ctx, key)
+		cancel()
+		if ok {
 			ttl := c.ttl()
 			e, cost := c.newEntry(v, ttl)
 			c.fillL1(kv, ver, key, e, cost, ttl)
@@ -390,17 +419,84 @@ func (c *Cache[V]) fill(ctx context.Context, key string) (V, error) {
 		return zero, err
 	}
 	ttl := c.ttl()
-	if c.opts.store != nil {
-		// Add, unless L2 holds a value the codec cannot decode, which the
-		// fill is to replace.
-		_ = c.fillL2(ctx, kv, ver, key, v, ttl, !undecodable) // recorded on failure; L1 still serves
-	}
 	e, cost := c.newEntry(v, ttl)
 	c.fillL1(kv, ver, key, e, cost, ttl)
 	if c.bloom != nil {
 		c.bloom.add(key)
 	}
+	if c.opts.store != nil {
+		// Add, unless L2 holds a value the codec cannot decode, which the
+		// fill is to replace.
+		c.fillL2Later(ctx, kv, ver, key, v, ttl, !undecodable)
+	}
 	return v, nil
+}
+
+// maxL2Fills bounds the L2 fills in flight; a fill beyond it is dropped
+// and counted.
+const maxL2Fills = 64
+
+// fillL2Later writes v to L2 on a background goroutine, so that the caller
+// does not wait for it, and counts the outcome in cache.l2.fills. Its span
+// is a child of ctx's. It runs under the load timeout, and Close cancels
+// it.
+func (c *Cache[V]) fillL2Later(ctx context.Context, kv *keyVersion, ver uint64, key string, v V, ttl time.Duration, add bool) {
+	select {
+	case c.fillSlots <- struct{}{}:
+	default:
+		c.tel.l2Fills.Add(ctx, 1, c.tel.l2FillOpts[fillDropped]...)
+		return
+	}
+	done := make(chan struct{})
+	c.fillsMu.Lock()
+	c.fills[done] = struct{}{}
+	c.fillsMu.Unlock()
+	end := func() {
+		c.fillsMu.Lock()
+		delete(c.fills, done)
+		c.fillsMu.Unlock()
+		close(done)
+		<-c.fillSlots
+	}
+	parent := trace.SpanContextFromContext(ctx)
+	started := c.background(func() {
+		defer end()
+		ctx := trace.ContextWithSpanContext(c.bgCtx, parent)
+		if d := c.opts.loadTimeout; d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		result, err := c.fillL2(ctx, kv, ver, key, v, ttl, add)
+		if err != nil {
+			// Its span, cache.l2.set, has recorded it.
+			c.tel.failed(ctx, trace.SpanFromContext(context.Background()), err, c.tel.l2Fills, nil, 0)
+			return
+		}
+		c.tel.l2Fills.Add(ctx, 1, c.tel.l2FillOpts[result]...)
+	})
+	if !started {
+		end()
+	}
+}
+
+// waitFills waits until the L2 fills in flight when it was called have
+// ended, or ctx is done.
+func (c *Cache[V]) waitFills(ctx context.Context) error {
+	c.fillsMu.Lock()
+	pending := make([]chan struct{}, 0, len(c.fills))
+	for ch := range c.fills {
+		pending = append(pending, ch)
+	}
+	c.fillsMu.Unlock()
+	for _, ch := range pending {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 // version returns the version of key (shared with the keys of its stripe).
@@ -444,23 +540,25 @@ func (c *Cache[V]) fillL1(kv *keyVersion, ver uint64, key string, e entry[V], co
 // fillL2 writes v into L2 if key's version is still ver, with Add if add
 // is set and the store is an [Adder] (a fill must not overwrite a value
 // another instance wrote meanwhile), else with Set (a refresh replaces the
-// value). It reports errSkipped if key changed or a change is being made.
-func (c *Cache[V]) fillL2(ctx context.Context, kv *keyVersion, ver uint64, key string, v V, ttl time.Duration, add bool) error {
+// value). It reports fillSkipped if key changed or is being changed, or
+// if Add found a value.
+func (c *Cache[V]) fillL2(ctx context.Context, kv *keyVersion, ver uint64, key string, v V, ttl time.Duration, add bool) (int, error) {
 	if !kv.l2.TryRLock() {
-		return errSkipped
+		return fillSkipped, nil
 	}
 	defer kv.l2.RUnlock()
 	if kv.n.Load() != ver {
-		return errSkipped
+		return fillSkipped, nil
 	}
 	if a, ok := c.opts.store.(Adder); ok && add {
-		return c.addL2(ctx, a, key, v, ttl)
+		added, err := c.addL2(ctx, a, key, v, ttl)
+		if err == nil && !added {
+			return fillSkipped, nil
+		}
+		return fillSuccess, err
 	}
-	return c.setL2(ctx, key, v, ttl)
+	return fillSuccess, c.setL2(ctx, key, v, ttl)
 }
-
-// errSkipped is fillL2's report of a write it did not make.
-var errSkipped = errors.New("cache: L2 fill skipped: the key changed")
 
 // getL2 reads key from the store, reporting a hit, and whether it found a
 // value the codec could not decode. Misses, store errors and undecodable
@@ -491,18 +589,19 @@ func (c *Cache[V]) getL2(ctx context.Context, key string) (_ V, hit, undecodable
 	return v, true, false
 }
 
-func (c *Cache[V]) addL2(ctx context.Context, a Adder, key string, v V, ttl time.Duration) error {
+func (c *Cache[V]) addL2(ctx context.Context, a Adder, key string, v V, ttl time.Duration) (bool, error) {
 	b, err := c.codec.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("cache: encoding the value of %q: %w", key, err)
+		return false, fmt.Errorf("cache: encoding the value of %q: %w", key, err)
 	}
 	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.set", c.tel.clientSpan...)
 	defer span.End()
-	if _, err := a.Add(ctx, key, b, ttl); err != nil {
+	added, err := a.Add(ctx, key, b, ttl)
+	if err != nil {
 		telemetry.RecordError(span, err)
-		return fmt.Errorf("cache: L2 add %q: %w", key, err)
+		return false, fmt.Errorf("cache: L2 add %q: %w", key, err)
 	}
-	return nil
+	return added, nil
 }
 
 func (c *Cache[V]) setL2(ctx context.Context, key string, v V, ttl time.Duration) error {
@@ -601,7 +700,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 		// nothing then.
 		ttl := c.ttl()
 		if c.opts.store != nil {
-			_ = c.fillL2(ctx, kv, ver, key, v, ttl, false)
+			_, _ = c.fillL2(ctx, kv, ver, key, v, ttl, false)
 		}
 		e, cost := c.newEntry(v, ttl)
 		c.fillL1(kv, ver, key, e, cost, ttl)
@@ -757,13 +856,16 @@ func (c *Cache[V]) AddKeys(keys ...string) {
 }
 
 // Flush writes out every write queued by [WithWriteBehind] before it was
-// called, retrying failed batches, and returns when they are written or ctx
-// is done. Without write-behind it returns nil at once.
+// called, retrying failed batches, and waits for the L2 fills of loaded
+// values in flight when it was called; it returns when they are done or
+// ctx is done. A fill that fails is not retried (it is counted).
 func (c *Cache[V]) Flush(ctx context.Context) error {
-	if c.wb == nil {
-		return nil
+	if c.wb != nil {
+		if err := c.wb.flush(ctx); err != nil {
+			return err
+		}
 	}
-	return c.wb.flush(ctx)
+	return c.waitFills(ctx)
 }
 
 // Close flushes the write-behind queue (for up to [WithCloseTimeout]),

@@ -24,8 +24,8 @@
 //     [ErrNotFound] and stores with [Cache.Set]; [Cache.Delete] after a
 //     change. For code that already has its own loading logic.
 //   - Read-through ([WithLoader]): Get loads a missing key itself, once per
-//     key however many callers miss it at the same moment, fills L2 and then
-//     L1. For most reads.
+//     key however many callers miss it at the same moment, fills L1, answers,
+//     and fills L2 in the background. For most reads.
 //   - Write-through ([WithWriter]): Set writes the source first and updates
 //     the cache only if that succeeded. When the cache must never be ahead of
 //     the source.
@@ -79,6 +79,16 @@
 // and an instance may read it again once its L1 copy is gone, unless the
 // store repairs what it failed to write.
 //
+// # Latency
+//
+// A miss waits for the L2 lookup and the loader, not for the L2 write: L1
+// is filled, the caller answered, and L2 written on a background goroutine
+// (at most 64 at once; beyond that a fill is dropped and counted). The L2
+// lookup takes at most half the time left before the caller's deadline, or
+// half of [WithLoadTimeout] if that is sooner, so that a store that does
+// not answer leaves the loader the other half. [Cache.Flush] waits for the
+// fills in flight; [Cache.Close] cancels them.
+//
 // # Several instances
 //
 // When the L2 store is also an [Invalidator] (cache/rediscache is), every
@@ -129,6 +139,11 @@
 //   - cache.write_behind.flushes (counter, {flush}): batches written by
 //     the write-behind worker, by cache.result (success, error);
 //     error.type on errors.
+//   - cache.l2.fills (counter, {fill}): writes to L2 of loaded values,
+//     made in the background once the caller has the value, by
+//     cache.result: success; skipped (the key changed meanwhile, or L2
+//     already held a value); dropped (64 fills were in flight already);
+//     error, with error.type.
 //
 // Lookups and evictions are counted in memory and reported by
 // asynchronous (observable) instruments when the SDK collects: a
@@ -149,7 +164,8 @@
 //
 //   - cache.l2.get (client): an L2 read. A miss is not a failure; a value
 //     the codec cannot decode is, with error.type cache.decode.
-//   - cache.l2.set (client): an L2 write.
+//   - cache.l2.set (client): an L2 write. The fill of a loaded value
+//     ends after the Get that loaded it, whose span is its parent.
 //   - cache.l2.delete (client): an L2 delete.
 //   - cache.load (internal): a loader call. [ErrNotFound] from the loader
 //     is not a failure.

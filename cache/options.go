@@ -119,7 +119,8 @@ func WithCodec[V any](c Codec[V]) Option[V] {
 
 // WithLoader makes the cache read-through: a Get that misses both levels
 // calls load, once per key however many callers miss it together
-// (singleflight), fills L2 and then L1, and returns its value. load returns
+// (singleflight), fills L1, returns its value, and fills L2 in the
+// background. load returns
 // an error matching [ErrNotFound] for a key that does not exist. Use it when
 // every reader would otherwise write the same load-then-set code.
 func WithLoader[V any](load func(ctx context.Context, key string) (V, error)) Option[V] {
@@ -177,10 +178,12 @@ func WithCloseTimeout(d time.Duration) Option[any] {
 }
 
 // WithLoadTimeout bounds a shared fill: the L2 lookup and the loader call
-// that concurrent misses of a key wait on. It runs without the callers'
-// own deadlines and cancellation, since one caller giving up must not fail
-// the others, so this is its only bound. 0 removes it. The default is
-// [DefaultLoadTimeout] (10s).
+// that concurrent misses of a key wait on, and the L2 write that follows
+// in the background. It runs without the callers' own cancellation, since
+// one caller giving up must not fail the others, so this is its only bound
+// but one: the L2 lookup takes at most half the time left before the
+// deadline of the caller that started the fill, or half of d if that is
+// sooner. 0 removes the bound. The default is [DefaultLoadTimeout] (10s).
 func WithLoadTimeout(d time.Duration) Option[any] {
 	return optionFunc(func(o *options) { o.loadTimeout = d })
 }

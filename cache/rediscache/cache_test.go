@@ -202,7 +202,8 @@ func TestCachesSurviveRedisOutage(t *testing.T) {
 
 	src.put("k", "v1")
 	src.put("other", "o1")
-	a.mustGet(t, "k", "v1") // loaded, into L2 and a's L1
+	a.mustGet(t, "k", "v1") // loaded, into a's L1, and L2 in the background
+	require.NoError(t, a.cache.Flush(ctxWithin(t, time.Second)))
 	b.mustGet(t, "k", "v1") // from L2
 	b.mustGet(t, "other", "o1")
 	require.Equal(t, int32(2), src.loads.Load())
