@@ -17,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
@@ -43,9 +42,12 @@ type Cache[V any] struct {
 	inv   Invalidator
 	unsub func()
 	bloom *keyFilter
-	sf    singleflight.Group
-	vers  *[versionStripes]keyVersion // see keyVersion
-	seed  maphash.Seed
+
+	vers *[versionStripes]keyVersion // see keyVersion
+	seed maphash.Seed
+
+	flightsMu sync.Mutex
+	flights   map[string]*flight[V] // shared loads, by key
 
 	fillSlots chan struct{}              // L2 fills in flight, up to maxL2Fills
 	fillsMu   sync.Mutex                 // guards fills
@@ -172,6 +174,7 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 	c.vers = new([versionStripes]keyVersion)
 	c.fillSlots = make(chan struct{}, maxL2Fills)
 	c.fills = make(map[chan struct{}]struct{})
+	c.flights = make(map[string]*flight[V])
 	c.seed = maphash.MakeSeed()
 	observe(c.tel, c)
 	c.id = newInstanceID()
@@ -267,7 +270,9 @@ func (c *Cache[V]) background(f func()) bool {
 //
 // Concurrent Gets that miss the same key share one load. A caller whose ctx
 // is done stops waiting for it, with ctx's error; the load goes on for the
-// others. Get returns [ErrClosed] after [Cache.Close].
+// others (and for the cache, even when every caller has left) until it
+// ends, times out ([WithLoadTimeout]) or [Cache.Close] cancels it. Get
+// returns [ErrClosed] after Close.
 func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 	if c.closed.Load() {
 		var zero V
@@ -317,31 +322,86 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	if c.opts.store == nil && c.load == nil {
 		return zero, ErrNotFound
 	}
-	if ctx.Done() == nil {
-		// Nobody can give up waiting: share the load without a goroutine.
-		v, err, _ := c.sf.Do(key, func() (any, error) { return c.boundedFill(ctx, key, c.l2Budget(ctx)) })
-		if err != nil {
-			return zero, err
+	f, lead := c.join(key)
+	if lead {
+		budget := c.l2Budget(ctx)
+		if ctx.Done() == nil {
+			// Nobody can give up waiting: load on this goroutine, which
+			// Close waits for (enter).
+			c.fly(ctx, key, f, budget)
+		} else if !c.background(func() {
+			// The shared load must not end because the first caller gave
+			// up, so it runs without the caller's cancellation (but with
+			// its trace), on a goroutine that Close waits for.
+			c.fly(context.WithoutCancel(ctx), key, f, budget)
+		}) {
+			c.land(key, f, zero, ErrClosed)
 		}
-		return v.(V), nil
 	}
-	// The shared load must not end because the first caller gave up, so it
-	// runs without the caller's cancellation (but with its trace).
-	budget := c.l2Budget(ctx)
-	ch := c.sf.DoChan(key, func() (any, error) {
-		return c.boundedFill(context.WithoutCancel(ctx), key, budget)
-	})
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return zero, r.Err
-		}
-		return r.Val.(V), nil
+	case <-f.done:
+		return f.v, f.err
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	case <-c.bgCtx.Done():
 		return zero, ErrClosed
 	}
+}
+
+// flight is a shared load of one key: concurrent misses of the key wait
+// for the one that started it (as with golang.org/x/sync/singleflight,
+// but on goroutines that Close cancels and waits for).
+type flight[V any] struct {
+	done chan struct{} // closed when v and err are set
+	v    V
+	err  error
+}
+
+// join returns the load of key in flight, or starts one, and reports
+// whether the caller leads it (must run it).
+func (c *Cache[V]) join(key string) (*flight[V], bool) {
+	c.flightsMu.Lock()
+	defer c.flightsMu.Unlock()
+	if f, ok := c.flights[key]; ok {
+		return f, false
+	}
+	f := &flight[V]{done: make(chan struct{})}
+	c.flights[key] = f
+	return f, true
+}
+
+// fly runs the load f of key, cancelled if the cache closes, and lands it.
+func (c *Cache[V]) fly(ctx context.Context, key string, f *flight[V], l2Budget time.Duration) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(c.bgCtx, cancel)()
+	var zero V
+	landed := false
+	defer func() {
+		if !landed { // the loader panicked: the waiters must not wait forever
+			c.land(key, f, zero, fmt.Errorf("cache: the load of %q panicked", key))
+		}
+	}()
+	v, err := c.boundedFill(ctx, key, l2Budget)
+	landed = true
+	c.land(key, f, v, err)
+}
+
+// land ends f with its result: later misses start a load of their own.
+func (c *Cache[V]) land(key string, f *flight[V], v V, err error) {
+	c.forget(key, f)
+	f.v, f.err = v, err
+	close(f.done)
+}
+
+// forget removes f, or with a nil f whatever load of key is in flight, so
+// that the next miss starts a new one.
+func (c *Cache[V]) forget(key string, f *flight[V]) {
+	c.flightsMu.Lock()
+	if g, ok := c.flights[key]; ok && (f == nil || g == f) {
+		delete(c.flights, key)
+	}
+	c.flightsMu.Unlock()
 }
 
 // enter registers a call that may write L1 (or wait on a shared load),
@@ -522,7 +582,7 @@ func (c *Cache[V]) changedL1(kv *keyVersion, key string, write func()) {
 	defer kv.l1.Unlock()
 	kv.n.Add(1)
 	write()
-	c.sf.Forget(key)
+	c.forget(key, nil)
 }
 
 // fillL1 writes e into L1 if key's version is still ver, and reports
@@ -869,9 +929,12 @@ func (c *Cache[V]) Flush(ctx context.Context) error {
 }
 
 // Close flushes the write-behind queue (for up to [WithCloseTimeout]),
-// stops background work and releases the cache. It returns an error saying
-// how many queued writes could not be written, if any. Later calls return
-// the same result; other methods return [ErrClosed].
+// stops background work and releases the cache. It cancels the contexts of
+// the loads, refreshes and L2 fills in flight and waits for them: every
+// goroutine the cache started has ended when it returns (a loader that
+// ignores its context delays it). It returns an error saying how many
+// queued writes could not be written, if any. Later calls return the same
+// result; other methods return [ErrClosed].
 func (c *Cache[V]) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
@@ -888,7 +951,7 @@ func (c *Cache[V]) Close() error {
 			c.unsub()
 		}
 		// Calls that entered before closed was set finish with L1 first; a
-		// shared load they wait on is bounded by the load timeout.
+		// load one of them runs itself has been cancelled.
 		for c.active.Load() != 0 {
 			time.Sleep(time.Millisecond)
 		}

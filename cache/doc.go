@@ -42,8 +42,8 @@
 //   - Avalanche (many keys expiring at once): TTLs are jittered, ±10% by
 //     default ([WithTTLJitter]).
 //   - Breakdown (a hot key expiring under load): concurrent misses share one
-//     load (golang.org/x/sync/singleflight); a caller that gives up does not
-//     cancel it for the others.
+//     load, as with golang.org/x/sync/singleflight; a caller that gives up
+//     does not cancel it for the others.
 //   - Penetration (requests for keys that do not exist): "not found" answers
 //     are cached briefly ([WithNegativeTTL]), and a Bloom filter of existing
 //     keys ([WithBloomFilter]) turns away unknown keys before they reach the
