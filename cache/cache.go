@@ -53,8 +53,9 @@ type Cache[V any] struct {
 	fillsMu   sync.Mutex                 // guards fills
 	fills     map[chan struct{}]struct{} // closed when each fill in flight ends
 
-	refreshing sync.Map   // keys being refreshed ahead
-	bgMu       sync.Mutex // orders background starts with Close's wait
+	refreshing sync.Map     // keys being refreshed ahead
+	refreshes  atomic.Int64 // their number, up to maxRefreshes
+	bgMu       sync.Mutex   // orders background starts with Close's wait
 	bgClosed   bool
 	bg         sync.WaitGroup
 	bgCtx      context.Context
@@ -281,7 +282,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 	if e, ok := c.l1Get(key); ok {
 		c.tel.l1Hits.Inc()
 		if c.opts.refreshAhead > 0 && e.refreshAt > 0 && time.Now().UnixNano() >= e.refreshAt {
-			c.refresh(ctx, key)
+			c.refresh(ctx, key, e)
 		}
 		if e.refreshAt == notFound {
 			var zero V
@@ -722,40 +723,58 @@ func (c *Cache[V]) loadValue(ctx context.Context, key string) (V, error) {
 	return v, err
 }
 
-// refresh reloads key in the background, once at a time per key.
-func (c *Cache[V]) refresh(ctx context.Context, key string) {
+// refresh reloads key, whose L1 entry old is due for a refresh, in the
+// background, once at a time per key and under the load timeout. The map
+// of keys being refreshed holds those in flight, at most maxRefreshes:
+// when it is full, a due entry is refreshed by a later read.
+func (c *Cache[V]) refresh(ctx context.Context, key string, old entry[V]) {
 	if c.closed.Load() {
 		return
 	}
-	// refreshing holds 0 while a refresh runs, and after a failed one the
-	// time (unix ns) before which no other is tried, so that a failing
-	// source sees one reload a second rather than one per read.
-	if v, busy := c.refreshing.LoadOrStore(key, int64(0)); busy {
-		until := v.(int64)
-		if until == 0 || time.Now().UnixNano() < until || !c.refreshing.CompareAndSwap(key, until, int64(0)) {
-			return
-		}
+	if _, busy := c.refreshing.Load(key); busy {
+		return
+	}
+	if c.refreshes.Add(1) > maxRefreshes {
+		c.refreshes.Add(-1)
+		return
+	}
+	if _, busy := c.refreshing.LoadOrStore(key, struct{}{}); busy {
+		c.refreshes.Add(-1)
+		return
+	}
+	done := func() {
+		c.refreshing.Delete(key)
+		c.refreshes.Add(-1)
 	}
 	link := trace.LinkFromContext(ctx)
 	started := c.background(func() {
+		// Last: a read meanwhile must still find the key being refreshed.
+		defer done()
 		ctx, span := c.tel.tracer.Start(c.bgCtx, "cache.refresh", trace.WithLinks(link), trace.WithAttributes(c.tel.name))
 		defer span.End()
+		if d := c.opts.loadTimeout; d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
 		kv := c.version(key)
 		ver := kv.n.Load()
 		v, err := c.loadValue(ctx, key)
 		if err != nil {
-			// Keep serving the old value until it expires; a "not found"
+			// Keep serving the old value until it expires, and refresh it
+			// again a second from now, so that a failing source sees one
+			// reload a second rather than one per read; a "not found"
 			// removes it, since the key is gone from the source.
 			if isNotFound(err) {
 				c.l1.Del(key)
-				c.refreshing.Delete(key)
-			} else {
-				c.refreshing.Store(key, time.Now().Add(refreshRetry).UnixNano())
+			} else if left, ok := c.l1.GetTTL(key); ok && left > 0 {
+				old.refreshAt = time.Now().Add(refreshRetry).UnixNano()
+				_, cost := c.newEntry(old.v, 0)
+				c.fillL1(kv, ver, key, old, cost, left)
 			}
 			telemetry.RecordError(span, err)
 			return
 		}
-		defer c.refreshing.Delete(key)
 		// A Set or Delete since the load began wins: the refresh writes
 		// nothing then.
 		ttl := c.ttl()
@@ -766,13 +785,16 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 		c.fillL1(kv, ver, key, e, cost, ttl)
 	})
 	if !started {
-		c.refreshing.Delete(key)
+		done()
 	}
 }
 
 // refreshRetry is how long after a failed refresh-ahead reload the next
 // one may start.
 const refreshRetry = time.Second
+
+// maxRefreshes bounds the refresh-ahead reloads in flight.
+const maxRefreshes = 1024
 
 // ttl returns the TTL for a new entry, jittered.
 func (c *Cache[V]) ttl() time.Duration {

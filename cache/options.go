@@ -179,7 +179,7 @@ func WithCloseTimeout(d time.Duration) Option[any] {
 
 // WithLoadTimeout bounds a shared fill: the L2 lookup and the loader call
 // that concurrent misses of a key wait on, and the L2 write that follows
-// in the background. It runs without the callers' own cancellation, since
+// in the background; and a refresh-ahead reload ([WithRefreshAhead]). It runs without the callers' own cancellation, since
 // one caller giving up must not fail the others, so this is its only bound
 // but one: the L2 lookup takes at most half the time left before the
 // deadline of the caller that started the fill, or half of d if that is
@@ -219,9 +219,10 @@ func WithBloomFilter(expectedKeys uint, falsePositiveRate float64) Option[any] {
 // WithRefreshAhead reloads an entry in the background once fraction (in
 // (0, 1)) of its TTL has passed and it is read again, while the old value
 // keeps being served: hot keys then never expire in front of readers. At
-// most one refresh per key runs at a time, and after a failed one the next
-// waits a second. It needs [WithLoader] and a TTL. Each L1 hit then reads
-// the clock.
+// most one refresh per key runs at a time, under [WithLoadTimeout], and
+// after a failed one the next waits a second; at most 1,024 run at once
+// (an entry due meanwhile is refreshed by a later read). It needs
+// [WithLoader] and a TTL. Each L1 hit then reads the clock.
 func WithRefreshAhead(fraction float64) Option[any] {
 	return optionFunc(func(o *options) { o.refreshAhead = fraction })
 }
