@@ -940,8 +940,12 @@ func (c *Cache[V]) AddKeys(keys ...string) {
 // Flush writes out every write queued by [WithWriteBehind] before it was
 // called, retrying failed batches, and waits for the L2 fills of loaded
 // values in flight when it was called; it returns when they are done or
-// ctx is done. A fill that fails is not retried (it is counted).
+// ctx is done. A fill that fails is not retried (it is counted). After
+// [Cache.Close] it returns [ErrClosed].
 func (c *Cache[V]) Flush(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
 	if c.wb != nil {
 		if err := c.wb.flush(ctx); err != nil {
 			return err

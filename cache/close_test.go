@@ -108,3 +108,20 @@ func TestCloseEndsBackgroundWork(t *testing.T) {
 	}
 	require.NoError(t, c.Close())
 }
+
+// TestFlushAfterClose: Flush after Close used to return nil, where the
+// documentation promises ErrClosed of every method.
+func TestFlushAfterClose(t *testing.T) {
+	for name, opts := range map[string][]cache.Option[string]{
+		"write-behind": {cache.WithWriteBehind(func(context.Context, []cache.Write[string]) error { return nil })},
+		"plain":        nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := cache.New[string](opts...)
+			require.NoError(t, err)
+			require.NoError(t, c.Set(context.Background(), "k", "v"))
+			require.NoError(t, c.Close())
+			assert.ErrorIs(t, c.Flush(context.Background()), cache.ErrClosed)
+		})
+	}
+}
