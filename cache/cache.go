@@ -326,16 +326,14 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	f, lead := c.join(key)
 	if lead {
 		budget := c.l2Budget(ctx)
+		// The shared load must not end because the first caller gave up,
+		// so it runs without the caller's cancellation (but with its
+		// trace).
 		if ctx.Done() == nil {
 			// Nobody can give up waiting: load on this goroutine, which
 			// Close waits for (enter).
 			c.fly(ctx, key, f, budget)
-		} else if !c.background(func() {
-			// The shared load must not end because the first caller gave
-			// up, so it runs without the caller's cancellation (but with
-			// its trace), on a goroutine that Close waits for.
-			c.fly(context.WithoutCancel(ctx), key, f, budget)
-		}) {
+		} else if !c.background(func() { c.fly(ctx, key, f, budget) }) {
 			c.land(key, f, zero, ErrClosed)
 		}
 	}
@@ -371,11 +369,15 @@ func (c *Cache[V]) join(key string) (*flight[V], bool) {
 	return f, true
 }
 
-// fly runs the load f of key, cancelled if the cache closes, and lands it.
-func (c *Cache[V]) fly(ctx context.Context, key string, f *flight[V], l2Budget time.Duration) {
-	ctx, cancel := context.WithCancel(ctx)
+// fly runs the load f of key under the load timeout, cancelled if the
+// cache closes, with the values of the caller's ctx, and lands it.
+func (c *Cache[V]) fly(caller context.Context, key string, f *flight[V], l2Budget time.Duration) {
+	base, cancel := c.bgCtx, context.CancelFunc(func() {})
+	if d := c.opts.loadTimeout; d > 0 {
+		base, cancel = context.WithTimeout(base, d)
+	}
 	defer cancel()
-	defer context.AfterFunc(c.bgCtx, cancel)()
+	ctx := loadContext{base, caller}
 	var zero V
 	landed := false
 	defer func() {
@@ -383,7 +385,7 @@ func (c *Cache[V]) fly(ctx context.Context, key string, f *flight[V], l2Budget t
 			c.land(key, f, zero, fmt.Errorf("cache: the load of %q panicked", key))
 		}
 	}()
-	v, err := c.boundedFill(ctx, key, l2Budget)
+	v, err := c.fill(ctx, key, l2Budget)
 	landed = true
 	c.land(key, f, v, err)
 }
@@ -435,19 +437,29 @@ func (c *Cache[V]) l2Budget(ctx context.Context) time.Duration {
 	return limit / 2
 }
 
-// boundedFill is fill under the load timeout, with the L2 lookup bounded
-// by l2Budget (0: no bound of its own).
-func (c *Cache[V]) boundedFill(ctx context.Context, key string, l2Budget time.Duration) (V, error) {
-	if d := c.opts.loadTimeout; d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
-	return c.fill(ctx, key, l2Budget)
+// loadContext is the context of a shared load: the deadline and
+// cancellation of the cache's own (the load timeout, Close), with the
+// values of the context of the caller that started it (its trace, for
+// one).
+type loadContext struct {
+	context.Context // derived from the cache's background context
+	values          context.Context
 }
 
-// fill looks key up in L2, then loads it, filling L1 unless key changed
-// meanwhile (see keyVersion), and then L2 in the background.
+// Value looks key up in the cache's context first, which holds no values
+// but those by which the context package finds the cancellation of a
+// parent (so that contexts derived from this one need no goroutine), then
+// in the caller's.
+func (l loadContext) Value(key any) any {
+	if v := l.Context.Value(key); v != nil {
+		return v
+	}
+	return l.values.Value(key)
+}
+
+// fill looks key up in L2 (for at most l2Budget, if positive), then loads
+// it, filling L1 unless key changed meanwhile (see keyVersion), and then
+// L2 in the background.
 func (c *Cache[V]) fill(ctx context.Context, key string, l2Budget time.Duration) (V, error) {
 	var zero V
 	kv := c.version(key)

@@ -58,26 +58,26 @@
 //
 // After [Cache.Set] or [Cache.Delete] returns, this instance never serves
 // an older value of the key, unless it returned an L2 failure (see below).
-// Each key has a version that Set and Delete
-// advance; a load's result, a cached "not found", an L2 value copied into
-// L1 and a refresh-ahead result are written only if the version they
-// started at still holds, and a Get that starts after the change does not
-// share a load that began before it. A Set or Delete therefore waits for
-// an L2 write of such a fill that is already under way. Versions are kept
-// per stripe of keys (1,024 stripes), so a change to one key can make a
-// fill of another key that is in flight skip its write: that costs a
-// later load, never a stale value.
+// Each key has a version that Set and Delete advance; a load's result, a
+// cached "not found", an L2 value copied into L1 and a refresh-ahead
+// result are written only if the version they started at still holds,
+// and a Get that starts after the change does not share a load that began
+// before it. A Set or Delete therefore waits for an L2 write of such a
+// fill that is already under way (bounded by the store's own timeout and
+// [WithLoadTimeout]). Versions are kept per stripe of keys (1,024
+// stripes), so a change to one key can make a fill of another key that is
+// in flight skip its write: that costs a later load, never a stale value.
 //
 // Across instances: an instance drops its L1 copy, and its fills in
 // flight, when the announcement of another's change reaches it. A fill
-// writes L2 with [Adder.Add] when the store has it (rediscache and
-// MemoryStore do), so that it never overwrites a value another instance
-// set meanwhile; a fill that began before another instance's Delete can
-// still put its value back into L2 after it, which is what
-// [WithDoubleDelete] is for. A refresh-ahead replaces the L2 value with
-// Set. If Set or Delete returns an L2 error, L2 may keep the older value,
-// and an instance may read it again once its L1 copy is gone, unless the
-// store repairs what it failed to write.
+// writes L2 with [Adder.Add] when the store has it (MemoryStore does), so
+// that it never overwrites a value another instance set meanwhile; a
+// fill that began before another instance's Delete can still put its
+// value back into L2 after it, which is what [WithDoubleDelete] is for. A
+// refresh-ahead replaces the L2 value with Set. If Set or Delete returns
+// an L2 error, L2 may keep the older value, and an instance may read it
+// again once its L1 copy is gone, unless the store repairs what it failed
+// to write.
 //
 // # Latency
 //
