@@ -3,6 +3,9 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -198,4 +201,87 @@ func TestFillDoesNotOverwriteAnotherInstancesSet(t *testing.T) {
 	stored, err := storedValue(t, store, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "new", stored, "a's L2 fill must not overwrite b's Set")
+}
+
+// TestNeverOlderAfterSetOrDelete runs writers and readers of a few keys
+// together: after a Set or Delete of a key returned, no Get that starts
+// later returns an older value. The source holds increasing numbers; the
+// writer puts n there, then calls Set(n) or Delete, then publishes n as
+// the floor for the readers.
+func TestNeverOlderAfterSetOrDelete(t *testing.T) {
+	ctx := context.Background()
+	const keys, writes = 4, 1500
+	var src, floor [keys]atomic.Int64
+	c := newCache[int64](t, cache.WithStore(&cache.MemoryStore{}), cache.WithNegativeTTL(time.Minute),
+		cache.WithLoader(func(_ context.Context, key string) (int64, error) {
+			i := int(key[0] - 'a')
+			v := src[i].Load()
+			runtime.Gosched() // let a Set or Delete overtake the load
+			if v == 0 {
+				return 0, cache.ErrNotFound
+			}
+			return v, nil
+		}))
+	stop := make(chan struct{})
+	errs := make(chan error, 1)
+	report := func(err error) {
+		select {
+		case errs <- err:
+		default:
+		}
+	}
+	var readers sync.WaitGroup
+	for r := range 4 {
+		readers.Go(func() {
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				i := (n + r) % keys
+				key := string(rune('a' + i))
+				min := floor[i].Load()
+				v, err := c.Get(ctx, key)
+				if errors.Is(err, cache.ErrNotFound) {
+					v = 0
+				} else if err != nil {
+					report(err)
+					return
+				}
+				if v < min {
+					report(fmt.Errorf("Get(%q) = %d after the cache was given %d", key, v, min))
+					return
+				}
+			}
+		})
+	}
+	var writers sync.WaitGroup
+	for i := range keys {
+		writers.Go(func() {
+			key := string(rune('a' + i))
+			for n := int64(1); n <= writes; n++ {
+				src[i].Store(n)
+				var err error
+				if n%3 == 0 {
+					err = c.Delete(ctx, key)
+				} else {
+					err = c.Set(ctx, key, n)
+				}
+				if err != nil {
+					report(err)
+					return
+				}
+				floor[i].Store(n)
+			}
+		})
+	}
+	writers.Wait()
+	close(stop)
+	readers.Wait()
+	select {
+	case err := <-errs:
+		t.Fatal(err)
+	default:
+	}
 }
