@@ -179,11 +179,13 @@ func WithCloseTimeout(d time.Duration) Option[any] {
 
 // WithLoadTimeout bounds a shared fill: the L2 lookup and the loader call
 // that concurrent misses of a key wait on, and the L2 write that follows
-// in the background; and a refresh-ahead reload ([WithRefreshAhead]). It runs without the callers' own cancellation, since
-// one caller giving up must not fail the others, so this is its only bound
-// but one: the L2 lookup takes at most half the time left before the
-// deadline of the caller that started the fill, or half of d if that is
-// sooner. 0 removes the bound. The default is [DefaultLoadTimeout] (10s).
+// in the background. A fill runs without the callers' own cancellation,
+// since one caller giving up must not fail the others, so this is its
+// bound, with one more: the L2 lookup takes at most half the time left
+// before the deadline of the caller that started the fill, or half of d
+// if that is sooner, so that a store that does not answer leaves the
+// loader time. It bounds refresh-ahead reloads ([WithRefreshAhead]) too.
+// 0 removes the bound. The default is [DefaultLoadTimeout] (10s).
 func WithLoadTimeout(d time.Duration) Option[any] {
 	return optionFunc(func(o *options) { o.loadTimeout = d })
 }
