@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -16,7 +17,6 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -43,10 +43,20 @@ type Cache[V any] struct {
 	inv   Invalidator
 	unsub func()
 	bloom *keyFilter
-	sf    singleflight.Group
 
-	refreshing sync.Map   // keys being refreshed ahead
-	bgMu       sync.Mutex // orders background starts with Close's wait
+	vers *[versionStripes]keyVersion // see keyVersion
+	seed maphash.Seed
+
+	flightsMu sync.Mutex
+	flights   map[string]*flight[V] // shared loads, by key
+
+	fillSlots chan struct{}              // L2 fills in flight, up to maxL2Fills
+	fillsMu   sync.Mutex                 // guards fills
+	fills     map[chan struct{}]struct{} // closed when each fill in flight ends
+
+	refreshing sync.Map     // keys being refreshed ahead
+	refreshes  atomic.Int64 // their number, up to maxRefreshes
+	bgMu       sync.Mutex   // orders background starts with Close's wait
 	bgClosed   bool
 	bg         sync.WaitGroup
 	bgCtx      context.Context
@@ -69,6 +79,29 @@ type entry[V any] struct {
 // notFound is the refreshAt of a cached "not found", which is never
 // refreshed.
 const notFound = -1
+
+// versionStripes is how many key versions a cache keeps: a power of two.
+const versionStripes = 1024
+
+// keyVersion is the version of the keys that hash to it, which Set, Delete
+// and received invalidations advance, and which a fill (a load's result, a
+// cached "not found", an L2 value copied into L1, a refresh) must still
+// find unchanged to write what it found. Keys share versions by hash, so
+// the table is bounded: a change to one key of a stripe makes the fills of
+// the others that are in flight skip their write (they still answer their
+// callers), which costs a later load and never a stale write.
+//
+// l1 orders the L1 writes of fills with those of Set and Delete: a fill
+// checks the version and writes under it, so no fill writes after a change
+// it did not see. l2 is held (read-locked) by fills and refreshes across
+// their L2 write, and taken by Set and Delete after advancing the version
+// and before their own L2 write: so a fill's L2 write that began before a
+// change lands before that change's, not after it.
+type keyVersion struct {
+	n  atomic.Uint64
+	l1 sync.Mutex
+	l2 sync.RWMutex
+}
 
 // New returns a cache. With no options it is an L1-only cache of about
 // 10,000 entries with a 5-minute TTL (±10%), which the caller fills with
@@ -141,6 +174,11 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		return nil, fmt.Errorf("cache: New: L1: %w", err)
 	}
 	c.l1 = l1
+	c.vers = new([versionStripes]keyVersion)
+	c.fillSlots = make(chan struct{}, maxL2Fills)
+	c.fills = make(map[chan struct{}]struct{})
+	c.flights = make(map[string]*flight[V])
+	c.seed = maphash.MakeSeed()
 	observe(c.tel, c)
 	c.id = newInstanceID()
 	c.bgCtx, c.bgCancel = context.WithCancel(context.Background())
@@ -208,7 +246,7 @@ func (c *Cache[V]) invalidated(source, key string) {
 	if source == c.id {
 		return
 	}
-	c.l1.Del(key)
+	c.changedL1(c.version(key), key, func() { c.l1.Del(key) })
 	if c.bloom != nil {
 		c.bloom.add(key) // another instance has (or had) it
 	}
@@ -228,13 +266,16 @@ func (c *Cache[V]) background(f func()) bool {
 }
 
 // Get returns the value for key: from L1, else from L2 (and copies it into
-// L1), else from the loader if there is one (and fills L2, then L1). It
+// L1), else from the loader if there is one (and fills L1, then L2 in the
+// background, see Latency in the package documentation). It
 // returns an error matching [ErrNotFound] when no level has the key and no
 // loader can load it, and the loader's error when the loader fails.
 //
 // Concurrent Gets that miss the same key share one load. A caller whose ctx
 // is done stops waiting for it, with ctx's error; the load goes on for the
-// others. Get returns [ErrClosed] after [Cache.Close].
+// others (and for the cache, even when every caller has left) until it
+// ends, times out ([WithLoadTimeout]) or [Cache.Close] cancels it. Get
+// returns [ErrClosed] after Close.
 func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 	if c.closed.Load() {
 		var zero V
@@ -243,7 +284,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 	if e, ok := c.l1Get(key); ok {
 		c.tel.l1Hits.Inc()
 		if c.opts.refreshAhead > 0 && e.refreshAt > 0 && time.Now().UnixNano() >= e.refreshAt {
-			c.refresh(ctx, key)
+			c.refresh(ctx, key, e)
 		}
 		if e.refreshAt == notFound {
 			var zero V
@@ -284,30 +325,88 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	if c.opts.store == nil && c.load == nil {
 		return zero, ErrNotFound
 	}
-	if ctx.Done() == nil {
-		// Nobody can give up waiting: share the load without a goroutine.
-		v, err, _ := c.sf.Do(key, func() (any, error) { return c.boundedFill(ctx, key) })
-		if err != nil {
-			return zero, err
+	f, lead := c.join(key)
+	if lead {
+		budget := c.l2Budget(ctx)
+		// The shared load must not end because the first caller gave up,
+		// so it runs without the caller's cancellation (but with its
+		// trace).
+		if ctx.Done() == nil {
+			// Nobody can give up waiting: load on this goroutine, which
+			// Close waits for (enter).
+			c.fly(ctx, key, f, budget)
+		} else if !c.background(func() { c.fly(ctx, key, f, budget) }) {
+			c.land(key, f, zero, ErrClosed)
 		}
-		return v.(V), nil
 	}
-	// The shared load must not end because the first caller gave up, so it
-	// runs without the caller's cancellation (but with its trace).
-	ch := c.sf.DoChan(key, func() (any, error) {
-		return c.boundedFill(context.WithoutCancel(ctx), key)
-	})
 	select {
-	case r := <-ch:
-		if r.Err != nil {
-			return zero, r.Err
-		}
-		return r.Val.(V), nil
+	case <-f.done:
+		return f.v, f.err
 	case <-ctx.Done():
 		return zero, ctx.Err()
 	case <-c.bgCtx.Done():
 		return zero, ErrClosed
 	}
+}
+
+// flight is a shared load of one key: concurrent misses of the key wait
+// for the one that started it (as with golang.org/x/sync/singleflight,
+// but on goroutines that Close cancels and waits for).
+type flight[V any] struct {
+	done chan struct{} // closed when v and err are set
+	v    V
+	err  error
+}
+
+// join returns the load of key in flight, or starts one, and reports
+// whether the caller leads it (must run it).
+func (c *Cache[V]) join(key string) (*flight[V], bool) {
+	c.flightsMu.Lock()
+	defer c.flightsMu.Unlock()
+	if f, ok := c.flights[key]; ok {
+		return f, false
+	}
+	f := &flight[V]{done: make(chan struct{})}
+	c.flights[key] = f
+	return f, true
+}
+
+// fly runs the load f of key under the load timeout, cancelled if the
+// cache closes, with the values of the caller's ctx, and lands it.
+func (c *Cache[V]) fly(caller context.Context, key string, f *flight[V], l2Budget time.Duration) {
+	base, cancel := c.bgCtx, context.CancelFunc(func() {})
+	if d := c.opts.loadTimeout; d > 0 {
+		base, cancel = context.WithTimeout(base, d)
+	}
+	defer cancel()
+	ctx := loadContext{base, caller}
+	var zero V
+	landed := false
+	defer func() {
+		if !landed { // the loader panicked: the waiters must not wait forever
+			c.land(key, f, zero, fmt.Errorf("cache: the load of %q panicked", key))
+		}
+	}()
+	v, err := c.fill(ctx, key, l2Budget)
+	landed = true
+	c.land(key, f, v, err)
+}
+
+// land ends f with its result: later misses start a load of their own.
+func (c *Cache[V]) land(key string, f *flight[V], v V, err error) {
+	c.forget(key, f)
+	f.v, f.err = v, err
+	close(f.done)
+}
+
+// forget removes f, or with a nil f whatever load of key is in flight, so
+// that the next miss starts a new one.
+func (c *Cache[V]) forget(key string, f *flight[V]) {
+	c.flightsMu.Lock()
+	if g, ok := c.flights[key]; ok && (f == nil || g == f) {
+		delete(c.flights, key)
+	}
+	c.flightsMu.Unlock()
 }
 
 // enter registers a call that may write L1 (or wait on a shared load),
@@ -326,22 +425,61 @@ func (c *Cache[V]) enter() bool {
 
 func (c *Cache[V]) leave() { c.active.Add(-1) }
 
-// boundedFill is fill under the load timeout.
-func (c *Cache[V]) boundedFill(ctx context.Context, key string) (V, error) {
-	if d := c.opts.loadTimeout; d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
+// l2Budget returns how long the L2 lookup of a miss may take: half the
+// time left, until ctx's deadline or the load timeout, whichever comes
+// first, so that a store that does not answer leaves the loader the other
+// half; 0 for no bound.
+func (c *Cache[V]) l2Budget(ctx context.Context) time.Duration {
+	limit := c.opts.loadTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		if left := time.Until(dl); limit == 0 || left < limit {
+			limit = max(left, 2) // 1ns: a lookup that fails at once
+		}
 	}
-	return c.fill(ctx, key)
+	return limit / 2
 }
 
-// fill looks key up in L2, then loads it, filling the levels above.
-func (c *Cache[V]) fill(ctx context.Context, key string) (V, error) {
+// loadContext is the context of a shared load: the deadline and
+// cancellation of the cache's own (the load timeout, Close), with the
+// values of the context of the caller that started it (its trace, for
+// one).
+type loadContext struct {
+	context.Context // derived from the cache's background context
+	values          context.Context
+}
+
+// Value looks key up in the cache's context first, which holds no values
+// but those by which the context package finds the cancellation of a
+// parent (so that contexts derived from this one need no goroutine), then
+// in the caller's.
+func (l loadContext) Value(key any) any {
+	if v := l.Context.Value(key); v != nil {
+		return v
+	}
+	return l.values.Value(key)
+}
+
+// fill looks key up in L2 (for at most l2Budget, if positive), then loads
+// it, filling L1 unless key changed meanwhile (see keyVersion), and then
+// L2 in the background.
+func (c *Cache[V]) fill(ctx context.Context, key string, l2Budget time.Duration) (V, error) {
 	var zero V
+	kv := c.version(key)
+	ver := kv.n.Load()
+	undecodable := false
 	if c.opts.store != nil {
-		if v, ok := c.getL2(ctx, key); ok {
-			c.setL1(key, v, c.ttl())
+		var v V
+		var ok bool
+		l2ctx, cancel := ctx, context.CancelFunc(func() {})
+		if l2Budget > 0 {
+			l2ctx, cancel = context.WithTimeout(ctx, l2Budget)
+		}
+		v, ok, undecodable = c.getL2(l2ctx, key)
+		cancel()
+		if ok {
+			ttl := c.ttl()
+			e, cost := c.newEntry(v, ttl)
+			c.fillL1(kv, ver, key, e, cost, ttl)
 			return v, nil
 		}
 	}
@@ -351,25 +489,156 @@ func (c *Cache[V]) fill(ctx context.Context, key string) (V, error) {
 	v, err := c.loadValue(ctx, key)
 	if err != nil {
 		if isNotFound(err) && c.opts.negativeTTL > 0 {
-			c.l1.SetWithTTL(key, entry[V]{refreshAt: notFound}, 1, c.opts.negativeTTL)
-			c.l1.Wait()
+			c.fillL1(kv, ver, key, entry[V]{refreshAt: notFound}, 1, c.opts.negativeTTL)
 		}
 		return zero, err
 	}
 	ttl := c.ttl()
-	if c.opts.store != nil {
-		c.setL2(ctx, key, v, ttl) // recorded on failure; L1 still serves
-	}
-	c.setL1(key, v, ttl)
+	e, cost := c.newEntry(v, ttl)
+	c.fillL1(kv, ver, key, e, cost, ttl)
 	if c.bloom != nil {
 		c.bloom.add(key)
+	}
+	if c.opts.store != nil {
+		// Add, unless L2 holds a value the codec cannot decode, which the
+		// fill is to replace.
+		c.fillL2Later(ctx, kv, ver, key, v, ttl, !undecodable)
 	}
 	return v, nil
 }
 
-// getL2 reads key from the store, reporting a hit. Misses, store errors and
-// undecodable values all count as misses for the caller.
-func (c *Cache[V]) getL2(ctx context.Context, key string) (V, bool) {
+// maxL2Fills bounds the L2 fills in flight; a fill beyond it is dropped
+// and counted.
+const maxL2Fills = 64
+
+// fillL2Later writes v to L2 on a background goroutine, so that the caller
+// does not wait for it, and counts the outcome in cache.l2.fills. Its span
+// is a child of ctx's. It runs under the load timeout, and Close cancels
+// it.
+func (c *Cache[V]) fillL2Later(ctx context.Context, kv *keyVersion, ver uint64, key string, v V, ttl time.Duration, add bool) {
+	select {
+	case c.fillSlots <- struct{}{}:
+	default:
+		c.tel.l2Fills.Add(ctx, 1, c.tel.l2FillOpts[fillDropped]...)
+		return
+	}
+	done := make(chan struct{})
+	c.fillsMu.Lock()
+	c.fills[done] = struct{}{}
+	c.fillsMu.Unlock()
+	end := func() {
+		c.fillsMu.Lock()
+		delete(c.fills, done)
+		c.fillsMu.Unlock()
+		close(done)
+		<-c.fillSlots
+	}
+	parent := trace.SpanContextFromContext(ctx)
+	started := c.background(func() {
+		defer end()
+		ctx := trace.ContextWithSpanContext(c.bgCtx, parent)
+		if d := c.opts.loadTimeout; d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		result, err := c.fillL2(ctx, kv, ver, key, v, ttl, add)
+		if err != nil {
+			// Its span, cache.l2.set, has recorded it.
+			c.tel.failed(ctx, trace.SpanFromContext(context.Background()), err, c.tel.l2Fills, nil, 0)
+			return
+		}
+		c.tel.l2Fills.Add(ctx, 1, c.tel.l2FillOpts[result]...)
+	})
+	if !started {
+		end()
+	}
+}
+
+// waitFills waits until the L2 fills in flight when it was called have
+// ended, or ctx is done.
+func (c *Cache[V]) waitFills(ctx context.Context) error {
+	c.fillsMu.Lock()
+	pending := make([]chan struct{}, 0, len(c.fills))
+	for ch := range c.fills {
+		pending = append(pending, ch)
+	}
+	c.fillsMu.Unlock()
+	for _, ch := range pending {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// version returns the version of key (shared with the keys of its stripe).
+func (c *Cache[V]) version(key string) *keyVersion {
+	return &c.vers[maphash.String(c.seed, key)&(versionStripes-1)]
+}
+
+// changing advances kv before a Set or Delete writes L2: fills in flight
+// will not write, and an L2 write of a fill that already checked kv ends
+// before changing returns, so that the change's own L2 write follows it.
+func (c *Cache[V]) changing(kv *keyVersion) {
+	kv.l2.Lock()
+	kv.n.Add(1)
+	kv.l2.Unlock()
+}
+
+// changedL1 advances kv again and applies a change of key to L1 with
+// write: no fill that began before (nor one that read L2 before the
+// change reached it) writes L1 after it, and a Get that starts later does
+// not join a load that began before.
+func (c *Cache[V]) changedL1(kv *keyVersion, key string, write func()) {
+	kv.l1.Lock()
+	defer kv.l1.Unlock()
+	kv.n.Add(1)
+	write()
+	c.forget(key, nil)
+}
+
+// fillL1 writes e into L1 if key's version is still ver, and reports
+// whether it did.
+func (c *Cache[V]) fillL1(kv *keyVersion, ver uint64, key string, e entry[V], cost int64, ttl time.Duration) bool {
+	kv.l1.Lock()
+	defer kv.l1.Unlock()
+	if kv.n.Load() != ver {
+		return false
+	}
+	c.writeL1(key, e, cost, ttl)
+	return true
+}
+
+// fillL2 writes v into L2 if key's version is still ver, with Add if add
+// is set and the store is an [Adder] (a fill must not overwrite a value
+// another instance wrote meanwhile), else with Set (a refresh replaces the
+// value). It reports fillSkipped if key changed or is being changed, or
+// if Add found a value.
+func (c *Cache[V]) fillL2(ctx context.Context, kv *keyVersion, ver uint64, key string, v V, ttl time.Duration, add bool) (int, error) {
+	if !kv.l2.TryRLock() {
+		return fillSkipped, nil
+	}
+	defer kv.l2.RUnlock()
+	if kv.n.Load() != ver {
+		return fillSkipped, nil
+	}
+	if a, ok := c.opts.store.(Adder); ok && add {
+		added, err := c.addL2(ctx, a, key, v, ttl)
+		if err == nil && !added {
+			return fillSkipped, nil
+		}
+		return fillSuccess, err
+	}
+	return fillSuccess, c.setL2(ctx, key, v, ttl)
+}
+
+// getL2 reads key from the store, reporting a hit, and whether it found a
+// value the codec could not decode. Misses, store errors and undecodable
+// values all count as misses for the caller.
+func (c *Cache[V]) getL2(ctx context.Context, key string) (_ V, hit, undecodable bool) {
 	var zero V
 	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.get", c.tel.clientSpan...)
 	defer span.End()
@@ -378,21 +647,36 @@ func (c *Cache[V]) getL2(ctx context.Context, key string) (V, bool) {
 	case err == nil:
 	case isNotFound(err):
 		c.tel.requests[levelL2][resultMiss].Inc()
-		return zero, false
+		return zero, false, false
 	default:
 		c.tel.l2Errors.inc(telemetry.ErrorTypeString(err))
 		telemetry.RecordError(span, err)
-		return zero, false
+		return zero, false, false
 	}
 	v, err := c.codec.Unmarshal(b)
 	if err != nil {
 		err = &DecodeError{Key: key, Err: err}
 		c.tel.l2Errors.inc(telemetry.ErrorTypeString(err))
 		telemetry.RecordError(span, err)
-		return zero, false
+		return zero, false, true
 	}
 	c.tel.requests[levelL2][resultHit].Inc()
-	return v, true
+	return v, true, false
+}
+
+func (c *Cache[V]) addL2(ctx context.Context, a Adder, key string, v V, ttl time.Duration) (bool, error) {
+	b, err := c.codec.Marshal(v)
+	if err != nil {
+		return false, fmt.Errorf("cache: encoding the value of %q: %w", key, err)
+	}
+	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.set", c.tel.clientSpan...)
+	defer span.End()
+	added, err := a.Add(ctx, key, b, ttl)
+	if err != nil {
+		telemetry.RecordError(span, err)
+		return false, fmt.Errorf("cache: L2 add %q: %w", key, err)
+	}
+	return added, nil
 }
 
 func (c *Cache[V]) setL2(ctx context.Context, key string, v V, ttl time.Duration) error {
@@ -409,9 +693,8 @@ func (c *Cache[V]) setL2(ctx context.Context, key string, v V, ttl time.Duration
 	return nil
 }
 
-// setL1 stores v and waits until ristretto has applied it, so that a Get
-// that follows sees it (ristretto applies writes asynchronously).
-func (c *Cache[V]) setL1(key string, v V, ttl time.Duration) {
+// newEntry returns the L1 entry of v and its cost.
+func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 	e := entry[V]{v: v}
 	if c.opts.refreshAhead > 0 && ttl > 0 {
 		e.refreshAt = time.Now().Add(time.Duration(float64(ttl) * c.opts.refreshAhead)).UnixNano()
@@ -422,6 +705,13 @@ func (c *Cache[V]) setL1(key string, v V, ttl time.Duration) {
 			cost = int64(len(b)) + 1
 		}
 	}
+	return e, cost
+}
+
+// writeL1 stores e and waits until ristretto has applied it, so that a Get
+// that follows sees it (ristretto applies writes asynchronously), and so
+// that writes under one key version are applied in the order made.
+func (c *Cache[V]) writeL1(key string, e entry[V], cost int64, ttl time.Duration) {
 	c.l1.SetWithTTL(key, e, cost, ttl)
 	c.l1.Wait()
 }
@@ -447,52 +737,78 @@ func (c *Cache[V]) loadValue(ctx context.Context, key string) (V, error) {
 	return v, err
 }
 
-// refresh reloads key in the background, once at a time per key.
-func (c *Cache[V]) refresh(ctx context.Context, key string) {
+// refresh reloads key, whose L1 entry old is due for a refresh, in the
+// background, once at a time per key and under the load timeout. The map
+// of keys being refreshed holds those in flight, at most maxRefreshes:
+// when it is full, a due entry is refreshed by a later read.
+func (c *Cache[V]) refresh(ctx context.Context, key string, old entry[V]) {
 	if c.closed.Load() {
 		return
 	}
-	// refreshing holds 0 while a refresh runs, and after a failed one the
-	// time (unix ns) before which no other is tried, so that a failing
-	// source sees one reload a second rather than one per read.
-	if v, busy := c.refreshing.LoadOrStore(key, int64(0)); busy {
-		until := v.(int64)
-		if until == 0 || time.Now().UnixNano() < until || !c.refreshing.CompareAndSwap(key, until, int64(0)) {
-			return
-		}
+	if _, busy := c.refreshing.Load(key); busy {
+		return
+	}
+	if c.refreshes.Add(1) > maxRefreshes {
+		c.refreshes.Add(-1)
+		return
+	}
+	if _, busy := c.refreshing.LoadOrStore(key, struct{}{}); busy {
+		c.refreshes.Add(-1)
+		return
+	}
+	done := func() {
+		c.refreshing.Delete(key)
+		c.refreshes.Add(-1)
 	}
 	link := trace.LinkFromContext(ctx)
 	started := c.background(func() {
+		// Last: a read meanwhile must still find the key being refreshed.
+		defer done()
 		ctx, span := c.tel.tracer.Start(c.bgCtx, "cache.refresh", trace.WithLinks(link), trace.WithAttributes(c.tel.name))
 		defer span.End()
+		if d := c.opts.loadTimeout; d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+		kv := c.version(key)
+		ver := kv.n.Load()
 		v, err := c.loadValue(ctx, key)
 		if err != nil {
-			// Keep serving the old value until it expires; a "not found"
+			// Keep serving the old value until it expires, and refresh it
+			// again a second from now, so that a failing source sees one
+			// reload a second rather than one per read; a "not found"
 			// removes it, since the key is gone from the source.
 			if isNotFound(err) {
 				c.l1.Del(key)
-				c.refreshing.Delete(key)
-			} else {
-				c.refreshing.Store(key, time.Now().Add(refreshRetry).UnixNano())
+			} else if left, ok := c.l1.GetTTL(key); ok && left > 0 {
+				old.refreshAt = time.Now().Add(refreshRetry).UnixNano()
+				_, cost := c.newEntry(old.v, 0)
+				c.fillL1(kv, ver, key, old, cost, left)
 			}
 			telemetry.RecordError(span, err)
 			return
 		}
-		defer c.refreshing.Delete(key)
+		// A Set or Delete since the load began wins: the refresh writes
+		// nothing then.
 		ttl := c.ttl()
 		if c.opts.store != nil {
-			_ = c.setL2(ctx, key, v, ttl)
+			_, _ = c.fillL2(ctx, kv, ver, key, v, ttl, false)
 		}
-		c.setL1(key, v, ttl)
+		e, cost := c.newEntry(v, ttl)
+		c.fillL1(kv, ver, key, e, cost, ttl)
 	})
 	if !started {
-		c.refreshing.Delete(key)
+		done()
 	}
 }
 
 // refreshRetry is how long after a failed refresh-ahead reload the next
 // one may start.
 const refreshRetry = time.Second
+
+// maxRefreshes bounds the refresh-ahead reloads in flight.
+const maxRefreshes = 1024
 
 // ttl returns the TTL for a new entry, jittered.
 func (c *Cache[V]) ttl() time.Duration {
@@ -516,6 +832,12 @@ func (c *Cache[V]) ttl() time.Duration {
 // An L2 or invalidation failure does not undo the rest: L1 is updated, and
 // Set returns the failure so that the caller knows other instances may not
 // see v until their copies expire.
+//
+// Once Set returns, this instance never serves an older value of key: a
+// load, an L2 read or a refresh that was in flight writes nothing, and a
+// Get that starts later does not share a load that began before (see
+// Consistency in the package documentation for what holds across
+// instances).
 func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 	if !c.enter() {
 		return ErrClosed
@@ -536,12 +858,15 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 	}
 	ttl := c.ttl()
 	var errs []error
+	kv := c.version(key)
 	if c.opts.store != nil {
+		c.changing(kv)
 		if err := c.setL2(ctx, key, v, ttl); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	c.setL1(key, v, ttl)
+	e, cost := c.newEntry(v, ttl)
+	c.changedL1(kv, key, func() { c.writeL1(key, e, cost, ttl) })
 	if err := c.publish(ctx, key); err != nil {
 		errs = append(errs, err)
 	}
@@ -551,6 +876,10 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 // Delete removes key from L1 and L2 and tells the other instances to drop
 // their L1 copies. With [WithDoubleDelete] it deletes again after the delay.
 // Like Set, it returns L2 and invalidation failures after doing the rest.
+//
+// Once Delete returns, this instance never serves the deleted value: as
+// for Set, loads, L2 reads and refreshes in flight write nothing, and a Get
+// that starts later loads afresh.
 func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 	if !c.enter() {
 		return ErrClosed
@@ -582,7 +911,9 @@ func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 
 func (c *Cache[V]) delete(ctx context.Context, key string) error {
 	var errs []error
+	kv := c.version(key)
 	if c.opts.store != nil {
+		c.changing(kv)
 		ctx, span := c.tel.tracer.Start(ctx, "cache.l2.delete", c.tel.clientSpan...)
 		if err := c.opts.store.Delete(ctx, key); err != nil {
 			telemetry.RecordError(span, err)
@@ -590,7 +921,9 @@ func (c *Cache[V]) delete(ctx context.Context, key string) error {
 		}
 		span.End()
 	}
-	c.l1.Del(key)
+	// After L2: a fill that read L2 before the delete reached it does not
+	// write L1 after this.
+	c.changedL1(kv, key, func() { c.l1.Del(key) })
 	if err := c.publish(ctx, key); err != nil {
 		errs = append(errs, err)
 	}
@@ -624,19 +957,29 @@ func (c *Cache[V]) AddKeys(keys ...string) {
 }
 
 // Flush writes out every write queued by [WithWriteBehind] before it was
-// called, retrying failed batches, and returns when they are written or ctx
-// is done. Without write-behind it returns nil at once.
+// called, retrying failed batches, and waits for the L2 fills of loaded
+// values in flight when it was called; it returns when they are done or
+// ctx is done. A fill that fails is not retried (it is counted). After
+// [Cache.Close] it returns [ErrClosed].
 func (c *Cache[V]) Flush(ctx context.Context) error {
-	if c.wb == nil {
-		return nil
+	if c.closed.Load() {
+		return ErrClosed
 	}
-	return c.wb.flush(ctx)
+	if c.wb != nil {
+		if err := c.wb.flush(ctx); err != nil {
+			return err
+		}
+	}
+	return c.waitFills(ctx)
 }
 
 // Close flushes the write-behind queue (for up to [WithCloseTimeout]),
-// stops background work and releases the cache. It returns an error saying
-// how many queued writes could not be written, if any. Later calls return
-// the same result; other methods return [ErrClosed].
+// stops background work and releases the cache. It cancels the contexts of
+// the loads, refreshes and L2 fills in flight and waits for them: every
+// goroutine the cache started has ended when it returns (a loader that
+// ignores its context delays it). It returns an error saying how many
+// queued writes could not be written, if any. Later calls return the same
+// result; other methods return [ErrClosed].
 func (c *Cache[V]) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
@@ -653,7 +996,7 @@ func (c *Cache[V]) Close() error {
 			c.unsub()
 		}
 		// Calls that entered before closed was set finish with L1 first; a
-		// shared load they wait on is bounded by the load timeout.
+		// load one of them runs itself has been cancelled.
 		for c.active.Load() != 0 {
 			time.Sleep(time.Millisecond)
 		}

@@ -66,6 +66,7 @@ func TestReadThrough(t *testing.T) {
 		assert.Equal(t, "value of k", v)
 	}
 	assert.Equal(t, int32(1), calls.Load(), "one load, then L1 hits")
+	require.NoError(t, c.Flush(ctx), "L2 is filled in the background")
 	b, err := store.Get(ctx, "k")
 	require.NoError(t, err, "the load fills L2")
 	assert.JSONEq(t, `"value of k"`, string(b))
@@ -227,6 +228,7 @@ func TestUndecodableL2ValueIsAMiss(t *testing.T) {
 	v, err := c.Get(ctx, "k")
 	require.NoError(t, err)
 	assert.Equal(t, "value of k", v)
+	require.NoError(t, c.Flush(ctx), "L2 is filled in the background")
 	b, _ := store.Get(ctx, "k")
 	assert.JSONEq(t, `"value of k"`, string(b), "the load overwrites the bad value")
 	var sawDecode bool
@@ -334,6 +336,7 @@ func TestTelemetry(t *testing.T) {
 	_, _ = c.Get(ctx, "a") // L1 miss, L2 miss, load
 	_, _ = c.Get(ctx, "a") // L1 hit
 	_, _ = c.Get(ctx, "a") // L1 hit
+	require.NoError(t, c.Flush(ctx), "L2 is filled in the background")
 	req := func(level, result string) int64 {
 		return tel.Int64(t, "cache.requests", attribute.String("cache.name", "products"), attribute.String("cache.level", level), attribute.String("cache.result", result))
 	}

@@ -39,6 +39,10 @@ var (
 			Required: []attribute.Key{cache.AttrName}},
 		{Name: "cache.write_behind.flushes", Kind: telemetrytest.Counter, Unit: "{flush}",
 			Required: []attribute.Key{cache.AttrName, cache.AttrResult}, Optional: []attribute.Key{semconv.ErrorTypeKey}},
+		{Name: "cache.write_behind.dead_letters", Kind: telemetrytest.Counter, Unit: "{write}",
+			Required: []attribute.Key{cache.AttrName, semconv.ErrorTypeKey}},
+		{Name: "cache.l2.fills", Kind: telemetrytest.Counter, Unit: "{fill}",
+			Required: []attribute.Key{cache.AttrName, cache.AttrResult}, Optional: []attribute.Key{semconv.ErrorTypeKey}},
 	}
 	failure         = []attribute.Key{semconv.ErrorTypeKey}
 	documentedSpans = []telemetrytest.Span{
@@ -92,7 +96,8 @@ func TestTelemetryConforms(t *testing.T) {
 		a := newStrategyCache(t, append(withTel("a"), cache.WithStore(shared), cache.WithLoader(load),
 			cache.WithTTL(10*time.Second), cache.WithTTLJitter(0), cache.WithRefreshAhead(0.5))...)
 		b := newStrategyCache(t, append(withTel("b"), cache.WithStore(shared))...)
-		_, _ = a.Get(ctx, "hot")     // L1 and L2 miss, load, L2 set
+		_, _ = a.Get(ctx, "hot") // L1 and L2 miss, load, L2 set in the background
+		synctest.Wait()
 		_, _ = a.Get(ctx, "hot")     // L1 hit
 		_, _ = a.Get(ctx, "missing") // load not found
 		_, _ = a.Get(ctx, "broken")  // load error
@@ -107,6 +112,7 @@ func TestTelemetryConforms(t *testing.T) {
 		// An L2 that is down, and one whose announcements fail.
 		down := newStrategyCache(t, append(withTel("down"), cache.WithStore(&failingStore{}), cache.WithLoader(load))...)
 		_, _ = down.Get(ctx, "k")
+		synctest.Wait() // its L2 fill fails
 		_ = down.Delete(ctx, "k")
 		mute := newStrategyCache(t, append(withTel("mute"), cache.WithStore(&unannouncedStore{}))...)
 		require.ErrorIs(t, mute.Set(ctx, "k", "v"), errBoom)
@@ -127,13 +133,13 @@ func TestTelemetryConforms(t *testing.T) {
 		caller.End()
 
 		tel.CheckMetrics(t, cache.ScopeName, documented, "cache.requests", "cache.evictions", "cache.loads",
-			"cache.load.duration", "cache.invalidations", "cache.write_behind.queue", "cache.write_behind.flushes")
+			"cache.load.duration", "cache.invalidations", "cache.write_behind.queue", "cache.write_behind.flushes", "cache.l2.fills")
 		tel.CheckSpans(t, cache.ScopeName, documentedSpans, "cache.l2.get", "cache.l2.set", "cache.l2.delete",
 			"cache.load", "cache.refresh", "cache.write_behind.flush")
 		checkEvents(t, tel, documentedEvents, "cache.invalidation_failed")
 		names := slices.Concat(documented, documentedEvents)
 		for _, v := range []string{"l1", "l2", "hit", "miss", "error", "success", "not_found", "sent", "received",
-			"cache.decode", "cache.not_found"} {
+			"skipped", "dropped", "cache.decode", "cache.not_found"} {
 			names = append(names, telemetrytest.Instrument{Name: v})
 		}
 		telemetrytest.CheckDoc(t, "doc.go", names, documentedSpans)
@@ -148,6 +154,8 @@ func TestTelemetryConforms(t *testing.T) {
 		assert.Equal(t, int64(1), tel.Int64(t, "cache.loads", name("a"), result("error"), semconv.ErrorTypeOther))
 		assert.Equal(t, uint64(1), tel.HistogramCount(t, "cache.load.duration", name("a"), result("error"), semconv.ErrorTypeOther))
 		assert.Equal(t, int64(1), tel.Int64(t, "cache.write_behind.flushes", name("wb"), result("error"), semconv.ErrorTypeOther))
+		assert.Equal(t, int64(1), tel.Int64(t, "cache.l2.fills", name("down"), result("error"), semconv.ErrorTypeOther))
+		assert.Positive(t, tel.Int64(t, "cache.l2.fills", name("a"), result("success")))
 		assert.Equal(t, int64(1), tel.Int64(t, "cache.evictions", name("wb")), "the expired entry")
 		refresh := tel.SpansNamed("cache.refresh")
 		require.Len(t, refresh, 1)

@@ -24,8 +24,8 @@
 //     [ErrNotFound] and stores with [Cache.Set]; [Cache.Delete] after a
 //     change. For code that already has its own loading logic.
 //   - Read-through ([WithLoader]): Get loads a missing key itself, once per
-//     key however many callers miss it at the same moment, fills L2 and then
-//     L1. For most reads.
+//     key however many callers miss it at the same moment, fills L1, answers,
+//     and fills L2 in the background. For most reads.
 //   - Write-through ([WithWriter]): Set writes the source first and updates
 //     the cache only if that succeeded. When the cache must never be ahead of
 //     the source.
@@ -44,15 +44,52 @@
 //   - Avalanche (many keys expiring at once): TTLs are jittered, ±10% by
 //     default ([WithTTLJitter]).
 //   - Breakdown (a hot key expiring under load): concurrent misses share one
-//     load (golang.org/x/sync/singleflight); a caller that gives up does not
-//     cancel it for the others.
+//     load, as with golang.org/x/sync/singleflight; a caller that gives up
+//     does not cancel it for the others.
 //   - Penetration (requests for keys that do not exist): "not found" answers
 //     are cached briefly ([WithNegativeTTL]), and a Bloom filter of existing
 //     keys ([WithBloomFilter]) turns away unknown keys before they reach the
 //     source.
-//   - Stale data after a write: [WithDoubleDelete] deletes again after a
-//     delay, removing a value that a concurrent reader loaded from the source
-//     before the write and put back after the first delete.
+//   - Stale data after a write: a load in flight when Set or Delete runs
+//     writes nothing (see Consistency); [WithDoubleDelete] deletes again
+//     after a delay, removing a value that a reader on another instance
+//     loaded from the source before the write and put back in L2 after the
+//     first delete.
+//
+// # Consistency
+//
+// After [Cache.Set] or [Cache.Delete] returns, this instance never serves
+// an older value of the key, unless it returned an L2 failure (see below).
+// Each key has a version that Set and Delete advance; a load's result, a
+// cached "not found", an L2 value copied into L1 and a refresh-ahead
+// result are written only if the version they started at still holds,
+// and a Get that starts after the change does not share a load that began
+// before it. A Set or Delete therefore waits for an L2 write of such a
+// fill that is already under way (bounded by the store's own timeout and
+// [WithLoadTimeout]). Versions are kept per stripe of keys (1,024
+// stripes), so a change to one key can make a fill of another key that is
+// in flight skip its write: that costs a later load, never a stale value.
+//
+// Across instances: an instance drops its L1 copy, and its fills in
+// flight, when the announcement of another's change reaches it. A fill
+// writes L2 with [Adder.Add] when the store has it (MemoryStore does), so
+// that it never overwrites a value another instance set meanwhile; a
+// fill that began before another instance's Delete can still put its
+// value back into L2 after it, which is what [WithDoubleDelete] is for. A
+// refresh-ahead replaces the L2 value with Set. If Set or Delete returns
+// an L2 error, L2 may keep the older value, and an instance may read it
+// again once its L1 copy is gone, unless the store repairs what it failed
+// to write.
+//
+// # Latency
+//
+// A miss waits for the L2 lookup and the loader, not for the L2 write: L1
+// is filled, the caller answered, and L2 written on a background goroutine
+// (at most 64 at once; beyond that a fill is dropped and counted). The L2
+// lookup takes at most half the time left before the caller's deadline, or
+// half of [WithLoadTimeout] if that is sooner, so that a store that does
+// not answer leaves the loader the other half. [Cache.Flush] waits for the
+// fills in flight; [Cache.Close] cancels them.
 //
 // # Several instances
 //
@@ -107,6 +144,11 @@
 //   - cache.write_behind.dead_letters (counter, {write}): writes the
 //     write-behind worker gave up on after [WithWriteBehindRetries] and
 //     handed to [WithWriteBehindDeadLetter], by error.type.
+//   - cache.l2.fills (counter, {fill}): writes to L2 of loaded values,
+//     made in the background once the caller has the value, by
+//     cache.result: success; skipped (the key changed meanwhile, or L2
+//     already held a value); dropped (64 fills were in flight already);
+//     error, with error.type.
 //
 // Lookups and evictions are counted in memory and reported by
 // asynchronous (observable) instruments when the SDK collects: a
@@ -127,7 +169,8 @@
 //
 //   - cache.l2.get (client): an L2 read. A miss is not a failure; a value
 //     the codec cannot decode is, with error.type cache.decode.
-//   - cache.l2.set (client): an L2 write.
+//   - cache.l2.set (client): an L2 write. The fill of a loaded value
+//     ends after the Get that loaded it, whose span is its parent.
 //   - cache.l2.delete (client): an L2 delete.
 //   - cache.load (internal): a loader call. [ErrNotFound] from the loader
 //     is not a failure.

@@ -123,7 +123,8 @@ func WithCodec[V any](c Codec[V]) Option[V] {
 
 // WithLoader makes the cache read-through: a Get that misses both levels
 // calls load, once per key however many callers miss it together
-// (singleflight), fills L2 and then L1, and returns its value. load returns
+// (singleflight), fills L1, returns its value, and fills L2 in the
+// background. load returns
 // an error matching [ErrNotFound] for a key that does not exist. Use it when
 // every reader would otherwise write the same load-then-set code.
 func WithLoader[V any](load func(ctx context.Context, key string) (V, error)) Option[V] {
@@ -195,10 +196,14 @@ func WithCloseTimeout(d time.Duration) Option[any] {
 }
 
 // WithLoadTimeout bounds a shared fill: the L2 lookup and the loader call
-// that concurrent misses of a key wait on. It runs without the callers'
-// own deadlines and cancellation, since one caller giving up must not fail
-// the others, so this is its only bound. 0 removes it. The default is
-// [DefaultLoadTimeout] (10s).
+// that concurrent misses of a key wait on, and the L2 write that follows
+// in the background. A fill runs without the callers' own cancellation,
+// since one caller giving up must not fail the others, so this is its
+// bound, with one more: the L2 lookup takes at most half the time left
+// before the deadline of the caller that started the fill, or half of d
+// if that is sooner, so that a store that does not answer leaves the
+// loader time. It bounds refresh-ahead reloads ([WithRefreshAhead]) too.
+// 0 removes the bound. The default is [DefaultLoadTimeout] (10s).
 func WithLoadTimeout(d time.Duration) Option[any] {
 	return optionFunc(func(o *options) { o.loadTimeout = d })
 }
@@ -256,18 +261,21 @@ func WithBloomFilter(expectedKeys uint, falsePositiveRate float64) Option[any] {
 // WithRefreshAhead reloads an entry in the background once fraction (in
 // (0, 1)) of its TTL has passed and it is read again, while the old value
 // keeps being served: hot keys then never expire in front of readers. At
-// most one refresh per key runs at a time, and after a failed one the next
-// waits a second. It needs [WithLoader] and a TTL. Each L1 hit then reads
-// the clock.
+// most one refresh per key runs at a time, under [WithLoadTimeout], and
+// after a failed one the next waits a second; at most 1,024 run at once
+// (an entry due meanwhile is refreshed by a later read). It needs
+// [WithLoader] and a TTL. Each L1 hit then reads the clock.
 func WithRefreshAhead(fraction float64) Option[any] {
 	return optionFunc(func(o *options) { o.refreshAhead = fraction })
 }
 
 // WithDoubleDelete makes Delete delete the key again after d (delayed
-// double delete), to remove a stale value that a reader loaded from the
-// source before the source's update committed and wrote back after the
-// first delete. d should exceed a load's duration. The default, 0, deletes
-// once.
+// double delete), to remove a stale value that a reader on another
+// instance loaded from the source before the source's update committed
+// and wrote to L2 after the first delete: an instance that has not heard
+// of the Delete yet, or whose store announces nothing. (The deleting
+// instance, and one that hears of it in time, write no such value.) d
+// should exceed a load's duration. The default, 0, deletes once.
 func WithDoubleDelete(d time.Duration) Option[any] {
 	return optionFunc(func(o *options) { o.doubleDelete = d })
 }

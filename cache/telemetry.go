@@ -50,7 +50,17 @@ const (
 	numLoadResults
 )
 
+// Results of an L2 fill, the write of a loaded value to L2 after the
+// caller has it.
+const (
+	fillSuccess    = iota // written
+	fillSkipped           // the key changed meanwhile, or L2 held a value (Add)
+	fillDropped           // too many fills in flight
+	numFillResults        // errors are counted by error.type
+)
+
 var (
+	fillResultNames = [numFillResults]string{"success", "skipped", "dropped"}
 	levelNames      = [numLevels]string{"l1", "l2"}
 	resultNames     = [numResults]string{"hit", "miss", "error"}
 	loadResultNames = [numLoadResults]string{"success", "not_found", "error"}
@@ -103,6 +113,8 @@ type instruments struct {
 	flushes      metric.Int64Counter
 	flushOpts    []metric.AddOption // success
 	deadLetters  metric.Int64Counter
+	l2Fills      metric.Int64Counter
+	l2FillOpts   [numFillResults][]metric.AddOption
 }
 
 func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
@@ -131,6 +143,9 @@ func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvide
 	t.deadLetters, err = m.Int64Counter("cache.write_behind.dead_letters", metric.WithUnit("{write}"),
 		metric.WithDescription("Writes that the write-behind worker gave up on after its retries, by error.type."))
 	check(err)
+	t.l2Fills, err = m.Int64Counter("cache.l2.fills", metric.WithUnit("{fill}"),
+		metric.WithDescription("Writes to L2 of loaded values, made in the background after the caller has the value, by result."))
+	check(err)
 
 	set := func(kv ...attribute.KeyValue) attribute.Set {
 		return attribute.NewSet(append([]attribute.KeyValue{t.name}, kv...)...)
@@ -145,6 +160,9 @@ func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvide
 	t.sentOpts = add(AttrDirection.String("sent"))
 	t.receivedOpts = add(AttrDirection.String("received"))
 	t.flushOpts = add(AttrResult.String("success"))
+	for r := range numFillResults {
+		t.l2FillOpts[r] = add(AttrResult.String(fillResultNames[r]))
+	}
 	t.l2Errors.base = []attribute.KeyValue{t.name, AttrLevel.String(levelNames[levelL2]), AttrResult.String(resultNames[resultError])}
 	return t
 }

@@ -105,6 +105,24 @@ func (in *instance) received(t *testing.T) int64 {
 	return in.tel.Int64(t, "cache.invalidations", cache.AttrName.String(in.name), cache.AttrDirection.String("received"))
 }
 
+// receivedSoFar is received, but 0 rather than a failure before the first.
+func (in *instance) receivedSoFar(t *testing.T) int64 {
+	t.Helper()
+	var n int64
+	for _, sm := range in.tel.Collect(t).ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "cache.invalidations" {
+				for _, dp := range sum.DataPoints {
+					if has(dp.Attributes, cache.AttrName, in.name) && has(dp.Attributes, cache.AttrDirection, "received") {
+						n += dp.Value
+					}
+				}
+			}
+		}
+	}
+	return n
+}
+
 func (in *instance) mustGet(t *testing.T, key, want string) {
 	t.Helper()
 	got, err := in.cache.Get(ctxWithin(t, 3*time.Second), key)
@@ -138,6 +156,9 @@ func TestCachesShareInvalidations(t *testing.T) {
 	ctx := ctxWithin(t, 5*time.Second)
 
 	require.NoError(t, a.cache.Set(ctx, "k", "v1"))
+	// A fill that an announcement overtakes does not write L1 (the value it
+	// read may be older than the change announced): wait for a's.
+	require.Eventually(t, func() bool { return b.receivedSoFar(t) == 1 }, 2*time.Second, 10*time.Millisecond)
 	b.mustGet(t, "k", "v1") // from L2, now in b's L1
 	b.mustGet(t, "k", "v1") // from L1
 	assert.Equal(t, int64(1), b.requests(t, "l2", "hit"))
@@ -181,7 +202,8 @@ func TestCachesSurviveRedisOutage(t *testing.T) {
 
 	src.put("k", "v1")
 	src.put("other", "o1")
-	a.mustGet(t, "k", "v1") // loaded, into L2 and a's L1
+	a.mustGet(t, "k", "v1") // loaded, into a's L1, and L2 in the background
+	require.NoError(t, a.cache.Flush(ctxWithin(t, time.Second)))
 	b.mustGet(t, "k", "v1") // from L2
 	b.mustGet(t, "other", "o1")
 	require.Equal(t, int32(2), src.loads.Load())

@@ -1,0 +1,15 @@
+package cache
+
+// MaxL2Fills is maxL2Fills, for tests.
+const MaxL2Fills = maxL2Fills
+
+// Refreshing returns how many keys c holds in its map of keys being
+// refreshed ahead.
+func Refreshing[V any](c *Cache[V]) int {
+	n := 0
+	c.refreshing.Range(func(any, any) bool { n++; return true })
+	return n
+}
+
+// MaxRefreshes is maxRefreshes, for tests.
+const MaxRefreshes = maxRefreshes

@@ -1,0 +1,92 @@
+package cache_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelpatterns/patterns/cache"
+)
+
+// TestRefreshHonoursLoadTimeout: a refresh-ahead reload used to run
+// without the load timeout, so that a source that hung stopped the key's
+// refreshes until Close. It now fails at the load timeout, and the next
+// refresh may start a second after.
+func TestRefreshHonoursLoadTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var calls atomic.Int32
+		c := newStrategyCache(t, cache.WithTTL(10*time.Second), cache.WithTTLJitter(0), cache.WithRefreshAhead(0.5),
+			cache.WithLoadTimeout(2*time.Second),
+			cache.WithLoader(func(ctx context.Context, _ string) (string, error) {
+				if calls.Add(1) == 1 {
+					return "v1", nil
+				}
+				<-ctx.Done() // the source hangs
+				return "", ctx.Err()
+			}))
+		_, err := c.Get(ctx, "k")
+		require.NoError(t, err)
+		time.Sleep(6 * time.Second)
+		_, _ = c.Get(ctx, "k") // the refresh starts, and hangs
+		synctest.Wait()
+		require.Equal(t, int32(2), calls.Load())
+		time.Sleep(3 * time.Second) // 9s: past the load timeout, and a second after
+		v, err := c.Get(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, "v1", v, "the old value is served until it expires")
+		synctest.Wait()
+		assert.Equal(t, int32(3), calls.Load(), "a hung refresh must end at the load timeout and let the next one start")
+	})
+}
+
+// TestFailedRefreshesLeaveNoKeys: the map of keys being refreshed used to
+// keep every key whose refresh failed, forever. It now holds only the
+// refreshes in flight, at most a bounded number of them.
+func TestFailedRefreshesLeaveNoKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		const keys = 20_000
+		gate := make(chan struct{})
+		var loaded atomic.Bool
+		c := newStrategyCache(t, cache.WithTTL(10*time.Second), cache.WithTTLJitter(0), cache.WithRefreshAhead(0.5),
+			cache.WithMaxEntries(4*keys),
+			cache.WithLoader(func(ctx context.Context, _ string) (string, error) {
+				if !loaded.Load() {
+					return "v1", nil
+				}
+				<-gate
+				return "", errors.New("source down")
+			}))
+		var hits []string
+		for i := range keys {
+			k := fmt.Sprint(i)
+			_, err := c.Get(ctx, k)
+			require.NoError(t, err)
+			if _, err := c.Get(ctx, k); err == nil { // in L1 (ristretto may not admit every key)
+				hits = append(hits, k)
+			}
+		}
+		require.Greater(t, len(hits), keys/2)
+		loaded.Store(true)
+		time.Sleep(6 * time.Second)
+		for _, k := range hits {
+			_, _ = c.Get(ctx, k) // a refresh, which waits for gate and then fails
+		}
+		synctest.Wait()
+		assert.LessOrEqual(t, cache.Refreshing(c), cache.MaxRefreshes, "refreshes in flight are bounded")
+		close(gate)
+		synctest.Wait()
+		assert.Zero(t, cache.Refreshing(c), "a failed refresh must not leave its key behind")
+		time.Sleep(4 * time.Second) // every entry has expired
+		synctest.Wait()
+		assert.Zero(t, cache.Refreshing(c))
+	})
+}
