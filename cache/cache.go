@@ -837,12 +837,16 @@ func (c *Cache[V]) ttl() time.Duration {
 // load, an L2 read or a refresh that was in flight writes nothing, and a
 // Get that starts later does not share a load that began before (see
 // Consistency in the package documentation for what holds across
-// instances).
+// instances). A Set whose ctx is already done changes nothing and returns
+// ctx's error.
 func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 	if !c.enter() {
 		return ErrClosed
 	}
 	defer c.leave()
+	if err := ctx.Err(); err != nil {
+		return err // the store would not try, nor remember the key (see Consistency)
+	}
 	switch {
 	case c.write != nil:
 		if err := c.write(ctx, key, v); err != nil {
@@ -879,12 +883,16 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 //
 // Once Delete returns, this instance never serves the deleted value: as
 // for Set, loads, L2 reads and refreshes in flight write nothing, and a Get
-// that starts later loads afresh.
+// that starts later loads afresh. A Delete whose ctx is already done
+// changes nothing and returns ctx's error.
 func (c *Cache[V]) Delete(ctx context.Context, key string) error {
 	if !c.enter() {
 		return ErrClosed
 	}
 	defer c.leave()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if c.wb != nil {
 		if err := c.wb.forget(ctx, key); err != nil {
 			return err
@@ -959,7 +967,9 @@ func (c *Cache[V]) AddKeys(keys ...string) {
 // Flush writes out every write queued by [WithWriteBehind] before it was
 // called, retrying failed batches, and waits for the L2 fills of loaded
 // values in flight when it was called; it returns when they are done or
-// ctx is done. A fill that fails is not retried (it is counted). After
+// ctx is done. A fill that fails is not retried (it is counted). It returns
+// an error if queued writes were given up on (see
+// [WithWriteBehindDeadLetter]) since the previous Flush returned. After
 // [Cache.Close] it returns [ErrClosed].
 func (c *Cache[V]) Flush(ctx context.Context) error {
 	if c.closed.Load() {

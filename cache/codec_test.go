@@ -87,6 +87,7 @@ func TestJSONNullInL2IsAMiss(t *testing.T) {
 		require.NoError(t, err, "Get() over L2 %q", n)
 		assert.Equal(t, product{SKU: "sku-1", Price: 42}, v, "Get() over L2 %q", n)
 		assert.Equal(t, int32(1), loads.Load(), "loads over L2 %q", n)
+		require.NoError(t, c.Flush(ctx), "waiting for the L2 fill")
 		b, err := store.Get(ctx, "sku-1")
 		require.NoError(t, err)
 		assert.JSONEq(t, `{"sku":"sku-1","price":42}`, string(b), "L2 after the load")

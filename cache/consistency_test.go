@@ -285,3 +285,26 @@ func TestNeverOlderAfterSetOrDelete(t *testing.T) {
 	default:
 	}
 }
+
+// A Set or Delete whose context is already done changes nothing: the
+// store would neither write nor remember the key, so an L1 change alone
+// would be served and later undone by the older L2 value.
+func TestSetAndDeleteWithDoneContextChangeNothing(t *testing.T) {
+	store := &cache.MemoryStore{}
+	ctx := context.Background()
+	require.NoError(t, store.Set(ctx, "k", []byte(`"v1"`), 0))
+	c, err := cache.New[string](cache.WithStore(store))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	v, err := c.Get(ctx, "k")
+	require.NoError(t, err)
+	require.Equal(t, "v1", v)
+
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, c.Set(done, "k", "v2"), context.Canceled)
+	require.ErrorIs(t, c.Delete(done, "k"), context.Canceled)
+	v, err = c.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, "v1", v, "L1 after a Set and a Delete that did nothing")
+}
