@@ -362,6 +362,9 @@ func TestOverflowBypassesThenFlushes(t *testing.T) {
 	}
 	p.src.put("untouched", "u1")
 	p.a.mustGet(t, "untouched", "u1")
+	// Loaded values reach L2 in the background: wait for them.
+	require.NoError(t, p.a.cache.Flush(ctx))
+	require.NoError(t, p.b.cache.Flush(ctx))
 	require.Equal(t, int64(1), client.Exists(ctx, p.prefix+"untouched").Val())
 	st := newStaleness()
 	stop := st.read(t, 3, keys, p.a, p.b)
