@@ -225,23 +225,7 @@ func testTTL(t *testing.T, s cache.Store) {
 		mustGet(t, s, expiring, []byte("e"))
 	}
 
-	deadline := time.Now().Add(ttl + patience)
-	for {
-		_, err := s.Get(ctx(t), expiring)
-		if errors.Is(err, cache.ErrNotFound) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("Get(%q) = %v; want the value or cache.ErrNotFound", expiring, err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Get(%q) still finds the value %v after it was set with ttl %v", expiring, time.Since(start), ttl)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if since := time.Since(start); since < ttl*3/4 {
-		t.Fatalf("the value set with ttl %v expired after %v", ttl, since)
-	}
+	waitExpired(t, s, expiring, start, ttl, "set")
 	mustGet(t, s, forever, []byte("f"))
 	mustGet(t, s, reset, []byte("r2"))
 }
@@ -589,5 +573,29 @@ func testPublishCanceled(t *testing.T, inv cache.Invalidator) {
 	cancel()
 	if err := inv.Publish(c, "src", key(t, "k")); !errors.Is(err, context.Canceled) {
 		t.Errorf("Publish with a canceled context = %v; want an error matching context.Canceled", err)
+	}
+}
+
+// waitExpired waits until key, stored at start with ttl, expires, and
+// fails if that takes much longer or happens much sooner than ttl. verb
+// says how it was stored.
+func waitExpired(t *testing.T, s cache.Store, key string, start time.Time, ttl time.Duration, verb string) {
+	t.Helper()
+	deadline := start.Add(ttl + patience)
+	for {
+		_, err := s.Get(ctx(t), key)
+		if errors.Is(err, cache.ErrNotFound) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Get(%q) = %v; want the value or cache.ErrNotFound", key, err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Get(%q) still finds the value %v after it was %s with ttl %v", key, time.Since(start), verb, ttl)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if since := time.Since(start); since < ttl*3/4 {
+		t.Fatalf("the value %s with ttl %v expired after %v", verb, ttl, since)
 	}
 }
