@@ -136,7 +136,7 @@ func TestTelemetryConforms(t *testing.T) {
 			"cache.load.duration", "cache.invalidations", "cache.write_behind.queue", "cache.write_behind.flushes", "cache.l2.fills")
 		tel.CheckSpans(t, cache.ScopeName, documentedSpans, "cache.l2.get", "cache.l2.set", "cache.l2.delete",
 			"cache.load", "cache.refresh", "cache.write_behind.flush")
-		checkEvents(t, tel, documentedEvents, "cache.invalidation_failed")
+		tel.CheckEvents(t, documentedEvents, "cache.invalidation_failed")
 		names := slices.Concat(documented, documentedEvents)
 		for _, v := range []string{"l1", "l2", "hit", "miss", "error", "success", "not_found", "sent", "received",
 			"skipped", "dropped", "cache.decode", "cache.not_found"} {
@@ -269,39 +269,6 @@ func seriesNames(t *testing.T, tel *telemetrytest.Providers, key attribute.Key) 
 		}
 	}
 	return names
-}
-
-// checkEvents fails the test for every event, named as one of specs, whose
-// attributes differ from the documented ones, and for every name of want
-// that no span has.
-func checkEvents(t *testing.T, tel *telemetrytest.Providers, specs []telemetrytest.Instrument, want ...string) {
-	t.Helper()
-	seen := map[string]bool{}
-	for _, s := range tel.Spans.Ended() {
-		for _, e := range s.Events() {
-			i := slices.IndexFunc(specs, func(sp telemetrytest.Instrument) bool { return sp.Name == e.Name })
-			if i < 0 {
-				continue
-			}
-			seen[e.Name] = true
-			set := attribute.NewSet(e.Attributes...)
-			for _, k := range specs[i].Required {
-				if !set.HasValue(k) {
-					t.Errorf("event %s: attribute %s missing", e.Name, k)
-				}
-			}
-			for _, kv := range e.Attributes {
-				if !slices.Contains(specs[i].Required, kv.Key) && !slices.Contains(specs[i].Optional, kv.Key) {
-					t.Errorf("event %s: attribute %s is not documented", e.Name, kv.Key)
-				}
-			}
-		}
-	}
-	for _, name := range want {
-		if !seen[name] {
-			t.Errorf("event %s was not recorded", name)
-		}
-	}
 }
 
 // TestConcurrentHitsAreCounted protects the sum of the L1 hit counter,

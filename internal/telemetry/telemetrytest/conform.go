@@ -133,6 +133,30 @@ func (p *Providers) CheckSpans(t testing.TB, scope string, specs []Span, want ..
 	}
 }
 
+// CheckEvents fails the test for every span event named in specs whose
+// attributes do not conform (an attribute missing or not allowed); events
+// of other names are not checked. want lists event names that must have
+// been recorded.
+func (p *Providers) CheckEvents(t testing.TB, specs []Instrument, want ...string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, s := range p.Spans.Ended() {
+		for _, e := range s.Events() {
+			i := slices.IndexFunc(specs, func(sp Instrument) bool { return sp.Name == e.Name })
+			if i < 0 {
+				continue
+			}
+			seen[e.Name] = true
+			checkAttrs(t, "event "+e.Name, attribute.NewSet(e.Attributes...), specs[i].Required, specs[i].Optional)
+		}
+	}
+	for _, name := range want {
+		if !seen[name] {
+			t.Errorf("event %q was not recorded", name)
+		}
+	}
+}
+
 // NameMatches reports whether name matches pattern, in which a part in
 // braces stands for any text without a space.
 func NameMatches(pattern, name string) bool {
