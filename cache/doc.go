@@ -72,14 +72,14 @@
 //
 // Across instances: an instance drops its L1 copy, and its fills in
 // flight, when the announcement of another's change reaches it. A fill
-// writes L2 with [Adder.Add] when the store has it (MemoryStore does), so
-// that it never overwrites a value another instance set meanwhile; a
-// fill that began before another instance's Delete can still put its
-// value back into L2 after it, which is what [WithDoubleDelete] is for. A
-// refresh-ahead replaces the L2 value with Set. If Set or Delete returns
-// an L2 error, L2 may keep the older value, and an instance may read it
-// again once its L1 copy is gone, unless the store repairs what it failed
-// to write.
+// writes L2 with [Adder.Add] when the store has it (MemoryStore and
+// rediscache's Store do), so that it never overwrites a value another
+// instance set meanwhile; a fill that began before another instance's
+// Delete can still put its value back into L2 after it, which is what
+// [WithDoubleDelete] is for. A refresh-ahead replaces the L2 value with
+// Set. If Set or Delete returns an L2 error, L2 may keep the older value,
+// and an instance may read it again once its L1 copy is gone, unless the
+// store repairs what it failed to write (rediscache's does).
 //
 // # Latency
 //

@@ -104,9 +104,9 @@
 // announcement reaches a subscription as a call of its reconnected
 // callback.
 //
-// The exception: a Set, Delete or Publish called with a context that is
-// already done sends nothing and is not remembered (Redis is unchanged),
-// though the cache still updates its L1. The memory is the process's:
+// A Set, Delete or Publish called with a context that is already done
+// sends nothing and is not remembered (Redis is unchanged); the cache's
+// Set and Delete then change nothing either. The memory is the process's:
 // [Store.Close] stops the repair after one last attempt and reports the
 // keys it leaves, and a process that exits before Redis is back leaves
 // their older values in Redis until they expire. Without a store timeout
