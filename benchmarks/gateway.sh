@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # gateway.sh measures requests/s and p50/p99 latency on loopback, with
-# keep-alive, through: a bare httputil.ReverseProxy; the gateway with
+# keep-alive, through: a bare httputil.ReverseProxy (with a pool of copy
+# buffers as the gateway has, the reference; and as ReverseProxy is by
+# default, allocating a 32 KiB buffer per request); the gateway with
 # routing only; the gateway with routing + JWT + rate limit + breaker +
 # retry (no-op telemetry); the same with the OTel SDK; Caddy's
 # reverse_proxy; nginx's proxy_pass with upstream keep-alive; and, as the
@@ -13,9 +15,16 @@
 # target. ROUNDS rounds (5) each take every target once, in an order
 # rotated each round, so that a change of the machine's load weighs on
 # every target alike; the table gives medians, and the ratios to the bare
-# proxy are medians of per-round ratios.
+# proxy are medians of per-round ratios. Each sample also records the CPU
+# time the target's processes spent (from /proc/PID/stat, nginx's workers
+# included) per request: on a machine shared with other jobs it moves
+# much less than requests/s does.
 #
-# Usage: ./gateway.sh            # everything, about 7 minutes
+# Then, for latency without saturation, ROUNDS rounds of a fixed-rate
+# (open-loop) load from gwbench -load: RATE (1000) requests/s for
+# LAT_DURATION (6s) per target; RATE=0 skips them.
+#
+# Usage: ./gateway.sh            # everything, about 12 minutes
 #        ROUNDS=3 DURATION=5s TARGETS="bare routing caddy" ./gateway.sh
 #        PROFILE=full ./gateway.sh   # also writes a CPU profile of that variant
 # It installs what is missing: wrk and nginx with apt-get, Caddy with go
@@ -24,13 +33,17 @@
 # wrk outputs in a temporary directory whose name it prints.
 set -euo pipefail
 cd "$(dirname "$0")"
+# The braces make bash read the whole script before it runs any of it.
+{
 
 rounds=${ROUNDS:-5}
 duration=${DURATION:-10s}
 conns=${CONNS:-64}
 threads=${THREADS:-1}
-targets=${TARGETS:-direct bare routing full full-otel caddy nginx}
+targets=${TARGETS:-direct bare-nopool bare routing full full-otel caddy nginx}
 caddy_version=${CADDY_VERSION:-v2.11.9}
+rate=${RATE:-1000}
+lat_duration=${LAT_DURATION:-6s}
 work=$(mktemp -d -t otelpatterns-gwbench.XXXXXX)
 echo "# working in $work" >&2
 
@@ -68,12 +81,13 @@ gwbench=$work/gwbench
 
 # start NAME CMD... starts a gwbench server and sets port[NAME] from the
 # "listening on" line it prints.
-declare -A port
+declare -A port tpid
 start_go() {
 	local name=$1
 	shift
 	"$gwbench" "$@" >"$work/$name.out" 2>"$work/$name.err" &
 	pids+=($!)
+	tpid[$name]=$!
 	for _ in $(seq 100); do
 		if grep -q '^listening on ' "$work/$name.out" 2>/dev/null; then
 			port[$name]=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$work/$name.out")
@@ -98,7 +112,8 @@ wait_port() {
 start_go upstream -serve upstream
 upstream=http://127.0.0.1:${port[upstream]}
 port[direct]=${port[upstream]}
-for v in bare routing full full-otel; do
+tpid[direct]=${tpid[upstream]}
+for v in bare-nopool bare routing full full-otel; do
 	if need "$v"; then
 		prof=()
 		if [[ ${PROFILE:-} == "$v" ]]; then prof=(-cpuprofile "$work/$v.pprof"); fi
@@ -128,6 +143,7 @@ CADDY
 	XDG_DATA_HOME=$work/caddy XDG_CONFIG_HOME=$work/caddy \
 		"$caddy_bin" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.out" 2>&1 &
 	pids+=($!)
+	tpid[caddy]=$!
 	wait_port "${port[caddy]}"
 fi
 
@@ -169,6 +185,7 @@ http {
 NGINX
 	"$nginx_bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/nginx.out" 2>&1 &
 	pids+=($!)
+	tpid[nginx]=$!
 	wait_port "${port[nginx]}"
 fi
 
@@ -194,20 +211,37 @@ to_us() {
 	}'
 }
 
-# measure ROUND TARGET runs wrk once and appends a sample.
+# cpu_ticks PID prints the CPU time (user + system, in clock ticks) used
+# so far by the process PID and its children's processes (nginx's workers).
+cpu_ticks() {
+	local total=0 p
+	for p in "$1" $(pgrep -P "$1" || true); do
+		total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+	done
+	echo "$total"
+}
+hz=$(getconf CLK_TCK)
+
+# measure ROUND TARGET runs wrk once and appends a sample: requests/s,
+# p50 and p99 (µs), and the CPU time the target's processes spent per
+# request (µs), which depends less on what else the machine runs.
 measure() {
-	local round=$1 t=$2 out=$work/wrk-$1-$2.txt
+	local round=$1 t=$2 out=$work/wrk-$1-$2.txt before after
+	before=$(cpu_ticks "${tpid[$t]}")
 	wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "Authorization: Bearer $token" \
 		"http://127.0.0.1:${port[$t]}$path" >"$out"
 	if grep -q -e 'Non-2xx' -e 'Socket errors' "$out"; then
 		echo "round $round, $t: errors:" >&2
 		grep -e 'Non-2xx' -e 'Socket errors' "$out" >&2
 	fi
-	local rps p50 p99
+	after=$(cpu_ticks "${tpid[$t]}")
+	local rps p50 p99 reqs cpu
 	rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
 	p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
 	p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
-	echo "$round $t $rps $p50 $p99" | tee -a "$work/samples.txt" >&2
+	reqs=$(awk '/ requests in / {print $1}' "$out")
+	cpu=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$reqs" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+	echo "$round $t $rps $p50 $p99 $cpu" | tee -a "$work/samples.txt" >&2
 }
 
 # A short warm-up of each (connection pools, the Go runtime's heap).
@@ -215,7 +249,7 @@ for t in $targets; do
 	wrk -t"$threads" -c"$conns" -d2s -H "Authorization: Bearer $token" "http://127.0.0.1:${port[$t]}$path" >/dev/null
 done
 
-echo "# round target requests/s p50µs p99µs" >"$work/samples.txt"
+echo "# round target requests/s p50µs p99µs cpuµs/request" >"$work/samples.txt"
 read -r -a list <<<"$targets"
 n=${#list[@]}
 for ((r = 1; r <= rounds; r++)); do
@@ -224,10 +258,34 @@ for ((r = 1; r <= rounds; r++)); do
 	done
 done
 
+# Latency at a fixed rate, well below any target's saturation: gwbench
+# -load sends RATE requests a second (open loop: latency counts from
+# when a request was due) over up to 32 connections.
+if [[ $rate != 0 ]]; then
+	echo "# round target rate p50µs p99µs" >"$work/latency.txt"
+	for ((r = 1; r <= rounds; r++)); do
+		for ((i = 0; i < n; i++)); do
+			t=${list[$(((i + r - 1) % n))]}
+			echo "$r $t $("$gwbench" -load "http://127.0.0.1:${port[$t]}$path" -rate "$rate" -duration "$lat_duration" \
+				-workers 32 -H "Authorization: Bearer $token")" | tee -a "$work/latency.txt" >&2
+		done
+	done
+fi
+
 {
 	echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3-4)"
 	echo "wrk -t$threads -c$conns -d$duration --latency; $rounds rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	if need caddy; then echo "Caddy: $(go version -m "$caddy_bin" | awk '$1 == "mod" {print $3}')"; fi
+	if need nginx; then echo "nginx: $("$nginx_bin" -v 2>&1 | cut -d/ -f2)"; fi
 	echo
 	"$gwbench" -report "$work/samples.txt" -ref bare
+	if [[ $rate != 0 ]]; then
+		echo
+		echo "Latency at $rate requests/s (open loop, $lat_duration per sample, gwbench -load):"
+		echo
+		"$gwbench" -report "$work/latency.txt" -latency -ref bare
+	fi
 } | tee "$work/table.md"
 echo "# samples, wrk outputs and table in $work" >&2
+exit
+}

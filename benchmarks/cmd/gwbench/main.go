@@ -7,6 +7,7 @@
 //	gwbench -token     # prints a token the full variants accept, valid a day
 //	gwbench -free-port # prints a free loopback port
 //	gwbench -report samples.txt -ref bare # the markdown table of medians
+//	gwbench -load http://127.0.0.1:PORT/api/items/42 -rate 1000 -duration 10s -H "Authorization: Bearer ..."
 //
 // It prints "listening on HOST:PORT" once it accepts connections, and
 // serves until SIGINT or SIGTERM. -cpuprofile writes a CPU profile of the
@@ -24,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 	"time"
 
@@ -39,8 +41,25 @@ func main() {
 	freePort := flag.Bool("free-port", false, "print a free loopback TCP port and exit")
 	report := flag.String("report", "", "read samples (round target rps p50µs p99µs, a line each) from this file, print a markdown table of medians and exit")
 	ref := flag.String("ref", gwbench.Bare, "the target -report compares the others with")
+	latency := flag.Bool("latency", false, "with -report: the samples are fixed-rate latencies; print p50 and p99 and what each target adds to -ref's")
+	load := flag.String("load", "", "send a fixed-rate load to this URL, print \"rate p50µs p99µs\" and exit")
+	rate := flag.Int("rate", 1000, "with -load: requests per second")
+	duration := flag.Duration("duration", 10*time.Second, "with -load: how long")
+	workers := flag.Int("workers", 32, "with -load: concurrent requests at most")
+	var headers headerFlag
+	flag.Var(&headers, "H", `with -load: a request header, "Name: value" (repeatable)`)
 	flag.Parse()
 	switch {
+	case *load != "":
+		res, err := gwbench.Load{URL: *load, Header: http.Header(headers), Rate: *rate, Duration: *duration, Workers: *workers}.Run(context.Background())
+		if err != nil {
+			log.Fatal("gwbench: ", err)
+		}
+		if res.Failed > 0 {
+			log.Printf("gwbench: %d of %d requests failed", res.Failed, res.Sent)
+		}
+		fmt.Printf("%d %.1f %.1f\n", *rate, float64(res.P50.Nanoseconds())/1e3, float64(res.P99.Nanoseconds())/1e3)
+		return
 	case *token:
 		fmt.Println(gwbench.Token(24 * time.Hour))
 		return
@@ -62,7 +81,11 @@ func main() {
 		if err != nil || len(samples) == 0 {
 			log.Fatalf("gwbench: %s: %d samples, %v", *report, len(samples), err)
 		}
-		gwbench.Report(os.Stdout, samples, *ref)
+		if *latency {
+			gwbench.ReportLatency(os.Stdout, samples, *ref)
+		} else {
+			gwbench.Report(os.Stdout, samples, *ref)
+		}
 		return
 	}
 	if err := run(*serve, *addr, *upstream, *cpuprofile); err != nil {
@@ -114,4 +137,21 @@ func run(serve, addr, upstream, cpuprofile string) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return errors.Join(srv.Shutdown(sctx), closeFn(sctx))
+}
+
+// headerFlag collects -H "Name: value" flags.
+type headerFlag http.Header
+
+func (h *headerFlag) String() string { return fmt.Sprint(http.Header(*h)) }
+
+func (h *headerFlag) Set(v string) error {
+	name, value, ok := strings.Cut(v, ":")
+	if !ok {
+		return fmt.Errorf("%q: want Name: value", v)
+	}
+	if *h == nil {
+		*h = headerFlag{}
+	}
+	http.Header(*h).Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	return nil
 }

@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -35,14 +37,20 @@ import (
 
 // The variants a proxy process can run.
 const (
-	Bare     = "bare"      // httputil.ReverseProxy with Rewrite, SetURL and SetXForwarded
+	// Bare is an httputil.ReverseProxy with Rewrite (SetURL and
+	// SetXForwarded) and a pool of 32 KiB copy buffers, as the gateway
+	// has; BareNoPool is the same without the pool, so that ReverseProxy
+	// allocates a 32 KiB buffer per request, as it does by default.
+	Bare       = "bare"
+	BareNoPool = "bare-nopool"
+
 	Routing  = "routing"   // the gateway: one route, one upstream, no-op telemetry
 	Full     = "full"      // routing + JWT + rate limit + breaker + retry, no-op telemetry
 	FullOTel = "full-otel" // Full with the OTel SDK: every request traced, metrics kept
 )
 
 // Variants lists the proxy variants in the order the script runs them.
-var Variants = []string{Bare, Routing, Full, FullOTel}
+var Variants = []string{BareNoPool, Bare, Routing, Full, FullOTel}
 
 // Path is the path the load generator asks for; Pattern the gateway's
 // route for it. Every proxy forwards the path as it is.
@@ -119,7 +127,7 @@ func New(variant, upstreamURL string) (*Server, error) {
 		return nil, fmt.Errorf("upstream URL: %w", err)
 	}
 	switch variant {
-	case Bare:
+	case Bare, BareNoPool:
 		t := Transport()
 		p := &httputil.ReverseProxy{
 			Transport: t,
@@ -127,6 +135,11 @@ func New(variant, upstreamURL string) (*Server, error) {
 				pr.SetURL(target)
 				pr.SetXForwarded()
 			},
+			// A client that goes away mid-request is no news here.
+			ErrorLog: log.New(io.Discard, "", 0),
+		}
+		if variant == Bare {
+			p.BufferPool = new(bufferPool)
 		}
 		return &Server{Handler: p, Close: func(context.Context) error { t.CloseIdleConnections(); return nil }}, nil
 	case Routing:
@@ -216,4 +229,23 @@ func newGateway(upstreamURL string, full bool, tp trace.TracerProvider, mp metri
 func Drain(resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
+}
+
+// bufferPool lends the bare proxy 32 KiB copy buffers, as the gateway's
+// own pool does.
+type bufferPool struct{ p sync.Pool }
+
+const bufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[bufferSize]byte); ok {
+		return v[:]
+	}
+	return new([bufferSize]byte)[:]
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == bufferSize {
+		b.p.Put((*[bufferSize]byte)(buf[:bufferSize]))
+	}
 }

@@ -15,11 +15,14 @@ type Sample struct {
 	Target   string
 	RPS      float64 // requests per second
 	P50, P99 float64 // latency, µs
+	// CPU is the CPU time the target's processes spent per request, µs
+	// (0: not measured).
+	CPU float64
 }
 
 // ParseSamples reads samples written one a line as
-// "round target rps p50µs p99µs", separated by white space; lines starting
-// with # are skipped.
+// "round target rps p50µs p99µs [cpuµs]", separated by white space; lines
+// starting with # are skipped.
 func ParseSamples(r io.Reader) ([]Sample, error) {
 	var out []Sample
 	sc := bufio.NewScanner(r)
@@ -29,8 +32,8 @@ func ParseSamples(r io.Reader) ([]Sample, error) {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) != 5 {
-			return nil, fmt.Errorf("line %d: %q: want 5 fields", n, line)
+		if len(f) != 5 && len(f) != 6 {
+			return nil, fmt.Errorf("line %d: %q: want 5 or 6 fields", n, line)
 		}
 		var s Sample
 		var err error
@@ -38,7 +41,7 @@ func ParseSamples(r io.Reader) ([]Sample, error) {
 			return nil, fmt.Errorf("line %d: round: %w", n, err)
 		}
 		s.Target = f[1]
-		for i, p := range []*float64{&s.RPS, &s.P50, &s.P99} {
+		for i, p := range []*float64{&s.RPS, &s.P50, &s.P99, &s.CPU}[:len(f)-2] {
 			if *p, err = strconv.ParseFloat(f[2+i], 64); err != nil {
 				return nil, fmt.Errorf("line %d: field %d: %w", n, 3+i, err)
 			}
@@ -77,25 +80,37 @@ func Report(w io.Writer, samples []Sample, ref string) {
 	for _, s := range by[ref] {
 		refByRound[s.Round] = s
 	}
-	fmt.Fprintf(w, "| target | requests/s | min–max | p50 | p99 | requests/s / %s | p99 − %s |\n", ref, ref)
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintf(w, "| target | requests/s | min–max | p50 | p99 | requests/s / %s | p99 − %s | CPU/request | CPU / %s's |\n", ref, ref, ref)
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, t := range order {
-		var rps, p50, p99, ratio, added []float64
+		var rps, p50, p99, cpu, ratio, added, cpuRatio []float64
 		for _, s := range by[t] {
 			rps, p50, p99 = append(rps, s.RPS), append(p50, s.P50), append(p99, s.P99)
+			if s.CPU > 0 {
+				cpu = append(cpu, s.CPU)
+			}
 			if r, ok := refByRound[s.Round]; ok && r.RPS > 0 {
 				ratio = append(ratio, s.RPS/r.RPS)
 				added = append(added, s.P99-r.P99)
+				if r.CPU > 0 && s.CPU > 0 {
+					cpuRatio = append(cpuRatio, s.CPU/r.CPU)
+				}
 			}
 		}
-		rel, diff := "", ""
+		rel, diff, cpuRel, cpuAbs := "", "", "", ""
 		if len(ratio) > 0 && t != ref {
 			rel = fmt.Sprintf("%.2f×", median(ratio))
 			diff = signedMicros(median(added))
 		}
-		fmt.Fprintf(w, "| %s | %s | %s–%s | %s | %s | %s | %s |\n", t,
+		if len(cpuRatio) > 0 && t != ref {
+			cpuRel = fmt.Sprintf("%.2f×", median(cpuRatio))
+		}
+		if len(cpu) > 0 {
+			cpuAbs = fmt.Sprintf("%.1f µs", median(cpu))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s–%s | %s | %s | %s | %s | %s | %s |\n", t,
 			thousands(median(rps)), thousands(slices.Min(rps)), thousands(slices.Max(rps)),
-			micros(median(p50)), micros(median(p99)), rel, diff)
+			micros(median(p50)), micros(median(p99)), rel, diff, cpuAbs, cpuRel)
 	}
 	fmt.Fprintf(w, "\n%d rounds; medians per target.\n", len(by[order[0]]))
 }
@@ -109,10 +124,10 @@ func thousands(x float64) string {
 }
 
 func micros(us float64) string {
-	if us >= 1000 {
+	if us >= 10000 {
 		return fmt.Sprintf("%.2f ms", us/1000)
 	}
-	return fmt.Sprintf("%.0f µs", us)
+	return thousands(us) + " µs"
 }
 
 func signedMicros(us float64) string {
@@ -120,4 +135,40 @@ func signedMicros(us float64) string {
 		return "−" + micros(-us)
 	}
 	return "+" + micros(us)
+}
+
+// ReportLatency writes a markdown table of the samples' median p50 and
+// p99 per target (their RPS is the fixed rate sent), with what each adds
+// to ref's, as the median of per-round differences.
+func ReportLatency(w io.Writer, samples []Sample, ref string) {
+	var order []string
+	by := map[string][]Sample{}
+	for _, s := range samples {
+		if _, ok := by[s.Target]; !ok {
+			order = append(order, s.Target)
+		}
+		by[s.Target] = append(by[s.Target], s)
+	}
+	refByRound := map[int]Sample{}
+	for _, s := range by[ref] {
+		refByRound[s.Round] = s
+	}
+	fmt.Fprintf(w, "| target | p50 | p99 | p50 − %s | p99 − %s | p99 min–max |\n", ref, ref)
+	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
+	for _, t := range order {
+		var p50, p99, d50, d99 []float64
+		for _, s := range by[t] {
+			p50, p99 = append(p50, s.P50), append(p99, s.P99)
+			if r, ok := refByRound[s.Round]; ok {
+				d50, d99 = append(d50, s.P50-r.P50), append(d99, s.P99-r.P99)
+			}
+		}
+		a50, a99 := "", ""
+		if len(d50) > 0 && t != ref {
+			a50, a99 = signedMicros(median(d50)), signedMicros(median(d99))
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s–%s |\n", t, micros(median(p50)), micros(median(p99)),
+			a50, a99, micros(slices.Min(p99)), micros(slices.Max(p99)))
+	}
+	fmt.Fprintf(w, "\n%d rounds; medians per target.\n", len(by[order[0]]))
 }
