@@ -26,7 +26,7 @@
 #
 # Usage: ./gateway.sh            # everything, about 12 minutes
 #        ROUNDS=3 DURATION=5s TARGETS="bare routing caddy" ./gateway.sh
-#        PROFILE=full ./gateway.sh   # also writes a CPU profile of that variant
+#        PROFILE="bare full" ./gateway.sh   # also writes CPU profiles of those variants
 # It installs what is missing: wrk and nginx with apt-get, Caddy with go
 # install (from the module proxy, into a temporary GOBIN; CADDY=path skips
 # the build). It prints the table on stdout, and keeps the raw samples and
@@ -116,7 +116,7 @@ tpid[direct]=${tpid[upstream]}
 for v in bare-nopool bare routing full full-otel; do
 	if need "$v"; then
 		prof=()
-		if [[ ${PROFILE:-} == "$v" ]]; then prof=(-cpuprofile "$work/$v.pprof"); fi
+		if [[ " ${PROFILE:-} " == *" $v "* ]]; then prof=(-cpuprofile "$work/$v.pprof"); fi
 		start_go "$v" -serve "$v" -upstream "$upstream" "${prof[@]}"
 	fi
 done
