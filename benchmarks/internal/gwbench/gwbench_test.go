@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,5 +60,46 @@ func TestVariants(t *testing.T) {
 	}
 	if _, err := gwbench.New("nope", up.URL); err == nil {
 		t.Errorf(`New("nope") = nil error; want one`)
+	}
+}
+
+// TestLoad sends a short fixed-rate load to the upstream: every request
+// is sent and answered, and the percentiles are ordered.
+func TestLoad(t *testing.T) {
+	up := httptest.NewServer(gwbench.Upstream())
+	defer up.Close()
+	res, err := gwbench.Load{URL: up.URL + gwbench.Path, Rate: 200, Duration: 250 * time.Millisecond, Workers: 4}.Run(context.Background())
+	if err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	if res.Sent != 50 || res.Failed != 0 {
+		t.Errorf("sent %d, failed %d; want 50 sent, none failed", res.Sent, res.Failed)
+	}
+	if res.P50 <= 0 || res.P50 > res.P99 || res.P99 > res.P999 {
+		t.Errorf("p50 %v, p99 %v, p99.9 %v; want 0 < p50 <= p99 <= p99.9", res.P50, res.P99, res.P999)
+	}
+}
+
+// TestReport checks the table's medians and per-round ratios.
+func TestReport(t *testing.T) {
+	samples, err := gwbench.ParseSamples(strings.NewReader(`# round target rps p50 p99 cpu
+1 bare 1000 100 900 50
+1 routing 900 110 1000 55
+2 bare 2000 100 900 50
+2 routing 1900 120 950 60
+3 bare 3000 100 900 50
+3 routing 2400 130 1200
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	gwbench.Report(&b, samples, gwbench.Bare)
+	want := "| routing | 1,900 | 900–2,400 | 120 µs | 1,000 µs | 0.90× | +100 µs | 57.5 µs | 1.15× |"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("report:\n%s\nwant a line %q", b.String(), want)
+	}
+	if _, err := gwbench.ParseSamples(strings.NewReader("1 bare x 1 2\n")); err == nil {
+		t.Errorf("ParseSamples of a bad number = nil error")
 	}
 }
