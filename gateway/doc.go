@@ -165,7 +165,8 @@
 // These are counted in memory and reported by asynchronous (observable)
 // instruments when the SDK collects, for the targets and routes of the
 // live table; a target removed by [Gateway.Update] takes its series with
-// it.
+// it. [Gateway.Close] unregisters them: shut the meter provider down (or
+// flush it) before Close, or their last counts are not exported.
 //
 // Breakers and retriers report under their own packages' scopes
 // (circuitbreaker.* named "{upstream}/{host:port}", retry.* named after

@@ -1,0 +1,260 @@
+// Package gwbench builds the HTTP servers of the gateway benchmark
+// (benchmarks/gateway.sh): the upstream every proxy sends to, a bare
+// httputil.ReverseProxy, and the gateway in three configurations. The
+// command benchmarks/cmd/gwbench runs one of them per process, as the
+// out-of-process peers (Caddy, nginx) run; the package's test starts each
+// in process once and checks that a request passes through.
+package gwbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/gateway/auth"
+	"github.com/otelpatterns/patterns/gateway/ratelimit"
+)
+
+// The variants a proxy process can run.
+const (
+	// Bare is an httputil.ReverseProxy with Rewrite (SetURL and
+	// SetXForwarded) and a pool of 32 KiB copy buffers, as the gateway
+	// has; BareNoPool is the same without the pool, so that ReverseProxy
+	// allocates a 32 KiB buffer per request, as it does by default.
+	Bare       = "bare"
+	BareNoPool = "bare-nopool"
+
+	Routing  = "routing"   // the gateway: one route, one upstream, no-op telemetry
+	Full     = "full"      // routing + JWT + rate limit + breaker + retry, no-op telemetry
+	FullOTel = "full-otel" // Full with the OTel SDK: every request traced, metrics kept
+	// FullCached is Full with auth's token cache (auth.WithTokenCache):
+	// a token seen before is not verified again.
+	FullCached = "full-cached"
+)
+
+// Variants lists the proxy variants in the order the script runs them.
+var Variants = []string{BareNoPool, Bare, Routing, Full, FullCached, FullOTel}
+
+// Path is the path the load generator asks for; Pattern the gateway's
+// route for it. Every proxy forwards the path as it is.
+const (
+	Path    = "/api/items/42"
+	Pattern = "GET /api/items/{id}"
+)
+
+// Body is what the upstream answers: a small JSON document.
+const Body = `{"id":42,"name":"widget","price":9.99}` + "\n"
+
+// secret signs the benchmark's tokens (HS256). The full variants verify
+// every request's signature and claims: no token cache.
+var secret = []byte("gwbench HS256 secret, 32 bytes!!")
+
+const (
+	issuer   = "https://login.gwbench.test/"
+	audience = "items-api"
+	role     = "reader"
+)
+
+// Token returns a token that the full variants accept, valid for ttl.
+func Token(ttl time.Duration) string {
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "bench", "iss": issuer, "aud": audience, "roles": []string{role},
+		"exp": time.Now().Add(ttl).Unix(),
+	})
+	tok.Header["kid"] = "bench"
+	s, err := tok.SignedString(secret)
+	if err != nil {
+		panic(err) // a fixed HS256 key cannot fail to sign
+	}
+	return s
+}
+
+// Upstream is the service behind every proxy: it answers [Body] to any
+// request.
+func Upstream() http.Handler {
+	body := []byte(Body)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+}
+
+// Transport is the transport of the bare proxy: the one the gateway
+// makes for itself (keep-alive, 256 idle connections per target, a 5s
+// dial timeout, no environment proxy), so that both hold as many upstream
+// connections.
+func Transport() *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Server is a proxy variant ready to serve.
+type Server struct {
+	http.Handler
+	// Close releases what the variant holds (the gateway, the
+	// authenticator, the SDK providers).
+	Close func(context.Context) error
+}
+
+// New builds the proxy variant to the upstream at upstreamURL.
+func New(variant, upstreamURL string) (*Server, error) {
+	target, err := url.Parse(upstreamURL)
+	if err != nil {
+		return nil, fmt.Errorf("upstream URL: %w", err)
+	}
+	switch variant {
+	case Bare, BareNoPool:
+		t := Transport()
+		p := &httputil.ReverseProxy{
+			Transport: t,
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.SetXForwarded()
+			},
+			// A client that goes away mid-request is no news here.
+			ErrorLog: log.New(io.Discard, "", 0),
+		}
+		if variant == Bare {
+			p.BufferPool = new(bufferPool)
+		}
+		return &Server{Handler: p, Close: func(context.Context) error { t.CloseIdleConnections(); return nil }}, nil
+	case Routing:
+		return newGateway(upstreamURL, false, false, nil, nil)
+	case Full, FullCached:
+		return newGateway(upstreamURL, true, variant == FullCached, nil, nil)
+	case FullOTel:
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		s, err := newGateway(upstreamURL, true, false, tp, mp)
+		if err != nil {
+			return nil, errors.Join(err, tp.Shutdown(context.Background()), mp.Shutdown(context.Background()))
+		}
+		closeGW := s.Close
+		s.Close = func(ctx context.Context) error {
+			return errors.Join(closeGW(ctx), tp.Shutdown(ctx), mp.Shutdown(ctx))
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("variant %q: want one of %q", variant, Variants)
+}
+
+// newGateway builds the gateway: routing only, or with the full chain,
+// with or without a token cache. tp and mp nil mean no-op providers.
+func newGateway(upstreamURL string, full, tokenCache bool, tp trace.TracerProvider, mp metric.MeterProvider) (*Server, error) {
+	var opts []gateway.Option
+	if tp == nil {
+		tp, mp = tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider()
+	} else {
+		// W3C trace context to the upstream, as an application with the
+		// SDK would set it up (the gateway uses the global propagator).
+		otel.SetTextMapPropagator(propagation.TraceContext{})
+	}
+	opts = append(opts, gateway.WithTracerProvider(tp), gateway.WithMeterProvider(mp))
+
+	up := gateway.Upstream{Name: "items", Targets: []gateway.Target{{URL: upstreamURL}}}
+	// No route Timeout: the bare proxy has none, and a timer per request
+	// costs about 2% of the routing variant's CPU time.
+	route := gateway.Route{Pattern: Pattern, Upstream: "items"}
+	closers := []func(){}
+	if full {
+		// A breaker per target and retries (2 attempts, a budget), with
+		// their defaults.
+		up.Breaker = &gateway.Breaker{}
+		up.Retry = &gateway.Retry{}
+		authOpts := []auth.Option{
+			auth.WithKeys(auth.Key{ID: "bench", Algorithm: "HS256", Key: secret}),
+			auth.WithIssuer(issuer),
+			auth.WithAudience(audience),
+			auth.WithMeterProvider(mp),
+		}
+		if tokenCache {
+			authOpts = append(authOpts, auth.WithTokenCache(10_000, time.Minute))
+		}
+		a, err := auth.New(authOpts...)
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, a.Close)
+		// A per-client limit far above what the machine can serve, so
+		// that it is checked on every request and never rejects one.
+		l, err := ratelimit.New(ratelimit.Limit{
+			Name:     "per-client",
+			Requests: 10_000_000, Per: time.Second,
+			Key:   ratelimit.ByClientIP(),
+			Scope: ratelimit.AcrossRoutes,
+		}, ratelimit.WithMeterProvider(mp))
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		route.Middleware = []gateway.Middleware{a.Middleware(auth.RequireAnyRole(role)), l.Middleware}
+	}
+	opts = append(opts, gateway.WithUpstreams(up), gateway.WithRoutes(route))
+	g, err := gateway.New(opts...)
+	if err != nil {
+		for _, c := range closers {
+			c()
+		}
+		return nil, err
+	}
+	return &Server{Handler: g, Close: func(context.Context) error {
+		g.Close()
+		for _, c := range closers {
+			c()
+		}
+		return nil
+	}}, nil
+}
+
+// Drain reads and closes a response body, so that its connection is
+// reused.
+func Drain(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// bufferPool lends the bare proxy 32 KiB copy buffers, as the gateway's
+// own pool does.
+type bufferPool struct{ p sync.Pool }
+
+const bufferSize = 32 << 10
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[bufferSize]byte); ok {
+		return v[:]
+	}
+	return new([bufferSize]byte)[:]
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) == bufferSize {
+		b.p.Put((*[bufferSize]byte)(buf[:bufferSize]))
+	}
+}
