@@ -331,6 +331,9 @@ func (w *writeBehind[V]) drain(ticked bool) {
 	backoff, failures := firstBackoff, 0
 	for {
 		w.mu.Lock()
+		// A retry leaves out what was deleted or overwritten while it
+		// waited: such a Delete did not wait, no attempt being in flight.
+		w.prune()
 		if len(w.flight) == 0 && !w.take(ticked) {
 			w.mu.Unlock()
 			return

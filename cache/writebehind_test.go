@@ -545,3 +545,24 @@ func TestWriteBehindFlushAfterClose(t *testing.T) {
 		assert.ErrorIs(t, err, cache.ErrClosed, "Flush() after Close() = %v", err)
 	})
 }
+
+// TestWriteBehindDeleteDuringRetryBackoff: a Delete that runs while a
+// failed batch waits for its retry (no attempt in flight) returned at once,
+// and the retry then wrote the deleted key's value to the source after
+// Delete had returned.
+func TestWriteBehindDeleteDuringRetryBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &scriptedFlush{failFirst: true, release: make(chan struct{})}
+		c := newStrategyCache(t, cache.WithWriteBehind(f.flush), cache.WithWriteBatch(2, time.Hour))
+		ctx := t.Context()
+		require.NoError(t, c.Set(ctx, "a", "1"))
+		require.NoError(t, c.Set(ctx, "b", "1"))
+		synctest.Wait() // [a=1 b=1] in flight
+		close(f.release)
+		synctest.Wait() // the attempt failed: the worker waits to retry
+		require.NoError(t, c.Delete(ctx, "a"), "Delete() while the batch waits for its retry")
+		require.NoError(t, c.Flush(ctx), "Flush()")
+		want := [][]string{{"a=1", "b=1"}, {"b=1"}}
+		assert.Equal(t, want, f.got(), "batches = %q; want %q (no write of a after its Delete returned)", f.got(), want)
+	})
+}
