@@ -232,12 +232,24 @@ func (c *Cache[V]) resubscribe(inv Invalidator) {
 	}
 }
 
-// clearL1 drops every L1 entry, when announcements may have been missed.
-// The entries dropped are not evictions: cache.evictions counts what L1
-// drops by itself.
+// clearL1 drops every L1 entry, when announcements may have been missed
+// or every key may have changed. As for a change of one key (changedL1),
+// it advances every version first, so that no fill in flight writes what
+// it found before, and a Get that starts later does not join a load that
+// began before. The entries dropped are not evictions: cache.evictions
+// counts what L1 drops by itself.
 func (c *Cache[V]) clearL1() {
 	c.tel.clearing.Add(1)
 	defer c.tel.clearing.Add(-1)
+	for i := range c.vers {
+		kv := &c.vers[i]
+		kv.l1.Lock()
+		kv.n.Add(1)
+		kv.l1.Unlock()
+	}
+	c.flightsMu.Lock()
+	clear(c.flights)
+	c.flightsMu.Unlock()
 	c.l1.Clear()
 }
 
