@@ -232,12 +232,24 @@ func (c *Cache[V]) resubscribe(inv Invalidator) {
 	}
 }
 
-// clearL1 drops every L1 entry, when announcements may have been missed.
-// The entries dropped are not evictions: cache.evictions counts what L1
-// drops by itself.
+// clearL1 drops every L1 entry, when announcements may have been missed
+// or every key may have changed. As for a change of one key (changedL1),
+// it advances every version first, so that no fill in flight writes what
+// it found before, and a Get that starts later does not join a load that
+// began before. The entries dropped are not evictions: cache.evictions
+// counts what L1 drops by itself.
 func (c *Cache[V]) clearL1() {
 	c.tel.clearing.Add(1)
 	defer c.tel.clearing.Add(-1)
+	for i := range c.vers {
+		kv := &c.vers[i]
+		kv.l1.Lock()
+		kv.n.Add(1)
+		kv.l1.Unlock()
+	}
+	c.flightsMu.Lock()
+	clear(c.flights)
+	c.flightsMu.Unlock()
 	c.l1.Clear()
 }
 
@@ -284,7 +296,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
 	if e, ok := c.l1Get(key); ok {
 		c.tel.l1Hits.Inc()
 		if c.opts.refreshAhead > 0 && e.refreshAt > 0 && time.Now().UnixNano() >= e.refreshAt {
-			c.refresh(ctx, key, e)
+			c.refresh(ctx, key)
 		}
 		if e.refreshAt == notFound {
 			var zero V
@@ -737,11 +749,11 @@ func (c *Cache[V]) loadValue(ctx context.Context, key string) (V, error) {
 	return v, err
 }
 
-// refresh reloads key, whose L1 entry old is due for a refresh, in the
+// refresh reloads key, whose L1 entry is due for a refresh, in the
 // background, once at a time per key and under the load timeout. The map
 // of keys being refreshed holds those in flight, at most maxRefreshes:
 // when it is full, a due entry is refreshed by a later read.
-func (c *Cache[V]) refresh(ctx context.Context, key string, old entry[V]) {
+func (c *Cache[V]) refresh(ctx context.Context, key string) {
 	if c.closed.Load() {
 		return
 	}
@@ -781,10 +793,8 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, old entry[V]) {
 			// removes it, since the key is gone from the source.
 			if isNotFound(err) {
 				c.l1.Del(key)
-			} else if left, ok := c.l1.GetTTL(key); ok && left > 0 {
-				old.refreshAt = time.Now().Add(refreshRetry).UnixNano()
-				_, cost := c.newEntry(old.v, 0)
-				c.fillL1(kv, ver, key, old, cost, left)
+			} else {
+				c.retryRefresh(kv, ver, key)
 			}
 			telemetry.RecordError(span, err)
 			return
@@ -801,6 +811,26 @@ func (c *Cache[V]) refresh(ctx context.Context, key string, old entry[V]) {
 	if !started {
 		done()
 	}
+}
+
+// retryRefresh puts off the next refresh of key, whose reload failed,
+// by refreshRetry. It rewrites the entry L1 holds now, not the one that
+// triggered the refresh: a Set may have replaced that one before the
+// refresh read ver.
+func (c *Cache[V]) retryRefresh(kv *keyVersion, ver uint64, key string) {
+	kv.l1.Lock()
+	defer kv.l1.Unlock()
+	if kv.n.Load() != ver {
+		return
+	}
+	cur, ok := c.l1.Get(key)
+	left, live := c.l1.GetTTL(key)
+	if !ok || !live || left <= 0 || cur.refreshAt == notFound {
+		return
+	}
+	cur.refreshAt = time.Now().Add(refreshRetry).UnixNano()
+	_, cost := c.newEntry(cur.v, 0)
+	c.writeL1(key, cur, cost, left)
 }
 
 // refreshRetry is how long after a failed refresh-ahead reload the next

@@ -308,3 +308,56 @@ func TestSetAndDeleteWithDoneContextChangeNothing(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "v1", v, "L1 after a Set and a Delete that did nothing")
 }
+
+// clearingStore is a MemoryStore whose Subscribe keeps the reconnected
+// callback (an announcement that every key may have changed, as
+// rediscache sends after flushing its prefix), and whose first Get tells
+// started and waits for release before answering with what it read.
+type clearingStore struct {
+	*cache.MemoryStore
+	started     chan struct{}
+	release     chan struct{}
+	gets        atomic.Int32
+	reconnected func()
+}
+
+func (s *clearingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	b, err := s.MemoryStore.Get(ctx, key)
+	if s.gets.Add(1) == 1 {
+		s.started <- struct{}{}
+		<-s.release
+	}
+	return b, err
+}
+
+func (s *clearingStore) Subscribe(ctx context.Context, handle func(source, key string), reconnected func()) (func(), error) {
+	s.reconnected = reconnected
+	return s.MemoryStore.Subscribe(ctx, handle, reconnected)
+}
+
+// TestClearOfL1DropsFillsInFlight: an announcement that every key may
+// have changed (a restored subscription, or rediscache's clear after it
+// flushed its prefix) cleared L1 but let a fill in flight, which read L2
+// before the flush, write its older value into L1 after the clear, where
+// it was served until its TTL.
+func TestClearOfL1DropsFillsInFlight(t *testing.T) {
+	ctx := context.Background()
+	store := &clearingStore{MemoryStore: &cache.MemoryStore{}, started: make(chan struct{}, 1), release: make(chan struct{})}
+	require.NoError(t, store.MemoryStore.Set(ctx, "k", []byte(`"old"`), 0))
+	c := newCache[string](t, cache.WithStore(store),
+		cache.WithLoader(func(context.Context, string) (string, error) { return "new", nil }))
+	require.NotNil(t, store.reconnected, "the cache subscribed")
+
+	first := getAsync(c, ctx, "k")
+	<-store.started // the Get has read "old" from L2
+	require.NoError(t, store.MemoryStore.Delete(ctx, "k"))
+	store.reconnected() // the flush of L2 is announced: every key may have changed
+	close(store.release)
+	r := <-first
+	require.NoError(t, r.err)
+	assert.Equal(t, "old", r.v, "a Get that began before the clear may see the older value")
+
+	got, err := c.Get(ctx, "k")
+	require.NoError(t, err)
+	assert.Equal(t, "new", got, "Get after the clear must not serve what a fill read before it")
+}

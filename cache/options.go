@@ -159,7 +159,10 @@ type Write[V any] struct {
 // of a key whose write is being flushed is queued after it; a Delete of
 // such a key waits for that attempt to end (or for its ctx), so that once
 // Delete returns no write of the key queued before it can reach the
-// source: delete from the source after Delete returns.
+// source: delete from the source after Delete returns. flush itself may
+// call Delete for a key of its batch, with the ctx it was given (or one
+// derived from it): that Delete does not wait for flush, and a retry of
+// the batch leaves the key out.
 //
 // A failed flush is reported to [WithFlushErrorHandler], counted, and
 // retried with backoff (exponential from 100ms to 10s, full jitter) up to

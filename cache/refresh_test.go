@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/patterns/cache"
 )
@@ -88,5 +90,72 @@ func TestFailedRefreshesLeaveNoKeys(t *testing.T) {
 		time.Sleep(4 * time.Second) // every entry has expired
 		synctest.Wait()
 		assert.Zero(t, cache.Refreshing(c))
+	})
+}
+
+// gatedTracerProvider is a no-op tracer provider whose tracer, when it
+// starts a span named name, tells started and waits for release: a hook
+// into the cache's background work at a known point.
+type gatedTracerProvider struct {
+	noop.TracerProvider
+	name     string
+	started  chan struct{}
+	release  chan struct{}
+	released atomic.Bool
+}
+
+func newGatedTracerProvider(name string) *gatedTracerProvider {
+	return &gatedTracerProvider{name: name, started: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (p *gatedTracerProvider) Tracer(string, ...trace.TracerOption) trace.Tracer {
+	return gatedTracer{p: p}
+}
+
+type gatedTracer struct {
+	noop.Tracer
+	p *gatedTracerProvider
+}
+
+func (g gatedTracer) Start(ctx context.Context, name string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
+	if name == g.p.name && !g.p.released.Load() {
+		g.p.started <- struct{}{}
+		<-g.p.release
+	}
+	return g.Tracer.Start(ctx, name, opts...)
+}
+
+// TestFailedRefreshDoesNotRestoreAValueOlderThanSet: a refresh-ahead
+// triggered by a read before Set, whose goroutine read the key's version
+// only after Set returned, put the old value it was triggered with back
+// into L1 when its reload failed: Get served v1 after Set(v2) returned.
+func TestFailedRefreshDoesNotRestoreAValueOlderThanSet(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		tp := newGatedTracerProvider("cache.refresh")
+		var calls atomic.Int32
+		c := newStrategyCache(t, cache.WithTTL(10*time.Second), cache.WithTTLJitter(0), cache.WithRefreshAhead(0.5),
+			cache.WithTracerProvider(tp),
+			cache.WithLoader(func(context.Context, string) (string, error) {
+				if calls.Add(1) == 1 {
+					return "v1", nil
+				}
+				return "", errors.New("source down")
+			}))
+		_, err := c.Get(ctx, "k")
+		require.NoError(t, err)
+		time.Sleep(6 * time.Second)
+		v, err := c.Get(ctx, "k") // due: a refresh starts
+		require.NoError(t, err)
+		require.Equal(t, "v1", v)
+		<-tp.started // the refresh's goroutine, before it reads anything
+		require.NoError(t, c.Set(ctx, "k", "v2"))
+		tp.released.Store(true)
+		close(tp.release)
+		synctest.Wait() // the reload has failed
+		require.Equal(t, int32(2), calls.Load())
+		v, err = c.Get(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, "v2", v, "Get() after Set(v2) returned and a refresh failed")
 	})
 }

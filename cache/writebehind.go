@@ -188,7 +188,9 @@ func (w *writeBehind[V]) enqueue(ctx context.Context, wr Write[V]) error {
 // being flushed, it marks it so that a retry leaves it out and waits for
 // the attempt to end, so that when forget returns nil no write of key
 // queued before it can reach the source any more; it returns ctx's error
-// if ctx ends first.
+// if ctx ends first. It does not wait when ctx is (derived from) the one
+// the flush function was given: the flush function is deleting a key of
+// its own batch.
 func (w *writeBehind[V]) forget(ctx context.Context, key string) error {
 	w.mu.Lock()
 	if q := w.pending[key]; q != nil {
@@ -206,7 +208,9 @@ func (w *writeBehind[V]) forget(ctx context.Context, key string) error {
 		attempt = w.attempt
 	}
 	w.mu.Unlock()
-	if attempt == nil {
+	if attempt == nil || ctx.Value(flushing{}) == w {
+		// Called by the flush function itself, which would wait for
+		// itself: what it writes of key is its own choice.
 		return nil
 	}
 	select {
@@ -331,6 +335,9 @@ func (w *writeBehind[V]) drain(ticked bool) {
 	backoff, failures := firstBackoff, 0
 	for {
 		w.mu.Lock()
+		// A retry leaves out what was deleted or overwritten while it
+		// waited: such a Delete did not wait, no attempt being in flight.
+		w.prune()
 		if len(w.flight) == 0 && !w.take(ticked) {
 			w.mu.Unlock()
 			return
@@ -468,8 +475,12 @@ func (w *writeBehind[V]) deadLetter(batch []Write[V], err error) {
 	w.dead(w.ctx, batch, err)
 }
 
+// flushing is the key of the value that the contexts of flush attempts
+// carry: the writeBehind making them.
+type flushing struct{}
+
 func (w *writeBehind[V]) writeBatch(batch []Write[V]) error {
-	ctx, span := w.c.tel.tracer.Start(w.ctx, "cache.write_behind.flush",
+	ctx, span := w.c.tel.tracer.Start(context.WithValue(w.ctx, flushing{}, w), "cache.write_behind.flush",
 		trace.WithAttributes(w.c.tel.name, batchSize.Int(len(batch))))
 	defer span.End()
 	err := w.write(ctx, batch)

@@ -545,3 +545,66 @@ func TestWriteBehindFlushAfterClose(t *testing.T) {
 		assert.ErrorIs(t, err, cache.ErrClosed, "Flush() after Close() = %v", err)
 	})
 }
+
+// TestWriteBehindDeleteDuringRetryBackoff: a Delete that runs while a
+// failed batch waits for its retry (no attempt in flight) returned at once,
+// and the retry then wrote the deleted key's value to the source after
+// Delete had returned.
+func TestWriteBehindDeleteDuringRetryBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &scriptedFlush{failFirst: true, release: make(chan struct{})}
+		c := newStrategyCache(t, cache.WithWriteBehind(f.flush), cache.WithWriteBatch(2, time.Hour))
+		ctx := t.Context()
+		require.NoError(t, c.Set(ctx, "a", "1"))
+		require.NoError(t, c.Set(ctx, "b", "1"))
+		synctest.Wait() // [a=1 b=1] in flight
+		close(f.release)
+		synctest.Wait() // the attempt failed: the worker waits to retry
+		require.NoError(t, c.Delete(ctx, "a"), "Delete() while the batch waits for its retry")
+		require.NoError(t, c.Flush(ctx), "Flush()")
+		want := [][]string{{"a=1", "b=1"}, {"b=1"}}
+		assert.Equal(t, want, f.got(), "batches = %q; want %q (no write of a after its Delete returned)", f.got(), want)
+	})
+}
+
+// TestWriteBehindFlushFunctionMayDeleteItsKeys: a flush function that
+// calls Delete, with the ctx it was given, for a key of the batch it is
+// writing (a row the source rejected, say) used to deadlock: Delete waited
+// for the attempt, which waited for the flush function, until Close.
+func TestWriteBehindFlushFunctionMayDeleteItsKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var c *cache.Cache[string]
+		var mu sync.Mutex
+		var attempts [][]string
+		var deleteErr error
+		flush := func(ctx context.Context, batch []cache.Write[string]) error {
+			mu.Lock()
+			var ws []string
+			for _, w := range batch {
+				ws = append(ws, w.Key+"="+w.Value)
+			}
+			attempts = append(attempts, ws)
+			first := len(attempts) == 1
+			mu.Unlock()
+			if !first {
+				return nil
+			}
+			err := c.Delete(ctx, "rejected")
+			mu.Lock()
+			deleteErr = err
+			mu.Unlock()
+			return errSource // the batch is retried without the deleted key
+		}
+		c = newStrategyCache(t, cache.WithWriteBehind(flush), cache.WithWriteBatch(2, time.Hour))
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		require.NoError(t, c.Set(ctx, "rejected", "1"))
+		require.NoError(t, c.Set(ctx, "kept", "1"))
+		require.NoError(t, c.Flush(ctx), "Flush() with a flush function that deletes a key of its batch")
+		mu.Lock()
+		defer mu.Unlock()
+		assert.NoError(t, deleteErr, "Delete() from the flush function")
+		want := [][]string{{"rejected=1", "kept=1"}, {"kept=1"}}
+		assert.Equal(t, want, attempts, "attempts = %q; want %q", attempts, want)
+	})
+}

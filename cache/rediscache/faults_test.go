@@ -403,3 +403,33 @@ func (s *source) delete(k string) {
 	defer s.mu.Unlock()
 	delete(s.data, k)
 }
+
+// TestHugeKeysAreShortenedInErrors: the store's errors held the whole key,
+// so that a cache's Set or Delete of a 1 MiB key failing at L2 returned
+// (and its cache.l2.* span recorded) a 1 MiB error, although the cache
+// shortens the keys in its own part of the text.
+func TestHugeKeysAreShortenedInErrors(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	prefix, channel := namespace(t)
+	p := faultproxy.New(t, addr)
+	t.Cleanup(func() { deleteKeys(t, sharedClient(t), prefix) })
+	store := newStoreIn(t, newClient(t, p.Addr()), prefix, channel,
+		rediscache.WithTimeout(faultTimeout), rediscache.WithoutBreaker())
+	p.Cut()
+	huge := strings.Repeat("k", 1<<20)
+	ctx := context.Background()
+	_, getErr := store.Get(ctx, huge)
+	_, addErr := store.Add(ctx, huge, []byte("v"), time.Minute)
+	for what, err := range map[string]error{
+		"Get":               getErr,
+		"Set":               store.Set(ctx, huge, []byte("v"), time.Minute),
+		"Set, negative ttl": store.Set(ctx, huge, []byte("v"), -1),
+		"Add":               addErr,
+		"Delete":            store.Delete(ctx, huge),
+		"Publish":           store.Publish(ctx, "src", huge),
+	} {
+		require.Error(t, err, what)
+		assert.LessOrEqual(t, len(err.Error()), 1024, "%s of a 1 MiB key: error of %d bytes: %.200s…", what, len(err.Error()), err.Error())
+	}
+	p.Restore()
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -187,7 +188,7 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	case errors.Is(err, redis.Nil):
 		return nil, cache.ErrNotFound
 	default:
-		return nil, fmt.Errorf("rediscache: GET %q: %w", key, err)
+		return nil, fmt.Errorf("rediscache: GET %s: %w", brief.Quote(key), err)
 	}
 }
 
@@ -206,7 +207,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 		return err
 	}
 	if ttl < 0 {
-		return fmt.Errorf("rediscache: SET %q: negative ttl %v", key, ttl)
+		return fmt.Errorf("rediscache: SET %s: negative ttl %v", brief.Quote(key), ttl)
 	}
 	if value == nil {
 		value = []byte{}
@@ -216,7 +217,7 @@ func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Dura
 	})
 	if err != nil {
 		s.dirty.mark(key)
-		return fmt.Errorf("rediscache: SET %q: %w", key, err)
+		return fmt.Errorf("rediscache: SET %s: %w", brief.Quote(key), err)
 	}
 	return nil
 }
@@ -237,7 +238,7 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 		return false, err
 	}
 	if ttl < 0 {
-		return false, fmt.Errorf("rediscache: SET NX %q: negative ttl %v", key, ttl)
+		return false, fmt.Errorf("rediscache: SET NX %s: negative ttl %v", brief.Quote(key), ttl)
 	}
 	if s.dirty.has(key) {
 		return false, nil
@@ -254,7 +255,7 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 	case errors.Is(err, redis.Nil):
 		return false, nil
 	default:
-		return false, fmt.Errorf("rediscache: SET NX %q: %w", key, err)
+		return false, fmt.Errorf("rediscache: SET NX %s: %w", brief.Quote(key), err)
 	}
 }
 
@@ -269,7 +270,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	})
 	if err != nil {
 		s.dirty.mark(key)
-		return fmt.Errorf("rediscache: DEL %q: %w", key, err)
+		return fmt.Errorf("rediscache: DEL %s: %w", brief.Quote(key), err)
 	}
 	return nil
 }
