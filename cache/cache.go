@@ -728,8 +728,16 @@ func (c *Cache[V]) writeL1(key string, e entry[V], cost int64, ttl time.Duration
 	c.l1.Wait()
 }
 
-// loadValue calls the loader under a span, recording its outcome.
+// loadValue calls the loader under a span, recording its outcome. With
+// write-behind, a write of key that the source may not have yet answers
+// instead, unrecorded: loading would read the older value.
 func (c *Cache[V]) loadValue(ctx context.Context, key string) (V, error) {
+	if c.wb != nil {
+		// The source is older than a write still queued for it.
+		if v, ok := c.wb.latest(key); ok {
+			return v, nil
+		}
+	}
 	ctx, span := c.tel.tracer.Start(ctx, "cache.load", c.tel.internalSpan...)
 	defer span.End()
 	start := time.Now()

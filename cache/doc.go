@@ -33,7 +33,9 @@
 //     write (one per key: the last value wins, and Delete cancels it); a
 //     worker writes batches to the source, retrying failures a bounded
 //     number of times before a dead-letter handler takes them, and
-//     [Cache.Flush] and [Cache.Close] write out the queue. To absorb bursts of
+//     [Cache.Flush] and [Cache.Close] write out the queue. A miss (or a
+//     refresh) of a key whose write the source may not have yet answers
+//     that write rather than loading the older value. To absorb bursts of
 //     writes to a slow source, when the latest writes may be lost in a crash.
 //   - Refresh-ahead ([WithRefreshAhead]): a hot entry near expiry is reloaded
 //     in the background while the old value is served. For keys whose misses

@@ -13,3 +13,6 @@ func Refreshing[V any](c *Cache[V]) int {
 
 // MaxRefreshes is maxRefreshes, for tests.
 const MaxRefreshes = maxRefreshes
+
+// ClearL1 drops every L1 entry of c, as a restored subscription does.
+func ClearL1[V any](c *Cache[V]) { c.clearL1() }

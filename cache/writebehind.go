@@ -118,6 +118,21 @@ func (w *writeBehind[V]) length() int {
 	return len(w.queue)
 }
 
+// latest returns the value of key's newest write that the source may not
+// have yet: queued, or in the batch in flight and not dropped since.
+func (w *writeBehind[V]) latest(key string) (V, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if q := w.pending[key]; q != nil {
+		return q.w.Value, true
+	}
+	if q := w.flying[key]; q != nil && !q.dropped {
+		return q.w.Value, true
+	}
+	var zero V
+	return zero, false
+}
+
 // coalesce replaces the value of key's queued write, if there is one not
 // in flight, and reports whether it did. w.mu is held.
 func (w *writeBehind[V]) coalesce(wr Write[V]) bool {

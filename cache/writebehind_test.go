@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -606,5 +607,46 @@ func TestWriteBehindFlushFunctionMayDeleteItsKeys(t *testing.T) {
 		assert.NoError(t, deleteErr, "Delete() from the flush function")
 		want := [][]string{{"rejected=1", "kept=1"}, {"kept=1"}}
 		assert.Equal(t, want, attempts, "attempts = %q; want %q", attempts, want)
+	})
+}
+
+// TestWriteBehindMissServesTheQueuedWrite: a key whose L1 copy is gone
+// (a clear after a resubscription, an eviction) while its write is queued
+// or being flushed must not be loaded from the source, which still holds
+// the older value: the miss answers the queued write.
+func TestWriteBehindMissServesTheQueuedWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := flushRecorder{block: make(chan struct{})}
+		var loads atomic.Int32
+		c := newStrategyCache(t, cache.WithWriteBehind(f.flush), cache.WithWriteBatch(10, time.Hour),
+			cache.WithLoader(func(context.Context, string) (string, error) {
+				loads.Add(1)
+				return "old", nil // the source, not yet written
+			}))
+		ctx := t.Context()
+
+		require.NoError(t, c.Set(ctx, "k", "new"))
+		cache.ClearL1(c)
+		v, err := c.Get(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, "new", v, "Get() of a key whose write is queued")
+
+		// The same while the write is being flushed.
+		flushed := make(chan error, 1)
+		go func() { flushed <- c.Flush(ctx) }()
+		synctest.Wait() // the flush function holds the batch
+		cache.ClearL1(c)
+		v, err = c.Get(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, "new", v, "Get() of a key whose write is in flight")
+		assert.Zero(t, loads.Load(), "loads from the source while its write was pending")
+
+		close(f.block)
+		require.NoError(t, <-flushed)
+		cache.ClearL1(c)
+		v, err = c.Get(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, "old", v, "Get() after the flush reads the source (this test's does not store)")
+		assert.Equal(t, int32(1), loads.Load())
 	})
 }
