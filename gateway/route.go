@@ -270,7 +270,7 @@ func (t *template) expand(r *http.Request) (path, raw string) {
 		v := r.PathValue(part.wild)
 		p.WriteString(v)
 		if !part.multi {
-			rp.WriteString(url.PathEscape(v))
+			rp.WriteString(escapeSegment(v))
 			continue
 		}
 		rp.WriteString(restEscaped(r.URL, part.seg, v))
@@ -304,9 +304,22 @@ func restEscaped(u *url.URL, seg int, v string) string {
 		if k > 0 {
 			b.WriteByte('/')
 		}
-		b.WriteString(url.PathEscape(s))
+		b.WriteString(escapeSegment(s))
 	}
 	return b.String()
+}
+
+// escapeSegment escapes a path segment, dot segments included: a value
+// that the client sent escaped ("%2E%2E"), which ServeMux does not clean,
+// must not reach the upstream as a literal ".." that it would resolve.
+func escapeSegment(s string) string {
+	switch s {
+	case ".":
+		return "%2E"
+	case "..":
+		return "%2E%2E"
+	}
+	return url.PathEscape(s)
 }
 
 // stripPrefix removes prefix from the path, as a whole number of

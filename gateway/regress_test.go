@@ -1,0 +1,51 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/otelpatterns/patterns/gateway"
+)
+
+// uriBackend is a backend that answers with the request target exactly as
+// it arrived on the wire.
+func uriBackend(t *testing.T) *backend {
+	b := newBackend(t, "uri")
+	b.handle(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(r.RequestURI)) })
+	return b
+}
+
+func hasDotSegment(uri string) bool {
+	path, _, _ := strings.Cut(uri, "?")
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRewriteEncodedDotSegment: a single wildcard whose value is an
+// encoded dot segment ("%2E%2E", which ServeMux does not clean) must not
+// reach the upstream as a literal "..", which the upstream would resolve,
+// sending the request to a path outside the rewrite template
+// ("/internal/users/../profile" is "/internal/profile").
+func TestRewriteEncodedDotSegment(t *testing.T) {
+	b := uriBackend(t)
+	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "b", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(
+			gateway.Route{Pattern: "GET /v1/users/{id}/profile", Upstream: "b", Rewrite: "/internal/users/{id}/profile"},
+			gateway.Route{Pattern: "GET /v1/files/{rest...}", Upstream: "b", Rewrite: "/public/{rest...}"},
+		))
+	for _, p := range []string{"/v1/users/%2E%2E/profile", "/v1/users/%2e./profile", "/v1/users/%2E/profile", "/v1/files/a/%2E%2E/%2E%2E/x"} {
+		resp, uri := get(t, srv, p)
+		if resp.StatusCode != http.StatusOK || hasDotSegment(uri) {
+			t.Errorf("GET %s: upstream got %q (status %d); want no literal dot segment", p, uri, resp.StatusCode)
+		}
+	}
+	// Ordinary values are unchanged.
+	if _, uri := get(t, srv, "/v1/users/a.b%2Fc/profile"); uri != "/internal/users/a.b%2Fc/profile" {
+		t.Errorf("upstream got %q; want /internal/users/a.b%%2Fc/profile", uri)
+	}
+}
