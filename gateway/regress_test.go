@@ -49,3 +49,26 @@ func TestRewriteEncodedDotSegment(t *testing.T) {
 		t.Errorf("upstream got %q; want /internal/users/a.b%%2Fc/profile", uri)
 	}
 }
+
+// TestStripPrefixEncodedPrefix: a client that spells the prefix with
+// escapes ("/%73/" for "/s/") must not get the rest of its path sent
+// unescaped, turning "%2E%2E" into a literal ".." or "%2F" into a slash.
+func TestStripPrefixEncodedPrefix(t *testing.T) {
+	b := uriBackend(t)
+	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "b", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /s/", Upstream: "b", StripPrefix: "/s"}))
+	tests := []struct{ path, want string }{
+		{"/s/x", "/x"},
+		{"/s/a%2Fb", "/a%2Fb"},
+		{"/s/%2E%2E/x", "/%2E%2E/x"},
+		{"/%73/%2E%2E/x", "/%2E%2E/x"},
+		{"/%73/..%2Fx", "/..%2Fx"},
+		{"/%73/a%2Fb", "/a%2Fb"},
+	}
+	for _, tt := range tests {
+		resp, uri := get(t, srv, tt.path)
+		if resp.StatusCode != http.StatusOK || uri != tt.want {
+			t.Errorf("GET %s: upstream got %q (status %d); want %q", tt.path, uri, resp.StatusCode, tt.want)
+		}
+	}
+}

@@ -325,20 +325,53 @@ func escapeSegment(s string) string {
 // stripPrefix removes prefix from the path, as a whole number of
 // segments, in both its forms.
 func stripPrefix(u *url.URL, prefix string) {
-	rest, ok := cutSegments(u.Path, prefix)
+	if u.RawPath == "" {
+		// The path is escaped the default way: cutting it cuts both.
+		if rest, ok := cutSegments(u.Path, prefix); ok {
+			u.Path = rest
+		}
+		return
+	}
+	// The client escaped the path its own way ("%2F" in a segment, an
+	// escaped prefix): cut the raw path at the segment boundary where it
+	// spells the prefix, and keep the rest as the client escaped it.
+	// Dropping the raw path would send "%2E%2E" and "%2F" unescaped.
+	raw, ok := cutRawSegments(u.RawPath, prefix)
 	if !ok {
 		return
 	}
-	raw := ""
-	if u.RawPath != "" {
-		// The escaped prefix is the prefix as escapes go; if the raw path
-		// spells it otherwise, fall back to the unescaped path.
-		if r, ok := cutSegments(u.RawPath, (&url.URL{Path: prefix}).EscapedPath()); ok {
-			raw = r
-		}
+	path, err := url.PathUnescape(raw)
+	if err != nil {
+		return
 	}
-	u.Path = rest
-	u.RawPath = raw
+	u.Path, u.RawPath = path, raw
+}
+
+// cutRawSegments cuts an escaped path after the segments that, unescaped,
+// spell prefix, as cutSegments does for an unescaped one. A segment
+// boundary is a literal slash: an escaped one ("%2F") is inside a segment.
+func cutRawSegments(raw, prefix string) (string, bool) {
+	head := strings.TrimSuffix(prefix, "/")
+	for i := 0; i <= len(raw); i++ {
+		if i < len(raw) && raw[i] != '/' {
+			continue
+		}
+		un, err := url.PathUnescape(raw[:i])
+		if err != nil || len(un) > len(head) {
+			return raw, false
+		}
+		if un != head {
+			continue
+		}
+		if i == len(raw) {
+			if head != prefix { // the prefix's trailing slash is missing
+				return raw, false
+			}
+			return "/", true
+		}
+		return raw[i:], true
+	}
+	return raw, false
 }
 
 func cutSegments(p, prefix string) (string, bool) {
