@@ -323,7 +323,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()[h] = ids
 		st.requestID = ids
 	}
-	g.server.ServeHTTP(w, r.WithContext(st))
+	r = r.WithContext(st)
+	r.Host = canonHost(r.Host)
+	g.server.ServeHTTP(w, r)
 }
 
 // serveTable hands the request to its table's mux, inside the server span

@@ -72,3 +72,30 @@ func TestStripPrefixEncodedPrefix(t *testing.T) {
 		}
 	}
 }
+
+// TestHostPatternCaseInsensitive: host names are case-insensitive (RFC
+// 9110, 4.2.3) and a trailing dot names the same host, but ServeMux
+// compares hosts byte for byte: "API.example.com" skipped the route of
+// "api.example.com/admin/" (and its middleware, authentication say) for
+// a less specific one.
+func TestHostPatternCaseInsensitive(t *testing.T) {
+	admin, public := newBackend(t, "admin"), newBackend(t, "public")
+	deny := func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "denied", http.StatusUnauthorized) })
+	}
+	_, srv := start(t, gateway.WithUpstreams(
+		gateway.Upstream{Name: "admin", Targets: []gateway.Target{admin.target()}},
+		gateway.Upstream{Name: "public", Targets: []gateway.Target{public.target()}},
+	), gateway.WithRoutes(
+		gateway.Route{Pattern: "api.example.com/admin/", Upstream: "admin", Middleware: []gateway.Middleware{deny}},
+		gateway.Route{Pattern: "/", Upstream: "public"},
+	))
+	for _, host := range []string{"api.example.com", "API.Example.COM", "api.example.com.", "Api.Example.Com.:80"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/admin/users", nil)
+		req.Host = host
+		resp, _ := do(t, srv.Client(), req)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("Host %q: status %d from %q; want the api.example.com/admin/ route's 401", host, resp.StatusCode, resp.Header.Get("X-Backend"))
+		}
+	}
+}

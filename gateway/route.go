@@ -563,8 +563,53 @@ func mount(specs []*routeSpec, handler func([]*routeSpec) http.Handler) (*http.S
 
 func muxWith(pattern string) *http.ServeMux {
 	m := http.NewServeMux()
-	m.Handle(pattern, http.NotFoundHandler())
+	m.Handle(muxPattern(pattern), http.NotFoundHandler())
 	return m
+}
+
+// muxPattern is a pattern as the mux holds it: its host as canonHost
+// makes request hosts, lower case without a trailing dot.
+func muxPattern(p string) string {
+	i := strings.IndexByte(p, '/')
+	if i < 0 {
+		return p
+	}
+	j := strings.LastIndexAny(p[:i], " \t")
+	host := p[j+1 : i]
+	if h := canonHost(host); h != host {
+		return p[:j+1] + h + p[i:]
+	}
+	return p
+}
+
+// canonHost returns a Host header's value as routes match it: host
+// names are case-insensitive (RFC 9110, 4.2.3) and a trailing dot names
+// the same host, but ServeMux compares hosts byte for byte, so that
+// "API.example.com" would miss the route of "api.example.com/admin/"
+// (and its authentication) for a less specific one. It allocates only
+// when it changes something.
+func canonHost(h string) string {
+	name, port := h, ""
+	if !strings.HasPrefix(h, "[") {
+		if i := strings.LastIndexByte(h, ':'); i >= 0 {
+			name, port = h[:i], h[i:]
+		}
+	}
+	trimmed := strings.TrimSuffix(name, ".")
+	upper := false
+	for i := 0; i < len(trimmed); i++ {
+		if c := trimmed[i]; c >= 'A' && c <= 'Z' {
+			upper = true
+			break
+		}
+	}
+	if !upper && len(trimmed) == len(name) {
+		return h
+	}
+	if upper {
+		trimmed = strings.ToLower(trimmed)
+	}
+	return trimmed + port
 }
 
 func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
@@ -573,6 +618,6 @@ func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 			err = fmt.Errorf("%s", muxMessage(v))
 		}
 	}()
-	mux.Handle(pattern, h)
+	mux.Handle(muxPattern(pattern), h)
 	return nil
 }
