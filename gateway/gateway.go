@@ -269,6 +269,11 @@ func (g *Gateway) Update(opts ...Option) error {
 	t.start()
 	g.table.Store(t)
 	old.halt()
+	// A last check of the old table may have just taken a target out
+	// of service that no check of the new one will put back.
+	for _, u := range t.upstreams {
+		u.admitUnchecked()
+	}
 	return nil
 }
 
@@ -575,6 +580,7 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 		}
 		u.targets = append(u.targets, t)
 	}
+	u.admitUnchecked()
 	u.wrrCur = make([]int64, len(u.targets))
 	if r := s.Retry; r != nil && s.retry.Attempts > 1 {
 		budget := s.retry.Budget

@@ -400,6 +400,22 @@ func (u *upstream) eject(t *target) {
 	s.ejections.Inc()
 }
 
+// admitUnchecked puts back in service the targets of an upstream without
+// health checks that a previous table's checks had taken out: their
+// state is handed on by Update, and no check is left to put them back.
+func (u *upstream) admitUnchecked() {
+	if u.spec.HealthCheck != nil {
+		return
+	}
+	for _, t := range u.targets {
+		s := t.state
+		s.mu.Lock()
+		s.passes, s.fails = 0, 0
+		s.healthy.Store(true)
+		s.mu.Unlock()
+	}
+}
+
 // recordCheck notes a health check's outcome.
 func (u *upstream) recordCheck(t *target, ok bool) {
 	hc := &u.spec.health

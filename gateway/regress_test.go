@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otelpatterns/patterns/gateway"
 )
@@ -97,5 +98,35 @@ func TestHostPatternCaseInsensitive(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("Host %q: status %d from %q; want the api.example.com/admin/ route's 401", host, resp.StatusCode, resp.Header.Get("X-Backend"))
 		}
+	}
+}
+
+// TestUpdateDropsHealthCheck: a target that health checks had taken out
+// of service kept its state through an Update that removed the
+// upstream's HealthCheck, and with no checks left to put it back, it
+// stayed out of service for good (every request 503).
+func TestUpdateDropsHealthCheck(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("X-Backend", "b")
+	})
+	routes := gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"})
+	checked := gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+		HealthCheck: &gateway.HealthCheck{Path: "/healthz", Interval: 20 * time.Millisecond, UnhealthyThreshold: 1}}
+	g, srv := start(t, gateway.WithUpstreams(checked), routes)
+	waitFor(t, srv, "/", 1, "the target is out of service", func(r *http.Response) bool { return r.StatusCode == http.StatusServiceUnavailable })
+
+	unchecked := checked
+	unchecked.HealthCheck = nil
+	if err := g.Update(gateway.WithUpstreams(unchecked), routes); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := get(t, srv, "/")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != "b" {
+		t.Errorf("after an Update without health checks: status %d; want 200 from the target", resp.StatusCode)
 	}
 }
