@@ -67,7 +67,8 @@ type Fallback struct {
 	Handler http.Handler
 
 	// Cache, when set, keeps the route's successful responses (200 to a
-	// GET, without Cache-Control: no-store, up to MaxCachedBytes) and
+	// GET, without Cache-Control no-store or private, up to
+	// MaxCachedBytes) and
 	// serves the one for the request as the fallback, with an Age header;
 	// how long they are kept is the cache's TTL. Set-Cookie headers are
 	// not kept. The gateway does not close it.
@@ -190,10 +191,15 @@ func (f *fallback) capture(res *http.Response, in *http.Request) {
 	res.Body = &captureBody{ReadCloser: res.Body, f: f, res: res, in: in}
 }
 
+// noStore reports whether a response must not be kept: Cache-Control
+// no-store, or private (RFC 9111, 5.2.2.7: a shared cache, which the
+// gateway's is, must not store it; private="field" is taken whole).
 func noStore(h http.Header) bool {
 	for _, v := range h.Values("Cache-Control") {
 		for d := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+			name, _, _ := strings.Cut(d, "=")
+			name = strings.TrimSpace(name)
+			if strings.EqualFold(name, "no-store") || strings.EqualFold(name, "private") {
 				return true
 			}
 		}

@@ -1,11 +1,13 @@
 package gateway_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/gateway"
 )
 
@@ -128,5 +130,35 @@ func TestUpdateDropsHealthCheck(t *testing.T) {
 	resp, _ := get(t, srv, "/")
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != "b" {
 		t.Errorf("after an Update without health checks: status %d; want 200 from the target", resp.StatusCode)
+	}
+}
+
+// TestStaleCacheSkipsPrivate: a response marked Cache-Control: private is
+// for one user alone (RFC 9111, 5.2.2.7: a shared cache must not store
+// it), but the stale-cache fallback kept it, under a key without the user
+// by default, and served it to the next user while the upstream was down.
+func TestStaleCacheSkipsPrivate(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=0, Private")
+		fmt.Fprintf(w, "account of %s", r.Header.Get("X-User"))
+	})
+	c, err := cache.New[gateway.CachedResponse](cache.WithTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /account", Upstream: "u", Fallback: &gateway.Fallback{Cache: c}}))
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/account", nil)
+	req.Header.Set("X-User", "alice")
+	if resp, body := do(t, srv.Client(), req); resp.StatusCode != 200 || body != "account of alice" {
+		t.Fatalf("upstream up: %d %q", resp.StatusCode, body)
+	}
+	b.Close()
+	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/account", nil)
+	req.Header.Set("X-User", "bob")
+	if resp, body := do(t, srv.Client(), req); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("upstream down: bob got %d %q; want the gateway's 502, not alice's private response", resp.StatusCode, body)
 	}
 }
