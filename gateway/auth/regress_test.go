@@ -1,6 +1,9 @@
 package auth_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -23,4 +26,20 @@ func TestAPIKeyQueryEscapedName(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "ops", got.principal.Subject)
 	assert.Equal(t, "z=1", got.rawQuery, "the key reached the upstream")
+}
+
+// TestNilKeyIsAnError: a typed nil key (a parse whose error was ignored)
+// made New panic instead of returning the error naming the key.
+func TestNilKeyIsAnError(t *testing.T) {
+	for _, k := range []auth.Key{
+		{ID: "rsa-priv", Algorithm: "RS256", Key: (*rsa.PrivateKey)(nil)},
+		{ID: "rsa-pub", Algorithm: "RS256", Key: (*rsa.PublicKey)(nil)},
+		{ID: "ec-priv", Algorithm: "ES256", Key: (*ecdsa.PrivateKey)(nil)},
+		{ID: "ec-pub", Algorithm: "ES256", Key: (*ecdsa.PublicKey)(nil)},
+		{ID: "ed-priv", Algorithm: "EdDSA", Key: ed25519.PrivateKey(nil)},
+	} {
+		var err error
+		assert.NotPanics(t, func() { _, err = auth.New(auth.WithKeys(k)) }, "key %q", k.ID)
+		assert.ErrorContains(t, err, k.ID)
+	}
 }
