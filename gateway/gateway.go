@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,7 +195,7 @@ func New(opts ...Option) (*Gateway, error) {
 		g.closeTransports()
 		return nil, err
 	}
-	g.server = http.HandlerFunc(serveTable)
+	g.server = http.HandlerFunc(g.serveTable)
 	if !g.untraced {
 		g.server = otelhttp.NewMiddleware("gateway",
 			otelhttp.WithTracerProvider(g.tp),
@@ -335,8 +336,36 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // serveTable hands the request to its table's mux, inside the server span
 // so that otelhttp sees the pattern the mux matched.
-func serveTable(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) serveTable(w http.ResponseWriter, r *http.Request) {
 	stateOf(r.Context()).table.mux.ServeHTTP(w, r)
+	if !g.untraced {
+		// otelhttp records the server metrics once this returns, with
+		// server.address and server.port read from r.Host, which the
+		// client writes: each new Host would be a new series. r is
+		// otelhttp's copy, served by now.
+		r.Host = metricHost(r)
+	}
+}
+
+// metricHost is the host the server metrics of r are recorded under,
+// bounded by the configuration: the host of the route's pattern, or else
+// the local address the request came in on; the port is the local one.
+func metricHost(r *http.Request) string {
+	var host, port string
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		host, port, _ = net.SplitHostPort(local.String())
+	}
+	if p := r.Pattern; p != "" {
+		if i := strings.IndexByte(p, '/'); i > 0 {
+			if h := p[strings.LastIndexAny(p[:i], " \t")+1 : i]; h != "" {
+				host = h
+			}
+		}
+	}
+	if host == "" || port == "" {
+		return host
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func validRequestID(id string) bool {

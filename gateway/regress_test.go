@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
 // uriBackend is a backend that answers with the request target exactly as
@@ -160,5 +162,46 @@ func TestStaleCacheSkipsPrivate(t *testing.T) {
 	req.Header.Set("X-User", "bob")
 	if resp, body := do(t, srv.Client(), req); resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("upstream down: bob got %d %q; want the gateway's 502, not alice's private response", resp.StatusCode, body)
+	}
+}
+
+// TestServerMetricsHostBounded: otelhttp takes the server.address and
+// server.port of the HTTP server metrics from the Host header, which the
+// client writes: each new Host made a new series of
+// http.server.request.duration (unbounded cardinality).
+func TestServerMetricsHostBounded(t *testing.T) {
+	tel := telemetrytest.New(t)
+	b := newBackend(t, "b")
+	_, srv := start(t, gateway.WithMeterProvider(tel.MeterProvider), gateway.WithTracerProvider(tel.TracerProvider),
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"},
+			gateway.Route{Pattern: "api.example.com/v1/", Upstream: "u"}))
+	for i := range 20 {
+		for _, path := range []string{"/", "/v1/x"} {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+			req.Host = fmt.Sprintf("h%d.attacker.test:%d", i, 1000+i)
+			resp, _ := do(t, srv.Client(), req)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("Host %s: status %d", req.Host, resp.StatusCode)
+			}
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/x", nil)
+	req.Host = "API.example.com:8443"
+	if resp, _ := do(t, srv.Client(), req); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	addrs := map[string]bool{}
+	for _, set := range telemetrytest.AttributeSets(tel.Metric(t, "http.server.request.duration")) {
+		a, _ := set.Value("server.address")
+		p, _ := set.Value("server.port")
+		addrs[a.String()+" "+p.String()] = true
+	}
+	if len(addrs) > 2 {
+		t.Errorf("http.server.request.duration has %d server.address/server.port pairs from 41 requests: %v; want them bounded by the gateway's configuration", len(addrs), addrs)
+	}
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	if want := "api.example.com " + port; !addrs[want] {
+		t.Errorf("server.address/server.port pairs %v; want %q among them (the route's host, the local port)", addrs, want)
 	}
 }
