@@ -1,13 +1,16 @@
 package auth_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -41,5 +44,28 @@ func TestNilKeyIsAnError(t *testing.T) {
 		var err error
 		assert.NotPanics(t, func() { _, err = auth.New(auth.WithKeys(k)) }, "key %q", k.ID)
 		assert.ErrorContains(t, err, k.ID)
+	}
+}
+
+// TestTokenCacheCopies: the token cache handed each request a copy of the
+// principal, but a shallow one: its Claims map and Roles and Scopes
+// slices were the cache's, so a handler that changed them changed the
+// principal of every later request with the same token (and raced with
+// them).
+func TestTokenCacheCopies(t *testing.T) {
+	a := newAuth(t, auth.WithKeys(auth.Key{ID: "k1", Algorithm: "RS256", Key: &rsa1.PublicKey}), auth.WithTokenCache(10, time.Minute))
+	tok := sign(t, jwt.SigningMethodRS256, rsa1, "k1", claims("alice", func(c jwt.MapClaims) {
+		c["roles"] = []any{"reader"}
+		c["scope"] = "orders:read"
+	}))
+	for i := range 3 {
+		p, err := a.VerifyToken(context.Background(), tok)
+		require.NoError(t, err)
+		require.Equal(t, "alice", p.Claims["sub"], "request %d", i)
+		require.Equal(t, []string{"reader"}, p.Roles, "request %d", i)
+		require.Equal(t, []string{"orders:read"}, p.Scopes, "request %d", i)
+		p.Claims["sub"] = "mallory"
+		p.Roles[0] = "admin"
+		p.Scopes[0] = "orders:write"
 	}
 }
