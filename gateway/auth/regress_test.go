@@ -69,3 +69,18 @@ func TestTokenCacheCopies(t *testing.T) {
 		p.Scopes[0] = "orders:write"
 	}
 }
+
+// TestAPIKeyPrincipalCopies: the principal of an API key shared its Roles
+// and Scopes with the key's configuration, so a handler that changed
+// them changed what the key grants to every later request.
+func TestAPIKeyPrincipalCopies(t *testing.T) {
+	a := newAuth(t, auth.WithAPIKeys(ciKey))
+	for i := range 3 {
+		p, err := a.Authenticate(apiKeyRequest("X-API-Key", ciKey.Secret))
+		require.NoError(t, err)
+		require.Equal(t, []string{"deployer"}, p.Roles, "request %d", i)
+		require.Equal(t, []string{"builds:write"}, p.Scopes, "request %d", i)
+		p.Roles[0] = "admin"
+		p.Scopes[0] = "builds:delete"
+	}
+}
