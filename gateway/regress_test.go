@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"compress/gzip"
 	"fmt"
 	"net"
 	"net/http"
@@ -203,5 +204,46 @@ func TestServerMetricsHostBounded(t *testing.T) {
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	if want := "api.example.com " + port; !addrs[want] {
 		t.Errorf("server.address/server.port pairs %v; want %q among them (the route's host, the local port)", addrs, want)
+	}
+}
+
+// TestStaleCacheContentEncoding: the stale-cache fallback kept a response
+// as the upstream encoded it for the client that asked (gzip) and served
+// it to a client that does not accept gzip, which could not read it.
+func TestStaleCacheContentEncoding(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Accept-Encoding")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			_, _ = zw.Write([]byte("catalogue"))
+			_ = zw.Close()
+			return
+		}
+		_, _ = w.Write([]byte("catalogue"))
+	})
+	c, err := cache.New[gateway.CachedResponse](cache.WithTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /catalogue", Upstream: "u", Fallback: &gateway.Fallback{Cache: c}}))
+	// http.Client asks for gzip itself, and decodes the answer.
+	if resp, body := get(t, srv, "/catalogue"); resp.StatusCode != 200 || body != "catalogue" {
+		t.Fatalf("upstream up: %d %q", resp.StatusCode, body)
+	}
+	b.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/catalogue", nil)
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, body := do(t, srv.Client(), req)
+	if resp.StatusCode == 200 && (resp.Header.Get("Content-Encoding") != "" || body != "catalogue") {
+		t.Errorf("upstream down, client without gzip: %d, Content-Encoding %q, body %q; want a body it can read, or the gateway's 502",
+			resp.StatusCode, resp.Header.Get("Content-Encoding"), body)
+	}
+	// A client that accepts gzip still gets the stale response.
+	if resp, body := get(t, srv, "/catalogue"); resp.StatusCode != 200 || body != "catalogue" || resp.Header.Get(gateway.FallbackHeader) == "" {
+		t.Errorf("upstream down, client with gzip: %d %q %v; want the stale response", resp.StatusCode, body, resp.Header)
 	}
 }
