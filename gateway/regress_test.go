@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -245,5 +246,38 @@ func TestStaleCacheContentEncoding(t *testing.T) {
 	// A client that accepts gzip still gets the stale response.
 	if resp, body := get(t, srv, "/catalogue"); resp.StatusCode != 200 || body != "catalogue" || resp.Header.Get(gateway.FallbackHeader) == "" {
 		t.Errorf("upstream down, client with gzip: %d %q %v; want the stale response", resp.StatusCode, body, resp.Header)
+	}
+}
+
+// TestUpdateDropsOutlier: an ejected target kept its ejection through an
+// Update that removed its upstream's Outlier, staying out of service (503)
+// for the rest of an ejection that no longer had a policy behind it.
+func TestUpdateDropsOutlier(t *testing.T) {
+	b := newBackend(t, "b")
+	var failing atomic.Bool
+	failing.Store(true)
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("X-Backend", "b")
+	})
+	routes := gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"})
+	ejecting := gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+		Outlier: &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Hour}}
+	g, srv := start(t, gateway.WithUpstreams(ejecting), routes)
+	get(t, srv, "/")
+	failing.Store(false)
+	if resp, _ := get(t, srv, "/"); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("after a failure: status %d; want the gateway's 503 (target ejected)", resp.StatusCode)
+	}
+	plain := ejecting
+	plain.Outlier = nil
+	if err := g.Update(gateway.WithUpstreams(plain), routes); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := get(t, srv, "/"); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != "b" {
+		t.Errorf("after an Update without outlier ejection: status %d; want 200 from the target", resp.StatusCode)
 	}
 }
