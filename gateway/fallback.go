@@ -67,10 +67,12 @@ type Fallback struct {
 	Handler http.Handler
 
 	// Cache, when set, keeps the route's successful responses (200 to a
-	// GET, without Cache-Control: no-store, up to MaxCachedBytes) and
-	// serves the one for the request as the fallback, with an Age header;
-	// how long they are kept is the cache's TTL. Set-Cookie headers are
-	// not kept. The gateway does not close it.
+	// GET, without Cache-Control no-store or private, up to
+	// MaxCachedBytes) and serves the one for the request as the
+	// fallback, with an Age header; how long they are kept is the
+	// cache's TTL. Set-Cookie headers are not kept. A response kept with
+	// a Content-Encoding (gzip, say) is served only to clients whose
+	// Accept-Encoding takes it. The gateway does not close it.
 	Cache *cache.Cache[CachedResponse]
 
 	// CacheKey is the cache key of a request. The default is its host,
@@ -145,7 +147,7 @@ func (f *fallback) serve(w http.ResponseWriter, r *http.Request, reason int) (in
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cacheTimeout)
 		cr, err := f.Cache.Get(ctx, f.CacheKey(r))
 		cancel()
-		if err == nil {
+		if err == nil && acceptsEncoding(r.Header, cr.Header.Get("Content-Encoding")) {
 			h := w.Header()
 			for k, v := range cr.Header {
 				h[k] = v
@@ -179,6 +181,32 @@ func (f *fallback) serve(w http.ResponseWriter, r *http.Request, reason int) (in
 	return 0, false
 }
 
+// acceptsEncoding reports whether a client that sent h can read a body
+// with Content-Encoding enc: the response kept is encoded as the upstream
+// chose for the client that asked then, which need not be this one.
+func acceptsEncoding(h http.Header, enc string) bool {
+	enc = strings.TrimSpace(enc)
+	if enc == "" || strings.EqualFold(enc, "identity") {
+		return true
+	}
+	star := false
+	for _, v := range h.Values("Accept-Encoding") {
+		for item := range strings.SplitSeq(v, ",") {
+			name, params, _ := strings.Cut(item, ";")
+			name = strings.TrimSpace(name)
+			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+			refused := strings.HasPrefix(q, "q=0") && strings.Trim(q[3:], ".0") == ""
+			switch {
+			case strings.EqualFold(name, enc):
+				return !refused
+			case name == "*":
+				star = !refused
+			}
+		}
+	}
+	return star
+}
+
 // capture has the response kept in the cache once its body has been read
 // whole, if it is one to keep. in is the request as the route received
 // it.
@@ -190,10 +218,15 @@ func (f *fallback) capture(res *http.Response, in *http.Request) {
 	res.Body = &captureBody{ReadCloser: res.Body, f: f, res: res, in: in}
 }
 
+// noStore reports whether a response must not be kept: Cache-Control
+// no-store, or private (RFC 9111, 5.2.2.7: a shared cache, which the
+// gateway's is, must not store it; private="field" is taken whole).
 func noStore(h http.Header) bool {
 	for _, v := range h.Values("Cache-Control") {
 		for d := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(d), "no-store") {
+			name, _, _ := strings.Cut(d, "=")
+			name = strings.TrimSpace(name)
+			if strings.EqualFold(name, "no-store") || strings.EqualFold(name, "private") {
 				return true
 			}
 		}

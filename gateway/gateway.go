@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,7 +195,7 @@ func New(opts ...Option) (*Gateway, error) {
 		g.closeTransports()
 		return nil, err
 	}
-	g.server = http.HandlerFunc(serveTable)
+	g.server = http.HandlerFunc(g.serveTable)
 	if !g.untraced {
 		g.server = otelhttp.NewMiddleware("gateway",
 			otelhttp.WithTracerProvider(g.tp),
@@ -269,6 +270,11 @@ func (g *Gateway) Update(opts ...Option) error {
 	t.start()
 	g.table.Store(t)
 	old.halt()
+	// A last check of the old table may have just taken a target out
+	// of service that no check of the new one will put back.
+	for _, u := range t.upstreams {
+		u.admitUnchecked()
+	}
 	return nil
 }
 
@@ -323,13 +329,43 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()[h] = ids
 		st.requestID = ids
 	}
-	g.server.ServeHTTP(w, r.WithContext(st))
+	r = r.WithContext(st)
+	r.Host = canonHost(r.Host)
+	g.server.ServeHTTP(w, r)
 }
 
 // serveTable hands the request to its table's mux, inside the server span
 // so that otelhttp sees the pattern the mux matched.
-func serveTable(w http.ResponseWriter, r *http.Request) {
+func (g *Gateway) serveTable(w http.ResponseWriter, r *http.Request) {
 	stateOf(r.Context()).table.mux.ServeHTTP(w, r)
+	if !g.untraced {
+		// otelhttp records the server metrics once this returns, with
+		// server.address and server.port read from r.Host, which the
+		// client writes: each new Host would be a new series. r is
+		// otelhttp's copy, served by now.
+		r.Host = metricHost(r)
+	}
+}
+
+// metricHost is the host the server metrics of r are recorded under,
+// bounded by the configuration: the host of the route's pattern, or else
+// the local address the request came in on; the port is the local one.
+func metricHost(r *http.Request) string {
+	var host, port string
+	if local, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		host, port, _ = net.SplitHostPort(local.String())
+	}
+	if p := r.Pattern; p != "" {
+		if i := strings.IndexByte(p, '/'); i > 0 {
+			if h := p[strings.LastIndexAny(p[:i], " \t")+1 : i]; h != "" {
+				host = h
+			}
+		}
+	}
+	if host == "" || port == "" {
+		return host
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func validRequestID(id string) bool {
@@ -573,6 +609,7 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 		}
 		u.targets = append(u.targets, t)
 	}
+	u.admitUnchecked()
 	u.wrrCur = make([]int64, len(u.targets))
 	if r := s.Retry; r != nil && s.retry.Attempts > 1 {
 		budget := s.retry.Budget

@@ -400,6 +400,27 @@ func (u *upstream) eject(t *target) {
 	s.ejections.Inc()
 }
 
+// admitUnchecked puts back in service the targets of an upstream without
+// health checks that a previous table's checks had taken out, and those
+// of an upstream without outlier ejection that a previous table had
+// ejected: their state is handed on by Update, and no policy is left to
+// put them back (or none that should keep them out).
+func (u *upstream) admitUnchecked() {
+	for _, t := range u.targets {
+		s := t.state
+		if u.spec.HealthCheck == nil {
+			s.mu.Lock()
+			s.passes, s.fails = 0, 0
+			s.healthy.Store(true)
+			s.mu.Unlock()
+		}
+		if u.spec.Outlier == nil {
+			s.ejectedUntil.Store(0)
+			s.consecutive.Store(0)
+		}
+	}
+}
+
 // recordCheck notes a health check's outcome.
 func (u *upstream) recordCheck(t *target, ok bool) {
 	hc := &u.spec.health

@@ -270,7 +270,7 @@ func (t *template) expand(r *http.Request) (path, raw string) {
 		v := r.PathValue(part.wild)
 		p.WriteString(v)
 		if !part.multi {
-			rp.WriteString(url.PathEscape(v))
+			rp.WriteString(escapeSegment(v))
 			continue
 		}
 		rp.WriteString(restEscaped(r.URL, part.seg, v))
@@ -304,28 +304,74 @@ func restEscaped(u *url.URL, seg int, v string) string {
 		if k > 0 {
 			b.WriteByte('/')
 		}
-		b.WriteString(url.PathEscape(s))
+		b.WriteString(escapeSegment(s))
 	}
 	return b.String()
+}
+
+// escapeSegment escapes a path segment, dot segments included: a value
+// that the client sent escaped ("%2E%2E"), which ServeMux does not clean,
+// must not reach the upstream as a literal ".." that it would resolve.
+func escapeSegment(s string) string {
+	switch s {
+	case ".":
+		return "%2E"
+	case "..":
+		return "%2E%2E"
+	}
+	return url.PathEscape(s)
 }
 
 // stripPrefix removes prefix from the path, as a whole number of
 // segments, in both its forms.
 func stripPrefix(u *url.URL, prefix string) {
-	rest, ok := cutSegments(u.Path, prefix)
+	if u.RawPath == "" {
+		// The path is escaped the default way: cutting it cuts both.
+		if rest, ok := cutSegments(u.Path, prefix); ok {
+			u.Path = rest
+		}
+		return
+	}
+	// The client escaped the path its own way ("%2F" in a segment, an
+	// escaped prefix): cut the raw path at the segment boundary where it
+	// spells the prefix, and keep the rest as the client escaped it.
+	// Dropping the raw path would send "%2E%2E" and "%2F" unescaped.
+	raw, ok := cutRawSegments(u.RawPath, prefix)
 	if !ok {
 		return
 	}
-	raw := ""
-	if u.RawPath != "" {
-		// The escaped prefix is the prefix as escapes go; if the raw path
-		// spells it otherwise, fall back to the unescaped path.
-		if r, ok := cutSegments(u.RawPath, (&url.URL{Path: prefix}).EscapedPath()); ok {
-			raw = r
-		}
+	path, err := url.PathUnescape(raw)
+	if err != nil {
+		return
 	}
-	u.Path = rest
-	u.RawPath = raw
+	u.Path, u.RawPath = path, raw
+}
+
+// cutRawSegments cuts an escaped path after the segments that, unescaped,
+// spell prefix, as cutSegments does for an unescaped one. A segment
+// boundary is a literal slash: an escaped one ("%2F") is inside a segment.
+func cutRawSegments(raw, prefix string) (string, bool) {
+	head := strings.TrimSuffix(prefix, "/")
+	for i := 0; i <= len(raw); i++ {
+		if i < len(raw) && raw[i] != '/' {
+			continue
+		}
+		un, err := url.PathUnescape(raw[:i])
+		if err != nil || len(un) > len(head) {
+			return raw, false
+		}
+		if un != head {
+			continue
+		}
+		if i == len(raw) {
+			if head != prefix { // the prefix's trailing slash is missing
+				return raw, false
+			}
+			return "/", true
+		}
+		return raw[i:], true
+	}
+	return raw, false
 }
 
 func cutSegments(p, prefix string) (string, bool) {
@@ -517,8 +563,53 @@ func mount(specs []*routeSpec, handler func([]*routeSpec) http.Handler) (*http.S
 
 func muxWith(pattern string) *http.ServeMux {
 	m := http.NewServeMux()
-	m.Handle(pattern, http.NotFoundHandler())
+	m.Handle(muxPattern(pattern), http.NotFoundHandler())
 	return m
+}
+
+// muxPattern is a pattern as the mux holds it: its host as canonHost
+// makes request hosts, lower case without a trailing dot.
+func muxPattern(p string) string {
+	i := strings.IndexByte(p, '/')
+	if i < 0 {
+		return p
+	}
+	j := strings.LastIndexAny(p[:i], " \t")
+	host := p[j+1 : i]
+	if h := canonHost(host); h != host {
+		return p[:j+1] + h + p[i:]
+	}
+	return p
+}
+
+// canonHost returns a Host header's value as routes match it: host
+// names are case-insensitive (RFC 9110, 4.2.3) and a trailing dot names
+// the same host, but ServeMux compares hosts byte for byte, so that
+// "API.example.com" would miss the route of "api.example.com/admin/"
+// (and its authentication) for a less specific one. It allocates only
+// when it changes something.
+func canonHost(h string) string {
+	name, port := h, ""
+	if !strings.HasPrefix(h, "[") {
+		if i := strings.LastIndexByte(h, ':'); i >= 0 {
+			name, port = h[:i], h[i:]
+		}
+	}
+	trimmed := strings.TrimSuffix(name, ".")
+	upper := false
+	for i := 0; i < len(trimmed); i++ {
+		if c := trimmed[i]; c >= 'A' && c <= 'Z' {
+			upper = true
+			break
+		}
+	}
+	if !upper && len(trimmed) == len(name) {
+		return h
+	}
+	if upper {
+		trimmed = strings.ToLower(trimmed)
+	}
+	return trimmed + port
 }
 
 func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
@@ -527,6 +618,6 @@ func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
 			err = fmt.Errorf("%s", muxMessage(v))
 		}
 	}()
-	mux.Handle(pattern, h)
+	mux.Handle(muxPattern(pattern), h)
 	return nil
 }

@@ -75,5 +75,6 @@ func (a *Authenticator) checkAPIKey(presented string) (*gateway.Principal, error
 		return nil, errAPIKey
 	}
 	k := &a.apiKeys[match]
-	return &gateway.Principal{Scheme: SchemeAPIKey, Subject: k.name, Roles: k.roles, Scopes: k.scopes}, nil
+	// Copies: a handler that changes its principal must not change the key.
+	return &gateway.Principal{Scheme: SchemeAPIKey, Subject: k.name, Roles: slices.Clone(k.roles), Scopes: slices.Clone(k.scopes)}, nil
 }

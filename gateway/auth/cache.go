@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/sha256"
+	"slices"
 	"sync"
 	"time"
 
@@ -44,8 +45,39 @@ func (c *tokenCache) get(digest [sha256.Size]byte, now time.Time) (*gateway.Prin
 	if !ok {
 		return nil, false
 	}
-	p := *e.p // a copy: a handler that changes its principal changes no other's
-	return &p, true
+	return clonePrincipal(e.p), true // a handler that changes its principal changes no other's
+}
+
+// clonePrincipal copies p deeply: its slices and its claims (JSON values:
+// objects, arrays and scalars), which a shallow copy would share.
+func clonePrincipal(p *gateway.Principal) *gateway.Principal {
+	cp := *p
+	cp.Roles = slices.Clone(p.Roles)
+	cp.Scopes = slices.Clone(p.Scopes)
+	if p.Claims != nil {
+		cp.Claims = cloneJSON(p.Claims).(map[string]any)
+	}
+	return &cp
+}
+
+func cloneJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		m := make(map[string]any, len(v))
+		for k, x := range v {
+			m[k] = cloneJSON(x)
+		}
+		return m
+	case []any:
+		s := make([]any, len(v))
+		for i, x := range v {
+			s[i] = cloneJSON(x)
+		}
+		return s
+	case []string:
+		return slices.Clone(v)
+	}
+	return v
 }
 
 // put remembers the principal of a token that verified and expires at exp
@@ -58,7 +90,7 @@ func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, exp, no
 	if !now.Before(expires) {
 		return
 	}
-	cp := *p
+	cp := clonePrincipal(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.entries[digest]; !ok && len(c.entries) >= c.size {
@@ -67,5 +99,5 @@ func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, exp, no
 			break
 		}
 	}
-	c.entries[digest] = cached{p: &cp, expires: expires}
+	c.entries[digest] = cached{p: cp, expires: expires}
 }

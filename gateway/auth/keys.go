@@ -46,12 +46,26 @@ func hmacAlg(alg string) bool { return strings.HasPrefix(alg, "HS") }
 
 // publicKey returns the public half of a private key, and other keys as
 // they are.
+// A typed nil private key (a parse whose error was ignored) is returned
+// as a typed nil public key, which keyFits refuses.
 func publicKey(k any) any {
 	switch k := k.(type) {
-	case *rsa.PrivateKey, *ecdsa.PrivateKey, ed25519.PrivateKey:
-		return k.(interface{ Public() crypto.PublicKey }).Public()
+	case *rsa.PrivateKey:
+		if k == nil {
+			return (*rsa.PublicKey)(nil)
+		}
+	case *ecdsa.PrivateKey:
+		if k == nil {
+			return (*ecdsa.PublicKey)(nil)
+		}
+	case ed25519.PrivateKey:
+		if len(k) != ed25519.PrivateKeySize {
+			return ed25519.PublicKey(nil)
+		}
+	default:
+		return k
 	}
-	return k
+	return k.(interface{ Public() crypto.PublicKey }).Public()
 }
 
 // keyFits reports why key cannot verify alg, or "" when it can.
@@ -61,13 +75,16 @@ func keyFits(alg string, key any) string {
 		if !strings.HasPrefix(alg, "RS") && !strings.HasPrefix(alg, "PS") {
 			return "an RSA key verifies RS* or PS* only"
 		}
-		if k.N == nil || k.N.BitLen() < minRSABits {
+		if k == nil || k.N == nil || k.N.BitLen() < minRSABits {
 			return fmt.Sprintf("RSA key has fewer than %d bits", minRSABits)
 		}
 	case *ecdsa.PublicKey:
 		want := map[string]elliptic.Curve{"ES256": elliptic.P256(), "ES384": elliptic.P384(), "ES512": elliptic.P521()}[alg]
 		if want == nil {
 			return "an ECDSA key verifies ES* only"
+		}
+		if k == nil {
+			return "ECDSA key is nil"
 		}
 		if k.Curve != want {
 			return alg + " needs curve " + want.Params().Name

@@ -147,7 +147,10 @@ func (a *Authenticator) outbound(r *http.Request, p *gateway.Principal, rc *rout
 	if !rc.forwardCred {
 		_, auth := h["Authorization"]
 		_, key := h[a.apiKeyHeader]
-		stripQuery = a.apiKeyQuery != "" && r.URL != nil && strings.Contains(r.URL.RawQuery, a.apiKeyQuery)
+		// The name may come escaped ("api%5Fkey"), which the query
+		// parser that found the key unescapes.
+		stripQuery = a.apiKeyQuery != "" && r.URL != nil &&
+			(strings.Contains(r.URL.RawQuery, a.apiKeyQuery) || strings.ContainsAny(r.URL.RawQuery, "%+"))
 		change = change || auth || (key && len(a.apiKeys) > 0) || stripQuery
 	}
 	if !change {

@@ -1,0 +1,86 @@
+package auth_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelpatterns/patterns/gateway/auth"
+)
+
+// TestAPIKeyQueryEscapedName: a key whose parameter name is escaped
+// ("api%5Fkey" for "api_key") authenticated the request, as the query
+// parser unescapes names, but was left in the query that went upstream,
+// since the removal was skipped when the raw query did not contain the
+// name as written.
+func TestAPIKeyQueryEscapedName(t *testing.T) {
+	a := newAuth(t, auth.WithAPIKeys(adminKey), auth.WithAPIKeyQuery("api_key"))
+	r := httptest.NewRequest(http.MethodGet, "http://gw.test/builds?z=1&api%5Fkey="+adminKey.Secret, nil)
+	resp, _, got := serve(t, a, r)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "ops", got.principal.Subject)
+	assert.Equal(t, "z=1", got.rawQuery, "the key reached the upstream")
+}
+
+// TestNilKeyIsAnError: a typed nil key (a parse whose error was ignored)
+// made New panic instead of returning the error naming the key.
+func TestNilKeyIsAnError(t *testing.T) {
+	for _, k := range []auth.Key{
+		{ID: "rsa-priv", Algorithm: "RS256", Key: (*rsa.PrivateKey)(nil)},
+		{ID: "rsa-pub", Algorithm: "RS256", Key: (*rsa.PublicKey)(nil)},
+		{ID: "ec-priv", Algorithm: "ES256", Key: (*ecdsa.PrivateKey)(nil)},
+		{ID: "ec-pub", Algorithm: "ES256", Key: (*ecdsa.PublicKey)(nil)},
+		{ID: "ed-priv", Algorithm: "EdDSA", Key: ed25519.PrivateKey(nil)},
+	} {
+		var err error
+		assert.NotPanics(t, func() { _, err = auth.New(auth.WithKeys(k)) }, "key %q", k.ID)
+		assert.ErrorContains(t, err, k.ID)
+	}
+}
+
+// TestTokenCacheCopies: the token cache handed each request a copy of the
+// principal, but a shallow one: its Claims map and Roles and Scopes
+// slices were the cache's, so a handler that changed them changed the
+// principal of every later request with the same token (and raced with
+// them).
+func TestTokenCacheCopies(t *testing.T) {
+	a := newAuth(t, auth.WithKeys(auth.Key{ID: "k1", Algorithm: "RS256", Key: &rsa1.PublicKey}), auth.WithTokenCache(10, time.Minute))
+	tok := sign(t, jwt.SigningMethodRS256, rsa1, "k1", claims("alice", func(c jwt.MapClaims) {
+		c["roles"] = []any{"reader"}
+		c["scope"] = "orders:read"
+	}))
+	for i := range 3 {
+		p, err := a.VerifyToken(context.Background(), tok)
+		require.NoError(t, err)
+		require.Equal(t, "alice", p.Claims["sub"], "request %d", i)
+		require.Equal(t, []string{"reader"}, p.Roles, "request %d", i)
+		require.Equal(t, []string{"orders:read"}, p.Scopes, "request %d", i)
+		p.Claims["sub"] = "mallory"
+		p.Roles[0] = "admin"
+		p.Scopes[0] = "orders:write"
+	}
+}
+
+// TestAPIKeyPrincipalCopies: the principal of an API key shared its Roles
+// and Scopes with the key's configuration, so a handler that changed
+// them changed what the key grants to every later request.
+func TestAPIKeyPrincipalCopies(t *testing.T) {
+	a := newAuth(t, auth.WithAPIKeys(ciKey))
+	for i := range 3 {
+		p, err := a.Authenticate(apiKeyRequest("X-API-Key", ciKey.Secret))
+		require.NoError(t, err)
+		require.Equal(t, []string{"deployer"}, p.Roles, "request %d", i)
+		require.Equal(t, []string{"builds:write"}, p.Scopes, "request %d", i)
+		p.Roles[0] = "admin"
+		p.Scopes[0] = "builds:delete"
+	}
+}

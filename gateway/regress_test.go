@@ -1,0 +1,283 @@
+package gateway_test
+
+import (
+	"compress/gzip"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otelpatterns/patterns/cache"
+	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+)
+
+// uriBackend is a backend that answers with the request target exactly as
+// it arrived on the wire.
+func uriBackend(t *testing.T) *backend {
+	b := newBackend(t, "uri")
+	b.handle(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte(r.RequestURI)) })
+	return b
+}
+
+func hasDotSegment(uri string) bool {
+	path, _, _ := strings.Cut(uri, "?")
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// TestRewriteEncodedDotSegment: a single wildcard whose value is an
+// encoded dot segment ("%2E%2E", which ServeMux does not clean) must not
+// reach the upstream as a literal "..", which the upstream would resolve,
+// sending the request to a path outside the rewrite template
+// ("/internal/users/../profile" is "/internal/profile").
+func TestRewriteEncodedDotSegment(t *testing.T) {
+	b := uriBackend(t)
+	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "b", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(
+			gateway.Route{Pattern: "GET /v1/users/{id}/profile", Upstream: "b", Rewrite: "/internal/users/{id}/profile"},
+			gateway.Route{Pattern: "GET /v1/files/{rest...}", Upstream: "b", Rewrite: "/public/{rest...}"},
+		))
+	for _, p := range []string{"/v1/users/%2E%2E/profile", "/v1/users/%2e./profile", "/v1/users/%2E/profile", "/v1/files/a/%2E%2E/%2E%2E/x"} {
+		resp, uri := get(t, srv, p)
+		if resp.StatusCode != http.StatusOK || hasDotSegment(uri) {
+			t.Errorf("GET %s: upstream got %q (status %d); want no literal dot segment", p, uri, resp.StatusCode)
+		}
+	}
+	// Ordinary values are unchanged.
+	if _, uri := get(t, srv, "/v1/users/a.b%2Fc/profile"); uri != "/internal/users/a.b%2Fc/profile" {
+		t.Errorf("upstream got %q; want /internal/users/a.b%%2Fc/profile", uri)
+	}
+}
+
+// TestStripPrefixEncodedPrefix: a client that spells the prefix with
+// escapes ("/%73/" for "/s/") must not get the rest of its path sent
+// unescaped, turning "%2E%2E" into a literal ".." or "%2F" into a slash.
+func TestStripPrefixEncodedPrefix(t *testing.T) {
+	b := uriBackend(t)
+	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "b", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /s/", Upstream: "b", StripPrefix: "/s"}))
+	tests := []struct{ path, want string }{
+		{"/s/x", "/x"},
+		{"/s/a%2Fb", "/a%2Fb"},
+		{"/s/%2E%2E/x", "/%2E%2E/x"},
+		{"/%73/%2E%2E/x", "/%2E%2E/x"},
+		{"/%73/..%2Fx", "/..%2Fx"},
+		{"/%73/a%2Fb", "/a%2Fb"},
+	}
+	for _, tt := range tests {
+		resp, uri := get(t, srv, tt.path)
+		if resp.StatusCode != http.StatusOK || uri != tt.want {
+			t.Errorf("GET %s: upstream got %q (status %d); want %q", tt.path, uri, resp.StatusCode, tt.want)
+		}
+	}
+}
+
+// TestHostPatternCaseInsensitive: host names are case-insensitive (RFC
+// 9110, 4.2.3) and a trailing dot names the same host, but ServeMux
+// compares hosts byte for byte: "API.example.com" skipped the route of
+// "api.example.com/admin/" (and its middleware, authentication say) for
+// a less specific one.
+func TestHostPatternCaseInsensitive(t *testing.T) {
+	admin, public := newBackend(t, "admin"), newBackend(t, "public")
+	deny := func(http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "denied", http.StatusUnauthorized) })
+	}
+	_, srv := start(t, gateway.WithUpstreams(
+		gateway.Upstream{Name: "admin", Targets: []gateway.Target{admin.target()}},
+		gateway.Upstream{Name: "public", Targets: []gateway.Target{public.target()}},
+	), gateway.WithRoutes(
+		gateway.Route{Pattern: "api.example.com/admin/", Upstream: "admin", Middleware: []gateway.Middleware{deny}},
+		gateway.Route{Pattern: "/", Upstream: "public"},
+	))
+	for _, host := range []string{"api.example.com", "API.Example.COM", "api.example.com.", "Api.Example.Com.:80"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/admin/users", nil)
+		req.Host = host
+		resp, _ := do(t, srv.Client(), req)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("Host %q: status %d from %q; want the api.example.com/admin/ route's 401", host, resp.StatusCode, resp.Header.Get("X-Backend"))
+		}
+	}
+}
+
+// TestUpdateDropsHealthCheck: a target that health checks had taken out
+// of service kept its state through an Update that removed the
+// upstream's HealthCheck, and with no checks left to put it back, it
+// stayed out of service for good (every request 503).
+func TestUpdateDropsHealthCheck(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("X-Backend", "b")
+	})
+	routes := gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"})
+	checked := gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+		HealthCheck: &gateway.HealthCheck{Path: "/healthz", Interval: 20 * time.Millisecond, UnhealthyThreshold: 1}}
+	g, srv := start(t, gateway.WithUpstreams(checked), routes)
+	waitFor(t, srv, "/", 1, "the target is out of service", func(r *http.Response) bool { return r.StatusCode == http.StatusServiceUnavailable })
+
+	unchecked := checked
+	unchecked.HealthCheck = nil
+	if err := g.Update(gateway.WithUpstreams(unchecked), routes); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := get(t, srv, "/")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != "b" {
+		t.Errorf("after an Update without health checks: status %d; want 200 from the target", resp.StatusCode)
+	}
+}
+
+// TestStaleCacheSkipsPrivate: a response marked Cache-Control: private is
+// for one user alone (RFC 9111, 5.2.2.7: a shared cache must not store
+// it), but the stale-cache fallback kept it, under a key without the user
+// by default, and served it to the next user while the upstream was down.
+func TestStaleCacheSkipsPrivate(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=0, Private")
+		fmt.Fprintf(w, "account of %s", r.Header.Get("X-User"))
+	})
+	c, err := cache.New[gateway.CachedResponse](cache.WithTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /account", Upstream: "u", Fallback: &gateway.Fallback{Cache: c}}))
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/account", nil)
+	req.Header.Set("X-User", "alice")
+	if resp, body := do(t, srv.Client(), req); resp.StatusCode != 200 || body != "account of alice" {
+		t.Fatalf("upstream up: %d %q", resp.StatusCode, body)
+	}
+	b.Close()
+	req, _ = http.NewRequest(http.MethodGet, srv.URL+"/account", nil)
+	req.Header.Set("X-User", "bob")
+	if resp, body := do(t, srv.Client(), req); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("upstream down: bob got %d %q; want the gateway's 502, not alice's private response", resp.StatusCode, body)
+	}
+}
+
+// TestServerMetricsHostBounded: otelhttp takes the server.address and
+// server.port of the HTTP server metrics from the Host header, which the
+// client writes: each new Host made a new series of
+// http.server.request.duration (unbounded cardinality).
+func TestServerMetricsHostBounded(t *testing.T) {
+	tel := telemetrytest.New(t)
+	b := newBackend(t, "b")
+	_, srv := start(t, gateway.WithMeterProvider(tel.MeterProvider), gateway.WithTracerProvider(tel.TracerProvider),
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"},
+			gateway.Route{Pattern: "api.example.com/v1/", Upstream: "u"}))
+	for i := range 20 {
+		for _, path := range []string{"/", "/v1/x"} {
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+			req.Host = fmt.Sprintf("h%d.attacker.test:%d", i, 1000+i)
+			resp, _ := do(t, srv.Client(), req)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("Host %s: status %d", req.Host, resp.StatusCode)
+			}
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/x", nil)
+	req.Host = "API.example.com:8443"
+	if resp, _ := do(t, srv.Client(), req); resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	addrs := map[string]bool{}
+	for _, set := range telemetrytest.AttributeSets(tel.Metric(t, "http.server.request.duration")) {
+		a, _ := set.Value("server.address")
+		p, _ := set.Value("server.port")
+		addrs[a.String()+" "+p.String()] = true
+	}
+	if len(addrs) > 2 {
+		t.Errorf("http.server.request.duration has %d server.address/server.port pairs from 41 requests: %v; want them bounded by the gateway's configuration", len(addrs), addrs)
+	}
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	if want := "api.example.com " + port; !addrs[want] {
+		t.Errorf("server.address/server.port pairs %v; want %q among them (the route's host, the local port)", addrs, want)
+	}
+}
+
+// TestStaleCacheContentEncoding: the stale-cache fallback kept a response
+// as the upstream encoded it for the client that asked (gzip) and served
+// it to a client that does not accept gzip, which could not read it.
+func TestStaleCacheContentEncoding(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Vary", "Accept-Encoding")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			zw := gzip.NewWriter(w)
+			_, _ = zw.Write([]byte("catalogue"))
+			_ = zw.Close()
+			return
+		}
+		_, _ = w.Write([]byte("catalogue"))
+	})
+	c, err := cache.New[gateway.CachedResponse](cache.WithTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /catalogue", Upstream: "u", Fallback: &gateway.Fallback{Cache: c}}))
+	// http.Client asks for gzip itself, and decodes the answer.
+	if resp, body := get(t, srv, "/catalogue"); resp.StatusCode != 200 || body != "catalogue" {
+		t.Fatalf("upstream up: %d %q", resp.StatusCode, body)
+	}
+	b.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/catalogue", nil)
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, body := do(t, srv.Client(), req)
+	if resp.StatusCode == 200 && (resp.Header.Get("Content-Encoding") != "" || body != "catalogue") {
+		t.Errorf("upstream down, client without gzip: %d, Content-Encoding %q, body %q; want a body it can read, or the gateway's 502",
+			resp.StatusCode, resp.Header.Get("Content-Encoding"), body)
+	}
+	// A client that accepts gzip still gets the stale response.
+	if resp, body := get(t, srv, "/catalogue"); resp.StatusCode != 200 || body != "catalogue" || resp.Header.Get(gateway.FallbackHeader) == "" {
+		t.Errorf("upstream down, client with gzip: %d %q %v; want the stale response", resp.StatusCode, body, resp.Header)
+	}
+}
+
+// TestUpdateDropsOutlier: an ejected target kept its ejection through an
+// Update that removed its upstream's Outlier, staying out of service (503)
+// for the rest of an ejection that no longer had a policy behind it.
+func TestUpdateDropsOutlier(t *testing.T) {
+	b := newBackend(t, "b")
+	var failing atomic.Bool
+	failing.Store(true)
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("X-Backend", "b")
+	})
+	routes := gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"})
+	ejecting := gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+		Outlier: &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Hour}}
+	g, srv := start(t, gateway.WithUpstreams(ejecting), routes)
+	get(t, srv, "/")
+	failing.Store(false)
+	if resp, _ := get(t, srv, "/"); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("after a failure: status %d; want the gateway's 503 (target ejected)", resp.StatusCode)
+	}
+	plain := ejecting
+	plain.Outlier = nil
+	if err := g.Update(gateway.WithUpstreams(plain), routes); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := get(t, srv, "/"); resp.StatusCode != http.StatusOK || resp.Header.Get("X-Backend") != "b" {
+		t.Errorf("after an Update without outlier ejection: status %d; want 200 from the target", resp.StatusCode)
+	}
+}
