@@ -89,7 +89,9 @@ func TestLeastRequest(t *testing.T) {
 	}
 
 	bs[1].handle(func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(20 * time.Millisecond)
+		// Slow enough that the fast target stays faster on a loaded
+		// machine, where its own answers take milliseconds.
+		time.Sleep(60 * time.Millisecond)
 		w.Header().Set("X-Backend", "slow")
 	})
 	var mu sync.Mutex
@@ -112,7 +114,7 @@ func TestLeastRequest(t *testing.T) {
 	}
 	wg.Wait()
 	if under["fast"] < 3*under["slow"] {
-		t.Errorf("320 concurrent requests, one target 20ms slow: %v; want the fast one to take at least 3 times as many", under)
+		t.Errorf("320 concurrent requests, one target 60ms slow: %v; want the fast one to take at least 3 times as many", under)
 	}
 
 	// Weights: 3 to 1, idle targets, so picks follow the weights only
