@@ -138,7 +138,12 @@
 // url.scheme, server.address, server.port, network.protocol.name,
 // network.protocol.version, http.response.status_code, error.type (as
 // on the span), and on server metrics http.route: never a path or a
-// user.
+// user. On server metrics, server.address and server.port are the
+// matched route's host (else the local address) and the local port, not
+// the client's Host header, whose every spelling would otherwise make a
+// new series. Hosts are matched case-insensitively and without a
+// trailing dot, so a route pattern's host appears lower-cased in span
+// names.
 //
 //   - http.server.request.duration (histogram, s)
 //   - http.server.request.body.size (histogram, By)
