@@ -105,8 +105,9 @@
 // callback.
 //
 // A Set, Delete or Publish called with a context that is already done
-// sends nothing and is not remembered (Redis is unchanged); the cache's
-// Set and Delete then change nothing either. The memory is the process's:
+// sends nothing, but remembers its keys as a failed one does: the context
+// can end between the cache's own check and the store's, after the cache
+// changed its L1. The memory is the process's:
 // [Store.Close] stops the repair after one last attempt and reports the
 // keys it leaves, and a process that exits before Redis is back leaves
 // their older values in Redis until they expire. Without a store timeout

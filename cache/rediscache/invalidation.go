@@ -27,9 +27,9 @@ const channelSize = 256
 // another, receives source and every key, whatever bytes they hold.
 // Publish with no keys sends nothing. An error means the message may not
 // have been sent; Redis pub/sub delivers at most once, to the subscribers
-// connected at the time. The keys of a Publish that failed once it tried
-// to reach Redis are remembered as those of a failed [Store.Set] are,
-// and announced again once Redis answers.
+// connected at the time. The keys of a Publish that failed, or whose ctx
+// was done before it started, are remembered as those of a failed
+// [Store.Set] are, and announced again once Redis answers.
 //
 // The message is binary: the byte 0x01 (the format's version), then the
 // source, the number of keys, and each key, every string preceded by its
@@ -39,6 +39,7 @@ const channelSize = 256
 // store sends one after deleting every key under its prefix.
 func (s *Store) Publish(ctx context.Context, source string, keys ...string) error {
 	if err := ctx.Err(); err != nil {
+		s.dirty.mark(keys...) // the other instances did not hear of them
 		return err
 	}
 	if len(keys) == 0 {

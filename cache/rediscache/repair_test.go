@@ -134,3 +134,28 @@ func TestCloseReportsUnrepairedKeys(t *testing.T) {
 	_, err = s.Get(context.Background(), "k")
 	assert.ErrorIs(t, err, cache.ErrNotFound, "Get of a key left dirty after Close")
 }
+
+// TestDoneContextIsRemembered: a Set or Delete whose context ended before
+// the store's own check (after the cache's) sends nothing, but the key is
+// remembered: the caller may have changed its L1, so Redis's older value
+// must not be served before the repair deletes it.
+func TestDoneContextIsRemembered(t *testing.T) {
+	client := sharedClient(t)
+	s := newStore(t, client)
+	ctx := ctxWithin(t, 5*time.Second)
+	for _, k := range []string{"set", "del"} {
+		require.NoError(t, s.Set(ctx, k, []byte("v1"), 0))
+	}
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	require.ErrorIs(t, s.Set(done, "set", []byte("v2"), 0), context.Canceled)
+	require.ErrorIs(t, s.Delete(done, "del"), context.Canceled)
+	for _, k := range []string{"set", "del"} {
+		_, err := s.Get(ctx, k)
+		assert.ErrorIs(t, err, cache.ErrNotFound, "Get(%q) after a call with a done context", k)
+		assert.Eventually(t, func() bool {
+			return errors.Is(client.Get(ctx, s.Prefix()+k).Err(), redis.Nil)
+		}, 5*time.Second, 20*time.Millisecond, "the repair deletes %q", k)
+	}
+	require.NoError(t, s.Close())
+}

@@ -200,10 +200,13 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 // When Set fails once it has tried to reach Redis (or the breaker
 // rejected it), Redis may still hold the key's previous value: the store
 // remembers the key, misses it in Get, and deletes and announces it once
-// Redis answers again. A Set whose ctx is done before it starts, or with a
-// negative ttl, changes nothing and is not remembered.
+// Redis answers again. A Set whose ctx is done before it starts sends
+// nothing but is remembered too: its caller may have changed its own copy
+// (the cache's L1) all the same. A Set with a negative ttl changes
+// nothing and is not remembered.
 func (s *Store) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
+		s.dirty.mark(key) // the caller may have changed its own copy
 		return err
 	}
 	if ttl < 0 {
@@ -263,6 +266,7 @@ func (s *Store) Add(ctx context.Context, key string, value []byte, ttl time.Dura
 // that fails is remembered as a failed Set is.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
+		s.dirty.mark(key)
 		return err
 	}
 	err := s.do(ctx, opDel, func(ctx context.Context) error {
