@@ -694,7 +694,7 @@ func (c *Cache[V]) addL2(ctx context.Context, a Adder, key string, v V, ttl time
 func (c *Cache[V]) setL2(ctx context.Context, key string, v V, ttl time.Duration) error {
 	b, err := c.codec.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("cache: encoding the value of %s: %w", brief.Quote(key), err)
+		return encodeError{fmt.Errorf("cache: encoding the value of %s: %w", brief.Quote(key), err)}
 	}
 	ctx, span := c.tel.tracer.Start(ctx, "cache.l2.set", c.tel.clientSpan...)
 	defer span.End()
@@ -704,6 +704,11 @@ func (c *Cache[V]) setL2(ctx context.Context, key string, v V, ttl time.Duration
 	}
 	return nil
 }
+
+// encodeError is setL2's report of a value the codec could not encode.
+type encodeError struct{ error }
+
+func (e encodeError) Unwrap() error { return e.error }
 
 // newEntry returns the L1 entry of v and its cost.
 func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
@@ -905,6 +910,15 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 		c.changing(kv)
 		if err := c.setL2(ctx, key, v, ttl); err != nil {
 			errs = append(errs, err)
+			if errors.As(err, new(encodeError)) {
+				// L2 cannot hold v: it must not keep the older value.
+				ctx, span := c.tel.tracer.Start(ctx, "cache.l2.delete", c.tel.clientSpan...)
+				if err := c.opts.store.Delete(ctx, key); err != nil {
+					telemetry.RecordError(span, err)
+					errs = append(errs, fmt.Errorf("cache: L2 delete %s: %w", brief.Quote(key), err))
+				}
+				span.End()
+			}
 		}
 	}
 	e, cost := c.newEntry(v, ttl)

@@ -361,3 +361,20 @@ func TestClearOfL1DropsFillsInFlight(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "new", got, "Get after the clear must not serve what a fill read before it")
 }
+
+// A Set of a value the codec cannot encode (JSON refuses a nil pointer,
+// which encodes to null) cannot reach L2: L2 must then not keep the older
+// value, which another instance, or this one after its L1 copy is gone,
+// would read.
+func TestSetOfUnencodableValueDropsTheOlderL2Value(t *testing.T) {
+	type item struct{ N int }
+	store := &cache.MemoryStore{}
+	ctx := context.Background()
+	c, err := cache.New[*item](cache.WithStore(store))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	require.NoError(t, c.Set(ctx, "k", &item{N: 1}))
+	require.Error(t, c.Set(ctx, "k", nil), "Set of a value JSON encodes to null")
+	_, err = store.Get(ctx, "k")
+	assert.ErrorIs(t, err, cache.ErrNotFound, "L2 after a Set it could not hold")
+}
