@@ -178,3 +178,25 @@ func TestUpdateRefusesNewOnlyOptions(t *testing.T) {
 		t.Errorf("Update() = %v; want it to refuse WithTracerProvider and WithTransport", err)
 	}
 }
+
+// TestMiddlewareReturningNil: a route middleware that returns a nil
+// handler is a configuration error of New and Update, naming the route
+// and the middleware, not a panic at the route's first request.
+func TestMiddlewareReturningNil(t *testing.T) {
+	broken := func(http.Handler) http.Handler { return nil }
+	route := gateway.Route{Pattern: "/orders/", Upstream: "orders",
+		Middleware: []gateway.Middleware{func(h http.Handler) http.Handler { return h }, broken}}
+	_, err := gateway.New(gateway.WithUpstreams(okUpstream), gateway.WithRoutes(route))
+	if err == nil || !strings.Contains(err.Error(), `route "/orders/": middleware[1]: returned a nil handler`) {
+		t.Errorf("New() = %v; want an error naming the route and middleware[1]", err)
+	}
+
+	g, err := gateway.New(gateway.WithUpstreams(okUpstream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	if err := g.Update(gateway.WithUpstreams(okUpstream), gateway.WithRoutes(route)); err == nil {
+		t.Error("Update() with a middleware returning nil = nil; want an error")
+	}
+}

@@ -525,7 +525,10 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 			core = s.Handler
 		}
 		for i := len(s.Middleware) - 1; i >= 0; i-- {
-			core = s.Middleware[i](core)
+			if core = s.Middleware[i](core); core == nil {
+				// Nothing has started yet: the table is dropped.
+				return nil, fmt.Errorf("gateway: route %q: middleware[%d]: returned a nil handler", s.Pattern, i)
+			}
 		}
 		rt.chain = core
 		t.routes = append(t.routes, rt)

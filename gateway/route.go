@@ -74,6 +74,8 @@ type Route struct {
 	MaxBodyBytes int64
 
 	// Middleware wraps the route's proxy or handler, the first outermost.
+	// New and Update call each once per route table; one that returns a
+	// nil handler is a configuration error.
 	Middleware []Middleware
 
 	// Fallback, when set, answers instead of the gateway's own error when
