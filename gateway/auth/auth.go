@@ -363,20 +363,24 @@ func decodeHeader(token string) (alg, kid string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("header: %w", err)
 	}
-	var h map[string]json.RawMessage
+	// One decoding pass, into a map as golang-jwt's own, so that member
+	// names match exactly (a struct would match them case-insensitively).
+	var h map[string]any
 	if err := json.Unmarshal(raw, &h); err != nil {
 		return "", "", fmt.Errorf("header: %w", err)
 	}
 	if _, ok := h["crit"]; ok {
 		return "", "", errors.New("header has critical extensions (crit)")
 	}
-	if err := json.Unmarshal(h["alg"], &alg); err != nil || alg == "" {
+	if alg, _ = h["alg"].(string); alg == "" {
 		return "", "", errors.New("header has no alg string")
 	}
-	if k, ok := h["kid"]; ok {
-		if err := json.Unmarshal(k, &kid); err != nil {
-			return "", "", errors.New("header's kid is not a string")
-		}
+	switch k := h["kid"].(type) {
+	case string:
+		kid = k
+	case nil: // absent, or null: no key ID
+	default:
+		return "", "", errors.New("header's kid is not a string")
 	}
 	return alg, kid, nil
 }
