@@ -40,6 +40,8 @@
 // a request never waits for that limit. While the identity provider is
 // down the cached keys keep working; with no keys at all, tokens are
 // refused with 401, never 500. [Authenticator.Close] stops the refresh.
+// A key of the set whose "use" is not "sig", or whose "key_ops" lack
+// "verify", verifies no token (RFC 7517).
 //
 // Checking a signature costs tens of microseconds (RS256, ES256);
 // [WithTokenCache] remembers tokens that verified, for a short while, so

@@ -11,6 +11,8 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"golang.org/x/time/rate"
+
+	"github.com/otelpatterns/patterns/internal/brief"
 )
 
 // jwksSource is one key set URL: keyfunc's storage of its keys (refreshed
@@ -50,8 +52,9 @@ func newJWKSSource(ctx context.Context, c jwksConfig, cfg *config, client *http.
 // lookup returns the verifier of the key kid of this source, fetching the
 // set again if it lacks kid and the unknown-kid limit allows; ok is false
 // when the source has no such key. A key the source has but that cannot
-// be used (its "alg" not among the source's algorithms, a weak or
-// unsupported key) gives ok and a non-empty problem.
+// be used (its "alg" not among the source's algorithms, its "use" not
+// "sig" or its "key_ops" without "verify", a weak or unsupported key)
+// gives ok and a non-empty problem.
 func (s *jwksSource) lookup(ctx context.Context, kid string, ps *parsers) (v verifier, problem string, ok bool) {
 	jwk, err := s.storage.KeyRead(ctx, kid)
 	if err != nil {
@@ -60,8 +63,17 @@ func (s *jwksSource) lookup(ctx context.Context, kid string, ps *parsers) (v ver
 		return verifier{}, "", false
 	}
 	key := publicKey(jwk.Key())
+	m := jwk.Marshal()
+	// RFC 7517 4.2 and 4.3: a key published for encryption, or for
+	// operations other than verifying, must not verify tokens.
+	if use := m.USE.String(); use != "" && use != jwkset.UseSig.String() {
+		return verifier{}, "key's use is " + brief.Quote(use) + ", not sig", true
+	}
+	if len(m.KEYOPS) > 0 && !slices.Contains(m.KEYOPS, jwkset.KeyOpsVerify) {
+		return verifier{}, "key's key_ops do not include verify", true
+	}
 	var algs []string
-	if alg := jwk.Marshal().ALG.String(); alg != "" {
+	if alg := m.ALG.String(); alg != "" {
 		if !slices.Contains(s.algs, alg) {
 			return verifier{}, "key's alg " + alg + " is not among the configured algorithms", true
 		}

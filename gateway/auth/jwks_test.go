@@ -250,3 +250,32 @@ func TestTokenCacheTrade(t *testing.T) {
 		return err != nil
 	}, 5*time.Second, 10*time.Millisecond, "the cached token after its TTL")
 }
+
+// TestJWKSKeyUse: a key published for encryption (use "enc"), or whose
+// key_ops do not include verify, does not verify tokens (RFC 7517, 4.2
+// and 4.3); "sig" and keys that say nothing do.
+func TestJWKSKeyUse(t *testing.T) {
+	srv := newJWKSServer(t)
+	publish := func(kid string, use jwkset.USE, ops ...jwkset.KEYOPS) {
+		jwk, err := jwkset.NewJWKFromKey(&rsa1.PublicKey, jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{
+			KID: kid, ALG: jwkset.AlgRS256, USE: use, KEYOPS: ops}})
+		require.NoError(t, err)
+		srv.mu.Lock()
+		srv.keys = append(srv.keys, jwk.Marshal())
+		srv.mu.Unlock()
+	}
+	publish("enc", jwkset.UseEnc)
+	publish("sig", jwkset.UseSig)
+	publish("none", "")
+	publish("ops-encrypt", "", jwkset.KeyOpsEncrypt)
+	publish("ops-verify", "", jwkset.KeyOpsVerify)
+	a := jwksAuth(t, srv)
+	for kid, ok := range map[string]bool{"enc": false, "sig": true, "none": true, "ops-encrypt": false, "ops-verify": true} {
+		_, err := a.VerifyToken(t.Context(), sign(t, jwt.SigningMethodRS256, rsa1, kid, claims("a")))
+		if ok {
+			assert.NoError(t, err, "key %s", kid)
+		} else {
+			assert.Equal(t, auth.ReasonUnknownKey, reasonOf(t, err), "key %s", kid)
+		}
+	}
+}
