@@ -95,7 +95,9 @@ func ByClaim(claim string) Key { return Key{kind: keyClaim, name: claim} }
 // ByHeader keys budgets on the value of a request header. A client can
 // send any value, so use it only for a header that an earlier middleware
 // sets or checks (a tenant set from a verified claim, say). A request
-// without the header is keyed by its client address instead.
+// without the header is keyed by its client address instead. The value
+// is kept as a SHA-256 digest, in the key table and in Redis, so that a
+// header carrying a secret (an API key) does not end up in either.
 func ByHeader(name string) Key { return Key{kind: keyHeader, name: http.CanonicalHeaderKey(name)} }
 
 // AllClients gives all clients one budget: with [PerRoute] a limit on the
@@ -160,7 +162,12 @@ func (l *Limiter) appendClientKey(buf []byte, r *http.Request) []byte {
 		}
 	case keyHeader:
 		if v := r.Header.Get(l.limit.Key.name); v != "" {
-			return append(append(buf, "h:"...), v...)
+			// The header may carry a secret (an API key): the table and
+			// Redis keep a digest of it, never the value.
+			start := len(buf)
+			buf = append(buf, v...)
+			sum := sha256.Sum256(buf[start:])
+			return hex.AppendEncode(append(buf[:start], "hv:"...), sum[:16])
 		}
 	}
 	return l.appendClientIP(append(buf, "ip:"...), r)

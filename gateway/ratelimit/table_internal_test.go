@@ -1,8 +1,11 @@
 package ratelimit
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,5 +88,28 @@ func TestSmallTable(t *testing.T) {
 		if got := tb.len(); got > n {
 			t.Errorf("newTable(%d) holds %d keys", n, got)
 		}
+	}
+}
+
+// TestHeaderKeyIsADigest: a limit keyed by a header that carries a secret
+// (an API key) keeps a digest of the value, never the value, in its key
+// table (and so in Redis); one value always gives one key, and two
+// values two keys.
+func TestHeaderKeyIsADigest(t *testing.T) {
+	l, err := New(Limit{Name: "keys", Requests: 10, Per: time.Second, Key: ByHeader("X-API-Key"), Scope: AcrossRoutes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(v string) string {
+		r := httptest.NewRequest(http.MethodGet, "/", nil)
+		r.Header.Set("X-API-Key", v)
+		return string(l.appendBucketKey(nil, r, "/"))
+	}
+	a, again, b := key("sk_live_secret"), key("sk_live_secret"), key("sk_live_other")
+	if strings.Contains(a, "secret") || strings.Contains(b, "other") {
+		t.Errorf("bucket keys %q, %q hold the header's value", a, b)
+	}
+	if a != again || a == b {
+		t.Errorf("bucket keys %q, %q, %q; want one per value", a, again, b)
 	}
 }
