@@ -148,9 +148,10 @@
 //     handed to [WithWriteBehindDeadLetter], by error.type.
 //   - cache.l2.fills (counter, {fill}): writes to L2 of loaded values,
 //     made in the background once the caller has the value, by
-//     cache.result: success; skipped (the key changed meanwhile, or L2
-//     already held a value); dropped (64 fills were in flight already);
-//     error, with error.type.
+//     cache.result: success; skipped (the key, or another of its version
+//     stripe, changed meanwhile, or L2 already held a value or refused
+//     the key, as rediscache does for a key whose write failed); dropped
+//     (64 fills were in flight already); error, with error.type.
 //
 // Lookups and evictions are counted in memory and reported by
 // asynchronous (observable) instruments when the SDK collects: a
