@@ -395,8 +395,14 @@ func (c *Cache[V]) fly(caller context.Context, key string, f *flight[V], l2Budge
 	var zero V
 	landed := false
 	defer func() {
-		if !landed { // the loader panicked: the waiters must not wait forever
-			c.land(key, f, zero, fmt.Errorf("cache: the load of %q panicked", key))
+		if !landed {
+			// The loader (or codec) panicked. On a goroutine of the cache
+			// the panic would end the process; the waiters get it as an
+			// error instead, and must not wait forever either way.
+			r := recover()
+			err := fmt.Errorf("cache: the load of %s panicked: %v", brief.Quote(key), r)
+			otel.Handle(err)
+			c.land(key, f, zero, err)
 		}
 	}()
 	v, err := c.fill(ctx, key, l2Budget)
@@ -789,6 +795,11 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 	started := c.background(func() {
 		// Last: a read meanwhile must still find the key being refreshed.
 		defer done()
+		defer func() {
+			if r := recover(); r != nil { // a panicking loader must not end the process
+				otel.Handle(fmt.Errorf("cache: the refresh of %s panicked: %v", brief.Quote(key), r))
+			}
+		}()
 		ctx, span := c.tel.tracer.Start(c.bgCtx, "cache.refresh", trace.WithLinks(link), trace.WithAttributes(c.tel.name))
 		defer span.End()
 		if d := c.opts.loadTimeout; d > 0 {

@@ -124,9 +124,11 @@ func WithCodec[V any](c Codec[V]) Option[V] {
 // WithLoader makes the cache read-through: a Get that misses both levels
 // calls load, once per key however many callers miss it together
 // (singleflight), fills L1, returns its value, and fills L2 in the
-// background. load returns
-// an error matching [ErrNotFound] for a key that does not exist. Use it when
-// every reader would otherwise write the same load-then-set code.
+// background. load returns an error matching [ErrNotFound] for a key that
+// does not exist. A load that panics on a goroutine of the cache (a shared
+// load, a refresh) is reported to otel.Handle and its callers get an
+// error naming the panic; the process goes on. Use it when every reader
+// would otherwise write the same load-then-set code.
 func WithLoader[V any](load func(ctx context.Context, key string) (V, error)) Option[V] {
 	return optionFunc(func(o *options) { o.loader = load })
 }

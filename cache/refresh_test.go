@@ -159,3 +159,38 @@ func TestFailedRefreshDoesNotRestoreAValueOlderThanSet(t *testing.T) {
 		assert.Equal(t, "v2", v, "Get() after Set(v2) returned and a refresh failed")
 	})
 }
+
+// TestPanickingLoaderIsAnError: a loader that panics on a goroutine of
+// the cache (a shared load whose caller can give up, or a refresh-ahead)
+// used to end the process. The callers get an error instead, and a
+// refresh keeps serving the old value.
+func TestPanickingLoaderIsAnError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		c := newStrategyCache(t, cache.WithTTL(10*time.Second), cache.WithTTLJitter(0), cache.WithRefreshAhead(0.5),
+			cache.WithLoader(func(_ context.Context, key string) (string, error) {
+				if calls.Add(1) == 1 && key == "k" {
+					return "v1", nil
+				}
+				panic("loader bug")
+			}))
+		ctx, cancel := context.WithCancel(context.Background()) // can give up: the load runs in the background
+		defer cancel()
+		_, err := c.Get(ctx, "boom")
+		require.ErrorContains(t, err, "panicked: loader bug")
+
+		calls.Store(0)
+		v, err := c.Get(ctx, "k")
+		require.NoError(t, err)
+		require.Equal(t, "v1", v)
+		time.Sleep(6 * time.Second)
+		v, err = c.Get(ctx, "k") // starts a refresh, whose loader panics
+		require.NoError(t, err)
+		assert.Equal(t, "v1", v)
+		synctest.Wait()
+		assert.Equal(t, int32(2), calls.Load(), "the refresh ran")
+		v, err = c.Get(ctx, "k")
+		require.NoError(t, err)
+		assert.Equal(t, "v1", v, "the old value after the refresh panicked")
+	})
+}
