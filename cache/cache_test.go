@@ -104,38 +104,36 @@ func TestLoaderErrors(t *testing.T) {
 // TestStampede protects the source from a cache breakdown: a thousand
 // callers missing one key cause exactly one load.
 func TestStampede(t *testing.T) {
-	var calls atomic.Int32
-	release := make(chan struct{})
-	c := newCache[string](t, cache.WithLoader(func(_ context.Context, key string) (string, error) {
-		calls.Add(1)
-		<-release
-		return "v", nil
-	}))
-	var wg sync.WaitGroup
-	var started sync.WaitGroup
-	errs := make(chan error, 1000)
-	for range 1000 {
-		started.Add(1)
-		wg.Go(func() {
-			started.Done()
-			v, err := c.Get(context.Background(), "hot")
-			if err == nil && v != "v" {
-				err = fmt.Errorf("Get() = %q; want %q", v, "v")
-			}
-			if err != nil {
-				errs <- err
-			}
-		})
-	}
-	started.Wait()
-	time.Sleep(10 * time.Millisecond) // let the callers pile up on the load
-	close(release)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	assert.Equal(t, int32(1), calls.Load())
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		release := make(chan struct{})
+		c := newCache[string](t, cache.WithLoader(func(_ context.Context, key string) (string, error) {
+			calls.Add(1)
+			<-release
+			return "v", nil
+		}))
+		var wg sync.WaitGroup
+		errs := make(chan error, 1000)
+		for range 1000 {
+			wg.Go(func() {
+				v, err := c.Get(context.Background(), "hot")
+				if err == nil && v != "v" {
+					err = fmt.Errorf("Get() = %q; want %q", v, "v")
+				}
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+		synctest.Wait() // every caller waits on the one load
+		close(release)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		assert.Equal(t, int32(1), calls.Load())
+	})
 }
 
 func TestCallerGivingUpDoesNotCancelTheSharedLoad(t *testing.T) {
