@@ -73,10 +73,12 @@
 // connections, go-redis fails at once anyway. The cache goes on without
 // its L2: L1 hits are served as before, misses go to the loader, and Set
 // and Delete update the local L1 and return the L2 and invalidation
-// errors. The other instances do not hear of those writes yet. A deadline
-// of the caller's that expires during a round trip counts as a failure
-// too, so callers whose deadlines are shorter than Redis's usual latency
-// open the breaker.
+// errors. The other instances do not hear of those writes yet. A round
+// trip ended by the caller's deadline counts as a failure only when that
+// deadline was at least half the store's timeout away: a caller in a hurry
+// (the cache gives an L2 read half of its caller's remaining time) does
+// not open the breaker in front of a healthy Redis; a frozen Redis then
+// costs such callers their own deadline each.
 //
 // # What an outage cannot undo
 //

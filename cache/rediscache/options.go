@@ -121,8 +121,11 @@ func WithOptInAttributes() Option {
 // errors, and replies saying the server cannot serve now (LOADING,
 // READONLY, MASTERDOWN, CLUSTERDOWN, TRYAGAIN, BUSY, NOREPLICAS). A
 // missing key and other error replies (WRONGTYPE) count as successes, and
-// a canceled context as nothing. A classifier given with
-// circuitbreaker.WithClassifier sees nil for those successes.
+// a canceled context as nothing, as does a call ended by the caller's
+// deadline when that was under half the store's timeout (a hurried
+// caller, not a failing Redis). A classifier given with
+// circuitbreaker.WithClassifier sees nil for those successes, and an
+// error matching context.Canceled for those hurried calls.
 //
 // The breaker is on by default; [WithoutBreaker] turns it off. The last
 // of the two options given wins. circuitbreaker.New's panic on a bad

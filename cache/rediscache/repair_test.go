@@ -159,3 +159,35 @@ func TestDoneContextIsRemembered(t *testing.T) {
 	}
 	require.NoError(t, s.Close())
 }
+
+// TestHurriedCallersDoNotOpenTheBreaker: a round trip ended by the
+// caller's deadline, under half the store's timeout, is the caller's
+// hurry, not Redis's failure. Counted as failures, callers with tight
+// deadlines (the cache gives an L2 read half its caller's remaining time)
+// opened the breaker in front of Redis; calls bounded by the store's
+// timeout still open it.
+func TestHurriedCallersDoNotOpenTheBreaker(t *testing.T) {
+	proxy := faultproxy.New(t, testenv.RedisAddr(t))
+	tel := telemetrytest.New(t)
+	prefix, channel := namespace(t)
+	s := newStoreIn(t, newClient(t, proxy.Addr()), prefix, channel, rediscache.WithTimeout(time.Second),
+		rediscache.WithMeterProvider(tel.MeterProvider))
+	freeze := proxy.Blackhole(faultproxy.Upstream)
+	for range 2 * rediscache.DefaultBreakerFailures {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		_, err := s.Get(ctx, "k")
+		cancel()
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	}
+	assert.Equal(t, circuitbreaker.StateClosed.String(), breakerState(t, tel, prefix), "after hurried callers timed out")
+
+	hasty := newStoreIn(t, newClient(t, proxy.Addr()), prefix, channel, rediscache.WithTimeout(20*time.Millisecond),
+		rediscache.WithMeterProvider(tel.MeterProvider))
+	for range rediscache.DefaultBreakerFailures {
+		_, err := hasty.Get(ctxWithin(t, 5*time.Second), "k")
+		require.Error(t, err)
+	}
+	_, err := hasty.Get(ctxWithin(t, 5*time.Second), "k")
+	assert.ErrorIs(t, err, circuitbreaker.ErrOpen, "after the store's own timeouts")
+	freeze.Remove()
+}

@@ -283,6 +283,14 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // breaker, in a span. A call the breaker rejects starts no span and
 // returns the breaker's error.
 func (s *Store) do(ctx context.Context, op int, f func(context.Context) error) error {
+	// A caller's deadline under half the store's timeout that ends a
+	// round trip says that the caller was in a hurry, not that Redis
+	// failed: counted as a failure, callers with tight deadlines would
+	// open the breaker in front of a healthy Redis.
+	callerDeadline, hurried := ctx.Deadline()
+	if hurried && s.timeout > 0 {
+		hurried = time.Until(callerDeadline) < s.timeout/2
+	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if s.breaker == nil {
@@ -291,6 +299,9 @@ func (s *Store) do(ctx context.Context, op int, f func(context.Context) error) e
 	var err error
 	rejected := s.breaker.Execute(ctx, func(ctx context.Context) error {
 		err = s.roundTrip(ctx, op, f)
+		if hurried && errors.Is(err, context.DeadlineExceeded) {
+			return errCallerDeadline // ignored, as the caller's cancellation is
+		}
 		return infraFailure(err)
 	})
 	if err == nil && rejected != nil {
@@ -310,6 +321,11 @@ func (s *Store) roundTrip(ctx context.Context, op int, f func(context.Context) e
 	s.tel.end(ctx, span, op, start, err)
 	return err
 }
+
+// errCallerDeadline is what the breaker sees of a round trip ended by the
+// caller's deadline, under half the store's timeout: it matches
+// context.Canceled, which circuitbreaker.DefaultClassifier ignores.
+var errCallerDeadline = fmt.Errorf("rediscache: the caller's deadline, under half the store's timeout, ended the call: %w", context.Canceled)
 
 // infraFailure returns err if it says that Redis could not be reached or
 // could not serve (which the breaker counts), and nil if Redis answered:
