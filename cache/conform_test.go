@@ -246,29 +246,14 @@ func TestDroppedCacheTakesItsSeries(t *testing.T) {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
-	assert.Equal(t, map[string]bool{"kept": true, "short-lived": true}, seriesNames(t, tel, cache.AttrName),
+	assert.Equal(t, map[string]bool{"kept": true, "short-lived": true}, tel.AttributeValues(t, cache.AttrName),
 		"the dropped cache's last counts reach the next collection")
 	assert.Eventually(t, func() bool {
 		runtime.GC()
-		return !seriesNames(t, tel, cache.AttrName)["short-lived"]
+		return !tel.AttributeValues(t, cache.AttrName)["short-lived"]
 	}, 5*time.Second, 10*time.Millisecond, "the dropped cache's series end")
-	assert.Equal(t, map[string]bool{"kept": true}, seriesNames(t, tel, cache.AttrName))
+	assert.Equal(t, map[string]bool{"kept": true}, tel.AttributeValues(t, cache.AttrName))
 	runtime.KeepAlive(kept)
-}
-
-// seriesNames returns the values of key in every data point collected.
-func seriesNames(t *testing.T, tel *telemetrytest.Providers, key attribute.Key) map[string]bool {
-	names := map[string]bool{}
-	for _, sm := range tel.Collect(t).ScopeMetrics {
-		for _, m := range sm.Metrics {
-			for _, set := range telemetrytest.AttributeSets(m) {
-				if v, ok := set.Value(key); ok {
-					names[v.AsString()] = true
-				}
-			}
-		}
-	}
-	return names
 }
 
 // TestConcurrentHitsAreCounted protects the sum of the L1 hit counter,

@@ -197,27 +197,12 @@ func TestDroppedRetrierTakesItsSeries(t *testing.T) {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
-	assert.Equal(t, map[string]bool{"kept": true, "short-lived": true}, seriesNames(t, tel, retry.AttrName),
+	assert.Equal(t, map[string]bool{"kept": true, "short-lived": true}, tel.AttributeValues(t, retry.AttrName),
 		"the dropped retrier's last counts reach the next collection")
 	assert.Eventually(t, func() bool {
 		runtime.GC()
-		return !seriesNames(t, tel, retry.AttrName)["short-lived"]
+		return !tel.AttributeValues(t, retry.AttrName)["short-lived"]
 	}, 5*time.Second, 10*time.Millisecond, "the dropped retrier's series end")
-	assert.Equal(t, map[string]bool{"kept": true}, seriesNames(t, tel, retry.AttrName))
+	assert.Equal(t, map[string]bool{"kept": true}, tel.AttributeValues(t, retry.AttrName))
 	runtime.KeepAlive(kept)
-}
-
-// seriesNames returns the values of key in every data point collected.
-func seriesNames(t *testing.T, tel *telemetrytest.Providers, key attribute.Key) map[string]bool {
-	names := map[string]bool{}
-	for _, sm := range tel.Collect(t).ScopeMetrics {
-		for _, m := range sm.Metrics {
-			for _, set := range telemetrytest.AttributeSets(m) {
-				if v, ok := set.Value(key); ok {
-					names[v.AsString()] = true
-				}
-			}
-		}
-	}
-	return names
 }

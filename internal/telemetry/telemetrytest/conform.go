@@ -157,6 +157,24 @@ func (p *Providers) CheckEvents(t testing.TB, specs []Instrument, want ...string
 	}
 }
 
+// AttributeValues returns the string values that key takes in the data
+// points of one collection, of every metric: the series a package still
+// reports, by name.
+func (p *Providers) AttributeValues(t testing.TB, key attribute.Key) map[string]bool {
+	t.Helper()
+	values := map[string]bool{}
+	for _, sm := range p.Collect(t).ScopeMetrics {
+		for _, m := range sm.Metrics {
+			for _, set := range AttributeSets(m) {
+				if v, ok := set.Value(key); ok {
+					values[v.AsString()] = true
+				}
+			}
+		}
+	}
+	return values
+}
+
 // NameMatches reports whether name matches pattern, in which a part in
 // braces stands for any text without a space.
 func NameMatches(pattern, name string) bool {
