@@ -62,6 +62,8 @@ type Gateway struct {
 type table struct {
 	mux       *http.ServeMux
 	upstreams []*upstream
+	byName    map[string]*upstream
+	direct    map[string]*route // the routes of Gateway.Proxy, by upstream
 	routes    []*route
 	stats     map[string]*routeStats // by http.route
 	trusted   proxies
@@ -498,11 +500,16 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		}
 	}
 	byName := map[string]*upstream{}
+	t.direct = map[string]*route{}
 	for _, s := range order {
 		u := g.newUpstream(s, prevUp[s.Name])
 		t.upstreams = append(t.upstreams, u)
 		byName[s.Name] = u
+		rt := &route{spec: &routeSpec{}, up: u}
+		rt.proxy = rt.newProxy(&g.pool)
+		t.direct[s.Name] = rt
 	}
+	t.byName = byName
 	built := map[*routeSpec]*route{}
 	for _, s := range routes {
 		hr := HTTPRoute(s.Pattern)

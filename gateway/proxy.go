@@ -374,8 +374,12 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 
 // proxyServe is the innermost handler of a route with an upstream.
 func (rt *route) proxyServe(w http.ResponseWriter, r *http.Request) {
-	if st := stateOf(r.Context()); st != nil {
-		st.proxyIn = r
+	if rt.spec.fallback != nil {
+		// Only the fallback needs it; a handler may proxy one request
+		// twice (a shadow copy), with the same state.
+		if st := stateOf(r.Context()); st != nil {
+			st.proxyIn = r
+		}
 	}
 	rt.proxy.ServeHTTP(&proxyWriter{ResponseWriter: w}, r)
 }

@@ -1,0 +1,85 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// Proxy returns a handler that proxies requests to the upstream named
+// name, as a route with that Upstream would: with the upstream's
+// balancing, breakers and retries, the forwarding headers and the request
+// ID, and the gateway's own 502, 503 and 504 when the upstream does not
+// answer. The path is sent as the request has it. It is the building
+// block of a route Handler that chooses among upstreams per request, as
+// the strangler facade of gateway/strangler does.
+//
+// The upstream is looked up per request in the live routing table, so a
+// handler made before [Gateway.Update] follows the upstream's new
+// targets; a request for an upstream the table does not have gets 503.
+// Served outside the gateway (not from a route), the request has no
+// client address or request ID to forward.
+func (g *Gateway) Proxy(name string) http.Handler {
+	return &directProxy{g: g, name: name}
+}
+
+type directProxy struct {
+	g    *Gateway
+	name string
+}
+
+func (p *directProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	t := p.g.table.Load()
+	if st := stateOf(r.Context()); st != nil {
+		t = st.table // the table the request started on
+	}
+	rt := t.direct[p.name]
+	if rt == nil {
+		writeError(w, http.StatusServiceUnavailable)
+		return
+	}
+	rt.proxyServe(w, r)
+}
+
+// Transport returns a round tripper that sends a request whose URL host
+// is an upstream's name ("http://orders/orders/42") to that upstream,
+// with its balancing, breakers and retries and a client span per
+// attempt. The scheme of the URL is ignored: each target's own is used.
+// Route handlers that call upstreams themselves (aggregations, GraphQL
+// resolvers) use it, so those calls are protected as proxied ones are:
+//
+//	client := &http.Client{Transport: g.Transport()}
+//	resp, err := client.Get("http://orders/orders/42")
+//
+// Like [Gateway.Proxy], it looks the upstream up in the live table. A
+// host that names no upstream is an error.
+func (g *Gateway) Transport() http.RoundTripper { return upstreamTransport{g} }
+
+type upstreamTransport struct{ g *Gateway }
+
+func (t upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil {
+		closeBody(req)
+		return nil, fmt.Errorf("gateway: Transport: the request has no URL")
+	}
+	tb := t.g.table.Load()
+	if st := stateOf(req.Context()); st != nil {
+		tb = st.table
+	}
+	u := tb.byName[req.URL.Host]
+	if u == nil {
+		closeBody(req)
+		return nil, fmt.Errorf("gateway: Transport: no upstream named %q", req.URL.Host)
+	}
+	// The upstream sets each attempt's target on the URL; the caller's
+	// request is not to be changed.
+	out := *req
+	url := *req.URL
+	out.URL = &url
+	return u.RoundTrip(&out)
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}

@@ -1,0 +1,79 @@
+package gateway_test
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/otelpatterns/patterns/gateway"
+)
+
+// TestProxy checks that a route handler can proxy to upstreams it
+// chooses per request, with the forwarding headers and request ID a
+// proxied route gets, and that an upstream gone after Update gets 503.
+func TestProxy(t *testing.T) {
+	legacy, next := newBackend(t, "legacy"), newBackend(t, "next")
+	var g *gateway.Gateway
+	split := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := "legacy"
+		if r.Header.Get("X-Beta") != "" {
+			name = "next"
+		}
+		g.Proxy(name).ServeHTTP(w, r)
+	})
+	ups := []gateway.Upstream{
+		{Name: "legacy", Targets: []gateway.Target{legacy.target()}},
+		{Name: "next", Targets: []gateway.Target{next.target()}},
+	}
+	routes := gateway.WithRoutes(gateway.Route{Pattern: "/orders/", Handler: split})
+	g, srv := start(t, gateway.WithUpstreams(ups...), routes)
+
+	_, body := get(t, srv, "/orders/7?x=1")
+	s := echo(t, body)
+	if s.Backend != "legacy" || s.Path != "/orders/7" || s.Query != "x=1" {
+		t.Fatalf("without X-Beta: got %+v, want legacy /orders/7?x=1", s)
+	}
+	if s.Header.Get("X-Forwarded-For") == "" || s.Header.Get("X-Request-Id") == "" {
+		t.Errorf("forwarding headers missing: %v", s.Header)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/orders/7", nil)
+	req.Header.Set("X-Beta", "1")
+	if _, body := do(t, srv.Client(), req); echo(t, body).Backend != "next" {
+		t.Fatalf("with X-Beta: got %q, want the next backend", body)
+	}
+
+	if err := g.Update(gateway.WithUpstreams(ups[0]), routes); err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := do(t, srv.Client(), req)
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("upstream removed: status %d, want 503", resp.StatusCode)
+	}
+}
+
+// TestTransport checks calls to upstreams by name, and that the caller's
+// request is left as it was.
+func TestTransport(t *testing.T) {
+	orders := newBackend(t, "orders")
+	g, _ := start(t, gateway.WithUpstreams(gateway.Upstream{
+		Name: "orders", Targets: []gateway.Target{{URL: orders.URL + "/v2"}},
+		Retry: &gateway.Retry{},
+	}))
+	client := &http.Client{Transport: g.Transport()}
+
+	req, _ := http.NewRequest(http.MethodPost, "http://orders/orders?id=1", strings.NewReader("hello"))
+	resp, body := do(t, client, req)
+	s := echo(t, body)
+	if resp.StatusCode != http.StatusOK || s.Path != "/v2/orders" || s.Query != "id=1" || s.Body != "hello" {
+		t.Fatalf("got %d %+v, want 200 POST /v2/orders?id=1 hello", resp.StatusCode, s)
+	}
+	if req.URL.Host != "orders" || req.URL.Scheme != "http" {
+		t.Errorf("the caller's URL was changed: %v", req.URL)
+	}
+
+	req, _ = http.NewRequest(http.MethodPut, "http://missing/x", io.NopCloser(strings.NewReader("x")))
+	if _, err := client.Do(req); err == nil || !strings.Contains(err.Error(), `no upstream named "missing"`) {
+		t.Fatalf("unknown upstream: err = %v", err)
+	}
+}
