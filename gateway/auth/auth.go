@@ -3,8 +3,6 @@ package auth
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -35,7 +33,7 @@ const (
 type Authenticator struct {
 	static       map[string]verifier
 	sources      []*jwksSource
-	parsers      *parsers
+	parser       *jwt.Parser
 	required     []string
 	rolesClaim   []string
 	scopesClaim  []string
@@ -115,10 +113,9 @@ func New(opts ...Option) (*Authenticator, error) {
 	if len(cfg.audiences) > 0 {
 		common = append(common, jwt.WithAudience(cfg.audiences...))
 	}
-	a.parsers = &parsers{common: common, bySet: map[string]*jwt.Parser{}}
+	a.parser = jwt.NewParser(append(common, jwt.WithValidMethods(algorithms))...)
 	for _, k := range cfg.keys {
-		key := publicKey(k.Key)
-		a.static[k.ID] = verifier{key: key, algs: []string{k.Algorithm}, parser: a.parsers.get([]string{k.Algorithm})}
+		a.static[k.ID] = verifier{key: publicKey(k.Key), algs: []string{k.Algorithm}}
 	}
 
 	if len(cfg.jwks) > 0 {
@@ -319,21 +316,34 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 			return p, nil
 		}
 	}
-	alg, kid, err := decodeHeader(token)
-	if err != nil {
-		return nil, fail(ReasonMalformed, err)
-	}
-	v, err := a.resolve(ctx, kid)
-	if err != nil {
-		return nil, err
-	}
-	// The parser's WithValidMethods, from the key's configuration, is what
-	// enforces the algorithm; this check only names the reason.
-	if !slices.Contains(v.algs, alg) {
-		return nil, fail(ReasonAlgorithm, fmt.Errorf("algorithm %s is not the key's %v", brief.Quote(alg), v.algs))
-	}
+	// One parse: golang-jwt decodes the header, and the key function
+	// takes the key ID and algorithm from it. The parser accepts every
+	// algorithm a key can be pinned to; the key function refuses any but
+	// the key's own, before a signature is checked.
 	claims := jwt.MapClaims{}
-	if _, err := v.parser.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return v.key, nil }); err != nil {
+	tok, err := a.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
+		kid, err := headerKeyID(t.Header)
+		if err != nil {
+			return nil, fail(ReasonMalformed, err)
+		}
+		v, err := a.resolve(ctx, kid)
+		if err != nil {
+			return nil, err
+		}
+		if alg := t.Method.Alg(); !slices.Contains(v.algs, alg) {
+			return nil, fail(ReasonAlgorithm, fmt.Errorf("algorithm %s is not the key's %v", brief.Quote(alg), v.algs))
+		}
+		return v.key, nil
+	})
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return nil, e
+		}
+		if tok != nil && tok.Method != nil && !slices.Contains(algorithms, tok.Method.Alg()) {
+			// "none", or another that no key can be pinned to.
+			return nil, fail(ReasonAlgorithm, err)
+		}
 		return nil, fail(classify(err), err)
 	}
 	for _, name := range a.required {
@@ -350,39 +360,22 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 	return p, err
 }
 
-// decodeHeader returns the alg and kid of a JWT's header. It reads the
-// header as golang-jwt does (exact member names), and refuses a header
-// with critical extensions, which RFC 7515 (4.1.11) says to reject when
-// they are not understood: none is.
-func decodeHeader(token string) (alg, kid string, err error) {
-	seg, _, ok := strings.Cut(token, ".")
-	if !ok {
-		return "", "", errors.New("token has no header segment")
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(seg)
-	if err != nil {
-		return "", "", fmt.Errorf("header: %w", err)
-	}
-	// One decoding pass, into a map as golang-jwt's own, so that member
-	// names match exactly (a struct would match them case-insensitively).
-	var h map[string]any
-	if err := json.Unmarshal(raw, &h); err != nil {
-		return "", "", fmt.Errorf("header: %w", err)
-	}
+// headerKeyID returns the kid of a JWT's header, as golang-jwt decoded
+// it (exact member names), and refuses a header with critical
+// extensions, which RFC 7515 (4.1.11) says to reject when they are not
+// understood: none is.
+func headerKeyID(h map[string]any) (string, error) {
 	if _, ok := h["crit"]; ok {
-		return "", "", errors.New("header has critical extensions (crit)")
-	}
-	if alg, _ = h["alg"].(string); alg == "" {
-		return "", "", errors.New("header has no alg string")
+		return "", errors.New("header has critical extensions (crit)")
 	}
 	switch k := h["kid"].(type) {
 	case string:
-		kid = k
+		return k, nil
 	case nil: // absent, or null: no key ID
+		return "", nil
 	default:
-		return "", "", errors.New("header's kid is not a string")
+		return "", errors.New("header's kid is not a string")
 	}
-	return alg, kid, nil
 }
 
 // resolve finds the key kid: among the static keys, then in each key set
@@ -392,7 +385,7 @@ func (a *Authenticator) resolve(ctx context.Context, kid string) (verifier, erro
 		return v, nil
 	}
 	for _, s := range a.sources {
-		v, problem, ok := s.lookup(ctx, kid, a.parsers)
+		v, problem, ok := s.lookup(ctx, kid)
 		if !ok {
 			continue
 		}

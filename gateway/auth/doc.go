@@ -25,10 +25,10 @@
 //
 // A token names its key by key ID (kid); the key names the one algorithm
 // it verifies ([Key.Algorithm], or the algorithms given to [WithJWKS]),
-// and the parser for that key accepts that algorithm alone
-// (jwt.WithValidMethods from the key's configuration, never from the
-// token). So "alg": "none" and an HS256 token signed with an RSA public key
-// as the HMAC secret are refused before any signature is checked. exp is
+// and a token is checked with that key only if its alg is that
+// algorithm (the key's configuration decides, never the token). So
+// "alg": "none" and an HS256 token signed with an RSA public key as the
+// HMAC secret are refused before any signature is checked. exp is
 // always required; iss and aud when [WithIssuer] and [WithAudience] set
 // them; exp, nbf and iat are checked with a leeway ([WithLeeway], 30s by
 // default, 5m at most). A required claim that is missing is a failure.

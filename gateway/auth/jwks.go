@@ -55,7 +55,7 @@ func newJWKSSource(ctx context.Context, c jwksConfig, cfg *config, client *http.
 // be used (its "alg" not among the source's algorithms, its "use" not
 // "sig" or its "key_ops" without "verify", a weak or unsupported key)
 // gives ok and a non-empty problem.
-func (s *jwksSource) lookup(ctx context.Context, kid string, ps *parsers) (v verifier, problem string, ok bool) {
+func (s *jwksSource) lookup(ctx context.Context, kid string) (v verifier, problem string, ok bool) {
 	jwk, err := s.storage.KeyRead(ctx, kid)
 	if err != nil {
 		// Not found, or the fetch it caused failed or was not allowed
@@ -93,7 +93,7 @@ func (s *jwksSource) lookup(ctx context.Context, kid string, ps *parsers) (v ver
 			return verifier{}, why, true
 		}
 	}
-	return verifier{key: key, algs: algs, parser: ps.get(algs)}, "", true
+	return verifier{key: key, algs: algs}, "", true
 }
 
 var errClosed = errors.New("auth: authenticator closed")

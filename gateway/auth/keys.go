@@ -9,11 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strings"
-	"sync"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // Key is a static key that verifies JWTs, pinned to one algorithm.
@@ -110,33 +106,11 @@ func keyFits(alg string, key any) string {
 	return ""
 }
 
-// verifier is a key ready to check tokens: the key, the algorithms it is
-// pinned to, and a parser that accepts those alone.
+// verifier is a key ready to check tokens: the key and the algorithms
+// it is pinned to.
 type verifier struct {
-	key    any
-	algs   []string
-	parser *jwt.Parser
-}
-
-// parsers builds and keeps one parser per set of algorithms, so that each
-// parser's jwt.WithValidMethods comes from a key's configuration.
-type parsers struct {
-	common []jwt.ParserOption
-	mu     sync.Mutex
-	bySet  map[string]*jwt.Parser
-}
-
-func (p *parsers) get(algs []string) *jwt.Parser {
-	id := strings.Join(algs, ",")
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if ps, ok := p.bySet[id]; ok {
-		return ps
-	}
-	opts := append(slices.Clone(p.common), jwt.WithValidMethods(slices.Clone(algs)))
-	ps := jwt.NewParser(opts...)
-	p.bySet[id] = ps
-	return ps
+	key  any
+	algs []string
 }
 
 // checkJWKSURL reports what is wrong with a JWKS URL: it must be absolute

@@ -1,9 +1,11 @@
 package auth
 
 import (
+	"context"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -12,10 +14,11 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// TestParserPinsAlgorithm protects the pinning itself, below the check
-// that only names the reason: the parser built for an RS256 key refuses an
-// HS256 token even when handed the HMAC secret the token was signed with,
-// and an alg "none" token even when handed the value that unlocks "none".
+// TestParserPinsAlgorithm protects the pinning itself, below the reasons
+// VerifyToken gives: the key function refuses an HS256 token for an RS256
+// key even though the token was signed with that key's public PEM as the
+// HMAC secret, and the parser refuses an alg "none" token even when its
+// key function hands it the value that unlocks "none".
 func TestParserPinsAlgorithm(t *testing.T) {
 	b, err := os.ReadFile("testdata/rsa1.pem")
 	if err != nil {
@@ -31,18 +34,20 @@ func TestParserPinsAlgorithm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := a.static["rsa1"]
 	der, _ := x509.MarshalPKIXPublicKey(pub)
 	secret := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 	claims := jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()}
 
-	hs, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
-	_, err = v.parser.ParseWithClaims(hs, jwt.MapClaims{}, func(*jwt.Token) (any, error) { return secret, nil })
-	if err == nil || !strings.Contains(err.Error(), "signing method HS256 is invalid") {
-		t.Errorf("ParseWithClaims(HS256 token, secret) = %v; want signing method HS256 is invalid", err)
+	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	hs.Header["kid"] = "rsa1"
+	signed, _ := hs.SignedString(secret)
+	_, err = a.VerifyToken(context.Background(), signed)
+	var e *Error
+	if !errors.As(err, &e) || e.Reason != ReasonAlgorithm {
+		t.Errorf("VerifyToken(HS256 token signed with the RS256 key's PEM) = %v; want reason %v", err, ReasonAlgorithm)
 	}
 	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
-	_, err = v.parser.ParseWithClaims(none, jwt.MapClaims{}, func(*jwt.Token) (any, error) { return jwt.UnsafeAllowNoneSignatureType, nil })
+	_, err = a.parser.ParseWithClaims(none, jwt.MapClaims{}, func(*jwt.Token) (any, error) { return jwt.UnsafeAllowNoneSignatureType, nil })
 	if err == nil || !strings.Contains(err.Error(), "signing method none is invalid") {
 		t.Errorf("ParseWithClaims(none token) = %v; want signing method none is invalid", err)
 	}
