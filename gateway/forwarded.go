@@ -271,6 +271,7 @@ func formatForwarded(e forwardedElement) string {
 		return "for=" + e.For + ";host=" + e.Host + ";proto=" + e.Proto // the usual hop, in one allocation
 	}
 	var b strings.Builder
+	b.Grow(len(e.For) + len(e.By) + len(e.Host) + len(e.Proto) + 32)
 	pair := func(name, val string) {
 		if val == "" {
 			return
@@ -342,6 +343,10 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 		proto = "https"
 	}
 	h := out.Header
+	// One backing array for the four single-valued headers, each a
+	// full slice of its own (an append to one cannot spill into another).
+	vals := make([]string, 4)
+	one := func(i int, v string) []string { vals[i] = v; return vals[i : i+1 : i+1] }
 	hop := forwardedElement{Host: in.Host, Proto: proto}
 	if st.peer.IsValid() {
 		peer := st.peer.String()
@@ -350,9 +355,9 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 			hop.For = "[" + peer + "]"
 		}
 		if prior := carried(in.Header, "X-Forwarded-For", st); len(prior) > 0 {
-			h.Set("X-Forwarded-For", strings.Join(prior, ", ")+", "+peer)
+			h["X-Forwarded-For"] = one(0, strings.Join(prior, ", ")+", "+peer)
 		} else {
-			h["X-Forwarded-For"] = []string{peer}
+			h["X-Forwarded-For"] = one(0, peer)
 		}
 	}
 	fwdHost, fwdProto := in.Host, proto
@@ -363,16 +368,16 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 		fwdProto = v[0]
 	}
 	if fwdHost != "" {
-		h.Set("X-Forwarded-Host", fwdHost)
+		h["X-Forwarded-Host"] = one(1, fwdHost)
 	}
-	h.Set("X-Forwarded-Proto", fwdProto)
+	h["X-Forwarded-Proto"] = one(2, fwdProto)
 	fwd := formatForwarded(hop)
 	if prior := carried(in.Header, "Forwarded", st); len(prior) > 0 {
 		if _, err := parseForwarded(strings.Join(prior, ",")); err == nil {
 			fwd = strings.Join(prior, ", ") + ", " + fwd
 		}
 	}
-	h.Set("Forwarded", fwd)
+	h["Forwarded"] = one(3, fwd)
 }
 
 // carried returns the inbound values of a forwarding header that go on
