@@ -76,9 +76,13 @@ type Fallback struct {
 	Cache *cache.Cache[CachedResponse]
 
 	// CacheKey is the cache key of a request. The default is its host,
-	// path and query. Routes whose answers differ by user must include
-	// the user (from [PrincipalFrom]) in the key, or one user's stale
-	// response is served to another.
+	// path and query; with it, the response to an authenticated request
+	// (one with a principal, [PrincipalFrom], or an Authorization header)
+	// is kept only when it says a shared cache may keep it (Cache-Control
+	// public, s-maxage or must-revalidate, as RFC 9111, 3.5 has it). A
+	// route whose answers differ by user and should still be kept sets
+	// a CacheKey that includes the user, or one user's stale response is
+	// served to another.
 	CacheKey func(*http.Request) string
 
 	// MaxCachedBytes bounds the body of a response kept in Cache; a
@@ -107,7 +111,8 @@ const (
 // fallback is a compiled [Fallback].
 type fallback struct {
 	Fallback
-	static bool
+	static   bool
+	userless bool // the default CacheKey, which has no user in it
 }
 
 func compileFallback(f *Fallback) (*fallback, []string) {
@@ -134,6 +139,7 @@ func compileFallback(f *Fallback) (*fallback, []string) {
 	}
 	if c.CacheKey == nil {
 		c.CacheKey = defaultCacheKey
+		c.userless = true
 	}
 	return c, errs
 }
@@ -215,6 +221,11 @@ func (f *fallback) capture(res *http.Response, in *http.Request) {
 		res.ContentLength > f.MaxCachedBytes || noStore(res.Header) {
 		return
 	}
+	if f.userless && authenticated(in) && !shareable(res.Header) {
+		// One user's answer, under a key without the user: another user
+		// would get it.
+		return
+	}
 	res.Body = &captureBody{ReadCloser: res.Body, f: f, res: res, in: in}
 }
 
@@ -227,6 +238,33 @@ func noStore(h http.Header) bool {
 			name, _, _ := strings.Cut(d, "=")
 			name = strings.TrimSpace(name)
 			if strings.EqualFold(name, "no-store") || strings.EqualFold(name, "private") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// authenticated reports whether a request was made on someone's behalf:
+// it has a principal (auth middleware, which may have removed the
+// credentials before the proxy) or still carries an Authorization header.
+func authenticated(r *http.Request) bool {
+	if _, ok := PrincipalFrom(r.Context()); ok {
+		return true
+	}
+	_, ok := r.Header["Authorization"]
+	return ok
+}
+
+// shareable reports whether a response to an authenticated request says
+// a shared cache may keep it for others: Cache-Control public, s-maxage
+// or must-revalidate (RFC 9111, 3.5).
+func shareable(h http.Header) bool {
+	for _, v := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			name, _, _ := strings.Cut(d, "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "public", "s-maxage", "must-revalidate":
 				return true
 			}
 		}

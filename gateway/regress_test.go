@@ -167,6 +167,61 @@ func TestStaleCacheSkipsPrivate(t *testing.T) {
 	}
 }
 
+// TestStaleCacheSkipsAuthenticated: under the default key, which has no
+// user, the answer to an authenticated request was kept and served stale
+// to the next user, even when the auth middleware had removed the
+// Authorization header before the proxy. It is kept only when the
+// upstream says a shared cache may keep it.
+func TestStaleCacheSkipsAuthenticated(t *testing.T) {
+	for _, tc := range []struct {
+		cacheControl string
+		shared       bool
+	}{{"", false}, {"max-age=60", false}, {"public, max-age=60", true}, {"s-maxage=60", true}} {
+		t.Run(tc.cacheControl, func(t *testing.T) {
+			b := newBackend(t, "b")
+			b.handle(func(w http.ResponseWriter, r *http.Request) {
+				if tc.cacheControl != "" {
+					w.Header().Set("Cache-Control", tc.cacheControl)
+				}
+				fmt.Fprintf(w, "account of %s", r.Header.Get("X-User"))
+			})
+			c, err := cache.New[gateway.CachedResponse](cache.WithTTL(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			login := func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					p := &gateway.Principal{Subject: r.Header.Get("Authorization")}
+					r = r.Clone(gateway.WithPrincipal(r.Context(), p))
+					r.Header.Del("Authorization")
+					r.Header.Set("X-User", p.Subject)
+					next.ServeHTTP(w, r)
+				})
+			}
+			_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+				gateway.WithRoutes(gateway.Route{Pattern: "GET /account", Upstream: "u",
+					Middleware: []gateway.Middleware{login}, Fallback: &gateway.Fallback{Cache: c}}))
+			as := func(user string) (*http.Response, string) {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+"/account", nil)
+				req.Header.Set("Authorization", user)
+				return do(t, srv.Client(), req)
+			}
+			if resp, body := as("alice"); resp.StatusCode != 200 || body != "account of alice" {
+				t.Fatalf("upstream up: %d %q", resp.StatusCode, body)
+			}
+			b.Close()
+			resp, body := as("bob")
+			if tc.shared && (resp.StatusCode != 200 || body != "account of alice") {
+				t.Errorf("upstream down, a shareable response: bob got %d %q; want the stale response", resp.StatusCode, body)
+			}
+			if !tc.shared && resp.StatusCode != http.StatusBadGateway {
+				t.Errorf("upstream down: bob got %d %q; want the gateway's 502, not alice's response", resp.StatusCode, body)
+			}
+		})
+	}
+}
+
 // TestServerMetricsHostBounded: otelhttp takes the server.address and
 // server.port of the HTTP server metrics from the Host header, which the
 // client writes: each new Host made a new series of
