@@ -77,3 +77,20 @@ func TestTransport(t *testing.T) {
 		t.Fatalf("unknown upstream: err = %v", err)
 	}
 }
+
+// TestDroppedHeaders checks that the dropped headers never reach an
+// upstream, on any route, whoever the peer.
+func TestDroppedHeaders(t *testing.T) {
+	b := newBackend(t, "b")
+	_, srv := start(t, gateway.WithDroppedHeaders("x-user-id"),
+		gateway.WithTrustedProxies("127.0.0.0/8"),
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/public", nil)
+	req.Header.Set("X-User-Id", "admin")
+	req.Header.Set("X-Other", "kept")
+	_, body := do(t, srv.Client(), req)
+	if s := echo(t, body); s.Header.Get("X-User-Id") != "" || s.Header.Get("X-Other") != "kept" {
+		t.Errorf("upstream got X-User-Id %q, X-Other %q; want none and kept", s.Header.Get("X-User-Id"), s.Header.Get("X-Other"))
+	}
+}

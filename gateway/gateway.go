@@ -68,6 +68,7 @@ type table struct {
 	stats     map[string]*routeStats // by http.route
 	trusted   proxies
 	requestID string
+	dropped   []string // canonical names
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup // health checks
@@ -321,6 +322,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			delete(r.Header, h)
 		}
 	}
+	for _, h := range t.dropped {
+		delete(r.Header, h)
+	}
 	st.clientIP = client
 	if h := t.requestID; h != "" {
 		ids := r.Header[h]
@@ -458,6 +462,14 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 	if cfg.requestID != "" && !validHeaderName(cfg.requestID) {
 		errs = append(errs, fmt.Errorf("gateway: request_id_header: %q is not a header name", cfg.requestID))
 	}
+	var dropped []string
+	for i, name := range cfg.dropped {
+		if !validHeaderName(name) {
+			errs = append(errs, fmt.Errorf("gateway: dropped_headers[%d]: %q is not a header name", i, oneLine(name)))
+			continue
+		}
+		dropped = append(dropped, http.CanonicalHeaderKey(name))
+	}
 	specs := map[string]*upstreamSpec{}
 	var order []*upstreamSpec
 	for i, u := range cfg.upstreams {
@@ -492,7 +504,7 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	t := &table{trusted: trusted, requestID: http.CanonicalHeaderKey(cfg.requestID), stats: map[string]*routeStats{}}
+	t := &table{trusted: trusted, requestID: http.CanonicalHeaderKey(cfg.requestID), dropped: dropped, stats: map[string]*routeStats{}}
 	prevUp := map[string]*upstream{}
 	if prev != nil {
 		for _, u := range prev.upstreams {

@@ -30,6 +30,7 @@ type config struct {
 	routes    []Route
 	trusted   []string
 	requestID string
+	dropped   []string
 
 	// New only; newOnly names those given, for Update's error.
 	tracerProvider trace.TracerProvider
@@ -78,6 +79,17 @@ func WithRoutes(rs ...Route) Option {
 // By default no proxy is trusted.
 func WithTrustedProxies(cidrs ...string) Option {
 	return optionFunc(func(c *config) { c.trusted = append(c.trusted, cidrs...) })
+}
+
+// WithDroppedHeaders removes the named request headers from every
+// request on arrival, whichever route it takes and whoever sent it,
+// before middleware, handlers or telemetry see them. List the headers
+// that something in the gateway sets for upstreams to believe, such as
+// the claim headers of gateway/auth (auth.WithClaimHeaders): auth
+// removes them on the routes it guards, but on a route without it a
+// client could set them itself. Several calls add up.
+func WithDroppedHeaders(names ...string) Option {
+	return optionFunc(func(c *config) { c.dropped = append(c.dropped, names...) })
 }
 
 // WithRequestIDHeader names the header that carries the request ID. A

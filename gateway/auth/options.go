@@ -149,6 +149,10 @@ func WithAPIKeyQuery(param string) Option {
 // from every incoming request first, so a client cannot forge them, and
 // set only from a verified principal; arrays are joined with commas, and a
 // value with control characters is left out. By default no header is set.
+//
+// The middleware removes them on the routes it guards; give the same
+// header names to gateway.WithDroppedHeaders so that no route, guarded or
+// not, passes on a client's own.
 func WithClaimHeaders(m map[string]string) Option {
 	return optionFunc(func(c *config) {
 		if c.claimHeaders == nil {
