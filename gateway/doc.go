@@ -38,6 +38,9 @@
 // rewriting the path if asked (StripPrefix, or a Rewrite template that
 // uses the pattern's wildcards), or hands the request to its own
 // Handler: the place for aggregation and strangler routing built on top.
+// Such a handler reaches the gateway's upstreams by name, with their
+// balancing, breakers and retries: [Gateway.Proxy] proxies the request to
+// one, [Gateway.Transport] is a round tripper for calls of its own.
 // Routes take [Middleware], run after the gateway's own handling, so they
 // see the client's address ([ClientIP]), the route ([RouteFrom]) and the
 // request ID; sub-packages gateway/auth and gateway/ratelimit provide
@@ -59,6 +62,9 @@
 //     other peer they (and X-Real-Ip, X-Forwarded-Port and
 //     X-Forwarded-Prefix) are removed on arrival, before middleware,
 //     handlers or telemetry read them.
+//   - Headers named by [WithDroppedHeaders] (those the gateway's own
+//     middleware sets for upstreams to believe) are removed on arrival,
+//     on every route.
 //   - A request ID ([WithRequestIDHeader], X-Request-Id by default) is
 //     kept if well formed, made otherwise, and sent both ways.
 //   - Server-sent events and responses of unknown length are flushed as
