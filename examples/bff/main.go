@@ -43,8 +43,10 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cache"
@@ -91,8 +93,120 @@ func upstreams(s *services) []gateway.Upstream {
 	return us
 }
 
-// run starts the services and the gateway, plays the scenes, writing
-// them to out and the telemetry to telemetryOut, and stops everything.
+// bff is the running system: the services, and the gateway in front of
+// them serving the BFF's routes on a loopback listener.
+type bff struct {
+	svcs     *services
+	products *cache.Cache[product]
+	g        *gateway.Gateway
+	front    *httptest.Server
+	names    map[string]string // the services' names by address
+}
+
+// start starts the services and the gateway, with telemetry through tp
+// and mp.
+func start(tp trace.TracerProvider, mp metric.MeterProvider) (_ *bff, err error) {
+	b := &bff{svcs: startServices(), names: map[string]string{}}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	for _, svc := range b.svcs.all() {
+		b.names[svc.server.Listener.Addr().String()] = svc.name
+	}
+
+	// Products change rarely: the resolvers keep them a minute, in
+	// memory (an L2 in Redis would share them between BFF instances).
+	b.products, err = cache.New[product](
+		cache.WithName("bff.products"), cache.WithTTL(time.Minute),
+		cache.WithTracerProvider(tp), cache.WithMeterProvider(mp),
+	)
+	if err != nil {
+		return nil, err
+	}
+
+	// The resolvers call upstreams through the gateway's Transport, which
+	// exists once the gateway does: the gateway starts with its upstreams
+	// only, and gets its routes by Update.
+	ups := upstreams(b.svcs)
+	b.g, err = gateway.New(
+		gateway.WithTracerProvider(tp), gateway.WithMeterProvider(mp),
+		gateway.WithUpstreams(ups...),
+	)
+	if err != nil {
+		return nil, err
+	}
+	var routes []gateway.Route
+	gql, err := graphQLRoutes(b.g.Transport(), b.products, tp)
+	if err != nil {
+		return nil, err
+	}
+	routes = append(routes, gql...)
+	if err := b.g.Update(gateway.WithUpstreams(ups...), gateway.WithRoutes(routes...)); err != nil {
+		return nil, err
+	}
+	b.front = httptest.NewServer(b.g)
+	return b, nil
+}
+
+// close stops what start started.
+func (b *bff) close() {
+	if b.front != nil {
+		b.front.Close()
+	}
+	if b.g != nil {
+		_ = b.g.Close()
+	}
+	if b.products != nil {
+		_ = b.products.Close()
+	}
+	b.svcs.close()
+}
+
+// query posts a GraphQL query to the gateway and returns the answer and
+// the upstream calls it made; it fails on any status but 200 and on
+// GraphQL errors unless partial is set.
+func (b *bff) query(ctx context.Context, q string, partial bool) (*queryRun, error) {
+	before := b.svcs.counts()
+	body, _ := json.Marshal(map[string]string{"query": q})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.front.URL+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.front.Client().Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("POST /graphql: %d %s", resp.StatusCode, bytes.TrimSpace(got))
+	}
+	r := &queryRun{body: got}
+	var parsed struct {
+		Data struct {
+			Orders []json.RawMessage `json:"orders"`
+		} `json:"data"`
+		Errors []json.RawMessage `json:"errors"`
+	}
+	if err := json.Unmarshal(got, &parsed); err != nil {
+		return nil, fmt.Errorf("POST /graphql: %w", err)
+	}
+	if len(parsed.Errors) > 0 && !partial {
+		return nil, fmt.Errorf("POST /graphql: errors %s", parsed.Errors)
+	}
+	r.orders, r.errors = parsed.Data.Orders, parsed.Errors
+	r.calls = b.svcs.counts().since(before)
+	return r, nil
+}
+
+// run starts the system, plays the scenes, writing them to out and the
+// telemetry to telemetryOut, and stops everything.
 func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	otelp, err := newProviders(ctx, telemetryOut)
 	if err != nil {
@@ -103,90 +217,23 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	// propagator.
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 
-	svcs := startServices()
-	defer svcs.close()
-
-	// Products change rarely: the resolvers keep them a minute, in
-	// memory (an L2 in Redis would share them between BFF instances).
-	products, err := cache.New[product](
-		cache.WithName("bff.products"), cache.WithTTL(time.Minute),
-		cache.WithTracerProvider(otelp.tp), cache.WithMeterProvider(otelp.mp),
-	)
+	b, err := start(otelp.tp, otelp.mp)
 	if err != nil {
 		return err
 	}
-	defer products.Close()
-
-	// The resolvers call upstreams through the gateway's Transport, which
-	// exists once the gateway does: the gateway starts with its upstreams
-	// only, and gets its routes by Update.
-	ups := upstreams(svcs)
-	g, err := gateway.New(
-		gateway.WithTracerProvider(otelp.tp), gateway.WithMeterProvider(otelp.mp),
-		gateway.WithUpstreams(ups...),
-	)
-	if err != nil {
-		return err
-	}
-	defer g.Close()
-	var routes []gateway.Route
-	gql, err := graphQLRoutes(g.Transport(), products, otelp.tp)
-	if err != nil {
-		return err
-	}
-	routes = append(routes, gql...)
-	if err := g.Update(gateway.WithUpstreams(ups...), gateway.WithRoutes(routes...)); err != nil {
-		return err
-	}
-	front := httptest.NewServer(g)
-	defer front.Close()
-	client := front.Client()
-
-	names := map[string]string{}
-	for _, svc := range svcs.all() {
-		names[svc.server.Listener.Addr().String()] = svc.name
-	}
+	defer b.close()
+	// query runs q and collects the spans of its trace.
 	query := func(q string) (*queryRun, error) {
-		before := svcs.counts()
 		if err := otelp.tp.ForceFlush(ctx); err != nil {
 			return nil, err
 		}
 		seen := len(otelp.spans.Ended())
-		body, _ := json.Marshal(map[string]string{"query": q})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, front.URL+"/graphql", bytes.NewReader(body))
+		r, err := b.query(ctx, q, false)
 		if err != nil {
 			return nil, err
 		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		got, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return nil, err
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("POST /graphql: %d %s", resp.StatusCode, bytes.TrimSpace(got))
-		}
-		var parsed struct {
-			Data struct {
-				Orders []json.RawMessage `json:"orders"`
-			} `json:"data"`
-			Errors []json.RawMessage `json:"errors"`
-		}
-		if err := json.Unmarshal(got, &parsed); err != nil {
-			return nil, fmt.Errorf("POST /graphql: %w", err)
-		}
-		if len(parsed.Errors) > 0 {
-			return nil, fmt.Errorf("POST /graphql: errors %s", parsed.Errors)
-		}
-		spans, err := otelp.requestSpans(ctx, seen)
-		if err != nil {
-			return nil, err
-		}
-		return &queryRun{body: got, orders: parsed.Data.Orders, calls: svcs.counts().since(before), spans: spans}, nil
+		r.spans, err = requestSpans(ctx, otelp.spans, seen)
+		return r, err
 	}
 
 	fmt.Fprintln(out, "== web: POST /graphql, the web client's query")
@@ -205,7 +252,7 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	fmt.Fprintf(out, "  without batching, one call per loading resolver: %d (%s)\n", resolvers.total(), resolvers)
 
 	fmt.Fprintln(out, "== the spans of that query (siblings of the same shape folded, with their count and the longest duration)")
-	printTree(out, web.spans, names)
+	printTree(out, web.spans, b.names)
 
 	fmt.Fprintln(out, "== mobile: POST /graphql, the mobile client's query over the same graph")
 	fmt.Fprintln(out, indent(mobileQuery, "  "))
@@ -238,9 +285,10 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 // queryRun is what one GraphQL request gave.
 type queryRun struct {
 	body   []byte
-	orders []json.RawMessage
-	calls  calls // the upstream calls it made
-	spans  []sdktrace.ReadOnlySpan
+	orders []json.RawMessage // data.orders
+	errors []json.RawMessage
+	calls  calls                   // the upstream calls it made
+	spans  []sdktrace.ReadOnlySpan // its trace's, when collected
 }
 
 // loadingResolvers counts the spans of the resolvers that need an
@@ -260,10 +308,10 @@ func (q *queryRun) loadingResolvers() calls {
 // requestSpans returns the spans of the first trace that started after
 // the first seen spans recorded: a request's, once its server span has
 // ended, which the server does just after the client has its answer.
-func (p *providers) requestSpans(ctx context.Context, seen int) ([]sdktrace.ReadOnlySpan, error) {
+func requestSpans(ctx context.Context, rec *tracetest.SpanRecorder, seen int) ([]sdktrace.ReadOnlySpan, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		ended := p.spans.Ended()[seen:]
+		ended := rec.Ended()[seen:]
 		for _, s := range ended {
 			if s.SpanKind() != trace.SpanKindServer {
 				continue

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // The upstream services' data, as their JSON endpoints answer it.
@@ -50,11 +51,12 @@ type (
 // the requests each endpoint served (health checks aside), so that the
 // program can show how many upstream calls a query made.
 type service struct {
-	name   string
-	mux    *http.ServeMux
-	mu     sync.Mutex
-	hits   map[string]int // by the endpoint's pattern
-	server *httptest.Server
+	name    string
+	failing atomic.Bool // answer 500 (health checks aside), to test partial answers
+	mux     *http.ServeMux
+	mu      sync.Mutex
+	hits    map[string]int // by the endpoint's pattern
+	server  *httptest.Server
 }
 
 func newService(name string) *service {
@@ -72,6 +74,10 @@ func (s *service) handle(pattern string, f func(r *http.Request) (any, int)) {
 		s.mu.Lock()
 		s.hits[pattern]++
 		s.mu.Unlock()
+		if s.failing.Load() {
+			http.Error(w, s.name+": internal error", http.StatusInternalServerError)
+			return
+		}
 		v, code := f(r)
 		if code != http.StatusOK {
 			http.Error(w, http.StatusText(code), code)
