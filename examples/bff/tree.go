@@ -107,13 +107,13 @@ func describe(s sdktrace.ReadOnlySpan, names map[string]string) string {
 	for _, kv := range s.Attributes() {
 		switch kv.Key {
 		case semconv.HTTPRouteKey:
-			route = "http.route=" + kv.Value.Emit()
+			route = "http.route=" + kv.Value.String()
 		case semconv.HTTPResponseStatusCodeKey:
-			status = "http.response.status_code=" + kv.Value.Emit()
+			status = "http.response.status_code=" + kv.Value.String()
 		case semconv.ServerAddressKey:
-			host = kv.Value.Emit()
+			host = kv.Value.String()
 		case semconv.ServerPortKey:
-			port = kv.Value.Emit()
+			port = kv.Value.String()
 		case semconv.URLFullKey:
 			if u, err := url.Parse(kv.Value.AsString()); err == nil {
 				target, _ = url.PathUnescape(u.RequestURI())
