@@ -22,6 +22,11 @@ var errFetchPanicked = errors.New("bff: the batch fetch panicked")
 // for is never fetched, so a query that does not select a field makes no
 // call for it.
 //
+// The batches are deterministic within one list. Two lists resolved at
+// the same time (two aliased root fields, say) prime the same batcher
+// concurrently: their keys are fetched in one call or two, depending on
+// which list's children load first. The answer is the same either way.
+//
 // A batcher is safe for concurrent use, as graphql-go resolves sibling
 // fields and list elements concurrently.
 type batcher[K comparable, V any] struct {

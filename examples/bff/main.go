@@ -137,6 +137,8 @@ func start(tp trace.TracerProvider, mp metric.MeterProvider) (_ *bff, err error)
 	if err != nil {
 		return nil, err
 	}
+	// Each client's BFF is a set of routes on the same gateway and
+	// upstreams; the GraphQL endpoint serves every client.
 	var routes []gateway.Route
 	gql, err := graphQLRoutes(b.g.Transport(), b.products, tp)
 	if err != nil {
