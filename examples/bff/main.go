@@ -13,7 +13,9 @@
 //   - the mobile client's query over the same graph: fewer fields, a
 //     smaller payload and fewer upstream calls;
 //   - the web query again, its products now served from the cache
-//     (package cache) and not fetched.
+//     (package cache) and not fetched;
+//   - the web query while the reviews service fails: an answer all the
+//     same, with the ratings null and an error for each, from one call.
 //
 // The resolvers call the upstreams through the gateway's Transport, so
 // each call has the upstream's balancing, health checks, breaker and
@@ -36,9 +38,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -278,6 +282,41 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 		same = "a DIFFERENT answer"
 	}
 	fmt.Fprintf(out, "  answer: %d bytes, %s; upstream calls: %d (%s)\n", len(again.body), same, again.calls.total(), again.calls)
+
+	fmt.Fprintln(out, "== reviews down: the web query again, the reviews service answering 500")
+	b.svcs.reviews.failing.Store(true)
+	down, err := b.query(ctx, webQuery, true)
+	b.svcs.reviews.failing.Store(false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  answer: %d bytes, %d orders, %d ratings null; upstream calls: %d (%s)\n",
+		len(down.body), len(down.orders), bytes.Count(down.body, []byte(`"rating":null`)), down.calls.total(), down.calls)
+	msgs := map[string]int{}
+	var paths []string
+	for _, e := range down.errors {
+		var qe struct {
+			Message string `json:"message"`
+			Path    []any  `json:"path"`
+		}
+		if err := json.Unmarshal(e, &qe); err != nil {
+			return err
+		}
+		msgs[qe.Message]++
+		p := make([]string, len(qe.Path))
+		for i, v := range qe.Path {
+			p[i] = fmt.Sprint(v)
+		}
+		paths = append(paths, strings.Join(p, "."))
+	}
+	slices.Sort(paths)
+	for _, m := range slices.Sorted(maps.Keys(msgs)) {
+		fmt.Fprintf(out, "  errors: %d × %q\n", msgs[m], m)
+	}
+	if len(paths) > 2 {
+		paths = append(paths[:2], "…")
+	}
+	fmt.Fprintf(out, "  at %s\n", strings.Join(paths, ", "))
 
 	// Flush the telemetry while the gateway is open: Close unregisters
 	// its metrics, which would then be missing from the last export.

@@ -14,8 +14,9 @@ import (
 // TestRun runs the whole program and checks each scene's lines: the
 // web query's four upstream calls where unbatched resolvers would make
 // 49, its span tree with each upstream's call under the resolver that
-// needs it, the mobile query's smaller answer and two calls, and the
-// repeated web query that finds its products in the cache.
+// needs it, the mobile query's smaller answer and two calls, the
+// repeated web query that finds its products in the cache, and the
+// partial answer while the reviews service fails.
 func TestRun(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
@@ -43,6 +44,9 @@ func TestRun(t *testing.T) {
 		`    {"id":"1001","status":"placed","total":39.9,"customer":{"name":"Ada Lovelace"}}` + "\n",
 		"  upstream calls: 2 (customers GET /customers ×1, orders GET /orders ×1)\n",
 		"  answer: 3039 bytes, the same answer; upstream calls: 3 (customers GET /customers ×1, orders GET /orders ×1, reviews GET /reviews ×1)\n",
+		"  answer: 5373 bytes, 10 orders, 19 ratings null; upstream calls: 3 (customers GET /customers ×1, orders GET /orders ×1, reviews GET /reviews ×1)\n",
+		"  errors: 19 × \"bff: upstream reviews answered 500 Internal Server Error\"\n",
+		"  at orders.0.items.0.product.rating, orders.1.items.0.product.rating, …\n",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output does not contain %q", want)
