@@ -173,6 +173,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if isFatal(err) {
 			return err
 		}
+		if c.cfg.onError != nil {
+			c.cfg.onError(err)
+		}
 		if streamed {
 			b.Reset()
 		}

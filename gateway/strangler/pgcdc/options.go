@@ -44,6 +44,7 @@ type config struct {
 	backoffInitial    time.Duration
 	backoffMax        time.Duration
 	maxAttempts       int
+	onError           func(error)
 	tracerProvider    trace.TracerProvider
 	meterProvider     metric.MeterProvider
 }
@@ -102,6 +103,16 @@ func WithBackoff(initial, max time.Duration) Option {
 // until the handler succeeds or Run's context ends.
 func WithMaxAttempts(n int) Option {
 	return optionFunc(func(c *config) { c.maxAttempts = n })
+}
+
+// WithErrorHandler sets a function that [Consumer.Run] calls with each
+// error it recovers from by connecting again (a lost connection, a
+// server that is down, a slot in use by another consumer), before it
+// backs off, so that they can be logged: Run returns only the errors it
+// cannot recover from. f is called on Run's goroutine and must not
+// block. The default, or a nil f, is to ignore them.
+func WithErrorHandler(f func(error)) Option {
+	return optionFunc(func(c *config) { c.onError = f })
 }
 
 // WithTracerProvider sets the tracer provider of the consumer's spans.

@@ -151,6 +151,7 @@ func TestConnectionKilledMidStream(t *testing.T) {
 	holding := make(chan struct{})
 	release := make(chan struct{})
 	var held atomic.Bool
+	var reported atomic.Int32
 	c := f.consumer([]string{"t"}, func(ctx context.Context, tx pgcdc.Transaction) error {
 		if ids(tx)[0] == 2 && held.CompareAndSwap(false, true) {
 			close(holding)
@@ -158,7 +159,7 @@ func TestConnectionKilledMidStream(t *testing.T) {
 			return errors.New("lost the downstream too")
 		}
 		return h(ctx, tx)
-	})
+	}, pgcdc.WithErrorHandler(func(error) { reported.Add(1) }))
 	f.setup(c)
 	stop := run(t, c)
 	f.insert(1, 2, 3)
@@ -172,6 +173,7 @@ func TestConnectionKilledMidStream(t *testing.T) {
 	}
 	require.NoError(t, stop())
 	assert.Equal(t, []int32{1, 2, 3, 4}, dedupe(got), "delivered: %v", got)
+	assert.NotZero(t, reported.Load(), "the lost connection was reported to the error handler")
 }
 
 // dedupe drops the repeats of an id delivered again, keeping the first.

@@ -2,6 +2,7 @@ package pgcdc
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -44,10 +45,14 @@ func isCode(err error, code string) bool {
 }
 
 // fatalCode marks as fatal a server error that connecting again cannot
-// cure: authentication, a missing database, missing privileges.
+// cure: authentication, a missing database, missing privileges, no free
+// replication slot.
 func fatalCode(err error) error {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000" || pgErr.Code == "42501") {
+	if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || // invalid authorization
+		pgErr.Code == "3D000" || // invalid_catalog_name: no such database
+		pgErr.Code == "42501" || // insufficient_privilege
+		pgErr.Code == "53400") { // configuration_limit_exceeded: max_replication_slots reached
 		return &fatalError{err}
 	}
 	return err
@@ -299,13 +304,90 @@ func (s *stream) copyData(ctx context.Context, data []byte) error {
 			return fmt.Errorf("pgcdc: %w", err)
 		}
 		s.c.serverEnd.Store(uint64(max(x.ServerWALEnd, x.WALStart)))
-		m, err := pglogrepl.Parse(x.WALData)
+		m, err := parse(x.WALData)
 		if err != nil {
 			return fmt.Errorf("pgcdc: decoding a message: %w", err)
 		}
 		return s.message(ctx, m)
 	}
 	return nil
+}
+
+// parse decodes a pgoutput message. pglogrepl reads some messages
+// without checking their length, and allocates the length a column
+// claims before reading it: a malformed message is an error here, not a
+// panic or an allocation of gigabytes.
+func parse(data []byte) (m pglogrepl.Message, err error) {
+	if err := checkTuples(data); err != nil {
+		return nil, fmt.Errorf("malformed message: %w", err)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			m, err = nil, fmt.Errorf("malformed message %q: %v", data[:min(len(data), 64)], v)
+		}
+	}()
+	return pglogrepl.Parse(data)
+}
+
+// checkTuples checks that the rows of an insert, update or delete, and
+// the tables of a truncate, end within data.
+func checkTuples(data []byte) error {
+	if len(data) < 6 {
+		return nil // pglogrepl checks these
+	}
+	off := 5 // type and relation id
+	var err error
+	switch data[0] {
+	case 'I':
+		_, err = tupleEnd(data, off, "N")
+	case 'U':
+		if data[off] == 'K' || data[off] == 'O' {
+			if off, err = tupleEnd(data, off, "KO"); err != nil {
+				return err
+			}
+		}
+		_, err = tupleEnd(data, off, "N")
+	case 'D':
+		_, err = tupleEnd(data, off, "KO")
+	case 'T':
+		if n := uint64(binary.BigEndian.Uint32(data[1:])); n*4 > uint64(len(data)-6) {
+			err = fmt.Errorf("a truncate of %d tables in %d bytes", n, len(data))
+		}
+	}
+	return err
+}
+
+// tupleEnd checks the tuple, of one of the kinds, at data[off:], and
+// returns its end.
+func tupleEnd(data []byte, off int, kinds string) (int, error) {
+	if off >= len(data) || !strings.ContainsRune(kinds, rune(data[off])) {
+		return 0, fmt.Errorf("expected a tuple of kind %s at %d", kinds, off)
+	}
+	off++
+	if off+2 > len(data) {
+		return 0, errors.New("tuple cut short")
+	}
+	n := int(binary.BigEndian.Uint16(data[off:]))
+	off += 2
+	for range n {
+		if off >= len(data) {
+			return 0, errors.New("tuple cut short")
+		}
+		kind := data[off]
+		off++
+		if kind == pglogrepl.TupleDataTypeText || kind == pglogrepl.TupleDataTypeBinary {
+			if off+4 > len(data) {
+				return 0, errors.New("tuple cut short")
+			}
+			l := uint64(binary.BigEndian.Uint32(data[off:]))
+			off += 4
+			if l > uint64(len(data)-off) {
+				return 0, fmt.Errorf("a column of %d bytes; %d left", l, len(data)-off)
+			}
+			off += int(l)
+		}
+	}
+	return off, nil
 }
 
 func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
