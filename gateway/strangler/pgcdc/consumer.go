@@ -50,7 +50,6 @@ type Consumer struct {
 // is wrong. It does not connect: [Consumer.Setup] or [Consumer.Run] do.
 func New(connString, slot string, tables []string, handler Handler, opts ...Option) (*Consumer, error) {
 	cfg := defaultConfig()
-	cfg.publication = slot
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&cfg)
@@ -84,6 +83,9 @@ func New(connString, slot string, tables []string, handler Handler, opts ...Opti
 	}
 	if err := cfg.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if !cfg.publicationSet {
+		c.publication = slot
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pgcdc: New: %w", err)
@@ -120,7 +122,12 @@ func (c *Consumer) Setup(ctx context.Context) error {
 		return fmt.Errorf("pgcdc: connecting: %w", err)
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	return c.setup(ctx, conn)
+	pos, err := c.setup(ctx, conn)
+	if err != nil {
+		return err
+	}
+	c.advance(pos)
+	return nil
 }
 
 // DropSlot drops the consumer's replication slot, and with it the

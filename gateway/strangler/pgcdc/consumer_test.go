@@ -30,7 +30,7 @@ func TestNewReportsEveryError(t *testing.T) {
 		{"long slot", "", strings.Repeat("a", 64), []string{"t"}, h, nil, []string{"slot"}},
 		{"bad tables", "", "s", []string{"", "a.", ".b", strings.Repeat("x", 64)}, h, nil,
 			[]string{"tables[0]", "tables[1]", "tables[2]", "tables[3]"}},
-		{"publication defaults to a bad slot name only once", "", "Slot", []string{"t"}, h, nil, []string{`slot "Slot"`, `WithPublication("Slot")`}},
+		{"empty publication", "", "s", []string{"t"}, h, []pgcdc.Option{pgcdc.WithPublication("")}, []string{`WithPublication("")`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +45,10 @@ func TestNewReportsEveryError(t *testing.T) {
 	c, err := pgcdc.New("", "orders_cdc", []string{"orders", "sales.orders", "orders"}, h, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "orders_cdc", c.Slot())
-	assert.Equal(t, "orders_cdc", c.Publication())
+	assert.Equal(t, "orders_cdc", c.Publication(), "the slot's name by default")
+	_, err = pgcdc.New("", "Slot", []string{"t"}, h)
+	require.Error(t, err)
+	assert.NotContains(t, err.Error(), "WithPublication", "the slot's bad name reported once")
 }
 
 func TestLSNString(t *testing.T) {

@@ -39,6 +39,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
 	publication       string
+	publicationSet    bool
 	createPublication bool
 	statusInterval    time.Duration
 	backoffInitial    time.Duration
@@ -62,7 +63,7 @@ func defaultConfig() config {
 // streams: like a slot's, a name of 1 to 63 characters among a-z, 0-9
 // and _. The default is the slot's name.
 func WithPublication(name string) Option {
-	return optionFunc(func(c *config) { c.publication = name })
+	return optionFunc(func(c *config) { c.publication, c.publicationSet = name, true })
 }
 
 // WithCreatePublication says whether the consumer creates its publication,
@@ -131,7 +132,7 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 func (c *config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if !slotName.MatchString(c.publication) {
+	if c.publicationSet && !slotName.MatchString(c.publication) {
 		bad("WithPublication(%q): name must be 1 to 63 characters among a-z, 0-9 and _", c.publication)
 	}
 	if c.statusInterval <= 0 {

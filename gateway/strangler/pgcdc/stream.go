@@ -59,22 +59,22 @@ func fatalCode(err error) error {
 }
 
 // setup checks wal_level and sets the publication and the slot up, and
-// loads the slot's confirmed position.
-func (c *Consumer) setup(ctx context.Context, conn *pgconn.PgConn) error {
+// returns the slot's confirmed position.
+func (c *Consumer) setup(ctx context.Context, conn *pgconn.PgConn) (LSN, error) {
 	rows, err := query(ctx, conn, "SHOW wal_level")
 	if err != nil {
-		return fmt.Errorf("pgcdc: reading wal_level: %w", fatalCode(err))
+		return 0, fmt.Errorf("pgcdc: reading wal_level: %w", fatalCode(err))
 	}
 	if len(rows) != 1 || string(rows[0][0]) != "logical" {
 		level := "?"
 		if len(rows) == 1 {
 			level = string(rows[0][0])
 		}
-		return fatal("pgcdc: the server has wal_level=%s; logical replication needs wal_level=logical "+
+		return 0, fatal("pgcdc: the server has wal_level=%s; logical replication needs wal_level=logical "+
 			"(ALTER SYSTEM SET wal_level = logical, then restart the server)", level)
 	}
 	if err := c.setupPublication(ctx, conn); err != nil {
-		return err
+		return 0, err
 	}
 	return c.setupSlot(ctx, conn)
 }
@@ -135,40 +135,38 @@ func (c *Consumer) tableList() string {
 	return strings.Join(names, ", ")
 }
 
-func (c *Consumer) setupSlot(ctx context.Context, conn *pgconn.PgConn) error {
+func (c *Consumer) setupSlot(ctx context.Context, conn *pgconn.PgConn) (LSN, error) {
 	for range 2 { // a second time after losing a race to create it
 		rows, err := query(ctx, conn, "SELECT plugin, database, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = "+literal(c.slot))
 		if err != nil {
-			return fmt.Errorf("pgcdc: reading slot %s: %w", c.slot, fatalCode(err))
+			return 0, fmt.Errorf("pgcdc: reading slot %s: %w", c.slot, fatalCode(err))
 		}
 		if len(rows) == 1 {
 			plugin, database := string(rows[0][0]), string(rows[0][1])
 			if plugin != "pgoutput" || database != c.conn.Database {
-				return fatal("pgcdc: slot %s exists for plugin %q and database %q; the consumer needs pgoutput and %q",
+				return 0, fatal("pgcdc: slot %s exists for plugin %q and database %q; the consumer needs pgoutput and %q",
 					c.slot, plugin, database, c.conn.Database)
 			}
-			if rows[0][2] != nil {
-				lsn, err := pglogrepl.ParseLSN(string(rows[0][2]))
-				if err != nil {
-					return fmt.Errorf("pgcdc: slot %s: %w", c.slot, err)
-				}
-				c.advance(LSN(lsn))
+			if rows[0][2] == nil {
+				return 0, nil
 			}
-			return nil
+			lsn, err := pglogrepl.ParseLSN(string(rows[0][2]))
+			if err != nil {
+				return 0, fmt.Errorf("pgcdc: slot %s: %w", c.slot, err)
+			}
+			return LSN(lsn), nil
 		}
 		res, err := pglogrepl.CreateReplicationSlot(ctx, conn, c.slot, "pgoutput",
 			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
 		if err == nil {
-			if lsn, err := pglogrepl.ParseLSN(res.ConsistentPoint); err == nil {
-				c.advance(LSN(lsn))
-			}
-			return nil
+			lsn, _ := pglogrepl.ParseLSN(res.ConsistentPoint) // 0 if unreadable: nothing confirmed yet
+			return LSN(lsn), nil
 		}
 		if !isCode(err, codeDuplicateObject) {
-			return fmt.Errorf("pgcdc: creating slot %s: %w", c.slot, fatalCode(err))
+			return 0, fmt.Errorf("pgcdc: creating slot %s: %w", c.slot, fatalCode(err))
 		}
 	}
-	return fmt.Errorf("pgcdc: slot %s: created and dropped concurrently", c.slot)
+	return 0, fmt.Errorf("pgcdc: slot %s: created and dropped concurrently", c.slot)
 }
 
 // advance raises the confirmed position to lsn, never lowering it: a
@@ -205,9 +203,14 @@ func (c *Consumer) session(ctx context.Context) (streamed bool, err error) {
 		return false, fmt.Errorf("pgcdc: connecting: %w", fatalCode(err))
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	if err := c.setup(ctx, conn); err != nil {
+	pos, err := c.setup(ctx, conn)
+	if err != nil {
 		return false, err
 	}
+	// The server starts from the slot's position, whatever this process
+	// confirmed before (on a connection that broke before the server
+	// got the confirmation, say): the slot's is the truth.
+	c.confirmed.Store(uint64(pos))
 	err = pglogrepl.StartReplication(ctx, conn, c.slot, 0, pglogrepl.StartReplicationOptions{
 		Mode:       pglogrepl.LogicalReplication,
 		PluginArgs: []string{"proto_version '1'", "publication_names " + literal(c.publication)},
