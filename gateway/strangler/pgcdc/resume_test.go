@@ -231,3 +231,35 @@ func TestKilledProcessResumesFromSlot(t *testing.T) {
 	require.NoError(t, stop())
 	assert.Contains(t, [][]int32{{2, 3}, {1, 2, 3}}, got, "transaction 2 and those after it, perhaps 1 again")
 }
+
+// TestSlowHandlerKeepsConnection: a handler slower than the server's
+// wal_sender_timeout does not cost the consumer its connection, for the
+// consumer reports its position while the handler runs.
+func TestSlowHandlerKeepsConnection(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	h, ch := channel()
+	var reported atomic.Int32
+	var calls atomic.Int32
+	opts := []pgcdc.Option{
+		pgcdc.WithStatusInterval(100 * time.Millisecond),
+		pgcdc.WithErrorHandler(func(err error) { reported.Add(1); t.Logf("reconnecting after: %v", err) }),
+	}
+	c, err := pgcdc.New(f.url+"&options=-c%20wal_sender_timeout%3D1s", f.schema, []string{f.table("t")},
+		func(ctx context.Context, tx pgcdc.Transaction) error {
+			calls.Add(1)
+			if ids(tx)[0] == 1 {
+				time.Sleep(3 * time.Second) // the slow handler this test is about
+			}
+			return h(ctx, tx)
+		}, opts...)
+	require.NoError(t, err)
+	f.setup(c)
+	stop := run(t, c)
+	f.insert(1, 2)
+	assert.Equal(t, []int32{1}, ids(next(t, ch)))
+	assert.Equal(t, []int32{2}, ids(next(t, ch)))
+	require.NoError(t, stop())
+	assert.Zero(t, reported.Load(), "the connection was lost")
+	assert.EqualValues(t, 2, calls.Load(), "delivered again")
+}
