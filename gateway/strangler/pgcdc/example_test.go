@@ -7,6 +7,7 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -57,4 +58,42 @@ func ExampleNew() {
 func ExampleLSN_String() {
 	fmt.Println(pgcdc.LSN(0x16_B374D848))
 	// Output: 16/B374D848
+}
+
+// A database administrator manages the publication, and the consumer's
+// role does not own the tables: the consumer requires the publication
+// to exist and to publish its tables, and creates only its slot.
+func ExampleWithCreatePublication() {
+	c, err := pgcdc.New(os.Getenv("LEGACY_DATABASE_URL"), "billing_cdc",
+		[]string{"billing.invoices", "billing.payments"},
+		func(ctx context.Context, tx pgcdc.Transaction) error {
+			for _, ch := range tx.Changes {
+				fmt.Println(tx.CommitLSN, ch.Table, ch.Op, ch.Key)
+			}
+			return nil
+		},
+		pgcdc.WithPublication("billing"), // CREATE PUBLICATION billing FOR TABLE ...
+		pgcdc.WithCreatePublication(false),
+		pgcdc.WithErrorHandler(func(err error) { log.Printf("cdc: %v; reconnecting", err) }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Run(context.Background()); err != nil {
+		log.Fatal(err) // the publication is missing, say
+	}
+}
+
+// Retiring a consumer for good: its slot would otherwise keep the
+// server's write-ahead log forever.
+func ExampleConsumer_DropSlot() {
+	c, err := pgcdc.New(os.Getenv("LEGACY_DATABASE_URL"), "orders_to_new", []string{"public.orders"},
+		func(context.Context, pgcdc.Transaction) error { return nil })
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := c.DropSlot(ctx); err != nil { // waits while a Run streams from it
+		log.Fatal(err)
+	}
 }
