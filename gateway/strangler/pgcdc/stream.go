@@ -192,7 +192,7 @@ type stream struct {
 	next time.Time  // when a status update is due
 
 	tx   *Transaction // the transaction being received
-	skip bool         // tx is one to skip: its commit is at or before the confirmed position
+	skip bool         // tx is one to skip: its commit is before the confirmed position
 }
 
 // session connects, sets up and streams until ctx ends or the connection
@@ -262,7 +262,7 @@ func (s *stream) run(ctx context.Context) error {
 // status sends a status update that reports the confirmed position,
 // when one is due or when now, or when the position advanced since the
 // last one. It is called by the stream's goroutine, and while a handler
-// runs by a goroutine of deliverKeepingAlive.
+// runs by the goroutine that [stream.deliver] starts.
 func (s *stream) status(now bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -399,9 +399,9 @@ func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 		s.dec.relation(m)
 	case *pglogrepl.BeginMessage:
 		s.tx = &Transaction{XID: m.Xid, CommitLSN: LSN(m.FinalLSN), CommitTime: m.CommitTime}
-		// The server starts at the slot's confirmed position, which
-		// the commits it sends are past; a commit at or before it is
-		// one confirmed already (by a keepalive's position, say).
+		// The server skips the commits before the slot's position
+		// (a commit record's start before it); so does the consumer,
+		// in case a server did not.
 		s.skip = LSN(m.FinalLSN) < s.c.Confirmed()
 	case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage:
 		if s.tx == nil {
