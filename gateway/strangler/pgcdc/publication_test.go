@@ -123,3 +123,15 @@ func TestDropSlot(t *testing.T) {
 	assert.Zero(t, n)
 	require.NoError(t, c.DropSlot(ctx))
 }
+
+// TestSlotOfAnotherPlugin: a slot of the consumer's name made for another
+// output plugin is an error that Run does not retry.
+func TestSlotOfAnotherPlugin(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	f.exec("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", f.schema)
+	c := f.consumer([]string{"t"}, func(context.Context, pgcdc.Transaction) error { return nil })
+	err := c.Run(testenv.Context(t, time.Minute))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `exists for plugin "test_decoding"`)
+}
