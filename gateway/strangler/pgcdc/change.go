@@ -30,6 +30,12 @@ type Transaction struct {
 	EndLSN LSN
 	// CommitTime is when the transaction committed, by the server's clock.
 	CommitTime time.Time
+	// Origin is the replication origin of the session that made the
+	// transaction (pg_replication_origin_session_setup), "" for none. A
+	// writer that copies changes the other way (new system to legacy,
+	// in a strangler migration) can mark its sessions with an origin,
+	// so that the handler skips its writes instead of sending them back.
+	Origin string
 	// Changes are the transaction's changes to the consumer's tables;
 	// never empty.
 	Changes []Change

@@ -89,6 +89,17 @@
 // A transaction is held in memory whole before it is handed over:
 // a transaction of millions of rows takes memory in proportion.
 //
+// # Copying both ways
+//
+// While a migration copies changes both ways (legacy to new by this
+// package, new to legacy by a subscription to the new system's events),
+// the writes of the new-to-legacy copier come back through the slot. To
+// tell them apart, let the copier mark its sessions with a replication
+// origin (pg_replication_origin_create once, then
+// pg_replication_origin_session_setup on each connection): its
+// transactions carry the origin's name in [Transaction.Origin], and the
+// handler skips them.
+//
 // # Connections
 //
 // [Consumer.Run] holds one replication connection (replication=database,

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -134,4 +135,41 @@ func TestSlotOfAnotherPlugin(t *testing.T) {
 	err := c.Run(testenv.Context(t, time.Minute))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `exists for plugin "test_decoding"`)
+}
+
+// TestOrigin: a transaction of a session with a replication origin
+// carries the origin's name, so that a handler can skip the writes of
+// the system it copies changes to.
+func TestOrigin(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	h, ch := channel()
+	c := f.consumer([]string{"t"}, h)
+	f.setup(c)
+	stop := run(t, c)
+
+	ctx := testenv.Context(t, time.Minute)
+	conn, err := pgx.Connect(ctx, f.url)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "SELECT pg_replication_origin_create($1)", f.schema)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = conn.Close(context.Background()) // which ends the session's use of the origin
+		if _, err := f.pool.Exec(context.Background(), "SELECT pg_replication_origin_drop($1)", f.schema); err != nil {
+			t.Errorf("dropping the replication origin %s: %v", f.schema, err)
+		}
+	})
+	_, err = conn.Exec(ctx, "SELECT pg_replication_origin_session_setup($1)", f.schema)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "INSERT INTO "+f.table("t")+" VALUES (1)")
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "SELECT pg_replication_origin_session_reset()")
+	require.NoError(t, err)
+	f.insert(2)
+
+	marked, plain := next(t, ch), next(t, ch)
+	require.NoError(t, stop())
+	assert.Equal(t, f.schema, marked.Origin)
+	assert.Equal(t, []int32{1}, ids(marked))
+	assert.Empty(t, plain.Origin)
 }

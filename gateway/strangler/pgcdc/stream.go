@@ -403,6 +403,10 @@ func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 		// (a commit record's start before it); so does the consumer,
 		// in case a server did not.
 		s.skip = LSN(m.FinalLSN) < s.c.Confirmed()
+	case *pglogrepl.OriginMessage:
+		if s.tx != nil {
+			s.tx.Origin = m.Name
+		}
 	case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage:
 		if s.tx == nil {
 			return errors.New("pgcdc: a change outside a transaction")
