@@ -263,3 +263,43 @@ func TestSlowHandlerKeepsConnection(t *testing.T) {
 	assert.Zero(t, reported.Load(), "the connection was lost")
 	assert.EqualValues(t, 2, calls.Load(), "delivered again")
 }
+
+// TestIdleConfirmationKeepsOpenTransactions: between transactions the
+// consumer confirms the server's WAL end, which moves the slot past the
+// start of a transaction still open; that transaction, committed while
+// no consumer runs, is delivered all the same by the next one.
+func TestIdleConfirmationKeepsOpenTransactions(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	f.exec("CREATE TABLE " + f.table("other") + " (id serial PRIMARY KEY)")
+	h, ch := channel()
+	c := f.consumer([]string{"t"}, h)
+	f.setup(c)
+	stop := run(t, c)
+
+	ctx := testenv.Context(t, time.Minute)
+	open, err := f.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = open.Rollback(context.Background()) }()
+	_, err = open.Exec(ctx, "INSERT INTO "+f.table("t")+" VALUES (1)")
+	require.NoError(t, err)
+	var started string
+	require.NoError(t, open.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&started))
+	var hi, lo uint32
+	_, err = fmt.Sscanf(started, "%X/%X", &hi, &lo)
+	require.NoError(t, err)
+	after := pgcdc.LSN(uint64(hi)<<32 | uint64(lo))
+	for f.slotPosition() <= after { // writes elsewhere, until the consumer confirmed past the open transaction
+		require.NoError(t, ctx.Err(), "the slot did not move past %s", after)
+		f.exec("INSERT INTO " + f.table("other") + " DEFAULT VALUES")
+		time.Sleep(50 * time.Millisecond)
+	}
+	require.NoError(t, stop())
+	require.NoError(t, open.Commit(ctx))
+	assert.Empty(t, ch)
+
+	h2, ch2 := channel()
+	stop2 := run(t, f.consumer([]string{"t"}, h2))
+	assert.Equal(t, []int32{1}, ids(next(t, ch2)))
+	require.NoError(t, stop2())
+}
