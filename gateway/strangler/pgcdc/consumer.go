@@ -1,0 +1,263 @@
+package pgcdc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5/pgconn"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// Consumer streams the row changes of chosen tables from a PostgreSQL
+// replication slot to a [Handler], one committed transaction at a time,
+// confirming each to the server once the handler succeeded. It is safe
+// for concurrent use, but only one [Consumer.Run] runs at a time; two
+// consumers (in one process or two) must not share a slot: the server
+// lets one of them stream, and the other's Run waits and tries again
+// (which makes a second process a standby that takes over when the
+// first one stops).
+type Consumer struct {
+	conn        *pgconn.Config
+	slot        string
+	publication string
+	tables      []table
+	wanted      map[string]bool
+	handler     Handler
+	cfg         config
+	tel         *instruments
+
+	running   atomic.Bool
+	confirmed atomic.Uint64 // the last position confirmed to the server
+	serverEnd atomic.Uint64 // the server's WAL end, as last reported
+}
+
+// New returns a consumer of the changes of tables (each "schema.name", or
+// "name" for a table of the schema public, named as PostgreSQL stores
+// them: unquoted, case kept) through the replication slot called slot (1
+// to 63 characters among a-z, 0-9 and _), handled by handler. connString
+// is a PostgreSQL URL or keyword/value string, as pgx takes it, of the
+// database the tables are in, for a role with the REPLICATION attribute
+// (or a superuser); the consumer adds replication=database to it.
+//
+// New reports every bad argument and option at once, each naming what
+// is wrong. It does not connect: [Consumer.Setup] or [Consumer.Run] do.
+func New(connString, slot string, tables []string, handler Handler, opts ...Option) (*Consumer, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	var errs []error
+	conn, err := pgconn.ParseConfig(connString)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("connString: %w", err))
+	}
+	if !slotName.MatchString(slot) {
+		errs = append(errs, fmt.Errorf("slot %q: name must be 1 to 63 characters among a-z, 0-9 and _", slot))
+	}
+	if len(tables) == 0 {
+		errs = append(errs, errors.New("tables: none given"))
+	}
+	c := &Consumer{slot: slot, publication: cfg.publication, handler: handler, cfg: cfg, wanted: map[string]bool{}}
+	for i, s := range tables {
+		t, err := parseTable(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tables[%d]: %w", i, err))
+			continue
+		}
+		if !c.wanted[t.String()] {
+			c.wanted[t.String()] = true
+			c.tables = append(c.tables, t)
+		}
+	}
+	if handler == nil {
+		errs = append(errs, errors.New("handler: nil"))
+	}
+	if err := cfg.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if !cfg.publicationSet {
+		c.publication = slot
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("pgcdc: New: %w", err)
+	}
+	conn.RuntimeParams["replication"] = "database"
+	c.conn = conn
+	c.tel = newInstruments(c, &c.cfg, conn)
+	return c, nil
+}
+
+// Slot returns the name of the consumer's replication slot.
+func (c *Consumer) Slot() string { return c.slot }
+
+// Publication returns the name of the consumer's publication.
+func (c *Consumer) Publication() string { return c.publication }
+
+// Confirmed returns the last position the consumer confirmed to the
+// server (or read from its slot): every transaction that committed
+// before it has been handled. It is 0 before the first Setup or Run.
+func (c *Consumer) Confirmed() LSN { return LSN(c.confirmed.Load()) }
+
+// Setup checks that the server has wal_level=logical, creates the
+// publication (unless [WithCreatePublication](false)) and the slot when
+// they do not exist, and checks them when they do. [Consumer.Run] does
+// the same each time it connects; calling Setup first, when deploying,
+// matters because a slot streams only the changes committed after it was
+// created: create it before the writes that must not be missed.
+//
+// Creating a slot waits until the transactions running on the server
+// when it was asked for have ended.
+func (c *Consumer) Setup(ctx context.Context) error {
+	conn, err := pgconn.ConnectConfig(ctx, c.conn)
+	if err != nil {
+		return fmt.Errorf("pgcdc: connecting: %w", err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	pos, err := c.setup(ctx, conn)
+	if err != nil {
+		return err
+	}
+	c.advance(pos)
+	return nil
+}
+
+// DropSlot drops the consumer's replication slot, and with it the
+// position it kept: a slot that is no longer consumed keeps the server
+// from removing write-ahead log, which fills its disk, so drop the slot
+// of a consumer retired for good. While the slot is in use (a Run, here
+// or elsewhere, streams from it) it waits, until ctx ends; it succeeds
+// when the slot does not exist. The publication is left alone.
+func (c *Consumer) DropSlot(ctx context.Context) error {
+	conn, err := pgconn.ConnectConfig(ctx, c.conn)
+	if err != nil {
+		return fmt.Errorf("pgcdc: connecting: %w", err)
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	_, err = conn.Exec(ctx, "DROP_REPLICATION_SLOT "+c.slot+" WAIT").ReadAll()
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42704" { // undefined_object
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pgcdc: dropping slot %s: %w", c.slot, err)
+	}
+	return nil
+}
+
+// Run streams changes to the handler until ctx ends, then returns nil.
+// Each time it connects it sets the publication and the slot up as
+// [Consumer.Setup] does, and starts from the slot's confirmed position:
+// the transactions that a Run before it (in this process or another)
+// handled but did not get to confirm are delivered again.
+//
+// A lost connection, or a slot in use by another consumer, makes Run
+// connect again after a backoff ([WithBackoff]); it returns an error for
+// what connecting again cannot cure: a server without wal_level=logical,
+// a publication that is missing (under [WithCreatePublication](false)) or
+// does not publish every table, a slot of another plugin or database, a
+// handler that failed [WithMaxAttempts] times ([*HandlerError]), and a
+// Run already running ([ErrRunning]).
+func (c *Consumer) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer c.running.Store(false)
+	b := c.backoff()
+	for {
+		streamed, err := c.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if isFatal(err) {
+			return err
+		}
+		if c.cfg.onError != nil {
+			c.cfg.onError(err)
+		}
+		if streamed {
+			b.Reset()
+		}
+		if !sleep(ctx, b.NextBackOff()) {
+			return nil
+		}
+	}
+}
+
+func (c *Consumer) backoff() backoff.BackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(c.cfg.backoffInitial),
+		backoff.WithMaxInterval(c.cfg.backoffMax),
+		backoff.WithMaxElapsedTime(0),
+	)
+}
+
+// sleep waits d, or until ctx ends, which it reports with false.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// deliver hands tx to the handler until it succeeds, under a span of its
+// own, backing off between attempts.
+func (c *Consumer) deliver(ctx context.Context, tx *Transaction) error {
+	ctx, span := c.tel.start(ctx, tx)
+	defer span.End()
+	var b backoff.BackOff
+	for attempt := 1; ; attempt++ {
+		err := c.call(ctx, tx)
+		if err == nil {
+			if span.IsRecording() {
+				span.SetAttributes(AttrAttempts.Int(attempt))
+			}
+			c.tel.handled(ctx, tx)
+			return nil
+		}
+		if ctx.Err() != nil {
+			telemetry.RecordError(span, err)
+			return err
+		}
+		if c.cfg.maxAttempts > 0 && attempt >= c.cfg.maxAttempts {
+			herr := &HandlerError{XID: tx.XID, CommitLSN: tx.CommitLSN, Attempts: attempt, Err: err}
+			if span.IsRecording() {
+				span.SetAttributes(AttrAttempts.Int(attempt))
+			}
+			telemetry.RecordError(span, herr)
+			return herr
+		}
+		if span.IsRecording() {
+			span.AddEvent(EventRetry, trace.WithAttributes(telemetry.ErrorType(err), AttrAttempts.Int(attempt)))
+		}
+		if b == nil {
+			b = c.backoff()
+		}
+		if !sleep(ctx, b.NextBackOff()) {
+			telemetry.RecordError(span, ctx.Err())
+			return ctx.Err()
+		}
+	}
+}
+
+// call calls the handler, turning a panic into an error.
+func (c *Consumer) call(ctx context.Context, tx *Transaction) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &panicError{value: v, stack: debug.Stack()}
+		}
+	}()
+	return c.handler(ctx, *tx)
+}

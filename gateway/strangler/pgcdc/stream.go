@@ -1,0 +1,483 @@
+package pgcdc
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// SQLSTATEs the consumer tells apart.
+const (
+	codeDuplicateObject = "42710"
+	codeObjectInUse     = "55006"
+)
+
+// query runs sql, made of names the consumer checked, on a replication
+// connection (which takes the simple protocol only) and returns the
+// text of its rows.
+func query(ctx context.Context, conn *pgconn.PgConn, sql string) ([][][]byte, error) {
+	results, err := conn.Exec(ctx, sql).ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(results) == 0 {
+		return nil, nil
+	}
+	return results[len(results)-1].Rows, nil
+}
+
+// literal quotes s as an SQL string literal (standard_conforming_strings
+// is on, as it is by default since PostgreSQL 9.1).
+func literal(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func isCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// fatalCode marks as fatal a server error that connecting again cannot
+// cure: authentication, a missing database, missing privileges, no free
+// replication slot.
+func fatalCode(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || // invalid authorization
+		pgErr.Code == "3D000" || // invalid_catalog_name: no such database
+		pgErr.Code == "42501" || // insufficient_privilege
+		pgErr.Code == "53400") { // configuration_limit_exceeded: max_replication_slots reached
+		return &fatalError{err}
+	}
+	return err
+}
+
+// setup checks wal_level and sets the publication and the slot up, and
+// returns the slot's confirmed position.
+func (c *Consumer) setup(ctx context.Context, conn *pgconn.PgConn) (LSN, error) {
+	rows, err := query(ctx, conn, "SHOW wal_level")
+	if err != nil {
+		return 0, fmt.Errorf("pgcdc: reading wal_level: %w", fatalCode(err))
+	}
+	if len(rows) != 1 || string(rows[0][0]) != "logical" {
+		level := "?"
+		if len(rows) == 1 {
+			level = string(rows[0][0])
+		}
+		return 0, fatal("pgcdc: the server has wal_level=%s; logical replication needs wal_level=logical "+
+			"(ALTER SYSTEM SET wal_level = logical, then restart the server)", level)
+	}
+	if err := c.setupPublication(ctx, conn); err != nil {
+		return 0, err
+	}
+	return c.setupSlot(ctx, conn)
+}
+
+func (c *Consumer) setupPublication(ctx context.Context, conn *pgconn.PgConn) error {
+	for range 2 { // a second time after losing a race to create it
+		rows, err := query(ctx, conn, "SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = "+literal(c.publication)+")")
+		if err != nil {
+			return fmt.Errorf("pgcdc: reading publication %s: %w", c.publication, fatalCode(err))
+		}
+		if len(rows) == 1 && string(rows[0][0]) == "t" {
+			return c.checkPublication(ctx, conn)
+		}
+		if !c.cfg.createPublication {
+			return fatal("pgcdc: publication %s does not exist; create it (CREATE PUBLICATION %s FOR TABLE %s) or let the consumer do it (WithCreatePublication(true))",
+				c.publication, c.publication, c.tableList())
+		}
+		_, err = query(ctx, conn, "CREATE PUBLICATION "+c.publication+" FOR TABLE "+c.tableList())
+		if err == nil {
+			return nil
+		}
+		if !isCode(err, codeDuplicateObject) {
+			return fatal("pgcdc: creating publication %s: %w", c.publication, err)
+		}
+	}
+	return c.checkPublication(ctx, conn)
+}
+
+// checkPublication fails when the publication leaves out a table.
+func (c *Consumer) checkPublication(ctx context.Context, conn *pgconn.PgConn) error {
+	rows, err := query(ctx, conn, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = "+literal(c.publication))
+	if err != nil {
+		return fmt.Errorf("pgcdc: reading publication %s: %w", c.publication, fatalCode(err))
+	}
+	published := map[string]bool{}
+	for _, r := range rows {
+		published[string(r[0])+"."+string(r[1])] = true
+	}
+	var missing []string
+	for _, t := range c.tables {
+		if !published[t.String()] {
+			missing = append(missing, t.String())
+		}
+	}
+	if len(missing) > 0 {
+		return fatal("pgcdc: publication %s does not publish %s: add them (ALTER PUBLICATION %s ADD TABLE ...)",
+			c.publication, strings.Join(missing, ", "), c.publication)
+	}
+	return nil
+}
+
+// tableList is the consumer's tables, quoted, separated by commas.
+func (c *Consumer) tableList() string {
+	names := make([]string, len(c.tables))
+	for i, t := range c.tables {
+		names[i] = pgx.Identifier{t.schema, t.name}.Sanitize()
+	}
+	return strings.Join(names, ", ")
+}
+
+func (c *Consumer) setupSlot(ctx context.Context, conn *pgconn.PgConn) (LSN, error) {
+	for range 2 { // a second time after losing a race to create it
+		rows, err := query(ctx, conn, "SELECT plugin, database, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = "+literal(c.slot))
+		if err != nil {
+			return 0, fmt.Errorf("pgcdc: reading slot %s: %w", c.slot, fatalCode(err))
+		}
+		if len(rows) == 1 {
+			plugin, database := string(rows[0][0]), string(rows[0][1])
+			if plugin != "pgoutput" || database != c.conn.Database {
+				return 0, fatal("pgcdc: slot %s exists for plugin %q and database %q; the consumer needs pgoutput and %q",
+					c.slot, plugin, database, c.conn.Database)
+			}
+			if rows[0][2] == nil {
+				return 0, nil
+			}
+			lsn, err := pglogrepl.ParseLSN(string(rows[0][2]))
+			if err != nil {
+				return 0, fmt.Errorf("pgcdc: slot %s: %w", c.slot, err)
+			}
+			return LSN(lsn), nil
+		}
+		res, err := pglogrepl.CreateReplicationSlot(ctx, conn, c.slot, "pgoutput",
+			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
+		if err == nil {
+			lsn, _ := pglogrepl.ParseLSN(res.ConsistentPoint) // 0 if unreadable: nothing confirmed yet
+			return LSN(lsn), nil
+		}
+		if !isCode(err, codeDuplicateObject) {
+			return 0, fmt.Errorf("pgcdc: creating slot %s: %w", c.slot, fatalCode(err))
+		}
+	}
+	return 0, fmt.Errorf("pgcdc: slot %s: created and dropped concurrently", c.slot)
+}
+
+// advance raises the confirmed position to lsn, never lowering it: a
+// position confirmed lower than the slot's would make the server deliver
+// again what was handled.
+func (c *Consumer) advance(lsn LSN) {
+	for {
+		cur := c.confirmed.Load()
+		if uint64(lsn) <= cur || c.confirmed.CompareAndSwap(cur, uint64(lsn)) {
+			return
+		}
+	}
+}
+
+// stream is one connection's replication stream.
+type stream struct {
+	c    *Consumer
+	conn *pgconn.PgConn
+	dec  *decoder
+
+	mu   sync.Mutex // sends of status updates
+	sent LSN        // the position last reported
+	next time.Time  // when a status update is due
+
+	tx   *Transaction // the transaction being received
+	skip bool         // tx is one to skip: its commit is before the confirmed position
+}
+
+// session connects, sets up and streams until ctx ends or the connection
+// fails; streamed says whether it got to stream.
+func (c *Consumer) session(ctx context.Context) (streamed bool, err error) {
+	conn, err := pgconn.ConnectConfig(ctx, c.conn)
+	if err != nil {
+		return false, fmt.Errorf("pgcdc: connecting: %w", fatalCode(err))
+	}
+	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
+	pos, err := c.setup(ctx, conn)
+	if err != nil {
+		return false, err
+	}
+	// The server starts from the slot's position, whatever this process
+	// confirmed before (on a connection that broke before the server
+	// got the confirmation, say): the slot's is the truth.
+	c.confirmed.Store(uint64(pos))
+	err = pglogrepl.StartReplication(ctx, conn, c.slot, 0, pglogrepl.StartReplicationOptions{
+		Mode:       pglogrepl.LogicalReplication,
+		PluginArgs: []string{"proto_version '1'", "publication_names " + literal(c.publication)},
+	})
+	if err != nil {
+		if isCode(err, codeObjectInUse) {
+			return false, fmt.Errorf("pgcdc: slot %s is in use by another consumer: %w", c.slot, err)
+		}
+		return false, fmt.Errorf("pgcdc: starting replication from slot %s: %w", c.slot, fatalCode(err))
+	}
+	s := &stream{c: c, conn: conn, dec: newDecoder(c.wanted), next: time.Now().Add(c.cfg.statusInterval)}
+	return true, s.run(ctx)
+}
+
+func (s *stream) run(ctx context.Context) error {
+	for {
+		if err := s.status(false); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		next := s.next
+		s.mu.Unlock()
+		rctx, cancel := context.WithDeadline(ctx, next)
+		msg, err := s.conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("pgcdc: receiving: %w", err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.CopyData:
+			if err := s.copyData(ctx, m.Data); err != nil {
+				return err
+			}
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("pgcdc: replication: %w", pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
+		default:
+			return fmt.Errorf("pgcdc: replication: unexpected message %T", msg)
+		}
+	}
+}
+
+// status sends a status update that reports the confirmed position,
+// when one is due or when now, or when the position advanced since the
+// last one. It is called by the stream's goroutine, and while a handler
+// runs by the goroutine that [stream.deliver] starts.
+func (s *stream) status(now bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pos := LSN(s.c.confirmed.Load())
+	if !now && pos == s.sent && time.Now().Before(s.next) {
+		return nil
+	}
+	s.next = time.Now().Add(s.c.cfg.statusInterval)
+	if pos == 0 { // nothing to report: the slot has no position yet
+		return nil
+	}
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(pos)})
+	if err != nil {
+		return fmt.Errorf("pgcdc: sending status: %w", err)
+	}
+	s.sent = pos
+	return nil
+}
+
+func (s *stream) copyData(ctx context.Context, data []byte) error {
+	if len(data) == 0 {
+		return nil
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		k, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return fmt.Errorf("pgcdc: %w", err)
+		}
+		s.c.serverEnd.Store(uint64(k.ServerWALEnd))
+		if s.tx == nil {
+			// Between transactions everything the server sent has been
+			// handled, and what it sends next commits after its WAL
+			// end: confirming it lets the server recycle the WAL of
+			// other tables' changes, and bounds the lag.
+			s.c.advance(LSN(k.ServerWALEnd))
+		}
+		return s.status(k.ReplyRequested)
+	case pglogrepl.XLogDataByteID:
+		x, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return fmt.Errorf("pgcdc: %w", err)
+		}
+		s.c.serverEnd.Store(uint64(max(x.ServerWALEnd, x.WALStart)))
+		m, err := parse(x.WALData)
+		if err != nil {
+			return fmt.Errorf("pgcdc: decoding a message: %w", err)
+		}
+		return s.message(ctx, m)
+	}
+	return nil
+}
+
+// parse decodes a pgoutput message. pglogrepl reads some messages
+// without checking their length, and allocates the length a column
+// claims before reading it: a malformed message is an error here, not a
+// panic or an allocation of gigabytes.
+func parse(data []byte) (m pglogrepl.Message, err error) {
+	if err := checkTuples(data); err != nil {
+		return nil, fmt.Errorf("malformed message: %w", err)
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			m, err = nil, fmt.Errorf("malformed message %q: %v", data[:min(len(data), 64)], v)
+		}
+	}()
+	return pglogrepl.Parse(data)
+}
+
+// checkTuples checks that the rows of an insert, update or delete, and
+// the tables of a truncate, end within data.
+func checkTuples(data []byte) error {
+	if len(data) < 6 {
+		return nil // pglogrepl checks these
+	}
+	off := 5 // type and relation id
+	var err error
+	switch data[0] {
+	case 'I':
+		_, err = tupleEnd(data, off, "N")
+	case 'U':
+		if data[off] == 'K' || data[off] == 'O' {
+			if off, err = tupleEnd(data, off, "KO"); err != nil {
+				return err
+			}
+		}
+		_, err = tupleEnd(data, off, "N")
+	case 'D':
+		_, err = tupleEnd(data, off, "KO")
+	case 'T':
+		if n := uint64(binary.BigEndian.Uint32(data[1:])); n*4 > uint64(len(data)-6) {
+			err = fmt.Errorf("a truncate of %d tables in %d bytes", n, len(data))
+		}
+	}
+	return err
+}
+
+// tupleEnd checks the tuple, of one of the kinds, at data[off:], and
+// returns its end.
+func tupleEnd(data []byte, off int, kinds string) (int, error) {
+	if off >= len(data) || !strings.ContainsRune(kinds, rune(data[off])) {
+		return 0, fmt.Errorf("expected a tuple of kind %s at %d", kinds, off)
+	}
+	off++
+	if off+2 > len(data) {
+		return 0, errors.New("tuple cut short")
+	}
+	n := int(binary.BigEndian.Uint16(data[off:]))
+	off += 2
+	for range n {
+		if off >= len(data) {
+			return 0, errors.New("tuple cut short")
+		}
+		kind := data[off]
+		off++
+		if kind == pglogrepl.TupleDataTypeText || kind == pglogrepl.TupleDataTypeBinary {
+			if off+4 > len(data) {
+				return 0, errors.New("tuple cut short")
+			}
+			l := uint64(binary.BigEndian.Uint32(data[off:]))
+			off += 4
+			if l > uint64(len(data)-off) {
+				return 0, fmt.Errorf("a column of %d bytes; %d left", l, len(data)-off)
+			}
+			off += int(l)
+		}
+	}
+	return off, nil
+}
+
+func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
+	switch m := msg.(type) {
+	case *pglogrepl.RelationMessage:
+		s.dec.relation(m)
+	case *pglogrepl.BeginMessage:
+		s.tx = &Transaction{XID: m.Xid, CommitLSN: LSN(m.FinalLSN), CommitTime: m.CommitTime}
+		// The server skips the commits before the slot's position
+		// (a commit record's start before it); so does the consumer,
+		// in case a server did not.
+		s.skip = LSN(m.FinalLSN) < s.c.Confirmed()
+	case *pglogrepl.OriginMessage:
+		if s.tx != nil {
+			s.tx.Origin = m.Name
+		}
+	case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage:
+		if s.tx == nil {
+			return errors.New("pgcdc: a change outside a transaction")
+		}
+		ch, err := s.dec.change(m)
+		if err != nil {
+			return err
+		}
+		if ch != nil && !s.skip {
+			s.tx.Changes = append(s.tx.Changes, *ch)
+		}
+	case *pglogrepl.TruncateMessage:
+		if s.tx == nil {
+			return errors.New("pgcdc: a change outside a transaction")
+		}
+		chs, err := s.dec.truncate(m)
+		if err != nil {
+			return err
+		}
+		if !s.skip {
+			s.tx.Changes = append(s.tx.Changes, chs...)
+		}
+	case *pglogrepl.CommitMessage:
+		tx := s.tx
+		if tx == nil {
+			return errors.New("pgcdc: a commit outside a transaction")
+		}
+		s.tx = nil
+		tx.CommitLSN, tx.EndLSN, tx.CommitTime = LSN(m.CommitLSN), LSN(m.TransactionEndLSN), m.CommitTime
+		if len(tx.Changes) > 0 && !s.skip {
+			if err := s.deliver(ctx, tx); err != nil {
+				return err
+			}
+		}
+		s.c.advance(tx.EndLSN)
+		return s.status(len(tx.Changes) > 0)
+	}
+	return nil
+}
+
+// deliver hands tx to the handler, sending status updates meanwhile so
+// that the server does not take a slow handler (or one failing and
+// backing off) for a dead connection: nothing else uses the connection
+// until deliver returns.
+func (s *stream) deliver(ctx context.Context, tx *Transaction) error {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var keepErr error
+	go func() {
+		defer close(done)
+		t := time.NewTicker(s.c.cfg.statusInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := s.status(true); err != nil {
+					keepErr = err
+					return
+				}
+			}
+		}
+	}()
+	err := s.c.deliver(ctx, tx)
+	close(stop)
+	<-done
+	if err == nil && keepErr != nil {
+		// Handled, but the connection broke: the transaction is
+		// delivered again on the next connection.
+		return keepErr
+	}
+	return err
+}
