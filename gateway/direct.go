@@ -22,15 +22,33 @@ func (g *Gateway) Proxy(name string) http.Handler {
 	return &directProxy{g: g, name: name}
 }
 
+// ProxyTo is [Gateway.Proxy] for a handler that the gateway serves (a
+// route's Handler), built before the gateway is: it proxies to the
+// upstream named name of the gateway serving the request. A request that
+// no gateway serves gets 503.
+//
+//	facade, err := strangler.New(gateway.ProxyTo("legacy"), gateway.ProxyTo("orders"))
+//	...
+//	g, err := gateway.New(gateway.WithUpstreams(...), gateway.WithRoutes(gateway.Route{
+//		Pattern: "/orders/", Handler: facade,
+//	}))
+func ProxyTo(name string) http.Handler { return &directProxy{name: name} }
+
 type directProxy struct {
-	g    *Gateway
+	g    *Gateway // nil for ProxyTo
 	name string
 }
 
 func (p *directProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	t := p.g.table.Load()
+	var t *table
 	if st := stateOf(r.Context()); st != nil {
 		t = st.table // the table the request started on
+	} else if p.g != nil {
+		t = p.g.table.Load()
+	}
+	if t == nil {
+		writeError(w, http.StatusServiceUnavailable)
+		return
 	}
 	rt := t.direct[p.name]
 	if rt == nil {
@@ -54,16 +72,29 @@ func (p *directProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // host that names no upstream is an error.
 func (g *Gateway) Transport() http.RoundTripper { return upstreamTransport{g} }
 
-type upstreamTransport struct{ g *Gateway }
+// UpstreamTransport is [Gateway.Transport] for handlers that the gateway
+// serves, built before the gateway is: it sends requests to the upstreams
+// of the gateway serving the request whose context they carry, so calls
+// must be made with that context (or one derived from it). Other
+// requests get an error.
+func UpstreamTransport() http.RoundTripper { return upstreamTransport{} }
+
+type upstreamTransport struct{ g *Gateway } // g nil for UpstreamTransport
 
 func (t upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil {
 		closeBody(req)
 		return nil, fmt.Errorf("gateway: Transport: the request has no URL")
 	}
-	tb := t.g.table.Load()
+	var tb *table
 	if st := stateOf(req.Context()); st != nil {
 		tb = st.table
+	} else if t.g != nil {
+		tb = t.g.table.Load()
+	}
+	if tb == nil {
+		closeBody(req)
+		return nil, fmt.Errorf("gateway: UpstreamTransport: the request's context is not that of a request the gateway serves")
 	}
 	u := tb.byName[req.URL.Host]
 	if u == nil {

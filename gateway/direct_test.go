@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -92,5 +93,39 @@ func TestDroppedHeaders(t *testing.T) {
 	_, body := do(t, srv.Client(), req)
 	if s := echo(t, body); s.Header.Get("X-User-Id") != "" || s.Header.Get("X-Other") != "kept" {
 		t.Errorf("upstream got X-User-Id %q, X-Other %q; want none and kept", s.Header.Get("X-User-Id"), s.Header.Get("X-Other"))
+	}
+}
+
+// TestProxyToAndUpstreamTransport checks the handlers built before the
+// gateway: they reach the upstreams of the gateway serving the request.
+func TestProxyToAndUpstreamTransport(t *testing.T) {
+	orders := newBackend(t, "orders")
+	client := &http.Client{Transport: gateway.UpstreamTransport()}
+	both := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, "http://orders/direct", nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		resp.Body.Close()
+		w.Header().Set("X-Direct", resp.Header.Get("X-Backend"))
+		gateway.ProxyTo("orders").ServeHTTP(w, r)
+	})
+	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "orders", Targets: []gateway.Target{orders.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/orders/", Handler: both}))
+	resp, body := get(t, srv, "/orders/1")
+	if s := echo(t, body); s.Backend != "orders" || s.Path != "/orders/1" || resp.Header.Get("X-Direct") != "orders" {
+		t.Fatalf("got %+v, X-Direct %q; want the orders backend both ways", s, resp.Header.Get("X-Direct"))
+	}
+
+	// Outside a gateway, neither has a table to use.
+	rec := httptest.NewRecorder()
+	gateway.ProxyTo("orders").ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/orders/1", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("ProxyTo outside a gateway: %d; want 503", rec.Code)
+	}
+	if _, err := client.Get("http://orders/direct"); err == nil || !strings.Contains(err.Error(), "not that of a request the gateway serves") {
+		t.Errorf("UpstreamTransport outside a gateway: err = %v", err)
 	}
 }

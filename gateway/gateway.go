@@ -343,14 +343,20 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveTable hands the request to its table's mux, inside the server span
 // so that otelhttp sees the pattern the mux matched.
 func (g *Gateway) serveTable(w http.ResponseWriter, r *http.Request) {
-	stateOf(r.Context()).table.mux.ServeHTTP(w, r)
-	if !g.untraced {
-		// otelhttp records the server metrics once this returns, with
-		// server.address and server.port read from r.Host, which the
-		// client writes: each new Host would be a new series. r is
-		// otelhttp's copy, served by now.
-		r.Host = metricHost(r)
+	mux := stateOf(r.Context()).table.mux
+	if g.untraced {
+		mux.ServeHTTP(w, r)
+		return
 	}
+	// otelhttp records the server metrics once this returns, with
+	// server.address and server.port read from r.Host, which the client
+	// writes: each new Host would be a new series. So r.Host is set to a
+	// bounded one then; the route gets a copy of r, which a handler may
+	// still be reading from a goroutine of its own (a shadow copy).
+	in := *r
+	mux.ServeHTTP(w, &in)
+	r.Pattern = in.Pattern
+	r.Host = metricHost(r)
 }
 
 // metricHost is the host the server metrics of r are recorded under,
