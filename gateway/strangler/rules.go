@@ -3,10 +3,10 @@ package strangler
 import (
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"net/http"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/otelpatterns/patterns/gateway"
 )
