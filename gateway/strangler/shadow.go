@@ -111,6 +111,10 @@ func (s *shadower) serve(w http.ResponseWriter, r *http.Request, t Target, rc *r
 		r = r.WithContext(r.Context())
 		r.Body = readCloser{bytes.NewReader(body), orig}
 	}
+	// The copy is taken now, in the request's goroutine: once the
+	// handler returns, the server and the gateway may change the request
+	// (the gateway rewrites its Host for the server metrics).
+	cp := r.Clone(r.Context())
 	tw := &teeWriter{ResponseWriter: w, limit: s.cfg.MaxResponseBytes, headers: s.capture}
 	primary.ServeHTTP(tw, r)
 	if tw.hijacked {
@@ -124,7 +128,7 @@ func (s *shadower) serve(w http.ResponseWriter, r *http.Request, t Target, rc *r
 		tw.snapshot(http.StatusOK)
 	}
 	s.enqueue(&job{
-		req:     r,
+		req:     cp,
 		body:    body,
 		primary: t,
 		rc:      rc,
@@ -194,7 +198,7 @@ func (s *shadower) run(j *job) {
 	stop := context.AfterFunc(s.base, cancel)
 	defer stop()
 
-	out := j.req.Clone(ctx)
+	out := j.req.WithContext(ctx)
 	out.Header.Set(ShadowHeader, "1")
 	if j.body != nil {
 		out.Body = io.NopCloser(bytes.NewReader(j.body))
