@@ -1,0 +1,193 @@
+package strangler_test
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/gateway/strangler"
+)
+
+// benchBody is what both sides answer: a small JSON order.
+const benchBody = `{"id":"o-1","status":"paid","total":20,"items":[{"sku":"A","price":10},{"sku":"B","price":10}]}`
+
+// benchGateway is a gateway with two routes over the same two local
+// upstreams: /plain/ through a facade without shadowing, /shadow/
+// through one that shadows every GET to the new side.
+func benchGateway(b *testing.B) *httptest.Server {
+	b.Helper()
+	answer := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, benchBody)
+	})
+	legacy, modern := httptest.NewServer(answer), httptest.NewServer(answer)
+	b.Cleanup(legacy.Close)
+	b.Cleanup(modern.Close)
+	ups := gateway.WithUpstreams(
+		gateway.Upstream{Name: "legacy", Targets: []gateway.Target{{URL: legacy.URL}}},
+		gateway.Upstream{Name: "new", Targets: []gateway.Target{{URL: modern.URL}}},
+	)
+	g, err := gateway.New(ups)
+	if err != nil {
+		b.Fatal(err)
+	}
+	plain, err := strangler.New(g.Proxy("legacy"), g.Proxy("new"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	shadowed, err := strangler.New(g.Proxy("legacy"), g.Proxy("new"), strangler.WithShadow(strangler.Shadow{Ignore: []string{"id"}}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	err = g.Update(ups, gateway.WithRoutes(
+		gateway.Route{Pattern: "/plain/", Handler: plain},
+		gateway.Route{Pattern: "/shadow/", Handler: shadowed},
+	))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	b.Cleanup(func() {
+		srv.Close()
+		_ = shadowed.Close()
+		_ = plain.Close()
+		_ = g.Close()
+	})
+	return srv
+}
+
+func benchGet(b *testing.B, c *http.Client, url string) {
+	resp, err := c.Get(url)
+	if err != nil {
+		b.Error(err)
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b.Errorf("GET %s: %d", url, resp.StatusCode)
+	}
+}
+
+// BenchmarkShadow measures a request through the gateway and a facade
+// with the default (global, no-op) telemetry, closed loop, one at a
+// time: primary-only, and primary+shadow, whose copy goes to the other
+// upstream and is compared by the workers while the next requests run
+// (on a 2-core machine, they compete for the same CPUs).
+func BenchmarkShadow(b *testing.B) {
+	srv := benchGateway(b)
+	c := srv.Client()
+	for _, bc := range []struct{ name, path string }{
+		{"primary-only", "/plain/orders/1"},
+		{"primary+shadow", "/shadow/orders/1"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				benchGet(b, c, srv.URL+bc.path)
+			}
+		})
+	}
+}
+
+// BenchmarkShadowPaced sends requests at a fixed 1,000 per second (open
+// loop: each at its scheduled time, so that a slow answer does not delay
+// the next), b.N through the route without shadowing and b.N through the
+// shadowed one, in alternating blocks of 250 so that whatever else the
+// machine does falls on both alike, and reports the median and 99th
+// percentile latency of each and the median's increase. The issue's
+// target is under 5 % at 1,000 req/s. Run it with a fixed count, such
+// as -benchtime=4000x; its ns/op is the pacing, not a cost.
+func BenchmarkShadowPaced(b *testing.B) {
+	srv := benchGateway(b)
+	c := srv.Client()
+	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 256
+	// Warm the connections and the code paths.
+	for range 200 {
+		benchGet(b, c, srv.URL+"/plain/orders/1")
+		benchGet(b, c, srv.URL+"/shadow/orders/1")
+	}
+	const block = 250
+	var plain, shadow []time.Duration
+	b.ResetTimer()
+	for done := 0; done < b.N; done += block {
+		n := min(block, b.N-done)
+		plain = append(plain, paced(b, c, srv.URL+"/plain/orders/1", n)...)
+		shadow = append(shadow, paced(b, c, srv.URL+"/shadow/orders/1", n)...)
+	}
+	b.StopTimer()
+	p50, s50 := quantile(plain, 0.5), quantile(shadow, 0.5)
+	b.ReportMetric(float64(p50.Microseconds()), "p50-plain-µs")
+	b.ReportMetric(float64(s50.Microseconds()), "p50-shadow-µs")
+	b.ReportMetric(float64(quantile(plain, 0.99).Microseconds()), "p99-plain-µs")
+	b.ReportMetric(float64(quantile(shadow, 0.99).Microseconds()), "p99-shadow-µs")
+	b.ReportMetric(100*(float64(s50)-float64(p50))/float64(p50), "p50-added-%")
+}
+
+// paced sends n GETs to url at 1,000 a second and returns their
+// latencies, each measured from its scheduled start.
+func paced(b *testing.B, c *http.Client, url string, n int) []time.Duration {
+	lat := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		at := start.Add(time.Duration(i) * time.Millisecond)
+		time.Sleep(time.Until(at))
+		wg.Go(func() {
+			benchGet(b, c, url)
+			lat[i] = time.Since(at)
+		})
+	}
+	wg.Wait()
+	return lat
+}
+
+func quantile(d []time.Duration, q float64) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[int(q*float64(len(s)-1))]
+}
+
+// BenchmarkDecide is the facade's own cost per request, without a
+// proxy: the sticky percentage split (a hash and an atomic load), the
+// count, and a no-op span.
+func BenchmarkDecide(b *testing.B) {
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	for _, bc := range []struct {
+		name string
+		opts []strangler.Option
+	}{
+		{"percent", []strangler.Option{strangler.WithPercent(50), strangler.WithStickyKey(strangler.ByHeader("X-User"))}},
+		{"rules+percent", []strangler.Option{
+			strangler.WithPaths(strangler.TargetNew, "/products/"),
+			strangler.WithHeader("X-Beta", "1", strangler.TargetNew),
+			strangler.WithPercent(50), strangler.WithStickyKey(strangler.ByHeader("X-User")),
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			f, err := strangler.New(ok, ok, bc.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			reqs := make([]*http.Request, 64)
+			for i := range reqs {
+				reqs[i] = httptest.NewRequest(http.MethodGet, "/orders/1", nil)
+				reqs[i].Header.Set("X-User", fmt.Sprintf("user-%d", i))
+			}
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				f.ServeHTTP(w, reqs[i%len(reqs)])
+				i++
+			}
+		})
+	}
+}
