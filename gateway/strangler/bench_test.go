@@ -17,9 +17,13 @@ import (
 // benchBody is what both sides answer: a small JSON order.
 const benchBody = `{"id":"o-1","status":"paid","total":20,"items":[{"sku":"A","price":10},{"sku":"B","price":10}]}`
 
-// benchGateway is a gateway with two routes over the same two local
+// benchGateway is a gateway with three routes over the same two local
 // upstreams: /plain/ through a facade without shadowing, /shadow/
-// through one that shadows every GET to the new side.
+// through one that shadows every GET to the new side, and /dropped/
+// through one whose shadow side never answers, so that after the first
+// two every copy is dropped: what the primary's path alone costs (the
+// copy of the request, the tee of the answer, the queueing), without
+// the shadow calls competing for the CPUs.
 func benchGateway(b *testing.B) *httptest.Server {
 	b.Helper()
 	answer := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -45,9 +49,16 @@ func benchGateway(b *testing.B) *httptest.Server {
 	if err != nil {
 		b.Fatal(err)
 	}
+	stuck := make(chan struct{})
+	blocked := http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-stuck })
+	dropping, err := strangler.New(g.Proxy("legacy"), blocked, strangler.WithShadow(strangler.Shadow{Workers: 1, Queue: 1}))
+	if err != nil {
+		b.Fatal(err)
+	}
 	err = g.Update(ups, gateway.WithRoutes(
 		gateway.Route{Pattern: "/plain/", Handler: plain},
 		gateway.Route{Pattern: "/shadow/", Handler: shadowed},
+		gateway.Route{Pattern: "/dropped/", Handler: dropping},
 	))
 	if err != nil {
 		b.Fatal(err)
@@ -55,6 +66,8 @@ func benchGateway(b *testing.B) *httptest.Server {
 	srv := httptest.NewServer(g)
 	b.Cleanup(func() {
 		srv.Close()
+		close(stuck)
+		_ = dropping.Close()
 		_ = shadowed.Close()
 		_ = plain.Close()
 		_ = g.Close()
@@ -77,15 +90,18 @@ func benchGet(b *testing.B, c *http.Client, url string) {
 
 // BenchmarkShadow measures a request through the gateway and a facade
 // with the default (global, no-op) telemetry, closed loop, one at a
-// time: primary-only, and primary+shadow, whose copy goes to the other
+// time: primary-only; primary+shadow, whose copy goes to the other
 // upstream and is compared by the workers while the next requests run
-// (on a 2-core machine, they compete for the same CPUs).
+// (on a 2-core machine, with the upstreams in the same process, they
+// compete for the same CPUs: the shadow doubles the work); and
+// primary+shadow-dropped, the primary's own path with shadowing on.
 func BenchmarkShadow(b *testing.B) {
 	srv := benchGateway(b)
 	c := srv.Client()
 	for _, bc := range []struct{ name, path string }{
 		{"primary-only", "/plain/orders/1"},
 		{"primary+shadow", "/shadow/orders/1"},
+		{"primary+shadow-dropped", "/dropped/orders/1"},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()

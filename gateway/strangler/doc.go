@@ -24,12 +24,15 @@
 //				Middleware: []gateway.Middleware{authn.Middleware()}},
 //			gateway.Route{Pattern: "GET /admin/strangler/orders",
 //				Handler: orders.DiffHandler(),
-//				Middleware: []gateway.Middleware{admin.Middleware()}},
+//				Middleware: []gateway.Middleware{
+//					authn.Middleware(auth.RequireAnyRole("admin"))}},
 //		))
+//	// and, when shutting down: orders.Shutdown(ctx), then g.Close()
 //
-// (The facade needs the gateway's proxies and the gateway's routes need
-// the facade: build the gateway with its upstreams, then the facade,
-// then mount it with [gateway.Gateway.Update].)
+// (authn is a gateway/auth Authenticator. The facade needs the gateway's
+// proxies and the gateway's routes need the facade: build the gateway
+// with its upstreams, then the facade, then mount it with
+// [gateway.Gateway.Update].)
 //
 // # Moving a route
 //

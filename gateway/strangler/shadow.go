@@ -31,6 +31,7 @@ type shadower struct {
 	on      atomic.Bool
 	queue   chan *job
 	samples *ring
+	bufs    sync.Pool // *bytes.Buffer, for the answers kept
 
 	mu     sync.RWMutex // held for reading while queueing, so Shutdown never closes the queue under a send
 	closed bool
@@ -49,6 +50,7 @@ type job struct {
 	rc      *routeCounts
 	link    trace.SpanContext
 	resp    response
+	buf     *bytes.Buffer // resp's body, back to the pool once compared
 	at      time.Time
 }
 
@@ -115,41 +117,68 @@ func (s *shadower) serve(w http.ResponseWriter, r *http.Request, t Target, rc *r
 	// handler returns, the server and the gateway may change the request
 	// (the gateway rewrites its Host for the server metrics).
 	cp := r.Clone(r.Context())
-	tw := &teeWriter{ResponseWriter: w, limit: s.cfg.MaxResponseBytes, headers: s.capture}
+	tw := &teeWriter{ResponseWriter: w, limit: s.cfg.MaxResponseBytes, headers: s.capture, buf: s.getBuf()}
 	primary.ServeHTTP(tw, r)
 	if tw.hijacked {
+		s.putBuf(tw.buf)
 		return
 	}
 	if tw.over {
+		s.putBuf(tw.buf)
 		rc.dropped[t.other()][dropResponseTooLarge].Inc()
 		return
 	}
 	if !tw.wrote {
 		tw.snapshot(http.StatusOK)
 	}
-	s.enqueue(&job{
+	if !s.enqueue(&job{
 		req:     cp,
 		body:    body,
 		primary: t,
 		rc:      rc,
 		link:    trace.SpanContextFromContext(r.Context()),
 		resp:    response{Status: tw.status, Header: tw.header, Body: tw.buf.Bytes()},
+		buf:     tw.buf,
 		at:      time.Now(),
-	})
+	}) {
+		s.putBuf(tw.buf)
+	}
 }
 
-// enqueue queues j without waiting, or counts it dropped.
-func (s *shadower) enqueue(j *job) {
+func (s *shadower) getBuf() *bytes.Buffer {
+	if b, ok := s.bufs.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+// putBuf gives a buffer back, unless it grew large: a pool of
+// megabyte buffers, kept for a rare long answer, would hold memory for
+// nothing.
+func (s *shadower) putBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooled {
+		b.Reset()
+		s.bufs.Put(b)
+	}
+}
+
+const maxPooled = 64 << 10
+
+// enqueue queues j without waiting, or counts it dropped and reports
+// false.
+func (s *shadower) enqueue(j *job) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if s.closed {
 		j.rc.dropped[j.primary.other()][dropClosed].Inc()
-		return
+		return false
 	}
 	select {
 	case s.queue <- j:
+		return true
 	default:
 		j.rc.dropped[j.primary.other()][dropQueueFull].Inc()
+		return false
 	}
 }
 
@@ -157,9 +186,11 @@ func (s *shadower) work() {
 	for j := range s.queue {
 		if s.base.Err() != nil {
 			j.rc.dropped[j.primary.other()][dropClosed].Inc()
+			s.putBuf(j.buf)
 			continue
 		}
 		s.run(j)
+		s.putBuf(j.buf)
 	}
 }
 
@@ -207,7 +238,8 @@ func (s *shadower) run(j *job) {
 	} else {
 		out.Body = http.NoBody
 	}
-	cw := &captureWriter{header: http.Header{}, limit: s.cfg.MaxResponseBytes}
+	cw := &captureWriter{header: http.Header{}, limit: s.cfg.MaxResponseBytes, buf: s.getBuf()}
+	defer s.putBuf(cw.buf)
 	err := serveShadow(s.f.sides[side], cw, out)
 	if err == nil {
 		err = context.Cause(ctx) // the time ran out, or Shutdown: the answer, if any, is the gateway's
@@ -346,7 +378,7 @@ type teeWriter struct {
 	headers  []string
 	status   int
 	header   http.Header
-	buf      bytes.Buffer
+	buf      *bytes.Buffer
 	wrote    bool
 	over     bool
 	hijacked bool
@@ -379,7 +411,7 @@ func (w *teeWriter) Write(p []byte) (int, error) {
 	if !w.over {
 		if int64(w.buf.Len()+len(p)) > w.limit {
 			w.over = true
-			w.buf = bytes.Buffer{}
+			w.buf.Reset()
 		} else {
 			w.buf.Write(p)
 		}
@@ -404,7 +436,7 @@ type captureWriter struct {
 	header http.Header
 	limit  int64
 	status int
-	buf    bytes.Buffer
+	buf    *bytes.Buffer
 	over   bool
 }
 
