@@ -325,6 +325,7 @@ func serveShadow(h http.Handler, w http.ResponseWriter, r *http.Request) (err er
 // shutdown closes the queue, waits for the workers until ctx ends, then
 // cancels the calls in flight and waits for the workers to exit.
 func (s *shadower) shutdown(ctx context.Context) error {
+	s.on.Store(false)
 	s.mu.Lock()
 	if !s.closed {
 		s.closed = true

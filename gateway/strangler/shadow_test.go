@@ -338,17 +338,24 @@ func TestSetShadow(t *testing.T) {
 }
 
 // TestShutdownDeadline: Shutdown whose context ends while a copy is
-// stuck cancels it and returns the context's error, with every worker
-// gone (goleak checks the last part).
+// stuck cancels it (an error, gateway.strangler.closed) and drops the
+// queued one (dropped, closed), and returns the context's error with
+// every worker gone (goleak checks the last part).
 func TestShutdownDeadline(t *testing.T) {
-	e := newEnv(t, []strangler.Option{strangler.WithShadow(strangler.Shadow{Workers: 2})}, nil)
-	entered := make(chan struct{}, 1)
+	tel := telemetrytest.New(t)
+	e := newEnv(t, []strangler.Option{
+		strangler.WithShadow(strangler.Shadow{Workers: 1}),
+		strangler.WithMeterProvider(tel.MeterProvider),
+		strangler.WithTracerProvider(tel.TracerProvider),
+	}, nil)
+	entered := make(chan struct{}, 2)
 	e.modern.handle(func(w http.ResponseWriter, r *http.Request) {
 		entered <- struct{}{}
 		<-r.Context().Done()
 	})
 	e.side(t, "/orders/1")
 	<-entered
+	e.side(t, "/orders/2") // queued behind the stuck one
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := e.f.Shutdown(ctx); err != context.Canceled {
@@ -356,6 +363,23 @@ func TestShutdownDeadline(t *testing.T) {
 	}
 	if err := e.f.Shutdown(context.Background()); err != nil {
 		t.Errorf("second Shutdown() = %v; want nil", err)
+	}
+	if got := tel.Int64(t, shadowMetric, toNew, resultOf("error"), route); got != 1 {
+		t.Errorf("errors = %d; want 1\n%s", got, tel.Describe(t, shadowMetric))
+	}
+	if got := tel.Int64(t, shadowMetric, toNew, dropped, reasonOf("closed"), route); got != 1 {
+		t.Errorf("dropped (closed) = %d; want 1\n%s", got, tel.Describe(t, shadowMetric))
+	}
+	spans := tel.SpansNamed(strangler.SpanShadow)
+	if len(spans) != 1 || telemetrytest.Attrs(spans[0])[semconv.ErrorTypeKey].AsString() != "gateway.strangler.closed" {
+		t.Errorf("want one shadow span with error.type gateway.strangler.closed; got %d spans", len(spans))
+	}
+	// Requests still route, and are no longer shadowed.
+	if side := e.side(t, "/orders/3"); side != "legacy" {
+		t.Errorf("after Shutdown: %s; want legacy", side)
+	}
+	if got := e.modern.hits.Load(); got != 1 {
+		t.Errorf("the new side got %d copies; want 1", got)
 	}
 }
 

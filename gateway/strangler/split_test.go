@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -264,5 +266,38 @@ func TestNewErrors(t *testing.T) {
 	}
 	if _, err := strangler.New(http.NotFoundHandler(), http.NotFoundHandler(), strangler.WithPercent(-0.5)); err == nil {
 		t.Error("WithPercent(-0.5): New() = nil; want an error")
+	}
+}
+
+// TestKeys checks what each sticky key reads.
+func TestKeys(t *testing.T) {
+	p := &gateway.Principal{Subject: "u-1", Claims: map[string]any{"uid": "42", "n": float64(7), "obj": map[string]any{}}}
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r = r.WithContext(gateway.WithClientIP(gateway.WithPrincipal(r.Context(), p), netip.MustParseAddr("192.0.2.1")))
+	r.Header.Set("X-User", "h-1")
+	r.AddCookie(&http.Cookie{Name: "sid", Value: "c-1"})
+	anon := httptest.NewRequest(http.MethodGet, "/", nil)
+	cases := []struct {
+		name string
+		key  strangler.Key
+		want string
+	}{
+		{"BySubject", strangler.BySubject(), "u-1"},
+		{"ByClaim string", strangler.ByClaim("uid"), "42"},
+		{"ByClaim number", strangler.ByClaim("n"), "7"},
+		{"ByClaim object", strangler.ByClaim("obj"), ""},
+		{"ByClaim missing", strangler.ByClaim("none"), ""},
+		{"ByHeader", strangler.ByHeader("x-user"), "h-1"},
+		{"ByCookie", strangler.ByCookie("sid"), "c-1"},
+		{"ByClientIP", strangler.ByClientIP(), "192.0.2.1"},
+	}
+	for _, c := range cases {
+		got, ok := c.key(r)
+		if got != c.want || ok != (c.want != "") {
+			t.Errorf("%s = %q, %v; want %q", c.name, got, ok, c.want)
+		}
+		if got, ok := c.key(anon); ok {
+			t.Errorf("%s of an anonymous request = %q; want none", c.name, got)
+		}
 	}
 }
