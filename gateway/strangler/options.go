@@ -55,14 +55,14 @@ type config struct {
 // eligible request is sent to the side that did not answer it, and the
 // two responses are compared. Zero fields take their defaults.
 type Shadow struct {
-	// Methods are the request methods that are shadowed (requests that
-	// upgrade the protocol never are; leave streaming routes, whose
-	// answer ends late, unshadowed). The default,
+	// Methods are the request methods that are shadowed. The default,
 	// nil, is GET, HEAD and OPTIONS: safe methods, whose copy changes
 	// nothing on the other side. Listing PUT, POST or DELETE is the
 	// opt-in for writes; do it only when the other side's data is kept
 	// apart, or when the write is idempotent and the two systems are
-	// meant to receive it twice (dual write).
+	// meant to receive it twice (dual write). Requests that upgrade the
+	// protocol (WebSockets) are never shadowed; leave streaming routes,
+	// whose answer ends late, unshadowed.
 	Methods []string
 
 	// Headers are the response headers compared, case-insensitively.
