@@ -400,3 +400,54 @@ func mustRequest(t *testing.T, method, target string) *http.Request {
 	}
 	return r
 }
+
+// TestShadowOutlivesRequest: the copy runs after the primary answered,
+// on a context of its own: the route's timeout, ended when its handler
+// returned, and the client's leaving do not cut it short.
+func TestShadowOutlivesRequest(t *testing.T) {
+	tel := telemetrytest.New(t)
+	legacy, modern := newBackend(t, "legacy"), newBackend(t, "new")
+	ups := gateway.WithUpstreams(
+		gateway.Upstream{Name: "legacy", Targets: []gateway.Target{{URL: legacy.URL}}},
+		gateway.Upstream{Name: "new", Targets: []gateway.Target{{URL: modern.URL}}},
+	)
+	g, err := gateway.New(ups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	f, err := strangler.New(g.Proxy("legacy"), g.Proxy("new"),
+		strangler.WithShadow(strangler.Shadow{}), strangler.WithMeterProvider(tel.MeterProvider))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Update(ups, gateway.WithRoutes(gateway.Route{Pattern: routePattern, Handler: f, Timeout: time.Minute})); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	answered := make(chan struct{})
+	same := func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"ok":true}`)
+	}
+	legacy.handle(same)
+	modern.handle(func(w http.ResponseWriter, r *http.Request) {
+		<-answered // the client has its answer and has gone
+		same(w, r)
+	})
+	resp, err := srv.Client().Get(srv.URL + "/orders/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	srv.Client().CloseIdleConnections()
+	close(answered)
+	if err := f.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := tel.Int64(t, shadowMetric, toNew, resultOf("match"), route); got != 1 {
+		t.Errorf("match = %d; want 1\n%s", got, tel.Describe(t, shadowMetric))
+	}
+}
