@@ -182,7 +182,7 @@ func BenchmarkDecide(b *testing.B) {
 		{"percent", []strangler.Option{strangler.WithPercent(50), strangler.WithStickyKey(strangler.ByHeader("X-User"))}},
 		{"rules+percent", []strangler.Option{
 			strangler.WithPaths(strangler.TargetNew, "/products/"),
-			strangler.WithHeader("X-Beta", "1", strangler.TargetNew),
+			strangler.WithHeader(strangler.TargetNew, "X-Beta", "1"),
 			strangler.WithPercent(50), strangler.WithStickyKey(strangler.ByHeader("X-User")),
 		}},
 	} {

@@ -36,7 +36,7 @@ var (
 func TestTelemetryConforms(t *testing.T) {
 	tel := telemetrytest.New(t)
 	e := newEnv(t, []strangler.Option{
-		strangler.WithHeader("X-Beta", "", strangler.TargetNew),
+		strangler.WithHeader(strangler.TargetNew, "X-Beta", ""),
 		strangler.WithFlag(func(r *http.Request) (strangler.Target, bool) {
 			if r.URL.Query().Get("panic") != "" {
 				panic("flag down")

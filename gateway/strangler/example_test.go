@@ -68,7 +68,7 @@ func ExampleNew() {
 	defer modern.Close()
 	g, f := facade(legacy.URL, modern.URL,
 		strangler.WithPaths(strangler.TargetNew, "GET /orders/{id}/invoice"),
-		strangler.WithHeader("X-Beta", "on", strangler.TargetNew),
+		strangler.WithHeader(strangler.TargetNew, "X-Beta", "on"),
 	)
 	defer g.Close()
 	defer f.Close()

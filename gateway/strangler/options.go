@@ -143,9 +143,9 @@ func WithPaths(t Target, patterns ...string) Option {
 // value value to t; an empty value matches any value. A client can set
 // any header it likes: use it for testers and internal callers, not to
 // keep anyone out of a side.
-func WithHeader(name, value string, t Target) Option {
+func WithHeader(t Target, name, value string) Option {
 	return optionFunc(func(c *config) {
-		label := fmt.Sprintf("WithHeader(%q, %q, %v)", name, value, t)
+		label := fmt.Sprintf("WithHeader(%v, %q, %q)", t, name, value)
 		if !validToken(name) {
 			c.errs = append(c.errs, label+": name: not a header name")
 		}
@@ -156,9 +156,9 @@ func WithHeader(name, value string, t Target) Option {
 // WithCookie sends the requests that carry the cookie name with the
 // value value to t; an empty value matches any value. Like a header, a
 // cookie is the client's to set.
-func WithCookie(name, value string, t Target) Option {
+func WithCookie(t Target, name, value string) Option {
 	return optionFunc(func(c *config) {
-		label := fmt.Sprintf("WithCookie(%q, %q, %v)", name, value, t)
+		label := fmt.Sprintf("WithCookie(%v, %q, %q)", t, name, value)
 		if !validToken(name) {
 			c.errs = append(c.errs, label+": name: not a cookie name")
 		}

@@ -174,11 +174,11 @@ func TestRules(t *testing.T) {
 		return 0, false
 	}
 	e := newEnv(t, []strangler.Option{
-		strangler.WithHeader("X-Force-Legacy", "", strangler.TargetLegacy),
+		strangler.WithHeader(strangler.TargetLegacy, "X-Force-Legacy", ""),
 		strangler.WithPaths(strangler.TargetNew, "/orders/new/"),
 		strangler.WithPaths(strangler.TargetNew, "GET /orders/{id}/items"),
-		strangler.WithHeader("X-Beta", "yes", strangler.TargetNew),
-		strangler.WithCookie("beta", "1", strangler.TargetNew),
+		strangler.WithHeader(strangler.TargetNew, "X-Beta", "yes"),
+		strangler.WithCookie(strangler.TargetNew, "beta", "1"),
 		strangler.WithFlag(flag),
 		strangler.WithPercent(0),
 	}, nil, withPrincipal)
@@ -217,8 +217,8 @@ func TestNewErrors(t *testing.T) {
 		strangler.WithPercent(120),
 		strangler.WithPaths(strangler.TargetNew, "/a/{", "", "/b/{x}/c", "/b/c/{y}"),
 		strangler.WithPaths(strangler.TargetNew),
-		strangler.WithHeader("Bad Header", "", strangler.TargetNew),
-		strangler.WithCookie("", "", strangler.Target(3)),
+		strangler.WithHeader(strangler.TargetNew, "Bad Header", ""),
+		strangler.WithCookie(strangler.Target(3), "", ""),
 		strangler.WithFlag(nil),
 		strangler.WithStickyKey(nil),
 		strangler.WithShadow(strangler.Shadow{
@@ -237,9 +237,9 @@ func TestNewErrors(t *testing.T) {
 		`WithPaths(new, ["/a/{" "" "/b/{x}/c" "/b/c/{y}"]): patterns[1]: must not be empty`,
 		`WithPaths(new, ["/a/{" "" "/b/{x}/c" "/b/c/{y}"]): patterns[3]: pattern "/b/c/{y}" conflicts with pattern "/b/{x}/c": /b/c/{y} and /b/{x}/c both match some paths`,
 		"WithPaths(new, []): name at least one pattern",
-		`WithHeader("Bad Header", "", new): name: not a header name`,
-		`WithCookie("", "", Target(3)): name: not a cookie name`,
-		`WithCookie("", "", Target(3)): target: 3 is neither TargetLegacy nor TargetNew`,
+		`WithHeader(new, "Bad Header", ""): name: not a header name`,
+		`WithCookie(Target(3), "", ""): name: not a cookie name`,
+		`WithCookie(Target(3), "", ""): target: 3 is neither TargetLegacy nor TargetNew`,
 		"WithFlag (rules[4]): flag must not be nil",
 		"WithStickyKey: keys[0]: must not be nil",
 		`Shadow.Methods[0]: "GE T" is not a method`,
