@@ -112,6 +112,35 @@ func BenchmarkShadow(b *testing.B) {
 	}
 }
 
+// BenchmarkShadowInterleaved measures the primary's own path with
+// shadowing on (the copy of the request, the tee of the answer, the
+// queueing) against the route without it: each iteration sends one
+// request through each route in turn and times each, so that whatever
+// else the machine does falls on both alike. The shadowed route is the
+// one whose copies are all dropped, so that no shadow call runs in the
+// background to slow the next request: that share of the cost is what
+// BenchmarkShadow's primary+shadow and BenchmarkShadowPaced show. Its
+// ns/op is the two requests together.
+func BenchmarkShadowInterleaved(b *testing.B) {
+	srv := benchGateway(b)
+	c := srv.Client()
+	paths := []string{"/plain/orders/1", "/dropped/orders/1"}
+	var total [2]time.Duration
+	n := 0
+	for b.Loop() {
+		for i, p := range paths {
+			start := time.Now()
+			benchGet(b, c, srv.URL+p)
+			total[i] += time.Since(start)
+		}
+		n++
+	}
+	mean := func(i int) float64 { return float64(total[i].Nanoseconds()) / float64(n) }
+	b.ReportMetric(mean(0), "primary-only-ns")
+	b.ReportMetric(mean(1), "primary-path-with-shadow-ns")
+	b.ReportMetric(mean(1)/mean(0), "ratio")
+}
+
 // BenchmarkShadowPaced sends requests at a fixed 1,000 per second (open
 // loop: each at its scheduled time, so that a slow answer does not delay
 // the next), b.N through the route without shadowing and b.N through the
