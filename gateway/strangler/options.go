@@ -103,10 +103,12 @@ type Shadow struct {
 	// short. The default is [DefaultShadowTimeout].
 	Timeout time.Duration
 
-	// MaxBodyBytes bounds the request body kept for the copy. A request
-	// with a longer body goes to the primary as usual and is not
-	// shadowed (counted as dropped, reason body_too_large). The default
-	// is [DefaultShadowMaxBodyBytes].
+	// MaxBodyBytes bounds the request body kept for the copy. The body
+	// of a shadowed method is read up to this bound before the primary
+	// gets it (from memory). A request with a longer body goes to the
+	// primary as it came, the part read first, and is not shadowed
+	// (counted as dropped, reason body_too_large). The default is
+	// [DefaultShadowMaxBodyBytes].
 	MaxBodyBytes int64
 
 	// MaxResponseBytes bounds the response body captured on each side
