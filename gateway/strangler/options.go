@@ -24,7 +24,8 @@ const (
 
 // ShadowHeader is set to "1" on every shadow copy of a request, so that
 // the side that receives it can tell it from real traffic (and, say, send
-// no e-mail for it).
+// no e-mail for it). The facade removes it from the requests it routes,
+// so that a client cannot pass a real request off as a copy.
 const ShadowHeader = "X-Strangler-Shadow"
 
 const (

@@ -184,9 +184,12 @@ func TestShadowMethods(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		got = seen{Method: r.Method, Path: r.URL.Path, Body: string(body), Shadow: r.Header.Get(strangler.ShadowHeader)}
 	})
-	code, body := e.send(t, http.MethodPost, "/orders/1", `{"n":1}`)
+	code, body := e.send(t, http.MethodPost, "/orders/1", `{"n":1}`, strangler.ShadowHeader, "1")
 	if code != http.StatusOK || !strings.Contains(body, `"Body":"{\"n\":1}"`) {
 		t.Fatalf("POST: %d %s; want legacy's echo of the body", code, body)
+	}
+	if strings.Contains(body, `"Shadow":"1"`) {
+		t.Errorf("the client's %s reached the primary: %s", strangler.ShadowHeader, body)
 	}
 	if _, _ = e.send(t, http.MethodGet, "/orders/2", ""); e.legacy.hits.Load() != 2 {
 		t.Fatal("GET did not reach legacy")

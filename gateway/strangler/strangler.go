@@ -88,12 +88,20 @@ func New(legacy, modern http.Handler, opts ...Option) (*Facade, error) {
 
 func toBasisPoints(p float64) int32 { return int32(math.Round(p * buckets / 100)) }
 
-// ServeHTTP sends the request to the side its rules decide, records the
+// ServeHTTP sends the request to the side its rules decide (without a
+// [ShadowHeader] the client sent), records the
 // decision (gateway.strangler.target and gateway.strangler.rule on the
 // request's span, gateway.strangler.routed), and, when shadowing is on
 // and the request is eligible, queues a copy for the other side once the
 // primary has answered.
 func (f *Facade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, forged := r.Header[ShadowHeader]; forged {
+		// Only the facade's copies carry it: a client's could make the
+		// new side treat a real request as a shadow (and, say, skip its
+		// side effects). The request is the caller's, so it is copied.
+		r = r.Clone(r.Context())
+		delete(r.Header, ShadowHeader)
+	}
 	t, rl := f.decide(r)
 	ctx := r.Context()
 	route, _ := gateway.RouteFrom(ctx)
