@@ -119,6 +119,13 @@ type Shadow struct {
 	// is [DefaultShadowMaxResponseBytes].
 	MaxResponseBytes int64
 
+	// Percent is the share of the eligible requests that are shadowed,
+	// in percent (to 0.01): every request at 100, one in ten, evenly
+	// spaced, at 10. A shadow costs the gateway a second proxied call
+	// and a comparison; on a busy route a share is enough to find the
+	// differences. The default, 0, means 100.
+	Percent float64
+
 	// Samples is the number of the latest differences kept for
 	// [Facade.Diffs] and [Facade.DiffHandler]. The default is
 	// [DefaultShadowSamples].
@@ -292,6 +299,9 @@ func (c *config) validate() []string {
 		if s.MaxResponseBytes < 0 {
 			bad("MaxResponseBytes: must not be negative (got %d)", s.MaxResponseBytes)
 		}
+		if math.IsNaN(s.Percent) || s.Percent < 0 || s.Percent > 100 {
+			bad("Percent: must be in [0, 100] (got %v)", s.Percent)
+		}
 		if s.Samples < 0 {
 			bad("Samples: must not be negative (got %d)", s.Samples)
 		}
@@ -329,6 +339,9 @@ func (s Shadow) withDefaults() Shadow {
 	}
 	if s.Samples == 0 {
 		s.Samples = DefaultShadowSamples
+	}
+	if s.Percent == 0 {
+		s.Percent = 100
 	}
 	return s
 }

@@ -29,6 +29,8 @@ type shadower struct {
 	ignore  []path
 	tracer  trace.Tracer
 	on      atomic.Bool
+	share   int64        // Shadow.Percent in hundredths
+	seen    atomic.Int64 // eligible requests, for the share
 	queue   chan *job
 	samples *ring
 	bufs    sync.Pool // *bytes.Buffer, for the answers kept
@@ -73,6 +75,7 @@ func newShadower(f *Facade, cfg Shadow, tracer trace.Tracer) *shadower {
 		}
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
+	s.share = int64(toBasisPoints(cfg.Percent))
 	s.on.Store(true)
 	for range cfg.Workers {
 		s.wg.Go(s.work)
@@ -80,10 +83,20 @@ func newShadower(f *Facade, cfg Shadow, tracer trace.Tracer) *shadower {
 	return s
 }
 
-// eligible reports whether a request may be shadowed: a method the
-// configuration lists, and no protocol upgrade.
+// eligible reports whether a request is shadowed: a method the
+// configuration lists, no protocol upgrade, and its turn in the share.
 func (s *shadower) eligible(r *http.Request) bool {
-	return slices.Contains(s.cfg.Methods, r.Method) && r.Header.Get("Upgrade") == ""
+	if !slices.Contains(s.cfg.Methods, r.Method) || r.Header.Get("Upgrade") != "" {
+		return false
+	}
+	if s.share == buckets {
+		return true
+	}
+	// The n-th eligible request is shadowed when it brings the count of
+	// shadowed ones, n × share rounded down, one further: exactly the
+	// share, evenly spread.
+	n := s.seen.Add(1)
+	return n*s.share/buckets != (n-1)*s.share/buckets
 }
 
 // serve sends the request to the primary side t, capturing its answer,

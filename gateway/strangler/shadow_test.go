@@ -454,3 +454,17 @@ func TestShadowOutlivesRequest(t *testing.T) {
 		t.Errorf("match = %d; want 1\n%s", got, tel.Describe(t, shadowMetric))
 	}
 }
+
+// TestShadowPercent: a share of the eligible requests is shadowed,
+// exactly and evenly; unsafe methods do not count toward it.
+func TestShadowPercent(t *testing.T) {
+	e := newEnv(t, []strangler.Option{strangler.WithShadow(strangler.Shadow{Percent: 10})}, nil)
+	for i := range 100 {
+		e.side(t, fmt.Sprintf("/orders/%d", i))
+		e.send(t, http.MethodPost, "/orders/x", "{}")
+	}
+	e.drain(t)
+	if got := e.modern.hits.Load(); got != 10 {
+		t.Errorf("the new side got %d copies of 100 GETs at 10%%; want 10", got)
+	}
+}
