@@ -81,12 +81,13 @@
 // body fits [Shadow].MaxBodyBytes is answered by its primary side as
 // usual while the facade keeps a bounded copy of what was written. Then
 // the request, its body and that answer are queued for a fixed pool of
-// workers ([Shadow].Percent of them, evenly spread, on busy routes);
-// when the queue is full the copy is dropped and counted. The
+// workers; when the queue is full the copy is dropped and counted. The
 // primary never waits for its shadow: the shadow is sent after the
 // primary has answered, on a context of its own (the request's values
 // without its cancellation, with [Shadow].Timeout), and carries the
-// [ShadowHeader].
+// [ShadowHeader]. On a busy route, [Shadow].Percent shadows a share of
+// the requests, evenly spread: each shadow costs the gateway a second
+// proxied call and a comparison.
 //
 // The answers are compared as legacy against new, whichever answered
 // the client: the status, the headers of [Shadow].Headers, and the
