@@ -1,0 +1,393 @@
+package strangler
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/big"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// response is an answer as the comparison sees it.
+type response struct {
+	Status    int
+	Header    http.Header
+	Body      []byte
+	Truncated bool // the body went on past what was kept
+}
+
+// FieldDiff is one difference between the legacy side's answer and the
+// new side's.
+type FieldDiff struct {
+	// Field names what differs: "status", "header.{Name}", "body" for a
+	// body compared byte for byte (or a JSON body's root), or "body."
+	// followed by the path of a JSON value, in the syntax of
+	// [Shadow].Ignore ("body.items.0.price").
+	Field string `json:"field"`
+	// Legacy and New are the values on each side, as JSON: the status
+	// as a number, a header's values joined with ", " as a string, a
+	// JSON value as it was (shortened past 512 bytes into a string), and
+	// for a body compared byte for byte, a string of the bytes from the
+	// first difference on. A side that lacks the field has none.
+	Legacy json.RawMessage `json:"legacy,omitempty"`
+	New    json.RawMessage `json:"new,omitempty"`
+}
+
+// maxFields bounds the differences kept for one request; the rest are
+// counted.
+const maxFields = 32
+
+// maxValue bounds the JSON of one value in a FieldDiff.
+const maxValue = 512
+
+// maxDecoded bounds a gzip body decoded for the comparison.
+const maxDecoded = 8 << 20
+
+// compare compares the legacy and new answers: status, the headers
+// named (canonical), and the bodies, JSON structurally without the
+// ignored paths, others byte for byte. It returns at most maxFields
+// differences and the number left out.
+func compare(legacy, modern response, headers []string, ignore []path) ([]FieldDiff, int) {
+	d := &differ{ignore: ignore}
+	if legacy.Status != modern.Status {
+		d.add("status", strconv.AppendInt(nil, int64(legacy.Status), 10), strconv.AppendInt(nil, int64(modern.Status), 10))
+	}
+	for _, h := range headers {
+		lv, lok := legacy.Header[h]
+		mv, mok := modern.Header[h]
+		l, m := strings.Join(lv, ", "), strings.Join(mv, ", ")
+		if lok != mok || l != m {
+			d.add("header."+h, jsonString(l, lok), jsonString(m, mok))
+		}
+	}
+	d.bodies(legacy, modern)
+	return d.out, d.omitted
+}
+
+func jsonString(s string, ok bool) json.RawMessage {
+	if !ok {
+		return nil
+	}
+	b, _ := json.Marshal(s)
+	return b
+}
+
+type differ struct {
+	ignore  []path
+	keys    []string
+	out     []FieldDiff
+	omitted int
+}
+
+func (d *differ) add(field string, legacy, modern json.RawMessage) {
+	if len(d.out) >= maxFields {
+		d.omitted++
+		return
+	}
+	d.out = append(d.out, FieldDiff{Field: field, Legacy: legacy, New: modern})
+}
+
+func (d *differ) bodies(legacy, modern response) {
+	if legacy.Truncated || modern.Truncated {
+		desc := func(r response) json.RawMessage {
+			if r.Truncated {
+				return jsonString(fmt.Sprintf("more than %d bytes", len(r.Body)), true)
+			}
+			return jsonString(fmt.Sprintf("%d bytes", len(r.Body)), true)
+		}
+		d.add("body", desc(legacy), desc(modern))
+		return
+	}
+	lb, mb := decoded(legacy), decoded(modern)
+	if isJSON(legacy.Header) && isJSON(modern.Header) {
+		lv, lerr := parseJSON(lb)
+		mv, merr := parseJSON(mb)
+		if lerr == nil && merr == nil {
+			d.value(lv, mv)
+			return
+		}
+	}
+	if !bytes.Equal(lb, mb) {
+		i := 0
+		for i < len(lb) && i < len(mb) && lb[i] == mb[i] {
+			i++
+		}
+		d.add("body", excerpt(lb, i), excerpt(mb, i))
+	}
+}
+
+// excerpt is up to 64 bytes of b from offset i, as a JSON string that
+// says where it starts.
+func excerpt(b []byte, i int) json.RawMessage {
+	end := min(len(b), i+64)
+	part := b[i:end]
+	s := ""
+	if utf8.Valid(part) {
+		s = string(part)
+	} else {
+		s = fmt.Sprintf("%x", part)
+	}
+	more := ""
+	if end < len(b) {
+		more = "…"
+	}
+	return jsonString(fmt.Sprintf("at byte %d of %d: %s%s", i, len(b), s, more), true)
+}
+
+// decoded is the body, gunzipped when it says it is gzip.
+func decoded(r response) []byte {
+	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Encoding")), "gzip") {
+		return r.Body
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(r.Body))
+	if err != nil {
+		return r.Body
+	}
+	b, err := io.ReadAll(io.LimitReader(zr, maxDecoded))
+	if err != nil {
+		return r.Body
+	}
+	return b
+}
+
+func isJSON(h http.Header) bool {
+	mt, _, err := mime.ParseMediaType(h.Get("Content-Type"))
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// parseJSON decodes one JSON document, numbers kept as written.
+func parseJSON(b []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("strangler: more than one JSON value")
+	}
+	return v, nil
+}
+
+// value compares two JSON values at the current path.
+func (d *differ) value(a, b any) {
+	if d.ignored() {
+		return
+	}
+	switch av := a.(type) {
+	case map[string]any:
+		bv, ok := b.(map[string]any)
+		if !ok {
+			break
+		}
+		keys := slices.Sorted(maps.Keys(av))
+		for k := range bv {
+			if _, dup := av[k]; !dup {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			x, xok := av[k]
+			y, yok := bv[k]
+			d.keys = append(d.keys, k)
+			switch {
+			case xok && yok:
+				d.value(x, y)
+			case !d.ignored():
+				d.add(d.field(), marshal(x, xok), marshal(y, yok))
+			}
+			d.keys = d.keys[:len(d.keys)-1]
+		}
+		return
+	case []any:
+		bv, ok := b.([]any)
+		if !ok {
+			break
+		}
+		for i := range max(len(av), len(bv)) {
+			d.keys = append(d.keys, strconv.Itoa(i))
+			switch {
+			case i < len(av) && i < len(bv):
+				d.value(av[i], bv[i])
+			case !d.ignored():
+				var x, y any
+				if i < len(av) {
+					x = av[i]
+				}
+				if i < len(bv) {
+					y = bv[i]
+				}
+				d.add(d.field(), marshal(x, i < len(av)), marshal(y, i < len(bv)))
+			}
+			d.keys = d.keys[:len(d.keys)-1]
+		}
+		return
+	default:
+		if scalarEqual(a, b) {
+			return
+		}
+	}
+	d.add(d.field(), marshal(a, true), marshal(b, true))
+}
+
+func (d *differ) ignored() bool {
+	for _, p := range d.ignore {
+		if p.match(d.keys) {
+			return true
+		}
+	}
+	return false
+}
+
+// field is "body" and the current path, escaped as Ignore reads it.
+func (d *differ) field() string {
+	var b strings.Builder
+	b.WriteString("body")
+	for _, k := range d.keys {
+		b.WriteByte('.')
+		if k == "*" || k == "**" || strings.ContainsAny(k, `.\`) {
+			for i := 0; i < len(k); i++ {
+				if c := k[i]; c == '.' || c == '*' || c == '\\' {
+					b.WriteByte('\\')
+				}
+				b.WriteByte(k[i])
+			}
+			continue
+		}
+		b.WriteString(k)
+	}
+	return b.String()
+}
+
+// scalarEqual compares JSON scalars; numbers by value, so 1.0 equals 1
+// and 1e3 equals 1000.
+func scalarEqual(a, b any) bool {
+	switch av := a.(type) {
+	case json.Number:
+		bv, ok := b.(json.Number)
+		if !ok {
+			return false
+		}
+		if av == bv {
+			return true
+		}
+		x, xok := new(big.Rat).SetString(string(av))
+		y, yok := new(big.Rat).SetString(string(bv))
+		return xok && yok && x.Cmp(y) == 0
+	case map[string]any, []any:
+		return false
+	}
+	return a == b // string, bool, nil
+}
+
+// marshal is v as JSON, shortened past maxValue bytes; nil when the side
+// lacks it.
+func marshal(v any, ok bool) json.RawMessage {
+	if !ok {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return jsonString(err.Error(), true)
+	}
+	if len(b) > maxValue {
+		cut := maxValue
+		for cut > 0 && !utf8.RuneStart(b[cut]) {
+			cut--
+		}
+		return jsonString(fmt.Sprintf("%s… (%d bytes)", b[:cut], len(b)), true)
+	}
+	return b
+}
+
+// path is a parsed Ignore path.
+type path []segment
+
+type segment struct {
+	lit  string
+	kind uint8
+}
+
+const (
+	segLiteral = iota
+	segAny     // *: one key or index
+	segDeep    // **: any number of them, none included
+)
+
+// parsePath parses the syntax of [Shadow].Ignore.
+func parsePath(s string) (path, error) {
+	if s == "" {
+		return nil, errors.New("must not be empty")
+	}
+	var (
+		p       path
+		cur     strings.Builder
+		escaped bool // the segment has an escaped character, so it is literal
+	)
+	end := func() error {
+		text := cur.String()
+		switch {
+		case text == "":
+			return errors.New("empty segment (two dots, or a dot at an end)")
+		case !escaped && text == "*":
+			p = append(p, segment{kind: segAny})
+		case !escaped && text == "**":
+			p = append(p, segment{kind: segDeep})
+		default:
+			p = append(p, segment{lit: text})
+		}
+		cur.Reset()
+		escaped = false
+		return nil
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '\\':
+			if i+1 == len(s) {
+				return nil, errors.New("a backslash at the end escapes nothing")
+			}
+			i++
+			cur.WriteByte(s[i])
+			escaped = true
+		case '.':
+			if err := end(); err != nil {
+				return nil, err
+			}
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if err := end(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// match reports whether the path matches keys, the whole of them.
+func (p path) match(keys []string) bool {
+	if len(p) == 0 {
+		return len(keys) == 0
+	}
+	switch p[0].kind {
+	case segDeep:
+		for i := 0; i <= len(keys); i++ {
+			if p[1:].match(keys[i:]) {
+				return true
+			}
+		}
+		return false
+	case segAny:
+		return len(keys) > 0 && p[1:].match(keys[1:])
+	}
+	return len(keys) > 0 && keys[0] == p[0].lit && p[1:].match(keys[1:])
+}
