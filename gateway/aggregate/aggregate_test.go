@@ -243,12 +243,16 @@ func TestOptionalFailure(t *testing.T) {
 // and the response does not wait for it.
 func TestRequiredFailureDoesNotWaitForSlowParts(t *testing.T) {
 	s := newShop(t)
-	cancelled := make(chan struct{})
+	arrived, cancelled := make(chan struct{}), make(chan struct{})
 	s.reviews.handle(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
 		<-r.Context().Done() // held until the gateway gives up on it
 		close(cancelled)
 	})
-	s.orders.handle(status(404))
+	s.orders.handle(func(w http.ResponseWriter, r *http.Request) {
+		<-arrived // both parts are in flight
+		status(404)(w, r)
+	})
 	st := start(t, s.upstreams(), "GET /orders/{id}", s.parts(), nil)
 	resp, doc := st.get(t, "/orders/7")
 	if resp.StatusCode != http.StatusNotFound {

@@ -188,15 +188,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientType string) *response {
 	ctx := r.Context()
 	key := h.key(r, clientType)
-	if h.cfg.ttl > 0 {
-		if e, err := h.cfg.cache.Get(ctx, key); err == nil && time.Since(e.Stored) < h.cfg.ttl {
-			for _, p := range e.Parts {
-				h.tel.count(ctx, route, p, OutcomeCached)
-			}
-			return &response{status: http.StatusOK, body: e.Body, parts: e.Parts}
-		}
+	if res := h.cachedDoc(ctx, key, route); res != nil {
+		return res
 	}
 	ch := h.flights.DoChan(key, func() (any, error) {
+		// A request that missed the cache just before the flight that
+		// filled it ended finds the document now.
+		if res := h.cachedDoc(ctx, key, route); res != nil {
+			return res, nil
+		}
 		// The flight answers every request that joins it, so one that
 		// goes away must not cancel it; it keeps the first one's deadline.
 		fctx := context.WithoutCancel(ctx)
@@ -223,6 +223,21 @@ func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientTyp
 		}
 		return errorResponse(gateway.StatusClientClosedRequest, "canceled")
 	}
+}
+
+// cachedDoc returns the document kept for key by WithTTL, if fresh.
+func (h *Handler) cachedDoc(ctx context.Context, key, route string) *response {
+	if h.cfg.ttl <= 0 {
+		return nil
+	}
+	e, err := h.cfg.cache.Get(ctx, key)
+	if err != nil || time.Since(e.Stored) >= h.cfg.ttl {
+		return nil
+	}
+	for _, p := range e.Parts {
+		h.tel.count(ctx, route, p, OutcomeCached)
+	}
+	return &response{status: http.StatusOK, body: e.Body, parts: e.Parts}
 }
 
 // shape returns the request's shape and the client type that chose it
