@@ -105,7 +105,7 @@ func TestStale(t *testing.T) {
 		t.Fatalf("first request: %d %v", resp.StatusCode, doc)
 	}
 	s.customers.handle(status(http.StatusServiceUnavailable))
-	s.reviews.Close() // unreachable
+	s.reviews.Close()                   // unreachable
 	resp, doc := st.get(t, "/orders/8") // customer c-8: never answered
 	if resp.StatusCode != http.StatusBadGateway {
 		t.Errorf("a customer never cached, its upstream down: %d %v; want 502", resp.StatusCode, doc)
