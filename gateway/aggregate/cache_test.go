@@ -10,9 +10,13 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/aggregate"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
 func newCache(t testing.TB) *cache.Cache[aggregate.Entry] {
@@ -162,8 +166,10 @@ func TestCollapse(t *testing.T) {
 	parts := s.parts()
 	parts[0].Header = []string{"Authorization"}
 	route := gateway.Route{Pattern: "GET /orders/{id}", Middleware: []gateway.Middleware{count, authenticate}}
+	tel := telemetrytest.New(t)
 	st := startWith(t, upstreamsOf(s.upstreams()...), route, parts, nil,
-		aggregate.WithCache(newCache(t)), aggregate.WithTTL(time.Hour))
+		aggregate.WithCache(newCache(t)), aggregate.WithTTL(time.Hour),
+		aggregate.WithTracerProvider(tel.TracerProvider), aggregate.WithMeterProvider(tel.MeterProvider))
 
 	var (
 		wg     sync.WaitGroup
@@ -200,6 +206,28 @@ func TestCollapse(t *testing.T) {
 			t.Errorf("%s called %d times for %d identical requests; want 1", u.name, got, n)
 		}
 	}
+
+	// A request that joined another's aggregation says so and links to
+	// its span; one that came after it ended was answered from the
+	// cache.
+	leaders := map[trace.SpanID]bool{}
+	var followers []sdktrace.ReadOnlySpan
+	for _, sp := range tel.SpansNamed(aggregate.SpanAggregation) {
+		if telemetrytest.Attrs(sp)[aggregate.AttrCollapsed].AsBool() {
+			followers = append(followers, sp)
+		} else {
+			leaders[sp.SpanContext().SpanID()] = true
+		}
+	}
+	for _, sp := range followers {
+		if l := sp.Links(); len(l) != 1 || !leaders[l[0].SpanContext.SpanID()] {
+			t.Errorf("collapsed span's links %v; want the span of the aggregation it joined", l)
+		}
+	}
+	if parts := len(tel.SpansNamed(aggregate.SpanPart)); parts != 3 {
+		t.Errorf("%d part spans; want 3, of the one aggregation", parts)
+	}
+	t.Logf("%d of %d requests joined the aggregation in flight; the others found its document", len(followers), n-1)
 
 	// Another user: another aggregation, with that user's data.
 	_, doc := st.get(t, "/orders/7", "Authorization", "Bearer bob")
