@@ -74,9 +74,10 @@
 // kept for a panic in the handler's own configuration (a Request
 // function or a [Shape]), reported to otel.Handle.
 //
-// Requests with methods other than GET, HEAD and OPTIONS get 405, and
-// parts cannot send them, unless [WithUnsafeMethods] says otherwise:
-// a fan-out of writes is not atomic.
+// Requests with methods other than GET and HEAD get 405, and parts
+// cannot send methods other than GET, HEAD and OPTIONS, unless
+// [WithUnsafeMethods] says otherwise: a fan-out of writes is not
+// atomic, and is never collapsed or cached.
 //
 // # Shapes
 //

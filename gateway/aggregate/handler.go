@@ -144,9 +144,11 @@ func (res *response) complete() bool {
 // ServeHTTP answers with the aggregation's document; see the package
 // documentation for the status policy.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	safe := safeMethod(r.Method)
+	// Only reads are aggregated unless asked: an OPTIONS (a CORS
+	// preflight) must not set off a fan-out either.
+	safe := r.Method == http.MethodGet || r.Method == http.MethodHead
 	if !safe && !h.cfg.unsafe {
-		w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+		w.Header().Set("Allow", "GET, HEAD")
 		errorResponse(http.StatusMethodNotAllowed, "method_not_allowed").write(w)
 		return
 	}

@@ -57,8 +57,8 @@ func WithShapes(clientType ClientType, shapes map[string]Shape) Option {
 	return optionFunc(func(o *config) { o.clientType, o.shapes = clientType, shapes })
 }
 
-// WithUnsafeMethods accepts requests with methods other than GET, HEAD
-// and OPTIONS, and parts that send them. Fanning a POST out to several
+// WithUnsafeMethods accepts requests with methods other than GET and
+// HEAD, and parts that send methods other than GET, HEAD and OPTIONS. Fanning a POST out to several
 // upstreams is not atomic: one may act while another fails, and the
 // client sees a failure for what was partly done. Such requests are
 // never collapsed or answered from the cache. Without this option they
