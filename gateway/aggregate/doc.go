@@ -111,6 +111,12 @@
 // once make one call per part. With [WithTTL], complete documents are
 // kept whole, and identical requests within the TTL run no part; a
 // request that arrives as a shared aggregation ends finds its document.
+// A shared aggregation runs to its end even when every request waiting
+// on it has gone: bound it with the route's Timeout or the parts'.
+//
+// Headers a part forwards are part of both keys, so forward none that
+// changes with every request (a request ID, a trace header): that
+// would leave nothing to share.
 //
 // # Telemetry
 //
@@ -127,7 +133,8 @@
 //     aggregation span, holding the gateway's client span of its call;
 //     gateway.aggregation.part, gateway.upstream,
 //     gateway.aggregation.stage, http.route and
-//     gateway.aggregation.outcome. A failed call (stale included) sets
+//     gateway.aggregation.outcome (none for a part whose Request
+//     returned [ErrSkip]). A failed call (stale included) sets
 //     status Error and error.type: the upstream's status, the
 //     gateway's type (gateway.upstream_unavailable,
 //     gateway.attempt_timeout, context.DeadlineExceeded), or

@@ -194,11 +194,6 @@ func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientTyp
 		return res
 	}
 	ch := h.flights.DoChan(key, func() (any, error) {
-		// A request that missed the cache just before the flight that
-		// filled it ended finds the document now.
-		if res := h.cachedDoc(ctx, key, route); res != nil {
-			return res, nil
-		}
 		// The flight answers every request that joins it, so one that
 		// goes away must not cancel it; it keeps the first one's deadline.
 		fctx := context.WithoutCancel(ctx)
@@ -206,6 +201,11 @@ func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientTyp
 			var cancel context.CancelFunc
 			fctx, cancel = context.WithDeadline(fctx, dl)
 			defer cancel()
+		}
+		// A request that missed the cache just before the flight that
+		// filled it ended finds the document now.
+		if res := h.cachedDoc(fctx, key, route); res != nil {
+			return res, nil
 		}
 		res := h.run(r.WithContext(fctx), route, shape, nil)
 		res.leader = trace.SpanContextFromContext(ctx)

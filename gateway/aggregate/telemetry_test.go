@@ -27,8 +27,8 @@ var (
 			Required: []attribute.Key{semconv.HTTPRouteKey},
 			Optional: []attribute.Key{aggregate.AttrClientType, aggregate.AttrCollapsed, semconv.ErrorTypeKey}},
 		{Name: aggregate.SpanPart, Kind: trace.SpanKindInternal, Parented: true,
-			Required: []attribute.Key{aggregate.AttrPart, gateway.AttrUpstream, aggregate.AttrStage, semconv.HTTPRouteKey, aggregate.AttrOutcome},
-			Optional: []attribute.Key{semconv.ErrorTypeKey}},
+			Required: []attribute.Key{aggregate.AttrPart, gateway.AttrUpstream, aggregate.AttrStage, semconv.HTTPRouteKey},
+			Optional: []attribute.Key{aggregate.AttrOutcome, semconv.ErrorTypeKey}},
 	}
 )
 
