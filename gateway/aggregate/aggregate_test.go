@@ -261,6 +261,33 @@ func TestRequiredFailureDoesNotWaitForSlowParts(t *testing.T) {
 	<-cancelled // would hang if the slow part were not cancelled
 }
 
+// TestSlowPartHoldsOnlyItsDependents checks that the customer is
+// fetched as soon as the order has answered, while the (slow) reviews
+// are still on their way: the reviews answer only once the customer has
+// been asked for, and their timeout is far beyond the test's.
+func TestSlowPartHoldsOnlyItsDependents(t *testing.T) {
+	s := newShop(t)
+	customerAsked := make(chan struct{})
+	s.customers.handle(func(w http.ResponseWriter, r *http.Request) {
+		close(customerAsked)
+		jsonAnswer(map[string]any{"id": "c-7"})(w, r)
+	})
+	s.reviews.handle(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-customerAsked:
+			jsonAnswer([]any{})(w, r)
+		case <-r.Context().Done():
+		}
+	})
+	parts := s.parts()
+	parts[2].Timeout = time.Minute
+	st := start(t, s.upstreams(), "GET /orders/{id}", parts, nil)
+	resp, doc := st.get(t, "/orders/7")
+	if resp.StatusCode != http.StatusOK || doc[aggregate.PartialField] != nil {
+		t.Fatalf("%d %v; want 200, complete", resp.StatusCode, doc)
+	}
+}
+
 func TestSkip(t *testing.T) {
 	s := newShop(t)
 	parts := s.parts()

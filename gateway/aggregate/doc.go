@@ -30,15 +30,17 @@
 //
 //	{"order": {...}, "customer": {...}, "reviews": [...]}
 //
-// # Stages
+// # Dependencies and stages
 //
 // A [Part] depends on the parts its Path names ({order.customer_id})
-// and those it lists in After, which must come before it. Parts run in
-// stages: the first holds the parts that depend on none, each next one
-// the parts whose dependencies have all answered. The parts of a stage
-// run concurrently; the stages in order. A part built by a function
-// (Request) reads the earlier answers from [Results] and may return
-// [ErrSkip] to be left out.
+// and those it lists in After, which must come before it. Each part
+// starts as soon as the parts it depends on have answered; those that
+// depend on none start at once. So a slow part holds up only the parts
+// that need it: the customer is fetched when the order arrives, while
+// the reviews are still on their way. A part's stage is its depth, for
+// telemetry: 0 when it depends on none, else one more than its deepest
+// dependency. A part built by a function (Request) reads the answers it
+// depends on from [Results], and may return [ErrSkip] to be left out.
 //
 // # Status policy
 //
@@ -60,8 +62,8 @@
 //     the call (breakers open, targets out of service, no such
 //     upstream), 504 when its Timeout or the route's ran out. The
 //     document names the part: {"_failed": {"order": {"error":
-//     "status", "status": 404}}}. The other parts of its stage are
-//     cancelled, and later stages do not run.
+//     "status", "status": 404}}}. The parts in flight are cancelled,
+//     and those not started yet do not start.
 //
 //   - The client went away: 499, as the gateway records it.
 //
@@ -150,6 +152,6 @@
 //     gateway.aggregation.part and http.route. Skipped parts are not
 //     counted.
 //   - gateway.aggregation.stage.duration (histogram, s): the duration of
-//     each stage; gateway.aggregation.stage (0 for the first) and
-//     http.route.
+//     each stage, from the first start to the last end of its parts;
+//     gateway.aggregation.stage (0 for the first) and http.route.
 package aggregate

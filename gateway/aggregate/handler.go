@@ -51,7 +51,8 @@ const maxRequestBody = 1 << 20
 const cacheTimeout = 250 * time.Millisecond
 
 // Handler serves an aggregation route: it calls its parts' upstreams
-// through a gateway, stage by stage, and answers with one JSON document.
+// through a gateway, each as soon as the parts it needs have answered,
+// and answers with one JSON document.
 // It is an [http.Handler] for a [gateway.Route]'s Handler. It is safe
 // for concurrent use.
 type Handler struct {
@@ -259,14 +260,17 @@ func (h *Handler) shape(r *http.Request) (Shape, string) {
 
 // outcome is one part's result.
 type outcome struct {
-	value   any
-	err     *PartError
-	cached  bool
-	stale   bool
-	skipped bool
+	value      any
+	err        *PartError
+	cached     bool
+	stale      bool
+	skipped    bool
+	notRun     bool // a required part failed before it could start
+	start, end time.Time
 }
 
-// run aggregates: the stages in order, the parts of each concurrently.
+// run aggregates: every part starts as soon as the parts it depends on
+// have answered, so that a slow part holds up only those that need it.
 // A panic in the configuration's code (a Request function, a Shape)
 // gives a 500, the one status that is ours, and goes to otel.Handle.
 func (h *Handler) run(r *http.Request, route string, shape Shape, body []byte) (res *response) {
@@ -277,60 +281,76 @@ func (h *Handler) run(r *http.Request, route string, shape Shape, body []byte) (
 		}
 	}()
 	ctx := r.Context()
+	outs := make([]outcome, len(h.parts))
+	done := make([]chan struct{}, len(h.parts))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range h.parts {
+		g.Go(func() error {
+			o := &outs[p.index]
+			defer close(done[p.index])
+			for _, d := range p.deps {
+				select {
+				case <-done[d]:
+				case <-gctx.Done():
+				}
+			}
+			if gctx.Err() != nil {
+				o.notRun = true
+				return nil
+			}
+			// What the part needs is all there: its dependencies (and so
+			// theirs) answered; done's close published their outcomes.
+			earlier := Results{}
+			for _, d := range p.deps {
+				switch dep := &outs[d]; {
+				case dep.skipped:
+					o.skipped = true
+					return nil
+				case dep.err != nil:
+					o.err = &PartError{Part: p.Name, Reason: reasonDependency,
+						Err: fmt.Errorf("aggregate: part %q failed", h.parts[d].Name)}
+					h.tel.count(ctx, route, p.Name, OutcomeFailed)
+					return nil
+				}
+			}
+			for _, a := range p.ancestors {
+				earlier[h.parts[a].Name] = outs[a].value
+			}
+			*o = h.part(gctx, r, p, earlier, route, body)
+			if o.err != nil && !p.Optional {
+				return o.err
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	h.observeStages(ctx, route, outs)
+	var pe *PartError
+	if errors.As(err, &pe) {
+		b, _ := json.Marshal(map[string]any{FailedField: map[string]*PartError{pe.Part: pe}})
+		return &response{status: pe.HTTPStatus(), body: b, err: pe}
+	}
 	results := Results{}
 	failed := map[string]*PartError{}
-	skipped := map[string]bool{}
-	var stale, partial []string
-	for si, stage := range h.stages {
-		start := time.Now()
-		g, gctx := errgroup.WithContext(ctx)
-		outs := make([]outcome, len(stage))
-		for k, p := range stage {
-			if dep := h.missing(p, failed, skipped); dep != "" {
-				if skipped[dep] {
-					outs[k].skipped = true
-					continue
-				}
-				outs[k].err = &PartError{Part: p.Name, Reason: reasonDependency,
-					Err: fmt.Errorf("aggregate: part %q failed", dep)}
-				h.tel.count(ctx, route, p.Name, OutcomeFailed)
-				continue
-			}
-			g.Go(func() error {
-				outs[k] = h.part(gctx, r, p, results, route, body, si)
-				if outs[k].err != nil && !p.Optional {
-					return outs[k].err
-				}
-				return nil
-			})
-		}
-		err := g.Wait()
-		h.tel.observeStage(ctx, route, si, time.Since(start))
-		var pe *PartError
-		if errors.As(err, &pe) {
-			b, _ := json.Marshal(map[string]any{FailedField: map[string]*PartError{pe.Part: pe}})
-			return &response{status: pe.HTTPStatus(), body: b, err: pe}
-		}
-		for k, p := range stage {
-			switch o := outs[k]; {
-			case o.skipped:
-				skipped[p.Name] = true
-			case o.err != nil:
-				failed[p.Name] = o.err
-				partial = append(partial, p.Name)
-			default:
-				results[p.Name] = o.value
-				if o.stale {
-					stale = append(stale, p.Name)
-				}
+	var stale, partial, parts []string
+	for i, o := range outs {
+		name := h.parts[i].Name
+		switch {
+		case o.skipped:
+		case o.err != nil:
+			failed[name] = o.err
+			partial = append(partial, name)
+		default:
+			results[name] = o.value
+			parts = append(parts, name)
+			if o.stale {
+				stale = append(stale, name)
 			}
 		}
 	}
-	parts := make([]string, 0, len(results))
-	for name := range results {
-		parts = append(parts, name)
-	}
-	slices.Sort(parts)
 	doc := map[string]any(results)
 	if shape != nil {
 		if doc = shape(doc); doc == nil {
@@ -339,6 +359,7 @@ func (h *Handler) run(r *http.Request, route string, shape Shape, body []byte) (
 	}
 	slices.Sort(partial)
 	slices.Sort(stale)
+	slices.Sort(parts)
 	if len(failed) > 0 {
 		doc[PartialField] = failed
 	}
@@ -353,24 +374,39 @@ func (h *Handler) run(r *http.Request, route string, shape Shape, body []byte) (
 	return &response{status: http.StatusOK, body: b, partial: partial, stale: stale, parts: parts}
 }
 
-// missing returns a part p depends on that failed or was skipped.
-func (h *Handler) missing(p *part, failed map[string]*PartError, skipped map[string]bool) string {
-	for _, j := range p.deps {
-		if name := h.parts[j].Name; failed[name] != nil || skipped[name] {
-			return name
+// observeStages records the duration of each stage that ran: from the
+// first start to the last end of its parts.
+func (h *Handler) observeStages(ctx context.Context, route string, outs []outcome) {
+	for stage, members := range h.stages {
+		var first, last time.Time
+		for _, p := range members {
+			o := &outs[p.index]
+			if o.start.IsZero() {
+				continue
+			}
+			if first.IsZero() || o.start.Before(first) {
+				first = o.start
+			}
+			if o.end.After(last) {
+				last = o.end
+			}
+		}
+		if !first.IsZero() {
+			h.tel.observeStage(ctx, route, stage, last.Sub(first))
 		}
 	}
-	return ""
 }
 
 // part runs one part: from the cache, from its upstream, or stale from
 // the cache when the upstream fails.
-func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier Results, route string, body []byte, stage int) (o outcome) {
+func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier Results, route string, body []byte) (o outcome) {
 	ctx, span := h.tel.tracer.Start(ctx, SpanPart, trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(AttrPart.String(p.Name), gateway.AttrUpstream.String(p.Upstream),
-			AttrStage.Int(stage), semconv.HTTPRoute(route)))
+			AttrStage.Int(p.stage), semconv.HTTPRoute(route)))
 	defer span.End()
+	start := time.Now()
 	defer func() {
+		o.start, o.end = start, time.Now()
 		if v := recover(); v != nil {
 			err := fmt.Errorf("aggregate: part %q: panic: %v\n%s", p.Name, v, debug.Stack())
 			otel.Handle(err)

@@ -15,9 +15,9 @@ import (
 // merged document that holds its answer.
 //
 // A part's request is made by Path, a template, or by Request, a
-// function; exactly one of them is set. A part runs in the first stage
-// after every part it depends on (those it names in After or in Path),
-// concurrently with the other parts of its stage.
+// function; exactly one of them is set. A part starts as soon as every
+// part it depends on (those it names in After or in Path) has answered,
+// concurrently with every other part that can.
 type Part struct {
 	// Name is the part's field in the merged document and its name in
 	// the document's metadata, errors and telemetry. It must be unique,
@@ -48,8 +48,8 @@ type Part struct {
 
 	// Request makes the part's request, for what a template cannot say.
 	// It is given the incoming request (its body, if any, readable
-	// afresh) and the answers of the parts that ran in earlier stages,
-	// and returns the request to send. Its URL's scheme and host are
+	// afresh) and the answers of the parts it depends on (and of those
+	// they depend on), and returns the request to send. Its URL's scheme and host are
 	// replaced by the upstream's ("http://{Upstream}"), so it may be
 	// made with a path alone; its context is replaced by the part's. It
 	// must not keep in or earlier. An error fails the part with reason
@@ -102,8 +102,8 @@ const DefaultMaxBytes = 1 << 20
 // depend on it are left out too.
 var ErrSkip = errors.New("aggregate: part skipped")
 
-// Results holds the answers of the parts that ran in earlier stages, by
-// name, decoded from JSON (objects as map[string]any, numbers as
+// Results holds the answers of the parts a part depends on, by name
+// (and, for a [Shape], of every part that answered), decoded from JSON (objects as map[string]any, numbers as
 // json.Number). It must not be modified.
 type Results map[string]any
 
@@ -146,13 +146,14 @@ func lookup(v any, path string) (any, bool) {
 // part is a validated [Part].
 type part struct {
 	Part
-	index    int
-	stage    int
-	deps     []int // indexes of the parts it depends on
-	tmpl     []segment
-	header   []string // canonical
-	maxBytes int64
-	unsafe   bool
+	index     int
+	stage     int   // its depth: 0 for a part that depends on none
+	deps      []int // indexes of the parts it depends on
+	ancestors []int // and of those they depend on, and so on
+	tmpl      []segment
+	header    []string // canonical
+	maxBytes  int64
+	unsafe    bool
 }
 
 // segment is a literal or a reference of a Path template.
@@ -170,7 +171,7 @@ func safeMethod(m string) bool {
 }
 
 // validateParts checks the parts, reporting every problem at once, and
-// orders them in stages.
+// groups them by stage (depth).
 func validateParts(ps []Part, unsafeOK, cacheSet bool) ([]*part, [][]*part, []error) {
 	var errs []error
 	if len(ps) == 0 {
@@ -268,6 +269,8 @@ func validateParts(ps []Part, unsafeOK, cacheSet bool) ([]*part, [][]*part, []er
 			}
 			if !slices.Contains(s.deps, j) {
 				s.deps = append(s.deps, j)
+				s.ancestors = append(s.ancestors, j)
+				s.ancestors = append(s.ancestors, out[j].ancestors...)
 			}
 			if !p.Optional && ps[j].Optional {
 				bad("after: a required part cannot depend on optional part %q", d)
@@ -277,6 +280,8 @@ func validateParts(ps []Part, unsafeOK, cacheSet bool) ([]*part, [][]*part, []er
 	}
 	var stages [][]*part
 	for _, s := range out {
+		slices.Sort(s.ancestors)
+		s.ancestors = slices.Compact(s.ancestors)
 		for len(stages) <= s.stage {
 			stages = append(stages, nil)
 		}
