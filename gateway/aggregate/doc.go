@@ -76,6 +76,11 @@
 // kept for a panic in the handler's own configuration (a Request
 // function or a [Shape]), reported to otel.Handle.
 //
+// The response is the handler's own: the parts' headers (Set-Cookie,
+// Cache-Control, their own Content-Type) and the bodies of their error
+// answers are not passed on; the document says which part failed and
+// how.
+//
 // Requests with methods other than GET and HEAD get 405, and parts
 // cannot send methods other than GET, HEAD and OPTIONS, unless
 // [WithUnsafeMethods] says otherwise: a fan-out of writes is not

@@ -33,8 +33,8 @@ const (
 	// required part that failed to its [PartError].
 	FailedField = "_failed"
 	// ErrorField, in the document of a response refused or failed as a
-	// whole, says why: method_not_allowed, body_too_large, timeout,
-	// canceled or internal.
+	// whole, says why: method_not_allowed, body_too_large,
+	// body_unreadable, timeout, canceled or internal.
 	ErrorField = "_error"
 	// PartialHeader lists the failed optional parts, comma-separated.
 	PartialHeader = "X-Aggregate-Partial"
@@ -406,12 +406,12 @@ func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier R
 	defer span.End()
 	start := time.Now()
 	defer func() {
-		o.start, o.end = start, time.Now()
 		if v := recover(); v != nil {
 			err := fmt.Errorf("aggregate: part %q: panic: %v\n%s", p.Name, v, debug.Stack())
 			otel.Handle(err)
 			o = outcome{err: &PartError{Part: p.Name, Reason: reasonRequest, Err: err}}
 		}
+		o.start, o.end = start, time.Now()
 		name := OutcomeOK
 		switch {
 		case o.skipped:

@@ -22,10 +22,10 @@ const ScopeName = "github.com/otelpatterns/patterns/gateway/aggregate"
 
 // Names of the spans and metrics the package records.
 const (
-	SpanAggregation   = "gateway.aggregation"
-	SpanPart          = "gateway.aggregation.part"
-	MetricParts       = "gateway.aggregation.parts"
-	MetricStageLength = "gateway.aggregation.stage.duration"
+	SpanAggregation     = "gateway.aggregation"
+	SpanPart            = "gateway.aggregation.part"
+	MetricParts         = "gateway.aggregation.parts"
+	MetricStageDuration = "gateway.aggregation.stage.duration"
 )
 
 // Attribute keys the package records.
@@ -63,7 +63,7 @@ func newInstruments(tp trace.TracerProvider, mp metric.MeterProvider) *instrumen
 	if err != nil {
 		otel.Handle(err)
 	}
-	stage, err := m.Float64Histogram(MetricStageLength, metric.WithUnit("s"),
+	stage, err := m.Float64Histogram(MetricStageDuration, metric.WithUnit("s"),
 		metric.WithDescription("The duration of each stage of an aggregation: its parts, run concurrently."),
 		metric.WithExplicitBucketBoundaries(stageBuckets...))
 	if err != nil {

@@ -19,7 +19,7 @@ var (
 	documentedMetrics = []telemetrytest.Instrument{
 		{Name: aggregate.MetricParts, Kind: telemetrytest.Counter, Unit: "{part}",
 			Required: []attribute.Key{semconv.HTTPRouteKey, aggregate.AttrPart, aggregate.AttrOutcome}},
-		{Name: aggregate.MetricStageLength, Kind: telemetrytest.Histogram, Unit: "s",
+		{Name: aggregate.MetricStageDuration, Kind: telemetrytest.Histogram, Unit: "s",
 			Required: []attribute.Key{semconv.HTTPRouteKey, aggregate.AttrStage}},
 	}
 	documentedSpans = []telemetrytest.Span{
@@ -81,11 +81,11 @@ func TestTelemetry(t *testing.T) {
 		}
 	}
 	for stage := range 2 {
-		if got := p.HistogramCount(t, aggregate.MetricStageLength, route, aggregate.AttrStage.Int(stage)); got != 2 {
-			t.Errorf("%s{stage=%d} count = %d; want 2", aggregate.MetricStageLength, stage, got)
+		if got := p.HistogramCount(t, aggregate.MetricStageDuration, route, aggregate.AttrStage.Int(stage)); got != 2 {
+			t.Errorf("%s{stage=%d} count = %d; want 2", aggregate.MetricStageDuration, stage, got)
 		}
 	}
-	p.CheckMetrics(t, aggregate.ScopeName, documentedMetrics, aggregate.MetricParts, aggregate.MetricStageLength)
+	p.CheckMetrics(t, aggregate.ScopeName, documentedMetrics, aggregate.MetricParts, aggregate.MetricStageDuration)
 	p.CheckSpans(t, aggregate.ScopeName, documentedSpans, aggregate.SpanAggregation, aggregate.SpanPart)
 	telemetrytest.CheckDoc(t, "doc.go", documentedMetrics, documentedSpans)
 
