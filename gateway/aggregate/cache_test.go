@@ -11,6 +11,7 @@ import (
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cache"
@@ -314,5 +315,38 @@ func TestBodyBound(t *testing.T) {
 	resp, doc := st.get(t, "/orders/7")
 	if resp.StatusCode != 200 || field(doc, "_partial.reviews.error") != `"too_large"` {
 		t.Errorf("%d %v; want 200 with reviews too_large", resp.StatusCode, doc)
+	}
+}
+
+// TestDocumentCache checks WithTTL: a complete document is served whole,
+// its parts counted as cached; one with a failed part is not kept.
+func TestDocumentCache(t *testing.T) {
+	tel := telemetrytest.New(t)
+	s := newShop(t)
+	st := start(t, s.upstreams(), "GET /orders/{id}", s.parts(), nil,
+		aggregate.WithCache(newCache(t)), aggregate.WithTTL(time.Hour),
+		aggregate.WithTracerProvider(tel.TracerProvider), aggregate.WithMeterProvider(tel.MeterProvider))
+	_, first := st.get(t, "/orders/7")
+	_, second := st.get(t, "/orders/7")
+	if jsonString(first) != jsonString(second) {
+		t.Errorf("cached document %v; want %v", second, first)
+	}
+	for _, u := range s.upstreams() {
+		if n := u.hits.Load(); n != 1 {
+			t.Errorf("%s called %d times; want 1", u.name, n)
+		}
+	}
+	route := semconv.HTTPRoute("/orders/{id}")
+	for _, part := range []string{"order", "customer", "reviews"} {
+		if n := tel.Int64(t, aggregate.MetricParts, route, aggregate.AttrPart.String(part), aggregate.AttrOutcome.String(aggregate.OutcomeCached)); n != 1 {
+			t.Errorf("%s{part=%s, outcome=cached} = %d; want 1", aggregate.MetricParts, part, n)
+		}
+	}
+
+	s.reviews.handle(status(500))
+	st.get(t, "/orders/8")
+	st.get(t, "/orders/8")
+	if n := s.orders.hits.Load(); n != 3 {
+		t.Errorf("orders called %d times; want 3 (a partial document is not kept)", n)
 	}
 }
