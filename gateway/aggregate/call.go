@@ -89,11 +89,24 @@ func (h *Handler) call(req *http.Request, p *part, reqCtx context.Context) (any,
 	if int64(len(raw)) > p.maxBytes {
 		return nil, nil, tooLarge
 	}
-	v, err := decode(raw)
+	v, err := p.decode(raw)
 	if err != nil {
 		return nil, nil, &PartError{Part: p.Name, Reason: reasonInvalid, Err: err}
 	}
 	return v, raw, nil
+}
+
+// decode returns a part's answer as the document holds it: decoded,
+// when a later part or a Shape reads it, or else checked and kept as
+// it came, which spares decoding it and encoding it again.
+func (p *part) decode(raw []byte) (any, error) {
+	if p.raw {
+		if !json.Valid(raw) {
+			return nil, errors.New("aggregate: the body is not JSON")
+		}
+		return json.RawMessage(raw), nil
+	}
+	return decode(raw)
 }
 
 // decode decodes one JSON value, numbers as json.Number so that ids keep

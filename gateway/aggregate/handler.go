@@ -116,6 +116,8 @@ func New(g *gateway.Gateway, parts []Part, opts ...Option) (*Handler, error) {
 		tel:    newInstruments(cfg.tp, cfg.mp),
 	}
 	for _, p := range ps {
+		// Only answers that something reads need decoding.
+		p.raw = cfg.shapes == nil && !slices.ContainsFunc(ps, func(q *part) bool { return slices.Contains(q.deps, p.index) })
 		for _, name := range p.header {
 			if !slices.Contains(h.headers, name) {
 				h.headers = append(h.headers, name)
@@ -453,7 +455,7 @@ func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier R
 		key = partKey(req, p.Public)
 		if e, err := h.cfg.cache.Get(ctx, key); err == nil {
 			if time.Since(e.Stored) < p.TTL {
-				if v, err := decode(e.Body); err == nil {
+				if v, err := p.decode(e.Body); err == nil {
 					return outcome{value: v, cached: true}
 				}
 			}
@@ -463,7 +465,7 @@ func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier R
 	v, raw, pe := h.call(req, p, in.Context())
 	if pe != nil {
 		if cached != nil && pe.stale() {
-			if v, err := decode(cached.Body); err == nil {
+			if v, err := p.decode(cached.Body); err == nil {
 				telemetry.RecordError(span, pe)
 				return outcome{value: v, stale: true}
 			}

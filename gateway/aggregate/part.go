@@ -154,6 +154,7 @@ type part struct {
 	header    []string // canonical
 	maxBytes  int64
 	unsafe    bool
+	raw       bool // no part or Shape reads its answer: kept as it came
 }
 
 // segment is a literal or a reference of a Path template.
