@@ -1,0 +1,99 @@
+package aggregate
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"hash"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/otelpatterns/patterns/gateway"
+)
+
+// Entry is what the cache of [WithCache] holds: a part's answer, or a
+// whole document ([WithTTL]).
+type Entry struct {
+	// Body is the part's answer as its upstream sent it, or the
+	// document as the handler sent it.
+	Body json.RawMessage `json:"body"`
+	// Stored is when it was received; it is fresh for the part's (or
+	// the route's) TTL after that.
+	Stored time.Time `json:"stored"`
+	// Parts are a document's parts, counted as cached when it is
+	// served.
+	Parts []string `json:"parts,omitempty"`
+}
+
+// keyHash hashes the fields of a key, each with its length, so that
+// fields cannot run into each other, and so that the key of a request
+// with an Authorization header keeps no token readable in the cache.
+type keyHash struct{ hash.Hash }
+
+func newKeyHash() keyHash { return keyHash{sha256.New()} }
+
+func (k keyHash) add(s string) {
+	var n [binary.MaxVarintLen64]byte
+	k.Write(n[:binary.PutUvarint(n[:], uint64(len(s)))])
+	k.Write([]byte(s))
+}
+
+func (k keyHash) key(prefix string) string { return prefix + hex.EncodeToString(k.Sum(nil)) }
+
+// subject is who the caller is, or "" for an anonymous one.
+func subject(r *http.Request) string {
+	if p, ok := gateway.PrincipalFrom(r.Context()); ok {
+		return p.Scheme + ":" + p.Subject
+	}
+	return ""
+}
+
+// key identifies identical aggregations: those that would run the same
+// parts with the same requests for the same caller and shape.
+func (h *Handler) key(r *http.Request, clientType string) string {
+	k := newKeyHash()
+	route, _ := gateway.RouteFrom(r.Context())
+	k.add(route)
+	k.add(r.Method)
+	k.add(r.Host)
+	k.add(r.URL.RequestURI())
+	k.add(clientType)
+	k.add(subject(r))
+	for _, name := range h.headers {
+		for _, v := range r.Header.Values(name) {
+			k.add(name)
+			k.add(v)
+		}
+	}
+	if h.cfg.key != nil {
+		k.add(h.cfg.key(r))
+	}
+	return k.key("aggregate:doc:")
+}
+
+// partKey identifies a part's answer: the request sent (the upstream,
+// method, URL and every header), and the caller unless the part is
+// public. The request is all the upstream sees, so two requests with one
+// key get one answer.
+func partKey(req *http.Request, public bool) string {
+	k := newKeyHash()
+	k.add(req.Method)
+	k.add(req.URL.String())
+	names := make([]string, 0, len(req.Header))
+	for name := range req.Header {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		for _, v := range req.Header[name] {
+			k.add(name)
+			k.add(v)
+		}
+	}
+	if !public {
+		k.add(subject(req))
+	}
+	return k.key("aggregate:part:")
+}

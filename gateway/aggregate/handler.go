@@ -1,0 +1,481 @@
+package aggregate
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// The document's metadata fields and the response's headers.
+const (
+	// PartialField maps each failed optional part to its [PartError]:
+	// {"_partial": {"reviews": {"error": "timeout"}}}.
+	PartialField = "_partial"
+	// StaleField lists the parts served from the cache because their
+	// upstream failed: {"_stale": ["customer"]}.
+	StaleField = "_stale"
+	// FailedField, in the document of a failed response, maps the
+	// required part that failed to its [PartError].
+	FailedField = "_failed"
+	// ErrorField, in the document of a response refused or failed as a
+	// whole, says why: method_not_allowed, body_too_large,
+	// body_unreadable, timeout, canceled or internal.
+	ErrorField = "_error"
+	// PartialHeader lists the failed optional parts, comma-separated.
+	PartialHeader = "X-Aggregate-Partial"
+	// StaleHeader lists the parts served stale, comma-separated.
+	StaleHeader = "X-Aggregate-Stale"
+)
+
+// maxRequestBody bounds the body of an unsafe request, read once and
+// sent to each part that sends one.
+const maxRequestBody = 1 << 20
+
+// cacheTimeout bounds a cache write, made after the part's answer
+// arrived and so outside its time.
+const cacheTimeout = 250 * time.Millisecond
+
+// Handler serves an aggregation route: it calls its parts' upstreams
+// through a gateway, each as soon as the parts it needs have answered,
+// and answers with one JSON document.
+// It is an [http.Handler] for a [gateway.Route]'s Handler. It is safe
+// for concurrent use.
+type Handler struct {
+	client  *http.Client
+	parts   []*part
+	stages  [][]*part
+	headers []string // every part's forwarded headers, for the key
+	cfg     config
+	tel     *instruments
+	flights singleflight.Group
+}
+
+// New returns a handler that aggregates parts, calling their upstreams
+// through g ([gateway.Gateway.Transport]), so that each call gets the
+// upstream's balancing, breakers, retries and client span. A gateway
+// whose routes hold the handler is made first with its upstreams alone,
+// then given the routes by [gateway.Gateway.Update].
+//
+// New reports every configuration error at once, each naming its part
+// and field.
+func New(g *gateway.Gateway, parts []Part, opts ...Option) (*Handler, error) {
+	var cfg config
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&cfg)
+		}
+	}
+	var errs []error
+	if g == nil {
+		errs = append(errs, errors.New("aggregate: gateway: must not be nil"))
+	}
+	ps, stages, perrs := validateParts(parts, cfg.unsafe, cfg.cache != nil)
+	errs = append(errs, perrs...)
+	switch {
+	case cfg.ttl < 0:
+		errs = append(errs, fmt.Errorf("aggregate: WithTTL(%v): must not be negative", cfg.ttl))
+	case cfg.ttl > 0 && cfg.cache == nil:
+		errs = append(errs, fmt.Errorf("aggregate: WithTTL(%v): needs a cache (WithCache)", cfg.ttl))
+	}
+	for name, s := range cfg.shapes {
+		if s == nil {
+			errs = append(errs, fmt.Errorf("aggregate: WithShapes: shape %q: must not be nil", name))
+		}
+		if name != "" && cfg.clientType == nil {
+			errs = append(errs, fmt.Errorf("aggregate: WithShapes: shape %q needs a client type function", name))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	h := &Handler{
+		client: &http.Client{
+			Transport: g.Transport(),
+			// A redirect's URL names a host, not an upstream: a part
+			// that redirects fails with its 3xx.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		parts:  ps,
+		stages: stages,
+		cfg:    cfg,
+		tel:    newInstruments(cfg.tp, cfg.mp),
+	}
+	for _, p := range ps {
+		// Only answers that something reads need decoding.
+		p.raw = cfg.shapes == nil && !slices.ContainsFunc(ps, func(q *part) bool { return slices.Contains(q.deps, p.index) })
+		for _, name := range p.header {
+			if !slices.Contains(h.headers, name) {
+				h.headers = append(h.headers, name)
+			}
+		}
+	}
+	slices.Sort(h.headers)
+	return h, nil
+}
+
+// response is an aggregation's answer, shared by the requests collapsed
+// into it: never modified once made.
+type response struct {
+	status  int
+	body    []byte
+	partial []string
+	stale   []string
+	parts   []string // the parts in the document
+	err     error    // why it failed, for the span
+	leader  trace.SpanContext
+}
+
+func (res *response) complete() bool {
+	return res.status == http.StatusOK && len(res.partial) == 0 && len(res.stale) == 0
+}
+
+// ServeHTTP answers with the aggregation's document; see the package
+// documentation for the status policy.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Only reads are aggregated unless asked: an OPTIONS (a CORS
+	// preflight) must not set off a fan-out either.
+	safe := r.Method == http.MethodGet || r.Method == http.MethodHead
+	if !safe && !h.cfg.unsafe {
+		w.Header().Set("Allow", "GET, HEAD")
+		errorResponse(http.StatusMethodNotAllowed, "method_not_allowed").write(w)
+		return
+	}
+	route := routeOf(r)
+	shape, clientType := h.shape(r)
+	ctx, span := h.tel.tracer.Start(r.Context(), SpanAggregation,
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(semconv.HTTPRoute(route)))
+	defer span.End()
+	if h.cfg.shapes != nil && span.IsRecording() {
+		span.SetAttributes(AttrClientType.String(clientType))
+	}
+	r = r.WithContext(ctx)
+
+	var res *response
+	if !safe {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+		switch {
+		case err != nil:
+			res = errorResponse(http.StatusBadRequest, "body_unreadable")
+		case len(body) > maxRequestBody:
+			res = errorResponse(http.StatusRequestEntityTooLarge, "body_too_large")
+		default:
+			res = h.run(r, route, shape, body)
+		}
+	} else {
+		res = h.collapse(r, route, shape, clientType)
+	}
+	if res.leader.IsValid() && !res.leader.Equal(span.SpanContext()) {
+		span.SetAttributes(AttrCollapsed.Bool(true))
+		span.AddLink(trace.Link{SpanContext: res.leader})
+	}
+	telemetry.RecordError(span, res.err)
+	res.write(w)
+}
+
+// collapse answers a safe request from the cache, or from the one
+// aggregation that runs for all identical requests at a time.
+func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientType string) *response {
+	ctx := r.Context()
+	key := h.key(r, clientType)
+	if res := h.cachedDoc(ctx, key, route); res != nil {
+		return res
+	}
+	ch := h.flights.DoChan(key, func() (any, error) {
+		// The flight answers every request that joins it, so one that
+		// goes away must not cancel it; it keeps the first one's deadline.
+		fctx := context.WithoutCancel(ctx)
+		if dl, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithDeadline(fctx, dl)
+			defer cancel()
+		}
+		// A request that missed the cache just before the flight that
+		// filled it ended finds the document now.
+		if res := h.cachedDoc(fctx, key, route); res != nil {
+			return res, nil
+		}
+		res := h.run(r.WithContext(fctx), route, shape, nil)
+		res.leader = trace.SpanContextFromContext(ctx)
+		if h.cfg.ttl > 0 && res.complete() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cacheTimeout)
+			_ = h.cfg.cache.Set(sctx, key, Entry{Body: res.body, Stored: time.Now(), Parts: res.parts})
+			cancel()
+		}
+		return res, nil
+	})
+	select {
+	case v := <-ch:
+		return v.Val.(*response)
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return errorResponse(http.StatusGatewayTimeout, "timeout")
+		}
+		return errorResponse(gateway.StatusClientClosedRequest, "canceled")
+	}
+}
+
+// cachedDoc returns the document kept for key by WithTTL, if fresh.
+func (h *Handler) cachedDoc(ctx context.Context, key, route string) *response {
+	if h.cfg.ttl <= 0 {
+		return nil
+	}
+	e, err := h.cfg.cache.Get(ctx, key)
+	if err != nil || time.Since(e.Stored) >= h.cfg.ttl {
+		return nil
+	}
+	for _, p := range e.Parts {
+		h.tel.count(ctx, route, p, OutcomeCached)
+	}
+	return &response{status: http.StatusOK, body: e.Body, parts: e.Parts}
+}
+
+// shape returns the request's shape and the client type that chose it
+// (one of WithShapes's keys).
+func (h *Handler) shape(r *http.Request) (Shape, string) {
+	if h.cfg.shapes == nil {
+		return nil, ""
+	}
+	if h.cfg.clientType != nil {
+		t := h.cfg.clientType(r)
+		if s, ok := h.cfg.shapes[t]; ok {
+			return s, t
+		}
+	}
+	return h.cfg.shapes[""], ""
+}
+
+// outcome is one part's result.
+type outcome struct {
+	value      any
+	err        *PartError
+	cached     bool
+	stale      bool
+	skipped    bool
+	notRun     bool // a required part failed before it could start
+	start, end time.Time
+}
+
+// run aggregates: every part starts as soon as the parts it depends on
+// have answered, so that a slow part holds up only those that need it.
+// A panic in the configuration's code (a Request function, a Shape)
+// gives a 500, the one status that is ours, and goes to otel.Handle.
+func (h *Handler) run(r *http.Request, route string, shape Shape, body []byte) (res *response) {
+	defer func() {
+		if v := recover(); v != nil {
+			otel.Handle(fmt.Errorf("aggregate: panic: %v\n%s", v, debug.Stack()))
+			res = errorResponse(http.StatusInternalServerError, "internal")
+		}
+	}()
+	ctx := r.Context()
+	outs := make([]outcome, len(h.parts))
+	done := make([]chan struct{}, len(h.parts))
+	for i := range done {
+		done[i] = make(chan struct{})
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range h.parts {
+		g.Go(func() error {
+			o := &outs[p.index]
+			defer close(done[p.index])
+			for _, d := range p.deps {
+				select {
+				case <-done[d]:
+				case <-gctx.Done():
+				}
+			}
+			if gctx.Err() != nil {
+				o.notRun = true
+				return nil
+			}
+			// What the part needs is all there: its dependencies (and so
+			// theirs) answered; done's close published their outcomes.
+			earlier := Results{}
+			for _, d := range p.deps {
+				switch dep := &outs[d]; {
+				case dep.skipped:
+					o.skipped = true
+					return nil
+				case dep.err != nil:
+					o.err = &PartError{Part: p.Name, Reason: reasonDependency,
+						Err: fmt.Errorf("aggregate: part %q failed", h.parts[d].Name)}
+					h.tel.count(ctx, route, p.Name, OutcomeFailed)
+					return nil
+				}
+			}
+			for _, a := range p.ancestors {
+				earlier[h.parts[a].Name] = outs[a].value
+			}
+			*o = h.part(gctx, r, p, earlier, route, body)
+			if o.err != nil && !p.Optional {
+				return o.err
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	h.observeStages(ctx, route, outs)
+	var pe *PartError
+	if errors.As(err, &pe) {
+		b, _ := json.Marshal(map[string]any{FailedField: map[string]*PartError{pe.Part: pe}})
+		return &response{status: pe.HTTPStatus(), body: b, err: pe}
+	}
+	results := Results{}
+	failed := map[string]*PartError{}
+	var stale, partial, parts []string
+	for i, o := range outs {
+		name := h.parts[i].Name
+		switch {
+		case o.skipped:
+		case o.err != nil:
+			failed[name] = o.err
+			partial = append(partial, name)
+		default:
+			results[name] = o.value
+			parts = append(parts, name)
+			if o.stale {
+				stale = append(stale, name)
+			}
+		}
+	}
+	doc := map[string]any(results)
+	if shape != nil {
+		if doc = shape(doc); doc == nil {
+			doc = map[string]any{}
+		}
+	}
+	slices.Sort(partial)
+	slices.Sort(stale)
+	slices.Sort(parts)
+	if len(failed) > 0 {
+		doc[PartialField] = failed
+	}
+	if len(stale) > 0 {
+		doc[StaleField] = stale
+	}
+	b, err := json.Marshal(doc)
+	if err != nil { // a Shape that put something JSON cannot hold
+		otel.Handle(fmt.Errorf("aggregate: encoding the document: %w", err))
+		return errorResponse(http.StatusInternalServerError, "internal")
+	}
+	return &response{status: http.StatusOK, body: b, partial: partial, stale: stale, parts: parts}
+}
+
+// observeStages records the duration of each stage that ran: from the
+// first start to the last end of its parts.
+func (h *Handler) observeStages(ctx context.Context, route string, outs []outcome) {
+	for stage, members := range h.stages {
+		var first, last time.Time
+		for _, p := range members {
+			o := &outs[p.index]
+			if o.start.IsZero() {
+				continue
+			}
+			if first.IsZero() || o.start.Before(first) {
+				first = o.start
+			}
+			if o.end.After(last) {
+				last = o.end
+			}
+		}
+		if !first.IsZero() {
+			h.tel.observeStage(ctx, route, stage, last.Sub(first))
+		}
+	}
+}
+
+// part runs one part: from the cache, from its upstream, or stale from
+// the cache when the upstream fails.
+func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier Results, route string, body []byte) (o outcome) {
+	ctx, span := h.tel.tracer.Start(ctx, SpanPart, trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(AttrPart.String(p.Name), gateway.AttrUpstream.String(p.Upstream),
+			AttrStage.Int(p.stage), semconv.HTTPRoute(route)))
+	defer span.End()
+	start := time.Now()
+	defer func() {
+		if v := recover(); v != nil {
+			err := fmt.Errorf("aggregate: part %q: panic: %v\n%s", p.Name, v, debug.Stack())
+			otel.Handle(err)
+			o = outcome{err: &PartError{Part: p.Name, Reason: reasonRequest, Err: err}}
+		}
+		o.start, o.end = start, time.Now()
+		name := OutcomeOK
+		switch {
+		case o.skipped:
+			return
+		case o.stale:
+			name = OutcomeStale
+		case o.err != nil && o.err.Reason == reasonTimeout:
+			name = OutcomeTimeout
+		case o.err != nil:
+			name = OutcomeFailed
+		case o.cached:
+			name = OutcomeCached
+		}
+		h.tel.count(ctx, route, p.Name, name)
+		span.SetAttributes(AttrOutcome.String(name))
+		if o.err != nil {
+			telemetry.RecordError(span, o.err)
+		}
+	}()
+	req, err := h.request(in, p, earlier, body)
+	if errors.Is(err, ErrSkip) {
+		return outcome{skipped: true}
+	}
+	if err != nil {
+		return outcome{err: &PartError{Part: p.Name, Reason: reasonRequest, Err: err}}
+	}
+	if p.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.Timeout)
+		defer cancel()
+	}
+	req = req.WithContext(ctx)
+
+	var (
+		key    string
+		cached *Entry
+	)
+	if p.TTL > 0 && !p.unsafe {
+		key = partKey(req, p.Public)
+		if e, err := h.cfg.cache.Get(ctx, key); err == nil {
+			if time.Since(e.Stored) < p.TTL {
+				if v, err := p.decode(e.Body); err == nil {
+					return outcome{value: v, cached: true}
+				}
+			}
+			cached = &e
+		}
+	}
+	v, raw, pe := h.call(req, p, in.Context())
+	if pe != nil {
+		if cached != nil && pe.stale() {
+			if v, err := p.decode(cached.Body); err == nil {
+				telemetry.RecordError(span, pe)
+				return outcome{value: v, stale: true}
+			}
+		}
+		return outcome{err: pe}
+	}
+	if key != "" {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cacheTimeout)
+		_ = h.cfg.cache.Set(sctx, key, Entry{Body: raw, Stored: time.Now()})
+		cancel()
+	}
+	return outcome{value: v}
+}

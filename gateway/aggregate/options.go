@@ -1,0 +1,86 @@
+package aggregate
+
+import (
+	"net/http"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/cache"
+)
+
+// Option configures a [Handler].
+type Option interface {
+	apply(*config)
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	cache      *cache.Cache[Entry]
+	ttl        time.Duration
+	clientType ClientType
+	shapes     map[string]Shape
+	unsafe     bool
+	key        func(*http.Request) string
+	tp         trace.TracerProvider
+	mp         metric.MeterProvider
+}
+
+// WithCache sets the cache that holds parts' answers (for parts with a
+// TTL) and whole documents ([WithTTL]). Its own TTL is how long an
+// answer is kept, and so how long after its last success an answer may
+// stand in, stale, for a failing part: set it longer than every part's
+// TTL. An L2 store (cache/rediscache) shares answers across instances.
+// The handler does not close it. The default is no cache.
+func WithCache(c *cache.Cache[Entry]) Option {
+	return optionFunc(func(o *config) { o.cache = c })
+}
+
+// WithTTL keeps whole documents in the cache ([WithCache]) for d and
+// answers identical requests (same path and query, client type, caller
+// and forwarded headers) from it without running any part. Only
+// complete documents are kept: none with a failed or stale part. The
+// default, 0, keeps none.
+func WithTTL(d time.Duration) Option { return optionFunc(func(o *config) { o.ttl = d }) }
+
+// WithShapes shapes the document per client type: clientType tells the
+// type of a request ([FromHeader], [FromPathValue], [FromClaim] or a
+// function of one's own), and shapes[type] reshapes the merged document
+// for it. A type that shapes lacks gets shapes[""] if there is one, and
+// the document as merged otherwise. The default is the document as
+// merged for everyone.
+func WithShapes(clientType ClientType, shapes map[string]Shape) Option {
+	return optionFunc(func(o *config) { o.clientType, o.shapes = clientType, shapes })
+}
+
+// WithUnsafeMethods accepts requests with methods other than GET and
+// HEAD, and parts that send methods other than GET, HEAD and OPTIONS. Fanning a POST out to several
+// upstreams is not atomic: one may act while another fails, and the
+// client sees a failure for what was partly done. Such requests are
+// never collapsed or answered from the cache. Without this option they
+// get 405.
+func WithUnsafeMethods() Option { return optionFunc(func(o *config) { o.unsafe = true }) }
+
+// WithKey adds key(r) to the key that identical requests share (for
+// collapsing them and for the cache of [WithTTL]), for parts whose
+// Request reads something of the request besides its path, query,
+// client type, caller and the headers parts name (a cookie, say).
+func WithKey(key func(r *http.Request) string) Option {
+	return optionFunc(func(o *config) { o.key = key })
+}
+
+// WithTracerProvider sets where the handler's spans go. The default,
+// also used when tp is nil, is the global provider at the time of New.
+func WithTracerProvider(tp trace.TracerProvider) Option {
+	return optionFunc(func(o *config) { o.tp = tp })
+}
+
+// WithMeterProvider sets where the handler's metrics go. The default,
+// also used when mp is nil, is the global provider at the time of New.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(o *config) { o.mp = mp })
+}
