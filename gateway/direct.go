@@ -61,7 +61,9 @@ func (p *directProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Transport returns a round tripper that sends a request whose URL host
 // is an upstream's name ("http://orders/orders/42") to that upstream,
 // with its balancing, breakers and retries and a client span per
-// attempt. The scheme of the URL is ignored: each target's own is used.
+// attempt, and the request ID of the request being served, if the call
+// is made with its context. The scheme of the URL is ignored: each
+// target's own is used.
 // Route handlers that call upstreams themselves (aggregations, GraphQL
 // resolvers) use it, so those calls are protected as proxied ones are:
 //
@@ -69,7 +71,8 @@ func (p *directProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 //	resp, err := client.Get("http://orders/orders/42")
 //
 // Like [Gateway.Proxy], it looks the upstream up in the live table. A
-// host that names no upstream is an error.
+// host that names no upstream is an error matching [ErrUnknownUpstream];
+// an upstream with no target available, one matching [ErrUnavailable].
 func (g *Gateway) Transport() http.RoundTripper { return upstreamTransport{g} }
 
 // UpstreamTransport is [Gateway.Transport] for handlers that the gateway
@@ -99,13 +102,24 @@ func (t upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	u := tb.byName[req.URL.Host]
 	if u == nil {
 		closeBody(req)
-		return nil, fmt.Errorf("gateway: Transport: no upstream named %q", req.URL.Host)
+		return nil, fmt.Errorf("%w named %q", ErrUnknownUpstream, req.URL.Host)
 	}
 	// The upstream sets each attempt's target on the URL; the caller's
 	// request is not to be changed.
 	out := *req
 	url := *req.URL
 	out.URL = &url
+	if st := stateOf(req.Context()); st != nil && st.requestID != nil {
+		if _, set := req.Header[st.table.requestID]; !set {
+			// The calls made for a request carry its ID, as its proxied
+			// requests do.
+			out.Header = req.Header.Clone()
+			if out.Header == nil {
+				out.Header = http.Header{}
+			}
+			out.Header[st.table.requestID] = st.requestID
+		}
+	}
 	return u.RoundTrip(&out)
 }
 

@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -74,7 +76,7 @@ func TestTransport(t *testing.T) {
 	}
 
 	req, _ = http.NewRequest(http.MethodPut, "http://missing/x", io.NopCloser(strings.NewReader("x")))
-	if _, err := client.Do(req); err == nil || !strings.Contains(err.Error(), `no upstream named "missing"`) {
+	if _, err := client.Do(req); !errors.Is(err, gateway.ErrUnknownUpstream) || !strings.Contains(err.Error(), `"missing"`) {
 		t.Fatalf("unknown upstream: err = %v", err)
 	}
 }
@@ -108,8 +110,11 @@ func TestProxyToAndUpstreamTransport(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
+		var s seen
+		_ = json.NewDecoder(resp.Body).Decode(&s)
 		resp.Body.Close()
 		w.Header().Set("X-Direct", resp.Header.Get("X-Backend"))
+		w.Header().Set("X-Direct-Request-Id", s.Header.Get("X-Request-Id"))
 		gateway.ProxyTo("orders").ServeHTTP(w, r)
 	})
 	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "orders", Targets: []gateway.Target{orders.target()}}),
@@ -117,6 +122,9 @@ func TestProxyToAndUpstreamTransport(t *testing.T) {
 	resp, body := get(t, srv, "/orders/1")
 	if s := echo(t, body); s.Backend != "orders" || s.Path != "/orders/1" || resp.Header.Get("X-Direct") != "orders" {
 		t.Fatalf("got %+v, X-Direct %q; want the orders backend both ways", s, resp.Header.Get("X-Direct"))
+	}
+	if id := resp.Header.Get("X-Request-Id"); id == "" || resp.Header.Get("X-Direct-Request-Id") != id {
+		t.Errorf("the call made for the request carried request ID %q; want the request's %q", resp.Header.Get("X-Direct-Request-Id"), id)
 	}
 
 	// Outside a gateway, neither has a table to use.

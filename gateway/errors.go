@@ -1,14 +1,30 @@
 package gateway
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 )
 
-// The errors below never reach users: the gateway turns them into
-// responses. Their ErrorType methods give the error.type values the
-// gateway records on server spans and http.server.request.duration.
+// Errors of calls through [Gateway.Transport] and [UpstreamTransport],
+// to be matched with [errors.Is]; a proxied request gets the response
+// the gateway makes of them instead.
+var (
+	// ErrUnavailable: no target of the upstream could take the request
+	// (every target out of service, ejected, or behind an open breaker).
+	// A proxied request gets 503 with Retry-After.
+	ErrUnavailable = errors.New("gateway: upstream has no target available")
+
+	// ErrUnknownUpstream: the request's host names no upstream of the
+	// routing table.
+	ErrUnknownUpstream = errors.New("gateway: no such upstream")
+)
+
+// The errors below never reach users of proxied routes: the gateway
+// turns them into responses. Their ErrorType methods give the error.type
+// values the gateway records on server spans and
+// http.server.request.duration.
 
 // unavailableError is the error of a request that no target of its
 // upstream could take: every target out of service (health checks),
@@ -24,6 +40,8 @@ func (e *unavailableError) Error() string {
 
 // ErrorType returns the error.type value: gateway.upstream_unavailable.
 func (e *unavailableError) ErrorType() string { return "gateway.upstream_unavailable" }
+
+func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
 
 // timeoutError is the error of an attempt abandoned after the retry
 // policy's PerTryTimeout.

@@ -64,7 +64,7 @@ func benchFanOut(b *testing.B, latency time.Duration) {
 	for _, n := range names {
 		parts = append(parts, aggregate.Part{Name: n, Upstream: n, Path: "/orders/{id}"})
 	}
-	h, err := aggregate.New(g, parts,
+	h, err := aggregate.New(parts, aggregate.WithTransport(g.Transport()),
 		aggregate.WithTracerProvider(tracenoop.NewTracerProvider()), aggregate.WithMeterProvider(metricnoop.NewMeterProvider()))
 	if err != nil {
 		b.Fatal(err)

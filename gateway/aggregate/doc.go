@@ -5,14 +5,11 @@
 // makes one call instead of three, and a mobile app gets fewer fields.
 //
 // A [Handler] is the Handler of a [gateway.Route]. Its parts call
-// upstreams by name through the gateway ([gateway.Gateway.Transport]),
-// so each call has the upstream's balancing, breakers, retries and
-// client span:
+// upstreams by name through the gateway that serves the request
+// ([gateway.UpstreamTransport]), so each call has the upstream's
+// balancing, breakers, retries and client span:
 //
-//	ups := gateway.WithUpstreams(orders, customers, reviews)
-//	g, err := gateway.New(ups)
-//	...
-//	page, err := aggregate.New(g, []aggregate.Part{
+//	page, err := aggregate.New([]aggregate.Part{
 //		{Name: "order", Upstream: "orders", Path: "/orders/{id}"},
 //		{Name: "customer", Upstream: "customers",
 //			Path: "/customers/{order.customer_id}"},
@@ -21,10 +18,13 @@
 //			Timeout: 300 * time.Millisecond},
 //	})
 //	...
-//	err = g.Update(ups, gateway.WithRoutes(gateway.Route{
-//		Pattern: "GET /pages/orders/{id}", Handler: page,
-//		Timeout: 2 * time.Second,
-//	}))
+//	g, err := gateway.New(
+//		gateway.WithUpstreams(orders, customers, reviews),
+//		gateway.WithRoutes(gateway.Route{
+//			Pattern: "GET /pages/orders/{id}", Handler: page,
+//			Timeout: 2 * time.Second,
+//		}),
+//	)
 //
 // answers GET /pages/orders/42 with
 //

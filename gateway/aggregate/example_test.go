@@ -35,17 +35,7 @@ func ExampleNew() {
 	}))
 	defer reviews.Close()
 
-	ups := gateway.WithUpstreams(
-		gateway.Upstream{Name: "orders", Targets: []gateway.Target{{URL: orders.URL}}},
-		gateway.Upstream{Name: "customers", Targets: []gateway.Target{{URL: customers.URL}}},
-		gateway.Upstream{Name: "reviews", Targets: []gateway.Target{{URL: reviews.URL}}},
-	)
-	g, err := gateway.New(ups)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer g.Close()
-	page, err := aggregate.New(g, []aggregate.Part{
+	page, err := aggregate.New([]aggregate.Part{
 		{Name: "order", Upstream: "orders", Path: "/orders/{id}"},
 		{Name: "customer", Upstream: "customers", Path: "/customers/{order.customer_id}"},
 		{Name: "reviews", Upstream: "reviews", Path: "/reviews?order={id}", Optional: true, Timeout: time.Second},
@@ -55,12 +45,20 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	err = g.Update(ups, gateway.WithRoutes(gateway.Route{
-		Pattern: "GET /pages/orders/{id}", Handler: page, Timeout: 5 * time.Second,
-	}))
+	g, err := gateway.New(
+		gateway.WithUpstreams(
+			gateway.Upstream{Name: "orders", Targets: []gateway.Target{{URL: orders.URL}}},
+			gateway.Upstream{Name: "customers", Targets: []gateway.Target{{URL: customers.URL}}},
+			gateway.Upstream{Name: "reviews", Targets: []gateway.Target{{URL: reviews.URL}}},
+		),
+		gateway.WithRoutes(gateway.Route{
+			Pattern: "GET /pages/orders/{id}", Handler: page, Timeout: 5 * time.Second,
+		}),
+	)
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer g.Close()
 	srv := httptest.NewServer(g)
 	defer srv.Close()
 

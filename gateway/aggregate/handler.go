@@ -66,24 +66,21 @@ type Handler struct {
 }
 
 // New returns a handler that aggregates parts, calling their upstreams
-// through g ([gateway.Gateway.Transport]), so that each call gets the
-// upstream's balancing, breakers, retries and client span. A gateway
-// whose routes hold the handler is made first with its upstreams alone,
-// then given the routes by [gateway.Gateway.Update].
+// through the gateway that serves the request ([gateway.UpstreamTransport]),
+// so that each call gets the upstream's balancing, breakers, retries and
+// client span. It is built before the gateway, and put in a route's
+// Handler.
 //
 // New reports every configuration error at once, each naming its part
 // and field.
-func New(g *gateway.Gateway, parts []Part, opts ...Option) (*Handler, error) {
-	var cfg config
+func New(parts []Part, opts ...Option) (*Handler, error) {
+	cfg := config{transport: gateway.UpstreamTransport()}
 	for _, o := range opts {
 		if o != nil {
 			o.apply(&cfg)
 		}
 	}
 	var errs []error
-	if g == nil {
-		errs = append(errs, errors.New("aggregate: gateway: must not be nil"))
-	}
 	ps, stages, perrs := validateParts(parts, cfg.unsafe, cfg.cache != nil)
 	errs = append(errs, perrs...)
 	switch {
@@ -105,7 +102,7 @@ func New(g *gateway.Gateway, parts []Part, opts ...Option) (*Handler, error) {
 	}
 	h := &Handler{
 		client: &http.Client{
-			Transport: g.Transport(),
+			Transport: cfg.transport,
 			// A redirect's URL names a host, not an upstream: a part
 			// that redirects fails with its 3xx.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },

@@ -85,19 +85,14 @@ func start(t testing.TB, ups []*upstream, pattern string, parts []aggregate.Part
 // given (its Handler set here).
 func startWith(t testing.TB, ups []gateway.Upstream, route gateway.Route, parts []aggregate.Part, gwOpts []gateway.Option, opts ...aggregate.Option) *setup {
 	t.Helper()
-	g, err := gateway.New(append(gwOpts, gateway.WithUpstreams(ups...))...)
+	h, err := aggregate.New(parts, opts...)
 	if err != nil {
-		t.Fatalf("gateway.New() = %v", err)
-	}
-	h, err := aggregate.New(g, parts, opts...)
-	if err != nil {
-		_ = g.Close()
 		t.Fatalf("aggregate.New() = %v", err)
 	}
 	route.Handler = h
-	if err := g.Update(gateway.WithUpstreams(ups...), gateway.WithRoutes(route)); err != nil {
-		_ = g.Close()
-		t.Fatalf("Update() = %v", err)
+	g, err := gateway.New(append(gwOpts, gateway.WithUpstreams(ups...), gateway.WithRoutes(route))...)
+	if err != nil {
+		t.Fatalf("gateway.New() = %v", err)
 	}
 	srv := httptest.NewServer(g)
 	t.Cleanup(func() {

@@ -26,6 +26,7 @@ type config struct {
 	shapes     map[string]Shape
 	unsafe     bool
 	key        func(*http.Request) string
+	transport  http.RoundTripper
 	tp         trace.TracerProvider
 	mp         metric.MeterProvider
 }
@@ -71,6 +72,19 @@ func WithUnsafeMethods() Option { return optionFunc(func(o *config) { o.unsafe =
 // client type, caller and the headers parts name (a cookie, say).
 func WithKey(key func(r *http.Request) string) Option {
 	return optionFunc(func(o *config) { o.key = key })
+}
+
+// WithTransport sets the round tripper the parts' calls go through,
+// whose requests name an upstream as their host ("http://orders/orders/42").
+// The default is [gateway.UpstreamTransport], the upstreams of the gateway
+// serving the request; a handler served outside a gateway takes
+// [gateway.Gateway.Transport] of one. A nil rt keeps the default.
+func WithTransport(rt http.RoundTripper) Option {
+	return optionFunc(func(o *config) {
+		if rt != nil {
+			o.transport = rt
+		}
+	})
 }
 
 // WithTracerProvider sets where the handler's spans go. The default,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -111,10 +110,9 @@ func transportFailure(name string, err error, partCtx, reqCtx context.Context) *
 	switch {
 	case errors.Is(reqCtx.Err(), context.Canceled):
 		pe.Reason = reasonCanceled
-	case typ == "gateway.upstream_unavailable",
-		// Transport's error for a name the live table lacks has no
-		// type of its own; gateway.Proxy answers 503 for it.
-		strings.Contains(err.Error(), "gateway: Transport: no upstream named"):
+	case errors.Is(err, gateway.ErrUnavailable), errors.Is(err, gateway.ErrUnknownUpstream):
+		// A name the live table lacks is a 503 too, as gateway.Proxy
+		// answers it.
 		pe.Reason = reasonUnavailable
 	case typ == "gateway.attempt_timeout", errors.Is(err, context.DeadlineExceeded),
 		errors.Is(partCtx.Err(), context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
