@@ -10,15 +10,13 @@
 // two upstreams, which gives both the gateway's balancing, breakers,
 // retries, forwarding headers and client spans:
 //
-//	g, err := gateway.New(gateway.WithUpstreams(legacy, modern))
-//	// ...
-//	orders, err := strangler.New(g.Proxy("legacy"), g.Proxy("new"),
+//	orders, err := strangler.New(gateway.ProxyTo("legacy"), gateway.ProxyTo("new"),
 //		strangler.WithShadow(strangler.Shadow{
 //			Ignore: []string{"id", "**.created_at", "items.*.id"},
 //		}),
 //	)
 //	// ...
-//	err = g.Update(gateway.WithUpstreams(legacy, modern),
+//	g, err := gateway.New(gateway.WithUpstreams(legacy, modern),
 //		gateway.WithRoutes(
 //			gateway.Route{Pattern: "/orders/", Handler: orders,
 //				Middleware: []gateway.Middleware{authn.Middleware()}},
@@ -29,10 +27,9 @@
 //		))
 //	// and, when shutting down: orders.Shutdown(ctx), then g.Close()
 //
-// (authn is a gateway/auth Authenticator. The facade needs the gateway's
-// proxies and the gateway's routes need the facade: build the gateway
-// with its upstreams, then the facade, then mount it with
-// [gateway.Gateway.Update].)
+// (authn is a gateway/auth Authenticator. [gateway.ProxyTo] proxies to
+// an upstream of the gateway serving the request, so the facade is built
+// before the gateway; g.Proxy does the same for a gateway at hand.)
 //
 // # Moving a route
 //

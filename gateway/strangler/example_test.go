@@ -23,23 +23,22 @@ func service(name string) *httptest.Server {
 	}))
 }
 
-// facade builds a gateway with the upstreams legacy and new, a facade
-// between them with opts, and a route /orders/ served by it. Build the
-// gateway first, for its proxies, then mount the facade with Update.
+// facade builds a facade between the upstreams legacy and new with
+// opts, and a gateway with those upstreams and a route /orders/ served
+// by it. gateway.ProxyTo lets the facade be built first.
 func facade(legacyURL, newURL string, opts ...strangler.Option) (*gateway.Gateway, *strangler.Facade) {
-	ups := gateway.WithUpstreams(
-		gateway.Upstream{Name: "legacy", Targets: []gateway.Target{{URL: legacyURL}}},
-		gateway.Upstream{Name: "new", Targets: []gateway.Target{{URL: newURL}}},
+	f, err := strangler.New(gateway.ProxyTo("legacy"), gateway.ProxyTo("new"), opts...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	g, err := gateway.New(
+		gateway.WithUpstreams(
+			gateway.Upstream{Name: "legacy", Targets: []gateway.Target{{URL: legacyURL}}},
+			gateway.Upstream{Name: "new", Targets: []gateway.Target{{URL: newURL}}},
+		),
+		gateway.WithRoutes(gateway.Route{Pattern: "/orders/", Handler: f}),
 	)
-	g, err := gateway.New(ups)
 	if err != nil {
-		log.Fatal(err)
-	}
-	f, err := strangler.New(g.Proxy("legacy"), g.Proxy("new"), opts...)
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := g.Update(ups, gateway.WithRoutes(gateway.Route{Pattern: "/orders/", Handler: f})); err != nil {
 		log.Fatal(err)
 	}
 	return g, f

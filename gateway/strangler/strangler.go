@@ -32,9 +32,9 @@ type Facade struct {
 }
 
 // New returns a facade between legacy and modern, the handlers of the
-// two sides: typically g.Proxy("legacy") and g.Proxy("new") of a
-// gateway.Gateway g, so that both get the gateway's balancing, breakers,
-// retries and client spans. A request goes to the side that the first
+// two sides: typically gateway.ProxyTo("legacy") and
+// gateway.ProxyTo("new"), so that both get the gateway's balancing,
+// breakers, retries and client spans. A request goes to the side that the first
 // deciding rule names, in the order the options were given
 // ([WithPaths], [WithHeader], [WithCookie], [WithFlag]); a request no
 // rule decides is split by percentage ([WithPercent], [WithStickyKey]).
