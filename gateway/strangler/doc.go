@@ -10,7 +10,8 @@
 // two upstreams, which gives both the gateway's balancing, breakers,
 // retries, forwarding headers and client spans:
 //
-//	orders, err := strangler.New(gateway.ProxyTo("legacy"), gateway.ProxyTo("new"),
+//	orders, err := strangler.New(
+//		gateway.ProxyTo("legacy"), gateway.ProxyTo("new"),
 //		strangler.WithShadow(strangler.Shadow{
 //			Ignore: []string{"id", "**.created_at", "items.*.id"},
 //		}),
