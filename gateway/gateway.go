@@ -60,15 +60,16 @@ type Gateway struct {
 
 // table is a routing table: what Update swaps.
 type table struct {
-	mux       *http.ServeMux
-	upstreams []*upstream
-	byName    map[string]*upstream
-	direct    map[string]*route // the routes of Gateway.Proxy, by upstream
-	routes    []*route
-	stats     map[string]*routeStats // by http.route
-	trusted   proxies
-	requestID string
-	dropped   []string // canonical names
+	mux         *http.ServeMux
+	upstreams   []*upstream
+	byName      map[string]*upstream
+	direct      map[string]*route // the routes of Gateway.Proxy, by upstream
+	routes      []*route
+	stats       map[string]*routeStats // by http.route
+	trusted     proxies
+	requestID   string
+	dropped     []string // canonical names
+	strictPaths bool
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup // health checks
@@ -343,7 +344,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveTable hands the request to its table's mux, inside the server span
 // so that otelhttp sees the pattern the mux matched.
 func (g *Gateway) serveTable(w http.ResponseWriter, r *http.Request) {
-	mux := stateOf(r.Context()).table.mux
+	t := stateOf(r.Context()).table
+	var mux http.Handler = t.mux
+	if t.strictPaths && ambiguousPath(r.URL) {
+		mux = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusBadRequest)
+		})
+	}
 	if g.untraced {
 		mux.ServeHTTP(w, r)
 		return
@@ -357,6 +364,19 @@ func (g *Gateway) serveTable(w http.ResponseWriter, r *http.Request) {
 	mux.ServeHTTP(w, &in)
 	r.Pattern = in.Pattern
 	r.Host = metricHost(r)
+}
+
+// ambiguousPath reports whether a request's path has what servers read
+// in different ways: an escaped slash or backslash, a backslash, or a
+// NUL. Go's ServeMux sees "%2F" inside a segment; a server that unescapes
+// before routing sees a separator, and "..%2Fadmin" a step up.
+func ambiguousPath(u *url.URL) bool {
+	if strings.ContainsAny(u.Path, "\\\x00") {
+		return true // "\\" and NUL arrive escaped or bare; both are refused
+	}
+	// RawPath is set only when the client's escaping differs from the
+	// default one, as it does for an escaped slash.
+	return strings.Contains(u.RawPath, "%2F") || strings.Contains(u.RawPath, "%2f")
 }
 
 // metricHost is the host the server metrics of r are recorded under,
@@ -510,7 +530,8 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		return nil, errors.Join(errs...)
 	}
 
-	t := &table{trusted: trusted, requestID: http.CanonicalHeaderKey(cfg.requestID), dropped: dropped, stats: map[string]*routeStats{}}
+	t := &table{trusted: trusted, requestID: http.CanonicalHeaderKey(cfg.requestID), dropped: dropped,
+		strictPaths: cfg.strictPaths, stats: map[string]*routeStats{}}
 	prevUp := map[string]*upstream{}
 	if prev != nil {
 		for _, u := range prev.upstreams {

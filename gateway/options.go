@@ -26,11 +26,12 @@ func (f optionFunc) apply(c *config) { f(c) }
 // config is what the options say. The table part is validated and built
 // by build; the rest only by New.
 type config struct {
-	upstreams []Upstream
-	routes    []Route
-	trusted   []string
-	requestID string
-	dropped   []string
+	upstreams   []Upstream
+	routes      []Route
+	trusted     []string
+	requestID   string
+	dropped     []string
+	strictPaths bool
 
 	// New only; newOnly names those given, for Update's error.
 	tracerProvider trace.TracerProvider
@@ -90,6 +91,18 @@ func WithTrustedProxies(cidrs ...string) Option {
 // client could set them itself. Several calls add up.
 func WithDroppedHeaders(names ...string) Option {
 	return optionFunc(func(c *config) { c.dropped = append(c.dropped, names...) })
+}
+
+// WithStrictPaths refuses, with 400, requests whose path has an escaped
+// slash (%2F), a backslash (bare or %5C) or a NUL (%00). The gateway
+// routes "/files/a%2Fb" as one segment "a/b" and passes it on escaped;
+// an upstream that unescapes before routing sees two segments, and
+// "/files/..%2Fadmin" as a step up to /admin, past the gateway's routes
+// and their middleware. Set it unless some upstream needs escaped
+// slashes in its paths (IDs that contain "/", say). Traefik rejects the
+// same characters when asked to. By default they pass.
+func WithStrictPaths() Option {
+	return optionFunc(func(c *config) { c.strictPaths = true })
 }
 
 // WithRequestIDHeader names the header that carries the request ID. A

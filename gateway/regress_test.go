@@ -336,3 +336,37 @@ func TestUpdateDropsOutlier(t *testing.T) {
 		t.Errorf("after an Update without outlier ejection: status %d; want 200 from the target", resp.StatusCode)
 	}
 }
+
+// TestStrictPaths: paths that servers read in different ways (an escaped
+// slash, a backslash, a NUL) are refused with WithStrictPaths, and pass
+// as before without it.
+func TestStrictPaths(t *testing.T) {
+	b := newBackend(t, "b")
+	opts := []gateway.Option{
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/files/", Upstream: "u"}),
+	}
+	_, strict := start(t, append(opts, gateway.WithStrictPaths())...)
+	_, lax := start(t, opts...)
+	for _, tc := range []struct {
+		path    string
+		refused bool
+	}{
+		{"/files/a/b", false},
+		{"/files/a%20b", false},
+		{"/files/%61", false},
+		{"/files/..%2Fadmin", true},
+		{"/files/a%2fb", true},
+		{"/files/a%5Cb", true},
+		{"/files/a%5cb", true},
+		{"/files/a%00b", true},
+	} {
+		resp, _ := get(t, strict, tc.path)
+		if got := resp.StatusCode == http.StatusBadRequest; got != tc.refused {
+			t.Errorf("strict %s: status %d; refused %v, want %v", tc.path, resp.StatusCode, got, tc.refused)
+		}
+		if resp, _ := get(t, lax, tc.path); resp.StatusCode != http.StatusOK {
+			t.Errorf("lax %s: status %d; want 200", tc.path, resp.StatusCode)
+		}
+	}
+}
