@@ -70,6 +70,9 @@
 //   - Server-sent events and responses of unknown length are flushed as
 //     they come; WebSocket and other protocol upgrades pass through.
 //   - A body over the route's MaxBodyBytes gets 413.
+//   - Paths keep the client's escaping, so "%2F" stays inside its
+//     segment; [WithStrictPaths] refuses escaped slashes, backslashes
+//     and NULs instead, for upstreams that unescape before routing.
 //   - Upstreams may speak HTTP/2 without TLS ([Upstream].H2C).
 //
 // The gateway answers for the upstream only when the upstream did not
