@@ -184,13 +184,13 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 			// Room for every copy of the run, so that none is dropped.
 			Queue: users * requestsPerUser,
 		}),
-		strangler.WithTracerProvider(otelp.tp), strangler.WithMeterProvider(otelp.mp))
+		strangler.WithTracerProvider(otelp.quiet), strangler.WithMeterProvider(otelp.mp))
 	if err != nil {
 		return err
 	}
 	defer facade.Close()
 	g, err := gateway.New(
-		gateway.WithTracerProvider(otelp.tp), gateway.WithMeterProvider(otelp.mp),
+		gateway.WithTracerProvider(otelp.quiet), gateway.WithMeterProvider(otelp.mp),
 		gateway.WithUpstreams(
 			gateway.Upstream{Name: "legacy", Targets: []gateway.Target{{URL: legacySrv.URL}}},
 			gateway.Upstream{Name: "orders-v2", Targets: []gateway.Target{{URL: ordersSrv.URL}}},
@@ -215,10 +215,13 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	if err := productsScene(ctx, out, c); err != nil {
 		return err
 	}
+	otelp.quiet.quiet.Store(true) // see quietable
 	if err := splitScene(ctx, out, c, facade, otelp); err != nil {
 		return err
 	}
-	if err := shadowScene(ctx, out, c, facade, otelp); err != nil {
+	err = shadowScene(ctx, out, c, facade, otelp) // waits for the copies
+	otelp.quiet.quiet.Store(false)
+	if err != nil {
 		return err
 	}
 	if err := dualWriteScene(ctx, out, c, be, dual); err != nil {
@@ -518,13 +521,15 @@ func cdcScene(ctx context.Context, out io.Writer, c, direct *client, be *backend
 		return err
 	}
 	var placed struct{ ID string }
-	if _, err := c.do(ctx, http.MethodPost, "/orders", u, map[string]any{"total": 19.99}, &placed); err != nil {
+	by, err := c.do(ctx, http.MethodPost, "/orders", u, map[string]any{"total": 19.99}, &placed)
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "== CDC: on legacy, %s placed order %s (POST /orders through the gateway); the monolith shipped L-1001 and L-1002 in one transaction\n", u, placed.ID)
+	fmt.Fprintf(out, "== CDC: %s placed order %s on %s (POST /orders through the gateway)\n", u, placed.ID, by)
 	if err := be.legacy.ship(ctx, "L-1001", "L-1002"); err != nil {
 		return err
 	}
+	fmt.Fprintln(out, "   and the monolith shipped L-1001 and L-1002, in one transaction")
 	// Three changes, after the dual write's transaction, which comes
 	// first in commit order and is skipped.
 	wctx, cancel := context.WithTimeout(ctx, waitLimit)
@@ -532,12 +537,32 @@ func cdcScene(ctx context.Context, out io.Writer, c, direct *client, be *backend
 	if err := be.cdc.progress.waitFor(wctx, 4); err != nil {
 		return fmt.Errorf("CDC: %w", err)
 	}
-	arrived, changes, skipped, origins := be.cdc.report()
+	arrived, changes, skipped, origins, last := be.cdc.report()
+	events, err := countEvents(ctx, be.store, func(e eventsource.Event) bool {
+		return fromLegacy(e) && e.Type != typeImported
+	})
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(out, "== CDC: %d changes from legacy → %d events in the new store; %d transaction skipped (origin %s: the dual write)\n",
-		changes, len(arrived), skipped, strings.Join(origins, ", "))
+		changes, events, skipped, strings.Join(origins, ", "))
 	for _, l := range arrived {
 		fmt.Fprintln(out, l)
 	}
+	// As after a crash before the consumer confirmed it to the server.
+	every := func(eventsource.Event) bool { return true }
+	before, err := countEvents(ctx, be.store, every)
+	if err != nil {
+		return err
+	}
+	if err := be.cdc.handle(ctx, last); err != nil {
+		return err
+	}
+	after, err := countEvents(ctx, be.store, every)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   the last transaction handed to the handler again: %d events added (ids from its commit LSN and the change's index)\n", after-before)
 	if err := caughtUp(ctx, be.store, &model.progress); err != nil {
 		return err
 	}
@@ -558,4 +583,18 @@ func cdcScene(ctx context.Context, out io.Writer, c, direct *client, be *backend
 		fmt.Fprintf(out, "   orders-v2 serves %s: %s\n", who, strings.Join(list, ", "))
 	}
 	return nil
+}
+
+// countEvents counts the events of store that match.
+func countEvents(ctx context.Context, store eventsource.Store, match func(eventsource.Event) bool) (int, error) {
+	n := 0
+	for e, err := range store.ReadAll(ctx, 0) {
+		if err != nil {
+			return 0, err
+		}
+		if match(e) {
+			n++
+		}
+	}
+	return n, nil
 }

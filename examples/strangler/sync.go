@@ -47,8 +47,9 @@ type cdcHandler struct {
 
 	mu       sync.Mutex
 	arrived  []string // what arrived, for the output
-	changes  int      // changes appended
-	skipped  int      // transactions skipped: the dual write's
+	last     pgcdc.Transaction
+	changes  int // changes appended
+	skipped  int // transactions skipped: the dual write's
 	origins  map[string]bool
 	progress progress // counts changes and skipped transactions
 }
@@ -87,12 +88,13 @@ func (h *cdcHandler) handle(ctx context.Context, tx pgcdc.Transaction) error {
 			eventsource.NewEvent{ID: id, Type: typeCDCPrefix + string(ch.Op), Data: data}); err != nil {
 			return err // the transaction comes again after a backoff
 		}
-		lines = append(lines, fmt.Sprintf("  commit %s change %d: %-6s %s %s %s %.2f → event %s%s in stream %s",
+		lines = append(lines, fmt.Sprintf("   commit %s change %d: %-6s %s %s %s %.2f → event %s%s in stream %s",
 			tx.CommitLSN, i, ch.Op, d.LegacyID, d.User, d.Status, float64(d.TotalCents)/100, typeCDCPrefix, ch.Op, stream))
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.arrived = append(h.arrived, lines...)
+	h.last = tx
 	h.changes += len(lines)
 	h.progress.handled(int64(h.changes + h.skipped))
 	return nil
@@ -122,14 +124,15 @@ func rowData(ch pgcdc.Change) (orderData, error) {
 	return d, nil
 }
 
-// report returns what arrived, and how many transactions were skipped.
-func (h *cdcHandler) report() (arrived []string, changes, skipped int, origins []string) {
+// report returns what arrived, how many transactions were skipped, and
+// the last transaction appended.
+func (h *cdcHandler) report() (arrived []string, changes, skipped int, origins []string, last pgcdc.Transaction) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for o := range h.origins {
 		origins = append(origins, o)
 	}
-	return append([]string(nil), h.arrived...), h.changes, h.skipped, origins
+	return append([]string(nil), h.arrived...), h.changes, h.skipped, origins, h.last
 }
 
 // dualWrite is the projection that writes the orders placed on the new
