@@ -93,6 +93,7 @@ func openPostgres(ctx context.Context, url string, otelp *providers) (b *backend
 	if err == nil {
 		legacy.dual = dual
 		_, err = dual.Exec(ctx, "SELECT pg_replication_origin_session_setup($1)", schema)
+		legacy.marked = err == nil
 	}
 	cleanup = append(cleanup, legacy.closeDual)
 	if err != nil {
@@ -123,7 +124,7 @@ func openPostgres(ctx context.Context, url string, otelp *providers) (b *backend
 		_, err := pool.Exec(ctx, "DROP PUBLICATION IF EXISTS "+pgx.Identifier{consumer.Publication()}.Sanitize())
 		return errors.Join(consumer.DropSlot(ctx), err)
 	})
-	b = &backend{name: "PostgreSQL", legacy: legacy, store: store, cdc: h}
+	b = &backend{name: "in PostgreSQL", legacy: legacy, store: store, cdc: h}
 	b.startCDC = func(ctx context.Context) error {
 		// The slot streams what commits after its creation.
 		if err := consumer.Setup(ctx); err != nil {

@@ -192,8 +192,9 @@ type pgLegacy struct {
 	// dual is the connection of the dual write, whose session is marked
 	// with a replication origin (see applyFromNew); a pgx.Conn serves
 	// one query at a time.
-	mu   sync.Mutex
-	dual *pgx.Conn
+	mu     sync.Mutex
+	dual   *pgx.Conn
+	marked bool // the session is set up with the origin
 }
 
 // createLegacyTables creates the monolith's table in schema.
@@ -275,15 +276,22 @@ func (p *pgLegacy) applyFromNew(ctx context.Context, o legacyOrder) (bool, error
 	return tag.RowsAffected() == 1, err
 }
 
-// closeDual closes the dual write's connection, which ends its session's
-// use of the replication origin, so that the origin can be dropped.
+// closeDual closes the dual write's connection, after ending its
+// session's use of the replication origin, so that the origin can be
+// dropped: closing alone is not enough, as the server ends the session
+// after the client has gone, and a drop that comes first finds the
+// origin in use.
 func (p *pgLegacy) closeDual(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.dual == nil {
 		return nil
 	}
-	err := p.dual.Close(ctx)
+	var err error
+	if p.marked {
+		_, err = p.dual.Exec(ctx, "SELECT pg_replication_origin_session_reset()")
+	}
+	err = errors.Join(err, p.dual.Close(ctx))
 	p.dual = nil
 	return err
 }

@@ -188,7 +188,6 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	defer facade.Close()
 	g, err := gateway.New(
 		gateway.WithTracerProvider(otelp.quiet), gateway.WithMeterProvider(otelp.mp),
 		gateway.WithUpstreams(
@@ -205,9 +204,11 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 		),
 	)
 	if err != nil {
+		_ = facade.Close()
 		return err
 	}
 	defer g.Close()
+	defer facade.Close() // before the gateway, whose proxies it uses
 	front := httptest.NewServer(g)
 	defer front.Close()
 	c := &client{base: front.URL, http: front.Client()}

@@ -59,7 +59,7 @@ func TestRunPostgres(t *testing.T) {
 	url := testenv.PostgresURL(t)
 	before := leftovers(t, url)
 	out, tel := runOnce(t)
-	if want := "strangler: the legacy monolith and the new services, their data PostgreSQL\n"; !strings.HasPrefix(out, want) {
+	if want := "strangler: the legacy monolith and the new services, their data in PostgreSQL\n"; !strings.HasPrefix(out, want) {
 		t.Errorf("first line of the output = %q; want %q", strings.SplitN(out, "\n", 2)[0], want)
 	}
 	checkOutput(t, out, tel)
