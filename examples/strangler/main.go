@@ -182,7 +182,7 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 			// in RFC 3339 where the monolith wrote "2006-01-02 15:04:05".
 			Ignore: []string{"orders.*.id", "orders.*.placed_at"},
 			// Room for every copy of the run, so that none is dropped.
-			Queue: users * requestsPerUser,
+			Queue: 2 * users * requestsPerUser, // two percentages
 		}),
 		strangler.WithTracerProvider(otelp.quiet), strangler.WithMeterProvider(otelp.mp))
 	if err != nil {
