@@ -17,9 +17,10 @@
 //   - the web query while the reviews service fails: an answer all the
 //     same, with the ratings null and an error for each, from one call.
 //
-// The resolvers call the upstreams through the gateway's Transport, so
-// each call has the upstream's balancing, health checks, breaker and
-// retries, as a proxied request would.
+// The resolvers call the upstreams through the gateway serving the
+// request (gateway.UpstreamTransport), so each call has the upstream's
+// balancing, health checks, breaker and retries, as a proxied request
+// would.
 //
 // Everything runs on 127.0.0.1 and ends by itself in well under a second.
 // Run it from the repository root:
@@ -130,26 +131,23 @@ func start(tp trace.TracerProvider, mp metric.MeterProvider) (_ *bff, err error)
 		return nil, err
 	}
 
-	// The resolvers call upstreams through the gateway's Transport, which
-	// exists once the gateway does: the gateway starts with its upstreams
-	// only, and gets its routes by Update.
-	ups := upstreams(b.svcs)
-	b.g, err = gateway.New(
-		gateway.WithTracerProvider(tp), gateway.WithMeterProvider(mp),
-		gateway.WithUpstreams(ups...),
-	)
-	if err != nil {
-		return nil, err
-	}
 	// Each client's BFF is a set of routes on the same gateway and
-	// upstreams; the GraphQL endpoint serves every client.
+	// upstreams; the GraphQL endpoint serves every client. Its resolvers
+	// call the upstreams of the gateway serving the request
+	// (gateway.UpstreamTransport), so the routes are built before the
+	// gateway is.
 	var routes []gateway.Route
-	gql, err := graphQLRoutes(b.g.Transport(), b.products, tp)
+	gql, err := graphQLRoutes(gateway.UpstreamTransport(), b.products, tp)
 	if err != nil {
 		return nil, err
 	}
 	routes = append(routes, gql...)
-	if err := b.g.Update(gateway.WithUpstreams(ups...), gateway.WithRoutes(routes...)); err != nil {
+	b.g, err = gateway.New(
+		gateway.WithTracerProvider(tp), gateway.WithMeterProvider(mp),
+		gateway.WithUpstreams(upstreams(b.svcs)...),
+		gateway.WithRoutes(routes...),
+	)
+	if err != nil {
 		return nil, err
 	}
 	b.front = httptest.NewServer(b.g)
