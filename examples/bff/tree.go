@@ -9,9 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/gateway/aggregate"
 )
 
 // node is a span in its trace's tree.
@@ -55,7 +58,9 @@ func (n *node) signature() string {
 		kids[i] = k.signature()
 	}
 	slices.Sort(kids)
-	n.sig = n.span.Name() + "(" + strings.Join(kids, ",") + ")"
+	// The parts of an aggregation have the same name and shape, but are
+	// not alike.
+	n.sig = n.span.Name() + "[" + attrOf(n.span, aggregate.AttrPart).Emit() + "](" + strings.Join(kids, ",") + ")"
 	return n.sig
 }
 
@@ -100,12 +105,35 @@ func printNodes(w io.Writer, sibs []*node, depth int, names map[string]string) {
 	}
 }
 
+// attrOf returns the value of s's attribute k, empty if s has none.
+func attrOf(s sdktrace.ReadOnlySpan, k attribute.Key) attribute.Value {
+	for _, kv := range s.Attributes() {
+		if kv.Key == k {
+			return kv.Value
+		}
+	}
+	return attribute.Value{}
+}
+
 // describe returns the attributes shown for s: the route and status of
-// the server span; the upstream, path and status of a client span.
+// the server span; the upstream, path and status of a client span; the
+// client type of an aggregation; the name, stage and outcome of an
+// aggregation's part.
 func describe(s sdktrace.ReadOnlySpan, names map[string]string) string {
 	var route, status, host, port, target string
+	var agg []string
 	for _, kv := range s.Attributes() {
 		switch kv.Key {
+		case aggregate.AttrClientType:
+			agg = append(agg, "client_type="+kv.Value.Emit())
+		case aggregate.AttrCollapsed:
+			agg = append(agg, "collapsed="+kv.Value.Emit())
+		case aggregate.AttrPart:
+			agg = append(agg, "part="+kv.Value.Emit())
+		case aggregate.AttrStage:
+			agg = append(agg, "stage="+kv.Value.Emit())
+		case aggregate.AttrOutcome:
+			agg = append(agg, "outcome="+kv.Value.Emit())
 		case semconv.HTTPRouteKey:
 			route = "http.route=" + kv.Value.String()
 		case semconv.HTTPResponseStatusCodeKey:
@@ -121,14 +149,30 @@ func describe(s sdktrace.ReadOnlySpan, names map[string]string) string {
 		}
 	}
 	var parts []string
-	if s.SpanKind() == trace.SpanKindClient {
+	switch s.SpanKind() {
+	case trace.SpanKindClient:
 		if name, ok := names[net.JoinHostPort(host, port)]; ok {
 			parts = append(parts, name)
 		}
 		parts = append(parts, target)
-	} else {
+	case trace.SpanKindServer:
 		parts = append(parts, route)
+	default:
+		// The gateway.aggregation attributes, shortened, in the order
+		// above; http.route is the server span's.
+		slices.SortStableFunc(agg, func(a, b string) int { return aggOrder(a) - aggOrder(b) })
+		parts = append(parts, agg...)
 	}
 	parts = append(parts, status)
 	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), " ")
+}
+
+// aggOrder ranks the shortened aggregation attributes for display.
+func aggOrder(s string) int {
+	for i, p := range []string{"client_type=", "collapsed=", "part=", "stage=", "outcome="} {
+		if strings.HasPrefix(s, p) {
+			return i
+		}
+	}
+	return 99
 }
