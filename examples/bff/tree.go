@@ -60,7 +60,7 @@ func (n *node) signature() string {
 	slices.Sort(kids)
 	// The parts of an aggregation have the same name and shape, but are
 	// not alike.
-	n.sig = n.span.Name() + "[" + attrOf(n.span, aggregate.AttrPart).Emit() + "](" + strings.Join(kids, ",") + ")"
+	n.sig = n.span.Name() + "[" + attrOf(n.span, aggregate.AttrPart).String() + "](" + strings.Join(kids, ",") + ")"
 	return n.sig
 }
 
@@ -125,15 +125,15 @@ func describe(s sdktrace.ReadOnlySpan, names map[string]string) string {
 	for _, kv := range s.Attributes() {
 		switch kv.Key {
 		case aggregate.AttrClientType:
-			agg = append(agg, "client_type="+kv.Value.Emit())
+			agg = append(agg, "client_type="+kv.Value.String())
 		case aggregate.AttrCollapsed:
-			agg = append(agg, "collapsed="+kv.Value.Emit())
+			agg = append(agg, "collapsed="+kv.Value.String())
 		case aggregate.AttrPart:
-			agg = append(agg, "part="+kv.Value.Emit())
+			agg = append(agg, "part="+kv.Value.String())
 		case aggregate.AttrStage:
-			agg = append(agg, "stage="+kv.Value.Emit())
+			agg = append(agg, "stage="+kv.Value.String())
 		case aggregate.AttrOutcome:
-			agg = append(agg, "outcome="+kv.Value.Emit())
+			agg = append(agg, "outcome="+kv.Value.String())
 		case semconv.HTTPRouteKey:
 			route = "http.route=" + kv.Value.String()
 		case semconv.HTTPResponseStatusCodeKey:
