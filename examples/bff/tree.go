@@ -115,25 +115,25 @@ func attrOf(s sdktrace.ReadOnlySpan, k attribute.Key) attribute.Value {
 	return attribute.Value{}
 }
 
+// aggregationKeys are the attributes of aggregations and their parts
+// that describe shows, shortened, in this order.
+var aggregationKeys = []attribute.Key{
+	aggregate.AttrClientType, aggregate.AttrCollapsed, aggregate.AttrPart, aggregate.AttrStage, aggregate.AttrOutcome,
+}
+
 // describe returns the attributes shown for s: the route and status of
 // the server span; the upstream, path and status of a client span; the
 // client type of an aggregation; the name, stage and outcome of an
 // aggregation's part.
 func describe(s sdktrace.ReadOnlySpan, names map[string]string) string {
 	var route, status, host, port, target string
-	var agg []string
+	agg := make([]string, len(aggregationKeys))
 	for _, kv := range s.Attributes() {
+		if i := slices.Index(aggregationKeys, kv.Key); i >= 0 {
+			agg[i] = strings.TrimPrefix(string(kv.Key), "gateway.aggregation.") + "=" + kv.Value.String()
+			continue
+		}
 		switch kv.Key {
-		case aggregate.AttrClientType:
-			agg = append(agg, "client_type="+kv.Value.String())
-		case aggregate.AttrCollapsed:
-			agg = append(agg, "collapsed="+kv.Value.String())
-		case aggregate.AttrPart:
-			agg = append(agg, "part="+kv.Value.String())
-		case aggregate.AttrStage:
-			agg = append(agg, "stage="+kv.Value.String())
-		case aggregate.AttrOutcome:
-			agg = append(agg, "outcome="+kv.Value.String())
 		case semconv.HTTPRouteKey:
 			route = "http.route=" + kv.Value.String()
 		case semconv.HTTPResponseStatusCodeKey:
@@ -157,22 +157,9 @@ func describe(s sdktrace.ReadOnlySpan, names map[string]string) string {
 		parts = append(parts, target)
 	case trace.SpanKindServer:
 		parts = append(parts, route)
-	default:
-		// The gateway.aggregation attributes, shortened, in the order
-		// above; http.route is the server span's.
-		slices.SortStableFunc(agg, func(a, b string) int { return aggOrder(a) - aggOrder(b) })
+	default: // http.route is the server span's
 		parts = append(parts, agg...)
 	}
 	parts = append(parts, status)
 	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), " ")
-}
-
-// aggOrder ranks the shortened aggregation attributes for display.
-func aggOrder(s string) int {
-	for i, p := range []string{"client_type=", "collapsed=", "part=", "stage=", "outcome="} {
-		if strings.HasPrefix(s, p) {
-			return i
-		}
-	}
-	return 99
 }
