@@ -151,6 +151,9 @@ func showREST(ctx context.Context, out io.Writer, b *bff, otelp *providers) erro
 	if err != nil {
 		return err
 	}
+	if err := want(failed, failedPath, http.StatusBadGateway); err != nil {
+		return err
+	}
 	// The calls are not shown: the products and reviews, asked for at
 	// the same time as the customer, are cancelled when it fails, before
 	// or after their upstream saw them.
