@@ -77,7 +77,7 @@ const (
 )
 
 // graphQLRoutes returns the route of the GraphQL endpoint, POST /graphql.
-// Its resolvers call the upstreams through rt, the gateway's Transport,
+// Its resolvers call the upstreams through rt (gateway.UpstreamTransport),
 // so that each call has the upstream's balancing, breaker, retries and
 // client span, under the span of the resolver that made it; products
 // are kept in products across requests. tp makes graphql-go's spans: one

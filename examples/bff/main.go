@@ -1,7 +1,8 @@
 // Command bff runs a backend for frontend (BFF): an API gateway (package
 // gateway) in front of four local services (orders, customers, products
-// and reviews) that serves a GraphQL endpoint over them, and shows, in
-// short lines:
+// and reviews) that serves, over the same upstreams, a GraphQL endpoint
+// for every client and a REST order page per client type (package
+// gateway/aggregate), and shows, in short lines:
 //
 //   - the web client's query: ten orders with their customer, items,
 //     products and ratings, answered with one call to each upstream
@@ -15,11 +16,30 @@
 //   - the web query again, its products now served from the cache
 //     (package cache) and not fetched;
 //   - the web query while the reviews service fails: an answer all the
-//     same, with the ratings null and an error for each, from one call.
+//     same, with the ratings null and an error for each, from one call;
+//   - REST web, GET /web/orders/{id}: the order, then its customer (by
+//     the order's customer_id), the products of its items and their
+//     reviews at once, merged into one JSON document, from one call to
+//     each upstream;
+//   - REST mobile, GET /mobile/orders/{id}: the same aggregation shaped
+//     for the app (a few fields, renamed), a smaller payload, with the
+//     customer and the products from the parts' cache;
+//   - REST web again: the whole document from the cache, no call;
+//   - REST with reviews down: the reviews are optional, so a 200 without
+//     them, listed in the document's _partial field and the
+//     X-Aggregate-Partial header;
+//   - REST with customers down: the customer is required, so a 502 whose
+//     document names it in _failed (never a bare 500);
+//   - eight identical REST requests at once: one aggregation for all,
+//     one call per upstream;
+//   - the span tree of one aggregation: gateway.aggregation, a
+//     gateway.aggregation.part per part with its stage and outcome, and
+//     the gateway's client span of its call under each.
 //
-// The resolvers call the upstreams through the gateway's Transport, so
-// each call has the upstream's balancing, health checks, breaker and
-// retries, as a proxied request would.
+// The resolvers and the aggregation's parts call the upstreams through
+// the gateway serving the request (gateway.UpstreamTransport), so each
+// call has the upstream's balancing, health checks, breaker and retries,
+// as a proxied request would.
 //
 // Everything runs on 127.0.0.1 and ends by itself in well under a second.
 // Run it from the repository root:
@@ -56,6 +76,7 @@ import (
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/gateway/aggregate"
 	"github.com/otelpatterns/patterns/retry"
 )
 
@@ -102,6 +123,8 @@ func upstreams(s *services) []gateway.Upstream {
 type bff struct {
 	svcs     *services
 	products *cache.Cache[product]
+	answers  *cache.Cache[aggregate.Entry] // the REST BFF's parts and documents
+	rest     *restHandler
 	g        *gateway.Gateway
 	front    *httptest.Server
 	names    map[string]string // the services' names by address
@@ -130,26 +153,38 @@ func start(tp trace.TracerProvider, mp metric.MeterProvider) (_ *bff, err error)
 		return nil, err
 	}
 
-	// The resolvers call upstreams through the gateway's Transport, which
-	// exists once the gateway does: the gateway starts with its upstreams
-	// only, and gets its routes by Update.
-	ups := upstreams(b.svcs)
-	b.g, err = gateway.New(
-		gateway.WithTracerProvider(tp), gateway.WithMeterProvider(mp),
-		gateway.WithUpstreams(ups...),
-	)
-	if err != nil {
-		return nil, err
-	}
 	// Each client's BFF is a set of routes on the same gateway and
-	// upstreams; the GraphQL endpoint serves every client.
+	// upstreams; the GraphQL endpoint serves every client. Its resolvers
+	// call the upstreams of the gateway serving the request
+	// (gateway.UpstreamTransport), so the routes are built before the
+	// gateway is.
 	var routes []gateway.Route
-	gql, err := graphQLRoutes(b.g.Transport(), b.products, tp)
+	gql, err := graphQLRoutes(gateway.UpstreamTransport(), b.products, tp)
 	if err != nil {
 		return nil, err
 	}
 	routes = append(routes, gql...)
-	if err := b.g.Update(gateway.WithUpstreams(ups...), gateway.WithRoutes(routes...)); err != nil {
+	// The REST BFF keeps answers in memory too; an L2 store
+	// (cache/rediscache) would share them between BFF instances.
+	b.answers, err = cache.New[aggregate.Entry](
+		cache.WithName("bff.aggregate"), cache.WithTTL(restCacheTTL),
+		cache.WithTracerProvider(tp), cache.WithMeterProvider(mp),
+	)
+	if err != nil {
+		return nil, err
+	}
+	rest, restH, err := restRoute(b.answers, tp, mp)
+	if err != nil {
+		return nil, err
+	}
+	b.rest = restH
+	routes = append(routes, rest)
+	b.g, err = gateway.New(
+		gateway.WithTracerProvider(tp), gateway.WithMeterProvider(mp),
+		gateway.WithUpstreams(upstreams(b.svcs)...),
+		gateway.WithRoutes(routes...),
+	)
+	if err != nil {
 		return nil, err
 	}
 	b.front = httptest.NewServer(b.g)
@@ -166,6 +201,9 @@ func (b *bff) close() {
 	}
 	if b.products != nil {
 		_ = b.products.Close()
+	}
+	if b.answers != nil {
+		_ = b.answers.Close()
 	}
 	b.svcs.close()
 }
@@ -317,6 +355,10 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 		paths = append(paths[:2], "…")
 	}
 	fmt.Fprintf(out, "  at %s\n", strings.Join(paths, ", "))
+
+	if err := showREST(ctx, out, b, otelp); err != nil {
+		return err
+	}
 
 	// Flush the telemetry while the gateway is open: Close unregisters
 	// its metrics, which would then be missing from the last export.

@@ -53,10 +53,13 @@ type (
 type service struct {
 	name    string
 	failing atomic.Bool // answer 500 (health checks aside), to test partial answers
-	mux     *http.ServeMux
-	mu      sync.Mutex
-	hits    map[string]int // by the endpoint's pattern
-	server  *httptest.Server
+	// held, when set, holds every request (health checks aside) until it
+	// is closed, to have identical requests overlap at the gateway.
+	held   atomic.Pointer[chan struct{}]
+	mux    *http.ServeMux
+	mu     sync.Mutex
+	hits   map[string]int // by the endpoint's pattern
+	server *httptest.Server
 }
 
 func newService(name string) *service {
@@ -74,6 +77,13 @@ func (s *service) handle(pattern string, f func(r *http.Request) (any, int)) {
 		s.mu.Lock()
 		s.hits[pattern]++
 		s.mu.Unlock()
+		if held := s.held.Load(); held != nil {
+			select {
+			case <-*held:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if s.failing.Load() {
 			http.Error(w, s.name+": internal error", http.StatusInternalServerError)
 			return
@@ -86,6 +96,16 @@ func (s *service) handle(pattern string, f func(r *http.Request) (any, int)) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(v)
 	})
+}
+
+// hold holds the service's requests until release is called.
+func (s *service) hold() (release func()) {
+	ch := make(chan struct{})
+	s.held.Store(&ch)
+	return func() {
+		s.held.Store(nil)
+		close(ch)
+	}
 }
 
 func (s *service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -235,6 +255,15 @@ func startServices() *services {
 			}
 		}
 		return out, http.StatusOK
+	})
+	// The REST aggregation fetches the one customer of an order.
+	s.customers.handle("GET /customers/{id}", func(r *http.Request) (any, int) {
+		for _, c := range customers {
+			if c.ID == r.PathValue("id") {
+				return c, http.StatusOK
+			}
+		}
+		return nil, http.StatusNotFound
 	})
 	s.products.handle("GET /products", func(r *http.Request) (any, int) {
 		out := []product{}

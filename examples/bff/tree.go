@@ -9,9 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/gateway/aggregate"
 )
 
 // node is a span in its trace's tree.
@@ -55,7 +58,9 @@ func (n *node) signature() string {
 		kids[i] = k.signature()
 	}
 	slices.Sort(kids)
-	n.sig = n.span.Name() + "(" + strings.Join(kids, ",") + ")"
+	// The parts of an aggregation have the same name and shape, but are
+	// not alike.
+	n.sig = n.span.Name() + "[" + attrOf(n.span, aggregate.AttrPart).String() + "](" + strings.Join(kids, ",") + ")"
 	return n.sig
 }
 
@@ -100,11 +105,34 @@ func printNodes(w io.Writer, sibs []*node, depth int, names map[string]string) {
 	}
 }
 
+// attrOf returns the value of s's attribute k, empty if s has none.
+func attrOf(s sdktrace.ReadOnlySpan, k attribute.Key) attribute.Value {
+	for _, kv := range s.Attributes() {
+		if kv.Key == k {
+			return kv.Value
+		}
+	}
+	return attribute.Value{}
+}
+
+// aggregationKeys are the attributes of aggregations and their parts
+// that describe shows, shortened, in this order.
+var aggregationKeys = []attribute.Key{
+	aggregate.AttrClientType, aggregate.AttrCollapsed, aggregate.AttrPart, aggregate.AttrStage, aggregate.AttrOutcome,
+}
+
 // describe returns the attributes shown for s: the route and status of
-// the server span; the upstream, path and status of a client span.
+// the server span; the upstream, path and status of a client span; the
+// client type of an aggregation; the name, stage and outcome of an
+// aggregation's part.
 func describe(s sdktrace.ReadOnlySpan, names map[string]string) string {
 	var route, status, host, port, target string
+	agg := make([]string, len(aggregationKeys))
 	for _, kv := range s.Attributes() {
+		if i := slices.Index(aggregationKeys, kv.Key); i >= 0 {
+			agg[i] = strings.TrimPrefix(string(kv.Key), "gateway.aggregation.") + "=" + kv.Value.String()
+			continue
+		}
 		switch kv.Key {
 		case semconv.HTTPRouteKey:
 			route = "http.route=" + kv.Value.String()
@@ -121,13 +149,16 @@ func describe(s sdktrace.ReadOnlySpan, names map[string]string) string {
 		}
 	}
 	var parts []string
-	if s.SpanKind() == trace.SpanKindClient {
+	switch s.SpanKind() {
+	case trace.SpanKindClient:
 		if name, ok := names[net.JoinHostPort(host, port)]; ok {
 			parts = append(parts, name)
 		}
 		parts = append(parts, target)
-	} else {
+	case trace.SpanKindServer:
 		parts = append(parts, route)
+	default: // http.route is the server span's
+		parts = append(parts, agg...)
 	}
 	parts = append(parts, status)
 	return strings.Join(slices.DeleteFunc(parts, func(p string) bool { return p == "" }), " ")
