@@ -264,12 +264,19 @@ func (s *checkState) result(ctx context.Context, h *Health) CheckResult {
 		go s.run(context.WithoutCancel(ctx), f, h)
 	}
 	s.mu.Unlock()
-	t := time.NewTimer(time.Until(f.deadline))
+	// The run's context ends at the deadline; a check that honours it
+	// returns just after, and its own error says more than ours.
+	t := time.NewTimer(time.Until(f.deadline) + graceAfter(s.c.Timeout))
 	defer t.Stop()
 	select {
 	case <-f.done:
 		return f.res
 	case <-t.C:
+		select {
+		case <-f.done:
+			return f.res
+		default:
+		}
 		// The check ignores its context: it fails, and is not run again
 		// until it returns.
 		res := s.fail(fmt.Errorf("hexagonal: check %q did not return within %v", s.c.Name, s.c.Timeout), s.c.Timeout)
@@ -283,6 +290,12 @@ func (s *checkState) result(ctx context.Context, h *Health) CheckResult {
 	case <-ctx.Done():
 		return s.fail(fmt.Errorf("hexagonal: check %q: %w", s.c.Name, context.Cause(ctx)), time.Since(now))
 	}
+}
+
+// graceAfter is how long past a run's deadline its waiters wait for it:
+// a tenth of the timeout, at most 100ms.
+func graceAfter(timeout time.Duration) time.Duration {
+	return min(timeout/10, 100*time.Millisecond)
 }
 
 func (s *checkState) fail(err error, latency time.Duration) CheckResult {
@@ -374,20 +387,37 @@ func (h *Health) report(ctx context.Context, ready bool, exclude map[string]bool
 	return rep
 }
 
-// collect fills out with the results of states, run concurrently.
+// collect fills out with the results of states: the fresh cached ones at
+// once, the others run (or waited for) concurrently.
 func (h *Health) collect(ctx context.Context, states []*checkState, out []CheckResult) {
-	switch len(states) {
-	case 0:
-		return
-	case 1:
-		out[0] = states[0].result(ctx, h)
+	now := time.Now()
+	var stale []int
+	for i, s := range states {
+		if res, ok := s.cached(now); ok {
+			out[i] = res
+		} else {
+			stale = append(stale, i)
+		}
+	}
+	if len(stale) == 1 {
+		out[stale[0]] = states[stale[0]].result(ctx, h)
 		return
 	}
 	var wg sync.WaitGroup
-	for i, s := range states {
-		wg.Go(func() { out[i] = s.result(ctx, h) })
+	for _, i := range stale {
+		wg.Go(func() { out[i] = states[i].result(ctx, h) })
 	}
 	wg.Wait()
+}
+
+// cached returns the check's result if it is fresh at now.
+func (s *checkState) cached(now time.Time) (CheckResult, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.has && now.Sub(s.last.At) < s.c.Interval {
+		return s.last, true
+	}
+	return CheckResult{}, false
 }
 
 func phaseName(p int32) string {
