@@ -3,6 +3,7 @@ package hexagonal_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -114,6 +115,9 @@ func TestTelemetryConforms(t *testing.T) {
 			t.Errorf("hexagonal.check.transitions{db, %s} = %d; want 1: %s", status, got, p.Describe(t, "hexagonal.check.transitions"))
 		}
 	}
+	// Health and wrapped calls report while they are reachable.
+	runtime.KeepAlive(h)
+	runtime.KeepAlive(place)
 	// The failed stop is on its span.
 	for _, s := range p.SpansNamed("stop db") {
 		if telemetrytest.Attrs(s)[semconv.ErrorTypeKey].AsString() == "" {

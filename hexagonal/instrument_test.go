@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -88,6 +89,7 @@ func TestInstrumentSpans(t *testing.T) {
 	if n := p.HistogramCount(t, "hexagonal.call.duration", errAttrs...); n != 1 {
 		t.Errorf("hexagonal.call.duration{domain_error, error.type} count = %d; want 1: %s", n, p.Describe(t, "hexagonal.call.duration"))
 	}
+	runtime.KeepAlive(quoteFn) // a wrapped call reports while reachable
 }
 
 func TestInstrumentInnerLayerOutsideATrace(t *testing.T) {
@@ -102,6 +104,7 @@ func TestInstrumentInnerLayerOutsideATrace(t *testing.T) {
 	if got := p.Int64(t, "hexagonal.calls", attrs...); got != 1 {
 		t.Errorf("hexagonal.calls = %d; want 1 (counted all the same)", got)
 	}
+	runtime.KeepAlive(quoteFn)
 }
 
 func TestInstrumentSpanKinds(t *testing.T) {
