@@ -252,9 +252,7 @@ func TestCheckIgnoringItsContext(t *testing.T) {
 
 func TestPanickingCheckFails(t *testing.T) {
 	h := newHealth(t, hexagonal.WithReadinessCheck("bug", func(context.Context) error {
-		var m map[string]int
-		m["x"]++ // panics
-		return nil
+		panic("unexpected state")
 	}))
 	rep := h.Ready(context.Background())
 	var p *hexagonal.PanicError
