@@ -324,11 +324,13 @@ func (a *App) stopOne(ctx context.Context, r running, forced <-chan struct{}) (e
 		if c.Stop != nil {
 			err = protect(c.Name, "stop", func() error { return c.Stop(ctx) })
 		}
-		if r.done != nil && err == nil {
+		if r.done != nil {
 			select {
 			case <-r.done:
 			case <-ctx.Done():
-				err = ctx.Err()
+				if err == nil {
+					err = ctx.Err()
+				}
 			}
 		}
 		result <- err

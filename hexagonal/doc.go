@@ -88,6 +88,16 @@
 // a wrapped domain call costs a few nanoseconds and no allocation when
 // telemetry is off.
 //
+// # Cost
+//
+// With no SDK (or no-op providers) a wrapped domain call adds about 15ns
+// to the call and allocates nothing: one atomic add to count it, a look
+// at the context's span and at whether the histogram records. With an
+// SDK meter, timing and recording the duration histogram adds a few
+// hundred nanoseconds; a view that drops hexagonal.call.duration
+// (sdkmetric.AggregationDrop) turns that off for hot calls, and the
+// SDK's span, inside a sampled trace, costs a few microseconds.
+//
 // # Domain errors at the edge
 //
 // A [DomainError] (an error with a DomainKind method, which the domain
