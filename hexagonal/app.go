@@ -122,8 +122,8 @@ func (a *App) Run(ctx context.Context) error {
 	defer func() { close(quit); <-watcher }()
 
 	exits := make(chan exited, len(a.cfg.components))
-	started, errs := a.start(runCtx, exits)
-	if errs == nil {
+	started, errs, ok := a.start(runCtx, exits)
+	if ok {
 		a.health.setPhase(phaseRunning)
 		a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: started; ready", slog.Int("components", len(started)))
 		select {
@@ -169,34 +169,38 @@ type signalError struct{ sig os.Signal }
 
 func (e *signalError) Error() string { return "hexagonal: signal " + e.sig.String() }
 
-// start starts the components in order. It returns those started, and the
-// error that stopped the start, if any.
-func (a *App) start(ctx context.Context, exits chan exited) ([]running, []error) {
-	ctx, span := a.tracer.Start(ctx, "hexagonal.startup")
+// start starts the components in order. It returns those started, the
+// error that stopped the start, if any, and whether every component
+// started.
+func (a *App) start(base context.Context, exits chan exited) (started []running, errs []error, ok bool) {
+	ctx, span := a.tracer.Start(base, "hexagonal.startup")
 	defer span.End()
 	a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: starting", slog.Int("components", len(a.cfg.components)))
-	var started []running
 	for i := range a.cfg.components {
 		c := &a.cfg.components[i]
 		if ctx.Err() != nil {
-			return started, nil // asked to stop before this one started
+			return started, nil, false // asked to stop before this one started
 		}
 		select {
 		case e := <-exits:
-			return started, a.exited(ctx, e, nil)
+			return started, a.exited(ctx, e, nil), false
 		default:
 		}
 		if err := a.startOne(ctx, c); err != nil {
 			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-				return started, nil // interrupted by a shutdown
+				return started, nil, false // interrupted by a shutdown
 			}
 			telemetry.RecordError(span, err)
-			return started, []error{err}
+			return started, []error{err}, false
 		}
 		r := running{c: c}
 		if c.Run != nil {
+			// Run's work is not part of the start-up: its context has
+			// base's values but not the start-up span, nor base's
+			// cancellation, which begins the shutdown rather than ending
+			// Run at once.
 			var rctx context.Context
-			rctx, r.cancel = context.WithCancel(context.WithoutCancel(ctx))
+			rctx, r.cancel = context.WithCancel(context.WithoutCancel(base))
 			r.done = make(chan struct{})
 			go func() {
 				defer close(r.done)
@@ -206,7 +210,7 @@ func (a *App) start(ctx context.Context, exits chan exited) ([]running, []error)
 		}
 		started = append(started, r)
 	}
-	return started, nil
+	return started, nil, true
 }
 
 func (a *App) startOne(ctx context.Context, c *Component) error {

@@ -631,3 +631,41 @@ func TestHTTPServerServes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRunEndingDuringStartShutsDown protects the start-up from missing a
+// component that finished while later ones started: the app shuts down
+// instead of running without it.
+func TestRunEndingDuringStartShutsDown(t *testing.T) {
+	var j journal
+	finished := make(chan struct{})
+	job := hexagonal.Component{
+		Name: "job",
+		Run:  func(context.Context) error { close(finished); return nil },
+		Stop: func(context.Context) error { j.add("stop job"); return nil },
+	}
+	waits := hexagonal.Component{
+		Name:  "waits",
+		Start: func(context.Context) error { <-finished; j.add("start waits"); return nil },
+		Stop:  func(context.Context) error { j.add("stop waits"); return nil },
+	}
+	app, _ := newApp(t, hexagonal.WithComponent(job, waits, j.component("api")))
+	done := make(chan error, 1)
+	go func() { done <- app.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run() = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after a component finished during the start")
+	}
+	// api may or may not have started, depending on when the job's end
+	// was seen; what started stopped.
+	got := j.list()
+	if !slices.Contains(got, "stop job") || !slices.Contains(got, "stop waits") {
+		t.Errorf("calls = %q; want job and waits stopped", got)
+	}
+	if slices.Contains(got, "start api") != slices.Contains(got, "stop api") {
+		t.Errorf("calls = %q; api started without being stopped, or the reverse", got)
+	}
+}

@@ -125,3 +125,24 @@ func TestTelemetryConforms(t *testing.T) {
 		}
 	}
 }
+
+// TestRunIsNotPartOfTheStartup protects the traces of a component's
+// work: its Run's context does not carry the start-up span, so what a
+// consumer does all day does not hang under hexagonal.startup.
+func TestRunIsNotPartOfTheStartup(t *testing.T) {
+	p := telemetrytest.New(t)
+	spanInRun := make(chan bool, 1)
+	app, _ := newApp(t, hexagonal.WithTracerProvider(p.TracerProvider), hexagonal.WithComponent(hexagonal.Component{
+		Name: "consumer",
+		Run: func(ctx context.Context) error {
+			spanInRun <- trace.SpanContextFromContext(ctx).IsValid()
+			return nil
+		},
+	}))
+	if err := app.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if <-spanInRun {
+		t.Error("Run's context carries a span")
+	}
+}
