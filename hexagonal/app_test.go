@@ -669,3 +669,19 @@ func TestRunEndingDuringStartShutsDown(t *testing.T) {
 		t.Errorf("calls = %q; api started without being stopped, or the reverse", got)
 	}
 }
+
+func TestRunPanicShutsDown(t *testing.T) {
+	var j journal
+	app, _ := newApp(t, hexagonal.WithComponent(j.component("db"), hexagonal.Component{
+		Name: "consumer",
+		Run:  func(context.Context) error { panic("nil message") },
+	}))
+	err := app.Run(context.Background())
+	var p *hexagonal.PanicError
+	if !errors.As(err, &p) || p.Phase != "run" || p.Component != "consumer" {
+		t.Fatalf("Run() = %v; want the consumer's panic", err)
+	}
+	if got := j.list(); !slices.Equal(got, []string{"start db", "stop db"}) {
+		t.Errorf("calls = %q", got)
+	}
+}
