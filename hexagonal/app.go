@@ -97,8 +97,8 @@ type exited struct {
 // Run returns nil after a shutdown asked for by ctx or a signal in which
 // every component stopped cleanly; otherwise the first error (a start
 // failure, a component's Run failing, a stop failing or timing out), with
-// every later one joined to it. A signal that arrives while the shutdown
-// is under way forces the exit ([WithExit]). A component that ignores its
+// every later one joined to it. A second signal forces the exit
+// ([WithExit]). A component that ignores its
 // context past its timeout is left running: Run goes on without it.
 //
 // Run may be called once; later calls return [ErrAlreadyRun].
@@ -142,16 +142,19 @@ func (a *App) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// watch turns the first signal into a shutdown and any signal after the
-// shutdown began into a forced exit.
+// watch turns the first signal into a shutdown and the second into a
+// forced exit. It counts signals rather than looking at whether the
+// shutdown began: a program that also turns SIGINT into the end of Run's
+// context (with signal.NotifyContext) gets each signal on both paths, in
+// either order, and one Ctrl-C must not force the exit.
 func (a *App) watch(ctx context.Context, stop context.CancelCauseFunc, sigs <-chan os.Signal, forced, quit, done chan struct{}) {
 	defer close(done)
-	for {
+	for n := 0; ; {
 		select {
 		case <-quit:
 			return
 		case s := <-sigs:
-			if ctx.Err() == nil {
+			if n++; n == 1 {
 				a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: signal received; shutting down", slog.String("signal", s.String()))
 				stop(&signalError{s})
 				continue

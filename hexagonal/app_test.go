@@ -283,36 +283,6 @@ func TestInjectedSignalStops(t *testing.T) {
 	}
 }
 
-// TestProcessSignalStops sends SIGTERM to the test process itself: Run
-// subscribes to it with signal.Notify by default (before any component
-// starts, so the signal, sent once the last one started, cannot kill the
-// process).
-func TestProcessSignalStops(t *testing.T) {
-	var j journal
-	started := make(chan struct{})
-	app, err := hexagonal.New(quiet(), hexagonal.WithComponent(j.component("api"), ready(started)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- app.Run(context.Background()) }()
-	<-started
-	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run() = %v; want nil after SIGTERM", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after SIGTERM")
-	}
-	if got := j.list(); !slices.Equal(got, []string{"start api", "stop api"}) {
-		t.Errorf("calls = %q", got)
-	}
-}
-
 func TestSecondSignalForcesExit(t *testing.T) {
 	release := make(chan struct{})
 	stopping := make(chan struct{})
@@ -341,28 +311,44 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	close(release)
 }
 
-func TestSignalAfterContextShutdownForcesExit(t *testing.T) {
-	release := make(chan struct{})
-	stopping := make(chan struct{})
-	var exited atomic.Bool
-	started := make(chan struct{})
-	app, sigs := newApp(t,
-		hexagonal.WithExit(func(int) { exited.Store(true) }),
-		hexagonal.WithComponent(hexagonal.Component{
-			Name: "stuck",
-			Stop: func(context.Context) error { close(stopping); <-release; return nil },
-		}, ready(started)))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- app.Run(ctx) }()
-	<-started
-	cancel()
-	<-stopping
-	sigs <- syscall.SIGTERM
-	if err := <-done; !errors.Is(err, hexagonal.ErrForcedExit) || !exited.Load() {
-		t.Errorf("Run() = %v, exited %v; want ErrForcedExit", err, exited.Load())
-	}
-	close(release)
+// TestOneSignalWithNotifyContextDoesNotForceExit protects programs that
+// end Run's context on SIGINT themselves (signal.NotifyContext): the
+// context ends, and the same signal reaches Run, in either order; that
+// is one request to stop, and only a second signal forces the exit.
+func TestOneSignalWithNotifyContextDoesNotForceExit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		stopping := make(chan struct{})
+		var exited atomic.Bool
+		started := make(chan struct{})
+		app, sigs := newApp(t,
+			hexagonal.WithExit(func(int) { exited.Store(true) }),
+			hexagonal.WithComponent(hexagonal.Component{
+				Name: "stuck",
+				Stop: func(context.Context) error { close(stopping); <-release; return nil },
+			}, ready(started)))
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- app.Run(ctx) }()
+		<-started
+		cancel()
+		<-stopping
+		sigs <- syscall.SIGINT // the signal that ended the context, seen late
+		synctest.Wait()
+		if exited.Load() {
+			t.Fatal("one signal forced the exit")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run() = %v after one signal; want it still stopping", err)
+		default:
+		}
+		sigs <- syscall.SIGINT
+		if err := <-done; !errors.Is(err, hexagonal.ErrForcedExit) || !exited.Load() {
+			t.Errorf("Run() = %v, exited %v; want ErrForcedExit after the second signal", err, exited.Load())
+		}
+		close(release)
+	})
 }
 
 func TestRunFailureShutsDown(t *testing.T) {

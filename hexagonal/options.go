@@ -122,6 +122,7 @@ func WithComponent(components ...Component) Option {
 // WithHealth makes h the app's health: the app turns its readiness off
 // while it starts and once it begins to shut down. By default the app has
 // a health of its own, with no checks, that [App.Health] returns.
+// A nil h is ignored.
 func WithHealth(h *Health) Option {
 	return optionFunc(func(c *config) {
 		if h != nil {
@@ -164,8 +165,9 @@ func WithSignals(ch <-chan os.Signal) Option {
 	return optionFunc(func(c *config) { c.signals = ch })
 }
 
-// WithExit sets what a second signal calls to force the program's exit,
-// while the first one's shutdown is under way. The default is [os.Exit];
+// WithExit sets what a second signal calls to force the program's exit
+// (the first asks for the graceful shutdown, as does the end of Run's
+// context). The default is [os.Exit];
 // the code given is 1. If exit returns (as a test's does), [App.Run]
 // returns at once, with an error wrapping [ErrForcedExit].
 func WithExit(exit func(code int)) Option {
