@@ -266,6 +266,11 @@ func (a *App) shutdown(ctx context.Context, cause error, started []running, exit
 		reason = errs[0].Error()
 	}
 	a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: shutting down", slog.String("reason", reason), slog.Int("components", len(started)))
+	for _, r := range started {
+		if r.c.drain != nil {
+			r.c.drain()
+		}
+	}
 	if d := a.cfg.drainDelay; d > 0 && len(started) > 0 {
 		a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: draining", slog.Duration("delay", d))
 		span.AddEvent("hexagonal.drain")
@@ -399,6 +404,7 @@ type PanicError struct {
 	Stack []byte
 }
 
+// Error says which function panicked, and with what.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("hexagonal: %s %q panicked: %v", e.Phase, e.Component, e.Value)
 }

@@ -671,3 +671,67 @@ func TestRunPanicShutsDown(t *testing.T) {
 		t.Errorf("calls = %q", got)
 	}
 }
+
+// signalOn is a slog handler that closes ch at the first record whose
+// message is msg.
+type signalOn struct {
+	msg  string
+	once *sync.Once
+	ch   chan struct{}
+}
+
+func (h signalOn) Enabled(context.Context, slog.Level) bool { return true }
+func (h signalOn) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() { close(h.ch) })
+	}
+	return nil
+}
+func (h signalOn) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h signalOn) WithGroup(string) slog.Handler      { return h }
+
+// TestDrainClosesKeptAliveConnections: during the drain delay the server
+// still answers, but closes each connection after its response, so that
+// clients holding kept-alive connections move to another instance.
+func TestDrainClosesKeptAliveConnections(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	draining := make(chan struct{})
+	started := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })}
+	// A drain delay longer than the test: it ends with a forced exit,
+	// and the test closes the server.
+	app, sigs := newApp(t, hexagonal.WithDrainDelay(time.Hour), hexagonal.WithExit(func(int) {}),
+		hexagonal.WithLogger(slog.New(signalOn{msg: "hexagonal: draining", once: new(sync.Once), ch: draining})),
+		hexagonal.WithComponent(hexagonal.HTTPServerListener("api", srv, ln), ready(started)))
+	done := make(chan error, 1)
+	go func() { done <- app.Run(context.Background()) }()
+	<-started
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	get := func() *http.Response {
+		t.Helper()
+		resp, err := client.Get("http://" + ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get(); resp.Close {
+		t.Error("a response closes its connection before the shutdown")
+	}
+	sigs <- syscall.SIGTERM
+	<-draining
+	if resp := get(); !resp.Close || resp.StatusCode != http.StatusOK {
+		t.Errorf("a response during the drain: status %d, Close %v; want 200 closing its connection", resp.StatusCode, resp.Close)
+	}
+	sigs <- syscall.SIGTERM
+	if err := <-done; !errors.Is(err, hexagonal.ErrForcedExit) {
+		t.Errorf("Run() = %v; want ErrForcedExit", err)
+	}
+	_ = srv.Close()
+}

@@ -37,13 +37,16 @@ type Component struct {
 	// [WithStopTimeout].
 	StopTimeout time.Duration
 
-	err error // a configuration error, reported by New
+	err   error  // a configuration error, reported by New
+	drain func() // called when the shutdown begins, before the drain delay
 }
 
 // HTTPServer returns srv as a driving adapter of an app: its Start
 // listens on srv.Addr (":http" when empty), so that an address in use
 // fails the start; it then serves in the background (with TLS when
-// srv.TLSConfig is set, which must then hold the certificates); its Stop
+// srv.TLSConfig is set, which must then hold the certificates). When the
+// app's shutdown begins, the server turns keep-alives off, so that
+// during the drain delay each response closes its connection; its Stop
 // is [http.Server.Shutdown], which stops accepting connections and waits
 // for the requests in flight, and closes the remaining connections if the
 // stop timeout passes first.
@@ -65,7 +68,11 @@ func httpServer(name string, srv *http.Server, ln net.Listener) Component {
 		return Component{Name: name, err: fmt.Errorf("HTTPServer(%q): the server is nil", name)}
 	}
 	s := &serverComponent{srv: srv, ln: ln}
-	return Component{Name: name, Start: s.start, Run: s.run, Stop: s.stop}
+	// Once the shutdown begins, each response closes its connection, so
+	// that clients and load balancers holding kept-alive connections
+	// reconnect, to another instance, during the drain delay.
+	drain := func() { srv.SetKeepAlivesEnabled(false) }
+	return Component{Name: name, Start: s.start, Run: s.run, Stop: s.stop, drain: drain}
 }
 
 type serverComponent struct {

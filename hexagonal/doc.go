@@ -37,7 +37,8 @@
 //
 // [App.Run] starts the components in registration order and waits for
 // its context to end, SIGINT or SIGTERM, or a component's Run to return.
-// Then it shuts down: readiness turns false at once, the drain delay
+// Then it shuts down: readiness turns false at once and HTTP servers
+// close each connection after its response, the drain delay
 // ([WithDrainDelay]) gives load balancers time to notice, and the
 // components stop in reverse order, each within its own timeout
 // ([WithStopTimeout], [Component.StopTimeout]); an HTTP server stops
