@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -16,7 +18,8 @@ import (
 //     fails while the app starts or stops). They answer 200 with "ok",
 //     or 503 with one line per check ("[+]db ok", "[-]db failed: reason
 //     withheld") and "livez check failed"; ?verbose lists the checks on
-//     success too, and ?exclude=name (repeatable) leaves a check out.
+//     success too, and ?exclude=name (repeatable) leaves a check out
+//     (with a warning line for a name that matches no check).
 //   - GET /livez/{name} and /readyz/{name} run one check.
 //   - GET /health answers JSON: the overall status, the phase, and each
 //     check's status and latency; ?verbose adds each failure's error and
@@ -58,7 +61,10 @@ func (hh healthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	_, verbose := q["verbose"]
-	var rep Report
+	var (
+		rep               Report
+		excluded, unknown []string
+	)
 	if name != "" {
 		s := hh.h.byName[name]
 		if s == nil || (!ready && s.c.Kind != Liveness) {
@@ -77,6 +83,15 @@ func (hh healthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			exclude[n] = true
 		}
 		rep = hh.h.report(r.Context(), ready, exclude)
+		for n := range exclude {
+			if s := hh.h.byName[n]; s != nil && (ready || s.c.Kind == Liveness) {
+				excluded = append(excluded, n)
+			} else {
+				unknown = append(unknown, strconv.Quote(n))
+			}
+		}
+		slices.Sort(excluded)
+		slices.Sort(unknown)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -92,7 +107,7 @@ func (hh healthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(textReport(rep, endpoint, ready && name == "", verbose || !rep.OK, q["exclude"]))
+	_, _ = w.Write(textReport(rep, endpoint, ready && name == "", verbose || !rep.OK, excluded, unknown))
 }
 
 func acceptsJSON(r *http.Request) bool {
@@ -108,7 +123,7 @@ func acceptsJSON(r *http.Request) bool {
 // phase, as Kubernetes' API server reports its shutdown.
 const lifecycleCheck = "lifecycle"
 
-func textReport(rep Report, endpoint string, withPhase, list bool, excluded []string) []byte {
+func textReport(rep Report, endpoint string, withPhase, list bool, excluded, unknown []string) []byte {
 	if !list {
 		return []byte("ok")
 	}
@@ -129,6 +144,9 @@ func textReport(rep Report, endpoint string, withPhase, list bool, excluded []st
 	}
 	for _, n := range excluded {
 		b.WriteString("[+]" + n + " excluded: ok\n")
+	}
+	if len(unknown) > 0 {
+		b.WriteString("warn: some health checks cannot be excluded: no matches for " + strings.Join(unknown, ",") + "\n")
 	}
 	if rep.OK {
 		b.WriteString(endpoint + " check passed\n")

@@ -57,6 +57,10 @@ func TestHandlerKubernetesText(t *testing.T) {
 		{"/readyz", 503, "[+]lifecycle ok\n[+]deadlock ok\n[-]postgres failed: reason withheld\n[+]redis ok\nreadyz check failed\n"},
 		{"/readyz?exclude=postgres", 200, "ok"},
 		{"/readyz?exclude=postgres&verbose", 200, "[+]lifecycle ok\n[+]deadlock ok\n[+]redis ok\n[+]postgres excluded: ok\nreadyz check passed\n"},
+		{"/readyz?exclude=redis&exclude=postgres&exclude=redis&exclude=nope&verbose", 200,
+			"[+]lifecycle ok\n[+]deadlock ok\n[+]postgres excluded: ok\n[+]redis excluded: ok\n" +
+				"warn: some health checks cannot be excluded: no matches for \"nope\"\nreadyz check passed\n"},
+		{"/livez?exclude=redis&verbose", 200, "[+]deadlock ok\nwarn: some health checks cannot be excluded: no matches for \"redis\"\nlivez check passed\n"},
 		{"/readyz/redis", 200, "ok"},
 		{"/readyz/postgres", 503, "[-]postgres failed: reason withheld\nreadyz check failed\n"},
 		{"/livez/deadlock", 200, "ok"},
