@@ -55,7 +55,7 @@ func New(opts ...Option) (*App, error) {
 	h := cfg.health
 	if h == nil {
 		var err error
-		if h, err = NewHealth(WithLogger(cfg.logger), WithTracerProvider(cfg.tp), WithMeterProvider(cfg.mp)); err != nil {
+		if h, err = NewHealth(WithLogger(cfg.logger), WithMeterProvider(cfg.mp)); err != nil {
 			return nil, err
 		}
 	}

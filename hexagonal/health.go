@@ -11,7 +11,6 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
@@ -72,7 +71,6 @@ type healthConfig struct {
 	timeout  time.Duration
 	interval time.Duration
 	logger   *slog.Logger
-	tp       trace.TracerProvider
 	mp       metric.MeterProvider
 }
 

@@ -196,9 +196,6 @@ func (o sharedOption) applyHealth(c *healthConfig) {
 	if o.logger != nil {
 		c.logger = o.logger
 	}
-	if o.tp != nil {
-		c.tp = o.tp
-	}
 	if o.mp != nil {
 		c.mp = o.mp
 	}
@@ -218,10 +215,15 @@ func (o sharedOption) applyInstrument(c *instrumentConfig) {
 // [slog.Default] at the time of New.
 func WithLogger(l *slog.Logger) LogOption { return sharedOption{logger: l} }
 
-// WithTracerProvider sets where spans go. The default, also used when tp is
-// nil, is the global provider at the time of New (or of [Instrument]).
+// WithTracerProvider sets where the spans of an [App] and of the calls
+// wrapped by [Instrument] go; a [Health] makes none (probes every few
+// seconds would flood the traces), so it ignores the option. The
+// default, also used when tp is nil, is the global provider at the time
+// of New (or of [Instrument]).
 func WithTracerProvider(tp trace.TracerProvider) TelemetryOption { return sharedOption{tp: tp} }
 
-// WithMeterProvider sets where metrics go. The default, also used when mp
-// is nil, is the global provider at the time of New (or of [Instrument]).
+// WithMeterProvider sets where the metrics of a [Health] and of the
+// calls wrapped by [Instrument] go; an [App] passes it to the health it
+// makes when given none. The default, also used when mp is nil, is the
+// global provider at the time of New (or of [Instrument]).
 func WithMeterProvider(mp metric.MeterProvider) TelemetryOption { return sharedOption{mp: mp} }
