@@ -122,7 +122,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer func() { close(quit); <-watcher }()
 
 	exits := make(chan exited, len(a.cfg.components))
-	started, errs, ok := a.start(runCtx, exits)
+	started, errs, ok, startup := a.start(runCtx, exits)
 	if ok {
 		a.health.setPhase(phaseRunning)
 		a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: started; ready", slog.Int("components", len(started)))
@@ -132,7 +132,7 @@ func (a *App) Run(ctx context.Context) error {
 			errs = a.exited(ctx, e, errs)
 		}
 	}
-	errs = a.shutdown(ctx, context.Cause(runCtx), started, exits, forced, errs)
+	errs = a.shutdown(ctx, context.Cause(runCtx), startup, started, exits, forced, errs)
 	switch len(errs) {
 	case 0:
 		return nil
@@ -173,28 +173,29 @@ type signalError struct{ sig os.Signal }
 func (e *signalError) Error() string { return "hexagonal: signal " + e.sig.String() }
 
 // start starts the components in order. It returns those started, the
-// error that stopped the start, if any, and whether every component
-// started.
-func (a *App) start(base context.Context, exits chan exited) (started []running, errs []error, ok bool) {
+// error that stopped the start, if any, whether every component started,
+// and the start-up span's context.
+func (a *App) start(base context.Context, exits chan exited) (started []running, errs []error, ok bool, startup trace.SpanContext) {
 	ctx, span := a.tracer.Start(base, "hexagonal.startup")
 	defer span.End()
+	startup = span.SpanContext()
 	a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: starting", slog.Int("components", len(a.cfg.components)))
 	for i := range a.cfg.components {
 		c := &a.cfg.components[i]
 		if ctx.Err() != nil {
-			return started, nil, false // asked to stop before this one started
+			return started, nil, false, startup // asked to stop before this one started
 		}
 		select {
 		case e := <-exits:
-			return started, a.exited(ctx, e, nil), false
+			return started, a.exited(ctx, e, nil), false, startup
 		default:
 		}
 		if err := a.startOne(ctx, c); err != nil {
 			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-				return started, nil, false // interrupted by a shutdown
+				return started, nil, false, startup // interrupted by a shutdown
 			}
 			telemetry.RecordError(span, err)
-			return started, []error{err}, false
+			return started, []error{err}, false, startup
 		}
 		r := running{c: c}
 		if c.Run != nil {
@@ -213,7 +214,7 @@ func (a *App) start(base context.Context, exits chan exited) (started []running,
 		}
 		started = append(started, r)
 	}
-	return started, nil, true
+	return started, nil, true, startup
 }
 
 func (a *App) startOne(ctx context.Context, c *Component) error {
@@ -254,10 +255,12 @@ func (a *App) exited(ctx context.Context, e exited, errs []error) []error {
 
 // shutdown turns readiness off, drains, and stops the started components
 // in reverse order.
-func (a *App) shutdown(ctx context.Context, cause error, started []running, exits <-chan exited, forced <-chan struct{}, errs []error) []error {
+func (a *App) shutdown(ctx context.Context, cause error, startup trace.SpanContext, started []running, exits <-chan exited, forced <-chan struct{}, errs []error) []error {
 	a.health.setPhase(phaseStopping)
 	ctx = context.WithoutCancel(ctx)
-	ctx, span := a.tracer.Start(ctx, "hexagonal.shutdown")
+	// The shutdown is a trace of its own (or a child of the caller's
+	// span), linked to the start-up's.
+	ctx, span := a.tracer.Start(ctx, "hexagonal.shutdown", trace.WithLinks(trace.Link{SpanContext: startup}))
 	defer span.End()
 	reason := "a component ended"
 	if cause != nil {

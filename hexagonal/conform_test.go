@@ -118,6 +118,12 @@ func TestTelemetryConforms(t *testing.T) {
 	// Health and wrapped calls report while they are reachable.
 	runtime.KeepAlive(h)
 	runtime.KeepAlive(place)
+	// The shutdown links to the start-up.
+	startup, shutdown := p.SpansNamed("hexagonal.startup"), p.SpansNamed("hexagonal.shutdown")
+	if len(startup) != 1 || len(shutdown) != 1 || len(shutdown[0].Links()) != 1 ||
+		shutdown[0].Links()[0].SpanContext.SpanID() != startup[0].SpanContext().SpanID() {
+		t.Errorf("hexagonal.shutdown is not linked to hexagonal.startup")
+	}
 	// The failed stop is on its span.
 	for _, s := range p.SpansNamed("stop db") {
 		if telemetrytest.Attrs(s)[semconv.ErrorTypeKey].AsString() == "" {

@@ -119,9 +119,10 @@
 // Spans:
 //
 //   - hexagonal.startup and hexagonal.shutdown (internal): the app's
-//     phases, with a hexagonal.drain event; children "start {component}"
-//     and "stop {component}" (internal, hexagonal.component). Failures
-//     set error.type.
+//     phases, each the root of a trace unless Run's context has a span,
+//     the shutdown linked to the start-up and with a hexagonal.drain
+//     event; children "start {component}" and "stop {component}"
+//     (internal, hexagonal.component). Failures set error.type.
 //   - "{port}.{operation}", such as "OrderRepository.Save": a call
 //     wrapped by [Instrument], with hexagonal.layer, hexagonal.port and
 //     hexagonal.operation, and error.type on failure; internal in the
