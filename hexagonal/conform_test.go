@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -66,7 +69,7 @@ func TestTelemetryConforms(t *testing.T) {
 		t.Fatal(err)
 	}
 	started := make(chan struct{})
-	app, sigs := newApp(t, hexagonal.WithHealth(h), hexagonal.WithTracerProvider(p.TracerProvider),
+	app, sigs := newApp(t, hexagonal.WithHealth(h), hexagonal.WithTracerProvider(p.TracerProvider), hexagonal.WithDrainDelay(time.Millisecond),
 		hexagonal.WithComponent(
 			hexagonal.Component{Name: "db", Stop: func(context.Context) error { return errors.New("close failed") }},
 			ready(started)))
@@ -123,6 +126,9 @@ func TestTelemetryConforms(t *testing.T) {
 	if len(startup) != 1 || len(shutdown) != 1 || len(shutdown[0].Links()) != 1 ||
 		shutdown[0].Links()[0].SpanContext.SpanID() != startup[0].SpanContext().SpanID() {
 		t.Errorf("hexagonal.shutdown is not linked to hexagonal.startup")
+	}
+	if len(shutdown) == 1 && !slices.ContainsFunc(shutdown[0].Events(), func(e sdktrace.Event) bool { return e.Name == "hexagonal.drain" }) {
+		t.Errorf("hexagonal.shutdown has no hexagonal.drain event: %v", shutdown[0].Events())
 	}
 	// The failed stop is on its span.
 	for _, s := range p.SpansNamed("stop db") {

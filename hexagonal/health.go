@@ -372,10 +372,8 @@ func (h *Health) report(ctx context.Context, ready bool, exclude map[string]bool
 			states = append(states, s)
 		}
 	}
-	rep := Report{OK: true, Phase: phaseName(h.phase.Load()), Checks: make([]CheckResult, len(states))}
-	if ready && h.phase.Load() != phaseRunning {
-		rep.OK = false
-	}
+	phase := h.phase.Load()
+	rep := Report{OK: !ready || phase == phaseRunning, Phase: phaseName(phase), Checks: make([]CheckResult, len(states))}
 	h.collect(ctx, states, rep.Checks)
 	for _, r := range rep.Checks {
 		if r.Err != nil {
