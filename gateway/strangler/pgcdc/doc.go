@@ -40,7 +40,10 @@
 // the consumer creates it, FOR TABLE its tables, when it does not exist,
 // or requires it to exist under [WithCreatePublication](false). Either
 // way the consumer checks that it publishes every one of its tables and
-// never alters it. Changes of other tables the publication has are not
+// never alters it. A partitioned table's changes come under its own name
+// only from a publication WITH (publish_via_partition_root = true), as
+// the consumer creates it; from another, the table does not count as
+// published. Changes of other tables the publication has are not
 // delivered.
 //
 // A replication slot keeps the consumer's position in the server's

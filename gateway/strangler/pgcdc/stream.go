@@ -89,10 +89,14 @@ func (c *Consumer) setupPublication(ctx context.Context, conn *pgconn.PgConn) er
 			return c.checkPublication(ctx, conn)
 		}
 		if !c.cfg.createPublication {
-			return fatal("pgcdc: publication %s does not exist; create it (CREATE PUBLICATION %s FOR TABLE %s) or let the consumer do it (WithCreatePublication(true))",
+			return fatal("pgcdc: publication %s does not exist; create it (CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)) or let the consumer do it (WithCreatePublication(true))",
 				c.publication, c.publication, c.tableList())
 		}
-		_, err = query(ctx, conn, "CREATE PUBLICATION "+c.publication+" FOR TABLE "+c.tableList())
+		// Through the root, a partitioned table's changes come under its
+		// own name; otherwise under its partitions', which the consumer
+		// was not asked for.
+		_, err = query(ctx, conn, "CREATE PUBLICATION "+c.publication+" FOR TABLE "+c.tableList()+
+			" WITH (publish_via_partition_root = true)")
 		if err == nil {
 			return nil
 		}
