@@ -1,7 +1,9 @@
 package pgcdc_test
 
 import (
+	"github.com/otelpatterns/patterns/internal/testenv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -27,4 +29,34 @@ func TestPartitionedTable(t *testing.T) {
 	require.NoError(t, stop())
 	assert.Equal(t, pgcdc.Change{Table: f.table("t"), Op: pgcdc.OpInsert, New: map[string]any{"id": int32(1)}, Key: map[string]any{"id": int32(1)}}, first,
 		"the partition's insert, under the partitioned table's name")
+}
+
+// TestRenamedTable: a table renamed while the consumer streams is still
+// published, under its new name; the consumer stops at its first change
+// instead of dropping it as a change of a table it was not asked for,
+// and a consumer of the new name gets it.
+func TestRenamedTable(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	f.exec("CREATE TABLE " + f.table("marker") + " (id int PRIMARY KEY)")
+	h, ch := channel()
+	c := f.consumer([]string{"t", "marker"}, h)
+	f.setup(c)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(testenv.Context(t, 20*time.Second)) }()
+	f.insert(1)
+	assert.Equal(t, []int32{1}, ids(next(t, ch)))
+	f.exec("ALTER TABLE " + f.table("t") + " RENAME TO t2")
+	f.exec("INSERT INTO " + f.table("t2") + " VALUES (2)")
+	f.exec("INSERT INTO " + f.table("marker") + " VALUES (3)")
+	err := <-done
+	require.Error(t, err, "Run went on past a change of the renamed table")
+	assert.ErrorContains(t, err, "renamed")
+	assert.Empty(t, ch, "the marker, after the renamed table's change")
+
+	h2, ch2 := channel()
+	stop := run(t, f.consumer([]string{"t2", "marker"}, h2))
+	assert.Equal(t, []int32{2}, ids(next(t, ch2)))
+	assert.Equal(t, []int32{3}, ids(next(t, ch2)))
+	require.NoError(t, stop())
 }

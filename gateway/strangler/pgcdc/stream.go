@@ -400,7 +400,7 @@ func tupleEnd(data []byte, off int, kinds string) (int, error) {
 func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
-		s.dec.relation(m)
+		return s.dec.relation(m)
 	case *pglogrepl.BeginMessage:
 		s.tx = &Transaction{XID: m.Xid, CommitLSN: LSN(m.FinalLSN), CommitTime: m.CommitTime}
 		// The server skips the commits before the slot's position
