@@ -91,6 +91,15 @@ func New(connString, slot string, tables []string, handler Handler, opts ...Opti
 		return nil, fmt.Errorf("pgcdc: New: %w", err)
 	}
 	conn.RuntimeParams["replication"] = "database"
+	// The server writes the values of the changes with the output
+	// settings of the consumer's session, which a server, database or
+	// role may set to styles that pgx does not read (DateStyle=German,
+	// bytea_output=escape...) or that lose digits (extra_float_digits
+	// below 1): the session asks for the ones it decodes, whole.
+	conn.RuntimeParams["DateStyle"] = "ISO, MDY"
+	conn.RuntimeParams["IntervalStyle"] = "postgres"
+	conn.RuntimeParams["bytea_output"] = "hex"
+	conn.RuntimeParams["extra_float_digits"] = "3"
 	c.conn = conn
 	c.tel = newInstruments(c, &c.cfg, conn)
 	return c, nil

@@ -1,14 +1,18 @@
 package pgcdc_test
 
 import (
-	"github.com/otelpatterns/patterns/internal/testenv"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelpatterns/patterns/gateway/strangler/pgcdc"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // TestPartitionedTable: the changes of a partitioned table arrive under
@@ -59,4 +63,29 @@ func TestRenamedTable(t *testing.T) {
 	assert.Equal(t, []int32{2}, ids(next(t, ch2)))
 	assert.Equal(t, []int32{3}, ids(next(t, ch2)))
 	require.NoError(t, stop())
+}
+
+// TestServerOutputStyles: a server (or role, or database) set to output
+// dates, intervals, bytea and floats in other styles than pgx reads does
+// not make the consumer fail on every value forever.
+func TestServerOutputStyles(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY, iv interval, d date, ts timestamp, by bytea, f float8)")
+	h, ch := channel()
+	var failures atomic.Int32
+	c, err := pgcdc.New(f.url+"&options="+strings.ReplaceAll(url.QueryEscape("-c DateStyle=German -c IntervalStyle=sql_standard -c bytea_output=escape -c extra_float_digits=-3"), "+", "%20"),
+		f.schema, []string{f.table("t")}, h, pgcdc.WithBackoff(10*time.Millisecond, 100*time.Millisecond),
+		pgcdc.WithErrorHandler(func(err error) { failures.Add(1); t.Log(err) }))
+	require.NoError(t, err)
+	f.setup(c)
+	stop := run(t, c)
+	f.exec("INSERT INTO " + f.table("t") + " VALUES (1, '1 year 2 mons 3 days 04:05:06.7', '2020-01-02', '2020-01-02 03:04:05', '\\xdeadbeef', 0.1)")
+	ins := one(t, next(t, ch))
+	require.NoError(t, stop())
+	assert.Zero(t, failures.Load())
+	assert.Equal(t, pgtype.Interval{Months: 14, Days: 3, Microseconds: 14706700000, Valid: true}, ins.New["iv"])
+	assert.Equal(t, time.Date(2020, 1, 2, 0, 0, 0, 0, time.UTC), ins.New["d"])
+	assert.Equal(t, time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC), ins.New["ts"])
+	assert.Equal(t, []byte{0xde, 0xad, 0xbe, 0xef}, ins.New["by"])
+	assert.Equal(t, 0.1, ins.New["f"], "every digit of a float")
 }
