@@ -1,12 +1,14 @@
 package pgcdc_test
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -88,4 +90,36 @@ func TestServerOutputStyles(t *testing.T) {
 	assert.Equal(t, time.Date(2020, 1, 2, 3, 4, 5, 0, time.UTC), ins.New["ts"])
 	assert.Equal(t, []byte{0xde, 0xad, 0xbe, 0xef}, ins.New["by"])
 	assert.Equal(t, 0.1, ins.New["f"], "every digit of a float")
+}
+
+// TestConnStringWithoutDatabase: a connection string that names no
+// database connects to the one named after the user, as libpq does; the
+// consumer's slot is of that database, and Run streams from it.
+func TestConnStringWithoutDatabase(t *testing.T) {
+	base := testenv.PostgresURL(t)
+	u, err := url.Parse(base)
+	require.NoError(t, err)
+	u.Path = "" // no database: the user's
+	f := newFixture(t)
+	ctx := testenv.Context(t, time.Minute)
+	conn, err := pgx.Connect(ctx, u.String())
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_, _ = conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+f.schema+" CASCADE")
+		_, _ = conn.Exec(context.Background(), "DROP PUBLICATION IF EXISTS "+f.schema)
+		_ = conn.Close(context.Background())
+	})
+	_, err = conn.Exec(ctx, "CREATE SCHEMA "+f.schema)
+	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "CREATE TABLE "+f.table("t")+" (id int PRIMARY KEY)")
+	require.NoError(t, err)
+	h, ch := channel()
+	c, err := pgcdc.New(u.String(), f.schema, []string{f.table("t")}, h)
+	require.NoError(t, err)
+	f.setup(c)
+	stop := run(t, c)
+	_, err = conn.Exec(ctx, "INSERT INTO "+f.table("t")+" VALUES (1)")
+	require.NoError(t, err)
+	assert.Equal(t, []int32{1}, ids(next(t, ch)))
+	require.NoError(t, stop())
 }

@@ -141,15 +141,17 @@ func (c *Consumer) tableList() string {
 
 func (c *Consumer) setupSlot(ctx context.Context, conn *pgconn.PgConn) (LSN, error) {
 	for range 2 { // a second time after losing a race to create it
-		rows, err := query(ctx, conn, "SELECT plugin, database, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = "+literal(c.slot))
+		// The connection's database, not the connection string's, which
+		// may name none (the user's, then).
+		rows, err := query(ctx, conn, "SELECT plugin, database, confirmed_flush_lsn, current_database() FROM pg_replication_slots WHERE slot_name = "+literal(c.slot))
 		if err != nil {
 			return 0, fmt.Errorf("pgcdc: reading slot %s: %w", c.slot, fatalCode(err))
 		}
 		if len(rows) == 1 {
-			plugin, database := string(rows[0][0]), string(rows[0][1])
-			if plugin != "pgoutput" || database != c.conn.Database {
+			plugin, database, current := string(rows[0][0]), string(rows[0][1]), string(rows[0][3])
+			if plugin != "pgoutput" || database != current {
 				return 0, fatal("pgcdc: slot %s exists for plugin %q and database %q; the consumer needs pgoutput and %q",
-					c.slot, plugin, database, c.conn.Database)
+					c.slot, plugin, database, current)
 			}
 			if rows[0][2] == nil {
 				return 0, nil
