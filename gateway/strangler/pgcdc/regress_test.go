@@ -123,3 +123,58 @@ func TestConnStringWithoutDatabase(t *testing.T) {
 	assert.Equal(t, []int32{1}, ids(next(t, ch)))
 	require.NoError(t, stop())
 }
+
+// TestCreatePublicationInterrupted: a connection lost while the consumer
+// creates its publication (here: ended by the server while the command
+// waits for a lock) is one more reason to connect again, not a reason
+// for Run to give up.
+func TestCreatePublicationInterrupted(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	ctx := testenv.Context(t, time.Minute)
+	lock, err := f.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = lock.Rollback(context.Background()) }()
+	_, err = lock.Exec(ctx, "LOCK TABLE "+f.table("t")+" IN ACCESS EXCLUSIVE MODE")
+	require.NoError(t, err)
+
+	h, ch := channel()
+	stop := run(t, f.consumer([]string{"t"}, h))
+	for { // until the consumer's CREATE PUBLICATION waits for the lock, then end its connection
+		var n int
+		require.NoError(t, f.pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+WHERE query LIKE 'CREATE PUBLICATION ' || $1::text || ' %' AND wait_event_type = 'Lock'`, f.schema).Scan(&n))
+		if n > 0 {
+			break
+		}
+		require.NoError(t, ctx.Err())
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NoError(t, lock.Rollback(ctx))
+	for !f.slotExists(ctx) { // the consumer connected again and set up
+		require.NoError(t, ctx.Err(), "no slot: Run gave up")
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.insert(1)
+	assert.Equal(t, []int32{1}, ids(next(t, ch)))
+	require.NoError(t, stop())
+}
+
+func (f *fixture) slotExists(ctx context.Context) bool {
+	f.t.Helper()
+	var ok bool
+	if err := f.pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = $1)", f.schema).Scan(&ok); err != nil {
+		f.t.Fatal(err)
+	}
+	return ok
+}
+
+// TestMissingTableIsFatal: a publication the server refuses to create
+// (of a table that does not exist) is an error Run returns.
+func TestMissingTableIsFatal(t *testing.T) {
+	f := newFixture(t)
+	c := f.consumer([]string{"nope"}, func(context.Context, pgcdc.Transaction) error { return nil })
+	err := c.Run(testenv.Context(t, 30*time.Second))
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "does not exist")
+}

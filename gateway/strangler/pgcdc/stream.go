@@ -58,6 +58,28 @@ func fatalCode(err error) error {
 	return err
 }
 
+// refused marks as fatal a server's refusal of a command (a table that
+// does not exist, a role that does not own it...), but not a lost
+// connection, nor a server's error that trying again may not meet:
+// connection exceptions (08), rollbacks (40: deadlocks, serialization),
+// insufficient resources (53), operator intervention (57: a terminated
+// backend, a cancelled statement, a server shutting down), system errors
+// (58) and a lock not available (55P03).
+func refused(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code[:min(2, len(pgErr.Code))] {
+	case "08", "40", "53", "57", "58":
+		return err
+	}
+	if pgErr.Code == "55P03" {
+		return err
+	}
+	return &fatalError{err}
+}
+
 // setup checks wal_level and sets the publication and the slot up, and
 // returns the slot's confirmed position.
 func (c *Consumer) setup(ctx context.Context, conn *pgconn.PgConn) (LSN, error) {
@@ -101,7 +123,7 @@ func (c *Consumer) setupPublication(ctx context.Context, conn *pgconn.PgConn) er
 			return nil
 		}
 		if !isCode(err, codeDuplicateObject) {
-			return fatal("pgcdc: creating publication %s: %w", c.publication, err)
+			return fmt.Errorf("pgcdc: creating publication %s: %w", c.publication, refused(err))
 		}
 	}
 	return c.checkPublication(ctx, conn)
