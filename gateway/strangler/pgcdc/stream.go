@@ -165,7 +165,7 @@ func (c *Consumer) setupSlot(ctx context.Context, conn *pgconn.PgConn) (LSN, err
 	for range 2 { // a second time after losing a race to create it
 		// The connection's database, not the connection string's, which
 		// may name none (the user's, then).
-		rows, err := query(ctx, conn, "SELECT plugin, database, confirmed_flush_lsn, current_database() FROM pg_replication_slots WHERE slot_name = "+literal(c.slot))
+		rows, err := query(ctx, conn, "SELECT plugin, database, confirmed_flush_lsn, current_database(), wal_status FROM pg_replication_slots WHERE slot_name = "+literal(c.slot))
 		if err != nil {
 			return 0, fmt.Errorf("pgcdc: reading slot %s: %w", c.slot, fatalCode(err))
 		}
@@ -174,6 +174,13 @@ func (c *Consumer) setupSlot(ctx context.Context, conn *pgconn.PgConn) (LSN, err
 			if plugin != "pgoutput" || database != current {
 				return 0, fatal("pgcdc: slot %s exists for plugin %q and database %q; the consumer needs pgoutput and %q",
 					c.slot, plugin, database, current)
+			}
+			if string(rows[0][4]) == "lost" {
+				// The server removed WAL the slot still needed
+				// (max_slot_wal_keep_size): changes are gone, which
+				// connecting again cannot bring back.
+				return 0, fatal("pgcdc: slot %s was invalidated (wal_status lost): the server removed write-ahead log it needed, "+
+					"so changes were lost; drop the slot (DropSlot), set up again and copy the tables anew", c.slot)
 			}
 			if rows[0][2] == nil {
 				return 0, nil
