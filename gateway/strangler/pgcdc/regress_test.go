@@ -178,3 +178,37 @@ func TestMissingTableIsFatal(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "does not exist")
 }
+
+// TestSchemaChangesAndTruncates: a column added or retyped while the
+// consumer streams comes with the rows after it (the server describes
+// the table again), and a truncate of several tables is a change for
+// each of the consumer's.
+func TestSchemaChangesAndTruncates(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY, n int)")
+	f.exec("CREATE TABLE " + f.table("u") + " (id int PRIMARY KEY, t_id int REFERENCES " + f.table("t") + ")")
+	h, ch := channel()
+	c := f.consumer([]string{"t", "u"}, h)
+	f.setup(c)
+	stop := run(t, c)
+	f.exec("INSERT INTO " + f.table("t") + " VALUES (1, 1)")
+	f.exec("ALTER TABLE " + f.table("t") + " ADD COLUMN note text DEFAULT 'x'")
+	f.exec("INSERT INTO " + f.table("t") + " VALUES (2, 2, 'y')")
+	f.exec("ALTER TABLE " + f.table("t") + " ALTER COLUMN n TYPE bigint")
+	f.exec("INSERT INTO " + f.table("t") + " VALUES (3, 3)")
+	f.exec("INSERT INTO " + f.table("u") + " VALUES (1, 1)")
+	f.exec("TRUNCATE " + f.table("t") + " CASCADE")
+
+	assert.Equal(t, map[string]any{"id": int32(1), "n": int32(1)}, one(t, next(t, ch)).New)
+	assert.Equal(t, map[string]any{"id": int32(2), "n": int32(2), "note": "y"}, one(t, next(t, ch)).New)
+	assert.Equal(t, map[string]any{"id": int32(3), "n": int64(3), "note": "x"}, one(t, next(t, ch)).New)
+	next(t, ch)
+	trunc := next(t, ch)
+	require.NoError(t, stop())
+	var tables []string
+	for _, c := range trunc.Changes {
+		assert.Equal(t, pgcdc.OpTruncate, c.Op)
+		tables = append(tables, c.Table)
+	}
+	assert.ElementsMatch(t, []string{f.table("t"), f.table("u")}, tables)
+}
