@@ -172,9 +172,12 @@ func (c *Consumer) DropSlot(ctx context.Context) error {
 // connect again after a backoff ([WithBackoff]); it returns an error for
 // what connecting again cannot cure: a server without wal_level=logical,
 // a publication that is missing (under [WithCreatePublication](false)) or
-// does not publish every table, a slot of another plugin or database, a
-// handler that failed [WithMaxAttempts] times ([*HandlerError]), and a
-// Run already running ([ErrRunning]).
+// does not publish every table, a slot of another plugin or database or
+// invalidated by the server, the server's refusal to create the
+// publication or to decode the changes (a publication dropped under a
+// slot that is behind), a table of the consumer's renamed while it
+// streams, a handler that failed [WithMaxAttempts] times
+// ([*HandlerError]), and a Run already running ([ErrRunning]).
 func (c *Consumer) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrRunning

@@ -212,3 +212,23 @@ func TestSchemaChangesAndTruncates(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{f.table("t"), f.table("u")}, tables)
 }
+
+// TestPublicationDropped: a publication dropped under a slot that is
+// behind cannot be put back for the changes before it is created again
+// (the server looks it up as of each change); Run says so instead of
+// connecting again forever.
+func TestPublicationDropped(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	h, ch := channel()
+	c := f.consumer([]string{"t"}, h)
+	f.setup(c)
+	f.exec("DROP PUBLICATION " + f.schema)
+	f.insert(1)
+	var errs atomic.Int32
+	c = f.consumer([]string{"t"}, h, pgcdc.WithErrorHandler(func(err error) { errs.Add(1); t.Log(err) }))
+	err := c.Run(testenv.Context(t, 10*time.Second))
+	require.Error(t, err, "Run went on connecting again, %d times", errs.Load())
+	assert.ErrorContains(t, err, "does not exist")
+	assert.Empty(t, ch)
+}

@@ -64,14 +64,14 @@ func fatalCode(err error) error {
 // connection exceptions (08), rollbacks (40: deadlocks, serialization),
 // insufficient resources (53), operator intervention (57: a terminated
 // backend, a cancelled statement, a server shutting down), system errors
-// (58) and a lock not available (55P03).
+// (58), internal errors (XX) and a lock not available (55P03).
 func refused(err error) error {
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) {
 		return err
 	}
 	switch pgErr.Code[:min(2, len(pgErr.Code))] {
-	case "08", "40", "53", "57", "58":
+	case "08", "40", "53", "57", "58", "XX":
 		return err
 	}
 	if pgErr.Code == "55P03" {
@@ -286,7 +286,11 @@ func (s *stream) run(ctx context.Context) error {
 				return err
 			}
 		case *pgproto3.ErrorResponse:
-			return fmt.Errorf("pgcdc: replication: %w", pgconn.ErrorResponseToPgError(m))
+			// Decoding failed on the server: some causes pass (a
+			// terminated backend), others come back on every
+			// connection (the publication dropped, or created after
+			// the changes the slot is at).
+			return fmt.Errorf("pgcdc: replication: %w", refused(pgconn.ErrorResponseToPgError(m)))
 		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
 		default:
 			return fmt.Errorf("pgcdc: replication: unexpected message %T", msg)
