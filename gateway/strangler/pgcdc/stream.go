@@ -146,8 +146,9 @@ func (c *Consumer) checkPublication(ctx context.Context, conn *pgconn.PgConn) er
 		}
 	}
 	if len(missing) > 0 {
-		return fatal("pgcdc: publication %s does not publish %s: add them (ALTER PUBLICATION %s ADD TABLE ...)",
-			c.publication, strings.Join(missing, ", "), c.publication)
+		return fatal("pgcdc: publication %s does not publish %s: add them (ALTER PUBLICATION %s ADD TABLE ...; "+
+			"a partitioned table also needs ALTER PUBLICATION %s SET (publish_via_partition_root = true))",
+			c.publication, strings.Join(missing, ", "), c.publication, c.publication)
 	}
 	return nil
 }
