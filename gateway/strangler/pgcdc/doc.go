@@ -66,9 +66,12 @@
 // ALTER TABLE ... REPLICA IDENTITY FULL, updates and deletes carry the
 // whole old row, at the cost of more WAL; a table with neither a primary
 // key nor REPLICA IDENTITY FULL (or USING INDEX) cannot publish updates
-// and deletes at all: PostgreSQL refuses them. An update that leaves a
-// large (TOASTed) value unchanged does not send it again: the column is
-// left out of [Change.New] and named in [Change.Unchanged].
+// and deletes at all: once it is in a publication, PostgreSQL refuses
+// its UPDATE and DELETE statements, the legacy system's included, so the
+// consumer refuses to create a publication of such a table. An update
+// that leaves a large (TOASTed) value unchanged does not send it again:
+// the column is left out of [Change.New] and named in
+// [Change.Unchanged].
 //
 // # Delivery: at least once, in commit order
 //

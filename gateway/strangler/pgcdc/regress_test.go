@@ -232,3 +232,24 @@ func TestPublicationDropped(t *testing.T) {
 	assert.ErrorContains(t, err, "does not exist")
 	assert.Empty(t, ch)
 }
+
+// TestTableWithoutReplicaIdentity: creating the publication of a table
+// that has neither a primary key nor another replica identity would make
+// the server refuse every UPDATE and DELETE of it, the legacy system's
+// included; the consumer refuses to create it instead.
+func TestTableWithoutReplicaIdentity(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	f.exec("CREATE TABLE " + f.table("nokey") + " (id int)")
+	f.exec("INSERT INTO " + f.table("nokey") + " VALUES (1)")
+	f.exec(`CREATE TABLE ` + f.schema + `."o'dd\name" (id int)`)
+	c := f.consumer([]string{"t", "nokey", `o'dd\name`}, func(context.Context, pgcdc.Transaction) error { return nil })
+	err := c.Setup(testenv.Context(t, 30*time.Second))
+	f.exec("UPDATE " + f.table("nokey") + " SET id = 2") // the legacy system's write
+	f.exec("DELETE FROM " + f.table("nokey"))
+	require.Error(t, err)
+	assert.ErrorContains(t, err, f.table("nokey"))
+	assert.ErrorContains(t, err, f.table(`o'dd\name`))
+	assert.ErrorContains(t, err, "REPLICA IDENTITY")
+	assert.NotContains(t, err.Error(), f.table("t")+",")
+}

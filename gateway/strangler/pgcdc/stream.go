@@ -114,6 +114,9 @@ func (c *Consumer) setupPublication(ctx context.Context, conn *pgconn.PgConn) er
 			return fatal("pgcdc: publication %s does not exist; create it (CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)) or let the consumer do it (WithCreatePublication(true))",
 				c.publication, c.publication, c.tableList())
 		}
+		if err := c.checkReplicaIdentity(ctx, conn); err != nil {
+			return err
+		}
 		// Through the root, a partitioned table's changes come under its
 		// own name; otherwise under its partitions', which the consumer
 		// was not asked for.
@@ -127,6 +130,41 @@ func (c *Consumer) setupPublication(ctx context.Context, conn *pgconn.PgConn) er
 		}
 	}
 	return c.checkPublication(ctx, conn)
+}
+
+// checkReplicaIdentity fails when a table has no replica identity (no
+// primary key under the default identity, or none at all): once in a
+// publication that publishes updates and deletes, the server would
+// refuse every UPDATE and DELETE of it, the legacy system's included.
+func (c *Consumer) checkReplicaIdentity(ctx context.Context, conn *pgconn.PgConn) error {
+	names := make([]string, len(c.tables))
+	for i, t := range c.tables {
+		names[i] = "(" + escapedLiteral(t.schema) + ", " + escapedLiteral(t.name) + ")"
+	}
+	rows, err := query(ctx, conn, `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE (n.nspname, c.relname) IN (`+strings.Join(names, ", ")+`) AND (c.relreplident = 'n'
+OR c.relreplident = 'd' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+OR c.relreplident = 'i' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))
+ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("pgcdc: reading the tables' replica identity: %w", refused(err))
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	bad := make([]string, len(rows))
+	for i, r := range rows {
+		bad[i] = string(r[0])
+	}
+	return fatal("pgcdc: %s: no REPLICA IDENTITY (no primary key): in a publication, the server would refuse "+
+		"every UPDATE and DELETE of them; give them a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL",
+		strings.Join(bad, ", "))
+}
+
+// escapedLiteral quotes s as an SQL escape string literal, which reads
+// the same whatever standard_conforming_strings is.
+func escapedLiteral(s string) string {
+	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
 // checkPublication fails when the publication leaves out a table.
