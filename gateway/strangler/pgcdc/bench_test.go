@@ -15,7 +15,9 @@ func BenchmarkDecode(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d.relation(rel.(*pglogrepl.RelationMessage))
+	if err := d.relation(rel.(*pglogrepl.RelationMessage)); err != nil {
+		b.Fatal(err)
+	}
 	insert := msg{'I'}.u32(16385).byte('N').u16(3).text("7").text("a note").text("open")
 	b.Run("pglogrepl.Parse", func(b *testing.B) {
 		b.ReportAllocs()

@@ -13,7 +13,9 @@ import (
 // A transaction may also be delivered again after a crash or a lost
 // connection (at-least-once): handlers must be idempotent, for example
 // by keying what they write by [Transaction.CommitLSN] and the change's
-// index. ctx ends when [Consumer.Run]'s context does.
+// index. ctx ends when [Consumer.Run]'s context does. A handler must not
+// modify the transaction's changes: an attempt after a failure gets the
+// same maps, and would see what the failed attempt did to them.
 type Handler func(ctx context.Context, tx Transaction) error
 
 // Transaction is a committed transaction's changes to the consumer's

@@ -91,6 +91,15 @@ func New(connString, slot string, tables []string, handler Handler, opts ...Opti
 		return nil, fmt.Errorf("pgcdc: New: %w", err)
 	}
 	conn.RuntimeParams["replication"] = "database"
+	// The server writes the values of the changes with the output
+	// settings of the consumer's session, which a server, database or
+	// role may set to styles that pgx does not read (DateStyle=German,
+	// bytea_output=escape...) or that lose digits (extra_float_digits
+	// below 1): the session asks for the ones it decodes, whole.
+	conn.RuntimeParams["DateStyle"] = "ISO, MDY"
+	conn.RuntimeParams["IntervalStyle"] = "postgres"
+	conn.RuntimeParams["bytea_output"] = "hex"
+	conn.RuntimeParams["extra_float_digits"] = "3"
 	c.conn = conn
 	c.tel = newInstruments(c, &c.cfg, conn)
 	return c, nil
@@ -163,9 +172,12 @@ func (c *Consumer) DropSlot(ctx context.Context) error {
 // connect again after a backoff ([WithBackoff]); it returns an error for
 // what connecting again cannot cure: a server without wal_level=logical,
 // a publication that is missing (under [WithCreatePublication](false)) or
-// does not publish every table, a slot of another plugin or database, a
-// handler that failed [WithMaxAttempts] times ([*HandlerError]), and a
-// Run already running ([ErrRunning]).
+// does not publish every table, a slot of another plugin or database or
+// invalidated by the server, the server's refusal to create the
+// publication or to decode the changes (a publication dropped under a
+// slot that is behind), a table of the consumer's renamed while it
+// streams, a handler that failed [WithMaxAttempts] times
+// ([*HandlerError]), and a Run already running ([ErrRunning]).
 func (c *Consumer) Run(ctx context.Context) error {
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrRunning

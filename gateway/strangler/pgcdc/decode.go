@@ -35,14 +35,23 @@ func newDecoder(wanted map[string]bool) *decoder {
 	return &decoder{types: pgtype.NewMap(), relations: map[uint32]*relation{}, wanted: wanted}
 }
 
-// relation records (or replaces) the description of a table.
-func (d *decoder) relation(m *pglogrepl.RelationMessage) {
+// relation records (or replaces) the description of a table. A table of
+// the consumer's described again under a name it was not asked for has
+// been renamed (or moved to another schema): it is still published, and
+// its changes must not be dropped as another table's, so that is an
+// error that stops the consumer before it confirms them.
+func (d *decoder) relation(m *pglogrepl.RelationMessage) error {
 	r := &relation{table: m.Namespace + "." + m.RelationName, columns: make([]column, len(m.Columns))}
 	r.wanted = d.wanted[r.table]
+	if prev, ok := d.relations[m.RelationID]; ok && prev.wanted && !r.wanted {
+		return fatal("pgcdc: table %s was renamed %s, which the consumer was not asked for; "+
+			"its changes are still published: stream it under its new name", prev.table, r.table)
+	}
 	for i, c := range m.Columns {
 		r.columns[i] = column{name: c.Name, oid: c.DataType, key: c.Flags&1 != 0}
 	}
 	d.relations[m.RelationID] = r
+	return nil
 }
 
 func (d *decoder) lookup(id uint32) (*relation, error) {

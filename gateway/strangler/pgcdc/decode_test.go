@@ -44,8 +44,8 @@ func mustParse(t *testing.T, m msg) pglogrepl.Message {
 
 func TestDecoder(t *testing.T) {
 	d := newDecoder(map[string]bool{"public.orders": true})
-	d.relation(mustParse(t, relationMsg(16385, "orders")).(*pglogrepl.RelationMessage))
-	d.relation(mustParse(t, relationMsg(16390, "other")).(*pglogrepl.RelationMessage))
+	require.NoError(t, d.relation(mustParse(t, relationMsg(16385, "orders")).(*pglogrepl.RelationMessage)))
+	require.NoError(t, d.relation(mustParse(t, relationMsg(16390, "other")).(*pglogrepl.RelationMessage)))
 
 	ins, err := d.change(mustParse(t, msg{'I'}.u32(16385).byte('N').u16(3).text("7").null().text("open")))
 	require.NoError(t, err)
@@ -78,6 +78,10 @@ func TestDecoder(t *testing.T) {
 	assert.ErrorContains(t, err, "a row of 1 columns; the relation has 3")
 	_, err = d.change(mustParse(t, msg{'I'}.u32(16385).byte('N').u16(3).text("x").null().null()))
 	assert.ErrorContains(t, err, "public.orders.id")
+
+	assert.ErrorContains(t, d.relation(mustParse(t, relationMsg(16385, "orders_old")).(*pglogrepl.RelationMessage)),
+		"public.orders was renamed public.orders_old", "a wanted table renamed")
+	assert.NoError(t, d.relation(mustParse(t, relationMsg(16390, "orders")).(*pglogrepl.RelationMessage)))
 }
 
 func TestParseMalformed(t *testing.T) {
@@ -105,7 +109,7 @@ func FuzzDecode(f *testing.F) {
 		d := newDecoder(map[string]bool{"public.orders": true})
 		if m, err := parse(rel); err == nil {
 			if r, ok := m.(*pglogrepl.RelationMessage); ok {
-				d.relation(r)
+				_ = d.relation(r)
 			}
 		}
 		m, err := parse(change)

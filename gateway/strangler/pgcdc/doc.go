@@ -40,7 +40,10 @@
 // the consumer creates it, FOR TABLE its tables, when it does not exist,
 // or requires it to exist under [WithCreatePublication](false). Either
 // way the consumer checks that it publishes every one of its tables and
-// never alters it. Changes of other tables the publication has are not
+// never alters it. A partitioned table's changes come under its own name
+// only from a publication WITH (publish_via_partition_root = true), as
+// the consumer creates it; from another, the table does not count as
+// published. Changes of other tables the publication has are not
 // delivered.
 //
 // A replication slot keeps the consumer's position in the server's
@@ -63,9 +66,12 @@
 // ALTER TABLE ... REPLICA IDENTITY FULL, updates and deletes carry the
 // whole old row, at the cost of more WAL; a table with neither a primary
 // key nor REPLICA IDENTITY FULL (or USING INDEX) cannot publish updates
-// and deletes at all: PostgreSQL refuses them. An update that leaves a
-// large (TOASTed) value unchanged does not send it again: the column is
-// left out of [Change.New] and named in [Change.Unchanged].
+// and deletes at all: once it is in a publication, PostgreSQL refuses
+// its UPDATE and DELETE statements, the legacy system's included, so the
+// consumer refuses to create a publication of such a table. An update
+// that leaves a large (TOASTed) value unchanged does not send it again:
+// the column is left out of [Change.New] and named in
+// [Change.Unchanged].
 //
 // # Delivery: at least once, in commit order
 //

@@ -58,6 +58,28 @@ func fatalCode(err error) error {
 	return err
 }
 
+// refused marks as fatal a server's refusal of a command (a table that
+// does not exist, a role that does not own it...), but not a lost
+// connection, nor a server's error that trying again may not meet:
+// connection exceptions (08), rollbacks (40: deadlocks, serialization),
+// insufficient resources (53), operator intervention (57: a terminated
+// backend, a cancelled statement, a server shutting down), system errors
+// (58), internal errors (XX) and a lock not available (55P03).
+func refused(err error) error {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code[:min(2, len(pgErr.Code))] {
+	case "08", "40", "53", "57", "58", "XX":
+		return err
+	}
+	if pgErr.Code == "55P03" {
+		return err
+	}
+	return &fatalError{err}
+}
+
 // setup checks wal_level and sets the publication and the slot up, and
 // returns the slot's confirmed position.
 func (c *Consumer) setup(ctx context.Context, conn *pgconn.PgConn) (LSN, error) {
@@ -89,18 +111,60 @@ func (c *Consumer) setupPublication(ctx context.Context, conn *pgconn.PgConn) er
 			return c.checkPublication(ctx, conn)
 		}
 		if !c.cfg.createPublication {
-			return fatal("pgcdc: publication %s does not exist; create it (CREATE PUBLICATION %s FOR TABLE %s) or let the consumer do it (WithCreatePublication(true))",
+			return fatal("pgcdc: publication %s does not exist; create it (CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)) or let the consumer do it (WithCreatePublication(true))",
 				c.publication, c.publication, c.tableList())
 		}
-		_, err = query(ctx, conn, "CREATE PUBLICATION "+c.publication+" FOR TABLE "+c.tableList())
+		if err := c.checkReplicaIdentity(ctx, conn); err != nil {
+			return err
+		}
+		// Through the root, a partitioned table's changes come under its
+		// own name; otherwise under its partitions', which the consumer
+		// was not asked for.
+		_, err = query(ctx, conn, "CREATE PUBLICATION "+c.publication+" FOR TABLE "+c.tableList()+
+			" WITH (publish_via_partition_root = true)")
 		if err == nil {
 			return nil
 		}
 		if !isCode(err, codeDuplicateObject) {
-			return fatal("pgcdc: creating publication %s: %w", c.publication, err)
+			return fmt.Errorf("pgcdc: creating publication %s: %w", c.publication, refused(err))
 		}
 	}
 	return c.checkPublication(ctx, conn)
+}
+
+// checkReplicaIdentity fails when a table has no replica identity (no
+// primary key under the default identity, or none at all): once in a
+// publication that publishes updates and deletes, the server would
+// refuse every UPDATE and DELETE of it, the legacy system's included.
+func (c *Consumer) checkReplicaIdentity(ctx context.Context, conn *pgconn.PgConn) error {
+	names := make([]string, len(c.tables))
+	for i, t := range c.tables {
+		names[i] = "(" + escapedLiteral(t.schema) + ", " + escapedLiteral(t.name) + ")"
+	}
+	rows, err := query(ctx, conn, `SELECT n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE (n.nspname, c.relname) IN (`+strings.Join(names, ", ")+`) AND (c.relreplident = 'n'
+OR c.relreplident = 'd' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)
+OR c.relreplident = 'i' AND NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident))
+ORDER BY 1`)
+	if err != nil {
+		return fmt.Errorf("pgcdc: reading the tables' replica identity: %w", refused(err))
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	bad := make([]string, len(rows))
+	for i, r := range rows {
+		bad[i] = string(r[0])
+	}
+	return fatal("pgcdc: %s: no REPLICA IDENTITY (no primary key): in a publication, the server would refuse "+
+		"every UPDATE and DELETE of them; give them a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL",
+		strings.Join(bad, ", "))
+}
+
+// escapedLiteral quotes s as an SQL escape string literal, which reads
+// the same whatever standard_conforming_strings is.
+func escapedLiteral(s string) string {
+	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
 // checkPublication fails when the publication leaves out a table.
@@ -120,8 +184,9 @@ func (c *Consumer) checkPublication(ctx context.Context, conn *pgconn.PgConn) er
 		}
 	}
 	if len(missing) > 0 {
-		return fatal("pgcdc: publication %s does not publish %s: add them (ALTER PUBLICATION %s ADD TABLE ...)",
-			c.publication, strings.Join(missing, ", "), c.publication)
+		return fatal("pgcdc: publication %s does not publish %s: add them (ALTER PUBLICATION %s ADD TABLE ...; "+
+			"a partitioned table also needs ALTER PUBLICATION %s SET (publish_via_partition_root = true))",
+			c.publication, strings.Join(missing, ", "), c.publication, c.publication)
 	}
 	return nil
 }
@@ -137,15 +202,24 @@ func (c *Consumer) tableList() string {
 
 func (c *Consumer) setupSlot(ctx context.Context, conn *pgconn.PgConn) (LSN, error) {
 	for range 2 { // a second time after losing a race to create it
-		rows, err := query(ctx, conn, "SELECT plugin, database, confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = "+literal(c.slot))
+		// The connection's database, not the connection string's, which
+		// may name none (the user's, then).
+		rows, err := query(ctx, conn, "SELECT plugin, database, confirmed_flush_lsn, current_database(), wal_status FROM pg_replication_slots WHERE slot_name = "+literal(c.slot))
 		if err != nil {
 			return 0, fmt.Errorf("pgcdc: reading slot %s: %w", c.slot, fatalCode(err))
 		}
 		if len(rows) == 1 {
-			plugin, database := string(rows[0][0]), string(rows[0][1])
-			if plugin != "pgoutput" || database != c.conn.Database {
+			plugin, database, current := string(rows[0][0]), string(rows[0][1]), string(rows[0][3])
+			if plugin != "pgoutput" || database != current {
 				return 0, fatal("pgcdc: slot %s exists for plugin %q and database %q; the consumer needs pgoutput and %q",
-					c.slot, plugin, database, c.conn.Database)
+					c.slot, plugin, database, current)
+			}
+			if string(rows[0][4]) == "lost" {
+				// The server removed WAL the slot still needed
+				// (max_slot_wal_keep_size): changes are gone, which
+				// connecting again cannot bring back.
+				return 0, fatal("pgcdc: slot %s was invalidated (wal_status lost): the server removed write-ahead log it needed, "+
+					"so changes were lost; drop the slot (DropSlot), set up again and copy the tables anew", c.slot)
 			}
 			if rows[0][2] == nil {
 				return 0, nil
@@ -251,7 +325,11 @@ func (s *stream) run(ctx context.Context) error {
 				return err
 			}
 		case *pgproto3.ErrorResponse:
-			return fmt.Errorf("pgcdc: replication: %w", pgconn.ErrorResponseToPgError(m))
+			// Decoding failed on the server: some causes pass (a
+			// terminated backend), others come back on every
+			// connection (the publication dropped, or created after
+			// the changes the slot is at).
+			return fmt.Errorf("pgcdc: replication: %w", refused(pgconn.ErrorResponseToPgError(m)))
 		case *pgproto3.NoticeResponse, *pgproto3.ParameterStatus:
 		default:
 			return fmt.Errorf("pgcdc: replication: unexpected message %T", msg)
@@ -396,7 +474,7 @@ func tupleEnd(data []byte, off int, kinds string) (int, error) {
 func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 	switch m := msg.(type) {
 	case *pglogrepl.RelationMessage:
-		s.dec.relation(m)
+		return s.dec.relation(m)
 	case *pglogrepl.BeginMessage:
 		s.tx = &Transaction{XID: m.Xid, CommitLSN: LSN(m.FinalLSN), CommitTime: m.CommitTime}
 		// The server skips the commits before the slot's position
