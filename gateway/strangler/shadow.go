@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -365,7 +366,9 @@ func (s *shadower) shutdown(ctx context.Context) error {
 // bytes, and reports which.
 func readUpTo(r io.Reader, n int64) ([]byte, bool, error) {
 	var buf bytes.Buffer
-	m, err := buf.ReadFrom(io.LimitReader(r, n+1))
+	// n+1 overflows at math.MaxInt64 ("no bound"), and a LimitReader
+	// of a negative count reads nothing.
+	m, err := buf.ReadFrom(io.LimitReader(r, min(n, math.MaxInt64-1)+1))
 	if err != nil {
 		return buf.Bytes(), false, err
 	}
