@@ -57,7 +57,7 @@ const maxDecoded = 8 << 20
 // ignored paths, others byte for byte. It returns at most maxFields
 // differences and the number left out.
 func compare(legacy, modern response, headers []string, ignore []path) ([]FieldDiff, int) {
-	d := &differ{ignore: ignore}
+	d := newDiffer(ignore)
 	if legacy.Status != modern.Status {
 		d.add("status", strconv.AppendInt(nil, int64(legacy.Status), 10), strconv.AppendInt(nil, int64(modern.Status), 10))
 	}
@@ -86,6 +86,69 @@ type differ struct {
 	keys    []string
 	out     []FieldDiff
 	omitted int
+
+	// states are where each ignore path's match stands after each key
+	// of keys (a frame of width positions per depth, the root's first):
+	// for path p, position i is set when p[:i] matches the keys so far.
+	// Kept as the walk descends, it makes matching a node cost the
+	// paths' lengths, not its depth, which a "**" would have to search.
+	states []bool
+	width  int
+}
+
+func newDiffer(ignore []path) *differ {
+	d := &differ{ignore: ignore}
+	for _, p := range ignore {
+		d.width += len(p) + 1
+	}
+	d.states = make([]bool, d.width)
+	o := 0
+	for _, p := range ignore {
+		d.states[o] = true
+		closeDeep(p, d.states[o:o+len(p)+1])
+		o += len(p) + 1
+	}
+	return d
+}
+
+// closeDeep adds to the positions of p in set those that a "**"
+// reaches by matching no key.
+func closeDeep(p path, set []bool) {
+	for i, seg := range p {
+		if set[i] && seg.kind == segDeep {
+			set[i+1] = true
+		}
+	}
+}
+
+// push descends to the key k.
+func (d *differ) push(k string) {
+	d.keys = append(d.keys, k)
+	n := len(d.states)
+	d.states = append(d.states, make([]bool, d.width)...)
+	prev, next := d.states[n-d.width:n], d.states[n:]
+	o := 0
+	for _, p := range d.ignore {
+		for i, seg := range p {
+			if !prev[o+i] {
+				continue
+			}
+			switch {
+			case seg.kind == segDeep:
+				next[o+i] = true
+			case seg.kind == segAny, seg.lit == k:
+				next[o+i+1] = true
+			}
+		}
+		closeDeep(p, next[o:o+len(p)+1])
+		o += len(p) + 1
+	}
+}
+
+// pop goes back up from the last key pushed.
+func (d *differ) pop() {
+	d.keys = d.keys[:len(d.keys)-1]
+	d.states = d.states[:len(d.states)-d.width]
 }
 
 func (d *differ) add(field string, legacy, modern json.RawMessage) {
@@ -199,14 +262,14 @@ func (d *differ) value(a, b any) {
 		for _, k := range keys {
 			x, xok := av[k]
 			y, yok := bv[k]
-			d.keys = append(d.keys, k)
+			d.push(k)
 			switch {
 			case xok && yok:
 				d.value(x, y)
 			case !d.ignored():
 				d.add(d.field(), marshal(x, xok), marshal(y, yok))
 			}
-			d.keys = d.keys[:len(d.keys)-1]
+			d.pop()
 		}
 		return
 	case []any:
@@ -215,7 +278,7 @@ func (d *differ) value(a, b any) {
 			break
 		}
 		for i := range max(len(av), len(bv)) {
-			d.keys = append(d.keys, strconv.Itoa(i))
+			d.push(strconv.Itoa(i))
 			switch {
 			case i < len(av) && i < len(bv):
 				d.value(av[i], bv[i])
@@ -229,7 +292,7 @@ func (d *differ) value(a, b any) {
 				}
 				d.add(d.field(), marshal(x, i < len(av)), marshal(y, i < len(bv)))
 			}
-			d.keys = d.keys[:len(d.keys)-1]
+			d.pop()
 		}
 		return
 	default:
@@ -240,9 +303,13 @@ func (d *differ) value(a, b any) {
 	d.add(d.field(), marshal(a, true), marshal(b, true))
 }
 
+// ignored reports whether an ignore path matches the current path.
 func (d *differ) ignored() bool {
+	top := d.states[len(d.states)-d.width:]
+	o := 0
 	for _, p := range d.ignore {
-		if p.match(d.keys) {
+		o += len(p) + 1
+		if top[o-1] {
 			return true
 		}
 	}

@@ -1,0 +1,70 @@
+package strangler
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// deepChain is {"a":{"a":…{"b":1}…}} nested depth times.
+func deepChain(depth int, leaf string) string {
+	return strings.Repeat(`{"a":`, depth) + `{"b":` + leaf + `}` + strings.Repeat(`}`, depth)
+}
+
+// TestIgnoreDeepDocument: matching the ignore paths costs each node of a
+// document the same whatever its depth. Matching each node's whole path
+// against each pattern again made a "**" cost the node's depth, and two
+// of them its depth squared: an answer nested a few thousand levels (as
+// deep as encoding/json takes) held a shadow worker for hours. The
+// bound below is not a performance claim: it is minutes above what the
+// comparison takes, and far below what the old matching took.
+func TestIgnoreDeepDocument(t *testing.T) {
+	const depth = 5000
+	ignore := ignores(t, "**.a.**.c.**.d", "**.x")
+	legacy, modern := jsonResp(200, deepChain(depth, "1")), jsonResp(200, deepChain(depth, "2"))
+	done := make(chan []FieldDiff, 1)
+	go func() {
+		got, _ := compare(legacy, modern, nil, ignore)
+		done <- got
+	}()
+	select {
+	case got := <-done:
+		if len(got) != 1 || !strings.HasSuffix(got[0].Field, ".b") {
+			t.Errorf("compare() = %s; want the one leaf b", fields(got))
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("compare() of a deep document did not finish")
+	}
+
+	// Ignoring still works at depth.
+	got, _ := compare(legacy, modern, nil, ignores(t, "**.b"))
+	if len(got) != 0 {
+		t.Errorf("compare() ignoring **.b = %s; want nothing", fields(got))
+	}
+}
+
+// TestIgnoredAgreesWithMatch: the matching kept while the walk descends
+// decides as path.match does on the whole path.
+func TestIgnoredAgreesWithMatch(t *testing.T) {
+	paths := []string{"id", "items.*.id", "**.created_at", "a.**", "a.**.z", `\*`, "**", "**.**", "*.**.*", "**.a.**.b", "*", "a.*.**.b.*"}
+	keyss := [][]string{{}, {"id"}, {"items", "3", "id"}, {"items", "3"}, {"created_at"}, {"a", "b", "2", "created_at"},
+		{"created_at", "x"}, {"a"}, {"a", "z"}, {"a", "b", "c", "z"}, {"*"}, {"x"}, {"a", "a", "b", "b"}, {"a", "q", "b", "c"}, {"a", "q", "r", "b", "c"}}
+	for _, ps := range paths {
+		p := ignores(t, ps)
+		for _, keys := range keyss {
+			d := newDiffer(p)
+			for _, k := range keys {
+				d.push(k)
+			}
+			if got, want := d.ignored(), p[0].match(keys); got != want {
+				t.Errorf("%q at %q: ignored() = %v; match() = %v", ps, keys, got, want)
+			}
+			for range keys {
+				d.pop()
+			}
+			if got, want := d.ignored(), p[0].match(nil); got != want || len(d.states) != d.width {
+				t.Errorf("%q at the root again: ignored() = %v; want %v", ps, got, want)
+			}
+		}
+	}
+}
