@@ -31,7 +31,8 @@ type FieldDiff struct {
 	// Field names what differs: "status", "header.{Name}", "body" for a
 	// body compared byte for byte (or a JSON body's root), or "body."
 	// followed by the path of a JSON value, in the syntax of
-	// [Shadow].Ignore ("body.items.0.price").
+	// [Shadow].Ignore ("body.items.0.price"), shortened past 512 bytes
+	// (ending in "…").
 	Field string `json:"field"`
 	// Legacy and New are the values on each side, as JSON: the status
 	// as a number, a header's values joined with ", " as a string, a
@@ -267,7 +268,7 @@ func (d *differ) value(a, b any) {
 			case xok && yok:
 				d.value(x, y)
 			case !d.ignored():
-				d.add(d.field(), marshal(x, xok), marshal(y, yok))
+				d.addValues(x, xok, y, yok)
 			}
 			d.pop()
 		}
@@ -290,7 +291,7 @@ func (d *differ) value(a, b any) {
 				if i < len(bv) {
 					y = bv[i]
 				}
-				d.add(d.field(), marshal(x, i < len(av)), marshal(y, i < len(bv)))
+				d.addValues(x, i < len(av), y, i < len(bv))
 			}
 			d.pop()
 		}
@@ -300,7 +301,18 @@ func (d *differ) value(a, b any) {
 			return
 		}
 	}
-	d.add(d.field(), marshal(a, true), marshal(b, true))
+	d.addValues(a, true, b, true)
+}
+
+// addValues adds a difference of JSON values at the current path. Past
+// maxFields it only counts it, without spelling the path or the values,
+// which cost as much as the path is deep and the values are long.
+func (d *differ) addValues(a any, aok bool, b any, bok bool) {
+	if len(d.out) >= maxFields {
+		d.omitted++
+		return
+	}
+	d.add(d.field(), marshal(a, aok), marshal(b, bok))
 }
 
 // ignored reports whether an ignore path matches the current path.
@@ -333,7 +345,17 @@ func (d *differ) field() string {
 		}
 		b.WriteString(k)
 	}
-	return b.String()
+	// Keys are as long as the answer makes them: the name is bounded
+	// like the values.
+	if b.Len() <= maxValue {
+		return b.String()
+	}
+	f := b.String()
+	cut := maxValue
+	for cut > maxValue-utf8.UTFMax && !utf8.RuneStart(f[cut]) {
+		cut-- // a key that is not UTF-8 is cut anywhere
+	}
+	return f[:cut] + "…"
 }
 
 // scalarEqual compares JSON scalars; numbers by value, so 1.0 equals 1

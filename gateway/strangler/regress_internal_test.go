@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // deepChain is {"a":{"a":…{"b":1}…}} nested depth times.
@@ -29,7 +30,7 @@ func TestIgnoreDeepDocument(t *testing.T) {
 	}()
 	select {
 	case got := <-done:
-		if len(got) != 1 || !strings.HasSuffix(got[0].Field, ".b") {
+		if len(got) != 1 || string(got[0].Legacy) != "1" || string(got[0].New) != "2" {
 			t.Errorf("compare() = %s; want the one leaf b", fields(got))
 		}
 	case <-time.After(2 * time.Minute):
@@ -65,6 +66,32 @@ func TestIgnoredAgreesWithMatch(t *testing.T) {
 			if got, want := d.ignored(), p[0].match(nil); got != want || len(d.states) != d.width {
 				t.Errorf("%q at the root again: ignored() = %v; want %v", ps, got, want)
 			}
+		}
+	}
+}
+
+// TestFieldBounded: a difference's field name is bounded like its
+// values. Built from the keys above it, it was as long as they were: an
+// answer of 1 MiB with long keys nested over its differences made each
+// of the 32 kept fields about that long, in every sample kept.
+func TestFieldBounded(t *testing.T) {
+	key := strings.Repeat("k", 10_000)
+	var l, m strings.Builder
+	for _, b := range []*strings.Builder{&l, &m} {
+		b.WriteString(strings.Repeat(`{"`+key+`":`, 10))
+	}
+	l.WriteString(`[1,2,3]`)
+	m.WriteString(`[4,5,6]`)
+	for _, b := range []*strings.Builder{&l, &m} {
+		b.WriteString(strings.Repeat(`}`, 10))
+	}
+	got, _ := compare(jsonResp(200, l.String()), jsonResp(200, m.String()), nil, nil)
+	if len(got) != 3 {
+		t.Fatalf("compare() = %d differences; want 3", len(got))
+	}
+	for _, d := range got {
+		if len(d.Field) > maxValue+len("…") || !strings.HasPrefix(d.Field, "body.kkk") || !utf8.ValidString(d.Field) {
+			t.Errorf("field of %d bytes: %.40q…; want at most %d, valid UTF-8", len(d.Field), d.Field, maxValue)
 		}
 	}
 }
