@@ -1,6 +1,8 @@
 package strangler
 
 import (
+	"bytes"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +95,22 @@ func TestFieldBounded(t *testing.T) {
 		if len(d.Field) > maxValue+len("…") || !strings.HasPrefix(d.Field, "body.kkk") || !utf8.ValidString(d.Field) {
 			t.Errorf("field of %d bytes: %.40q…; want at most %d, valid UTF-8", len(d.Field), d.Field, maxValue)
 		}
+	}
+}
+
+// TestTeeLetsGoOverLimit: once a primary's answer has gone past
+// MaxResponseBytes it will not be compared, and the tee keeps no memory
+// for it while the answer goes on (an event stream can go on for
+// hours): Reset kept the buffer's capacity, up to twice the bound.
+func TestTeeLetsGoOverLimit(t *testing.T) {
+	w := &teeWriter{ResponseWriter: httptest.NewRecorder(), limit: 64 << 10, buf: new(bytes.Buffer)}
+	chunk := make([]byte, 1<<10)
+	for range 65 {
+		if _, err := w.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !w.over || w.buf.Cap() > 0 {
+		t.Errorf("past the limit: over %v, %d bytes held; want true, 0", w.over, w.buf.Cap())
 	}
 }

@@ -427,8 +427,10 @@ func (w *teeWriter) Write(p []byte) (int, error) {
 	}
 	if !w.over {
 		if int64(w.buf.Len()+len(p)) > w.limit {
+			// Not compared: the memory goes now, not when the answer
+			// ends, which for a stream may be hours away.
 			w.over = true
-			w.buf.Reset()
+			w.buf = new(bytes.Buffer)
 		} else {
 			w.buf.Write(p)
 		}
