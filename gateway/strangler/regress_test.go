@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/otelpatterns/patterns/gateway/strangler"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
 // TestShadowUnboundedBody: MaxBodyBytes at math.MaxInt64, the way to say
@@ -36,5 +37,25 @@ func TestShadowUnboundedBody(t *testing.T) {
 		}
 	default:
 		t.Error("no copy reached the new side")
+	}
+}
+
+// TestSetShadowAfterShutdown: SetShadow(true) after Shutdown leaves
+// shadowing off, as Shutdown says: it turned it back on for requests
+// that were then read, teed and copied for nothing, and each counted as
+// dropped (closed).
+func TestSetShadowAfterShutdown(t *testing.T) {
+	tel := telemetrytest.New(t)
+	e := newEnv(t, []strangler.Option{
+		strangler.WithShadow(strangler.Shadow{}),
+		strangler.WithMeterProvider(tel.MeterProvider),
+	}, nil)
+	e.drain(t)
+	e.f.SetShadow(true)
+	if side := e.side(t, "/orders/1"); side != "legacy" {
+		t.Fatalf("after Shutdown: %s; want legacy", side)
+	}
+	if tel.HasMetric(t, shadowMetric) {
+		t.Errorf("after Shutdown, shadow copies were counted; want none:\n%s", tel.Describe(t, shadowMetric))
 	}
 }

@@ -36,7 +36,7 @@ type shadower struct {
 	samples *ring
 	bufs    sync.Pool // *bytes.Buffer, for the answers kept
 
-	mu     sync.RWMutex // held for reading while queueing, so Shutdown never closes the queue under a send
+	mu     sync.RWMutex // held for reading while queueing (and by SetShadow), so Shutdown never closes the queue under a send
 	closed bool
 
 	base   context.Context // ended by Shutdown to cancel the calls in flight
@@ -339,8 +339,8 @@ func serveShadow(h http.Handler, w http.ResponseWriter, r *http.Request) (err er
 // shutdown closes the queue, waits for the workers until ctx ends, then
 // cancels the calls in flight and waits for the workers to exit.
 func (s *shadower) shutdown(ctx context.Context) error {
-	s.on.Store(false)
 	s.mu.Lock()
+	s.on.Store(false)
 	if !s.closed {
 		s.closed = true
 		close(s.queue)
