@@ -114,3 +114,16 @@ func TestTeeLetsGoOverLimit(t *testing.T) {
 		t.Errorf("past the limit: over %v, %d bytes held; want true, 0", w.over, w.buf.Cap())
 	}
 }
+
+// TestDiffsAreCopies: what Diffs returns is the caller's: changing it
+// changes neither the samples nor what DiffHandler serves (which reads
+// them concurrently). The fields were shared with the ring.
+func TestDiffsAreCopies(t *testing.T) {
+	r := newRing(2)
+	r.add(Diff{Path: "/a", Fields: []FieldDiff{{Field: "status"}}})
+	got := r.list()
+	got[0].Fields[0].Field = "changed"
+	if f := r.list()[0].Fields[0].Field; f != "status" {
+		t.Errorf("after the caller changed its copy, the sample's field is %q; want status", f)
+	}
+}

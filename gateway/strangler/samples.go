@@ -3,6 +3,7 @@ package strangler
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -58,7 +59,9 @@ func (r *ring) list() []Diff {
 	}
 	out := make([]Diff, 0, n)
 	for i := 1; i <= n; i++ {
-		out = append(out, r.buf[(r.next-i+len(r.buf))%len(r.buf)])
+		d := r.buf[(r.next-i+len(r.buf))%len(r.buf)]
+		d.Fields = slices.Clone(d.Fields) // the caller's to change
+		out = append(out, d)
 	}
 	return out
 }
