@@ -55,6 +55,12 @@ type config struct {
 // Shadow configures shadow traffic ([WithShadow]): a copy of each
 // eligible request is sent to the side that did not answer it, and the
 // two responses are compared. Zero fields take their defaults.
+//
+// The copy is the request as the primary got it, credentials included:
+// its Authorization header and cookies go to the other side too, which
+// needs them to answer the same caller the same way. Both sides must be
+// trusted with them. To keep them from a side, wrap its handler in one
+// that deletes them from the requests that carry [ShadowHeader].
 type Shadow struct {
 	// Methods are the request methods that are shadowed. The default,
 	// nil, is GET, HEAD and OPTIONS: safe methods, whose copy changes
@@ -68,7 +74,9 @@ type Shadow struct {
 
 	// Headers are the response headers compared, case-insensitively.
 	// The default, nil, compares Content-Type; an empty non-nil slice
-	// compares none.
+	// compares none. The values of a header that differs are kept in
+	// the samples ([Facade.Diffs]): do not list Set-Cookie or others
+	// that carry secrets.
 	Headers []string
 
 	// Ignore lists the parts of JSON bodies left out of the comparison:
