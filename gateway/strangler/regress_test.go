@@ -1,11 +1,14 @@
 package strangler_test
 
 import (
+	"bufio"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/otelpatterns/patterns/gateway/strangler"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
@@ -57,5 +60,89 @@ func TestSetShadowAfterShutdown(t *testing.T) {
 	}
 	if tel.HasMetric(t, shadowMetric) {
 		t.Errorf("after Shutdown, shadow copies were counted; want none:\n%s", tel.Describe(t, shadowMetric))
+	}
+}
+
+// TestShadowStreaming: a shadowed GET whose answer is an event stream
+// reaches the client event by event, through the tee's Flush: the
+// upstream sends its second event only once the client has read the
+// first.
+func TestShadowStreaming(t *testing.T) {
+	e := newEnv(t, []strangler.Option{strangler.WithShadow(strangler.Shadow{Timeout: time.Second})}, nil)
+	read := make(chan struct{})
+	e.legacy.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\n")
+		http.NewResponseController(w).Flush()
+		select {
+		case <-read:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "data: 2\n\n")
+	})
+	e.modern.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: 1\n\ndata: 2\n\n")
+	})
+	resp, err := e.srv.Client().Get(e.srv.URL + "/orders/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for _, want := range []string{"data: 1\n", "\n"} {
+		if line, err := br.ReadString('\n'); line != want || err != nil {
+			t.Fatalf("first event: %q, %v; want %q", line, err, want)
+		}
+	}
+	close(read)
+	rest, err := io.ReadAll(br)
+	if string(rest) != "data: 2\n\n" || err != nil {
+		t.Fatalf("second event: %q, %v", rest, err)
+	}
+	e.drain(t)
+	if got := e.modern.hits.Load(); got != 1 {
+		t.Errorf("the new side got %d copies; want 1", got)
+	}
+}
+
+// TestUpgradeThroughShadow: a request that upgrades the connection (a
+// WebSocket) goes through a shadowing facade to its side, which takes
+// the connection over, and is not shadowed.
+func TestUpgradeThroughShadow(t *testing.T) {
+	e := newEnv(t, []strangler.Option{strangler.WithShadow(strangler.Shadow{})}, nil)
+	e.legacy.handle(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+		brw.Flush()
+		line, _ := brw.ReadString('\n')
+		brw.WriteString(line)
+		brw.Flush()
+	})
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	io.WriteString(conn, "GET /orders/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v, %v; want 101", resp, err)
+	}
+	io.WriteString(conn, "ping\n")
+	if line, err := br.ReadString('\n'); line != "ping\n" || err != nil {
+		t.Fatalf("echo: %q, %v", line, err)
+	}
+	conn.Close()
+	e.drain(t)
+	if got := e.modern.hits.Load(); got != 0 {
+		t.Errorf("the new side got %d copies; want 0", got)
 	}
 }
