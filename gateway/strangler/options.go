@@ -20,6 +20,7 @@ const (
 	DefaultShadowMaxBodyBytes     = 1 << 20
 	DefaultShadowMaxResponseBytes = 1 << 20
 	DefaultShadowSamples          = 100
+	DefaultShadowMaxQueuedBytes   = 64 << 20
 )
 
 // ShadowHeader is set to "1" on every shadow copy of a request, so that
@@ -133,6 +134,15 @@ type Shadow struct {
 	// and a comparison; on a busy route a share is enough to find the
 	// differences. The default, 0, means 100.
 	Percent float64
+
+	// MaxQueuedBytes bounds the memory of the copies waiting for a
+	// worker or in flight: the sum of their request bodies and of the
+	// primary answers kept to compare them with. A copy that would go
+	// past it is dropped (reason queue_full), as when the queue is full:
+	// bounded by count alone, a queue of large answers could hold
+	// Queue × (MaxBodyBytes + MaxResponseBytes). The default is
+	// [DefaultShadowMaxQueuedBytes].
+	MaxQueuedBytes int64
 
 	// Samples is the number of the latest differences kept for
 	// [Facade.Diffs] and [Facade.DiffHandler]. The default is
@@ -310,6 +320,9 @@ func (c *config) validate() []string {
 		if math.IsNaN(s.Percent) || s.Percent < 0 || s.Percent > 100 {
 			bad("Percent: must be in [0, 100] (got %v)", s.Percent)
 		}
+		if s.MaxQueuedBytes < 0 {
+			bad("MaxQueuedBytes: must not be negative (got %d)", s.MaxQueuedBytes)
+		}
 		if s.Samples < 0 {
 			bad("Samples: must not be negative (got %d)", s.Samples)
 		}
@@ -344,6 +357,9 @@ func (s Shadow) withDefaults() Shadow {
 	}
 	if s.MaxResponseBytes == 0 {
 		s.MaxResponseBytes = DefaultShadowMaxResponseBytes
+	}
+	if s.MaxQueuedBytes == 0 {
+		s.MaxQueuedBytes = DefaultShadowMaxQueuedBytes
 	}
 	if s.Samples == 0 {
 		s.Samples = DefaultShadowSamples

@@ -146,3 +146,41 @@ func TestUpgradeThroughShadow(t *testing.T) {
 		t.Errorf("the new side got %d copies; want 0", got)
 	}
 }
+
+// TestShadowQueueBytes: the copies waiting for a worker, or in flight,
+// hold at most MaxQueuedBytes of bodies; past it a copy is dropped
+// (queue_full) however many places the queue has. Bounded by count
+// alone, the default queue could hold 1,024 answers of 1 MiB each.
+func TestShadowQueueBytes(t *testing.T) {
+	tel := telemetrytest.New(t)
+	e := newEnv(t, []strangler.Option{
+		strangler.WithShadow(strangler.Shadow{Workers: 1, Queue: 100, MaxQueuedBytes: 3000}),
+		strangler.WithMeterProvider(tel.MeterProvider),
+	}, nil)
+	answer := strings.Repeat("x", 1000)
+	e.legacy.handle(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, answer) })
+	entered, release := make(chan struct{}, 16), make(chan struct{})
+	e.modern.handle(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+		io.WriteString(w, answer)
+	})
+	const n = 10
+	for i := range n {
+		if code, body := e.send(t, http.MethodGet, "/orders/1", ""); code != http.StatusOK || body != answer {
+			t.Fatalf("primary %d: %d %.20q", i, code, body)
+		}
+		if i == 0 {
+			<-entered // the worker holds the first copy
+		}
+	}
+	// 1,000 bytes in flight and two copies queued fill 3,000.
+	if got := tel.Int64(t, shadowMetric, toNew, dropped, reasonOf("queue_full"), route); got != n-3 {
+		t.Errorf("dropped (queue_full) = %d; want %d\n%s", got, n-3, tel.Describe(t, shadowMetric))
+	}
+	close(release)
+	e.drain(t)
+	if got := tel.Int64(t, shadowMetric, toNew, resultOf("match"), route); got != 3 {
+		t.Errorf("matched = %d; want 3", got)
+	}
+}

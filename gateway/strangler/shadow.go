@@ -32,6 +32,7 @@ type shadower struct {
 	on      atomic.Bool
 	share   int64        // Shadow.Percent in hundredths
 	seen    atomic.Int64 // eligible requests, for the share
+	held    atomic.Int64 // bytes of the jobs queued or in flight, up to cfg.MaxQueuedBytes
 	queue   chan *job
 	samples *ring
 	bufs    sync.Pool // *bytes.Buffer, for the answers kept
@@ -56,6 +57,9 @@ type job struct {
 	buf     *bytes.Buffer // resp's body, back to the pool once compared
 	at      time.Time
 }
+
+// size is what a job counts against Shadow.MaxQueuedBytes.
+func (j *job) size() int64 { return int64(len(j.body) + len(j.resp.Body)) }
 
 func newShadower(f *Facade, cfg Shadow, tracer trace.Tracer) *shadower {
 	s := &shadower{
@@ -187,23 +191,28 @@ func (s *shadower) enqueue(j *job) bool {
 		j.rc.dropped[j.primary.other()][dropClosed].Inc()
 		return false
 	}
-	select {
-	case s.queue <- j:
-		return true
-	default:
-		j.rc.dropped[j.primary.other()][dropQueueFull].Inc()
-		return false
+	if n := j.size(); s.held.Add(n) > s.cfg.MaxQueuedBytes {
+		s.held.Add(-n)
+	} else {
+		select {
+		case s.queue <- j:
+			return true
+		default:
+			s.held.Add(-n)
+		}
 	}
+	j.rc.dropped[j.primary.other()][dropQueueFull].Inc()
+	return false
 }
 
 func (s *shadower) work() {
 	for j := range s.queue {
 		if s.base.Err() != nil {
 			j.rc.dropped[j.primary.other()][dropClosed].Inc()
-			s.putBuf(j.buf)
-			continue
+		} else {
+			s.run(j)
 		}
-		s.run(j)
+		s.held.Add(-j.size())
 		s.putBuf(j.buf)
 	}
 }
