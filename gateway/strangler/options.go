@@ -132,7 +132,8 @@ type Shadow struct {
 	// in percent (to 0.01): every request at 100, one in ten, evenly
 	// spaced, at 10. A shadow costs the gateway a second proxied call
 	// and a comparison; on a busy route a share is enough to find the
-	// differences. The default, 0, means 100.
+	// differences. The default, 0, means 100; a share that rounds to 0
+	// (below 0.005) is an error.
 	Percent float64
 
 	// MaxQueuedBytes bounds the memory of the copies waiting for a
@@ -319,6 +320,10 @@ func (c *config) validate() []string {
 		}
 		if math.IsNaN(s.Percent) || s.Percent < 0 || s.Percent > 100 {
 			bad("Percent: must be in [0, 100] (got %v)", s.Percent)
+		} else if s.Percent > 0 && toBasisPoints(s.Percent) == 0 {
+			// 0 is the default (100); a share that rounds to it would
+			// shadow nothing.
+			bad("Percent: %v rounds to 0 at the resolution of 0.01", s.Percent)
 		}
 		if s.MaxQueuedBytes < 0 {
 			bad("MaxQueuedBytes: must not be negative (got %d)", s.MaxQueuedBytes)

@@ -184,3 +184,18 @@ func TestShadowQueueBytes(t *testing.T) {
 		t.Errorf("matched = %d; want 3", got)
 	}
 }
+
+// TestShadowPercentTooSmall: a Shadow.Percent that rounds to no request
+// at the 0.01 resolution is an error. It was taken, and shadowed none:
+// a setting of 0.001, one in 100,000, silently turned shadowing off.
+func TestShadowPercentTooSmall(t *testing.T) {
+	_, err := strangler.New(http.NotFoundHandler(), http.NotFoundHandler(), strangler.WithShadow(strangler.Shadow{Percent: 0.004}))
+	if err == nil || !strings.Contains(err.Error(), "Shadow.Percent") {
+		t.Errorf("New(Shadow{Percent: 0.004}) = %v; want an error naming Shadow.Percent", err)
+	}
+	f, err := strangler.New(http.NotFoundHandler(), http.NotFoundHandler(), strangler.WithShadow(strangler.Shadow{Percent: 0.005}))
+	if err != nil {
+		t.Fatalf("New(Shadow{Percent: 0.005}) = %v", err)
+	}
+	_ = f.Close()
+}
