@@ -207,7 +207,9 @@ func excerpt(b []byte, i int) json.RawMessage {
 	return jsonString(fmt.Sprintf("at byte %d of %d: %s%s", i, len(b), s, more), true)
 }
 
-// decoded is the body, gunzipped when it says it is gzip.
+// decoded is the body, gunzipped when it says it is gzip, unless it
+// decodes to more than maxDecoded bytes: then it is compared as it came,
+// not by the part of it decoded.
 func decoded(r response) []byte {
 	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Encoding")), "gzip") {
 		return r.Body
@@ -216,8 +218,8 @@ func decoded(r response) []byte {
 	if err != nil {
 		return r.Body
 	}
-	b, err := io.ReadAll(io.LimitReader(zr, maxDecoded))
-	if err != nil {
+	b, err := io.ReadAll(io.LimitReader(zr, maxDecoded+1))
+	if err != nil || len(b) > maxDecoded {
 		return r.Body
 	}
 	return b

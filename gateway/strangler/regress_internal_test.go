@@ -127,3 +127,21 @@ func TestDiffsAreCopies(t *testing.T) {
 		t.Errorf("after the caller changed its copy, the sample's field is %q; want status", f)
 	}
 }
+
+// TestGzipPastDecodeBound: gzip bodies that decode past maxDecoded are
+// not compared on their first maxDecoded bytes alone: two answers that
+// differed only past it matched.
+func TestGzipPastDecodeBound(t *testing.T) {
+	zeros := strings.Repeat("\x00", maxDecoded+1000)
+	a, b := gzipResp(t, zeros+"a"), gzipResp(t, zeros+"b")
+	a.Header.Set("Content-Type", "application/octet-stream")
+	b.Header.Set("Content-Type", "application/octet-stream")
+	if got, _ := compare(a, b, nil, nil); len(got) != 1 {
+		t.Errorf("compare() = %s; want a body difference", fields(got))
+	}
+	c := gzipResp(t, zeros+"a")
+	c.Header.Set("Content-Type", "application/octet-stream")
+	if got, _ := compare(a, c, nil, nil); len(got) != 0 {
+		t.Errorf("compare() of the same = %s", fields(got))
+	}
+}
