@@ -199,3 +199,28 @@ func TestShadowPercentTooSmall(t *testing.T) {
 	}
 	_ = f.Close()
 }
+
+// TestShadowHeaderNamedInConnection: a client that names ShadowHeader
+// in its Connection header cannot strip it from the copy. The proxy
+// drops the headers that Connection names as hop-by-hop, so the copy
+// reached the other side as a real request (a shadowed write, as a
+// second real write).
+func TestShadowHeaderNamedInConnection(t *testing.T) {
+	e := newEnv(t, []strangler.Option{strangler.WithShadow(strangler.Shadow{})}, nil)
+	got := make(chan string, 1)
+	e.modern.handle(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get(strangler.ShadowHeader)
+	})
+	if side := e.side(t, "/orders/1", "Connection", strangler.ShadowHeader); side != "legacy" {
+		t.Fatalf("primary: %s", side)
+	}
+	e.drain(t)
+	select {
+	case h := <-got:
+		if h != "1" {
+			t.Errorf("the copy's %s = %q; want 1", strangler.ShadowHeader, h)
+		}
+	default:
+		t.Error("no copy reached the new side")
+	}
+}

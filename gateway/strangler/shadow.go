@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -253,6 +254,7 @@ func (s *shadower) run(j *job) {
 	defer stop()
 
 	out := j.req.WithContext(ctx)
+	keepHop(out.Header, ShadowHeader)
 	out.Header.Set(ShadowHeader, "1")
 	if j.body != nil {
 		out.Body = io.NopCloser(bytes.NewReader(j.body))
@@ -303,6 +305,31 @@ func (s *shadower) run(j *job) {
 			Omitted:       omitted,
 		}
 		s.samples.add(d)
+	}
+}
+
+// keepHop takes name out of the Connection header of h: a proxy drops
+// the headers Connection names, and a client could name ShadowHeader
+// there to have its copy reach the other side as a real request.
+func keepHop(h http.Header, name string) {
+	vs, named := h["Connection"], false
+	var keep []string
+	for _, v := range vs {
+		for tok := range strings.SplitSeq(v, ",") {
+			switch tok = strings.TrimSpace(tok); {
+			case strings.EqualFold(tok, name):
+				named = true
+			case tok != "":
+				keep = append(keep, tok)
+			}
+		}
+	}
+	switch {
+	case !named:
+	case len(keep) == 0:
+		delete(h, "Connection")
+	default:
+		h["Connection"] = []string{strings.Join(keep, ", ")}
 	}
 }
 
