@@ -137,8 +137,8 @@ type Shadow struct {
 	Percent float64
 
 	// MaxQueuedBytes bounds the memory of the copies waiting for a
-	// worker or in flight: the sum of their request bodies and of the
-	// primary answers kept to compare them with. A copy that would go
+	// worker or in flight: the sum of their request bodies and headers
+	// and of the primary answers kept to compare them with. A copy that would go
 	// past it is dropped (reason queue_full), as when the queue is full:
 	// bounded by count alone, a queue of large answers could hold
 	// Queue × (MaxBodyBytes + MaxResponseBytes). The default is

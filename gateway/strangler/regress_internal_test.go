@@ -2,6 +2,9 @@ package strangler
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -143,5 +146,27 @@ func TestGzipPastDecodeBound(t *testing.T) {
 	c.Header.Set("Content-Type", "application/octet-stream")
 	if got, _ := compare(a, c, nil, nil); len(got) != 0 {
 		t.Errorf("compare() of the same = %s", fields(got))
+	}
+}
+
+// TestQueuedBytesReturn: once the copies are compared, the bytes they
+// held are all given back, though run adds ShadowHeader to a copy's
+// headers after enqueue counted them.
+func TestQueuedBytesReturn(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "same") })
+	f, err := New(h, h, WithShadow(Shadow{Workers: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 10 {
+		r := httptest.NewRequest(http.MethodGet, "/x", nil)
+		r.Header.Set("Connection", ShadowHeader)
+		f.ServeHTTP(httptest.NewRecorder(), r)
+	}
+	if err := f.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.shadow.held.Load(); n != 0 {
+		t.Errorf("after Shutdown, %d bytes are still held; want 0", n)
 	}
 }

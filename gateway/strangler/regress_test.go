@@ -154,7 +154,7 @@ func TestUpgradeThroughShadow(t *testing.T) {
 func TestShadowQueueBytes(t *testing.T) {
 	tel := telemetrytest.New(t)
 	e := newEnv(t, []strangler.Option{
-		strangler.WithShadow(strangler.Shadow{Workers: 1, Queue: 100, MaxQueuedBytes: 3000}),
+		strangler.WithShadow(strangler.Shadow{Workers: 1, Queue: 100, MaxQueuedBytes: 3500}),
 		strangler.WithMeterProvider(tel.MeterProvider),
 	}, nil)
 	answer := strings.Repeat("x", 1000)
@@ -174,7 +174,8 @@ func TestShadowQueueBytes(t *testing.T) {
 			<-entered // the worker holds the first copy
 		}
 	}
-	// 1,000 bytes in flight and two copies queued fill 3,000.
+	// 1,000 bytes in flight and two copies queued, each with its
+	// headers, fit in 3,500; a fourth copy does not.
 	if got := tel.Int64(t, shadowMetric, toNew, dropped, reasonOf("queue_full"), route); got != n-3 {
 		t.Errorf("dropped (queue_full) = %d; want %d\n%s", got, n-3, tel.Describe(t, shadowMetric))
 	}

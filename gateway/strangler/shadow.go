@@ -57,10 +57,22 @@ type job struct {
 	resp    response
 	buf     *bytes.Buffer // resp's body, back to the pool once compared
 	at      time.Time
+	held    int64 // counted against Shadow.MaxQueuedBytes, from enqueue to the end of run
 }
 
-// size is what a job counts against Shadow.MaxQueuedBytes.
-func (j *job) size() int64 { return int64(len(j.body) + len(j.resp.Body)) }
+// size is what a job counts against Shadow.MaxQueuedBytes: the bodies,
+// and the request's headers, which the server lets be large too. (run
+// changes the headers: the count is taken once, by enqueue.)
+func (j *job) size() int64 {
+	n := len(j.body) + len(j.resp.Body)
+	for k, vs := range j.req.Header {
+		n += len(k)
+		for _, v := range vs {
+			n += len(v)
+		}
+	}
+	return int64(n)
+}
 
 func newShadower(f *Facade, cfg Shadow, tracer trace.Tracer) *shadower {
 	s := &shadower{
@@ -192,14 +204,15 @@ func (s *shadower) enqueue(j *job) bool {
 		j.rc.dropped[j.primary.other()][dropClosed].Inc()
 		return false
 	}
-	if n := j.size(); s.held.Add(n) > s.cfg.MaxQueuedBytes {
-		s.held.Add(-n)
+	j.held = j.size()
+	if s.held.Add(j.held) > s.cfg.MaxQueuedBytes {
+		s.held.Add(-j.held)
 	} else {
 		select {
 		case s.queue <- j:
 			return true
 		default:
-			s.held.Add(-n)
+			s.held.Add(-j.held)
 		}
 	}
 	j.rc.dropped[j.primary.other()][dropQueueFull].Inc()
@@ -213,7 +226,7 @@ func (s *shadower) work() {
 		} else {
 			s.run(j)
 		}
-		s.held.Add(-j.size())
+		s.held.Add(-j.held)
 		s.putBuf(j.buf)
 	}
 }
