@@ -31,7 +31,8 @@ type FieldDiff struct {
 	// Field names what differs: "status", "header.{Name}", "body" for a
 	// body compared byte for byte (or a JSON body's root), or "body."
 	// followed by the path of a JSON value, in the syntax of
-	// [Shadow].Ignore ("body.items.0.price").
+	// [Shadow].Ignore ("body.items.0.price"), shortened past 512 bytes
+	// (ending in "…").
 	Field string `json:"field"`
 	// Legacy and New are the values on each side, as JSON: the status
 	// as a number, a header's values joined with ", " as a string, a
@@ -57,7 +58,7 @@ const maxDecoded = 8 << 20
 // ignored paths, others byte for byte. It returns at most maxFields
 // differences and the number left out.
 func compare(legacy, modern response, headers []string, ignore []path) ([]FieldDiff, int) {
-	d := &differ{ignore: ignore}
+	d := newDiffer(ignore)
 	if legacy.Status != modern.Status {
 		d.add("status", strconv.AppendInt(nil, int64(legacy.Status), 10), strconv.AppendInt(nil, int64(modern.Status), 10))
 	}
@@ -86,6 +87,69 @@ type differ struct {
 	keys    []string
 	out     []FieldDiff
 	omitted int
+
+	// states are where each ignore path's match stands after each key
+	// of keys (a frame of width positions per depth, the root's first):
+	// for path p, position i is set when p[:i] matches the keys so far.
+	// Kept as the walk descends, it makes matching a node cost the
+	// paths' lengths, not its depth, which a "**" would have to search.
+	states []bool
+	width  int
+}
+
+func newDiffer(ignore []path) *differ {
+	d := &differ{ignore: ignore}
+	for _, p := range ignore {
+		d.width += len(p) + 1
+	}
+	d.states = make([]bool, d.width)
+	o := 0
+	for _, p := range ignore {
+		d.states[o] = true
+		closeDeep(p, d.states[o:o+len(p)+1])
+		o += len(p) + 1
+	}
+	return d
+}
+
+// closeDeep adds to the positions of p in set those that a "**"
+// reaches by matching no key.
+func closeDeep(p path, set []bool) {
+	for i, seg := range p {
+		if set[i] && seg.kind == segDeep {
+			set[i+1] = true
+		}
+	}
+}
+
+// push descends to the key k.
+func (d *differ) push(k string) {
+	d.keys = append(d.keys, k)
+	n := len(d.states)
+	d.states = append(d.states, make([]bool, d.width)...)
+	prev, next := d.states[n-d.width:n], d.states[n:]
+	o := 0
+	for _, p := range d.ignore {
+		for i, seg := range p {
+			if !prev[o+i] {
+				continue
+			}
+			switch {
+			case seg.kind == segDeep:
+				next[o+i] = true
+			case seg.kind == segAny, seg.lit == k:
+				next[o+i+1] = true
+			}
+		}
+		closeDeep(p, next[o:o+len(p)+1])
+		o += len(p) + 1
+	}
+}
+
+// pop goes back up from the last key pushed.
+func (d *differ) pop() {
+	d.keys = d.keys[:len(d.keys)-1]
+	d.states = d.states[:len(d.states)-d.width]
 }
 
 func (d *differ) add(field string, legacy, modern json.RawMessage) {
@@ -143,7 +207,9 @@ func excerpt(b []byte, i int) json.RawMessage {
 	return jsonString(fmt.Sprintf("at byte %d of %d: %s%s", i, len(b), s, more), true)
 }
 
-// decoded is the body, gunzipped when it says it is gzip.
+// decoded is the body, gunzipped when it says it is gzip, unless it
+// decodes to more than maxDecoded bytes: then it is compared as it came,
+// not by the part of it decoded.
 func decoded(r response) []byte {
 	if !strings.EqualFold(strings.TrimSpace(r.Header.Get("Content-Encoding")), "gzip") {
 		return r.Body
@@ -152,8 +218,8 @@ func decoded(r response) []byte {
 	if err != nil {
 		return r.Body
 	}
-	b, err := io.ReadAll(io.LimitReader(zr, maxDecoded))
-	if err != nil {
+	b, err := io.ReadAll(io.LimitReader(zr, maxDecoded+1))
+	if err != nil || len(b) > maxDecoded {
 		return r.Body
 	}
 	return b
@@ -199,14 +265,14 @@ func (d *differ) value(a, b any) {
 		for _, k := range keys {
 			x, xok := av[k]
 			y, yok := bv[k]
-			d.keys = append(d.keys, k)
+			d.push(k)
 			switch {
 			case xok && yok:
 				d.value(x, y)
 			case !d.ignored():
-				d.add(d.field(), marshal(x, xok), marshal(y, yok))
+				d.addValues(x, xok, y, yok)
 			}
-			d.keys = d.keys[:len(d.keys)-1]
+			d.pop()
 		}
 		return
 	case []any:
@@ -215,7 +281,7 @@ func (d *differ) value(a, b any) {
 			break
 		}
 		for i := range max(len(av), len(bv)) {
-			d.keys = append(d.keys, strconv.Itoa(i))
+			d.push(strconv.Itoa(i))
 			switch {
 			case i < len(av) && i < len(bv):
 				d.value(av[i], bv[i])
@@ -227,9 +293,9 @@ func (d *differ) value(a, b any) {
 				if i < len(bv) {
 					y = bv[i]
 				}
-				d.add(d.field(), marshal(x, i < len(av)), marshal(y, i < len(bv)))
+				d.addValues(x, i < len(av), y, i < len(bv))
 			}
-			d.keys = d.keys[:len(d.keys)-1]
+			d.pop()
 		}
 		return
 	default:
@@ -237,12 +303,27 @@ func (d *differ) value(a, b any) {
 			return
 		}
 	}
-	d.add(d.field(), marshal(a, true), marshal(b, true))
+	d.addValues(a, true, b, true)
 }
 
+// addValues adds a difference of JSON values at the current path. Past
+// maxFields it only counts it, without spelling the path or the values,
+// which cost as much as the path is deep and the values are long.
+func (d *differ) addValues(a any, aok bool, b any, bok bool) {
+	if len(d.out) >= maxFields {
+		d.omitted++
+		return
+	}
+	d.add(d.field(), marshal(a, aok), marshal(b, bok))
+}
+
+// ignored reports whether an ignore path matches the current path.
 func (d *differ) ignored() bool {
+	top := d.states[len(d.states)-d.width:]
+	o := 0
 	for _, p := range d.ignore {
-		if p.match(d.keys) {
+		o += len(p) + 1
+		if top[o-1] {
 			return true
 		}
 	}
@@ -266,7 +347,17 @@ func (d *differ) field() string {
 		}
 		b.WriteString(k)
 	}
-	return b.String()
+	// Keys are as long as the answer makes them: the name is bounded
+	// like the values.
+	if b.Len() <= maxValue {
+		return b.String()
+	}
+	f := b.String()
+	cut := maxValue
+	for cut > maxValue-utf8.UTFMax && !utf8.RuneStart(f[cut]) {
+		cut-- // a key that is not UTF-8 is cut anywhere
+	}
+	return f[:cut] + "…"
 }
 
 // scalarEqual compares JSON scalars; numbers by value, so 1.0 equals 1

@@ -79,7 +79,8 @@
 // body fits [Shadow].MaxBodyBytes is answered by its primary side as
 // usual while the facade keeps a bounded copy of what was written. Then
 // the request, its body and that answer are queued for a fixed pool of
-// workers; when the queue is full the copy is dropped and counted. The
+// workers; when the queue is full ([Shadow].Queue copies, or
+// [Shadow].MaxQueuedBytes of bodies) the copy is dropped and counted. The
 // primary never waits for its shadow: the shadow is sent after the
 // primary has answered, on a context of its own (the request's values
 // without its cancellation, with [Shadow].Timeout), and carries the

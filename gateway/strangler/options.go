@@ -20,6 +20,7 @@ const (
 	DefaultShadowMaxBodyBytes     = 1 << 20
 	DefaultShadowMaxResponseBytes = 1 << 20
 	DefaultShadowSamples          = 100
+	DefaultShadowMaxQueuedBytes   = 64 << 20
 )
 
 // ShadowHeader is set to "1" on every shadow copy of a request, so that
@@ -55,6 +56,12 @@ type config struct {
 // Shadow configures shadow traffic ([WithShadow]): a copy of each
 // eligible request is sent to the side that did not answer it, and the
 // two responses are compared. Zero fields take their defaults.
+//
+// The copy is the request as the primary got it, credentials included:
+// its Authorization header and cookies go to the other side too, which
+// needs them to answer the same caller the same way. Both sides must be
+// trusted with them. To keep them from a side, wrap its handler in one
+// that deletes them from the requests that carry [ShadowHeader].
 type Shadow struct {
 	// Methods are the request methods that are shadowed. The default,
 	// nil, is GET, HEAD and OPTIONS: safe methods, whose copy changes
@@ -68,7 +75,9 @@ type Shadow struct {
 
 	// Headers are the response headers compared, case-insensitively.
 	// The default, nil, compares Content-Type; an empty non-nil slice
-	// compares none.
+	// compares none. The values of a header that differs are kept in
+	// the samples ([Facade.Diffs]): do not list Set-Cookie or others
+	// that carry secrets.
 	Headers []string
 
 	// Ignore lists the parts of JSON bodies left out of the comparison:
@@ -123,8 +132,18 @@ type Shadow struct {
 	// in percent (to 0.01): every request at 100, one in ten, evenly
 	// spaced, at 10. A shadow costs the gateway a second proxied call
 	// and a comparison; on a busy route a share is enough to find the
-	// differences. The default, 0, means 100.
+	// differences. The default, 0, means 100; a share that rounds to 0
+	// (below 0.005) is an error.
 	Percent float64
+
+	// MaxQueuedBytes bounds the memory of the copies waiting for a
+	// worker or in flight: the sum of their request bodies and headers
+	// and of the primary answers kept to compare them with. A copy that would go
+	// past it is dropped (reason queue_full), as when the queue is full:
+	// bounded by count alone, a queue of large answers could hold
+	// Queue × (MaxBodyBytes + MaxResponseBytes). The default is
+	// [DefaultShadowMaxQueuedBytes].
+	MaxQueuedBytes int64
 
 	// Samples is the number of the latest differences kept for
 	// [Facade.Diffs] and [Facade.DiffHandler]. The default is
@@ -301,6 +320,13 @@ func (c *config) validate() []string {
 		}
 		if math.IsNaN(s.Percent) || s.Percent < 0 || s.Percent > 100 {
 			bad("Percent: must be in [0, 100] (got %v)", s.Percent)
+		} else if s.Percent > 0 && toBasisPoints(s.Percent) == 0 {
+			// 0 is the default (100); a share that rounds to it would
+			// shadow nothing.
+			bad("Percent: %v rounds to 0 at the resolution of 0.01", s.Percent)
+		}
+		if s.MaxQueuedBytes < 0 {
+			bad("MaxQueuedBytes: must not be negative (got %d)", s.MaxQueuedBytes)
 		}
 		if s.Samples < 0 {
 			bad("Samples: must not be negative (got %d)", s.Samples)
@@ -336,6 +362,9 @@ func (s Shadow) withDefaults() Shadow {
 	}
 	if s.MaxResponseBytes == 0 {
 		s.MaxResponseBytes = DefaultShadowMaxResponseBytes
+	}
+	if s.MaxQueuedBytes == 0 {
+		s.MaxQueuedBytes = DefaultShadowMaxQueuedBytes
 	}
 	if s.Samples == 0 {
 		s.Samples = DefaultShadowSamples

@@ -3,6 +3,7 @@ package strangler
 import (
 	"encoding/json"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -58,7 +59,9 @@ func (r *ring) list() []Diff {
 	}
 	out := make([]Diff, 0, n)
 	for i := 1; i <= n; i++ {
-		out = append(out, r.buf[(r.next-i+len(r.buf))%len(r.buf)])
+		d := r.buf[(r.next-i+len(r.buf))%len(r.buf)]
+		d.Fields = slices.Clone(d.Fields) // the caller's to change
+		out = append(out, d)
 	}
 	return out
 }
@@ -83,9 +86,11 @@ type DiffReport struct {
 }
 
 // DiffHandler returns a handler that serves a [DiffReport] as JSON to
-// GET and HEAD requests. The differences hold paths and parts of the
-// answers, which may be personal data: mount it on an admin route
-// behind authentication (gateway/auth), not on a public one.
+// GET and HEAD requests. The differences hold paths (without their
+// queries), the compared headers' values, and parts of the answers (up
+// to 512 bytes of each differing JSON value, 64 bytes of another body),
+// which may be personal data; no request header is kept. Mount it on an
+// admin route behind authentication (gateway/auth), not on a public one.
 func (f *Facade) DiffHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {

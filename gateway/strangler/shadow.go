@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,11 +33,12 @@ type shadower struct {
 	on      atomic.Bool
 	share   int64        // Shadow.Percent in hundredths
 	seen    atomic.Int64 // eligible requests, for the share
+	held    atomic.Int64 // bytes of the jobs queued or in flight, up to cfg.MaxQueuedBytes
 	queue   chan *job
 	samples *ring
 	bufs    sync.Pool // *bytes.Buffer, for the answers kept
 
-	mu     sync.RWMutex // held for reading while queueing, so Shutdown never closes the queue under a send
+	mu     sync.RWMutex // held for reading while queueing (and by SetShadow), so Shutdown never closes the queue under a send
 	closed bool
 
 	base   context.Context // ended by Shutdown to cancel the calls in flight
@@ -54,6 +57,21 @@ type job struct {
 	resp    response
 	buf     *bytes.Buffer // resp's body, back to the pool once compared
 	at      time.Time
+	held    int64 // counted against Shadow.MaxQueuedBytes, from enqueue to the end of run
+}
+
+// size is what a job counts against Shadow.MaxQueuedBytes: the bodies,
+// and the request's headers, which the server lets be large too. (run
+// changes the headers: the count is taken once, by enqueue.)
+func (j *job) size() int64 {
+	n := len(j.body) + len(j.resp.Body)
+	for k, vs := range j.req.Header {
+		n += len(k)
+		for _, v := range vs {
+			n += len(v)
+		}
+	}
+	return int64(n)
 }
 
 func newShadower(f *Facade, cfg Shadow, tracer trace.Tracer) *shadower {
@@ -186,23 +204,29 @@ func (s *shadower) enqueue(j *job) bool {
 		j.rc.dropped[j.primary.other()][dropClosed].Inc()
 		return false
 	}
-	select {
-	case s.queue <- j:
-		return true
-	default:
-		j.rc.dropped[j.primary.other()][dropQueueFull].Inc()
-		return false
+	j.held = j.size()
+	if s.held.Add(j.held) > s.cfg.MaxQueuedBytes {
+		s.held.Add(-j.held)
+	} else {
+		select {
+		case s.queue <- j:
+			return true
+		default:
+			s.held.Add(-j.held)
+		}
 	}
+	j.rc.dropped[j.primary.other()][dropQueueFull].Inc()
+	return false
 }
 
 func (s *shadower) work() {
 	for j := range s.queue {
 		if s.base.Err() != nil {
 			j.rc.dropped[j.primary.other()][dropClosed].Inc()
-			s.putBuf(j.buf)
-			continue
+		} else {
+			s.run(j)
 		}
-		s.run(j)
+		s.held.Add(-j.held)
 		s.putBuf(j.buf)
 	}
 }
@@ -243,6 +267,7 @@ func (s *shadower) run(j *job) {
 	defer stop()
 
 	out := j.req.WithContext(ctx)
+	keepHop(out.Header, ShadowHeader)
 	out.Header.Set(ShadowHeader, "1")
 	if j.body != nil {
 		out.Body = io.NopCloser(bytes.NewReader(j.body))
@@ -296,6 +321,31 @@ func (s *shadower) run(j *job) {
 	}
 }
 
+// keepHop takes name out of the Connection header of h: a proxy drops
+// the headers Connection names, and a client could name ShadowHeader
+// there to have its copy reach the other side as a real request.
+func keepHop(h http.Header, name string) {
+	vs, named := h["Connection"], false
+	var keep []string
+	for _, v := range vs {
+		for tok := range strings.SplitSeq(v, ",") {
+			switch tok = strings.TrimSpace(tok); {
+			case strings.EqualFold(tok, name):
+				named = true
+			case tok != "":
+				keep = append(keep, tok)
+			}
+		}
+	}
+	switch {
+	case !named:
+	case len(keep) == 0:
+		delete(h, "Connection")
+	default:
+		h["Connection"] = []string{strings.Join(keep, ", ")}
+	}
+}
+
 func traceID(sc trace.SpanContext) string {
 	if !sc.HasTraceID() {
 		return ""
@@ -338,8 +388,8 @@ func serveShadow(h http.Handler, w http.ResponseWriter, r *http.Request) (err er
 // shutdown closes the queue, waits for the workers until ctx ends, then
 // cancels the calls in flight and waits for the workers to exit.
 func (s *shadower) shutdown(ctx context.Context) error {
-	s.on.Store(false)
 	s.mu.Lock()
+	s.on.Store(false)
 	if !s.closed {
 		s.closed = true
 		close(s.queue)
@@ -365,7 +415,9 @@ func (s *shadower) shutdown(ctx context.Context) error {
 // bytes, and reports which.
 func readUpTo(r io.Reader, n int64) ([]byte, bool, error) {
 	var buf bytes.Buffer
-	m, err := buf.ReadFrom(io.LimitReader(r, n+1))
+	// n+1 overflows at math.MaxInt64 ("no bound"), and a LimitReader
+	// of a negative count reads nothing.
+	m, err := buf.ReadFrom(io.LimitReader(r, min(n, math.MaxInt64-1)+1))
 	if err != nil {
 		return buf.Bytes(), false, err
 	}
@@ -424,8 +476,10 @@ func (w *teeWriter) Write(p []byte) (int, error) {
 	}
 	if !w.over {
 		if int64(w.buf.Len()+len(p)) > w.limit {
+			// Not compared: the memory goes now, not when the answer
+			// ends, which for a stream may be hours away.
 			w.over = true
-			w.buf.Reset()
+			w.buf = new(bytes.Buffer)
 		} else {
 			w.buf.Write(p)
 		}

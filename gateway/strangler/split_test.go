@@ -223,7 +223,7 @@ func TestNewErrors(t *testing.T) {
 		strangler.WithStickyKey(nil),
 		strangler.WithShadow(strangler.Shadow{
 			Methods: []string{"GE T"}, Headers: []string{"a:b"}, Ignore: []string{"a..b", "", `x\`},
-			Workers: -1, Queue: -1, Timeout: -1, MaxBodyBytes: -1, MaxResponseBytes: -1, Samples: -1, Percent: 101,
+			Workers: -1, Queue: -1, Timeout: -1, MaxBodyBytes: -1, MaxResponseBytes: -1, MaxQueuedBytes: -1, Samples: -1, Percent: 101,
 		}),
 	)
 	if err == nil {
@@ -252,6 +252,7 @@ func TestNewErrors(t *testing.T) {
 		"Shadow.Timeout: must not be negative",
 		"Shadow.MaxBodyBytes: must not be negative",
 		"Shadow.MaxResponseBytes: must not be negative",
+		"Shadow.MaxQueuedBytes: must not be negative",
 		"Shadow.Samples: must not be negative",
 		"Shadow.Percent: must be in [0, 100] (got 101)",
 	}

@@ -137,11 +137,15 @@ func (f *Facade) SetPercent(percent float64) error {
 func (f *Facade) Percent() float64 { return float64(f.bp.Load()) * 100 / buckets }
 
 // SetShadow turns shadowing on or off at run time; it is on from [New]
-// when [WithShadow] was given, and has no effect without it. Copies
-// already queued are still sent.
+// when [WithShadow] was given, and has no effect without it or after
+// [Facade.Shutdown]. Copies already queued are still sent.
 func (f *Facade) SetShadow(on bool) {
-	if f.shadow != nil {
-		f.shadow.on.Store(on)
+	if s := f.shadow; s != nil {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+		if !s.closed {
+			s.on.Store(on)
+		}
 	}
 }
 
