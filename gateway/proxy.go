@@ -125,7 +125,7 @@ func drain(resp *http.Response) {
 // and reports which.
 func readUpTo(r io.Reader, n int64) ([]byte, bool, error) {
 	var buf bytes.Buffer
-	m, err := buf.ReadFrom(io.LimitReader(r, n+1))
+	m, err := buf.ReadFrom(io.LimitReader(r, min(n, math.MaxInt64-1)+1))
 	if err != nil {
 		return nil, false, err
 	}
@@ -481,7 +481,7 @@ type limitedBody struct {
 }
 
 func (l *limitedBody) Read(p []byte) (int, error) {
-	if int64(len(p)) > l.left+1 {
+	if int64(len(p)) > l.left { // not l.left+1, which overflows for a limit of MaxInt64
 		p = p[:l.left+1]
 	}
 	n, err := l.rc.Read(p)

@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"compress/gzip"
 	"fmt"
+	"io"
+	"math"
 	"net"
 	"net/http"
 	"strings"
@@ -368,5 +370,40 @@ func TestStrictPaths(t *testing.T) {
 		if resp, _ := get(t, lax, tc.path); resp.StatusCode != http.StatusOK {
 			t.Errorf("lax %s: status %d; want 200", tc.path, resp.StatusCode)
 		}
+	}
+}
+
+// TestUnboundedBodyLimits: a route's MaxBodyBytes and a retry policy's
+// MaxBodyBytes of math.MaxInt64, the obvious "no bound", overflowed: the
+// route's panicked in the transport's goroutine, ending the process, and
+// the retry's read no body at all.
+func TestUnboundedBodyLimits(t *testing.T) {
+	var fails atomic.Int32
+	fails.Store(1)
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if fails.Add(-1) >= 0 {
+			http.Error(w, "once more", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "got %s", body)
+	})
+	_, srv := start(t,
+		gateway.WithUpstreams(
+			gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+				Retry: &gateway.Retry{MaxBodyBytes: math.MaxInt64}},
+			gateway.Upstream{Name: "once", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(
+			gateway.Route{Pattern: "/", Upstream: "u", MaxBodyBytes: math.MaxInt64},
+			gateway.Route{Pattern: "/once/", Upstream: "once", MaxBodyBytes: math.MaxInt64}))
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/x", strings.NewReader("hello"))
+	resp, body := do(t, srv.Client(), req)
+	if resp.StatusCode != http.StatusOK || body != "got hello" {
+		t.Errorf("PUT retried once: %d %q; want 200 \"got hello\"", resp.StatusCode, body)
+	}
+	req, _ = http.NewRequest(http.MethodPost, srv.URL+"/once/x", strings.NewReader("world"))
+	if resp, body := do(t, srv.Client(), req); resp.StatusCode != http.StatusOK || body != "got world" {
+		t.Errorf("POST: %d %q; want 200 \"got world\"", resp.StatusCode, body)
 	}
 }
