@@ -93,8 +93,8 @@ type Shadow struct {
 	//	meta\.version    the key "meta.version" (a backslash escapes . * \)
 	//
 	// An ignored path takes its whole subtree with it. Differences are
-	// reported with the same paths, so a reported path can be pasted
-	// here.
+	// reported with the same paths after "body." ([FieldDiff].Field
+	// "body.items.0.price" is the path "items.0.price" here).
 	Ignore []string
 
 	// Workers is the number of goroutines that send shadow copies and
