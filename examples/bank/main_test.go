@@ -73,6 +73,7 @@ func TestRun(t *testing.T) {
 		`"Name":"Account.Withdraw"`,
 		`"Name":"AccountRepository.Save"`,
 		`"Name":"hexagonal.calls"`,
+		`"Value":"domain_error"`, // hexagonal.outcome of a broken rule
 		`"bank.insufficient_funds"`, // the error.type of a broken rule
 	} {
 		if !strings.Contains(tel, want) {
@@ -159,6 +160,13 @@ func checkOutput(t *testing.T, out string) {
 			"  card payment: withdrew 20.00 EUR and saved → balance 105.00 EUR (version 4)\n" +
 			"  transfer:     withdrew 30.00 EUR, save failed: eventsource: stream \"account-alice\" is at version 4, expected version 3\n",
 		"  transfer:     reloaded, withdrew 30.00 EUR again and saved → balance 75.00 EUR (version 5)\n  deposited 30.00 EUR to account-bob → balance 167.50 EUR (version 5)\n",
+		// Its trace: the conflict in the infrastructure, then a second
+		// decision.
+		"  its trace: the first save fails in the infrastructure, and the use case decides again\n",
+		"" +
+			"          Account.Deposit          domain_model         internal\n" +
+			"        AccountRepository.Save     infrastructure       client  error.type=eventsource.concurrency_conflict\n" +
+			"        AccountRepository.Applied  infrastructure       client\n",
 		// The same request twice moves the money once.
 		"  withdrew 40.00 EUR from account-bob → balance 127.50 EUR (version 6)\n  deposited 40.00 EUR to account-alice → balance 115.00 EUR (version 6)\n",
 		"the same request again (transfer-3), as a client that lost the response sends it\n" +

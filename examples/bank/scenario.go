@@ -177,7 +177,7 @@ func (b *bank) race(ctx context.Context) error {
 			fmt.Fprintf(b.out, "  card payment: withdrew %s and saved → %s\n", payment, describe(a))
 			return nil
 		})
-	r, _, err := b.send(ctx, appsvc.TransferRequest{RequestID: id, From: alice, To: bob, Amount: amount})
+	r, sc, err := b.send(ctx, appsvc.TransferRequest{RequestID: id, From: alice, To: bob, Amount: amount})
 	if err != nil {
 		return errors.Join(err, paid)
 	}
@@ -188,6 +188,8 @@ func (b *bank) race(ctx context.Context) error {
 	fmt.Fprintln(b.out, "                (errors.Is(err, eventsource.ErrConcurrencyConflict) is true: nothing was written)")
 	fmt.Fprintf(b.out, "  transfer:     reloaded, withdrew %s again and saved → %s\n", amount, describe(r.From))
 	fmt.Fprintf(b.out, "  deposited %s to %s → %s\n", amount, bob, describe(r.To))
+	fmt.Fprintln(b.out, "  its trace: the first save fails in the infrastructure, and the use case decides again")
+	b.traces.print(b.out, sc.TraceID())
 	return nil
 }
 
