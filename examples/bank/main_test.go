@@ -73,7 +73,7 @@ func TestRun(t *testing.T) {
 		`"Name":"Account.Withdraw"`,
 		`"Name":"AccountRepository.Save"`,
 		`"Name":"hexagonal.calls"`,
-		`"Value":"domain_error"`, // hexagonal.outcome of a broken rule
+		`"Value":"domain_error"`,    // hexagonal.outcome of a broken rule
 		`"bank.insufficient_funds"`, // the error.type of a broken rule
 	} {
 		if !strings.Contains(tel, want) {
