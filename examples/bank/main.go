@@ -55,7 +55,8 @@
 //     loads it, the card payment saves first, and the transfer's save fails
 //     with an error matching [eventsource.ErrConcurrencyConflict] instead
 //     of overwriting it. The transfer loads the accounts again and decides
-//     again, against the new balance;
+//     again, against the new balance; its trace shows the failed save in
+//     the infrastructure and the second decision;
 //   - transfers money back, and then sends the same request again, as a
 //     client does that lost the response: the request id is recorded with
 //     the events, so the second call answers that it is done and moves

@@ -43,17 +43,20 @@ type RequestKey struct {
 // The errors of the port. ErrNotFound is a domain error (its kind is
 // "not_found"); the others are handled by the use cases.
 var (
-	ErrNotFound       error = &useCaseError{"bank: no such account", "not_found"}
+	ErrNotFound       error = &useCaseError{"bank: no such account", "not_found", "bank.not_found"}
 	ErrConflict             = errors.New("bank: the account changed concurrently")
 	ErrAlreadyApplied       = errors.New("bank: the request is applied to the account already")
-	ErrNoRequestID    error = &useCaseError{"bank: a transfer needs a request id", "invalid"}
+	ErrNoRequestID    error = &useCaseError{"bank: a transfer needs a request id", "invalid", "bank.no_request_id"}
 )
 
-// useCaseError is a domain error of the use cases.
-type useCaseError struct{ msg, kind string }
+// useCaseError is a domain error of the use cases: the caller's to
+// correct. Its methods are those that package hexagonal reads, without
+// this package importing it.
+type useCaseError struct{ msg, kind, errorType string }
 
 func (e *useCaseError) Error() string      { return e.msg }
 func (e *useCaseError) DomainKind() string { return e.kind }
+func (e *useCaseError) ErrorType() string  { return e.errorType }
 
 // Domain is the calls into the inner layers that the use cases make, as
 // functions so that the composition root can wrap each in a span of its

@@ -114,7 +114,7 @@ func (s *Transfers) attempt(ctx context.Context, req TransferRequest, r *Receipt
 		// Saves go withdrawal first: this is not a request of ours.
 		return false, fmt.Errorf("transfer %s: deposited to %s without a withdrawal from %s", req.RequestID, req.To, req.From)
 	case withdrawn:
-		// A earlier attempt saved the withdrawal and stopped: deposit.
+		// An earlier attempt saved the withdrawal and stopped: deposit.
 		err = s.domain.Deposit(ctx, model.Movement{Account: r.To, Amount: req.Amount})
 	default:
 		err = s.domain.Transfer(ctx, domainsvc.Transfer{From: r.From, To: r.To, Amount: req.Amount})
