@@ -3,7 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,7 +14,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.uber.org/goleak"
 
-	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/hexagonal"
 	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
@@ -48,12 +48,13 @@ func runOnce(t *testing.T) (out, tel string) {
 }
 
 // TestRun runs the scenario on the in-memory store and checks what it
-// shows: the rules, the transfers, the conflict and its retry, the upcast
-// event, the snapshots, the projection's balances and the telemetry.
+// shows: the rules, the transfers and their trace, the conflict and its
+// retry, the idempotent retry of a request, the upcast event, the
+// snapshots, the projection's balances and the telemetry.
 func TestRun(t *testing.T) {
 	t.Setenv(testenv.PostgresURLVar, "") // the in-memory store
 	out, tel := runOnce(t)
-	if !strings.HasPrefix(out, "bank: event-sourced accounts on the in-memory store\n") {
+	if !strings.HasPrefix(out, "bank: event-sourced accounts on the in-memory store, in the layers of an onion\n") {
 		t.Errorf("first line of the output = %q; want the in-memory store", strings.SplitN(out, "\n", 2)[0])
 	}
 	checkOutput(t, out)
@@ -66,7 +67,21 @@ func TestRun(t *testing.T) {
 		`"eventsource.concurrency_conflict"`,
 		`"Name":"bank.commands"`,
 		`"Value":"rejected"`,
+		// The layers' spans and metrics, from package hexagonal.
+		`"Name":"Transfers.Transfer"`,
+		`"Name":"TransferService.Transfer"`,
+		`"Name":"Account.Withdraw"`,
+		`"Name":"AccountRepository.Save"`,
+		`"Name":"hexagonal.calls"`,
+		`"Value":"domain_error"`,    // hexagonal.outcome of a broken rule
+		`"bank.insufficient_funds"`, // the error.type of a broken rule
 	} {
+		if !strings.Contains(tel, want) {
+			t.Errorf("telemetry output does not contain %s", want)
+		}
+	}
+	for _, l := range []hexagonal.Layer{hexagonal.DomainModel, hexagonal.DomainService, hexagonal.ApplicationService, hexagonal.Infrastructure} {
+		want := fmt.Sprintf(`{"Key":%q,"Value":{"Type":"STRING","Value":%q}}`, hexagonal.AttrLayer, l)
 		if !strings.Contains(tel, want) {
 			t.Errorf("telemetry output does not contain %s", want)
 		}
@@ -117,119 +132,72 @@ func checkOutput(t *testing.T, out string) {
 	t.Helper()
 	for _, want := range []string{
 		// Broken rules raise nothing.
-		"  deposit -5.00 to account-bob: bank: amount must be positive, not -5.00\n    account-bob unchanged: balance 50.00 (version 2)\n",
-		"  withdraw 80.00 from account-bob: bank: insufficient funds: account-bob has 50.00, cannot withdraw 80.00\n    account-bob unchanged: balance 50.00 (version 2)\n",
-		"  open account-alice again: bank: account is already open: \"account-alice\" belongs to Alice\n    account-alice unchanged: balance 200.00 (version 2)\n",
+		"  deposit -5.00 EUR to account-bob: bank: amount must be positive, not -5.00 EUR\n    account-bob unchanged: balance 50.00 EUR (version 2)\n",
+		"  withdraw 80.00 EUR from account-bob: bank: insufficient funds: account-bob has 50.00 EUR, cannot withdraw 80.00 EUR\n    account-bob unchanged: balance 50.00 EUR (version 2)\n",
+		"  open account-alice again: bank: account is already open: \"account-alice\" belongs to Alice\n    account-alice unchanged: balance 200.00 EUR (version 2)\n",
 		// A transfer is a withdrawal and a deposit.
-		"  withdrew 75.00 from account-alice → balance 125.00 (version 3)\n  deposited 75.00 to account-bob → balance 125.00 (version 3)\n",
+		"  withdrew 75.00 EUR from account-alice → balance 125.00 EUR (version 3)\n  deposited 75.00 EUR to account-bob → balance 125.00 EUR (version 3)\n",
+		// Its trace: a span per layer.
+		"" +
+			"    span                           hexagonal.layer      kind\n" +
+			"    bank.transfer                  (main)               internal\n" +
+			"      Transfers.Transfer           application_service  internal\n" +
+			"        AccountRepository.Applied  infrastructure       client\n" +
+			"        AccountRepository.Applied  infrastructure       client\n" +
+			"        AccountRepository.Load     infrastructure       client\n" +
+			"        AccountRepository.Load     infrastructure       client\n" +
+			"        TransferService.Transfer   domain_service       internal\n" +
+			"          Account.Withdraw         domain_model         internal\n" +
+			"          Account.Deposit          domain_model         internal\n" +
+			"        AccountRepository.Save     infrastructure       client\n" +
+			"        AccountRepository.Save     infrastructure       client\n",
 		// The old event is upcast on read.
-		"  read back: version 4, stored as bank.deposited.v0, decoded as Deposited{Amount: 12.50}\n",
-		"  account-bob loaded → balance 137.50 (version 4)\n",
+		"  read back: version 4, stored as bank.deposited.v0, decoded as Deposited{Amount: 12.50 EUR}\n",
+		"  account-bob loaded → balance 137.50 EUR (version 4)\n",
 		// The race: the second save conflicts, and the retry sees the
 		// card payment.
-		"  card payment: withdrew 20.00 and saved → balance 105.00 (version 4)\n",
-		"  transfer:     withdrew 30.00, save failed: eventsource: stream \"account-alice\" is at version 4, expected version 3\n",
-		"  transfer:     reloaded, withdrew 30.00 again and saved → balance 75.00 (version 5)\n  deposited 30.00 to account-bob → balance 167.50 (version 5)\n",
+		"  transfer:     loaded account-alice → balance 125.00 EUR (version 3)\n" +
+			"  card payment: withdrew 20.00 EUR and saved → balance 105.00 EUR (version 4)\n" +
+			"  transfer:     withdrew 30.00 EUR, save failed: eventsource: stream \"account-alice\" is at version 4, expected version 3\n",
+		"  transfer:     reloaded, withdrew 30.00 EUR again and saved → balance 75.00 EUR (version 5)\n  deposited 30.00 EUR to account-bob → balance 167.50 EUR (version 5)\n",
+		// Its trace: the conflict in the infrastructure, then a second
+		// decision.
+		"  its trace: the first save fails in the infrastructure, and the use case decides again\n",
+		"" +
+			"          Account.Deposit          domain_model         internal\n" +
+			"        AccountRepository.Save     infrastructure       client  error.type=eventsource.concurrency_conflict\n" +
+			"        AccountRepository.Applied  infrastructure       client\n",
+		// The same request twice moves the money once.
+		"  withdrew 40.00 EUR from account-bob → balance 127.50 EUR (version 6)\n  deposited 40.00 EUR to account-alice → balance 115.00 EUR (version 6)\n",
+		"the same request again (transfer-3), as a client that lost the response sends it\n" +
+			"  applied already: nothing moved\n" +
+			"  account-bob balance 127.50 EUR (version 6)\n" +
+			"  account-alice balance 115.00 EUR (version 6)\n" +
+			"  its trace: the request is found in the store's record, so no domain call and no save\n" +
+			"    span                           hexagonal.layer      kind\n" +
+			"    bank.transfer                  (main)               internal\n" +
+			"      Transfers.Transfer           application_service  internal\n" +
+			"        AccountRepository.Applied  infrastructure       client\n" +
+			"        AccountRepository.Applied  infrastructure       client\n" +
+			"        AccountRepository.Load     infrastructure       client\n" +
+			"        AccountRepository.Load     infrastructure       client\n\n",
 		// No overdraft.
-		"  rejected: bank: insufficient funds: account-bob has 127.50, cannot withdraw 500.00\n  nothing was written: account-bob balance 127.50 (version 6)\n",
+		"  rejected: bank: insufficient funds: account-bob has 127.50 EUR, cannot withdraw 500.00 EUR\n  nothing was written: account-bob balance 127.50 EUR (version 6)\n",
+		// The domain service's rules.
+		"  transfer 10.00 EUR from account-alice to account-alice: bank: a transfer needs two accounts: account-alice to itself\n",
+		"  transfer 10.00 USD from account-alice to account-bob: bank: currencies differ: account-alice keeps EUR and account-bob keeps EUR; cannot transfer 10.00 USD\n",
+		"  transfer 0.00 EUR from account-alice to account-bob: bank: amount must be positive, not 0.00 EUR\n",
+		"  account-alice unchanged: balance 115.00 EUR (version 6)\n  account-bob unchanged: balance 127.50 EUR (version 6)\n",
 		// Snapshots at the fifth event.
-		"  account-alice: at version 5 (owner Alice, balance 75.00); a load replays 1 event after it\n",
-		"  account-bob: at version 5 (owner Bob, balance 167.50); a load replays 1 event after it\n",
+		"  account-alice: at version 5 (owner Alice, balance 75.00 EUR); a load replays 1 event after it\n",
+		"  account-bob: at version 5 (owner Bob, balance 167.50 EUR); a load replays 1 event after it\n",
 		// The projection.
 		"projection: balances from the 12 events in the store's global order (1 of them upcast)\n",
-		"  account-alice  Alice    115.00\n  account-bob    Bob      127.50\n  total                   242.50\n",
+		"  account-alice  Alice    115.00 EUR\n  account-bob    Bob      127.50 EUR\n  total                   242.50 EUR\n",
 		"  the same as a rebuild from ReadAll and as the accounts loaded through the repository\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output does not contain\n%s", want)
-		}
-	}
-}
-
-// TestAccount checks the account's rules: a command that breaks one returns
-// the error and raises nothing.
-func TestAccount(t *testing.T) {
-	opened := func() *Account {
-		a := &Account{}
-		if err := a.Open("Alice"); err != nil {
-			t.Fatalf("Open() = %v; want nil", err)
-		}
-		if err := a.Deposit(100); err != nil {
-			t.Fatalf("Deposit(100) = %v; want nil", err)
-		}
-		return a
-	}
-	tests := []struct {
-		name    string
-		account func() *Account
-		cmd     func(*Account) error
-		wantErr error
-		want    any // the event raised, when wantErr is nil
-		balance Money
-	}{
-		{"open", func() *Account { return &Account{} }, func(a *Account) error { return a.Open("Bob") }, nil, AccountOpened{Owner: "Bob"}, 0},
-		{"open without an owner", func() *Account { return &Account{} }, func(a *Account) error { return a.Open(" ") }, ErrNoOwner, nil, 0},
-		{"open twice", opened, func(a *Account) error { return a.Open("Bob") }, ErrAlreadyOpen, nil, 100},
-		{"deposit", opened, func(a *Account) error { return a.Deposit(50) }, nil, Deposited{Amount: 50}, 150},
-		{"deposit zero", opened, func(a *Account) error { return a.Deposit(0) }, ErrInvalidAmount, nil, 100},
-		{"deposit negative", opened, func(a *Account) error { return a.Deposit(-1) }, ErrInvalidAmount, nil, 100},
-		{"deposit before opening", func() *Account { return &Account{} }, func(a *Account) error { return a.Deposit(1) }, ErrNotOpen, nil, 0},
-		{"withdraw", opened, func(a *Account) error { return a.Withdraw(40) }, nil, Withdrawn{Amount: 40}, 60},
-		{"withdraw everything", opened, func(a *Account) error { return a.Withdraw(100) }, nil, Withdrawn{Amount: 100}, 0},
-		{"overdraw", opened, func(a *Account) error { return a.Withdraw(101) }, ErrInsufficientFunds, nil, 100},
-		{"withdraw negative", opened, func(a *Account) error { return a.Withdraw(-5) }, ErrInvalidAmount, nil, 100},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			a := tt.account()
-			before := len(a.Uncommitted())
-			err := tt.cmd(a)
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("command = %v; want %v", err, tt.wantErr)
-			}
-			raised := a.Uncommitted()[before:]
-			switch {
-			case tt.wantErr != nil && len(raised) != 0:
-				t.Errorf("command raised %v; want nothing", raised)
-			case tt.wantErr == nil && (len(raised) != 1 || raised[0] != tt.want):
-				t.Errorf("command raised %v; want [%v]", raised, tt.want)
-			}
-			if a.Balance != tt.balance {
-				t.Errorf("Balance = %s; want %s", a.Balance, tt.balance)
-			}
-		})
-	}
-}
-
-// TestUpcastDepositedV0 checks the upcaster of the old deposit event.
-func TestUpcastDepositedV0(t *testing.T) {
-	reg := newRegistry()
-	tests := []struct {
-		data    string
-		want    Money
-		wantErr bool
-	}{
-		{`{"value":"12.50","currency":"EUR"}`, 1250, false},
-		{`{"value":"12.5","currency":"EUR"}`, 1250, false},
-		{`{"value":"7","currency":"EUR"}`, 700, false},
-		{`{"value":"0.05","currency":"EUR"}`, 5, false},
-		{`{"value":"12.50","currency":"USD"}`, 0, true},
-		{`{"value":"12.505","currency":"EUR"}`, 0, true},
-		{`{"value":"-3.00","currency":"EUR"}`, 0, true},
-		{`{"value":"+3.00","currency":"EUR"}`, 0, true},
-		{`{"value":"3.","currency":"EUR"}`, 0, true},
-		{`{"value":".5","currency":"EUR"}`, 0, true},
-		{`{"value":"","currency":"EUR"}`, 0, true},
-		{`{"value":12.5,"currency":"EUR"}`, 0, true},
-		{`not json`, 0, true},
-	}
-	for _, tt := range tests {
-		got, err := reg.Decode(eventsource.Event{Type: typeDepositedV0, Data: []byte(tt.data)})
-		switch {
-		case tt.wantErr && err == nil:
-			t.Errorf("Decode(%s) = %v; want an error", tt.data, got)
-		case !tt.wantErr && (err != nil || got != Deposited{Amount: tt.want}):
-			t.Errorf("Decode(%s) = %v, %v; want %v", tt.data, got, err, Deposited{Amount: tt.want})
 		}
 	}
 }

@@ -15,10 +15,13 @@ const serviceName = "bank-example"
 
 // providers are the OpenTelemetry SDK providers of one run, set up as
 // every example does (see exampleotel.New): JSON to w at the end, or OTLP.
+// traces also keeps the ended spans in memory, for the trees the program
+// prints.
 type providers struct {
-	p  *exampleotel.Providers
-	tp *sdktrace.TracerProvider
-	mp *sdkmetric.MeterProvider
+	p      *exampleotel.Providers
+	tp     *sdktrace.TracerProvider
+	mp     *sdkmetric.MeterProvider
+	traces *traces
 }
 
 func newProviders(ctx context.Context, w io.Writer) (*providers, error) {
@@ -26,7 +29,7 @@ func newProviders(ctx context.Context, w io.Writer) (*providers, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &providers{p: p, tp: p.Tracer, mp: p.Meter}, nil
+	return &providers{p: p, tp: p.Tracer, mp: p.Meter, traces: newTraces(p.Tracer)}, nil
 }
 
 func (p *providers) shutdown(ctx context.Context) error { return p.p.Shutdown(ctx) }
