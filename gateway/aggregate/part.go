@@ -41,7 +41,8 @@ type Part struct {
 	// of nested objects as {part.a.b}, elements of arrays by index). It
 	// must start with "/". Values are escaped for where they stand (a
 	// path segment or a query value); a field that is missing, null, an
-	// object or an array fails the part with reason "request".
+	// object or an array, or empty in the path, fails the part with
+	// reason "request".
 	//
 	//	Path: "/customers/{order.customer_id}?lang={lang}"
 	Path string
@@ -364,6 +365,11 @@ func expand(tmpl []segment, in *http.Request, earlier Results) (string, error) {
 			}
 			if v, ok = scalar(x); !ok {
 				return "", fmt.Errorf("aggregate: {%s}: not a string, number or boolean", s.ref)
+			}
+			if v == "" && !s.query {
+				// /customers/{order.customer_id} would become /customers/,
+				// another resource: often the list of every customer.
+				return "", fmt.Errorf("aggregate: {%s}: empty in the path", s.ref)
 			}
 		} else if v = in.PathValue(s.ref); v == "" {
 			return "", fmt.Errorf("aggregate: {%s}: the route has no such path value", s.ref)
