@@ -32,6 +32,16 @@ func (h *Handler) request(in *http.Request, p *part, earlier Results, body []byt
 		if req == nil {
 			return nil, errors.New("aggregate: Request returned no request")
 		}
+		if req.Method == "" {
+			req.Method = http.MethodGet
+		}
+		if !safeMethod(req.Method) && !h.cfg.unsafe {
+			// The opt-in holds for the requests a function makes too.
+			if req.Body != nil {
+				_ = req.Body.Close()
+			}
+			return nil, fmt.Errorf("aggregate: Request: %s is unsafe in a fan-out; opt in with WithUnsafeMethods", req.Method)
+		}
 		u := *req.URL
 		u.Scheme, u.Host = "http", p.Upstream
 		req.URL = &u

@@ -448,7 +448,8 @@ func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier R
 		key    string
 		cached *Entry
 	)
-	if p.TTL > 0 && !p.unsafe {
+	// A Request function may send another method than the part's.
+	if p.TTL > 0 && !p.unsafe && safeMethod(req.Method) {
 		key = partKey(req, p.Public)
 		if e, err := h.cfg.cache.Get(ctx, key); err == nil {
 			if time.Since(e.Stored) < p.TTL {

@@ -55,7 +55,9 @@ type Part struct {
 	// made with a path alone; its context is replaced by the part's. It
 	// must not keep in or earlier. An error fails the part with reason
 	// "request", except [ErrSkip], which leaves the part out. The parts
-	// it reads must be named in After.
+	// it reads must be named in After. Its request's method is held to
+	// Method's rule (a write needs [WithUnsafeMethods]), and the answer
+	// to a write is never cached.
 	Request func(in *http.Request, earlier Results) (*http.Request, error)
 
 	// Header names headers of the incoming request copied to the part's

@@ -2,7 +2,10 @@ package aggregate_test
 
 import (
 	"net/http"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/otelpatterns/patterns/gateway/aggregate"
 )
@@ -24,5 +27,41 @@ func TestEmptyFieldNotEmptySegment(t *testing.T) {
 	}
 	if n := customers.hits.Load(); n != 0 {
 		t.Errorf("customers called %d times with an empty path segment", n)
+	}
+}
+
+// TestRequestUnsafeMethodNeedsOptIn checks that a Request function
+// cannot send a write without WithUnsafeMethods, and that the answers
+// to the writes it sends with it are never cached.
+func TestRequestUnsafeMethodNeedsOptIn(t *testing.T) {
+	var posts atomic.Int64
+	u := newUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+		}
+		jsonAnswer(map[string]any{"n": posts.Load()})(w, r)
+	})
+	post := func(*http.Request, aggregate.Results) (*http.Request, error) {
+		return http.NewRequest(http.MethodPost, "/orders", strings.NewReader(`{}`))
+	}
+	st := start(t, []*upstream{u}, "GET /o", []aggregate.Part{{Name: "order", Upstream: "orders", Request: post}}, nil)
+	resp, doc := st.get(t, "/o")
+	if resp.StatusCode != http.StatusBadGateway || field(doc, "_failed.order.error") != `"request"` {
+		t.Errorf("POST from Request without opt-in: %d %v; want 502 with reason request", resp.StatusCode, doc)
+	}
+	if n := posts.Load(); n != 0 {
+		t.Errorf("a POST without opt-in reached the upstream %d times", n)
+	}
+
+	posts.Store(0)
+	st = start(t, []*upstream{u}, "GET /o", []aggregate.Part{{Name: "order", Upstream: "orders", Request: post, TTL: time.Hour}}, nil,
+		aggregate.WithUnsafeMethods(), aggregate.WithCache(newCache(t)))
+	for range 2 {
+		if resp, doc := st.get(t, "/o"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("POST from Request with opt-in: %d %v", resp.StatusCode, doc)
+		}
+	}
+	if n := posts.Load(); n != 2 {
+		t.Errorf("two POSTs from a part with a TTL reached the upstream %d times; want 2 (never cached)", n)
 	}
 }
