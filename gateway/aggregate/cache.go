@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"hash"
 	"net/http"
 	"slices"
@@ -42,12 +43,29 @@ func (k keyHash) add(s string) {
 
 func (k keyHash) key(prefix string) string { return prefix + hex.EncodeToString(k.Sum(nil)) }
 
-// subject is who the caller is, or "" for an anonymous one.
+// subject is who the caller is, or "" for an anonymous one: the
+// principal's scheme, subject and issuer. A principal without a subject
+// (a JWT without sub, which gateway/auth accepts) is told apart by all
+// its claims, so that callers who have nothing in common but their
+// scheme do not share answers.
 func subject(r *http.Request) string {
-	if p, ok := gateway.PrincipalFrom(r.Context()); ok {
-		return p.Scheme + ":" + p.Subject
+	p, ok := gateway.PrincipalFrom(r.Context())
+	if !ok {
+		return ""
 	}
-	return ""
+	k := newKeyHash()
+	k.add(p.Scheme)
+	k.add(p.Subject)
+	iss, _ := p.Claims["iss"].(string)
+	k.add(iss)
+	if p.Subject == "" {
+		b, err := json.Marshal(p.Claims) // its keys sorted
+		if err != nil {
+			b = fmt.Appendf(nil, "%#v", p.Claims)
+		}
+		k.add(string(b))
+	}
+	return k.key("")
 }
 
 // key identifies identical aggregations: those that would run the same

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/aggregate"
 )
 
@@ -63,5 +64,38 @@ func TestRequestUnsafeMethodNeedsOptIn(t *testing.T) {
 	}
 	if n := posts.Load(); n != 2 {
 		t.Errorf("two POSTs from a part with a TTL reached the upstream %d times; want 2 (never cached)", n)
+	}
+}
+
+// TestCallersWithoutSubjectNotShared checks that callers whose
+// principal has no subject (a JWT without sub, as gateway/auth accepts)
+// do not share documents: a Request function that reads the principal
+// makes a different request for each.
+func TestCallersWithoutSubjectNotShared(t *testing.T) {
+	u := newUpstream(t, "profiles", func(w http.ResponseWriter, r *http.Request) {
+		jsonAnswer(map[string]any{"client": r.Header.Get("X-Client-Id")})(w, r)
+	})
+	auth := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			client := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			next.ServeHTTP(w, r.WithContext(gateway.WithPrincipal(r.Context(),
+				&gateway.Principal{Scheme: "jwt", Claims: map[string]any{"azp": client}})))
+		})
+	}
+	parts := []aggregate.Part{{Name: "profile", Upstream: "profiles",
+		Request: func(in *http.Request, _ aggregate.Results) (*http.Request, error) {
+			p, _ := gateway.PrincipalFrom(in.Context())
+			req, err := http.NewRequest(http.MethodGet, "/profile", nil)
+			if err == nil {
+				req.Header.Set("X-Client-Id", p.Claims["azp"].(string))
+			}
+			return req, err
+		}}}
+	st := startWith(t, upstreamsOf(u), gateway.Route{Pattern: "GET /me", Middleware: []gateway.Middleware{auth}}, parts, nil,
+		aggregate.WithCache(newCache(t)), aggregate.WithTTL(time.Hour))
+	for _, client := range []string{"a", "b"} {
+		if _, doc := st.get(t, "/me", "Authorization", "Bearer "+client); field(doc, "profile.client") != `"`+client+`"` {
+			t.Errorf("caller %s got %v", client, doc)
+		}
 	}
 }
