@@ -297,6 +297,21 @@ func (h *Handler) run(r *http.Request, route string, shape Shape, body []byte) (
 				}
 			}
 			if gctx.Err() != nil {
+				if err := ctx.Err(); err != nil {
+					// The request's time ran out (or its client went away)
+					// before the part could start: it failed, and is not
+					// to be left a null in a document that looks whole.
+					o.err = &PartError{Part: p.Name, Reason: reasonCanceled, Err: err}
+					name := OutcomeFailed
+					if errors.Is(err, context.DeadlineExceeded) {
+						o.err.Reason, name = reasonTimeout, OutcomeTimeout
+					}
+					h.tel.count(ctx, route, p.Name, name)
+					if !p.Optional {
+						return o.err
+					}
+					return nil
+				}
 				o.notRun = true
 				return nil
 			}

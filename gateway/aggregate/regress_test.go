@@ -1,7 +1,10 @@
 package aggregate_test
 
 import (
+	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -97,5 +100,44 @@ func TestCallersWithoutSubjectNotShared(t *testing.T) {
 		if _, doc := st.get(t, "/me", "Authorization", "Bearer "+client); field(doc, "profile.client") != `"`+client+`"` {
 			t.Errorf("caller %s got %v", client, doc)
 		}
+	}
+}
+
+// answerAfterDone is a transport whose orders answer arrives only once
+// the request's time has run out: the part succeeds, and the parts that
+// depend on it are left no time to run.
+type answerAfterDone struct{}
+
+func (answerAfterDone) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Host == "orders" {
+		<-req.Context().Done()
+	}
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{}, Request: req,
+		Body: io.NopCloser(strings.NewReader(`{"customer_id":"c-7"}`))}, nil
+}
+
+// TestDeadlineBeforeDependentStarts checks that a required part that
+// could not start because the request's time ran out fails the response
+// (504), instead of leaving a null in a 200 document (which WithTTL
+// would keep, the aggregation of a GET running to its end after the
+// request gave up on it). The request is a POST, which is not
+// collapsed, so that its answer is the aggregation's.
+func TestDeadlineBeforeDependentStarts(t *testing.T) {
+	parts := []aggregate.Part{
+		{Name: "order", Upstream: "orders", Path: "/orders/{id}"},
+		{Name: "customer", Upstream: "customers", Path: "/customers/{order.customer_id}"},
+	}
+	h, err := aggregate.New(parts, aggregate.WithTransport(answerAfterDone{}), aggregate.WithUnsafeMethods())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/orders/{id}", h)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequestWithContext(ctx, http.MethodPost, "/orders/7", nil))
+	if w.Code != http.StatusGatewayTimeout || !strings.Contains(w.Body.String(), `"customer":{"error":"timeout"}`) {
+		t.Errorf("customer never ran: %d %s; want 504 naming it", w.Code, w.Body)
 	}
 }
