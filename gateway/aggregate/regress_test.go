@@ -141,3 +141,20 @@ func TestDeadlineBeforeDependentStarts(t *testing.T) {
 		t.Errorf("customer never ran: %d %s; want 504 naming it", w.Code, w.Body)
 	}
 }
+
+// TestSelectNestsIntoSelected checks that Select puts a field into an
+// object it also selects whole, whatever the order of the map it is
+// given, and leaves the document as it was.
+func TestSelectNestsIntoSelected(t *testing.T) {
+	shape := aggregate.Select(map[string]string{"customer": "customer", "customer.order_id": "order.id"})
+	for range 50 {
+		customer := map[string]any{"name": "Ada"}
+		doc := map[string]any{"order": map[string]any{"id": "7"}, "customer": customer}
+		if got := jsonString(shape(doc)); got != `{"customer":{"name":"Ada","order_id":"7"}}` {
+			t.Fatalf("Select() = %s", got)
+		}
+		if got := jsonString(customer); got != `{"name":"Ada"}` {
+			t.Fatalf("the document's customer became %s", got)
+		}
+	}
+}
