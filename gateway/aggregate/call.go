@@ -29,8 +29,12 @@ func (h *Handler) request(in *http.Request, p *part, earlier Results, body []byt
 		if err != nil {
 			return nil, err
 		}
-		if req == nil {
-			return nil, errors.New("aggregate: Request returned no request")
+		if req == nil || req.URL == nil {
+			return nil, errors.New("aggregate: Request returned no request, or one without a URL")
+		}
+		if req.Header == nil {
+			// As http.Client allows; the forwarded headers go in it.
+			req.Header = http.Header{}
 		}
 		if req.Method == "" {
 			req.Method = http.MethodGet

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -156,5 +157,24 @@ func TestSelectNestsIntoSelected(t *testing.T) {
 		if got := jsonString(customer); got != `{"name":"Ada"}` {
 			t.Fatalf("the document's customer became %s", got)
 		}
+	}
+}
+
+// TestRequestWithoutHeader checks that a Request function may return a
+// request built without a Header map (as http.Client accepts), even
+// when the part forwards headers into it.
+func TestRequestWithoutHeader(t *testing.T) {
+	var got string
+	u := newUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
+		got = r.Header.Get("Accept-Language")
+		jsonAnswer(map[string]any{})(w, r)
+	})
+	parts := []aggregate.Part{{Name: "order", Upstream: "orders", Header: []string{"Accept-Language"},
+		Request: func(*http.Request, aggregate.Results) (*http.Request, error) {
+			return &http.Request{Method: http.MethodGet, URL: &url.URL{Path: "/orders"}}, nil
+		}}}
+	st := start(t, []*upstream{u}, "GET /o", parts, nil)
+	if resp, doc := st.get(t, "/o", "Accept-Language", "fr"); resp.StatusCode != http.StatusOK || got != "fr" {
+		t.Errorf("request without Header: %d %v, Accept-Language %q; want 200 and fr", resp.StatusCode, doc, got)
 	}
 }
