@@ -270,8 +270,8 @@ type outcome struct {
 
 // run aggregates: every part starts as soon as the parts it depends on
 // have answered, so that a slow part holds up only those that need it.
-// A panic in the configuration's code (a Request function, a Shape)
-// gives a 500, the one status that is ours, and goes to otel.Handle.
+// A panic in a Shape gives a 500, the one status that is ours, and goes
+// to otel.Handle (one in a Request function fails its part: see part).
 func (h *Handler) run(r *http.Request, route string, shape Shape, body []byte) (res *response) {
 	defer func() {
 		if v := recover(); v != nil {
