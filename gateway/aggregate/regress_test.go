@@ -178,3 +178,66 @@ func TestRequestWithoutHeader(t *testing.T) {
 		t.Errorf("request without Header: %d %v, Accept-Language %q; want 200 and fr", resp.StatusCode, doc, got)
 	}
 }
+
+// TestLeaderGoesAway checks that the requests that joined an
+// aggregation get its answer when the request that started it goes
+// away (its context cancelled) before it ends.
+func TestLeaderGoesAway(t *testing.T) {
+	release, arrived := make(chan struct{}), make(chan struct{}, 1)
+	u := newUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		blocked(release)(w, r)
+	})
+	var served, keyed atomic.Int64
+	leaderGone, followerKeyed := make(chan struct{}), make(chan struct{})
+	first := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			leader := served.Add(1) == 1
+			next.ServeHTTP(w, r)
+			if leader {
+				close(leaderGone)
+			}
+		})
+	}
+	key := func(*http.Request) string {
+		if keyed.Add(1) == 2 {
+			close(followerKeyed) // about to join the leader's aggregation
+		}
+		return ""
+	}
+	st := startWith(t, upstreamsOf(u), gateway.Route{Pattern: "GET /o", Middleware: []gateway.Middleware{first}},
+		[]aggregate.Part{{Name: "order", Upstream: "orders", Path: "/o"}}, nil, aggregate.WithKey(key))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	leaderErr := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, st.srv.URL+"/o", nil)
+		resp, err := st.srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		leaderErr <- err
+	}()
+	<-arrived
+	follower := make(chan int, 1)
+	go func() {
+		resp, err := st.srv.Client().Get(st.srv.URL + "/o")
+		if err != nil {
+			follower <- 0
+			return
+		}
+		resp.Body.Close()
+		follower <- resp.StatusCode
+	}()
+	<-followerKeyed
+	cancel()
+	<-leaderErr
+	<-leaderGone // the leader's handler has returned, its context done
+	close(release)
+	if code := <-follower; code != http.StatusOK {
+		t.Errorf("the request that joined got %d after the leader went away; want 200", code)
+	}
+}
