@@ -19,8 +19,14 @@ func (h *Handler) request(in *http.Request, p *part, earlier Results, body []byt
 	)
 	if p.Request != nil {
 		// Each function gets its own copy of the incoming request, whose
-		// body it may read.
+		// body it may read, and whose header and URL it may change or
+		// send on: the functions run at once.
 		c := *in
+		c.Header = in.Header.Clone()
+		if in.URL != nil {
+			u := *in.URL
+			c.URL = &u
+		}
 		c.Body = http.NoBody
 		if body != nil {
 			c.Body = io.NopCloser(bytes.NewReader(body))

@@ -52,8 +52,9 @@ type Part struct {
 	// afresh) and the answers of the parts it depends on (and of those
 	// they depend on), and returns the request to send. Its URL's scheme and host are
 	// replaced by the upstream's ("http://{Upstream}"), so it may be
-	// made with a path alone; its context is replaced by the part's. It
-	// must not keep in or earlier. An error fails the part with reason
+	// made with a path alone; its context is replaced by the part's. in
+	// is its own copy, whose Header and URL it may change or send on; it
+	// must not keep in, nor change earlier. An error fails the part with reason
 	// "request", except [ErrSkip], which leaves the part out. The parts
 	// it reads must be named in After. Its request's method is held to
 	// Method's rule (a write needs [WithUnsafeMethods]), and the answer

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -239,5 +240,41 @@ func TestLeaderGoesAway(t *testing.T) {
 	close(release)
 	if code := <-follower; code != http.StatusOK {
 		t.Errorf("the request that joined got %d after the leader went away; want 200", code)
+	}
+}
+
+// TestRequestsHeaderOwn checks that Request functions, which run at
+// once, each get a request of their own: one that sends the incoming
+// headers on, or sets one, writes to no other's (which would be a
+// concurrent map write, a crash of the process).
+func TestRequestsHeaderOwn(t *testing.T) {
+	var got sync.Map
+	u := newUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
+		got.Store(r.URL.Path, r.Header.Get("X-Part"))
+		jsonAnswer(map[string]any{})(w, r)
+	})
+	request := func(name string) func(*http.Request, aggregate.Results) (*http.Request, error) {
+		return func(in *http.Request, _ aggregate.Results) (*http.Request, error) {
+			req, err := http.NewRequest(http.MethodGet, "/"+name, nil)
+			if err != nil {
+				return nil, err
+			}
+			in.Header.Set("X-Part", name)
+			req.Header = in.Header // every header on
+			return req, nil
+		}
+	}
+	var parts []aggregate.Part
+	for _, name := range []string{"a", "b", "c", "d"} {
+		parts = append(parts, aggregate.Part{Name: name, Upstream: "orders", Request: request(name), Header: []string{"Accept"}})
+	}
+	st := start(t, []*upstream{u}, "GET /o", parts, nil)
+	if resp, doc := st.get(t, "/o", "Accept", "application/json"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %v", resp.StatusCode, doc)
+	}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		if v, _ := got.Load("/" + name); v != name {
+			t.Errorf("part %s sent X-Part %v", name, v)
+		}
 	}
 }
