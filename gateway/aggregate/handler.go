@@ -466,7 +466,9 @@ func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier R
 	// A Request function may send another method than the part's.
 	if p.TTL > 0 && !p.unsafe && safeMethod(req.Method) {
 		key = partKey(req, p.Public)
-		if e, err := h.cfg.cache.Get(ctx, key); err == nil {
+		// An answer another handler sharing the cache kept may be over
+		// this part's bound: it is not this part's to take.
+		if e, err := h.cfg.cache.Get(ctx, key); err == nil && int64(len(e.Body)) <= p.maxBytes {
 			if time.Since(e.Stored) < p.TTL {
 				if v, err := p.decode(e.Body); err == nil {
 					return outcome{value: v, cached: true}

@@ -278,3 +278,39 @@ func TestRequestsHeaderOwn(t *testing.T) {
 		}
 	}
 }
+
+// TestCachedAnswerBounded checks that a part's MaxBytes bounds the
+// answers it takes from the cache too: two handlers (a web and a mobile
+// BFF) share one cache, and the one with the smaller bound does not get
+// the other's larger answer.
+func TestCachedAnswerBounded(t *testing.T) {
+	u := newUpstream(t, "catalog", jsonAnswer(map[string]any{"items": strings.Repeat("x", 100)}))
+	c := newCache(t)
+	web, err := aggregate.New([]aggregate.Part{{Name: "catalog", Upstream: "catalog", Path: "/catalog", TTL: time.Hour, Public: true}},
+		aggregate.WithCache(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mobile, err := aggregate.New([]aggregate.Part{{Name: "catalog", Upstream: "catalog", Path: "/catalog", TTL: time.Hour, Public: true, MaxBytes: 64}},
+		aggregate.WithCache(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := gateway.New(gateway.WithUpstreams(upstreamsOf(u)...), gateway.WithRoutes(
+		gateway.Route{Pattern: "GET /web", Handler: web}, gateway.Route{Pattern: "GET /mobile", Handler: mobile}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(func() {
+		srv.Close()
+		_ = g.Close()
+	})
+	st := &setup{gw: g, srv: srv}
+	if resp, doc := st.get(t, "/web"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("web: %d %v", resp.StatusCode, doc)
+	}
+	if resp, doc := st.get(t, "/mobile"); resp.StatusCode != http.StatusBadGateway || field(doc, "_failed.catalog.error") != `"too_large"` {
+		t.Errorf("mobile, the web's larger answer cached: %d %v; want 502 too_large", resp.StatusCode, doc)
+	}
+}
