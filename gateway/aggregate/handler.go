@@ -463,8 +463,9 @@ func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier R
 		key    string
 		cached *Entry
 	)
-	// A Request function may send another method than the part's.
-	if p.TTL > 0 && !p.unsafe && safeMethod(req.Method) {
+	// A Request function may send another method than the part's, or a
+	// body, which the key does not hold.
+	if p.TTL > 0 && !p.unsafe && safeMethod(req.Method) && (req.Body == nil || req.Body == http.NoBody) {
 		key = partKey(req, p.Public)
 		// An answer another handler sharing the cache kept may be over
 		// this part's bound: it is not this part's to take.

@@ -58,7 +58,7 @@ type Part struct {
 	// "request", except [ErrSkip], which leaves the part out. The parts
 	// it reads must be named in After. Its request's method is held to
 	// Method's rule (a write needs [WithUnsafeMethods]), and the answer
-	// to a write is never cached.
+	// to a write, or to a request with a body, is never cached.
 	Request func(in *http.Request, earlier Results) (*http.Request, error)
 
 	// Header names headers of the incoming request copied to the part's

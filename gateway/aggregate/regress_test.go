@@ -314,3 +314,24 @@ func TestCachedAnswerBounded(t *testing.T) {
 		t.Errorf("mobile, the web's larger answer cached: %d %v; want 502 too_large", resp.StatusCode, doc)
 	}
 }
+
+// TestRequestBodyNotCachedAway checks that a part whose request has a
+// body (a GET with a search in it, as Elasticsearch takes) is not
+// answered from the cache with the answer to another body: the key
+// does not hold the body, so such a request is not cached.
+func TestRequestBodyNotCachedAway(t *testing.T) {
+	u := newUpstream(t, "search", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		jsonAnswer(map[string]any{"query": string(b)})(w, r)
+	})
+	parts := []aggregate.Part{{Name: "hits", Upstream: "search", TTL: time.Hour, Public: true,
+		Request: func(in *http.Request, _ aggregate.Results) (*http.Request, error) {
+			return http.NewRequest(http.MethodGet, "/_search", strings.NewReader(in.URL.Query().Get("q")))
+		}}}
+	st := start(t, []*upstream{u}, "GET /search", parts, nil, aggregate.WithCache(newCache(t)))
+	for _, q := range []string{"shoes", "hats"} {
+		if _, doc := st.get(t, "/search?q="+q); field(doc, "hits.query") != `"`+q+`"` {
+			t.Errorf("search for %s got %v", q, doc)
+		}
+	}
+}
