@@ -83,7 +83,7 @@ func (h *Handler) request(in *http.Request, p *part, earlier Results, body []byt
 }
 
 // call sends a part's request and reads its answer, which must be a 2xx
-// with a JSON body of at most the part's MaxBytes. It returns the body
+// with a JSON body of at most the part's MaxBytes (none for HEAD). It returns the body
 // decoded and as sent.
 func (h *Handler) call(req *http.Request, p *part, reqCtx context.Context) (any, []byte, *PartError) {
 	resp, err := h.client.Do(req)
@@ -96,6 +96,11 @@ func (h *Handler) call(req *http.Request, p *part, reqCtx context.Context) (any,
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 		return nil, nil, &PartError{Part: p.Name, Reason: reasonStatus, Status: resp.StatusCode,
 			Err: fmt.Errorf("aggregate: upstream %q answered %s", p.Upstream, resp.Status)}
+	}
+	if req.Method == http.MethodHead {
+		// No body to read: an existence check, whose value is null.
+		v, _ := p.decode(null)
+		return v, null, nil
 	}
 	tooLarge := &PartError{Part: p.Name, Reason: reasonTooLarge,
 		Err: fmt.Errorf("aggregate: the body is over %d bytes", p.maxBytes)}
@@ -115,6 +120,8 @@ func (h *Handler) call(req *http.Request, p *part, reqCtx context.Context) (any,
 	}
 	return v, raw, nil
 }
+
+var null = []byte("null")
 
 // decode returns a part's answer as the document holds it: decoded,
 // when a later part or a Shape reads it, or else checked and kept as

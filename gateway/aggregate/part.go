@@ -29,9 +29,11 @@ type Part struct {
 	// upstream's balancing, breakers and retries.
 	Upstream string
 
-	// Method is the request's method. The default is GET. Another
-	// method than GET, HEAD or OPTIONS needs [WithUnsafeMethods]; such a
-	// part sends the incoming request's body.
+	// Method is the request's method. The default is GET. A HEAD
+	// part's answer has no body: its value is null, an existence check
+	// (a 404 fails it as any other part's). Another method than GET,
+	// HEAD or OPTIONS needs [WithUnsafeMethods]; such a part sends the
+	// incoming request's body.
 	Method string
 
 	// Path is the request's path and query, a template whose {name}

@@ -335,3 +335,24 @@ func TestRequestBodyNotCachedAway(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadPart checks that a part may send HEAD, which New accepts: an
+// existence check whose answer has no body, null in the document, and
+// whose 404 is the response's.
+func TestHeadPart(t *testing.T) {
+	u := newUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/orders/7" {
+			http.NotFound(w, r)
+			return
+		}
+		jsonAnswer(map[string]any{"id": "7"})(w, r)
+	})
+	parts := []aggregate.Part{{Name: "exists", Upstream: "orders", Method: http.MethodHead, Path: "/orders/{id}"}}
+	st := start(t, []*upstream{u}, "GET /orders/{id}", parts, nil)
+	if resp, doc := st.get(t, "/orders/7"); resp.StatusCode != http.StatusOK || field(doc, "exists") != "null" {
+		t.Errorf("HEAD part: %d %v; want 200 with exists null", resp.StatusCode, doc)
+	}
+	if resp, doc := st.get(t, "/orders/8"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("HEAD part of a missing order: %d %v; want 404", resp.StatusCode, doc)
+	}
+}
