@@ -166,7 +166,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var res *response
 	if !safe {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+		var mbe *http.MaxBytesError // the route's MaxBodyBytes
 		switch {
+		case errors.As(err, &mbe):
+			res = errorResponse(http.StatusRequestEntityTooLarge, "body_too_large")
 		case err != nil:
 			res = errorResponse(http.StatusBadRequest, "body_unreadable")
 		case len(body) > maxRequestBody:

@@ -356,3 +356,20 @@ func TestHeadPart(t *testing.T) {
 		t.Errorf("HEAD part of a missing order: %d %v; want 404", resp.StatusCode, doc)
 	}
 }
+
+// TestRouteBodyLimit checks that a body over the route's MaxBodyBytes,
+// found while reading it (it came chunked), gets 413 as the gateway
+// gives it, not 400.
+func TestRouteBodyLimit(t *testing.T) {
+	u := newUpstream(t, "orders", jsonAnswer(map[string]any{}))
+	st := startWith(t, upstreamsOf(u), gateway.Route{Pattern: "POST /o", MaxBodyBytes: 16},
+		[]aggregate.Part{{Name: "order", Upstream: "orders", Method: http.MethodPost, Path: "/o"}}, nil,
+		aggregate.WithUnsafeMethods())
+	req, _ := http.NewRequest(http.MethodPost, st.srv.URL+"/o", io.MultiReader(strings.NewReader(strings.Repeat("x", 64))))
+	if resp, doc := st.do(t, req); resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("body over the route's bound: %d %v; want 413", resp.StatusCode, doc)
+	}
+	if n := u.hits.Load(); n != 0 {
+		t.Errorf("upstream called %d times", n)
+	}
+}
