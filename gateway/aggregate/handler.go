@@ -60,6 +60,7 @@ type Handler struct {
 	parts   []*part
 	stages  [][]*part
 	headers []string // every part's forwarded headers, for the key
+	writes  bool     // a part may send a write: nothing is shared
 	cfg     config
 	tel     *instruments
 	flights singleflight.Group
@@ -112,6 +113,9 @@ func New(parts []Part, opts ...Option) (*Handler, error) {
 		cfg:    cfg,
 		tel:    newInstruments(cfg.tp, cfg.mp),
 	}
+	// A Request function's method is known only when it runs; with
+	// WithUnsafeMethods, it may write.
+	h.writes = slices.ContainsFunc(ps, func(p *part) bool { return p.unsafe || (cfg.unsafe && p.Request != nil) })
 	for _, p := range ps {
 		// Only answers that something reads need decoding.
 		p.raw = cfg.shapes == nil && !slices.ContainsFunc(ps, func(q *part) bool { return slices.Contains(q.deps, p.index) })
@@ -177,6 +181,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		default:
 			res = h.run(r, route, shape, body)
 		}
+	} else if h.writes {
+		res = h.run(r, route, shape, nil)
 	} else {
 		res = h.collapse(r, route, shape, clientType)
 	}

@@ -373,3 +373,28 @@ func TestRouteBodyLimit(t *testing.T) {
 		t.Errorf("upstream called %d times", n)
 	}
 }
+
+// TestWritesNeverShared checks that an aggregation whose parts may write
+// (WithUnsafeMethods) is never answered from another request's: a GET
+// whose fan-out sends a POST sends it every time, neither collapsed
+// nor kept by WithTTL.
+func TestWritesNeverShared(t *testing.T) {
+	var posts atomic.Int64
+	u := newUpstream(t, "views", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts.Add(1)
+		}
+		jsonAnswer(map[string]any{})(w, r)
+	})
+	parts := []aggregate.Part{{Name: "view", Upstream: "views", Method: http.MethodPost, Path: "/views"}}
+	st := start(t, []*upstream{u}, "GET /o", parts, nil,
+		aggregate.WithUnsafeMethods(), aggregate.WithCache(newCache(t)), aggregate.WithTTL(time.Hour))
+	for range 2 {
+		if resp, doc := st.get(t, "/o"); resp.StatusCode != http.StatusOK {
+			t.Fatalf("%d %v", resp.StatusCode, doc)
+		}
+	}
+	if n := posts.Load(); n != 2 {
+		t.Errorf("two GETs whose part POSTs sent %d POSTs; want 2", n)
+	}
+}
