@@ -157,7 +157,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route := routeOf(r)
-	shape, clientType := h.shape(r)
+	var (
+		shape      Shape
+		clientType string
+	)
+	if !guarded(func() { shape, clientType = h.shape(r) }) {
+		errorResponse(http.StatusInternalServerError, "internal").write(w)
+		return
+	}
 	ctx, span := h.tel.tracer.Start(r.Context(), SpanAggregation,
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(semconv.HTTPRoute(route)))
@@ -198,7 +205,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // aggregation that runs for all identical requests at a time.
 func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientType string) *response {
 	ctx := r.Context()
-	key := h.key(r, clientType)
+	var key string
+	if !guarded(func() { key = h.key(r, clientType) }) {
+		return errorResponse(http.StatusInternalServerError, "internal")
+	}
 	if res := h.cachedDoc(ctx, key, route); res != nil {
 		return res
 	}
@@ -234,6 +244,20 @@ func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientTyp
 		}
 		return errorResponse(gateway.StatusClientClosedRequest, "canceled")
 	}
+}
+
+// guarded calls f, which calls a function of the configuration (a
+// ClientType, WithKey's), and reports its panic to otel.Handle, as run
+// does a Shape's: the request gets a 500, not a dropped connection.
+func guarded(f func()) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			otel.Handle(fmt.Errorf("aggregate: panic: %v\n%s", v, debug.Stack()))
+			ok = false
+		}
+	}()
+	f()
+	return true
 }
 
 // cachedDoc returns the document kept for key by WithTTL, if fresh.

@@ -398,3 +398,23 @@ func TestWritesNeverShared(t *testing.T) {
 		t.Errorf("two GETs whose part POSTs sent %d POSTs; want 2", n)
 	}
 }
+
+// TestPanicInClientTypeOrKey checks that a panic in a ClientType or a
+// WithKey function is answered as one in a Shape is, a 500 with the
+// document, not by dropping the connection.
+func TestPanicInClientTypeOrKey(t *testing.T) {
+	u := newUpstream(t, "orders", jsonAnswer(map[string]any{}))
+	parts := []aggregate.Part{{Name: "order", Upstream: "orders", Path: "/o"}}
+	boom := func(*http.Request) string { panic("boom") }
+	for name, opt := range map[string]aggregate.Option{
+		"client type": aggregate.WithShapes(boom, map[string]aggregate.Shape{"mobile": aggregate.Select(nil)}),
+		"key":         aggregate.WithKey(boom),
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := start(t, []*upstream{u}, "GET /o", parts, nil, opt)
+			if resp, doc := st.get(t, "/o"); resp.StatusCode != http.StatusInternalServerError || doc[aggregate.ErrorField] != "internal" {
+				t.Errorf("%d %v; want 500 internal", resp.StatusCode, doc)
+			}
+		})
+	}
+}
