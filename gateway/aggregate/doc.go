@@ -74,10 +74,9 @@
 // failed) or canceled. See [PartError]. A required part cannot depend
 // on an optional one. Nothing an upstream does gives a 500: that is
 // kept for a panic in a [Shape], a [ClientType] or [WithKey]'s
-// function, reported to otel.Handle. A panic in a
-// part's Request function is reported too, and fails that part with
-// reason request, so that an optional part's does not fail the
-// response.
+// function, reported to otel.Handle. A panic in a part's Request
+// function is reported too, and fails that part with reason request,
+// so that an optional part's does not fail the response.
 //
 // The response is the handler's own: the parts' headers (Set-Cookie,
 // Cache-Control, their own Content-Type) and the bodies of their error
