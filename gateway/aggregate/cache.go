@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/otelpatterns/patterns/gateway"
@@ -73,6 +75,7 @@ func subject(r *http.Request) string {
 func (h *Handler) key(r *http.Request, clientType string) string {
 	k := newKeyHash()
 	route, _ := gateway.RouteFrom(r.Context())
+	k.add(h.id)
 	k.add(route)
 	k.add(r.Method)
 	k.add(r.Host)
@@ -89,6 +92,33 @@ func (h *Handler) key(r *http.Request, clientType string) string {
 		k.add(h.cfg.key(r))
 	}
 	return k.key("aggregate:doc:")
+}
+
+// configKey tells handlers that share a cache apart: those of the
+// routes of one pattern, told apart by matchers, and versions of one
+// handler across the instances sharing an L2. Functions (Request,
+// shapes) are told by where they are set, not what they do.
+func configKey(ps []*part, cfg config) string {
+	k := newKeyHash()
+	list := func(xs []string) {
+		k.add(strconv.Itoa(len(xs)))
+		for _, x := range xs {
+			k.add(x)
+		}
+	}
+	for _, p := range ps {
+		k.add(p.Name)
+		k.add(p.Upstream)
+		k.add(p.Method)
+		k.add(p.Path)
+		list(p.header)
+		list(p.After)
+		k.add(strconv.FormatBool(p.Optional))
+		k.add(strconv.FormatBool(p.Request != nil))
+		k.add(strconv.FormatInt(p.maxBytes, 10))
+	}
+	list(slices.Sorted(maps.Keys(cfg.shapes)))
+	return k.key("")
 }
 
 // partKey identifies a part's answer: the request sent (the upstream,

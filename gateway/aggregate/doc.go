@@ -115,12 +115,13 @@
 // stands in, and the document lists the part in "_stale" (and the
 // X-Aggregate-Stale header): {"_stale": ["customer"]}.
 //
-// Identical GET and HEAD requests (same route, path and query, client
-// type, caller, the headers parts forward, and [WithKey]) that arrive
-// while one is being aggregated share its aggregation: N of them at
-// once make one call per part. With [WithTTL], complete documents are
-// kept whole, and identical requests within the TTL run no part; a
-// request that arrives as a shared aggregation ends finds its document.
+// Identical GET and HEAD requests (same handler and route, path and
+// query, client type, caller, the headers parts forward, and
+// [WithKey]) that arrive while one is being aggregated share its
+// aggregation: N of them at once make one call per part. With
+// [WithTTL], complete documents are kept whole, and identical requests
+// within the TTL run no part; a request that arrives as a shared
+// aggregation ends finds its document.
 // A shared aggregation runs to its end even when every request waiting
 // on it has gone: bound it with the route's Timeout or the parts'.
 //

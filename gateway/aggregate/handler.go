@@ -61,6 +61,7 @@ type Handler struct {
 	stages  [][]*part
 	headers []string // every part's forwarded headers, for the key
 	writes  bool     // a part may send a write: nothing is shared
+	id      string   // the configuration, for the key
 	cfg     config
 	tel     *instruments
 	flights singleflight.Group
@@ -126,6 +127,7 @@ func New(parts []Part, opts ...Option) (*Handler, error) {
 		}
 	}
 	slices.Sort(h.headers)
+	h.id = configKey(ps, cfg)
 	return h, nil
 }
 

@@ -52,15 +52,16 @@ type Part struct {
 	// Request makes the part's request, for what a template cannot say.
 	// It is given the incoming request (its body, if any, readable
 	// afresh) and the answers of the parts it depends on (and of those
-	// they depend on), and returns the request to send. Its URL's scheme and host are
-	// replaced by the upstream's ("http://{Upstream}"), so it may be
-	// made with a path alone; its context is replaced by the part's. in
-	// is its own copy, whose Header and URL it may change or send on; it
-	// must not keep in, nor change earlier. An error fails the part with reason
-	// "request", except [ErrSkip], which leaves the part out. The parts
-	// it reads must be named in After. Its request's method is held to
-	// Method's rule (a write needs [WithUnsafeMethods]), and the answer
-	// to a write, or to a request with a body, is never cached.
+	// they depend on), and returns the request to send. Its URL's
+	// scheme and host are replaced by the upstream's
+	// ("http://{Upstream}"), so it may be made with a path alone; its
+	// context is replaced by the part's. in is its own copy, whose
+	// Header and URL it may change or send on; it must not keep in, nor
+	// change earlier. An error fails the part with reason "request",
+	// except [ErrSkip], which leaves the part out. The parts it reads
+	// must be named in After. Its request's method is held to Method's
+	// rule (a write needs [WithUnsafeMethods]), and the answer to a
+	// write, or to a request with a body, is never cached.
 	Request func(in *http.Request, earlier Results) (*http.Request, error)
 
 	// Header names headers of the incoming request copied to the part's

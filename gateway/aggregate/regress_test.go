@@ -418,3 +418,39 @@ func TestPanicInClientTypeOrKey(t *testing.T) {
 		})
 	}
 }
+
+// TestRoutesOfOnePatternNotShared checks that two handlers on routes of
+// one pattern, told apart by a header matcher, do not answer each
+// other's requests from the cache they share.
+func TestRoutesOfOnePatternNotShared(t *testing.T) {
+	u := newUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
+		jsonAnswer(map[string]any{"path": r.URL.Path})(w, r)
+	})
+	c := newCache(t)
+	handler := func(path string) *aggregate.Handler {
+		h, err := aggregate.New([]aggregate.Part{{Name: "order", Upstream: "orders", Path: path}},
+			aggregate.WithCache(c), aggregate.WithTTL(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	g, err := gateway.New(gateway.WithUpstreams(upstreamsOf(u)...), gateway.WithRoutes(
+		gateway.Route{Pattern: "GET /o", Handler: handler("/v1/o")},
+		gateway.Route{Pattern: "GET /o", Handler: handler("/v2/o"), Headers: []gateway.Match{{Name: "X-Version", Value: "2"}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g)
+	t.Cleanup(func() {
+		srv.Close()
+		_ = g.Close()
+	})
+	st := &setup{gw: g, srv: srv}
+	if _, doc := st.get(t, "/o"); field(doc, "order.path") != `"/v1/o"` {
+		t.Fatalf("v1: %v", doc)
+	}
+	if _, doc := st.get(t, "/o", "X-Version", "2"); field(doc, "order.path") != `"/v2/o"` {
+		t.Errorf("v2 after v1: %v; want v2's document", doc)
+	}
+}
