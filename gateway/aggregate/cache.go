@@ -5,9 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"hash"
+	"maps"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/otelpatterns/patterns/gateway"
@@ -42,12 +45,29 @@ func (k keyHash) add(s string) {
 
 func (k keyHash) key(prefix string) string { return prefix + hex.EncodeToString(k.Sum(nil)) }
 
-// subject is who the caller is, or "" for an anonymous one.
+// subject is who the caller is, or "" for an anonymous one: the
+// principal's scheme, subject and issuer. A principal without a subject
+// (a JWT without sub, which gateway/auth accepts) is told apart by all
+// its claims, so that callers who have nothing in common but their
+// scheme do not share answers.
 func subject(r *http.Request) string {
-	if p, ok := gateway.PrincipalFrom(r.Context()); ok {
-		return p.Scheme + ":" + p.Subject
+	p, ok := gateway.PrincipalFrom(r.Context())
+	if !ok {
+		return ""
 	}
-	return ""
+	k := newKeyHash()
+	k.add(p.Scheme)
+	k.add(p.Subject)
+	iss, _ := p.Claims["iss"].(string)
+	k.add(iss)
+	if p.Subject == "" {
+		b, err := json.Marshal(p.Claims) // its keys sorted
+		if err != nil {
+			b = fmt.Appendf(nil, "%#v", p.Claims)
+		}
+		k.add(string(b))
+	}
+	return k.key("")
 }
 
 // key identifies identical aggregations: those that would run the same
@@ -55,6 +75,7 @@ func subject(r *http.Request) string {
 func (h *Handler) key(r *http.Request, clientType string) string {
 	k := newKeyHash()
 	route, _ := gateway.RouteFrom(r.Context())
+	k.add(h.id)
 	k.add(route)
 	k.add(r.Method)
 	k.add(r.Host)
@@ -71,6 +92,33 @@ func (h *Handler) key(r *http.Request, clientType string) string {
 		k.add(h.cfg.key(r))
 	}
 	return k.key("aggregate:doc:")
+}
+
+// configKey tells handlers that share a cache apart: those of the
+// routes of one pattern, told apart by matchers, and versions of one
+// handler across the instances sharing an L2. Functions (Request,
+// shapes) are told by where they are set, not what they do.
+func configKey(ps []*part, cfg config) string {
+	k := newKeyHash()
+	list := func(xs []string) {
+		k.add(strconv.Itoa(len(xs)))
+		for _, x := range xs {
+			k.add(x)
+		}
+	}
+	for _, p := range ps {
+		k.add(p.Name)
+		k.add(p.Upstream)
+		k.add(p.Method)
+		k.add(p.Path)
+		list(p.header)
+		list(p.After)
+		k.add(strconv.FormatBool(p.Optional))
+		k.add(strconv.FormatBool(p.Request != nil))
+		k.add(strconv.FormatInt(p.maxBytes, 10))
+	}
+	list(slices.Sorted(maps.Keys(cfg.shapes)))
+	return k.key("")
 }
 
 // partKey identifies a part's answer: the request sent (the upstream,

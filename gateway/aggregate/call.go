@@ -19,8 +19,14 @@ func (h *Handler) request(in *http.Request, p *part, earlier Results, body []byt
 	)
 	if p.Request != nil {
 		// Each function gets its own copy of the incoming request, whose
-		// body it may read.
+		// body it may read, and whose header and URL it may change or
+		// send on: the functions run at once.
 		c := *in
+		c.Header = in.Header.Clone()
+		if in.URL != nil {
+			u := *in.URL
+			c.URL = &u
+		}
 		c.Body = http.NoBody
 		if body != nil {
 			c.Body = io.NopCloser(bytes.NewReader(body))
@@ -29,8 +35,22 @@ func (h *Handler) request(in *http.Request, p *part, earlier Results, body []byt
 		if err != nil {
 			return nil, err
 		}
-		if req == nil {
-			return nil, errors.New("aggregate: Request returned no request")
+		if req == nil || req.URL == nil {
+			return nil, errors.New("aggregate: Request returned no request, or one without a URL")
+		}
+		if req.Header == nil {
+			// As http.Client allows; the forwarded headers go in it.
+			req.Header = http.Header{}
+		}
+		if req.Method == "" {
+			req.Method = http.MethodGet
+		}
+		if !safeMethod(req.Method) && !h.cfg.unsafe {
+			// The opt-in holds for the requests a function makes too.
+			if req.Body != nil {
+				_ = req.Body.Close()
+			}
+			return nil, fmt.Errorf("aggregate: Request: %s is unsafe in a fan-out; opt in with WithUnsafeMethods", req.Method)
 		}
 		u := *req.URL
 		u.Scheme, u.Host = "http", p.Upstream
@@ -63,7 +83,7 @@ func (h *Handler) request(in *http.Request, p *part, earlier Results, body []byt
 }
 
 // call sends a part's request and reads its answer, which must be a 2xx
-// with a JSON body of at most the part's MaxBytes. It returns the body
+// with a JSON body of at most the part's MaxBytes (none for HEAD). It returns the body
 // decoded and as sent.
 func (h *Handler) call(req *http.Request, p *part, reqCtx context.Context) (any, []byte, *PartError) {
 	resp, err := h.client.Do(req)
@@ -76,6 +96,11 @@ func (h *Handler) call(req *http.Request, p *part, reqCtx context.Context) (any,
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
 		return nil, nil, &PartError{Part: p.Name, Reason: reasonStatus, Status: resp.StatusCode,
 			Err: fmt.Errorf("aggregate: upstream %q answered %s", p.Upstream, resp.Status)}
+	}
+	if req.Method == http.MethodHead {
+		// No body to read: an existence check, whose value is null.
+		v, _ := p.decode(null)
+		return v, null, nil
 	}
 	tooLarge := &PartError{Part: p.Name, Reason: reasonTooLarge,
 		Err: fmt.Errorf("aggregate: the body is over %d bytes", p.maxBytes)}
@@ -95,6 +120,8 @@ func (h *Handler) call(req *http.Request, p *part, reqCtx context.Context) (any,
 	}
 	return v, raw, nil
 }
+
+var null = []byte("null")
 
 // decode returns a part's answer as the document holds it: decoded,
 // when a later part or a Shape reads it, or else checked and kept as

@@ -73,8 +73,10 @@
 // is missing from an earlier answer), dependency (a part it needs
 // failed) or canceled. See [PartError]. A required part cannot depend
 // on an optional one. Nothing an upstream does gives a 500: that is
-// kept for a panic in the handler's own configuration (a Request
-// function or a [Shape]), reported to otel.Handle.
+// kept for a panic in a [Shape], a [ClientType] or [WithKey]'s
+// function, reported to otel.Handle. A panic in a part's Request
+// function is reported too, and fails that part with reason request,
+// so that an optional part's does not fail the response.
 //
 // The response is the handler's own: the parts' headers (Set-Cookie,
 // Cache-Control, their own Content-Type) and the bodies of their error
@@ -106,18 +108,20 @@
 // through cache/rediscache), a part with a TTL is answered from the
 // cache for that long. Its key is the request it sends (method, URL
 // and headers, which hold the path values and earlier answers it
-// uses) and the caller's subject ([gateway.PrincipalFrom]), unless
-// the part is Public: one user's answer is never another's. When the
+// uses) and the caller ([gateway.PrincipalFrom]: its scheme, subject
+// and issuer, or every claim of a token without a subject), unless the
+// part is Public: one user's answer is never another's. When the
 // upstream fails (not with a 4xx), an older answer still in the cache
 // stands in, and the document lists the part in "_stale" (and the
 // X-Aggregate-Stale header): {"_stale": ["customer"]}.
 //
-// Identical GET and HEAD requests (same route, path and query, client
-// type, caller, the headers parts forward, and [WithKey]) that arrive
-// while one is being aggregated share its aggregation: N of them at
-// once make one call per part. With [WithTTL], complete documents are
-// kept whole, and identical requests within the TTL run no part; a
-// request that arrives as a shared aggregation ends finds its document.
+// Identical GET and HEAD requests (same handler and route, path and
+// query, client type, caller, the headers parts forward, and
+// [WithKey]) that arrive while one is being aggregated share its
+// aggregation: N of them at once make one call per part. With
+// [WithTTL], complete documents are kept whole, and identical requests
+// within the TTL run no part; a request that arrives as a shared
+// aggregation ends finds its document.
 // A shared aggregation runs to its end even when every request waiting
 // on it has gone: bound it with the route's Timeout or the parts'.
 //

@@ -60,6 +60,8 @@ type Handler struct {
 	parts   []*part
 	stages  [][]*part
 	headers []string // every part's forwarded headers, for the key
+	writes  bool     // a part may send a write: nothing is shared
+	id      string   // the configuration, for the key
 	cfg     config
 	tel     *instruments
 	flights singleflight.Group
@@ -112,6 +114,9 @@ func New(parts []Part, opts ...Option) (*Handler, error) {
 		cfg:    cfg,
 		tel:    newInstruments(cfg.tp, cfg.mp),
 	}
+	// A Request function's method is known only when it runs; with
+	// WithUnsafeMethods, it may write.
+	h.writes = slices.ContainsFunc(ps, func(p *part) bool { return p.unsafe || (cfg.unsafe && p.Request != nil) })
 	for _, p := range ps {
 		// Only answers that something reads need decoding.
 		p.raw = cfg.shapes == nil && !slices.ContainsFunc(ps, func(q *part) bool { return slices.Contains(q.deps, p.index) })
@@ -122,6 +127,7 @@ func New(parts []Part, opts ...Option) (*Handler, error) {
 		}
 	}
 	slices.Sort(h.headers)
+	h.id = configKey(ps, cfg)
 	return h, nil
 }
 
@@ -153,7 +159,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route := routeOf(r)
-	shape, clientType := h.shape(r)
+	var (
+		shape      Shape
+		clientType string
+	)
+	if !guarded(func() { shape, clientType = h.shape(r) }) {
+		errorResponse(http.StatusInternalServerError, "internal").write(w)
+		return
+	}
 	ctx, span := h.tel.tracer.Start(r.Context(), SpanAggregation,
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(semconv.HTTPRoute(route)))
@@ -166,7 +179,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var res *response
 	if !safe {
 		body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+		var mbe *http.MaxBytesError // the route's MaxBodyBytes
 		switch {
+		case errors.As(err, &mbe):
+			res = errorResponse(http.StatusRequestEntityTooLarge, "body_too_large")
 		case err != nil:
 			res = errorResponse(http.StatusBadRequest, "body_unreadable")
 		case len(body) > maxRequestBody:
@@ -174,6 +190,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		default:
 			res = h.run(r, route, shape, body)
 		}
+	} else if h.writes {
+		res = h.run(r, route, shape, nil)
 	} else {
 		res = h.collapse(r, route, shape, clientType)
 	}
@@ -189,7 +207,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // aggregation that runs for all identical requests at a time.
 func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientType string) *response {
 	ctx := r.Context()
-	key := h.key(r, clientType)
+	var key string
+	if !guarded(func() { key = h.key(r, clientType) }) {
+		return errorResponse(http.StatusInternalServerError, "internal")
+	}
 	if res := h.cachedDoc(ctx, key, route); res != nil {
 		return res
 	}
@@ -225,6 +246,20 @@ func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientTyp
 		}
 		return errorResponse(gateway.StatusClientClosedRequest, "canceled")
 	}
+}
+
+// guarded calls f, which calls a function of the configuration (a
+// ClientType, WithKey's), and reports its panic to otel.Handle, as run
+// does a Shape's: the request gets a 500, not a dropped connection.
+func guarded(f func()) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			otel.Handle(fmt.Errorf("aggregate: panic: %v\n%s", v, debug.Stack()))
+			ok = false
+		}
+	}()
+	f()
+	return true
 }
 
 // cachedDoc returns the document kept for key by WithTTL, if fresh.
@@ -270,8 +305,8 @@ type outcome struct {
 
 // run aggregates: every part starts as soon as the parts it depends on
 // have answered, so that a slow part holds up only those that need it.
-// A panic in the configuration's code (a Request function, a Shape)
-// gives a 500, the one status that is ours, and goes to otel.Handle.
+// A panic in a Shape gives a 500, the one status that is ours, and goes
+// to otel.Handle (one in a Request function fails its part: see part).
 func (h *Handler) run(r *http.Request, route string, shape Shape, body []byte) (res *response) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -297,6 +332,21 @@ func (h *Handler) run(r *http.Request, route string, shape Shape, body []byte) (
 				}
 			}
 			if gctx.Err() != nil {
+				if err := ctx.Err(); err != nil {
+					// The request's time ran out (or its client went away)
+					// before the part could start: it failed, and is not
+					// to be left a null in a document that looks whole.
+					o.err = &PartError{Part: p.Name, Reason: reasonCanceled, Err: err}
+					name := OutcomeFailed
+					if errors.Is(err, context.DeadlineExceeded) {
+						o.err.Reason, name = reasonTimeout, OutcomeTimeout
+					}
+					h.tel.count(ctx, route, p.Name, name)
+					if !p.Optional {
+						return o.err
+					}
+					return nil
+				}
 				o.notRun = true
 				return nil
 			}
@@ -448,9 +498,13 @@ func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier R
 		key    string
 		cached *Entry
 	)
-	if p.TTL > 0 && !p.unsafe {
+	// A Request function may send another method than the part's, or a
+	// body, which the key does not hold.
+	if p.TTL > 0 && !p.unsafe && safeMethod(req.Method) && (req.Body == nil || req.Body == http.NoBody) {
 		key = partKey(req, p.Public)
-		if e, err := h.cfg.cache.Get(ctx, key); err == nil {
+		// An answer another handler sharing the cache kept may be over
+		// this part's bound: it is not this part's to take.
+		if e, err := h.cfg.cache.Get(ctx, key); err == nil && int64(len(e.Body)) <= p.maxBytes {
 			if time.Since(e.Stored) < p.TTL {
 				if v, err := p.decode(e.Body); err == nil {
 					return outcome{value: v, cached: true}

@@ -61,9 +61,11 @@ func WithShapes(clientType ClientType, shapes map[string]Shape) Option {
 // WithUnsafeMethods accepts requests with methods other than GET and
 // HEAD, and parts that send methods other than GET, HEAD and OPTIONS. Fanning a POST out to several
 // upstreams is not atomic: one may act while another fails, and the
-// client sees a failure for what was partly done. Such requests are
-// never collapsed or answered from the cache. Without this option they
-// get 405.
+// client sees a failure for what was partly done. Such requests, and
+// those of a handler with a part that may write (its Method, or any
+// Request function's with this option), are never collapsed or
+// answered from the cache ([WithTTL]). Without this option they get
+// 405.
 func WithUnsafeMethods() Option { return optionFunc(func(o *config) { o.unsafe = true }) }
 
 // WithKey adds key(r) to the key that identical requests share (for

@@ -29,9 +29,11 @@ type Part struct {
 	// upstream's balancing, breakers and retries.
 	Upstream string
 
-	// Method is the request's method. The default is GET. Another
-	// method than GET, HEAD or OPTIONS needs [WithUnsafeMethods]; such a
-	// part sends the incoming request's body.
+	// Method is the request's method. The default is GET. A HEAD
+	// part's answer has no body: its value is null, an existence check
+	// (a 404 fails it as any other part's). Another method than GET,
+	// HEAD or OPTIONS needs [WithUnsafeMethods]; such a part sends the
+	// incoming request's body.
 	Method string
 
 	// Path is the request's path and query, a template whose {name}
@@ -41,7 +43,8 @@ type Part struct {
 	// of nested objects as {part.a.b}, elements of arrays by index). It
 	// must start with "/". Values are escaped for where they stand (a
 	// path segment or a query value); a field that is missing, null, an
-	// object or an array fails the part with reason "request".
+	// object or an array, or empty in the path, fails the part with
+	// reason "request".
 	//
 	//	Path: "/customers/{order.customer_id}?lang={lang}"
 	Path string
@@ -49,12 +52,16 @@ type Part struct {
 	// Request makes the part's request, for what a template cannot say.
 	// It is given the incoming request (its body, if any, readable
 	// afresh) and the answers of the parts it depends on (and of those
-	// they depend on), and returns the request to send. Its URL's scheme and host are
-	// replaced by the upstream's ("http://{Upstream}"), so it may be
-	// made with a path alone; its context is replaced by the part's. It
-	// must not keep in or earlier. An error fails the part with reason
-	// "request", except [ErrSkip], which leaves the part out. The parts
-	// it reads must be named in After.
+	// they depend on), and returns the request to send. Its URL's
+	// scheme and host are replaced by the upstream's
+	// ("http://{Upstream}"), so it may be made with a path alone; its
+	// context is replaced by the part's. in is its own copy, whose
+	// Header and URL it may change or send on; it must not keep in, nor
+	// change earlier. An error fails the part with reason "request",
+	// except [ErrSkip], which leaves the part out. The parts it reads
+	// must be named in After. Its request's method is held to Method's
+	// rule (a write needs [WithUnsafeMethods]), and the answer to a
+	// write, or to a request with a body, is never cached.
 	Request func(in *http.Request, earlier Results) (*http.Request, error)
 
 	// Header names headers of the incoming request copied to the part's
@@ -364,6 +371,11 @@ func expand(tmpl []segment, in *http.Request, earlier Results) (string, error) {
 			}
 			if v, ok = scalar(x); !ok {
 				return "", fmt.Errorf("aggregate: {%s}: not a string, number or boolean", s.ref)
+			}
+			if v == "" && !s.query {
+				// /customers/{order.customer_id} would become /customers/,
+				// another resource: often the list of every customer.
+				return "", fmt.Errorf("aggregate: {%s}: empty in the path", s.ref)
 			}
 		} else if v = in.PathValue(s.ref); v == "" {
 			return "", fmt.Errorf("aggregate: {%s}: the route has no such path value", s.ref)

@@ -1,7 +1,9 @@
 package aggregate
 
 import (
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/otelpatterns/patterns/gateway"
@@ -47,7 +49,8 @@ func FromClaim(name string) ClientType {
 // ("customer.name"), to a field of the merged document, starting with
 // a part's name ("customer.full_name"; "order" for the whole answer).
 // A field that the document lacks, as a failed optional part's, is left
-// out.
+// out. A field nested in one that is also selected goes into a copy of
+// it ("customer" and "customer.order_id").
 //
 //	aggregate.Select(map[string]string{
 //		"id":       "order.id",
@@ -55,26 +58,40 @@ func FromClaim(name string) ClientType {
 //		"customer": "customer.name",
 //	})
 func Select(fields map[string]string) Shape {
+	// In order, so that a field ("customer") comes before the fields
+	// nested in it ("customer.id"), which go into it rather than being
+	// overwritten by it.
+	order := slices.Sorted(maps.Keys(fields))
 	return func(doc map[string]any) map[string]any {
 		out := make(map[string]any, len(fields))
-		for to, from := range fields {
-			v, ok := Results(doc).Lookup(from)
+		var own map[string]bool // the objects of out made here, by path
+		for _, to := range order {
+			v, ok := Results(doc).Lookup(fields[to])
 			if !ok {
 				continue
 			}
-			m := out
+			m, path := out, to
 			for {
-				head, rest, nested := strings.Cut(to, ".")
+				head, rest, nested := strings.Cut(path, ".")
 				if !nested {
 					m[head] = v
 					break
 				}
+				prefix := to[:len(to)-len(rest)-1]
 				next, ok := m[head].(map[string]any)
-				if !ok {
-					next = map[string]any{}
+				if !own[prefix] {
+					// An object of the document is copied, not written to.
+					next = maps.Clone(next)
+					if !ok {
+						next = map[string]any{}
+					}
 					m[head] = next
+					if own == nil {
+						own = map[string]bool{}
+					}
+					own[prefix] = true
 				}
-				m, to = next, rest
+				m, path = next, rest
 			}
 		}
 		return out
