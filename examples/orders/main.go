@@ -90,6 +90,7 @@ func main() {
 // is closed (its schema dropped, on PostgreSQL) and the telemetry
 // flushed, leaving no goroutine behind.
 func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
+	out = &lockedWriter{w: out}
 	otelp, err := newProviders(ctx, telemetryOut)
 	if err != nil {
 		return err
@@ -171,12 +172,13 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	}
 	defer customer.client.CloseIdleConnections()
 
+	log := newPhases(out)
 	runCtx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
 	closed = true
 	a, err := hexagonal.New(
 		hexagonal.WithHealth(health),
-		hexagonal.WithLogger(slog.New(&phases{out: out})),
+		hexagonal.WithLogger(slog.New(log)),
 		hexagonal.WithTracerProvider(otelp.tp),
 		hexagonal.WithMeterProvider(otelp.mp),
 		hexagonal.WithDrainDelay(20*time.Millisecond),
@@ -198,7 +200,7 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 				Name: "customer",
 				Run: func(context.Context) error {
 					defer shutdown()
-					return customer.scenario(ctx, health, otelp)
+					return customer.scenario(ctx, log.ready, otelp)
 				},
 				// The customer stops first (the reverse order), while the
 				// API still serves: its readiness already says no.
@@ -225,14 +227,15 @@ type customer struct {
 
 // scenario places and pays an order and prints its trace, breaks the
 // rules, and asks the health endpoints.
-func (c *customer) scenario(ctx context.Context, health *hexagonal.Health, otelp *providers) error {
+func (c *customer) scenario(ctx context.Context, ready <-chan struct{}, otelp *providers) error {
 	// Readiness turns true once every component has started, just after
-	// this Run began: wait for it, as a load balancer's probe would.
-	for i := 0; !health.Ready(ctx).OK; i++ {
-		if i == 500 {
-			return errors.New("the service did not become ready within 5s")
-		}
-		time.Sleep(10 * time.Millisecond)
+	// this Run began: wait for it.
+	select {
+	case <-ready:
+	case <-time.After(10 * time.Second):
+		return errors.New("the service did not become ready within 10s")
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 
 	fmt.Fprintln(c.out, "\nplace an order and pay it")
