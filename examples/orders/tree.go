@@ -47,13 +47,13 @@ func printTree(w io.Writer, spans []sdktrace.ReadOnlySpan, id trace.TraceID) {
 		var attrs []string
 		for _, kv := range s.Attributes() {
 			if kv.Key == hexagonal.AttrLayer {
-				layer = kv.Value.Emit()
+				layer = kv.Value.String()
 			}
 		}
 		for _, k := range shownAttrs {
 			for _, kv := range s.Attributes() {
 				if kv.Key == k {
-					attrs = append(attrs, fmt.Sprintf("%s=%s", k, kv.Value.Emit()))
+					attrs = append(attrs, fmt.Sprintf("%s=%s", k, kv.Value.String()))
 				}
 			}
 		}
