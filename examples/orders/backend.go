@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
@@ -18,7 +19,18 @@ type backend struct {
 	// ready is the readiness check of the store; nil in memory, which is
 	// always ready.
 	ready func(context.Context) error
+	// close closes the store (dropping its schema, on PostgreSQL); it may
+	// be called more than once.
 	close func(context.Context) error
+}
+
+// once makes close a function that does its work at its first call only.
+func once(close func(context.Context) error) func(context.Context) error {
+	var done sync.Once
+	return func(ctx context.Context) (err error) {
+		done.Do(func() { err = close(ctx) })
+		return err
+	}
 }
 
 // openBackend returns the in-memory store, or a PostgreSQL one when
@@ -51,5 +63,5 @@ func openPostgres(ctx context.Context, url string, otelp *providers) (*backend, 
 	if err != nil {
 		return nil, errors.Join(err, drop(context.WithoutCancel(ctx)))
 	}
-	return &backend{name: "PostgreSQL (eventsource/pgstore)", store: store, ready: hexagonal.PingCheck(pool), close: drop}, nil
+	return &backend{name: "PostgreSQL (eventsource/pgstore)", store: store, ready: hexagonal.PingCheck(pool), close: once(drop)}, nil
 }

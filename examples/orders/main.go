@@ -108,10 +108,13 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	closed := false
+	// The app's eventstore component closes the store when it stops; this
+	// closes it when the app did not get to start it.
 	defer func() {
-		if !closed { // the app did not run, and so did not close it
-			err = errors.Join(err, be.close(context.WithoutCancel(ctx)))
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if cerr := be.close(cctx); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing the store: %w", cerr))
 		}
 	}()
 	fmt.Fprintf(out, "orders: a hexagonal order service on %s\n", be.name)
@@ -175,7 +178,6 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	log := newPhases(out)
 	runCtx, shutdown := context.WithCancel(ctx)
 	defer shutdown()
-	closed = true
 	a, err := hexagonal.New(
 		hexagonal.WithHealth(health),
 		hexagonal.WithLogger(slog.New(log)),
@@ -211,7 +213,6 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 		),
 	)
 	if err != nil {
-		closed = false
 		return err
 	}
 	return a.Run(runCtx)
