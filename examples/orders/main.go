@@ -311,7 +311,10 @@ func (c *customer) call(ctx context.Context, method, path, body string, want int
 	if len(shown) > 60 {
 		shown = shown[:57] + "..."
 	}
-	fmt.Fprintf(c.out, "%s %s %s\n", method, path, shown)
+	if shown != "" {
+		shown = " " + shown
+	}
+	fmt.Fprintf(c.out, "%s %s%s\n", method, path, shown)
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
 	if err != nil {
 		return nil, trace.TraceID{}, err

@@ -174,7 +174,7 @@ func checkOutput(t *testing.T, out string) {
 		var pat strings.Builder
 		pat.WriteString(`(?s)^`)
 		for _, s := range tc.spans {
-			pat.WriteString(`.*?\n? +` + regexp.QuoteMeta(s[0]) + ` +` + s[1] + ` +` + regexp.QuoteMeta(s[2]) + ` `)
+			pat.WriteString(`.*?\n? +` + regexp.QuoteMeta(s[0]) + ` +` + s[1] + ` +` + regexp.QuoteMeta(s[2]) + `(?: |\n|$)`)
 		}
 		if !regexp.MustCompile(pat.String()).MatchString(got) {
 			t.Errorf("%s:\n%s\nwant these spans in this order: %v", tc.title, got, tc.spans)

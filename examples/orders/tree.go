@@ -57,8 +57,9 @@ func printTree(w io.Writer, spans []sdktrace.ReadOnlySpan, id trace.TraceID) {
 				}
 			}
 		}
-		fmt.Fprintf(w, "  %s%-*s %-8s %-11s %s\n", strings.Repeat("  ", depth), 34-2*depth, s.Name(),
+		line := fmt.Sprintf("  %s%-*s %-8s %-11s %s", strings.Repeat("  ", depth), 34-2*depth, s.Name(),
 			s.SpanKind(), layer, strings.Join(attrs, " "))
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 		kids := children[s.SpanContext().SpanID()]
 		slices.SortStableFunc(kids, byStart)
 		for _, c := range kids {
