@@ -1,0 +1,38 @@
+package main
+
+import (
+	"context"
+	"io"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
+)
+
+// serviceName is the default service.name; OTEL_SERVICE_NAME overrides it.
+const serviceName = "orders-example"
+
+// providers are the OpenTelemetry SDK providers of one run, set up as
+// every example does (see exampleotel.New): JSON to w at the end, or OTLP.
+// rec also keeps the ended spans in memory, for the trees the program
+// prints.
+type providers struct {
+	p   *exampleotel.Providers
+	tp  *sdktrace.TracerProvider
+	mp  *sdkmetric.MeterProvider
+	rec *tracetest.SpanRecorder
+}
+
+func newProviders(ctx context.Context, w io.Writer) (*providers, error) {
+	p, err := exampleotel.New(ctx, serviceName, w)
+	if err != nil {
+		return nil, err
+	}
+	rec := tracetest.NewSpanRecorder()
+	p.Tracer.RegisterSpanProcessor(rec)
+	return &providers{p: p, tp: p.Tracer, mp: p.Meter, rec: rec}, nil
+}
+
+func (p *providers) shutdown(ctx context.Context) error { return p.p.Shutdown(ctx) }

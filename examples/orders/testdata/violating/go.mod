@@ -1,0 +1,3 @@
+module example.com/orders-violating
+
+go 1.26
