@@ -153,13 +153,23 @@ func (a *App) watch(ctx context.Context, stop context.CancelCauseFunc, sigs <-ch
 		select {
 		case <-quit:
 			return
-		case s := <-sigs:
+		case s, ok := <-sigs:
+			if !ok {
+				// A closed channel asks for the shutdown once; reading
+				// it again would count as more signals.
+				sigs = nil
+				if n++; n == 1 {
+					a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: signal channel closed; shutting down")
+					stop(errSignalsClosed)
+				}
+				continue
+			}
 			if n++; n == 1 {
-				a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: signal received; shutting down", slog.String("signal", s.String()))
+				a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: signal received; shutting down", slog.String("signal", sigName(s)))
 				stop(&signalError{s})
 				continue
 			}
-			a.log.LogAttrs(ctx, slog.LevelError, "hexagonal: second signal received; forcing exit", slog.String("signal", s.String()))
+			a.log.LogAttrs(ctx, slog.LevelError, "hexagonal: second signal received; forcing exit", slog.String("signal", sigName(s)))
 			close(forced)
 			a.cfg.exit(1)
 			return
@@ -167,10 +177,22 @@ func (a *App) watch(ctx context.Context, stop context.CancelCauseFunc, sigs <-ch
 	}
 }
 
+// errSignalsClosed is the cause of a shutdown asked for by closing the
+// channel of [WithSignals].
+var errSignalsClosed = errors.New("hexagonal: the signal channel was closed")
+
 // signalError is the cause of a shutdown asked for by a signal.
 type signalError struct{ sig os.Signal }
 
-func (e *signalError) Error() string { return "hexagonal: signal " + e.sig.String() }
+func (e *signalError) Error() string { return "hexagonal: signal " + sigName(e.sig) }
+
+// sigName names s; a nil one, sent on the channel of [WithSignals], too.
+func sigName(s os.Signal) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return s.String()
+}
 
 // start starts the components in order. It returns those started, the
 // error that stopped the start, if any, whether every component started,

@@ -737,3 +737,27 @@ func TestDrainClosesKeptAliveConnections(t *testing.T) {
 	}
 	_ = srv.Close()
 }
+
+// A closed signal channel (a test's way of saying "stop") asks for one
+// graceful shutdown; it used to crash the watcher on the nil signal it
+// reads, and its next read forced the exit.
+func TestClosedSignalChannelShutsDown(t *testing.T) {
+	var j journal
+	started := make(chan struct{})
+	var exits atomic.Int32
+	app, sigs := newApp(t, hexagonal.WithComponent(j.component("db"), ready(started)),
+		hexagonal.WithExit(func(int) { exits.Add(1) }))
+	done := make(chan error, 1)
+	go func() { done <- app.Run(context.Background()) }()
+	<-started
+	close(sigs)
+	if err := <-done; err != nil {
+		t.Errorf("Run() = %v; want nil", err)
+	}
+	if n := exits.Load(); n != 0 {
+		t.Errorf("exit called %d times; want 0", n)
+	}
+	if got, want := j.list(), []string{"start db", "stop db"}; !slices.Equal(got, want) {
+		t.Errorf("journal = %v; want %v", got, want)
+	}
+}
