@@ -213,8 +213,10 @@ func (a *App) start(base context.Context, exits chan exited) (started []running,
 		default:
 		}
 		if err := a.startOne(ctx, c); err != nil {
-			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-				return started, nil, false, startup // interrupted by a shutdown
+			if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+				// Interrupted by a shutdown: a signal, or the end of
+				// Run's context, its deadline included.
+				return started, nil, false, startup
 			}
 			telemetry.RecordError(span, err)
 			return started, []error{err}, false, startup

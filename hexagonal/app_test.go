@@ -761,3 +761,25 @@ func TestClosedSignalChannelShutsDown(t *testing.T) {
 		t.Errorf("journal = %v; want %v", got, want)
 	}
 }
+
+// Run's context reaching its deadline during a start is a shutdown
+// asked for by the caller, as it is once the app runs: not a start
+// failure reported as a start timeout.
+func TestRunDeadlineDuringStartIsNoFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var j journal
+		slow := hexagonal.Component{Name: "slow", Start: func(ctx context.Context) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}}
+		app, _ := newApp(t, hexagonal.WithComponent(j.component("db"), slow))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := app.Run(ctx); err != nil {
+			t.Errorf("Run() = %v; want nil, as when the deadline passes after the start", err)
+		}
+		if got, want := j.list(), []string{"start db", "stop db"}; !slices.Equal(got, want) {
+			t.Errorf("journal = %v; want %v", got, want)
+		}
+	})
+}
