@@ -418,12 +418,14 @@ func protect(name, phase string, f func() error) (err error) {
 	return f()
 }
 
-// PanicError is the error of a component's function, or of a health
-// check, that panicked.
+// PanicError is the error of a component's function, of a health check
+// or of a call wrapped by [Instrument] that panicked.
 type PanicError struct {
-	// Component is the name of the component or check.
+	// Component is the name of the component or check, or the span name
+	// ("{port}.{operation}") of a call wrapped by [Instrument].
 	Component string
-	// Phase is start, run or stop for a component, check for a check.
+	// Phase is start, run or stop for a component, check for a check,
+	// call for a wrapped call.
 	Phase string
 	// Value is what was passed to panic.
 	Value any

@@ -213,3 +213,38 @@ func priceNoAlloc(_ context.Context, qty int) (quote, error) {
 	}
 	return quote{Cents: 250 * qty}, nil
 }
+
+// A wrapped call that panics ends its span, with an Error status, and
+// counts as an error; the panic goes on to the caller unchanged.
+func TestInstrumentPanicEndsTheSpan(t *testing.T) {
+	for _, layer := range []hexagonal.Layer{hexagonal.DrivenAdapter, hexagonal.Domain} {
+		t.Run(layer.String(), func(t *testing.T) {
+			p := telemetrytest.New(t)
+			boom := errors.New("boom")
+			f := hexagonal.InstrumentErr(layer, "Repo", "Save", func(context.Context, int) error { panic(boom) }, telemetryOpts(p)...)
+			ctx, parent := p.TracerProvider.Tracer("test").Start(context.Background(), "request")
+			func() {
+				defer func() {
+					if v := recover(); v != boom {
+						t.Errorf("recovered %v; want the call's own panic value", v)
+					}
+				}()
+				_ = f(ctx, 1)
+			}()
+			parent.End()
+			spans := p.SpansNamed("Repo.Save")
+			if len(spans) != 1 {
+				t.Fatalf("%d ended Repo.Save spans; want 1", len(spans))
+			}
+			if s := spans[0]; s.Status().Code != codes.Error || telemetrytest.Attrs(s)[semconv.ErrorTypeKey].AsString() != "hexagonal.panic" {
+				t.Errorf("status %v, attributes %v; want Error and error.type hexagonal.panic", s.Status(), s.Attributes())
+			}
+			attrs := []attribute.KeyValue{hexagonal.AttrLayer.String(layer.String()), hexagonal.AttrPort.String("Repo"),
+				hexagonal.AttrOperation.String("Save"), hexagonal.AttrOutcome.String("error")}
+			if got := p.Int64(t, "hexagonal.calls", attrs...); got != 1 {
+				t.Errorf("hexagonal.calls{error} = %d; want 1: %s", got, p.Describe(t, "hexagonal.calls"))
+			}
+			runtime.KeepAlive(f)
+		})
+	}
+}
