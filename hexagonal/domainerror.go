@@ -49,25 +49,34 @@ const (
 // and whether there is one. It walks the chain itself (through Unwrap
 // methods of both forms) rather than with [errors.As], which allocates.
 func DomainKind(err error) (kind string, ok bool) {
+	if d, ok := domainOf(err); ok {
+		return d.DomainKind(), true
+	}
+	return "", false
+}
+
+// domainOf returns the first [DomainError] in err's chain, walked as
+// [DomainKind] says.
+func domainOf(err error) (DomainError, bool) {
 	for err != nil {
 		if d, is := err.(DomainError); is {
-			return d.DomainKind(), true
+			return d, true
 		}
 		switch u := err.(type) {
 		case interface{ Unwrap() error }:
 			err = u.Unwrap()
 		case interface{ Unwrap() []error }:
 			for _, e := range u.Unwrap() {
-				if kind, ok := DomainKind(e); ok {
-					return kind, true
+				if d, ok := domainOf(e); ok {
+					return d, true
 				}
 			}
-			return "", false
+			return nil, false
 		default:
-			return "", false
+			return nil, false
 		}
 	}
-	return "", false
+	return nil, false
 }
 
 // Errorf returns a [DomainError] of kind, with the message that

@@ -33,9 +33,10 @@ func TestWriteProblem(t *testing.T) {
 		{"not found", hexagonal.Errorf(hexagonal.KindNotFound, "order %s not found", "o-1"), 404,
 			map[string]any{"title": "Not Found", "status": 404.0, "detail": "order o-1 not found", "kind": "not_found"}},
 		{"wrapped domain error", fmt.Errorf("pay: %w", &cancelledError{"o-2"}), 422,
-			map[string]any{"title": "Unprocessable Entity", "status": 422.0, "detail": "pay: order o-2 is cancelled", "kind": "rejected"}},
-		{"joined", errors.Join(errors.New("other"), hexagonal.Errorf(hexagonal.KindConflict, "version 3 != 4")), 409,
-			map[string]any{"title": "Conflict", "status": 409.0, "detail": "other\nversion 3 != 4", "kind": "conflict"}},
+			map[string]any{"title": "Unprocessable Entity", "status": 422.0, "detail": "order o-2 is cancelled", "kind": "rejected"}},
+		{"joined with an internal error, whose text is not told", errors.Join(errors.New("pq: password authentication failed"),
+			hexagonal.Errorf(hexagonal.KindConflict, "version 3 != 4")), 409,
+			map[string]any{"title": "Conflict", "status": 409.0, "detail": "version 3 != 4", "kind": "conflict"}},
 		{"invalid", hexagonal.Errorf(hexagonal.KindInvalid, "bad"), 400, nil},
 		{"unauthorized", hexagonal.Errorf(hexagonal.KindUnauthorized, "who"), 401, nil},
 		{"forbidden", hexagonal.Errorf(hexagonal.KindForbidden, "no"), 403, nil},
@@ -49,6 +50,8 @@ func TestWriteProblem(t *testing.T) {
 			map[string]any{"type": "https://example.com/probs/out-of-credit", "title": "You do not have enough credit.",
 				"status": 403.0, "detail": "Your balance is 30, but that costs 50.", "balance": 30.0}},
 		{"a problem with a status net/http cannot write", &hexagonal.Problem{Status: 42}, 500,
+			map[string]any{"status": 500.0}},
+		{"a problem with an informational status", &hexagonal.Problem{Status: 103}, 500,
 			map[string]any{"status": 500.0}},
 	}
 	for _, tt := range tests {
