@@ -29,7 +29,7 @@ type TB interface {
 // ("example.com/shop/.../internal"); a path starting with "./" for the
 // module's own packages, relative to the module's path
 // ("./domain/..."); or "std" for the standard library (the paths whose
-// first element has no dot).
+// first element has no dot, but for the module's own).
 type Rules struct {
 	// Dir is the directory the packages are loaded from, inside the
 	// module; "" is the current directory, which in a test is the test's
@@ -209,6 +209,7 @@ type layer struct {
 type pattern struct {
 	text string
 	std  bool
+	mod  string // the module's path, whose packages are not std ones
 	re   *regexp.Regexp
 }
 
@@ -229,7 +230,7 @@ func newChecker(layers []Layer, modPath string) *checker {
 
 func compilePattern(p, modPath string) pattern {
 	if p == "std" {
-		return pattern{text: p, std: true}
+		return pattern{text: p, std: true, mod: modPath}
 	}
 	full := p
 	if rest, ok := strings.CutPrefix(p, "./"); ok {
@@ -248,6 +249,9 @@ func compilePattern(p, modPath string) pattern {
 
 func (p pattern) match(path string) bool {
 	if p.std {
+		if p.mod != "" && (path == p.mod || strings.HasPrefix(path, p.mod+"/")) {
+			return false // a module whose path has no dot, such as "shop"
+		}
 		first, _, _ := strings.Cut(path, "/")
 		return !strings.Contains(first, ".")
 	}

@@ -133,3 +133,17 @@ func TestBadRules(t *testing.T) {
 		})
 	}
 }
+
+// In a module whose path has no dot (module shop), the module's own
+// packages are not standard ones.
+func TestStdExcludesTheModule(t *testing.T) {
+	r := &recorder{}
+	archtest.CheckDependencies(r, archtest.Rules{
+		Dir:    "testdata/dotless",
+		Layers: []archtest.Layer{{Name: "domain", Packages: []string{"./domain"}, Allow: []string{"std"}}},
+	})
+	want := []string{`archtest: domain/order.go:5: shop/domain (layer domain) imports "shop/internal/sqlx": layer domain allows only std and its own and inner layers' packages`}
+	if !slices.Equal(r.errs, want) {
+		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(r.errs, "\n"), strings.Join(want, "\n"))
+	}
+}
