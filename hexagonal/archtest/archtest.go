@@ -70,6 +70,10 @@ type Layer struct {
 // not load, or a layer matches none of the packages loaded (a mistyped
 // pattern would otherwise check nothing).
 //
+// Files that build constraints leave out of the current build (for
+// another OS, or behind a tag such as integration) are checked too: the
+// rule holds in every build.
+//
 // It runs the go command (through golang.org/x/tools/go/packages), so it
 // belongs in a test, which is why it lives in a package of its own.
 func CheckDependencies(t TB, rules Rules) {
@@ -129,10 +133,13 @@ func CheckDependencies(t TB, rules Rules) {
 			continue
 		}
 		used[li] = true
-		for _, file := range p.GoFiles {
+		for _, file := range slices.Concat(p.GoFiles, p.IgnoredFiles) {
 			f, err := parser.ParseFile(fset, file, nil, parser.ImportsOnly)
 			if err != nil {
 				t.Errorf("archtest: %v", err)
+				continue
+			}
+			if !partOf(f.Name.Name, file, p.Name, rules.Tests) {
 				continue
 			}
 			for _, spec := range f.Imports {
@@ -163,6 +170,19 @@ func CheckDependencies(t TB, rules Rules) {
 			t.Errorf("archtest: layer %s matches none of the packages loaded (%v in %s)", c.layers[i].Name, patterns, dir)
 		}
 	}
+}
+
+// partOf reports whether a file of package fileName is part of package
+// pkgName, whose files, besides those of the build, include those that
+// build constraints leave out (p.IgnoredFiles): the dependency rule holds
+// in every build. It is not when it is a program of its own (a
+// go:generate program in package main, with a "go:build ignore"
+// constraint), or a test file when tests are not checked.
+func partOf(fileName, file, pkgName string, tests bool) bool {
+	if strings.HasSuffix(file, "_test.go") {
+		return tests && (fileName == pkgName || fileName+"_test" == pkgName || fileName == pkgName+"_test")
+	}
+	return fileName == pkgName
 }
 
 func (r *Rules) validate() error {

@@ -134,6 +134,23 @@ func TestBadRules(t *testing.T) {
 	}
 }
 
+// A file left out of the build by a build constraint still imports what
+// it imports: the rule holds in every build. A file of another package
+// (a go:generate program, package main) is no part of the package.
+func TestBuildTaggedFilesChecked(t *testing.T) {
+	r := &recorder{}
+	archtest.CheckDependencies(r, archtest.Rules{
+		Dir: "testdata/tagged",
+		Layers: []archtest.Layer{
+			{Name: "domain", Packages: []string{"./domain/..."}, Deny: []string{"database/sql", "net/http/..."}},
+		},
+	})
+	want := []string{`archtest: domain/order_pg.go:5: example.com/tagged/domain (layer domain) imports "database/sql": layer domain denies "database/sql"`}
+	if !slices.Equal(r.errs, want) {
+		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(r.errs, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 // In a module whose path has no dot (module shop), the module's own
 // packages are not standard ones.
 func TestStdExcludesTheModule(t *testing.T) {
