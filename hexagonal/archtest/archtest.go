@@ -67,8 +67,9 @@ type Layer struct {
 // layer's package imports a package of an outer layer, an import its
 // layer denies, or, when its layer has an Allow list, one it does not
 // allow. It fails t too when the rules are malformed, the packages do
-// not load, or a layer matches none of the packages loaded (a mistyped
-// pattern would otherwise check nothing).
+// not load, or a layer, or one of its Packages patterns, matches none of
+// the packages loaded (a mistyped pattern would otherwise leave the
+// packages it meant unchecked).
 //
 // Files that build constraints leave out of the current build (for
 // another OS, or behind a tag such as integration) are checked too: the
@@ -114,6 +115,10 @@ func CheckDependencies(t TB, rules Rules) {
 	}
 	c := newChecker(rules.Layers, modPath)
 	used := make([]bool, len(c.layers))
+	usedPattern := make([][]bool, len(c.layers)) // of each layer's Packages
+	for i, l := range c.layers {
+		usedPattern[i] = make([]bool, len(l.packages))
+	}
 	seen := map[string]bool{} // file and import, across a package's test variants
 	fset := token.NewFileSet()
 	for _, p := range pkgs {
@@ -133,6 +138,11 @@ func CheckDependencies(t TB, rules Rules) {
 			continue
 		}
 		used[li] = true
+		for j, pat := range c.layers[li].packages {
+			if pat.match(path) {
+				usedPattern[li][j] = true
+			}
+		}
 		for _, file := range slices.Concat(p.GoFiles, p.IgnoredFiles) {
 			if !strings.HasSuffix(file, ".go") {
 				continue // an ignored assembly or C file
@@ -171,6 +181,12 @@ func CheckDependencies(t TB, rules Rules) {
 	for i, u := range used {
 		if !u {
 			t.Errorf("archtest: layer %s matches none of the packages loaded (%v in %s)", c.layers[i].Name, patterns, dir)
+			continue
+		}
+		for j, pu := range usedPattern[i] {
+			if !pu {
+				t.Errorf("archtest: layer %s: pattern %q matches none of the packages loaded (%v in %s)", c.layers[i].Name, c.layers[i].packages[j].text, patterns, dir)
+			}
 		}
 	}
 }

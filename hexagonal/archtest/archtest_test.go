@@ -2,6 +2,7 @@ package archtest_test
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -163,4 +164,26 @@ func TestStdExcludesTheModule(t *testing.T) {
 	if !slices.Equal(r.errs, want) {
 		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(r.errs, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// A mistyped pattern in a layer that has others matching is reported:
+// the packages it meant would be in no layer, and so not checked.
+func TestLayerPatternMatchingNothing(t *testing.T) {
+	r := &recorder{}
+	rules := hexagonalRules("testdata/clean")
+	rules.Layers[1].Packages = append(rules.Layers[1].Packages, "./aplication/...")
+	archtest.CheckDependencies(r, rules)
+	want := []string{`archtest: layer application: pattern "./aplication/..." matches none of the packages loaded ([./...] in ` + absDir(t, "testdata/clean") + `)`}
+	if !slices.Equal(r.errs, want) {
+		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(r.errs, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func absDir(t *testing.T, dir string) string {
+	t.Helper()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
 }
