@@ -10,6 +10,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -247,4 +249,43 @@ func TestInstrumentPanicEndsTheSpan(t *testing.T) {
 			runtime.KeepAlive(f)
 		})
 	}
+}
+
+// Outside a trace, where a domain call makes no span and, with the
+// duration histogram dropped, is not timed, a panic still counts as an
+// error.
+func TestInstrumentPanicOutsideATraceCounts(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader),
+		sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "hexagonal.call.duration"},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}})))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	f := hexagonal.Instrument(hexagonal.Domain, "Orders", "Total", func(context.Context, int) (int, error) { panic("bug") },
+		hexagonal.WithMeterProvider(mp))
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = f(context.Background(), 1)
+	}()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	want := attribute.NewSet(hexagonal.AttrLayer.String("domain"), hexagonal.AttrPort.String("Orders"),
+		hexagonal.AttrOperation.String("Total"), hexagonal.AttrOutcome.String("error"))
+	var got int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "hexagonal.calls" {
+				for _, dp := range sum.DataPoints {
+					if dp.Attributes.Equals(&want) {
+						got = dp.Value
+					}
+				}
+			}
+		}
+	}
+	if got != 1 {
+		t.Errorf("hexagonal.calls{error} = %d; want 1: %+v", got, rm)
+	}
+	runtime.KeepAlive(f)
 }
