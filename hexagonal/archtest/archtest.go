@@ -194,8 +194,8 @@ func CheckDependencies(t TB, rules Rules) {
 // partOf reports whether a file of package fileName is part of package
 // pkgName, whose files, besides those of the build, include those that
 // build constraints leave out (p.IgnoredFiles): the dependency rule holds
-// in every build. It is not when it is a program of its own (a
-// go:generate program in package main, with a "go:build ignore"
+// in every build. It is not when it is a program of its own (a program
+// run by go generate, in package main, with an "ignore" build
 // constraint), or a test file when tests are not checked.
 func partOf(fileName, file, pkgName string, tests bool) bool {
 	if strings.HasSuffix(file, "_test.go") {
