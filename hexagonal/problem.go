@@ -105,9 +105,11 @@ func kindStatus(kind string) int {
 
 // ProblemOf returns the problem that err answers: a copy of the *Problem
 // in its chain (with 500 for a status that is not 4xx or 5xx); for a
-// [DomainError] in the chain, its kind's status and title, the domain
-// error's own message (not that of the errors wrapping it or joined to
-// it) as the detail and the kind as the "kind" extension;
+// [DomainError] in the chain, its kind's status and title, as the detail
+// the message of the domain error with the errors that wrap it (as
+// fmt.Errorf("order %s: %w", id, err) does), but not of those joined to
+// it (errors.Join, fmt.Errorf with several %w), and the kind as the
+// "kind" extension;
 // for any other error, 500 with no detail, since its message may tell
 // the client about the service's insides.
 func ProblemOf(err error) *Problem {
@@ -117,16 +119,15 @@ func ProblemOf(err error) *Problem {
 		c.Status = validStatus(c.Status)
 		return &c
 	}
-	if d, ok := domainOf(err); ok {
+	if d, msg, ok := domainOf(err); ok {
 		kind := d.DomainKind()
 		status := kindStatus(kind)
 		return &Problem{
 			Title:  http.StatusText(status),
 			Status: status,
-			// The domain error's own message: err's may hold the text
-			// of the wrappers and of errors joined to it, which tell of
-			// the service's insides.
-			Detail:     d.Error(),
+			// Not err's message, which holds the text of the errors
+			// joined to the domain error, such as a database's.
+			Detail:     msg.Error(),
 			Extensions: map[string]any{"kind": kind},
 		}
 	}
