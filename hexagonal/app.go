@@ -153,13 +153,23 @@ func (a *App) watch(ctx context.Context, stop context.CancelCauseFunc, sigs <-ch
 		select {
 		case <-quit:
 			return
-		case s := <-sigs:
+		case s, ok := <-sigs:
+			if !ok {
+				// A closed channel asks for the shutdown once; reading
+				// it again would count as more signals.
+				sigs = nil
+				if n++; n == 1 {
+					a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: signal channel closed; shutting down")
+					stop(errSignalsClosed)
+				}
+				continue
+			}
 			if n++; n == 1 {
-				a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: signal received; shutting down", slog.String("signal", s.String()))
+				a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: signal received; shutting down", slog.String("signal", sigName(s)))
 				stop(&signalError{s})
 				continue
 			}
-			a.log.LogAttrs(ctx, slog.LevelError, "hexagonal: second signal received; forcing exit", slog.String("signal", s.String()))
+			a.log.LogAttrs(ctx, slog.LevelError, "hexagonal: second signal received; forcing exit", slog.String("signal", sigName(s)))
 			close(forced)
 			a.cfg.exit(1)
 			return
@@ -167,10 +177,22 @@ func (a *App) watch(ctx context.Context, stop context.CancelCauseFunc, sigs <-ch
 	}
 }
 
+// errSignalsClosed is the cause of a shutdown asked for by closing the
+// channel of [WithSignals].
+var errSignalsClosed = errors.New("hexagonal: the signal channel was closed")
+
 // signalError is the cause of a shutdown asked for by a signal.
 type signalError struct{ sig os.Signal }
 
-func (e *signalError) Error() string { return "hexagonal: signal " + e.sig.String() }
+func (e *signalError) Error() string { return "hexagonal: signal " + sigName(e.sig) }
+
+// sigName names s; a nil one, sent on the channel of [WithSignals], too.
+func sigName(s os.Signal) string {
+	if s == nil {
+		return "<nil>"
+	}
+	return s.String()
+}
 
 // start starts the components in order. It returns those started, the
 // error that stopped the start, if any, whether every component started,
@@ -191,8 +213,10 @@ func (a *App) start(base context.Context, exits chan exited) (started []running,
 		default:
 		}
 		if err := a.startOne(ctx, c); err != nil {
-			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-				return started, nil, false, startup // interrupted by a shutdown
+			if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
+				// Interrupted by a shutdown: a signal, or the end of
+				// Run's context, its deadline included.
+				return started, nil, false, startup
 			}
 			telemetry.RecordError(span, err)
 			return started, []error{err}, false, startup
@@ -394,12 +418,14 @@ func protect(name, phase string, f func() error) (err error) {
 	return f()
 }
 
-// PanicError is the error of a component's function, or of a health
-// check, that panicked.
+// PanicError is the error of a component's function, of a health check
+// or of a call wrapped by [Instrument] that panicked.
 type PanicError struct {
-	// Component is the name of the component or check.
+	// Component is the name of the component or check, or the span name
+	// ("{port}.{operation}") of a call wrapped by [Instrument].
 	Component string
-	// Phase is start, run or stop for a component, check for a check.
+	// Phase is start, run or stop for a component, check for a check,
+	// call for a wrapped call.
 	Phase string
 	// Value is what was passed to panic.
 	Value any

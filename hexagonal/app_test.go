@@ -737,3 +737,49 @@ func TestDrainClosesKeptAliveConnections(t *testing.T) {
 	}
 	_ = srv.Close()
 }
+
+// A closed signal channel (a test's way of saying "stop") asks for one
+// graceful shutdown; it used to crash the watcher on the nil signal it
+// reads, and its next read forced the exit.
+func TestClosedSignalChannelShutsDown(t *testing.T) {
+	var j journal
+	started := make(chan struct{})
+	var exits atomic.Int32
+	app, sigs := newApp(t, hexagonal.WithComponent(j.component("db"), ready(started)),
+		hexagonal.WithExit(func(int) { exits.Add(1) }))
+	done := make(chan error, 1)
+	go func() { done <- app.Run(context.Background()) }()
+	<-started
+	close(sigs)
+	if err := <-done; err != nil {
+		t.Errorf("Run() = %v; want nil", err)
+	}
+	if n := exits.Load(); n != 0 {
+		t.Errorf("exit called %d times; want 0", n)
+	}
+	if got, want := j.list(), []string{"start db", "stop db"}; !slices.Equal(got, want) {
+		t.Errorf("journal = %v; want %v", got, want)
+	}
+}
+
+// Run's context reaching its deadline during a start is a shutdown
+// asked for by the caller, as it is once the app runs: not a start
+// failure reported as a start timeout.
+func TestRunDeadlineDuringStartIsNoFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var j journal
+		slow := hexagonal.Component{Name: "slow", Start: func(ctx context.Context) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}}
+		app, _ := newApp(t, hexagonal.WithComponent(j.component("db"), slow))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := app.Run(ctx); err != nil {
+			t.Errorf("Run() = %v; want nil, as when the deadline passes after the start", err)
+		}
+		if got, want := j.list(), []string{"start db", "stop db"}; !slices.Equal(got, want) {
+			t.Errorf("journal = %v; want %v", got, want)
+		}
+	})
+}

@@ -49,7 +49,9 @@ type Component struct {
 // during the drain delay each response closes its connection; its Stop
 // is [http.Server.Shutdown], which stops accepting connections and waits
 // for the requests in flight, and closes the remaining connections if the
-// stop timeout passes first.
+// stop timeout passes first. Neither waits for nor closes hijacked
+// connections (WebSockets, CONNECT tunnels): their handlers go on after
+// the app has stopped unless srv.RegisterOnShutdown tells them to end.
 func HTTPServer(name string, srv *http.Server) Component {
 	return httpServer(name, srv, nil)
 }

@@ -49,25 +49,38 @@ const (
 // and whether there is one. It walks the chain itself (through Unwrap
 // methods of both forms) rather than with [errors.As], which allocates.
 func DomainKind(err error) (kind string, ok bool) {
+	if d, _, ok := domainOf(err); ok {
+		return d.DomainKind(), true
+	}
+	return "", false
+}
+
+// domainOf returns the first [DomainError] in err's chain, walked as
+// [DomainKind] says, and the error whose message tells it: the outermost
+// of the errors wrapping it one by one, below any that joins it to
+// others (errors.Join, fmt.Errorf with several %w), whose messages are
+// not the domain error's.
+func domainOf(err error) (d DomainError, msg error, ok bool) {
+	msg = err
 	for err != nil {
 		if d, is := err.(DomainError); is {
-			return d.DomainKind(), true
+			return d, msg, true
 		}
 		switch u := err.(type) {
 		case interface{ Unwrap() error }:
 			err = u.Unwrap()
 		case interface{ Unwrap() []error }:
 			for _, e := range u.Unwrap() {
-				if kind, ok := DomainKind(e); ok {
-					return kind, true
+				if d, msg, ok := domainOf(e); ok {
+					return d, msg, true
 				}
 			}
-			return "", false
+			return nil, nil, false
 		default:
-			return "", false
+			return nil, nil, false
 		}
 	}
-	return "", false
+	return nil, nil, false
 }
 
 // Errorf returns a [DomainError] of kind, with the message that

@@ -278,12 +278,15 @@ func (s *checkState) result(ctx context.Context, h *Health) CheckResult {
 		// The check ignores its context: it fails, and is not run again
 		// until it returns.
 		res := s.fail(fmt.Errorf("hexagonal: check %q did not return within %v", s.c.Name, s.c.Timeout), s.c.Timeout)
+		// Cached and recorded only while the run has not returned
+		// meanwhile, under the lock the run records under: the status
+		// follows the cached result.
 		s.mu.Lock()
 		if s.inflight == f {
 			s.last, s.has = res, true
+			h.record(s, res)
 		}
 		s.mu.Unlock()
-		h.record(s, res)
 		return res
 	case <-ctx.Done():
 		return s.fail(fmt.Errorf("hexagonal: check %q: %w", s.c.Name, context.Cause(ctx)), time.Since(now))
@@ -311,13 +314,13 @@ func (s *checkState) run(ctx context.Context, f *flight, h *Health) {
 	}
 	s.mu.Lock()
 	s.last, s.has, s.inflight = res, true, nil
-	s.mu.Unlock()
 	h.record(s, res)
+	s.mu.Unlock()
 	f.res = res
 	close(f.done)
 }
 
-// record updates the check's status and logs a change.
+// record updates the check's status and logs a change; s.mu is held.
 func (h *Health) record(s *checkState, res CheckResult) {
 	next := statusPass
 	if res.Err != nil {

@@ -14,7 +14,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/otelpatterns/patterns/hexagonal"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
 func newHealth(t *testing.T, opts ...hexagonal.HealthOption) *hexagonal.Health {
@@ -331,5 +334,34 @@ func TestHandlerOverHTTP(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || string(body) != "[+]lifecycle ok\n[+]db ok\nreadyz check passed\n" || resp.Header.Get("Cache-Control") != "no-store" {
 		t.Errorf("GET /readyz?verbose = %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+}
+
+// A check that returns just as its waiters give up on it (at its
+// timeout and a tenth) leaves its status, as the metric reports it, that
+// of the result the health caches: the waiters' failure, recorded after
+// the run's success, made the gauge say 0 while every probe passed.
+func TestCheckReturningAtTheWaitersDeadline(t *testing.T) {
+	for i := range 300 {
+		synctest.Test(t, func(t *testing.T) {
+			p := telemetrytest.New(t)
+			h := newHealth(t, hexagonal.WithMeterProvider(p.MeterProvider),
+				hexagonal.WithCheckTimeout(time.Second), hexagonal.WithCheckInterval(time.Hour),
+				hexagonal.WithReadinessCheck("late", func(context.Context) error {
+					time.Sleep(1100 * time.Millisecond) // ignores its context
+					return nil
+				}))
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Go(func() { h.Ready(context.Background()) })
+			}
+			wg.Wait()
+			synctest.Wait()
+			cached := h.Ready(context.Background()).OK
+			attrs := []attribute.KeyValue{hexagonal.AttrCheck.String("late"), hexagonal.AttrCheckKind.String("readiness")}
+			if gauge := p.Int64(t, "hexagonal.check.status", attrs...); (gauge == 1) != cached {
+				t.Fatalf("iteration %d: hexagonal.check.status = %d, but the cached result is OK = %v", i, gauge, cached)
+			}
+		})
 	}
 }

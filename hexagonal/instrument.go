@@ -2,6 +2,7 @@ package hexagonal
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,7 +53,9 @@ func WithSpanKind(kind trace.SpanKind) InstrumentOption {
 // start one.
 //
 // Every call is counted by outcome (hexagonal.calls), and timed
-// (hexagonal.call.duration) when the meter records that histogram.
+// (hexagonal.call.duration) when the meter records that histogram. A
+// call that panics counts as an error, and ends its span with the
+// error.type hexagonal.panic ([PanicError]); the panic goes on.
 //
 // Instrument panics if f is nil, layer is not one of the [Layer]
 // constants, or port or operation is empty. Wrap once, when wiring the
@@ -65,13 +68,26 @@ func Instrument[In, Out any](layer Layer, port, operation string, f func(context
 	}
 	o := newCall(layer, port, operation, opts)
 	return func(ctx context.Context, in In) (Out, error) {
+		returned := false
 		if o.quiet(ctx) {
+			defer func() {
+				if !returned {
+					o.count(errUnwound)
+				}
+			}()
 			out, err := f(ctx, in)
+			returned = true
 			o.count(err)
 			return out, err
 		}
 		ctx, span, begin := o.begin(ctx)
+		defer func() {
+			if !returned {
+				o.unwound(ctx, span, begin, recover())
+			}
+		}()
 		out, err := f(ctx, in)
+		returned = true
 		o.end(ctx, span, begin, err)
 		return out, err
 	}
@@ -84,13 +100,26 @@ func InstrumentErr[In any](layer Layer, port, operation string, f func(context.C
 	}
 	o := newCall(layer, port, operation, opts)
 	return func(ctx context.Context, in In) error {
+		returned := false
 		if o.quiet(ctx) {
+			defer func() {
+				if !returned {
+					o.count(errUnwound)
+				}
+			}()
 			err := f(ctx, in)
+			returned = true
 			o.count(err)
 			return err
 		}
 		ctx, span, begin := o.begin(ctx)
+		defer func() {
+			if !returned {
+				o.unwound(ctx, span, begin, recover())
+			}
+		}()
 		err := f(ctx, in)
+		returned = true
 		o.end(ctx, span, begin, err)
 		return err
 	}
@@ -196,6 +225,20 @@ func outcomeOf(err error) int {
 }
 
 func (c *call) count(err error) { c.st.calls[outcomeOf(err)].Inc() }
+
+// errUnwound counts a call that panicked (or called [runtime.Goexit])
+// outside a trace.
+var errUnwound = errors.New("hexagonal: the call did not return")
+
+// unwound ends the span of a call that panicked with v, counting and
+// recording it as an error, and panics with v again; v is nil when the
+// call called [runtime.Goexit], which goes on by itself.
+func (c *call) unwound(ctx context.Context, span trace.Span, begin time.Time, v any) {
+	c.end(ctx, span, begin, &PanicError{Component: c.name, Phase: "call", Value: v})
+	if v != nil {
+		panic(v)
+	}
+}
 
 // begin starts the call's span, when it has one, and its clock, when it
 // is timed.

@@ -10,6 +10,8 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
@@ -212,4 +214,78 @@ func priceNoAlloc(_ context.Context, qty int) (quote, error) {
 		return quote{}, errNoStock
 	}
 	return quote{Cents: 250 * qty}, nil
+}
+
+// A wrapped call that panics ends its span, with an Error status, and
+// counts as an error; the panic goes on to the caller unchanged.
+func TestInstrumentPanicEndsTheSpan(t *testing.T) {
+	for _, layer := range []hexagonal.Layer{hexagonal.DrivenAdapter, hexagonal.Domain} {
+		t.Run(layer.String(), func(t *testing.T) {
+			p := telemetrytest.New(t)
+			boom := errors.New("boom")
+			f := hexagonal.InstrumentErr(layer, "Repo", "Save", func(context.Context, int) error { panic(boom) }, telemetryOpts(p)...)
+			ctx, parent := p.TracerProvider.Tracer("test").Start(context.Background(), "request")
+			func() {
+				defer func() {
+					if v := recover(); v != boom {
+						t.Errorf("recovered %v; want the call's own panic value", v)
+					}
+				}()
+				_ = f(ctx, 1)
+			}()
+			parent.End()
+			spans := p.SpansNamed("Repo.Save")
+			if len(spans) != 1 {
+				t.Fatalf("%d ended Repo.Save spans; want 1", len(spans))
+			}
+			if s := spans[0]; s.Status().Code != codes.Error || telemetrytest.Attrs(s)[semconv.ErrorTypeKey].AsString() != "hexagonal.panic" {
+				t.Errorf("status %v, attributes %v; want Error and error.type hexagonal.panic", s.Status(), s.Attributes())
+			}
+			attrs := []attribute.KeyValue{hexagonal.AttrLayer.String(layer.String()), hexagonal.AttrPort.String("Repo"),
+				hexagonal.AttrOperation.String("Save"), hexagonal.AttrOutcome.String("error")}
+			if got := p.Int64(t, "hexagonal.calls", attrs...); got != 1 {
+				t.Errorf("hexagonal.calls{error} = %d; want 1: %s", got, p.Describe(t, "hexagonal.calls"))
+			}
+			runtime.KeepAlive(f)
+		})
+	}
+}
+
+// Outside a trace, where a domain call makes no span and, with the
+// duration histogram dropped, is not timed, a panic still counts as an
+// error.
+func TestInstrumentPanicOutsideATraceCounts(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader),
+		sdkmetric.WithView(sdkmetric.NewView(sdkmetric.Instrument{Name: "hexagonal.call.duration"},
+			sdkmetric.Stream{Aggregation: sdkmetric.AggregationDrop{}})))
+	defer func() { _ = mp.Shutdown(context.Background()) }()
+	f := hexagonal.Instrument(hexagonal.Domain, "Orders", "Total", func(context.Context, int) (int, error) { panic("bug") },
+		hexagonal.WithMeterProvider(mp))
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = f(context.Background(), 1)
+	}()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	want := attribute.NewSet(hexagonal.AttrLayer.String("domain"), hexagonal.AttrPort.String("Orders"),
+		hexagonal.AttrOperation.String("Total"), hexagonal.AttrOutcome.String("error"))
+	var got int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "hexagonal.calls" {
+				for _, dp := range sum.DataPoints {
+					if dp.Attributes.Equals(&want) {
+						got = dp.Value
+					}
+				}
+			}
+		}
+	}
+	if got != 1 {
+		t.Errorf("hexagonal.calls{error} = %d; want 1: %+v", got, rm)
+	}
+	runtime.KeepAlive(f)
 }

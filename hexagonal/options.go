@@ -159,8 +159,8 @@ func WithStopTimeout(d time.Duration) Option {
 
 // WithSignals makes [App.Run] read shutdown signals from ch instead of
 // subscribing to SIGINT and SIGTERM with [signal.Notify]. It is for tests,
-// and for programs that handle signals themselves. A nil ch restores the
-// default.
+// and for programs that handle signals themselves; closing ch counts as
+// one signal. A nil ch restores the default.
 func WithSignals(ch <-chan os.Signal) Option {
 	return optionFunc(func(c *config) { c.signals = ch })
 }

@@ -70,7 +70,7 @@ func (p *Problem) MarshalJSON() ([]byte, error) {
 }
 
 // StatusOf returns the HTTP status that err answers: that of a *Problem
-// in its chain, else that of its [DomainError]'s kind (see the Kind
+// in its chain (500 if not 4xx or 5xx), else that of its [DomainError]'s kind (see the Kind
 // constants; an unknown kind answers 422 Unprocessable Content), else 500.
 func StatusOf(err error) int {
 	var p *Problem
@@ -104,8 +104,12 @@ func kindStatus(kind string) int {
 }
 
 // ProblemOf returns the problem that err answers: a copy of the *Problem
-// in its chain; for a [DomainError], its kind's status and title, the
-// error's message as the detail and the kind as the "kind" extension;
+// in its chain (with 500 for a status that is not 4xx or 5xx); for a
+// [DomainError] in the chain, its kind's status and title, as the detail
+// the message of the domain error with the errors that wrap it (as
+// fmt.Errorf("order %s: %w", id, err) does), but not of those joined to
+// it (errors.Join, fmt.Errorf with several %w), and the kind as the
+// "kind" extension;
 // for any other error, 500 with no detail, since its message may tell
 // the client about the service's insides.
 func ProblemOf(err error) *Problem {
@@ -115,12 +119,15 @@ func ProblemOf(err error) *Problem {
 		c.Status = validStatus(c.Status)
 		return &c
 	}
-	if kind, ok := DomainKind(err); ok {
+	if d, msg, ok := domainOf(err); ok {
+		kind := d.DomainKind()
 		status := kindStatus(kind)
 		return &Problem{
-			Title:      http.StatusText(status),
-			Status:     status,
-			Detail:     err.Error(),
+			Title:  http.StatusText(status),
+			Status: status,
+			// Not err's message, which holds the text of the errors
+			// joined to the domain error, such as a database's.
+			Detail:     msg.Error(),
 			Extensions: map[string]any{"kind": kind},
 		}
 	}
@@ -144,10 +151,12 @@ func WriteProblem(w http.ResponseWriter, err error) {
 	_, _ = w.Write(append(body, '\n'))
 }
 
-// validStatus returns status when it is one net/http can write, and 500
-// otherwise (0 included).
+// validStatus returns status when it is an error status, 4xx or 5xx,
+// and 500 otherwise (0 included): net/http sends a 1xx as an
+// informational response followed by a 200, and writes no body after a
+// 204 or a 304.
 func validStatus(status int) int {
-	if status < 100 || status > 599 {
+	if status < 400 || status > 599 {
 		return http.StatusInternalServerError
 	}
 	return status

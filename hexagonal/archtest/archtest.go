@@ -29,7 +29,7 @@ type TB interface {
 // ("example.com/shop/.../internal"); a path starting with "./" for the
 // module's own packages, relative to the module's path
 // ("./domain/..."); or "std" for the standard library (the paths whose
-// first element has no dot).
+// first element has no dot, but for the module's own).
 type Rules struct {
 	// Dir is the directory the packages are loaded from, inside the
 	// module; "" is the current directory, which in a test is the test's
@@ -67,8 +67,13 @@ type Layer struct {
 // layer's package imports a package of an outer layer, an import its
 // layer denies, or, when its layer has an Allow list, one it does not
 // allow. It fails t too when the rules are malformed, the packages do
-// not load, or a layer matches none of the packages loaded (a mistyped
-// pattern would otherwise check nothing).
+// not load, or a layer, or one of its Packages patterns, matches none of
+// the packages loaded (a mistyped pattern would otherwise leave the
+// packages it meant unchecked).
+//
+// Files that build constraints leave out of the current build (for
+// another OS, or behind a tag such as integration) are checked too: the
+// rule holds in every build.
 //
 // It runs the go command (through golang.org/x/tools/go/packages), so it
 // belongs in a test, which is why it lives in a package of its own.
@@ -110,6 +115,10 @@ func CheckDependencies(t TB, rules Rules) {
 	}
 	c := newChecker(rules.Layers, modPath)
 	used := make([]bool, len(c.layers))
+	usedPattern := make([][]bool, len(c.layers)) // of each layer's Packages
+	for i, l := range c.layers {
+		usedPattern[i] = make([]bool, len(l.packages))
+	}
 	seen := map[string]bool{} // file and import, across a package's test variants
 	fset := token.NewFileSet()
 	for _, p := range pkgs {
@@ -129,10 +138,21 @@ func CheckDependencies(t TB, rules Rules) {
 			continue
 		}
 		used[li] = true
-		for _, file := range p.GoFiles {
+		for j, pat := range c.layers[li].packages {
+			if pat.match(path) {
+				usedPattern[li][j] = true
+			}
+		}
+		for _, file := range slices.Concat(p.GoFiles, p.IgnoredFiles) {
+			if !strings.HasSuffix(file, ".go") {
+				continue // an ignored assembly or C file
+			}
 			f, err := parser.ParseFile(fset, file, nil, parser.ImportsOnly)
 			if err != nil {
 				t.Errorf("archtest: %v", err)
+				continue
+			}
+			if !partOf(f.Name.Name, file, p.Name, rules.Tests) {
 				continue
 			}
 			for _, spec := range f.Imports {
@@ -161,8 +181,27 @@ func CheckDependencies(t TB, rules Rules) {
 	for i, u := range used {
 		if !u {
 			t.Errorf("archtest: layer %s matches none of the packages loaded (%v in %s)", c.layers[i].Name, patterns, dir)
+			continue
+		}
+		for j, pu := range usedPattern[i] {
+			if !pu {
+				t.Errorf("archtest: layer %s: pattern %q matches none of the packages loaded (%v in %s)", c.layers[i].Name, c.layers[i].packages[j].text, patterns, dir)
+			}
 		}
 	}
+}
+
+// partOf reports whether a file of package fileName is part of package
+// pkgName, whose files, besides those of the build, include those that
+// build constraints leave out (p.IgnoredFiles): the dependency rule holds
+// in every build. It is not when it is a program of its own (a program
+// run by go generate, in package main, with an "ignore" build
+// constraint), or a test file when tests are not checked.
+func partOf(fileName, file, pkgName string, tests bool) bool {
+	if strings.HasSuffix(file, "_test.go") {
+		return tests && (fileName == pkgName || fileName+"_test" == pkgName || fileName == pkgName+"_test")
+	}
+	return fileName == pkgName
 }
 
 func (r *Rules) validate() error {
@@ -209,6 +248,7 @@ type layer struct {
 type pattern struct {
 	text string
 	std  bool
+	mod  string // the module's path, whose packages are not std ones
 	re   *regexp.Regexp
 }
 
@@ -229,7 +269,7 @@ func newChecker(layers []Layer, modPath string) *checker {
 
 func compilePattern(p, modPath string) pattern {
 	if p == "std" {
-		return pattern{text: p, std: true}
+		return pattern{text: p, std: true, mod: modPath}
 	}
 	full := p
 	if rest, ok := strings.CutPrefix(p, "./"); ok {
@@ -248,6 +288,9 @@ func compilePattern(p, modPath string) pattern {
 
 func (p pattern) match(path string) bool {
 	if p.std {
+		if p.mod != "" && (path == p.mod || strings.HasPrefix(path, p.mod+"/")) {
+			return false // a module whose path has no dot, such as "shop"
+		}
 		first, _, _ := strings.Cut(path, "/")
 		return !strings.Contains(first, ".")
 	}

@@ -2,6 +2,7 @@ package archtest_test
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -132,4 +133,57 @@ func TestBadRules(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A file left out of the build by a build constraint still imports what
+// it imports: the rule holds in every build. A file of another package
+// (a go:generate program, package main) is no part of the package.
+func TestBuildTaggedFilesChecked(t *testing.T) {
+	r := &recorder{}
+	archtest.CheckDependencies(r, archtest.Rules{
+		Dir: "testdata/tagged",
+		Layers: []archtest.Layer{
+			{Name: "domain", Packages: []string{"./domain/..."}, Deny: []string{"database/sql", "net/http/..."}},
+		},
+	})
+	want := []string{`archtest: domain/order_pg.go:5: example.com/tagged/domain (layer domain) imports "database/sql": layer domain denies "database/sql"`}
+	if !slices.Equal(r.errs, want) {
+		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(r.errs, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// In a module whose path has no dot (module shop), the module's own
+// packages are not standard ones.
+func TestStdExcludesTheModule(t *testing.T) {
+	r := &recorder{}
+	archtest.CheckDependencies(r, archtest.Rules{
+		Dir:    "testdata/dotless",
+		Layers: []archtest.Layer{{Name: "domain", Packages: []string{"./domain"}, Allow: []string{"std"}}},
+	})
+	want := []string{`archtest: domain/order.go:5: shop/domain (layer domain) imports "shop/internal/sqlx": layer domain allows only std and its own and inner layers' packages`}
+	if !slices.Equal(r.errs, want) {
+		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(r.errs, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A mistyped pattern in a layer that has others matching is reported:
+// the packages it meant would be in no layer, and so not checked.
+func TestLayerPatternMatchingNothing(t *testing.T) {
+	r := &recorder{}
+	rules := hexagonalRules("testdata/clean")
+	rules.Layers[1].Packages = append(rules.Layers[1].Packages, "./aplication/...")
+	archtest.CheckDependencies(r, rules)
+	want := []string{`archtest: layer application: pattern "./aplication/..." matches none of the packages loaded ([./...] in ` + absDir(t, "testdata/clean") + `)`}
+	if !slices.Equal(r.errs, want) {
+		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(r.errs, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func absDir(t *testing.T, dir string) string {
+	t.Helper()
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
 }

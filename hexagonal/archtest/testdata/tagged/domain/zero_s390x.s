@@ -1,0 +1,3 @@
+// Assembly for another architecture: ignored, and not Go.
+
+TEXT ·nothing(SB), $0
