@@ -28,10 +28,10 @@
 //   - REST with reviews down: the reviews are optional, so a 200 without
 //     them, listed in the document's _partial field and the
 //     X-Aggregate-Partial header;
-//   - REST with customers down: the customer is required, so a 502 whose
-//     document names it in _failed (never a bare 500);
 //   - eight identical REST requests at once: one aggregation for all,
 //     one call per upstream;
+//   - REST with customers down: the customer is required, so a 502 whose
+//     document names it in _failed (never a bare 500);
 //   - the span tree of one aggregation: gateway.aggregation, a
 //     gateway.aggregation.part per part with its stage and outcome, and
 //     the gateway's client span of its call under each.

@@ -143,22 +143,6 @@ func showREST(ctx context.Context, out io.Writer, b *bff, otelp *providers) erro
 	fmt.Fprintf(out, "  %s: %s\n", aggregate.PartialField, missing)
 	fmt.Fprintf(out, "  upstream calls: %s\n", callLine(partialCalls))
 
-	const failedPath = "/web/orders/1005"
-	fmt.Fprintf(out, "== REST with customers down: GET %s, the customers service answering 500\n", failedPath)
-	b.svcs.customers.failing.Store(true)
-	failed, _, err := get(failedPath)
-	b.svcs.customers.failing.Store(false)
-	if err != nil {
-		return err
-	}
-	if err := want(failed, failedPath, http.StatusBadGateway); err != nil {
-		return err
-	}
-	// The calls are not shown: the products and reviews, asked for at
-	// the same time as the customer, are cancelled when it fails, before
-	// or after their upstream saw them.
-	fmt.Fprintf(out, "  answer: %d %s, the required customer failed:\n    %s\n", failed.status, http.StatusText(failed.status), failed.body)
-
 	const collapsePath = "/web/orders/1006"
 	const n = 8
 	fmt.Fprintf(out, "== REST: %d identical concurrent requests → one call per upstream\n", n)
@@ -175,6 +159,23 @@ func showREST(ctx context.Context, out io.Writer, b *bff, otelp *providers) erro
 	fmt.Fprintf(out, "  GET %s ×%d, the orders service holding the first until all are in: answers %s, %d distinct\n",
 		collapsePath, n, statuses, len(bodies))
 	fmt.Fprintf(out, "  upstream calls: %s\n", callLine(collapseCalls))
+
+	const failedPath = "/web/orders/1005"
+	fmt.Fprintf(out, "== REST with customers down: GET %s, the customers service answering 500\n", failedPath)
+	b.svcs.customers.failing.Store(true)
+	failed, _, err := get(failedPath)
+	b.svcs.customers.failing.Store(false)
+	if err != nil {
+		return err
+	}
+	if err := want(failed, failedPath, http.StatusBadGateway); err != nil {
+		return err
+	}
+	// The calls are not shown: the products and reviews, asked for at
+	// the same time as the customer, are cancelled when it fails, before
+	// or after their upstream saw them (which is also why this scene
+	// comes after the one that counts calls).
+	fmt.Fprintf(out, "  answer: %d %s, the required customer failed:\n    %s\n", failed.status, http.StatusText(failed.status), failed.body)
 
 	const treePath = "/web/orders/1007"
 	fmt.Fprintf(out, "== the spans of one aggregation, GET %s\n", treePath)
