@@ -23,7 +23,6 @@ const (
 	minAPIKeyLength       = 16
 	defaultJWKSAlgorithm  = "RS256"
 	maxRouteSeries        = 1024
-	otherRoute            = "_OTHER"
 	minJWKSRefreshFloor   = time.Second
 )
 

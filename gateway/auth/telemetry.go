@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/url"
 	"sync"
-	"sync/atomic"
 
 	"github.com/MicahParks/jwkset"
 	"go.opentelemetry.io/otel/attribute"
@@ -50,10 +49,9 @@ const (
 // bounded by the route table, and past maxRouteSeries routes the rest
 // count as http.route "_OTHER".
 type instruments struct {
-	routes  sync.Map // route pattern -> *routeCounts
-	nRoutes atomic.Int64
-	mu      sync.Mutex // guards the creation of routeCounts and jwks
-	jwks    map[jwksKey]*telemetry.Counter
+	routes *telemetry.Series[routeCounts] // by route pattern
+	mu     sync.Mutex                     // guards jwks
+	jwks   map[jwksKey]*telemetry.Counter
 
 	reg *telemetry.Registration
 	mp  metric.MeterProvider
@@ -67,7 +65,8 @@ type routeCounts struct {
 type jwksKey struct{ host, errorType string }
 
 func newInstruments(mp metric.MeterProvider) *instruments {
-	return &instruments{mp: mp, jwks: map[jwksKey]*telemetry.Counter{}}
+	return &instruments{mp: mp, jwks: map[jwksKey]*telemetry.Counter{},
+		routes: telemetry.NewSeries(maxRouteSeries, newRouteCounts)}
 }
 
 // observe registers the callback that reports the counts while a is
@@ -81,8 +80,7 @@ func (t *instruments) observe(a *Authenticator) {
 		metric.WithUnit("{fetch}"),
 		metric.WithDescription("Fetches of a JSON Web Key Set that failed."))
 	t.reg = telemetry.ObserveState(m, a, t, func(t *instruments, o metric.Observer) {
-		t.routes.Range(func(_, v any) bool {
-			rc := v.(*routeCounts)
+		t.routes.Range(func(rc *routeCounts) bool {
 			for i := range numReasons {
 				if n := rc.failures[i].Load(); n > 0 {
 					o.ObserveInt64(failures, n, rc.opts[i]...)
@@ -99,32 +97,27 @@ func (t *instruments) observe(a *Authenticator) {
 	}, failures, jwks)
 }
 
-func (t *instruments) route(route string) *routeCounts {
-	if v, ok := t.routes.Load(route); ok {
-		return v.(*routeCounts)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if v, ok := t.routes.Load(route); ok {
-		return v.(*routeCounts)
-	}
-	if t.nRoutes.Load() >= maxRouteSeries {
-		route = otherRoute
-		if v, ok := t.routes.Load(route); ok {
-			return v.(*routeCounts)
-		}
-	}
+func (t *instruments) route(route string) *routeCounts { return t.routes.Get(route) }
+
+func newRouteCounts(route string) *routeCounts {
 	rc := &routeCounts{}
 	for i, reason := range reasons {
 		attrs := []attribute.KeyValue{AttrReason.String(string(reason))}
 		if route != "" {
-			attrs = append(attrs, semconv.HTTPRouteKey.String(gateway.HTTPRoute(route)))
+			attrs = append(attrs, semconv.HTTPRouteKey.String(httpRoute(route)))
 		}
 		rc.opts[i] = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
 	}
-	t.routes.Store(route, rc)
-	t.nRoutes.Add(1)
 	return rc
+}
+
+// httpRoute is the http.route of a route pattern, or of the series the
+// routes past the bound share.
+func httpRoute(route string) string {
+	if route == telemetry.OtherSeries {
+		return route
+	}
+	return gateway.HTTPRoute(route)
 }
 
 // failed counts a refused request and adds the failure event to its span.

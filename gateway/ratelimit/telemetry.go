@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -41,7 +40,6 @@ const (
 const (
 	metricDecisions = "gateway.ratelimit.decisions"
 	maxRouteSeries  = 1024
-	otherRoute      = "_OTHER"
 )
 
 // instruments are a limiter's metrics. Decisions are counted in memory per
@@ -54,10 +52,9 @@ type instruments struct {
 	name     attribute.KeyValue
 	failMode attribute.KeyValue
 
-	routes  sync.Map // route pattern -> *routeCounts
-	nRoutes atomic.Int64
-	mu      sync.Mutex // guards the creation of routeCounts and errors
-	errors  map[errorKey]*telemetry.Counter
+	routes *telemetry.Series[routeCounts] // by route pattern
+	mu     sync.Mutex                     // guards errors
+	errors map[errorKey]*telemetry.Counter
 
 	reg *telemetry.Registration
 }
@@ -76,11 +73,13 @@ func newInstruments(name string, failClosed bool) *instruments {
 	if failClosed {
 		mode = "closed"
 	}
-	return &instruments{
+	t := &instruments{
 		name:     AttrName.String(name),
 		failMode: AttrFailMode.String(mode),
 		errors:   map[errorKey]*telemetry.Counter{},
 	}
+	t.routes = telemetry.NewSeries(maxRouteSeries, t.newRouteCounts)
+	return t
 }
 
 // observe registers the callback that reports the counts while l is
@@ -91,8 +90,7 @@ func (t *instruments) observe(l *Limiter, mp metric.MeterProvider) {
 		metric.WithUnit("{request}"),
 		metric.WithDescription("Decisions of the rate limiter: allowed, limited, or error when it could not decide."))
 	t.reg = telemetry.ObserveState(m, l, t, func(t *instruments, o metric.Observer) {
-		t.routes.Range(func(_, v any) bool {
-			rc := v.(*routeCounts)
+		t.routes.Range(func(rc *routeCounts) bool {
 			if n := rc.allowed.Load(); n > 0 {
 				o.ObserveInt64(decisions, n, rc.allowedOpts...)
 			}
@@ -113,32 +111,22 @@ func (t *instruments) observe(l *Limiter, mp metric.MeterProvider) {
 	}, decisions)
 }
 
-func (t *instruments) route(route string) *routeCounts {
-	if v, ok := t.routes.Load(route); ok {
-		return v.(*routeCounts)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if v, ok := t.routes.Load(route); ok {
-		return v.(*routeCounts)
-	}
-	if t.nRoutes.Load() >= maxRouteSeries {
-		route = otherRoute
-		if v, ok := t.routes.Load(route); ok {
-			return v.(*routeCounts)
-		}
-	}
+func (t *instruments) route(route string) *routeCounts { return t.routes.Get(route) }
+
+func (t *instruments) newRouteCounts(route string) *routeCounts {
 	rc := &routeCounts{}
 	if route != "" {
-		rc.routeAttr = []attribute.KeyValue{semconv.HTTPRouteKey.String(gateway.HTTPRoute(route))}
+		hr := route // the series the routes past the bound share
+		if route != telemetry.OtherSeries {
+			hr = gateway.HTTPRoute(route)
+		}
+		rc.routeAttr = []attribute.KeyValue{semconv.HTTPRouteKey.String(hr)}
 	}
 	set := func(decision string) []metric.ObserveOption {
 		attrs := append([]attribute.KeyValue{t.name, AttrDecision.String(decision)}, rc.routeAttr...)
 		return []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(attrs...))}
 	}
 	rc.allowedOpts, rc.limitedOpts = set(DecisionAllowed), set(DecisionLimited)
-	t.routes.Store(route, rc)
-	t.nRoutes.Add(1)
 	return rc
 }
 

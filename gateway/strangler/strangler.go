@@ -76,7 +76,7 @@ func New(legacy, modern http.Handler, opts ...Option) (*Facade, error) {
 		sides: [numTargets]http.Handler{legacy, modern},
 		rules: c.rules,
 		keys:  c.keys,
-		tel:   &instruments{},
+		tel:   newInstruments(),
 	}
 	f.bp.Store(toBasisPoints(c.percent))
 	if c.shadow != nil {

@@ -3,8 +3,6 @@ package strangler
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -79,10 +77,12 @@ var spanAttrs = func() (a [numTargets][numRules][]attribute.KeyValue) {
 // are built the first time it is seen. Past maxRouteSeries routes, the
 // rest count as http.route "_OTHER".
 type instruments struct {
-	routes  sync.Map // route pattern -> *routeCounts
-	nRoutes atomic.Int64
-	mu      sync.Mutex
-	reg     *telemetry.Registration
+	routes *telemetry.Series[routeCounts] // by route pattern
+	reg    *telemetry.Registration
+}
+
+func newInstruments() *instruments {
+	return &instruments{routes: telemetry.NewSeries(maxRouteSeries, newRouteCounts)}
 }
 
 type routeCounts struct {
@@ -104,8 +104,7 @@ func (t *instruments) observe(f *Facade, mp metric.MeterProvider) {
 		metric.WithUnit("{request}"),
 		metric.WithDescription("Shadow copies of requests, by result of the comparison with the primary."))
 	t.reg = telemetry.ObserveState(m, f, t, func(t *instruments, o metric.Observer) {
-		t.routes.Range(func(_, v any) bool {
-			rc := v.(*routeCounts)
+		t.routes.Range(func(rc *routeCounts) bool {
 			for tg := range numTargets {
 				for r := range numRules {
 					if n := rc.routed[tg][r].Load(); n > 0 {
@@ -129,26 +128,14 @@ func (t *instruments) observe(f *Facade, mp metric.MeterProvider) {
 }
 
 // route returns the counts of a route pattern ("" outside a gateway).
-func (t *instruments) route(route string) *routeCounts {
-	if v, ok := t.routes.Load(route); ok {
-		return v.(*routeCounts)
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if v, ok := t.routes.Load(route); ok {
-		return v.(*routeCounts)
-	}
-	if t.nRoutes.Load() >= maxRouteSeries {
-		route = otherRoute
-		if v, ok := t.routes.Load(route); ok {
-			return v.(*routeCounts)
-		}
-	}
+func (t *instruments) route(route string) *routeCounts { return t.routes.Get(route) }
+
+func newRouteCounts(route string) *routeCounts {
 	rc := &routeCounts{}
 	var base []attribute.KeyValue
 	if route != "" {
 		rc.httpRoute = route
-		if route != otherRoute {
+		if route != telemetry.OtherSeries {
 			rc.httpRoute = gateway.HTTPRoute(route)
 		}
 		base = append(base, semconv.HTTPRoute(rc.httpRoute))
@@ -168,8 +155,6 @@ func (t *instruments) route(route string) *routeCounts {
 			rc.dropOpts[tg][d] = set(target, AttrShadowResult.String(resultNames[resultDropped]), AttrShadowReason.String(dropNames[d]))
 		}
 	}
-	t.routes.Store(route, rc)
-	t.nRoutes.Add(1)
 	return rc
 }
 
@@ -179,8 +164,7 @@ func (t *instruments) totals() map[string]int64 {
 	for _, name := range resultNames {
 		out[name] = 0
 	}
-	t.routes.Range(func(_, v any) bool {
-		rc := v.(*routeCounts)
+	t.routes.Range(func(rc *routeCounts) bool {
 		for tg := range numTargets {
 			for r := range numResults - 1 {
 				out[resultNames[r]] += rc.results[tg][r].Load()
