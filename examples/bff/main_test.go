@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/otelpatterns/patterns/examples/internal/exampletest"
 	"github.com/otelpatterns/patterns/gateway/aggregate"
 )
 
@@ -25,23 +22,7 @@ import (
 // naming the customer while it fails, eight identical requests that make
 // one call per upstream, and the span tree of one aggregation.
 func TestRun(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
-		t.Setenv(v, "")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out, tel bytes.Buffer
-	start := time.Now()
-	if err := run(ctx, &out, &tel); err != nil {
-		t.Fatalf("run() = %v; want nil\noutput:\n%s", err, out.String())
-	}
-	took := time.Since(start)
-	got := out.String()
-	t.Logf("run took %v; its output:\n%s", took.Round(time.Millisecond), got)
-	if took >= 5*time.Second {
-		t.Errorf("run took %v; want less than 5s", took)
-	}
+	got, telOut := exampletest.Run(t, 30*time.Second, run)
 
 	for _, want := range []string{
 		"  answer: 3039 bytes, 10 orders; the first:\n",
@@ -114,7 +95,7 @@ func TestRun(t *testing.T) {
 	}
 	for _, want := range []string{`"Name":"POST /graphql"`, `"Name":"GraphQL Request"`, `"Name":"Field: GraphQL field: Order.customer"`, `"Name":"http.client.request.duration"`, `"Name":"cache.requests"`,
 		`"Name":"` + aggregate.SpanAggregation + `"`, `"Name":"` + aggregate.SpanPart + `"`, `"Name":"` + aggregate.MetricParts + `"`} {
-		if !strings.Contains(tel.String(), want) {
+		if !strings.Contains(telOut, want) {
 			t.Errorf("telemetry output does not contain %s", want)
 		}
 	}

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/otelpatterns/patterns/examples/internal/exampletest"
 )
 
 // TestRun runs the whole program and checks each scene's lines: the even
@@ -16,18 +14,7 @@ import (
 // after the breaker opened (seen and counted alike), and the span tree
 // of the retried request, whose trace context reached the upstream.
 func TestRun(t *testing.T) {
-	defer goleak.VerifyNone(t)
-	for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
-		t.Setenv(v, "")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var out, tel bytes.Buffer
-	if err := run(ctx, &out, &tel); err != nil {
-		t.Fatalf("run() = %v; want nil", err)
-	}
-	got := out.String()
-	t.Logf("output:\n%s", got)
+	got, tel := exampletest.Run(t, 30*time.Second, run)
 
 	for _, want := range []string{
 		"  catalog-a, 200: 5 requests\n",
@@ -62,7 +49,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("stdout contains telemetry JSON; want it on the telemetry writer only")
 	}
 	for _, want := range []string{`"Name":"GET /api/items/{id}"`, `"Name":"gateway.fallbacks"`, `"Name":"http.server.request.duration"`} {
-		if !strings.Contains(tel.String(), want) {
+		if !strings.Contains(tel, want) {
 			t.Errorf("telemetry output does not contain %s", want)
 		}
 	}

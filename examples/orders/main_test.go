@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"regexp"
 	"strings"
@@ -9,35 +8,17 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/goleak"
 
+	"github.com/otelpatterns/patterns/examples/internal/exampletest"
 	"github.com/otelpatterns/patterns/examples/orders/domain"
 	"github.com/otelpatterns/patterns/hexagonal"
 	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
-// runOnce runs the program with the telemetry on the stdout exporters, and
-// returns its output and telemetry. It fails the test if the run fails,
-// leaks a goroutine or takes 5s or more.
+// runOnce runs the program and returns its output and telemetry.
 func runOnce(t *testing.T) (out, tel string) {
 	t.Helper()
-	defer goleak.VerifyNone(t)
-	for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
-		t.Setenv(v, "")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var o, tl bytes.Buffer
-	start := time.Now()
-	if err := run(ctx, &o, &tl); err != nil {
-		t.Fatalf("run() = %v; want nil\noutput:\n%s", err, o.String())
-	}
-	took := time.Since(start)
-	t.Logf("run took %v; its output:\n%s", took.Round(time.Millisecond), o.String())
-	if took >= 5*time.Second {
-		t.Errorf("run took %v; want less than 5s", took)
-	}
-	return o.String(), tl.String()
+	return exampletest.Run(t, 30*time.Second, run)
 }
 
 // TestRun runs the program on the in-memory event store and checks what

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"regexp"
 	"strconv"
@@ -10,32 +9,20 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"go.uber.org/goleak"
 
+	"github.com/otelpatterns/patterns/examples/internal/exampletest"
 	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
-// runOnce runs the program with the telemetry on the stdout exporters and
-// returns its output and telemetry. It fails the test if the run fails or
-// leaks a goroutine.
+// runOnce runs the program and returns its output and telemetry, which
+// must not be mixed.
 func runOnce(t *testing.T) (out, tel string) {
 	t.Helper()
-	defer goleak.VerifyNone(t)
-	for _, v := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
-		t.Setenv(v, "")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	var o, tl bytes.Buffer
-	start := time.Now()
-	if err := run(ctx, &o, &tl); err != nil {
-		t.Fatalf("run() = %v; want nil\noutput:\n%s", err, o.String())
-	}
-	t.Logf("run took %v; its output:\n%s", time.Since(start).Round(time.Millisecond), o.String())
-	if strings.Contains(o.String(), `"Name"`) {
+	out, tel = exampletest.Run(t, 90*time.Second, run)
+	if strings.Contains(out, `"Name"`) {
 		t.Errorf("stdout contains telemetry JSON; want it on the telemetry writer only")
 	}
-	return o.String(), tl.String()
+	return out, tel
 }
 
 // TestRun runs the program in memory: the CDC part is skipped, and says
