@@ -407,3 +407,23 @@ func TestUnboundedBodyLimits(t *testing.T) {
 		t.Errorf("POST: %d %q; want 200 \"got world\"", resp.StatusCode, body)
 	}
 }
+
+// TestHandlerKeepsRequest: a route handler may read its request from a
+// goroutine of its own after it returns (a shadow copy). The gateway set
+// the bounded metric host on that same request once the handler had
+// returned, a data race the race detector reports.
+func TestHandlerKeepsRequest(t *testing.T) {
+	tel := telemetrytest.New(t) // SDK providers: the metric host is set only with telemetry on
+	read := make(chan string)
+	_, srv := start(t, gateway.WithTracerProvider(tel.TracerProvider), gateway.WithMeterProvider(tel.MeterProvider),
+		gateway.WithRoutes(gateway.Route{Pattern: "/keep", Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			go func() {
+				time.Sleep(10 * time.Millisecond) // after the gateway is done with the request
+				read <- r.Host
+			}()
+		})}))
+	resp, _ := get(t, srv, "/keep")
+	if host := <-read; resp.StatusCode != http.StatusOK || host != strings.TrimPrefix(srv.URL, "http://") {
+		t.Errorf("status %d, the handler's goroutine read Host %q; want 200 and the client's %q", resp.StatusCode, host, srv.URL)
+	}
+}
