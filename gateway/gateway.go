@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/netip"
@@ -50,6 +51,7 @@ type Gateway struct {
 	// still reaches upstreams, copied with the other headers).
 	untraced bool
 	pool     bufferPool
+	errorLog *log.Logger // ReverseProxy's, for errors after a response began
 	reg      *telemetry.Registration
 
 	table atomic.Pointer[table]
@@ -163,7 +165,7 @@ func stateOf(ctx context.Context) *reqState {
 // trusted-proxy CIDR, and so on.
 func New(opts ...Option) (*Gateway, error) {
 	cfg := newConfig(opts)
-	g := &Gateway{tp: cfg.tracerProvider, mp: cfg.meterProvider, base: cfg.transport}
+	g := &Gateway{tp: cfg.tracerProvider, mp: cfg.meterProvider, base: cfg.transport, errorLog: cfg.errorLog}
 	// The global providers at the time of New, as every package of the
 	// module takes them; given to otelhttp, they also spare it a tracer
 	// per request.
@@ -545,7 +547,7 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		t.upstreams = append(t.upstreams, u)
 		byName[s.Name] = u
 		rt := &route{spec: &routeSpec{}, up: u}
-		rt.proxy = rt.newProxy(&g.pool)
+		rt.proxy = rt.newProxy(&g.pool, g.errorLog)
 		t.direct[s.Name] = rt
 	}
 	t.byName = byName
@@ -565,7 +567,7 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		var core http.Handler
 		if s.Upstream != "" {
 			rt.up = byName[s.Upstream]
-			rt.proxy = rt.newProxy(&g.pool)
+			rt.proxy = rt.newProxy(&g.pool, g.errorLog)
 			core = http.HandlerFunc(rt.proxyServe)
 		} else {
 			core = s.Handler

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"log"
 	"net/http"
 
 	"go.opentelemetry.io/otel/metric"
@@ -37,6 +38,7 @@ type config struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
 	transport      http.RoundTripper
+	errorLog       *log.Logger
 	newOnly        []string
 }
 
@@ -138,6 +140,21 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) {
 		c.meterProvider = mp
 		c.newOnly = append(c.newOnly, "WithMeterProvider")
+	})
+}
+
+// WithErrorLog sets where the gateway logs the errors that no status code
+// can report any more: a response body that broke off while it was being
+// copied to the client (the upstream's connection reset, the client gone),
+// which httputil.ReverseProxy logs. The default, as for net/http's
+// Server.ErrorLog, is the log package's standard logger;
+// log.New(io.Discard, "", 0) silences them. Every other failure is an
+// answer (502, 503, 504) and is in the spans and metrics. Only [New]
+// takes it.
+func WithErrorLog(l *log.Logger) Option {
+	return optionFunc(func(c *config) {
+		c.errorLog = l
+		c.newOnly = append(c.newOnly, "WithErrorLog")
 	})
 }
 

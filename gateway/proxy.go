@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log"
 	"math"
 	"net"
 	"net/http"
@@ -317,12 +318,13 @@ func (b *bufferPool) Put(buf []byte) {
 }
 
 // newProxy returns the reverse proxy of a route with an upstream.
-func (rt *route) newProxy(pool httputil.BufferPool) *httputil.ReverseProxy {
+func (rt *route) newProxy(pool httputil.BufferPool, errorLog *log.Logger) *httputil.ReverseProxy {
 	p := &httputil.ReverseProxy{
 		Rewrite:      rt.rewrite,
 		Transport:    rt.up,
 		ErrorHandler: rt.proxyError,
 		BufferPool:   pool,
+		ErrorLog:     errorLog,
 	}
 	f := rt.spec.fallback
 	if f != nil && f.Cache == nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -639,4 +640,64 @@ func TestNoopProvidersPassTraceContext(t *testing.T) {
 	if resp.StatusCode != 200 || s.Path != "/v2/orders/42" || s.Header.Get("Traceparent") != tp {
 		t.Errorf("%d, upstream saw %s with traceparent %q; want 200, /v2/orders/42, %q", resp.StatusCode, s.Path, s.Header.Get("Traceparent"), tp)
 	}
+}
+
+// TestErrorLog: a response body that breaks off after the status line was
+// sent can only be logged; it goes to the logger of WithErrorLog, not to
+// the standard logger.
+func TestErrorLog(t *testing.T) {
+	up := newBackend(t, "a")
+	up.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, "partial")
+		w.(http.Flusher).Flush()
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	})
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	_, srv := start(t,
+		gateway.WithErrorLog(log.New(lockedWriter{&mu, &logged}, "gw: ", 0)),
+		gateway.WithUpstreams(gateway.Upstream{Name: "a", Targets: []gateway.Target{up.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "a"}))
+	// The gateway aborts the response (the client sees the connection
+	// close, before or after the status line).
+	if resp, err := srv.Client().Get(srv.URL + "/x"); err == nil {
+		_, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Error("reading the broken body succeeded; want an error")
+		}
+	}
+	// The proxy logs once its copy fails, which may be after the client
+	// saw the connection close: wait for the line (10s is a bound on a
+	// hung test, not a speed requirement).
+	deadline := time.After(10 * time.Second)
+	for {
+		mu.Lock()
+		out := logged.String()
+		mu.Unlock()
+		if strings.Contains(out, "gw: ") && strings.Contains(out, "ReverseProxy") {
+			return
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("nothing logged to WithErrorLog's logger: %q", out)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
