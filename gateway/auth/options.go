@@ -137,7 +137,9 @@ func WithAPIKeyHeader(name string) Option {
 
 // WithAPIKeyQuery also accepts an API key in the query parameter param,
 // which is removed before the request goes upstream. Keys in URLs end up
-// in logs: prefer the header. By default query parameters are not read.
+// in logs (and, on a route that sets [ForwardCredentials], in the
+// url.full attribute of the gateway's client spans): prefer the header.
+// By default query parameters are not read.
 func WithAPIKeyQuery(param string) Option {
 	return optionFunc(func(c *config) { c.apiKeyQuery = param })
 }
@@ -258,6 +260,8 @@ func Anonymous() RouteOption {
 // ForwardCredentials passes the Authorization header (and the API key
 // header or query parameter) on to the upstream. By default they are
 // removed, so that an upstream never sees a credential it could replay.
+// A key forwarded in the query stays in the URL, so the url.full
+// attribute of the gateway's client span carries it.
 func ForwardCredentials() RouteOption {
 	return routeOptionFunc(func(c *routeConfig) { c.forwardCred = true })
 }
