@@ -11,8 +11,8 @@ import (
 // Start records a new saga of def with data and runs it in the
 // background, as [Orchestrator.Start] does, returning its id; use [Wait]
 // for its result. The data's type is def's, so the compiler rejects data
-// of another type (a *Order for a Definition[Order]) that
-// Orchestrator.Start, which takes any definition, can only reject when it
+// of another type (a pointer to the definition's data type, say), which
+// Orchestrator.Start, taking any definition, can only reject when it
 // runs.
 //
 // Start returns Orchestrator.Start's errors, and one for a nil o or def.
