@@ -15,14 +15,16 @@
 //		saga.Step[Order]{
 //			Name: "pay",
 //			Action: func(ctx context.Context, o Order) (func(*Order), error) {
-//				id, err := payments.Charge(ctx, o.ID, saga.IdempotencyKey(ctx))
+//				key := saga.IdempotencyKey(ctx) // for the payment service
+//				id, err := payments.Charge(ctx, o.ID, key)
 //				if err != nil {
 //					return nil, err // retried, then compensated
 //				}
 //				return func(o *Order) { o.PaymentID = id }, nil
 //			},
 //			Compensate: func(ctx context.Context, o Order) error {
-//				return payments.Refund(ctx, o.PaymentID, saga.IdempotencyKey(ctx))
+//				key := saga.IdempotencyKey(ctx)
+//				return payments.Refund(ctx, o.PaymentID, key)
 //			},
 //		},
 //		saga.Step[Order]{
@@ -49,7 +51,8 @@
 //		return err
 //	}
 //
-//	id, err := saga.Start(ctx, o, def, Order{ID: "A-1001"}, saga.WithID("A-1001"))
+//	order := Order{ID: "A-1001"}
+//	id, err := saga.Start(ctx, o, def, order, saga.WithID(order.ID))
 //	if err != nil {
 //		return err
 //	}
