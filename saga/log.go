@@ -108,7 +108,8 @@ type Transition struct {
 	// Error is the message of the error that failed the attempt, or that
 	// made the saga change its status; for the change to Resolved, the
 	// reason given to [Orchestrator.Resolve]. The orchestrator writes at
-	// most 8 KiB of it, passed through [ValidText].
+	// most 8 KiB of it (a longer one is cut, on a character, and followed
+	// by its length: "…(12345 bytes)"), passed through [ValidText].
 	Error string
 	// At is when the transition was recorded, set by the log.
 	At time.Time

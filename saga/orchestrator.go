@@ -243,8 +243,10 @@ func (o *Orchestrator) register(d Definer) error {
 // Start records a new saga of def with data and runs it in the background;
 // it returns the saga's id once the saga is in the log, so that a crash
 // from then on does not lose it. Use [Orchestrator.Wait] for its outcome.
+// [Start], the function, is the same with data whose type the compiler
+// checks against def's.
 //
-// data must be of def's data type. ctx bounds the write to the log; its
+// data must be of def's data type (not a pointer to it). ctx bounds the write to the log; its
 // values (the trace) but not its cancellation pass on to the saga, which
 // runs until it ends or the orchestrator closes. The saga's span, "saga
 // <name>", is a child of ctx's span, and the log's writes of the saga,

@@ -111,8 +111,9 @@ type StepError struct {
 	// log the orchestrator cannot read.
 	Step  string
 	Phase Phase
-	// Message is the rest of the error's message, as the log keeps it (at
-	// most 8 KiB, passed through [ValidText]).
+	// Message is the rest of the error's message: as the log keeps it
+	// (cut to 8 KiB, see [Transition], and passed through [ValidText]),
+	// or whole when Unwrap returns the error itself.
 	Message string
 
 	err error
