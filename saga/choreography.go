@@ -66,7 +66,8 @@ func phaseOf(m cqrs.Message) Phase {
 // Outcome is what a [Reaction] publishes after its local transaction: the
 // next event of the saga ([Next]), a compensating event ([Compensation]),
 // or, for the zero Outcome, nothing: the saga, or its compensation, ends
-// there.
+// there. It belongs to a [Choreography]; how an orchestrated saga ended
+// is its [Status] (see [Result]).
 type Outcome struct {
 	topic      string
 	msgs       []cqrs.Message

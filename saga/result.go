@@ -50,8 +50,8 @@ type Result[D any] struct {
 // the final data decoded into a D, and the error that made the saga
 // compensate or stop. It works for a saga run by o and for one run by
 // another orchestrator sharing o's log, in this process or another: the
-// result comes from the log (or, for a saga o ran, from the run, which
-// wrote the same to the log).
+// result comes from the log, or, for a saga whose run o has in progress
+// when Wait is called, from the run, which writes the same to the log.
 //
 // The error Wait returns is about the waiting, not the saga: ctx's error
 // when ctx ends first (the Result then holds the status so far, "" if
