@@ -66,7 +66,8 @@ func phaseOf(m cqrs.Message) Phase {
 // Outcome is what a [Reaction] publishes after its local transaction: the
 // next event of the saga ([Next]), a compensating event ([Compensation]),
 // or, for the zero Outcome, nothing: the saga, or its compensation, ends
-// there.
+// there. It belongs to a [Choreography]; how an orchestrated saga ended
+// is its [Status] (see [Result]).
 type Outcome struct {
 	topic      string
 	msgs       []cqrs.Message
@@ -196,13 +197,20 @@ type Choreography struct {
 
 // NewChoreography returns a choreography of the saga called name (the
 // saga.name attribute) on bus, with no reactions. It fails, naming every
-// bad argument, when name is empty or bus is nil.
+// bad argument, when name is empty, longer than [MaxNameLen] bytes or not
+// text any backend can store (a NUL byte, invalid UTF-8), or bus is nil.
+// Nil options are ignored.
 func NewChoreography(name string, bus cqrs.EventBus, opts ...ChoreographyOption) (*Choreography, error) {
 	var errs []error
-	if name == "" {
+	switch {
+	case name == "":
 		errs = append(errs, errors.New("name must not be empty"))
+	case len(name) > MaxNameLen:
+		errs = append(errs, fmt.Errorf("name: %d bytes; at most %d", len(name), MaxNameLen))
+	case ValidText(name) != name:
+		errs = append(errs, errors.New("name: has a NUL byte or is not UTF-8"))
 	}
-	if bus == nil {
+	if isNil(bus) {
 		errs = append(errs, errors.New("bus must not be nil"))
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -82,14 +82,14 @@ type Step[D any] struct {
 
 	// Retry is the step's retry policy for transient errors. The default
 	// for compensatable steps and the pivot makes 3 attempts, backing off
-	// exponentially from 100ms; for Retriable steps it makes 20, backing
-	// off from 100ms to 30s, before the saga needs attention. Each wait is
-	// drawn at random up to the backoff's (full jitter), so a step that
-	// keeps failing is given up after half the sum of the waits on
-	// average, and their sum at most: 0.15s (0.3s at most) by default,
-	// and about 3 minutes (5m51s at most) for Retriable steps, measured at
-	// 1m47s to 4m13s over 200 sagas. The default policies are the
-	// orchestrator's, and their
+	// exponentially from 100ms to 10s; for Retriable steps it makes 20
+	// attempts, backing off exponentially from 100ms to 30s, before the
+	// saga needs attention. Each wait is drawn at random up to the
+	// backoff's (full jitter), so a step that keeps failing is given up
+	// after half the sum of the backoff's waits on average, and their sum
+	// at most, plus the attempts' own time: after 150ms on average, 300ms
+	// at most, by default, and for Retriable steps after 2m56s on average,
+	// 5m51s at most. The default policies are the orchestrator's, and their
 	// spans and metrics (a "retry" span around the attempts after the
 	// first; retry.name saga.step) go to its providers. A policy set here
 	// keeps its own providers, the global ones unless it was built with

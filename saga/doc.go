@@ -2,20 +2,86 @@
 // commit on their own, with compensations that undo the completed steps
 // when a later one fails. The [Orchestrator] runs inside the service — no
 // server, no cluster — records every transition in a durable [Log]
-// (saga/pglog keeps it in PostgreSQL; [MemoryLog] in memory), and resumes
-// unfinished sagas after a crash with [Orchestrator.Recover]. For teams that
-// prefer no central coordinator, [Choreography] wires the same pattern onto
-// a cqrs.EventBus.
+// ([github.com/otelpatterns/patterns/saga/pglog] keeps it in PostgreSQL;
+// [MemoryLog] in memory), and resumes unfinished sagas after a crash with
+// [Orchestrator.Recover]. For teams that prefer no central coordinator,
+// [Choreography] wires the same pattern onto a [cqrs.EventBus].
+//
+// A saga of two steps, the second the pivot, run and waited for:
+//
+//	type Order struct{ ID, PaymentID, ShipmentID string }
+//
+//	def, err := saga.Define("order", 1,
+//		saga.Step[Order]{
+//			Name: "pay",
+//			Action: func(ctx context.Context, o Order) (func(*Order), error) {
+//				key := saga.IdempotencyKey(ctx) // for the payment service
+//				id, err := payments.Charge(ctx, o.ID, key)
+//				if err != nil {
+//					return nil, err // retried, then compensated
+//				}
+//				return func(o *Order) { o.PaymentID = id }, nil
+//			},
+//			Compensate: func(ctx context.Context, o Order) error {
+//				key := saga.IdempotencyKey(ctx)
+//				return payments.Refund(ctx, o.PaymentID, key)
+//			},
+//		},
+//		saga.Step[Order]{
+//			Name:  "ship",
+//			Pivot: true, // once shipped, the order is not undone
+//			Action: func(ctx context.Context, o Order) (func(*Order), error) {
+//				id, err := shipping.Ship(ctx, o.ID, saga.IdempotencyKey(ctx))
+//				if err != nil {
+//					return nil, err
+//				}
+//				return func(o *Order) { o.ShipmentID = id }, nil
+//			},
+//		},
+//	)
+//	if err != nil {
+//		return err
+//	}
+//	o, err := saga.NewOrchestrator(sagaLog, saga.WithDefinitions(def))
+//	if err != nil {
+//		return err
+//	}
+//	defer o.Close(ctx)
+//	if _, err := o.Recover(ctx); err != nil { // what a crash left unfinished
+//		return err
+//	}
+//
+//	order := Order{ID: "A-1001"}
+//	id, err := saga.Start(ctx, o, def, order, saga.WithID(order.ID))
+//	if err != nil {
+//		return err
+//	}
+//	res, err := saga.Wait(ctx, o, def, id)
+//	if err != nil {
+//		return err // ctx ended, or the log failed
+//	}
+//	switch res.Status {
+//	case saga.Completed:
+//		fmt.Println("shipped as", res.Data.ShipmentID)
+//	case saga.Compensated:
+//		fmt.Println("refunded:", res.Err) // a *saga.StepError naming the step
+//	}
+//
+// [Start] and [Wait] are the typed forms of [Orchestrator.Start] and
+// [Orchestrator.Wait]: the compiler checks the data against the
+// definition, and Wait decodes the saga's final data into a D and tells
+// why it did not complete ([Result], [StepError]), whether the saga ran
+// in this process or in another sharing the log.
 //
 // # Definitions
 //
-// [Define] builds a named, versioned [Definition] from [Step]s over a typed
-// saga data D. Each step has an action, a compensation, a retry policy and
-// a timeout; steps may name the steps they come [Step.After], forming a
-// graph whose independent steps run in parallel. Define rejects a
-// definition with a cycle, a duplicate name, an unknown After, a second
-// pivot, or a step that needs a compensation and has none, naming the
-// step.
+// [Define] builds a named, versioned [Definition] from steps ([Step])
+// over a typed saga data D. Each step has an action, a compensation, a
+// retry policy and a timeout; steps may name the steps they come after
+// ([Step.After]), forming a graph whose independent steps run in
+// parallel. Define rejects a definition with a cycle, a duplicate name,
+// an unknown After, a second pivot, or a step that needs a compensation
+// and has none, naming the step.
 //
 // Actions receive a copy of the data and return a function recording their
 // result in it, which the orchestrator applies to the current data and
@@ -23,7 +89,51 @@
 // carries a [StepInfo]; its [StepInfo.IdempotencyKey] (saga id, step and
 // phase) is the key to pass to remote services.
 //
-// # Outcomes
+// # Lifecycle and the pivot
+//
+// A saga's [Status] moves as follows; completed, compensated and
+// resolved are final, and needs_attention waits for a person:
+//
+//	                       Start / Recover
+//	                             |
+//	                             v
+//	 +-------------------------------------------------------+
+//	 | running: the steps run forward, in parallel where     |
+//	 | After allows; every attempt is in the log before it   |
+//	 | runs, and its outcome after                           |
+//	 +-------------------------------------------------------+
+//	    |                    |                         |
+//	    | every step         | a step before the pivot | a Retriable step
+//	    | succeeded          | (or the pivot) failed   | after the pivot
+//	    |                    | for good                | gave up
+//	    v                    v                         |
+//	completed          compensating:                   |
+//	                   undo the steps done,            |
+//	                   in reverse order                |
+//	                    |              |               |
+//	         all undone |              | a compensation|
+//	                    |              | gave up       |
+//	                    v              v               |
+//	               compensated   needs_attention <-----+
+//	                              |           |
+//	              Orchestrator.Retry         Orchestrator.Resolve
+//	                              |           |
+//	                              v           v
+//	          running or compensating,     resolved
+//	          where it stopped
+//
+// The pivot is the point of no return. Until it succeeds, a step that
+// fails for good makes the saga compensate: the steps that completed are
+// undone, and the saga ends compensated. Once the pivot has succeeded the
+// saga only goes forward: the steps after it are Retriable, retried until
+// they succeed, never compensated, and one whose retry policy runs out
+// stops the saga in status needs_attention instead of undoing the pivot.
+// A saga without a pivot is compensatable to its last step.
+//
+// # Failures, retries and compensation
+//
+// (How a saga's steps fail; for what a [Reaction] of a choreography
+// publishes, see [Outcome].)
 //
 // An action's error is transient, and retried per the step's policy, unless
 // it is a [retry.Permanent] error or the policy runs out: the step fails
@@ -49,7 +159,8 @@
 // undoes what is left by hand and calls [Orchestrator.Resolve] with the
 // reason: the status becomes [Resolved], for good. Either is recorded in
 // the log, so a recovery or another orchestrator sees it; the log must be
-// a [Reopener], as [MemoryLog] and saga/pglog are.
+// a [Reopener], as [MemoryLog] and
+// [github.com/otelpatterns/patterns/saga/pglog] are.
 //
 // # Durability and leases
 //
@@ -134,7 +245,8 @@
 //   - retry.attempts, retry.calls and retry.delay, from the meter of
 //     package retry, by the same retry.name.
 //
-// A [Log] that traces its calls, as saga/pglog does, has the saga's span
+// A [Log] that traces its calls, as
+// [github.com/otelpatterns/patterns/saga/pglog] does, has the saga's span
 // as the parent of the calls of a saga's run (Create, Append, Load and
 // Release), or the log's retry span for a write tried again (with, when
 // a try finds that an earlier one was written after all, a Load and a

@@ -108,7 +108,8 @@ type Transition struct {
 	// Error is the message of the error that failed the attempt, or that
 	// made the saga change its status; for the change to Resolved, the
 	// reason given to [Orchestrator.Resolve]. The orchestrator writes at
-	// most 8 KiB of it, passed through [ValidText].
+	// most 8 KiB of it (a longer one is cut, on a character, and followed
+	// by its length: "…(12345 bytes)"), passed through [ValidText].
 	Error string
 	// At is when the transition was recorded, set by the log.
 	At time.Time
@@ -116,7 +117,8 @@ type Transition struct {
 
 // Log keeps sagas and their transitions durably, and leases each
 // unfinished saga to one orchestrator at a time, so that no two run it at
-// once. [MemoryLog] keeps them in memory; saga/pglog in PostgreSQL.
+// once. [MemoryLog] keeps them in memory;
+// [github.com/otelpatterns/patterns/saga/pglog] in PostgreSQL.
 //
 // A lease is held by an owner (an orchestrator's identity) until it
 // expires, is released, or the saga reaches a final status. An owner still
@@ -127,7 +129,7 @@ type Transition struct {
 // Every method returns an error matching ctx's error, having changed
 // nothing, once ctx is done. Implementations are safe for concurrent use,
 // also by several processes sharing the log, and pass the conformance
-// suite in saga/logtest.
+// suite in [github.com/otelpatterns/patterns/saga/logtest].
 //
 // Text (a Transition's Error, the keys and values of a Record's Trace)
 // may hold any bytes: a log must store it without failing, either as
@@ -177,8 +179,10 @@ type Log interface {
 
 // Reopener is a [Log] that can hand a saga that stopped in status
 // NeedsAttention back to an orchestrator, so that a person can resolve it
-// ([Orchestrator.Retry], [Orchestrator.Resolve]). MemoryLog and saga/pglog
-// implement it; saga/logtest checks it in the logs that do.
+// ([Orchestrator.Retry], [Orchestrator.Resolve]). [MemoryLog] and
+// [github.com/otelpatterns/patterns/saga/pglog] implement it;
+// [github.com/otelpatterns/patterns/saga/logtest] checks it in the logs
+// that do.
 type Reopener interface {
 	// Reopen leases saga id, whose status must be NeedsAttention, to owner
 	// for lease, unless another owner holds an unexpired lease on it (from

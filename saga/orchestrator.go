@@ -92,9 +92,12 @@ type definition struct {
 // NewOrchestrator returns an orchestrator that records sagas in log. It
 // starts a goroutine that renews leases and one that recovers sagas (see
 // [WithRecoverInterval]): call [Orchestrator.Close] to stop them. It
-// returns an error naming each bad argument: a nil log, a nil definition,
-// two definitions with one name and version, a lease under a second, a
-// negative recover interval.
+// returns an error naming each bad argument and option: a nil log, a nil
+// definition or two definitions with one name and version
+// ([WithDefinitions]), an empty or unstorable [WithOwner], a lease under a
+// second ([WithLease]), a nil [WithCodec], [WithCompensationRetry] or
+// [WithNeedsAttention], a negative [WithRecoverInterval]. Nil options are
+// ignored.
 func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	cfg := config{lease: DefaultLease, codec: JSON{}}
 	for _, o := range opts {
@@ -103,14 +106,29 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 		}
 	}
 	var errs []error
-	if log == nil {
+	if isNil(log) {
 		errs = append(errs, errors.New("nil log"))
+	}
+	if cfg.ownerSet {
+		switch {
+		case cfg.owner == "":
+			errs = append(errs, errors.New(`WithOwner(""): empty`))
+		case ValidText(cfg.owner) != cfg.owner:
+			errs = append(errs, fmt.Errorf("WithOwner(%q): has a NUL byte or is not UTF-8", cfg.owner))
+		}
 	}
 	if cfg.lease < time.Second {
 		errs = append(errs, fmt.Errorf("WithLease(%v): under a second", cfg.lease))
 	}
-	if cfg.codec == nil {
+	if isNil(cfg.codec) {
+		errs = append(errs, errors.New("WithCodec(nil): nil codec"))
 		cfg.codec = JSON{}
+	}
+	if cfg.compensationSet && cfg.compensation == nil {
+		errs = append(errs, errors.New("WithCompensationRetry(nil): nil retrier"))
+	}
+	if cfg.needsAttentionSet && cfg.needsAttention == nil {
+		errs = append(errs, errors.New("WithNeedsAttention(nil): nil function"))
 	}
 	// The default policies report to the orchestrator's providers, as its
 	// own spans and metrics do.
@@ -119,8 +137,7 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 			retry.WithTracerProvider(cfg.tp), retry.WithMeterProvider(cfg.mp))...)
 	}
 	if cfg.compensation == nil {
-		cfg.compensation = newRetry("saga.compensation", retry.WithMaxAttempts(10),
-			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second)))
+		cfg.compensation = newRetry("saga.compensation", defaultCompensationPolicy.options()...)
 	}
 	switch {
 	case !cfg.recoverSet:
@@ -133,9 +150,8 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	}
 	o := &Orchestrator{log: log, cfg: cfg, codec: cfg.codec, tel: newInstruments(cfg.tp, cfg.mp), epoch: time.Now(),
 		defs: map[defKey]*definition{}, runs: map[string]*run{}, resolving: map[string]bool{},
-		stepRetry: newRetry("saga.step"),
-		retriableRetry: newRetry("saga.step", retry.WithMaxAttempts(20),
-			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 30*time.Second))),
+		stepRetry:      newRetry("saga.step", defaultStepPolicy.options()...),
+		retriableRetry: newRetry("saga.step", defaultRetriablePolicy.options()...),
 		// Log writes are retried while the lease holds (run.writeWith
 		// says when to give up), unless the lease is lost, so that an
 		// outage of the database shorter than two thirds of the lease
@@ -147,9 +163,9 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 				return !errors.Is(err, ErrLeaseLost) && !errors.Is(err, ErrNotFound)
 			})),
 	}
-	for _, d := range cfg.defs {
+	for i, d := range cfg.defs {
 		if err := o.register(d); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("WithDefinitions: definition %d: %w", i+1, err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -169,6 +185,19 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 // monotonic clock: the clock of leaseFrom.
 func (o *Orchestrator) since() int64 { return int64(time.Since(o.epoch)) }
 
+// isNil reports whether v is nil, or an interface holding a nil pointer,
+// map, function, channel or slice.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}
+
 func defaultOwner() string {
 	host, _ := os.Hostname()
 	var b [4]byte
@@ -182,8 +211,8 @@ func (o *Orchestrator) Owner() string { return o.cfg.owner }
 // register adds d to the known definitions; registering the same
 // definition again does nothing.
 func (o *Orchestrator) register(d Definer) error {
-	if d == nil || reflect.ValueOf(d).IsNil() {
-		return errors.New("nil definition")
+	if isNil(d) {
+		return errors.New("nil")
 	}
 	s := d.definition()
 	if s == nil {
@@ -192,7 +221,7 @@ func (o *Orchestrator) register(d Definer) error {
 	k := defKey{s.name, s.version}
 	if old, ok := o.defs[k]; ok {
 		if old.spec != s {
-			return fmt.Errorf("two definitions of saga %q version %d", s.name, s.version)
+			return fmt.Errorf("another definition of saga %q version %d is registered", s.name, s.version)
 		}
 		return nil
 	}
@@ -214,8 +243,10 @@ func (o *Orchestrator) register(d Definer) error {
 // Start records a new saga of def with data and runs it in the background;
 // it returns the saga's id once the saga is in the log, so that a crash
 // from then on does not lose it. Use [Orchestrator.Wait] for its outcome.
+// [Start], the function, is the same with data whose type the compiler
+// checks against def's.
 //
-// data must be of def's data type. ctx bounds the write to the log; its
+// data must be of def's data type (not a pointer to it). ctx bounds the write to the log; its
 // values (the trace) but not its cancellation pass on to the saga, which
 // runs until it ends or the orchestrator closes. The saga's span, "saga
 // <name>", is a child of ctx's span, and the log's writes of the saga,
@@ -232,7 +263,7 @@ func (o *Orchestrator) register(d Definer) error {
 // it. Start it again with the same WithID to find out: ErrExists says it
 // is there.
 func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ...StartOption) (string, error) {
-	if def == nil || reflect.ValueOf(def).IsNil() {
+	if isNil(def) {
 		return "", errors.New("saga: Start: nil definition")
 	}
 	s := def.definition()
@@ -245,7 +276,7 @@ func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ..
 			opt.applyStart(&sc)
 		}
 	}
-	if sc.id == "" {
+	if !sc.idSet {
 		sc.id = uuid.NewString()
 	} else if err := checkName(sc.id); err != nil {
 		return "", fmt.Errorf("saga: Start %q: WithID(%q): %v", s.name, sc.id, err)
@@ -498,44 +529,78 @@ func (o *Orchestrator) resume(ctx, parent context.Context, claimed Record, lease
 }
 
 // Wait waits for saga id to end and returns its final status with, for a
-// saga that did not complete, the error that made it compensate or stop.
+// saga that did not complete, the error that made it compensate or stop,
+// a [*StepError]. [Wait], the function, returns the saga's final data
+// too, decoded; prefer it when the definition is at hand.
 //
 // For a saga this orchestrator runs, Wait returns when the run ends (a
 // run that stops a saga in status NeedsAttention ends once its
 // WithNeedsAttention function returns: Wait then reads the log, where an
 // operator may have retried or resolved the saga meanwhile). If the run
 // stops before the saga ends (the orchestrator closed or lost the lease),
-// or the saga runs elsewhere, Wait polls the log until it ends or ctx is
-// done. It returns ctx's error, with the status so far ("" if it
-// never learnt it), when ctx ends first, also in the middle of a load from
-// the log, and an error matching [ErrNotFound] for an unknown id. A saga
-// that an operator resolved ([Resolved]) comes with the error that made it
-// need attention.
+// or the saga runs elsewhere, Wait polls the log every 100ms until it
+// ends or ctx is done. It returns ctx's error, with the status so far (""
+// if it never learnt it), when ctx ends first, also in the middle of a
+// load from the log, and an error matching [ErrNotFound] for an unknown
+// id. A saga that an operator resolved ([Resolved]) comes with the error
+// that made it need attention.
 func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
+	e, err := o.wait(ctx, id, nil)
+	if err != nil {
+		return e.status, err
+	}
+	if e.failure != nil {
+		return e.status, e.failure
+	}
+	return e.status, nil
+}
+
+// ended is how a saga ended, as wait finds it.
+type ended struct {
+	status  Status
+	failure *StepError // nil for a saga that completed
+	data    []byte     // the final data, encoded
+}
+
+// wait is Wait. It calls check, if not nil, with the saga's name as soon
+// as it knows it, and returns check's error. On an error, the ended it
+// returns holds the status so far alone.
+func (o *Orchestrator) wait(ctx context.Context, id string, check func(name string) error) (ended, error) {
 	var last Status
 	o.mu.Lock()
 	r := o.runs[id]
 	o.mu.Unlock()
 	if r != nil {
+		if check != nil {
+			if err := check(r.rec.Name); err != nil {
+				return ended{}, err
+			}
+			check = nil
+		}
 		select {
 		case <-r.done:
+			r.mu.Lock()
+			final, failure, data := r.final, r.failure, r.data
+			r.mu.Unlock()
 			switch {
-			case r.final == NeedsAttention:
+			case final == NeedsAttention:
 				// An operator, here or elsewhere, may have retried or
 				// resolved the saga while its run told WithNeedsAttention's
 				// function: the log says.
 				rec, ts, err := o.log.Load(ctx, id)
 				switch {
-				case err != nil || rec.Status == NeedsAttention:
-					return r.final, r.failure
+				case err != nil:
+					return ended{final, failureOf(failure), data}, nil
+				case rec.Status == NeedsAttention:
+					return ended{final, failureOf(failure), dataFrom(rec, ts)}, nil
 				case rec.Status.Final():
-					return rec.Status, failureFrom(rec.Status, ts)
+					return endedFrom(rec, ts), nil
 				}
-			case r.final.Final():
-				return r.final, r.failure
+			case final.Final():
+				return ended{final, failureOf(failure), data}, nil
 			}
 		case <-ctx.Done():
-			return r.status(), ctx.Err()
+			return ended{status: r.status()}, ctx.Err()
 		}
 		last = r.status()
 	}
@@ -545,20 +610,42 @@ func (o *Orchestrator) Wait(ctx context.Context, id string) (Status, error) {
 		rec, ts, err := o.log.Load(ctx, id)
 		if err != nil {
 			if ctx.Err() != nil {
-				return last, ctx.Err()
+				return ended{status: last}, ctx.Err()
 			}
-			return last, err
+			return ended{status: last}, err
+		}
+		if check != nil {
+			if err := check(rec.Name); err != nil {
+				return ended{}, err
+			}
+			check = nil
 		}
 		last = rec.Status
 		if rec.Status.Final() {
-			return rec.Status, failureFrom(rec.Status, ts)
+			return endedFrom(rec, ts), nil
 		}
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return rec.Status, ctx.Err()
+			return ended{status: rec.Status}, ctx.Err()
 		}
 	}
+}
+
+// endedFrom returns how the saga of rec and ts, which has ended, ended.
+func endedFrom(rec Record, ts []Transition) ended {
+	return ended{rec.Status, failureFrom(rec.Status, ts), dataFrom(rec, ts)}
+}
+
+// dataFrom returns the saga's last data, encoded: that of its last
+// transition with data, or else that of its record.
+func dataFrom(rec Record, ts []Transition) []byte {
+	for i := len(ts) - 1; i >= 0; i-- {
+		if ts[i].Data != nil {
+			return ts[i].Data
+		}
+	}
+	return rec.Data
 }
 
 // Retry takes saga id, which stopped in status [NeedsAttention], up again

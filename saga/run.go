@@ -1122,13 +1122,13 @@ func (e *PanicError) Unwrap() error {
 // status, for Wait on a saga run elsewhere: for a resolved saga, the one
 // that made it need attention, not the operator's reason; for a saga
 // compensated after a retry, the one that made it compensate.
-func failureFrom(st Status, ts []Transition) error {
+func failureFrom(st Status, ts []Transition) *StepError {
 	if st == Completed {
 		return nil
 	}
 	for i := len(ts) - 1; i >= 0; i-- {
 		if ts[i].Status != "" && ts[i].Status != Resolved && ts[i].Error != "" {
-			return errors.New(ts[i].Error)
+			return parseFailure(ts[i].Error, nil)
 		}
 	}
 	return nil

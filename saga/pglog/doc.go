@@ -24,7 +24,7 @@
 // the log's last call. The log is a [saga.Reopener], so that operators can
 // retry or resolve a saga that needs attention ([saga.Orchestrator.Retry],
 // [saga.Orchestrator.Resolve]), and passes the conformance suite of
-// saga/logtest.
+// [github.com/otelpatterns/patterns/saga/logtest].
 //
 // # Tables
 //
