@@ -131,7 +131,7 @@ func (s *MemorySnapshots) LoadSnapshot(ctx context.Context, streamID string) (Sn
 // SaveSnapshot implements [SnapshotStore.SaveSnapshot]. It rejects what
 // [CheckSnapshot] rejects, with an error matching [ErrInvalidArgument].
 func (s *MemorySnapshots) SaveSnapshot(ctx context.Context, snap Snapshot) error {
-	if err := CheckSnapshot(snap); err != nil {
+	if err := checkSnapshot(snap); err != nil {
 		return fmt.Errorf("eventsource: saving a snapshot: %w", err)
 	}
 	if err := ctx.Err(); err != nil {

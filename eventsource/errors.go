@@ -150,12 +150,8 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)
 }
 
-// CheckAppend validates the arguments of [Store.Append]; stores call it so
-// that every implementation rejects the same input. Besides the rules of
-// Append, the stream id, event types and metadata must be text every store
-// can keep: valid UTF-8 without NUL bytes (PostgreSQL's text type holds
-// nothing else).
-func CheckAppend(streamID string, expected ExpectedVersion, events []NewEvent) error {
+// checkAppend is storekit.CheckAppend, which documents it.
+func checkAppend(streamID string, expected ExpectedVersion, events []NewEvent) error {
 	var errs []error
 	if streamID == "" {
 		errs = append(errs, invalid("empty stream id"))
@@ -187,12 +183,8 @@ func CheckAppend(streamID string, expected ExpectedVersion, events []NewEvent) e
 	return errors.Join(errs...)
 }
 
-// CheckSnapshot validates a snapshot for [SnapshotStore.SaveSnapshot];
-// stores call it so that every implementation rejects the same input: an
-// empty stream id or one that is not text a store can keep (see
-// [CheckAppend]), or a negative version. The error matches
-// [ErrInvalidArgument].
-func CheckSnapshot(s Snapshot) error {
+// checkSnapshot is storekit.CheckSnapshot, which documents it.
+func checkSnapshot(s Snapshot) error {
 	var errs []error
 	if s.StreamID == "" {
 		errs = append(errs, invalid("empty stream id"))

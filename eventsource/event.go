@@ -66,7 +66,7 @@ func Exact(v int64) ExpectedVersion {
 }
 
 // negativeExact is what Exact makes of a negative version: a value below
-// Any, which CheckAppend rejects.
+// Any, which checkAppend rejects.
 const negativeExact ExpectedVersion = math.MinInt64
 
 // MaxBatch is the most events one Append may write.

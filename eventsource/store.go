@@ -59,13 +59,8 @@ type Store interface {
 	Subscribe(ctx context.Context, afterPosition int64) iter.Seq2[Event, error]
 }
 
-// PrepareAppend gives events without an ID a random one, and adds the
-// trace context of ctx to their metadata, so that readers can link their
-// work to the append: through the global propagator
-// ([otel.GetTextMapPropagator]), or the W3C trace context when the service
-// has set none. Keys the caller set are kept. Stores call it; it copies
-// rather than changes the caller's events.
-func PrepareAppend(ctx context.Context, events []NewEvent) []NewEvent {
+// prepareAppend is storekit.PrepareAppend, which documents it.
+func prepareAppend(ctx context.Context, events []NewEvent) []NewEvent {
 	out := make([]NewEvent, len(events))
 	carrier := propagation.MapCarrier{}
 	propagator().Inject(ctx, carrier)
@@ -92,7 +87,11 @@ func PrepareAppend(ctx context.Context, events []NewEvent) []NewEvent {
 
 // TraceContext returns the context of the append that recorded e, from its
 // metadata, for a link: trace.LinkFromContext(eventsource.TraceContext(ctx, e)).
-// It reads what [PrepareAppend] wrote, with the same propagator.
+// Stores write it when they append (see
+// [github.com/otelpatterns/patterns/eventsource/storekit.PrepareAppend]),
+// through the global propagator ([otel.GetTextMapPropagator]), or the W3C
+// trace context when the service has set none; TraceContext reads it with
+// the same propagator.
 func TraceContext(ctx context.Context, e Event) context.Context {
 	return propagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
 }

@@ -245,6 +245,7 @@
 //     one process it holds the latest reading of any of them.
 //
 // The events appended carry, in their metadata, the trace context of the
-// append's span (see [eventsource.PrepareAppend]), so that the spans of
+// append's span (see
+// [github.com/otelpatterns/patterns/eventsource/storekit.PrepareAppend]), so that the spans of
 // the projections and relays that read them link to the append.
 package pgstore

@@ -38,7 +38,7 @@ func (s *snapshots) streamID(t *testing.T, name string) string {
 // error matching [eventsource.ErrNotFound]; Save replaces a snapshot with
 // one of a newer version or of another format, and may skip one of an
 // older or the same version and the same format; Save rejects what
-// [eventsource.CheckSnapshot] rejects, with an error that does not carry
+// [storekit.CheckSnapshot] rejects, with an error that does not carry
 // a long stream id whole; Delete removes a snapshot and is no error for
 // one that does not exist; a done context fails a call.
 func RunSnapshots(t *testing.T, newStore func(t *testing.T) eventsource.SnapshotStore) {
