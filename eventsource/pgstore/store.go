@@ -140,23 +140,26 @@ WHERE old.version < excluded.version OR old.format <> excluded.format`),
 // New returns a store that keeps its tables in the schema of [WithSchema]
 // ("eventsource" by default) of the pool's database. It does not touch the
 // database: call [Store.Migrate] to create or upgrade the tables. It
-// returns an error naming each bad argument: a nil pool, a bad schema name
-// or poll interval.
+// returns one error naming each bad argument: a nil pool or option, a bad
+// schema name ([WithSchema]), poll interval or timeout.
 //
 // Each live [Store.Subscribe] holds one of the pool's connections for as
 // long as it runs, so size the pool (pool_max_conns) for the subscriptions
 // plus the appends and reads that run at once.
 func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	c := defaultConfig()
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&c)
-		}
-	}
-	errs := c.validate()
+	var errs []error
 	if pool == nil {
-		errs = append([]error{errors.New("pool is nil")}, errs...)
+		errs = append(errs, errors.New("pool is nil"))
 	}
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("option %d is nil", i+1))
+			continue
+		}
+		o.apply(&c)
+	}
+	errs = append(errs, c.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pgstore: New: %w", err)
 	}

@@ -93,6 +93,9 @@ func Run(t *testing.T, newStore func(t *testing.T) eventsource.Store) {
 		{"Command/InvalidID", testCommandInvalid},
 		{"Command/ConcurrentDuplicates", testCommandRace},
 	}
+	if newStore == nil {
+		t.Fatal("storetest.Run: newStore is nil")
+	}
 	run := uuid.NewString()[:8]
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
