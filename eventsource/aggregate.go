@@ -93,7 +93,7 @@ type Snapshot struct {
 	// Version is the version of the stream's last event the state holds.
 	Version int64
 	// Format is the version of the encoding of the state, which
-	// [WithSnapshotFormat] sets: a [Repository] ignores snapshots of
+	// WithSnapshotFormat sets: a Repository ignores snapshots of
 	// another format.
 	Format int
 	Data   []byte
@@ -107,13 +107,13 @@ type Snapshot struct {
 // [github.com/otelpatterns/patterns/eventsource/storetest].
 type SnapshotStore interface {
 	// LoadSnapshot returns the stream's snapshot, or an error matching
-	// [ErrNotFound] when there is none.
+	// ErrNotFound when there is none.
 	LoadSnapshot(ctx context.Context, streamID string) (Snapshot, error)
 	// SaveSnapshot replaces the stream's snapshot with s if s is of a
 	// newer version or of another format, and may skip s if it is of an
 	// older or the same version and the same format. An empty stream id,
 	// one that is not valid UTF-8 or holds a NUL byte, or a negative
-	// version is an error matching [ErrInvalidArgument].
+	// version is an error matching ErrInvalidArgument.
 	SaveSnapshot(ctx context.Context, s Snapshot) error
 }
 

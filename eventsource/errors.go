@@ -21,7 +21,11 @@ var ErrConcurrencyConflict error = &sentinel{"eventsource: concurrency conflict"
 var ErrUnknownEventType error = &sentinel{"eventsource: unknown event type", "eventsource.unknown_event_type"}
 
 // ErrInvalidArgument is matched by the error of a call with bad input: an
-// empty stream id, too many or no events, an empty event type.
+// append with an empty stream id, a negative [Exact] version, no events
+// or more than [MaxBatch], an event without a type, text that is not
+// valid UTF-8 or holds a NUL byte, a bad command ID ([CheckCommandID]);
+// a nil aggregate, event, registry or repository. The message names the
+// argument.
 var ErrInvalidArgument error = &sentinel{"eventsource: invalid argument", "eventsource.invalid_argument"}
 
 // ErrNotFound is matched by the error of loading an aggregate whose stream

@@ -21,7 +21,7 @@ type Event struct {
 	// Positions increase in the order readers see events; there may be
 	// gaps, which are never filled later.
 	Position int64
-	// Type names the event's Go type in a [Registry].
+	// Type names the event's Go type in a Registry.
 	Type string
 	// Data is the encoded event.
 	Data []byte
