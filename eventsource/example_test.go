@@ -211,3 +211,33 @@ func ExampleTraceContext() {
 	}
 	// Output: order.placed.v1 links to trace 4bf90000000000000000000000000000
 }
+
+// A registry encodes with encoding/json unless told otherwise; a codec of
+// the service's choosing (gob here) is set once, for every type.
+func ExampleNewRegistry() {
+	reg := eventsource.NewRegistry(eventsource.WithCodec(gobCodec{}))
+	eventsource.Register[Deposited](reg, "account.deposited.v1")
+	ne, _ := reg.Encode(Deposited{Amount: 25}, map[string]string{"tenant": "t1"})
+	v, err := reg.Decode(eventsource.Event{Type: ne.Type, Data: ne.Data})
+	fmt.Println(ne.Type, ne.Metadata["tenant"], v, err)
+	// Output: account.deposited.v1 t1 {25} <nil>
+}
+
+// Exact expects the stream's last event to have a version; a version
+// computed wrongly (negative) is an error, not an append without a check.
+func ExampleExact() {
+	ctx := context.Background()
+	store := &eventsource.MemoryStore{}
+	_, _ = store.Append(ctx, "order-7", eventsource.NoStream, eventsource.NewEvent{Type: "order.placed.v1"})
+
+	_, err := store.Append(ctx, "order-7", eventsource.Exact(1), eventsource.NewEvent{Type: "order.paid.v1"})
+	fmt.Println(err)
+	_, err = store.Append(ctx, "order-7", eventsource.Exact(1), eventsource.NewEvent{Type: "order.paid.v1"})
+	fmt.Println(err)
+	_, err = store.Append(ctx, "order-7", eventsource.Exact(-1), eventsource.NewEvent{Type: "order.paid.v1"})
+	fmt.Println(errors.Is(err, eventsource.ErrInvalidArgument))
+	// Output:
+	// <nil>
+	// eventsource: stream "order-7" is at version 2, expected version 1
+	// true
+}

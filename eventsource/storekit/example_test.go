@@ -30,3 +30,19 @@ func ExamplePrepareAppend() {
 	fmt.Println(in[0].ID == out[0].ID, out[0].Metadata["tenant"])
 	// Output: false t1
 }
+
+// The first steps of an Append: check the arguments, then prepare the
+// events (IDs and the trace context of the append) before storing them.
+func Example() {
+	ctx := context.Background()
+	events := []eventsource.NewEvent{{Type: "order.placed.v1", Data: []byte(`{"total":42}`)}}
+	if err := storekit.CheckAppend("order-7", eventsource.NoStream, events); err != nil {
+		fmt.Println(err)
+		return
+	}
+	events = storekit.PrepareAppend(ctx, events)
+	for _, e := range events {
+		fmt.Println(e.Type, e.ID.Version()) // random (version 4) IDs
+	}
+	// Output: order.placed.v1 VERSION_4
+}
