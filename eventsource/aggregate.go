@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 
 	"github.com/google/uuid"
@@ -65,8 +66,18 @@ func (b *Base) Version() int64 { return b.version + int64(len(b.pending)) }
 // last saved.
 func (b *Base) Uncommitted() []any { return b.pending }
 
-// Raise applies event to a and records it to be saved.
+// Raise applies event to a and records it to be saved by
+// [Repository.Save]: command methods call it once they have checked their
+// rules. If Apply fails, a is left as Apply left it and nothing is
+// recorded. A nil aggregate or a nil event is an error matching
+// [ErrInvalidArgument].
 func Raise(a Aggregate, event any) error {
+	switch {
+	case isNil(a):
+		return invalid("Raise: aggregate is nil")
+	case event == nil:
+		return invalid("Raise(%T): event is nil", a)
+	}
 	if err := a.Apply(event); err != nil {
 		return err
 	}
@@ -82,20 +93,27 @@ type Snapshot struct {
 	// Version is the version of the stream's last event the state holds.
 	Version int64
 	// Format is the version of the encoding of the state, which
-	// [WithSnapshotFormat] sets: a [Repository] ignores snapshots of
+	// WithSnapshotFormat sets: a Repository ignores snapshots of
 	// another format.
 	Format int
 	Data   []byte
 }
 
-// SnapshotStore keeps the latest snapshot of each stream. Load returns an
-// error matching [ErrNotFound] when there is none. Save replaces the
-// stored snapshot with one of a newer version or of another format, and
-// may skip one of an older or the same version and the same format.
-// Implementations are safe for concurrent use, and reject what
-// [CheckSnapshot] rejects.
+// SnapshotStore keeps the latest snapshot of each stream, for
+// [WithSnapshots]. [MemorySnapshots] and
+// [github.com/otelpatterns/patterns/eventsource/pgstore] implement it.
+// Implementations are safe for concurrent use, and pass the suite
+// storetest.RunSnapshots of
+// [github.com/otelpatterns/patterns/eventsource/storetest].
 type SnapshotStore interface {
+	// LoadSnapshot returns the stream's snapshot, or an error matching
+	// ErrNotFound when there is none.
 	LoadSnapshot(ctx context.Context, streamID string) (Snapshot, error)
+	// SaveSnapshot replaces the stream's snapshot with s if s is of a
+	// newer version or of another format, and may skip s if it is of an
+	// older or the same version and the same format. An empty stream id,
+	// one that is not valid UTF-8 or holds a NUL byte, or a negative
+	// version is an error matching ErrInvalidArgument.
 	SaveSnapshot(ctx context.Context, s Snapshot) error
 }
 
@@ -128,10 +146,9 @@ func (s *MemorySnapshots) LoadSnapshot(ctx context.Context, streamID string) (Sn
 	return snap, nil
 }
 
-// SaveSnapshot implements [SnapshotStore.SaveSnapshot]. It rejects what
-// [CheckSnapshot] rejects, with an error matching [ErrInvalidArgument].
+// SaveSnapshot implements [SnapshotStore.SaveSnapshot].
 func (s *MemorySnapshots) SaveSnapshot(ctx context.Context, snap Snapshot) error {
-	if err := CheckSnapshot(snap); err != nil {
+	if err := checkSnapshot(snap); err != nil {
 		return fmt.Errorf("eventsource: saving a snapshot: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -176,9 +193,10 @@ type Repository[A Aggregate] struct {
 type RepositoryOption interface{ applyRepo(*repoConfig) }
 
 type repoConfig struct {
-	snapshots SnapshotStore
-	every     int64
-	format    int
+	snapshots    SnapshotStore
+	every        int64
+	format       int
+	withSnapshot bool // WithSnapshots was given, perhaps with a nil store
 }
 
 type repoOptionFunc func(*repoConfig)
@@ -188,7 +206,8 @@ func (f repoOptionFunc) applyRepo(c *repoConfig) { f(c) }
 // WithSnapshots saves a snapshot of an aggregate (its JSON encoding) to s
 // whenever a save crosses a multiple of every events, and loads start from
 // the latest snapshot. The aggregate's exported fields are its snapshot
-// state. By default there are no snapshots.
+// state. every must be at least 1 and s must not be nil. By default there
+// are no snapshots.
 //
 // A snapshot holds what the events meant when it was taken. When the
 // aggregate's fields change, or an upcaster changes what old events mean,
@@ -196,7 +215,7 @@ func (f repoOptionFunc) applyRepo(c *repoConfig) { f(c) }
 // snapshots and replay the events instead, and saves write snapshots of
 // the new format.
 func WithSnapshots(s SnapshotStore, every int) RepositoryOption {
-	return repoOptionFunc(func(c *repoConfig) { c.snapshots, c.every = s, int64(every) })
+	return repoOptionFunc(func(c *repoConfig) { c.snapshots, c.every, c.withSnapshot = s, int64(every), true })
 }
 
 // WithSnapshotFormat sets the format of the repository's snapshots, a
@@ -207,25 +226,34 @@ func WithSnapshotFormat(format int) RepositoryOption {
 	return repoOptionFunc(func(c *repoConfig) { c.format = format })
 }
 
-// NewRepository returns a repository that creates empty aggregates with
-// newA and decodes events with reg. It returns an error for a nil store,
-// registry or constructor, or a snapshot interval below 1.
+// NewRepository returns a repository of the aggregates of type A kept in
+// store: it creates empty aggregates with newA, which returns a new,
+// non-nil A each time, and encodes and decodes their events with reg.
+// It returns one error that names every bad argument: a nil store,
+// registry, constructor or option, or a bad [WithSnapshots].
 func NewRepository[A Aggregate](store Store, reg *Registry, newA func() A, opts ...RepositoryOption) (*Repository[A], error) {
 	var c repoConfig
-	for _, o := range opts {
-		o.applyRepo(&c)
-	}
 	var errs []error
-	if store == nil {
+	if isNil(store) {
 		errs = append(errs, errors.New("store is nil"))
 	}
 	if reg == nil {
 		errs = append(errs, errors.New("registry is nil"))
 	}
 	if newA == nil {
-		errs = append(errs, errors.New("constructor is nil"))
+		errs = append(errs, errors.New("constructor newA is nil"))
 	}
-	if c.snapshots != nil && c.every < 1 {
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("option %d is nil", i+1))
+			continue
+		}
+		o.applyRepo(&c)
+	}
+	if c.withSnapshot && isNil(c.snapshots) {
+		errs = append(errs, fmt.Errorf("WithSnapshots(nil, %d): snapshot store is nil", c.every))
+	}
+	if c.withSnapshot && c.every < 1 {
 		errs = append(errs, fmt.Errorf("WithSnapshots(_, %d): interval must be at least 1", c.every))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -234,11 +262,32 @@ func NewRepository[A Aggregate](store Store, reg *Registry, newA func() A, opts 
 	return &Repository[A]{store: store, reg: reg, newA: newA, snapshots: c.snapshots, every: c.every, format: c.format}, nil
 }
 
+// errNoRepository is the error of a method called on a Repository that
+// NewRepository did not return.
+var errNoRepository = invalid("the Repository is nil or was not created by NewRepository")
+
+// isNil reports whether v is nil or holds a nil pointer, map, slice,
+// channel or function, whose methods would dereference it.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}
+
 // DropSnapshot deletes the snapshot of stream id, so that the next Load
 // replays the whole stream. It needs a snapshot store that is a
-// [SnapshotDeleter] (MemorySnapshots and eventsource/pgstore are), and
-// does nothing without snapshots.
+// [SnapshotDeleter] ([MemorySnapshots] and
+// [github.com/otelpatterns/patterns/eventsource/pgstore] are), and does
+// nothing without snapshots.
 func (r *Repository[A]) DropSnapshot(ctx context.Context, id string) error {
+	if r == nil || r.store == nil {
+		return errNoRepository
+	}
 	if r.snapshots == nil {
 		return nil
 	}
@@ -252,11 +301,30 @@ func (r *Repository[A]) DropSnapshot(ctx context.Context, id string) error {
 	return nil
 }
 
-// New returns an empty aggregate for a stream that has no events yet.
+// New returns an empty aggregate for a stream that has no events yet:
+// raise its first events and [Repository.Save] it. It panics if the
+// constructor given to [NewRepository] returns nil.
 func (r *Repository[A]) New(id string) A {
-	a := r.newA()
-	a.base().id = id
+	a, err := r.fresh(id)
+	if err != nil {
+		panic(err.Error())
+	}
 	return a
+}
+
+// fresh returns a new aggregate of stream id, or an error if there is no
+// constructor or it returned nil.
+func (r *Repository[A]) fresh(id string) (A, error) {
+	var zero A
+	if r == nil || r.newA == nil {
+		return zero, errNoRepository
+	}
+	a := r.newA()
+	if isNil(a) {
+		return zero, fmt.Errorf("eventsource: the constructor newA given to NewRepository returned a nil %T", a)
+	}
+	a.base().id = id
+	return a, nil
 }
 
 // Load rebuilds the aggregate of stream id: from its latest snapshot, if
@@ -266,14 +334,21 @@ func (r *Repository[A]) New(id string) A {
 // snapshot that a Save takes replaces it. Load returns an error matching
 // [ErrNotFound] for a stream with no events.
 func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
-	a := r.New(id)
+	if r == nil || r.store == nil {
+		var zero A
+		return zero, errNoRepository
+	}
+	a, err := r.fresh(id)
+	if err != nil {
+		return a, err
+	}
 	b := a.base()
 	if r.snapshots != nil {
 		snap, err := r.snapshots.LoadSnapshot(ctx, id)
 		switch {
 		case err == nil && snap.Format == r.format:
 			if json.Unmarshal(snap.Data, a) != nil {
-				a = r.New(id) // a half-decoded state is no start
+				a, _ = r.fresh(id) // a half-decoded state is no start; fresh worked above
 				b = a.base()
 				break
 			}
@@ -323,6 +398,12 @@ func (r *Repository[A]) Load(ctx context.Context, id string) (A, error) {
 // returns a [*SnapshotError] matching [ErrSnapshotNotSaved]: the events
 // are committed in the aggregate, and there is nothing to retry.
 func (r *Repository[A]) Save(ctx context.Context, a A) error {
+	switch {
+	case r == nil || r.store == nil:
+		return errNoRepository
+	case isNil(a):
+		return invalid("Save: aggregate is nil")
+	}
 	b := a.base()
 	if len(b.pending) == 0 {
 		return nil

@@ -258,7 +258,7 @@ func TestDropSnapshot(t *testing.T) {
 func TestNewRepositoryErrors(t *testing.T) {
 	_, err := eventsource.NewRepository[*Account](nil, nil, nil, eventsource.WithSnapshots(&eventsource.MemorySnapshots{}, 0))
 	require.Error(t, err)
-	for _, want := range []string{"store is nil", "registry is nil", "constructor is nil", "WithSnapshots(_, 0)"} {
+	for _, want := range []string{"store is nil", "registry is nil", "constructor newA is nil", "WithSnapshots(_, 0)"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }

@@ -14,7 +14,7 @@ const MaxCommandIDLen = 200
 type commandIDKey struct{}
 
 // WithCommandID returns a copy of ctx carrying the ID of the command whose
-// events are appended under it. An [Store.Append] under the returned
+// events are appended under it. A [Store.Append] under the returned
 // context records the pair (id, stream) with its events, in the same
 // transaction, and appends nothing if the pair is recorded already: see
 // [ErrDuplicateCommand]. The ID is checked by Append, not here: an empty,
@@ -37,7 +37,9 @@ func CommandID(ctx context.Context) (string, bool) {
 // CheckCommandID returns an error matching [ErrInvalidArgument] unless id
 // is a command ID that every store accepts: not empty, at most
 // [MaxCommandIDLen] bytes of valid UTF-8 and no NUL byte. Stores call it
-// on the ID of ctx before an append.
+// on the ID of ctx before an append; a service may call it on an
+// idempotency key it receives, to reject a bad one before handling the
+// command.
 func CheckCommandID(id string) error {
 	var why []string
 	switch {
@@ -63,7 +65,7 @@ func CheckCommandID(id string) error {
 
 // CommandLog is implemented by stores that can say whether a command has
 // taken effect before it is handled again; [MemoryStore] and
-// eventsource/pgstore do. A command handler that decides on an
+// [github.com/otelpatterns/patterns/eventsource/pgstore] do. A command handler that decides on an
 // aggregate's state may decide otherwise once its own events are in the
 // stream (a withdrawal retried after it succeeded finds the money gone),
 // so a retried command should be recognised before its handler runs, not
@@ -74,7 +76,7 @@ func CheckCommandID(id string) error {
 // the one that holds.
 type CommandLog interface {
 	// CommandRecorded reports whether an append under commandID (see
-	// [WithCommandID]) has succeeded, on any stream.
+	// WithCommandID) has succeeded, on any stream.
 	CommandRecorded(ctx context.Context, commandID string) (bool, error)
 	// CommandRecordedIn reports whether an append under commandID to
 	// the stream streamID has succeeded: the pair that Append checks.

@@ -21,7 +21,11 @@ var ErrConcurrencyConflict error = &sentinel{"eventsource: concurrency conflict"
 var ErrUnknownEventType error = &sentinel{"eventsource: unknown event type", "eventsource.unknown_event_type"}
 
 // ErrInvalidArgument is matched by the error of a call with bad input: an
-// empty stream id, too many or no events, an empty event type.
+// append with an empty stream id, a negative [Exact] version, no events
+// or more than [MaxBatch], an event without a type, text that is not
+// valid UTF-8 or holds a NUL byte, a bad command ID ([CheckCommandID]);
+// a nil aggregate, event, registry or repository. The message names the
+// argument.
 var ErrInvalidArgument error = &sentinel{"eventsource: invalid argument", "eventsource.invalid_argument"}
 
 // ErrNotFound is matched by the error of loading an aggregate whose stream
@@ -150,12 +154,8 @@ func invalid(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidArgument}, args...)...)
 }
 
-// CheckAppend validates the arguments of [Store.Append]; stores call it so
-// that every implementation rejects the same input. Besides the rules of
-// Append, the stream id, event types and metadata must be text every store
-// can keep: valid UTF-8 without NUL bytes (PostgreSQL's text type holds
-// nothing else).
-func CheckAppend(streamID string, expected ExpectedVersion, events []NewEvent) error {
+// checkAppend is storekit.CheckAppend, which documents it.
+func checkAppend(streamID string, expected ExpectedVersion, events []NewEvent) error {
 	var errs []error
 	if streamID == "" {
 		errs = append(errs, invalid("empty stream id"))
@@ -187,12 +187,8 @@ func CheckAppend(streamID string, expected ExpectedVersion, events []NewEvent) e
 	return errors.Join(errs...)
 }
 
-// CheckSnapshot validates a snapshot for [SnapshotStore.SaveSnapshot];
-// stores call it so that every implementation rejects the same input: an
-// empty stream id or one that is not text a store can keep (see
-// [CheckAppend]), or a negative version. The error matches
-// [ErrInvalidArgument].
-func CheckSnapshot(s Snapshot) error {
+// checkSnapshot is storekit.CheckSnapshot, which documents it.
+func checkSnapshot(s Snapshot) error {
 	var errs []error
 	if s.StreamID == "" {
 		errs = append(errs, invalid("empty stream id"))

@@ -21,7 +21,7 @@ type Event struct {
 	// Positions increase in the order readers see events; there may be
 	// gaps, which are never filled later.
 	Position int64
-	// Type names the event's Go type in a [Registry].
+	// Type names the event's Go type in a Registry.
 	Type string
 	// Data is the encoded event.
 	Data []byte
@@ -66,7 +66,7 @@ func Exact(v int64) ExpectedVersion {
 }
 
 // negativeExact is what Exact makes of a negative version: a value below
-// Any, which CheckAppend rejects.
+// Any, which checkAppend rejects.
 const negativeExact ExpectedVersion = math.MinInt64
 
 // MaxBatch is the most events one Append may write.

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/eventsource/storekit"
 )
 
 type depositedV2 struct {
@@ -95,7 +96,7 @@ func FuzzTraceContext(f *testing.F) {
 			t.Fatalf("metadata %q gives a valid span context with invalid ids: %v", md, sc)
 		}
 		_ = eventsource.TraceContext(context.Background(), eventsource.Event{Metadata: md})
-		out := eventsource.PrepareAppend(ctx, []eventsource.NewEvent{{Type: "t", Metadata: md}})
+		out := storekit.PrepareAppend(ctx, []eventsource.NewEvent{{Type: "t", Metadata: md}})
 		for k, v := range md {
 			if out[0].Metadata[k] != v {
 				t.Fatalf("PrepareAppend changed metadata %q from %q to %q", k, v, out[0].Metadata[k])

@@ -4,7 +4,8 @@ import "context"
 
 // HeadReader is implemented by stores that can tell how far their global
 // order reaches, so that readers can report how far behind they are (the
-// lag metrics of cqrs projections). [MemoryStore] and pgstore implement it.
+// lag metrics of cqrs projections). [MemoryStore] and
+// [github.com/otelpatterns/patterns/eventsource/pgstore] implement it.
 type HeadReader interface {
 	// Head returns the position of the last committed event, or 0 if the
 	// store holds none. A reader whose last handled position is p is

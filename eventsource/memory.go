@@ -40,7 +40,7 @@ func (m *MemoryStore) init() {
 
 // Append implements [Store.Append].
 func (m *MemoryStore) Append(ctx context.Context, streamID string, expected ExpectedVersion, events ...NewEvent) ([]Event, error) {
-	if err := CheckAppend(streamID, expected, events); err != nil {
+	if err := checkAppend(streamID, expected, events); err != nil {
 		return nil, err
 	}
 	command, hasCommand := CommandID(ctx)
@@ -52,7 +52,7 @@ func (m *MemoryStore) Append(ctx context.Context, streamID string, expected Expe
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	events = PrepareAppend(ctx, events)
+	events = prepareAppend(ctx, events)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.init()

@@ -10,8 +10,9 @@ import (
 )
 
 // Registry maps event type names to Go types, encodes domain events into
-// [NewEvent]s and decodes stored [Event]s back (with a [Codec], JSON by
-// default), upcasting old event versions on the way. Names are part of the stored data: choose them once
+// new events ([NewEvent]) and decodes stored ones ([Event]) back, with a
+// [Codec] (JSON by default), upcasting old event versions on the way.
+// Names are part of the stored data: choose them once
 // ("account.opened.v1") and never reuse one for another shape.
 //
 // Register types at start-up; a Registry is then safe for concurrent use.
@@ -57,7 +58,8 @@ func WithCodec(c Codec) RegistryOption {
 }
 
 // NewRegistry returns an empty registry that encodes with encoding/json
-// unless [WithCodec] says otherwise.
+// unless [WithCodec] says otherwise. Like [Register], it panics on a
+// programming error: a nil option.
 func NewRegistry(opts ...RegistryOption) *Registry {
 	r := &Registry{
 		codec:     JSON{},
@@ -65,22 +67,41 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 		byType:    map[reflect.Type]string{},
 		upcasters: map[string]func(Event) (Event, error){},
 	}
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			panic(fmt.Sprintf("eventsource: NewRegistry: option %d is nil", i+1))
+		}
 		o.applyRegistry(r)
 	}
 	return r
 }
 
-// Register maps name to the Go type E (a value type, usually a struct).
-// It panics if the name or the type is registered already, or the name is
-// empty: registrations are written in code, so that is a programming error.
+// Register maps name to the Go type E (a value type, usually a struct),
+// so that r encodes values of E as events of type name and decodes those
+// events back into values of E.
+//
+// Registrations are written in code, so a mistake in one is a programming
+// error, and Register panics with a message that names it: a nil r; an
+// interface, function or channel type E, which no event can be decoded
+// into; a name that is empty, not valid UTF-8 or holds a NUL byte (stores
+// keep only text); a name or a type registered already, or a name that
+// has an upcaster ([Registry.Upcast]).
 func Register[E any](r *Registry, name string) {
 	t := reflect.TypeFor[E]()
+	if r == nil {
+		panic(fmt.Sprintf("eventsource: Register[%v](%q): registry is nil", t, name))
+	}
+	switch t.Kind() {
+	case reflect.Interface, reflect.Func, reflect.Chan, reflect.UnsafePointer:
+		panic(fmt.Sprintf("eventsource: Register[%v](%q): type is a %v; events are values of a concrete data type", t, name, t.Kind()))
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
 	case name == "":
 		panic(fmt.Sprintf("eventsource: Register[%v]: empty name", t))
+	case checkText(name) != nil:
+		panic(fmt.Sprintf("eventsource: Register[%v](%q): name %v", t, name, checkText(name)))
 	case r.byName[name] != nil:
 		panic(fmt.Sprintf("eventsource: Register[%v](%q): name already registered for %v", t, name, r.byName[name]))
 	case r.byType[t] != "":
@@ -95,12 +116,18 @@ func Register[E any](r *Registry, name string) {
 // Upcast registers f to turn stored events of the old type name from into
 // a newer shape, on read: f returns the event with its new Type and Data
 // (and may change Metadata). The result is upcast again if its type has an
-// upcaster too, so versions chain (v1 → v2 → v3). It panics if from has an
-// upcaster already or is a registered type.
+// upcaster too, so versions chain (v1 → v2 → v3). Like [Register], it
+// panics on a programming error: a nil r or f, an empty from, or a from
+// that has an upcaster already or is a registered type.
 func (r *Registry) Upcast(from string, f func(Event) (Event, error)) {
+	if r == nil {
+		panic(fmt.Sprintf("eventsource: Upcast(%q): registry is nil", from))
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
+	case from == "":
+		panic("eventsource: Upcast: empty name")
 	case f == nil:
 		panic(fmt.Sprintf("eventsource: Upcast(%q): nil function", from))
 	case r.upcasters[from] != nil:
@@ -114,8 +141,18 @@ func (r *Registry) Upcast(from string, f func(Event) (Event, error)) {
 // maxUpcasts bounds an upcaster chain, against a cycle.
 const maxUpcasts = 32
 
-// Encode turns a domain event (of a registered type) into a NewEvent.
+// Encode turns a domain event (of a registered type) into a [NewEvent]
+// with the given metadata; the store gives it an ID when it is appended.
+// An event of a type that is not registered gives an error matching
+// [ErrUnknownEventType]; a nil event or registry, one matching
+// [ErrInvalidArgument].
 func (r *Registry) Encode(event any, metadata map[string]string) (NewEvent, error) {
+	switch {
+	case r == nil:
+		return NewEvent{}, invalid("Encode: registry is nil")
+	case event == nil:
+		return NewEvent{}, invalid("Encode: event is nil")
+	}
 	t := reflect.TypeOf(event)
 	r.mu.RLock()
 	name := r.byType[t]
@@ -134,8 +171,12 @@ func (r *Registry) Encode(event any, metadata map[string]string) (NewEvent, erro
 // registered type), upcasting old versions first. An event whose type is
 // neither registered nor upcast gives an error matching
 // [ErrUnknownEventType] that names the type; data that does not decode
-// gives an error naming the event.
+// gives an error naming the event. A nil registry gives an error matching
+// [ErrInvalidArgument].
 func (r *Registry) Decode(e Event) (any, error) {
+	if r == nil {
+		return nil, invalid("Decode: registry is nil")
+	}
 	for range maxUpcasts {
 		r.mu.RLock()
 		t := r.byName[e.Type]

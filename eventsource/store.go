@@ -9,33 +9,38 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 )
 
-// Store keeps streams of events.
+// Store keeps streams of events: [MemoryStore] in memory,
+// [github.com/otelpatterns/patterns/eventsource/pgstore] in PostgreSQL.
 //
 // Implementations are safe for concurrent use and pass the conformance
-// suite in eventsource/storetest. Every method returns promptly with ctx's
-// error once ctx is done. The events they return are the caller's to keep
-// and change.
+// suite [github.com/otelpatterns/patterns/eventsource/storetest]; the
+// helpers of [github.com/otelpatterns/patterns/eventsource/storekit]
+// check their arguments and prepare their events as every store does.
+// Every method returns promptly with ctx's error once ctx is done. The
+// events they return are the caller's to keep and change.
 type Store interface {
 	// Append adds events to the end of a stream, atomically: all of them or
 	// none. If the stream's version is not what expected says, it appends
-	// nothing and returns an error matching ErrConcurrencyConflict. Events
+	// nothing and returns an error matching ErrConcurrencyConflict (a
+	// *ConflictError). Bad arguments (see ErrInvalidArgument) make it
+	// append nothing and return an error matching ErrInvalidArgument. Events
 	// whose ID is already stored in this stream are skipped, so retrying an
 	// append that may have succeeded is safe; if all are already stored,
 	// Append returns them as stored and checks no version. An event whose
 	// ID is stored in another stream makes Append add nothing and return an
-	// error matching [ErrEventIDTaken]. It returns the events as stored,
+	// error matching ErrEventIDTaken. It returns the events as stored,
 	// with versions and positions.
 	//
-	// If ctx carries a command ID (see [WithCommandID]), Append records
+	// If ctx carries a command ID (see WithCommandID), Append records
 	// the pair (command ID, streamID) in the transaction that appends the
 	// events, and checks it first: if the pair is recorded already, it
-	// appends nothing and returns an error matching [ErrDuplicateCommand],
+	// appends nothing and returns an error matching ErrDuplicateCommand,
 	// before looking at event IDs or versions. A command may so append once
 	// to each of several streams; a second append of one command to one
 	// stream is taken for a retry. An append that fails records nothing;
 	// one whose events are all stored already records the pair too. A
-	// command ID that [CheckCommandID] rejects makes Append fail with an
-	// error matching [ErrInvalidArgument].
+	// command ID that CheckCommandID rejects makes Append fail with an
+	// error matching ErrInvalidArgument.
 	Append(ctx context.Context, streamID string, expected ExpectedVersion, events ...NewEvent) ([]Event, error)
 
 	// ReadStream yields a stream's events with a version of fromVersion or
@@ -59,13 +64,8 @@ type Store interface {
 	Subscribe(ctx context.Context, afterPosition int64) iter.Seq2[Event, error]
 }
 
-// PrepareAppend gives events without an ID a random one, and adds the
-// trace context of ctx to their metadata, so that readers can link their
-// work to the append: through the global propagator
-// ([otel.GetTextMapPropagator]), or the W3C trace context when the service
-// has set none. Keys the caller set are kept. Stores call it; it copies
-// rather than changes the caller's events.
-func PrepareAppend(ctx context.Context, events []NewEvent) []NewEvent {
+// prepareAppend is storekit.PrepareAppend, which documents it.
+func prepareAppend(ctx context.Context, events []NewEvent) []NewEvent {
 	out := make([]NewEvent, len(events))
 	carrier := propagation.MapCarrier{}
 	propagator().Inject(ctx, carrier)
@@ -92,7 +92,11 @@ func PrepareAppend(ctx context.Context, events []NewEvent) []NewEvent {
 
 // TraceContext returns the context of the append that recorded e, from its
 // metadata, for a link: trace.LinkFromContext(eventsource.TraceContext(ctx, e)).
-// It reads what [PrepareAppend] wrote, with the same propagator.
+// Stores write it when they append (see
+// [github.com/otelpatterns/patterns/eventsource/storekit.PrepareAppend]),
+// through the global propagator ([otel.GetTextMapPropagator]), or the W3C
+// trace context when the service has set none; TraceContext reads it with
+// the same propagator.
 func TraceContext(ctx context.Context, e Event) context.Context {
 	return propagator().Extract(ctx, propagation.MapCarrier(e.Metadata))
 }

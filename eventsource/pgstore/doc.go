@@ -34,9 +34,11 @@
 // tables), and
 // upgrades them when a later version of this package changes them. It is
 // idempotent and safe to call from every instance of a service at once.
-// The schema may be shared with saga/pglog and cqrs/pgcheckpoint: each
-// package keeps its own versions in schema_migrations, and their
-// migrations take turns under one lock.
+// The schema may be shared with
+// [github.com/otelpatterns/patterns/saga/pglog] and
+// [github.com/otelpatterns/patterns/cqrs/pgcheckpoint]: each package keeps
+// its own versions in schema_migrations, and their migrations take turns
+// under one lock.
 // The store does not own the pool: close the pool after the store's last
 // call.
 //
@@ -184,10 +186,11 @@
 //   - listen {database}|{schema} and unlisten {database}|{schema}: a
 //     subscription's LISTEN on its connection (with the wait for the
 //     connection) and its UNLISTEN when it ends.
-//   - head {schema}.events: Head. The projection lag gauges of package
+//   - head {schema}.events: Head. The projection lag gauges of packages
 //     cqrs and cqrs/pgcheckpoint read the head every second; those reads
 //     have no span, only their duration.
-//   - command_recorded {schema}.commands: CommandRecorded.
+//   - command_recorded {schema}.commands: CommandRecorded and
+//     CommandRecordedIn.
 //   - load_snapshot {schema}.snapshots, save_snapshot
 //     {schema}.snapshots and delete_snapshot {schema}.snapshots, with
 //     eventsource.stream_id.
@@ -245,6 +248,8 @@
 //     one process it holds the latest reading of any of them.
 //
 // The events appended carry, in their metadata, the trace context of the
-// append's span (see [eventsource.PrepareAppend]), so that the spans of
-// the projections and relays that read them link to the append.
+// append's span (see
+// [github.com/otelpatterns/patterns/eventsource/storekit.PrepareAppend]),
+// so that the spans of the projections and relays that read them link to
+// the append ([eventsource.TraceContext]).
 package pgstore

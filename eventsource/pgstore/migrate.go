@@ -72,8 +72,9 @@ const SchemaVersion = len(migrations)
 // schema_migrations table. The migrations that are due run in one
 // transaction with their records, so a failed Migrate changes nothing.
 //
-// The schema may be shared with the tables of saga/pglog and
-// cqrs/pgcheckpoint: schema_migrations keeps each package's versions
+// The schema may be shared with the tables of
+// [github.com/otelpatterns/patterns/saga/pglog] and
+// [github.com/otelpatterns/patterns/cqrs/pgcheckpoint]: schema_migrations keeps each package's versions
 // apart (under the package's import path), and Migrate takes the same
 // transaction advisory lock, derived from the schema name, as theirs. So
 // Migrate is idempotent and safe to run from several processes at once

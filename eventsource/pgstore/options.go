@@ -23,13 +23,13 @@ const (
 	DefaultAppendIdleTimeout = 5 * time.Second
 	// StageAbove is the size, in bytes of event data and metadata, above
 	// which an append uploads its events before it takes the append lock
-	// (see [WithAppendIdleTimeout]).
+	// (see WithAppendIdleTimeout).
 	StageAbove = 64 << 10
 	// DefaultSubscriptionTimeout is how long a subscription waits for the
 	// answer to one of its queries before it takes the connection for
 	// dead.
 	DefaultSubscriptionTimeout = 10 * time.Second
-	// MaxSchemaLen is the longest schema name, in bytes, that [WithSchema]
+	// MaxSchemaLen is the longest schema name, in bytes, that WithSchema
 	// accepts: PostgreSQL's limit of 63 bytes for a name, less the
 	// "_events" suffix of the notification channel.
 	MaxSchemaLen = 63 - len(channelSuffix)
@@ -67,8 +67,9 @@ func defaultConfig() config {
 // (events, snapshots, commands, uploads, schema_migrations), which
 // [Store.Migrate] creates. Stores with different schemas in one database
 // are independent: their events, positions and appends do not interact.
-// A store may share its schema with a saga/pglog log and a
-// cqrs/pgcheckpoint store. The name is used as is, quoted, so "Orders"
+// A store may share its schema with a
+// [github.com/otelpatterns/patterns/saga/pglog] log and a
+// [github.com/otelpatterns/patterns/cqrs/pgcheckpoint] store. The name is used as is, quoted, so "Orders"
 // and "orders" are two schemas. It must be 1 to [MaxSchemaLen] bytes of
 // UTF-8, without NUL, and must not start with "pg_", which PostgreSQL
 // reserves. The default is [DefaultSchema] ("eventsource").

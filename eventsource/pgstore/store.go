@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/eventsource/storekit"
 	"github.com/otelpatterns/patterns/internal/brief"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/pgtel"
@@ -139,23 +140,26 @@ WHERE old.version < excluded.version OR old.format <> excluded.format`),
 // New returns a store that keeps its tables in the schema of [WithSchema]
 // ("eventsource" by default) of the pool's database. It does not touch the
 // database: call [Store.Migrate] to create or upgrade the tables. It
-// returns an error naming each bad argument: a nil pool, a bad schema name
-// or poll interval.
+// returns one error naming each bad argument: a nil pool or option, a bad
+// schema name ([WithSchema]), poll interval or timeout.
 //
 // Each live [Store.Subscribe] holds one of the pool's connections for as
 // long as it runs, so size the pool (pool_max_conns) for the subscriptions
 // plus the appends and reads that run at once.
 func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	c := defaultConfig()
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&c)
-		}
-	}
-	errs := c.validate()
+	var errs []error
 	if pool == nil {
-		errs = append([]error{errors.New("pool is nil")}, errs...)
+		errs = append(errs, errors.New("pool is nil"))
 	}
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("option %d is nil", i+1))
+			continue
+		}
+		o.apply(&c)
+	}
+	errs = append(errs, c.validate()...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pgstore: New: %w", err)
 	}
@@ -209,7 +213,7 @@ var (
 // good; delete old rows (by recorded_at) once retries of their commands
 // can no longer arrive.
 func (s *Store) Append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, events ...eventsource.NewEvent) ([]eventsource.Event, error) {
-	if err := eventsource.CheckAppend(streamID, expected, events); err != nil {
+	if err := storekit.CheckAppend(streamID, expected, events); err != nil {
 		return nil, err
 	}
 	command, hasCommand := eventsource.CommandID(ctx)
@@ -227,7 +231,7 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	}
 	// The events carry the trace context of the append's span, so that
 	// the projections and relays reading them link to the append itself.
-	events = eventsource.PrepareAppend(ctx, events)
+	events = storekit.PrepareAppend(ctx, events)
 	out, inserted, statements, err := s.append(ctx, streamID, expected, command, events)
 	pgtel.SetBatchSize(span, statements)
 	s.tel.End(ctx, span, opAppend, start, err)
@@ -551,8 +555,8 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current 
 }
 
 // storable reports whether PostgreSQL can store s in a text column:
-// valid UTF-8 without NUL bytes. [eventsource.CheckAppend] and
-// [eventsource.CheckSnapshot] refuse to store other ids, so reads of them
+// valid UTF-8 without NUL bytes. [storekit.CheckAppend] and
+// [storekit.CheckSnapshot] refuse to store other ids, so reads of them
 // find nothing without a query (which would fail).
 func storable(s string) bool {
 	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
@@ -789,10 +793,10 @@ func (s *Store) LoadSnapshot(ctx context.Context, streamID string) (eventsource.
 // same format and the same or a newer version; a snapshot of another
 // format is replaced whatever its version, so that a repository whose
 // format changed ([eventsource.WithSnapshotFormat]) replaces the old
-// snapshots as it saves. It rejects what [eventsource.CheckSnapshot]
+// snapshots as it saves. It rejects what [storekit.CheckSnapshot]
 // rejects, with an error matching [eventsource.ErrInvalidArgument].
 func (s *Store) SaveSnapshot(ctx context.Context, snap eventsource.Snapshot) error {
-	if err := eventsource.CheckSnapshot(snap); err != nil {
+	if err := storekit.CheckSnapshot(snap); err != nil {
 		return fmt.Errorf("pgstore: saving a snapshot: %w", err)
 	}
 	if err := ctx.Err(); err != nil {

@@ -33,14 +33,17 @@ func (s *snapshots) streamID(t *testing.T, name string) string {
 // store's cleanup with t.Cleanup. Like [Run], subtests use only streams
 // named after themselves, so every subtest may share one database.
 //
-// The suite holds a store to what [eventsource.SnapshotStore] says: Load
-// returns what was saved (format and arbitrary bytes included) or an
-// error matching [eventsource.ErrNotFound]; Save replaces a snapshot with
-// one of a newer version or of another format, and may skip one of an
-// older or the same version and the same format; Save rejects what
-// [eventsource.CheckSnapshot] rejects, with an error that does not carry
-// a long stream id whole; Delete removes a snapshot and is no error for
-// one that does not exist; a done context fails a call.
+// The suite holds a store to what [eventsource.SnapshotStore] says:
+// LoadSnapshot returns what was saved (format and arbitrary bytes
+// included) or an error matching [eventsource.ErrNotFound]; SaveSnapshot
+// replaces a snapshot with one of a newer version or of another format,
+// and may skip one of an older or the same version and the same format;
+// SaveSnapshot rejects what
+// [github.com/otelpatterns/patterns/eventsource/storekit.CheckSnapshot]
+// rejects, with an error that does not carry a long stream id whole;
+// DeleteSnapshot removes a snapshot and is no error for one that does not
+// exist; a done context fails a call. A nil newStore, or one that returns
+// nil, fails the test.
 func RunSnapshots(t *testing.T, newStore func(t *testing.T) eventsource.SnapshotStore) {
 	t.Helper()
 	tests := []struct {
@@ -58,6 +61,9 @@ func RunSnapshots(t *testing.T, newStore func(t *testing.T) eventsource.Snapshot
 		{"Canceled", testSnapshotCanceled},
 		{"Concurrent", testSnapshotConcurrent},
 		{"Delete", testSnapshotDelete},
+	}
+	if newStore == nil {
+		t.Fatal("storetest.RunSnapshots: newStore is nil")
 	}
 	run := uuid.NewString()[:8]
 	for _, tt := range tests {

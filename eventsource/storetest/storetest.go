@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/eventsource/storekit"
 )
 
 // Timing of the suite.
@@ -92,6 +93,9 @@ func Run(t *testing.T, newStore func(t *testing.T) eventsource.Store) {
 		{"Command/InvalidID", testCommandInvalid},
 		{"Command/ConcurrentDuplicates", testCommandRace},
 	}
+	if newStore == nil {
+		t.Fatal("storetest.Run: newStore is nil")
+	}
 	run := uuid.NewString()[:8]
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,7 +164,7 @@ func mustAppend(t *testing.T, s eventsource.Store, stream string, expected event
 // checkAppended checks the events an append of distinct new events
 // returned: one per event, in order, with its id (or a new one for a zero
 // id), type, data and metadata (plus the trace context that
-// [eventsource.PrepareAppend] adds under c), consecutive versions starting
+// [storekit.PrepareAppend] adds under c), consecutive versions starting
 // after expected, increasing positions and a plausible time.
 func checkAppended(t *testing.T, c context.Context, got []eventsource.Event, stream string, expected eventsource.ExpectedVersion, in []eventsource.NewEvent) {
 	t.Helper()
@@ -168,7 +172,7 @@ func checkAppended(t *testing.T, c context.Context, got []eventsource.Event, str
 	if len(got) != len(in) {
 		t.Fatalf("%s returned %d events; want %d", call, len(got), len(in))
 	}
-	want := eventsource.PrepareAppend(c, in)
+	want := storekit.PrepareAppend(c, in)
 	seen := make(map[uuid.UUID]bool, len(got))
 	for i, e := range got {
 		var d []string

@@ -1,4 +1,4 @@
-package eventsource_test
+package storekit_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/eventsource/storekit"
 )
 
 // TestTraceContextWithoutGlobalPropagator protects the fallback to the W3C
@@ -21,7 +22,7 @@ func TestTraceContextWithoutGlobalPropagator(t *testing.T) {
 		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{2}, TraceFlags: trace.FlagsSampled,
 	})
 	ctx := trace.ContextWithSpanContext(context.Background(), sc)
-	out := eventsource.PrepareAppend(ctx, []eventsource.NewEvent{{Type: "t"}})
+	out := storekit.PrepareAppend(ctx, []eventsource.NewEvent{{Type: "t"}})
 	if out[0].Metadata["traceparent"] == "" {
 		t.Fatalf("PrepareAppend metadata = %q; want a traceparent", out[0].Metadata)
 	}
