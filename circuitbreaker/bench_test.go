@@ -91,3 +91,58 @@ func BenchmarkTimed(b *testing.B) {
 		_ = br.Execute(ctx, ok)
 	}
 }
+
+// BenchmarkReject measures the rejection path in each rejecting state: open
+// after a trip, opened by hand (Trip) and half-open with its probe slot
+// taken. The rejection error is built once per period, so none allocates.
+func BenchmarkReject(b *testing.B) {
+	ctx := context.Background()
+	open := func(b *testing.B) *circuitbreaker.Breaker {
+		br := circuitbreaker.New("bench", circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Hour))
+		_ = br.Execute(ctx, fail)
+		return br
+	}
+	tripped := func(b *testing.B) *circuitbreaker.Breaker {
+		br := circuitbreaker.New("bench")
+		br.Trip()
+		return br
+	}
+	halfOpen := func(b *testing.B) *circuitbreaker.Breaker {
+		br := circuitbreaker.New("bench", circuitbreaker.WithConsecutiveFailures(1),
+			circuitbreaker.WithOpenDuration(time.Nanosecond), circuitbreaker.WithProbeTimeout(time.Hour))
+		_ = br.Execute(ctx, fail)
+		for br.State() != circuitbreaker.StateHalfOpen {
+		}
+		if _, err := br.Allow(ctx); err != nil { // the probe that holds the only slot
+			b.Fatal(err)
+		}
+		return br
+	}
+	for _, tc := range []struct {
+		name string
+		new  func(*testing.B) *circuitbreaker.Breaker
+	}{{"open", open}, {"tripped", tripped}, {"half-open", halfOpen}} {
+		b.Run(tc.name, func(b *testing.B) {
+			br := tc.new(b)
+			if err := br.Execute(ctx, ok); err == nil {
+				b.Fatal("Execute() = nil; want a rejection")
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = br.Execute(ctx, ok)
+			}
+		})
+	}
+}
+
+// BenchmarkRejectedErrorMessage measures reading a rejection's message,
+// which is written when read so that the time left is current.
+func BenchmarkRejectedErrorMessage(b *testing.B) {
+	br := circuitbreaker.New("payments", circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Hour))
+	_ = br.Execute(context.Background(), fail)
+	err := br.Execute(context.Background(), ok)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = err.Error()
+	}
+}

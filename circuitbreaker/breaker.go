@@ -82,15 +82,14 @@ type probe struct {
 // them failed; it then lets one probe call through, and closes if it
 // succeeds.
 //
-// New panics if an option is invalid, naming every invalid option, as
-// [time.NewTicker] does for a non-positive interval: options are written in
-// code, so a bad one is a programming error.
+// New panics if an option is invalid (a nil option among them), naming
+// every invalid option, as [time.NewTicker] does for a non-positive
+// interval: options are written in code, so a bad one is a programming
+// error. For options built from configuration, check them first with
+// [Validate], which returns the same faults as an error.
 func New(name string, opts ...Option) *Breaker {
-	cfg := defaultConfig()
-	for _, o := range opts {
-		o.apply(&cfg)
-	}
-	if err := cfg.validate(); err != nil {
+	cfg, err := newConfig(opts)
+	if err != nil {
 		panic(fmt.Sprintf("circuitbreaker: New(%q): %v", name, err))
 	}
 	b := &Breaker{
@@ -136,7 +135,7 @@ func (b *Breaker) newPeriod(s State, forced bool, now int64) *period {
 		}
 	case StateOpen:
 		if forced {
-			p.err = newRejectedError(b.name, StateOpen, time.Time{}, 0)
+			p.err = newRejectedError(b.name, StateOpen, time.Time{})
 			break
 		}
 		d := b.cfg.openDuration
@@ -145,9 +144,9 @@ func (b *Breaker) newPeriod(s State, forced bool, now int64) *period {
 		}
 		p.until = now + int64(d)
 		p.timer = time.AfterFunc(d, func() { p.expired.Store(true) })
-		p.err = newRejectedError(b.name, StateOpen, b.epoch.Add(time.Duration(p.until)), d)
+		p.err = newRejectedError(b.name, StateOpen, b.epoch.Add(time.Duration(p.until)))
 	case StateHalfOpen:
-		p.err = newRejectedError(b.name, StateHalfOpen, time.Time{}, 0)
+		p.err = newRejectedError(b.name, StateHalfOpen, time.Time{})
 	}
 	return p
 }
@@ -158,8 +157,13 @@ func (b *Breaker) newPeriod(s State, forced bool, now int64) *period {
 //
 // fn is passed ctx unchanged. If fn panics, the call counts as a failure and
 // the panic goes on. Execute does not watch ctx itself: a cancelled call
-// counts as whatever the classifier makes of the error fn returns.
+// counts as whatever the classifier makes of the error fn returns. If fn is
+// nil, Execute returns [ErrNilFunc] at once: no call is admitted or
+// counted.
 func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) error {
+	if fn == nil {
+		return ErrNilFunc
+	}
 	p, pr, err := b.admit(ctx)
 	if err != nil {
 		return err
@@ -181,8 +185,13 @@ func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) e
 }
 
 // Do is [Breaker.Execute] for a function that returns a value as well as an
-// error. On rejection it returns the zero T and the rejection error.
+// error. On rejection it returns the zero T and the rejection error; if fn
+// is nil, the zero T and [ErrNilFunc], admitting and counting no call.
 func Do[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error)) (T, error) {
+	if fn == nil {
+		var zero T
+		return zero, ErrNilFunc
+	}
 	p, pr, err := b.admit(ctx)
 	if err != nil {
 		var zero T
@@ -208,7 +217,8 @@ func Do[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, err
 // wrap the call in a function (a stream that ends later, a custom
 // transport). If the breaker lets the call through, Allow returns a done
 // function to call with the call's error when it has finished; otherwise it
-// returns a [*RejectedError].
+// returns a [*RejectedError], and a done that does nothing (never nil, so
+// calling it by mistake after a rejection is harmless).
 //
 // done must be called once; later calls do nothing. A call whose done is
 // never called counts for nothing, except that a half-open probe holds its
@@ -217,7 +227,7 @@ func Do[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, err
 func (b *Breaker) Allow(ctx context.Context) (done func(err error), err error) {
 	p, pr, err := b.admit(ctx)
 	if err != nil {
-		return nil, err
+		return doneRejected, err
 	}
 	var start int64
 	if b.timed {
@@ -230,6 +240,9 @@ func (b *Breaker) Allow(ctx context.Context) (done func(err error), err error) {
 		}
 	}, nil
 }
+
+// doneRejected is the done function of a rejected Allow.
+func doneRejected(error) {}
 
 // admit decides whether a call may go. It returns the period the call is
 // admitted in and, when half-open, its probe.
@@ -514,7 +527,7 @@ type Snapshot struct {
 	// percentage of Calls, 0 when there are no calls.
 	FailureRate, SlowCallRate float64
 	// ConsecutiveFailures is the current run of failures, counted only when
-	// [WithConsecutiveFailures] is set.
+	// WithConsecutiveFailures is set.
 	ConsecutiveFailures int
 	// Rejections counts the calls rejected since the current state began.
 	Rejections int64

@@ -20,6 +20,42 @@
 // [Do] does the same for a call that returns a value, and [Breaker.Allow]
 // is the two-step form for calls that cannot be wrapped in a function.
 //
+// # States
+//
+// A breaker moves between its three states ([StateClosed], [StateOpen],
+// [StateHalfOpen]) on the outcomes of calls and the passing of time, and
+// by hand with [Breaker.Trip] and [Breaker.Reset]:
+//
+//	               the window's failure rate, slow-call rate or
+//	               run of failures reaches its threshold
+//	+--------+ ----------------------------------------> +--------+
+//	| closed |                                           |  open  |
+//	+--------+ <-----+                          +------> +--------+
+//	                 |                          |            |
+//	   enough probes |                          | a probe    | the open
+//	       succeeded |                          | failed,    | duration
+//	                 |     +-------------+      | was slow   | passed
+//	                 +---- |  half-open  | -----+ or timed   |
+//	                       +-------------+        out        |
+//	                              ^                          |
+//	                              +--------------------------+
+//
+//	Trip:  any state -> open, until Reset (no probes meanwhile)
+//	Reset: any state -> closed, with an empty window
+//
+// An open breaker rejects calls for [WithOpenDuration], lengthened at random
+// by [WithOpenJitter] so that a fleet that tripped together does not probe
+// together. The rejection error is a [*RejectedError] saying which breaker
+// rejected the call and how long it has left to wait, as of when the
+// message is read. Half-open, the breaker admits up to
+// [WithHalfOpenProbes] calls at once, but never more than the successes it
+// still needs, turns away the others with [ErrTooManyRequests], and closes
+// after [WithHalfOpenSuccesses] successes. A probe that never returns does
+// not wedge it: after [WithProbeTimeout] it counts as failed.
+//
+// [WithOnStateChange] is told of every change, with the window that caused
+// it, outside any lock and in order.
+//
 // # Deciding to trip
 //
 // By default a breaker keeps the last 100 outcomes ([WithCountWindow]) and
@@ -39,20 +75,14 @@
 // the probes, and one admitted before a [Breaker.Reset] does not count in the
 // fresh window.
 //
-// # Open and half-open
+// # Bad input
 //
-// An open breaker rejects calls for [WithOpenDuration], lengthened at random
-// by [WithOpenJitter] so that a fleet that tripped together does not probe
-// together. The rejection error is a [*RejectedError] saying which breaker
-// rejected the call and until when. Half-open, the breaker admits up to
-// [WithHalfOpenProbes] calls at once, but never more than the successes it
-// still needs, turns away the others with [ErrTooManyRequests], and closes
-// after [WithHalfOpenSuccesses] successes. A probe that never returns does
-// not wedge it: after [WithProbeTimeout] it counts as failed.
-// [Breaker.Trip] and [Breaker.Reset] force the state by hand.
-//
-// [WithOnStateChange] is told of every change, with the window that caused
-// it, outside any lock and in order.
+// Options are checked when the breaker is built. [New], [NewGroup],
+// [NewTransport] and [Middleware] panic on a bad one, naming every bad
+// option at once, since options are normally written in code. Where their
+// values come from a configuration file, check them with [Validate] first,
+// which returns the same faults as an error. A nil function passed to
+// [Breaker.Execute] or [Do] is refused with [ErrNilFunc], not a panic.
 //
 // # Many dependencies, and HTTP
 //

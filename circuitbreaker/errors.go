@@ -1,7 +1,7 @@
 package circuitbreaker
 
 import (
-	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -14,6 +14,11 @@ var ErrOpen error = &sentinel{"circuitbreaker: breaker is open", "circuitbreaker
 // rejected because the breaker is half-open and already has as many probe
 // calls as it admits. The error returned is a [*RejectedError].
 var ErrTooManyRequests error = &sentinel{"circuitbreaker: too many requests while half-open", "circuitbreaker.too_many_requests"}
+
+// ErrNilFunc is returned by [Breaker.Execute] and [Do] when the function
+// to call is nil. No call is admitted or counted: it is a programming
+// error, reported as an error rather than a nil-pointer panic.
+var ErrNilFunc error = &sentinel{"circuitbreaker: nil function to call", "circuitbreaker.nil_function"}
 
 type sentinel struct{ msg, typ string }
 
@@ -28,7 +33,14 @@ func (e *sentinel) ErrorType() string { return e.typ }
 //
 // The breaker builds one RejectedError per open or half-open period and
 // returns the same value to every rejected call of that period, so callers
-// must not modify it.
+// must not modify it. Its message is written when it is read, from the
+// clock at that moment, so a rejection logged late still says how long
+// the wait really is:
+//
+//	circuitbreaker: breaker "payments" is open (retry in 1.5s, at 2026-12-06T12:00:04.000Z)
+//	circuitbreaker: breaker "payments" was open until 2026-12-06T12:00:04.000Z (retry now)
+//	circuitbreaker: breaker "payments" is open until reset
+//	circuitbreaker: breaker "payments" is half-open and has no probe slot free
 type RejectedError struct {
 	// Breaker is the name of the breaker that rejected the call.
 	Breaker string
@@ -36,27 +48,49 @@ type RejectedError struct {
 	State State
 	// Until is when the breaker stops rejecting calls and lets a probe
 	// through. It is zero while half-open and when the breaker was opened
-	// by [Breaker.Trip], which lasts until [Breaker.Reset].
+	// by Breaker.Trip, which lasts until Breaker.Reset.
 	Until time.Time
-
-	msg string
 }
 
-func newRejectedError(name string, s State, until time.Time, openFor time.Duration) *RejectedError {
-	e := &RejectedError{Breaker: name, State: s, Until: until}
+func newRejectedError(name string, s State, until time.Time) *RejectedError {
+	return &RejectedError{Breaker: name, State: s, Until: until}
+}
+
+// rfc3339Milli is RFC 3339 to the millisecond: open periods are often
+// shorter than a second.
+const rfc3339Milli = "2006-01-02T15:04:05.000Z07:00"
+
+// Error describes the rejection as it stands when Error is called: the
+// time left until Until is computed from the current time, not from the
+// moment of the rejection.
+func (e *RejectedError) Error() string { return e.message(time.Now()) }
+
+func (e *RejectedError) message(now time.Time) string {
+	var buf [128]byte
+	m := append(buf[:0], "circuitbreaker: breaker "...)
+	m = strconv.AppendQuote(m, e.Breaker)
 	switch {
-	case s == StateHalfOpen:
-		e.msg = fmt.Sprintf("circuitbreaker: breaker %q is half-open and has no probe slot free", name)
-	case until.IsZero():
-		e.msg = fmt.Sprintf("circuitbreaker: breaker %q is open until reset", name)
+	case e.State == StateHalfOpen:
+		m = append(m, " is half-open and has no probe slot free"...)
+	case e.Until.IsZero():
+		m = append(m, " is open until reset"...)
 	default:
-		e.msg = fmt.Sprintf("circuitbreaker: breaker %q is open (retry in %v, at %s)",
-			name, openFor.Round(time.Millisecond), until.UTC().Format(time.RFC3339))
+		if left := e.Until.Sub(now); left > 0 {
+			// Rounded up, so that a wait under a millisecond does not read as 0s.
+			left = (left + time.Millisecond - 1).Truncate(time.Millisecond)
+			m = append(m, " is open (retry in "...)
+			m = append(m, left.String()...)
+			m = append(m, ", at "...)
+			m = e.Until.UTC().AppendFormat(m, rfc3339Milli)
+			m = append(m, ')')
+		} else {
+			m = append(m, " was open until "...)
+			m = e.Until.UTC().AppendFormat(m, rfc3339Milli)
+			m = append(m, " (retry now)"...)
+		}
 	}
-	return e
+	return string(m)
 }
-
-func (e *RejectedError) Error() string { return e.msg }
 
 // Is reports whether target is [ErrOpen] (for a rejection while open) or
 // [ErrTooManyRequests] (while half-open).

@@ -1,6 +1,7 @@
 package circuitbreaker
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -15,7 +16,9 @@ import (
 // without limit. An evicted breaker forgets its state: its key starts again
 // with a closed breaker.
 //
-// A Group is safe for concurrent use.
+// A Group is safe for concurrent use. The zero Group is empty and ready to
+// use: its breakers have the default options, and it holds at most
+// [DefaultMaxBreakers] of them.
 type Group struct {
 	opts []Option
 	max  int
@@ -36,6 +39,7 @@ type entry struct {
 type groupConfig struct {
 	breaker []Option
 	max     int
+	errs    []error // bad group options
 }
 
 type groupOptionFunc func(*groupConfig)
@@ -46,25 +50,36 @@ func (f groupOptionFunc) applyTransport(t *transportConfig) { t.group = append(t
 // WithMaxBreakers bounds how many breakers a [Group] holds. n must be
 // positive. The default is [DefaultMaxBreakers] (1024).
 func WithMaxBreakers(n int) GroupOption {
-	return groupOptionFunc(func(g *groupConfig) { g.max = n })
+	return groupOptionFunc(func(g *groupConfig) {
+		if n <= 0 {
+			g.errs = append(g.errs, fmt.Errorf("WithMaxBreakers(%d): must be positive", n))
+		}
+		g.max = n
+	})
+}
+
+// newGroupConfig applies opts and reports every bad one, the breaker
+// options among them, at once.
+func newGroupConfig(opts []GroupOption) (groupConfig, error) {
+	cfg := groupConfig{max: DefaultMaxBreakers}
+	for i, o := range opts {
+		if o == nil {
+			cfg.errs = append(cfg.errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
+		}
+		o.applyGroup(&cfg)
+	}
+	_, err := newConfig(cfg.breaker)
+	return cfg, errors.Join(append(cfg.errs, err)...)
 }
 
 // NewGroup returns an empty group. Every [Option] among opts configures each
-// breaker the group creates. NewGroup panics on invalid options, as [New]
-// does; it checks the breaker options at once rather than on first use.
+// breaker the group creates. NewGroup panics on invalid options (a nil one
+// among them), naming every one, as [New] does; it checks the breaker
+// options at once rather than on first use.
 func NewGroup(opts ...GroupOption) *Group {
-	cfg := groupConfig{max: DefaultMaxBreakers}
-	for _, o := range opts {
-		o.applyGroup(&cfg)
-	}
-	if cfg.max <= 0 {
-		panic(fmt.Sprintf("circuitbreaker: NewGroup: WithMaxBreakers(%d): must be positive", cfg.max))
-	}
-	c := defaultConfig()
-	for _, o := range cfg.breaker {
-		o.apply(&c)
-	}
-	if err := c.validate(); err != nil {
+	cfg, err := newGroupConfig(opts)
+	if err != nil {
 		panic(fmt.Sprintf("circuitbreaker: NewGroup: %v", err))
 	}
 	return &Group{opts: cfg.breaker, max: cfg.max}
@@ -91,7 +106,11 @@ func (g *Group) create(key string) *Breaker {
 	}
 	e := &entry{key: key, b: New(key, g.opts...)}
 	e.used.Store(true) // a new key gets a sweep's grace, as in the clock algorithm
-	if len(g.ring) < g.max {
+	limit := g.max
+	if limit == 0 { // the zero Group
+		limit = DefaultMaxBreakers
+	}
+	if len(g.ring) < limit {
 		g.ring = append(g.ring, e)
 	} else {
 		i := g.victim()

@@ -31,12 +31,15 @@ type HTTPOption interface {
 type transportConfig struct {
 	group      []GroupOption
 	shared     *Group
+	sharedSet  bool // WithGroup was given
 	key        func(*http.Request) string
 	failStatus func(int) bool
+	errs       []error // bad options
 }
 
 type middlewareConfig struct {
 	failStatus func(int) bool
+	errs       []error // bad options
 }
 
 type transportOptionFunc func(*transportConfig)
@@ -45,13 +48,26 @@ func (f transportOptionFunc) applyTransport(t *transportConfig) { f(t) }
 
 type failStatusOption func(int) bool
 
-func (f failStatusOption) applyTransport(t *transportConfig)   { t.failStatus = f }
-func (f failStatusOption) applyMiddleware(m *middlewareConfig) { m.failStatus = f }
+const nilFailStatus = "WithFailureStatus(nil): function must not be nil"
 
-// WithFailureStatus sets which HTTP status codes count as failures. The
-// default for [NewTransport] is 429 and 5xx: the dependency is failing or
-// pushing back, while other 4xx answers are the caller's own mistakes. The
-// default for [Middleware] is 5xx.
+func (f failStatusOption) applyTransport(t *transportConfig) {
+	if f == nil {
+		t.errs = append(t.errs, errors.New(nilFailStatus))
+	}
+	t.failStatus = f
+}
+
+func (f failStatusOption) applyMiddleware(m *middlewareConfig) {
+	if f == nil {
+		m.errs = append(m.errs, errors.New(nilFailStatus))
+	}
+	m.failStatus = f
+}
+
+// WithFailureStatus sets which HTTP status codes count as failures.
+// isFailure must not be nil. The default for [NewTransport] is 429 and 5xx:
+// the dependency is failing or pushing back, while other 4xx answers are
+// the caller's own mistakes. The default for [Middleware] is 5xx.
 func WithFailureStatus(isFailure func(code int) bool) HTTPOption {
 	return failStatusOption(isFailure)
 }
@@ -60,17 +76,28 @@ func WithFailureStatus(isFailure func(code int) bool) HTTPOption {
 // default is the request URL's Host field lower-cased: the host with its
 // port when the URL names one, so api.example.com and api.example.com:8443
 // get breakers of their own (and so, since the default port is not added,
-// do https://api.example.com and https://api.example.com:443).
+// do https://api.example.com and https://api.example.com:443). key must
+// not be nil.
 func WithKey(key func(*http.Request) string) TransportOption {
-	return transportOptionFunc(func(t *transportConfig) { t.key = key })
+	return transportOptionFunc(func(t *transportConfig) {
+		if key == nil {
+			t.errs = append(t.errs, errors.New("WithKey(nil): key function must not be nil"))
+		}
+		t.key = key
+	})
 }
 
 // WithGroup makes [NewTransport] use breakers from g instead of a group of
 // its own, so that the caller can inspect them (g.Get(host).State()) or
-// share them between transports. It cannot be combined with group or
-// breaker options, which configure the transport's own group.
+// share them between transports. g must not be nil. It cannot be combined
+// with group or breaker options, which configure the transport's own group.
 func WithGroup(g *Group) TransportOption {
-	return transportOptionFunc(func(t *transportConfig) { t.shared = g })
+	return transportOptionFunc(func(t *transportConfig) {
+		if g == nil {
+			t.errs = append(t.errs, errors.New("WithGroup(nil): group must not be nil"))
+		}
+		t.shared, t.sharedSet = g, true
+	})
 }
 
 func transportFailure(code int) bool {
@@ -87,37 +114,42 @@ func hostKey(r *http.Request) string { return strings.ToLower(r.URL.Host) }
 //
 // While a host's breaker rejects, requests to it fail at once with a
 // [*RejectedError] (wrapping [ErrOpen] or [ErrTooManyRequests], and wrapped
-// in turn in a [*url.Error] by [http.Client]) and never reach the network.
+// in turn in a [*net/url.Error] by [http.Client]) and never reach the network.
 // Responses count as failures by status ([WithFailureStatus]; by default 429
 // and 5xx), errors by the breakers' classifier; the response and its body
 // are handed back untouched either way.
 //
-// NewTransport panics on invalid options, as [New] does, and when
-// [WithGroup] is combined with group or breaker options.
+// A nil next means [http.DefaultTransport], as a nil Transport does in an
+// [http.Client]. NewTransport panics on invalid options (a nil one among
+// them), naming every one, as [New] does, and when [WithGroup] is combined
+// with group or breaker options.
 func NewTransport(next http.RoundTripper, opts ...TransportOption) http.RoundTripper {
 	cfg := transportConfig{key: hostKey, failStatus: transportFailure}
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			cfg.errs = append(cfg.errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
+		}
 		o.applyTransport(&cfg)
 	}
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	var errs []string
-	if cfg.shared != nil && len(cfg.group) > 0 {
-		errs = append(errs, "WithGroup cannot be combined with group or breaker options")
+	if cfg.sharedSet && len(cfg.group) > 0 {
+		cfg.errs = append(cfg.errs, errors.New("WithGroup cannot be combined with group or breaker options"))
 	}
-	if cfg.key == nil {
-		errs = append(errs, "WithKey(nil): key function must not be nil")
+	var gcfg groupConfig
+	if !cfg.sharedSet {
+		var err error
+		gcfg, err = newGroupConfig(cfg.group)
+		cfg.errs = append(cfg.errs, err)
 	}
-	if cfg.failStatus == nil {
-		errs = append(errs, "WithFailureStatus(nil): function must not be nil")
-	}
-	if len(errs) > 0 {
-		panic("circuitbreaker: NewTransport: " + strings.Join(errs, "; "))
+	if err := errors.Join(cfg.errs...); err != nil {
+		panic(fmt.Sprintf("circuitbreaker: NewTransport: %v", err))
 	}
 	g := cfg.shared
 	if g == nil {
-		g = NewGroup(cfg.group...)
+		g = &Group{opts: gcfg.breaker, max: gcfg.max}
 	}
 	return &transport{next: next, group: g, key: cfg.key, failStatus: cfg.failStatus}
 }
@@ -179,15 +211,30 @@ func (t *transport) CloseIdleConnections() {
 // status ([WithFailureStatus]; by default 5xx) count as failures, and so does
 // a handler that panics (the panic goes on), except with
 // [http.ErrAbortHandler], which counts for nothing.
+//
+// Middleware panics when b is nil or an option is invalid (a nil one among
+// them), naming every fault, as [New] does; the middleware it returns
+// panics when given a nil handler, as [http.Handle] does. Bad input is so
+// reported when the handler chain is built, not on the first request.
 func Middleware(b *Breaker, opts ...MiddlewareOption) func(http.Handler) http.Handler {
 	cfg := middlewareConfig{failStatus: serverFailure}
-	for _, o := range opts {
+	if b == nil {
+		cfg.errs = append(cfg.errs, errors.New("b is nil: a breaker is required"))
+	}
+	for i, o := range opts {
+		if o == nil {
+			cfg.errs = append(cfg.errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
+		}
 		o.applyMiddleware(&cfg)
 	}
-	if cfg.failStatus == nil {
-		panic("circuitbreaker: Middleware: WithFailureStatus(nil): function must not be nil")
+	if err := errors.Join(cfg.errs...); err != nil {
+		panic(fmt.Sprintf("circuitbreaker: Middleware: %v", err))
 	}
 	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic(fmt.Sprintf("circuitbreaker: Middleware(%q): nil handler", b.name))
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
 			p, pr, err := b.admit(ctx)

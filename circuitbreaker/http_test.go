@@ -160,17 +160,6 @@ func TestTransportErrors(t *testing.T) {
 	assert.Equal(t, circuitbreaker.StateOpen, g.Get(host).State())
 }
 
-func TestTransportPanicsOnConflictingOptions(t *testing.T) {
-	msg := panicMessage(func() {
-		circuitbreaker.NewTransport(nil, circuitbreaker.WithGroup(circuitbreaker.NewGroup()), circuitbreaker.WithOpenDuration(time.Second))
-	})
-	assert.Contains(t, msg, "WithGroup cannot be combined")
-	msg = panicMessage(func() { circuitbreaker.NewTransport(nil, circuitbreaker.WithFailureRate(200)) })
-	assert.Contains(t, msg, "WithFailureRate(200)")
-	msg = panicMessage(func() { circuitbreaker.NewTransport(nil, circuitbreaker.WithKey(nil)) })
-	assert.Contains(t, msg, "WithKey(nil)")
-}
-
 type panicTransport struct{}
 
 func (panicTransport) RoundTrip(*http.Request) (*http.Response, error) { panic("transport bug") }

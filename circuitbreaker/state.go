@@ -9,13 +9,13 @@ type State uint8
 const (
 	// StateClosed lets every call through and watches their outcomes.
 	StateClosed State = iota
-	// StateOpen rejects every call with an error wrapping [ErrOpen], until the
-	// open duration has passed (or, after [Breaker.Trip], until
-	// [Breaker.Reset]).
+	// StateOpen rejects every call with an error matching ErrOpen, until
+	// the open duration has passed (or, after Breaker.Trip, until
+	// Breaker.Reset).
 	StateOpen
 	// StateHalfOpen lets a limited number of probe calls through to find out
 	// whether the dependency has recovered; other calls are rejected with an
-	// error wrapping [ErrTooManyRequests].
+	// error matching ErrTooManyRequests.
 	StateHalfOpen
 )
 
