@@ -357,7 +357,7 @@ func validateUpstream(i int, u Upstream) (*upstreamSpec, []error) {
 		}
 	}
 	if b := u.Breaker; b != nil {
-		if err := checkBreakerOptions(b.Options); err != nil {
+		if err := circuitbreaker.Validate(b.Options...); err != nil {
 			bad("breaker.options: %v", err)
 		}
 	}
@@ -426,20 +426,6 @@ func trimSlash(p string) string {
 		p = p[:len(p)-1]
 	}
 	return p
-}
-
-// checkBreakerOptions turns circuitbreaker's construction panic (its way of
-// reporting a bad option written in code) into an error, since upstreams
-// may come from configuration.
-func checkBreakerOptions(opts []circuitbreaker.Option) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%v", p)
-		}
-	}()
-	circuitbreaker.NewGroup(append(toGroupOptions(opts),
-		circuitbreaker.WithMeterProvider(metricnoop.NewMeterProvider()))...)
-	return nil
 }
 
 func toGroupOptions(opts []circuitbreaker.Option) []circuitbreaker.GroupOption {
