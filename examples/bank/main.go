@@ -120,6 +120,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/otelpatterns/patterns/examples/bank/infra"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/examples/internal/examplepg"
 )
 
@@ -135,7 +136,7 @@ func main() {
 	// in a service that propagates it over HTTP.
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bank example:", err)

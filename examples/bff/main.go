@@ -75,6 +75,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/aggregate"
 	"github.com/otelpatterns/patterns/retry"
@@ -96,7 +97,7 @@ const (
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Stdout, exampleotel.JSONOut()); err != nil {
 		fmt.Fprintln(os.Stderr, "bff example:", err)
 		os.Exit(1)
 	}

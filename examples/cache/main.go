@@ -74,6 +74,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cache"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 )
 
 // scopeName is the instrumentation scope of the program's own spans.
@@ -157,7 +158,7 @@ func (in *instance) cacheName() string { return "catalogue-" + strings.ToLower(i
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cache example:", err)
@@ -265,7 +266,11 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 		return err
 	}
 
-	return rep.totals(ctx, db.reads.Load())
+	if err := rep.totals(ctx, db.reads.Load()); err != nil {
+		return err
+	}
+	otelp.printTrees(out, "phase 2", "phase 3")
+	return nil
 }
 
 // zipfIDs returns n product IDs drawn from a Zipf distribution over the

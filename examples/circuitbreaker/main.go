@@ -62,6 +62,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 )
 
 // scopeName is the instrumentation scope of the program's own spans.
@@ -100,7 +101,7 @@ var marks = [numOutcomes]byte{ok: '.', failed: 'x', rejectedOpen: '-', rejectedP
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "circuitbreaker example:", err)
@@ -198,7 +199,7 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	fmt.Fprintf(out, "\ntotal: %s\n", describeCounts(counts))
 	fmt.Fprintf(out, "rejected while open: %d, while half-open: %d\n", counts[rejectedOpen], counts[rejectedProbes])
 	fmt.Fprintf(out, "final state of breaker %q: %s\n", b.Name(), b.State())
-	return nil
+	return otelp.printTelemetry(ctx, out)
 }
 
 // send sends one request in a span of its own, so that the breaker's events

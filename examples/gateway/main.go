@@ -46,6 +46,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/auth"
 	"github.com/otelpatterns/patterns/gateway/ratelimit"
@@ -58,7 +59,7 @@ const (
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Stdout, exampleotel.JSONOut()); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway example:", err)
 		os.Exit(1)
 	}

@@ -85,6 +85,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/retry"
 )
 
@@ -212,7 +213,7 @@ type result struct {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "httpclient example:", err)
@@ -335,7 +336,7 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	fmt.Fprintf(out, "attempts: %d made by the retrier, %d seen by the server\n", attempts, server.seen())
 	fmt.Fprintf(out, "retry budget: %.1f retries left\n", budget.Available())
 	fmt.Fprintf(out, "final state of breaker %q: %s\n", b.Name(), b.State())
-	return nil
+	return otelp.printTelemetry(ctx, out)
 }
 
 // send sends request n in a span of its own and reports what became of it.

@@ -64,6 +64,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/examples/orders/adapters/eventstore"
 	"github.com/otelpatterns/patterns/examples/orders/adapters/httpapi"
 	"github.com/otelpatterns/patterns/examples/orders/adapters/memory"
@@ -78,7 +79,7 @@ import (
 const scopeName = "github.com/otelpatterns/patterns/examples/orders"
 
 func main() {
-	if err := run(context.Background(), os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Stdout, exampleotel.JSONOut()); err != nil {
 		fmt.Fprintln(os.Stderr, "orders example:", err)
 		os.Exit(1)
 	}

@@ -75,6 +75,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/retry"
 	"github.com/otelpatterns/patterns/saga"
 )
@@ -87,7 +88,7 @@ const waitLimit = 20 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "saga example:", err)

@@ -76,6 +76,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/strangler"
 )
@@ -92,7 +93,7 @@ const waitLimit = 15 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "strangler example:", err)
@@ -231,6 +232,7 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	if err := cdcScene(ctx, out, c, &client{base: ordersSrv.URL, http: ordersSrv.Client()}, be, model); err != nil {
 		return err
 	}
+	otelp.printTrees(out)
 	// Flush the telemetry while the gateway and the facade are open:
 	// closing them unregisters their metrics, which would then be
 	// missing from the last export.
