@@ -49,9 +49,16 @@
 // the publication and the replication origin it made, leaving nothing
 // behind.
 //
-// The spans and metrics are written to stderr as JSON at the end (add
-// 2>/dev/null to hide them), or sent over OTLP/HTTP when
-// OTEL_EXPORTER_OTLP_ENDPOINT is set, as in the other examples.
+// At the end the program prints the spans of one request of each kind that
+// went through the gateway while tracing was on.
+//
+// The program keeps the spans and metrics in memory for what it prints.
+// All of them are written to stderr as JSON, once, at the end, with
+// -telemetry=json, and sent to an OpenTelemetry collector over OTLP/HTTP
+// when the standard variables say so (see the README's "Try it"):
+//
+//	go run ./examples/strangler -telemetry=json 2>telemetry.json
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/strangler
 package main
 
 import (

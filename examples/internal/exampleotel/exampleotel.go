@@ -9,10 +9,11 @@
 //
 //   - to an OpenTelemetry collector over OTLP/HTTP when
 //     OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
-//     OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) is set, in a build with the otlp
-//     tag (go run -tags otlp ./examples/X): the OTLP exporters bring gRPC
-//     and protobuf with them, some 100 packages that would otherwise double
-//     the first build of every example;
+//     OTEL_EXPORTER_OTLP_METRICS_ENDPOINT) is set. The OTLP exporters are
+//     only in a build with the otlp tag: they bring gRPC and protobuf, some
+//     150 packages that would nearly double the first build of every
+//     example. A go run without the tag runs itself again with it (see
+//     [JSONOut]);
 //   - to stderr as JSON (the stdouttrace and stdoutmetric exporters), once,
 //     at the end, with the flag -telemetry=json.
 package exampleotel
@@ -44,8 +45,15 @@ var telemetryFlag = flag.String("telemetry", "summary",
 // example's main writes its full telemetry as JSON: os.Stderr with
 // -telemetry=json, nil otherwise. It exits with status 2 on a bad flag
 // value, as flag.Parse does on a bad flag.
+//
+// When an OTLP endpoint is set (see [New]) in a build without the otlp
+// tag, JSONOut runs the example again with go run -tags otlp, and exits
+// with that run's status: setting OTEL_EXPORTER_OTLP_ENDPOINT is all it
+// takes, at the price of the longer build, once. It is called from main
+// only, so that tests never do that.
 func JSONOut() io.Writer {
 	flag.Parse()
+	rerunWithOTLP()
 	switch *telemetryFlag {
 	case "summary":
 		return nil

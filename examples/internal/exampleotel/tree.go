@@ -23,6 +23,13 @@ import (
 // in a "…" line instead of printed. The zero Tree prints with the default
 // limits, no attributes but error.type, and durations.
 type Tree struct {
+	// Columns are attributes printed as a column of their values ("-"
+	// for a span without the attribute), after the kind.
+	Columns []attribute.Key
+
+	// AllKinds prints the kind of internal spans too.
+	AllKinds bool
+
 	// Attrs are the attributes printed, as key=value, in this order, for
 	// the spans that have them. error.type is always printed, and so is
 	// the status description of a failed span that has no error.type.
@@ -128,14 +135,29 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 			name += fmt.Sprintf(" ×%d", len(group))
 		}
 		kind := ""
-		if k := n.span.SpanKind(); k != trace.SpanKindInternal && k != trace.SpanKindUnspecified {
+		if k := n.span.SpanKind(); t.AllKinds || k != trace.SpanKindInternal && k != trace.SpanKindUnspecified {
 			kind = k.String()
 		}
-		dur := ""
-		if !t.NoDurations {
-			dur = fmtDuration(took)
+		for _, c := range t.Columns {
+			v := "-"
+			for _, kv := range n.span.Attributes() {
+				if kv.Key == c {
+					v = kv.Value.String()
+				}
+			}
+			kind += "\t" + v
 		}
-		fmt.Fprintf(tw, "%s%s%s\t%s\t%s\t%s\n", indent, strings.Repeat("  ", depth), name, kind, dur, t.describe(n.span))
+		dur := "" // the duration's cell, with its separator
+		if !t.NoDurations {
+			dur = "\t" + fmtDuration(took)
+		}
+		fmt.Fprintf(tw, "%s%s%s\t%s%s\t%s\n", indent, strings.Repeat("  ", depth), name, kind, dur, t.describe(n.span))
+		// The empty cells of the columns and the duration, for the lines
+		// below.
+		blank := strings.Repeat("\t", len(t.Columns))
+		if !t.NoDurations {
+			blank += "\t"
+		}
 		lines++
 		// Alike siblings, in the order the first of each started.
 		var sigs []string
@@ -169,7 +191,7 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 				return false
 			}
 			if it.event != nil {
-				fmt.Fprintf(tw, "%s· %s\t\t\t%s\n", pad, it.event.Name, t.eventAttrs(it.event.Attributes))
+				fmt.Fprintf(tw, "%s· %s\t%s\t%s\n", pad, it.event.Name, blank, t.eventAttrs(it.event.Attributes))
 				lines++
 				continue
 			}
@@ -183,7 +205,7 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 						left += k.size
 					}
 				}
-				fmt.Fprintf(tw, "%s… %d more spans\t\t\t\n", pad, left)
+				fmt.Fprintf(tw, "%s… %d more spans\t%s\t\n", pad, left, blank)
 				lines++
 				return true
 			}
