@@ -159,15 +159,6 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 			blank += "\t"
 		}
 		lines++
-		// Alike siblings, in the order the first of each started.
-		var sigs []string
-		groups := map[string][]*node{}
-		for _, k := range n.kids {
-			if _, ok := groups[k.sig]; !ok {
-				sigs = append(sigs, k.sig)
-			}
-			groups[k.sig] = append(groups[k.sig], k)
-		}
 		// The events and the children, in the order they happened.
 		type item struct {
 			at    time.Time
@@ -180,8 +171,8 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 				items = append(items, item{at: e.Time, event: &n.span.Events()[i]})
 			}
 		}
-		for _, sig := range sigs {
-			items = append(items, item{at: groups[sig][0].span.StartTime(), group: groups[sig]})
+		for _, g := range alike(n.kids) {
+			items = append(items, item{at: g[0].span.StartTime(), group: g})
 		}
 		slices.SortStableFunc(items, func(a, b item) int { return a.at.Compare(b.at) })
 		pad := indent + strings.Repeat("  ", depth+1)
@@ -205,7 +196,8 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 						left += k.size
 					}
 				}
-				fmt.Fprintf(tw, "%s… %d more spans\t%s\t\n", pad, left, blank)
+				// No cell: the line would widen the names' column.
+				fmt.Fprintf(tw, "%s… %d more spans\n", pad, left)
 				lines++
 				return true
 			}
@@ -216,8 +208,8 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 		}
 		return true
 	}
-	for _, r := range roots {
-		if !walk([]*node{r}, 0) {
+	for _, g := range alike(roots) {
+		if !walk(g, 0) {
 			break
 		}
 	}
@@ -228,6 +220,23 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 	if lines >= maxLines && printed < total {
 		fmt.Fprintf(w, "%s… (%d lines shown; the rest of the %d spans left out)\n", indent, lines, total)
 	}
+}
+
+// alike groups alike siblings (same signature), in the order the first of
+// each started.
+func alike(sibs []*node) [][]*node {
+	var groups [][]*node
+	index := map[string]int{}
+	for _, n := range sibs {
+		i, ok := index[n.sig]
+		if !ok {
+			i = len(groups)
+			index[n.sig] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], n)
+	}
+	return groups
 }
 
 // sign sets the signature and size of n's subtree.
