@@ -36,16 +36,6 @@ func printTree(w io.Writer, spans []sdktrace.ReadOnlySpan, names map[string]stri
 	}.Print(w, "    ", spans)
 }
 
-// attrOf returns the value of s's attribute k, empty if s has none.
-func attrOf(s sdktrace.ReadOnlySpan, k attribute.Key) attribute.Value {
-	for _, kv := range s.Attributes() {
-		if kv.Key == k {
-			return kv.Value
-		}
-	}
-	return attribute.Value{}
-}
-
 // aggregationKeys are the attributes of aggregations and their parts
 // that describe shows, shortened, in this order.
 var aggregationKeys = []attribute.Key{
