@@ -1,6 +1,7 @@
 package exampleotel
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"slices"
@@ -27,8 +28,21 @@ type Tree struct {
 	// for a span without the attribute), after the kind.
 	Columns []attribute.Key
 
-	// AllKinds prints the kind of internal spans too.
-	AllKinds bool
+	// Missing is the value printed in Columns for a span without the
+	// attribute; the default is "-".
+	Missing string
+
+	// AllKinds prints the kind of internal spans too, and KindLast prints
+	// the kind after the Columns rather than before.
+	AllKinds, KindLast bool
+
+	// Header, if set, is printed first, its cells aligned with the
+	// columns of the lines below: the name, the kind and Columns in their
+	// order, the duration.
+	Header []string
+
+	// NoFold prints alike siblings one by one.
+	NoFold bool
 
 	// Attrs are the attributes printed, as key=value, in this order, for
 	// the spans that have them. error.type is always printed, and so is
@@ -138,14 +152,20 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 		if k := n.span.SpanKind(); t.AllKinds || k != trace.SpanKindInternal && k != trace.SpanKindUnspecified {
 			kind = k.String()
 		}
+		var cols []string
 		for _, c := range t.Columns {
-			v := "-"
+			v := cmp.Or(t.Missing, "-")
 			for _, kv := range n.span.Attributes() {
 				if kv.Key == c {
 					v = kv.Value.String()
 				}
 			}
-			kind += "\t" + v
+			cols = append(cols, v)
+		}
+		if t.KindLast {
+			kind = strings.Join(append(cols, kind), "\t")
+		} else {
+			kind = strings.Join(append([]string{kind}, cols...), "\t")
 		}
 		dur := "" // the duration's cell, with its separator
 		if !t.NoDurations {
@@ -171,7 +191,7 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 				items = append(items, item{at: e.Time, event: &n.span.Events()[i]})
 			}
 		}
-		for _, g := range alike(n.kids) {
+		for _, g := range t.alike(n.kids) {
 			items = append(items, item{at: g[0].span.StartTime(), group: g})
 		}
 		slices.SortStableFunc(items, func(a, b item) int { return a.at.Compare(b.at) })
@@ -208,7 +228,11 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 		}
 		return true
 	}
-	for _, g := range alike(roots) {
+	if len(t.Header) > 0 {
+		fmt.Fprintf(tw, "%s%s\n", indent, strings.Join(t.Header, "\t"))
+		lines++
+	}
+	for _, g := range t.alike(roots) {
 		if !walk(g, 0) {
 			break
 		}
@@ -224,8 +248,14 @@ func (t Tree) Print(w io.Writer, indent string, spans []sdktrace.ReadOnlySpan) {
 
 // alike groups alike siblings (same signature), in the order the first of
 // each started.
-func alike(sibs []*node) [][]*node {
+func (t Tree) alike(sibs []*node) [][]*node {
 	var groups [][]*node
+	if t.NoFold {
+		for _, n := range sibs {
+			groups = append(groups, []*node{n})
+		}
+		return groups
+	}
 	index := map[string]int{}
 	for _, n := range sibs {
 		i, ok := index[n.sig]
