@@ -20,7 +20,7 @@ import (
 // its error; each span's children indented under it in the order they
 // started. Siblings that look alike (same name, same shown attributes,
 // same subtree) are printed once, as "name ×N" with the longest duration
-// among them. Past MaxDepth, MaxChildren or MaxLines the rest is counted
+// among them, unless NoFold is set. Past MaxDepth, MaxChildren or MaxLines the rest is counted
 // in a "…" line instead of printed. The zero Tree prints with the default
 // limits, no attributes but error.type, and durations.
 type Tree struct {
