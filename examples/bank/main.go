@@ -99,11 +99,14 @@
 // appended it: the store keeps the W3C trace context of the append in the
 // event's metadata, through the global propagator, which main sets to W3C
 // Trace Context. On PostgreSQL the store adds spans for its database calls
-// and its own metrics. By default the spans and metrics are written to
-// stderr as JSON, once, at the end of the run, so stdout stays readable
-// (add 2>/dev/null to hide them). To send them to an OpenTelemetry
-// collector over OTLP/HTTP instead, set the standard variables:
+// and its own metrics.
 //
+// The program keeps the spans and metrics in memory for what it prints.
+// All of them are written to stderr as JSON, once, at the end, with
+// -telemetry=json, and sent to an OpenTelemetry collector over OTLP/HTTP
+// when the standard variables say so (see the README's "Try it"):
+//
+//	go run ./examples/bank -telemetry=json 2>telemetry.json
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/bank
 package main
 
@@ -120,6 +123,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/otelpatterns/patterns/examples/bank/infra"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/examples/internal/examplepg"
 )
 
@@ -135,7 +139,7 @@ func main() {
 	// in a service that propagates it over HTTP.
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bank example:", err)
@@ -144,7 +148,7 @@ func main() {
 }
 
 // run plays the scenario, writing what happens to out and the telemetry
-// (when it is not sent over OTLP) to telemetryOut. It returns once the
+// (as JSON, all of it) to telemetryOut, if not nil. It returns once the
 // projection has stopped, the store is closed (its schema dropped, on
 // PostgreSQL) and the telemetry flushed, leaving no goroutine behind.
 func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {

@@ -145,7 +145,7 @@ func checkOutput(t *testing.T, out string) {
 		"  its trace: the first save fails in the infrastructure, and the use case decides again\n",
 		"" +
 			"          Account.Deposit          domain_model         internal\n" +
-			"        AccountRepository.Save     infrastructure       client  error.type=eventsource.concurrency_conflict\n" +
+			"        AccountRepository.Save     infrastructure       client    error.type=eventsource.concurrency_conflict\n" +
 			"        AccountRepository.Applied  infrastructure       client\n",
 		// The same request twice moves the money once.
 		"  withdrew 40.00 EUR from account-bob → balance 127.50 EUR (version 6)\n  deposited 40.00 EUR to account-alice → balance 115.00 EUR (version 6)\n",

@@ -29,7 +29,7 @@ func newProviders(ctx context.Context, w io.Writer) (*providers, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &providers{p: p, tp: p.Tracer, mp: p.Meter, traces: newTraces(p.Tracer)}, nil
+	return &providers{p: p, tp: p.Tracer, mp: p.Meter, traces: &traces{spans: p.Spans}}, nil
 }
 
 func (p *providers) shutdown(ctx context.Context) error { return p.p.Shutdown(ctx) }

@@ -46,9 +46,13 @@
 //
 //	go run ./examples/bff
 //
-// The spans and metrics are also written to stderr as JSON at the end
-// (add 2>/dev/null to hide them), or sent over OTLP/HTTP when
-// OTEL_EXPORTER_OTLP_ENDPOINT is set, as in the other examples.
+// The program keeps the spans and metrics in memory for what it prints.
+// All of them are written to stderr as JSON, once, at the end, with
+// -telemetry=json, and sent to an OpenTelemetry collector over OTLP/HTTP
+// when the standard variables say so (see the README's "Try it"):
+//
+//	go run ./examples/bff -telemetry=json 2>telemetry.json
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/bff
 package main
 
 import (
@@ -70,11 +74,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/aggregate"
 	"github.com/otelpatterns/patterns/retry"
@@ -96,7 +100,7 @@ const (
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Stdout, exampleotel.JSONOut()); err != nil {
 		fmt.Fprintln(os.Stderr, "bff example:", err)
 		os.Exit(1)
 	}
@@ -391,7 +395,9 @@ func (q *queryRun) loadingResolvers() calls {
 // requestSpans returns the spans of the first trace that started after
 // the first seen spans recorded: a request's, once its server span has
 // ended, which the server does just after the client has its answer.
-func requestSpans(ctx context.Context, rec *tracetest.SpanRecorder, seen int) ([]sdktrace.ReadOnlySpan, error) {
+func requestSpans(ctx context.Context, rec interface {
+	Ended() []sdktrace.ReadOnlySpan
+}, seen int) ([]sdktrace.ReadOnlySpan, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		ended := rec.Ended()[seen:]

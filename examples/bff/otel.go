@@ -6,7 +6,6 @@ import (
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 )
@@ -15,13 +14,14 @@ import (
 const serviceName = "bff-example"
 
 // providers are the OpenTelemetry SDK providers of one run, set up as
-// every example does (see exampleotel.New): JSON to w at the end, or OTLP.
+// every example does (see exampleotel.New): JSON to w (when not nil) at
+// the end, or OTLP.
 // Besides, spans are kept in memory (spans) to print a query's tree.
 type providers struct {
 	p     *exampleotel.Providers
 	tp    *sdktrace.TracerProvider
 	mp    *sdkmetric.MeterProvider
-	spans *tracetest.SpanRecorder
+	spans *exampleotel.Spans
 	done  bool
 }
 
@@ -30,9 +30,7 @@ func newProviders(ctx context.Context, w io.Writer) (*providers, error) {
 	if err != nil {
 		return nil, err
 	}
-	spans := tracetest.NewSpanRecorder()
-	p.Tracer.RegisterSpanProcessor(spans)
-	return &providers{p: p, tp: p.Tracer, mp: p.Meter, spans: spans}, nil
+	return &providers{p: p, tp: p.Tracer, mp: p.Meter, spans: p.Spans}, nil
 }
 
 // shutdown flushes the telemetry and stops the providers; calls after the

@@ -45,12 +45,15 @@
 // cache.l2.get span for every L1 miss and cache.load and cache.l2.set spans
 // for every load. The metrics are cache.requests, cache.loads,
 // cache.load.duration and cache.invalidations, each with a cache.name
-// attribute: catalogue-a or catalogue-b. By default the spans and metrics
-// are written to stderr as JSON, once, at the end of the run, so stdout
-// stays readable (add 2>/dev/null to hide them). To send them to an
-// OpenTelemetry collector over OTLP/HTTP instead, set the standard
-// variables:
+// attribute: catalogue-a or catalogue-b. At the end the program prints the
+// spans of phases 2 and 3 as trees.
 //
+// The program keeps the spans and metrics in memory for what it prints.
+// All of them are written to stderr as JSON, once, at the end, with
+// -telemetry=json, and sent to an OpenTelemetry collector over OTLP/HTTP
+// when the standard variables say so (see the README's "Try it"):
+//
+//	go run ./examples/cache -telemetry=json 2>telemetry.json
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/cache
 package main
 
@@ -74,6 +77,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cache"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 )
 
 // scopeName is the instrumentation scope of the program's own spans.
@@ -157,7 +161,7 @@ func (in *instance) cacheName() string { return "catalogue-" + strings.ToLower(i
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cache example:", err)
@@ -166,7 +170,7 @@ func main() {
 }
 
 // run plays the four phases, writing what happens to out and the telemetry
-// (when it is not sent over OTLP) to telemetryOut. It returns once the
+// (as JSON, all of it) to telemetryOut, if not nil. It returns once the
 // caches are closed and the telemetry flushed, leaving no goroutine behind.
 func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	otelp, err := newProviders(ctx, telemetryOut)
@@ -265,7 +269,11 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 		return err
 	}
 
-	return rep.totals(ctx, db.reads.Load())
+	if err := rep.totals(ctx, db.reads.Load()); err != nil {
+		return err
+	}
+	otelp.printTrees(out, "phase 2", "phase 3")
+	return nil
 }
 
 // zipfIDs returns n product IDs drawn from a Zipf distribution over the

@@ -32,11 +32,14 @@
 // circuitbreaker.rejected and circuitbreaker.state_change events to it. The
 // breaker's metrics (circuitbreaker.calls, circuitbreaker.state.transitions,
 // circuitbreaker.state) go to a meter provider passed with
-// [circuitbreaker.WithMeterProvider]. By default the spans and metrics are
-// written to stderr as JSON, once, at the end of the run, so stdout stays
-// readable (add 2>/dev/null to hide them). To send them to an OpenTelemetry
-// collector over OTLP/HTTP instead, set the standard variables:
+// [circuitbreaker.WithMeterProvider]. At the end the program prints the
+// spans of the requests where the breaker changed state, with its events,
+// and a summary of its metrics. They are kept in memory for that; all of
+// them are written to stderr as JSON, once, at the end, with
+// -telemetry=json, and sent to an OpenTelemetry collector over OTLP/HTTP
+// when the standard variables say so (see the README's "Try it"):
 //
+//	go run ./examples/circuitbreaker -telemetry=json 2>telemetry.json
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/circuitbreaker
 //
 // A real service would also wrap the transport with otelhttp, for HTTP
@@ -62,6 +65,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 )
 
 // scopeName is the instrumentation scope of the program's own spans.
@@ -100,7 +104,7 @@ var marks = [numOutcomes]byte{ok: '.', failed: 'x', rejectedOpen: '-', rejectedP
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "circuitbreaker example:", err)
@@ -108,8 +112,8 @@ func main() {
 	}
 }
 
-// run plays the script, writing what happens to out and the telemetry (when
-// it is not sent over OTLP) to telemetryOut. It returns once the server is
+// run plays the script, writing what happens to out and the telemetry (as JSON,
+// all of it) to telemetryOut, if not nil. It returns once the server is
 // closed and the telemetry flushed, leaving no goroutine behind.
 func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	otelp, err := newProviders(ctx, telemetryOut)
@@ -198,7 +202,7 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	fmt.Fprintf(out, "\ntotal: %s\n", describeCounts(counts))
 	fmt.Fprintf(out, "rejected while open: %d, while half-open: %d\n", counts[rejectedOpen], counts[rejectedProbes])
 	fmt.Fprintf(out, "final state of breaker %q: %s\n", b.Name(), b.State())
-	return nil
+	return otelp.printTelemetry(ctx, out)
 }
 
 // send sends one request in a span of its own, so that the breaker's events

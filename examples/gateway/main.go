@@ -20,9 +20,13 @@
 //
 //	go run ./examples/gateway
 //
-// The spans and metrics are also written to stderr as JSON at the end
-// (add 2>/dev/null to hide them), or sent over OTLP/HTTP when
-// OTEL_EXPORTER_OTLP_ENDPOINT is set, as in the other examples.
+// The program keeps the spans and metrics in memory for what it prints.
+// All of them are written to stderr as JSON, once, at the end, with
+// -telemetry=json, and sent to an OpenTelemetry collector over OTLP/HTTP
+// when the standard variables say so (see the README's "Try it"):
+//
+//	go run ./examples/gateway -telemetry=json 2>telemetry.json
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/gateway
 package main
 
 import (
@@ -46,6 +50,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/auth"
 	"github.com/otelpatterns/patterns/gateway/ratelimit"
@@ -58,7 +63,7 @@ const (
 )
 
 func main() {
-	if err := run(context.Background(), os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Stdout, exampleotel.JSONOut()); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway example:", err)
 		os.Exit(1)
 	}

@@ -7,7 +7,6 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/gateway"
@@ -17,14 +16,15 @@ import (
 const serviceName = "gateway-example"
 
 // providers are the OpenTelemetry SDK providers of one run, set up as
-// every example does (see exampleotel.New): JSON to w at the end, or OTLP.
+// every example does (see exampleotel.New): JSON to w (when not nil) at
+// the end, or OTLP.
 // Besides, spans are kept in memory (spans) to print a request's tree, and
 // metrics can be read at any time (reader).
 type providers struct {
 	p      *exampleotel.Providers
 	tp     *sdktrace.TracerProvider
 	mp     *sdkmetric.MeterProvider
-	spans  *tracetest.SpanRecorder
+	spans  *exampleotel.Spans
 	reader *sdkmetric.ManualReader
 	done   bool
 }
@@ -35,9 +35,7 @@ func newProviders(ctx context.Context, w io.Writer) (*providers, error) {
 	if err != nil {
 		return nil, err
 	}
-	spans := tracetest.NewSpanRecorder()
-	p.Tracer.RegisterSpanProcessor(spans)
-	return &providers{p: p, tp: p.Tracer, mp: p.Meter, spans: spans, reader: reader}, nil
+	return &providers{p: p, tp: p.Tracer, mp: p.Meter, spans: p.Spans, reader: reader}, nil
 }
 
 // shutdown flushes the telemetry and stops the providers; calls after the

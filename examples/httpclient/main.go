@@ -57,11 +57,16 @@
 // circuitbreaker.state.transitions and circuitbreaker.state.
 //
 // The providers are passed to each layer with its WithTracerProvider and
-// WithMeterProvider options. By default the spans and metrics are written
-// to stderr as JSON, once, at the end of the run, so stdout stays readable
-// (add 2>/dev/null to hide them). To send them to an OpenTelemetry
-// collector over OTLP/HTTP instead, set the standard variables:
+// WithMeterProvider options. At the end the program prints the spans of
+// the first request of each kind (ok at once, retried, rejected, ...) as
+// trees, and a summary of the metrics.
 //
+// The program keeps the spans and metrics in memory for what it prints.
+// All of them are written to stderr as JSON, once, at the end, with
+// -telemetry=json, and sent to an OpenTelemetry collector over OTLP/HTTP
+// when the standard variables say so (see the README's "Try it"):
+//
+//	go run ./examples/httpclient -telemetry=json 2>telemetry.json
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/httpclient
 package main
 
@@ -85,6 +90,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/retry"
 )
 
@@ -212,7 +218,7 @@ type result struct {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "httpclient example:", err)
@@ -220,8 +226,8 @@ func main() {
 	}
 }
 
-// run plays the script, writing what happens to out and the telemetry (when
-// it is not sent over OTLP) to telemetryOut. It returns once the server is
+// run plays the script, writing what happens to out and the telemetry (as JSON,
+// all of it) to telemetryOut, if not nil. It returns once the server is
 // closed and the telemetry flushed, leaving no goroutine behind.
 func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	otelp, err := newProviders(ctx, telemetryOut)
@@ -335,7 +341,7 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	fmt.Fprintf(out, "attempts: %d made by the retrier, %d seen by the server\n", attempts, server.seen())
 	fmt.Fprintf(out, "retry budget: %.1f retries left\n", budget.Available())
 	fmt.Fprintf(out, "final state of breaker %q: %s\n", b.Name(), b.State())
-	return nil
+	return otelp.printTelemetry(ctx, out)
 }
 
 // send sends request n in a span of its own and reports what became of it.

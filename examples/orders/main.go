@@ -40,9 +40,15 @@
 // Each use case, domain decision, port call and adapter call is a span
 // named for its port and operation, with hexagonal.layer, and counted in
 // hexagonal.calls by outcome; the payment client adds otelhttp and retry
-// spans, the App spans for its start-up and shutdown. The spans and
-// metrics go to stderr as JSON at the end (add 2>/dev/null to hide them),
-// or over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+// spans, the App spans for its start-up and shutdown.
+//
+// The program keeps the spans and metrics in memory for what it prints.
+// All of them are written to stderr as JSON, once, at the end, with
+// -telemetry=json, and sent to an OpenTelemetry collector over OTLP/HTTP
+// when the standard variables say so (see the README's "Try it"):
+//
+//	go run ./examples/orders -telemetry=json 2>telemetry.json
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/orders
 package main
 
 import (
@@ -64,6 +70,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/examples/orders/adapters/eventstore"
 	"github.com/otelpatterns/patterns/examples/orders/adapters/httpapi"
 	"github.com/otelpatterns/patterns/examples/orders/adapters/memory"
@@ -78,16 +85,16 @@ import (
 const scopeName = "github.com/otelpatterns/patterns/examples/orders"
 
 func main() {
-	if err := run(context.Background(), os.Stdout, os.Stderr); err != nil {
+	if err := run(context.Background(), os.Stdout, exampleotel.JSONOut()); err != nil {
 		fmt.Fprintln(os.Stderr, "orders example:", err)
 		os.Exit(1)
 	}
 }
 
 // run starts the service, plays the scenario against it, and shuts it
-// down, writing what happens to out and the telemetry (when not sent over
-// OTLP) to telemetryOut. It returns once the app has stopped, the store
-// is closed (its schema dropped, on PostgreSQL) and the telemetry
+// down, writing what happens to out and the telemetry (as JSON, all of
+// it) to telemetryOut, if not nil. It returns once the app has stopped,
+// the store is closed (its schema dropped, on PostgreSQL) and the telemetry
 // flushed, leaving no goroutine behind.
 func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	out = &lockedWriter{w: out}

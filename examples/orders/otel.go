@@ -6,7 +6,6 @@ import (
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 )
@@ -15,14 +14,15 @@ import (
 const serviceName = "orders-example"
 
 // providers are the OpenTelemetry SDK providers of one run, set up as
-// every example does (see exampleotel.New): JSON to w at the end, or OTLP.
+// every example does (see exampleotel.New): JSON to w (when not nil) at
+// the end, or OTLP.
 // rec also keeps the ended spans in memory, for the trees the program
 // prints.
 type providers struct {
 	p   *exampleotel.Providers
 	tp  *sdktrace.TracerProvider
 	mp  *sdkmetric.MeterProvider
-	rec *tracetest.SpanRecorder
+	rec *exampleotel.Spans
 }
 
 func newProviders(ctx context.Context, w io.Writer) (*providers, error) {
@@ -30,9 +30,7 @@ func newProviders(ctx context.Context, w io.Writer) (*providers, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := tracetest.NewSpanRecorder()
-	p.Tracer.RegisterSpanProcessor(rec)
-	return &providers{p: p, tp: p.Tracer, mp: p.Meter, rec: rec}, nil
+	return &providers{p: p, tp: p.Tracer, mp: p.Meter, rec: p.Spans}, nil
 }
 
 func (p *providers) shutdown(ctx context.Context) error { return p.p.Shutdown(ctx) }

@@ -55,10 +55,11 @@
 //	PATTERNS_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable go run ./examples/saga
 //
 // All the spans and the metrics (saga.executions, saga.steps,
-// saga.duration, …) are also written to stderr as JSON, once, at the end of
-// the run (add 2>/dev/null to hide them), or sent to an OpenTelemetry
-// collector over OTLP/HTTP when the standard variables say so:
+// saga.duration, …) are written to stderr as JSON, once, at the end, with
+// -telemetry=json, and sent to an OpenTelemetry collector over OTLP/HTTP
+// when the standard variables say so (see the README's "Try it"):
 //
+//	go run ./examples/saga -telemetry=json 2>telemetry.json
 //	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/saga
 package main
 
@@ -75,6 +76,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/retry"
 	"github.com/otelpatterns/patterns/saga"
 )
@@ -87,7 +89,7 @@ const waitLimit = 20 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "saga example:", err)
@@ -96,7 +98,7 @@ func main() {
 }
 
 // run plays the scenario, writing what happens to out and the telemetry
-// (when it is not sent over OTLP) to telemetryOut. It returns once the
+// (as JSON, all of it) to telemetryOut, if not nil. It returns once the
 // orchestrators are closed, the log too (its schema dropped, on
 // PostgreSQL) and the telemetry flushed, leaving no goroutine behind.
 func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {

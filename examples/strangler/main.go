@@ -49,9 +49,16 @@
 // the publication and the replication origin it made, leaving nothing
 // behind.
 //
-// The spans and metrics are written to stderr as JSON at the end (add
-// 2>/dev/null to hide them), or sent over OTLP/HTTP when
-// OTEL_EXPORTER_OTLP_ENDPOINT is set, as in the other examples.
+// At the end the program prints the spans of one request of each kind that
+// went through the gateway while tracing was on.
+//
+// The program keeps the spans and metrics in memory for what it prints.
+// All of them are written to stderr as JSON, once, at the end, with
+// -telemetry=json, and sent to an OpenTelemetry collector over OTLP/HTTP
+// when the standard variables say so (see the README's "Try it"):
+//
+//	go run ./examples/strangler -telemetry=json 2>telemetry.json
+//	OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 go run ./examples/strangler
 package main
 
 import (
@@ -76,6 +83,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/strangler"
 )
@@ -92,7 +100,7 @@ const waitLimit = 15 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	err := run(ctx, os.Stdout, os.Stderr)
+	err := run(ctx, os.Stdout, exampleotel.JSONOut())
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "strangler example:", err)
@@ -231,6 +239,7 @@ func run(ctx context.Context, out, telemetryOut io.Writer) (err error) {
 	if err := cdcScene(ctx, out, c, &client{base: ordersSrv.URL, http: ordersSrv.Client()}, be, model); err != nil {
 		return err
 	}
+	otelp.printTrees(out)
 	// Flush the telemetry while the gateway and the facade are open:
 	// closing them unregisters their metrics, which would then be
 	// missing from the last export.

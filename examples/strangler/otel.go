@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync/atomic"
 
@@ -21,7 +22,8 @@ import (
 const serviceName = "strangler-example"
 
 // providers are the OpenTelemetry SDK providers of one run, set up as
-// every example does (see exampleotel.New): JSON to w at the end, or OTLP.
+// every example does (see exampleotel.New): spans kept in memory for the
+// trees printed at the end, and JSON to w (when not nil) or OTLP.
 // Besides, metrics can be read at any time (reader), for the facade's
 // counts, and the gateway's and the facade's spans can be turned off for a
 // while (quiet).
@@ -71,6 +73,16 @@ func (t *quietTracer) Start(ctx context.Context, name string, opts ...trace.Span
 		return t.off.Start(ctx, name, opts...)
 	}
 	return t.traced.Start(ctx, name, opts...)
+}
+
+// printTrees writes the trace of the first request of each shape (see
+// exampleotel.OnePerShape) that the gateway served while tracing was on.
+func (p *providers) printTrees(out io.Writer) {
+	fmt.Fprintln(out, "== spans of one request of each kind (tracing was off for the split and the shadow)")
+	exampleotel.Tree{
+		Attrs:    []attribute.Key{"http.route", "http.response.status_code", strangler.AttrTarget, strangler.AttrRule},
+		MaxLines: 40,
+	}.Print(out, "   ", exampleotel.OnePerShape(p.p.Spans.Ended(), nil))
 }
 
 // shutdown flushes the telemetry and stops the providers; calls after the

@@ -15,11 +15,15 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns"
 )
 
 // Version is the version of the module, reported as the instrumentation
-// scope version of every tracer and meter the library creates.
-const Version = "0.1.0"
+// scope version of every tracer and meter the library creates. It is
+// patterns.Version, kept in the root package so that the documentation
+// shows its value.
+const Version = patterns.Version
 
 // Tracer returns the tracer for the package whose import path is scope,
 // taken from tp, or from the global provider when tp is nil. The global
