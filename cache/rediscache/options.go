@@ -1,6 +1,7 @@
 package rediscache
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
@@ -51,6 +52,7 @@ type config struct {
 	breakerOpts    []circuitbreaker.Option
 	noBreaker      bool
 	maxDirty       int
+	faults         []error // found by the options themselves
 }
 
 // WithPrefix sets the namespace of the store's keys in Redis: a cache key k
@@ -132,6 +134,12 @@ func WithOptInAttributes() Option {
 // option is an error of [New] naming WithBreaker.
 func WithBreaker(opts ...circuitbreaker.Option) Option {
 	return optionFunc(func(c *config) {
+		for i, o := range opts {
+			if o == nil {
+				c.faults = append(c.faults, fmt.Errorf("WithBreaker: option %d of %d is nil", i+1, len(opts)))
+				return
+			}
+		}
 		c.breakerOpts = append(c.breakerOpts, opts...)
 		c.noBreaker = false
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/circuitbreaker"
@@ -57,20 +58,23 @@ var (
 // without it, go-redis waits for its ReadTimeout (3 seconds by default)
 // whatever the context says.
 //
-// New returns an error naming the field for a nil client, an empty prefix
-// or channel, a negative timeout, a [WithMaxDirtyKeys] under 1, or
-// [WithBreaker] options that circuitbreaker.New rejects.
+// New returns an error naming every fault at once: a nil client, a nil
+// option, an empty prefix or channel, a negative timeout, a
+// [WithMaxDirtyKeys] under 1, or [WithBreaker] options that
+// [circuitbreaker.New] rejects (or that are nil).
 func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, maxDirty: DefaultMaxDirtyKeys}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&c)
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("option %d of %d is nil", i+1, len(opts)))
+			continue
 		}
+		o.apply(&c)
 	}
 	if !c.channelSet {
 		c.channel = c.prefix + DefaultChannelSuffix
 	}
-	var errs []error
 	if isNil(client) {
 		errs = append(errs, errors.New("client: must not be nil"))
 	}
@@ -86,11 +90,21 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if c.maxDirty <= 0 {
 		errs = append(errs, fmt.Errorf("WithMaxDirtyKeys(%d): must be positive", c.maxDirty))
 	}
+	errs = append(errs, c.faults...)
 	var br *circuitbreaker.Breaker
-	if !c.noBreaker && len(errs) == 0 {
-		var err error
-		if br, err = newBreaker("rediscache:"+c.prefix, c); err != nil {
+	if !c.noBreaker {
+		check := c
+		if len(errs) > 0 {
+			// Only to check the breaker's options: its instruments must
+			// not reach the caller's provider.
+			check.meterProvider = noop.NewMeterProvider()
+		}
+		b, err := newBreaker("rediscache:"+c.prefix, check)
+		switch {
+		case err != nil:
 			errs = append(errs, err)
+		case len(errs) == 0:
+			br = b
 		}
 	}
 	if len(errs) > 0 {
