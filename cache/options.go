@@ -108,15 +108,17 @@ func defaultOptions() options {
 // WithName names the cache in its telemetry (the cache.name attribute).
 func WithName(name string) Setting { return func(o *options) { o.name = name } }
 
-// WithMaxEntries bounds the in-process (L1) cache to about n entries. This
-// is the default way of sizing it, with [DefaultMaxEntries] (10,000).
+// WithMaxEntries bounds the in-process (L1) cache to about n entries, n
+// positive. This is the default way of sizing it, with
+// [DefaultMaxEntries] (10,000). Of WithMaxEntries and [WithMaxBytes], the
+// last given sizes L1.
 func WithMaxEntries(n int64) Setting {
 	return func(o *options) { o.maxEntries, o.maxBytes = n, 0; o.set["WithMaxEntries"] = true }
 }
 
 // WithMaxBytes bounds the L1 cache by the size of its values, measured as
 // the length of their encoding by the codec, instead of by their number.
-// Each L1 write then encodes its value.
+// Each L1 write then encodes its value. n must be positive.
 func WithMaxBytes(n int64) Setting {
 	return func(o *options) { o.maxBytes = n; o.set["WithMaxBytes"] = true }
 }
@@ -135,7 +137,8 @@ func WithTTLJitter(fraction float64) Setting {
 
 // WithStore adds a shared second level (L2), such as Redis. If s is also an
 // [Invalidator], every instance's L1 copy of a key is dropped when any
-// instance sets or deletes it. The default is no L2.
+// instance sets or deletes it. s must not be nil (nor a nil pointer). The
+// default is no L2.
 func WithStore(s Store) Setting {
 	return func(o *options) {
 		if isNil(s) {
@@ -147,7 +150,7 @@ func WithStore(s Store) Setting {
 }
 
 // WithCodec sets how values are encoded for the L2 store (and measured for
-// [WithMaxBytes]). The default is [JSON].
+// [WithMaxBytes]). c must not be nil. The default is [JSON].
 func WithCodec[V any](c Codec[V]) Option[V] {
 	return func(o *options) {
 		if isNil(c) {
@@ -164,8 +167,8 @@ func WithCodec[V any](c Codec[V]) Option[V] {
 // background. load returns an error matching [ErrNotFound] for a key that
 // does not exist. A load that panics on a goroutine of the cache (a shared
 // load, a refresh) is reported to otel.Handle and its callers get an
-// error naming the panic; the process goes on. Use it when every reader
-// would otherwise write the same load-then-set code.
+// error naming the panic; the process goes on. load must not be nil. Use
+// it when every reader would otherwise write the same load-then-set code.
 func WithLoader[V any](load func(ctx context.Context, key string) (V, error)) Option[V] {
 	return func(o *options) {
 		o.set["WithLoader"] = true
@@ -179,8 +182,9 @@ func WithLoader[V any](load func(ctx context.Context, key string) (V, error)) Op
 
 // WithWriter makes the cache write-through: Set first writes the value to
 // the source of truth with write, and only if that succeeds updates the
-// cache; a failed write leaves the cache untouched. Use it when the cache
-// must never hold a value the source does not.
+// cache; a failed write leaves the cache untouched. write must not be nil,
+// and [WithWriteBehind] cannot be given too. Use it when the cache must
+// never hold a value the source does not.
 func WithWriter[V any](write func(ctx context.Context, key string, v V) error) Option[V] {
 	return func(o *options) {
 		o.set["WithWriter"] = true
@@ -223,6 +227,8 @@ type Write[V any] struct {
 // overwritten meanwhile; then its writes go to
 // [WithWriteBehindDeadLetter] and leave the queue, so that the writes
 // behind them go on.
+//
+// flush must not be nil.
 func WithWriteBehind[V any](flush func(ctx context.Context, batch []Write[V]) error) Option[V] {
 	return func(o *options) {
 		o.set["WithWriteBehind"] = true
@@ -237,7 +243,7 @@ func WithWriteBehind[V any](flush func(ctx context.Context, batch []Write[V]) er
 // WithWriteQueue bounds the write-behind queue to n writes. When it is
 // full, Set waits for room (back-pressure) until its context is done,
 // unless [WithWriteBehindReject] is set. The default is
-// [DefaultWriteQueue] (1024).
+// [DefaultWriteQueue] (1024). It needs [WithWriteBehind].
 func WithWriteQueue(n int) Setting {
 	return func(o *options) { o.queue = n; o.set["WithWriteQueue"] = true }
 }
@@ -245,12 +251,14 @@ func WithWriteQueue(n int) Setting {
 // WithWriteBatch sets the largest batch handed to the write-behind flush
 // function and the longest a write waits before being flushed. The
 // defaults are [DefaultWriteBatch] (100) and [DefaultWriteInterval] (1s).
+// Both must be positive. It needs [WithWriteBehind].
 func WithWriteBatch(size int, interval time.Duration) Setting {
 	return func(o *options) { o.batch, o.interval = size, interval; o.set["WithWriteBatch"] = true }
 }
 
 // WithWriteBehindReject makes Set fail at once with [ErrQueueFull] instead
-// of waiting when the write-behind queue is full.
+// of waiting when the write-behind queue is full. It needs
+// [WithWriteBehind].
 func WithWriteBehindReject() Setting {
 	return func(o *options) { o.reject = true; o.set["WithWriteBehindReject"] = true }
 }
@@ -276,7 +284,7 @@ func WithLoadTimeout(d time.Duration) Setting {
 }
 
 // WithFlushErrorHandler is told of every failed write-behind flush. It runs
-// on the worker goroutine.
+// on the worker goroutine. f must not be nil. It needs [WithWriteBehind].
 func WithFlushErrorHandler(f func(error)) Setting {
 	return func(o *options) {
 		if f == nil {
@@ -293,7 +301,7 @@ func WithFlushErrorHandler(f func(error)) Setting {
 // [WithWriteBehindDeadLetter]: 0 tries each batch once. The default is
 // [DefaultWriteRetries] (16), which with the backoff of [WithWriteBehind]
 // gives up on a batch after about 50 seconds of failures (at most about
-// 100).
+// 100). It needs [WithWriteBehind].
 func WithWriteBehindRetries(n int) Setting {
 	return func(o *options) { o.retries = n; o.set["WithWriteBehindRetries"] = true }
 }
@@ -305,7 +313,8 @@ func WithWriteBehindRetries(n int) Setting {
 // worker goroutine, which waits for it, with a context that ends when
 // [Cache.Close] gives up. Writes given up on are also counted
 // (cache.write_behind.dead_letters) and make [Cache.Flush] return an
-// error. The default is none: they are only counted and reported.
+// error. The default is none: they are only counted and reported. f must
+// not be nil. It needs [WithWriteBehind].
 func WithWriteBehindDeadLetter[V any](f func(ctx context.Context, batch []Write[V], err error)) Option[V] {
 	return func(o *options) {
 		o.set["WithWriteBehindDeadLetter"] = true
@@ -320,8 +329,8 @@ func WithWriteBehindDeadLetter[V any](f func(ctx context.Context, batch []Write[
 // WithNegativeTTL caches "not found" answers of the loader for d, so that
 // requests for keys that do not exist do not all reach the source (cache
 // penetration). d should be short: a key created meanwhile stays "not
-// found" until it expires or is Set. The default, 0, caches no negative
-// answers.
+// found" until it expires or is Set. It needs [WithLoader], whose answers
+// it caches. The default, 0, caches no negative answers.
 func WithNegativeTTL(d time.Duration) Setting {
 	return func(o *options) { o.negativeTTL = d }
 }

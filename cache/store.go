@@ -8,8 +8,8 @@ import (
 )
 
 // Store is the shared second level (L2) of a [Cache]: a key-value store
-// that several instances of a service reach, such as Redis
-// (github.com/otelpatterns/patterns/cache/rediscache). It holds encoded
+// that several instances of a service reach, such as Redis (see
+// [github.com/otelpatterns/patterns/cache/rediscache]). It holds encoded
 // values.
 //
 // Implementations must be safe for concurrent use. Get returns an error
@@ -18,8 +18,8 @@ import (
 // than ErrNotFound mean the store could not answer; the cache then carries
 // on without it (see [Cache]).
 //
-// The package cache/storetest holds the conformance tests every Store
-// should pass.
+// Package [github.com/otelpatterns/patterns/cache/storetest] holds the
+// conformance tests every Store should pass.
 type Store interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error

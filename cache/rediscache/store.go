@@ -172,18 +172,20 @@ func (s *Store) Channel() string { return s.channel }
 // fresh slice that the caller may keep and modify. Any other error means
 // Redis could not answer: it wraps go-redis's error, ctx's error when ctx
 // is done, or, without a round trip, the breaker's rejection (matching
-// circuitbreaker.ErrOpen, or circuitbreaker.ErrTooManyRequests while it
+// [circuitbreaker.ErrOpen], or [circuitbreaker.ErrTooManyRequests] while it
 // probes).
 //
 // Get reports a key whose last write or delete through the store failed,
 // and not repaired since, as missing without asking Redis, which may
 // still hold the value from before; so does every key while the store
 // does not trust Redis after losing track of such keys (see the package
-// documentation).
+// documentation). A Get during whose round trip a write of any key failed
+// reports a miss too, since the value it read may predate that write.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	marks := s.dirty.marks.Load() // before has: a mark in between is seen
 	if s.dirty.has(key) {
 		return nil, cache.ErrNotFound
 	}
@@ -195,7 +197,10 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	})
 	switch {
 	case err == nil:
-		if s.dirty.has(key) { // a write failed meanwhile: v may be older
+		// A write failed meanwhile, of this key or another: v may be
+		// older than that write, even if the repair has already deleted
+		// the key from Redis and forgotten it (so has would not tell).
+		if s.dirty.marks.Load() != marks {
 			return nil, cache.ErrNotFound
 		}
 		return v, nil

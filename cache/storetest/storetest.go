@@ -29,9 +29,9 @@ const (
 
 // Run runs the conformance suite against the stores that newStore returns.
 // newStore is called once per subtest, with that subtest's t, and should
-// register the store's cleanup with t.Cleanup.
-// The Adder/ subtests run only if the store is a cache.Adder, and the
-// Invalidator/ ones only if it is a cache.Invalidator.
+// register the store's cleanup with t.Cleanup; a nil newStore fails the
+// test. The Adder/ subtests run only if the store is a [cache.Adder], and
+// the Invalidator/ ones only if it is a [cache.Invalidator].
 func Run(t *testing.T, newStore func(t *testing.T) cache.Store) {
 	t.Helper()
 	if newStore == nil {
