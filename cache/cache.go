@@ -27,9 +27,9 @@ import (
 // in-process L1 (ristretto, with TinyLFU admission) in front of an optional
 // shared L2 [Store] such as Redis, with an optional loader behind both.
 //
-// A Cache is safe for concurrent use. An L1 hit takes no lock of the
-// cache's own, starts no span and allocates nothing beyond ristretto's own
-// work. The L2 store is a helper, not a dependency: when it fails, Get
+// Make a Cache with [New]: the zero Cache is not usable. A Cache is safe
+// for concurrent use. An L1 hit takes no lock of the cache's own, starts
+// no span and allocates nothing beyond ristretto's own work. The L2 store is a helper, not a dependency: when it fails, Get
 // carries on with the loader and L1, and the failure is recorded.
 type Cache[V any] struct {
 	opts  options

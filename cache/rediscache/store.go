@@ -26,8 +26,9 @@ import (
 // remembers the keys whose writes failed until it has repaired them (see
 // "What an outage cannot undo" in the package documentation);
 // [Store.Close] stops that repair. A Store does not own its client: close
-// the store after the caches using it, and the client after the store. A
-// Store is safe for concurrent use.
+// the store after the caches using it, and the client after the store.
+// Make a Store with [New]: the zero Store is not usable. A Store is safe
+// for concurrent use.
 type Store struct {
 	client  redis.UniversalClient
 	prefix  string
