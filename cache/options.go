@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"time"
 
@@ -111,7 +112,8 @@ func WithName(name string) Setting { return func(o *options) { o.name = name } }
 // WithMaxEntries bounds the in-process (L1) cache to about n entries, n
 // positive. This is the default way of sizing it, with
 // [DefaultMaxEntries] (10,000). Of WithMaxEntries and [WithMaxBytes], the
-// last given sizes L1.
+// last given sizes L1. New allocates L1's admission counters at once:
+// about 40 to 80 bytes per entry of n, before any value is stored.
 func WithMaxEntries(n int64) Setting {
 	return func(o *options) { o.maxEntries, o.maxBytes = n, 0; o.set["WithMaxEntries"] = true }
 }
@@ -389,6 +391,9 @@ func (o *options) validate() []error {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if (o.set["WithMaxEntries"] || o.maxBytes <= 0) && o.maxEntries <= 0 {
 		bad("WithMaxEntries(%d): must be positive", o.maxEntries)
+	}
+	if o.maxBytes <= 0 && o.maxEntries > math.MaxInt64/defaultCountersFactor {
+		bad("WithMaxEntries(%d): too large to count", o.maxEntries)
 	}
 	if o.set["WithMaxBytes"] && o.maxBytes <= 0 {
 		bad("WithMaxBytes(%d): must be positive", o.maxBytes)

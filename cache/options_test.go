@@ -53,6 +53,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		{"zero entries", []cache.Option[string]{cache.WithMaxEntries(0)}, []string{"WithMaxEntries(0)"}},
 		{"negative entries", []cache.Option[string]{cache.WithMaxEntries(-1)}, []string{"WithMaxEntries(-1)"}},
 		{"negative entries, then bytes", []cache.Option[string]{cache.WithMaxEntries(-1), cache.WithMaxBytes(1 << 20)}, []string{"WithMaxEntries(-1)"}},
+		{"entries beyond counting", []cache.Option[string]{cache.WithMaxEntries(math.MaxInt64)}, []string{"WithMaxEntries(9223372036854775807): too large"}},
 		{"zero bytes", []cache.Option[string]{cache.WithMaxBytes(0)}, []string{"WithMaxBytes(0)"}},
 		{"negative bytes", []cache.Option[string]{cache.WithMaxBytes(-1)}, []string{"WithMaxBytes(-1)"}},
 		{"zero queue", []cache.Option[string]{wb, cache.WithWriteQueue(0)}, []string{"WithWriteQueue(0)"}},
