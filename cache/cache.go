@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,9 +27,9 @@ import (
 // in-process L1 (ristretto, with TinyLFU admission) in front of an optional
 // shared L2 [Store] such as Redis, with an optional loader behind both.
 //
-// A Cache is safe for concurrent use. An L1 hit takes no lock of the
-// cache's own, starts no span and allocates nothing beyond ristretto's own
-// work. The L2 store is a helper, not a dependency: when it fails, Get
+// Make a Cache with [New]: the zero Cache is not usable. A Cache is safe
+// for concurrent use. An L1 hit takes no lock of the cache's own, starts
+// no span and allocates nothing beyond ristretto's own work. The L2 store is a helper, not a dependency: when it fails, Get
 // carries on with the loader and L1, and the failure is recorded.
 type Cache[V any] struct {
 	opts  options
@@ -107,49 +108,30 @@ type keyVersion struct {
 // 10,000 entries with a 5-minute TTL (±10%), which the caller fills with
 // Set (cache-aside).
 //
-// New returns an error naming every invalid or conflicting option, and one
-// for an option built for another value type (WithLoader of a func
-// returning int passed to New[string]).
+// New returns an error naming every invalid or conflicting option at
+// once: a nil option, a nil function, store or codec, a negative size or
+// duration, a fraction out of its range (NaN included), an option that
+// needs another one (such as [WithWriteQueue] without [WithWriteBehind]).
+// An option of another value type than V does not compile (see
+// [Option]); one converted to Option[V] by hand is reported too.
 func New[V any](opts ...Option[V]) (*Cache[V], error) {
 	o := defaultOptions()
-	for _, opt := range opts {
-		opt.apply(&o)
+	var errs []error
+	for i, opt := range opts {
+		if opt == nil {
+			errs = append(errs, fmt.Errorf("option %d of %d is nil", i+1, len(opts)))
+			continue
+		}
+		opt(&o)
 	}
-	errs := o.validate()
+	errs = append(errs, o.validate()...)
 	c := &Cache[V]{opts: o, codec: JSON[V]{}}
-	typed := func(name string, v any, dst any) {
-		if v == nil {
-			return
-		}
-		ok := false
-		switch d := dst.(type) {
-		case *Codec[V]:
-			*d, ok = v.(Codec[V])
-		case *func(context.Context, string) (V, error):
-			*d, ok = v.(func(context.Context, string) (V, error))
-		case *func(context.Context, string, V) error:
-			*d, ok = v.(func(context.Context, string, V) error)
-		}
-		if !ok {
-			var zero V
-			errs = append(errs, fmt.Errorf("%s: built for another value type than %T", name, zero))
-		}
-	}
-	typed("WithCodec", o.codec, &c.codec)
-	typed("WithLoader", o.loader, &c.load)
-	typed("WithWriter", o.writer, &c.write)
 	var flush func(context.Context, []Write[V]) error
-	if o.writeBehind != nil {
-		var ok bool
-		if flush, ok = o.writeBehind.(func(context.Context, []Write[V]) error); !ok {
-			var zero V
-			errs = append(errs, fmt.Errorf("WithWriteBehind: built for another value type than %T", zero))
-		}
-	}
-	errs = append(errs, deadLetterErrors[V](&o)...)
-	if o.set["WithCodec"] && o.codec == nil {
-		errs = append(errs, errors.New("WithCodec(nil): codec must not be nil"))
-	}
+	errs = append(errs, typed("WithCodec", o.codec, &c.codec)...)
+	errs = append(errs, typed("WithLoader", o.loader, &c.load)...)
+	errs = append(errs, typed("WithWriter", o.writer, &c.write)...)
+	errs = append(errs, typed("WithWriteBehind", o.writeBehind, &flush)...)
+	errs = append(errs, typed[func(context.Context, []Write[V], error)]("WithWriteBehindDeadLetter", o.deadLetter, nil)...)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("cache: New: %w", errors.Join(errs...))
 	}
@@ -201,6 +183,23 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		c.wb = newWriteBehind(c, flush)
 	}
 	return c, nil
+}
+
+// typed stores v, the argument of the option name if it was given, in dst
+// (when dst is not nil), and reports an error if v is not a T: an option
+// of another value type converted to Option[V] by hand.
+func typed[T any](name string, v any, dst *T) []error {
+	if v == nil {
+		return nil
+	}
+	t, ok := v.(T)
+	if !ok {
+		return []error{fmt.Errorf("%s: built for another value type: given a %T where this cache needs a %s", name, v, reflect.TypeFor[T]())}
+	}
+	if dst != nil {
+		*dst = t
+	}
+	return nil
 }
 
 func newInstanceID() string {

@@ -286,32 +286,6 @@ func (s *reconnectingStore) Subscribe(ctx context.Context, handle func(string, s
 	return s.MemoryStore.Subscribe(ctx, handle, reconnected)
 }
 
-func TestNewErrors(t *testing.T) {
-	tests := []struct {
-		name string
-		opts []cache.Option[string]
-		want []string
-	}{
-		{"entries", []cache.Option[string]{cache.WithMaxEntries(0)}, []string{"WithMaxEntries(0)"}},
-		{"bytes", []cache.Option[string]{cache.WithMaxBytes(-1)}, []string{"WithMaxBytes(-1)"}},
-		{"ttl", []cache.Option[string]{cache.WithTTL(-time.Second)}, []string{"WithTTL(-1s)"}},
-		{"jitter", []cache.Option[string]{cache.WithTTLJitter(1)}, []string{"WithTTLJitter(1)"}},
-		{"wrong loader type", []cache.Option[string]{cache.Option[string](cache.WithLoader(func(context.Context, string) (int, error) { return 0, nil }))}, []string{"WithLoader: built for another value type than string"}},
-		{"nil codec", []cache.Option[string]{cache.WithCodec[string](nil)}, []string{"WithCodec(nil)"}},
-		{"several", []cache.Option[string]{cache.WithTTL(-1), cache.WithNegativeTTL(-1), cache.WithWriteQueue(0)}, []string{"WithTTL", "WithNegativeTTL", "WithWriteQueue(0)"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c, err := cache.New(tt.opts...)
-			require.Error(t, err)
-			assert.Nil(t, c)
-			for _, w := range tt.want {
-				assert.Contains(t, err.Error(), w)
-			}
-		})
-	}
-}
-
 func TestClosed(t *testing.T) {
 	ctx := context.Background()
 	c, err := cache.New[string]()

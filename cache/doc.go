@@ -1,12 +1,16 @@
 // Package cache is a two-level cache with the strategies and protections
-// that services keep writing around raw caches: an in-process L1
-// (github.com/dgraph-io/ristretto/v2) in front of an optional shared L2
-// [Store] (Redis, in cache/rediscache), with a loader behind both.
+// that services keep writing around raw caches: an in-process L1 in front
+// of an optional shared L2 such as Redis, with a loader behind both.
+//
+// L1 is a [github.com/dgraph-io/ristretto/v2] cache. L2 is any [Store]:
+// Redis through [github.com/otelpatterns/patterns/cache/rediscache], or
+// the in-process [MemoryStore]. The loader ([WithLoader]) reads the source
+// of truth.
 //
 //	// a shared L2, with cross-instance invalidation
 //	l2, err := rediscache.New(redisClient)
 //	...
-//	products, err := cache.New[Product](
+//	products, err := cache.New( // a *cache.Cache[Product]
 //		cache.WithLoader(db.LoadProduct), // read-through
 //		cache.WithStore(l2),
 //		cache.WithTTL(10*time.Minute),
@@ -14,9 +18,63 @@
 //	...
 //	p, err := products.Get(ctx, "sku-42")
 //
+// The value type is inferred from the loader here; New[Product] names it
+// when no option takes a function or codec of it. A loader, writer or
+// codec of another value type than the cache's does not compile (see
+// [Option]).
+//
 // L1 holds values as they are, counted in entries ([WithMaxEntries]) unless
 // [WithMaxBytes] sizes it by their encoded length. L2 holds them encoded by
 // a [Codec] (JSON by default).
+//
+// # The read path
+//
+// [Cache.Get] asks each level in turn, and the first that answers wins:
+//
+//	Get(ctx, key)
+//	  |
+//	  v
+//	L1 (in process) ---- hit ----> the value, or ErrNotFound for a cached
+//	  |                            "not found"; past the refresh-ahead
+//	  | miss                       point, also a reload in the background
+//	  v
+//	Bloom filter ------- key never added -------------> ErrNotFound
+//	  | maybe added
+//	  v
+//	singleflight: the first miss of a key starts one fill; the misses of
+//	  |   the key meanwhile wait for it, each until its own ctx is done
+//	  v
+//	L2 store ----------- hit ----> copy into L1 ------> the value
+//	  | miss, error or undecodable value
+//	  v
+//	write-behind queue - holds a write of the key ----> that value
+//	  | none
+//	  v
+//	loader ------------- ErrNotFound --> cache "not found" in L1
+//	  |                                  for WithNegativeTTL --> ErrNotFound
+//	  |----------------- other error -------------------> the error
+//	  | value
+//	  v
+//	fill L1, add the key to the Bloom filter ---------> the value
+//	  |
+//	  '-> in the background: fill L2 with Add (never over a newer value)
+//
+// Each step is there only when its option is: the Bloom filter with
+// [WithBloomFilter], L2 with [WithStore], the queue with
+// [WithWriteBehind], the cached "not found" with [WithNegativeTTL]. A
+// cache with neither a store nor a loader answers an L1 miss with
+// [ErrNotFound] at once, and one without a loader answers an L2 miss so.
+// The fill runs under [WithLoadTimeout], without the cancellation of the
+// caller that started it, so that one caller giving up does not fail the
+// others (see Latency). A fill writes L1 and
+// L2 only if the key was not Set or Deleted meanwhile (see Consistency).
+//
+// With [WithRefreshAhead], an L1 hit on an entry that has lived the given
+// fraction of its TTL starts a reload of the key in the background (one
+// at a time per key) and is answered with the old value: the reload goes
+// to the queue and the loader as a miss does, then replaces the value in
+// L2 and L1; a key the loader no longer finds is dropped from L1, and a
+// failed reload is tried again by a read a second later.
 //
 // # Strategies
 //
@@ -46,7 +104,7 @@
 //   - Avalanche (many keys expiring at once): TTLs are jittered, ±10% by
 //     default ([WithTTLJitter]).
 //   - Breakdown (a hot key expiring under load): concurrent misses share one
-//     load, as with golang.org/x/sync/singleflight; a caller that gives up
+//     load, as with [golang.org/x/sync/singleflight]; a caller that gives up
 //     does not cancel it for the others.
 //   - Penetration (requests for keys that do not exist): "not found" answers
 //     are cached briefly ([WithNegativeTTL]), and a Bloom filter of existing
@@ -95,9 +153,10 @@
 //
 // # Several instances
 //
-// When the L2 store is also an [Invalidator] (cache/rediscache is), every
-// Set and Delete tells the other instances to drop their L1 copy; an
-// instance ignores its own announcements. If the store becomes unreachable,
+// When the L2 store is also an [Invalidator] (the stores of
+// [github.com/otelpatterns/patterns/cache/rediscache] are), every Set and
+// Delete tells the other instances to drop their L1 copy; an instance
+// ignores its own announcements. If the store becomes unreachable,
 // L1 keeps serving, L2 failures are counted and recorded on spans, Get falls
 // back to the loader, and Set and Delete return the failure after updating
 // L1. When the store's subscription is restored, L1 is cleared, since

@@ -26,6 +26,72 @@ func loadProduct(ctx context.Context, sku string) (Product, error) {
 	return p, nil
 }
 
+// A read-through cache: Get answers from memory, and loads a key it does
+// not hold, once however many callers ask for it at the same time. The
+// value type, int, is inferred from the loader.
+func Example() {
+	ctx := context.Background()
+	stock := map[string]int{"sku-1": 12} // stands in for a database
+	loads := 0
+	c, err := cache.New(
+		cache.WithLoader(func(ctx context.Context, sku string) (int, error) {
+			loads++
+			n, ok := stock[sku]
+			if !ok {
+				return 0, fmt.Errorf("sku %s: %w", sku, cache.ErrNotFound)
+			}
+			return n, nil
+		}),
+		cache.WithTTL(time.Minute),
+		cache.WithNegativeTTL(10*time.Second), // remember unknown skus briefly
+	)
+	if err != nil {
+		panic(err)
+	}
+	defer c.Close()
+
+	for range 3 {
+		n, err := c.Get(ctx, "sku-1") // loaded once, then from memory
+		fmt.Println(n, err)
+	}
+	for range 2 {
+		_, err := c.Get(ctx, "sku-404") // loaded once: "not found" is cached
+		fmt.Println(errors.Is(err, cache.ErrNotFound))
+	}
+	fmt.Println("loads:", loads)
+
+	// After changing the database, Set (or Delete) the key.
+	stock["sku-1"] = 11
+	if err := c.Set(ctx, "sku-1", 11); err != nil {
+		panic(err)
+	}
+	n, _ := c.Get(ctx, "sku-1")
+	fmt.Println(n, "loads:", loads)
+	// Output:
+	// 12 <nil>
+	// 12 <nil>
+	// 12 <nil>
+	// true
+	// true
+	// loads: 2
+	// 11 loads: 2
+}
+
+// Bad options are reported together, each naming the option, before the
+// cache exists.
+func ExampleNew_invalidOptions() {
+	_, err := cache.New(
+		cache.WithLoader[Product](nil),
+		cache.WithTTL(-time.Minute),
+		cache.WithTTLJitter(1.5),
+	)
+	fmt.Println(err)
+	// Output:
+	// cache: New: WithLoader(nil): the loader must not be nil
+	// WithTTL(-1m0s): must not be negative
+	// WithTTLJitter(1.5): must be in [0, 1)
+}
+
 // Cache-aside: the caller loads and stores.
 func ExampleNew() {
 	ctx := context.Background()

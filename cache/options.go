@@ -2,7 +2,10 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"reflect"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
@@ -23,17 +26,33 @@ const (
 	defaultCountersFactor = 10
 )
 
-// Option configures a [Cache] of values of type V. Options that do not
-// depend on V, such as [WithTTL], work for every V; [WithLoader],
-// [WithWriter], [WithWriteBehind] and [WithCodec] take functions or codecs
-// of V.
-type Option[V any] interface {
-	apply(*options)
-}
+// Option configures a [Cache] of values of type V.
+//
+// The options that take a function or a codec of V ([WithLoader],
+// [WithWriter], [WithWriteBehind], [WithWriteBehindDeadLetter],
+// [WithCodec]) return an Option[V] whose V is inferred from their
+// argument, and an Option of one value type is not an Option of another:
+// a loader of int given to New[string] does not compile. The other
+// options return a [Setting], which is an Option[V] for every V. So the
+// two mix with no type arguments written, and New infers V from the
+// typed options when there is one:
+//
+//	c, err := cache.New( // a *cache.Cache[Product]
+//		cache.WithLoader(db.LoadProduct), // func(ctx, sku string) (Product, error)
+//		cache.WithTTL(10*time.Minute),
+//	)
+//
+// To build a list of options first, make it a []Option[V]: a []Setting
+// cannot be passed to New.
+//
+// The zero Option (nil) is not an option: [New] rejects it.
+type Option[V any] func(*options)
 
-type optionFunc func(*options)
-
-func (f optionFunc) apply(o *options) { f(o) }
+// Setting is an option that does not depend on the value type, such as
+// [WithTTL] or [WithName]. Its type is unnamed (Setting is an alias of
+// it), which is what makes it assignable to Option[V] for every V, where
+// an Option of one V is not assignable to an Option of another.
+type Setting = func(*options)
 
 // options holds the settings; those that depend on V are kept as any and
 // checked against V by New.
@@ -65,7 +84,12 @@ type options struct {
 	tracer       trace.TracerProvider
 	meter        metric.MeterProvider
 	set          map[string]bool // which options were given, for conflicts
+	faults       []error         // found by the options themselves: nil functions
 }
+
+// fault records a fault that an option found in its own arguments, for
+// New to report with the others.
+func (o *options) fault(msg string) { o.faults = append(o.faults, errors.New(msg)) }
 
 func defaultOptions() options {
 	return options{
@@ -83,42 +107,60 @@ func defaultOptions() options {
 }
 
 // WithName names the cache in its telemetry (the cache.name attribute).
-func WithName(name string) Option[any] { return optionFunc(func(o *options) { o.name = name }) }
+func WithName(name string) Setting { return func(o *options) { o.name = name } }
 
-// WithMaxEntries bounds the in-process (L1) cache to about n entries. This
-// is the default way of sizing it, with [DefaultMaxEntries] (10,000).
-func WithMaxEntries(n int64) Option[any] {
-	return optionFunc(func(o *options) { o.maxEntries, o.maxBytes = n, 0; o.set["WithMaxEntries"] = true })
+// WithMaxEntries bounds the in-process (L1) cache to about n entries, n
+// positive. This is the default way of sizing it, with
+// [DefaultMaxEntries] (10,000). Of WithMaxEntries and [WithMaxBytes], the
+// last given sizes L1. New allocates L1's admission counters at once:
+// about 40 to 80 bytes per entry of n, before any value is stored.
+func WithMaxEntries(n int64) Setting {
+	return func(o *options) { o.maxEntries, o.maxBytes = n, 0; o.set["WithMaxEntries"] = true }
 }
 
 // WithMaxBytes bounds the L1 cache by the size of its values, measured as
 // the length of their encoding by the codec, instead of by their number.
-// Each L1 write then encodes its value.
-func WithMaxBytes(n int64) Option[any] {
-	return optionFunc(func(o *options) { o.maxBytes = n; o.set["WithMaxBytes"] = true })
+// Each L1 write then encodes its value. n must be positive.
+func WithMaxBytes(n int64) Setting {
+	return func(o *options) { o.maxBytes = n; o.set["WithMaxBytes"] = true }
 }
 
 // WithTTL sets how long an entry lives in L1 and L2. 0 keeps entries until
 // they are evicted or deleted. The default is [DefaultTTL] (5 minutes).
-func WithTTL(d time.Duration) Option[any] { return optionFunc(func(o *options) { o.ttl = d }) }
+func WithTTL(d time.Duration) Setting { return func(o *options) { o.ttl = d } }
 
 // WithTTLJitter spreads expiries at random by up to fraction (in [0, 1)) of
 // the TTL either way, so that entries written together do not all expire
 // together and send a wave of loads to the source (a cache avalanche). The
 // default is [DefaultTTLJitter] (10%).
-func WithTTLJitter(fraction float64) Option[any] {
-	return optionFunc(func(o *options) { o.jitter = fraction })
+func WithTTLJitter(fraction float64) Setting {
+	return func(o *options) { o.jitter = fraction }
 }
 
 // WithStore adds a shared second level (L2), such as Redis. If s is also an
 // [Invalidator], every instance's L1 copy of a key is dropped when any
-// instance sets or deletes it. The default is no L2.
-func WithStore(s Store) Option[any] { return optionFunc(func(o *options) { o.store = s }) }
+// instance sets or deletes it. s must not be nil (nor a nil pointer). The
+// default is no L2.
+func WithStore(s Store) Setting {
+	return func(o *options) {
+		if isNil(s) {
+			o.fault("WithStore(nil): the store must not be nil (leave the option out for no L2)")
+			return
+		}
+		o.store = s
+	}
+}
 
 // WithCodec sets how values are encoded for the L2 store (and measured for
-// [WithMaxBytes]). The default is [JSON].
+// [WithMaxBytes]). c must not be nil. The default is [JSON].
 func WithCodec[V any](c Codec[V]) Option[V] {
-	return optionFunc(func(o *options) { o.codec = c; o.set["WithCodec"] = true })
+	return func(o *options) {
+		if isNil(c) {
+			o.fault("WithCodec(nil): the codec must not be nil (leave the option out for JSON)")
+			return
+		}
+		o.codec = c
+	}
 }
 
 // WithLoader makes the cache read-through: a Get that misses both levels
@@ -127,18 +169,33 @@ func WithCodec[V any](c Codec[V]) Option[V] {
 // background. load returns an error matching [ErrNotFound] for a key that
 // does not exist. A load that panics on a goroutine of the cache (a shared
 // load, a refresh) is reported to otel.Handle and its callers get an
-// error naming the panic; the process goes on. Use it when every reader
-// would otherwise write the same load-then-set code.
+// error naming the panic; the process goes on. load must not be nil. Use
+// it when every reader would otherwise write the same load-then-set code.
 func WithLoader[V any](load func(ctx context.Context, key string) (V, error)) Option[V] {
-	return optionFunc(func(o *options) { o.loader = load })
+	return func(o *options) {
+		o.set["WithLoader"] = true
+		if load == nil {
+			o.fault("WithLoader(nil): the loader must not be nil")
+			return
+		}
+		o.loader = load
+	}
 }
 
 // WithWriter makes the cache write-through: Set first writes the value to
 // the source of truth with write, and only if that succeeds updates the
-// cache; a failed write leaves the cache untouched. Use it when the cache
-// must never hold a value the source does not.
+// cache; a failed write leaves the cache untouched. write must not be nil,
+// and [WithWriteBehind] cannot be given too. Use it when the cache must
+// never hold a value the source does not.
 func WithWriter[V any](write func(ctx context.Context, key string, v V) error) Option[V] {
-	return optionFunc(func(o *options) { o.writer = write; o.set["WithWriter"] = true })
+	return func(o *options) {
+		o.set["WithWriter"] = true
+		if write == nil {
+			o.fault("WithWriter(nil): the writer must not be nil")
+			return
+		}
+		o.writer = write
+	}
 }
 
 // Write is one value queued by a write-behind cache.
@@ -172,32 +229,47 @@ type Write[V any] struct {
 // overwritten meanwhile; then its writes go to
 // [WithWriteBehindDeadLetter] and leave the queue, so that the writes
 // behind them go on.
+//
+// flush must not be nil.
 func WithWriteBehind[V any](flush func(ctx context.Context, batch []Write[V]) error) Option[V] {
-	return optionFunc(func(o *options) { o.writeBehind = flush; o.set["WithWriteBehind"] = true })
+	return func(o *options) {
+		o.set["WithWriteBehind"] = true
+		if flush == nil {
+			o.fault("WithWriteBehind(nil): the flush function must not be nil")
+			return
+		}
+		o.writeBehind = flush
+	}
 }
 
 // WithWriteQueue bounds the write-behind queue to n writes. When it is
 // full, Set waits for room (back-pressure) until its context is done,
 // unless [WithWriteBehindReject] is set. The default is
-// [DefaultWriteQueue] (1024).
-func WithWriteQueue(n int) Option[any] { return optionFunc(func(o *options) { o.queue = n }) }
+// [DefaultWriteQueue] (1024). It needs [WithWriteBehind].
+func WithWriteQueue(n int) Setting {
+	return func(o *options) { o.queue = n; o.set["WithWriteQueue"] = true }
+}
 
 // WithWriteBatch sets the largest batch handed to the write-behind flush
 // function and the longest a write waits before being flushed. The
 // defaults are [DefaultWriteBatch] (100) and [DefaultWriteInterval] (1s).
-func WithWriteBatch(size int, interval time.Duration) Option[any] {
-	return optionFunc(func(o *options) { o.batch, o.interval = size, interval })
+// Both must be positive. It needs [WithWriteBehind].
+func WithWriteBatch(size int, interval time.Duration) Setting {
+	return func(o *options) { o.batch, o.interval = size, interval; o.set["WithWriteBatch"] = true }
 }
 
 // WithWriteBehindReject makes Set fail at once with [ErrQueueFull] instead
-// of waiting when the write-behind queue is full.
-func WithWriteBehindReject() Option[any] { return optionFunc(func(o *options) { o.reject = true }) }
+// of waiting when the write-behind queue is full. It needs
+// [WithWriteBehind].
+func WithWriteBehindReject() Setting {
+	return func(o *options) { o.reject = true; o.set["WithWriteBehindReject"] = true }
+}
 
 // WithCloseTimeout bounds how long [Cache.Close] keeps trying to flush the
 // write-behind queue; 0 makes Close report the writes still queued without
 // trying. The default is [DefaultCloseTimeout] (30s).
-func WithCloseTimeout(d time.Duration) Option[any] {
-	return optionFunc(func(o *options) { o.closeTimeout = d })
+func WithCloseTimeout(d time.Duration) Setting {
+	return func(o *options) { o.closeTimeout = d }
 }
 
 // WithLoadTimeout bounds a shared fill: the L2 lookup and the loader call
@@ -209,14 +281,21 @@ func WithCloseTimeout(d time.Duration) Option[any] {
 // if that is sooner, so that a store that does not answer leaves the
 // loader time. It bounds refresh-ahead reloads ([WithRefreshAhead]) too.
 // 0 removes the bound. The default is [DefaultLoadTimeout] (10s).
-func WithLoadTimeout(d time.Duration) Option[any] {
-	return optionFunc(func(o *options) { o.loadTimeout = d })
+func WithLoadTimeout(d time.Duration) Setting {
+	return func(o *options) { o.loadTimeout = d }
 }
 
 // WithFlushErrorHandler is told of every failed write-behind flush. It runs
-// on the worker goroutine.
-func WithFlushErrorHandler(f func(error)) Option[any] {
-	return optionFunc(func(o *options) { o.onFlushError = f })
+// on the worker goroutine. f must not be nil. It needs [WithWriteBehind].
+func WithFlushErrorHandler(f func(error)) Setting {
+	return func(o *options) {
+		if f == nil {
+			o.fault("WithFlushErrorHandler(nil): the handler must not be nil")
+			return
+		}
+		o.onFlushError = f
+		o.set["WithFlushErrorHandler"] = true
+	}
 }
 
 // WithWriteBehindRetries bounds how many times a failed write-behind
@@ -224,9 +303,9 @@ func WithFlushErrorHandler(f func(error)) Option[any] {
 // [WithWriteBehindDeadLetter]: 0 tries each batch once. The default is
 // [DefaultWriteRetries] (16), which with the backoff of [WithWriteBehind]
 // gives up on a batch after about 50 seconds of failures (at most about
-// 100).
-func WithWriteBehindRetries(n int) Option[any] {
-	return optionFunc(func(o *options) { o.retries = n })
+// 100). It needs [WithWriteBehind].
+func WithWriteBehindRetries(n int) Setting {
+	return func(o *options) { o.retries = n; o.set["WithWriteBehindRetries"] = true }
 }
 
 // WithWriteBehindDeadLetter receives the writes of a write-behind batch
@@ -236,18 +315,26 @@ func WithWriteBehindRetries(n int) Option[any] {
 // worker goroutine, which waits for it, with a context that ends when
 // [Cache.Close] gives up. Writes given up on are also counted
 // (cache.write_behind.dead_letters) and make [Cache.Flush] return an
-// error. The default is none: they are only counted and reported.
+// error. The default is none: they are only counted and reported. f must
+// not be nil. It needs [WithWriteBehind].
 func WithWriteBehindDeadLetter[V any](f func(ctx context.Context, batch []Write[V], err error)) Option[V] {
-	return optionFunc(func(o *options) { o.deadLetter = f; o.set["WithWriteBehindDeadLetter"] = true })
+	return func(o *options) {
+		o.set["WithWriteBehindDeadLetter"] = true
+		if f == nil {
+			o.fault("WithWriteBehindDeadLetter(nil): the handler must not be nil")
+			return
+		}
+		o.deadLetter = f
+	}
 }
 
 // WithNegativeTTL caches "not found" answers of the loader for d, so that
 // requests for keys that do not exist do not all reach the source (cache
 // penetration). d should be short: a key created meanwhile stays "not
-// found" until it expires or is Set. The default, 0, caches no negative
-// answers.
-func WithNegativeTTL(d time.Duration) Option[any] {
-	return optionFunc(func(o *options) { o.negativeTTL = d })
+// found" until it expires or is Set. It needs [WithLoader], whose answers
+// it caches. The default, 0, caches no negative answers.
+func WithNegativeTTL(d time.Duration) Setting {
+	return func(o *options) { o.negativeTTL = d }
 }
 
 // WithBloomFilter keeps a Bloom filter of the keys that exist, sized for
@@ -256,11 +343,11 @@ func WithNegativeTTL(d time.Duration) Option[any] {
 // filter through Set, successful loads and [Cache.AddKeys], with which the
 // service must seed it with every existing key at start-up. Use it against
 // floods of requests for random keys that do not exist.
-func WithBloomFilter(expectedKeys uint, falsePositiveRate float64) Option[any] {
-	return optionFunc(func(o *options) {
+func WithBloomFilter(expectedKeys uint, falsePositiveRate float64) Setting {
+	return func(o *options) {
 		o.bloomKeys, o.bloomFP = expectedKeys, falsePositiveRate
 		o.set["WithBloomFilter"] = true
-	})
+	}
 }
 
 // WithRefreshAhead reloads an entry in the background once fraction (in
@@ -270,8 +357,8 @@ func WithBloomFilter(expectedKeys uint, falsePositiveRate float64) Option[any] {
 // after a failed one the next waits a second; at most 1,024 run at once
 // (an entry due meanwhile is refreshed by a later read). It needs
 // [WithLoader] and a TTL. Each L1 hit then reads the clock.
-func WithRefreshAhead(fraction float64) Option[any] {
-	return optionFunc(func(o *options) { o.refreshAhead = fraction })
+func WithRefreshAhead(fraction float64) Setting {
+	return func(o *options) { o.refreshAhead = fraction }
 }
 
 // WithDoubleDelete makes Delete delete the key again after d (delayed
@@ -281,27 +368,32 @@ func WithRefreshAhead(fraction float64) Option[any] {
 // of the Delete yet, or whose store announces nothing. (The deleting
 // instance, and one that hears of it in time, write no such value.) d
 // should exceed a load's duration. The default, 0, deletes once.
-func WithDoubleDelete(d time.Duration) Option[any] {
-	return optionFunc(func(o *options) { o.doubleDelete = d })
+func WithDoubleDelete(d time.Duration) Setting {
+	return func(o *options) { o.doubleDelete = d }
 }
 
 // WithTracerProvider sets where the cache's spans go. The default, also
 // used when tp is nil, is the global provider at the time of New.
-func WithTracerProvider(tp trace.TracerProvider) Option[any] {
-	return optionFunc(func(o *options) { o.tracer = tp })
+func WithTracerProvider(tp trace.TracerProvider) Setting {
+	return func(o *options) { o.tracer = tp }
 }
 
 // WithMeterProvider sets where the cache's metrics go. The default, also
 // used when mp is nil, is the global provider at the time of New.
-func WithMeterProvider(mp metric.MeterProvider) Option[any] {
-	return optionFunc(func(o *options) { o.meter = mp })
+func WithMeterProvider(mp metric.MeterProvider) Setting {
+	return func(o *options) { o.meter = mp }
 }
 
+// validate returns every fault of the options, in the order of the
+// options' declarations, after those the options found themselves.
 func (o *options) validate() []error {
-	var errs []error
+	errs := o.faults
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if o.maxEntries <= 0 && o.maxBytes <= 0 {
+	if (o.set["WithMaxEntries"] || o.maxBytes <= 0) && o.maxEntries <= 0 {
 		bad("WithMaxEntries(%d): must be positive", o.maxEntries)
+	}
+	if o.maxBytes <= 0 && o.maxEntries > math.MaxInt64/defaultCountersFactor {
+		bad("WithMaxEntries(%d): too large to count", o.maxEntries)
 	}
 	if o.set["WithMaxBytes"] && o.maxBytes <= 0 {
 		bad("WithMaxBytes(%d): must be positive", o.maxBytes)
@@ -327,13 +419,16 @@ func (o *options) validate() []error {
 	if o.negativeTTL < 0 {
 		bad("WithNegativeTTL(%v): must not be negative", o.negativeTTL)
 	}
+	if o.negativeTTL > 0 && !o.set["WithLoader"] {
+		bad("WithNegativeTTL(%v): needs WithLoader, whose answers it caches", o.negativeTTL)
+	}
 	if o.set["WithBloomFilter"] && (o.bloomKeys == 0 || !(o.bloomFP > 0 && o.bloomFP < 1)) {
 		bad("WithBloomFilter(%d, %v): need a positive key count and a rate in (0, 1)", o.bloomKeys, o.bloomFP)
 	}
 	if o.refreshAhead != 0 && !(o.refreshAhead > 0 && o.refreshAhead < 1) {
 		bad("WithRefreshAhead(%v): must be in (0, 1)", o.refreshAhead)
 	}
-	if o.refreshAhead > 0 && (o.loader == nil || o.ttl == 0) {
+	if o.refreshAhead > 0 && (!o.set["WithLoader"] || o.ttl == 0) {
 		bad("WithRefreshAhead(%v): needs WithLoader and a positive WithTTL", o.refreshAhead)
 	}
 	if o.doubleDelete < 0 {
@@ -342,11 +437,29 @@ func (o *options) validate() []error {
 	if o.retries < 0 {
 		bad("WithWriteBehindRetries(%d): must not be negative", o.retries)
 	}
-	if o.set["WithWriteBehindDeadLetter"] && !o.set["WithWriteBehind"] {
-		bad("WithWriteBehindDeadLetter: needs WithWriteBehind")
+	if !o.set["WithWriteBehind"] {
+		for _, name := range []string{"WithWriteQueue", "WithWriteBatch", "WithWriteBehindReject",
+			"WithWriteBehindRetries", "WithWriteBehindDeadLetter", "WithFlushErrorHandler"} {
+			if o.set[name] {
+				bad("%s: needs WithWriteBehind", name)
+			}
+		}
 	}
 	if o.set["WithWriter"] && o.set["WithWriteBehind"] {
 		bad("WithWriter and WithWriteBehind: choose one write strategy")
 	}
 	return errs
+}
+
+// isNil reports whether v is nil or an interface holding a nil pointer,
+// map, slice, channel or function, which would fail when called.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch r := reflect.ValueOf(v); r.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.Interface:
+		return r.IsNil()
+	}
+	return false
 }

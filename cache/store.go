@@ -2,13 +2,14 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
 
 // Store is the shared second level (L2) of a [Cache]: a key-value store
-// that several instances of a service reach, such as Redis
-// (github.com/otelpatterns/patterns/cache/rediscache). It holds encoded
+// that several instances of a service reach, such as Redis (see
+// [github.com/otelpatterns/patterns/cache/rediscache]). It holds encoded
 // values.
 //
 // Implementations must be safe for concurrent use. Get returns an error
@@ -17,8 +18,8 @@ import (
 // than ErrNotFound mean the store could not answer; the cache then carries
 // on without it (see [Cache]).
 //
-// The package cache/storetest holds the conformance tests every Store
-// should pass.
+// Package [github.com/otelpatterns/patterns/cache/storetest] holds the
+// conformance tests every Store should pass.
 type Store interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	Set(ctx context.Context, key string, value []byte, ttl time.Duration) error
@@ -47,10 +48,11 @@ type Adder interface {
 // publishing cache instance. Subscribe calls handle for every announcement,
 // its own included (the cache skips those carrying its own source), one
 // call at a time, until stop is called; stop waits for a running call of
-// handle to return and releases the subscription. handle must not publish. reconnected, if not nil, is called after the
-// subscription was lost and restored: announcements may have been missed
-// meanwhile. Subscribe returns an error only if it cannot subscribe at
-// all; a subscription that is lost later is restored by the
+// handle to return and releases the subscription. handle must not
+// publish. reconnected, if not nil, is called after the subscription was
+// lost and restored: announcements may have been missed meanwhile.
+// Subscribe returns an error if handle is nil, or if it cannot subscribe
+// at all; a subscription that is lost later is restored by the
 // implementation.
 type Invalidator interface {
 	Publish(ctx context.Context, source string, keys ...string) error
@@ -173,8 +175,12 @@ func (m *MemoryStore) Publish(ctx context.Context, source string, keys ...string
 }
 
 // Subscribe registers handle until stop is called. A MemoryStore never
-// loses a subscription, so reconnected is never called.
+// loses a subscription, so reconnected is never called. A nil handle is
+// an error.
 func (m *MemoryStore) Subscribe(_ context.Context, handle func(source, key string), _ func()) (func(), error) {
+	if handle == nil {
+		return nil, errors.New("cache: MemoryStore.Subscribe: handle must not be nil")
+	}
 	s := &memorySub{handle: handle}
 	m.mu.Lock()
 	defer m.mu.Unlock()

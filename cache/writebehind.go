@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -93,23 +92,6 @@ func newWriteBehind[V any](c *Cache[V], write func(context.Context, []Write[V]) 
 	}
 	go w.run()
 	return w
-}
-
-// deadLetterErrors checks the function of WithWriteBehindDeadLetter
-// against V, for New.
-func deadLetterErrors[V any](o *options) []error {
-	if !o.set["WithWriteBehindDeadLetter"] {
-		return nil
-	}
-	f, ok := o.deadLetter.(func(context.Context, []Write[V], error))
-	switch {
-	case !ok:
-		var zero V
-		return []error{fmt.Errorf("WithWriteBehindDeadLetter: built for another value type than %T", zero)}
-	case f == nil:
-		return []error{errors.New("WithWriteBehindDeadLetter(nil): the handler must not be nil")}
-	}
-	return nil
 }
 
 func (w *writeBehind[V]) length() int {

@@ -326,7 +326,7 @@ func TestWriteBehindRetryOptionsValidated(t *testing.T) {
 			"WithWriteBehindDeadLetter(nil)"},
 		{"dead letter of another type", []cache.Option[string]{cache.WithWriteBehind(flush),
 			cache.Option[string](cache.WithWriteBehindDeadLetter(func(context.Context, []cache.Write[int], error) {}))},
-			"WithWriteBehindDeadLetter: built for another value type"},
+			"WithWriteBehindDeadLetter: built for another value type: given a func(context.Context, []cache.Write[int], error)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -46,6 +46,10 @@ type dirtyKeys struct {
 	// active is set while keys is not empty or the store is suspect, so
 	// that Get of a store with nothing to repair takes no lock.
 	active atomic.Bool
+	// marks counts the calls of mark, for a Get to notice a mark made
+	// during its round trip even when the repair has already forgotten
+	// the key.
+	marks atomic.Uint64
 
 	mu   sync.Mutex
 	keys map[string]uint64 // key → gen when it was last marked
@@ -93,6 +97,7 @@ func (d *dirtyKeys) has(key string) bool {
 func (d *dirtyKeys) mark(keys ...string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.marks.Add(1)
 	for _, k := range keys {
 		d.gen++
 		if _, ok := d.keys[k]; ok || len(d.keys) < d.max {

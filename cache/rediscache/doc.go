@@ -2,7 +2,8 @@
 // cache, shared by every instance of a service, and the channel on which
 // those instances tell each other which keys changed.
 //
-// Each instance of a service keeps its own in-process cache (L1). With a
+// Each instance of a service keeps its own in-process cache (L1), a
+// [cache.Cache] of package [github.com/otelpatterns/patterns/cache]. With a
 // [Store] behind it, a value one instance loaded is read by the others
 // from Redis instead of from the source of truth, and a Set or Delete on
 // one instance drops the L1 copies the others hold, so that they do not
@@ -31,7 +32,7 @@
 // ([WithPrefix], "cache:" by default) with the cache's ttl, as PX
 // milliseconds. Give each kind of cached value its own prefix. The store
 // does not own the client: close the caches, then the store, then the
-// client. The store is a cache.Adder: a cache fills L2 after a load with
+// client. The store is a [cache.Adder]: a cache fills L2 after a load with
 // [Store.Add], a SET with NX, which never overwrites a newer value.
 //
 // # Invalidation across instances
@@ -65,8 +66,8 @@
 // circuit breaker ([WithBreaker]): after 5 failures in a row (timeouts,
 // connection errors; not a missing key) it opens, and for the next
 // second every call fails at once with an error matching
-// circuitbreaker.ErrOpen, without a round trip; then one call probes
-// Redis (the others fail at once with circuitbreaker.ErrTooManyRequests
+// [circuitbreaker.ErrOpen], without a round trip; then one call probes
+// Redis (the others fail at once with [circuitbreaker.ErrTooManyRequests]
 // meanwhile), and the breaker closes if it succeeds. So a frozen Redis
 // costs a few calls the store timeout, then each call a fast rejection,
 // plus one probe a second that waits the timeout again; when Redis refuses
@@ -125,7 +126,7 @@
 // [WithTimeout] bounds.
 //
 // Subscribing needs Redis: when it cannot be reached, [Store.Subscribe]
-// fails, and cache.New starts anyway, serving from L1 and the loader, and
+// fails, and [cache.New] starts anyway, serving from L1 and the loader, and
 // keeps trying to subscribe in the background (clearing L1 once it has,
 // since invalidations were missed meanwhile). A cache rides out any outage.
 //
@@ -167,7 +168,8 @@
 // also recorded as db.response.status_code; otherwise
 // context.DeadlineExceeded, context.Canceled, the error's exported type
 // name (net.OpError, say) or _OTHER. If the client is instrumented with
-// redisotel already, give the store a no-op tracer provider.
+// [github.com/redis/go-redis/extra/redisotel/v9] already, give the store a
+// no-op tracer provider.
 //
 // Metrics:
 //
@@ -192,7 +194,7 @@
 //     under the prefix that ended such a bypass.
 //
 // The breaker reports circuitbreaker.calls, circuitbreaker.state and
-// circuitbreaker.state.transitions (package circuitbreaker's scope) to
+// circuitbreaker.state.transitions (in the scope [circuitbreaker.ScopeName]) to
 // the same meter provider, with circuitbreaker.name "rediscache:"
 // followed by the prefix.
 package rediscache

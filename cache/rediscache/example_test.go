@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,6 +23,65 @@ func loadUser(ctx context.Context, id string) (User, error) {
 	// Read the user from the database; return cache.ErrNotFound if there
 	// is no such user.
 	return User{ID: id, Name: "Ada"}, nil
+}
+
+// Two instances of a service, each with its own cache and store, share
+// values through Redis: what one loaded the other reads from Redis, and
+// a Set on one drops the copy the other holds in memory. It needs a
+// Redis at PATTERNS_REDIS_ADDR (such as localhost:6379), and does nothing
+// without one. Against Redis it prints:
+//
+//	A: Ada (database loads: 1)
+//	B: Ada (database loads: 1)
+//	B: Ada Lovelace, after A's Set
+func Example() {
+	addr := os.Getenv("PATTERNS_REDIS_ADDR")
+	if addr == "" {
+		return
+	}
+	client := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	loads := 0 // the database's reads, by either instance
+	instance := func() (*cache.Cache[User], func()) {
+		store, err := rediscache.New(client, rediscache.WithPrefix("example-users:"))
+		if err != nil {
+			log.Fatal(err)
+		}
+		users, err := cache.New(cache.WithStore(store),
+			cache.WithLoader(func(ctx context.Context, id string) (User, error) {
+				loads++
+				return loadUser(ctx, id)
+			}))
+		if err != nil {
+			log.Fatal(err)
+		}
+		return users, func() { _ = users.Close(); _ = store.Close() }
+	}
+	a, closeA := instance()
+	defer closeA()
+	b, closeB := instance()
+	defer closeB()
+	_ = a.Delete(ctx, "42") // a clean slate in Redis, for the example
+
+	u, _ := a.Get(ctx, "42") // from the database; Redis is filled in the background
+	fmt.Printf("A: %s (database loads: %d)\n", u.Name, loads)
+	_ = a.Flush(ctx)        // wait for that fill: an example must be deterministic
+	u, _ = b.Get(ctx, "42") // from Redis
+	fmt.Printf("B: %s (database loads: %d)\n", u.Name, loads)
+
+	// After changing the user in the database, A sets the new value. B
+	// drops its copy when A's announcement reaches it, a moment later.
+	_ = a.Set(ctx, "42", User{ID: "42", Name: "Ada Lovelace"})
+	for ctx.Err() == nil {
+		if u, _ = b.Get(ctx, "42"); u.Name == "Ada Lovelace" {
+			fmt.Printf("B: %s, after A's Set\n", u.Name)
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // Every instance of the service builds its cache the same way: they share

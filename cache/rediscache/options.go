@@ -1,6 +1,7 @@
 package rediscache
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
@@ -15,19 +16,19 @@ const (
 	// under "cache:user:42".
 	DefaultPrefix = "cache:"
 	// DefaultChannelSuffix is appended to the prefix to name the pub/sub
-	// channel of invalidations when [WithChannel] is not given:
+	// channel of invalidations when WithChannel is not given:
 	// "cache:invalidate" with the default prefix.
 	DefaultChannelSuffix = "invalidate"
 	// DefaultTimeout bounds each round trip to Redis.
 	DefaultTimeout = time.Second
 	// DefaultBreakerFailures is how many round trips in a row must fail
-	// for the store's breaker to open (see [WithBreaker]).
+	// for the store's breaker to open (see WithBreaker).
 	DefaultBreakerFailures = 5
 	// DefaultBreakerOpenDuration is how long the store's breaker stays
 	// open before it lets one round trip through to probe Redis.
 	DefaultBreakerOpenDuration = time.Second
 	// DefaultMaxDirtyKeys is how many keys whose writes failed the store
-	// remembers (see [WithMaxDirtyKeys]).
+	// remembers (see WithMaxDirtyKeys).
 	DefaultMaxDirtyKeys = 10_000
 )
 
@@ -51,6 +52,7 @@ type config struct {
 	breakerOpts    []circuitbreaker.Option
 	noBreaker      bool
 	maxDirty       int
+	faults         []error // found by the options themselves
 }
 
 // WithPrefix sets the namespace of the store's keys in Redis: a cache key k
@@ -87,9 +89,10 @@ func WithTimeout(d time.Duration) Option {
 
 // WithTracerProvider sets where the spans of Redis round trips go. The
 // default, also used when tp is nil, is the global provider at the time of
-// [New]. If the client is already instrumented (with redisotel), pass a
-// no-op provider (go.opentelemetry.io/otel/trace/noop) to avoid recording
-// every command twice.
+// [New]. If the client is already instrumented (with
+// [github.com/redis/go-redis/extra/redisotel/v9]), pass a no-op provider
+// ([go.opentelemetry.io/otel/trace/noop]) to avoid recording every
+// command twice.
 func WithTracerProvider(tp trace.TracerProvider) Option {
 	return optionFunc(func(c *config) { c.tracerProvider = tp })
 }
@@ -107,10 +110,10 @@ func WithOptInAttributes() Option {
 	return optionFunc(func(c *config) { c.optIn = true })
 }
 
-// WithBreaker configures the circuit breaker (package circuitbreaker) that
-// every round trip of the store goes through, named "rediscache:" and the
-// prefix. Once it opens, each call fails at once with an error matching
-// circuitbreaker.ErrOpen, instead of waiting for a Redis that does not
+// WithBreaker configures the circuit breaker (of package [circuitbreaker])
+// that every round trip of the store goes through, named "rediscache:"
+// and the prefix. Once it opens, each call fails at once with an error
+// matching [circuitbreaker.ErrOpen], instead of waiting for a Redis that does not
 // answer; once it has been open for a while, it lets one call through to
 // probe Redis, and closes if the call succeeds. opts apply on top of the
 // store's defaults: open after [DefaultBreakerFailures] (5) failed round
@@ -124,14 +127,20 @@ func WithOptInAttributes() Option {
 // a canceled context as nothing, as does a call ended by the caller's
 // deadline when that was under half the store's timeout (a hurried
 // caller, not a failing Redis). A classifier given with
-// circuitbreaker.WithClassifier sees nil for those successes, and an
+// [circuitbreaker.WithClassifier] sees nil for those successes, and an
 // error matching context.Canceled for those hurried calls.
 //
 // The breaker is on by default; [WithoutBreaker] turns it off. The last
-// of the two options given wins. circuitbreaker.New's panic on a bad
-// option is an error of [New] naming WithBreaker.
+// of the two options given wins. The panic of [circuitbreaker.New] on a
+// bad option is an error of [New] naming WithBreaker, as is a nil option.
 func WithBreaker(opts ...circuitbreaker.Option) Option {
 	return optionFunc(func(c *config) {
+		for i, o := range opts {
+			if o == nil {
+				c.faults = append(c.faults, fmt.Errorf("WithBreaker: option %d of %d is nil", i+1, len(opts)))
+				return
+			}
+		}
 		c.breakerOpts = append(c.breakerOpts, opts...)
 		c.noBreaker = false
 	})

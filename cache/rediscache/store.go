@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/circuitbreaker"
@@ -25,8 +26,9 @@ import (
 // remembers the keys whose writes failed until it has repaired them (see
 // "What an outage cannot undo" in the package documentation);
 // [Store.Close] stops that repair. A Store does not own its client: close
-// the store after the caches using it, and the client after the store. A
-// Store is safe for concurrent use.
+// the store after the caches using it, and the client after the store.
+// Make a Store with [New]: the zero Store is not usable. A Store is safe
+// for concurrent use.
 type Store struct {
 	client  redis.UniversalClient
 	prefix  string
@@ -57,20 +59,23 @@ var (
 // without it, go-redis waits for its ReadTimeout (3 seconds by default)
 // whatever the context says.
 //
-// New returns an error naming the field for a nil client, an empty prefix
-// or channel, a negative timeout, a [WithMaxDirtyKeys] under 1, or
-// [WithBreaker] options that circuitbreaker.New rejects.
+// New returns an error naming every fault at once: a nil client, a nil
+// option, an empty prefix or channel, a negative timeout, a
+// [WithMaxDirtyKeys] under 1, or [WithBreaker] options that
+// [circuitbreaker.New] rejects (or that are nil).
 func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	c := config{prefix: DefaultPrefix, timeout: DefaultTimeout, maxDirty: DefaultMaxDirtyKeys}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&c)
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("option %d of %d is nil", i+1, len(opts)))
+			continue
 		}
+		o.apply(&c)
 	}
 	if !c.channelSet {
 		c.channel = c.prefix + DefaultChannelSuffix
 	}
-	var errs []error
 	if isNil(client) {
 		errs = append(errs, errors.New("client: must not be nil"))
 	}
@@ -86,11 +91,21 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if c.maxDirty <= 0 {
 		errs = append(errs, fmt.Errorf("WithMaxDirtyKeys(%d): must be positive", c.maxDirty))
 	}
+	errs = append(errs, c.faults...)
 	var br *circuitbreaker.Breaker
-	if !c.noBreaker && len(errs) == 0 {
-		var err error
-		if br, err = newBreaker("rediscache:"+c.prefix, c); err != nil {
+	if !c.noBreaker {
+		check := c
+		if len(errs) > 0 {
+			// Only to check the breaker's options: its instruments must
+			// not reach the caller's provider.
+			check.meterProvider = noop.NewMeterProvider()
+		}
+		b, err := newBreaker("rediscache:"+c.prefix, check)
+		switch {
+		case err != nil:
 			errs = append(errs, err)
+		case len(errs) == 0:
+			br = b
 		}
 	}
 	if len(errs) > 0 {
@@ -158,18 +173,20 @@ func (s *Store) Channel() string { return s.channel }
 // fresh slice that the caller may keep and modify. Any other error means
 // Redis could not answer: it wraps go-redis's error, ctx's error when ctx
 // is done, or, without a round trip, the breaker's rejection (matching
-// circuitbreaker.ErrOpen, or circuitbreaker.ErrTooManyRequests while it
+// [circuitbreaker.ErrOpen], or [circuitbreaker.ErrTooManyRequests] while it
 // probes).
 //
 // Get reports a key whose last write or delete through the store failed,
 // and not repaired since, as missing without asking Redis, which may
 // still hold the value from before; so does every key while the store
 // does not trust Redis after losing track of such keys (see the package
-// documentation).
+// documentation). A Get during whose round trip a write of any key failed
+// reports a miss too, since the value it read may predate that write.
 func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	marks := s.dirty.marks.Load() // before has: a mark in between is seen
 	if s.dirty.has(key) {
 		return nil, cache.ErrNotFound
 	}
@@ -181,7 +198,10 @@ func (s *Store) Get(ctx context.Context, key string) ([]byte, error) {
 	})
 	switch {
 	case err == nil:
-		if s.dirty.has(key) { // a write failed meanwhile: v may be older
+		// A write failed meanwhile, of this key or another: v may be
+		// older than that write, even if the repair has already deleted
+		// the key from Redis and forgotten it (so has would not tell).
+		if s.dirty.marks.Load() != marks {
 			return nil, cache.ErrNotFound
 		}
 		return v, nil

@@ -2,6 +2,7 @@ package rediscache_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,14 +37,23 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"empty channel", client, []rediscache.Option{rediscache.WithChannel("")}, []string{"WithChannel"}},
 		{"negative timeout", client, []rediscache.Option{rediscache.WithTimeout(-time.Second)}, []string{"WithTimeout"}},
 		{"no dirty keys", client, []rediscache.Option{rediscache.WithMaxDirtyKeys(0)}, []string{"WithMaxDirtyKeys(0)"}},
+		{"negative dirty keys", client, []rediscache.Option{rediscache.WithMaxDirtyKeys(-1)}, []string{"WithMaxDirtyKeys(-1)"}},
+		{"nil option", client, []rediscache.Option{nil}, []string{"option 1 of 1 is nil"}},
+		{"nil option among others", client, []rediscache.Option{rediscache.WithPrefix("users:"), nil}, []string{"option 2 of 2 is nil"}},
 		{"bad breaker option", client, []rediscache.Option{rediscache.WithBreaker(circuitbreaker.WithOpenDuration(-time.Second))}, []string{"WithBreaker", "WithOpenDuration"}},
-		{"everything", nil, []rediscache.Option{rediscache.WithPrefix(""), rediscache.WithChannel(""), rediscache.WithTimeout(-1)}, []string{"client", "WithPrefix", "WithChannel", "WithTimeout"}},
+		{"nil breaker option", client, []rediscache.Option{rediscache.WithBreaker(circuitbreaker.WithConsecutiveFailures(3), nil)}, []string{"WithBreaker: option 2 of 2 is nil"}},
+		{"everything", nil, []rediscache.Option{nil, rediscache.WithPrefix(""), rediscache.WithChannel(""), rediscache.WithTimeout(-1), rediscache.WithMaxDirtyKeys(0),
+			rediscache.WithBreaker(circuitbreaker.WithOpenDuration(-time.Second))},
+			[]string{"client", "option 1 of 6 is nil", "WithPrefix", "WithChannel", "WithTimeout", "WithMaxDirtyKeys(0)", "WithOpenDuration"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := rediscache.New(tt.client, tt.opts...)
+			var s *rediscache.Store
+			var err error
+			require.NotPanics(t, func() { s, err = rediscache.New(tt.client, tt.opts...) })
 			require.Error(t, err)
 			assert.Nil(t, s)
+			assert.True(t, strings.HasPrefix(err.Error(), "rediscache: New: "), "New() error = %q; want the prefix %q", err, "rediscache: New: ")
 			for _, w := range tt.want {
 				assert.Contains(t, err.Error(), w)
 			}
@@ -62,7 +72,6 @@ func TestDefaults(t *testing.T) {
 		{"none", nil, "cache:", "cache:invalidate"},
 		{"prefix", []rediscache.Option{rediscache.WithPrefix("users:")}, "users:", "users:invalidate"},
 		{"channel", []rediscache.Option{rediscache.WithChannel("inv")}, "cache:", "inv"},
-		{"nil option", []rediscache.Option{nil}, "cache:", "cache:invalidate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

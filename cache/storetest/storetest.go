@@ -29,11 +29,14 @@ const (
 
 // Run runs the conformance suite against the stores that newStore returns.
 // newStore is called once per subtest, with that subtest's t, and should
-// register the store's cleanup with t.Cleanup.
-// The Adder/ subtests run only if the store is a cache.Adder, and the
-// Invalidator/ ones only if it is a cache.Invalidator.
+// register the store's cleanup with t.Cleanup; a nil newStore fails the
+// test. The Adder/ subtests run only if the store is a [cache.Adder], and
+// the Invalidator/ ones only if it is a [cache.Invalidator].
 func Run(t *testing.T, newStore func(t *testing.T) cache.Store) {
 	t.Helper()
+	if newStore == nil {
+		t.Fatal("storetest.Run: newStore must not be nil")
+	}
 	tests := []struct {
 		name string
 		run  func(t *testing.T, s cache.Store)
@@ -58,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) cache.Store) {
 		{"Invalidator/OneHandlerCallAtATime", testSerialHandler},
 		{"Invalidator/StopWaitsAndStops", testStop},
 		{"Invalidator/PublishCanceledContext", testPublishCanceled},
+		{"Invalidator/SubscribeNilHandler", testSubscribeNil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -583,6 +587,18 @@ func testPublishCanceled(t *testing.T, inv cache.Invalidator) {
 	cancel()
 	if err := inv.Publish(c, "src", key(t, "k")); !errors.Is(err, context.Canceled) {
 		t.Errorf("Publish with a canceled context = %v; want an error matching context.Canceled", err)
+	}
+}
+
+// testSubscribeNil checks that a nil handler is an error, not a panic
+// when the first announcement arrives.
+func testSubscribeNil(t *testing.T, inv cache.Invalidator) {
+	stop, err := inv.Subscribe(ctx(t), nil, nil)
+	if err == nil {
+		if stop != nil {
+			stop()
+		}
+		t.Fatal("Subscribe with a nil handler = nil; want an error")
 	}
 }
 
