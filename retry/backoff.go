@@ -1,6 +1,7 @@
 package retry
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -43,6 +44,8 @@ func Exponential(initial time.Duration, multiplier float64, max time.Duration) B
 	return Backoff{kind: kindExponential, initial: initial, multiplier: multiplier, max: max}
 }
 
+// String returns b as it would be written in Go, such as
+// "Exponential(100ms, 2, 10s)", or "Backoff{}" for the zero Backoff.
 func (b Backoff) String() string {
 	switch b.kind {
 	case kindConstant:
@@ -89,7 +92,8 @@ func (l *linearBackOff) NextBackOff() time.Duration {
 	if !l.started {
 		l.next, l.started = l.b.initial, true
 	} else {
-		l.next = min(l.next+l.b.step, l.b.max)
+		// Saturate rather than overflow: a huge step just reaches max.
+		l.next = min(l.next+min(l.b.step, l.b.max-l.next), l.b.max)
 	}
 	return min(l.next, l.b.max)
 }
@@ -117,6 +121,8 @@ const (
 	DecorrelatedJitter
 )
 
+// String returns the constant's name, such as "FullJitter", or
+// "Jitter(n)" for a value that is none of them.
 func (j Jitter) String() string {
 	switch j {
 	case FullJitter:
@@ -156,7 +162,10 @@ func (d *delays) next() time.Duration {
 		if prev == 0 {
 			prev = base // else a sequence that starts at 0 stays there
 		}
-		lo, hi := d.b.initial, min(prev*3, d.b.max)
+		lo, hi := d.b.initial, d.b.max
+		if prev <= d.b.max/3 { // prev*3 cannot overflow
+			hi = prev * 3
+		}
 		w := lo
 		if hi > lo {
 			w = lo + randUpTo(hi-lo)
@@ -172,5 +181,9 @@ func randUpTo(d time.Duration) time.Duration {
 	if d <= 0 {
 		return 0
 	}
-	return time.Duration(rand.Int64N(int64(d) + 1))
+	n := int64(d)
+	if n < math.MaxInt64 { // else n+1 overflows: [0, d) is as good
+		n++
+	}
+	return time.Duration(rand.Int64N(n))
 }

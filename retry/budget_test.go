@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -132,5 +134,111 @@ func TestNewBudgetPanics(t *testing.T) {
 			return ""
 		}()
 		assert.Contains(t, msg, "retry: NewBudget: "+tt.want)
+	}
+}
+
+// budgetBound is the bound Budget's doc states: over any T seconds in
+// which the retriers sharing a budget make N calls, they retry at most
+//
+//	ratio·N + burst + minPerSec·T + max(1, ⌊minPerSec⌋)
+//
+// times (the last term only with a floor).
+func budgetBound(ratio float64, burst int, minPerSec float64, calls int, seconds float64) float64 {
+	bound := ratio*float64(calls) + float64(burst)
+	if minPerSec > 0 {
+		bound += minPerSec*seconds + max(1, math.Floor(minPerSec))
+	}
+	return bound
+}
+
+// TestBudgetBoundInDoc checks the bound that Budget's doc states, so that
+// the doc cannot go stale: outages at several rates of traffic, every
+// window of the outage within the bound, and the whole outage close to it
+// when the calls want more retries than it allows.
+func TestBudgetBoundInDoc(t *testing.T) {
+	src, err := os.ReadFile("budget.go")
+	require.NoError(t, err)
+	for _, formula := range []string{
+		"//\tratio·N + burst + minPerSec·T + max(1, ⌊minPerSec⌋)\n",
+		"//\t0.2·N + 10·T + 20\n",
+	} {
+		require.Contains(t, string(src), formula, "Budget's doc states the bound this test checks; change both together")
+	}
+	require.Equal(t, 0.2, retry.DefaultBudgetRatio)
+	require.Equal(t, 10, retry.DefaultBudgetBurst)
+	require.Equal(t, 10.0, retry.DefaultMinRetriesPerSecond)
+
+	const attempts = 4 // each call wants 3 retries
+	tests := []struct {
+		name        string
+		ratio       float64
+		burst       int
+		minPerSec   float64
+		callsPerSec int
+		seconds     int
+		oldClaim    bool // whether "at most 20% more calls" held
+	}{
+		{"defaults, 1 call a second", 0.2, 10, 10, 1, 60, false},
+		{"defaults, 100 calls a second", 0.2, 10, 10, 100, 10, false},
+		{"defaults, 1000 calls a second", 0.2, 10, 10, 1000, 10, false},
+		{"fractional floor", 0.5, 3, 2.5, 20, 10, false},
+		{"no floor", 0.1, 1, 0, 50, 10, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				opts := []retry.BudgetOption{retry.WithRatio(tt.ratio), retry.WithBurst(tt.burst), retry.WithMinRetriesPerSecond(tt.minPerSec)}
+				if tt.ratio == 0.2 && tt.burst == 10 && tt.minPerSec == 10 {
+					opts = nil // the defaults
+				}
+				b := retry.NewBudget(opts...)
+				r := retry.New(retry.WithBudget(b), retry.WithBackoff(retry.Constant(0)), retry.WithMaxAttempts(attempts))
+
+				start := time.Now()
+				var callTimes, retryTimes []time.Duration // since start
+				fail := func(ctx context.Context) error {
+					if retry.ResendCount(ctx) == 0 {
+						callTimes = append(callTimes, time.Since(start))
+					} else {
+						retryTimes = append(retryTimes, time.Since(start))
+					}
+					return errBoom
+				}
+				calls := tt.callsPerSec * tt.seconds
+				for range calls {
+					_ = r.Do(context.Background(), fail)
+					time.Sleep(time.Second / time.Duration(tt.callsPerSec))
+				}
+				require.Len(t, callTimes, calls)
+
+				// Every window [from, from+length) of the outage.
+				count := func(times []time.Duration, from, to time.Duration) (n int) {
+					for _, at := range times {
+						if at >= from && at < to {
+							n++
+						}
+					}
+					return n
+				}
+				total := time.Duration(tt.seconds) * time.Second
+				for _, length := range []time.Duration{time.Second, 2500 * time.Millisecond, total / 2, total} {
+					for from := time.Duration(0); from+length <= total; from += 500 * time.Millisecond {
+						n, retries := count(callTimes, from, from+length), count(retryTimes, from, from+length)
+						bound := budgetBound(tt.ratio, tt.burst, tt.minPerSec, n, length.Seconds())
+						require.LessOrEqual(t, float64(retries), bound,
+							"%d retries for %d calls in [%v, %v); the doc's bound is %v", retries, n, from, from+length, bound)
+					}
+				}
+
+				// The whole outage: the bound is what the budget allows, when
+				// the calls want more.
+				retries := len(retryTimes)
+				bound := budgetBound(tt.ratio, tt.burst, tt.minPerSec, calls, float64(tt.seconds))
+				want := min(float64((attempts-1)*calls), bound)
+				assert.GreaterOrEqual(t, float64(retries), 0.9*want, "the budget allows what its doc says: %d retries for %d calls, bound %v", retries, calls, bound)
+				assert.Equal(t, tt.oldClaim, float64(retries) <= 0.2*float64(calls)+float64(tt.burst),
+					"%d retries for %d calls: whether the old doc's 20%% held", retries, calls)
+			})
+		})
 	}
 }

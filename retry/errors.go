@@ -18,6 +18,16 @@ var ErrExhausted error = &sentinel{"retry: retries exhausted", "retry.exhausted"
 // because its [Budget] had no retry left to spend.
 var ErrBudgetExhausted error = &sentinel{"retry: retry budget exhausted", "retry.budget_exhausted"}
 
+// ErrNilFunc is returned by [Retrier.Do] and [Do] when the operation to
+// call is nil. Nothing is called or counted: it is a programming error,
+// reported as an error rather than a nil-pointer panic.
+var ErrNilFunc error = &sentinel{"retry: nil function to call", "retry.nil_function"}
+
+// ErrNilRetrier is returned by [Retrier.Do] and [Do] called on a nil
+// *Retrier, or on a zero Retrier rather than one made by [New]. Nothing is
+// called or counted.
+var ErrNilRetrier error = &sentinel{"retry: nil Retrier (make one with retry.New)", "retry.nil_retrier"}
+
 type sentinel struct{ msg, typ string }
 
 func (e *sentinel) Error() string { return e.msg }
@@ -32,17 +42,19 @@ func (e *sentinel) ErrorType() string { return e.typ }
 type Error struct {
 	// Attempts is how many times the operation was called.
 	Attempts int
-	// Last is the last attempt's error, unwrapped from [Permanent] or
-	// [After].
+	// Last is the last attempt's error, unwrapped from Permanent or
+	// After.
 	Last error
 	// Reason is why the retrier stopped: ErrExhausted, ErrBudgetExhausted,
 	// a context error, or nil when the last error was not worth retrying
-	// ([Permanent], or refused by [WithRetryIf]).
+	// (Permanent, or refused by WithRetryIf).
 	Reason error
 
 	errs []error // every attempt's error, oldest first
 }
 
+// Error says why the retrier gave up, after how many attempts, and the
+// last attempt's error.
 func (e *Error) Error() string {
 	attempts := "1 attempt"
 	if e.Attempts != 1 {

@@ -28,6 +28,12 @@ type transportConfig struct {
 	anyMethod     bool
 	retryStatus   func(int) bool
 	maxRetryAfter time.Duration
+	errs          []error // bad options, transport and retrier alike
+	check         config  // the retrier options applied, for their faults
+}
+
+func (t *transportConfig) fault(format string, args ...any) {
+	t.errs = append(t.errs, fmt.Errorf(format, args...))
 }
 
 type transportOptionFunc func(*transportConfig)
@@ -42,10 +48,15 @@ const DefaultMaxRetryAfter = 30 * time.Second
 // connection can be reused; a longer body closes the connection instead.
 const drainLimit = 64 << 10
 
-// WithRetryStatus sets which response status codes are retried. The
-// default is 429, 502, 503 and 504.
+// WithRetryStatus sets which response status codes are retried. retry
+// must not be nil. The default is 429, 502, 503 and 504.
 func WithRetryStatus(retry func(code int) bool) TransportOption {
-	return transportOptionFunc(func(t *transportConfig) { t.retryStatus = retry })
+	return transportOptionFunc(func(t *transportConfig) {
+		if retry == nil {
+			t.fault("WithRetryStatus(nil): function must not be nil")
+		}
+		t.retryStatus = retry
+	})
 }
 
 // WithAnyMethod retries requests of every method, POST and PATCH included,
@@ -59,9 +70,15 @@ func WithAnyMethod() TransportOption {
 
 // WithMaxRetryAfter sets the longest Retry-After the transport waits: a
 // response that asks for a longer wait is handed back to the caller instead
-// of being retried. The default is [DefaultMaxRetryAfter] (30s).
+// of being retried. d must not be negative; 0 retries only responses whose
+// Retry-After asks for no wait. The default is [DefaultMaxRetryAfter] (30s).
 func WithMaxRetryAfter(d time.Duration) TransportOption {
-	return transportOptionFunc(func(t *transportConfig) { t.maxRetryAfter = d })
+	return transportOptionFunc(func(t *transportConfig) {
+		if d < 0 {
+			t.fault("WithMaxRetryAfter(%v): must not be negative", d)
+		}
+		t.maxRetryAfter = d
+	})
 }
 
 func defaultRetryStatus(code int) bool {
@@ -103,21 +120,20 @@ func defaultRetryStatus(code int) bool {
 // [ClientTrace] to its WithClientTrace option so that each attempt's span
 // carries http.request.resend_count.
 //
-// NewTransport panics on invalid options, as [New] does.
+// NewTransport panics on invalid options (a nil option among them), naming
+// every invalid one, transport and retrier options alike, as [New] does;
+// [Validate] checks the retrier's options beforehand.
 func NewTransport(next http.RoundTripper, opts ...TransportOption) http.RoundTripper {
 	cfg := transportConfig{retryStatus: defaultRetryStatus, maxRetryAfter: DefaultMaxRetryAfter}
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			cfg.fault("opts[%d] is nil", i)
+			continue
+		}
 		o.applyTransport(&cfg)
 	}
-	var errs []string
-	if cfg.retryStatus == nil {
-		errs = append(errs, "WithRetryStatus(nil): function must not be nil")
-	}
-	if cfg.maxRetryAfter < 0 {
-		errs = append(errs, fmt.Sprintf("WithMaxRetryAfter(%v): must not be negative", cfg.maxRetryAfter))
-	}
-	if len(errs) > 0 {
-		panic("retry: NewTransport: " + strings.Join(errs, "; "))
+	if err := errors.Join(cfg.errs...); err != nil {
+		panic(fmt.Sprintf("retry: NewTransport: %v", err))
 	}
 	if next == nil {
 		next = http.DefaultTransport
@@ -143,6 +159,7 @@ type StatusError struct {
 	Response *http.Response
 }
 
+// Error returns "retry: server answered " and the response's status.
 func (e *StatusError) Error() string { return "retry: server answered " + e.Response.Status }
 
 // ErrorType returns the value of the error.type attribute: the status code,

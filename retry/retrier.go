@@ -31,14 +31,14 @@ type Retrier struct {
 // with full jitter), and retries every error except [Permanent] ones,
 // circuit-breaker rejections and the context's own cancellation.
 //
-// New panics if an option is invalid, naming every invalid option: options
-// are written in code, so a bad one is a programming error.
+// New panics if an option is invalid (a nil option among them), naming
+// every invalid option, as [time.NewTicker] does for a non-positive
+// interval: options are written in code, so a bad one is a programming
+// error. For options built from configuration, check them first with
+// [Validate], which returns the same faults as an error.
 func New(opts ...Option) *Retrier {
-	cfg := defaultConfig()
-	for _, o := range opts {
-		o.apply(&cfg)
-	}
-	if err := cfg.validate(); err != nil {
+	cfg, err := newConfig(opts)
+	if err != nil {
 		panic(fmt.Sprintf("retry: New: %v", err))
 	}
 	r := &Retrier{cfg: cfg, tel: newInstruments(cfg.name, cfg.tracerProvider, cfg.meterProvider)}
@@ -54,7 +54,14 @@ func New(opts ...Option) *Retrier {
 // without waiting out the current delay, and never waits after the last
 // attempt or past ctx's deadline: when the next wait would end after the
 // deadline it gives up at once with [ErrExhausted].
+//
+// If fn is nil, Do returns [ErrNilFunc], and on a nil *Retrier (or a zero
+// Retrier, not made by [New]) it returns [ErrNilRetrier]: in both cases at
+// once, without calling anything or counting a call.
 func (r *Retrier) Do(ctx context.Context, fn func(context.Context) error) error {
+	if r == nil || r.tel == nil || fn == nil {
+		return badCall(r, fn)
+	}
 	if r.cfg.budget != nil {
 		r.cfg.budget.recordAttempt()
 	}
@@ -74,10 +81,23 @@ func (r *Retrier) Do(ctx context.Context, fn func(context.Context) error) error 
 	return r.retry(ctx, fn, err, start)
 }
 
+// badCall returns the error of a call of Do that cannot be made.
+func badCall(r *Retrier, fn func(context.Context) error) error {
+	if r == nil || r.tel == nil {
+		return ErrNilRetrier
+	}
+	return ErrNilFunc
+}
+
 // Do is [Retrier.Do] for an operation that returns a value: it returns the
-// value of the last attempt along with Retrier.Do's error.
+// value of the last attempt along with Retrier.Do's error. If fn is nil it
+// returns the zero T and [ErrNilFunc] at once; on a nil *Retrier, the zero
+// T and [ErrNilRetrier].
 func Do[T any](ctx context.Context, r *Retrier, fn func(context.Context) (T, error)) (T, error) {
 	var v T
+	if fn == nil {
+		return v, badCall(r, nil)
+	}
 	err := r.Do(ctx, func(ctx context.Context) error {
 		var err error
 		v, err = fn(ctx)

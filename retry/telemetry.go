@@ -18,11 +18,21 @@ const ScopeName = "github.com/otelpatterns/patterns/retry"
 
 // Attribute keys the package records.
 const (
-	AttrName     = attribute.Key("retry.name")
-	AttrOutcome  = attribute.Key("retry.outcome")
-	AttrAttempt  = attribute.Key("retry.attempt")
+	// AttrName is the retrier's name (WithName), on its metrics and span.
+	AttrName = attribute.Key("retry.name")
+	// AttrOutcome is how a call of Retrier.Do ended: success,
+	// success_after_retry, exhausted, permanent, budget_exhausted or
+	// canceled.
+	AttrOutcome = attribute.Key("retry.outcome")
+	// AttrAttempt is the number of a failed attempt (1 for the first), on
+	// the retry.attempt_failed event.
+	AttrAttempt = attribute.Key("retry.attempt")
+	// AttrAttempts is how many attempts a call made, on the retry span and
+	// the retry.gave_up event.
 	AttrAttempts = attribute.Key("retry.attempts")
-	AttrDelay    = attribute.Key("retry.delay")
+	// AttrDelay is the wait before the next attempt, in seconds, on the
+	// retry.attempt_failed event.
+	AttrDelay = attribute.Key("retry.delay")
 )
 
 // The values of retry.outcome.
