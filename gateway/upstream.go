@@ -8,9 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	tracenoop "go.opentelemetry.io/otel/trace/noop"
-
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/retry"
 )
@@ -195,8 +192,9 @@ type Retry struct {
 	// bound besides the route's.
 	PerTryTimeout time.Duration
 	// Budget caps retries as a share of requests. The default is a
-	// budget per upstream made by retry.NewBudget() (20% of requests, at
-	// least 10 retries a second).
+	// budget per upstream made by retry.NewBudget(): in an outage, retries
+	// of at most 20% of the requests plus 10 a second, plus up to 20 at
+	// once when it starts.
 	Budget *retry.Budget
 	// Status reports whether a response status is worth retrying. The
 	// default retries 502, 503 and 504. The last attempt's response is
@@ -383,7 +381,7 @@ func validateUpstream(i int, u Upstream) (*upstreamSpec, []error) {
 		if rc.Status == nil {
 			rc.Status = gatewayFailure
 		}
-		if err := checkRetryOptions(rc.Backoff); err != nil {
+		if err := retry.Validate(retry.WithBackoff(rc.Backoff)); err != nil {
 			bad("retry.backoff: %v", err)
 		}
 	}
@@ -436,17 +434,4 @@ func toGroupOptions(opts []circuitbreaker.Option) []circuitbreaker.GroupOption {
 		}
 	}
 	return out
-}
-
-// checkRetryOptions turns retry.New's panic on a bad backoff into an error.
-func checkRetryOptions(b retry.Backoff) (err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("%v", p)
-		}
-	}()
-	retry.New(retry.WithBackoff(b),
-		retry.WithMeterProvider(metricnoop.NewMeterProvider()),
-		retry.WithTracerProvider(tracenoop.NewTracerProvider()))
-	return nil
 }
