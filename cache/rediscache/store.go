@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/circuitbreaker"
@@ -92,24 +91,17 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 		errs = append(errs, fmt.Errorf("WithMaxDirtyKeys(%d): must be positive", c.maxDirty))
 	}
 	errs = append(errs, c.faults...)
-	var br *circuitbreaker.Breaker
 	if !c.noBreaker {
-		check := c
-		if len(errs) > 0 {
-			// Only to check the breaker's options: its instruments must
-			// not reach the caller's provider.
-			check.meterProvider = noop.NewMeterProvider()
-		}
-		b, err := newBreaker("rediscache:"+c.prefix, check)
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-		case len(errs) == 0:
-			br = b
+		if err := circuitbreaker.Validate(c.breakerOpts...); err != nil {
+			errs = append(errs, fmt.Errorf("WithBreaker: %w", err))
 		}
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("rediscache: New: %w", errors.Join(errs...))
+	}
+	var br *circuitbreaker.Breaker
+	if !c.noBreaker {
+		br = newBreaker("rediscache:"+c.prefix, c)
 	}
 	var id [8]byte
 	_, _ = crand.Read(id[:])
@@ -128,21 +120,14 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 }
 
 // newBreaker builds the store's breaker: the defaults of [WithBreaker],
-// then the options given. circuitbreaker.New panics on a bad option,
-// which New reports as an error instead, since its other options are
-// checked that way.
-func newBreaker(name string, c config) (b *circuitbreaker.Breaker, err error) {
+// then the options given, which New has validated.
+func newBreaker(name string, c config) *circuitbreaker.Breaker {
 	opts := append([]circuitbreaker.Option{
 		circuitbreaker.WithConsecutiveFailures(DefaultBreakerFailures),
 		circuitbreaker.WithOpenDuration(DefaultBreakerOpenDuration),
 		circuitbreaker.WithMeterProvider(c.meterProvider),
 	}, c.breakerOpts...)
-	defer func() {
-		if r := recover(); r != nil {
-			b, err = nil, fmt.Errorf("WithBreaker: %v", r)
-		}
-	}()
-	return circuitbreaker.New(name, opts...), nil
+	return circuitbreaker.New(name, opts...)
 }
 
 // isNil reports whether client is nil or a nil pointer in an interface.
