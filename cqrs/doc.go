@@ -77,9 +77,10 @@
 //     messaging.operation.type "send", messaging.destination.name (the
 //     topic, which {destination} is), and messaging.message.id for one
 //     message with an ID or messaging.batch.message_count for several.
-//     It links to the creation context a message carries of its own (see
-//     [CreationContext]), and is a client span, not a producer one, when
-//     every message carries one: its context is then none's.
+//     It links to the creation context a message carries of its own in
+//     its Metadata (an event from the [Relay] does), and is a
+//     client span, not a producer one, when every message carries one:
+//     its context is then none's.
 //   - process {destination} (consumer): the handling of a delivery, with
 //     messaging.system, messaging.operation.name and
 //     messaging.operation.type "process", messaging.destination.name,
