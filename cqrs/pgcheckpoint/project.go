@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,7 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 	if name == "" {
 		errs = append(errs, errors.New("empty projection name"))
 	}
-	if events == nil {
+	if events == nil || reflect.ValueOf(events).Kind() == reflect.Pointer && reflect.ValueOf(events).IsNil() {
 		errs = append(errs, errors.New("nil event store"))
 	}
 	if handle == nil {
