@@ -47,7 +47,7 @@
 // ([MemoryCheckpoints] here,
 // [github.com/otelpatterns/patterns/cqrs/pgcheckpoint] in PostgreSQL,
 // which can also commit a read model and its checkpoint together). The
-// example of [Relay] runs the whole flow in memory.
+// package example runs the whole flow in memory.
 //
 // # Commands that arrive twice
 //
@@ -173,7 +173,8 @@
 //     its consumer group after its first (those whose [Message.Delivery]
 //     is above 1), counted when they start, by messaging.system,
 //     messaging.destination.name and messaging.consumer.group.name. On a
-//     [MemoryBus] only a failed delivery leads to one; cqrs/natsbus
+//     [MemoryBus] only a failed delivery leads to one;
+//     [github.com/otelpatterns/patterns/cqrs/natsbus]
 //     counts the same, and there a message a subscription held when it
 //     closed or its process died comes again too.
 //   - cqrs.dead_letters (counter, {message}): messages given to the
@@ -190,7 +191,8 @@
 //     needs a store that is an [eventsource.HeadReader].
 //
 // The duration histograms have the bucket boundaries the semantic
-// conventions advise for messaging, from 5ms to 10s. cqrs/natsbus records
+// conventions advise for messaging, from 5ms to 10s.
+// [github.com/otelpatterns/patterns/cqrs/natsbus] records
 // the same messaging metrics, cqrs.redeliveries and cqrs.dead_letters,
 // with messaging.system "nats", the NATS subject as
 // messaging.destination.name, and the attributes of its server.

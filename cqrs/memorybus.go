@@ -36,7 +36,8 @@ var ErrBusClosed error = &sentinel{"cqrs: event bus is closed", "cqrs.bus_closed
 // MemoryBus is an in-process [EventBus]: messages live in memory, are
 // delivered to the subscriptions of the same MemoryBus only, and are lost
 // when the process ends. It suits tests, single-process applications and
-// prototypes; use cqrs/natsbus for durability across processes.
+// prototypes; use [github.com/otelpatterns/patterns/cqrs/natsbus] for
+// durability across processes.
 //
 // A consumer group comes into being with its first subscription and starts
 // from the messages published after that: messages published to a topic
