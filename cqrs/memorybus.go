@@ -261,10 +261,11 @@ func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) 
 // Subscribe starts delivering the messages published to topic from now on
 // to handler, as a member of the consumer group called group, per the
 // [EventBus] contract and the [MemoryBus] notes; opts are the
-// [SubscribeOption] values (nil ones are ignored). ctx is only checked: cancelling it later does not
-// end the subscription, [Subscription.Close] does. Subscribe fails when ctx
-// is done, topic or group is empty, handler is nil, an option is bad, or
-// the bus was closed ([ErrBusClosed]).
+// [SubscribeOption] values (nil ones are ignored). ctx is only checked:
+// cancelling it later does not end the subscription, [Subscription.Close]
+// does. Subscribe fails when ctx is done, topic or group is empty, handler
+// is nil, an option is bad, or the bus was closed ([ErrBusClosed]), with
+// an error that names every fault.
 //
 // Close on the returned subscription must not be called from one of its
 // own handlers, as it waits for them to return.

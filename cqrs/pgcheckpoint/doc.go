@@ -60,9 +60,9 @@
 // idempotent and safe to run from every instance at once. The schema may
 // be that of the read models, and may be shared with
 // [github.com/otelpatterns/patterns/eventsource/pgstore] and
-// [github.com/otelpatterns/patterns/saga/pglog]: each package keeps its own versions in
-// schema_migrations, and their migrations take turns. The store does not
-// own the pool.
+// [github.com/otelpatterns/patterns/saga/pglog]: each package keeps its
+// own versions in schema_migrations, and their migrations take turns. The
+// store does not own the pool.
 //
 // # Telemetry
 //
