@@ -66,6 +66,10 @@ type Middleware func(next HandlerFunc) HandlerFunc
 //
 // One bus may carry both commands and queries; they are told apart by how
 // their handlers were registered.
+//
+// The zero Bus is ready to use, with the global providers, as NewBus()
+// returns it. Invalid arguments (a nil middleware, a nil bus or handler)
+// are errors, never panics.
 type Bus struct {
 	mu         sync.RWMutex
 	handlers   map[reflect.Type]*route

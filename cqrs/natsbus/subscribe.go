@@ -55,9 +55,10 @@ const (
 // its stream sequence, the same on every delivery (see the package
 // documentation, "Message format"). Returning nil acknowledges the
 // message. An error (or a panic, turned into an error) has it delivered
-// again after [buskit.SubscribeConfig.Backoff] of the delivery count; once a
-// delivery numbered MaxDeliver or later fails, the message goes to
-// DeadLetter and is terminated, never to be delivered again (a plain
+// again after the backoff of the delivery count
+// ([cqrs.WithRedeliveryBackoff]); once a delivery numbered MaxDeliver
+// ([cqrs.WithMaxDeliver]) or later fails, the message goes to the
+// dead-letter function ([cqrs.WithDeadLetter]) and is terminated, never to be delivered again (a plain
 // terminate, which every server version honours). The limit is enforced by the
 // subscription rather than by the server, so a message whose last delivery
 // is lost to a crash is delivered again, not silently dropped; deliveries
