@@ -32,11 +32,18 @@
 // its publish span. The span that processes a delivery is a child of the
 // creation context, and links to it:
 //
-//	// Publish, for each message m, in the context of the publish span:
-//	if sc := buskit.CreationContext(m); sc.IsValid() {
-//		links = append(links, trace.Link{SpanContext: sc})
-//	} else {
-//		m.Metadata = buskit.InjectTrace(ctx, m.Metadata)
+//	// Publish: the span links to the contexts the messages carry,
+//	for _, m := range msgs {
+//		if sc := buskit.CreationContext(m); sc.IsValid() {
+//			links = append(links, trace.Link{SpanContext: sc})
+//		}
+//	}
+//	ctx, span := tracer.Start(ctx, "publish "+topic, trace.WithLinks(links...))
+//	// and the others get the span's context.
+//	for i, m := range msgs {
+//		if !buskit.CreationContext(m).IsValid() {
+//			msgs[i].Metadata = buskit.InjectTrace(ctx, m.Metadata)
+//		}
 //	}
 //
 //	// Delivery:
