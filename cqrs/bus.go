@@ -66,6 +66,10 @@ type Middleware func(next HandlerFunc) HandlerFunc
 //
 // One bus may carry both commands and queries; they are told apart by how
 // their handlers were registered.
+//
+// The zero Bus is ready to use, with the global providers, as NewBus()
+// returns it. Invalid arguments (a nil middleware, a nil bus or handler)
+// are errors, never panics.
 type Bus struct {
 	mu         sync.RWMutex
 	handlers   map[reflect.Type]*route
@@ -89,8 +93,31 @@ type route struct {
 	failure []attribute.KeyValue
 }
 
-// BusOption configures a [Bus], a [MemoryBus] or a [Runner]. The
-// options that configure a [Relay] too are RelayOptions as well.
+// BusOption configures where the telemetry of the package's constructors
+// goes. Every BusOption is also a [RelayOption]. Which constructor uses
+// which option:
+//
+//	option                 NewBus   NewMemoryBus   NewRunner   NewRelay
+//	WithTracerProvider     spans    spans          spans       ignored
+//	WithMeterProvider      metrics  metrics        metrics     metrics
+//	WithOptInAttributes    ignored  spans          ignored     ignored
+//
+// What each option sets:
+//
+//   - [WithTracerProvider]: the cqrs.command and cqrs.query spans of a
+//     [Bus], the publish and process spans of a [MemoryBus], the project
+//     spans of a [Runner]. A [Relay] has no spans of its own (the bus it
+//     publishes to has).
+//   - [WithMeterProvider]: cqrs.handled and cqrs.handle.duration of a
+//     Bus, the messaging metrics, cqrs.redeliveries and cqrs.dead_letters
+//     of a MemoryBus, cqrs.projection.lag of a Runner and
+//     cqrs.relay.dead_letters of a Relay.
+//   - [WithOptInAttributes]: messaging.message.body.size on the spans of a
+//     MemoryBus.
+//
+// The providers default to the global ones at the time of the call; a nil
+// provider means the default, and a nil option is ignored. The package
+// documentation lists the spans and metrics.
 type BusOption interface {
 	applyBus(*busConfig)
 	RelayOption
@@ -108,14 +135,16 @@ func (f busOptionFunc) applyBus(c *busConfig) { f(c) }
 
 func (f busOptionFunc) applyRelay(c *relayConfig) { f(&c.bus) }
 
-// WithTracerProvider sets where the bus's spans go. The default, also used
-// when tp is nil, is the global provider at the time of NewBus.
+// WithTracerProvider sets where the spans of a [Bus], [MemoryBus] or
+// [Runner] go (see [BusOption]). The default, also used when tp is nil, is
+// the global provider at the time of the constructor's call.
 func WithTracerProvider(tp trace.TracerProvider) BusOption {
 	return busOptionFunc(func(c *busConfig) { c.tp = tp })
 }
 
-// WithMeterProvider sets where the bus's metrics go. The default, also
-// used when mp is nil, is the global provider at the time of NewBus.
+// WithMeterProvider sets where the metrics of a [Bus], [MemoryBus],
+// [Runner] or [Relay] go (see [BusOption]). The default, also used when mp
+// is nil, is the global provider at the time of the constructor's call.
 func WithMeterProvider(mp metric.MeterProvider) BusOption {
 	return busOptionFunc(func(c *busConfig) { c.mp = mp })
 }
@@ -128,14 +157,32 @@ func WithOptInAttributes() BusOption {
 	return busOptionFunc(func(c *busConfig) { c.optIn = true })
 }
 
-// NewBus returns a bus with no handlers.
-func NewBus(opts ...BusOption) *Bus {
+// newBusConfig applies opts, skipping nil ones.
+func newBusConfig(opts []BusOption) busConfig {
 	var c busConfig
 	for _, o := range opts {
-		o.applyBus(&c)
+		if o != nil {
+			o.applyBus(&c)
+		}
 	}
+	return c
+}
+
+// NewBus returns a bus with no handlers and no middleware. It takes
+// [WithTracerProvider] (its cqrs.command and cqrs.query spans) and
+// [WithMeterProvider] (its cqrs.handled and cqrs.handle.duration metrics);
+// it ignores [WithOptInAttributes] and nil options. A zero Bus is the bus
+// that NewBus() returns.
+func NewBus(opts ...BusOption) *Bus {
+	b := &Bus{}
+	b.init(newBusConfig(opts))
+	return b
+}
+
+// init readies b with the providers of c. b.mu is held, or b is new.
+func (b *Bus) init(c busConfig) {
 	m := telemetry.Meter(c.mp, ScopeName)
-	b := &Bus{handlers: map[reflect.Type]*route{}, tracer: telemetry.Tracer(c.tp, ScopeName)}
+	b.handlers, b.tracer = map[reflect.Type]*route{}, telemetry.Tracer(c.tp, ScopeName)
 	var err error
 	if b.handled, err = m.Int64Counter("cqrs.handled", metric.WithUnit("{message}"),
 		metric.WithDescription("Commands and queries handled, by type and outcome.")); err != nil {
@@ -145,20 +192,41 @@ func NewBus(opts ...BusOption) *Bus {
 		metric.WithDescription("Duration of command and query handling.")); err != nil {
 		otel.Handle(err)
 	}
-	return b
 }
 
-// Use appends middleware to the bus. Call it before registering handlers:
-// a handler gets the middleware in place when it is registered.
-func (b *Bus) Use(mw ...Middleware) {
+// errNilBus is the error of a function given a nil *Bus.
+func errNilBus(fn string) error { return fmt.Errorf("cqrs: %s: nil bus", fn) }
+
+// Use appends middleware to the bus; the first is the outermost. Call it
+// before registering handlers: a handler gets the middleware in place when
+// it is registered, and later middleware does not wrap it.
+//
+// Use returns an error naming every nil middleware, and then adds none.
+func (b *Bus) Use(mw ...Middleware) error {
+	if b == nil {
+		return errNilBus("Bus.Use")
+	}
+	var errs []error
+	for i, m := range mw {
+		if m == nil {
+			errs = append(errs, fmt.Errorf("middleware %d (of %d) is nil", i, len(mw)))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cqrs: Bus.Use: %w", err)
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.middleware = append(b.middleware, mw...)
+	return nil
 }
 
 func (b *Bus) register(t reflect.Type, query bool, call HandlerFunc) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.handlers == nil { // a zero Bus
+		b.init(busConfig{})
+	}
 	if _, ok := b.handlers[t]; ok {
 		return fmt.Errorf("%w for %v", ErrDuplicateHandler, t)
 	}
@@ -175,7 +243,9 @@ func (b *Bus) register(t reflect.Type, query bool, call HandlerFunc) error {
 	r.failure = []attribute.KeyValue{typeAttr, AttrOutcome.String("failure")}
 	h := call
 	for i := len(b.middleware) - 1; i >= 0; i-- {
-		h = b.middleware[i](h)
+		if h = b.middleware[i](h); h == nil {
+			return fmt.Errorf("cqrs: registering the handler of %v: middleware %d returned a nil HandlerFunc", t, i)
+		}
 	}
 	r.wrapped = h
 	b.handlers[t] = r
@@ -231,11 +301,26 @@ func (b *Bus) handle(ctx context.Context, r *route, msg any) (any, error) {
 	return res, nil
 }
 
-// HandleCommand registers h as the handler of commands of type C. It
-// returns an error matching [ErrDuplicateHandler] if C has one already.
+// HandleCommand registers h as the handler of commands of type C, which
+// [Bus.Dispatch] calls for every command of that type, through the bus's
+// middleware. It returns an error matching [ErrDuplicateHandler] if C has
+// one already, and an error naming the argument if b or h is nil or C is
+// an interface type (Dispatch routes on a command's dynamic type, which is
+// never an interface).
 func HandleCommand[C any](b *Bus, h func(ctx context.Context, cmd C) error) error {
+	t := reflect.TypeFor[C]()
+	var errs []error
+	if b == nil {
+		errs = append(errs, errors.New("nil bus"))
+	}
 	if h == nil {
-		return errors.New("cqrs: HandleCommand: nil handler")
+		errs = append(errs, errors.New("nil handler"))
+	}
+	if t.Kind() == reflect.Interface {
+		errs = append(errs, fmt.Errorf("command type %v is an interface: register a concrete type", t))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cqrs: HandleCommand: %w", err)
 	}
 	return b.register(reflect.TypeFor[C](), false, func(ctx context.Context, msg any) (any, error) {
 		return nil, h(ctx, msg.(C))
@@ -245,7 +330,14 @@ func HandleCommand[C any](b *Bus, h func(ctx context.Context, cmd C) error) erro
 // Dispatch hands cmd to the handler of its type, through the bus's
 // middleware, and returns the handler's error, or an error matching
 // [ErrNoHandler] if its type has none.
+// A nil command has none; a nil bus is an error too.
 func (b *Bus) Dispatch(ctx context.Context, cmd any) error {
+	if b == nil {
+		return errNilBus("Dispatch")
+	}
+	if cmd == nil {
+		return fmt.Errorf("%w for a nil command", ErrNoHandler)
+	}
 	r, err := b.route(reflect.TypeOf(cmd), false)
 	if err != nil {
 		return err
@@ -255,11 +347,19 @@ func (b *Bus) Dispatch(ctx context.Context, cmd any) error {
 }
 
 // HandleQuery registers h as the handler of queries of type Q, answering
-// with an R. It returns an error matching [ErrDuplicateHandler] if Q has
-// one already.
+// with an R, which [Ask] calls through the bus's middleware. It returns an
+// error matching [ErrDuplicateHandler] if Q has one already, and an error
+// naming the argument if b or h is nil.
 func HandleQuery[Q, R any](b *Bus, h func(ctx context.Context, q Q) (R, error)) error {
+	var errs []error
+	if b == nil {
+		errs = append(errs, errors.New("nil bus"))
+	}
 	if h == nil {
-		return errors.New("cqrs: HandleQuery: nil handler")
+		errs = append(errs, errors.New("nil handler"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("cqrs: HandleQuery: %w", err)
 	}
 	return b.register(reflect.TypeFor[Q](), true, func(ctx context.Context, msg any) (any, error) {
 		return h(ctx, msg.(Q))
@@ -268,9 +368,13 @@ func HandleQuery[Q, R any](b *Bus, h func(ctx context.Context, q Q) (R, error)) 
 
 // Ask hands q to the handler of its type and returns its answer. It
 // returns an error matching [ErrNoHandler] if Q has no handler, and one
-// saying so if the handler answers with another type than R.
+// saying so if the handler answers with another type than R, or if b is
+// nil.
 func Ask[Q, R any](ctx context.Context, b *Bus, q Q) (R, error) {
 	var zero R
+	if b == nil {
+		return zero, errNilBus("Ask")
+	}
 	r, err := b.route(reflect.TypeFor[Q](), true)
 	if err != nil {
 		return zero, err
@@ -287,12 +391,17 @@ func Ask[Q, R any](ctx context.Context, b *Bus, q Q) (R, error) {
 }
 
 // Logging is middleware that logs every command and query with logger: its
-// type, duration and error, at Info on success and Error on failure.
+// type, duration and error, at Info on success and Error on failure. A nil
+// logger means [slog.Default], at the time of each log.
 func Logging(logger *slog.Logger) Middleware {
 	return func(next HandlerFunc) HandlerFunc {
 		return func(ctx context.Context, msg any) (any, error) {
 			start := time.Now()
 			res, err := next(ctx, msg)
+			logger := logger
+			if logger == nil {
+				logger = slog.Default()
+			}
 			if err != nil {
 				logger.ErrorContext(ctx, "cqrs: handling failed", "type", fmt.Sprintf("%T", msg), "duration", time.Since(start), "error", err)
 			} else {
@@ -324,8 +433,13 @@ func Validation() Middleware {
 
 // Retrying is middleware that retries failed handling with r: for a command
 // whose handler loads an aggregate and saves it, a retry after an
-// eventsource.ErrConcurrencyConflict decides again on fresh state.
+// eventsource.ErrConcurrencyConflict decides again on fresh state. A nil r
+// means a retrier with the defaults of [retry.New] (and the global
+// providers), made once by this call.
 func Retrying(r *retry.Retrier) Middleware {
+	if r == nil {
+		r = retry.New()
+	}
 	return func(next HandlerFunc) HandlerFunc {
 		return func(ctx context.Context, msg any) (any, error) {
 			return retry.Do(ctx, r, func(ctx context.Context) (any, error) { return next(ctx, msg) })

@@ -96,7 +96,7 @@ func TestMiddleware(t *testing.T) {
 		}
 	}
 	var logs bytes.Buffer
-	bus.Use(tag("outer"), tag("inner"), cqrs.Validation(), cqrs.Logging(slog.New(slog.NewTextHandler(&logs, nil))))
+	require.NoError(t, bus.Use(tag("outer"), tag("inner"), cqrs.Validation(), cqrs.Logging(slog.New(slog.NewTextHandler(&logs, nil)))))
 	calls := 0
 	require.NoError(t, cqrs.HandleCommand(bus, func(ctx context.Context, d Deposit) error {
 		calls++
@@ -116,7 +116,7 @@ func TestMiddleware(t *testing.T) {
 func TestRetryingMiddleware(t *testing.T) {
 	ctx := context.Background()
 	bus := cqrs.NewBus()
-	bus.Use(cqrs.Retrying(retry.New(retry.WithBackoff(retry.Constant(time.Millisecond)), retry.WithMaxAttempts(3))))
+	require.NoError(t, bus.Use(cqrs.Retrying(retry.New(retry.WithBackoff(retry.Constant(time.Millisecond)), retry.WithMaxAttempts(3)))))
 	calls := 0
 	require.NoError(t, cqrs.HandleCommand(bus, func(ctx context.Context, d Deposit) error {
 		calls++

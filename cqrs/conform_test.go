@@ -98,7 +98,7 @@ func TestTelemetryConforms(t *testing.T) {
 	// Commands, one of them a duplicate, one failing, and a query.
 	store := &eventsource.MemoryStore{}
 	commands := cqrs.NewBus(withTP, withMP)
-	commands.Use(cqrs.Deduplication(store))
+	require.NoError(t, commands.Use(cqrs.Deduplication(store)))
 	require.NoError(t, cqrs.HandleCommand(commands, func(ctx context.Context, d Deposit) error {
 		if d.Amount < 0 {
 			return errors.New("negative")

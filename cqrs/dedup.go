@@ -66,7 +66,8 @@ type Targeted interface{ CommandStream() string }
 // state now holds the command's own events: a retried withdrawal finds
 // the money gone and may fail rather than reach its append. Step 2
 // recognises the retry first; pass the event store as log (a
-// [eventsource.MemoryStore] or an eventsource/pgstore Store), at the
+// [eventsource.MemoryStore] or a
+// [github.com/otelpatterns/patterns/eventsource/pgstore.Store]), at the
 // cost of one query per command, and make commands Targeted. Pass nil
 // only if every handler reaches its append on a retry.
 //

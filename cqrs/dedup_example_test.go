@@ -3,6 +3,7 @@ package cqrs_test
 import (
 	"context"
 	"fmt"
+	"log"
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/eventsource"
@@ -21,7 +22,10 @@ func ExampleDeduplication() {
 	ctx := context.Background()
 	store := &eventsource.MemoryStore{}
 	bus := cqrs.NewBus()
-	bus.Use(cqrs.Deduplication(store)) // the store is also the command log
+	// The store is also the command log.
+	if err := bus.Use(cqrs.Deduplication(store)); err != nil {
+		log.Fatal(err)
+	}
 
 	_ = cqrs.HandleCommand(bus, func(ctx context.Context, c PlaceOrder) error {
 		// ctx carries the command ID: the append records it with the events.

@@ -30,7 +30,7 @@ type Credit struct{ Account string }
 func newTransferBus(t *testing.T, store *eventsource.MemoryStore, log eventsource.CommandLog) *cqrs.Bus {
 	t.Helper()
 	bus := cqrs.NewBus()
-	bus.Use(cqrs.Deduplication(log))
+	require.NoError(t, bus.Use(cqrs.Deduplication(log)))
 	require.NoError(t, cqrs.HandleCommand(bus, func(ctx context.Context, c Transfer) error {
 		if _, err := store.Append(ctx, c.From, eventsource.Any, eventsource.NewEvent{Type: "debited.v1"}); err != nil {
 			return err

@@ -77,7 +77,7 @@ func (a *accounts) withdraw(ctx context.Context, w Withdraw) error {
 func newDedupBus(t *testing.T, store eventsource.Store, log eventsource.CommandLog, opts ...cqrs.BusOption) (*cqrs.Bus, *accounts) {
 	t.Helper()
 	bus := cqrs.NewBus(opts...)
-	bus.Use(cqrs.Deduplication(log))
+	require.NoError(t, bus.Use(cqrs.Deduplication(log)))
 	a := &accounts{store: store}
 	require.NoError(t, cqrs.HandleCommand(bus, a.withdraw))
 	return bus, a
@@ -141,7 +141,7 @@ func TestDeduplicationWithoutLog(t *testing.T) {
 func TestDeduplicationPassesOthersThrough(t *testing.T) {
 	store := &eventsource.MemoryStore{}
 	bus := cqrs.NewBus()
-	bus.Use(cqrs.Deduplication(store))
+	require.NoError(t, bus.Use(cqrs.Deduplication(store)))
 	var got []string
 	require.NoError(t, cqrs.HandleCommand(bus, func(ctx context.Context, d Deposit) error {
 		id, _ := eventsource.CommandID(ctx)
@@ -195,7 +195,7 @@ func TestDeduplicationLogFails(t *testing.T) {
 func TestDeduplicationInsideRetrying(t *testing.T) {
 	store := &eventsource.MemoryStore{}
 	bus := cqrs.NewBus()
-	bus.Use(cqrs.Retrying(retry.New(retry.WithMaxAttempts(5), retry.WithBackoff(retry.Constant(0)))), cqrs.Deduplication(nil))
+	require.NoError(t, bus.Use(cqrs.Retrying(retry.New(retry.WithMaxAttempts(5), retry.WithBackoff(retry.Constant(0)))), cqrs.Deduplication(nil)))
 	var calls atomic.Int32
 	require.NoError(t, cqrs.HandleCommand(bus, func(ctx context.Context, w Withdraw) error {
 		n := calls.Add(1)

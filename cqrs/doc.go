@@ -6,27 +6,62 @@
 // [Retrying]):
 //
 //	bus := cqrs.NewBus()
-//	bus.Use(cqrs.Validation(), cqrs.Retrying(retry.New()))
+//	err := bus.Use(cqrs.Validation(), cqrs.Retrying(retry.New()))
 //	// accounts.Withdraw: func(ctx, Withdraw) error
-//	cqrs.HandleCommand(bus, accounts.Withdraw)
+//	err = cqrs.HandleCommand(bus, accounts.Withdraw)
 //	// balances.Get: func(ctx, GetBalance) (Money, error)
-//	cqrs.HandleQuery(bus, balances.Get)
-//	err := bus.Dispatch(ctx, Withdraw{Account: "acc-1", Amount: 30})
+//	err = cqrs.HandleQuery(bus, balances.Get)
+//	err = bus.Dispatch(ctx, Withdraw{Account: "acc-1", Amount: 30})
 //	b, err := cqrs.Ask[GetBalance, Money](ctx, bus, GetBalance{"acc-1"})
+//
+// # From a command to a read model
+//
+// A command changes an aggregate, which the event store keeps as events
+// (package eventsource). The [Relay] publishes the committed events to an
+// [EventBus], whose consumer groups update read models and call other
+// services; or a [Runner] feeds the events straight from the store to
+// projections ([Projection]). Queries read the read models.
+//
+//	Dispatch(cmd)
+//	     |
+//	     v
+//	+---------+  load, decide  +-----------+   Append    +-------------+
+//	|   Bus   | -------------> | aggregate | ----------> | event store |
+//	+---------+  (handler)     +-----------+   (events)  +-------------+
+//	                                                       |        |
+//	                            Subscribe(from checkpoint) |        |
+//	                         +-----------------------------+        |
+//	                         v                                      v
+//	                   +-----------+  Publish  +----------+  +----------+
+//	                   |   Relay   | --------> | EventBus |  |  Runner  |
+//	                   | (outbox)  |           +----------+  +----------+
+//	                   +-----------+                |              |
+//	                                     Subscribe  |              | Handle
+//	                                 (consumer group)              |
+//	                                                v              v
+//	                                        +--------------------------+
+//	Ask(query) --> Bus --> query handler -->|  projection / read model |
+//	                                        +--------------------------+
+//
+// Each of the Relay and the Runner keeps its place in a [CheckpointStore]
+// ([MemoryCheckpoints] here,
+// [github.com/otelpatterns/patterns/cqrs/pgcheckpoint] in PostgreSQL,
+// which can also commit a read model and its checkpoint together). The
+// package example runs the whole flow in memory.
 //
 // # Commands that arrive twice
 //
 // A sender that times out sends its command again, and a message broker
 // redelivers. [Deduplication] makes such a command take effect once: a
 // command that is [Identified] (or dispatched with
-// eventsource.WithCommandID, the ID then qualified by the command's type)
-// has its ID recorded by the event store in the transaction that appends
-// its events, and a second copy appends nothing and succeeds. Given the
-// store as command log, the middleware also skips the handler of a
-// command that has taken effect in the stream it names ([Targeted]), so
+// [eventsource.WithCommandID], the ID then qualified by the command's
+// type) has its ID recorded by the event store in the transaction that
+// appends its events, and a second copy appends nothing and succeeds.
+// Given the store as command log, the middleware also skips the handler of
+// a command that has taken effect in the stream it names ([Targeted]), so
 // that the copy is not decided again on the state the first one changed:
 //
-//	bus.Use(cqrs.Retrying(retry.New()), cqrs.Deduplication(store))
+//	err := bus.Use(cqrs.Retrying(retry.New()), cqrs.Deduplication(store))
 //
 // The record is per (command, stream): a command that appends to several
 // streams is not made atomic by it; coordinate those with a saga. Queries
@@ -38,16 +73,27 @@
 // An [EventBus] carries messages to named, durable consumer groups, at
 // least once, redelivering failures with backoff up to a limit and then
 // handing them to a dead-letter function. The in-memory [MemoryBus] is
-// here; cqrs/natsbus runs on NATS JetStream. The conformance tests every
-// bus passes are in cqrs/bustest.
+// here; [github.com/otelpatterns/patterns/cqrs/natsbus] runs on NATS
+// JetStream. Writing a bus of your own:
+// [github.com/otelpatterns/patterns/cqrs/buskit] holds the helpers the
+// buses share, and [github.com/otelpatterns/patterns/cqrs/bustest] the
+// conformance tests every bus passes.
 //
 // The [Relay] is the transactional outbox: it reads the event store's
 // global order from a checkpoint and publishes every committed event, so
 // that nothing is published that was not committed and nothing committed
 // is lost; an event that the bus can never carry stops it, unless a
 // dead-letter function takes it ([WithRelayDeadLetter]). The [Runner]
-// feeds events to [Projection]s, each from its own checkpoint, and
-// rebuilds them from the start on request.
+// feeds events to projections, each from its own checkpoint, and rebuilds
+// them from the start on request.
+//
+// # Bad input
+//
+// Invalid arguments are errors that name them, never panics: a nil
+// middleware ([Bus.Use]), a nil bus or handler ([HandleCommand],
+// [HandleQuery], [Bus.Dispatch], [Ask]), nil or empty arguments and bad
+// options of [NewRelay], [NewRunner] and Subscribe. Nil options are
+// ignored. The zero [Bus] and [MemoryBus] are ready to use.
 //
 // # One trace per business operation
 //
@@ -77,9 +123,10 @@
 //     messaging.operation.type "send", messaging.destination.name (the
 //     topic, which {destination} is), and messaging.message.id for one
 //     message with an ID or messaging.batch.message_count for several.
-//     It links to the creation context a message carries of its own (see
-//     [CreationContext]), and is a client span, not a producer one, when
-//     every message carries one: its context is then none's.
+//     It links to the creation context a message carries of its own in
+//     its Metadata (an event from the [Relay] does), and is a
+//     client span, not a producer one, when every message carries one:
+//     its context is then none's.
 //   - process {destination} (consumer): the handling of a delivery, with
 //     messaging.system, messaging.operation.name and
 //     messaging.operation.type "process", messaging.destination.name,
@@ -126,7 +173,8 @@
 //     its consumer group after its first (those whose [Message.Delivery]
 //     is above 1), counted when they start, by messaging.system,
 //     messaging.destination.name and messaging.consumer.group.name. On a
-//     [MemoryBus] only a failed delivery leads to one; cqrs/natsbus
+//     [MemoryBus] only a failed delivery leads to one;
+//     [github.com/otelpatterns/patterns/cqrs/natsbus]
 //     counts the same, and there a message a subscription held when it
 //     closed or its process died comes again too.
 //   - cqrs.dead_letters (counter, {message}): messages given to the
@@ -143,7 +191,8 @@
 //     needs a store that is an [eventsource.HeadReader].
 //
 // The duration histograms have the bucket boundaries the semantic
-// conventions advise for messaging, from 5ms to 10s. cqrs/natsbus records
+// conventions advise for messaging, from 5ms to 10s.
+// [github.com/otelpatterns/patterns/cqrs/natsbus] records
 // the same messaging metrics, cqrs.redeliveries and cqrs.dead_letters,
 // with messaging.system "nats", the NATS subject as
 // messaging.destination.name, and the attributes of its server.

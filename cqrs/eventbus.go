@@ -2,13 +2,9 @@ package cqrs
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-	"go.opentelemetry.io/otel/trace"
+	"github.com/otelpatterns/patterns/cqrs/internal/kit"
 )
 
 // Message is an event as an [EventBus] carries it.
@@ -29,8 +25,8 @@ type Message struct {
 	// delivers exactly as published. They carry the message's creation
 	// context, the trace context consumers continue and link to: Publish
 	// adds that of its publish span ("traceparent", "tracestate", through
-	// the global propagator), unless the message carries one already (see
-	// [CreationContext]).
+	// the global propagator), unless the message carries one already (an
+	// event the [Relay] publishes carries the context of its append).
 	Metadata map[string]string
 	// Delivery counts the attempts to deliver this message to this
 	// consumer group, from 1; set by the bus on delivery.
@@ -53,14 +49,18 @@ type Handler func(ctx context.Context, m Message) error
 // deliveries, and then given to the DeadLetter function and acknowledged.
 // Close on the returned [Subscription] stops delivery and waits for running
 // handlers; messages not acknowledged are delivered again to the group
-// later. [SubscribeConfig] lists the options every implementation honours;
-// cqrs/bustest holds the conformance tests every implementation passes.
+// later. Every implementation honours the options of [SubscribeOption].
 //
 // Traces follow the messaging semantic conventions: Publish keeps the
-// creation context a message carries ([CreationContext]) and links its
-// span to it, or else makes its span's context the message's creation
-// context ([InjectTrace]); the span that processes a delivery is a child
-// of the creation context and links to it.
+// creation context a message's Metadata carries and links its span to it,
+// or else makes its span's context the message's creation context; the
+// span that processes a delivery is a child of the creation context and
+// links to it.
+//
+// Implementing an EventBus: [github.com/otelpatterns/patterns/cqrs/buskit]
+// holds the helpers the buses of this module share (options, trace
+// context), and [github.com/otelpatterns/patterns/cqrs/bustest] the
+// conformance tests every implementation passes.
 type EventBus interface {
 	Publish(ctx context.Context, topic string, msgs ...Message) error
 	Subscribe(ctx context.Context, topic, group string, handler Handler, opts ...SubscribeOption) (Subscription, error)
@@ -72,114 +72,55 @@ type Subscription interface {
 	Close() error
 }
 
-// SubscribeConfig holds the subscription settings every [EventBus]
-// implementation honours; implementations build it with
-// [NewSubscribeConfig].
-type SubscribeConfig struct {
-	// MaxDeliver is how many times a message is delivered before it goes
-	// to DeadLetter. The default is 5.
-	MaxDeliver int
-	// Backoff returns the wait before delivery number n+1 after delivery n
-	// failed. The default doubles from 100ms up to 30s.
-	Backoff func(n int) time.Duration
-	// DeadLetter receives a message whose last delivery failed, with the
-	// last error. The default logs nothing and drops it: set it.
-	DeadLetter func(ctx context.Context, m Message, err error)
-	// Concurrency is how many messages one subscription handles at once.
-	// The default is 1, which keeps publication order.
-	Concurrency int
+// SubscribeOption configures a subscription: [WithMaxDeliver],
+// [WithRedeliveryBackoff], [WithDeadLetter] and [WithConcurrency]. Every
+// [EventBus] of this module honours them; nil options are ignored.
+type SubscribeOption interface {
+	applySubscribe(*subscribeConfig)
 }
 
-// SubscribeOption configures a subscription.
-type SubscribeOption interface{ applySubscribe(*SubscribeConfig) }
+// subscribeConfig is a subscription's resolved options.
+type subscribeConfig = kit.SubscribeConfig[Message]
 
-type subscribeOptionFunc func(*SubscribeConfig)
+type subscribeOptionFunc func(*subscribeConfig)
 
-func (f subscribeOptionFunc) applySubscribe(c *SubscribeConfig) { f(c) }
+func (f subscribeOptionFunc) applySubscribe(c *subscribeConfig) { f(c) }
 
-// WithMaxDeliver sets [SubscribeConfig.MaxDeliver].
+// ApplySubscribe lets cqrs/buskit apply the option (see
+// kit.SubscribeOption); SubscribeOption stays sealed.
+func (f subscribeOptionFunc) ApplySubscribe(c *subscribeConfig) { f(c) }
+
+// WithMaxDeliver sets how many times a message is delivered to a consumer
+// group before it goes to the dead-letter function ([WithDeadLetter]): 1
+// means no redelivery. n must be at least 1. The default is 5.
 func WithMaxDeliver(n int) SubscribeOption {
-	return subscribeOptionFunc(func(c *SubscribeConfig) { c.MaxDeliver = n })
+	return subscribeOptionFunc(func(c *subscribeConfig) { c.MaxDeliver = n })
 }
 
-// WithRedeliveryBackoff sets [SubscribeConfig.Backoff].
+// WithRedeliveryBackoff sets the wait before delivery number n+1 of a
+// message after delivery n failed; a negative wait counts as 0. f must not
+// be nil. The default is [DefaultBackoff], which doubles from 100ms up to
+// 30s.
 func WithRedeliveryBackoff(f func(n int) time.Duration) SubscribeOption {
-	return subscribeOptionFunc(func(c *SubscribeConfig) { c.Backoff = f })
+	return subscribeOptionFunc(func(c *subscribeConfig) { c.Backoff = f })
 }
 
-// WithDeadLetter sets [SubscribeConfig.DeadLetter].
+// WithDeadLetter sets the function that receives a message whose last
+// delivery ([WithMaxDeliver]) failed, with the last error; the message is
+// then acknowledged. f may store the message elsewhere (publish it to a
+// topic of its own, say), alert, or log. f must not be nil. The default
+// drops the message without a word: set it.
 func WithDeadLetter(f func(ctx context.Context, m Message, err error)) SubscribeOption {
-	return subscribeOptionFunc(func(c *SubscribeConfig) { c.DeadLetter = f })
+	return subscribeOptionFunc(func(c *subscribeConfig) { c.DeadLetter = f })
 }
 
-// WithConcurrency sets [SubscribeConfig.Concurrency].
+// WithConcurrency sets how many messages one subscription handles at once.
+// n must be at least 1. The default is 1, which keeps publication order.
 func WithConcurrency(n int) SubscribeOption {
-	return subscribeOptionFunc(func(c *SubscribeConfig) { c.Concurrency = n })
+	return subscribeOptionFunc(func(c *subscribeConfig) { c.Concurrency = n })
 }
 
-// DefaultBackoff doubles from 100ms up to 30s.
-func DefaultBackoff(n int) time.Duration {
-	d := 100 * time.Millisecond
-	for i := 1; i < n && d < 30*time.Second; i++ {
-		d *= 2
-	}
-	return min(d, 30*time.Second)
-}
-
-// NewSubscribeConfig applies opts to the defaults and checks the result,
-// returning an error that names every bad setting.
-func NewSubscribeConfig(opts ...SubscribeOption) (SubscribeConfig, error) {
-	c := SubscribeConfig{MaxDeliver: 5, Backoff: DefaultBackoff, Concurrency: 1,
-		DeadLetter: func(context.Context, Message, error) {}}
-	for _, o := range opts {
-		o.applySubscribe(&c)
-	}
-	var errs []error
-	if c.MaxDeliver < 1 {
-		errs = append(errs, fmt.Errorf("WithMaxDeliver(%d): must be at least 1", c.MaxDeliver))
-	}
-	if c.Backoff == nil {
-		errs = append(errs, errors.New("WithRedeliveryBackoff(nil): function must not be nil"))
-	}
-	if c.DeadLetter == nil {
-		errs = append(errs, errors.New("WithDeadLetter(nil): function must not be nil"))
-	}
-	if c.Concurrency < 1 {
-		errs = append(errs, fmt.Errorf("WithConcurrency(%d): must be at least 1", c.Concurrency))
-	}
-	return c, errors.Join(errs...)
-}
-
-// InjectTrace returns a copy of md with the trace context of ctx added
-// through the global propagator, for publishing.
-func InjectTrace(ctx context.Context, md map[string]string) map[string]string {
-	carrier := propagation.MapCarrier{}
-	for k, v := range md {
-		carrier[k] = v
-	}
-	otel.GetTextMapPropagator().Inject(ctx, carrier)
-	if len(carrier) == 0 {
-		return md
-	}
-	return carrier
-}
-
-// ExtractTrace returns ctx with the remote span context carried in m's
-// metadata, for processing: start the process span as its child, and link
-// it to that context, as the messaging semantic conventions ask.
-func ExtractTrace(ctx context.Context, m Message) context.Context {
-	return otel.GetTextMapPropagator().Extract(ctx, propagation.MapCarrier(m.Metadata))
-}
-
-// CreationContext returns the span context that m's Metadata carries,
-// through the global propagator, or an invalid one. For a message given to
-// Publish, a valid one is a creation context of the publisher's own (the
-// [Relay] publishes each event with the context of its append): the
-// semantic conventions ask that Publish keep it, rather than add its own,
-// and link its span to it.
-func CreationContext(m Message) trace.SpanContext {
-	if len(m.Metadata) == 0 {
-		return trace.SpanContext{}
-	}
-	return trace.SpanContextFromContext(ExtractTrace(context.Background(), m))
-}
+// DefaultBackoff is the default redelivery backoff
+// ([WithRedeliveryBackoff]): 100ms after the first failed delivery,
+// doubling with each delivery up to 30s.
+func DefaultBackoff(n int) time.Duration { return kit.DefaultBackoff(n) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 
 	"github.com/otelpatterns/patterns/cqrs"
 )
@@ -22,7 +23,9 @@ type CountAccounts struct{}
 func ExampleBus() {
 	ctx := context.Background()
 	bus := cqrs.NewBus()
-	bus.Use(cqrs.Validation())
+	if err := bus.Use(cqrs.Validation()); err != nil {
+		log.Fatal(err)
+	}
 
 	accounts := 0
 	_ = cqrs.HandleCommand(bus, func(ctx context.Context, c OpenAccount) error {

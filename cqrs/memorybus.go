@@ -16,6 +16,7 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/cqrs/internal/kit"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -35,7 +36,8 @@ var ErrBusClosed error = &sentinel{"cqrs: event bus is closed", "cqrs.bus_closed
 // MemoryBus is an in-process [EventBus]: messages live in memory, are
 // delivered to the subscriptions of the same MemoryBus only, and are lost
 // when the process ends. It suits tests, single-process applications and
-// prototypes; use cqrs/natsbus for durability across processes.
+// prototypes; use [github.com/otelpatterns/patterns/cqrs/natsbus] for
+// durability across processes.
 //
 // A consumer group comes into being with its first subscription and starts
 // from the messages published after that: messages published to a topic
@@ -59,8 +61,8 @@ var ErrBusClosed error = &sentinel{"cqrs: event bus is closed", "cqrs.bus_closed
 // turned into an error (with its stack), which counts as a failed
 // delivery.
 //
-// The zero value is not usable; build one with [NewMemoryBus]. A MemoryBus
-// is safe for concurrent use.
+// The zero value is a bus ready to use with the global providers, as
+// NewMemoryBus() returns. A MemoryBus is safe for concurrent use.
 type MemoryBus struct {
 	mu     sync.Mutex
 	topics map[string]*memTopic
@@ -98,24 +100,31 @@ type memEntry struct {
 	notBefore time.Time         // no redelivery before then
 }
 
-// NewMemoryBus returns an empty in-memory event bus. It takes the
-// [WithTracerProvider], [WithMeterProvider] and [WithOptInAttributes]
-// options of [NewBus]; the providers default to the global ones at the
-// time of the call.
+// NewMemoryBus returns an empty in-memory event bus. It takes every
+// [BusOption]: [WithTracerProvider] and [WithMeterProvider] set where its
+// publish and process spans and its messaging metrics go (the global
+// providers at the time of the call by default), and [WithOptInAttributes]
+// adds messaging.message.body.size to its spans. Nil options are ignored.
 func NewMemoryBus(opts ...BusOption) *MemoryBus {
-	var c busConfig
-	for _, o := range opts {
-		o.applyBus(&c)
-	}
 	return &MemoryBus{
 		topics: map[string]*memTopic{},
 		subs:   map[*memSubscription]struct{}{},
-		tel:    newMemTelemetry(c),
+		tel:    newMemTelemetry(newBusConfig(opts)),
+	}
+}
+
+// init readies a zero MemoryBus. b.mu is held.
+func (b *MemoryBus) init() {
+	if b.topics == nil {
+		b.topics = map[string]*memTopic{}
+		b.subs = map[*memSubscription]struct{}{}
+		b.tel = newMemTelemetry(busConfig{})
 	}
 }
 
 // topic returns the topic called name, creating it. b.mu is held.
 func (b *MemoryBus) topic(name string) *memTopic {
+	b.init()
 	if t, ok := b.topics[name]; ok {
 		return t
 	}
@@ -184,7 +193,7 @@ func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) 
 	spanOpts, own := tt.spanOpts, len(msgs) == 0
 	var links []trace.Link
 	for _, m := range msgs {
-		sc := CreationContext(m)
+		sc := kit.Creation(m.Metadata)
 		creations = append(creations, sc)
 		switch {
 		case !sc.IsValid():
@@ -221,7 +230,7 @@ func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) 
 		if creations[i].IsValid() {
 			m.Metadata = maps.Clone(m.Metadata)
 		} else {
-			m.Metadata = maps.Clone(InjectTrace(ctx, m.Metadata))
+			m.Metadata = maps.Clone(kit.Inject(ctx, m.Metadata))
 			creations[i] = publishSC
 		}
 		m.Delivery = 0
@@ -251,11 +260,12 @@ func (b *MemoryBus) Publish(ctx context.Context, topic string, msgs ...Message) 
 
 // Subscribe starts delivering the messages published to topic from now on
 // to handler, as a member of the consumer group called group, per the
-// [EventBus] contract and the [MemoryBus] notes; opts are those of
-// [NewSubscribeConfig]. ctx is only checked: cancelling it later does not
-// end the subscription, [Subscription.Close] does. Subscribe fails when ctx
-// is done, topic or group is empty, handler is nil, an option is bad, or
-// the bus was closed ([ErrBusClosed]).
+// [EventBus] contract and the [MemoryBus] notes; opts are the
+// [SubscribeOption] values (nil ones are ignored). ctx is only checked:
+// cancelling it later does not end the subscription, [Subscription.Close]
+// does. Subscribe fails when ctx is done, topic or group is empty, handler
+// is nil, an option is bad, or the bus was closed ([ErrBusClosed]), with
+// an error that names every fault.
 //
 // Close on the returned subscription must not be called from one of its
 // own handlers, as it waits for them to return.
@@ -273,7 +283,7 @@ func (b *MemoryBus) Subscribe(ctx context.Context, topic, group string, handler 
 	if handler == nil {
 		errs = append(errs, errors.New("handler must not be nil"))
 	}
-	cfg, err := NewSubscribeConfig(opts...)
+	cfg, err := kit.NewSubscribeConfig[Message](opts)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -327,7 +337,7 @@ type memSubscription struct {
 	bus     *MemoryBus
 	group   *memGroup
 	handler Handler
-	cfg     SubscribeConfig
+	cfg     subscribeConfig
 	base    context.Context
 	done    chan struct{}
 	closed  bool // under bus.mu
@@ -429,7 +439,7 @@ func (s *memSubscription) deliver(e *memEntry) {
 	m.Data = slices.Clone(m.Data)
 	m.Metadata = maps.Clone(m.Metadata)
 
-	ctx := ExtractTrace(s.base, m)
+	ctx := kit.Extract(s.base, m.Metadata)
 	if sc := trace.SpanContextFromContext(ctx); e.creation.IsValid() &&
 		(sc.TraceID() != e.creation.TraceID() || sc.SpanID() != e.creation.SpanID()) {
 		// The global propagator carried nothing (it is a no-op unless the

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/otelpatterns/patterns/cqrs/internal/kit"
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
@@ -42,7 +43,7 @@ const MetricRelayDeadLetters = "cqrs.relay.dead_letters"
 // context of its append, as its creation context, and is published in
 // it: the bus's publish span continues the trace of the request that
 // appended the event and links to the append, and so do the spans that
-// process the message (see [CreationContext]).
+// process the message.
 type Relay struct {
 	name        string
 	store       eventsource.Store
@@ -54,14 +55,16 @@ type Relay struct {
 	deadAttrs   []attribute.KeyValue
 }
 
-// RelayOption configures a [Relay]. [WithMeterProvider] is one; the
-// relay has no spans of its own and ignores [WithTracerProvider] and
-// [WithOptInAttributes].
+// RelayOption configures a [Relay]: [WithRelayDeadLetter], and every
+// [BusOption], of which the relay uses [WithMeterProvider] (for
+// cqrs.relay.dead_letters); it has no spans of its own and ignores
+// [WithTracerProvider] and [WithOptInAttributes].
 type RelayOption interface{ applyRelay(*relayConfig) }
 
 type relayConfig struct {
 	bus        busConfig
 	deadLetter func(context.Context, eventsource.Event, error) error
+	nilDead    bool // WithRelayDeadLetter(nil) was given
 }
 
 type relayOptionFunc func(*relayConfig)
@@ -79,26 +82,31 @@ func (f relayOptionFunc) applyRelay(c *relayConfig) { f(c) }
 // bus that is down) never reaches f.
 //
 // By default there is none: Run returns the publish error, and stops at
-// that event each time it is run, so that no event is skipped unseen.
+// that event each time it is run, so that no event is skipped unseen. f
+// must not be nil ([NewRelay] says so).
 func WithRelayDeadLetter(f func(ctx context.Context, e eventsource.Event, err error) error) RelayOption {
-	return relayOptionFunc(func(c *relayConfig) { c.deadLetter = f })
+	return relayOptionFunc(func(c *relayConfig) { c.deadLetter, c.nilDead = f, f == nil })
 }
 
-// NewRelay returns a relay called name (its checkpoint's name) that
-// publishes each event to the topic that topic returns for it. It returns
-// an error naming every nil argument.
+// NewRelay returns a relay called name (its checkpoint's name) that reads
+// store from the checkpoint kept in checkpoints and publishes each event to
+// bus, on the topic that topic returns for it. Its options are
+// [WithRelayDeadLetter] and [WithMeterProvider] (see [BusOption]); nil
+// options are ignored. It returns an error naming every bad argument: an
+// empty name, a nil store, bus, checkpoint store or topic function (an
+// interface holding a nil pointer counts as nil), WithRelayDeadLetter(nil).
 func NewRelay(name string, store eventsource.Store, bus EventBus, checkpoints CheckpointStore, topic func(eventsource.Event) string, opts ...RelayOption) (*Relay, error) {
 	var errs []error
 	if name == "" {
 		errs = append(errs, errors.New("empty name"))
 	}
-	if store == nil {
+	if kit.IsNil(store) {
 		errs = append(errs, errors.New("nil store"))
 	}
-	if bus == nil {
+	if kit.IsNil(bus) {
 		errs = append(errs, errors.New("nil bus"))
 	}
-	if checkpoints == nil {
+	if kit.IsNil(checkpoints) {
 		errs = append(errs, errors.New("nil checkpoint store"))
 	}
 	if topic == nil {
@@ -106,7 +114,12 @@ func NewRelay(name string, store eventsource.Store, bus EventBus, checkpoints Ch
 	}
 	var c relayConfig
 	for _, o := range opts {
-		o.applyRelay(&c)
+		if o != nil {
+			o.applyRelay(&c)
+		}
+	}
+	if c.nilDead {
+		errs = append(errs, errors.New("WithRelayDeadLetter(nil): function must not be nil"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("cqrs: NewRelay: %w", err)
@@ -127,6 +140,9 @@ func NewRelay(name string, store eventsource.Store, bus EventBus, checkpoints Ch
 // checkpoint store fails (run it again to resume). It saves the checkpoint
 // after every published event.
 func (r *Relay) Run(ctx context.Context) error {
+	if r == nil || r.store == nil {
+		return errors.New("cqrs: Relay.Run: the relay was not made by NewRelay")
+	}
 	err := r.run(ctx)
 	if err != nil && ctx.Err() != nil {
 		// The failure is the cancellation's (a publish or a checkpoint

@@ -120,3 +120,61 @@ func ExampleRunner() {
 	// cart-1 2
 	// cart-2 1
 }
+
+// resettableCounts is streamCounts that can be emptied, for Rebuild.
+type resettableCounts struct{ streamCounts }
+
+func (p *resettableCounts) Reset(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.counts = map[string]int{}
+	return nil
+}
+
+func (p *resettableCounts) total() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, c := range p.counts {
+		n += c
+	}
+	return n
+}
+
+// Rebuild empties a read model and replays every event into it: after a
+// bug fix in the projection, say.
+func ExampleRunner_Rebuild() {
+	ctx := context.Background()
+	store := &eventsource.MemoryStore{}
+	for _, stream := range []string{"cart-1", "cart-2"} {
+		if _, err := store.Append(ctx, stream, eventsource.Any, eventsource.NewEvent{Type: "cart.item_added.v1"}); err != nil {
+			log.Fatal(err)
+		}
+	}
+	runner, err := cqrs.NewRunner(store, &cqrs.MemoryCheckpoints{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer runner.Close()
+	counts := &resettableCounts{streamCounts{counts: map[string]int{}}}
+	if err := runner.Start(counts); err != nil {
+		log.Fatal(err)
+	}
+	for counts.total() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+
+	counts.mu.Lock()
+	counts.counts["cart-1"] = 99 // a read model gone wrong
+	counts.mu.Unlock()
+	if err := runner.Rebuild(ctx, counts); err != nil {
+		log.Fatal(err)
+	}
+	for counts.total() != 2 {
+		time.Sleep(time.Millisecond)
+	}
+	counts.mu.Lock()
+	defer counts.mu.Unlock()
+	fmt.Println(counts.counts["cart-1"], counts.counts["cart-2"])
+	// Output: 1 1
+}

@@ -175,8 +175,11 @@ func TestRunner(t *testing.T) {
 	// Rebuild replays everything into an emptied read model.
 	require.NoError(t, runner.Rebuild(context.Background(), p))
 	require.Eventually(t, func() bool { return p.count("a") == 3 && p.count("b") == 1 }, 5*time.Second, time.Millisecond)
-	pos, _ := checkpoints.LoadCheckpoint(context.Background(), "balances")
-	assert.Equal(t, int64(4), pos)
+	// The checkpoint is saved after Handle returns: wait for it.
+	require.Eventually(t, func() bool {
+		pos, _ := checkpoints.LoadCheckpoint(context.Background(), "balances")
+		return pos == 4
+	}, 5*time.Second, time.Millisecond, "the checkpoint after the rebuild")
 }
 
 func TestRunnerStopsOnAFailingProjectionAndResumes(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/cqrs/internal/kit"
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/internal/projlag"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -54,9 +55,11 @@ type job struct {
 }
 
 // NewRunner returns a runner reading store and keeping checkpoints in
-// checkpoints. Its spans go to the tracer provider of opts
-// (WithTracerProvider), its cqrs.projection.lag gauge to the meter provider
-// (WithMeterProvider). The gauge reports, for each running projection, how
+// checkpoints. It returns an error naming each of them that is nil (or an
+// interface holding a nil pointer). Its project spans go to the tracer
+// provider of [WithTracerProvider], its cqrs.projection.lag gauge to the
+// meter provider of [WithMeterProvider]; it ignores [WithOptInAttributes]
+// and nil options. The gauge reports, for each running projection, how
 // many committed events it has not handled yet; it needs a store that is an
 // [eventsource.HeadReader] (the memory and PostgreSQL stores are). Its
 // callback runs no query: the head is read when a projection starts, then
@@ -64,19 +67,16 @@ type job struct {
 // gauge.
 func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...BusOption) (*Runner, error) {
 	var errs []error
-	if store == nil {
+	if kit.IsNil(store) {
 		errs = append(errs, errors.New("nil store"))
 	}
-	if checkpoints == nil {
+	if kit.IsNil(checkpoints) {
 		errs = append(errs, errors.New("nil checkpoint store"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("cqrs: NewRunner: %w", err)
 	}
-	var c busConfig
-	for _, o := range opts {
-		o.applyBus(&c)
-	}
+	c := newBusConfig(opts)
 	return &Runner{store: store, checkpoints: checkpoints, tracer: telemetry.Tracer(c.tp, ScopeName),
 		lag:     projlag.New(telemetry.Meter(c.mp, ScopeName), store, 0),
 		running: map[string]*job{}, errs: map[string]error{}}, nil
@@ -88,10 +88,17 @@ func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...Bus
 // the global OpenTelemetry error handler (otel.Handle), and the projection
 // resumes from its checkpoint after a backoff (100ms, doubling up to 5s),
 // handing Handle again the events after it. Start returns an error if a
-// projection of that name runs already.
+// projection of that name runs already, and one naming the argument for a
+// nil projection or one whose Name is empty.
 func (r *Runner) Start(p Projection) error {
-	if p == nil {
+	if r == nil || r.store == nil {
+		return errors.New("cqrs: Runner.Start: the runner was not made by NewRunner")
+	}
+	if kit.IsNil(p) {
 		return errors.New("cqrs: Runner.Start: nil projection")
+	}
+	if p.Name() == "" {
+		return fmt.Errorf("cqrs: Runner.Start: projection %T has an empty name", p)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -214,7 +221,10 @@ func (r *Runner) Stop(name string) {
 // its checkpoint to the start and starts it again, so that it replays every
 // event.
 func (r *Runner) Rebuild(ctx context.Context, p Projection) error {
-	if p == nil {
+	if r == nil || r.store == nil {
+		return errors.New("cqrs: Runner.Rebuild: the runner was not made by NewRunner")
+	}
+	if kit.IsNil(p) {
 		return errors.New("cqrs: Runner.Rebuild: nil projection")
 	}
 	reset, ok := p.(Resetter)
@@ -247,6 +257,8 @@ func (r *Runner) Close() error {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
-	r.lag.Close()
+	if r.lag != nil {
+		r.lag.Close()
+	}
 	return nil
 }

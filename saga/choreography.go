@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/cqrs/buskit"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -283,7 +284,7 @@ func (c *Choreography) React(ctx context.Context, r Reaction) error {
 }
 
 // check validates r, returning the subscription settings of its options.
-func (c *Choreography) check(r Reaction) (cqrs.SubscribeConfig, error) {
+func (c *Choreography) check(r Reaction) (buskit.SubscribeConfig, error) {
 	var errs []error
 	if r.Name == "" {
 		errs = append(errs, errors.New("reaction.Name must not be empty"))
@@ -294,7 +295,7 @@ func (c *Choreography) check(r Reaction) (cqrs.SubscribeConfig, error) {
 	if r.Handle == nil {
 		errs = append(errs, errors.New("reaction.Handle must not be nil"))
 	}
-	cfg, err := cqrs.NewSubscribeConfig(r.Options...)
+	cfg, err := buskit.NewSubscribeConfig(r.Options...)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("reaction.Options: %w", err))
 	}
@@ -339,7 +340,7 @@ type reaction struct {
 	sets     [2][choreoOutcomes]attrSet // by phase (forward, compensate) and outcome
 }
 
-func (c *Choreography) newReaction(r Reaction, cfg cqrs.SubscribeConfig) *reaction {
+func (c *Choreography) newReaction(r Reaction, cfg buskit.SubscribeConfig) *reaction {
 	step := AttrStep.String(r.Name)
 	rc := &reaction{
 		c:        c,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/cqrs/buskit"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -31,14 +33,17 @@ var _ cqrs.EventBus = (*Bus)(nil)
 
 // New returns a bus on js. It does not talk to the server; call
 // [Bus.Setup] to create the stream. It returns an error naming every bad
-// option.
+// argument: a nil js, and each bad option (see each option for what it
+// accepts). Nil options are ignored.
 func New(js jetstream.JetStream, opts ...Option) (*Bus, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
-		o.apply(&cfg)
+		if o != nil {
+			o.apply(&cfg)
+		}
 	}
 	errs := cfg.validate()
-	if js == nil {
+	if js == nil || reflect.ValueOf(js).Kind() == reflect.Pointer && reflect.ValueOf(js).IsNil() {
 		errs = append(errs, errors.New("js: JetStream context must not be nil"))
 	}
 	if len(errs) > 0 {
@@ -117,7 +122,7 @@ func containsString(list []string, s string) bool {
 // ID, Type and every Metadata entry travel as headers, exactly: whatever
 // their characters, the handler gets them as published (see the package
 // documentation, "Message format"). A message whose Metadata carries a
-// trace context ([cqrs.CreationContext]) keeps it, and the publish span
+// trace context ([buskit.CreationContext]) keeps it, and the publish span
 // links to it; any other gets the trace context of its publish span.
 //
 // Publish returns once the stream has stored every message, or at the
@@ -162,7 +167,7 @@ func (b *Bus) publish(ctx context.Context, topic, subject string, m cqrs.Message
 	inst := b.inst
 	tt := inst.forTopic(topic, subject, inst.endpoint(start))
 	opts := tt.spanOpts
-	creation := cqrs.CreationContext(m)
+	creation := buskit.CreationContext(m)
 	if creation.IsValid() {
 		// The message's creation context is its own: the span links to it
 		// and, its context not being the creation context, is a client span.
@@ -179,7 +184,7 @@ func (b *Bus) publish(ctx context.Context, topic, subject string, m cqrs.Message
 	}
 	md := m.Metadata
 	if !creation.IsValid() {
-		md = cqrs.InjectTrace(ctx, md)
+		md = buskit.InjectTrace(ctx, md)
 	}
 	msg := &nats.Msg{Subject: subject, Header: encodeHeaders(subject, m, md), Data: m.Data}
 	ack, err := b.js.PublishMsg(ctx, msg, jetstream.WithExpectStream(b.cfg.stream))

@@ -38,6 +38,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		want []string
 	}{
 		{"nil js", nil, nil, []string{"js:"}},
+		{"typed nil js", nilJS(), []natsbus.Option{nil}, []string{"js:"}},
+		{"negative prefetch", js, []natsbus.Option{nil, natsbus.WithPrefetch(-1)}, []string{"WithPrefetch(-1)"}},
 		{"stream", js, []natsbus.Option{natsbus.WithStream("a.b")}, []string{`WithStream("a.b")`}},
 		{"empty stream", js, []natsbus.Option{natsbus.WithStream("")}, []string{`WithStream("")`}},
 		{"prefix without dot", js, []natsbus.Option{natsbus.WithSubjectPrefix("cqrs")}, []string{`WithSubjectPrefix("cqrs")`}},
@@ -54,6 +56,32 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nilJS returns a JetStream interface holding a nil pointer.
+func nilJS() jetstream.JetStream {
+	var js *nilJetStream
+	return js
+}
+
+type nilJetStream struct{ jetstream.JetStream }
+
+// TestSubscribePublishRejectBadArguments checks Subscribe's and Publish's
+// arguments: every fault named at once, before the server is asked.
+func TestSubscribePublishRejectBadArguments(t *testing.T) {
+	t.Parallel()
+	_, js := connect(t)
+	bus, err := natsbus.New(js)
+	require.NoError(t, err)
+	ctx := context.Background()
+	_, err = bus.Subscribe(ctx, "a b", "", nil, cqrs.WithMaxDeliver(0), cqrs.WithDeadLetter(nil), nil)
+	require.Error(t, err)
+	for _, w := range []string{`topic "a b"`, "empty group", "nil handler", "WithMaxDeliver(0)", "WithDeadLetter(nil)"} {
+		assert.Contains(t, err.Error(), w)
+	}
+	err = bus.Publish(ctx, "", cqrs.Message{ID: "1"})
+	require.ErrorIs(t, err, cqrs.ErrInvalidMessage)
+	assert.Contains(t, err.Error(), "empty topic")
 }
 
 func TestConsumerName(t *testing.T) {

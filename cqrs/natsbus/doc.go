@@ -154,7 +154,8 @@
 //     messaging.message.id, server.address and server.port; event
 //     duplicate when the stream dropped the message as one it has. Its
 //     context becomes the message's creation context, unless the message
-//     carries one of its own ([cqrs.CreationContext]): the span then
+//     carries one of its own in its Metadata (an event from the
+//     [cqrs.Relay] does; see [buskit.CreationContext]): the span then
 //     links to that one and is a client span, not a producer one.
 //   - process {subject} (consumer): the handling of a delivery, with
 //     messaging.system, messaging.operation.name and

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/cqrs/buskit"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -54,9 +55,10 @@ const (
 // its stream sequence, the same on every delivery (see the package
 // documentation, "Message format"). Returning nil acknowledges the
 // message. An error (or a panic, turned into an error) has it delivered
-// again after [cqrs.SubscribeConfig.Backoff] of the delivery count; once a
-// delivery numbered MaxDeliver or later fails, the message goes to
-// DeadLetter and is terminated, never to be delivered again (a plain
+// again after the backoff of the delivery count
+// ([cqrs.WithRedeliveryBackoff]); once a delivery numbered MaxDeliver
+// ([cqrs.WithMaxDeliver]) or later fails, the message goes to the
+// dead-letter function ([cqrs.WithDeadLetter]) and is terminated, never to be delivered again (a plain
 // terminate, which every server version honours). The limit is enforced by the
 // subscription rather than by the server, so a message whose last delivery
 // is lost to a crash is delivered again, not silently dropped; deliveries
@@ -94,7 +96,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	if handler == nil {
 		errs = append(errs, errors.New("natsbus: nil handler"))
 	}
-	cfg, err := cqrs.NewSubscribeConfig(opts...)
+	cfg, err := buskit.NewSubscribeConfig(opts...)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("natsbus: %w", err))
 	}
@@ -318,7 +320,7 @@ type subscription struct {
 	subject  string
 	group    string
 	consumer string
-	cfg      cqrs.SubscribeConfig
+	cfg      buskit.SubscribeConfig
 	handler  cqrs.Handler
 	baseCtx  context.Context
 	baseSC   trace.SpanContext // of baseCtx, to tell a message's from it
@@ -478,7 +480,7 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 		}
 	}
 
-	pctx := cqrs.ExtractTrace(s.baseCtx, m)
+	pctx := buskit.ExtractTrace(s.baseCtx, m)
 	ctx, span := inst.tracer.Start(pctx, st.spanName, st.spanOpts...)
 	if span.IsRecording() {
 		// The link to the creation context is what the semantic conventions

@@ -37,7 +37,8 @@
 //
 // Effects outside the transaction (a message sent, an HTTP call) are still
 // at least once. The events may come from any [eventsource.Store]: the
-// PostgreSQL one of eventsource/pgstore, in the same database or another,
+// PostgreSQL one of [github.com/otelpatterns/patterns/eventsource/pgstore],
+// in the same database or another,
 // or an in-memory one.
 //
 // Each transaction first locks the projection's checkpoint row, so two
@@ -57,10 +58,11 @@
 //
 // and schema_migrations, which records the table's version. It is
 // idempotent and safe to run from every instance at once. The schema may
-// be that of the read models, and may be shared with eventsource/pgstore
-// and saga/pglog: each package keeps its own versions in
-// schema_migrations, and their migrations take turns. The store does not
-// own the pool.
+// be that of the read models, and may be shared with
+// [github.com/otelpatterns/patterns/eventsource/pgstore] and
+// [github.com/otelpatterns/patterns/saga/pglog]: each package keeps its
+// own versions in schema_migrations, and their migrations take turns. The
+// store does not own the pool.
 //
 // # Telemetry
 //

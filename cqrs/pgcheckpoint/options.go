@@ -68,9 +68,9 @@ const DefaultCheckInterval = 2 * time.Second
 // events past it), so that it replays a rebuilt read model without
 // waiting for the next event. A Rebuild through the same Store wakes its
 // Project calls at once. The check is one query, which records its
-// duration but no span. d of 0 or less turns it off: Project then notices
-// a reset when the next event arrives. The default is
-// [DefaultCheckInterval] (2 s).
+// duration but no span. d of 0 turns it off: Project then notices a
+// reset when the next event arrives. A negative d is an error of [New].
+// The default is [DefaultCheckInterval] (2 s).
 func WithCheckInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.watch = d })
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,7 +60,7 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 	if name == "" {
 		errs = append(errs, errors.New("empty projection name"))
 	}
-	if events == nil {
+	if events == nil || reflect.ValueOf(events).Kind() == reflect.Pointer && reflect.ValueOf(events).IsNil() {
 		errs = append(errs, errors.New("nil event store"))
 	}
 	if handle == nil {
@@ -274,8 +275,15 @@ func (s *Store) lock(ctx context.Context, name string) (pgx.Tx, int64, error) {
 // projection need not be stopped. It returns an error naming the
 // projection if reset or the database fails.
 func (s *Store) Rebuild(ctx context.Context, name string, reset func(ctx context.Context, tx pgx.Tx) error) error {
+	var errs []error
+	if name == "" {
+		errs = append(errs, errors.New("empty projection name"))
+	}
 	if reset == nil {
-		return fmt.Errorf("pgcheckpoint: Rebuild %s: nil reset function", brief.Quote(name))
+		errs = append(errs, errors.New("nil reset function"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("pgcheckpoint: Rebuild %s: %w", brief.Quote(name), err)
 	}
 	ctx, span, start := s.tel.Start(ctx, opRebuild)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

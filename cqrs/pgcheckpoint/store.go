@@ -71,7 +71,8 @@ var _ cqrs.CheckpointStore = (*Store)(nil)
 // New returns a store that keeps its table in the schema of [WithSchema]
 // ("cqrs" by default) of the pool's database. It does not touch the
 // database: call [Store.Migrate] to create the table. It returns an error
-// naming each bad argument: a nil pool or a bad schema name.
+// naming each bad argument: a nil pool, a bad schema name ([WithSchema]),
+// a negative [WithCheckInterval]. Nil options are ignored.
 func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	c := config{schema: DefaultSchema, watch: DefaultCheckInterval}
 	for _, o := range opts {
@@ -85,6 +86,9 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	}
 	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
 		errs = append(errs, fmt.Errorf("WithSchema(%s): %w", brief.Quote(c.schema), err))
+	}
+	if c.watch < 0 {
+		errs = append(errs, fmt.Errorf("WithCheckInterval(%v): must not be negative (0 turns the check off)", c.watch))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pgcheckpoint: New: %w", err)

@@ -13,10 +13,42 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
+	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 var _ cqrs.CheckpointStore = (*pgcheckpoint.Store)(nil)
+
+// TestProjectRebuild_rejectBadArguments checks the arguments of Project
+// and Rebuild before they touch the database.
+func TestProjectRebuild_rejectBadArguments(t *testing.T) {
+	s, _, _ := newStore(t)
+	ctx := context.Background()
+	var nilEvents *eventsource.MemoryStore
+	tests := []struct {
+		name string
+		call func() error
+		want []string
+	}{
+		{"Project: all", func() error { return s.Project(ctx, "", nil, nil) },
+			[]string{"pgcheckpoint: Project", "empty projection name", "nil event store", "nil handler"}},
+		{"Project: typed nil store", func() error {
+			return s.Project(ctx, "p", nilEvents, func(context.Context, pgx.Tx, eventsource.Event) error { return nil })
+		}, []string{"nil event store"}},
+		{"Rebuild: all", func() error { return s.Rebuild(ctx, "", nil) },
+			[]string{"pgcheckpoint: Rebuild", "empty projection name", "nil reset function"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			require.NotPanics(t, func() { err = tt.call() })
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
 
 func TestNew_rejectsBadArguments(t *testing.T) {
 	pool := &pgxpool.Pool{} // never used
@@ -30,7 +62,10 @@ func TestNew_rejectsBadArguments(t *testing.T) {
 		{"empty schema", pool, []pgcheckpoint.Option{pgcheckpoint.WithSchema("")}, []string{`WithSchema("")`, "empty schema name"}},
 		{"reserved schema", pool, []pgcheckpoint.Option{pgcheckpoint.WithSchema("pg_x")}, []string{"reserved"}},
 		{"long schema", pool, []pgcheckpoint.Option{pgcheckpoint.WithSchema(string(make([]byte, 64)))}, []string{"64 bytes"}},
-		{"all at once", nil, []pgcheckpoint.Option{pgcheckpoint.WithSchema("")}, []string{"pool is nil", "empty schema name"}},
+		{"negative check interval", pool, []pgcheckpoint.Option{pgcheckpoint.WithCheckInterval(-time.Second)},
+			[]string{"WithCheckInterval(-1s): must not be negative"}},
+		{"all at once", nil, []pgcheckpoint.Option{nil, pgcheckpoint.WithSchema(""), pgcheckpoint.WithCheckInterval(-1)},
+			[]string{"pool is nil", "empty schema name", "WithCheckInterval(-1ns)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
