@@ -67,8 +67,10 @@
 //   - [github.com/otelpatterns/patterns/hexagonal/archtest] checks the
 //     dependency rule of such a service in a test.
 //
-// For implementers of the stores and buses, conformance test suites:
-// [github.com/otelpatterns/patterns/cache/storetest],
+// For implementers of the stores and buses: the helpers every event store
+// and event bus shares, [github.com/otelpatterns/patterns/eventsource/storekit]
+// and [github.com/otelpatterns/patterns/cqrs/buskit], and the conformance
+// test suites [github.com/otelpatterns/patterns/cache/storetest],
 // [github.com/otelpatterns/patterns/eventsource/storetest],
 // [github.com/otelpatterns/patterns/cqrs/bustest] and
 // [github.com/otelpatterns/patterns/saga/logtest].
