@@ -1,0 +1,64 @@
+package saga_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelpatterns/patterns/retry"
+	"github.com/otelpatterns/patterns/saga"
+)
+
+// A saga whose step failed with a message over 8 KiB, retried by an
+// operator after a compensation failed, ends compensated with the cut
+// message and its true length, for the Wait of the orchestrator that ran
+// the retry and for one reading the log. The retried run writes the
+// error it read from the log with the final status: the log cut the cut
+// message again, and said it was of 8208 bytes.
+func TestWaitResultLongMessageAfterRetry(t *testing.T) {
+	var j journal
+	var fixed atomic.Bool
+	long := strings.Repeat("x", 20000)
+	charge := step(&j, "charge", nil)
+	charge.Compensate = func(context.Context, order) error {
+		if !fixed.Load() {
+			return retry.Permanent(errors.New("refund service down"))
+		}
+		return nil
+	}
+	def, err := saga.Define("order", 1, charge, step(&j, "ship", retry.Permanent(errors.New(long))))
+	require.NoError(t, err)
+	log := &saga.MemoryLog{}
+	o := newOrchestrator(t, log, saga.WithDefinitions(def))
+	elsewhere := newOrchestrator(t, log, saga.WithRecoverInterval(0))
+	ctx := ctxWithin(t, 10*time.Second)
+	id, err := saga.Start(ctx, o, def, order{})
+	require.NoError(t, err)
+	res, err := saga.Wait(ctx, o, def, id)
+	require.NoError(t, err)
+	require.Equal(t, saga.NeedsAttention, res.Status)
+
+	fixed.Store(true)
+	require.NoError(t, o.Retry(ctx, id))
+	want := fmt.Sprintf("…(%d bytes)", len(`step "ship": retry: not retryable after 1 attempt: `+long))
+	for _, w := range []struct {
+		name string
+		o    *saga.Orchestrator
+	}{{"here", o}, {"elsewhere", elsewhere}} {
+		res, err := saga.Wait(ctx, w.o, def, id)
+		require.NoError(t, err, w.name)
+		assert.Equal(t, saga.Compensated, res.Status, w.name)
+		var se *saga.StepError
+		require.True(t, errors.As(res.Err, &se), w.name)
+		assert.Equal(t, "ship", se.Step, w.name)
+		assert.True(t, strings.HasSuffix(se.Message, want), "%s: the message ends …%q; want …%q",
+			w.name, se.Message[len(se.Message)-20:], want)
+	}
+}
