@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -61,4 +62,57 @@ func TestWaitResultLongMessageAfterRetry(t *testing.T) {
 		assert.True(t, strings.HasSuffix(se.Message, want), "%s: the message ends …%q; want …%q",
 			w.name, se.Message[len(se.Message)-20:], want)
 	}
+}
+
+// A saga that an operator retried elsewhere while its run here told
+// WithNeedsAttention's function, and that needs attention again, comes
+// with the error of its second stop, as the log has it: Wait, waiting for
+// the run, read the log for the status but took the error of the first
+// stop from the run.
+func TestWaitResultNeedsAttentionAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var j journal
+		var refusals atomic.Int32
+		charge := step(&j, "charge", nil)
+		charge.Compensate = func(context.Context, order) error {
+			return retry.Permanent(fmt.Errorf("refund refused (%d)", refusals.Add(1)))
+		}
+		def, err := saga.Define("order", 1, charge, step(&j, "ship", retry.Permanent(errors.New("no courier"))))
+		require.NoError(t, err)
+		log := &saga.MemoryLog{}
+		told, release := make(chan struct{}), make(chan struct{})
+		here := newOrchestrator(t, log, saga.WithDefinitions(def),
+			saga.WithNeedsAttention(func(context.Context, string, string, error) {
+				close(told)
+				<-release
+			}))
+		operator := newOrchestrator(t, log, saga.WithDefinitions(def), saga.WithRecoverInterval(0))
+		ctx := context.Background()
+		id, err := saga.Start(ctx, here, def, order{})
+		require.NoError(t, err)
+		<-told
+		var res saga.Result[order]
+		var resErr error
+		waited := make(chan struct{})
+		go func() {
+			defer close(waited)
+			res, resErr = saga.Wait(ctx, here, def, id)
+		}()
+		synctest.Wait() // Wait waits for the run, which waits for release
+
+		require.NoError(t, operator.Retry(ctx, id))
+		there, err := saga.Wait(ctx, operator, def, id)
+		require.NoError(t, err)
+		require.Equal(t, saga.NeedsAttention, there.Status)
+		require.ErrorContains(t, there.Err, "refund refused (2)")
+		close(release)
+		<-waited
+
+		require.NoError(t, resErr)
+		assert.Equal(t, saga.NeedsAttention, res.Status)
+		assert.Equal(t, there.Err.Error(), res.Err.Error())
+		st, err := here.Wait(ctx, id)
+		assert.Equal(t, saga.NeedsAttention, st)
+		assert.EqualError(t, err, there.Err.Error())
+	})
 }
