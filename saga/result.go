@@ -97,12 +97,13 @@ func Wait[D any](ctx context.Context, o *Orchestrator, def *Definition[D], id st
 //
 // The log keeps the message of the error alone, so a StepError read from
 // the log (for a saga that ran elsewhere, before a crash, or that had
-// ended before the call of Wait) has only its fields, and Unwrap returns
-// nil. When Wait finds the saga's run in progress in its orchestrator,
-// Unwrap returns the error itself, with its chain ([retry.Error] and the
-// step's own error, which [errors.Is] finds): do not rely on it for what
-// a saga run elsewhere, or resumed after a crash, must decide; compare
-// Step and Message instead.
+// ended before the call of Wait, and by a run that resumed the saga after
+// a crash or that [Orchestrator.Retry] started) has only its fields, and
+// Unwrap returns nil. When Wait finds in its orchestrator the run in
+// progress that met the error, Unwrap returns the error itself, with its
+// chain ([retry.Error] and the step's own error, which [errors.Is]
+// finds): do not rely on it for what a saga run elsewhere, or resumed
+// after a crash, must decide; compare Step and Message instead.
 type StepError struct {
 	// Step is the step whose action failed (Phase [Forward]) or whose
 	// compensation failed (Phase [Compensate]; when several failed, the
@@ -140,6 +141,11 @@ func (e *StepError) Unwrap() error { return e.err }
 func failureOf(err error) *StepError {
 	if err == nil {
 		return nil
+	}
+	if l, ok := err.(*loggedError); ok {
+		// Read from the log by a resumed or retried run: there is no
+		// chain to unwrap, as for a failure Wait reads from the log.
+		return parseFailure(l.msg, nil)
 	}
 	return parseFailure(err.Error(), err)
 }

@@ -22,7 +22,9 @@ import (
 // message and its true length, for the Wait of the orchestrator that ran
 // the retry and for one reading the log. The retried run writes the
 // error it read from the log with the final status: the log cut the cut
-// message again, and said it was of 8208 bytes.
+// message again, and said it was of 8208 bytes. The StepError has no
+// chain either way (Unwrap gave the run here the text it read from the
+// log as an error).
 func TestWaitResultLongMessageAfterRetry(t *testing.T) {
 	var j journal
 	var fixed atomic.Bool
@@ -61,6 +63,9 @@ func TestWaitResultLongMessageAfterRetry(t *testing.T) {
 		assert.Equal(t, "ship", se.Step, w.name)
 		assert.True(t, strings.HasSuffix(se.Message, want), "%s: the message ends …%q; want …%q",
 			w.name, se.Message[len(se.Message)-20:], want)
+		// The retried run read the error from the log: there is no chain,
+		// as StepError's doc says of an error read from the log.
+		assert.True(t, se.Unwrap() == nil, "%s: Unwrap() of an error read from the log is not nil", w.name)
 	}
 }
 

@@ -174,7 +174,7 @@ func (r *run) replay(ts []Transition) {
 					r.failure = cause
 				}
 			case t.Error != "":
-				r.failure = errors.New(t.Error)
+				r.failure = &loggedError{t.Error}
 				if t.Status == Compensating {
 					cause = r.failure
 				}
@@ -319,6 +319,12 @@ func (r *run) chain(i int, results chan<- stepResult) {
 		i = next[0]
 	}
 }
+
+// loggedError is a failure read back from the log, which keeps its
+// message alone.
+type loggedError struct{ msg string }
+
+func (e *loggedError) Error() string { return e.msg }
 
 // errStopped marks an attempt sequence stopped by the orchestrator (closed,
 // lease lost, log failing): the saga is left for Recover.
