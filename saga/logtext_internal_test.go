@@ -31,6 +31,7 @@ func TestLogTextBounded(t *testing.T) {
 		{"NUL bytes under 8 KiB", strings.Repeat("\x00", 4000)},
 		{"invalid UTF-8", strings.Repeat("a\xff", 6000)},
 		{"like a cut one", strings.Repeat("x", 100) + "…(20000 bytes)"},
+		{"like a cut one, long", "…(" + strings.Repeat("1", 10000) + " bytes)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1083,14 +1083,15 @@ func logText(msg string) string {
 }
 
 // isCut reports whether msg is as logText cuts a message: at most
-// maxErrorText bytes, then "…(<length> bytes)".
+// maxErrorText bytes, then "…(<length> bytes)", the length a number of
+// at most 19 digits.
 func isCut(msg string) bool {
 	i := strings.LastIndex(msg, "…(")
 	if i < 0 || i > maxErrorText {
 		return false
 	}
 	digits, ok := strings.CutSuffix(msg[i+len("…("):], " bytes)")
-	if !ok || digits == "" {
+	if !ok || digits == "" || len(digits) > 19 { // an int64's digits at most
 		return false
 	}
 	for _, c := range []byte(digits) {
