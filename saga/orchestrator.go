@@ -246,9 +246,9 @@ func (o *Orchestrator) register(d Definer) error {
 // [Start], the function, is the same with data whose type the compiler
 // checks against def's.
 //
-// data must be of def's data type (not a pointer to it). ctx bounds the write to the log; its
-// values (the trace) but not its cancellation pass on to the saga, which
-// runs until it ends or the orchestrator closes. The saga's span, "saga
+// data must be of def's data type (not a pointer to it). ctx bounds the
+// write to the log; its values (the trace) but not its cancellation pass
+// on to the saga, which runs until it ends or the orchestrator closes. The saga's span, "saga
 // <name>", is a child of ctx's span, and the log's writes of the saga,
 // its creation included, are children of the saga's span.
 //

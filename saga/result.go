@@ -33,10 +33,11 @@ type Result[D any] struct {
 	// Status is the saga's final status: [Completed], [Compensated],
 	// [NeedsAttention] or [Resolved].
 	Status Status
-	// Data is the saga's data as the last step that succeeded left it:
-	// the results the steps recorded (the shipment's id, say). For a saga
-	// that compensated, it holds the results of the steps that were then
-	// undone: compensations do not change the data.
+	// Data is the saga's data as the last step that succeeded left it
+	// (as it started, if none did): the results the steps recorded (the
+	// shipment's id, say). For a saga that compensated, it holds the
+	// results of the steps that were then undone: compensations do not
+	// change the data.
 	Data D
 	// Err is nil for a saga that completed. Otherwise it is a
 	// [*StepError], the error that made the saga compensate or need
