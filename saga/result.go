@@ -108,14 +108,14 @@ func Wait[D any](ctx context.Context, o *Orchestrator, def *Definition[D], id st
 type StepError struct {
 	// Step is the step whose action failed (Phase [Forward]) or whose
 	// compensation failed (Phase [Compensate]; when several failed, the
-	// first, and Message names the others). It is "" when no one step is
+	// first in the definition's order, and Message names the others). It is "" when no one step is
 	// the cause: steps a crash interrupted whose outcome is unknown, or a
 	// log the orchestrator cannot read.
 	Step  string
 	Phase Phase
 	// Message is the rest of the error's message: as the log keeps it
-	// (cut to 8 KiB, see [Transition], and passed through [ValidText]),
-	// or whole when Unwrap returns the error itself.
+	// (passed through [ValidText] and cut to 8 KiB, see [Transition]), or
+	// whole when Unwrap returns the error itself.
 	Message string
 
 	err error
