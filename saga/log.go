@@ -107,9 +107,10 @@ type Transition struct {
 	Data []byte
 	// Error is the message of the error that failed the attempt, or that
 	// made the saga change its status; for the change to Resolved, the
-	// reason given to [Orchestrator.Resolve]. The orchestrator writes at
-	// most 8 KiB of it (a longer one is cut, on a character, and followed
-	// by its length: "…(12345 bytes)"), passed through [ValidText].
+	// reason given to [Orchestrator.Resolve]. The orchestrator writes it
+	// passed through [ValidText], and at most 8 KiB of that: a longer one
+	// is cut, on a character, and followed by the message's length
+	// ("…(12345 bytes)").
 	Error string
 	// At is when the transition was recorded, set by the log.
 	At time.Time

@@ -246,9 +246,9 @@ func (o *Orchestrator) register(d Definer) error {
 // [Start], the function, is the same with data whose type the compiler
 // checks against def's.
 //
-// data must be of def's data type (not a pointer to it). ctx bounds the write to the log; its
-// values (the trace) but not its cancellation pass on to the saga, which
-// runs until it ends or the orchestrator closes. The saga's span, "saga
+// data must be of def's data type (not a pointer to it). ctx bounds the
+// write to the log; its values (the trace) but not its cancellation pass
+// on to the saga, which runs until it ends or the orchestrator closes. The saga's span, "saga
 // <name>", is a child of ctx's span, and the log's writes of the saga,
 // its creation included, are children of the saga's span.
 //
@@ -580,19 +580,22 @@ func (o *Orchestrator) wait(ctx context.Context, id string, check func(name stri
 		select {
 		case <-r.done:
 			r.mu.Lock()
-			final, failure, data := r.final, r.failure, r.data
+			final, failure, data, seq := r.final, r.failure, r.data, r.seq
 			r.mu.Unlock()
 			switch {
 			case final == NeedsAttention:
 				// An operator, here or elsewhere, may have retried or
 				// resolved the saga while its run told WithNeedsAttention's
-				// function: the log says.
+				// function: the log says. The saga may even need
+				// attention again, for another reason: the run's error
+				// is the saga's only while the log has nothing after the
+				// run's last transition.
 				rec, ts, err := o.log.Load(ctx, id)
 				switch {
 				case err != nil:
 					return ended{final, failureOf(failure), data}, nil
-				case rec.Status == NeedsAttention:
-					return ended{final, failureOf(failure), dataFrom(rec, ts)}, nil
+				case rec.Status == NeedsAttention && len(ts) > 0 && ts[len(ts)-1].Seq == seq:
+					return ended{final, failureOf(failure), data}, nil
 				case rec.Status.Final():
 					return endedFrom(rec, ts), nil
 				}

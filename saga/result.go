@@ -33,10 +33,11 @@ type Result[D any] struct {
 	// Status is the saga's final status: [Completed], [Compensated],
 	// [NeedsAttention] or [Resolved].
 	Status Status
-	// Data is the saga's data as the last step that succeeded left it:
-	// the results the steps recorded (the shipment's id, say). For a saga
-	// that compensated, it holds the results of the steps that were then
-	// undone: compensations do not change the data.
+	// Data is the saga's data as the last step that succeeded left it
+	// (as it started, if none did): the results the steps recorded (the
+	// shipment's id, say). For a saga that compensated, it holds the
+	// results of the steps that were then undone: compensations do not
+	// change the data.
 	Data D
 	// Err is nil for a saga that completed. Otherwise it is a
 	// [*StepError], the error that made the saga compensate or need
@@ -97,23 +98,24 @@ func Wait[D any](ctx context.Context, o *Orchestrator, def *Definition[D], id st
 //
 // The log keeps the message of the error alone, so a StepError read from
 // the log (for a saga that ran elsewhere, before a crash, or that had
-// ended before the call of Wait) has only its fields, and Unwrap returns
-// nil. When Wait finds the saga's run in progress in its orchestrator,
-// Unwrap returns the error itself, with its chain ([retry.Error] and the
-// step's own error, which [errors.Is] finds): do not rely on it for what
-// a saga run elsewhere, or resumed after a crash, must decide; compare
-// Step and Message instead.
+// ended before the call of Wait, and by a run that resumed the saga after
+// a crash or that [Orchestrator.Retry] started) has only its fields, and
+// Unwrap returns nil. When Wait finds in its orchestrator the run in
+// progress that met the error, Unwrap returns the error itself, with its
+// chain ([retry.Error] and the step's own error, which [errors.Is]
+// finds): do not rely on it for what a saga run elsewhere, or resumed
+// after a crash, must decide; compare Step and Message instead.
 type StepError struct {
 	// Step is the step whose action failed (Phase [Forward]) or whose
 	// compensation failed (Phase [Compensate]; when several failed, the
-	// first, and Message names the others). It is "" when no one step is
+	// first in the definition's order, and Message names the others). It is "" when no one step is
 	// the cause: steps a crash interrupted whose outcome is unknown, or a
 	// log the orchestrator cannot read.
 	Step  string
 	Phase Phase
 	// Message is the rest of the error's message: as the log keeps it
-	// (cut to 8 KiB, see [Transition], and passed through [ValidText]),
-	// or whole when Unwrap returns the error itself.
+	// (passed through [ValidText] and cut to 8 KiB, see [Transition]), or
+	// whole when Unwrap returns the error itself.
 	Message string
 
 	err error
@@ -140,6 +142,11 @@ func (e *StepError) Unwrap() error { return e.err }
 func failureOf(err error) *StepError {
 	if err == nil {
 		return nil
+	}
+	if l, ok := err.(*loggedError); ok {
+		// Read from the log by a resumed or retried run: there is no
+		// chain to unwrap, as for a failure Wait reads from the log.
+		return parseFailure(l.msg, nil)
 	}
 	return parseFailure(err.Error(), err)
 }

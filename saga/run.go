@@ -174,7 +174,7 @@ func (r *run) replay(ts []Transition) {
 					r.failure = cause
 				}
 			case t.Error != "":
-				r.failure = errors.New(t.Error)
+				r.failure = &loggedError{t.Error}
 				if t.Status == Compensating {
 					cause = r.failure
 				}
@@ -319,6 +319,12 @@ func (r *run) chain(i int, results chan<- stepResult) {
 		i = next[0]
 	}
 }
+
+// loggedError is a failure read back from the log, which keeps its
+// message alone.
+type loggedError struct{ msg string }
+
+func (e *loggedError) Error() string { return e.msg }
 
 // errStopped marks an attempt sequence stopped by the orchestrator (closed,
 // lease lost, log failing): the saga is left for Recover.
@@ -1056,17 +1062,44 @@ func (r *run) leaseHolds() bool {
 // maxErrorText is how many bytes of an error message a transition keeps.
 const maxErrorText = 8 << 10
 
-// logText returns the text of an error message to write to the log: at
-// most maxErrorText bytes (cut on a character), through ValidText.
+// logText returns the text of an error message to write to the log:
+// through ValidText, then at most maxErrorText bytes of it (cut on a
+// character) followed by the message's length. Text it returned already
+// comes back as it is: a resumed or retried run writes the error it read
+// from the log with the saga's final status, and a cut message cut again
+// would say it was of about 8 KiB. (ValidText comes first because it can
+// triple a message's bytes: each NUL byte becomes U+FFFD.)
 func logText(msg string) string {
-	if len(msg) > maxErrorText {
-		cut := maxErrorText
-		for cut > 0 && !utf8.RuneStart(msg[cut]) {
-			cut--
-		}
-		msg = msg[:cut] + fmt.Sprintf("…(%d bytes)", len(msg))
+	n := len(msg)
+	msg = ValidText(msg)
+	if len(msg) <= maxErrorText || isCut(msg) {
+		return msg
 	}
-	return ValidText(msg)
+	cut := maxErrorText
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + fmt.Sprintf("…(%d bytes)", n)
+}
+
+// isCut reports whether msg is as logText cuts a message: at most
+// maxErrorText bytes, then "…(<length> bytes)", the length a number of
+// at most 19 digits.
+func isCut(msg string) bool {
+	i := strings.LastIndex(msg, "…(")
+	if i < 0 || i > maxErrorText {
+		return false
+	}
+	digits, ok := strings.CutSuffix(msg[i+len("…("):], " bytes)")
+	if !ok || digits == "" || len(digits) > 19 { // an int64's digits at most
+		return false
+	}
+	for _, c := range []byte(digits) {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // wrote reports whether the log holds ts, written by an earlier try whose
