@@ -12,7 +12,7 @@
 //
 // # Lifecycle
 //
-// An [App] runs [Component]s: a driven adapter such as a database pool,
+// An [App] runs components ([Component]): a driven adapter such as a database pool,
 // a driving one such as an HTTP server ([HTTPServer]) or a message
 // consumer (a Component whose Run consumes until its context ends).
 //
