@@ -127,15 +127,16 @@
 //
 // With [WithCache] ([github.com/otelpatterns/patterns/cache]: an
 // in-process L1, and Redis as L2 through
-// [github.com/otelpatterns/patterns/cache/rediscache]), a part with a TTL is answered from the
-// cache for that long. Its key is the request it sends (method, URL
-// and headers, which hold the path values and earlier answers it
-// uses) and the caller ([gateway.PrincipalFrom]: its scheme, subject
-// and issuer, or every claim of a token without a subject), unless the
-// part is Public: one user's answer is never another's. When the
-// upstream fails (not with a 4xx), an older answer still in the cache
-// stands in, and the document lists the part in "_stale" (and the
-// X-Aggregate-Stale header): {"_stale": ["customer"]}.
+// [github.com/otelpatterns/patterns/cache/rediscache]), a part with a
+// TTL is answered from the cache for that long. Its key is the request
+// it sends (method, URL and headers, which hold the path values and
+// earlier answers it uses) and the caller ([gateway.PrincipalFrom]: its
+// scheme, subject and issuer, or every claim of a token without a
+// subject), unless the part is Public: one user's answer is never
+// another's. When the upstream fails (not with a 4xx), an older answer
+// still in the cache stands in, and the document lists the part in
+// "_stale" (and the X-Aggregate-Stale header):
+// {"_stale": ["customer"]}.
 //
 // Identical GET and HEAD requests (same handler and route, path and
 // query, client type, caller, the headers parts forward, and

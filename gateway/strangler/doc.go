@@ -28,9 +28,11 @@
 //		))
 //	// and, when shutting down: orders.Shutdown(ctx), then g.Close()
 //
-// (authn is an [github.com/otelpatterns/patterns/gateway/auth.Authenticator]. [gateway.ProxyTo] proxies to
-// an upstream of the gateway serving the request, so the facade is built
-// before the gateway; g.Proxy does the same for a gateway at hand.)
+// (authn is an Authenticator of
+// [github.com/otelpatterns/patterns/gateway/auth]. [gateway.ProxyTo]
+// proxies to an upstream of the gateway serving the request, so the
+// facade is built before the gateway; g.Proxy does the same for a
+// gateway at hand.)
 //
 // # The way of a request
 //
@@ -60,7 +62,8 @@
 //	queue (Shadow.Queue, Shadow.MaxQueuedBytes; full: dropped)
 //	  |
 //	  v
-//	workers (Shadow.Workers) --copy, ShadowHeader, Shadow.Timeout--> other side
+//	workers (Shadow.Workers) --copy with ShadowHeader--> other side
+//	  |                        (within Shadow.Timeout)
 //	  |
 //	  v
 //	compare legacy with new: status, Shadow.Headers, body without
