@@ -281,3 +281,41 @@ func Example() {
 	// 200 orders are resting (fallback: failure)
 	// 429
 }
+
+// A route's own handler proxies to an upstream it chooses by name, with
+// that upstream's balancing, breakers and retries. ProxyTo needs no
+// gateway at hand, so the handler can be built before the gateway.
+func ExampleProxyTo() {
+	stable, canary := service("stable"), service("canary")
+	defer stable.Close()
+	defer canary.Close()
+	toStable, toCanary := gateway.ProxyTo("stable"), gateway.ProxyTo("canary")
+	choose := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("canary") == "1" {
+			toCanary.ServeHTTP(w, r)
+			return
+		}
+		toStable.ServeHTTP(w, r)
+	})
+	g, err := gateway.New(
+		gateway.WithUpstreams(
+			gateway.Upstream{Name: "stable", Targets: []gateway.Target{{URL: stable.URL}}},
+			gateway.Upstream{Name: "canary", Targets: []gateway.Target{{URL: canary.URL}}},
+		),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /search", Handler: choose}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer g.Close()
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+
+	for _, q := range []string{"", "?canary=1"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/search"+q, nil)
+		fmt.Println(fetch(srv.Client(), req))
+	}
+	// Output:
+	// 200 stable /search
+	// 200 canary /search
+}

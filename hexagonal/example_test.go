@@ -2,6 +2,7 @@ package hexagonal_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -285,4 +286,29 @@ func Example() {
 	// GET /livez: 200 ok
 	// GET /orders/o-1: 200 2 books
 	// GET /orders/o-2: 404 {"detail":"order o-2 not found","kind":"not_found","status":404,"title":"Not Found"}
+}
+
+// Configuration errors come all at once, each naming its option.
+func ExampleNew_errors() {
+	_, err := hexagonal.New(
+		hexagonal.WithStopTimeout(-time.Second),
+		hexagonal.WithComponent(hexagonal.Component{Name: "postgres"}, hexagonal.HTTPServer("api", nil)),
+	)
+	fmt.Println(err)
+	// Output:
+	// hexagonal: WithStopTimeout(-1s): must be positive
+	// WithComponent("postgres"): Start, Run and Stop are all nil
+	// HTTPServer("api"): the server is nil
+}
+
+// A domain error carries its kind to the edge, through any wrapping.
+func ExampleErrorf() {
+	err := fmt.Errorf("place order: %w",
+		hexagonal.Errorf(hexagonal.KindConflict, "order %s is already paid", "o-42"))
+	kind, ok := hexagonal.DomainKind(err)
+	fmt.Println(kind, ok, hexagonal.StatusOf(err))
+	fmt.Println(hexagonal.StatusOf(errors.New("connection reset")))
+	// Output:
+	// conflict true 409
+	// 500
 }

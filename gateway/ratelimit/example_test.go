@@ -135,3 +135,16 @@ func Example() {
 	// /invoices 200 "per-client";r=0;t=30
 	// /orders 429 "per-client";r=0;t=30
 }
+
+// Configuration errors come all at once, each naming its field or
+// option.
+func ExampleNew_errors() {
+	_, err := ratelimit.New(ratelimit.Limit{Name: "per-client", Per: time.Minute, Key: ratelimit.ByHeader("")},
+		ratelimit.WithMaxKeys(0))
+	fmt.Println(err)
+	// Output:
+	// ratelimit: Limit.Requests (0): must be positive
+	// ratelimit: Limit.Key: ByHeader(""): not a valid header name
+	// ratelimit: Limit.Scope: required (PerRoute or AcrossRoutes)
+	// ratelimit: WithMaxKeys(0): must be positive
+}
