@@ -29,6 +29,46 @@
 //	defer g.Close()
 //	log.Fatal(http.ListenAndServe(":8080", g))
 //
+// # The path of a request
+//
+// A request goes through these steps; each may answer it itself:
+//
+//	client
+//	  |
+//	  v
+//	Gateway           server span, trusted-proxy chain, dropped headers,
+//	  |               request ID
+//	  v
+//	route             the most specific Pattern, then Header and Query
+//	  |               matchers (none matches: 404); the route's
+//	  |               MaxBodyBytes (413) and Timeout start here
+//	  v
+//	Middleware        the route's, first outermost: auth (401, 403),
+//	  |               rate limit (429), your own
+//	  v
+//	Handler set? --yes--> the route's own handler (aggregate, strangler),
+//	  | no                which calls upstreams through Gateway.Proxy,
+//	  v                   ProxyTo or Transport: retry, balancer, breaker
+//	retry  <---------+    Upstream.Retry: requests safe to repeat,
+//	  |              |    within the retry budget
+//	  v              |
+//	balancer         |    a target in service (health checks, outlier
+//	  |              |    ejection) not tried yet for this request
+//	  v              |
+//	breaker          |    the target's; an open one sends the balancer
+//	  |              |    to another target
+//	  v              |
+//	attempt ---------+    Retry.PerTryTimeout; a failure or a status
+//	  |                   of Retry.Status (502, 503, 504) is tried again
+//	  v
+//	upstream answered? --yes--> its answer, whatever its status, to the
+//	  | no                      client (and a 200 to a GET kept in the
+//	  v                         fallback's cache)
+//	Fallback set? --yes--> static response, handler, or the cached answer
+//	  | no
+//	  v
+//	503 (no target could take it), 504 (time ran out), 502 (otherwise)
+//
 // # Routes
 //
 // A [Route]'s Pattern is an [http.ServeMux] pattern, with its precedence:
@@ -43,9 +83,20 @@
 // one, [Gateway.Transport] is a round tripper for calls of its own.
 // Routes take [Middleware], run after the gateway's own handling, so they
 // see the client's address ([ClientIP]), the route ([RouteFrom]) and the
-// request ID; sub-packages gateway/auth and gateway/ratelimit provide
-// authentication and rate limits as Middleware, and they put who the
-// caller is in the context ([PrincipalFrom]).
+// request ID. The sub-packages provide what a route commonly needs:
+//
+//   - [github.com/otelpatterns/patterns/gateway/auth]: authentication
+//     (JWTs, API keys) and roles or scopes per route, as Middleware that
+//     puts who the caller is in the context ([PrincipalFrom]);
+//   - [github.com/otelpatterns/patterns/gateway/ratelimit]: rate limits,
+//     as Middleware, in process or in Redis;
+//   - [github.com/otelpatterns/patterns/gateway/aggregate]: a Handler
+//     that fans one request out to several upstreams and merges their
+//     answers (backend for frontend);
+//   - [github.com/otelpatterns/patterns/gateway/strangler]: a Handler
+//     that moves a route from a legacy upstream to a new one, with
+//     shadow traffic, and its sub-package pgcdc, which copies the legacy
+//     database's changes.
 //
 // [Gateway.Update] swaps the whole routing table at run time: requests
 // in flight finish on the table they started with, and a table that
@@ -93,8 +144,10 @@
 //     service and put them back when they pass again.
 //   - [Outlier]: passive ejection of a target that fails requests in a
 //     row, for a time that doubles with each ejection.
-//   - [Breaker]: a circuit breaker per target (package circuitbreaker).
-//   - [Retry]: retries on another target (package retry), only for
+//   - [Breaker]: a circuit breaker per target
+//     ([github.com/otelpatterns/patterns/circuitbreaker]).
+//   - [Retry]: retries on another target
+//     ([github.com/otelpatterns/patterns/retry]), only for
 //     requests that are safe to repeat, with a per-try timeout and a
 //     retry budget, sending the same body bytes every time.
 //
@@ -102,7 +155,8 @@
 //
 // A route's [Fallback] answers instead of the gateway's error when the
 // upstream is unavailable, times out or fails: a static response, a
-// handler, or the last good response kept in a cache (package cache).
+// handler, or the last good response kept in a cache
+// ([github.com/otelpatterns/patterns/cache]).
 // Fallback responses carry [FallbackHeader] and are counted.
 //
 // # Telemetry

@@ -7,10 +7,13 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/gateway/auth"
+	"github.com/otelpatterns/patterns/gateway/ratelimit"
 )
 
 // service starts a local upstream that says who it is and what path it
@@ -198,4 +201,121 @@ func ExampleGateway_Update() {
 	// 200 green /
 	// gateway: routes[0] "/": upstream: "gone" is not an upstream
 	// 200 green /
+}
+
+// The path of a request, as the package overview draws it: the route
+// matches, its middleware authenticates the caller (package
+// gateway/auth) and spends its budget (package gateway/ratelimit), the
+// upstream's retry, balancer and breakers send it to a target, and the
+// route's fallback answers when the upstream cannot.
+func Example() {
+	orders := service("orders")
+	defer orders.Close()
+
+	authn, err := auth.New(auth.WithAPIKeys(auth.APIKey{
+		Name: "shop-frontend", Secret: "a-long-random-secret-from-rand",
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer authn.Close()
+	perCaller, err := ratelimit.New(ratelimit.Limit{
+		Name: "per-caller", Requests: 2, Per: time.Minute,
+		Key: ratelimit.ByClaim("sub"), Scope: ratelimit.PerRoute,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	g, err := gateway.New(
+		gateway.WithUpstreams(gateway.Upstream{
+			Name:    "orders",
+			Targets: []gateway.Target{{URL: orders.URL}},
+			Breaker: &gateway.Breaker{},
+			Retry:   &gateway.Retry{},
+		}),
+		gateway.WithRoutes(gateway.Route{
+			Pattern:    "GET /api/orders/{id}",
+			Upstream:   "orders",
+			Rewrite:    "/orders/{id}",
+			Timeout:    5 * time.Second,
+			Middleware: []gateway.Middleware{authn.Middleware(), perCaller.Middleware},
+			Fallback:   &gateway.Fallback{Status: http.StatusOK, Body: []byte("orders are resting")},
+		}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer g.Close()
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+
+	get := func(key string) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/orders/7", nil)
+		if key != "" {
+			req.Header.Set("X-API-Key", key)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			body = nil // the refusals' bodies are for machines
+		}
+		line := strings.TrimSpace(fmt.Sprint(resp.StatusCode, " ", string(bytes.TrimSpace(body))))
+		if why := resp.Header.Get(gateway.FallbackHeader); why != "" {
+			line += " (fallback: " + why + ")"
+		}
+		fmt.Println(line)
+	}
+	get("")                               // auth refuses it
+	get("a-long-random-secret-from-rand") // the upstream answers
+	orders.Close()
+	get("a-long-random-secret-from-rand") // the upstream is gone: the fallback answers
+	get("a-long-random-secret-from-rand") // over the caller's budget
+	// Output:
+	// 401
+	// 200 orders /orders/7
+	// 200 orders are resting (fallback: failure)
+	// 429
+}
+
+// A route's own handler proxies to an upstream it chooses by name, with
+// that upstream's balancing, breakers and retries. ProxyTo needs no
+// gateway at hand, so the handler can be built before the gateway.
+func ExampleProxyTo() {
+	stable, canary := service("stable"), service("canary")
+	defer stable.Close()
+	defer canary.Close()
+	toStable, toCanary := gateway.ProxyTo("stable"), gateway.ProxyTo("canary")
+	choose := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("canary") == "1" {
+			toCanary.ServeHTTP(w, r)
+			return
+		}
+		toStable.ServeHTTP(w, r)
+	})
+	g, err := gateway.New(
+		gateway.WithUpstreams(
+			gateway.Upstream{Name: "stable", Targets: []gateway.Target{{URL: stable.URL}}},
+			gateway.Upstream{Name: "canary", Targets: []gateway.Target{{URL: canary.URL}}},
+		),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /search", Handler: choose}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer g.Close()
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+
+	for _, q := range []string{"", "?canary=1"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/search"+q, nil)
+		fmt.Println(fetch(srv.Client(), req))
+	}
+	// Output:
+	// 200 stable /search
+	// 200 canary /search
 }

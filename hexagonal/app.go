@@ -28,7 +28,8 @@ var ErrAlreadyRun = errors.New("hexagonal: the app has already run")
 // App runs a service's components: it starts them in order, waits for the
 // end of its context or for SIGINT or SIGTERM, and stops them in reverse
 // order, with its [Health] telling load balancers when not to send it
-// requests. It is safe for concurrent use; it runs once.
+// requests. It is safe for concurrent use; it runs once. An App is made
+// by [New]: Run on one that was not (the zero App) returns an error.
 type App struct {
 	cfg    config
 	health *Health
@@ -103,6 +104,9 @@ type exited struct {
 //
 // Run may be called once; later calls return [ErrAlreadyRun].
 func (a *App) Run(ctx context.Context) error {
+	if a == nil || a.log == nil {
+		return errors.New("hexagonal: App.Run: the App was not made by New")
+	}
 	if !a.ran.CompareAndSwap(false, true) {
 		return ErrAlreadyRun
 	}

@@ -12,9 +12,10 @@
 //
 // # Lifecycle
 //
-// An [App] runs [Component]s: a driven adapter such as a database pool,
-// a driving one such as an HTTP server ([HTTPServer]) or a message
-// consumer (a Component whose Run consumes until its context ends).
+// An [App] runs components ([Component]): a driven adapter such as a
+// database pool, a driving one such as an HTTP server ([HTTPServer]) or
+// a message consumer (a Component whose Run consumes until its context
+// ends).
 //
 //	health, _ := hexagonal.NewHealth(
 //		hexagonal.WithReadinessCheck("postgres", hexagonal.PingCheck(pool)))

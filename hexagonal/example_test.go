@@ -2,6 +2,7 @@ package hexagonal_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -213,4 +215,100 @@ func ExampleWriteProblem() {
 	// Output:
 	// 404 application/problem+json
 	// {"detail":"order o-42 not found","kind":"not_found","status":404,"title":"Not Found"}
+}
+
+// A service in one piece: a domain rule, a use case and a driven
+// adapter, each wrapped by Instrument in its layer; a driving HTTP
+// adapter that answers domain errors as problem details; and an app
+// that starts the server and shuts it all down. The
+// "client" component stands for the traffic a real service gets until
+// SIGTERM: when its Run returns, the app shuts down.
+func Example() {
+	// Driven adapter: an in-memory repository.
+	orders := map[string]string{"o-1": "2 books"}
+	find := hexagonal.Instrument(hexagonal.DrivenAdapter, "OrderRepository", "Find",
+		func(_ context.Context, id string) (string, error) {
+			o, ok := orders[id]
+			if !ok {
+				return "", hexagonal.Errorf(hexagonal.KindNotFound, "order %s not found", id)
+			}
+			return o, nil
+		})
+	// Use case.
+	show := hexagonal.Instrument(hexagonal.Application, "Orders", "Show", find)
+
+	// Driving adapter.
+	health, err := hexagonal.NewHealth()
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", health.Handler()) // /livez, /readyz, /health
+	mux.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {
+		o, err := show(r.Context(), r.PathValue("id"))
+		if err != nil {
+			hexagonal.WriteProblem(w, err)
+			return
+		}
+		fmt.Fprintln(w, o)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	client := hexagonal.Component{Name: "client", Run: func(ctx context.Context) error {
+		for _, path := range []string{"/livez", "/orders/o-1", "/orders/o-2"} {
+			resp, err := c.Get(base + path)
+			if err != nil {
+				return err
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			fmt.Printf("GET %s: %d %s\n", path, resp.StatusCode, strings.TrimSpace(string(body)))
+		}
+		return nil
+	}}
+	app, err := hexagonal.New(
+		hexagonal.WithLogger(slog.New(slog.DiscardHandler)),
+		hexagonal.WithHealth(health),
+		hexagonal.WithComponent(hexagonal.HTTPServerListener("api", &http.Server{Handler: mux}, ln), client),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := app.Run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	// Output:
+	// GET /livez: 200 ok
+	// GET /orders/o-1: 200 2 books
+	// GET /orders/o-2: 404 {"detail":"order o-2 not found","kind":"not_found","status":404,"title":"Not Found"}
+}
+
+// Configuration errors come all at once, each naming its option.
+func ExampleNew_errors() {
+	_, err := hexagonal.New(
+		hexagonal.WithStopTimeout(-time.Second),
+		hexagonal.WithComponent(hexagonal.Component{Name: "postgres"}, hexagonal.HTTPServer("api", nil)),
+	)
+	fmt.Println(err)
+	// Output:
+	// hexagonal: WithStopTimeout(-1s): must be positive
+	// WithComponent("postgres"): Start, Run and Stop are all nil
+	// HTTPServer("api"): the server is nil
+}
+
+// A domain error carries its kind to the edge, through any wrapping.
+func ExampleErrorf() {
+	err := fmt.Errorf("place order: %w",
+		hexagonal.Errorf(hexagonal.KindConflict, "order %s is already paid", "o-42"))
+	kind, ok := hexagonal.DomainKind(err)
+	fmt.Println(kind, ok, hexagonal.StatusOf(err))
+	fmt.Println(hexagonal.StatusOf(errors.New("connection reset")))
+	// Output:
+	// conflict true 409
+	// 500
 }

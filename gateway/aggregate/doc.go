@@ -32,6 +32,26 @@
 //
 // # Dependencies and stages
 //
+// The parts of the example above form this graph; an arrow points from
+// a part to the parts that need its answer:
+//
+//	stage 0                          stage 1
+//	+----------------------+         +--------------------------------+
+//	| order                | ------> | customer                       |
+//	| /orders/{id}         |         | /customers/{order.customer_id} |
+//	+----------------------+         +--------------------------------+
+//	+----------------------+
+//	| reviews (optional)   |
+//	| /reviews?order={id}  |
+//	+----------------------+
+//
+// and run so, the response leaving when the last part is done:
+//
+//	order     |=======|
+//	customer          |======|
+//	reviews   |=============|
+//	                         ^ response
+//
 // A [Part] depends on the parts its Path names ({order.customer_id})
 // and those it lists in After, which must come before it. Each part
 // starts as soon as the parts it depends on have answered; those that
@@ -74,7 +94,8 @@
 // failed) or canceled. See [PartError]. A required part cannot depend
 // on an optional one. Nothing an upstream does gives a 500: that is
 // kept for a panic in a [Shape], a [ClientType] or [WithKey]'s
-// function, reported to otel.Handle. A panic in a part's Request
+// function, reported to otel.Handle, and for a [Handler] not made by
+// [New]. A panic in a part's Request
 // function is reported too, and fails that part with reason request,
 // so that an optional part's does not fail the response.
 //
@@ -104,16 +125,18 @@
 //
 // # Caching and collapsing
 //
-// With [WithCache] (package cache: an in-process L1, and Redis as L2
-// through cache/rediscache), a part with a TTL is answered from the
-// cache for that long. Its key is the request it sends (method, URL
-// and headers, which hold the path values and earlier answers it
-// uses) and the caller ([gateway.PrincipalFrom]: its scheme, subject
-// and issuer, or every claim of a token without a subject), unless the
-// part is Public: one user's answer is never another's. When the
-// upstream fails (not with a 4xx), an older answer still in the cache
-// stands in, and the document lists the part in "_stale" (and the
-// X-Aggregate-Stale header): {"_stale": ["customer"]}.
+// With [WithCache] ([github.com/otelpatterns/patterns/cache]: an
+// in-process L1, and Redis as L2 through
+// [github.com/otelpatterns/patterns/cache/rediscache]), a part with a
+// TTL is answered from the cache for that long. Its key is the request
+// it sends (method, URL and headers, which hold the path values and
+// earlier answers it uses) and the caller ([gateway.PrincipalFrom]: its
+// scheme, subject and issuer, or every claim of a token without a
+// subject), unless the part is Public: one user's answer is never
+// another's. When the upstream fails (not with a 4xx), an older answer
+// still in the cache stands in, and the document lists the part in
+// "_stale" (and the X-Aggregate-Stale header):
+// {"_stale": ["customer"]}.
 //
 // Identical GET and HEAD requests (same handler and route, path and
 // query, client type, caller, the headers parts forward, and

@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"time"
 
 	"github.com/otelpatterns/patterns/gateway"
@@ -96,4 +97,63 @@ func ExampleSelect() {
 	fmt.Println(string(b))
 	// Output:
 	// {"customer":{"name":"Ada Lovelace"},"first_item":"A-1","id":42}
+}
+
+// The dependency graph of a page: the order comes first, the customer
+// when the order has named it. When a required part fails, so does the
+// page, with that part's status, and the parts that depend on it are
+// not called.
+func Example() {
+	var customerCalls atomic.Int32
+	orders := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/orders/42" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"id": 42, "customer_id": "c-7"}`)
+	}))
+	defer orders.Close()
+	customers := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		customerCalls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"id": %q, "name": "Ada"}`, r.URL.Path[len("/customers/"):])
+	}))
+	defer customers.Close()
+
+	page, err := aggregate.New([]aggregate.Part{
+		{Name: "order", Upstream: "orders", Path: "/orders/{id}"},
+		{Name: "customer", Upstream: "customers", Path: "/customers/{order.customer_id}"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	g, err := gateway.New(
+		gateway.WithUpstreams(
+			gateway.Upstream{Name: "orders", Targets: []gateway.Target{{URL: orders.URL}}},
+			gateway.Upstream{Name: "customers", Targets: []gateway.Target{{URL: customers.URL}}},
+		),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /pages/orders/{id}", Handler: page, Timeout: 5 * time.Second}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer g.Close()
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+
+	for _, id := range []string{"42", "43"} {
+		resp, err := srv.Client().Get(srv.URL + "/pages/orders/" + id)
+		if err != nil {
+			log.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, string(body))
+	}
+	fmt.Println("customer calls:", customerCalls.Load())
+	// Output:
+	// 200 {"customer":{"id":"c-7","name":"Ada"},"order":{"customer_id":"c-7","id":42}}
+	// 404 {"_failed":{"order":{"error":"status","status":404}}}
+	// customer calls: 1
 }

@@ -34,7 +34,8 @@ const (
 	FailedField = "_failed"
 	// ErrorField, in the document of a response refused or failed as a
 	// whole, says why: method_not_allowed, body_too_large,
-	// body_unreadable, timeout, canceled or internal.
+	// body_unreadable, timeout, canceled, internal, or not_configured
+	// (a Handler not made by New).
 	ErrorField = "_error"
 	// PartialHeader lists the failed optional parts, comma-separated.
 	PartialHeader = "X-Aggregate-Partial"
@@ -55,6 +56,10 @@ const cacheTimeout = 250 * time.Millisecond
 // and answers with one JSON document.
 // It is an [http.Handler] for a [gateway.Route]'s Handler. It is safe
 // for concurrent use.
+//
+// A Handler is made by [New]: the zero Handler (or a nil one) has no
+// parts, and answers every request 500 with {"_error": "not_configured"},
+// without calling anything.
 type Handler struct {
 	client  *http.Client
 	parts   []*part
@@ -90,6 +95,9 @@ func New(parts []Part, opts ...Option) (*Handler, error) {
 		errs = append(errs, fmt.Errorf("aggregate: WithTTL(%v): must not be negative", cfg.ttl))
 	case cfg.ttl > 0 && cfg.cache == nil:
 		errs = append(errs, fmt.Errorf("aggregate: WithTTL(%v): needs a cache (WithCache)", cfg.ttl))
+	}
+	if cfg.shapesSet && len(cfg.shapes) == 0 {
+		errs = append(errs, errors.New("aggregate: WithShapes: shapes: must not be empty"))
 	}
 	for name, s := range cfg.shapes {
 		if s == nil {
@@ -150,6 +158,10 @@ func (res *response) complete() bool {
 // ServeHTTP answers with the aggregation's document; see the package
 // documentation for the status policy.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h == nil || h.tel == nil { // not made by New
+		errorResponse(http.StatusInternalServerError, "not_configured").write(w)
+		return
+	}
 	// Only reads are aggregated unless asked: an OPTIONS (a CORS
 	// preflight) must not set off a fan-out either.
 	safe := r.Method == http.MethodGet || r.Method == http.MethodHead

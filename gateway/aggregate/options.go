@@ -24,6 +24,7 @@ type config struct {
 	ttl        time.Duration
 	clientType ClientType
 	shapes     map[string]Shape
+	shapesSet  bool
 	unsafe     bool
 	key        func(*http.Request) string
 	transport  http.RoundTripper
@@ -53,9 +54,9 @@ func WithTTL(d time.Duration) Option { return optionFunc(func(o *config) { o.ttl
 // function of one's own), and shapes[type] reshapes the merged document
 // for it. A type that shapes lacks gets shapes[""] if there is one, and
 // the document as merged otherwise. The default is the document as
-// merged for everyone.
+// merged for everyone. shapes must not be empty.
 func WithShapes(clientType ClientType, shapes map[string]Shape) Option {
-	return optionFunc(func(o *config) { o.clientType, o.shapes = clientType, shapes })
+	return optionFunc(func(o *config) { o.clientType, o.shapes, o.shapesSet = clientType, shapes, true })
 }
 
 // WithUnsafeMethods accepts requests with methods other than GET and

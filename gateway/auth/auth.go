@@ -29,7 +29,10 @@ const (
 // and [Authenticator.VerifyToken] check credentials anywhere else.
 //
 // An Authenticator is safe for concurrent use. One built with [WithJWKS]
-// runs a background refresh per URL until [Authenticator.Close].
+// runs a background refresh per URL until [Authenticator.Close]. An
+// Authenticator is made by [New]: one that was not (the zero
+// Authenticator) knows no key and refuses every credential, and its
+// Middleware panics when called.
 type Authenticator struct {
 	static       map[string]verifier
 	sources      []*jwksSource

@@ -33,7 +33,7 @@
 // them; exp, nbf and iat are checked with a leeway ([WithLeeway], 30s by
 // default, 5m at most). A required claim that is missing is a failure.
 //
-// Keys of a JWKS URL (fetched with github.com/MicahParks/keyfunc/v3) are
+// Keys of a JWKS URL (fetched with [github.com/MicahParks/keyfunc/v3]) are
 // cached and refreshed in the background. A token naming a key ID the set
 // lacks causes one fetch, and then no other for [WithJWKSMinRefresh] (30s):
 // random key IDs cannot make the gateway hammer the identity provider, and

@@ -27,10 +27,15 @@ import (
 // Responses say nothing more of why: the reason goes to telemetry.
 //
 // opts are written in code, so contradictory ones ([Anonymous] with a
-// requirement, an empty role or scope) panic here, naming the option.
+// requirement, an empty role or scope) panic here, naming the option;
+// so does an Authenticator not made by [New], and the middleware panics
+// when it is given a nil next handler.
 // The middleware can be listed on several routes; its failures are
 // counted by the route (gateway.RouteFrom) each request matched.
 func (a *Authenticator) Middleware(opts ...RouteOption) gateway.Middleware {
+	if a == nil || a.tel == nil {
+		panic("auth: Middleware: the Authenticator was not made by New")
+	}
 	var rc routeConfig
 	for _, o := range opts {
 		if o != nil {
@@ -49,6 +54,9 @@ func (a *Authenticator) Middleware(opts ...RouteOption) gateway.Middleware {
 		panic(fmt.Sprintf("auth: RequireScopes(%q): a scope is empty", rc.scopes))
 	}
 	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic("auth: Middleware: next handler is nil")
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
 			p, err := a.Authenticate(r)

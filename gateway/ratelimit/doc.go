@@ -1,7 +1,7 @@
 // Package ratelimit limits the rate of a [gateway.Gateway] route's
-// requests with token buckets: in process with golang.org/x/time/rate, or
+// requests with token buckets: in process with [golang.org/x/time/rate], or
 // in Redis, shared by every instance of the gateway, with the GCRA of
-// github.com/go-redis/redis_rate/v10.
+// [github.com/go-redis/redis_rate/v10].
 //
 // A [Limit] says everything about one limit, and has no silent defaults
 // for what matters: the rate (Requests per Per, with a Burst), whose
@@ -21,7 +21,7 @@
 // has 100 a minute in all, however many routes list the limiter (the
 // Traefik bug that applied it once per router); with PerRoute, 100 a
 // minute on each. Two limiters never share budgets in process, even with
-// the same name. Client addresses come from gateway.ClientIP, which the
+// the same name. Client addresses come from [gateway.ClientIP], which the
 // gateway derives from the trusted-proxy chain, never from headers a
 // client can forge. A key from a claim needs the auth middleware before
 // this one; a request without the claim is keyed by its address.

@@ -94,3 +94,57 @@ func ExampleWithRedis() {
 	}
 	_ = shared.Middleware // list it on the search route of every instance
 }
+
+// One limiter on two routes of a gateway: with AcrossRoutes a client has
+// its budget once, whichever routes it spends it on.
+func Example() {
+	perClient, err := ratelimit.New(ratelimit.Limit{
+		Name:     "per-client",
+		Requests: 2, Per: time.Minute,
+		Key:   ratelimit.ByClientIP(), // the address the gateway vouches for
+		Scope: ratelimit.AcrossRoutes,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	g, err := gateway.New(gateway.WithRoutes(
+		gateway.Route{Pattern: "GET /orders", Handler: ok, Middleware: []gateway.Middleware{perClient.Middleware}},
+		gateway.Route{Pattern: "GET /invoices", Handler: ok, Middleware: []gateway.Middleware{perClient.Middleware}},
+	))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer g.Close()
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+
+	for _, path := range []string{"/orders", "/invoices", "/orders"} {
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		resp.Body.Close()
+		fmt.Println(path, resp.StatusCode, resp.Header.Get("RateLimit"))
+	}
+	// Output:
+	// /orders 200 "per-client";r=1;t=30
+	// /invoices 200 "per-client";r=0;t=30
+	// /orders 429 "per-client";r=0;t=30
+}
+
+// Configuration errors come all at once, each naming its field or
+// option.
+func ExampleNew_errors() {
+	_, err := ratelimit.New(ratelimit.Limit{Name: "per-client", Per: time.Minute, Key: ratelimit.ByHeader("")},
+		ratelimit.WithMaxKeys(0))
+	fmt.Println(err)
+	// Output:
+	// ratelimit: Limit.Requests (0): must be positive
+	// ratelimit: Limit.Key: ByHeader(""): not a valid header name
+	// ratelimit: Limit.Scope: required (PerRoute or AcrossRoutes)
+	// ratelimit: WithMaxKeys(0): must be positive
+}

@@ -19,7 +19,8 @@ import (
 // [Limiter.Middleware]. Its budgets are its own: two limiters never share
 // one in process, whatever their names (in Redis, limiters of the same
 // name do, on purpose). It is safe for concurrent use and starts no
-// goroutine.
+// goroutine. A Limiter is made by [New]: the Middleware of one that was
+// not (the zero Limiter) panics when the chain is built.
 type Limiter struct {
 	limit      Limit
 	burst      int
@@ -168,7 +169,17 @@ func (l *Limiter) decide(ctx context.Context, key []byte) (Decision, error) {
 // one is answered 429 with Retry-After and those headers. When the Redis
 // limiter cannot decide, the request goes on (fail open, the default) or
 // is answered 503 with Retry-After (WithFailClosed).
+//
+// Middleware panics, when the chain is built, if next is nil or l was
+// not made by [New], naming which: the middleware would otherwise fail
+// on the first request.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
+	switch {
+	case l == nil || l.tel == nil:
+		panic("ratelimit: Middleware: the Limiter was not made by New")
+	case next == nil:
+		panic(fmt.Sprintf("ratelimit: Middleware of limit %q: next handler is nil", l.limit.Name))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		route, _ := gateway.RouteFrom(ctx)

@@ -28,9 +28,46 @@
 //		))
 //	// and, when shutting down: orders.Shutdown(ctx), then g.Close()
 //
-// (authn is a gateway/auth Authenticator. [gateway.ProxyTo] proxies to
-// an upstream of the gateway serving the request, so the facade is built
-// before the gateway; g.Proxy does the same for a gateway at hand.)
+// (authn is an Authenticator of
+// [github.com/otelpatterns/patterns/gateway/auth]. [gateway.ProxyTo]
+// proxies to an upstream of the gateway serving the request, so the
+// facade is built before the gateway; g.Proxy does the same for a
+// gateway at hand.)
+//
+// # The way of a request
+//
+// A request is split, answered by one side, and maybe shadowed to the
+// other:
+//
+//	request
+//	  |
+//	  v
+//	rules, in the order given:     --decides--> that side
+//	WithPaths, WithHeader,
+//	WithCookie, WithFlag
+//	  | none decides
+//	  v
+//	sticky key (WithStickyKey)?    --none-----> legacy (new at 100%)
+//	  |
+//	  v
+//	Bucket(key) < percent?         --yes------> new
+//	  | no
+//	  v
+//	legacy
+//
+//	primary side --answer--> client
+//	  |
+//	  | shadowed (WithShadow: its method, body size, Shadow.Percent)
+//	  v
+//	queue (Shadow.Queue, Shadow.MaxQueuedBytes; full: dropped)
+//	  |
+//	  v
+//	workers (Shadow.Workers) --copy with ShadowHeader--> other side
+//	  |                        (within Shadow.Timeout)
+//	  |
+//	  v
+//	compare legacy with new: status, Shadow.Headers, body without
+//	Shadow.Ignore --> match, mismatch (kept for Diffs), or error
 //
 // # Moving a route
 //
@@ -38,7 +75,7 @@
 //
 //  1. Percent 0, no shadow: everything goes to legacy, and
 //     gateway.strangler.routed counts it. Routes already done elsewhere
-//     can point at the new upstream directly with a gateway.Route.
+//     can point at the new upstream directly with a [gateway.Route].
 //  2. Shadow: [WithShadow]. Clients still get legacy's answers; a copy
 //     of each GET goes to the new side, and the answers are compared.
 //     Watch gateway.strangler.shadow by result and read the differences
@@ -63,7 +100,7 @@
 // Rules are tried in the order their options were given, and the first
 // that decides wins: [WithPaths] (ServeMux patterns), [WithHeader],
 // [WithCookie], [WithFlag] (a callback: the request, and the claims of
-// gateway.PrincipalFrom, in; a decision out). A request no rule decides
+// [gateway.PrincipalFrom], in; a decision out). A request no rule decides
 // goes by [WithPercent]: to the new side when the bucket of its sticky
 // key ([WithStickyKey]: [BySubject], [ByClaim], [ByCookie], [ByHeader],
 // [ByClientIP]) is below the percentage. Buckets come from [Bucket], a
@@ -137,7 +174,7 @@
 //     http.route; dropped ones by gateway.strangler.shadow.reason too:
 //     queue_full, body_too_large, response_too_large, or closed.
 //
-// http.route is the gateway route's (gateway.RouteFrom), absent outside
+// http.route is the gateway route's ([gateway.RouteFrom]), absent outside
 // a gateway; past 1024 routes the rest count as "_OTHER". Counts are
 // kept in memory and reported when the SDK collects.
 package strangler

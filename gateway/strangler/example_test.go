@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/strangler"
@@ -216,4 +217,47 @@ func ExampleBucket() {
 	// Output:
 	// alice: bucket 7236, on the new side from 72.37%
 	// bob: bucket 9952, on the new side from 99.53%
+}
+
+// A route half moved: each user goes to one side by the bucket of a
+// sticky key, and every GET is shadowed to the other side, whose answer
+// is compared with the one the client got. The two sides agree but for
+// the field that names them, which the comparison ignores.
+func Example() {
+	var calls [2]atomic.Int32 // legacy, new
+	side := func(name string, n *atomic.Int32) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"side":%q,"order":%q,"total":20}`, name, r.URL.Path)
+		})
+	}
+	f, err := strangler.New(side("legacy", &calls[0]), side("new", &calls[1]),
+		strangler.WithStickyKey(strangler.ByHeader("X-User")),
+		strangler.WithPercent(50),
+		strangler.WithShadow(strangler.Shadow{Ignore: []string{"side"}}),
+	)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, user := range []string{"ann", "bob", "cyd", "dee"} {
+		r := httptest.NewRequest(http.MethodGet, "/orders/1", nil)
+		r.Header.Set("X-User", user)
+		w := httptest.NewRecorder()
+		f.ServeHTTP(w, r)
+		var answer struct{ Side string }
+		_ = json.Unmarshal(w.Body.Bytes(), &answer)
+		fmt.Printf("%s (bucket %d): %s\n", user, strangler.Bucket(user), answer.Side)
+	}
+	// Shutdown waits for the shadow copies to be compared.
+	if err := f.Shutdown(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("calls: legacy %d, new %d; differences: %d\n", calls[0].Load(), calls[1].Load(), len(f.Diffs()))
+	// Output:
+	// ann (bucket 1683): new
+	// bob (bucket 9952): legacy
+	// cyd (bucket 3960): new
+	// dee (bucket 1296): new
+	// calls: legacy 4, new 4; differences: 0
 }

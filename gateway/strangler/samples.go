@@ -92,6 +92,9 @@ type DiffReport struct {
 // which may be personal data; no request header is kept. Mount it on an
 // admin route behind authentication (gateway/auth), not on a public one.
 func (f *Facade) DiffHandler() http.Handler {
+	if f == nil || f.tel == nil {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { notMade(w) })
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

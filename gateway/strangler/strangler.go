@@ -19,7 +19,8 @@ import (
 // gateway route, that sends each request to the legacy side or the new
 // one by its rules, and may shadow it to the other side to compare the
 // answers. Build one with [New]; stop its shadow workers with
-// [Facade.Shutdown] or [Facade.Close].
+// [Facade.Shutdown] or [Facade.Close]. A Facade not made by New (the
+// zero Facade) answers 500, and so does its [Facade.DiffHandler].
 //
 // A Facade is safe for concurrent use.
 type Facade struct {
@@ -95,6 +96,10 @@ func toBasisPoints(p float64) int32 { return int32(math.Round(p * buckets / 100)
 // and the request is eligible, queues a copy for the other side once the
 // primary has answered.
 func (f *Facade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f == nil || f.tel == nil {
+		notMade(w)
+		return
+	}
 	if _, forged := r.Header[ShadowHeader]; forged {
 		// Only the facade's copies carry it: a client's could make the
 		// new side treat a real request as a shadow (and, say, skip its
@@ -115,6 +120,11 @@ func (f *Facade) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.sides[t].ServeHTTP(w, r)
+}
+
+// notMade answers for a Facade not made by New.
+func notMade(w http.ResponseWriter) {
+	http.Error(w, "strangler: the Facade was not made by New", http.StatusInternalServerError)
 }
 
 // SetPercent sets the share of the requests no rule decides that go to

@@ -78,6 +78,9 @@ type Layer struct {
 // It runs the go command (through golang.org/x/tools/go/packages), so it
 // belongs in a test, which is why it lives in a package of its own.
 func CheckDependencies(t TB, rules Rules) {
+	if t == nil {
+		panic("archtest: CheckDependencies: t is nil")
+	}
 	t.Helper()
 	if err := rules.validate(); err != nil {
 		t.Errorf("archtest: %v", err)

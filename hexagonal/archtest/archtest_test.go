@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+
 	"github.com/otelpatterns/patterns/hexagonal/archtest"
 )
 
@@ -186,4 +188,11 @@ func absDir(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return abs
+}
+
+// A nil TB is a programming error, named, not a nil dereference.
+func TestCheckDependenciesNilTB(t *testing.T) {
+	assert.PanicsWithValue(t, "archtest: CheckDependencies: t is nil", func() {
+		archtest.CheckDependencies(nil, archtest.Rules{Dir: "testdata/clean"})
+	})
 }

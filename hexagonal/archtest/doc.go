@@ -24,7 +24,8 @@
 // reflection-free way to see calls across packages that do not import
 // each other, and imports are what the dependency rule is about.
 //
-// The package runs the go command through golang.org/x/tools/go/packages,
-// which is why it is apart from package hexagonal: importing it from
-// tests keeps both out of the service's binary.
+// The package runs the go command through
+// [golang.org/x/tools/go/packages], which is why it is apart from
+// [github.com/otelpatterns/patterns/hexagonal]: importing it from tests
+// keeps both out of the service's binary.
 package archtest

@@ -23,6 +23,9 @@ import (
 // lets one of them stream, and the other's Run waits and tries again
 // (which makes a second process a standby that takes over when the
 // first one stops).
+//
+// A Consumer is made by [New]; the methods of one that was not (the zero
+// Consumer) return an error saying so.
 type Consumer struct {
 	conn        *pgconn.Config
 	slot        string
@@ -126,6 +129,9 @@ func (c *Consumer) Confirmed() LSN { return LSN(c.confirmed.Load()) }
 // Creating a slot waits until the transactions running on the server
 // when it was asked for have ended.
 func (c *Consumer) Setup(ctx context.Context) error {
+	if c == nil || c.conn == nil {
+		return errNotMade
+	}
 	conn, err := pgconn.ConnectConfig(ctx, c.conn)
 	if err != nil {
 		return fmt.Errorf("pgcdc: connecting: %w", err)
@@ -146,6 +152,9 @@ func (c *Consumer) Setup(ctx context.Context) error {
 // or elsewhere, streams from it) it waits, until ctx ends; it succeeds
 // when the slot does not exist. The publication is left alone.
 func (c *Consumer) DropSlot(ctx context.Context) error {
+	if c == nil || c.conn == nil {
+		return errNotMade
+	}
 	conn, err := pgconn.ConnectConfig(ctx, c.conn)
 	if err != nil {
 		return fmt.Errorf("pgcdc: connecting: %w", err)
@@ -179,6 +188,9 @@ func (c *Consumer) DropSlot(ctx context.Context) error {
 // streams, a handler that failed [WithMaxAttempts] times
 // ([*HandlerError]), and a Run already running ([ErrRunning]).
 func (c *Consumer) Run(ctx context.Context) error {
+	if c == nil || c.conn == nil {
+		return errNotMade
+	}
 	if !c.running.CompareAndSwap(false, true) {
 		return ErrRunning
 	}

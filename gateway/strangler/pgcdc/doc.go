@@ -6,7 +6,8 @@
 // In a strangler-fig migration it keeps the new system's data in step
 // with the legacy database while the legacy system still writes it: the
 // handler appends each change to the new system's event store
-// (eventsource) or publishes it on a cqrs bus, and the legacy code is
+// ([github.com/otelpatterns/patterns/eventsource]) or publishes it on a
+// bus ([github.com/otelpatterns/patterns/cqrs]), and the legacy code is
 // left as it is, with no dual writes to add to it.
 //
 //	c, err := pgcdc.New(os.Getenv("LEGACY_DATABASE_URL"), "orders_to_new",

@@ -69,3 +69,6 @@ func (e *panicError) Error() string {
 }
 
 func (e *panicError) ErrorType() string { return "pgcdc.panic" }
+
+// errNotMade is what the methods of a Consumer not made by New return.
+var errNotMade = errors.New("pgcdc: the Consumer was not made by New")

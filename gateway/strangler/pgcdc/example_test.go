@@ -3,6 +3,7 @@ package pgcdc_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/gateway/strangler/pgcdc"
@@ -94,6 +96,72 @@ func ExampleConsumer_DropSlot() {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := c.DropSlot(ctx); err != nil { // waits while a Run streams from it
+		log.Fatal(err)
+	}
+}
+
+// A table's changes, one transaction at a time: an order placed, paid,
+// then deleted. It runs against the PostgreSQL of PATTERNS_POSTGRES_URL
+// (which needs wal_level=logical) and does nothing without it, so it
+// has no Output line for go test to check; TestExample checks it. With
+// PostgreSQL it prints:
+//
+//	insert id=1 status=placed
+//	update id=1 status=paid
+//	delete id=1 status=<nil>
+func Example() {
+	url := os.Getenv("PATTERNS_POSTGRES_URL")
+	if url == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	const name = "pgcdc_test_example" // the schema's, the slot's and the publication's
+	exec := func(sql string) {
+		if _, err := db.Exec(ctx, sql); err != nil {
+			log.Fatal(err)
+		}
+	}
+	exec("DROP SCHEMA IF EXISTS " + name + " CASCADE")
+	exec("CREATE SCHEMA " + name)
+	exec("CREATE TABLE " + name + ".orders (id int PRIMARY KEY, status text NOT NULL)")
+	defer exec("DROP SCHEMA " + name + " CASCADE")
+
+	run, stop := context.WithCancel(ctx)
+	seen := 0
+	c, err := pgcdc.New(url, name, []string{name + ".orders"},
+		func(ctx context.Context, tx pgcdc.Transaction) error {
+			for _, ch := range tx.Changes {
+				fmt.Printf("%s id=%v status=%v\n", ch.Op, ch.Key["id"], ch.New["status"])
+			}
+			if seen += len(tx.Changes); seen == 3 {
+				stop() // a service runs until it is told to stop
+			}
+			return nil
+		})
+	if err != nil {
+		log.Fatal(err)
+	}
+	// The slot and the publication, before the writes to capture.
+	if err := c.Setup(ctx); err != nil {
+		log.Fatal(err)
+	}
+	defer exec("DROP PUBLICATION " + name)
+	defer func() {
+		if err := c.DropSlot(ctx); err != nil {
+			log.Fatal(err)
+		}
+	}()
+
+	exec("INSERT INTO " + name + ".orders VALUES (1, 'placed')")
+	exec("UPDATE " + name + ".orders SET status = 'paid' WHERE id = 1")
+	exec("DELETE FROM " + name + ".orders WHERE id = 1")
+	if err := c.Run(run); err != nil && !errors.Is(err, context.Canceled) {
 		log.Fatal(err)
 	}
 }
