@@ -32,9 +32,9 @@ import (
 
 // Gateway is an API gateway: an [http.Handler] that routes each request
 // to an upstream or a handler by its routing table. Build one with [New]
-// (the zero value is not usable), serve it with an [http.Server], swap
-// its table with [Gateway.Update] and stop its health checks with
-// [Gateway.Close].
+// (the zero value answers every request 500), serve it with an
+// [http.Server], swap its table with [Gateway.Update] and stop its health
+// checks with [Gateway.Close].
 //
 // A Gateway is safe for concurrent use.
 type Gateway struct {
@@ -263,6 +263,9 @@ func (g *Gateway) Update(opts ...Option) error {
 		}
 		return errors.Join(errs...)
 	}
+	if g.server == nil {
+		return errNotMade("Update")
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
@@ -296,11 +299,20 @@ func (g *Gateway) Close() error {
 	if g.closed {
 		return nil
 	}
+	if g.server == nil {
+		return errNotMade("Close")
+	}
 	g.closed = true
 	g.table.Load().halt()
 	g.reg.Unregister()
 	g.closeTransports()
 	return nil
+}
+
+// errNotMade is the error of a method called on a Gateway that New did
+// not make (the zero value).
+func errNotMade(method string) error {
+	return fmt.Errorf("gateway: %s: the Gateway was not made by New", method)
 }
 
 func (g *Gateway) closeTransports() {
@@ -313,6 +325,11 @@ func (g *Gateway) closeTransports() {
 // address is derived (and forwarding headers from untrusted peers
 // removed), the request ID is taken or made, and the server span starts.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g == nil || g.server == nil {
+		// A Gateway not made by New has no table: an answer, not a panic.
+		http.Error(w, "500 Internal Server Error: gateway: the Gateway was not made by New", http.StatusInternalServerError)
+		return
+	}
 	t := g.table.Load()
 	st := &reqState{Context: r.Context(), table: t}
 	st.peer = peerAddr(r.RemoteAddr)
