@@ -347,3 +347,38 @@ func TestAllowMisuse(t *testing.T) {
 	assert.Equal(t, circuitbreaker.StateOpen, b.State())
 	assert.Equal(t, int64(1), b.Snapshot().Rejections)
 }
+
+// TestLongestOpenDuration protects against an overflow of the open
+// period's end: WithOpenDuration accepts any positive duration, and one
+// near the largest (time.Duration(math.MaxInt64) for "until reset", or a
+// long one lengthened by jitter) used to wrap the end into the past, so
+// that State reported half-open at once and the rejection said "was open
+// until 1734 (retry now)".
+func TestLongestOpenDuration(t *testing.T) {
+	const longest = time.Duration(math.MaxInt64)
+	tests := []struct {
+		name string
+		opts []circuitbreaker.Option
+	}{
+		{"longest duration", []circuitbreaker.Option{circuitbreaker.WithOpenDuration(longest)}},
+		{"long duration with jitter", []circuitbreaker.Option{circuitbreaker.WithOpenDuration(200 * 365 * 24 * time.Hour), circuitbreaker.WithOpenJitter(1)}},
+		{"longest duration with jitter", []circuitbreaker.Option{circuitbreaker.WithOpenDuration(longest), circuitbreaker.WithOpenJitter(1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := circuitbreaker.New("x", append(tt.opts, circuitbreaker.WithConsecutiveFailures(1))...)
+			run(t, b, "f")
+			err := b.Execute(context.Background(), succeed)
+			require.ErrorIs(t, err, circuitbreaker.ErrOpen)
+			assert.Equal(t, circuitbreaker.StateOpen, b.State(), "the open period must not end at once")
+			assert.Contains(t, err.Error(), `circuitbreaker: breaker "x" is open (retry in `)
+			var re *circuitbreaker.RejectedError
+			require.ErrorAs(t, err, &re)
+			assert.Greater(t, re.RetryAfter(time.Now()), 100*365*24*time.Hour)
+		})
+	}
+	// Farther than the longest duration: the time left saturates, and
+	// rounding it up to the millisecond must not wrap it negative.
+	far := &circuitbreaker.RejectedError{Breaker: "x", State: circuitbreaker.StateOpen, Until: time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC)}
+	assert.Equal(t, `circuitbreaker: breaker "x" is open (retry in 2562047h47m16.854775807s, at 2400-01-01T00:00:00.000Z)`, far.Error())
+}
