@@ -149,6 +149,9 @@ func TestInvalidGroupAndTransportOptions(t *testing.T) {
 			circuitbreaker.NewTransport(nil, circuitbreaker.WithGroup(nil), circuitbreaker.WithMaxBreakers(3))
 		}, []string{"WithGroup(nil)", "WithGroup cannot be combined"}},
 		{"transport group options", func() { circuitbreaker.NewTransport(nil, circuitbreaker.WithMaxBreakers(0)) }, []string{"WithMaxBreakers(0)"}},
+		{"transport group with bad breaker options", func() {
+			circuitbreaker.NewTransport(nil, circuitbreaker.WithGroup(g), circuitbreaker.WithFailureRate(200), circuitbreaker.WithMaxBreakers(0))
+		}, []string{"WithGroup cannot be combined", "WithFailureRate(200)", "WithMaxBreakers(0)"}},
 		{"transport all at once", func() {
 			circuitbreaker.NewTransport(nil, circuitbreaker.WithKey(nil), nil, circuitbreaker.WithFailureStatus(nil), circuitbreaker.WithFailureRate(200), circuitbreaker.WithMaxBreakers(0))
 		}, []string{"WithKey(nil)", "opts[1] is nil", "WithFailureStatus(nil)", "WithFailureRate(200)", "WithMaxBreakers(0)"}},
