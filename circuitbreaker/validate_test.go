@@ -285,6 +285,20 @@ func TestRejectionDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: rejection allocates %v times; want 0", b.Name(), n)
 		}
 	}
+	// Half-open with its one probe slot taken.
+	synctest.Test(t, func(t *testing.T) {
+		b := circuitbreaker.New("half-open", circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Second))
+		run(t, b, "f")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		done, err := b.Allow(ctx)
+		require.NoError(t, err, "the probe")
+		defer done(nil)
+		require.ErrorIs(t, b.Execute(ctx, succeed), circuitbreaker.ErrTooManyRequests)
+		if n := testing.AllocsPerRun(1000, func() { _ = b.Execute(ctx, succeed) }); n != 0 {
+			t.Errorf("half-open: rejection allocates %v times; want 0", n)
+		}
+	})
 }
 
 func TestMiddlewareRejectsWithCurrentRetryAfter(t *testing.T) {
