@@ -3,6 +3,7 @@ package circuitbreaker
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -138,11 +139,21 @@ func (b *Breaker) newPeriod(s State, forced bool, now int64) *period {
 			p.err = newRejectedError(b.name, StateOpen, time.Time{})
 			break
 		}
+		// Saturating arithmetic: WithOpenDuration accepts any positive
+		// duration, and the longest must not wrap the end into the past.
 		d := b.cfg.openDuration
 		if j := b.cfg.openJitter; j > 0 {
-			d += time.Duration(rand.Float64() * j * float64(d))
+			extra := rand.Float64() * j * float64(d)
+			if extra >= 0x1p63 || time.Duration(extra) > math.MaxInt64-d {
+				d = math.MaxInt64
+			} else {
+				d += time.Duration(extra)
+			}
 		}
-		p.until = now + int64(d)
+		p.until = math.MaxInt64
+		if int64(d) <= math.MaxInt64-now {
+			p.until = now + int64(d)
+		}
 		p.timer = time.AfterFunc(d, func() { p.expired.Store(true) })
 		p.err = newRejectedError(b.name, StateOpen, b.epoch.Add(time.Duration(p.until)))
 	case StateHalfOpen:

@@ -1,6 +1,7 @@
 package circuitbreaker
 
 import (
+	"math"
 	"strconv"
 	"time"
 )
@@ -76,8 +77,11 @@ func (e *RejectedError) message(now time.Time) string {
 		m = append(m, " is open until reset"...)
 	default:
 		if left := e.Until.Sub(now); left > 0 {
-			// Rounded up, so that a wait under a millisecond does not read as 0s.
-			left = (left + time.Millisecond - 1).Truncate(time.Millisecond)
+			// Rounded up, so that a wait under a millisecond does not read
+			// as 0s (unless that would overflow the longest wait).
+			if left <= math.MaxInt64-time.Millisecond {
+				left = (left + time.Millisecond - 1).Truncate(time.Millisecond)
+			}
 			m = append(m, " is open (retry in "...)
 			m = append(m, left.String()...)
 			m = append(m, ", at "...)

@@ -138,12 +138,10 @@ func NewTransport(next http.RoundTripper, opts ...TransportOption) http.RoundTri
 	if cfg.sharedSet && len(cfg.group) > 0 {
 		cfg.errs = append(cfg.errs, errors.New("WithGroup cannot be combined with group or breaker options"))
 	}
-	var gcfg groupConfig
-	if !cfg.sharedSet {
-		var err error
-		gcfg, err = newGroupConfig(cfg.group)
-		cfg.errs = append(cfg.errs, err)
-	}
+	// The group and breaker options are checked even beside WithGroup, so
+	// that their faults are named with the conflict.
+	gcfg, err := newGroupConfig(cfg.group)
+	cfg.errs = append(cfg.errs, err)
 	if err := errors.Join(cfg.errs...); err != nil {
 		panic(fmt.Sprintf("circuitbreaker: NewTransport: %v", err))
 	}

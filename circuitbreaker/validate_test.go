@@ -149,6 +149,9 @@ func TestInvalidGroupAndTransportOptions(t *testing.T) {
 			circuitbreaker.NewTransport(nil, circuitbreaker.WithGroup(nil), circuitbreaker.WithMaxBreakers(3))
 		}, []string{"WithGroup(nil)", "WithGroup cannot be combined"}},
 		{"transport group options", func() { circuitbreaker.NewTransport(nil, circuitbreaker.WithMaxBreakers(0)) }, []string{"WithMaxBreakers(0)"}},
+		{"transport group with bad breaker options", func() {
+			circuitbreaker.NewTransport(nil, circuitbreaker.WithGroup(g), circuitbreaker.WithFailureRate(200), circuitbreaker.WithMaxBreakers(0))
+		}, []string{"WithGroup cannot be combined", "WithFailureRate(200)", "WithMaxBreakers(0)"}},
 		{"transport all at once", func() {
 			circuitbreaker.NewTransport(nil, circuitbreaker.WithKey(nil), nil, circuitbreaker.WithFailureStatus(nil), circuitbreaker.WithFailureRate(200), circuitbreaker.WithMaxBreakers(0))
 		}, []string{"WithKey(nil)", "opts[1] is nil", "WithFailureStatus(nil)", "WithFailureRate(200)", "WithMaxBreakers(0)"}},
@@ -282,6 +285,20 @@ func TestRejectionDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: rejection allocates %v times; want 0", b.Name(), n)
 		}
 	}
+	// Half-open with its one probe slot taken.
+	synctest.Test(t, func(t *testing.T) {
+		b := circuitbreaker.New("half-open", circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Second))
+		run(t, b, "f")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		done, err := b.Allow(ctx)
+		require.NoError(t, err, "the probe")
+		defer done(nil)
+		require.ErrorIs(t, b.Execute(ctx, succeed), circuitbreaker.ErrTooManyRequests)
+		if n := testing.AllocsPerRun(1000, func() { _ = b.Execute(ctx, succeed) }); n != 0 {
+			t.Errorf("half-open: rejection allocates %v times; want 0", n)
+		}
+	})
 }
 
 func TestMiddlewareRejectsWithCurrentRetryAfter(t *testing.T) {
@@ -346,4 +363,39 @@ func TestAllowMisuse(t *testing.T) {
 	assert.NotPanics(t, func() { done(nil) })
 	assert.Equal(t, circuitbreaker.StateOpen, b.State())
 	assert.Equal(t, int64(1), b.Snapshot().Rejections)
+}
+
+// TestLongestOpenDuration protects against an overflow of the open
+// period's end: WithOpenDuration accepts any positive duration, and one
+// near the largest (time.Duration(math.MaxInt64) for "until reset", or a
+// long one lengthened by jitter) used to wrap the end into the past, so
+// that State reported half-open at once and the rejection said "was open
+// until 1734 (retry now)".
+func TestLongestOpenDuration(t *testing.T) {
+	const longest = time.Duration(math.MaxInt64)
+	tests := []struct {
+		name string
+		opts []circuitbreaker.Option
+	}{
+		{"longest duration", []circuitbreaker.Option{circuitbreaker.WithOpenDuration(longest)}},
+		{"long duration with jitter", []circuitbreaker.Option{circuitbreaker.WithOpenDuration(200 * 365 * 24 * time.Hour), circuitbreaker.WithOpenJitter(1)}},
+		{"longest duration with jitter", []circuitbreaker.Option{circuitbreaker.WithOpenDuration(longest), circuitbreaker.WithOpenJitter(1)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := circuitbreaker.New("x", append(tt.opts, circuitbreaker.WithConsecutiveFailures(1))...)
+			run(t, b, "f")
+			err := b.Execute(context.Background(), succeed)
+			require.ErrorIs(t, err, circuitbreaker.ErrOpen)
+			assert.Equal(t, circuitbreaker.StateOpen, b.State(), "the open period must not end at once")
+			assert.Contains(t, err.Error(), `circuitbreaker: breaker "x" is open (retry in `)
+			var re *circuitbreaker.RejectedError
+			require.ErrorAs(t, err, &re)
+			assert.Greater(t, re.RetryAfter(time.Now()), 100*365*24*time.Hour)
+		})
+	}
+	// Farther than the longest duration: the time left saturates, and
+	// rounding it up to the millisecond must not wrap it negative.
+	far := &circuitbreaker.RejectedError{Breaker: "x", State: circuitbreaker.StateOpen, Until: time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC)}
+	assert.Equal(t, `circuitbreaker: breaker "x" is open (retry in 2562047h47m16.854775807s, at 2400-01-01T00:00:00.000Z)`, far.Error())
 }

@@ -104,8 +104,9 @@ func (f budgetOptionFunc) applyBudget(c *budgetConfig) { f(c) }
 // WithRatio sets the fraction of a retry that each call deposits: the
 // share of calls that may be retried once the saved-up burst is spent,
 // floor aside. r must be between 0 and 1 (0 allows no retries beyond the
-// burst and the floor); it is kept to the nearest 0.001. The default is
-// [DefaultBudgetRatio] (0.2).
+// burst and the floor); it is kept to 0.001, rounded down so that the
+// deposits never add up to more than r retries a call (0.0015 is kept as
+// 0.001, 0.2 as 0.2). The default is [DefaultBudgetRatio] (0.2).
 func WithRatio(r float64) BudgetOption {
 	return budgetOptionFunc(func(c *budgetConfig) {
 		if !(r >= 0 && r <= 1) {
@@ -161,7 +162,7 @@ func NewBudget(opts ...BudgetOption) *Budget {
 		panic(fmt.Sprintf("retry: NewBudget: %v", err))
 	}
 	b := &Budget{
-		deposit:  int64(math.Round(c.ratio * milli)),
+		deposit:  deposit(c.ratio),
 		capacity: int64(c.burst) * milli,
 	}
 	if c.minPerSec > 0 {
@@ -169,6 +170,18 @@ func NewBudget(opts ...BudgetOption) *Budget {
 	}
 	b.balance.Store(b.capacity)
 	return b
+}
+
+// deposit returns ratio in milli-retries, rounded down: the largest
+// k/milli that is not above ratio, so that the bound in Budget's doc holds
+// for the ratio given. A ratio of three decimals, such as 0.57 (whose
+// float64 is a hair under 0.57), is kept exactly.
+func deposit(ratio float64) int64 {
+	k := math.Round(ratio * milli)
+	if k/milli > ratio {
+		k--
+	}
+	return int64(k)
 }
 
 // recordAttempt deposits for a first attempt. A full budget is only read,

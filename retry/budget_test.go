@@ -242,3 +242,31 @@ func TestBudgetBoundInDoc(t *testing.T) {
 		})
 	}
 }
+
+// TestBudgetRatioNeverRoundsUp protects the bound in Budget's doc,
+// ratio·N retries from deposits, against a ratio with more than three
+// decimals: the budget keeps ratios to 0.001, and rounding 0.0005 to the
+// nearest (0.001) doubled the retries the ratio allows. A ratio of three
+// decimals must be kept exactly.
+func TestBudgetRatioNeverRoundsUp(t *testing.T) {
+	const calls = 10_000
+	for _, ratio := range []float64{0.0005, 0.0015, 0.2005, 0.9995, 0.001, 0.2, 0.29, 0.57, 1} {
+		t.Run(fmt.Sprint(ratio), func(t *testing.T) {
+			b := retry.NewBudget(retry.WithRatio(ratio), retry.WithBurst(10), retry.WithMinRetriesPerSecond(0))
+			r := retry.New(retry.WithBudget(b), retry.WithBackoff(retry.Constant(0)), retry.WithMaxAttempts(2))
+			retries := 0
+			for range calls {
+				_ = r.Do(context.Background(), func(ctx context.Context) error {
+					if retry.ResendCount(ctx) > 0 {
+						retries++
+					}
+					return errBoom
+				})
+			}
+			bound := ratio*calls + 10 // the burst of 10
+			assert.LessOrEqual(t, float64(retries), bound, "%d retries for %d calls at ratio %v", retries, calls, ratio)
+			kept := math.Floor(ratio*1000) / 1000
+			assert.GreaterOrEqual(t, float64(retries), min(calls, kept*calls+10-2), "a ratio of 0.001 steps is kept whole")
+		})
+	}
+}

@@ -70,8 +70,11 @@ func WithAnyMethod() TransportOption {
 
 // WithMaxRetryAfter sets the longest Retry-After the transport waits: a
 // response that asks for a longer wait is handed back to the caller instead
-// of being retried. d must not be negative; 0 retries only responses whose
-// Retry-After asks for no wait. The default is [DefaultMaxRetryAfter] (30s).
+// of being retried. d must not be negative. With 0, a response whose
+// Retry-After asks for any wait is handed back, one with Retry-After: 0 is
+// retried at once, and one without Retry-After is still retried after the
+// backoff's wait: d bounds only the waits servers ask for. The default is
+// [DefaultMaxRetryAfter] (30s).
 func WithMaxRetryAfter(d time.Duration) TransportOption {
 	return transportOptionFunc(func(t *transportConfig) {
 		if d < 0 {

@@ -320,6 +320,9 @@ func TestTransportHandsBackRetryAfterPastTheMaximum(t *testing.T) {
 		{"huge seconds", nil, "99999999999999999999999", 1},
 		{"WithMaxRetryAfter(0) refuses any wait", []retry.TransportOption{retry.WithMaxRetryAfter(0)}, "1", 1},
 		{"WithMaxRetryAfter(0) allows no wait", []retry.TransportOption{retry.WithMaxRetryAfter(0)}, "0", 2},
+		// WithMaxRetryAfter bounds only the waits servers ask for: a
+		// response without Retry-After is retried after the backoff.
+		{"WithMaxRetryAfter(0) without Retry-After", []retry.TransportOption{retry.WithMaxRetryAfter(0)}, "", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
