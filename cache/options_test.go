@@ -155,3 +155,23 @@ func TestNewAcceptsZeroValues(t *testing.T) {
 	assert.Equal(t, "v", v)
 	require.NoError(t, c.Close())
 }
+
+// TestNewSizesL1WithTheLastSizeOption checks what WithMaxEntries
+// documents: of it and WithMaxBytes, the last given sizes L1, whichever
+// order they come in.
+func TestNewSizesL1WithTheLastSizeOption(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []cache.Option[string]
+	}{
+		{"entries, then bytes", []cache.Option[string]{cache.WithMaxEntries(100), cache.WithMaxBytes(1 << 20)}},
+		{"bytes, then entries", []cache.Option[string]{cache.WithMaxBytes(1 << 20), cache.WithMaxEntries(100)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := cache.New(tt.opts...)
+			require.NoError(t, err)
+			require.NoError(t, c.Close())
+		})
+	}
+}
