@@ -43,7 +43,10 @@ const (
 //	)
 //
 // To build a list of options first, make it a []Option[V]: a []Setting
-// cannot be passed to New.
+// cannot be passed to New. Do not keep a typed option in a Setting: an
+// Option[V] is assignable to a Setting too (the types differ only in
+// name), so WithLoader(loadInt) kept in a Setting compiles as an option
+// of New[string], and only New's error says so.
 //
 // The zero Option (nil) is not an option: [New] rejects it.
 type Option[V any] func(*options)
