@@ -113,7 +113,8 @@ type keyVersion struct {
 // duration, a fraction out of its range (NaN included), an option that
 // needs another one (such as [WithWriteQueue] without [WithWriteBehind]).
 // An option of another value type than V does not compile (see
-// [Option]); one converted to Option[V] by hand is reported too.
+// [Option]); one that reaches New all the same, converted to Option[V] by
+// hand or kept in a [Setting], is reported too.
 func New[V any](opts ...Option[V]) (*Cache[V], error) {
 	o := defaultOptions()
 	var errs []error

@@ -43,7 +43,10 @@ const (
 //	)
 //
 // To build a list of options first, make it a []Option[V]: a []Setting
-// cannot be passed to New.
+// cannot be passed to New. Do not keep a typed option in a Setting: an
+// Option[V] is assignable to a Setting too (the types differ only in
+// name), so WithLoader(loadInt) kept in a Setting compiles as an option
+// of New[string], and only New's error says so.
 //
 // The zero Option (nil) is not an option: [New] rejects it.
 type Option[V any] func(*options)
@@ -84,7 +87,7 @@ type options struct {
 	tracer       trace.TracerProvider
 	meter        metric.MeterProvider
 	set          map[string]bool // which options were given, for conflicts
-	faults       []error         // found by the options themselves: nil functions
+	faults       []error         // found by the options themselves: nil functions, bad sizes
 }
 
 // fault records a fault that an option found in its own arguments, for
@@ -115,14 +118,24 @@ func WithName(name string) Setting { return func(o *options) { o.name = name } }
 // last given sizes L1. New allocates L1's admission counters at once:
 // about 40 to 80 bytes per entry of n, before any value is stored.
 func WithMaxEntries(n int64) Setting {
-	return func(o *options) { o.maxEntries, o.maxBytes = n, 0; o.set["WithMaxEntries"] = true }
+	return func(o *options) {
+		if n <= 0 {
+			o.fault(fmt.Sprintf("WithMaxEntries(%d): must be positive", n))
+		}
+		o.maxEntries, o.maxBytes = n, 0
+	}
 }
 
 // WithMaxBytes bounds the L1 cache by the size of its values, measured as
 // the length of their encoding by the codec, instead of by their number.
 // Each L1 write then encodes its value. n must be positive.
 func WithMaxBytes(n int64) Setting {
-	return func(o *options) { o.maxBytes = n; o.set["WithMaxBytes"] = true }
+	return func(o *options) {
+		if n <= 0 {
+			o.fault(fmt.Sprintf("WithMaxBytes(%d): must be positive", n))
+		}
+		o.maxBytes = n
+	}
 }
 
 // WithTTL sets how long an entry lives in L1 and L2. 0 keeps entries until
@@ -389,14 +402,8 @@ func WithMeterProvider(mp metric.MeterProvider) Setting {
 func (o *options) validate() []error {
 	errs := o.faults
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if (o.set["WithMaxEntries"] || o.maxBytes <= 0) && o.maxEntries <= 0 {
-		bad("WithMaxEntries(%d): must be positive", o.maxEntries)
-	}
 	if o.maxBytes <= 0 && o.maxEntries > math.MaxInt64/defaultCountersFactor {
 		bad("WithMaxEntries(%d): too large to count", o.maxEntries)
-	}
-	if o.set["WithMaxBytes"] && o.maxBytes <= 0 {
-		bad("WithMaxBytes(%d): must be positive", o.maxBytes)
 	}
 	if o.ttl < 0 {
 		bad("WithTTL(%v): must not be negative", o.ttl)

@@ -107,6 +107,8 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 			[]string{"WithWriteBehind: built for another value type"}},
 		{"dead letter of int", []cache.Option[string]{wb, cache.Option[string](cache.WithWriteBehindDeadLetter(func(context.Context, []cache.Write[int], error) {}))},
 			[]string{"WithWriteBehindDeadLetter: built for another value type"}},
+		{"loader of int kept in a Setting", []cache.Option[string]{intLoaderSetting()},
+			[]string{"WithLoader: built for another value type"}},
 
 		// every fault at once
 		{"several", []cache.Option[string]{nil, cache.WithLoader[string](nil), cache.WithTTL(-1), cache.WithNegativeTTL(-1), cache.WithMaxEntries(0), cache.WithWriteQueue(0), cache.WithStore(nil)},
@@ -154,4 +156,32 @@ func TestNewAcceptsZeroValues(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "v", v)
 	require.NoError(t, c.Close())
+}
+
+// TestNewSizesL1WithTheLastSizeOption checks what WithMaxEntries
+// documents: of it and WithMaxBytes, the last given sizes L1, whichever
+// order they come in.
+func TestNewSizesL1WithTheLastSizeOption(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []cache.Option[string]
+	}{
+		{"entries, then bytes", []cache.Option[string]{cache.WithMaxEntries(100), cache.WithMaxBytes(1 << 20)}},
+		{"bytes, then entries", []cache.Option[string]{cache.WithMaxBytes(1 << 20), cache.WithMaxEntries(100)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := cache.New(tt.opts...)
+			require.NoError(t, err)
+			require.NoError(t, c.Close())
+		})
+	}
+}
+
+// intLoaderSetting returns a loader of int kept in a Setting, to which an
+// Option[int] is assignable without a conversion: it then compiles as an
+// option of any cache, and New must catch it.
+func intLoaderSetting() cache.Setting {
+	var s cache.Setting = cache.WithLoader(func(context.Context, string) (int, error) { return 0, nil })
+	return s
 }

@@ -62,6 +62,7 @@ func f() {
 		{"a list of options", `opts := []cache.Option[Product]{cache.WithTTL(time.Minute), cache.WithCodec(cache.JSON[Product]{})}; cache.New(opts...)`, ""},
 		{"a setting kept in a variable", `s := cache.WithTTL(time.Minute); cache.New[Product](s); cache.New[int](s)`, ""},
 		{"nil, rejected by New at run time", `cache.New[Product](nil)`, ""},
+		{"a typed option kept in a Setting, rejected by New at run time", `var s cache.Setting = cache.WithLoader(loadInt); cache.New[Product](s)`, ""},
 
 		{"loader of another type", `cache.New[string](cache.WithLoader(loadInt))`, "cache.Option[int]) as cache.Option[string] value"},
 		{"loader of another type, inferred", `cache.New(cache.WithLoader(loadProduct), cache.WithWriter(writeInt))`, "cache.Option[int]"},

@@ -125,3 +125,39 @@ func TestZeroValues(t *testing.T) {
 	require.NoError(t, sub.Close())
 	require.NoError(t, mb.Close())
 }
+
+// resettable is a projection that counts its resets.
+type resettable struct {
+	namedProjection
+	resets int
+}
+
+func (p *resettable) Reset(context.Context) error { p.resets++; return nil }
+
+// TestRebuildRejectsAnEmptyNameBeforeResetting: Rebuild resets the read
+// model, saves the checkpoint and then starts the projection, which
+// refuses an empty name; the name must be refused before the reset, or
+// the read model is wiped and the error comes after.
+func TestRebuildRejectsAnEmptyNameBeforeResetting(t *testing.T) {
+	runner, err := cqrs.NewRunner(&eventsource.MemoryStore{}, &cqrs.MemoryCheckpoints{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = runner.Close() })
+	p := &resettable{}
+	err = runner.Rebuild(context.Background(), p)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "empty name")
+	assert.Zero(t, p.resets, "Rebuild reset the read model of a projection it then refused")
+}
+
+// TestRebuildOnAClosedRunnerResetsNothing: Start fails on a closed
+// runner, so Rebuild must fail before it resets the read model.
+func TestRebuildOnAClosedRunnerResetsNothing(t *testing.T) {
+	runner, err := cqrs.NewRunner(&eventsource.MemoryStore{}, &cqrs.MemoryCheckpoints{})
+	require.NoError(t, err)
+	require.NoError(t, runner.Close())
+	p := &resettable{namedProjection: "totals"}
+	err = runner.Rebuild(context.Background(), p)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "closed")
+	assert.Zero(t, p.resets, "Rebuild reset the read model on a closed runner")
+}

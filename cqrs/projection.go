@@ -219,13 +219,24 @@ func (r *Runner) Stop(name string) {
 
 // Rebuild stops p, empties its read model (p must be a [Resetter]), resets
 // its checkpoint to the start and starts it again, so that it replays every
-// event.
+// event. It returns an error, and resets nothing, for a nil projection, one
+// whose Name is empty, or a closed runner.
 func (r *Runner) Rebuild(ctx context.Context, p Projection) error {
 	if r == nil || r.store == nil {
 		return errors.New("cqrs: Runner.Rebuild: the runner was not made by NewRunner")
 	}
 	if kit.IsNil(p) {
 		return errors.New("cqrs: Runner.Rebuild: nil projection")
+	}
+	// What Start would refuse is refused before the read model is reset.
+	if p.Name() == "" {
+		return fmt.Errorf("cqrs: Runner.Rebuild: projection %T has an empty name", p)
+	}
+	r.mu.Lock()
+	closed := r.closed
+	r.mu.Unlock()
+	if closed {
+		return errors.New("cqrs: Runner.Rebuild: runner is closed")
 	}
 	reset, ok := p.(Resetter)
 	if !ok {

@@ -48,7 +48,7 @@ type dirtyKeys struct {
 	active atomic.Bool
 	// marks counts the calls of mark, for a Get to notice a mark made
 	// during its round trip even when the repair has already forgotten
-	// the key.
+	// the key. mark adds to it once has reports the keys.
 	marks atomic.Uint64
 
 	mu   sync.Mutex
@@ -97,7 +97,6 @@ func (d *dirtyKeys) has(key string) bool {
 func (d *dirtyKeys) mark(keys ...string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.marks.Add(1)
 	for _, k := range keys {
 		d.gen++
 		if _, ok := d.keys[k]; ok || len(d.keys) < d.max {
@@ -109,6 +108,10 @@ func (d *dirtyKeys) mark(keys ...string) {
 		clear(d.keys)
 	}
 	d.update()
+	// Counted last: a Get that loads the count after this sees the keys
+	// in has (active is set, and has waits for d.mu), and one that loaded
+	// it before sees the count move.
+	d.marks.Add(1)
 	if !d.running && !d.closed {
 		d.running = true
 		d.wg.Add(1)

@@ -186,3 +186,28 @@ func TestGetMissesAKeyMarkedDuringItsRoundTrip(t *testing.T) {
 	_, err := s.Get(ctx, "k")
 	assert.ErrorIs(t, err, cache.ErrNotFound)
 }
+
+// TestMarkReachesHasBeforeItIsCounted: Get loads the count of marks, then
+// asks has, and after its round trip misses only if the count moved; so
+// a mark that Get has counted must already be one that has reports, or
+// a Get starting during the mark returns the stale value it reads. A
+// goroutine watches for the count to move while mark runs on many keys,
+// and asks has then.
+func TestMarkReachesHasBeforeItIsCounted(t *testing.T) {
+	release := make(chan struct{})
+	h := &hook{pipeline: func([]redis.Cmder) { <-release }} // the repair deletes nothing
+	s := hookedStore(t, h, WithMaxDirtyKeys(100_000))
+	t.Cleanup(func() { close(release) }) // runs before the store's cleanup
+	keys := make([]string, 50_000)
+	for i := range keys {
+		keys[i] = fmt.Sprint("k", i)
+	}
+	seen := make(chan bool)
+	go func() {
+		for s.dirty.marks.Load() == 0 {
+		}
+		seen <- s.dirty.has(keys[0])
+	}()
+	s.dirty.mark(keys...)
+	assert.True(t, <-seen, "has(%q) = false once the mark was counted", keys[0])
+}

@@ -2,6 +2,7 @@ package rediscache_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log"
 	"os"
@@ -44,9 +45,12 @@ func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
+	// A prefix of this run's own: another run of the example against the
+	// same Redis neither sees its users nor hears its announcements.
+	prefix := "example-users-" + rand.Text()[:8] + ":"
 	loads := 0 // the database's reads, by either instance
 	instance := func() (*cache.Cache[User], func()) {
-		store, err := rediscache.New(client, rediscache.WithPrefix("example-users:"))
+		store, err := rediscache.New(client, rediscache.WithPrefix(prefix))
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -64,7 +68,7 @@ func Example() {
 	defer closeA()
 	b, closeB := instance()
 	defer closeB()
-	_ = a.Delete(ctx, "42") // a clean slate in Redis, for the example
+	defer func() { _ = a.Delete(context.Background(), "42") }() // leave nothing in Redis
 
 	u, _ := a.Get(ctx, "42") // from the database; Redis is filled in the background
 	fmt.Printf("A: %s (database loads: %d)\n", u.Name, loads)

@@ -1,10 +1,12 @@
 package rediscache_test
 
 import (
+	"context"
 	"io"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -45,4 +47,29 @@ func stdout(t *testing.T, f func()) string {
 	os.Stdout = saved
 	require.NoError(t, w.Close())
 	return <-done
+}
+
+// TestExampleIgnoresAnotherRun runs Example while another run of it
+// (another go test of this package against the same Redis, as on a CI
+// machine or a developer's shared server) writes its users: Example must
+// print what it documents all the same, so it must keep its keys and
+// channel apart from any other run's. The other run is played by a
+// goroutine writing user 42 under the prefix the Example used to share
+// with every run.
+func TestExampleIgnoresAnotherRun(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	client := newClient(t, addr)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			_ = client.Set(ctx, "example-users:42", `{"ID":"42","Name":"Grace"}`, time.Minute).Err()
+		}
+	}()
+	out := stdout(t, Example)
+	cancel()
+	<-done
+	_ = client.Del(context.Background(), "example-users:42").Err()
+	assert.Equal(t, "A: Ada (database loads: 1)\nB: Ada (database loads: 1)\nB: Ada Lovelace, after A's Set\n", out)
 }

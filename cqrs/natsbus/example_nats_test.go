@@ -63,7 +63,12 @@ func Example() {
 			log.Fatal(err)
 		}
 	}
-	fmt.Println(<-got)
+	select {
+	case s := <-got:
+		fmt.Println(s)
+	case <-ctx.Done():
+		log.Fatal("nothing delivered: ", ctx.Err())
+	}
 	select {
 	case s := <-got:
 		fmt.Println("unexpected:", s)

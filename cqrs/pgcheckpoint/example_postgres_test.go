@@ -70,7 +70,13 @@ VALUES ($1, 1) ON CONFLICT (customer) DO UPDATE SET n = o.n + 1`, e.Metadata["cu
 			})
 	}()
 	for pos := int64(0); pos < 3; pos, _ = cps.LoadCheckpoint(ctx, "orders-per-customer") {
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case err := <-done: // Project gave up: the checkpoint will not move
+			log.Fatal("Project: ", err)
+		case <-ctx.Done():
+			log.Fatal("the checkpoint did not reach position 3: ", ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	stop()
 	if err := <-done; err != nil {
