@@ -30,11 +30,7 @@ func loadUser(ctx context.Context, id string) (User, error) {
 // values through Redis: what one loaded the other reads from Redis, and
 // a Set on one drops the copy the other holds in memory. It needs a
 // Redis at PATTERNS_REDIS_ADDR (such as localhost:6379), and does nothing
-// without one. Against Redis it prints:
-//
-//	A: Ada (database loads: 1)
-//	B: Ada (database loads: 1)
-//	B: Ada Lovelace, after A's Set
+// without one; the comment at its end shows what it prints then.
 func Example() {
 	addr := os.Getenv("PATTERNS_REDIS_ADDR")
 	if addr == "" {
@@ -86,6 +82,11 @@ func Example() {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	// With Redis, it prints:
+	//
+	// A: Ada (database loads: 1)
+	// B: Ada (database loads: 1)
+	// B: Ada Lovelace, after A's Set
 }
 
 // Every instance of the service builds its cache the same way: they share

@@ -1,52 +1,15 @@
 package natsbus_test
 
 import (
-	"bytes"
-	"io"
-	"os"
-	"strings"
 	"testing"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // TestExample runs Example against NATS and checks that it prints what
-// its comment says: an example that needs a backend carries no Output, so
-// go test would only compile it.
+// the comment at its end says: an example that needs a backend carries
+// no Output, so go test would only compile it.
 func TestExample(t *testing.T) {
-	t.Setenv("PATTERNS_NATS_URL", testenv.NATSURL(t))
-	src, err := os.ReadFile("example_nats_test.go")
-	require.NoError(t, err)
-	_, after, ok := strings.Cut(string(src), "\t// With NATS, it prints:\n\t//\n")
-	require.True(t, ok, "Example's comment of what it prints")
-	block, _, _ := strings.Cut(after, "\n}")
-	var want strings.Builder
-	for line := range strings.SplitSeq(block, "\n") {
-		want.WriteString(strings.TrimPrefix(strings.TrimSpace(line), "// ") + "\n")
-	}
-	assert.Equal(t, want.String(), captureStdout(t, Example))
-}
-
-// captureStdout returns what f prints to os.Stdout.
-func captureStdout(t *testing.T, f func()) string {
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	stdout := os.Stdout
-	os.Stdout = w
-	var got bytes.Buffer
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		_, _ = io.Copy(&got, r)
-	}()
-	func() {
-		defer func() { os.Stdout = stdout }()
-		f()
-	}()
-	require.NoError(t, w.Close())
-	<-copied
-	return got.String()
+	testenv.NATSURL(t) // skips (or fails) without PATTERNS_NATS_URL
+	testenv.CheckExample(t, "example_nats_test.go", "Example", Example)
 }

@@ -103,12 +103,8 @@ func ExampleConsumer_DropSlot() {
 // A table's changes, one transaction at a time: an order placed, paid,
 // then deleted. It runs against the PostgreSQL of PATTERNS_POSTGRES_URL
 // (which needs wal_level=logical) and does nothing without it, so it
-// has no Output line for go test to check; TestExample checks it. With
-// PostgreSQL it prints:
-//
-//	insert id=1 status=placed
-//	update id=1 status=paid
-//	delete id=1 status=<nil>
+// has no Output line for go test to check; TestExample checks that it
+// prints what the comment at its end shows.
 func Example() {
 	url := os.Getenv("PATTERNS_POSTGRES_URL")
 	if url == "" {
@@ -164,4 +160,9 @@ func Example() {
 	if err := c.Run(run); err != nil && !errors.Is(err, context.Canceled) {
 		log.Fatal(err)
 	}
+	// With PostgreSQL, it prints:
+	//
+	// insert id=1 status=placed
+	// update id=1 status=paid
+	// delete id=1 status=<nil>
 }
