@@ -9,8 +9,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/otelpatterns/patterns/cqrs/internal/kit"
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -100,13 +100,13 @@ func NewRelay(name string, store eventsource.Store, bus EventBus, checkpoints Ch
 	if name == "" {
 		errs = append(errs, errors.New("empty name"))
 	}
-	if kit.IsNil(store) {
+	if nilcheck.IsNil(store) {
 		errs = append(errs, errors.New("nil store"))
 	}
-	if kit.IsNil(bus) {
+	if nilcheck.IsNil(bus) {
 		errs = append(errs, errors.New("nil bus"))
 	}
-	if kit.IsNil(checkpoints) {
+	if nilcheck.IsNil(checkpoints) {
 		errs = append(errs, errors.New("nil checkpoint store"))
 	}
 	if topic == nil {

@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/otelpatterns/patterns/cqrs/internal/kit"
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/projlag"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
@@ -67,10 +67,10 @@ type job struct {
 // gauge.
 func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...BusOption) (*Runner, error) {
 	var errs []error
-	if kit.IsNil(store) {
+	if nilcheck.IsNil(store) {
 		errs = append(errs, errors.New("nil store"))
 	}
-	if kit.IsNil(checkpoints) {
+	if nilcheck.IsNil(checkpoints) {
 		errs = append(errs, errors.New("nil checkpoint store"))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -94,7 +94,7 @@ func (r *Runner) Start(p Projection) error {
 	if r == nil || r.store == nil {
 		return errors.New("cqrs: Runner.Start: the runner was not made by NewRunner")
 	}
-	if kit.IsNil(p) {
+	if nilcheck.IsNil(p) {
 		return errors.New("cqrs: Runner.Start: nil projection")
 	}
 	if p.Name() == "" {
@@ -225,7 +225,7 @@ func (r *Runner) Rebuild(ctx context.Context, p Projection) error {
 	if r == nil || r.store == nil {
 		return errors.New("cqrs: Runner.Rebuild: the runner was not made by NewRunner")
 	}
-	if kit.IsNil(p) {
+	if nilcheck.IsNil(p) {
 		return errors.New("cqrs: Runner.Rebuild: nil projection")
 	}
 	// What Start would refuse is refused before the read model is reset.

@@ -19,6 +19,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/cqrs/buskit"
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -211,7 +212,7 @@ func NewChoreography(name string, bus cqrs.EventBus, opts ...ChoreographyOption)
 	case ValidText(name) != name:
 		errs = append(errs, errors.New("name: has a NUL byte or is not UTF-8"))
 	}
-	if isNil(bus) {
+	if nilcheck.IsNil(bus) {
 		errs = append(errs, errors.New("bus must not be nil"))
 	}
 	if err := errors.Join(errs...); err != nil {

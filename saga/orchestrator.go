@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/retry"
 )
@@ -106,7 +107,7 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 		}
 	}
 	var errs []error
-	if isNil(log) {
+	if nilcheck.IsNil(log) {
 		errs = append(errs, errors.New("nil log"))
 	}
 	if cfg.ownerSet {
@@ -120,7 +121,7 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	if cfg.lease < time.Second {
 		errs = append(errs, fmt.Errorf("WithLease(%v): under a second", cfg.lease))
 	}
-	if isNil(cfg.codec) {
+	if nilcheck.IsNil(cfg.codec) {
 		errs = append(errs, errors.New("WithCodec(nil): nil codec"))
 		cfg.codec = JSON{}
 	}
@@ -185,19 +186,6 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 // monotonic clock: the clock of leaseFrom.
 func (o *Orchestrator) since() int64 { return int64(time.Since(o.epoch)) }
 
-// isNil reports whether v is nil, or an interface holding a nil pointer,
-// map, function, channel or slice.
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	switch rv := reflect.ValueOf(v); rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
-}
-
 func defaultOwner() string {
 	host, _ := os.Hostname()
 	var b [4]byte
@@ -211,7 +199,7 @@ func (o *Orchestrator) Owner() string { return o.cfg.owner }
 // register adds d to the known definitions; registering the same
 // definition again does nothing.
 func (o *Orchestrator) register(d Definer) error {
-	if isNil(d) {
+	if nilcheck.IsNil(d) {
 		return errors.New("nil")
 	}
 	s := d.definition()
@@ -263,7 +251,7 @@ func (o *Orchestrator) register(d Definer) error {
 // it. Start it again with the same WithID to find out: ErrExists says it
 // is there.
 func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ...StartOption) (string, error) {
-	if isNil(def) {
+	if nilcheck.IsNil(def) {
 		return "", errors.New("saga: Start: nil definition")
 	}
 	s := def.definition()

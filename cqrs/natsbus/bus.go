@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/cqrs/buskit"
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -43,7 +43,7 @@ func New(js jetstream.JetStream, opts ...Option) (*Bus, error) {
 		}
 	}
 	errs := cfg.validate()
-	if js == nil || reflect.ValueOf(js).Kind() == reflect.Pointer && reflect.ValueOf(js).IsNil() {
+	if nilcheck.IsNil(js) {
 		errs = append(errs, errors.New("js: JetStream context must not be nil"))
 	}
 	if len(errs) > 0 {
