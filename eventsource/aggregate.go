@@ -245,7 +245,7 @@ func NewRepository[A Aggregate](store Store, reg *Registry, newA func() A, opts 
 	}
 	for i, o := range opts {
 		if o == nil {
-			errs = append(errs, fmt.Errorf("option %d is nil", i+1))
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
 			continue
 		}
 		o.applyRepo(&c)
