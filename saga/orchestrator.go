@@ -97,16 +97,18 @@ type definition struct {
 // definition or two definitions with one name and version
 // ([WithDefinitions]), an empty or unstorable [WithOwner], a lease under a
 // second ([WithLease]), a nil [WithCodec], [WithCompensationRetry] or
-// [WithNeedsAttention], a negative [WithRecoverInterval]. Nil options are
-// ignored.
+// [WithNeedsAttention], a negative [WithRecoverInterval], a nil option
+// ("opts[i] is nil").
 func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	cfg := config{lease: DefaultLease, codec: JSON{}}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
-		}
-	}
 	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
+		}
+		o.apply(&cfg)
+	}
 	if nilcheck.IsNil(log) {
 		errs = append(errs, errors.New("nil log"))
 	}
@@ -242,7 +244,8 @@ func (o *Orchestrator) register(d Definer) error {
 //
 // Start returns an error for data of the wrong type or that cannot be
 // encoded, a definition registered differently under the same name and
-// version, a bad or taken [WithID] ([ErrExists]), a log failure, or a
+// version, a nil option, a bad or taken [WithID] ([ErrExists]), a log
+// failure, or a
 // closed orchestrator ([ErrClosed]). Once the saga is in the log, Start
 // returns its id and no error: if the orchestrator closes before the run
 // begins, the saga is left to the next recovery, here or elsewhere, as
@@ -259,10 +262,11 @@ func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ..
 		return "", errors.New("saga: Start: definition not made by Define")
 	}
 	var sc startConfig
-	for _, opt := range opts {
-		if opt != nil {
-			opt.applyStart(&sc)
+	for i, opt := range opts {
+		if opt == nil {
+			return "", fmt.Errorf("saga: Start %q: opts[%d] is nil", s.name, i)
 		}
+		opt.applyStart(&sc)
 	}
 	if !sc.idSet {
 		sc.id = uuid.NewString()
