@@ -58,8 +58,8 @@ type job struct {
 // checkpoints. It returns an error naming each of them that is nil (or an
 // interface holding a nil pointer). Its project spans go to the tracer
 // provider of [WithTracerProvider], its cqrs.projection.lag gauge to the
-// meter provider of [WithMeterProvider]; it ignores [WithOptInAttributes]
-// and nil options. The gauge reports, for each running projection, how
+// meter provider of [WithMeterProvider]; it ignores [WithOptInAttributes].
+// A nil option is an error too ("opts[i] is nil"). The gauge reports, for each running projection, how
 // many committed events it has not handled yet; it needs a store that is an
 // [eventsource.HeadReader] (the memory and PostgreSQL stores are). Its
 // callback runs no query: the head is read when a projection starts, then
@@ -73,10 +73,11 @@ func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...Bus
 	if nilcheck.IsNil(checkpoints) {
 		errs = append(errs, errors.New("nil checkpoint store"))
 	}
+	c, optErrs := newBusConfig(opts)
+	errs = append(errs, optErrs...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("cqrs: NewRunner: %w", err)
 	}
-	c := newBusConfig(opts)
 	return &Runner{store: store, checkpoints: checkpoints, tracer: telemetry.Tracer(c.tp, ScopeName),
 		lag:     projlag.New(telemetry.Meter(c.mp, ScopeName), store, 0),
 		running: map[string]*job{}, errs: map[string]error{}}, nil

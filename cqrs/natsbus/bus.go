@@ -34,15 +34,18 @@ var _ cqrs.EventBus = (*Bus)(nil)
 // New returns a bus on js. It does not talk to the server; call
 // [Bus.Setup] to create the stream. It returns an error naming every bad
 // argument: a nil js, and each bad option (see each option for what it
-// accepts). Nil options are ignored.
+// accepts), a nil option ("opts[i] is nil").
 func New(js jetstream.JetStream, opts ...Option) (*Bus, error) {
 	cfg := defaultConfig()
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
 		}
+		o.apply(&cfg)
 	}
-	errs := cfg.validate()
+	errs = append(errs, cfg.validate()...)
 	if nilcheck.IsNil(js) {
 		errs = append(errs, errors.New("js: JetStream context must not be nil"))
 	}
