@@ -50,7 +50,8 @@ type Consumer struct {
 // (or a superuser); the consumer adds replication=database to it.
 //
 // New reports every bad argument and option at once, each naming what
-// is wrong (a nil option is "opts[i] is nil"). It does not connect: [Consumer.Setup] or [Consumer.Run] do.
+// is wrong (a nil option is "opts[i] is nil"). It does not connect:
+// [Consumer.Setup] or [Consumer.Run] do.
 func New(connString, slot string, tables []string, handler Handler, opts ...Option) (*Consumer, error) {
 	cfg := defaultConfig()
 	var errs []error
