@@ -120,7 +120,7 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 	var errs []error
 	for i, opt := range opts {
 		if opt == nil {
-			errs = append(errs, fmt.Errorf("option %d of %d is nil", i+1, len(opts)))
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
 			continue
 		}
 		opt(&o)

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"time"
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 )
 
 // Defaults of a cache built with no options.
@@ -156,7 +157,7 @@ func WithTTLJitter(fraction float64) Setting {
 // default is no L2.
 func WithStore(s Store) Setting {
 	return func(o *options) {
-		if isNil(s) {
+		if nilcheck.IsNil(s) {
 			o.fault("WithStore(nil): the store must not be nil (leave the option out for no L2)")
 			return
 		}
@@ -168,7 +169,7 @@ func WithStore(s Store) Setting {
 // [WithMaxBytes]). c must not be nil. The default is [JSON].
 func WithCodec[V any](c Codec[V]) Option[V] {
 	return func(o *options) {
-		if isNil(c) {
+		if nilcheck.IsNil(c) {
 			o.fault("WithCodec(nil): the codec must not be nil (leave the option out for JSON)")
 			return
 		}
@@ -456,17 +457,4 @@ func (o *options) validate() []error {
 		bad("WithWriter and WithWriteBehind: choose one write strategy")
 	}
 	return errs
-}
-
-// isNil reports whether v is nil or an interface holding a nil pointer,
-// map, slice, channel or function, which would fail when called.
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	switch r := reflect.ValueOf(v); r.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.Interface:
-		return r.IsNil()
-	}
-	return false
 }

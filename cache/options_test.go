@@ -37,8 +37,8 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		want []string
 	}{
 		// nil options and nil arguments
-		{"nil option", []cache.Option[string]{nil}, []string{"option 1 of 1 is nil"}},
-		{"nil option among others", []cache.Option[string]{cache.WithTTL(time.Minute), nil, load}, []string{"option 2 of 3 is nil"}},
+		{"nil option", []cache.Option[string]{nil}, []string{"opts[0] is nil"}},
+		{"nil option among others", []cache.Option[string]{cache.WithTTL(time.Minute), nil, load}, []string{"opts[1] is nil"}},
 		{"nil loader", []cache.Option[string]{cache.WithLoader[string](nil)}, []string{"WithLoader(nil)"}},
 		{"nil writer", []cache.Option[string]{cache.WithWriter[string](nil)}, []string{"WithWriter(nil)"}},
 		{"nil flush", []cache.Option[string]{cache.WithWriteBehind[string](nil)}, []string{"WithWriteBehind(nil)"}},
@@ -112,7 +112,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 
 		// every fault at once
 		{"several", []cache.Option[string]{nil, cache.WithLoader[string](nil), cache.WithTTL(-1), cache.WithNegativeTTL(-1), cache.WithMaxEntries(0), cache.WithWriteQueue(0), cache.WithStore(nil)},
-			[]string{"option 1 of 7 is nil", "WithLoader(nil)", "WithTTL(-1ns)", "WithNegativeTTL(-1ns)", "WithMaxEntries(0)", "WithWriteQueue(0)", "WithWriteQueue: needs WithWriteBehind", "WithStore(nil)"}},
+			[]string{"opts[0] is nil", "WithLoader(nil)", "WithTTL(-1ns)", "WithNegativeTTL(-1ns)", "WithMaxEntries(0)", "WithWriteQueue(0)", "WithWriteQueue: needs WithWriteBehind", "WithStore(nil)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -76,14 +76,22 @@ func TestBadInput(t *testing.T) {
 			_, err := cqrs.NewRelay("", nil, nil, nil, nil, cqrs.WithRelayDeadLetter(nil), nil)
 			return err
 		}, []string{"cqrs: NewRelay", "empty name", "nil store", "nil bus", "nil checkpoint store",
-			"nil topic function", "WithRelayDeadLetter(nil)"}},
+			"nil topic function", "WithRelayDeadLetter(nil)", "opts[1] is nil"}},
+		{"NewRelay: nil option", func() error {
+			_, err := cqrs.NewRelay("r", store, bus, cps, topic, nil)
+			return err
+		}, []string{"cqrs: NewRelay", "opts[0] is nil"}},
 		{"NewRelay: typed nils", func() error {
 			_, err := cqrs.NewRelay("r", nilStore, nilMemBus, nilCps, topic)
 			return err
 		}, []string{"nil store", "nil bus", "nil checkpoint store"}},
 		{"zero Relay", func() error { return (&cqrs.Relay{}).Run(ctx) }, []string{"not made by NewRelay"}},
 		{"NewRunner: nil", func() error { _, err := cqrs.NewRunner(nil, nil, nil); return err },
-			[]string{"cqrs: NewRunner", "nil store", "nil checkpoint store"}},
+			[]string{"cqrs: NewRunner", "nil store", "nil checkpoint store", "opts[0] is nil"}},
+		{"NewRunner: nil option", func() error {
+			_, err := cqrs.NewRunner(store, cps, cqrs.WithMeterProvider(nil), nil)
+			return err
+		}, []string{"cqrs: NewRunner", "opts[1] is nil"}},
 		{"NewRunner: typed nils", func() error { _, err := cqrs.NewRunner(nilStore, nilCps); return err },
 			[]string{"nil store", "nil checkpoint store"}},
 		{"Runner.Start(nil)", func() error { return runner.Start(nil) }, []string{"nil projection"}},
@@ -105,7 +113,8 @@ func TestBadInput(t *testing.T) {
 }
 
 // TestZeroValues checks that the zero Bus and MemoryBus work, and that
-// nil options and nil arguments with a documented meaning are accepted.
+// nil arguments with a documented meaning, and the nil options of NewBus
+// and NewMemoryBus (which return no error), are accepted.
 func TestZeroValues(t *testing.T) {
 	ctx := context.Background()
 	var bus cqrs.Bus
@@ -115,6 +124,7 @@ func TestZeroValues(t *testing.T) {
 	require.NoError(t, bus.Dispatch(ctx, Deposit{"a", 1}))
 	assert.Equal(t, 1, n, "Dispatch() on a zero Bus")
 	require.NotPanics(t, func() { _ = cqrs.NewBus(nil, cqrs.WithTracerProvider(nil)) })
+	require.NotPanics(t, func() { require.NoError(t, cqrs.NewMemoryBus(nil, cqrs.WithMeterProvider(nil)).Close()) })
 
 	var mb cqrs.MemoryBus
 	got := make(chan cqrs.Message, 1)

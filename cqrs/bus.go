@@ -116,8 +116,10 @@ type route struct {
 //     MemoryBus.
 //
 // The providers default to the global ones at the time of the call; a nil
-// provider means the default, and a nil option is ignored. The package
-// documentation lists the spans and metrics.
+// provider means the default. A nil option is an error of the
+// constructors that return one ([NewRunner], [NewRelay]: "opts[i] is
+// nil"); [NewBus] and [NewMemoryBus], which return no error, ignore it.
+// The package documentation lists the spans and metrics.
 type BusOption interface {
 	applyBus(*busConfig)
 	RelayOption
@@ -157,25 +159,30 @@ func WithOptInAttributes() BusOption {
 	return busOptionFunc(func(c *busConfig) { c.optIn = true })
 }
 
-// newBusConfig applies opts, skipping nil ones.
-func newBusConfig(opts []BusOption) busConfig {
+// newBusConfig applies opts and returns a fault for each nil one, which
+// it skips. NewBus and NewMemoryBus, returning no error, drop the faults.
+func newBusConfig(opts []BusOption) (busConfig, []error) {
 	var c busConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyBus(&c)
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
 		}
+		o.applyBus(&c)
 	}
-	return c
+	return c, errs
 }
 
 // NewBus returns a bus with no handlers and no middleware. It takes
 // [WithTracerProvider] (its cqrs.command and cqrs.query spans) and
 // [WithMeterProvider] (its cqrs.handled and cqrs.handle.duration metrics);
-// it ignores [WithOptInAttributes] and nil options. A zero Bus is the bus
-// that NewBus() returns.
+// it ignores [WithOptInAttributes]. Returning no error, it ignores nil
+// options too. A zero Bus is the bus that NewBus() returns.
 func NewBus(opts ...BusOption) *Bus {
 	b := &Bus{}
-	b.init(newBusConfig(opts))
+	c, _ := newBusConfig(opts) // nil options: NewBus has no error to report them
+	b.init(c)
 	return b
 }
 

@@ -92,8 +92,10 @@
 // Invalid arguments are errors that name them, never panics: a nil
 // middleware ([Bus.Use]), a nil bus or handler ([HandleCommand],
 // [HandleQuery], [Bus.Dispatch], [Ask]), nil or empty arguments and bad
-// options of [NewRelay], [NewRunner] and Subscribe. Nil options are
-// ignored. The zero [Bus] and [MemoryBus] are ready to use.
+// options of [NewRelay], [NewRunner] and Subscribe. A nil option is an
+// error of NewRelay and NewRunner ("opts[i] is nil"); [NewBus] and
+// [NewMemoryBus], which return no error, and Subscribe ignore it. The
+// zero [Bus] and [MemoryBus] are ready to use.
 //
 // # One trace per business operation
 //

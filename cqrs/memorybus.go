@@ -104,12 +104,14 @@ type memEntry struct {
 // [BusOption]: [WithTracerProvider] and [WithMeterProvider] set where its
 // publish and process spans and its messaging metrics go (the global
 // providers at the time of the call by default), and [WithOptInAttributes]
-// adds messaging.message.body.size to its spans. Nil options are ignored.
+// adds messaging.message.body.size to its spans. Returning no error, it
+// ignores nil options.
 func NewMemoryBus(opts ...BusOption) *MemoryBus {
+	c, _ := newBusConfig(opts) // nil options: NewMemoryBus has no error to report them
 	return &MemoryBus{
 		topics: map[string]*memTopic{},
 		subs:   map[*memSubscription]struct{}{},
-		tel:    newMemTelemetry(newBusConfig(opts)),
+		tel:    newMemTelemetry(c),
 	}
 }
 

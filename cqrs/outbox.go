@@ -9,8 +9,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/otelpatterns/patterns/cqrs/internal/kit"
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -91,32 +91,35 @@ func WithRelayDeadLetter(f func(ctx context.Context, e eventsource.Event, err er
 // NewRelay returns a relay called name (its checkpoint's name) that reads
 // store from the checkpoint kept in checkpoints and publishes each event to
 // bus, on the topic that topic returns for it. Its options are
-// [WithRelayDeadLetter] and [WithMeterProvider] (see [BusOption]); nil
-// options are ignored. It returns an error naming every bad argument: an
-// empty name, a nil store, bus, checkpoint store or topic function (an
-// interface holding a nil pointer counts as nil), WithRelayDeadLetter(nil).
+// [WithRelayDeadLetter] and [WithMeterProvider] (see [BusOption]). It
+// returns an error naming every bad argument: an empty name, a nil store,
+// bus, checkpoint store or topic function (an interface holding a nil
+// pointer counts as nil), a nil option ("opts[i] is nil"),
+// WithRelayDeadLetter(nil).
 func NewRelay(name string, store eventsource.Store, bus EventBus, checkpoints CheckpointStore, topic func(eventsource.Event) string, opts ...RelayOption) (*Relay, error) {
 	var errs []error
 	if name == "" {
 		errs = append(errs, errors.New("empty name"))
 	}
-	if kit.IsNil(store) {
+	if nilcheck.IsNil(store) {
 		errs = append(errs, errors.New("nil store"))
 	}
-	if kit.IsNil(bus) {
+	if nilcheck.IsNil(bus) {
 		errs = append(errs, errors.New("nil bus"))
 	}
-	if kit.IsNil(checkpoints) {
+	if nilcheck.IsNil(checkpoints) {
 		errs = append(errs, errors.New("nil checkpoint store"))
 	}
 	if topic == nil {
 		errs = append(errs, errors.New("nil topic function"))
 	}
 	var c relayConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyRelay(&c)
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
 		}
+		o.applyRelay(&c)
 	}
 	if c.nilDead {
 		errs = append(errs, errors.New("WithRelayDeadLetter(nil): function must not be nil"))

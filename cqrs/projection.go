@@ -11,8 +11,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/otelpatterns/patterns/cqrs/internal/kit"
 	"github.com/otelpatterns/patterns/eventsource"
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/projlag"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
@@ -58,8 +58,8 @@ type job struct {
 // checkpoints. It returns an error naming each of them that is nil (or an
 // interface holding a nil pointer). Its project spans go to the tracer
 // provider of [WithTracerProvider], its cqrs.projection.lag gauge to the
-// meter provider of [WithMeterProvider]; it ignores [WithOptInAttributes]
-// and nil options. The gauge reports, for each running projection, how
+// meter provider of [WithMeterProvider]; it ignores [WithOptInAttributes].
+// A nil option is an error too ("opts[i] is nil"). The gauge reports, for each running projection, how
 // many committed events it has not handled yet; it needs a store that is an
 // [eventsource.HeadReader] (the memory and PostgreSQL stores are). Its
 // callback runs no query: the head is read when a projection starts, then
@@ -67,16 +67,17 @@ type job struct {
 // gauge.
 func NewRunner(store eventsource.Store, checkpoints CheckpointStore, opts ...BusOption) (*Runner, error) {
 	var errs []error
-	if kit.IsNil(store) {
+	if nilcheck.IsNil(store) {
 		errs = append(errs, errors.New("nil store"))
 	}
-	if kit.IsNil(checkpoints) {
+	if nilcheck.IsNil(checkpoints) {
 		errs = append(errs, errors.New("nil checkpoint store"))
 	}
+	c, optErrs := newBusConfig(opts)
+	errs = append(errs, optErrs...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("cqrs: NewRunner: %w", err)
 	}
-	c := newBusConfig(opts)
 	return &Runner{store: store, checkpoints: checkpoints, tracer: telemetry.Tracer(c.tp, ScopeName),
 		lag:     projlag.New(telemetry.Meter(c.mp, ScopeName), store, 0),
 		running: map[string]*job{}, errs: map[string]error{}}, nil
@@ -94,7 +95,7 @@ func (r *Runner) Start(p Projection) error {
 	if r == nil || r.store == nil {
 		return errors.New("cqrs: Runner.Start: the runner was not made by NewRunner")
 	}
-	if kit.IsNil(p) {
+	if nilcheck.IsNil(p) {
 		return errors.New("cqrs: Runner.Start: nil projection")
 	}
 	if p.Name() == "" {
@@ -225,7 +226,7 @@ func (r *Runner) Rebuild(ctx context.Context, p Projection) error {
 	if r == nil || r.store == nil {
 		return errors.New("cqrs: Runner.Rebuild: the runner was not made by NewRunner")
 	}
-	if kit.IsNil(p) {
+	if nilcheck.IsNil(p) {
 		return errors.New("cqrs: Runner.Rebuild: nil projection")
 	}
 	// What Start would refuse is refused before the read model is reset.

@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 
 	"github.com/google/uuid"
 
 	"github.com/otelpatterns/patterns/internal/brief"
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 )
 
 // Aggregate is a consistency boundary whose state is rebuilt from its
@@ -73,7 +73,7 @@ func (b *Base) Uncommitted() []any { return b.pending }
 // [ErrInvalidArgument].
 func Raise(a Aggregate, event any) error {
 	switch {
-	case isNil(a):
+	case nilcheck.IsNil(a):
 		return invalid("Raise: aggregate is nil")
 	case event == nil:
 		return invalid("Raise(%T): event is nil", a)
@@ -234,7 +234,7 @@ func WithSnapshotFormat(format int) RepositoryOption {
 func NewRepository[A Aggregate](store Store, reg *Registry, newA func() A, opts ...RepositoryOption) (*Repository[A], error) {
 	var c repoConfig
 	var errs []error
-	if isNil(store) {
+	if nilcheck.IsNil(store) {
 		errs = append(errs, errors.New("store is nil"))
 	}
 	if reg == nil {
@@ -245,12 +245,12 @@ func NewRepository[A Aggregate](store Store, reg *Registry, newA func() A, opts 
 	}
 	for i, o := range opts {
 		if o == nil {
-			errs = append(errs, fmt.Errorf("option %d is nil", i+1))
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
 			continue
 		}
 		o.applyRepo(&c)
 	}
-	if c.withSnapshot && isNil(c.snapshots) {
+	if c.withSnapshot && nilcheck.IsNil(c.snapshots) {
 		errs = append(errs, fmt.Errorf("WithSnapshots(nil, %d): snapshot store is nil", c.every))
 	}
 	if c.withSnapshot && c.every < 1 {
@@ -265,19 +265,6 @@ func NewRepository[A Aggregate](store Store, reg *Registry, newA func() A, opts 
 // errNoRepository is the error of a method called on a Repository that
 // NewRepository did not return.
 var errNoRepository = invalid("the Repository is nil or was not created by NewRepository")
-
-// isNil reports whether v is nil or holds a nil pointer, map, slice,
-// channel or function, whose methods would dereference it.
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	switch rv := reflect.ValueOf(v); rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Chan, reflect.Func, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
-}
 
 // DropSnapshot deletes the snapshot of stream id, so that the next Load
 // replays the whole stream. It needs a snapshot store that is a
@@ -320,7 +307,7 @@ func (r *Repository[A]) fresh(id string) (A, error) {
 		return zero, errNoRepository
 	}
 	a := r.newA()
-	if isNil(a) {
+	if nilcheck.IsNil(a) {
 		return zero, fmt.Errorf("eventsource: the constructor newA given to NewRepository returned a nil %T", a)
 	}
 	a.base().id = id
@@ -401,7 +388,7 @@ func (r *Repository[A]) Save(ctx context.Context, a A) error {
 	switch {
 	case r == nil || r.store == nil:
 		return errNoRepository
-	case isNil(a):
+	case nilcheck.IsNil(a):
 		return invalid("Save: aggregate is nil")
 	}
 	b := a.base()

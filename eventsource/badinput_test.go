@@ -57,7 +57,7 @@ func TestBadInput(t *testing.T) {
 		{name: "NewRepository nil option", call: func() error {
 			_, err := eventsource.NewRepository(store, newRegistry(), newAccount, eventsource.WithSnapshotFormat(1), nil)
 			return err
-		}, want: []string{"option 2 is nil"}},
+		}, want: []string{"opts[1] is nil"}},
 		{name: "WithSnapshots nil store", call: func() error {
 			_, err := eventsource.NewRepository(store, newRegistry(), newAccount, eventsource.WithSnapshots(nil, 10))
 			return err
@@ -73,7 +73,7 @@ func TestBadInput(t *testing.T) {
 		{name: "NewRepository all at once", call: func() error {
 			_, err := eventsource.NewRepository[*Account](nil, nil, nil, nil, eventsource.WithSnapshots(nil, -1))
 			return err
-		}, want: []string{"store is nil", "registry is nil", "constructor newA is nil", "option 1 is nil", "WithSnapshots(nil, -1)", "WithSnapshots(_, -1)"}},
+		}, want: []string{"store is nil", "registry is nil", "constructor newA is nil", "opts[0] is nil", "WithSnapshots(nil, -1)", "WithSnapshots(_, -1)"}},
 
 		// Repositories: misuse at call time.
 		{name: "Load on nil Repository", call: func() error {
@@ -121,7 +121,7 @@ func TestBadInput(t *testing.T) {
 		{name: "NewRegistry nil option", call: func() error {
 			eventsource.NewRegistry(eventsource.WithCodec(eventsource.JSON{}), nil)
 			return nil
-		}, wantPanic: true, want: []string{"NewRegistry: option 2 is nil"}},
+		}, wantPanic: true, want: []string{"NewRegistry: opts[1] is nil"}},
 		{name: "Register nil registry", call: func() error {
 			eventsource.Register[Deposited](nil, "account.deposited.v1")
 			return nil

@@ -69,7 +69,7 @@ func NewRegistry(opts ...RegistryOption) *Registry {
 	}
 	for i, o := range opts {
 		if o == nil {
-			panic(fmt.Sprintf("eventsource: NewRegistry: option %d is nil", i+1))
+			panic(fmt.Sprintf("eventsource: NewRegistry: opts[%d] is nil", i))
 		}
 		o.applyRegistry(r)
 	}

@@ -127,6 +127,9 @@ func TestNewNamesEveryBadField(t *testing.T) {
 				gateway.Route{Pattern: "/a", Handler: handler, Headers: []gateway.Match{{Name: "x-v", Value: "1"}}},
 				gateway.Route{Pattern: "/a", Handler: handler, Headers: []gateway.Match{{Name: "X-V", Value: "1"}}})},
 			[]string{`routes[1] "/a" conflicts with routes[0] "/a": same pattern and same matchers`}},
+		{"nil option",
+			[]gateway.Option{gateway.WithRequestIDHeader("X-Id"), nil},
+			[]string{"gateway: opts[1] is nil"}},
 		{"equivalent patterns",
 			[]gateway.Option{gateway.WithRoutes(
 				gateway.Route{Pattern: "GET /a/{x}", Handler: handler},
@@ -169,6 +172,20 @@ func TestPatternsServeMuxAccepts(t *testing.T) {
 		t.Fatalf("New() = %v", err)
 	}
 	_ = g.Close()
+}
+
+// TestUpdateRefusesNilOptions: a nil option is an error of Update, as of
+// New, and the live table stays.
+func TestUpdateRefusesNilOptions(t *testing.T) {
+	g, err := gateway.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	err = g.Update(nil, gateway.WithStrictPaths())
+	if err == nil || !strings.Contains(err.Error(), "gateway: opts[0] is nil") {
+		t.Errorf("Update(nil, ...) = %v; want an error naming opts[0]", err)
+	}
 }
 
 func TestUpdateRefusesNewOnlyOptions(t *testing.T) {

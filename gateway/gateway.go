@@ -162,7 +162,7 @@ func stateOf(ctx context.Context) *reqState {
 // configuration error at once (joined with [errors.Join]), each naming
 // its field: an upstream without targets or with a bad target URL or
 // weight, a route naming an unknown upstream, conflicting routes, a bad
-// trusted-proxy CIDR, and so on.
+// trusted-proxy CIDR, a nil option ("opts[i] is nil"), and so on.
 func New(opts ...Option) (*Gateway, error) {
 	cfg := newConfig(opts)
 	g := &Gateway{tp: cfg.tracerProvider, mp: cfg.meterProvider, base: cfg.transport, errorLog: cfg.errorLog}
@@ -501,7 +501,7 @@ func (rt *route) matches(r *http.Request, query *url.Values) bool {
 // build validates cfg and builds its table, handing on what prev knew of
 // the targets that stay.
 func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
-	var errs []error
+	errs := append([]error(nil), cfg.nilOpts...)
 	trusted, perrs := parseProxies(cfg.trusted)
 	errs = append(errs, perrs...)
 	if cfg.requestID != "" && !validHeaderName(cfg.requestID) {

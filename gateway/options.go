@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"log"
 	"net/http"
 
@@ -40,14 +41,20 @@ type config struct {
 	transport      http.RoundTripper
 	errorLog       *log.Logger
 	newOnly        []string
+
+	// nilOpts are the faults of nil options, which New and Update report
+	// with the table's other errors.
+	nilOpts []error
 }
 
 func newConfig(opts []Option) *config {
 	c := &config{requestID: DefaultRequestIDHeader}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(c)
+	for i, o := range opts {
+		if o == nil {
+			c.nilOpts = append(c.nilOpts, fmt.Errorf("gateway: opts[%d] is nil", i))
+			continue
 		}
+		o.apply(c)
 	}
 	return c
 }

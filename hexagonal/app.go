@@ -39,13 +39,15 @@ type App struct {
 }
 
 // New returns an app of the components given by [WithComponent], or an
-// error naming every bad option.
+// error naming every bad option (a nil one as "opts[i] is nil").
 func New(opts ...Option) (*App, error) {
 	cfg := defaultConfig()
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
+	for i, o := range opts {
+		if o == nil {
+			cfg.nilOpts = append(cfg.nilOpts, i)
+			continue
 		}
+		o.apply(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err

@@ -397,6 +397,7 @@ func TestNewReportsEveryBadOption(t *testing.T) {
 	_, err := hexagonal.New(
 		hexagonal.WithDrainDelay(-1),
 		hexagonal.WithStartTimeout(0),
+		nil,
 		hexagonal.WithStopTimeout(-time.Second),
 		hexagonal.WithExit(nil),
 		hexagonal.WithComponent(
@@ -412,7 +413,7 @@ func TestNewReportsEveryBadOption(t *testing.T) {
 	if err == nil {
 		t.Fatal("New() = nil error")
 	}
-	for _, want := range []string{"WithDrainDelay", "WithStartTimeout", "WithStopTimeout", "WithExit",
+	for _, want := range []string{"WithDrainDelay", "WithStartTimeout", "opts[2] is nil", "WithStopTimeout", "WithExit",
 		`("a"): the name is taken`, "component 2 has no name", `("idle"): Start, Run and Stop are all nil`,
 		`("neg"): StopTimeout`, `HTTPServer("nil-server")`, `HTTPServerListener("nil-listener")`} {
 		if !strings.Contains(err.Error(), want) {

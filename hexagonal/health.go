@@ -133,16 +133,18 @@ func (h *Health) setPhase(p int32) { h.phase.Store(p) }
 
 // NewHealth returns a health of the checks given by [WithCheck],
 // [WithReadinessCheck] and [WithLivenessCheck], or an error naming every
-// bad option.
+// bad option (a nil one as "opts[i] is nil").
 func NewHealth(opts ...HealthOption) (*Health, error) {
 	cfg := healthConfig{timeout: DefaultCheckTimeout, interval: DefaultCheckInterval}
-	for _, o := range opts {
-		if o != nil {
-			o.applyHealth(&cfg)
-		}
-	}
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for i, o := range opts {
+		if o == nil {
+			bad("opts[%d] is nil", i)
+			continue
+		}
+		o.applyHealth(&cfg)
+	}
 	if cfg.timeout <= 0 {
 		bad("WithCheckTimeout(%v): must be positive", cfg.timeout)
 	}

@@ -303,6 +303,7 @@ func TestNewHealthReportsEveryBadOption(t *testing.T) {
 	_, err := hexagonal.NewHealth(
 		hexagonal.WithCheckTimeout(0),
 		hexagonal.WithCheckInterval(-1),
+		nil,
 		hexagonal.WithReadinessCheck("", ok),
 		hexagonal.WithReadinessCheck("db", ok),
 		hexagonal.WithLivenessCheck("db", ok),
@@ -313,7 +314,7 @@ func TestNewHealthReportsEveryBadOption(t *testing.T) {
 	if err == nil {
 		t.Fatal("NewHealth() = nil error")
 	}
-	for _, want := range []string{"WithCheckTimeout(0s)", "WithCheckInterval(-1ns)", "check 0 has no name",
+	for _, want := range []string{"WithCheckTimeout(0s)", "WithCheckInterval(-1ns)", "opts[2] is nil", "check 0 has no name",
 		`("db"): the name is taken`, `("nil"): Func is nil`, `("a b"): a name is`, `("k"): unknown Kind 7`,
 		`("k"): Timeout`, `("k"): Interval`} {
 		if !strings.Contains(err.Error(), want) {

@@ -58,7 +58,8 @@ func WithSpanKind(kind trace.SpanKind) InstrumentOption {
 // error.type hexagonal.panic ([PanicError]); the panic goes on.
 //
 // Instrument panics if f is nil, layer is not one of the [Layer]
-// constants, or port or operation is empty. Wrap once, when wiring the
+// constants, port or operation is empty, or an option is nil ("opts[i]
+// is nil"). Wrap once, when wiring the
 // service, and call the result: each Instrument call builds the
 // attribute sets and registers the metrics anew. The returned function
 // is safe for concurrent use if f is.
@@ -157,14 +158,16 @@ func newCall(layer Layer, port, operation string, opts []InstrumentOption) *call
 	if operation == "" {
 		bad = append(bad, "operation is empty")
 	}
+	cfg := instrumentConfig{kind: layer.SpanKind(), layerName: layer.String()}
+	for i, o := range opts {
+		if o == nil {
+			bad = append(bad, fmt.Sprintf("opts[%d] is nil", i))
+			continue
+		}
+		o.applyInstrument(&cfg)
+	}
 	if len(bad) > 0 {
 		panic(fmt.Sprintf("hexagonal: Instrument(%v, %q, %q): %v", layer, port, operation, bad))
-	}
-	cfg := instrumentConfig{kind: layer.SpanKind(), layerName: layer.String()}
-	for _, o := range opts {
-		if o != nil {
-			o.applyInstrument(&cfg)
-		}
 	}
 	if cfg.layerName == "" {
 		cfg.layerName = layer.String()

@@ -177,6 +177,10 @@ func TestInstrumentPanicsOnBadArguments(t *testing.T) {
 		{"bad layer", func() { hexagonal.Instrument(hexagonal.Layer(42), "P", "O", price) }, "unknown layer Layer(42)"},
 		{"no port", func() { hexagonal.Instrument(hexagonal.Domain, "", "O", price) }, "port is empty"},
 		{"no operation", func() { hexagonal.Instrument(hexagonal.Domain, "P", "", price) }, "operation is empty"},
+		{"nil option", func() { hexagonal.Instrument(hexagonal.Domain, "P", "O", price, nil) }, "hexagonal: Instrument(domain, \"P\", \"O\"): [opts[0] is nil]"},
+		{"nil option, err", func() {
+			hexagonal.InstrumentErr(hexagonal.Domain, "P", "O", func(context.Context, int) error { return nil }, nil)
+		}, "opts[0] is nil"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			defer func() {

@@ -43,6 +43,7 @@ type LogOption interface {
 }
 
 type config struct {
+	nilOpts      []int // the indexes of nil options, faults of New
 	components   []Component
 	health       *Health
 	drainDelay   time.Duration
@@ -67,6 +68,9 @@ func defaultConfig() config {
 func (c *config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, i := range c.nilOpts {
+		bad("opts[%d] is nil", i)
+	}
 	if c.drainDelay < 0 {
 		bad("WithDrainDelay(%v): must not be negative", c.drainDelay)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/cqrs/buskit"
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -199,8 +200,8 @@ type Choreography struct {
 // NewChoreography returns a choreography of the saga called name (the
 // saga.name attribute) on bus, with no reactions. It fails, naming every
 // bad argument, when name is empty, longer than [MaxNameLen] bytes or not
-// text any backend can store (a NUL byte, invalid UTF-8), or bus is nil.
-// Nil options are ignored.
+// text any backend can store (a NUL byte, invalid UTF-8), bus is nil, or
+// an option is nil ("opts[i] is nil").
 func NewChoreography(name string, bus cqrs.EventBus, opts ...ChoreographyOption) (*Choreography, error) {
 	var errs []error
 	switch {
@@ -211,17 +212,19 @@ func NewChoreography(name string, bus cqrs.EventBus, opts ...ChoreographyOption)
 	case ValidText(name) != name:
 		errs = append(errs, errors.New("name: has a NUL byte or is not UTF-8"))
 	}
-	if isNil(bus) {
+	if nilcheck.IsNil(bus) {
 		errs = append(errs, errors.New("bus must not be nil"))
+	}
+	var cfg choreographyConfig
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
+		}
+		o.applyChoreography(&cfg)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("saga: new choreography %q: %w", name, err)
-	}
-	var cfg choreographyConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyChoreography(&cfg)
-		}
 	}
 	steps, err := telemetry.Meter(cfg.mp, ScopeName).Int64Counter("saga.steps",
 		// Unit and description as the Orchestrator's: one instrument.

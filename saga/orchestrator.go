@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/retry"
 )
@@ -96,17 +97,19 @@ type definition struct {
 // definition or two definitions with one name and version
 // ([WithDefinitions]), an empty or unstorable [WithOwner], a lease under a
 // second ([WithLease]), a nil [WithCodec], [WithCompensationRetry] or
-// [WithNeedsAttention], a negative [WithRecoverInterval]. Nil options are
-// ignored.
+// [WithNeedsAttention], a negative [WithRecoverInterval], a nil option
+// ("opts[i] is nil").
 func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	cfg := config{lease: DefaultLease, codec: JSON{}}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
-		}
-	}
 	var errs []error
-	if isNil(log) {
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
+		}
+		o.apply(&cfg)
+	}
+	if nilcheck.IsNil(log) {
 		errs = append(errs, errors.New("nil log"))
 	}
 	if cfg.ownerSet {
@@ -120,7 +123,7 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	if cfg.lease < time.Second {
 		errs = append(errs, fmt.Errorf("WithLease(%v): under a second", cfg.lease))
 	}
-	if isNil(cfg.codec) {
+	if nilcheck.IsNil(cfg.codec) {
 		errs = append(errs, errors.New("WithCodec(nil): nil codec"))
 		cfg.codec = JSON{}
 	}
@@ -185,19 +188,6 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 // monotonic clock: the clock of leaseFrom.
 func (o *Orchestrator) since() int64 { return int64(time.Since(o.epoch)) }
 
-// isNil reports whether v is nil, or an interface holding a nil pointer,
-// map, function, channel or slice.
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	switch rv := reflect.ValueOf(v); rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
-}
-
 func defaultOwner() string {
 	host, _ := os.Hostname()
 	var b [4]byte
@@ -211,7 +201,7 @@ func (o *Orchestrator) Owner() string { return o.cfg.owner }
 // register adds d to the known definitions; registering the same
 // definition again does nothing.
 func (o *Orchestrator) register(d Definer) error {
-	if isNil(d) {
+	if nilcheck.IsNil(d) {
 		return errors.New("nil")
 	}
 	s := d.definition()
@@ -254,7 +244,8 @@ func (o *Orchestrator) register(d Definer) error {
 //
 // Start returns an error for data of the wrong type or that cannot be
 // encoded, a definition registered differently under the same name and
-// version, a bad or taken [WithID] ([ErrExists]), a log failure, or a
+// version, a nil option, a bad or taken [WithID] ([ErrExists]), a log
+// failure, or a
 // closed orchestrator ([ErrClosed]). Once the saga is in the log, Start
 // returns its id and no error: if the orchestrator closes before the run
 // begins, the saga is left to the next recovery, here or elsewhere, as
@@ -263,7 +254,7 @@ func (o *Orchestrator) register(d Definer) error {
 // it. Start it again with the same WithID to find out: ErrExists says it
 // is there.
 func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ...StartOption) (string, error) {
-	if isNil(def) {
+	if nilcheck.IsNil(def) {
 		return "", errors.New("saga: Start: nil definition")
 	}
 	s := def.definition()
@@ -271,10 +262,11 @@ func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ..
 		return "", errors.New("saga: Start: definition not made by Define")
 	}
 	var sc startConfig
-	for _, opt := range opts {
-		if opt != nil {
-			opt.applyStart(&sc)
+	for i, opt := range opts {
+		if opt == nil {
+			return "", fmt.Errorf("saga: Start %q: opts[%d] is nil", s.name, i)
 		}
+		opt.applyStart(&sc)
 	}
 	if !sc.idSet {
 		sc.id = uuid.NewString()

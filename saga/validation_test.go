@@ -85,10 +85,15 @@ func TestInvalidInput(t *testing.T) {
 			_, err := saga.NewOrchestrator(&saga.MemoryLog{}, saga.WithRecoverInterval(-time.Second))
 			return err
 		}, []string{"WithRecoverInterval(-1s)"}},
-		{"every fault at once", func() error {
-			_, err := saga.NewOrchestrator(nil, saga.WithLease(0), saga.WithCodec(nil), saga.WithOwner(""))
+		{"nil option", func() error {
+			_, err := saga.NewOrchestrator(&saga.MemoryLog{}, saga.WithLease(time.Minute), nil)
 			return err
-		}, []string{"nil log", "WithLease(0s)", "WithCodec(nil)", `WithOwner("")`}},
+		},
+			[]string{"opts[1] is nil"}},
+		{"every fault at once", func() error {
+			_, err := saga.NewOrchestrator(nil, saga.WithLease(0), nil, saga.WithCodec(nil), saga.WithOwner(""))
+			return err
+		}, []string{"nil log", "WithLease(0s)", "opts[1] is nil", "WithCodec(nil)", `WithOwner("")`}},
 
 		// Define.
 		{"Define: bad saga name", func() error { _, err := saga.Define("a/b", 1, step(&j, "pay", nil)); return err },
@@ -135,6 +140,10 @@ func TestInvalidInput(t *testing.T) {
 			[]string{"bus must not be nil"}},
 		{"NewChoreography: typed nil bus", func() error { _, err := saga.NewChoreography("order", nilBus); return err },
 			[]string{"bus must not be nil"}},
+		{"NewChoreography: nil option", func() error { _, err := saga.NewChoreography("order", cqrs.NewMemoryBus(), nil); return err },
+			[]string{`saga: new choreography "order"`, "opts[0] is nil"}},
+		{"NewChoreography: every fault at once", func() error { _, err := saga.NewChoreography("", nil, nil); return err },
+			[]string{"name must not be empty", "bus must not be nil", "opts[0] is nil"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -174,6 +183,8 @@ func TestInvalidStartInput(t *testing.T) {
 		},
 		{"pointer data", func() error { _, err := o.Start(ctx, def, &order{}); return err }, "data is *saga_test.order"},
 		{"nil data", func() error { _, err := o.Start(ctx, def, nil); return err }, "data is <nil>"},
+		{"nil option", func() error { _, err := o.Start(ctx, def, order{}, saga.WithID("a"), nil); return err }, `saga: Start "order": opts[1] is nil`},
+		{"typed Start: nil option", func() error { _, err := saga.Start(ctx, o, def, order{}, nil); return err }, "opts[0] is nil"},
 		{"nil definition", func() error { _, err := o.Start(ctx, nil, order{}); return err }, "nil definition"},
 		{"typed nil definition", func() error { _, err := o.Start(ctx, nilDef, order{}); return err }, "nil definition"},
 		{"typed Start: WithID empty", func() error { _, err := saga.Start(ctx, o, def, order{}, saga.WithID("")); return err }, `WithID(""): empty`},

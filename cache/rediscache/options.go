@@ -137,7 +137,7 @@ func WithBreaker(opts ...circuitbreaker.Option) Option {
 	return optionFunc(func(c *config) {
 		for i, o := range opts {
 			if o == nil {
-				c.faults = append(c.faults, fmt.Errorf("WithBreaker: option %d of %d is nil", i+1, len(opts)))
+				c.faults = append(c.faults, fmt.Errorf("WithBreaker: opts[%d] is nil", i))
 				return
 			}
 		}

@@ -67,7 +67,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Store, error) {
 	var errs []error
 	for i, o := range opts {
 		if o == nil {
-			errs = append(errs, fmt.Errorf("option %d of %d is nil", i+1, len(opts)))
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
 			continue
 		}
 		o.apply(&c)

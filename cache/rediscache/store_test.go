@@ -38,13 +38,13 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		{"negative timeout", client, []rediscache.Option{rediscache.WithTimeout(-time.Second)}, []string{"WithTimeout"}},
 		{"no dirty keys", client, []rediscache.Option{rediscache.WithMaxDirtyKeys(0)}, []string{"WithMaxDirtyKeys(0)"}},
 		{"negative dirty keys", client, []rediscache.Option{rediscache.WithMaxDirtyKeys(-1)}, []string{"WithMaxDirtyKeys(-1)"}},
-		{"nil option", client, []rediscache.Option{nil}, []string{"option 1 of 1 is nil"}},
-		{"nil option among others", client, []rediscache.Option{rediscache.WithPrefix("users:"), nil}, []string{"option 2 of 2 is nil"}},
+		{"nil option", client, []rediscache.Option{nil}, []string{"opts[0] is nil"}},
+		{"nil option among others", client, []rediscache.Option{rediscache.WithPrefix("users:"), nil}, []string{"opts[1] is nil"}},
 		{"bad breaker option", client, []rediscache.Option{rediscache.WithBreaker(circuitbreaker.WithOpenDuration(-time.Second))}, []string{"WithBreaker", "WithOpenDuration"}},
-		{"nil breaker option", client, []rediscache.Option{rediscache.WithBreaker(circuitbreaker.WithConsecutiveFailures(3), nil)}, []string{"WithBreaker: option 2 of 2 is nil"}},
+		{"nil breaker option", client, []rediscache.Option{rediscache.WithBreaker(circuitbreaker.WithConsecutiveFailures(3), nil)}, []string{"WithBreaker: opts[1] is nil"}},
 		{"everything", nil, []rediscache.Option{nil, rediscache.WithPrefix(""), rediscache.WithChannel(""), rediscache.WithTimeout(-1), rediscache.WithMaxDirtyKeys(0),
 			rediscache.WithBreaker(circuitbreaker.WithOpenDuration(-time.Second))},
-			[]string{"client", "option 1 of 6 is nil", "WithPrefix", "WithChannel", "WithTimeout", "WithMaxDirtyKeys(0)", "WithOpenDuration"}},
+			[]string{"client", "opts[0] is nil", "WithPrefix", "WithChannel", "WithTimeout", "WithMaxDirtyKeys(0)", "WithOpenDuration"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/cqrs/buskit"
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
@@ -34,16 +34,19 @@ var _ cqrs.EventBus = (*Bus)(nil)
 // New returns a bus on js. It does not talk to the server; call
 // [Bus.Setup] to create the stream. It returns an error naming every bad
 // argument: a nil js, and each bad option (see each option for what it
-// accepts). Nil options are ignored.
+// accepts), a nil option ("opts[i] is nil").
 func New(js jetstream.JetStream, opts ...Option) (*Bus, error) {
 	cfg := defaultConfig()
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
 		}
+		o.apply(&cfg)
 	}
-	errs := cfg.validate()
-	if js == nil || reflect.ValueOf(js).Kind() == reflect.Pointer && reflect.ValueOf(js).IsNil() {
+	errs = append(errs, cfg.validate()...)
+	if nilcheck.IsNil(js) {
 		errs = append(errs, errors.New("js: JetStream context must not be nil"))
 	}
 	if len(errs) > 0 {

@@ -38,8 +38,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		want []string
 	}{
 		{"nil js", nil, nil, []string{"js:"}},
-		{"typed nil js", nilJS(), []natsbus.Option{nil}, []string{"js:"}},
-		{"negative prefetch", js, []natsbus.Option{nil, natsbus.WithPrefetch(-1)}, []string{"WithPrefetch(-1)"}},
+		{"typed nil js", nilJS(), []natsbus.Option{nil}, []string{"js:", "opts[0] is nil"}},
+		{"nil option", js, []natsbus.Option{natsbus.WithPrefetch(1), nil}, []string{"natsbus: ", "opts[1] is nil"}},
+		{"negative prefetch", js, []natsbus.Option{nil, natsbus.WithPrefetch(-1)}, []string{"opts[0] is nil", "WithPrefetch(-1)"}},
 		{"stream", js, []natsbus.Option{natsbus.WithStream("a.b")}, []string{`WithStream("a.b")`}},
 		{"empty stream", js, []natsbus.Option{natsbus.WithStream("")}, []string{`WithStream("")`}},
 		{"prefix without dot", js, []natsbus.Option{natsbus.WithSubjectPrefix("cqrs")}, []string{`WithSubjectPrefix("cqrs")`}},

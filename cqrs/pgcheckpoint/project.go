@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/internal/brief"
+	"github.com/otelpatterns/patterns/internal/nilcheck"
 	"github.com/otelpatterns/patterns/internal/pgschema"
 	"github.com/otelpatterns/patterns/internal/projlag"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -60,7 +60,7 @@ func (s *Store) Project(ctx context.Context, name string, events eventsource.Sto
 	if name == "" {
 		errs = append(errs, errors.New("empty projection name"))
 	}
-	if events == nil || reflect.ValueOf(events).Kind() == reflect.Pointer && reflect.ValueOf(events).IsNil() {
+	if nilcheck.IsNil(events) {
 		errs = append(errs, errors.New("nil event store"))
 	}
 	if handle == nil {

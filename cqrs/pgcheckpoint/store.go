@@ -72,15 +72,17 @@ var _ cqrs.CheckpointStore = (*Store)(nil)
 // ("cqrs" by default) of the pool's database. It does not touch the
 // database: call [Store.Migrate] to create the table. It returns an error
 // naming each bad argument: a nil pool, a bad schema name ([WithSchema]),
-// a negative [WithCheckInterval]. Nil options are ignored.
+// a negative [WithCheckInterval], a nil option ("opts[i] is nil").
 func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	c := config{schema: DefaultSchema, watch: DefaultCheckInterval}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&c)
-		}
-	}
 	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
+		}
+		o.apply(&c)
+	}
 	if pool == nil {
 		errs = append(errs, errors.New("pool is nil"))
 	}

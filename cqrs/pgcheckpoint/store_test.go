@@ -64,8 +64,9 @@ func TestNew_rejectsBadArguments(t *testing.T) {
 		{"long schema", pool, []pgcheckpoint.Option{pgcheckpoint.WithSchema(string(make([]byte, 64)))}, []string{"64 bytes"}},
 		{"negative check interval", pool, []pgcheckpoint.Option{pgcheckpoint.WithCheckInterval(-time.Second)},
 			[]string{"WithCheckInterval(-1s): must not be negative"}},
+		{"nil option", pool, []pgcheckpoint.Option{pgcheckpoint.WithSchema("s"), nil}, []string{"pgcheckpoint: New: ", "opts[1] is nil"}},
 		{"all at once", nil, []pgcheckpoint.Option{nil, pgcheckpoint.WithSchema(""), pgcheckpoint.WithCheckInterval(-1)},
-			[]string{"pool is nil", "empty schema name", "WithCheckInterval(-1ns)"}},
+			[]string{"pool is nil", "opts[0] is nil", "empty schema name", "WithCheckInterval(-1ns)"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -154,7 +154,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 	}
 	for i, o := range opts {
 		if o == nil {
-			errs = append(errs, fmt.Errorf("option %d is nil", i+1))
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
 			continue
 		}
 		o.apply(&c)

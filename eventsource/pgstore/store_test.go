@@ -48,8 +48,8 @@ func TestNewRejectsBadArguments(t *testing.T) {
 		{"negative poll interval", pool, []pgstore.Option{pgstore.WithPollInterval(-time.Second)}, []string{"WithPollInterval(-1s)"}},
 		{"sub-millisecond idle timeout", pool, []pgstore.Option{pgstore.WithAppendIdleTimeout(time.Microsecond)}, []string{"WithAppendIdleTimeout(1µs)", "at least 1ms"}},
 		{"zero subscription timeout", pool, []pgstore.Option{pgstore.WithSubscriptionTimeout(0)}, []string{"WithSubscriptionTimeout(0s)", "positive"}},
-		{"nil option", pool, []pgstore.Option{pgstore.WithSchema("s"), nil}, []string{"option 2 is nil"}},
-		{"all at once", nil, []pgstore.Option{pgstore.WithSchema(""), nil, pgstore.WithPollInterval(0)}, []string{"pool is nil", "option 2 is nil", "WithSchema", "WithPollInterval"}},
+		{"nil option", pool, []pgstore.Option{pgstore.WithSchema("s"), nil}, []string{"opts[1] is nil"}},
+		{"all at once", nil, []pgstore.Option{pgstore.WithSchema(""), nil, pgstore.WithPollInterval(0)}, []string{"pool is nil", "opts[1] is nil", "WithSchema", "WithPollInterval"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -43,7 +43,8 @@ func TestNewRejectsBadOptions(t *testing.T) {
 			[]string{"aggregate: WithTTL(-1ns): must not be negative"}},
 		{"TTL without a cache", []aggregate.Option{aggregate.WithTTL(1)},
 			[]string{"aggregate: WithTTL(1ns): needs a cache (WithCache)"}},
-		{"nil options are ignored", []aggregate.Option{nil, aggregate.WithTransport(nil), aggregate.WithKey(nil)}, nil},
+		{"nil option", []aggregate.Option{aggregate.WithTTL(0), nil}, []string{"aggregate: opts[1] is nil"}},
+		{"nil transport and key mean the defaults", []aggregate.Option{aggregate.WithTransport(nil), aggregate.WithKey(nil)}, nil},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			h, err := aggregate.New(parts, c.opts...)

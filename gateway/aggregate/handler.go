@@ -79,15 +79,17 @@ type Handler struct {
 // Handler.
 //
 // New reports every configuration error at once, each naming its part
-// and field.
+// and field, or the option: a nil option is "opts[i] is nil".
 func New(parts []Part, opts ...Option) (*Handler, error) {
 	cfg := config{transport: gateway.UpstreamTransport()}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
-		}
-	}
 	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("aggregate: opts[%d] is nil", i))
+			continue
+		}
+		o.apply(&cfg)
+	}
 	ps, stages, perrs := validateParts(parts, cfg.unsafe, cfg.cache != nil)
 	errs = append(errs, perrs...)
 	switch {

@@ -64,7 +64,8 @@ type claimHeader struct {
 
 // New returns an authenticator configured by opts. It needs at least one
 // key source ([WithKeys], [WithJWKS] or [WithAPIKeys]). Every bad option
-// is reported at once, each naming its option. With [WithJWKS], New
+// is reported at once, each naming its option; a nil option is reported
+// as "opts[i] is nil". With [WithJWKS], New
 // fetches each key set before it returns, waiting up to
 // [WithJWKSTimeout]; a set that cannot be fetched is not an error (tokens
 // are refused until a later fetch succeeds).
@@ -78,12 +79,15 @@ func New(opts ...Option) (*Authenticator, error) {
 		jwksMinRefresh: DefaultJWKSMinRefresh,
 		jwksTimeout:    DefaultJWKSTimeout,
 	}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("auth: opts[%d] is nil", i))
+			continue
 		}
+		o.apply(&cfg)
 	}
-	if err := cfg.validate(); err != nil {
+	if err := errors.Join(append(errs, cfg.validate())...); err != nil {
 		return nil, err
 	}
 

@@ -27,6 +27,7 @@ func TestMiddlewareBadInput(t *testing.T) {
 		{"nil next", func() { made.Middleware()(nil) }, "auth: Middleware: next handler is nil"},
 		{"no role", func() { made.Middleware(auth.RequireAnyRole()) }, `auth: RequireAnyRole([]): give at least one role, none empty`},
 		{"empty scope", func() { made.Middleware(auth.RequireScopes("")) }, `auth: RequireScopes([""]): a scope is empty`},
+		{"nil option", func() { made.Middleware(auth.RequireScopes("read"), nil) }, "auth: Middleware: opts[1] is nil"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			assert.PanicsWithValue(t, c.want, c.wrap)

@@ -220,7 +220,8 @@ func TestConfigErrors(t *testing.T) {
 		{"claim header is Authorization", []auth.Option{
 			auth.WithAPIKeys(auth.APIKey{Name: "a", Secret: strings.Repeat("s", 16)}),
 			auth.WithClaimHeaders(map[string]string{"sub": "authorization"})}, []string{"WithClaimHeaders", "credentials"}},
-		{"several at once", []auth.Option{auth.WithJWKS("http://idp.example.com/k"), auth.WithLeeway(-1)}, []string{"WithJWKS", "WithLeeway"}},
+		{"nil option", []auth.Option{auth.WithAPIKeys(auth.APIKey{Name: "a", Secret: strings.Repeat("s", 16)}), nil}, []string{"auth: opts[1] is nil"}},
+		{"several at once", []auth.Option{auth.WithJWKS("http://idp.example.com/k"), nil, auth.WithLeeway(-1)}, []string{"WithJWKS", "opts[1] is nil", "WithLeeway"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -27,7 +27,8 @@ import (
 // Responses say nothing more of why: the reason goes to telemetry.
 //
 // opts are written in code, so contradictory ones ([Anonymous] with a
-// requirement, an empty role or scope) panic here, naming the option;
+// requirement, an empty role or scope) and nil ones ("opts[i] is nil")
+// panic here, naming the option;
 // so does an Authenticator not made by [New], and the middleware panics
 // when it is given a nil next handler.
 // The middleware can be listed on several routes; its failures are
@@ -37,10 +38,11 @@ func (a *Authenticator) Middleware(opts ...RouteOption) gateway.Middleware {
 		panic("auth: Middleware: the Authenticator was not made by New")
 	}
 	var rc routeConfig
-	for _, o := range opts {
-		if o != nil {
-			o.applyRoute(&rc)
+	for i, o := range opts {
+		if o == nil {
+			panic(fmt.Sprintf("auth: Middleware: opts[%d] is nil", i))
 		}
+		o.applyRoute(&rc)
 	}
 	if rc.anonymous && (len(rc.anyRoles) > 0 || len(rc.scopes) > 0) {
 		panic("auth: Anonymous() cannot be combined with RequireAnyRole or RequireScopes")

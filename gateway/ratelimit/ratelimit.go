@@ -50,7 +50,7 @@ type Decision struct {
 }
 
 // New returns a limiter that enforces limit. Every bad field or option is
-// reported at once, each naming itself.
+// reported at once, each naming itself; a nil option as "opts[i] is nil".
 func New(limit Limit, opts ...Option) (*Limiter, error) {
 	cfg := config{
 		maxKeys:      DefaultMaxKeys,
@@ -58,12 +58,15 @@ func New(limit Limit, opts ...Option) (*Limiter, error) {
 		redisPrefix:  DefaultRedisKeyPrefix,
 		ipv6Prefix:   DefaultIPv6Prefix,
 	}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("ratelimit: opts[%d] is nil", i))
+			continue
 		}
+		o.apply(&cfg)
 	}
-	if err := validate(limit, &cfg); err != nil {
+	if err := errors.Join(append(errs, validate(limit, &cfg))...); err != nil {
 		return nil, err
 	}
 	burst := limit.Burst

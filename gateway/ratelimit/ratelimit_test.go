@@ -275,6 +275,9 @@ func TestConfigErrors(t *testing.T) {
 		{"options", ratelimit.Limit{Name: "a", Requests: 1, Per: time.Second, Burst: -1, Key: ratelimit.AllClients(), Scope: ratelimit.Scope(7)},
 			[]ratelimit.Option{ratelimit.WithMaxKeys(0), ratelimit.WithRedisTimeout(0), ratelimit.WithIPv6Prefix(0)},
 			[]string{"Limit.Burst", "Limit.Scope", "WithMaxKeys(0)", "WithRedisTimeout(0s)", "WithIPv6Prefix(0)"}},
+		{"nil option", ratelimit.Limit{Name: "a", Requests: 1, Per: time.Second, Key: ratelimit.AllClients(), Scope: ratelimit.PerRoute},
+			[]ratelimit.Option{ratelimit.WithMaxKeys(10), nil}, []string{"ratelimit: opts[1] is nil"}},
+		{"nil option among bad fields", ratelimit.Limit{}, []ratelimit.Option{nil}, []string{"opts[0] is nil", "Limit.Name", "Limit.Requests"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -41,6 +41,7 @@ func TestNewRejectsNilFunctions(t *testing.T) {
 		{"nil flag", []strangler.Option{strangler.WithFlag(nil)}, "strangler: WithFlag (rules[0]): flag must not be nil"},
 		{"no sticky key", []strangler.Option{strangler.WithStickyKey()}, "strangler: WithStickyKey: name at least one key"},
 		{"nil sticky key", []strangler.Option{strangler.WithStickyKey(strangler.BySubject(), nil)}, "strangler: WithStickyKey"},
+		{"nil option", []strangler.Option{strangler.WithPercent(10), nil}, "strangler: opts[1] is nil"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f, err := strangler.New(ok, ok, c.opts...)

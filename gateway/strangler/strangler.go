@@ -42,16 +42,19 @@ type Facade struct {
 //
 // It returns every configuration error at once, joined with
 // [errors.Join], each naming its field or option: a nil side, a
-// percentage outside [0, 100], a bad pattern, header or ignore path.
+// percentage outside [0, 100], a bad pattern, header or ignore path, a
+// nil option ("opts[i] is nil").
 // With [WithShadow], New starts the shadow workers.
 func New(legacy, modern http.Handler, opts ...Option) (*Facade, error) {
 	c := &config{}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(c)
-		}
-	}
 	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("strangler: opts[%d] is nil", i))
+			continue
+		}
+		o.apply(c)
+	}
 	if legacy == nil {
 		errs = append(errs, errors.New("strangler: legacy: must not be nil"))
 	}

@@ -127,15 +127,18 @@ var (
 // New returns a log that keeps its tables in the schema of [WithSchema]
 // ("saga" by default) of the pool's database. It does not touch the
 // database: call [Log.Migrate] to create or upgrade the tables. It returns
-// an error naming each bad argument: a nil pool or a bad schema name.
+// an error naming each bad argument: a nil pool, a nil option ("opts[i]
+// is nil") or a bad schema name.
 func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 	c := config{schema: DefaultSchema}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&c)
-		}
-	}
 	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
+		}
+		o.apply(&c)
+	}
 	if pool == nil {
 		errs = append(errs, errors.New("pool is nil"))
 	}

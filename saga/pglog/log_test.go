@@ -35,7 +35,8 @@ func TestNewRejectsBadArguments(t *testing.T) {
 		{"reserved schema", pool, []pglog.Option{pglog.WithSchema("pg_saga")}, []string{`WithSchema("pg_saga")`, "reserved"}},
 		{"NUL in schema", pool, []pglog.Option{pglog.WithSchema("a\x00b")}, []string{"WithSchema(", "NUL"}},
 		{"bad UTF-8 schema", pool, []pglog.Option{pglog.WithSchema("a\xffb")}, []string{"WithSchema(", "UTF-8"}},
-		{"every bad argument", nil, []pglog.Option{pglog.WithSchema("")}, []string{"pool is nil", `WithSchema("")`}},
+		{"nil option", pool, []pglog.Option{pglog.WithSchema("orders"), nil}, []string{"opts[1] is nil"}},
+		{"every bad argument", nil, []pglog.Option{nil, pglog.WithSchema("")}, []string{"pool is nil", "opts[0] is nil", `WithSchema("")`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			l, err := pglog.New(tt.pool, tt.opts...)
@@ -47,8 +48,8 @@ func TestNewRejectsBadArguments(t *testing.T) {
 			}
 		})
 	}
-	l, err := pglog.New(pool, nil, pglog.WithSchema("Orders"), pglog.WithTracerProvider(nil), pglog.WithMeterProvider(nil))
-	require.NoError(t, err, "New with a nil option and nil providers")
+	l, err := pglog.New(pool, pglog.WithSchema("Orders"), pglog.WithTracerProvider(nil), pglog.WithMeterProvider(nil))
+	require.NoError(t, err, "New with nil providers")
 	require.NotNil(t, l)
 }
 

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -95,18 +94,4 @@ func NewSubscribeConfig[M any, O any](opts []O) (SubscribeConfig[M], error) {
 		errs = append(errs, fmt.Errorf("WithConcurrency(%d): must be at least 1", c.Concurrency))
 	}
 	return c, errors.Join(errs...)
-}
-
-// IsNil reports whether v is nil or an interface holding a nil pointer,
-// map, func, channel or slice: a typed nil passed where an interface is
-// expected.
-func IsNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	switch rv := reflect.ValueOf(v); rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
 }

@@ -50,15 +50,18 @@ type Consumer struct {
 // (or a superuser); the consumer adds replication=database to it.
 //
 // New reports every bad argument and option at once, each naming what
-// is wrong. It does not connect: [Consumer.Setup] or [Consumer.Run] do.
+// is wrong (a nil option is "opts[i] is nil"). It does not connect:
+// [Consumer.Setup] or [Consumer.Run] do.
 func New(connString, slot string, tables []string, handler Handler, opts ...Option) (*Consumer, error) {
 	cfg := defaultConfig()
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&cfg)
-		}
-	}
 	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
+		}
+		o.apply(&cfg)
+	}
 	conn, err := pgconn.ParseConfig(connString)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("connString: %w", err))

@@ -25,8 +25,9 @@ func TestNewReportsEveryError(t *testing.T) {
 		want  []string
 	}{
 		{"all at once", "postgres://x:notaport/db", "Bad-Slot", nil, nil,
-			[]pgcdc.Option{pgcdc.WithPublication("a b"), pgcdc.WithStatusInterval(0), pgcdc.WithBackoff(0, -1), pgcdc.WithMaxAttempts(-1)},
-			[]string{"connString", `slot "Bad-Slot"`, "tables: none", "handler: nil", `WithPublication("a b")`, "WithStatusInterval(0s)", "WithBackoff(0s, -1ns)", "WithMaxAttempts(-1)"}},
+			[]pgcdc.Option{pgcdc.WithPublication("a b"), nil, pgcdc.WithStatusInterval(0), pgcdc.WithBackoff(0, -1), pgcdc.WithMaxAttempts(-1)},
+			[]string{"connString", `slot "Bad-Slot"`, "tables: none", "handler: nil", `WithPublication("a b")`, "opts[1] is nil", "WithStatusInterval(0s)", "WithBackoff(0s, -1ns)", "WithMaxAttempts(-1)"}},
+		{"nil option", "", "s", []string{"t"}, h, []pgcdc.Option{pgcdc.WithPublication("p"), nil}, []string{"pgcdc: New: ", "opts[1] is nil"}},
 		{"long slot", "", strings.Repeat("a", 64), []string{"t"}, h, nil, []string{"slot"}},
 		{"bad tables", "", "s", []string{"", "a.", ".b", strings.Repeat("x", 64)}, h, nil,
 			[]string{"tables[0]", "tables[1]", "tables[2]", "tables[3]"}},
@@ -42,7 +43,7 @@ func TestNewReportsEveryError(t *testing.T) {
 			}
 		})
 	}
-	c, err := pgcdc.New("", "orders_cdc", []string{"orders", "sales.orders", "orders"}, h, nil)
+	c, err := pgcdc.New("", "orders_cdc", []string{"orders", "sales.orders", "orders"}, h)
 	require.NoError(t, err)
 	assert.Equal(t, "orders_cdc", c.Slot())
 	assert.Equal(t, "orders_cdc", c.Publication(), "the slot's name by default")
