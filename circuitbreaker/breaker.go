@@ -258,7 +258,13 @@ func doneRejected(error) {}
 // admit decides whether a call may go. It returns the period the call is
 // admitted in and, when half-open, its probe.
 func (b *Breaker) admit(ctx context.Context) (*period, *probe, error) {
+	if b == nil {
+		return nil, nil, ErrNilBreaker
+	}
 	p := b.cur.Load()
+	if p == nil { // the zero Breaker
+		return nil, nil, ErrNilBreaker
+	}
 	if p.state == StateClosed {
 		return p, nil, nil
 	}

@@ -82,7 +82,8 @@
 // option at once, since options are normally written in code. Where their
 // values come from a configuration file, check them with [Validate] first,
 // which returns the same faults as an error. A nil function passed to
-// [Breaker.Execute] or [Do] is refused with [ErrNilFunc], not a panic.
+// [Breaker.Execute] or [Do] is refused with [ErrNilFunc], not a panic, and
+// a call through a nil or zero Breaker with [ErrNilBreaker].
 //
 // # Many dependencies, and HTTP
 //

@@ -21,6 +21,11 @@ var ErrTooManyRequests error = &sentinel{"circuitbreaker: too many requests whil
 // error, reported as an error rather than a nil-pointer panic.
 var ErrNilFunc error = &sentinel{"circuitbreaker: nil function to call", "circuitbreaker.nil_function"}
 
+// ErrNilBreaker is returned by [Breaker.Execute], [Breaker.Allow] and
+// [Do] called on a nil *Breaker, or on a zero Breaker rather than one made
+// by [New]. No call is admitted or counted.
+var ErrNilBreaker error = &sentinel{"circuitbreaker: nil Breaker (make one with circuitbreaker.New)", "circuitbreaker.nil_breaker"}
+
 type sentinel struct{ msg, typ string }
 
 func (e *sentinel) Error() string { return e.msg }

@@ -2,6 +2,7 @@ package circuitbreaker_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -398,4 +399,30 @@ func TestLongestOpenDuration(t *testing.T) {
 	// rounding it up to the millisecond must not wrap it negative.
 	far := &circuitbreaker.RejectedError{Breaker: "x", State: circuitbreaker.StateOpen, Until: time.Date(2400, 1, 1, 0, 0, 0, 0, time.UTC)}
 	assert.Equal(t, `circuitbreaker: breaker "x" is open (retry in 2562047h47m16.854775807s, at 2400-01-01T00:00:00.000Z)`, far.Error())
+}
+
+// TestNilBreakerIsAnError: a call through a nil *Breaker or a zero
+// Breaker (not made by New) is refused with ErrNilBreaker, not a
+// nil-pointer panic.
+func TestNilBreakerIsAnError(t *testing.T) {
+	called := false
+	fn := func(context.Context) error { called = true; return nil }
+	for name, b := range map[string]*circuitbreaker.Breaker{"nil": nil, "zero": {}} {
+		t.Run(name, func(t *testing.T) {
+			if err := b.Execute(context.Background(), fn); !errors.Is(err, circuitbreaker.ErrNilBreaker) {
+				t.Errorf("Execute = %v; want ErrNilBreaker", err)
+			}
+			if _, err := circuitbreaker.Do(context.Background(), b, func(context.Context) (int, error) { called = true; return 1, nil }); !errors.Is(err, circuitbreaker.ErrNilBreaker) {
+				t.Errorf("Do = %v; want ErrNilBreaker", err)
+			}
+			done, err := b.Allow(context.Background())
+			if !errors.Is(err, circuitbreaker.ErrNilBreaker) {
+				t.Errorf("Allow = %v; want ErrNilBreaker", err)
+			}
+			done(nil) // a no-op, as for any refused call
+			if called {
+				t.Error("the function was called")
+			}
+		})
+	}
 }
