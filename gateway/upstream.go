@@ -429,9 +429,7 @@ func trimSlash(p string) string {
 func toGroupOptions(opts []circuitbreaker.Option) []circuitbreaker.GroupOption {
 	out := make([]circuitbreaker.GroupOption, 0, len(opts)+2)
 	for _, o := range opts {
-		if o != nil {
-			out = append(out, o)
-		}
+		out = append(out, o) // none is nil: New validated them
 	}
 	return out
 }
