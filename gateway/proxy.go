@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -367,9 +368,11 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	}
 	if st := stateOf(pr.In.Context()); st != nil {
 		setForwarded(pr, st)
-		if st.requestID != nil {
-			// Set again: a client may have named it in Connection.
-			out.Header[st.table.requestID] = st.requestID
+		if h := st.table.requestID; st.requestID != nil && !slices.Equal(out.Header[h], st.requestID) {
+			// Set again: a client may have named it in Connection. Only
+			// then: an assignment to a Go map holding eight keys grows it
+			// to a table even when the key is there (about 700 bytes).
+			out.Header[h] = st.requestID
 		}
 	}
 }
