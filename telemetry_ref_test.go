@@ -539,6 +539,10 @@ Every package takes its providers from its WithTracerProvider and
 WithMeterProvider options, the global ones by default, and records a
 failure as status Error with error.type. Kinds are OpenTelemetry's:
 counter and updowncounter (synchronous or observable), histogram, gauge.
+Through the Prometheus exporter (go.opentelemetry.io/otel/exporters/prometheus,
+default options) dots become underscores, counters end in _total and the
+unit adds a suffix: circuitbreaker.calls is circuitbreaker_calls_total,
+cache.load.duration is cache_load_duration_seconds.
 
 `)
 	for _, s := range sections {
