@@ -124,6 +124,7 @@ var (
 	eventHead    = regexp.MustCompile(`^(?:event )?([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)[:,]`)
 	childSpans   = regexp.MustCompile(`children "([^"]+)"(?: and "([^"]+)")? \((internal|server|client|producer|consumer)([^)]*)\)`)
 	proseSpan    = regexp.MustCompile(`span (?:of kind (internal|server|client|producer|consumer), )?"([^"]+)"`)
+	noneFor      = regexp.MustCompile(`none\s+for\s+([^.;]+)`)
 	docLink      = regexp.MustCompile(`\[([A-Za-z0-9_.*/]+)\]`)
 )
 
@@ -246,15 +247,24 @@ func TestTelemetryParserFindsEnough(t *testing.T) {
 		t.Errorf("circuitbreaker events parsed: %v, want 2", sec.events)
 	}
 	sec = readSection(t, "eventsource/pgstore", vocab)
+	found := 0
 	for _, s := range sec.spans {
-		if s.name == "BATCH {schema}.events" {
-			if s.kind != "client" || !slices.Contains(s.attrs, "db.system.name") {
-				t.Errorf("pgstore's BATCH span parsed as %+v, want a client span with db.system.name", s)
+		switch s.name {
+		case "BATCH {schema}.events":
+			found++
+			if s.kind != "client" || !slices.Contains(s.attrs, "db.system.name") || !slices.Contains(s.attrs, "db.collection.name") {
+				t.Errorf("pgstore's BATCH span parsed as %+v, want a client span with db.system.name and db.collection.name", s)
 			}
-			return
+		case "notify {database}|{schema}":
+			found++
+			if slices.Contains(s.attrs, "db.collection.name") {
+				t.Errorf("pgstore's notify span parsed as %+v; its doc says it has no db.collection.name", s)
+			}
 		}
 	}
-	t.Errorf("pgstore's BATCH span not parsed; spans: %v", sec.spans)
+	if found != 2 {
+		t.Errorf("pgstore's BATCH and notify spans not parsed; spans: %v", sec.spans)
+	}
 }
 
 // readSection reads the "# Telemetry" section of pkg's doc.go.
@@ -300,11 +310,12 @@ func readSection(t *testing.T, pkg string, vocab map[string]bool) docSection {
 // paragraph before each list.
 func parseSection(sec *docSection, vocab map[string]bool) {
 	var (
-		lead       string   // the paragraph before the current list
-		para       []string // the paragraph being read
-		paras      []string // the paragraphs read
-		carriedAll []string // "Every data point carries ..."
-		spanAttrs  []string // attributes of a list of "name: value" bullets
+		lead       string                  // the paragraph before the current list
+		para       []string                // the paragraph being read
+		paras      []string                // the paragraphs read
+		carriedAll []string                // "Every data point carries ..."
+		spanAttrs  []string                // attributes of a list of "name: value" bullets
+		notFor     = map[string][]string{} // by operation, the spanAttrs its spans lack
 		bullets    []struct{ lead, text string }
 	)
 	flush := func() {
@@ -346,6 +357,12 @@ func parseSection(sec *docSection, vocab map[string]bool) {
 		names := splitNames(head)
 		if len(names) > 0 && !slices.ContainsFunc(names, func(n string) bool { return len(attributesIn(n, vocab, isMetric)) != 1 || strings.Contains(n, " ") }) {
 			spanAttrs = append(spanAttrs, attributesIn(b.text, vocab, isMetric)...)
+			// "db.collection.name: ...; none for notify, listen and migrate."
+			if m := noneFor.FindStringSubmatch(b.text); m != nil {
+				for _, op := range splitNames(m[1]) {
+					notFor[op] = append(notFor[op], names...)
+				}
+			}
 		}
 	}
 	spanAttrs = sortedUnique(spanAttrs)
@@ -437,7 +454,9 @@ func parseSection(sec *docSection, vocab map[string]bool) {
 		if len(names) > 0 && !slices.ContainsFunc(names, func(n string) bool { return !dbSpanName.MatchString(n) }) {
 			attrs := sortedUnique(append(attributesIn(text[len(head):], vocab, isMetric), spanAttrs...))
 			for _, name := range names {
-				sec.spans = append(sec.spans, docSpan{name: name, kind: "client", attrs: attrs})
+				op, _, _ := strings.Cut(name, " ")
+				own := slices.DeleteFunc(slices.Clone(attrs), func(a string) bool { return slices.Contains(notFor[op], a) })
+				sec.spans = append(sec.spans, docSpan{name: name, kind: "client", attrs: own})
 			}
 		}
 	}
@@ -565,7 +584,7 @@ cache.load.duration is cache_load_duration_seconds.
 		if len(s.spans) > 0 {
 			b.WriteString("| span | kind | attributes |\n| --- | --- | --- |\n")
 			for _, sp := range s.spans {
-				fmt.Fprintf(&b, "| `%s` | %s | %s |\n", sp.name, sp.kind, codeList(sp.attrs))
+				fmt.Fprintf(&b, "| `%s` | %s | %s |\n", cell(sp.name), sp.kind, codeList(sp.attrs))
 			}
 			b.WriteString("\n")
 		}
@@ -581,12 +600,16 @@ cache.load.duration is cache_load_duration_seconds.
 		}
 		b.WriteString("<details><summary>The package's documentation</summary>\n\n")
 		for _, line := range s.text {
+			line = strings.NewReplacer("*", `\*`, "<", "&lt;", ">", "&gt;").Replace(line)
 			fmt.Fprintf(&b, "%s\n", strings.TrimRight(docLink.ReplaceAllString(line, "`$1`"), " "))
 		}
 		b.WriteString("\n</details>\n")
 	}
 	return bytes.ReplaceAll(b.Bytes(), []byte("\n\n\n"), []byte("\n\n"))
 }
+
+// cell escapes the pipes of a table cell, which split cells even in code.
+func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
 // asTheTextSays stands for the attributes of metrics that a doc lists
 // before the list, for several metrics at once.
