@@ -802,6 +802,9 @@ func libraryDirs(t *testing.T) []string {
 			if path != "." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "examples" || d.Name() == "benchmarks" || d.Name() == "testdata") {
 				return filepath.SkipDir
 			}
+			if _, err := os.Stat(filepath.Join(path, "go.mod")); err == nil && path != "." {
+				return filepath.SkipDir // a module of its own (deploy's tools), not the library
+			}
 			if m, _ := filepath.Glob(filepath.Join(path, "*.go")); len(m) > 0 {
 				dirs = append(dirs, path)
 			}
