@@ -218,20 +218,6 @@ func otlpConfigured(signal string) bool {
 		os.Getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != ""
 }
 
-// otlpProtocol checks the OTLP protocol asked for signal: only
-// http/protobuf is built.
-func otlpProtocol(signal string) error {
-	p := os.Getenv("OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL")
-	if p == "" {
-		p = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-	}
-	if p == "" || p == "http/protobuf" {
-		return nil
-	}
-	return fmt.Errorf("OTLP protocol %q for %s: only http/protobuf is supported (the collector's port 4318)",
-		p, strings.ToLower(signal))
-}
-
 // Shutdown flushes the spans and metrics not exported yet and stops the
 // providers' goroutines. Calls after the first do nothing.
 func (t *Telemetry) Shutdown(ctx context.Context) error {
