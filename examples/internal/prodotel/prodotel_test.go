@@ -154,6 +154,37 @@ func TestLibraryMetricNamesInPrometheus(t *testing.T) {
 	}
 }
 
+// TestSagaMetricNamesInPrometheus records instruments of the kinds, names
+// and units saga/telemetry.go declares, to show the names dashboards query.
+func TestSagaMetricNamesInPrometheus(t *testing.T) {
+	tel := newTelemetry(t, Config{ServiceName: "svc"}, nil)
+	ctx := context.Background()
+	m := tel.MeterProvider.Meter("saga-like")
+	exec, _ := m.Int64Counter("saga.executions", metric.WithUnit("{saga}"))
+	exec.Add(ctx, 1, metric.WithAttributes(attribute.String("saga.outcome", "completed")))
+	active, _ := m.Int64UpDownCounter("saga.active", metric.WithUnit("{saga}"))
+	active.Add(ctx, 2)
+	attn, _ := m.Int64Counter("saga.needs_attention", metric.WithUnit("{saga}"))
+	attn.Add(ctx, 1)
+	dur, _ := m.Float64Histogram("saga.duration", metric.WithUnit("s"))
+	dur.Record(ctx, 1.5)
+
+	body := scrape(t, tel)
+	for _, want := range []string{
+		"# TYPE saga_executions_total counter",
+		`saga_executions_total{otel_scope_name="saga-like",otel_scope_schema_url="",otel_scope_version="",saga_outcome="completed"} 1`,
+		"# TYPE saga_active gauge",
+		"# TYPE saga_needs_attention_total counter",
+		"# TYPE saga_duration_seconds histogram",
+		"saga_duration_seconds_sum{",
+		`saga_duration_seconds_bucket{otel_scope_name="saga-like",otel_scope_schema_url="",otel_scope_version="",le="+Inf"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q; got:\n%s", want, body)
+		}
+	}
+}
+
 func TestLoggerCarriesTraceAndSpanIDs(t *testing.T) {
 	var logs bytes.Buffer
 	tel := newTelemetry(t, Config{ServiceName: "svc", LogOutput: &logs}, nil)
