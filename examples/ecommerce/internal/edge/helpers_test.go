@@ -50,6 +50,13 @@ func newStub(t *testing.T, routes map[string]http.HandlerFunc) *stub {
 	return s
 }
 
+// calls returns how many requests the stub got.
+func (s *stub) calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}
+
 // last returns the last request the stub got whose path is path.
 func (s *stub) last(path string) *http.Request {
 	s.mu.Lock()

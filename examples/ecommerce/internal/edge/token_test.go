@@ -46,7 +46,7 @@ func TestTokenEndpoint(t *testing.T) {
 			form: url.Values{"grant_type": {"password"}, "username": {"a"}, "password": {"b"}}, status: 400, code: ErrCodeUnsupportedGrantType},
 		{name: "no grant type", basic: &basic{"web-app", "web-app-secret"}, form: url.Values{}, status: 400, code: ErrCodeInvalidRequest},
 		{name: "two authentication methods", basic: &basic{"web-app", "web-app-secret"},
-			form: url.Values{"grant_type": {"client_credentials"}, "client_id": {"web-app"}, "client_secret": {"web-app-secret"}},
+			form:   url.Values{"grant_type": {"client_credentials"}, "client_id": {"web-app"}, "client_secret": {"web-app-secret"}},
 			status: 400, code: ErrCodeInvalidRequest},
 		{name: "more roles asked", basic: &basic{"reporting", "reporting-secret"},
 			form: url.Values{"grant_type": {"client_credentials"}, "scope": {RoleOrdersWrite}}, status: 400, code: ErrCodeInvalidScope},
