@@ -18,8 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
 	"github.com/otelpatterns/patterns/gateway"
@@ -376,5 +381,53 @@ func TestComponentsStopWithNoGoroutineLeft(t *testing.T) {
 	// And the listeners are closed.
 	if _, err := net.Dial("tcp", strings.TrimPrefix(r.GatewayURL(), "https://")); err == nil {
 		t.Error("the gateway's port still accepts connections")
+	}
+}
+
+func TestOneTraceThroughGatewayAndBFF(t *testing.T) {
+	// The gateways propagate with the global propagator, which the
+	// program sets (prodotel): W3C trace context.
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+
+	svcs := newServices(t)
+	r := startEdge(t, svcs, func(c *Config) { c.TracerProvider = tp })
+	if res := r.do(t, "GET", "/web/orders/o-1", r.token(t, "web-app"), ""); res.status != 200 {
+		t.Fatalf("GET = %v; want 200", res)
+	}
+	if err := r.stop(); err != nil { // every span has ended
+		t.Fatal(err)
+	}
+	var root sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindServer && !s.Parent().IsValid() && strings.Contains(s.Name(), "/web/orders/{id}") {
+			root = s
+		}
+	}
+	if root == nil {
+		t.Fatal("no root server span for GET /web/orders/{id}")
+	}
+	servers, aggregations := 0, 0
+	for _, s := range rec.Ended() {
+		if s.SpanContext().TraceID() != root.SpanContext().TraceID() {
+			continue
+		}
+		switch {
+		case s.SpanKind() == trace.SpanKindServer:
+			servers++
+		case s.Name() == aggregate.SpanAggregation:
+			aggregations++
+		}
+	}
+	if servers != 2 || aggregations != 1 {
+		t.Errorf("the trace has %d server spans and %d aggregations; want 2 (gateway, web BFF) and 1", servers, aggregations)
+	}
+	tp2 := svcs.orders.last("/orders/o-1").Header.Get("Traceparent")
+	if !strings.Contains(tp2, root.SpanContext().TraceID().String()) {
+		t.Errorf("the orders service got traceparent %q; want the trace %s", tp2, root.SpanContext().TraceID())
 	}
 }
