@@ -247,6 +247,28 @@ func TestWebBFF(t *testing.T) {
 		t.Errorf("document = %s; want the order and products still", res.body)
 	}
 
+	// Failures in a row open the shipping breaker: the shipment is then
+	// left out at once, without calling shipping.
+	var reason any
+	for range 10 {
+		res = r.do(t, "GET", "/web/orders/o-1", web, "")
+		partial, _ := res.json(t)[aggregate.PartialField].(map[string]any)
+		shipment, _ := partial["shipment"].(map[string]any)
+		if reason = shipment["error"]; reason == "unavailable" {
+			break
+		}
+	}
+	if reason != "unavailable" {
+		t.Fatalf("shipment's failure = %v after shipping failed 10 times; want unavailable (breaker open)", reason)
+	}
+	before := svcs.shipping.calls()
+	if res := r.do(t, "GET", "/web/orders/o-1", web, ""); res.status != 200 {
+		t.Errorf("GET with the breaker open = %v; want 200", res)
+	}
+	if n := svcs.shipping.calls() - before; n != 0 {
+		t.Errorf("shipping got %d calls with its breaker open; want 0", n)
+	}
+
 	if res := r.do(t, "GET", "/web/orders/o-404", web, ""); res.status != 404 {
 		t.Errorf("GET a missing order = %v; want 404", res)
 	}
