@@ -65,14 +65,20 @@ func TestGatewayAuthorization(t *testing.T) {
 		})
 	}
 
+	// Its Location is the gateway's path of the order.
+	res := r.do(t, "POST", "/api/orders", web, order, "Idempotency-Key", "k-location")
+	if loc := res.header.Get("Location"); loc != "/api/orders/o-1" {
+		t.Errorf("Location = %q; want /api/orders/o-1", loc)
+	}
+
 	// The order reached the orders service with its Idempotency-Key and
 	// the caller's client ID, and without the token.
 	got := svcs.orders.last("/orders")
 	if got == nil {
 		t.Fatal("the orders service got no POST /orders")
 	}
-	if k := got.Header.Get("Idempotency-Key"); k != "k-orders:write" {
-		t.Errorf("Idempotency-Key = %q; want k-orders:write", k)
+	if k := got.Header.Get("Idempotency-Key"); k != "k-location" {
+		t.Errorf("Idempotency-Key = %q; want k-location", k)
 	}
 	if id := got.Header.Get(ClientIDHeader); id != "web-app" {
 		t.Errorf("%s = %q; want web-app", ClientIDHeader, id)
