@@ -198,10 +198,13 @@ func (s *Shop) buildOrders(context.Context) error {
 	s.closers = append(s.closers, func() { _ = orch.Close(context.Background()) })
 	s.orders = orders
 
-	// The command bus: validated, logged and de-duplicated by the event
-	// store, which records the command's ID in the append's transaction.
+	// The command bus: validated and de-duplicated by the event store,
+	// which records the command's ID in the append's transaction (and is
+	// asked first, so that a copy is not decided again). Commands are not
+	// logged one by one: under load that is a line per request, and their
+	// spans and cqrs.handled say the same.
 	cmds := cqrs.NewBus(cqrs.WithTracerProvider(tp), cqrs.WithMeterProvider(mp))
-	if err := cmds.Use(cqrs.Validation(), cqrs.Logging(s.cfg.Logger), cqrs.Deduplication(store.(eventsource.CommandLog))); err != nil {
+	if err := cmds.Use(cqrs.Validation(), cqrs.Deduplication(store.(eventsource.CommandLog))); err != nil {
 		return err
 	}
 	if err := orders.Register(cmds); err != nil {

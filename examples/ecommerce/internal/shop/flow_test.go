@@ -48,8 +48,8 @@ func started(t *testing.T, cfg Config) *Shop {
 	})
 	// Started once the last component's server answers its readiness.
 	u := s.URLs()
-	for _, base := range []string{u.Orders, u.Catalogue, u.Payment, u.Inventory, u.Shipping} {
-		if base == "" {
+	for name, base := range map[string]string{Orders: u.Orders, Catalogue: u.Catalogue, Payment: u.Payment, Inventory: u.Inventory, Shipping: u.Shipping} {
+		if !s.runs(name) {
 			continue
 		}
 		eventually(t, 10*time.Second, func() error {
