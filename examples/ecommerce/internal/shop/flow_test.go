@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/adapters"
+	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/domain"
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/ports"
 	"github.com/otelpatterns/patterns/hexagonal"
 )
@@ -238,6 +240,19 @@ func flow(t *testing.T, cfg Config) {
 		if _, err := getOrder(s, "ord-none"); err == nil {
 			t.Errorf("GET an unknown order succeeded")
 		}
+	})
+
+	// The stats projection, fed from the store by a runner, saw the same:
+	// five orders completed, one compensated.
+	eventually(t, 10*time.Second, func() error {
+		var st adapters.Stats
+		if code := getJSON(t, s.URLs().Orders+"/stats", &st); code != http.StatusOK {
+			return fmt.Errorf("GET /stats: %d", code)
+		}
+		if st.Orders != 6 || st.ByStatus[domain.Completed] != 5 || st.ByStatus[domain.Compensated] != 1 {
+			return fmt.Errorf("stats %+v, want 6 orders, 5 completed and 1 compensated", st)
+		}
+		return nil
 	})
 }
 
