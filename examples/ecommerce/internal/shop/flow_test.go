@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,14 @@ import (
 
 // started runs the shop of cfg in an app until the test ends.
 func started(t *testing.T, cfg Config) *Shop {
+	t.Helper()
+	s, stop := startedStop(t, cfg)
+	t.Cleanup(stop)
+	return s
+}
+
+// startedStop runs the shop of cfg in an app until stop is called.
+func startedStop(t *testing.T, cfg Config) (*Shop, func()) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -41,13 +50,16 @@ func started(t *testing.T, cfg Config) *Shop {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-		http.DefaultClient.CloseIdleConnections()
-	})
+	var once sync.Once
+	stopApp := func() {
+		once.Do(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("app.Run: %v", err)
+			}
+			http.DefaultClient.CloseIdleConnections()
+		})
+	}
 	// Started once the last component's server answers its readiness.
 	u := s.URLs()
 	for name, base := range map[string]string{Orders: u.Orders, Catalogue: u.Catalogue, Payment: u.Payment, Inventory: u.Inventory, Shipping: u.Shipping} {
@@ -66,7 +78,7 @@ func started(t *testing.T, cfg Config) *Shop {
 			return nil
 		})
 	}
-	return s
+	return s, stopApp
 }
 
 // eventually calls f until it returns nil, failing the test after d.
