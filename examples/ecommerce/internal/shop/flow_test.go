@@ -269,4 +269,3 @@ func flow(t *testing.T, cfg Config) {
 	})
 }
 
-func TestFlowInMemory(t *testing.T) { flow(t, Config{}) }
