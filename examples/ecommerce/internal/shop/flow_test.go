@@ -268,4 +268,3 @@ func flow(t *testing.T, cfg Config) {
 		return nil
 	})
 }
-

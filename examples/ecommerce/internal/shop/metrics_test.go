@@ -29,7 +29,7 @@ func TestFlowInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []attribute.KeyValue{
-		retry.AttrName.String(Inventory),        // the flaky inventory's retries
+		retry.AttrName.String(Inventory),         // the flaky inventory's retries
 		circuitbreaker.AttrName.String(Shipping), // the breaker that opened
 		saga.AttrName.String(app.SagaName),       // the sagas' outcomes
 	} {
