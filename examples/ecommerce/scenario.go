@@ -39,7 +39,9 @@ const (
 
 // outcome is what the scenario saw, for the tests.
 type outcome struct {
-	backends []string
+	backends     []string
+	schema       string // the PostgreSQL schema, "" in memory
+	streamPrefix string // the JetStream streams' prefix
 
 	products   []product
 	placed     exchange // the first order
@@ -116,7 +118,7 @@ func runScenario(ctx context.Context, cfg config, out io.Writer) (oc *outcome, e
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, s.shutdownTelemetry(ctx)) }()
-	oc = &outcome{backends: s.be.names}
+	oc = &outcome{backends: s.be.names, schema: s.be.shop.Schema, streamPrefix: s.be.shop.StreamPrefix}
 	fmt.Fprintf(out, "ecommerce: a gateway, two BFFs and five services, as one hexagonal.App\n")
 	fmt.Fprintf(out, "backends: %s\n", strings.Join(s.be.names, "; "))
 
