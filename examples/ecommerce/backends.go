@@ -30,7 +30,7 @@ const (
 // them.
 type backends struct {
 	shop   shop.Backends
-	names  []string                // what runs where, for the story
+	names  []string                 // what runs where, for the story
 	checks []hexagonal.HealthOption // readiness of each real backend
 
 	// private says the run made its schema and prefix for itself: close

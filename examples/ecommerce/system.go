@@ -24,7 +24,7 @@ const serviceName = "ecommerce"
 // system is the program's parts, wired, before the App runs them.
 type system struct {
 	tel     *prodotel.Telemetry
-	spans   *exampleotel.Spans     // nil unless the story prints trees
+	spans   *exampleotel.Spans      // nil unless the story prints trees
 	metrics *sdkmetric.ManualReader // for the story's summary
 	be      *backends
 	shop    *shop.Shop // nil with -service edge
