@@ -81,7 +81,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"time"
 )
@@ -200,11 +199,7 @@ func validService(s string) bool {
 // usageError prints msg and the usage to fs's output and returns it as
 // an error.
 func usageError(fs *flag.FlagSet, msg string) error {
-	out := fs.Output()
-	if out == nil {
-		out = io.Discard
-	}
-	fmt.Fprintln(out, msg)
+	fmt.Fprintln(fs.Output(), msg)
 	fs.Usage()
 	return errors.New(msg)
 }

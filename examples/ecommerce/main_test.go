@@ -150,6 +150,12 @@ func checkScenario(t *testing.T, oc *outcome, out string) {
 	order := traceOf(oc, oc.placed.trace)
 	checkOrderTrace(t, order)
 
+	// The graceful shutdown: the components in reverse order of start,
+	// the admin server (started last) first, the backends last.
+	if n := len(oc.stopped); n < 3 || oc.stopped[0] != "admin" || oc.stopped[n-1] != "backends" {
+		t.Errorf("components stopped in order %v; want admin first and backends last", oc.stopped)
+	}
+
 	// The story.
 	for _, want := range []string{
 		"\n== 1. a client gets a token",

@@ -61,7 +61,8 @@ type outcome struct {
 	limited    int // answers 429 in the burst
 	allowed    int // answers 200 in the burst
 	burst429   exchange
-	shutdown   error // the App's Run
+	shutdown   error    // the App's Run
+	stopped    []string // the components, in the order they stopped
 	spans      []sdktrace.ReadOnlySpan
 }
 
@@ -135,6 +136,12 @@ func runScenario(ctx context.Context, cfg config, out io.Writer) (oc *outcome, e
 
 	fmt.Fprintln(out, "\n== shut down: the App turns readiness off and stops its components in reverse order")
 	oc.shutdown = stop()
+	stopped, appErrs := s.phases.stoppedOrder()
+	oc.stopped = stopped
+	fmt.Fprintf(out, "  components stopped, in order: %s\n", strings.Join(stopped, ", "))
+	for _, e := range appErrs {
+		fmt.Fprintf(out, "  app error: %s\n", e)
+	}
 	if oc.shutdown == nil {
 		fmt.Fprintln(out, "  stopped gracefully")
 	}

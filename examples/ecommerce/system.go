@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"time"
@@ -31,6 +32,7 @@ type system struct {
 	edge    *edge.Edge // nil with -service other than edge
 	admin   string     // the admin server's base URL
 	app     *hexagonal.App
+	phases  *phases // the App's log, for the story
 }
 
 // buildOptions say which system to build.
@@ -150,10 +152,11 @@ func build(ctx context.Context, o buildOptions) (_ *system, err error) {
 	}
 	components = append(components, admin)
 
+	s.phases = newPhases(s.tel.Logger.Handler())
 	s.app, err = hexagonal.New(
 		hexagonal.WithComponent(components...),
 		hexagonal.WithHealth(health),
-		hexagonal.WithLogger(s.tel.Logger),
+		hexagonal.WithLogger(slog.New(s.phases)),
 		hexagonal.WithTracerProvider(s.tel.TracerProvider),
 		hexagonal.WithMeterProvider(s.tel.MeterProvider),
 		hexagonal.WithStopTimeout(10*time.Second),
