@@ -114,6 +114,7 @@ type config struct {
 	serve                  bool
 	service                string // "" runs every service
 	gatewayAddr, adminAddr string
+	authAddr               string // the token server's listen address
 	listen                 string // -service: the service's own address
 	certFile, keyFile      string
 
@@ -138,6 +139,7 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 	fs.BoolVar(&c.serve, "serve", false, "keep running (until SIGINT or SIGTERM), printing the URLs, instead of the scenario")
 	fs.StringVar(&c.service, "service", "", "run one service alone: edge, orders, catalogue, payment, inventory or shipping")
 	fs.StringVar(&c.gatewayAddr, "gateway", "", "the gateway's listen address (default 127.0.0.1 and a free port)")
+	fs.StringVar(&c.authAddr, "auth", "", "the OAuth2 token server's listen address (default 127.0.0.1 and a free port)")
 	fs.StringVar(&c.adminAddr, "admin", "", "the admin server's listen address: /livez, /readyz, /health and /metrics (default 127.0.0.1 and a free port)")
 	fs.StringVar(&c.listen, "listen", "", "with -service: the service's listen address (default 127.0.0.1 and a free port)")
 	fs.StringVar(&c.certFile, "cert", "", "the gateway's TLS certificate (PEM); with -key; default: a self-signed one made at start-up")

@@ -117,6 +117,7 @@ func build(ctx context.Context, o buildOptions) (_ *system, err error) {
 	if only == "" || only == "edge" {
 		ecfg := edge.Config{
 			GatewayAddr:    o.cfg.gatewayAddr,
+			AuthAddr:       o.cfg.authAddr,
 			CertFile:       o.cfg.certFile,
 			KeyFile:        o.cfg.keyFile,
 			TracerProvider: s.tel.TracerProvider,
