@@ -24,7 +24,7 @@
 // "coordinated omission" of load tests. Here a slow server means more
 // requests in flight, and their latencies show it.
 //
-// In flight requests are capped ([Config.MaxInFlight], 1000 by default)
+// Requests in flight are capped ([Config.MaxInFlight], 1000 by default)
 // so that a server that stops answering cannot make the load test itself
 // run out of sockets or memory. A request whose time comes while the cap
 // is reached is not sent and not postponed: it is counted in
@@ -57,12 +57,21 @@
 // With [Config.MetricsURL], Run scrapes that Prometheus text endpoint (as
 // served by go.opentelemetry.io/otel/exporters/prometheus with its default
 // options) before and after the run, and reports in [Patterns] the
-// increase of the library's counters in between: circuit breaker
-// rejections (circuitbreaker.calls), retries (retry.attempts less
-// retry.calls), rate-limited requests (gateway.ratelimit.decisions), the
-// cache hit ratio per level (cache.requests) and the sagas completed and
-// compensated (saga.executions). The page is parsed with
-// github.com/prometheus/common/expfmt.
+// increase of the library's counters in between, as the exporter names
+// them (dots to underscores, _total on counters):
+//
+//   - breaker rejections: circuitbreaker_calls_total, outcome rejected,
+//     by circuitbreaker_name;
+//   - retries: retry_attempts_total less retry_calls_total, by
+//     retry_name;
+//   - rate-limited requests: gateway_ratelimit_decisions_total, decision
+//     limited;
+//   - cache hit ratio per level: cache_requests_total, hits over all
+//     lookups, by cache_level (l1, l2);
+//   - sagas completed and compensated: saga_executions_total, by
+//     saga_outcome.
+//
+// The page is parsed with github.com/prometheus/common/expfmt.
 //
 // Run is safe to call from several goroutines at once; each run has its own
 // schedule and counts.

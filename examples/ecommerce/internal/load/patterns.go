@@ -10,6 +10,7 @@ import (
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/gateway/ratelimit"
+	"github.com/otelpatterns/patterns/retry"
 	"github.com/otelpatterns/patterns/saga"
 )
 
@@ -26,9 +27,15 @@ type Patterns struct {
 	// circuit breaker (circuitbreaker.calls with outcome rejected).
 	BreakerRejections float64
 	// Retries counts attempts beyond the first: retry.attempts less
-	// retry.calls. Both are counted as calls end, so a call retrying
-	// across a scrape can shift a retry from one run to the next.
+	// retry.calls, of every retrier, the saga orchestrator's own
+	// included (retry.name saga.step, saga.compensation, saga.log). A
+	// call retrying across a scrape has its attempts counted before its
+	// end: its retries may fall in the next run.
 	Retries float64
+	// BreakerRejectionsByName and RetriesByName split the two counts
+	// above by circuitbreaker.name and retry.name; names with none are
+	// left out.
+	BreakerRejectionsByName, RetriesByName map[string]float64
 	// RateLimited counts requests a rate limit refused (429): the
 	// gateway.ratelimit.decisions of decision limited.
 	RateLimited float64
@@ -125,13 +132,36 @@ func sum(ss []series, k attribute.Key, v string) float64 {
 	return total
 }
 
+// sumBy adds, by the value of label by, the values of the series whose
+// label k has value v (every series when k is "").
+func sumBy(ss []series, k attribute.Key, v string, by attribute.Key) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range ss {
+		if k == "" || s.labels[promLabel(k)] == v {
+			out[s.labels[promLabel(by)]] += s.value
+		}
+	}
+	return out
+}
+
 // patternsBetween reads what the patterns did from two scrapes.
 func patternsBetween(before, after metricSet) Patterns {
 	p := Patterns{Measured: true}
-	p.BreakerRejections = sum(increase(before, after, promName(metricBreakerCalls)), circuitbreaker.AttrOutcome, breakerRejected)
-	attempts := sum(increase(before, after, promName(metricRetryAttempts)), "", "")
-	calls := sum(increase(before, after, promName(metricRetryCalls)), "", "")
-	p.Retries = max(attempts-calls, 0)
+	p.BreakerRejectionsByName = sumBy(increase(before, after, promName(metricBreakerCalls)),
+		circuitbreaker.AttrOutcome, breakerRejected, circuitbreaker.AttrName)
+	p.RetriesByName = sumBy(increase(before, after, promName(metricRetryAttempts)), "", "", retry.AttrName)
+	for name, calls := range sumBy(increase(before, after, promName(metricRetryCalls)), "", "", retry.AttrName) {
+		p.RetriesByName[name] -= calls
+	}
+	for _, m := range []map[string]float64{p.BreakerRejectionsByName, p.RetriesByName} {
+		maps.DeleteFunc(m, func(_ string, n float64) bool { return n <= 0 })
+	}
+	for _, n := range p.BreakerRejectionsByName {
+		p.BreakerRejections += n
+	}
+	for _, n := range p.RetriesByName {
+		p.Retries += n
+	}
 	p.RateLimited = sum(increase(before, after, promName(metricRateLimitDecided)), ratelimit.AttrDecision, ratelimit.DecisionLimited)
 	execs := increase(before, after, promName(metricSagaExecutions))
 	p.SagasCompleted = sum(execs, saga.AttrOutcome, string(saga.Completed))

@@ -67,8 +67,9 @@ func (r Report) Print(w io.Writer) {
 	if !p.Measured {
 		return
 	}
-	fmt.Fprintf(w, "  patterns: %.0f breaker rejections, %.0f retries, %.0f rate-limited (429)\n",
-		p.BreakerRejections, p.Retries, p.RateLimited)
+	fmt.Fprintf(w, "  breaker rejections: %.0f%s\n", p.BreakerRejections, byName(p.BreakerRejectionsByName))
+	fmt.Fprintf(w, "  retries: %.0f%s\n", p.Retries, byName(p.RetriesByName))
+	fmt.Fprintf(w, "  rate-limited (429): %.0f\n", p.RateLimited)
 	fmt.Fprintf(w, "  sagas: %.0f completed, %.0f compensated\n", p.SagasCompleted, p.SagasCompensated)
 	parts = parts[:0]
 	for _, level := range slices.Sorted(maps.Keys(p.CacheHitRatio)) {
@@ -78,4 +79,16 @@ func (r Report) Print(w io.Writer) {
 		parts = append(parts, "no lookups")
 	}
 	fmt.Fprintf(w, "  cache hit ratio: %s\n", strings.Join(parts, ", "))
+}
+
+// byName formats counts by name as " (a 1, b 2)", or "" for none.
+func byName(m map[string]float64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	parts := make([]string, 0, len(m))
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s %.0f", name, m[name]))
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
 }

@@ -22,15 +22,19 @@ func TestPrint(t *testing.T) {
 				Achieved: 499.97, Elapsed: 30003 * time.Millisecond,
 				Patterns: Patterns{
 					Measured: true, BreakerRejections: 12, Retries: 40, RateLimited: 500,
-					CacheHitRatio:  map[string]float64{"l2": 0.5, "l1": 0.975},
-					SagasCompleted: 480, SagasCompensated: 17,
+					BreakerRejectionsByName: map[string]float64{"shipping": 12},
+					RetriesByName:           map[string]float64{"saga.step": 30, "inventory": 10},
+					CacheHitRatio:           map[string]float64{"l2": 0.5, "l1": 0.975},
+					SagasCompleted:          480, SagasCompensated: 17,
 				},
 			},
 			want: `load: 15000 requests in 30.003s (500.0/s), 12 dropped at the in-flight cap
   latency: p50 1.23ms, p90 3.46ms, p99 12.3ms, max 81.2ms
   answers: 200 × 14000, 202 × 497, 429 × 500
   errors: 3 (connection reset × 2, timeout × 1)
-  patterns: 12 breaker rejections, 40 retries, 500 rate-limited (429)
+  breaker rejections: 12 (shipping 12)
+  retries: 40 (inventory 10, saga.step 30)
+  rate-limited (429): 500
   sagas: 480 completed, 17 compensated
   cache hit ratio: l1 97.5%, l2 50.0%
 `,
@@ -51,7 +55,9 @@ func TestPrint(t *testing.T) {
   latency: p50 1ms, p90 1ms, p99 1ms, max 1ms
   answers: 200 × 1
   errors: 0
-  patterns: 0 breaker rejections, 0 retries, 0 rate-limited (429)
+  breaker rejections: 0
+  retries: 0
+  rate-limited (429): 0
   sagas: 0 completed, 0 compensated
   cache hit ratio: no lookups
 `,
