@@ -399,3 +399,47 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestRunCountsTimeouts checks that a request the client gave up on counts
+// as an error of kind timeout.
+func TestRunCountsTimeouts(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // never answers in time
+	}))
+	defer srv.Close()
+	client := &http.Client{Timeout: 50 * time.Millisecond}
+	defer client.CloseIdleConnections()
+
+	rep, err := Run(t.Context(), Config{Rate: 10, Duration: 500 * time.Millisecond, Client: client, Next: getter(srv.URL)})
+	if err != nil {
+		t.Fatalf("Run() error = %v", err)
+	}
+	if rep.Sent != 5 || rep.Errors != 5 || rep.ErrorKinds["timeout"] != 5 {
+		t.Errorf("Run() sent %d, errors %d %v; want 5 sent, 5 timeouts", rep.Sent, rep.Errors, rep.ErrorKinds)
+	}
+}
+
+// errTransport fails every request with an error of its own.
+type errTransport struct{}
+
+func (errTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	return nil, errors.New("failure " + r.Header.Get("X-Index"))
+}
+
+// TestRunBoundsErrorKinds checks that errors of many kinds keep the
+// report small: the first eight kinds, then "other".
+func TestRunBoundsErrorKinds(t *testing.T) {
+	rep, err := Run(t.Context(), Config{Rate: 100, Duration: 120 * time.Millisecond,
+		Client: &http.Client{Transport: errTransport{}}, Next: getter("http://shop.test/")})
+	if err != nil {
+		t.Fatalf("Run() error = %v", err)
+	}
+	if rep.Errors != 12 || len(rep.ErrorKinds) != maxErrorKinds+1 || rep.ErrorKinds["other"] != 4 {
+		t.Errorf("Run() errors %d, kinds %v; want 12 errors in %d kinds and other × 4", rep.Errors, rep.ErrorKinds, maxErrorKinds)
+	}
+	for kind, n := range rep.ErrorKinds {
+		if kind != "other" && (n != 1 || !strings.HasPrefix(kind, "failure ")) {
+			t.Errorf("ErrorKinds[%q] = %d; want a failure's message, once", kind, n)
+		}
+	}
+}
