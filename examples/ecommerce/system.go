@@ -92,6 +92,14 @@ func build(ctx context.Context, o buildOptions) (_ *system, err error) {
 		s.be = &backends{}
 	}
 
+	// One health for the process: every server of the edge serves it,
+	// and the admin server.
+	health, err := hexagonal.NewHealth(append(s.be.checks,
+		hexagonal.WithMeterProvider(s.tel.MeterProvider), hexagonal.WithTracerProvider(s.tel.TracerProvider))...)
+	if err != nil {
+		return nil, err
+	}
+
 	var components []hexagonal.Component
 	components = append(components, s.be.component())
 	if only != "edge" {
@@ -123,6 +131,7 @@ func build(ctx context.Context, o buildOptions) (_ *system, err error) {
 			TracerProvider: s.tel.TracerProvider,
 			MeterProvider:  s.tel.MeterProvider,
 			Logger:         s.tel.Logger,
+			Health:         health.Handler(),
 		}
 		if only == "edge" {
 			if o.cfg.gatewayAddr == "" {
@@ -142,11 +151,6 @@ func build(ctx context.Context, o buildOptions) (_ *system, err error) {
 		components = append(components, s.edge.Components()...)
 	}
 
-	health, err := hexagonal.NewHealth(append(s.be.checks,
-		hexagonal.WithMeterProvider(s.tel.MeterProvider), hexagonal.WithTracerProvider(s.tel.TracerProvider))...)
-	if err != nil {
-		return nil, err
-	}
 	admin, err := s.adminServer(o.cfg.adminAddr, health)
 	if err != nil {
 		return nil, err
