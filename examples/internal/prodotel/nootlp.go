@@ -14,8 +14,8 @@ import (
 // OTLP exporters.
 var errNoOTLP = errors.New("OTLP export is asked for (OTEL_EXPORTER_OTLP_*ENDPOINT or OTEL_*_EXPORTER=otlp), " +
 	"but this build has no OTLP exporter: build with -tags otlp (the exporters bring gRPC and protobuf, " +
-	"left out of the default build to keep the first one short), or call exampleotel.JSONOut from main, " +
-	"which runs the program again with the tag")
+	"left out of the default build to keep the first one short); a main that calls exampleotel.RerunWithOTLP first " +
+	"runs itself again that way when OTEL_EXPORTER_OTLP_ENDPOINT is set")
 
 func newOTLPSpanExporter(context.Context) (sdktrace.SpanExporter, error) { return nil, errNoOTLP }
 

@@ -4,6 +4,9 @@ package prodotel
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"strings"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -27,4 +30,18 @@ func newOTLPMetricExporter(ctx context.Context) (sdkmetric.Exporter, error) {
 		return nil, err
 	}
 	return otlpmetrichttp.New(ctx)
+}
+
+// otlpProtocol checks the OTLP protocol asked for signal: only
+// http/protobuf is built.
+func otlpProtocol(signal string) error {
+	p := os.Getenv("OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL")
+	if p == "" {
+		p = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	if p == "" || p == "http/protobuf" {
+		return nil
+	}
+	return fmt.Errorf("OTLP protocol %q for %s: only http/protobuf is supported (the collector's port 4318)",
+		p, strings.ToLower(signal))
 }

@@ -11,8 +11,11 @@
 //   - OTEL_EXPORTER_OTLP_PROTOCOL (and the per-signal variants): only
 //     http/protobuf, the default, is built; the OTLP exporters themselves
 //     read the other OTEL_EXPORTER_OTLP_* variables (headers, timeout...).
-//     They are in a build with the otlp tag only (see the exampleotel
-//     package for why and for how a run without it runs itself again).
+//     They are in a build with the otlp tag only, as in the exampleotel
+//     package (they bring gRPC and protobuf); a main that calls
+//     exampleotel.RerunWithOTLP before New runs itself again with the tag
+//     when an OTLP endpoint is set, and New fails with an error saying so
+//     when OTLP is asked for in a build without it.
 //   - OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (always_on,
 //     always_off, traceidratio, parentbased_*): read by the SDK's tracer
 //     provider itself, which is given no sampler.
@@ -35,9 +38,12 @@
 // series under that name. Attributes become labels the same way ('.' to
 // '_'), and each series carries otel_scope_name and otel_scope_version.
 // For instance, circuitbreaker's counter circuitbreaker.calls with unit
-// {call} is circuitbreaker_calls_total, and saga's histogram
-// saga.step.duration with unit s is saga_step_duration_seconds_bucket,
-// _sum and _count.
+// {call} is circuitbreaker_calls_total, its gauge circuitbreaker.state
+// is circuitbreaker_state, saga's counter saga.executions with unit
+// {saga} is saga_executions_total, its up-down counter saga.active (a
+// non-monotonic sum, so a gauge) is saga_active, and its histogram
+// saga.duration with unit s is saga_duration_seconds_bucket, _sum and
+// _count.
 package prodotel
 
 import (
@@ -216,20 +222,6 @@ func exporterKind(signal string) (string, error) {
 func otlpConfigured(signal string) bool {
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" ||
 		os.Getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != ""
-}
-
-// otlpProtocol checks the OTLP protocol asked for signal: only
-// http/protobuf is built.
-func otlpProtocol(signal string) error {
-	p := os.Getenv("OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL")
-	if p == "" {
-		p = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
-	}
-	if p == "" || p == "http/protobuf" {
-		return nil
-	}
-	return fmt.Errorf("OTLP protocol %q for %s: only http/protobuf is supported (the collector's port 4318)",
-		p, strings.ToLower(signal))
 }
 
 // Shutdown flushes the spans and metrics not exported yet and stops the

@@ -91,9 +91,12 @@ func (e *Edge) buildBFF(kind string) (http.Handler, func() error, error) {
 	if err != nil {
 		return nil, nil, errors.Join(err, kept.Close())
 	}
-	upstreams := []gateway.Upstream{e.upstream("orders", e.cfg.OrdersURL), e.upstream("shipping", e.cfg.ShippingURL)}
+	upstreams := []gateway.Upstream{
+		e.upstream("orders", e.cfg.OrdersURL, retryAttempts),
+		e.upstream("shipping", e.cfg.ShippingURL, retryAttempts),
+	}
 	if kind == webBFF {
-		upstreams = append(upstreams, e.upstream("catalogue", e.cfg.CatalogueURL))
+		upstreams = append(upstreams, e.upstream("catalogue", e.cfg.CatalogueURL, retryAttempts))
 	}
 	g, err := gateway.New(
 		gateway.WithTracerProvider(e.tp), gateway.WithMeterProvider(e.mp),

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -102,6 +103,9 @@ type Edge struct {
 
 	authLn, gatewayLn, webLn, mobileLn net.Listener
 	components                         []hexagonal.Component
+
+	mu   sync.Mutex
+	held map[string]func() error // what started components built, by name
 }
 
 // New builds the edge: it checks cfg (every error at once), makes the
@@ -109,8 +113,8 @@ type Edge struct {
 // binds the four listeners, so that the URLs are known before the
 // components run. The gateway, the BFFs and their caches are built when
 // their components start (the gateway fetches the token server's key set
-// then). An edge whose components never run must be closed with
-// [Edge.Close] to release its listeners.
+// then). Call [Edge.Close] once the app running the components has
+// returned (or if it never ran): it releases whatever a stop did not.
 func New(cfg Config) (*Edge, error) {
 	var errs []error
 	for _, u := range []struct{ name, url string }{
@@ -149,7 +153,7 @@ func New(cfg Config) (*Edge, error) {
 	if cfg.Burst == 0 {
 		cfg.Burst = max(DefaultBurst, cfg.RatePerSecond)
 	}
-	e := &Edge{cfg: cfg, log: cfg.Logger, tp: cfg.TracerProvider, mp: cfg.MeterProvider, cert: cert, roots: roots}
+	e := &Edge{held: map[string]func() error{}, cfg: cfg, log: cfg.Logger, tp: cfg.TracerProvider, mp: cfg.MeterProvider, cert: cert, roots: roots}
 	if e.log == nil {
 		e.log = slog.Default()
 	}
@@ -238,11 +242,16 @@ func (e *Edge) ClientTLS() *tls.Config {
 	return &tls.Config{RootCAs: e.roots, MinVersion: tls.VersionTLS12}
 }
 
-// Close closes the listeners, for an edge whose components never ran;
-// the components close them when they stop. It may be called more than
-// once, and after the components stopped.
+// Close closes the listeners and releases what the components built
+// (gateways, caches, the key set's refresh), for an edge whose
+// components never ran or whose start a shutdown interrupted; the
+// components release both when they stop. Call it after the app has
+// returned. It may be called more than once.
 func (e *Edge) Close() error {
 	var errs []error
+	for _, c := range e.components {
+		errs = append(errs, e.release(c.Name))
+	}
 	for _, ln := range []net.Listener{e.authLn, e.webLn, e.mobileLn, e.gatewayLn} {
 		if ln == nil {
 			continue
@@ -284,9 +293,8 @@ func (e *Edge) server(name string, ln net.Listener, tlsConfig *tls.Config, build
 	}
 	c := hexagonal.HTTPServerListener(name, srv, ln)
 	start, stop := c.Start, c.Stop
-	var release func() error
 	c.Start = func(ctx context.Context) error {
-		h, rel, err := build()
+		h, release, err := build()
 		if err != nil {
 			return err
 		}
@@ -294,20 +302,36 @@ func (e *Edge) server(name string, ln net.Listener, tlsConfig *tls.Config, build
 		// handler here races with nothing.
 		srv.Handler = withHealth(h, e.cfg.Health)
 		if err := start(ctx); err != nil {
-			return errors.Join(err, rel())
+			return errors.Join(err, release())
 		}
-		release = rel
+		if err := ctx.Err(); err != nil {
+			// The app gave up on this start (a shutdown began): it
+			// will not stop the component.
+			return errors.Join(err, release())
+		}
+		// Kept for Stop, and for Close should the app give up on this
+		// start all the same, between the check above and its own.
+		e.mu.Lock()
+		e.held[name] = release
+		e.mu.Unlock()
 		return nil
 	}
 	c.Stop = func(ctx context.Context) error {
-		err := stop(ctx)
-		if release != nil {
-			err = errors.Join(err, release())
-			release = nil
-		}
-		return err
+		return errors.Join(stop(ctx), e.release(name))
 	}
 	return c
+}
+
+// release frees what the component name built when it started, once.
+func (e *Edge) release(name string) error {
+	e.mu.Lock()
+	release := e.held[name]
+	delete(e.held, name)
+	e.mu.Unlock()
+	if release == nil {
+		return nil
+	}
+	return release()
 }
 
 // withHealth serves the health endpoints with health, and the rest with

@@ -121,10 +121,13 @@ func (e *Edge) buildGateway() (_ http.Handler, _ func() error, err error) {
 		gateway.WithStrictPaths(),
 		gateway.WithDroppedHeaders(ClientIDHeader),
 		gateway.WithUpstreams(
-			e.upstream("orders", e.cfg.OrdersURL),
-			e.upstream("catalogue", e.cfg.CatalogueURL),
-			e.upstream("web-bff", e.WebBFFURL()),
-			e.upstream("mobile-bff", e.MobileBFFURL()),
+			e.upstream("orders", e.cfg.OrdersURL, retryAttempts),
+			e.upstream("catalogue", e.cfg.CatalogueURL, retryAttempts),
+			// The BFFs retry their own calls to the services: retrying
+			// them too would multiply the attempts a failing service
+			// gets.
+			e.upstream("web-bff", e.WebBFFURL(), 1),
+			e.upstream("mobile-bff", e.MobileBFFURL(), 1),
 		),
 		gateway.WithRoutes(
 			// The Idempotency-Key header goes to the orders service,
@@ -151,11 +154,16 @@ func (e *Edge) buildGateway() (_ http.Handler, _ func() error, err error) {
 	return g, release, nil
 }
 
+// retryAttempts is the most attempts of a request to a service, the
+// first included.
+const retryAttempts = 3
+
 // upstream is a service behind a gateway, with a breaker and retries:
 // five failures in a row open the breaker for five seconds, and a failed
-// attempt of a request safe to repeat is tried again, up to three in
-// all. Breakers log their changes.
-func (e *Edge) upstream(name, url string) gateway.Upstream {
+// attempt of a request safe to repeat is tried again, up to attempts in
+// all (within the upstream's retry budget, which bounds them in an
+// outage). Breakers log their changes.
+func (e *Edge) upstream(name, url string, attempts int) gateway.Upstream {
 	return gateway.Upstream{
 		Name:    name,
 		Targets: []gateway.Target{{URL: url}},
@@ -167,6 +175,6 @@ func (e *Edge) upstream(name, url string) gateway.Upstream {
 					slog.String("from", c.From.String()), slog.String("to", c.To.String()))
 			}),
 		}},
-		Retry: &gateway.Retry{Attempts: 3, PerTryTimeout: perTryTimeout},
+		Retry: &gateway.Retry{Attempts: attempts, PerTryTimeout: perTryTimeout},
 	}
 }

@@ -23,8 +23,8 @@ type Config struct {
 	// Rate is the number of requests sent per second; it must be positive.
 	Rate int
 	// Duration is how long Run sends for; it must be positive. Run
-	// schedules Rate×Duration requests (rounded down), the k-th at k/Rate
-	// after the start.
+	// schedules Rate×Duration requests (rounded down; at least one), the
+	// k-th at k/Rate after the start.
 	Duration time.Duration
 	// MaxInFlight caps the requests sent and not yet answered; 0 means
 	// DefaultMaxInFlight, and it must not be negative. A request whose
@@ -64,6 +64,9 @@ func (c *Config) validate() error {
 	if c.Duration <= 0 {
 		errs = append(errs, fmt.Errorf("load: Duration is %v; want a positive duration", c.Duration))
 	}
+	if c.Rate > 0 && c.Duration > 0 && c.total() == 0 {
+		errs = append(errs, fmt.Errorf("load: Rate %d for Duration %v schedules no request; want at least one", c.Rate, c.Duration))
+	}
 	if c.MaxInFlight < 0 {
 		errs = append(errs, fmt.Errorf("load: MaxInFlight is %d; want 0 (the default, %d) or more", c.MaxInFlight, DefaultMaxInFlight))
 	}
@@ -71,6 +74,21 @@ func (c *Config) validate() error {
 		errs = append(errs, errors.New("load: Next is nil; it builds the requests to send"))
 	}
 	return errors.Join(errs...)
+}
+
+// total returns the number of requests the schedule holds: Rate×Duration,
+// rounded down, computed so as not to overflow.
+func (c *Config) total() int {
+	whole, frac := int64(c.Duration/time.Second), int64(c.Duration%time.Second)
+	return int(int64(c.Rate)*whole + int64(c.Rate)*frac/int64(time.Second))
+}
+
+// due returns when, after the start, request k of the schedule goes:
+// k/Rate seconds, computed from k each time rather than by adding 1/Rate,
+// so that rounding never drifts the rate, and without overflow.
+func (c *Config) due(k int) time.Duration {
+	rate := int64(c.Rate)
+	return time.Duration(int64(k)/rate)*time.Second + time.Duration(int64(k)%rate*int64(time.Second)/rate)
 }
 
 // Run sends cfg.Rate requests a second for cfg.Duration, open loop, and
@@ -135,7 +153,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 // answers to earlier ones. It returns the sending window (for the achieved
 // rate) once every request it sent has finished.
 func send(ctx context.Context, cfg Config, client *http.Client, rec *recorder) (time.Duration, error) {
-	total := int(int64(cfg.Rate) * int64(cfg.Duration) / int64(time.Second))
+	total := cfg.total()
 	slots := make(chan struct{}, cfg.MaxInFlight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -149,9 +167,7 @@ func send(ctx context.Context, cfg Config, client *http.Client, rec *recorder) (
 		return max(time.Since(start), cfg.Duration)
 	}
 	for k := range total {
-		// Computed from the start each time, not by adding 1/Rate, so
-		// that rounding never drifts the rate.
-		at := start.Add(time.Duration(int64(k) * int64(time.Second) / int64(cfg.Rate)))
+		at := start.Add(cfg.due(k))
 		if wait := time.Until(at); wait > 0 {
 			timer.Reset(wait)
 			select {

@@ -384,6 +384,7 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		{"zero", Config{}, []string{"Rate", "Duration", "Next"}},
 		{"negative", Config{Rate: -1, Duration: -time.Second, MaxInFlight: -1, Next: next}, []string{"Rate", "Duration", "MaxInFlight"}},
 		{"no next", Config{Rate: 1, Duration: time.Second}, []string{"Next"}},
+		{"no request", Config{Rate: 1, Duration: 999 * time.Millisecond, Next: next}, []string{"Rate 1 for Duration 999ms"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -440,6 +441,31 @@ func TestRunBoundsErrorKinds(t *testing.T) {
 	for kind, n := range rep.ErrorKinds {
 		if kind != "other" && (n != 1 || !strings.HasPrefix(kind, "failure ")) {
 			t.Errorf("ErrorKinds[%q] = %d; want a failure's message, once", kind, n)
+		}
+	}
+}
+
+// TestSchedule checks the schedule's count and times, at the edges where
+// a product would overflow.
+func TestSchedule(t *testing.T) {
+	tests := []struct {
+		rate      int
+		duration  time.Duration
+		wantTotal int
+		k         int
+		wantDue   time.Duration
+	}{
+		{rate: 200, duration: time.Second, wantTotal: 200, k: 199, wantDue: 995 * time.Millisecond},
+		{rate: 3, duration: 2500 * time.Millisecond, wantTotal: 7, k: 4, wantDue: 1333333333},
+		{rate: 1_000_000, duration: 24 * time.Hour, wantTotal: 86_400_000_000, k: 86_399_999_999, wantDue: 24*time.Hour - time.Microsecond},
+	}
+	for _, tt := range tests {
+		c := Config{Rate: tt.rate, Duration: tt.duration}
+		if got := c.total(); got != tt.wantTotal {
+			t.Errorf("Rate %d for %v: total() = %d; want %d", tt.rate, tt.duration, got, tt.wantTotal)
+		}
+		if got := c.due(tt.k); got != tt.wantDue {
+			t.Errorf("Rate %d: due(%d) = %v; want %v", tt.rate, tt.k, got, tt.wantDue)
 		}
 	}
 }

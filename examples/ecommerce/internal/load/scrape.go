@@ -9,6 +9,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // acceptText asks for the Prometheus text format, version 0.0.4, which
@@ -47,8 +48,10 @@ func scrape(ctx context.Context, client *http.Client, url string) (metricSet, er
 }
 
 // parseMetrics reads the counters of a page in the Prometheus text format.
+// Names are checked as UTF-8, the laxer rule, which also accepts every
+// classic name.
 func parseMetrics(r io.Reader) (metricSet, error) {
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := p.TextToMetricFamilies(r)
 	if err != nil {
 		return nil, err

@@ -3,17 +3,20 @@ package shop
 import (
 	"context"
 	"fmt"
-	"slices"
-
-	"github.com/otelpatterns/patterns/hexagonal"
-	"go.opentelemetry.io/otel"
 	"log/slog"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/app"
+	"github.com/otelpatterns/patterns/hexagonal"
 )
 
 // Service names, the values of [Config.Only].
@@ -78,13 +81,30 @@ type Shop struct {
 	checks     []hexagonal.Check
 	// closers release what New built if New fails half way.
 	closers []func()
+
+	// The services run here (nil for the others).
+	payments  *payments
+	stock     *stock
+	shipments *shipments
+	catalogue *catalogue
+	orders    *app.Orders
+	breakers  *circuitbreaker.Group
+
+	// openFor is how long a breaker stays open; shipAttempts bounds the
+	// ship step's attempts. Tests shorten them.
+	openFor      time.Duration
+	shipAttempts int
 }
 
 // New builds the services of cfg and binds their listeners, so that
 // [Shop.URLs] are known before the app runs. A service run elsewhere
 // (with Only) is reached at its Remote URL, which must then be given
 // where a service run here calls it.
-func New(ctx context.Context, cfg Config) (*Shop, error) {
+func New(ctx context.Context, cfg Config) (*Shop, error) { return newShop(ctx, cfg, nil) }
+
+// newShop is New with tune, if not nil, changing the shop's timings
+// before it is built.
+func newShop(ctx context.Context, cfg Config, tune func(*Shop)) (*Shop, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -102,7 +122,10 @@ func New(ctx context.Context, cfg Config) (*Shop, error) {
 	default:
 		return nil, fmt.Errorf("shop: unknown service %q", cfg.Only)
 	}
-	s := &Shop{cfg: cfg, faults: &Faults{}, urls: cfg.Remote}
+	s := &Shop{cfg: cfg, faults: &Faults{}, urls: cfg.Remote, openFor: 2 * time.Second, shipAttempts: 60}
+	if tune != nil {
+		tune(s)
+	}
 	if err := s.build(ctx); err != nil {
 		for i := len(s.closers) - 1; i >= 0; i-- {
 			s.closers[i]()
@@ -127,6 +150,16 @@ func (s *Shop) Faults() *Faults { return s.faults }
 // Checks returns the readiness checks of the backends the services use
 // (PostgreSQL, Redis, NATS), for the process-wide health.
 func (s *Shop) Checks() []hexagonal.Check { return slices.Clone(s.checks) }
+
+// Breaker returns the order service's circuit breaker on service name
+// (Catalogue, Inventory, Payment or Shipping), to show its state; nil when
+// the order service does not run here.
+func (s *Shop) Breaker(name string) *circuitbreaker.Breaker {
+	if s.breakers == nil {
+		return nil
+	}
+	return s.breakers.Get(name)
+}
 
 // runs reports whether service name runs in this process.
 func (s *Shop) runs(name string) bool { return s.cfg.Only == "" || s.cfg.Only == name }
