@@ -165,10 +165,11 @@ func (st *story) chapter(title string) {
 	fmt.Fprintf(st.out, "\n== %d. %s\n", st.n, title)
 }
 
-// show prints an exchange and its trace tree.
-func (st *story) show(x exchange) {
+// show prints an exchange and its trace tree (with the spans' events if
+// events).
+func (st *story) show(x exchange, events ...bool) {
 	fmt.Fprintf(st.out, "  %s\n", x.line())
-	st.tree(x.trace)
+	st.tree(x.trace, events...)
 }
 
 // play is the scenario, chapter by chapter. It stops at the first answer
@@ -303,7 +304,7 @@ func (st *story) play(ctx context.Context, oc *outcome) error {
 		return err
 	}
 	fmt.Fprintf(st.out, "  %s\n  the read model says: %s\n", oc.flakyX.line(), oc.flaky.Status)
-	st.tree(oc.flakyX.trace)
+	st.tree(oc.flakyX.trace, true)
 
 	// 8. Faults: shipping down.
 	st.chapter("fault: the shipping service is down (the breaker opens; the BFF answers without the shipment)")
@@ -320,7 +321,7 @@ func (st *story) play(ctx context.Context, oc *outcome) error {
 	if err := oc.forbidden.want(http.StatusForbidden); err != nil {
 		return err
 	}
-	st.show(oc.forbidden)
+	st.show(oc.forbidden, true)
 
 	// 10. A burst.
 	st.chapter(fmt.Sprintf("a burst: the mobile app sends %d requests at once (rate limit %d/s, burst %d per client)",
@@ -414,7 +415,7 @@ func (st *story) outage(ctx context.Context, oc *outcome, token string) error {
 	}
 	first := oc.outage[0]
 	fmt.Fprintf(st.out, "  the first request: %s\n", degraded(first))
-	st.show(first)
+	st.show(first, true)
 	if !oc.breakerOpn {
 		return fmt.Errorf("no breaker opened after %d requests with shipping down", len(oc.outage))
 	}
@@ -425,7 +426,7 @@ func (st *story) outage(ctx context.Context, oc *outcome, token string) error {
 	}
 	oc.outage = append(oc.outage, x)
 	fmt.Fprintf(st.out, "  %s\n", degraded(x))
-	st.show(x)
+	st.show(x, true)
 	return nil
 }
 
@@ -476,7 +477,7 @@ func (st *story) burst(ctx context.Context, oc *outcome, token string, n int) er
 		return errors.New("no request of the burst was rate limited")
 	}
 	fmt.Fprintf(st.out, "  one of the 429s (Retry-After: %s):\n", oc.burst429.header.Get("Retry-After"))
-	st.show(oc.burst429)
+	st.show(oc.burst429, true)
 	return nil
 }
 

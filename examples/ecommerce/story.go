@@ -15,10 +15,12 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/gateway/aggregate"
 	"github.com/otelpatterns/patterns/gateway/ratelimit"
 	"github.com/otelpatterns/patterns/retry"
 	"github.com/otelpatterns/patterns/saga"
@@ -36,8 +38,10 @@ var shownAttrs = []attribute.Key{
 	saga.AttrOutcome,
 }
 
-// tree prints the spans of trace id, indented under the chapter.
-func (st *story) tree(id trace.TraceID) {
+// tree prints the spans of trace id, indented under the chapter; with
+// events, their events too (a retry's failed attempts, a breaker's
+// rejection, a rate limit's), which are noise in the other chapters.
+func (st *story) tree(id trace.TraceID, events ...bool) {
 	spans := st.s.spans.Trace(id)
 	if len(spans) == 0 {
 		fmt.Fprintln(st.out, "    (no spans recorded)")
@@ -45,7 +49,7 @@ func (st *story) tree(id trace.TraceID) {
 	}
 	exampleotel.Tree{
 		Attrs:      shownAttrs,
-		Events:     true,
+		Events:     len(events) > 0 && events[0],
 		EventAttrs: []attribute.Key{retry.AttrAttempt, circuitbreaker.AttrState},
 		MaxLines:   60,
 		MaxDepth:   14,
@@ -77,16 +81,14 @@ type metricLine struct {
 var summary = []metricLine{
 	{"gateway.ratelimit.decisions", []attribute.Key{ratelimit.AttrDecision}, "rate limit decisions"},
 	{"gateway.auth.failures", nil, "requests refused by auth"},
-	{"gateway.fallbacks", nil, "gateway fallbacks"},
 	{"circuitbreaker.state.transitions", []attribute.Key{circuitbreaker.AttrName, circuitbreaker.AttrState}, "breaker transitions"},
 	{"circuitbreaker.calls", []attribute.Key{circuitbreaker.AttrOutcome}, "calls through breakers"},
-	{"retry.attempts", []attribute.Key{retry.AttrName}, "retried attempts"},
+	{"retry.attempts", []attribute.Key{retry.AttrName}, "attempts through retriers"},
 	{"saga.executions", []attribute.Key{saga.AttrOutcome}, "sagas ended"},
 	{"saga.steps", []attribute.Key{saga.AttrPhase, saga.AttrOutcome}, "saga step attempts"},
-	{"cqrs.handled", []attribute.Key{"cqrs.message.kind"}, "cqrs messages handled"},
-	{"eventsource.events.appended", nil, "events appended"},
-	{"cache.requests", []attribute.Key{"cache.level", "cache.result"}, "cache requests"},
-	{"gateway.aggregation.parts", []attribute.Key{"gateway.aggregation.outcome"}, "BFF parts"},
+	{"cqrs.handled", []attribute.Key{cqrs.AttrCommandType, cqrs.AttrQueryType}, "commands and queries"},
+	{"cache.requests", []attribute.Key{cache.AttrLevel, cache.AttrResult}, "cache requests"},
+	{"gateway.aggregation.parts", []attribute.Key{aggregate.AttrOutcome}, "BFF parts"},
 }
 
 // printMetrics prints the summary's metrics.
