@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
@@ -74,6 +75,11 @@ func TestScenarioBackends(t *testing.T) {
 	}
 	if left := streams(t, natsURL, oc.streamPrefix); len(left) > 0 {
 		t.Errorf("JetStream streams of the run left: %v; want none", left)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: redisAddr})
+	defer rdb.Close()
+	if keys, err := rdb.Keys(testenv.Context(t, 10*time.Second), oc.streamPrefix+"*").Result(); err != nil || len(keys) > 0 {
+		t.Errorf("Redis keys of the run left: %v (%v); want none", keys, err)
 	}
 }
 
@@ -230,13 +236,13 @@ func checkOrderTrace(t *testing.T, spans []sdktrace.ReadOnlySpan) {
 		t.Fatalf("the order's trace has no saga span (%s, %s) under the order service's %q; spans: %v",
 			saga.AttrName, saga.AttrOutcome, svc.Name(), names(spans))
 	}
-	if v, _ := attr(sg, saga.AttrOutcome); v.Emit() != string(saga.Completed) {
-		t.Errorf("the order's saga ended %s; want %s", v.Emit(), saga.Completed)
+	if v, _ := attr(sg, saga.AttrOutcome); v.String() != string(saga.Completed) {
+		t.Errorf("the order's saga ended %s; want %s", v.String(), saga.Completed)
 	}
 	for _, s := range spans {
 		if v, ok := attr(s, saga.AttrStep); ok && under(s, sg) && spanWith(saga.AttrPhase, string(saga.Forward))(s) {
-			if !slices.Contains(steps, v.Emit()) {
-				steps = append(steps, v.Emit())
+			if !slices.Contains(steps, v.String()) {
+				steps = append(steps, v.String())
 			}
 		}
 	}
@@ -248,7 +254,7 @@ func checkOrderTrace(t *testing.T, spans []sdktrace.ReadOnlySpan) {
 // pathIs reports whether span s is of a request to path.
 func pathIs(s sdktrace.ReadOnlySpan, path string) bool {
 	v, ok := attr(s, semconv.URLPathKey)
-	return ok && v.Emit() == path
+	return ok && v.String() == path
 }
 
 func traceOf(oc *outcome, id trace.TraceID) []sdktrace.ReadOnlySpan {
@@ -264,7 +270,7 @@ func traceOf(oc *outcome, id trace.TraceID) []sdktrace.ReadOnlySpan {
 func spanWith(key attribute.Key, value string) func(sdktrace.ReadOnlySpan) bool {
 	return func(s sdktrace.ReadOnlySpan) bool {
 		v, ok := attr(s, key)
-		return ok && v.Emit() == value
+		return ok && v.String() == value
 	}
 }
 

@@ -132,7 +132,7 @@ func sumOf(rm *metricdata.ResourceMetrics, name string, by []attribute.Key) (flo
 		var label []string
 		for _, k := range by {
 			if val, ok := attrs.Value(k); ok {
-				label = append(label, val.Emit())
+				label = append(label, val.String())
 			}
 		}
 		parts[strings.Join(label, "/")] += v
@@ -162,7 +162,7 @@ func sumOf(rm *metricdata.ResourceMetrics, name string, by []attribute.Key) (flo
 func sumWhere(rm *metricdata.ResourceMetrics, name string, key attribute.Key, value string) float64 {
 	var total float64
 	each(rm, name, func(attrs attribute.Set, v float64) {
-		if val, ok := attrs.Value(key); ok && val.Emit() == value {
+		if val, ok := attrs.Value(key); ok && val.String() == value {
 			total += v
 		}
 	})
