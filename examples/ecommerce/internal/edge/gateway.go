@@ -134,7 +134,8 @@ func (e *Edge) buildGateway() (_ http.Handler, _ func() error, err error) {
 			// which de-duplicates commands by it, and makes the POST
 			// safe to retry.
 			gateway.Route{Pattern: "POST /api/orders", Upstream: "orders", Rewrite: "/orders",
-				Timeout: routeTimeout, MaxBodyBytes: maxOrderBody, Middleware: guard(RoleOrdersWrite)},
+				Timeout: routeTimeout, MaxBodyBytes: maxOrderBody,
+				Middleware: append(guard(RoleOrdersWrite), relocate("/orders/", "/api/orders/"))},
 			gateway.Route{Pattern: "GET /api/orders/{id}", Upstream: "orders", Rewrite: "/orders/{id}",
 				Timeout: routeTimeout, Middleware: guard(RoleOrdersRead)},
 			gateway.Route{Pattern: "GET /api/products", Upstream: "catalogue", Rewrite: "/products",

@@ -65,14 +65,20 @@ func TestGatewayAuthorization(t *testing.T) {
 		})
 	}
 
+	// Its Location is the gateway's path of the order.
+	res := r.do(t, "POST", "/api/orders", web, order, "Idempotency-Key", "k-location")
+	if loc := res.header.Get("Location"); loc != "/api/orders/o-1" {
+		t.Errorf("Location = %q; want /api/orders/o-1", loc)
+	}
+
 	// The order reached the orders service with its Idempotency-Key and
 	// the caller's client ID, and without the token.
 	got := svcs.orders.last("/orders")
 	if got == nil {
 		t.Fatal("the orders service got no POST /orders")
 	}
-	if k := got.Header.Get("Idempotency-Key"); k != "k-orders:write" {
-		t.Errorf("Idempotency-Key = %q; want k-orders:write", k)
+	if k := got.Header.Get("Idempotency-Key"); k != "k-location" {
+		t.Errorf("Idempotency-Key = %q; want k-location", k)
 	}
 	if id := got.Header.Get(ClientIDHeader); id != "web-app" {
 		t.Errorf("%s = %q; want web-app", ClientIDHeader, id)
@@ -245,6 +251,28 @@ func TestWebBFF(t *testing.T) {
 	}
 	if doc["order"] == nil || doc["products"] == nil {
 		t.Errorf("document = %s; want the order and products still", res.body)
+	}
+
+	// Failures in a row open the shipping breaker: the shipment is then
+	// left out at once, without calling shipping.
+	var reason any
+	for range 10 {
+		res = r.do(t, "GET", "/web/orders/o-1", web, "")
+		partial, _ := res.json(t)[aggregate.PartialField].(map[string]any)
+		shipment, _ := partial["shipment"].(map[string]any)
+		if reason = shipment["error"]; reason == "unavailable" {
+			break
+		}
+	}
+	if reason != "unavailable" {
+		t.Fatalf("shipment's failure = %v after shipping failed 10 times; want unavailable (breaker open)", reason)
+	}
+	before := svcs.shipping.calls()
+	if res := r.do(t, "GET", "/web/orders/o-1", web, ""); res.status != 200 {
+		t.Errorf("GET with the breaker open = %v; want 200", res)
+	}
+	if n := svcs.shipping.calls() - before; n != 0 {
+		t.Errorf("shipping got %d calls with its breaker open; want 0", n)
 	}
 
 	if res := r.do(t, "GET", "/web/orders/o-404", web, ""); res.status != 404 {

@@ -93,6 +93,7 @@ func newServices(t *testing.T) *services {
 					writeJSON(w, http.StatusBadRequest, map[string]string{"title": "bad order"})
 					return
 				}
+				w.Header().Set("Location", "/orders/o-1")
 				writeJSON(w, http.StatusAccepted, map[string]string{"order_id": "o-1", "status": "pending"})
 			},
 			"GET /orders/{id}": func(w http.ResponseWriter, r *http.Request) {

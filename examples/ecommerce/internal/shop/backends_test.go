@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -106,4 +107,36 @@ func TestCatalogueRedis(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// A restarted order service finds on PostgreSQL and NATS what the last
+// one left: the read model, the placed orders' commands (a copy of a
+// request still places nothing), the stats rebuilt from the store.
+func TestRestart(t *testing.T) {
+	b := realBackends(t)
+	first, stop := startedStop(t, Config{Backends: b})
+	_, out := placeOrder(t, first, "k-restart", "judy", Line{"TEE-1", 1})
+	id, _ := out["order_id"].(string)
+	orderEnds(t, first, id, "completed", 15*time.Second)
+	stop()
+
+	second := started(t, Config{Backends: b})
+	v, err := getOrder(second, id)
+	if err != nil || v.Status != "completed" {
+		t.Fatalf("after a restart: %+v, %v", v, err)
+	}
+	code, again := placeOrder(t, second, "k-restart", "judy", Line{"TEE-1", 1})
+	if code != http.StatusAccepted || again["order_id"] != id {
+		t.Fatalf("the request again after a restart: %d %v, want 202 %s", code, again, id)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if st := second.OrderStats(); st.Orders != 1 || st.ByStatus["completed"] != 1 {
+			return fmt.Errorf("stats %+v, want the one completed order", st)
+		}
+		return nil
+	})
+	// No second saga: the inventory of this process saw no reservation.
+	if second.stock.held(id) {
+		t.Errorf("the order was reserved again after the restart")
+	}
 }

@@ -198,10 +198,13 @@ func (s *Shop) buildOrders(context.Context) error {
 	s.closers = append(s.closers, func() { _ = orch.Close(context.Background()) })
 	s.orders = orders
 
-	// The command bus: validated, logged and de-duplicated by the event
-	// store, which records the command's ID in the append's transaction.
+	// The command bus: validated and de-duplicated by the event store,
+	// which records the command's ID in the append's transaction (and is
+	// asked first, so that a copy is not decided again). Commands are not
+	// logged one by one: under load that is a line per request, and their
+	// spans and cqrs.handled say the same.
 	cmds := cqrs.NewBus(cqrs.WithTracerProvider(tp), cqrs.WithMeterProvider(mp))
-	if err := cmds.Use(cqrs.Validation(), cqrs.Logging(s.cfg.Logger), cqrs.Deduplication(store.(eventsource.CommandLog))); err != nil {
+	if err := cmds.Use(cqrs.Validation(), cqrs.Deduplication(store.(eventsource.CommandLog))); err != nil {
 		return err
 	}
 	if err := orders.Register(cmds); err != nil {
@@ -214,6 +217,14 @@ func (s *Shop) buildOrders(context.Context) error {
 		return err
 	}
 	consumers := adapters.NewConsumers(bus, OrdersTopic, orders, s.cfg.Logger)
+	// The stats projection runs from the store, its checkpoint in memory
+	// as its read model is (see adapters.StatsProjection).
+	runner, err := cqrs.NewRunner(store, &cqrs.MemoryCheckpoints{}, cqrs.WithTracerProvider(tp), cqrs.WithMeterProvider(mp))
+	if err != nil {
+		return err
+	}
+	stats := adapters.NewStatsProjection()
+	s.stats = stats
 
 	// In start order: the backends (tables, stream), the server, the saga
 	// orchestrator, the consumers, the relay. They stop the other way
@@ -237,7 +248,10 @@ func (s *Shop) buildOrders(context.Context) error {
 			return nil
 		},
 	})
-	if err := s.serve(Orders, s.cfg.Addrs.Orders, &s.urls.Orders, func(mux *http.ServeMux) { adapters.Routes(mux, cmds) }, checks...); err != nil {
+	if err := s.serve(Orders, s.cfg.Addrs.Orders, &s.urls.Orders, func(mux *http.ServeMux) {
+		adapters.Routes(mux, cmds)
+		mux.Handle("GET /stats", stats)
+	}, checks...); err != nil {
 		return err
 	}
 	s.components = append(s.components,
@@ -256,6 +270,11 @@ func (s *Shop) buildOrders(context.Context) error {
 		},
 		hexagonal.Component{Name: "order-consumers", Start: consumers.Start, Stop: consumers.Stop},
 		hexagonal.Component{Name: "order-outbox", Run: relay.Run},
+		hexagonal.Component{
+			Name:  "order-stats",
+			Start: func(context.Context) error { return runner.Start(stats) },
+			Stop:  func(context.Context) error { return runner.Close() },
+		},
 	)
 	return nil
 }

@@ -9,16 +9,27 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/adapters"
+	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/domain"
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/ports"
 	"github.com/otelpatterns/patterns/hexagonal"
 )
 
 // started runs the shop of cfg in an app until the test ends.
 func started(t *testing.T, cfg Config) *Shop {
+	t.Helper()
+	s, stop := startedStop(t, cfg)
+	t.Cleanup(stop)
+	return s
+}
+
+// startedStop runs the shop of cfg in an app until stop is called.
+func startedStop(t *testing.T, cfg Config) (*Shop, func()) {
 	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -39,17 +50,20 @@ func started(t *testing.T, cfg Config) *Shop {
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.Run(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-		http.DefaultClient.CloseIdleConnections()
-	})
+	var once sync.Once
+	stopApp := func() {
+		once.Do(func() {
+			stop()
+			if err := <-done; err != nil {
+				t.Errorf("app.Run: %v", err)
+			}
+			http.DefaultClient.CloseIdleConnections()
+		})
+	}
 	// Started once the last component's server answers its readiness.
 	u := s.URLs()
-	for _, base := range []string{u.Orders, u.Catalogue, u.Payment, u.Inventory, u.Shipping} {
-		if base == "" {
+	for name, base := range map[string]string{Orders: u.Orders, Catalogue: u.Catalogue, Payment: u.Payment, Inventory: u.Inventory, Shipping: u.Shipping} {
+		if !s.runs(name) {
 			continue
 		}
 		eventually(t, 10*time.Second, func() error {
@@ -64,7 +78,7 @@ func started(t *testing.T, cfg Config) *Shop {
 			return nil
 		})
 	}
-	return s
+	return s, stopApp
 }
 
 // eventually calls f until it returns nil, failing the test after d.
@@ -238,6 +252,19 @@ func flow(t *testing.T, cfg Config) {
 		if _, err := getOrder(s, "ord-none"); err == nil {
 			t.Errorf("GET an unknown order succeeded")
 		}
+	})
+
+	// The stats projection, fed from the store by a runner, saw the same:
+	// five orders completed, one compensated.
+	eventually(t, 10*time.Second, func() error {
+		var st adapters.Stats
+		if code := getJSON(t, s.URLs().Orders+"/stats", &st); code != http.StatusOK {
+			return fmt.Errorf("GET /stats: %d", code)
+		}
+		if st.Orders != 6 || st.ByStatus[domain.Completed] != 5 || st.ByStatus[domain.Compensated] != 1 {
+			return fmt.Errorf("stats %+v, want 6 orders, 5 completed and 1 compensated", st)
+		}
+		return nil
 	})
 }
 

@@ -56,3 +56,17 @@ func TestOnly(t *testing.T) {
 		t.Errorf("the declined order still holds stock")
 	}
 }
+
+// An order that cannot be priced because the catalogue is down is not
+// placed, and the client is told to send it again (after the retries and
+// with the breaker counting the failures).
+func TestCatalogueDown(t *testing.T) {
+	orders := started(t, Config{Only: Orders, Remote: Addrs{
+		Catalogue: "http://127.0.0.1:1", Payment: "http://127.0.0.1:1",
+		Inventory: "http://127.0.0.1:1", Shipping: "http://127.0.0.1:1",
+	}})
+	code, out := placeOrder(t, orders, "k-down", "ivan", Line{"BOOK-1", 1})
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("POST with the catalogue down: %d %v, want 503", code, out)
+	}
+}

@@ -3,9 +3,12 @@ package shop
 import (
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/hexagonal"
 )
@@ -47,15 +50,30 @@ func (s *Shop) newServer(name, addr string, checks ...hexagonal.Check) (*server,
 // url is the server's base URL.
 func (sv *server) url() string { return "http://" + sv.ln.Addr().String() }
 
+// routed serves mux, naming the server span for the route that matched
+// ("POST /orders", with http.route "/orders"), as the semantic conventions
+// ask: otelhttp's span, made before routing, knows only the method.
+func routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			route := pattern
+			if i := strings.IndexByte(pattern, ' '); i >= 0 {
+				route = pattern[i+1:]
+			}
+			span := trace.SpanFromContext(r.Context())
+			span.SetName(r.Method + " " + route)
+			span.SetAttributes(semconv.HTTPRoute(route))
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
 // component is the server as a driving adapter of an app, its requests
 // traced as the service's.
 func (s *Shop) component(sv *server) hexagonal.Component {
-	h := otelhttp.NewHandler(sv.mux, sv.name,
+	h := otelhttp.NewHandler(routed(sv.mux), sv.name,
 		otelhttp.WithTracerProvider(s.cfg.TracerProvider),
-		otelhttp.WithMeterProvider(s.cfg.MeterProvider),
-		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-			return r.Method + " " + r.Pattern
-		}))
+		otelhttp.WithMeterProvider(s.cfg.MeterProvider))
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: nil}
 	return hexagonal.HTTPServerListener(sv.name, srv, sv.ln)
 }

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/adapters"
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/app"
 	"github.com/otelpatterns/patterns/hexagonal"
 )
@@ -88,6 +89,7 @@ type Shop struct {
 	shipments *shipments
 	catalogue *catalogue
 	orders    *app.Orders
+	stats     *adapters.StatsProjection
 	breakers  *circuitbreaker.Group
 
 	// openFor is how long a breaker stays open; shipAttempts bounds the
@@ -159,6 +161,16 @@ func (s *Shop) Breaker(name string) *circuitbreaker.Breaker {
 		return nil
 	}
 	return s.breakers.Get(name)
+}
+
+// OrderStats returns how many orders stand at each status (also served
+// by the order service at GET /stats); zero when the order service does
+// not run here.
+func (s *Shop) OrderStats() adapters.Stats {
+	if s.stats == nil {
+		return adapters.Stats{}
+	}
+	return s.stats.Stats()
 }
 
 // runs reports whether service name runs in this process.

@@ -29,6 +29,15 @@ type PlaceOrderResponse struct {
 // through bus: POST /orders (PlaceOrder, de-duplicated by its
 // Idempotency-Key header) and GET /orders/{id} (GetOrder, from the read
 // model: 404 until the projection has seen the order).
+//
+// POST answers 202 with the order's ID and status "pending": the saga
+// goes on after the answer. A copy of a request (the same customer and
+// Idempotency-Key) names the same order and is answered the same, whatever
+// the order has become since and whatever its body says: the first
+// request's order stands. A request without a key places a new order each
+// time. A request the domain refuses answers 400 or 422; one that failed
+// for want of a dependency answers 503 with Retry-After, to be sent again
+// with the same key.
 func Routes(mux *http.ServeMux, bus *cqrs.Bus) {
 	mux.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) {
 		var req PlaceOrderRequest
@@ -38,6 +47,15 @@ func Routes(mux *http.ServeMux, bus *cqrs.Bus) {
 		}
 		cmd := app.NewPlaceOrder(r.Header.Get("Idempotency-Key"), req.CustomerID, req.Lines)
 		if err := bus.Dispatch(r.Context(), cmd); err != nil {
+			if _, ok := hexagonal.DomainKind(err); !ok {
+				// Not the request's fault (the catalogue or the store did
+				// not answer): the client may send it again, with the
+				// same key, as the order was not placed or was placed
+				// once.
+				w.Header().Set("Retry-After", "1")
+				err = &hexagonal.Problem{Status: http.StatusServiceUnavailable,
+					Detail: "the order could not be placed now; send it again with the same Idempotency-Key"}
+			}
 			hexagonal.WriteProblem(w, err)
 			return
 		}
