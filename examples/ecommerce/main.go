@@ -46,16 +46,21 @@
 // The other modes:
 //
 //	go run ./examples/ecommerce -serve                 # keep running; prints the gateway, token and metrics URLs
-//	go run ./examples/ecommerce -serve -gateway 127.0.0.1:8443 -admin 127.0.0.1:9464
+//	go run ./examples/ecommerce -serve -gateway 127.0.0.1:8443 -auth 127.0.0.1:8080 -admin 127.0.0.1:9464
 //	go run ./examples/ecommerce -load 30s -rate 500    # start the system, drive it at 500 requests/s, report
-//	go run ./examples/ecommerce -load 30s -rate 500 -target https://127.0.0.1:8443 -token http://127.0.0.1:PORT/oauth2/token
-//	go run ./examples/ecommerce -service orders -listen :8081 -payment-url http://payment:8082 ...
+//	go run ./examples/ecommerce -load 30s -rate 500 -target https://127.0.0.1:8443 -token http://127.0.0.1:8080/oauth2/token
+//	go run ./examples/ecommerce -service orders -listen :8105 -payment-url http://payment:8101 ...
 //
 // -service runs one service alone, so that the same binary deploys as
 // separate processes (deploy/compose.yaml): edge (the token server, the
-// gateway and the BFFs), orders, catalogue, payment, inventory or
-// shipping, with the URLs of the others from the -*-url flags or the
-// ECOMMERCE_*_URL variables.
+// gateway and the BFFs: -gateway and -auth pick their addresses), orders,
+// catalogue, payment, inventory or shipping (-listen), with the URLs of
+// the others from the -*-url flags or the ECOMMERCE_ORDERS_URL,
+// ECOMMERCE_CATALOGUE_URL, ECOMMERCE_PAYMENT_URL, ECOMMERCE_INVENTORY_URL
+// and ECOMMERCE_SHIPPING_URL variables. Each process has its own admin
+// server (-admin). The OAuth2 clients are edge.DefaultClients: web-app,
+// mobile-app and reporting (orders:read only), with the secrets
+// web-app-secret, mobile-app-secret and reporting-secret.
 //
 // # Backends
 //
