@@ -57,6 +57,7 @@ func startedStop(t *testing.T, cfg Config) (*Shop, func()) {
 			if err := <-done; err != nil {
 				t.Errorf("app.Run: %v", err)
 			}
+			s.Close()
 			http.DefaultClient.CloseIdleConnections()
 		})
 	}
