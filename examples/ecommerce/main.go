@@ -88,13 +88,27 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 )
 
 func main() {
-	cfg, err := parseFlags(flag.CommandLine, os.Args[1:])
-	if err != nil {
+	c := defineFlags(flag.CommandLine)
+	// JSONOut parses the command line and, when an OTLP endpoint is set
+	// in a build without the OTLP exporters, runs the program again with
+	// them (go run -tags otlp), as every example does.
+	if exampleotel.JSONOut() != nil {
+		// The other examples' -telemetry=json: here the OTEL_* variables
+		// say where the telemetry goes.
+		fmt.Fprintln(os.Stderr, "-telemetry=json: this example's telemetry follows the OTEL_* variables; "+
+			"OTEL_TRACES_EXPORTER=console OTEL_METRICS_EXPORTER=console print all of it")
 		os.Exit(2)
 	}
+	if err := checkFlags(flag.CommandLine, c); err != nil {
+		os.Exit(2)
+	}
+	cfg := *c
+	var err error
 	ctx := context.Background()
 	switch {
 	case cfg.load > 0 && cfg.target != "":
@@ -140,7 +154,17 @@ type remoteURLs struct {
 
 // parseFlags parses args into a config; the flags are those of fs.
 func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
-	var c config
+	c := defineFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return *c, err
+	}
+	return *c, checkFlags(fs, c)
+}
+
+// defineFlags defines the program's flags on fs, to be parsed into the
+// config it returns.
+func defineFlags(fs *flag.FlagSet) *config {
+	c := &config{}
 	fs.BoolVar(&c.serve, "serve", false, "keep running (until SIGINT or SIGTERM), printing the URLs, instead of the scenario")
 	fs.StringVar(&c.service, "service", "", "run one service alone: edge, orders, catalogue, payment, inventory or shipping")
 	fs.StringVar(&c.gatewayAddr, "gateway", "", "the gateway's listen address (default 127.0.0.1 and a free port)")
@@ -166,25 +190,27 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 		fs.StringVar(u.p, u.name+"-url", os.Getenv(remoteEnv(u.name)),
 			"with -service: the base URL of the "+u.name+" service (default $"+remoteEnv(u.name)+")")
 	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
+	return c
+}
+
+// checkFlags checks the parsed flags of fs, c, against each other.
+func checkFlags(fs *flag.FlagSet, c *config) error {
 	if fs.NArg() > 0 {
-		return c, usageError(fs, fmt.Sprintf("unexpected arguments: %q", fs.Args()))
+		return usageError(fs, fmt.Sprintf("unexpected arguments: %q", fs.Args()))
 	}
 	if c.load < 0 || (c.load > 0 && c.rate <= 0) {
-		return c, usageError(fs, "-load needs a positive duration and -rate a positive number")
+		return usageError(fs, "-load needs a positive duration and -rate a positive number")
 	}
 	if c.target != "" && (c.load == 0 || c.tokenURL == "") {
-		return c, usageError(fs, "-target goes with -load and -token")
+		return usageError(fs, "-target goes with -load and -token")
 	}
 	if c.service != "" && !validService(c.service) {
-		return c, usageError(fs, fmt.Sprintf("-service %q: want edge, orders, catalogue, payment, inventory or shipping", c.service))
+		return usageError(fs, fmt.Sprintf("-service %q: want edge, orders, catalogue, payment, inventory or shipping", c.service))
 	}
 	if (c.certFile == "") != (c.keyFile == "") {
-		return c, usageError(fs, "-cert and -key go together")
+		return usageError(fs, "-cert and -key go together")
 	}
-	return c, nil
+	return nil
 }
 
 // remoteEnv names the variable that gives a service's base URL.
