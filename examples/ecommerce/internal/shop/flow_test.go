@@ -268,5 +268,3 @@ func flow(t *testing.T, cfg Config) {
 		return nil
 	})
 }
-
-func TestFlowInMemory(t *testing.T) { flow(t, Config{}) }
