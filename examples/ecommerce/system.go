@@ -74,6 +74,7 @@ func build(ctx context.Context, o buildOptions) (_ *system, err error) {
 	}
 	defer func() {
 		if err != nil {
+			// shutdownTelemetry also releases the shop and edge made so far.
 			err = errors.Join(err, s.shutdownTelemetry(ctx))
 		}
 	}()
@@ -239,8 +240,25 @@ func (s *system) start(ctx context.Context) (stop func() error, err error) {
 	return stop, nil
 }
 
-// shutdownTelemetry flushes and stops the telemetry.
+// shutdownTelemetry releases what the shop and the edge hold beyond their
+// components (the saga's recovery, an edge server a cut-short start left
+// running), then flushes and stops the telemetry. It runs last in every
+// mode, after the App has stopped or when it never ran.
 func (s *system) shutdownTelemetry(ctx context.Context) error {
+	var errs []error
+	if s.edge != nil {
+		if err := s.edge.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("closing the edge: %w", err))
+		}
+	}
+	if s.shop != nil {
+		s.shop.Close()
+	}
+	return errors.Join(append(errs, s.flushTelemetry(ctx))...)
+}
+
+// flushTelemetry flushes and stops the telemetry.
+func (s *system) flushTelemetry(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := s.tel.Shutdown(sctx); err != nil {
