@@ -344,8 +344,10 @@ func printTrace(w io.Writer, c candidate, hops []hop) {
 		return
 	}
 	mark := map[string]string{}
-	for name, f := range c.hops {
-		mark[f.span.SpanID] = name
+	for _, h := range hops {
+		if f, ok := c.hops[h.name]; ok && !f.linked {
+			mark[f.span.SpanID] += ", " + h.name
+		}
 	}
 	children := map[string][]jSpan{}
 	for _, s := range c.trace.Spans {
@@ -364,7 +366,7 @@ func printTrace(w io.Writer, c candidate, hops []hop) {
 		lines++
 		m := ""
 		if n, ok := mark[s.SpanID]; ok {
-			m = "   <- " + n
+			m = "   <- " + strings.TrimPrefix(n, ", ")
 		}
 		fmt.Fprintf(w, "%s%s [%s] %s%s\n", strings.Repeat("  ", depth), s.OperationName, s.service,
 			time.Duration(s.Duration)*time.Microsecond, m)
