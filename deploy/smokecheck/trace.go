@@ -208,6 +208,55 @@ func runTrace(args []string, w io.Writer) error {
 	}
 }
 
+// edges returns the spans of t by the span they refer to in t: their
+// parent (CHILD_OF), or a span they link to (FOLLOWS_FROM, as Jaeger shows
+// a link). A message's publication and processing are linked to the
+// context that created the message rather than children of it when the
+// bus starts them as roots of their own (a publication of several
+// messages), yet they are the same business operation, in the same trace.
+func edges(t jTrace) map[string][]jSpan {
+	out := map[string][]jSpan{}
+	for _, s := range t.Spans {
+		seen := map[string]bool{}
+		for _, r := range s.References {
+			if r.TraceID == s.TraceID && r.SpanID != s.SpanID && !seen[r.SpanID] {
+				seen[r.SpanID] = true
+				out[r.SpanID] = append(out[r.SpanID], s)
+			}
+		}
+	}
+	return out
+}
+
+// descendants returns the ids of root and of the spans of t that descend
+// from it through edges.
+func descendants(t jTrace, root jSpan) map[string]bool {
+	children := edges(t)
+	out := map[string]bool{root.SpanID: true}
+	queue := []string{root.SpanID}
+	for len(queue) > 0 {
+		id := queue[0]
+		queue = queue[1:]
+		for _, c := range children[id] {
+			if !out[c.SpanID] {
+				out[c.SpanID] = true
+				queue = append(queue, c.SpanID)
+			}
+		}
+	}
+	return out
+}
+
+// parentOf returns the span id of s's parent in its trace, or "none".
+func parentOf(s jSpan) string {
+	for _, r := range s.References {
+		if r.RefType == "CHILD_OF" && r.TraceID == s.TraceID {
+			return r.SpanID
+		}
+	}
+	return "none"
+}
+
 func hopNames(hops []hop) string {
 	var n []string
 	for _, h := range hops {
@@ -297,23 +346,8 @@ func findTrace(ctx context.Context, c jaegerClient, hops []hop) (candidate, erro
 // evaluate finds each hop in the spans under root, or, for a linked hop,
 // among the spans of other traces that link to root's trace.
 func evaluate(t jTrace, root jSpan, hops []hop, links []jSpan) candidate {
-	parent := map[string]string{}
-	for _, s := range t.Spans {
-		for _, r := range s.References {
-			if r.RefType == "CHILD_OF" && r.TraceID == s.TraceID {
-				parent[s.SpanID] = r.SpanID
-			}
-		}
-	}
-	under := func(id string) bool {
-		for seen := 0; id != "" && seen <= len(t.Spans); seen++ {
-			if id == root.SpanID {
-				return true
-			}
-			id = parent[id]
-		}
-		return false
-	}
+	reached := descendants(t, root)
+	under := func(id string) bool { return reached[id] }
 	cand := candidate{trace: t, root: root, hops: map[string]found{}, links: links}
 	spans := append([]jSpan(nil), t.Spans...)
 	sort.Slice(spans, func(i, j int) bool { return spans[i].StartTime < spans[j].StartTime })
@@ -349,26 +383,25 @@ func printTrace(w io.Writer, c candidate, hops []hop) {
 			mark[f.span.SpanID] += ", " + h.name
 		}
 	}
-	children := map[string][]jSpan{}
-	for _, s := range c.trace.Spans {
-		for _, r := range s.References {
-			if r.RefType == "CHILD_OF" && r.TraceID == s.TraceID {
-				children[r.SpanID] = append(children[r.SpanID], s)
-			}
-		}
-	}
+	children := edges(c.trace)
 	lines := 0
+	printed := map[string]bool{}
 	var walk func(s jSpan, depth int)
 	walk = func(s jSpan, depth int) {
-		if lines >= 80 {
+		if lines >= 80 || printed[s.SpanID] {
 			return
 		}
+		printed[s.SpanID] = true
 		lines++
 		m := ""
 		if n, ok := mark[s.SpanID]; ok {
 			m = "   <- " + strings.TrimPrefix(n, ", ")
 		}
-		fmt.Fprintf(w, "%s%s [%s] %s%s\n", strings.Repeat("  ", depth), s.OperationName, s.service,
+		follows := ""
+		if parentOf(s) == "none" {
+			follows = "(follows from) "
+		}
+		fmt.Fprintf(w, "%s%s%s [%s] %s%s\n", strings.Repeat("  ", depth), follows, s.OperationName, s.service,
 			time.Duration(s.Duration)*time.Microsecond, m)
 		kids := children[s.SpanID]
 		sort.Slice(kids, func(i, j int) bool { return kids[i].StartTime < kids[j].StartTime })
@@ -380,6 +413,21 @@ func printTrace(w io.Writer, c candidate, hops []hop) {
 	walk(c.root, 1)
 	if lines >= 80 {
 		fmt.Fprintln(w, "  ...")
+	}
+	// The trace's spans outside the root's subtree (other roots, or spans
+	// whose parent never arrived): where a broken propagation shows.
+	shown := lines
+	under := descendants(c.trace, c.root)
+	for _, s := range c.trace.Spans {
+		if under[s.SpanID] || shown-lines > 40 {
+			continue
+		}
+		if shown == lines {
+			fmt.Fprintln(w, "  outside the root's subtree:")
+		}
+		shown++
+		fmt.Fprintf(w, "    %s [%s] %s (parent %s)\n", s.OperationName, s.service,
+			time.Duration(s.Duration)*time.Microsecond, parentOf(s))
 	}
 	for _, h := range hops {
 		if f, ok := c.hops[h.name]; ok && f.linked {

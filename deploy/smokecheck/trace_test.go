@@ -82,9 +82,17 @@ func TestFindTrace(t *testing.T) {
 		TraceID string `json:"traceID"`
 		SpanID  string `json:"spanID"`
 	}{"FOLLOWS_FROM", "t1", "c"})
+	// In t1 the processing of the message is a root linked to the
+	// publication (FOLLOWS_FROM in the same trace).
+	process := span("t1", "d", "", "process orders")
+	process.References = append(process.References, struct {
+		RefType string `json:"refType"`
+		TraceID string `json:"traceID"`
+		SpanID  string `json:"spanID"`
+	}{"FOLLOWS_FROM", "t1", "c"})
 	traces := []jTrace{
 		tr("t1", span("t1", "a", "", "POST /api/orders"), span("t1", "b", "a", "POST /orders"),
-			span("t1", "c", "b", "publish orders")),
+			span("t1", "c", "b", "publish orders"), process),
 		tr("t2", project),
 		tr("t3", span("t3", "x", "", "POST /api/orders"), span("t3", "y", "", "POST /orders")),
 	}
@@ -93,17 +101,17 @@ func TestFindTrace(t *testing.T) {
 	c := jaegerClient{base: srv.URL, http: srv.Client()}
 
 	hops := hopsOf(t, "projection", "gateway", "^POST /api/orders", "orders", "^POST /orders",
-		"outbox", "^publish ", "projection", "^project ")
+		"outbox", "^publish ", "consumer", "^process ", "projection", "^project ")
 	best, err := findTrace(t.Context(), c, hops)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if best.trace.TraceID != "t1" || len(best.hops) != 4 || !best.hops["projection"].linked {
+	if best.trace.TraceID != "t1" || len(best.hops) != 5 || !best.hops["projection"].linked {
 		t.Errorf("best = %s with %v, want t1 with every hop, the projection linked", best.trace.TraceID, best.hops)
 	}
 
 	// Not linked: the projection must be in the trace, and is not.
-	hops[3].linked = false
+	hops[4].linked = false
 	best, err = findTrace(t.Context(), c, hops)
 	if err != nil {
 		t.Fatal(err)
