@@ -67,6 +67,13 @@ func JSONOut() io.Writer {
 	return nil
 }
 
+// RerunWithOTLP runs the program again with go run -tags otlp and exits
+// with that run's status when an OTLP endpoint is set in a build without
+// the otlp tag, as [JSONOut] does, for a main that does not use JSONOut's
+// flag (the prodotel package's programs); otherwise it returns. It is to
+// be called from main only, so that tests never run again.
+func RerunWithOTLP() { rerunWithOTLP() }
+
 // Providers are the OpenTelemetry SDK providers of one run. They are passed
 // to the code that needs them rather than installed as the globals, so that
 // runs (and tests) do not share state.

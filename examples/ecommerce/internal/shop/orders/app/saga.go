@@ -1,0 +1,149 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/domain"
+	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/ports"
+	"github.com/otelpatterns/patterns/retry"
+	"github.com/otelpatterns/patterns/saga"
+)
+
+// SagaName is the order saga's definition name.
+const SagaName = "order"
+
+// The order saga's steps, in order.
+const (
+	StepOpen    = "open"
+	StepReserve = "reserve"
+	StepCharge  = "charge"
+	StepShip    = "ship"
+)
+
+// OrderSaga is the order saga's data.
+type OrderSaga struct {
+	OrderID    domain.OrderID `json:"order_id"`
+	CustomerID string         `json:"customer_id"`
+	Lines      []domain.Line  `json:"lines"`
+	TotalCents int64          `json:"total_cents"`
+	PaymentID  string         `json:"payment_id,omitempty"`
+	Carrier    string         `json:"carrier,omitempty"`
+	Tracking   string         `json:"tracking,omitempty"`
+}
+
+// SagaConfig tunes the saga's retries; the zero value has the defaults.
+type SagaConfig struct {
+	// ShipRetry is the ship step's policy: it comes after the pivot, so
+	// it is retried until shipping answers, and the saga needs attention
+	// when the policy runs out. nil: 60 attempts, backing off from 100ms
+	// to 2s (about a minute and a half of outage).
+	ShipRetry *retry.Retrier
+	// StepTimeout bounds each attempt of a step; 0 means 10s.
+	StepTimeout time.Duration
+}
+
+// define builds the order saga:
+//
+//	open -> reserve (release) -> charge (pivot) -> ship (retriable)
+//
+// "open" does nothing forward; its compensation, the last to run, marks
+// the order compensated, so that every saga that compensates leaves its
+// order so, whichever step failed and why. The charge is the pivot: once
+// paid, the order is not undone, and the shipment is retried until the
+// shipping service answers (behind its breaker), then completes the order.
+// A business refusal (stock short, payment declined) is recorded on the
+// order as the reason, and is permanent: the saga compensates at once.
+func (o *Orders) define(cfg SagaConfig) (*saga.Definition[OrderSaga], error) {
+	if cfg.ShipRetry == nil {
+		cfg.ShipRetry = retry.New(retry.WithName("order.ship"), retry.WithMaxAttempts(60),
+			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 2*time.Second)))
+	}
+	if cfg.StepTimeout == 0 {
+		cfg.StepTimeout = 10 * time.Second
+	}
+	return saga.Define(SagaName, 1,
+		saga.Step[OrderSaga]{
+			Name:   StepOpen,
+			Action: func(context.Context, OrderSaga) (func(*OrderSaga), error) { return nil, nil },
+			Compensate: func(ctx context.Context, d OrderSaga) error {
+				return o.change(ctx, d.OrderID, func(ord *domain.Order) {
+					ord.Reject(StepOpen, "the order could not be completed")
+					ord.Compensate()
+				})
+			},
+		},
+		saga.Step[OrderSaga]{
+			Name:    StepReserve,
+			Timeout: cfg.StepTimeout,
+			Action: func(ctx context.Context, d OrderSaga) (func(*OrderSaga), error) {
+				if err := o.refused(ctx, d.OrderID, StepReserve, o.p.Inventory.Reserve(ctx, d.OrderID, d.Lines)); err != nil {
+					return nil, err
+				}
+				return nil, o.change(ctx, d.OrderID, (*domain.Order).Reserve)
+			},
+			Compensate: func(ctx context.Context, d OrderSaga) error {
+				return o.p.Inventory.Release(ctx, d.OrderID)
+			},
+		},
+		saga.Step[OrderSaga]{
+			Name:       StepCharge,
+			Pivot:      true,
+			Idempotent: true, // the payment service charges once per key
+			Timeout:    cfg.StepTimeout,
+			Action: func(ctx context.Context, d OrderSaga) (func(*OrderSaga), error) {
+				id, err := o.p.Payments.Charge(ctx, ports.Charge{
+					OrderID: d.OrderID, CustomerID: d.CustomerID, AmountCents: d.TotalCents,
+					IdempotencyKey: saga.IdempotencyKey(ctx),
+				})
+				if err := o.refused(ctx, d.OrderID, StepCharge, err); err != nil {
+					return nil, err
+				}
+				if err := o.change(ctx, d.OrderID, func(ord *domain.Order) { ord.Charge(id) }); err != nil {
+					return nil, err
+				}
+				return func(d *OrderSaga) { d.PaymentID = id }, nil
+			},
+			// Run only for a charge whose outcome is unknown when the saga
+			// compensates anyway: the refund makes sure no money is kept.
+			Compensate: func(ctx context.Context, d OrderSaga) error {
+				return o.p.Payments.Refund(ctx, d.OrderID)
+			},
+		},
+		saga.Step[OrderSaga]{
+			Name:      StepShip,
+			Retriable: true,
+			Retry:     cfg.ShipRetry,
+			Timeout:   cfg.StepTimeout,
+			Action: func(ctx context.Context, d OrderSaga) (func(*OrderSaga), error) {
+				sh, err := o.p.Shipping.Create(ctx, d.OrderID, d.CustomerID)
+				if err != nil {
+					return nil, err
+				}
+				if err := o.change(ctx, d.OrderID, func(ord *domain.Order) { ord.Ship(sh.Carrier, sh.Tracking) }); err != nil {
+					return nil, err
+				}
+				return func(d *OrderSaga) { d.Carrier, d.Tracking = sh.Carrier, sh.Tracking }, nil
+			},
+		},
+	)
+}
+
+// refused turns a business refusal of step into a permanent failure,
+// recorded on the order as its reason; other errors are left transient.
+func (o *Orders) refused(ctx context.Context, id domain.OrderID, step string, err error) error {
+	if err == nil || !errors.Is(err, domain.ErrRejected) {
+		return err
+	}
+	if rerr := o.change(ctx, id, func(ord *domain.Order) { ord.Reject(step, err.Error()) }); rerr != nil {
+		return rerr
+	}
+	return retry.Permanent(err)
+}
+
+// needsAttention records on order id that its saga stopped half done
+// (saga.WithNeedsAttention).
+func (o *Orders) needsAttention(ctx context.Context, id, _ string, err error) {
+	_ = o.change(ctx, domain.OrderID(id), func(ord *domain.Order) { ord.NeedAttention(err.Error()) })
+}
