@@ -46,8 +46,11 @@ type backends struct {
 // JetStream stream prefix and the Redis key prefix are new, for this run
 // only, and close removes them; without, they are "ecommerce" and
 // "ECOMMERCE" (or $ECOMMERCE_SCHEMA, $ECOMMERCE_STREAM_PREFIX), shared by
-// the processes of one deployment and kept.
-func openBackends(ctx context.Context, private bool) (_ *backends, err error) {
+// the processes of one deployment and kept. only is the service run
+// alone ("" for all): the order service uses PostgreSQL and NATS, the
+// catalogue Redis, the others none, so that a process connects only to
+// what its service uses.
+func openBackends(ctx context.Context, private bool, only string) (_ *backends, err error) {
 	b := &backends{private: private}
 	defer func() {
 		if err != nil {
@@ -62,14 +65,15 @@ func openBackends(ctx context.Context, private bool) (_ *backends, err error) {
 	}
 	b.shop.StreamPrefix = envOr("ECOMMERCE_STREAM_PREFIX", "ECOMMERCE") + strings.ToUpper(suffix)
 
-	if url := os.Getenv(examplepg.URLVar); url != "" {
+	orders, catalogue := only == "" || only == "orders", only == "" || only == "catalogue"
+	if url := os.Getenv(examplepg.URLVar); url != "" && orders {
 		if err := b.openPostgres(ctx, url, suffix); err != nil {
 			return nil, err
 		}
-	} else {
+	} else if orders {
 		b.names = append(b.names, "orders in memory (event store, saga log, checkpoints)")
 	}
-	if addr := os.Getenv(redisVar); addr != "" {
+	if addr := os.Getenv(redisVar); addr != "" && catalogue {
 		rdb := redis.NewClient(&redis.Options{Addr: addr})
 		b.closers = append(b.closers, func(ctx context.Context) error {
 			if b.private {
@@ -83,10 +87,10 @@ func openBackends(ctx context.Context, private bool) (_ *backends, err error) {
 		b.shop.Redis = rdb
 		b.checks = append(b.checks, hexagonal.WithReadinessCheck("redis", hexagonal.RedisCheck(rdb)))
 		b.names = append(b.names, "catalogue cache L1 in process, L2 in Redis")
-	} else {
+	} else if catalogue {
 		b.names = append(b.names, "catalogue cache in process")
 	}
-	if url := os.Getenv(natsVar); url != "" {
+	if url := os.Getenv(natsVar); url != "" && orders {
 		nc, err := nats.Connect(url, nats.Name("examples/ecommerce"))
 		if err != nil {
 			return nil, fmt.Errorf("connecting to NATS at %s (%s): %w", url, natsVar, err)
@@ -102,7 +106,7 @@ func openBackends(ctx context.Context, private bool) (_ *backends, err error) {
 		b.shop.NATS = nc
 		b.checks = append(b.checks, hexagonal.WithReadinessCheck("nats", hexagonal.NATSCheck(nc)))
 		b.names = append(b.names, "events over NATS JetStream")
-	} else {
+	} else if orders {
 		b.names = append(b.names, "events on the in-memory bus")
 	}
 	return b, nil

@@ -46,16 +46,21 @@
 // The other modes:
 //
 //	go run ./examples/ecommerce -serve                 # keep running; prints the gateway, token and metrics URLs
-//	go run ./examples/ecommerce -serve -gateway 127.0.0.1:8443 -admin 127.0.0.1:9464
+//	go run ./examples/ecommerce -serve -gateway 127.0.0.1:8443 -auth 127.0.0.1:8080 -admin 127.0.0.1:9464
 //	go run ./examples/ecommerce -load 30s -rate 500    # start the system, drive it at 500 requests/s, report
-//	go run ./examples/ecommerce -load 30s -rate 500 -target https://127.0.0.1:8443 -token http://127.0.0.1:PORT/oauth2/token
-//	go run ./examples/ecommerce -service orders -listen :8081 -payment-url http://payment:8082 ...
+//	go run ./examples/ecommerce -load 30s -rate 500 -target https://127.0.0.1:8443 -token http://127.0.0.1:8080/oauth2/token
+//	go run ./examples/ecommerce -service orders -listen :8105 -payment-url http://payment:8101 ...
 //
 // -service runs one service alone, so that the same binary deploys as
 // separate processes (deploy/compose.yaml): edge (the token server, the
-// gateway and the BFFs), orders, catalogue, payment, inventory or
-// shipping, with the URLs of the others from the -*-url flags or the
-// ECOMMERCE_*_URL variables.
+// gateway and the BFFs: -gateway and -auth pick their addresses), orders,
+// catalogue, payment, inventory or shipping (-listen), with the URLs of
+// the others from the -*-url flags or the ECOMMERCE_ORDERS_URL,
+// ECOMMERCE_CATALOGUE_URL, ECOMMERCE_PAYMENT_URL, ECOMMERCE_INVENTORY_URL
+// and ECOMMERCE_SHIPPING_URL variables. Each process has its own admin
+// server (-admin). The OAuth2 clients are edge.DefaultClients: web-app,
+// mobile-app and reporting (orders:read only), with the secrets
+// web-app-secret, mobile-app-secret and reporting-secret.
 //
 // # Backends
 //
@@ -83,13 +88,27 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/otelpatterns/patterns/examples/internal/exampleotel"
 )
 
 func main() {
-	cfg, err := parseFlags(flag.CommandLine, os.Args[1:])
-	if err != nil {
+	c := defineFlags(flag.CommandLine)
+	// JSONOut parses the command line and, when an OTLP endpoint is set
+	// in a build without the OTLP exporters, runs the program again with
+	// them (go run -tags otlp), as every example does.
+	if exampleotel.JSONOut() != nil {
+		// The other examples' -telemetry=json: here the OTEL_* variables
+		// say where the telemetry goes.
+		fmt.Fprintln(os.Stderr, "-telemetry=json: this example's telemetry follows the OTEL_* variables; "+
+			"OTEL_TRACES_EXPORTER=console OTEL_METRICS_EXPORTER=console print all of it")
 		os.Exit(2)
 	}
+	if err := checkFlags(flag.CommandLine, c); err != nil {
+		os.Exit(2)
+	}
+	cfg := *c
+	var err error
 	ctx := context.Background()
 	switch {
 	case cfg.load > 0 && cfg.target != "":
@@ -135,7 +154,17 @@ type remoteURLs struct {
 
 // parseFlags parses args into a config; the flags are those of fs.
 func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
-	var c config
+	c := defineFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return *c, err
+	}
+	return *c, checkFlags(fs, c)
+}
+
+// defineFlags defines the program's flags on fs, to be parsed into the
+// config it returns.
+func defineFlags(fs *flag.FlagSet) *config {
+	c := &config{}
 	fs.BoolVar(&c.serve, "serve", false, "keep running (until SIGINT or SIGTERM), printing the URLs, instead of the scenario")
 	fs.StringVar(&c.service, "service", "", "run one service alone: edge, orders, catalogue, payment, inventory or shipping")
 	fs.StringVar(&c.gatewayAddr, "gateway", "", "the gateway's listen address (default 127.0.0.1 and a free port)")
@@ -161,25 +190,27 @@ func parseFlags(fs *flag.FlagSet, args []string) (config, error) {
 		fs.StringVar(u.p, u.name+"-url", os.Getenv(remoteEnv(u.name)),
 			"with -service: the base URL of the "+u.name+" service (default $"+remoteEnv(u.name)+")")
 	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
+	return c
+}
+
+// checkFlags checks the parsed flags of fs, c, against each other.
+func checkFlags(fs *flag.FlagSet, c *config) error {
 	if fs.NArg() > 0 {
-		return c, usageError(fs, fmt.Sprintf("unexpected arguments: %q", fs.Args()))
+		return usageError(fs, fmt.Sprintf("unexpected arguments: %q", fs.Args()))
 	}
 	if c.load < 0 || (c.load > 0 && c.rate <= 0) {
-		return c, usageError(fs, "-load needs a positive duration and -rate a positive number")
+		return usageError(fs, "-load needs a positive duration and -rate a positive number")
 	}
 	if c.target != "" && (c.load == 0 || c.tokenURL == "") {
-		return c, usageError(fs, "-target goes with -load and -token")
+		return usageError(fs, "-target goes with -load and -token")
 	}
 	if c.service != "" && !validService(c.service) {
-		return c, usageError(fs, fmt.Sprintf("-service %q: want edge, orders, catalogue, payment, inventory or shipping", c.service))
+		return usageError(fs, fmt.Sprintf("-service %q: want edge, orders, catalogue, payment, inventory or shipping", c.service))
 	}
 	if (c.certFile == "") != (c.keyFile == "") {
-		return c, usageError(fs, "-cert and -key go together")
+		return usageError(fs, "-cert and -key go together")
 	}
-	return c, nil
+	return nil
 }
 
 // remoteEnv names the variable that gives a service's base URL.

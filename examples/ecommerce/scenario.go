@@ -248,7 +248,7 @@ func (st *story) play(ctx context.Context, oc *outcome) error {
 	fmt.Fprintf(st.out, "  %s\n", oc.placed.line())
 	fmt.Fprintln(st.out, "  waiting for the read model (outbox relay → bus → projection)…")
 	var err error
-	if oc.order, err = st.waitOrder(ctx, web, oc.orderID, nil); err != nil {
+	if oc.order, err = st.waitOrder(ctx, web, oc.orderID); err != nil {
 		return err
 	}
 	fmt.Fprintf(st.out, "  GET /api/orders/%s → %s, %d lines, total %s\n", oc.orderID, oc.order.Status, len(oc.order.Lines), money(oc.order.TotalCents))
@@ -268,7 +268,8 @@ func (st *story) play(ctx context.Context, oc *outcome) error {
 	if err := oc.mobile.want(http.StatusOK); err != nil {
 		return err
 	}
-	fmt.Fprintf(st.out, "  %s\n  (%d bytes for the web, %d for the mobile app)\n", oc.mobile.line(), len(oc.web.body), len(oc.mobile.body))
+	st.show(oc.mobile)
+	fmt.Fprintf(st.out, "  (%d bytes for the web, %d for the mobile app)\n", len(oc.web.body), len(oc.mobile.body))
 
 	// 5. The same order again.
 	st.chapter("the client sends the same order again, same Idempotency-Key (a retry after a lost answer)")
@@ -347,7 +348,7 @@ func (st *story) orderAndWait(ctx context.Context, customer string, lines []orde
 	if err := x.decode(&p); err != nil {
 		return x, orderView{}, err
 	}
-	v, err := st.waitOrder(ctx, web, p.OrderID, nil)
+	v, err := st.waitOrder(ctx, web, p.OrderID)
 	if err == nil {
 		st.waitSaga(ctx, x.trace)
 	}
@@ -359,7 +360,7 @@ func (st *story) orderAndWait(ctx context.Context, customer string, lines []orde
 var settledStatuses = []string{"completed", "confirmed", "shipped", "cancelled", "canceled", "compensated", "rejected", "failed", "declined"}
 
 // waitOrder polls the read model of order id until it is settled.
-func (st *story) waitOrder(ctx context.Context, token, id string, _ func(orderView) bool) (orderView, error) {
+func (st *story) waitOrder(ctx context.Context, token, id string) (orderView, error) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	var last exchange

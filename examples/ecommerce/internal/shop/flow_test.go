@@ -57,6 +57,7 @@ func startedStop(t *testing.T, cfg Config) (*Shop, func()) {
 			if err := <-done; err != nil {
 				t.Errorf("app.Run: %v", err)
 			}
+			s.Close()
 			http.DefaultClient.CloseIdleConnections()
 		})
 	}
@@ -267,5 +268,3 @@ func flow(t *testing.T, cfg Config) {
 		return nil
 	})
 }
-
-func TestFlowInMemory(t *testing.T) { flow(t, Config{}) }

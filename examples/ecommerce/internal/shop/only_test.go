@@ -30,6 +30,14 @@ func TestOnly(t *testing.T) {
 	if _, err := New(context.Background(), Config{Only: "billing"}); err == nil {
 		t.Fatal("an unknown service was made")
 	}
+	// A shop made and never run leaves nothing running once closed
+	// (goleak checks).
+	idle, err := New(context.Background(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idle.Close()
+	idle.Close()
 
 	orders := started(t, Config{Only: Orders, Remote: Addrs{
 		Catalogue: alone[Catalogue].URLs().Catalogue,

@@ -74,6 +74,6 @@ func (s *Shop) component(sv *server) hexagonal.Component {
 	h := otelhttp.NewHandler(routed(sv.mux), sv.name,
 		otelhttp.WithTracerProvider(s.cfg.TracerProvider),
 		otelhttp.WithMeterProvider(s.cfg.MeterProvider))
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ErrorLog: nil}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	return hexagonal.HTTPServerListener(sv.name, srv, sv.ln)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -80,8 +81,10 @@ type Shop struct {
 	urls       Addrs
 	components []hexagonal.Component
 	checks     []hexagonal.Check
-	// closers release what New built if New fails half way.
-	closers []func()
+	// closers release what New built: when New fails half way, or at
+	// Close.
+	closers   []func()
+	closeOnce sync.Once
 
 	// The services run here (nil for the others).
 	payments  *payments
@@ -101,7 +104,11 @@ type Shop struct {
 // New builds the services of cfg and binds their listeners, so that
 // [Shop.URLs] are known before the app runs. A service run elsewhere
 // (with Only) is reached at its Remote URL, which must then be given
-// where a service run here calls it.
+// where a service run here calls it. ctx is not kept.
+//
+// The components release what they hold when the app stops them; call
+// [Shop.Close] after the app's Run returns too, for what a start that
+// failed half way did not reach (or when the app never runs).
 func New(ctx context.Context, cfg Config) (*Shop, error) { return newShop(ctx, cfg, nil) }
 
 // newShop is New with tune, if not nil, changing the shop's timings
@@ -129,9 +136,7 @@ func newShop(ctx context.Context, cfg Config, tune func(*Shop)) (*Shop, error) {
 		tune(s)
 	}
 	if err := s.build(ctx); err != nil {
-		for i := len(s.closers) - 1; i >= 0; i-- {
-			s.closers[i]()
-		}
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -171,6 +176,18 @@ func (s *Shop) OrderStats() adapters.Stats {
 		return adapters.Stats{}
 	}
 	return s.stats.Stats()
+}
+
+// Close releases what New built and the app did not release: the
+// listeners, the saga orchestrator (its background recovery), the
+// catalogue's cache. It is safe to call after the app stopped them, and
+// more than once.
+func (s *Shop) Close() {
+	s.closeOnce.Do(func() {
+		for i := len(s.closers) - 1; i >= 0; i-- {
+			s.closers[i]()
+		}
+	})
 }
 
 // runs reports whether service name runs in this process.

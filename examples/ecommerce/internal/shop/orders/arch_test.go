@@ -30,6 +30,7 @@ func TestDependencies(t *testing.T) {
 				"github.com/otelpatterns/patterns/cqrs",
 				"github.com/otelpatterns/patterns/saga",
 				"github.com/otelpatterns/patterns/retry",
+				"go.uber.org/goleak", // its tests' leak check
 			}, Deny: noIO},
 			{Name: "adapters", Packages: []string{layer("adapters/...")}},
 		},

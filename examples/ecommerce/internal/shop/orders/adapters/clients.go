@@ -243,6 +243,7 @@ type UnavailableError struct {
 	Service, Reason string
 }
 
+// Error says which service and why.
 func (e *UnavailableError) Error() string { return e.Service + " is unavailable: " + e.Reason }
 
 // call sends a JSON request to service and decodes a 2xx answer into out.

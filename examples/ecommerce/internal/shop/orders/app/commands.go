@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/domain"
 )
@@ -77,7 +76,7 @@ func (c PlaceOrder) Validate() error {
 		errs = append(errs, errors.New("an order has lines"))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w", &invalidError{err})
+		return &invalidError{err}
 	}
 	return nil
 }

@@ -40,7 +40,11 @@ type SagaConfig struct {
 	// when the policy runs out. nil: 60 attempts, backing off from 100ms
 	// to 2s (about a minute and a half of outage).
 	ShipRetry *retry.Retrier
-	// StepTimeout bounds each attempt of a step; 0 means 10s.
+	// StepTimeout bounds each attempt of a step; 0 means 4s. Keep it
+	// below the HTTP clients' timeout: an attempt that the step's timeout
+	// cuts has an unknown outcome, which the saga compensates (a
+	// reservation that may have been made is released), whereas an error
+	// the client returns is taken as "not done".
 	StepTimeout time.Duration
 }
 
@@ -61,7 +65,7 @@ func (o *Orders) define(cfg SagaConfig) (*saga.Definition[OrderSaga], error) {
 			retry.WithBackoff(retry.Exponential(100*time.Millisecond, 2, 2*time.Second)))
 	}
 	if cfg.StepTimeout == 0 {
-		cfg.StepTimeout = 10 * time.Second
+		cfg.StepTimeout = 4 * time.Second
 	}
 	return saga.Define(SagaName, 1,
 		saga.Step[OrderSaga]{
