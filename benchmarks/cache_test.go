@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -32,12 +34,12 @@ const (
 
 // zipfTrace returns n requests for keys "product:0" to "product:<keys-1>",
 // drawn from the Zipf distribution with a fixed seed.
-func zipfTrace(n, keys int, seed uint64) []string {
+func zipfTrace(n, keys int, s float64, seed uint64) []string {
 	names := make([]string, keys)
 	for i := range names {
 		names[i] = "product:" + strconv.Itoa(i)
 	}
-	z := rand.NewZipf(rand.New(rand.NewPCG(seed, seed)), cacheZipfS, 1, uint64(keys-1))
+	z := rand.NewZipf(rand.New(rand.NewPCG(seed, seed)), s, 1, uint64(keys-1))
 	trace := make([]string, n)
 	for i := range trace {
 		trace[i] = names[z.Uint64()]
@@ -45,7 +47,41 @@ func zipfTrace(n, keys int, seed uint64) []string {
 	return trace
 }
 
-var cacheZipf = sync.OnceValue(func() []string { return zipfTrace(cacheTrace, cacheKeys, 1) })
+var cacheZipf = sync.OnceValue(func() []string { return zipfTrace(cacheTrace, cacheKeys, cacheZipfS, 1) })
+
+// The hot-hit workload, as issue 20 measured it from outside: the
+// hotKeys most requested keys of a Zipf(hotZipfS) trace over cacheKeys
+// keys, in a cache holding them all, looked up in the order the trace
+// requests them (its requests for other keys left out): hits only.
+const (
+	hotKeys  = 10_000
+	hotZipfS = 1.1
+)
+
+// hotTrace returns cacheTrace requests for the hot keys, and the hot keys.
+var hotTrace = sync.OnceValues(func() (trace, keys []string) {
+	full := zipfTrace(4*cacheTrace, cacheKeys, hotZipfS, 2)
+	n := map[string]int{}
+	for _, k := range full {
+		n[k]++
+	}
+	keys = distinctKeys(full)
+	slices.SortStableFunc(keys, func(a, b string) int { return n[b] - n[a] })
+	keys = keys[:min(hotKeys, len(keys))]
+	hot := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		hot[k] = true
+	}
+	trace = make([]string, 0, cacheTrace)
+	for len(trace) < cacheTrace {
+		for _, k := range full {
+			if hot[k] && len(trace) < cacheTrace {
+				trace = append(trace, k)
+			}
+		}
+	}
+	return trace, keys
+})
 
 // missKeys are distinct keys that no scenario stores beforehand, cycled
 // through by miss-load: a key comes round again only after about a million
@@ -92,6 +128,7 @@ var cacheImpls = []struct {
 	{"bare", newBareKV},
 	{"otelpatterns", newOtelpatternsKV},
 	{"ristretto", newRistrettoKV},
+	{"ristretto-ttl", newRistrettoTTLKV},
 	{"otter", newOtterKV},
 	{"golanglru", newLRUKV},
 }
@@ -160,18 +197,31 @@ func (o otelpatternsKV) getOrLoad(ctx context.Context, key string) (string, erro
 	return o.c.Get(ctx, key)
 }
 
-// ristrettoKV is raw dgraph-io/ristretto/v2 configured as cache.New
-// configures its L1 (NumCounters 10× the entries, MaxCost the entries,
-// BufferItems 64, IgnoreInternalCost), with entries set with cache's default
-// TTL. Ristretto applies writes asynchronously, so set waits for the write
-// (Wait) to keep the promise that a get that follows finds it; so does the
-// fill after a load.
+// ristrettoKV is raw dgraph-io/ristretto/v2 used plainly, as its README
+// shows it: configured as cache.New configures its L1 (NumCounters 10× the
+// entries, MaxCost the entries, BufferItems 64, IgnoreInternalCost), string
+// keys, entries set with Set and no TTL, so that Get reads no clock. It is
+// the reference row. Ristretto applies writes asynchronously, so set waits
+// for the write (Wait) to keep the promise that a get that follows finds
+// it; so does the fill after a load.
 type ristrettoKV struct {
 	r    *ristretto.Cache[string, string]
 	load loader
+	ttl  time.Duration // 0: Set, no expiry
 }
 
 func newRistrettoKV(tb testing.TB, capacity int64, load loader, _ *sdkProviders) kv {
+	return newRistretto(tb, capacity, load, 0)
+}
+
+// newRistrettoTTLKV is ristrettoKV with every entry set with SetWithTTL and
+// cache's default TTL, as the cache's L1 once was: each Get then reads the
+// clock (time.Now) to check the entry's expiry.
+func newRistrettoTTLKV(tb testing.TB, capacity int64, load loader, _ *sdkProviders) kv {
+	return newRistretto(tb, capacity, load, cache.DefaultTTL)
+}
+
+func newRistretto(tb testing.TB, capacity int64, load loader, ttl time.Duration) kv {
 	r, err := ristretto.NewCache(&ristretto.Config[string, string]{
 		NumCounters:        capacity * 10,
 		MaxCost:            capacity,
@@ -182,13 +232,13 @@ func newRistrettoKV(tb testing.TB, capacity int64, load loader, _ *sdkProviders)
 		tb.Fatalf("ristretto.NewCache() error = %v", err)
 	}
 	tb.Cleanup(r.Close)
-	return ristrettoKV{r, load}
+	return ristrettoKV{r, load, ttl}
 }
 
 func (r ristrettoKV) get(_ context.Context, key string) (string, bool) { return r.r.Get(key) }
 
 func (r ristrettoKV) set(_ context.Context, key, value string) {
-	r.r.SetWithTTL(key, value, 1, cache.DefaultTTL)
+	r.r.SetWithTTL(key, value, 1, r.ttl)
 	r.r.Wait()
 }
 
@@ -278,6 +328,10 @@ func identity(_ context.Context, key string) (string, error) { return key, nil }
 //     OpenTelemetry SDK providers; the peers run their plain row again.
 //   - hit-parallel-sdk-sampled: hit-parallel-sdk, every lookup in a
 //     context holding a sampled span.
+//   - hit-hot: sequential lookups of the 10,000 most requested keys of a
+//     Zipf(1.1) trace over 100,000 keys, in the order the trace requests
+//     them, in a cache holding them all (issue 20's measure): hits only.
+//   - hit-hot-parallel: hit-hot from GOMAXPROCS goroutines.
 //   - set: sequential writes of keys drawn from the Zipf trace into a
 //     cache of the default size (10,000 entries, a tenth of the keys), each
 //     readable by the next get.
@@ -336,6 +390,58 @@ func BenchmarkCache(b *testing.B) {
 			}
 		})
 	}
+
+	hotReqs, hotSet := hotTrace()
+	b.Run("hit-hot", func(b *testing.B) {
+		for _, im := range cacheImpls {
+			b.Run(im.name, func(b *testing.B) {
+				c := im.new(b, hitCapacity, nil, nil)
+				for _, k := range hotSet {
+					c.set(ctx, k, k)
+				}
+				runtime.GC()
+				b.ReportAllocs()
+				i, misses := 0, 0
+				for b.Loop() {
+					if _, ok := c.get(ctx, hotReqs[i&(cacheTrace-1)]); !ok {
+						misses++
+					}
+					i++
+				}
+				if misses > 0 {
+					b.Fatalf("%d of %d lookups missed; want every key present", misses, i)
+				}
+			})
+		}
+	})
+	b.Run("hit-hot-parallel", func(b *testing.B) {
+		for _, im := range cacheImpls {
+			b.Run(im.name, func(b *testing.B) {
+				c := im.new(b, hitCapacity, nil, nil)
+				for _, k := range hotSet {
+					c.set(ctx, k, k)
+				}
+				var start, misses atomic.Uint64
+				runtime.GC()
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					i := start.Add(1) * 7919
+					var missed uint64
+					for pb.Next() {
+						if _, ok := c.get(ctx, hotReqs[i&(cacheTrace-1)]); !ok {
+							missed++
+						}
+						i++
+					}
+					misses.Add(missed)
+				})
+				if n := misses.Load(); n > 0 {
+					b.Fatalf("%d of %d lookups missed; want every key present", n, b.N)
+				}
+			})
+		}
+	})
 
 	b.Run("set", func(b *testing.B) {
 		for _, im := range cacheImpls {
@@ -472,7 +578,7 @@ func TestHitRatio(t *testing.T) {
 	if testing.Short() {
 		requests /= 10
 	}
-	trace := zipfTrace(requests, cacheKeys, 42)
+	trace := zipfTrace(requests, cacheKeys, cacheZipfS, 42)
 	ctx := context.Background()
 	ratio := map[string]float64{}
 	var names []string

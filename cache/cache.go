@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,11 +33,17 @@ import (
 // no span and allocates nothing beyond ristretto's own work. The L2 store is a helper, not a dependency: when it fails, Get
 // carries on with the loader and L1, and the failure is recorded.
 type Cache[V any] struct {
+	// What an L1 hit reads, first and together: on one cache line of
+	// their own, which the hit does not have to fetch again after
+	// ristretto's lookups have pushed the others out.
+	l1     *ristretto.Cache[string, entry[V]]
+	clock  *clock       // what L1 hits check expiry and refresh-ahead against
+	tel    *instruments // l1Hits
+	closed atomic.Bool
+
 	opts  options
 	id    string // this instance, in invalidation messages
-	l1    *ristretto.Cache[string, entry[V]]
 	codec Codec[V]
-	tel   *instruments
 
 	load  func(context.Context, string) (V, error)
 	write func(context.Context, string, V) error
@@ -62,19 +69,26 @@ type Cache[V any] struct {
 	bg         sync.WaitGroup
 	bgCtx      context.Context
 	bgCancel   context.CancelFunc
-	closed     atomic.Bool
 	active     atomic.Int64 // calls that write L1; Close waits for them
 	closeOnce  sync.Once
 	closeErr   error
 }
 
 // entry is what L1 holds: a value, or a cached "not found", with the time
-// after which a read triggers a refresh. It is kept as small as it can be,
-// since every L1 hit reads it: refreshAt is in unix nanoseconds, 0 for
-// never, and notFound marks a cached "not found".
+// after which a read triggers a refresh and the time it expires. It is
+// kept as small as it can be, since every L1 hit reads it: refreshAt is in
+// unix nanoseconds, 0 for never, and notFound marks a cached "not found";
+// expires is in unix nanoseconds, 0 for never.
+//
+// The cache checks expiry itself, against its coarse clock, rather than
+// giving ristretto the TTL: ristretto's Get reads time.Now for every entry
+// that has one, which cost as much as the rest of a hit. An expired entry
+// that is read is removed then; one that is not read stays until TinyLFU
+// evicts it to make room (it is never served), as a cold entry would be.
 type entry[V any] struct {
 	v         V
 	refreshAt int64
+	expires   int64
 }
 
 // notFound is the refreshAt of a cached "not found", which is never
@@ -157,6 +171,9 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		return nil, fmt.Errorf("cache: New: L1: %w", err)
 	}
 	c.l1 = l1
+	c.clock = startClock(clockTick)
+	// A cache dropped without Close must not leave its clock ticking.
+	runtime.AddCleanup(c, (*clock).release, c.clock)
 	c.vers = new([versionStripes]keyVersion)
 	c.fillSlots = make(chan struct{}, maxL2Fills)
 	c.fills = make(map[chan struct{}]struct{})
@@ -288,45 +305,64 @@ func (c *Cache[V]) background(f func()) bool {
 // others (and for the cache, even when every caller has left) until it
 // ends, times out ([WithLoadTimeout]) or [Cache.Close] cancels it. Get
 // returns [ErrClosed] after Close.
-func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
+func (c *Cache[V]) Get(ctx context.Context, key string) (v V, err error) {
 	if c.closed.Load() {
-		var zero V
-		return zero, ErrClosed
+		return v, ErrClosed
 	}
-	if e, ok := c.l1Get(key); ok {
+	// A hit is not counted by enter, which would put two contended atomic
+	// writes on every hit; instead, a lookup that races with Close, and so
+	// with ristretto's shutdown (which can make its Get panic on a closed
+	// channel), returns ErrClosed. Any other panic goes on, with its stack.
+	inL1 := true
+	defer func() {
+		if inL1 && c.closed.Load() && recover() != nil {
+			var zero V
+			v, err = zero, ErrClosed
+		}
+	}()
+	e, ok := c.l1.Get(key)
+	inL1 = false
+	if ok && (e.expires == 0 || c.clock.Now() < e.expires) {
 		c.tel.l1Hits.Inc()
-		if c.opts.refreshAhead > 0 && e.refreshAt > 0 && time.Now().UnixNano() >= e.refreshAt {
+		// refreshAt is positive only with WithRefreshAhead.
+		if e.refreshAt > 0 && c.clock.Now() >= e.refreshAt {
 			c.refresh(ctx, key)
 		}
 		if e.refreshAt == notFound {
-			var zero V
-			return zero, ErrNotFound
+			return v, ErrNotFound
 		}
 		return e.v, nil
 	}
+	return c.getMiss(ctx, key, ok)
+}
+
+// getMiss is Get after an L1 miss, or after finding an expired entry in L1.
+func (c *Cache[V]) getMiss(ctx context.Context, key string, expired bool) (V, error) {
 	c.tel.requests[levelL1][resultMiss].Inc()
 	if !c.enter() {
 		var zero V
 		return zero, ErrClosed
 	}
 	defer c.leave()
+	if expired {
+		c.expire(key)
+	}
 	return c.miss(ctx, key)
 }
 
-// l1Get is the hit path. It is not counted by enter, which would put two
-// contended atomic writes on every hit; instead, a hit that races with
-// Close, and so with ristretto's shutdown (which can make a Get panic on a
-// closed channel), reports a miss.
-func (c *Cache[V]) l1Get(key string) (e entry[V], ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			if !c.closed.Load() {
-				panic(r)
-			}
-			e, ok = entry[V]{}, false
-		}
-	}()
-	return c.l1.Get(key)
+// expire removes key's L1 entry if it has expired: it is not served, and
+// must not take the room of live entries until TinyLFU finds it cold. A
+// Set or fill of key that replaced it meanwhile is kept (they write under
+// the same lock). The removal counts as an eviction, as ristretto's own
+// removal of expired entries did.
+func (c *Cache[V]) expire(key string) {
+	kv := c.version(key)
+	kv.l1.Lock()
+	defer kv.l1.Unlock()
+	if e, ok := c.l1.Get(key); ok && e.expires != 0 && c.clock.Now() >= e.expires {
+		c.l1.Del(key)
+		c.tel.onEvict()
+	}
 }
 
 func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
@@ -731,12 +767,28 @@ func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 	return e, cost
 }
 
-// writeL1 stores e and waits until ristretto has applied it, so that a Get
-// that follows sees it (ristretto applies writes asynchronously), and so
-// that writes under one key version are applied in the order made.
+// writeL1 stores e, to expire after ttl (never if ttl is 0), and returns
+// once a Get sees it.
+//
+// Ristretto replaces the value of a key it holds at once, but queues a new
+// key for its goroutine to admit (or decline) later. So after the write,
+// writeL1 looks the key up without counting it as a read (GetTTL): if it
+// is there, the value is e, since every write of L1 holds the key's
+// stripe lock (see keyVersion) and no earlier admission of the key is
+// still queued (its writer waited for it, below). Only when the key is not
+// there yet does writeL1 wait for ristretto to apply the queue (Wait, a
+// round trip to its goroutine that costs microseconds), so that a Get that
+// follows sees the key unless TinyLFU declined it, and so that writes
+// under one key version are applied in the order made.
 func (c *Cache[V]) writeL1(key string, e entry[V], cost int64, ttl time.Duration) {
-	c.l1.SetWithTTL(key, e, cost, ttl)
-	c.l1.Wait()
+	e.expires = 0
+	if ttl > 0 {
+		e.expires = time.Now().Add(ttl).UnixNano()
+	}
+	c.l1.Set(key, e, cost)
+	if _, ok := c.l1.GetTTL(key); !ok {
+		c.l1.Wait()
+	}
 }
 
 // loadValue calls the loader under a span, recording its outcome. With
@@ -848,9 +900,14 @@ func (c *Cache[V]) retryRefresh(kv *keyVersion, ver uint64, key string) {
 		return
 	}
 	cur, ok := c.l1.Get(key)
-	left, live := c.l1.GetTTL(key)
-	if !ok || !live || left <= 0 || cur.refreshAt == notFound {
+	if !ok || cur.refreshAt == notFound {
 		return
+	}
+	var left time.Duration // 0: it never expires
+	if cur.expires != 0 {
+		if left = time.Until(time.Unix(0, cur.expires)); left <= 0 {
+			return
+		}
 	}
 	cur.refreshAt = time.Now().Add(refreshRetry).UnixNano()
 	_, cost := c.newEntry(cur.v, 0)
@@ -1075,6 +1132,7 @@ func (c *Cache[V]) Close() error {
 		}
 		c.tel.clearing.Add(1) // ristretto's Close clears L1: not evictions
 		c.l1.Close()
+		c.clock.Stop()
 		c.closeErr = errors.Join(errs...)
 	})
 	return c.closeErr

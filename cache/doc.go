@@ -169,12 +169,20 @@
 //
 // An L1 hit is a ristretto Get plus one atomic add, whatever the
 // providers (on one of 32 counters, picked by goroutine, so that
-// concurrent readers do not contend): no lock of the cache's own, no
-// span, no allocation.
-// [WithRefreshAhead] adds a clock read to each hit. Set waits until
-// ristretto has applied the value, so that the next Get sees it; ristretto
-// may still decline to admit a new key when L1 is full of more popular
-// ones (TinyLFU), which is what keeps its hit ratio high.
+// concurrent readers do not contend), and an atomic load of the cache's
+// clock to check expiry: no lock of the cache's own, no span, no
+// allocation, no time.Now. The clock is the wall time, stored every
+// millisecond by a goroutine of the cache's own that Close stops: an
+// entry is never served before its TTL has passed, and not more than
+// about a millisecond after (longer only while the process is starved of
+// CPU). An expired entry is removed when it is read; one that is never
+// read again stays in L1, unserved, until TinyLFU evicts it to make room.
+//
+// Set returns once a Get sees the value. Replacing the value of a key L1
+// holds is immediate; a key new to L1 waits for ristretto's goroutine to
+// admit it (a round trip of a few microseconds), and ristretto may still
+// decline it when L1 is full of more popular ones (TinyLFU), which is what
+// keeps its hit ratio high.
 //
 // # Telemetry
 //

@@ -16,3 +16,12 @@ const MaxRefreshes = maxRefreshes
 
 // ClearL1 drops every L1 entry of c, as a restored subscription does.
 func ClearL1[V any](c *Cache[V]) { c.clearL1() }
+
+// ClockTick is clockTick, for tests.
+const ClockTick = clockTick
+
+// InL1 reports whether c's L1 holds an entry for key, expired or not.
+func InL1[V any](c *Cache[V], key string) bool {
+	_, ok := c.l1.GetTTL(key)
+	return ok
+}
