@@ -373,17 +373,21 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	if c.opts.store == nil && c.load == nil {
 		return zero, ErrNotFound
 	}
-	f, lead := c.join(key)
+	// Nobody can give up waiting on a ctx without Done: its miss loads on
+	// this goroutine, which Close waits for (enter), and need not wait on
+	// a channel.
+	canLeave := ctx.Done() != nil
+	f, lead := c.join(key, canLeave)
 	if lead {
 		budget := c.l2Budget(ctx)
 		// The shared load must not end because the first caller gave up,
 		// so it runs without the caller's cancellation (but with its
 		// trace).
-		if ctx.Done() == nil {
-			// Nobody can give up waiting: load on this goroutine, which
-			// Close waits for (enter).
+		if !canLeave {
 			c.fly(ctx, key, f, budget)
-		} else if !c.background(func() { c.fly(ctx, key, f, budget) }) {
+			return f.v, f.err // landed, on this goroutine
+		}
+		if !c.background(func() { c.fly(ctx, key, f, budget) }) {
 			c.land(key, f, zero, ErrClosed)
 		}
 	}
@@ -401,20 +405,32 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 // for the one that started it (as with golang.org/x/sync/singleflight,
 // but on goroutines that Close cancels and waits for).
 type flight[V any] struct {
-	done chan struct{} // closed when v and err are set
+	// done is closed when v and err are set. It is made (under flightsMu)
+	// by the first caller that must wait on it: a leader that loads on its
+	// own goroutine reads v and err when the load returns, and a miss
+	// that nobody shares costs no channel.
+	done chan struct{}
 	v    V
 	err  error
+	ctx  loadContext // the load's, here to save an allocation
 }
 
 // join returns the load of key in flight, or starts one, and reports
-// whether the caller leads it (must run it).
-func (c *Cache[V]) join(key string) (*flight[V], bool) {
+// whether the caller leads it (must run it). A leader that will wait on
+// the load's done channel, rather than run it itself, says so with wait.
+func (c *Cache[V]) join(key string, wait bool) (*flight[V], bool) {
 	c.flightsMu.Lock()
 	defer c.flightsMu.Unlock()
 	if f, ok := c.flights[key]; ok {
+		if f.done == nil {
+			f.done = make(chan struct{})
+		}
 		return f, false
 	}
-	f := &flight[V]{done: make(chan struct{})}
+	f := &flight[V]{}
+	if wait {
+		f.done = make(chan struct{})
+	}
 	c.flights[key] = f
 	return f, true
 }
@@ -422,12 +438,12 @@ func (c *Cache[V]) join(key string) (*flight[V], bool) {
 // fly runs the load f of key under the load timeout, cancelled if the
 // cache closes, with the values of the caller's ctx, and lands it.
 func (c *Cache[V]) fly(caller context.Context, key string, f *flight[V], l2Budget time.Duration) {
-	base, cancel := c.bgCtx, context.CancelFunc(func() {})
+	ctx := &f.ctx
+	ctx.bg, ctx.values = c.bgCtx, caller
 	if d := c.opts.loadTimeout; d > 0 {
-		base, cancel = context.WithTimeout(base, d)
+		ctx.deadline = time.Now().Add(d)
 	}
-	defer cancel()
-	ctx := loadContext{base, caller}
+	defer ctx.end()
 	var zero V
 	landed := false
 	defer func() {
@@ -447,10 +463,19 @@ func (c *Cache[V]) fly(caller context.Context, key string, f *flight[V], l2Budge
 }
 
 // land ends f with its result: later misses start a load of their own.
+// Once f is out of the map (forget may have taken it out before), no
+// caller can join it and make its channel: land reads it after.
 func (c *Cache[V]) land(key string, f *flight[V], v V, err error) {
-	c.forget(key, f)
+	c.flightsMu.Lock()
+	if g, ok := c.flights[key]; ok && g == f {
+		delete(c.flights, key)
+	}
 	f.v, f.err = v, err
-	close(f.done)
+	done := f.done
+	c.flightsMu.Unlock()
+	if done != nil {
+		close(done)
+	}
 }
 
 // forget removes f, or with a nil f whatever load of key is in flight, so
@@ -493,25 +518,98 @@ func (c *Cache[V]) l2Budget(ctx context.Context) time.Duration {
 	return limit / 2
 }
 
-// loadContext is the context of a shared load: the deadline and
-// cancellation of the cache's own (the load timeout, Close), with the
-// values of the context of the caller that started it (its trace, for
-// one).
+// loadContext is the context of a shared load: the deadline of the load
+// timeout and the cancellation of the cache's background context (Close),
+// with the values of the context of the caller that started it (its
+// trace, for one).
+//
+// It makes its Done channel only when asked for it: most loaders that
+// return at once never ask, and context.WithTimeout would cost each load a
+// timer, four allocations and a lock of the background context (to
+// register a child) that every concurrent load takes. Until Done is
+// called, Err reads the clock and the background context itself; once it
+// is, the channel and Err come from a context.WithDeadline of the
+// background context, made then.
 type loadContext struct {
-	context.Context // derived from the cache's background context
-	values          context.Context
+	bg       context.Context // the cache's background context
+	values   context.Context // the caller's
+	deadline time.Time       // zero: none
+
+	once    sync.Once
+	started atomic.Bool // ctx and cancel are set
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
 
-// Value looks key up in the cache's context first, which holds no values
-// but those by which the context package finds the cancellation of a
-// parent (so that contexts derived from this one need no goroutine), then
-// in the caller's.
-func (l loadContext) Value(key any) any {
-	if v := l.Context.Value(key); v != nil {
+// Deadline returns the load timeout's deadline.
+func (l *loadContext) Deadline() (time.Time, bool) {
+	if l.deadline.IsZero() {
+		return l.bg.Deadline()
+	}
+	return l.deadline, true
+}
+
+// Done makes the context's channel the first time it is called.
+func (l *loadContext) Done() <-chan struct{} {
+	l.once.Do(func() {
+		if l.deadline.IsZero() {
+			l.ctx, l.cancel = l.bg, func() {}
+		} else {
+			l.ctx, l.cancel = context.WithDeadline(l.bg, l.deadline)
+		}
+		l.started.Store(true)
+	})
+	return l.ctx.Done()
+}
+
+// Err reports Close (context.Canceled) or the load timeout
+// (context.DeadlineExceeded), as the Done channel would.
+func (l *loadContext) Err() error {
+	if l.started.Load() {
+		return l.ctx.Err()
+	}
+	if err := l.bg.Err(); err != nil {
+		return err
+	}
+	if !l.deadline.IsZero() && !time.Now().Before(l.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// Value looks key up in the cache's context first (in the one Done made,
+// once made), which holds no values but those by which the context
+// package finds the cancellation of a parent (so that contexts derived
+// from this one, which call Done first, need no goroutine), then in the
+// caller's.
+func (l *loadContext) Value(key any) any {
+	parent := l.bg
+	if l.started.Load() {
+		parent = l.ctx
+	}
+	if v := parent.Value(key); v != nil {
 		return v
 	}
 	return l.values.Value(key)
 }
+
+// end cancels the context, when the load is over: a Done called later,
+// by something the loader left running, finds it done.
+func (l *loadContext) end() {
+	l.once.Do(func() {
+		l.ctx, l.cancel = endedContext, func() {}
+		l.started.Store(true)
+	})
+	l.cancel()
+}
+
+// endedContext is the context of a load that ended before anything asked
+// for its Done channel.
+var endedContext = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // fill looks key up in L2 (for at most l2Budget, if positive), then loads
 // it, filling L1 unless key changed meanwhile (see keyVersion), and then
