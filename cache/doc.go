@@ -195,7 +195,8 @@
 //     error.type, as their span does (cache.decode for a value the codec
 //     could not decode).
 //   - cache.evictions (counter, {entry}): entries L1 dropped by itself:
-//     evicted to make room for others, or expired and removed. Entries
+//     evicted to make room for others, or expired and removed when read
+//     (see Cost). Entries
 //     removed by Delete, by an invalidation, by the clearing of L1 when a
 //     lost subscription is restored, or by Close are not evictions.
 //   - cache.loads (counter, {load}): loader calls, on a miss or a
