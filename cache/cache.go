@@ -899,7 +899,7 @@ func (c *Cache[V]) loadValue(ctx context.Context, key string) (V, error) {
 			return v, nil
 		}
 	}
-	ctx, span := c.tel.tracer.Start(ctx, "cache.load", c.tel.internalSpan...)
+	ctx, span := c.tel.startLoad(ctx)
 	defer span.End()
 	start := time.Now()
 	v, err := c.load(ctx, key)

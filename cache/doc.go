@@ -244,7 +244,11 @@
 //     ends after the Get that loaded it, whose span is its parent.
 //   - cache.l2.delete (client): an L2 delete.
 //   - cache.load (internal): a loader call. [ErrNotFound] from the loader
-//     is not a failure.
+//     is not a failure. A cache whose tracer can only make non-recording
+//     spans (a no-op provider, or the global one before a provider is
+//     set) starts none under a caller's span that is not recording
+//     either: the loader's ctx carries the caller's trace as it would,
+//     and a miss saves the span's allocations.
 //   - cache.refresh (internal): a refresh-ahead reload, in the background,
 //     in a trace of its own linked to the read that triggered it; it
 //     holds the cache.load span and the writes. A key the source no longer

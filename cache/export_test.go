@@ -1,5 +1,11 @@
 package cache
 
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
 // MaxL2Fills is maxL2Fills, for tests.
 const MaxL2Fills = maxL2Fills
 
@@ -24,4 +30,9 @@ const ClockTick = clockTick
 func InL1[V any](c *Cache[V], key string) bool {
 	_, ok := c.l1.GetTTL(key)
 	return ok
+}
+
+// StartLoad starts the cache.load span of c as a loader call does.
+func StartLoad[V any](c *Cache[V], ctx context.Context) (context.Context, trace.Span) {
+	return c.tel.startLoad(ctx)
 }
