@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -32,12 +36,12 @@ const (
 
 // zipfTrace returns n requests for keys "product:0" to "product:<keys-1>",
 // drawn from the Zipf distribution with a fixed seed.
-func zipfTrace(n, keys int, seed uint64) []string {
+func zipfTrace(n, keys int, s float64, seed uint64) []string {
 	names := make([]string, keys)
 	for i := range names {
 		names[i] = "product:" + strconv.Itoa(i)
 	}
-	z := rand.NewZipf(rand.New(rand.NewPCG(seed, seed)), cacheZipfS, 1, uint64(keys-1))
+	z := rand.NewZipf(rand.New(rand.NewPCG(seed, seed)), s, 1, uint64(keys-1))
 	trace := make([]string, n)
 	for i := range trace {
 		trace[i] = names[z.Uint64()]
@@ -45,7 +49,41 @@ func zipfTrace(n, keys int, seed uint64) []string {
 	return trace
 }
 
-var cacheZipf = sync.OnceValue(func() []string { return zipfTrace(cacheTrace, cacheKeys, 1) })
+var cacheZipf = sync.OnceValue(func() []string { return zipfTrace(cacheTrace, cacheKeys, cacheZipfS, 1) })
+
+// The hot-hit workload, as issue 20 measured it from outside: the
+// hotKeys most requested keys of a Zipf(hotZipfS) trace over cacheKeys
+// keys, in a cache holding them all, looked up in the order the trace
+// requests them (its requests for other keys left out): hits only.
+const (
+	hotKeys  = 10_000
+	hotZipfS = 1.1
+)
+
+// hotTrace returns cacheTrace requests for the hot keys, and the hot keys.
+var hotTrace = sync.OnceValues(func() (trace, keys []string) {
+	full := zipfTrace(4*cacheTrace, cacheKeys, hotZipfS, 2)
+	n := map[string]int{}
+	for _, k := range full {
+		n[k]++
+	}
+	keys = distinctKeys(full)
+	slices.SortStableFunc(keys, func(a, b string) int { return n[b] - n[a] })
+	keys = keys[:min(hotKeys, len(keys))]
+	hot := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		hot[k] = true
+	}
+	trace = make([]string, 0, cacheTrace)
+	for len(trace) < cacheTrace {
+		for _, k := range full {
+			if hot[k] && len(trace) < cacheTrace {
+				trace = append(trace, k)
+			}
+		}
+	}
+	return trace, keys
+})
 
 // missKeys are distinct keys that no scenario stores beforehand, cycled
 // through by miss-load: a key comes round again only after about a million
@@ -92,6 +130,7 @@ var cacheImpls = []struct {
 	{"bare", newBareKV},
 	{"otelpatterns", newOtelpatternsKV},
 	{"ristretto", newRistrettoKV},
+	{"ristretto-ttl", newRistrettoTTLKV},
 	{"otter", newOtterKV},
 	{"golanglru", newLRUKV},
 }
@@ -160,18 +199,31 @@ func (o otelpatternsKV) getOrLoad(ctx context.Context, key string) (string, erro
 	return o.c.Get(ctx, key)
 }
 
-// ristrettoKV is raw dgraph-io/ristretto/v2 configured as cache.New
-// configures its L1 (NumCounters 10× the entries, MaxCost the entries,
-// BufferItems 64, IgnoreInternalCost), with entries set with cache's default
-// TTL. Ristretto applies writes asynchronously, so set waits for the write
-// (Wait) to keep the promise that a get that follows finds it; so does the
-// fill after a load.
+// ristrettoKV is raw dgraph-io/ristretto/v2 used plainly, as its README
+// shows it: configured as cache.New configures its L1 (NumCounters 10× the
+// entries, MaxCost the entries, BufferItems 64, IgnoreInternalCost), string
+// keys, entries set with Set and no TTL, so that Get reads no clock. It is
+// the reference row. Ristretto applies writes asynchronously, so set waits
+// for the write (Wait) to keep the promise that a get that follows finds
+// it; so does the fill after a load.
 type ristrettoKV struct {
 	r    *ristretto.Cache[string, string]
 	load loader
+	ttl  time.Duration // 0: Set, no expiry
 }
 
 func newRistrettoKV(tb testing.TB, capacity int64, load loader, _ *sdkProviders) kv {
+	return newRistretto(tb, capacity, load, 0)
+}
+
+// newRistrettoTTLKV is ristrettoKV with every entry set with SetWithTTL and
+// cache's default TTL, as the cache's L1 once was: each Get then reads the
+// clock (time.Now) to check the entry's expiry.
+func newRistrettoTTLKV(tb testing.TB, capacity int64, load loader, _ *sdkProviders) kv {
+	return newRistretto(tb, capacity, load, cache.DefaultTTL)
+}
+
+func newRistretto(tb testing.TB, capacity int64, load loader, ttl time.Duration) kv {
 	r, err := ristretto.NewCache(&ristretto.Config[string, string]{
 		NumCounters:        capacity * 10,
 		MaxCost:            capacity,
@@ -182,13 +234,13 @@ func newRistrettoKV(tb testing.TB, capacity int64, load loader, _ *sdkProviders)
 		tb.Fatalf("ristretto.NewCache() error = %v", err)
 	}
 	tb.Cleanup(r.Close)
-	return ristrettoKV{r, load}
+	return ristrettoKV{r, load, ttl}
 }
 
 func (r ristrettoKV) get(_ context.Context, key string) (string, bool) { return r.r.Get(key) }
 
 func (r ristrettoKV) set(_ context.Context, key, value string) {
-	r.r.SetWithTTL(key, value, 1, cache.DefaultTTL)
+	r.r.SetWithTTL(key, value, 1, r.ttl)
 	r.r.Wait()
 }
 
@@ -278,6 +330,10 @@ func identity(_ context.Context, key string) (string, error) { return key, nil }
 //     OpenTelemetry SDK providers; the peers run their plain row again.
 //   - hit-parallel-sdk-sampled: hit-parallel-sdk, every lookup in a
 //     context holding a sampled span.
+//   - hit-hot: sequential lookups of the 10,000 most requested keys of a
+//     Zipf(1.1) trace over 100,000 keys, in the order the trace requests
+//     them, in a cache holding them all (issue 20's measure): hits only.
+//   - hit-hot-parallel: hit-hot from GOMAXPROCS goroutines.
 //   - set: sequential writes of keys drawn from the Zipf trace into a
 //     cache of the default size (10,000 entries, a tenth of the keys), each
 //     readable by the next get.
@@ -336,6 +392,58 @@ func BenchmarkCache(b *testing.B) {
 			}
 		})
 	}
+
+	hotReqs, hotSet := hotTrace()
+	b.Run("hit-hot", func(b *testing.B) {
+		for _, im := range cacheImpls {
+			b.Run(im.name, func(b *testing.B) {
+				c := im.new(b, hitCapacity, nil, nil)
+				for _, k := range hotSet {
+					c.set(ctx, k, k)
+				}
+				runtime.GC()
+				b.ReportAllocs()
+				i, misses := 0, 0
+				for b.Loop() {
+					if _, ok := c.get(ctx, hotReqs[i&(cacheTrace-1)]); !ok {
+						misses++
+					}
+					i++
+				}
+				if misses > 0 {
+					b.Fatalf("%d of %d lookups missed; want every key present", misses, i)
+				}
+			})
+		}
+	})
+	b.Run("hit-hot-parallel", func(b *testing.B) {
+		for _, im := range cacheImpls {
+			b.Run(im.name, func(b *testing.B) {
+				c := im.new(b, hitCapacity, nil, nil)
+				for _, k := range hotSet {
+					c.set(ctx, k, k)
+				}
+				var start, misses atomic.Uint64
+				runtime.GC()
+				b.ReportAllocs()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					i := start.Add(1) * 7919
+					var missed uint64
+					for pb.Next() {
+						if _, ok := c.get(ctx, hotReqs[i&(cacheTrace-1)]); !ok {
+							missed++
+						}
+						i++
+					}
+					misses.Add(missed)
+				})
+				if n := misses.Load(); n > 0 {
+					b.Fatalf("%d of %d lookups missed; want every key present", n, b.N)
+				}
+			})
+		}
+	})
 
 	b.Run("set", func(b *testing.B) {
 		for _, im := range cacheImpls {
@@ -472,7 +580,7 @@ func TestHitRatio(t *testing.T) {
 	if testing.Short() {
 		requests /= 10
 	}
-	trace := zipfTrace(requests, cacheKeys, 42)
+	trace := zipfTrace(requests, cacheKeys, cacheZipfS, 42)
 	ctx := context.Background()
 	ratio := map[string]float64{}
 	var names []string
@@ -511,4 +619,131 @@ func TestHitRatio(t *testing.T) {
 			t.Errorf("%s hit ratio = %.2f%% > the unbounded map's %.2f%%: the replay is wrong", n, ratio[n], ratio["bare"])
 		}
 	}
+}
+
+// TestCachePairedRatios measures otelpatterns against plain ristretto,
+// ristretto with a TTL and otter in paired rounds, for a machine too
+// loaded for compare.sh's ratios to hold: compare.sh times each row for a
+// second, and a load that shifts between rows shifts their ratio, whereas
+// here each round runs a short chunk of every implementation in turn
+// (alternating the order), so that all of a round see the same load, and
+// the ratios are of the medians over 300 rounds. It runs only with
+// CACHE_PAIRED=1 (go test -run TestCachePairedRatios -v), and prints:
+//
+//   - hit: hit-hot's lookups, 20,000 a chunk, on a goroutine locked to its
+//     thread; wall time, and that thread's CPU time (getrusage
+//     RUSAGE_THREAD), which leaves out the time the OS gave to other
+//     processes;
+//   - miss: miss-load's read-through misses, 500 a chunk, on an unlocked
+//     goroutine (a write waits for ristretto's goroutine); wall time, and
+//     the process's CPU time, which counts ristretto's goroutine and GC;
+//   - set: set's writes, 2,000 a chunk, measured as miss.
+func TestCachePairedRatios(t *testing.T) {
+	if os.Getenv("CACHE_PAIRED") == "" {
+		t.Skip("set CACHE_PAIRED=1 to measure")
+	}
+	ctx := context.Background()
+	reqs, hot := hotTrace()
+	writes := cacheZipf()
+	misses := missKeys()
+	names := []string{"otelpatterns", "ristretto", "ristretto-ttl", "otter"}
+	type row struct {
+		hit, miss, set kv
+		next, nextSet  int
+	}
+	rows := map[string]*row{}
+	for _, im := range cacheImpls {
+		if !slices.Contains(names, im.name) {
+			continue
+		}
+		r := &row{
+			hit:  im.new(t, hitCapacity, nil, nil),
+			miss: im.new(t, cache.DefaultMaxEntries, identity, nil),
+			set:  im.new(t, cache.DefaultMaxEntries, nil, nil),
+		}
+		for _, k := range hot {
+			r.hit.set(ctx, k, k)
+		}
+		rows[im.name] = r
+	}
+	const rounds, hitChunk, missChunk, setChunk = 300, 20_000, 500, 2_000
+	type sample struct{ wall, cpu []float64 }
+	hits, loads, sets := map[string]*sample{}, map[string]*sample{}, map[string]*sample{}
+	for _, n := range names {
+		hits[n], loads[n], sets[n] = &sample{}, &sample{}, &sample{}
+	}
+	measure := func(s *sample, n int, cpu func() time.Duration, f func()) {
+		w0, c0 := time.Now(), cpu()
+		f()
+		c1, w1 := cpu(), time.Now()
+		s.wall = append(s.wall, float64(w1.Sub(w0))/float64(n))
+		s.cpu = append(s.cpu, float64(c1-c0)/float64(n))
+	}
+	for round := range rounds {
+		order := slices.Clone(names)
+		if round%2 == 1 {
+			slices.Reverse(order)
+		}
+		for _, n := range order {
+			r := rows[n]
+			runtime.LockOSThread()
+			measure(hits[n], hitChunk, threadCPU, func() {
+				i := round * 7919
+				for range hitChunk {
+					if _, ok := r.hit.get(ctx, reqs[i&(cacheTrace-1)]); !ok {
+						t.Fatalf("%s: a hot key missed", n)
+					}
+					i++
+				}
+			})
+			runtime.UnlockOSThread()
+			measure(loads[n], missChunk, processCPU, func() {
+				for range missChunk {
+					if _, err := r.miss.getOrLoad(ctx, misses[r.next&(len(misses)-1)]); err != nil {
+						t.Fatalf("%s: getOrLoad() error = %v", n, err)
+					}
+					r.next++
+				}
+			})
+			measure(sets[n], setChunk, processCPU, func() {
+				for range setChunk {
+					k := writes[r.nextSet&(cacheTrace-1)]
+					r.set.set(ctx, k, k)
+					r.nextSet++
+				}
+			})
+		}
+	}
+	median := func(x []float64) float64 {
+		y := slices.Clone(x)
+		slices.Sort(y)
+		return y[len(y)/2]
+	}
+	var tb strings.Builder
+	fmt.Fprintf(&tb, "Paired rounds: medians of %d rounds, ns/op and × plain ristretto\n", rounds)
+	fmt.Fprintf(&tb, "%-14s %8s %6s %8s %6s | %8s %6s %8s %6s | %8s %6s %8s %6s\n", "impl",
+		"hit wall", "×", "hit cpu", "×", "miss wall", "×", "cpu", "×", "set wall", "×", "cpu", "×")
+	for _, n := range names {
+		fmt.Fprintf(&tb, "%-14s", n)
+		for _, s := range []map[string]*sample{hits, loads, sets} {
+			w, c := median(s[n].wall), median(s[n].cpu)
+			fmt.Fprintf(&tb, " %8.0f %5.2fx %8.0f %5.2fx |", w, w/median(s["ristretto"].wall), c, c/median(s["ristretto"].cpu))
+		}
+		tb.WriteString("\n")
+	}
+	fmt.Print(tb.String())
+}
+
+// threadCPU returns the CPU time of the calling thread (Linux).
+func threadCPU() time.Duration { return rusage(1) } // RUSAGE_THREAD
+
+// processCPU returns the CPU time of the process.
+func processCPU() time.Duration { return rusage(syscall.RUSAGE_SELF) }
+
+func rusage(who int) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(who, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -9,6 +9,7 @@ import (
 	"hash/maphash"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/brief"
@@ -32,11 +34,17 @@ import (
 // no span and allocates nothing beyond ristretto's own work. The L2 store is a helper, not a dependency: when it fails, Get
 // carries on with the loader and L1, and the failure is recorded.
 type Cache[V any] struct {
+	// What an L1 hit reads, first and together: on one cache line of
+	// their own, which the hit does not have to fetch again after
+	// ristretto's lookups have pushed the others out.
+	l1     *ristretto.Cache[string, entry[V]]
+	clock  *clock       // what L1 hits check expiry and refresh-ahead against
+	tel    *instruments // l1Hits
+	closed atomic.Bool
+
 	opts  options
 	id    string // this instance, in invalidation messages
-	l1    *ristretto.Cache[string, entry[V]]
 	codec Codec[V]
-	tel   *instruments
 
 	load  func(context.Context, string) (V, error)
 	write func(context.Context, string, V) error
@@ -62,19 +70,26 @@ type Cache[V any] struct {
 	bg         sync.WaitGroup
 	bgCtx      context.Context
 	bgCancel   context.CancelFunc
-	closed     atomic.Bool
 	active     atomic.Int64 // calls that write L1; Close waits for them
 	closeOnce  sync.Once
 	closeErr   error
 }
 
 // entry is what L1 holds: a value, or a cached "not found", with the time
-// after which a read triggers a refresh. It is kept as small as it can be,
-// since every L1 hit reads it: refreshAt is in unix nanoseconds, 0 for
-// never, and notFound marks a cached "not found".
+// after which a read triggers a refresh and the time it expires. It is
+// kept as small as it can be, since every L1 hit reads it: refreshAt is in
+// unix nanoseconds, 0 for never, and notFound marks a cached "not found";
+// expires is in unix nanoseconds, 0 for never.
+//
+// The cache checks expiry itself, against its coarse clock, rather than
+// giving ristretto the TTL: ristretto's Get reads time.Now for every entry
+// that has one, which cost as much as the rest of a hit. An expired entry
+// that is read is removed then; one that is not read stays until TinyLFU
+// evicts it to make room (it is never served), as a cold entry would be.
 type entry[V any] struct {
 	v         V
 	refreshAt int64
+	expires   int64
 }
 
 // notFound is the refreshAt of a cached "not found", which is never
@@ -157,6 +172,9 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		return nil, fmt.Errorf("cache: New: L1: %w", err)
 	}
 	c.l1 = l1
+	c.clock = startClock(clockTick)
+	// A cache dropped without Close must not leave its clock ticking.
+	runtime.AddCleanup(c, (*clock).release, c.clock)
 	c.vers = new([versionStripes]keyVersion)
 	c.fillSlots = make(chan struct{}, maxL2Fills)
 	c.fills = make(map[chan struct{}]struct{})
@@ -288,45 +306,64 @@ func (c *Cache[V]) background(f func()) bool {
 // others (and for the cache, even when every caller has left) until it
 // ends, times out ([WithLoadTimeout]) or [Cache.Close] cancels it. Get
 // returns [ErrClosed] after Close.
-func (c *Cache[V]) Get(ctx context.Context, key string) (V, error) {
+func (c *Cache[V]) Get(ctx context.Context, key string) (v V, err error) {
 	if c.closed.Load() {
-		var zero V
-		return zero, ErrClosed
+		return v, ErrClosed
 	}
-	if e, ok := c.l1Get(key); ok {
+	// A hit is not counted by enter, which would put two contended atomic
+	// writes on every hit; instead, a lookup that races with Close, and so
+	// with ristretto's shutdown (which can make its Get panic on a closed
+	// channel), returns ErrClosed. Any other panic goes on, with its stack.
+	inL1 := true
+	defer func() {
+		if inL1 && c.closed.Load() && recover() != nil {
+			var zero V
+			v, err = zero, ErrClosed
+		}
+	}()
+	e, ok := c.l1.Get(key)
+	inL1 = false
+	if ok && (e.expires == 0 || c.clock.Now() < e.expires) {
 		c.tel.l1Hits.Inc()
-		if c.opts.refreshAhead > 0 && e.refreshAt > 0 && time.Now().UnixNano() >= e.refreshAt {
+		// refreshAt is positive only with WithRefreshAhead.
+		if e.refreshAt > 0 && c.clock.Now() >= e.refreshAt {
 			c.refresh(ctx, key)
 		}
 		if e.refreshAt == notFound {
-			var zero V
-			return zero, ErrNotFound
+			return v, ErrNotFound
 		}
 		return e.v, nil
 	}
+	return c.getMiss(ctx, key, ok)
+}
+
+// getMiss is Get after an L1 miss, or after finding an expired entry in L1.
+func (c *Cache[V]) getMiss(ctx context.Context, key string, expired bool) (V, error) {
 	c.tel.requests[levelL1][resultMiss].Inc()
 	if !c.enter() {
 		var zero V
 		return zero, ErrClosed
 	}
 	defer c.leave()
+	if expired {
+		c.expire(key)
+	}
 	return c.miss(ctx, key)
 }
 
-// l1Get is the hit path. It is not counted by enter, which would put two
-// contended atomic writes on every hit; instead, a hit that races with
-// Close, and so with ristretto's shutdown (which can make a Get panic on a
-// closed channel), reports a miss.
-func (c *Cache[V]) l1Get(key string) (e entry[V], ok bool) {
-	defer func() {
-		if r := recover(); r != nil {
-			if !c.closed.Load() {
-				panic(r)
-			}
-			e, ok = entry[V]{}, false
-		}
-	}()
-	return c.l1.Get(key)
+// expire removes key's L1 entry if it has expired: it is not served, and
+// must not take the room of live entries until TinyLFU finds it cold. A
+// Set or fill of key that replaced it meanwhile is kept (they write under
+// the same lock). The removal counts as an eviction, as ristretto's own
+// removal of expired entries did.
+func (c *Cache[V]) expire(key string) {
+	kv := c.version(key)
+	kv.l1.Lock()
+	defer kv.l1.Unlock()
+	if e, ok := c.l1.Get(key); ok && e.expires != 0 && c.clock.Now() >= e.expires {
+		c.l1.Del(key)
+		c.tel.onEvict()
+	}
 }
 
 func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
@@ -337,17 +374,21 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	if c.opts.store == nil && c.load == nil {
 		return zero, ErrNotFound
 	}
-	f, lead := c.join(key)
+	// Nobody can give up waiting on a ctx without Done: its miss loads on
+	// this goroutine, which Close waits for (enter), and need not wait on
+	// a channel.
+	canLeave := ctx.Done() != nil
+	f, lead := c.join(key, canLeave)
 	if lead {
 		budget := c.l2Budget(ctx)
 		// The shared load must not end because the first caller gave up,
 		// so it runs without the caller's cancellation (but with its
 		// trace).
-		if ctx.Done() == nil {
-			// Nobody can give up waiting: load on this goroutine, which
-			// Close waits for (enter).
+		if !canLeave {
 			c.fly(ctx, key, f, budget)
-		} else if !c.background(func() { c.fly(ctx, key, f, budget) }) {
+			return f.v, f.err // landed, on this goroutine
+		}
+		if !c.background(func() { c.fly(ctx, key, f, budget) }) {
 			c.land(key, f, zero, ErrClosed)
 		}
 	}
@@ -365,20 +406,32 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 // for the one that started it (as with golang.org/x/sync/singleflight,
 // but on goroutines that Close cancels and waits for).
 type flight[V any] struct {
-	done chan struct{} // closed when v and err are set
+	// done is closed when v and err are set. It is made (under flightsMu)
+	// by the first caller that must wait on it: a leader that loads on its
+	// own goroutine reads v and err when the load returns, and a miss
+	// that nobody shares costs no channel.
+	done chan struct{}
 	v    V
 	err  error
+	ctx  loadContext // the load's, here to save an allocation
 }
 
 // join returns the load of key in flight, or starts one, and reports
-// whether the caller leads it (must run it).
-func (c *Cache[V]) join(key string) (*flight[V], bool) {
+// whether the caller leads it (must run it). A leader that will wait on
+// the load's done channel, rather than run it itself, says so with wait.
+func (c *Cache[V]) join(key string, wait bool) (*flight[V], bool) {
 	c.flightsMu.Lock()
 	defer c.flightsMu.Unlock()
 	if f, ok := c.flights[key]; ok {
+		if f.done == nil {
+			f.done = make(chan struct{})
+		}
 		return f, false
 	}
-	f := &flight[V]{done: make(chan struct{})}
+	f := &flight[V]{}
+	if wait {
+		f.done = make(chan struct{})
+	}
 	c.flights[key] = f
 	return f, true
 }
@@ -386,12 +439,12 @@ func (c *Cache[V]) join(key string) (*flight[V], bool) {
 // fly runs the load f of key under the load timeout, cancelled if the
 // cache closes, with the values of the caller's ctx, and lands it.
 func (c *Cache[V]) fly(caller context.Context, key string, f *flight[V], l2Budget time.Duration) {
-	base, cancel := c.bgCtx, context.CancelFunc(func() {})
+	ctx := &f.ctx
+	ctx.bg, ctx.values = c.bgCtx, caller
 	if d := c.opts.loadTimeout; d > 0 {
-		base, cancel = context.WithTimeout(base, d)
+		ctx.deadline = time.Now().Add(d)
 	}
-	defer cancel()
-	ctx := loadContext{base, caller}
+	defer ctx.end()
 	var zero V
 	landed := false
 	defer func() {
@@ -411,10 +464,19 @@ func (c *Cache[V]) fly(caller context.Context, key string, f *flight[V], l2Budge
 }
 
 // land ends f with its result: later misses start a load of their own.
+// Once f is out of the map (forget may have taken it out before), no
+// caller can join it and make its channel: land reads it after.
 func (c *Cache[V]) land(key string, f *flight[V], v V, err error) {
-	c.forget(key, f)
+	c.flightsMu.Lock()
+	if g, ok := c.flights[key]; ok && g == f {
+		delete(c.flights, key)
+	}
 	f.v, f.err = v, err
-	close(f.done)
+	done := f.done
+	c.flightsMu.Unlock()
+	if done != nil {
+		close(done)
+	}
 }
 
 // forget removes f, or with a nil f whatever load of key is in flight, so
@@ -457,25 +519,98 @@ func (c *Cache[V]) l2Budget(ctx context.Context) time.Duration {
 	return limit / 2
 }
 
-// loadContext is the context of a shared load: the deadline and
-// cancellation of the cache's own (the load timeout, Close), with the
-// values of the context of the caller that started it (its trace, for
-// one).
+// loadContext is the context of a shared load: the deadline of the load
+// timeout and the cancellation of the cache's background context (Close),
+// with the values of the context of the caller that started it (its
+// trace, for one).
+//
+// It makes its Done channel only when asked for it: most loaders that
+// return at once never ask, and context.WithTimeout would cost each load a
+// timer, four allocations and a lock of the background context (to
+// register a child) that every concurrent load takes. Until Done is
+// called, Err reads the clock and the background context itself; once it
+// is, the channel and Err come from a context.WithDeadline of the
+// background context, made then.
 type loadContext struct {
-	context.Context // derived from the cache's background context
-	values          context.Context
+	bg       context.Context // the cache's background context
+	values   context.Context // the caller's
+	deadline time.Time       // zero: none
+
+	once    sync.Once
+	started atomic.Bool // ctx and cancel are set
+	ctx     context.Context
+	cancel  context.CancelFunc
 }
 
-// Value looks key up in the cache's context first, which holds no values
-// but those by which the context package finds the cancellation of a
-// parent (so that contexts derived from this one need no goroutine), then
-// in the caller's.
-func (l loadContext) Value(key any) any {
-	if v := l.Context.Value(key); v != nil {
+// Deadline returns the load timeout's deadline.
+func (l *loadContext) Deadline() (time.Time, bool) {
+	if l.deadline.IsZero() {
+		return l.bg.Deadline()
+	}
+	return l.deadline, true
+}
+
+// Done makes the context's channel the first time it is called.
+func (l *loadContext) Done() <-chan struct{} {
+	l.once.Do(func() {
+		if l.deadline.IsZero() {
+			l.ctx, l.cancel = l.bg, func() {}
+		} else {
+			l.ctx, l.cancel = context.WithDeadline(l.bg, l.deadline)
+		}
+		l.started.Store(true)
+	})
+	return l.ctx.Done()
+}
+
+// Err reports Close (context.Canceled) or the load timeout
+// (context.DeadlineExceeded), as the Done channel would.
+func (l *loadContext) Err() error {
+	if l.started.Load() {
+		return l.ctx.Err()
+	}
+	if err := l.bg.Err(); err != nil {
+		return err
+	}
+	if !l.deadline.IsZero() && !time.Now().Before(l.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// Value looks key up in the cache's context first (in the one Done made,
+// once made), which holds no values but those by which the context
+// package finds the cancellation of a parent (so that contexts derived
+// from this one, which call Done first, need no goroutine), then in the
+// caller's.
+func (l *loadContext) Value(key any) any {
+	parent := l.bg
+	if l.started.Load() {
+		parent = l.ctx
+	}
+	if v := parent.Value(key); v != nil {
 		return v
 	}
 	return l.values.Value(key)
 }
+
+// end cancels the context, when the load is over: a Done called later,
+// by something the loader left running, finds it done.
+func (l *loadContext) end() {
+	l.once.Do(func() {
+		l.ctx, l.cancel = endedContext, func() {}
+		l.started.Store(true)
+	})
+	l.cancel()
+}
+
+// endedContext is the context of a load that ended before anything asked
+// for its Done channel.
+var endedContext = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // fill looks key up in L2 (for at most l2Budget, if positive), then loads
 // it, filling L1 unless key changed meanwhile (see keyVersion), and then
@@ -731,12 +866,28 @@ func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 	return e, cost
 }
 
-// writeL1 stores e and waits until ristretto has applied it, so that a Get
-// that follows sees it (ristretto applies writes asynchronously), and so
-// that writes under one key version are applied in the order made.
+// writeL1 stores e, to expire after ttl (never if ttl is 0), and returns
+// once a Get sees it.
+//
+// Ristretto replaces the value of a key it holds at once, but queues a new
+// key for its goroutine to admit (or decline) later. So after the write,
+// writeL1 looks the key up without counting it as a read (GetTTL): if it
+// is there, the value is e, since every write of L1 holds the key's
+// stripe lock (see keyVersion) and no earlier admission of the key is
+// still queued (its writer waited for it, below). Only when the key is not
+// there yet does writeL1 wait for ristretto to apply the queue (Wait, a
+// round trip to its goroutine that costs microseconds), so that a Get that
+// follows sees the key unless TinyLFU declined it, and so that writes
+// under one key version are applied in the order made.
 func (c *Cache[V]) writeL1(key string, e entry[V], cost int64, ttl time.Duration) {
-	c.l1.SetWithTTL(key, e, cost, ttl)
-	c.l1.Wait()
+	e.expires = 0
+	if ttl > 0 {
+		e.expires = time.Now().Add(ttl).UnixNano()
+	}
+	c.l1.Set(key, e, cost)
+	if _, ok := c.l1.GetTTL(key); !ok {
+		c.l1.Wait()
+	}
 }
 
 // loadValue calls the loader under a span, recording its outcome. With
@@ -749,22 +900,33 @@ func (c *Cache[V]) loadValue(ctx context.Context, key string) (V, error) {
 			return v, nil
 		}
 	}
-	ctx, span := c.tel.tracer.Start(ctx, "cache.load", c.tel.internalSpan...)
+	ctx, span := c.tel.startLoad(ctx)
 	defer span.End()
-	start := time.Now()
+	// The clock is read only for a duration histogram that records: two
+	// time.Now are a tenth of the cache's own work on a miss.
+	var hist metric.Float64Histogram
+	var start time.Time
+	if c.tel.loadDuration.Enabled(ctx) {
+		hist, start = c.tel.loadDuration, time.Now()
+	}
 	v, err := c.load(ctx, key)
-	d := time.Since(start).Seconds()
+	var d float64
+	if hist != nil {
+		d = time.Since(start).Seconds()
+	}
 	result := loadSuccess
 	switch {
 	case err == nil:
 	case isNotFound(err):
 		result = loadNotFound
 	default:
-		c.tel.failed(ctx, span, err, c.tel.loads, c.tel.loadDuration, d)
+		c.tel.failed(ctx, span, err, c.tel.loads, hist, d)
 		return v, err
 	}
 	c.tel.loads.Add(ctx, 1, c.tel.loadOpts[result]...)
-	c.tel.loadDuration.Record(ctx, d, c.tel.loadDurOpts[result]...)
+	if hist != nil {
+		hist.Record(ctx, d, c.tel.loadDurOpts[result]...)
+	}
 	return v, err
 }
 
@@ -848,9 +1010,14 @@ func (c *Cache[V]) retryRefresh(kv *keyVersion, ver uint64, key string) {
 		return
 	}
 	cur, ok := c.l1.Get(key)
-	left, live := c.l1.GetTTL(key)
-	if !ok || !live || left <= 0 || cur.refreshAt == notFound {
+	if !ok || cur.refreshAt == notFound {
 		return
+	}
+	var left time.Duration // 0: it never expires
+	if cur.expires != 0 {
+		if left = time.Until(time.Unix(0, cur.expires)); left <= 0 {
+			return
+		}
 	}
 	cur.refreshAt = time.Now().Add(refreshRetry).UnixNano()
 	_, cost := c.newEntry(cur.v, 0)
@@ -1075,6 +1242,7 @@ func (c *Cache[V]) Close() error {
 		}
 		c.tel.clearing.Add(1) // ristretto's Close clears L1: not evictions
 		c.l1.Close()
+		c.clock.Stop()
 		c.closeErr = errors.Join(errs...)
 	})
 	return c.closeErr

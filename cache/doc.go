@@ -169,12 +169,20 @@
 //
 // An L1 hit is a ristretto Get plus one atomic add, whatever the
 // providers (on one of 32 counters, picked by goroutine, so that
-// concurrent readers do not contend): no lock of the cache's own, no
-// span, no allocation.
-// [WithRefreshAhead] adds a clock read to each hit. Set waits until
-// ristretto has applied the value, so that the next Get sees it; ristretto
-// may still decline to admit a new key when L1 is full of more popular
-// ones (TinyLFU), which is what keeps its hit ratio high.
+// concurrent readers do not contend), and an atomic load of the cache's
+// clock to check expiry: no lock of the cache's own, no span, no
+// allocation, no time.Now. The clock is the wall time, stored every
+// millisecond by a goroutine of the cache's own that Close stops: an
+// entry is never served before its TTL has passed, and not more than
+// about a millisecond after (longer only while the process is starved of
+// CPU). An expired entry is removed when it is read; one that is never
+// read again stays in L1, unserved, until TinyLFU evicts it to make room.
+//
+// Set returns once a Get sees the value. Replacing the value of a key L1
+// holds is immediate; a key new to L1 waits for ristretto's goroutine to
+// admit it (a round trip of a few microseconds), and ristretto may still
+// decline it when L1 is full of more popular ones (TinyLFU), which is what
+// keeps its hit ratio high.
 //
 // # Telemetry
 //
@@ -187,7 +195,8 @@
 //     error.type, as their span does (cache.decode for a value the codec
 //     could not decode).
 //   - cache.evictions (counter, {entry}): entries L1 dropped by itself:
-//     evicted to make room for others, or expired and removed. Entries
+//     evicted to make room for others, or expired and removed when read
+//     (see Cost). Entries
 //     removed by Delete, by an invalidation, by the clearing of L1 when a
 //     lost subscription is restored, or by Close are not evictions.
 //   - cache.loads (counter, {load}): loader calls, on a miss or a
@@ -235,7 +244,11 @@
 //     ends after the Get that loaded it, whose span is its parent.
 //   - cache.l2.delete (client): an L2 delete.
 //   - cache.load (internal): a loader call. [ErrNotFound] from the loader
-//     is not a failure.
+//     is not a failure. A cache whose tracer can only make non-recording
+//     spans (a no-op provider, or the global one before a provider is
+//     set) starts none under a caller's span that is not recording
+//     either: the loader's ctx carries the caller's trace as it would,
+//     and a miss saves the span's allocations.
 //   - cache.refresh (internal): a refresh-ahead reload, in the background,
 //     in a trace of its own linked to the read that triggered it; it
 //     holds the cache.load span and the writes. A key the source no longer

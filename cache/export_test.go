@@ -1,5 +1,11 @@
 package cache
 
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
 // MaxL2Fills is maxL2Fills, for tests.
 const MaxL2Fills = maxL2Fills
 
@@ -16,3 +22,17 @@ const MaxRefreshes = maxRefreshes
 
 // ClearL1 drops every L1 entry of c, as a restored subscription does.
 func ClearL1[V any](c *Cache[V]) { c.clearL1() }
+
+// ClockTick is clockTick, for tests.
+const ClockTick = clockTick
+
+// InL1 reports whether c's L1 holds an entry for key, expired or not.
+func InL1[V any](c *Cache[V], key string) bool {
+	_, ok := c.l1.GetTTL(key)
+	return ok
+}
+
+// StartLoad starts the cache.load span of c as a loader call does.
+func StartLoad[V any](c *Cache[V], ctx context.Context) (context.Context, trace.Span) {
+	return c.tel.startLoad(ctx)
+}

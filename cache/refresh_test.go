@@ -41,6 +41,7 @@ func TestRefreshHonoursLoadTimeout(t *testing.T) {
 		synctest.Wait()
 		require.Equal(t, int32(2), calls.Load())
 		time.Sleep(3 * time.Second) // 9s: past the load timeout, and a second after
+		synctest.Wait()             // the cache's clock takes the tick of this instant
 		v, err := c.Get(ctx, "k")
 		require.NoError(t, err)
 		assert.Equal(t, "v1", v, "the old value is served until it expires")
@@ -88,6 +89,7 @@ func TestFailedRefreshesLeaveNoKeys(t *testing.T) {
 		synctest.Wait()
 		assert.Zero(t, cache.Refreshing(c), "a failed refresh must not leave its key behind")
 		time.Sleep(4 * time.Second) // every entry has expired
+		synctest.Wait()             // the cache's clock takes the tick of this instant
 		synctest.Wait()
 		assert.Zero(t, cache.Refreshing(c))
 	})

@@ -949,6 +949,9 @@ func TestTTLJitter(t *testing.T) {
 						}
 					}
 					time.Sleep(step)
+					// Let the cache's clock, on its own goroutine, take
+					// the tick of this instant.
+					synctest.Wait()
 				}
 				require.Len(t, expiry, keys, "keys expired by %v", tc.max+step)
 				lo, hi := time.Duration(1<<62), time.Duration(0)
@@ -1224,6 +1227,7 @@ func TestRefreshAheadBacksOffAfterFailure(t *testing.T) {
 		}
 		assert.Equal(t, int32(2), loads.Load(), "one failed refresh, then none until a second has passed")
 		time.Sleep(time.Second)
+		synctest.Wait() // the cache's clock takes the tick of this instant
 		_, _ = c.Get(ctx, "k")
 		synctest.Wait()
 		assert.Equal(t, int32(3), loads.Load())

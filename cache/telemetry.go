@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
@@ -83,7 +85,13 @@ var loadBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 // would double its cost. The rest, counted off the hit path, is recorded
 // synchronously.
 type instruments struct {
-	tracer       trace.Tracer
+	tracer trace.Tracer
+	// untraced is set when tracer can only make non-recording spans: a
+	// noop.Tracer, or the global provider's before any provider was set
+	// (unsetGlobal, until otel.SetTracerProvider replaces it). See
+	// startLoad.
+	untraced     bool
+	unsetGlobal  trace.TracerProvider
 	clientSpan   []trace.SpanStartOption
 	internalSpan []trace.SpanStartOption
 	meter        metric.Meter
@@ -120,6 +128,14 @@ type instruments struct {
 func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
 	m := telemetry.Meter(mp, ScopeName)
 	t := &instruments{tracer: telemetry.Tracer(tp, ScopeName), meter: m, name: AttrName.String(name)}
+	_, t.untraced = t.tracer.(noop.Tracer)
+	if tp == nil {
+		// The global provider's own type, before a provider is set, is
+		// unexported: told by its name. Another name only costs the span.
+		if g := otel.GetTracerProvider(); reflect.TypeOf(g).String() == "*global.tracerProvider" {
+			t.unsetGlobal = g
+		}
+	}
 	t.clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(t.name)}
 	t.internalSpan = []trace.SpanStartOption{trace.WithAttributes(t.name)}
 	check := func(err error) {
@@ -320,3 +336,21 @@ func (e *errorCounts) observe(o metric.Observer, inst metric.Int64Observable) {
 		o.ObserveInt64(inst, c.n.Load(), c.opts...)
 	}
 }
+
+// startLoad starts the cache.load span of a loader call, unless the
+// tracer can only make a non-recording one and ctx's span is not
+// recording either: that span would cost a miss three allocations (the
+// global provider's, before one is set) and carry nothing the loader's
+// ctx does not hold already, since it would only pass ctx's span context
+// on. The span returned then is a no-op one, and ctx is unchanged.
+func (t *instruments) startLoad(ctx context.Context) (context.Context, trace.Span) {
+	if t.untraced || (t.unsetGlobal != nil && otel.GetTracerProvider() == t.unsetGlobal) {
+		if !trace.SpanFromContext(ctx).IsRecording() {
+			return ctx, noopSpan
+		}
+	}
+	return t.tracer.Start(ctx, "cache.load", t.internalSpan...)
+}
+
+// noopSpan is the span of a loader call that startLoad does not trace.
+var noopSpan = trace.SpanFromContext(context.Background())

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/retry"
@@ -77,6 +78,15 @@ type Bus struct {
 	tracer     trace.Tracer
 	handled    metric.Int64Counter
 	duration   metric.Float64Histogram
+	// untraced is set when the tracer can only make non-recording spans
+	// that carry the caller's span context on: a noop.Tracer, or the
+	// global provider's before any provider was set (unsetGlobal, which
+	// stays so until otel.SetTracerProvider replaces it). Starting one
+	// costs two or three allocations and tells the handler nothing its ctx
+	// does not already hold, so the bus skips it (see untracedNow) unless
+	// the caller's span is recording.
+	untraced    bool
+	unsetGlobal trace.TracerProvider
 }
 
 // route is a registered handler with its telemetry attributes built once.
@@ -190,6 +200,14 @@ func NewBus(opts ...BusOption) *Bus {
 func (b *Bus) init(c busConfig) {
 	m := telemetry.Meter(c.mp, ScopeName)
 	b.handlers, b.tracer = map[reflect.Type]*route{}, telemetry.Tracer(c.tp, ScopeName)
+	_, b.untraced = b.tracer.(noop.Tracer)
+	if c.tp == nil {
+		// The global provider's own type, before a provider is set, is
+		// unexported: told by its name. Another name only costs the span.
+		if tp := otel.GetTracerProvider(); reflect.TypeOf(tp).String() == "*global.tracerProvider" {
+			b.unsetGlobal = tp
+		}
+	}
 	var err error
 	if b.handled, err = m.Int64Counter("cqrs.handled", metric.WithUnit("{message}"),
 		metric.WithDescription("Commands and queries handled, by type and outcome.")); err != nil {
@@ -273,10 +291,29 @@ func (b *Bus) route(t reflect.Type, query bool) (*route, error) {
 	return r, nil
 }
 
+// untracedNow reports whether a span started now could only be a
+// non-recording one carrying ctx's span context on (see Bus.untraced).
+func (b *Bus) untracedNow() bool {
+	return b.untraced || (b.unsetGlobal != nil && otel.GetTracerProvider() == b.unsetGlobal)
+}
+
 // handle runs a route under its span and records its outcome.
 func (b *Bus) handle(ctx context.Context, r *route, msg any) (any, error) {
+	// Not over a recording span of the caller's: what middleware or the
+	// handler records on the span of its ctx (Deduplication marks
+	// duplicates) must land on the bus's non-recording span, not on it.
+	if b.untracedNow() && !trace.SpanFromContext(ctx).IsRecording() {
+		return b.run(ctx, r, msg, nil)
+	}
 	ctx, span := b.tracer.Start(ctx, r.name, r.spanOpts...)
 	defer span.End()
+	return b.run(ctx, r, msg, span)
+}
+
+// run calls the route's handler and records its outcome, on span if it
+// is not nil. The clock is read only for a duration histogram that
+// records.
+func (b *Bus) run(ctx context.Context, r *route, msg any, span trace.Span) (any, error) {
 	// Middleware that acts on commands only ([Deduplication]) tells a
 	// query by its context: the middleware chain is the same for both.
 	if r.query {
@@ -284,14 +321,23 @@ func (b *Bus) handle(ctx context.Context, r *route, msg any) (any, error) {
 	} else if isQuery(ctx) { // a command from a query's handler
 		ctx = context.WithValue(ctx, queryKey{}, false)
 	}
-	start := time.Now()
+	duration := b.duration.Enabled(ctx)
+	var start time.Time
+	if duration {
+		start = time.Now()
+	}
 	res, err := r.wrapped(ctx, msg)
-	d := time.Since(start).Seconds()
+	var d float64
+	if duration {
+		d = time.Since(start).Seconds()
+	}
 	if err != nil {
-		telemetry.RecordError(span, err)
+		if span != nil {
+			telemetry.RecordError(span, err)
+		}
 		// The failure's data points carry the span's error.type; the set
 		// is built per failure, and only for an instrument that records.
-		handled, duration := b.handled.Enabled(ctx), b.duration.Enabled(ctx)
+		handled := b.handled.Enabled(ctx)
 		if handled || duration {
 			set := metric.WithAttributeSet(attribute.NewSet(append(r.failure[:len(r.failure):len(r.failure)], telemetry.ErrorType(err))...))
 			if handled {
@@ -304,7 +350,9 @@ func (b *Bus) handle(ctx context.Context, r *route, msg any) (any, error) {
 		return res, err
 	}
 	b.handled.Add(ctx, 1, r.okOpts...)
-	b.duration.Record(ctx, d, r.okDur...)
+	if duration {
+		b.duration.Record(ctx, d, r.okDur...)
+	}
 	return res, nil
 }
 

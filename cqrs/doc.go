@@ -119,7 +119,11 @@
 //   - cqrs.command and cqrs.query (internal): a [Bus] handling a command
 //     or query, with cqrs.command.type or cqrs.query.type (the Go type);
 //     cqrs.command.duplicate=true on a command that [Deduplication] found
-//     handled already.
+//     handled already. A bus whose tracer can only make non-recording
+//     spans (a no-op provider, or the global one before a provider is
+//     set) starts none under a caller's span that is not recording
+//     either: the handler's ctx carries the caller's span context as it
+//     would, and a dispatch allocates nothing of its own.
 //   - publish {destination} (producer): a [MemoryBus] publication, with
 //     messaging.system "memory", messaging.operation.name "publish",
 //     messaging.operation.type "send", messaging.destination.name (the
