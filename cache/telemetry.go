@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"reflect"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -12,7 +11,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
 )
@@ -86,12 +84,9 @@ var loadBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 
 // synchronously.
 type instruments struct {
 	tracer trace.Tracer
-	// untraced is set when tracer can only make non-recording spans: a
-	// noop.Tracer, or the global provider's before any provider was set
-	// (unsetGlobal, until otel.SetTracerProvider replaces it). See
-	// startLoad.
-	untraced     bool
-	unsetGlobal  trace.TracerProvider
+	// spans says when a cache.load span would be a non-recording one
+	// (see startLoad).
+	spans        telemetry.SpanGate
 	clientSpan   []trace.SpanStartOption
 	internalSpan []trace.SpanStartOption
 	meter        metric.Meter
@@ -128,14 +123,7 @@ type instruments struct {
 func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
 	m := telemetry.Meter(mp, ScopeName)
 	t := &instruments{tracer: telemetry.Tracer(tp, ScopeName), meter: m, name: AttrName.String(name)}
-	_, t.untraced = t.tracer.(noop.Tracer)
-	if tp == nil {
-		// The global provider's own type, before a provider is set, is
-		// unexported: told by its name. Another name only costs the span.
-		if g := otel.GetTracerProvider(); reflect.TypeOf(g).String() == "*global.tracerProvider" {
-			t.unsetGlobal = g
-		}
-	}
+	t.spans = telemetry.NewSpanGate(tp, t.tracer)
 	t.clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(t.name)}
 	t.internalSpan = []trace.SpanStartOption{trace.WithAttributes(t.name)}
 	check := func(err error) {
@@ -344,10 +332,8 @@ func (e *errorCounts) observe(o metric.Observer, inst metric.Int64Observable) {
 // ctx does not hold already, since it would only pass ctx's span context
 // on. The span returned then is a no-op one, and ctx is unchanged.
 func (t *instruments) startLoad(ctx context.Context) (context.Context, trace.Span) {
-	if t.untraced || (t.unsetGlobal != nil && otel.GetTracerProvider() == t.unsetGlobal) {
-		if !trace.SpanFromContext(ctx).IsRecording() {
-			return ctx, noopSpan
-		}
+	if t.spans.Skip(ctx) {
+		return ctx, noopSpan
 	}
 	return t.tracer.Start(ctx, "cache.load", t.internalSpan...)
 }

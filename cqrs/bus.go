@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
 	"github.com/otelpatterns/patterns/retry"
@@ -78,15 +77,9 @@ type Bus struct {
 	tracer     trace.Tracer
 	handled    metric.Int64Counter
 	duration   metric.Float64Histogram
-	// untraced is set when the tracer can only make non-recording spans
-	// that carry the caller's span context on: a noop.Tracer, or the
-	// global provider's before any provider was set (unsetGlobal, which
-	// stays so until otel.SetTracerProvider replaces it). Starting one
-	// costs two or three allocations and tells the handler nothing its ctx
-	// does not already hold, so the bus skips it (see untracedNow) unless
-	// the caller's span is recording.
-	untraced    bool
-	unsetGlobal trace.TracerProvider
+	// spans says when a span would be a non-recording one passing the
+	// caller's span context on; the bus then runs the handler without.
+	spans telemetry.SpanGate
 }
 
 // route is a registered handler with its telemetry attributes built once.
@@ -200,14 +193,7 @@ func NewBus(opts ...BusOption) *Bus {
 func (b *Bus) init(c busConfig) {
 	m := telemetry.Meter(c.mp, ScopeName)
 	b.handlers, b.tracer = map[reflect.Type]*route{}, telemetry.Tracer(c.tp, ScopeName)
-	_, b.untraced = b.tracer.(noop.Tracer)
-	if c.tp == nil {
-		// The global provider's own type, before a provider is set, is
-		// unexported: told by its name. Another name only costs the span.
-		if tp := otel.GetTracerProvider(); reflect.TypeOf(tp).String() == "*global.tracerProvider" {
-			b.unsetGlobal = tp
-		}
-	}
+	b.spans = telemetry.NewSpanGate(c.tp, b.tracer)
 	var err error
 	if b.handled, err = m.Int64Counter("cqrs.handled", metric.WithUnit("{message}"),
 		metric.WithDescription("Commands and queries handled, by type and outcome.")); err != nil {
@@ -291,18 +277,12 @@ func (b *Bus) route(t reflect.Type, query bool) (*route, error) {
 	return r, nil
 }
 
-// untracedNow reports whether a span started now could only be a
-// non-recording one carrying ctx's span context on (see Bus.untraced).
-func (b *Bus) untracedNow() bool {
-	return b.untraced || (b.unsetGlobal != nil && otel.GetTracerProvider() == b.unsetGlobal)
-}
-
 // handle runs a route under its span and records its outcome.
 func (b *Bus) handle(ctx context.Context, r *route, msg any) (any, error) {
 	// Not over a recording span of the caller's: what middleware or the
 	// handler records on the span of its ctx (Deduplication marks
 	// duplicates) must land on the bus's non-recording span, not on it.
-	if b.untracedNow() && !trace.SpanFromContext(ctx).IsRecording() {
+	if b.spans.Skip(ctx) {
 		return b.run(ctx, r, msg, nil)
 	}
 	ctx, span := b.tracer.Start(ctx, r.name, r.spanOpts...)
