@@ -22,6 +22,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type repo struct {
 	mu     sync.Mutex
 	events map[domain.OrderID][]any
+	// failSave, if set, fails the saves whose changes it returns an error
+	// for, as a store out of reach would.
+	failSave func(changes []any) error
 }
 
 func (r *repo) Load(_ context.Context, id domain.OrderID) (*domain.Order, error) {
@@ -43,6 +46,11 @@ func (r *repo) Load(_ context.Context, id domain.OrderID) (*domain.Order, error)
 func (r *repo) Save(_ context.Context, o *domain.Order) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failSave != nil {
+		if err := r.failSave(o.Changes()); err != nil {
+			return err
+		}
+	}
 	if int64(len(r.events[o.ID()])) != o.Version()-int64(len(o.Changes())) {
 		return errors.New("conflict")
 	}
@@ -55,11 +63,15 @@ func (r *repo) Save(_ context.Context, o *domain.Order) error {
 type services struct {
 	reserveErr, chargeErr, shipErr error
 	mu                             sync.Mutex
+	reserved, charged              bool
 	released, refunded             bool
 }
 
 func (s *services) Price(context.Context, string) (int64, error) { return 500, nil }
 func (s *services) Reserve(context.Context, domain.OrderID, []domain.Line) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reserved = s.reserved || s.reserveErr == nil
 	return s.reserveErr
 }
 func (s *services) Release(context.Context, domain.OrderID) error {
@@ -69,6 +81,9 @@ func (s *services) Release(context.Context, domain.OrderID) error {
 	return nil
 }
 func (s *services) Charge(context.Context, ports.Charge) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.charged = s.charged || s.chargeErr == nil
 	return "pay-1", s.chargeErr
 }
 func (s *services) Refund(context.Context, domain.OrderID) error {
@@ -92,8 +107,13 @@ func (noViews) Apply(context.Context, any, time.Time) error { return nil }
 // the saga's result and the order.
 func run(t *testing.T, svc *services) (saga.Result[OrderSaga], *domain.Order) {
 	t.Helper()
+	return runOn(t, svc, &repo{events: map[domain.OrderID][]any{}})
+}
+
+// runOn is run with the orders kept in r.
+func runOn(t *testing.T, svc *services, r *repo) (saga.Result[OrderSaga], *domain.Order) {
+	t.Helper()
 	ctx := context.Background()
-	r := &repo{events: map[domain.OrderID][]any{}}
 	fast := func() *retry.Retrier {
 		return retry.New(retry.WithMaxAttempts(2), retry.WithBackoff(retry.Constant(time.Millisecond)))
 	}
@@ -161,6 +181,44 @@ func TestSagaOutcomes(t *testing.T) {
 			}
 			if c.svc.refunded {
 				t.Errorf("a refund was asked: no charge had an unknown outcome")
+			}
+		})
+	}
+}
+
+// A step whose remote call took effect and whose record on the order then
+// failed (the store out of reach for longer than the step's retries) is
+// a failed step to the saga, which compensates only the steps that
+// completed: the remote effect must not outlive the compensation. A
+// charge taken must be kept with the order going forward (the pivot) or
+// refunded; a reservation made must be released.
+func TestSagaStoreFailsAfterTheRemoteCall(t *testing.T) {
+	storeDown := errors.New("store out of reach")
+	for _, c := range []struct {
+		name string
+		fail func(any) bool
+	}{
+		{"after the reservation", func(e any) bool { _, ok := e.(domain.StockReserved); return ok }},
+		{"after the charge", func(e any) bool { _, ok := e.(domain.PaymentCharged); return ok }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			svc := &services{}
+			r := &repo{events: map[domain.OrderID][]any{}, failSave: func(changes []any) error {
+				for _, e := range changes {
+					if c.fail(e) {
+						return storeDown
+					}
+				}
+				return nil
+			}}
+			res, ord := runOn(t, svc, r)
+			svc.mu.Lock()
+			defer svc.mu.Unlock()
+			if svc.reserved && !svc.released && res.Status == saga.Compensated {
+				t.Errorf("the saga compensated (order %v) and left the stock reserved", ord.Status())
+			}
+			if svc.charged && !svc.refunded && res.Status == saga.Compensated {
+				t.Errorf("the saga compensated (order %v) and kept the money", ord.Status())
 			}
 		})
 	}
