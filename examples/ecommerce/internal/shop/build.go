@@ -29,6 +29,9 @@ import (
 // events to.
 const OrdersTopic = "orders"
 
+// relayName is the outbox relay's name: its checkpoint's.
+const relayName = "order-outbox"
+
 // build makes the services that run here, in start order: the four the
 // order service calls first, so that they serve before it calls them.
 func (s *Shop) build(ctx context.Context) error {
@@ -172,6 +175,13 @@ func (s *Shop) buildOrders(context.Context) error {
 	} else {
 		mb := cqrs.NewMemoryBus(cqrs.WithTracerProvider(tp), cqrs.WithMeterProvider(mp))
 		bus, closeBus = mb, mb.Close
+		// The relay's checkpoint must not outlive the bus: what it
+		// published and the consumers had not handled dies with the
+		// process, and a checkpoint kept in PostgreSQL would skip it
+		// at the next start (the order never projected, its saga never
+		// started). In memory, the relay publishes the whole store again
+		// at each start, which the consumers take as redeliveries.
+		checkpoints = &cqrs.MemoryCheckpoints{}
 	}
 	s.checks = append(s.checks, checks...)
 
@@ -211,7 +221,8 @@ func (s *Shop) buildOrders(context.Context) error {
 		return err
 	}
 
-	relay, err := cqrs.NewRelay("order-outbox", store, bus, checkpoints,
+	s.relayCheckpoints = checkpoints
+	relay, err := cqrs.NewRelay(relayName, store, bus, checkpoints,
 		func(eventsource.Event) string { return OrdersTopic }, cqrs.WithMeterProvider(mp))
 	if err != nil {
 		return err
