@@ -64,10 +64,16 @@ type services struct {
 	reserveErr, chargeErr, shipErr error
 	mu                             sync.Mutex
 	reserved, charged              bool
+	priced                         int
 	released, refunded             bool
 }
 
-func (s *services) Price(context.Context, string) (int64, error) { return 500, nil }
+func (s *services) Price(context.Context, string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.priced++
+	return 500, nil
+}
 func (s *services) Reserve(context.Context, domain.OrderID, []domain.Line) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
