@@ -53,17 +53,20 @@ func (p *payments) doCharge(_ context.Context, in chargeIn) (Charge, error) {
 	if in.req.OrderID == "" || in.req.AmountCents <= 0 {
 		return Charge{}, hexagonal.Errorf(hexagonal.KindInvalid, "a charge needs an order_id and a positive amount_cents")
 	}
-	if p.faults.declines(in.req.CustomerID) {
-		return Charge{}, hexagonal.Errorf(kindDeclined, "the card of customer %s was declined", in.req.CustomerID)
-	}
 	key := in.key
 	if key == "" {
 		key = "order:" + in.req.OrderID
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// The key is looked up first: a charge sent again after its answer
+	// was lost is the charge taken, not a new decision (a decline now
+	// would leave the money taken behind a refusal).
 	if c, ok := p.byKey[key]; ok {
 		return c, nil
+	}
+	if p.faults.declines(in.req.CustomerID) {
+		return Charge{}, hexagonal.Errorf(kindDeclined, "the card of customer %s was declined", in.req.CustomerID)
 	}
 	c := Charge{PaymentID: fmt.Sprintf("pay-%d", len(p.byKey)+1), OrderID: in.req.OrderID, AmountCents: in.req.AmountCents}
 	p.byKey[key] = c
