@@ -221,6 +221,9 @@ func (s *Shop) buildOrders(context.Context) error {
 		return err
 	}
 
+	if s.wrapCheckpoints != nil {
+		checkpoints = s.wrapCheckpoints(checkpoints)
+	}
 	s.relayCheckpoints = checkpoints
 	relay, err := cqrs.NewRelay(relayName, store, bus, checkpoints,
 		func(eventsource.Event) string { return OrdersTopic }, cqrs.WithMeterProvider(mp))
@@ -280,7 +283,7 @@ func (s *Shop) buildOrders(context.Context) error {
 			Stop: orch.Close,
 		},
 		hexagonal.Component{Name: "order-consumers", Start: consumers.Start, Stop: consumers.Stop},
-		hexagonal.Component{Name: "order-outbox", Run: relay.Run},
+		hexagonal.Component{Name: "order-outbox", Run: s.resumed(relayName, relay.Run)},
 		hexagonal.Component{
 			Name:  "order-stats",
 			Start: func(context.Context) error { return runner.Start(stats) },
@@ -320,4 +323,28 @@ func (s *Shop) shipRetry() *retry.Retrier {
 // breakerChanged logs a breaker's change of state.
 func (s *Shop) breakerChanged(c circuitbreaker.StateChange) {
 	s.cfg.Logger.Info("breaker changed state", "breaker", c.Breaker, "from", c.From.String(), "to", c.To.String())
+}
+
+// resumed runs run, a worker that returns an error when a backend fails
+// (as cqrs.Relay.Run does: "run it again to resume"), again after each
+// failure, backing off from 100ms to 5s, until ctx ends. Returned to a
+// hexagonal.App, the failure would shut the whole process down, every
+// service in it, for a blink of the store or the bus.
+func (s *Shop) resumed(name string, run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		wait := 100 * time.Millisecond
+		for {
+			err := run(ctx)
+			if ctx.Err() != nil || err == nil {
+				return nil
+			}
+			s.cfg.Logger.WarnContext(ctx, "worker failed; resuming it", "worker", name, "error", err, "after", wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+		}
+	}
 }

@@ -95,8 +95,10 @@ type Shop struct {
 	orders    *app.Orders
 	stats     *adapters.StatsProjection
 	breakers  *circuitbreaker.Group
-	// relayCheckpoints holds the outbox relay's checkpoint (for tests).
+	// relayCheckpoints holds the outbox relay's checkpoint (for tests),
+	// and wrapCheckpoints, if set, wraps it (tests inject failures).
 	relayCheckpoints cqrs.CheckpointStore
+	wrapCheckpoints  func(cqrs.CheckpointStore) cqrs.CheckpointStore
 
 	// openFor is how long a breaker stays open; shipAttempts bounds the
 	// ship step's attempts. Tests shorten them.
