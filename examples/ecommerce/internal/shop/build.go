@@ -198,7 +198,7 @@ func (s *Shop) buildOrders(context.Context) error {
 	orders, err := app.New(app.Ports{
 		Orders: repo, Views: views, Catalogue: clients,
 		Inventory: clients, Payments: clients, Shipping: clients,
-	}, app.SagaConfig{ShipRetry: s.shipRetry()}, func(opts ...saga.Option) (*saga.Orchestrator, error) {
+	}, app.SagaConfig{ShipRetry: s.shipRetry(), Logger: s.cfg.Logger}, func(opts ...saga.Option) (*saga.Orchestrator, error) {
 		return saga.NewOrchestrator(sagaLog, append(opts, saga.WithTracerProvider(tp), saga.WithMeterProvider(mp))...)
 	})
 	if err != nil {

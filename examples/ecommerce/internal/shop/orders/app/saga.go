@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/domain"
@@ -46,6 +47,9 @@ type SagaConfig struct {
 	// reservation that may have been made is released), whereas an error
 	// the client returns is taken as "not done".
 	StepTimeout time.Duration
+	// Logger receives the sagas that need attention; nil:
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // define builds the order saga:
@@ -160,6 +164,13 @@ func (o *Orders) refused(ctx context.Context, id domain.OrderID, step string, er
 
 // needsAttention records on order id that its saga stopped half done
 // (saga.WithNeedsAttention).
+//
+// It is logged, for the person it waits for, and so is a failure to
+// record it: the order would otherwise show the status it had, and the
+// saga's state would be in its log only.
 func (o *Orders) needsAttention(ctx context.Context, id, _ string, err error) {
-	_ = o.change(ctx, domain.OrderID(id), func(ord *domain.Order) { ord.NeedAttention(err.Error()) })
+	o.logger.ErrorContext(ctx, "order saga needs attention", "order_id", id, "error", err)
+	if rerr := o.change(ctx, domain.OrderID(id), func(ord *domain.Order) { ord.NeedAttention(err.Error()) }); rerr != nil {
+		o.logger.ErrorContext(ctx, "recording that the order needs attention failed", "order_id", id, "error", rerr)
+	}
 }

@@ -1,8 +1,10 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -119,12 +121,18 @@ func run(t *testing.T, svc *services) (saga.Result[OrderSaga], *domain.Order) {
 // runOn is run with the orders kept in r.
 func runOn(t *testing.T, svc *services, r *repo) (saga.Result[OrderSaga], *domain.Order) {
 	t.Helper()
+	return runLogged(t, svc, r, slog.New(slog.DiscardHandler))
+}
+
+// runLogged is runOn with the application logging to logger.
+func runLogged(t *testing.T, svc *services, r *repo, logger *slog.Logger) (saga.Result[OrderSaga], *domain.Order) {
+	t.Helper()
 	ctx := context.Background()
 	fast := func() *retry.Retrier {
 		return retry.New(retry.WithMaxAttempts(2), retry.WithBackoff(retry.Constant(time.Millisecond)))
 	}
 	o, err := New(Ports{Orders: r, Views: noViews{}, Catalogue: svc, Inventory: svc, Payments: svc, Shipping: svc},
-		SagaConfig{ShipRetry: fast()},
+		SagaConfig{ShipRetry: fast(), Logger: logger},
 		func(opts ...saga.Option) (*saga.Orchestrator, error) {
 			return saga.NewOrchestrator(&saga.MemoryLog{}, append(opts, saga.WithCompensationRetry(fast()))...)
 		})
@@ -227,5 +235,30 @@ func TestSagaStoreFailsAfterTheRemoteCall(t *testing.T) {
 				t.Errorf("the saga compensated (order %v) and kept the money", ord.Status())
 			}
 		})
+	}
+}
+
+// A saga that needs attention is logged for the person it waits for, and
+// so is a failure to record it on the order, which would otherwise show
+// the status it had (paid) without a word.
+func TestNeedsAttentionIsLogged(t *testing.T) {
+	var out bytes.Buffer
+	r := &repo{events: map[domain.OrderID][]any{}, failSave: func(changes []any) error {
+		for _, e := range changes {
+			if _, ok := e.(domain.OrderNeedsAttention); ok {
+				return errors.New("store out of reach")
+			}
+		}
+		return nil
+	}}
+	res, ord := runLogged(t, &services{shipErr: errors.New("shipping answered 503")}, r, slog.New(slog.NewTextHandler(&out, nil)))
+	if res.Status != saga.NeedsAttention {
+		t.Fatalf("saga %v, want needs attention", res.Status)
+	}
+	logged := out.String()
+	for _, want := range []string{"needs attention", "store out of reach", string(ord.ID())} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("the log does not say %q: %q", want, logged)
+		}
 	}
 }
