@@ -29,6 +29,9 @@ import (
 // events to.
 const OrdersTopic = "orders"
 
+// relayName is the outbox relay's name: its checkpoint's.
+const relayName = "order-outbox"
+
 // build makes the services that run here, in start order: the four the
 // order service calls first, so that they serve before it calls them.
 func (s *Shop) build(ctx context.Context) error {
@@ -172,6 +175,13 @@ func (s *Shop) buildOrders(context.Context) error {
 	} else {
 		mb := cqrs.NewMemoryBus(cqrs.WithTracerProvider(tp), cqrs.WithMeterProvider(mp))
 		bus, closeBus = mb, mb.Close
+		// The relay's checkpoint must not outlive the bus: what it
+		// published and the consumers had not handled dies with the
+		// process, and a checkpoint kept in PostgreSQL would skip it
+		// at the next start (the order never projected, its saga never
+		// started). In memory, the relay publishes the whole store again
+		// at each start, which the consumers take as redeliveries.
+		checkpoints = &cqrs.MemoryCheckpoints{}
 	}
 	s.checks = append(s.checks, checks...)
 
@@ -188,7 +198,7 @@ func (s *Shop) buildOrders(context.Context) error {
 	orders, err := app.New(app.Ports{
 		Orders: repo, Views: views, Catalogue: clients,
 		Inventory: clients, Payments: clients, Shipping: clients,
-	}, app.SagaConfig{ShipRetry: s.shipRetry()}, func(opts ...saga.Option) (*saga.Orchestrator, error) {
+	}, app.SagaConfig{ShipRetry: s.shipRetry(), Logger: s.cfg.Logger}, func(opts ...saga.Option) (*saga.Orchestrator, error) {
 		return saga.NewOrchestrator(sagaLog, append(opts, saga.WithTracerProvider(tp), saga.WithMeterProvider(mp))...)
 	})
 	if err != nil {
@@ -211,7 +221,11 @@ func (s *Shop) buildOrders(context.Context) error {
 		return err
 	}
 
-	relay, err := cqrs.NewRelay("order-outbox", store, bus, checkpoints,
+	if s.wrapCheckpoints != nil {
+		checkpoints = s.wrapCheckpoints(checkpoints)
+	}
+	s.relayCheckpoints = checkpoints
+	relay, err := cqrs.NewRelay(relayName, store, bus, checkpoints,
 		func(eventsource.Event) string { return OrdersTopic }, cqrs.WithMeterProvider(mp))
 	if err != nil {
 		return err
@@ -269,7 +283,7 @@ func (s *Shop) buildOrders(context.Context) error {
 			Stop: orch.Close,
 		},
 		hexagonal.Component{Name: "order-consumers", Start: consumers.Start, Stop: consumers.Stop},
-		hexagonal.Component{Name: "order-outbox", Run: relay.Run},
+		hexagonal.Component{Name: "order-outbox", Run: s.resumed(relayName, relay.Run)},
 		hexagonal.Component{
 			Name:  "order-stats",
 			Start: func(context.Context) error { return runner.Start(stats) },
@@ -309,4 +323,28 @@ func (s *Shop) shipRetry() *retry.Retrier {
 // breakerChanged logs a breaker's change of state.
 func (s *Shop) breakerChanged(c circuitbreaker.StateChange) {
 	s.cfg.Logger.Info("breaker changed state", "breaker", c.Breaker, "from", c.From.String(), "to", c.To.String())
+}
+
+// resumed runs run, a worker that returns an error when a backend fails
+// (as cqrs.Relay.Run does: "run it again to resume"), again after each
+// failure, backing off from 100ms to 5s, until ctx ends. Returned to a
+// hexagonal.App, the failure would shut the whole process down, every
+// service in it, for a blink of the store or the bus.
+func (s *Shop) resumed(name string, run func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		wait := 100 * time.Millisecond
+		for {
+			err := run(ctx)
+			if ctx.Err() != nil || err == nil {
+				return nil
+			}
+			s.cfg.Logger.WarnContext(ctx, "worker failed; resuming it", "worker", name, "error", err, "after", wait)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 5*time.Second)
+		}
+	}
 }

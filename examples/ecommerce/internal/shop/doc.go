@@ -70,7 +70,9 @@
 // saga.MemoryLog, cqrs.MemoryCheckpoints, cqrs.MemoryBus, an in-memory
 // read model and an L1-only catalogue cache. [Backends.Postgres] puts the
 // event store (pgstore), the saga log (pglog), the relay's checkpoint
-// (pgcheckpoint) and the read model (table order_views) in
+// (pgcheckpoint, when the bus is JetStream: with the in-memory bus, which
+// loses what it holds at a restart, the relay publishes the store again
+// at each start) and the read model (table order_views) in
 // [Backends.Schema]; [Backends.NATS] carries the bus on JetStream (stream
 // and subject prefix named from [Backends.StreamPrefix]);
 // [Backends.Redis] is the catalogue cache's second level (keys prefixed

@@ -31,11 +31,21 @@ func started(t *testing.T, cfg Config) *Shop {
 // startedStop runs the shop of cfg in an app until stop is called.
 func startedStop(t *testing.T, cfg Config) (*Shop, func()) {
 	t.Helper()
+	return startedTuned(t, cfg, nil)
+}
+
+// startedTuned is startedStop with tune, if not nil, changing the shop
+// before it is built.
+func startedTuned(t *testing.T, cfg Config, tune func(*Shop)) (*Shop, func()) {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s, err := newShop(context.Background(), cfg, func(s *Shop) {
 		s.openFor = 300 * time.Millisecond
+		if tune != nil {
+			tune(s)
+		}
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,8 @@ package shop
 
 import (
 	"encoding/json"
-	"io"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/otelpatterns/patterns/hexagonal"
@@ -20,9 +21,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // readJSON decodes r's body into v, answering a body that is not JSON as
 // a 400 problem (it then returns false).
+// A body over maxBody is answered 413, not as malformed JSON: sent again
+// as it is, it would fail again.
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	if err := dec.Decode(v); err != nil {
+		if tooLarge := new(http.MaxBytesError); errors.As(err, &tooLarge) {
+			hexagonal.WriteProblem(w, &hexagonal.Problem{Status: http.StatusRequestEntityTooLarge,
+				Detail: fmt.Sprintf("the body is over %d bytes", tooLarge.Limit)})
+			return false
+		}
 		hexagonal.WriteProblem(w, hexagonal.Errorf(hexagonal.KindInvalid, "the body is not the JSON expected: %v", err))
 		return false
 	}

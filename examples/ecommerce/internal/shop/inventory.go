@@ -47,6 +47,12 @@ func (s *stock) doReserve(_ context.Context, req ReserveRequest) (ReserveRequest
 	if req.OrderID == "" || len(req.Lines) == 0 {
 		return req, hexagonal.Errorf(hexagonal.KindInvalid, "a reservation needs an order_id and lines")
 	}
+	for _, l := range req.Lines {
+		// A line of no or negative quantity would add to the stock.
+		if l.Qty < 1 {
+			return req, hexagonal.Errorf(hexagonal.KindInvalid, "a line of %s asks for %d: a quantity is at least 1", l.SKU, l.Qty)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.reserved[req.OrderID]; ok {

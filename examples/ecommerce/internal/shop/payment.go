@@ -31,8 +31,10 @@ type payments struct {
 	mu     sync.Mutex
 	byKey  map[string]Charge
 	byOrd  map[string]string // order ID -> key
-	charge func(context.Context, chargeIn) (Charge, error)
-	refund func(context.Context, string) (Charge, error)
+	// refunded holds the orders refunded, charged or not.
+	refunded map[string]bool
+	charge   func(context.Context, chargeIn) (Charge, error)
+	refund   func(context.Context, string) (Charge, error)
 }
 
 type chargeIn struct {
@@ -41,7 +43,7 @@ type chargeIn struct {
 }
 
 func newPayments(f *Faults) *payments {
-	p := &payments{faults: f, byKey: map[string]Charge{}, byOrd: map[string]string{}}
+	p := &payments{faults: f, byKey: map[string]Charge{}, byOrd: map[string]string{}, refunded: map[string]bool{}}
 	p.charge = hexagonal.Instrument(hexagonal.Application, "Payments", "Charge", p.doCharge)
 	p.refund = hexagonal.Instrument(hexagonal.Application, "Payments", "Refund", p.doRefund)
 	return p
@@ -53,17 +55,25 @@ func (p *payments) doCharge(_ context.Context, in chargeIn) (Charge, error) {
 	if in.req.OrderID == "" || in.req.AmountCents <= 0 {
 		return Charge{}, hexagonal.Errorf(hexagonal.KindInvalid, "a charge needs an order_id and a positive amount_cents")
 	}
-	if p.faults.declines(in.req.CustomerID) {
-		return Charge{}, hexagonal.Errorf(kindDeclined, "the card of customer %s was declined", in.req.CustomerID)
-	}
 	key := in.key
 	if key == "" {
 		key = "order:" + in.req.OrderID
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// The key is looked up first: a charge sent again after its answer
+	// was lost is the charge taken, not a new decision (a decline now
+	// would leave the money taken behind a refusal).
 	if c, ok := p.byKey[key]; ok {
 		return c, nil
+	}
+	// A refund that found no charge stands: this charge's request was
+	// overtaken by the saga's refund, and is too late to take money.
+	if p.refunded[in.req.OrderID] {
+		return Charge{}, hexagonal.Errorf(hexagonal.KindConflict, "order %s was refunded: it takes no payment", in.req.OrderID)
+	}
+	if p.faults.declines(in.req.CustomerID) {
+		return Charge{}, hexagonal.Errorf(kindDeclined, "the card of customer %s was declined", in.req.CustomerID)
 	}
 	c := Charge{PaymentID: fmt.Sprintf("pay-%d", len(p.byKey)+1), OrderID: in.req.OrderID, AmountCents: in.req.AmountCents}
 	p.byKey[key] = c
@@ -73,10 +83,12 @@ func (p *payments) doCharge(_ context.Context, in chargeIn) (Charge, error) {
 
 // doRefund gives back the payment of an order; refunding twice is
 // refunding once, and refunding an order never charged refunds nothing
-// (a saga compensating a charge whose outcome it does not know).
+// (a saga compensating a charge whose outcome it does not know) and
+// refuses the order's later charges.
 func (p *payments) doRefund(_ context.Context, orderID string) (Charge, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.refunded[orderID] = true
 	key, ok := p.byOrd[orderID]
 	if !ok {
 		return Charge{OrderID: orderID, Refunded: true}, nil

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/adapters"
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/app"
 	"github.com/otelpatterns/patterns/hexagonal"
@@ -94,6 +95,10 @@ type Shop struct {
 	orders    *app.Orders
 	stats     *adapters.StatsProjection
 	breakers  *circuitbreaker.Group
+	// relayCheckpoints holds the outbox relay's checkpoint (for tests),
+	// and wrapCheckpoints, if set, wraps it (tests inject failures).
+	relayCheckpoints cqrs.CheckpointStore
+	wrapCheckpoints  func(cqrs.CheckpointStore) cqrs.CheckpointStore
 
 	// openFor is how long a breaker stays open; shipAttempts bounds the
 	// ship step's attempts. Tests shorten them.

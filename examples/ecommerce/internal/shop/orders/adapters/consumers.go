@@ -31,6 +31,8 @@ type Consumers struct {
 	reg    *eventsource.Registry
 	logger *slog.Logger
 	subs   []cqrs.Subscription
+	// opts are extra subscription options (tests shorten the backoff).
+	opts []cqrs.SubscribeOption
 }
 
 // NewConsumers returns the consumers of topic on bus for a.
@@ -47,7 +49,17 @@ func (c *Consumers) Start(ctx context.Context) error {
 		{GroupSaga, c.startSaga},
 		{GroupViews, c.app.Project},
 	} {
-		sub, err := c.bus.Subscribe(ctx, c.topic, g.group, c.handler(g.h), cqrs.WithMaxDeliver(20))
+		// A message given up (its last delivery failed) is an order
+		// whose saga never started, or that the read model never saw:
+		// the bus's default drops it without a word, so it is logged for
+		// a person to replay.
+		group := g.group
+		deadLetter := func(ctx context.Context, m cqrs.Message, err error) {
+			c.logger.ErrorContext(ctx, "order event given up after its last delivery",
+				"group", group, "id", m.ID, "type", m.Type, "deliveries", m.Delivery, "error", err)
+		}
+		opts := append([]cqrs.SubscribeOption{cqrs.WithMaxDeliver(20), cqrs.WithDeadLetter(deadLetter)}, c.opts...)
+		sub, err := c.bus.Subscribe(ctx, c.topic, g.group, c.handler(g.h), opts...)
 		if err != nil {
 			return errors.Join(err, c.Stop(ctx))
 		}

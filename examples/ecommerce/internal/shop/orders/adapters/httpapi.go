@@ -2,7 +2,8 @@ package adapters
 
 import (
 	"encoding/json"
-	"io"
+	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/otelpatterns/patterns/cqrs"
@@ -11,6 +12,9 @@ import (
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/ports"
 	"github.com/otelpatterns/patterns/hexagonal"
 )
+
+// maxBody bounds the body of POST /orders.
+const maxBody = 1 << 20
 
 // PlaceOrderRequest is the body of POST /orders.
 type PlaceOrderRequest struct {
@@ -41,7 +45,14 @@ type PlaceOrderResponse struct {
 func Routes(mux *http.ServeMux, bus *cqrs.Bus) {
 	mux.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) {
 		var req PlaceOrderRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil {
+			// Over the limit is 413, not a malformed order: sent again as
+			// it is, it would fail again.
+			if tooLarge := new(http.MaxBytesError); errors.As(err, &tooLarge) {
+				hexagonal.WriteProblem(w, &hexagonal.Problem{Status: http.StatusRequestEntityTooLarge,
+					Detail: fmt.Sprintf("an order's body is at most %d bytes", maxBody)})
+				return
+			}
 			hexagonal.WriteProblem(w, hexagonal.Errorf(hexagonal.KindInvalid, "the body is not an order: %v", err))
 			return
 		}

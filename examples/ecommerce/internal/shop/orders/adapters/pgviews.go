@@ -92,7 +92,7 @@ func (p *PostgresViews) Apply(ctx context.Context, event any, at time.Time) erro
 		total_cents = CASE WHEN excluded.lines IS NOT NULL THEN excluded.total_cents ELSE t.total_cents END,
 		status = CASE WHEN excluded.rank >= t.rank THEN excluded.status ELSE t.status END,
 		rank = greatest(excluded.rank, t.rank),
-		reason = CASE WHEN excluded.reason <> '' THEN excluded.reason ELSE t.reason END,
+		reason = CASE WHEN excluded.reason <> '' AND excluded.rank >= t.rank THEN excluded.reason ELSE t.reason END,
 		updated_at = greatest(excluded.updated_at, t.updated_at)`,
 		string(d.id), v.CustomerID, string(v.Status), v.Status.Rank(), lines, v.TotalCents, v.Reason, v.UpdatedAt)
 	return err

@@ -55,11 +55,12 @@ func (d delta) merge(v *ports.OrderView, at time.Time) {
 			v.TotalCents += int64(l.Qty) * l.PriceCents
 		}
 	}
+	// The reason goes with the status: a stale event's is stale too.
 	if d.status.Rank() >= v.Status.Rank() {
 		v.Status = d.status
-	}
-	if d.reason != "" {
-		v.Reason = d.reason
+		if d.reason != "" {
+			v.Reason = d.reason
+		}
 	}
 	if at.After(v.UpdatedAt) {
 		v.UpdatedAt = at

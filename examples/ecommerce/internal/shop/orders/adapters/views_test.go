@@ -52,6 +52,23 @@ func viewsOutOfOrder(t *testing.T, v ports.OrderViews) {
 	if got.Status != domain.Completed || got.TotalCents != 600 || got.CustomerID != "ada" || !got.UpdatedAt.Equal(at.Add(time.Second)) {
 		t.Errorf("view %+v, want completed, 600, ada, updated at the latest event", got)
 	}
+
+	// A stale event redelivered leaves the reason of the latest status:
+	// the refusal, then the compensation that failed, then the refusal
+	// again.
+	for _, e := range []any{
+		domain.OrderPlaced{OrderID: "o2", CustomerID: "bob", Lines: []domain.Line{{SKU: "A", Qty: 1, PriceCents: 300}}},
+		domain.OrderRejected{OrderID: "o2", Step: "charge", Reason: "card declined"},
+		domain.OrderNeedsAttention{OrderID: "o2", Reason: "the release failed"},
+		domain.OrderRejected{OrderID: "o2", Step: "charge", Reason: "card declined"},
+	} {
+		if err := v.Apply(ctx, e, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := v.Get(ctx, "o2"); err != nil || got.Status != domain.NeedsAttention || got.Reason != "the release failed" {
+		t.Errorf("view %+v (%v), want needs_attention because the release failed", got, err)
+	}
 	if err := v.Apply(ctx, "not an event", at); err == nil {
 		t.Error("a value that is not an order event was applied")
 	}

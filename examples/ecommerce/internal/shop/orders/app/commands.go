@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/domain"
 )
@@ -72,8 +73,16 @@ func (c PlaceOrder) Validate() error {
 	if c.CustomerID == "" {
 		errs = append(errs, errors.New("customer_id is required"))
 	}
-	if len(c.Lines) == 0 {
-		errs = append(errs, errors.New("an order has lines"))
+	// The lines are checked here as the domain checks them, before the
+	// handler asks the catalogue for each line's price.
+	if len(c.Lines) == 0 || len(c.Lines) > domain.MaxLines {
+		errs = append(errs, fmt.Errorf("an order has 1 to %d lines", domain.MaxLines))
+	}
+	for i, l := range c.Lines {
+		if err := domain.CheckLine(l.SKU, l.Qty); err != nil {
+			errs = append(errs, fmt.Errorf("line %d: %w", i, err))
+			break
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return &invalidError{err}

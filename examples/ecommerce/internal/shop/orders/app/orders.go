@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/otelpatterns/patterns/cqrs"
@@ -39,6 +40,8 @@ type Orders struct {
 	start func(context.Context, domain.OrderPlaced) error
 	apply func(context.Context, any) error
 	now   func() time.Time
+	// logger receives what needs a person.
+	logger *slog.Logger
 }
 
 // New returns the application on p, with the order saga run by the
@@ -49,7 +52,10 @@ func New(p Ports, cfg SagaConfig, newOrchestrator func(opts ...saga.Option) (*sa
 	if p.Orders == nil || p.Views == nil || p.Catalogue == nil || p.Inventory == nil || p.Payments == nil || p.Shipping == nil {
 		return nil, errors.New("app: every port is required")
 	}
-	o := &Orders{p: p, now: time.Now}
+	o := &Orders{p: p, now: time.Now, logger: cfg.Logger}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
 	def, err := o.define(cfg)
 	if err != nil {
 		return nil, err

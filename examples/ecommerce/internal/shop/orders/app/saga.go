@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop/orders/domain"
@@ -46,6 +47,9 @@ type SagaConfig struct {
 	// reservation that may have been made is released), whereas an error
 	// the client returns is taken as "not done".
 	StepTimeout time.Duration
+	// Logger receives the sagas that need attention; nil:
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 // define builds the order saga:
@@ -59,6 +63,15 @@ type SagaConfig struct {
 // shipping service answers (behind its breaker), then completes the order.
 // A business refusal (stock short, payment declined) is recorded on the
 // order as the reason, and is permanent: the saga compensates at once.
+//
+// A step's remote call is the last thing its action does: the saga
+// compensates only the steps that completed (or whose outcome it does not
+// know), so an action that took effect at another service and then failed
+// to record it on the order would leave the stock held, or the money
+// taken, behind a compensated order. Each step's outcome is recorded on
+// the order by the next step instead (the reservation by charge, the
+// payment by ship), whose failure undoes it, or, after the pivot, is
+// retried.
 func (o *Orders) define(cfg SagaConfig) (*saga.Definition[OrderSaga], error) {
 	if cfg.ShipRetry == nil {
 		cfg.ShipRetry = retry.New(retry.WithName("order.ship"), retry.WithMaxAttempts(60),
@@ -81,11 +94,10 @@ func (o *Orders) define(cfg SagaConfig) (*saga.Definition[OrderSaga], error) {
 		saga.Step[OrderSaga]{
 			Name:    StepReserve,
 			Timeout: cfg.StepTimeout,
+			// The reservation is recorded on the order by the next step:
+			// see define.
 			Action: func(ctx context.Context, d OrderSaga) (func(*OrderSaga), error) {
-				if err := o.refused(ctx, d.OrderID, StepReserve, o.p.Inventory.Reserve(ctx, d.OrderID, d.Lines)); err != nil {
-					return nil, err
-				}
-				return nil, o.change(ctx, d.OrderID, (*domain.Order).Reserve)
+				return nil, o.refused(ctx, d.OrderID, StepReserve, o.p.Inventory.Reserve(ctx, d.OrderID, d.Lines))
 			},
 			Compensate: func(ctx context.Context, d OrderSaga) error {
 				return o.p.Inventory.Release(ctx, d.OrderID)
@@ -97,6 +109,9 @@ func (o *Orders) define(cfg SagaConfig) (*saga.Definition[OrderSaga], error) {
 			Idempotent: true, // the payment service charges once per key
 			Timeout:    cfg.StepTimeout,
 			Action: func(ctx context.Context, d OrderSaga) (func(*OrderSaga), error) {
+				if err := o.change(ctx, d.OrderID, (*domain.Order).Reserve); err != nil {
+					return nil, err
+				}
 				id, err := o.p.Payments.Charge(ctx, ports.Charge{
 					OrderID: d.OrderID, CustomerID: d.CustomerID, AmountCents: d.TotalCents,
 					IdempotencyKey: saga.IdempotencyKey(ctx),
@@ -104,9 +119,7 @@ func (o *Orders) define(cfg SagaConfig) (*saga.Definition[OrderSaga], error) {
 				if err := o.refused(ctx, d.OrderID, StepCharge, err); err != nil {
 					return nil, err
 				}
-				if err := o.change(ctx, d.OrderID, func(ord *domain.Order) { ord.Charge(id) }); err != nil {
-					return nil, err
-				}
+				// The payment is recorded on the order by the next step.
 				return func(d *OrderSaga) { d.PaymentID = id }, nil
 			},
 			// Run only for a charge whose outcome is unknown when the saga
@@ -121,6 +134,9 @@ func (o *Orders) define(cfg SagaConfig) (*saga.Definition[OrderSaga], error) {
 			Retry:     cfg.ShipRetry,
 			Timeout:   cfg.StepTimeout,
 			Action: func(ctx context.Context, d OrderSaga) (func(*OrderSaga), error) {
+				if err := o.change(ctx, d.OrderID, func(ord *domain.Order) { ord.Charge(d.PaymentID) }); err != nil {
+					return nil, err
+				}
 				sh, err := o.p.Shipping.Create(ctx, d.OrderID, d.CustomerID)
 				if err != nil {
 					return nil, err
@@ -148,6 +164,13 @@ func (o *Orders) refused(ctx context.Context, id domain.OrderID, step string, er
 
 // needsAttention records on order id that its saga stopped half done
 // (saga.WithNeedsAttention).
+//
+// It is logged, for the person it waits for, and so is a failure to
+// record it: the order would otherwise show the status it had, and the
+// saga's state would be in its log only.
 func (o *Orders) needsAttention(ctx context.Context, id, _ string, err error) {
-	_ = o.change(ctx, domain.OrderID(id), func(ord *domain.Order) { ord.NeedAttention(err.Error()) })
+	o.logger.ErrorContext(ctx, "order saga needs attention", "order_id", id, "error", err)
+	if rerr := o.change(ctx, domain.OrderID(id), func(ord *domain.Order) { ord.NeedAttention(err.Error()) }); rerr != nil {
+		o.logger.ErrorContext(ctx, "recording that the order needs attention failed", "order_id", id, "error", rerr)
+	}
 }

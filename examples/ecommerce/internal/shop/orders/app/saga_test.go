@@ -1,8 +1,10 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type repo struct {
 	mu     sync.Mutex
 	events map[domain.OrderID][]any
+	// failSave, if set, fails the saves whose changes it returns an error
+	// for, as a store out of reach would.
+	failSave func(changes []any) error
 }
 
 func (r *repo) Load(_ context.Context, id domain.OrderID) (*domain.Order, error) {
@@ -43,6 +48,11 @@ func (r *repo) Load(_ context.Context, id domain.OrderID) (*domain.Order, error)
 func (r *repo) Save(_ context.Context, o *domain.Order) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failSave != nil {
+		if err := r.failSave(o.Changes()); err != nil {
+			return err
+		}
+	}
 	if int64(len(r.events[o.ID()])) != o.Version()-int64(len(o.Changes())) {
 		return errors.New("conflict")
 	}
@@ -55,11 +65,21 @@ func (r *repo) Save(_ context.Context, o *domain.Order) error {
 type services struct {
 	reserveErr, chargeErr, shipErr error
 	mu                             sync.Mutex
+	reserved, charged              bool
+	priced                         int
 	released, refunded             bool
 }
 
-func (s *services) Price(context.Context, string) (int64, error) { return 500, nil }
+func (s *services) Price(context.Context, string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.priced++
+	return 500, nil
+}
 func (s *services) Reserve(context.Context, domain.OrderID, []domain.Line) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reserved = s.reserved || s.reserveErr == nil
 	return s.reserveErr
 }
 func (s *services) Release(context.Context, domain.OrderID) error {
@@ -69,6 +89,9 @@ func (s *services) Release(context.Context, domain.OrderID) error {
 	return nil
 }
 func (s *services) Charge(context.Context, ports.Charge) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.charged = s.charged || s.chargeErr == nil
 	return "pay-1", s.chargeErr
 }
 func (s *services) Refund(context.Context, domain.OrderID) error {
@@ -92,13 +115,24 @@ func (noViews) Apply(context.Context, any, time.Time) error { return nil }
 // the saga's result and the order.
 func run(t *testing.T, svc *services) (saga.Result[OrderSaga], *domain.Order) {
 	t.Helper()
+	return runOn(t, svc, &repo{events: map[domain.OrderID][]any{}})
+}
+
+// runOn is run with the orders kept in r.
+func runOn(t *testing.T, svc *services, r *repo) (saga.Result[OrderSaga], *domain.Order) {
+	t.Helper()
+	return runLogged(t, svc, r, slog.New(slog.DiscardHandler))
+}
+
+// runLogged is runOn with the application logging to logger.
+func runLogged(t *testing.T, svc *services, r *repo, logger *slog.Logger) (saga.Result[OrderSaga], *domain.Order) {
+	t.Helper()
 	ctx := context.Background()
-	r := &repo{events: map[domain.OrderID][]any{}}
 	fast := func() *retry.Retrier {
 		return retry.New(retry.WithMaxAttempts(2), retry.WithBackoff(retry.Constant(time.Millisecond)))
 	}
 	o, err := New(Ports{Orders: r, Views: noViews{}, Catalogue: svc, Inventory: svc, Payments: svc, Shipping: svc},
-		SagaConfig{ShipRetry: fast()},
+		SagaConfig{ShipRetry: fast(), Logger: logger},
 		func(opts ...saga.Option) (*saga.Orchestrator, error) {
 			return saga.NewOrchestrator(&saga.MemoryLog{}, append(opts, saga.WithCompensationRetry(fast()))...)
 		})
@@ -163,5 +197,68 @@ func TestSagaOutcomes(t *testing.T) {
 				t.Errorf("a refund was asked: no charge had an unknown outcome")
 			}
 		})
+	}
+}
+
+// A step whose remote call took effect and whose record on the order then
+// failed (the store out of reach for longer than the step's retries) is
+// a failed step to the saga, which compensates only the steps that
+// completed: the remote effect must not outlive the compensation. A
+// charge taken must be kept with the order going forward (the pivot) or
+// refunded; a reservation made must be released.
+func TestSagaStoreFailsAfterTheRemoteCall(t *testing.T) {
+	storeDown := errors.New("store out of reach")
+	for _, c := range []struct {
+		name string
+		fail func(any) bool
+	}{
+		{"after the reservation", func(e any) bool { _, ok := e.(domain.StockReserved); return ok }},
+		{"after the charge", func(e any) bool { _, ok := e.(domain.PaymentCharged); return ok }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			svc := &services{}
+			r := &repo{events: map[domain.OrderID][]any{}, failSave: func(changes []any) error {
+				for _, e := range changes {
+					if c.fail(e) {
+						return storeDown
+					}
+				}
+				return nil
+			}}
+			res, ord := runOn(t, svc, r)
+			svc.mu.Lock()
+			defer svc.mu.Unlock()
+			if svc.reserved && !svc.released && res.Status == saga.Compensated {
+				t.Errorf("the saga compensated (order %v) and left the stock reserved", ord.Status())
+			}
+			if svc.charged && !svc.refunded && res.Status == saga.Compensated {
+				t.Errorf("the saga compensated (order %v) and kept the money", ord.Status())
+			}
+		})
+	}
+}
+
+// A saga that needs attention is logged for the person it waits for, and
+// so is a failure to record it on the order, which would otherwise show
+// the status it had (paid) without a word.
+func TestNeedsAttentionIsLogged(t *testing.T) {
+	var out bytes.Buffer
+	r := &repo{events: map[domain.OrderID][]any{}, failSave: func(changes []any) error {
+		for _, e := range changes {
+			if _, ok := e.(domain.OrderNeedsAttention); ok {
+				return errors.New("store out of reach")
+			}
+		}
+		return nil
+	}}
+	res, ord := runLogged(t, &services{shipErr: errors.New("shipping answered 503")}, r, slog.New(slog.NewTextHandler(&out, nil)))
+	if res.Status != saga.NeedsAttention {
+		t.Fatalf("saga %v, want needs attention", res.Status)
+	}
+	logged := out.String()
+	for _, want := range []string{"needs attention", "store out of reach", string(ord.ID())} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("the log does not say %q: %q", want, logged)
+		}
 	}
 }

@@ -24,6 +24,15 @@ type Order struct {
 	changes   []any
 }
 
+// CheckLine checks a line's SKU and quantity, an error matching
+// ErrInvalid if it is not one an order may have.
+func CheckLine(sku string, qty int) error {
+	if sku == "" || qty < 1 || qty > MaxQty {
+		return invalid(fmt.Sprintf("a line needs a sku and a qty from 1 to %d", MaxQty))
+	}
+	return nil
+}
+
 // Place starts order id of customer with lines.
 func Place(id OrderID, customer string, lines []Line) (*Order, error) {
 	if customer == "" {
@@ -33,8 +42,8 @@ func Place(id OrderID, customer string, lines []Line) (*Order, error) {
 		return nil, invalid(fmt.Sprintf("an order has 1 to %d lines", MaxLines))
 	}
 	for _, l := range lines {
-		if l.SKU == "" || l.Qty < 1 || l.Qty > MaxQty {
-			return nil, invalid(fmt.Sprintf("a line needs a sku and a qty from 1 to %d", MaxQty))
+		if err := CheckLine(l.SKU, l.Qty); err != nil {
+			return nil, err
 		}
 		if l.PriceCents < 0 {
 			return nil, invalid("a price is not negative")
