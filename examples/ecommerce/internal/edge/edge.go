@@ -40,8 +40,8 @@ type Config struct {
 	GatewayAddr, AuthAddr, WebBFFAddr, MobileBFFAddr string
 	// CertFile and KeyFile hold the gateway's TLS certificate (with its
 	// chain) and key, in PEM. When both are empty, New makes a
-	// self-signed ECDSA certificate for 127.0.0.1, ::1, localhost and
-	// the host's name.
+	// self-signed ECDSA certificate for 127.0.0.1, ::1, localhost, the
+	// host's name and the address GatewayAddr binds.
 	CertFile, KeyFile string
 	// Clients are the OAuth2 clients; nil means [DefaultClients].
 	Clients []Client
@@ -177,6 +177,14 @@ func New(cfg Config) (*Edge, error) {
 		if *l.ln, err = lc.Listen(context.Background(), "tcp", l.addr); err != nil {
 			_ = e.Close()
 			return nil, fmt.Errorf("edge: %w", err)
+		}
+	}
+	if roots == nil {
+		// Made now that the gateway's address, which its URL names, is
+		// known.
+		if e.cert, e.roots, err = generatedCert(e.gatewayLn.Addr()); err != nil {
+			_ = e.Close()
+			return nil, err
 		}
 	}
 	// The issuer is the token server's base URL, as an identity
