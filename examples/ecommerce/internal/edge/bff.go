@@ -43,7 +43,7 @@ func (e *Edge) bffServer(kind string) hexagonal.Component {
 	if kind == mobileBFF {
 		ln = e.mobileLn
 	}
-	return e.server(kind+"-bff", ln, nil, func() (http.Handler, func() error, error) { return e.buildBFF(kind) })
+	return e.server(kind+"-bff", ln, nil, 0, func() (http.Handler, func() error, error) { return e.buildBFF(kind) })
 }
 
 // bffParts are the parts of each BFF. The web page shows the order, the

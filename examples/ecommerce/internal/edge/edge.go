@@ -288,13 +288,21 @@ const (
 	idleTimeout       = 90 * time.Second
 )
 
+// authReadTimeout bounds the reading of a whole request, body included,
+// by the token server, which anyone may call: a client trickling a body
+// cannot hold a connection and its goroutine. Its handlers answer at
+// once, so the bound cuts no work short. A variable for the tests.
+var authReadTimeout = 10 * time.Second
+
 // server returns a component serving on ln whose handler build makes
 // when the component starts; release, returned by build, frees what it
-// made once the server has stopped. The component keeps
+// made once the server has stopped. readTimeout, unless 0, bounds the
+// reading of each whole request. The component keeps
 // hexagonal.HTTPServerListener's start, drain and graceful stop.
-func (e *Edge) server(name string, ln net.Listener, tlsConfig *tls.Config, build func() (http.Handler, func() error, error)) hexagonal.Component {
+func (e *Edge) server(name string, ln net.Listener, tlsConfig *tls.Config, readTimeout time.Duration, build func() (http.Handler, func() error, error)) hexagonal.Component {
 	srv := &http.Server{
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
 		TLSConfig:         tlsConfig,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
