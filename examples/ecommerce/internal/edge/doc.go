@@ -56,7 +56,8 @@
 // Idempotency-Key). The catalogue routes fall back on their last good
 // answer, kept ten minutes, when the catalogue cannot answer. Callers'
 // client IDs reach the services in [ClientIDHeader], set from the token
-// only; the token itself is not passed on. The Location of a placed
+// only (the BFFs pass it on to orders and shipping); the token itself is
+// not passed on. The Location of a placed
 // order is mapped to the gateway's path, /api/orders/{id}.
 //
 //	POST /api/orders          orders:write    -> orders /orders
