@@ -333,9 +333,27 @@ func (e *Edge) server(name string, ln net.Listener, tlsConfig *tls.Config, readT
 		return nil
 	}
 	c.Stop = func(ctx context.Context) error {
-		return errors.Join(stop(ctx), e.release(name))
+		err := stop(ctx)
+		e.flushMetrics(ctx, name)
+		return errors.Join(err, e.release(name))
 	}
 	return c
+}
+
+// flushMetrics exports the metrics of the meter provider, when it can
+// flush (the SDK's can), before the component name releases what it
+// built: a gateway's own metrics are reported by callbacks that its
+// Close unregisters, so what it counted since the last export would be
+// lost (gateway/doc.go: flush the provider before Close). A failed
+// export is logged, not a failure to stop.
+func (e *Edge) flushMetrics(ctx context.Context, name string) {
+	f, ok := e.mp.(interface{ ForceFlush(context.Context) error })
+	if !ok {
+		return
+	}
+	if err := f.ForceFlush(ctx); err != nil {
+		e.log.Warn("edge: flushing the metrics before closing", slog.String("component", name), slog.Any("error", err))
+	}
 }
 
 // release frees what the component name built when it started, once.
