@@ -288,6 +288,9 @@ const (
 	idleTimeout       = 90 * time.Second
 )
 
+// flushTimeout bounds the flush of the metrics when a component stops.
+const flushTimeout = time.Second
+
 // authReadTimeout bounds the reading of a whole request, body included,
 // by the token server, which anyone may call: a client trickling a body
 // cannot hold a connection and its goroutine. Its handlers answer at
@@ -345,12 +348,15 @@ func (e *Edge) server(name string, ln net.Listener, tlsConfig *tls.Config, readT
 // built: a gateway's own metrics are reported by callbacks that its
 // Close unregisters, so what it counted since the last export would be
 // lost (gateway/doc.go: flush the provider before Close). A failed
-// export is logged, not a failure to stop.
+// export is logged, not a failure to stop, and an exporter that cannot
+// reach its collector holds the stop for flushTimeout at most.
 func (e *Edge) flushMetrics(ctx context.Context, name string) {
 	f, ok := e.mp.(interface{ ForceFlush(context.Context) error })
 	if !ok {
 		return
 	}
+	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
 	if err := f.ForceFlush(ctx); err != nil {
 		e.log.Warn("edge: flushing the metrics before closing", slog.String("component", name), slog.Any("error", err))
 	}
