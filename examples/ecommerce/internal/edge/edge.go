@@ -288,6 +288,15 @@ const (
 	idleTimeout       = 90 * time.Second
 )
 
+// gatewayReadTimeout bounds the reading of a whole request by the
+// gateway: the gateway reads a body before its first attempt, to send it
+// again on a retry, and no route timeout interrupts that read, so a
+// client trickling a body would hold a goroutine for ever. It is longer
+// than the header timeout and a route's Timeout together, because the
+// server cancels a handler still running when it expires. A variable for
+// the tests.
+var gatewayReadTimeout = readHeaderTimeout + routeTimeout + 15*time.Second
+
 // flushTimeout bounds the flush of the metrics when a component stops.
 const flushTimeout = time.Second
 

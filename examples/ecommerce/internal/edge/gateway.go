@@ -50,7 +50,7 @@ const (
 //	GET  /mobile/orders/{id}    -> mobile BFF                 orders:read
 func (e *Edge) gatewayServer() hexagonal.Component {
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{e.cert}, MinVersion: tls.VersionTLS12}
-	return e.server("gateway", e.gatewayLn, tlsConfig, 0, e.buildGateway)
+	return e.server("gateway", e.gatewayLn, tlsConfig, gatewayReadTimeout, e.buildGateway)
 }
 
 // buildGateway builds the public gateway and what it uses, and returns
