@@ -12,7 +12,7 @@ import (
 // endpoint and the key set, over plain HTTP (it is reached on loopback
 // or inside the deployment's network; put it behind TLS elsewhere).
 func (e *Edge) authServer() hexagonal.Component {
-	return e.server("auth", e.authLn, nil, func() (http.Handler, func() error, error) {
+	return e.server("auth", e.authLn, nil, authReadTimeout, func() (http.Handler, func() error, error) {
 		h := otelhttp.NewHandler(e.tokens.handler(), "auth",
 			otelhttp.WithTracerProvider(e.tp), otelhttp.WithMeterProvider(e.mp),
 			otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {

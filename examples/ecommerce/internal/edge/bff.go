@@ -43,7 +43,7 @@ func (e *Edge) bffServer(kind string) hexagonal.Component {
 	if kind == mobileBFF {
 		ln = e.mobileLn
 	}
-	return e.server(kind+"-bff", ln, nil, func() (http.Handler, func() error, error) { return e.buildBFF(kind) })
+	return e.server(kind+"-bff", ln, nil, 0, func() (http.Handler, func() error, error) { return e.buildBFF(kind) })
 }
 
 // bffParts are the parts of each BFF. The web page shows the order, the
@@ -53,9 +53,15 @@ func (e *Edge) bffServer(kind string) hexagonal.Component {
 // comes without it and says so in "_partial". The web page's products
 // are optional too, and kept: a catalogue outage serves the last list
 // (stale) or, without one, the page without names and prices.
+//
+// The order and the shipment pass the caller's client ID, which the
+// gateway set from the token, on to their services, as the gateway's
+// own routes do (parts forward no header unless named). The products,
+// the same for every caller, do not: the list is shared.
 func bffParts(kind string) []aggregate.Part {
-	order := aggregate.Part{Name: "order", Upstream: "orders", Path: "/orders/{id}", MaxBytes: bffPartBytes}
-	shipment := aggregate.Part{Name: "shipment", Upstream: "shipping", Path: "/shipments/{id}",
+	caller := []string{ClientIDHeader}
+	order := aggregate.Part{Name: "order", Upstream: "orders", Path: "/orders/{id}", Header: caller, MaxBytes: bffPartBytes}
+	shipment := aggregate.Part{Name: "shipment", Upstream: "shipping", Path: "/shipments/{id}", Header: caller,
 		Optional: true, Timeout: shipmentTimeout, MaxBytes: bffPartBytes}
 	if kind == mobileBFF {
 		return []aggregate.Part{order, shipment}

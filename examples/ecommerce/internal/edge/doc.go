@@ -56,7 +56,8 @@
 // Idempotency-Key). The catalogue routes fall back on their last good
 // answer, kept ten minutes, when the catalogue cannot answer. Callers'
 // client IDs reach the services in [ClientIDHeader], set from the token
-// only; the token itself is not passed on. The Location of a placed
+// only (the BFFs pass it on to orders and shipping); the token itself is
+// not passed on. The Location of a placed
 // order is mapped to the gateway's path, /api/orders/{id}.
 //
 //	POST /api/orders          orders:write    -> orders /orders
@@ -85,7 +86,9 @@
 // [Edge.Components] returns the servers, as hexagonal components, in
 // start order: auth, web-bff, mobile-bff, gateway. The gateways, the
 // authenticator and the caches are built when their component starts
-// and released when it stops; each server stops gracefully
+// and released when it stops, after the meter provider is flushed (when
+// it can be: the SDK's), since a closed gateway reports no more; each
+// server stops gracefully
 // (hexagonal.HTTPServerListener). [Edge.Close] releases what no stop
 // did. With Config.Health set, every server also serves /livez, /readyz
 // and /health.

@@ -40,8 +40,8 @@ type Config struct {
 	GatewayAddr, AuthAddr, WebBFFAddr, MobileBFFAddr string
 	// CertFile and KeyFile hold the gateway's TLS certificate (with its
 	// chain) and key, in PEM. When both are empty, New makes a
-	// self-signed ECDSA certificate for 127.0.0.1, ::1, localhost and
-	// the host's name.
+	// self-signed ECDSA certificate for 127.0.0.1, ::1, localhost, the
+	// host's name and the address GatewayAddr binds.
 	CertFile, KeyFile string
 	// Clients are the OAuth2 clients; nil means [DefaultClients].
 	Clients []Client
@@ -179,6 +179,14 @@ func New(cfg Config) (*Edge, error) {
 			return nil, fmt.Errorf("edge: %w", err)
 		}
 	}
+	if roots == nil {
+		// Made now that the gateway's address, which its URL names, is
+		// known.
+		if e.cert, e.roots, err = generatedCert(e.gatewayLn.Addr()); err != nil {
+			_ = e.Close()
+			return nil, err
+		}
+	}
 	// The issuer is the token server's base URL, as an identity
 	// provider's is.
 	if e.tokens, err = newTokenServer(baseURL("http", e.authLn), cfg.Clients); err != nil {
@@ -280,13 +288,33 @@ const (
 	idleTimeout       = 90 * time.Second
 )
 
+// gatewayReadTimeout bounds the reading of a whole request by the
+// gateway: the gateway reads a body before its first attempt, to send it
+// again on a retry, and no route timeout interrupts that read, so a
+// client trickling a body would hold a goroutine for ever. It is longer
+// than the header timeout and a route's Timeout together, because the
+// server cancels a handler still running when it expires. A variable for
+// the tests.
+var gatewayReadTimeout = readHeaderTimeout + routeTimeout + 15*time.Second
+
+// flushTimeout bounds the flush of the metrics when a component stops.
+const flushTimeout = time.Second
+
+// authReadTimeout bounds the reading of a whole request, body included,
+// by the token server, which anyone may call: a client trickling a body
+// cannot hold a connection and its goroutine. Its handlers answer at
+// once, so the bound cuts no work short. A variable for the tests.
+var authReadTimeout = 10 * time.Second
+
 // server returns a component serving on ln whose handler build makes
 // when the component starts; release, returned by build, frees what it
-// made once the server has stopped. The component keeps
+// made once the server has stopped. readTimeout, unless 0, bounds the
+// reading of each whole request. The component keeps
 // hexagonal.HTTPServerListener's start, drain and graceful stop.
-func (e *Edge) server(name string, ln net.Listener, tlsConfig *tls.Config, build func() (http.Handler, func() error, error)) hexagonal.Component {
+func (e *Edge) server(name string, ln net.Listener, tlsConfig *tls.Config, readTimeout time.Duration, build func() (http.Handler, func() error, error)) hexagonal.Component {
 	srv := &http.Server{
 		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
 		TLSConfig:         tlsConfig,
 		ErrorLog:          slog.NewLogLogger(e.log.Handler(), slog.LevelWarn),
@@ -317,9 +345,30 @@ func (e *Edge) server(name string, ln net.Listener, tlsConfig *tls.Config, build
 		return nil
 	}
 	c.Stop = func(ctx context.Context) error {
-		return errors.Join(stop(ctx), e.release(name))
+		err := stop(ctx)
+		e.flushMetrics(ctx, name)
+		return errors.Join(err, e.release(name))
 	}
 	return c
+}
+
+// flushMetrics exports the metrics of the meter provider, when it can
+// flush (the SDK's can), before the component name releases what it
+// built: a gateway's own metrics are reported by callbacks that its
+// Close unregisters, so what it counted since the last export would be
+// lost (gateway/doc.go: flush the provider before Close). A failed
+// export is logged, not a failure to stop, and an exporter that cannot
+// reach its collector holds the stop for flushTimeout at most.
+func (e *Edge) flushMetrics(ctx context.Context, name string) {
+	f, ok := e.mp.(interface{ ForceFlush(context.Context) error })
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, flushTimeout)
+	defer cancel()
+	if err := f.ForceFlush(ctx); err != nil {
+		e.log.Warn("edge: flushing the metrics before closing", slog.String("component", name), slog.Any("error", err))
+	}
 }
 
 // release frees what the component name built when it started, once.

@@ -50,7 +50,7 @@ const (
 //	GET  /mobile/orders/{id}    -> mobile BFF                 orders:read
 func (e *Edge) gatewayServer() hexagonal.Component {
 	tlsConfig := &tls.Config{Certificates: []tls.Certificate{e.cert}, MinVersion: tls.VersionTLS12}
-	return e.server("gateway", e.gatewayLn, tlsConfig, e.buildGateway)
+	return e.server("gateway", e.gatewayLn, tlsConfig, gatewayReadTimeout, e.buildGateway)
 }
 
 // buildGateway builds the public gateway and what it uses, and returns
@@ -164,7 +164,17 @@ const retryAttempts = 3
 // attempt of a request safe to repeat is tried again, up to attempts in
 // all (within the upstream's retry budget, which bounds them in an
 // outage). Breakers log their changes.
+//
+// A per-try timeout is set only when there is another try to make: with
+// one attempt (the BFFs, which retry their own calls within bffTimeout)
+// it would only cut short, at perTryTimeout, an answer the upstream
+// still has time to give, such as the BFF's after its own retry, and
+// the route's Timeout bounds the attempt anyway.
 func (e *Edge) upstream(name, url string, attempts int) gateway.Upstream {
+	var perTry time.Duration
+	if attempts > 1 {
+		perTry = perTryTimeout
+	}
 	return gateway.Upstream{
 		Name:    name,
 		Targets: []gateway.Target{{URL: url}},
@@ -176,6 +186,6 @@ func (e *Edge) upstream(name, url string, attempts int) gateway.Upstream {
 					slog.String("from", c.From.String()), slog.String("to", c.To.String()))
 			}),
 		}},
-		Retry: &gateway.Retry{Attempts: attempts, PerTryTimeout: perTryTimeout},
+		Retry: &gateway.Retry{Attempts: attempts, PerTryTimeout: perTry},
 	}
 }

@@ -18,7 +18,7 @@ func relocate(from, to string) func(http.Handler) http.Handler {
 	}
 }
 
-// relocating rewrites Location when the header is written.
+// relocating rewrites Location when the final header is written.
 type relocating struct {
 	http.ResponseWriter
 	from, to string
@@ -26,7 +26,10 @@ type relocating struct {
 }
 
 func (w *relocating) WriteHeader(code int) {
-	if !w.done {
+	// An informational answer (the upstream's 100 Continue, which the
+	// proxy passes on, or 103 Early Hints) comes before the final one,
+	// whose Location is the one to map.
+	if !w.done && (code >= 200 || code == http.StatusSwitchingProtocols) {
 		w.done = true
 		h := w.Header()
 		if loc := h.Get("Location"); strings.HasPrefix(loc, w.from) {

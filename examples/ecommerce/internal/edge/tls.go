@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -19,17 +20,14 @@ import (
 // than any run of the example.
 const certLifetime = 30 * 24 * time.Hour
 
-// serverCert returns the gateway's certificate: the one in certFile and
-// keyFile, or, when both are empty, a self-signed one made now. roots
-// trusts it, for clients in the same process.
+// serverCert returns the gateway's certificate in certFile and keyFile,
+// and roots that trust it, for clients in the same process. When both
+// are empty it returns nil roots: the certificate is made by
+// [generatedCert] once the gateway's address is known.
 func serverCert(certFile, keyFile string) (cert tls.Certificate, roots *x509.CertPool, err error) {
 	switch {
 	case certFile == "" && keyFile == "":
-		cert, err = selfSigned(time.Now())
-		if err != nil {
-			return cert, nil, err
-		}
-		roots = x509.NewCertPool()
+		return cert, nil, nil
 	case certFile == "" || keyFile == "":
 		return cert, nil, errors.New("edge: CertFile and KeyFile go together: set both or neither")
 	default:
@@ -47,9 +45,28 @@ func serverCert(certFile, keyFile string) (cert tls.Certificate, roots *x509.Cer
 	return cert, roots, nil
 }
 
+// generatedCert makes the gateway's self-signed certificate for the
+// address it listens on (addr), and roots that trust it.
+func generatedCert(addr net.Addr) (tls.Certificate, *x509.CertPool, error) {
+	var ip net.IP
+	if a, ok := addr.(*net.TCPAddr); ok {
+		ip = a.IP
+	}
+	cert, err := selfSigned(time.Now(), ip)
+	if err != nil {
+		return cert, nil, fmt.Errorf("edge: making the gateway's certificate: %w", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(cert.Leaf)
+	return cert, roots, nil
+}
+
 // selfSigned makes a self-signed ECDSA P-256 certificate for 127.0.0.1,
-// ::1, localhost and this host's name.
-func selfSigned(now time.Time) (tls.Certificate, error) {
+// ::1, localhost, this host's name and ip, the address the gateway is
+// bound to (unless nil or unspecified): the gateway's URL names that
+// address, so a client checking the certificate against the URL needs
+// it there.
+func selfSigned(now time.Time, ip net.IP) (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err
@@ -74,6 +91,9 @@ func selfSigned(now time.Time) (tls.Certificate, error) {
 		IsCA:                  true,
 		DNSNames:              names,
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if ip != nil && !ip.IsUnspecified() && !slices.ContainsFunc(tmpl.IPAddresses, ip.Equal) {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

@@ -120,6 +120,14 @@ func (s *tokenServer) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := r.PostForm
+	for name, values := range form {
+		if len(values) > 1 {
+			// Which value would count is not to be guessed (5.2): a
+			// proxy in front may have checked another.
+			tokenError(w, http.StatusBadRequest, ErrCodeInvalidRequest, "the parameter "+name+" is repeated", false)
+			return
+		}
+	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		// Basic credentials are form-encoded first (2.3.1), so that
