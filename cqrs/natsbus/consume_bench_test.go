@@ -65,7 +65,7 @@ func BenchmarkConsume(b *testing.B) {
 				}
 				topics++
 				topic := fmt.Sprintf("t%d-%s", topics, side)
-				prepublish(b, js, prefix+topic, n, data)
+				prepublish(b, js, stream, prefix+topic, n, data)
 				var d time.Duration
 				cpu0, cpuOK := cpuTime()
 				if side == "bare" {
@@ -123,14 +123,15 @@ func BenchmarkConsume(b *testing.B) {
 
 // prepublish stores n messages on subj with the headers natsbus's Publish
 // writes (no trace context: the propagator is the no-op one).
-func prepublish(b *testing.B, js jetstream.JetStream, subj string, n int, data []byte) {
+func prepublish(b *testing.B, js jetstream.JetStream, stream, subj string, n int, data []byte) {
 	b.Helper()
 	for i := range n {
 		id := strconv.Itoa(i)
 		msg := &nats.Msg{Subject: subj, Data: data, Header: nats.Header{
-			nats.MsgIdHdr: {subj + " " + id},
-			"Cqrs-Id":     {id},
-			"Cqrs-Type":   {"order.placed.v1"},
+			nats.MsgIdHdr:                  {subj + " " + id},
+			"Cqrs-Id":                      {id},
+			jetstream.ExpectedStreamHeader: {stream},
+			"Cqrs-Type":                    {"order.placed.v1"},
 		}}
 		if _, err := js.PublishMsgAsync(msg); err != nil {
 			b.Fatal(err)

@@ -495,8 +495,7 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 		// ask of a process span (its parent, the creation context as well,
 		// is ours to choose). It is added here rather than at the start so
 		// that a tracer that does not record pays nothing for it: not even
-		// the lookup of the context's span, which allocates when pctx is
-		// baseCtx (context.WithoutCancel's Value boxes its context).
+		// the lookup of the context's span.
 		creation := trace.SpanContextFromContext(pctx) // the message's, unless it is baseCtx's
 		if creation.IsValid() && (creation.SpanID() != s.baseSC.SpanID() || creation.TraceID() != s.baseSC.TraceID()) {
 			span.AddLink(trace.Link{SpanContext: creation})
