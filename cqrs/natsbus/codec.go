@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/otelpatterns/patterns/cqrs"
 )
@@ -83,23 +84,41 @@ func encodeHeaders(subject string, m cqrs.Message, md map[string]string) nats.He
 // earlier version of the bus, or by another publisher) has its
 // Nats-Msg-Id as ID. Headers starting with Nats- are not metadata.
 func decodeHeaders(h nats.Header, m *cqrs.Message) bool {
+	// The bus's own headers and the server's usual ones are looked up:
+	// for a message that carries nothing else (most do), that is cheaper
+	// than walking the map, which only the other headers need.
 	var legacyID, odd string
-	for k, v := range h {
-		switch {
-		case k == idHeader:
-			m.ID = unescape(firstOf(v))
-		case k == nats.MsgIdHdr:
-			legacyID = firstOf(v)
-		case k == typeHeader:
-			m.Type = unescape(firstOf(v))
-		case k == metadataHeader:
-			odd = firstOf(v)
-		case len(k) >= 5 && strings.EqualFold(k[:5], "Nats-"):
-		default:
-			if m.Metadata == nil {
-				m.Metadata = make(map[string]string, len(h))
+	known := 0
+	if v, ok := h[idHeader]; ok {
+		m.ID = unescape(firstOf(v))
+		known++
+	}
+	if v, ok := h[nats.MsgIdHdr]; ok {
+		legacyID = firstOf(v)
+		known++
+	}
+	if v, ok := h[typeHeader]; ok {
+		m.Type = unescape(firstOf(v))
+		known++
+	}
+	if v, ok := h[metadataHeader]; ok {
+		odd = firstOf(v)
+		known++
+	}
+	if _, ok := h[jetstream.ExpectedStreamHeader]; ok { // Publish sets it
+		known++
+	}
+	if len(h) > known {
+		for k, v := range h {
+			switch {
+			case k == idHeader, k == nats.MsgIdHdr, k == typeHeader, k == metadataHeader:
+			case len(k) >= 5 && strings.EqualFold(k[:5], "Nats-"):
+			default:
+				if m.Metadata == nil {
+					m.Metadata = make(map[string]string, len(h))
+				}
+				m.Metadata[k] = firstOf(v)
 			}
-			m.Metadata[k] = firstOf(v)
 		}
 	}
 	if m.ID == "" {

@@ -129,7 +129,10 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		consumer: name,
 		cfg:      cfg,
 		handler:  handler,
-		baseCtx:  context.WithoutCancel(ctx),
+		// The span of ctx is put in front of its values, so that the
+		// lookups of every process span find it at once: a lookup that
+		// reaches context.WithoutCancel's context allocates.
+		baseCtx: trace.ContextWithSpan(context.WithoutCancel(ctx), trace.SpanFromContext(ctx)),
 	}
 	s.baseSC = trace.SpanContextFromContext(s.baseCtx)
 	s.tel.Store(newSubTelemetry(subject, group, name, b.inst.endpoint(time.Now())))
@@ -473,22 +476,26 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 	}
 	identified := decodeHeaders(msg.Headers(), &m)
 	m.Delivery = 1
-	if meta, err := msg.Metadata(); err == nil {
-		m.Delivery = int(min(meta.NumDelivered, uint64(1<<31-1)))
+	if r, ok := deliveryOf(msg); ok {
+		m.Delivery = int(min(r.delivered, uint64(1<<31-1)))
 		if !identified {
-			m.ID = derivedID(meta.Stream, meta.Sequence.Stream)
+			m.ID = derivedID(r.stream, r.streamSeq)
 		}
 	}
 
-	pctx := buskit.ExtractTrace(s.baseCtx, m)
+	pctx := s.baseCtx
+	if len(m.Metadata) > 0 {
+		// Only metadata can carry a creation context: without any, the
+		// propagator (and its lock, for the global one) is not asked.
+		pctx = buskit.ExtractTrace(s.baseCtx, m)
+	}
 	ctx, span := inst.tracer.Start(pctx, st.spanName, st.spanOpts...)
 	if span.IsRecording() {
 		// The link to the creation context is what the semantic conventions
 		// ask of a process span (its parent, the creation context as well,
 		// is ours to choose). It is added here rather than at the start so
 		// that a tracer that does not record pays nothing for it: not even
-		// the lookup of the context's span, which allocates when pctx is
-		// baseCtx (context.WithoutCancel's Value boxes its context).
+		// the lookup of the context's span.
 		creation := trace.SpanContextFromContext(pctx) // the message's, unless it is baseCtx's
 		if creation.IsValid() && (creation.SpanID() != s.baseSC.SpanID() || creation.TraceID() != s.baseSC.TraceID()) {
 			span.AddLink(trace.Link{SpanContext: creation})
@@ -533,11 +540,27 @@ func (s *subscription) process(msg jetstream.Msg, sl *slot) {
 		s.settle(ctx, span, st, msg, settleNak, delay)
 	}
 	if err == nil {
-		inst.Process.Record(ctx, seconds(start), st.processOpts...)
+		if inst.Process.Enabled(ctx) {
+			inst.Process.Record(ctx, seconds(start), st.processOpts...)
+		}
 	} else {
 		recordFailure(ctx, inst.Process, seconds(start), st.processBase, err)
 	}
 	span.End()
+}
+
+// deliveryOf returns the stream, delivery count and stream sequence of
+// msg, from its reply subject, or from Metadata where parseAckReply does
+// not read it.
+func deliveryOf(msg jetstream.Msg) (ackReply, bool) {
+	if r, ok := parseAckReply(msg.Reply()); ok {
+		return r, true
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return ackReply{}, false
+	}
+	return ackReply{stream: meta.Stream, delivered: meta.NumDelivered, streamSeq: meta.Sequence.Stream}, true
 }
 
 // telemetry returns the subscription's telemetry options for the server
@@ -557,7 +580,13 @@ func (s *subscription) telemetry(now time.Time) *subTelemetry {
 // failed; a failed nak or term does not (the handler failed already),
 // though the event and the metric carry its error.type.
 func (s *subscription) settle(ctx context.Context, span trace.Span, st *subTelemetry, msg jetstream.Msg, how settlement, delay time.Duration) {
-	start := time.Now()
+	// The clock is read only for a histogram that records: with no-op
+	// telemetry an acknowledgement costs what a bare one does.
+	timed := s.bus.inst.OpDuration.Enabled(ctx)
+	var start time.Time
+	if timed {
+		start = time.Now()
+	}
 	var err error
 	switch how {
 	case settleAck:
@@ -570,9 +599,14 @@ func (s *subscription) settle(ctx context.Context, span trace.Span, st *subTelem
 		// be delivered again every AckWait, dead-lettered again each time.
 		err = msg.Term()
 	}
-	d := seconds(start)
+	var d float64
+	if timed {
+		d = seconds(start)
+	}
 	if err == nil {
-		s.bus.inst.OpDuration.Record(ctx, d, st.settleOpts[how]...)
+		if timed {
+			s.bus.inst.OpDuration.Record(ctx, d, st.settleOpts[how]...)
+		}
 		if span.IsRecording() {
 			span.AddEvent(settleNames[how])
 		}
