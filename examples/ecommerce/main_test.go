@@ -18,6 +18,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
 
 	"github.com/otelpatterns/patterns/examples/internal/examplepg"
 	"github.com/otelpatterns/patterns/examples/internal/exampletest"
@@ -43,6 +44,10 @@ func runOnce(t *testing.T) (*outcome, string) {
 
 // TestScenario runs the scenario on the in-memory backends.
 func TestScenario(t *testing.T) {
+	// The program releases everything it starts: the App's components,
+	// and what the shop and the edge hold beyond them (the saga's
+	// recovery).
+	defer goleak.VerifyNone(t)
 	for _, v := range []string{testenv.PostgresURLVar, testenv.RedisAddrVar, testenv.NATSURLVar} {
 		t.Setenv(v, "")
 	}
