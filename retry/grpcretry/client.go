@@ -74,19 +74,35 @@ func UnaryClientInterceptor(r *retry.Retrier, opts ...Option) grpc.UnaryClientIn
 		err := r.Do(ctx, func(actx context.Context) error {
 			actx = attemptContext(actx, method)
 			var cancel context.CancelFunc
+			var until time.Time
 			if c.perAttempt > 0 {
-				actx, cancel = context.WithTimeout(actx, c.perAttempt)
+				until = time.Now().Add(c.perAttempt)
+				actx, cancel = context.WithDeadline(actx, until)
 			}
 			trailer = nil
 			last = invoker(actx, method, req, reply, cc, withTrailer...)
-			timedOut := cancel != nil && actx.Err() != nil && ctx.Err() == nil
+			timedOut := false
 			if cancel != nil {
 				cancel()
+				timedOut = attemptTimedOut(ctx, until)
 			}
 			return c.verdict(actx, last, trailer, timedOut)
 		})
 		return result(err, last)
 	}
+}
+
+// attemptTimedOut reports whether an attempt whose own deadline was until
+// has run out of time while the call as a whole has not. It reads the
+// clock rather than the attempt context's error: the server, which knows
+// the deadline too, may end the call before the client's timer fires.
+func attemptTimedOut(ctx context.Context, until time.Time) bool {
+	now := time.Now()
+	if now.Before(until) || ctx.Err() != nil {
+		return false
+	}
+	dl, ok := ctx.Deadline()
+	return !ok || now.Before(dl)
 }
 
 // attemptContext prepares the context of an attempt: from the first retry
@@ -144,7 +160,10 @@ func (c *config) judge(err error, trailer metadata.MD, timedOut bool) (wait time
 	if refused {
 		return 0, true, false
 	}
-	retryable = c.retryCodes.has(code) || code == codes.ResourceExhausted && pushed || code == codes.DeadlineExceeded && timedOut
+	// An attempt cut short by its own timeout fails with DeadlineExceeded
+	// (unary) or Canceled (a stream's attempt, cancelled by a timer).
+	retryable = c.retryCodes.has(code) || code == codes.ResourceExhausted && pushed ||
+		timedOut && (code == codes.DeadlineExceeded || code == codes.Canceled)
 	return wait, pushed, retryable
 }
 
