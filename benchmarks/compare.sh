@@ -28,7 +28,7 @@ cd "$(dirname "$0")"
 
 count=${COUNT:-6}
 bench=${BENCH:-Breaker|Retry|Cache}
-ref=${REF:-Breaker=gobreaker,Retry=backoff,Cache=ristretto,GRPC=bare}
+ref=${REF:-Breaker=gobreaker,Retry=backoff,Cache=ristretto,GRPC=bare,GRPCInterceptors=bare}
 raw=$(mktemp -t otelpatterns-bench.XXXXXX)
 
 # go test flags, as the test binary spells them: -benchtime 2s is
