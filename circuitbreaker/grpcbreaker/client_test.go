@@ -1,0 +1,277 @@
+package grpcbreaker_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+
+	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/circuitbreaker/grpcbreaker"
+)
+
+const (
+	unaryCall  = "/grpc.testing.TestService/UnaryCall"
+	outputCall = "/grpc.testing.TestService/StreamingOutputCall"
+)
+
+func invokerFailing(err error) grpc.UnaryInvoker {
+	return func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error { return err }
+}
+
+// TestClassification: which codes count against the dependency.
+func TestClassification(t *testing.T) {
+	cases := []struct {
+		code codes.Code
+		want circuitbreaker.Outcome
+	}{
+		{codes.OK, circuitbreaker.Success},
+		{codes.Canceled, circuitbreaker.Ignored},
+		{codes.Unknown, circuitbreaker.Success},
+		{codes.InvalidArgument, circuitbreaker.Success},
+		{codes.DeadlineExceeded, circuitbreaker.Failure},
+		{codes.NotFound, circuitbreaker.Success},
+		{codes.AlreadyExists, circuitbreaker.Success},
+		{codes.PermissionDenied, circuitbreaker.Success},
+		{codes.ResourceExhausted, circuitbreaker.Failure},
+		{codes.FailedPrecondition, circuitbreaker.Success},
+		{codes.Aborted, circuitbreaker.Success},
+		{codes.OutOfRange, circuitbreaker.Success},
+		{codes.Unimplemented, circuitbreaker.Success},
+		{codes.Internal, circuitbreaker.Failure},
+		{codes.Unavailable, circuitbreaker.Failure},
+		{codes.DataLoss, circuitbreaker.Success},
+		{codes.Unauthenticated, circuitbreaker.Success},
+	}
+	for _, tc := range cases {
+		t.Run(tc.code.String(), func(t *testing.T) {
+			g := circuitbreaker.NewGroup()
+			ic := grpcbreaker.UnaryClientInterceptor(grpcbreaker.WithGroup(g))
+			var err error
+			if tc.code != codes.OK {
+				err = status.Error(tc.code, "scripted")
+			}
+			got := ic(context.Background(), unaryCall, nil, nil, nil, invokerFailing(err))
+			assert.Equal(t, err, got, "the call's error is handed back untouched")
+			assertOutcome(t, g.Get(unaryCall).Snapshot(), tc.want)
+		})
+	}
+	t.Run("WithFailureCodes", func(t *testing.T) {
+		g := circuitbreaker.NewGroup()
+		ic := grpcbreaker.UnaryClientInterceptor(grpcbreaker.WithGroup(g), grpcbreaker.WithFailureCodes(codes.Aborted))
+		_ = ic(context.Background(), unaryCall, nil, nil, nil, invokerFailing(status.Error(codes.Aborted, "x")))
+		_ = ic(context.Background(), unaryCall, nil, nil, nil, invokerFailing(status.Error(codes.Unavailable, "x")))
+		s := g.Get(unaryCall).Snapshot()
+		assert.Equal(t, 2, s.Calls)
+		assert.Equal(t, 1, s.Failures, "Aborted only")
+	})
+	t.Run("non-status error", func(t *testing.T) {
+		g := circuitbreaker.NewGroup()
+		ic := grpcbreaker.UnaryClientInterceptor(grpcbreaker.WithGroup(g), grpcbreaker.WithFailureCodes(codes.Unknown))
+		_ = ic(context.Background(), unaryCall, nil, nil, nil, invokerFailing(errors.New("plain")))
+		assertOutcome(t, g.Get(unaryCall).Snapshot(), circuitbreaker.Failure)
+	})
+}
+
+func assertOutcome(t *testing.T, s circuitbreaker.Snapshot, want circuitbreaker.Outcome) {
+	t.Helper()
+	switch want {
+	case circuitbreaker.Ignored:
+		assert.Equal(t, 0, s.Calls, "ignored")
+	case circuitbreaker.Failure:
+		assert.Equal(t, 1, s.Calls)
+		assert.Equal(t, 1, s.Failures, "a failure")
+	default:
+		assert.Equal(t, 1, s.Calls)
+		assert.Equal(t, 0, s.Failures, "a success")
+	}
+}
+
+func TestRejectionIsUnavailableAndErrOpen(t *testing.T) {
+	g := circuitbreaker.NewGroup()
+	g.Get(unaryCall).Trip()
+	ic := grpcbreaker.UnaryClientInterceptor(grpcbreaker.WithGroup(g))
+	called := false
+	err := ic(context.Background(), unaryCall, nil, nil, nil, func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
+		called = true
+		return nil
+	})
+	assert.False(t, called, "a rejected call does not reach the network")
+	for _, e := range []error{err, fmt.Errorf("wrapped: %w", err)} {
+		assert.Equal(t, codes.Unavailable, status.Code(e))
+		st, ok := status.FromError(e)
+		assert.True(t, ok)
+		assert.Contains(t, st.Message(), "is open")
+		assert.ErrorIs(t, e, circuitbreaker.ErrOpen)
+		assert.NotErrorIs(t, e, circuitbreaker.ErrTooManyRequests)
+		var re *circuitbreaker.RejectedError
+		require.ErrorAs(t, e, &re)
+		assert.Equal(t, unaryCall, re.Breaker)
+	}
+	var ge *grpcbreaker.RejectedError
+	require.ErrorAs(t, err, &ge)
+	assert.Equal(t, "circuitbreaker.open", ge.ErrorType())
+}
+
+func TestPerTargetKey(t *testing.T) {
+	srv := &server{}
+	g := circuitbreaker.NewGroup()
+	cc := serve(t, srv, false, nil, grpc.WithUnaryInterceptor(grpcbreaker.UnaryClientInterceptor(grpcbreaker.WithGroup(g), grpcbreaker.WithKey(grpcbreaker.PerTarget))))
+	c := testpb.NewTestServiceClient(cc)
+	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.NoError(t, err)
+	_, err = c.EmptyCall(context.Background(), &testpb.Empty{})
+	require.NoError(t, err)
+	assert.Equal(t, 1, g.Len())
+	assert.Equal(t, 2, g.Get(cc.Target()).Snapshot().Calls)
+}
+
+// TestBreakerOpensUnderUnavailableAndCloses drives a real server: it fails
+// with Unavailable until the breaker opens, the open breaker keeps calls
+// off the network, and after the open duration a probe that succeeds
+// closes it.
+func TestBreakerOpensUnderUnavailableAndCloses(t *testing.T) {
+	healthy := make(chan struct{})
+	srv := &server{script: func(string, int) *fault {
+		select {
+		case <-healthy:
+			return nil
+		default:
+			return &fault{err: status.Error(codes.Unavailable, "down")}
+		}
+	}}
+	g := circuitbreaker.NewGroup(circuitbreaker.WithConsecutiveFailures(3), circuitbreaker.WithOpenDuration(20*time.Millisecond), circuitbreaker.WithHalfOpenSuccesses(1))
+	cc := serve(t, srv, true, nil, grpc.WithUnaryInterceptor(grpcbreaker.UnaryClientInterceptor(grpcbreaker.WithGroup(g))))
+	c := testpb.NewTestServiceClient(cc)
+	b := g.Get(unaryCall)
+	for range 3 {
+		_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+		assert.Equal(t, codes.Unavailable, status.Code(err))
+		assert.NotErrorIs(t, err, circuitbreaker.ErrOpen, "the server's own Unavailable")
+	}
+	assert.Equal(t, circuitbreaker.StateOpen, b.State())
+	_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	assert.ErrorIs(t, err, circuitbreaker.ErrOpen)
+	assert.Equal(t, 3, srv.count("UnaryCall"), "the rejected call did not reach the server")
+
+	close(healthy)
+	for b.State() == circuitbreaker.StateOpen {
+		time.Sleep(5 * time.Millisecond) // the open duration, 20ms, runs out
+	}
+	_, err = c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, circuitbreaker.StateClosed, b.State())
+}
+
+func TestStreamOutcomeIsFinalStatus(t *testing.T) {
+	srv := &server{script: func(_ string, n int) *fault {
+		if n == 2 {
+			return &fault{err: status.Error(codes.Unavailable, "down"), sendFirst: 1}
+		}
+		return nil
+	}}
+	g := circuitbreaker.NewGroup()
+	cc := serve(t, srv, false, nil, grpc.WithStreamInterceptor(grpcbreaker.StreamClientInterceptor(grpcbreaker.WithGroup(g))))
+	c := testpb.NewTestServiceClient(cc)
+	req := &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}, {Size: 2}}}
+	b := g.Get(outputCall)
+
+	st, err := c.StreamingOutputCall(context.Background(), req)
+	require.NoError(t, err)
+	drain(t, st, nil)
+	waitFor(t, func() bool { return b.Snapshot().Calls == 1 })
+	assert.Equal(t, 0, b.Snapshot().Failures, "a stream that ends with io.EOF is a success")
+
+	st, err = c.StreamingOutputCall(context.Background(), req)
+	require.NoError(t, err)
+	drain(t, st, status.Error(codes.Unavailable, "down"))
+	waitFor(t, func() bool { return b.Snapshot().Calls == 2 })
+	assert.Equal(t, 1, b.Snapshot().Failures, "Unavailable after a message is still a failure: the final status counts")
+}
+
+func TestStreamRejected(t *testing.T) {
+	g := circuitbreaker.NewGroup()
+	g.Get(outputCall).Trip()
+	srv := &server{}
+	cc := serve(t, srv, false, nil, grpc.WithStreamInterceptor(grpcbreaker.StreamClientInterceptor(grpcbreaker.WithGroup(g))))
+	_, err := testpb.NewTestServiceClient(cc).StreamingOutputCall(context.Background(), &testpb.StreamingOutputCallRequest{})
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	assert.ErrorIs(t, err, circuitbreaker.ErrOpen)
+	assert.Equal(t, 0, srv.count("StreamingOutputCall"))
+}
+
+// TestAbandonedStreamReleasesProbe: a half-open probe stream that the
+// caller abandons (cancels) frees its slot at once, without waiting for
+// the probe timeout.
+func TestAbandonedStreamReleasesProbe(t *testing.T) {
+	srv := &server{gate: make(chan struct{})} // every call hangs until cancelled
+	g := circuitbreaker.NewGroup(circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(10*time.Millisecond),
+		circuitbreaker.WithHalfOpenProbes(1), circuitbreaker.WithProbeTimeout(time.Hour))
+	cc := serve(t, srv, false, nil, grpc.WithStreamInterceptor(grpcbreaker.StreamClientInterceptor(grpcbreaker.WithGroup(g))))
+	c := testpb.NewTestServiceClient(cc)
+	b := g.Get(outputCall)
+	req := &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}}}
+
+	// Open the breaker with a stream that times out.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	st, err := c.StreamingOutputCall(ctx, req)
+	require.NoError(t, err)
+	drain(t, st, status.Error(codes.DeadlineExceeded, ""))
+	cancel()
+	waitFor(t, func() bool { return b.State() == circuitbreaker.StateHalfOpen })
+
+	ctx, cancel = context.WithCancel(context.Background())
+	_, err = c.StreamingOutputCall(ctx, req)
+	require.NoError(t, err, "the probe")
+	assert.Equal(t, 1, b.Snapshot().ProbesInFlight)
+	_, err = c.StreamingOutputCall(context.Background(), req)
+	assert.ErrorIs(t, err, circuitbreaker.ErrTooManyRequests, "the only probe slot is taken")
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+
+	cancel() // abandon the probe without reading it
+	waitFor(t, func() bool { return b.Snapshot().ProbesInFlight == 0 })
+	assert.Equal(t, circuitbreaker.StateHalfOpen, b.State(), "a cancelled probe counts for nothing")
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	_, err = c.StreamingOutputCall(ctx, req)
+	assert.NoError(t, err, "the slot is free again")
+}
+
+// drain reads a stream to its end and checks the final error's code.
+func drain(t *testing.T, st grpc.ClientStream, want error) {
+	t.Helper()
+	for {
+		err := st.RecvMsg(new(testpb.StreamingOutputCallResponse))
+		if err == nil {
+			continue
+		}
+		if want == nil {
+			assert.Equal(t, "EOF", err.Error())
+		} else {
+			assert.Equal(t, status.Code(want), status.Code(err))
+		}
+		return
+	}
+}
+
+// waitFor waits until cond holds, for what gRPC does on its own goroutines
+// after a stream ends; it fails the test after 10s.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
