@@ -3,7 +3,8 @@
 # Benchmark<Family>/<scenario>/<impl> row, the median ns/op, B/op and
 # allocs/op over the runs, and its ns/op as a multiple of the family's
 # reference row of the same scenario: gobreaker for BenchmarkBreaker, backoff
-# (cenkalti/backoff/v4) for BenchmarkRetry, raw ristretto for BenchmarkCache.
+# (cenkalti/backoff/v4) for BenchmarkRetry, raw ristretto for BenchmarkCache,
+# no interceptor (bare) for BenchmarkGRPC.
 # Each family gets its own table. When the cache rows run, the hit ratios of
 # the cache implementations on one Zipf trace (TestHitRatio) follow.
 #
@@ -27,7 +28,7 @@ cd "$(dirname "$0")"
 
 count=${COUNT:-6}
 bench=${BENCH:-Breaker|Retry|Cache}
-ref=${REF:-Breaker=gobreaker,Retry=backoff,Cache=ristretto}
+ref=${REF:-Breaker=gobreaker,Retry=backoff,Cache=ristretto,GRPC=bare,GRPCInterceptors=bare}
 raw=$(mktemp -t otelpatterns-bench.XXXXXX)
 
 # go test flags, as the test binary spells them: -benchtime 2s is

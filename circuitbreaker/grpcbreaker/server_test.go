@@ -75,12 +75,6 @@ func (s *server) count(method string) int {
 	return s.calls[method]
 }
 
-func (s *server) metadata() []metadata.MD {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]metadata.MD(nil), s.md...)
-}
-
 func (f *fault) apply(ctx context.Context, setTrailer func(metadata.MD)) error {
 	if f.trailer != nil {
 		setTrailer(f.trailer)

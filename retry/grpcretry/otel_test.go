@@ -54,7 +54,7 @@ func TestOtelgrpcSpanPerAttempt(t *testing.T) {
 	assert.Equal(t, root.SpanContext().SpanID(), retrySpan.Parent().SpanID())
 	attrs := map[string]string{}
 	for _, kv := range retrySpan.Attributes() {
-		attrs[string(kv.Key)] = kv.Value.Emit()
+		attrs[string(kv.Key)] = kv.Value.String()
 	}
 	assert.Equal(t, "grpc", attrs[string(semconv.RPCSystemNameKey)])
 	assert.Equal(t, "grpc.testing.TestService/UnaryCall", attrs[string(semconv.RPCMethodKey)])

@@ -20,13 +20,13 @@ import (
 // trailer it returns as gRPC does through grpc.Trailer, and records when
 // each attempt started.
 type fakeInvoker struct {
-	answer func(ctx context.Context, n int) (error, metadata.MD)
+	answer func(ctx context.Context, n int) (metadata.MD, error)
 	starts []time.Time
 }
 
 func (f *fakeInvoker) invoke(ctx context.Context, _ string, _, _ any, _ *grpc.ClientConn, opts ...grpc.CallOption) error {
 	f.starts = append(f.starts, time.Now())
-	err, md := f.answer(ctx, len(f.starts))
+	md, err := f.answer(ctx, len(f.starts))
 	for _, o := range opts {
 		if t, ok := o.(grpc.TrailerCallOption); ok {
 			*t.TrailerAddr = md
@@ -49,9 +49,9 @@ func TestSynctestPushbackIsTheWait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := retry.New(retry.WithBackoff(retry.Constant(time.Hour)), retry.WithMaxAttempts(3))
 		ic := grpcretry.UnaryClientInterceptor(r, grpcretry.WithMethods("/s.S/M"))
-		f := &fakeInvoker{answer: func(_ context.Context, n int) (error, metadata.MD) {
+		f := &fakeInvoker{answer: func(_ context.Context, n int) (metadata.MD, error) {
 			if n < 3 {
-				return status.Error(codes.Unavailable, "busy"), pushbackMD([]string{"1500", "250"}[n-1])
+				return pushbackMD([]string{"1500", "250"}[n-1]), status.Error(codes.Unavailable, "busy")
 			}
 			return nil, nil
 		}}
@@ -65,8 +65,8 @@ func TestSynctestNeverWaitsPastDeadline(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := retry.New(retry.WithBackoff(retry.Constant(time.Millisecond)), retry.WithMaxAttempts(10))
 		ic := grpcretry.UnaryClientInterceptor(r, grpcretry.WithMethods("/s.S/M"))
-		f := &fakeInvoker{answer: func(_ context.Context, n int) (error, metadata.MD) {
-			return status.Error(codes.Unavailable, "busy"), pushbackMD("400")
+		f := &fakeInvoker{answer: func(_ context.Context, n int) (metadata.MD, error) {
+			return pushbackMD("400"), status.Error(codes.Unavailable, "busy")
 		}}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -83,10 +83,10 @@ func TestSynctestPerAttemptTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := retry.New(retry.WithBackoff(retry.Constant(10*time.Millisecond)), retry.WithJitter(retry.NoJitter), retry.WithMaxAttempts(3))
 		ic := grpcretry.UnaryClientInterceptor(r, grpcretry.WithMethods("/s.S/M"), grpcretry.WithPerAttemptTimeout(time.Second))
-		f := &fakeInvoker{answer: func(ctx context.Context, n int) (error, metadata.MD) {
+		f := &fakeInvoker{answer: func(ctx context.Context, n int) (metadata.MD, error) {
 			if n == 1 {
 				<-ctx.Done()
-				return status.FromContextError(ctx.Err()).Err(), nil
+				return nil, status.FromContextError(ctx.Err()).Err()
 			}
 			return nil, nil
 		}}
@@ -103,9 +103,9 @@ func TestSynctestCallerDeadlineBeatsPerAttemptTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := retry.New(retry.WithBackoff(retry.Constant(0)))
 		ic := grpcretry.UnaryClientInterceptor(r, grpcretry.WithMethods("/s.S/M"), grpcretry.WithPerAttemptTimeout(time.Second))
-		f := &fakeInvoker{answer: func(ctx context.Context, n int) (error, metadata.MD) {
+		f := &fakeInvoker{answer: func(ctx context.Context, n int) (metadata.MD, error) {
 			<-ctx.Done()
-			return status.FromContextError(ctx.Err()).Err(), nil
+			return nil, status.FromContextError(ctx.Err()).Err()
 		}}
 		ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
 		defer cancel()

@@ -42,7 +42,7 @@ type row struct {
 
 // defaultRefs is the reference implementation of each family of
 // benchmarks/: the peer a team most often picks for that pattern.
-const defaultRefs = "Breaker=gobreaker,Retry=backoff,Cache=ristretto"
+const defaultRefs = "Breaker=gobreaker,Retry=backoff,Cache=ristretto,GRPC=bare,GRPCInterceptors=bare"
 
 func main() {
 	refFlag := flag.String("ref", defaultRefs, "implementation that ratios are relative to, per family: Family=impl,... (an impl without Family= applies to the others)")
