@@ -46,6 +46,20 @@ func (s *inventory) record(ctx context.Context) {
 	s.mu.Unlock()
 }
 
+// spanContexts returns the span context each call ran in.
+func (s *inventory) spanContexts() []trace.SpanContext {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]trace.SpanContext(nil), s.traces...)
+}
+
+// metadata returns the incoming metadata of each call.
+func (s *inventory) metadata() []metadata.MD {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]metadata.MD(nil), s.md...)
+}
+
 func (s *inventory) GetItem(ctx context.Context, req *inventorypb.GetItemRequest) (*inventorypb.Item, error) {
 	s.record(ctx)
 	s.mu.Lock()

@@ -1,7 +1,6 @@
 package transcode_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -15,7 +14,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
@@ -103,6 +105,11 @@ func TestREST(t *testing.T) {
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, resp.Header.Get("Content-Type"), "application/json")
 	assert.Equal(t, map[string]any{"sku": "sku-1", "name": "Item sku-1", "stock": "10", "priceCents": "1250"}, body)
+	// The gateway's headers reach the gRPC server as metadata.
+	md := inv.metadata()
+	require.Len(t, md, 1)
+	assert.Equal(t, []string{resp.Header.Get("X-Request-Id")}, md[0].Get("x-request-id"))
+	assert.NotEmpty(t, md[0].Get("x-forwarded-for"))
 
 	resp, body = do(t, "POST", gw.URL+"/v1/items/sku-1:reserve", `{"quantity": 3, "orderId": "o-1"}`, authed())
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
@@ -253,26 +260,37 @@ func TestTraceContextReachesServer(t *testing.T) {
 		"Traceparent": {"00-" + traceID + "-00f067aa0ba902b7-01"},
 	})
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	require.Len(t, inv.traces, 1)
-	assert.Equal(t, traceID, inv.traces[0].TraceID().String(), "the handler runs in the client's trace")
+	traces := inv.spanContexts()
+	require.Len(t, traces, 1)
+	assert.Equal(t, traceID, traces[0].TraceID().String(), "the handler runs in the client's trace")
 
-	byID := map[trace.SpanID]string{}
-	var grpcParent trace.SpanID
+	gw.Close() // waits for the gateway's handlers, so their spans have ended
+
+	// The chain of spans: the gateway's server span (named by the route,
+	// with http.route), its client span to the upstream, the otelgrpc
+	// server span, in which the handler ran.
+	byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	var grpcSpan sdktrace.ReadOnlySpan
 	for _, s := range rec.Ended() {
-		byID[s.SpanContext().SpanID()] = s.Name()
+		byID[s.SpanContext().SpanID()] = s
 		if s.Name() == "inventory.v1.InventoryService/GetItem" {
-			grpcParent = s.Parent().SpanID()
-			assert.Equal(t, traceID, s.SpanContext().TraceID().String())
+			grpcSpan = s
 		}
 	}
-	assert.Equal(t, "POST", byID[grpcParent], "the gRPC server span's parent is the gateway's client span")
-	assert.Equal(t, inv.traces[0].SpanID(), func() trace.SpanID {
-		for _, s := range rec.Ended() {
-			if s.Name() == "inventory.v1.InventoryService/GetItem" {
-				return s.SpanContext().SpanID()
-			}
-		}
-		return trace.SpanID{}
-	}())
-	_ = context.Background
+	require.NotNil(t, grpcSpan, "the gRPC server made a span")
+	assert.Equal(t, traces[0].SpanID(), grpcSpan.SpanContext().SpanID())
+	assert.Equal(t, traceID, grpcSpan.SpanContext().TraceID().String())
+	client := byID[grpcSpan.Parent().SpanID()]
+	require.NotNil(t, client, "the gRPC server span's parent is recorded")
+	assert.Equal(t, trace.SpanKindClient, client.SpanKind())
+	assert.Equal(t, "POST", client.Name(), "the gateway's attempt, a POST of gRPC over HTTP/2")
+	server := byID[client.Parent().SpanID()]
+	require.NotNil(t, server, "the client span's parent is recorded")
+	assert.Equal(t, trace.SpanKindServer, server.SpanKind())
+	assert.Equal(t, "GET /v1/items/", server.Name())
+	attrs := attribute.NewSet(server.Attributes()...)
+	route, _ := attrs.Value(semconv.HTTPRouteKey)
+	assert.Equal(t, "/v1/items/", route.AsString())
+	method, _ := attrs.Value(semconv.HTTPRequestMethodKey)
+	assert.Equal(t, "GET", method.AsString(), "the client's method, not the upstream's POST")
 }
