@@ -184,7 +184,9 @@ func run(ctx context.Context, out, tel io.Writer) (err error) {
 	// The server: health fed by a readiness check that follows the fault.
 	inv := newServer()
 	health, err := hexagonal.NewHealth(
-		hexagonal.WithCheckInterval(10*time.Millisecond),
+		// Every probe runs the check, so that the script is repeatable; a
+		// real service keeps the default (results reused for 1s).
+		hexagonal.WithCheckInterval(0),
 		hexagonal.WithMeterProvider(mp),
 		hexagonal.WithLogger(discardLogger()),
 		hexagonal.WithReadinessCheck("stock-db", func(context.Context) error {
