@@ -55,7 +55,9 @@
 // with a JSON body (a google.rpc.Status for REST, Connect's error JSON
 // for Connect); trailers reach gRPC-Web and Connect clients as trailers.
 // When the upstream does not answer, the gateway's own 502, 503 or 504
-// becomes UNAVAILABLE (DEADLINE_EXCEEDED for 504). Middleware runs before
+// becomes UNAVAILABLE, as gRPC maps those HTTP statuses, and so a 503
+// for a REST client; the message names the gateway's status, and a 503
+// keeps its Retry-After header. Middleware runs before
 // the transcoder, so its refusals are plain HTTP: a gRPC-Web or Connect
 // client reads a 401 as UNAUTHENTICATED and a 429 as UNAVAILABLE, as
 // those protocols map HTTP statuses.
