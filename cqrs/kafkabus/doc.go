@@ -48,8 +48,7 @@
 //   - Publish returns once the brokers acknowledged every record with
 //     acks=all, through franz-go's idempotent producer (its retries do not
 //     duplicate records). A caller retrying a failed publish may store a
-//     message twice: handlers de-duplicate on [cqrs.Message.ID] (see
-//     [cqrs.Dedup]).
+//     message twice: handlers de-duplicate on [cqrs.Message.ID].
 //   - Records are keyed by [WithKey] (default: the message's
 //     Metadata[MetadataKey], else the topic), so one aggregate's events,
 //     keyed by its stream ID, stay in order on one partition. Messages
