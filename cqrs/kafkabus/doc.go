@@ -5,9 +5,9 @@
 // store → outbox relay → Kafka → read models) on the broker a team runs
 // already.
 //
-// Use it where Kafka is the platform; [github.com/otelpatterns/patterns/cqrs/natsbus]
-// does the same on NATS JetStream, and [cqrs.NewMemoryBus] within one
-// process.
+// Use it where Kafka is the platform; package
+// [github.com/otelpatterns/patterns/cqrs/natsbus] does the same on NATS
+// JetStream, and [cqrs.NewMemoryBus] within one process.
 //
 // # Use
 //

@@ -173,7 +173,7 @@ type partition struct {
 	done chan struct{} // closed when it returns
 
 	hwm  atomic.Int64 // the partition's high watermark, as last fetched
-	next atomic.Int64 // the offset after the last record handled; -1 if none yet
+	next atomic.Int64 // the offset after the last record handled (see observeLag); -1 if none yet
 }
 
 // poll polls the client and hands out the records until ctx ends.
@@ -269,6 +269,9 @@ func (p *partition) run() {
 		if r == nil {
 			return
 		}
+		if p.next.Load() < 0 {
+			p.next.Store(r.Offset) // the lag counts the record in hand
+		}
 		if !p.s.handle(p, r) {
 			return // stopped before the record was settled
 		}
@@ -300,9 +303,10 @@ func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[s
 // revoked stops the goroutines of the partitions revoked, once their
 // running handlers returned, and commits the offsets marked, so that the
 // partitions' next owners start after every record handled here.
-func (s *subscription) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	s.drop(revoked[s.ktopic])
-	s.commitMarked(ctx)
+func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if s.drop(revoked[s.ktopic]) > 0 {
+		s.commitMarked(ctx)
+	}
 }
 
 // lost stops the goroutines of the partitions lost; their offsets cannot
@@ -311,8 +315,9 @@ func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]
 	s.drop(lost[s.ktopic])
 }
 
-// drop stops the goroutines of partitions ids and waits for them.
-func (s *subscription) drop(ids []int32) {
+// drop stops the goroutines of partitions ids and waits for them. It
+// returns how many it stopped (partitions dropped already are skipped).
+func (s *subscription) drop(ids []int32) int {
 	s.mu.Lock()
 	var stopped []*partition
 	for _, id := range ids {
@@ -336,6 +341,7 @@ func (s *subscription) drop(ids []int32) {
 		// A partition assigned again later is fetched again.
 		s.cl.ResumeFetchPartitions(map[string][]int32{s.ktopic: paused})
 	}
+	return len(stopped)
 }
 
 // commitMarked commits the marked offsets, recording the commit in
@@ -449,8 +455,9 @@ func (s *subscription) deadLetter(ctx context.Context, m cqrs.Message, err error
 }
 
 // observeLag reports each assigned partition's lag: its high watermark
-// minus the offset after the last record handled (or, before the first,
-// the offset of the first record fetched).
+// minus the offset after the last record handled (or, while the first is
+// handled, that record's offset). A partition whose first record has not
+// reached its handler yet is not reported.
 func (s *subscription) observeLag(_ context.Context, o metric.Observer) error {
 	s.mu.Lock()
 	parts := make([]*partition, 0, len(s.parts))
@@ -465,13 +472,7 @@ func (s *subscription) observeLag(_ context.Context, o metric.Observer) error {
 		}
 		next := p.next.Load()
 		if next < 0 {
-			p.mu.Lock()
-			if len(p.queue) > 0 {
-				next = p.queue[0].Offset
-			} else {
-				next = hwm
-			}
-			p.mu.Unlock()
+			continue // no record taken yet
 		}
 		o.ObserveInt64(s.bus.inst.lag, max(hwm-next, 0), p.tel.lagOpts...)
 	}
