@@ -154,6 +154,7 @@ type subscription struct {
 
 	mu        sync.Mutex
 	parts     map[int32]*partition // the partitions assigned
+	running   sync.WaitGroup       // the partitions' goroutines
 	closing   bool
 	closeOnce sync.Once
 }
@@ -296,7 +297,11 @@ func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[s
 		p.hwm.Store(-1)
 		p.next.Store(-1)
 		s.parts[id] = p
-		go p.run()
+		s.running.Add(1)
+		go func() {
+			defer s.running.Done()
+			p.run()
+		}()
 	}
 }
 
@@ -500,6 +505,10 @@ func (s *subscription) Close() error {
 		}
 		s.mu.Unlock()
 		s.drop(ids)
+		// A revocation running meanwhile may have taken partitions from
+		// the map before; their goroutines must have marked their last
+		// records before the commit.
+		s.running.Wait()
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		s.commitMarked(ctx)
