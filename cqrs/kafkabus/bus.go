@@ -32,7 +32,7 @@ type Bus struct {
 	cfg      config
 	inst     *instruments
 	producer *kgo.Client
-	setUp    sync.Map // Kafka topics set up by ensure
+	setUp    sync.Map // Kafka topics that Setup created or found
 	closed   sync.Once
 }
 
@@ -129,7 +129,9 @@ func (b *Bus) Setup(ctx context.Context, topics ...string) error {
 	for _, r := range resp.Sorted() {
 		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
 			errs = append(errs, fmt.Errorf("kafkabus: setup topic %s: %w", r.Topic, r.Err))
+			continue
 		}
+		b.setUp.Store(r.Topic, struct{}{})
 	}
 	return errors.Join(errs...)
 }
@@ -139,14 +141,10 @@ func (b *Bus) ensure(ctx context.Context, topic string) error {
 	if !b.cfg.autoSetup {
 		return nil
 	}
-	if _, ok := b.setUp.Load(topic); ok {
+	if _, ok := b.setUp.Load(b.cfg.prefix + topic); ok {
 		return nil
 	}
-	if err := b.Setup(ctx, topic); err != nil {
-		return err
-	}
-	b.setUp.Store(topic, struct{}{})
-	return nil
+	return b.Setup(ctx, topic)
 }
 
 // checkTopic reports whether topic makes a valid Kafka topic name with the

@@ -99,6 +99,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		handler: handler,
 		baseCtx: trace.ContextWithSpan(context.WithoutCancel(ctx), trace.SpanFromContext(ctx)),
 		sem:     make(chan struct{}, cfg.Concurrency),
+		drained: make(chan struct{}, 1),
 		parts:   map[int32]*partition{},
 		commit:  commitAttrs(ktopic, group),
 	}
@@ -143,6 +144,7 @@ type subscription struct {
 	baseCtx context.Context
 	baseSC  trace.SpanContext
 	sem     chan struct{} // a slot per handler that may run at once
+	drained chan struct{} // signalled when buffered records are taken
 	cl      *kgo.Client
 
 	commit     []attribute.KeyValue
@@ -167,7 +169,7 @@ type partition struct {
 
 	mu     sync.Mutex
 	queue  []*kgo.Record
-	paused bool
+	paused bool // while a record waits out its backoff
 
 	wake chan struct{} // signalled when records are queued
 	stop chan struct{} // closed to stop the goroutine
@@ -182,6 +184,9 @@ func (s *subscription) poll(ctx context.Context) {
 	defer close(s.pollDone)
 	defer s.cl.AllowRebalance()
 	for {
+		if s.waitBuffer(ctx) {
+			return
+		}
 		fetches := s.cl.PollRecords(ctx, pollMax)
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return
@@ -212,18 +217,11 @@ func (s *subscription) poll(ctx context.Context) {
 	}
 }
 
-// push queues records, pausing the partition when it holds too many.
+// push queues records.
 func (p *partition) push(records []*kgo.Record) {
 	p.mu.Lock()
 	p.queue = append(p.queue, records...)
-	pause := !p.paused && len(p.queue) >= p.s.bus.cfg.maxBuffered
-	if pause {
-		p.paused = true
-	}
 	p.mu.Unlock()
-	if pause {
-		p.s.cl.PauseFetchPartitions(map[string][]int32{p.s.ktopic: {p.id}})
-	}
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -243,14 +241,8 @@ func (p *partition) take() *kgo.Record {
 			r := p.queue[0]
 			p.queue[0] = nil
 			p.queue = p.queue[1:]
-			resume := p.paused && len(p.queue) <= p.s.bus.cfg.maxBuffered/2
-			if resume {
-				p.paused = false
-			}
 			p.mu.Unlock()
-			if resume {
-				p.s.cl.ResumeFetchPartitions(map[string][]int32{p.s.ktopic: {p.id}})
-			}
+			p.s.signalDrained()
 			return r
 		}
 		p.mu.Unlock()
@@ -258,6 +250,61 @@ func (p *partition) take() *kgo.Record {
 		case <-p.wake:
 		case <-p.stop:
 			return nil
+		}
+	}
+}
+
+// setRetrying records whether the partition's record is waiting out a
+// backoff after a failed delivery. While it does, the partition is paused:
+// no more of its records are fetched, and those it holds do not count
+// against the subscription's buffer, so the other partitions go on.
+func (p *partition) setRetrying(retrying bool) {
+	p.mu.Lock()
+	change := p.paused != retrying
+	p.paused = retrying
+	p.mu.Unlock()
+	if !change {
+		return
+	}
+	if retrying {
+		p.s.cl.PauseFetchPartitions(map[string][]int32{p.s.ktopic: {p.id}})
+		p.s.signalDrained()
+	} else {
+		p.s.cl.ResumeFetchPartitions(map[string][]int32{p.s.ktopic: {p.id}})
+	}
+}
+
+// signalDrained wakes a poll loop waiting for buffered records to be
+// handled.
+func (s *subscription) signalDrained() {
+	select {
+	case s.drained <- struct{}{}:
+	default:
+	}
+}
+
+// waitBuffer waits until the records that the partitions not paused hold
+// number fewer than the subscription's buffer (WithMaxBuffered), or ctx
+// ends; it reports whether ctx ended.
+func (s *subscription) waitBuffer(ctx context.Context) bool {
+	for {
+		held := 0
+		s.mu.Lock()
+		for _, p := range s.parts {
+			p.mu.Lock()
+			if !p.paused {
+				held += len(p.queue)
+			}
+			p.mu.Unlock()
+		}
+		s.mu.Unlock()
+		if held < s.bus.cfg.maxBuffered {
+			return false
+		}
+		select {
+		case <-s.drained:
+		case <-ctx.Done():
+			return true
 		}
 	}
 }
@@ -276,6 +323,7 @@ func (p *partition) run() {
 		if !p.s.handle(p, r) {
 			return // stopped before the record was settled
 		}
+		p.setRetrying(false)
 		p.s.cl.MarkCommitRecords(r)
 		p.next.Store(r.Offset + 1)
 	}
@@ -346,6 +394,7 @@ func (s *subscription) drop(ids []int32) int {
 		// A partition assigned again later is fetched again.
 		s.cl.ResumeFetchPartitions(map[string][]int32{s.ktopic: paused})
 	}
+	s.signalDrained()
 	return len(stopped)
 }
 
@@ -383,12 +432,13 @@ func (s *subscription) handle(p *partition, r *kgo.Record) bool {
 			return true // dead-lettered by process
 		}
 		wait := max(s.cfg.Backoff(delivery), 0)
+		p.setRetrying(true)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-p.stop:
 			t.Stop()
-			return false
+			return false // drop resumes the partition
 		}
 	}
 }
