@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -25,7 +26,9 @@ import (
 // sides, in an order that alternates from round to round, on fresh
 // topics; each benchmark reports the medians over KAFKABUS_BENCH_ROUNDS
 // rounds (default 7) of both rates and of their ratio round by round
-// (kafkabus/bare: 1 is as fast as bare). kfake shares the process and its
+// (kafkabus/bare: 1 is as fast as bare), and the allocations per message
+// of each side, the process's whole (kfake's included, the same work on
+// both sides), which the machine's load does not move. kfake shares the process and its
 // CPU with the clients, so the ratios, not the rates, are the figures to
 // read; on a shared, loaded machine, run them once per invocation:
 //
@@ -146,24 +149,32 @@ func runBench(b *testing.B, defaultN int, run func(b *testing.B, env *benchEnv, 
 	}
 	b.Cleanup(producer.Close)
 	env := &benchEnv{brokers: c.brokers, bus: bus, producer: producer}
-	var bare, bus1, ratios []float64
+	var bare, bus1, ratios, bareAllocs, busAllocs []float64
+	var ms runtime.MemStats
 	for b.Loop() {
 		for r := range rounds {
 			sides := []string{"bare", "kafkabus"}
 			if r%2 == 1 {
 				slices.Reverse(sides)
 			}
-			rate := map[string]float64{}
+			rate, allocs := map[string]float64{}, map[string]float64{}
 			for _, side := range sides {
+				runtime.ReadMemStats(&ms)
+				m0 := ms.Mallocs
 				rate[side] = float64(n) / run(b, env, side, n).Seconds()
+				runtime.ReadMemStats(&ms)
+				allocs[side] = float64(ms.Mallocs-m0) / float64(n)
 			}
 			bare, bus1 = append(bare, rate["bare"]), append(bus1, rate["kafkabus"])
+			bareAllocs, busAllocs = append(bareAllocs, allocs["bare"]), append(busAllocs, allocs["kafkabus"])
 			ratios = append(ratios, rate["kafkabus"]/rate["bare"])
 		}
 	}
 	b.ReportMetric(median(bare), "bare-msgs/s")
 	b.ReportMetric(median(bus1), "kafkabus-msgs/s")
 	b.ReportMetric(median(ratios), "ratio")
+	b.ReportMetric(median(bareAllocs), "bare-allocs/msg")
+	b.ReportMetric(median(busAllocs), "kafkabus-allocs/msg")
 	b.Logf("%d messages a round, %d rounds; kafkabus/bare by round: %.2f", n, len(ratios), ratios)
 }
 

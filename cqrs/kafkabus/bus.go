@@ -244,8 +244,11 @@ func (b *Bus) produce(ctx context.Context, ktopic string, m cqrs.Message, done f
 	if key == "" {
 		key = ktopic
 	}
-	sctx, span := inst.tracer.Start(ctx, tt.spanName, opts...)
-	if span.IsRecording() {
+	sctx, span := ctx, trace.Span(nil)
+	if !inst.spans.Skip(ctx) {
+		sctx, span = inst.tracer.Start(ctx, tt.spanName, opts...)
+	}
+	if span != nil && span.IsRecording() {
 		span.SetAttributes(semconv.MessagingMessageID(m.ID), semconv.MessagingKafkaMessageKey(key))
 		if inst.optIn {
 			span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
@@ -259,17 +262,21 @@ func (b *Bus) produce(ctx context.Context, ktopic string, m cqrs.Message, done f
 	b.producer.Produce(ctx, rec, func(r *kgo.Record, err error) {
 		d := seconds(start)
 		if err != nil {
-			telemetry.RecordError(span, err)
+			if span != nil {
+				telemetry.RecordError(span, err)
+			}
 			addFailure(sctx, inst.Sent, 1, tt.sentBase, err)
 			recordFailure(sctx, inst.OpDuration, d, tt.durBase, err)
 		} else {
-			if span.IsRecording() {
+			if span != nil && span.IsRecording() {
 				span.SetAttributes(semconv.MessagingDestinationPartitionID(itoa(r.Partition)), semconv.MessagingKafkaOffset(int(r.Offset)))
 			}
 			inst.Sent.Add(sctx, 1, tt.sentOpts...)
 			inst.OpDuration.Record(sctx, d, tt.durOpts...)
 		}
-		span.End()
+		if span != nil {
+			span.End()
+		}
 		done(err)
 	})
 }

@@ -452,8 +452,11 @@ func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, iden
 	if len(m.Metadata) > 0 {
 		pctx = buskit.ExtractTrace(s.baseCtx, m)
 	}
-	ctx, span := inst.tracer.Start(pctx, pt.spanName, pt.spanOpts...)
-	if span.IsRecording() {
+	ctx, span := pctx, trace.Span(nil)
+	if !inst.spans.Skip(pctx) {
+		ctx, span = inst.tracer.Start(pctx, pt.spanName, pt.spanOpts...)
+	}
+	if span != nil && span.IsRecording() {
 		creation := trace.SpanContextFromContext(pctx)
 		if creation.IsValid() && (creation.SpanID() != s.baseSC.SpanID() || creation.TraceID() != s.baseSC.TraceID()) {
 			span.AddLink(trace.Link{SpanContext: creation})
@@ -476,11 +479,13 @@ func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, iden
 	inst.Consumed.Add(ctx, 1, pt.consumedOpts...)
 	err := s.call(ctx, m)
 	if err != nil {
-		telemetry.RecordError(span, err)
+		if span != nil {
+			telemetry.RecordError(span, err)
+		}
 		if m.Delivery >= s.cfg.MaxDeliver {
 			inst.DeadLetters.Add(ctx, 1, pt.groupOpts...)
 			s.deadLetter(ctx, m, err)
-			if span.IsRecording() {
+			if span != nil && span.IsRecording() {
 				span.AddEvent("dead_letter")
 			}
 		}
@@ -488,7 +493,9 @@ func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, iden
 	} else if inst.Process.Enabled(ctx) {
 		inst.Process.Record(ctx, seconds(start), pt.processOpts...)
 	}
-	span.End()
+	if span != nil {
+		span.End()
+	}
 	return err
 }
 

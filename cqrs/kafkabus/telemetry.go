@@ -47,6 +47,7 @@ const (
 // telemetry options of its topics, built once per topic.
 type instruments struct {
 	tracer trace.Tracer
+	spans  telemetry.SpanGate // skips spans that could not record
 	meter  metric.Meter
 	optIn  bool
 	msgtel.Instruments
@@ -60,6 +61,7 @@ type instruments struct {
 func newInstruments(c config) *instruments {
 	m := telemetry.Meter(c.meterProvider, ScopeName)
 	t := &instruments{tracer: telemetry.Tracer(c.tracerProvider, ScopeName), meter: m, optIn: c.optIn, Instruments: msgtel.New(m)}
+	t.spans = telemetry.NewSpanGate(c.tracerProvider, t.tracer)
 	var err error
 	t.unidentified, err = m.Int64Counter(MetricUnidentified, metric.WithUnit("{message}"),
 		metric.WithDescription("Deliveries of records that carried no message ID, handled with one derived from their partition and offset."))
