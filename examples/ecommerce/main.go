@@ -72,8 +72,10 @@
 // when that is not set, on a kfake cluster of three brokers in the process:
 //
 //	go run ./examples/ecommerce -kafka
-//	PATTERNS_KAFKA_BROKERS=127.0.0.1:9092 go run ./examples/ecommerce -kafka The scenario uses a
-// schema and a stream prefix of its own and removes them at the end; -serve
+//	PATTERNS_KAFKA_BROKERS=127.0.0.1:9092 go run ./examples/ecommerce -kafka
+//
+// The scenario uses a schema, a stream prefix and Kafka topics of its own
+// and removes them at the end; -serve
 // and -service use the schema "ecommerce" and the prefix "ECOMMERCE" (or
 // ECOMMERCE_SCHEMA, ECOMMERCE_STREAM_PREFIX), and keep them.
 //
