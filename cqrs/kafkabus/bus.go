@@ -254,11 +254,14 @@ func (b *Bus) produce(ctx context.Context, ktopic string, m cqrs.Message, done f
 			span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
 		}
 	}
-	md := m.Metadata
+	h := encodeHeaders(m, m.Metadata)
 	if !creation.IsValid() {
-		md = buskit.InjectTrace(sctx, md)
+		// The trace context goes straight into the headers, as entries of
+		// the metadata would (buskit.InjectTrace would copy the metadata).
+		c := headerCarrier{&h}
+		otel.GetTextMapPropagator().Inject(sctx, c)
 	}
-	rec := &kgo.Record{Topic: ktopic, Key: []byte(key), Value: m.Data, Headers: encodeHeaders(m, md)}
+	rec := &kgo.Record{Topic: ktopic, Key: []byte(key), Value: m.Data, Headers: h}
 	b.producer.Produce(ctx, rec, func(r *kgo.Record, err error) {
 		d := seconds(start)
 		if err != nil {

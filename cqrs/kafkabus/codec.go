@@ -29,7 +29,7 @@ const (
 // and its key when the key starts with "cqrs-", so that no entry is taken
 // for the bus's own.
 func encodeHeaders(m cqrs.Message, md map[string]string) []kgo.RecordHeader {
-	h := make([]kgo.RecordHeader, 0, len(md)+2)
+	h := make([]kgo.RecordHeader, 0, len(md)+4) // room for a trace context
 	h = append(h, kgo.RecordHeader{Key: idHeader, Value: []byte(m.ID)})
 	if m.Type != "" {
 		h = append(h, kgo.RecordHeader{Key: typeHeader, Value: []byte(m.Type)})
@@ -77,4 +77,39 @@ func decodeRecord(topic string, r *kgo.Record) (m cqrs.Message, identified bool)
 // derivedID returns the ID of a record that carries none.
 func derivedID(r *kgo.Record) string {
 	return "kafka:" + r.Topic + ":" + strconv.FormatInt(int64(r.Partition), 10) + ":" + strconv.FormatInt(r.Offset, 10)
+}
+
+// headerCarrier is a propagation.TextMapCarrier on the headers of a record
+// that encodeHeaders made: an entry set by the propagator is a metadata
+// entry, replacing one of the same key.
+type headerCarrier struct{ h *[]kgo.RecordHeader }
+
+func (c headerCarrier) Get(key string) string {
+	for _, h := range *c.h {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(key, value string) {
+	if strings.HasPrefix(key, ownPrefix) {
+		key = escapedPrefix + key
+	}
+	for i := range *c.h {
+		if (*c.h)[i].Key == key {
+			(*c.h)[i].Value = []byte(value)
+			return
+		}
+	}
+	*c.h = append(*c.h, kgo.RecordHeader{Key: key, Value: []byte(value)})
+}
+
+func (c headerCarrier) Keys() []string {
+	keys := make([]string, 0, len(*c.h))
+	for _, h := range *c.h {
+		keys = append(keys, h.Key)
+	}
+	return keys
 }
