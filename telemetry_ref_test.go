@@ -48,6 +48,7 @@ var referencePackages = []string{
 	"eventsource/pgstore",
 	"cqrs",
 	"cqrs/natsbus",
+	"cqrs/kafkabus",
 	"cqrs/pgcheckpoint",
 	"saga",
 	"saga/pglog",

@@ -14,6 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/otelpatterns/patterns/examples/ecommerce/internal/shop"
 	"github.com/otelpatterns/patterns/examples/internal/examplepg"
@@ -24,6 +27,9 @@ import (
 const (
 	redisVar = "PATTERNS_REDIS_ADDR"
 	natsVar  = "PATTERNS_NATS_URL"
+	// kafkaVar holds the seed brokers of a Kafka cluster, comma-separated,
+	// for -kafka; without it -kafka starts a kfake cluster in the process.
+	kafkaVar = "PATTERNS_KAFKA_BROKERS"
 )
 
 // backends are the stores, cache and bus of one run, and how to release
@@ -49,8 +55,10 @@ type backends struct {
 // the processes of one deployment and kept. only is the service run
 // alone ("" for all): the order service uses PostgreSQL and NATS, the
 // catalogue Redis, the others none, so that a process connects only to
-// what its service uses.
-func openBackends(ctx context.Context, private bool, only string) (_ *backends, err error) {
+// what its service uses. With kafka the events go over Kafka: the cluster
+// of PATTERNS_KAFKA_BROKERS, or a kfake cluster of three brokers started
+// in the process (and stopped by close) when that is not set.
+func openBackends(ctx context.Context, private bool, only string, kafka bool) (_ *backends, err error) {
 	b := &backends{private: private}
 	defer func() {
 		if err != nil {
@@ -90,7 +98,11 @@ func openBackends(ctx context.Context, private bool, only string) (_ *backends, 
 	} else if catalogue {
 		b.names = append(b.names, "catalogue cache in process")
 	}
-	if url := os.Getenv(natsVar); url != "" && orders {
+	if kafka && orders {
+		if err := b.openKafka(ctx); err != nil {
+			return nil, err
+		}
+	} else if url := os.Getenv(natsVar); url != "" && orders {
 		nc, err := nats.Connect(url, nats.Name("examples/ecommerce"))
 		if err != nil {
 			return nil, fmt.Errorf("connecting to NATS at %s (%s): %w", url, natsVar, err)
@@ -110,6 +122,64 @@ func openBackends(ctx context.Context, private bool, only string) (_ *backends, 
 		b.names = append(b.names, "events on the in-memory bus")
 	}
 	return b, nil
+}
+
+// openKafka sets the bus on the Kafka cluster of PATTERNS_KAFKA_BROKERS, or
+// on a kfake cluster of its own; a private run deletes its topics at the
+// end.
+func (b *backends) openKafka(ctx context.Context) error {
+	brokers := strings.Split(os.Getenv(kafkaVar), ",")
+	if brokers[0] == "" {
+		c, err := kfake.NewCluster(kfake.NumBrokers(3))
+		if err != nil {
+			return fmt.Errorf("starting an in-process Kafka cluster (kfake): %w", err)
+		}
+		b.closers = append(b.closers, func(context.Context) error { c.Close(); return nil })
+		brokers = c.ListenAddrs()
+		b.names = append(b.names, "events over Kafka (kfake, 3 brokers in the process)")
+	} else {
+		b.names = append(b.names, "events over Kafka ("+kafkaVar+")")
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return fmt.Errorf("connecting to Kafka at %v: %w", brokers, err)
+	}
+	b.closers = append(b.closers, func(ctx context.Context) error {
+		defer cl.Close()
+		if !b.private {
+			return nil
+		}
+		return deleteTopics(ctx, kadm.NewClient(cl), shop.KafkaTopicPrefix(b.shop.StreamPrefix))
+	})
+	if err := cl.Ping(ctx); err != nil {
+		return fmt.Errorf("connecting to Kafka at %v: %w", brokers, err)
+	}
+	b.shop.Kafka = brokers
+	b.checks = append(b.checks, hexagonal.WithReadinessCheck("kafka", cl.Ping))
+	return nil
+}
+
+// deleteTopics deletes the Kafka topics whose names start with prefix:
+// those of a private run.
+func deleteTopics(ctx context.Context, adm *kadm.Client, prefix string) error {
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, t := range topics.Names() {
+		if strings.HasPrefix(t, prefix) {
+			names = append(names, t)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	resp, err := adm.DeleteTopics(ctx, names...)
+	if err != nil {
+		return err
+	}
+	return resp.Error()
 }
 
 // openPostgres connects to PostgreSQL and creates the schema.

@@ -67,8 +67,15 @@
 // In memory by default. With PATTERNS_POSTGRES_URL the order service keeps
 // its events, saga log and projection checkpoints in PostgreSQL; with
 // PATTERNS_REDIS_ADDR the catalogue's cache has a Redis second level; with
-// PATTERNS_NATS_URL the events go over NATS JetStream. The scenario uses a
-// schema and a stream prefix of its own and removes them at the end; -serve
+// PATTERNS_NATS_URL the events go over NATS JetStream; with -kafka they go
+// over Kafka (cqrs/kafkabus), on the brokers of PATTERNS_KAFKA_BROKERS or,
+// when that is not set, on a kfake cluster of three brokers in the process:
+//
+//	go run ./examples/ecommerce -kafka
+//	PATTERNS_KAFKA_BROKERS=127.0.0.1:9092 go run ./examples/ecommerce -kafka
+//
+// The scenario uses a schema, a stream prefix and Kafka topics of its own
+// and removes them at the end; -serve
 // and -service use the schema "ecommerce" and the prefix "ECOMMERCE" (or
 // ECOMMERCE_SCHEMA, ECOMMERCE_STREAM_PREFIX), and keep them.
 //
@@ -145,6 +152,7 @@ type config struct {
 	caCert      string // -load -target: the gateway's certificate
 	remote      remoteURLs
 	logToStderr bool
+	kafka       bool // the events over Kafka
 }
 
 // remoteURLs are the base URLs of the services not run here (-service).
@@ -179,6 +187,8 @@ func defineFlags(fs *flag.FlagSet) *config {
 	fs.StringVar(&c.tokenURL, "token", "", "with -load -target: the token endpoint (http://HOST:PORT/oauth2/token)")
 	fs.StringVar(&c.metricsURL, "metrics", "", "with -load -target: the system's /metrics URL, for what the patterns did")
 	fs.StringVar(&c.caCert, "cacert", "", "with -load -target: the gateway's certificate (PEM); default: not verified")
+	fs.BoolVar(&c.kafka, "kafka", false, "carry the order events over Kafka (cqrs/kafkabus): the brokers of $"+kafkaVar+
+		", or a kfake cluster in the process when that is not set")
 	fs.BoolVar(&c.logToStderr, "log", false, "in the scenario, write the services' logs to stderr (default: kept for the story)")
 	for _, u := range []struct {
 		p    *string

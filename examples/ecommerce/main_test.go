@@ -33,13 +33,41 @@ import (
 // printed.
 func runOnce(t *testing.T) (*outcome, string) {
 	t.Helper()
+	return runWith(t, config{})
+}
+
+// runWith runs the scenario in-process with the command line cfg.
+func runWith(t *testing.T, cfg config) (*outcome, string) {
+	t.Helper()
 	var oc *outcome
 	out, _ := exampletest.Run(t, 90*time.Second, func(ctx context.Context, out, _ io.Writer) error {
 		var err error
-		oc, err = runScenario(ctx, config{}, out)
+		oc, err = runScenario(ctx, cfg, out)
 		return err
 	})
 	return oc, out
+}
+
+// TestScenarioKafka runs the scenario with -kafka: the events over Kafka,
+// on a kfake cluster in the process (PATTERNS_KAFKA_BROKERS is cleared;
+// with it set the program would use that cluster instead), and checks
+// that the program stops the cluster and its clients.
+func TestScenarioKafka(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	for _, v := range []string{testenv.PostgresURLVar, testenv.RedisAddrVar, testenv.NATSURLVar, kafkaVar} {
+		t.Setenv(v, "")
+	}
+	fs := flag.NewFlagSet("ecommerce", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	cfg, err := parseFlags(fs, []string{"-kafka"})
+	if err != nil || !cfg.kafka {
+		t.Fatalf("parseFlags(-kafka) = %+v, %v; want kafka set", cfg, err)
+	}
+	oc, out := runWith(t, cfg)
+	if !strings.Contains(out, "events over Kafka (kfake, 3 brokers in the process)") {
+		t.Errorf("output does not say the events go over Kafka")
+	}
+	checkScenario(t, oc, out)
 }
 
 // TestScenario runs the scenario on the in-memory backends.
@@ -312,6 +340,8 @@ func TestFlags(t *testing.T) {
 		{[]string{"-service", "billing"}, false},
 		{[]string{"-cert", "x.pem"}, false},
 		{[]string{"extra"}, false},
+		{[]string{"-kafka"}, true},
+		{[]string{"-kafka", "-serve"}, true},
 	} {
 		fs := flag.NewFlagSet("ecommerce", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)

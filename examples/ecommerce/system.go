@@ -81,7 +81,7 @@ func build(ctx context.Context, o buildOptions) (_ *system, err error) {
 
 	only := o.cfg.service
 	if only != "edge" {
-		if s.be, err = openBackends(ctx, o.private, only); err != nil {
+		if s.be, err = openBackends(ctx, o.private, only, o.cfg.kafka); err != nil {
 			return nil, err
 		}
 		defer func() {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/cqrs/kafkabus"
 	"github.com/otelpatterns/patterns/cqrs/natsbus"
 	"github.com/otelpatterns/patterns/cqrs/pgcheckpoint"
 	"github.com/otelpatterns/patterns/eventsource"
@@ -124,7 +125,7 @@ func (s *Shop) buildOrders(context.Context) error {
 		urls[i] = u
 	}
 
-	// The backends: PostgreSQL, NATS or memory.
+	// The backends: PostgreSQL, Kafka, NATS or memory.
 	var (
 		store       eventsource.Store
 		sagaLog     saga.Log
@@ -158,7 +159,15 @@ func (s *Shop) buildOrders(context.Context) error {
 		store, sagaLog, checkpoints, views = &eventsource.MemoryStore{}, &saga.MemoryLog{}, &cqrs.MemoryCheckpoints{}, &adapters.MemoryViews{}
 	}
 	var closeBus func() error
-	if nc := b.NATS; nc != nil {
+	if brokers := b.Kafka; len(brokers) > 0 {
+		kb, err := kafkabus.New(brokers, kafkabus.WithTopicPrefix(KafkaTopicPrefix(b.StreamPrefix)),
+			kafkabus.WithTracerProvider(tp), kafkabus.WithMeterProvider(mp))
+		if err != nil {
+			return err
+		}
+		bus, closeBus = kb, func() error { kb.Close(); return nil }
+		migrations = append(migrations, func(ctx context.Context) error { return kb.Setup(ctx, OrdersTopic) })
+	} else if nc := b.NATS; nc != nil {
 		js, err := jetstream.New(nc)
 		if err != nil {
 			return err
@@ -299,6 +308,21 @@ func schemaOr(schema, def string) string {
 		return def
 	}
 	return schema
+}
+
+// KafkaTopicPrefix returns the prefix of the Kafka topics of the run
+// whose stream prefix is prefix: the prefix in lower case, with
+// characters Kafka topic names cannot hold replaced by '_', and a '.'.
+func KafkaTopicPrefix(prefix string) string {
+	if prefix == "" {
+		prefix = "shop"
+	}
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.' {
+			return r
+		}
+		return '_'
+	}, strings.ToLower(prefix)) + "."
 }
 
 // natsName makes prefix a JetStream stream name and subject token.

@@ -44,6 +44,10 @@ type Backends struct {
 	Redis redis.UniversalClient
 	// NATS carries the event bus on JetStream; nil uses cqrs.MemoryBus.
 	NATS *nats.Conn
+	// Kafka, the seed brokers of a Kafka cluster, carries the event bus on
+	// Kafka (cqrs/kafkabus) instead, its topics prefixed with the
+	// StreamPrefix in lower case; nil uses NATS or memory.
+	Kafka []string
 	// StreamPrefix names the JetStream stream, the subjects and the Redis
 	// keys of this run, so that runs sharing a server do not meet. ""
 	// uses "shop".

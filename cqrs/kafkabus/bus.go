@@ -1,0 +1,314 @@
+package kafkabus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/cqrs/buskit"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// Bus is a [cqrs.EventBus] on Kafka. Each bus topic is a Kafka topic (the
+// prefix and the topic); each consumer group of a topic is a Kafka
+// consumer group.
+//
+// A Bus is safe for concurrent use. It owns one franz-go client, its
+// producer, and each subscription owns one more: call [Bus.Close] after
+// closing the subscriptions.
+type Bus struct {
+	brokers  []string
+	cfg      config
+	inst     *instruments
+	producer *kgo.Client
+	setUp    sync.Map // Kafka topics that Setup created or found
+	closed   sync.Once
+}
+
+var _ cqrs.EventBus = (*Bus)(nil)
+
+// New returns a bus on the Kafka cluster whose seed brokers ("host:port")
+// are brokers. It does not talk to the cluster: the client connects on
+// first use; call [Bus.Setup] to create topics. It returns an error naming
+// every bad argument: no broker, an empty broker, each bad option (see
+// each option for what it accepts), a nil option ("opts[i] is nil"), and
+// client options that franz-go rejects.
+func New(brokers []string, opts ...Option) (*Bus, error) {
+	cfg := defaultConfig()
+	var errs []error
+	for i, o := range opts {
+		if o == nil {
+			errs = append(errs, fmt.Errorf("opts[%d] is nil", i))
+			continue
+		}
+		o.apply(&cfg)
+	}
+	errs = append(errs, cfg.validate()...)
+	if len(brokers) == 0 {
+		errs = append(errs, errors.New("brokers: no seed broker"))
+	}
+	for i, s := range brokers {
+		if s == "" {
+			errs = append(errs, fmt.Errorf("brokers[%d] is empty", i))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("kafkabus: %w", errors.Join(errs...))
+	}
+	b := &Bus{brokers: append([]string(nil), brokers...), cfg: cfg, inst: newInstruments(cfg)}
+	var err error
+	b.producer, err = kgo.NewClient(b.clientOpts(
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// A topic that does not exist fails a publish after two metadata
+		// loads rather than after the default four.
+		kgo.UnknownTopicRetries(2),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafkabus: WithClientOptions: %w", err)
+	}
+	return b, nil
+}
+
+// clientOpts returns the options of a client of the bus: the user's, then
+// the seed brokers, then extra.
+func (b *Bus) clientOpts(extra ...kgo.Opt) []kgo.Opt {
+	opts := make([]kgo.Opt, 0, len(b.cfg.clientOpts)+1+len(extra))
+	opts = append(opts, b.cfg.clientOpts...)
+	opts = append(opts, kgo.SeedBrokers(b.brokers...))
+	return append(opts, extra...)
+}
+
+// Close closes the bus's producer client, failing the publications in
+// flight. Close the bus's subscriptions first. It is safe to call more
+// than once.
+func (b *Bus) Close() {
+	b.closed.Do(b.producer.Close)
+}
+
+// KafkaTopic returns the Kafka topic of bus topic topic: the bus's prefix
+// and the topic.
+func (b *Bus) KafkaTopic(topic string) string { return b.cfg.prefix + topic }
+
+// Setup creates the Kafka topics of the given bus topics, with the bus's
+// partitions, replication factor and topic configuration ([WithPartitions],
+// [WithReplicationFactor], [WithTopicConfig]). A topic that exists already
+// is left as it is (its partitions and configuration are the operators'),
+// so Setup is idempotent and every instance of a service may call it at
+// start-up. It returns an error naming each topic it could not create, or
+// a bad topic name.
+func (b *Bus) Setup(ctx context.Context, topics ...string) error {
+	if len(topics) == 0 {
+		return errors.New("kafkabus: Setup: no topic")
+	}
+	ktopics := make([]string, len(topics))
+	var errs []error
+	for i, t := range topics {
+		if err := b.checkTopic(t); err != nil {
+			errs = append(errs, err)
+		}
+		ktopics[i] = b.cfg.prefix + t
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	resp, err := kadm.NewClient(b.producer).CreateTopics(ctx, b.cfg.partitions, b.cfg.replication, b.cfg.topicConfigs, ktopics...)
+	if err != nil {
+		return fmt.Errorf("kafkabus: setup topics %v: %w", ktopics, err)
+	}
+	for _, r := range resp.Sorted() {
+		if r.Err != nil && !errors.Is(r.Err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("kafkabus: setup topic %s: %w", r.Topic, r.Err))
+			continue
+		}
+		b.setUp.Store(r.Topic, struct{}{})
+	}
+	return errors.Join(errs...)
+}
+
+// ensure sets topic up once, with WithAutoSetup.
+func (b *Bus) ensure(ctx context.Context, topic string) error {
+	if !b.cfg.autoSetup {
+		return nil
+	}
+	if _, ok := b.setUp.Load(b.cfg.prefix + topic); ok {
+		return nil
+	}
+	return b.Setup(ctx, topic)
+}
+
+// checkTopic reports whether topic makes a valid Kafka topic name with the
+// bus's prefix.
+func (b *Bus) checkTopic(topic string) error {
+	if topic == "" {
+		return errors.New("kafkabus: empty topic")
+	}
+	if err := checkName(b.cfg.prefix+topic, false); err != nil {
+		return fmt.Errorf("kafkabus: topic %q: %w", topic, err)
+	}
+	return nil
+}
+
+// Publish produces msgs, in order, to the Kafka topic of topic, and returns
+// once the brokers acknowledged every one of them (acks=all: every
+// in-sync replica has it) or one failed. Each message is one record, keyed
+// by [WithKey]'s function (by default the [MetadataKey] entry, or the
+// topic), so records with the same key land on one partition in order;
+// the producer is idempotent, so its own retries do not duplicate a
+// record. A publish retried by the caller after an error may store a
+// message twice: consumers de-duplicate on [cqrs.Message.ID].
+//
+// ID, Type and every Metadata entry travel in record headers exactly (see
+// the package documentation, "Message format"). A message whose Metadata
+// carries a trace context ([buskit.CreationContext]) keeps it, and the
+// publish span links to it; any other gets the trace context of its
+// publish span.
+//
+// Every message needs a non-empty ID, checked for all messages before any
+// is sent. The error of a bad topic, a message without an ID, and a record
+// larger than the brokers take matches [cqrs.ErrInvalidMessage]. The
+// error names the first message that failed; messages before it on the
+// same partition are stored, others may be. A canceled ctx fails the
+// messages not yet sent.
+func (b *Bus) Publish(ctx context.Context, topic string, msgs ...cqrs.Message) error {
+	if err := b.checkTopic(topic); err != nil {
+		return fmt.Errorf("%w (%w)", err, cqrs.ErrInvalidMessage)
+	}
+	for i, m := range msgs {
+		if m.ID == "" {
+			return fmt.Errorf("kafkabus: message %d: empty message ID (%w)", i, cqrs.ErrInvalidMessage)
+		}
+	}
+	ktopic := b.cfg.prefix + topic
+	if err := b.ensure(ctx, topic); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("kafkabus: publish to %s: %w", ktopic, err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	errs := make([]error, len(msgs))
+	var wg sync.WaitGroup
+	wg.Add(len(msgs))
+	for i := range msgs {
+		b.produce(ctx, ktopic, msgs[i], func(err error) {
+			errs[i] = err
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			if invalid(err) {
+				err = fmt.Errorf("%w (%w)", err, cqrs.ErrInvalidMessage)
+			}
+			return fmt.Errorf("kafkabus: publish message %d (%s) to %s: %w", i, msgs[i].ID, ktopic, err)
+		}
+	}
+	return nil
+}
+
+// invalid reports whether err says that a record can never be produced.
+func invalid(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) ||
+		errors.Is(err, kerr.RecordListTooLarge) || errors.Is(err, kerr.InvalidTopicException)
+}
+
+// produce produces m to ktopic in a publish span and calls done with the
+// result once the record is acknowledged or failed.
+func (b *Bus) produce(ctx context.Context, ktopic string, m cqrs.Message, done func(error)) {
+	start := time.Now()
+	inst := b.inst
+	tt := inst.forTopic(ktopic)
+	opts := tt.spanOpts
+	creation := buskit.CreationContext(m)
+	if creation.IsValid() {
+		// The message's creation context is its own: the span links to it
+		// and, its context not being the creation context, is a client span.
+		opts = append(opts[:len(opts):len(opts)],
+			trace.WithLinks(trace.Link{SpanContext: creation}), trace.WithSpanKind(trace.SpanKindClient))
+	}
+	key := b.cfg.key(m)
+	if key == "" {
+		key = ktopic
+	}
+	sctx, span := ctx, trace.Span(nil)
+	if !inst.spans.Skip(ctx) {
+		sctx, span = inst.tracer.Start(ctx, tt.spanName, opts...)
+	}
+	if span != nil && span.IsRecording() {
+		span.SetAttributes(semconv.MessagingMessageID(m.ID), semconv.MessagingKafkaMessageKey(key))
+		if inst.optIn {
+			span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
+		}
+	}
+	h := encodeHeaders(m, m.Metadata)
+	if !creation.IsValid() {
+		// The trace context goes straight into the headers, as entries of
+		// the metadata would (buskit.InjectTrace would copy the metadata).
+		c := headerCarrier{&h}
+		otel.GetTextMapPropagator().Inject(sctx, c)
+	}
+	rec := &kgo.Record{Topic: ktopic, Key: []byte(key), Value: m.Data, Headers: h}
+	b.producer.Produce(ctx, rec, func(r *kgo.Record, err error) {
+		d := seconds(start)
+		if err != nil {
+			if span != nil {
+				telemetry.RecordError(span, err)
+			}
+			addFailure(sctx, inst.Sent, 1, tt.sentBase, err)
+			recordFailure(sctx, inst.OpDuration, d, tt.durBase, err)
+		} else {
+			if span != nil && span.IsRecording() {
+				span.SetAttributes(semconv.MessagingDestinationPartitionID(itoa(r.Partition)), semconv.MessagingKafkaOffset(int(r.Offset)))
+			}
+			inst.Sent.Add(sctx, 1, tt.sentOpts...)
+			inst.OpDuration.Record(sctx, d, tt.durOpts...)
+		}
+		if span != nil {
+			span.End()
+		}
+		done(err)
+	})
+}
+
+// DeadLetterTo returns a dead-letter function ([cqrs.WithDeadLetter]) that
+// parks each message it gets on the bus topic topic, as it is (its ID,
+// type, data and metadata), with two metadata entries added: [MetadataDeadLetterError],
+// the handler's last error, and [MetadataDeadLetterTopic], the topic the
+// message failed on. Replay it by publishing it back once fixed. A message
+// it cannot park is reported to the global OpenTelemetry error handler
+// (otel.Handle); the subscription goes on either way. Call [Bus.Setup] for
+// topic unless the bus sets topics up itself ([WithAutoSetup]).
+func (b *Bus) DeadLetterTo(topic string) func(ctx context.Context, m cqrs.Message, err error) {
+	return func(ctx context.Context, m cqrs.Message, err error) {
+		parked := m
+		parked.Metadata = make(map[string]string, len(m.Metadata)+2)
+		maps.Copy(parked.Metadata, m.Metadata)
+		if err != nil {
+			parked.Metadata[MetadataDeadLetterError] = err.Error()
+		}
+		parked.Metadata[MetadataDeadLetterTopic] = m.Topic
+		if perr := b.Publish(ctx, topic, parked); perr != nil {
+			otel.Handle(fmt.Errorf("kafkabus: parking message %s of %s on %s: %w", m.ID, m.Topic, topic, perr))
+		}
+	}
+}
+
+// The metadata entries that [Bus.DeadLetterTo] adds to a parked message.
+const (
+	MetadataDeadLetterError = "dead-letter-error"
+	MetadataDeadLetterTopic = "dead-letter-topic"
+)

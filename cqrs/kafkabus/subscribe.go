@@ -1,0 +1,602 @@
+package kafkabus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/otelpatterns/patterns/cqrs"
+	"github.com/otelpatterns/patterns/cqrs/buskit"
+	"github.com/otelpatterns/patterns/internal/telemetry"
+)
+
+// closeTimeout bounds the commit and the group leave of Close.
+const closeTimeout = 10 * time.Second
+
+// pollMax is how many records a subscription takes from its client per
+// poll.
+const pollMax = 1000
+
+// Subscribe starts delivering the messages published to topic to handler,
+// as a member of the Kafka consumer group group. The subscription is a
+// franz-go client of its own in that group, subscribed to the topic's
+// Kafka topic, with the cooperative-sticky balancer: members of the group,
+// in this process or others, share the topic's partitions, and a member
+// joining or leaving moves only the partitions that must move. A new
+// group starts with the oldest record of each partition; a group that has
+// committed offsets resumes after them.
+//
+// Each partition is handled in order, by a goroutine of its own, one
+// record at a time: Concurrency ([cqrs.WithConcurrency]) bounds how many
+// handlers run at once across the partitions. For each delivery the
+// handler gets a [cqrs.Message] with Delivery counting this
+// subscription's deliveries of the record, from 1, in a
+// "process <Kafka topic>" span that is a child of the message's creation
+// context and links to it. Returning nil marks the record's offset for
+// commit; an error (or a panic, turned into a [PanicError]) has the record
+// delivered again after the backoff of its delivery count
+// ([cqrs.WithRedeliveryBackoff]), and once its MaxDeliver-th delivery
+// ([cqrs.WithMaxDeliver]) fails, the message goes to the dead-letter
+// function ([cqrs.WithDeadLetter], see [Bus.DeadLetterTo]) and its offset
+// is marked. The records behind a failed one on its partition wait for it
+// (the partition's order is kept), but other partitions go on, also while
+// it waits out its backoff: a failing handler holds up nothing beyond its
+// own partition.
+//
+// Marked offsets are committed every commit interval ([WithCommitInterval]),
+// when a rebalance takes partitions away from the subscription (after
+// their running handlers returned) and when it closes. So a rebalance or
+// a Close replays nothing that was handled; a crash replays what was
+// handled since the last commit. A record whose handler had failed and
+// was waiting for its next delivery when its partition moved is delivered
+// to the partition's next owner with Delivery 1 again: the count lives in
+// the member, and MaxDeliver bounds the deliveries per member.
+//
+// ctx bounds the set-up ([WithAutoSetup]); its values, not its
+// cancellation, are passed on to handlers. Subscribe returns an error for
+// a bad topic, group or option, or when the client cannot be made; it
+// does not wait for the group to assign partitions.
+func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.Handler, opts ...cqrs.SubscribeOption) (cqrs.Subscription, error) {
+	var errs []error
+	if err := b.checkTopic(topic); err != nil {
+		errs = append(errs, err)
+	}
+	if group == "" {
+		errs = append(errs, errors.New("kafkabus: empty group"))
+	}
+	if handler == nil {
+		errs = append(errs, errors.New("kafkabus: nil handler"))
+	}
+	cfg, err := buskit.NewSubscribeConfig(opts...)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("kafkabus: %w", err))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if err := b.ensure(ctx, topic); err != nil {
+		return nil, err
+	}
+	ktopic := b.cfg.prefix + topic
+	s := &subscription{
+		bus:     b,
+		topic:   topic,
+		ktopic:  ktopic,
+		group:   group,
+		cfg:     cfg,
+		handler: handler,
+		baseCtx: trace.ContextWithSpan(context.WithoutCancel(ctx), trace.SpanFromContext(ctx)),
+		sem:     make(chan struct{}, cfg.Concurrency),
+		drained: make(chan struct{}, 1),
+		parts:   map[int32]*partition{},
+		commit:  commitAttrs(ktopic, group),
+	}
+	s.baseSC = trace.SpanContextFromContext(s.baseCtx)
+	s.commitOpts = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(s.commit...))}
+	s.cl, err = kgo.NewClient(b.clientOpts(
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(ktopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(b.cfg.commitInterval),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(s.assigned),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.lost),
+	)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafkabus: consumer of %s for group %s: %w", ktopic, group, err)
+	}
+	s.lagReg, err = b.inst.meter.RegisterCallback(s.observeLag, b.inst.lag)
+	if err != nil {
+		otel.Handle(err)
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	s.stopPoll = cancel
+	s.pollDone = make(chan struct{})
+	go s.poll(pctx)
+	return s, nil
+}
+
+// subscription is a running subscription of a Bus: one client, one poll
+// goroutine that hands each partition's records to the partition's
+// goroutine, and that goroutine per assigned partition.
+type subscription struct {
+	bus     *Bus
+	topic   string
+	ktopic  string
+	group   string
+	cfg     buskit.SubscribeConfig
+	handler cqrs.Handler
+	baseCtx context.Context
+	baseSC  trace.SpanContext
+	sem     chan struct{} // a slot per handler that may run at once
+	drained chan struct{} // signalled when buffered records are taken
+	cl      *kgo.Client
+
+	commit     []attribute.KeyValue
+	commitOpts []metric.RecordOption
+	lagReg     metric.Registration
+
+	stopPoll context.CancelFunc
+	pollDone chan struct{}
+
+	mu        sync.Mutex
+	parts     map[int32]*partition // the partitions assigned
+	running   sync.WaitGroup       // the partitions' goroutines
+	closing   bool
+	closeOnce sync.Once
+}
+
+// partition is an assigned partition and its goroutine.
+type partition struct {
+	s   *subscription
+	id  int32
+	tel *partTelemetry
+
+	mu     sync.Mutex
+	queue  []*kgo.Record
+	paused bool // while a record waits out its backoff
+
+	wake chan struct{} // signalled when records are queued
+	stop chan struct{} // closed to stop the goroutine
+	done chan struct{} // closed when it returns
+
+	hwm  atomic.Int64 // the partition's high watermark, as last fetched
+	next atomic.Int64 // the offset after the last record handled (see observeLag); -1 if none yet
+}
+
+// poll polls the client and hands out the records until ctx ends.
+func (s *subscription) poll(ctx context.Context) {
+	defer close(s.pollDone)
+	defer s.cl.AllowRebalance()
+	for {
+		if s.waitBuffer(ctx) {
+			return
+		}
+		fetches := s.cl.PollRecords(ctx, pollMax)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			return
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				otel.Handle(fmt.Errorf("kafkabus: fetch %s/%d for group %s: %w", t, p, s.group, err))
+			}
+		})
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			if fp.Topic != s.ktopic {
+				return
+			}
+			s.mu.Lock()
+			p := s.parts[fp.Partition]
+			s.mu.Unlock()
+			if p == nil {
+				return // not ours (any more)
+			}
+			p.hwm.Store(fp.HighWatermark)
+			if len(fp.Records) > 0 {
+				p.push(fp.Records)
+			}
+		})
+		// Rebalances wait while the records of a poll are handed out, so
+		// that none goes to a partition revoked meanwhile.
+		s.cl.AllowRebalance()
+	}
+}
+
+// push queues records.
+func (p *partition) push(records []*kgo.Record) {
+	p.mu.Lock()
+	p.queue = append(p.queue, records...)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the next record, waiting for one, or nil once stop closes.
+func (p *partition) take() *kgo.Record {
+	for {
+		select {
+		case <-p.stop:
+			return nil
+		default:
+		}
+		p.mu.Lock()
+		if len(p.queue) > 0 {
+			r := p.queue[0]
+			p.queue[0] = nil
+			p.queue = p.queue[1:]
+			p.mu.Unlock()
+			p.s.signalDrained()
+			return r
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.wake:
+		case <-p.stop:
+			return nil
+		}
+	}
+}
+
+// setRetrying records whether the partition's record is waiting out a
+// backoff after a failed delivery. While it does, the partition is paused:
+// no more of its records are fetched, and those it holds do not count
+// against the subscription's buffer, so the other partitions go on.
+func (p *partition) setRetrying(retrying bool) {
+	p.mu.Lock()
+	change := p.paused != retrying
+	p.paused = retrying
+	p.mu.Unlock()
+	if !change {
+		return
+	}
+	if retrying {
+		p.s.cl.PauseFetchPartitions(map[string][]int32{p.s.ktopic: {p.id}})
+		p.s.signalDrained()
+	} else {
+		p.s.cl.ResumeFetchPartitions(map[string][]int32{p.s.ktopic: {p.id}})
+	}
+}
+
+// signalDrained wakes a poll loop waiting for buffered records to be
+// handled.
+func (s *subscription) signalDrained() {
+	select {
+	case s.drained <- struct{}{}:
+	default:
+	}
+}
+
+// waitBuffer waits until the records that the partitions not paused hold
+// number fewer than the subscription's buffer (WithMaxBuffered), or ctx
+// ends; it reports whether ctx ended.
+func (s *subscription) waitBuffer(ctx context.Context) bool {
+	for {
+		held := 0
+		s.mu.Lock()
+		for _, p := range s.parts {
+			p.mu.Lock()
+			if !p.paused {
+				held += len(p.queue)
+			}
+			p.mu.Unlock()
+		}
+		s.mu.Unlock()
+		if held < s.bus.cfg.maxBuffered {
+			return false
+		}
+		select {
+		case <-s.drained:
+		case <-ctx.Done():
+			return true
+		}
+	}
+}
+
+// run handles the partition's records in order until stop closes.
+func (p *partition) run() {
+	defer close(p.done)
+	for {
+		r := p.take()
+		if r == nil {
+			return
+		}
+		if p.next.Load() < 0 {
+			p.next.Store(r.Offset) // the lag counts the record in hand
+		}
+		if !p.s.handle(p, r) {
+			return // stopped before the record was settled
+		}
+		p.setRetrying(false)
+		p.s.cl.MarkCommitRecords(r)
+		p.next.Store(r.Offset + 1)
+	}
+}
+
+// assigned starts a goroutine for each partition assigned.
+func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return
+	}
+	for _, id := range assigned[s.ktopic] {
+		if s.parts[id] != nil {
+			continue
+		}
+		p := &partition{s: s, id: id, tel: newPartTelemetry(s.ktopic, s.group, id),
+			wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+		p.hwm.Store(-1)
+		p.next.Store(-1)
+		s.parts[id] = p
+		s.running.Add(1)
+		go func() {
+			defer s.running.Done()
+			p.run()
+		}()
+	}
+}
+
+// revoked stops the goroutines of the partitions revoked, once their
+// running handlers returned, and commits the offsets marked, so that the
+// partitions' next owners start after every record handled here.
+func (s *subscription) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if s.drop(revoked[s.ktopic]) > 0 {
+		s.commitMarked(ctx)
+	}
+}
+
+// lost stops the goroutines of the partitions lost; their offsets cannot
+// be committed any more.
+func (s *subscription) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.drop(lost[s.ktopic])
+}
+
+// drop stops the goroutines of partitions ids and waits for them. It
+// returns how many it stopped (partitions dropped already are skipped).
+func (s *subscription) drop(ids []int32) int {
+	s.mu.Lock()
+	var stopped []*partition
+	for _, id := range ids {
+		if p := s.parts[id]; p != nil {
+			delete(s.parts, id)
+			close(p.stop)
+			stopped = append(stopped, p)
+		}
+	}
+	s.mu.Unlock()
+	var paused []int32
+	for _, p := range stopped {
+		<-p.done
+		p.mu.Lock()
+		if p.paused {
+			paused = append(paused, p.id)
+		}
+		p.mu.Unlock()
+	}
+	if len(paused) > 0 {
+		// A partition assigned again later is fetched again.
+		s.cl.ResumeFetchPartitions(map[string][]int32{s.ktopic: paused})
+	}
+	s.signalDrained()
+	return len(stopped)
+}
+
+// commitMarked commits the marked offsets, recording the commit in
+// messaging.client.operation.duration.
+func (s *subscription) commitMarked(ctx context.Context) {
+	start := time.Now()
+	err := s.cl.CommitMarkedOffsets(ctx)
+	if err != nil {
+		recordFailure(ctx, s.bus.inst.OpDuration, seconds(start), s.commit, err)
+		otel.Handle(fmt.Errorf("kafkabus: commit offsets of %s for group %s: %w", s.ktopic, s.group, err))
+		return
+	}
+	s.bus.inst.OpDuration.Record(ctx, seconds(start), s.commitOpts...)
+}
+
+// handle delivers r until its handler succeeds or it is dead-lettered, and
+// reports true then; false if the partition was stopped before (the record
+// is left for the partition's next owner).
+func (s *subscription) handle(p *partition, r *kgo.Record) bool {
+	m, identified := decodeRecord(s.topic, r)
+	for delivery := 1; ; delivery++ {
+		select {
+		case s.sem <- struct{}{}:
+		case <-p.stop:
+			return false
+		}
+		m.Delivery = delivery
+		err := s.process(p, r, m, identified)
+		<-s.sem
+		if err == nil {
+			return true
+		}
+		if delivery >= s.cfg.MaxDeliver {
+			return true // dead-lettered by process
+		}
+		wait := max(s.cfg.Backoff(delivery), 0)
+		p.setRetrying(true)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-p.stop:
+			t.Stop()
+			return false // drop resumes the partition
+		}
+	}
+}
+
+// process runs one delivery of m, carried by r, in a process span, and
+// gives m to the dead-letter function if it was its last and failed.
+func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, identified bool) error {
+	start := time.Now()
+	inst, pt := s.bus.inst, p.tel
+	pctx := s.baseCtx
+	if len(m.Metadata) > 0 {
+		pctx = buskit.ExtractTrace(s.baseCtx, m)
+	}
+	ctx, span := pctx, trace.Span(nil)
+	if !inst.spans.Skip(pctx) {
+		ctx, span = inst.tracer.Start(pctx, pt.spanName, pt.spanOpts...)
+	}
+	if span != nil && span.IsRecording() {
+		creation := trace.SpanContextFromContext(pctx)
+		if creation.IsValid() && (creation.SpanID() != s.baseSC.SpanID() || creation.TraceID() != s.baseSC.TraceID()) {
+			span.AddLink(trace.Link{SpanContext: creation})
+		}
+		span.SetAttributes(semconv.MessagingMessageID(m.ID), cqrs.AttrDelivery.Int(m.Delivery),
+			semconv.MessagingKafkaOffset(int(r.Offset)))
+		if len(r.Key) > 0 {
+			span.SetAttributes(semconv.MessagingKafkaMessageKey(string(r.Key)))
+		}
+		if inst.optIn {
+			span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
+		}
+	}
+	if m.Delivery > 1 {
+		inst.Redelivered.Add(ctx, 1, pt.groupOpts...)
+	}
+	if !identified {
+		inst.unidentified.Add(ctx, 1, pt.groupOpts...)
+	}
+	inst.Consumed.Add(ctx, 1, pt.consumedOpts...)
+	err := s.call(ctx, m)
+	if err != nil {
+		if span != nil {
+			telemetry.RecordError(span, err)
+		}
+		if m.Delivery >= s.cfg.MaxDeliver {
+			inst.DeadLetters.Add(ctx, 1, pt.groupOpts...)
+			s.deadLetter(ctx, m, err)
+			if span != nil && span.IsRecording() {
+				span.AddEvent("dead_letter")
+			}
+		}
+		recordFailure(ctx, inst.Process, seconds(start), pt.processBase, err)
+	} else if inst.Process.Enabled(ctx) {
+		inst.Process.Record(ctx, seconds(start), pt.processOpts...)
+	}
+	if span != nil {
+		span.End()
+	}
+	return err
+}
+
+// call runs the handler, turning a panic into an error.
+func (s *subscription) call(ctx context.Context, m cqrs.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return s.handler(ctx, m)
+}
+
+// deadLetter runs the DeadLetter function, ignoring a panic in it: the
+// record's offset is marked either way.
+func (s *subscription) deadLetter(ctx context.Context, m cqrs.Message, err error) {
+	defer func() { _ = recover() }()
+	s.cfg.DeadLetter(ctx, m, err)
+}
+
+// observeLag reports each assigned partition's lag: its high watermark
+// minus the offset after the last record handled (or, while the first is
+// handled, that record's offset). A partition whose first record has not
+// reached its handler yet is not reported.
+func (s *subscription) observeLag(_ context.Context, o metric.Observer) error {
+	s.mu.Lock()
+	parts := make([]*partition, 0, len(s.parts))
+	for _, p := range s.parts {
+		parts = append(parts, p)
+	}
+	s.mu.Unlock()
+	for _, p := range parts {
+		hwm := p.hwm.Load()
+		if hwm < 0 {
+			continue // nothing fetched yet
+		}
+		next := p.next.Load()
+		if next < 0 {
+			continue // no record taken yet
+		}
+		o.ObserveInt64(s.bus.inst.lag, max(hwm-next, 0), p.tel.lagOpts...)
+	}
+	return nil
+}
+
+// Close stops fetching, waits for the running handlers to return, commits
+// the offsets of every record handled and leaves the group, whose other
+// members then get the subscription's partitions (and the records it had
+// fetched but not handled, which are not committed). A handler that fails
+// while Close waits for it is not retried here: its record goes to the
+// partition's next owner. Close is safe to call more than once; calls
+// after the first return nil at once. It returns nil: a failed commit
+// (the records are then delivered again to the group) is reported to the
+// global OpenTelemetry error handler.
+func (s *subscription) Close() error {
+	s.closeOnce.Do(func() {
+		s.stopPoll()
+		<-s.pollDone
+		s.mu.Lock()
+		s.closing = true
+		ids := make([]int32, 0, len(s.parts))
+		for id := range s.parts {
+			ids = append(ids, id)
+		}
+		s.mu.Unlock()
+		s.drop(ids)
+		// A revocation running meanwhile may have taken partitions from
+		// the map before; their goroutines must have marked their last
+		// records before the commit.
+		s.running.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		s.commitMarked(ctx)
+		s.cl.CloseAllowingRebalance()
+		if s.lagReg != nil {
+			_ = s.lagReg.Unregister()
+		}
+	})
+	return nil
+}
+
+// PanicError is the error a handler's panic is turned into, recorded on
+// the process span and passed to DeadLetter.
+type PanicError struct {
+	// Value is the value passed to panic.
+	Value any
+	// Stack is the stack of the panicking goroutine.
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("kafkabus: handler panicked: %v", e.Value) }
+
+// ErrorType returns "kafkabus.panic", the error.type of a handler panic.
+func (e *PanicError) ErrorType() string { return "kafkabus.panic" }
+
+// Unwrap returns the panic value if it is an error.
+func (e *PanicError) Unwrap() error {
+	if err, ok := e.Value.(error); ok {
+		return err
+	}
+	return nil
+}
+
+func itoa(n int32) string { return strconv.FormatInt(int64(n), 10) }
