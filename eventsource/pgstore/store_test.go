@@ -74,9 +74,11 @@ func TestNewAcceptsGoodArguments(t *testing.T) {
 	}
 	s1, _ := pgstore.New(pool, pgstore.WithSchema("a"))
 	s2, _ := pgstore.New(pool, pgstore.WithSchema("b"))
-	a1, m1 := pgstore.LockKeys(s1)
-	a2, _ := pgstore.LockKeys(s2)
-	assert.NotEqual(t, a1, a2, "two schemas share an append lock")
+	a1, m1 := pgstore.LockKeys(s1, "x")
+	a2, _ := pgstore.LockKeys(s2, "x")
+	b1, _ := pgstore.LockKeys(s1, "y")
+	assert.NotEqual(t, a1, a2, "a stream of two schemas shares an append lock")
+	assert.NotEqual(t, a1, b1, "two streams share an append lock")
 	assert.NotEqual(t, a1, m1, "appends and Migrate share a lock")
 }
 
@@ -380,7 +382,7 @@ func TestRecordedAtIsTheInsert(t *testing.T) {
 	t.Parallel()
 	s, pool := newStore(t, 4)
 	ctx := testenv.Context(t, 10*time.Second)
-	appendKey, _ := pgstore.LockKeys(s)
+	appendKey, _ := pgstore.LockKeys(s, "a")
 	tx, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = tx.Rollback(ctx) }()

@@ -104,7 +104,7 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	}
 	start := time.Now()
 	qctx, cancel := context.WithTimeout(ctx, s.subTimeout)
-	page, head, err := s.queryPage(qctx, q, true, s.sql.readAllHead, sub.pos, s.pageSize)
+	page, lag, heldBack, err := s.readSubPage(qctx, q, sub.pos)
 	cancel()
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // the subscription ends: nothing to record
@@ -114,13 +114,55 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	// otherwise report one every poll interval.
 	s.tel.Finish(ctx, opSubscribe, start, err, len(page), len(page) > 0 || err != nil)
 	if err == nil {
-		lag := int64(0)
-		if len(page) > 0 {
-			lag = head - sub.pos
-		}
 		s.tel.lag.Record(ctx, lag)
+		s.tel.heldBack.Record(ctx, heldBack)
 	}
 	return page, err
+}
+
+// readSubPage reads the page of events after pos and, in the same round
+// trip, what the subscription's gauges record: how many events it is
+// behind (lag: from the sequence's last number to the first event of the
+// page; 0 if the page is empty) and the age, in seconds, of the oldest
+// committed event held back by a transaction still running (0 if none).
+func (s *Store) readSubPage(ctx context.Context, q querier, pos int64) (page []eventsource.Event, lag int64, heldBack float64, err error) {
+	b := &pgx.Batch{}
+	b.Queue(s.sql.readSub, pos, s.pageSize)
+	b.Queue(s.sql.subMeta)
+	br := q.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	rows, err := br.Query()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var first, seq int64
+	for rows.Next() {
+		e, err := scanEvent(rows, &seq)
+		if err != nil {
+			rows.Close()
+			return nil, 0, 0, err
+		}
+		if len(page) == 0 {
+			first = seq
+		}
+		page = append(page, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, 0, err
+	}
+	var last int64
+	if err := br.QueryRow().Scan(&last, &heldBack); err != nil {
+		return nil, 0, 0, err
+	}
+	if len(page) > 0 {
+		lag = max(last-first+1, int64(len(page)))
+	}
+	return page, lag, heldBack, nil
 }
 
 // timedOut returns err saying that the subscription timeout ran out, if
