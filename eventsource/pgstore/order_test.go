@@ -13,9 +13,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
@@ -297,7 +299,7 @@ func TestUniqueConstraintIsTheLastGuard(t *testing.T) {
 	rogue, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = rogue.Rollback(ctx) }()
-	_, err = rogue.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.events (id, stream_id, version, type, data) VALUES ($1, 'a', 1, 'rogue.v1', '')`, schema), uuid.New())
+	_, err = rogue.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.events (position, id, stream_id, version, type, data) VALUES (pg_current_xact_id()::text::bigint * 16384 + 1, $1, 'a', 1, 'rogue.v1', '')`, schema), uuid.New())
 	require.NoError(t, err)
 
 	done := make(chan error, 1)
@@ -314,4 +316,82 @@ func TestUniqueConstraintIsTheLastGuard(t *testing.T) {
 	got := collect(t, s.ReadStream(ctx, "a", 1))
 	require.Len(t, got, 1)
 	assert.Equal(t, "rogue.v1", got[0].Type)
+}
+
+// TestUnrelatedTransactionHoldsReadersBack opens a transaction that has
+// nothing to do with the store, but has an id, and appends events while
+// it runs: no reader may read them (the transaction could have been an
+// append that commits later, below them), the held-back gauge shows how
+// long they have waited, and once the transaction ends the subscriber
+// gets them all, in order, without a notification.
+func TestUnrelatedTransactionHoldsReadersBack(t *testing.T) {
+	t.Parallel()
+	p := telemetrytest.New(t)
+	s, pool := newStore(t, 6, pgstore.WithMeterProvider(p.MeterProvider), pgstore.WithPollInterval(time.Hour))
+	pgstore.SkipNotify(s) // the subscriber must find the events by itself
+	ctx := testenv.Context(t, 20*time.Second)
+	before, err := s.Append(ctx, "a", eventsource.NoStream, events(2, "test.v1")...)
+	require.NoError(t, err)
+	require.NoError(t, s.AwaitVisible(ctx))
+
+	long, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = long.Rollback(ctx) }()
+	var xid string
+	require.NoError(t, long.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid)) // takes an id
+
+	sub := newOrderChecker("Subscribe")
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e, err := range s.Subscribe(sctx, before[1].Position) {
+			if err == nil {
+				sub.add(e)
+			}
+		}
+	}()
+	held, err := s.Append(ctx, "b", eventsource.NoStream, events(3, "test.v1")...)
+	require.NoError(t, err)
+	committed := map[uuid.UUID]int64{}
+	for _, e := range held {
+		committed[e.ID] = e.Position
+	}
+	assert.Empty(t, collect(t, s.ReadAll(ctx, before[1].Position)), "ReadAll read events that transaction %s holds back", xid)
+	head, err := s.Head(ctx)
+	require.NoError(t, err)
+	assert.Less(t, head, held[0].Position, "Head reached events held back")
+
+	// The gauge grows while the transaction runs.
+	var first float64
+	require.Eventually(t, func() bool {
+		first = heldBack(t, p)
+		return first > 0
+	}, 5*time.Second, 10*time.Millisecond, "the held-back gauge stayed 0")
+	require.Eventually(t, func() bool { return heldBack(t, p) > first }, 5*time.Second, 10*time.Millisecond,
+		"the held-back gauge did not grow")
+	assert.Zero(t, sub.count(), "the subscriber read events held back")
+
+	require.NoError(t, long.Rollback(ctx))
+	require.Eventually(t, func() bool { return sub.count() == len(held) }, 5*time.Second, 10*time.Millisecond,
+		"the subscriber did not get the events once the transaction ended")
+	require.Eventually(t, func() bool { return heldBack(t, p) == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the held-back gauge did not return to 0")
+	stop()
+	<-done
+	sub.check(t, committed)
+}
+
+// heldBack returns the last value of the held-back gauge.
+func heldBack(t *testing.T, p *telemetrytest.Providers) float64 {
+	t.Helper()
+	if !p.HasMetric(t, pgstore.MetricSubscriptionHeldBack) {
+		return 0
+	}
+	pts := p.Metric(t, pgstore.MetricSubscriptionHeldBack).Data.(metricdata.Gauge[float64]).DataPoints
+	if len(pts) == 0 {
+		return 0
+	}
+	return pts[0].Value
 }

@@ -56,6 +56,7 @@ type subscription struct {
 	s    *Store
 	pos  int64         // of the last event yielded
 	live bool          // caught up: read on the listening connection
+	held bool          // the last read found committed events held back
 	conn *pgxpool.Conn // listening, when live; nil until listening
 }
 
@@ -116,6 +117,7 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	if err == nil {
 		s.tel.lag.Record(ctx, lag)
 		s.tel.heldBack.Record(ctx, heldBack)
+		sub.held = heldBack > 0
 	}
 	return page, err
 }
@@ -198,11 +200,22 @@ func (sub *subscription) listen(ctx context.Context) error {
 	return nil
 }
 
+// heldBackPoll is how long a subscription whose last read found
+// committed events held back waits before it reads again (the poll
+// interval if that is shorter): the transaction that holds them back
+// sends no notification when it ends.
+const heldBackPoll = 10 * time.Millisecond
+
 // wait waits for a notification on the listening connection, for the poll
-// interval at most. If the connection fails, it is released, so that the
-// next read listens on a new one.
+// interval at most (heldBackPoll if events were held back). If the
+// connection fails, it is released, so that the next read listens on a
+// new one.
 func (sub *subscription) wait(ctx context.Context) {
-	wctx, cancel := context.WithTimeout(ctx, sub.s.pollInterval)
+	d := sub.s.pollInterval
+	if sub.held {
+		d = min(d, heldBackPoll)
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
 	_, err := sub.conn.Conn().WaitForNotification(wctx)
 	timedOut := errors.Is(wctx.Err(), context.DeadlineExceeded)
 	cancel()

@@ -96,7 +96,7 @@ func newInstruments(pool *pgxpool.Pool, schema string, tp trace.TracerProvider, 
 		metric.WithDescription("Events appended to the store."))
 	check(err)
 	t.appendDuration, err = m.Float64Histogram("eventsource.append.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of appends to the store, including waiting for the append lock."),
+		metric.WithDescription("Duration of appends to the store, including waiting for the stream's append lock."),
 		metric.WithExplicitBucketBoundaries(pgtel.DurationBuckets...))
 	check(err)
 	t.conflicts, err = m.Int64Counter("eventsource.conflicts", metric.WithUnit("{conflict}"),
