@@ -340,6 +340,10 @@ func TestUnrelatedTransactionHoldsReadersBack(t *testing.T) {
 	var xid string
 	require.NoError(t, long.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid)) // takes an id
 
+	held, err := s.Append(ctx, "b", eventsource.NoStream, events(3, "test.v1")...)
+	require.NoError(t, err)
+	// The subscriber starts with the events held back: it finds them so
+	// at its first read, and then polls every 10 ms.
 	sub := newOrderChecker("Subscribe")
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -352,8 +356,6 @@ func TestUnrelatedTransactionHoldsReadersBack(t *testing.T) {
 			}
 		}
 	}()
-	held, err := s.Append(ctx, "b", eventsource.NoStream, events(3, "test.v1")...)
-	require.NoError(t, err)
 	committed := map[uuid.UUID]int64{}
 	for _, e := range held {
 		committed[e.ID] = e.Position

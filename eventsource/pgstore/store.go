@@ -100,6 +100,7 @@ type Store struct {
 // statements are the store's SQL, with its schema's quoted name built in.
 type statements struct {
 	existing, version, insert  string
+	versionXact                string
 	stage, insertStaged        string
 	unstage                    string
 	readStream, readAll        string
@@ -121,6 +122,9 @@ func newStatements(schema string) statements {
 		schema:   q,
 		existing: r.Replace(`SELECT {cols} FROM {s}.events WHERE id = ANY($1::uuid[])`),
 		version:  r.Replace(`SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = $1`),
+		// The stream's version, and the transaction's id, taken here,
+		// under the stream's lock, if no upload or command took it.
+		versionXact: r.Replace(`SELECT coalesce(max(version), 0), pg_current_xact_id() FROM {s}.events WHERE stream_id = $1`),
 		// recorded_at is the time of the insert, under the stream's lock,
 		// not the transaction's start (now()), which precedes the wait for
 		// it. The position is the transaction's id and the event's place
@@ -357,11 +361,10 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	// one Sync at the end, so the server counts no idle time among them.
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true)", s.idleLimit)
 	// The lock comes before the first write, which gives the transaction
 	// its id: so the appends to a stream take ids, and so positions, in
 	// the order of their versions.
-	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey(streamID))
+	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true), pg_advisory_xact_lock($2)", s.idleLimit, s.lockKey(streamID))
 	var upload pgtype.UUID // of the staged events; not Valid if not staged
 	if s.stageAbove >= 0 && size(events) > s.stageAbove {
 		cols, err := encode(events)
@@ -375,7 +378,7 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		b.Queue(s.sql.recordCommand, command, streamID)
 	}
 	b.Queue(s.sql.existing, ids)
-	b.Queue(s.sql.version, streamID)
+	b.Queue(s.sql.versionXact, streamID)
 	statements = b.Len()
 	br := conn.SendBatch(ctx, b)
 	tx := br.Tx()
@@ -436,10 +439,17 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		return nil, 0, statements, &eventsource.ConflictError{StreamID: streamID, Expected: expected, Actual: current}
 	}
 
-	statements++
-	out, err = s.insert(ctx, tx, streamID, current, events, fresh, upload)
+	// The transaction has its id (taken with the version, under the
+	// lock): the hook runs while it holds back readers.
+	if s.beforeCommit != nil {
+		s.beforeCommit(ctx, streamID)
+	}
+	statements += 2 // the insert and the COMMIT, in one round trip
+	out, err = s.insert(ctx, conn, streamID, current, events, fresh, upload)
+	// The COMMIT ran if the connection is out of the transaction.
+	committed = conn.Conn().PgConn().TxStatus() == 'I'
 	if err != nil {
-		if isStreamVersionConflict(err) {
+		if isStreamVersionConflict(err) && !committed {
 			// Someone wrote to the table without the stream's lock.
 			var actual int64
 			committed = true // rolled back here
@@ -455,36 +465,21 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		}
 		return nil, 0, statements, err
 	}
-	if s.beforeCommit != nil {
-		s.beforeCommit(ctx, streamID)
-	}
-	committed = true
-	statements++
-	if err := tx.Commit(ctx); err != nil {
-		return nil, 0, statements, err
-	}
-	if !s.skipNotify {
-		s.notify(ctx, conn)
-	}
 	return out, len(out), statements, nil
 }
 
-// notify tells subscribers, on conn, that events were appended. It runs
-// after the commit: NOTIFY within the transaction would take
-// PostgreSQL's global notification lock at every commit. A failure is
-// recorded on its span and otherwise ignored, as subscribers poll too.
-func (s *Store) notify(ctx context.Context, conn *pgxpool.Conn) {
-	ctx, span, start := s.tel.Start(ctx, opNotify)
-	_, err := conn.Exec(ctx, "SELECT pg_notify($1, '')", s.channel)
-	s.tel.End(ctx, span, opNotify, start, err)
-}
+// notifySQL tells subscribers that events were appended. It runs after
+// the commit, in a transaction of its own: NOTIFY within the append's
+// transaction would take PostgreSQL's global notification lock at every
+// commit.
+const notifySQL = "SELECT pg_notify($1, '')"
 
 // readChecks reads the results of the append's first batch: begin,
 // set_config, lock, the upload if staged, the command's insert if
 // withCommand, stored events, stream version. It reports whether the
 // command was recorded already.
 func readChecks(br pgx.BatchResults, staged, withCommand bool) (stored map[uuid.UUID]eventsource.Event, current int64, duplicate bool, err error) {
-	n := 3 // BEGIN, set_config, pg_advisory_xact_lock
+	n := 2 // BEGIN, set_config and pg_advisory_xact_lock
 	if staged {
 		n++
 	}
@@ -516,7 +511,7 @@ func readChecks(br pgx.BatchResults, staged, withCommand bool) (stored map[uuid.
 	if err := rows.Err(); err != nil {
 		return nil, 0, false, err
 	}
-	if err := br.QueryRow().Scan(&current); err != nil {
+	if err := br.QueryRow().Scan(&current, nil); err != nil {
 		return nil, 0, false, err
 	}
 	return stored, current, duplicate, nil
@@ -564,10 +559,15 @@ func encode(events []eventsource.NewEvent) (columns, error) {
 }
 
 // insert inserts events[fresh[0]], events[fresh[1]], … as versions
-// current+1, current+2, … of the stream, in one statement, and returns
-// them as stored. If upload is Valid, the events were staged under it in
-// the first batch and are moved from there; otherwise they are sent now.
-func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current int64, events []eventsource.NewEvent, fresh []int, upload pgtype.UUID) ([]eventsource.Event, error) {
+// current+1, current+2, … of the stream, in one statement, commits and
+// notifies subscribers, all in one round trip, and returns the events as
+// stored. If upload is Valid, the events were staged under it in the
+// first batch and are moved from there; otherwise they are sent now.
+// The statements are pipelined: if the insert fails, the server skips
+// the COMMIT and the notification, and the transaction is left failed.
+// A failed notification is recorded on its span and otherwise ignored,
+// as subscribers poll too.
+func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string, current int64, events []eventsource.NewEvent, fresh []int, upload pgtype.UUID) (_ []eventsource.Event, err error) {
 	n := len(fresh)
 	versions := make([]int64, n)
 	out := make([]eventsource.Event, n)
@@ -579,14 +579,13 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current 
 			Data: copyBytes(e.Data), Metadata: copyMap(e.Metadata),
 		}
 	}
-	var rows pgx.Rows
-	var err error
+	b := &pgx.Batch{}
 	if upload.Valid {
 		ords := make([]int64, n)
 		for i, j := range fresh {
 			ords[i] = int64(j) + 1
 		}
-		rows, err = tx.Query(ctx, s.sql.insertStaged, upload, streamID, ords, versions)
+		b.Queue(s.sql.insertStaged, upload, streamID, ords, versions)
 	} else {
 		batch := make([]eventsource.NewEvent, n)
 		ids := make([]pgtype.UUID, n)
@@ -594,12 +593,24 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current 
 			batch[i] = events[j]
 			ids[i] = pgtype.UUID{Bytes: events[j].ID, Valid: true}
 		}
-		var cols columns
-		if cols, err = encode(batch); err != nil {
+		cols, err := encode(batch)
+		if err != nil {
 			return nil, err
 		}
-		rows, err = tx.Query(ctx, s.sql.insert, streamID, ids, versions, cols.types, cols.data, cols.metadata)
+		b.Queue(s.sql.insert, streamID, ids, versions, cols.types, cols.data, cols.metadata)
 	}
+	b.Queue("COMMIT")
+	if !s.skipNotify {
+		b.Queue(notifySQL, s.channel)
+	}
+	br := conn.SendBatch(ctx, b)
+	notified := false // the notification's result was read: Close's error is its
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil && !notified {
+			err = cerr
+		}
+	}()
+	rows, err := br.Query()
 	if err != nil {
 		return nil, err
 	}
@@ -621,8 +632,22 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current 
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	rows.Close()
 	if got != n {
 		return nil, fmt.Errorf("insert returned %d rows; want %d", got, n)
+	}
+	tag, err := br.Exec()
+	if err != nil {
+		return nil, err
+	}
+	if tag.String() == "ROLLBACK" {
+		return nil, pgx.ErrTxCommitRollback
+	}
+	if !s.skipNotify {
+		nctx, span, start := s.tel.Start(ctx, opNotify)
+		_, nerr := br.Exec()
+		s.tel.End(nctx, span, opNotify, start, nerr)
+		notified = true // the append committed: its notification is a hint
 	}
 	return out, nil
 }

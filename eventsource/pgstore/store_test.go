@@ -102,6 +102,9 @@ func TestQuotedSchema(t *testing.T) {
 	<-listening
 	more, err := s.Append(ctx, "a", eventsource.Exact(2), events(1, "test.v1")...)
 	require.NoError(t, err)
+	// Woken by the notification, the subscriber polls every 10 ms while
+	// other tests' transactions hold the event back.
+	require.NoError(t, s.AwaitVisible(ctx))
 	assert.Equal(t, more, f.next(t, 1, 5*time.Second))
 }
 

@@ -216,10 +216,10 @@ func TestTelemetry(t *testing.T) {
 	appends := p.SpansNamed(pgtel.Batch + " " + events)
 	for _, a := range appends {
 		assert.Equal(t, "a", telemetrytest.Attrs(a)[pgstore.AttrStreamID].AsString())
-		assert.GreaterOrEqual(t, telemetrytest.Attrs(a)[semconv.DBOperationBatchSizeKey].AsInt64(), int64(6), "BEGIN, set_config, lock, checks, …")
+		assert.GreaterOrEqual(t, telemetrytest.Attrs(a)[semconv.DBOperationBatchSizeKey].AsInt64(), int64(5), "BEGIN, set_config and lock, checks, …")
 	}
-	assert.Equal(t, int64(8), telemetrytest.Attrs(appends[0])[semconv.DBOperationBatchSizeKey].AsInt64(),
-		"BEGIN, set_config, lock, command, stored, version, INSERT, COMMIT")
+	assert.Equal(t, int64(7), telemetrytest.Attrs(appends[0])[semconv.DBOperationBatchSizeKey].AsInt64(),
+		"BEGIN, set_config and lock, command, stored, version, INSERT, COMMIT")
 	assert.Equal(t, codes.Unset, appends[0].Status().Code)
 	assert.Equal(t, codes.Error, appends[1].Status().Code)
 	assert.Equal(t, "eventsource.concurrency_conflict", telemetrytest.Attrs(appends[1])[semconv.ErrorTypeKey].AsString())
