@@ -33,3 +33,11 @@ func LockKeys(s *Store, stream string) (appendKey, migrateKey int64) {
 // upload them before they take the lock; -1 never. Call it before s is
 // used.
 func SetStageAbove(s *Store, n int) { s.stageAbove = n }
+
+// MigrateTo brings the tables of s to version, below SchemaVersion, as an
+// earlier release of the package would have.
+func MigrateTo(ctx context.Context, s *Store, version int) error {
+	return pgschema.MigrateComponent(ctx, s.pool, s.schema, pgschema.Component{
+		Name: ScopeName, Released: released, Migrations: migrations[:version],
+	})
+}

@@ -86,18 +86,20 @@ func (c *orderChecker) check(t *testing.T, committed map[uuid.UUID]int64) {
 }
 
 // TestGlobalOrderUnderConcurrentWriters is the test of the ordering
-// guarantee: 8 writers append batches of mixed sizes to random streams for
-// 3 seconds, some of them sleeping inside their transaction before the
-// commit, while a subscriber and a polling ReadAll reader follow the
-// global order. Each reader must see every committed event exactly once,
+// guarantee: 8 writers append batches of mixed sizes to random streams,
+// 3,000 appends in all (a few seconds; at most a minute on a slow
+// machine), one in 25 sleeping inside its transaction, holding its id,
+// before the commit, while a subscriber and a polling ReadAll reader
+// follow the global order. Each reader must see every committed event exactly once,
 // in strictly increasing positions: a position that became visible after
 // a reader had passed it would be missed.
 func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	const (
-		writers  = 8
-		streams  = 24
-		duration = 3 * time.Second
+		writers = 8
+		streams = 24
+		target  = 3000             // appends
+		limit   = 60 * time.Second // to reach them
 	)
 	s, _ := newStore(t, writers+4, pgstore.WithPollInterval(50*time.Millisecond))
 	var slow atomic.Int64
@@ -107,7 +109,7 @@ func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
 			time.Sleep(time.Duration(5+rand.IntN(30)) * time.Millisecond)
 		}
 	})
-	ctx := testenv.Context(t, 30*time.Second)
+	ctx := testenv.Context(t, limit+30*time.Second)
 	readCtx, stopReaders := context.WithCancel(ctx)
 	defer stopReaders()
 
@@ -145,12 +147,12 @@ func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
 	var mu sync.Mutex
 	committed := map[uuid.UUID]int64{}
 	var appends atomic.Int64
-	deadline := time.Now().Add(duration)
+	deadline := time.Now().Add(limit)
 	var writing sync.WaitGroup
 	writeErrs := make(chan error, writers)
 	for range writers {
 		writing.Go(func() {
-			for time.Now().Before(deadline) {
+			for appends.Load() < target && time.Now().Before(deadline) {
 				stream := fmt.Sprint("stream-", rand.IntN(streams))
 				batch := events(sizes[rand.IntN(len(sizes))], "test.happened.v1")
 				got, err := s.Append(ctx, stream, eventsource.Any, batch...)
@@ -189,7 +191,7 @@ func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
 	t.Logf("%d appends of %d events, %d of them slow; subscriber saw %d, ReadAll loop %d",
 		appends.Load(), len(committed), slow.Load(), sub.count(), poller.count())
 	require.NotZero(t, slow.Load(), "no append was slow: the test did not test long transactions")
-	require.Greater(t, len(committed), 1000, "too few events to interleave")
+	require.GreaterOrEqual(t, appends.Load(), int64(target), "too few appends to interleave in %v", limit)
 	sub.check(t, committed)
 	poller.check(t, committed)
 
