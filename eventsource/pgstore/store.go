@@ -8,6 +8,7 @@ import (
 	"iter"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -86,6 +87,11 @@ type Store struct {
 	stageAbove int
 	tel        *instruments
 	sql        statements
+
+	// notifying is set while an append sends a notification; pending,
+	// when an append committed after the notification in flight may have
+	// been sent (see insert).
+	notifying, pending atomic.Bool
 
 	// Test hooks, set only by tests (export_test.go) before the store is
 	// used. beforeCommit runs in an append's transaction after the insert
@@ -600,9 +606,26 @@ func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string,
 		b.Queue(s.sql.insert, streamID, ids, versions, cols.types, cols.data, cols.metadata)
 	}
 	b.Queue("COMMIT")
-	if !s.skipNotify {
+	// One notification at a time per store: a PostgreSQL notification
+	// takes a global lock as its transaction commits, and notifications
+	// sent by every append queue for it. The append that finds none in
+	// flight sends one after its COMMIT; the others mark that they
+	// committed, and the notification sent next covers them (notified).
+	lead := !s.skipNotify && s.notifying.CompareAndSwap(false, true)
+	if lead {
 		b.Queue(notifySQL, s.channel)
 	}
+	defer func() {
+		if lead {
+			s.notifying.Store(false)
+		}
+		if err == nil && !s.skipNotify {
+			if !lead {
+				s.pending.Store(true)
+			}
+			s.notifyPending(ctx, conn)
+		}
+	}()
 	br := conn.SendBatch(ctx, b)
 	notified := false // the notification's result was read: Close's error is its
 	defer func() {
@@ -643,13 +666,45 @@ func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string,
 	if tag.String() == "ROLLBACK" {
 		return nil, pgx.ErrTxCommitRollback
 	}
-	if !s.skipNotify {
+	if lead {
 		nctx, span, start := s.tel.Start(ctx, opNotify)
 		_, nerr := br.Exec()
 		s.tel.End(nctx, span, opNotify, start, nerr)
 		notified = true // the append committed: its notification is a hint
 	}
 	return out, nil
+}
+
+// notifyPending sends the notification that appends which committed
+// while another was in flight are owed, unless one is in flight now (its
+// sender sends it when done). It sends two at most, on conn, and leaves
+// any still owed to a goroutine of its own, so that no append pays for a
+// stream of others'.
+func (s *Store) notifyPending(ctx context.Context, conn *pgxpool.Conn) {
+	for range 2 {
+		if !s.pending.Load() || !s.notifying.CompareAndSwap(false, true) {
+			return
+		}
+		s.pending.Store(false) // the notification below covers every append that set it
+		nctx, span, start := s.tel.Start(ctx, opNotify)
+		_, err := conn.Exec(nctx, notifySQL, s.channel)
+		s.tel.End(nctx, span, opNotify, start, err)
+		s.notifying.Store(false)
+	}
+	if s.pending.Load() {
+		go s.notifyRest(context.WithoutCancel(ctx))
+	}
+}
+
+// notifyRest sends the notifications still owed, through the pool.
+func (s *Store) notifyRest(ctx context.Context) {
+	for s.pending.Load() && s.notifying.CompareAndSwap(false, true) {
+		s.pending.Store(false)
+		nctx, span, start := s.tel.Start(ctx, opNotify)
+		_, err := s.pool.Exec(nctx, notifySQL, s.channel)
+		s.tel.End(nctx, span, opNotify, start, err)
+		s.notifying.Store(false)
+	}
 }
 
 // storable reports whether PostgreSQL can store s in a text column:
