@@ -133,10 +133,14 @@
 //
 // # Subscriptions
 //
-// After each commit, an append sends a notification on the channel named
-// after the schema ("eventsource_events"), outside its transaction, for a
-// NOTIFY inside it would take PostgreSQL's global notification lock at
-// every commit. A live [Store.Subscribe] LISTENs on a connection of its
+// After its commit, in the same round trip, an append sends a
+// notification on the channel named after the schema
+// ("eventsource_events"), outside its transaction, for a NOTIFY inside it
+// would take PostgreSQL's global notification lock at every commit. A
+// notification still takes that lock as its own transaction commits, so
+// a store sends one at a time: an append that commits while another
+// append's notification is in flight sends none, and the next
+// notification, sent once that one is done, covers it. A live [Store.Subscribe] LISTENs on a connection of its
 // own from the pool and reads on when notified, or every poll interval
 // ([WithPollInterval], a second by default) when no notification comes:
 // notifications are hints, and one lost (the appending process died after
