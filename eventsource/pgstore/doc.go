@@ -140,7 +140,8 @@
 // notification still takes that lock as its own transaction commits, so
 // a store sends one at a time: an append that commits while another
 // append's notification is in flight sends none, and the next
-// notification, sent once that one is done, covers it. A live [Store.Subscribe] LISTENs on a connection of its
+// notification, sent once that one is done, covers it. A live
+// [Store.Subscribe] LISTENs on a connection of its
 // own from the pool and reads on when notified, or every poll interval
 // ([WithPollInterval], a second by default) when no notification comes:
 // notifications are hints, and one lost (the appending process died after
