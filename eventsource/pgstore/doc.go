@@ -165,8 +165,9 @@
 // [WithMeterProvider] provider (the global ones by default). They follow
 // the OpenTelemetry semantic conventions (v1.40) for PostgreSQL clients.
 //
-// Every call that queries the database has a client span. Each covers
-// one call of the store, not one statement (an append is a transaction
+// Every call that queries the database has a client span, but
+// [Store.AwaitVisible], whose polls record nothing. Each covers one call
+// of the store, not one statement (an append is a transaction
 // of several), so db.operation.name is the store's name of the call, and
 // the span's name is its db.query.summary: the operation and its target,
 // the schema-qualified table or, for calls on no table, db.namespace.

@@ -46,7 +46,7 @@ func (s *Store) Head(ctx context.Context) (int64, error) {
 // that must see its own appends, a test say, calls it between the
 // append and the read. It polls, every millisecond at first and every
 // 50 milliseconds at most, until ctx is done; a transaction that does not
-// end keeps it waiting.
+// end keeps it waiting. Its queries record no telemetry.
 func (s *Store) AwaitVisible(ctx context.Context) error {
 	var next int64
 	err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&next)
