@@ -139,4 +139,9 @@
 //     gauge's callback runs no query: Project reads the store's head as
 //     it starts, then every second while it runs, once a reader has
 //     collected the gauge (pgstore records those reads without spans).
+//     With pgstore, whose positions are made of transaction ids (16384
+//     per transaction, see its package documentation), the difference is
+//     in positions, not events: far above the events behind, it is 0 when
+//     the projection is at the head and grows with the transactions it
+//     is behind.
 package pgcheckpoint

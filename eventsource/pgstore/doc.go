@@ -5,8 +5,8 @@
 // default, see [WithSchema]): each row holds the event's id, stream,
 // version in the stream, global position, type, data (bytea), metadata
 // (jsonb) and the time it was recorded: the database's clock when the row
-// is inserted, under the append lock described below, not when the append
-// began to wait for it. Streams, versions and idempotent
+// is inserted, under the stream's append lock described below, not when
+// the append began to wait for it. Streams, versions and idempotent
 // appends work as [eventsource.Store] says; readers follow the global
 // order with [Store.ReadAll] and [Store.Subscribe] and never miss an
 // event, as explained below.
@@ -29,8 +29,8 @@
 // [Store.Migrate] creates the schema and its tables (events, snapshots,
 // commands — the (command ID, stream) pairs of appends made under
 // [eventsource.WithCommandID], recorded in the append's transaction —
-// uploads, where large appends put their events before they take the
-// append lock, and schema_migrations, which records the version of the
+// uploads, where large appends put their events before they insert
+// them, and schema_migrations, which records the version of the
 // tables), and
 // upgrades them when a later version of this package changes them. It is
 // idempotent and safe to call from every instance of a service at once.
@@ -61,68 +61,69 @@
 // commits. Projections, subscriptions and outbox relays built on a
 // checkpoint lose events this way under ordinary load.
 //
-// The store lets one append run at a time in each schema. Every append is
-// one transaction that first takes a transaction-level advisory lock,
-// pg_advisory_xact_lock, whose key is derived from the schema name (an
-// FNV-1a hash), and only then reads the stream's version and inserts its
-// events; the lock is held until the commit or rollback. The argument:
+// The store orders events by the transactions that appended them. An
+// event's position is the id of its append's transaction
+// (pg_current_xact_id(), a 64-bit xid8) times 16384, plus the event's
+// place in its append, from 1 (an append holds at most
+// [eventsource.MaxBatch] events): so positions order events by (transaction
+// id, place), and a checkpoint, one int64, is that pair. Readers
+// ([Store.ReadAll], [Store.Subscribe], [Store.Head]) read only positions
+// below that of the oldest transaction still running on the server, the
+// xmin of their snapshot (pg_snapshot_xmin(pg_current_snapshot())). The
+// argument:
 //
-//   - positions are taken only under the lock, so the positions of an
-//     append are all greater than those of every append that held the lock
-//     before it;
-//   - PostgreSQL makes a committed transaction visible to new snapshots
-//     before it releases the transaction's locks (in CommitTransaction,
-//     ProcArrayEndTransaction comes before the locks are released), so an
-//     append's events are visible before the next append can take the lock
-//     and so before it can take a position;
-//   - so if a reader's snapshot shows position N, the transaction of N had
-//     committed, every append before it had committed or rolled back
-//     before N was taken, and all of them are in that snapshot: no event
-//     below N can become visible later.
+//   - every transaction whose id is below a snapshot's xmin has ended, and
+//     the snapshot sees those that committed: a reader sees every event
+//     below its bound that will ever be stored;
+//   - a transaction that has not ended, or that starts later, has an id
+//     at or above the xmin, so its events' positions are at or above the
+//     bound: a reader never reads them before they commit;
+//   - the xmin of later snapshots is never lower, so nothing can appear
+//     below a position a reader has passed.
 //
-// Reads are then plain "position > checkpoint ORDER BY position" queries,
-// a range scan of the primary key, and a reader may store any position it
-// has handled as its checkpoint.
+// Appends to different streams therefore run and commit side by side,
+// and PostgreSQL groups their commits' flushes to disk. Appends to one
+// stream take turns under a transaction-level advisory lock of the stream
+// (pg_advisory_xact_lock, the FNV-1a hash of the schema and the stream
+// id), taken before the transaction's first write, so that they take
+// their ids, and their events positions, in the order of their versions.
 //
-// Positions taken by an append that rolls back (an error, a lost
-// connection, a stalled client) are never used: the global order has
-// gaps. They are permanent and harmless: the sequence never hands a
-// position out twice, so nothing can fill a gap, and readers skip it.
-// (Keep synchronous_commit on, the default: with it off, a crash of the
-// server can lose the last commits after readers have seen them.)
+// Positions are large (about 16384 times the number of transactions the
+// server has run), increase in the order readers see events and have
+// gaps, which are never filled; they are not counts of events. Positions
+// taken by an append that rolls back are never used. (Keep
+// synchronous_commit on, the default: with it off, a crash of the server
+// can lose the last commits after readers have seen them.)
 //
-// The cost is throughput. Appends to a schema, whatever their streams,
-// queue for the lock, and each holds it until its commit has returned,
-// which includes the flush of the write-ahead log to disk: appends to a
-// schema commit one at a time, so PostgreSQL cannot group their commits,
-// and their rate is bounded by the round trips and the flush of one
-// commit, from a few hundred to a few thousand appends a second depending
-// on the disk and the network (on a small test machine with a local
-// server, about a thousand a second, no more with 8 writers than with 1).
-// Each append holds the lock for two round trips (the insert and the
-// commit; the lock, the idempotency check and the version check share one
-// round trip with the begin). Batch events: one append inserts all its
-// events in one statement, so events per second grow with the batch. Give
-// independent parts of a system schemas of their own, each with its own
-// lock and order. The lock is only ever held by a running append: a client
-// that stalls inside one (a frozen process, a cut network) has its session
-// ended by the server after 5 seconds of idling
-// (idle_in_transaction_session_timeout is set for the append's
-// transaction; [WithAppendIdleTimeout] changes it), so that it cannot
-// stop every other append for longer than that. An append whose events
-// (data and metadata) exceed [StageAbove] bytes (64 KiB) uploads them
-// before it takes the lock, into an unlogged table of its transaction,
-// and moves them under the lock: so a slow upload holds no other append
-// up and is not cut short by that timeout, at the cost of writing the
-// events twice (about a tenth fewer events a second in a benchmark that
-// stages batches of small events). A smaller append sends its events
-// under the lock, and fails if sending them takes longer than the
-// timeout; the timeout is the trade-off between how long a stalled client
-// can hold every other append up and how slow a link appends can use.
-// A store that needs concurrent commits would order by transaction
-// id instead (pg_current_xact_id and the snapshot's xmin), at the price of
-// readers lagging behind the longest open transaction. Reads take no lock
-// and do not wait for appends.
+// The cost is that a reader is held back by the oldest transaction
+// running on the server, any transaction in any database, not only
+// appends: the events committed after it began wait until it ends. Keep
+// transactions short; the gauge eventsource.subscription.held_back (see
+// Telemetry) shows how long the oldest committed event held back has
+// waited. A live subscription that finds events held back reads again
+// after 10 ms rather than waiting for a notification, which the
+// transaction holding them back does not send. A reader that must see
+// events it has just appended (a test, a read-your-writes check) calls
+// [Store.AwaitVisible] first. An append that stalls inside its
+// transaction (a frozen process, a cut network) holds every reader back
+// and its stream's appends up until the server ends its session after 5
+// seconds of idling (idle_in_transaction_session_timeout is set for the
+// append's transaction; [WithAppendIdleTimeout] changes it). An append
+// whose events (data and metadata) exceed [StageAbove] bytes (64 KiB)
+// uploads them into an unlogged table of its transaction in its first
+// round trip, and moves them into the events table with the next
+// statement, so that a slow upload is never idle time.
+//
+// Release 4 of the tables (migration 4) made this change: until then
+// appends to a schema took turns under one lock, and positions were
+// taken from a sequence (1, 2, 3, …), so appends committed one at a
+// time (827 single-event appends a second from 8 goroutines, 0.24× raw
+// pgx, on the machine of the README). [Store.Migrate] upgrades a table
+// in place: the events stored keep their positions, which are all below
+// the new ones, and the position column loses its default, so that a
+// process of an earlier release still running fails to append rather
+// than take a position below those readers have passed. Reads take no
+// lock and do not wait for appends.
 //
 // A fresh events table grows faster than its statistics: pgx prepares the
 // append's statements, and PostgreSQL may settle on a generic plan for the
@@ -132,10 +133,15 @@
 //
 // # Subscriptions
 //
-// After each commit, an append sends a notification on the channel named
-// after the schema ("eventsource_events"), outside its transaction, for a
-// NOTIFY inside it would take PostgreSQL's global notification lock at
-// every commit. A live [Store.Subscribe] LISTENs on a connection of its
+// After its commit, in the same round trip, an append sends a
+// notification on the channel named after the schema
+// ("eventsource_events"), outside its transaction, for a NOTIFY inside it
+// would take PostgreSQL's global notification lock at every commit. A
+// notification still takes that lock as its own transaction commits, so
+// a store sends one at a time: an append that commits while another
+// append's notification is in flight sends none, and the next
+// notification, sent once that one is done, covers it. A live
+// [Store.Subscribe] LISTENs on a connection of its
 // own from the pool and reads on when notified, or every poll interval
 // ([WithPollInterval], a second by default) when no notification comes:
 // notifications are hints, and one lost (the appending process died after
@@ -159,8 +165,9 @@
 // [WithMeterProvider] provider (the global ones by default). They follow
 // the OpenTelemetry semantic conventions (v1.40) for PostgreSQL clients.
 //
-// Every call that queries the database has a client span. Each covers
-// one call of the store, not one statement (an append is a transaction
+// Every call that queries the database has a client span, but
+// [Store.AwaitVisible], whose polls record nothing. Each covers one call
+// of the store, not one statement (an append is a transaction
 // of several), so db.operation.name is the store's name of the call, and
 // the span's name is its db.query.summary: the operation and its target,
 // the schema-qualified table or, for calls on no table, db.namespace.
@@ -236,16 +243,25 @@
 //     retried append that stores nothing counts none.
 //   - eventsource.append.duration (histogram, s): the duration of
 //     appends, with error.type on failure. It includes the wait for the
-//     append lock, so it shows the queue when appends contend. An append
+//     stream's append lock, so it shows the queue when appends to one
+//     stream contend. An append
 //     rejected for bad arguments records nothing.
 //   - eventsource.conflicts (counter, {conflict}): appends rejected
 //     because the stream was not at the expected version.
 //   - eventsource.subscription.lag (gauge, {event}): recorded at every
-//     read of a subscription: the newest position in the store less the
-//     position of the last event the subscription handed on (0 when a
-//     read finds nothing new). It counts positions, so gaps make it an
-//     upper bound of the events behind. With several subscriptions in
-//     one process it holds the latest reading of any of them.
+//     read of a subscription: how many events were stored after the last
+//     event the subscription handed on (0 when a read finds nothing new),
+//     counted with the sequence that numbers events as they are inserted
+//     (positions have gaps), so appends in progress or rolled back make
+//     it an upper bound. With several subscriptions in one process it
+//     holds the latest reading of any of them.
+//   - eventsource.subscription.held_back (gauge, s): recorded at every
+//     read of a subscription: the age (since it was recorded) of the
+//     oldest committed event that readers may not read yet, because a
+//     transaction that began before it is still running (see "The global
+//     order"); 0 when none is held back. A value that keeps growing names
+//     a long transaction on the server (pg_stat_activity, oldest
+//     xact_start).
 //
 // The events appended carry, in their metadata, the trace context of the
 // append's span (see

@@ -62,15 +62,22 @@ func Example() {
 	}
 	fmt.Println("balance", acc.Balance, "at version", acc.Version())
 
+	// A reader of the global order may be held back by transactions
+	// still running; AwaitVisible waits until it can read the events
+	// committed so far (positions are made of transaction ids: large,
+	// increasing, with gaps).
+	if err := store.AwaitVisible(ctx); err != nil {
+		log.Fatal(err)
+	}
 	for e, err := range store.ReadAll(ctx, 0) {
 		if err != nil {
 			log.Fatal(err)
 		}
-		fmt.Println(e.Position, e.StreamID, e.Version, e.Type, string(e.Data))
+		fmt.Println(e.StreamID, e.Version, e.Type, string(e.Data))
 	}
 	// With PostgreSQL, it prints:
 	//
 	// balance 120 at version 2
-	// 1 account-7 1 account.deposited.v1 {"Amount":100}
-	// 2 account-7 2 account.deposited.v1 {"Amount":20}
+	// account-7 1 account.deposited.v1 {"Amount":100}
+	// account-7 2 account.deposited.v1 {"Amount":20}
 }

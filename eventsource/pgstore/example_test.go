@@ -73,6 +73,37 @@ func ExampleStore_ReadAll() {
 	}
 }
 
+// A check that reads the global order right after an append waits until
+// no transaction that began before the append holds readers back.
+func ExampleStore_AwaitVisible() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://app@db:5432/orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+	store, err := pgstore.New(pool, pgstore.WithSchema("orders_events"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	appended, err := store.Append(ctx, "order-42", eventsource.Any,
+		eventsource.NewEvent{Type: "order.noted.v1", Data: []byte(`{}`)})
+	if err != nil {
+		log.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second) // a long transaction would keep it waiting
+	defer cancel()
+	if err := store.AwaitVisible(wait); err != nil {
+		log.Fatal(err)
+	}
+	for e, err := range store.ReadAll(ctx, appended[0].Position-1) {
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Println(e.Position, e.StreamID, e.Type) // the appended event first
+	}
+}
+
 // A projection follows the store: it catches up from its checkpoint, then
 // receives events as they are committed, until the process is told to
 // stop.

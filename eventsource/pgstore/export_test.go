@@ -7,7 +7,7 @@ import (
 )
 
 // SetBeforeCommit makes every append of s call f inside its transaction,
-// after the insert and before the commit, while it holds the append lock.
+// after the insert and before the commit, while it holds its stream's lock.
 // Call it before s is used.
 func SetBeforeCommit(s *Store, f func(ctx context.Context, streamID string)) { s.beforeCommit = f }
 
@@ -23,12 +23,21 @@ func SkipNotify(s *Store) { s.skipNotify = true }
 // before s is used.
 func SetPageSize(s *Store, n int) { s.pageSize = n }
 
-// LockKeys returns the keys of the advisory locks of s: appends, Migrate.
-func LockKeys(s *Store) (appendKey, migrateKey int64) {
-	return s.lockKey, pgschema.MigrateLockKey(s.schema)
+// LockKeys returns the keys of the advisory locks of s: appends to
+// stream, Migrate.
+func LockKeys(s *Store, stream string) (appendKey, migrateKey int64) {
+	return s.lockKey(stream), pgschema.MigrateLockKey(s.schema)
 }
 
 // SetStageAbove sets the size of events above which the appends of s
 // upload them before they take the lock; -1 never. Call it before s is
 // used.
 func SetStageAbove(s *Store, n int) { s.stageAbove = n }
+
+// MigrateTo brings the tables of s to version, below SchemaVersion, as an
+// earlier release of the package would have.
+func MigrateTo(ctx context.Context, s *Store, version int) error {
+	return pgschema.MigrateComponent(ctx, s.pool, s.schema, pgschema.Component{
+		Name: ScopeName, Released: released, Migrations: migrations[:version],
+	})
+}

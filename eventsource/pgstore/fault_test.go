@@ -258,7 +258,7 @@ func TestWriterAndSubscriberThroughFaults(t *testing.T) {
 
 	// What the store holds, read directly; the subscriber must catch up
 	// with it.
-	want := collect(t, direct.ReadAll(ctx, 0))
+	want := readVisible(t, ctx, direct, 0)
 	deadline := time.Now().Add(10 * time.Second)
 	for delivered() < len(want) && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

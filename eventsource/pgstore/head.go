@@ -13,7 +13,9 @@ import (
 var _ eventsource.HeadReader = (*Store)(nil)
 
 // Head implements [eventsource.HeadReader]: it returns the position of
-// the last committed event, read from the end of the primary key's index.
+// the last event that readers may read (below those that a transaction
+// still running holds back; see "The global order" in the package
+// documentation), read from the primary key's index.
 //
 // It has a span, except when the projection lag gauge of a cqrs.Runner or
 // a pgcheckpoint projection calls it: the gauge reads the head every
@@ -35,4 +37,36 @@ func (s *Store) Head(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("pgstore: head: %w", pgschema.Err(ctx, err))
 	}
 	return head, nil
+}
+
+// AwaitVisible waits until readers ([Store.ReadAll], [Store.Subscribe],
+// [Store.Head]) can read every event committed before the call: until
+// every transaction of the server that was running at the call has
+// ended (see "The global order" in the package documentation). A reader
+// that must see its own appends, a test say, calls it between the
+// append and the read. It polls, every millisecond at first and every
+// 50 milliseconds at most, until ctx is done; a transaction that does not
+// end keeps it waiting. Its queries record no telemetry.
+func (s *Store) AwaitVisible(ctx context.Context) error {
+	var next int64
+	err := s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint`).Scan(&next)
+	wait := time.Millisecond
+	for err == nil {
+		var visible bool
+		if err = s.pool.QueryRow(ctx, `SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint >= $1`, next).Scan(&visible); err != nil || visible {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			err = ctx.Err()
+		case <-t.C:
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("pgstore: awaiting visible events: %w", pgschema.Err(ctx, err))
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -54,4 +55,13 @@ func collect(t testing.TB, seq func(yield func(eventsource.Event, error) bool)) 
 		out = append(out, e)
 	}
 	return out
+}
+
+// readVisible waits until s can read the events committed so far
+// (AwaitVisible: other tests' transactions hold readers back) and reads
+// all events after the position after.
+func readVisible(t testing.TB, ctx context.Context, s *pgstore.Store, after int64) []eventsource.Event {
+	t.Helper()
+	require.NoError(t, s.AwaitVisible(ctx))
+	return collect(t, s.ReadAll(ctx, after))
 }

@@ -69,7 +69,7 @@ func TestReadersLinkToTheAppend(t *testing.T) { // not parallel: sets the global
 	require.False(t, sameSpan(want, caller.SpanContext()))
 	got := trace.SpanContextFromContext(eventsource.TraceContext(ctx, stored[0]))
 	assert.True(t, sameSpan(got, want), "the stored event's trace context is the append span's")
-	got = trace.SpanContextFromContext(eventsource.TraceContext(ctx, collect(t, s.ReadAll(ctx, 0))[0]))
+	got = trace.SpanContextFromContext(eventsource.TraceContext(ctx, readVisible(t, ctx, s, 0)[0]))
 	assert.True(t, sameSpan(got, want), "the read event's trace context is the append span's")
 
 	linkOf := func(name string) trace.SpanContext {

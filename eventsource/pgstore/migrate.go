@@ -56,6 +56,30 @@ CREATE UNLOGGED TABLE {s}.uploads (
 	metadata jsonb,
 	PRIMARY KEY (upload, ord)
 );`,
+	// 4: concurrent appends (see "The global order" in the package
+	// documentation). A position is no longer taken from the sequence
+	// but made of the appending transaction's id and the event's place
+	// in the append: pg_current_xact_id() * 16384 + ord, written by the
+	// append itself. The column loses its default, so that a process of
+	// an earlier release, which would take a position from the sequence
+	// (below those readers have passed), fails to append rather than
+	// lose events. The sequence goes on numbering events, in seq, which
+	// only the lag gauge reads. The positions of the events stored so far
+	// were taken from the sequence, so all are below the first new one,
+	// unless the table holds more events than 16384 per transaction ever
+	// run by the server, which the check refuses.
+	`SET LOCAL search_path TO {s};
+DO $$
+BEGIN
+	IF (SELECT coalesce(max(position), 0) FROM events) >= pg_current_xact_id()::text::bigint * 16384 THEN
+		RAISE EXCEPTION 'pgstore: the events table holds positions above the first that migration 4 would give; renumber them below pg_current_xact_id() * 16384 first';
+	END IF;
+END $$;
+ALTER TABLE events ALTER COLUMN position DROP DEFAULT;
+ALTER TABLE events ADD COLUMN seq bigint;
+ALTER TABLE events ALTER COLUMN seq SET DEFAULT nextval('events_position_seq');
+ALTER SEQUENCE events_position_seq OWNED BY events.seq;
+SET LOCAL search_path TO DEFAULT;`,
 }
 
 // released names the table that each migration released before versions

@@ -22,7 +22,7 @@ const (
 	// transaction idle before the server ends its session.
 	DefaultAppendIdleTimeout = 5 * time.Second
 	// StageAbove is the size, in bytes of event data and metadata, above
-	// which an append uploads its events before it takes the append lock
+	// which an append uploads its events in a statement of their own
 	// (see WithAppendIdleTimeout).
 	StageAbove = 64 << 10
 	// DefaultSubscriptionTimeout is how long a subscription waits for the
@@ -92,19 +92,18 @@ func WithPollInterval(d time.Duration) Option {
 // an append's transaction: how long the server lets the transaction wait
 // for the client's next statement, or for the rest of one the client is
 // still sending, before it ends the session (and so the transaction).
-// Appends to a schema take turns under one lock (see the package
-// documentation), so this bounds how long a client that stalls while it
-// holds the lock (its process frozen, its network cut) stops every other
-// append to the schema: lower is safer for the others.
+// An open append holds every reader of the server's events back (see
+// the package documentation) and its stream's other appends up, so this
+// bounds how long a client that stalls inside an append (its process
+// frozen, its network cut) does so: lower is safer for the others.
 //
-// An append waits for nothing from the client while it holds the lock
-// but the round trips of its last statements, which are small: an append
-// whose events' data and metadata exceed [StageAbove] bytes (64 KiB)
-// uploads them first, before it takes the lock, and a slow upload is not
-// idle time (the server is reading one statement). Smaller appends send
-// their events under the lock: on a link so slow that that takes longer
-// than d (d times 64 KiB/s or less), raise d. Either way the caller's
-// context bounds the whole append.
+// An append waits for nothing from the client inside its transaction but
+// the round trips of its statements, which are small: an append whose
+// events' data and metadata exceed [StageAbove] bytes (64 KiB) uploads
+// them as a statement of its own (reading a statement is not idle time).
+// Smaller appends send their events with the insert: on a link so slow
+// that that takes longer than d (d times 64 KiB/s or less), raise d.
+// Either way the caller's context bounds the whole append.
 //
 // d must be at least a millisecond. The default is
 // [DefaultAppendIdleTimeout] (5 seconds).

@@ -13,9 +13,11 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/otelpatterns/patterns/eventsource"
 	"github.com/otelpatterns/patterns/eventsource/pgstore"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
@@ -84,18 +86,20 @@ func (c *orderChecker) check(t *testing.T, committed map[uuid.UUID]int64) {
 }
 
 // TestGlobalOrderUnderConcurrentWriters is the test of the ordering
-// guarantee: 8 writers append batches of mixed sizes to random streams for
-// 3 seconds, some of them sleeping inside their transaction before the
-// commit, while a subscriber and a polling ReadAll reader follow the
-// global order. Each reader must see every committed event exactly once,
+// guarantee: 8 writers append batches of mixed sizes to random streams,
+// 3,000 appends in all (a few seconds; at most a minute on a slow
+// machine), one in 25 sleeping inside its transaction, holding its id,
+// before the commit, while a subscriber and a polling ReadAll reader
+// follow the global order. Each reader must see every committed event exactly once,
 // in strictly increasing positions: a position that became visible after
 // a reader had passed it would be missed.
 func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
 	t.Parallel()
 	const (
-		writers  = 8
-		streams  = 24
-		duration = 3 * time.Second
+		writers = 8
+		streams = 24
+		target  = 3000             // appends
+		limit   = 60 * time.Second // to reach them
 	)
 	s, _ := newStore(t, writers+4, pgstore.WithPollInterval(50*time.Millisecond))
 	var slow atomic.Int64
@@ -105,7 +109,7 @@ func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
 			time.Sleep(time.Duration(5+rand.IntN(30)) * time.Millisecond)
 		}
 	})
-	ctx := testenv.Context(t, 30*time.Second)
+	ctx := testenv.Context(t, limit+30*time.Second)
 	readCtx, stopReaders := context.WithCancel(ctx)
 	defer stopReaders()
 
@@ -143,12 +147,12 @@ func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
 	var mu sync.Mutex
 	committed := map[uuid.UUID]int64{}
 	var appends atomic.Int64
-	deadline := time.Now().Add(duration)
+	deadline := time.Now().Add(limit)
 	var writing sync.WaitGroup
 	writeErrs := make(chan error, writers)
 	for range writers {
 		writing.Go(func() {
-			for time.Now().Before(deadline) {
+			for appends.Load() < target && time.Now().Before(deadline) {
 				stream := fmt.Sprint("stream-", rand.IntN(streams))
 				batch := events(sizes[rand.IntN(len(sizes))], "test.happened.v1")
 				got, err := s.Append(ctx, stream, eventsource.Any, batch...)
@@ -187,7 +191,7 @@ func TestGlobalOrderUnderConcurrentWriters(t *testing.T) {
 	t.Logf("%d appends of %d events, %d of them slow; subscriber saw %d, ReadAll loop %d",
 		appends.Load(), len(committed), slow.Load(), sub.count(), poller.count())
 	require.NotZero(t, slow.Load(), "no append was slow: the test did not test long transactions")
-	require.Greater(t, len(committed), 1000, "too few events to interleave")
+	require.GreaterOrEqual(t, appends.Load(), int64(target), "too few appends to interleave in %v", limit)
 	sub.check(t, committed)
 	poller.check(t, committed)
 
@@ -297,7 +301,7 @@ func TestUniqueConstraintIsTheLastGuard(t *testing.T) {
 	rogue, err := pool.Begin(ctx)
 	require.NoError(t, err)
 	defer func() { _ = rogue.Rollback(ctx) }()
-	_, err = rogue.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.events (id, stream_id, version, type, data) VALUES ($1, 'a', 1, 'rogue.v1', '')`, schema), uuid.New())
+	_, err = rogue.Exec(ctx, fmt.Sprintf(`INSERT INTO %q.events (position, id, stream_id, version, type, data) VALUES (pg_current_xact_id()::text::bigint * 16384 + 1, $1, 'a', 1, 'rogue.v1', '')`, schema), uuid.New())
 	require.NoError(t, err)
 
 	done := make(chan error, 1)
@@ -314,4 +318,84 @@ func TestUniqueConstraintIsTheLastGuard(t *testing.T) {
 	got := collect(t, s.ReadStream(ctx, "a", 1))
 	require.Len(t, got, 1)
 	assert.Equal(t, "rogue.v1", got[0].Type)
+}
+
+// TestUnrelatedTransactionHoldsReadersBack opens a transaction that has
+// nothing to do with the store, but has an id, and appends events while
+// it runs: no reader may read them (the transaction could have been an
+// append that commits later, below them), the held-back gauge shows how
+// long they have waited, and once the transaction ends the subscriber
+// gets them all, in order, without a notification.
+func TestUnrelatedTransactionHoldsReadersBack(t *testing.T) {
+	t.Parallel()
+	p := telemetrytest.New(t)
+	s, pool := newStore(t, 6, pgstore.WithMeterProvider(p.MeterProvider), pgstore.WithPollInterval(time.Hour))
+	pgstore.SkipNotify(s) // the subscriber must find the events by itself
+	ctx := testenv.Context(t, 20*time.Second)
+	before, err := s.Append(ctx, "a", eventsource.NoStream, events(2, "test.v1")...)
+	require.NoError(t, err)
+	require.NoError(t, s.AwaitVisible(ctx))
+
+	long, err := pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = long.Rollback(ctx) }()
+	var xid string
+	require.NoError(t, long.QueryRow(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid)) // takes an id
+
+	held, err := s.Append(ctx, "b", eventsource.NoStream, events(3, "test.v1")...)
+	require.NoError(t, err)
+	// The subscriber starts with the events held back: it finds them so
+	// at its first read, and then polls every 10 ms.
+	sub := newOrderChecker("Subscribe")
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for e, err := range s.Subscribe(sctx, before[1].Position) {
+			if err == nil {
+				sub.add(e)
+			}
+		}
+	}()
+	committed := map[uuid.UUID]int64{}
+	for _, e := range held {
+		committed[e.ID] = e.Position
+	}
+	assert.Empty(t, collect(t, s.ReadAll(ctx, before[1].Position)), "ReadAll read events that transaction %s holds back", xid)
+	head, err := s.Head(ctx)
+	require.NoError(t, err)
+	assert.Less(t, head, held[0].Position, "Head reached events held back")
+
+	// The gauge grows while the transaction runs.
+	var first float64
+	require.Eventually(t, func() bool {
+		first = heldBack(t, p)
+		return first > 0
+	}, 5*time.Second, 10*time.Millisecond, "the held-back gauge stayed 0")
+	require.Eventually(t, func() bool { return heldBack(t, p) > first }, 5*time.Second, 10*time.Millisecond,
+		"the held-back gauge did not grow")
+	assert.Zero(t, sub.count(), "the subscriber read events held back")
+
+	require.NoError(t, long.Rollback(ctx))
+	require.Eventually(t, func() bool { return sub.count() == len(held) }, 5*time.Second, 10*time.Millisecond,
+		"the subscriber did not get the events once the transaction ended")
+	require.Eventually(t, func() bool { return heldBack(t, p) == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the held-back gauge did not return to 0")
+	stop()
+	<-done
+	sub.check(t, committed)
+}
+
+// heldBack returns the last value of the held-back gauge.
+func heldBack(t *testing.T, p *telemetrytest.Providers) float64 {
+	t.Helper()
+	if !p.HasMetric(t, pgstore.MetricSubscriptionHeldBack) {
+		return 0
+	}
+	pts := p.Metric(t, pgstore.MetricSubscriptionHeldBack).Data.(metricdata.Gauge[float64]).DataPoints
+	if len(pts) == 0 {
+		return 0
+	}
+	return pts[0].Value
 }

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -33,29 +34,52 @@ const pageSize = 500
 // version), the last guard against two events taking one version.
 const streamVersionKey = "events_stream_version_key"
 
+// eventIDKey is the name of the unique constraint on events' ids.
+const eventIDKey = "events_id_key"
+
+// positionsPerXact is how many positions each transaction id spans: an
+// event's position is the id of the transaction that appended it
+// (pg_current_xact_id()) times positionsPerXact, plus the event's place
+// in its append, from 1. Migration 4 and the statements spell it out as
+// 16384.
+const positionsPerXact = 1 << 14
+
+// An append of eventsource.MaxBatch events must fit in one transaction's
+// positions: this fails to compile if it does not.
+const _ = uint(positionsPerXact - 1 - eventsource.MaxBatch)
+
+// visibleBound is the SQL of the first position that a reader may not
+// read yet: that of the oldest transaction still running (the xmin of
+// the statement's snapshot). Every transaction with a lower id has
+// ended, so the events below it that will ever be visible are visible
+// now; an event at or above it may belong to a transaction that has yet
+// to commit.
+const visibleBound = `(pg_snapshot_xmin(pg_current_snapshot())::text::bigint * 16384)`
+
 // Store is an [eventsource.Store] and an [eventsource.SnapshotStore] kept
 // in PostgreSQL. Create it with [New] and create its tables with
 // [Store.Migrate].
 //
 // A Store is safe for concurrent use, also by several processes sharing
-// the database: appends to one schema are serialised by an advisory lock,
-// so that events become visible in the order of their positions (see the
+// the database: appends to different streams commit concurrently, appends
+// to one stream take turns under an advisory lock of the stream, and
+// readers never see an event appear behind one they have read (see the
 // package documentation). The Store does not own the pool: close the pool
 // after the last call.
 type Store struct {
 	pool         *pgxpool.Pool
 	schema       string
 	channel      string
-	lockKey      int64 // of pg_advisory_xact_lock, serialising appends
+	lockBase     uint64 // hashed with a stream id: the key of its append lock
 	pollInterval time.Duration
 	subTimeout   time.Duration // of each query of a subscription
 	pageSize     int
 	// idleLimit is the idle_in_transaction_session_timeout of an append's
 	// transaction (WithAppendIdleTimeout): a client that stops between
 	// the statements of an append (its process frozen, its network cut)
-	// has its session ended by the server after this long, so that the
-	// append lock it holds does not stop every other append until TCP
-	// gives up on the connection.
+	// has its session ended by the server after this long, so that its
+	// open transaction does not hold every reader back, nor its stream's
+	// lock stop the stream's appends, until TCP gives up on the connection.
 	idleLimit string
 	// stageAbove is the size of events (data and metadata) above which an
 	// append uploads them before it takes the lock (StageAbove); -1
@@ -63,6 +87,11 @@ type Store struct {
 	stageAbove int
 	tel        *instruments
 	sql        statements
+
+	// notifying is set while an append sends a notification; pending,
+	// when an append committed after the notification in flight may have
+	// been sent (see insert).
+	notifying, pending atomic.Bool
 
 	// Test hooks, set only by tests (export_test.go) before the store is
 	// used. beforeCommit runs in an append's transaction after the insert
@@ -77,10 +106,11 @@ type Store struct {
 // statements are the store's SQL, with its schema's quoted name built in.
 type statements struct {
 	existing, version, insert  string
+	versionXact                string
 	stage, insertStaged        string
 	unstage                    string
 	readStream, readAll        string
-	readAllHead, head          string
+	readSub, subMeta, head     string
 	loadSnapshot, saveSnapshot string
 	deleteSnapshot             string
 	recordCommand, hasCommand  string
@@ -93,15 +123,20 @@ const eventColumns = "id, stream_id, version, position, type, data, metadata, re
 
 func newStatements(schema string) statements {
 	q := pgx.Identifier{schema}.Sanitize()
-	r := strings.NewReplacer("{s}", q, "{cols}", eventColumns)
+	r := strings.NewReplacer("{s}", q, "{cols}", eventColumns, "{bound}", visibleBound)
 	return statements{
 		schema:   q,
 		existing: r.Replace(`SELECT {cols} FROM {s}.events WHERE id = ANY($1::uuid[])`),
 		version:  r.Replace(`SELECT coalesce(max(version), 0) FROM {s}.events WHERE stream_id = $1`),
-		// recorded_at is the time of the insert, under the append lock, not
-		// the transaction's start (now()), which precedes the wait for it.
-		insert: r.Replace(`INSERT INTO {s}.events (id, stream_id, version, type, data, metadata, recorded_at)
-SELECT u.id, $1, u.version, u.type, u.data, u.metadata, clock_timestamp()
+		// The stream's version, and the transaction's id, taken here,
+		// under the stream's lock, if no upload or command took it.
+		versionXact: r.Replace(`SELECT coalesce(max(version), 0), pg_current_xact_id() FROM {s}.events WHERE stream_id = $1`),
+		// recorded_at is the time of the insert, under the stream's lock,
+		// not the transaction's start (now()), which precedes the wait for
+		// it. The position is the transaction's id and the event's place
+		// (positionsPerXact).
+		insert: r.Replace(`INSERT INTO {s}.events (position, id, stream_id, version, type, data, metadata, recorded_at)
+SELECT pg_current_xact_id()::text::bigint * 16384 + u.ord, u.id, $1, u.version, u.type, u.data, u.metadata, clock_timestamp()
 FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::jsonb[])
 	WITH ORDINALITY AS u(id, version, type, data, metadata, ord)
 ORDER BY u.ord
@@ -114,17 +149,24 @@ RETURNING position, version, recorded_at`),
 SELECT $1, u.ord, u.id, u.type, u.data, u.metadata
 FROM unnest($2::uuid[], $3::text[], $4::bytea[], $5::jsonb[]) WITH ORDINALITY AS u(id, type, data, metadata, ord)`),
 		insertStaged: r.Replace(`WITH u AS (DELETE FROM {s}.uploads WHERE upload = $1 RETURNING ord, id, type, data, metadata)
-INSERT INTO {s}.events (id, stream_id, version, type, data, metadata, recorded_at)
-SELECT u.id, $2, v.version, u.type, u.data, u.metadata, clock_timestamp()
+INSERT INTO {s}.events (position, id, stream_id, version, type, data, metadata, recorded_at)
+SELECT pg_current_xact_id()::text::bigint * 16384 + v.ord, u.id, $2, v.version, u.type, u.data, u.metadata, clock_timestamp()
 FROM unnest($3::bigint[], $4::bigint[]) AS v(ord, version) JOIN u USING (ord)
 ORDER BY v.version
 RETURNING position, version, recorded_at`),
 		unstage:    r.Replace(`DELETE FROM {s}.uploads WHERE upload = $1`),
 		readStream: r.Replace(`SELECT {cols} FROM {s}.events WHERE stream_id = $1 AND version >= $2 ORDER BY version LIMIT $3`),
-		readAll:    r.Replace(`SELECT {cols} FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
-		readAllHead: r.Replace(`SELECT {cols}, (SELECT max(position) FROM {s}.events)
-FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2`),
-		head:          r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events`),
+		readAll:    r.Replace(`SELECT {cols} FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIMIT $2`),
+		// A subscription's read also returns each event's number in the
+		// sequence (seq; the position of events stored before migration
+		// 4), and then reads the sequence's last number and the age of the
+		// oldest committed event held back, for its gauges.
+		readSub: r.Replace(`SELECT {cols}, coalesce(seq, position)
+FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIMIT $2`),
+		subMeta: r.Replace(`SELECT (SELECT last_value FROM {s}.events_position_seq),
+	coalesce((SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8
+		FROM {s}.events WHERE position >= {bound} ORDER BY position LIMIT 1), 0)`),
+		head:          r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < {bound}`),
 		recordCommand: r.Replace(`INSERT INTO {s}.commands (command_id, stream_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
 		hasCommand:    r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1)`),
 		hasCommandIn:  r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1 AND stream_id = $2)`),
@@ -167,7 +209,7 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Store, error) {
 		pool:         pool,
 		schema:       c.schema,
 		channel:      c.schema + channelSuffix,
-		lockKey:      pgschema.LockKey(ScopeName, "append", c.schema),
+		lockBase:     uint64(pgschema.LockKey(ScopeName, "append", c.schema)),
 		pollInterval: c.pollInterval,
 		subTimeout:   c.subTimeout,
 		pageSize:     pageSize,
@@ -187,12 +229,13 @@ var (
 
 // Append implements [eventsource.Store.Append].
 //
-// The append is one transaction that waits for the schema's append lock,
-// so appends to a schema run one at a time, whatever their streams (see
-// the package documentation). All events are inserted with one statement.
+// The append is one transaction that waits for its stream's append lock,
+// so appends to one stream run one at a time, while appends to different
+// streams run and commit side by side (see the package documentation).
+// All events are inserted with one statement.
 // Events whose data and metadata exceed [StageAbove] bytes are uploaded
 // before the append takes the lock, so that their upload holds no other
-// append up (see [WithAppendIdleTimeout]).
+// append to the stream up (see [WithAppendIdleTimeout]).
 // After the commit, the store notifies subscribers; a failed notification
 // is recorded on its span and otherwise ignored, as subscribers poll too.
 // The events' metadata carries the trace context of the append's span.
@@ -207,7 +250,7 @@ var (
 //
 // Under a command ID (see [eventsource.WithCommandID]), the append
 // inserts the pair (command ID, stream ID) into the schema's commands
-// table in its first round trip, under the append lock, and fails with
+// table in its first round trip, under the stream's lock, and fails with
 // an error matching [eventsource.ErrDuplicateCommand] if the pair is
 // there: it costs no extra round trip. The table keeps the pairs for
 // good; delete old rows (by recorded_at) once retries of their commands
@@ -232,7 +275,20 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	// The events carry the trace context of the append's span, so that
 	// the projections and relays reading them link to the append itself.
 	events = storekit.PrepareAppend(ctx, events)
-	out, inserted, statements, err := s.append(ctx, streamID, expected, command, events)
+	var out []eventsource.Event
+	var inserted, statements int
+	var err error
+	for attempt := 1; ; attempt++ {
+		var n int
+		out, inserted, n, err = s.append(ctx, streamID, expected, command, events)
+		statements += n
+		// An append to another stream that inserted one of the events'
+		// IDs and had not committed when this one checked: the next
+		// attempt finds it stored, and tells a retry from a taken ID.
+		if err == nil || attempt == maxAttempts || !retryable(err) || ctx.Err() != nil {
+			break
+		}
+	}
 	pgtel.SetBatchSize(span, statements)
 	s.tel.End(ctx, span, opAppend, start, err)
 
@@ -263,6 +319,30 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 	return nil, fmt.Errorf("pgstore: appending to stream %s: %w", brief.Quote(streamID), pgschema.Err(ctx, err))
 }
 
+// maxAttempts is how many times Append runs its transaction when it fails
+// for another stream's append of the same event IDs (retryable).
+const maxAttempts = 3
+
+// retryable reports whether err is the failure of an append that raced
+// an append to another stream inserting one of the same event IDs: the
+// unique violation of the events' IDs, or a deadlock with it.
+func retryable(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "23505" && pgErr.ConstraintName == eventIDKey || pgErr.Code == "40P01")
+}
+
+// lockKey returns the key of the advisory lock of streamID's appends:
+// the FNV-1a hash of the store's scope and schema, continued with the
+// stream id. Two streams whose keys collide only take turns.
+func (s *Store) lockKey(streamID string) int64 {
+	h := s.lockBase
+	for i := 0; i < len(streamID); i++ {
+		h ^= uint64(streamID[i])
+		h *= 1099511628211 // the 64-bit FNV prime
+	}
+	return int64(h)
+}
+
 // append runs an append's transaction and returns the events as stored,
 // how many of them it inserted and how many statements it sent, from the
 // BEGIN to the COMMIT or ROLLBACK. A command other than "" is the command
@@ -280,14 +360,17 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
 	}
 	// One round trip: begin, bound how long the transaction may sit idle
-	// holding the append lock, upload large events (before the lock, so
-	// that a slow upload holds no one up), wait for the lock, then, under
-	// it, record the command (if any) and read which events are stored
-	// already and the stream's version. The statements are pipelined with
+	// (holding the stream's lock and every reader back), wait for the
+	// stream's lock, then, under it, upload large events, record the
+	// command (if any) and read which events are stored already and the
+	// stream's version. The statements are pipelined with
 	// one Sync at the end, so the server counts no idle time among them.
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true)", s.idleLimit)
+	// The lock comes before the first write, which gives the transaction
+	// its id: so the appends to a stream take ids, and so positions, in
+	// the order of their versions.
+	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true), pg_advisory_xact_lock($2)", s.idleLimit, s.lockKey(streamID))
 	var upload pgtype.UUID // of the staged events; not Valid if not staged
 	if s.stageAbove >= 0 && size(events) > s.stageAbove {
 		cols, err := encode(events)
@@ -297,12 +380,11 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		upload = pgtype.UUID{Bytes: uuid.New(), Valid: true}
 		b.Queue(s.sql.stage, upload, ids, cols.types, cols.data, cols.metadata)
 	}
-	b.Queue("SELECT pg_advisory_xact_lock($1)", s.lockKey)
 	if command != "" {
 		b.Queue(s.sql.recordCommand, command, streamID)
 	}
 	b.Queue(s.sql.existing, ids)
-	b.Queue(s.sql.version, streamID)
+	b.Queue(s.sql.versionXact, streamID)
 	statements = b.Len()
 	br := conn.SendBatch(ctx, b)
 	tx := br.Tx()
@@ -363,11 +445,18 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		return nil, 0, statements, &eventsource.ConflictError{StreamID: streamID, Expected: expected, Actual: current}
 	}
 
-	statements++
-	out, err = s.insert(ctx, tx, streamID, current, events, fresh, upload)
+	// The transaction has its id (taken with the version, under the
+	// lock): the hook runs while it holds back readers.
+	if s.beforeCommit != nil {
+		s.beforeCommit(ctx, streamID)
+	}
+	statements += 2 // the insert and the COMMIT, in one round trip
+	out, err = s.insert(ctx, conn, streamID, current, events, fresh, upload)
+	// The COMMIT ran if the connection is out of the transaction.
+	committed = conn.Conn().PgConn().TxStatus() == 'I'
 	if err != nil {
-		if isStreamVersionConflict(err) {
-			// Someone wrote to the table without the append lock.
+		if isStreamVersionConflict(err) && !committed {
+			// Someone wrote to the table without the stream's lock.
 			var actual int64
 			committed = true // rolled back here
 			statements += 2
@@ -382,36 +471,21 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		}
 		return nil, 0, statements, err
 	}
-	if s.beforeCommit != nil {
-		s.beforeCommit(ctx, streamID)
-	}
-	committed = true
-	statements++
-	if err := tx.Commit(ctx); err != nil {
-		return nil, 0, statements, err
-	}
-	if !s.skipNotify {
-		s.notify(ctx, conn)
-	}
 	return out, len(out), statements, nil
 }
 
-// notify tells subscribers, on conn, that events were appended. It runs
-// after the commit: NOTIFY within the transaction would take
-// PostgreSQL's global notification lock at every commit. A failure is
-// recorded on its span and otherwise ignored, as subscribers poll too.
-func (s *Store) notify(ctx context.Context, conn *pgxpool.Conn) {
-	ctx, span, start := s.tel.Start(ctx, opNotify)
-	_, err := conn.Exec(ctx, "SELECT pg_notify($1, '')", s.channel)
-	s.tel.End(ctx, span, opNotify, start, err)
-}
+// notifySQL tells subscribers that events were appended. It runs after
+// the commit, in a transaction of its own: NOTIFY within the append's
+// transaction would take PostgreSQL's global notification lock at every
+// commit.
+const notifySQL = "SELECT pg_notify($1, '')"
 
 // readChecks reads the results of the append's first batch: begin,
-// set_config, the upload if staged, lock, the command's insert if
+// set_config, lock, the upload if staged, the command's insert if
 // withCommand, stored events, stream version. It reports whether the
 // command was recorded already.
 func readChecks(br pgx.BatchResults, staged, withCommand bool) (stored map[uuid.UUID]eventsource.Event, current int64, duplicate bool, err error) {
-	n := 3 // BEGIN, set_config, pg_advisory_xact_lock
+	n := 2 // BEGIN, set_config and pg_advisory_xact_lock
 	if staged {
 		n++
 	}
@@ -443,7 +517,7 @@ func readChecks(br pgx.BatchResults, staged, withCommand bool) (stored map[uuid.
 	if err := rows.Err(); err != nil {
 		return nil, 0, false, err
 	}
-	if err := br.QueryRow().Scan(&current); err != nil {
+	if err := br.QueryRow().Scan(&current, nil); err != nil {
 		return nil, 0, false, err
 	}
 	return stored, current, duplicate, nil
@@ -491,10 +565,15 @@ func encode(events []eventsource.NewEvent) (columns, error) {
 }
 
 // insert inserts events[fresh[0]], events[fresh[1]], … as versions
-// current+1, current+2, … of the stream, in one statement, and returns
-// them as stored. If upload is Valid, the events were staged under it in
-// the first batch and are moved from there; otherwise they are sent now.
-func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current int64, events []eventsource.NewEvent, fresh []int, upload pgtype.UUID) ([]eventsource.Event, error) {
+// current+1, current+2, … of the stream, in one statement, commits and
+// notifies subscribers, all in one round trip, and returns the events as
+// stored. If upload is Valid, the events were staged under it in the
+// first batch and are moved from there; otherwise they are sent now.
+// The statements are pipelined: if the insert fails, the server skips
+// the COMMIT and the notification, and the transaction is left failed.
+// A failed notification is recorded on its span and otherwise ignored,
+// as subscribers poll too.
+func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string, current int64, events []eventsource.NewEvent, fresh []int, upload pgtype.UUID) (_ []eventsource.Event, err error) {
 	n := len(fresh)
 	versions := make([]int64, n)
 	out := make([]eventsource.Event, n)
@@ -506,14 +585,13 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current 
 			Data: copyBytes(e.Data), Metadata: copyMap(e.Metadata),
 		}
 	}
-	var rows pgx.Rows
-	var err error
+	b := &pgx.Batch{}
 	if upload.Valid {
 		ords := make([]int64, n)
 		for i, j := range fresh {
 			ords[i] = int64(j) + 1
 		}
-		rows, err = tx.Query(ctx, s.sql.insertStaged, upload, streamID, ords, versions)
+		b.Queue(s.sql.insertStaged, upload, streamID, ords, versions)
 	} else {
 		batch := make([]eventsource.NewEvent, n)
 		ids := make([]pgtype.UUID, n)
@@ -521,12 +599,41 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current 
 			batch[i] = events[j]
 			ids[i] = pgtype.UUID{Bytes: events[j].ID, Valid: true}
 		}
-		var cols columns
-		if cols, err = encode(batch); err != nil {
+		cols, err := encode(batch)
+		if err != nil {
 			return nil, err
 		}
-		rows, err = tx.Query(ctx, s.sql.insert, streamID, ids, versions, cols.types, cols.data, cols.metadata)
+		b.Queue(s.sql.insert, streamID, ids, versions, cols.types, cols.data, cols.metadata)
 	}
+	b.Queue("COMMIT")
+	// One notification at a time per store: a PostgreSQL notification
+	// takes a global lock as its transaction commits, and notifications
+	// sent by every append queue for it. The append that finds none in
+	// flight sends one after its COMMIT; the others mark that they
+	// committed, and the notification sent next covers them (notified).
+	lead := !s.skipNotify && s.notifying.CompareAndSwap(false, true)
+	if lead {
+		b.Queue(notifySQL, s.channel)
+	}
+	defer func() {
+		if lead {
+			s.notifying.Store(false)
+		}
+		if err == nil && !s.skipNotify {
+			if !lead {
+				s.pending.Store(true)
+			}
+			s.notifyPending(ctx, conn)
+		}
+	}()
+	br := conn.SendBatch(ctx, b)
+	notified := false // the notification's result was read: Close's error is its
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil && !notified {
+			err = cerr
+		}
+	}()
+	rows, err := br.Query()
 	if err != nil {
 		return nil, err
 	}
@@ -548,10 +655,56 @@ func (s *Store) insert(ctx context.Context, tx pgx.Tx, streamID string, current 
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	rows.Close()
 	if got != n {
 		return nil, fmt.Errorf("insert returned %d rows; want %d", got, n)
 	}
+	tag, err := br.Exec()
+	if err != nil {
+		return nil, err
+	}
+	if tag.String() == "ROLLBACK" {
+		return nil, pgx.ErrTxCommitRollback
+	}
+	if lead {
+		nctx, span, start := s.tel.Start(ctx, opNotify)
+		_, nerr := br.Exec()
+		s.tel.End(nctx, span, opNotify, start, nerr)
+		notified = true // the append committed: its notification is a hint
+	}
 	return out, nil
+}
+
+// notifyPending sends the notification that appends which committed
+// while another was in flight are owed, unless one is in flight now (its
+// sender sends it when done). It sends two at most, on conn, and leaves
+// any still owed to a goroutine of its own, so that no append pays for a
+// stream of others'.
+func (s *Store) notifyPending(ctx context.Context, conn *pgxpool.Conn) {
+	for range 2 {
+		if !s.pending.Load() || !s.notifying.CompareAndSwap(false, true) {
+			return
+		}
+		s.pending.Store(false) // the notification below covers every append that set it
+		nctx, span, start := s.tel.Start(ctx, opNotify)
+		_, err := conn.Exec(nctx, notifySQL, s.channel)
+		s.tel.End(nctx, span, opNotify, start, err)
+		s.notifying.Store(false)
+	}
+	if s.pending.Load() {
+		go s.notifyRest(context.WithoutCancel(ctx))
+	}
+}
+
+// notifyRest sends the notifications still owed, through the pool.
+func (s *Store) notifyRest(ctx context.Context) {
+	for s.pending.Load() && s.notifying.CompareAndSwap(false, true) {
+		s.pending.Store(false)
+		nctx, span, start := s.tel.Start(ctx, opNotify)
+		_, err := s.pool.Exec(nctx, notifySQL, s.channel)
+		s.tel.End(nctx, span, opNotify, start, err)
+		s.notifying.Store(false)
+	}
 }
 
 // storable reports whether PostgreSQL can store s in a text column:
@@ -664,6 +817,7 @@ func (s *Store) readAllPage(ctx context.Context, after int64) ([]eventsource.Eve
 // querier is a *pgxpool.Pool or a *pgxpool.Conn.
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // queryPage runs a query of events and returns them all. With withHead,

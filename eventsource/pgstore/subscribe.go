@@ -56,6 +56,7 @@ type subscription struct {
 	s    *Store
 	pos  int64         // of the last event yielded
 	live bool          // caught up: read on the listening connection
+	held bool          // the last read found committed events held back
 	conn *pgxpool.Conn // listening, when live; nil until listening
 }
 
@@ -104,7 +105,7 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	}
 	start := time.Now()
 	qctx, cancel := context.WithTimeout(ctx, s.subTimeout)
-	page, head, err := s.queryPage(qctx, q, true, s.sql.readAllHead, sub.pos, s.pageSize)
+	page, lag, heldBack, err := s.readSubPage(qctx, q, sub.pos)
 	cancel()
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // the subscription ends: nothing to record
@@ -114,13 +115,56 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	// otherwise report one every poll interval.
 	s.tel.Finish(ctx, opSubscribe, start, err, len(page), len(page) > 0 || err != nil)
 	if err == nil {
-		lag := int64(0)
-		if len(page) > 0 {
-			lag = head - sub.pos
-		}
 		s.tel.lag.Record(ctx, lag)
+		s.tel.heldBack.Record(ctx, heldBack)
+		sub.held = heldBack > 0
 	}
 	return page, err
+}
+
+// readSubPage reads the page of events after pos and, in the same round
+// trip, what the subscription's gauges record: how many events it is
+// behind (lag: from the sequence's last number to the first event of the
+// page; 0 if the page is empty) and the age, in seconds, of the oldest
+// committed event held back by a transaction still running (0 if none).
+func (s *Store) readSubPage(ctx context.Context, q querier, pos int64) (page []eventsource.Event, lag int64, heldBack float64, err error) {
+	b := &pgx.Batch{}
+	b.Queue(s.sql.readSub, pos, s.pageSize)
+	b.Queue(s.sql.subMeta)
+	br := q.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	rows, err := br.Query()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	var first, seq int64
+	for rows.Next() {
+		e, err := scanEvent(rows, &seq)
+		if err != nil {
+			rows.Close()
+			return nil, 0, 0, err
+		}
+		if len(page) == 0 {
+			first = seq
+		}
+		page = append(page, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, 0, 0, err
+	}
+	var last int64
+	if err := br.QueryRow().Scan(&last, &heldBack); err != nil {
+		return nil, 0, 0, err
+	}
+	if len(page) > 0 {
+		lag = max(last-first+1, int64(len(page)))
+	}
+	return page, lag, heldBack, nil
 }
 
 // timedOut returns err saying that the subscription timeout ran out, if
@@ -156,11 +200,22 @@ func (sub *subscription) listen(ctx context.Context) error {
 	return nil
 }
 
+// heldBackPoll is how long a subscription whose last read found
+// committed events held back waits before it reads again (the poll
+// interval if that is shorter): the transaction that holds them back
+// sends no notification when it ends.
+const heldBackPoll = 10 * time.Millisecond
+
 // wait waits for a notification on the listening connection, for the poll
-// interval at most. If the connection fails, it is released, so that the
-// next read listens on a new one.
+// interval at most (heldBackPoll if events were held back). If the
+// connection fails, it is released, so that the next read listens on a
+// new one.
 func (sub *subscription) wait(ctx context.Context) {
-	wctx, cancel := context.WithTimeout(ctx, sub.s.pollInterval)
+	d := sub.s.pollInterval
+	if sub.held {
+		d = min(d, heldBackPoll)
+	}
+	wctx, cancel := context.WithTimeout(ctx, d)
 	_, err := sub.conn.Conn().WaitForNotification(wctx)
 	timedOut := errors.Is(wctx.Err(), context.DeadlineExceeded)
 	cancel()

@@ -19,6 +19,18 @@ const ScopeName = "github.com/otelpatterns/patterns/eventsource/pgstore"
 // stream read or a snapshot.
 const AttrStreamID = attribute.Key("eventsource.stream_id")
 
+// The store's own metrics, besides db.client.operation.duration.
+const (
+	// MetricSubscriptionLag is the gauge of how many events a
+	// subscription is behind, at each of its reads.
+	MetricSubscriptionLag = "eventsource.subscription.lag"
+	// MetricSubscriptionHeldBack is the gauge of how long the oldest
+	// committed event that readers may not read yet has waited, at each
+	// read of a subscription: the hold-back of a transaction still
+	// running (see "The global order" in the package documentation).
+	MetricSubscriptionHeldBack = "eventsource.subscription.held_back"
+)
+
 // The store's operations, as recorded in db.operation.name.
 type op int
 
@@ -68,6 +80,7 @@ type instruments struct {
 	appendDuration metric.Float64Histogram
 	conflicts      metric.Int64Counter
 	lag            metric.Int64Gauge
+	heldBack       metric.Float64Gauge
 }
 
 func newInstruments(pool *pgxpool.Pool, schema string, tp trace.TracerProvider, mp metric.MeterProvider, optIn bool) *instruments {
@@ -83,14 +96,17 @@ func newInstruments(pool *pgxpool.Pool, schema string, tp trace.TracerProvider, 
 		metric.WithDescription("Events appended to the store."))
 	check(err)
 	t.appendDuration, err = m.Float64Histogram("eventsource.append.duration", metric.WithUnit("s"),
-		metric.WithDescription("Duration of appends to the store, including waiting for the append lock."),
+		metric.WithDescription("Duration of appends to the store, including waiting for the stream's append lock."),
 		metric.WithExplicitBucketBoundaries(pgtel.DurationBuckets...))
 	check(err)
 	t.conflicts, err = m.Int64Counter("eventsource.conflicts", metric.WithUnit("{conflict}"),
 		metric.WithDescription("Appends rejected because the stream was not at the expected version."))
 	check(err)
-	t.lag, err = m.Int64Gauge("eventsource.subscription.lag", metric.WithUnit("{event}"),
-		metric.WithDescription("How far a subscription is behind the newest event, in positions, when it reads."))
+	t.lag, err = m.Int64Gauge(MetricSubscriptionLag, metric.WithUnit("{event}"),
+		metric.WithDescription("How many events a subscription is behind the newest, when it reads."))
+	check(err)
+	t.heldBack, err = m.Float64Gauge(MetricSubscriptionHeldBack, metric.WithUnit("s"),
+		metric.WithDescription("Age of the oldest committed event that a subscription may not read yet, held back by a transaction still running, when it reads."))
 	check(err)
 	return t
 }
