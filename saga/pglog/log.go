@@ -25,6 +25,10 @@ import (
 // the last guard against two transitions taking one Seq.
 const transitionsKey = "transitions_pkey"
 
+// sagasKey is the name of the primary key of the sagas table, which turns
+// away a second Create of a saga.
+const sagasKey = "sagas_pkey"
+
 // Log is a [saga.Log] kept in PostgreSQL. Create it with [New] and its
 // tables with [Log.Migrate].
 //
@@ -44,6 +48,24 @@ type statements struct {
 	schema                                  string // the quoted schema name
 	create, append, why, renew, claim, load string
 	release, reopen, reopenWhy              string
+	// appendLocked is append for a batch that sets no status: it locks
+	// the saga's row instead of updating it.
+	appendLocked string
+}
+
+// insertFrom returns the INSERT of an append's transitions, sent as
+// arrays (the parameters from $first on) and unnested, once per row of s:
+// the saga's row, if the append may write.
+func insertFrom(first int) string {
+	p := make([]any, 8)
+	for i := range p {
+		p[i] = first + i
+	}
+	return fmt.Sprintf(`
+INSERT INTO {s}.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
+SELECT s.id, u.seq, u.status, u.step, u.phase, u.kind, u.attempt, u.data, u.error
+FROM s, unnest($%d::bigint[], $%d::text[], $%d::text[], $%d::text[], $%d::text[], $%d::integer[], $%d::bytea[], $%d::text[])
+	AS u(seq, status, step, phase, kind, attempt, data, error)`, p...)
 }
 
 func newStatements(schema string) statements {
@@ -54,28 +76,35 @@ func newStatements(schema string) statements {
 	return statements{
 		schema: q,
 		create: r.Replace(`INSERT INTO {s}.sagas (id, name, version, status, data, trace, owner, lease_until)
-VALUES ($1, $3, $4, '` + string(saga.Running) + `', $5, $6::jsonb, nullif($7, ''), now() + $2::bigint * interval '1 microsecond')
-ON CONFLICT (id) DO NOTHING`),
-		// The UPDATE locks the saga's row, if owner holds the lease, and so
-		// serialises the appends to one saga; the INSERT adds the
-		// transition only if the UPDATE matched. NOT EXISTS turns a taken
+VALUES ($1, $3, $4, '` + string(saga.Running) + `', $5, $6::jsonb, nullif($7, ''), now() + $2::bigint * interval '1 microsecond')`),
+		// For a batch that sets a status. The UPDATE locks the saga's
+		// row, if owner holds the lease, and so serialises the appends to
+		// one saga; the INSERT adds the transition only if the UPDATE
+		// matched. NOT EXISTS turns a taken
 		// Seq away without an error; the primary key turns away the one
 		// taken by an append that committed while this one waited for the
 		// row lock (NOT EXISTS reads the statement's snapshot), and its
 		// violation fails the whole statement, the UPDATE included.
 		append: r.Replace(`WITH s AS (
 	UPDATE {s}.sagas
-	SET status = CASE WHEN $3::text = '' THEN status ELSE $3::text END,
+	SET status = $3::text,
 		owner = CASE WHEN $4::boolean THEN NULL ELSE owner END,
 		updated_at = now()
 	WHERE id = $1 AND owner = $2
 		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($5::bigint[]))
 	RETURNING id
-)
-INSERT INTO {s}.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
-SELECT s.id, u.seq, u.status, u.step, u.phase, u.kind, u.attempt, u.data, u.error
-FROM s, unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bytea[], $12::text[])
-	AS u(seq, status, step, phase, kind, attempt, data, error)`),
+)` + insertFrom(5)),
+		// A batch that sets no status (most are: a step's outcome, with
+		// the Started of the next) changes nothing in the saga's row:
+		// locking it, in the mode its UPDATE would take, fences the
+		// batch as well, without a new row version (and the WAL, the
+		// dead tuple and the index entries that it may bring).
+		appendLocked: r.Replace(`WITH s AS (
+	SELECT id FROM {s}.sagas
+	WHERE id = $1 AND owner = $2
+		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($3::bigint[]))
+	FOR NO KEY UPDATE
+)` + insertFrom(3)),
 		why: r.Replace(`SELECT owner, EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($2::bigint[]))
 FROM {s}.sagas WHERE id = $1`),
 		// The rows are locked in id order, so that two renewals of
@@ -170,22 +199,23 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 	if err != nil {
 		return fmt.Errorf("pglog: creating saga %s: encoding its trace: %w", brief.Quote(rec.ID), err)
 	}
-	tag, err := l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, owner)
-	if err != nil {
-		return fmt.Errorf("pglog: creating saga %s: %w", brief.Quote(rec.ID), pgschema.Err(ctx, err))
-	}
-	if tag.RowsAffected() == 0 {
+	_, err = l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, owner)
+	switch {
+	case isViolation(err, sagasKey):
 		return fmt.Errorf("%w: saga %s", saga.ErrExists, brief.Quote(rec.ID))
+	case err != nil:
+		return fmt.Errorf("pglog: creating saga %s: %w", brief.Quote(rec.ID), pgschema.Err(ctx, err))
 	}
 	return nil
 }
 
-// Append implements [saga.Log.Append] with one statement: an UPDATE of
-// the saga's row, matching only if owner holds the lease and the Seqs of
-// ts are free, and an INSERT of the transitions (from arrays, unnested)
-// that runs only if the UPDATE matched. The UPDATE's row lock serialises
-// the appends to a saga and the claims of it, so a stale owner is turned
-// away whichever commits first. A transition's Error is stored with each
+// Append implements [saga.Log.Append] with one statement: a SELECT FOR
+// NO KEY UPDATE of the saga's row (an UPDATE of its status, if a
+// transition of ts sets one), matching only if owner holds the lease and
+// the Seqs of ts are free, and an INSERT of the transitions (from arrays,
+// unnested) that runs only if it matched. The row lock serialises the
+// appends to a saga and the claims of it, so a stale owner is turned away
+// whichever commits first. A transition's Error is stored with each
 // NUL byte and each run of bytes that is not UTF-8 replaced by U+FFFD, as
 // PostgreSQL's text refuses them: an error message can never make the
 // write fail (and the saga stall, retrying it at every recovery). Only when nothing was written does a second query tell a missing
@@ -211,8 +241,13 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		seqs[i], statuses[i], steps[i], phases[i], kinds[i] = t.Seq, string(t.Status), t.Step, string(t.Phase), string(t.Kind)
 		attempts[i], data[i], errs[i] = int32(min(max(t.Attempt, 0), 1<<31-1)), t.Data, saga.ValidText(t.Error)
 	}
-	tag, err := l.pool.Exec(ctx, l.sql.append, id, owner, string(status), status.Final(),
-		seqs, statuses, steps, phases, kinds, attempts, data, errs)
+	var tag pgconn.CommandTag
+	if status == "" {
+		tag, err = l.pool.Exec(ctx, l.sql.appendLocked, id, owner, seqs, statuses, steps, phases, kinds, attempts, data, errs)
+	} else {
+		tag, err = l.pool.Exec(ctx, l.sql.append, id, owner, string(status), status.Final(),
+			seqs, statuses, steps, phases, kinds, attempts, data, errs)
+	}
 	switch {
 	case isSeqTaken(err):
 		return fmt.Errorf("%w: saga %s has a transition of %v already", saga.ErrLeaseLost, brief.Quote(id), seqs)
@@ -240,9 +275,13 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 
 // isSeqTaken reports whether err is the violation of the transitions'
 // primary key.
-func isSeqTaken(err error) bool {
+func isSeqTaken(err error) bool { return isViolation(err, transitionsKey) }
+
+// isViolation reports whether err is the violation of the unique
+// constraint called key.
+func isViolation(err error, key string) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == transitionsKey
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == key
 }
 
 // Renew implements [saga.Log.Renew] with one statement. The leases run
