@@ -45,27 +45,83 @@ type Log struct {
 
 // statements are the log's SQL, with its schema's quoted name built in.
 type statements struct {
-	schema                                  string // the quoted schema name
-	create, append, why, renew, claim, load string
-	release, reopen, reopenWhy              string
-	// appendLocked is append for a batch that sets no status: it locks
-	// the saga's row instead of updating it.
-	appendLocked string
+	schema                          string // the quoted schema name
+	create, why, renew, claim, load string
+	release, reopen, reopenWhy      string
+	// appends are the statements of Append: appends[set][n] writes a
+	// batch that sets a status (set 1) or none (set 0), of n transitions
+	// sent as scalars (n up to maxScalars), or of any number of them sent
+	// as arrays (n 0).
+	appends [2][maxScalars + 1]string
 }
 
-// insertFrom returns the INSERT of an append's transitions, sent as
-// arrays (the parameters from $first on) and unnested, once per row of s:
-// the saga's row, if the append may write.
-func insertFrom(first int) string {
-	p := make([]any, 8)
-	for i := range p {
-		p[i] = first + i
+// maxScalars is the largest batch that Append sends as scalar parameters,
+// as a multi-row VALUES: the batches of a saga that runs its steps in
+// sequence (a step's Started; a step's outcome with the next one's Started
+// or the saga's final status). Larger batches go as arrays, which cost
+// the client more to encode (an allocation per element).
+const maxScalars = 2
+
+// appendSQL returns the statement of an append of n transitions as
+// scalars ($first on, 8 a transition), or of arrays for n 0, that sets a
+// status ($3, and $4 if final) if set, with "{s}" for the quoted schema.
+//
+// The saga's row is locked, if owner holds the lease and the Seqs are
+// free: by the UPDATE of its status, or else by FOR NO KEY UPDATE, the
+// same lock without a new row version (and the WAL, the dead tuple and
+// the index entries that it may bring). The lock serialises the appends
+// to one saga and the claims of it. The INSERT adds the transitions only
+// if the row matched. NOT EXISTS turns a taken Seq away without an error;
+// the primary key turns away one taken by an append that committed while
+// this one waited for the row lock (NOT EXISTS reads the statement's
+// snapshot), and its violation fails the whole statement, the UPDATE
+// included.
+func appendSQL(set bool, n int) string {
+	first := 3
+	if set {
+		first = 5
 	}
-	return fmt.Sprintf(`
+	var seqs, rows string
+	if n == 0 {
+		p := make([]any, 8)
+		for i := range p {
+			p[i] = first + i
+		}
+		seqs = fmt.Sprintf("= ANY($%d::bigint[])", first)
+		rows = fmt.Sprintf(`unnest($%d::bigint[], $%d::text[], $%d::text[], $%d::text[], $%d::text[], $%d::integer[], $%d::bytea[], $%d::text[])`, p...)
+	} else {
+		var in, values []string
+		for k := range n {
+			p := make([]any, 8)
+			for i := range p {
+				p[i] = first + 8*k + i
+			}
+			in = append(in, fmt.Sprintf("$%d::bigint", p[0]))
+			values = append(values, fmt.Sprintf(`($%d::bigint, $%d::text, $%d::text, $%d::text, $%d::text, $%d::integer, $%d::bytea, $%d::text)`, p...))
+		}
+		seqs = "IN (" + strings.Join(in, ", ") + ")"
+		rows = "(VALUES " + strings.Join(values, ", ") + ")"
+	}
+	lock := `SELECT id FROM {s}.sagas
+	WHERE id = $1 AND owner = $2
+		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq ` + seqs + `)
+	FOR NO KEY UPDATE`
+	if set {
+		lock = `UPDATE {s}.sagas
+	SET status = $3::text,
+		owner = CASE WHEN $4::boolean THEN NULL ELSE owner END,
+		updated_at = now()
+	WHERE id = $1 AND owner = $2
+		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq ` + seqs + `)
+	RETURNING id`
+	}
+	return `WITH s AS (
+	` + lock + `
+)
 INSERT INTO {s}.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
 SELECT s.id, u.seq, u.status, u.step, u.phase, u.kind, u.attempt, u.data, u.error
-FROM s, unnest($%d::bigint[], $%d::text[], $%d::text[], $%d::text[], $%d::text[], $%d::integer[], $%d::bytea[], $%d::text[])
-	AS u(seq, status, step, phase, kind, attempt, data, error)`, p...)
+FROM s, ` + rows + `
+	AS u(seq, status, step, phase, kind, attempt, data, error)`
 }
 
 func newStatements(schema string) statements {
@@ -73,38 +129,17 @@ func newStatements(schema string) statements {
 	r := strings.NewReplacer("{s}", q,
 		"{unfinished}", "'"+string(saga.Running)+"', '"+string(saga.Compensating)+"'",
 		"{until}", "now() + $2::bigint * interval '1 microsecond'")
+	var appends [2][maxScalars + 1]string
+	for set := range appends {
+		for n := range appends[set] {
+			appends[set][n] = r.Replace(appendSQL(set == 1, n))
+		}
+	}
 	return statements{
-		schema: q,
+		schema:  q,
+		appends: appends,
 		create: r.Replace(`INSERT INTO {s}.sagas (id, name, version, status, data, trace, owner, lease_until)
 VALUES ($1, $3, $4, '` + string(saga.Running) + `', $5, $6::jsonb, nullif($7, ''), now() + $2::bigint * interval '1 microsecond')`),
-		// For a batch that sets a status. The UPDATE locks the saga's
-		// row, if owner holds the lease, and so serialises the appends to
-		// one saga; the INSERT adds the transition only if the UPDATE
-		// matched. NOT EXISTS turns a taken
-		// Seq away without an error; the primary key turns away the one
-		// taken by an append that committed while this one waited for the
-		// row lock (NOT EXISTS reads the statement's snapshot), and its
-		// violation fails the whole statement, the UPDATE included.
-		append: r.Replace(`WITH s AS (
-	UPDATE {s}.sagas
-	SET status = $3::text,
-		owner = CASE WHEN $4::boolean THEN NULL ELSE owner END,
-		updated_at = now()
-	WHERE id = $1 AND owner = $2
-		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($5::bigint[]))
-	RETURNING id
-)` + insertFrom(5)),
-		// A batch that sets no status (most are: a step's outcome, with
-		// the Started of the next) changes nothing in the saga's row:
-		// locking it, in the mode its UPDATE would take, fences the
-		// batch as well, without a new row version (and the WAL, the
-		// dead tuple and the index entries that it may bring).
-		appendLocked: r.Replace(`WITH s AS (
-	SELECT id FROM {s}.sagas
-	WHERE id = $1 AND owner = $2
-		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($3::bigint[]))
-	FOR NO KEY UPDATE
-)` + insertFrom(3)),
 		why: r.Replace(`SELECT owner, EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($2::bigint[]))
 FROM {s}.sagas WHERE id = $1`),
 		// The rows are locked in id order, so that two renewals of
@@ -201,6 +236,8 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 	}
 	_, err = l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, owner)
 	switch {
+	case err == nil:
+		return nil
 	case isViolation(err, sagasKey):
 		return fmt.Errorf("%w: saga %s", saga.ErrExists, brief.Quote(rec.ID))
 	case err != nil:
@@ -230,31 +267,45 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 	ctx, span, start := l.tel.start(ctx, opAppend, id)
 	defer func() { l.tel.End(ctx, span, opAppend, start, err) }()
 	var status saga.Status
-	seqs := make([]int64, len(ts))
-	statuses, steps, phases, kinds, errs := make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts))
-	attempts := make([]int32, len(ts))
-	data := make([][]byte, len(ts))
-	for i, t := range ts {
+	for _, t := range ts {
 		if t.Status != "" {
 			status = t.Status
 		}
-		seqs[i], statuses[i], steps[i], phases[i], kinds[i] = t.Seq, string(t.Status), t.Step, string(t.Phase), string(t.Kind)
-		attempts[i], data[i], errs[i] = int32(min(max(t.Attempt, 0), 1<<31-1)), t.Data, saga.ValidText(t.Error)
 	}
-	var tag pgconn.CommandTag
-	if status == "" {
-		tag, err = l.pool.Exec(ctx, l.sql.appendLocked, id, owner, seqs, statuses, steps, phases, kinds, attempts, data, errs)
+	set := 0
+	args := make([]any, 0, 4+8*min(len(ts), maxScalars))
+	args = append(args, id, owner)
+	if status != "" {
+		set = 1
+		args = append(args, string(status), status.Final())
+	}
+	var sql string
+	if len(ts) <= maxScalars {
+		sql = l.sql.appends[set][len(ts)]
+		for _, t := range ts {
+			args = append(args, t.Seq, string(t.Status), t.Step, string(t.Phase), string(t.Kind), attempt(t), t.Data, saga.ValidText(t.Error))
+		}
 	} else {
-		tag, err = l.pool.Exec(ctx, l.sql.append, id, owner, string(status), status.Final(),
-			seqs, statuses, steps, phases, kinds, attempts, data, errs)
+		sql = l.sql.appends[set][0]
+		statuses, steps, phases, kinds, errs := make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts))
+		attempts := make([]int32, len(ts))
+		data := make([][]byte, len(ts))
+		for i, t := range ts {
+			statuses[i], steps[i], phases[i], kinds[i] = string(t.Status), t.Step, string(t.Phase), string(t.Kind)
+			attempts[i], data[i], errs[i] = attempt(t), t.Data, saga.ValidText(t.Error)
+		}
+		args = append(args, seqsOf(ts), statuses, steps, phases, kinds, attempts, data, errs)
 	}
+	tag, err := l.pool.Exec(ctx, sql, args...)
+	if err == nil && tag.RowsAffected() == int64(len(ts)) {
+		return nil
+	}
+	seqs := seqsOf(ts)
 	switch {
 	case isSeqTaken(err):
 		return fmt.Errorf("%w: saga %s has a transition of %v already", saga.ErrLeaseLost, brief.Quote(id), seqs)
 	case err != nil:
 		return fmt.Errorf("pglog: appending transitions %v to saga %s: %w", seqs, brief.Quote(id), pgschema.Err(ctx, err))
-	case tag.RowsAffected() == int64(len(ts)):
-		return nil
 	}
 	var holder pgtype.Text
 	var taken bool
@@ -272,6 +323,18 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		return fmt.Errorf("%w: saga %s is not leased to %s", saga.ErrLeaseLost, brief.Quote(id), brief.Quote(owner))
 	}
 }
+
+// seqsOf returns the Seqs of ts.
+func seqsOf(ts []saga.Transition) []int64 {
+	seqs := make([]int64, len(ts))
+	for i, t := range ts {
+		seqs[i] = t.Seq
+	}
+	return seqs
+}
+
+// attempt returns t's Attempt as the integer column stores it.
+func attempt(t saga.Transition) int32 { return int32(min(max(t.Attempt, 0), 1<<31-1)) }
 
 // isSeqTaken reports whether err is the violation of the transitions'
 // primary key.
