@@ -25,13 +25,25 @@ type benchOrder struct {
 func noopAction(context.Context, benchOrder) (func(*benchOrder), error) { return nil, nil }
 func noopCompensate(context.Context, benchOrder) error                  { return nil }
 
+// payAction records a payment id in the data, as a step with a result
+// does: the orchestrator applies the update to the data and encodes it.
+func payAction(context.Context, benchOrder) (func(*benchOrder), error) {
+	return func(o *benchOrder) { o.PaymentID = "pay-1" }, nil
+}
+
 // benchSteps is how many steps the benchmark's saga has.
 const benchSteps = 3
 
 func benchDefinition(b *testing.B) *saga.Definition[benchOrder] {
+	return benchDefinitionWith(b, noopAction)
+}
+
+// benchDefinitionWith is benchDefinition with pay as the first step's
+// action.
+func benchDefinitionWith(b *testing.B, pay func(context.Context, benchOrder) (func(*benchOrder), error)) *saga.Definition[benchOrder] {
 	b.Helper()
 	def, err := saga.Define("bench", 1,
-		saga.Step[benchOrder]{Name: "pay", Action: noopAction, Compensate: noopCompensate},
+		saga.Step[benchOrder]{Name: "pay", Action: pay, Compensate: noopCompensate},
 		saga.Step[benchOrder]{Name: "reserve", Action: noopAction, Compensate: noopCompensate},
 		saga.Step[benchOrder]{Name: "ship", Action: noopAction, Compensate: noopCompensate},
 	)
@@ -56,6 +68,8 @@ func reportPerStep(b *testing.B) {
 //     updates applied, as a caller without an orchestrator would;
 //   - memory: Start and Wait, one saga at a time, with the default
 //     (global, no-op) telemetry;
+//   - memory/update: the same, the first step's action updating the data
+//     (a payment id), which the orchestrator then encodes and logs;
 //   - memory/parallel: the same from GOMAXPROCS goroutines on one
 //     orchestrator and log;
 //   - memory/sdk: as memory, with OpenTelemetry SDK providers that record
@@ -92,6 +106,17 @@ func BenchmarkSaga(b *testing.B) {
 		reportPerStep(b)
 	}
 	b.Run("memory", func(b *testing.B) { run(b) })
+
+	b.Run("memory/update", func(b *testing.B) {
+		b.ReportAllocs()
+		def := benchDefinitionWith(b, payAction)
+		o := newRotating(b)
+		defer o.close()
+		for b.Loop() {
+			o.startAndWait(b, def)
+		}
+		reportPerStep(b)
+	})
 
 	b.Run("memory/parallel", func(b *testing.B) {
 		b.ReportAllocs()

@@ -92,6 +92,10 @@ type run struct {
 	// plus the lease, unless someone took the saga over.
 	leaseFrom atomic.Int64
 
+	// decoded caches data decoded, for the attempts to share (see
+	// decoded).
+	decoded decoded
+
 	mu      sync.Mutex // guards what follows and orders writes to the log
 	seq     int64
 	data    []byte
@@ -527,7 +531,7 @@ func (r *run) runStep(i int) (next []int, err error) {
 
 		actx, span, cancel := r.attemptContext(ctx, st, Forward, attempt)
 		defer cancel()
-		apply, err := callAction(actx, st, r.o.codec, snapshot)
+		apply, err := callAction(actx, st, r.o.codec, snapshot, &r.decoded)
 		r.hookAt(hookAfterAction, st.name, Forward)
 		switch {
 		case err == nil:
@@ -680,13 +684,13 @@ func (r *run) endAttempt(span trace.Span, phase Phase, step string, outcome Kind
 }
 
 // callAction runs st's action, turning a panic into an error.
-func callAction(ctx context.Context, st *stepSpec, c Codec, snapshot []byte) (apply func([]byte) ([]byte, error), err error) {
+func callAction(ctx context.Context, st *stepSpec, c Codec, snapshot []byte, cache *decoded) (apply func([]byte) ([]byte, error), err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return st.action(ctx, c, snapshot)
+	return st.action(ctx, c, snapshot, cache)
 }
 
 // safeApply applies a step's update to the data, turning a panic (in the
@@ -701,13 +705,13 @@ func safeApply(apply func([]byte) ([]byte, error), cur []byte) (b []byte, err er
 }
 
 // callCompensate runs st's compensation, turning a panic into an error.
-func callCompensate(ctx context.Context, st *stepSpec, c Codec, data []byte) (err error) {
+func callCompensate(ctx context.Context, st *stepSpec, c Codec, data []byte, cache *decoded) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return st.compensate(ctx, c, data)
+	return st.compensate(ctx, c, data, cache)
 }
 
 // compensateAll undoes, in reverse order, the steps that are done or may
@@ -848,7 +852,7 @@ func (r *run) runCompensation(i int) error {
 		r.hookAt(hookAfterStart, st.name, Compensate)
 		actx, span, cancel := r.attemptContext(ctx, st, Compensate, attempt)
 		defer cancel()
-		err := callCompensate(actx, st, r.o.codec, data)
+		err := callCompensate(actx, st, r.o.codec, data, &r.decoded)
 		r.hookAt(hookAfterAction, st.name, Compensate)
 		kind := Succeeded
 		switch {
