@@ -13,6 +13,7 @@ func TestPlainType(t *testing.T) {
 	}
 	type withPtr struct{ P *int }
 	type withUnexported struct{ m map[string]int }
+	_ = withUnexported{}.m
 	for _, tt := range []struct {
 		v    any
 		want bool

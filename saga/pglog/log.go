@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,23 +82,26 @@ func appendSQL(set bool, n int) string {
 	if set {
 		first = 5
 	}
+	// params returns the parameters of a transition's columns, from
+	// $from on, each cast to its column's type with suffix ("[]" for
+	// arrays).
+	params := func(from int, suffix string) string {
+		types := [...]string{"bigint", "text", "text", "text", "text", "integer", "bytea", "text"}
+		ps := make([]string, len(types))
+		for i, t := range types {
+			ps[i] = "$" + strconv.Itoa(from+i) + "::" + t + suffix
+		}
+		return strings.Join(ps, ", ")
+	}
 	var seqs, rows string
 	if n == 0 {
-		p := make([]any, 8)
-		for i := range p {
-			p[i] = first + i
-		}
-		seqs = fmt.Sprintf("= ANY($%d::bigint[])", first)
-		rows = fmt.Sprintf(`unnest($%d::bigint[], $%d::text[], $%d::text[], $%d::text[], $%d::text[], $%d::integer[], $%d::bytea[], $%d::text[])`, p...)
+		seqs = "= ANY($" + strconv.Itoa(first) + "::bigint[])"
+		rows = "unnest(" + params(first, "[]") + ")"
 	} else {
 		var in, values []string
 		for k := range n {
-			p := make([]any, 8)
-			for i := range p {
-				p[i] = first + 8*k + i
-			}
-			in = append(in, fmt.Sprintf("$%d::bigint", p[0]))
-			values = append(values, fmt.Sprintf(`($%d::bigint, $%d::text, $%d::text, $%d::text, $%d::text, $%d::integer, $%d::bytea, $%d::text)`, p...))
+			in = append(in, "$"+strconv.Itoa(first+8*k)+"::bigint")
+			values = append(values, "("+params(first+8*k, "")+")")
 		}
 		seqs = "IN (" + strings.Join(in, ", ") + ")"
 		rows = "(VALUES " + strings.Join(values, ", ") + ")"
