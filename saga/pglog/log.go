@@ -67,16 +67,17 @@ const maxScalars = 2
 // scalars ($first on, 8 a transition), or of arrays for n 0, that sets a
 // status ($3, and $4 if final) if set, with "{s}" for the quoted schema.
 //
-// The saga's row is locked, if owner holds the lease and the Seqs are
-// free: by the UPDATE of its status, or else by FOR NO KEY UPDATE, the
-// same lock without a new row version (and the WAL, the dead tuple and
-// the index entries that it may bring). The lock serialises the appends
-// to one saga and the claims of it. The INSERT adds the transitions only
-// if the row matched. NOT EXISTS turns a taken Seq away without an error;
-// the primary key turns away one taken by an append that committed while
-// this one waited for the row lock (NOT EXISTS reads the statement's
-// snapshot), and its violation fails the whole statement, the UPDATE
-// included.
+// The saga's row is locked, if owner holds the lease: by the UPDATE of
+// its status, or else by FOR NO KEY UPDATE, the same lock without a new
+// row version (and the WAL, the dead tuple and the index entries that it
+// may bring). The lock serialises the appends to one saga and the claims
+// of it. The INSERT adds the transitions only if the row matched. A taken
+// Seq is turned away by the transitions' primary key alone, whether it
+// was taken long ago or by an append that committed while this one waited
+// for the row lock: its violation fails the whole statement, the UPDATE
+// included. (A probe of the Seqs before the INSERT would cost an index
+// lookup on every append to spare an error on the rare one that repeats
+// a Seq, which a lost lease or a bug causes, not a healthy run.)
 func appendSQL(set bool, n int) string {
 	first := 3
 	if set {
@@ -93,22 +94,18 @@ func appendSQL(set bool, n int) string {
 		}
 		return strings.Join(ps, ", ")
 	}
-	var seqs, rows string
+	var rows string
 	if n == 0 {
-		seqs = "= ANY($" + strconv.Itoa(first) + "::bigint[])"
 		rows = "unnest(" + params(first, "[]") + ")"
 	} else {
-		var in, values []string
+		var values []string
 		for k := range n {
-			in = append(in, "$"+strconv.Itoa(first+8*k)+"::bigint")
 			values = append(values, "("+params(first+8*k, "")+")")
 		}
-		seqs = "IN (" + strings.Join(in, ", ") + ")"
 		rows = "(VALUES " + strings.Join(values, ", ") + ")"
 	}
 	lock := `SELECT id FROM {s}.sagas
 	WHERE id = $1 AND owner = $2
-		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq ` + seqs + `)
 	FOR NO KEY UPDATE`
 	if set {
 		lock = `UPDATE {s}.sagas
@@ -116,7 +113,6 @@ func appendSQL(set bool, n int) string {
 		owner = CASE WHEN $4::boolean THEN NULL ELSE owner END,
 		updated_at = now()
 	WHERE id = $1 AND owner = $2
-		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq ` + seqs + `)
 	RETURNING id`
 	}
 	return `WITH s AS (
@@ -252,11 +248,12 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 
 // Append implements [saga.Log.Append] with one statement: a SELECT FOR
 // NO KEY UPDATE of the saga's row (an UPDATE of its status, if a
-// transition of ts sets one), matching only if owner holds the lease and
-// the Seqs of ts are free, and an INSERT of the transitions (from arrays,
+// transition of ts sets one), matching only if owner holds the lease,
+// and an INSERT of the transitions (from arrays,
 // unnested) that runs only if it matched. The row lock serialises the
 // appends to a saga and the claims of it, so a stale owner is turned away
-// whichever commits first. A transition's Error is stored with each
+// whichever commits first. A taken Seq violates the transitions' primary
+// key, which fails the whole statement: ErrLeaseLost. A transition's Error is stored with each
 // NUL byte and each run of bytes that is not UTF-8 replaced by U+FFFD, as
 // PostgreSQL's text refuses them: an error message can never make the
 // write fail (and the saga stall, retrying it at every recovery). Only when nothing was written does a second query tell a missing
