@@ -657,13 +657,16 @@ func (r *run) attemptContext(ctx context.Context, st *stepSpec, phase Phase, att
 	if st.timeout > 0 {
 		actx, cancelTimeout = context.WithTimeout(actx, st.timeout)
 	}
-	name := "step " + st.name
-	if phase == Compensate {
-		name = "compensate " + st.name
+	span := noopSpan
+	if !r.o.tel.spans.Skip(actx) {
+		name := "step " + st.name
+		if phase == Compensate {
+			name = "compensate " + st.name
+		}
+		actx, span = r.o.tel.tracer.Start(actx, name, trace.WithAttributes(
+			AttrName.String(r.rec.Name), AttrID.String(r.rec.ID), AttrStep.String(st.name),
+			AttrPhase.String(string(phase)), AttrAttempt.Int(attempt)))
 	}
-	actx, span := r.o.tel.tracer.Start(actx, name, trace.WithAttributes(
-		AttrName.String(r.rec.Name), AttrID.String(r.rec.ID), AttrStep.String(st.name),
-		AttrPhase.String(string(phase)), AttrAttempt.Int(attempt)))
 	actx = context.WithValue(actx, stepKey{}, &StepInfo{SagaID: r.rec.ID, Saga: r.rec.Name, Step: st.name, Phase: phase, Attempt: attempt})
 	return actx, span, func() {
 		cancelTimeout()
