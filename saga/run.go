@@ -402,15 +402,13 @@ func (r *run) forward() (compensate bool) {
 			go r.chain(j, results)
 		}
 		st := &steps[res.i]
-		var stop *errStopped
-		var dataErr *errDataUpdate
 		failedNow := false
 		r.mu.Lock()
 		f := &r.fwd[res.i]
 		switch {
 		case res.err == nil:
 			f.state = done
-		case errors.As(res.err, &stop):
+		case isA[*errStopped](res.err):
 			f.state = pending
 			stopped = true
 		case errors.Is(res.err, errSagaFailing):
@@ -422,7 +420,7 @@ func (r *run) forward() (compensate bool) {
 			// recorded as one below.)
 			f.state = pending
 			stopped = true
-		case errors.As(res.err, &dataErr):
+		case isA[*errDataUpdate](res.err):
 			f.state = done
 			failedNow = true
 			attention = attention || st.retriable || st.pivot // done, and past undoing
@@ -678,12 +676,24 @@ func (r *run) attemptContext(ctx context.Context, st *stepSpec, phase Phase, att
 // endAttempt records an attempt's outcome in its span and metrics, with
 // error.type if err is not nil.
 func (r *run) endAttempt(span trace.Span, phase Phase, step string, outcome Kind, err error) {
-	r.o.tel.steps.Add(r.ctx, 1, r.d.sets.steps[kindSet{step, phase, outcome}].with(err))
-	span.SetAttributes(AttrOutcome.String(string(outcome)))
-	if err != nil {
-		telemetry.RecordError(span, err)
+	if r.o.tel.steps.Enabled(r.ctx) {
+		r.o.tel.steps.Add(r.ctx, 1, r.d.sets.steps[kindSet{step, phase, outcome}].with(err))
+	}
+	if span.IsRecording() { // attributes of a span that records nothing would be allocated for nothing
+		span.SetAttributes(AttrOutcome.String(string(outcome)))
+		if err != nil {
+			telemetry.RecordError(span, err)
+		}
 	}
 	span.End()
+}
+
+// isA reports whether err matches an error of type T (errors.As), with
+// the target allocated only when it is called: a target declared where
+// most errors are nil would escape, and be allocated, every time.
+func isA[T error](err error) bool {
+	var target T
+	return errors.As(err, &target)
 }
 
 // callAction runs st's action, turning a panic into an error.
@@ -762,13 +772,12 @@ func (r *run) compensateAll() {
 		}
 		res := <-results
 		inflight--
-		var stop *errStopped
 		r.mu.Lock()
 		c := &r.comp[res.i]
 		switch {
 		case res.err == nil:
 			c.state = done
-		case errors.As(res.err, &stop) || r.ctx.Err() != nil:
+		case isA[*errStopped](res.err) || r.ctx.Err() != nil:
 			c.state = pending
 			stopped = true
 		default:
