@@ -1,10 +1,12 @@
 package saga
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -245,16 +247,92 @@ type stepSpec struct {
 	idempotent bool
 	retry      *retry.Retrier // nil for the orchestrator's default
 	timeout    time.Duration
-	// action decodes a snapshot of the data, runs the step's action and
-	// returns how to apply its update to the current data.
-	action     func(ctx context.Context, c Codec, snapshot []byte) (apply func(cur []byte) ([]byte, error), err error)
-	compensate func(ctx context.Context, c Codec, data []byte) error
+	// action decodes a snapshot of the data (or takes it from the run's
+	// cache), runs the step's action and returns how to apply its update
+	// to the current data.
+	action     func(ctx context.Context, c Codec, snapshot []byte, cache *decoded) (apply func(cur []byte) ([]byte, error), err error)
+	compensate func(ctx context.Context, c Codec, data []byte, cache *decoded) error
 }
 
-func typedAction[D any](f func(context.Context, D) (func(*D), error)) func(context.Context, Codec, []byte) (func([]byte) ([]byte, error), error) {
-	return func(ctx context.Context, c Codec, snapshot []byte) (func([]byte) ([]byte, error), error) {
-		var d D
-		if err := c.Unmarshal(snapshot, &d); err != nil {
+// decoded is a run's cache of its data decoded: the value that the
+// encoded data from decodes to. It serves data of a plain type only (see
+// plainType), of which a copy is as much the attempt's own as a value
+// decoded anew: the attempts of a saga's steps then decode the data once
+// per change of it, not once each, and apply an update to a copy of the
+// cached value rather than to one decoded again. Attempts of parallel
+// steps use it at once.
+type decoded struct{ p atomic.Pointer[decodedData] }
+
+type decodedData struct {
+	from []byte // never written to: the run's data is replaced, not changed
+	v    any
+}
+
+// get returns the value that b decodes to, if it is in the cache.
+func (c *decoded) get(b []byte) (any, bool) {
+	if d := c.p.Load(); d != nil && bytes.Equal(d.from, b) && (d.from == nil) == (b == nil) {
+		return d.v, true
+	}
+	return nil, false
+}
+
+// put caches v as the value that b decodes to.
+func (c *decoded) put(b []byte, v any) { c.p.Store(&decodedData{b, v}) }
+
+// timeType is time.Time, which plainType takes for plain: its pointer is
+// to a Location, which nothing changes.
+var timeType = reflect.TypeFor[time.Time]()
+
+// plainType reports whether a copy of a value of type t shares no memory
+// that either could change with it: t holds no pointer, slice, map,
+// channel, function or interface, except time.Time's Location. Strings
+// share memory but are immutable.
+func plainType(t reflect.Type) bool {
+	if t == timeType {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128, reflect.String:
+		return true
+	case reflect.Array:
+		return plainType(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if !plainType(t.Field(i).Type) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// decode returns the value that b decodes to as a D: a copy of the
+// cached one, if D is plain and b is the data cached, or else decoded
+// (and then cached, if D is plain).
+func decode[D any](c Codec, b []byte, cache *decoded, plain bool) (D, error) {
+	if plain {
+		if v, ok := cache.get(b); ok {
+			return v.(D), nil
+		}
+	}
+	var d D
+	if err := c.Unmarshal(b, &d); err != nil {
+		return d, err
+	}
+	if plain {
+		cache.put(b, d)
+	}
+	return d, nil
+}
+
+func typedAction[D any](f func(context.Context, D) (func(*D), error)) func(context.Context, Codec, []byte, *decoded) (func([]byte) ([]byte, error), error) {
+	plain := plainType(reflect.TypeFor[D]())
+	return func(ctx context.Context, c Codec, snapshot []byte, cache *decoded) (func([]byte) ([]byte, error), error) {
+		d, err := decode[D](c, snapshot, cache, plain)
+		if err != nil {
 			// The same bytes will not decode on the next attempt.
 			return nil, retry.Permanent(fmt.Errorf("saga: decoding the data: %w", err))
 		}
@@ -263,8 +341,10 @@ func typedAction[D any](f func(context.Context, D) (func(*D), error)) func(conte
 			return nil, err
 		}
 		return func(cur []byte) ([]byte, error) {
-			var d D
-			if err := c.Unmarshal(cur, &d); err != nil {
+			// The update goes to a value of its own: the cache keeps the
+			// value that cur decodes to.
+			d, err := decode[D](c, cur, cache, plain)
+			if err != nil {
 				return nil, fmt.Errorf("saga: decoding the data: %w", err)
 			}
 			update(&d)
@@ -277,10 +357,11 @@ func typedAction[D any](f func(context.Context, D) (func(*D), error)) func(conte
 	}
 }
 
-func typedCompensate[D any](f func(context.Context, D) error) func(context.Context, Codec, []byte) error {
-	return func(ctx context.Context, c Codec, data []byte) error {
-		var d D
-		if err := c.Unmarshal(data, &d); err != nil {
+func typedCompensate[D any](f func(context.Context, D) error) func(context.Context, Codec, []byte, *decoded) error {
+	plain := plainType(reflect.TypeFor[D]())
+	return func(ctx context.Context, c Codec, data []byte, cache *decoded) error {
+		d, err := decode[D](c, data, cache, plain)
+		if err != nil {
 			return retry.Permanent(fmt.Errorf("saga: decoding the data: %w", err))
 		}
 		return f(ctx, d)

@@ -85,7 +85,11 @@
 //
 // Actions receive a copy of the data and return a function recording their
 // result in it, which the orchestrator applies to the current data and
-// writes to the log with the step's outcome. Each attempt's context
+// writes to the log with the step's outcome. Data of a plain type (no
+// pointer, slice, map, interface or function inside, time.Time allowed) is
+// decoded once per change and each attempt gets a copy of that value,
+// which costs nothing; other data is decoded for each attempt, so that no
+// attempt sees another's changes through shared memory. Each attempt's context
 // carries a [StepInfo]; its [StepInfo.IdempotencyKey] (saga id, step and
 // phase) is the key to pass to remote services.
 //

@@ -12,7 +12,9 @@ import (
 )
 
 // Codec encodes saga data for the log. Implementations are safe for
-// concurrent use.
+// concurrent use, and decode equal bytes to equal values: the orchestrator
+// reuses the value it decoded while the bytes stay the same (for data of
+// a plain type; see the package doc).
 type Codec interface {
 	Marshal(v any) ([]byte, error)
 	// Unmarshal decodes data into v, a pointer to a saga's data type.

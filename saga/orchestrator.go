@@ -293,14 +293,20 @@ func (o *Orchestrator) Start(ctx context.Context, def Definer, data any, opts ..
 	d := o.defs[defKey{s.name, s.version}]
 	o.mu.Unlock()
 
-	runCtx, span := o.tel.tracer.Start(context.WithoutCancel(ctx), "saga "+s.name,
-		trace.WithAttributes(AttrName.String(s.name), AttrID.String(sc.id), AttrVersion.Int(s.version)))
+	// The saga's span, unless it could only be a non-recording one
+	// passing ctx's span context on: the run then goes on under ctx's.
+	runCtx, span, createCtx := context.WithoutCancel(ctx), noopSpan, ctx
+	if !o.tel.spans.Skip(ctx) {
+		runCtx, span = o.tel.tracer.Start(runCtx, "saga "+s.name,
+			trace.WithAttributes(AttrName.String(s.name), AttrID.String(sc.id), AttrVersion.Int(s.version)))
+		createCtx = trace.ContextWithSpan(ctx, span)
+	}
 	carrier := propagation.MapCarrier{}
 	propagator().Inject(runCtx, carrier)
 	rec := Record{ID: sc.id, Name: s.name, Version: s.version, Status: Running, Data: encoded, Trace: traceText(carrier)}
 	// The saga's first write: under its span, bounded by ctx.
 	leaseFrom := o.since()
-	if err := o.log.Create(trace.ContextWithSpan(ctx, span), rec, o.cfg.owner, o.cfg.lease); err != nil {
+	if err := o.log.Create(createCtx, rec, o.cfg.owner, o.cfg.lease); err != nil {
 		telemetry.RecordError(span, err)
 		span.End()
 		return "", fmt.Errorf("saga: Start %q: %w", s.name, err)

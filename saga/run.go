@@ -92,6 +92,10 @@ type run struct {
 	// plus the lease, unless someone took the saga over.
 	leaseFrom atomic.Int64
 
+	// decoded caches data decoded, for the attempts to share (see
+	// decoded).
+	decoded decoded
+
 	mu      sync.Mutex // guards what follows and orders writes to the log
 	seq     int64
 	data    []byte
@@ -398,15 +402,13 @@ func (r *run) forward() (compensate bool) {
 			go r.chain(j, results)
 		}
 		st := &steps[res.i]
-		var stop *errStopped
-		var dataErr *errDataUpdate
 		failedNow := false
 		r.mu.Lock()
 		f := &r.fwd[res.i]
 		switch {
 		case res.err == nil:
 			f.state = done
-		case errors.As(res.err, &stop):
+		case isA[*errStopped](res.err):
 			f.state = pending
 			stopped = true
 		case errors.Is(res.err, errSagaFailing):
@@ -418,7 +420,7 @@ func (r *run) forward() (compensate bool) {
 			// recorded as one below.)
 			f.state = pending
 			stopped = true
-		case errors.As(res.err, &dataErr):
+		case isA[*errDataUpdate](res.err):
 			f.state = done
 			failedNow = true
 			attention = attention || st.retriable || st.pivot // done, and past undoing
@@ -527,7 +529,7 @@ func (r *run) runStep(i int) (next []int, err error) {
 
 		actx, span, cancel := r.attemptContext(ctx, st, Forward, attempt)
 		defer cancel()
-		apply, err := callAction(actx, st, r.o.codec, snapshot)
+		apply, err := callAction(actx, st, r.o.codec, snapshot, &r.decoded)
 		r.hookAt(hookAfterAction, st.name, Forward)
 		switch {
 		case err == nil:
@@ -653,13 +655,16 @@ func (r *run) attemptContext(ctx context.Context, st *stepSpec, phase Phase, att
 	if st.timeout > 0 {
 		actx, cancelTimeout = context.WithTimeout(actx, st.timeout)
 	}
-	name := "step " + st.name
-	if phase == Compensate {
-		name = "compensate " + st.name
+	span := noopSpan
+	if !r.o.tel.spans.Skip(actx) {
+		name := "step " + st.name
+		if phase == Compensate {
+			name = "compensate " + st.name
+		}
+		actx, span = r.o.tel.tracer.Start(actx, name, trace.WithAttributes(
+			AttrName.String(r.rec.Name), AttrID.String(r.rec.ID), AttrStep.String(st.name),
+			AttrPhase.String(string(phase)), AttrAttempt.Int(attempt)))
 	}
-	actx, span := r.o.tel.tracer.Start(actx, name, trace.WithAttributes(
-		AttrName.String(r.rec.Name), AttrID.String(r.rec.ID), AttrStep.String(st.name),
-		AttrPhase.String(string(phase)), AttrAttempt.Int(attempt)))
 	actx = context.WithValue(actx, stepKey{}, &StepInfo{SagaID: r.rec.ID, Saga: r.rec.Name, Step: st.name, Phase: phase, Attempt: attempt})
 	return actx, span, func() {
 		cancelTimeout()
@@ -671,22 +676,34 @@ func (r *run) attemptContext(ctx context.Context, st *stepSpec, phase Phase, att
 // endAttempt records an attempt's outcome in its span and metrics, with
 // error.type if err is not nil.
 func (r *run) endAttempt(span trace.Span, phase Phase, step string, outcome Kind, err error) {
-	r.o.tel.steps.Add(r.ctx, 1, r.d.sets.steps[kindSet{step, phase, outcome}].with(err))
-	span.SetAttributes(AttrOutcome.String(string(outcome)))
-	if err != nil {
-		telemetry.RecordError(span, err)
+	if r.o.tel.steps.Enabled(r.ctx) {
+		r.o.tel.steps.Add(r.ctx, 1, r.d.sets.steps[kindSet{step, phase, outcome}].with(err))
+	}
+	if span.IsRecording() { // attributes of a span that records nothing would be allocated for nothing
+		span.SetAttributes(AttrOutcome.String(string(outcome)))
+		if err != nil {
+			telemetry.RecordError(span, err)
+		}
 	}
 	span.End()
 }
 
+// isA reports whether err matches an error of type T (errors.As), with
+// the target allocated only when it is called: a target declared where
+// most errors are nil would escape, and be allocated, every time.
+func isA[T error](err error) bool {
+	var target T
+	return errors.As(err, &target)
+}
+
 // callAction runs st's action, turning a panic into an error.
-func callAction(ctx context.Context, st *stepSpec, c Codec, snapshot []byte) (apply func([]byte) ([]byte, error), err error) {
+func callAction(ctx context.Context, st *stepSpec, c Codec, snapshot []byte, cache *decoded) (apply func([]byte) ([]byte, error), err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return st.action(ctx, c, snapshot)
+	return st.action(ctx, c, snapshot, cache)
 }
 
 // safeApply applies a step's update to the data, turning a panic (in the
@@ -701,13 +718,13 @@ func safeApply(apply func([]byte) ([]byte, error), cur []byte) (b []byte, err er
 }
 
 // callCompensate runs st's compensation, turning a panic into an error.
-func callCompensate(ctx context.Context, st *stepSpec, c Codec, data []byte) (err error) {
+func callCompensate(ctx context.Context, st *stepSpec, c Codec, data []byte, cache *decoded) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &PanicError{Value: v, Stack: debug.Stack()}
 		}
 	}()
-	return st.compensate(ctx, c, data)
+	return st.compensate(ctx, c, data, cache)
 }
 
 // compensateAll undoes, in reverse order, the steps that are done or may
@@ -755,13 +772,12 @@ func (r *run) compensateAll() {
 		}
 		res := <-results
 		inflight--
-		var stop *errStopped
 		r.mu.Lock()
 		c := &r.comp[res.i]
 		switch {
 		case res.err == nil:
 			c.state = done
-		case errors.As(res.err, &stop) || r.ctx.Err() != nil:
+		case isA[*errStopped](res.err) || r.ctx.Err() != nil:
 			c.state = pending
 			stopped = true
 		default:
@@ -848,7 +864,7 @@ func (r *run) runCompensation(i int) error {
 		r.hookAt(hookAfterStart, st.name, Compensate)
 		actx, span, cancel := r.attemptContext(ctx, st, Compensate, attempt)
 		defer cancel()
-		err := callCompensate(actx, st, r.o.codec, data)
+		err := callCompensate(actx, st, r.o.codec, data, &r.decoded)
 		r.hookAt(hookAfterAction, st.name, Compensate)
 		kind := Succeeded
 		switch {

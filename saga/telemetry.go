@@ -58,7 +58,11 @@ var leaseOpNames = [numLeaseOps]string{"claim", "renew"}
 
 // instruments are an orchestrator's tracer and metric instruments.
 type instruments struct {
-	tracer         trace.Tracer
+	tracer trace.Tracer
+	// spans says when a span would be a non-recording one passing its
+	// parent's span context on (no SDK, and a parent that does not
+	// record): the saga's and its attempts' spans are not started then.
+	spans          telemetry.SpanGate
 	executions     metric.Int64Counter
 	steps          metric.Int64Counter
 	duration       metric.Float64Histogram
@@ -73,6 +77,7 @@ type instruments struct {
 func newInstruments(tp trace.TracerProvider, mp metric.MeterProvider) *instruments {
 	m := telemetry.Meter(mp, ScopeName)
 	t := &instruments{tracer: telemetry.Tracer(tp, ScopeName)}
+	t.spans = telemetry.NewSpanGate(tp, t.tracer)
 	check := func(err error) {
 		if err != nil {
 			otel.Handle(err)
@@ -110,6 +115,10 @@ func newInstruments(tp trace.TracerProvider, mp metric.MeterProvider) *instrumen
 	}
 	return t
 }
+
+// noopSpan stands for a span that the gate of [instruments.spans] did
+// not start: it records nothing, and ending it does nothing.
+var noopSpan = trace.SpanFromContext(context.Background())
 
 // attrSet is an attribute set built once, with its attributes, for the
 // measurements that add error.type to it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -18,6 +19,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -721,4 +723,40 @@ func TestPostgresLogSpansAreChildrenOfTheSagaSpan(t *testing.T) {
 	}
 	assert.NotZero(t, seen["create"], "no create span of pglog: %v", seen)
 	assert.NotZero(t, seen["append"], "no append span of pglog: %v", seen)
+}
+
+// With a tracer that makes no recording span (here a no-op provider) the
+// orchestrator starts none, but the caller's span context still reaches
+// the record's trace context, the steps and the log's calls, as a
+// non-recording span would have passed it on.
+func TestUntracedRunPassesTheCallersSpanContextOn(t *testing.T) {
+	t.Parallel()
+	caller := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled, Remote: true})
+	var seen sync.Map // step name -> the span context its action saw
+	stepOf := func(name string) saga.Step[order] {
+		return saga.Step[order]{Name: name, Action: func(ctx context.Context, o order) (func(*order), error) {
+			seen.Store(name, trace.SpanContextFromContext(ctx))
+			return nil, nil
+		}, Compensate: func(context.Context, order) error { return nil }}
+	}
+	def, err := saga.Define("order", 1, stepOf("pay"), stepOf("ship"))
+	require.NoError(t, err)
+	log := &saga.MemoryLog{}
+	o := newOrchestrator(t, log, saga.WithTracerProvider(tracenoop.NewTracerProvider()))
+	ctx := trace.ContextWithRemoteSpanContext(ctxWithin(t, 10*time.Second), caller)
+	id, err := o.Start(ctx, def, order{})
+	require.NoError(t, err)
+	st, err := o.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, saga.Completed, st)
+	for _, name := range []string{"pay", "ship"} {
+		got, ok := seen.Load(name)
+		require.True(t, ok, "step %s did not run", name)
+		assert.Equal(t, caller, got, "the span context step %s saw", name)
+	}
+	rec, _, err := log.Load(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, caller, trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(rec.Trace))),
+		"the record's trace context: %v", rec.Trace)
 }

@@ -62,8 +62,9 @@
 // shared with eventsource/pgstore and cqrs/pgcheckpoint, which keep
 // their own versions in it). The log never deletes: to keep the tables
 // small, delete finished sagas (status completed, compensated, resolved,
-// or needs_attention if no one will resolve them) whose updated_at is old
-// enough; their transitions go with them. The status resolved and the
+// or needs_attention if no one will resolve them) whose updated_at (the
+// last change of the row: its status, owner or lease) is old enough; their
+// transitions go with them. The status resolved and the
 // kind retried, which Retry and Resolve write, need no change of the
 // tables.
 //
@@ -81,24 +82,26 @@
 // and leases run from the database's clock (now() plus the lease), so the
 // clocks of the instances need not agree.
 //
-// [Log.Append] is a data-modifying WITH: an UPDATE of the saga's row that
-// matches only if the row's owner is the caller and no transition holds
-// one of the batch's Seqs, setting the status (and clearing the owner on a
-// final status), and an INSERT of the batch's transitions (arrays sent as
-// parameters, unnested) that selects from the UPDATE's result, so it
-// inserts nothing if the UPDATE matched nothing. The UPDATE takes
-// the row lock of the saga, as a claim does, so appends and claims of one
-// saga take turns: an append that waits for a claim rechecks the owner
-// once the claim commits (PostgreSQL re-evaluates the WHERE clause on the
-// newest row) and is turned away, and a claim skips a saga whose row an
-// append holds. A stale owner thus never writes after another has claimed
-// the saga. A Seq taken by an append that committed while this one waited
-// is invisible to the NOT EXISTS (it reads the statement's snapshot), but
-// the primary key turns the INSERT away, and its error rolls back the
-// whole statement, UPDATE included: a rejected batch records nothing,
-// not even its status. Only when nothing was written does a
-// second query tell a missing saga (ErrNotFound) from a lost lease
-// (ErrLeaseLost).
+// [Log.Append] is one statement: a WITH that locks the saga's row only if the
+// row's owner is the caller, and an INSERT of the batch's transitions (arrays
+// sent as parameters, unnested) that selects from it, so it inserts nothing if
+// the row did not match. A batch that sets a status locks the row with an
+// UPDATE that sets it (and clears the owner on a final status); the others,
+// most of them (a step's outcome with the Started transition of the next), with
+// SELECT ... FOR NO KEY UPDATE, the lock that UPDATE takes, which leaves no new
+// row version behind. Either way the append holds the row lock of the saga, as
+// a claim does, so appends and claims of one saga take turns: an append that
+// waits for a claim rechecks the owner once the claim commits (PostgreSQL
+// re-evaluates the WHERE clause on the newest row) and is turned away, and a
+// claim skips a saga whose row an append holds. A stale owner thus never writes
+// after another has claimed the saga. A Seq that a transition holds already
+// (taken long ago, or by an append that committed while this one waited) is
+// turned away by the transitions' primary key, with no probe of the Seqs
+// beforehand: its error rolls back the whole statement, UPDATE included, so a
+// rejected batch records nothing, not even its status, and Append returns
+// ErrLeaseLost. (PostgreSQL logs the violation, as it logs every error; a
+// healthy run never repeats a Seq.) Only when nothing was written does a second
+// query tell a missing saga (ErrNotFound) from a lost lease (ErrLeaseLost).
 //
 // [Log.Claim] is an UPDATE of the rows picked by a subquery that takes the
 // oldest claimable sagas of the given names (unfinished, and released or

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,10 @@ import (
 // the last guard against two transitions taking one Seq.
 const transitionsKey = "transitions_pkey"
 
+// sagasKey is the name of the primary key of the sagas table, which turns
+// away a second Create of a saga.
+const sagasKey = "sagas_pkey"
+
 // Log is a [saga.Log] kept in PostgreSQL. Create it with [New] and its
 // tables with [Log.Migrate].
 //
@@ -41,9 +46,82 @@ type Log struct {
 
 // statements are the log's SQL, with its schema's quoted name built in.
 type statements struct {
-	schema                                  string // the quoted schema name
-	create, append, why, renew, claim, load string
-	release, reopen, reopenWhy              string
+	schema                          string // the quoted schema name
+	create, why, renew, claim, load string
+	release, reopen, reopenWhy      string
+	// appends are the statements of Append: appends[set][n] writes a
+	// batch that sets a status (set 1) or none (set 0), of n transitions
+	// sent as scalars (n up to maxScalars), or of any number of them sent
+	// as arrays (n 0).
+	appends [2][maxScalars + 1]string
+}
+
+// maxScalars is the largest batch that Append sends as scalar parameters,
+// as a multi-row VALUES: the batches of a saga that runs its steps in
+// sequence (a step's Started; a step's outcome with the next one's Started
+// or the saga's final status). Larger batches go as arrays, which cost
+// the client more to encode (an allocation per element).
+const maxScalars = 2
+
+// appendSQL returns the statement of an append of n transitions as
+// scalars ($first on, 8 a transition), or of arrays for n 0, that sets a
+// status ($3, and $4 if final) if set, with "{s}" for the quoted schema.
+//
+// The saga's row is locked, if owner holds the lease: by the UPDATE of
+// its status, or else by FOR NO KEY UPDATE, the same lock without a new
+// row version (and the WAL, the dead tuple and the index entries that it
+// may bring). The lock serialises the appends to one saga and the claims
+// of it. The INSERT adds the transitions only if the row matched. A taken
+// Seq is turned away by the transitions' primary key alone, whether it
+// was taken long ago or by an append that committed while this one waited
+// for the row lock: its violation fails the whole statement, the UPDATE
+// included. (A probe of the Seqs before the INSERT would cost an index
+// lookup on every append to spare an error on the rare one that repeats
+// a Seq, which a lost lease or a bug causes, not a healthy run.)
+func appendSQL(set bool, n int) string {
+	first := 3
+	if set {
+		first = 5
+	}
+	// params returns the parameters of a transition's columns, from
+	// $from on, each cast to its column's type with suffix ("[]" for
+	// arrays).
+	params := func(from int, suffix string) string {
+		types := [...]string{"bigint", "text", "text", "text", "text", "integer", "bytea", "text"}
+		ps := make([]string, len(types))
+		for i, t := range types {
+			ps[i] = "$" + strconv.Itoa(from+i) + "::" + t + suffix
+		}
+		return strings.Join(ps, ", ")
+	}
+	var rows string
+	if n == 0 {
+		rows = "unnest(" + params(first, "[]") + ")"
+	} else {
+		var values []string
+		for k := range n {
+			values = append(values, "("+params(first+8*k, "")+")")
+		}
+		rows = "(VALUES " + strings.Join(values, ", ") + ")"
+	}
+	lock := `SELECT id FROM {s}.sagas
+	WHERE id = $1 AND owner = $2
+	FOR NO KEY UPDATE`
+	if set {
+		lock = `UPDATE {s}.sagas
+	SET status = $3::text,
+		owner = CASE WHEN $4::boolean THEN NULL ELSE owner END,
+		updated_at = now()
+	WHERE id = $1 AND owner = $2
+	RETURNING id`
+	}
+	return `WITH s AS (
+	` + lock + `
+)
+INSERT INTO {s}.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
+SELECT s.id, u.seq, u.status, u.step, u.phase, u.kind, u.attempt, u.data, u.error
+FROM s, ` + rows + `
+	AS u(seq, status, step, phase, kind, attempt, data, error)`
 }
 
 func newStatements(schema string) statements {
@@ -51,31 +129,17 @@ func newStatements(schema string) statements {
 	r := strings.NewReplacer("{s}", q,
 		"{unfinished}", "'"+string(saga.Running)+"', '"+string(saga.Compensating)+"'",
 		"{until}", "now() + $2::bigint * interval '1 microsecond'")
+	var appends [2][maxScalars + 1]string
+	for set := range appends {
+		for n := range appends[set] {
+			appends[set][n] = r.Replace(appendSQL(set == 1, n))
+		}
+	}
 	return statements{
-		schema: q,
+		schema:  q,
+		appends: appends,
 		create: r.Replace(`INSERT INTO {s}.sagas (id, name, version, status, data, trace, owner, lease_until)
-VALUES ($1, $3, $4, '` + string(saga.Running) + `', $5, $6::jsonb, nullif($7, ''), now() + $2::bigint * interval '1 microsecond')
-ON CONFLICT (id) DO NOTHING`),
-		// The UPDATE locks the saga's row, if owner holds the lease, and so
-		// serialises the appends to one saga; the INSERT adds the
-		// transition only if the UPDATE matched. NOT EXISTS turns a taken
-		// Seq away without an error; the primary key turns away the one
-		// taken by an append that committed while this one waited for the
-		// row lock (NOT EXISTS reads the statement's snapshot), and its
-		// violation fails the whole statement, the UPDATE included.
-		append: r.Replace(`WITH s AS (
-	UPDATE {s}.sagas
-	SET status = CASE WHEN $3::text = '' THEN status ELSE $3::text END,
-		owner = CASE WHEN $4::boolean THEN NULL ELSE owner END,
-		updated_at = now()
-	WHERE id = $1 AND owner = $2
-		AND NOT EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($5::bigint[]))
-	RETURNING id
-)
-INSERT INTO {s}.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
-SELECT s.id, u.seq, u.status, u.step, u.phase, u.kind, u.attempt, u.data, u.error
-FROM s, unnest($5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::integer[], $11::bytea[], $12::text[])
-	AS u(seq, status, step, phase, kind, attempt, data, error)`),
+VALUES ($1, $3, $4, '` + string(saga.Running) + `', $5, $6::jsonb, nullif($7, ''), now() + $2::bigint * interval '1 microsecond')`),
 		why: r.Replace(`SELECT owner, EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($2::bigint[]))
 FROM {s}.sagas WHERE id = $1`),
 		// The rows are locked in id order, so that two renewals of
@@ -170,22 +234,26 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 	if err != nil {
 		return fmt.Errorf("pglog: creating saga %s: encoding its trace: %w", brief.Quote(rec.ID), err)
 	}
-	tag, err := l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, owner)
-	if err != nil {
-		return fmt.Errorf("pglog: creating saga %s: %w", brief.Quote(rec.ID), pgschema.Err(ctx, err))
-	}
-	if tag.RowsAffected() == 0 {
+	_, err = l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, owner)
+	switch {
+	case err == nil:
+		return nil
+	case isViolation(err, sagasKey):
 		return fmt.Errorf("%w: saga %s", saga.ErrExists, brief.Quote(rec.ID))
+	case err != nil:
+		return fmt.Errorf("pglog: creating saga %s: %w", brief.Quote(rec.ID), pgschema.Err(ctx, err))
 	}
 	return nil
 }
 
-// Append implements [saga.Log.Append] with one statement: an UPDATE of
-// the saga's row, matching only if owner holds the lease and the Seqs of
-// ts are free, and an INSERT of the transitions (from arrays, unnested)
-// that runs only if the UPDATE matched. The UPDATE's row lock serialises
-// the appends to a saga and the claims of it, so a stale owner is turned
-// away whichever commits first. A transition's Error is stored with each
+// Append implements [saga.Log.Append] with one statement: a SELECT FOR
+// NO KEY UPDATE of the saga's row (an UPDATE of its status, if a
+// transition of ts sets one), matching only if owner holds the lease,
+// and an INSERT of the transitions (from arrays,
+// unnested) that runs only if it matched. The row lock serialises the
+// appends to a saga and the claims of it, so a stale owner is turned away
+// whichever commits first. A taken Seq violates the transitions' primary
+// key, which fails the whole statement: ErrLeaseLost. A transition's Error is stored with each
 // NUL byte and each run of bytes that is not UTF-8 replaced by U+FFFD, as
 // PostgreSQL's text refuses them: an error message can never make the
 // write fail (and the saga stall, retrying it at every recovery). Only when nothing was written does a second query tell a missing
@@ -200,26 +268,45 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 	ctx, span, start := l.tel.start(ctx, opAppend, id)
 	defer func() { l.tel.End(ctx, span, opAppend, start, err) }()
 	var status saga.Status
-	seqs := make([]int64, len(ts))
-	statuses, steps, phases, kinds, errs := make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts))
-	attempts := make([]int32, len(ts))
-	data := make([][]byte, len(ts))
-	for i, t := range ts {
+	for _, t := range ts {
 		if t.Status != "" {
 			status = t.Status
 		}
-		seqs[i], statuses[i], steps[i], phases[i], kinds[i] = t.Seq, string(t.Status), t.Step, string(t.Phase), string(t.Kind)
-		attempts[i], data[i], errs[i] = int32(min(max(t.Attempt, 0), 1<<31-1)), t.Data, saga.ValidText(t.Error)
 	}
-	tag, err := l.pool.Exec(ctx, l.sql.append, id, owner, string(status), status.Final(),
-		seqs, statuses, steps, phases, kinds, attempts, data, errs)
+	set := 0
+	args := make([]any, 0, 4+8*min(len(ts), maxScalars))
+	args = append(args, id, owner)
+	if status != "" {
+		set = 1
+		args = append(args, string(status), status.Final())
+	}
+	var sql string
+	if len(ts) <= maxScalars {
+		sql = l.sql.appends[set][len(ts)]
+		for _, t := range ts {
+			args = append(args, t.Seq, string(t.Status), t.Step, string(t.Phase), string(t.Kind), attempt(t), t.Data, saga.ValidText(t.Error))
+		}
+	} else {
+		sql = l.sql.appends[set][0]
+		statuses, steps, phases, kinds, errs := make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts)), make([]string, len(ts))
+		attempts := make([]int32, len(ts))
+		data := make([][]byte, len(ts))
+		for i, t := range ts {
+			statuses[i], steps[i], phases[i], kinds[i] = string(t.Status), t.Step, string(t.Phase), string(t.Kind)
+			attempts[i], data[i], errs[i] = attempt(t), t.Data, saga.ValidText(t.Error)
+		}
+		args = append(args, seqsOf(ts), statuses, steps, phases, kinds, attempts, data, errs)
+	}
+	tag, err := l.pool.Exec(ctx, sql, args...)
+	if err == nil && tag.RowsAffected() == int64(len(ts)) {
+		return nil
+	}
+	seqs := seqsOf(ts)
 	switch {
 	case isSeqTaken(err):
 		return fmt.Errorf("%w: saga %s has a transition of %v already", saga.ErrLeaseLost, brief.Quote(id), seqs)
 	case err != nil:
 		return fmt.Errorf("pglog: appending transitions %v to saga %s: %w", seqs, brief.Quote(id), pgschema.Err(ctx, err))
-	case tag.RowsAffected() == int64(len(ts)):
-		return nil
 	}
 	var holder pgtype.Text
 	var taken bool
@@ -238,11 +325,27 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 	}
 }
 
+// seqsOf returns the Seqs of ts.
+func seqsOf(ts []saga.Transition) []int64 {
+	seqs := make([]int64, len(ts))
+	for i, t := range ts {
+		seqs[i] = t.Seq
+	}
+	return seqs
+}
+
+// attempt returns t's Attempt as the integer column stores it.
+func attempt(t saga.Transition) int32 { return int32(min(max(t.Attempt, 0), 1<<31-1)) }
+
 // isSeqTaken reports whether err is the violation of the transitions'
 // primary key.
-func isSeqTaken(err error) bool {
+func isSeqTaken(err error) bool { return isViolation(err, transitionsKey) }
+
+// isViolation reports whether err is the violation of the unique
+// constraint called key.
+func isViolation(err error, key string) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == transitionsKey
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == key
 }
 
 // Renew implements [saga.Log.Renew] with one statement. The leases run

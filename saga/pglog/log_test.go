@@ -140,10 +140,9 @@ func waitBlockedBy(t *testing.T, ctx context.Context, pool *pgxpool.Pool, pid ui
 	}, 5*time.Second, 5*time.Millisecond, "no backend waited for the lock of backend %d", pid)
 }
 
-// TestAppendSeqTakenWhileWaiting covers the race that NOT EXISTS cannot
-// see: the Seq is taken by a transaction that commits while the append
-// waits for the saga's row. The primary key turns the transition away,
-// and the append's UPDATE (here a final status that would end the lease)
+// TestAppendSeqTakenWhileWaiting covers a Seq taken by a transaction that
+// commits while the append waits for the saga's row. The primary key
+// turns the transition away, and the append's UPDATE (here a final status that would end the lease)
 // is rolled back with it.
 func TestAppendSeqTakenWhileWaiting(t *testing.T) {
 	t.Parallel()

@@ -1,8 +1,11 @@
 package pglog_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -118,7 +122,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($1, $10, $11, $12, $13, $14, $15, 
 		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
 		lease := (30 * time.Second).Microseconds()
 		var ids atomic.Int64
-		parallel(b, func() error {
+		parallel(b, pool, func() error {
 			id := fmt.Sprintf("raw-%d", ids.Add(1))
 			if _, err := pool.Exec(ctx, insSaga, id, "bench", 1, data, "{}", "bench-owner", lease); err != nil {
 				return err
@@ -156,7 +160,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
 		lease := (30 * time.Second).Microseconds()
 		var ids atomic.Int64
-		parallel(b, func() error {
+		parallel(b, pool, func() error {
 			id := fmt.Sprintf("raw-%d", ids.Add(1))
 			if _, err := pool.Exec(ctx, insSaga, id, "bench", 1, data, "{}", "bench-owner", lease); err != nil {
 				return err
@@ -177,13 +181,13 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 	})
 
 	b.Run("pglog", func(b *testing.B) {
-		l, _, _ := newLog(b, benchWorkers)
+		l, pool, _ := newLog(b, benchWorkers)
 		def := benchDefinition(b)
 		o, err := saga.NewOrchestrator(l)
 		require.NoError(b, err)
 		defer func() { require.NoError(b, o.Close(context.Background())) }()
 		ctx := context.Background()
-		parallel(b, func() error {
+		parallel(b, pool, func() error {
 			id, err := o.Start(ctx, def, benchOrder{ID: "order-1", Customer: "Ada", Cents: 6400})
 			if err != nil {
 				return err
@@ -198,9 +202,15 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 }
 
 // parallel runs saga b.N times from benchWorkers goroutines and reports
-// sagas/s.
-func parallel(b *testing.B, saga func() error) {
+// sagas/s, and the CPU time per saga of this process (go-cpu-µs/saga, all
+// its goroutines) and, if its processes can be read in /proc (a local
+// server), of pool's server processes (pg-cpu-µs/saga): figures that a
+// loaded machine changes less than the rate.
+func parallel(b *testing.B, pool *pgxpool.Pool, saga func() error) {
 	b.ReportAllocs()
+	pids := backends(b, pool)
+	pgStart, pgOK := cpuOf(pids)
+	goStart, _ := selfCPU()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -217,6 +227,59 @@ func parallel(b *testing.B, saga func() error) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sagas/s")
+	if goEnd, ok := selfCPU(); ok {
+		b.ReportMetric(float64((goEnd-goStart).Microseconds())/float64(b.N), "go-cpu-µs/saga")
+	}
+	if pgEnd, ok := cpuOf(pids); ok && pgOK && pool.Stat().TotalConns() == int32(len(pids)) {
+		b.ReportMetric(float64((pgEnd-pgStart).Microseconds())/float64(b.N), "pg-cpu-µs/saga")
+	}
+}
+
+// backends opens every connection of pool and returns the process ids of
+// their server processes.
+func backends(b *testing.B, pool *pgxpool.Pool) []int {
+	ctx := context.Background()
+	conns := make([]*pgxpool.Conn, 0, pool.Config().MaxConns)
+	defer func() {
+		for _, c := range conns {
+			c.Release()
+		}
+	}()
+	var pids []int
+	for range pool.Config().MaxConns {
+		c, err := pool.Acquire(ctx)
+		require.NoError(b, err)
+		conns = append(conns, c)
+		pids = append(pids, int(c.Conn().PgConn().PID()))
+	}
+	return pids
+}
+
+// cpuOf returns the CPU time (user and system) that the processes pids
+// have used, read from /proc, or false if it cannot be read.
+func cpuOf(pids []int) (time.Duration, bool) {
+	var ticks int64
+	for _, pid := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, false
+		}
+		// The fields after the command (in parentheses): utime and stime
+		// are the 12th and 13th, in clock ticks (USER_HZ, 100 on Linux).
+		_, rest, ok := bytes.Cut(stat, []byte(") "))
+		f := strings.Fields(string(rest))
+		if !ok || len(f) < 13 {
+			return 0, false
+		}
+		for _, s := range f[11:13] {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return 0, false
+			}
+			ticks += n
+		}
+	}
+	return time.Duration(ticks) * (time.Second / 100), true
 }
 
 // baselineTables returns the DDL of tables like the log's (version 1 of
