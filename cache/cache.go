@@ -379,6 +379,9 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 		if e, ok := c.queuedEntry(key); ok {
 			return c.queuedHit(e)
 		}
+		if e, ok := c.appliedEntry(key); ok {
+			return c.queuedHit(e)
+		}
 		c.tel.requests[levelL1][resultMiss].Inc()
 		return zero, ErrNotFound
 	}
@@ -389,6 +392,13 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	f, lead, hit := c.join(key, canLeave)
 	if hit {
 		return c.queuedHit(f.entry)
+	}
+	if lead {
+		if e, ok := c.appliedEntry(key); ok {
+			v, err := c.queuedHit(e)
+			c.land(key, f, v, err)
+			return v, err
+		}
 	}
 	c.tel.requests[levelL1][resultMiss].Inc()
 	if lead {
@@ -469,6 +479,19 @@ const maxQueued = 64
 // live reports whether e has not expired.
 func (c *Cache[V]) live(e entry[V]) bool {
 	return e.expires == 0 || c.clock.Now() < e.expires
+}
+
+// appliedEntry returns key's live L1 entry, if L1 holds one now: a Get
+// whose lookup in ristretto missed a queued write, and whose lookup in
+// the flights map came after the cache had waited for ristretto to apply
+// the write and taken it out of the map, finds it here. GetTTL first,
+// which does not count as a read: the key is usually not there.
+func (c *Cache[V]) appliedEntry(key string) (entry[V], bool) {
+	if _, ok := c.l1.GetTTL(key); !ok {
+		return entry[V]{}, false
+	}
+	e, ok := c.l1.Get(key)
+	return e, ok && c.live(e)
 }
 
 // queuedEntry returns the L1 write of key not yet applied, if there is a
