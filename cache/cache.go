@@ -56,8 +56,10 @@ type Cache[V any] struct {
 	vers *[versionStripes]keyVersion // see keyVersion
 	seed maphash.Seed
 
-	flightsMu sync.Mutex
-	flights   map[string]*flight[V] // shared loads, by key
+	flightsMu                 sync.Mutex
+	flights                   map[string]*flight[V] // shared loads, and L1 writes not yet applied, by key
+	queued                    []queuedWrite[V]      // the L1 writes in flights, fewer than maxQueued
+	queuedCost, maxQueuedCost int64                 // their cost, kept under a sixteenth of L1's
 
 	fillSlots chan struct{}              // L2 fills in flight, up to maxL2Fills
 	fillsMu   sync.Mutex                 // guards fills
@@ -172,6 +174,7 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		return nil, fmt.Errorf("cache: New: L1: %w", err)
 	}
 	c.l1 = l1
+	c.maxQueuedCost = cfg.MaxCost / 16
 	c.clock = startClock(clockTick)
 	// A cache dropped without Close must not leave its clock ticking.
 	runtime.AddCleanup(c, (*clock).release, c.clock)
@@ -267,6 +270,7 @@ func (c *Cache[V]) clearL1() {
 	}
 	c.flightsMu.Lock()
 	clear(c.flights)
+	c.queued, c.queuedCost = nil, 0 // Clear drops the writes ristretto has not applied
 	c.flightsMu.Unlock()
 	c.l1.Clear()
 }
@@ -339,8 +343,8 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (v V, err error) {
 
 // getMiss is Get after an L1 miss, or after finding an expired entry in L1.
 func (c *Cache[V]) getMiss(ctx context.Context, key string, expired bool) (V, error) {
-	c.tel.requests[levelL1][resultMiss].Inc()
 	if !c.enter() {
+		c.tel.requests[levelL1][resultMiss].Inc()
 		var zero V
 		return zero, ErrClosed
 	}
@@ -366,19 +370,37 @@ func (c *Cache[V]) expire(key string) {
 	}
 }
 
+// miss is Get after ristretto's L1 lookup missed: an L1 write that
+// ristretto has not applied yet answers (see writeL1), else L2 or the
+// loader.
 func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	var zero V
-	if c.bloom != nil && !c.bloom.has(key) {
-		return zero, ErrNotFound
-	}
-	if c.opts.store == nil && c.load == nil {
+	if (c.bloom != nil && !c.bloom.has(key)) || (c.opts.store == nil && c.load == nil) {
+		if e, ok := c.queuedEntry(key); ok {
+			return c.queuedHit(e)
+		}
+		if e, ok := c.appliedEntry(key); ok {
+			return c.queuedHit(e)
+		}
+		c.tel.requests[levelL1][resultMiss].Inc()
 		return zero, ErrNotFound
 	}
 	// Nobody can give up waiting on a ctx without Done: its miss loads on
 	// this goroutine, which Close waits for (enter), and need not wait on
 	// a channel.
 	canLeave := ctx.Done() != nil
-	f, lead := c.join(key, canLeave)
+	f, lead, hit := c.join(key, canLeave)
+	if hit {
+		return c.queuedHit(f.entry)
+	}
+	if lead {
+		if e, ok := c.appliedEntry(key); ok {
+			v, err := c.queuedHit(e)
+			c.land(key, f, v, err)
+			return v, err
+		}
+	}
+	c.tel.requests[levelL1][resultMiss].Inc()
 	if lead {
 		budget := c.l2Budget(ctx)
 		// The shared load must not end because the first caller gave up,
@@ -402,9 +424,24 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	}
 }
 
+// queuedHit answers a Get with e, an L1 write not yet applied: an L1 hit.
+func (c *Cache[V]) queuedHit(e entry[V]) (V, error) {
+	c.tel.l1Hits.Inc()
+	if e.refreshAt == notFound {
+		var zero V
+		return zero, ErrNotFound
+	}
+	return e.v, nil
+}
+
 // flight is a shared load of one key: concurrent misses of the key wait
 // for the one that started it (as with golang.org/x/sync/singleflight,
 // but on goroutines that Close cancels and waits for).
+//
+// A flight also stands for an L1 write of the key that ristretto has
+// queued and not applied yet (queued, see writeL1): a miss of the key then
+// answers with entry, as a hit, until the cache has waited for ristretto
+// to apply it (maxQueued) or the key changes.
 type flight[V any] struct {
 	// done is closed when v and err are set. It is made (under flightsMu)
 	// by the first caller that must wait on it: a leader that loads on its
@@ -414,26 +451,88 @@ type flight[V any] struct {
 	v    V
 	err  error
 	ctx  loadContext // the load's, here to save an allocation
+
+	// queued is set, with entry, when the flight stands for an L1 write
+	// not yet applied; entry does not change after. afterQueued marks a
+	// load that replaced an expired queued write: the write may still be
+	// in ristretto's queue, which the load's own L1 write must wait for.
+	// Both are guarded by flightsMu.
+	queued      bool
+	afterQueued bool
+	entry       entry[V]
+}
+
+// queuedWrite is an L1 write ristretto had not applied when it was made.
+type queuedWrite[V any] struct {
+	key string
+	f   *flight[V]
+}
+
+// maxQueued is how many L1 writes may wait in ristretto's queue, standing
+// in flights, before the cache waits for ristretto to apply them: one
+// Wait (a round trip to ristretto's goroutine) for maxQueued writes,
+// rather than one for each. Their cost is bounded too, by a sixteenth of
+// L1's (maxQueuedCost), so that the values the flights map holds, which
+// ristretto may evict or decline meanwhile, add little to L1's bound.
+const maxQueued = 64
+
+// live reports whether e has not expired.
+func (c *Cache[V]) live(e entry[V]) bool {
+	return e.expires == 0 || c.clock.Now() < e.expires
+}
+
+// appliedEntry returns key's live L1 entry, if L1 holds one now: a Get
+// whose lookup in ristretto missed a queued write, and whose lookup in
+// the flights map came after the cache had waited for ristretto to apply
+// the write and taken it out of the map, finds it here. GetTTL first,
+// which does not count as a read: the key is usually not there.
+func (c *Cache[V]) appliedEntry(key string) (entry[V], bool) {
+	if _, ok := c.l1.GetTTL(key); !ok {
+		return entry[V]{}, false
+	}
+	e, ok := c.l1.Get(key)
+	return e, ok && c.live(e)
+}
+
+// queuedEntry returns the L1 write of key not yet applied, if there is a
+// live one.
+func (c *Cache[V]) queuedEntry(key string) (entry[V], bool) {
+	c.flightsMu.Lock()
+	defer c.flightsMu.Unlock()
+	if f, ok := c.flights[key]; ok && f.queued && c.live(f.entry) {
+		return f.entry, true
+	}
+	return entry[V]{}, false
 }
 
 // join returns the load of key in flight, or starts one, and reports
 // whether the caller leads it (must run it). A leader that will wait on
 // the load's done channel, rather than run it itself, says so with wait.
-func (c *Cache[V]) join(key string, wait bool) (*flight[V], bool) {
+// If key has a live L1 write that ristretto has not applied, join
+// returns its flight with hit set instead: its entry answers.
+func (c *Cache[V]) join(key string, wait bool) (f *flight[V], lead, hit bool) {
 	c.flightsMu.Lock()
 	defer c.flightsMu.Unlock()
+	afterQueued := false
 	if f, ok := c.flights[key]; ok {
-		if f.done == nil {
-			f.done = make(chan struct{})
+		switch {
+		case f.queued && c.live(f.entry):
+			return f, false, true
+		case f.queued:
+			afterQueued = true // expired: load afresh
+		default:
+			if f.done == nil {
+				f.done = make(chan struct{})
+			}
+			return f, false, false
 		}
-		return f, false
 	}
-	f := &flight[V]{}
+	f = &flight[V]{afterQueued: afterQueued}
 	if wait {
 		f.done = make(chan struct{})
 	}
 	c.flights[key] = f
-	return f, true
+	return f, true, false
 }
 
 // fly runs the load f of key under the load timeout, cancelled if the
@@ -458,17 +557,19 @@ func (c *Cache[V]) fly(caller context.Context, key string, f *flight[V], l2Budge
 			c.land(key, f, zero, err)
 		}
 	}()
-	v, err := c.fill(ctx, key, l2Budget)
+	v, err := c.fill(ctx, key, f, l2Budget)
 	landed = true
 	c.land(key, f, v, err)
 }
 
-// land ends f with its result: later misses start a load of their own.
-// Once f is out of the map (forget may have taken it out before), no
-// caller can join it and make its channel: land reads it after.
+// land ends f with its result: later misses start a load of their own,
+// unless f stands for its L1 write, not yet applied (then they answer
+// with that until the write is applied). Once f is out of the map (forget
+// may have taken it out before), no caller can join it and make its
+// channel: land reads it after.
 func (c *Cache[V]) land(key string, f *flight[V], v V, err error) {
 	c.flightsMu.Lock()
-	if g, ok := c.flights[key]; ok && g == f {
+	if g, ok := c.flights[key]; ok && g == f && !f.queued {
 		delete(c.flights, key)
 	}
 	f.v, f.err = v, err
@@ -479,14 +580,33 @@ func (c *Cache[V]) land(key string, f *flight[V], v V, err error) {
 	}
 }
 
-// forget removes f, or with a nil f whatever load of key is in flight, so
-// that the next miss starts a new one.
-func (c *Cache[V]) forget(key string, f *flight[V]) {
+// forget removes whatever load of key is in flight (or L1 write of key
+// not yet applied), so that the next miss starts a new load. It reports
+// whether ristretto may still hold an L1 write of key in its queue: then
+// the caller must wait for it (l1.Wait) before writing key in L1 (see
+// writeL1).
+func (c *Cache[V]) forget(key string) (queued bool) {
 	c.flightsMu.Lock()
-	if g, ok := c.flights[key]; ok && (f == nil || g == f) {
+	defer c.flightsMu.Unlock()
+	if g, ok := c.flights[key]; ok {
+		delete(c.flights, key)
+		return g.queued || g.afterQueued
+	}
+	return false
+}
+
+// takeQueued removes the L1 write of key not yet applied, if there is
+// one, as a write of key must before it writes L1, and reports whether
+// ristretto may still hold an L1 write of key in its queue, which it must
+// wait for (see writeL1). A load in flight stays.
+func (c *Cache[V]) takeQueued(key string) (wait bool) {
+	c.flightsMu.Lock()
+	defer c.flightsMu.Unlock()
+	g, ok := c.flights[key]
+	if ok && g.queued {
 		delete(c.flights, key)
 	}
-	c.flightsMu.Unlock()
+	return ok && (g.queued || g.afterQueued)
 }
 
 // enter registers a call that may write L1 (or wait on a shared load),
@@ -615,7 +735,7 @@ var endedContext = func() context.Context {
 // fill looks key up in L2 (for at most l2Budget, if positive), then loads
 // it, filling L1 unless key changed meanwhile (see keyVersion), and then
 // L2 in the background.
-func (c *Cache[V]) fill(ctx context.Context, key string, l2Budget time.Duration) (V, error) {
+func (c *Cache[V]) fill(ctx context.Context, key string, f *flight[V], l2Budget time.Duration) (V, error) {
 	var zero V
 	kv := c.version(key)
 	ver := kv.n.Load()
@@ -632,7 +752,7 @@ func (c *Cache[V]) fill(ctx context.Context, key string, l2Budget time.Duration)
 		if ok {
 			ttl := c.ttl()
 			e, cost := c.newEntry(v, ttl)
-			c.fillL1(kv, ver, key, e, cost, ttl)
+			c.fillL1(kv, ver, key, f, e, cost, ttl)
 			return v, nil
 		}
 	}
@@ -642,13 +762,13 @@ func (c *Cache[V]) fill(ctx context.Context, key string, l2Budget time.Duration)
 	v, err := c.loadValue(ctx, key)
 	if err != nil {
 		if isNotFound(err) && c.opts.negativeTTL > 0 {
-			c.fillL1(kv, ver, key, entry[V]{refreshAt: notFound}, 1, c.opts.negativeTTL)
+			c.fillL1(kv, ver, key, f, entry[V]{refreshAt: notFound}, 1, c.opts.negativeTTL)
 		}
 		return zero, err
 	}
 	ttl := c.ttl()
 	e, cost := c.newEntry(v, ttl)
-	c.fillL1(kv, ver, key, e, cost, ttl)
+	c.fillL1(kv, ver, key, f, e, cost, ttl)
 	if c.bloom != nil {
 		c.bloom.add(key)
 	}
@@ -749,19 +869,24 @@ func (c *Cache[V]) changedL1(kv *keyVersion, key string, write func()) {
 	kv.l1.Lock()
 	defer kv.l1.Unlock()
 	kv.n.Add(1)
+	if c.forget(key) {
+		c.l1.Wait() // see writeL1; a Del must not let the queued write show after it either
+	}
 	write()
-	c.forget(key, nil)
 }
 
 // fillL1 writes e into L1 if key's version is still ver, and reports
-// whether it did.
-func (c *Cache[V]) fillL1(kv *keyVersion, ver uint64, key string, e entry[V], cost int64, ttl time.Duration) bool {
+// whether it did; f is the load whose result e is (nil for a refresh).
+func (c *Cache[V]) fillL1(kv *keyVersion, ver uint64, key string, f *flight[V], e entry[V], cost int64, ttl time.Duration) bool {
 	kv.l1.Lock()
 	defer kv.l1.Unlock()
 	if kv.n.Load() != ver {
 		return false
 	}
-	c.writeL1(key, e, cost, ttl)
+	if c.takeQueued(key) {
+		c.l1.Wait()
+	}
+	c.writeL1(key, f, e, cost, ttl)
 	return true
 }
 
@@ -866,28 +991,67 @@ func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 	return e, cost
 }
 
-// writeL1 stores e, to expire after ttl (never if ttl is 0), and returns
-// once a Get sees it.
+// writeL1 stores e, to expire after ttl (never if ttl is 0), so that a
+// Get that follows finds it; f is the load whose result e is, if any. It
+// is called under key's stripe lock (see keyVersion), after waiting for
+// any earlier write of key that ristretto may still hold in its queue
+// (forget, mustWait).
 //
 // Ristretto replaces the value of a key it holds at once, but queues a new
 // key for its goroutine to admit (or decline) later. So after the write,
 // writeL1 looks the key up without counting it as a read (GetTTL): if it
-// is there, the value is e, since every write of L1 holds the key's
-// stripe lock (see keyVersion) and no earlier admission of the key is
-// still queued (its writer waited for it, below). Only when the key is not
-// there yet does writeL1 wait for ristretto to apply the queue (Wait, a
-// round trip to its goroutine that costs microseconds), so that a Get that
-// follows sees the key unless TinyLFU declined it, and so that writes
-// under one key version are applied in the order made.
-func (c *Cache[V]) writeL1(key string, e entry[V], cost int64, ttl time.Duration) {
+// is there, the value is e. If it is not there yet, rather than wait for
+// ristretto to apply its queue (Wait, a round trip to its goroutine that
+// costs microseconds, about half a miss's cost), writeL1 keeps e in the
+// flights map, in f or a flight of its own, marked queued: a Get that
+// misses in ristretto finds it there and answers with it, as a hit
+// (join, queuedEntry). After maxQueued such writes the cache waits once
+// for ristretto and takes them out of the map; a Set, Delete, fill or
+// invalidation of the key waits for ristretto first, since ristretto
+// would drop a second queued write of a key it has not admitted yet (its
+// policy takes it for an update of a key it holds), and since a queued
+// write must not show after a Delete. As before, a key TinyLFU declines
+// is not kept once the wait is over.
+func (c *Cache[V]) writeL1(key string, f *flight[V], e entry[V], cost int64, ttl time.Duration) {
 	e.expires = 0
 	if ttl > 0 {
 		e.expires = time.Now().Add(ttl).UnixNano()
 	}
 	c.l1.Set(key, e, cost)
-	if _, ok := c.l1.GetTTL(key); !ok {
-		c.l1.Wait()
+	if _, ok := c.l1.GetTTL(key); ok {
+		return
 	}
+	c.flightsMu.Lock()
+	if len(c.queued) < maxQueued-1 && c.queuedCost+cost <= c.maxQueuedCost {
+		if f == nil {
+			f = &flight[V]{}
+		}
+		f.queued, f.entry = true, e
+		c.flights[key] = f
+		c.queued = append(c.queued, queuedWrite[V]{key, f})
+		c.queuedCost += cost
+		c.flightsMu.Unlock()
+		return
+	}
+	// Full: wait for ristretto to apply this write and the queued ones.
+	applied := c.queued
+	c.queued, c.queuedCost = nil, 0
+	c.flightsMu.Unlock()
+	c.l1.Wait()
+	if len(applied) == 0 {
+		return
+	}
+	c.flightsMu.Lock()
+	for _, w := range applied {
+		if g, ok := c.flights[w.key]; ok && g == w.f {
+			delete(c.flights, w.key)
+		}
+	}
+	if c.queued == nil { // reuse the slice
+		clear(applied)
+		c.queued = applied[:0]
+	}
+	c.flightsMu.Unlock()
 }
 
 // loadValue calls the loader under a span, recording its outcome. With
@@ -978,7 +1142,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 			// reload a second rather than one per read; a "not found"
 			// removes it, since the key is gone from the source.
 			if isNotFound(err) {
-				c.l1.Del(key)
+				c.dropL1(kv, key)
 			} else {
 				c.retryRefresh(kv, ver, key)
 			}
@@ -992,7 +1156,7 @@ func (c *Cache[V]) refresh(ctx context.Context, key string) {
 			_, _ = c.fillL2(ctx, kv, ver, key, v, ttl, false)
 		}
 		e, cost := c.newEntry(v, ttl)
-		c.fillL1(kv, ver, key, e, cost, ttl)
+		c.fillL1(kv, ver, key, nil, e, cost, ttl)
 	})
 	if !started {
 		done()
@@ -1021,7 +1185,21 @@ func (c *Cache[V]) retryRefresh(kv *keyVersion, ver uint64, key string) {
 	}
 	cur.refreshAt = time.Now().Add(refreshRetry).UnixNano()
 	_, cost := c.newEntry(cur.v, 0)
-	c.writeL1(key, cur, cost, left)
+	if c.takeQueued(key) {
+		c.l1.Wait()
+	}
+	c.writeL1(key, nil, cur, cost, left)
+}
+
+// dropL1 removes key from L1 (and its L1 write not yet applied), when a
+// refresh finds it gone from the source.
+func (c *Cache[V]) dropL1(kv *keyVersion, key string) {
+	kv.l1.Lock()
+	defer kv.l1.Unlock()
+	if c.takeQueued(key) {
+		c.l1.Wait()
+	}
+	c.l1.Del(key)
 }
 
 // refreshRetry is how long after a failed refresh-ahead reload the next
@@ -1100,7 +1278,7 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 		}
 	}
 	e, cost := c.newEntry(v, ttl)
-	c.changedL1(kv, key, func() { c.writeL1(key, e, cost, ttl) })
+	c.changedL1(kv, key, func() { c.writeL1(key, nil, e, cost, ttl) })
 	if err := c.publish(ctx, key); err != nil {
 		errs = append(errs, err)
 	}

@@ -178,11 +178,17 @@
 // CPU). An expired entry is removed when it is read; one that is never
 // read again stays in L1, unserved, until TinyLFU evicts it to make room.
 //
-// Set returns once a Get sees the value. Replacing the value of a key L1
-// holds is immediate; a key new to L1 waits for ristretto's goroutine to
-// admit it (a round trip of a few microseconds), and ristretto may still
-// decline it when L1 is full of more popular ones (TinyLFU), which is what
-// keeps its hit ratio high.
+// Set returns once a Get sees the value, and so does a miss that loads
+// one. Replacing the value of a key L1 holds is immediate. A key new to
+// L1 is queued for ristretto's goroutine to admit; rather than wait for
+// it each time (a round trip of a few microseconds, half a miss's cost),
+// the cache keeps the queued value beside L1, where a Get that misses in
+// ristretto finds it (a hit), and waits for ristretto once for every 64
+// such writes, or writes worth a sixteenth of L1's size, whichever comes
+// first. A change of a key with a queued value waits for it first.
+// Ristretto may decline a new key when L1 is full of more popular ones
+// (TinyLFU), which is what keeps its hit ratio high: a declined value is
+// served until the cache's next wait, not after.
 //
 // # Telemetry
 //
