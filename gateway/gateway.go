@@ -136,6 +136,17 @@ type reqState struct {
 	route       *route
 	proxyIn     *http.Request // the request as it reached the proxy, after middleware
 	tooLarge    atomic.Bool
+
+	// Room for what every request needs, in the state's one allocation:
+	// the request ID's slice, the proxy's response writer (taken by the
+	// first proxying of the request; a handler may proxy it twice) and
+	// the first attempt's response body.
+	idSlot  [1]string
+	idRaw   [26]byte
+	pwTaken atomic.Bool
+	pw      proxyWriter
+	abTaken atomic.Bool
+	ab      attemptBody // the first attempt's response body
 }
 
 type stateKey struct{}
@@ -352,7 +363,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h := t.requestID; h != "" {
 		ids := r.Header[h]
 		if len(ids) != 1 || !validRequestID(ids[0]) {
-			ids = []string{rand.Text()}
+			st.idSlot[0] = st.newRequestID()
+			ids = st.idSlot[:]
 			r.Header[h] = ids
 		}
 		w.Header()[h] = ids
@@ -385,6 +397,19 @@ func (t *table) dropUnderscored(h http.Header) {
 // canonical form.
 func hyphenated(name string) string {
 	return http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+}
+
+// newRequestID returns a new random request ID: 26 characters of the
+// base32 alphabet, 130 random bits, as crypto/rand.Text makes them, with
+// its buffer in the request's state.
+func (st *reqState) newRequestID() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	b := st.idRaw[:]
+	_, _ = rand.Read(b) // never fails (crypto/rand crashes the program instead)
+	for i := range b {
+		b[i] = alphabet[b[i]&31]
+	}
+	return string(b)
 }
 
 // serveTable hands the request to its table's mux, inside the server span
