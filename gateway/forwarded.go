@@ -307,6 +307,23 @@ func isToken(v string) bool {
 	return v != ""
 }
 
+// appendValue appends v as a Forwarded value: a token, or else a quoted
+// string ("127.0.0.1:8080", whose colon is not a token character).
+func appendValue(b []byte, v string) []byte {
+	if isToken(v) {
+		return append(b, v...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, c)
+	}
+	return append(b, '"')
+}
+
 func writeValue(b *strings.Builder, v string) {
 	if isToken(v) {
 		b.WriteString(v)
@@ -351,14 +368,15 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 	var fwd string
 	if st.peer.IsValid() {
 		var peer string
-		if st.peer.Is4() && isToken(in.Host) {
+		if st.peer.Is4() && in.Host != "" {
 			// The usual hop, in one allocation: the Forwarded element,
 			// of which the address is a part.
-			var buf [96]byte
+			var buf [128]byte
 			b := append(buf[:0], "for="...)
 			b = st.peer.AppendTo(b)
 			n := len(b)
-			b = append(append(append(append(b, ";host="...), in.Host...), ";proto="...), proto...)
+			b = appendValue(append(b, ";host="...), in.Host)
+			b = append(append(b, ";proto="...), proto...)
 			fwd = string(b)
 			peer = fwd[len("for="):n]
 		} else {
