@@ -99,7 +99,9 @@ func WithTrustedProxies(cidrs ...string) Option {
 // that something in the gateway sets for upstreams to believe, such as
 // the claim headers of gateway/auth (auth.WithClaimHeaders): auth
 // removes them on the routes it guards, but on a route without it a
-// client could set them itself. Several calls add up.
+// client could set them itself. Their spellings with underscores
+// ("X_User_Id") are removed too (see [WithUnderscoreHeaders]). Several
+// calls add up.
 func WithDroppedHeaders(names ...string) Option {
 	return optionFunc(func(c *config) { c.dropped = append(c.dropped, names...) })
 }

@@ -153,9 +153,12 @@ func WithAPIKeyQuery(param string) Option {
 // set only from a verified principal; arrays are joined with commas, and a
 // value with control characters is left out. By default no header is set.
 //
-// The middleware removes them on the routes it guards; give the same
-// header names to gateway.WithDroppedHeaders so that no route, guarded or
-// not, passes on a client's own.
+// The middleware removes them on the routes it guards, and with them the
+// names that read as them once underscores are read as hyphens
+// ("X_User_Id" for "X-User-Id"), which nginx, CGI and WSGI upstreams take
+// for the same header; give the same header names to
+// gateway.WithDroppedHeaders so that no route, guarded or not, passes on
+// a client's own.
 func WithClaimHeaders(m map[string]string) Option {
 	return optionFunc(func(c *config) {
 		if c.claimHeaders == nil {
