@@ -2,6 +2,8 @@ package auth
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"slices"
@@ -129,6 +131,14 @@ func sameKey(a, b any) bool {
 	case []byte:
 		kb, ok := b.([]byte)
 		return ok && subtle.ConstantTimeCompare(k, kb) == 1
+	case *rsa.PublicKey:
+		// The same pointer first: Equal copies both moduli to compare
+		// them (two allocations).
+		kb, ok := b.(*rsa.PublicKey)
+		return ok && (k == kb || k.Equal(kb))
+	case *ecdsa.PublicKey:
+		kb, ok := b.(*ecdsa.PublicKey)
+		return ok && (k == kb || k.Equal(kb))
 	case interface{ Equal(crypto.PublicKey) bool }:
 		return k.Equal(b)
 	}

@@ -1,7 +1,13 @@
 package auth
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -50,5 +56,39 @@ func TestTokenCacheBounded(t *testing.T) {
 	}
 	if n := len(c.entries); n != 100 {
 		t.Errorf("cache holds %d entries; want 100", n)
+	}
+}
+
+// TestSameKey: keys are the same when their material is, whatever the
+// pointer; different keys and different kinds of keys are not.
+func TestSameKey(t *testing.T) {
+	ec1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ec2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecCopy := ec1.PublicKey
+	rs, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsCopy := rs.PublicKey
+	ed, _, _ := ed25519.GenerateKey(rand.Reader)
+	tests := []struct {
+		a, b any
+		want bool
+	}{
+		{&ec1.PublicKey, &ec1.PublicKey, true},
+		{&ec1.PublicKey, &ecCopy, true},
+		{&ec1.PublicKey, &ec2.PublicKey, false},
+		{&rs.PublicKey, &rsCopy, true},
+		{&rs.PublicKey, &ec1.PublicKey, false},
+		{ed, slices.Clone(ed), true},
+		{ed, []byte(ed), false},
+		{[]byte("secret"), []byte("secret"), true},
+		{[]byte("secret"), []byte("other!"), false},
+		{[]byte("secret"), &ec1.PublicKey, false},
+	}
+	for i, tt := range tests {
+		if got := sameKey(tt.a, tt.b); got != tt.want {
+			t.Errorf("case %d: sameKey(%T, %T) = %v; want %v", i, tt.a, tt.b, got, tt.want)
+		}
 	}
 }
