@@ -4,8 +4,9 @@
 # buffers as the gateway has, the reference; and as ReverseProxy is by
 # default, allocating a 32 KiB buffer per request); the gateway with
 # routing only; the gateway with routing + JWT + rate limit + breaker +
-# retry (no-op telemetry); the same with a token cache; the same (without
-# the cache) with the OTel SDK; Caddy's
+# retry (no-op telemetry) with its defaults, which cache the tokens that
+# verified ("full"); the same verifying every token ("full-nocache");
+# "full" with the OTel SDK; Caddy's
 # reverse_proxy; nginx's proxy_pass with upstream keep-alive; and, as the
 # floor, the upstream itself with no proxy. Every proxy sends to the same
 # upstream, a small Go server answering a 39-byte JSON body, and every
@@ -41,7 +42,7 @@ rounds=${ROUNDS:-5}
 duration=${DURATION:-10s}
 conns=${CONNS:-64}
 threads=${THREADS:-1}
-targets=${TARGETS:-direct bare-nopool bare routing full full-cached full-otel caddy nginx}
+targets=${TARGETS:-direct bare-nopool bare routing full full-nocache full-otel caddy nginx}
 caddy_version=${CADDY_VERSION:-v2.11.9}
 rate=${RATE:-1000}
 lat_duration=${LAT_DURATION:-6s}
@@ -114,7 +115,7 @@ start_go upstream -serve upstream
 upstream=http://127.0.0.1:${port[upstream]}
 port[direct]=${port[upstream]}
 tpid[direct]=${tpid[upstream]}
-for v in bare-nopool bare routing full full-cached full-otel; do
+for v in bare-nopool bare routing full full-nocache full-cached full-otel; do
 	if need "$v"; then
 		prof=()
 		if [[ " ${PROFILE:-} " == *" $v "* ]]; then prof=(-cpuprofile "$work/$v.pprof"); fi

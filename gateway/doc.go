@@ -116,6 +116,11 @@
 //   - Headers named by [WithDroppedHeaders] (those the gateway's own
 //     middleware sets for upstreams to believe) are removed on arrival,
 //     on every route.
+//   - Headers whose names contain an underscore ("X_Client_Id") are
+//     removed on arrival, as nginx removes them: an upstream behind
+//     nginx, CGI or WSGI reads "_" as "-", and would take them for the
+//     headers above. [WithUnderscoreHeaders] lets them through, except
+//     those that read as a removed or gateway-set header.
 //   - A request ID ([WithRequestIDHeader], X-Request-Id by default) is
 //     kept if well formed, made otherwise, and sent both ways.
 //   - Server-sent events and responses of unknown length are flushed as

@@ -307,6 +307,23 @@ func isToken(v string) bool {
 	return v != ""
 }
 
+// appendValue appends v as a Forwarded value: a token, or else a quoted
+// string ("127.0.0.1:8080", whose colon is not a token character).
+func appendValue(b []byte, v string) []byte {
+	if isToken(v) {
+		return append(b, v...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, c)
+	}
+	return append(b, '"')
+}
+
 func writeValue(b *strings.Builder, v string) {
 	if isToken(v) {
 		b.WriteString(v)
@@ -348,11 +365,26 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 	vals := make([]string, 4)
 	one := func(i int, v string) []string { vals[i] = v; return vals[i : i+1 : i+1] }
 	hop := forwardedElement{Host: in.Host, Proto: proto}
+	var fwd string
 	if st.peer.IsValid() {
-		peer := st.peer.String()
-		hop.For = peer
-		if st.peer.Is6() {
-			hop.For = "[" + peer + "]"
+		var peer string
+		if st.peer.Is4() && in.Host != "" {
+			// The usual hop, in one allocation: the Forwarded element,
+			// of which the address is a part.
+			var buf [128]byte
+			b := append(buf[:0], "for="...)
+			b = st.peer.AppendTo(b)
+			n := len(b)
+			b = appendValue(append(b, ";host="...), in.Host)
+			b = append(append(b, ";proto="...), proto...)
+			fwd = string(b)
+			peer = fwd[len("for="):n]
+		} else {
+			peer = st.peer.String()
+			hop.For = peer
+			if st.peer.Is6() {
+				hop.For = "[" + peer + "]"
+			}
 		}
 		if prior := carried(in.Header, "X-Forwarded-For", st); len(prior) > 0 {
 			h["X-Forwarded-For"] = one(0, strings.Join(prior, ", ")+", "+peer)
@@ -371,7 +403,9 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 		h["X-Forwarded-Host"] = one(1, fwdHost)
 	}
 	h["X-Forwarded-Proto"] = one(2, fwdProto)
-	fwd := formatForwarded(hop)
+	if fwd == "" {
+		fwd = formatForwarded(hop)
+	}
 	if prior := carried(in.Header, "Forwarded", st); len(prior) > 0 {
 		if _, err := parseForwarded(strings.Join(prior, ",")); err == nil {
 			fwd = strings.Join(prior, ", ") + ", " + fwd

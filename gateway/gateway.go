@@ -70,7 +70,9 @@ type table struct {
 	stats       map[string]*routeStats // by http.route
 	trusted     proxies
 	requestID   string
-	dropped     []string // canonical names
+	dropped     []string            // canonical names
+	underscores bool                // WithUnderscoreHeaders
+	protected   map[string]struct{} // the names whose underscore variants are removed even so
 	strictPaths bool
 
 	stop context.CancelFunc
@@ -134,6 +136,17 @@ type reqState struct {
 	route       *route
 	proxyIn     *http.Request // the request as it reached the proxy, after middleware
 	tooLarge    atomic.Bool
+
+	// Room for what every request needs, in the state's one allocation:
+	// the request ID's slice, the proxy's response writer (taken by the
+	// first proxying of the request; a handler may proxy it twice) and
+	// the first attempt's response body.
+	idSlot  [1]string
+	idRaw   [26]byte
+	pwTaken atomic.Bool
+	pw      proxyWriter
+	abTaken atomic.Bool
+	ab      attemptBody // the first attempt's response body
 }
 
 type stateKey struct{}
@@ -345,11 +358,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, h := range t.dropped {
 		delete(r.Header, h)
 	}
+	t.dropUnderscored(r.Header)
 	st.clientIP = client
 	if h := t.requestID; h != "" {
 		ids := r.Header[h]
 		if len(ids) != 1 || !validRequestID(ids[0]) {
-			ids = []string{rand.Text()}
+			st.idSlot[0] = st.newRequestID()
+			ids = st.idSlot[:]
 			r.Header[h] = ids
 		}
 		w.Header()[h] = ids
@@ -358,6 +373,43 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(st)
 	r.Host = canonHost(r.Host)
 	g.server.ServeHTTP(w, r)
+}
+
+// dropUnderscored removes the request headers whose names contain an
+// underscore: all of them, or with WithUnderscoreHeaders those that name
+// a protected header once their underscores are read as hyphens, as
+// nginx, CGI and many frameworks read them.
+func (t *table) dropUnderscored(h http.Header) {
+	for name := range h {
+		if strings.IndexByte(name, '_') < 0 {
+			continue
+		}
+		if t.underscores {
+			if _, ok := t.protected[hyphenated(name)]; !ok {
+				continue
+			}
+		}
+		delete(h, name)
+	}
+}
+
+// hyphenated is a header name with its underscores read as hyphens, in
+// canonical form.
+func hyphenated(name string) string {
+	return http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+}
+
+// newRequestID returns a new random request ID: 26 characters of the
+// base32 alphabet, 130 random bits, as crypto/rand.Text makes them, with
+// its buffer in the request's state.
+func (st *reqState) newRequestID() string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+	b := st.idRaw[:]
+	_, _ = rand.Read(b) // never fails (crypto/rand crashes the program instead)
+	for i := range b {
+		b[i] = alphabet[b[i]&31]
+	}
+	return string(b)
 }
 
 // serveTable hands the request to its table's mux, inside the server span
@@ -550,7 +602,17 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 	}
 
 	t := &table{trusted: trusted, requestID: http.CanonicalHeaderKey(cfg.requestID), dropped: dropped,
-		strictPaths: cfg.strictPaths, stats: map[string]*routeStats{}}
+		underscores: cfg.underscores, strictPaths: cfg.strictPaths, stats: map[string]*routeStats{}}
+	if t.underscores {
+		t.protected = map[string]struct{}{}
+		for _, names := range [][]string{spoofable[:], dropped, {t.requestID}} {
+			for _, name := range names {
+				if name != "" {
+					t.protected[hyphenated(name)] = struct{}{}
+				}
+			}
+		}
+	}
 	prevUp := map[string]*upstream{}
 	if prev != nil {
 		for _, u := range prev.upstreams {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -140,4 +141,25 @@ func validHeaderValue(s string) bool {
 		}
 	}
 	return true
+}
+
+// TestSetForwardedFastPath: the one-allocation Forwarded element of an
+// IPv4 peer is the one formatForwarded makes, whatever the host (a
+// token, with a port, with characters to escape).
+func TestSetForwardedFastPath(t *testing.T) {
+	for _, host := range []string{"api.example.com", "127.0.0.1:8080", "[::1]:80", `we"ird\host`} {
+		in := httptest.NewRequest(http.MethodGet, "http://x/", nil)
+		in.Host = host
+		out := in.Clone(in.Context())
+		out.Header = http.Header{}
+		st := &reqState{peer: netip.MustParseAddr("192.0.2.7")}
+		setForwarded(&httputil.ProxyRequest{In: in, Out: out}, st)
+		want := formatForwarded(forwardedElement{For: "192.0.2.7", Host: host, Proto: "http"})
+		if got := out.Header.Get("Forwarded"); got != want {
+			t.Errorf("host %q: Forwarded = %q; want %q", host, got, want)
+		}
+		if got := out.Header.Get("X-Forwarded-For"); got != "192.0.2.7" {
+			t.Errorf("host %q: X-Forwarded-For = %q; want 192.0.2.7", host, got)
+		}
+	}
 }

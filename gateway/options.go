@@ -15,7 +15,8 @@ const DefaultRequestIDHeader = "X-Request-Id"
 
 // Option configures a [Gateway]. [New] takes every option; [Gateway.Update]
 // takes those that make up the routing table ([WithUpstreams], [WithRoutes],
-// [WithTrustedProxies], [WithRequestIDHeader]) and refuses the others,
+// [WithTrustedProxies], [WithRequestIDHeader], [WithDroppedHeaders],
+// [WithUnderscoreHeaders], [WithStrictPaths]) and refuses the others,
 // which only New can set.
 type Option interface {
 	apply(*config)
@@ -33,6 +34,7 @@ type config struct {
 	trusted     []string
 	requestID   string
 	dropped     []string
+	underscores bool
 	strictPaths bool
 
 	// New only; newOnly names those given, for Update's error.
@@ -97,9 +99,29 @@ func WithTrustedProxies(cidrs ...string) Option {
 // that something in the gateway sets for upstreams to believe, such as
 // the claim headers of gateway/auth (auth.WithClaimHeaders): auth
 // removes them on the routes it guards, but on a route without it a
-// client could set them itself. Several calls add up.
+// client could set them itself. Their spellings with underscores
+// ("X_User_Id") are removed too (see [WithUnderscoreHeaders]). Several
+// calls add up.
 func WithDroppedHeaders(names ...string) Option {
 	return optionFunc(func(c *config) { c.dropped = append(c.dropped, names...) })
+}
+
+// WithUnderscoreHeaders passes on request headers whose names contain
+// an underscore ("X_Custom"), which the gateway removes by default, as
+// nginx does unless told otherwise (underscores_in_headers off). Many
+// servers read "_" and "-" in a name as one character: nginx with that
+// setting on, CGI and WSGI (which map both to HTTP_X_CLIENT_ID), and
+// frameworks built on them. To such an upstream "X_Client_Id" is the
+// "X-Client-Id" that [WithDroppedHeaders] or the trusted-proxy rules
+// remove, so a client could forge it under the other spelling. With this
+// option, a header with an underscore is still removed when, with its
+// underscores read as hyphens, it is one of those the gateway removes or
+// sets: the forwarding headers (whoever the peer), the dropped headers
+// and the request-ID header. Middleware that sets headers of its own for
+// upstreams to believe should have them listed in WithDroppedHeaders.
+// By default headers with underscores are removed.
+func WithUnderscoreHeaders() Option {
+	return optionFunc(func(c *config) { c.underscores = true })
 }
 
 // WithStrictPaths refuses, with 400, requests whose path has an escaped

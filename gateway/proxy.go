@@ -205,7 +205,13 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 		return nil, err
 	}
 	u.finish(ctx, t, done, nil, resp.StatusCode)
-	resp.Body = newAttemptBody(resp.Body, s, cancel)
+	var b *attemptBody
+	if st := stateOf(ctx); st != nil && st.abTaken.CompareAndSwap(false, true) {
+		b = &st.ab // the request's first attempt: no allocation
+	} else {
+		b = new(attemptBody)
+	}
+	resp.Body = newAttemptBody(b, resp.Body, s, cancel)
 	return resp, nil
 }
 
@@ -244,8 +250,9 @@ type attemptConn struct{ *attemptBody }
 
 func (c attemptConn) Write(p []byte) (int, error) { return c.ReadCloser.(io.Writer).Write(p) }
 
-func newAttemptBody(body io.ReadCloser, s *targetState, cancel context.CancelCauseFunc) io.ReadCloser {
-	b := &attemptBody{ReadCloser: body, state: s, cancel: cancel}
+// newAttemptBody sets b, which must be new, to end the attempt of body.
+func newAttemptBody(b *attemptBody, body io.ReadCloser, s *targetState, cancel context.CancelCauseFunc) io.ReadCloser {
+	b.ReadCloser, b.state, b.cancel = body, s, cancel
 	if _, ok := body.(io.ReadWriteCloser); ok {
 		return attemptConn{b}
 	}
@@ -379,14 +386,20 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 
 // proxyServe is the innermost handler of a route with an upstream.
 func (rt *route) proxyServe(w http.ResponseWriter, r *http.Request) {
-	if rt.spec.fallback != nil {
+	st := stateOf(r.Context())
+	if st != nil && rt.spec.fallback != nil {
 		// Only the fallback needs it; a handler may proxy one request
 		// twice (a shadow copy), with the same state.
-		if st := stateOf(r.Context()); st != nil {
-			st.proxyIn = r
-		}
+		st.proxyIn = r
 	}
-	rt.proxy.ServeHTTP(&proxyWriter{ResponseWriter: w}, r)
+	var pw *proxyWriter
+	if st != nil && st.pwTaken.CompareAndSwap(false, true) {
+		pw = &st.pw
+		pw.ResponseWriter = w
+	} else {
+		pw = &proxyWriter{ResponseWriter: w}
+	}
+	rt.proxy.ServeHTTP(pw, r)
 }
 
 // proxyError answers for a request the upstream did not answer: 413 for

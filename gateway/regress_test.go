@@ -427,3 +427,68 @@ func TestHandlerKeepsRequest(t *testing.T) {
 		t.Errorf("status %d, the handler's goroutine read Host %q; want 200 and the client's %q", resp.StatusCode, host, srv.URL)
 	}
 }
+
+// TestUnderscoreHeaderVariants: a header whose name differs from a
+// protected one only by underscores for hyphens ("X_Client_Id" for the
+// dropped "X-Client-Id", "X_Forwarded_For" from an untrusted peer) must
+// not reach the upstream, which may read both as one (nginx with
+// underscores_in_headers on, CGI and WSGI, which map "-" to "_", many
+// frameworks). By default every header with an underscore in its name
+// is removed, as nginx does; with WithUnderscoreHeaders the others pass
+// and those variants are still removed.
+func TestUnderscoreHeaderVariants(t *testing.T) {
+	b := newBackend(t, "headers")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		var names []string
+		for k := range r.Header {
+			names = append(names, strings.ToLower(k))
+		}
+		_, _ = w.Write([]byte(strings.Join(names, " ")))
+	})
+	send := func(t *testing.T, srv string) []string {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv+"/h", nil)
+		for _, name := range []string{"X_Client_Id", "x_client-id", "X-CLIENT_ID", "X_Forwarded_For", "x_real_ip",
+			"Forwarded_", "X_Request_Id", "X_Custom", "X-Plain"} {
+			req.Header[name] = []string{"forged"}
+		}
+		resp, got := do(t, http.DefaultClient, req)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		return strings.Fields(got)
+	}
+	opts := []gateway.Option{
+		gateway.WithUpstreams(gateway.Upstream{Name: "b", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "GET /h", Upstream: "b"}),
+		gateway.WithDroppedHeaders("X-Client-Id"),
+	}
+	t.Run("default", func(t *testing.T) {
+		_, srv := start(t, opts...)
+		for _, name := range send(t, srv.URL) {
+			if strings.Contains(name, "_") {
+				t.Errorf("upstream got %q; want no header with an underscore", name)
+			}
+		}
+	})
+	t.Run("WithUnderscoreHeaders", func(t *testing.T) {
+		_, srv := start(t, append(opts, gateway.WithUnderscoreHeaders())...)
+		got := send(t, srv.URL)
+		kept := map[string]bool{}
+		for _, name := range got {
+			kept[name] = true
+			norm := strings.ReplaceAll(name, "_", "-")
+			switch norm {
+			case "x-client-id", "x-forwarded-for", "x-real-ip", "x-request-id":
+				if strings.Contains(name, "_") {
+					t.Errorf("upstream got %q, a variant of %s", name, norm)
+				}
+			}
+		}
+		for _, want := range []string{"x_custom", "forwarded_", "x-plain"} {
+			if !kept[want] {
+				t.Errorf("upstream got %q; want %s kept", got, want)
+			}
+		}
+	})
+}

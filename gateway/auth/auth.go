@@ -78,6 +78,8 @@ func New(opts ...Option) (*Authenticator, error) {
 		jwksRefresh:    DefaultJWKSRefresh,
 		jwksMinRefresh: DefaultJWKSMinRefresh,
 		jwksTimeout:    DefaultJWKSTimeout,
+		cacheSize:      DefaultTokenCacheSize,
+		cacheTTL:       DefaultTokenCacheTTL,
 	}
 	var errs []error
 	for i, o := range opts {
@@ -319,10 +321,18 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 	var digest [sha256.Size]byte
 	if a.cache != nil {
 		digest = sha256.Sum256([]byte(token))
-		if p, ok := a.cache.get(digest, time.Now()); ok {
-			return p, nil
+		if p, by, ok := a.cache.get(digest, time.Now()); ok {
+			// The key it was verified with must still be the key of its
+			// kid, for its algorithm: a key removed from its key set, or
+			// replaced, ends the cached tokens it verified as soon as the
+			// set is fetched again, as it ends tokens verified each time.
+			if v, err := a.resolve(ctx, by.kid); err == nil && slices.Contains(v.algs, by.alg) && sameKey(v.key, by.key) {
+				return p, nil
+			}
+			a.cache.remove(digest)
 		}
 	}
+	var by keyUse
 	// One parse: golang-jwt decodes the header, and the key function
 	// takes the key ID and algorithm from it. The parser accepts every
 	// algorithm a key can be pinned to; the key function refuses any but
@@ -337,9 +347,11 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 		if err != nil {
 			return nil, err
 		}
-		if alg := t.Method.Alg(); !slices.Contains(v.algs, alg) {
+		alg := t.Method.Alg()
+		if !slices.Contains(v.algs, alg) {
 			return nil, fail(ReasonAlgorithm, fmt.Errorf("algorithm %s is not the key's %v", brief.Quote(alg), v.algs))
 		}
+		by = keyUse{kid: kid, alg: alg, key: v.key}
 		return v.key, nil
 	})
 	if err != nil {
@@ -361,7 +373,7 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 	p, err := a.principal(claims)
 	if err == nil && a.cache != nil {
 		if exp, _ := claims.GetExpirationTime(); exp != nil {
-			a.cache.put(digest, p, exp.Time, time.Now())
+			a.cache.put(digest, p, by, exp.Time, time.Now())
 		}
 	}
 	return p, err

@@ -1,7 +1,11 @@
 package auth
 
 import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/subtle"
 	"slices"
 	"sync"
 	"time"
@@ -11,10 +15,11 @@ import (
 
 // tokenCache remembers tokens that verified, by the SHA-256 digest of the
 // whole token, until the earlier of their exp and the cache's TTL, so that
-// a client sending the same token again costs a hash and a map lookup
-// instead of a signature check. Only tokens that verified enter it, so a
-// flood of bad tokens cannot fill it; it holds at most size entries and
-// drops an arbitrary one to make room.
+// a client sending the same token again costs a hash, a map lookup and a
+// look at the key it was verified with (still there, the same key, the
+// same algorithm?) instead of a signature check. Only tokens that verified
+// enter it, so a flood of bad tokens cannot fill it; it holds at most size
+// entries and drops an arbitrary one to make room.
 type tokenCache struct {
 	ttl  time.Duration
 	size int
@@ -26,6 +31,14 @@ type tokenCache struct {
 type cached struct {
 	p       *gateway.Principal
 	expires time.Time
+	by      keyUse
+}
+
+// keyUse is the key a token was verified with: its ID, the algorithm and
+// the key itself, which must all still hold for a cached token to pass.
+type keyUse struct {
+	kid, alg string
+	key      any
 }
 
 func newTokenCache(size int, ttl time.Duration) *tokenCache {
@@ -34,7 +47,9 @@ func newTokenCache(size int, ttl time.Duration) *tokenCache {
 
 // get returns a copy of the principal of token if it verified less than
 // the TTL ago and has not expired since.
-func (c *tokenCache) get(digest [sha256.Size]byte, now time.Time) (*gateway.Principal, bool) {
+// The caller checks the key of the returned keyUse before it believes
+// the principal, and removes the entry when the key no longer holds.
+func (c *tokenCache) get(digest [sha256.Size]byte, now time.Time) (*gateway.Principal, keyUse, bool) {
 	c.mu.Lock()
 	e, ok := c.entries[digest]
 	if ok && !now.Before(e.expires) {
@@ -43,9 +58,16 @@ func (c *tokenCache) get(digest [sha256.Size]byte, now time.Time) (*gateway.Prin
 	}
 	c.mu.Unlock()
 	if !ok {
-		return nil, false
+		return nil, keyUse{}, false
 	}
-	return clonePrincipal(e.p), true // a handler that changes its principal changes no other's
+	return clonePrincipal(e.p), e.by, true // a handler that changes its principal changes no other's
+}
+
+// remove forgets a token.
+func (c *tokenCache) remove(digest [sha256.Size]byte) {
+	c.mu.Lock()
+	delete(c.entries, digest)
+	c.mu.Unlock()
 }
 
 // clonePrincipal copies p deeply: its slices and its claims (JSON values:
@@ -80,9 +102,9 @@ func cloneJSON(v any) any {
 	return v
 }
 
-// put remembers the principal of a token that verified and expires at exp
-// (exactly: the leeway is not extended to cached tokens).
-func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, exp, now time.Time) {
+// put remembers the principal of a token that verified with by and
+// expires at exp (exactly: the leeway is not extended to cached tokens).
+func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, by keyUse, exp, now time.Time) {
 	expires := now.Add(c.ttl)
 	if exp.Before(expires) {
 		expires = exp
@@ -99,5 +121,26 @@ func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, exp, no
 			break
 		}
 	}
-	c.entries[digest] = cached{p: cp, expires: expires}
+	c.entries[digest] = cached{p: cp, expires: expires, by: by}
+}
+
+// sameKey reports whether two verification keys are the same key: equal
+// public keys, or equal HMAC secrets.
+func sameKey(a, b any) bool {
+	switch k := a.(type) {
+	case []byte:
+		kb, ok := b.([]byte)
+		return ok && subtle.ConstantTimeCompare(k, kb) == 1
+	case *rsa.PublicKey:
+		// The same pointer first: Equal copies both moduli to compare
+		// them (two allocations).
+		kb, ok := b.(*rsa.PublicKey)
+		return ok && (k == kb || k.Equal(kb))
+	case *ecdsa.PublicKey:
+		kb, ok := b.(*ecdsa.PublicKey)
+		return ok && (k == kb || k.Equal(kb))
+	case interface{ Equal(crypto.PublicKey) bool }:
+		return k.Equal(b)
+	}
+	return false
 }

@@ -1,7 +1,13 @@
 package auth
 
 import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -15,28 +21,28 @@ func TestTokenCacheExpiry(t *testing.T) {
 	c := newTokenCache(10, time.Minute)
 	now := time.Now()
 	d1, d2 := sha256.Sum256([]byte("a")), sha256.Sum256([]byte("b"))
-	c.put(d1, &gateway.Principal{Subject: "exp-first"}, now.Add(10*time.Second), now)
-	c.put(d2, &gateway.Principal{Subject: "ttl-first"}, now.Add(time.Hour), now)
+	c.put(d1, &gateway.Principal{Subject: "exp-first"}, keyUse{}, now.Add(10*time.Second), now)
+	c.put(d2, &gateway.Principal{Subject: "ttl-first"}, keyUse{}, now.Add(time.Hour), now)
 
-	p, ok := c.get(d1, now.Add(9*time.Second))
+	p, _, ok := c.get(d1, now.Add(9*time.Second))
 	if !ok || p.Subject != "exp-first" {
 		t.Fatalf("get before exp = %v, %v", p, ok)
 	}
 	p.Subject = "changed"
-	if p, _ := c.get(d1, now); p.Subject != "exp-first" {
+	if p, _, _ := c.get(d1, now); p.Subject != "exp-first" {
 		t.Errorf("a change to a returned principal reached the cache: %q", p.Subject)
 	}
-	if _, ok := c.get(d1, now.Add(10*time.Second)); ok {
+	if _, _, ok := c.get(d1, now.Add(10*time.Second)); ok {
 		t.Error("get at exp hit")
 	}
-	if _, ok := c.get(d2, now.Add(59*time.Second)); !ok {
+	if _, _, ok := c.get(d2, now.Add(59*time.Second)); !ok {
 		t.Error("get within the TTL missed")
 	}
-	if _, ok := c.get(d2, now.Add(time.Minute)); ok {
+	if _, _, ok := c.get(d2, now.Add(time.Minute)); ok {
 		t.Error("get at the TTL hit")
 	}
-	c.put(d1, &gateway.Principal{}, now.Add(-time.Second), now)
-	if _, ok := c.get(d1, now); ok {
+	c.put(d1, &gateway.Principal{}, keyUse{}, now.Add(-time.Second), now)
+	if _, _, ok := c.get(d1, now); ok {
 		t.Error("an expired token was cached")
 	}
 }
@@ -46,9 +52,43 @@ func TestTokenCacheBounded(t *testing.T) {
 	c := newTokenCache(100, time.Minute)
 	now := time.Now()
 	for i := range 1000 {
-		c.put(sha256.Sum256([]byte(strconv.Itoa(i))), &gateway.Principal{}, now.Add(time.Hour), now)
+		c.put(sha256.Sum256([]byte(strconv.Itoa(i))), &gateway.Principal{}, keyUse{}, now.Add(time.Hour), now)
 	}
 	if n := len(c.entries); n != 100 {
 		t.Errorf("cache holds %d entries; want 100", n)
+	}
+}
+
+// TestSameKey: keys are the same when their material is, whatever the
+// pointer; different keys and different kinds of keys are not.
+func TestSameKey(t *testing.T) {
+	ec1, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ec2, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecCopy := ec1.PublicKey
+	rs, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsCopy := rs.PublicKey
+	ed, _, _ := ed25519.GenerateKey(rand.Reader)
+	tests := []struct {
+		a, b any
+		want bool
+	}{
+		{&ec1.PublicKey, &ec1.PublicKey, true},
+		{&ec1.PublicKey, &ecCopy, true},
+		{&ec1.PublicKey, &ec2.PublicKey, false},
+		{&rs.PublicKey, &rsCopy, true},
+		{&rs.PublicKey, &ec1.PublicKey, false},
+		{ed, slices.Clone(ed), true},
+		{ed, []byte(ed), false},
+		{[]byte("secret"), []byte("secret"), true},
+		{[]byte("secret"), []byte("other!"), false},
+		{[]byte("secret"), &ec1.PublicKey, false},
+	}
+	for i, tt := range tests {
+		if got := sameKey(tt.a, tt.b); got != tt.want {
+			t.Errorf("case %d: sameKey(%T, %T) = %v; want %v", i, tt.a, tt.b, got, tt.want)
+		}
 	}
 }

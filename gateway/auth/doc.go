@@ -43,9 +43,11 @@
 // A key of the set whose "use" is not "sig", or whose "key_ops" lack
 // "verify", verifies no token (RFC 7517).
 //
-// Checking a signature costs tens of microseconds (RS256, ES256);
-// [WithTokenCache] remembers tokens that verified, for a short while, so
-// that a client sending the same token again costs a hash and a lookup.
+// Checking a signature costs tens of microseconds (RS256, ES256), so
+// tokens that verified are remembered for a minute (never past their
+// exp), and a client sending the same token again costs a hash, a lookup
+// and a check that the key that verified it is still its kid's key
+// ([WithTokenCache] says why this is safe, and turns it off).
 //
 // # Failures
 //

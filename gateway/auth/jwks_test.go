@@ -222,33 +222,57 @@ func TestJWKSOverTLS(t *testing.T) {
 	assert.NoError(t, err)
 }
 
-// TestTokenCacheTrade shows what WithTokenCache trades: a token whose key
-// was revoked keeps passing until its entry's TTL, then fails; without the
-// cache it fails as soon as the key set no longer has the key.
-func TestTokenCacheTrade(t *testing.T) {
-	srv := newJWKSServer(t)
-	srv.add(t, "k1", rsa1, "RS256")
-	cachedAuth := jwksAuth(t, srv, auth.WithTokenCache(100, 300*time.Millisecond), auth.WithJWKSRefresh(5*time.Millisecond))
-	plain := jwksAuth(t, srv, auth.WithJWKSRefresh(5*time.Millisecond))
-	tok := sign(t, jwt.SigningMethodRS256, rsa1, "k1", claims("alice"))
-	_, err := cachedAuth.VerifyToken(t.Context(), tok)
-	require.NoError(t, err)
-	_, err = plain.VerifyToken(t.Context(), tok)
-	require.NoError(t, err)
+// TestTokenCacheKeyChange: a cached token passes only while the key it
+// was verified with is still its kid's key in the key set. A key removed
+// from the set, or replaced under the same kid, ends the cached tokens it
+// verified as soon as the set is fetched again: when an authenticator
+// without a cache starts refusing them, not at the entry's TTL.
+func TestTokenCacheKeyChange(t *testing.T) {
+	for _, change := range []string{"removed", "replaced"} {
+		t.Run(change, func(t *testing.T) {
+			srv := newJWKSServer(t)
+			srv.add(t, "k1", rsa1, "RS256")
+			cachedAuth := jwksAuth(t, srv, auth.WithTokenCache(100, auth.MaxTokenCacheTTL), auth.WithJWKSRefresh(5*time.Millisecond))
+			plain := jwksAuth(t, srv, auth.WithTokenCache(0, 0), auth.WithJWKSRefresh(5*time.Millisecond))
+			tok := sign(t, jwt.SigningMethodRS256, rsa1, "k1", claims("alice"))
+			_, err := cachedAuth.VerifyToken(t.Context(), tok)
+			require.NoError(t, err)
+			_, err = plain.VerifyToken(t.Context(), tok)
+			require.NoError(t, err)
 
-	srv.mu.Lock()
-	srv.keys = nil // k1 revoked
-	srv.mu.Unlock()
-	require.Eventually(t, func() bool {
-		_, err := plain.VerifyToken(t.Context(), tok)
-		return err != nil
-	}, 5*time.Second, 5*time.Millisecond, "the uncached authenticator refusing the revoked key")
-	_, err = cachedAuth.VerifyToken(t.Context(), tok)
-	assert.NoError(t, err, "a cached token within its TTL")
-	require.Eventually(t, func() bool {
-		_, err := cachedAuth.VerifyToken(t.Context(), tok)
-		return err != nil
-	}, 5*time.Second, 10*time.Millisecond, "the cached token after its TTL")
+			srv.mu.Lock()
+			srv.keys = nil
+			srv.mu.Unlock()
+			if change == "replaced" {
+				srv.add(t, "k1", rsa2, "RS256")
+			}
+			require.Eventually(t, func() bool {
+				_, err := plain.VerifyToken(t.Context(), tok)
+				return err != nil
+			}, 5*time.Second, 5*time.Millisecond, "the uncached authenticator refusing the token")
+			// The entry's TTL is 5 minutes: refused within seconds, it was
+			// refused for its key.
+			require.Eventually(t, func() bool {
+				_, err := cachedAuth.VerifyToken(t.Context(), tok)
+				return err != nil
+			}, 5*time.Second, 5*time.Millisecond, "the cached token whose key was %s", change)
+		})
+	}
+}
+
+// TestTokenCacheDefault: the cache is on by default; WithTokenCache(0, 0)
+// turns it off; the key check still runs on a hit.
+func TestTokenCacheDefault(t *testing.T) {
+	a := newAuth(t, auth.WithKeys(auth.Key{ID: "k1", Algorithm: "RS256", Key: &rsa1.PublicKey}))
+	tok := sign(t, jwt.SigningMethodRS256, rsa1, "k1", claims("alice"))
+	p1, err := a.VerifyToken(t.Context(), tok)
+	require.NoError(t, err)
+	p2, err := a.VerifyToken(t.Context(), tok)
+	require.NoError(t, err)
+	assert.Equal(t, p1, p2)
+	assert.NotSame(t, p1, p2, "each caller gets its own principal")
+	_, err = auth.New(auth.WithKeys(auth.Key{ID: "k1", Algorithm: "RS256", Key: &rsa1.PublicKey}), auth.WithTokenCache(0, 0))
+	require.NoError(t, err)
 }
 
 // TestJWKSKeyUse: a key published for encryption (use "enc"), or whose

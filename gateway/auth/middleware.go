@@ -163,12 +163,20 @@ func (a *Authenticator) outbound(r *http.Request, p *gateway.Principal, rc *rout
 			(strings.Contains(r.URL.RawQuery, a.apiKeyQuery) || strings.ContainsAny(r.URL.RawQuery, "%+"))
 		change = change || auth || (key && len(a.apiKeys) > 0) || stripQuery
 	}
-	if !change {
+	variants := a.underscoreVariants(h, rc)
+	if !change && !variants {
 		return r
 	}
 	out := r.Clone(r.Context())
 	for _, ch := range a.claimHeaders {
 		delete(out.Header, ch.header)
+	}
+	if variants {
+		for name := range out.Header {
+			if a.protectedVariant(name, rc) {
+				delete(out.Header, name)
+			}
+		}
 	}
 	if !rc.forwardCred {
 		delete(out.Header, "Authorization")
@@ -194,6 +202,35 @@ func (a *Authenticator) outbound(r *http.Request, p *gateway.Principal, rc *rout
 		}
 	}
 	return out
+}
+
+// underscoreVariants reports whether h has a header that reads as a
+// claim header, or as a credential header that is not forwarded, once
+// its underscores are read as hyphens ("X_User_Id"), as nginx, CGI and
+// WSGI read them: an upstream behind them would take it for the header
+// the authenticator sets or removes. The gateway removes every header
+// with an underscore by default; this covers a gateway that keeps them
+// and a server without the gateway.
+func (a *Authenticator) underscoreVariants(h http.Header, rc *routeConfig) bool {
+	for name := range h {
+		if a.protectedVariant(name, rc) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Authenticator) protectedVariant(name string, rc *routeConfig) bool {
+	if strings.IndexByte(name, '_') < 0 {
+		return false
+	}
+	norm := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+	for _, ch := range a.claimHeaders {
+		if norm == ch.header {
+			return true
+		}
+	}
+	return !rc.forwardCred && (norm == "Authorization" || (len(a.apiKeys) > 0 && norm == a.apiKeyHeader))
 }
 
 // claimValue returns the header value of a claim of p: "sub", the roles

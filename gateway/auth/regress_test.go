@@ -84,3 +84,24 @@ func TestAPIKeyPrincipalCopies(t *testing.T) {
 		p.Scopes[0] = "builds:delete"
 	}
 }
+
+// TestUnderscoreClaimHeaders: a client's "X_User_Id" reached the upstream
+// beside the claim header X-User-Id that the authenticator sets, and an
+// upstream behind nginx (underscores_in_headers on), CGI or WSGI reads
+// both as one header; so did "Authorization" spelled with an underscore
+// variant of a credential header that is not forwarded.
+func TestUnderscoreClaimHeaders(t *testing.T) {
+	a := newAuth(t, auth.WithKeys(auth.Key{ID: "k1", Algorithm: "RS256", Key: &rsa1.PublicKey}),
+		auth.WithAPIKeys(adminKey), auth.WithClaimHeaders(map[string]string{"sub": "X-User-Id"}))
+	r := bearerRequest(sign(t, jwt.SigningMethodRS256, rsa1, "k1", claims("alice")))
+	for _, name := range []string{"X_User_Id", "x_user-id", "X_Api_Key", "X_Other"} {
+		r.Header[name] = []string{"forged"}
+	}
+	resp, _, got := serve(t, a, r)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	for _, name := range []string{"X_User_Id", "x_user-id", "X_Api_Key"} {
+		assert.NotContains(t, got.header, name)
+	}
+	assert.Contains(t, got.header, "X_Other", "a header that reads as no protected one is kept")
+	assert.Equal(t, "alice", got.header.Get("X-User-Id"))
+}

@@ -11,7 +11,8 @@
 //
 // It prints "listening on HOST:PORT" once it accepts connections, and
 // serves until SIGINT or SIGTERM. -cpuprofile writes a CPU profile of the
-// whole run, for looking at where a variant spends its time.
+// whole run, for looking at where a variant spends its time; -memprofile
+// a profile of every allocation it made (slow: not for measured runs).
 package main
 
 import (
@@ -24,6 +25,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -38,6 +40,7 @@ func main() {
 	upstream := flag.String("upstream", "", "the upstream's base URL, for a proxy variant")
 	token := flag.Bool("token", false, "print a token the full variants accept, valid for a day, and exit")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	memprofile := flag.String("memprofile", "", "write a heap profile (allocations since the start, every one sampled) to this file at the end")
 	freePort := flag.Bool("free-port", false, "print a free loopback TCP port and exit")
 	report := flag.String("report", "", "read samples (round target rps p50µs p99µs, a line each) from this file, print a markdown table of medians and exit")
 	ref := flag.String("ref", gwbench.Bare, "the target -report compares the others with")
@@ -88,12 +91,17 @@ func main() {
 		}
 		return
 	}
-	if err := run(*serve, *addr, *upstream, *cpuprofile); err != nil {
+	if *memprofile != "" {
+		// Every allocation sampled: the profile then counts them exactly,
+		// at a cost to speed (not for a measured run).
+		runtime.MemProfileRate = 1
+	}
+	if err := run(*serve, *addr, *upstream, *cpuprofile, *memprofile); err != nil {
 		log.Fatal("gwbench: ", err)
 	}
 }
 
-func run(serve, addr, upstream, cpuprofile string) error {
+func run(serve, addr, upstream, cpuprofile, memprofile string) error {
 	var h http.Handler
 	closeFn := func(context.Context) error { return nil }
 	if serve == "upstream" {
@@ -136,7 +144,16 @@ func run(serve, addr, upstream, cpuprofile string) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return errors.Join(srv.Shutdown(sctx), closeFn(sctx))
+	err = errors.Join(srv.Shutdown(sctx), closeFn(sctx))
+	if memprofile != "" {
+		f, ferr := os.Create(memprofile)
+		if ferr != nil {
+			return errors.Join(err, ferr)
+		}
+		defer f.Close()
+		err = errors.Join(err, pprof.Lookup("allocs").WriteTo(f, 0))
+	}
+	return err
 }
 
 // headerFlag collects -H "Name: value" flags.

@@ -51,7 +51,7 @@ func TestVariants(t *testing.T) {
 					t.Fatalf("GET %s = %d %q; want 200 %q", gwbench.Path, code, body, gwbench.Body)
 				}
 			}
-			if v == gwbench.Full || v == gwbench.FullCached || v == gwbench.FullOTel {
+			if v == gwbench.Full || v == gwbench.FullNoCache || v == gwbench.FullCached || v == gwbench.FullOTel {
 				if code, _ := get(""); code != http.StatusUnauthorized {
 					t.Errorf("GET %s without a token = %d; want 401", gwbench.Path, code)
 				}

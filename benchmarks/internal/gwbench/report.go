@@ -113,6 +113,45 @@ func Report(w io.Writer, samples []Sample, ref string) {
 			micros(median(p50)), micros(median(p99)), rel, diff, cpuAbs, cpuRel)
 	}
 	fmt.Fprintf(w, "\n%d rounds; medians per target.\n", len(by[order[0]]))
+	// The issue's throughput targets, as medians of per-round ratios.
+	ratio := func(t, base string, of func(Sample) float64) (float64, bool) {
+		baseByRound := map[int]float64{}
+		for _, s := range by[base] {
+			baseByRound[s.Round] = of(s)
+		}
+		var rs []float64
+		for _, s := range by[t] {
+			if b := baseByRound[s.Round]; b > 0 && of(s) > 0 {
+				rs = append(rs, of(s)/b)
+			}
+		}
+		return median(rs), len(rs) > 0
+	}
+	rpsOf := func(s Sample) float64 { return s.RPS }
+	cpuOf := func(s Sample) float64 { return s.CPU }
+	var lines []string
+	for _, tg := range []struct {
+		target, base string
+		min          float64
+	}{{Routing, ref, 0.95}, {Full, ref, 0.85}, {FullNoCache, ref, 0.85}, {Routing, "caddy", 1}, {Full, "caddy", 1}, {FullNoCache, "caddy", 1}} {
+		if r, ok := ratio(tg.target, tg.base, rpsOf); ok && tg.target != ref {
+			line := fmt.Sprintf("- %s: %.2f× %s's requests/s (target ≥ %.2f×): %s", tg.target, r, tg.base, tg.min, verdict(r >= tg.min))
+			if c, ok := ratio(tg.target, tg.base, cpuOf); ok {
+				line += fmt.Sprintf("; CPU/request %.2f× %s's", c, tg.base)
+			}
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) > 0 {
+		fmt.Fprintf(w, "\nTargets (issue 15; on a machine running other work, trust the CPU/request ratios over requests/s):\n\n%s\n", strings.Join(lines, "\n"))
+	}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
 }
 
 func thousands(x float64) string {
@@ -153,6 +192,7 @@ func ReportLatency(w io.Writer, samples []Sample, ref string) {
 	for _, s := range by[ref] {
 		refByRound[s.Round] = s
 	}
+	var added []string
 	fmt.Fprintf(w, "| target | p50 | p99 | p50 − %s | p99 − %s | p99 min–max |\n", ref, ref)
 	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: |")
 	for _, t := range order {
@@ -169,6 +209,12 @@ func ReportLatency(w io.Writer, samples []Sample, ref string) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s–%s |\n", t, micros(median(p50)), micros(median(p99)),
 			a50, a99, micros(slices.Min(p99)), micros(slices.Max(p99)))
+		if (t == Full || t == FullNoCache) && len(d99) > 0 && t != ref {
+			added = append(added, fmt.Sprintf("- %s: %s added to %s's p99 (target ≤ +100 µs): %s", t, signedMicros(median(d99)), ref, verdict(median(d99) <= 100)))
+		}
 	}
 	fmt.Fprintf(w, "\n%d rounds; medians per target.\n", len(by[order[0]]))
+	if len(added) > 0 {
+		fmt.Fprintf(w, "\nTargets (issue 15):\n\n%s\n", strings.Join(added, "\n"))
+	}
 }

@@ -50,7 +50,9 @@
 // when the gateway starts, refreshed in the background), requires a role
 // per route, and limits each client (the token's subject) to
 // RatePerSecond with a Burst across all routes (429 with Retry-After,
-// RateLimit and RateLimit-Policy). Each upstream has a circuit breaker
+// RateLimit and RateLimit-Policy). Before the token is checked, each
+// client address is limited to IPRatePerSecond with an IPBurst, so that
+// a flood of bad tokens is refused before it costs signature checks. Each upstream has a circuit breaker
 // (five failures in a row open it for five seconds) and retries of
 // requests safe to repeat (GETs, and POST /api/orders, which carries an
 // Idempotency-Key). The catalogue routes fall back on their last good

@@ -49,6 +49,14 @@ type Config struct {
 	// gateway's routes; 0 means [DefaultRatePerSecond] and
 	// [DefaultBurst].
 	RatePerSecond, Burst int
+	// IPRatePerSecond and IPBurst are each client address's token
+	// bucket, across the gateway's routes, checked before the token is:
+	// a flood of made-up or stolen-and-expired tokens from one address
+	// is refused with 429 for a bucket lookup each, before any costs a
+	// signature check. It is set well above RatePerSecond, since
+	// several clients may share an address (a NAT, a BFF). 0 means
+	// [DefaultIPRatePerSecond] and [DefaultIPBurst].
+	IPRatePerSecond, IPBurst int
 	// TracerProvider and MeterProvider receive the edge's telemetry; nil
 	// means the global ones (at the time of New).
 	TracerProvider trace.TracerProvider
@@ -65,8 +73,10 @@ type Config struct {
 
 // The defaults of [Config].
 const (
-	DefaultRatePerSecond = 100
-	DefaultBurst         = 200
+	DefaultRatePerSecond   = 100
+	DefaultBurst           = 200
+	DefaultIPRatePerSecond = 1000
+	DefaultIPBurst         = 2000
 )
 
 // DefaultClients returns the clients of the example: "web-app" and
@@ -127,6 +137,9 @@ func New(cfg Config) (*Edge, error) {
 	if cfg.RatePerSecond < 0 || cfg.Burst < 0 {
 		errs = append(errs, fmt.Errorf("edge: RatePerSecond (%d) and Burst (%d) must not be negative", cfg.RatePerSecond, cfg.Burst))
 	}
+	if cfg.IPRatePerSecond < 0 || cfg.IPBurst < 0 {
+		errs = append(errs, fmt.Errorf("edge: IPRatePerSecond (%d) and IPBurst (%d) must not be negative", cfg.IPRatePerSecond, cfg.IPBurst))
+	}
 	if cfg.Clients == nil {
 		cfg.Clients = DefaultClients()
 	}
@@ -152,6 +165,12 @@ func New(cfg Config) (*Edge, error) {
 	}
 	if cfg.Burst == 0 {
 		cfg.Burst = max(DefaultBurst, cfg.RatePerSecond)
+	}
+	if cfg.IPRatePerSecond == 0 {
+		cfg.IPRatePerSecond = DefaultIPRatePerSecond
+	}
+	if cfg.IPBurst == 0 {
+		cfg.IPBurst = max(DefaultIPBurst, cfg.IPRatePerSecond)
 	}
 	e := &Edge{held: map[string]func() error{}, cfg: cfg, log: cfg.Logger, tp: cfg.TracerProvider, mp: cfg.MeterProvider, cert: cert, roots: roots}
 	if e.log == nil {

@@ -20,8 +20,12 @@ import (
 // removes a client's own on every route.
 const ClientIDHeader = "X-Client-Id"
 
-// RateLimitName names the per-client limit in its headers and metrics.
-const RateLimitName = "per-client"
+// RateLimitName names the per-client limit in its headers and metrics;
+// IPRateLimitName the per-address limit checked before authentication.
+const (
+	RateLimitName   = "per-client"
+	IPRateLimitName = "per-ip"
+)
 
 // Routing bounds.
 const (
@@ -39,8 +43,8 @@ const (
 // is built when it starts, after the token server has: the
 // authenticator fetches the token server's key set then.
 //
-// Routes, each with authentication, the role it needs and the
-// per-client rate limit:
+// Routes, each with the per-address rate limit, then authentication, the
+// role it needs and the per-client rate limit:
 //
 //	POST /api/orders            -> orders    /orders          orders:write
 //	GET  /api/orders/{id}       -> orders    /orders/{id}     orders:read
@@ -95,6 +99,17 @@ func (e *Edge) buildGateway() (_ http.Handler, _ func() error, err error) {
 		return nil, nil, err
 	}
 
+	// One budget per client address across all routes, in front of
+	// authentication: a request refused here costs no signature check,
+	// so made-up tokens cannot make the gateway spend its CPU on RS256.
+	perIP, err := ratelimit.New(ratelimit.Limit{
+		Name: IPRateLimitName, Requests: e.cfg.IPRatePerSecond, Per: time.Second, Burst: e.cfg.IPBurst,
+		Key: ratelimit.ByClientIP(), Scope: ratelimit.AcrossRoutes,
+	}, ratelimit.WithMeterProvider(e.mp))
+	if err != nil {
+		return nil, nil, err
+	}
+
 	stale, err := cache.New[gateway.CachedResponse](
 		cache.WithName("edge.catalogue"), cache.WithTTL(catalogueStale),
 		cache.WithTracerProvider(e.tp), cache.WithMeterProvider(e.mp),
@@ -112,7 +127,7 @@ func (e *Edge) buildGateway() (_ http.Handler, _ func() error, err error) {
 		CacheKey: func(r *http.Request) string { return "catalogue " + r.URL.RequestURI() },
 	}
 	guard := func(role string) []gateway.Middleware {
-		return []gateway.Middleware{authn.Middleware(auth.RequireAnyRole(role)), limit.Middleware}
+		return []gateway.Middleware{perIP.Middleware, authn.Middleware(auth.RequireAnyRole(role)), limit.Middleware}
 	}
 
 	g, err := gateway.New(

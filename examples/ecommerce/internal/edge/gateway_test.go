@@ -129,6 +129,46 @@ func TestGatewayTLS(t *testing.T) {
 	}
 }
 
+// TestGatewayIPRateLimitBeforeAuth: the per-address limit comes before
+// authentication, so a flood of bad tokens from one address is refused
+// with 429 once its bucket is empty, without a signature check (behind
+// authentication, every bad token would be answered 401).
+func TestGatewayIPRateLimitBeforeAuth(t *testing.T) {
+	r := startEdge(t, newServices(t), func(c *Config) { c.IPRatePerSecond, c.IPBurst = 1, 3 })
+	var unauthorized int
+	var limited response
+	for range 20 {
+		res := r.do(t, "GET", "/api/products/lamp", "not.a.token", "")
+		switch res.status {
+		case http.StatusUnauthorized:
+			unauthorized++
+			continue
+		case http.StatusTooManyRequests:
+			limited = res
+		default:
+			t.Fatalf("GET with a bad token = %v; want 401 or 429", res)
+		}
+		break
+	}
+	if limited.status != http.StatusTooManyRequests {
+		t.Fatalf("20 bad tokens from one address at 1/s with a burst of 3: %d answered 401, none limited", unauthorized)
+	}
+	if unauthorized == 0 {
+		t.Error("no bad token reached authentication before the limit; want the burst's")
+	}
+	if rl := strings.Join(limited.header.Values("RateLimit"), ", "); !strings.Contains(rl, `"`+IPRateLimitName+`"`) {
+		t.Errorf("429's RateLimit = %q; want the %s limit", rl, IPRateLimitName)
+	}
+	if h := limited.header.Get("WWW-Authenticate"); h != "" {
+		t.Errorf("429 with WWW-Authenticate %q: authentication ran", h)
+	}
+	// A good token from the same address is limited too: the budget is
+	// the address's, whoever it claims to be.
+	if res := r.do(t, "GET", "/api/products/lamp", r.token(t, "web-app"), ""); res.status != http.StatusTooManyRequests {
+		t.Errorf("a good token from the limited address = %v; want 429", res)
+	}
+}
+
 func TestGatewayRateLimit(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
@@ -144,8 +184,8 @@ func TestGatewayRateLimit(t *testing.T) {
 		if res.status != 200 {
 			t.Fatalf("GET = %v; want 200 or 429", res)
 		}
-		if !strings.Contains(res.header.Get("RateLimit"), `"`+RateLimitName+`"`) {
-			t.Errorf("RateLimit = %q; want the %s limit", res.header.Get("RateLimit"), RateLimitName)
+		if rl := strings.Join(res.header.Values("RateLimit"), ", "); !strings.Contains(rl, `"`+RateLimitName+`"`) {
+			t.Errorf("RateLimit = %q; want the %s limit", rl, RateLimitName)
 		}
 	}
 	if limited.status != http.StatusTooManyRequests {
@@ -362,11 +402,11 @@ func writeCert(t *testing.T, certFile, keyFile, cn string) {
 }
 
 func TestNewReportsEveryError(t *testing.T) {
-	_, err := New(Config{OrdersURL: "orders:8080", RatePerSecond: -1, Clients: []Client{{ID: "a"}, {ID: "a", Secret: "s"}}})
+	_, err := New(Config{OrdersURL: "orders:8080", RatePerSecond: -1, IPBurst: -1, Clients: []Client{{ID: "a"}, {ID: "a", Secret: "s"}}})
 	if err == nil {
 		t.Fatal("New() = nil error")
 	}
-	for _, want := range []string{"OrdersURL", "CatalogueURL", "ShippingURL", "RatePerSecond", "Clients[0]", "Clients[1]"} {
+	for _, want := range []string{"OrdersURL", "CatalogueURL", "ShippingURL", "RatePerSecond", "IPBurst", "Clients[0]", "Clients[1]"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("New() = %v; want it to name %s", err, want)
 		}
