@@ -235,6 +235,13 @@
 //     gave_up or dead_letter; status Error and error.type on error and
 //     dead_letter. A child of the bus's span of the event's processing.
 //
+// An orchestrator whose tracer can only make non-recording spans (a no-op
+// provider, or the global one before a provider is set) starts neither
+// saga nor step spans under a caller's span that is not recording either:
+// the steps' contexts and the record's trace context carry the caller's
+// span context as those spans would have, and a saga saves their
+// allocations.
+//
 // The orchestrator's default retry policies (of steps, compensations and
 // writes to the log; see [Step.Retry] and [WithCompensationRetry]) are
 // built on its providers, so their telemetry, which package retry

@@ -138,6 +138,11 @@
 //     and saga.id.
 //   - migrate {database}|{schema}: Migrate.
 //
+// A log whose tracer can only make non-recording spans (a no-op provider,
+// or the global one before a provider is set) starts none under a
+// caller's span that is not recording either: the metrics are recorded
+// all the same.
+//
 // A saga id (or owner) longer than 128 bytes is cut to its first 128
 // bytes and its length ("…(N bytes)") in saga.id and in the log's error
 // messages.
