@@ -162,9 +162,9 @@ func (b *Bus) checkTopic(topic string) error {
 // Publish produces msgs, in order, to the Kafka topic of topic, and returns
 // once the brokers acknowledged every one of them (acks=all: every
 // in-sync replica has it) or one failed. Each message is one record, keyed
-// by [WithKey]'s function (by default the [MetadataKey] entry, or the
-// topic), so records with the same key land on one partition in order;
-// the producer is idempotent, so its own retries do not duplicate a
+// by [WithKey]'s function (by default the message's Key, or the topic),
+// so records with the same key land on one partition in order; the
+// producer is idempotent, so its own retries do not duplicate a
 // record. A publish retried by the caller after an error may store a
 // message twice: consumers de-duplicate on [cqrs.Message.ID].
 //

@@ -22,8 +22,7 @@
 //	err = bus.Setup(ctx, "placed", "placed-parked") // idempotent
 //
 //	err = bus.Publish(ctx, "placed", cqrs.Message{ID: eventID,
-//		Type: "order.placed.v1", Data: body,
-//		Metadata: map[string]string{kafkabus.MetadataKey: orderID}})
+//		Type: "order.placed.v1", Key: orderID, Data: body})
 //
 //	sub, err := bus.Subscribe(ctx, "placed", "billing", handle,
 //		cqrs.WithMaxDeliver(10),
@@ -49,9 +48,9 @@
 //     acks=all, through franz-go's idempotent producer (its retries do not
 //     duplicate records). A caller retrying a failed publish may store a
 //     message twice: handlers de-duplicate on [cqrs.Message.ID].
-//   - Records are keyed by [WithKey] (default: the message's
-//     Metadata[MetadataKey], else the topic), so one aggregate's events,
-//     keyed by its stream ID, stay in order on one partition. Messages
+//   - Records are keyed by [WithKey] (default: the message's Key, which
+//     the [cqrs.Relay] sets to the event's stream ID, else the topic), so
+//     one aggregate's events stay in order on one partition. Messages
 //     without a key share one partition per topic and keep their order, as
 //     on the other buses, without parallelism.
 //   - Members of a group share the partitions (cooperative-sticky
@@ -78,14 +77,16 @@
 // # Message format
 //
 // A message is one record: Data is its value, the key is [WithKey]'s,
-// and the rest are headers, which Kafka keeps as bytes, so every ID, type
-// and metadata entry reaches handlers exactly: cqrs-id (the ID), cqrs-type
-// (the Type), and one header per metadata entry under its key, or under
-// "cqrs-md-" and its key for keys that start with "cqrs-". The trace
+// and the rest are headers, which Kafka keeps as bytes, so every ID, type,
+// key and metadata entry reaches handlers exactly: cqrs-id (the ID),
+// cqrs-type (the Type), cqrs-key (the Key, when not empty: the record key
+// may be another, see [WithKey]), and one header per metadata entry under
+// its key, or under "cqrs-md-" and its key for keys that start with
+// "cqrs-". The trace
 // context is a metadata entry like any other (traceparent, tracestate). A
 // record without cqrs-id (from another producer) is handled with the ID
-// "kafka:" + Kafka topic + ":" + partition + ":" + offset and counted in
-// kafkabus.unidentified_messages.
+// "kafka:" + Kafka topic + ":" + partition + ":" + offset, its record key
+// as Key, and counted in kafkabus.unidentified_messages.
 //
 // # Why not kotel
 //

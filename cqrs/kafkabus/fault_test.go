@@ -66,8 +66,8 @@ func keyed(prefix string, n, keys int) []cqrs.Message {
 	msgs := make([]cqrs.Message, n)
 	for i := range msgs {
 		msgs[i] = cqrs.Message{ID: fmt.Sprintf("%s-%d", prefix, i), Type: "test.Event",
-			Data:     fmt.Appendf(nil, `{"n":%d}`, i),
-			Metadata: map[string]string{kafkabus.MetadataKey: fmt.Sprintf("stream-%d", i%keys)}}
+			Data: fmt.Appendf(nil, `{"n":%d}`, i), Key: fmt.Sprintf("stream-%d", i%keys),
+			Metadata: map[string]string{}}
 	}
 	return msgs
 }
@@ -105,7 +105,7 @@ func TestBrokerKilledMidRun(t *testing.T) {
 		_, _ = fmt.Sscanf(m.Metadata["i"], "%d", &i)
 		mu.Lock()
 		defer mu.Unlock()
-		k := m.Metadata[kafkabus.MetadataKey]
+		k := m.Key
 		if prev, ok := last[k]; ok && i < prev {
 			disorder = append(disorder, fmt.Sprintf("%s first handled after message %d", m.ID, prev))
 		}
@@ -182,10 +182,10 @@ func TestFailingPartitionDoesNotBlockOthers(t *testing.T) {
 	part := func(key string) int {
 		return kgo.StickyKeyPartitioner(nil).ForTopic("").Partition(&kgo.Record{Key: []byte(key)}, partitions)
 	}
-	bad := cqrs.Message{ID: "bad", Metadata: map[string]string{kafkabus.MetadataKey: "stream-bad"}}
+	bad := cqrs.Message{ID: "bad", Key: "stream-bad"}
 	var others []cqrs.Message
 	for _, m := range keyed("ok", 40, 40) {
-		if part(m.Metadata[kafkabus.MetadataKey]) != part("stream-bad") {
+		if part(m.Key) != part("stream-bad") {
 			others = append(others, m)
 		}
 	}
