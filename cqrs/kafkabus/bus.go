@@ -290,8 +290,13 @@ func (b *Bus) produce(ctx context.Context, ktopic string, m cqrs.Message, done f
 // the handler's last error, and [MetadataDeadLetterTopic], the topic the
 // message failed on. Replay it by publishing it back once fixed. A message
 // it cannot park is reported to the global OpenTelemetry error handler
-// (otel.Handle); the subscription goes on either way. Call [Bus.Setup] for
-// topic unless the bus sets topics up itself ([WithAutoSetup]).
+// (otel.Handle), and, given to it by a subscription of a kafkabus Bus, not
+// passed: its record stays unmarked, its partition waits, and the
+// subscription calls the function again after the backoff of the last
+// delivery until it parks the message (or the partition moves, and its next
+// owner delivers the record again), so that no message is lost. Call
+// [Bus.Setup] for topic unless the bus sets topics up itself
+// ([WithAutoSetup]).
 func (b *Bus) DeadLetterTo(topic string) func(ctx context.Context, m cqrs.Message, err error) {
 	return func(ctx context.Context, m cqrs.Message, err error) {
 		parked := m
@@ -303,6 +308,9 @@ func (b *Bus) DeadLetterTo(topic string) func(ctx context.Context, m cqrs.Messag
 		parked.Metadata[MetadataDeadLetterTopic] = m.Topic
 		if perr := b.Publish(ctx, topic, parked); perr != nil {
 			otel.Handle(fmt.Errorf("kafkabus: parking message %s of %s on %s: %w", m.ID, m.Topic, topic, perr))
+			if slot, ok := ctx.Value(parkKey{}).(*parkSlot); ok {
+				slot.err = perr
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -256,4 +257,46 @@ func TestDeadLetterTo(t *testing.T) {
 		t.Fatal("the message after the poison one was not handled")
 	}
 	require.Equal(t, 3, deliveries)
+}
+
+// TestDeadLetterToFailingKeepsTheRecord: a message that DeadLetterTo cannot
+// park (its topic does not exist yet) is not passed: the subscription
+// tries again until it parks it. Before, the record was marked after the
+// failed park, and the message was lost (only otel.Handle heard of it).
+func TestDeadLetterToFailingKeepsTheRecord(t *testing.T) {
+	c := newCluster(t, 3)
+	b := newBus(t, c)
+	ctx := ctxWithin(t, 30*time.Second)
+	require.NoError(t, b.Setup(ctx, "orders"))
+	// A bus on the same topics that does not create them.
+	dl, err := kafkabus.New(c.brokers, kafkabus.WithTopicPrefix(b.KafkaTopic("")), kafkabus.WithClientOptions(fastClient...))
+	require.NoError(t, err)
+	t.Cleanup(dl.Close)
+	park := dl.DeadLetterTo("orders-parked")
+	var calls atomic.Int32
+	subscribe(t, b, "orders", "billing", func(context.Context, cqrs.Message) error {
+		return errors.New("bad order")
+	}, cqrs.WithMaxDeliver(1), cqrs.WithRedeliveryBackoff(func(int) time.Duration { return 10 * time.Millisecond }),
+		cqrs.WithDeadLetter(func(ctx context.Context, m cqrs.Message, err error) {
+			calls.Add(1)
+			park(ctx, m, err)
+		}))
+	require.NoError(t, b.Publish(ctx, "orders", cqrs.Message{ID: "poison", Key: "o-1"}))
+	waitFor(t, 20*time.Second, "DeadLetterTo called again after it failed", func() bool { return calls.Load() >= 2 })
+	require.NoError(t, b.Setup(ctx, "orders-parked"))
+	parked := make(chan cqrs.Message, 1)
+	subscribe(t, b, "orders-parked", "ops", func(_ context.Context, m cqrs.Message) error {
+		select {
+		case parked <- m:
+		default:
+		}
+		return nil
+	})
+	select {
+	case m := <-parked:
+		require.Equal(t, "poison", m.ID)
+		require.Equal(t, "o-1", m.Key)
+	case <-ctx.Done():
+		t.Fatal("the message DeadLetterTo failed to park was lost")
+	}
 }
