@@ -65,8 +65,14 @@
 //     (default 1s), when a rebalance revokes partitions (after their
 //     running handlers return) and on Close. A rebalance or a Close
 //     replays nothing handled; a crash replays at most what was handled
-//     since the last commit. Delivery counts live in the member: a record
-//     moved to another member mid-retry starts again from Delivery 1.
+//     since the last commit. When franz-go detects that a partition's
+//     leader lost records at a point it cannot locate (an unclean leader
+//     election) it reports a kgo.ErrDataLoss, which the bus hands to
+//     otel.Handle, and resumes by its ConsumeResetOffset: the bus keeps
+//     franz-go's default, a rewind to the minute before the last record
+//     consumed (set another through [WithClientOptions]). Delivery
+//     counts live in the member: a record moved to another member
+//     mid-retry starts again from Delivery 1.
 //
 // A real cluster is what the bus was meant to be released against: with
 // PATTERNS_KAFKA_BROKERS set (seed brokers, comma-separated) the package's

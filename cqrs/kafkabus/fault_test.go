@@ -78,12 +78,21 @@ func keyed(prefix string, n, keys int) []cqrs.Message {
 // consumed: every publish succeeds (the producer moves to the new
 // leaders), every message is handled, and each stream's messages are
 // first handled in order. Duplicates are reported, not failed: in about
-// one run in four, after the leaders move, franz-go's data-loss detection
-// concludes from kfake's answers that partitions lost records ("consumed
-// to offset 30 epoch 0 but was reset to offset 0", with kgo's logger on)
-// and resets them to their start, within the same group session: the
-// bus hands the fetch error to otel.Handle and handles the replayed
-// records again, which at-least-once delivery allows.
+// one run in three, the consumer validates its position with the new
+// leader (OffsetForLeaderEpoch for epoch 0) before the producer wrote a
+// batch in the new epoch; kfake derives epochs from the batches written,
+// so it answers "undefined epoch" (EndOffset -1: kfake's
+// 23_offset_for_leader_epoch.go, findBatchMeta finding no batch of a later
+// epoch), where Kafka's new leader has recorded its epoch's start offset on
+// election and answers with the log end. franz-go then cannot locate the
+// loss and resets the partition by ConsumeResetOffset, reporting an
+// ErrDataLoss ("consumed to offset 30 epoch 0 but was reset to offset
+// ..."), which the bus hands to otel.Handle. With franz-go's default
+// reset, RewindOffset(time.Minute), the replay is the minute before the
+// last record consumed: every record of this test, which is a minute long
+// (the bus used to set AtStart, replaying the whole log on a real cluster
+// too). TestLeaderMoveReplaysBoundedly makes the reset happen every time
+// and checks it stays within the minute.
 func TestBrokerKilledMidRun(t *testing.T) {
 	c := newCluster(t, 3)
 	if c.fake == nil {

@@ -108,7 +108,14 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	s.cl, err = kgo.NewClient(b.clientOpts(
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(ktopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// A new group starts at the oldest record. Where a partition
+		// resumes after franz-go detects lost data it cannot locate (an
+		// unclean leader election; kfake after a leader moves, see
+		// TestLeaderMoveReplaysBoundedly) is left to ConsumeResetOffset:
+		// franz-go's default, RewindOffset(time.Minute), replays the minute
+		// before the last record consumed rather than the whole log (a
+		// kgo.ConsumeResetOffset in WithClientOptions sets another).
+		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(b.cfg.commitInterval),
