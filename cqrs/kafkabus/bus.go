@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,13 +112,16 @@ func (b *Bus) Setup(ctx context.Context, topics ...string) error {
 	if len(topics) == 0 {
 		return errors.New("kafkabus: Setup: no topic")
 	}
-	ktopics := make([]string, len(topics))
+	ktopics := make([]string, 0, len(topics))
 	var errs []error
-	for i, t := range topics {
+	for _, t := range topics {
 		if err := b.checkTopic(t); err != nil {
 			errs = append(errs, err)
 		}
-		ktopics[i] = b.cfg.prefix + t
+		if kt := b.cfg.prefix + t; !slices.Contains(ktopics, kt) {
+			// Kafka refuses a request that names a topic twice.
+			ktopics = append(ktopics, kt)
+		}
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
