@@ -198,30 +198,40 @@ func (s *subscription) poll(ctx context.Context) {
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return
 		}
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				otel.Handle(fmt.Errorf("kafkabus: fetch %s/%d for group %s: %w", t, p, s.group, err))
-			}
-		})
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			if fp.Topic != s.ktopic {
-				return
-			}
-			s.mu.Lock()
-			p := s.parts[fp.Partition]
-			s.mu.Unlock()
-			if p == nil {
-				return // not ours (any more)
-			}
-			p.hwm.Store(fp.HighWatermark)
-			if len(fp.Records) > 0 {
-				p.push(fp.Records)
-			}
-		})
+		s.hand(fetches)
 		// Rebalances wait while the records of a poll are handed out, so
 		// that none goes to a partition revoked meanwhile.
 		s.cl.AllowRebalance()
 	}
+}
+
+// hand reports the errors of fetches and queues their records on their
+// partitions.
+func (s *subscription) hand(fetches kgo.Fetches) {
+	fetches.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) {
+			otel.Handle(fmt.Errorf("kafkabus: fetch %s/%d for group %s: %w", t, p, s.group, err))
+		}
+	})
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if fp.Topic != s.ktopic {
+			return
+		}
+		s.mu.Lock()
+		p := s.parts[fp.Partition]
+		s.mu.Unlock()
+		if p == nil {
+			return // not ours (any more)
+		}
+		if fp.Err == nil {
+			// A partition's error (a data-loss notice, say) comes without
+			// its high watermark: the lag would read 0.
+			p.hwm.Store(fp.HighWatermark)
+		}
+		if len(fp.Records) > 0 {
+			p.push(fp.Records)
+		}
+	})
 }
 
 // push queues records.
