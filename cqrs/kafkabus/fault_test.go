@@ -309,3 +309,35 @@ func TestDeadLetterToFailingKeepsTheRecord(t *testing.T) {
 		t.Fatal("the message DeadLetterTo failed to park was lost")
 	}
 }
+
+// TestRetryingRecordMovesWithItsPartition: a record waiting out its backoff
+// when its member leaves is not marked; the member that gets its
+// partition delivers it, and the record behind it after it.
+func TestRetryingRecordMovesWithItsPartition(t *testing.T) {
+	c := newCluster(t, 3)
+	b := newBus(t, c, kafkabus.WithPartitions(1))
+	ctx := ctxWithin(t, 20*time.Second)
+	require.NoError(t, b.Setup(ctx, "orders"))
+	require.NoError(t, b.Publish(ctx, "orders", cqrs.Message{ID: "x"}, cqrs.Message{ID: "y"}))
+	failed := make(chan struct{}, 1)
+	first, err := b.Subscribe(ctx, "orders", "billing", func(context.Context, cqrs.Message) error {
+		select {
+		case failed <- struct{}{}:
+		default:
+		}
+		return errors.New("not yet")
+	}, cqrs.WithRedeliveryBackoff(func(int) time.Duration { return time.Hour }))
+	require.NoError(t, err)
+	select {
+	case <-failed:
+	case <-ctx.Done():
+		t.Fatal("the first member never delivered x")
+	}
+	require.NoError(t, first.Close())
+	var col collector
+	subscribe(t, b, "orders", "billing", col.handle)
+	waitFor(t, 15*time.Second, "x and y delivered to the next member", func() bool { return len(col.messages()) >= 2 })
+	got := col.messages()
+	require.Equal(t, "x", got[0].ID)
+	require.Equal(t, "y", got[1].ID)
+}
