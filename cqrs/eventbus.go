@@ -21,6 +21,12 @@ type Message struct {
 	Type string
 	// Data is the encoded payload.
 	Data []byte
+	// Key orders messages: a bus that partitions a topic (cqrs/kafkabus)
+	// puts the messages with the same key on one partition, so they are
+	// delivered in order, and every bus delivers it as published. The
+	// [Relay] sets it to the event's stream ID, so that one aggregate's
+	// events stay in order; "" leaves the choice to the bus.
+	Key string
 	// Metadata are string headers, any keys and values, which every bus
 	// delivers exactly as published. They carry the message's creation
 	// context, the trace context consumers continue and link to: Publish

@@ -164,7 +164,7 @@ func (r *Relay) run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("cqrs: relay %q: reading events after %d: %w", r.name, pos, err)
 		}
-		msg := Message{ID: e.ID.String(), Topic: r.topic(e), Type: e.Type, Data: e.Data, Metadata: e.Metadata}
+		msg := Message{ID: e.ID.String(), Topic: r.topic(e), Type: e.Type, Key: e.StreamID, Data: e.Data, Metadata: e.Metadata}
 		// Publish in the context of the append, so the trace continues.
 		pctx := eventsource.TraceContext(ctx, e)
 		if err := r.bus.Publish(pctx, msg.Topic, msg); err != nil {

@@ -50,6 +50,7 @@ func Run(t *testing.T, newBus func(t *testing.T) cqrs.EventBus) {
 		{"PublishCanceledContext", testPublishCanceled},
 		{"SubscribeBadOptions", testBadOptions},
 		{"AnyMetadataTravels", testAnyMetadata},
+		{"KeysTravelAndKeepOrder", testKeys},
 		{"ParkOnAnotherTopicWithTheSameID", testPark},
 		{"PublishInvalidMessage", testInvalidMessage},
 	}
@@ -193,9 +194,9 @@ func ids(msgs []cqrs.Message) string {
 // first time.
 func checkSame(t *testing.T, topic string, got, want cqrs.Message) {
 	t.Helper()
-	if got.ID != want.ID || got.Topic != topic || got.Type != want.Type || string(got.Data) != string(want.Data) {
-		t.Errorf("received {ID:%q Topic:%q Type:%q Data:%q}; want {ID:%q Topic:%q Type:%q Data:%q}",
-			got.ID, got.Topic, got.Type, got.Data, want.ID, topic, want.Type, want.Data)
+	if got.ID != want.ID || got.Topic != topic || got.Type != want.Type || got.Key != want.Key || string(got.Data) != string(want.Data) {
+		t.Errorf("received {ID:%q Topic:%q Type:%q Key:%q Data:%q}; want {ID:%q Topic:%q Type:%q Key:%q Data:%q}",
+			got.ID, got.Topic, got.Type, got.Key, got.Data, want.ID, topic, want.Type, want.Key, want.Data)
 	}
 	for k, v := range want.Metadata {
 		if got.Metadata[k] != v {
@@ -576,6 +577,40 @@ func testAnyMetadata(t *testing.T, b cqrs.EventBus) {
 		if _, ok := m.Metadata[k]; !ok && !traceKey(k) {
 			t.Errorf("received Metadata[%q] = %q, which was not published", k, got.Metadata[k])
 		}
+	}
+}
+
+// Every message is delivered with the Key it was published with (any
+// string; "" stays ""), and the messages with the same key in the order
+// they were published, however a bus spreads keys (over partitions, say).
+func testKeys(t *testing.T, b cqrs.EventBus) {
+	topic, group := name(t, "topic"), name(t, "group")
+	r := newRecorder()
+	mustSubscribe(t, b, topic, group, r.handle)
+	keys := []string{"order-1", " order 2, with spaces and 100% ", "ordre-ü\n", ""}
+	msgs := messages(t, 12)
+	for i := range msgs {
+		msgs[i].Key = keys[i%len(keys)]
+	}
+	mustPublish(t, b, topic, msgs[:6]...) // a batch,
+	for _, m := range msgs[6:] {          // then one at a time
+		mustPublish(t, b, topic, m)
+	}
+	got := r.waitCount(t, len(msgs))
+	if len(got) != len(msgs) {
+		t.Fatalf("received %d messages; want %d: %s", len(got), len(msgs), ids(got))
+	}
+	want := make(map[string][]cqrs.Message)
+	for _, m := range msgs {
+		want[m.Key] = append(want[m.Key], m)
+	}
+	for _, g := range got {
+		if len(want[g.Key]) == 0 {
+			t.Errorf("received %s with Key %q, one more than published with it (or another key)", g.ID, g.Key)
+			continue
+		}
+		checkSame(t, topic, g, want[g.Key][0])
+		want[g.Key] = want[g.Key][1:]
 	}
 }
 

@@ -111,4 +111,8 @@ func TestSetupIdempotent(t *testing.T) {
 	require.NoError(t, b.Setup(ctx, "orders", "payments"))
 	require.NoError(t, b.Setup(ctx, "orders", "payments"), "Setup again")
 	require.NoError(t, b.Publish(ctx, "orders", cqrs.Message{ID: "1"}))
+	// A topic named twice is set up once (Kafka refuses a CreateTopics
+	// request naming a topic twice: INVALID_REQUEST, nothing created).
+	require.NoError(t, b.Setup(ctx, "refunds", "refunds"), "Setup of a topic named twice")
+	require.NoError(t, b.Publish(ctx, "refunds", cqrs.Message{ID: "1"}))
 }

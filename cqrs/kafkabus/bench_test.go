@@ -184,7 +184,7 @@ func benchMessages(n int) []cqrs.Message {
 	data := []byte(`{"order":"42","total":1200}`)
 	for i := range msgs {
 		msgs[i] = cqrs.Message{ID: "m" + strconv.Itoa(i), Type: "order.placed.v1", Data: data,
-			Metadata: map[string]string{kafkabus.MetadataKey: "stream-" + strconv.Itoa(i%16)}}
+			Key: "stream-" + strconv.Itoa(i%16)}
 	}
 	return msgs
 }
@@ -192,9 +192,9 @@ func benchMessages(n int) []cqrs.Message {
 // bareRecord returns the record Publish makes of m (without trace
 // context: the telemetry is no-op).
 func bareRecord(ktopic string, m cqrs.Message) *kgo.Record {
-	return &kgo.Record{Topic: ktopic, Key: []byte(m.Metadata[kafkabus.MetadataKey]), Value: m.Data,
+	return &kgo.Record{Topic: ktopic, Key: []byte(m.Key), Value: m.Data,
 		Headers: []kgo.RecordHeader{{Key: "cqrs-id", Value: []byte(m.ID)}, {Key: "cqrs-type", Value: []byte(m.Type)},
-			{Key: kafkabus.MetadataKey, Value: []byte(m.Metadata[kafkabus.MetadataKey])}}}
+			{Key: "cqrs-key", Value: []byte(m.Key)}}}
 }
 
 func envInt(b *testing.B, name string, def int) int {

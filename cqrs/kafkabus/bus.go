@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,13 +112,16 @@ func (b *Bus) Setup(ctx context.Context, topics ...string) error {
 	if len(topics) == 0 {
 		return errors.New("kafkabus: Setup: no topic")
 	}
-	ktopics := make([]string, len(topics))
+	ktopics := make([]string, 0, len(topics))
 	var errs []error
-	for i, t := range topics {
+	for _, t := range topics {
 		if err := b.checkTopic(t); err != nil {
 			errs = append(errs, err)
 		}
-		ktopics[i] = b.cfg.prefix + t
+		if kt := b.cfg.prefix + t; !slices.Contains(ktopics, kt) {
+			// Kafka refuses a request that names a topic twice.
+			ktopics = append(ktopics, kt)
+		}
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
@@ -162,9 +166,9 @@ func (b *Bus) checkTopic(topic string) error {
 // Publish produces msgs, in order, to the Kafka topic of topic, and returns
 // once the brokers acknowledged every one of them (acks=all: every
 // in-sync replica has it) or one failed. Each message is one record, keyed
-// by [WithKey]'s function (by default the [MetadataKey] entry, or the
-// topic), so records with the same key land on one partition in order;
-// the producer is idempotent, so its own retries do not duplicate a
+// by [WithKey]'s function (by default the message's Key, or the topic),
+// so records with the same key land on one partition in order; the
+// producer is idempotent, so its own retries do not duplicate a
 // record. A publish retried by the caller after an error may store a
 // message twice: consumers de-duplicate on [cqrs.Message.ID].
 //
@@ -290,8 +294,13 @@ func (b *Bus) produce(ctx context.Context, ktopic string, m cqrs.Message, done f
 // the handler's last error, and [MetadataDeadLetterTopic], the topic the
 // message failed on. Replay it by publishing it back once fixed. A message
 // it cannot park is reported to the global OpenTelemetry error handler
-// (otel.Handle); the subscription goes on either way. Call [Bus.Setup] for
-// topic unless the bus sets topics up itself ([WithAutoSetup]).
+// (otel.Handle), and, given to it by a subscription of a kafkabus Bus, not
+// passed: its record stays unmarked, its partition waits, and the
+// subscription calls the function again after the backoff of the last
+// delivery until it parks the message (or the partition moves, and its next
+// owner delivers the record again), so that no message is lost. Call
+// [Bus.Setup] for topic unless the bus sets topics up itself
+// ([WithAutoSetup]).
 func (b *Bus) DeadLetterTo(topic string) func(ctx context.Context, m cqrs.Message, err error) {
 	return func(ctx context.Context, m cqrs.Message, err error) {
 		parked := m
@@ -303,6 +312,9 @@ func (b *Bus) DeadLetterTo(topic string) func(ctx context.Context, m cqrs.Messag
 		parked.Metadata[MetadataDeadLetterTopic] = m.Topic
 		if perr := b.Publish(ctx, topic, parked); perr != nil {
 			otel.Handle(fmt.Errorf("kafkabus: parking message %s of %s on %s: %w", m.ID, m.Topic, topic, perr))
+			if slot, ok := ctx.Value(parkKey{}).(*parkSlot); ok {
+				slot.err = perr
+			}
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 const (
 	idHeader   = "cqrs-id"   // [cqrs.Message.ID]
 	typeHeader = "cqrs-type" // [cqrs.Message.Type]
+	keyHeader  = "cqrs-key"  // [cqrs.Message.Key], when not empty
 	// ownPrefix starts the bus's header keys; a metadata entry whose key
 	// starts with it travels under escapedPrefix+key.
 	ownPrefix     = "cqrs-"
@@ -34,6 +35,9 @@ func encodeHeaders(m cqrs.Message, md map[string]string) []kgo.RecordHeader {
 	if m.Type != "" {
 		h = append(h, kgo.RecordHeader{Key: typeHeader, Value: []byte(m.Type)})
 	}
+	if m.Key != "" {
+		h = append(h, kgo.RecordHeader{Key: keyHeader, Value: []byte(m.Key)})
+	}
 	for k, v := range md {
 		if strings.HasPrefix(k, ownPrefix) {
 			k = escapedPrefix + k
@@ -46,7 +50,8 @@ func encodeHeaders(m cqrs.Message, md map[string]string) []kgo.RecordHeader {
 // decodeRecord returns the message that r carries on topic. A record
 // without a cqrs-id header (from another producer) gets the ID
 // "kafka:" + Kafka topic + ":" + partition + ":" + offset, the same on
-// every delivery; identified reports whether it had one.
+// every delivery, and its record key as Key; identified reports whether it
+// had one.
 func decodeRecord(topic string, r *kgo.Record) (m cqrs.Message, identified bool) {
 	m = cqrs.Message{Topic: topic, Data: r.Value}
 	for _, h := range r.Headers {
@@ -55,6 +60,8 @@ func decodeRecord(topic string, r *kgo.Record) (m cqrs.Message, identified bool)
 			m.ID, identified = string(h.Value), true
 		case h.Key == typeHeader:
 			m.Type = string(h.Value)
+		case h.Key == keyHeader:
+			m.Key = string(h.Value)
 		default:
 			k := h.Key
 			if strings.HasPrefix(k, escapedPrefix) {
@@ -70,6 +77,7 @@ func decodeRecord(topic string, r *kgo.Record) (m cqrs.Message, identified bool)
 	}
 	if !identified {
 		m.ID = derivedID(r)
+		m.Key = string(r.Key)
 	}
 	return m, identified
 }

@@ -22,8 +22,7 @@
 //	err = bus.Setup(ctx, "placed", "placed-parked") // idempotent
 //
 //	err = bus.Publish(ctx, "placed", cqrs.Message{ID: eventID,
-//		Type: "order.placed.v1", Data: body,
-//		Metadata: map[string]string{kafkabus.MetadataKey: orderID}})
+//		Type: "order.placed.v1", Key: orderID, Data: body})
 //
 //	sub, err := bus.Subscribe(ctx, "placed", "billing", handle,
 //		cqrs.WithMaxDeliver(10),
@@ -49,9 +48,9 @@
 //     acks=all, through franz-go's idempotent producer (its retries do not
 //     duplicate records). A caller retrying a failed publish may store a
 //     message twice: handlers de-duplicate on [cqrs.Message.ID].
-//   - Records are keyed by [WithKey] (default: the message's
-//     Metadata[MetadataKey], else the topic), so one aggregate's events,
-//     keyed by its stream ID, stay in order on one partition. Messages
+//   - Records are keyed by [WithKey] (default: the message's Key, which
+//     the [cqrs.Relay] sets to the event's stream ID, else the topic), so
+//     one aggregate's events stay in order on one partition. Messages
 //     without a key share one partition per topic and keep their order, as
 //     on the other buses, without parallelism.
 //   - Members of a group share the partitions (cooperative-sticky
@@ -66,8 +65,14 @@
 //     (default 1s), when a rebalance revokes partitions (after their
 //     running handlers return) and on Close. A rebalance or a Close
 //     replays nothing handled; a crash replays at most what was handled
-//     since the last commit. Delivery counts live in the member: a record
-//     moved to another member mid-retry starts again from Delivery 1.
+//     since the last commit. When franz-go detects that a partition's
+//     leader lost records at a point it cannot locate (an unclean leader
+//     election) it reports a kgo.ErrDataLoss, which the bus hands to
+//     otel.Handle, and resumes by its ConsumeResetOffset: the bus keeps
+//     franz-go's default, a rewind to the minute before the last record
+//     consumed (set another through [WithClientOptions]). Delivery
+//     counts live in the member: a record moved to another member
+//     mid-retry starts again from Delivery 1.
 //
 // A real cluster is what the bus was meant to be released against: with
 // PATTERNS_KAFKA_BROKERS set (seed brokers, comma-separated) the package's
@@ -78,14 +83,16 @@
 // # Message format
 //
 // A message is one record: Data is its value, the key is [WithKey]'s,
-// and the rest are headers, which Kafka keeps as bytes, so every ID, type
-// and metadata entry reaches handlers exactly: cqrs-id (the ID), cqrs-type
-// (the Type), and one header per metadata entry under its key, or under
-// "cqrs-md-" and its key for keys that start with "cqrs-". The trace
+// and the rest are headers, which Kafka keeps as bytes, so every ID, type,
+// key and metadata entry reaches handlers exactly: cqrs-id (the ID),
+// cqrs-type (the Type), cqrs-key (the Key, when not empty: the record key
+// may be another, see [WithKey]), and one header per metadata entry under
+// its key, or under "cqrs-md-" and its key for keys that start with
+// "cqrs-". The trace
 // context is a metadata entry like any other (traceparent, tracestate). A
 // record without cqrs-id (from another producer) is handled with the ID
-// "kafka:" + Kafka topic + ":" + partition + ":" + offset and counted in
-// kafkabus.unidentified_messages.
+// "kafka:" + Kafka topic + ":" + partition + ":" + offset, its record key
+// as Key, and counted in kafkabus.unidentified_messages.
 //
 // # Why not kotel
 //

@@ -42,16 +42,15 @@ func Example() {
 	}
 	defer sub.Close()
 
-	order := map[string]string{kafkabus.MetadataKey: "order-42"}
 	err = bus.Publish(ctx, "orders",
-		cqrs.Message{ID: "e1", Type: "order.placed", Data: []byte(`{"total":1200}`), Metadata: order},
-		cqrs.Message{ID: "e2", Type: "order.paid", Data: []byte(`{}`), Metadata: order})
+		cqrs.Message{ID: "e1", Type: "order.placed", Key: "order-42", Data: []byte(`{"total":1200}`)},
+		cqrs.Message{ID: "e2", Type: "order.paid", Key: "order-42", Data: []byte(`{}`)})
 	if err != nil {
 		log.Fatal(err)
 	}
 	for range 2 {
 		m := <-got
-		fmt.Println(m.Topic, m.ID, m.Type, m.Delivery, m.Metadata[kafkabus.MetadataKey])
+		fmt.Println(m.Topic, m.ID, m.Type, m.Delivery, m.Key)
 	}
 	// Output:
 	// orders e1 order.placed 1 order-42

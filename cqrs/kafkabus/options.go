@@ -64,15 +64,11 @@ func defaultConfig() config {
 	}
 }
 
-// MetadataKey is the metadata entry that [DefaultKey] takes a record's key
-// from: set it to the event's stream (aggregate) ID so that one
-// aggregate's events stay in order on one partition.
-const MetadataKey = "kafka-key"
-
-// DefaultKey is the default record key ([WithKey]): the message's
-// Metadata[MetadataKey], or "" when it has none, which keys the record by
-// its topic (see [WithKey]).
-func DefaultKey(m cqrs.Message) string { return m.Metadata[MetadataKey] }
+// DefaultKey is the default record key ([WithKey]): the message's Key,
+// which the [cqrs.Relay] sets to the event's stream (aggregate) ID, so that
+// one aggregate's events stay in order on one partition. A message without
+// a Key is keyed by its topic (see [WithKey]).
+func DefaultKey(m cqrs.Message) string { return m.Key }
 
 // WithKey sets the function that returns the key of the record that
 // carries a message. Kafka puts records with the same key on the same
@@ -83,7 +79,8 @@ func DefaultKey(m cqrs.Message) string { return m.Metadata[MetadataKey] }
 // keyed by its topic's name: all such messages of a topic share one
 // partition and keep their publication order, as on the other buses of
 // the module, at the cost of parallelism. f must not be nil. The default
-// is [DefaultKey].
+// is [DefaultKey] (the message's Key). Whatever f returns, handlers get
+// the message's Key as it was published.
 func WithKey(f func(m cqrs.Message) string) Option {
 	return optionFunc(func(c *config) { c.key = f })
 }

@@ -50,7 +50,7 @@ const pollMax = 1000
 // ([cqrs.WithRedeliveryBackoff]), and once its MaxDeliver-th delivery
 // ([cqrs.WithMaxDeliver]) fails, the message goes to the dead-letter
 // function ([cqrs.WithDeadLetter], see [Bus.DeadLetterTo]) and its offset
-// is marked. The records behind a failed one on its partition wait for it
+// is marked (not while a DeadLetterTo function fails to park it). The records behind a failed one on its partition wait for it
 // (the partition's order is kept), but other partitions go on, also while
 // it waits out its backoff: a failing handler holds up nothing beyond its
 // own partition.
@@ -108,7 +108,14 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	s.cl, err = kgo.NewClient(b.clientOpts(
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(ktopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// A new group starts at the oldest record. Where a partition
+		// resumes after franz-go detects lost data it cannot locate (an
+		// unclean leader election; kfake after a leader moves, see
+		// TestLeaderMoveReplaysBoundedly) is left to ConsumeResetOffset:
+		// franz-go's default, RewindOffset(time.Minute), replays the minute
+		// before the last record consumed rather than the whole log (a
+		// kgo.ConsumeResetOffset in WithClientOptions sets another).
+		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(b.cfg.commitInterval),
@@ -191,30 +198,40 @@ func (s *subscription) poll(ctx context.Context) {
 		if ctx.Err() != nil || fetches.IsClientClosed() {
 			return
 		}
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				otel.Handle(fmt.Errorf("kafkabus: fetch %s/%d for group %s: %w", t, p, s.group, err))
-			}
-		})
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			if fp.Topic != s.ktopic {
-				return
-			}
-			s.mu.Lock()
-			p := s.parts[fp.Partition]
-			s.mu.Unlock()
-			if p == nil {
-				return // not ours (any more)
-			}
-			p.hwm.Store(fp.HighWatermark)
-			if len(fp.Records) > 0 {
-				p.push(fp.Records)
-			}
-		})
+		s.hand(fetches)
 		// Rebalances wait while the records of a poll are handed out, so
 		// that none goes to a partition revoked meanwhile.
 		s.cl.AllowRebalance()
 	}
+}
+
+// hand reports the errors of fetches and queues their records on their
+// partitions.
+func (s *subscription) hand(fetches kgo.Fetches) {
+	fetches.EachError(func(t string, p int32, err error) {
+		if !errors.Is(err, context.Canceled) {
+			otel.Handle(fmt.Errorf("kafkabus: fetch %s/%d for group %s: %w", t, p, s.group, err))
+		}
+	})
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		if fp.Topic != s.ktopic {
+			return
+		}
+		s.mu.Lock()
+		p := s.parts[fp.Partition]
+		s.mu.Unlock()
+		if p == nil {
+			return // not ours (any more)
+		}
+		if fp.Err == nil {
+			// A partition's error (a data-loss notice, say) comes without
+			// its high watermark: the lag would read 0.
+			p.hwm.Store(fp.HighWatermark)
+		}
+		if len(fp.Records) > 0 {
+			p.push(fp.Records)
+		}
+	})
 }
 
 // push queues records.
@@ -423,29 +440,49 @@ func (s *subscription) handle(p *partition, r *kgo.Record) bool {
 			return false
 		}
 		m.Delivery = delivery
-		err := s.process(p, r, m, identified)
+		err, parkErr := s.process(p, r, m, identified)
 		<-s.sem
 		if err == nil {
 			return true
 		}
 		if delivery >= s.cfg.MaxDeliver {
-			return true // dead-lettered by process
+			// Dead-lettered by process; a message that [Bus.DeadLetterTo]
+			// could not park keeps its record, which is not marked: the
+			// function is called again after the backoff, until it parks
+			// it or the partition goes.
+			for parkErr != nil {
+				if !p.sleep(s.cfg.Backoff(delivery)) {
+					return false
+				}
+				parkErr = s.deadLetter(s.baseCtx, m, err)
+			}
+			return true
 		}
-		wait := max(s.cfg.Backoff(delivery), 0)
-		p.setRetrying(true)
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-p.stop:
-			t.Stop()
+		if !p.sleep(s.cfg.Backoff(delivery)) {
 			return false // drop resumes the partition
 		}
 	}
 }
 
+// sleep pauses the partition for wait, a backoff, and reports true, or
+// false as soon as the partition is stopped.
+func (p *partition) sleep(wait time.Duration) bool {
+	p.setRetrying(true)
+	t := time.NewTimer(max(wait, 0))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
 // process runs one delivery of m, carried by r, in a process span, and
-// gives m to the dead-letter function if it was its last and failed.
-func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, identified bool) error {
+// gives m to the dead-letter function if it was its last and failed. It
+// returns the handler's error, and the error of a [Bus.DeadLetterTo]
+// function that could not park m.
+func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, identified bool) (err, parkErr error) {
 	start := time.Now()
 	inst, pt := s.bus.inst, p.tel
 	pctx := s.baseCtx
@@ -477,14 +514,14 @@ func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, iden
 		inst.unidentified.Add(ctx, 1, pt.groupOpts...)
 	}
 	inst.Consumed.Add(ctx, 1, pt.consumedOpts...)
-	err := s.call(ctx, m)
+	err = s.call(ctx, m)
 	if err != nil {
 		if span != nil {
 			telemetry.RecordError(span, err)
 		}
 		if m.Delivery >= s.cfg.MaxDeliver {
 			inst.DeadLetters.Add(ctx, 1, pt.groupOpts...)
-			s.deadLetter(ctx, m, err)
+			parkErr = s.deadLetter(ctx, m, err)
 			if span != nil && span.IsRecording() {
 				span.AddEvent("dead_letter")
 			}
@@ -496,7 +533,7 @@ func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, iden
 	if span != nil {
 		span.End()
 	}
-	return err
+	return err, parkErr
 }
 
 // call runs the handler, turning a panic into an error.
@@ -509,12 +546,22 @@ func (s *subscription) call(ctx context.Context, m cqrs.Message) (err error) {
 	return s.handler(ctx, m)
 }
 
-// deadLetter runs the DeadLetter function, ignoring a panic in it: the
-// record's offset is marked either way.
-func (s *subscription) deadLetter(ctx context.Context, m cqrs.Message, err error) {
+// deadLetter runs the DeadLetter function, ignoring a panic in it, and
+// returns the error of a [Bus.DeadLetterTo] function that could not park
+// m (other functions cannot tell: their record's offset is marked).
+func (s *subscription) deadLetter(ctx context.Context, m cqrs.Message, err error) error {
+	slot := new(parkSlot)
 	defer func() { _ = recover() }()
-	s.cfg.DeadLetter(ctx, m, err)
+	s.cfg.DeadLetter(context.WithValue(ctx, parkKey{}, slot), m, err)
+	return slot.err
 }
+
+// parkKey is the context key of the parkSlot in which the function of
+// [Bus.DeadLetterTo] tells the subscription that called it that it could
+// not park a message.
+type parkKey struct{}
+
+type parkSlot struct{ err error }
 
 // observeLag reports each assigned partition's lag: its high watermark
 // minus the offset after the last record handled (or, while the first is

@@ -19,6 +19,8 @@ const (
 	idHeader = "Cqrs-Id"
 	// typeHeader carries [cqrs.Message.Type], escaped.
 	typeHeader = "Cqrs-Type"
+	// keyHeader carries [cqrs.Message.Key], escaped.
+	keyHeader = "Cqrs-Key"
 	// metadataHeader carries the metadata entries that cannot be headers
 	// of their own, as a URL query ("k=v&k=v", keys sorted).
 	metadataHeader = "Cqrs-Metadata"
@@ -42,7 +44,7 @@ func dedupKey(subject, id string) string { return subject + " " + escape(id) }
 // its key is a token that starts neither with Nats- nor with Cqrs- (the
 // bus's own headers), and its value is printable ASCII not starting or
 // ending with a space. The other entries travel in metadataHeader,
-// percent-encoded. The ID and the type are escaped, which leaves usual
+// percent-encoded. The ID, the type and the key are escaped, which leaves usual
 // values (UUIDs, type names) as they are.
 func encodeHeaders(subject string, m cqrs.Message, md map[string]string) nats.Header {
 	h := make(nats.Header, len(md)+4)
@@ -50,6 +52,9 @@ func encodeHeaders(subject string, m cqrs.Message, md map[string]string) nats.He
 	h[idHeader] = []string{escape(m.ID)}
 	if m.Type != "" {
 		h[typeHeader] = []string{escape(m.Type)}
+	}
+	if m.Key != "" {
+		h[keyHeader] = []string{escape(m.Key)}
 	}
 	var odd []string // keys of the entries for metadataHeader
 	for k, v := range md {
@@ -75,7 +80,7 @@ func encodeHeaders(subject string, m cqrs.Message, md map[string]string) nats.He
 	return h
 }
 
-// decodeHeaders fills in m's ID, Type and Metadata from the headers h of
+// decodeHeaders fills in m's ID, Type, Key and Metadata from the headers h of
 // a delivery. It reports false when h carries no message ID (a message
 // published without natsbus and without Nats-Msg-Id, or whose headers the
 // client could not decode, which leaves h nil): m.ID is then empty.
@@ -101,6 +106,10 @@ func decodeHeaders(h nats.Header, m *cqrs.Message) bool {
 		m.Type = unescape(firstOf(v))
 		known++
 	}
+	if v, ok := h[keyHeader]; ok {
+		m.Key = unescape(firstOf(v))
+		known++
+	}
 	if v, ok := h[metadataHeader]; ok {
 		odd = firstOf(v)
 		known++
@@ -111,7 +120,7 @@ func decodeHeaders(h nats.Header, m *cqrs.Message) bool {
 	if len(h) > known {
 		for k, v := range h {
 			switch {
-			case k == idHeader, k == nats.MsgIdHdr, k == typeHeader, k == metadataHeader:
+			case k == idHeader, k == nats.MsgIdHdr, k == typeHeader, k == keyHeader, k == metadataHeader:
 			case len(k) >= 5 && strings.EqualFold(k[:5], "Nats-"):
 			default:
 				if m.Metadata == nil {

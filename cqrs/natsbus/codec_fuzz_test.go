@@ -62,23 +62,25 @@ func roundTrip(t *testing.T, subject string, m cqrs.Message) cqrs.Message {
 	return got
 }
 
-// FuzzMessageRoundTrip publishes messages with any ID, type and metadata
-// through the header format: each reaches the handler as it was.
+// FuzzMessageRoundTrip publishes messages with any ID, type, key (v1's
+// value) and metadata through the header format: each reaches the handler
+// as it was.
 func FuzzMessageRoundTrip(f *testing.F) {
 	f.Add("0192e4a8-7c1e-7b7a-9d3f-3c0e8f1a2b4c", "order.placed.v1", "traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tenant", "acme")
 	f.Add(" padded id ", "type\r\nwith break", "with space", " lead", "a:b", "trail ")
 	f.Add("100%", "%41", "Nats-Msg-Id", "x", "Cqrs-Type", "y")
 	f.Add("\xff\x00", "ü", "", "", "k=v&x", "a=b&c")
 	f.Add("a%2", "%zz", "cqrs-metadata", "a=b", "Cqrs-Id", "%41")
+	f.Add("k", "t", "Cqrs-Key", " order 1 ", "cqrs-key", "x")
 	f.Fuzz(func(t *testing.T, id, typ, k1, v1, k2, v2 string) {
 		if id == "" {
 			return // Publish refuses it
 		}
-		m := cqrs.Message{ID: id, Type: typ, Metadata: map[string]string{k1: v1, k2: v2}}
+		m := cqrs.Message{ID: id, Type: typ, Key: v1, Metadata: map[string]string{k1: v1, k2: v2}}
 		got := roundTrip(t, "cqrs.orders", m)
-		if got.ID != m.ID || got.Type != m.Type || !maps.Equal(got.Metadata, m.Metadata) {
-			t.Errorf("round trip of {ID:%q Type:%q Metadata:%q} = {ID:%q Type:%q Metadata:%q}",
-				m.ID, m.Type, m.Metadata, got.ID, got.Type, got.Metadata)
+		if got.ID != m.ID || got.Type != m.Type || got.Key != m.Key || !maps.Equal(got.Metadata, m.Metadata) {
+			t.Errorf("round trip of {ID:%q Type:%q Key:%q Metadata:%q} = {ID:%q Type:%q Key:%q Metadata:%q}",
+				m.ID, m.Type, m.Key, m.Metadata, got.ID, got.Type, got.Key, got.Metadata)
 		}
 	})
 }
@@ -89,6 +91,7 @@ func FuzzMessageRoundTrip(f *testing.F) {
 func FuzzDecodeHeaders(f *testing.F) {
 	f.Add([]byte("NATS/1.0\r\nNats-Msg-Id: cqrs.t a\r\nCqrs-Id: a\r\nCqrs-Type: t.v1\r\ntenant: acme\r\n\r\n"))
 	f.Add([]byte("NATS/1.0\r\nNats-Msg-Id: legacy-1\r\nCqrs-Type: t%v1\r\n\r\n"))
+	f.Add([]byte("NATS/1.0\r\nCqrs-Id: a\r\nCqrs-Key: order%201%0A\r\n\r\n"))
 	f.Add([]byte("NATS/1.0\r\nCqrs-Id: %20x%0A\r\nCqrs-Metadata: =&a=b&%ZZ=1&k%3Av=v+w&x\r\n\r\n"))
 	f.Add([]byte("NATS/1.0 503\r\n\r\n"))
 	f.Add([]byte("NATS/1.0\r\nno colon here\r\n\r\n"))
@@ -107,9 +110,9 @@ func FuzzDecodeHeaders(f *testing.F) {
 			return
 		}
 		got := roundTrip(t, "cqrs.t", m)
-		if got.ID != m.ID || got.Type != m.Type || !maps.Equal(got.Metadata, m.Metadata) {
-			t.Errorf("published again, {ID:%q Type:%q Metadata:%q} came back as {ID:%q Type:%q Metadata:%q}",
-				m.ID, m.Type, m.Metadata, got.ID, got.Type, got.Metadata)
+		if got.ID != m.ID || got.Type != m.Type || got.Key != m.Key || !maps.Equal(got.Metadata, m.Metadata) {
+			t.Errorf("published again, {ID:%q Type:%q Key:%q Metadata:%q} came back as {ID:%q Type:%q Key:%q Metadata:%q}",
+				m.ID, m.Type, m.Key, m.Metadata, got.ID, got.Type, got.Key, got.Metadata)
 		}
 	})
 }

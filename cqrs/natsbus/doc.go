@@ -106,7 +106,8 @@
 //
 //   - Nats-Msg-Id: the subject, a space and the escaped ID; the stream
 //     de-duplicates on it.
-//   - Cqrs-Id and Cqrs-Type: the escaped ID and Type. Escaping writes '%',
+//   - Cqrs-Id, Cqrs-Type and Cqrs-Key (when not empty): the escaped ID,
+//     Type and Key. Escaping writes '%',
 //     bytes that are not printable ASCII and a space at either end as %XX,
 //     so IDs and type names as usually made travel as they are.
 //   - A header per metadata entry whose key is a token (RFC 9110) starting
