@@ -213,7 +213,16 @@ func TestStreamRejected(t *testing.T) {
 // caller abandons (cancels) frees its slot at once, without waiting for
 // the probe timeout.
 func TestAbandonedStreamReleasesProbe(t *testing.T) {
-	srv := &server{gate: make(chan struct{})} // every call hangs until cancelled
+	// The first call fails at once with Unavailable, which opens the
+	// breaker; every later call hangs until cancelled. (Opening it with a
+	// short client deadline instead was flaky: the deadline also covered
+	// connecting, and NewStream itself failed on a loaded machine.)
+	srv := &server{script: func(_ string, n int) *fault {
+		if n == 1 {
+			return &fault{err: status.Error(codes.Unavailable, "down")}
+		}
+		return &fault{block: true}
+	}}
 	g := circuitbreaker.NewGroup(circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(10*time.Millisecond),
 		circuitbreaker.WithHalfOpenProbes(1), circuitbreaker.WithProbeTimeout(time.Hour))
 	cc := serve(t, srv, false, nil, grpc.WithStreamInterceptor(grpcbreaker.StreamClientInterceptor(grpcbreaker.WithGroup(g))))
@@ -221,15 +230,13 @@ func TestAbandonedStreamReleasesProbe(t *testing.T) {
 	b := g.Get(outputCall)
 	req := &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}}}
 
-	// Open the breaker with a stream that times out.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	st, err := c.StreamingOutputCall(ctx, req)
+	// Open the breaker with a stream that fails.
+	st, err := c.StreamingOutputCall(context.Background(), req)
 	require.NoError(t, err)
-	drain(t, st, status.Error(codes.DeadlineExceeded, ""))
-	cancel()
+	drain(t, st, status.Error(codes.Unavailable, ""))
 	waitFor(t, func() bool { return b.State() == circuitbreaker.StateHalfOpen })
 
-	ctx, cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	_, err = c.StreamingOutputCall(ctx, req)
 	require.NoError(t, err, "the probe")
 	assert.Equal(t, 1, b.Snapshot().ProbesInFlight)
