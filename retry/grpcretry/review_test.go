@@ -1,0 +1,103 @@
+package grpcretry_test
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/otelpatterns/patterns/retry"
+	"github.com/otelpatterns/patterns/retry/grpcretry"
+)
+
+// TestStreamNeverOpenedAfterGivingUp: a stream that failed to open on
+// every attempt reports the failure on every later RecvMsg (it used to
+// dereference a nil stream), and SendMsg on it reports io.EOF rather than
+// pretending to send.
+func TestStreamNeverOpenedAfterGivingUp(t *testing.T) {
+	inner := func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, grpc.Streamer, ...grpc.CallOption) (grpc.ClientStream, error) {
+		return nil, status.Error(codes.Unavailable, "no connection")
+	}
+	c := streamClientWith(t, &server{}, fast(), inner, grpcretry.WithMethods(duplexCall))
+	st, err := c.FullDuplexCall(context.Background())
+	require.NoError(t, err, "the failure to open is left to Recv")
+	_, err = st.Recv()
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	_, err = st.Recv()
+	assert.Equal(t, codes.Unavailable, status.Code(err), "the second Recv too")
+	assert.ErrorIs(t, st.Send(outputRequest(1)), io.EOF, "nothing can be sent on a stream that gave up")
+	md, err := st.Header()
+	assert.Nil(t, md)
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+}
+
+// TestStreamNotRetriedAfterHeaders: a server that sent its response
+// headers has committed the call (gRFC A6): a failure before the first
+// message is not retried.
+func TestStreamNotRetriedAfterHeaders(t *testing.T) {
+	srv := &server{script: func(_ string, n int) *fault {
+		if n == 1 {
+			return &fault{err: status.Error(codes.Unavailable, "down after headers"), header: true}
+		}
+		return nil
+	}}
+	c := streamClient(t, srv, fast(), grpcretry.WithMethods(outputCall))
+	st, err := c.StreamingOutputCall(context.Background(), outputRequest(1))
+	require.NoError(t, err)
+	_, err = recvAll(st)
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	assert.Equal(t, 1, srv.count("StreamingOutputCall"), "committed by the headers")
+	assert.Equal(t, []string{"headers"}, func() []string { md, _ := st.Header(); return md.Get("x-attempt") }())
+}
+
+// retryOnRetry is a retrier option that calls f before each wait.
+func retryOnRetry(f func()) retry.Option {
+	return retry.WithOnRetry(func(context.Context, int, error, time.Duration) { f() })
+}
+
+// TestStreamOverflowDuringRetryNotReplayed: messages sent while the
+// retry waits, past the buffer limit, can no longer be replayed: the call
+// must not be retried with part of them (it used to replay nothing and
+// let the new attempt answer as if the client had sent nothing).
+func TestStreamOverflowDuringRetryNotReplayed(t *testing.T) {
+	srv := &server{script: func(_ string, n int) *fault {
+		if n == 1 {
+			return &fault{err: status.Error(codes.Unavailable, "down"), afterRecv: 1}
+		}
+		return nil
+	}}
+	waiting := make(chan struct{})
+	resume := make(chan struct{})
+	r := fast(retryOnRetry(func() {
+		close(waiting)
+		<-resume
+	}))
+	c := streamClient(t, srv, r, grpcretry.WithMethods(duplexCall), grpcretry.WithMaxBuffered(2))
+	st, err := c.FullDuplexCall(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, st.Send(outputRequest(1)))
+	recvd := make(chan error, 1)
+	go func() {
+		_, err := recvAll(st)
+		recvd <- err
+	}()
+	<-waiting // the first attempt failed; the retrier is about to wait
+	for _, n := range []int32{2, 3} {
+		_ = st.Send(outputRequest(n)) // the third message overflows the buffer
+	}
+	_ = st.CloseSend()
+	close(resume)
+	err = <-recvd
+	assert.Equal(t, codes.Unavailable, status.Code(err), "not retried: the messages cannot all be sent again")
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for i, got := range srv.recvd[1:] {
+		assert.Equal(t, []int32{1, 2, 3}, got, "attempt %d got every message or did not happen", i+2)
+	}
+}
