@@ -101,3 +101,51 @@ func TestStreamOverflowDuringRetryNotReplayed(t *testing.T) {
 		assert.Equal(t, []int32{1, 2, 3}, got, "attempt %d got every message or did not happen", i+2)
 	}
 }
+
+// slowFirstRecv is a client stream whose first RecvMsg, once it has the
+// message, waits until the attempt's context ends: the per-attempt timer
+// fires between the message's arrival and the commit.
+type slowFirstRecv struct {
+	grpc.ClientStream
+	ctx  context.Context
+	once bool
+}
+
+func (s *slowFirstRecv) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	if err == nil && !s.once {
+		s.once = true
+		<-s.ctx.Done()
+	}
+	return err
+}
+
+// TestStreamTimerRacesFirstMessage: a per-attempt timeout that fires as
+// the first message arrives cancels that attempt; it must then be
+// retried, not handed to the caller as committed (it used to be, and the
+// next Recv failed with Canceled).
+func TestStreamTimerRacesFirstMessage(t *testing.T) {
+	// The first attempt sends one message, then hangs until cancelled.
+	srv := &server{script: func(_ string, n int) *fault {
+		if n == 1 {
+			return &fault{block: true, sendFirst: 1}
+		}
+		return nil
+	}}
+	attempts := 0
+	inner := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		attempts++
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil || attempts > 1 {
+			return cs, err
+		}
+		return &slowFirstRecv{ClientStream: cs, ctx: ctx}, nil
+	}
+	c := streamClientWith(t, srv, fast(), inner, grpcretry.WithMethods(outputCall), grpcretry.WithPerAttemptTimeout(300*time.Millisecond))
+	st, err := c.StreamingOutputCall(context.Background(), outputRequest(1, 2))
+	require.NoError(t, err)
+	msgs, err := recvAll(st)
+	require.NoError(t, err)
+	assert.Len(t, msgs, 2)
+	assert.Equal(t, 2, attempts, "the cancelled attempt was retried")
+}
