@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -69,9 +70,24 @@ func UnaryClientInterceptor(r *retry.Retrier, opts ...Option) grpc.UnaryClientIn
 			return invoker(ctx, method, req, reply, cc, callOpts...)
 		}
 		var trailer metadata.MD
-		withTrailer := append(callOpts[:len(callOpts):len(callOpts)], grpc.Trailer(&trailer))
+		// The attempts' options: the caller's, but for OnFinish, called once
+		// for the call below rather than once per attempt, and with the
+		// trailer, for the pushback.
+		withTrailer := make([]grpc.CallOption, 0, len(callOpts)+1)
+		var onFinish []grpc.OnFinishCallOption
+		for _, o := range callOpts {
+			if f, ok := o.(grpc.OnFinishCallOption); ok {
+				onFinish = append(onFinish, f)
+				continue
+			}
+			withTrailer = append(withTrailer, o)
+		}
+		withTrailer = append(withTrailer, grpc.Trailer(&trailer))
 		var last error
 		err := r.Do(ctx, func(actx context.Context) error {
+			if retry.ResendCount(actx) > 0 {
+				resetResults(callOpts)
+			}
 			actx = attemptContext(actx, method)
 			var cancel context.CancelFunc
 			var until time.Time
@@ -88,7 +104,28 @@ func UnaryClientInterceptor(r *retry.Retrier, opts ...Option) grpc.UnaryClientIn
 			}
 			return c.verdict(actx, last, trailer, timedOut)
 		})
-		return result(err, last)
+		err = result(err, last)
+		for _, f := range onFinish {
+			f.OnFinish(err)
+		}
+		return err
+	}
+}
+
+// resetResults clears what the caller's grpc.Header, grpc.Trailer and
+// grpc.Peer options received from an earlier attempt: gRPC fills them only
+// for an attempt that reached a server, and the caller must not get the
+// headers, trailer (a pushback) or peer of an attempt other than the last.
+func resetResults(callOpts []grpc.CallOption) {
+	for _, o := range callOpts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			*o.HeaderAddr = nil
+		case grpc.TrailerCallOption:
+			*o.TrailerAddr = nil
+		case grpc.PeerCallOption:
+			*o.PeerAddr = peer.Peer{}
+		}
 	}
 }
 

@@ -10,6 +10,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/otelpatterns/patterns/retry"
@@ -148,4 +151,37 @@ func TestStreamTimerRacesFirstMessage(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, msgs, 2)
 	assert.Equal(t, 2, attempts, "the cancelled attempt was retried")
+}
+
+// TestUnaryCallOptionsFromLastAttemptOnly: grpc.OnFinish is called once
+// for the call, not once per attempt, and grpc.Header, grpc.Trailer and
+// grpc.Peer hold nothing of an earlier attempt when the last one never
+// reached a server (they used to keep the first attempt's trailer, its
+// pushback included).
+func TestUnaryCallOptionsFromLastAttemptOnly(t *testing.T) {
+	srv := &server{script: func(string, int) *fault {
+		return &fault{err: status.Error(codes.Unavailable, "down"), trailer: metadata.Pairs("x-attempt", "1")}
+	}}
+	calls := 0
+	inner := func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		calls++
+		if calls > 1 { // no connection: the attempt never reaches a server
+			return status.Error(codes.Unavailable, "no connection")
+		}
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+	cc := serve(t, srv, false, nil, grpc.WithChainUnaryInterceptor(
+		grpcretry.UnaryClientInterceptor(fast(retry.WithMaxAttempts(2)), grpcretry.WithMethods(unaryCall)), inner))
+	var finished []error
+	var header, trailer metadata.MD
+	var p peer.Peer
+	_, err := testpb.NewTestServiceClient(cc).UnaryCall(context.Background(), &testpb.SimpleRequest{},
+		grpc.OnFinish(func(err error) { finished = append(finished, err) }), grpc.Header(&header), grpc.Trailer(&trailer), grpc.Peer(&p))
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	assert.Equal(t, 2, calls)
+	require.Len(t, finished, 1, "OnFinish once for the call")
+	assert.Equal(t, err, finished[0], "with the call's error")
+	assert.Nil(t, trailer, "not the first attempt's trailer")
+	assert.Nil(t, header)
+	assert.Nil(t, p.Addr)
 }
