@@ -282,3 +282,28 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestExpiredContextNotCounted: a call whose deadline passed before it
+// started fails at once in gRPC with DeadlineExceeded; that is no failure
+// of the server (it used to count as one and could open the breaker of a
+// healthy server, or take its half-open probe slot).
+func TestExpiredContextNotCounted(t *testing.T) {
+	srv := &server{}
+	g := circuitbreaker.NewGroup(circuitbreaker.WithConsecutiveFailures(1))
+	cc := serve(t, srv, false, nil,
+		grpc.WithUnaryInterceptor(grpcbreaker.UnaryClientInterceptor(grpcbreaker.WithGroup(g))),
+		grpc.WithStreamInterceptor(grpcbreaker.StreamClientInterceptor(grpcbreaker.WithGroup(g))))
+	c := testpb.NewTestServiceClient(cc)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err := c.UnaryCall(ctx, &testpb.SimpleRequest{})
+	assert.Equal(t, codes.DeadlineExceeded, status.Code(err))
+	_, err = c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+	assert.Equal(t, codes.DeadlineExceeded, status.Code(err))
+	for _, m := range []string{unaryCall, outputCall} {
+		assert.Equal(t, circuitbreaker.StateClosed, g.Get(m).State(), m)
+		assert.Equal(t, 0, g.Get(m).Snapshot().Calls, m)
+	}
+	_, err = c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	assert.NoError(t, err, "the breaker let the next call through")
+}
