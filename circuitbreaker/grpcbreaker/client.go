@@ -122,7 +122,13 @@ func (c *clientConfig) outcome(err error) error {
 }
 
 func classify(err error, failures codeSet) error {
+	// The code gRPC reports for err: a handler's plain context error
+	// (ctx.Err(), or a driver's error wrapping it) is sent as Canceled or
+	// DeadlineExceeded, not Unknown.
 	code := status.Code(err)
+	if _, ok := status.FromError(err); !ok {
+		code = status.FromContextError(err).Code()
+	}
 	switch {
 	case code == codes.Canceled:
 		return context.Canceled
