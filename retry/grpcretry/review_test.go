@@ -3,6 +3,7 @@ package grpcretry_test
 import (
 	"context"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -184,4 +185,43 @@ func TestUnaryCallOptionsFromLastAttemptOnly(t *testing.T) {
 	assert.Nil(t, trailer, "not the first attempt's trailer")
 	assert.Nil(t, header)
 	assert.Nil(t, p.Addr)
+}
+
+// TestStreamOnFinishOnce: a caller's grpc.OnFinish is called once, with
+// the stream's final status, not once per attempt (it used to get the
+// failed attempt's Unavailable too: a breaker's stream interceptor
+// outside the retry would count a failure for a call that succeeded).
+func TestStreamOnFinishOnce(t *testing.T) {
+	srv := &server{script: func(_ string, n int) *fault {
+		if n == 1 {
+			return &fault{err: status.Error(codes.Unavailable, "down")}
+		}
+		return nil
+	}}
+	c := streamClient(t, srv, fast(), grpcretry.WithMethods(outputCall))
+	var mu sync.Mutex
+	var finished []error
+	st, err := c.StreamingOutputCall(context.Background(), outputRequest(1), grpc.OnFinish(func(err error) {
+		mu.Lock()
+		finished = append(finished, err)
+		mu.Unlock()
+	}))
+	require.NoError(t, err)
+	msgs, err := recvAll(st)
+	require.NoError(t, err)
+	assert.Len(t, msgs, 1)
+	assert.Equal(t, 2, srv.count("StreamingOutputCall"))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []error{nil}, finished, "once, with the final status")
+
+	// A stream that gives up: once, with the error Recv returned.
+	srv2 := &server{script: failing(10, status.Error(codes.Unavailable, "down"))}
+	c2 := streamClient(t, srv2, fast(retry.WithMaxAttempts(2)), grpcretry.WithMethods(outputCall))
+	var finished2 []error
+	st, err = c2.StreamingOutputCall(context.Background(), outputRequest(1), grpc.OnFinish(func(err error) { finished2 = append(finished2, err) }))
+	require.NoError(t, err)
+	_, err = recvAll(st)
+	assert.Equal(t, codes.Unavailable, status.Code(err))
+	assert.Equal(t, []error{err}, finished2)
 }

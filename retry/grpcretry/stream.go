@@ -33,7 +33,12 @@ import (
 // The retries happen inside the first RecvMsg: a stream that fails to
 // open, or whose first attempt fails before any response, is opened again
 // there, after the backoff or the server's pushback, and RecvMsg returns
-// the first message of the attempt that succeeded. Opening the stream
+// the first message of the attempt that succeeded. The caller's
+// grpc.OnFinish options are called once, with the stream's final status
+// (or the error RecvMsg returned when the retries ended), not once per
+// attempt. A server that sent its response headers has committed the
+// stream too (gRFC A6), unless the per-attempt timeout cut the attempt
+// short. Opening the stream
 // fails at once only with an error not worth retrying. Until the stream
 // is committed, SendMsg on an attempt that has broken returns nil rather
 // than io.EOF, since the message is kept for the retry (as with gRPC's own
@@ -55,8 +60,10 @@ func StreamClientInterceptor(r *retry.Retrier, opts ...Option) grpc.StreamClient
 			return streamer(ctx, desc, cc, method, callOpts...)
 		}
 		s := &stream{c: c, r: r, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: callOpts}
+		s.takeOnFinish()
 		if err := s.open(ctx, false); err != nil {
 			if _, _, retryable := c.judge(err, nil, s.attemptTimedOut()); !retryable {
+				s.finish(err)
 				return nil, err
 			}
 			s.pending = err // retried by the first RecvMsg
@@ -88,6 +95,59 @@ type stream struct {
 	committed bool
 	final     error // the error RecvMsg returned when it gave up
 	last      error // the last attempt's error, for RecvMsg's goroutine
+
+	onFinish []grpc.OnFinishCallOption // the caller's, called once for the stream
+	finished sync.Once
+}
+
+// takeOnFinish takes the caller's grpc.OnFinish options out of the
+// attempts' options: they are called once, with the stream's final
+// status, not once per attempt.
+func (s *stream) takeOnFinish() {
+	n := 0
+	for _, o := range s.opts {
+		if _, ok := o.(grpc.OnFinishCallOption); ok {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	opts := make([]grpc.CallOption, 0, len(s.opts)-n)
+	for _, o := range s.opts {
+		if f, ok := o.(grpc.OnFinishCallOption); ok {
+			s.onFinish = append(s.onFinish, f)
+			continue
+		}
+		opts = append(opts, o)
+	}
+	s.opts = opts
+}
+
+// finish calls the caller's OnFinish options, once.
+func (s *stream) finish(err error) {
+	if len(s.onFinish) == 0 {
+		return
+	}
+	s.finished.Do(func() {
+		for _, f := range s.onFinish {
+			f.OnFinish(err)
+		}
+	})
+}
+
+// attemptFinished is gRPC's report that attempt a's stream has ended.
+// It is the stream's end for the caller when a is the committed attempt,
+// or when the caller's context has ended (no retry can follow).
+func (s *stream) attemptFinished(a *attemptCtl, err error) {
+	a.stop()
+	s.mu.Lock()
+	a.done, a.err = true, err
+	forward := a.final || s.ctx.Err() != nil
+	s.mu.Unlock()
+	if forward {
+		s.finish(err)
+	}
 }
 
 // attemptCtl ends an attempt: its context's cancel, and its per-attempt
@@ -99,6 +159,11 @@ type attemptCtl struct {
 	cancel context.CancelFunc
 	timer  *time.Timer
 	state  atomic.Int32
+
+	// Guarded by the stream's mu.
+	done  bool  // gRPC reported the attempt's end, with err
+	err   error //
+	final bool  // the stream is committed to this attempt
 }
 
 const (
@@ -147,7 +212,7 @@ func (s *stream) open(ctx context.Context, replay bool) error {
 			}
 		})
 	}
-	opts := append(s.opts[:len(s.opts):len(s.opts)], grpc.OnFinish(func(error) { a.stop() }))
+	opts := append(s.opts[:len(s.opts):len(s.opts)], grpc.OnFinish(func(err error) { s.attemptFinished(a, err) }))
 	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, opts...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -285,11 +350,23 @@ func (s *stream) commit(final error) {
 	if final != nil && s.final == nil {
 		s.final = final
 	}
-	if s.att != nil && s.att.timer != nil {
-		s.att.settle()
-		s.att.timer.Stop()
+	a := s.att
+	ended := false // the attempt committed to has ended already
+	if a != nil {
+		if a.timer != nil {
+			a.settle()
+			a.timer.Stop()
+		}
+		a.final = final == nil
+		ended = a.final && a.done
 	}
 	s.mu.Unlock()
+	switch {
+	case final != nil:
+		s.finish(final)
+	case ended:
+		s.finish(a.err)
+	}
 }
 
 func (s *stream) RecvMsg(m any) error {
