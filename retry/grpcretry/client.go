@@ -104,7 +104,7 @@ func UnaryClientInterceptor(r *retry.Retrier, opts ...Option) grpc.UnaryClientIn
 			}
 			return c.verdict(actx, last, trailer, timedOut)
 		})
-		err = result(err, last)
+		err = result(ctx, err, last)
 		for _, f := range onFinish {
 			f.OnFinish(err)
 		}
@@ -224,7 +224,7 @@ func (c *config) pushback(trailer metadata.MD) (wait time.Duration, pushed, refu
 
 // result returns what the caller gets from the retrier's error: nil,
 // the single attempt's error untouched, or an *Error.
-func result(err, last error) error {
+func result(ctx context.Context, err, last error) error {
 	if err == nil {
 		return nil
 	}
@@ -235,7 +235,14 @@ func result(err, last error) error {
 	if re.Attempts == 1 && re.Reason == nil {
 		return last
 	}
-	return &Error{re: re}
+	e := &Error{re: re}
+	if re.Reason != nil && ctx.Err() != nil {
+		// The retrier stopped because the call's context ended. Its
+		// Reason is the context's cause, which may be any error
+		// (context.WithCancelCause): the code comes from ctx.Err().
+		e.ctxCode = status.FromContextError(ctx.Err()).Code()
+	}
+	return e
 }
 
 // Error is the error of a call that the interceptor retried and that
@@ -245,7 +252,8 @@ func result(err, last error) error {
 // holds every attempt's error and why the retries ended (errors.Is with
 // [retry.ErrExhausted], [retry.ErrBudgetExhausted]).
 type Error struct {
-	re *retry.Error
+	re      *retry.Error
+	ctxCode codes.Code // Canceled or DeadlineExceeded when the call's context ended; OK otherwise
 }
 
 // Error returns the status's text, then the attempts.
@@ -259,10 +267,8 @@ func (e *Error) Error() string {
 // the retries ended.
 func (e *Error) GRPCStatus() *status.Status {
 	msg := e.re.Error()
-	if e.re.Reason != nil && !errors.Is(e.re.Reason, retry.ErrExhausted) && !errors.Is(e.re.Reason, retry.ErrBudgetExhausted) {
-		if st := status.FromContextError(e.re.Reason); st.Code() != codes.Unknown {
-			return status.New(st.Code(), msg)
-		}
+	if e.ctxCode != codes.OK {
+		return status.New(e.ctxCode, msg)
 	}
 	last, _ := status.FromError(e.re.Last)
 	p := last.Proto()

@@ -2,6 +2,7 @@ package grpcretry_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"testing"
@@ -224,4 +225,29 @@ func TestStreamOnFinishOnce(t *testing.T) {
 	_, err = recvAll(st)
 	assert.Equal(t, codes.Unavailable, status.Code(err))
 	assert.Equal(t, []error{err}, finished2)
+}
+
+// TestCancelWithCauseWhileWaiting: a caller that cancels with a cause
+// (context.WithCancelCause) while the interceptor waits gets Canceled; it
+// used to get the last attempt's Unavailable, since the retrier's reason
+// is the cause, not context.Canceled.
+func TestCancelWithCauseWhileWaiting(t *testing.T) {
+	srv := &server{script: failing(10, status.Error(codes.Unavailable, "down"))}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	shutdown := errors.New("shutting down")
+	r := retry.New(retry.WithBackoff(retry.Constant(time.Hour)), retry.WithOnRetry(func(context.Context, int, error, time.Duration) { cancel(shutdown) }))
+	c := unaryClient(t, srv, r, grpcretry.WithMethods(unaryCall))
+	_, err := c.UnaryCall(ctx, &testpb.SimpleRequest{})
+	assert.Equal(t, codes.Canceled, status.Code(err))
+	assert.ErrorIs(t, err, shutdown, "the cause is kept")
+
+	srv2 := &server{script: failing(10, status.Error(codes.Unavailable, "down"))}
+	ctx2, cancel2 := context.WithCancelCause(context.Background())
+	defer cancel2(nil)
+	r2 := retry.New(retry.WithBackoff(retry.Constant(time.Hour)), retry.WithOnRetry(func(context.Context, int, error, time.Duration) { cancel2(shutdown) }))
+	st, err := streamClient(t, srv2, r2, grpcretry.WithMethods(outputCall)).StreamingOutputCall(ctx2, outputRequest(1))
+	require.NoError(t, err)
+	_, err = st.Recv()
+	assert.Equal(t, codes.Canceled, status.Code(err), "a stream too")
 }

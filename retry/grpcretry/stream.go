@@ -390,7 +390,7 @@ func (s *stream) RecvMsg(m any) error {
 		}
 		return nil
 	}
-	err = result(err, s.last)
+	err = result(s.ctx, err, s.last)
 	s.commit(err)
 	return err
 }
