@@ -18,9 +18,9 @@ import (
 
 // StreamClientInterceptor returns a client interceptor that retries
 // streams of safe methods with r, as [UnaryClientInterceptor] retries
-// unary calls, but only until the stream is committed: until the first
-// message arrives from the server (or Header returns the server's
-// metadata). After that, a failure is the caller's to handle, as with no
+// unary calls, but only until the stream is committed: until the
+// server's response headers or first message arrive (Header returning
+// them commits too), or the caller has sent more than can be kept. After that, a failure is the caller's to handle, as with no
 // interceptor. r must not be nil.
 //
 // To send the request again, the interceptor keeps the messages the caller
@@ -38,8 +38,9 @@ import (
 // (or the error RecvMsg returned when the retries ended), not once per
 // attempt. A server that sent its response headers has committed the
 // stream too (gRFC A6), unless the per-attempt timeout cut the attempt
-// short. Opening the stream
-// fails at once only with an error not worth retrying. Until the stream
+// short. Opening the stream fails at once only with an error not worth
+// retrying; a stream that never opened fails every RecvMsg with the
+// final error, and SendMsg on it with io.EOF. Until the stream
 // is committed, SendMsg on an attempt that has broken returns nil rather
 // than io.EOF, since the message is kept for the retry (as with gRPC's own
 // retries); RecvMsg reports the failure if the stream is not retried.
