@@ -120,11 +120,17 @@ func resetResults(callOpts []grpc.CallOption) {
 	for _, o := range callOpts {
 		switch o := o.(type) {
 		case grpc.HeaderCallOption:
-			*o.HeaderAddr = nil
+			if o.HeaderAddr != nil {
+				*o.HeaderAddr = nil
+			}
 		case grpc.TrailerCallOption:
-			*o.TrailerAddr = nil
+			if o.TrailerAddr != nil {
+				*o.TrailerAddr = nil
+			}
 		case grpc.PeerCallOption:
-			*o.PeerAddr = peer.Peer{}
+			if o.PeerAddr != nil {
+				*o.PeerAddr = peer.Peer{}
+			}
 		}
 	}
 }
