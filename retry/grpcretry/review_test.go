@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -250,4 +251,63 @@ func TestCancelWithCauseWhileWaiting(t *testing.T) {
 	require.NoError(t, err)
 	_, err = st.Recv()
 	assert.Equal(t, codes.Canceled, status.Code(err), "a stream too")
+}
+
+// slowHeader is a client stream whose Header, once it has the server's
+// headers, waits until the attempt's context ends: the per-attempt timer
+// fires while the caller reads the headers.
+type slowHeader struct {
+	grpc.ClientStream
+	ctx      context.Context
+	recvGate chan struct{} // RecvMsg returns only once this is closed
+}
+
+func (s *slowHeader) RecvMsg(m any) error {
+	err := s.ClientStream.RecvMsg(m)
+	<-s.recvGate
+	return err
+}
+
+func (s *slowHeader) Header() (metadata.MD, error) {
+	md, err := s.ClientStream.Header()
+	<-s.ctx.Done()
+	return md, err
+}
+
+// TestStreamHeaderCommitsAgainstTimer: a caller that got the headers from
+// Header has committed the stream, even if the per-attempt timeout then
+// cuts that attempt: Recv must not retry and mix another attempt's
+// messages with those headers (it used to retry, the timer's cut being
+// retryable).
+func TestStreamHeaderCommitsAgainstTimer(t *testing.T) {
+	srv := &server{script: func(_ string, n int) *fault {
+		if n == 1 {
+			return &fault{header: true, block: true}
+		}
+		return nil
+	}}
+	var attempts atomic.Int32
+	recvGate := make(chan struct{})
+	inner := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		n := attempts.Add(1)
+		cs, err := streamer(ctx, desc, cc, method, opts...)
+		if err != nil || n > 1 {
+			return cs, err
+		}
+		return &slowHeader{ClientStream: cs, ctx: ctx, recvGate: recvGate}, nil
+	}
+	c := streamClientWith(t, srv, fast(), inner, grpcretry.WithMethods(outputCall), grpcretry.WithPerAttemptTimeout(300*time.Millisecond))
+	st, err := c.StreamingOutputCall(context.Background(), outputRequest(1))
+	require.NoError(t, err)
+	recvd := make(chan error, 1)
+	go func() { // a receiver already waiting in Recv, as gRPC allows
+		_, err := recvAll(st)
+		recvd <- err
+	}()
+	md, err := st.Header()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"headers"}, md.Get("x-attempt"))
+	close(recvGate) // the cut attempt's Recv returns after Header committed
+	assert.Error(t, <-recvd, "the committed attempt was cut")
+	assert.Equal(t, int32(1), attempts.Load(), "no retry after the caller had the headers")
 }

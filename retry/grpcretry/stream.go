@@ -444,7 +444,12 @@ func (s *stream) attempt(actx context.Context, m any, eof *bool) error {
 func (s *stream) verdict(ctx context.Context, err error, trailer metadata.MD) error {
 	s.last = err
 	v := s.c.verdict(ctx, err, trailer, s.attemptTimedOut())
-	if s.overflowed() {
+	s.mu.Lock()
+	// Overflowed: the messages can no longer all be sent again. Committed:
+	// the caller has had the attempt's headers from Header.
+	stop := s.overflow || s.committed
+	s.mu.Unlock()
+	if stop {
 		return retry.Permanent(err)
 	}
 	return v
