@@ -311,3 +311,33 @@ func TestStreamHeaderCommitsAgainstTimer(t *testing.T) {
 	assert.Error(t, <-recvd, "the committed attempt was cut")
 	assert.Equal(t, int32(1), attempts.Load(), "no retry after the caller had the headers")
 }
+
+// TestStreamReplayFailureDoesNotDeadlock: a message that gRPC refuses on
+// the replay (too large) makes gRPC finish the new stream, calling its
+// OnFinish from inside SendMsg while the interceptor replays under its
+// lock; that must not deadlock, and Recv reports the refusal.
+func TestStreamReplayFailureDoesNotDeadlock(t *testing.T) {
+	opens := 0
+	inner := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		opens++
+		if opens == 1 {
+			return nil, status.Error(codes.Unavailable, "no connection")
+		}
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+	c := streamClientWith(t, &server{}, fast(), inner, grpcretry.WithMethods(duplexCall))
+	st, err := c.FullDuplexCall(context.Background(), grpc.MaxCallSendMsgSize(16), grpc.OnFinish(func(error) {}))
+	require.NoError(t, err)
+	require.NoError(t, st.Send(outputRequest(1, 2, 3, 4, 5, 6, 7, 8)), "kept until a stream opens")
+	recvd := make(chan error, 1)
+	go func() {
+		_, err := st.Recv()
+		recvd <- err
+	}()
+	select {
+	case err := <-recvd:
+		assert.Equal(t, codes.ResourceExhausted, status.Code(err), "gRPC's refusal of the message")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Recv still blocked after 10s: deadlock in the replay")
+	}
+}

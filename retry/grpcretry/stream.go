@@ -99,6 +99,10 @@ type stream struct {
 
 	onFinish []grpc.OnFinishCallOption // the caller's, called once for the stream
 	finished sync.Once
+	// fmu guards the attempts' done, err and final. It is not mu: gRPC
+	// may call an attempt's OnFinish from inside SendMsg, while open
+	// replays under mu.
+	fmu sync.Mutex
 }
 
 // takeOnFinish takes the caller's grpc.OnFinish options out of the
@@ -142,10 +146,10 @@ func (s *stream) finish(err error) {
 // or when the caller's context has ended (no retry can follow).
 func (s *stream) attemptFinished(a *attemptCtl, err error) {
 	a.stop()
-	s.mu.Lock()
+	s.fmu.Lock()
 	a.done, a.err = true, err
 	forward := a.final || s.ctx.Err() != nil
-	s.mu.Unlock()
+	s.fmu.Unlock()
 	if forward {
 		s.finish(err)
 	}
@@ -161,7 +165,7 @@ type attemptCtl struct {
 	timer  *time.Timer
 	state  atomic.Int32
 
-	// Guarded by the stream's mu.
+	// Guarded by the stream's fmu.
 	done  bool  // gRPC reported the attempt's end, with err
 	err   error //
 	final bool  // the stream is committed to this attempt
@@ -352,21 +356,24 @@ func (s *stream) commit(final error) {
 		s.final = final
 	}
 	a := s.att
-	ended := false // the attempt committed to has ended already
-	if a != nil {
-		if a.timer != nil {
-			a.settle()
-			a.timer.Stop()
-		}
-		a.final = final == nil
-		ended = a.final && a.done
+	if a != nil && a.timer != nil {
+		a.settle()
+		a.timer.Stop()
 	}
 	s.mu.Unlock()
-	switch {
-	case final != nil:
+	if final != nil {
 		s.finish(final)
-	case ended:
-		s.finish(a.err)
+		return
+	}
+	if a == nil {
+		return
+	}
+	s.fmu.Lock()
+	a.final = true
+	ended, err := a.done, a.err // the attempt committed to has ended already
+	s.fmu.Unlock()
+	if ended {
+		s.finish(err)
 	}
 }
 
