@@ -27,11 +27,26 @@ import (
 // success and [context.Canceled] for Canceled, which the default
 // classifier counts as those outcomes.
 //
+// A call whose context has already ended when it starts (its deadline
+// spent upstream) goes to gRPC, which fails it at once, without the
+// breaker: it says nothing of the server. DeadlineExceeded during the
+// call counts as a failure, although the deadline is the caller's: a
+// slow server is its usual cause. Callers whose deadlines are too short
+// for the server's normal latency would trip the breaker of a healthy
+// server; leave DeadlineExceeded out of [WithFailureCodes] for them.
+// Canceled counts for nothing even when the server (or a proxy), not the
+// caller, cancelled the call: gRPC gives the client no way to tell.
+//
 // UnaryClientInterceptor panics on invalid options (a nil one among them),
 // naming every one.
 func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
 	c := newClientConfig("UnaryClientInterceptor", opts)
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, callOpts ...grpc.CallOption) error {
+		if ctx.Err() != nil {
+			// The caller's deadline passed, or it gave up, before the call:
+			// gRPC fails it at once, and that says nothing of the server.
+			return invoker(ctx, method, req, reply, cc, callOpts...)
+		}
 		b := c.group.Get(c.key(ctx, target(cc), method))
 		var callErr error
 		called := false
@@ -68,6 +83,9 @@ func UnaryClientInterceptor(opts ...Option) grpc.UnaryClientInterceptor {
 func StreamClientInterceptor(opts ...Option) grpc.StreamClientInterceptor {
 	c := newClientConfig("StreamClientInterceptor", opts)
 	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, callOpts ...grpc.CallOption) (grpc.ClientStream, error) {
+		if ctx.Err() != nil { // as for unary calls: not the server's doing
+			return streamer(ctx, desc, cc, method, callOpts...)
+		}
 		b := c.group.Get(c.key(ctx, target(cc), method))
 		done, err := b.Allow(ctx)
 		if err != nil {
@@ -104,7 +122,13 @@ func (c *clientConfig) outcome(err error) error {
 }
 
 func classify(err error, failures codeSet) error {
+	// The code gRPC reports for err: a handler's plain context error
+	// (ctx.Err(), or a driver's error wrapping it) is sent as Canceled or
+	// DeadlineExceeded, not Unknown.
 	code := status.Code(err)
+	if _, ok := status.FromError(err); !ok {
+		code = status.FromContextError(err).Code()
+	}
 	switch {
 	case code == codes.Canceled:
 		return context.Canceled

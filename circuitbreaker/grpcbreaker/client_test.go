@@ -213,7 +213,16 @@ func TestStreamRejected(t *testing.T) {
 // caller abandons (cancels) frees its slot at once, without waiting for
 // the probe timeout.
 func TestAbandonedStreamReleasesProbe(t *testing.T) {
-	srv := &server{gate: make(chan struct{})} // every call hangs until cancelled
+	// The first call fails at once with Unavailable, which opens the
+	// breaker; every later call hangs until cancelled. (Opening it with a
+	// short client deadline instead was flaky: the deadline also covered
+	// connecting, and NewStream itself failed on a loaded machine.)
+	srv := &server{script: func(_ string, n int) *fault {
+		if n == 1 {
+			return &fault{err: status.Error(codes.Unavailable, "down")}
+		}
+		return &fault{block: true}
+	}}
 	g := circuitbreaker.NewGroup(circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(10*time.Millisecond),
 		circuitbreaker.WithHalfOpenProbes(1), circuitbreaker.WithProbeTimeout(time.Hour))
 	cc := serve(t, srv, false, nil, grpc.WithStreamInterceptor(grpcbreaker.StreamClientInterceptor(grpcbreaker.WithGroup(g))))
@@ -221,15 +230,13 @@ func TestAbandonedStreamReleasesProbe(t *testing.T) {
 	b := g.Get(outputCall)
 	req := &testpb.StreamingOutputCallRequest{ResponseParameters: []*testpb.ResponseParameters{{Size: 1}}}
 
-	// Open the breaker with a stream that times out.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	st, err := c.StreamingOutputCall(ctx, req)
+	// Open the breaker with a stream that fails.
+	st, err := c.StreamingOutputCall(context.Background(), req)
 	require.NoError(t, err)
-	drain(t, st, status.Error(codes.DeadlineExceeded, ""))
-	cancel()
+	drain(t, st, status.Error(codes.Unavailable, ""))
 	waitFor(t, func() bool { return b.State() == circuitbreaker.StateHalfOpen })
 
-	ctx, cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	_, err = c.StreamingOutputCall(ctx, req)
 	require.NoError(t, err, "the probe")
 	assert.Equal(t, 1, b.Snapshot().ProbesInFlight)
@@ -274,4 +281,29 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// TestExpiredContextNotCounted: a call whose deadline passed before it
+// started fails at once in gRPC with DeadlineExceeded; that is no failure
+// of the server (it used to count as one and could open the breaker of a
+// healthy server, or take its half-open probe slot).
+func TestExpiredContextNotCounted(t *testing.T) {
+	srv := &server{}
+	g := circuitbreaker.NewGroup(circuitbreaker.WithConsecutiveFailures(1))
+	cc := serve(t, srv, false, nil,
+		grpc.WithUnaryInterceptor(grpcbreaker.UnaryClientInterceptor(grpcbreaker.WithGroup(g))),
+		grpc.WithStreamInterceptor(grpcbreaker.StreamClientInterceptor(grpcbreaker.WithGroup(g))))
+	c := testpb.NewTestServiceClient(cc)
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err := c.UnaryCall(ctx, &testpb.SimpleRequest{})
+	assert.Equal(t, codes.DeadlineExceeded, status.Code(err))
+	_, err = c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{})
+	assert.Equal(t, codes.DeadlineExceeded, status.Code(err))
+	for _, m := range []string{unaryCall, outputCall} {
+		assert.Equal(t, circuitbreaker.StateClosed, g.Get(m).State(), m)
+		assert.Equal(t, 0, g.Get(m).Snapshot().Calls, m)
+	}
+	_, err = c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	assert.NoError(t, err, "the breaker let the next call through")
 }

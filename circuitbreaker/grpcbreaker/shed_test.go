@@ -2,6 +2,7 @@ package grpcbreaker_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -161,4 +162,24 @@ func TestShedAndRetryCompose(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServerBreakerHandlerContextErrors: a handler that returns its
+// context's plain error (a driver's error wrapping ctx.Err()) is answered
+// DeadlineExceeded by gRPC; the server's breaker must judge that code, not
+// Unknown. With WithServerFailureCodes(Unknown), "count the handler's own
+// errors, not timeouts", it used to count such calls as failures and shed.
+func TestServerBreakerHandlerContextErrors(t *testing.T) {
+	srv := &server{script: func(string, int) *fault {
+		return &fault{err: fmt.Errorf("query: %w", context.DeadlineExceeded)}
+	}}
+	b := circuitbreaker.New("server", circuitbreaker.WithConsecutiveFailures(1))
+	c := shedServer(t, srv, grpcbreaker.WithBreaker(b), grpcbreaker.WithServerFailureCodes(codes.Unknown))
+	for range 2 {
+		_, err := c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+		assert.Equal(t, codes.DeadlineExceeded, status.Code(err), "what gRPC answers")
+	}
+	assert.Equal(t, circuitbreaker.StateClosed, b.State())
+	assert.Equal(t, 0, b.Snapshot().Failures)
+	assert.Equal(t, 2, srv.count("UnaryCall"), "nothing shed")
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -69,9 +70,24 @@ func UnaryClientInterceptor(r *retry.Retrier, opts ...Option) grpc.UnaryClientIn
 			return invoker(ctx, method, req, reply, cc, callOpts...)
 		}
 		var trailer metadata.MD
-		withTrailer := append(callOpts[:len(callOpts):len(callOpts)], grpc.Trailer(&trailer))
+		// The attempts' options: the caller's, but for OnFinish, called once
+		// for the call below rather than once per attempt, and with the
+		// trailer, for the pushback.
+		withTrailer := make([]grpc.CallOption, 0, len(callOpts)+1)
+		var onFinish []grpc.OnFinishCallOption
+		for _, o := range callOpts {
+			if f, ok := o.(grpc.OnFinishCallOption); ok {
+				onFinish = append(onFinish, f)
+				continue
+			}
+			withTrailer = append(withTrailer, o)
+		}
+		withTrailer = append(withTrailer, grpc.Trailer(&trailer))
 		var last error
 		err := r.Do(ctx, func(actx context.Context) error {
+			if retry.ResendCount(actx) > 0 {
+				resetResults(callOpts)
+			}
 			actx = attemptContext(actx, method)
 			var cancel context.CancelFunc
 			var until time.Time
@@ -88,7 +104,34 @@ func UnaryClientInterceptor(r *retry.Retrier, opts ...Option) grpc.UnaryClientIn
 			}
 			return c.verdict(actx, last, trailer, timedOut)
 		})
-		return result(err, last)
+		err = result(ctx, err, last)
+		for _, f := range onFinish {
+			f.OnFinish(err)
+		}
+		return err
+	}
+}
+
+// resetResults clears what the caller's grpc.Header, grpc.Trailer and
+// grpc.Peer options received from an earlier attempt: gRPC fills them only
+// for an attempt that reached a server, and the caller must not get the
+// headers, trailer (a pushback) or peer of an attempt other than the last.
+func resetResults(callOpts []grpc.CallOption) {
+	for _, o := range callOpts {
+		switch o := o.(type) {
+		case grpc.HeaderCallOption:
+			if o.HeaderAddr != nil {
+				*o.HeaderAddr = nil
+			}
+		case grpc.TrailerCallOption:
+			if o.TrailerAddr != nil {
+				*o.TrailerAddr = nil
+			}
+		case grpc.PeerCallOption:
+			if o.PeerAddr != nil {
+				*o.PeerAddr = peer.Peer{}
+			}
+		}
 	}
 }
 
@@ -187,7 +230,7 @@ func (c *config) pushback(trailer metadata.MD) (wait time.Duration, pushed, refu
 
 // result returns what the caller gets from the retrier's error: nil,
 // the single attempt's error untouched, or an *Error.
-func result(err, last error) error {
+func result(ctx context.Context, err, last error) error {
 	if err == nil {
 		return nil
 	}
@@ -198,7 +241,14 @@ func result(err, last error) error {
 	if re.Attempts == 1 && re.Reason == nil {
 		return last
 	}
-	return &Error{re: re}
+	e := &Error{re: re}
+	if re.Reason != nil && ctx.Err() != nil {
+		// The retrier stopped because the call's context ended. Its
+		// Reason is the context's cause, which may be any error
+		// (context.WithCancelCause): the code comes from ctx.Err().
+		e.ctxCode = status.FromContextError(ctx.Err()).Code()
+	}
+	return e
 }
 
 // Error is the error of a call that the interceptor retried and that
@@ -208,7 +258,8 @@ func result(err, last error) error {
 // holds every attempt's error and why the retries ended (errors.Is with
 // [retry.ErrExhausted], [retry.ErrBudgetExhausted]).
 type Error struct {
-	re *retry.Error
+	re      *retry.Error
+	ctxCode codes.Code // Canceled or DeadlineExceeded when the call's context ended; OK otherwise
 }
 
 // Error returns the status's text, then the attempts.
@@ -222,10 +273,8 @@ func (e *Error) Error() string {
 // the retries ended.
 func (e *Error) GRPCStatus() *status.Status {
 	msg := e.re.Error()
-	if e.re.Reason != nil && !errors.Is(e.re.Reason, retry.ErrExhausted) && !errors.Is(e.re.Reason, retry.ErrBudgetExhausted) {
-		if st := status.FromContextError(e.re.Reason); st.Code() != codes.Unknown {
-			return status.New(st.Code(), msg)
-		}
+	if e.ctxCode != codes.OK {
+		return status.New(e.ctxCode, msg)
 	}
 	last, _ := status.FromError(e.re.Last)
 	p := last.Proto()

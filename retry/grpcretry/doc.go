@@ -42,11 +42,12 @@
 // and so does one longer than [WithMaxPushback]. No wait goes past the
 // call's deadline: the retries end at once with the last status.
 //
-// Streams are retried only until they are committed, when the first
-// message arrives from the server: the messages the client sent until
-// then are kept and sent again on the new stream, as gRPC's own retries
-// do. A server-streaming call, whose single request is so replayed, is
-// thus retried as long as it has produced nothing.
+// Streams are retried only until they are committed, when the server's
+// response headers or first message arrive (gRFC A6), or when the client
+// has sent more messages than [WithMaxBuffered] keeps: the messages the
+// client sent until then are kept and sent again on the new stream, as
+// gRPC's own retries do. A server-streaming call, whose single request is
+// so replayed, is thus retried as long as it has produced nothing.
 //
 // # Errors
 //

@@ -23,6 +23,7 @@ type fault struct {
 	sendFirst int
 	afterRecv int  // FullDuplexCall: fail once this many messages have arrived
 	block     bool // wait for the call's context to end, then fail with its error
+	header    bool // StreamingOutputCall: send the response headers first
 }
 
 // server is a TestService whose answers are scripted per attempt number
@@ -105,6 +106,11 @@ func (s *server) StreamingOutputCall(req *testpb.StreamingOutputCallRequest, st 
 	s.mu.Lock()
 	s.reqs = append(s.reqs, len(req.ResponseParameters))
 	s.mu.Unlock()
+	if f != nil && f.header {
+		if err := st.SendHeader(metadata.Pairs("x-attempt", "headers")); err != nil {
+			return err
+		}
+	}
 	for i, p := range req.ResponseParameters {
 		if f != nil && i == f.sendFirst {
 			return f.apply(st.Context(), st.SetTrailer)

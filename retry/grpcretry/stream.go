@@ -2,22 +2,25 @@ package grpcretry
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/otelpatterns/patterns/retry"
 )
 
 // StreamClientInterceptor returns a client interceptor that retries
 // streams of safe methods with r, as [UnaryClientInterceptor] retries
-// unary calls, but only until the stream is committed: until the first
-// message arrives from the server (or Header returns the server's
-// metadata). After that, a failure is the caller's to handle, as with no
+// unary calls, but only until the stream is committed: until the
+// server's response headers or first message arrive (Header returning
+// them commits too), or the caller has sent more than can be kept. After that, a failure is the caller's to handle, as with no
 // interceptor. r must not be nil.
 //
 // To send the request again, the interceptor keeps the messages the caller
@@ -30,8 +33,14 @@ import (
 // The retries happen inside the first RecvMsg: a stream that fails to
 // open, or whose first attempt fails before any response, is opened again
 // there, after the backoff or the server's pushback, and RecvMsg returns
-// the first message of the attempt that succeeded. Opening the stream
-// fails at once only with an error not worth retrying. Until the stream
+// the first message of the attempt that succeeded. The caller's
+// grpc.OnFinish options are called once, with the stream's final status
+// (or the error RecvMsg returned when the retries ended), not once per
+// attempt. A server that sent its response headers has committed the
+// stream too (gRFC A6), unless the per-attempt timeout cut the attempt
+// short. Opening the stream fails at once only with an error not worth
+// retrying; a stream that never opened fails every RecvMsg with the
+// final error, and SendMsg on it with io.EOF. Until the stream
 // is committed, SendMsg on an attempt that has broken returns nil rather
 // than io.EOF, since the message is kept for the retry (as with gRPC's own
 // retries); RecvMsg reports the failure if the stream is not retried.
@@ -52,8 +61,10 @@ func StreamClientInterceptor(r *retry.Retrier, opts ...Option) grpc.StreamClient
 			return streamer(ctx, desc, cc, method, callOpts...)
 		}
 		s := &stream{c: c, r: r, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: callOpts}
+		s.takeOnFinish()
 		if err := s.open(ctx, false); err != nil {
 			if _, _, retryable := c.judge(err, nil, s.attemptTimedOut()); !retryable {
+				s.finish(err)
 				return nil, err
 			}
 			s.pending = err // retried by the first RecvMsg
@@ -63,8 +74,8 @@ func StreamClientInterceptor(r *retry.Retrier, opts ...Option) grpc.StreamClient
 }
 
 // stream is a client stream that retries until committed. mu guards cur,
-// sent, closed and committed, which RecvMsg changes on a retry while
-// SendMsg may run on another goroutine.
+// att, pending, sent, overflow, closed, committed and final, which RecvMsg
+// changes on a retry while SendMsg may run on another goroutine.
 type stream struct {
 	c        *config
 	r        *retry.Retrier
@@ -77,46 +88,155 @@ type stream struct {
 
 	mu        sync.Mutex
 	cur       grpc.ClientStream // nil while the stream failed to open
-	pending   error             // the error of an attempt that failed to open
+	att       *attemptCtl       // the latest attempt's cancel and timer
+	pending   error             // the error of the latest attempt that failed to open
 	sent      []any
 	overflow  bool // more was sent than could be kept: no retry
 	closed    bool // CloseSend was called
 	committed bool
-	timedOut  *atomic.Bool // the current attempt's per-attempt timeout fired
-	timer     *time.Timer
+	final     error // the error RecvMsg returned when it gave up
 	last      error // the last attempt's error, for RecvMsg's goroutine
+
+	onFinish []grpc.OnFinishCallOption // the caller's, called once for the stream
+	finished sync.Once
+	// fmu guards the attempts' done, err and final. It is not mu: gRPC
+	// may call an attempt's OnFinish from inside SendMsg, while open
+	// replays under mu.
+	fmu sync.Mutex
 }
+
+// takeOnFinish takes the caller's grpc.OnFinish options out of the
+// attempts' options: they are called once, with the stream's final
+// status, not once per attempt.
+func (s *stream) takeOnFinish() {
+	n := 0
+	for _, o := range s.opts {
+		if _, ok := o.(grpc.OnFinishCallOption); ok {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	opts := make([]grpc.CallOption, 0, len(s.opts)-n)
+	for _, o := range s.opts {
+		if f, ok := o.(grpc.OnFinishCallOption); ok {
+			s.onFinish = append(s.onFinish, f)
+			continue
+		}
+		opts = append(opts, o)
+	}
+	s.opts = opts
+}
+
+// finish calls the caller's OnFinish options, once.
+func (s *stream) finish(err error) {
+	if len(s.onFinish) == 0 {
+		return
+	}
+	s.finished.Do(func() {
+		for _, f := range s.onFinish {
+			f.OnFinish(err)
+		}
+	})
+}
+
+// attemptFinished is gRPC's report that attempt a's stream has ended.
+// It is the stream's end for the caller when a is the committed attempt,
+// or when the caller's context has ended (no retry can follow).
+func (s *stream) attemptFinished(a *attemptCtl, err error) {
+	a.stop()
+	s.fmu.Lock()
+	a.done, a.err = true, err
+	forward := a.final || s.ctx.Err() != nil
+	s.fmu.Unlock()
+	if forward {
+		s.finish(err)
+	}
+}
+
+// attemptCtl ends an attempt: its context's cancel, and its per-attempt
+// timer, if any. state settles the race between the timer and the first
+// message: the timer cancels the attempt only if it moves state from
+// running to timedOut, and the first message commits it only if it moves
+// state from running to committed.
+type attemptCtl struct {
+	cancel context.CancelFunc
+	timer  *time.Timer
+	state  atomic.Int32
+
+	// Guarded by the stream's fmu.
+	done  bool  // gRPC reported the attempt's end, with err
+	err   error //
+	final bool  // the stream is committed to this attempt
+}
+
+const (
+	attemptRunning int32 = iota
+	attemptExpired
+	attemptCommitted
+)
+
+// stop ends the attempt's timer and cancels its context: an attempt that
+// is no longer current, or whose stream has finished, holds nothing.
+func (a *attemptCtl) stop() {
+	if a.timer != nil {
+		a.timer.Stop()
+	}
+	a.cancel()
+}
+
+// settle commits the attempt against its timer: false if the timer fired
+// first (the attempt's context is cancelled).
+func (a *attemptCtl) settle() bool {
+	return a.state.CompareAndSwap(attemptRunning, attemptCommitted) || a.state.Load() == attemptCommitted
+}
+
+// errOverflow is open's answer when the messages sent can no longer all
+// be replayed.
+var errOverflow = errors.New("grpcretry: more messages sent than kept for a retry")
 
 // open starts an attempt with context ctx and makes it current. With
 // replay, it first sends the messages kept so far on it, and closes its
 // send side if the caller has, holding mu meanwhile: a SendMsg on
 // another goroutine waits, then goes to the new stream, so that no
 // message is sent twice or out of order. A broken new stream (io.EOF
-// while replaying) is reported by the next RecvMsg.
+// while replaying) is reported by the next RecvMsg. With replay, open
+// returns errOverflow, without opening a stream or after cancelling the
+// one it opened, when the caller has sent more than could be kept.
 func (s *stream) open(ctx context.Context, replay bool) error {
-	opts := s.opts
-	var timedOut *atomic.Bool
-	var timer *time.Timer
-	var cancel context.CancelFunc
-	if s.c.perAttempt > 0 {
-		ctx, cancel = context.WithCancel(ctx)
-		timedOut = new(atomic.Bool)
-		timer = time.AfterFunc(s.c.perAttempt, func() { timedOut.Store(true); cancel() })
-		opts = append(opts[:len(opts):len(opts)], grpc.OnFinish(func(error) { timer.Stop(); cancel() }))
+	if replay && s.overflowed() {
+		return errOverflow
 	}
+	a := &attemptCtl{}
+	ctx, a.cancel = context.WithCancel(ctx)
+	if s.c.perAttempt > 0 {
+		a.timer = time.AfterFunc(s.c.perAttempt, func() {
+			if a.state.CompareAndSwap(attemptRunning, attemptExpired) {
+				a.cancel()
+			}
+		})
+	}
+	opts := append(s.opts[:len(s.opts):len(s.opts)], grpc.OnFinish(func(err error) { s.attemptFinished(a, err) }))
 	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, opts...)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.timedOut, s.timer = timedOut, timer
 	if err != nil {
-		if timer != nil { // an interceptor further in may fail before OnFinish is armed
-			timer.Stop()
-			cancel()
+		a.stop() // an interceptor further in may fail before OnFinish is armed
+		if s.att != nil {
+			s.att.stop()
 		}
-		s.cur = nil
+		s.cur, s.att, s.pending = nil, a, err
 		return err
 	}
-	s.cur = cs
+	if replay && s.overflow {
+		a.stop()
+		return errOverflow
+	}
+	if s.att != nil {
+		s.att.stop() // the attempt replaced, should it not have ended yet
+	}
+	s.cur, s.att = cs, a
 	if !replay {
 		return nil
 	}
@@ -136,7 +256,18 @@ func (s *stream) open(ctx context.Context, replay bool) error {
 	return nil
 }
 
-func (s *stream) attemptTimedOut() bool { return s.timedOut != nil && s.timedOut.Load() }
+func (s *stream) overflowed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.overflow
+}
+
+func (s *stream) attemptTimedOut() bool {
+	s.mu.Lock()
+	a := s.att
+	s.mu.Unlock()
+	return a != nil && a.state.Load() == attemptExpired
+}
 
 func (s *stream) SendMsg(m any) error {
 	s.mu.Lock()
@@ -151,7 +282,12 @@ func (s *stream) SendMsg(m any) error {
 	cur := s.cur
 	s.mu.Unlock()
 	if cur == nil {
-		return nil // kept for the attempt that RecvMsg will open
+		if kept {
+			return nil // kept for the attempt that RecvMsg will open
+		}
+		// No stream to send on, and m cannot be kept: the call has
+		// failed, or will (RecvMsg says why).
+		return io.EOF
 	}
 	err := cur.SendMsg(m)
 	if err == io.EOF && kept {
@@ -176,14 +312,17 @@ func (s *stream) CloseSend() error {
 
 func (s *stream) Header() (metadata.MD, error) {
 	s.mu.Lock()
-	cur, pending := s.cur, s.pending
+	cur, pending, final := s.cur, s.pending, s.final
 	s.mu.Unlock()
 	if cur == nil {
+		if final != nil {
+			return nil, final
+		}
 		return nil, pending
 	}
 	md, err := cur.Header()
-	if err == nil && len(md) > 0 {
-		s.commit()
+	if err == nil && md != nil { // the server's headers (gRPC returns nil, nil for a failed attempt)
+		s.commit(nil)
 	}
 	return md, err
 }
@@ -208,37 +347,60 @@ func (s *stream) Context() context.Context {
 	return cur.Context()
 }
 
-func (s *stream) commit() {
+// commit ends the retries; final, if not nil, is the error of a stream
+// that gave up, which every later RecvMsg returns.
+func (s *stream) commit(final error) {
 	s.mu.Lock()
 	s.committed, s.sent = true, nil
-	if s.timer != nil {
-		s.timer.Stop()
+	if final != nil && s.final == nil {
+		s.final = final
+	}
+	a := s.att
+	if a != nil && a.timer != nil {
+		a.settle()
+		a.timer.Stop()
 	}
 	s.mu.Unlock()
-}
-
-func (s *stream) isCommitted() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.committed
+	if final != nil {
+		s.finish(final)
+		return
+	}
+	if a == nil {
+		return
+	}
+	s.fmu.Lock()
+	a.final = true
+	ended, err := a.done, a.err // the attempt committed to has ended already
+	s.fmu.Unlock()
+	if ended {
+		s.finish(err)
+	}
 }
 
 func (s *stream) RecvMsg(m any) error {
-	if s.isCommitted() {
-		return s.cur.RecvMsg(m)
+	s.mu.Lock()
+	committed, cur, final := s.committed, s.cur, s.final
+	s.mu.Unlock()
+	if committed {
+		if final != nil {
+			return final
+		}
+		return cur.RecvMsg(m)
 	}
 	eof := false
 	err := s.r.Do(s.ctx, func(actx context.Context) error {
 		return s.attempt(actx, m, &eof)
 	})
-	s.commit()
-	switch {
-	case err == nil && eof:
-		return io.EOF
-	case err == nil:
+	if err == nil {
+		s.commit(nil)
+		if eof {
+			return io.EOF
+		}
 		return nil
 	}
-	return result(err, s.last)
+	err = result(s.ctx, err, s.last)
+	s.commit(err)
+	return err
 }
 
 // attempt runs one attempt up to its first message and returns the
@@ -247,6 +409,11 @@ func (s *stream) attempt(actx context.Context, m any, eof *bool) error {
 	if retry.ResendCount(actx) > 0 {
 		actx = attemptContext(actx, s.method)
 		if err := s.open(actx, true); err != nil {
+			if err == errOverflow {
+				// The messages can no longer all be sent again: the call is
+				// committed to the attempt that failed.
+				return retry.Permanent(s.last)
+			}
 			var trailer metadata.MD
 			if s.cur != nil { // opened, but the replay failed
 				trailer = s.cur.Trailer()
@@ -256,24 +423,40 @@ func (s *stream) attempt(actx context.Context, m any, eof *bool) error {
 	} else if s.cur == nil {
 		return s.verdict(actx, s.pending, nil)
 	}
-	err := s.cur.RecvMsg(m)
+	cur, a := s.cur, s.att
+	err := cur.RecvMsg(m)
 	switch err {
 	case nil:
+		if !a.settle() {
+			// The per-attempt timeout fired as the message arrived: the
+			// attempt is cancelled, and the caller has seen nothing of it.
+			return s.verdict(actx, status.Error(codes.DeadlineExceeded, "grpcretry: per-attempt timeout"), nil)
+		}
 		return nil
 	case io.EOF:
 		*eof = true
 		return nil
 	}
-	return s.verdict(actx, err, s.cur.Trailer())
+	if a.state.Load() != attemptExpired {
+		if md, _ := cur.Header(); md != nil {
+			// The server sent its headers before failing: the call is
+			// committed (gRFC A6), as with gRPC's own retries.
+			s.last = err
+			return retry.Permanent(err)
+		}
+	}
+	return s.verdict(actx, err, cur.Trailer())
 }
 
 func (s *stream) verdict(ctx context.Context, err error, trailer metadata.MD) error {
 	s.last = err
 	v := s.c.verdict(ctx, err, trailer, s.attemptTimedOut())
 	s.mu.Lock()
-	overflow := s.overflow
+	// Overflowed: the messages can no longer all be sent again. Committed:
+	// the caller has had the attempt's headers from Header.
+	stop := s.overflow || s.committed
 	s.mu.Unlock()
-	if overflow {
+	if stop {
 		return retry.Permanent(err)
 	}
 	return v
