@@ -85,7 +85,8 @@ func WithRoutes(rs ...Route) Option {
 // headers, and the gateway appends its own hop; its client address
 // ([ClientIP]) is the right-most address of the X-Forwarded-For chain (or,
 // without one, of the Forwarded for= chain) that is not a trusted proxy. A
-// request from any other peer has those headers (and X-Real-Ip) removed
+// request from any other peer has those headers (and X-Real-Ip,
+// X-Forwarded-Port, -Prefix, -Ssl and -Scheme) removed
 // before anything sees them, and its client address is the peer's.
 //
 // By default no proxy is trusted.

@@ -492,3 +492,41 @@ func TestUnderscoreHeaderVariants(t *testing.T) {
 		}
 	})
 }
+
+// TestSpoofedSchemeHeadersDropped: X-Forwarded-Ssl and X-Forwarded-Scheme
+// from a peer that is not a trusted proxy reached the upstream, which
+// frameworks read as the scheme the client used, before X-Forwarded-Proto
+// (Rack's scheme: "X-Forwarded-Ssl: on" is https whatever the gateway's
+// X-Forwarded-Proto says; Spring's ForwardedHeaderFilter removes both with
+// the others), so a client on plain HTTP could pass for one on HTTPS
+// (secure cookies, redirects, HSTS decisions). From a trusted proxy they
+// are kept, as the other forwarding headers are.
+func TestSpoofedSchemeHeadersDropped(t *testing.T) {
+	b := newBackend(t, "b")
+	send := func(t *testing.T, srv string) seen {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv+"/", nil)
+		req.Header.Set("X-Forwarded-Ssl", "on")
+		req.Header.Set("X-Forwarded-Scheme", "https")
+		_, body := do(t, http.DefaultClient, req)
+		return echo(t, body)
+	}
+	t.Run("untrusted", func(t *testing.T) {
+		_, srv := single(t, b, gateway.Route{})
+		s := send(t, srv.URL)
+		for _, k := range []string{"X-Forwarded-Ssl", "X-Forwarded-Scheme"} {
+			if v := s.Header[k]; len(v) > 0 {
+				t.Errorf("upstream got %s: %q from an untrusted peer; want none", k, v)
+			}
+		}
+	})
+	t.Run("trusted", func(t *testing.T) {
+		_, srv := start(t, gateway.WithTrustedProxies("127.0.0.1"),
+			gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+			gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+		s := send(t, srv.URL)
+		if got := s.Header.Get("X-Forwarded-Ssl"); got != "on" {
+			t.Errorf("upstream got X-Forwarded-Ssl %q from a trusted proxy; want on", got)
+		}
+	})
+}
