@@ -566,6 +566,11 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 			continue
 		}
 		dropped = append(dropped, http.CanonicalHeaderKey(name))
+		if strings.IndexByte(name, '_') >= 0 {
+			// Its spelling with hyphens, which nginx, CGI and WSGI
+			// upstreams read as the same header.
+			dropped = append(dropped, hyphenated(name))
+		}
 	}
 	specs := map[string]*upstreamSpec{}
 	var order []*upstreamSpec

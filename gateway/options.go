@@ -101,8 +101,9 @@ func WithTrustedProxies(cidrs ...string) Option {
 // the claim headers of gateway/auth (auth.WithClaimHeaders): auth
 // removes them on the routes it guards, but on a route without it a
 // client could set them itself. Their spellings with underscores
-// ("X_User_Id") are removed too (see [WithUnderscoreHeaders]). Several
-// calls add up.
+// ("X_User_Id") are removed too (see [WithUnderscoreHeaders]), and a name
+// given with underscores is removed in its spelling with hyphens too.
+// Several calls add up.
 func WithDroppedHeaders(names ...string) Option {
 	return optionFunc(func(c *config) { c.dropped = append(c.dropped, names...) })
 }

@@ -530,3 +530,30 @@ func TestSpoofedSchemeHeadersDropped(t *testing.T) {
 		}
 	})
 }
+
+// TestDroppedUnderscoreNameHyphenVariant: a dropped header named with
+// underscores ("X_Client_Id") was removed, but its spelling with hyphens
+// ("X-Client-Id") passed, which nginx, CGI and WSGI upstreams read as the
+// same header (HTTP_X_CLIENT_ID): a client could forge what the
+// gateway's middleware sets, with or without WithUnderscoreHeaders.
+func TestDroppedUnderscoreNameHyphenVariant(t *testing.T) {
+	b := newBackend(t, "b")
+	for _, extra := range [][]gateway.Option{nil, {gateway.WithUnderscoreHeaders()}} {
+		opts := append([]gateway.Option{
+			gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+			gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}),
+			gateway.WithDroppedHeaders("X_Client_Id"),
+		}, extra...)
+		_, srv := start(t, opts...)
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		req.Header.Set("X-Client-Id", "forged")
+		req.Header["X-Client_Id"] = []string{"forged"}
+		_, body := do(t, http.DefaultClient, req)
+		s := echo(t, body)
+		for k := range s.Header {
+			if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Client-Id") {
+				t.Errorf("underscores allowed %v: upstream got %s: %q; want no spelling of the dropped X_Client_Id", extra != nil, k, s.Header[k])
+			}
+		}
+	}
+}
