@@ -155,7 +155,8 @@ func WithAPIKeyQuery(param string) Option {
 //
 // The middleware removes them on the routes it guards, and with them the
 // names that read as them once underscores are read as hyphens
-// ("X_User_Id" for "X-User-Id"), which nginx, CGI and WSGI upstreams take
+// ("X_User_Id" for "X-User-Id"; for a name given with underscores, its
+// spelling with hyphens), which nginx, CGI and WSGI upstreams take
 // for the same header; give the same header names to
 // gateway.WithDroppedHeaders so that no route, guarded or not, passes on
 // a client's own.
