@@ -557,3 +557,33 @@ func TestDroppedUnderscoreNameHyphenVariant(t *testing.T) {
 		}
 	}
 }
+
+// TestRequestIDHeaderWithUnderscore: with a request-ID header named with
+// underscores (WithRequestIDHeader("X_Request_Id")), the client's ID was
+// removed with the other headers with underscores before it was read, so
+// a well-formed ID was never kept, as the option promises; and the
+// spelling with hyphens, which an nginx, CGI or WSGI upstream reads as
+// the same header, passed beside the gateway's.
+func TestRequestIDHeaderWithUnderscore(t *testing.T) {
+	b := newBackend(t, "b")
+	for _, extra := range [][]gateway.Option{nil, {gateway.WithUnderscoreHeaders()}} {
+		_, srv := start(t, append([]gateway.Option{
+			gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+			gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}),
+			gateway.WithRequestIDHeader("X_Request_Id"),
+		}, extra...)...)
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		req.Header["X_Request_Id"] = []string{"client-id-42"}
+		req.Header.Set("X-Request-Id", "forged")
+		resp, body := do(t, http.DefaultClient, req)
+		if got := resp.Header.Get("X_Request_Id"); got != "client-id-42" {
+			t.Errorf("underscores allowed %v: response X_Request_Id %q; want the client's client-id-42", extra != nil, got)
+		}
+		s := echo(t, body)
+		for k, v := range s.Header {
+			if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Request-Id") && (len(v) != 1 || v[0] != "client-id-42") {
+				t.Errorf("underscores allowed %v: upstream got %s: %q; want only the request ID client-id-42", extra != nil, k, v)
+			}
+		}
+	}
+}
