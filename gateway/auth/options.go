@@ -132,7 +132,9 @@ func WithAPIKeys(keys ...APIKey) Option {
 }
 
 // WithAPIKeyHeader sets the header that carries an API key. The default is
-// [DefaultAPIKeyHeader] (X-API-Key).
+// [DefaultAPIKeyHeader] (X-API-Key). Behind a gateway, a name with an
+// underscore ("api_key") never arrives: the gateway removes such headers
+// by default (gateway.WithUnderscoreHeaders keeps them).
 func WithAPIKeyHeader(name string) Option {
 	return optionFunc(func(c *config) { c.apiKeyHeader = name })
 }
