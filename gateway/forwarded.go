@@ -12,9 +12,12 @@ import (
 // spoofable are the request headers by which a client could pass for
 // another address, host or scheme. They are removed from the requests of
 // peers that are not trusted proxies, before anything reads them.
+// X-Forwarded-Ssl ("on") and X-Forwarded-Scheme say the scheme too, and
+// some frameworks believe them before X-Forwarded-Proto (Rack does);
+// Spring's ForwardedHeaderFilter removes the same set.
 var spoofable = [...]string{
 	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
-	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Real-Ip",
+	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Real-Ip",
 }
 
 // proxies is the trusted-proxies list.

@@ -381,8 +381,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // nginx, CGI and many frameworks read them.
 func (t *table) dropUnderscored(h http.Header) {
 	for name := range h {
-		if strings.IndexByte(name, '_') < 0 {
-			continue
+		if strings.IndexByte(name, '_') < 0 || name == t.requestID {
+			continue // the request-ID header, if named with one, is read next
 		}
 		if t.underscores {
 			if _, ok := t.protected[hyphenated(name)]; !ok {
@@ -566,6 +566,11 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 			continue
 		}
 		dropped = append(dropped, http.CanonicalHeaderKey(name))
+		if strings.IndexByte(name, '_') >= 0 {
+			// Its spelling with hyphens, which nginx, CGI and WSGI
+			// upstreams read as the same header.
+			dropped = append(dropped, hyphenated(name))
+		}
 	}
 	specs := map[string]*upstreamSpec{}
 	var order []*upstreamSpec
@@ -601,6 +606,11 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		return nil, errors.Join(errs...)
 	}
 
+	if strings.IndexByte(cfg.requestID, '_') >= 0 {
+		// Its spelling with hyphens, which nginx, CGI and WSGI upstreams
+		// read as the same header, must not pass beside it.
+		dropped = append(dropped, hyphenated(cfg.requestID))
+	}
 	t := &table{trusted: trusted, requestID: http.CanonicalHeaderKey(cfg.requestID), dropped: dropped,
 		underscores: cfg.underscores, strictPaths: cfg.strictPaths, stats: map[string]*routeStats{}}
 	if t.underscores {

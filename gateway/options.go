@@ -85,7 +85,8 @@ func WithRoutes(rs ...Route) Option {
 // headers, and the gateway appends its own hop; its client address
 // ([ClientIP]) is the right-most address of the X-Forwarded-For chain (or,
 // without one, of the Forwarded for= chain) that is not a trusted proxy. A
-// request from any other peer has those headers (and X-Real-Ip) removed
+// request from any other peer has those headers (and X-Real-Ip,
+// X-Forwarded-Port, -Prefix, -Ssl and -Scheme) removed
 // before anything sees them, and its client address is the peer's.
 //
 // By default no proxy is trusted.
@@ -100,8 +101,9 @@ func WithTrustedProxies(cidrs ...string) Option {
 // the claim headers of gateway/auth (auth.WithClaimHeaders): auth
 // removes them on the routes it guards, but on a route without it a
 // client could set them itself. Their spellings with underscores
-// ("X_User_Id") are removed too (see [WithUnderscoreHeaders]). Several
-// calls add up.
+// ("X_User_Id") are removed too (see [WithUnderscoreHeaders]), and a name
+// given with underscores is removed in its spelling with hyphens too.
+// Several calls add up.
 func WithDroppedHeaders(names ...string) Option {
 	return optionFunc(func(c *config) { c.dropped = append(c.dropped, names...) })
 }

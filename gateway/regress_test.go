@@ -492,3 +492,98 @@ func TestUnderscoreHeaderVariants(t *testing.T) {
 		}
 	})
 }
+
+// TestSpoofedSchemeHeadersDropped: X-Forwarded-Ssl and X-Forwarded-Scheme
+// from a peer that is not a trusted proxy reached the upstream, which
+// frameworks read as the scheme the client used, before X-Forwarded-Proto
+// (Rack's scheme: "X-Forwarded-Ssl: on" is https whatever the gateway's
+// X-Forwarded-Proto says; Spring's ForwardedHeaderFilter removes both with
+// the others), so a client on plain HTTP could pass for one on HTTPS
+// (secure cookies, redirects, HSTS decisions). From a trusted proxy they
+// are kept, as the other forwarding headers are.
+func TestSpoofedSchemeHeadersDropped(t *testing.T) {
+	b := newBackend(t, "b")
+	send := func(t *testing.T, srv string) seen {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv+"/", nil)
+		req.Header.Set("X-Forwarded-Ssl", "on")
+		req.Header.Set("X-Forwarded-Scheme", "https")
+		_, body := do(t, http.DefaultClient, req)
+		return echo(t, body)
+	}
+	t.Run("untrusted", func(t *testing.T) {
+		_, srv := single(t, b, gateway.Route{})
+		s := send(t, srv.URL)
+		for _, k := range []string{"X-Forwarded-Ssl", "X-Forwarded-Scheme"} {
+			if v := s.Header[k]; len(v) > 0 {
+				t.Errorf("upstream got %s: %q from an untrusted peer; want none", k, v)
+			}
+		}
+	})
+	t.Run("trusted", func(t *testing.T) {
+		_, srv := start(t, gateway.WithTrustedProxies("127.0.0.1"),
+			gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+			gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+		s := send(t, srv.URL)
+		if got := s.Header.Get("X-Forwarded-Ssl"); got != "on" {
+			t.Errorf("upstream got X-Forwarded-Ssl %q from a trusted proxy; want on", got)
+		}
+	})
+}
+
+// TestDroppedUnderscoreNameHyphenVariant: a dropped header named with
+// underscores ("X_Client_Id") was removed, but its spelling with hyphens
+// ("X-Client-Id") passed, which nginx, CGI and WSGI upstreams read as the
+// same header (HTTP_X_CLIENT_ID): a client could forge what the
+// gateway's middleware sets, with or without WithUnderscoreHeaders.
+func TestDroppedUnderscoreNameHyphenVariant(t *testing.T) {
+	b := newBackend(t, "b")
+	for _, extra := range [][]gateway.Option{nil, {gateway.WithUnderscoreHeaders()}} {
+		opts := append([]gateway.Option{
+			gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+			gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}),
+			gateway.WithDroppedHeaders("X_Client_Id"),
+		}, extra...)
+		_, srv := start(t, opts...)
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		req.Header.Set("X-Client-Id", "forged")
+		req.Header["X-Client_Id"] = []string{"forged"}
+		_, body := do(t, http.DefaultClient, req)
+		s := echo(t, body)
+		for k := range s.Header {
+			if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Client-Id") {
+				t.Errorf("underscores allowed %v: upstream got %s: %q; want no spelling of the dropped X_Client_Id", extra != nil, k, s.Header[k])
+			}
+		}
+	}
+}
+
+// TestRequestIDHeaderWithUnderscore: with a request-ID header named with
+// underscores (WithRequestIDHeader("X_Request_Id")), the client's ID was
+// removed with the other headers with underscores before it was read, so
+// a well-formed ID was never kept, as the option promises; and the
+// spelling with hyphens, which an nginx, CGI or WSGI upstream reads as
+// the same header, passed beside the gateway's.
+func TestRequestIDHeaderWithUnderscore(t *testing.T) {
+	b := newBackend(t, "b")
+	for _, extra := range [][]gateway.Option{nil, {gateway.WithUnderscoreHeaders()}} {
+		_, srv := start(t, append([]gateway.Option{
+			gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+			gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}),
+			gateway.WithRequestIDHeader("X_Request_Id"),
+		}, extra...)...)
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		req.Header["X_Request_Id"] = []string{"client-id-42"}
+		req.Header.Set("X-Request-Id", "forged")
+		resp, body := do(t, http.DefaultClient, req)
+		if got := resp.Header.Get("X_Request_Id"); got != "client-id-42" {
+			t.Errorf("underscores allowed %v: response X_Request_Id %q; want the client's client-id-42", extra != nil, got)
+		}
+		s := echo(t, body)
+		for k, v := range s.Header {
+			if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Request-Id") && (len(v) != 1 || v[0] != "client-id-42") {
+				t.Errorf("underscores allowed %v: upstream got %s: %q; want only the request ID client-id-42", extra != nil, k, v)
+			}
+		}
+	}
+}

@@ -60,6 +60,7 @@ type claimHeader struct {
 	claim  []string // the dotted path
 	raw    string
 	header string
+	alt    string // header spelled with hyphens, when it has underscores
 }
 
 // New returns an authenticator configured by opts. It needs at least one
@@ -106,7 +107,13 @@ func New(opts ...Option) (*Authenticator, error) {
 		tel:          newInstruments(cfg.meterProvider),
 	}
 	for claim, header := range cfg.claimHeaders {
-		a.claimHeaders = append(a.claimHeaders, claimHeader{claim: strings.Split(claim, "."), raw: claim, header: http.CanonicalHeaderKey(header)})
+		ch := claimHeader{claim: strings.Split(claim, "."), raw: claim, header: http.CanonicalHeaderKey(header)}
+		if strings.IndexByte(header, '_') >= 0 {
+			// nginx, CGI and WSGI upstreams read "X-User-Id" as
+			// "X_User_Id": a client's must not pass beside the claim's.
+			ch.alt = hyphenated(header)
+		}
+		a.claimHeaders = append(a.claimHeaders, ch)
 	}
 	slices.SortFunc(a.claimHeaders, func(x, y claimHeader) int { return strings.Compare(x.header, y.header) })
 	a.challenge = challenges(cfg.realm)

@@ -152,6 +152,9 @@ func (a *Authenticator) outbound(r *http.Request, p *gateway.Principal, rc *rout
 	change := p != nil && len(a.claimHeaders) > 0
 	for i := 0; !change && i < len(a.claimHeaders); i++ {
 		_, change = h[a.claimHeaders[i].header]
+		if alt := a.claimHeaders[i].alt; !change && alt != "" {
+			_, change = h[alt]
+		}
 	}
 	stripQuery := false
 	if !rc.forwardCred {
@@ -170,6 +173,9 @@ func (a *Authenticator) outbound(r *http.Request, p *gateway.Principal, rc *rout
 	out := r.Clone(r.Context())
 	for _, ch := range a.claimHeaders {
 		delete(out.Header, ch.header)
+		if ch.alt != "" {
+			delete(out.Header, ch.alt)
+		}
 	}
 	if variants {
 		for name := range out.Header {
@@ -224,9 +230,9 @@ func (a *Authenticator) protectedVariant(name string, rc *routeConfig) bool {
 	if strings.IndexByte(name, '_') < 0 {
 		return false
 	}
-	norm := http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
+	norm := hyphenated(name)
 	for _, ch := range a.claimHeaders {
-		if norm == ch.header {
+		if norm == ch.header || norm == ch.alt {
 			return true
 		}
 	}
@@ -304,4 +310,10 @@ func removeQueryParam(raw, name string) (string, bool) {
 		b.WriteString(part)
 	}
 	return b.String(), removed
+}
+
+// hyphenated is a header name with its underscores read as hyphens, in
+// canonical form.
+func hyphenated(name string) string {
+	return http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))
 }

@@ -132,7 +132,9 @@ func WithAPIKeys(keys ...APIKey) Option {
 }
 
 // WithAPIKeyHeader sets the header that carries an API key. The default is
-// [DefaultAPIKeyHeader] (X-API-Key).
+// [DefaultAPIKeyHeader] (X-API-Key). Behind a gateway, a name with an
+// underscore ("api_key") never arrives: the gateway removes such headers
+// by default (gateway.WithUnderscoreHeaders keeps them).
 func WithAPIKeyHeader(name string) Option {
 	return optionFunc(func(c *config) { c.apiKeyHeader = name })
 }
@@ -155,7 +157,8 @@ func WithAPIKeyQuery(param string) Option {
 //
 // The middleware removes them on the routes it guards, and with them the
 // names that read as them once underscores are read as hyphens
-// ("X_User_Id" for "X-User-Id"), which nginx, CGI and WSGI upstreams take
+// ("X_User_Id" for "X-User-Id"; for a name given with underscores, its
+// spelling with hyphens), which nginx, CGI and WSGI upstreams take
 // for the same header; give the same header names to
 // gateway.WithDroppedHeaders so that no route, guarded or not, passes on
 // a client's own.

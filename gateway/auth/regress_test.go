@@ -105,3 +105,18 @@ func TestUnderscoreClaimHeaders(t *testing.T) {
 	assert.Contains(t, got.header, "X_Other", "a header that reads as no protected one is kept")
 	assert.Equal(t, "alice", got.header.Get("X-User-Id"))
 }
+
+// TestUnderscoreClaimHeaderName: a claim header named with underscores
+// ("X_User_Id") was set from the token, but a client's "X-User-Id",
+// which nginx, CGI and WSGI upstreams read as the same header, passed
+// beside it.
+func TestUnderscoreClaimHeaderName(t *testing.T) {
+	a := newAuth(t, auth.WithKeys(auth.Key{ID: "k1", Algorithm: "RS256", Key: &rsa1.PublicKey}),
+		auth.WithClaimHeaders(map[string]string{"sub": "X_User_Id"}))
+	r := bearerRequest(sign(t, jwt.SigningMethodRS256, rsa1, "k1", claims("alice")))
+	r.Header.Set("X-User-Id", "forged")
+	resp, _, got := serve(t, a, r)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.NotContains(t, got.header, "X-User-Id")
+	assert.Equal(t, []string{"alice"}, got.header["X_user_id"])
+}

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
@@ -150,10 +151,19 @@ func run(serve, addr, upstream, cpuprofile, memprofile string) error {
 		if ferr != nil {
 			return errors.Join(err, ferr)
 		}
-		defer f.Close()
-		err = errors.Join(err, pprof.Lookup("allocs").WriteTo(f, 0))
+		err = errors.Join(err, writeAllocs(f, 0), f.Close())
 	}
 	return err
+}
+
+// writeAllocs writes the profile of every allocation made so far. The
+// runtime publishes the profile at the end of a garbage collection (it
+// "may be up to two garbage collection cycles old"), so one is run first:
+// without it the allocations since the last one, the end of the run,
+// were missing from the counts.
+func writeAllocs(w io.Writer, debug int) error {
+	runtime.GC()
+	return pprof.Lookup("allocs").WriteTo(w, debug)
 }
 
 // headerFlag collects -H "Name: value" flags.
