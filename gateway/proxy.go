@@ -204,7 +204,9 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 		u.finish(ctx, t, done, err, 0)
 		return nil, err
 	}
-	u.finish(ctx, t, done, nil, resp.StatusCode)
+	if !u.finishGRPC(ctx, t, done, resp) {
+		u.finish(ctx, t, done, nil, resp.StatusCode)
+	}
 	resp.Body = newAttemptBody(resp.Body, s, cancel)
 	return resp, nil
 }
