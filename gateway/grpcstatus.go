@@ -17,7 +17,8 @@ import (
 // from the HTTP status: when the trailers-only headers arrive, or when
 // the body has been read to its end and its trailers are in.
 //
-// The breaker counts UNAVAILABLE (14), DEADLINE_EXCEEDED (4),
+// The breaker counts UNAVAILABLE (14), DEADLINE_EXCEEDED (4, unless the
+// request carried the client's own grpc-timeout),
 // RESOURCE_EXHAUSTED (8) and INTERNAL (13) as failures, the default
 // failure codes of circuitbreaker/grpcbreaker's client interceptors, as
 // well as a response that ends without a grpc-status or whose body fails
@@ -51,6 +52,15 @@ func grpcBreakerFailure(code string) bool {
 
 func grpcOutlierFailure(code string) bool { return code == "4" || code == "14" }
 
+// clientDeadline reports whether a DEADLINE_EXCEEDED answer is due to
+// the deadline the client gave (the request's grpc-timeout): the
+// client's choice, which any server can miss (a forged 1ns), and not a
+// failure of the target. The gateway's own route timeout and per-try
+// timeout still count.
+func clientDeadline(resp *http.Response, code string) bool {
+	return code == "4" && resp.Request != nil && resp.Request.Header.Get("Grpc-Timeout") != ""
+}
+
 // isGRPC reports whether resp is a gRPC answer (HTTP/2, 200,
 // application/grpc or application/grpc+codec); gRPC-Web answers carry
 // their status in the body and are not.
@@ -71,11 +81,11 @@ func (u *upstream) finishGRPC(ctx context.Context, t *target, done func(error), 
 		return false
 	}
 	if st, ok := resp.Header["Grpc-Status"]; ok && len(st) > 0 {
-		u.finishGRPCStatus(ctx, t, done, st[0], nil)
+		u.finishGRPCStatus(ctx, t, done, resp, st[0], nil)
 		return true
 	}
 	resp.Body = &grpcBody{ReadCloser: resp.Body, resp: resp, report: func(code string, err error) {
-		u.finishGRPCStatus(ctx, t, done, code, err)
+		u.finishGRPCStatus(ctx, t, done, resp, code, err)
 	}}
 	return true
 }
@@ -83,20 +93,20 @@ func (u *upstream) finishGRPC(ctx context.Context, t *target, done func(error), 
 // finishGRPCStatus reports a gRPC attempt's outcome: its grpc-status, or
 // err when the response broke or ended without one. An attempt whose
 // client went away counts for neither the breaker nor outlier detection.
-func (u *upstream) finishGRPCStatus(ctx context.Context, t *target, done func(error), code string, err error) {
+func (u *upstream) finishGRPCStatus(ctx context.Context, t *target, done func(error), resp *http.Response, code string, err error) {
 	gone := errors.Is(context.Cause(ctx), context.Canceled) || errors.Is(err, context.Canceled)
 	if done != nil {
 		berr := err
 		switch {
 		case gone:
 			berr = context.Canceled
-		case err == nil && grpcBreakerFailure(code):
+		case err == nil && grpcBreakerFailure(code) && !clientDeadline(resp, code):
 			berr = &grpcStatusError{code}
 		}
 		done(berr)
 	}
 	if !gone {
-		u.record(t, err != nil || grpcOutlierFailure(code))
+		u.record(t, err != nil || grpcOutlierFailure(code) && !clientDeadline(resp, code))
 	}
 }
 
