@@ -74,7 +74,10 @@
 // Outlier detection counts UNAVAILABLE and DEADLINE_EXCEEDED. Protect
 // the server from its own overload with grpcbreaker's server
 // interceptor, and clients of the service with its
-// client interceptor. The gateway retries only requests that are safe to
+// client interceptor. Leave the upstream's HealthCheck unset (or point
+// it at an HTTP endpoint the target serves besides gRPC): the gateway's
+// health checks are HTTP GETs, which a gRPC server refuses, so they would
+// take every target out of service. The gateway retries only requests that are safe to
 // repeat, and a gRPC call is a POST: send an Idempotency-Key header to
 // make one retryable.
 //
