@@ -85,3 +85,44 @@ func TestOtelgrpcSpanPerAttempt(t *testing.T) {
 		seen[sc.SpanID()] = true
 	}
 }
+
+// TestOtelgrpcSpanPerStreamAttempt: a retried stream is two client spans,
+// each attempt with its own trace context on the wire.
+func TestOtelgrpcSpanPerStreamAttempt(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	prop := propagation.TraceContext{}
+	srv := &server{script: failing(1, status.Error(codes.Unavailable, "down"))}
+	cc := serve(t, srv, false, nil,
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tp), otelgrpc.WithPropagators(prop))),
+		grpc.WithStreamInterceptor(grpcretry.StreamClientInterceptor(fast(retry.WithTracerProvider(tp)), grpcretry.WithMethods(outputCall))))
+
+	ctx, root := tp.Tracer("test").Start(context.Background(), "root")
+	st, err := testpb.NewTestServiceClient(cc).StreamingOutputCall(ctx, outputRequest(1, 2))
+	require.NoError(t, err)
+	msgs, err := recvAll(st)
+	require.NoError(t, err)
+	require.Len(t, msgs, 2)
+	root.End()
+
+	ids := map[trace.SpanID]bool{}
+	for _, s := range rec.Ended() {
+		if s.SpanKind() == trace.SpanKindClient {
+			ids[s.SpanContext().SpanID()] = true
+		}
+	}
+	assert.Len(t, ids, 2, "one client span per stream attempt")
+	mds := srv.metadata()
+	require.Len(t, mds, 2)
+	seen := map[trace.SpanID]bool{}
+	for i, md := range mds {
+		carrier := propagation.MapCarrier{}
+		for k, v := range md {
+			carrier[k] = v[0]
+		}
+		sc := trace.SpanContextFromContext(prop.Extract(context.Background(), carrier))
+		assert.True(t, ids[sc.SpanID()], "attempt %d carries its own client span", i+1)
+		seen[sc.SpanID()] = true
+	}
+	assert.Len(t, seen, 2)
+}

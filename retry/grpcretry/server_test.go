@@ -21,6 +21,7 @@ type fault struct {
 	err       error
 	trailer   metadata.MD
 	sendFirst int
+	afterRecv int  // FullDuplexCall: fail once this many messages have arrived
 	block     bool // wait for the call's context to end, then fail with its error
 }
 
@@ -133,6 +134,12 @@ func (s *server) FullDuplexCall(st grpc.BidiStreamingServer[testpb.StreamingOutp
 		}
 		for _, p := range req.ResponseParameters {
 			sizes = append(sizes, p.Size)
+		}
+		if f != nil && f.afterRecv > 0 && len(sizes) == f.afterRecv {
+			s.mu.Lock()
+			s.recvd = append(s.recvd, sizes)
+			s.mu.Unlock()
+			return f.apply(st.Context(), st.SetTrailer)
 		}
 	}
 	s.mu.Lock()

@@ -31,10 +31,12 @@ import (
 // open, or whose first attempt fails before any response, is opened again
 // there, after the backoff or the server's pushback, and RecvMsg returns
 // the first message of the attempt that succeeded. Opening the stream
-// fails at once only with an error not worth retrying. SendMsg on a stream
-// whose attempt has broken returns io.EOF, as gRPC's does: call RecvMsg for
-// the status, or for the retried stream's first message. Header does not
-// retry: on a stream that failed to open it returns the failure.
+// fails at once only with an error not worth retrying. Until the stream
+// is committed, SendMsg on an attempt that has broken returns nil rather
+// than io.EOF, since the message is kept for the retry (as with gRPC's own
+// retries); RecvMsg reports the failure if the stream is not retried.
+// SendMsg and RecvMsg may run on two goroutines, as gRPC allows. Header
+// does not retry: on a stream that failed to open it returns the failure.
 //
 // The stream's context, metadata, per-attempt timeout and telemetry
 // behave as for unary calls; each attempt is a stream of its own for a
@@ -50,7 +52,7 @@ func StreamClientInterceptor(r *retry.Retrier, opts ...Option) grpc.StreamClient
 			return streamer(ctx, desc, cc, method, callOpts...)
 		}
 		s := &stream{c: c, r: r, ctx: ctx, desc: desc, cc: cc, method: method, streamer: streamer, opts: callOpts}
-		if err := s.open(ctx); err != nil {
+		if err := s.open(ctx, false); err != nil {
 			if _, _, retryable := c.judge(err, nil, s.attemptTimedOut()); !retryable {
 				return nil, err
 			}
@@ -85,8 +87,13 @@ type stream struct {
 	last      error // the last attempt's error, for RecvMsg's goroutine
 }
 
-// open starts an attempt with context ctx and makes it current.
-func (s *stream) open(ctx context.Context) error {
+// open starts an attempt with context ctx and makes it current. With
+// replay, it first sends the messages kept so far on it, and closes its
+// send side if the caller has, holding mu meanwhile: a SendMsg on
+// another goroutine waits, then goes to the new stream, so that no
+// message is sent twice or out of order. A broken new stream (io.EOF
+// while replaying) is reported by the next RecvMsg.
+func (s *stream) open(ctx context.Context, replay bool) error {
 	opts := s.opts
 	var timedOut *atomic.Bool
 	var timer *time.Timer
@@ -110,18 +117,11 @@ func (s *stream) open(ctx context.Context) error {
 		return err
 	}
 	s.cur = cs
-	return nil
-}
-
-func (s *stream) attemptTimedOut() bool { return s.timedOut != nil && s.timedOut.Load() }
-
-// replay sends what the caller has sent so far on the current stream. A
-// broken stream (io.EOF) is reported by the next RecvMsg.
-func (s *stream) replay() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if !replay {
+		return nil
+	}
 	for _, m := range s.sent {
-		if err := s.cur.SendMsg(m); err != nil {
+		if err := cs.SendMsg(m); err != nil {
 			if err == io.EOF {
 				return nil
 			}
@@ -129,18 +129,21 @@ func (s *stream) replay() error {
 		}
 	}
 	if s.closed {
-		if err := s.cur.CloseSend(); err != nil && err != io.EOF {
+		if err := cs.CloseSend(); err != nil && err != io.EOF {
 			return err
 		}
 	}
 	return nil
 }
 
+func (s *stream) attemptTimedOut() bool { return s.timedOut != nil && s.timedOut.Load() }
+
 func (s *stream) SendMsg(m any) error {
 	s.mu.Lock()
+	kept := false
 	if !s.committed && !s.overflow {
 		if len(s.sent) < s.c.maxBuffered {
-			s.sent = append(s.sent, m)
+			s.sent, kept = append(s.sent, m), true
 		} else {
 			s.overflow, s.sent = true, nil
 		}
@@ -150,7 +153,14 @@ func (s *stream) SendMsg(m any) error {
 	if cur == nil {
 		return nil // kept for the attempt that RecvMsg will open
 	}
-	return cur.SendMsg(m)
+	err := cur.SendMsg(m)
+	if err == io.EOF && kept {
+		// The attempt has broken, but m is kept: the first RecvMsg learns
+		// why and, if it retries, sends m again on the new stream. As with
+		// gRPC's own retries, the sender goes on meanwhile.
+		return nil
+	}
+	return err
 }
 
 func (s *stream) CloseSend() error {
@@ -236,11 +246,12 @@ func (s *stream) RecvMsg(m any) error {
 func (s *stream) attempt(actx context.Context, m any, eof *bool) error {
 	if retry.ResendCount(actx) > 0 {
 		actx = attemptContext(actx, s.method)
-		if err := s.open(actx); err != nil {
-			return s.verdict(actx, err, nil)
-		}
-		if err := s.replay(); err != nil {
-			return s.verdict(actx, err, s.cur.Trailer())
+		if err := s.open(actx, true); err != nil {
+			var trailer metadata.MD
+			if s.cur != nil { // opened, but the replay failed
+				trailer = s.cur.Trailer()
+			}
+			return s.verdict(actx, err, trailer)
 		}
 	} else if s.cur == nil {
 		return s.verdict(actx, s.pending, nil)
