@@ -98,3 +98,35 @@ func TestBreakerIgnoresCallerErrors(t *testing.T) {
 	assert.Equal(t, int64(5), inv.calls.Load())
 	assert.Equal(t, int64(0), opened.Load())
 }
+
+// A client that goes away in the middle of a server stream does not
+// count against the target, whatever the stream's end looks like.
+func TestBreakerIgnoresAbandonedStreams(t *testing.T) {
+	inv := newInventory()
+	addr := startGRPC(t, inv, nil, grpc.StreamInterceptor(
+		func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := h(srv, ss); err != nil {
+				return err
+			}
+			<-ss.Context().Done() // the client goes away
+			return status.Error(codes.Unavailable, "ended by the client going away")
+		}))
+	breaker, opened := countingBreaker()
+	gw := newGateway(t, addr, nil, breaker)
+	watch := connect.NewClient[inventorypb.WatchStockRequest, inventorypb.StockLevel](http.DefaultClient,
+		gw.URL+"/inventory.v1.InventoryService/WatchStock")
+	for range 5 {
+		ctx, cancel := context.WithCancel(t.Context())
+		req := connect.NewRequest(&inventorypb.WatchStockRequest{Sku: "sku-1"})
+		req.Header().Set("X-Api-Key", apiKey)
+		stream, err := watch.CallServerStream(ctx, req)
+		require.NoError(t, err)
+		require.True(t, stream.Receive(), "%v", stream.Err())
+		cancel()
+		for stream.Receive() {
+		}
+		_ = stream.Close()
+	}
+	assert.Equal(t, int64(5), inv.calls.Load())
+	assert.Equal(t, int64(0), opened.Load(), "breaker openings")
+}
