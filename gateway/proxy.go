@@ -204,7 +204,9 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 		u.finish(ctx, t, done, err, 0)
 		return nil, err
 	}
-	u.finish(ctx, t, done, nil, resp.StatusCode)
+	if !u.finishGRPC(ctx, t, done, resp) {
+		u.finish(ctx, t, done, nil, resp.StatusCode)
+	}
 	var b *attemptBody
 	if st := stateOf(ctx); st != nil && st.abTaken.CompareAndSwap(false, true) {
 		b = &st.ab // the request's first attempt: no allocation

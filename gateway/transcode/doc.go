@@ -65,12 +65,19 @@
 // # Breakers and retries
 //
 // The gateway's breakers count transport errors, timeouts and statuses
-// of 500 and above. A gRPC server answers its errors with HTTP 200 and
-// the status in a trailer, so an UNAVAILABLE from the server does not
-// count against the target: the breaker opens when the target cannot be
-// reached or times out. Protect the server from its own failures with
-// grpcbreaker's server interceptor, and clients of the service with its
-// client interceptor. The gateway retries only requests that are safe to
+// of 500 and above, and, for a gRPC answer (HTTP 200 whatever the
+// outcome), its grpc-status: UNAVAILABLE, DEADLINE_EXCEEDED,
+// RESOURCE_EXHAUSTED and INTERNAL count as failures of the target, as
+// grpcbreaker's client interceptor counts them by default, read from the
+// headers of a trailers-only answer or from the trailers once the
+// answer's body has been copied (a server stream counts when it ends).
+// Outlier detection counts UNAVAILABLE and DEADLINE_EXCEEDED. Protect
+// the server from its own overload with grpcbreaker's server
+// interceptor, and clients of the service with its
+// client interceptor. Leave the upstream's HealthCheck unset (or point
+// it at an HTTP endpoint the target serves besides gRPC): the gateway's
+// health checks are HTTP GETs, which a gRPC server refuses, so they would
+// take every target out of service. The gateway retries only requests that are safe to
 // repeat, and a gRPC call is a POST: send an Idempotency-Key header to
 // make one retryable.
 //

@@ -174,7 +174,26 @@ func (t *Transcoder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "transcode: the Transcoder was not made by New", http.StatusInternalServerError)
 		return
 	}
+	stripGRPCHeaders(r)
 	t.vg.ServeHTTP(w, r)
+}
+
+// stripGRPCHeaders deletes the grpc-* headers (grpc-timeout,
+// grpc-encoding, grpc-status, ...) of a request that is neither gRPC nor
+// gRPC-Web: those are the gRPC protocol's own, which the transcoder sets
+// from what the REST or Connect request says (Connect-Timeout-Ms becomes
+// grpc-timeout), and a REST client has no business forging them. A
+// forged grpc-timeout of 1ns would have the upstream answer
+// DEADLINE_EXCEEDED to every call.
+func stripGRPCHeaders(r *http.Request) {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+		return // gRPC and gRPC-Web: grpc-timeout is the client's deadline
+	}
+	for k := range r.Header {
+		if len(k) > 5 && strings.EqualFold(k[:5], "grpc-") {
+			delete(r.Header, k)
+		}
+	}
 }
 
 // Patterns returns the [http.ServeMux] patterns that cover every request

@@ -92,6 +92,8 @@ type Server struct {
 	mu       sync.Mutex
 	shutdown chan struct{} // closed by Shutdown
 	down     bool
+	stopCtx  context.Context // ended by Shutdown
+	stop     context.CancelFunc
 }
 
 // New returns a health service answering from h, or an error naming every
@@ -116,7 +118,10 @@ func New(h *hexagonal.Health, opts ...Option) (*Server, error) {
 	}
 	names := append([]string{""}, cfg.order...)
 	sort.Strings(names)
+	stopCtx, stop := context.WithCancel(context.Background())
 	return &Server{
+		stopCtx:  stopCtx,
+		stop:     stop,
 		health:   h,
 		services: cfg.services,
 		names:    names,
@@ -232,7 +237,12 @@ func (s *Server) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_
 	if s == nil || s.health == nil {
 		return status.Error(codes.Internal, "grpchealth: the Server was not made by New")
 	}
-	ctx := stream.Context()
+	// The checks run under a context that Shutdown ends too: a Watch
+	// waiting for a check that hangs (up to its own timeout) ends at
+	// once, and GracefulStop does not wait for it.
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	defer context.AfterFunc(s.stopCtx, cancel)()
 	service := req.GetService()
 	last := healthpb.HealthCheckResponse_ServingStatus(-1)
 	send := func(st healthpb.HealthCheckResponse_ServingStatus) error {
@@ -249,8 +259,8 @@ func (s *Server) Watch(req *healthpb.HealthCheckRequest, stream healthpb.Health_
 			return err
 		}
 		select {
-		case <-ctx.Done():
-			return status.FromContextError(ctx.Err()).Err()
+		case <-stream.Context().Done():
+			return status.FromContextError(stream.Context().Err()).Err()
 		case <-s.shutdown:
 			if s.known(service) {
 				return send(healthpb.HealthCheckResponse_NOT_SERVING)
@@ -274,5 +284,6 @@ func (s *Server) Shutdown() {
 	if !s.down {
 		s.down = true
 		close(s.shutdown)
+		s.stop()
 	}
 }
