@@ -366,7 +366,11 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	// stream's version. The statements are pipelined with
 	// one Sync at the end, so the server counts no idle time among them.
 	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
+	// READ COMMITTED whatever the session's default_transaction_isolation:
+	// the statements after the lock must see the commits of the appends
+	// that held it before, which a snapshot taken for the transaction at
+	// its first statement (REPEATABLE READ), before the wait, would not.
+	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	// The lock comes before the first write, which gives the transaction
 	// its id: so the appends to a stream take ids, and so positions, in
 	// the order of their versions.
