@@ -167,9 +167,9 @@ FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIM
 		subMeta: r.Replace(`SELECT (SELECT last_value FROM {s}.events_position_seq),
 	coalesce((SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8
 		FROM {s}.events WHERE position >= {bound} ORDER BY position LIMIT 1), 0)`),
-		head:          r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < {bound}`),
+		head: r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < {bound}`),
 		// A range scan of the primary key, stopped after $2 rows.
-		countAfter: r.Replace(`SELECT count(*) FROM (SELECT FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIMIT $2) AS e`),
+		countAfter:    r.Replace(`SELECT count(*) FROM (SELECT FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIMIT $2) AS e`),
 		recordCommand: r.Replace(`INSERT INTO {s}.commands (command_id, stream_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
 		hasCommand:    r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1)`),
 		hasCommandIn:  r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1 AND stream_id = $2)`),
