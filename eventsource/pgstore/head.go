@@ -77,8 +77,10 @@ func (s *Store) CountAfter(ctx context.Context, afterPosition, limit int64) (int
 
 // AwaitVisible waits until readers ([Store.ReadAll], [Store.Subscribe],
 // [Store.Head]) can read every event committed before the call: until
-// every transaction of the server that was running at the call has
-// ended (see "The global order" in the package documentation). A reader
+// every transaction of the server with a lower id than the last one
+// to end before the call has ended (see "The global order" in the
+// package documentation). A transaction running at the call that took
+// its id after that one may still be running when it returns. A reader
 // that must see its own appends, a test say, calls it between the
 // append and the read. It polls, every millisecond at first and every
 // 50 milliseconds at most, until ctx is done; a transaction that does not
