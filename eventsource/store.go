@@ -48,16 +48,28 @@ type Store interface {
 	// whole stream. A stream with no events yields nothing.
 	ReadStream(ctx context.Context, streamID string, fromVersion int64) iter.Seq2[Event, error]
 
-	// ReadAll yields every event whose position is greater than
-	// afterPosition, in position order, up to the events committed when the
-	// read reached them. Positions a reader has passed are never filled in
-	// later, so a reader that stores the last position it handled and reads
-	// on from there misses nothing.
+	// ReadAll yields the events whose position is greater than
+	// afterPosition, in increasing position order, each once, and ends
+	// where the store's readable order ends when the read reaches it: it
+	// yields only committed events, and never one while an event of a
+	// lower position may still be committed. So positions a reader has
+	// passed are never filled in later, and a reader that stores the last
+	// position it handled and reads on from there misses nothing.
+	//
+	// The readable order may end before the last committed event: a
+	// store may hold back events committed while a transaction that could
+	// still commit events below them is running, until it ends (pgstore
+	// holds back the events committed after the oldest transaction
+	// running on its server began; see its documentation, and its
+	// AwaitVisible for a reader that must see its own appends). The
+	// memory store holds nothing back: a read yields every event
+	// committed when it reaches it.
 	ReadAll(ctx context.Context, afterPosition int64) iter.Seq2[Event, error]
 
 	// Subscribe yields every event whose position is greater than
 	// afterPosition, like ReadAll, and then waits for new events and yields
-	// them as they are committed, until ctx is done, when the sequence ends
+	// them as they become readable (committed, and not held back, as
+	// ReadAll says), until ctx is done, when the sequence ends
 	// without an error. Delivery is at least once: a subscriber that
 	// resumes from its stored position sees again the events it handled
 	// after storing it.

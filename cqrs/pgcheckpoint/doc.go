@@ -133,15 +133,16 @@
 //     db.response.status_code on failure.
 //   - cqrs.projection.lag (gauge, {event}): for each projection Project
 //     runs, by cqrs.projection, the events committed to the event store
-//     that it has not handled yet: the store's last position less the
-//     projection's checkpoint. It needs an event store that is an
+//     that it has not handled yet. It needs an event store that is an
 //     [eventsource.HeadReader] (pgstore and the memory store are). The
 //     gauge's callback runs no query: Project reads the store's head as
 //     it starts, then every second while it runs, once a reader has
 //     collected the gauge (pgstore records those reads without spans).
-//     With pgstore, whose positions are made of transaction ids (16384
-//     per transaction, see its package documentation), the difference is
-//     in positions, not events: far above the events behind, it is 0 when
-//     the projection is at the head and grows with the transactions it
-//     is behind.
+//     With a store whose positions are 1, 2, 3, … (the memory store) the
+//     lag is the head less the projection's checkpoint; pgstore's
+//     positions have gaps (they are made of transaction ids), so with it,
+//     an [eventsource.EventCounter], each of those reads also counts the
+//     events after the checkpoint, 100,000 at most, and the gauge reports
+//     that count, as of the last read (0 once the projection reaches the
+//     head then read).
 package pgcheckpoint

@@ -196,6 +196,9 @@
 //   - head {schema}.events: Head. The projection lag gauges of packages
 //     cqrs and cqrs/pgcheckpoint read the head every second; those reads
 //     have no span, only their duration.
+//   - count {schema}.events: CountAfter, which those gauges call every
+//     second too (positions have gaps: they count events with it); their
+//     calls have no span either.
 //   - command_recorded {schema}.commands: CommandRecorded and
 //     CommandRecordedIn.
 //   - load_snapshot {schema}.snapshots, save_snapshot
@@ -212,7 +215,7 @@
 //
 //   - db.system.name: postgresql.
 //   - db.operation.name: BATCH, notify, read_stream, read_all,
-//     subscribe, listen, unlisten, head, command_recorded,
+//     subscribe, listen, unlisten, head, count, command_recorded,
 //     load_snapshot, save_snapshot, delete_snapshot or migrate.
 //   - db.collection.name: {schema}.events, {schema}.snapshots or
 //     {schema}.commands; none for notify, listen, unlisten and migrate.

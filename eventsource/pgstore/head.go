@@ -10,7 +10,10 @@ import (
 	"github.com/otelpatterns/patterns/internal/projlag"
 )
 
-var _ eventsource.HeadReader = (*Store)(nil)
+var (
+	_ eventsource.HeadReader   = (*Store)(nil)
+	_ eventsource.EventCounter = (*Store)(nil)
+)
 
 // Head implements [eventsource.HeadReader]: it returns the position of
 // the last event that readers may read (below those that a transaction
@@ -39,10 +42,45 @@ func (s *Store) Head(ctx context.Context) (int64, error) {
 	return head, nil
 }
 
+// CountAfter implements [eventsource.EventCounter]: it counts the events
+// that [Store.ReadAll] would read after afterPosition now, limit at most,
+// with one query that scans the primary key's index from afterPosition
+// and stops after limit rows. Positions have gaps (see "The global
+// order" in the package documentation), so the head less a position
+// counts positions, not events: the projection lag gauges of packages
+// cqrs and cqrs/pgcheckpoint count with this instead.
+//
+// Like [Store.Head], it has a span except when those gauges call it.
+func (s *Store) CountAfter(ctx context.Context, afterPosition, limit int64) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if limit <= 0 {
+		return 0, nil
+	}
+	var n int64
+	var err error
+	if projlag.Refreshing(ctx) {
+		start := time.Now()
+		err = s.pool.QueryRow(ctx, s.sql.countAfter, max(afterPosition, 0), limit).Scan(&n)
+		s.tel.Record(ctx, opCount, start, err)
+	} else {
+		ctx, span, start := s.tel.Start(ctx, opCount)
+		err = s.pool.QueryRow(ctx, s.sql.countAfter, max(afterPosition, 0), limit).Scan(&n)
+		s.tel.End(ctx, span, opCount, start, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("pgstore: counting the events after position %d: %w", afterPosition, pgschema.Err(ctx, err))
+	}
+	return n, nil
+}
+
 // AwaitVisible waits until readers ([Store.ReadAll], [Store.Subscribe],
 // [Store.Head]) can read every event committed before the call: until
-// every transaction of the server that was running at the call has
-// ended (see "The global order" in the package documentation). A reader
+// every transaction of the server with a lower id than the last one
+// to end before the call has ended (see "The global order" in the
+// package documentation). A transaction running at the call that took
+// its id after that one may still be running when it returns. A reader
 // that must see its own appends, a test say, calls it between the
 // append and the read. It polls, every millisecond at first and every
 // 50 milliseconds at most, until ctx is done; a transaction that does not

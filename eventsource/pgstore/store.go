@@ -111,6 +111,7 @@ type statements struct {
 	unstage                    string
 	readStream, readAll        string
 	readSub, subMeta, head     string
+	countAfter                 string
 	loadSnapshot, saveSnapshot string
 	deleteSnapshot             string
 	recordCommand, hasCommand  string
@@ -166,7 +167,9 @@ FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIM
 		subMeta: r.Replace(`SELECT (SELECT last_value FROM {s}.events_position_seq),
 	coalesce((SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8
 		FROM {s}.events WHERE position >= {bound} ORDER BY position LIMIT 1), 0)`),
-		head:          r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < {bound}`),
+		head: r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < {bound}`),
+		// A range scan of the primary key, stopped after $2 rows.
+		countAfter:    r.Replace(`SELECT count(*) FROM (SELECT FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIMIT $2) AS e`),
 		recordCommand: r.Replace(`INSERT INTO {s}.commands (command_id, stream_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`),
 		hasCommand:    r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1)`),
 		hasCommandIn:  r.Replace(`SELECT EXISTS (SELECT FROM {s}.commands WHERE command_id = $1 AND stream_id = $2)`),
@@ -316,7 +319,18 @@ func (s *Store) Append(ctx context.Context, streamID string, expected eventsourc
 		errors.Is(err, eventsource.ErrEventIDTaken): // an *EventIDTakenError
 		return nil, err
 	}
+	if isLockTimeout(err) && ctx.Err() == nil {
+		// The server's wait for the lock ran out a moment before ctx.
+		err = fmt.Errorf("%w: waiting for the stream's append lock (%w)", context.DeadlineExceeded, err)
+	}
 	return nil, fmt.Errorf("pgstore: appending to stream %s: %w", brief.Quote(streamID), pgschema.Err(ctx, err))
+}
+
+// isLockTimeout reports whether err is the end of a wait for a lock that
+// ran out of lock_timeout (lockTimeout).
+func isLockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
 
 // maxAttempts is how many times Append runs its transaction when it fails
@@ -366,11 +380,24 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	// stream's version. The statements are pipelined with
 	// one Sync at the end, so the server counts no idle time among them.
 	b := &pgx.Batch{}
-	b.BeginTx(pgx.TxOptions{})
+	// READ COMMITTED whatever the session's default_transaction_isolation:
+	// the statements after the lock must see the commits of the appends
+	// that held it before, which a snapshot taken for the transaction at
+	// its first statement (REPEATABLE READ), before the wait, would not.
+	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	// The lock comes before the first write, which gives the transaction
 	// its id: so the appends to a stream take ids, and so positions, in
 	// the order of their versions.
-	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true), pg_advisory_xact_lock($2)", s.idleLimit, s.lockKey(streamID))
+	//
+	// The server waits for the lock no longer than ctx's deadline
+	// (lock_timeout; set first, the columns are evaluated in order): a
+	// session left waiting by a client that gave up, and could not cancel
+	// it (a cut network), would otherwise take the lock in its turn and
+	// hold it, idle, until the idle timeout ended it, and the retries of
+	// a client whose attempts time out would queue behind their own
+	// abandoned attempts for as long as they come.
+	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true), set_config('lock_timeout', coalesce($3, current_setting('lock_timeout')), true), pg_advisory_xact_lock($2)",
+		s.idleLimit, s.lockKey(streamID), lockTimeout(ctx))
 	var upload pgtype.UUID // of the staged events; not Valid if not staged
 	if s.stageAbove >= 0 && size(events) > s.stageAbove {
 		cols, err := encode(events)
@@ -472,6 +499,19 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 		return nil, 0, statements, err
 	}
 	return out, len(out), statements, nil
+}
+
+// lockTimeout returns the lock_timeout of an append under ctx: the time
+// left until ctx's deadline, in whole milliseconds rounded up, or nil
+// (the session's setting) without a deadline.
+func lockTimeout(ctx context.Context) *string {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return nil
+	}
+	ms := max((time.Until(deadline)+time.Millisecond-1)/time.Millisecond, 1)
+	v := strconv.FormatInt(int64(ms), 10) + "ms"
+	return &v
 }
 
 // notifySQL tells subscribers that events were appended. It runs after

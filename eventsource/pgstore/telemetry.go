@@ -43,6 +43,7 @@ const (
 	opListen
 	opUnlisten
 	opHead
+	opCount
 	opCommandRecorded
 	opLoadSnapshot
 	opSaveSnapshot
@@ -64,6 +65,7 @@ var ops = [numOps]pgtel.Op{
 	opListen:          {Name: "listen"},
 	opUnlisten:        {Name: "unlisten"},
 	opHead:            {Name: "head", Table: "events"},
+	opCount:           {Name: "count", Table: "events"},
 	opCommandRecorded: {Name: "command_recorded", Table: "commands"},
 	opLoadSnapshot:    {Name: "load_snapshot", Table: "snapshots"},
 	opSaveSnapshot:    {Name: "save_snapshot", Table: "snapshots"},

@@ -86,6 +86,7 @@ func Run(t *testing.T, newStore func(t *testing.T) eventsource.Store) {
 		{"Canceled/MidRead", testCanceledMidRead},
 		{"Concurrent/Appends", testConcurrentAppends},
 		{"Concurrent/ExactRace", testExactRace},
+		{"Concurrent/CheckpointedReader", testCheckpointedReader},
 		{"Command/Duplicate", testCommandDuplicate},
 		{"Command/PerStream", testCommandPerStream},
 		{"Command/BeforeOtherChecks", testCommandFirst},
@@ -1437,4 +1438,76 @@ func testExactRace(t *testing.T, s *store) {
 			sameEvents(t, fmt.Sprintf("round %d: ReadStream after the race", i), readStream(t, s, stream, 1), concat(before, winner.events))
 		}
 	}
+}
+
+// testCheckpointedReader reads on from its last position with ReadAll,
+// over and over, while appends to several streams run side by side, as a
+// projection does: what the store's ReadAll contract promises is that it
+// never yields an event below one it yielded before (positions passed
+// are never filled in), so the reader ends with every appended event,
+// once, in increasing positions. Reads may stop short of the last
+// committed event (a store may hold events back); a final read, once the
+// appends are done, must reach them all.
+func testCheckpointedReader(t *testing.T, s *store) {
+	const workers, rounds = 6, 15
+	marker := mustAppend(t, s, s.streamID(t, "marker"), eventsource.NoStream, newEvents(1)...)
+	keep := s.mine(t)
+	c := ctx(t)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var appended []eventsource.Event
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			own := s.streamID(t, fmt.Sprint("w-", w))
+			version := int64(0)
+			for i := range rounds {
+				got, err := s.Append(c, own, eventsource.Exact(version), newEvents(1+(w+i)%2)...)
+				if err != nil {
+					errs <- fmt.Errorf("Append(%q, version %d) = %v", own, version, err)
+					return
+				}
+				version += int64(len(got))
+				mu.Lock()
+				appended = append(appended, got...)
+				mu.Unlock()
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	var seen []eventsource.Event
+	last := marker[0].Position
+	read := func() {
+		for e, err := range s.ReadAll(c, last) {
+			if err != nil {
+				t.Fatalf("ReadAll after %d: %v", last, err)
+			}
+			if e.Position <= last {
+				t.Fatalf("ReadAll after %d yielded position %d", last, e.Position)
+			}
+			last = e.Position
+			if keep(e) {
+				seen = append(seen, e)
+			}
+		}
+	}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		read()
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	read() // the appends are done: everything is readable
+	slices.SortFunc(appended, func(x, y eventsource.Event) int { return cmp.Compare(x.Position, y.Position) })
+	if len(seen) != len(appended) {
+		t.Fatalf("the checkpointed reader saw %d events; %d were appended (an event appeared below a position it had passed, or twice)", len(seen), len(appended))
+	}
+	sameEvents(t, "checkpointed reads during concurrent appends", seen, appended)
 }

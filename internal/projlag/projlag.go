@@ -7,7 +7,12 @@
 // collection). The store's head is read when a projection starts and then
 // every refresh interval by a goroutine of the gauge, while projections
 // run, once a reader has collected the gauge; the callback reports the
-// head last read minus each projection's position.
+// head last read minus each projection's position. A store whose
+// positions are not counts of events (pgstore's have gaps) is an
+// [eventsource.EventCounter]: then each refresh also counts the events
+// after each projection's position, up to [CountLimit], and the callback
+// reports that count (0 once the projection has reached the head read
+// with it).
 package projlag
 
 import (
@@ -37,6 +42,12 @@ const AttrProjection = attribute.Key("cqrs.projection")
 // the gauge is collected.
 const DefaultRefresh = time.Second
 
+// CountLimit is the most events the gauge counts after a projection's
+// position in a store that is an [eventsource.EventCounter]: a projection
+// further behind is reported CountLimit events behind, so that a refresh
+// costs a bounded scan however far behind it is.
+const CountLimit = 100_000
+
 // refreshKey marks the context of the gauge's reads of the head.
 type refreshKey struct{}
 
@@ -55,6 +66,7 @@ func Refreshing(ctx context.Context) bool {
 // nor before the head was read once. It is safe for concurrent use.
 type Gauge struct {
 	head    eventsource.HeadReader
+	counter eventsource.EventCounter // nil: positions count events
 	refresh time.Duration
 	reg     *telemetry.Registration
 
@@ -72,6 +84,16 @@ type Gauge struct {
 type Position struct {
 	atomic.Int64
 	set []metric.ObserveOption
+	// counted is the last count of the events after the projection's
+	// position, with a store that is an EventCounter; nil before one.
+	counted atomic.Pointer[count]
+}
+
+// count is a count of the events after a position.
+type count struct {
+	from int64 // the position counted from
+	head int64 // the head read just before
+	n    int64 // the events after from, CountLimit at most
 }
 
 // New registers the gauge with m, reading the head of store every refresh
@@ -86,6 +108,7 @@ func New(m metric.Meter, store eventsource.Store, refresh time.Duration) *Gauge 
 		return g
 	}
 	g.head = head
+	g.counter, _ = store.(eventsource.EventCounter)
 	gauge, err := m.Int64ObservableGauge(Name, metric.WithUnit(Unit),
 		metric.WithDescription("Events committed to the store that a projection has not handled yet."))
 	if err != nil {
@@ -97,7 +120,8 @@ func New(m metric.Meter, store eventsource.Store, refresh time.Duration) *Gauge 
 }
 
 // observe reports the lag of each tracked projection from the head last
-// read. It runs on the collecting goroutine and reads no store.
+// read, or from the last count of its events with an EventCounter. It
+// runs on the collecting goroutine and reads no store.
 func (g *Gauge) observe(o metric.Observer, gauge metric.Int64Observable) {
 	g.collected.Store(true)
 	if !g.known.Load() {
@@ -107,17 +131,49 @@ func (g *Gauge) observe(o metric.Observer, gauge metric.Int64Observable) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, p := range g.positions {
-		o.ObserveInt64(gauge, max(head-p.Load(), 0), p.set...)
+		pos := p.Load()
+		if g.counter == nil {
+			o.ObserveInt64(gauge, max(head-pos, 0), p.set...)
+			continue
+		}
+		c := p.counted.Load()
+		if c == nil {
+			continue // not counted yet
+		}
+		lag := c.n
+		if pos != c.from && pos >= c.head {
+			lag = 0 // it has reached the head read with the count
+		}
+		o.ObserveInt64(gauge, lag, p.set...)
 	}
 }
 
-// read reads the head of the store into the gauge. A failure keeps the
-// head last read: the store's own telemetry records it.
+// read reads the head of the store into the gauge and, with an
+// EventCounter, counts the events after each projection's position. A
+// failure keeps the head or count last read: the store's own telemetry
+// records it.
 func (g *Gauge) read(ctx context.Context) {
-	head, err := g.head.Head(context.WithValue(ctx, refreshKey{}, true))
-	if err == nil {
-		g.last.Store(head)
-		g.known.Store(true)
+	ctx = context.WithValue(ctx, refreshKey{}, true)
+	head, err := g.head.Head(ctx)
+	if err != nil {
+		return
+	}
+	g.last.Store(head)
+	g.known.Store(true)
+	if g.counter == nil {
+		return
+	}
+	g.mu.Lock()
+	tracked := make([]*Position, 0, len(g.positions))
+	for _, p := range g.positions {
+		tracked = append(tracked, p)
+	}
+	g.mu.Unlock()
+	for _, p := range tracked {
+		from := p.Load()
+		if n, err := g.counter.CountAfter(ctx, from, CountLimit); err == nil {
+			p.counted.Store(&count{from: from, head: head, n: n})
+		}
 	}
 }
 
@@ -152,15 +208,15 @@ func (g *Gauge) Track(ctx context.Context, name string, pos int64) *Position {
 	if g.reg == nil {
 		return p // nothing is reported
 	}
-	g.read(ctx)
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	g.positions[name] = p
 	if g.stop == nil {
 		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		g.stop, g.stopped = cancel, make(chan struct{})
 		go g.refresher(rctx, g.stopped)
 	}
+	g.mu.Unlock()
+	g.read(ctx) // counts p's events too
 	return p
 }
 
