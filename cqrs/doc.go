@@ -193,8 +193,10 @@
 //     error.type (the publish error's).
 //   - cqrs.projection.lag (gauge, {event}): for each projection a [Runner]
 //     runs, by cqrs.projection, how many committed events it has not
-//     handled yet: the store's head minus the projection's checkpoint. It
-//     needs a store that is an [eventsource.HeadReader].
+//     handled yet: counted by the store when it is an
+//     [eventsource.EventCounter] (pgstore, whose positions are sparse),
+//     up to 100,000, else the store's head minus the projection's
+//     checkpoint. It needs a store that is an [eventsource.HeadReader].
 //
 // The duration histograms have the bucket boundaries the semantic
 // conventions advise for messaging, from 5ms to 10s.
