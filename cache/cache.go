@@ -165,6 +165,9 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		IgnoreInternalCost: true,
 		OnEvict:            func(*ristretto.Item[entry[V]]) { tel.onEvict() },
 	}
+	if h := o.testOnExit; h != nil {
+		cfg.OnExit = func(entry[V]) { h() }
+	}
 	if o.maxBytes > 0 {
 		cfg.NumCounters = max(o.maxBytes/64, 1000) * defaultCountersFactor / 10
 		cfg.MaxCost = o.maxBytes
@@ -569,6 +572,15 @@ func (c *Cache[V]) fly(caller context.Context, key string, f *flight[V], l2Budge
 // channel: land reads it after.
 func (c *Cache[V]) land(key string, f *flight[V], v V, err error) {
 	c.flightsMu.Lock()
+	if f.afterQueued && !f.queued {
+		// The load replaced an expired L1 write that ristretto may still
+		// hold in its queue, and wrote nothing itself: once f is out of
+		// the map, nothing tells the next write of key to wait for it
+		// (forget), and ristretto would drop that write. Wait here.
+		c.flightsMu.Unlock()
+		c.l1.Wait()
+		c.flightsMu.Lock()
+	}
 	if g, ok := c.flights[key]; ok && g == f && !f.queued {
 		delete(c.flights, key)
 	}
@@ -1034,6 +1046,13 @@ func (c *Cache[V]) writeL1(key string, f *flight[V], e entry[V], cost int64, ttl
 		return
 	}
 	// Full: wait for ristretto to apply this write and the queued ones.
+	c.applyQueued()
+}
+
+// applyQueued waits for ristretto to apply the L1 writes it had queued,
+// and takes those the flights map holds out of it. It is called with
+// flightsMu held, and releases it.
+func (c *Cache[V]) applyQueued() {
 	applied := c.queued
 	c.queued, c.queuedCost = nil, 0
 	c.flightsMu.Unlock()

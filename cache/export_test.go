@@ -36,3 +36,16 @@ func InL1[V any](c *Cache[V], key string) bool {
 func StartLoad[V any](c *Cache[V], ctx context.Context) (context.Context, trace.Span) {
 	return c.tel.startLoad(ctx)
 }
+
+// WithL1OnExit makes h ristretto's OnExit, which ristretto calls on its
+// own goroutine when it applies a Del (and on the caller's in Del and in
+// a Set that replaces a value): a test holds ristretto's goroutine up in
+// it, so that L1 writes stay in ristretto's queue.
+func WithL1OnExit(h func()) Setting { return func(o *options) { o.testOnExit = h } }
+
+// ApplyQueued has c wait for ristretto to apply its queued L1 writes, as
+// it does every maxQueued writes, and take them out of its flights map.
+func ApplyQueued[V any](c *Cache[V]) {
+	c.flightsMu.Lock()
+	c.applyQueued()
+}

@@ -61,6 +61,7 @@ type Setting = func(*options)
 // options holds the settings; those that depend on V are kept as any and
 // checked against V by New.
 type options struct {
+	testOnExit   func() // tests: ristretto's OnExit, to hold up its goroutine
 	name         string
 	maxEntries   int64
 	maxBytes     int64

@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -175,4 +176,63 @@ func TestQueuedWritesConcurrently(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestSetAfterFailedReloadOfExpiredQueuedWrite: a load that replaces an
+// expired queued write (here a cached "not found" that expired before
+// ristretto applied it) and fails must not forget that ristretto still
+// holds that write: a Set of the key that followed without waiting would
+// be dropped by ristretto (its policy takes the second new write of a key
+// for an update) and lost once the cache waited. Ristretto's goroutine is
+// held up (WithL1OnExit) so that the writes stay queued.
+func TestSetAfterFailedReloadOfExpiredQueuedWrite(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		var exits atomic.Int32 // 0: not armed
+		release := make(chan struct{})
+		var fail atomic.Bool
+		c := newCache[string](t, cache.WithMaxEntries(100_000), cache.WithNegativeTTL(10*time.Millisecond),
+			cache.WithLoader(func(context.Context, string) (string, error) {
+				if fail.Load() {
+					return "", errors.New("source unavailable")
+				}
+				return "", cache.ErrNotFound
+			}),
+			cache.WithL1OnExit(func() {
+				// The first call is Del's own, the second ristretto's
+				// goroutine applying it.
+				if exits.Load() > 0 && exits.Add(1) == 3 {
+					<-release
+				}
+			}))
+		released := false
+		defer func() {
+			if !released {
+				close(release) // before Close, which needs ristretto's goroutine
+			}
+		}()
+		exits.Store(1)
+		require.NoError(t, c.Delete(ctx, "stall"))
+		synctest.Wait() // ristretto's goroutine is held up
+
+		_, err := c.Get(ctx, "k") // a "not found", queued
+		require.ErrorIs(t, err, cache.ErrNotFound)
+		fail.Store(true)
+		var wg sync.WaitGroup
+		time.Sleep(20 * time.Millisecond) // the queued "not found" expires
+		wg.Go(func() {
+			_, err := c.Get(ctx, "k") // reloads, and fails
+			assert.Error(t, err)
+			assert.NoError(t, c.Set(ctx, "k", "v"))
+		})
+		synctest.Wait() // done, or (fixed) waiting for ristretto
+		close(release)
+		released = true
+		wg.Wait()
+		fail.Store(false)
+		cache.ApplyQueued(c)
+		v, err := c.Get(ctx, "k")
+		require.NoError(t, err, "Get after Set")
+		assert.Equal(t, "v", v, "Get after Set")
+	})
 }
