@@ -33,7 +33,11 @@ func TestServerKilled(t *testing.T) {
 	srv.kill()
 
 	const deadline = 500 * time.Millisecond
-	const slack = 300 * time.Millisecond
+	// The check is that a call gives up at its context's deadline rather
+	// than at go-redis's own timeouts (a 5s dial, retried): the slack is
+	// wide so that a loaded machine's scheduling cannot fail it, and
+	// still well short of what ignoring the deadline would take.
+	const slack = 3 * time.Second
 	calls := []struct {
 		name string
 		call func(context.Context) error
