@@ -292,6 +292,9 @@ func (b *bank) report(ctx context.Context, proj *infra.Projection) error {
 	// A rebuild: every event in the global order, as a new read model
 	// would start.
 	rebuilt := infra.NewProjection(b.reg, nil)
+	if err := awaitVisible(ctx, b.be.Store); err != nil {
+		return err
+	}
 	n := 0
 	for e, err := range b.be.Store.ReadAll(ctx, 0) {
 		if err != nil {
@@ -356,4 +359,16 @@ func plural(n int64, noun string) string {
 func isRuleError(err error) bool {
 	_, ok := hexagonal.DomainKind(err)
 	return ok
+}
+
+// awaitVisible waits, on a store that can hold committed events back from
+// readers (pgstore, while a transaction that could still commit a lower
+// position runs anywhere on the server), until the events written so far
+// can be read: a read model is eventually consistent, and the rebuild
+// above must see every event.
+func awaitVisible(ctx context.Context, store eventsource.Store) error {
+	if v, ok := store.(interface{ AwaitVisible(context.Context) error }); ok {
+		return v.AwaitVisible(ctx)
+	}
+	return nil
 }

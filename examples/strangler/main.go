@@ -597,6 +597,14 @@ func cdcScene(ctx context.Context, out io.Writer, c, direct *client, be *backend
 
 // countEvents counts the events of store that match.
 func countEvents(ctx context.Context, store eventsource.Store, match func(eventsource.Event) bool) (int, error) {
+	// pgstore holds committed events back from readers while a
+	// transaction that could still commit a lower position runs anywhere
+	// on the server: wait until the events written so far can be read.
+	if v, ok := store.(interface{ AwaitVisible(context.Context) error }); ok {
+		if err := v.AwaitVisible(ctx); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	for e, err := range store.ReadAll(ctx, 0) {
 		if err != nil {
