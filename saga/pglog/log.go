@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +44,9 @@ type Log struct {
 	schema string
 	tel    *instruments
 	sql    statements
+	// owner is the last owner that appended, with its interface (see
+	// ownerArg).
+	owner atomic.Pointer[boxedOwner]
 }
 
 // statements are the log's SQL, with its schema's quoted name built in.
@@ -234,7 +239,7 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 	if err != nil {
 		return fmt.Errorf("pglog: creating saga %s: encoding its trace: %w", brief.Quote(rec.ID), err)
 	}
-	_, err = l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, owner)
+	_, err = l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, l.ownerArg(owner))
 	switch {
 	case err == nil:
 		return nil
@@ -274,17 +279,18 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		}
 	}
 	set := 0
-	args := make([]any, 0, 4+8*min(len(ts), maxScalars))
-	args = append(args, id, owner)
+	buf := argsPool.Get().(*[]any)
+	defer putArgs(buf)
+	args := append((*buf)[:0], id, l.ownerArg(owner))
 	if status != "" {
 		set = 1
-		args = append(args, string(status), status.Final())
+		args = append(args, word(string(status)), status.Final())
 	}
 	var sql string
 	if len(ts) <= maxScalars {
 		sql = l.sql.appends[set][len(ts)]
 		for _, t := range ts {
-			args = append(args, t.Seq, string(t.Status), t.Step, string(t.Phase), string(t.Kind), attempt(t), t.Data, saga.ValidText(t.Error))
+			args = append(args, t.Seq, word(string(t.Status)), t.Step, word(string(t.Phase)), word(string(t.Kind)), attempt(t), t.Data, saga.ValidText(t.Error))
 		}
 	} else {
 		sql = l.sql.appends[set][0]
@@ -297,6 +303,7 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		}
 		args = append(args, seqsOf(ts), statuses, steps, phases, kinds, attempts, data, errs)
 	}
+	*buf = args
 	tag, err := l.pool.Exec(ctx, sql, args...)
 	if err == nil && tag.RowsAffected() == int64(len(ts)) {
 		return nil
@@ -323,6 +330,73 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 	default:
 		return fmt.Errorf("%w: saga %s is not leased to %s", saga.ErrLeaseLost, brief.Quote(id), brief.Quote(owner))
 	}
+}
+
+// argsPool holds the argument slices of Append, which would otherwise
+// allocate one per call.
+var argsPool = sync.Pool{New: func() any { return new([]any) }}
+
+// putArgs clears the arguments in *buf, so that the pool holds no saga's
+// data, and returns buf to argsPool.
+func putArgs(buf *[]any) {
+	clear(*buf)
+	*buf = (*buf)[:0]
+	argsPool.Put(buf)
+}
+
+// word returns s as a query argument: for the statuses, phases and kinds
+// of the saga package, the interface of a constant, which costs no
+// allocation, where that of another string costs one.
+func word(s string) any {
+	switch s {
+	case "":
+		return ""
+	case string(saga.Running):
+		return string(saga.Running)
+	case string(saga.Compensating):
+		return string(saga.Compensating)
+	case string(saga.Completed):
+		return string(saga.Completed)
+	case string(saga.Compensated):
+		return string(saga.Compensated)
+	case string(saga.NeedsAttention):
+		return string(saga.NeedsAttention)
+	case string(saga.Resolved):
+		return string(saga.Resolved)
+	case string(saga.Forward):
+		return string(saga.Forward)
+	case string(saga.Compensate):
+		return string(saga.Compensate)
+	case string(saga.Started):
+		return string(saga.Started)
+	case string(saga.Succeeded):
+		return string(saga.Succeeded)
+	case string(saga.Failed):
+		return string(saga.Failed)
+	case string(saga.TimedOut):
+		return string(saga.TimedOut)
+	case string(saga.Retried):
+		return string(saga.Retried)
+	}
+	return s
+}
+
+// ownerArg returns owner as a query argument, reusing the interface made
+// for the last owner: an orchestrator writes under one owner, and every
+// append of every saga would otherwise allocate it anew.
+func (l *Log) ownerArg(owner string) any {
+	if b := l.owner.Load(); b != nil && b.owner == owner {
+		return b.arg
+	}
+	b := &boxedOwner{owner: owner, arg: owner}
+	l.owner.Store(b)
+	return b.arg
+}
+
+// boxedOwner is an owner with its interface, made once.
+type boxedOwner struct {
+	owner string
+	arg   any
 }
 
 // seqsOf returns the Seqs of ts.
