@@ -665,12 +665,29 @@ func (r *run) attemptContext(ctx context.Context, st *stepSpec, phase Phase, att
 			AttrName.String(r.rec.Name), AttrID.String(r.rec.ID), AttrStep.String(st.name),
 			AttrPhase.String(string(phase)), AttrAttempt.Int(attempt)))
 	}
-	actx = context.WithValue(actx, stepKey{}, &StepInfo{SagaID: r.rec.ID, Saga: r.rec.Name, Step: st.name, Phase: phase, Attempt: attempt})
+	actx = &stepContext{actx, StepInfo{SagaID: r.rec.ID, Saga: r.rec.Name, Step: st.name, Phase: phase, Attempt: attempt}}
 	return actx, span, func() {
 		cancelTimeout()
 		stop()
 		cancel(nil)
 	}
+}
+
+// stepContext is the context of an attempt: its parent with the step's
+// StepInfo as the value of stepKey, in one allocation where
+// context.WithValue and the StepInfo would take two.
+type stepContext struct {
+	context.Context
+	info StepInfo
+}
+
+// Value returns the attempt's StepInfo for stepKey, and the parent's
+// value for any other key.
+func (c *stepContext) Value(key any) any {
+	if _, ok := key.(stepKey); ok {
+		return &c.info
+	}
+	return c.Context.Value(key)
 }
 
 // endAttempt records an attempt's outcome in its span and metrics, with
