@@ -83,11 +83,12 @@
 // clocks of the instances need not agree.
 //
 // [Log.Append] is one statement: a WITH that locks the saga's row only if the
-// row's owner is the caller, and an INSERT of the batch's transitions (arrays
-// sent as parameters, unnested) that selects from it, so it inserts nothing if
-// the row did not match. A batch that sets a status locks the row with an
-// UPDATE that sets it (and clears the owner on a final status); the others,
-// most of them (a step's outcome with the Started transition of the next), with
+// row's owner is the caller, and an INSERT of the batch's transitions (scalar
+// parameters for batches of one or two, arrays for more) that selects from
+// it, so it inserts nothing if the row did not match. A batch that sets a
+// status locks the row with an UPDATE that sets it (and clears the owner on
+// a final status); the others, most of them (a step's outcome with the
+// Started transition of the next), with
 // SELECT ... FOR NO KEY UPDATE, the lock that UPDATE takes, which leaves no new
 // row version behind. Either way the append holds the row lock of the saga, as
 // a claim does, so appends and claims of one saga take turns: an append that

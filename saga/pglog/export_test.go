@@ -2,3 +2,16 @@ package pglog
 
 // Schema returns the quoted name of the schema of l.
 func Schema(l *Log) string { return l.sql.schema }
+
+// CreateSQL returns the statement of l's Create.
+func CreateSQL(l *Log) string { return l.sql.create }
+
+// AppendSQL returns the statement of l's Append of n transitions as
+// scalars (n 1 or 2), setting a status if set.
+func AppendSQL(l *Log, set bool, n int) string {
+	i := 0
+	if set {
+		i = 1
+	}
+	return l.sql.appends[i][n]
+}

@@ -103,8 +103,11 @@ func TestSagaWrites(t *testing.T) {
 // the log's 5 writes (multi-row INSERTs), to show what the orchestrator
 // and the log's lease checks cost on top. Both skip what the log does
 // besides (the lease check and status update in each append, the
-// orchestrator's goroutines and encoding). All use pools of benchWorkers
-// connections and the default (no-op) telemetry, and report sagas/s.
+// orchestrator's goroutines and encoding). "pglog-sql" sends the log's
+// own 5 statements from the same loop, without an orchestrator, to tell
+// what the log's SQL costs from what the orchestrator does. All use pools
+// of benchWorkers connections and the default (no-op) telemetry, and
+// report sagas/s.
 func BenchmarkSagaThroughput(b *testing.B) {
 	b.Run("raw-pgx-batched", func(b *testing.B) {
 		pool := testenv.PostgresPool(b, benchWorkers)
@@ -177,6 +180,52 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 			seq++
 			_, err := pool.Exec(ctx, insTransition, id, seq, "completed", "", "", "", 0, nil, "")
 			return err
+		})
+	})
+
+	// The log's own statements, as the orchestrator sends them for a
+	// saga, from a loop like raw-pgx-batched's: what the log's SQL costs
+	// (the lease check and row lock of each append, the final status
+	// update) apart from the orchestrator's.
+	b.Run("pglog-sql", func(b *testing.B) {
+		l, pool, _ := newLog(b, benchWorkers)
+		ctx := context.Background()
+		create, start := pglog.CreateSQL(l), pglog.AppendSQL(l, false, 1)
+		next, last := pglog.AppendSQL(l, false, 2), pglog.AppendSQL(l, true, 2)
+		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
+		lease := (30 * time.Second).Microseconds()
+		const owner = "bench-owner"
+		var ids atomic.Int64
+		parallel(b, pool, func() error {
+			id := fmt.Sprintf("sql-%d", ids.Add(1))
+			if _, err := pool.Exec(ctx, create, id, lease, "bench", 1, data, nil, owner); err != nil {
+				return err
+			}
+			if _, err := pool.Exec(ctx, start, id, owner, 1, "", "pay", "forward", "started", 1, nil, ""); err != nil {
+				return err
+			}
+			steps := []string{"pay", "reserve", "ship"}
+			for i, step := range steps {
+				seq := int64(2 + 2*i)
+				sql, args := next, []any{id, owner}
+				nextStatus, nextStep, nextPhase, nextKind, nextAttempt := "", "", "forward", "started", 1
+				if i+1 < len(steps) {
+					nextStep = steps[i+1]
+				} else {
+					sql, args = last, append(args, "completed", true)
+					nextStatus, nextPhase, nextKind, nextAttempt = "completed", "", "", 0
+				}
+				args = append(args, seq, "", step, "forward", "succeeded", 1, nil, "",
+					seq+1, nextStatus, nextStep, nextPhase, nextKind, nextAttempt, nil, "")
+				tag, err := pool.Exec(ctx, sql, args...)
+				if err != nil {
+					return err
+				}
+				if tag.RowsAffected() != 2 {
+					return fmt.Errorf("append of saga %s wrote %d transitions; want 2", id, tag.RowsAffected())
+				}
+			}
+			return nil
 		})
 	})
 
