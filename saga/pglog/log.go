@@ -47,6 +47,9 @@ type Log struct {
 	// owner is the last owner that appended, with its interface (see
 	// ownerArg).
 	owner atomic.Pointer[boxedOwner]
+	// args holds Append's argument slices (*[]any), which would
+	// otherwise be allocated at every call.
+	args sync.Pool
 }
 
 // statements are the log's SQL, with its schema's quoted name built in.
@@ -279,8 +282,11 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		}
 	}
 	set := 0
-	buf := argsPool.Get().(*[]any)
-	defer putArgs(buf)
+	buf, _ := l.args.Get().(*[]any)
+	if buf == nil {
+		buf = new([]any)
+	}
+	defer l.putArgs(buf)
 	args := append((*buf)[:0], id, l.ownerArg(owner))
 	if status != "" {
 		set = 1
@@ -332,16 +338,12 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 	}
 }
 
-// argsPool holds the argument slices of Append, which would otherwise
-// allocate one per call.
-var argsPool = sync.Pool{New: func() any { return new([]any) }}
-
 // putArgs clears the arguments in *buf, so that the pool holds no saga's
-// data, and returns buf to argsPool.
-func putArgs(buf *[]any) {
+// data, and returns buf to l.args.
+func (l *Log) putArgs(buf *[]any) {
 	clear(*buf)
 	*buf = (*buf)[:0]
-	argsPool.Put(buf)
+	l.args.Put(buf)
 }
 
 // word returns s as a query argument: for the statuses, phases and kinds
