@@ -71,10 +71,6 @@ type Orchestrator struct {
 	// stopRenew ends the renew loop, after the runs: a graceful Close
 	// keeps renewing the leases of the attempts it waits for.
 	stopRenew chan struct{}
-	// runners are the goroutines that run sagas; launch hands a saga to
-	// one waiting on idle, if any (see runner).
-	runners sync.WaitGroup
-	idle    chan *run
 
 	// hook, set only by tests (export_test.go) before use, is called at
 	// the points named in hooks.go.
@@ -181,7 +177,6 @@ func NewOrchestrator(log Log, opts ...Option) (*Orchestrator, error) {
 	o.ctx, o.cancel = context.WithCancel(context.Background())
 	o.stepCtx, o.stepCancel = context.WithCancel(context.Background())
 	o.stopRenew = make(chan struct{})
-	o.idle = make(chan *run)
 	o.loops.Go(o.renewLoop)
 	if cfg.recoverEvery > 0 {
 		o.loops.Go(o.recoverLoop)
@@ -361,54 +356,15 @@ func (o *Orchestrator) launch(r *run) bool {
 		return false
 	}
 	o.runs[r.rec.ID] = r
-	o.runsWG.Add(1)
-	select {
-	case o.idle <- r:
-	default:
-		o.runners.Go(func() { o.runner(r) })
-	}
+	o.runsWG.Go(func() {
+		r.execute()
+		o.mu.Lock()
+		if o.runs[r.rec.ID] == r {
+			delete(o.runs, r.rec.ID)
+		}
+		o.mu.Unlock()
+	})
 	return true
-}
-
-// runnerIdle is how long a runner waits for another saga before it ends.
-const runnerIdle = time.Second
-
-// runner runs r, then each saga that launch hands it while it waits, until
-// it has waited runnerIdle for one or the orchestrator closes. A goroutine
-// that ran a saga has grown its stack to the depth of a write to the log;
-// the next saga it runs is spared that growth, which a new goroutine
-// makes again (copying its stack twice or three times), and the goroutine's
-// creation.
-func (o *Orchestrator) runner(r *run) {
-	var wait *time.Timer
-	for {
-		o.runOne(r)
-		if wait == nil {
-			wait = time.NewTimer(runnerIdle)
-		} else {
-			wait.Reset(runnerIdle)
-		}
-		select {
-		case r = <-o.idle:
-			wait.Stop()
-		case <-wait.C:
-			return
-		case <-o.ctx.Done():
-			wait.Stop()
-			return
-		}
-	}
-}
-
-// runOne runs r to its end and forgets it.
-func (o *Orchestrator) runOne(r *run) {
-	defer o.runsWG.Done()
-	r.execute()
-	o.mu.Lock()
-	if o.runs[r.rec.ID] == r {
-		delete(o.runs, r.rec.ID)
-	}
-	o.mu.Unlock()
 }
 
 // release gives the lease of saga id back, on a context with ctx's values
@@ -934,7 +890,6 @@ func (o *Orchestrator) Close(ctx context.Context) error {
 		<-done
 	}
 	o.stepCancel()
-	o.runners.Wait() // they end with o.ctx
 	close(o.stopRenew)
 	o.loops.Wait()
 	return err
