@@ -257,9 +257,9 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 // Append implements [saga.Log.Append] with one statement: a SELECT FOR
 // NO KEY UPDATE of the saga's row (an UPDATE of its status, if a
 // transition of ts sets one), matching only if owner holds the lease,
-// and an INSERT of the transitions (from arrays,
-// unnested) that runs only if it matched. The row lock serialises the
-// appends to a saga and the claims of it, so a stale owner is turned away
+// and an INSERT of the transitions (scalar parameters for batches of one
+// or two, unnested arrays for more) that runs only if it matched. The
+// row lock serialises the appends to a saga and the claims of it, so a stale owner is turned away
 // whichever commits first. A taken Seq violates the transitions' primary
 // key, which fails the whole statement: ErrLeaseLost. A transition's Error is stored with each
 // NUL byte and each run of bytes that is not UTF-8 replaced by U+FFFD, as
