@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,9 +46,6 @@ type Log struct {
 	// owner is the last owner that appended, with its interface (see
 	// ownerArg).
 	owner atomic.Pointer[boxedOwner]
-	// args holds Append's argument slices (*[]any), which would
-	// otherwise be allocated at every call.
-	args sync.Pool
 }
 
 // statements are the log's SQL, with its schema's quoted name built in.
@@ -282,12 +278,10 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		}
 	}
 	set := 0
-	buf, _ := l.args.Get().(*[]any)
-	if buf == nil {
-		buf = new([]any)
-	}
-	defer l.putArgs(buf)
-	args := append((*buf)[:0], id, l.ownerArg(owner))
+	// Not pooled: pgx hands the arguments to the pool's query tracer,
+	// which may keep them after Exec returns.
+	args := make([]any, 0, 4+8*min(len(ts), maxScalars))
+	args = append(args, id, l.ownerArg(owner))
 	if status != "" {
 		set = 1
 		args = append(args, word(string(status)), status.Final())
@@ -309,7 +303,6 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		}
 		args = append(args, seqsOf(ts), statuses, steps, phases, kinds, attempts, data, errs)
 	}
-	*buf = args
 	tag, err := l.pool.Exec(ctx, sql, args...)
 	if err == nil && tag.RowsAffected() == int64(len(ts)) {
 		return nil
@@ -336,14 +329,6 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 	default:
 		return fmt.Errorf("%w: saga %s is not leased to %s", saga.ErrLeaseLost, brief.Quote(id), brief.Quote(owner))
 	}
-}
-
-// putArgs clears the arguments in *buf, so that the pool holds no saga's
-// data, and returns buf to l.args.
-func (l *Log) putArgs(buf *[]any) {
-	clear(*buf)
-	*buf = (*buf)[:0]
-	l.args.Put(buf)
 }
 
 // word returns s as a query argument: for the statuses, phases and kinds
