@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/otelpatterns/patterns/cqrs"
@@ -340,4 +341,73 @@ func TestRetryingRecordMovesWithItsPartition(t *testing.T) {
 	got := col.messages()
 	require.Equal(t, "x", got[0].ID)
 	require.Equal(t, "y", got[1].ID)
+}
+
+// TestCommitsFollowHandlers: with Concurrency 1 and partitions of more
+// records than a partition's goroutine handles in one stretch with its
+// slot, Close commits the offset after every record handled, and never one
+// past a record whose handler has not succeeded: the partition of a
+// message that keeps failing is committed up to it, the others to their
+// end. The committed offsets are read from the group.
+func TestCommitsFollowHandlers(t *testing.T) {
+	c := newCluster(t, 1)
+	b := newBus(t, c)
+	ctx := ctxWithin(t, 20*time.Second)
+	require.NoError(t, b.Setup(ctx, "orders"))
+	msgs := keyed("c", 600, 16)
+	failing := msgs[457].ID
+	require.NoError(t, b.Publish(ctx, "orders", msgs...))
+
+	// Where each message is.
+	ktopic := b.KafkaTopic("orders")
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...), kgo.ConsumeTopics(ktopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, fastClient...)...)
+	require.NoError(t, err)
+	defer cl.Close()
+	records := map[string]*kgo.Record{}
+	for len(records) < len(msgs) && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == "cqrs-id" {
+					records[string(h.Value)] = r
+				}
+			}
+		})
+	}
+	fail := records[failing]
+	require.NotNil(t, fail, "the failing message's record")
+	var handled []cqrs.Message // those before the failing one on its partition, and the other partitions'
+	for _, m := range msgs {
+		if r := records[m.ID]; r.Partition != fail.Partition || r.Offset < fail.Offset {
+			handled = append(handled, m)
+		}
+	}
+
+	got := newLedger()
+	s, err := b.Subscribe(ctx, "orders", "projector", func(ctx context.Context, m cqrs.Message) error {
+		if m.ID == failing {
+			return errors.New("not yet")
+		}
+		got.add(m.ID)
+		return nil
+	}, cqrs.WithConcurrency(1), cqrs.WithRedeliveryBackoff(func(int) time.Duration { return time.Hour }))
+	require.NoError(t, err)
+	waitFor(t, 15*time.Second, "the messages not behind the failing one handled", func() bool { return len(got.missing(handled)) == 0 })
+	require.NoError(t, s.Close())
+
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, ktopic)
+	require.NoError(t, err)
+	committed, err := adm.FetchOffsets(ctx, "projector")
+	require.NoError(t, err)
+	ends.Each(func(end kadm.ListedOffset) {
+		want := end.Offset
+		if end.Partition == fail.Partition {
+			want = fail.Offset
+		}
+		o, ok := committed.Lookup(ktopic, end.Partition)
+		if !ok || o.At != want {
+			t.Errorf("partition %d: committed %+v; want offset %d (end %d)", end.Partition, o.Offset, want, end.Offset)
+		}
+	})
 }

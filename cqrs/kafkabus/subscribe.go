@@ -29,6 +29,14 @@ const closeTimeout = 10 * time.Second
 // poll.
 const pollMax = 1000
 
+// maxStreak is how many records in a row a partition's goroutine handles
+// with its concurrency slot before it lets the partitions waiting for one
+// go first. Keeping the slot, rather than taking it for each record, saves
+// a hand-off between goroutines per record where handlers wait for slots
+// (Concurrency below the partitions held); the records it handled are
+// marked for commit when it lets the slot go.
+const maxStreak = 64
+
 // Subscribe starts delivering the messages published to topic to handler,
 // as a member of the Kafka consumer group group. The subscription is a
 // franz-go client of its own in that group, subscribed to the topic's
@@ -70,7 +78,8 @@ const pollMax = 1000
 // does not wait for the group to assign partitions.
 func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.Handler, opts ...cqrs.SubscribeOption) (cqrs.Subscription, error) {
 	var errs []error
-	if err := b.checkTopic(topic); err != nil {
+	ktopic := b.cfg.prefix + topic
+	if err := b.checkKafkaTopic(topic, ktopic); err != nil {
 		errs = append(errs, err)
 	}
 	if group == "" {
@@ -86,10 +95,9 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if err := b.ensure(ctx, topic); err != nil {
+	if err := b.ensure(ctx, topic, ktopic); err != nil {
 		return nil, err
 	}
-	ktopic := b.cfg.prefix + topic
 	s := &subscription{
 		bus:     b,
 		topic:   topic,
@@ -100,6 +108,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		baseCtx: trace.ContextWithSpan(context.WithoutCancel(ctx), trace.SpanFromContext(ctx)),
 		sem:     make(chan struct{}, cfg.Concurrency),
 		drained: make(chan struct{}, 1),
+		maxHeld: int64(b.cfg.maxBuffered),
 		parts:   map[int32]*partition{},
 		commit:  commitAttrs(ktopic, group),
 	}
@@ -151,7 +160,9 @@ type subscription struct {
 	baseCtx context.Context
 	baseSC  trace.SpanContext
 	sem     chan struct{} // a slot per handler that may run at once
-	drained chan struct{} // signalled when buffered records are taken
+	drained chan struct{} // signalled when held falls below maxHeld
+	held    atomic.Int64  // the records queued on partitions not paused
+	maxHeld int64         // WithMaxBuffered
 	cl      *kgo.Client
 
 	commit     []attribute.KeyValue
@@ -177,6 +188,13 @@ type partition struct {
 	mu     sync.Mutex
 	queue  []*kgo.Record
 	paused bool // while a record waits out its backoff
+	gone   bool // dropped: records pushed are let go
+
+	// The partition's goroutine's own.
+	retrying bool        // paused, as the goroutine set it
+	slot     bool        // it holds a slot of s.sem
+	streak   int         // records handled since it took the slot
+	unmarked *kgo.Record // the last record handled, not marked yet
 
 	wake chan struct{} // signalled when records are queued
 	stop chan struct{} // closed to stop the goroutine
@@ -237,7 +255,14 @@ func (s *subscription) hand(fetches kgo.Fetches) {
 // push queues records.
 func (p *partition) push(records []*kgo.Record) {
 	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		return
+	}
 	p.queue = append(p.queue, records...)
+	if !p.paused {
+		p.s.held.Add(int64(len(records)))
+	}
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
@@ -245,7 +270,26 @@ func (p *partition) push(records []*kgo.Record) {
 	}
 }
 
+// pop returns the next record queued, or nil if there is none.
+func (p *partition) pop() *kgo.Record {
+	p.mu.Lock()
+	if len(p.queue) == 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	r := p.queue[0]
+	p.queue[0] = nil
+	p.queue = p.queue[1:]
+	counted := !p.paused
+	p.mu.Unlock()
+	if counted {
+		p.s.release(1)
+	}
+	return r
+}
+
 // take returns the next record, waiting for one, or nil once stop closes.
+// Before it waits, it lets its slot go and marks the records handled.
 func (p *partition) take() *kgo.Record {
 	for {
 		select {
@@ -253,16 +297,10 @@ func (p *partition) take() *kgo.Record {
 			return nil
 		default:
 		}
-		p.mu.Lock()
-		if len(p.queue) > 0 {
-			r := p.queue[0]
-			p.queue[0] = nil
-			p.queue = p.queue[1:]
-			p.mu.Unlock()
-			p.s.signalDrained()
+		if r := p.pop(); r != nil {
 			return r
 		}
-		p.mu.Unlock()
+		p.yield()
 		select {
 		case <-p.wake:
 		case <-p.stop:
@@ -271,32 +309,69 @@ func (p *partition) take() *kgo.Record {
 	}
 }
 
+// acquire takes a slot of the subscription's concurrency for the
+// partition's goroutine unless it holds one, and reports true, or false as
+// soon as the partition is stopped.
+func (p *partition) acquire() bool {
+	if p.slot {
+		return true
+	}
+	select {
+	case p.s.sem <- struct{}{}:
+		p.slot = true
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
+// yield lets the partition's slot go, if it holds one, and marks the last
+// record handled for commit.
+func (p *partition) yield() {
+	if p.slot {
+		<-p.s.sem
+		p.slot = false
+	}
+	p.streak = 0
+	if p.unmarked != nil {
+		p.s.cl.MarkCommitRecords(p.unmarked)
+		p.unmarked = nil
+	}
+}
+
 // setRetrying records whether the partition's record is waiting out a
 // backoff after a failed delivery. While it does, the partition is paused:
 // no more of its records are fetched, and those it holds do not count
 // against the subscription's buffer, so the other partitions go on.
 func (p *partition) setRetrying(retrying bool) {
-	p.mu.Lock()
-	change := p.paused != retrying
-	p.paused = retrying
-	p.mu.Unlock()
-	if !change {
+	if p.retrying == retrying {
 		return
 	}
+	p.retrying = retrying
+	p.mu.Lock()
+	p.paused = retrying
+	queued := len(p.queue)
+	p.mu.Unlock()
 	if retrying {
 		p.s.cl.PauseFetchPartitions(map[string][]int32{p.s.ktopic: {p.id}})
-		p.s.signalDrained()
+		p.s.release(queued)
 	} else {
+		p.s.held.Add(int64(queued))
 		p.s.cl.ResumeFetchPartitions(map[string][]int32{p.s.ktopic: {p.id}})
 	}
 }
 
-// signalDrained wakes a poll loop waiting for buffered records to be
-// handled.
-func (s *subscription) signalDrained() {
-	select {
-	case s.drained <- struct{}{}:
-	default:
+// release takes n records off the count of those held, waking a poll loop
+// waiting for it to fall below the buffer when it does.
+func (s *subscription) release(n int) {
+	if n == 0 {
+		return
+	}
+	if h := s.held.Add(-int64(n)); h < s.maxHeld && h+int64(n) >= s.maxHeld {
+		select {
+		case s.drained <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -304,31 +379,20 @@ func (s *subscription) signalDrained() {
 // number fewer than the subscription's buffer (WithMaxBuffered), or ctx
 // ends; it reports whether ctx ended.
 func (s *subscription) waitBuffer(ctx context.Context) bool {
-	for {
-		held := 0
-		s.mu.Lock()
-		for _, p := range s.parts {
-			p.mu.Lock()
-			if !p.paused {
-				held += len(p.queue)
-			}
-			p.mu.Unlock()
-		}
-		s.mu.Unlock()
-		if held < s.bus.cfg.maxBuffered {
-			return false
-		}
+	for s.held.Load() >= s.maxHeld {
 		select {
 		case <-s.drained:
 		case <-ctx.Done():
 			return true
 		}
 	}
+	return false
 }
 
 // run handles the partition's records in order until stop closes.
 func (p *partition) run() {
 	defer close(p.done)
+	defer p.yield() // marks the last records handled before done closes
 	for {
 		r := p.take()
 		if r == nil {
@@ -341,8 +405,11 @@ func (p *partition) run() {
 			return // stopped before the record was settled
 		}
 		p.setRetrying(false)
-		p.s.cl.MarkCommitRecords(r)
+		p.unmarked = r
 		p.next.Store(r.Offset + 1)
+		if p.streak++; p.streak >= maxStreak {
+			p.yield()
+		}
 	}
 }
 
@@ -399,19 +466,24 @@ func (s *subscription) drop(ids []int32) int {
 	}
 	s.mu.Unlock()
 	var paused []int32
+	queued := 0
 	for _, p := range stopped {
 		<-p.done
 		p.mu.Lock()
+		p.gone = true
 		if p.paused {
 			paused = append(paused, p.id)
+		} else {
+			queued += len(p.queue)
 		}
+		p.queue = nil
 		p.mu.Unlock()
 	}
 	if len(paused) > 0 {
 		// A partition assigned again later is fetched again.
 		s.cl.ResumeFetchPartitions(map[string][]int32{s.ktopic: paused})
 	}
-	s.signalDrained()
+	s.release(queued)
 	return len(stopped)
 }
 
@@ -434,17 +506,17 @@ func (s *subscription) commitMarked(ctx context.Context) {
 func (s *subscription) handle(p *partition, r *kgo.Record) bool {
 	m, identified := decodeRecord(s.topic, r)
 	for delivery := 1; ; delivery++ {
-		select {
-		case s.sem <- struct{}{}:
-		case <-p.stop:
+		if !p.acquire() {
 			return false
 		}
 		m.Delivery = delivery
 		err, parkErr := s.process(p, r, m, identified)
-		<-s.sem
 		if err == nil {
 			return true
 		}
+		// The slot goes before the backoff, and the records handled before
+		// this one are marked.
+		p.yield()
 		if delivery >= s.cfg.MaxDeliver {
 			// Dead-lettered by process; a message that [Bus.DeadLetterTo]
 			// could not park keeps its record, which is not marked: the
@@ -483,8 +555,13 @@ func (p *partition) sleep(wait time.Duration) bool {
 // returns the handler's error, and the error of a [Bus.DeadLetterTo]
 // function that could not park m.
 func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, identified bool) (err, parkErr error) {
-	start := time.Now()
 	inst, pt := s.bus.inst, p.tel
+	// The clock is read only for a histogram that records.
+	var start time.Time
+	timed := inst.Process.Enabled(s.baseCtx)
+	if timed {
+		start = time.Now()
+	}
 	pctx := s.baseCtx
 	if len(m.Metadata) > 0 {
 		pctx = buskit.ExtractTrace(s.baseCtx, m)
@@ -526,8 +603,10 @@ func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, iden
 				span.AddEvent("dead_letter")
 			}
 		}
-		recordFailure(ctx, inst.Process, seconds(start), pt.processBase, err)
-	} else if inst.Process.Enabled(ctx) {
+		if timed {
+			recordFailure(ctx, inst.Process, seconds(start), pt.processBase, err)
+		}
+	} else if timed {
 		inst.Process.Record(ctx, seconds(start), pt.processOpts...)
 	}
 	if span != nil {
