@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -410,4 +411,53 @@ func TestCommitsFollowHandlers(t *testing.T) {
 			t.Errorf("partition %d: committed %+v; want offset %d (end %d)", end.Partition, o.Offset, want, end.Offset)
 		}
 	})
+}
+
+// TestSlowPartitionTakesTurns: with Concurrency 1, a partition whose
+// handlers are slow lets another partition's record through after about
+// a millisecond holding the slot, rather than running its whole queue
+// first. The records of partition 0 each take 2ms; the one record of
+// partition 1 arrives while partition 0 has 59 more queued, and is handled
+// before most of them.
+func TestSlowPartitionTakesTurns(t *testing.T) {
+	c := newCluster(t, 1)
+	b := newBus(t, c)
+	ctx := ctxWithin(t, 20*time.Second)
+	require.NoError(t, b.Setup(ctx, "orders"))
+	ktopic := b.KafkaTopic("orders")
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner())}, fastClient...)...)
+	require.NoError(t, err)
+	defer cl.Close()
+	slow := make([]*kgo.Record, 60)
+	for i := range slow {
+		slow[i] = &kgo.Record{Topic: ktopic, Partition: 0, Value: []byte("slow")}
+	}
+	require.NoError(t, cl.ProduceSync(ctx, slow...).FirstErr())
+
+	var mu sync.Mutex
+	var order []string
+	started := make(chan struct{})
+	var once sync.Once
+	subscribe(t, b, "orders", "projector", func(_ context.Context, m cqrs.Message) error {
+		if string(m.Data) == "slow" {
+			once.Do(func() { close(started) })
+			time.Sleep(2 * time.Millisecond)
+		}
+		mu.Lock()
+		order = append(order, string(m.Data))
+		mu.Unlock()
+		return nil
+	}, cqrs.WithConcurrency(1))
+	<-started
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: ktopic, Partition: 1, Value: []byte("fast")}).FirstErr())
+	waitFor(t, 15*time.Second, "every record handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 61
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if i := slices.Index(order, "fast"); i > 30 {
+		t.Errorf("partition 1's record handled after %d of partition 0's; want it to take its turn well before their end", i)
+	}
 }

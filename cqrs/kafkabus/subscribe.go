@@ -29,13 +29,18 @@ const closeTimeout = 10 * time.Second
 // poll.
 const pollMax = 1000
 
-// maxStreak is how many records in a row a partition's goroutine handles
-// with its concurrency slot before it lets the partitions waiting for one
-// go first. Keeping the slot, rather than taking it for each record, saves
-// a hand-off between goroutines per record where handlers wait for slots
-// (Concurrency below the partitions held); the records it handled are
-// marked for commit when it lets the slot go.
-const maxStreak = 64
+// A partition's goroutine keeps its concurrency slot from one record to
+// the next, rather than taking it for each, which saves a hand-off between
+// goroutines (and the wake-up of a thread) per record where handlers wait
+// for slots (Concurrency below the partitions held). It lets the slot go,
+// and marks the records it handled for commit, when its queue is empty,
+// after maxStreak records, or, while another partition waits for a slot,
+// once it has held it for maxHold: a partition of slow handlers then
+// waits its turn after each record, as when slots were taken per record.
+const (
+	maxStreak = 256
+	maxHold   = time.Millisecond
+)
 
 // Subscribe starts delivering the messages published to topic to handler,
 // as a member of the Kafka consumer group group. The subscription is a
@@ -162,6 +167,7 @@ type subscription struct {
 	sem     chan struct{} // a slot per handler that may run at once
 	drained chan struct{} // signalled when held falls below maxHeld
 	held    atomic.Int64  // the records queued on partitions not paused
+	waiting atomic.Int32  // partitions waiting for a slot of sem
 	maxHeld int64         // WithMaxBuffered
 	cl      *kgo.Client
 
@@ -193,6 +199,7 @@ type partition struct {
 	// The partition's goroutine's own.
 	retrying bool        // paused, as the goroutine set it
 	slot     bool        // it holds a slot of s.sem
+	slotAt   time.Time   // when it took the slot
 	streak   int         // records handled since it took the slot
 	unmarked *kgo.Record // the last record handled, not marked yet
 
@@ -318,11 +325,18 @@ func (p *partition) acquire() bool {
 	}
 	select {
 	case p.s.sem <- struct{}{}:
-		p.slot = true
-		return true
-	case <-p.stop:
-		return false
+	default:
+		p.s.waiting.Add(1)
+		select {
+		case p.s.sem <- struct{}{}:
+			p.s.waiting.Add(-1)
+		case <-p.stop:
+			p.s.waiting.Add(-1)
+			return false
+		}
 	}
+	p.slot, p.slotAt = true, time.Now()
+	return true
 }
 
 // yield lets the partition's slot go, if it holds one, and marks the last
@@ -407,7 +421,7 @@ func (p *partition) run() {
 		p.setRetrying(false)
 		p.unmarked = r
 		p.next.Store(r.Offset + 1)
-		if p.streak++; p.streak >= maxStreak {
+		if p.streak++; p.streak >= maxStreak || p.s.waiting.Load() > 0 && time.Since(p.slotAt) >= maxHold {
 			p.yield()
 		}
 	}
