@@ -461,3 +461,37 @@ func TestSlowPartitionTakesTurns(t *testing.T) {
 		t.Errorf("partition 1's record handled after %d of partition 0's; want it to take its turn well before their end", i)
 	}
 }
+
+// TestSlowHandlersCommitAsTheyGo: the records a partition's goroutine has
+// handled are marked within about a millisecond, not only when its queue
+// empties, so the commit interval still bounds what a crash replays. The
+// handler (2ms a record) stops at the 31st of 100 records; the group's
+// committed offset reaches 30 meanwhile.
+func TestSlowHandlersCommitAsTheyGo(t *testing.T) {
+	c := newCluster(t, 1)
+	b := newBus(t, c, kafkabus.WithPartitions(1))
+	ctx := ctxWithin(t, 20*time.Second)
+	require.NoError(t, b.Setup(ctx, "orders"))
+	require.NoError(t, b.Publish(ctx, "orders", keyed("s", 100, 1)...))
+	release := make(chan struct{})
+	defer close(release)
+	subscribe(t, b, "orders", "projector", func(_ context.Context, m cqrs.Message) error {
+		if m.ID == "s-30" {
+			<-release
+		}
+		time.Sleep(2 * time.Millisecond)
+		return nil
+	}, cqrs.WithConcurrency(4))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...)}, fastClient...)...)
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	waitFor(t, 10*time.Second, "offset 30 committed while the handler is held", func() bool {
+		committed, err := adm.FetchOffsets(ctx, "projector")
+		if err != nil {
+			return false
+		}
+		o, ok := committed.Lookup(b.KafkaTopic("orders"), 0)
+		return ok && o.At == 30
+	})
+}

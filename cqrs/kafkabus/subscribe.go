@@ -34,9 +34,11 @@ const pollMax = 1000
 // goroutines (and the wake-up of a thread) per record where handlers wait
 // for slots (Concurrency below the partitions held). It lets the slot go,
 // and marks the records it handled for commit, when its queue is empty,
-// after maxStreak records, or, while another partition waits for a slot,
-// once it has held it for maxHold: a partition of slow handlers then
-// waits its turn after each record, as when slots were taken per record.
+// after maxStreak records, or once it has held the slot for maxHold: a
+// partition of slow handlers then waits its turn after each record, as
+// when slots were taken per record, and its records are marked as soon
+// as they are handled, so that the commit interval bounds what a crash
+// replays as it did.
 const (
 	maxStreak = 256
 	maxHold   = time.Millisecond
@@ -167,7 +169,6 @@ type subscription struct {
 	sem     chan struct{} // a slot per handler that may run at once
 	drained chan struct{} // signalled when held falls below maxHeld
 	held    atomic.Int64  // the records queued on partitions not paused
-	waiting atomic.Int32  // partitions waiting for a slot of sem
 	maxHeld int64         // WithMaxBuffered
 	cl      *kgo.Client
 
@@ -325,18 +326,11 @@ func (p *partition) acquire() bool {
 	}
 	select {
 	case p.s.sem <- struct{}{}:
-	default:
-		p.s.waiting.Add(1)
-		select {
-		case p.s.sem <- struct{}{}:
-			p.s.waiting.Add(-1)
-		case <-p.stop:
-			p.s.waiting.Add(-1)
-			return false
-		}
+		p.slot, p.slotAt = true, time.Now()
+		return true
+	case <-p.stop:
+		return false
 	}
-	p.slot, p.slotAt = true, time.Now()
-	return true
 }
 
 // yield lets the partition's slot go, if it holds one, and marks the last
@@ -421,7 +415,7 @@ func (p *partition) run() {
 		p.setRetrying(false)
 		p.unmarked = r
 		p.next.Store(r.Offset + 1)
-		if p.streak++; p.streak >= maxStreak || p.s.waiting.Load() > 0 && time.Since(p.slotAt) >= maxHold {
+		if p.streak++; p.streak >= maxStreak || time.Since(p.slotAt) >= maxHold {
 			p.yield()
 		}
 	}
