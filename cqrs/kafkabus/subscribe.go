@@ -32,13 +32,10 @@ const pollMax = 1000
 // A partition's goroutine keeps its concurrency slot from one record to
 // the next, rather than taking it for each, which saves a hand-off between
 // goroutines (and the wake-up of a thread) per record where handlers wait
-// for slots (Concurrency below the partitions held). It lets the slot go,
-// and marks the records it handled for commit, when its queue is empty,
-// after maxStreak records, or once it has held the slot for maxHold: a
-// partition of slow handlers then waits its turn after each record, as
-// when slots were taken per record, and its records are marked as soon
-// as they are handled, so that the commit interval bounds what a crash
-// replays as it did.
+// for slots (Concurrency below the partitions held). It lets the slot go
+// when its queue is empty, after maxStreak records, or once it has held
+// the slot for maxHold: a partition of slow handlers then waits its turn
+// after each record, as when slots were taken per record.
 const (
 	maxStreak = 256
 	maxHold   = time.Millisecond
@@ -198,11 +195,11 @@ type partition struct {
 	gone   bool // dropped: records pushed are let go
 
 	// The partition's goroutine's own.
-	retrying bool        // paused, as the goroutine set it
-	slot     bool        // it holds a slot of s.sem
-	slotAt   time.Time   // when it took the slot
-	streak   int         // records handled since it took the slot
-	unmarked *kgo.Record // the last record handled, not marked yet
+	retrying bool                                 // paused, as the goroutine set it
+	slot     bool                                 // it holds a slot of s.sem
+	slotAt   time.Time                            // when it took the slot
+	streak   int                                  // records handled since it took the slot
+	mark     map[string]map[int32]kgo.EpochOffset // {topic: {id: offset}}, for MarkCommitOffsets
 
 	wake chan struct{} // signalled when records are queued
 	stop chan struct{} // closed to stop the goroutine
@@ -297,7 +294,7 @@ func (p *partition) pop() *kgo.Record {
 }
 
 // take returns the next record, waiting for one, or nil once stop closes.
-// Before it waits, it lets its slot go and marks the records handled.
+// Before it waits, it lets its slot go.
 func (p *partition) take() *kgo.Record {
 	for {
 		select {
@@ -333,18 +330,21 @@ func (p *partition) acquire() bool {
 	}
 }
 
-// yield lets the partition's slot go, if it holds one, and marks the last
-// record handled for commit.
+// yield lets the partition's slot go, if it holds one.
 func (p *partition) yield() {
 	if p.slot {
 		<-p.s.sem
 		p.slot = false
 	}
 	p.streak = 0
-	if p.unmarked != nil {
-		p.s.cl.MarkCommitRecords(p.unmarked)
-		p.unmarked = nil
-	}
+}
+
+// markHandled marks r, whose handler succeeded (or which was
+// dead-lettered), for commit. MarkCommitOffsets with the partition's own
+// map costs no allocation; MarkCommitRecords costs two a call.
+func (p *partition) markHandled(r *kgo.Record) {
+	p.mark[p.s.ktopic][p.id] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
+	p.s.cl.MarkCommitOffsets(p.mark)
 }
 
 // setRetrying records whether the partition's record is waiting out a
@@ -400,7 +400,7 @@ func (s *subscription) waitBuffer(ctx context.Context) bool {
 // run handles the partition's records in order until stop closes.
 func (p *partition) run() {
 	defer close(p.done)
-	defer p.yield() // marks the last records handled before done closes
+	defer p.yield()
 	for {
 		r := p.take()
 		if r == nil {
@@ -413,7 +413,7 @@ func (p *partition) run() {
 			return // stopped before the record was settled
 		}
 		p.setRetrying(false)
-		p.unmarked = r
+		p.markHandled(r)
 		p.next.Store(r.Offset + 1)
 		if p.streak++; p.streak >= maxStreak || time.Since(p.slotAt) >= maxHold {
 			p.yield()
@@ -433,6 +433,7 @@ func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[s
 			continue
 		}
 		p := &partition{s: s, id: id, tel: newPartTelemetry(s.ktopic, s.group, id),
+			mark: map[string]map[int32]kgo.EpochOffset{s.ktopic: {id: {}}},
 			wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 		p.hwm.Store(-1)
 		p.next.Store(-1)
@@ -522,9 +523,7 @@ func (s *subscription) handle(p *partition, r *kgo.Record) bool {
 		if err == nil {
 			return true
 		}
-		// The slot goes before the backoff, and the records handled before
-		// this one are marked.
-		p.yield()
+		p.yield() // before the backoff
 		if delivery >= s.cfg.MaxDeliver {
 			// Dead-lettered by process; a message that [Bus.DeadLetterTo]
 			// could not park keeps its record, which is not marked: the
