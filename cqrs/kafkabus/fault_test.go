@@ -463,12 +463,12 @@ func TestSlowPartitionTakesTurns(t *testing.T) {
 }
 
 // TestSlowHandlersCommitAsTheyGo: each record a partition's goroutine has
-// handled is marked for commit as its handler returns, not when the
-// goroutine lets its concurrency slot go, so the commit interval bounds
-// what a crash replays. The handler (2ms a record) stops at the 31st of
-// 100 records; the group's committed offset reaches 30 meanwhile. (It
-// failed with marks made only when the slot went, after 256 records or
-// an empty queue.)
+// handled is marked for commit within a tenth of the commit interval, not
+// when the goroutine lets its concurrency slot go, so the commit interval
+// bounds what a crash replays. The handler (2ms a record) stops at the
+// 31st of 100 records; the group's committed offset reaches 30 meanwhile.
+// (It failed with marks made only when the slot went, after 256 records
+// or an empty queue.)
 func TestSlowHandlersCommitAsTheyGo(t *testing.T) {
 	c := newCluster(t, 1)
 	b := newBus(t, c, kafkabus.WithPartitions(1))

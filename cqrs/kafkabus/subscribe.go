@@ -69,9 +69,11 @@ const (
 //
 // Marked offsets are committed every commit interval ([WithCommitInterval]),
 // when a rebalance takes partitions away from the subscription (after
-// their running handlers returned) and when it closes. So a rebalance or
-// a Close replays nothing that was handled; a crash replays what was
-// handled since the last commit. A record whose handler had failed and
+// their running handlers returned) and when it closes. A record handled
+// is marked within a tenth of the commit interval, and at once before
+// those last two commits. So a rebalance or a Close replays nothing that
+// was handled; a crash replays what was handled since the last commit
+// (and in the tenth of an interval before it). A record whose handler had failed and
 // was waiting for its next delivery when its partition moved is delivered
 // to the partition's next owner with Delivery 1 again: the count lives in
 // the member, and MaxDeliver bounds the deliveries per member.
@@ -148,6 +150,10 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	s.stopPoll = cancel
 	s.pollDone = make(chan struct{})
 	go s.poll(pctx)
+	// Marks reach the client within a tenth of the commit interval, so
+	// that a commit takes nearly every record handled before it.
+	s.markEvery, s.markDone = max(b.cfg.commitInterval/10, time.Millisecond), make(chan struct{})
+	go s.markLoop(pctx)
 	return s, nil
 }
 
@@ -173,8 +179,10 @@ type subscription struct {
 	commitOpts []metric.RecordOption
 	lagReg     metric.Registration
 
-	stopPoll context.CancelFunc
-	pollDone chan struct{}
+	stopPoll  context.CancelFunc // stops the poll and mark loops
+	pollDone  chan struct{}
+	markEvery time.Duration
+	markDone  chan struct{}
 
 	mu        sync.Mutex
 	parts     map[int32]*partition // the partitions assigned
@@ -195,15 +203,16 @@ type partition struct {
 	gone   bool // dropped: records pushed are let go
 
 	// The partition's goroutine's own.
-	retrying bool                                 // paused, as the goroutine set it
-	slot     bool                                 // it holds a slot of s.sem
-	slotAt   time.Time                            // when it took the slot
-	streak   int                                  // records handled since it took the slot
-	mark     map[string]map[int32]kgo.EpochOffset // {topic: {id: offset}}, for MarkCommitOffsets
+	retrying bool      // paused, as the goroutine set it
+	slot     bool      // it holds a slot of s.sem
+	slotAt   time.Time // when it took the slot
+	streak   int       // records handled since it took the slot
 
 	wake chan struct{} // signalled when records are queued
 	stop chan struct{} // closed to stop the goroutine
 	done chan struct{} // closed when it returns
+
+	handled atomic.Pointer[kgo.Record] // the last record handled, not marked yet
 
 	hwm  atomic.Int64 // the partition's high watermark, as last fetched
 	next atomic.Int64 // the offset after the last record handled (see observeLag); -1 if none yet
@@ -339,12 +348,41 @@ func (p *partition) yield() {
 	p.streak = 0
 }
 
-// markHandled marks r, whose handler succeeded (or which was
-// dead-lettered), for commit. MarkCommitOffsets with the partition's own
-// map costs no allocation; MarkCommitRecords costs two a call.
-func (p *partition) markHandled(r *kgo.Record) {
-	p.mark[p.s.ktopic][p.id] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
-	p.s.cl.MarkCommitOffsets(p.mark)
+// flushMark marks for commit the last record handled since the last
+// flush, if any.
+func (p *partition) flushMark() {
+	if r := p.handled.Swap(nil); r != nil {
+		p.s.cl.MarkCommitRecords(r)
+	}
+}
+
+// markLoop marks the records the partitions handled every s.markEvery,
+// until ctx ends. Marking each record as its handler returned cost, in
+// the client's map operations under its lock, about as much CPU as the
+// rest of the bus's work on a record; here a record handled costs an
+// atomic store.
+func (s *subscription) markLoop(ctx context.Context) {
+	defer close(s.markDone)
+	t := time.NewTicker(s.markEvery)
+	defer t.Stop()
+	var parts []*partition
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for _, p := range s.parts {
+			parts = append(parts, p)
+		}
+		s.mu.Unlock()
+		for _, p := range parts {
+			p.flushMark()
+		}
+		clear(parts)
+		parts = parts[:0]
+	}
 }
 
 // setRetrying records whether the partition's record is waiting out a
@@ -400,6 +438,7 @@ func (s *subscription) waitBuffer(ctx context.Context) bool {
 // run handles the partition's records in order until stop closes.
 func (p *partition) run() {
 	defer close(p.done)
+	defer p.flushMark() // before done closes: the commit of a revocation or Close follows
 	defer p.yield()
 	for {
 		r := p.take()
@@ -413,7 +452,7 @@ func (p *partition) run() {
 			return // stopped before the record was settled
 		}
 		p.setRetrying(false)
-		p.markHandled(r)
+		p.handled.Store(r)
 		p.next.Store(r.Offset + 1)
 		if p.streak++; p.streak >= maxStreak || time.Since(p.slotAt) >= maxHold {
 			p.yield()
@@ -433,7 +472,6 @@ func (s *subscription) assigned(_ context.Context, _ *kgo.Client, assigned map[s
 			continue
 		}
 		p := &partition{s: s, id: id, tel: newPartTelemetry(s.ktopic, s.group, id),
-			mark: map[string]map[int32]kgo.EpochOffset{s.ktopic: {id: {}}},
 			wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 		p.hwm.Store(-1)
 		p.next.Store(-1)
@@ -687,6 +725,7 @@ func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopPoll()
 		<-s.pollDone
+		<-s.markDone
 		s.mu.Lock()
 		s.closing = true
 		ids := make([]int32, 0, len(s.parts))
