@@ -142,6 +142,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	if err != nil {
 		return nil, fmt.Errorf("kafkabus: consumer of %s for group %s: %w", ktopic, group, err)
 	}
+	s.mark = s.cl.MarkCommitRecords
 	s.lagReg, err = b.inst.meter.RegisterCallback(s.observeLag, b.inst.lag)
 	if err != nil {
 		otel.Handle(err)
@@ -174,6 +175,7 @@ type subscription struct {
 	held    atomic.Int64  // the records queued on partitions not paused
 	maxHeld int64         // WithMaxBuffered
 	cl      *kgo.Client
+	mark    func(...*kgo.Record) // cl.MarkCommitRecords (a test's own in internal tests)
 
 	commit     []attribute.KeyValue
 	commitOpts []metric.RecordOption
@@ -349,10 +351,15 @@ func (p *partition) yield() {
 }
 
 // flushMark marks for commit the last record handled since the last
-// flush, if any.
+// flush, if any. The record is let go only once it is marked: the mark
+// loop and the partition's goroutine as it stops may both flush, and the
+// commit of a revocation, which follows the goroutine's flush, must find
+// the record marked even while the mark loop's flush of it is under way.
+// (Marking a record twice, or after a later one, changes nothing.)
 func (p *partition) flushMark() {
-	if r := p.handled.Swap(nil); r != nil {
-		p.s.cl.MarkCommitRecords(r)
+	if r := p.handled.Load(); r != nil {
+		p.s.mark(r)
+		p.handled.CompareAndSwap(r, nil)
 	}
 }
 
