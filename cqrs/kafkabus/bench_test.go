@@ -22,33 +22,45 @@ import (
 // The benchmarks compare, in one run, kafkabus with franz-go used bare
 // doing the same work, on a kfake cluster of three brokers in the process
 // (or the cluster of PATTERNS_KAFKA_BROKERS), topics of four partitions,
-// messages keyed over 16 streams, no-op telemetry. Each round runs both
-// sides, in an order that alternates from round to round, on fresh
-// topics; each benchmark reports the medians over KAFKABUS_BENCH_ROUNDS
-// rounds (default 7) of both rates and of their ratio round by round
-// (kafkabus/bare: 1 is as fast as bare), and the allocations per message
-// of each side, the process's whole (kfake's included, the same work on
-// both sides), which the machine's load does not move. kfake shares the process and its
-// CPU with the clients, so the ratios, not the rates, are the figures to
-// read; on a shared, loaded machine, run them once per invocation:
+// messages keyed over 16 streams, no-op telemetry. Both sides' clients
+// have the same options (the tests' fastClient: linger 0, the same fetch
+// wait and sizes; acks=all and franz-go's idempotent producer), and their
+// records the same key, value and headers (cqrs-id, cqrs-type, cqrs-key;
+// no trace context: with no-op telemetry there is no span context to
+// carry, so Publish adds none). Each round runs both sides, in an order
+// that alternates from round to round, on fresh topics; each benchmark
+// reports the medians over KAFKABUS_BENCH_ROUNDS rounds (default 7) of
+// both rates and of their ratio round by round (kafkabus/bare: 1 is as
+// fast as bare), and of what each side cost per message between the
+// start and the end of its timing: allocations and CPU time, the
+// process's whole (kfake's included, the same work on both sides), which
+// the machine's load moves far less than the rates (cpu-ratio is
+// kafkabus/bare: below 1 is cheaper than bare). kfake shares the process
+// and its CPU with the clients, so the ratios, not the rates, are the
+// figures to read; on a shared, loaded machine, run them once per
+// invocation:
 //
 //	go test -run '^$' -bench . -benchtime 1x ./cqrs/kafkabus
+//
+// KAFKABUS_BENCH_ONLY=kafkabus (or bare) runs one side only, for
+// profiling.
 
 // BenchmarkPublish: KAFKABUS_BENCH_MSGS messages (default 5,000) in
 // batches of 100, each batch one Publish (kafkabus) or one ProduceSync of
 // the same records, with the headers Publish writes (bare), returning
 // once acknowledged with acks=all.
 func BenchmarkPublish(b *testing.B) {
-	runBench(b, 5000, func(b *testing.B, env *benchEnv, side string, n int) time.Duration {
+	runBench(b, 5000, func(b *testing.B, env *benchEnv, side string, n int, m *meter) {
 		topic := env.topic(b, side)
 		msgs := benchMessages(n)
-		start := time.Now()
+		m.start()
+		ktopic := env.bus.KafkaTopic(topic)
 		for i := 0; i < n; i += 100 {
 			batch := msgs[i:min(i+100, n)]
 			if side == "bare" {
 				recs := make([]*kgo.Record, len(batch))
 				for j, m := range batch {
-					recs[j] = bareRecord(env.bus.KafkaTopic(topic), m)
+					recs[j] = bareRecord(ktopic, m)
 				}
 				if err := env.producer.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 					b.Fatal(err)
@@ -57,7 +69,6 @@ func BenchmarkPublish(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		return time.Since(start)
 	})
 }
 
@@ -68,7 +79,7 @@ func BenchmarkPublish(b *testing.B) {
 // group consumer (cooperative-sticky, PollRecords, a MarkCommitRecords
 // per record after the same count, CommitMarkedOffsets, Close).
 func BenchmarkConsume(b *testing.B) {
-	runBench(b, 20000, func(b *testing.B, env *benchEnv, side string, n int) time.Duration {
+	runBench(b, 20000, func(b *testing.B, env *benchEnv, side string, n int, m *meter) {
 		topic := env.topic(b, side)
 		ktopic := env.bus.KafkaTopic(topic)
 		msgs := benchMessages(n)
@@ -80,7 +91,7 @@ func BenchmarkConsume(b *testing.B) {
 			b.Fatal(err)
 		}
 		var count atomic.Int64
-		start := time.Now()
+		m.start()
 		if side == "bare" {
 			cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(env.brokers...), kgo.ConsumerGroup("g-" + topic),
 				kgo.ConsumeTopics(ktopic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -99,7 +110,7 @@ func BenchmarkConsume(b *testing.B) {
 				b.Fatal(err)
 			}
 			cl.Close()
-			return time.Since(start)
+			return
 		}
 		done := make(chan struct{})
 		s, err := env.bus.Subscribe(context.Background(), topic, "g-"+topic, func(context.Context, cqrs.Message) error {
@@ -113,7 +124,6 @@ func BenchmarkConsume(b *testing.B) {
 		}
 		<-done
 		_ = s.Close()
-		return time.Since(start)
 	})
 }
 
@@ -137,7 +147,7 @@ func (e *benchEnv) topic(b *testing.B, side string) string {
 
 // runBench runs rounds of side "bare" and "kafkabus", alternating which
 // goes first, and reports the medians.
-func runBench(b *testing.B, defaultN int, run func(b *testing.B, env *benchEnv, side string, n int) time.Duration) {
+func runBench(b *testing.B, defaultN int, run func(b *testing.B, env *benchEnv, side string, n int, m *meter)) {
 	n := envInt(b, "KAFKABUS_BENCH_MSGS", defaultN)
 	rounds := envInt(b, "KAFKABUS_BENCH_ROUNDS", 7)
 	c := newCluster(b, 3)
@@ -149,33 +159,92 @@ func runBench(b *testing.B, defaultN int, run func(b *testing.B, env *benchEnv, 
 	}
 	b.Cleanup(producer.Close)
 	env := &benchEnv{brokers: c.brokers, bus: bus, producer: producer}
-	var bare, bus1, ratios, bareAllocs, busAllocs []float64
-	var ms runtime.MemStats
+	only := os.Getenv("KAFKABUS_BENCH_ONLY")
+	var bare, bus1, ratios, bareAllocs, busAllocs, bareCPU, busCPU, cpuRatios []float64
+	var m meter
 	for b.Loop() {
 		for r := range rounds {
 			sides := []string{"bare", "kafkabus"}
 			if r%2 == 1 {
 				slices.Reverse(sides)
 			}
-			rate, allocs := map[string]float64{}, map[string]float64{}
+			rate, allocs, cpu := map[string]float64{}, map[string]float64{}, map[string]float64{}
 			for _, side := range sides {
-				runtime.ReadMemStats(&ms)
-				m0 := ms.Mallocs
-				rate[side] = float64(n) / run(b, env, side, n).Seconds()
-				runtime.ReadMemStats(&ms)
-				allocs[side] = float64(ms.Mallocs-m0) / float64(n)
+				if only != "" && only != side {
+					continue
+				}
+				run(b, env, side, n, &m)
+				wall, cpuTime, mallocs, cpuOK := m.stop()
+				rate[side] = float64(n) / wall.Seconds()
+				if cpuOK {
+					cpu[side] = float64(cpuTime.Nanoseconds()) / 1e3 / float64(n)
+				}
+				allocs[side] = float64(mallocs) / float64(n)
 			}
-			bare, bus1 = append(bare, rate["bare"]), append(bus1, rate["kafkabus"])
-			bareAllocs, busAllocs = append(bareAllocs, allocs["bare"]), append(busAllocs, allocs["kafkabus"])
-			ratios = append(ratios, rate["kafkabus"]/rate["bare"])
+			b.Logf("round %d: bare %.0f msgs/s %.2f µs CPU/msg %.1f allocs/msg, kafkabus %.0f msgs/s %.2f µs CPU/msg %.1f allocs/msg",
+				r, rate["bare"], cpu["bare"], allocs["bare"], rate["kafkabus"], cpu["kafkabus"], allocs["kafkabus"])
+			if v, ok := rate["bare"]; ok {
+				bare, bareAllocs = append(bare, v), append(bareAllocs, allocs["bare"])
+			}
+			if v, ok := rate["kafkabus"]; ok {
+				bus1, busAllocs = append(bus1, v), append(busAllocs, allocs["kafkabus"])
+			}
+			if len(rate) == 2 {
+				ratios = append(ratios, rate["kafkabus"]/rate["bare"])
+			}
+			if v, ok := cpu["bare"]; ok {
+				bareCPU = append(bareCPU, v)
+			}
+			if v, ok := cpu["kafkabus"]; ok {
+				busCPU = append(busCPU, v)
+			}
+			if len(cpu) == 2 {
+				cpuRatios = append(cpuRatios, cpu["kafkabus"]/cpu["bare"])
+			}
 		}
 	}
-	b.ReportMetric(median(bare), "bare-msgs/s")
-	b.ReportMetric(median(bus1), "kafkabus-msgs/s")
-	b.ReportMetric(median(ratios), "ratio")
-	b.ReportMetric(median(bareAllocs), "bare-allocs/msg")
-	b.ReportMetric(median(busAllocs), "kafkabus-allocs/msg")
-	b.Logf("%d messages a round, %d rounds; kafkabus/bare by round: %.2f", n, len(ratios), ratios)
+	b.ReportMetric(0, "ns/op")
+	report := func(v []float64, unit string) {
+		if len(v) > 0 {
+			b.ReportMetric(median(v), unit)
+		}
+	}
+	report(bare, "bare-msgs/s")
+	report(bus1, "kafkabus-msgs/s")
+	report(ratios, "ratio")
+	report(bareAllocs, "bare-allocs/msg")
+	report(busAllocs, "kafkabus-allocs/msg")
+	report(bareCPU, "bare-cpu-µs/msg")
+	report(busCPU, "kafkabus-cpu-µs/msg")
+	report(cpuRatios, "cpu-ratio")
+	b.Logf("%d messages a round, %d rounds; kafkabus/bare by round: %.2f; CPU kafkabus/bare by round: %.2f", n, len(ratios), ratios, cpuRatios)
+}
+
+// meter measures a side's run, from its call of start to the run's end:
+// the wall time, the process's CPU time and its allocations.
+type meter struct {
+	ms      runtime.MemStats
+	t0      time.Time
+	cpu0    time.Duration
+	cpuOK   bool
+	mallocs uint64
+}
+
+// start starts the measure.
+func (m *meter) start() {
+	runtime.ReadMemStats(&m.ms)
+	m.mallocs = m.ms.Mallocs
+	m.cpu0, m.cpuOK = cpuTime()
+	m.t0 = time.Now()
+}
+
+// stop returns the measures since start; ok is false where the CPU time
+// is not known.
+func (m *meter) stop() (wall, cpu time.Duration, mallocs uint64, ok bool) {
+	wall = time.Since(m.t0)
+	cpu1, ok := cpuTime()
+	runtime.ReadMemStats(&m.ms)
+	return wall, cpu1 - m.cpu0, m.ms.Mallocs - m.mallocs, ok && m.cpuOK
 }
 
 // benchMessages returns n messages keyed over 16 streams.

@@ -140,12 +140,12 @@ func (b *Bus) Setup(ctx context.Context, topics ...string) error {
 	return errors.Join(errs...)
 }
 
-// ensure sets topic up once, with WithAutoSetup.
-func (b *Bus) ensure(ctx context.Context, topic string) error {
+// ensure sets topic, whose Kafka topic is ktopic, up once, with WithAutoSetup.
+func (b *Bus) ensure(ctx context.Context, topic, ktopic string) error {
 	if !b.cfg.autoSetup {
 		return nil
 	}
-	if _, ok := b.setUp.Load(b.cfg.prefix + topic); ok {
+	if _, ok := b.setUp.Load(ktopic); ok {
 		return nil
 	}
 	return b.Setup(ctx, topic)
@@ -154,10 +154,15 @@ func (b *Bus) ensure(ctx context.Context, topic string) error {
 // checkTopic reports whether topic makes a valid Kafka topic name with the
 // bus's prefix.
 func (b *Bus) checkTopic(topic string) error {
+	return b.checkKafkaTopic(topic, b.cfg.prefix+topic)
+}
+
+// checkKafkaTopic is checkTopic of topic, whose Kafka topic is ktopic.
+func (b *Bus) checkKafkaTopic(topic, ktopic string) error {
 	if topic == "" {
 		return errors.New("kafkabus: empty topic")
 	}
-	if err := checkName(b.cfg.prefix+topic, false); err != nil {
+	if err := checkName(ktopic, false); err != nil {
 		return fmt.Errorf("kafkabus: topic %q: %w", topic, err)
 	}
 	return nil
@@ -185,7 +190,8 @@ func (b *Bus) checkTopic(topic string) error {
 // same partition are stored, others may be. A canceled ctx fails the
 // messages not yet sent.
 func (b *Bus) Publish(ctx context.Context, topic string, msgs ...cqrs.Message) error {
-	if err := b.checkTopic(topic); err != nil {
+	ktopic := b.cfg.prefix + topic
+	if err := b.checkKafkaTopic(topic, ktopic); err != nil {
 		return fmt.Errorf("%w (%w)", err, cqrs.ErrInvalidMessage)
 	}
 	for i, m := range msgs {
@@ -193,8 +199,7 @@ func (b *Bus) Publish(ctx context.Context, topic string, msgs ...cqrs.Message) e
 			return fmt.Errorf("kafkabus: message %d: empty message ID (%w)", i, cqrs.ErrInvalidMessage)
 		}
 	}
-	ktopic := b.cfg.prefix + topic
-	if err := b.ensure(ctx, topic); err != nil {
+	if err := b.ensure(ctx, topic, ktopic); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -203,17 +208,15 @@ func (b *Bus) Publish(ctx context.Context, topic string, msgs ...cqrs.Message) e
 	if len(msgs) == 0 {
 		return nil
 	}
-	errs := make([]error, len(msgs))
-	var wg sync.WaitGroup
-	wg.Add(len(msgs))
-	for i := range msgs {
-		b.produce(ctx, ktopic, msgs[i], func(err error) {
-			errs[i] = err
-			wg.Done()
-		})
+	p := b.newPublication(ctx, ktopic, msgs)
+	// The records are all made before the first is produced, so that they
+	// reach the client's partition buffers together and go out in as few
+	// requests as the brokers' acknowledgements allow.
+	for i := range p.recs {
+		b.producer.Produce(ctx, &p.recs[i], p.promise)
 	}
-	wg.Wait()
-	for i, err := range errs {
+	p.wg.Wait()
+	for i, err := range p.errs {
 		if err != nil {
 			if invalid(err) {
 				err = fmt.Errorf("%w (%w)", err, cqrs.ErrInvalidMessage)
@@ -230,62 +233,131 @@ func invalid(err error) bool {
 		errors.Is(err, kerr.RecordListTooLarge) || errors.Is(err, kerr.InvalidTopicException)
 }
 
-// produce produces m to ktopic in a publish span and calls done with the
-// result once the record is acknowledged or failed.
-func (b *Bus) produce(ctx context.Context, ktopic string, m cqrs.Message, done func(error)) {
-	start := time.Now()
+// publication is the records of one Publish call in flight. Its records,
+// their headers and the bytes of their keys and header values are three
+// allocations, whatever the number of messages, and one promise serves
+// them all.
+type publication struct {
+	inst   *instruments
+	tt     *topicTelemetry
+	traced bool // each record's Context holds its publish span
+	start  time.Time
+	recs   []kgo.Record
+	wg     sync.WaitGroup
+
+	mu   sync.Mutex
+	errs []error // by message, made at the first failure
+}
+
+// newPublication returns the publication of msgs to ktopic in ctx: their
+// records, each in a publish span of its own when spans could record, and
+// carrying its message's creation context or that span's.
+func (b *Bus) newPublication(ctx context.Context, ktopic string, msgs []cqrs.Message) *publication {
 	inst := b.inst
-	tt := inst.forTopic(ktopic)
-	opts := tt.spanOpts
-	creation := buskit.CreationContext(m)
+	p := &publication{inst: inst, tt: inst.forTopic(ktopic), traced: !inst.spans.Skip(ctx), start: time.Now(),
+		recs: make([]kgo.Record, len(msgs))}
+	p.wg.Add(len(msgs))
+	prop := otel.GetTextMapPropagator()
+	room := len(prop.Fields()) // the headers a trace context may add
+	nh, nb := 0, 0
+	for _, m := range msgs {
+		nh += 3 + len(m.Metadata) + room
+		nb += len(m.ID) + len(m.Type) + len(m.Key) + max(len(m.Key), len(ktopic)) // a key of WithKey may make it grow
+		for _, v := range m.Metadata {
+			nb += len(v)
+		}
+	}
+	headers := make([]kgo.RecordHeader, nh)
+	buf := arena(make([]byte, 0, nb))
+	for i, m := range msgs {
+		r := &p.recs[i]
+		key := b.cfg.key(m)
+		if key == "" {
+			key = ktopic
+		}
+		r.Topic, r.Key, r.Value, r.Context = ktopic, buf.bytes(key), m.Data, ctx
+		n := 3 + len(m.Metadata) + room
+		r.Headers = encodeHeaders(headers[:0:n], m, &buf, key, r.Key)
+		headers = headers[n:]
+		creation := buskit.CreationContext(m)
+		if p.traced {
+			r.Context = p.startSpan(ctx, m, key, creation)
+		}
+		if !creation.IsValid() {
+			// The trace context goes straight into the headers, as entries
+			// of the metadata would (buskit.InjectTrace would copy the
+			// metadata).
+			prop.Inject(r.Context, headerCarrier{r})
+		}
+	}
+	return p
+}
+
+// startSpan starts the publish span of m, whose record key is key and
+// whose creation context is creation, and returns ctx with it.
+func (p *publication) startSpan(ctx context.Context, m cqrs.Message, key string, creation trace.SpanContext) context.Context {
+	opts := p.tt.spanOpts
 	if creation.IsValid() {
 		// The message's creation context is its own: the span links to it
 		// and, its context not being the creation context, is a client span.
 		opts = append(opts[:len(opts):len(opts)],
 			trace.WithLinks(trace.Link{SpanContext: creation}), trace.WithSpanKind(trace.SpanKindClient))
 	}
-	key := b.cfg.key(m)
-	if key == "" {
-		key = ktopic
-	}
-	sctx, span := ctx, trace.Span(nil)
-	if !inst.spans.Skip(ctx) {
-		sctx, span = inst.tracer.Start(ctx, tt.spanName, opts...)
-	}
-	if span != nil && span.IsRecording() {
+	sctx, span := p.inst.tracer.Start(ctx, p.tt.spanName, opts...)
+	if span.IsRecording() {
 		span.SetAttributes(semconv.MessagingMessageID(m.ID), semconv.MessagingKafkaMessageKey(key))
-		if inst.optIn {
+		if p.inst.optIn {
 			span.SetAttributes(semconv.MessagingMessageBodySize(len(m.Data)))
 		}
 	}
-	h := encodeHeaders(m, m.Metadata)
-	if !creation.IsValid() {
-		// The trace context goes straight into the headers, as entries of
-		// the metadata would (buskit.InjectTrace would copy the metadata).
-		c := headerCarrier{&h}
-		otel.GetTextMapPropagator().Inject(sctx, c)
+	return sctx
+}
+
+// promise is the promise of each record of the publication: it records
+// the record's outcome and ends its span.
+func (p *publication) promise(r *kgo.Record, err error) {
+	inst, tt, ctx := p.inst, p.tt, r.Context
+	var span trace.Span
+	if p.traced {
+		span = trace.SpanFromContext(ctx)
 	}
-	rec := &kgo.Record{Topic: ktopic, Key: []byte(key), Value: m.Data, Headers: h}
-	b.producer.Produce(ctx, rec, func(r *kgo.Record, err error) {
-		d := seconds(start)
-		if err != nil {
-			if span != nil {
-				telemetry.RecordError(span, err)
-			}
-			addFailure(sctx, inst.Sent, 1, tt.sentBase, err)
-			recordFailure(sctx, inst.OpDuration, d, tt.durBase, err)
-		} else {
-			if span != nil && span.IsRecording() {
-				span.SetAttributes(semconv.MessagingDestinationPartitionID(itoa(r.Partition)), semconv.MessagingKafkaOffset(int(r.Offset)))
-			}
-			inst.Sent.Add(sctx, 1, tt.sentOpts...)
-			inst.OpDuration.Record(sctx, d, tt.durOpts...)
-		}
+	if err != nil {
 		if span != nil {
-			span.End()
+			telemetry.RecordError(span, err)
 		}
-		done(err)
-	})
+		addFailure(ctx, inst.Sent, 1, tt.sentBase, err)
+		if inst.OpDuration.Enabled(ctx) {
+			recordFailure(ctx, inst.OpDuration, seconds(p.start), tt.durBase, err)
+		}
+		p.fail(r, err)
+	} else {
+		if span != nil && span.IsRecording() {
+			span.SetAttributes(semconv.MessagingDestinationPartitionID(itoa(r.Partition)), semconv.MessagingKafkaOffset(int(r.Offset)))
+		}
+		inst.Sent.Add(ctx, 1, tt.sentOpts...)
+		if inst.OpDuration.Enabled(ctx) {
+			inst.OpDuration.Record(ctx, seconds(p.start), tt.durOpts...)
+		}
+	}
+	if span != nil {
+		span.End()
+	}
+	p.wg.Done()
+}
+
+// fail records err as the error of r's message.
+func (p *publication) fail(r *kgo.Record, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.errs == nil {
+		p.errs = make([]error, len(p.recs))
+	}
+	for i := range p.recs {
+		if &p.recs[i] == r {
+			p.errs[i] = err
+			return
+		}
+	}
 }
 
 // DeadLetterTo returns a dead-letter function ([cqrs.WithDeadLetter]) that

@@ -21,30 +21,45 @@ const (
 	escapedPrefix = "cqrs-md-"
 )
 
-// encodeHeaders returns the headers of a record that carries m, whose
-// metadata with the trace context added is md.
+// encodeHeaders appends to h the headers of a record that carries m,
+// whose record key is key, its bytes keyBytes; the header values are
+// copies in buf.
 //
 // Kafka headers are byte strings: every ID, type, key and value travels as
 // it is. The ID and type are the headers cqrs-id and cqrs-type, each
 // metadata entry a header of its own, under its key, or under "cqrs-md-"
 // and its key when the key starts with "cqrs-", so that no entry is taken
 // for the bus's own.
-func encodeHeaders(m cqrs.Message, md map[string]string) []kgo.RecordHeader {
-	h := make([]kgo.RecordHeader, 0, len(md)+4) // room for a trace context
-	h = append(h, kgo.RecordHeader{Key: idHeader, Value: []byte(m.ID)})
+func encodeHeaders(h []kgo.RecordHeader, m cqrs.Message, buf *arena, key string, keyBytes []byte) []kgo.RecordHeader {
+	h = append(h, kgo.RecordHeader{Key: idHeader, Value: buf.bytes(m.ID)})
 	if m.Type != "" {
-		h = append(h, kgo.RecordHeader{Key: typeHeader, Value: []byte(m.Type)})
+		h = append(h, kgo.RecordHeader{Key: typeHeader, Value: buf.bytes(m.Type)})
 	}
 	if m.Key != "" {
-		h = append(h, kgo.RecordHeader{Key: keyHeader, Value: []byte(m.Key)})
+		v := keyBytes
+		if m.Key != key {
+			v = buf.bytes(m.Key)
+		}
+		h = append(h, kgo.RecordHeader{Key: keyHeader, Value: v})
 	}
-	for k, v := range md {
+	for k, v := range m.Metadata {
 		if strings.HasPrefix(k, ownPrefix) {
 			k = escapedPrefix + k
 		}
-		h = append(h, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		h = append(h, kgo.RecordHeader{Key: k, Value: buf.bytes(v)})
 	}
 	return h
+}
+
+// arena hands out copies of strings in one buffer, so that the header
+// values of a publication are one allocation. The copies are read only.
+type arena []byte
+
+// bytes returns a copy of s.
+func (a *arena) bytes(s string) []byte {
+	n := len(*a)
+	*a = append(*a, s...)
+	return (*a)[n:len(*a):len(*a)]
 }
 
 // decodeRecord returns the message that r carries on topic. A record
@@ -54,14 +69,15 @@ func encodeHeaders(m cqrs.Message, md map[string]string) []kgo.RecordHeader {
 // had one.
 func decodeRecord(topic string, r *kgo.Record) (m cqrs.Message, identified bool) {
 	m = cqrs.Message{Topic: topic, Data: r.Value}
+	var id, typ, key []byte
 	for _, h := range r.Headers {
 		switch {
 		case h.Key == idHeader:
-			m.ID, identified = string(h.Value), true
+			id, identified = h.Value, true
 		case h.Key == typeHeader:
-			m.Type = string(h.Value)
+			typ = h.Value
 		case h.Key == keyHeader:
-			m.Key = string(h.Value)
+			key = h.Value
 		default:
 			k := h.Key
 			if strings.HasPrefix(k, escapedPrefix) {
@@ -75,6 +91,15 @@ func decodeRecord(topic string, r *kgo.Record) (m cqrs.Message, identified bool)
 			m.Metadata[k] = string(h.Value)
 		}
 	}
+	// The ID, type and key are cut from one string: one allocation, not
+	// three.
+	var sb strings.Builder
+	sb.Grow(len(id) + len(typ) + len(key))
+	sb.Write(id)
+	sb.Write(typ)
+	sb.Write(key)
+	all := sb.String()
+	m.ID, m.Type, m.Key = all[:len(id)], all[len(id):len(id)+len(typ)], all[len(id)+len(typ):]
 	if !identified {
 		m.ID = derivedID(r)
 		m.Key = string(r.Key)
@@ -90,10 +115,10 @@ func derivedID(r *kgo.Record) string {
 // headerCarrier is a propagation.TextMapCarrier on the headers of a record
 // that encodeHeaders made: an entry set by the propagator is a metadata
 // entry, replacing one of the same key.
-type headerCarrier struct{ h *[]kgo.RecordHeader }
+type headerCarrier struct{ r *kgo.Record }
 
 func (c headerCarrier) Get(key string) string {
-	for _, h := range *c.h {
+	for _, h := range c.r.Headers {
 		if h.Key == key {
 			return string(h.Value)
 		}
@@ -105,18 +130,19 @@ func (c headerCarrier) Set(key, value string) {
 	if strings.HasPrefix(key, ownPrefix) {
 		key = escapedPrefix + key
 	}
-	for i := range *c.h {
-		if (*c.h)[i].Key == key {
-			(*c.h)[i].Value = []byte(value)
+	h := c.r.Headers
+	for i := range h {
+		if h[i].Key == key {
+			h[i].Value = []byte(value)
 			return
 		}
 	}
-	*c.h = append(*c.h, kgo.RecordHeader{Key: key, Value: []byte(value)})
+	c.r.Headers = append(h, kgo.RecordHeader{Key: key, Value: []byte(value)})
 }
 
 func (c headerCarrier) Keys() []string {
-	keys := make([]string, 0, len(*c.h))
-	for _, h := range *c.h {
+	keys := make([]string, 0, len(c.r.Headers))
+	for _, h := range c.r.Headers {
 		keys = append(keys, h.Key)
 	}
 	return keys

@@ -61,9 +61,10 @@
 //     After MaxDeliver failed deliveries it goes to the dead-letter
 //     function ([Bus.DeadLetterTo] parks it on a topic) and is passed.
 //   - Offsets are marked only once a record's handler succeeded or its
-//     record was dead-lettered, and committed every [WithCommitInterval]
-//     (default 1s), when a rebalance revokes partitions (after their
-//     running handlers return) and on Close. A rebalance or a Close
+//     record was dead-lettered (within a tenth of the commit interval),
+//     and committed every [WithCommitInterval] (default 1s), when a
+//     rebalance revokes partitions (after their running handlers return,
+//     all they handled marked) and on Close. A rebalance or a Close
 //     replays nothing handled; a crash replays at most what was handled
 //     since the last commit. When franz-go detects that a partition's
 //     leader lost records at a point it cannot locate (an unclean leader

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/otelpatterns/patterns/cqrs"
@@ -340,4 +342,159 @@ func TestRetryingRecordMovesWithItsPartition(t *testing.T) {
 	got := col.messages()
 	require.Equal(t, "x", got[0].ID)
 	require.Equal(t, "y", got[1].ID)
+}
+
+// TestCommitsFollowHandlers: with Concurrency 1 and partitions of more
+// records than a partition's goroutine handles in one stretch with its
+// slot, Close commits the offset after every record handled, and never one
+// past a record whose handler has not succeeded: the partition of a
+// message that keeps failing is committed up to it, the others to their
+// end. The committed offsets are read from the group.
+func TestCommitsFollowHandlers(t *testing.T) {
+	c := newCluster(t, 1)
+	b := newBus(t, c)
+	ctx := ctxWithin(t, 20*time.Second)
+	require.NoError(t, b.Setup(ctx, "orders"))
+	msgs := keyed("c", 600, 16)
+	failing := msgs[457].ID
+	require.NoError(t, b.Publish(ctx, "orders", msgs...))
+
+	// Where each message is.
+	ktopic := b.KafkaTopic("orders")
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...), kgo.ConsumeTopics(ktopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, fastClient...)...)
+	require.NoError(t, err)
+	defer cl.Close()
+	records := map[string]*kgo.Record{}
+	for len(records) < len(msgs) && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == "cqrs-id" {
+					records[string(h.Value)] = r
+				}
+			}
+		})
+	}
+	fail := records[failing]
+	require.NotNil(t, fail, "the failing message's record")
+	var handled []cqrs.Message // those before the failing one on its partition, and the other partitions'
+	for _, m := range msgs {
+		if r := records[m.ID]; r.Partition != fail.Partition || r.Offset < fail.Offset {
+			handled = append(handled, m)
+		}
+	}
+
+	got := newLedger()
+	s, err := b.Subscribe(ctx, "orders", "projector", func(ctx context.Context, m cqrs.Message) error {
+		if m.ID == failing {
+			return errors.New("not yet")
+		}
+		got.add(m.ID)
+		return nil
+	}, cqrs.WithConcurrency(1), cqrs.WithRedeliveryBackoff(func(int) time.Duration { return time.Hour }))
+	require.NoError(t, err)
+	waitFor(t, 15*time.Second, "the messages not behind the failing one handled", func() bool { return len(got.missing(handled)) == 0 })
+	require.NoError(t, s.Close())
+
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, ktopic)
+	require.NoError(t, err)
+	committed, err := adm.FetchOffsets(ctx, "projector")
+	require.NoError(t, err)
+	ends.Each(func(end kadm.ListedOffset) {
+		want := end.Offset
+		if end.Partition == fail.Partition {
+			want = fail.Offset
+		}
+		o, ok := committed.Lookup(ktopic, end.Partition)
+		if !ok || o.At != want {
+			t.Errorf("partition %d: committed %+v; want offset %d (end %d)", end.Partition, o.Offset, want, end.Offset)
+		}
+	})
+}
+
+// TestSlowPartitionTakesTurns: with Concurrency 1, a partition whose
+// handlers are slow lets another partition's record through after about
+// a millisecond holding the slot, rather than running its whole queue
+// first. The records of partition 0 each take 3ms; the one record of
+// partition 1 arrives while partition 0 has 99 more queued, and is handled
+// before their last tenth (a fetch may take up to the tests' 200ms
+// FetchMaxWait to bring it; without the turns it came after all 100).
+func TestSlowPartitionTakesTurns(t *testing.T) {
+	c := newCluster(t, 1)
+	b := newBus(t, c)
+	ctx := ctxWithin(t, 20*time.Second)
+	require.NoError(t, b.Setup(ctx, "orders"))
+	ktopic := b.KafkaTopic("orders")
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner())}, fastClient...)...)
+	require.NoError(t, err)
+	defer cl.Close()
+	slow := make([]*kgo.Record, 100)
+	for i := range slow {
+		slow[i] = &kgo.Record{Topic: ktopic, Partition: 0, Value: []byte("slow")}
+	}
+	require.NoError(t, cl.ProduceSync(ctx, slow...).FirstErr())
+
+	var mu sync.Mutex
+	var order []string
+	started := make(chan struct{})
+	var once sync.Once
+	subscribe(t, b, "orders", "projector", func(_ context.Context, m cqrs.Message) error {
+		if string(m.Data) == "slow" {
+			once.Do(func() { close(started) })
+			time.Sleep(3 * time.Millisecond)
+		}
+		mu.Lock()
+		order = append(order, string(m.Data))
+		mu.Unlock()
+		return nil
+	}, cqrs.WithConcurrency(1))
+	<-started
+	require.NoError(t, cl.ProduceSync(ctx, &kgo.Record{Topic: ktopic, Partition: 1, Value: []byte("fast")}).FirstErr())
+	waitFor(t, 15*time.Second, "every record handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == 101
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if i := slices.Index(order, "fast"); i >= 90 {
+		t.Errorf("partition 1's record handled after %d of partition 0's; want it to take its turn well before their end", i)
+	}
+}
+
+// TestSlowHandlersCommitAsTheyGo: each record a partition's goroutine has
+// handled is marked for commit within a tenth of the commit interval, not
+// when the goroutine lets its concurrency slot go, so the commit interval
+// bounds what a crash replays. The handler (2ms a record) stops at the
+// 31st of 100 records; the group's committed offset reaches 30 meanwhile.
+// (It failed with marks made only when the slot went, after 256 records
+// or an empty queue.)
+func TestSlowHandlersCommitAsTheyGo(t *testing.T) {
+	c := newCluster(t, 1)
+	b := newBus(t, c, kafkabus.WithPartitions(1))
+	ctx := ctxWithin(t, 20*time.Second)
+	require.NoError(t, b.Setup(ctx, "orders"))
+	require.NoError(t, b.Publish(ctx, "orders", keyed("s", 100, 1)...))
+	release := make(chan struct{})
+	defer close(release)
+	subscribe(t, b, "orders", "projector", func(_ context.Context, m cqrs.Message) error {
+		if m.ID == "s-30" {
+			<-release
+		}
+		time.Sleep(2 * time.Millisecond)
+		return nil
+	}, cqrs.WithConcurrency(4))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.brokers...)}, fastClient...)...)
+	require.NoError(t, err)
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	waitFor(t, 10*time.Second, "offset 30 committed while the handler is held", func() bool {
+		committed, err := adm.FetchOffsets(ctx, "projector")
+		if err != nil {
+			return false
+		}
+		o, ok := committed.Lookup(b.KafkaTopic("orders"), 0)
+		return ok && o.At == 30
+	})
 }

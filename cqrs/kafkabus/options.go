@@ -23,9 +23,9 @@ const (
 	// DefaultCommitInterval is how often a subscription commits the
 	// offsets of the messages its handlers finished.
 	DefaultCommitInterval = time.Second
-	// DefaultMaxBuffered is how many records a subscription holds per
-	// partition, fetched ahead of its handler, before it pauses fetching
-	// that partition.
+	// DefaultMaxBuffered is how many records a subscription holds,
+	// fetched ahead of its handlers, before it stops taking more from its
+	// client.
 	DefaultMaxBuffered = 500
 )
 
@@ -128,10 +128,13 @@ func WithCommitInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.commitInterval = d })
 }
 
-// WithMaxBuffered sets how many records a subscription holds per
-// partition ahead of its handler before it pauses fetching the partition
-// (it resumes when half are handled). n must be at least 1. The default
-// is [DefaultMaxBuffered] (500).
+// WithMaxBuffered sets how many records a subscription holds, taken from
+// its client ahead of its handlers, across its partitions, before it stops
+// taking more until its handlers bring them below n (the client's own
+// fetch buffers, sized by its fetch options, come on top). The records of
+// a partition whose record waits out a redelivery backoff do not count: the
+// partition is paused meanwhile, and the others go on. n must be at least
+// 1. The default is [DefaultMaxBuffered] (500).
 func WithMaxBuffered(n int) Option {
 	return optionFunc(func(c *config) { c.maxBuffered = n })
 }

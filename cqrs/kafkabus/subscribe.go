@@ -29,6 +29,18 @@ const closeTimeout = 10 * time.Second
 // poll.
 const pollMax = 1000
 
+// A partition's goroutine keeps its concurrency slot from one record to
+// the next, rather than taking it for each, which saves a hand-off between
+// goroutines (and the wake-up of a thread) per record where handlers wait
+// for slots (Concurrency below the partitions held). It lets the slot go
+// when its queue is empty, after maxStreak records, or once it has held
+// the slot for maxHold: a partition of slow handlers then waits its turn
+// after each record, as when slots were taken per record.
+const (
+	maxStreak = 256
+	maxHold   = time.Millisecond
+)
+
 // Subscribe starts delivering the messages published to topic to handler,
 // as a member of the Kafka consumer group group. The subscription is a
 // franz-go client of its own in that group, subscribed to the topic's
@@ -57,9 +69,11 @@ const pollMax = 1000
 //
 // Marked offsets are committed every commit interval ([WithCommitInterval]),
 // when a rebalance takes partitions away from the subscription (after
-// their running handlers returned) and when it closes. So a rebalance or
-// a Close replays nothing that was handled; a crash replays what was
-// handled since the last commit. A record whose handler had failed and
+// their running handlers returned) and when it closes. A record handled
+// is marked within a tenth of the commit interval, and at once before
+// those last two commits. So a rebalance or a Close replays nothing that
+// was handled; a crash replays what was handled since the last commit
+// (and in the tenth of an interval before it). A record whose handler had failed and
 // was waiting for its next delivery when its partition moved is delivered
 // to the partition's next owner with Delivery 1 again: the count lives in
 // the member, and MaxDeliver bounds the deliveries per member.
@@ -70,7 +84,8 @@ const pollMax = 1000
 // does not wait for the group to assign partitions.
 func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.Handler, opts ...cqrs.SubscribeOption) (cqrs.Subscription, error) {
 	var errs []error
-	if err := b.checkTopic(topic); err != nil {
+	ktopic := b.cfg.prefix + topic
+	if err := b.checkKafkaTopic(topic, ktopic); err != nil {
 		errs = append(errs, err)
 	}
 	if group == "" {
@@ -86,10 +101,9 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	if err := b.ensure(ctx, topic); err != nil {
+	if err := b.ensure(ctx, topic, ktopic); err != nil {
 		return nil, err
 	}
-	ktopic := b.cfg.prefix + topic
 	s := &subscription{
 		bus:     b,
 		topic:   topic,
@@ -100,6 +114,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		baseCtx: trace.ContextWithSpan(context.WithoutCancel(ctx), trace.SpanFromContext(ctx)),
 		sem:     make(chan struct{}, cfg.Concurrency),
 		drained: make(chan struct{}, 1),
+		maxHeld: int64(b.cfg.maxBuffered),
 		parts:   map[int32]*partition{},
 		commit:  commitAttrs(ktopic, group),
 	}
@@ -127,6 +142,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	if err != nil {
 		return nil, fmt.Errorf("kafkabus: consumer of %s for group %s: %w", ktopic, group, err)
 	}
+	s.mark = s.cl.MarkCommitRecords
 	s.lagReg, err = b.inst.meter.RegisterCallback(s.observeLag, b.inst.lag)
 	if err != nil {
 		otel.Handle(err)
@@ -135,6 +151,10 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 	s.stopPoll = cancel
 	s.pollDone = make(chan struct{})
 	go s.poll(pctx)
+	// Marks reach the client within a tenth of the commit interval, so
+	// that a commit takes nearly every record handled before it.
+	s.markEvery, s.markDone = max(b.cfg.commitInterval/10, time.Millisecond), make(chan struct{})
+	go s.markLoop(pctx)
 	return s, nil
 }
 
@@ -151,15 +171,20 @@ type subscription struct {
 	baseCtx context.Context
 	baseSC  trace.SpanContext
 	sem     chan struct{} // a slot per handler that may run at once
-	drained chan struct{} // signalled when buffered records are taken
+	drained chan struct{} // signalled when held falls below maxHeld
+	held    atomic.Int64  // the records queued on partitions not paused
+	maxHeld int64         // WithMaxBuffered
 	cl      *kgo.Client
+	mark    func(...*kgo.Record) // cl.MarkCommitRecords (a test's own in internal tests)
 
 	commit     []attribute.KeyValue
 	commitOpts []metric.RecordOption
 	lagReg     metric.Registration
 
-	stopPoll context.CancelFunc
-	pollDone chan struct{}
+	stopPoll  context.CancelFunc // stops the poll and mark loops
+	pollDone  chan struct{}
+	markEvery time.Duration
+	markDone  chan struct{}
 
 	mu        sync.Mutex
 	parts     map[int32]*partition // the partitions assigned
@@ -177,10 +202,19 @@ type partition struct {
 	mu     sync.Mutex
 	queue  []*kgo.Record
 	paused bool // while a record waits out its backoff
+	gone   bool // dropped: records pushed are let go
+
+	// The partition's goroutine's own.
+	retrying bool      // paused, as the goroutine set it
+	slot     bool      // it holds a slot of s.sem
+	slotAt   time.Time // when it took the slot
+	streak   int       // records handled since it took the slot
 
 	wake chan struct{} // signalled when records are queued
 	stop chan struct{} // closed to stop the goroutine
 	done chan struct{} // closed when it returns
+
+	handled atomic.Pointer[kgo.Record] // the last record handled, not marked yet
 
 	hwm  atomic.Int64 // the partition's high watermark, as last fetched
 	next atomic.Int64 // the offset after the last record handled (see observeLag); -1 if none yet
@@ -237,7 +271,14 @@ func (s *subscription) hand(fetches kgo.Fetches) {
 // push queues records.
 func (p *partition) push(records []*kgo.Record) {
 	p.mu.Lock()
+	if p.gone {
+		p.mu.Unlock()
+		return
+	}
 	p.queue = append(p.queue, records...)
+	if !p.paused {
+		p.s.held.Add(int64(len(records)))
+	}
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
@@ -245,7 +286,26 @@ func (p *partition) push(records []*kgo.Record) {
 	}
 }
 
+// pop returns the next record queued, or nil if there is none.
+func (p *partition) pop() *kgo.Record {
+	p.mu.Lock()
+	if len(p.queue) == 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	r := p.queue[0]
+	p.queue[0] = nil
+	p.queue = p.queue[1:]
+	counted := !p.paused
+	p.mu.Unlock()
+	if counted {
+		p.s.release(1)
+	}
+	return r
+}
+
 // take returns the next record, waiting for one, or nil once stop closes.
+// Before it waits, it lets its slot go.
 func (p *partition) take() *kgo.Record {
 	for {
 		select {
@@ -253,16 +313,10 @@ func (p *partition) take() *kgo.Record {
 			return nil
 		default:
 		}
-		p.mu.Lock()
-		if len(p.queue) > 0 {
-			r := p.queue[0]
-			p.queue[0] = nil
-			p.queue = p.queue[1:]
-			p.mu.Unlock()
-			p.s.signalDrained()
+		if r := p.pop(); r != nil {
 			return r
 		}
-		p.mu.Unlock()
+		p.yield()
 		select {
 		case <-p.wake:
 		case <-p.stop:
@@ -271,32 +325,106 @@ func (p *partition) take() *kgo.Record {
 	}
 }
 
+// acquire takes a slot of the subscription's concurrency for the
+// partition's goroutine unless it holds one, and reports true, or false as
+// soon as the partition is stopped.
+func (p *partition) acquire() bool {
+	if p.slot {
+		return true
+	}
+	select {
+	case p.s.sem <- struct{}{}:
+		p.slot, p.slotAt = true, time.Now()
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
+// yield lets the partition's slot go, if it holds one.
+func (p *partition) yield() {
+	if p.slot {
+		<-p.s.sem
+		p.slot = false
+	}
+	p.streak = 0
+}
+
+// flushMark marks for commit the last record handled since the last
+// flush, if any. The record is let go only once it is marked: the mark
+// loop and the partition's goroutine as it stops may both flush, and the
+// commit of a revocation, which follows the goroutine's flush, must find
+// the record marked even while the mark loop's flush of it is under way.
+// (Marking a record twice, or after a later one, changes nothing.)
+func (p *partition) flushMark() {
+	if r := p.handled.Load(); r != nil {
+		p.s.mark(r)
+		p.handled.CompareAndSwap(r, nil)
+	}
+}
+
+// markLoop marks the records the partitions handled every s.markEvery,
+// until ctx ends. Marking each record as its handler returned cost, in
+// the client's map operations under its lock, about as much CPU as the
+// rest of the bus's work on a record; here a record handled costs an
+// atomic store.
+func (s *subscription) markLoop(ctx context.Context) {
+	defer close(s.markDone)
+	t := time.NewTicker(s.markEvery)
+	defer t.Stop()
+	var parts []*partition
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		for _, p := range s.parts {
+			parts = append(parts, p)
+		}
+		s.mu.Unlock()
+		for _, p := range parts {
+			p.flushMark()
+		}
+		clear(parts)
+		parts = parts[:0]
+	}
+}
+
 // setRetrying records whether the partition's record is waiting out a
 // backoff after a failed delivery. While it does, the partition is paused:
 // no more of its records are fetched, and those it holds do not count
 // against the subscription's buffer, so the other partitions go on.
 func (p *partition) setRetrying(retrying bool) {
-	p.mu.Lock()
-	change := p.paused != retrying
-	p.paused = retrying
-	p.mu.Unlock()
-	if !change {
+	if p.retrying == retrying {
 		return
 	}
+	p.retrying = retrying
+	p.mu.Lock()
+	p.paused = retrying
+	queued := len(p.queue)
+	p.mu.Unlock()
 	if retrying {
 		p.s.cl.PauseFetchPartitions(map[string][]int32{p.s.ktopic: {p.id}})
-		p.s.signalDrained()
+		p.s.release(queued)
 	} else {
+		p.s.held.Add(int64(queued))
 		p.s.cl.ResumeFetchPartitions(map[string][]int32{p.s.ktopic: {p.id}})
 	}
 }
 
-// signalDrained wakes a poll loop waiting for buffered records to be
-// handled.
-func (s *subscription) signalDrained() {
-	select {
-	case s.drained <- struct{}{}:
-	default:
+// release takes n records off the count of those held, waking a poll loop
+// waiting for it to fall below the buffer when it does.
+func (s *subscription) release(n int) {
+	if n == 0 {
+		return
+	}
+	if h := s.held.Add(-int64(n)); h < s.maxHeld && h+int64(n) >= s.maxHeld {
+		select {
+		case s.drained <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -304,31 +432,21 @@ func (s *subscription) signalDrained() {
 // number fewer than the subscription's buffer (WithMaxBuffered), or ctx
 // ends; it reports whether ctx ended.
 func (s *subscription) waitBuffer(ctx context.Context) bool {
-	for {
-		held := 0
-		s.mu.Lock()
-		for _, p := range s.parts {
-			p.mu.Lock()
-			if !p.paused {
-				held += len(p.queue)
-			}
-			p.mu.Unlock()
-		}
-		s.mu.Unlock()
-		if held < s.bus.cfg.maxBuffered {
-			return false
-		}
+	for s.held.Load() >= s.maxHeld {
 		select {
 		case <-s.drained:
 		case <-ctx.Done():
 			return true
 		}
 	}
+	return false
 }
 
 // run handles the partition's records in order until stop closes.
 func (p *partition) run() {
 	defer close(p.done)
+	defer p.flushMark() // before done closes: the commit of a revocation or Close follows
+	defer p.yield()
 	for {
 		r := p.take()
 		if r == nil {
@@ -341,8 +459,11 @@ func (p *partition) run() {
 			return // stopped before the record was settled
 		}
 		p.setRetrying(false)
-		p.s.cl.MarkCommitRecords(r)
+		p.handled.Store(r)
 		p.next.Store(r.Offset + 1)
+		if p.streak++; p.streak >= maxStreak || time.Since(p.slotAt) >= maxHold {
+			p.yield()
+		}
 	}
 }
 
@@ -399,19 +520,24 @@ func (s *subscription) drop(ids []int32) int {
 	}
 	s.mu.Unlock()
 	var paused []int32
+	queued := 0
 	for _, p := range stopped {
 		<-p.done
 		p.mu.Lock()
+		p.gone = true
 		if p.paused {
 			paused = append(paused, p.id)
+		} else {
+			queued += len(p.queue)
 		}
+		p.queue = nil
 		p.mu.Unlock()
 	}
 	if len(paused) > 0 {
 		// A partition assigned again later is fetched again.
 		s.cl.ResumeFetchPartitions(map[string][]int32{s.ktopic: paused})
 	}
-	s.signalDrained()
+	s.release(queued)
 	return len(stopped)
 }
 
@@ -434,17 +560,15 @@ func (s *subscription) commitMarked(ctx context.Context) {
 func (s *subscription) handle(p *partition, r *kgo.Record) bool {
 	m, identified := decodeRecord(s.topic, r)
 	for delivery := 1; ; delivery++ {
-		select {
-		case s.sem <- struct{}{}:
-		case <-p.stop:
+		if !p.acquire() {
 			return false
 		}
 		m.Delivery = delivery
 		err, parkErr := s.process(p, r, m, identified)
-		<-s.sem
 		if err == nil {
 			return true
 		}
+		p.yield() // before the backoff
 		if delivery >= s.cfg.MaxDeliver {
 			// Dead-lettered by process; a message that [Bus.DeadLetterTo]
 			// could not park keeps its record, which is not marked: the
@@ -483,8 +607,13 @@ func (p *partition) sleep(wait time.Duration) bool {
 // returns the handler's error, and the error of a [Bus.DeadLetterTo]
 // function that could not park m.
 func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, identified bool) (err, parkErr error) {
-	start := time.Now()
 	inst, pt := s.bus.inst, p.tel
+	// The clock is read only for a histogram that records.
+	var start time.Time
+	timed := inst.Process.Enabled(s.baseCtx)
+	if timed {
+		start = time.Now()
+	}
 	pctx := s.baseCtx
 	if len(m.Metadata) > 0 {
 		pctx = buskit.ExtractTrace(s.baseCtx, m)
@@ -526,8 +655,10 @@ func (s *subscription) process(p *partition, r *kgo.Record, m cqrs.Message, iden
 				span.AddEvent("dead_letter")
 			}
 		}
-		recordFailure(ctx, inst.Process, seconds(start), pt.processBase, err)
-	} else if inst.Process.Enabled(ctx) {
+		if timed {
+			recordFailure(ctx, inst.Process, seconds(start), pt.processBase, err)
+		}
+	} else if timed {
 		inst.Process.Record(ctx, seconds(start), pt.processOpts...)
 	}
 	if span != nil {
@@ -601,6 +732,7 @@ func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
 		s.stopPoll()
 		<-s.pollDone
+		<-s.markDone
 		s.mu.Lock()
 		s.closing = true
 		ids := make([]int32, 0, len(s.parts))

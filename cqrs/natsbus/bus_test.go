@@ -26,6 +26,7 @@ import (
 	"github.com/otelpatterns/patterns/cqrs/natsbus"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/internal/testenv"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 func TestNewRejectsBadOptions(t *testing.T) {
@@ -586,5 +587,30 @@ func TestLongHandlerKeepsItsMessage(t *testing.T) {
 				assert.Equal(t, []int{1}, d, "deliveries of %s", id)
 			}
 		})
+	}
+}
+
+// With a tracer provider that records nothing, a subscription starts no
+// process span, and its handler still runs in the message's creation
+// context, as it would in a no-op span's: the trace goes on downstream.
+func TestTraceContextReachesHandlerWithoutSpans(t *testing.T) { // not parallel: sets the global propagator
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+
+	bus, _, _ := newBus(t, natsbus.WithTracerProvider(tracenoop.NewTracerProvider()))
+	got := make(chan trace.SpanContext, 1)
+	subscribe(t, bus, "t", "g", func(ctx context.Context, m cqrs.Message) error {
+		got <- trace.SpanContextFromContext(ctx)
+		return nil
+	})
+	creation := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{3}, SpanID: trace.SpanID{4},
+		TraceFlags: trace.FlagsSampled, Remote: true})
+	require.NoError(t, bus.Publish(trace.ContextWithRemoteSpanContext(ctxWithin(t, 5*time.Second), creation), "t", msgs("trace", 1)...))
+	select {
+	case sc := <-got:
+		assert.Equal(t, creation, sc, "the handler's span context")
+	case <-time.After(5 * time.Second):
+		t.Fatal("message not delivered within 5s")
 	}
 }

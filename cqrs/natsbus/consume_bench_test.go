@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync/atomic"
@@ -36,7 +37,9 @@ import (
 // of their ratio round by round (natsbus/bare; 1 is as fast as bare), and
 // the same for the CPU time the test process spent per message meanwhile
 // (client side only: the server is another process), which the machine's
-// load moves less than the rates. Run it once per invocation:
+// load moves less than the rates, and the allocations per message of
+// each side (the Info requests that wait for the acknowledgement floor
+// included, on both sides). Run it once per invocation:
 //
 //	PATTERNS_NATS_URL=nats://127.0.0.1:4222 go test -run '^$' -bench Consume -benchtime 1x ./cqrs/natsbus
 //
@@ -50,7 +53,8 @@ func BenchmarkConsume(b *testing.B) {
 		natsbus.WithMeterProvider(metricnoop.NewMeterProvider()))
 	prefix := subject(stream, "")
 	data := []byte(`{"order":"42","total":1200}`)
-	var bare, bus1, ratios, bareCPU, busCPU, cpuRatios []float64
+	var bare, bus1, ratios, bareCPU, busCPU, cpuRatios, bareAllocs, busAllocs []float64
+	var ms runtime.MemStats
 	topics := 0
 	for b.Loop() {
 		for r := range rounds {
@@ -58,7 +62,7 @@ func BenchmarkConsume(b *testing.B) {
 			if r%2 == 1 {
 				slices.Reverse(sides)
 			}
-			rate, cpu := map[string]float64{}, map[string]float64{}
+			rate, cpu, allocs := map[string]float64{}, map[string]float64{}, map[string]float64{}
 			for _, side := range sides {
 				if only != "" && only != side {
 					continue
@@ -67,6 +71,8 @@ func BenchmarkConsume(b *testing.B) {
 				topic := fmt.Sprintf("t%d-%s", topics, side)
 				prepublish(b, js, stream, prefix+topic, n, data)
 				var d time.Duration
+				runtime.ReadMemStats(&ms)
+				m0 := ms.Mallocs
 				cpu0, cpuOK := cpuTime()
 				if side == "bare" {
 					d = consumeBare(b, js, stream, prefix+topic, n)
@@ -77,14 +83,16 @@ func BenchmarkConsume(b *testing.B) {
 				if cpu1, ok := cpuTime(); ok && cpuOK {
 					cpu[side] = float64((cpu1 - cpu0).Nanoseconds()) / 1e3 / float64(n)
 				}
+				runtime.ReadMemStats(&ms)
+				allocs[side] = float64(ms.Mallocs-m0) / float64(n)
 			}
-			b.Logf("round %d: bare %.0f msgs/s %.2f µs CPU/msg, natsbus %.0f msgs/s %.2f µs CPU/msg",
-				r, rate["bare"], cpu["bare"], rate["natsbus"], cpu["natsbus"])
+			b.Logf("round %d: bare %.0f msgs/s %.2f µs CPU/msg %.1f allocs/msg, natsbus %.0f msgs/s %.2f µs CPU/msg %.1f allocs/msg",
+				r, rate["bare"], cpu["bare"], allocs["bare"], rate["natsbus"], cpu["natsbus"], allocs["natsbus"])
 			if v, ok := rate["bare"]; ok {
-				bare = append(bare, v)
+				bare, bareAllocs = append(bare, v), append(bareAllocs, allocs["bare"])
 			}
 			if v, ok := rate["natsbus"]; ok {
-				bus1 = append(bus1, v)
+				bus1, busAllocs = append(bus1, v), append(busAllocs, allocs["natsbus"])
 			}
 			if len(rate) == 2 {
 				ratios = append(ratios, rate["natsbus"]/rate["bare"])
@@ -118,6 +126,12 @@ func BenchmarkConsume(b *testing.B) {
 	}
 	if len(cpuRatios) > 0 {
 		b.ReportMetric(median(cpuRatios), "cpu-ratio")
+	}
+	if len(bareAllocs) > 0 {
+		b.ReportMetric(median(bareAllocs), "bare-allocs/msg")
+	}
+	if len(busAllocs) > 0 {
+		b.ReportMetric(median(busAllocs), "natsbus-allocs/msg")
 	}
 }
 

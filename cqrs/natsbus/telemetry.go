@@ -68,6 +68,7 @@ const serverRecheck = time.Second
 // telemetry options of its topics, built once per topic and server.
 type instruments struct {
 	tracer trace.Tracer
+	spans  telemetry.SpanGate // skips process spans that could not record
 	optIn  bool
 	msgtel.Instruments
 	unidentified metric.Int64Counter // natsbus.unidentified_messages
@@ -85,6 +86,7 @@ type instruments struct {
 func newInstruments(c config, nc *nats.Conn) *instruments {
 	m := telemetry.Meter(c.meterProvider, ScopeName)
 	t := &instruments{tracer: telemetry.Tracer(c.tracerProvider, ScopeName), optIn: c.optIn, nc: nc, Instruments: msgtel.New(m)}
+	t.spans = telemetry.NewSpanGate(c.tracerProvider, t.tracer)
 	t.server.Store(&server{})
 	var err error
 	t.unidentified, err = m.Int64Counter(MetricUnidentified, metric.WithUnit("{message}"),
