@@ -48,7 +48,8 @@ import (
 //     itself, leaving out the background work. Not for misses and writes,
 //     which block (ristretto's Wait, the cache's own every 64 writes): a
 //     goroutine locked to its thread that blocks hands the thread over
-//     through the OS, and ristretto's Wait then cost five times as much;
+//     through the OS, and ristretto's Wait then cost three to four
+//     times as much CPU;
 //     unlocked, the goroutine moves between threads;
 //   - heap allocations per operation, from every goroutine (runtime
 //     MemStats), which counts ristretto's Wait's allocations too.
