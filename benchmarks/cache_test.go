@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -374,6 +373,7 @@ func BenchmarkCache(b *testing.B) {
 					runtime.GC()
 					b.ReportAllocs()
 					b.ResetTimer()
+					cpu0 := processCPU()
 					b.RunParallel(func(pb *testing.PB) {
 						i := start.Add(1) * 7919 // a prime: spread the starting points
 						var missed uint64
@@ -385,6 +385,7 @@ func BenchmarkCache(b *testing.B) {
 						}
 						misses.Add(missed)
 					})
+					reportCPU(b, cpu0)
 					if n := misses.Load(); n > 0 {
 						b.Fatalf("%d of %d lookups missed; want every key present", n, b.N)
 					}
@@ -404,12 +405,14 @@ func BenchmarkCache(b *testing.B) {
 				runtime.GC()
 				b.ReportAllocs()
 				i, misses := 0, 0
+				cpu0 := processCPU()
 				for b.Loop() {
 					if _, ok := c.get(ctx, hotReqs[i&(cacheTrace-1)]); !ok {
 						misses++
 					}
 					i++
 				}
+				reportCPU(b, cpu0)
 				if misses > 0 {
 					b.Fatalf("%d of %d lookups missed; want every key present", misses, i)
 				}
@@ -427,6 +430,7 @@ func BenchmarkCache(b *testing.B) {
 				runtime.GC()
 				b.ReportAllocs()
 				b.ResetTimer()
+				cpu0 := processCPU()
 				b.RunParallel(func(pb *testing.PB) {
 					i := start.Add(1) * 7919
 					var missed uint64
@@ -438,6 +442,7 @@ func BenchmarkCache(b *testing.B) {
 					}
 					misses.Add(missed)
 				})
+				reportCPU(b, cpu0)
 				if n := misses.Load(); n > 0 {
 					b.Fatalf("%d of %d lookups missed; want every key present", n, b.N)
 				}
@@ -451,11 +456,13 @@ func BenchmarkCache(b *testing.B) {
 				c := im.new(b, cache.DefaultMaxEntries, nil, nil)
 				b.ReportAllocs()
 				i := 0
+				cpu0 := processCPU()
 				for b.Loop() {
 					k := trace[i&(cacheTrace-1)]
 					c.set(ctx, k, k)
 					i++
 				}
+				reportCPU(b, cpu0)
 			})
 		}
 	})
@@ -471,6 +478,7 @@ func BenchmarkCache(b *testing.B) {
 				}, nil)
 				b.ReportAllocs()
 				i := 0
+				cpu0 := processCPU()
 				for b.Loop() {
 					if i&(len(keys)-1) == 0 && i > 0 {
 						if f, ok := c.(forgetter); ok {
@@ -484,6 +492,7 @@ func BenchmarkCache(b *testing.B) {
 					}
 					i++
 				}
+				reportCPU(b, cpu0)
 				b.ReportMetric(float64(loads.Load())/float64(b.N), "loads/op")
 			})
 		}
@@ -621,117 +630,15 @@ func TestHitRatio(t *testing.T) {
 	}
 }
 
-// TestCachePairedRatios measures otelpatterns against plain ristretto,
-// ristretto with a TTL and otter in paired rounds, for a machine too
-// loaded for compare.sh's ratios to hold: compare.sh times each row for a
-// second, and a load that shifts between rows shifts their ratio, whereas
-// here each round runs a short chunk of every implementation in turn
-// (alternating the order), so that all of a round see the same load, and
-// the ratios are of the medians over 300 rounds. It runs only with
-// CACHE_PAIRED=1 (go test -run TestCachePairedRatios -v), and prints:
-//
-//   - hit: hit-hot's lookups, 20,000 a chunk, on a goroutine locked to its
-//     thread; wall time, and that thread's CPU time (getrusage
-//     RUSAGE_THREAD), which leaves out the time the OS gave to other
-//     processes;
-//   - miss: miss-load's read-through misses, 500 a chunk, on an unlocked
-//     goroutine (a write waits for ristretto's goroutine); wall time, and
-//     the process's CPU time, which counts ristretto's goroutine and GC;
-//   - set: set's writes, 2,000 a chunk, measured as miss.
-func TestCachePairedRatios(t *testing.T) {
-	if os.Getenv("CACHE_PAIRED") == "" {
-		t.Skip("set CACHE_PAIRED=1 to measure")
-	}
-	ctx := context.Background()
-	reqs, hot := hotTrace()
-	writes := cacheZipf()
-	misses := missKeys()
-	names := []string{"otelpatterns", "ristretto", "ristretto-ttl", "otter"}
-	type row struct {
-		hit, miss, set kv
-		next, nextSet  int
-	}
-	rows := map[string]*row{}
-	for _, im := range cacheImpls {
-		if !slices.Contains(names, im.name) {
-			continue
-		}
-		r := &row{
-			hit:  im.new(t, hitCapacity, nil, nil),
-			miss: im.new(t, cache.DefaultMaxEntries, identity, nil),
-			set:  im.new(t, cache.DefaultMaxEntries, nil, nil),
-		}
-		for _, k := range hot {
-			r.hit.set(ctx, k, k)
-		}
-		rows[im.name] = r
-	}
-	const rounds, hitChunk, missChunk, setChunk = 300, 20_000, 500, 2_000
-	type sample struct{ wall, cpu []float64 }
-	hits, loads, sets := map[string]*sample{}, map[string]*sample{}, map[string]*sample{}
-	for _, n := range names {
-		hits[n], loads[n], sets[n] = &sample{}, &sample{}, &sample{}
-	}
-	measure := func(s *sample, n int, cpu func() time.Duration, f func()) {
-		w0, c0 := time.Now(), cpu()
-		f()
-		c1, w1 := cpu(), time.Now()
-		s.wall = append(s.wall, float64(w1.Sub(w0))/float64(n))
-		s.cpu = append(s.cpu, float64(c1-c0)/float64(n))
-	}
-	for round := range rounds {
-		order := slices.Clone(names)
-		if round%2 == 1 {
-			slices.Reverse(order)
-		}
-		for _, n := range order {
-			r := rows[n]
-			runtime.LockOSThread()
-			measure(hits[n], hitChunk, threadCPU, func() {
-				i := round * 7919
-				for range hitChunk {
-					if _, ok := r.hit.get(ctx, reqs[i&(cacheTrace-1)]); !ok {
-						t.Fatalf("%s: a hot key missed", n)
-					}
-					i++
-				}
-			})
-			runtime.UnlockOSThread()
-			measure(loads[n], missChunk, processCPU, func() {
-				for range missChunk {
-					if _, err := r.miss.getOrLoad(ctx, misses[r.next&(len(misses)-1)]); err != nil {
-						t.Fatalf("%s: getOrLoad() error = %v", n, err)
-					}
-					r.next++
-				}
-			})
-			measure(sets[n], setChunk, processCPU, func() {
-				for range setChunk {
-					k := writes[r.nextSet&(cacheTrace-1)]
-					r.set.set(ctx, k, k)
-					r.nextSet++
-				}
-			})
-		}
-	}
-	median := func(x []float64) float64 {
-		y := slices.Clone(x)
-		slices.Sort(y)
-		return y[len(y)/2]
-	}
-	var tb strings.Builder
-	fmt.Fprintf(&tb, "Paired rounds: medians of %d rounds, ns/op and × plain ristretto\n", rounds)
-	fmt.Fprintf(&tb, "%-14s %8s %6s %8s %6s | %8s %6s %8s %6s | %8s %6s %8s %6s\n", "impl",
-		"hit wall", "×", "hit cpu", "×", "miss wall", "×", "cpu", "×", "set wall", "×", "cpu", "×")
-	for _, n := range names {
-		fmt.Fprintf(&tb, "%-14s", n)
-		for _, s := range []map[string]*sample{hits, loads, sets} {
-			w, c := median(s[n].wall), median(s[n].cpu)
-			fmt.Fprintf(&tb, " %8.0f %5.2fx %8.0f %5.2fx |", w, w/median(s["ristretto"].wall), c, c/median(s["ristretto"].cpu))
-		}
-		tb.WriteString("\n")
-	}
-	fmt.Print(tb.String())
+// reportCPU reports the process's CPU time per operation since cpu0 (a
+// processCPU reading taken when the timed loop began) as cpu-ns/op: unlike
+// ns/op, it counts the work the row's goroutines did on the other cores
+// (ristretto's goroutine applying writes, the collector), and leaves out
+// the time the OS gave to other processes. Like ns/op it can carry over a
+// little background work from the row before, and leave some of its own
+// to the row after; cache.sh (TestCacheRounds) has neither.
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // threadCPU returns the CPU time of the calling thread (Linux).

@@ -236,3 +236,33 @@ func TestSetAfterFailedReloadOfExpiredQueuedWrite(t *testing.T) {
 		assert.Equal(t, "v", v, "Get after Set")
 	})
 }
+
+// TestQueuedWritesReplacedBeforeHandover: writes of new keys are handed to
+// ristretto in batches; a key written again, or deleted, before its first
+// write was handed over must end with its last change, once the batch is
+// applied (the first write is never handed over), and without reads in
+// between, which hand the queued writes over early.
+func TestQueuedWritesReplacedBeforeHandover(t *testing.T) {
+	ctx := context.Background()
+	c := newCache[string](t, cache.WithMaxEntries(100_000))
+	for i := range queuedKeys {
+		k := fmt.Sprint(i)
+		require.NoError(t, c.Set(ctx, k, "v1"))
+		if i%3 == 0 {
+			require.NoError(t, c.Delete(ctx, k))
+		} else {
+			require.NoError(t, c.Set(ctx, k, "v2"))
+		}
+	}
+	flushQueued(t, c)
+	for i := range queuedKeys {
+		k := fmt.Sprint(i)
+		v, err := c.Get(ctx, k)
+		if i%3 == 0 {
+			assert.ErrorIs(t, err, cache.ErrNotFound, "Get(%q) after Set and Delete", k)
+			continue
+		}
+		require.NoError(t, err, "Get(%q) after two Sets", k)
+		assert.Equal(t, "v2", v, "Get(%q) after two Sets", k)
+	}
+}
