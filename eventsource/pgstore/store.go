@@ -106,6 +106,8 @@ type Store struct {
 // statements are the store's SQL, with its schema's quoted name built in.
 type statements struct {
 	existing, version, insert  string
+	insertOne, insertAt        string
+	insertCommand              string
 	versionXact                string
 	stage, insertStaged        string
 	unstage                    string
@@ -142,6 +144,26 @@ FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::jsonb[])
 	WITH ORDINALITY AS u(id, version, type, data, metadata, ord)
 ORDER BY u.ord
 RETURNING position, version, recorded_at`),
+		// appendDirect's inserts: the stream's version is read in the
+		// statement, after the lock, and the events take the versions
+		// after it if it is the one expected ($2, or any if $2 < 0), NULL
+		// otherwise, which fails the insert. The position's place is the
+		// event's place in the append, which the client reads back from it.
+		insertOne: r.Replace(`INSERT INTO {s}.events (position, id, stream_id, version, type, data, metadata, recorded_at)
+SELECT pg_current_xact_id()::text::bigint * 16384 + 1, $3, $1,
+	CASE WHEN $2::bigint < 0 OR v.current = $2 THEN v.current + 1 END, $4, $5, $6, clock_timestamp()
+FROM (SELECT coalesce(max(version), 0) AS current FROM {s}.events WHERE stream_id = $1) AS v
+RETURNING position, version, recorded_at`),
+		insertAt: r.Replace(`INSERT INTO {s}.events (position, id, stream_id, version, type, data, metadata, recorded_at)
+SELECT pg_current_xact_id()::text::bigint * 16384 + u.ord, u.id, $1,
+	CASE WHEN $2::bigint < 0 OR v.current = $2 THEN v.current + u.ord END, u.type, u.data, u.metadata, clock_timestamp()
+FROM (SELECT coalesce(max(version), 0) AS current FROM {s}.events WHERE stream_id = $1) AS v,
+	unnest($3::uuid[], $4::text[], $5::bytea[], $6::jsonb[]) WITH ORDINALITY AS u(id, type, data, metadata, ord)
+ORDER BY u.ord
+RETURNING position, version, recorded_at`),
+		// appendDirect's record of the command: a pair recorded already
+		// fails it (unique_violation).
+		insertCommand: r.Replace(`INSERT INTO {s}.commands (command_id, stream_id) VALUES ($1, $2)`),
 		// Events larger than StageAbove are uploaded to the uploads table
 		// before the append takes its lock, in the append's transaction
 		// (so no one else sees them, and a rollback takes them away), and
@@ -357,11 +379,17 @@ func (s *Store) lockKey(streamID string) int64 {
 	return int64(h)
 }
 
-// append runs an append's transaction and returns the events as stored,
-// how many of them it inserted and how many statements it sent, from the
-// BEGIN to the COMMIT or ROLLBACK. A command other than "" is the command
+// append runs an append and returns the events as stored, how many of
+// them it inserted and how many statements it sent, from the first BEGIN
+// to the last COMMIT or ROLLBACK. A command other than "" is the command
 // ID to record with the stream. After the commit, it notifies
 // subscribers.
+//
+// An append of events that need no upload runs first as one round trip
+// (appendDirect) that succeeds in the usual case, new events at the
+// expected version, and fails in every other; it then runs again, as
+// appendChecked, which reads what is stored before it decides (a retry,
+// a conflict, a duplicate command, an ID taken).
 func (s *Store) append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) (out []eventsource.Event, inserted, statements int, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -369,6 +397,141 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	}
 	defer conn.Release()
 
+	if s.stageAbove < 0 || size(events) <= s.stageAbove {
+		out, statements, err = s.appendDirect(ctx, conn, streamID, expected, command, events)
+		if !needsChecks(err) {
+			return out, len(out), statements, err
+		}
+	}
+	out, inserted, n, err := s.appendChecked(ctx, conn, streamID, expected, command, events)
+	return out, inserted, statements + n, err
+}
+
+// lockSQL bounds how long an append's transaction may sit idle (holding
+// its stream's lock and every reader back) and how long it waits for
+// the stream's lock, and takes the lock: see appendChecked.
+const lockSQL = "SELECT set_config('idle_in_transaction_session_timeout', $1, true), set_config('lock_timeout', coalesce($3, current_setting('lock_timeout')), true), pg_advisory_xact_lock($2)"
+
+// appendDirect runs an append in one round trip, with no check before its
+// insert: BEGIN, the stream's lock (as appendChecked takes it), the
+// command's record (if any), the insert of the events, COMMIT and the
+// notification, pipelined. The insert reads the stream's version itself,
+// in the snapshot of its statement, taken after the lock, and stores the
+// events at the versions that follow it if it is the expected one (any,
+// for eventsource.Any), and NULL otherwise, which the column refuses
+// (not_null_violation). So it stores the events just as appendChecked
+// would when they are new and the stream is at the expected version, and
+// fails, storing nothing, in every other case: a version other than the
+// expected one, an event ID stored already (a retry, or an ID taken) or
+// twice in the append, a command recorded already (unique_violation).
+// Those failures, told by needsChecks, leave the decision to
+// appendChecked; the transaction is rolled back here.
+func (s *Store) appendDirect(ctx context.Context, conn *pgxpool.Conn, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) (_ []eventsource.Event, statements int, err error) {
+	out := make([]eventsource.Event, len(events))
+	for i, e := range events {
+		out[i] = eventsource.Event{
+			ID: e.ID, StreamID: streamID, Type: e.Type,
+			Data: copyBytes(e.Data), Metadata: copyMap(e.Metadata),
+		}
+	}
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	b.Queue(lockSQL, s.idleLimit, s.lockKey(streamID), lockTimeout(ctx))
+	if command != "" {
+		b.Queue(s.sql.insertCommand, command, streamID)
+	}
+	if len(events) == 1 {
+		e := events[0]
+		data := e.Data
+		if data == nil {
+			data = []byte{} // the column is NOT NULL; nil reads back as nil
+		}
+		var metadata []byte
+		if e.Metadata != nil {
+			if metadata, err = json.Marshal(e.Metadata); err != nil {
+				return nil, 0, fmt.Errorf("encoding the metadata of event 0: %w", err)
+			}
+		}
+		b.Queue(s.sql.insertOne, streamID, int64(expected), pgtype.UUID{Bytes: e.ID, Valid: true}, e.Type, data, metadata)
+	} else {
+		ids := make([]pgtype.UUID, len(events))
+		for i, e := range events {
+			ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
+		}
+		cols, err := encode(events)
+		if err != nil {
+			return nil, 0, err
+		}
+		b.Queue(s.sql.insertAt, streamID, int64(expected), ids, cols.types, cols.data, cols.metadata)
+	}
+	statements = b.Len() + 1 // and the COMMIT
+	before := b.Len() - 1    // BEGIN, the lock, the command: before the insert
+	read := func(br pgx.BatchResults) error {
+		for range before {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		// The event's place in the append is in its position.
+		return scanInserted(br, out, func(position, _ int64) int64 { return position%positionsPerXact - 1 })
+	}
+	if s.beforeCommit == nil {
+		err = s.commit(ctx, conn, b, read)
+	} else {
+		// The test hook runs between the insert and the COMMIT, while the
+		// transaction holds back readers.
+		br := conn.SendBatch(ctx, b)
+		err = read(br)
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			s.beforeCommit(ctx, streamID)
+			err = s.commit(ctx, conn, &pgx.Batch{}, func(pgx.BatchResults) error { return nil })
+		}
+	}
+	if err != nil {
+		// The COMMIT did not run if the connection is still in the
+		// transaction (failed, after a failed statement).
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			statements++
+			if rerr := conn.Conn().PgConn().Exec(ctx, "ROLLBACK").Close(); rerr != nil && needsChecks(err) {
+				// The checked append needs the connection out of it.
+				return nil, statements, errors.Join(err, rerr)
+			}
+		}
+		return nil, statements, err
+	}
+	return out, statements, nil
+}
+
+// needsChecks reports whether err is the failure of appendDirect in a
+// case that appendChecked decides: not_null_violation of the version
+// (the stream is not at the expected version), unique_violation (an
+// event ID stored already, or twice in the append, the stream's version
+// taken, the command recorded) or a deadlock with an append to another
+// stream inserting one of the same IDs.
+func needsChecks(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "23502": // not_null_violation
+		return pgErr.ColumnName == "version"
+	case "23505", "40P01": // unique_violation, deadlock_detected
+		return true
+	}
+	return false
+}
+
+// appendChecked runs an append's transaction, reading what is stored
+// before it inserts: which of the events are stored already, and the
+// stream's version. It returns the events as stored, how many of them it
+// inserted and how many statements it sent, from the BEGIN to the COMMIT
+// or ROLLBACK. A command other than "" is the command ID to record with
+// the stream. After the commit, it notifies subscribers.
+func (s *Store) appendChecked(ctx context.Context, conn *pgxpool.Conn, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) (out []eventsource.Event, inserted, statements int, err error) {
 	ids := make([]pgtype.UUID, len(events))
 	for i, e := range events {
 		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
@@ -396,8 +559,7 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	// hold it, idle, until the idle timeout ended it, and the retries of
 	// a client whose attempts time out would queue behind their own
 	// abandoned attempts for as long as they come.
-	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true), set_config('lock_timeout', coalesce($3, current_setting('lock_timeout')), true), pg_advisory_xact_lock($2)",
-		s.idleLimit, s.lockKey(streamID), lockTimeout(ctx))
+	b.Queue(lockSQL, s.idleLimit, s.lockKey(streamID), lockTimeout(ctx))
 	var upload pgtype.UUID // of the staged events; not Valid if not staged
 	if s.stageAbove >= 0 && size(events) > s.stageAbove {
 		cols, err := encode(events)
@@ -613,7 +775,7 @@ func encode(events []eventsource.NewEvent) (columns, error) {
 // the COMMIT and the notification, and the transaction is left failed.
 // A failed notification is recorded on its span and otherwise ignored,
 // as subscribers poll too.
-func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string, current int64, events []eventsource.NewEvent, fresh []int, upload pgtype.UUID) (_ []eventsource.Event, err error) {
+func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string, current int64, events []eventsource.NewEvent, fresh []int, upload pgtype.UUID) ([]eventsource.Event, error) {
 	n := len(fresh)
 	versions := make([]int64, n)
 	out := make([]eventsource.Event, n)
@@ -645,6 +807,57 @@ func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string,
 		}
 		b.Queue(s.sql.insert, streamID, ids, versions, cols.types, cols.data, cols.metadata)
 	}
+	err := s.commit(ctx, conn, b, func(br pgx.BatchResults) error {
+		return scanInserted(br, out, func(_, version int64) int64 { return version - current - 1 })
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scanInserted reads the rows (position, version, recorded_at) returned
+// by an insert of the events out into out, at the index that index
+// returns for each, and fails unless each event has its row.
+func scanInserted(br pgx.BatchResults, out []eventsource.Event, index func(position, version int64) int64) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	n := int64(len(out))
+	got := 0
+	for rows.Next() {
+		var position, version int64
+		var recordedAt time.Time
+		if err := rows.Scan(&position, &version, &recordedAt); err != nil {
+			return err
+		}
+		i := index(position, version)
+		if i < 0 || i >= n {
+			return fmt.Errorf("insert returned position %d, version %d; want %d events", position, version, n)
+		}
+		out[i].Position, out[i].Version, out[i].RecordedAt = position, version, recordedAt.UTC()
+		got++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if got != len(out) {
+		return fmt.Errorf("insert returned %d rows; want %d", got, n)
+	}
+	return nil
+}
+
+// commit queues COMMIT on b, after the statements of the append's
+// transaction queued there, and the notification to subscribers after
+// it, sends b on conn, has read read the results of the statements
+// before the COMMIT, and reads the COMMIT's and the notification's. The
+// statements are pipelined: if one fails, the server skips the COMMIT
+// and the notification, and the transaction is left failed. A failed
+// notification is recorded on its span and otherwise ignored, as
+// subscribers poll too.
+func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, read func(pgx.BatchResults) error) (err error) {
 	b.Queue("COMMIT")
 	// One notification at a time per store: a PostgreSQL notification
 	// takes a global lock as its transaction commits, and notifications
@@ -673,38 +886,15 @@ func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string,
 			err = cerr
 		}
 	}()
-	rows, err := br.Query()
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	got := 0
-	for rows.Next() {
-		var position, version int64
-		var recordedAt time.Time
-		if err := rows.Scan(&position, &version, &recordedAt); err != nil {
-			return nil, err
-		}
-		i := version - current - 1
-		if i < 0 || i >= int64(n) {
-			return nil, fmt.Errorf("insert returned version %d; want %d to %d", version, current+1, current+int64(n))
-		}
-		out[i].Position, out[i].RecordedAt = position, recordedAt.UTC()
-		got++
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows.Close()
-	if got != n {
-		return nil, fmt.Errorf("insert returned %d rows; want %d", got, n)
+	if err := read(br); err != nil {
+		return err
 	}
 	tag, err := br.Exec()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if tag.String() == "ROLLBACK" {
-		return nil, pgx.ErrTxCommitRollback
+		return pgx.ErrTxCommitRollback
 	}
 	if lead {
 		nctx, span, start := s.tel.Start(ctx, opNotify)
@@ -712,7 +902,7 @@ func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string,
 		s.tel.End(nctx, span, opNotify, start, nerr)
 		notified = true // the append committed: its notification is a hint
 	}
-	return out, nil
+	return nil
 }
 
 // notifyPending sends the notification that appends which committed
