@@ -88,10 +88,11 @@ type Store struct {
 	tel        *instruments
 	sql        statements
 
-	// notifying is set while an append sends a notification; pending,
-	// when an append committed after the notification in flight may have
-	// been sent (see insert).
-	notifying, pending atomic.Bool
+	// notifying is set while a notification is in flight; pending, when
+	// an append committed that no notification sent so far may cover;
+	// flushArmed, while a timer is set to send the one pending (see
+	// commit).
+	notifying, pending, flushArmed atomic.Bool
 
 	// Test hooks, set only by tests (export_test.go) before the store is
 	// used. beforeCommit runs in an append's transaction after the insert
@@ -861,23 +862,29 @@ func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, re
 	b.Queue("COMMIT")
 	// One notification at a time per store: a PostgreSQL notification
 	// takes a global lock as its transaction commits, and notifications
-	// sent by every append queue for it. The append that finds none in
-	// flight sends one after its COMMIT; the others mark that they
-	// committed, and the notification sent next covers them (notified).
+	// sent by every append queue for it; and one is enough for the
+	// appends that committed before it. The append that finds none in
+	// flight sends one after its COMMIT, in its batch, which covers the
+	// appends owed one so far (pending); the others mark that they are
+	// owed one, which the next such append covers, or, if none comes
+	// soon, a timer (flushPending).
 	lead := !s.skipNotify && s.notifying.CompareAndSwap(false, true)
 	if lead {
+		s.pending.Store(false) // they committed before the notification runs
 		b.Queue(notifySQL, s.channel)
 	}
 	defer func() {
+		if s.skipNotify {
+			return
+		}
 		if lead {
 			s.notifying.Store(false)
+		} else if err == nil {
+			s.pending.Store(true)
 		}
-		if err == nil && !s.skipNotify {
-			if !lead {
-				s.pending.Store(true)
-			}
-			s.notifyPending(ctx, conn)
-		}
+		// After the Stores: a flushPending that found the notification in
+		// flight left what is owed to this append.
+		s.armFlush(ctx)
 	}()
 	br := conn.SendBatch(ctx, b)
 	notified := false // the notification's result was read: Close's error is its
@@ -905,31 +912,32 @@ func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, re
 	return nil
 }
 
-// notifyPending sends the notification that appends which committed
-// while another was in flight are owed, unless one is in flight now (its
-// sender sends it when done). It sends two at most, on conn, and leaves
-// any still owed to a goroutine of its own, so that no append pays for a
-// stream of others'.
-func (s *Store) notifyPending(ctx context.Context, conn *pgxpool.Conn) {
-	for range 2 {
-		if !s.pending.Load() || !s.notifying.CompareAndSwap(false, true) {
-			return
-		}
-		s.pending.Store(false) // the notification below covers every append that set it
-		nctx, span, start := s.tel.Start(ctx, opNotify)
-		_, err := conn.Exec(nctx, notifySQL, s.channel)
-		s.tel.End(nctx, span, opNotify, start, err)
-		s.notifying.Store(false)
-	}
-	if s.pending.Load() {
-		go s.notifyRest(context.WithoutCancel(ctx))
+// flushDelay is how long a notification owed to appends may wait for
+// the next append to send it in its batch before a timer sends it.
+const flushDelay = time.Millisecond
+
+// armFlush sets the timer that sends the notification owed (pending), if
+// one is and no timer is set. Each append calls it after its Stores of
+// pending and notifying, and flushPending clears flushArmed before it
+// looks at pending: so a notification owed always has a timer set, a
+// flushPending running that will see it, or the append in flight with
+// the notification that calls armFlush when done.
+//
+// ctx is the append's: the notification's span is a child of its span.
+func (s *Store) armFlush(ctx context.Context) {
+	if s.pending.Load() && s.flushArmed.CompareAndSwap(false, true) {
+		ctx = context.WithoutCancel(ctx)
+		time.AfterFunc(flushDelay, func() { s.flushPending(ctx) })
 	}
 }
 
-// notifyRest sends the notifications still owed, through the pool.
-func (s *Store) notifyRest(ctx context.Context) {
+// flushPending sends the notifications owed, through the pool, unless
+// one is in flight (whose append sets the timer again when done) or none
+// is owed any more (an append sent one in its batch).
+func (s *Store) flushPending(ctx context.Context) {
+	s.flushArmed.Store(false)
 	for s.pending.Load() && s.notifying.CompareAndSwap(false, true) {
-		s.pending.Store(false)
+		s.pending.Store(false) // the notification below covers every append that set it
 		nctx, span, start := s.tel.Start(ctx, opNotify)
 		_, err := s.pool.Exec(nctx, notifySQL, s.channel)
 		s.tel.End(nctx, span, opNotify, start, err)

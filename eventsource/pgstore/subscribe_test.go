@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,6 +136,41 @@ func TestSubscribeWakesOnNotification(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, want, f.next(t, len(want), 5*time.Second))
 		t.Logf("delivered %v after the append began", time.Since(start))
+	}
+}
+
+// TestSubscribeWakesOnNotificationsOfConcurrentAppends appends from 8
+// goroutines at once, in rounds, to a subscriber that only notifications
+// wake (an hour's poll interval): the appends that commit while another's
+// notification is in flight send none, and are owed one (by the next
+// append's batch, or a timer); each round's events must all arrive, the
+// last ones included. It stalls if an owed notification is never sent
+// (as it did with the timer's send removed).
+func TestSubscribeWakesOnNotificationsOfConcurrentAppends(t *testing.T) {
+	t.Parallel()
+	const writers, rounds = 8, 40
+	s, _ := newStore(t, writers+2, pgstore.WithPollInterval(time.Hour))
+	listening := make(chan uint32, 10)
+	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
+	ctx := testenv.Context(t, 60*time.Second)
+	f := follow(t, s, 0)
+	<-listening
+	for r := range rounds {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var want []eventsource.Event
+		for w := range writers {
+			wg.Go(func() {
+				got, err := s.Append(ctx, fmt.Sprint("w", w), eventsource.Exact(int64(r)), events(1, "test.v1")...)
+				assert.NoError(t, err)
+				mu.Lock()
+				want = append(want, got...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		require.Len(t, want, writers)
+		assert.ElementsMatch(t, want, f.next(t, writers, 5*time.Second), "round %d", r)
 	}
 }
 
