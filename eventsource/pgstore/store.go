@@ -107,8 +107,7 @@ type Store struct {
 // statements are the store's SQL, with its schema's quoted name built in.
 type statements struct {
 	existing, version, insert  string
-	insertOne, insertAt        string
-	insertCommand              string
+	direct                     [4]string // appendDirect's inserts (directIndex)
 	versionXact                string
 	stage, insertStaged        string
 	unstage                    string
@@ -145,26 +144,10 @@ FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::jsonb[])
 	WITH ORDINALITY AS u(id, version, type, data, metadata, ord)
 ORDER BY u.ord
 RETURNING position, version, recorded_at`),
-		// appendDirect's inserts: the stream's version is read in the
-		// statement, after the lock, and the events take the versions
-		// after it if it is the one expected ($2, or any if $2 < 0), NULL
-		// otherwise, which fails the insert. The position's place is the
-		// event's place in the append, which the client reads back from it.
-		insertOne: r.Replace(`INSERT INTO {s}.events (position, id, stream_id, version, type, data, metadata, recorded_at)
-SELECT pg_current_xact_id()::text::bigint * 16384 + 1, $3, $1,
-	CASE WHEN $2::bigint < 0 OR v.current = $2 THEN v.current + 1 END, $4, $5, $6, clock_timestamp()
-FROM (SELECT coalesce(max(version), 0) AS current FROM {s}.events WHERE stream_id = $1) AS v
-RETURNING position, version, recorded_at`),
-		insertAt: r.Replace(`INSERT INTO {s}.events (position, id, stream_id, version, type, data, metadata, recorded_at)
-SELECT pg_current_xact_id()::text::bigint * 16384 + u.ord, u.id, $1,
-	CASE WHEN $2::bigint < 0 OR v.current = $2 THEN v.current + u.ord END, u.type, u.data, u.metadata, clock_timestamp()
-FROM (SELECT coalesce(max(version), 0) AS current FROM {s}.events WHERE stream_id = $1) AS v,
-	unnest($3::uuid[], $4::text[], $5::bytea[], $6::jsonb[]) WITH ORDINALITY AS u(id, type, data, metadata, ord)
-ORDER BY u.ord
-RETURNING position, version, recorded_at`),
-		// appendDirect's record of the command: a pair recorded already
-		// fails it (unique_violation).
-		insertCommand: r.Replace(`INSERT INTO {s}.commands (command_id, stream_id) VALUES ($1, $2)`),
+		direct: [4]string{
+			r.Replace(directInsert(false, false)), r.Replace(directInsert(false, true)),
+			r.Replace(directInsert(true, false)), r.Replace(directInsert(true, true)),
+		},
 		// Events larger than StageAbove are uploaded to the uploads table
 		// before the append takes its lock, in the append's transaction
 		// (so no one else sees them, and a rollback takes them away), and
@@ -258,7 +241,10 @@ var (
 // The append is one transaction that waits for its stream's append lock,
 // so appends to one stream run one at a time, while appends to different
 // streams run and commit side by side (see the package documentation).
-// All events are inserted with one statement.
+// All events are inserted with one statement. An append of new events at
+// the expected version takes one round trip; in any other case that
+// transaction stores nothing, and a second one reads what is stored
+// before it decides.
 // Events whose data and metadata exceed [StageAbove] bytes are uploaded
 // before the append takes the lock, so that their upload holds no other
 // append to the stream up (see [WithAppendIdleTimeout]).
@@ -276,7 +262,7 @@ var (
 //
 // Under a command ID (see [eventsource.WithCommandID]), the append
 // inserts the pair (command ID, stream ID) into the schema's commands
-// table in its first round trip, under the stream's lock, and fails with
+// table with its events, under the stream's lock, and fails with
 // an error matching [eventsource.ErrDuplicateCommand] if the pair is
 // there: it costs no extra round trip. The table keeps the pairs for
 // good; delete old rows (by recorded_at) once retries of their commands
@@ -387,8 +373,8 @@ func (s *Store) lockKey(streamID string) int64 {
 // subscribers.
 //
 // An append of events that need no upload runs first as one round trip
-// (appendDirect) that succeeds in the usual case, new events at the
-// expected version, and fails in every other; it then runs again, as
+// (appendDirect) that stores them in the usual case, new events at the
+// expected version, and nothing in every other; it then runs again, as
 // appendChecked, which reads what is stored before it decides (a retry,
 // a conflict, a duplicate command, an ID taken).
 func (s *Store) append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) (out []eventsource.Event, inserted, statements int, err error) {
@@ -414,19 +400,20 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 const lockSQL = "SELECT set_config('idle_in_transaction_session_timeout', $1, true), set_config('lock_timeout', coalesce($3, current_setting('lock_timeout')), true), pg_advisory_xact_lock($2)"
 
 // appendDirect runs an append in one round trip, with no check before its
-// insert: BEGIN, the stream's lock (as appendChecked takes it), the
-// command's record (if any), the insert of the events, COMMIT and the
+// insert: BEGIN, the stream's lock (as appendChecked takes it), the insert
+// of the events (and of the command's record, if any), COMMIT and the
 // notification, pipelined. The insert reads the stream's version itself,
 // in the snapshot of its statement, taken after the lock, and stores the
 // events at the versions that follow it if it is the expected one (any,
-// for eventsource.Any), and NULL otherwise, which the column refuses
-// (not_null_violation). So it stores the events just as appendChecked
-// would when they are new and the stream is at the expected version, and
-// fails, storing nothing, in every other case: a version other than the
-// expected one, an event ID stored already (a retry, or an ID taken) or
-// twice in the append, a command recorded already (unique_violation).
-// Those failures, told by needsChecks, leave the decision to
-// appendChecked; the transaction is rolled back here.
+// for eventsource.Any) and the command is not recorded, and nothing
+// otherwise; an event ID stored already (a retry, or an ID taken) or
+// twice in the append fails it (unique_violation). So it stores the
+// events just as appendChecked would when they are new, the stream is at
+// the expected version and the command new, and stores nothing in every
+// other case, which it returns as errNotDirect or an error that
+// needsChecks reports, leaving the decision to appendChecked, with the
+// connection out of the transaction. A version other than the expected
+// one, the usual other case, is no error on the server (none in its log).
 func (s *Store) appendDirect(ctx context.Context, conn *pgxpool.Conn, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) (_ []eventsource.Event, statements int, err error) {
 	out := make([]eventsource.Event, len(events))
 	for i, e := range events {
@@ -438,9 +425,8 @@ func (s *Store) appendDirect(ctx context.Context, conn *pgxpool.Conn, streamID s
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	b.Queue(lockSQL, s.idleLimit, s.lockKey(streamID), lockTimeout(ctx))
-	if command != "" {
-		b.Queue(s.sql.insertCommand, command, streamID)
-	}
+	args := make([]any, 6, 7)
+	args[0], args[1] = streamID, int64(expected)
 	if len(events) == 1 {
 		e := events[0]
 		data := e.Data
@@ -453,7 +439,7 @@ func (s *Store) appendDirect(ctx context.Context, conn *pgxpool.Conn, streamID s
 				return nil, 0, fmt.Errorf("encoding the metadata of event 0: %w", err)
 			}
 		}
-		b.Queue(s.sql.insertOne, streamID, int64(expected), pgtype.UUID{Bytes: e.ID, Valid: true}, e.Type, data, metadata)
+		args[2], args[3], args[4], args[5] = pgtype.UUID{Bytes: e.ID, Valid: true}, e.Type, data, metadata
 	} else {
 		ids := make([]pgtype.UUID, len(events))
 		for i, e := range events {
@@ -463,20 +449,29 @@ func (s *Store) appendDirect(ctx context.Context, conn *pgxpool.Conn, streamID s
 		if err != nil {
 			return nil, 0, err
 		}
-		b.Queue(s.sql.insertAt, streamID, int64(expected), ids, cols.types, cols.data, cols.metadata)
+		args[2], args[3], args[4], args[5] = ids, cols.types, cols.data, cols.metadata
 	}
+	sql := s.sql.direct[directIndex(len(events) > 1, command != "")]
+	if command != "" {
+		args = append(args, command)
+	}
+	b.Queue(sql, args...)
 	statements = b.Len() + 1 // and the COMMIT
-	before := b.Len() - 1    // BEGIN, the lock, the command: before the insert
 	read := func(br pgx.BatchResults) error {
-		for range before {
+		for range 2 { // BEGIN, the lock
 			if _, err := br.Exec(); err != nil {
 				return err
 			}
 		}
 		// The event's place in the append is in its position.
-		return scanInserted(br, out, func(position, _ int64) int64 { return position%positionsPerXact - 1 })
+		err := scanInserted(br, out, func(position, _ int64) int64 { return position%positionsPerXact - 1 })
+		if errors.Is(err, errNoRows) {
+			return errNotDirect
+		}
+		return err
 	}
 	if s.beforeCommit == nil {
+		// If the insert stored nothing, the transaction commits nothing.
 		err = s.commit(ctx, conn, b, read)
 	} else {
 		// The test hook runs between the insert and the COMMIT, while the
@@ -506,24 +501,72 @@ func (s *Store) appendDirect(ctx context.Context, conn *pgxpool.Conn, streamID s
 	return out, statements, nil
 }
 
+// errNotDirect is appendDirect's report that its insert stored nothing:
+// the stream is not at the expected version, or the command is recorded.
+var errNotDirect = errors.New("pgstore: the append's insert stored nothing")
+
+// errNoRows is scanInserted's report of an insert that returned no row.
+var errNoRows = errors.New("insert returned no rows")
+
 // needsChecks reports whether err is the failure of appendDirect in a
-// case that appendChecked decides: not_null_violation of the version
-// (the stream is not at the expected version), unique_violation (an
+// case that appendChecked decides: errNotDirect, a unique_violation (an
 // event ID stored already, or twice in the append, the stream's version
-// taken, the command recorded) or a deadlock with an append to another
-// stream inserting one of the same IDs.
+// taken) or a deadlock with an append to another stream inserting one of
+// the same IDs.
 func needsChecks(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return false
-	}
-	switch pgErr.Code {
-	case "23502": // not_null_violation
-		return pgErr.ColumnName == "version"
-	case "23505", "40P01": // unique_violation, deadlock_detected
+	if err == errNotDirect {
 		return true
 	}
-	return false
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "40P01") // unique_violation, deadlock_detected
+}
+
+// directIndex is the index in statements.direct of appendDirect's insert
+// of many events (or one) with a command (or without).
+func directIndex(many, command bool) int {
+	i := 0
+	if many {
+		i += 2
+	}
+	if command {
+		i++
+	}
+	return i
+}
+
+// directInsert returns the SQL of appendDirect's insert, with a command
+// or not, of many events (in arrays) or one: $1 is the stream, $2 the
+// expected version (negative for any), $3 to $6 the events' ids, types,
+// data and metadata, $7 the command. The stream's version is read in
+// the statement, after the lock; the events take the versions after it
+// if it is the one expected, and the command's pair is inserted then
+// too, unless it is there: the events are inserted only with it. Each
+// event's position is made of the transaction's id and the event's
+// place in the append, from which the client reads the place back.
+func directInsert(many, command bool) string {
+	var q strings.Builder
+	q.WriteString(`WITH v AS (SELECT current FROM (SELECT coalesce(max(version), 0) AS current FROM {s}.events WHERE stream_id = $1) AS stream
+	WHERE $2::bigint < 0 OR current = $2)`)
+	from := "v"
+	if command {
+		q.WriteString(`,
+c AS (INSERT INTO {s}.commands (command_id, stream_id) SELECT $7, $1 FROM v ON CONFLICT DO NOTHING RETURNING 1)`)
+		from = "v, c"
+	}
+	q.WriteString(`
+INSERT INTO {s}.events (position, id, stream_id, version, type, data, metadata, recorded_at)
+`)
+	if many {
+		q.WriteString(`SELECT pg_current_xact_id()::text::bigint * 16384 + u.ord, u.id, $1, v.current + u.ord, u.type, u.data, u.metadata, clock_timestamp()
+FROM ` + from + `, unnest($3::uuid[], $4::text[], $5::bytea[], $6::jsonb[]) WITH ORDINALITY AS u(id, type, data, metadata, ord)
+ORDER BY u.ord`)
+	} else {
+		q.WriteString(`SELECT pg_current_xact_id()::text::bigint * 16384 + 1, $3::uuid, $1, v.current + 1, $4::text, $5::bytea, $6::jsonb, clock_timestamp()
+FROM ` + from)
+	}
+	q.WriteString(`
+RETURNING position, version, recorded_at`)
+	return q.String()
 }
 
 // appendChecked runs an append's transaction, reading what is stored
@@ -843,6 +886,9 @@ func scanInserted(br pgx.BatchResults, out []eventsource.Event, index func(posit
 	}
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	if got == 0 {
+		return errNoRows
 	}
 	if got != len(out) {
 		return fmt.Errorf("insert returned %d rows; want %d", got, n)
