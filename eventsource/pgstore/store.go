@@ -919,14 +919,20 @@ func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, re
 		s.pending.Store(false) // they committed before the notification runs
 		b.Queue(notifySQL, s.channel)
 	}
+	sent := false // the lead's notification ran
 	defer func() {
 		if s.skipNotify {
 			return
 		}
+		// Owed: this append's commit, if another append carries the
+		// notification; what the lead took over, if its notification did
+		// not run (the server skips the rest of a batch after a failed
+		// statement).
+		if lead && !sent || !lead && err == nil {
+			s.pending.Store(true)
+		}
 		if lead {
 			s.notifying.Store(false)
-		} else if err == nil {
-			s.pending.Store(true)
 		}
 		// After the Stores: a flushPending that found the notification in
 		// flight left what is owed to this append.
@@ -935,7 +941,11 @@ func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, re
 	br := conn.SendBatch(ctx, b)
 	notified := false // the notification's result was read: Close's error is its
 	defer func() {
-		if cerr := br.Close(); err == nil && cerr != nil && !notified {
+		cerr := br.Close()
+		if lead && !notified && cerr == nil {
+			sent = true // read stopped early, and the rest of the batch ran
+		}
+		if err == nil && cerr != nil && !notified {
 			err = cerr
 		}
 	}()
@@ -954,6 +964,7 @@ func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, re
 		_, nerr := br.Exec()
 		s.tel.End(nctx, span, opNotify, start, nerr)
 		notified = true // the append committed: its notification is a hint
+		sent = nerr == nil
 	}
 	return nil
 }

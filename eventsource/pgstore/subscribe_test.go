@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -172,6 +173,35 @@ func TestSubscribeWakesOnNotificationsOfConcurrentAppends(t *testing.T) {
 		require.Len(t, want, writers)
 		assert.ElementsMatch(t, want, f.next(t, writers, 5*time.Second), "round %d", r)
 	}
+}
+
+// TestOwedNotificationSurvivesAFailedAppend owes subscribers a
+// notification (as an append that committed while another's was in
+// flight does) when an append takes over sending it and fails before its
+// notification runs (an event ID stored in another stream: the server
+// skips the rest of its batch): the notification is still sent. With
+// the failed append dropping what it took over (as this change first
+// did), no notification came within 5 s, and a subscriber that only
+// notifications wake would have waited for its next poll.
+func TestOwedNotificationSurvivesAFailedAppend(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, 4)
+	ctx := testenv.Context(t, 10*time.Second)
+	taken, err := s.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
+	require.NoError(t, err)
+
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{pgstore.Channel(s)}.Sanitize())
+	require.NoError(t, err)
+	pgstore.SetPending(s)
+	_, err = s.Append(ctx, "b", eventsource.NoStream, eventsource.NewEvent{ID: taken[0].ID, Type: "test.v1"})
+	require.ErrorIs(t, err, eventsource.ErrEventIDTaken)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = conn.Conn().WaitForNotification(wctx)
+	require.NoError(t, err, "the owed notification")
 }
 
 // TestSubscribePollsWithoutNotifications loses every notification: the
