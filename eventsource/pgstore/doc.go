@@ -153,8 +153,10 @@
 // a store sends one at a time: an append that commits while another
 // append's notification is in flight sends none, and the next append to
 // send one covers it, or, if none does within a millisecond, the store
-// sends it through the pool; no append waits for a notification but the
-// one its round trip carries. A live
+// sends it through the pool, as it does when the notification in flight
+// has been so for 10ms (its append waits for its stream's lock, which
+// another session may hold for long); no append waits for a
+// notification but the one its round trip carries. A live
 // [Store.Subscribe] LISTENs on a connection of its
 // own from the pool and reads on when notified, or every poll interval
 // ([WithPollInterval], a second by default) when no notification comes:

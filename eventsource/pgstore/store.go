@@ -91,8 +91,13 @@ type Store struct {
 	// notifying is set while a notification is in flight; pending, when
 	// an append committed that no notification sent so far may cover;
 	// flushArmed, while a timer is set to send the one pending (see
-	// commit).
-	notifying, pending, flushArmed atomic.Bool
+	// commit); carried, while the append in flight carries a notification
+	// it took over from pending; overtakeArmed, while a timer is set to
+	// send what is owed if that append takes too long (overtake).
+	notifying, pending, flushArmed, carried, overtakeArmed atomic.Bool
+	// leadSince is when the append whose notification is in flight sent
+	// its batch, in Unix nanoseconds.
+	leadSince atomic.Int64
 
 	// Test hooks, set only by tests (export_test.go) before the store is
 	// used. beforeCommit runs in an append's transaction after the insert
@@ -916,7 +921,14 @@ func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, re
 	// soon, a timer (flushPending).
 	lead := !s.skipNotify && s.notifying.CompareAndSwap(false, true)
 	if lead {
-		s.pending.Store(false) // they committed before the notification runs
+		s.leadSince.Store(time.Now().UnixNano())
+		// They committed before the notification runs. But it runs after
+		// the batch's lock, which may wait for long (another session
+		// holds the stream's lock): if it does, overtake sends it.
+		if s.pending.Swap(false) {
+			s.carried.Store(true)
+			s.armOvertake(ctx)
+		}
 		b.Queue(notifySQL, s.channel)
 	}
 	sent := false // the lead's notification ran
@@ -932,6 +944,7 @@ func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, re
 			s.pending.Store(true)
 		}
 		if lead {
+			s.carried.Store(false)
 			s.notifying.Store(false)
 		}
 		// After the Stores: a flushPending that found the notification in
@@ -999,6 +1012,52 @@ func (s *Store) flushPending(ctx context.Context) {
 		_, err := s.pool.Exec(nctx, notifySQL, s.channel)
 		s.tel.End(nctx, span, opNotify, start, err)
 		s.notifying.Store(false)
+	}
+	if s.pending.Load() && s.notifying.Load() {
+		// What is owed waits for the append in flight, whose batch waits
+		// for its stream's lock first: for as long as another session
+		// holds it.
+		s.armOvertake(ctx)
+	}
+}
+
+// leadGrace is how long a notification owed may wait for the append
+// whose notification is in flight before overtake sends it.
+const leadGrace = 10 * time.Millisecond
+
+// armOvertake sets the timer of overtake, if none is set, to run when the
+// append in flight has been so for leadGrace.
+func (s *Store) armOvertake(ctx context.Context) {
+	if s.overtakeArmed.CompareAndSwap(false, true) {
+		ctx = context.WithoutCancel(ctx)
+		wait := max(leadGrace-time.Since(time.Unix(0, s.leadSince.Load())), flushDelay)
+		time.AfterFunc(wait, func() { s.overtake(ctx) })
+	}
+}
+
+// overtake sends the notification owed (pending, or carried by the
+// append in flight) through the pool if the append whose notification
+// is in flight has been so for leadGrace or more: its batch sends its
+// notification after its COMMIT, so after its stream's lock, which
+// another session may hold for long, while the appends to other streams
+// commit. The notification in flight still runs; it is one more.
+func (s *Store) overtake(ctx context.Context) {
+	if s.notifying.Load() && (s.pending.Load() || s.carried.Load()) {
+		if wait := leadGrace - time.Since(time.Unix(0, s.leadSince.Load())); wait > 0 {
+			time.AfterFunc(wait, func() { s.overtake(ctx) }) // a later append's
+			return
+		}
+		s.carried.Store(false)
+		s.pending.Store(false) // the notification below covers them
+		nctx, span, start := s.tel.Start(ctx, opNotify)
+		_, err := s.pool.Exec(nctx, notifySQL, s.channel)
+		s.tel.End(nctx, span, opNotify, start, err)
+	}
+	s.overtakeArmed.Store(false)
+	// After the Store: an append owed one since may have found the timer
+	// set.
+	if s.pending.Load() && s.notifying.Load() {
+		s.armOvertake(ctx)
 	}
 }
 

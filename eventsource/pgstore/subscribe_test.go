@@ -333,3 +333,100 @@ func nilIfEmpty(events []eventsource.Event) []eventsource.Event {
 	}
 	return events
 }
+
+// TestSubscribeWakesWhileAnAppendWaitsForItsLock appends to a stream
+// whose lock another session holds, then to another stream, with a
+// subscriber that only notifications wake (an hour's poll interval): the
+// second append's event must arrive while the first still waits. The
+// first append carries the notification in its batch, sent before it
+// waits for the lock, so it is "in flight" for as long as the wait
+// lasts; the second append's owed notification must not wait for it.
+func TestSubscribeWakesWhileAnAppendWaitsForItsLock(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, 6, pgstore.WithPollInterval(time.Hour))
+	listening := make(chan uint32, 10)
+	pgstore.SetListening(s, func(pid uint32) { listening <- pid })
+	ctx := testenv.Context(t, 30*time.Second)
+	key, _ := pgstore.LockKeys(s, "locked")
+
+	holder, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer holder.Release()
+	_, err = holder.Exec(ctx, "SELECT pg_advisory_lock($1)", key)
+	require.NoError(t, err)
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			_, err := holder.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", key)
+			require.NoError(t, err)
+		}
+	}
+	defer unlock()
+
+	f := follow(t, s, 0)
+	<-listening
+	appended := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "locked", eventsource.Any, events(1, "test.v1")...)
+		appended <- err
+	}()
+	for {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND NOT granted AND ((classid::bigint << 32) | objid::bigint) = $1`, key).Scan(&n))
+		if n > 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	want, err := s.Append(ctx, "free", eventsource.NoStream, events(1, "test.v1")...)
+	require.NoError(t, err)
+	assert.Equal(t, want, f.next(t, 1, 5*time.Second), "the event of the append to another stream, while the first waits for its lock")
+	unlock()
+	require.NoError(t, <-appended)
+}
+
+// TestOwedNotificationSentWhileItsCarrierWaitsForALock owes subscribers
+// a notification (as an append that committed while another's was in
+// flight does) when an append takes over sending it and then waits for
+// its stream's lock, which another session holds: the notification owed
+// must still be sent while it waits.
+func TestOwedNotificationSentWhileItsCarrierWaitsForALock(t *testing.T) {
+	t.Parallel()
+	s, pool := newStore(t, 6)
+	ctx := testenv.Context(t, 30*time.Second)
+	key, _ := pgstore.LockKeys(s, "locked")
+	holder, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer holder.Release()
+	_, err = holder.Exec(ctx, "SELECT pg_advisory_lock($1)", key)
+	require.NoError(t, err)
+	unlocked := false
+	unlock := func() {
+		if !unlocked {
+			unlocked = true
+			_, err := holder.Exec(context.Background(), "SELECT pg_advisory_unlock($1)", key)
+			require.NoError(t, err)
+		}
+	}
+	defer unlock()
+
+	conn, err := pool.Acquire(ctx)
+	require.NoError(t, err)
+	defer conn.Release()
+	_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{pgstore.Channel(s)}.Sanitize())
+	require.NoError(t, err)
+	pgstore.SetPending(s)
+	appended := make(chan error, 1)
+	go func() {
+		_, err := s.Append(ctx, "locked", eventsource.Any, events(1, "test.v1")...)
+		appended <- err
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = conn.Conn().WaitForNotification(wctx)
+	assert.NoError(t, err, "the owed notification, while the append that took it over waits for its lock")
+	unlock()
+	require.NoError(t, <-appended)
+}
