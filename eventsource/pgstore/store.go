@@ -172,12 +172,16 @@ RETURNING position, version, recorded_at`),
 		// A subscription's read also returns each event's number in the
 		// sequence (seq; the position of events stored before migration
 		// 4), and then reads the sequence's last number and the age of the
-		// oldest committed event held back, for its gauges.
+		// oldest committed event held back, for its gauges, and how many
+		// events after the same position (up to $2) its own snapshot sees:
+		// a statement of its own, it has a later snapshot than the read's,
+		// whose bound may be lower (see subscription.read).
 		readSub: r.Replace(`SELECT {cols}, coalesce(seq, position)
 FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIMIT $2`),
 		subMeta: r.Replace(`SELECT (SELECT last_value FROM {s}.events_position_seq),
 	coalesce((SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8
-		FROM {s}.events WHERE position >= {bound} ORDER BY position LIMIT 1), 0)`),
+		FROM {s}.events WHERE position >= {bound} ORDER BY position LIMIT 1), 0),
+	(SELECT count(*) FROM (SELECT FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2) AS e)`),
 		head: r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < {bound}`),
 		// A range scan of the primary key, stopped after $2 rows.
 		countAfter:    r.Replace(`SELECT count(*) FROM (SELECT FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIMIT $2) AS e`),
