@@ -440,9 +440,9 @@ func TestOwedNotificationSentWhileItsCarrierWaitsForALock(t *testing.T) {
 // gauges' statement (a later snapshot, which no longer sees the events
 // held back) must still read again soon. Before the subscription counted
 // the events its gauges' statement sees, this stalled (7 of 8 events in
-// 5 s) in 1 run of 2 or 3.
+// 5 s) in 1 run of 2 or 3. Not parallel: its transactions hold back the
+// reads of every other test.
 func TestSubscribeWakesWhileUnrelatedTransactionsCommit(t *testing.T) {
-	t.Parallel()
 	const writers, rounds = 8, 60
 	s, _ := newStore(t, writers+2, pgstore.WithPollInterval(time.Hour))
 	other := testenv.PostgresPool(t, 6)
