@@ -88,6 +88,17 @@
 // id), taken before the transaction's first write, so that they take
 // their ids, and their events positions, in the order of their versions.
 //
+// An append of new events at the expected version takes one round trip:
+// BEGIN, the lock, one INSERT of all its events (with the command's
+// record, under [eventsource.WithCommandID]), which reads the stream's
+// version itself, after the lock, and COMMIT, pipelined. In any other
+// case the INSERT stores nothing: it inserts no row when the stream is at
+// another version or the command is recorded, and fails when an event's
+// ID is stored already or twice in the append. The append then runs
+// again as a transaction that first reads what is stored (two round
+// trips), to tell a conflict from a retry, an ID taken or a duplicate
+// command.
+//
 // Positions are large (about 16384 times the number of transactions the
 // server has run), increase in the order readers see events and have
 // gaps, which are never filled; they are not counts of events. Positions
@@ -127,8 +138,9 @@
 //
 // A fresh events table grows faster than its statistics: pgx prepares the
 // append's statements, and PostgreSQL may settle on a generic plan for the
-// idempotency lookup while the table is small (a sequential scan), which
-// slows appends until autovacuum next analyses the table. After a bulk
+// idempotency lookup (of the appends that check what is stored) while the
+// table is small (a sequential scan), which slows them until autovacuum
+// next analyses the table. After a bulk
 // import into a new store, run ANALYZE on its events table.
 //
 // # Subscriptions
@@ -139,8 +151,12 @@
 // would take PostgreSQL's global notification lock at every commit. A
 // notification still takes that lock as its own transaction commits, so
 // a store sends one at a time: an append that commits while another
-// append's notification is in flight sends none, and the next
-// notification, sent once that one is done, covers it. A live
+// append's notification is in flight sends none, and the next append to
+// send one covers it, or, if none does within a millisecond, the store
+// sends it through the pool, as it does when the notification in flight
+// has been so for 10ms (its append waits for its stream's lock, which
+// another session may hold for long); no append waits for a
+// notification but the one its round trip carries. A live
 // [Store.Subscribe] LISTENs on a connection of its
 // own from the pool and reads on when notified, or every poll interval
 // ([WithPollInterval], a second by default) when no notification comes:
@@ -173,16 +189,20 @@
 // the schema-qualified table or, for calls on no table, db.namespace.
 //
 //   - BATCH {schema}.events: one Append: its transaction, from BEGIN to
-//     COMMIT (a lock, the checks, one INSERT of all its events), with
-//     db.operation.batch.size, the number of statements sent, and
+//     COMMIT (a lock, one INSERT of all its events; or, when that INSERT
+//     stores nothing, a second transaction that checks what is stored
+//     before it inserts), with db.operation.batch.size, the number of
+//     statements sent (by both transactions), and
 //     [AttrStreamID] (eventsource.stream_id). The conventions name a
 //     batch of different statements BATCH. A conflict fails it with
 //     error.type eventsource.concurrency_conflict, a duplicate command
 //     with eventsource.duplicate_command, an event ID stored in another
 //     stream with eventsource.event_id_taken.
 //   - notify {database}|{schema}: the pg_notify that tells subscribers
-//     of an append, after its commit; a child of the append's span. Its
-//     failure is recorded on it and otherwise ignored.
+//     of an append, after its commit; a child of the append's span (of
+//     one of the appends it covers, when sent for appends that committed
+//     while another was in flight). Its failure is recorded on it and
+//     otherwise ignored.
 //   - read_stream {schema}.events: one page (500 rows) of a ReadStream,
 //     with eventsource.stream_id.
 //   - read_all {schema}.events: one page of a ReadAll.

@@ -41,3 +41,10 @@ func MigrateTo(ctx context.Context, s *Store, version int) error {
 		Name: ScopeName, Released: released, Migrations: migrations[:version],
 	})
 }
+
+// SetPending marks s as owing subscribers a notification, as an append
+// that committed while another's notification was in flight does.
+func SetPending(s *Store) { s.pending.Store(true) }
+
+// Channel returns the channel on which s notifies subscribers.
+func Channel(s *Store) string { return s.channel }

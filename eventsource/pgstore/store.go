@@ -88,10 +88,16 @@ type Store struct {
 	tel        *instruments
 	sql        statements
 
-	// notifying is set while an append sends a notification; pending,
-	// when an append committed after the notification in flight may have
-	// been sent (see insert).
-	notifying, pending atomic.Bool
+	// notifying is set while a notification is in flight; pending, when
+	// an append committed that no notification sent so far may cover;
+	// flushArmed, while a timer is set to send the one pending (see
+	// commit); carried, while the append in flight carries a notification
+	// it took over from pending; overtakeArmed, while a timer is set to
+	// send what is owed if that append takes too long (overtake).
+	notifying, pending, flushArmed, carried, overtakeArmed atomic.Bool
+	// leadSince is when the append whose notification is in flight sent
+	// its batch, in Unix nanoseconds.
+	leadSince atomic.Int64
 
 	// Test hooks, set only by tests (export_test.go) before the store is
 	// used. beforeCommit runs in an append's transaction after the insert
@@ -106,6 +112,7 @@ type Store struct {
 // statements are the store's SQL, with its schema's quoted name built in.
 type statements struct {
 	existing, version, insert  string
+	direct                     [4]string // appendDirect's inserts (directIndex)
 	versionXact                string
 	stage, insertStaged        string
 	unstage                    string
@@ -142,6 +149,10 @@ FROM unnest($2::uuid[], $3::bigint[], $4::text[], $5::bytea[], $6::jsonb[])
 	WITH ORDINALITY AS u(id, version, type, data, metadata, ord)
 ORDER BY u.ord
 RETURNING position, version, recorded_at`),
+		direct: [4]string{
+			r.Replace(directInsert(false, false)), r.Replace(directInsert(false, true)),
+			r.Replace(directInsert(true, false)), r.Replace(directInsert(true, true)),
+		},
 		// Events larger than StageAbove are uploaded to the uploads table
 		// before the append takes its lock, in the append's transaction
 		// (so no one else sees them, and a rollback takes them away), and
@@ -161,12 +172,16 @@ RETURNING position, version, recorded_at`),
 		// A subscription's read also returns each event's number in the
 		// sequence (seq; the position of events stored before migration
 		// 4), and then reads the sequence's last number and the age of the
-		// oldest committed event held back, for its gauges.
+		// oldest committed event held back, for its gauges, and how many
+		// events after the same position (up to $2) its own snapshot sees:
+		// a statement of its own, it has a later snapshot than the read's,
+		// whose bound may be lower (see subscription.read).
 		readSub: r.Replace(`SELECT {cols}, coalesce(seq, position)
 FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIMIT $2`),
 		subMeta: r.Replace(`SELECT (SELECT last_value FROM {s}.events_position_seq),
 	coalesce((SELECT extract(epoch FROM clock_timestamp() - recorded_at)::float8
-		FROM {s}.events WHERE position >= {bound} ORDER BY position LIMIT 1), 0)`),
+		FROM {s}.events WHERE position >= {bound} ORDER BY position LIMIT 1), 0),
+	(SELECT count(*) FROM (SELECT FROM {s}.events WHERE position > $1 ORDER BY position LIMIT $2) AS e)`),
 		head: r.Replace(`SELECT coalesce(max(position), 0) FROM {s}.events WHERE position < {bound}`),
 		// A range scan of the primary key, stopped after $2 rows.
 		countAfter:    r.Replace(`SELECT count(*) FROM (SELECT FROM {s}.events WHERE position > $1 AND position < {bound} ORDER BY position LIMIT $2) AS e`),
@@ -235,7 +250,10 @@ var (
 // The append is one transaction that waits for its stream's append lock,
 // so appends to one stream run one at a time, while appends to different
 // streams run and commit side by side (see the package documentation).
-// All events are inserted with one statement.
+// All events are inserted with one statement. An append of new events at
+// the expected version takes one round trip; in any other case that
+// transaction stores nothing, and a second one reads what is stored
+// before it decides.
 // Events whose data and metadata exceed [StageAbove] bytes are uploaded
 // before the append takes the lock, so that their upload holds no other
 // append to the stream up (see [WithAppendIdleTimeout]).
@@ -253,7 +271,7 @@ var (
 //
 // Under a command ID (see [eventsource.WithCommandID]), the append
 // inserts the pair (command ID, stream ID) into the schema's commands
-// table in its first round trip, under the stream's lock, and fails with
+// table with its events, under the stream's lock, and fails with
 // an error matching [eventsource.ErrDuplicateCommand] if the pair is
 // there: it costs no extra round trip. The table keeps the pairs for
 // good; delete old rows (by recorded_at) once retries of their commands
@@ -357,11 +375,17 @@ func (s *Store) lockKey(streamID string) int64 {
 	return int64(h)
 }
 
-// append runs an append's transaction and returns the events as stored,
-// how many of them it inserted and how many statements it sent, from the
-// BEGIN to the COMMIT or ROLLBACK. A command other than "" is the command
+// append runs an append and returns the events as stored, how many of
+// them it inserted and how many statements it sent, from the first BEGIN
+// to the last COMMIT or ROLLBACK. A command other than "" is the command
 // ID to record with the stream. After the commit, it notifies
 // subscribers.
+//
+// An append of events that need no upload runs first as one round trip
+// (appendDirect) that stores them in the usual case, new events at the
+// expected version, and nothing in every other; it then runs again, as
+// appendChecked, which reads what is stored before it decides (a retry,
+// a conflict, a duplicate command, an ID taken).
 func (s *Store) append(ctx context.Context, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) (out []eventsource.Event, inserted, statements int, err error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -369,6 +393,198 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	}
 	defer conn.Release()
 
+	if s.stageAbove < 0 || size(events) <= s.stageAbove {
+		out, statements, err = s.appendDirect(ctx, conn, streamID, expected, command, events)
+		if !needsChecks(err) {
+			return out, len(out), statements, err
+		}
+	}
+	out, inserted, n, err := s.appendChecked(ctx, conn, streamID, expected, command, events)
+	return out, inserted, statements + n, err
+}
+
+// lockSQL bounds how long an append's transaction may sit idle (holding
+// its stream's lock and every reader back) and how long it waits for
+// the stream's lock, and takes the lock: see appendChecked.
+const lockSQL = "SELECT set_config('idle_in_transaction_session_timeout', $1, true), set_config('lock_timeout', coalesce($3, current_setting('lock_timeout')), true), pg_advisory_xact_lock($2)"
+
+// appendDirect runs an append in one round trip, with no check before its
+// insert: BEGIN, the stream's lock (as appendChecked takes it), the insert
+// of the events (and of the command's record, if any), COMMIT and the
+// notification, pipelined. The insert reads the stream's version itself,
+// in the snapshot of its statement, taken after the lock, and stores the
+// events at the versions that follow it if it is the expected one (any,
+// for eventsource.Any) and the command is not recorded, and nothing
+// otherwise; an event ID stored already (a retry, or an ID taken) or
+// twice in the append fails it (unique_violation). So it stores the
+// events just as appendChecked would when they are new, the stream is at
+// the expected version and the command new, and stores nothing in every
+// other case, which it returns as errNotDirect or an error that
+// needsChecks reports, leaving the decision to appendChecked, with the
+// connection out of the transaction. A version other than the expected
+// one, the usual other case, is no error on the server (none in its log).
+func (s *Store) appendDirect(ctx context.Context, conn *pgxpool.Conn, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) (_ []eventsource.Event, statements int, err error) {
+	out := make([]eventsource.Event, len(events))
+	for i, e := range events {
+		out[i] = eventsource.Event{
+			ID: e.ID, StreamID: streamID, Type: e.Type,
+			Data: copyBytes(e.Data), Metadata: copyMap(e.Metadata),
+		}
+	}
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	b.Queue(lockSQL, s.idleLimit, s.lockKey(streamID), lockTimeout(ctx))
+	args := make([]any, 6, 7)
+	args[0], args[1] = streamID, int64(expected)
+	if len(events) == 1 {
+		e := events[0]
+		data := e.Data
+		if data == nil {
+			data = []byte{} // the column is NOT NULL; nil reads back as nil
+		}
+		var metadata []byte
+		if e.Metadata != nil {
+			if metadata, err = json.Marshal(e.Metadata); err != nil {
+				return nil, 0, fmt.Errorf("encoding the metadata of event 0: %w", err)
+			}
+		}
+		args[2], args[3], args[4], args[5] = pgtype.UUID{Bytes: e.ID, Valid: true}, e.Type, data, metadata
+	} else {
+		ids := make([]pgtype.UUID, len(events))
+		for i, e := range events {
+			ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
+		}
+		cols, err := encode(events)
+		if err != nil {
+			return nil, 0, err
+		}
+		args[2], args[3], args[4], args[5] = ids, cols.types, cols.data, cols.metadata
+	}
+	sql := s.sql.direct[directIndex(len(events) > 1, command != "")]
+	if command != "" {
+		args = append(args, command)
+	}
+	b.Queue(sql, args...)
+	statements = b.Len() + 1 // and the COMMIT
+	read := func(br pgx.BatchResults) error {
+		for range 2 { // BEGIN, the lock
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		// The event's place in the append is in its position.
+		err := scanInserted(br, out, func(position, _ int64) int64 { return position%positionsPerXact - 1 })
+		if errors.Is(err, errNoRows) {
+			return errNotDirect
+		}
+		return err
+	}
+	if s.beforeCommit == nil {
+		// If the insert stored nothing, the transaction commits nothing.
+		err = s.commit(ctx, conn, b, read)
+	} else {
+		// The test hook runs between the insert and the COMMIT, while the
+		// transaction holds back readers.
+		br := conn.SendBatch(ctx, b)
+		err = read(br)
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			s.beforeCommit(ctx, streamID)
+			err = s.commit(ctx, conn, &pgx.Batch{}, func(pgx.BatchResults) error { return nil })
+		}
+	}
+	if err != nil {
+		// The COMMIT did not run if the connection is still in the
+		// transaction (failed, after a failed statement).
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			statements++
+			if rerr := conn.Conn().PgConn().Exec(ctx, "ROLLBACK").Close(); rerr != nil && needsChecks(err) {
+				// The checked append needs the connection out of it.
+				return nil, statements, errors.Join(err, rerr)
+			}
+		}
+		return nil, statements, err
+	}
+	return out, statements, nil
+}
+
+// errNotDirect is appendDirect's report that its insert stored nothing:
+// the stream is not at the expected version, or the command is recorded.
+var errNotDirect = errors.New("pgstore: the append's insert stored nothing")
+
+// errNoRows is scanInserted's report of an insert that returned no row.
+var errNoRows = errors.New("insert returned no rows")
+
+// needsChecks reports whether err is the failure of appendDirect in a
+// case that appendChecked decides: errNotDirect, a unique_violation (an
+// event ID stored already, or twice in the append, the stream's version
+// taken) or a deadlock with an append to another stream inserting one of
+// the same IDs.
+func needsChecks(err error) bool {
+	if err == errNotDirect {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "40P01") // unique_violation, deadlock_detected
+}
+
+// directIndex is the index in statements.direct of appendDirect's insert
+// of many events (or one) with a command (or without).
+func directIndex(many, command bool) int {
+	i := 0
+	if many {
+		i += 2
+	}
+	if command {
+		i++
+	}
+	return i
+}
+
+// directInsert returns the SQL of appendDirect's insert, with a command
+// or not, of many events (in arrays) or one: $1 is the stream, $2 the
+// expected version (negative for any), $3 to $6 the events' ids, types,
+// data and metadata, $7 the command. The stream's version is read in
+// the statement, after the lock; the events take the versions after it
+// if it is the one expected, and the command's pair is inserted then
+// too, unless it is there: the events are inserted only with it. Each
+// event's position is made of the transaction's id and the event's
+// place in the append, from which the client reads the place back.
+func directInsert(many, command bool) string {
+	var q strings.Builder
+	q.WriteString(`WITH v AS (SELECT current FROM (SELECT coalesce(max(version), 0) AS current FROM {s}.events WHERE stream_id = $1) AS stream
+	WHERE $2::bigint < 0 OR current = $2)`)
+	from := "v"
+	if command {
+		q.WriteString(`,
+c AS (INSERT INTO {s}.commands (command_id, stream_id) SELECT $7, $1 FROM v ON CONFLICT DO NOTHING RETURNING 1)`)
+		from = "v, c"
+	}
+	q.WriteString(`
+INSERT INTO {s}.events (position, id, stream_id, version, type, data, metadata, recorded_at)
+`)
+	if many {
+		q.WriteString(`SELECT pg_current_xact_id()::text::bigint * 16384 + u.ord, u.id, $1, v.current + u.ord, u.type, u.data, u.metadata, clock_timestamp()
+FROM ` + from + `, unnest($3::uuid[], $4::text[], $5::bytea[], $6::jsonb[]) WITH ORDINALITY AS u(id, type, data, metadata, ord)
+ORDER BY u.ord`)
+	} else {
+		q.WriteString(`SELECT pg_current_xact_id()::text::bigint * 16384 + 1, $3::uuid, $1, v.current + 1, $4::text, $5::bytea, $6::jsonb, clock_timestamp()
+FROM ` + from)
+	}
+	q.WriteString(`
+RETURNING position, version, recorded_at`)
+	return q.String()
+}
+
+// appendChecked runs an append's transaction, reading what is stored
+// before it inserts: which of the events are stored already, and the
+// stream's version. It returns the events as stored, how many of them it
+// inserted and how many statements it sent, from the BEGIN to the COMMIT
+// or ROLLBACK. A command other than "" is the command ID to record with
+// the stream. After the commit, it notifies subscribers.
+func (s *Store) appendChecked(ctx context.Context, conn *pgxpool.Conn, streamID string, expected eventsource.ExpectedVersion, command string, events []eventsource.NewEvent) (out []eventsource.Event, inserted, statements int, err error) {
 	ids := make([]pgtype.UUID, len(events))
 	for i, e := range events {
 		ids[i] = pgtype.UUID{Bytes: e.ID, Valid: true}
@@ -396,8 +612,7 @@ func (s *Store) append(ctx context.Context, streamID string, expected eventsourc
 	// hold it, idle, until the idle timeout ended it, and the retries of
 	// a client whose attempts time out would queue behind their own
 	// abandoned attempts for as long as they come.
-	b.Queue("SELECT set_config('idle_in_transaction_session_timeout', $1, true), set_config('lock_timeout', coalesce($3, current_setting('lock_timeout')), true), pg_advisory_xact_lock($2)",
-		s.idleLimit, s.lockKey(streamID), lockTimeout(ctx))
+	b.Queue(lockSQL, s.idleLimit, s.lockKey(streamID), lockTimeout(ctx))
 	var upload pgtype.UUID // of the staged events; not Valid if not staged
 	if s.stageAbove >= 0 && size(events) > s.stageAbove {
 		cols, err := encode(events)
@@ -613,7 +828,7 @@ func encode(events []eventsource.NewEvent) (columns, error) {
 // the COMMIT and the notification, and the transaction is left failed.
 // A failed notification is recorded on its span and otherwise ignored,
 // as subscribers poll too.
-func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string, current int64, events []eventsource.NewEvent, fresh []int, upload pgtype.UUID) (_ []eventsource.Event, err error) {
+func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string, current int64, events []eventsource.NewEvent, fresh []int, upload pgtype.UUID) ([]eventsource.Event, error) {
 	n := len(fresh)
 	versions := make([]int64, n)
 	out := make([]eventsource.Event, n)
@@ -645,105 +860,208 @@ func (s *Store) insert(ctx context.Context, conn *pgxpool.Conn, streamID string,
 		}
 		b.Queue(s.sql.insert, streamID, ids, versions, cols.types, cols.data, cols.metadata)
 	}
-	b.Queue("COMMIT")
-	// One notification at a time per store: a PostgreSQL notification
-	// takes a global lock as its transaction commits, and notifications
-	// sent by every append queue for it. The append that finds none in
-	// flight sends one after its COMMIT; the others mark that they
-	// committed, and the notification sent next covers them (notified).
-	lead := !s.skipNotify && s.notifying.CompareAndSwap(false, true)
-	if lead {
-		b.Queue(notifySQL, s.channel)
-	}
-	defer func() {
-		if lead {
-			s.notifying.Store(false)
-		}
-		if err == nil && !s.skipNotify {
-			if !lead {
-				s.pending.Store(true)
-			}
-			s.notifyPending(ctx, conn)
-		}
-	}()
-	br := conn.SendBatch(ctx, b)
-	notified := false // the notification's result was read: Close's error is its
-	defer func() {
-		if cerr := br.Close(); err == nil && cerr != nil && !notified {
-			err = cerr
-		}
-	}()
-	rows, err := br.Query()
+	err := s.commit(ctx, conn, b, func(br pgx.BatchResults) error {
+		return scanInserted(br, out, func(_, version int64) int64 { return version - current - 1 })
+	})
 	if err != nil {
 		return nil, err
 	}
+	return out, nil
+}
+
+// scanInserted reads the rows (position, version, recorded_at) returned
+// by an insert of the events out into out, at the index that index
+// returns for each, and fails unless each event has its row.
+func scanInserted(br pgx.BatchResults, out []eventsource.Event, index func(position, version int64) int64) error {
+	rows, err := br.Query()
+	if err != nil {
+		return err
+	}
 	defer rows.Close()
+	n := int64(len(out))
 	got := 0
 	for rows.Next() {
 		var position, version int64
 		var recordedAt time.Time
 		if err := rows.Scan(&position, &version, &recordedAt); err != nil {
-			return nil, err
+			return err
 		}
-		i := version - current - 1
-		if i < 0 || i >= int64(n) {
-			return nil, fmt.Errorf("insert returned version %d; want %d to %d", version, current+1, current+int64(n))
+		i := index(position, version)
+		if i < 0 || i >= n {
+			return fmt.Errorf("insert returned position %d, version %d; want %d events", position, version, n)
 		}
-		out[i].Position, out[i].RecordedAt = position, recordedAt.UTC()
+		out[i].Position, out[i].Version, out[i].RecordedAt = position, version, recordedAt.UTC()
 		got++
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return err
 	}
-	rows.Close()
-	if got != n {
-		return nil, fmt.Errorf("insert returned %d rows; want %d", got, n)
+	if got == 0 {
+		return errNoRows
+	}
+	if got != len(out) {
+		return fmt.Errorf("insert returned %d rows; want %d", got, n)
+	}
+	return nil
+}
+
+// commit queues COMMIT on b, after the statements of the append's
+// transaction queued there, and the notification to subscribers after
+// it, sends b on conn, has read read the results of the statements
+// before the COMMIT, and reads the COMMIT's and the notification's. The
+// statements are pipelined: if one fails, the server skips the COMMIT
+// and the notification, and the transaction is left failed. A failed
+// notification is recorded on its span and otherwise ignored, as
+// subscribers poll too.
+func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, read func(pgx.BatchResults) error) (err error) {
+	b.Queue("COMMIT")
+	// One notification at a time per store: a PostgreSQL notification
+	// takes a global lock as its transaction commits, and notifications
+	// sent by every append queue for it; and one is enough for the
+	// appends that committed before it. The append that finds none in
+	// flight sends one after its COMMIT, in its batch, which covers the
+	// appends owed one so far (pending); the others mark that they are
+	// owed one, which the next such append covers, or, if none comes
+	// soon, a timer (flushPending).
+	lead := !s.skipNotify && s.notifying.CompareAndSwap(false, true)
+	if lead {
+		s.leadSince.Store(time.Now().UnixNano())
+		// They committed before the notification runs. But it runs after
+		// the batch's lock, which may wait for long (another session
+		// holds the stream's lock): if it does, overtake sends it.
+		if s.pending.Swap(false) {
+			s.carried.Store(true)
+			s.armOvertake(ctx)
+		}
+		b.Queue(notifySQL, s.channel)
+	}
+	sent := false // the lead's notification ran
+	defer func() {
+		if s.skipNotify {
+			return
+		}
+		// Owed: this append's commit, if another append carries the
+		// notification; what the lead took over, if its notification did
+		// not run (the server skips the rest of a batch after a failed
+		// statement).
+		if lead && !sent || !lead && err == nil {
+			s.pending.Store(true)
+		}
+		if lead {
+			s.carried.Store(false)
+			s.notifying.Store(false)
+		}
+		// After the Stores: a flushPending that found the notification in
+		// flight left what is owed to this append.
+		s.armFlush(ctx)
+	}()
+	br := conn.SendBatch(ctx, b)
+	notified := false // the notification's result was read: Close's error is its
+	defer func() {
+		cerr := br.Close()
+		if lead && !notified && cerr == nil {
+			sent = true // read stopped early, and the rest of the batch ran
+		}
+		if err == nil && cerr != nil && !notified {
+			err = cerr
+		}
+	}()
+	if err := read(br); err != nil {
+		return err
 	}
 	tag, err := br.Exec()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if tag.String() == "ROLLBACK" {
-		return nil, pgx.ErrTxCommitRollback
+		return pgx.ErrTxCommitRollback
 	}
 	if lead {
 		nctx, span, start := s.tel.Start(ctx, opNotify)
 		_, nerr := br.Exec()
 		s.tel.End(nctx, span, opNotify, start, nerr)
 		notified = true // the append committed: its notification is a hint
+		sent = nerr == nil
 	}
-	return out, nil
+	return nil
 }
 
-// notifyPending sends the notification that appends which committed
-// while another was in flight are owed, unless one is in flight now (its
-// sender sends it when done). It sends two at most, on conn, and leaves
-// any still owed to a goroutine of its own, so that no append pays for a
-// stream of others'.
-func (s *Store) notifyPending(ctx context.Context, conn *pgxpool.Conn) {
-	for range 2 {
-		if !s.pending.Load() || !s.notifying.CompareAndSwap(false, true) {
-			return
-		}
-		s.pending.Store(false) // the notification below covers every append that set it
-		nctx, span, start := s.tel.Start(ctx, opNotify)
-		_, err := conn.Exec(nctx, notifySQL, s.channel)
-		s.tel.End(nctx, span, opNotify, start, err)
-		s.notifying.Store(false)
-	}
-	if s.pending.Load() {
-		go s.notifyRest(context.WithoutCancel(ctx))
+// flushDelay is how long a notification owed to appends may wait for
+// the next append to send it in its batch before a timer sends it.
+const flushDelay = time.Millisecond
+
+// armFlush sets the timer that sends the notification owed (pending), if
+// one is and no timer is set. Each append calls it after its Stores of
+// pending and notifying, and flushPending clears flushArmed before it
+// looks at pending: so a notification owed always has a timer set, a
+// flushPending running that will see it, or the append in flight with
+// the notification that calls armFlush when done.
+//
+// ctx is the append's: the notification's span is a child of its span.
+func (s *Store) armFlush(ctx context.Context) {
+	if s.pending.Load() && s.flushArmed.CompareAndSwap(false, true) {
+		ctx = context.WithoutCancel(ctx)
+		time.AfterFunc(flushDelay, func() { s.flushPending(ctx) })
 	}
 }
 
-// notifyRest sends the notifications still owed, through the pool.
-func (s *Store) notifyRest(ctx context.Context) {
+// flushPending sends the notifications owed, through the pool, unless
+// one is in flight (whose append sets the timer again when done) or none
+// is owed any more (an append sent one in its batch).
+func (s *Store) flushPending(ctx context.Context) {
+	s.flushArmed.Store(false)
 	for s.pending.Load() && s.notifying.CompareAndSwap(false, true) {
-		s.pending.Store(false)
+		s.pending.Store(false) // the notification below covers every append that set it
 		nctx, span, start := s.tel.Start(ctx, opNotify)
 		_, err := s.pool.Exec(nctx, notifySQL, s.channel)
 		s.tel.End(nctx, span, opNotify, start, err)
 		s.notifying.Store(false)
+	}
+	if s.pending.Load() && s.notifying.Load() {
+		// What is owed waits for the append in flight, whose batch waits
+		// for its stream's lock first: for as long as another session
+		// holds it.
+		s.armOvertake(ctx)
+	}
+}
+
+// leadGrace is how long a notification owed may wait for the append
+// whose notification is in flight before overtake sends it.
+const leadGrace = 10 * time.Millisecond
+
+// armOvertake sets the timer of overtake, if none is set, to run when the
+// append in flight has been so for leadGrace.
+func (s *Store) armOvertake(ctx context.Context) {
+	if s.overtakeArmed.CompareAndSwap(false, true) {
+		ctx = context.WithoutCancel(ctx)
+		wait := max(leadGrace-time.Since(time.Unix(0, s.leadSince.Load())), flushDelay)
+		time.AfterFunc(wait, func() { s.overtake(ctx) })
+	}
+}
+
+// overtake sends the notification owed (pending, or carried by the
+// append in flight) through the pool if the append whose notification
+// is in flight has been so for leadGrace or more: its batch sends its
+// notification after its COMMIT, so after its stream's lock, which
+// another session may hold for long, while the appends to other streams
+// commit. The notification in flight still runs; it is one more.
+func (s *Store) overtake(ctx context.Context) {
+	if s.notifying.Load() && (s.pending.Load() || s.carried.Load()) {
+		if wait := leadGrace - time.Since(time.Unix(0, s.leadSince.Load())); wait > 0 {
+			time.AfterFunc(wait, func() { s.overtake(ctx) }) // a later append's
+			return
+		}
+		s.carried.Store(false)
+		s.pending.Store(false) // the notification below covers them
+		nctx, span, start := s.tel.Start(ctx, opNotify)
+		_, err := s.pool.Exec(nctx, notifySQL, s.channel)
+		s.tel.End(nctx, span, opNotify, start, err)
+	}
+	s.overtakeArmed.Store(false)
+	// After the Store: an append owed one since may have found the timer
+	// set.
+	if s.pending.Load() && s.notifying.Load() {
+		s.armOvertake(ctx)
 	}
 }
 

@@ -105,7 +105,7 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	}
 	start := time.Now()
 	qctx, cancel := context.WithTimeout(ctx, s.subTimeout)
-	page, lag, heldBack, err := s.readSubPage(qctx, q, sub.pos)
+	page, lag, heldBack, after, err := s.readSubPage(qctx, q, sub.pos)
 	cancel()
 	if ctx.Err() != nil {
 		return nil, ctx.Err() // the subscription ends: nothing to record
@@ -117,7 +117,12 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 	if err == nil {
 		s.tel.lag.Record(ctx, lag)
 		s.tel.heldBack.Record(ctx, heldBack)
-		sub.held = heldBack > 0
+		// Also held if the gauges' statement, with a later snapshot than
+		// the read's, sees more events than the read returned: a
+		// transaction that held them back from the read (whatever
+		// transaction: it sends no notification) ended between the two
+		// snapshots, too late for heldBack to see them held back.
+		sub.held = heldBack > 0 || after > int64(len(page))
 	}
 	return page, err
 }
@@ -126,11 +131,13 @@ func (sub *subscription) read(ctx context.Context) ([]eventsource.Event, error) 
 // trip, what the subscription's gauges record: how many events it is
 // behind (lag: from the sequence's last number to the first event of the
 // page; 0 if the page is empty) and the age, in seconds, of the oldest
-// committed event held back by a transaction still running (0 if none).
-func (s *Store) readSubPage(ctx context.Context, q querier, pos int64) (page []eventsource.Event, lag int64, heldBack float64, err error) {
+// committed event held back by a transaction still running (0 if none);
+// and how many events after pos (up to a page) the gauges' statement
+// sees (after).
+func (s *Store) readSubPage(ctx context.Context, q querier, pos int64) (page []eventsource.Event, lag int64, heldBack float64, after int64, err error) {
 	b := &pgx.Batch{}
 	b.Queue(s.sql.readSub, pos, s.pageSize)
-	b.Queue(s.sql.subMeta)
+	b.Queue(s.sql.subMeta, pos, s.pageSize)
 	br := q.SendBatch(ctx, b)
 	defer func() {
 		if cerr := br.Close(); err == nil {
@@ -139,14 +146,14 @@ func (s *Store) readSubPage(ctx context.Context, q querier, pos int64) (page []e
 	}()
 	rows, err := br.Query()
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	var first, seq int64
 	for rows.Next() {
 		e, err := scanEvent(rows, &seq)
 		if err != nil {
 			rows.Close()
-			return nil, 0, 0, err
+			return nil, 0, 0, 0, err
 		}
 		if len(page) == 0 {
 			first = seq
@@ -155,16 +162,16 @@ func (s *Store) readSubPage(ctx context.Context, q querier, pos int64) (page []e
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	var last int64
-	if err := br.QueryRow().Scan(&last, &heldBack); err != nil {
-		return nil, 0, 0, err
+	if err := br.QueryRow().Scan(&last, &heldBack, &after); err != nil {
+		return nil, 0, 0, 0, err
 	}
 	if len(page) > 0 {
 		lag = max(last-first+1, int64(len(page)))
 	}
-	return page, lag, heldBack, nil
+	return page, lag, heldBack, after, nil
 }
 
 // timedOut returns err saying that the subscription timeout ran out, if
