@@ -501,8 +501,10 @@ func (s *Store) appendDirect(ctx context.Context, conn *pgxpool.Conn, streamID s
 		if conn.Conn().PgConn().TxStatus() != 'I' {
 			statements++
 			if rerr := conn.Conn().PgConn().Exec(ctx, "ROLLBACK").Close(); rerr != nil && needsChecks(err) {
-				// The checked append needs the connection out of it.
-				return nil, statements, errors.Join(err, rerr)
+				// The checked append needs the connection out of it: err
+				// is kept as text only, so that needsChecks does not
+				// send the append on to it.
+				return nil, statements, fmt.Errorf("pgstore: rolling back after %v: %w", err, rerr)
 			}
 		}
 		return nil, statements, err
