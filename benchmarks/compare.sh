@@ -7,6 +7,10 @@
 # no interceptor (bare) for BenchmarkGRPC.
 # Each family gets its own table. When the cache rows run, the hit ratios of
 # the cache implementations on one Zipf trace (TestHitRatio) follow.
+# The cache rows run one after another in one process, so a row pays some
+# of the background work (ristretto's goroutine, garbage) the row before it
+# left: they are a quick look; cache.sh, a process per measurement, gives
+# the cache's figures of record.
 #
 # Usage: ./compare.sh [go test flags]   e.g. ./compare.sh -benchtime 2s
 # COUNT sets the number of runs per row (default 6); BENCH the -bench
