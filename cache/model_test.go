@@ -72,6 +72,9 @@ func TestModelCacheAside(t *testing.T) {
 				k := modelKey(t, &fresh)
 				checkGet(t, c, k, model)
 			},
+			// The queued L1 writes handed to ristretto at any point, not
+			// only every 64 new keys.
+			"apply": func(t *rapid.T) { cache.ApplyQueued(c) },
 			"": func(t *rapid.T) {
 				for i := range 8 {
 					checkGet(t, c, fmt.Sprintf("k%d", i), model)
@@ -174,6 +177,7 @@ func TestModelReadThrough(t *testing.T) {
 				}
 			},
 			"clear": func(t *rapid.T) { cache.ClearL1(c) },
+			"apply": func(t *rapid.T) { cache.ApplyQueued(c) },
 			"burst": func(t *rapid.T) {
 				for range rapid.IntRange(1, 70).Draw(t, "burst") {
 					fresh++

@@ -12,8 +12,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/otelpatterns/patterns/cache"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
 // Tests of the L1 writes that ristretto has queued and not applied yet,
@@ -264,5 +266,89 @@ func TestQueuedWritesReplacedBeforeHandover(t *testing.T) {
 		}
 		require.NoError(t, err, "Get(%q) after two Sets", k)
 		assert.Equal(t, "v2", v, "Get(%q) after two Sets", k)
+	}
+}
+
+// TestQueuedHitRefreshesAheadAndBacksOff: a read answered with a queued
+// write (a Set, or a load's fill, of a new key not yet handed to
+// ristretto) is a hit: the first one due refreshes ahead, and a failed
+// refresh is retried a second later, not on every read (checked without
+// the refresh in queuedHit, and without the look-up of the queued write
+// in retryRefresh: each fails).
+func TestQueuedHitRefreshesAheadAndBacksOff(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		for _, viaSet := range []bool{false, true} {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				var calls, failing atomic.Int32
+				load := func(context.Context, string) (string, error) {
+					n := calls.Add(1)
+					if failing.Load() != 0 {
+						return "", errors.New("down")
+					}
+					return fmt.Sprint("v", n), nil
+				}
+				c := newCache[string](t, cache.WithMaxEntries(100_000), cache.WithLoader(load),
+					cache.WithTTL(10*time.Second), cache.WithTTLJitter(0), cache.WithRefreshAhead(0.5))
+				if viaSet {
+					require.NoError(t, c.Set(ctx, "k", "s"))
+				} else {
+					_, err := c.Get(ctx, "k")
+					require.NoError(t, err)
+				}
+				before := calls.Load()
+				time.Sleep(6 * time.Second) // past the refresh point, before expiry
+				if fail {
+					failing.Store(1)
+				}
+				_, err := c.Get(ctx, "k")
+				require.NoError(t, err)
+				synctest.Wait()
+				require.Equal(t, before+1, calls.Load(), "fail=%v viaSet=%v: the first read refreshes", fail, viaSet)
+				for range 20 {
+					_, err := c.Get(ctx, "k")
+					require.NoError(t, err)
+					synctest.Wait()
+				}
+				assert.Equal(t, before+1, calls.Load(), "fail=%v viaSet=%v: one refresh in the second after", fail, viaSet)
+			})
+		}
+	}
+}
+
+// TestExpiredQueuedWriteIsOneEviction: a queued write that expires, read
+// before or after it was handed to ristretto, with or without a loader,
+// counts as one eviction, however often it is read (checked without the
+// counting in join and queuedEntry: it fails).
+func TestExpiredQueuedWriteIsOneEviction(t *testing.T) {
+	for _, read := range []bool{false, true} {
+		for _, loader := range []bool{false, true} {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := context.Background()
+				tel := telemetrytest.New(t)
+				opts := []cache.Option[string]{cache.WithMaxEntries(100_000), cache.WithTTL(time.Second),
+					cache.WithMeterProvider(tel.MeterProvider)}
+				if loader {
+					opts = append(opts, cache.WithLoader(func(context.Context, string) (string, error) {
+						return "", cache.ErrNotFound
+					}))
+				}
+				c := newCache[string](t, opts...)
+				require.NoError(t, c.Set(ctx, "k", "v"))
+				if read { // hands the write to ristretto
+					v, err := c.Get(ctx, "k")
+					require.NoError(t, err)
+					require.Equal(t, "v", v)
+				}
+				time.Sleep(3 * time.Second)
+				synctest.Wait()
+				for range 3 {
+					_, err := c.Get(ctx, "k")
+					require.ErrorIs(t, err, cache.ErrNotFound)
+				}
+				assert.Equal(t, int64(1), tel.Int64(t, "cache.evictions", attribute.String("cache.name", "")),
+					"read=%v loader=%v", read, loader)
+			})
+		}
 	}
 }
