@@ -6,9 +6,11 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
+	"maps"
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/otelpatterns/patterns/gateway"
 )
@@ -63,6 +65,14 @@ func (c *tokenCache) get(digest [sha256.Size]byte, now time.Time) (*gateway.Prin
 	return clonePrincipal(e.p), e.by, true // a handler that changes its principal changes no other's
 }
 
+// tokenDigest returns the SHA-256 digest of token, which keys the cache.
+// The hash reads the string's bytes where they are: []byte(token) would
+// copy them to the heap on every request, and sha256 only reads its
+// input.
+func tokenDigest(token string) [sha256.Size]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
+
 // remove forgets a token.
 func (c *tokenCache) remove(digest [sha256.Size]byte) {
 	c.mu.Lock()
@@ -71,25 +81,45 @@ func (c *tokenCache) remove(digest [sha256.Size]byte) {
 }
 
 // clonePrincipal copies p deeply: its slices and its claims (JSON values:
-// objects, arrays and scalars), which a shallow copy would share.
+// objects, arrays and scalars), which a shallow copy would share. Roles
+// and Scopes share one backing array, each capped so that an append to
+// one copies it.
 func clonePrincipal(p *gateway.Principal) *gateway.Principal {
 	cp := *p
-	cp.Roles = slices.Clone(p.Roles)
-	cp.Scopes = slices.Clone(p.Scopes)
+	cp.Roles, cp.Scopes = p.Roles[:0:0], p.Scopes[:0:0] // nil stays nil
+	if nr, n := len(p.Roles), len(p.Roles)+len(p.Scopes); n > 0 {
+		lists := append(append(make([]string, 0, n), p.Roles...), p.Scopes...)
+		if nr > 0 {
+			cp.Roles = lists[:nr:nr]
+		}
+		if n > nr {
+			cp.Scopes = lists[nr:]
+		}
+	}
 	if p.Claims != nil {
-		cp.Claims = cloneJSON(p.Claims).(map[string]any)
+		cp.Claims = cloneObject(p.Claims)
 	}
 	return &cp
+}
+
+// cloneObject copies a JSON object deeply. maps.Clone copies the map's
+// table as it is, without hashing each key again; only the values that
+// are containers are then copied in turn, in place of the shared ones.
+func cloneObject(m map[string]any) map[string]any {
+	c := maps.Clone(m)
+	for k, x := range c {
+		switch x.(type) {
+		case map[string]any, []any, []string:
+			c[k] = cloneJSON(x)
+		}
+	}
+	return c
 }
 
 func cloneJSON(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
-		m := make(map[string]any, len(v))
-		for k, x := range v {
-			m[k] = cloneJSON(x)
-		}
-		return m
+		return cloneObject(v)
 	case []any:
 		s := make([]any, len(v))
 		for i, x := range v {
