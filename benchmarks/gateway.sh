@@ -16,10 +16,10 @@
 #
 # Load: wrk, closed loop, CONNS connections (64) on THREADS threads (1),
 # DURATION (10s) per sample, the same Authorization header to every
-# target (but the RS256 variants'). ROUNDS rounds (5) each take every target once, in an order
-# rotated each round, so that a change of the machine's load weighs on
-# every target alike; the table gives medians, and the ratios to the bare
-# proxy are medians of per-round ratios. Each sample also records the CPU
+# target but the RS256 variants. ROUNDS rounds (5) each take every
+# target once, in an order rotated each round, so that a change of the
+# machine's load weighs on every target alike; the table gives medians,
+# and the ratios to the bare proxy are medians of per-round ratios. Each sample also records the CPU
 # time the target's processes spent (from /proc/PID/stat, nginx's workers
 # included) per request: on a machine shared with other jobs it moves
 # much less than requests/s does.
@@ -37,7 +37,7 @@
 # target VARIANT@base runs that build's VARIANT: TARGETS="bare full
 # full@base" BASE=main.
 #
-# Usage: ./gateway.sh            # everything, about 14 minutes
+# Usage: ./gateway.sh            # everything, about 16 minutes
 #        ROUNDS=3 DURATION=5s TARGETS="bare routing caddy" ./gateway.sh
 #        PROFILE="bare full" ./gateway.sh   # also writes CPU profiles of those variants
 #        BASE=main TARGETS="bare full full@base" ./gateway.sh
