@@ -6,7 +6,9 @@
 # routing only; the gateway with routing + JWT + rate limit + breaker +
 # retry (no-op telemetry) with its defaults, which cache the tokens that
 # verified ("full"); the same verifying every token ("full-nocache");
-# "full" with the OTel SDK; Caddy's
+# "full" verifying RS256 tokens from a key set of two keys, with the
+# cache and without ("full-rs256", "full-rs256-nocache", sent an RS256
+# token of their own); "full" with the OTel SDK; Caddy's
 # reverse_proxy; nginx's proxy_pass with upstream keep-alive; and, as the
 # floor, the upstream itself with no proxy. Every proxy sends to the same
 # upstream, a small Go server answering a 39-byte JSON body, and every
@@ -14,10 +16,10 @@
 #
 # Load: wrk, closed loop, CONNS connections (64) on THREADS threads (1),
 # DURATION (10s) per sample, the same Authorization header to every
-# target. ROUNDS rounds (5) each take every target once, in an order
-# rotated each round, so that a change of the machine's load weighs on
-# every target alike; the table gives medians, and the ratios to the bare
-# proxy are medians of per-round ratios. Each sample also records the CPU
+# target but the RS256 variants. ROUNDS rounds (5) each take every
+# target once, in an order rotated each round, so that a change of the
+# machine's load weighs on every target alike; the table gives medians,
+# and the ratios to the bare proxy are medians of per-round ratios. Each sample also records the CPU
 # time the target's processes spent (from /proc/PID/stat, nginx's workers
 # included) per request: on a machine shared with other jobs it moves
 # much less than requests/s does.
@@ -26,9 +28,19 @@
 # (open-loop) load from gwbench -load: RATE (1000) requests/s for
 # LAT_DURATION (6s) per target; RATE=0 skips them.
 #
-# Usage: ./gateway.sh            # everything, about 14 minutes
+# To see what one layer of the full chain costs, the variants
+# routing-breaker, routing-retry, routing-limit and routing-jwt are
+# routing with that layer alone (not in the default TARGETS).
+#
+# To compare a change with the code before it in the same run, BASE=REV
+# builds gwbench from the repository at git revision REV as well, and a
+# target VARIANT@base runs that build's VARIANT: TARGETS="bare full
+# full@base" BASE=main.
+#
+# Usage: ./gateway.sh            # everything, about 16 minutes
 #        ROUNDS=3 DURATION=5s TARGETS="bare routing caddy" ./gateway.sh
 #        PROFILE="bare full" ./gateway.sh   # also writes CPU profiles of those variants
+#        BASE=main TARGETS="bare full full@base" ./gateway.sh
 # It installs what is missing: wrk and nginx with apt-get, Caddy with go
 # install (from the module proxy, into a temporary GOBIN; CADDY=path skips
 # the build). It prints the table on stdout, and keeps the raw samples and
@@ -42,7 +54,7 @@ rounds=${ROUNDS:-5}
 duration=${DURATION:-10s}
 conns=${CONNS:-64}
 threads=${THREADS:-1}
-targets=${TARGETS:-direct bare-nopool bare routing full full-nocache full-otel caddy nginx}
+targets=${TARGETS:-direct bare-nopool bare routing full full-nocache full-rs256 full-otel caddy nginx}
 caddy_version=${CADDY_VERSION:-v2.11.9}
 rate=${RATE:-1000}
 lat_duration=${LAT_DURATION:-6s}
@@ -80,14 +92,26 @@ fi
 
 go build -o "$work/gwbench" ./cmd/gwbench
 gwbench=$work/gwbench
+if [[ " $targets " == *@base* ]]; then
+	if [[ -z ${BASE:-} ]]; then
+		echo "a target VARIANT@base needs BASE=REV" >&2
+		exit 1
+	fi
+	echo "# building gwbench at $BASE" >&2
+	mkdir "$work/base"
+	git -C .. archive "$BASE" | tar -x -C "$work/base"
+	(cd "$work/base/benchmarks" && go build -o "$work/gwbench-base" ./cmd/gwbench)
+fi
 
-# start NAME CMD... starts a gwbench server and sets port[NAME] from the
-# "listening on" line it prints.
+# start_go NAME ARGS... starts a gwbench server (the BASE build's for a
+# NAME ending in @base) and sets port[NAME] from the "listening on" line
+# it prints.
 declare -A port tpid
 start_go() {
-	local name=$1
+	local name=$1 bin=$gwbench
 	shift
-	"$gwbench" "$@" >"$work/$name.out" 2>"$work/$name.err" &
+	if [[ $name == *@base ]]; then bin=$work/gwbench-base; fi
+	"$bin" "$@" >"$work/$name.out" 2>"$work/$name.err" &
 	pids+=($!)
 	tpid[$name]=$!
 	for _ in $(seq 100); do
@@ -115,12 +139,13 @@ start_go upstream -serve upstream
 upstream=http://127.0.0.1:${port[upstream]}
 port[direct]=${port[upstream]}
 tpid[direct]=${tpid[upstream]}
-for v in bare-nopool bare routing full full-nocache full-cached full-otel; do
-	if need "$v"; then
-		prof=()
-		if [[ " ${PROFILE:-} " == *" $v "* ]]; then prof=(-cpuprofile "$work/$v.pprof"); fi
-		start_go "$v" -serve "$v" -upstream "$upstream" "${prof[@]}"
-	fi
+for v in $targets; do
+	case ${v%@base} in
+	direct | caddy | nginx) continue ;;
+	esac
+	prof=()
+	if [[ " ${PROFILE:-} " == *" $v "* ]]; then prof=(-cpuprofile "$work/$v.pprof"); fi
+	start_go "$v" -serve "${v%@base}" -upstream "$upstream" "${prof[@]}"
 done
 
 if need caddy; then
@@ -191,12 +216,20 @@ NGINX
 	wait_port "${port[nginx]}"
 fi
 
-token=$("$gwbench" -token)
+# The token each target is sent: the full variants' (HS256), or for the
+# RS256 variants theirs.
+declare -A token
+for t in $targets; do
+	case ${t%@base} in
+	full-rs256*) token[$t]=$("$gwbench" -token -serve "${t%@base}") ;;
+	*) token[$t]=$("$gwbench" -token) ;;
+	esac
+done
 path=/api/items/42
 
 # Every target answers the request before any is measured.
 for t in $targets; do
-	code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "http://127.0.0.1:${port[$t]}$path" || true)
+	code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${token[$t]}" "http://127.0.0.1:${port[$t]}$path" || true)
 	if [[ $code != 200 ]]; then
 		echo "$t answered $code, not 200" >&2
 		exit 1
@@ -230,7 +263,7 @@ hz=$(getconf CLK_TCK)
 measure() {
 	local round=$1 t=$2 out=$work/wrk-$1-$2.txt before after
 	before=$(cpu_ticks "${tpid[$t]}")
-	wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "Authorization: Bearer $token" \
+	wrk -t"$threads" -c"$conns" -d"$duration" --latency -H "Authorization: Bearer ${token[$t]}" \
 		"http://127.0.0.1:${port[$t]}$path" >"$out"
 	if grep -q -e 'Non-2xx' -e 'Socket errors' "$out"; then
 		echo "round $round, $t: errors:" >&2
@@ -248,7 +281,7 @@ measure() {
 
 # A short warm-up of each (connection pools, the Go runtime's heap).
 for t in $targets; do
-	wrk -t"$threads" -c"$conns" -d2s -H "Authorization: Bearer $token" "http://127.0.0.1:${port[$t]}$path" >/dev/null
+	wrk -t"$threads" -c"$conns" -d2s -H "Authorization: Bearer ${token[$t]}" "http://127.0.0.1:${port[$t]}$path" >/dev/null
 done
 
 echo "# round target requests/s p50µs p99µs cpuµs/request" >"$work/samples.txt"
@@ -269,7 +302,7 @@ if [[ $rate != 0 ]]; then
 		for ((i = 0; i < n; i++)); do
 			t=${list[$(((i + r - 1) % n))]}
 			echo "$r $t $("$gwbench" -load "http://127.0.0.1:${port[$t]}$path" -rate "$rate" -duration "$lat_duration" \
-				-workers 32 -H "Authorization: Bearer $token")" | tee -a "$work/latency.txt" >&2
+				-workers 32 -H "Authorization: Bearer ${token[$t]}")" | tee -a "$work/latency.txt" >&2
 		done
 	done
 fi

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -76,79 +77,148 @@ func TestWeightedRoundRobinIsSmooth(t *testing.T) {
 }
 
 // TestLeastRequest checks the power of two choices: with equal targets
-// the load spreads evenly; with one slow target, concurrent requests go
-// mostly to the fast one; and weights count.
+// the load spreads evenly; a target with more requests in flight gets
+// none while the other has fewer; and weights count. The requests in
+// flight are held in the backends until the test releases them, so what
+// the balancer sees is set by the test, not by how fast the machine is:
+// with two targets it compares both on every pick.
 func TestLeastRequest(t *testing.T) {
 	bs, ts := backends(t, "fast", "slow")
 	up := gateway.Upstream{Name: "u", Targets: ts, Balance: gateway.LeastRequest}
 	g, srv := start(t, gateway.WithUpstreams(up), gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
 
+	// Idle targets tie on every pick, which goes to either at random.
 	got := count(sequence(t, srv.URL+"/", srv.Client(), 400))
 	if got["fast"] < 140 || got["slow"] < 140 {
 		t.Errorf("400 sequential requests to idle targets: %v; want an even spread (each at least 140)", got)
 	}
 
-	bs[1].handle(func(w http.ResponseWriter, r *http.Request) {
-		// Slow enough that the fast target stays faster on a loaded
-		// machine, where its own answers take milliseconds.
-		time.Sleep(60 * time.Millisecond)
-		w.Header().Set("X-Backend", "slow")
-	})
-	var mu sync.Mutex
-	under := map[string]int{}
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for range 40 {
-				resp, err := srv.Client().Get(srv.URL + "/")
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				_ = resp.Body.Close()
-				mu.Lock()
-				under[resp.Header.Get("X-Backend")]++
-				mu.Unlock()
-			}
-		})
+	h := newHolds(t, srv, bs)
+	// Hold requests until slow has two in flight. Each goes to the
+	// target with fewer in flight (either on a tie), so fast has one or
+	// two by then; its are let go.
+	for h.held["slow"] < 2 {
+		h.send()
 	}
-	wg.Wait()
-	if under["fast"] < 3*under["slow"] {
-		t.Errorf("320 concurrent requests, one target 60ms slow: %v; want the fast one to take at least 3 times as many", under)
+	h.release("fast")
+	h.setHold("fast", false)
+	// Slow has two in flight and fast none: every request goes to fast.
+	if got := count(sequence(t, srv.URL+"/", srv.Client(), 50)); got["fast"] != 50 {
+		t.Errorf("50 requests with 2 in flight on slow and none on fast: %v; want all on fast", got)
 	}
+	h.release("slow")
+	h.setHold("fast", true)
 
-	// Weights: 3 to 1, idle targets, so picks follow the weights only
-	// through ties; loaded, in-flight per weight decides.
-	bs[1].handle(nil)
+	// Weights 3 to 1: with one request in flight on slow, fast takes the
+	// next three (1/3 and 2/3 of its weight are below slow's 1/1; an
+	// unweighted balancer would tie at the second).
 	ts[0].Weight = 3
 	if err := g.Update(gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: ts, Balance: gateway.LeastRequest}),
 		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"})); err != nil {
 		t.Fatal(err)
 	}
+	for h.held["slow"] < 1 {
+		h.send()
+	}
+	h.release("fast")
+	for i := range 3 {
+		if to := h.send(); to != "fast" {
+			t.Errorf("weights 3:1, %d on fast and 1 on slow in flight: the next went to %s; want fast", i, to)
+		}
+	}
+	h.release("fast")
+	h.release("slow")
+}
+
+// holds makes backends hold the requests they get until the test lets
+// them go, so that a test sets how many each has in flight.
+type holds struct {
+	t       *testing.T
+	srv     *httptest.Server
+	hold    map[string]bool // whether the backend holds what it gets
+	held    map[string]int  // requests held now, by backend
+	arrived chan string     // the backend a request reached
+	gate    map[string]chan struct{}
+	done    map[string][]chan string // per backend, where each held request's answer comes
+	wg      sync.WaitGroup
+	mu      sync.Mutex // guards hold and gate, which the handlers read
+}
+
+func newHolds(t *testing.T, srv *httptest.Server, bs []*backend) *holds {
+	h := &holds{t: t, srv: srv, hold: map[string]bool{}, held: map[string]int{},
+		arrived: make(chan string), gate: map[string]chan struct{}{}, done: map[string][]chan string{}}
 	for _, b := range bs {
+		name := b.name
+		h.hold[name] = true
+		h.gate[name] = make(chan struct{})
 		b.handle(func(w http.ResponseWriter, r *http.Request) {
-			time.Sleep(5 * time.Millisecond)
-			w.Header().Set("X-Backend", strings.TrimPrefix(b.name, ""))
-		})
-	}
-	clear(under)
-	for range 8 {
-		wg.Go(func() {
-			for range 40 {
-				resp, err := srv.Client().Get(srv.URL + "/")
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				_ = resp.Body.Close()
-				mu.Lock()
-				under[resp.Header.Get("X-Backend")]++
-				mu.Unlock()
+			w.Header().Set("X-Backend", name)
+			h.mu.Lock()
+			hold, gate := h.hold[name], h.gate[name]
+			h.mu.Unlock()
+			if !hold {
+				return
 			}
+			h.arrived <- name
+			<-gate
 		})
 	}
-	wg.Wait()
-	if under["fast"] < 2*under["slow"] {
-		t.Errorf("320 concurrent requests, weights 3:1, equal speed: %v; want the heavier one to take at least twice as many", under)
+	t.Cleanup(func() {
+		for name := range h.gate {
+			h.release(name)
+		}
+		h.wg.Wait()
+	})
+	return h
+}
+
+// setHold sets whether backend name holds the requests it gets.
+func (h *holds) setHold(name string, hold bool) {
+	h.mu.Lock()
+	h.hold[name] = hold
+	h.mu.Unlock()
+}
+
+// send sends a request that a holding backend holds, and returns which
+// one did; one that reaches a backend that does not hold is answered,
+// and send returns its name.
+func (h *holds) send() string {
+	h.t.Helper()
+	answered := make(chan string, 1)
+	h.wg.Go(func() {
+		resp, err := h.srv.Client().Get(h.srv.URL + "/")
+		if err != nil {
+			h.t.Error(err)
+			answered <- ""
+			return
+		}
+		_ = resp.Body.Close()
+		answered <- resp.Header.Get("X-Backend")
+	})
+	select {
+	case name := <-h.arrived:
+		h.held[name]++
+		h.done[name] = append(h.done[name], answered)
+		return name
+	case name := <-answered:
+		return name
+	case <-time.After(time.Minute):
+		h.t.Fatal("a request neither arrived nor was answered in a minute")
+		return ""
 	}
+}
+
+// release lets the requests that backend name holds go, and returns once
+// their responses are in (so that the gateway no longer counts them in
+// flight).
+func (h *holds) release(name string) {
+	h.mu.Lock()
+	close(h.gate[name])
+	h.gate[name] = make(chan struct{})
+	h.mu.Unlock()
+	for _, c := range h.done[name] {
+		<-c
+	}
+	h.done[name] = nil
+	h.held[name] = 0
 }

@@ -111,9 +111,9 @@
 //   - X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto and Forwarded
 //     are believed only from the proxies of [WithTrustedProxies]; from any
 //     other peer they (and X-Real-Ip, X-Forwarded-Port,
-//     X-Forwarded-Prefix, X-Forwarded-Ssl and X-Forwarded-Scheme) are
-//     removed on arrival, before middleware,
-//     handlers or telemetry read them.
+//     X-Forwarded-Prefix, X-Forwarded-Ssl, X-Forwarded-Scheme,
+//     True-Client-Ip, X-Client-Ip and Front-End-Https) are removed on
+//     arrival, before middleware, handlers or telemetry read them.
 //   - Headers named by [WithDroppedHeaders] (those the gateway's own
 //     middleware sets for upstreams to believe) are removed on arrival,
 //     on every route.

@@ -14,10 +14,15 @@ import (
 // peers that are not trusted proxies, before anything reads them.
 // X-Forwarded-Ssl ("on") and X-Forwarded-Scheme say the scheme too, and
 // some frameworks believe them before X-Forwarded-Proto (Rack does);
-// Spring's ForwardedHeaderFilter removes the same set.
+// Spring's ForwardedHeaderFilter removes the same set. Front-End-Https
+// ("on", Microsoft's) says the scheme as well, and True-Client-Ip
+// (Akamai's, Cloudflare's) and X-Client-Ip the client's address, which
+// frameworks and rate limiters read before X-Forwarded-For (Express's
+// request-ip, Rails' RemoteIp list them).
 var spoofable = [...]string{
 	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto",
 	"X-Forwarded-Port", "X-Forwarded-Prefix", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Real-Ip",
+	"True-Client-Ip", "X-Client-Ip", "Front-End-Https",
 }
 
 // proxies is the trusted-proxies list.

@@ -53,6 +53,7 @@ type Gateway struct {
 	pool     bufferPool
 	errorLog *log.Logger // ReverseProxy's, for errors after a response began
 	reg      *telemetry.Registration
+	clock    func() int64 // monotonic nanoseconds, for ejections
 
 	table atomic.Pointer[table]
 
@@ -178,7 +179,10 @@ func stateOf(ctx context.Context) *reqState {
 // trusted-proxy CIDR, a nil option ("opts[i] is nil"), and so on.
 func New(opts ...Option) (*Gateway, error) {
 	cfg := newConfig(opts)
-	g := &Gateway{tp: cfg.tracerProvider, mp: cfg.meterProvider, base: cfg.transport, errorLog: cfg.errorLog}
+	g := &Gateway{tp: cfg.tracerProvider, mp: cfg.meterProvider, base: cfg.transport, errorLog: cfg.errorLog, clock: cfg.clock}
+	if g.clock == nil {
+		g.clock = monotonic()
+	}
 	// The global providers at the time of New, as every package of the
 	// module takes them; given to otelhttp, they also spare it a tracer
 	// per request.
@@ -684,7 +688,7 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 // newUpstream builds the runtime of an upstream, taking over prev's
 // target states, and its breakers when the Breaker is the same.
 func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
-	u := &upstream{spec: s, name: s.Name}
+	u := &upstream{spec: s, name: s.Name, clock: g.clock}
 	base := g.base
 	switch {
 	case s.Transport != nil:

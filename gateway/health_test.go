@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -103,55 +104,74 @@ func TestHealthChecksKillAndRestart(t *testing.T) {
 }
 
 // TestOutlierEjectionGrows checks passive ejection: a target that keeps
-// failing is ejected after ConsecutiveFailures, re-admitted after the
-// ejection time, and ejected again for twice as long.
+// failing is ejected after ConsecutiveFailures, re-admitted once the
+// ejection time has passed and not before, and ejected again for twice
+// as long, then four times. The gateway's clock is the test's, which
+// moves only when the test moves it: nothing depends on how fast the
+// machine is.
 func TestOutlierEjectionGrows(t *testing.T) {
 	a, b := newBackend(t, "a"), newBackend(t, "b")
-	var (
-		mu   sync.Mutex
-		hits []time.Time
-	)
-	b.handle(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hits = append(hits, time.Now())
-		mu.Unlock()
-		w.WriteHeader(http.StatusServiceUnavailable)
-	})
+	b.handle(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	var now atomic.Int64
+	now.Store(int64(time.Hour)) // any reading: only differences count
 	const base = 80 * time.Millisecond
 	_, srv := start(t,
+		gateway.WithClock(now.Load),
 		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
 			Outlier: &gateway.Outlier{ConsecutiveFailures: 3, BaseEjection: base, MaxEjection: 8 * base}}),
 		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
-	// Until the fourth burst starts (hit 10), which the three ejections
-	// put some 560ms away; a loaded machine takes longer.
-	seen := func() int { mu.Lock(); defer mu.Unlock(); return len(hits) }
-	deadline := time.Now().Add(10 * time.Second)
-	for seen() < 10 && time.Now().Before(deadline) {
+	send := func() {
+		t.Helper()
 		resp, err := srv.Client().Get(srv.URL + "/")
 		if err != nil {
 			t.Fatal(err)
 		}
 		_ = resp.Body.Close()
-		time.Sleep(time.Millisecond)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	// Bursts of 3 hits (ConsecutiveFailures) separated by the ejections:
-	// the requests are sequential, so the k-th ejection is the gap before
-	// hit 3k. Gaps are not told apart by their length, which a loaded
-	// machine stretches within a burst too.
-	var gaps []time.Duration
-	for i := 3; i < len(hits); i += 3 {
-		gaps = append(gaps, hits[i].Sub(hits[i-1]))
-	}
-	if len(gaps) < 3 {
-		t.Fatalf("b was hit %d times with gaps %v; want at least 3 ejections in 10s", len(hits), gaps)
-	}
-	// An ejection cannot end early; under load it may end late.
-	for i, want := range []time.Duration{base, 2 * base, 4 * base} {
-		if gaps[i] < want || gaps[i] > want+2*base {
-			t.Errorf("ejection %d lasted %v; want about %v (gaps %v)", i+1, gaps[i], want, gaps)
+	// failUntilEjected sends requests until b has failed 3 times since it
+	// was admitted (round-robin gives it every other one), which ejects
+	// it.
+	var admitted int64 // b's hits when it was last admitted
+	failUntilEjected := func(round int) {
+		t.Helper()
+		want := admitted + 3
+		for i := 0; b.hits.Load() < want; i++ {
+			if i == 20 {
+				t.Fatalf("round %d: b was hit %d times in 20 requests; want %d", round, b.hits.Load(), want)
+			}
+			send()
 		}
+	}
+	// ejectedFor checks that b gets no request while the clock is short of
+	// d past the ejection, and one again once it has passed.
+	ejectedFor := func(round int, d time.Duration) {
+		t.Helper()
+		ejected := now.Load()
+		hits := b.hits.Load()
+		for _, at := range []time.Duration{0, d / 2, d - 1} {
+			now.Store(ejected + int64(at))
+			for range 4 {
+				send()
+			}
+			if n := b.hits.Load(); n != hits {
+				t.Fatalf("round %d: b was hit %d times %v into an ejection of %v; want none", round, n-hits, at, d)
+			}
+		}
+		now.Store(ejected + int64(d))
+		admitted = hits
+		for range 2 { // round-robin: one of two is b's
+			send()
+		}
+		if n := b.hits.Load(); n == hits {
+			t.Fatalf("round %d: b was not hit once its ejection of %v was over", round, d)
+		}
+	}
+	for round, d := range []time.Duration{base, 2 * base, 4 * base} {
+		failUntilEjected(round + 1)
+		ejectedFor(round+1, d)
+	}
+	if n := a.hits.Load(); n == 0 {
+		t.Errorf("a was never hit")
 	}
 }
 

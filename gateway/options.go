@@ -42,6 +42,7 @@ type config struct {
 	meterProvider  metric.MeterProvider
 	transport      http.RoundTripper
 	errorLog       *log.Logger
+	clock          func() int64 // withClock's
 	newOnly        []string
 
 	// nilOpts are the faults of nil options, which New and Update report
@@ -186,6 +187,16 @@ func WithErrorLog(l *log.Logger) Option {
 	return optionFunc(func(c *config) {
 		c.errorLog = l
 		c.newOnly = append(c.newOnly, "WithErrorLog")
+	})
+}
+
+// withClock makes the gateway read the time for ejections from clock
+// (monotonic nanoseconds) instead of the system's monotonic clock, so
+// that tests of ejection can drive the time themselves. New only.
+func withClock(clock func() int64) Option {
+	return optionFunc(func(c *config) {
+		c.clock = clock
+		c.newOnly = append(c.newOnly, "withClock")
 	})
 }
 

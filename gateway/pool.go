@@ -21,11 +21,12 @@ import (
 	"github.com/otelpatterns/patterns/retry"
 )
 
-// epoch is the origin of the monotonic clock readings that ejections are
-// kept in; it is set once and never changes.
-var epoch = time.Now()
-
-func nanotime() int64 { return int64(time.Since(epoch)) }
+// monotonic returns a clock that reads the monotonic time since it was
+// made, in nanoseconds: the gateway's clock, that ejections are kept in.
+func monotonic() func() int64 {
+	epoch := time.Now()
+	return func() int64 { return int64(time.Since(epoch)) }
+}
 
 // targetState is what the gateway knows about a target beyond its
 // configuration: health, ejection, load and counts. [Gateway.Update] hands
@@ -33,7 +34,7 @@ func nanotime() int64 { return int64(time.Since(epoch)) }
 // name, so a swap neither forgets a target is down nor resets its series.
 type targetState struct {
 	healthy      atomic.Bool
-	ejectedUntil atomic.Int64 // nanotime at which the ejection ends; 0 when not ejected
+	ejectedUntil atomic.Int64 // clock reading at which the ejection ends; 0 when not ejected
 	consecutive  atomic.Int32 // failures in a row, for ejection
 	inflight     atomic.Int64 // requests sent and not finished, for LeastRequest
 
@@ -41,7 +42,7 @@ type targetState struct {
 	passes int        // health checks passed in a row
 	fails  int        // health checks failed in a row
 	level  int        // how many doublings the next ejection gets
-	ended  int64      // nanotime at which the last ejection ended
+	ended  int64      // clock reading at which the last ejection ended
 
 	selections telemetry.Counter
 	ejections  telemetry.Counter
@@ -67,9 +68,9 @@ type target struct {
 	stateKey      string // the URL, which the state is kept under
 }
 
-// inService reports whether the target is healthy and not ejected. now is
+// inService reports whether target t is healthy and not ejected. now is
 // read from the clock only when needed, and kept for the caller.
-func (t *target) inService(now *int64) bool {
+func (u *upstream) inService(t *target, now *int64) bool {
 	s := t.state
 	if !s.healthy.Load() {
 		return false
@@ -79,7 +80,7 @@ func (t *target) inService(now *int64) bool {
 		return true
 	}
 	if *now == 0 {
-		*now = nanotime()
+		*now = u.clock()
 	}
 	if *now < until {
 		return false
@@ -92,10 +93,10 @@ func (t *target) inService(now *int64) bool {
 	return true
 }
 
-// available reports whether the balancer may choose the target: in
+// available reports whether the balancer may choose target t: in
 // service and its breaker not open.
-func (t *target) available(now *int64) bool {
-	return t.inService(now) && (t.breaker == nil || t.breaker.State() != circuitbreaker.StateOpen)
+func (u *upstream) available(t *target, now *int64) bool {
+	return u.inService(t, now) && (t.breaker == nil || t.breaker.State() != circuitbreaker.StateOpen)
 }
 
 // upstream is an upstream of one table.
@@ -110,6 +111,7 @@ type upstream struct {
 	budget    *retry.Budget       // the default budget, when the gateway made it
 	failure   func(code int) bool // breaker failure statuses
 	stats     *upstreamStats
+	clock     func() int64 // the gateway's: monotonic nanoseconds
 
 	rr      atomic.Uint64
 	wrrMu   sync.Mutex
@@ -152,7 +154,7 @@ func (u *upstream) pickRoundRobin(skip bitset) int {
 		if i >= n {
 			i -= n
 		}
-		if !skip.has(i) && u.targets[i].available(&now) {
+		if !skip.has(i) && u.available(u.targets[i], &now) {
 			return i
 		}
 	}
@@ -173,7 +175,7 @@ func (u *upstream) availableSet(skip bitset, buf []uint64) (bitset, int) {
 	var now int64
 	c := 0
 	for i, t := range u.targets {
-		if !skip.has(i) && t.available(&now) {
+		if !skip.has(i) && u.available(t, &now) {
 			avail.set(i)
 			c++
 		}
@@ -263,8 +265,10 @@ func (u *upstream) choose(ctx context.Context, tried bitset) (int, *target, func
 	if words(n) > len(skipBuf) {
 		skip = make(bitset, words(n))
 	}
-	var wait time.Duration
-	now := time.Now()
+	var (
+		wait time.Duration
+		now  time.Time // read at the first rejection: an admitted attempt needs no clock
+	)
 	for {
 		for w := range skip {
 			skip[w] = rejected[w]
@@ -288,29 +292,34 @@ func (u *upstream) choose(ctx context.Context, tried bitset) (int, *target, func
 			return i, t, done, nil
 		}
 		rejected.set(i)
-		wait = minWait(wait, rejectedWait(err, now))
+		wait = minWait(wait, rejectedWait(err, &now))
 	}
 	// Before turning the request away, ask the breakers that hold
 	// in-service targets out: one whose open time is over admits a probe,
 	// and the others say how long they stay open.
 	var mono int64
 	for i, t := range u.targets {
-		if t.breaker == nil || rejected.has(i) || !t.inService(&mono) {
+		if t.breaker == nil || rejected.has(i) || !u.inService(t, &mono) {
 			continue
 		}
 		done, err := t.breaker.Allow(ctx)
 		if err == nil {
 			return i, t, done, nil
 		}
-		wait = minWait(wait, rejectedWait(err, now))
+		wait = minWait(wait, rejectedWait(err, &now))
 	}
 	return -1, nil, nil, &unavailableError{upstream: u.name, retryAfter: minWait(wait, u.outOfServiceWait())}
 }
 
-func rejectedWait(err error, now time.Time) time.Duration {
+// rejectedWait is how long a breaker's rejection says to wait; *now is
+// the clock's reading, taken at the first call.
+func rejectedWait(err error, now *time.Time) time.Duration {
 	var re *circuitbreaker.RejectedError
 	if errors.As(err, &re) {
-		return re.RetryAfter(now)
+		if now.IsZero() {
+			*now = time.Now()
+		}
+		return re.RetryAfter(*now)
 	}
 	return time.Second
 }
@@ -330,7 +339,7 @@ func minWait(a, b time.Duration) time.Duration {
 // back: the end of the nearest ejection, or the health checks needed to
 // pass.
 func (u *upstream) outOfServiceWait() time.Duration {
-	now := nanotime()
+	now := u.clock()
 	var wait time.Duration
 	for _, t := range u.targets {
 		if !t.state.healthy.Load() && u.spec.HealthCheck != nil {
@@ -366,7 +375,7 @@ func (u *upstream) record(t *target, failed bool) {
 func (u *upstream) eject(t *target) {
 	u.ejectMu.Lock()
 	defer u.ejectMu.Unlock()
-	now := nanotime()
+	now := u.clock()
 	s := t.state
 	if s.ejectedUntil.Load() > now {
 		return

@@ -67,6 +67,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	tried := make(bitset, words(len(u.targets)))
 	var pending *http.Response // the last answer, not drained yet
+	first := true
 	err := u.retrier.Do(req.Context(), func(ctx context.Context) error {
 		i, t, done, err := u.choose(ctx, tried)
 		if err != nil {
@@ -82,13 +83,21 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			drain(pending)
 			pending = nil
 		}
-		a := req.WithContext(ctx)
+		// The first attempt without a body goes as the request is (the
+		// retrier hands it the request's own context): its URL is the
+		// outbound request's own, which ReverseProxy cloned, and no
+		// earlier attempt can hold it. The others get a copy each.
+		a := req
+		if ctx != req.Context() || body != nil {
+			a = req.WithContext(ctx)
+		}
 		if body != nil {
 			a.Body = io.NopCloser(bytes.NewReader(body))
 			a.ContentLength = int64(len(body))
 			a.TransferEncoding = nil
 		}
-		resp, err := u.send(a, i, t, done, tried)
+		resp, err := u.send(a, i, t, done, tried, first && a == req)
+		first = false
 		if err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
@@ -142,12 +151,15 @@ func (u *upstream) attempt(req *http.Request) (*http.Response, error) {
 		u.stats.unavailable.Inc()
 		return nil, err
 	}
-	return u.send(req, i, t, done, nil)
+	return u.send(req, i, t, done, nil, true)
 }
 
 // send sends an attempt to target t (index i), whose breaker admitted it
-// (done), marking it in tried for a retried request.
-func (u *upstream) send(req *http.Request, i int, t *target, done func(error), tried bitset) (*http.Response, error) {
+// (done), marking it in tried for a retried request. own says that req
+// and its URL are the attempt's alone (the outbound request that
+// ReverseProxy cloned, sent for the first time), so that the target can
+// be set in its URL in place.
+func (u *upstream) send(req *http.Request, i int, t *target, done func(error), tried bitset, own bool) (*http.Response, error) {
 	ctx := req.Context()
 	if tried != nil {
 		tried.set(i)
@@ -169,11 +181,11 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 	if actx != ctx {
 		out = req.WithContext(actx)
 	}
-	if t.path == "" && tried == nil {
-		// The only attempt, and the URL is the outbound request's own
-		// (ReverseProxy cloned it): set the target in place. Attempts
-		// of a retried request each get a copy, since the transport may
-		// still hold an earlier one.
+	if t.path == "" && own {
+		// Set the target in place. The later attempts of a retried
+		// request each get a copy, since the transport may still hold
+		// an earlier one; they copy this URL and set their own target,
+		// and a target's path is put in front only in a copy.
 		out.URL.Scheme, out.URL.Host = t.scheme, t.host
 	} else {
 		dest := *req.URL

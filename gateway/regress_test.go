@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -527,6 +528,65 @@ func TestSpoofedSchemeHeadersDropped(t *testing.T) {
 		s := send(t, srv.URL)
 		if got := s.Header.Get("X-Forwarded-Ssl"); got != "on" {
 			t.Errorf("upstream got X-Forwarded-Ssl %q from a trusted proxy; want on", got)
+		}
+	})
+}
+
+// TestSpoofedClientHeadersDropped: True-Client-Ip and X-Client-Ip (the
+// client's address, which frameworks and rate limiters read before
+// X-Forwarded-For) and Front-End-Https (the scheme, "on") from a peer
+// that is not a trusted proxy reached the upstream and the route's
+// middleware, so a client could pass for another address or for one on
+// HTTPS. From a trusted proxy they are kept, as the other forwarding
+// headers are.
+func TestSpoofedClientHeadersDropped(t *testing.T) {
+	b := newBackend(t, "b")
+	forged := map[string]string{"True-Client-Ip": "203.0.113.9", "X-Client-Ip": "203.0.113.10", "Front-End-Https": "on"}
+	// What the route's middleware sees, before the upstream.
+	var inMiddleware http.Header
+	var mu sync.Mutex
+	seenBy := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			inMiddleware = r.Header.Clone()
+			mu.Unlock()
+			next.ServeHTTP(w, r)
+		})
+	}
+	send := func(t *testing.T, srv string) (seen, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv+"/", nil)
+		for k, v := range forged {
+			req.Header.Set(k, v)
+		}
+		_, body := do(t, http.DefaultClient, req)
+		mu.Lock()
+		defer mu.Unlock()
+		return echo(t, body), inMiddleware
+	}
+	route := gateway.Route{Pattern: "/", Upstream: "u", Middleware: []gateway.Middleware{seenBy}}
+	t.Run("untrusted", func(t *testing.T) {
+		_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+			gateway.WithRoutes(route))
+		up, mw := send(t, srv.URL)
+		for k := range forged {
+			if v := up.Header[k]; len(v) > 0 {
+				t.Errorf("upstream got %s: %q from an untrusted peer; want none", k, v)
+			}
+			if v := mw[k]; len(v) > 0 {
+				t.Errorf("middleware saw %s: %q from an untrusted peer; want none", k, v)
+			}
+		}
+	})
+	t.Run("trusted", func(t *testing.T) {
+		_, srv := start(t, gateway.WithTrustedProxies("127.0.0.1"),
+			gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+			gateway.WithRoutes(route))
+		up, _ := send(t, srv.URL)
+		for k, v := range forged {
+			if got := up.Header.Get(k); got != v {
+				t.Errorf("upstream got %s %q from a trusted proxy; want %q", k, got, v)
+			}
 		}
 	})
 }

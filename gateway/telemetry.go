@@ -62,7 +62,7 @@ func (g *Gateway) observe() {
 					o.ObserveInt64(ejections, n, s.opts...)
 				}
 				var v int64
-				if tg.available(&now) {
+				if u.available(tg, &now) {
 					v = 1
 				}
 				o.ObserveInt64(health, v, s.opts...)

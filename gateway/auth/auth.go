@@ -327,7 +327,7 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 	}
 	var digest [sha256.Size]byte
 	if a.cache != nil {
-		digest = sha256.Sum256([]byte(token))
+		digest = tokenDigest(token)
 		if p, by, ok := a.cache.get(digest, time.Now()); ok {
 			// The key it was verified with must still be the key of its
 			// kid, for its algorithm: a key removed from its key set, or
@@ -380,7 +380,7 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 	p, err := a.principal(claims)
 	if err == nil && a.cache != nil {
 		if exp, _ := claims.GetExpirationTime(); exp != nil {
-			a.cache.put(digest, p, by, exp.Time, time.Now())
+			a.cache.put(digest, p, by, exp.Time, time.Now(), tokenCost(token))
 		}
 	}
 	return p, err

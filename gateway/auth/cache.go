@@ -6,9 +6,11 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
+	"maps"
 	"slices"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/otelpatterns/patterns/gateway"
 )
@@ -19,20 +21,34 @@ import (
 // look at the key it was verified with (still there, the same key, the
 // same algorithm?) instead of a signature check. Only tokens that verified
 // enter it, so a flood of bad tokens cannot fill it; it holds at most size
-// entries and drops an arbitrary one to make room.
+// entries and at most maxBytes of their estimated size (tokenCost), and
+// drops arbitrary ones to make room.
 type tokenCache struct {
-	ttl  time.Duration
-	size int
+	ttl      time.Duration
+	size     int
+	maxBytes int64
 
 	mu      sync.Mutex
 	entries map[[sha256.Size]byte]cached
+	bytes   int64 // the costs of the entries
 }
 
 type cached struct {
 	p       *gateway.Principal
 	expires time.Time
 	by      keyUse
+	cost    int64
 }
+
+// tokenCacheBytes bounds the estimated size of the cache's entries: with
+// tokens of a few KB the entry count binds first; large tokens (up to
+// maxTokenLength each) cannot make the cache hold more than this.
+const tokenCacheBytes = 32 << 20
+
+// tokenCost estimates what the cache holds for a token: its decoded
+// claims, about twice the token's length as Go maps and strings, and the
+// entry itself.
+func tokenCost(token string) int64 { return 2*int64(len(token)) + 256 }
 
 // keyUse is the key a token was verified with: its ID, the algorithm and
 // the key itself, which must all still hold for a cached token to pass.
@@ -42,7 +58,7 @@ type keyUse struct {
 }
 
 func newTokenCache(size int, ttl time.Duration) *tokenCache {
-	return &tokenCache{ttl: ttl, size: size, entries: make(map[[sha256.Size]byte]cached, min(size, 1024))}
+	return &tokenCache{ttl: ttl, size: size, maxBytes: tokenCacheBytes, entries: make(map[[sha256.Size]byte]cached, min(size, 1024))}
 }
 
 // get returns a copy of the principal of token if it verified less than
@@ -53,7 +69,7 @@ func (c *tokenCache) get(digest [sha256.Size]byte, now time.Time) (*gateway.Prin
 	c.mu.Lock()
 	e, ok := c.entries[digest]
 	if ok && !now.Before(e.expires) {
-		delete(c.entries, digest)
+		c.drop(digest, e)
 		ok = false
 	}
 	c.mu.Unlock()
@@ -63,33 +79,69 @@ func (c *tokenCache) get(digest [sha256.Size]byte, now time.Time) (*gateway.Prin
 	return clonePrincipal(e.p), e.by, true // a handler that changes its principal changes no other's
 }
 
+// tokenDigest returns the SHA-256 digest of token, which keys the cache.
+// The hash reads the string's bytes where they are: []byte(token) would
+// copy them to the heap on every request, and sha256 only reads its
+// input.
+func tokenDigest(token string) [sha256.Size]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
+
 // remove forgets a token.
 func (c *tokenCache) remove(digest [sha256.Size]byte) {
 	c.mu.Lock()
-	delete(c.entries, digest)
+	if e, ok := c.entries[digest]; ok {
+		c.drop(digest, e)
+	}
 	c.mu.Unlock()
 }
 
+// drop removes the entry e of digest; c.mu is held.
+func (c *tokenCache) drop(digest [sha256.Size]byte, e cached) {
+	delete(c.entries, digest)
+	c.bytes -= e.cost
+}
+
 // clonePrincipal copies p deeply: its slices and its claims (JSON values:
-// objects, arrays and scalars), which a shallow copy would share.
+// objects, arrays and scalars), which a shallow copy would share. Roles
+// and Scopes share one backing array, each capped so that an append to
+// one copies it.
 func clonePrincipal(p *gateway.Principal) *gateway.Principal {
 	cp := *p
-	cp.Roles = slices.Clone(p.Roles)
-	cp.Scopes = slices.Clone(p.Scopes)
+	cp.Roles, cp.Scopes = p.Roles[:0:0], p.Scopes[:0:0] // nil stays nil
+	if nr, n := len(p.Roles), len(p.Roles)+len(p.Scopes); n > 0 {
+		lists := append(append(make([]string, 0, n), p.Roles...), p.Scopes...)
+		if nr > 0 {
+			cp.Roles = lists[:nr:nr]
+		}
+		if n > nr {
+			cp.Scopes = lists[nr:]
+		}
+	}
 	if p.Claims != nil {
-		cp.Claims = cloneJSON(p.Claims).(map[string]any)
+		cp.Claims = cloneObject(p.Claims)
 	}
 	return &cp
+}
+
+// cloneObject copies a JSON object deeply. maps.Clone copies the map's
+// table as it is, without hashing each key again; only the values that
+// are containers are then copied in turn, in place of the shared ones.
+func cloneObject(m map[string]any) map[string]any {
+	c := maps.Clone(m)
+	for k, x := range c {
+		switch x.(type) {
+		case map[string]any, []any, []string:
+			c[k] = cloneJSON(x)
+		}
+	}
+	return c
 }
 
 func cloneJSON(v any) any {
 	switch v := v.(type) {
 	case map[string]any:
-		m := make(map[string]any, len(v))
-		for k, x := range v {
-			m[k] = cloneJSON(x)
-		}
-		return m
+		return cloneObject(v)
 	case []any:
 		s := make([]any, len(v))
 		for i, x := range v {
@@ -104,24 +156,30 @@ func cloneJSON(v any) any {
 
 // put remembers the principal of a token that verified with by and
 // expires at exp (exactly: the leeway is not extended to cached tokens).
-func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, by keyUse, exp, now time.Time) {
+// cost is the entry's estimated size (tokenCost); an entry that would
+// not fit in the cache alone is not kept.
+func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, by keyUse, exp, now time.Time, cost int64) {
 	expires := now.Add(c.ttl)
 	if exp.Before(expires) {
 		expires = exp
 	}
-	if !now.Before(expires) {
+	if !now.Before(expires) || cost > c.maxBytes {
 		return
 	}
 	cp := clonePrincipal(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[digest]; !ok && len(c.entries) >= c.size {
-		for k := range c.entries {
-			delete(c.entries, k)
+	if e, ok := c.entries[digest]; ok {
+		c.drop(digest, e)
+	}
+	for len(c.entries) >= c.size || c.bytes+cost > c.maxBytes {
+		for k, e := range c.entries {
+			c.drop(k, e)
 			break
 		}
 	}
-	c.entries[digest] = cached{p: cp, expires: expires, by: by}
+	c.entries[digest] = cached{p: cp, expires: expires, by: by, cost: cost}
+	c.bytes += cost
 }
 
 // sameKey reports whether two verification keys are the same key: equal

@@ -21,8 +21,8 @@ func TestTokenCacheExpiry(t *testing.T) {
 	c := newTokenCache(10, time.Minute)
 	now := time.Now()
 	d1, d2 := sha256.Sum256([]byte("a")), sha256.Sum256([]byte("b"))
-	c.put(d1, &gateway.Principal{Subject: "exp-first"}, keyUse{}, now.Add(10*time.Second), now)
-	c.put(d2, &gateway.Principal{Subject: "ttl-first"}, keyUse{}, now.Add(time.Hour), now)
+	c.put(d1, &gateway.Principal{Subject: "exp-first"}, keyUse{}, now.Add(10*time.Second), now, 1)
+	c.put(d2, &gateway.Principal{Subject: "ttl-first"}, keyUse{}, now.Add(time.Hour), now, 1)
 
 	p, _, ok := c.get(d1, now.Add(9*time.Second))
 	if !ok || p.Subject != "exp-first" {
@@ -41,7 +41,7 @@ func TestTokenCacheExpiry(t *testing.T) {
 	if _, _, ok := c.get(d2, now.Add(time.Minute)); ok {
 		t.Error("get at the TTL hit")
 	}
-	c.put(d1, &gateway.Principal{}, keyUse{}, now.Add(-time.Second), now)
+	c.put(d1, &gateway.Principal{}, keyUse{}, now.Add(-time.Second), now, 1)
 	if _, _, ok := c.get(d1, now); ok {
 		t.Error("an expired token was cached")
 	}
@@ -52,10 +52,40 @@ func TestTokenCacheBounded(t *testing.T) {
 	c := newTokenCache(100, time.Minute)
 	now := time.Now()
 	for i := range 1000 {
-		c.put(sha256.Sum256([]byte(strconv.Itoa(i))), &gateway.Principal{}, keyUse{}, now.Add(time.Hour), now)
+		c.put(sha256.Sum256([]byte(strconv.Itoa(i))), &gateway.Principal{}, keyUse{}, now.Add(time.Hour), now, 1)
 	}
 	if n := len(c.entries); n != 100 {
 		t.Errorf("cache holds %d entries; want 100", n)
+	}
+}
+
+// TestTokenCacheBoundedByBytes: large tokens could make the cache hold
+// size times the largest token; it also never holds more than its bytes'
+// bound by their estimated size, and keeps no token that would not fit
+// alone.
+func TestTokenCacheBoundedByBytes(t *testing.T) {
+	c := newTokenCache(100, time.Minute)
+	c.maxBytes = 10_000
+	now := time.Now()
+	big := tokenCost(string(make([]byte, 2000))) // 4,256: two fit
+	for i := range 50 {
+		c.put(sha256.Sum256([]byte(strconv.Itoa(i))), &gateway.Principal{}, keyUse{}, now.Add(time.Hour), now, big)
+		if c.bytes > c.maxBytes {
+			t.Fatalf("after %d puts the cache holds %d bytes; bound %d", i+1, c.bytes, c.maxBytes)
+		}
+	}
+	if n := len(c.entries); n != 2 || c.bytes != 2*big {
+		t.Errorf("cache holds %d entries, %d bytes; want 2 of %d", n, c.bytes, big)
+	}
+	for d, e := range c.entries {
+		c.remove(d)
+		if c.bytes != big*int64(len(c.entries)) {
+			t.Errorf("after removing an entry of %d, the cache counts %d bytes for %d entries", e.cost, c.bytes, len(c.entries))
+		}
+	}
+	c.put(sha256.Sum256([]byte("huge")), &gateway.Principal{}, keyUse{}, now.Add(time.Hour), now, c.maxBytes+1)
+	if len(c.entries) != 0 || c.bytes != 0 {
+		t.Errorf("an entry larger than the bound was kept: %d entries, %d bytes", len(c.entries), c.bytes)
 	}
 }
 

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -68,7 +69,7 @@ func (a *Authenticator) Middleware(opts ...RouteOption) gateway.Middleware {
 					e = fail(ReasonMalformed, err)
 				}
 				if e.Reason == ReasonMissing && rc.anonymous {
-					next.ServeHTTP(w, a.outbound(r, nil, &rc))
+					next.ServeHTTP(w, a.outbound(r, ctx, nil, &rc))
 					return
 				}
 				a.deny(w, r, e.Reason)
@@ -79,8 +80,7 @@ func (a *Authenticator) Middleware(opts ...RouteOption) gateway.Middleware {
 				return
 			}
 			a.tel.authenticated(ctx, p.Scheme)
-			r = r.WithContext(gateway.WithPrincipal(ctx, p))
-			next.ServeHTTP(w, a.outbound(r, p, &rc))
+			next.ServeHTTP(w, a.outbound(r, gateway.WithPrincipal(ctx, p), p, &rc))
 		})
 	}
 }
@@ -143,11 +143,13 @@ func (a *Authenticator) deny(w http.ResponseWriter, r *http.Request, reason Reas
 	_, _ = w.Write(body)
 }
 
-// outbound returns the request to pass on: without forged claim headers,
-// without credentials unless the route forwards them, with the claim
-// headers of p. r is copied only when something changes: handlers must
-// not change the request they were given.
-func (a *Authenticator) outbound(r *http.Request, p *gateway.Principal, rc *routeConfig) *http.Request {
+// outbound returns the request to pass on, with ctx as its context:
+// without forged claim headers, without credentials unless the route
+// forwards them, with the claim headers of p. r is copied only when
+// something changes (handlers must not change the request they were
+// given), and then shallowly, with a header map of its own: the values
+// left in it are r's, capped so that an append copies them.
+func (a *Authenticator) outbound(r *http.Request, ctx context.Context, p *gateway.Principal, rc *routeConfig) *http.Request {
 	h := r.Header
 	change := p != nil && len(a.claimHeaders) > 0
 	for i := 0; !change && i < len(a.claimHeaders); i++ {
@@ -168,35 +170,25 @@ func (a *Authenticator) outbound(r *http.Request, p *gateway.Principal, rc *rout
 	}
 	variants := a.underscoreVariants(h, rc)
 	if !change && !variants {
-		return r
+		if ctx == r.Context() {
+			return r
+		}
+		return r.WithContext(ctx)
 	}
-	out := r.Clone(r.Context())
-	for _, ch := range a.claimHeaders {
-		delete(out.Header, ch.header)
-		if ch.alt != "" {
-			delete(out.Header, ch.alt)
+	out := r.WithContext(ctx)
+	out.Header = make(http.Header, len(h))
+	for name, vs := range h {
+		if !a.removed(name, rc, variants) {
+			out.Header[name] = vs[:len(vs):len(vs)]
 		}
 	}
-	if variants {
-		for name := range out.Header {
-			if a.protectedVariant(name, rc) {
-				delete(out.Header, name)
-			}
-		}
-	}
-	if !rc.forwardCred {
-		delete(out.Header, "Authorization")
-		if len(a.apiKeys) > 0 {
-			delete(out.Header, a.apiKeyHeader)
-		}
-		if stripQuery {
-			if raw, removed := removeQueryParam(out.URL.RawQuery, a.apiKeyQuery); removed {
-				u := *out.URL
-				u.RawQuery = raw
-				out.URL = &u
-				if out.RequestURI != "" {
-					out.RequestURI = u.RequestURI()
-				}
+	if stripQuery {
+		if raw, removed := removeQueryParam(out.URL.RawQuery, a.apiKeyQuery); removed {
+			u := *out.URL
+			u.RawQuery = raw
+			out.URL = &u
+			if out.RequestURI != "" {
+				out.RequestURI = u.RequestURI()
 			}
 		}
 	}
@@ -208,6 +200,23 @@ func (a *Authenticator) outbound(r *http.Request, p *gateway.Principal, rc *rout
 		}
 	}
 	return out
+}
+
+// removed reports whether outbound leaves the header name out of the
+// request it passes on: a claim header (set again from the principal),
+// a credential header that the route does not forward, and, if variants,
+// a header that reads as one of those once its underscores are read as
+// hyphens.
+func (a *Authenticator) removed(name string, rc *routeConfig, variants bool) bool {
+	for _, ch := range a.claimHeaders {
+		if name == ch.header || (ch.alt != "" && name == ch.alt) {
+			return true
+		}
+	}
+	if !rc.forwardCred && (name == "Authorization" || (len(a.apiKeys) > 0 && name == a.apiKeyHeader)) {
+		return true
+	}
+	return variants && a.protectedVariant(name, rc)
 }
 
 // underscoreVariants reports whether h has a header that reads as a

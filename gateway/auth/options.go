@@ -214,7 +214,10 @@ func WithHTTPClient(c *http.Client) Option {
 // at the key (about 2µs) instead of a signature check (40µs for RS256,
 // 90µs for ES256 on a 2-core test machine). WithTokenCache(0, 0) turns
 // the cache off. The default is on: [DefaultTokenCacheSize] (10,000)
-// tokens for [DefaultTokenCacheTTL] (1m).
+// tokens for [DefaultTokenCacheTTL] (1m). Whatever size says, the cache
+// holds at most 32 MiB of tokens by an estimate of what each costs
+// (twice its length, plus 256 bytes), so that large tokens cannot make
+// it hold size times the largest one.
 //
 // It is on by default because it accepts nothing that verifying each
 // time would refuse:

@@ -162,7 +162,7 @@ func (l *Limiter) decide(ctx context.Context, key []byte) (Decision, error) {
 	if l.redis != nil {
 		return l.redis.allow(ctx, string(key))
 	}
-	return l.table.allow(key, time.Now()), nil
+	return l.table.allow(key, l.table.now()), nil
 }
 
 // Middleware limits the requests of the routes that list it; a method

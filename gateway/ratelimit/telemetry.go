@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -53,6 +54,7 @@ type instruments struct {
 	failMode attribute.KeyValue
 
 	routes *telemetry.Series[routeCounts] // by route pattern
+	last   atomic.Pointer[routeCounts]    // the counts the last request's route got from routes
 	mu     sync.Mutex                     // guards errors
 	errors map[errorKey]*telemetry.Counter
 
@@ -60,6 +62,7 @@ type instruments struct {
 }
 
 type routeCounts struct {
+	key              string // the route pattern, or telemetry.OtherSeries
 	allowed, limited telemetry.Counter
 	allowedOpts      []metric.ObserveOption
 	limitedOpts      []metric.ObserveOption
@@ -111,10 +114,23 @@ func (t *instruments) observe(l *Limiter, mp metric.MeterProvider) {
 	}, decisions)
 }
 
-func (t *instruments) route(route string) *routeCounts { return t.routes.Get(route) }
+// route returns the counts of a route. The last route's are kept aside:
+// most limiters serve one route, or a few in turn, and comparing the
+// pattern with the one before (the same string, most often) is cheaper
+// than a lookup by it.
+func (t *instruments) route(route string) *routeCounts {
+	if rc := t.last.Load(); rc != nil && rc.key == route {
+		return rc
+	}
+	rc := t.routes.Get(route)
+	if rc.key == route { // not a route past the bound, which shares _OTHER's
+		t.last.Store(rc)
+	}
+	return rc
+}
 
 func (t *instruments) newRouteCounts(route string) *routeCounts {
-	rc := &routeCounts{}
+	rc := &routeCounts{key: route}
 	if route != "" {
 		hr := route // the series the routes past the bound share
 		if route != telemetry.OtherSeries {

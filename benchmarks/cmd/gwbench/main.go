@@ -5,6 +5,7 @@
 //	gwbench -serve upstream -addr 127.0.0.1:0
 //	gwbench -serve routing -addr 127.0.0.1:0 -upstream http://127.0.0.1:PORT
 //	gwbench -token     # prints a token the full variants accept, valid a day
+//	gwbench -token -serve full-rs256 # the token of one variant
 //	gwbench -free-port # prints a free loopback port
 //	gwbench -report samples.txt -ref bare # the markdown table of medians
 //	gwbench -load http://127.0.0.1:PORT/api/items/42 -rate 1000 -duration 10s -H "Authorization: Bearer ..."
@@ -39,7 +40,7 @@ func main() {
 	serve := flag.String("serve", "", `what to serve: "upstream", or a proxy variant: `+fmt.Sprint(gwbench.Variants))
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	upstream := flag.String("upstream", "", "the upstream's base URL, for a proxy variant")
-	token := flag.Bool("token", false, "print a token the full variants accept, valid for a day, and exit")
+	token := flag.Bool("token", false, "print a token the variant of -serve accepts (the full variants' without -serve), valid for a day, and exit")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := flag.String("memprofile", "", "write a heap profile (allocations since the start, every one sampled) to this file at the end")
 	freePort := flag.Bool("free-port", false, "print a free loopback TCP port and exit")
@@ -65,7 +66,7 @@ func main() {
 		fmt.Printf("%d %.1f %.1f\n", *rate, float64(res.P50.Nanoseconds())/1e3, float64(res.P99.Nanoseconds())/1e3)
 		return
 	case *token:
-		fmt.Println(gwbench.Token(24 * time.Hour))
+		fmt.Println(gwbench.TokenFor(*serve, 24*time.Hour))
 		return
 	case *freePort:
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

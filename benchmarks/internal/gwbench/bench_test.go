@@ -19,9 +19,9 @@ import (
 func BenchmarkVariants(b *testing.B) {
 	up := httptest.NewServer(gwbench.Upstream())
 	defer up.Close()
-	token := "Bearer " + gwbench.Token(time.Hour)
 	for _, v := range gwbench.Variants {
 		b.Run(v, func(b *testing.B) {
+			token := "Bearer " + gwbench.TokenFor(v, time.Hour)
 			s, err := gwbench.New(v, up.URL)
 			if err != nil {
 				b.Fatal(err)

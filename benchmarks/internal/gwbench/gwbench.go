@@ -1,6 +1,6 @@
 // Package gwbench builds the HTTP servers of the gateway benchmark
 // (benchmarks/gateway.sh): the upstream every proxy sends to, a bare
-// httputil.ReverseProxy, and the gateway in three configurations. The
+// httputil.ReverseProxy, and the gateway in several configurations. The
 // command benchmarks/cmd/gwbench runs one of them per process, as the
 // out-of-process peers (Caddy, nginx) run; the package's test starts each
 // in process once and checks that a request passes through.
@@ -8,6 +8,8 @@ package gwbench
 
 import (
 	"context"
+	"crypto/rsa"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
@@ -58,10 +60,48 @@ const (
 	// FullCached is Full with the token cache set explicitly, as the
 	// default has it; kept for the scripts that name it.
 	FullCached = "full-cached"
+	// FullRS256 is Full verifying RS256 tokens (2048-bit keys) from a
+	// static key set of two RSA keys, with the token cache on;
+	// FullRS256NoCache verifies every token's signature. Their token
+	// is [TokenRS256]'s, not [Token]'s.
+	FullRS256        = "full-rs256"
+	FullRS256NoCache = "full-rs256-nocache"
+)
+
+// The layer variants are the routing variant with one layer of the full
+// chain each, with Full's settings, so that what one layer costs can be
+// measured out of process: RoutingBreaker has the breaker per target,
+// RoutingRetry the retrier, RoutingLimit the rate limit and RoutingJWT
+// the JWT check (with the token cache, as Full has it).
+const (
+	RoutingBreaker = "routing-breaker"
+	RoutingRetry   = "routing-retry"
+	RoutingLimit   = "routing-limit"
+	RoutingJWT     = "routing-jwt"
 )
 
 // Variants lists the proxy variants in the order the script runs them.
-var Variants = []string{BareNoPool, Bare, Routing, Full, FullNoCache, FullCached, FullOTel}
+var Variants = []string{BareNoPool, Bare, Routing, Full, FullNoCache, FullCached, FullOTel, FullRS256, FullRS256NoCache,
+	RoutingBreaker, RoutingRetry, RoutingLimit, RoutingJWT}
+
+// Authenticated reports whether a variant refuses a request without a
+// token.
+func Authenticated(variant string) bool {
+	switch variant {
+	case Full, FullNoCache, FullCached, FullOTel, FullRS256, FullRS256NoCache, RoutingJWT:
+		return true
+	}
+	return false
+}
+
+// TokenFor returns a token that variant accepts, valid for ttl: [Token]'s
+// or, for the RS256 variants, [TokenRS256]'s.
+func TokenFor(variant string, ttl time.Duration) string {
+	if variant == FullRS256 || variant == FullRS256NoCache {
+		return TokenRS256(ttl)
+	}
+	return Token(ttl)
+}
 
 // Path is the path the load generator asks for; Pattern the gateway's
 // route for it. Every proxy forwards the path as it is.
@@ -84,18 +124,45 @@ const (
 	role     = "reader"
 )
 
-// Token returns a token that the full variants accept, valid for ttl.
+// Token returns a token that the full variants but the RS256 ones
+// accept (HS256), valid for ttl.
 func Token(ttl time.Duration) string {
-	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+	return sign(jwt.SigningMethodHS256, "bench", secret, ttl)
+}
+
+// TokenRS256 returns a token that the RS256 variants accept, signed with
+// the second key of their key set, valid for ttl.
+func TokenRS256(ttl time.Duration) string {
+	return sign(jwt.SigningMethodRS256, "rsa-2", rsaKey("rsa2.pem"), ttl)
+}
+
+func sign(m jwt.SigningMethod, kid string, key any, ttl time.Duration) string {
+	tok := jwt.NewWithClaims(m, jwt.MapClaims{
 		"sub": "bench", "iss": issuer, "aud": audience, "roles": []string{role},
 		"exp": time.Now().Add(ttl).Unix(),
 	})
-	tok.Header["kid"] = "bench"
-	s, err := tok.SignedString(secret)
+	tok.Header["kid"] = kid
+	s, err := tok.SignedString(key)
 	if err != nil {
-		panic(err) // a fixed HS256 key cannot fail to sign
+		panic(err) // the fixed keys cannot fail to sign
 	}
 	return s
+}
+
+//go:embed keys/*.pem
+var keyFiles embed.FS
+
+// rsaKey returns the benchmark's RSA key in keys/name.
+func rsaKey(name string) *rsa.PrivateKey {
+	b, err := keyFiles.ReadFile("keys/" + name)
+	if err != nil {
+		panic(err) // embedded
+	}
+	k, err := jwt.ParseRSAPrivateKeyFromPEM(b)
+	if err != nil {
+		panic(err) // embedded, and checked by the package's test
+	}
+	return k
 }
 
 // Upstream is the service behind every proxy: it answers [Body] to any
@@ -155,17 +222,29 @@ func New(variant, upstreamURL string) (*Server, error) {
 		}
 		return &Server{Handler: p, Close: func(context.Context) error { t.CloseIdleConnections(); return nil }}, nil
 	case Routing:
-		return newGateway(upstreamURL, false, nil, nil, nil)
+		return newGateway(upstreamURL, layers{}, nil, nil)
 	case Full:
-		return newGateway(upstreamURL, true, nil, nil, nil)
+		return newGateway(upstreamURL, fullChain, nil, nil)
 	case FullNoCache:
-		return newGateway(upstreamURL, true, auth.WithTokenCache(0, 0), nil, nil)
+		return newGateway(upstreamURL, layers{true, true, true, true, auth.WithTokenCache(0, 0), false}, nil, nil)
 	case FullCached:
-		return newGateway(upstreamURL, true, auth.WithTokenCache(auth.DefaultTokenCacheSize, auth.DefaultTokenCacheTTL), nil, nil)
+		return newGateway(upstreamURL, layers{true, true, true, true, auth.WithTokenCache(auth.DefaultTokenCacheSize, auth.DefaultTokenCacheTTL), false}, nil, nil)
+	case FullRS256:
+		return newGateway(upstreamURL, layers{true, true, true, true, nil, true}, nil, nil)
+	case FullRS256NoCache:
+		return newGateway(upstreamURL, layers{true, true, true, true, auth.WithTokenCache(0, 0), true}, nil, nil)
+	case RoutingBreaker:
+		return newGateway(upstreamURL, layers{breaker: true}, nil, nil)
+	case RoutingRetry:
+		return newGateway(upstreamURL, layers{retry: true}, nil, nil)
+	case RoutingLimit:
+		return newGateway(upstreamURL, layers{limit: true}, nil, nil)
+	case RoutingJWT:
+		return newGateway(upstreamURL, layers{jwt: true}, nil, nil)
 	case FullOTel:
 		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-		s, err := newGateway(upstreamURL, true, nil, tp, mp)
+		s, err := newGateway(upstreamURL, fullChain, tp, mp)
 		if err != nil {
 			return nil, errors.Join(err, tp.Shutdown(context.Background()), mp.Shutdown(context.Background()))
 		}
@@ -178,10 +257,18 @@ func New(variant, upstreamURL string) (*Server, error) {
 	return nil, fmt.Errorf("variant %q: want one of %q", variant, Variants)
 }
 
-// newGateway builds the gateway: routing only, or with the full chain,
-// its authenticator given cache (if not nil). tp and mp nil mean no-op
-// providers.
-func newGateway(upstreamURL string, full bool, cache auth.Option, tp trace.TracerProvider, mp metric.MeterProvider) (*Server, error) {
+// layers are the parts of the full chain a gateway variant has.
+type layers struct {
+	breaker, retry, limit, jwt bool
+	cache                      auth.Option // the token cache's setting, if not the default
+	rs256                      bool        // RS256 keys and tokens, not HS256
+}
+
+var fullChain = layers{breaker: true, retry: true, limit: true, jwt: true}
+
+// newGateway builds the gateway with the layers l of the full chain. tp
+// and mp nil mean no-op providers.
+func newGateway(upstreamURL string, l layers, tp trace.TracerProvider, mp metric.MeterProvider) (*Server, error) {
 	var opts []gateway.Option
 	if tp == nil {
 		tp, mp = tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider()
@@ -197,38 +284,48 @@ func newGateway(upstreamURL string, full bool, cache auth.Option, tp trace.Trace
 	// costs about 2% of the routing variant's CPU time.
 	route := gateway.Route{Pattern: Pattern, Upstream: "items"}
 	closers := []func(){}
-	if full {
-		// A breaker per target and retries (2 attempts, a budget), with
-		// their defaults.
+	// A breaker per target and retries (2 attempts, a budget), with
+	// their defaults.
+	if l.breaker {
 		up.Breaker = &gateway.Breaker{}
+	}
+	if l.retry {
 		up.Retry = &gateway.Retry{}
-		authOpts := []auth.Option{
-			auth.WithKeys(auth.Key{ID: "bench", Algorithm: "HS256", Key: secret}),
-			auth.WithIssuer(issuer),
-			auth.WithAudience(audience),
-			auth.WithMeterProvider(mp),
+	}
+	if l.jwt {
+		keys := auth.WithKeys(auth.Key{ID: "bench", Algorithm: "HS256", Key: secret})
+		if l.rs256 {
+			keys = auth.WithKeys(
+				auth.Key{ID: "rsa-1", Algorithm: "RS256", Key: &rsaKey("rsa1.pem").PublicKey},
+				auth.Key{ID: "rsa-2", Algorithm: "RS256", Key: &rsaKey("rsa2.pem").PublicKey})
 		}
-		if cache != nil {
-			authOpts = append(authOpts, cache)
+		authOpts := []auth.Option{keys, auth.WithIssuer(issuer), auth.WithAudience(audience), auth.WithMeterProvider(mp)}
+		if l.cache != nil {
+			authOpts = append(authOpts, l.cache)
 		}
 		a, err := auth.New(authOpts...)
 		if err != nil {
 			return nil, err
 		}
 		closers = append(closers, a.Close)
+		route.Middleware = append(route.Middleware, a.Middleware(auth.RequireAnyRole(role)))
+	}
+	if l.limit {
 		// A per-client limit far above what the machine can serve, so
 		// that it is checked on every request and never rejects one.
-		l, err := ratelimit.New(ratelimit.Limit{
+		lim, err := ratelimit.New(ratelimit.Limit{
 			Name:     "per-client",
 			Requests: 10_000_000, Per: time.Second,
 			Key:   ratelimit.ByClientIP(),
 			Scope: ratelimit.AcrossRoutes,
 		}, ratelimit.WithMeterProvider(mp))
 		if err != nil {
-			a.Close()
+			for _, c := range closers {
+				c()
+			}
 			return nil, err
 		}
-		route.Middleware = []gateway.Middleware{a.Middleware(auth.RequireAnyRole(role)), l.Middleware}
+		route.Middleware = append(route.Middleware, lim.Middleware)
 	}
 	opts = append(opts, gateway.WithUpstreams(up), gateway.WithRoutes(route))
 	g, err := gateway.New(opts...)

@@ -17,9 +17,9 @@ import (
 func TestVariants(t *testing.T) {
 	up := httptest.NewServer(gwbench.Upstream())
 	defer up.Close()
-	token := gwbench.Token(time.Minute)
 	for _, v := range gwbench.Variants {
 		t.Run(v, func(t *testing.T) {
+			token := gwbench.TokenFor(v, time.Minute)
 			s, err := gwbench.New(v, up.URL)
 			if err != nil {
 				t.Fatalf("New(%q) = %v", v, err)
@@ -51,9 +51,17 @@ func TestVariants(t *testing.T) {
 					t.Fatalf("GET %s = %d %q; want 200 %q", gwbench.Path, code, body, gwbench.Body)
 				}
 			}
-			if v == gwbench.Full || v == gwbench.FullNoCache || v == gwbench.FullCached || v == gwbench.FullOTel {
+			if gwbench.Authenticated(v) {
 				if code, _ := get(""); code != http.StatusUnauthorized {
 					t.Errorf("GET %s without a token = %d; want 401", gwbench.Path, code)
+				}
+				// Each token is the one its variants alone accept.
+				other := gwbench.Token(time.Minute)
+				if other == token {
+					other = gwbench.TokenRS256(time.Minute)
+				}
+				if code, _ := get(other); code != http.StatusUnauthorized {
+					t.Errorf("GET %s with another variant's token = %d; want 401", gwbench.Path, code)
 				}
 			}
 		})

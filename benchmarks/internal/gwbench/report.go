@@ -133,7 +133,8 @@ func Report(w io.Writer, samples []Sample, ref string) {
 	for _, tg := range []struct {
 		target, base string
 		min          float64
-	}{{Routing, ref, 0.95}, {Full, ref, 0.85}, {FullNoCache, ref, 0.85}, {Routing, "caddy", 1}, {Full, "caddy", 1}, {FullNoCache, "caddy", 1}} {
+	}{{Routing, ref, 0.95}, {Full, ref, 0.85}, {FullNoCache, ref, 0.85}, {FullRS256, ref, 0.85},
+		{Routing, "caddy", 1}, {Full, "caddy", 1}, {FullNoCache, "caddy", 1}, {FullRS256, "caddy", 1}} {
 		if r, ok := ratio(tg.target, tg.base, rpsOf); ok && tg.target != ref {
 			line := fmt.Sprintf("- %s: %.2f× %s's requests/s (target ≥ %.2f×): %s", tg.target, r, tg.base, tg.min, verdict(r >= tg.min))
 			if c, ok := ratio(tg.target, tg.base, cpuOf); ok {

@@ -1,0 +1,4 @@
+package gateway
+
+// WithClock is withClock, for the tests of package gateway_test.
+var WithClock = withClock
