@@ -380,7 +380,7 @@ func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway
 	p, err := a.principal(claims)
 	if err == nil && a.cache != nil {
 		if exp, _ := claims.GetExpirationTime(); exp != nil {
-			a.cache.put(digest, p, by, exp.Time, time.Now(), tokenCost(token))
+			a.cache.put(digest, p, by, exp.Time, time.Now(), tokenCost(token, p))
 		}
 	}
 	return p, err

@@ -45,10 +45,38 @@ type cached struct {
 // maxTokenLength each) cannot make the cache hold more than this.
 const tokenCacheBytes = 32 << 20
 
-// tokenCost estimates what the cache holds for a token: its decoded
-// claims, about twice the token's length as Go maps and strings, and the
-// entry itself.
-func tokenCost(token string) int64 { return 2*int64(len(token)) + 256 }
+// tokenCost estimates what the cache holds for a token whose principal is
+// p: the entry itself, the claims' strings (about twice the token's
+// length) and the Go values that hold the decoded claims (jsonCost). The
+// token's length alone would undercount claims of many small values,
+// which decode to several times the token's size.
+func tokenCost(token string, p *gateway.Principal) int64 {
+	return 256 + 2*int64(len(token)) + 16*int64(len(p.Roles)+len(p.Scopes)) + jsonCost(p.Claims)
+}
+
+// jsonCost estimates the heap that x, a decoded JSON value, takes beyond
+// its strings' bytes: a map's header and its groups of eight slots, a
+// slice's elements, a boxed number, a string's header. It errs high.
+func jsonCost(x any) int64 {
+	switch x := x.(type) {
+	case map[string]any:
+		n := 64 + 288*int64((len(x)+7)/8)
+		for _, v := range x {
+			n += jsonCost(v)
+		}
+		return n
+	case []any:
+		n := 24 + 16*int64(len(x))
+		for _, v := range x {
+			n += jsonCost(v)
+		}
+		return n
+	case []string:
+		return 24 + 16*int64(len(x))
+	default: // a string's header, a number or a bool in an interface
+		return 16
+	}
+}
 
 // keyUse is the key a token was verified with: its ID, the algorithm and
 // the key itself, which must all still hold for a cached token to pass.

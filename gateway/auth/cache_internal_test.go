@@ -7,8 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,7 +71,7 @@ func TestTokenCacheBoundedByBytes(t *testing.T) {
 	c := newTokenCache(100, time.Minute)
 	c.maxBytes = 10_000
 	now := time.Now()
-	big := tokenCost(string(make([]byte, 2000))) // 4,256: two fit
+	big := tokenCost(string(make([]byte, 2000)), &gateway.Principal{}) // 4,320: two fit
 	for i := range 50 {
 		c.put(sha256.Sum256([]byte(strconv.Itoa(i))), &gateway.Principal{}, keyUse{}, now.Add(time.Hour), now, big)
 		if c.bytes > c.maxBytes {
@@ -120,5 +124,47 @@ func TestSameKey(t *testing.T) {
 		if got := sameKey(tt.a, tt.b); got != tt.want {
 			t.Errorf("case %d: sameKey(%T, %T) = %v; want %v", i, tt.a, tt.b, got, tt.want)
 		}
+	}
+}
+
+// TestTokenCostCoversClaims: a token whose claims hold thousands of small
+// values decodes to several times twice its length; tokenCost, which
+// bounds the cache's bytes, must not count less than the heap a cached
+// principal takes, or the cache would outgrow its bound.
+func TestTokenCostCoversClaims(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		elem string
+	}{
+		{"strings", `"r"`},
+		{"numbers", `1`},
+		{"empty objects", `{}`},
+		{"objects", `{"a":1,"b":"x"}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			payload := `{"sub":"u","roles":[` + strings.Repeat(tc.elem+",", 2999) + tc.elem + `]}`
+			token := "h." + base64.RawURLEncoding.EncodeToString([]byte(payload)) + ".s"
+			const copies = 100
+			ps := make([]*gateway.Principal, copies)
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			for i := range ps {
+				var claims map[string]any
+				if err := json.Unmarshal([]byte(payload), &claims); err != nil {
+					t.Fatal(err)
+				}
+				ps[i] = &gateway.Principal{Subject: "u", Claims: claims}
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			heap := int64(after.HeapAlloc-before.HeapAlloc) / copies
+			runtime.KeepAlive(ps)
+			if cost := tokenCost(token, ps[0]); cost < heap {
+				t.Errorf("tokenCost = %d for a %d-byte token whose principal takes %d bytes of heap", cost, len(token), heap)
+			} else {
+				t.Logf("tokenCost = %d, heap %d (token %d bytes)", cost, heap, len(token))
+			}
+		})
 	}
 }
