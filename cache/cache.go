@@ -59,7 +59,6 @@ type Cache[V any] struct {
 	flightsMu                 sync.Mutex
 	flights                   map[string]*flight[V] // shared loads, and L1 writes not yet applied, by key
 	queued                    []queuedWrite[V]      // the L1 writes in flights, fewer than maxQueued
-	unpushed                  int                   // how many of them ristretto may not have been given
 	queuedCost, maxQueuedCost int64                 // their cost, kept under a sixteenth of L1's
 
 	fillSlots chan struct{}              // L2 fills in flight, up to maxL2Fills
@@ -274,7 +273,7 @@ func (c *Cache[V]) clearL1() {
 	}
 	c.flightsMu.Lock()
 	clear(c.flights)
-	c.queued, c.queuedCost, c.unpushed = nil, 0, 0 // Clear drops the writes ristretto has not applied
+	c.queued, c.queuedCost = nil, 0 // Clear drops the writes ristretto has not applied
 	c.flightsMu.Unlock()
 	c.l1.Clear()
 }
@@ -381,10 +380,10 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	var zero V
 	if (c.bloom != nil && !c.bloom.has(key)) || (c.opts.store == nil && c.load == nil) {
 		if e, ok := c.queuedEntry(key); ok {
-			return c.queuedHit(ctx, key, e)
+			return c.queuedHit(e)
 		}
 		if e, ok := c.appliedEntry(key); ok {
-			return c.queuedHit(ctx, key, e)
+			return c.queuedHit(e)
 		}
 		c.tel.requests[levelL1][resultMiss].Inc()
 		return zero, ErrNotFound
@@ -395,11 +394,11 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	canLeave := ctx.Done() != nil
 	f, lead, hit := c.join(key, canLeave)
 	if hit {
-		return c.queuedHit(ctx, key, f.entry)
+		return c.queuedHit(f.entry)
 	}
 	if lead {
 		if e, ok := c.appliedEntry(key); ok {
-			v, err := c.queuedHit(ctx, key, e)
+			v, err := c.queuedHit(e)
 			c.land(key, f, v, err)
 			return v, err
 		}
@@ -428,13 +427,9 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 	}
 }
 
-// queuedHit answers a Get of key with e, an L1 write not yet applied: an
-// L1 hit, which refreshes ahead as one does.
-func (c *Cache[V]) queuedHit(ctx context.Context, key string, e entry[V]) (V, error) {
+// queuedHit answers a Get with e, an L1 write not yet applied: an L1 hit.
+func (c *Cache[V]) queuedHit(e entry[V]) (V, error) {
 	c.tel.l1Hits.Inc()
-	if e.refreshAt > 0 && c.clock.Now() >= e.refreshAt {
-		c.refresh(ctx, key)
-	}
 	if e.refreshAt == notFound {
 		var zero V
 		return zero, ErrNotFound
@@ -446,11 +441,10 @@ func (c *Cache[V]) queuedHit(ctx context.Context, key string, e entry[V]) (V, er
 // for the one that started it (as with golang.org/x/sync/singleflight,
 // but on goroutines that Close cancels and waits for).
 //
-// A flight also stands for an L1 write of a key new to L1 that ristretto
-// has not applied yet, or not been given yet (queued, see writeL1): a
-// miss of the key then answers with entry, as a hit, until the cache has
-// handed it to ristretto and waited for ristretto to apply it (maxQueued)
-// or the key changes.
+// A flight also stands for an L1 write of the key that ristretto has
+// queued and not applied yet (queued, see writeL1): a miss of the key then
+// answers with entry, as a hit, until the cache has waited for ristretto
+// to apply it (maxQueued) or the key changes.
 type flight[V any] struct {
 	// done is closed when v and err are set. It is made (under flightsMu)
 	// by the first caller that must wait on it: a leader that loads on its
@@ -462,34 +456,27 @@ type flight[V any] struct {
 	ctx  loadContext // the load's, here to save an allocation
 
 	// queued is set, with entry, when the flight stands for an L1 write
-	// not yet applied; entry does not change after. pushed is set once
-	// the write has been handed to ristretto (Set), which then has it in
-	// its queue; until then ristretto knows nothing of it. afterQueued
-	// marks a load that replaced an expired queued write that had been
-	// pushed: the write may still be in ristretto's queue, which the
-	// load's own L1 write must wait for. All three are guarded by
-	// flightsMu.
+	// not yet applied; entry does not change after. afterQueued marks a
+	// load that replaced an expired queued write: the write may still be
+	// in ristretto's queue, which the load's own L1 write must wait for.
+	// Both are guarded by flightsMu.
 	queued      bool
-	pushed      bool
 	afterQueued bool
 	entry       entry[V]
 }
 
-// queuedWrite is an L1 write of a key new to L1, which ristretto has not
-// been given yet, or (f.pushed) has not applied, and its cost.
+// queuedWrite is an L1 write ristretto had not applied when it was made.
 type queuedWrite[V any] struct {
-	key  string
-	f    *flight[V]
-	cost int64
+	key string
+	f   *flight[V]
 }
 
-// maxQueued is how many L1 writes of new keys may wait, standing in
-// flights, before the cache hands them to ristretto and waits for it to
-// apply them: one wake-up of ristretto's goroutine and one Wait (a round
-// trip to it) for maxQueued writes, rather than one of each per write.
-// Their cost is bounded too, by a sixteenth of L1's (maxQueuedCost), so
-// that the values the flights map holds, which ristretto may evict or
-// decline meanwhile, add little to L1's bound.
+// maxQueued is how many L1 writes may wait in ristretto's queue, standing
+// in flights, before the cache waits for ristretto to apply them: one
+// Wait (a round trip to ristretto's goroutine) for maxQueued writes,
+// rather than one for each. Their cost is bounded too, by a sixteenth of
+// L1's (maxQueuedCost), so that the values the flights map holds, which
+// ristretto may evict or decline meanwhile, add little to L1's bound.
 const maxQueued = 64
 
 // live reports whether e has not expired.
@@ -515,28 +502,7 @@ func (c *Cache[V]) appliedEntry(key string) (entry[V], bool) {
 func (c *Cache[V]) queuedEntry(key string) (entry[V], bool) {
 	c.flightsMu.Lock()
 	defer c.flightsMu.Unlock()
-	f, ok := c.flights[key]
-	switch {
-	case !ok || !f.queued:
-	case c.live(f.entry):
-		c.pushQueued()
-		return f.entry, true
-	case !f.pushed:
-		// Expired before ristretto was given it: it never will be. It
-		// is removed, as an expired L1 entry that is read is (expire),
-		// and counted alike.
-		delete(c.flights, key)
-		c.tel.onEvict()
-	}
-	return entry[V]{}, false
-}
-
-// queuedWriteOf returns key's L1 write not yet applied, live or not, if
-// there is one.
-func (c *Cache[V]) queuedWriteOf(key string) (entry[V], bool) {
-	c.flightsMu.Lock()
-	defer c.flightsMu.Unlock()
-	if f, ok := c.flights[key]; ok && f.queued {
+	if f, ok := c.flights[key]; ok && f.queued && c.live(f.entry) {
 		return f.entry, true
 	}
 	return entry[V]{}, false
@@ -554,16 +520,9 @@ func (c *Cache[V]) join(key string, wait bool) (f *flight[V], lead, hit bool) {
 	if f, ok := c.flights[key]; ok {
 		switch {
 		case f.queued && c.live(f.entry):
-			c.pushQueued()
 			return f, false, true
 		case f.queued:
-			// Expired: load afresh. A write never handed to ristretto
-			// never will be now; it is removed, as an expired L1 entry
-			// that is read is (expire), and counted alike.
-			afterQueued = f.pushed
-			if !f.pushed {
-				c.tel.onEvict()
-			}
+			afterQueued = true // expired: load afresh
 		default:
 			if f.done == nil {
 				f.done = make(chan struct{})
@@ -643,7 +602,7 @@ func (c *Cache[V]) forget(key string) (queued bool) {
 	defer c.flightsMu.Unlock()
 	if g, ok := c.flights[key]; ok {
 		delete(c.flights, key)
-		return g.pushed || g.afterQueued
+		return g.queued || g.afterQueued
 	}
 	return false
 }
@@ -659,7 +618,7 @@ func (c *Cache[V]) takeQueued(key string) (wait bool) {
 	if ok && g.queued {
 		delete(c.flights, key)
 	}
-	return ok && (g.pushed || g.afterQueued)
+	return ok && (g.queued || g.afterQueued)
 }
 
 // enter registers a call that may write L1 (or wait on a shared load),
@@ -1051,69 +1010,49 @@ func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 // (forget, mustWait).
 //
 // Ristretto replaces the value of a key it holds at once, but queues a new
-// key for its goroutine to admit (or decline) later, and waking that
-// goroutine for each new key, then waiting for it (Wait, a round trip
-// that costs microseconds), is most of what a write of a new key costs.
-// So writeL1 writes a key L1 holds (GetTTL, which does not count as a
-// read, finds it) at once, and keeps the write of a new key in the
-// flights map instead, in f or a flight of its own, marked queued,
-// without giving it to ristretto yet: a Get that misses in ristretto
-// finds it there and answers with it, as a hit (join, queuedEntry). After
-// maxQueued such writes (or writes worth maxQueuedCost) the cache hands
-// them all to ristretto, waits once for it to apply them, and takes them
-// out of the map (applyQueued): one wake-up of ristretto's goroutine and
-// one Wait for maxQueued new keys. A Set, Delete, fill or invalidation of
-// a key with a queued write takes it out of the map first, so that it is
-// never handed to ristretto; if it has been handed over already (pushed),
-// the change waits for ristretto first, since ristretto would drop a
-// second queued write of a key it has not admitted yet (its policy takes
-// it for an update of a key it holds), and since a queued write must not
-// show after a Delete. As before, a key TinyLFU declines is not kept once
-// the wait is over.
+// key for its goroutine to admit (or decline) later. So after the write,
+// writeL1 looks the key up without counting it as a read (GetTTL): if it
+// is there, the value is e. If it is not there yet, rather than wait for
+// ristretto to apply its queue (Wait, a round trip to its goroutine that
+// costs microseconds, about half a miss's cost), writeL1 keeps e in the
+// flights map, in f or a flight of its own, marked queued: a Get that
+// misses in ristretto finds it there and answers with it, as a hit
+// (join, queuedEntry). After maxQueued such writes the cache waits once
+// for ristretto and takes them out of the map; a Set, Delete, fill or
+// invalidation of the key waits for ristretto first, since ristretto
+// would drop a second queued write of a key it has not admitted yet (its
+// policy takes it for an update of a key it holds), and since a queued
+// write must not show after a Delete. As before, a key TinyLFU declines
+// is not kept once the wait is over.
 func (c *Cache[V]) writeL1(key string, f *flight[V], e entry[V], cost int64, ttl time.Duration) {
 	e.expires = 0
 	if ttl > 0 {
 		e.expires = time.Now().Add(ttl).UnixNano()
 	}
-	pushed := false
+	c.l1.Set(key, e, cost)
 	if _, ok := c.l1.GetTTL(key); ok {
-		c.l1.Set(key, e, cost)
-		if _, ok := c.l1.GetTTL(key); ok {
-			return
-		}
-		// Evicted meanwhile: ristretto has queued the write as a new key.
-		pushed = true
+		return
 	}
 	c.flightsMu.Lock()
-	if f == nil {
-		f = &flight[V]{}
-	}
-	f.queued, f.pushed, f.entry = true, pushed, e
-	c.flights[key] = f
-	c.queued = append(c.queued, queuedWrite[V]{key, f, cost})
-	c.queuedCost += cost
-	if !pushed {
-		c.unpushed++
-	}
-	if len(c.queued) < maxQueued && c.queuedCost <= c.maxQueuedCost {
+	if len(c.queued) < maxQueued-1 && c.queuedCost+cost <= c.maxQueuedCost {
+		if f == nil {
+			f = &flight[V]{}
+		}
+		f.queued, f.entry = true, e
+		c.flights[key] = f
+		c.queued = append(c.queued, queuedWrite[V]{key, f})
+		c.queuedCost += cost
 		c.flightsMu.Unlock()
 		return
 	}
+	// Full: wait for ristretto to apply this write and the queued ones.
 	c.applyQueued()
 }
 
-// applyQueued hands ristretto the queued L1 writes it has not been given
-// yet, waits for it to apply them and those it was given, and takes them
-// out of the flights map. It is called with flightsMu held, and releases
-// it.
-//
-// The writes are handed over under flightsMu, so that a change of one of
-// their keys, which takes its queued write out of the map under the same
-// lock (forget, takeQueued), either comes first, and the write is not
-// handed over (it is no longer the key's flight), or comes after, and
-// finds it pushed, and waits for ristretto.
+// applyQueued waits for ristretto to apply the L1 writes it had queued,
+// and takes those the flights map holds out of it. It is called with
+// flightsMu held, and releases it.
 func (c *Cache[V]) applyQueued() {
-	c.pushQueued()
 	applied := c.queued
 	c.queued, c.queuedCost = nil, 0
 	c.flightsMu.Unlock()
@@ -1132,26 +1071,6 @@ func (c *Cache[V]) applyQueued() {
 		c.queued = applied[:0]
 	}
 	c.flightsMu.Unlock()
-}
-
-// pushQueued hands ristretto the queued L1 writes it has not been given
-// yet, without waiting for it to apply them. It is called with flightsMu
-// held: by applyQueued, and when a Get answers with a queued write, so
-// that a key read again soon after its write, and those written before
-// it, move to ristretto, where hits take no lock (and refresh ahead),
-// rather than waiting, answered under flightsMu, until maxQueued new
-// keys have been written.
-func (c *Cache[V]) pushQueued() {
-	if c.unpushed == 0 {
-		return
-	}
-	for _, w := range c.queued {
-		if g, ok := c.flights[w.key]; ok && g == w.f && !w.f.pushed {
-			w.f.pushed = true
-			c.l1.Set(w.key, w.f.entry, w.cost)
-		}
-	}
-	c.unpushed = 0
 }
 
 // loadValue calls the loader under a span, recording its outcome. With
@@ -1274,11 +1193,6 @@ func (c *Cache[V]) retryRefresh(kv *keyVersion, ver uint64, key string) {
 		return
 	}
 	cur, ok := c.l1.Get(key)
-	if !ok {
-		// The entry the refresh was for may not have reached ristretto
-		// yet (see writeL1).
-		cur, ok = c.queuedWriteOf(key)
-	}
 	if !ok || cur.refreshAt == notFound {
 		return
 	}

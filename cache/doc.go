@@ -180,18 +180,15 @@
 //
 // Set returns once a Get sees the value, and so does a miss that loads
 // one. Replacing the value of a key L1 holds is immediate. A key new to
-// L1 is admitted (or declined) by ristretto's goroutine; rather than wake
-// that goroutine and wait for it each time (a round trip of a few
-// microseconds, half a miss's cost), the cache keeps the value of a new
-// key beside L1, queued, where a Get that misses in ristretto finds it (a
-// hit), and hands ristretto the queued values together, waiting for it
-// once, every 64 such writes, or writes worth a sixteenth of L1's size,
-// whichever comes first; a Get that finds a queued value hands over those
-// queued so far at once, without waiting. A change of a key with a queued
-// value drops it, or, if ristretto has it already, waits for ristretto
-// first. Ristretto may decline a new key when L1 is full of more popular
-// ones (TinyLFU), which is what keeps its hit ratio high: a declined value
-// is served until the cache's next wait, not after.
+// L1 is queued for ristretto's goroutine to admit; rather than wait for
+// it each time (a round trip of a few microseconds, half a miss's cost),
+// the cache keeps the queued value beside L1, where a Get that misses in
+// ristretto finds it (a hit), and waits for ristretto once for every 64
+// such writes, or writes worth a sixteenth of L1's size, whichever comes
+// first. A change of a key with a queued value waits for it first.
+// Ristretto may decline a new key when L1 is full of more popular ones
+// (TinyLFU), which is what keeps its hit ratio high: a declined value is
+// served until the cache's next wait, not after.
 //
 // # Telemetry
 //

@@ -12,10 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/otelpatterns/patterns/cache"
-	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
 // Tests of the L1 writes that ristretto has queued and not applied yet,
@@ -237,118 +235,4 @@ func TestSetAfterFailedReloadOfExpiredQueuedWrite(t *testing.T) {
 		require.NoError(t, err, "Get after Set")
 		assert.Equal(t, "v", v, "Get after Set")
 	})
-}
-
-// TestQueuedWritesReplacedBeforeHandover: writes of new keys are handed to
-// ristretto in batches; a key written again, or deleted, before its first
-// write was handed over must end with its last change, once the batch is
-// applied (the first write is never handed over), and without reads in
-// between, which hand the queued writes over early.
-func TestQueuedWritesReplacedBeforeHandover(t *testing.T) {
-	ctx := context.Background()
-	c := newCache[string](t, cache.WithMaxEntries(100_000))
-	for i := range queuedKeys {
-		k := fmt.Sprint(i)
-		require.NoError(t, c.Set(ctx, k, "v1"))
-		if i%3 == 0 {
-			require.NoError(t, c.Delete(ctx, k))
-		} else {
-			require.NoError(t, c.Set(ctx, k, "v2"))
-		}
-	}
-	flushQueued(t, c)
-	for i := range queuedKeys {
-		k := fmt.Sprint(i)
-		v, err := c.Get(ctx, k)
-		if i%3 == 0 {
-			assert.ErrorIs(t, err, cache.ErrNotFound, "Get(%q) after Set and Delete", k)
-			continue
-		}
-		require.NoError(t, err, "Get(%q) after two Sets", k)
-		assert.Equal(t, "v2", v, "Get(%q) after two Sets", k)
-	}
-}
-
-// TestQueuedHitRefreshesAheadAndBacksOff: a read answered with a queued
-// write (a Set, or a load's fill, of a new key not yet handed to
-// ristretto) is a hit: the first one due refreshes ahead, and a failed
-// refresh is retried a second later, not on every read (checked without
-// the refresh in queuedHit, and without the look-up of the queued write
-// in retryRefresh: each fails).
-func TestQueuedHitRefreshesAheadAndBacksOff(t *testing.T) {
-	for _, fail := range []bool{false, true} {
-		for _, viaSet := range []bool{false, true} {
-			synctest.Test(t, func(t *testing.T) {
-				ctx := context.Background()
-				var calls, failing atomic.Int32
-				load := func(context.Context, string) (string, error) {
-					n := calls.Add(1)
-					if failing.Load() != 0 {
-						return "", errors.New("down")
-					}
-					return fmt.Sprint("v", n), nil
-				}
-				c := newCache[string](t, cache.WithMaxEntries(100_000), cache.WithLoader(load),
-					cache.WithTTL(10*time.Second), cache.WithTTLJitter(0), cache.WithRefreshAhead(0.5))
-				if viaSet {
-					require.NoError(t, c.Set(ctx, "k", "s"))
-				} else {
-					_, err := c.Get(ctx, "k")
-					require.NoError(t, err)
-				}
-				before := calls.Load()
-				time.Sleep(6 * time.Second) // past the refresh point, before expiry
-				if fail {
-					failing.Store(1)
-				}
-				_, err := c.Get(ctx, "k")
-				require.NoError(t, err)
-				synctest.Wait()
-				require.Equal(t, before+1, calls.Load(), "fail=%v viaSet=%v: the first read refreshes", fail, viaSet)
-				for range 20 {
-					_, err := c.Get(ctx, "k")
-					require.NoError(t, err)
-					synctest.Wait()
-				}
-				assert.Equal(t, before+1, calls.Load(), "fail=%v viaSet=%v: one refresh in the second after", fail, viaSet)
-			})
-		}
-	}
-}
-
-// TestExpiredQueuedWriteIsOneEviction: a queued write that expires, read
-// before or after it was handed to ristretto, with or without a loader,
-// counts as one eviction, however often it is read (checked without the
-// counting in join and queuedEntry: it fails).
-func TestExpiredQueuedWriteIsOneEviction(t *testing.T) {
-	for _, read := range []bool{false, true} {
-		for _, loader := range []bool{false, true} {
-			synctest.Test(t, func(t *testing.T) {
-				ctx := context.Background()
-				tel := telemetrytest.New(t)
-				opts := []cache.Option[string]{cache.WithMaxEntries(100_000), cache.WithTTL(time.Second),
-					cache.WithMeterProvider(tel.MeterProvider)}
-				if loader {
-					opts = append(opts, cache.WithLoader(func(context.Context, string) (string, error) {
-						return "", cache.ErrNotFound
-					}))
-				}
-				c := newCache[string](t, opts...)
-				require.NoError(t, c.Set(ctx, "k", "v"))
-				if read { // hands the write to ristretto
-					v, err := c.Get(ctx, "k")
-					require.NoError(t, err)
-					require.Equal(t, "v", v)
-				}
-				time.Sleep(3 * time.Second)
-				synctest.Wait()
-				for range 3 {
-					_, err := c.Get(ctx, "k")
-					require.ErrorIs(t, err, cache.ErrNotFound)
-				}
-				assert.Equal(t, int64(1), tel.Int64(t, "cache.evictions", attribute.String("cache.name", "")),
-					"read=%v loader=%v", read, loader)
-			})
-		}
-	}
 }
