@@ -265,12 +265,21 @@ func (c *Cache[V]) resubscribe(inv Invalidator) {
 func (c *Cache[V]) clearL1() {
 	c.tel.clearing.Add(1)
 	defer c.tel.clearing.Add(-1)
+	// Every write to L1 holds its key's stripe (changedL1, fillL1): with
+	// them all held until ristretto's Clear returns, the clear sees each
+	// write whole, before or after it, never one half done (queued after
+	// the flights were cleared, then dropped by ristretto's Clear, which
+	// let a Get after the Set answer with what the key held before).
 	for i := range c.vers {
 		kv := &c.vers[i]
 		kv.l1.Lock()
 		kv.n.Add(1)
-		kv.l1.Unlock()
 	}
+	defer func() {
+		for i := range c.vers {
+			c.vers[i].l1.Unlock()
+		}
+	}()
 	c.flightsMu.Lock()
 	clear(c.flights)
 	c.queued, c.queuedCost = nil, 0 // Clear drops the writes ristretto has not applied
