@@ -47,7 +47,7 @@ func main() {
 	report := flag.String("report", "", "read samples (round target rps p50µs p99µs, a line each) from this file, print a markdown table of medians and exit")
 	ref := flag.String("ref", gwbench.Bare, "the target -report compares the others with")
 	latency := flag.Bool("latency", false, "with -report: the samples are fixed-rate latencies; print p50 and p99 and what each target adds to -ref's")
-	load := flag.String("load", "", "send a fixed-rate load to this URL, print \"rate p50µs p99µs\" and exit")
+	load := flag.String("load", "", "send a fixed-rate load to this URL, print \"rate p50µs p99µs sent-p50µs sent-p99µs\" (from when due, then from when sent) and exit")
 	rate := flag.Int("rate", 1000, "with -load: requests per second")
 	duration := flag.Duration("duration", 10*time.Second, "with -load: how long")
 	workers := flag.Int("workers", 32, "with -load: concurrent requests at most")
@@ -63,7 +63,8 @@ func main() {
 		if res.Failed > 0 {
 			log.Printf("gwbench: %d of %d requests failed", res.Failed, res.Sent)
 		}
-		fmt.Printf("%d %.1f %.1f\n", *rate, float64(res.P50.Nanoseconds())/1e3, float64(res.P99.Nanoseconds())/1e3)
+		us := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+		fmt.Printf("%d %.1f %.1f %.1f %.1f\n", *rate, us(res.P50), us(res.P99), us(res.SentP50), us(res.SentP99))
 		return
 	case *token:
 		fmt.Println(gwbench.TokenFor(*serve, 24*time.Hour))

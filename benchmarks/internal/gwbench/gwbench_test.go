@@ -86,6 +86,11 @@ func TestLoad(t *testing.T) {
 	if res.P50 <= 0 || res.P50 > res.P99 || res.P99 > res.P999 {
 		t.Errorf("p50 %v, p99 %v, p99.9 %v; want 0 < p50 <= p99 <= p99.9", res.P50, res.P99, res.P999)
 	}
+	// A request is sent when it is due or later, so each one's latency
+	// from when it was sent is at most its latency from when it was due.
+	if res.SentP50 <= 0 || res.SentP50 > res.SentP99 || res.SentP50 > res.P50 || res.SentP99 > res.P99 {
+		t.Errorf("from sent: p50 %v, p99 %v; want 0 < p50 <= p99, and each at most the one from due (%v, %v)", res.SentP50, res.SentP99, res.P50, res.P99)
+	}
 }
 
 // TestReport checks the table's medians and per-round ratios.
