@@ -28,7 +28,7 @@
 //
 // # Tables
 //
-// Version 1 of the schema ({s} is the quoted schema name):
+// Version 2 of the schema ({s} is the quoted schema name):
 //
 //	CREATE TABLE {s}.sagas (
 //		id          text PRIMARY KEY,
@@ -45,7 +45,7 @@
 //	CREATE INDEX sagas_claimable ON {s}.sagas (created_at, id)
 //		WHERE status IN ('running', 'compensating');
 //	CREATE TABLE {s}.transitions (
-//		saga_id text NOT NULL REFERENCES {s}.sagas (id) ON DELETE CASCADE,
+//		saga_id text NOT NULL,     -- the saga's id in {s}.sagas
 //		seq     bigint NOT NULL,
 //		status  text NOT NULL,     -- '' when the transition sets none
 //		step    text NOT NULL,
@@ -57,6 +57,12 @@
 //		at      timestamptz NOT NULL DEFAULT now(),
 //		CONSTRAINT transitions_pkey PRIMARY KEY (saga_id, seq)
 //	);
+//	-- Deleting (or truncating) sagas deletes their transitions.
+//	CREATE TRIGGER delete_transitions AFTER DELETE ON {s}.sagas
+//		REFERENCING OLD TABLE AS deleted
+//		FOR EACH STATEMENT EXECUTE FUNCTION {s}.delete_transitions();
+//	CREATE TRIGGER truncate_transitions AFTER TRUNCATE ON {s}.sagas
+//		FOR EACH STATEMENT EXECUTE FUNCTION {s}.delete_transitions();
 //
 // plus schema_migrations, which records the version (the schema may be
 // shared with eventsource/pgstore and cqrs/pgcheckpoint, which keep
@@ -67,6 +73,13 @@
 // transitions go with them. The status resolved and the
 // kind retried, which Retry and Resolve write, need no change of the
 // tables.
+//
+// Version 1 had a foreign key from the transitions to the sagas, with
+// ON DELETE CASCADE, in place of the triggers; Migrate drops it. Its check
+// cost a query and a lock in the server for each transition inserted,
+// and guarded nothing that Append does not: Append inserts transitions
+// only while it holds the lock of the saga's row, which a DELETE of the
+// row must wait for.
 //
 // Saga data and transition data are bytea, stored as they are. Text that
 // comes from the steps (a transition's error message) or the propagator

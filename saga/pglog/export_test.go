@@ -1,5 +1,7 @@
 package pglog
 
+import "context"
+
 // Schema returns the quoted name of the schema of l.
 func Schema(l *Log) string { return l.sql.schema }
 
@@ -15,3 +17,7 @@ func AppendSQL(l *Log, set bool, n int) string {
 	}
 	return l.sql.appends[i][n]
 }
+
+// MigrateTo brings the tables of l to version, below SchemaVersion, as an
+// earlier release of the package would have.
+func MigrateTo(ctx context.Context, l *Log, version int) error { return l.migrateTo(ctx, version) }
