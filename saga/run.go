@@ -250,9 +250,15 @@ func (r *run) replay(ts []Transition) {
 // loses the lease.
 func (r *run) execute() {
 	o := r.o
-	o.tel.active.Add(r.ctx, 1, r.d.sets.name.opt)
+	// Measurements cost an allocation even when nothing records them.
+	active := o.tel.active.Enabled(r.ctx)
+	if active {
+		o.tel.active.Add(r.ctx, 1, r.d.sets.name.opt)
+	}
 	defer func() {
-		o.tel.active.Add(r.ctx, -1, r.d.sets.name.opt)
+		if active {
+			o.tel.active.Add(r.ctx, -1, r.d.sets.name.opt)
+		}
 		r.stopAttempt()
 		r.mu.Lock()
 		final, lost := r.final, r.lost.Load()
@@ -953,14 +959,23 @@ func (r *run) end(st Status, cause error) {
 	r.setStatus(st)
 	r.final, r.failure = st, cause
 	r.mu.Unlock()
-	opt := r.d.sets.executions[st].with(cause)
-	r.o.tel.executions.Add(r.ctx, 1, opt)
-	if !r.start.IsZero() {
-		r.o.tel.duration.Record(r.ctx, time.Since(r.start).Seconds(), opt)
+	// Measurements and attributes cost allocations even when nothing
+	// records them.
+	counted, timed := r.o.tel.executions.Enabled(r.ctx), !r.start.IsZero() && r.o.tel.duration.Enabled(r.ctx)
+	if counted || timed {
+		opt := r.d.sets.executions[st].with(cause)
+		if counted {
+			r.o.tel.executions.Add(r.ctx, 1, opt)
+		}
+		if timed {
+			r.o.tel.duration.Record(r.ctx, time.Since(r.start).Seconds(), opt)
+		}
 	}
-	r.span.SetAttributes(AttrOutcome.String(string(st)))
-	if cause != nil {
-		telemetry.RecordError(r.span, cause)
+	if r.span.IsRecording() {
+		r.span.SetAttributes(AttrOutcome.String(string(st)))
+		if cause != nil {
+			telemetry.RecordError(r.span, cause)
+		}
 	}
 }
 
