@@ -67,9 +67,9 @@ type Orchestrator struct {
 	// the call that loses must not release the lease of the other's run.
 	resolving map[string]bool
 	runsWG    sync.WaitGroup // running sagas, and runners waiting for one
+	loops     sync.WaitGroup // the renew and recover loops
 	// next hands a run to a runner that is waiting for one (see runner).
-	next  chan *run
-	loops sync.WaitGroup // the renew and recover loops
+	next chan *run
 	// stopRenew ends the renew loop, after the runs: a graceful Close
 	// keeps renewing the leases of the attempts it waits for.
 	stopRenew chan struct{}
@@ -94,9 +94,10 @@ type definition struct {
 
 // NewOrchestrator returns an orchestrator that records sagas in log. It
 // starts a goroutine that renews leases and one that recovers sagas (see
-// [WithRecoverInterval]): call [Orchestrator.Close] to stop them. It
-// returns an error naming each bad argument and option: a nil log, a nil
-// definition or two definitions with one name and version
+// [WithRecoverInterval]); each saga runs on a goroutine that then waits a
+// second for the next saga to run: call [Orchestrator.Close] to stop them
+// all. It returns an error naming each bad argument and option: a nil
+// log, a nil definition or two definitions with one name and version
 // ([WithDefinitions]), an empty or unstorable [WithOwner], a lease under a
 // second ([WithLease]), a nil [WithCodec], [WithCompensationRetry] or
 // [WithNeedsAttention], a negative [WithRecoverInterval], a nil option

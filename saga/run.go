@@ -595,7 +595,8 @@ func (r *run) succeed(i, attempt int, apply func([]byte) ([]byte, error)) (next 
 				t.Data = nil
 			}
 		}
-		ts := []Transition{t}
+		// Room for the Started of each dependent, or the completion.
+		ts := append(make([]Transition, 0, 1+max(1, len(st.dependents))), t)
 		if r.st != Running || r.halt || dataErr != nil {
 			return ts, nil
 		}
