@@ -364,7 +364,8 @@ func (o *Orchestrator) launch(r *run) bool {
 	select {
 	case o.next <- r:
 	default:
-		o.runsWG.Go(func() { o.runner(r) })
+		o.runsWG.Add(1)
+		go o.runner(r) // not a closure, which would keep r while the runner lives
 	}
 	return true
 }
@@ -379,6 +380,7 @@ const runnerIdle = time.Second
 // copies of the stack, 3% of the client's CPU per saga with pglog): a
 // runner's has grown already.
 func (o *Orchestrator) runner(r *run) {
+	defer o.runsWG.Done()
 	idle := time.NewTimer(runnerIdle) // reset after each run
 	defer idle.Stop()
 	for {
@@ -388,6 +390,7 @@ func (o *Orchestrator) runner(r *run) {
 			delete(o.runs, r.rec.ID)
 		}
 		o.mu.Unlock()
+		r = nil // not kept from the collector while the runner waits
 		idle.Reset(runnerIdle)
 		select {
 		case r = <-o.next:
