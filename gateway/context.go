@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"context"
+	"maps"
 	"net/http"
 	"net/netip"
+	"slices"
+	"sync"
 )
 
 // Middleware wraps the handler of a route: authentication, rate limits
@@ -29,6 +32,61 @@ type Principal struct {
 	Claims map[string]any
 }
 
+// Clone returns a deep copy of p: its Roles, Scopes and Claims (decoded
+// JSON: objects, arrays and scalars) are its own, so that a change to
+// one copy changes no other. Roles and Scopes share one backing array,
+// each capped so that an append to one copies it. Clone of nil is nil.
+func (p *Principal) Clone() *Principal {
+	if p == nil {
+		return nil
+	}
+	cp := *p
+	cp.Roles, cp.Scopes = p.Roles[:0:0], p.Scopes[:0:0] // nil stays nil
+	if nr, n := len(p.Roles), len(p.Roles)+len(p.Scopes); n > 0 {
+		lists := append(append(make([]string, 0, n), p.Roles...), p.Scopes...)
+		if nr > 0 {
+			cp.Roles = lists[:nr:nr]
+		}
+		if n > nr {
+			cp.Scopes = lists[nr:]
+		}
+	}
+	if p.Claims != nil {
+		cp.Claims = cloneObject(p.Claims)
+	}
+	return &cp
+}
+
+// cloneObject copies a JSON object deeply. maps.Clone copies the map's
+// table as it is, without hashing each key again; only the values that
+// are containers are then copied in turn, in place of the shared ones.
+func cloneObject(m map[string]any) map[string]any {
+	c := maps.Clone(m)
+	for k, x := range c {
+		switch x.(type) {
+		case map[string]any, []any, []string:
+			c[k] = cloneJSON(x)
+		}
+	}
+	return c
+}
+
+func cloneJSON(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return cloneObject(v)
+	case []any:
+		s := make([]any, len(v))
+		for i, x := range v {
+			s[i] = cloneJSON(x)
+		}
+		return s
+	case []string:
+		return slices.Clone(v)
+	}
+	return v
+}
+
 type principalKey struct{}
 
 // WithPrincipal returns ctx carrying p.
@@ -36,10 +94,57 @@ func WithPrincipal(ctx context.Context, p *Principal) context.Context {
 	return context.WithValue(ctx, principalKey{}, p)
 }
 
+// WithSharedPrincipal returns ctx carrying p, a principal that other
+// requests share and that must not change (an authenticator's cache of
+// verified tokens hands out one per token). [PrincipalFrom] returns a
+// copy of it ([Principal.Clone]), made at its first call on ctx or a
+// context derived from it, so that a handler that changes what it was
+// given changes no other request's principal, and a request that no one
+// asks about costs no copy.
+func WithSharedPrincipal(ctx context.Context, p *Principal) context.Context {
+	return &sharedPrincipal{Context: ctx, p: p}
+}
+
+// sharedPrincipal is the context of WithSharedPrincipal: the shared
+// principal, and the request's copy once asked for.
+type sharedPrincipal struct {
+	context.Context
+	p    *Principal
+	once sync.Once
+	cp   *Principal
+}
+
+func (s *sharedPrincipal) Value(key any) any {
+	if _, ok := key.(principalKey); ok {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
+func (s *sharedPrincipal) String() string { return "gateway.WithSharedPrincipal" }
+
 // PrincipalFrom returns the principal that authentication put in ctx.
 func PrincipalFrom(ctx context.Context) (*Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(*Principal)
-	return p, ok && p != nil
+	switch v := ctx.Value(principalKey{}).(type) {
+	case *Principal:
+		return v, v != nil
+	case *sharedPrincipal:
+		v.once.Do(func() { v.cp = v.p.Clone() })
+		return v.cp, v.cp != nil
+	}
+	return nil, false
+}
+
+// hasPrincipal reports whether ctx carries a principal, without copying
+// a shared one.
+func hasPrincipal(ctx context.Context) bool {
+	switch v := ctx.Value(principalKey{}).(type) {
+	case *Principal:
+		return v != nil
+	case *sharedPrincipal:
+		return v.p != nil
+	}
+	return false
 }
 
 type clientIPKey struct{}
@@ -57,8 +162,14 @@ func WithClientIP(ctx context.Context, addr netip.Addr) context.Context {
 // trusted proxy. Rate limits and logs key on it rather than on headers a
 // client can forge.
 func ClientIP(ctx context.Context) (netip.Addr, bool) {
-	a, ok := ctx.Value(clientIPKey{}).(netip.Addr)
-	return a, ok && a.IsValid()
+	var a netip.Addr
+	switch v := ctx.Value(clientIPKey{}).(type) {
+	case netip.Addr:
+		a = v
+	case *reqState: // the gateway's, which answers with itself: no boxing
+		a = v.clientIP
+	}
+	return a, a.IsValid()
 }
 
 type routeKey struct{}

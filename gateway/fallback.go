@@ -249,7 +249,7 @@ func noStore(h http.Header) bool {
 // it has a principal (auth middleware, which may have removed the
 // credentials before the proxy) or still carries an Authorization header.
 func authenticated(r *http.Request) bool {
-	if _, ok := PrincipalFrom(r.Context()); ok {
+	if hasPrincipal(r.Context()) {
 		return true
 	}
 	_, ok := r.Header["Authorization"]

@@ -287,21 +287,32 @@ func (a *Authenticator) Close() {
 // ([ReasonMissing] when r carries no credentials). It neither changes r
 // nor records telemetry.
 func (a *Authenticator) Authenticate(r *http.Request) (*gateway.Principal, error) {
+	p, shared, err := a.authenticate(r)
+	if shared {
+		p = p.Clone()
+	}
+	return p, err
+}
+
+// authenticate is Authenticate, without copying a principal that the
+// token cache shares: shared says that p is one, which must not change.
+func (a *Authenticator) authenticate(r *http.Request) (p *gateway.Principal, shared bool, err error) {
 	if vs := r.Header.Values("Authorization"); len(vs) > 0 {
 		if len(vs) > 1 {
-			return nil, fail(ReasonMalformed, errors.New("more than one Authorization header"))
+			return nil, false, fail(ReasonMalformed, errors.New("more than one Authorization header"))
 		}
 		if tok, ok := bearerToken(vs[0]); ok {
-			return a.VerifyToken(r.Context(), tok)
+			return a.verifyToken(r.Context(), tok)
 		}
 		// Another scheme (Basic, say): not ours, so no credentials.
 	}
 	if len(a.apiKeys) > 0 {
 		if key, ok := a.apiKeyFrom(r); ok {
-			return a.checkAPIKey(key)
+			p, err := a.checkAPIKey(key)
+			return p, false, err
 		}
 	}
-	return nil, errMissing
+	return nil, false, errMissing
 }
 
 // bearerToken returns the token of an Authorization header value of the
@@ -319,6 +330,21 @@ func bearerToken(v string) (string, bool) {
 // its signature and its claims. It returns the principal, or an [*Error]
 // saying why not. ctx bounds a fetch of a key set.
 func (a *Authenticator) VerifyToken(ctx context.Context, token string) (*gateway.Principal, error) {
+	p, shared, err := a.verifyToken(ctx, token)
+	if shared {
+		p = p.Clone() // a caller that changes its principal changes no other's
+	}
+	return p, err
+}
+
+// verifyToken is VerifyToken, without copying the principal: with the
+// token cache on, it is the cache's (shared true), which must not change.
+func (a *Authenticator) verifyToken(ctx context.Context, token string) (p *gateway.Principal, shared bool, err error) {
+	p, err = a.verify(ctx, token)
+	return p, err == nil && a.cache != nil, err
+}
+
+func (a *Authenticator) verify(ctx context.Context, token string) (*gateway.Principal, error) {
 	if !a.jwtEnabled {
 		return nil, fail(ReasonUnknownKey, errors.New("no JWT keys configured"))
 	}

@@ -6,8 +6,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
-	"maps"
-	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -89,8 +87,10 @@ func newTokenCache(size int, ttl time.Duration) *tokenCache {
 	return &tokenCache{ttl: ttl, size: size, maxBytes: tokenCacheBytes, entries: make(map[[sha256.Size]byte]cached, min(size, 1024))}
 }
 
-// get returns a copy of the principal of token if it verified less than
-// the TTL ago and has not expired since.
+// get returns the principal of token if it verified less than the TTL
+// ago and has not expired since. The principal is the cache's, shared by
+// every request with the token: the caller must not change it, nor hand
+// it out but as a copy (gateway.WithSharedPrincipal, Principal.Clone).
 // The caller checks the key of the returned keyUse before it believes
 // the principal, and removes the entry when the key no longer holds.
 func (c *tokenCache) get(digest [sha256.Size]byte, now time.Time) (*gateway.Principal, keyUse, bool) {
@@ -104,7 +104,7 @@ func (c *tokenCache) get(digest [sha256.Size]byte, now time.Time) (*gateway.Prin
 	if !ok {
 		return nil, keyUse{}, false
 	}
-	return clonePrincipal(e.p), e.by, true // a handler that changes its principal changes no other's
+	return e.p, e.by, true
 }
 
 // tokenDigest returns the SHA-256 digest of token, which keys the cache.
@@ -130,62 +130,11 @@ func (c *tokenCache) drop(digest [sha256.Size]byte, e cached) {
 	c.bytes -= e.cost
 }
 
-// clonePrincipal copies p deeply: its slices and its claims (JSON values:
-// objects, arrays and scalars), which a shallow copy would share. Roles
-// and Scopes share one backing array, each capped so that an append to
-// one copies it.
-func clonePrincipal(p *gateway.Principal) *gateway.Principal {
-	cp := *p
-	cp.Roles, cp.Scopes = p.Roles[:0:0], p.Scopes[:0:0] // nil stays nil
-	if nr, n := len(p.Roles), len(p.Roles)+len(p.Scopes); n > 0 {
-		lists := append(append(make([]string, 0, n), p.Roles...), p.Scopes...)
-		if nr > 0 {
-			cp.Roles = lists[:nr:nr]
-		}
-		if n > nr {
-			cp.Scopes = lists[nr:]
-		}
-	}
-	if p.Claims != nil {
-		cp.Claims = cloneObject(p.Claims)
-	}
-	return &cp
-}
-
-// cloneObject copies a JSON object deeply. maps.Clone copies the map's
-// table as it is, without hashing each key again; only the values that
-// are containers are then copied in turn, in place of the shared ones.
-func cloneObject(m map[string]any) map[string]any {
-	c := maps.Clone(m)
-	for k, x := range c {
-		switch x.(type) {
-		case map[string]any, []any, []string:
-			c[k] = cloneJSON(x)
-		}
-	}
-	return c
-}
-
-func cloneJSON(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		return cloneObject(v)
-	case []any:
-		s := make([]any, len(v))
-		for i, x := range v {
-			s[i] = cloneJSON(x)
-		}
-		return s
-	case []string:
-		return slices.Clone(v)
-	}
-	return v
-}
-
 // put remembers the principal of a token that verified with by and
 // expires at exp (exactly: the leeway is not extended to cached tokens).
-// cost is the entry's estimated size (tokenCost); an entry that would
-// not fit in the cache alone is not kept.
+// p is kept as it is, shared from then on: the caller must not change it
+// either. cost is the entry's estimated size (tokenCost); an entry that
+// would not fit in the cache alone is not kept.
 func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, by keyUse, exp, now time.Time, cost int64) {
 	expires := now.Add(c.ttl)
 	if exp.Before(expires) {
@@ -194,7 +143,6 @@ func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, by keyU
 	if !now.Before(expires) || cost > c.maxBytes {
 		return
 	}
-	cp := clonePrincipal(p)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[digest]; ok {
@@ -206,7 +154,7 @@ func (c *tokenCache) put(digest [sha256.Size]byte, p *gateway.Principal, by keyU
 			break
 		}
 	}
-	c.entries[digest] = cached{p: cp, expires: expires, by: by, cost: cost}
+	c.entries[digest] = cached{p: p, expires: expires, by: by, cost: cost}
 	c.bytes += cost
 }
 

@@ -62,7 +62,7 @@ func (a *Authenticator) Middleware(opts ...RouteOption) gateway.Middleware {
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			ctx := r.Context()
-			p, err := a.Authenticate(r)
+			p, shared, err := a.authenticate(r)
 			if err != nil {
 				var e *Error
 				if !errors.As(err, &e) {
@@ -80,7 +80,15 @@ func (a *Authenticator) Middleware(opts ...RouteOption) gateway.Middleware {
 				return
 			}
 			a.tel.authenticated(ctx, p.Scheme)
-			next.ServeHTTP(w, a.outbound(r, gateway.WithPrincipal(ctx, p), p, &rc))
+			// A principal from the token cache is copied only if a
+			// handler asks for it; the checks above only read it.
+			var pctx context.Context
+			if shared {
+				pctx = gateway.WithSharedPrincipal(ctx, p)
+			} else {
+				pctx = gateway.WithPrincipal(ctx, p)
+			}
+			next.ServeHTTP(w, a.outbound(r, pctx, p, &rc))
 		})
 	}
 }

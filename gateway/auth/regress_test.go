@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/auth"
 )
 
@@ -67,6 +68,43 @@ func TestTokenCacheCopies(t *testing.T) {
 		p.Claims["sub"] = "mallory"
 		p.Roles[0] = "admin"
 		p.Scopes[0] = "orders:write"
+	}
+}
+
+// TestCachedPrincipalNotShared: the middleware hands the token cache's
+// principal on uncopied, for PrincipalFrom to copy when a handler asks.
+// Whatever a handler does to what it gets (the first request's, which
+// filled the cache, included) reaches no later request with the token,
+// and within one request every ask gets the same copy.
+func TestCachedPrincipalNotShared(t *testing.T) {
+	a := newAuth(t, auth.WithKeys(auth.Key{ID: "k1", Algorithm: "RS256", Key: &rsa1.PublicKey}), auth.WithTokenCache(10, time.Minute))
+	tok := sign(t, jwt.SigningMethodRS256, rsa1, "k1", claims("alice", func(c jwt.MapClaims) {
+		c["roles"] = []any{"reader"}
+		c["scope"] = "orders:read"
+		c["org"] = map[string]any{"ids": []any{"o1"}}
+	}))
+	for i := range 3 {
+		var got gateway.Principal
+		h := a.Middleware(auth.RequireAnyRole("reader"))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, ok := gateway.PrincipalFrom(r.Context())
+			require.True(t, ok)
+			again, _ := gateway.PrincipalFrom(gateway.WithRoute(r.Context(), "GET /derived"))
+			require.Same(t, p, again, "two asks in one request")
+			got = *p.Clone()
+			p.Subject = "mallory"
+			p.Claims["sub"] = "mallory"
+			p.Claims["org"].(map[string]any)["ids"].([]any)[0] = "o2"
+			p.Roles[0] = "admin"
+			p.Scopes[0] = "orders:write"
+		}))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, bearerRequest(tok))
+		require.Equal(t, http.StatusOK, rec.Code, "request %d", i)
+		assert.Equal(t, "alice", got.Subject, "request %d", i)
+		assert.Equal(t, "alice", got.Claims["sub"], "request %d", i)
+		assert.Equal(t, map[string]any{"ids": []any{"o1"}}, got.Claims["org"], "request %d", i)
+		assert.Equal(t, []string{"reader"}, got.Roles, "request %d", i)
+		assert.Equal(t, []string{"orders:read"}, got.Scopes, "request %d", i)
 	}
 }
 
