@@ -25,6 +25,22 @@ var spoofable = [...]string{
 	"True-Client-Ip", "X-Client-Ip", "Front-End-Https",
 }
 
+// spoofed reports whether name is one of spoofable.
+func spoofed(name string) bool {
+	if name == "" {
+		return false
+	}
+	switch name[0] { // each starts with one of these: most names are out at once
+	case 'F', 'T', 'X':
+		for _, s := range spoofable {
+			if name == s {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // proxies is the trusted-proxies list.
 type proxies []netip.Prefix
 
@@ -369,8 +385,15 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 	}
 	h := out.Header
 	// One backing array for the four single-valued headers, each a
-	// full slice of its own (an append to one cannot spill into another).
-	vals := make([]string, 4)
+	// full slice of its own (an append to one cannot spill into another):
+	// the request state's, for the request's first proxying (a handler
+	// may proxy one request twice).
+	var vals []string
+	if st.fwdTaken.CompareAndSwap(false, true) {
+		vals = st.fwdVals[:]
+	} else {
+		vals = make([]string, len(st.fwdVals))
+	}
 	one := func(i int, v string) []string { vals[i] = v; return vals[i : i+1 : i+1] }
 	hop := forwardedElement{Host: in.Host, Proto: proto}
 	var fwd string

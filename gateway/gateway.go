@@ -139,15 +139,17 @@ type reqState struct {
 	tooLarge    atomic.Bool
 
 	// Room for what every request needs, in the state's one allocation:
-	// the request ID's slice, the proxy's response writer (taken by the
-	// first proxying of the request; a handler may proxy it twice) and
-	// the first attempt's response body.
-	idSlot  [1]string
-	idRaw   [26]byte
-	pwTaken atomic.Bool
-	pw      proxyWriter
-	abTaken atomic.Bool
-	ab      attemptBody // the first attempt's response body
+	// the request ID's slice, the proxy's response writer and forwarding
+	// headers' values (taken by the first proxying of the request; a
+	// handler may proxy it twice) and the first attempt's response body.
+	idSlot   [1]string
+	idRaw    [26]byte
+	pwTaken  atomic.Bool
+	pw       proxyWriter
+	fwdTaken atomic.Bool
+	fwdVals  [4]string
+	abTaken  atomic.Bool
+	ab       attemptBody // the first attempt's response body
 }
 
 type stateKey struct{}
@@ -354,15 +356,15 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t.trusted.trusts(st.peer) {
 		st.peerTrusted = true
 		client = t.trusted.clientAddr(r.Header, st.peer)
-	} else {
-		for _, h := range spoofable {
-			delete(r.Header, h)
+	}
+	// One pass over the request's headers, usually a handful, rather than
+	// a delete (a hash of the name) for each of the dozen names that
+	// could be there.
+	for name := range r.Header {
+		if !st.peerTrusted && spoofed(name) || t.drops(name) {
+			delete(r.Header, name)
 		}
 	}
-	for _, h := range t.dropped {
-		delete(r.Header, h)
-	}
-	t.dropUnderscored(r.Header)
 	st.clientIP = client
 	if h := t.requestID; h != "" {
 		ids := r.Header[h]
@@ -379,22 +381,25 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.server.ServeHTTP(w, r)
 }
 
-// dropUnderscored removes the request headers whose names contain an
-// underscore: all of them, or with WithUnderscoreHeaders those that name
-// a protected header once their underscores are read as hyphens, as
-// nginx, CGI and many frameworks read them.
-func (t *table) dropUnderscored(h http.Header) {
-	for name := range h {
-		if strings.IndexByte(name, '_') < 0 || name == t.requestID {
-			continue // the request-ID header, if named with one, is read next
+// drops reports whether the gateway removes the request header name
+// whoever sent it: a header of WithDroppedHeaders, or one whose name has
+// an underscore (all of them, or with WithUnderscoreHeaders those that
+// name a protected header once their underscores are read as hyphens,
+// as nginx, CGI and many frameworks read them).
+func (t *table) drops(name string) bool {
+	for _, d := range t.dropped {
+		if name == d {
+			return true
 		}
-		if t.underscores {
-			if _, ok := t.protected[hyphenated(name)]; !ok {
-				continue
-			}
-		}
-		delete(h, name)
 	}
+	if strings.IndexByte(name, '_') < 0 || name == t.requestID {
+		return false // the request-ID header, if named with one, is read next
+	}
+	if t.underscores {
+		_, ok := t.protected[hyphenated(name)]
+		return ok
+	}
+	return true
 }
 
 // hyphenated is a header name with its underscores read as hyphens, in

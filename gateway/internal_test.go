@@ -163,3 +163,40 @@ func TestSetForwardedFastPath(t *testing.T) {
 		}
 	}
 }
+
+// TestSpoofedCoversSpoofable: spoofed looks at a name's first letter
+// before comparing; every name of spoofable must pass it, and what is
+// not there must not.
+func TestSpoofedCoversSpoofable(t *testing.T) {
+	for _, name := range spoofable {
+		if !spoofed(name) {
+			t.Errorf("spoofed(%q) = false", name)
+		}
+	}
+	for _, name := range []string{"", "Accept", "X-Request-Id", "Forwarded-For", "x-forwarded-for"} {
+		if spoofed(name) {
+			t.Errorf("spoofed(%q) = true", name)
+		}
+	}
+}
+
+// TestSetForwardedTwice: the first proxying of a request takes the
+// request state's room for the forwarding headers' values; a second one
+// (a handler may proxy a request twice) must not write over them.
+func TestSetForwardedTwice(t *testing.T) {
+	st := &reqState{peer: netip.MustParseAddr("192.0.2.7")}
+	proxy := func(host string) http.Header {
+		in := httptest.NewRequest(http.MethodGet, "http://x/", nil)
+		in.Host = host
+		out := in.Clone(in.Context())
+		out.Header = http.Header{}
+		setForwarded(&httputil.ProxyRequest{In: in, Out: out}, st)
+		return out.Header
+	}
+	first := proxy("first.example")
+	want := first.Clone()
+	proxy("second.example")
+	if !reflect.DeepEqual(first, want) {
+		t.Errorf("the first proxying's headers became %v; want %v", first, want)
+	}
+}

@@ -238,7 +238,9 @@ func WithHTTPClient(c *http.Client) Option {
 //     not skip it.
 //   - Only tokens that verified enter it, so bad tokens cannot fill it or
 //     evict others; the digest keys it, so no token is kept in memory;
-//     each caller gets its own copy of the principal. A hit answers
+//     each caller gets its own copy of the principal (the middleware's
+//     handlers when they ask [gateway.PrincipalFrom] for it, which copies
+//     it then; see [gateway.WithSharedPrincipal]). A hit answers
 //     faster than a miss, which tells a client only that a token it
 //     holds was used lately.
 //
