@@ -176,8 +176,10 @@ func (a *Authenticator) outbound(r *http.Request, ctx context.Context, p *gatewa
 			(strings.Contains(r.URL.RawQuery, a.apiKeyQuery) || strings.ContainsAny(r.URL.RawQuery, "%+"))
 		change = change || auth || (key && len(a.apiKeys) > 0) || stripQuery
 	}
-	variants := a.underscoreVariants(h, rc)
-	if !change && !variants {
+	// Without a change to make, a header whose name reads as a protected
+	// one would still make one; with one, the copy below leaves such
+	// headers out as it goes, sparing a look through every name first.
+	if !change && !a.underscoreVariants(h, rc) {
 		if ctx == r.Context() {
 			return r
 		}
@@ -186,7 +188,7 @@ func (a *Authenticator) outbound(r *http.Request, ctx context.Context, p *gatewa
 	out := r.WithContext(ctx)
 	out.Header = make(http.Header, len(h))
 	for name, vs := range h {
-		if !a.removed(name, rc, variants) {
+		if !a.removed(name, rc) {
 			out.Header[name] = vs[:len(vs):len(vs)]
 		}
 	}
@@ -212,10 +214,9 @@ func (a *Authenticator) outbound(r *http.Request, ctx context.Context, p *gatewa
 
 // removed reports whether outbound leaves the header name out of the
 // request it passes on: a claim header (set again from the principal),
-// a credential header that the route does not forward, and, if variants,
-// a header that reads as one of those once its underscores are read as
-// hyphens.
-func (a *Authenticator) removed(name string, rc *routeConfig, variants bool) bool {
+// a credential header that the route does not forward, and a header
+// that reads as one of those once its underscores are read as hyphens.
+func (a *Authenticator) removed(name string, rc *routeConfig) bool {
 	for _, ch := range a.claimHeaders {
 		if name == ch.header || (ch.alt != "" && name == ch.alt) {
 			return true
@@ -224,7 +225,7 @@ func (a *Authenticator) removed(name string, rc *routeConfig, variants bool) boo
 	if !rc.forwardCred && (name == "Authorization" || (len(a.apiKeys) > 0 && name == a.apiKeyHeader)) {
 		return true
 	}
-	return variants && a.protectedVariant(name, rc)
+	return a.protectedVariant(name, rc)
 }
 
 // underscoreVariants reports whether h has a header that reads as a
