@@ -123,7 +123,9 @@ func (s *sharedPrincipal) Value(key any) any {
 
 func (s *sharedPrincipal) String() string { return "gateway.WithSharedPrincipal" }
 
-// PrincipalFrom returns the principal that authentication put in ctx.
+// PrincipalFrom returns the principal that authentication put in ctx: the
+// one of [WithPrincipal], or the context's own copy of the one of
+// [WithSharedPrincipal] (the same copy on every call).
 func PrincipalFrom(ctx context.Context) (*Principal, bool) {
 	switch v := ctx.Value(principalKey{}).(type) {
 	case *Principal:
