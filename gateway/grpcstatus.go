@@ -26,7 +26,13 @@ import (
 // gRPC's 503 and 504, and the broken responses. Other codes (NOT_FOUND,
 // INVALID_ARGUMENT, ...) are the caller's business and count as
 // successes. Breaker.Failure still applies to a gRPC response whose HTTP
-// status is not 200 (an intermediary's 502, say).
+// status is not 200 (an intermediary's 502, say). The breaker waits for
+// grpc-status only for a request sent as gRPC (Content-Type
+// application/grpc...): the attempts of other requests run inside the
+// breaker's Execute, which allocates nothing but must be told the
+// outcome when the response headers are in, so a gRPC answer to a
+// request that was not a gRPC call counts by its HTTP status there
+// (outlier detection still reads its grpc-status).
 
 // grpcStatusError is a gRPC answer that counts as a failure of the
 // target.

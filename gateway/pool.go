@@ -253,8 +253,11 @@ func (b bitset) nth(n int) int {
 // choose picks a target for an attempt and has its breaker admit the
 // attempt. Targets in tried are avoided while others are available.
 // When none can take the attempt it returns an [*unavailableError] that
-// says when one may.
-func (u *upstream) choose(ctx context.Context, tried bitset) (int, *target, func(error), error) {
+// says when one may. A closed breaker, which admits every call, is left
+// to admit the attempt itself through sendVia (no done function), unless
+// later says that the attempt's outcome may come after its response's
+// headers (a gRPC call's, in the trailers).
+func (u *upstream) choose(ctx context.Context, tried bitset, later bool) (int, *target, func(error), error) {
 	n := len(u.targets)
 	var rejBuf, skipBuf [4]uint64
 	rejected := bitset(rejBuf[:min(words(n), len(rejBuf))])
@@ -284,7 +287,7 @@ func (u *upstream) choose(ctx context.Context, tried bitset) (int, *target, func
 			break
 		}
 		t := u.targets[i]
-		if t.breaker == nil {
+		if t.breaker == nil || !later && t.breaker.State() == circuitbreaker.StateClosed {
 			return i, t, nil, nil
 		}
 		done, err := t.breaker.Allow(ctx)

@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,8 +69,9 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	tried := make(bitset, words(len(u.targets)))
 	var pending *http.Response // the last answer, not drained yet
 	first := true
+	call := grpcCall(req)
 	err := u.retrier.Do(req.Context(), func(ctx context.Context) error {
-		i, t, done, err := u.choose(ctx, tried)
+		i, t, done, err := u.choose(ctx, tried, call)
 		if err != nil {
 			// No target left to try: the last answer, if there was one,
 			// is what the client gets.
@@ -96,7 +98,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			a.ContentLength = int64(len(body))
 			a.TransferEncoding = nil
 		}
-		resp, err := u.send(a, i, t, done, tried, first && a == req)
+		resp, err := u.sendVia(a, i, t, done, tried, first && a == req)
 		first = false
 		if err != nil {
 			var mbe *http.MaxBytesError
@@ -146,20 +148,59 @@ func readUpTo(r io.Reader, n int64) ([]byte, bool, error) {
 // attempt sends the only attempt of a request to a target the balancer
 // chooses.
 func (u *upstream) attempt(req *http.Request) (*http.Response, error) {
-	i, t, done, err := u.choose(req.Context(), nil)
+	i, t, done, err := u.choose(req.Context(), nil, grpcCall(req))
 	if err != nil {
 		u.stats.unavailable.Inc()
 		return nil, err
 	}
-	return u.send(req, i, t, done, nil, true)
+	return u.sendVia(req, i, t, done, nil, true)
+}
+
+// grpcCall reports whether req is a gRPC call (or gRPC-Web, to be
+// safe): its answer's outcome may come in trailers, after the body,
+// which the breaker learns of through Allow's done function.
+func grpcCall(req *http.Request) bool {
+	ct := req.Header["Content-Type"]
+	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
+}
+
+// sendVia is send through target t's breaker. When choose left the
+// admission to it (t has a breaker and done is nil: a closed breaker,
+// and a request whose outcome is known once the response headers are
+// in), the attempt runs inside the breaker's Execute, which allocates
+// nothing where Allow allocates its done function. A breaker that opened
+// since choose saw it closed turns the attempt away as unavailable.
+func (u *upstream) sendVia(req *http.Request, i int, t *target, done func(error), tried bitset, own bool) (*http.Response, error) {
+	if t.breaker == nil || done != nil {
+		return u.send(req, i, t, done, tried, own, nil)
+	}
+	var (
+		resp *http.Response
+		err  error
+		ran  bool
+	)
+	rerr := t.breaker.Execute(req.Context(), func(context.Context) error {
+		ran = true
+		var outcome error
+		resp, err = u.send(req, i, t, nil, tried, own, &outcome)
+		return outcome
+	})
+	if !ran {
+		u.stats.unavailable.Inc()
+		var now time.Time
+		return nil, &unavailableError{upstream: u.name, retryAfter: rejectedWait(rerr, &now)}
+	}
+	return resp, err
 }
 
 // send sends an attempt to target t (index i), whose breaker admitted it
 // (done), marking it in tried for a retried request. own says that req
 // and its URL are the attempt's alone (the outbound request that
 // ReverseProxy cloned, sent for the first time), so that the target can
-// be set in its URL in place.
-func (u *upstream) send(req *http.Request, i int, t *target, done func(error), tried bitset, own bool) (*http.Response, error) {
+// be set in its URL in place. With outcome set (inside the breaker's
+// Execute), the breaker's outcome is put there instead of told to done:
+// a gRPC answer's is then its HTTP status's.
+func (u *upstream) send(req *http.Request, i int, t *target, done func(error), tried bitset, own bool, outcome *error) (*http.Response, error) {
 	ctx := req.Context()
 	if tried != nil {
 		tried.set(i)
@@ -213,11 +254,19 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 			cancel(nil)
 		}
 		s.inflight.Add(-1)
-		u.finish(ctx, t, done, err, 0)
+		berr := u.finish(ctx, t, done, err, 0)
+		if outcome != nil {
+			*outcome = berr
+		}
 		return nil, err
 	}
 	if !u.finishGRPC(ctx, t, done, resp) {
-		u.finish(ctx, t, done, nil, resp.StatusCode)
+		berr := u.finish(ctx, t, done, nil, resp.StatusCode)
+		if outcome != nil {
+			*outcome = berr
+		}
+	} else if outcome != nil {
+		*outcome = u.breakerErr(errors.Is(context.Cause(ctx), context.Canceled), nil, resp.StatusCode)
 	}
 	var b *attemptBody
 	if st := stateOf(ctx); st != nil && st.abTaken.CompareAndSwap(false, true) {
@@ -229,24 +278,33 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 	return resp, nil
 }
 
-// finish tells the target's breaker and outlier detection how the
-// attempt went, once its response headers are in. An attempt whose client
-// went away counts for neither.
-func (u *upstream) finish(ctx context.Context, t *target, done func(error), err error, code int) {
+// finish tells the target's breaker (done, if not nil) and outlier
+// detection how the attempt went, once its response headers are in, and
+// returns what it told the breaker. An attempt whose client went away
+// counts for neither.
+func (u *upstream) finish(ctx context.Context, t *target, done func(error), err error, code int) error {
 	gone := errors.Is(context.Cause(ctx), context.Canceled)
+	berr := u.breakerErr(gone, err, code)
 	if done != nil {
-		berr := err
-		switch {
-		case gone:
-			berr = context.Canceled
-		case err == nil && u.failure(code):
-			berr = &statusError{code}
-		}
 		done(berr)
 	}
 	if !gone {
 		u.record(t, err != nil || gatewayFailure(code))
 	}
+	return berr
+}
+
+// breakerErr is the outcome a target's breaker is told of an attempt
+// that ended with err or status code: context.Canceled when the client
+// went away (gone), which counts for nothing.
+func (u *upstream) breakerErr(gone bool, err error, code int) error {
+	switch {
+	case gone:
+		return context.Canceled
+	case err == nil && u.failure != nil && u.failure(code):
+		return &statusError{code}
+	}
+	return err
 }
 
 // attemptBody ends an attempt when its response body is closed: the
