@@ -653,6 +653,65 @@ func TestSetRacingCloseNeitherPanicsNorHangs(t *testing.T) {
 	}
 }
 
+// TestGetRacingCloseNeitherPanicsNorHangs protects shutdown on the hit
+// path, which does not register with Close: a Get of a key L1 holds that
+// races Close answers with the value or returns ErrClosed; it never
+// panics (ristretto's Get, racing its Close, can send on a closed
+// channel) or blocks.
+func TestGetRacingCloseNeitherPanicsNorHangs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8))
+	keys := make([]string, 64)
+	for i := range keys {
+		keys[i] = strconv.Itoa(i)
+	}
+	for i := range 50 {
+		c, err := cache.New[string]()
+		require.NoError(t, err, "New()")
+		for _, k := range keys {
+			require.NoError(t, c.Set(context.Background(), k, "v"+k), "Set(%q)", k)
+		}
+		const n = 8
+		errs := make(chan error, n)
+		var gets atomic.Int32
+		for g := range n {
+			go func() {
+				var err error
+				defer func() {
+					if p := recover(); p != nil {
+						err = fmt.Errorf("panic: %v", p)
+					}
+					errs <- err
+				}()
+				for j := g; ; j++ {
+					k := keys[j%len(keys)]
+					var v string
+					if v, err = c.Get(context.Background(), k); err != nil {
+						return
+					}
+					if v != "v"+k {
+						err = fmt.Errorf("Get(%q) = %q; want %q", k, v, "v"+k)
+						return
+					}
+					gets.Add(1)
+				}
+			}()
+		}
+		for gets.Load() < 4*n {
+			runtime.Gosched()
+		}
+		require.NoError(t, c.Close(), "Close()")
+		timeout := time.After(2 * time.Second)
+		for range n {
+			select {
+			case err := <-errs:
+				require.ErrorIs(t, err, cache.ErrClosed, "iteration %d: Get() racing Close() = %v; want %v", i, err, cache.ErrClosed)
+			case <-timeout:
+				t.Fatalf("Get() still blocked 2s after Close() returned")
+			}
+		}
+	}
+}
+
 // TestWriteBehindSetRacingCloseIsNeverLost protects "never drops silently":
 // a write-behind Set that races Close and returns nil is flushed by Close,
 // exactly once.
