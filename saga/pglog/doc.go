@@ -79,7 +79,10 @@
 // cost a query and a lock in the server for each transition inserted,
 // and guarded nothing that Append does not: Append inserts transitions
 // only while it holds the lock of the saga's row, which a DELETE of the
-// row must wait for.
+// row must wait for. A DELETE in a transaction of repeatable read or
+// serializable would not see the transitions appended since its
+// snapshot, so the trigger refuses to delete a leased saga (owner set)
+// in one: delete those in read committed.
 //
 // Saga data and transition data are bytea, stored as they are. Text that
 // comes from the steps (a transition's error message) or the propagator

@@ -53,13 +53,26 @@ CREATE TABLE {s}.transitions (
 	// and IF EXISTS: it may run on tables that have the triggers already
 	// (adopted from a schema_migrations table that lost its rows). The
 	// body names the schema by TG_TABLE_SCHEMA, as a quoted name may hold
-	// "$$".
+	// "$$". A DELETE in a transaction of repeatable read or serializable
+	// sees no transitions appended since its snapshot by an Append that
+	// set no status (which locks the saga's row but writes no new version
+	// of it, so the DELETE does not fail to serialize): it would leave
+	// them to the next saga of the same id, where the key's cascade, run
+	// on a fresh snapshot, failed to serialize. Such a DELETE of a leased
+	// saga (owner set), the only kind an Append may reach, is refused; a
+	// saga with no owner in the snapshot had no Append since, for
+	// leasing it writes a new version, which fails the DELETE.
 	`ALTER TABLE {s}.transitions DROP CONSTRAINT IF EXISTS transitions_saga_id_fkey;
 CREATE OR REPLACE FUNCTION {s}.delete_transitions() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	IF TG_OP = 'TRUNCATE' THEN
 		EXECUTE format('TRUNCATE %I.transitions', TG_TABLE_SCHEMA);
 	ELSE
+		IF current_setting('transaction_isolation') <> 'read committed' AND EXISTS (SELECT FROM deleted WHERE owner IS NOT NULL) THEN
+			RAISE EXCEPTION 'deleting a leased saga needs read committed isolation, not %', current_setting('transaction_isolation')
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					HINT = 'its transitions appended since the transaction''s snapshot would be left behind';
+		END IF;
 		EXECUTE format('DELETE FROM %I.transitions t USING deleted d WHERE t.saga_id = d.id', TG_TABLE_SCHEMA);
 	END IF;
 	RETURN NULL;
