@@ -57,7 +57,9 @@
 //		at      timestamptz NOT NULL DEFAULT now(),
 //		CONSTRAINT transitions_pkey PRIMARY KEY (saga_id, seq)
 //	);
-//	-- Deleting (or truncating) sagas deletes their transitions.
+//	-- Deleting (or truncating) sagas deletes their transitions, with
+//	-- the rights of the function's owner (SECURITY DEFINER), as the
+//	-- cascade of version 1 had those of the transitions' owner.
 //	CREATE TRIGGER delete_transitions AFTER DELETE ON {s}.sagas
 //		REFERENCING OLD TABLE AS deleted
 //		FOR EACH STATEMENT EXECUTE FUNCTION {s}.delete_transitions();

@@ -61,9 +61,15 @@ CREATE TABLE {s}.transitions (
 	// on a fresh snapshot, failed to serialize. Such a DELETE of a leased
 	// saga (owner set), the only kind an Append may reach, is refused; a
 	// saga with no owner in the snapshot had no Append since, for
-	// leasing it writes a new version, which fails the DELETE.
+	// leasing it writes a new version, which fails the DELETE. SECURITY
+	// DEFINER: the key's cascade ran with the rights of the transitions'
+	// owner, so a role with DELETE (or TRUNCATE) on the sagas alone could
+	// delete them; EXECUTE is revoked from PUBLIC, so that no one else
+	// can make the function a trigger of a table of their own (firing a
+	// trigger checks no privilege on its function).
 	`ALTER TABLE {s}.transitions DROP CONSTRAINT IF EXISTS transitions_saga_id_fkey;
-CREATE OR REPLACE FUNCTION {s}.delete_transitions() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION {s}.delete_transitions() RETURNS trigger LANGUAGE plpgsql
+	SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
 	IF TG_OP = 'TRUNCATE' THEN
 		EXECUTE format('TRUNCATE %I.transitions', TG_TABLE_SCHEMA);
@@ -78,6 +84,7 @@ BEGIN
 	RETURN NULL;
 END
 $$;
+REVOKE ALL ON FUNCTION {s}.delete_transitions() FROM PUBLIC;
 DROP TRIGGER IF EXISTS delete_transitions ON {s}.sagas;
 CREATE TRIGGER delete_transitions AFTER DELETE ON {s}.sagas
 	REFERENCING OLD TABLE AS deleted
