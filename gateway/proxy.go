@@ -169,7 +169,8 @@ func grpcCall(req *http.Request) bool {
 // and a request whose outcome is known once the response headers are
 // in), the attempt runs inside the breaker's Execute, which allocates
 // nothing where Allow allocates its done function. A breaker that opened
-// since choose saw it closed turns the attempt away as unavailable.
+// since choose saw it closed sends the attempt back to choose, which asks
+// every breaker with Allow this time: another target may take it.
 func (u *upstream) sendVia(req *http.Request, i int, t *target, done func(error), tried bitset, own bool) (*http.Response, error) {
 	if t.breaker == nil || done != nil {
 		return u.send(req, i, t, done, tried, own, nil)
@@ -179,16 +180,19 @@ func (u *upstream) sendVia(req *http.Request, i int, t *target, done func(error)
 		err  error
 		ran  bool
 	)
-	rerr := t.breaker.Execute(req.Context(), func(context.Context) error {
+	_ = t.breaker.Execute(req.Context(), func(context.Context) error {
 		ran = true
 		var outcome error
 		resp, err = u.send(req, i, t, nil, tried, own, &outcome)
 		return outcome
 	})
 	if !ran {
-		u.stats.unavailable.Inc()
-		var now time.Time
-		return nil, &unavailableError{upstream: u.name, retryAfter: rejectedWait(rerr, &now)}
+		i, t, done, err = u.choose(req.Context(), tried, true)
+		if err != nil {
+			u.stats.unavailable.Inc()
+			return nil, err
+		}
+		return u.send(req, i, t, done, tried, own, nil)
 	}
 	return resp, err
 }

@@ -1,0 +1,61 @@
+package gateway
+
+import (
+	"net/http"
+	"testing"
+
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+)
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// newBreakerUpstream returns the upstream "up" of a new gateway: targets
+// a.test and b.test, each behind a breaker, answered by transport.
+func newBreakerUpstream(t *testing.T, transport http.RoundTripper, retry *Retry) *upstream {
+	t.Helper()
+	g, err := New(
+		WithUpstreams(Upstream{Name: "up", Targets: []Target{{URL: "http://a.test"}, {URL: "http://b.test"}},
+			Breaker: &Breaker{}, Retry: retry, Transport: transport}),
+		WithTracerProvider(tracenoop.NewTracerProvider()), WithMeterProvider(metricnoop.NewMeterProvider()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	return g.table.Load().byName["up"]
+}
+
+// answerWithHost answers every request 200, saying which target it
+// reached in X-Target.
+var answerWithHost = roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: http.StatusOK, ProtoMajor: 1, Header: http.Header{"X-Target": {r.URL.Host}},
+		Body: http.NoBody, Request: r}, nil
+})
+
+// TestBreakerOpensAfterChoose: choose leaves a closed breaker to admit
+// the attempt itself, in sendVia (its Execute). A breaker that opens
+// between the two (other requests' failures trip it) must not turn the
+// attempt away while another target can take it, as choose itself would
+// not have: the attempt went nowhere, and the client got 503.
+func TestBreakerOpensAfterChoose(t *testing.T) {
+	u := newBreakerUpstream(t, answerWithHost, nil)
+	for _, tried := range []bitset{nil, make(bitset, 1)} { // a request's only attempt, and one of a retried request
+		req, _ := http.NewRequest(http.MethodGet, "http://up/x", nil)
+		i, tgt, done, err := u.choose(req.Context(), tried, false)
+		if err != nil || done != nil {
+			t.Fatalf("choose = %d, done %v, %v; want a target whose closed breaker admits the attempt itself", i, done != nil, err)
+		}
+		tgt.breaker.Trip()
+		resp, err := u.sendVia(req, i, tgt, done, tried, true)
+		if err != nil {
+			t.Fatalf("tried %v: the chosen target's breaker opened before the attempt: %v; want the attempt sent to the other target", tried, err)
+		}
+		_ = resp.Body.Close()
+		if other := u.targets[1-i].host; resp.Header.Get("X-Target") != other {
+			t.Errorf("tried %v: the attempt reached %q; want %q", tried, resp.Header.Get("X-Target"), other)
+		}
+		tgt.breaker.Reset()
+	}
+}
