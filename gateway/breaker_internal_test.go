@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
 	"testing"
 
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/otelpatterns/patterns/retry"
 )
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -58,4 +61,38 @@ func TestBreakerOpensAfterChoose(t *testing.T) {
 		}
 		tgt.breaker.Reset()
 	}
+}
+
+// closeFunc is a response body, empty, that calls f when closed.
+type closeFunc func()
+
+func (closeFunc) Read([]byte) (int, error) { return 0, io.EOF }
+func (f closeFunc) Close() error           { f(); return nil }
+
+// TestRetryKeepsAnswerWhenBreakersOpen: a retried request's last answer
+// is drained only once another attempt is admitted; when no target can
+// take one, the client gets that answer. With the next attempt admitted
+// by Execute after the drain, breakers opening in between (here as the
+// answer is drained) left the client the gateway's 503 instead, the
+// upstream's answer gone.
+func TestRetryKeepsAnswerWhenBreakersOpen(t *testing.T) {
+	var u *upstream
+	transport := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Host == "a.test" {
+			return &http.Response{StatusCode: http.StatusServiceUnavailable, ProtoMajor: 1, Header: http.Header{},
+				Body: closeFunc(func() {
+					for _, t := range u.targets {
+						t.breaker.Trip()
+					}
+				}), Request: r}, nil
+		}
+		return answerWithHost(r)
+	})
+	u = newBreakerUpstream(t, transport, &Retry{Attempts: 2, Backoff: retry.Constant(0)})
+	req, _ := http.NewRequest(http.MethodGet, "http://up/x", nil)
+	resp, err := u.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("RoundTrip: %v; want an upstream's answer", err)
+	}
+	_ = resp.Body.Close()
 }

@@ -256,7 +256,8 @@ func (b bitset) nth(n int) int {
 // says when one may. A closed breaker, which admits every call, is left
 // to admit the attempt itself through sendVia (no done function), unless
 // later says that the attempt's outcome may come after its response's
-// headers (a gRPC call's, in the trailers).
+// headers (a gRPC call's, in the trailers) or that it must be admitted
+// now (a retry holding an earlier answer, drained once it is admitted).
 func (u *upstream) choose(ctx context.Context, tried bitset, later bool) (int, *target, func(error), error) {
 	n := len(u.targets)
 	var rejBuf, skipBuf [4]uint64

@@ -71,7 +71,11 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	first := true
 	call := grpcCall(req)
 	err := u.retrier.Do(req.Context(), func(ctx context.Context) error {
-		i, t, done, err := u.choose(ctx, tried, call)
+		// With an answer in hand, the breaker admits the attempt before
+		// that answer is drained (Allow, in choose): admitted by
+		// Execute after it, an attempt turned away would leave the
+		// client no answer.
+		i, t, done, err := u.choose(ctx, tried, call || pending != nil)
 		if err != nil {
 			// No target left to try: the last answer, if there was one,
 			// is what the client gets.
