@@ -3,6 +3,7 @@ package gateway
 import (
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -95,4 +96,32 @@ func TestRetryKeepsAnswerWhenBreakersOpen(t *testing.T) {
 		t.Fatalf("RoundTrip: %v; want an upstream's answer", err)
 	}
 	_ = resp.Body.Close()
+}
+
+// TestBodyTooLargeCountsForNoTarget: an attempt that fails because the
+// client's body went over the route's MaxBodyBytes is the client's
+// doing: it must count against neither the target's breaker nor its
+// outlier detection, or a client could open breakers and eject targets
+// by sending large bodies.
+func TestBodyTooLargeCountsForNoTarget(t *testing.T) {
+	u := newBreakerUpstream(t, roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		if _, err := io.ReadAll(r.Body); err != nil {
+			return nil, err // as http.Transport returns a body's read error
+		}
+		return answerWithHost(r)
+	}), nil)
+	u.spec.Outlier, u.spec.outlier.ConsecutiveFailures = &Outlier{}, 1
+	req, _ := http.NewRequest(http.MethodPost, "http://up/x", nil)
+	req.Body = &limitedBody{rc: io.NopCloser(strings.NewReader(strings.Repeat("x", 100))), left: 10, limit: 10}
+	if _, err := u.RoundTrip(req); err == nil {
+		t.Fatal("RoundTrip of a body over the limit succeeded")
+	}
+	for _, tgt := range u.targets {
+		if s := tgt.breaker.Snapshot(); s.Failures != 0 {
+			t.Errorf("%s: the breaker counted %d failures; want none", tgt.host, s.Failures)
+		}
+		if n := tgt.state.consecutive.Load(); n != 0 || tgt.state.ejectedUntil.Load() != 0 {
+			t.Errorf("%s: outlier detection counted %d failures (ejected until %d); want none", tgt.host, n, tgt.state.ejectedUntil.Load())
+		}
+	}
 }

@@ -288,10 +288,16 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 
 // finish tells the target's breaker (done, if not nil) and outlier
 // detection how the attempt went, once its response headers are in, and
-// returns what it told the breaker. An attempt whose client went away
-// counts for neither.
+// returns what it told the breaker. An attempt whose client went away,
+// or whose body went over the route's limit, counts for neither: the
+// client's doing, not the target's.
 func (u *upstream) finish(ctx context.Context, t *target, done func(error), err error, code int) error {
 	gone := errors.Is(context.Cause(ctx), context.Canceled)
+	if err != nil && !gone {
+		var mbe *http.MaxBytesError
+		st := stateOf(ctx)
+		gone = errors.As(err, &mbe) || st != nil && st.tooLarge.Load()
+	}
 	berr := u.breakerErr(gone, err, code)
 	if done != nil {
 		done(berr)
