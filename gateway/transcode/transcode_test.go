@@ -7,8 +7,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/assert"
@@ -265,6 +267,13 @@ func TestTraceContextReachesServer(t *testing.T) {
 	assert.Equal(t, traceID, traces[0].TraceID().String(), "the handler runs in the client's trace")
 
 	gw.Close() // waits for the gateway's handlers, so their spans have ended
+	// The gRPC server's span ends on the server's goroutine once the
+	// answer is written, which may be after the client has read it.
+	require.Eventually(t, func() bool {
+		return slices.ContainsFunc(rec.Ended(), func(s sdktrace.ReadOnlySpan) bool {
+			return s.Name() == "inventory.v1.InventoryService/GetItem"
+		})
+	}, 10*time.Second, time.Millisecond, "the gRPC server's span ends")
 
 	// The chain of spans: the gateway's server span (named by the route,
 	// with http.route), its client span to the upstream, the otelgrpc
