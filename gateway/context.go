@@ -102,6 +102,9 @@ func WithPrincipal(ctx context.Context, p *Principal) context.Context {
 // given changes no other request's principal, and a request that no one
 // asks about costs no copy.
 func WithSharedPrincipal(ctx context.Context, p *Principal) context.Context {
+	if ctx == nil {
+		panic("gateway.WithSharedPrincipal: nil parent context") // as context.WithValue does
+	}
 	return &sharedPrincipal{Context: ctx, p: p}
 }
 
