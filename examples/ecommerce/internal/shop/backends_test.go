@@ -97,6 +97,15 @@ func TestCatalogueRedis(t *testing.T) {
 	if code := getJSON(t, first.URLs().Catalogue+"/products/BOOK-1", &p); code != 200 {
 		t.Fatalf("GET: %d", code)
 	}
+	// The first fills L2 in the background after it answers: a read of
+	// the second before that lands would load from its own repository.
+	eventually(t, 5*time.Second, func() error {
+		keys, err := b.Redis.Keys(context.Background(), b.StreamPrefix+":catalogue:*").Result()
+		if err != nil || len(keys) == 0 {
+			return fmt.Errorf("the first catalogue's L2 fill has not landed (%v)", err)
+		}
+		return nil
+	})
 	eventually(t, 5*time.Second, func() error {
 		var q Product
 		if code := getJSON(t, second.URLs().Catalogue+"/products/BOOK-1", &q); code != 200 || q != p {
