@@ -19,6 +19,7 @@ import (
 	"github.com/otelpatterns/patterns/gateway/auth"
 	"github.com/otelpatterns/patterns/gateway/ratelimit"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // BenchmarkProxy compares a request through a bare httputil.ReverseProxy
@@ -236,9 +237,9 @@ func BenchmarkChain(b *testing.B) {
 	}
 	run := func(b *testing.B, h http.Handler) {
 		b.ReportAllocs()
-		start, ok := cpuTime()
+		start, ok := testenv.ProcessCPU()
 		defer func() {
-			if end, _ := cpuTime(); ok {
+			if end, _ := testenv.ProcessCPU(); ok {
 				b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 			}
 		}()

@@ -11,6 +11,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/otelpatterns/patterns/internal/testenv"
 	"github.com/otelpatterns/patterns/saga"
 )
 
@@ -60,11 +61,11 @@ func reportPerStep(b *testing.B) {
 }
 
 // reportCPU reports the CPU time per saga that the process used since
-// start (a selfCPU reading), all goroutines and the GC included: a
+// start (a testenv.ProcessCPU reading), all goroutines and the GC included: a
 // figure that other processes on a loaded machine change less than the
 // time.
 func reportCPU(b *testing.B, start time.Duration, ok bool) {
-	if end, ok2 := selfCPU(); ok && ok2 {
+	if end, ok2 := testenv.ProcessCPU(); ok && ok2 {
 		b.ReportMetric(float64((end-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
 	}
 }
@@ -111,7 +112,7 @@ func BenchmarkSaga(b *testing.B) {
 		def := benchDefinition(b)
 		o := newRotating(b, opts...)
 		defer o.close()
-		start, ok := selfCPU()
+		start, ok := testenv.ProcessCPU()
 		for b.Loop() {
 			o.startAndWait(b, def)
 		}
@@ -125,7 +126,7 @@ func BenchmarkSaga(b *testing.B) {
 		def := benchDefinitionWith(b, payAction)
 		o := newRotating(b)
 		defer o.close()
-		start, ok := selfCPU()
+		start, ok := testenv.ProcessCPU()
 		for b.Loop() {
 			o.startAndWait(b, def)
 		}

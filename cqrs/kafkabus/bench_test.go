@@ -17,6 +17,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/cqrs/kafkabus"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // The benchmarks compare, in one run, kafkabus with franz-go used bare
@@ -234,7 +235,7 @@ type meter struct {
 func (m *meter) start() {
 	runtime.ReadMemStats(&m.ms)
 	m.mallocs = m.ms.Mallocs
-	m.cpu0, m.cpuOK = cpuTime()
+	m.cpu0, m.cpuOK = testenv.ProcessCPU()
 	m.t0 = time.Now()
 }
 
@@ -242,7 +243,7 @@ func (m *meter) start() {
 // is not known.
 func (m *meter) stop() (wall, cpu time.Duration, mallocs uint64, ok bool) {
 	wall = time.Since(m.t0)
-	cpu1, ok := cpuTime()
+	cpu1, ok := testenv.ProcessCPU()
 	runtime.ReadMemStats(&m.ms)
 	return wall, cpu1 - m.cpu0, m.ms.Mallocs - m.mallocs, ok && m.cpuOK
 }

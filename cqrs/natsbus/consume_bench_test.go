@@ -18,6 +18,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/cqrs/natsbus"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // BenchmarkConsume compares, in one run, how many messages a second a
@@ -73,14 +74,14 @@ func BenchmarkConsume(b *testing.B) {
 				var d time.Duration
 				runtime.ReadMemStats(&ms)
 				m0 := ms.Mallocs
-				cpu0, cpuOK := cpuTime()
+				cpu0, cpuOK := testenv.ProcessCPU()
 				if side == "bare" {
 					d = consumeBare(b, js, stream, prefix+topic, n)
 				} else {
 					d = consumeBus(b, bus, js, stream, topic, n)
 				}
 				rate[side] = float64(n) / d.Seconds()
-				if cpu1, ok := cpuTime(); ok && cpuOK {
+				if cpu1, ok := testenv.ProcessCPU(); ok && cpuOK {
 					cpu[side] = float64((cpu1 - cpu0).Nanoseconds()) / 1e3 / float64(n)
 				}
 				runtime.ReadMemStats(&ms)

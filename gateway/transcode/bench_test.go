@@ -16,6 +16,7 @@ import (
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/transcode"
 	"github.com/otelpatterns/patterns/internal/inventorypb"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // BenchmarkTranscode measures one GetItem call of the inventory service
@@ -104,11 +105,11 @@ func BenchmarkTranscode(b *testing.B) {
 		b.Run(row.name, func(b *testing.B) {
 			b.ReportAllocs()
 			row.call(b) // connects, before b.Loop starts the timer
-			start, ok := cpuTime()
+			start, ok := testenv.ProcessCPU()
 			for b.Loop() {
 				row.call(b)
 			}
-			if end, _ := cpuTime(); ok {
+			if end, _ := testenv.ProcessCPU(); ok {
 				b.ReportMetric(float64(end-start)/float64(b.N), "cpu-ns/op")
 			}
 		})

@@ -262,7 +262,7 @@ func parallel(b *testing.B, pool *pgxpool.Pool, saga func() error) {
 	b.ReportAllocs()
 	pids := backends(b, pool)
 	pgStart, pgOK := cpuOf(pids)
-	goStart, _ := selfCPU()
+	goStart, _ := testenv.ProcessCPU()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
@@ -279,7 +279,7 @@ func parallel(b *testing.B, pool *pgxpool.Pool, saga func() error) {
 	wg.Wait()
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sagas/s")
-	if goEnd, ok := selfCPU(); ok {
+	if goEnd, ok := testenv.ProcessCPU(); ok {
 		b.ReportMetric(float64((goEnd-goStart).Microseconds())/float64(b.N), "go-cpu-µs/saga")
 	}
 	if pgEnd, ok := cpuOf(pids); ok && pgOK && pool.Stat().TotalConns() == int32(len(pids)) {
