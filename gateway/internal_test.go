@@ -200,3 +200,35 @@ func TestSetForwardedTwice(t *testing.T) {
 		t.Errorf("the first proxying's headers became %v; want %v", first, want)
 	}
 }
+
+// TestNewRequestID checks the IDs the gateway makes: 26 characters of the
+// base32 alphabet that the gateway accepts back from a client, none
+// repeated, and every position random (a position that ran out of bits
+// would hold one character only).
+func TestNewRequestID(t *testing.T) {
+	const n = 2000
+	var st reqState
+	seen := make(map[string]bool, n)
+	var perPos [26]map[byte]bool
+	for i := range perPos {
+		perPos[i] = map[byte]bool{}
+	}
+	for range n {
+		id := st.newRequestID()
+		if len(id) != 26 || !validRequestID(id) || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") != "" {
+			t.Fatalf("newRequestID() = %q; want 26 characters of the base32 alphabet", id)
+		}
+		if seen[id] {
+			t.Fatalf("newRequestID() repeated %q", id)
+		}
+		seen[id] = true
+		for i := range id {
+			perPos[i][id[i]] = true
+		}
+	}
+	for i, chars := range perPos {
+		if len(chars) != 32 {
+			t.Errorf("position %d held %d distinct characters in %d IDs; want all 32", i, len(chars), n)
+		}
+	}
+}
