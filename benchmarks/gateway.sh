@@ -26,7 +26,14 @@
 #
 # Then, for latency without saturation, ROUNDS rounds of a fixed-rate
 # (open-loop) load from gwbench -load: RATE (1000) requests/s for
-# LAT_DURATION (6s) per target; RATE=0 skips them.
+# LAT_DURATION (6s) per target; RATE=0 skips them. For the Go proxies the
+# load goes to a second process of each, started with gwbench -timed,
+# which also measures inside the process each request's time in the
+# proxy less the upstream's round trip: what the proxy itself adds,
+# without the load generator's, the network's and the upstream's
+# scheduling noise (bare's own p99 end to end moves by milliseconds
+# between rounds on a 2-core VM). Caddy and nginx have only the figures
+# from outside.
 #
 # To see what one layer of the full chain costs, the variants
 # routing-breaker, routing-retry, routing-limit and routing-jwt are
@@ -146,6 +153,11 @@ for v in $targets; do
 	prof=()
 	if [[ " ${PROFILE:-} " == *" $v "* ]]; then prof=(-cpuprofile "$work/$v.pprof"); fi
 	start_go "$v" -serve "${v%@base}" -upstream "$upstream" "${prof[@]}"
+	# A second process of each variant of this tree, measuring its own
+	# time per request (gwbench -timed), serves the fixed-rate load.
+	if [[ $rate != 0 && $v != *@base ]]; then
+		start_go "$v+timed" -serve "$v" -timed -upstream "$upstream"
+	fi
 done
 
 if need caddy; then
@@ -229,11 +241,13 @@ path=/api/items/42
 
 # Every target answers the request before any is measured.
 for t in $targets; do
-	code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${token[$t]}" "http://127.0.0.1:${port[$t]}$path" || true)
-	if [[ $code != 200 ]]; then
-		echo "$t answered $code, not 200" >&2
-		exit 1
-	fi
+	for p in ${port[$t]} ${port[$t+timed]:-}; do
+		code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${token[$t]}" "http://127.0.0.1:$p$path" || true)
+		if [[ $code != 200 ]]; then
+			echo "$t answered $code, not 200" >&2
+			exit 1
+		fi
+	done
 done
 
 # to_us turns a wrk duration (812.00us, 1.23ms, 2.00s) into microseconds.
@@ -302,14 +316,25 @@ done
 if [[ $rate != 0 ]]; then
 	echo "# round target rate p50µs p99µs (from when due)" >"$work/latency.txt"
 	echo "# round target rate p50µs p99µs (from when sent)" >"$work/sent.txt"
+	echo "# round target requests p50µs p99µs (the proxy's own time, in process)" >"$work/own.txt"
 	for ((r = 1; r <= rounds; r++)); do
 		for ((i = 0; i < n; i++)); do
 			t=${list[$(((i + r - 1) % n))]}
-			read -r lrate p50 p99 sp50 sp99 < <("$gwbench" -load "http://127.0.0.1:${port[$t]}$path" -rate "$rate" \
+			# A Go variant's timed process, whose own figures are read
+			# (and so started again) before and after the load.
+			p=${port[$t+timed]:-${port[$t]}}
+			if [[ -n ${port[$t+timed]:-} ]]; then curl -s -o /dev/null "http://127.0.0.1:$p/_gwbench/timing"; fi
+			read -r lrate p50 p99 sp50 sp99 < <("$gwbench" -load "http://127.0.0.1:$p$path" -rate "$rate" \
 				-duration "$lat_duration" -workers 32 -H "Authorization: Bearer ${token[$t]}")
 			echo "$r $t $lrate $p50 $p99" >>"$work/latency.txt"
 			echo "$r $t $lrate $sp50 $sp99" >>"$work/sent.txt"
-			echo "$r $t $lrate due: $p50 $p99, sent: $sp50 $sp99" >&2
+			own=
+			if [[ -n ${port[$t+timed]:-} ]]; then
+				read -r on op50 op99 < <(curl -s "http://127.0.0.1:$p/_gwbench/timing")
+				echo "$r $t $on $op50 $op99" >>"$work/own.txt"
+				own=", own: $op50 $op99"
+			fi
+			echo "$r $t $lrate due: $p50 $p99, sent: $sp50 $sp99$own" >&2
 		done
 	done
 fi
@@ -330,6 +355,12 @@ fi
 		echo "The same samples from when each request was due (adds the load generator's timer lateness):"
 		echo
 		"$gwbench" -report "$work/latency.txt" -latency -ref bare
+		if grep -q '^[0-9]' "$work/own.txt"; then
+			echo
+			echo "The same requests' time in each Go proxy's own process (gwbench -timed): from its handler's start to its end, less the upstream's round trips:"
+			echo
+			"$gwbench" -report "$work/own.txt" -latency -ref bare
+		fi
 	fi
 } | tee "$work/table.md"
 echo "# samples, wrk outputs and table in $work" >&2

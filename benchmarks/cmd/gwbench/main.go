@@ -4,6 +4,7 @@
 //
 //	gwbench -serve upstream -addr 127.0.0.1:0
 //	gwbench -serve routing -addr 127.0.0.1:0 -upstream http://127.0.0.1:PORT
+//	gwbench -serve full -timed -upstream http://127.0.0.1:PORT # GET /_gwbench/timing: "n p50µs p99µs" of its own time
 //	gwbench -token     # prints a token the full variants accept, valid a day
 //	gwbench -token -serve full-rs256 # the token of one variant
 //	gwbench -free-port # prints a free loopback port
@@ -41,6 +42,7 @@ func main() {
 	addr := flag.String("addr", "127.0.0.1:0", "listen address")
 	upstream := flag.String("upstream", "", "the upstream's base URL, for a proxy variant")
 	token := flag.Bool("token", false, "print a token the variant of -serve accepts (the full variants' without -serve), valid for a day, and exit")
+	timed := flag.Bool("timed", false, "with a proxy variant: measure the proxy's own time per request (less the upstream's round trips), answered at "+gwbench.TimingPath)
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	memprofile := flag.String("memprofile", "", "write a heap profile (allocations since the start, every one sampled) to this file at the end")
 	freePort := flag.Bool("free-port", false, "print a free loopback TCP port and exit")
@@ -99,12 +101,12 @@ func main() {
 		// at a cost to speed (not for a measured run).
 		runtime.MemProfileRate = 1
 	}
-	if err := run(*serve, *addr, *upstream, *cpuprofile, *memprofile); err != nil {
+	if err := run(*serve, *addr, *upstream, *timed, *cpuprofile, *memprofile); err != nil {
 		log.Fatal("gwbench: ", err)
 	}
 }
 
-func run(serve, addr, upstream, cpuprofile, memprofile string) error {
+func run(serve, addr, upstream string, timed bool, cpuprofile, memprofile string) error {
 	var h http.Handler
 	closeFn := func(context.Context) error { return nil }
 	if serve == "upstream" {
@@ -113,7 +115,11 @@ func run(serve, addr, upstream, cpuprofile, memprofile string) error {
 		if upstream == "" {
 			return errors.New("-upstream is required for a proxy variant")
 		}
-		s, err := gwbench.New(serve, upstream)
+		build := gwbench.New
+		if timed {
+			build = gwbench.NewTimed
+		}
+		s, err := build(serve, upstream)
 		if err != nil {
 			return err
 		}

@@ -201,13 +201,23 @@ type Server struct {
 
 // New builds the proxy variant to the upstream at upstreamURL.
 func New(variant, upstreamURL string) (*Server, error) {
+	return build(variant, upstreamURL, nil)
+}
+
+// build builds the proxy variant to the upstream at upstreamURL, with rt
+// as its transport, or with its own (nil): a [Transport] for the bare
+// proxy, the gateway's for the gateway.
+func build(variant, upstreamURL string, rt closingTransport) (*Server, error) {
 	target, err := url.Parse(upstreamURL)
 	if err != nil {
 		return nil, fmt.Errorf("upstream URL: %w", err)
 	}
 	switch variant {
 	case Bare, BareNoPool:
-		t := Transport()
+		var t closingTransport = Transport()
+		if rt != nil {
+			t = rt
+		}
 		p := &httputil.ReverseProxy{
 			Transport: t,
 			Rewrite: func(pr *httputil.ProxyRequest) {
@@ -222,29 +232,29 @@ func New(variant, upstreamURL string) (*Server, error) {
 		}
 		return &Server{Handler: p, Close: func(context.Context) error { t.CloseIdleConnections(); return nil }}, nil
 	case Routing:
-		return newGateway(upstreamURL, layers{}, nil, nil)
+		return newGateway(upstreamURL, layers{}, rt, nil, nil)
 	case Full:
-		return newGateway(upstreamURL, fullChain, nil, nil)
+		return newGateway(upstreamURL, fullChain, rt, nil, nil)
 	case FullNoCache:
-		return newGateway(upstreamURL, layers{true, true, true, true, auth.WithTokenCache(0, 0), false}, nil, nil)
+		return newGateway(upstreamURL, layers{true, true, true, true, auth.WithTokenCache(0, 0), false}, rt, nil, nil)
 	case FullCached:
-		return newGateway(upstreamURL, layers{true, true, true, true, auth.WithTokenCache(auth.DefaultTokenCacheSize, auth.DefaultTokenCacheTTL), false}, nil, nil)
+		return newGateway(upstreamURL, layers{true, true, true, true, auth.WithTokenCache(auth.DefaultTokenCacheSize, auth.DefaultTokenCacheTTL), false}, rt, nil, nil)
 	case FullRS256:
-		return newGateway(upstreamURL, layers{true, true, true, true, nil, true}, nil, nil)
+		return newGateway(upstreamURL, layers{true, true, true, true, nil, true}, rt, nil, nil)
 	case FullRS256NoCache:
-		return newGateway(upstreamURL, layers{true, true, true, true, auth.WithTokenCache(0, 0), true}, nil, nil)
+		return newGateway(upstreamURL, layers{true, true, true, true, auth.WithTokenCache(0, 0), true}, rt, nil, nil)
 	case RoutingBreaker:
-		return newGateway(upstreamURL, layers{breaker: true}, nil, nil)
+		return newGateway(upstreamURL, layers{breaker: true}, rt, nil, nil)
 	case RoutingRetry:
-		return newGateway(upstreamURL, layers{retry: true}, nil, nil)
+		return newGateway(upstreamURL, layers{retry: true}, rt, nil, nil)
 	case RoutingLimit:
-		return newGateway(upstreamURL, layers{limit: true}, nil, nil)
+		return newGateway(upstreamURL, layers{limit: true}, rt, nil, nil)
 	case RoutingJWT:
-		return newGateway(upstreamURL, layers{jwt: true}, nil, nil)
+		return newGateway(upstreamURL, layers{jwt: true}, rt, nil, nil)
 	case FullOTel:
 		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-		s, err := newGateway(upstreamURL, fullChain, tp, mp)
+		s, err := newGateway(upstreamURL, fullChain, rt, tp, mp)
 		if err != nil {
 			return nil, errors.Join(err, tp.Shutdown(context.Background()), mp.Shutdown(context.Background()))
 		}
@@ -266,10 +276,22 @@ type layers struct {
 
 var fullChain = layers{breaker: true, retry: true, limit: true, jwt: true}
 
-// newGateway builds the gateway with the layers l of the full chain. tp
-// and mp nil mean no-op providers.
-func newGateway(upstreamURL string, l layers, tp trace.TracerProvider, mp metric.MeterProvider) (*Server, error) {
+// closingTransport is a transport whose idle connections can be closed.
+type closingTransport interface {
+	http.RoundTripper
+	CloseIdleConnections()
+}
+
+// newGateway builds the gateway with the layers l of the full chain, and
+// rt as its transport if not nil (closed with the gateway). tp and mp nil
+// mean no-op providers.
+func newGateway(upstreamURL string, l layers, rt closingTransport, tp trace.TracerProvider, mp metric.MeterProvider) (*Server, error) {
 	var opts []gateway.Option
+	closers := []func(){}
+	if rt != nil {
+		opts = append(opts, gateway.WithTransport(rt))
+		closers = append(closers, rt.CloseIdleConnections)
+	}
 	if tp == nil {
 		tp, mp = tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider()
 	} else {
@@ -283,7 +305,6 @@ func newGateway(upstreamURL string, l layers, tp trace.TracerProvider, mp metric
 	// No route Timeout: the bare proxy has none, and a timer per request
 	// costs about 2% of the routing variant's CPU time.
 	route := gateway.Route{Pattern: Pattern, Upstream: "items"}
-	closers := []func(){}
 	// A breaker per target and retries (2 attempts, a budget), with
 	// their defaults.
 	if l.breaker {

@@ -2,6 +2,7 @@ package gwbench_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -114,5 +115,67 @@ func TestReport(t *testing.T) {
 	}
 	if _, err := gwbench.ParseSamples(strings.NewReader("1 bare x 1 2\n")); err == nil {
 		t.Errorf("ParseSamples of a bad number = nil error")
+	}
+}
+
+// TestNewTimed checks that a timed variant counts every request it
+// proxies, and that the time it reports is its own: without the
+// upstream's, which here takes 20ms a request.
+func TestNewTimed(t *testing.T) {
+	const slow = 20 * time.Millisecond
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(slow)
+		gwbench.Upstream().ServeHTTP(w, r)
+	}))
+	defer up.Close()
+	for _, v := range []string{gwbench.Bare, gwbench.Full} {
+		t.Run(v, func(t *testing.T) {
+			s, err := gwbench.NewTimed(v, up.URL)
+			if err != nil {
+				t.Fatalf("NewTimed(%q) = %v", v, err)
+			}
+			srv := httptest.NewServer(s)
+			defer func() {
+				srv.Close()
+				if err := s.Close(context.Background()); err != nil {
+					t.Errorf("Close: %v", err)
+				}
+			}()
+			get := func(path string) string {
+				req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+				req.Header.Set("Authorization", "Bearer "+gwbench.TokenFor(v, time.Minute))
+				resp, err := srv.Client().Do(req)
+				if err != nil {
+					t.Fatalf("GET %s: %v", path, err)
+				}
+				body, err := gwbench.Drain(resp)
+				if err != nil || resp.StatusCode != http.StatusOK {
+					t.Fatalf("GET %s = %d, %v", path, resp.StatusCode, err)
+				}
+				return string(body)
+			}
+			const n = 5
+			start := time.Now()
+			for range n {
+				get(gwbench.Path)
+			}
+			took := time.Since(start)
+			var got int
+			var p50, p99 float64
+			if _, err := fmt.Sscanf(get(gwbench.TimingPath), "%d %g %g", &got, &p50, &p99); err != nil {
+				t.Fatalf("reading %s: %v", gwbench.TimingPath, err)
+			}
+			if got != n {
+				t.Errorf("%s counted %d requests; want %d", gwbench.TimingPath, got, n)
+			}
+			// The own time cannot be below 0, nor hold the upstream's 20ms:
+			// then the upstream's time was not taken off.
+			if own := time.Duration(p99 * 1e3); p50 <= 0 || p50 > p99 || own >= slow || took < n*slow {
+				t.Errorf("own time p50 %.1fµs, p99 %.1fµs, in %v for %d requests of %v upstream; want 0 < p50 ≤ p99 < %v", p50, p99, took, n, slow, slow)
+			}
+			if body := get(gwbench.TimingPath); body != "0 0.0 0.0\n" {
+				t.Errorf("second read of %s = %q; want none counted since the first", gwbench.TimingPath, body)
+			}
+		})
 	}
 }

@@ -95,12 +95,15 @@ func (l Load) Run(ctx context.Context) (LoadResult, error) {
 	}
 	slices.Sort(lat)
 	slices.Sort(sentLat)
-	q := func(lat []time.Duration, p float64) time.Duration {
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
-	}
 	return LoadResult{
 		Sent: n, Failed: int(failed.Load()),
-		P50: q(lat, 0.50), P99: q(lat, 0.99), P999: q(lat, 0.999),
-		SentP50: q(sentLat, 0.50), SentP99: q(sentLat, 0.99),
+		P50: percentile(lat, 0.50), P99: percentile(lat, 0.99), P999: percentile(lat, 0.999),
+		SentP50: percentile(sentLat, 0.50), SentP99: percentile(sentLat, 0.99),
 	}, nil
+}
+
+// percentile returns the p quantile (0 < p < 1) of sorted, which must not
+// be empty.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	return sorted[min(len(sorted)-1, int(p*float64(len(sorted))))]
 }
