@@ -125,3 +125,69 @@ func TestBodyTooLargeCountsForNoTarget(t *testing.T) {
 		}
 	}
 }
+
+// TestTransportPanicEndsTheAttempt: a transport that panics (a custom
+// Upstream.Transport's bug) must not leave the attempt in flight, which
+// least-request balancing would count against the target for good, nor
+// leave its breaker admission open (a half-open breaker's probe slot,
+// held until the probe timeout): the panic goes on, and the attempt
+// counts as a failure. Both admissions: Execute's (a plain request) and
+// Allow's (a gRPC call, whose outcome may come in trailers).
+func TestTransportPanicEndsTheAttempt(t *testing.T) {
+	for _, grpc := range []bool{false, true} {
+		u := newBreakerUpstream(t, roundTripFunc(func(*http.Request) (*http.Response, error) {
+			panic("transport bug")
+		}), nil)
+		req, _ := http.NewRequest(http.MethodPost, "http://up/x", nil)
+		if grpc {
+			req.Header.Set("Content-Type", "application/grpc")
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != "transport bug" {
+					t.Errorf("grpc %v: recovered %v; want the transport's panic to go on", grpc, r)
+				}
+			}()
+			_, _ = u.RoundTrip(req)
+		}()
+		failures := 0
+		for _, tgt := range u.targets {
+			if n := tgt.state.inflight.Load(); n != 0 {
+				t.Errorf("grpc %v: target %s has %d attempts in flight after the panic; want 0", grpc, tgt.host, n)
+			}
+			failures += tgt.breaker.Snapshot().Failures
+		}
+		if failures != 1 {
+			t.Errorf("grpc %v: the breakers counted %d failures; want the panicked attempt's 1", grpc, failures)
+		}
+	}
+}
+
+// TestGRPCContentTypeAnyCase: media types are case-insensitive, so a gRPC
+// call or answer is one whatever the case of its content type: a call
+// taken for a plain request would have its breaker told the outcome by
+// the HTTP status (200), not by grpc-status.
+func TestGRPCContentTypeAnyCase(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/grpc": true, "Application/GRPC": true, "application/GRPC+proto": true,
+		"APPLICATION/GRPC;charset=utf-8": true, "application/json": false, "application/grp": false, "": false,
+	} {
+		req, _ := http.NewRequest(http.MethodPost, "http://up/x", nil)
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		if got := grpcCall(req); got != want {
+			t.Errorf("grpcCall(Content-Type %q) = %v; want %v", ct, got, want)
+		}
+		resp := &http.Response{ProtoMajor: 2, StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {ct}}}
+		if got := isGRPC(resp); got != want {
+			t.Errorf("isGRPC(Content-Type %q) = %v; want %v", ct, got, want)
+		}
+	}
+	for _, ct := range []string{"application/grpc-web", "Application/GRPC-Web+proto"} {
+		resp := &http.Response{ProtoMajor: 2, StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {ct}}}
+		if isGRPC(resp) {
+			t.Errorf("isGRPC(Content-Type %q) = true; want false: gRPC-Web carries its status in the body", ct)
+		}
+	}
+}

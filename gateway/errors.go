@@ -68,3 +68,8 @@ func (e *statusError) Error() string {
 // ErrorType returns the status code, as the HTTP semantic conventions
 // record it.
 func (e *statusError) ErrorType() string { return strconv.Itoa(e.code) }
+
+// errTransportPanicked is what a target's breaker is told of an attempt
+// whose transport panicked: a failure, as the breaker's Execute counts a
+// panic.
+var errTransportPanicked = errors.New("gateway: the upstream's transport panicked")

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -357,6 +358,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.peerTrusted = true
 		client = t.trusted.clientAddr(r.Header, st.peer)
 	}
+	if conn, ok := r.Header["Connection"]; ok {
+		stripConnection(r.Header, conn)
+	}
 	// One pass over the request's headers, usually a handful, rather than
 	// a delete (a hash of the name) for each of the dozen names that
 	// could be there.
@@ -379,6 +383,33 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(st)
 	r.Host = canonHost(r.Host)
 	g.server.ServeHTTP(w, r)
+}
+
+// stripConnection removes, as the request arrives, the headers that its
+// Connection header names (hop-by-hop: for the gateway alone, RFC 9110,
+// section 7.6.1), and every name but "Upgrade" from Connection itself.
+// ReverseProxy removes them only when it sends the request, after the
+// route's middleware: it would remove a header that middleware set, such
+// as a claim of gateway/auth, if the client named it. "Upgrade" stays,
+// with its header, for ReverseProxy to pass a protocol switch (a
+// WebSocket) on.
+func stripConnection(h http.Header, conn []string) {
+	upgrade := false
+	for _, v := range conn {
+		for tok := range strings.SplitSeq(v, ",") {
+			switch tok = textproto.TrimString(tok); {
+			case strings.EqualFold(tok, "Upgrade"):
+				upgrade = true
+			case tok != "":
+				h.Del(tok)
+			}
+		}
+	}
+	if upgrade {
+		h["Connection"] = []string{"Upgrade"}
+	} else {
+		delete(h, "Connection")
+	}
 }
 
 // drops reports whether the gateway removes the request header name

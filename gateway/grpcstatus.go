@@ -68,14 +68,21 @@ func clientDeadline(resp *http.Response, code string) bool {
 }
 
 // isGRPC reports whether resp is a gRPC answer (HTTP/2, 200,
-// application/grpc or application/grpc+codec); gRPC-Web answers carry
+// application/grpc or application/grpc+codec, in any case); gRPC-Web answers carry
 // their status in the body and are not.
 func isGRPC(resp *http.Response) bool {
 	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
 		return false
 	}
 	ct := resp.Header.Get("Content-Type")
-	return ct == "application/grpc" || strings.HasPrefix(ct, "application/grpc+") || strings.HasPrefix(ct, "application/grpc;")
+	return strings.EqualFold(ct, "application/grpc") || hasPrefixFold(ct, "application/grpc+") || hasPrefixFold(ct, "application/grpc;")
+}
+
+// hasPrefixFold reports whether s begins with prefix, in any case: media
+// types are case-insensitive (RFC 9110, section 8.3.1), so a peer that
+// sends "Application/GRPC" must not pass for another kind of answer.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // finishGRPC takes over [upstream.finish] for a gRPC answer: it reports

@@ -13,7 +13,6 @@ import (
 	"net/http/httputil"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -161,11 +160,11 @@ func (u *upstream) attempt(req *http.Request) (*http.Response, error) {
 }
 
 // grpcCall reports whether req is a gRPC call (or gRPC-Web, to be
-// safe): its answer's outcome may come in trailers, after the body,
+// safe), its content type in any case: its answer's outcome may come in trailers, after the body,
 // which the breaker learns of through Allow's done function.
 func grpcCall(req *http.Request) bool {
 	ct := req.Header["Content-Type"]
-	return len(ct) > 0 && strings.HasPrefix(ct[0], "application/grpc")
+	return len(ct) > 0 && hasPrefixFold(ct[0], "application/grpc")
 }
 
 // sendVia is send through target t's breaker. When choose left the
@@ -248,7 +247,29 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 		out.URL = &dest
 	}
 
+	// A transport that panics (a custom Upstream.Transport's bug) must
+	// not keep the attempt in flight for the balancer, nor its admission
+	// (a half-open breaker's probe) until the probe timeout: it ends here
+	// as a failed attempt, and the panic goes on to the server, which
+	// logs it and drops the connection. Inside Execute, the breaker
+	// counts the panic itself.
+	returned := false
+	defer func() {
+		if !returned {
+			if timer != nil {
+				timer.Stop()
+			}
+			if cancel != nil {
+				cancel(nil)
+			}
+			s.inflight.Add(-1)
+			if done != nil {
+				done(errTransportPanicked)
+			}
+		}
+	}()
 	resp, err := u.transport.RoundTrip(out)
+	returned = true
 	if timer != nil && !timer.Stop() {
 		// The attempt's time ran out, perhaps just as its answer came.
 		if err == nil {

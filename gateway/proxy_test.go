@@ -140,6 +140,36 @@ func TestTrustedProxyChain(t *testing.T) {
 	}
 }
 
+// TestConnectionCannotStripMiddlewareHeaders checks that a header the
+// route's middleware sets (as gateway/auth sets claim headers) reaches the
+// upstream even when the client names it in Connection: the client's
+// hop-by-hop headers go as the request arrives, not as it is sent, after
+// the middleware. The client's own value of the header never arrives.
+func TestConnectionCannotStripMiddlewareHeaders(t *testing.T) {
+	b := newBackend(t, "b")
+	var seen []string
+	mw := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen = r.Header.Values("X-User-Id")
+			r.Header.Set("X-User-Id", "alice")
+			next.ServeHTTP(w, r)
+		})
+	}
+	_, srv := single(t, b, gateway.Route{Middleware: []gateway.Middleware{mw}})
+	for _, conn := range []string{"X-User-Id", "keep-alive, x-user-id", "Upgrade, X-User-Id"} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+		req.Header.Set("Connection", conn)
+		req.Header.Set("X-User-Id", "mallory")
+		_, body := do(t, srv.Client(), req)
+		if got := echo(t, body).Header.Values("X-User-Id"); len(got) != 1 || got[0] != "alice" {
+			t.Errorf("Connection: %s: upstream got X-User-Id %q; want the middleware's [alice]", conn, got)
+		}
+		if len(seen) != 0 {
+			t.Errorf("Connection: %s: the middleware saw the client's hop-by-hop X-User-Id %q", conn, seen)
+		}
+	}
+}
+
 // TestHopByHopHeadersStripped checks that hop-by-hop headers, including
 // those the client names in Connection, never reach the upstream, and
 // that naming X-Forwarded-For there does not strip the gateway's own.
