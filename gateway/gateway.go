@@ -392,7 +392,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // route's middleware: it would remove a header that middleware set, such
 // as a claim of gateway/auth, if the client named it. "Upgrade" stays,
 // with its header, for ReverseProxy to pass a protocol switch (a
-// WebSocket) on.
+// WebSocket) on. TE stays too: ReverseProxy always removes it when it
+// sends the request, but passes "TE: trailers" on (for gRPC) if the
+// request it was given has it, and an HTTP/1.1 client that sends TE
+// must name it in Connection.
 func stripConnection(h http.Header, conn []string) {
 	upgrade := false
 	for _, v := range conn {
@@ -400,6 +403,7 @@ func stripConnection(h http.Header, conn []string) {
 			switch tok = textproto.TrimString(tok); {
 			case strings.EqualFold(tok, "Upgrade"):
 				upgrade = true
+			case strings.EqualFold(tok, "Te"):
 			case tok != "":
 				h.Del(tok)
 			}

@@ -170,6 +170,24 @@ func TestConnectionCannotStripMiddlewareHeaders(t *testing.T) {
 	}
 }
 
+// TestTrailersTEForwarded checks that "TE: trailers" reaches the
+// upstream, as ReverseProxy passes it on for gRPC, when the client also
+// names TE in Connection, as an HTTP/1.1 sender of TE must (RFC 9110,
+// section 10.1.4): it is the one hop-by-hop value that goes on.
+func TestTrailersTEForwarded(t *testing.T) {
+	b := newBackend(t, "b")
+	_, srv := single(t, b, gateway.Route{})
+	for _, conn := range []string{"TE", "keep-alive, te"} {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/", strings.NewReader("x"))
+		req.Header.Set("Connection", conn)
+		req.Header.Set("Te", "trailers")
+		_, body := do(t, srv.Client(), req)
+		if got := echo(t, body).Header.Values("Te"); len(got) != 1 || got[0] != "trailers" {
+			t.Errorf("Connection: %s: upstream got Te %q; want [trailers]", conn, got)
+		}
+	}
+}
+
 // TestHopByHopHeadersStripped checks that hop-by-hop headers, including
 // those the client names in Connection, never reach the upstream, and
 // that naming X-Forwarded-For there does not strip the gateway's own.
