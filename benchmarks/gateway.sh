@@ -111,13 +111,13 @@ if [[ " $targets " == *@base* ]]; then
 fi
 
 # start_go NAME ARGS... starts a gwbench server (the BASE build's for a
-# NAME ending in @base) and sets port[NAME] from the "listening on" line
-# it prints.
+# NAME with @base: VARIANT@base, VARIANT@base+timed) and sets port[NAME]
+# from the "listening on" line it prints.
 declare -A port tpid
 start_go() {
 	local name=$1 bin=$gwbench
 	shift
-	if [[ $name == *@base ]]; then bin=$work/gwbench-base; fi
+	if [[ $name == *@base* ]]; then bin=$work/gwbench-base; fi
 	"$bin" "$@" >"$work/$name.out" 2>"$work/$name.err" &
 	pids+=($!)
 	tpid[$name]=$!
@@ -142,6 +142,14 @@ wait_port() {
 	exit 1
 }
 
+# has_timed NAME says whether the gwbench build that runs NAME has
+# -timed (a BASE build from before it has not).
+has_timed() {
+	local bin=$gwbench
+	if [[ $1 == *@base* ]]; then bin=$work/gwbench-base; fi
+	[[ $("$bin" -h 2>&1 || true) == *-timed* ]]
+}
+
 start_go upstream -serve upstream
 upstream=http://127.0.0.1:${port[upstream]}
 port[direct]=${port[upstream]}
@@ -153,10 +161,16 @@ for v in $targets; do
 	prof=()
 	if [[ " ${PROFILE:-} " == *" $v "* ]]; then prof=(-cpuprofile "$work/$v.pprof"); fi
 	start_go "$v" -serve "${v%@base}" -upstream "$upstream" "${prof[@]}"
-	# A second process of each variant of this tree, measuring its own
-	# time per request (gwbench -timed), serves the fixed-rate load.
-	if [[ $rate != 0 && $v != *@base ]]; then
-		start_go "$v+timed" -serve "$v" -timed -upstream "$upstream"
+	# A second process of each variant, measuring its own time per
+	# request (gwbench -timed), serves the fixed-rate load: a BASE
+	# build's too, when it has -timed, so that VARIANT and VARIANT@base
+	# are measured alike from outside as well.
+	if [[ $rate != 0 ]]; then
+		if has_timed "$v"; then
+			start_go "$v+timed" -serve "${v%@base}" -timed -upstream "$upstream"
+		else
+			echo "# $v: the BASE build has no -timed: its fixed-rate latency is an untimed process's, the others' a timed one's" >&2
+		fi
 	fi
 done
 
@@ -293,9 +307,12 @@ measure() {
 	echo "$round $t $rps $p50 $p99 $cpu" | tee -a "$work/samples.txt" >&2
 }
 
-# A short warm-up of each (connection pools, the Go runtime's heap).
+# A short warm-up of each (connection pools, the Go runtime's heap),
+# and of each timed process, which serves the fixed-rate load alone.
 for t in $targets; do
-	wrk -t"$threads" -c"$conns" -d2s -H "Authorization: Bearer ${token[$t]}" "http://127.0.0.1:${port[$t]}$path" >/dev/null
+	for p in ${port[$t]} ${port[$t+timed]:-}; do
+		wrk -t"$threads" -c"$conns" -d2s -H "Authorization: Bearer ${token[$t]}" "http://127.0.0.1:$p$path" >/dev/null
+	done
 done
 
 echo "# round target requests/s p50µs p99µs cpuµs/request" >"$work/samples.txt"
