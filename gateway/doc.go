@@ -114,6 +114,14 @@
 //     X-Forwarded-Prefix, X-Forwarded-Ssl, X-Forwarded-Scheme,
 //     True-Client-Ip, X-Client-Ip and Front-End-Https) are removed on
 //     arrival, before middleware, handlers or telemetry read them.
+//   - Headers the client names in Connection are hop-by-hop, for the
+//     gateway alone: they are removed on arrival (once the client's
+//     address has been read from a trusted proxy's X-Forwarded-For),
+//     before middleware sees them, so that a client cannot have the
+//     proxy remove a header that middleware sets, such as a claim header
+//     of gateway/auth. A credential named there is not used. Upgrade
+//     stays, for WebSockets, and so does TE, whose "trailers" the proxy
+//     passes on for gRPC.
 //   - Headers named by [WithDroppedHeaders] (those the gateway's own
 //     middleware sets for upstreams to believe) are removed on arrival,
 //     on every route.

@@ -446,18 +446,12 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 }
 
 // carried returns the inbound values of a forwarding header that go on
-// upstream: those of a trusted peer, unless it named the header in
-// Connection (making it hop-by-hop, for the gateway alone).
+// upstream: those of a trusted peer. One that the peer named in
+// Connection (making it hop-by-hop, for the gateway alone) is gone by
+// now (stripConnection), once the client's address was read from it.
 func carried(h http.Header, name string, st *reqState) []string {
 	if !st.peerTrusted {
 		return nil
-	}
-	for _, v := range h["Connection"] {
-		for tok := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(tok), name) {
-				return nil
-			}
-		}
 	}
 	return h[name]
 }
