@@ -107,7 +107,7 @@ func (u *upstream) finishGRPC(ctx context.Context, t *target, done func(error), 
 // err when the response broke or ended without one. An attempt whose
 // client went away counts for neither the breaker nor outlier detection.
 func (u *upstream) finishGRPCStatus(ctx context.Context, t *target, done func(error), resp *http.Response, code string, err error) {
-	gone := errors.Is(context.Cause(ctx), context.Canceled) || errors.Is(err, context.Canceled)
+	gone := clientGone(ctx) || errors.Is(err, context.Canceled)
 	if done != nil {
 		berr := err
 		switch {

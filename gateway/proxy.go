@@ -295,7 +295,7 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 			*outcome = berr
 		}
 	} else if outcome != nil {
-		*outcome = u.breakerErr(errors.Is(context.Cause(ctx), context.Canceled), nil, resp.StatusCode)
+		*outcome = u.breakerErr(clientGone(ctx), nil, resp.StatusCode)
 	}
 	var b *attemptBody
 	if st := stateOf(ctx); st != nil && st.abTaken.CompareAndSwap(false, true) {
@@ -313,10 +313,7 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 // or whose body went over the route's limit, counts for neither: the
 // client's doing, not the target's.
 func (u *upstream) finish(ctx context.Context, t *target, done func(error), err error, code int) error {
-	// ctx.Err first: context.Cause looks its cause up through every
-	// context of the request, 2% of a proxied request's time, and a
-	// context not done has none.
-	gone := ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled)
+	gone := clientGone(ctx)
 	if err != nil && !gone {
 		var mbe *http.MaxBytesError
 		st := stateOf(ctx)
@@ -330,6 +327,15 @@ func (u *upstream) finish(ctx context.Context, t *target, done func(error), err 
 		u.record(t, err != nil || gatewayFailure(code))
 	}
 	return berr
+}
+
+// clientGone reports whether the request of ctx ended because its client
+// went away (or its handler gave up): its context is cancelled, with
+// context.Canceled as the cause. ctx.Err first: context.Cause looks the
+// cause up through every context of the request, 2% of a proxied
+// request's time, and a context not done has none.
+func clientGone(ctx context.Context) bool {
+	return ctx.Err() != nil && errors.Is(context.Cause(ctx), context.Canceled)
 }
 
 // breakerErr is the outcome a target's breaker is told of an attempt
