@@ -68,8 +68,8 @@ func clientDeadline(resp *http.Response, code string) bool {
 }
 
 // isGRPC reports whether resp is a gRPC answer (HTTP/2, 200,
-// application/grpc or application/grpc+codec, in any case); gRPC-Web answers carry
-// their status in the body and are not.
+// application/grpc or application/grpc+codec, in any case); gRPC-Web
+// answers carry their status in the body and are not.
 func isGRPC(resp *http.Response) bool {
 	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
 		return false

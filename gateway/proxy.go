@@ -160,8 +160,9 @@ func (u *upstream) attempt(req *http.Request) (*http.Response, error) {
 }
 
 // grpcCall reports whether req is a gRPC call (or gRPC-Web, to be
-// safe), its content type in any case: its answer's outcome may come in trailers, after the body,
-// which the breaker learns of through Allow's done function.
+// safe), its content type in any case: its answer's outcome may come in
+// trailers, after the body, which the breaker learns of through Allow's
+// done function.
 func grpcCall(req *http.Request) bool {
 	ct := req.Header["Content-Type"]
 	return len(ct) > 0 && hasPrefixFold(ct[0], "application/grpc")
