@@ -23,15 +23,20 @@ const maxTimings = 1 << 22
 // process what the proxy itself adds to each request: the time its
 // handler took, less the time its transport waited for the upstream's
 // answer (the round trips of the request's attempts, summed). That is
-// the proxy's own time, from the request's headers read to the answer's
-// body written, without the load generator, the network, or the
-// upstream, whose scheduling noise on a small machine is larger than
-// what a proxy adds at the 99th percentile; the end-to-end latency from
-// outside ([Load]) still includes them.
+// the proxy's own time, from its handler's start (the request's headers
+// read) to its return (the answer written to the server's buffer),
+// without the load generator, the network, or the upstream, whose
+// scheduling noise on a small machine is larger than what a proxy adds
+// at the 99th percentile; the end-to-end latency from outside ([Load])
+// still includes them. It leaves out, alike for every variant, what
+// happens inside the round trip (taking a pooled connection, writing the
+// request, reading the answer's headers) and the server's flush of the
+// answer after the handler returns.
 //
-// The measuring costs every timed variant alike: two clock reads, a
-// context and a copy of the request, a mutex. Only the requests that
-// the proxy's handler serves are measured, not [TimingPath]'s.
+// The measuring costs every timed variant alike: a context and a copy of
+// the request, two clock reads in the handler and two an attempt, a
+// mutex. Only the requests that the proxy's handler serves are measured,
+// not [TimingPath]'s.
 func NewTimed(variant, upstreamURL string) (*Server, error) {
 	tm := &timing{}
 	s, err := build(variant, upstreamURL, timedTransport{Transport()})
