@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -61,6 +62,40 @@ func TestBreakerOpensAfterChoose(t *testing.T) {
 			t.Errorf("tried %v: the attempt reached %q; want %q", tried, resp.Header.Get("X-Target"), other)
 		}
 		tgt.breaker.Reset()
+	}
+}
+
+// TestBreakerOpensAfterChooseRejectsOnce: an attempt that a breaker
+// opened since choose turns away, with no other target to take it, is
+// one rejection in that breaker's telemetry, not one for Execute and
+// another for choose asking the same breaker again; and the client is
+// told to come back when the breaker may admit a probe.
+func TestBreakerOpensAfterChooseRejectsOnce(t *testing.T) {
+	g, err := New(
+		WithUpstreams(Upstream{Name: "up", Targets: []Target{{URL: "http://a.test"}},
+			Breaker: &Breaker{}, Transport: answerWithHost}),
+		WithTracerProvider(tracenoop.NewTracerProvider()), WithMeterProvider(metricnoop.NewMeterProvider()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = g.Close() }()
+	u := g.table.Load().byName["up"]
+	req, _ := http.NewRequest(http.MethodGet, "http://up/x", nil)
+	i, tgt, done, err := u.choose(req.Context(), nil, false)
+	if err != nil || done != nil {
+		t.Fatalf("choose = %d, done %v, %v; want the target, its closed breaker left to admit the attempt", i, done != nil, err)
+	}
+	tgt.breaker.Trip()
+	_, err = u.sendVia(req, i, tgt, done, nil, true)
+	var ue *unavailableError
+	if !errors.As(err, &ue) {
+		t.Fatalf("sendVia through an open breaker = %v; want an *unavailableError", err)
+	}
+	if ue.retryAfter <= 0 {
+		t.Errorf("Retry-After %v; want the open breaker's wait", ue.retryAfter)
+	}
+	if n := tgt.breaker.Snapshot().Rejections; n != 1 {
+		t.Errorf("the breaker counted %d rejections of one attempt; want 1", n)
 	}
 }
 

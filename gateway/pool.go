@@ -259,6 +259,15 @@ func (b bitset) nth(n int) int {
 // headers (a gRPC call's, in the trailers) or that it must be admitted
 // now (a retry holding an earlier answer, drained once it is admitted).
 func (u *upstream) choose(ctx context.Context, tried bitset, later bool) (int, *target, func(error), error) {
+	return u.chooseAfter(ctx, tried, later, -1, nil)
+}
+
+// chooseAfter is choose for an attempt that the breaker of target
+// refused (an index, -1 for none) has just turned away with refusal: that
+// breaker is not asked again, which would count a second rejection of
+// the one attempt in its telemetry, and its refusal counts towards the
+// Retry-After of an unavailable upstream.
+func (u *upstream) chooseAfter(ctx context.Context, tried bitset, later bool, refused int, refusal error) (int, *target, func(error), error) {
 	n := len(u.targets)
 	var rejBuf, skipBuf [4]uint64
 	rejected := bitset(rejBuf[:min(words(n), len(rejBuf))])
@@ -273,6 +282,10 @@ func (u *upstream) choose(ctx context.Context, tried bitset, later bool) (int, *
 		wait time.Duration
 		now  time.Time // read at the first rejection: an admitted attempt needs no clock
 	)
+	if refused >= 0 {
+		rejected.set(refused)
+		wait = rejectedWait(refusal, &now)
+	}
 	for {
 		for w := range skip {
 			skip[w] = rejected[w]

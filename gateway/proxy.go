@@ -174,7 +174,7 @@ func grpcCall(req *http.Request) bool {
 // in), the attempt runs inside the breaker's Execute, which allocates
 // nothing where Allow allocates its done function. A breaker that opened
 // since choose saw it closed sends the attempt back to choose, which asks
-// every breaker with Allow this time: another target may take it.
+// every other breaker with Allow this time: another target may take it.
 func (u *upstream) sendVia(req *http.Request, i int, t *target, done func(error), tried bitset, own bool) (*http.Response, error) {
 	if t.breaker == nil || done != nil {
 		return u.send(req, i, t, done, tried, own, nil)
@@ -184,14 +184,14 @@ func (u *upstream) sendVia(req *http.Request, i int, t *target, done func(error)
 		err  error
 		ran  bool
 	)
-	_ = t.breaker.Execute(req.Context(), func(context.Context) error {
+	refusal := t.breaker.Execute(req.Context(), func(context.Context) error {
 		ran = true
 		var outcome error
 		resp, err = u.send(req, i, t, nil, tried, own, &outcome)
 		return outcome
 	})
 	if !ran {
-		i, t, done, err = u.choose(req.Context(), tried, true)
+		i, t, done, err = u.chooseAfter(req.Context(), tried, true, i, refusal)
 		if err != nil {
 			u.stats.unavailable.Inc()
 			return nil, err
