@@ -71,6 +71,20 @@ func ready(ch chan struct{}) hexagonal.Component {
 	return hexagonal.Component{Name: "ready", Start: func(context.Context) error { close(ch); return nil }}
 }
 
+// waitReady waits until app has started every component and reports
+// ready: ready's channel closes inside the last Start, before the app
+// knows that it returned.
+func waitReady(t *testing.T, app *hexagonal.App) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !app.Health().Ready(context.Background()).OK {
+		if time.Now().After(deadline) {
+			t.Fatal("the app did not report ready within 10s of its last start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func TestRunStartsInOrderAndStopsInReverse(t *testing.T) {
 	var j journal
 	started := make(chan struct{})
@@ -431,6 +445,9 @@ func TestPhasesAreLogged(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- app.Run(context.Background()) }()
 	<-started
+	// The log says "started; ready" once the last Start has returned,
+	// after it closed started: a signal in between interrupts the start.
+	waitReady(t, app)
 	sigs <- syscall.SIGTERM
 	if err := <-done; err != nil {
 		t.Fatal(err)
