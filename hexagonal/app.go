@@ -257,7 +257,7 @@ func (a *App) startOne(ctx context.Context, c *Component) error {
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.startTimeout)
 	defer cancel()
-	err := within(ctx, func() error { return protect(c.Name, "start", func() error { return c.Start(ctx) }) })
+	err := within(ctx, begin.Add(a.cfg.startTimeout), func() error { return protect(c.Name, "start", func() error { return c.Start(ctx) }) })
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			err = fmt.Errorf("hexagonal: component %q did not start within %v: %w", c.Name, a.cfg.startTimeout, err)
@@ -401,15 +401,33 @@ func (a *App) stopOne(ctx context.Context, r running, forced <-chan struct{}) (e
 	return nil, true
 }
 
-// within runs f, returning its error, or ctx's when ctx ends first: a
-// function that ignores its context is left to finish on its own.
-func within(ctx context.Context, f func() error) error {
+// within runs f, a component's Start, and returns its error, or ctx's
+// once ctx is done and f has not returned: a Start that ignores its
+// context is left behind. When the app is asked to stop (ctx canceled,
+// not past a deadline), within still waits for f until deadline, the end
+// of the start timeout: a Start that returns nil then has started its
+// component, which must be stopped like the others, not taken for one
+// that never started (its pool or listener left open).
+func within(ctx context.Context, deadline time.Time, f func() error) error {
 	result := make(chan error, 1)
 	go func() { result <- f() }()
 	select {
 	case err := <-result:
 		return err
 	case <-ctx.Done():
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return ctx.Err()
+	}
+	wait := time.NewTimer(time.Until(deadline))
+	defer wait.Stop()
+	select {
+	case err := <-result:
+		if err != nil {
+			return ctx.Err() // interrupted, in whatever words
+		}
+		return nil
+	case <-wait.C:
 		return ctx.Err()
 	}
 }

@@ -783,6 +783,60 @@ func TestClosedSignalChannelShutsDown(t *testing.T) {
 // Run's context reaching its deadline during a start is a shutdown
 // asked for by the caller, as it is once the app runs: not a start
 // failure reported as a start timeout.
+// TestStartThatFinishesDuringShutdownIsStopped: a signal that comes
+// while a component's Start runs ends Start's context, and the app waits
+// for Start to return; a Start that returns nil then (it had opened its
+// pool anyway) started its component, which the shutdown must stop. The
+// app took it for one that never started, and left it open.
+func TestStartThatFinishesDuringShutdownIsStopped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var j journal
+		pool := hexagonal.Component{
+			Name: "pool",
+			Start: func(ctx context.Context) error {
+				<-ctx.Done()
+				j.add("start pool")
+				return nil
+			},
+			Stop: func(context.Context) error { j.add("stop pool"); return nil },
+		}
+		app, sigs := newApp(t, hexagonal.WithComponent(j.component("db"), pool))
+		done := make(chan error, 1)
+		go func() { done <- app.Run(context.Background()) }()
+		synctest.Wait() // pool's Start is waiting on its context
+		sigs <- syscall.SIGTERM
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v; want nil", err)
+		}
+		if got, want := j.list(), []string{"start db", "start pool", "stop pool", "stop db"}; !slices.Equal(got, want) {
+			t.Errorf("journal = %v; want %v", got, want)
+		}
+	})
+}
+
+// TestShutdownWaitsForStartUpToItsTimeout: a Start that ignores its
+// context holds a shutdown that comes during it up to the start timeout,
+// not longer, and is then left behind.
+func TestShutdownWaitsForStartUpToItsTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		app, sigs := newApp(t, hexagonal.WithStartTimeout(3*time.Second), hexagonal.WithComponent(
+			hexagonal.Component{Name: "stuck", Start: func(context.Context) error { <-release; return nil }}))
+		done := make(chan error, 1)
+		begin := time.Now()
+		go func() { done <- app.Run(context.Background()) }()
+		time.Sleep(time.Second)
+		sigs <- syscall.SIGTERM
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v; want nil: the app was asked to stop", err)
+		}
+		if d := time.Since(begin); d != 3*time.Second {
+			t.Errorf("Run() took %v; want 3s, the start timeout", d)
+		}
+		close(release)
+	})
+}
+
 func TestRunDeadlineDuringStartIsNoFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var j journal

@@ -25,7 +25,10 @@ type Component struct {
 	// Start prepares the component (opens a pool, binds a listener) and
 	// returns; its context ends at the app's start timeout or when the
 	// app is asked to stop. An error stops the app's start: the components
-	// started before are stopped, and Run returns the error.
+	// started before are stopped, and Run returns the error. When the app
+	// is asked to stop during Start, it waits for Start to return, up to
+	// the start timeout: a Start that returns nil then is stopped with the
+	// others, and its error, if any, is taken for the interruption.
 	Start func(ctx context.Context) error
 	// Run, if set, does the component's work until its context is
 	// canceled or Stop makes it return. If it returns while the app runs,
