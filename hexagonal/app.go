@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -128,7 +129,7 @@ func (a *App) Run(ctx context.Context) error {
 	defer func() { close(quit); <-watcher }()
 
 	exits := make(chan exited, len(a.cfg.components))
-	started, errs, ok, startup := a.start(runCtx, exits)
+	started, errs, ok, startup := a.start(runCtx, exits, forced)
 	if ok {
 		a.health.setPhase(phaseRunning)
 		a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: started; ready", slog.Int("components", len(started)))
@@ -139,6 +140,14 @@ func (a *App) Run(ctx context.Context) error {
 		}
 	}
 	errs = a.shutdown(ctx, context.Cause(runCtx), startup, started, exits, forced, errs)
+	select {
+	case <-forced:
+		// Forced while a Start was awaited, or with nothing left to stop.
+		if !slices.ContainsFunc(errs, func(err error) bool { return errors.Is(err, ErrForcedExit) }) {
+			errs = append(errs, ErrForcedExit)
+		}
+	default:
+	}
 	switch len(errs) {
 	case 0:
 		return nil
@@ -203,7 +212,7 @@ func sigName(s os.Signal) string {
 // start starts the components in order. It returns those started, the
 // error that stopped the start, if any, whether every component started,
 // and the start-up span's context.
-func (a *App) start(base context.Context, exits chan exited) (started []running, errs []error, ok bool, startup trace.SpanContext) {
+func (a *App) start(base context.Context, exits chan exited, forced <-chan struct{}) (started []running, errs []error, ok bool, startup trace.SpanContext) {
 	ctx, span := a.tracer.Start(base, "hexagonal.startup")
 	defer span.End()
 	startup = span.SpanContext()
@@ -218,7 +227,7 @@ func (a *App) start(base context.Context, exits chan exited) (started []running,
 			return started, a.exited(ctx, e, nil), false, startup
 		default:
 		}
-		if err := a.startOne(ctx, c); err != nil {
+		if err := a.startOne(ctx, c, forced); err != nil {
 			if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
 				// Interrupted by a shutdown: a signal, or the end of
 				// Run's context, its deadline included.
@@ -247,7 +256,7 @@ func (a *App) start(base context.Context, exits chan exited) (started []running,
 	return started, nil, true, startup
 }
 
-func (a *App) startOne(ctx context.Context, c *Component) error {
+func (a *App) startOne(ctx context.Context, c *Component, forced <-chan struct{}) error {
 	ctx, span := a.tracer.Start(ctx, "start "+c.Name, trace.WithAttributes(AttrComponent.String(c.Name)))
 	defer span.End()
 	if c.Start == nil {
@@ -257,7 +266,7 @@ func (a *App) startOne(ctx context.Context, c *Component) error {
 	begin := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.startTimeout)
 	defer cancel()
-	err := within(ctx, begin.Add(a.cfg.startTimeout), func() error { return protect(c.Name, "start", func() error { return c.Start(ctx) }) })
+	err := within(ctx, begin.Add(a.cfg.startTimeout), forced, func() error { return protect(c.Name, "start", func() error { return c.Start(ctx) }) })
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
 			err = fmt.Errorf("hexagonal: component %q did not start within %v: %w", c.Name, a.cfg.startTimeout, err)
@@ -407,8 +416,9 @@ func (a *App) stopOne(ctx context.Context, r running, forced <-chan struct{}) (e
 // not past a deadline), within still waits for f until deadline, the end
 // of the start timeout: a Start that returns nil then has started its
 // component, which must be stopped like the others, not taken for one
-// that never started (its pool or listener left open).
-func within(ctx context.Context, deadline time.Time, f func() error) error {
+// that never started (its pool or listener left open). A forced exit
+// (forced closed) ends the wait.
+func within(ctx context.Context, deadline time.Time, forced <-chan struct{}, f func() error) error {
 	result := make(chan error, 1)
 	go func() { result <- f() }()
 	select {
@@ -428,8 +438,9 @@ func within(ctx context.Context, deadline time.Time, f func() error) error {
 		}
 		return nil
 	case <-wait.C:
-		return ctx.Err()
+	case <-forced:
 	}
+	return ctx.Err()
 }
 
 // protect runs f, turning a panic into an error carrying the stack.

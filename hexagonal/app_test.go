@@ -837,6 +837,35 @@ func TestShutdownWaitsForStartUpToItsTimeout(t *testing.T) {
 	})
 }
 
+// TestSecondSignalEndsTheWaitForStart: a forced exit does not wait for a
+// Start out to its timeout, and Run says the exit was forced.
+func TestSecondSignalEndsTheWaitForStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var code atomic.Int32
+		app, sigs := newApp(t, hexagonal.WithStartTimeout(3*time.Second),
+			hexagonal.WithExit(func(c int) { code.Store(int32(c)) }),
+			hexagonal.WithComponent(hexagonal.Component{Name: "stuck", Start: func(context.Context) error { <-release; return nil }}))
+		done := make(chan error, 1)
+		begin := time.Now()
+		go func() { done <- app.Run(context.Background()) }()
+		time.Sleep(time.Second)
+		sigs <- syscall.SIGTERM
+		synctest.Wait()
+		sigs <- syscall.SIGTERM
+		if err := <-done; !errors.Is(err, hexagonal.ErrForcedExit) {
+			t.Errorf("Run() = %v; want ErrForcedExit", err)
+		}
+		if d := time.Since(begin); d != time.Second {
+			t.Errorf("Run() took %v; want 1s: the second signal ends the wait", d)
+		}
+		if c := code.Load(); c != 1 {
+			t.Errorf("exit code %d; want 1", c)
+		}
+		close(release)
+	})
+}
+
 func TestRunDeadlineDuringStartIsNoFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var j journal
