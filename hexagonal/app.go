@@ -96,7 +96,10 @@ type exited struct {
 // turns not ready at once, the app waits for the drain delay
 // ([WithDrainDelay]), and stops the started components in reverse order,
 // each within its stop timeout. A component that fails to start stops the
-// start: the components started before it are stopped the same way.
+// start: the components started before it are stopped the same way. A
+// shutdown that comes during a component's Start first waits for that
+// Start to return, up to the start timeout ([WithStartTimeout]), so that
+// a component that started is stopped too.
 //
 // Run returns nil after a shutdown asked for by ctx or a signal in which
 // every component stopped cleanly; otherwise the first error (a start
@@ -253,6 +256,9 @@ func (a *App) start(base context.Context, exits chan exited, forced <-chan struc
 		}
 		started = append(started, r)
 	}
+	if ctx.Err() != nil {
+		return started, nil, false, startup // the last Start returned during the shutdown
+	}
 	return started, nil, true, startup
 }
 
@@ -264,7 +270,7 @@ func (a *App) startOne(ctx context.Context, c *Component, forced <-chan struct{}
 	}
 	a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: starting component", slog.String("component", c.Name))
 	begin := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, a.cfg.startTimeout)
+	ctx, cancel := context.WithTimeoutCause(ctx, a.cfg.startTimeout, errStartTimeout)
 	defer cancel()
 	err := within(ctx, begin.Add(a.cfg.startTimeout), forced, func() error { return protect(c.Name, "start", func() error { return c.Start(ctx) }) })
 	if err != nil {
@@ -412,9 +418,9 @@ func (a *App) stopOne(ctx context.Context, r running, forced <-chan struct{}) (e
 
 // within runs f, a component's Start, and returns its error, or ctx's
 // once ctx is done and f has not returned: a Start that ignores its
-// context is left behind. When the app is asked to stop (ctx canceled,
-// not past a deadline), within still waits for f until deadline, the end
-// of the start timeout: a Start that returns nil then has started its
+// context is left behind. When the app is asked to stop (ctx ended by a
+// signal or by Run's context, not by the start timeout), within still
+// waits for f until deadline, the end of the start timeout: a Start that returns nil then has started its
 // component, which must be stopped like the others, not taken for one
 // that never started (its pool or listener left open). A forced exit
 // (forced closed) ends the wait.
@@ -426,7 +432,7 @@ func within(ctx context.Context, deadline time.Time, forced <-chan struct{}, f f
 		return err
 	case <-ctx.Done():
 	}
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+	if context.Cause(ctx) == errStartTimeout {
 		return ctx.Err()
 	}
 	wait := time.NewTimer(time.Until(deadline))
@@ -442,6 +448,10 @@ func within(ctx context.Context, deadline time.Time, forced <-chan struct{}, f f
 	}
 	return ctx.Err()
 }
+
+// errStartTimeout is the cause of a Start's context ended by the start
+// timeout, which within tells from a shutdown.
+var errStartTimeout = errors.New("hexagonal: start timeout")
 
 // protect runs f, turning a panic into an error carrying the stack.
 func protect(name, phase string, f func() error) (err error) {

@@ -780,9 +780,6 @@ func TestClosedSignalChannelShutsDown(t *testing.T) {
 	}
 }
 
-// Run's context reaching its deadline during a start is a shutdown
-// asked for by the caller, as it is once the app runs: not a start
-// failure reported as a start timeout.
 // TestStartThatFinishesDuringShutdownIsStopped: a signal that comes
 // while a component's Start runs ends Start's context, and the app waits
 // for Start to return; a Start that returns nil then (it had opened its
@@ -866,6 +863,58 @@ func TestSecondSignalEndsTheWaitForStart(t *testing.T) {
 	})
 }
 
+// TestRunDeadlineDuringStartThatFinishesIsStopped: Run's context
+// reaching its deadline during a Start is a shutdown too (not the start
+// timeout): the app waits for the Start, and stops a component that
+// started.
+func TestRunDeadlineDuringStartThatFinishesIsStopped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var j journal
+		pool := hexagonal.Component{
+			Name:  "pool",
+			Start: func(ctx context.Context) error { <-ctx.Done(); j.add("start pool"); return nil },
+			Stop:  func(context.Context) error { j.add("stop pool"); return nil },
+		}
+		app, _ := newApp(t, hexagonal.WithComponent(j.component("db"), pool))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := app.Run(ctx); err != nil {
+			t.Errorf("Run() = %v; want nil", err)
+		}
+		synctest.Wait()
+		if got, want := j.list(), []string{"start db", "start pool", "stop pool", "stop db"}; !slices.Equal(got, want) {
+			t.Errorf("journal = %v; want %v", got, want)
+		}
+	})
+}
+
+// TestNoReadyAfterSignalDuringStart: a last Start that returns nil
+// during the shutdown does not make the app report ready.
+func TestNoReadyAfterSignalDuringStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var buf syncBuffer
+		pool := hexagonal.Component{
+			Name:  "pool",
+			Start: func(ctx context.Context) error { <-ctx.Done(); return nil },
+			Stop:  func(context.Context) error { return nil },
+		}
+		app, sigs := newApp(t, hexagonal.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))), hexagonal.WithComponent(pool))
+		done := make(chan error, 1)
+		go func() { done <- app.Run(context.Background()) }()
+		synctest.Wait()
+		sigs <- syscall.SIGTERM
+		if err := <-done; err != nil {
+			t.Errorf("Run() = %v", err)
+		}
+		if log := buf.String(); strings.Contains(log, "started; ready") {
+			t.Errorf("the app reported ready after the signal:\n%s", log)
+		}
+	})
+}
+
+// Run's context reaching its deadline during a start is a shutdown
+// asked for by the caller, as it is once the app runs: not a start
+// failure reported as a start timeout.
 func TestRunDeadlineDuringStartIsNoFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var j journal
