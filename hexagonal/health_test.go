@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -363,6 +364,9 @@ func TestCheckReturningAtTheWaitersDeadline(t *testing.T) {
 			if gauge := p.Int64(t, "hexagonal.check.status", attrs...); (gauge == 1) != cached {
 				t.Fatalf("iteration %d: hexagonal.check.status = %d, but the cached result is OK = %v", i, gauge, cached)
 			}
+			// The gauge's callback holds h weakly: a collection after h
+			// is garbage-collected reports nothing.
+			runtime.KeepAlive(h)
 		})
 	}
 }
