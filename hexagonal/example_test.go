@@ -82,8 +82,13 @@ func ExampleHTTPServer() {
 			// hexagonal.HTTPServer("api", &http.Server{Addr: ":8080", Handler: mux})
 			// in a service; a listener of the example's own here.
 			hexagonal.HTTPServerListener("api", &http.Server{Handler: mux}, ln),
-			hexagonal.Component{Name: "client", Run: func(context.Context) error {
+			hexagonal.Component{Name: "client", Run: func(ctx context.Context) error {
 				defer stop()
+				// A Run starts as soon as its component has: the app
+				// reports ready once every component has started.
+				for ctx.Err() == nil && !health.Ready(ctx).OK {
+					time.Sleep(time.Millisecond)
+				}
 				for _, path := range []string{"/hello", "/readyz"} {
 					resp, err := http.Get("http://" + ln.Addr().String() + path)
 					if err != nil {
