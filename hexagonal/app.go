@@ -420,10 +420,10 @@ func (a *App) stopOne(ctx context.Context, r running, forced <-chan struct{}) (e
 // once ctx is done and f has not returned: a Start that ignores its
 // context is left behind. When the app is asked to stop (ctx ended by a
 // signal or by Run's context, not by the start timeout), within still
-// waits for f until deadline, the end of the start timeout: a Start that returns nil then has started its
-// component, which must be stopped like the others, not taken for one
-// that never started (its pool or listener left open). A forced exit
-// (forced closed) ends the wait.
+// waits for f until deadline, the end of the start timeout: a Start that
+// returns nil then has started its component, which must be stopped like
+// the others, not taken for one that never started (its pool or listener
+// left open). A forced exit (forced closed) ends the wait.
 func within(ctx context.Context, deadline time.Time, forced <-chan struct{}, f func() error) error {
 	result := make(chan error, 1)
 	go func() { result <- f() }()
