@@ -37,10 +37,12 @@ type Cache[V any] struct {
 	// What an L1 hit reads, first and together: on one cache line of
 	// their own, which the hit does not have to fetch again after
 	// ristretto's lookups have pushed the others out.
-	l1     *ristretto.Cache[string, entry[V]]
-	clock  *clock       // what L1 hits check expiry and refresh-ahead against
-	tel    *instruments // l1Hits
-	closed atomic.Bool
+	lookups atomic.Pointer[lookups[V]] // L1 for Get, nil once Close has begun
+	clock   *clock                     // what L1 hits check expiry and refresh-ahead against
+	tel     *instruments               // l1Hits
+	closed  atomic.Bool
+
+	l1 *ristretto.Cache[string, entry[V]] // for the calls that enter (see enter)
 
 	opts  options
 	id    string // this instance, in invalidation messages
@@ -177,8 +179,9 @@ func New[V any](opts ...Option[V]) (*Cache[V], error) {
 		return nil, fmt.Errorf("cache: New: L1: %w", err)
 	}
 	c.l1 = l1
+	c.lookups.Store(&lookups[V]{l1})
 	c.maxQueuedCost = cfg.MaxCost / 16
-	c.clock = startClock(clockTick)
+	c.clock = startClock(clockTick, c.tel.gateCounts)
 	// A cache dropped without Close must not leave its clock ticking.
 	runtime.AddCleanup(c, (*clock).release, c.clock)
 	c.vers = new([versionStripes]keyVersion)
@@ -323,24 +326,21 @@ func (c *Cache[V]) background(f func()) bool {
 // ends, times out ([WithLoadTimeout]) or [Cache.Close] cancels it. Get
 // returns [ErrClosed] after Close.
 func (c *Cache[V]) Get(ctx context.Context, key string) (v V, err error) {
-	if c.closed.Load() {
+	// A hit is not counted by enter, which would put two contended atomic
+	// writes on every hit, nor guarded by a deferred recover, which cost
+	// as much: the lookup keeps the lookups it loaded reachable instead,
+	// which Close waits to see collected before it closes ristretto (see
+	// lookups).
+	l1 := c.lookups.Load()
+	if l1 == nil {
 		return v, ErrClosed
 	}
-	// A hit is not counted by enter, which would put two contended atomic
-	// writes on every hit; instead, a lookup that races with Close, and so
-	// with ristretto's shutdown (which can make its Get panic on a closed
-	// channel), returns ErrClosed. Any other panic goes on, with its stack.
-	inL1 := true
-	defer func() {
-		if inL1 && c.closed.Load() && recover() != nil {
-			var zero V
-			v, err = zero, ErrClosed
-		}
-	}()
-	e, ok := c.l1.Get(key)
-	inL1 = false
+	e, ok := l1.c.Get(key)
+	runtime.KeepAlive(l1)
 	if ok && (e.expires == 0 || c.clock.Now() < e.expires) {
-		c.tel.l1Hits.Inc()
+		if c.tel.counting.Load() { // countHit, which is not inlined
+			c.tel.l1Hits.Inc()
+		}
 		// refreshAt is positive only with WithRefreshAhead.
 		if e.refreshAt > 0 && c.clock.Now() >= e.refreshAt {
 			c.refresh(ctx, key)
@@ -356,7 +356,7 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (v V, err error) {
 // getMiss is Get after an L1 miss, or after finding an expired entry in L1.
 func (c *Cache[V]) getMiss(ctx context.Context, key string, expired bool) (V, error) {
 	if !c.enter() {
-		c.tel.requests[levelL1][resultMiss].Inc()
+		c.tel.count(levelL1, resultMiss)
 		var zero V
 		return zero, ErrClosed
 	}
@@ -394,7 +394,7 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 		if e, ok := c.appliedEntry(key); ok {
 			return c.queuedHit(e)
 		}
-		c.tel.requests[levelL1][resultMiss].Inc()
+		c.tel.count(levelL1, resultMiss)
 		return zero, ErrNotFound
 	}
 	// Nobody can give up waiting on a ctx without Done: its miss loads on
@@ -412,7 +412,7 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 			return v, err
 		}
 	}
-	c.tel.requests[levelL1][resultMiss].Inc()
+	c.tel.count(levelL1, resultMiss)
 	if lead {
 		budget := c.l2Budget(ctx)
 		// The shared load must not end because the first caller gave up,
@@ -438,7 +438,7 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 
 // queuedHit answers a Get with e, an L1 write not yet applied: an L1 hit.
 func (c *Cache[V]) queuedHit(e entry[V]) (V, error) {
-	c.tel.l1Hits.Inc()
+	c.tel.countHit()
 	if e.refreshAt == notFound {
 		var zero V
 		return zero, ErrNotFound
@@ -945,21 +945,21 @@ func (c *Cache[V]) getL2(ctx context.Context, key string) (_ V, hit, undecodable
 	switch {
 	case err == nil:
 	case isNotFound(err):
-		c.tel.requests[levelL2][resultMiss].Inc()
+		c.tel.count(levelL2, resultMiss)
 		return zero, false, false
 	default:
-		c.tel.l2Errors.inc(telemetry.ErrorTypeString(err))
+		c.tel.countL2Error(err)
 		telemetry.RecordError(span, err)
 		return zero, false, false
 	}
 	v, err := c.codec.Unmarshal(b)
 	if err != nil {
 		err = &DecodeError{Key: key, Err: err}
-		c.tel.l2Errors.inc(telemetry.ErrorTypeString(err))
+		c.tel.countL2Error(err)
 		telemetry.RecordError(span, err)
 		return zero, false, true
 	}
-	c.tel.requests[levelL2][resultHit].Inc()
+	c.tel.count(levelL2, resultHit)
 	return v, true, false
 }
 
@@ -1423,12 +1423,17 @@ func (c *Cache[V]) Flush(ctx context.Context) error {
 // stops background work and releases the cache. It cancels the contexts of
 // the loads, refreshes and L2 fills in flight and waits for them: every
 // goroutine the cache started has ended when it returns (a loader that
-// ignores its context delays it). It returns an error saying how many
+// ignores its context delays it). To know that no Get is still reading
+// L1, which Gets do without registering with the cache, it runs the
+// garbage collector, once unless a Get was in the middle of a lookup. It
+// returns an error saying how many
 // queued writes could not be written, if any. Later calls return the same
 // result; other methods return [ErrClosed].
 func (c *Cache[V]) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		// Gets that found L1 in lookups end their lookups meanwhile.
+		hitsDone := collected(c.lookups.Swap(nil))
 		c.bgCancel() // ends waits on shared loads, refreshes, retries of Subscribe
 		var errs []error
 		if c.wb != nil {
@@ -1446,6 +1451,7 @@ func (c *Cache[V]) Close() error {
 		for c.active.Load() != 0 {
 			time.Sleep(time.Millisecond)
 		}
+		<-hitsDone
 		c.tel.clearing.Add(1) // ristretto's Close clears L1: not evictions
 		c.l1.Close()
 		c.clock.Stop()

@@ -29,15 +29,18 @@ type clock struct {
 	done    chan struct{}
 }
 
-// startClock returns a clock advanced every tick until stopped.
-func startClock(tick time.Duration) *clock {
+// startClock returns a clock advanced every tick until stopped, which
+// calls onTick (if not nil) after each advance: the place for other
+// coarse state that hits read, which must not keep the cache reachable
+// either.
+func startClock(tick time.Duration, onTick func()) *clock {
 	c := &clock{stop: make(chan struct{}), done: make(chan struct{})}
 	c.now.Store(time.Now().UnixNano())
-	go c.run(tick)
+	go c.run(tick, onTick)
 	return c
 }
 
-func (c *clock) run(tick time.Duration) {
+func (c *clock) run(tick time.Duration, onTick func()) {
 	defer close(c.done)
 	t := time.NewTicker(tick)
 	defer t.Stop()
@@ -52,6 +55,9 @@ func (c *clock) run(tick time.Duration) {
 			// The ticker's time, not a later time.Now: the tick may be
 			// delivered late, and the clock must not run ahead.
 			c.now.Store(now.UnixNano())
+			if onTick != nil {
+				onTick()
+			}
 		}
 	}
 }

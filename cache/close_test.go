@@ -125,3 +125,37 @@ func TestFlushAfterClose(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseWaitsForLookupsInFlight: a Get inside its L1 lookup when Close
+// begins registers with nothing, so Close must not close ristretto under
+// it (ristretto's Get could then send on a closed channel and panic):
+// Close waits until the lookup has ended, while later Gets return
+// ErrClosed.
+func TestCloseWaitsForLookupsInFlight(t *testing.T) {
+	ctx := context.Background()
+	c, err := cache.New[string]()
+	require.NoError(t, err, "New()")
+	require.NoError(t, c.Set(ctx, "k", "v"), "Set()")
+	held := struct{ lookup func(key string) bool }{cache.InLookup(c)}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close() = %v while a lookup was in flight; want it to wait for the lookup", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	_, err = c.Get(ctx, "k")
+	require.ErrorIs(t, err, cache.ErrClosed, "Get() once Close() has begun")
+	// Enough lookups to fill ristretto's buffers of reads, which it hands
+	// to its policy over the channel its Close closes.
+	for range 10_000 {
+		require.True(t, held.lookup("k"), "lookup in flight during Close(): the key is gone")
+	}
+	held.lookup = nil
+	select {
+	case err := <-closed:
+		require.NoError(t, err, "Close()")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close() still waiting 10s after the lookup ended")
+	}
+}

@@ -236,7 +236,11 @@
 // and once more at the first collection after it is garbage-collected, so
 // that a cache closed before the final collection loses no count; then
 // its series end. It reports at most 64 error.type values of L2 errors;
-// later ones count under _OTHER.
+// later ones count under _OTHER. A cache whose meter provider is a no-op
+// one, or the global one before a provider is set, does not count
+// lookups, which no reader could see: the count would add a tenth to the
+// cost of a hit. Once otel.SetMeterProvider installs a provider, it
+// counts them from its clock's next tick, a millisecond or so later.
 //
 // Spans come from the tracer named [ScopeName] of the [WithTracerProvider]
 // provider (the global one by default), only for work that leaves the

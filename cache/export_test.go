@@ -49,3 +49,13 @@ func ApplyQueued[V any](c *Cache[V]) {
 	c.flightsMu.Lock()
 	c.applyQueued()
 }
+
+// InLookup holds c's L1 as a Get does while inside its lookup, until the
+// returned function, which looks key up there, has been dropped.
+func InLookup[V any](c *Cache[V]) func(key string) bool {
+	l := c.lookups.Load()
+	return func(key string) bool {
+		_, ok := l.c.Get(key)
+		return ok
+	}
+}

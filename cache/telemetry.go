@@ -92,6 +92,12 @@ type instruments struct {
 	meter        metric.Meter
 	name         attribute.KeyValue
 
+	// counting is whether the lookups' counts can be read (see countHit
+	// and count): counts' answer as of New or the last tick of the cache's
+	// clock (gateCounts), since asking the gate itself costs a hit about
+	// as much as the count it spares.
+	counts   telemetry.MeterGate
+	counting atomic.Bool
 	l1Hits   stripedCounter // requests[levelL1][resultHit] is not used
 	_        [64]byte       // keeps the other counters off the cache lines read on every call
 	requests [numLevels][numLookupResults]telemetry.Counter
@@ -124,6 +130,8 @@ func newInstruments(name string, tp trace.TracerProvider, mp metric.MeterProvide
 	m := telemetry.Meter(mp, ScopeName)
 	t := &instruments{tracer: telemetry.Tracer(tp, ScopeName), meter: m, name: AttrName.String(name)}
 	t.spans = telemetry.NewSpanGate(tp, t.tracer)
+	t.counts = telemetry.NewMeterGate(mp)
+	t.gateCounts()
 	t.clientSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(t.name)}
 	t.internalSpan = []trace.SpanStartOption{trace.WithAttributes(t.name)}
 	check := func(err error) {
@@ -230,6 +238,40 @@ type stripedCounter struct {
 	s [stripes]struct {
 		n telemetry.Counter
 		_ [120]byte
+	}
+}
+
+// gateCounts updates counting. A provider set as the global one after
+// New is seen at the next tick: lookups are counted from about then.
+func (t *instruments) gateCounts() {
+	// A store only on a change: counting shares its cache line with what
+	// hits read.
+	if on := !t.counts.Skip(); on != t.counting.Load() {
+		t.counting.Store(on)
+	}
+}
+
+// countHit counts an L1 hit, unless no reader could see it.
+func (t *instruments) countHit() {
+	if t.counting.Load() {
+		t.l1Hits.Inc()
+	}
+}
+
+// count counts a lookup of level other than an L1 hit, unless no reader
+// could see it: under the same gate as countHit, so that the series of
+// cache.requests start together.
+func (t *instruments) count(level, result int) {
+	if t.counting.Load() {
+		t.requests[level][result].Inc()
+	}
+}
+
+// countL2Error counts an L2 lookup that failed with err, under the same
+// gate as count.
+func (t *instruments) countL2Error(err error) {
+	if t.counting.Load() {
+		t.l2Errors.inc(telemetry.ErrorTypeString(err))
 	}
 }
 

@@ -1,0 +1,48 @@
+package cache
+
+import (
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+)
+
+// lookups is L1 as Get's hit path reaches it. The hit path registers with
+// nothing that Close could wait for, since every way to register costs
+// the hit as much again: two atomic writes (enter and leave), or a
+// deferred recover of the panic that ristretto's Get may raise when it
+// races ristretto's Close (it can send on a channel Close has closed).
+// Instead, Get loads the cache's lookups and keeps it reachable until
+// its lookup returns (runtime.KeepAlive), and Close takes it away (Gets
+// that start later return ErrClosed) and waits for the garbage collector
+// to find it unreachable before it closes ristretto: by then no Get is
+// still inside ristretto. Only Close pays, with a collection or a few.
+type lookups[V any] struct {
+	c *ristretto.Cache[string, entry[V]]
+}
+
+// collected returns a channel closed once l has been garbage-collected,
+// collecting garbage until it is: at once unless a Get was inside its
+// lookup, whose end a later collection sees. l is passed, not kept: the
+// caller must hold no reference to it either.
+//
+// The cleanup that tells runs on the runtime's cleanup goroutine, soon
+// after the collection that found l unreachable; it sets a flag rather
+// than close the channel, which a cache made in a testing/synctest bubble
+// would not allow from outside it.
+func collected[V any](l *lookups[V]) <-chan struct{} {
+	gone := new(atomic.Bool)
+	runtime.AddCleanup(l, func(gone *atomic.Bool) { gone.Store(true) }, gone)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for pause := 50 * time.Microsecond; !gone.Load(); pause = min(2*pause, 10*time.Millisecond) {
+			runtime.GC()
+			for i := 0; i < 10 && !gone.Load(); i++ {
+				time.Sleep(pause / 10)
+			}
+		}
+	}()
+	return done
+}
