@@ -79,27 +79,6 @@ type Cache[V any] struct {
 	closeErr   error
 }
 
-// entry is what L1 holds: a value, or a cached "not found", with the time
-// after which a read triggers a refresh and the time it expires. It is
-// kept as small as it can be, since every L1 hit reads it: refreshAt is in
-// unix nanoseconds, 0 for never, and notFound marks a cached "not found";
-// expires is in unix nanoseconds, 0 for never.
-//
-// The cache checks expiry itself, against its coarse clock, rather than
-// giving ristretto the TTL: ristretto's Get reads time.Now for every entry
-// that has one, which cost as much as the rest of a hit. An expired entry
-// that is read is removed then; one that is not read stays until TinyLFU
-// evicts it to make room (it is never served), as a cold entry would be.
-type entry[V any] struct {
-	v         V
-	refreshAt int64
-	expires   int64
-}
-
-// notFound is the refreshAt of a cached "not found", which is never
-// refreshed.
-const notFound = -1
-
 // versionStripes is how many key versions a cache keeps: a power of two.
 const versionStripes = 1024
 
@@ -337,20 +316,24 @@ func (c *Cache[V]) Get(ctx context.Context, key string) (v V, err error) {
 	}
 	e, ok := l1.c.Get(key)
 	runtime.KeepAlive(l1)
-	if ok && (e.expires == 0 || c.clock.Now() < e.expires) {
-		if c.tel.counting.Load() { // countHit, which is not inlined
-			c.tel.l1Hits.Inc()
-		}
-		// refreshAt is positive only with WithRefreshAhead.
-		if e.refreshAt > 0 && c.clock.Now() >= e.refreshAt {
-			c.refresh(ctx, key)
-		}
-		if e.refreshAt == notFound {
+	if !ok {
+		return c.getMiss(ctx, key, false)
+	}
+	if exp := expiresAt(e.meta); exp != 0 && c.clock.Now() >= exp {
+		return c.getMiss(ctx, key, true)
+	}
+	if c.tel.counting.Load() { // countHit, which is not inlined
+		c.tel.l1Hits.Inc()
+	}
+	if e.meta&flagMask != 0 { // a "not found", or a refresh (WithRefreshAhead)
+		if e.notFound() {
 			return v, ErrNotFound
 		}
-		return e.v, nil
+		if c.clock.Now() >= e.refreshAt() {
+			c.refresh(ctx, key)
+		}
 	}
-	return c.getMiss(ctx, key, ok)
+	return e.v, nil
 }
 
 // getMiss is Get after an L1 miss, or after finding an expired entry in L1.
@@ -376,7 +359,7 @@ func (c *Cache[V]) expire(key string) {
 	kv := c.version(key)
 	kv.l1.Lock()
 	defer kv.l1.Unlock()
-	if e, ok := c.l1.Get(key); ok && e.expires != 0 && c.clock.Now() >= e.expires {
+	if e, ok := c.l1.Get(key); ok && e.expires() != 0 && c.clock.Now() >= e.expires() {
 		c.l1.Del(key)
 		c.tel.onEvict()
 	}
@@ -439,7 +422,7 @@ func (c *Cache[V]) miss(ctx context.Context, key string) (V, error) {
 // queuedHit answers a Get with e, an L1 write not yet applied: an L1 hit.
 func (c *Cache[V]) queuedHit(e entry[V]) (V, error) {
 	c.tel.countHit()
-	if e.refreshAt == notFound {
+	if e.notFound() {
 		var zero V
 		return zero, ErrNotFound
 	}
@@ -490,7 +473,7 @@ const maxQueued = 64
 
 // live reports whether e has not expired.
 func (c *Cache[V]) live(e entry[V]) bool {
-	return e.expires == 0 || c.clock.Now() < e.expires
+	return e.expires() == 0 || c.clock.Now() < e.expires()
 }
 
 // appliedEntry returns key's live L1 entry, if L1 holds one now: a Get
@@ -783,7 +766,7 @@ func (c *Cache[V]) fill(ctx context.Context, key string, f *flight[V], l2Budget 
 	v, err := c.loadValue(ctx, key)
 	if err != nil {
 		if isNotFound(err) && c.opts.negativeTTL > 0 {
-			c.fillL1(kv, ver, key, f, entry[V]{refreshAt: notFound}, 1, c.opts.negativeTTL)
+			c.fillL1(kv, ver, key, f, notFoundEntry[V](), 1, c.opts.negativeTTL)
 		}
 		return zero, err
 	}
@@ -907,7 +890,7 @@ func (c *Cache[V]) fillL1(kv *keyVersion, ver uint64, key string, f *flight[V], 
 	if c.takeQueued(key) {
 		c.l1.Wait()
 	}
-	c.writeL1(key, f, e, cost, ttl)
+	c.writeL1(key, f, e, cost, ttl, c.refreshIn(ttl))
 	return true
 }
 
@@ -1000,9 +983,6 @@ func (e encodeError) Unwrap() error { return e.error }
 // newEntry returns the L1 entry of v and its cost.
 func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 	e := entry[V]{v: v}
-	if c.opts.refreshAhead > 0 && ttl > 0 {
-		e.refreshAt = time.Now().Add(time.Duration(float64(ttl) * c.opts.refreshAhead)).UnixNano()
-	}
 	cost := int64(1)
 	if c.opts.maxBytes > 0 {
 		if b, err := c.codec.Marshal(v); err == nil {
@@ -1012,8 +992,9 @@ func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 	return e, cost
 }
 
-// writeL1 stores e, to expire after ttl (never if ttl is 0), so that a
-// Get that follows finds it; f is the load whose result e is, if any. It
+// writeL1 stores e, to expire after ttl (never if ttl is 0) and to be
+// refreshed after refreshIn (never if 0), so that a Get that follows
+// finds it; f is the load whose result e is, if any. It
 // is called under key's stripe lock (see keyVersion), after waiting for
 // any earlier write of key that ristretto may still hold in its queue
 // (forget, mustWait).
@@ -1033,11 +1014,18 @@ func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 // policy takes it for an update of a key it holds), and since a queued
 // write must not show after a Delete. As before, a key TinyLFU declines
 // is not kept once the wait is over.
-func (c *Cache[V]) writeL1(key string, f *flight[V], e entry[V], cost int64, ttl time.Duration) {
-	e.expires = 0
-	if ttl > 0 {
-		e.expires = time.Now().Add(ttl).UnixNano()
+func (c *Cache[V]) writeL1(key string, f *flight[V], e entry[V], cost int64, ttl, refreshIn time.Duration) {
+	var expires, refreshAt int64
+	if ttl > 0 || refreshIn > 0 {
+		now := time.Now()
+		if ttl > 0 {
+			expires = now.Add(ttl).UnixNano()
+		}
+		if refreshIn > 0 {
+			refreshAt = now.Add(refreshIn).UnixNano()
+		}
 	}
+	e = e.packed(expires, refreshAt)
 	c.l1.Set(key, e, cost)
 	if _, ok := c.l1.GetTTL(key); ok {
 		return
@@ -1202,21 +1190,20 @@ func (c *Cache[V]) retryRefresh(kv *keyVersion, ver uint64, key string) {
 		return
 	}
 	cur, ok := c.l1.Get(key)
-	if !ok || cur.refreshAt == notFound {
+	if !ok || cur.notFound() {
 		return
 	}
 	var left time.Duration // 0: it never expires
-	if cur.expires != 0 {
-		if left = time.Until(time.Unix(0, cur.expires)); left <= 0 {
+	if cur.expires() != 0 {
+		if left = time.Until(time.Unix(0, cur.expires())); left <= 0 {
 			return
 		}
 	}
-	cur.refreshAt = time.Now().Add(refreshRetry).UnixNano()
 	_, cost := c.newEntry(cur.v, 0)
 	if c.takeQueued(key) {
 		c.l1.Wait()
 	}
-	c.writeL1(key, nil, cur, cost, left)
+	c.writeL1(key, nil, cur, cost, left, refreshRetry)
 }
 
 // dropL1 removes key from L1 (and its L1 write not yet applied), when a
@@ -1233,6 +1220,15 @@ func (c *Cache[V]) dropL1(kv *keyVersion, key string) {
 // refreshRetry is how long after a failed refresh-ahead reload the next
 // one may start.
 const refreshRetry = time.Second
+
+// refreshIn returns how long after it is written an entry that expires
+// after ttl is due for a refresh (WithRefreshAhead): 0 for never.
+func (c *Cache[V]) refreshIn(ttl time.Duration) time.Duration {
+	if c.opts.refreshAhead <= 0 || ttl <= 0 {
+		return 0
+	}
+	return time.Duration(float64(ttl) * c.opts.refreshAhead)
+}
 
 // maxRefreshes bounds the refresh-ahead reloads in flight.
 const maxRefreshes = 1024
@@ -1306,7 +1302,7 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 		}
 	}
 	e, cost := c.newEntry(v, ttl)
-	c.changedL1(kv, key, func() { c.writeL1(key, nil, e, cost, ttl) })
+	c.changedL1(kv, key, func() { c.writeL1(key, nil, e, cost, ttl, c.refreshIn(ttl)) })
 	if err := c.publish(ctx, key); err != nil {
 		errs = append(errs, err)
 	}

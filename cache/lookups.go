@@ -37,11 +37,17 @@ func collected[V any](l *lookups[V]) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for pause := 50 * time.Microsecond; !gone.Load(); pause = min(2*pause, 10*time.Millisecond) {
+		for pause := 50 * time.Microsecond; ; pause = min(2*pause, 10*time.Millisecond) {
 			runtime.GC()
-			for i := 0; i < 10 && !gone.Load(); i++ {
-				time.Sleep(pause / 10)
+			// The cleanup goroutine is usually quick to run: a sleep
+			// would make Close take time even then.
+			for range 100 {
+				if gone.Load() {
+					return
+				}
+				runtime.Gosched()
 			}
+			time.Sleep(pause)
 		}
 	}()
 	return done

@@ -40,8 +40,10 @@ func TestRefreshHonoursLoadTimeout(t *testing.T) {
 		_, _ = c.Get(ctx, "k") // the refresh starts, and hangs
 		synctest.Wait()
 		require.Equal(t, int32(2), calls.Load())
-		time.Sleep(3 * time.Second) // 9s: past the load timeout, and a second after
-		synctest.Wait()             // the cache's clock takes the tick of this instant
+		// 9s: past the load timeout, and a second after (and the
+		// millisecond by which an entry's refresh time may fall late).
+		time.Sleep(3*time.Second + 10*time.Millisecond)
+		synctest.Wait() // the cache's clock takes the tick of this instant
 		v, err := c.Get(ctx, "k")
 		require.NoError(t, err)
 		assert.Equal(t, "v1", v, "the old value is served until it expires")
