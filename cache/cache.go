@@ -890,7 +890,7 @@ func (c *Cache[V]) fillL1(kv *keyVersion, ver uint64, key string, f *flight[V], 
 	if c.takeQueued(key) {
 		c.l1.Wait()
 	}
-	c.writeL1(key, f, e, cost, ttl, c.refreshIn(ttl))
+	c.writeL1(key, f, c.stamped(e, ttl), cost)
 	return true
 }
 
@@ -992,9 +992,8 @@ func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 	return e, cost
 }
 
-// writeL1 stores e, to expire after ttl (never if ttl is 0) and to be
-// refreshed after refreshIn (never if 0), so that a Get that follows
-// finds it; f is the load whose result e is, if any. It
+// writeL1 stores e, stamped with its expiry (see stamped), so that a Get
+// that follows finds it; f is the load whose result e is, if any. It
 // is called under key's stripe lock (see keyVersion), after waiting for
 // any earlier write of key that ristretto may still hold in its queue
 // (forget, mustWait).
@@ -1014,18 +1013,7 @@ func (c *Cache[V]) newEntry(v V, ttl time.Duration) (entry[V], int64) {
 // policy takes it for an update of a key it holds), and since a queued
 // write must not show after a Delete. As before, a key TinyLFU declines
 // is not kept once the wait is over.
-func (c *Cache[V]) writeL1(key string, f *flight[V], e entry[V], cost int64, ttl, refreshIn time.Duration) {
-	var expires, refreshAt int64
-	if ttl > 0 || refreshIn > 0 {
-		now := time.Now()
-		if ttl > 0 {
-			expires = now.Add(ttl).UnixNano()
-		}
-		if refreshIn > 0 {
-			refreshAt = now.Add(refreshIn).UnixNano()
-		}
-	}
-	e = e.packed(expires, refreshAt)
+func (c *Cache[V]) writeL1(key string, f *flight[V], e entry[V], cost int64) {
 	c.l1.Set(key, e, cost)
 	if _, ok := c.l1.GetTTL(key); ok {
 		return
@@ -1193,17 +1181,17 @@ func (c *Cache[V]) retryRefresh(kv *keyVersion, ver uint64, key string) {
 	if !ok || cur.notFound() {
 		return
 	}
-	var left time.Duration // 0: it never expires
-	if cur.expires() != 0 {
-		if left = time.Until(time.Unix(0, cur.expires())); left <= 0 {
-			return
-		}
+	now := time.Now().UnixNano()
+	if exp := cur.expires(); exp != 0 && exp <= now {
+		return
 	}
 	_, cost := c.newEntry(cur.v, 0)
 	if c.takeQueued(key) {
 		c.l1.Wait()
 	}
-	c.writeL1(key, nil, cur, cost, left, refreshRetry)
+	// The same expiry, and a refresh a second from now: no later than
+	// that by more than 0.1% of the time the entry has left (see packed).
+	c.writeL1(key, nil, cur.packed(cur.expires(), now+int64(refreshRetry)), cost)
 }
 
 // dropL1 removes key from L1 (and its L1 write not yet applied), when a
@@ -1221,13 +1209,26 @@ func (c *Cache[V]) dropL1(kv *keyVersion, key string) {
 // one may start.
 const refreshRetry = time.Second
 
-// refreshIn returns how long after it is written an entry that expires
-// after ttl is due for a refresh (WithRefreshAhead): 0 for never.
-func (c *Cache[V]) refreshIn(ttl time.Duration) time.Duration {
-	if c.opts.refreshAhead <= 0 || ttl <= 0 {
-		return 0
+// stamped returns e set to expire ttl from now (never if ttl is 0) and,
+// with WithRefreshAhead, to be refreshed once its fraction of ttl has
+// passed. A TTL that would end past what an entry can hold (the year
+// 2116) ends there.
+func (c *Cache[V]) stamped(e entry[V], ttl time.Duration) entry[V] {
+	if ttl <= 0 {
+		return e.packed(0, 0)
 	}
-	return time.Duration(float64(ttl) * c.opts.refreshAhead)
+	now := time.Now().UnixNano()
+	limit := time.Duration(expiryMask&^codeMask - now)
+	expires := now + int64(min(ttl, limit))
+	var refreshAt int64
+	if c.opts.refreshAhead > 0 {
+		in := float64(ttl) * c.opts.refreshAhead
+		refreshAt = now + int64(limit)
+		if in < float64(limit) {
+			refreshAt = now + int64(in)
+		}
+	}
+	return e.packed(expires, refreshAt)
 }
 
 // maxRefreshes bounds the refresh-ahead reloads in flight.
@@ -1302,7 +1303,7 @@ func (c *Cache[V]) Set(ctx context.Context, key string, v V) error {
 		}
 	}
 	e, cost := c.newEntry(v, ttl)
-	c.changedL1(kv, key, func() { c.writeL1(key, nil, e, cost, ttl, c.refreshIn(ttl)) })
+	c.changedL1(kv, key, func() { c.writeL1(key, nil, c.stamped(e, ttl), cost) })
 	if err := c.publish(ctx, key); err != nil {
 		errs = append(errs, err)
 	}
@@ -1421,15 +1422,18 @@ func (c *Cache[V]) Flush(ctx context.Context) error {
 // goroutine the cache started has ended when it returns (a loader that
 // ignores its context delays it). To know that no Get is still reading
 // L1, which Gets do without registering with the cache, it runs the
-// garbage collector, once unless a Get was in the middle of a lookup. It
-// returns an error saying how many
+// garbage collector, once unless a Get was in the middle of a lookup: a
+// full collection, which takes longer the more the process holds (about
+// a millisecond for a few megabytes, a tenth of a second for a hundred).
+// It returns an error saying how many
 // queued writes could not be written, if any. Later calls return the same
 // result; other methods return [ErrClosed].
 func (c *Cache[V]) Close() error {
 	c.closeOnce.Do(func() {
-		c.closed.Store(true)
-		// Gets that found L1 in lookups end their lookups meanwhile.
+		// Gets that found L1 in lookups end their lookups meanwhile; those
+		// that start now return ErrClosed.
 		hitsDone := collected(c.lookups.Swap(nil))
+		c.closed.Store(true)
 		c.bgCancel() // ends waits on shared loads, refreshes, retries of Subscribe
 		var errs []error
 		if c.wb != nil {

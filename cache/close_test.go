@@ -3,6 +3,9 @@ package cache_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -157,5 +160,34 @@ func TestCloseWaitsForLookupsInFlight(t *testing.T) {
 		require.NoError(t, err, "Close()")
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close() still waiting 10s after the lookup ended")
+	}
+}
+
+// TestCloseFromACleanup: a cache closed by a runtime.AddCleanup of the
+// object that owns it runs Close on the runtime's cleanup goroutine (one
+// of them, below GOMAXPROCS 8). Close's wait for the garbage collector
+// used to wait for a cleanup too, which that goroutine could only run
+// after Close returned: it never did, and no cleanup in the process ran
+// again. It runs in a process of its own, with GOMAXPROCS 2, so that a
+// hang stops no other test's cleanups.
+func TestCloseFromACleanup(t *testing.T) {
+	if os.Getenv("CACHE_CLOSE_CLEANUP_CHILD") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestCloseFromACleanup$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "CACHE_CLOSE_CLEANUP_CHILD=1", "GOMAXPROCS=2")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "child:\n%s", out)
+		return
+	}
+	c, err := cache.New[string]()
+	require.NoError(t, err, "New()")
+	closed := make(chan error, 1)
+	owner := &struct{ _ [64]byte }{}
+	runtime.AddCleanup(owner, func(c *cache.Cache[string]) { closed <- c.Close() }, c)
+	runtime.GC() // owner is not used after AddCleanup: unreachable
+	select {
+	case err := <-closed:
+		require.NoError(t, err, "Close()")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close() from a cleanup still running 10s later")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/dgraph-io/ristretto/v2"
 )
@@ -27,16 +28,23 @@ type lookups[V any] struct {
 // lookup, whose end a later collection sees. l is passed, not kept: the
 // caller must hold no reference to it either.
 //
-// The cleanup that tells runs on the runtime's cleanup goroutine, soon
-// after the collection that found l unreachable; it sets a flag rather
-// than close the channel, which a cache made in a testing/synctest bubble
-// would not allow from outside it.
+// A cleanup tells, on the runtime's cleanup goroutine, soon after the
+// collection that found l unreachable: its run orders the Gets' last
+// reads of L1 before Close's writes for the race detector too. It sets a
+// flag rather than close the channel, which a cache made in a
+// testing/synctest bubble would not allow from outside it. A weak pointer
+// tells as well, as soon as the collection is over, but only after
+// cleanupPatience: the cleanup goroutine may be busy with another
+// cleanup, or be the goroutine running Close (a cache closed by a cleanup
+// of its owner's), which would wait for itself.
 func collected[V any](l *lookups[V]) <-chan struct{} {
 	gone := new(atomic.Bool)
 	runtime.AddCleanup(l, func(gone *atomic.Bool) { gone.Store(true) }, gone)
+	weakly := weak.Make(l)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var unreachable time.Time // when the weak pointer was first seen cleared
 		for pause := 50 * time.Microsecond; ; pause = min(2*pause, 10*time.Millisecond) {
 			runtime.GC()
 			// The cleanup goroutine is usually quick to run: a sleep
@@ -47,8 +55,19 @@ func collected[V any](l *lookups[V]) <-chan struct{} {
 				}
 				runtime.Gosched()
 			}
+			if weakly.Value() == nil {
+				if unreachable.IsZero() {
+					unreachable = time.Now()
+				} else if time.Since(unreachable) >= cleanupPatience {
+					return
+				}
+			}
 			time.Sleep(pause)
 		}
 	}()
 	return done
 }
+
+// cleanupPatience is how long Close waits for the cleanup that reports a
+// collected lookups before it trusts the weak pointer (see collected).
+const cleanupPatience = 20 * time.Millisecond

@@ -372,6 +372,11 @@ func WithBloomFilter(expectedKeys uint, falsePositiveRate float64) Setting {
 // after a failed one the next waits a second; at most 1,024 run at once
 // (an entry due meanwhile is refreshed by a later read). It needs
 // [WithLoader] and a TTL. Each L1 hit then reads the clock.
+//
+// An entry keeps its refresh time as a lead over its expiry, to within a
+// thousandth: a refresh may come that much of the lead later than asked
+// (with a 5-minute TTL and a fraction of 0.8, up to 60 ms), and the
+// retry after a failed one that much of the time the entry has left.
 func WithRefreshAhead(fraction float64) Setting {
 	return func(o *options) { o.refreshAhead = fraction }
 }

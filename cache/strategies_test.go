@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 	"strconv"
@@ -1301,4 +1302,28 @@ func TestRefreshAheadBacksOffAfterFailure(t *testing.T) {
 		synctest.Wait()
 		assert.Equal(t, int32(3), loads.Load())
 	})
+}
+
+// TestHugeTTL: an expiry past 2262 used to wrap to a negative time, read
+// as long past, so that a cache with such a TTL (math.MaxInt64 for "as
+// good as never") missed on every Get. It now ends at the latest time an
+// entry can hold.
+func TestHugeTTL(t *testing.T) {
+	ctx := context.Background()
+	for _, ttl := range []time.Duration{250 * 365 * 24 * time.Hour, math.MaxInt64} {
+		for _, refresh := range []bool{false, true} {
+			opts := []cache.Option[string]{cache.WithTTL(ttl), cache.WithTTLJitter(0)}
+			if refresh {
+				opts = append(opts, cache.WithLoader(func(context.Context, string) (string, error) { return "loaded", nil }),
+					cache.WithRefreshAhead(0.99))
+			}
+			c, err := cache.New(opts...)
+			require.NoError(t, err, "New()")
+			require.NoError(t, c.Set(ctx, "k", "v"), "Set()")
+			v, err := c.Get(ctx, "k")
+			require.NoError(t, c.Close(), "Close()")
+			require.NoError(t, err, "Get() after Set() with WithTTL(%v), refresh ahead %v", ttl, refresh)
+			require.Equal(t, "v", v, "Get() after Set() with WithTTL(%v), refresh ahead %v", ttl, refresh)
+		}
+	}
 }
