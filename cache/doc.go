@@ -167,15 +167,18 @@
 //
 // # Cost
 //
-// An L1 hit is a ristretto Get plus one atomic add, whatever the
-// providers (on one of 32 counters, picked by goroutine, so that
-// concurrent readers do not contend), and an atomic load of the cache's
-// clock to check expiry: no lock of the cache's own, no span, no
-// allocation, no time.Now. The clock is the wall time, stored every
+// An L1 hit is a ristretto Get plus one atomic add when a meter provider
+// could read the count (on one of 32 counters, picked by goroutine, so
+// that concurrent readers do not contend), and an atomic load of the
+// cache's clock to check expiry: no lock of the cache's own, no span, no
+// allocation, no time.Now, and nothing that registers it with Close
+// (Close runs the garbage collector instead, to know when no lookup is
+// still in L1). The clock is the wall time, stored every
 // millisecond by a goroutine of the cache's own that Close stops: an
 // entry is never served before its TTL has passed, and not more than
 // about a millisecond after (longer only while the process is starved of
-// CPU). An expired entry is removed when it is read; one that is never
+// CPU; an entry to refresh ahead keeps its expiry to 66 µs, which adds
+// that much). An expired entry is removed when it is read; one that is never
 // read again stays in L1, unserved, until TinyLFU evicts it to make room.
 //
 // Set returns once a Get sees the value, and so does a miss that loads
