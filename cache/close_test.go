@@ -3,8 +3,6 @@ package cache_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/otelpatterns/patterns/cache"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // TestCloseEndsLoadsWhoseCallersLeft: a caller with a cancellable context
@@ -171,11 +170,7 @@ func TestCloseWaitsForLookupsInFlight(t *testing.T) {
 // again. It runs in a process of its own, with GOMAXPROCS 2, so that a
 // hang stops no other test's cleanups.
 func TestCloseFromACleanup(t *testing.T) {
-	if os.Getenv("CACHE_CLOSE_CLEANUP_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run", "^TestCloseFromACleanup$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), "CACHE_CLOSE_CLEANUP_CHILD=1", "GOMAXPROCS=2")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "child:\n%s", out)
+	if !testenv.InOwnProcess(t, "GOMAXPROCS=2") {
 		return
 	}
 	c, err := cache.New[string]()

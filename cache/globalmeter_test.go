@@ -2,8 +2,6 @@ package cache_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -13,6 +11,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // TestRequestsCountedOnceGlobalSet: a cache built on the global meter
@@ -22,11 +21,7 @@ import (
 // It runs in a process of its own, since the global provider cannot be
 // unset.
 func TestRequestsCountedOnceGlobalSet(t *testing.T) {
-	if os.Getenv("CACHE_GLOBAL_METER_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run", "^TestRequestsCountedOnceGlobalSet$", "-test.v")
-		cmd.Env = append(os.Environ(), "CACHE_GLOBAL_METER_CHILD=1")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "child:\n%s", out)
+	if !testenv.InOwnProcess(t) {
 		return
 	}
 	ctx := context.Background()

@@ -2,8 +2,6 @@ package cache_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cache"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // TestLoadSpanUntraced: a loader call starts no cache.load span when the
@@ -42,11 +41,7 @@ func TestLoadSpanUntraced(t *testing.T) {
 // otel.SetTracerProvider installs one. It runs in a process of its own,
 // since the global provider cannot be unset.
 func TestLoadSpanOnceGlobalSet(t *testing.T) {
-	if os.Getenv("CACHE_GLOBAL_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run", "^TestLoadSpanOnceGlobalSet$", "-test.v")
-		cmd.Env = append(os.Environ(), "CACHE_GLOBAL_CHILD=1")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "child:\n%s", out)
+	if !testenv.InOwnProcess(t) {
 		return
 	}
 	ctx := context.Background()

@@ -2,8 +2,6 @@ package cqrs_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/otelpatterns/patterns/cqrs"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
+	"github.com/otelpatterns/patterns/internal/testenv"
 )
 
 // TestDispatchUntraced: with a tracer that can only make non-recording
@@ -44,11 +43,7 @@ func TestDispatchUntraced(t *testing.T) {
 // otel.SetTracerProvider installs one. It runs in a process of its own,
 // since the global provider cannot be unset.
 func TestDispatchTracedOnceGlobalSet(t *testing.T) {
-	if os.Getenv("CQRS_GLOBAL_CHILD") == "" {
-		cmd := exec.Command(os.Args[0], "-test.run", "^TestDispatchTracedOnceGlobalSet$", "-test.v")
-		cmd.Env = append(os.Environ(), "CQRS_GLOBAL_CHILD=1")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "child:\n%s", out)
+	if !testenv.InOwnProcess(t) {
 		return
 	}
 	ctx := context.Background()

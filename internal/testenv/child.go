@@ -1,0 +1,35 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// childEnv names the test that a child process started by InOwnProcess
+// runs.
+const childEnv = "PATTERNS_TEST_CHILD"
+
+// InOwnProcess runs the calling test again, alone, in a child process of
+// this test binary with env added to its environment, and reports whether
+// the caller is that child. A test that changes what a process holds for
+// good (the global OpenTelemetry providers, the runtime's cleanup
+// goroutine) starts with
+//
+//	if !testenv.InOwnProcess(t) {
+//		return
+//	}
+//
+// The parent fails, with the child's output, if the child fails.
+func InOwnProcess(t testing.TB, env ...string) bool {
+	t.Helper()
+	if os.Getenv(childEnv) == t.Name() {
+		return true
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(append(os.Environ(), childEnv+"="+t.Name()), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the child process of %s: %v\n%s", t.Name(), err, out)
+	}
+	return false
+}
