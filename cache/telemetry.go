@@ -92,10 +92,10 @@ type instruments struct {
 	meter        metric.Meter
 	name         attribute.KeyValue
 
-	// counting is whether the lookups' counts can be read (see countHit
-	// and count): counts' answer as of New or the last tick of the cache's
-	// clock (gateCounts), since asking the gate itself costs a hit about
-	// as much as the count it spares.
+	// counting is whether lookups are counted (see countHit and count):
+	// the gate's answer as of New or the last tick of the cache's clock
+	// (gateCounts), since asking the gate on every hit would cost about as
+	// much as the count it spares.
 	counts   telemetry.MeterGate
 	counting atomic.Bool
 	l1Hits   stripedCounter // requests[levelL1][resultHit] is not used
