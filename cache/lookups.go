@@ -48,8 +48,9 @@ func collected[V any](l *lookups[V]) <-chan struct{} {
 		for pause := 50 * time.Microsecond; ; pause = min(2*pause, 10*time.Millisecond) {
 			runtime.GC()
 			// The cleanup goroutine is usually quick to run: a sleep
-			// would make Close take time even then.
-			for range 100 {
+			// would make Close take time even then (and in a synctest
+			// bubble, fake time, where a spin does not).
+			for range 1000 {
 				if gone.Load() {
 					return
 				}
