@@ -1,8 +1,11 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -26,10 +29,20 @@ func InOwnProcess(t testing.TB, env ...string) bool {
 	if os.Getenv(childEnv) == t.Name() {
 		return true
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	// -test.run matches each level of a subtest's name on its own.
+	levels := strings.Split(t.Name(), "/")
+	for i, l := range levels {
+		levels[i] = "^" + regexp.QuoteMeta(l) + "$"
+	}
+	cmd := exec.Command(os.Args[0], "-test.run="+strings.Join(levels, "/"), "-test.count=1", "-test.v")
 	cmd.Env = append(append(os.Environ(), childEnv+"="+t.Name()), env...)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	switch {
+	case err != nil:
 		t.Fatalf("the child process of %s: %v\n%s", t.Name(), err, out)
+	case !bytes.Contains(out, []byte("=== RUN   "+t.Name()+"\n")):
+		// A child that matched no test passes, and would hide that.
+		t.Fatalf("the child process of %s did not run it:\n%s", t.Name(), out)
 	}
 	return false
 }

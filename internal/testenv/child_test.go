@@ -50,3 +50,26 @@ func TestInOwnProcessFailsWithTheChild(t *testing.T) {
 		t.Fatalf("the parent's failure = %q; want the child's output", r.failure)
 	}
 }
+
+// TestInOwnProcessSubtest: a subtest, with characters -test.run reads
+// as a regular expression in its name, runs alone in its child.
+func TestInOwnProcessSubtest(t *testing.T) {
+	t.Run("a+b (c)", func(t *testing.T) {
+		if !InOwnProcess(t) {
+			return
+		}
+		if got := os.Getenv(childEnv); got != t.Name() {
+			t.Fatalf("%s = %q in the child; want %q", childEnv, got, t.Name())
+		}
+	})
+}
+
+// TestInOwnProcessFailsWhenNoTestRan: a name the child does not find
+// (there, the test would pass having run nothing) fails the parent.
+func TestInOwnProcessFailsWhenNoTestRan(t *testing.T) {
+	r := &fatalRecorder{TB: t, name: "TestNoSuchTest"}
+	InOwnProcess(r)
+	if !strings.Contains(r.failure, "did not run it") {
+		t.Fatalf("the parent's failure = %q; want it to say the child ran nothing", r.failure)
+	}
+}
