@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"runtime"
@@ -1241,6 +1242,9 @@ func (c *Cache[V]) ttl() time.Duration {
 		return t
 	}
 	j := c.opts.jitter * (2*rand.Float64() - 1)
+	if jt := float64(t) + j*float64(t); jt >= math.MaxInt64 {
+		return math.MaxInt64 // not a wrap to the past
+	}
 	return t + time.Duration(j*float64(t))
 }
 

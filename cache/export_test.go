@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -58,4 +59,16 @@ func InLookup[V any](c *Cache[V]) func(key string) bool {
 		_, ok := l.c.Get(key)
 		return ok
 	}
+}
+
+// L1Expiry returns when c's L1 entry for key expires (the zero time for
+// never), and whether L1 holds one, once ristretto has applied the writes
+// it has queued.
+func L1Expiry[V any](c *Cache[V], key string) (time.Time, bool) {
+	c.l1.Wait()
+	v, ok := c.l1.Get(key)
+	if !ok || v.expires() == 0 {
+		return time.Time{}, ok
+	}
+	return time.Unix(0, v.expires()), true
 }

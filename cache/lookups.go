@@ -28,15 +28,15 @@ type lookups[V any] struct {
 // lookup, whose end a later collection sees. l is passed, not kept: the
 // caller must hold no reference to it either.
 //
-// A cleanup tells, on the runtime's cleanup goroutine, soon after the
-// collection that found l unreachable: its run orders the Gets' last
-// reads of L1 before Close's writes for the race detector too. It sets a
-// flag rather than close the channel, which a cache made in a
-// testing/synctest bubble would not allow from outside it. A weak pointer
-// tells as well, as soon as the collection is over, but only after
+// A weak pointer to l tells when a collection has found it unreachable.
+// The cleanup then queued runs on the runtime's cleanup goroutine, and
+// its run orders the Gets' last reads of L1 before Close's writes for the
+// race detector too, so collected waits for it as well, but only up to
 // cleanupPatience: the cleanup goroutine may be busy with another
 // cleanup, or be the goroutine running Close (a cache closed by a cleanup
-// of its owner's), which would wait for itself.
+// of its owner's), which would wait for itself. The cleanup sets a flag
+// rather than close the channel, which a cache made in a testing/synctest
+// bubble would not allow from outside it.
 func collected[V any](l *lookups[V]) <-chan struct{} {
 	gone := new(atomic.Bool)
 	runtime.AddCleanup(l, func(gone *atomic.Bool) { gone.Store(true) }, gone)
@@ -44,26 +44,30 @@ func collected[V any](l *lookups[V]) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		var unreachable time.Time // when the weak pointer was first seen cleared
+		// Until a collection finds l unreachable: while the weak pointer
+		// still reads l, a Get is inside its lookup, and no cleanup is
+		// coming from that collection.
 		for pause := 50 * time.Microsecond; ; pause = min(2*pause, 10*time.Millisecond) {
 			runtime.GC()
-			// The cleanup goroutine is usually quick to run: a sleep
-			// would make Close take time even then (and in a synctest
-			// bubble, fake time, where a spin does not).
-			for range 1000 {
-				if gone.Load() {
-					return
-				}
-				runtime.Gosched()
-			}
 			if weakly.Value() == nil {
-				if unreachable.IsZero() {
-					unreachable = time.Now()
-				} else if time.Since(unreachable) >= cleanupPatience {
-					return
-				}
+				break
 			}
 			time.Sleep(pause)
+		}
+		// Then the cleanup is queued, and usually quick to run: yield
+		// to it a few times before sleeping (which, in a synctest bubble,
+		// moves fake time), bounded in time too (under load a yield can
+		// take a scheduler's time slice).
+		deadline := time.Now().Add(cleanupPatience)
+		for i := 0; !gone.Load(); i++ {
+			if time.Now().After(deadline) {
+				return
+			}
+			if i < 100 {
+				runtime.Gosched()
+			} else {
+				time.Sleep(50 * time.Microsecond)
+			}
 		}
 	}()
 	return done

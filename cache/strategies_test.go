@@ -1312,18 +1312,26 @@ func TestHugeTTL(t *testing.T) {
 	ctx := context.Background()
 	for _, ttl := range []time.Duration{250 * 365 * 24 * time.Hour, math.MaxInt64} {
 		for _, refresh := range []bool{false, true} {
-			opts := []cache.Option[string]{cache.WithTTL(ttl), cache.WithTTLJitter(0)}
+			// The default jitter, 10%: half the TTLs come out longer,
+			// which used to wrap past math.MaxInt64 as well.
+			opts := []cache.Option[string]{cache.WithTTL(ttl)}
 			if refresh {
 				opts = append(opts, cache.WithLoader(func(context.Context, string) (string, error) { return "loaded", nil }),
 					cache.WithRefreshAhead(0.99))
 			}
 			c, err := cache.New(opts...)
 			require.NoError(t, err, "New()")
-			require.NoError(t, c.Set(ctx, "k", "v"), "Set()")
-			v, err := c.Get(ctx, "k")
+			for i := range 20 {
+				key := strconv.Itoa(i)
+				require.NoError(t, c.Set(ctx, key, "v"), "Set()")
+				v, err := c.Get(ctx, key)
+				require.NoError(t, err, "Get() after Set() with WithTTL(%v), refresh ahead %v", ttl, refresh)
+				require.Equal(t, "v", v, "Get() after Set() with WithTTL(%v), refresh ahead %v", ttl, refresh)
+				exp, ok := cache.L1Expiry(c, key)
+				require.True(t, ok, "L1 holds %q", key)
+				require.True(t, exp.After(time.Now().Add(80*365*24*time.Hour)), "L1 entry of %q expires at %v with WithTTL(%v); want decades away (2116, the latest), not never or the past", key, exp, ttl)
+			}
 			require.NoError(t, c.Close(), "Close()")
-			require.NoError(t, err, "Get() after Set() with WithTTL(%v), refresh ahead %v", ttl, refresh)
-			require.Equal(t, "v", v, "Get() after Set() with WithTTL(%v), refresh ahead %v", ttl, refresh)
 		}
 	}
 }
