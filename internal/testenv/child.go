@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // childEnv names the test that a child process started by InOwnProcess
@@ -26,7 +27,9 @@ const childEnv = "PATTERNS_TEST_CHILD"
 // The parent fails, with the child's output, if the child fails.
 func InOwnProcess(t testing.TB, env ...string) bool {
 	t.Helper()
-	if os.Getenv(childEnv) == t.Name() {
+	// In the child, a test that runs the subtest that called it (whose
+	// name the child has) is its way there, not a test to run apart.
+	if env := os.Getenv(childEnv); env == t.Name() || strings.HasPrefix(env, t.Name()+"/") {
 		return true
 	}
 	// -test.run matches each level of a subtest's name on its own.
@@ -34,7 +37,15 @@ func InOwnProcess(t testing.TB, env ...string) bool {
 	for i, l := range levels {
 		levels[i] = "^" + regexp.QuoteMeta(l) + "$"
 	}
-	cmd := exec.Command(os.Args[0], "-test.run="+strings.Join(levels, "/"), "-test.count=1", "-test.v")
+	args := []string{"-test.run=" + strings.Join(levels, "/"), "-test.count=1", "-test.v"}
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		// The child stops where its parent would: a hung child must not
+		// outlive the run that times its parent out.
+		if deadline, ok := d.Deadline(); ok {
+			args = append(args, "-test.timeout="+time.Until(deadline).String())
+		}
+	}
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(append(os.Environ(), childEnv+"="+t.Name()), env...)
 	out, err := cmd.CombinedOutput()
 	switch {

@@ -73,3 +73,20 @@ func TestInOwnProcessFailsWhenNoTestRan(t *testing.T) {
 		t.Fatalf("the parent's failure = %q; want it to say the child ran nothing", r.failure)
 	}
 }
+
+// TestInOwnProcessNested: a test and its subtest that both run in a
+// process of their own: the subtest's child runs the test on its way to
+// the subtest, which used to start a child again, without end.
+func TestInOwnProcessNested(t *testing.T) {
+	if !InOwnProcess(t) {
+		return
+	}
+	t.Run("inner", func(t *testing.T) {
+		if !InOwnProcess(t) {
+			return
+		}
+		if got := os.Getenv(childEnv); got != t.Name() {
+			t.Fatalf("%s = %q in the child; want %q", childEnv, got, t.Name())
+		}
+	})
+}
