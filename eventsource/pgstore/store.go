@@ -926,12 +926,13 @@ func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, re
 	// owed one, which the next such append covers, or, if none comes
 	// soon, a timer (flushPending).
 	lead := !s.skipNotify && s.notifying.CompareAndSwap(false, true)
+	tookOver := false // the lead carries the notification owed to earlier appends
 	if lead {
 		s.leadSince.Store(time.Now().UnixNano())
 		// They committed before the notification runs. But it runs after
 		// the batch's lock, which may wait for long (another session
 		// holds the stream's lock): if it does, overtake sends it.
-		if s.pending.Swap(false) {
+		if tookOver = s.pending.Swap(false); tookOver {
 			s.carried.Store(true)
 			s.armOvertake(ctx)
 		}
@@ -942,11 +943,12 @@ func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, re
 		if s.skipNotify {
 			return
 		}
-		// Owed: this append's commit, if another append carries the
-		// notification; what the lead took over, if its notification did
-		// not run (the server skips the rest of a batch after a failed
-		// statement).
-		if lead && !sent || !lead && err == nil {
+		// Owed: this append's commit, unless its own notification ran;
+		// what the lead took over, if its notification did not run (the
+		// server skips the rest of a batch after a failed statement). An
+		// append that failed committed nothing, and owes nothing of its
+		// own.
+		if err == nil && !(lead && sent) || lead && tookOver && !sent {
 			s.pending.Store(true)
 		}
 		if lead {

@@ -378,6 +378,36 @@ func TestBatchErrorType(t *testing.T) {
 		p.Describe(t, "eventsource.append.duration"))
 }
 
+// TestFailedAppendNotifiesNothing: an append that fails commits
+// nothing, so it owes subscribers no notification. A failed append that
+// led the notifications used to mark one owed, which a timer sent a
+// millisecond after Append returned: a NOTIFY (and its span) for nothing,
+// which also made TestBatchErrorType fail now and then.
+func TestFailedAppendNotifiesNothing(t *testing.T) {
+	t.Parallel()
+	p := telemetrytest.New(t)
+	pool := testenv.PostgresPool(t, 2)
+	migrated, bare := schemaName(t), schemaName(t)
+	s := newStoreIn(t, pool, migrated, pgstore.WithTracerProvider(p.TracerProvider))
+	noTables := newStoreIn(t, pool, bare, pgstore.WithTracerProvider(p.TracerProvider))
+	ctx := testenv.Context(t, 10*time.Second)
+	require.NoError(t, s.Migrate(ctx))
+
+	_, err := s.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
+	require.NoError(t, err)
+	_, err = s.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
+	require.ErrorIs(t, err, eventsource.ErrConcurrencyConflict)
+	_, err = noTables.Append(ctx, "a", eventsource.NoStream, events(1, "test.v1")...)
+	require.Error(t, err)
+
+	// Far past the timer of a notification owed (a millisecond), and of
+	// one that overtakes an append in flight (10 ms).
+	time.Sleep(200 * time.Millisecond)
+	database := pool.Config().ConnConfig.Database
+	assert.Len(t, p.SpansNamed("notify "+database+"|"+migrated), 1, "the successful append's own notification alone")
+	assert.Empty(t, p.SpansNamed("notify "+database+"|"+bare), "no notification from a store whose append failed")
+}
+
 // TestConcurrentAppendsTakeOneRoundTrip appends from 8 goroutines at
 // once, Any to one shared stream and Exact to a stream of each one's, and
 // checks, by the statements each append's span counts, that every append
