@@ -946,9 +946,12 @@ func (s *Store) commit(ctx context.Context, conn *pgxpool.Conn, b *pgx.Batch, re
 		// Owed: this append's commit, unless its own notification ran;
 		// what the lead took over, if its notification did not run (the
 		// server skips the rest of a batch after a failed statement). An
-		// append that failed committed nothing, and owes nothing of its
-		// own.
-		if err == nil && !(lead && sent) || lead && tookOver && !sent {
+		// append that failed on the server committed nothing, and owes
+		// nothing of its own; one whose connection was lost (its
+		// deadline, a network failure) may have committed, as the server
+		// runs a batch on without its client.
+		mayHaveCommitted := err == nil || conn.Conn().PgConn().IsClosed()
+		if mayHaveCommitted && !(lead && sent) || lead && tookOver && !sent {
 			s.pending.Store(true)
 		}
 		if lead {

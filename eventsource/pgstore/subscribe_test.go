@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -483,4 +484,81 @@ func TestSubscribeWakesWhileUnrelatedTransactionsCommit(t *testing.T) {
 		require.Len(t, want, writers)
 		assert.ElementsMatch(t, want, f.next(t, writers, 5*time.Second), "round %d", r)
 	}
+}
+
+// TestCommittedLeadOwesNotification: the append leading the notifications
+// committed on the server, but its client gave up (its deadline) before
+// reading the batch's results, which the server sends after the NOTIFY;
+// the NOTIFY then fails (a pg_notify that shadows the built-in one sleeps
+// past the deadline and fails once, as a NOTIFY would that waited for the
+// global notification lock past a lock_timeout). The event is stored, so
+// the append still owes its subscribers a notification, which the store's
+// timer sends. (From a second reader of the change that stopped failed
+// appends owing one.)
+func TestCommittedLeadOwesNotification(t *testing.T) {
+	t.Parallel()
+	ctx := testenv.Context(t, 20*time.Second)
+	plain := testenv.PostgresPool(t, 2)
+	schema, fake := schemaName(t), schemaName(t)
+	for _, sql := range []string{
+		`CREATE SCHEMA ` + fake,
+		`CREATE SEQUENCE ` + fake + `.calls`,
+		`CREATE FUNCTION ` + fake + `.pg_notify(ch text, payload text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+	IF nextval('` + fake + `.calls') = 1 THEN
+		PERFORM pg_catalog.pg_sleep(0.5);
+		RAISE EXCEPTION 'notify failed';
+	END IF;
+	PERFORM pg_catalog.pg_notify(ch, payload);
+END $$`,
+	} {
+		_, err := plain.Exec(ctx, sql)
+		require.NoError(t, err)
+	}
+	reader := newStoreIn(t, plain, schema)
+	require.NoError(t, reader.Migrate(ctx))
+
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(t))
+	require.NoError(t, err)
+	cfg.MaxConns = 2
+	cfg.ConnConfig.RuntimeParams["search_path"] = fake + ", pg_catalog"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	s := newStoreIn(t, pool, schema)
+
+	listener, err := pgx.Connect(ctx, testenv.PostgresURL(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = listener.Close(context.Background()) })
+	_, err = listener.Exec(ctx, "LISTEN "+pgx.Identifier{pgstore.Channel(s)}.Sanitize())
+	require.NoError(t, err)
+
+	actx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, err = s.Append(actx, "a", eventsource.NoStream, events(1, "test.v1")...)
+	require.Error(t, err, "the client gave up before the results")
+
+	// The stored event shows the server's batch went on past the COMMIT;
+	// the notification may come before it is read or after.
+	require.Eventually(t, func() bool {
+		es, err := collectErr(reader.ReadStream(ctx, "a", 0))
+		return err == nil && len(es) == 1
+	}, 5*time.Second, 20*time.Millisecond, "the append committed")
+	wctx, wcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer wcancel()
+	n, err := listener.WaitForNotification(wctx)
+	require.NoError(t, err, "a committed append's notification")
+	assert.Equal(t, pgstore.Channel(s), n.Channel)
+}
+
+// collectErr reads seq to its end or its first error.
+func collectErr(seq func(yield func(eventsource.Event, error) bool)) ([]eventsource.Event, error) {
+	var out []eventsource.Event
+	for e, err := range seq {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }

@@ -378,11 +378,14 @@ func TestBatchErrorType(t *testing.T) {
 		p.Describe(t, "eventsource.append.duration"))
 }
 
-// TestFailedAppendNotifiesNothing: an append that fails commits
-// nothing, so it owes subscribers no notification. A failed append that
-// led the notifications used to mark one owed, which a timer sent a
-// millisecond after Append returned: a NOTIFY (and its span) for nothing,
-// which also made TestBatchErrorType fail now and then.
+// TestFailedAppendNotifiesNothing: an append that fails on the server
+// commits nothing, so it owes subscribers no notification. A failed
+// append that led the notifications used to mark one owed, which a timer
+// sent a millisecond after Append returned: a NOTIFY (and its span) for
+// nothing, which also made TestBatchErrorType fail now and then. (A
+// conflicting append's own batch still ends with its NOTIFY, which runs
+// after the COMMIT that committed nothing: one round trip, at the price
+// of a notification for nothing. This test counts the timer's spans.)
 func TestFailedAppendNotifiesNothing(t *testing.T) {
 	t.Parallel()
 	p := telemetrytest.New(t)
