@@ -98,7 +98,9 @@
 // Every method is one statement, so one round trip on a connection that
 // has prepared it (pgx prepares and caches each statement per connection),
 // and leases run from the database's clock (now() plus the lease), so the
-// clocks of the instances need not agree.
+// clocks of the instances need not agree. Under load, the statements of
+// Create and Append that come in together go in one batch (see Group
+// commit below), each with the meaning it has alone.
 //
 // [Log.Append] is one statement: a WITH that locks the saga's row only if the
 // row's owner is the caller, and an INSERT of the batch's transitions (scalar
@@ -132,6 +134,34 @@
 // two renewals cannot deadlock, and returns the others. [Log.Load] reads
 // the saga and its transitions with one query, so both come from one
 // snapshot.
+//
+// # Group commit
+//
+// A write ([Log.Create], [Log.Append]) goes at once while fewer writes or
+// batches than the log's slots ([WithGroupCommit]; by default an eighth
+// of the pool's connections, at least one) are under way. The writes that
+// come in meanwhile wait, and when one under way ends they go together, up
+// to 64, as one batch: one round trip and one transaction, whose commit
+// (the WAL flush, the round trips' system calls) is most of what a write
+// costs both sides. Sagas run by many goroutines then cost PostgreSQL a
+// third of what they did, one round trip each; a saga alone waits for
+// nothing and goes as before.
+//
+// Each write keeps the meaning it has alone. A batch commits all its
+// writes or none: if one fails (a taken Seq, a saga created twice, a
+// deadlock), PostgreSQL rolls the batch back, and each of its writes runs
+// again on its own, so that its caller gets its own outcome. A batch's
+// statement waits at most 100ms for a row lock (lock_timeout) before the
+// batch gives up the same way, so that a saga whose row someone holds (an
+// operator's open transaction) holds up no other; and writes that wait
+// 100ms for a slot get a batch of their own beyond the slots, since a
+// write that went at once may hold its slot as long as it waits for a
+// lock. A batch locks its sagas' rows in the order of their ids, as Renew
+// does, so the two never deadlock. A caller whose context ends while its
+// write waits for a batch gets the context's error, and the write never
+// runs; once the batch is sent, the batch goes on for its other callers
+// (and is cancelled if none is left), and the write may commit, as a
+// write on its own may commit after its context ended.
 //
 // # Telemetry
 //

@@ -132,6 +132,23 @@ func ExampleNew() {
 	var _ saga.Log = sagaLog // give it to the orchestrator
 }
 
+// A log whose writes never go in batches: through PgBouncer in statement
+// mode, which runs no transaction of more than one statement.
+func ExampleWithGroupCommit() {
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, "postgres://app@pgbouncer:6432/orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pool.Close()
+
+	sagaLog, err := pglog.New(pool, pglog.WithGroupCommit(0))
+	if err != nil {
+		log.Fatal(err)
+	}
+	var _ saga.Log = sagaLog
+}
+
 // The log used directly, as the orchestrator uses it: an instance creates
 // a saga under its lease and records its transitions; after the instance
 // dies and the lease expires, another claims the saga, loads it and goes

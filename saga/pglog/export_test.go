@@ -1,6 +1,9 @@
 package pglog
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Schema returns the quoted name of the schema of l.
 func Schema(l *Log) string { return l.sql.schema }
@@ -21,3 +24,17 @@ func AppendSQL(l *Log, set bool, n int) string {
 // MigrateTo brings the tables of l to version, below SchemaVersion, as an
 // earlier release of the package would have.
 func MigrateTo(ctx context.Context, l *Log, version int) error { return l.migrateTo(ctx, version) }
+
+// Queued returns how many writes of l wait for a batch.
+func Queued(l *Log) int {
+	l.writer.mu.Lock()
+	defer l.writer.mu.Unlock()
+	return len(l.writer.queue)
+}
+
+// Slots returns how many writes or batches of l may be under way at once.
+func Slots(l *Log) int { return l.writer.slots }
+
+// SetStall sets how long a batch of l waits for a row lock, and a queued
+// write for a slot, before they stop waiting.
+func SetStall(l *Log, d time.Duration) { l.writer.setStall(d) }

@@ -40,6 +40,7 @@ const sagasKey = "sagas_pkey"
 // after its last call.
 type Log struct {
 	pool   *pgxpool.Pool
+	writer *writer // of Create and Append
 	schema string
 	tel    *instruments
 	sql    statements
@@ -210,14 +211,21 @@ func New(pool *pgxpool.Pool, opts ...Option) (*Log, error) {
 	if pool == nil {
 		errs = append(errs, errors.New("pool is nil"))
 	}
+	if c.slots < 0 {
+		errs = append(errs, fmt.Errorf("WithGroupCommit(%d): slots must not be negative", c.slots))
+	}
 	if err := pgschema.CheckName(c.schema, MaxSchemaLen); err != nil {
 		errs = append(errs, fmt.Errorf("WithSchema(%s): %w", brief.Quote(c.schema), err))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("pglog: New: %w", err)
 	}
+	if !c.slotsSet {
+		c.slots = defaultSlots(pool.Config().MaxConns)
+	}
 	return &Log{
 		pool:   pool,
+		writer: newWriter(pool, c.slots),
 		schema: c.schema,
 		tel:    newInstruments(pool, c.schema, c.tracerProvider, c.meterProvider, c.optIn),
 		sql:    newStatements(c.schema),
@@ -238,7 +246,7 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 	if err != nil {
 		return fmt.Errorf("pglog: creating saga %s: encoding its trace: %w", brief.Quote(rec.ID), err)
 	}
-	_, err = l.pool.Exec(ctx, l.sql.create, rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, l.ownerArg(owner))
+	_, err = l.writer.exec(ctx, rec.ID, l.sql.create, []any{rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, l.ownerArg(owner)})
 	switch {
 	case err == nil:
 		return nil
@@ -303,7 +311,7 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		}
 		args = append(args, seqsOf(ts), statuses, steps, phases, kinds, attempts, data, errs)
 	}
-	tag, err := l.pool.Exec(ctx, sql, args...)
+	tag, err := l.writer.exec(ctx, id, sql, args)
 	if err == nil && tag.RowsAffected() == int64(len(ts)) {
 		return nil
 	}

@@ -27,6 +27,8 @@ type config struct {
 	tracerProvider trace.TracerProvider
 	meterProvider  metric.MeterProvider
 	optIn          bool
+	slots          int // of WithGroupCommit
+	slotsSet       bool
 }
 
 // WithSchema sets the PostgreSQL schema that holds the log's tables
@@ -62,4 +64,26 @@ func WithMeterProvider(mp metric.MeterProvider) Option {
 // (another port is always recorded). It is off by default.
 func WithOptInAttributes() Option {
 	return optionFunc(func(c *config) { c.optIn = true })
+}
+
+// WithGroupCommit sets how many writes ([Log.Create] and [Log.Append])
+// or batches of them the log sends at once. A write that comes in while
+// that many are under way waits for one of them to end, and then goes
+// with every other write that waited, as one batch: one round trip and
+// one transaction for them all. Under load, that halves what a saga's
+// writes cost PostgreSQL, and the client's round trips.
+//
+// Writes to different sagas then commit together, or, if one of them
+// fails, not at all: each then runs again on its own, so that every
+// caller gets the outcome its write would have had alone. A statement of
+// a batch waits at most 100ms for a row lock (lock_timeout) before the
+// batch gives up, so that a saga whose row someone holds does not hold
+// up the others.
+//
+// The default is an eighth of the pool's connections (MaxConns), at
+// least 1. 0 turns batches off: each write goes at once, on its own, as
+// through a pool that cannot run a batch in one transaction (PgBouncer
+// in statement mode). slots must not be negative.
+func WithGroupCommit(slots int) Option {
+	return optionFunc(func(c *config) { c.slots, c.slotsSet = slots, true })
 }

@@ -1,0 +1,422 @@
+package pglog_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/otelpatterns/patterns/internal/testenv"
+	"github.com/otelpatterns/patterns/saga"
+	"github.com/otelpatterns/patterns/saga/pglog"
+)
+
+// batchTracer records the sizes of the batches a pool sends, and the
+// first argument of each write of transitions it sends alone: the saga
+// of an append run on its own.
+type batchTracer struct {
+	mu    sync.Mutex
+	sizes []int
+	alone []any
+}
+
+func (b *batchTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	if len(data.Args) > 0 && strings.Contains(data.SQL, "transitions") {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.alone = append(b.alone, data.Args[0])
+	}
+	return ctx
+}
+func (b *batchTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (b *batchTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sizes = append(b.sizes, data.Batch.Len())
+	return ctx
+}
+func (b *batchTracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (b *batchTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+func (b *batchTracer) aloneArgs() []any {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]any(nil), b.alone...)
+}
+
+func (b *batchTracer) batches() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.sizes...)
+}
+
+// batchRig is a log whose writer's slots a test can fill: a transaction
+// of the rig's holds a saga's row locked, and appends to the saga wait
+// for the lock, each on a slot, until unlock.
+type batchRig struct {
+	t      *testing.T
+	l      *pglog.Log
+	pool   *pgxpool.Pool
+	schema string
+	tracer *batchTracer
+	held   []pgx.Tx
+	wg     sync.WaitGroup
+}
+
+func newBatchRig(t *testing.T) *batchRig {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(t))
+	require.NoError(t, err)
+	cfg.MaxConns = 8
+	r := &batchRig{t: t, tracer: &batchTracer{}, schema: schemaName(t)}
+	cfg.ConnConfig.Tracer = r.tracer
+	r.pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(r.pool.Close)
+	r.l = newLogIn(t, r.pool, r.schema)
+	// No batch or queued write stops waiting while the test sets the
+	// scene; the tests of that set a stall of their own.
+	pglog.SetStall(r.l, time.Minute)
+	require.NoError(t, r.l.Migrate(testenv.Context(t, 10*time.Second)))
+	t.Cleanup(r.wg.Wait)
+	// Before the wait for the rig's goroutines (cleanups run last first):
+	// a failed test leaves them waiting for the rows it locked.
+	t.Cleanup(func() {
+		for _, tx := range r.held {
+			_ = tx.Rollback(context.Background())
+		}
+	})
+	return r
+}
+
+// lock holds the row of saga id locked until unlock.
+func (r *batchRig) lock(ctx context.Context, id string) {
+	r.t.Helper()
+	tx, err := r.pool.Begin(ctx)
+	require.NoError(r.t, err)
+	_, err = tx.Exec(ctx, `SELECT FROM `+pgx.Identifier{r.schema}.Sanitize()+`.sagas WHERE id = $1 FOR UPDATE`, id)
+	require.NoError(r.t, err)
+	r.held = append(r.held, tx)
+}
+
+// lockWaits returns how many of the rig's statements wait for a row lock.
+func (r *batchRig) lockWaits(ctx context.Context) int {
+	r.t.Helper()
+	var waiting int
+	require.NoError(r.t, r.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE wait_event_type = 'Lock' AND query LIKE '%' || $1 || '%'`, pgx.Identifier{r.schema}.Sanitize()).Scan(&waiting))
+	return waiting
+}
+
+// waitForLockWaits waits until n of the rig's statements wait for a row
+// lock.
+func (r *batchRig) waitForLockWaits(ctx context.Context, n int) {
+	r.t.Helper()
+	require.Eventually(r.t, func() bool { return r.lockWaits(ctx) == n },
+		10*time.Second, 5*time.Millisecond, "statements waiting for a lock")
+}
+
+// fillSlots starts as many appends to a new saga id as the writer has
+// slots, each waiting for the row lock that the rig takes, and returns
+// their errors' channel.
+func (r *batchRig) fillSlots(ctx context.Context, id string) chan error {
+	r.t.Helper()
+	require.NoError(r.t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
+	r.lock(ctx, id)
+	before := r.lockWaits(ctx)
+	slots := pglog.Slots(r.l)
+	errs := make(chan error, slots)
+	for i := range slots {
+		r.wg.Go(func() { errs <- r.l.Append(ctx, id, "owner", started(int64(i+1))) })
+	}
+	r.waitForLockWaits(ctx, before+slots)
+	return errs
+}
+
+// waitQueued waits until n writes wait for a batch.
+func (r *batchRig) waitQueued(n int) {
+	r.t.Helper()
+	require.Eventually(r.t, func() bool { return pglog.Queued(r.l) == n },
+		10*time.Second, time.Millisecond, "writes queued")
+}
+
+// unlock commits the oldest transaction that lock began.
+func (r *batchRig) unlock(ctx context.Context) {
+	r.t.Helper()
+	require.NoError(r.t, r.held[0].Commit(ctx))
+	r.held = r.held[1:]
+}
+
+func started(seq int64) saga.Transition {
+	return saga.Transition{Seq: seq, Step: "pay", Phase: saga.Forward, Kind: saga.Started, Attempt: 1}
+}
+
+// TestBatchCommitsTogether checks that writes that wait while the slots
+// are taken go as one batch, and each commits.
+func TestBatchCommitsTogether(t *testing.T) {
+	r := newBatchRig(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	for _, id := range []string{"a", "b", "c"} {
+		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
+	}
+	slotErrs := r.fillSlots(ctx, "blocker")
+
+	errs := map[string]chan error{}
+	for _, id := range []string{"c", "a", "b", "new"} { // a batch sorts its writes by saga
+		ch := make(chan error, 1)
+		errs[id] = ch
+		r.wg.Go(func() {
+			if id == "new" {
+				ch <- r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute)
+				return
+			}
+			ch <- r.l.Append(ctx, id, "owner", started(1))
+		})
+	}
+	r.waitQueued(len(errs))
+	r.unlock(ctx)
+	for range pglog.Slots(r.l) {
+		require.NoError(t, <-slotErrs)
+	}
+	for id, ch := range errs {
+		require.NoError(t, <-ch, "saga %s", id)
+	}
+	assert.Contains(t, r.tracer.batches(), 1+len(errs), "one batch of the lock timeout and the queued writes")
+	for _, id := range []string{"a", "b", "c"} {
+		_, ts, err := r.l.Load(ctx, id)
+		require.NoError(t, err)
+		require.Len(t, ts, 1, "saga %s", id)
+	}
+	_, _, err := r.l.Load(ctx, "new")
+	require.NoError(t, err)
+}
+
+// TestBatchFailureRunsEachAlone checks that a write that fails in a batch
+// fails alone: the batch's other writes, rolled back with it, run again
+// on their own and commit, and each caller gets its own outcome.
+func TestBatchFailureRunsEachAlone(t *testing.T) {
+	r := newBatchRig(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	for _, id := range []string{"ok", "taken", "other"} {
+		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
+	}
+	require.NoError(t, r.l.Append(ctx, "taken", "owner", started(1)))
+	slotErrs := r.fillSlots(ctx, "blocker")
+
+	type call struct {
+		name string
+		run  func() error
+		want error
+	}
+	calls := []call{
+		{"append", func() error { return r.l.Append(ctx, "ok", "owner", started(1)) }, nil},
+		{"append of a taken seq", func() error { return r.l.Append(ctx, "taken", "owner", started(1)) }, saga.ErrLeaseLost},
+		{"append by another owner", func() error { return r.l.Append(ctx, "other", "thief", started(1)) }, saga.ErrLeaseLost},
+		{"create of a saga there", func() error {
+			return r.l.Create(ctx, saga.Record{ID: "ok", Name: "order"}, "owner", time.Minute)
+		}, saga.ErrExists},
+		{"create", func() error {
+			return r.l.Create(ctx, saga.Record{ID: "new", Name: "order"}, "owner", time.Minute)
+		}, nil},
+	}
+	errs := make([]chan error, len(calls))
+	for i, c := range calls {
+		errs[i] = make(chan error, 1)
+		r.wg.Go(func() { errs[i] <- c.run() })
+	}
+	r.waitQueued(len(calls))
+	r.unlock(ctx)
+	for range pglog.Slots(r.l) {
+		require.NoError(t, <-slotErrs)
+	}
+	for i, c := range calls {
+		err := <-errs[i]
+		if c.want == nil {
+			assert.NoError(t, err, c.name)
+		} else {
+			assert.ErrorIs(t, err, c.want, c.name)
+		}
+	}
+	assert.Contains(t, r.tracer.batches(), 1+len(calls), "one batch of the lock timeout and the queued writes")
+	_, ts, err := r.l.Load(ctx, "ok")
+	require.NoError(t, err)
+	require.Len(t, ts, 1)
+	_, ts, err = r.l.Load(ctx, "other")
+	require.NoError(t, err)
+	require.Empty(t, ts)
+	_, _, err = r.l.Load(ctx, "new")
+	require.NoError(t, err)
+}
+
+// TestBatchCancelled checks what a caller that gives up gets: a write
+// still queued never runs; one in a batch under way leaves the batch
+// running for the others, and the batch is cancelled once every caller
+// in it has given up.
+func TestBatchCancelled(t *testing.T) {
+	r := newBatchRig(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	for _, id := range []string{"queued", "sleepy", "kept"} {
+		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
+	}
+	// A write to saga "sleepy" takes a minute, and waits for no lock
+	// (which would time out).
+	q := pgx.Identifier{r.schema}.Sanitize()
+	_, err := r.pool.Exec(ctx, `CREATE FUNCTION `+q+`.sleepy() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.saga_id = 'sleepy' THEN PERFORM pg_sleep(60); END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER sleepy BEFORE INSERT ON `+q+`.transitions FOR EACH ROW EXECUTE FUNCTION `+q+`.sleepy()`)
+	require.NoError(t, err)
+	sleeping := func() int {
+		var n int
+		require.NoError(t, r.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%' || $1 || '%'`, q).Scan(&n))
+		return n
+	}
+	slotErrs := r.fillSlots(ctx, "blocker")
+
+	// A write that gives up in the queue never runs.
+	qctx, qcancel := context.WithCancel(ctx)
+	qerr := make(chan error, 1)
+	r.wg.Go(func() { qerr <- r.l.Append(qctx, "queued", "owner", started(1)) })
+	r.waitQueued(1)
+	qcancel()
+	require.ErrorIs(t, <-qerr, context.Canceled)
+	r.waitQueued(0)
+
+	// A batch held up by "sleepy": its caller gives up and the batch goes
+	// on for the other; once that one gives up too, the batch is
+	// cancelled, and nothing of it commits.
+	sctx, scancel := context.WithCancel(ctx)
+	kctx, kcancel := context.WithCancel(ctx)
+	serr, kerr := make(chan error, 1), make(chan error, 1)
+	r.wg.Go(func() { serr <- r.l.Append(sctx, "sleepy", "owner", started(1)) })
+	r.wg.Go(func() { kerr <- r.l.Append(kctx, "kept", "owner", started(1)) })
+	r.waitQueued(2)
+	r.unlock(ctx) // the slots: the queue goes as a batch, held up by "sleepy"
+	for range pglog.Slots(r.l) {
+		require.NoError(t, <-slotErrs)
+	}
+	require.Eventually(t, func() bool { return sleeping() == 1 }, 10*time.Second, 5*time.Millisecond)
+	scancel()
+	require.ErrorIs(t, <-serr, context.Canceled)
+	select {
+	case err := <-kerr:
+		t.Fatalf("the batch ended while a caller waited for it: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	require.Equal(t, 1, sleeping(), "the batch goes on for the caller still waiting")
+	kcancel()
+	require.ErrorIs(t, <-kerr, context.Canceled)
+	require.Eventually(t, func() bool { return sleeping() == 0 }, 10*time.Second, 5*time.Millisecond,
+		"the batch is cancelled once no caller waits for it")
+	for _, id := range []string{"queued", "sleepy", "kept"} {
+		_, ts, err := r.l.Load(ctx, id)
+		require.NoError(t, err)
+		require.Empty(t, ts, "transitions of saga %s", id)
+	}
+}
+
+// TestBatchLockTimeout checks that a batch does not wait long for the row
+// of a saga that someone holds: it gives up, its other writes run on
+// their own and commit, and the held saga's waits for its row, as a write
+// alone would.
+func TestBatchLockTimeout(t *testing.T) {
+	r := newBatchRig(t)
+	pglog.SetStall(r.l, 100*time.Millisecond)
+	ctx := testenv.Context(t, 30*time.Second)
+	for _, id := range []string{"held", "free"} {
+		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
+	}
+	r.lock(ctx, "held")
+	slotErrs := r.fillSlots(ctx, "blocker")
+	herr, ferr := make(chan error, 1), make(chan error, 1)
+	r.wg.Go(func() { herr <- r.l.Append(ctx, "held", "owner", started(1)) })
+	r.wg.Go(func() { ferr <- r.l.Append(ctx, "free", "owner", started(1)) })
+	r.waitQueued(2)
+	r.held[0], r.held[1] = r.held[1], r.held[0]
+	r.unlock(ctx) // the slots: the queue goes as a batch, which waits for "held"
+	for range pglog.Slots(r.l) {
+		require.NoError(t, <-slotErrs)
+	}
+	require.NoError(t, <-ferr, "the write to the free saga, while the other's row is held")
+	select {
+	case err := <-herr:
+		t.Fatalf("the write to the held saga ended while its row was held: %v", err)
+	default:
+	}
+	r.unlock(ctx) // "held"
+	require.NoError(t, <-herr)
+	for _, id := range []string{"held", "free"} {
+		_, ts, err := r.l.Load(ctx, id)
+		require.NoError(t, err)
+		require.Len(t, ts, 1, "transitions of saga %s", id)
+	}
+	assert.Contains(t, r.tracer.batches(), 1+2, "a batch of the lock timeout and the two writes")
+}
+
+// TestBatchLocksInIdOrder checks that a batch takes its sagas' row locks
+// in the order of their ids, as Renew does, so that the two never
+// deadlock: Renew waits for the row of "a", a batch of "b" and "a" queues
+// behind it; taking "b" first, the batch would hold what Renew needs
+// next while waiting for what Renew holds.
+func TestBatchLocksInIdOrder(t *testing.T) {
+	r := newBatchRig(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	for _, id := range []string{"a", "b"} {
+		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
+	}
+	r.lock(ctx, "a")
+	renewErr := make(chan error, 1)
+	r.wg.Go(func() {
+		_, err := r.l.Renew(ctx, "owner", time.Minute, []string{"a", "b"})
+		renewErr <- err
+	})
+	r.waitForLockWaits(ctx, 1)
+	slotErrs := r.fillSlots(ctx, "blocker")
+	errs := make([]chan error, 2)
+	for i, id := range []string{"b", "a"} {
+		errs[i] = make(chan error, 1)
+		r.wg.Go(func() { errs[i] <- r.l.Append(ctx, id, "owner", started(1)) })
+	}
+	r.waitQueued(2)
+	r.held[1], r.held[0] = r.held[0], r.held[1]
+	r.unlock(ctx) // the slots: the batch goes, and waits for "a" behind Renew
+	for range pglog.Slots(r.l) {
+		require.NoError(t, <-slotErrs)
+	}
+	r.waitForLockWaits(ctx, 2)
+	r.unlock(ctx) // "a"
+	require.NoError(t, <-renewErr)
+	for _, ch := range errs {
+		require.NoError(t, <-ch)
+	}
+	assert.Contains(t, r.tracer.batches(), 1+2)
+	// Taking "b" first, the batch would have waited for "a" until its
+	// lock timeout, and its writes would then have run on their own.
+	assert.NotContains(t, r.tracer.aloneArgs(), "a", "a write run again on its own")
+}
+
+// TestBatchStalledSlots checks that writes that went at once, holding
+// every slot while they wait for a row lock, hold up the queue only for
+// a while: then a flush beyond the slots takes it on.
+func TestBatchStalledSlots(t *testing.T) {
+	r := newBatchRig(t)
+	pglog.SetStall(r.l, 100*time.Millisecond)
+	ctx := testenv.Context(t, 30*time.Second)
+	require.NoError(t, r.l.Create(ctx, saga.Record{ID: "free", Name: "order"}, "owner", time.Minute))
+	slotErrs := r.fillSlots(ctx, "blocker")
+	require.NoError(t, r.l.Append(ctx, "free", "owner", started(1)), "a write while the slots wait for a row")
+	r.unlock(ctx)
+	for range pglog.Slots(r.l) {
+		require.NoError(t, <-slotErrs)
+	}
+	assert.Contains(t, r.tracer.batches(), 1+1, "the write, in a batch of its own")
+}
