@@ -108,9 +108,14 @@ func TestSagaWrites(t *testing.T) {
 // besides (the lease check and status update in each append, the
 // orchestrator's goroutines and encoding). "pglog-sql" sends the log's
 // own 5 statements from the same loop, without an orchestrator, to tell
-// what the log's SQL costs from what the orchestrator does. All use pools
-// of benchWorkers connections and the default (no-op) telemetry, and
-// report sagas/s.
+// what the log's SQL costs from what the orchestrator does (each
+// statement on its own: the log's group commit is not in it). The log
+// groups the writes of sagas that run at once into batches
+// ([pglog.WithGroupCommit]); "raw-pgx-grouped" groups the baseline's
+// writes across sagas too, benchWorkers sagas in step with each of their
+// writes one batch for them all, as a bound on what grouping could reach.
+// All use pools of benchWorkers connections and the default (no-op)
+// telemetry, and report sagas/s.
 func BenchmarkSagaThroughput(b *testing.B) {
 	b.Run("raw-pgx-batched", func(b *testing.B) {
 		pool := testenv.PostgresPool(b, benchWorkers)
@@ -145,6 +150,67 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($1, $10, $11, $12, $13, $14, $15, 
 				}
 				if _, err := pool.Exec(ctx, insTwo, id, seq, "", step, "forward", "succeeded", 1, nil, "",
 					seq+1, nextStatus, nextStep, nextPhase, nextKind, nextAttempt, nil, ""); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	})
+
+	// The same writes as raw-pgx-batched, grouped across sagas as the
+	// log's group commit groups them: benchWorkers sagas run in step by
+	// one goroutine, each of their 5 writes in one batch (one round trip
+	// and one transaction) for them all. What group commit could reach
+	// with no orchestrator and no waiting for a batch to form.
+	b.Run("raw-pgx-grouped", func(b *testing.B) {
+		pool := testenv.PostgresPool(b, benchWorkers)
+		schema := schemaName(b)
+		ctx := context.Background()
+		q := pgx.Identifier{schema}.Sanitize()
+		_, err := pool.Exec(ctx, baselineTables(q))
+		require.NoError(b, err)
+		insSaga := `INSERT INTO ` + q + `.sagas (id, name, version, status, data, trace, owner, lease_until)
+VALUES ($1, $2, $3, 'running', $4, $5::jsonb, $6, now() + $7::bigint * interval '1 microsecond')`
+		insOne := `INSERT INTO ` + q + `.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+		insTwo := `INSERT INTO ` + q + `.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($1, $10, $11, $12, $13, $14, $15, $16, $17)`
+		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
+		lease := (30 * time.Second).Microseconds()
+		var n atomic.Int64
+		ids := make([]string, benchWorkers)
+		inStep(b, pool, benchWorkers, func() error {
+			for i := range ids {
+				ids[i] = fmt.Sprintf("grouped-%d", n.Add(1))
+			}
+			send := func(queue func(id string, batch *pgx.Batch)) error {
+				batch := &pgx.Batch{}
+				for _, id := range ids {
+					queue(id, batch)
+				}
+				return pool.SendBatch(ctx, batch).Close()
+			}
+			if err := send(func(id string, batch *pgx.Batch) {
+				batch.Queue(insSaga, id, "bench", 1, data, "{}", "bench-owner", lease)
+			}); err != nil {
+				return err
+			}
+			if err := send(func(id string, batch *pgx.Batch) {
+				batch.Queue(insOne, id, 1, "", "pay", "forward", "started", 1, nil, "")
+			}); err != nil {
+				return err
+			}
+			steps := []string{"pay", "reserve", "ship"}
+			for i, step := range steps {
+				seq := int64(2 + 2*i)
+				nextStatus, nextStep, nextPhase, nextKind, nextAttempt := "completed", "", "", "", 0
+				if i+1 < len(steps) {
+					nextStatus, nextStep, nextPhase, nextKind, nextAttempt = "", steps[i+1], "forward", "started", 1
+				}
+				if err := send(func(id string, batch *pgx.Batch) {
+					batch.Queue(insTwo, id, seq, "", step, "forward", "succeeded", 1, nil, "",
+						seq+1, nextStatus, nextStep, nextPhase, nextKind, nextAttempt, nil, "")
+				}); err != nil {
 					return err
 				}
 			}
@@ -259,31 +325,40 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
 // server), of pool's server processes (pg-cpu-µs/saga): figures that a
 // loaded machine changes less than the rate.
 func parallel(b *testing.B, pool *pgxpool.Pool, saga func() error) {
+	inStep(b, pool, 1, saga)
+}
+
+// inStep is parallel for sagas that run k at a time, in step: run runs k
+// sagas, from benchWorkers/k goroutines.
+func inStep(b *testing.B, pool *pgxpool.Pool, k int, run func() error) {
 	b.ReportAllocs()
 	pids := backends(b, pool)
 	pgStart, pgOK := cpuOf(pids)
 	goStart, _ := testenv.ProcessCPU()
-	var next atomic.Int64
+	var next, ran atomic.Int64
 	var wg sync.WaitGroup
 	b.ResetTimer()
-	for range benchWorkers {
+	for range benchWorkers / k {
 		wg.Go(func() {
-			for next.Add(1) <= int64(b.N) {
-				if err := saga(); err != nil {
+			for next.Add(int64(k))-int64(k) < int64(b.N) {
+				if err := run(); err != nil {
 					b.Error(err)
 					return
 				}
+				ran.Add(int64(k))
 			}
 		})
 	}
 	wg.Wait()
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "sagas/s")
+	// With k > 1, the last round may run more than b.N sagas.
+	n := float64(ran.Load())
+	b.ReportMetric(n/b.Elapsed().Seconds(), "sagas/s")
 	if goEnd, ok := testenv.ProcessCPU(); ok {
-		b.ReportMetric(float64((goEnd-goStart).Microseconds())/float64(b.N), "go-cpu-µs/saga")
+		b.ReportMetric(float64((goEnd-goStart).Microseconds())/n, "go-cpu-µs/saga")
 	}
 	if pgEnd, ok := cpuOf(pids); ok && pgOK && pool.Stat().TotalConns() == int32(len(pids)) {
-		b.ReportMetric(float64((pgEnd-pgStart).Microseconds())/float64(b.N), "pg-cpu-µs/saga")
+		b.ReportMetric(float64((pgEnd-pgStart).Microseconds())/n, "pg-cpu-µs/saga")
 	}
 }
 
