@@ -70,8 +70,9 @@ func WithOptInAttributes() Option {
 // or batches of them the log sends at once. A write that comes in while
 // that many are under way waits for one of them to end, and then goes
 // with every other write that waited, as one batch: one round trip and
-// one transaction for them all. Under load, that halves what a saga's
-// writes cost PostgreSQL, and the client's round trips.
+// one transaction for them all. With eight sagas running at once, that
+// cut what their writes cost PostgreSQL to a third, and the client's CPU
+// by a sixth (see the package's Group commit section).
 //
 // Writes to different sagas then commit together, or, if one of them
 // fails, not at all: each then runs again on its own, so that every
