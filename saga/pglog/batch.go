@@ -41,26 +41,32 @@ const lockTimeoutSQL = "SELECT set_config('lock_timeout', $1, true)"
 // created twice, a lock waited for too long), PostgreSQL rolls the
 // others back with it, and each runs again on its own, so that each
 // caller learns its own outcome. A batch locks its sagas' rows in the
-// order of their ids, as Renew does, so that the two cannot deadlock.
+// byte order of their ids, as Renew does, so that the two cannot
+// deadlock.
 type writer struct {
-	pool        *pgxpool.Pool
-	slots       int           // the writes and batches that may be under way at once; 0: no batches
-	stall       time.Duration // stallAfter, but in tests
-	lockTimeout string        // stall, as lock_timeout
+	pool  *pgxpool.Pool
+	slots int // the writes and batches that may be under way at once; 0: no batches
+	// stallAfter, as the wait for a slot and as a batch's lock timeout
+	// (milliseconds), but in tests
+	stall, lockTimeout atomic.Int64
 
-	mu    sync.Mutex
-	busy  int      // writes and batches under way
-	queue []*write // writes waiting for a batch
+	mu         sync.Mutex
+	busy       int      // writes and batches under way
+	queue      []*write // writes waiting for a batch
+	unstalling bool     // a flush beyond the slots has started and taken nothing yet
 }
 
 func newWriter(pool *pgxpool.Pool, slots int) *writer {
 	w := &writer{pool: pool, slots: slots}
-	w.setStall(stallAfter)
+	w.setStall(stallAfter, stallAfter)
 	return w
 }
 
-func (w *writer) setStall(d time.Duration) {
-	w.stall, w.lockTimeout = d, strconv.FormatInt(d.Milliseconds(), 10)+"ms"
+// setStall sets how long a write waits for a slot before it stops
+// waiting, and how long a batch waits for a row lock.
+func (w *writer) setStall(slot, lock time.Duration) {
+	w.stall.Store(int64(slot))
+	w.lockTimeout.Store(max(1, lock.Milliseconds())) // a lock_timeout of 0 is none
 }
 
 // defaultSlots returns the slots of the writer of a pool of maxConns
@@ -102,8 +108,14 @@ func (w *writer) exec(ctx context.Context, id, sql string, args []any) (pgconn.C
 	if w.busy < w.slots && len(w.queue) == 0 {
 		w.busy++
 		w.mu.Unlock()
+		// A write that takes longer than the stall (waiting for a row
+		// lock, say) gives its slot back then: held up, it would hold up
+		// every write after it.
+		var once sync.Once
+		stalled := time.AfterFunc(time.Duration(w.stall.Load()), func() { once.Do(w.release) })
 		tag, err := w.pool.Exec(ctx, sql, args...)
-		w.release()
+		stalled.Stop()
+		once.Do(w.release)
 		return tag, err
 	}
 	wr := &write{ctx: ctx, id: id, sql: sql, args: args, done: make(chan struct{})}
@@ -121,7 +133,7 @@ func (w *writer) exec(ctx context.Context, id, sql string, args []any) (pgconn.C
 // wait waits for the outcome of the queued write wr, and returns ctx's
 // error if ctx ends first.
 func (w *writer) wait(ctx context.Context, wr *write) error {
-	stalled := time.NewTimer(w.stall)
+	stalled := time.NewTimer(time.Duration(w.stall.Load()))
 	defer stalled.Stop()
 	for done := false; !done; {
 		select {
@@ -153,13 +165,15 @@ func (w *writer) wait(ctx context.Context, wr *write) error {
 }
 
 // unstall starts a flush beyond the slots if the write wr still waits in
-// the queue: the slots have been taken for stallAfter, by a write that
-// went at once and waits for a row lock, say (a batch would have given
-// up).
+// the queue: the slots have been taken for the stall, by batches that
+// the database is slow to answer, say (a write that went at once gives
+// its slot back after the stall, and a batch gives up a row lock then).
 func (w *writer) unstall(wr *write) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if slices.Contains(w.queue, wr) {
+	if !w.unstalling && slices.Contains(w.queue, wr) {
+		// One at a time: the writes queued together stall together.
+		w.unstalling = true
 		w.busy++
 		go w.flush()
 	}
@@ -191,6 +205,7 @@ func (w *writer) flush() {
 		}
 		ws := slices.Clone(w.queue[:n])
 		w.queue = slices.Delete(w.queue, 0, n)
+		w.unstalling = false
 		// The driver's spans (an instrumented pool's) of the batch are
 		// children of the first write's.
 		ctx, cancel := context.WithCancel(context.WithoutCancel(ws[0].ctx))
@@ -211,9 +226,9 @@ func (w *writer) flush() {
 // send runs the writes ws as one batch, in one transaction, and sets the
 // outcome of each.
 func (w *writer) send(ctx context.Context, ws []*write) {
-	slices.SortFunc(ws, func(a, b *write) int { return strings.Compare(a.id, b.id) })
+	slices.SortStableFunc(ws, func(a, b *write) int { return strings.Compare(a.id, b.id) })
 	pb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, 1+len(ws))}
-	pb.Queue(lockTimeoutSQL, w.lockTimeout)
+	pb.Queue(lockTimeoutSQL, strconv.FormatInt(w.lockTimeout.Load(), 10)+"ms")
 	for _, wr := range ws {
 		pb.Queue(wr.sql, wr.args...)
 	}
@@ -232,11 +247,16 @@ func (w *writer) send(ctx context.Context, ws []*write) {
 		return
 	}
 	// A statement's error rolled the whole batch back, as did a batch
-	// that never reached the server: each write runs again on its own.
-	// Anything else (a connection lost) leaves the batch's outcome
-	// unknown, and every caller is told.
-	var pgErr *pgconn.PgError
-	alone := errors.As(err, &pgErr) || pgconn.SafeToRetry(err)
+	// that never reached the server or that the driver could not build
+	// (one write's arguments it cannot encode, which it finds before it
+	// sends anything, or a prepare that failed, in a round trip of its
+	// own): each write runs again on its own. Anything else (a connection
+	// lost) leaves the batch's outcome unknown, and every caller is told.
+	var (
+		pgErr  *pgconn.PgError
+		preErr pgx.ErrPreprocessingBatch
+	)
+	alone := errors.As(err, &pgErr) || pgconn.SafeToRetry(err) || errors.As(err, &preErr)
 	for _, wr := range ws {
 		wr.alone, wr.err = alone, err
 	}

@@ -2,12 +2,14 @@ package pglog_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -83,7 +85,7 @@ func newBatchRig(t *testing.T) *batchRig {
 	r.l = newLogIn(t, r.pool, r.schema)
 	// No batch or queued write stops waiting while the test sets the
 	// scene; the tests of that set a stall of their own.
-	pglog.SetStall(r.l, time.Minute)
+	pglog.SetStall(r.l, time.Minute, time.Minute)
 	require.NoError(t, r.l.Migrate(testenv.Context(t, 10*time.Second)))
 	t.Cleanup(r.wg.Wait)
 	// Before the wait for the rig's goroutines (cleanups run last first):
@@ -145,6 +147,27 @@ func (r *batchRig) waitQueued(n int) {
 	r.t.Helper()
 	require.Eventually(r.t, func() bool { return pglog.Queued(r.l) == n },
 		10*time.Second, time.Millisecond, "writes queued")
+}
+
+// sleepy makes a write of transitions to saga "sleepy" take a minute,
+// waiting for no lock (which would time out), and returns a function
+// that counts the rig's statements sleeping.
+func (r *batchRig) sleepy(ctx context.Context) func() int {
+	r.t.Helper()
+	q := pgx.Identifier{r.schema}.Sanitize()
+	_, err := r.pool.Exec(ctx, `CREATE FUNCTION `+q+`.sleepy() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.saga_id = 'sleepy' THEN PERFORM pg_sleep(60); END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER sleepy BEFORE INSERT ON `+q+`.transitions FOR EACH ROW EXECUTE FUNCTION `+q+`.sleepy()`)
+	require.NoError(r.t, err)
+	return func() int {
+		var n int
+		require.NoError(r.t, r.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE wait_event = 'PgSleep' AND query LIKE '%' || $1 || '%'`, q).Scan(&n))
+		return n
+	}
 }
 
 // unlock commits the oldest transaction that lock began.
@@ -265,21 +288,7 @@ func TestBatchCancelled(t *testing.T) {
 	for _, id := range []string{"queued", "sleepy", "kept"} {
 		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
 	}
-	// A write to saga "sleepy" takes a minute, and waits for no lock
-	// (which would time out).
-	q := pgx.Identifier{r.schema}.Sanitize()
-	_, err := r.pool.Exec(ctx, `CREATE FUNCTION `+q+`.sleepy() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-	IF NEW.saga_id = 'sleepy' THEN PERFORM pg_sleep(60); END IF;
-	RETURN NEW;
-END $$;
-CREATE TRIGGER sleepy BEFORE INSERT ON `+q+`.transitions FOR EACH ROW EXECUTE FUNCTION `+q+`.sleepy()`)
-	require.NoError(t, err)
-	sleeping := func() int {
-		var n int
-		require.NoError(t, r.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%' || $1 || '%'`, q).Scan(&n))
-		return n
-	}
+	sleeping := r.sleepy(ctx)
 	slotErrs := r.fillSlots(ctx, "blocker")
 
 	// A write that gives up in the queue never runs.
@@ -330,7 +339,7 @@ CREATE TRIGGER sleepy BEFORE INSERT ON `+q+`.transitions FOR EACH ROW EXECUTE FU
 // alone would.
 func TestBatchLockTimeout(t *testing.T) {
 	r := newBatchRig(t)
-	pglog.SetStall(r.l, 100*time.Millisecond)
+	pglog.SetStall(r.l, time.Minute, 100*time.Millisecond)
 	ctx := testenv.Context(t, 30*time.Second)
 	for _, id := range []string{"held", "free"} {
 		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
@@ -404,19 +413,139 @@ func TestBatchLocksInIdOrder(t *testing.T) {
 	assert.NotContains(t, r.tracer.aloneArgs(), "a", "a write run again on its own")
 }
 
-// TestBatchStalledSlots checks that writes that went at once, holding
-// every slot while they wait for a row lock, hold up the queue only for
-// a while: then a flush beyond the slots takes it on.
+// TestBatchStalledSlots checks that a batch the database is slow to
+// answer holds up the queue only for a while: then a flush beyond the
+// slots takes it on.
 func TestBatchStalledSlots(t *testing.T) {
 	r := newBatchRig(t)
-	pglog.SetStall(r.l, 100*time.Millisecond)
 	ctx := testenv.Context(t, 30*time.Second)
-	require.NoError(t, r.l.Create(ctx, saga.Record{ID: "free", Name: "order"}, "owner", time.Minute))
+	for _, id := range []string{"sleepy", "free"} {
+		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
+	}
+	sleeping := r.sleepy(ctx)
 	slotErrs := r.fillSlots(ctx, "blocker")
-	require.NoError(t, r.l.Append(ctx, "free", "owner", started(1)), "a write while the slots wait for a row")
+	sctx, scancel := context.WithCancel(ctx)
+	defer scancel()
+	serr := make(chan error, 1)
+	r.wg.Go(func() { serr <- r.l.Append(sctx, "sleepy", "owner", started(1)) })
+	r.waitQueued(1)
+	r.unlock(ctx) // the slots: the queue goes as a batch, which sleeps
+	for range pglog.Slots(r.l) {
+		require.NoError(t, <-slotErrs)
+	}
+	require.Eventually(t, func() bool { return sleeping() == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	pglog.SetStall(r.l, 100*time.Millisecond, time.Minute)
+	require.NoError(t, r.l.Append(ctx, "free", "owner", started(1)), "a write while the slots' batch sleeps")
+	require.Equal(t, 1, sleeping(), "the batch under way")
+	assert.Contains(t, r.tracer.batches(), 1+1, "the write, in a batch of its own")
+	scancel()
+	require.ErrorIs(t, <-serr, context.Canceled)
+	require.Eventually(t, func() bool { return sleeping() == 0 }, 10*time.Second, 5*time.Millisecond)
+}
+
+// TestBatchArgumentsFailAlone checks that a write whose arguments the
+// driver cannot encode (a Version beyond the column's integer) fails
+// alone in a batch too: the driver finds it before it sends anything, and
+// the batch's other writes run on their own. (A second reader's finding:
+// they all got its error.)
+func TestBatchArgumentsFailAlone(t *testing.T) {
+	r := newBatchRig(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	require.NoError(t, r.l.Create(ctx, saga.Record{ID: "ok", Name: "order"}, "owner", time.Minute))
+	slotErrs := r.fillSlots(ctx, "blocker")
+	okErr, badErr := make(chan error, 1), make(chan error, 1)
+	r.wg.Go(func() { okErr <- r.l.Append(ctx, "ok", "owner", started(1)) })
+	r.wg.Go(func() {
+		badErr <- r.l.Create(ctx, saga.Record{ID: "bad", Name: "order", Version: 1 << 40}, "owner", time.Minute)
+	})
+	r.waitQueued(2)
 	r.unlock(ctx)
 	for range pglog.Slots(r.l) {
 		require.NoError(t, <-slotErrs)
 	}
-	assert.Contains(t, r.tracer.batches(), 1+1, "the write, in a batch of its own")
+	require.Error(t, <-badErr, "the write that cannot be encoded")
+	require.NoError(t, <-okErr, "the write in its batch")
+	_, ts, err := r.l.Load(ctx, "ok")
+	require.NoError(t, err)
+	require.Len(t, ts, 1)
+}
+
+// TestBatchLockOrderCollation is TestBatchLocksInIdOrder with ids whose
+// byte order ("B" before "a") is not their order in the id column's
+// collation (en-US: "a" before "B"), as on a database whose default
+// collation is en_US.UTF-8. Renew locks in byte order, as a batch does.
+// (A second reader's finding: Renew locked in the column's order.)
+func TestBatchLockOrderCollation(t *testing.T) {
+	r := newBatchRig(t)
+	ctx := testenv.Context(t, 30*time.Second)
+	q := pgx.Identifier{r.schema}.Sanitize()
+	_, err := r.pool.Exec(ctx, `ALTER TABLE `+q+`.sagas ALTER COLUMN id TYPE text COLLATE "en-US-x-icu"`)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42704" { // undefined_object: a server without ICU
+		t.Skip("PostgreSQL has no ICU collation en-US-x-icu:", err)
+	}
+	require.NoError(t, err)
+	r.pool.Reset() // the statements prepared before the ALTER
+	for _, id := range []string{"a", "B"} {
+		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
+	}
+	r.lock(ctx, "a")
+	renewErr := make(chan error, 1)
+	r.wg.Go(func() {
+		_, err := r.l.Renew(ctx, "owner", time.Minute, []string{"a", "B"})
+		renewErr <- err
+	})
+	r.waitForLockWaits(ctx, 1)
+	slotErrs := r.fillSlots(ctx, "blocker")
+	errs := make([]chan error, 2)
+	for i, id := range []string{"a", "B"} {
+		errs[i] = make(chan error, 1)
+		r.wg.Go(func() { errs[i] <- r.l.Append(ctx, id, "owner", started(1)) })
+	}
+	r.waitQueued(2)
+	r.held[1], r.held[0] = r.held[0], r.held[1]
+	r.unlock(ctx) // the slots: the batch goes, and waits for "B" behind Renew
+	for range pglog.Slots(r.l) {
+		require.NoError(t, <-slotErrs)
+	}
+	r.waitForLockWaits(ctx, 2)
+	r.unlock(ctx) // "a"
+	require.NoError(t, <-renewErr)
+	for _, ch := range errs {
+		require.NoError(t, <-ch)
+	}
+	assert.NotContains(t, r.tracer.aloneArgs(), "a", "a write run again on its own")
+	assert.NotContains(t, r.tracer.aloneArgs(), "B", "a write run again on its own")
+}
+
+// TestBatchStuckWriteHoldsUpOnce checks that a write that went at once
+// and waits for a row lock gives its slot back after the stall, so that
+// the writes after it go at once, as before. (A second reader's finding:
+// it kept the slot for as long as the row was held, and each write after
+// it waited the stall.)
+func TestBatchStuckWriteHoldsUpOnce(t *testing.T) {
+	r := newBatchRig(t)
+	pglog.SetStall(r.l, 100*time.Millisecond, time.Minute)
+	ctx := testenv.Context(t, 30*time.Second)
+	require.NoError(t, r.l.Create(ctx, saga.Record{ID: "free", Name: "order"}, "owner", time.Minute))
+	slotErrs := r.fillSlots(ctx, "held") // appends at once, waiting for the row of "held"
+	require.Eventually(t, func() bool { return pglog.Busy(r.l) == 0 }, 10*time.Second, time.Millisecond,
+		"the slots given back while their writes wait")
+	const n = 5
+	for i := range n {
+		require.NoError(t, r.l.Append(ctx, "free", "owner", started(int64(i+1))))
+	}
+	r.unlock(ctx)
+	for range pglog.Slots(r.l) {
+		require.NoError(t, <-slotErrs)
+	}
+	alone := 0
+	for _, arg := range r.tracer.aloneArgs() {
+		if arg == "free" {
+			alone++
+		}
+	}
+	assert.Equal(t, n, alone, "appends to the free saga that went at once")
+	assert.Zero(t, pglog.Busy(r.l), "slots held once every write has ended")
 }

@@ -130,8 +130,10 @@
 // different sagas and never wait for one another. A claim may return fewer
 // than its limit while sagas are claimable whose rows another transaction
 // held at that moment; the next claim gets them. [Log.Renew] extends the
-// leases the owner holds in one UPDATE, locking the rows in id order so
-// two renewals cannot deadlock, and returns the others. [Log.Load] reads
+// leases the owner holds in one UPDATE, locking the rows in the byte
+// order of their ids (whatever the column's collation) so that two
+// renewals, or a renewal and a batch of writes, cannot deadlock, and
+// returns the others. [Log.Load] reads
 // the saga and its transitions with one query, so both come from one
 // snapshot.
 //
@@ -153,11 +155,14 @@
 // again on its own, so that its caller gets its own outcome. A batch's
 // statement waits at most 100ms for a row lock (lock_timeout) before the
 // batch gives up the same way, so that a saga whose row someone holds (an
-// operator's open transaction) holds up no other; and writes that wait
-// 100ms for a slot get a batch of their own beyond the slots, since a
-// write that went at once may hold its slot as long as it waits for a
-// lock. A batch locks its sagas' rows in the order of their ids, as Renew
-// does, so the two never deadlock. A caller whose context ends while its
+// operator's open transaction) holds up the others in its batch only that
+// long; a write that went at once and takes longer than 100ms gives its
+// slot back, so that it holds up the writes after it only once; and
+// writes that wait 100ms for a slot (the database slow to answer the
+// batches under way) get a flush beyond the slots. A batch locks its
+// sagas' rows in the byte order of their ids, as Renew does, so the two
+// cannot deadlock (an older version's Renew, in the column's collation,
+// may: the lock timeout ends it). A caller whose context ends while its
 // write waits for a batch gets the context's error, and the write never
 // runs; once the batch is sent, the batch goes on for its other callers
 // (and is cancelled if none is left), and the write may commit, as a

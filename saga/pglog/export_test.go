@@ -35,6 +35,13 @@ func Queued(l *Log) int {
 // Slots returns how many writes or batches of l may be under way at once.
 func Slots(l *Log) int { return l.writer.slots }
 
-// SetStall sets how long a batch of l waits for a row lock, and a queued
-// write for a slot, before they stop waiting.
-func SetStall(l *Log, d time.Duration) { l.writer.setStall(d) }
+// SetStall sets how long a write of l waits for a slot, and a batch for a
+// row lock, before they stop waiting.
+func SetStall(l *Log, slot, lock time.Duration) { l.writer.setStall(slot, lock) }
+
+// Busy returns how many of l's writes and batches hold a slot.
+func Busy(l *Log) int {
+	l.writer.mu.Lock()
+	defer l.writer.mu.Unlock()
+	return l.writer.busy
+}

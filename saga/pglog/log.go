@@ -147,11 +147,13 @@ func newStatements(schema string) statements {
 VALUES ($1, $3, $4, '` + string(saga.Running) + `', $5, $6::jsonb, nullif($7, ''), now() + $2::bigint * interval '1 microsecond')`),
 		why: r.Replace(`SELECT owner, EXISTS (SELECT FROM {s}.transitions WHERE saga_id = $1 AND seq = ANY($2::bigint[]))
 FROM {s}.sagas WHERE id = $1`),
-		// The rows are locked in id order, so that two renewals of
-		// overlapping sagas cannot deadlock.
+		// The rows are locked in the byte order of their ids (COLLATE
+		// "C", whatever the column's collation), as a batch of writes
+		// locks them, so that two renewals of overlapping sagas, or a
+		// renewal and a batch, cannot deadlock.
 		renew: r.Replace(`WITH r AS (
 	UPDATE {s}.sagas SET lease_until = {until}, updated_at = now()
-	WHERE id IN (SELECT id FROM {s}.sagas WHERE id = ANY($3::text[]) AND owner = $1 ORDER BY id FOR UPDATE)
+	WHERE id IN (SELECT id FROM {s}.sagas WHERE id = ANY($3::text[]) AND owner = $1 ORDER BY id COLLATE "C" FOR UPDATE)
 	RETURNING id
 )
 SELECT u.id FROM unnest($3::text[]) WITH ORDINALITY AS u(id, ord)
