@@ -22,8 +22,9 @@ const maxBatch = 64
 // the batch gives up, and each of its writes runs again on its own: a
 // saga whose row someone holds (an operator's open transaction, say) must
 // not hold up the writes to the others in its batch. It is also how long
-// a write waits in the queue before a flush beyond the slots takes it on:
-// a write that went at once may hold its slot as long as it waits.
+// a write that went at once holds its slot (a write waiting for a lock
+// would hold up every write after it), and how long a queued write waits
+// before a flush beyond the slots takes it on.
 const stallAfter = 100 * time.Millisecond
 
 // lockTimeoutSQL sets the lock timeout of a batch's transaction.
@@ -200,6 +201,7 @@ func (w *writer) flush() {
 		n := min(len(w.queue), maxBatch)
 		if n == 0 {
 			w.busy--
+			w.unstalling = false // the queue it was started for has gone
 			w.mu.Unlock()
 			return
 		}
