@@ -145,9 +145,9 @@
 // come in meanwhile wait, and when one under way ends they go together, up
 // to 64, as one batch: one round trip and one transaction, whose commit
 // (the WAL flush, the round trips' system calls) is most of what a write
-// costs both sides. Sagas run by many goroutines then cost PostgreSQL a
-// third of what they did, one round trip each; a saga alone waits for
-// nothing and goes as before.
+// costs both sides. Sagas run by many goroutines then cost PostgreSQL less
+// than half of what they did; a saga alone waits for nothing and goes as
+// before.
 //
 // Each write keeps the meaning it has alone. A batch commits all its
 // writes or none: if one fails (a taken Seq, a saga created twice, a
