@@ -373,75 +373,55 @@ func TestBatchLockTimeout(t *testing.T) {
 
 // TestBatchLocksInIdOrder checks that a batch takes its sagas' row locks
 // in the order of their ids, as Renew does, so that the two never
-// deadlock: Renew waits for the row of "a", a batch of "b" and "a" queues
-// behind it; taking "b" first, the batch would hold what Renew needs
-// next while waiting for what Renew holds.
+// deadlock.
 func TestBatchLocksInIdOrder(t *testing.T) {
 	r := newBatchRig(t)
-	ctx := testenv.Context(t, 30*time.Second)
-	for _, id := range []string{"a", "b"} {
+	r.renewAndBatch(testenv.Context(t, 30*time.Second), "a", "b")
+}
+
+// renewAndBatch sets the scene of a Renew of sagas held and other, and a
+// batch of writes to other and held, while the rig holds the row of
+// held: Renew waits for it, and the batch queues behind. If Renew takes
+// held first and the batch other (in the order the writes came, or in an
+// order of ids that differs from Renew's), the batch holds other while
+// waiting for held, which Renew gets next and holds while waiting for
+// other: a deadlock, which the batch's lock timeout (or the deadlock
+// check, after a second) would end, and the batch's writes would run
+// again on their own.
+func (r *batchRig) renewAndBatch(ctx context.Context, held, other string) {
+	t := r.t
+	t.Helper()
+	for _, id := range []string{held, other} {
 		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
 	}
-	r.lock(ctx, "a")
+	r.lock(ctx, held)
 	renewErr := make(chan error, 1)
 	r.wg.Go(func() {
-		_, err := r.l.Renew(ctx, "owner", time.Minute, []string{"a", "b"})
+		_, err := r.l.Renew(ctx, "owner", time.Minute, []string{held, other})
 		renewErr <- err
 	})
 	r.waitForLockWaits(ctx, 1)
 	slotErrs := r.fillSlots(ctx, "blocker")
 	errs := make([]chan error, 2)
-	for i, id := range []string{"b", "a"} {
+	for i, id := range []string{other, held} {
 		errs[i] = make(chan error, 1)
 		r.wg.Go(func() { errs[i] <- r.l.Append(ctx, id, "owner", started(1)) })
 	}
 	r.waitQueued(2)
 	r.held[1], r.held[0] = r.held[0], r.held[1]
-	r.unlock(ctx) // the slots: the batch goes, and waits for "a" behind Renew
+	r.unlock(ctx) // the slots: the batch goes, and waits for held behind Renew
 	for range pglog.Slots(r.l) {
 		require.NoError(t, <-slotErrs)
 	}
 	r.waitForLockWaits(ctx, 2)
-	r.unlock(ctx) // "a"
+	r.unlock(ctx) // held
 	require.NoError(t, <-renewErr)
 	for _, ch := range errs {
 		require.NoError(t, <-ch)
 	}
 	assert.Contains(t, r.tracer.batches(), 1+2)
-	// Taking "b" first, the batch would have waited for "a" until its
-	// lock timeout, and its writes would then have run on their own.
-	assert.NotContains(t, r.tracer.aloneArgs(), "a", "a write run again on its own")
-}
-
-// TestBatchStalledSlots checks that a batch the database is slow to
-// answer holds up the queue only for a while: then a flush beyond the
-// slots takes it on.
-func TestBatchStalledSlots(t *testing.T) {
-	r := newBatchRig(t)
-	ctx := testenv.Context(t, 30*time.Second)
-	for _, id := range []string{"sleepy", "free"} {
-		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
-	}
-	sleeping := r.sleepy(ctx)
-	slotErrs := r.fillSlots(ctx, "blocker")
-	sctx, scancel := context.WithCancel(ctx)
-	defer scancel()
-	serr := make(chan error, 1)
-	r.wg.Go(func() { serr <- r.l.Append(sctx, "sleepy", "owner", started(1)) })
-	r.waitQueued(1)
-	r.unlock(ctx) // the slots: the queue goes as a batch, which sleeps
-	for range pglog.Slots(r.l) {
-		require.NoError(t, <-slotErrs)
-	}
-	require.Eventually(t, func() bool { return sleeping() == 1 }, 10*time.Second, 5*time.Millisecond)
-
-	pglog.SetStall(r.l, 100*time.Millisecond, time.Minute)
-	require.NoError(t, r.l.Append(ctx, "free", "owner", started(1)), "a write while the slots' batch sleeps")
-	require.Equal(t, 1, sleeping(), "the batch under way")
-	assert.Contains(t, r.tracer.batches(), 1+1, "the write, in a batch of its own")
-	scancel()
-	require.ErrorIs(t, <-serr, context.Canceled)
-	require.Eventually(t, func() bool { return sleeping() == 0 }, 10*time.Second, 5*time.Millisecond)
+	assert.NotContains(t, r.tracer.aloneArgs(), held, "a write run again on its own")
+	assert.NotContains(t, r.tracer.aloneArgs(), other, "a write run again on its own")
 }
 
 // TestBatchArgumentsFailAlone checks that a write whose arguments the
@@ -487,36 +467,7 @@ func TestBatchLockOrderCollation(t *testing.T) {
 	}
 	require.NoError(t, err)
 	r.pool.Reset() // the statements prepared before the ALTER
-	for _, id := range []string{"a", "B"} {
-		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
-	}
-	r.lock(ctx, "a")
-	renewErr := make(chan error, 1)
-	r.wg.Go(func() {
-		_, err := r.l.Renew(ctx, "owner", time.Minute, []string{"a", "B"})
-		renewErr <- err
-	})
-	r.waitForLockWaits(ctx, 1)
-	slotErrs := r.fillSlots(ctx, "blocker")
-	errs := make([]chan error, 2)
-	for i, id := range []string{"a", "B"} {
-		errs[i] = make(chan error, 1)
-		r.wg.Go(func() { errs[i] <- r.l.Append(ctx, id, "owner", started(1)) })
-	}
-	r.waitQueued(2)
-	r.held[1], r.held[0] = r.held[0], r.held[1]
-	r.unlock(ctx) // the slots: the batch goes, and waits for "B" behind Renew
-	for range pglog.Slots(r.l) {
-		require.NoError(t, <-slotErrs)
-	}
-	r.waitForLockWaits(ctx, 2)
-	r.unlock(ctx) // "a"
-	require.NoError(t, <-renewErr)
-	for _, ch := range errs {
-		require.NoError(t, <-ch)
-	}
-	assert.NotContains(t, r.tracer.aloneArgs(), "a", "a write run again on its own")
-	assert.NotContains(t, r.tracer.aloneArgs(), "B", "a write run again on its own")
+	r.renewAndBatch(ctx, "a", "B")
 }
 
 // TestBatchStuckWriteHoldsUpOnce checks that a write that went at once

@@ -124,12 +124,7 @@ func BenchmarkSagaThroughput(b *testing.B) {
 		q := pgx.Identifier{schema}.Sanitize()
 		_, err := pool.Exec(ctx, baselineTables(q))
 		require.NoError(b, err)
-		insSaga := `INSERT INTO ` + q + `.sagas (id, name, version, status, data, trace, owner, lease_until)
-VALUES ($1, $2, $3, 'running', $4, $5::jsonb, $6, now() + $7::bigint * interval '1 microsecond')`
-		insOne := `INSERT INTO ` + q + `.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-		insTwo := `INSERT INTO ` + q + `.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($1, $10, $11, $12, $13, $14, $15, $16, $17)`
+		insSaga, insOne, insTwo := baselineInserts(q)
 		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
 		lease := (30 * time.Second).Microseconds()
 		var ids atomic.Int64
@@ -169,12 +164,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($1, $10, $11, $12, $13, $14, $15, 
 		q := pgx.Identifier{schema}.Sanitize()
 		_, err := pool.Exec(ctx, baselineTables(q))
 		require.NoError(b, err)
-		insSaga := `INSERT INTO ` + q + `.sagas (id, name, version, status, data, trace, owner, lease_until)
-VALUES ($1, $2, $3, 'running', $4, $5::jsonb, $6, now() + $7::bigint * interval '1 microsecond')`
-		insOne := `INSERT INTO ` + q + `.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-		insTwo := `INSERT INTO ` + q + `.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($1, $10, $11, $12, $13, $14, $15, $16, $17)`
+		insSaga, insOne, insTwo := baselineInserts(q)
 		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
 		lease := (30 * time.Second).Microseconds()
 		var n atomic.Int64
@@ -225,10 +215,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($1, $10, $11, $12, $13, $14, $15, 
 		q := pgx.Identifier{schema}.Sanitize()
 		_, err := pool.Exec(ctx, baselineTables(q))
 		require.NoError(b, err)
-		insSaga := `INSERT INTO ` + q + `.sagas (id, name, version, status, data, trace, owner, lease_until)
-VALUES ($1, $2, $3, 'running', $4, $5::jsonb, $6, now() + $7::bigint * interval '1 microsecond')`
-		insTransition := `INSERT INTO ` + q + `.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+		insSaga, insTransition, _ := baselineInserts(q)
 		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
 		lease := (30 * time.Second).Microseconds()
 		var ids atomic.Int64
@@ -407,6 +394,18 @@ func cpuOf(pids []int) (time.Duration, bool) {
 		}
 	}
 	return time.Duration(ticks) * (time.Second / 100), true
+}
+
+// baselineInserts returns the baselines' INSERTs into the tables of
+// baselineTables in the schema quoted q: of a saga, of a transition, and
+// of two transitions.
+func baselineInserts(q string) (saga, one, two string) {
+	return `INSERT INTO ` + q + `.sagas (id, name, version, status, data, trace, owner, lease_until)
+VALUES ($1, $2, $3, 'running', $4, $5::jsonb, $6, now() + $7::bigint * interval '1 microsecond')`,
+		`INSERT INTO ` + q + `.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		`INSERT INTO ` + q + `.transitions (saga_id, seq, status, step, phase, kind, attempt, data, error)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9), ($1, $10, $11, $12, $13, $14, $15, $16, $17)`
 }
 
 // baselineTables returns the DDL of tables like the log's (version 2 of
