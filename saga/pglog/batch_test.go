@@ -3,6 +3,7 @@ package pglog_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -499,4 +500,33 @@ func TestBatchStuckWriteHoldsUpOnce(t *testing.T) {
 	}
 	assert.Equal(t, n, alone, "appends to the free saga that went at once")
 	assert.Zero(t, pglog.Busy(r.l), "slots held once every write has ended")
+}
+
+// TestGroupCommitOff checks that WithGroupCommit(0) sends every write on
+// its own, however many come in at once.
+func TestGroupCommitOff(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(t))
+	require.NoError(t, err)
+	cfg.MaxConns = 8
+	tracer := &batchTracer{}
+	cfg.ConnConfig.Tracer = tracer
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	l := newLogIn(t, pool, schemaName(t), pglog.WithGroupCommit(0))
+	ctx := testenv.Context(t, 30*time.Second)
+	require.NoError(t, l.Migrate(ctx))
+	require.Zero(t, pglog.Slots(l))
+	before := len(tracer.batches())
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			id := fmt.Sprintf("s%d", i)
+			assert.NoError(t, l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
+			assert.NoError(t, l.Append(ctx, id, "owner", started(1)))
+		})
+	}
+	wg.Wait()
+	assert.Len(t, tracer.batches(), before, "batches sent")
+	assert.Len(t, tracer.aloneArgs(), 16, "appends sent on their own")
 }

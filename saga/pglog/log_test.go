@@ -36,6 +36,7 @@ func TestNewRejectsBadArguments(t *testing.T) {
 		{"NUL in schema", pool, []pglog.Option{pglog.WithSchema("a\x00b")}, []string{"WithSchema(", "NUL"}},
 		{"bad UTF-8 schema", pool, []pglog.Option{pglog.WithSchema("a\xffb")}, []string{"WithSchema(", "UTF-8"}},
 		{"nil option", pool, []pglog.Option{pglog.WithSchema("orders"), nil}, []string{"opts[1] is nil"}},
+		{"negative slots", pool, []pglog.Option{pglog.WithGroupCommit(-1)}, []string{"WithGroupCommit(-1)", "negative"}},
 		{"every bad argument", nil, []pglog.Option{nil, pglog.WithSchema("")}, []string{"pool is nil", "opts[0] is nil", `WithSchema("")`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
