@@ -90,11 +90,15 @@ func newBatchRig(t *testing.T) *batchRig {
 	require.NoError(t, r.l.Migrate(testenv.Context(t, 10*time.Second)))
 	t.Cleanup(r.wg.Wait)
 	// Before the wait for the rig's goroutines (cleanups run last first):
-	// a failed test leaves them waiting for the rows it locked.
+	// a failed test leaves them waiting for the rows it locked, or for a
+	// write that sleeps (see sleepy), whose transaction would also hold
+	// up every other test's logical replication slot while it lasts.
 	t.Cleanup(func() {
 		for _, tx := range r.held {
 			_ = tx.Rollback(context.Background())
 		}
+		_, _ = r.pool.Exec(context.Background(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+WHERE wait_event = 'PgSleep' AND query LIKE '%' || $1 || '%'`, pgx.Identifier{r.schema}.Sanitize())
 	})
 	return r
 }
@@ -150,7 +154,7 @@ func (r *batchRig) waitQueued(n int) {
 		10*time.Second, time.Millisecond, "writes queued")
 }
 
-// sleepy makes a write of transitions to saga "sleepy" take a minute,
+// sleepy makes a write of transitions to saga "sleepy" take 30s,
 // waiting for no lock (which would time out), and returns a function
 // that counts the rig's statements sleeping.
 func (r *batchRig) sleepy(ctx context.Context) func() int {
@@ -158,7 +162,7 @@ func (r *batchRig) sleepy(ctx context.Context) func() int {
 	q := pgx.Identifier{r.schema}.Sanitize()
 	_, err := r.pool.Exec(ctx, `CREATE FUNCTION `+q+`.sleepy() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-	IF NEW.saga_id = 'sleepy' THEN PERFORM pg_sleep(60); END IF;
+	IF NEW.saga_id = 'sleepy' THEN PERFORM pg_sleep(30); END IF;
 	RETURN NEW;
 END $$;
 CREATE TRIGGER sleepy BEFORE INSERT ON `+q+`.transitions FOR EACH ROW EXECUTE FUNCTION `+q+`.sleepy()`)
