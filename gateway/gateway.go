@@ -51,10 +51,13 @@ type Gateway struct {
 	// is left out, since all it would do is cost time (trace context
 	// still reaches upstreams, copied with the other headers).
 	untraced bool
-	pool     bufferPool
-	errorLog *log.Logger // ReverseProxy's, for errors after a response began
-	reg      *telemetry.Registration
-	clock    func() int64 // monotonic nanoseconds, for ejections
+	// uncounted is set when the meter provider is a no-op one: counts
+	// that only telemetry reads are not kept.
+	uncounted bool
+	pool      bufferPool
+	errorLog  *log.Logger // ReverseProxy's, for errors after a response began
+	reg       *telemetry.Registration
+	clock     func() int64 // monotonic nanoseconds, for ejections
 
 	table atomic.Pointer[table]
 
@@ -210,6 +213,7 @@ func New(opts ...Option) (*Gateway, error) {
 	_, noTraces := g.tp.(tracenoop.TracerProvider)
 	_, noMetrics := g.mp.(metricnoop.MeterProvider)
 	g.untraced = noTraces && noMetrics
+	g.uncounted = noMetrics
 	g.client = []otelhttp.Option{
 		otelhttp.WithTracerProvider(g.tp),
 		otelhttp.WithMeterProvider(g.mp),
@@ -735,7 +739,7 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 // newUpstream builds the runtime of an upstream, taking over prev's
 // target states, and its breakers when the Breaker is the same.
 func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
-	u := &upstream{spec: s, name: s.Name, clock: g.clock}
+	u := &upstream{spec: s, name: s.Name, clock: g.clock, counted: !g.uncounted, loaded: s.Balance == LeastRequest}
 	base := g.base
 	switch {
 	case s.Transport != nil:

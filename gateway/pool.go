@@ -112,6 +112,8 @@ type upstream struct {
 	failure   func(code int) bool // breaker failure statuses
 	stats     *upstreamStats
 	clock     func() int64 // the gateway's: monotonic nanoseconds
+	counted   bool         // selections are counted: the meter provider is not a no-op one
+	loaded    bool         // requests in flight are counted: least-request balancing
 
 	rr      atomic.Uint64
 	wrrMu   sync.Mutex
@@ -147,7 +149,12 @@ func (u *upstream) pick(skip bitset) int {
 
 func (u *upstream) pickRoundRobin(skip bitset) int {
 	n := len(u.targets)
-	start := int((u.rr.Add(1) - 1) % uint64(n))
+	start := 0
+	if n > 1 {
+		// The one target's turn needs no count, which every core's
+		// requests would write.
+		start = int((u.rr.Add(1) - 1) % uint64(n))
+	}
 	var now int64
 	for k := range n {
 		i := start + k

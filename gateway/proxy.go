@@ -214,8 +214,17 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 		tried.set(i)
 	}
 	s := t.state
-	s.selections.Inc()
-	s.inflight.Add(1)
+	if u.counted {
+		s.selections.Inc()
+	}
+	// Only least-request balancing reads the count in flight: kept for
+	// other policies, it would cost two atomic adds a request on a line
+	// that every core's requests to the target write.
+	var load *targetState
+	if u.loaded {
+		load = s
+		load.inflight.Add(1)
+	}
 
 	actx := ctx
 	var (
@@ -263,7 +272,9 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 			if cancel != nil {
 				cancel(nil)
 			}
-			s.inflight.Add(-1)
+			if load != nil {
+				load.inflight.Add(-1)
+			}
 			if done != nil {
 				done(errTransportPanicked)
 			}
@@ -283,7 +294,9 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 		if cancel != nil {
 			cancel(nil)
 		}
-		s.inflight.Add(-1)
+		if load != nil {
+			load.inflight.Add(-1)
+		}
 		berr := u.finish(ctx, t, done, err, 0)
 		if outcome != nil {
 			*outcome = berr
@@ -304,7 +317,7 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 	} else {
 		b = new(attemptBody)
 	}
-	resp.Body = newAttemptBody(b, resp.Body, s, cancel)
+	resp.Body = newAttemptBody(b, resp.Body, load, cancel)
 	return resp, nil
 }
 
@@ -353,7 +366,8 @@ func (u *upstream) breakerErr(gone bool, err error, code int) error {
 }
 
 // attemptBody ends an attempt when its response body is closed: the
-// target's in-flight count, and the attempt's context.
+// target's in-flight count (if state is not nil), and the attempt's
+// context.
 type attemptBody struct {
 	io.ReadCloser
 	state  *targetState
@@ -379,7 +393,9 @@ func newAttemptBody(b *attemptBody, body io.ReadCloser, s *targetState, cancel c
 func (b *attemptBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.closed.CompareAndSwap(false, true) {
-		b.state.inflight.Add(-1)
+		if b.state != nil {
+			b.state.inflight.Add(-1)
+		}
 		if b.cancel != nil {
 			b.cancel(nil)
 		}
