@@ -85,6 +85,7 @@ type write struct {
 	tag   pgconn.CommandTag
 	err   error
 	alone bool // its batch failed as a whole and committed nothing: run it on its own
+	size  int  // the writes in its batch
 
 	done  chan struct{} // closed when the outcome is in
 	batch *batch        // set when a batch takes it
@@ -98,12 +99,14 @@ type batch struct {
 }
 
 // exec runs the statement sql, which writes to the saga id, at once or
-// in the next batch, and returns its outcome. If ctx ends while the
-// statement waits in the queue, it never runs; once sent, it may commit
-// after exec returned ctx's error, as with pgx's Exec.
-func (w *writer) exec(ctx context.Context, id, sql string, args []any) (pgconn.CommandTag, error) {
+// in the next batch, and returns its outcome and the number of writes in
+// the batch that gave it (0 for a write that ran on its own). If ctx ends
+// while the statement waits in the queue, it never runs; once sent, it
+// may commit after exec returned ctx's error, as with pgx's Exec.
+func (w *writer) exec(ctx context.Context, id, sql string, args []any) (pgconn.CommandTag, int, error) {
 	if w.slots == 0 {
-		return w.pool.Exec(ctx, sql, args...)
+		tag, err := w.pool.Exec(ctx, sql, args...)
+		return tag, 0, err
 	}
 	w.mu.Lock()
 	if w.busy < w.slots && len(w.queue) == 0 {
@@ -117,18 +120,19 @@ func (w *writer) exec(ctx context.Context, id, sql string, args []any) (pgconn.C
 		tag, err := w.pool.Exec(ctx, sql, args...)
 		stalled.Stop()
 		once.Do(w.release)
-		return tag, err
+		return tag, 0, err
 	}
 	wr := &write{ctx: ctx, id: id, sql: sql, args: args, done: make(chan struct{})}
 	w.queue = append(w.queue, wr)
 	w.mu.Unlock()
 	if err := w.wait(ctx, wr); err != nil {
-		return pgconn.CommandTag{}, err
+		return pgconn.CommandTag{}, 0, err
 	}
 	if wr.alone {
-		return w.pool.Exec(ctx, sql, args...)
+		tag, err := w.pool.Exec(ctx, sql, args...)
+		return tag, 0, err
 	}
-	return wr.tag, wr.err
+	return wr.tag, wr.size, wr.err
 }
 
 // wait waits for the outcome of the queued write wr, and returns ctx's
@@ -232,6 +236,7 @@ func (w *writer) send(ctx context.Context, ws []*write) {
 	pb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, 1+len(ws))}
 	pb.Queue(lockTimeoutSQL, strconv.FormatInt(w.lockTimeout.Load(), 10)+"ms")
 	for _, wr := range ws {
+		wr.size = len(ws)
 		pb.Queue(wr.sql, wr.args...)
 	}
 	br := w.pool.SendBatch(ctx, pb)

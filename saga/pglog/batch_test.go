@@ -14,7 +14,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/internal/testenv"
 	"github.com/otelpatterns/patterns/saga"
 	"github.com/otelpatterns/patterns/saga/pglog"
@@ -73,7 +75,7 @@ type batchRig struct {
 	wg     sync.WaitGroup
 }
 
-func newBatchRig(t *testing.T) *batchRig {
+func newBatchRig(t *testing.T, opts ...pglog.Option) *batchRig {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(testenv.PostgresURL(t))
 	require.NoError(t, err)
@@ -83,7 +85,7 @@ func newBatchRig(t *testing.T) *batchRig {
 	r.pool, err = pgxpool.NewWithConfig(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(r.pool.Close)
-	r.l = newLogIn(t, r.pool, r.schema)
+	r.l = newLogIn(t, r.pool, r.schema, opts...)
 	// No batch or queued write stops waiting while the test sets the
 	// scene; the tests of that set a stall of their own.
 	pglog.SetStall(r.l, time.Minute, time.Minute)
@@ -187,9 +189,11 @@ func started(seq int64) saga.Transition {
 }
 
 // TestBatchCommitsTogether checks that writes that wait while the slots
-// are taken go as one batch, and each commits.
+// are taken go as one batch, and each commits, and that their spans have
+// the batch's size, which the writes that went at once do not have.
 func TestBatchCommitsTogether(t *testing.T) {
-	r := newBatchRig(t)
+	p := telemetrytest.New(t)
+	r := newBatchRig(t, pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider))
 	ctx := testenv.Context(t, 30*time.Second)
 	for _, id := range []string{"a", "b", "c"} {
 		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
@@ -224,6 +228,16 @@ func TestBatchCommitsTogether(t *testing.T) {
 	}
 	_, _, err := r.l.Load(ctx, "new")
 	require.NoError(t, err)
+
+	sizes := map[string]int64{} // by saga, of its last write
+	for _, name := range []string{"create " + r.schema + ".sagas", "append " + r.schema + ".transitions"} {
+		for _, span := range p.SpansNamed(name) {
+			a := telemetrytest.Attrs(span)
+			sizes[a[saga.AttrID].AsString()] = a[semconv.DBOperationBatchSizeKey].AsInt64()
+		}
+	}
+	assert.Equal(t, map[string]int64{"a": int64(len(errs)), "b": int64(len(errs)), "c": int64(len(errs)),
+		"new": int64(len(errs)), "blocker": 0}, sizes, "db.operation.batch.size of each saga's last write")
 }
 
 // TestBatchFailureRunsEachAlone checks that a write that fails in a batch

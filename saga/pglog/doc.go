@@ -238,6 +238,14 @@
 // done record nothing. If the pool is instrumented too (otelpgx), its
 // statement spans are children of these.
 //
+// A create or append that went in a batch of two writes or more (see
+// Group commit) has db.operation.batch.size, the number of the log's
+// writes in the batch (not counting the statement that sets its lock
+// timeout); its span covers its wait for the batch too. The batch's own
+// statements, in an instrumented pool, are children of its first
+// write's span. A write that ran on its own, or again on its own after
+// its batch failed, has none.
+//
 // Metrics:
 //
 //   - db.client.operation.duration (histogram, s): the duration of every

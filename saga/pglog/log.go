@@ -248,7 +248,8 @@ func (l *Log) Create(ctx context.Context, rec saga.Record, owner string, lease t
 	if err != nil {
 		return fmt.Errorf("pglog: creating saga %s: encoding its trace: %w", brief.Quote(rec.ID), err)
 	}
-	_, err = l.writer.exec(ctx, rec.ID, l.sql.create, []any{rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, l.ownerArg(owner)})
+	_, batched, err := l.writer.exec(ctx, rec.ID, l.sql.create, []any{rec.ID, lease.Microseconds(), rec.Name, rec.Version, rec.Data, trace, l.ownerArg(owner)})
+	batchSize(span, batched)
 	switch {
 	case err == nil:
 		return nil
@@ -313,7 +314,8 @@ func (l *Log) Append(ctx context.Context, id, owner string, ts ...saga.Transitio
 		}
 		args = append(args, seqsOf(ts), statuses, steps, phases, kinds, attempts, data, errs)
 	}
-	tag, err := l.writer.exec(ctx, id, sql, args)
+	tag, batched, err := l.writer.exec(ctx, id, sql, args)
+	batchSize(span, batched)
 	if err == nil && tag.RowsAffected() == int64(len(ts)) {
 		return nil
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/brief"
@@ -60,6 +61,17 @@ func newInstruments(pool *pgxpool.Pool, schema string, tp trace.TracerProvider, 
 	return &instruments{
 		Ops:   pgtel.New[op](pool, schema, tracer, telemetry.Meter(mp, ScopeName), ops[:], optIn),
 		spans: telemetry.NewSpanGate(tp, tracer),
+	}
+}
+
+// batchSize records on the span of a write that went in a batch of n
+// writes how many there were (db.operation.batch.size): its span covers
+// its wait for the batch as well as the batch's round trip. A write that
+// ran on its own (n < 2: alone, or again on its own after its batch
+// failed) has no batch size, as the semantic conventions have it.
+func batchSize(span trace.Span, n int) {
+	if n > 1 && span.IsRecording() {
+		span.SetAttributes(semconv.DBOperationBatchSize(n))
 	}
 }
 

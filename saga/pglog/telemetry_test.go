@@ -30,12 +30,14 @@ var (
 	onTable    = append([]attribute.Key{semconv.DBCollectionNameKey}, dbRequired...)
 	withID     = append([]attribute.Key{saga.AttrID}, onTable...)
 	withRows   = append([]attribute.Key{semconv.DBResponseReturnedRowsKey}, dbOptional...)
+	// A write in a batch of two or more has its size.
+	writeOptional = append([]attribute.Key{semconv.DBOperationBatchSizeKey}, dbOptional...)
 )
 
 // documentedSpans are the log's spans as doc.go describes them.
 var documentedSpans = []telemetrytest.Span{
-	{Name: "create {collection}", Kind: trace.SpanKindClient, Required: withID, Optional: dbOptional},
-	{Name: "append {collection}", Kind: trace.SpanKindClient, Required: withID, Optional: dbOptional},
+	{Name: "create {collection}", Kind: trace.SpanKindClient, Required: withID, Optional: writeOptional},
+	{Name: "append {collection}", Kind: trace.SpanKindClient, Required: withID, Optional: writeOptional},
 	{Name: "renew {collection}", Kind: trace.SpanKindClient, Required: onTable, Optional: withRows},
 	{Name: "claim {collection}", Kind: trace.SpanKindClient, Required: onTable, Optional: withRows},
 	{Name: "release {collection}", Kind: trace.SpanKindClient, Required: withID, Optional: dbOptional},
