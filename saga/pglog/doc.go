@@ -242,9 +242,9 @@
 // Group commit) has db.operation.batch.size, the number of the log's
 // writes in the batch (not counting the statement that sets its lock
 // timeout); its span covers its wait for the batch too. The batch's own
-// statements, in an instrumented pool, are children of its first
-// write's span. A write that ran on its own, or again on its own after
-// its batch failed, has none.
+// statements, in an instrumented pool, are children of the span of the
+// write queued first. A write that ran on its own, or again on its own
+// after its batch failed, has none.
 //
 // Metrics:
 //
