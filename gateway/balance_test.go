@@ -130,6 +130,30 @@ func TestLeastRequest(t *testing.T) {
 	h.release("slow")
 }
 
+// TestLeastRequestCountsRequestsFromBeforeUpdate checks that requests
+// in flight when an Update turns an upstream to least-request balancing
+// count against their targets: long-lived ones (WebSockets, streams) are
+// what the policy is often chosen for.
+func TestLeastRequestCountsRequestsFromBeforeUpdate(t *testing.T) {
+	bs, ts := backends(t, "fast", "slow")
+	route := gateway.Route{Pattern: "/", Upstream: "u"}
+	g, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: ts}), gateway.WithRoutes(route))
+	h := newHolds(t, srv, bs)
+	h.setHold("fast", false)
+	for h.held["slow"] < 2 { // round robin: every other request
+		h.send()
+	}
+	h.setHold("slow", false) // the two stay held; a request that still goes to slow is answered
+	if err := g.Update(gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: ts, Balance: gateway.LeastRequest}),
+		gateway.WithRoutes(route)); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(sequence(t, srv.URL+"/", srv.Client(), 50)); got["fast"] != 50 {
+		t.Errorf("50 requests after the switch to least request, with 2 sent before it in flight on slow: %v; want all on fast", got)
+	}
+	h.release("slow")
+}
+
 // holds makes backends hold the requests they get until the test lets
 // them go, so that a test sets how many each has in flight.
 type holds struct {

@@ -21,15 +21,9 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // a.test and b.test, each behind a breaker, answered by transport.
 func newBreakerUpstream(t *testing.T, transport http.RoundTripper, retry *Retry) *upstream {
 	t.Helper()
-	return newBalancedUpstream(t, transport, retry, RoundRobin)
-}
-
-// newBalancedUpstream is newBreakerUpstream with the balancing policy b.
-func newBalancedUpstream(t *testing.T, transport http.RoundTripper, retry *Retry, b Balance) *upstream {
-	t.Helper()
 	g, err := New(
 		WithUpstreams(Upstream{Name: "up", Targets: []Target{{URL: "http://a.test"}, {URL: "http://b.test"}},
-			Breaker: &Breaker{}, Retry: retry, Transport: transport, Balance: b}),
+			Breaker: &Breaker{}, Retry: retry, Transport: transport}),
 		WithTracerProvider(tracenoop.NewTracerProvider()), WithMeterProvider(metricnoop.NewMeterProvider()))
 	if err != nil {
 		t.Fatal(err)
@@ -173,14 +167,12 @@ func TestBodyTooLargeCountsForNoTarget(t *testing.T) {
 // leave its breaker admission open (a half-open breaker's probe slot,
 // held until the probe timeout): the panic goes on, and the attempt
 // counts as a failure. Both admissions: Execute's (a plain request) and
-// Allow's (a gRPC call, whose outcome may come in trailers). The
-// upstream balances by least request, the policy that counts attempts in
-// flight.
+// Allow's (a gRPC call, whose outcome may come in trailers).
 func TestTransportPanicEndsTheAttempt(t *testing.T) {
 	for _, grpc := range []bool{false, true} {
-		u := newBalancedUpstream(t, roundTripFunc(func(*http.Request) (*http.Response, error) {
+		u := newBreakerUpstream(t, roundTripFunc(func(*http.Request) (*http.Response, error) {
 			panic("transport bug")
-		}), nil, LeastRequest)
+		}), nil)
 		req, _ := http.NewRequest(http.MethodPost, "http://up/x", nil)
 		if grpc {
 			req.Header.Set("Content-Type", "application/grpc")

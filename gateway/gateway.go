@@ -739,7 +739,7 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 // newUpstream builds the runtime of an upstream, taking over prev's
 // target states, and its breakers when the Breaker is the same.
 func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
-	u := &upstream{spec: s, name: s.Name, clock: g.clock, counted: !g.uncounted, loaded: s.Balance == LeastRequest}
+	u := &upstream{spec: s, name: s.Name, clock: g.clock, counted: !g.uncounted}
 	base := g.base
 	switch {
 	case s.Transport != nil:

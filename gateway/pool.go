@@ -113,7 +113,6 @@ type upstream struct {
 	stats     *upstreamStats
 	clock     func() int64 // the gateway's: monotonic nanoseconds
 	counted   bool         // selections are counted: the meter provider is not a no-op one
-	loaded    bool         // requests in flight are counted: least-request balancing
 
 	rr      atomic.Uint64
 	wrrMu   sync.Mutex

@@ -217,14 +217,10 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 	if u.counted {
 		s.selections.Inc()
 	}
-	// Only least-request balancing reads the count in flight: kept for
-	// other policies, it would cost two atomic adds a request on a line
-	// that every core's requests to the target write.
-	var load *targetState
-	if u.loaded {
-		load = s
-		load.inflight.Add(1)
-	}
+	// Counted whatever the policy: an Update may switch the upstream to
+	// least-request balancing while requests (WebSockets, streams) are
+	// in flight, and they must count then.
+	s.inflight.Add(1)
 
 	actx := ctx
 	var (
@@ -272,9 +268,7 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 			if cancel != nil {
 				cancel(nil)
 			}
-			if load != nil {
-				load.inflight.Add(-1)
-			}
+			s.inflight.Add(-1)
 			if done != nil {
 				done(errTransportPanicked)
 			}
@@ -294,9 +288,7 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 		if cancel != nil {
 			cancel(nil)
 		}
-		if load != nil {
-			load.inflight.Add(-1)
-		}
+		s.inflight.Add(-1)
 		berr := u.finish(ctx, t, done, err, 0)
 		if outcome != nil {
 			*outcome = berr
@@ -317,7 +309,7 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 	} else {
 		b = new(attemptBody)
 	}
-	resp.Body = newAttemptBody(b, resp.Body, load, cancel)
+	resp.Body = newAttemptBody(b, resp.Body, s, cancel)
 	return resp, nil
 }
 
@@ -366,8 +358,7 @@ func (u *upstream) breakerErr(gone bool, err error, code int) error {
 }
 
 // attemptBody ends an attempt when its response body is closed: the
-// target's in-flight count (if state is not nil), and the attempt's
-// context.
+// target's in-flight count, and the attempt's context.
 type attemptBody struct {
 	io.ReadCloser
 	state  *targetState
@@ -393,9 +384,7 @@ func newAttemptBody(b *attemptBody, body io.ReadCloser, s *targetState, cancel c
 func (b *attemptBody) Close() error {
 	err := b.ReadCloser.Close()
 	if b.closed.CompareAndSwap(false, true) {
-		if b.state != nil {
-			b.state.inflight.Add(-1)
-		}
+		b.state.inflight.Add(-1)
 		if b.cancel != nil {
 			b.cancel(nil)
 		}
