@@ -85,7 +85,7 @@ type write struct {
 	tag   pgconn.CommandTag
 	err   error
 	alone bool // its batch failed as a whole and committed nothing: run it on its own
-	size  int  // the writes in its batch
+	size  int  // the writes in its batch, set with batch
 
 	done  chan struct{} // closed when the outcome is in
 	batch *batch        // set when a batch takes it
@@ -100,7 +100,7 @@ type batch struct {
 
 // exec runs the statement sql, which writes to the saga id, at once or
 // in the next batch, and returns its outcome and the number of writes in
-// the batch that gave it (0 for a write that ran on its own). If ctx ends
+// the batch that took it (0 for a write that ran on its own). If ctx ends
 // while the statement waits in the queue, it never runs; once sent, it
 // may commit after exec returned ctx's error, as with pgx's Exec.
 func (w *writer) exec(ctx context.Context, id, sql string, args []any) (pgconn.CommandTag, int, error) {
@@ -126,7 +126,9 @@ func (w *writer) exec(ctx context.Context, id, sql string, args []any) (pgconn.C
 	w.queue = append(w.queue, wr)
 	w.mu.Unlock()
 	if err := w.wait(ctx, wr); err != nil {
-		return pgconn.CommandTag{}, 0, err
+		// Sent in a batch all the same if one took it: wait saw that
+		// under the lock that flush set size under.
+		return pgconn.CommandTag{}, wr.size, err
 	}
 	if wr.alone {
 		tag, err := w.pool.Exec(ctx, sql, args...)
@@ -218,7 +220,7 @@ func (w *writer) flush() {
 		b := &batch{cancel: cancel}
 		b.waiting.Store(int32(n))
 		for _, wr := range ws {
-			wr.batch = b
+			wr.batch, wr.size = b, n
 		}
 		w.mu.Unlock()
 		w.send(ctx, ws)
@@ -236,7 +238,6 @@ func (w *writer) send(ctx context.Context, ws []*write) {
 	pb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, 1+len(ws))}
 	pb.Queue(lockTimeoutSQL, strconv.FormatInt(w.lockTimeout.Load(), 10)+"ms")
 	for _, wr := range ws {
-		wr.size = len(ws)
 		pb.Queue(wr.sql, wr.args...)
 	}
 	br := w.pool.SendBatch(ctx, pb)

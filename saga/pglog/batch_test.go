@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/internal/testenv"
@@ -188,6 +187,22 @@ func started(seq int64) saga.Transition {
 	return saga.Transition{Seq: seq, Step: "pay", Phase: saga.Forward, Kind: saga.Started, Attempt: 1}
 }
 
+// batchSizes returns, by saga, the pglog.batch_size of each of its
+// writes' spans that has one.
+func batchSizes(p *telemetrytest.Providers, schema string) map[string][]int64 {
+	sizes := map[string][]int64{}
+	for _, name := range []string{"create " + schema + ".sagas", "append " + schema + ".transitions"} {
+		for _, span := range p.SpansNamed(name) {
+			a := telemetrytest.Attrs(span)
+			if v, ok := a[pglog.AttrBatchSize]; ok {
+				id := a[saga.AttrID].AsString()
+				sizes[id] = append(sizes[id], v.AsInt64())
+			}
+		}
+	}
+	return sizes
+}
+
 // TestBatchCommitsTogether checks that writes that wait while the slots
 // are taken go as one batch, and each commits, and that their spans have
 // the batch's size, which the writes that went at once do not have.
@@ -229,22 +244,17 @@ func TestBatchCommitsTogether(t *testing.T) {
 	_, _, err := r.l.Load(ctx, "new")
 	require.NoError(t, err)
 
-	sizes := map[string]int64{} // by saga, of its last write
-	for _, name := range []string{"create " + r.schema + ".sagas", "append " + r.schema + ".transitions"} {
-		for _, span := range p.SpansNamed(name) {
-			a := telemetrytest.Attrs(span)
-			sizes[a[saga.AttrID].AsString()] = a[semconv.DBOperationBatchSizeKey].AsInt64()
-		}
-	}
-	assert.Equal(t, map[string]int64{"a": int64(len(errs)), "b": int64(len(errs)), "c": int64(len(errs)),
-		"new": int64(len(errs)), "blocker": 0}, sizes, "db.operation.batch.size of each saga's last write")
+	want := int64(len(errs))
+	assert.Equal(t, map[string][]int64{"a": {want}, "b": {want}, "c": {want}, "new": {want}}, batchSizes(p, r.schema),
+		"pglog.batch_size of the writes that went in a batch, by saga; none on those sent at once")
 }
 
 // TestBatchFailureRunsEachAlone checks that a write that fails in a batch
 // fails alone: the batch's other writes, rolled back with it, run again
 // on their own and commit, and each caller gets its own outcome.
 func TestBatchFailureRunsEachAlone(t *testing.T) {
-	r := newBatchRig(t)
+	p := telemetrytest.New(t)
+	r := newBatchRig(t, pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider))
 	ctx := testenv.Context(t, 30*time.Second)
 	for _, id := range []string{"ok", "taken", "other"} {
 		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
@@ -295,6 +305,7 @@ func TestBatchFailureRunsEachAlone(t *testing.T) {
 	require.Empty(t, ts)
 	_, _, err = r.l.Load(ctx, "new")
 	require.NoError(t, err)
+	assert.Empty(t, batchSizes(p, r.schema), "pglog.batch_size of writes that ran again on their own")
 }
 
 // TestBatchCancelled checks what a caller that gives up gets: a write
@@ -302,7 +313,8 @@ func TestBatchFailureRunsEachAlone(t *testing.T) {
 // running for the others, and the batch is cancelled once every caller
 // in it has given up.
 func TestBatchCancelled(t *testing.T) {
-	r := newBatchRig(t)
+	p := telemetrytest.New(t)
+	r := newBatchRig(t, pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider))
 	ctx := testenv.Context(t, 30*time.Second)
 	for _, id := range []string{"queued", "sleepy", "kept"} {
 		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
@@ -350,6 +362,8 @@ func TestBatchCancelled(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, ts, "transitions of saga %s", id)
 	}
+	assert.Equal(t, map[string][]int64{"sleepy": {2}, "kept": {2}}, batchSizes(p, r.schema),
+		"pglog.batch_size: the callers that gave up once their batch was sent went in it; the one that gave up in the queue did not")
 }
 
 // TestBatchLockTimeout checks that a batch does not wait long for the row

@@ -239,19 +239,22 @@
 // statement spans are children of these.
 //
 // A create or append that went in a batch of two writes or more (see
-// Group commit) has db.operation.batch.size, the number of the log's
-// writes in the batch (not counting the statement that sets its lock
-// timeout); its span covers its wait for the batch too. The batch's own
-// statements, in an instrumented pool, are children of the span of the
-// write queued first. A write that ran on its own, or again on its own
-// after its batch failed, has none.
+// Group commit) has [AttrBatchSize] (pglog.batch_size), the number of
+// the log's writes in the batch, not counting the statement that sets
+// its lock timeout; this includes a write whose caller gave up once the
+// batch was sent. Its span covers its wait for the batch too. The
+// batch's own statements, in an instrumented pool, are children of the
+// span of the write queued first. A write that ran on its own, or again
+// on its own after its batch failed, has none. The attribute is the
+// log's own: the semantic conventions' batch size is for the span of a
+// batch operation, and a write's span is of one statement.
 //
 // Metrics:
 //
 //   - db.client.operation.duration (histogram, s): the duration of every
 //     call that queries the database, with the span's attributes but
-//     saga.id and db.response.returned_rows: error.type and
-//     db.response.status_code on failure.
+//     saga.id, pglog.batch_size and db.response.returned_rows:
+//     error.type and db.response.status_code on failure.
 //
 // Counts of sagas, steps and takeovers are the orchestrator's (package
 // saga).

@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/otelpatterns/patterns/internal/brief"
@@ -64,14 +64,19 @@ func newInstruments(pool *pgxpool.Pool, schema string, tp trace.TracerProvider, 
 	}
 }
 
+// AttrBatchSize is, on the span of a create or append that went in a
+// batch of two writes or more ([WithGroupCommit]), the number of the
+// log's writes in the batch. It is not the semantic conventions'
+// db.operation.batch.size, which is for the span of a batch operation:
+// the span is of one write, which waited for the batch and went in it.
+const AttrBatchSize = attribute.Key("pglog.batch_size")
+
 // batchSize records on the span of a write that went in a batch of n
-// writes how many there were (db.operation.batch.size): its span covers
-// its wait for the batch as well as the batch's round trip. A write that
-// ran on its own (n < 2: alone, or again on its own after its batch
-// failed) has no batch size, as the semantic conventions have it.
+// writes how many there were. A write that ran on its own (n < 2: alone,
+// or again on its own after its batch failed) has none.
 func batchSize(span trace.Span, n int) {
 	if n > 1 && span.IsRecording() {
-		span.SetAttributes(semconv.DBOperationBatchSize(n))
+		span.SetAttributes(AttrBatchSize.Int(n))
 	}
 }
 

@@ -31,7 +31,7 @@ var (
 	withID     = append([]attribute.Key{saga.AttrID}, onTable...)
 	withRows   = append([]attribute.Key{semconv.DBResponseReturnedRowsKey}, dbOptional...)
 	// A write in a batch of two or more has its size.
-	writeOptional = append([]attribute.Key{semconv.DBOperationBatchSizeKey}, dbOptional...)
+	writeOptional = append([]attribute.Key{pglog.AttrBatchSize}, dbOptional...)
 )
 
 // documentedSpans are the log's spans as doc.go describes them.
