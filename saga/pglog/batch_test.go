@@ -104,6 +104,14 @@ WHERE wait_event = 'PgSleep' AND query LIKE '%' || $1 || '%'`, pgx.Identifier{r.
 	return r
 }
 
+// newTracedBatchRig is newBatchRig with a log that records its spans and
+// metrics in the providers it returns.
+func newTracedBatchRig(t *testing.T) (*batchRig, *telemetrytest.Providers) {
+	t.Helper()
+	p := telemetrytest.New(t)
+	return newBatchRig(t, pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider)), p
+}
+
 // lock holds the row of saga id locked until unlock.
 func (r *batchRig) lock(ctx context.Context, id string) {
 	r.t.Helper()
@@ -207,8 +215,7 @@ func batchSizes(p *telemetrytest.Providers, schema string) map[string][]int64 {
 // are taken go as one batch, and each commits, and that their spans have
 // the batch's size, which the writes that went at once do not have.
 func TestBatchCommitsTogether(t *testing.T) {
-	p := telemetrytest.New(t)
-	r := newBatchRig(t, pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider))
+	r, p := newTracedBatchRig(t)
 	ctx := testenv.Context(t, 30*time.Second)
 	for _, id := range []string{"a", "b", "c"} {
 		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
@@ -253,8 +260,7 @@ func TestBatchCommitsTogether(t *testing.T) {
 // fails alone: the batch's other writes, rolled back with it, run again
 // on their own and commit, and each caller gets its own outcome.
 func TestBatchFailureRunsEachAlone(t *testing.T) {
-	p := telemetrytest.New(t)
-	r := newBatchRig(t, pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider))
+	r, p := newTracedBatchRig(t)
 	ctx := testenv.Context(t, 30*time.Second)
 	for _, id := range []string{"ok", "taken", "other"} {
 		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
@@ -313,8 +319,7 @@ func TestBatchFailureRunsEachAlone(t *testing.T) {
 // running for the others, and the batch is cancelled once every caller
 // in it has given up.
 func TestBatchCancelled(t *testing.T) {
-	p := telemetrytest.New(t)
-	r := newBatchRig(t, pglog.WithTracerProvider(p.TracerProvider), pglog.WithMeterProvider(p.MeterProvider))
+	r, p := newTracedBatchRig(t)
 	ctx := testenv.Context(t, 30*time.Second)
 	for _, id := range []string{"queued", "sleepy", "kept"} {
 		require.NoError(t, r.l.Create(ctx, saga.Record{ID: id, Name: "order"}, "owner", time.Minute))
