@@ -118,33 +118,12 @@ func TestSagaWrites(t *testing.T) {
 // telemetry, and report sagas/s.
 func BenchmarkSagaThroughput(b *testing.B) {
 	b.Run("raw-pgx-batched", func(b *testing.B) {
-		pool := testenv.PostgresPool(b, benchWorkers)
-		schema := schemaName(b)
+		bl := newBaseline(b)
 		ctx := context.Background()
-		q := pgx.Identifier{schema}.Sanitize()
-		_, err := pool.Exec(ctx, baselineTables(q))
-		require.NoError(b, err)
-		insSaga, insOne, insTwo := baselineInserts(q)
-		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
-		lease := (30 * time.Second).Microseconds()
 		var ids atomic.Int64
-		parallel(b, pool, func() error {
-			id := fmt.Sprintf("raw-%d", ids.Add(1))
-			if _, err := pool.Exec(ctx, insSaga, id, "bench", 1, data, "{}", "bench-owner", lease); err != nil {
-				return err
-			}
-			if _, err := pool.Exec(ctx, insOne, id, 1, "", "pay", "forward", "started", 1, nil, ""); err != nil {
-				return err
-			}
-			steps := []string{"pay", "reserve", "ship"}
-			for i, step := range steps {
-				seq := int64(2 + 2*i)
-				nextStatus, nextStep, nextPhase, nextKind, nextAttempt := "completed", "", "", "", 0
-				if i+1 < len(steps) {
-					nextStatus, nextStep, nextPhase, nextKind, nextAttempt = "", steps[i+1], "forward", "started", 1
-				}
-				if _, err := pool.Exec(ctx, insTwo, id, seq, "", step, "forward", "succeeded", 1, nil, "",
-					seq+1, nextStatus, nextStep, nextPhase, nextKind, nextAttempt, nil, ""); err != nil {
+		parallel(b, bl.pool, func() error {
+			for _, w := range bl.writes(fmt.Sprintf("raw-%d", ids.Add(1))) {
+				if _, err := bl.pool.Exec(ctx, w.sql, w.args...); err != nil {
 					return err
 				}
 			}
@@ -158,49 +137,20 @@ func BenchmarkSagaThroughput(b *testing.B) {
 	// and one transaction) for them all. What group commit could reach
 	// with no orchestrator and no waiting for a batch to form.
 	b.Run("raw-pgx-grouped", func(b *testing.B) {
-		pool := testenv.PostgresPool(b, benchWorkers)
-		schema := schemaName(b)
+		bl := newBaseline(b)
 		ctx := context.Background()
-		q := pgx.Identifier{schema}.Sanitize()
-		_, err := pool.Exec(ctx, baselineTables(q))
-		require.NoError(b, err)
-		insSaga, insOne, insTwo := baselineInserts(q)
-		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
-		lease := (30 * time.Second).Microseconds()
 		var n atomic.Int64
-		ids := make([]string, benchWorkers)
-		inStep(b, pool, benchWorkers, func() error {
-			for i := range ids {
-				ids[i] = fmt.Sprintf("grouped-%d", n.Add(1))
+		var sagas [benchWorkers][5]baselineWrite
+		inStep(b, bl.pool, benchWorkers, func() error {
+			for i := range sagas {
+				sagas[i] = bl.writes(fmt.Sprintf("grouped-%d", n.Add(1)))
 			}
-			send := func(queue func(id string, batch *pgx.Batch)) error {
+			for k := range 5 {
 				batch := &pgx.Batch{}
-				for _, id := range ids {
-					queue(id, batch)
+				for i := range sagas {
+					batch.Queue(sagas[i][k].sql, sagas[i][k].args...)
 				}
-				return pool.SendBatch(ctx, batch).Close()
-			}
-			if err := send(func(id string, batch *pgx.Batch) {
-				batch.Queue(insSaga, id, "bench", 1, data, "{}", "bench-owner", lease)
-			}); err != nil {
-				return err
-			}
-			if err := send(func(id string, batch *pgx.Batch) {
-				batch.Queue(insOne, id, 1, "", "pay", "forward", "started", 1, nil, "")
-			}); err != nil {
-				return err
-			}
-			steps := []string{"pay", "reserve", "ship"}
-			for i, step := range steps {
-				seq := int64(2 + 2*i)
-				nextStatus, nextStep, nextPhase, nextKind, nextAttempt := "completed", "", "", "", 0
-				if i+1 < len(steps) {
-					nextStatus, nextStep, nextPhase, nextKind, nextAttempt = "", steps[i+1], "forward", "started", 1
-				}
-				if err := send(func(id string, batch *pgx.Batch) {
-					batch.Queue(insTwo, id, seq, "", step, "forward", "succeeded", 1, nil, "",
-						seq+1, nextStatus, nextStep, nextPhase, nextKind, nextAttempt, nil, "")
-				}); err != nil {
+				if err := bl.pool.SendBatch(ctx, batch).Close(); err != nil {
 					return err
 				}
 			}
@@ -209,19 +159,13 @@ func BenchmarkSagaThroughput(b *testing.B) {
 	})
 
 	b.Run("raw-pgx", func(b *testing.B) {
-		pool := testenv.PostgresPool(b, benchWorkers)
-		schema := schemaName(b)
+		bl := newBaseline(b)
+		pool, insTransition := bl.pool, bl.one
 		ctx := context.Background()
-		q := pgx.Identifier{schema}.Sanitize()
-		_, err := pool.Exec(ctx, baselineTables(q))
-		require.NoError(b, err)
-		insSaga, insTransition, _ := baselineInserts(q)
-		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
-		lease := (30 * time.Second).Microseconds()
 		var ids atomic.Int64
 		parallel(b, pool, func() error {
 			id := fmt.Sprintf("raw-%d", ids.Add(1))
-			if _, err := pool.Exec(ctx, insSaga, id, "bench", 1, data, "{}", "bench-owner", lease); err != nil {
+			if _, err := pool.Exec(ctx, bl.saga, id, "bench", 1, benchData, "{}", "bench-owner", benchLease); err != nil {
 				return err
 			}
 			seq := int64(0)
@@ -248,13 +192,11 @@ func BenchmarkSagaThroughput(b *testing.B) {
 		ctx := context.Background()
 		create, start := pglog.CreateSQL(l), pglog.AppendSQL(l, false, 1)
 		next, last := pglog.AppendSQL(l, false, 2), pglog.AppendSQL(l, true, 2)
-		data := []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
-		lease := (30 * time.Second).Microseconds()
 		const owner = "bench-owner"
 		var ids atomic.Int64
 		parallel(b, pool, func() error {
 			id := fmt.Sprintf("sql-%d", ids.Add(1))
-			if _, err := pool.Exec(ctx, create, id, lease, "bench", 1, data, nil, owner); err != nil {
+			if _, err := pool.Exec(ctx, create, id, benchLease, "bench", 1, benchData, nil, owner); err != nil {
 				return err
 			}
 			if _, err := pool.Exec(ctx, start, id, owner, 1, "", "pay", "forward", "started", 1, nil, ""); err != nil {
@@ -394,6 +336,56 @@ func cpuOf(pids []int) (time.Duration, bool) {
 		}
 	}
 	return time.Duration(ticks) * (time.Second / 100), true
+}
+
+// The saga's data and lease in the raw baselines' writes.
+var (
+	benchData  = []byte(`{"ID":"order-1","Customer":"Ada","Cents":6400}`)
+	benchLease = (30 * time.Second).Microseconds()
+)
+
+// baseline is the raw baselines' tables (baselineTables) in a schema of
+// their own, with a pool of benchWorkers connections, and their INSERTs:
+// of a saga, of a transition, and of two transitions.
+type baseline struct {
+	pool           *pgxpool.Pool
+	saga, one, two string
+}
+
+func newBaseline(b *testing.B) *baseline {
+	bl := &baseline{pool: testenv.PostgresPool(b, benchWorkers)}
+	q := pgx.Identifier{schemaName(b)}.Sanitize()
+	_, err := bl.pool.Exec(context.Background(), baselineTables(q))
+	require.NoError(b, err)
+	bl.saga, bl.one, bl.two = baselineInserts(q)
+	return bl
+}
+
+// baselineWrite is a statement and its arguments.
+type baselineWrite struct {
+	sql  string
+	args []any
+}
+
+// writes returns the 5 writes of saga id, as the orchestrator groups a
+// saga's transitions: the saga, the first step's start, then each step's
+// success with the next step's start or, for the last, the saga's end.
+func (bl *baseline) writes(id string) [5]baselineWrite {
+	ws := [5]baselineWrite{
+		{bl.saga, []any{id, "bench", 1, benchData, "{}", "bench-owner", benchLease}},
+		{bl.one, []any{id, 1, "", "pay", "forward", "started", 1, nil, ""}},
+	}
+	steps := []string{"pay", "reserve", "ship"}
+	for i, step := range steps {
+		seq := int64(2 + 2*i)
+		nextStatus, nextStep, nextPhase, nextKind, nextAttempt := "completed", "", "", "", 0
+		if i+1 < len(steps) {
+			nextStatus, nextStep, nextPhase, nextKind, nextAttempt = "", steps[i+1], "forward", "started", 1
+		}
+		ws[2+i] = baselineWrite{bl.two, []any{id, seq, "", step, "forward", "succeeded", 1, nil, "",
+			seq + 1, nextStatus, nextStep, nextPhase, nextKind, nextAttempt, nil, ""}}
+	}
+	return ws
 }
 
 // baselineInserts returns the baselines' INSERTs into the tables of
