@@ -44,10 +44,22 @@
 # target VARIANT@base runs that build's VARIANT: TARGETS="bare full
 # full@base" BASE=main.
 #
+# PAIRED=1 with two TARGETS loads both at once in each round, CONNS/2
+# connections each, instead of one after the other, so that the ratio
+# of their CPU time per request is read off the same moments of the
+# machine. The median of 8 rounds on a 2-core VM is then good to about
+# ±2% (two processes of one variant read 1.00× and 1.02×), where one
+# after the other it moves by ±5%. The table compares the second target with the
+# first. Their requests/s are each one's share of the machine, not what
+# either would serve alone. Use it to weigh a change (TARGETS="routing
+# routing@base" BASE=main PAIRED=1 RATE=0) or what the gateway costs
+# over the bare proxy in CPU.
+#
 # Usage: ./gateway.sh            # everything, about 16 minutes
 #        ROUNDS=3 DURATION=5s TARGETS="bare routing caddy" ./gateway.sh
 #        PROFILE="bare full" ./gateway.sh   # also writes CPU profiles of those variants
 #        BASE=main TARGETS="bare full full@base" ./gateway.sh
+#        PAIRED=1 RATE=0 ROUNDS=8 TARGETS="bare routing" ./gateway.sh
 # It installs what is missing: wrk and nginx with apt-get, Caddy with go
 # install (from the module proxy, into a temporary GOBIN; CADDY=path skips
 # the build). It prints the table on stdout, and keeps the raw samples and
@@ -65,6 +77,10 @@ targets=${TARGETS:-direct bare-nopool bare routing full full-nocache full-rs256 
 caddy_version=${CADDY_VERSION:-v2.11.9}
 rate=${RATE:-1000}
 lat_duration=${LAT_DURATION:-6s}
+if [[ -n ${PAIRED:-} ]] && (($(wc -w <<<"$targets") != 2)); then
+	echo "PAIRED=1 needs two TARGETS, not \"$targets\"" >&2
+	exit 1
+fi
 work=$(mktemp -d -t otelpatterns-gwbench.XXXXXX)
 echo "# working in $work" >&2
 
@@ -315,14 +331,55 @@ for t in $targets; do
 	done
 done
 
+# measure_pair ROUND A B loads A and B at once, half the connections
+# each, and appends a sample of each as measure does. Both see the same
+# machine at the same moment, so the ratio of their CPU time per request
+# moves much less from round to round than that of two samples taken one
+# after the other; their requests/s are each one's share of a machine
+# they both load. The target started first alternates by round.
+measure_pair() {
+	local round=$1 a=$2 b=$3 t first second loads=()
+	declare -A before after
+	for t in "$a" "$b"; do before[$t]=$(cpu_ticks "${tpid[$t]}"); done
+	first=$a second=$b
+	if ((round % 2 == 0)); then first=$b second=$a; fi
+	for t in "$first" "$second"; do
+		wrk -t"$threads" -c"$((conns / 2))" -d"$duration" --latency -H "Authorization: Bearer ${token[$t]}" \
+			"http://127.0.0.1:${port[$t]}$path" >"$work/wrk-$round-$t.txt" &
+		loads+=($!)
+	done
+	wait "${loads[@]}"
+	for t in "$a" "$b"; do after[$t]=$(cpu_ticks "${tpid[$t]}"); done
+	local out rps p50 p99 reqs cpu
+	for t in "$a" "$b"; do
+		out=$work/wrk-$round-$t.txt
+		if grep -q -e 'Non-2xx' -e 'Socket errors' "$out"; then
+			echo "round $round, $t: errors:" >&2
+			grep -e 'Non-2xx' -e 'Socket errors' "$out" >&2
+		fi
+		rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+		p50=$(to_us "$(awk '$1 == "50%" {print $2}' "$out")")
+		p99=$(to_us "$(awk '$1 == "99%" {print $2}' "$out")")
+		reqs=$(awk '/ requests in / {print $1}' "$out")
+		cpu=$(awk -v t=$((after[$t] - before[$t])) -v hz="$hz" -v n="$reqs" 'BEGIN {printf "%.2f", t / hz * 1e6 / n}')
+		echo "$round $t $rps $p50 $p99 $cpu" | tee -a "$work/samples.txt" >&2
+	done
+}
+
 echo "# round target requests/s p50µs p99µs cpuµs/request" >"$work/samples.txt"
 read -r -a list <<<"$targets"
 n=${#list[@]}
-for ((r = 1; r <= rounds; r++)); do
-	for ((i = 0; i < n; i++)); do
-		measure "$r" "${list[$(((i + r - 1) % n))]}"
+if [[ -n ${PAIRED:-} ]]; then
+	for ((r = 1; r <= rounds; r++)); do
+		measure_pair "$r" "${list[0]}" "${list[1]}"
 	done
-done
+else
+	for ((r = 1; r <= rounds; r++)); do
+		for ((i = 0; i < n; i++)); do
+			measure "$r" "${list[$(((i + r - 1) % n))]}"
+		done
+	done
+fi
 
 # Latency at a fixed rate, well below any target's saturation: gwbench
 # -load sends RATE requests a second (open loop) over up to 32
@@ -358,11 +415,21 @@ fi
 
 {
 	echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(go version | cut -d' ' -f3-4)"
-	echo "wrk -t$threads -c$conns -d$duration --latency; $rounds rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	if [[ -n ${PAIRED:-} ]]; then
+		echo "Paired: both targets loaded at once in each round, wrk -t$threads -c$((conns / 2)) -d$duration --latency each; $rounds rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+		echo "Requests/s are each one's share of the machine: compare CPU/request."
+	else
+		echo "wrk -t$threads -c$conns -d$duration --latency; $rounds rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+	fi
 	if need caddy; then echo "Caddy: $(go version -m "$caddy_bin" | awk '$1 == "mod" {print $3}')"; fi
 	if need nginx; then echo "nginx: $("$nginx_bin" -v 2>&1 | cut -d/ -f2)"; fi
 	echo
-	"$gwbench" -report "$work/samples.txt" -ref bare
+	if [[ -n ${PAIRED:-} ]]; then
+		# The targets are about requests/s served alone: not measured here.
+		"$gwbench" -report "$work/samples.txt" -ref "${list[0]}" | sed '/^Targets (issue 15/,$d'
+	else
+		"$gwbench" -report "$work/samples.txt" -ref bare
+	fi
 	if [[ $rate != 0 ]]; then
 		echo
 		echo "Latency at $rate requests/s (open loop, $lat_duration per sample, gwbench -load), from when each request was sent:"
