@@ -733,7 +733,25 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		}
 		return d
 	})
+	// Only now that the table cannot be refused does it touch what it
+	// shares with the live one: the target states and a kept breaker
+	// group. A refused Update must leave an ejected target ejected, and
+	// no breaker (with its metric series) for a target it only named.
+	for _, u := range t.upstreams {
+		u.attach()
+	}
 	return t, nil
+}
+
+// attach gives each target its breaker from the upstream's group and
+// puts the targets that nothing checks back in service.
+func (u *upstream) attach() {
+	if u.group != nil {
+		for _, t := range u.targets {
+			t.breaker = u.group.Get(u.name + "/" + t.host + t.path)
+		}
+	}
+	u.admitUnchecked()
 }
 
 // newUpstream builds the runtime of an upstream, taking over prev's
@@ -796,15 +814,11 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 		if t.path == "" {
 			t.rawPath = ""
 		}
-		if u.group != nil {
-			t.breaker = u.group.Get(s.Name + "/" + ts.url.Host + ts.url.Path)
-		}
 		if s.HealthCheck != nil {
 			t.healthURL = healthURL(ts.url, s.health.Path)
 		}
 		u.targets = append(u.targets, t)
 	}
-	u.admitUnchecked()
 	u.wrrCur = make([]int64, len(u.targets))
 	if r := s.Retry; r != nil && s.retry.Attempts > 1 {
 		budget := s.retry.Budget

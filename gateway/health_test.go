@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
 // relisten serves h on addr again, once the port is free.
@@ -326,5 +328,60 @@ func TestEjectionCap(t *testing.T) {
 	}
 	if served != 2 {
 		t.Errorf("%d targets kept getting requests; want 2 (half ejected, half kept by the cap)", served)
+	}
+}
+
+// TestRefusedUpdateLeavesLiveTargets: building a table put the targets
+// that nothing checks back in service, and gave the targets of a kept
+// breaker group their breakers, before the table could still be
+// refused (a middleware returning nil); a refused Update then re-admitted
+// an ejected target of the live table, and left a breaker, with its
+// metric series, for a target that only the refused table named.
+func TestRefusedUpdateLeavesLiveTargets(t *testing.T) {
+	tel := telemetrytest.New(t)
+	a, c := newBackend(t, "a"), newBackend(t, "c")
+	a.handle(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) })
+	var now atomic.Int64
+	now.Store(int64(time.Hour))
+	breaker := &gateway.Breaker{}
+	up := gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target()}, Breaker: breaker,
+		Outlier: &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Minute}}
+	route := gateway.Route{Pattern: "/", Upstream: "u"}
+	g, srv := start(t, gateway.WithClock(now.Load),
+		gateway.WithTracerProvider(tel.TracerProvider), gateway.WithMeterProvider(tel.MeterProvider),
+		gateway.WithUpstreams(up), gateway.WithRoutes(route))
+	if resp, _ := get(t, srv, "/"); resp.StatusCode != http.StatusServiceUnavailable || a.hits.Load() != 1 {
+		t.Fatalf("first request: status %d, a hit %d times; want a's 503, once", resp.StatusCode, a.hits.Load())
+	}
+	ejected := func(when string) {
+		t.Helper()
+		resp, _ := get(t, srv, "/")
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || a.hits.Load() != 1 {
+			t.Fatalf("%s: status %d, Retry-After %q, a hit %d times; want the gateway's 503 with Retry-After, a not hit again (ejected)",
+				when, resp.StatusCode, resp.Header.Get("Retry-After"), a.hits.Load())
+		}
+	}
+	ejected("after a's failure")
+
+	// No outlier detection, one more target, the same Breaker: all of it
+	// would touch the live table's targets, had the table been taken.
+	refused := gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), c.target()}, Breaker: breaker}
+	broken := route
+	broken.Middleware = []gateway.Middleware{func(http.Handler) http.Handler { return nil }}
+	if err := g.Update(gateway.WithUpstreams(refused), gateway.WithRoutes(broken)); err == nil {
+		t.Fatal("Update() with a middleware returning nil = nil; want an error")
+	}
+	ejected("after the refused Update")
+	aHost, cHost := strings.TrimPrefix(a.URL, "http://"), strings.TrimPrefix(c.URL, "http://")
+	names := map[string]bool{}
+	for _, set := range telemetrytest.AttributeSets(tel.Metric(t, "circuitbreaker.state")) {
+		name, _ := set.Value(circuitbreaker.AttrName)
+		names[name.AsString()] = true
+	}
+	if !names["u/"+aHost] {
+		t.Errorf("circuitbreaker.state names %v; want u/%s, the live target's breaker", names, aHost)
+	}
+	if names["u/"+cHost] {
+		t.Errorf("circuitbreaker.state names u/%s, a target of the refused table only", cHost)
 	}
 }
