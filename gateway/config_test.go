@@ -10,6 +10,7 @@ import (
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/gateway/ratelimit"
 	"github.com/otelpatterns/patterns/retry"
 )
 
@@ -222,5 +223,29 @@ func TestMiddlewareReturningNil(t *testing.T) {
 	defer g.Close()
 	if err := g.Update(gateway.WithUpstreams(okUpstream), gateway.WithRoutes(route)); err == nil {
 		t.Error("Update() with a middleware returning nil = nil; want an error")
+	}
+}
+
+// TestMiddlewarePanicking: a middleware that refuses to be built by
+// panicking (ratelimit's, for a Limiter not made by ratelimit.New) made
+// New and Update panic; they return it as the route's error, and Update
+// keeps the live table.
+func TestMiddlewarePanicking(t *testing.T) {
+	var zero ratelimit.Limiter
+	route := gateway.Route{Pattern: "/orders/", Upstream: "orders", Middleware: []gateway.Middleware{zero.Middleware}}
+	const want = `route "/orders/": middleware[0]: panicked: ratelimit: Middleware: the Limiter was not made by New`
+	_, err := gateway.New(gateway.WithUpstreams(okUpstream), gateway.WithRoutes(route))
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("New() = %v; want an error containing %q", err, want)
+	}
+
+	b := newBackend(t, "b")
+	up := gateway.Upstream{Name: "orders", Targets: []gateway.Target{b.target()}}
+	g, srv := start(t, gateway.WithUpstreams(up), gateway.WithRoutes(gateway.Route{Pattern: "/orders/", Upstream: "orders"}))
+	if err := g.Update(gateway.WithUpstreams(up), gateway.WithRoutes(route)); err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("Update() = %v; want an error containing %q", err, want)
+	}
+	if resp, _ := get(t, srv, "/orders/1"); resp.StatusCode != http.StatusOK {
+		t.Errorf("after the refused Update: status %d; want 200 from the live table", resp.StatusCode)
 	}
 }

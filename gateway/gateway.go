@@ -182,7 +182,10 @@ func stateOf(ctx context.Context) *reqState {
 // configuration error at once (joined with [errors.Join]), each naming
 // its field: an upstream without targets or with a bad target URL or
 // weight, a route naming an unknown upstream, conflicting routes, a bad
-// trusted-proxy CIDR, a nil option ("opts[i] is nil"), and so on.
+// trusted-proxy CIDR, a nil option ("opts[i] is nil"), and so on. Once
+// those pass, it builds each route's middleware chain; a middleware that
+// returns nil or panics as it is built is an error naming the route and
+// the middleware's index.
 func New(opts ...Option) (*Gateway, error) {
 	cfg := newConfig(opts)
 	g := &Gateway{tp: cfg.tracerProvider, mp: cfg.meterProvider, base: cfg.transport, errorLog: cfg.errorLog, clock: cfg.clock}
@@ -717,9 +720,10 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 			core = s.Handler
 		}
 		for i := len(s.Middleware) - 1; i >= 0; i-- {
-			if core = s.Middleware[i](core); core == nil {
+			var err error
+			if core, err = wrap(s.Middleware[i], core); err != nil {
 				// Nothing has started yet: the table is dropped.
-				return nil, fmt.Errorf("gateway: route %q: middleware[%d]: returned a nil handler", s.Pattern, i)
+				return nil, fmt.Errorf("gateway: route %q: middleware[%d]: %w", s.Pattern, i, err)
 			}
 		}
 		rt.chain = core
@@ -741,6 +745,22 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		u.attach()
 	}
 	return t, nil
+}
+
+// wrap applies a route's middleware m to next. A middleware that refuses
+// to be built panics, as ratelimit's does for a Limiter not made by its
+// New, or returns nil; either is an error of the configuration, which
+// New and Update return rather than panic on.
+func wrap(m Middleware, next http.Handler) (h http.Handler, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			h, err = nil, fmt.Errorf("panicked: %v", v)
+		}
+	}()
+	if h = m(next); h == nil {
+		return nil, errors.New("returned a nil handler")
+	}
+	return h, nil
 }
 
 // attach gives each target its breaker from the upstream's group and

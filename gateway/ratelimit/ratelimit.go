@@ -175,7 +175,8 @@ func (l *Limiter) decide(ctx context.Context, key []byte) (Decision, error) {
 //
 // Middleware panics, when the chain is built, if next is nil or l was
 // not made by [New], naming which: the middleware would otherwise fail
-// on the first request.
+// on the first request. gateway.New and Gateway.Update return that
+// panic as an error naming the route.
 func (l *Limiter) Middleware(next http.Handler) http.Handler {
 	switch {
 	case l == nil || l.tel == nil:
