@@ -105,6 +105,73 @@ func TestHealthChecksKillAndRestart(t *testing.T) {
 	}
 }
 
+// TestOutlierEjectionKillAndRestart checks passive ejection of a target
+// that dies: its refused connections (502s) eject it, the requests that
+// follow all go to the other target, and once it is restarted on its
+// address and its ejection is over (the test's clock), it gets requests
+// again.
+func TestOutlierEjectionKillAndRestart(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	var now atomic.Int64
+	now.Store(int64(time.Hour))
+	const ejection = time.Minute
+	_, srv := start(t,
+		gateway.WithClock(now.Load),
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+			Outlier: &gateway.Outlier{ConsecutiveFailures: 2, BaseEjection: ejection}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	backend := func() (int, string) {
+		t.Helper()
+		resp, _ := get(t, srv, "/")
+		return resp.StatusCode, resp.Header.Get("X-Backend")
+	}
+	seen := map[string]int{}
+	for range 4 {
+		code, name := backend()
+		if code != http.StatusOK {
+			t.Fatalf("both targets up: status %d", code)
+		}
+		seen[name]++
+	}
+	if seen["a"] != 2 || seen["b"] != 2 {
+		t.Fatalf("both targets up: %v; want 2 each (round robin)", seen)
+	}
+
+	addr := b.Listener.Addr().String()
+	b.Close()
+	failed := 0
+	for range 4 { // round robin: b's turn comes every other request
+		if code, _ := backend(); code == http.StatusBadGateway {
+			failed++
+		}
+	}
+	if failed != 2 {
+		t.Fatalf("b dead: %d of 4 requests got 502; want 2 (b's turns, until its second failure ejects it)", failed)
+	}
+	for i := range 10 {
+		if code, name := backend(); code != http.StatusOK || name != "a" {
+			t.Fatalf("b ejected, request %d: status %d from %q; want 200 from a", i, code, name)
+		}
+	}
+
+	relisten(t, addr, b.Server.Config.Handler)
+	if code, name := backend(); code != http.StatusOK || name != "a" {
+		t.Fatalf("b restarted, still ejected: status %d from %q; want 200 from a", code, name)
+	}
+	now.Add(int64(ejection))
+	seen = map[string]int{}
+	for range 4 {
+		code, name := backend()
+		if code != http.StatusOK {
+			t.Fatalf("b restarted, ejection over: status %d", code)
+		}
+		seen[name]++
+	}
+	if seen["b"] == 0 {
+		t.Errorf("b restarted, ejection over: %v; want b to get requests again", seen)
+	}
+}
+
 // TestOutlierEjectionGrows checks passive ejection: a target that keeps
 // failing is ejected after ConsecutiveFailures, re-admitted once the
 // ejection time has passed and not before, and ejected again for twice
