@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
+	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/ratelimit"
 	"github.com/otelpatterns/patterns/internal/faultproxy"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
@@ -111,6 +113,70 @@ func TestRedisSharedBudget(t *testing.T) {
 	assert.Equal(t, 200, do(request("GET /a", "198.51.100.7"), perRoute).StatusCode)
 	assert.Equal(t, 200, do(request("GET /b", "198.51.100.7"), perRoute).StatusCode)
 	assert.Equal(t, 429, do(request("GET /a", "198.51.100.7"), perRoute).StatusCode)
+}
+
+// TestRedisSharedByTwoGateways: two gateways, each with its own limiter
+// and Redis client as two instances have, in front of one upstream,
+// spend one budget per client: requests sent to each in turn, and
+// requests sent to both at once.
+func TestRedisSharedByTwoGateways(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	prefix := keyPrefix(t, addr)
+	var served atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { served.Add(1) }))
+	defer up.Close()
+	limit := ratelimit.Limit{Name: "per-client", Requests: 5, Per: time.Minute, Key: ratelimit.ByHeader("X-Client"), Scope: ratelimit.AcrossRoutes}
+	instance := func() *httptest.Server {
+		// Failing closed, with a generous timeout: a call timed out under
+		// load must not let a request through uncounted.
+		lim := newLimiter(t, limit, ratelimit.WithRedis(redisClient(t, addr)), ratelimit.WithRedisKeyPrefix(prefix),
+			ratelimit.WithRedisTimeout(5*time.Second), ratelimit.WithFailClosed())
+		g, err := gateway.New(
+			gateway.WithUpstreams(gateway.Upstream{Name: "items", Targets: []gateway.Target{{URL: up.URL}}}),
+			gateway.WithRoutes(gateway.Route{Pattern: "GET /items/{id}", Upstream: "items", Middleware: []gateway.Middleware{lim.Middleware}}))
+		require.NoError(t, err)
+		srv := httptest.NewServer(g)
+		t.Cleanup(func() {
+			srv.Close()
+			_ = g.Close()
+		})
+		return srv
+	}
+	gateways := []*httptest.Server{instance(), instance()}
+	send := func(i int, client string) *http.Response {
+		req, err := http.NewRequest(http.MethodGet, gateways[i%2].URL+"/items/42", nil)
+		require.NoError(t, err)
+		req.Header.Set("X-Client", client)
+		resp, err := gateways[i%2].Client().Do(req)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp
+	}
+
+	var got []int
+	for i := range 8 {
+		resp := send(i, "alice")
+		got = append(got, resp.StatusCode)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			assert.NotEmpty(t, resp.Header.Get("Retry-After"), "429 from gateway %d", i%2+1)
+			assert.Equal(t, `"per-client";r=0;t=12`, resp.Header.Get("RateLimit"), "429 from gateway %d", i%2+1)
+		}
+	}
+	assert.Equal(t, []int{200, 200, 200, 200, 200, 429, 429, 429}, got, "alice's requests through the two gateways in turn")
+	assert.EqualValues(t, 5, served.Load(), "requests that reached the upstream")
+
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			if send(i, "bob").StatusCode == http.StatusOK {
+				allowed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	assert.EqualValues(t, 5, allowed.Load(), "bob's requests allowed of 40 at once through two gateways")
+	assert.EqualValues(t, 10, served.Load(), "requests that reached the upstream")
 }
 
 // TestRedisUnreachable cuts and then freezes the connection to Redis: a
