@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/iotest"
+	"time"
 
 	"github.com/otelpatterns/patterns/gateway"
 )
@@ -135,5 +137,64 @@ func TestProxyToAndUpstreamTransport(t *testing.T) {
 	}
 	if _, err := client.Get("http://orders/direct"); err == nil || !strings.Contains(err.Error(), "not that of a request the gateway serves") {
 		t.Errorf("UpstreamTransport outside a gateway: err = %v", err)
+	}
+}
+
+// closeCount is a request body that counts its Close calls.
+type closeCount struct {
+	io.Reader
+	closed int
+}
+
+func (b *closeCount) Close() error { b.closed++; return nil }
+
+// TestTransportClosesBody: a RoundTripper closes the request body it is
+// given, whatever becomes of the request; Transport left it open when it
+// held the body for retries, when the body could not be read, and when
+// no target could take the request.
+func TestTransportClosesBody(t *testing.T) {
+	b := newBackend(t, "b")
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	g, _ := start(t, gateway.WithUpstreams(
+		gateway.Upstream{Name: "retried", Targets: []gateway.Target{b.target()}, Retry: &gateway.Retry{}},
+		gateway.Upstream{Name: "once", Targets: []gateway.Target{b.target()}},
+		// Ejected after its first failure, with nothing to put it back
+		// before the test ends.
+		gateway.Upstream{Name: "ejected", Targets: []gateway.Target{{URL: dead.URL}},
+			Outlier: &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Hour}}))
+	send := func(upstream string, body io.Reader) (*closeCount, error) {
+		t.Helper()
+		cb := &closeCount{Reader: body}
+		req, err := http.NewRequest(http.MethodPut, "http://"+upstream+"/x", cb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := g.Transport().RoundTrip(req)
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+		return cb, err
+	}
+	for _, c := range []struct {
+		name, upstream string
+		body           io.Reader
+		wantErr        bool
+	}{
+		{"held for retries", "retried", strings.NewReader("order"), false},
+		{"sent once", "once", strings.NewReader("order"), false},
+		{"unreadable, held for retries", "retried", iotest.ErrReader(errors.New("client went away")), true},
+		{"no target left", "ejected", strings.NewReader("order"), true},
+	} {
+		if c.upstream == "ejected" {
+			_, _ = send("ejected", strings.NewReader("first")) // ejects the target
+		}
+		cb, err := send(c.upstream, c.body)
+		if (err != nil) != c.wantErr {
+			t.Errorf("%s: RoundTrip() error = %v; want an error: %v", c.name, err, c.wantErr)
+		}
+		if cb.closed == 0 {
+			t.Errorf("%s: the request body was not closed", c.name)
+		}
 	}
 }

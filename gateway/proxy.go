@@ -52,6 +52,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Body != nil && req.Body != http.NoBody {
 		buf, complete, err := readUpTo(req.Body, u.spec.retry.MaxBodyBytes)
 		if err != nil {
+			closeBody(req)
 			return nil, err
 		}
 		if !complete {
@@ -63,6 +64,9 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
 			return u.attempt(&once)
 		}
+		// Held in full: each attempt sends a copy. A RoundTripper closes
+		// the body it was given, as http.Client expects of it.
+		closeBody(req)
 		body = buf
 	}
 	tried := make(bitset, words(len(u.targets)))
@@ -154,6 +158,7 @@ func (u *upstream) attempt(req *http.Request) (*http.Response, error) {
 	i, t, done, err := u.choose(req.Context(), nil, grpcCall(req))
 	if err != nil {
 		u.stats.unavailable.Inc()
+		closeBody(req)
 		return nil, err
 	}
 	return u.sendVia(req, i, t, done, nil, true)
@@ -194,6 +199,9 @@ func (u *upstream) sendVia(req *http.Request, i int, t *target, done func(error)
 		i, t, done, err = u.chooseAfter(req.Context(), tried, true, i, refusal)
 		if err != nil {
 			u.stats.unavailable.Inc()
+			if tried == nil {
+				closeBody(req) // the only attempt: nothing will send the body
+			}
 			return nil, err
 		}
 		return u.send(req, i, t, done, tried, own, nil)
