@@ -140,7 +140,7 @@ type reqState struct {
 	requestID   []string
 	route       *route
 	proxyIn     *http.Request // the request as it reached the proxy, after middleware
-	tooLarge    atomic.Bool
+	switching   *attemptBody  // the body of a 101 answer, for proxyError to close
 
 	// Room for what every request needs, in the state's one allocation:
 	// the request ID's slice, the proxy's response writer and forwarding
@@ -153,6 +153,7 @@ type reqState struct {
 	fwdTaken atomic.Bool
 	fwdVals  [4]string
 	abTaken  atomic.Bool
+	tooLarge atomic.Bool // beside abTaken: each alone would take 8 bytes
 	ab       attemptBody // the first attempt's response body
 }
 

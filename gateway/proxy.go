@@ -481,6 +481,18 @@ func (rt *route) newProxy(pool httputil.BufferPool, errorLog *log.Logger) *httpu
 		if f != nil && st.proxyIn != nil {
 			f.capture(res, st.proxyIn)
 		}
+		if res.StatusCode == http.StatusSwitchingProtocols {
+			// ReverseProxy refuses some switches (another protocol than
+			// the one asked for, a writer that cannot hijack) without
+			// closing this body, the upstream's connection, through
+			// which the attempt ends; proxyError closes it then.
+			switch b := res.Body.(type) {
+			case attemptConn:
+				st.switching = b.attemptBody
+			case *attemptBody:
+				st.switching = b
+			}
+		}
 		return nil
 	}
 	return p
@@ -539,6 +551,10 @@ func (rt *route) proxyServe(w http.ResponseWriter, r *http.Request) {
 func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	ctx := r.Context()
 	st := stateOf(ctx)
+	if st != nil && st.switching != nil {
+		_ = st.switching.Close()
+		st.switching = nil
+	}
 	span := trace.SpanFromContext(ctx)
 	if pw, ok := w.(*proxyWriter); ok && (pw.started || pw.hijacked) {
 		// The response is under way: all that can be done is to say so.

@@ -427,6 +427,51 @@ func TestWebSocketEcho(t *testing.T) {
 	}
 }
 
+// TestRefusedSwitchEndsAttempt: an upstream that answers an upgrade to
+// a WebSocket with 101 to another protocol gets 502 from ReverseProxy,
+// which left the 101's body, the upstream's connection, open: the
+// connection stayed with the upstream, and the attempt in the target's
+// in-flight count (least-request balancing) for good. The gateway closes
+// it.
+func TestRefusedSwitchEndsAttempt(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			closed <- err
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		if _, err := http.ReadRequest(br); err != nil {
+			closed <- err
+			return
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
+		// The gateway closing the connection ends this read with EOF.
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = br.ReadByte()
+		closed <- err
+	}()
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{{URL: "http://" + ln.Addr().String()}}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	if resp, _ := do(t, srv.Client(), req); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("upgrade to websocket answered 101 to h2c: status %d; want 502", resp.StatusCode)
+	}
+	if err := <-closed; !errors.Is(err, io.EOF) {
+		t.Errorf("the upstream's connection after the refused switch: read error %v; want EOF (closed by the gateway)", err)
+	}
+}
+
 func wsAccept(key string) string {
 	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(h[:])
