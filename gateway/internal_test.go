@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -9,6 +10,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestErrorHandlerNeverWritesAfterStart protects the error handler's
@@ -229,6 +231,51 @@ func TestNewRequestID(t *testing.T) {
 	for i, chars := range perPos {
 		if len(chars) != 32 {
 			t.Errorf("position %d held %d distinct characters in %d IDs; want all 32", i, len(chars), n)
+		}
+	}
+}
+
+// TestEjectionNeverOverflows: each ejection of a target doubled the one
+// before with a shift that could overflow, into a negative time (taken
+// for MaxEjection) or a short one (taken as it was); and the end of an
+// ejection, now plus a MaxEjection meant as for ever, wrapped into the
+// past, so that the target was back in service at once.
+func TestEjectionNeverOverflows(t *testing.T) {
+	for level, want := range []time.Duration{1, 2, 4, 8, 10, 10} {
+		if got := ejection(time.Second, 10*time.Second, level+1); got != want*time.Second {
+			t.Errorf("ejection(1s, 10s, %d) = %v; want %v", level+1, got, want*time.Second)
+		}
+	}
+	for _, base := range []time.Duration{time.Second, 1<<33 + 1, time.Duration(math.MaxInt64 / 3)} {
+		prev := time.Duration(0)
+		for level := 1; level <= 100; level++ {
+			d := ejection(base, math.MaxInt64, level)
+			if d < prev || d < base {
+				t.Fatalf("ejection(%v, max, %d) = %v; want at least %v and the %v before it", base, level, d, base, prev)
+			}
+			prev = d
+		}
+	}
+
+	now := int64(time.Hour)
+	u := &upstream{spec: &upstreamSpec{Upstream: Upstream{Outlier: &Outlier{}}}, clock: func() int64 { return now }}
+	u.spec.outlier = Outlier{ConsecutiveFailures: 1, BaseEjection: time.Second, MaxEjection: math.MaxInt64, MaxEjectedPercent: 100}
+	tg := &target{state: newTargetState("u", "h", 80)}
+	u.targets = []*target{tg}
+	for i := range 40 {
+		u.record(tg, true)
+		var mono int64
+		if u.inService(tg, &mono) {
+			t.Fatalf("ejection %d: the target is in service at once (ejected until %d, now %d)", i+1, tg.state.ejectedUntil.Load(), now)
+		}
+		if until := tg.state.ejectedUntil.Load(); until < math.MaxInt64 {
+			now = until // the end of this ejection: in service again, for the next
+			mono = 0
+			if !u.inService(tg, &mono) {
+				t.Fatalf("ejection %d: the target is not back in service at its end", i+1)
+			}
+		} else {
+			break // ejected for ever, as configured
 		}
 	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"math"
 	"math/bits"
 	"math/rand/v2"
 	"net"
@@ -418,18 +419,27 @@ func (u *upstream) eject(t *target) {
 		s.level -= int((now - s.ended) / int64(oc.BaseEjection))
 	}
 	s.level = max(s.level, 0) + 1
-	d := oc.MaxEjection
-	if s.level <= 32 {
-		d = min(oc.BaseEjection<<(s.level-1), oc.MaxEjection)
-		if d <= 0 { // overflowed
-			d = oc.MaxEjection
-		}
-	}
+	d := ejection(oc.BaseEjection, oc.MaxEjection, s.level)
 	s.ended = 0
 	s.mu.Unlock()
-	s.ejectedUntil.Store(now + int64(d))
+	until := now + int64(d)
+	if int64(d) > math.MaxInt64-now {
+		until = math.MaxInt64 // a MaxEjection meant as for ever
+	}
+	s.ejectedUntil.Store(until)
 	s.consecutive.Store(0)
 	s.ejections.Inc()
+}
+
+// ejection is how long the level-th ejection in a row lasts: base,
+// doubled for each level after the first, up to maxD. The doubling is
+// checked before it is done, so that it cannot overflow (into a negative
+// time, or a short one).
+func ejection(base, maxD time.Duration, level int) time.Duration {
+	if shift := level - 1; shift < 63 && base <= maxD>>shift {
+		return base << shift
+	}
+	return maxD
 }
 
 // admitUnchecked puts back in service the targets of an upstream without
