@@ -147,7 +147,7 @@ func TestBodyTooLargeCountsForNoTarget(t *testing.T) {
 	}), nil)
 	u.spec.Outlier, u.spec.outlier.ConsecutiveFailures = &Outlier{}, 1
 	req, _ := http.NewRequest(http.MethodPost, "http://up/x", nil)
-	req.Body = &limitedBody{rc: io.NopCloser(strings.NewReader(strings.Repeat("x", 100))), left: 10, limit: 10}
+	req.Body = &clientBody{rc: io.NopCloser(strings.NewReader(strings.Repeat("x", 100))), left: 10, limit: 10}
 	if _, err := u.RoundTrip(req); err == nil {
 		t.Fatal("RoundTrip of a body over the limit succeeded")
 	}

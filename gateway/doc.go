@@ -134,7 +134,9 @@
 //     kept if well formed, made otherwise, and sent both ways.
 //   - Server-sent events and responses of unknown length are flushed as
 //     they come; WebSocket and other protocol upgrades pass through.
-//   - A body over the route's MaxBodyBytes gets 413.
+//   - A body over the route's MaxBodyBytes gets 413; one that cannot be
+//     read (a malformed chunk) gets 400. Neither counts against the
+//     target, in its breaker or its outlier detection.
 //   - Paths keep the client's escaping, so "%2F" stays inside its
 //     segment; [WithStrictPaths] refuses escaped slashes, backslashes
 //     and NULs instead, for upstreams that unescape before routing.

@@ -151,6 +151,7 @@ type reqState struct {
 	pwTaken  atomic.Bool
 	pw       proxyWriter
 	fwdTaken atomic.Bool
+	badBody  atomic.Bool // the client's body could not be read; beside fwdTaken, in its padding
 	fwdVals  [4]string
 	abTaken  atomic.Bool
 	tooLarge atomic.Bool // beside abTaken: each alone would take 8 bytes
@@ -560,12 +561,13 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if n := rt.spec.MaxBodyBytes; n > 0 && r.Body != nil && r.Body != http.NoBody {
-		if r.ContentLength > n {
+	if r.Body != nil && r.Body != http.NoBody {
+		n := rt.spec.MaxBodyBytes
+		if n > 0 && r.ContentLength > n {
 			writeError(w, http.StatusRequestEntityTooLarge)
 			return
 		}
-		r.Body = &limitedBody{rc: r.Body, left: n, limit: n, st: st}
+		r.Body = &clientBody{rc: r.Body, left: n, limit: n, st: st}
 	}
 	if d := rt.spec.Timeout; d > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), d)

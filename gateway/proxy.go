@@ -331,7 +331,7 @@ func (u *upstream) finish(ctx context.Context, t *target, done func(error), err 
 	if err != nil && !gone {
 		var mbe *http.MaxBytesError
 		st := stateOf(ctx)
-		gone = errors.As(err, &mbe) || st != nil && st.tooLarge.Load()
+		gone = errors.As(err, &mbe) || st != nil && (st.tooLarge.Load() || st.badBody.Load())
 	}
 	berr := u.breakerErr(gone, err, code)
 	if done != nil {
@@ -579,6 +579,9 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(context.Cause(ctx), context.Canceled):
 		writeError(w, StatusClientClosedRequest)
 		return
+	case st != nil && st.badBody.Load():
+		writeError(w, http.StatusBadRequest)
+		return
 	case errors.As(err, &ue):
 		code, reason = http.StatusServiceUnavailable, reasonUnavailable
 	case errors.As(err, &te), errors.Is(err, context.DeadlineExceeded), errors.Is(ctx.Err(), context.DeadlineExceeded):
@@ -634,31 +637,40 @@ func writeError(w http.ResponseWriter, code int) {
 	http.Error(w, strconv.Itoa(code)+" "+text, code)
 }
 
-// limitedBody is a request body that fails with *http.MaxBytesError past
-// its limit, and marks the request so that the gateway answers 413 even
-// when the transport reports the failure in its own words.
-type limitedBody struct {
+// clientBody is the body of a request as the client sends it. It marks
+// the request when reading it fails, so that neither the target's breaker
+// nor its outlier detection is charged with the client's doing, however
+// the transport reports the failure: past the route's limit (limit > 0),
+// it fails with *http.MaxBytesError and the gateway answers 413; a body
+// that cannot be read (a malformed chunk, a client gone mid-body) is
+// answered 400.
+type clientBody struct {
 	rc    io.ReadCloser
-	left  int64
-	limit int64
+	left  int64 // of limit
+	limit int64 // 0 for none
 	st    *reqState
 }
 
-func (l *limitedBody) Read(p []byte) (int, error) {
-	if int64(len(p)) > l.left { // not l.left+1, which overflows for a limit of MaxInt64
-		p = p[:l.left+1]
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.limit > 0 && int64(len(p)) > b.left { // not b.left+1, which overflows for a limit of MaxInt64
+		p = p[:b.left+1]
 	}
-	n, err := l.rc.Read(p)
-	if int64(n) <= l.left {
-		l.left -= int64(n)
-		return n, err
+	n, err := b.rc.Read(p)
+	if b.limit > 0 {
+		if int64(n) > b.left {
+			n = int(b.left)
+			b.left = 0
+			if b.st != nil {
+				b.st.tooLarge.Store(true)
+			}
+			return n, &http.MaxBytesError{Limit: b.limit}
+		}
+		b.left -= int64(n)
 	}
-	n = int(l.left)
-	l.left = 0
-	if l.st != nil {
-		l.st.tooLarge.Store(true)
+	if err != nil && err != io.EOF && b.st != nil {
+		b.st.badBody.Store(true)
 	}
-	return n, &http.MaxBytesError{Limit: l.limit}
+	return n, err
 }
 
-func (l *limitedBody) Close() error { return l.rc.Close() }
+func (b *clientBody) Close() error { return b.rc.Close() }

@@ -22,6 +22,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/retry"
 )
@@ -469,6 +470,38 @@ func TestRefusedSwitchEndsAttempt(t *testing.T) {
 	}
 	if err := <-closed; !errors.Is(err, io.EOF) {
 		t.Errorf("the upstream's connection after the refused switch: read error %v; want EOF (closed by the gateway)", err)
+	}
+}
+
+// TestMalformedClientBodyIsNotTheTargets: a client whose chunked body
+// could not be decoded got 502, and the failure counted against the
+// target, so that two such requests ejected the only target and a third
+// opened its breaker: any client could take an upstream out of service.
+// The client gets 400 now, and the target is charged with nothing.
+func TestMalformedClientBodyIsNotTheTargets(t *testing.T) {
+	b := newBackend(t, "b")
+	_, srv := single(t, b, gateway.Route{}, func(u *gateway.Upstream) {
+		u.Outlier = &gateway.Outlier{ConsecutiveFailures: 2}
+		u.Breaker = &gateway.Breaker{Options: []circuitbreaker.Option{circuitbreaker.WithConsecutiveFailures(2)}}
+	})
+	for i := range 4 {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "POST /orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		_ = conn.Close()
+		if err != nil {
+			t.Fatalf("malformed body %d: %v", i+1, err)
+		}
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("malformed body %d: status %d; want 400", i+1, resp.StatusCode)
+		}
+	}
+	if resp, _ := get(t, srv, "/orders"); resp.StatusCode != http.StatusOK {
+		t.Errorf("after 4 malformed bodies: status %d; want 200 (the target neither ejected nor its breaker open)", resp.StatusCode)
 	}
 }
 
