@@ -406,13 +406,16 @@ func (b *attemptBody) Close() error {
 // and Unwrap keep WebSockets and streaming working through it.
 type proxyWriter struct {
 	http.ResponseWriter
-	started  bool
-	hijacked bool
+	started       bool
+	hijacked      bool
+	informational bool // a 1xx was relayed, after which ReverseProxy clears the headers
 }
 
 func (w *proxyWriter) WriteHeader(code int) {
 	if code >= 200 || code == http.StatusSwitchingProtocols {
 		w.started = true
+	} else {
+		w.informational = true
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -475,8 +478,14 @@ func (rt *route) newProxy(pool httputil.BufferPool, errorLog *log.Logger) *httpu
 		}
 		if st.requestID != nil {
 			// The gateway's ID is on the response already; an upstream
-			// that echoes it would make it twice.
-			delete(res.Header, st.table.requestID)
+			// that echoes it would make it twice. But ReverseProxy clears
+			// the response's headers after relaying a 1xx (103 Early
+			// Hints): then it is set again.
+			h := st.table.requestID
+			delete(res.Header, h)
+			if pw := &st.pw; pw.informational && pw.ResponseWriter != nil {
+				pw.Header()[h] = st.requestID
+			}
 		}
 		if f != nil && st.proxyIn != nil {
 			f.capture(res, st.proxyIn)

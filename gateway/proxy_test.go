@@ -505,6 +505,29 @@ func TestMalformedClientBodyIsNotTheTargets(t *testing.T) {
 	}
 }
 
+// TestRequestIDAfterEarlyHints: ReverseProxy clears the response's
+// headers after it relays a 1xx, which took the request ID the gateway
+// had set on the response off the final one.
+func TestRequestIDAfterEarlyHints(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</app.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Set("X-Request-Id", r.Header.Get("X-Request-Id")) // echoed, as some upstreams do
+		_, _ = io.WriteString(w, "ok")
+	})
+	_, srv := single(t, b, gateway.Route{})
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	req.Header.Set("X-Request-Id", "order-42")
+	resp, body := do(t, srv.Client(), req)
+	if resp.StatusCode != http.StatusOK || body != "ok" {
+		t.Fatalf("status %d, body %q; want 200 ok", resp.StatusCode, body)
+	}
+	if got := resp.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "order-42" {
+		t.Errorf("X-Request-Id after a 103: %q; want [order-42]", got)
+	}
+}
+
 func wsAccept(key string) string {
 	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(h[:])
