@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,12 @@ var sourceNames = [numSources]string{"cache", "handler", "static"}
 // (Status, Header, Body), if one is set. Every fallback response carries
 // [FallbackHeader] and is counted in gateway.fallbacks. When none
 // applies, the gateway's own error goes out.
+//
+// A request that is not safe to repeat (a POST or PATCH without an
+// Idempotency-Key, as for retries) gets the fallback only when no
+// target could take it ("unavailable"): after a timeout or a failure the
+// upstream may have done the work, and a fallback would tell the client
+// otherwise.
 type Fallback struct {
 	// Status, Header and Body are a static response. Status 0 means 200
 	// when Body or Header is set.
@@ -67,22 +74,26 @@ type Fallback struct {
 	Handler http.Handler
 
 	// Cache, when set, keeps the route's successful responses (200 to a
-	// GET, without Cache-Control no-store or private, up to
-	// MaxCachedBytes) and serves the one for the request as the
-	// fallback, with an Age header; how long they are kept is the
-	// cache's TTL. Set-Cookie headers are not kept. A response kept with
-	// a Content-Encoding (gzip, say) is served only to clients whose
-	// Accept-Encoding takes it. The gateway does not close it.
+	// GET, up to MaxCachedBytes) and serves the one for the request as
+	// the fallback, with an Age header; how long they are kept is the
+	// cache's TTL. A response is not kept when its Cache-Control says
+	// no-store or private, or forbids serving it stale (no-cache,
+	// must-revalidate, proxy-revalidate, s-maxage: RFC 9111, 5.2.2), nor
+	// with Vary: *. One that varies on request headers (Vary) is served
+	// only to requests with the same values of them; one kept with a
+	// Content-Encoding (gzip, say), only to clients whose
+	// Accept-Encoding takes it. Set-Cookie headers are not kept. The
+	// gateway does not close the cache.
 	Cache *cache.Cache[CachedResponse]
 
 	// CacheKey is the cache key of a request. The default is its host,
-	// path and query; with it, the response to an authenticated request
-	// (one with a principal, [PrincipalFrom], or an Authorization header)
-	// is kept only when it says a shared cache may keep it (Cache-Control
-	// public, s-maxage or must-revalidate, as RFC 9111, 3.5 has it). A
-	// route whose answers differ by user and should still be kept sets
-	// a CacheKey that includes the user, or one user's stale response is
-	// served to another.
+	// path and query; with it, the response to a request made on someone's
+	// behalf (one with a principal, [PrincipalFrom], an Authorization
+	// header or a Cookie) is kept only when it says a shared cache may
+	// keep it for anyone (Cache-Control public). A route whose answers
+	// differ by user and should still be kept sets a CacheKey that
+	// includes the user, or one user's stale response is served to
+	// another.
 	CacheKey func(*http.Request) string
 
 	// MaxCachedBytes bounds the body of a response kept in Cache; a
@@ -98,6 +109,10 @@ type CachedResponse struct {
 	Body   []byte      `json:"body"`
 	// Stored is when the response was received.
 	Stored time.Time `json:"stored"`
+	// Vary holds the request's values of the headers the response
+	// varies on (its Vary header, but Accept-Encoding), a name with no
+	// values for a header the request did not have.
+	Vary http.Header `json:"vary,omitempty"`
 }
 
 const (
@@ -153,7 +168,11 @@ func (f *fallback) serve(w http.ResponseWriter, r *http.Request, reason int) (in
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), cacheTimeout)
 		cr, err := f.Cache.Get(ctx, f.CacheKey(r))
 		cancel()
-		if err == nil && acceptsEncoding(r.Header, cr.Header.Get("Content-Encoding")) {
+		// An entry of a cache shared with other programs (an L2) may not
+		// be one this code stored: a status that net/http would panic on
+		// is a miss.
+		if err == nil && cr.Status >= 200 && cr.Status <= 999 && varies(cr, r) &&
+			acceptsEncoding(r.Header, cr.Header.Get("Content-Encoding")) {
 			h := w.Header()
 			for k, v := range cr.Header {
 				h[k] = v
@@ -221,6 +240,9 @@ func (f *fallback) capture(res *http.Response, in *http.Request) {
 		res.ContentLength > f.MaxCachedBytes || noStore(res.Header) {
 		return
 	}
+	if _, ok := varyNames(res.Header); !ok {
+		return // Vary: *, which no later request matches
+	}
 	if f.userless && authenticated(in) && !shareable(res.Header) {
 		// One user's answer, under a key without the user: another user
 		// would get it.
@@ -230,14 +252,18 @@ func (f *fallback) capture(res *http.Response, in *http.Request) {
 }
 
 // noStore reports whether a response must not be kept: Cache-Control
-// no-store, or private (RFC 9111, 5.2.2.7: a shared cache, which the
-// gateway's is, must not store it; private="field" is taken whole).
+// no-store or private (RFC 9111, 5.2.2.5 and 5.2.2.7: a shared cache,
+// which the gateway's is, must not store it), or a directive that
+// forbids serving it stale, which is all the fallback's cache does:
+// no-cache, must-revalidate, proxy-revalidate and s-maxage (5.2.2.4,
+// 5.2.2.2, 5.2.2.8, 5.2.2.10). A directive with fields (private="x",
+// no-cache="x") is taken whole.
 func noStore(h http.Header) bool {
 	for _, v := range h.Values("Cache-Control") {
 		for d := range strings.SplitSeq(v, ",") {
 			name, _, _ := strings.Cut(d, "=")
-			name = strings.TrimSpace(name)
-			if strings.EqualFold(name, "no-store") || strings.EqualFold(name, "private") {
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "no-store", "private", "no-cache", "must-revalidate", "proxy-revalidate", "s-maxage":
 				return true
 			}
 		}
@@ -247,29 +273,66 @@ func noStore(h http.Header) bool {
 
 // authenticated reports whether a request was made on someone's behalf:
 // it has a principal (auth middleware, which may have removed the
-// credentials before the proxy) or still carries an Authorization header.
+// credentials before the proxy), or still carries an Authorization
+// header or a Cookie (a session), as shared caches such as Varnish take
+// it by default.
 func authenticated(r *http.Request) bool {
 	if hasPrincipal(r.Context()) {
 		return true
 	}
-	_, ok := r.Header["Authorization"]
-	return ok
+	_, auth := r.Header["Authorization"]
+	_, cookie := r.Header["Cookie"]
+	return auth || cookie
 }
 
 // shareable reports whether a response to an authenticated request says
-// a shared cache may keep it for others: Cache-Control public, s-maxage
-// or must-revalidate (RFC 9111, 3.5).
+// a shared cache may keep it for anyone: Cache-Control public (RFC 9111,
+// 3.5, whose s-maxage and must-revalidate noStore refuses).
 func shareable(h http.Header) bool {
 	for _, v := range h.Values("Cache-Control") {
 		for d := range strings.SplitSeq(v, ",") {
 			name, _, _ := strings.Cut(d, "=")
-			switch strings.ToLower(strings.TrimSpace(name)) {
-			case "public", "s-maxage", "must-revalidate":
+			if strings.EqualFold(strings.TrimSpace(name), "public") {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// varyNames returns the request headers that a response varies on, by
+// its Vary header, canonical, but Accept-Encoding (which acceptsEncoding
+// checks against the body's encoding); false for Vary: *.
+func varyNames(h http.Header) ([]string, bool) {
+	var names []string
+	for _, v := range h.Values("Vary") {
+		for name := range strings.SplitSeq(v, ",") {
+			switch name = strings.TrimSpace(name); {
+			case name == "*":
+				return nil, false
+			case name == "" || strings.EqualFold(name, "Accept-Encoding"):
+			default:
+				names = append(names, http.CanonicalHeaderKey(name))
+			}
+		}
+	}
+	return names, true
+}
+
+// varies reports whether the kept response cr may answer r: r has the
+// values that the request it answered had of each header it varies on.
+func varies(cr CachedResponse, r *http.Request) bool {
+	names, ok := varyNames(cr.Header)
+	if !ok {
+		return false
+	}
+	for _, name := range names {
+		kept, known := cr.Vary[name]
+		if !known || !slices.Equal(kept, r.Header.Values(name)) {
+			return false
+		}
+	}
+	return true
 }
 
 // captureBody copies what is read of a response body, up to the bound,
@@ -307,6 +370,15 @@ func (c *captureBody) store() {
 		h.Del(k)
 	}
 	cr := CachedResponse{Status: c.res.StatusCode, Header: h, Body: c.buf.Bytes(), Stored: time.Now()}
+	if names, _ := varyNames(h); len(names) > 0 {
+		cr.Vary = make(http.Header, len(names))
+		for _, name := range names {
+			cr.Vary[name] = slices.Clone(c.in.Header.Values(name))
+			if cr.Vary[name] == nil {
+				cr.Vary[name] = []string{} // known, and absent from the request
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.in.Context()), cacheTimeout)
 	defer cancel()
 	_ = c.f.Cache.Set(ctx, c.f.CacheKey(c.in), cr)

@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +96,127 @@ func TestStaleCacheFallback(t *testing.T) {
 	if n := tel.Int64(t, "gateway.fallbacks", attrRoute("/catalogue"),
 		gateway.AttrFallbackReason.String("failure"), gateway.AttrFallbackSource.String("cache")); n != 1 {
 		t.Errorf("gateway.fallbacks = %d; want 1", n)
+	}
+}
+
+// TestStaleCacheVary: the stale response was kept under a key of host
+// and path alone, whatever its Vary header said, and served to any
+// request: a response that varies on X-Tenant went to another tenant,
+// and one to a request with a session cookie to another session. It is
+// served only to requests with the same values of the headers it
+// varies on, never kept with Vary: *, and a request with a Cookie counts
+// as made on someone's behalf.
+func TestStaleCacheVary(t *testing.T) {
+	b := newBackend(t, "b")
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/tenant":
+			w.Header().Set("Vary", "Accept-Encoding, X-Tenant")
+			fmt.Fprintf(w, "catalogue of %s", r.Header.Get("X-Tenant"))
+		case "/any":
+			w.Header().Set("Vary", "*")
+			fmt.Fprint(w, "varies on everything")
+		case "/account":
+			c, _ := r.Cookie("session")
+			fmt.Fprintf(w, "account of %s", c.Value)
+		}
+	})
+	c, err := cache.New[gateway.CachedResponse](cache.WithTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, srv := single(t, b, gateway.Route{Pattern: "GET /", Fallback: &gateway.Fallback{Cache: c}})
+	send := func(path, header, value string) (*http.Response, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if header != "" {
+			req.Header.Set(header, value)
+		}
+		return do(t, srv.Client(), req)
+	}
+	for _, r := range []struct{ path, header, value string }{
+		{"/tenant", "X-Tenant", "acme"}, {"/any", "", ""}, {"/account", "Cookie", "session=alice"},
+	} {
+		if resp, _ := send(r.path, r.header, r.value); resp.StatusCode != http.StatusOK {
+			t.Fatalf("upstream up, %s: status %d", r.path, resp.StatusCode)
+		}
+	}
+	b.Close()
+	for _, r := range []struct {
+		path, header, value string
+		want                string // the stale body, or "" for the gateway's 502
+	}{
+		{"/tenant", "X-Tenant", "acme", "catalogue of acme"},
+		{"/tenant", "X-Tenant", "globex", ""},
+		{"/tenant", "", "", ""},
+		{"/any", "", "", ""},
+		{"/account", "Cookie", "session=bob", ""},
+	} {
+		resp, body := send(r.path, r.header, r.value)
+		switch {
+		case r.want != "" && (resp.StatusCode != http.StatusOK || body != r.want):
+			t.Errorf("upstream down, %s with %s %q: %d %q; want the stale %q", r.path, r.header, r.value, resp.StatusCode, body, r.want)
+		case r.want == "" && resp.StatusCode != http.StatusBadGateway:
+			t.Errorf("upstream down, %s with %s %q: %d %q; want the gateway's 502", r.path, r.header, r.value, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestStaleCacheBadEntry: an entry of a cache shared with other programs
+// with a status net/http panics on (0, say: "{}" in an L2) made the
+// fallback panic, which dropped the client's connection. It is a miss.
+func TestStaleCacheBadEntry(t *testing.T) {
+	b := newBackend(t, "b")
+	c, err := cache.New[gateway.CachedResponse](cache.WithTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, srv := single(t, b, gateway.Route{Pattern: "GET /", Fallback: &gateway.Fallback{Cache: c}})
+	b.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	if err := c.Set(t.Context(), host+"/items", gateway.CachedResponse{Body: []byte("no status")}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := get(t, srv, "/items"); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("upstream down, an entry without a status: %d %q; want the gateway's 502", resp.StatusCode, body)
+	}
+}
+
+// TestFallbackNotForUnsafeRequests: a POST that reached the upstream
+// and timed out was answered with the static fallback's 200, telling
+// the client nothing was done, or done, when the upstream may have done
+// it. It gets the gateway's 504; with an Idempotency-Key, or when no
+// target could take it at all, the fallback.
+func TestFallbackNotForUnsafeRequests(t *testing.T) {
+	b := newBackend(t, "b")
+	release := make(chan struct{})
+	defer close(release)
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	_, srv := single(t, b, gateway.Route{Pattern: "/orders", Timeout: 50 * time.Millisecond,
+		Fallback: &gateway.Fallback{Body: []byte(`{"queued":true}`)}})
+	post := func(key string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/orders", strings.NewReader(`{"item":42}`))
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, _ := do(t, srv.Client(), req)
+		return resp
+	}
+	if resp := post(""); resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get(gateway.FallbackHeader) != "" {
+		t.Errorf("POST timed out: %d, %s %q; want the gateway's 504, no fallback", resp.StatusCode, gateway.FallbackHeader, resp.Header.Get(gateway.FallbackHeader))
+	}
+	if resp := post("order-42"); resp.StatusCode != http.StatusOK || resp.Header.Get(gateway.FallbackHeader) != "timeout" {
+		t.Errorf("POST with an Idempotency-Key timed out: %d, %s %q; want the fallback", resp.StatusCode, gateway.FallbackHeader, resp.Header.Get(gateway.FallbackHeader))
+	}
+	if resp, _ := get(t, srv, "/orders"); resp.StatusCode != http.StatusOK || resp.Header.Get(gateway.FallbackHeader) != "timeout" {
+		t.Errorf("GET timed out: %d, %s %q; want the fallback", resp.StatusCode, gateway.FallbackHeader, resp.Header.Get(gateway.FallbackHeader))
 	}
 }

@@ -599,11 +599,8 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		code, reason = http.StatusBadGateway, reasonFailure
 	}
 	typ := semconv.ErrorTypeKey.String(telemetry.ErrorTypeString(err))
-	if f := rt.spec.fallback; f != nil && st != nil {
-		in := st.proxyIn
-		if in == nil {
-			in = r
-		}
+	if f := rt.spec.fallback; f != nil && st != nil && (reason == reasonUnavailable || idempotent(fallbackIn(st, r))) {
+		in := fallbackIn(st, r)
 		// The fallback answers after the route's time may have run out:
 		// it gets the request without the deadline, still ended when the
 		// client goes away.
@@ -634,6 +631,15 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(ue.retryAfter, time.Second).Seconds()))))
 	}
 	writeError(w, code)
+}
+
+// fallbackIn is the request a fallback answers: as the route's proxy
+// received it, after middleware.
+func fallbackIn(st *reqState, out *http.Request) *http.Request {
+	if st.proxyIn != nil {
+		return st.proxyIn
+	}
+	return out
 }
 
 // writeError writes the gateway's own error response: the status and its

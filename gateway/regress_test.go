@@ -174,12 +174,15 @@ func TestStaleCacheSkipsPrivate(t *testing.T) {
 // user, the answer to an authenticated request was kept and served stale
 // to the next user, even when the auth middleware had removed the
 // Authorization header before the proxy. It is kept only when the
-// upstream says a shared cache may keep it.
+// upstream says a shared cache may keep it for anyone (public). One
+// that says s-maxage or must-revalidate was kept too, and served stale,
+// which both forbid (RFC 9111, 5.2.2.2 and 5.2.2.10).
 func TestStaleCacheSkipsAuthenticated(t *testing.T) {
 	for _, tc := range []struct {
 		cacheControl string
 		shared       bool
-	}{{"", false}, {"max-age=60", false}, {"public, max-age=60", true}, {"s-maxage=60", true}} {
+	}{{"", false}, {"max-age=60", false}, {"public, max-age=60", true}, {"s-maxage=60", false},
+		{"max-age=0, must-revalidate", false}, {"public, proxy-revalidate", false}, {"public, no-cache", false}} {
 		t.Run(tc.cacheControl, func(t *testing.T) {
 			b := newBackend(t, "b")
 			b.handle(func(w http.ResponseWriter, r *http.Request) {
