@@ -430,21 +430,26 @@ func headerKeyID(h map[string]any) (string, error) {
 	}
 }
 
-// resolve finds the key kid: among the static keys, then in each key set
-// in turn (each may fetch its set again, within its unknown-kid limit).
+// resolve finds the key kid: among the static keys, then among the keys
+// each key set holds, and only then, for a key ID that none holds, in
+// each set fetched again (within its unknown-kid limit). Asked in turn
+// with a fetch each, a set that lacks a key another set holds would be
+// fetched again for every token of the other.
 func (a *Authenticator) resolve(ctx context.Context, kid string) (verifier, error) {
 	if v, ok := a.static[kid]; ok {
 		return v, nil
 	}
-	for _, s := range a.sources {
-		v, problem, ok := s.lookup(ctx, kid)
-		if !ok {
-			continue
+	for _, fetch := range []bool{false, true} {
+		for _, s := range a.sources {
+			v, problem, ok := s.lookup(ctx, kid, fetch)
+			if !ok {
+				continue
+			}
+			if problem != "" {
+				return verifier{}, fail(ReasonUnknownKey, fmt.Errorf("key %s from %s: %s", brief.Quote(kid), s.url, problem))
+			}
+			return v, nil
 		}
-		if problem != "" {
-			return verifier{}, fail(ReasonUnknownKey, fmt.Errorf("key %s from %s: %s", brief.Quote(kid), s.url, problem))
-		}
-		return v, nil
 	}
 	return verifier{}, fail(ReasonUnknownKey, fmt.Errorf("no key %s", brief.Quote(kid)))
 }

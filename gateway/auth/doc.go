@@ -37,9 +37,11 @@
 // cached and refreshed in the background. A token naming a key ID the set
 // lacks causes one fetch, and then no other for [WithJWKSMinRefresh] (30s):
 // random key IDs cannot make the gateway hammer the identity provider, and
-// a request never waits for that limit. While the identity provider is
-// down the cached keys keep working; with no keys at all, tokens are
-// refused with 401, never 500. [Authenticator.Close] stops the refresh.
+// a request never waits for that limit. With several key sets, a key ID
+// that one of them holds fetches none of the others. While the identity
+// provider is down the cached keys keep working; with no keys at all,
+// tokens are refused with 401, never 500. [Authenticator.Close] stops
+// the refresh.
 // A key of the set whose "use" is not "sig", or whose "key_ops" lack
 // "verify", verifies no token (RFC 7517).
 //

@@ -22,40 +22,57 @@ type jwksSource struct {
 	url     string
 	algs    []string
 	storage jwkset.Storage
+	unknown *rate.Limiter // the fetches an unknown key ID may cause
 }
+
+// heldOnly is a context already done: given it, keyfunc's storage looks a
+// key ID up in the keys it holds and starts no fetch (its limiter's
+// rate.Limiter.Wait fails at once on a done context).
+var heldOnly = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 func newJWKSSource(ctx context.Context, c jwksConfig, cfg *config, client *http.Client, onErr func(url string, err error)) (*jwksSource, error) {
 	algs := c.algs
 	if len(algs) == 0 {
 		algs = []string{defaultJWKSAlgorithm}
 	}
+	unknown := rate.NewLimiter(rate.Every(cfg.jwksMinRefresh), 1)
 	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{c.url}, keyfunc.Override{
 		Client:      client,
 		HTTPTimeout: cfg.jwksTimeout,
-		// RateLimitWaitMax bounds both the wait for the unknown-kid
-		// limiter and the fetch it allows: a request never waits for
-		// the limiter (rate.Limiter.Wait fails at once when the wait
-		// would pass the deadline), and waits at most one fetch.
+		// RateLimitWaitMax bounds the fetch of an unknown key ID.
+		// keyfunc's own limiter for those fetches lets every one
+		// through: lookup asks for one only when s.unknown allows it,
+		// with Allow, so that a request never queues for a fetch (as
+		// it would in keyfunc's rate.Limiter.Wait, up to the next
+		// token) and concurrent requests cannot both fetch.
 		RateLimitWaitMax: cfg.jwksTimeout,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(_ context.Context, err error) { onErr(u, err) }
 		},
 		RefreshInterval:   cfg.jwksRefresh,
-		RefreshUnknownKID: rate.NewLimiter(rate.Every(cfg.jwksMinRefresh), 1),
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &jwksSource{url: c.url, algs: algs, storage: kf.Storage()}, nil
+	return &jwksSource{url: c.url, algs: algs, storage: kf.Storage(), unknown: unknown}, nil
 }
 
-// lookup returns the verifier of the key kid of this source, fetching the
-// set again if it lacks kid and the unknown-kid limit allows; ok is false
+// lookup returns the verifier of the key kid of this source, with fetch
+// fetching the set again if it lacks kid and the unknown-kid limit
+// allows; ok is false
 // when the source has no such key. A key the source has but that cannot
 // be used (its "alg" not among the source's algorithms, its "use" not
 // "sig" or its "key_ops" without "verify", a weak or unsupported key)
 // gives ok and a non-empty problem.
-func (s *jwksSource) lookup(ctx context.Context, kid string) (v verifier, problem string, ok bool) {
+func (s *jwksSource) lookup(ctx context.Context, kid string, fetch bool) (v verifier, problem string, ok bool) {
+	if !fetch || !s.unknown.Allow() {
+		ctx = heldOnly // only the keys held: no fetch, and no wait
+	}
 	jwk, err := s.storage.KeyRead(ctx, kid)
 	if err != nil {
 		// Not found, or the fetch it caused failed or was not allowed

@@ -303,3 +303,59 @@ func TestJWKSKeyUse(t *testing.T) {
 		}
 	}
 }
+
+// TestJWKSSeveralSets: with two key sets, a token of the second made
+// the first, which lacks its key ID, fetch its set again (within its
+// unknown-kid limit) for every token of the second, each waiting for
+// that fetch. A key ID that one set holds fetches none.
+func TestJWKSSeveralSets(t *testing.T) {
+	first, second := newJWKSServer(t), newJWKSServer(t)
+	first.add(t, "k1", rsa1, "RS256")
+	second.add(t, "k2", rsa2, "RS256")
+	a := newAuth(t, auth.WithJWKS(first.URL, "RS256"), auth.WithJWKS(second.URL, "RS256"),
+		auth.WithJWKSMinRefresh(time.Second), auth.WithTokenCache(0, 0))
+	require.EqualValues(t, 1, first.hits.Load(), "the first set's fetches after New")
+	for i := range 3 {
+		_, err := a.VerifyToken(t.Context(), sign(t, jwt.SigningMethodRS256, rsa2, "k2", claims(fmt.Sprint("bob", i))))
+		require.NoError(t, err)
+	}
+	assert.EqualValues(t, 1, first.hits.Load(), "the first set's fetches after 3 tokens of the second")
+	assert.EqualValues(t, 1, second.hits.Load(), "the second set's fetches after 3 of its tokens")
+
+	// A key ID that neither holds: one fetch of each, as the limit allows.
+	_, err := a.VerifyToken(t.Context(), sign(t, jwt.SigningMethodRS256, rsa2, "k3", claims("mallory")))
+	assert.Equal(t, auth.ReasonUnknownKey, reasonOf(t, err))
+	assert.EqualValues(t, 2, first.hits.Load(), "the first set's fetches after an unknown key ID")
+	assert.EqualValues(t, 2, second.hits.Load(), "the second set's fetches after an unknown key ID")
+}
+
+// TestJWKSUnknownKIDNeverWaits: a request with an unknown key ID waited
+// in the unknown-kid limiter for its next token, up to the fetch
+// timeout, whenever WithJWKSMinRefresh was shorter than that: ten at
+// once were held for up to 5s. One fetches; the others fail at once.
+func TestJWKSUnknownKIDNeverWaits(t *testing.T) {
+	srv := newJWKSServer(t)
+	srv.add(t, "k1", rsa1, "RS256")
+	a := newAuth(t, auth.WithJWKS(srv.URL, "RS256"), auth.WithJWKSMinRefresh(time.Second))
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		longest time.Duration
+	)
+	for i := range 10 {
+		wg.Go(func() {
+			tok := sign(t, jwt.SigningMethodRS256, rsa2, fmt.Sprint("random-", i), claims("mallory"))
+			start := time.Now()
+			_, _ = a.VerifyToken(t.Context(), tok)
+			mu.Lock()
+			longest = max(longest, time.Since(start))
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	assert.EqualValues(t, 2, srv.hits.Load(), "fetches: New's and one for the unknown key IDs")
+	// One local fetch takes milliseconds; waiting for the limiter's next
+	// token takes WithJWKSMinRefresh (1s), and the last of ten waited 4s
+	// or more.
+	assert.Less(t, longest, 900*time.Millisecond, "the longest of 10 requests with unknown key IDs")
+}
