@@ -280,9 +280,11 @@ func clientSpanName(_ string, r *http.Request) string {
 //
 // Targets that stay in an upstream of the same name keep what the
 // gateway knows of them: health, ejection, load and counts. Health
-// checks restart with the new table's settings. Breakers are kept when
-// the upstream's Breaker is the same pointer as before. Update returns
-// once the old table's health checks have stopped.
+// checks restart with the new table's settings, and the failures of
+// requests still running on the old table count under the new table's
+// outlier ejection (none if it has none). Breakers are kept when the
+// upstream's Breaker is the same pointer as before. Update returns once
+// the old table's health checks have stopped.
 func (g *Gateway) Update(opts ...Option) error {
 	cfg := newConfig(opts)
 	if len(cfg.newOnly) > 0 {
@@ -766,14 +768,16 @@ func wrap(m Middleware, next http.Handler) (h http.Handler, err error) {
 	return h, nil
 }
 
-// attach gives each target its breaker from the upstream's group and
-// puts the targets that nothing checks back in service.
+// attach gives each target its breaker from the upstream's group, makes
+// u the upstream whose outlier policy requests of every table of its name
+// record under, and puts the targets that nothing checks back in service.
 func (u *upstream) attach() {
 	if u.group != nil {
 		for _, t := range u.targets {
 			t.breaker = u.group.Get(u.name + "/" + t.host + t.path)
 		}
 	}
+	u.stats.live.Store(u)
 	u.admitUnchecked()
 }
 

@@ -262,6 +262,8 @@ func TestEjectionNeverOverflows(t *testing.T) {
 	u.spec.outlier = Outlier{ConsecutiveFailures: 1, BaseEjection: time.Second, MaxEjection: math.MaxInt64, MaxEjectedPercent: 100}
 	tg := &target{state: newTargetState("u", "h", 80)}
 	u.targets = []*target{tg}
+	u.stats = &upstreamStats{}
+	u.stats.live.Store(u)
 	for i := range 40 {
 		u.record(tg, true)
 		var mono int64

@@ -115,16 +115,22 @@ type upstream struct {
 	clock     func() int64 // the gateway's: monotonic nanoseconds
 	counted   bool         // selections are counted: the meter provider is not a no-op one
 
-	rr      atomic.Uint64
-	wrrMu   sync.Mutex
-	wrrCur  []int64
-	ejectMu sync.Mutex
+	rr     atomic.Uint64
+	wrrMu  sync.Mutex
+	wrrCur []int64
 }
 
-// upstreamStats are counts of an upstream that outlive a table.
+// upstreamStats is what an upstream keeps across tables: its counts, and
+// the outlier ejection of its targets, whose states the tables share.
+// A request that started on an old table records its outcome under the
+// live table's policy: the old one's may have been turned off, or count
+// targets the live one no longer has.
 type upstreamStats struct {
 	unavailable telemetry.Counter
 	opts        []metric.ObserveOption
+
+	live    atomic.Pointer[upstream] // the upstream of this name in the live table
+	ejectMu sync.Mutex               // one ejection at a time, whichever table's request failed
 }
 
 // bitset marks targets by index; a nil bitset marks none.
@@ -360,27 +366,29 @@ func minWait(a, b time.Duration) time.Duration {
 }
 
 // outOfServiceWait estimates when a target that is out of service comes
-// back: the end of the nearest ejection, or the health checks needed to
-// pass.
+// back: the soonest, over the targets, of when each is both healthy again
+// (the health checks needed to pass) and no longer ejected.
 func (u *upstream) outOfServiceWait() time.Duration {
 	now := u.clock()
 	var wait time.Duration
 	for _, t := range u.targets {
+		var back time.Duration
 		if !t.state.healthy.Load() && u.spec.HealthCheck != nil {
-			wait = minWait(wait, time.Duration(u.spec.health.HealthyThreshold)*u.spec.health.Interval)
+			back = time.Duration(u.spec.health.HealthyThreshold) * u.spec.health.Interval
 		}
 		if until := t.state.ejectedUntil.Load(); until > now {
-			wait = minWait(wait, time.Duration(until-now))
+			back = max(back, time.Duration(until-now))
+		}
+		if back > 0 {
+			wait = minWait(wait, back)
 		}
 	}
 	return wait
 }
 
-// record notes an attempt's outcome for outlier ejection.
+// record notes an attempt's outcome for outlier ejection, under the
+// policy of the live table (see [upstreamStats]).
 func (u *upstream) record(t *target, failed bool) {
-	if u.spec.Outlier == nil {
-		return
-	}
 	s := t.state
 	if !failed {
 		if s.consecutive.Load() != 0 {
@@ -388,27 +396,34 @@ func (u *upstream) record(t *target, failed bool) {
 		}
 		return
 	}
-	if int(s.consecutive.Add(1)) >= u.spec.outlier.ConsecutiveFailures {
-		u.eject(t)
+	live := u.stats.live.Load()
+	if live.spec.Outlier == nil {
+		return
+	}
+	if int(s.consecutive.Add(1)) >= live.spec.outlier.ConsecutiveFailures {
+		live.eject(s)
 	}
 }
 
-// eject takes t out of service for a time that doubles with each
-// ejection, unless that would eject more than MaxEjectedPercent of the
-// targets.
-func (u *upstream) eject(t *target) {
-	u.ejectMu.Lock()
-	defer u.ejectMu.Unlock()
+// eject takes the target of state s out of service for a time that
+// doubles with each ejection, unless that would eject more than
+// MaxEjectedPercent of the targets or s is not one of u's.
+func (u *upstream) eject(s *targetState) {
+	u.stats.ejectMu.Lock()
+	defer u.stats.ejectMu.Unlock()
 	now := u.clock()
-	s := t.state
 	if s.ejectedUntil.Load() > now {
 		return
 	}
-	ejected := 0
+	ejected, found := 0, false
 	for _, o := range u.targets {
 		if o.state.ejectedUntil.Load() > now {
 			ejected++
 		}
+		found = found || o.state == s
+	}
+	if !found {
+		return // a target the live table dropped, which nothing sends to
 	}
 	oc := &u.spec.outlier
 	if ejected+1 > max(1, len(u.targets)*oc.MaxEjectedPercent/100) {
@@ -457,8 +472,14 @@ func (u *upstream) admitUnchecked() {
 			s.mu.Unlock()
 		}
 		if u.spec.Outlier == nil {
-			s.ejectedUntil.Store(0)
 			s.consecutive.Store(0)
+			if until := s.ejectedUntil.Swap(0); until != 0 {
+				// Its time back in service takes doublings off the next
+				// ejection, should a later table eject again.
+				s.mu.Lock()
+				s.ended = min(until, u.clock())
+				s.mu.Unlock()
+			}
 		}
 	}
 }
