@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -35,4 +36,19 @@ func TestMiddlewareBadInput(t *testing.T) {
 		})
 	}
 	assert.NotPanics(t, func() { made.Middleware(ok) })
+}
+
+// WithRedis with a nil client, typed or not, is an error from New: a
+// typed nil would fail on the first request, and an untyped one would
+// keep the buckets in process, each instance with a budget of its own.
+func TestNilRedisClient(t *testing.T) {
+	limit := ratelimit.Limit{Name: "nil", Requests: 1, Per: time.Second, Key: ratelimit.AllClients(), Scope: ratelimit.PerRoute}
+	var typed *redis.Client
+	var untyped redis.UniversalClient
+	for name, c := range map[string]redis.UniversalClient{"typed": typed, "untyped": untyped} {
+		var err error
+		require.NotPanics(t, func() { _, err = ratelimit.New(limit, ratelimit.WithRedis(c)) }, name)
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), "WithRedis: the client is nil", name)
+	}
 }

@@ -25,6 +25,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	maxKeys       int
 	redis         redis.UniversalClient
+	redisSet      bool // WithRedis was given, perhaps with nil
 	redisTimeout  time.Duration
 	redisPrefix   string
 	failClosed    bool
@@ -47,9 +48,9 @@ func WithMaxKeys(n int) Option {
 // github.com/go-redis/redis_rate/v10. The client must be built with
 // ContextTimeoutEnabled, so that [WithRedisTimeout] bounds a call even
 // when Redis stops answering; New refuses a client that says it is not.
-// By default buckets are kept in process.
+// By default buckets are kept in process; a nil client is an error.
 func WithRedis(client redis.UniversalClient) Option {
-	return optionFunc(func(c *config) { c.redis = client })
+	return optionFunc(func(c *config) { c.redis, c.redisSet = client, true })
 }
 
 // WithRedisTimeout bounds each Redis call, far below a request's own

@@ -139,7 +139,9 @@ func validate(l Limit, c *config) error {
 	if c.ipv6Prefix < 1 || c.ipv6Prefix > 128 {
 		bad("WithIPv6Prefix(%d): must be in 1..128", c.ipv6Prefix)
 	}
-	if c.redis != nil {
+	if c.redisSet && isNil(c.redis) {
+		bad("WithRedis: the client is nil")
+	} else if c.redis != nil {
 		if on, known := contextTimeoutEnabled(c.redis); known && !on {
 			bad("WithRedis: the client's ContextTimeoutEnabled is false, so WithRedisTimeout could not interrupt a stuck Redis")
 		}
@@ -162,7 +164,7 @@ func (l *Limiter) decide(ctx context.Context, key []byte) (Decision, error) {
 	if l.redis != nil {
 		return l.redis.allow(ctx, string(key))
 	}
-	return l.table.allow(key, l.table.now()), nil
+	return l.table.allow(key), nil
 }
 
 // Middleware limits the requests of the routes that list it; a method

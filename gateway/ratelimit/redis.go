@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -46,19 +47,39 @@ func (r *redisLimiter) allow(ctx context.Context, key string) (d Decision, err e
 	if err != nil {
 		return Decision{}, err
 	}
-	d = Decision{Allowed: res.Allowed > 0, Limit: r.limit.Burst, Remaining: max(res.Remaining, 0)}
+	d = Decision{Allowed: res.Allowed > 0, Limit: r.limit.Burst}
 	if !d.Allowed {
 		d.RetryAfter = max(res.RetryAfter, 0)
 		d.Reset = d.RetryAfter
 		return d, nil
 	}
+	// redis_rate's Remaining is worked out in floating point on seconds
+	// since 2017, and Redis truncates it to an integer: an exact 19 comes
+	// back as 18. The tokens are worked out again from ResetAfter, the
+	// time until the bucket is full, less a microsecond: the resolution
+	// of the script's clock, far above its arithmetic's error.
+	tokens := float64(r.limit.Burst) - float64(max(res.ResetAfter-time.Microsecond, 0))/float64(r.emission)
+	d.Remaining = min(max(int(math.Floor(tokens)), 0), r.limit.Burst)
 	if d.Remaining < r.limit.Burst {
-		// ResetAfter is when the bucket is full again; the next token
-		// comes back that much earlier than the last.
-		missing := time.Duration(r.limit.Burst - d.Remaining - 1)
-		d.Reset = max(res.ResetAfter-missing*r.emission, 0)
+		d.Reset = time.Duration((float64(d.Remaining+1) - tokens) * float64(r.emission))
 	}
 	return d, nil
+}
+
+// isNil reports whether client is nil, or a nil pointer of one of
+// go-redis's clients: either would fail on the first request.
+func isNil(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case nil:
+		return true
+	case *redis.Client:
+		return c == nil
+	case *redis.ClusterClient:
+		return c == nil
+	case *redis.Ring:
+		return c == nil
+	}
+	return false
 }
 
 // contextTimeoutEnabled reports whether client lets a context's deadline

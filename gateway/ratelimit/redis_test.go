@@ -269,3 +269,32 @@ func TestRedisClientWithoutContextTimeout(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "ContextTimeoutEnabled")
 }
+
+// The Redis limiter's RateLimit field says what the in-process one says
+// of the same bucket: redis_rate's own count of the tokens left comes
+// back one short for rates whose emission interval is not a binary
+// fraction of a second (100 a minute, 10 a second, 1000 an hour).
+func TestRedisHeadersMatchInProcess(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	prefix := keyPrefix(t, addr)
+	header := func(l *ratelimit.Limiter) string {
+		w := httptest.NewRecorder()
+		l.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(w, request("/x", "198.51.100.7"))
+		require.Equal(t, http.StatusOK, w.Code)
+		return w.Header().Get("RateLimit")
+	}
+	for _, lim := range []ratelimit.Limit{
+		{Name: "doc", Requests: 100, Per: time.Minute, Burst: 20, Key: ratelimit.ByClientIP(), Scope: ratelimit.AcrossRoutes},
+		{Name: "ten", Requests: 10, Per: time.Second, Key: ratelimit.ByClientIP(), Scope: ratelimit.AcrossRoutes},
+		{Name: "seven", Requests: 7, Per: time.Second, Burst: 10, Key: ratelimit.ByClientIP(), Scope: ratelimit.AcrossRoutes},
+		{Name: "hourly", Requests: 1000, Per: time.Hour, Key: ratelimit.ByClientIP(), Scope: ratelimit.AcrossRoutes},
+	} {
+		inProcess := newLimiter(t, lim)
+		shared := newLimiter(t, lim, ratelimit.WithRedis(redisClient(t, addr)), ratelimit.WithRedisKeyPrefix(prefix),
+			ratelimit.WithRedisTimeout(5*time.Second), ratelimit.WithFailClosed())
+		for i := range 3 {
+			want, got := header(inProcess), header(shared)
+			assert.Equal(t, want, got, "%d a %v, burst %d, request %d: Redis's field against the in-process one's", lim.Requests, lim.Per, lim.Burst, i+1)
+		}
+	}
+}

@@ -21,7 +21,8 @@ const evictionSample = 8
 // bucket starts full; evicting a partly refilled one gives that client a
 // few tokens back, the least a bounded table can give.
 type table struct {
-	epoch    time.Time // the origin of now's readings
+	epoch    time.Time        // the origin of now's readings
+	clock    func() time.Time // now, or a test's
 	seed     maphash.Seed
 	shards   []shard
 	perShard int
@@ -45,6 +46,7 @@ func newTable(maxKeys int, limit rate.Limit, burst int) *table {
 		limit:    limit,
 		burst:    burst,
 	}
+	t.clock = t.now
 	for i := range t.shards {
 		t.shards[i].m = make(map[string]*rate.Limiter)
 	}
@@ -60,9 +62,16 @@ func (t *table) now() time.Time { return t.epoch.Add(time.Since(t.epoch)) }
 
 // allow spends a token of key's bucket if it has one. Looking up a key
 // the table holds allocates nothing.
-func (t *table) allow(key []byte, now time.Time) Decision {
+//
+// The clock is read, and the token spent, under the shard's lock: a
+// bucket given an earlier time than its last (a request that read the
+// clock, then waited for the lock behind one that read it later) moves
+// its last refill back, and the next request is credited the time
+// between the two readings again, admitting more than the limit.
+func (t *table) allow(key []byte) Decision {
 	s := &t.shards[maphash.Bytes(t.seed, key)%uint64(len(t.shards))]
 	s.mu.Lock()
+	now := t.clock()
 	lim, ok := s.m[string(key)]
 	if !ok {
 		if len(s.m) >= t.perShard {
@@ -71,10 +80,10 @@ func (t *table) allow(key []byte, now time.Time) Decision {
 		lim = rate.NewLimiter(t.limit, t.burst)
 		s.m[string(key)] = lim
 	}
-	s.mu.Unlock()
-
 	allowed := lim.AllowN(now, 1)
 	tokens := lim.TokensAt(now)
+	s.mu.Unlock()
+
 	d := Decision{Allowed: allowed, Limit: t.burst}
 	if !allowed {
 		d.RetryAfter = t.until(1 - tokens)

@@ -6,8 +6,12 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // TestTableBounded floods a limiter with 200,000 distinct clients: the
@@ -23,9 +27,10 @@ func TestTableBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
+	l.table.clock = func() time.Time { return now }
 	fill := func(from, to int) {
 		for i := from; i < to; i++ {
-			l.table.allow([]byte("ip:"+strconv.Itoa(i)), now)
+			l.table.allow([]byte("ip:" + strconv.Itoa(i)))
 			if i%50_000 == 0 && l.table.len() > maxKeys {
 				t.Fatalf("after %d clients the table holds %d keys; bound %d", i, l.table.len(), maxKeys)
 			}
@@ -63,16 +68,17 @@ func TestEvictionKeepsLimitedClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
+	l.table.clock = func() time.Time { return now }
 	for range 5 {
-		l.table.allow([]byte("ip:victim-of-its-own-greed"), now)
+		l.table.allow([]byte("ip:victim-of-its-own-greed"))
 	}
-	if l.table.allow([]byte("ip:victim-of-its-own-greed"), now).Allowed {
+	if l.table.allow([]byte("ip:victim-of-its-own-greed")).Allowed {
 		t.Fatal("the sixth request was allowed")
 	}
 	for i := range 20_000 {
-		l.table.allow([]byte("ip:flood-"+strconv.Itoa(i)), now)
+		l.table.allow([]byte("ip:flood-" + strconv.Itoa(i)))
 	}
-	if d := l.table.allow([]byte("ip:victim-of-its-own-greed"), now); d.Allowed {
+	if d := l.table.allow([]byte("ip:victim-of-its-own-greed")); d.Allowed {
 		t.Errorf("after a flood of 20,000 new clients the limited client was allowed again: its bucket was evicted")
 	}
 }
@@ -81,9 +87,8 @@ func TestEvictionKeepsLimitedClients(t *testing.T) {
 func TestSmallTable(t *testing.T) {
 	for _, n := range []int{1, 3, 300, 1000} {
 		tb := newTable(n, 1, 1)
-		now := time.Now()
 		for i := range 10 * n {
-			tb.allow([]byte(strconv.Itoa(i)), now)
+			tb.allow([]byte(strconv.Itoa(i)))
 		}
 		if got := tb.len(); got > n {
 			t.Errorf("newTable(%d) holds %d keys", n, got)
@@ -111,5 +116,39 @@ func TestHeaderKeyIsADigest(t *testing.T) {
 	}
 	if a != again || a == b {
 		t.Errorf("bucket keys %q, %q, %q; want one per value", a, again, b)
+	}
+}
+
+// TestClockReadUnderLock: requests of one bucket from many goroutines,
+// each reading a clock that only goes forward, admit no more than the
+// burst plus the rate times the time the clock covered. Were the clock
+// read before the shard's lock, a request could reach the bucket with an
+// earlier time than the one before it, and the bucket would credit the
+// time between the two again.
+func TestClockReadUnderLock(t *testing.T) {
+	const perTick = time.Millisecond / 2 // half a token a reading
+	tb := newTable(1, rate.Limit(1000), 10)
+	base := time.Now()
+	var ticks atomic.Int64
+	tb.clock = func() time.Time {
+		n := ticks.Add(1)
+		runtime.Gosched() // a request preempted after reading the clock
+		return base.Add(time.Duration(n) * perTick)
+	}
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 1000 {
+				if tb.allow([]byte("k")).Allowed {
+					admitted.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	covered := time.Duration(ticks.Load()) * perTick
+	if bound := 10 + int64(covered/time.Millisecond); admitted.Load() > bound {
+		t.Errorf("admitted %d requests over %v of a bucket of 10 at 1000/s; at most %d", admitted.Load(), covered, bound)
 	}
 }

@@ -107,7 +107,7 @@ func (t *instruments) observe(l *Limiter, mp metric.MeterProvider) {
 		for k, c := range t.errors {
 			attrs := []attribute.KeyValue{t.name, AttrDecision.String(DecisionError), t.failMode, semconv.ErrorTypeKey.String(k.errorType)}
 			if k.route != "" {
-				attrs = append(attrs, semconv.HTTPRouteKey.String(gateway.HTTPRoute(k.route)))
+				attrs = append(attrs, semconv.HTTPRouteKey.String(k.route)) // http.route's value already
 			}
 			o.ObserveInt64(decisions, c.Load(), metric.WithAttributes(attrs...))
 		}
