@@ -531,7 +531,7 @@ func TestCloseHandsBackPrefetchedMessages(t *testing.T) {
 	for _, conc := range []int{1, 4} {
 		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
 			t.Parallel()
-			bus, _, _ := newBus(t)
+			bus, js, stream := newBus(t)
 			const n, later = 400, 50
 			require.NoError(t, bus.Publish(ctxWithin(t, 10*time.Second), "t", msgs("pre", n)...))
 			first := newCollector()
@@ -548,13 +548,34 @@ func TestCloseHandsBackPrefetchedMessages(t *testing.T) {
 			start := time.Now()
 			subscribe(t, bus, "t", "g", second.handle, cqrs.WithConcurrency(conc))
 			require.NoError(t, bus.Publish(ctxWithin(t, 10*time.Second), "t", msgs("post", later)...))
-			waitFor(t, 10*time.Second, "every message", func() bool {
+			missing := func() []string {
 				seen := map[string]bool{}
 				for _, m := range append(first.snapshot(), second.snapshot()...) {
 					seen[m.ID] = true
 				}
-				return len(seen) == n+later
-			})
+				var out []string
+				for _, m := range append(msgs("pre", n), msgs("post", later)...) {
+					if !seen[m.ID] {
+						out = append(out, m.ID)
+					}
+				}
+				return out
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for len(missing()) > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if m := missing(); len(m) > 0 {
+				// Say where the server has them: pending an ack (delivered
+				// to a member that did not pass them on) or waiting.
+				cons, err := js.Consumer(ctxWithin(t, 5*time.Second), stream, natsbus.ConsumerName("g", "t"))
+				require.NoError(t, err)
+				info, err := cons.Info(ctxWithin(t, 5*time.Second))
+				require.NoError(t, err)
+				t.Fatalf("after 10s, %d messages not handled (%v); first member handled %d before Close; "+
+					"the consumer: %d pending an ack, %d waiting, %d redelivered, %d pull requests waiting",
+					len(m), m, k, info.NumAckPending, info.NumPending, info.NumRedelivered, info.NumWaiting)
+			}
 			t.Logf("first member handled %d; the rest reached the second within %v", k, time.Since(start).Round(time.Millisecond))
 		})
 	}
