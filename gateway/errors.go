@@ -69,6 +69,18 @@ func (e *statusError) Error() string {
 // record it.
 func (e *statusError) ErrorType() string { return strconv.Itoa(e.code) }
 
+// badStatusError is an upstream answer whose status code is not one
+// (below 100 or above 999): a failed attempt, since net/http would panic
+// writing it to the client.
+type badStatusError struct{ code int }
+
+func (e *badStatusError) Error() string {
+	return "gateway: upstream answered with an invalid status code " + strconv.Itoa(e.code)
+}
+
+// ErrorType returns the error.type value: gateway.invalid_status.
+func (e *badStatusError) ErrorType() string { return "gateway.invalid_status" }
+
 // errTransportPanicked is what a target's breaker is told of an attempt
 // whose transport panicked: a failure, as the breaker's Execute counts a
 // panic.

@@ -136,6 +136,7 @@ type reqState struct {
 	table       *table
 	peer        netip.Addr
 	peerTrusted bool
+	bodyStall   atomic.Uint32 // bodyWaiting, bodyTimedOut; in peerTrusted's padding
 	clientIP    netip.Addr
 	requestID   []string
 	route       *route
@@ -563,18 +564,20 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		n := rt.spec.MaxBodyBytes
-		if n > 0 && r.ContentLength > n {
-			writeError(w, http.StatusRequestEntityTooLarge)
-			return
-		}
-		r.Body = &clientBody{rc: r.Body, left: n, limit: n, st: st}
+	if n := rt.spec.MaxBodyBytes; n > 0 && r.ContentLength > n {
+		writeError(w, http.StatusRequestEntityTooLarge)
+		return
 	}
+	var deadline context.Context
 	if d := rt.spec.Timeout; d > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		r = r.WithContext(ctx)
+		deadline = ctx
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		n := rt.spec.MaxBodyBytes
+		r.Body = &clientBody{rc: r.Body, left: n, limit: n, st: st, deadline: deadline}
 	}
 	rt.chain.ServeHTTP(w, r)
 }

@@ -292,6 +292,10 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 		}
 		err = context.Cause(actx)
 	}
+	if err == nil && (resp.StatusCode < 100 || resp.StatusCode > 999) {
+		drain(resp)
+		resp, err = nil, &badStatusError{resp.StatusCode}
+	}
 	if err != nil {
 		if cancel != nil {
 			cancel(nil)
@@ -324,14 +328,16 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 // finish tells the target's breaker (done, if not nil) and outlier
 // detection how the attempt went, once its response headers are in, and
 // returns what it told the breaker. An attempt whose client went away,
-// or whose body went over the route's limit, counts for neither: the
+// whose body went over the route's limit or could not be read, or that
+// timed out waiting for the client's body, counts for neither: the
 // client's doing, not the target's.
 func (u *upstream) finish(ctx context.Context, t *target, done func(error), err error, code int) error {
 	gone := clientGone(ctx)
 	if err != nil && !gone {
 		var mbe *http.MaxBytesError
 		st := stateOf(ctx)
-		gone = errors.As(err, &mbe) || st != nil && (st.tooLarge.Load() || st.badBody.Load())
+		gone = errors.As(err, &mbe) || st != nil && (st.tooLarge.Load() || st.badBody.Load() ||
+			st.bodyStall.Load() != 0 && timedOut(ctx, err))
 	}
 	berr := u.breakerErr(gone, err, code)
 	if done != nil {
@@ -341,6 +347,13 @@ func (u *upstream) finish(ctx context.Context, t *target, done func(error), err 
 		u.record(t, err != nil || gatewayFailure(code))
 	}
 	return berr
+}
+
+// timedOut reports whether an attempt failed because its time, or its
+// request's, ran out.
+func timedOut(ctx context.Context, err error) bool {
+	var te *timeoutError
+	return errors.As(err, &te) || errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded)
 }
 
 // clientGone reports whether the request of ctx ended because its client
@@ -404,15 +417,71 @@ func (b *attemptBody) Close() error {
 // whether the response has started (or the connection was hijacked), so
 // that the error handler never writes a second response. Hijack, Flush
 // and Unwrap keep WebSockets and streaming working through it.
+//
+// ReverseProxy clears the response's headers after relaying a 1xx (a 103
+// Early Hints, or the 100 Continue of a request that expects one): the
+// headers that middleware set before the proxy ran (CORS, security
+// headers, rate limits) and the request ID would be gone from the final
+// response. proxyWriter keeps them and sets them again in front of the
+// final response's own.
 type proxyWriter struct {
 	http.ResponseWriter
+	st            *reqState     // for the request ID; nil outside a gateway
+	pre           []headerField // the headers set before the proxy ran, but the request ID
 	started       bool
 	hijacked      bool
 	informational bool // a 1xx was relayed, after which ReverseProxy clears the headers
+	restored      bool
+}
+
+type headerField struct {
+	key  string
+	vals []string
+}
+
+// keep notes the headers set on the response so far. It allocates only
+// when there are some beside the request ID.
+func (w *proxyWriter) keep() {
+	h := w.ResponseWriter.Header()
+	n := len(h)
+	id := ""
+	if w.st != nil && w.st.requestID != nil {
+		id = w.st.table.requestID
+		if _, ok := h[id]; ok {
+			n--
+		}
+	}
+	if n == 0 {
+		return
+	}
+	w.pre = make([]headerField, 0, n)
+	for k, v := range h {
+		if k != id {
+			w.pre = append(w.pre, headerField{k, v})
+		}
+	}
+}
+
+// restore sets again, after a 1xx, the headers kept before the proxy ran,
+// each in front of the values the final response gives it (as
+// ReverseProxy adds them), and the request ID.
+func (w *proxyWriter) restore() {
+	if !w.informational || w.restored || w.started {
+		return
+	}
+	w.restored = true
+	h := w.ResponseWriter.Header()
+	for _, f := range w.pre {
+		h[f.key] = append(f.vals[:len(f.vals):len(f.vals)], h[f.key]...)
+	}
+	if st := w.st; st != nil && st.requestID != nil {
+		h[st.table.requestID] = st.requestID
+	}
 }
 
 func (w *proxyWriter) WriteHeader(code int) {
 	if code >= 200 || code == http.StatusSwitchingProtocols {
+		w.restore()
 		w.started = true
 	} else {
 		w.informational = true
@@ -421,11 +490,13 @@ func (w *proxyWriter) WriteHeader(code int) {
 }
 
 func (w *proxyWriter) Write(p []byte) (int, error) {
+	w.restore()
 	w.started = true
 	return w.ResponseWriter.Write(p)
 }
 
 func (w *proxyWriter) FlushError() error {
+	w.restore()
 	w.started = true
 	return http.NewResponseController(w.ResponseWriter).Flush()
 }
@@ -477,15 +548,10 @@ func (rt *route) newProxy(pool httputil.BufferPool, errorLog *log.Logger) *httpu
 			return nil
 		}
 		if st.requestID != nil {
-			// The gateway's ID is on the response already; an upstream
-			// that echoes it would make it twice. But ReverseProxy clears
-			// the response's headers after relaying a 1xx (103 Early
-			// Hints): then it is set again.
-			h := st.table.requestID
-			delete(res.Header, h)
-			if pw := &st.pw; pw.informational && pw.ResponseWriter != nil {
-				pw.Header()[h] = st.requestID
-			}
+			// The gateway's ID is on the response already (or set again
+			// after a 1xx, see proxyWriter); an upstream that echoes it
+			// would make it twice.
+			delete(res.Header, st.table.requestID)
 		}
 		if f != nil && st.proxyIn != nil {
 			f.capture(res, st.proxyIn)
@@ -550,6 +616,8 @@ func (rt *route) proxyServe(w http.ResponseWriter, r *http.Request) {
 	} else {
 		pw = &proxyWriter{ResponseWriter: w}
 	}
+	pw.st = st
+	pw.keep()
 	rt.proxy.ServeHTTP(pw, r)
 }
 
@@ -565,10 +633,15 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		st.switching = nil
 	}
 	span := trace.SpanFromContext(ctx)
-	if pw, ok := w.(*proxyWriter); ok && (pw.started || pw.hijacked) {
-		// The response is under way: all that can be done is to say so.
-		telemetry.AddEvent(ctx, "gateway.response_aborted", nil)
-		return
+	if pw, ok := w.(*proxyWriter); ok {
+		if pw.started || pw.hijacked {
+			// The response is under way: all that can be done is to say so.
+			telemetry.AddEvent(ctx, "gateway.response_aborted", nil)
+			return
+		}
+		// After a 1xx, the headers are back before the answer below
+		// sets its own over them.
+		pw.restore()
 	}
 	var re *retry.Error
 	if errors.As(err, &re) && re.Last != nil && !errors.Is(re.Reason, context.Canceled) {
@@ -590,6 +663,10 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	case st != nil && st.badBody.Load():
 		writeError(w, http.StatusBadRequest)
+		return
+	case st != nil && st.bodyStall.Load() != 0 && timedOut(ctx, err):
+		// The time ran out while the client was still sending its body.
+		writeError(w, http.StatusRequestTimeout)
 		return
 	case errors.As(err, &ue):
 		code, reason = http.StatusServiceUnavailable, reasonUnavailable
@@ -658,19 +735,41 @@ func writeError(w http.ResponseWriter, code int) {
 // the transport reports the failure: past the route's limit (limit > 0),
 // it fails with *http.MaxBytesError and the gateway answers 413; a body
 // that cannot be read (a malformed chunk, a client gone mid-body) is
-// answered 400.
+// answered 400; a body the client was still sending when the route's
+// time ran out, 408.
 type clientBody struct {
-	rc    io.ReadCloser
-	left  int64 // of limit
-	limit int64 // 0 for none
-	st    *reqState
+	rc       io.ReadCloser
+	left     int64 // of limit
+	limit    int64 // 0 for none
+	st       *reqState
+	deadline context.Context // the route's timeout; nil for none
 }
+
+// The bits of reqState.bodyStall: a read of the client's body is waiting
+// for the client, and the route's time ran out during one. An attempt
+// that times out then is the client's doing (answered 408), not the
+// target's.
+const (
+	bodyWaiting = 1 << iota
+	bodyTimedOut
+)
 
 func (b *clientBody) Read(p []byte) (int, error) {
 	if b.limit > 0 && int64(len(p)) > b.left { // not b.left+1, which overflows for a limit of MaxInt64
 		p = p[:b.left+1]
 	}
+	if b.st != nil {
+		b.st.bodyStall.Or(bodyWaiting)
+	}
+	before := b.deadline != nil && b.deadline.Err() == nil
 	n, err := b.rc.Read(p)
+	if b.st != nil {
+		if before && b.deadline.Err() != nil {
+			// HTTP/1's transport returns only once this read does.
+			b.st.bodyStall.Or(bodyTimedOut)
+		}
+		b.st.bodyStall.And(^uint32(bodyWaiting))
+	}
 	if b.limit > 0 {
 		if int64(n) > b.left {
 			n = int(b.left)
