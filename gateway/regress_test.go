@@ -650,3 +650,50 @@ func TestRequestIDHeaderWithUnderscore(t *testing.T) {
 		}
 	}
 }
+
+// A single {id} wildcard in Rewrite keeps the client's spelling, as a
+// {rest...} one does: a comma and a semicolon (a matrix parameter) reach
+// the upstream as sent, not escaped by url.PathEscape.
+func TestRewriteKeepsSingleWildcardSpelling(t *testing.T) {
+	b := uriBackend(t)
+	_, srv := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "b", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(
+			gateway.Route{Pattern: "GET /v1/orders/{id}", Upstream: "b", Rewrite: "/orders/{id}"},
+			gateway.Route{Pattern: "GET /v1/files/{rest...}", Upstream: "b", Rewrite: "/files/{rest}"},
+		))
+	for _, tt := range []struct{ path, want string }{
+		{"/v1/files/1,2;v=2", "/files/1,2;v=2"},
+		{"/v1/orders/1,2", "/orders/1,2"},
+		{"/v1/orders/42;v=2", "/orders/42;v=2"},
+		{"/v1/orders/a%2Fb", "/orders/a%2Fb"},
+		{"/v1/orders/%2E%2E", "/orders/%2E%2E"},
+		{"/v1/orders/caf%C3%A9", "/orders/caf%C3%A9"},
+	} {
+		resp, uri := get(t, srv, tt.path)
+		if resp.StatusCode != 200 || uri != tt.want {
+			t.Errorf("GET %s: upstream got %q (status %d); want %q", tt.path, uri, resp.StatusCode, tt.want)
+		}
+	}
+}
+
+// A pattern whose host has a port is an error: ServeMux matches the
+// request's host without its port, so the route would never match, and
+// its requests would go to a less specific route, past its middleware.
+func TestHostPatternWithPort(t *testing.T) {
+	for _, p := range []string{"api.example.com:8443/admin/", "GET [::1]:8080/x", "example.com:80/"} {
+		_, err := gateway.New(gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{{URL: "http://127.0.0.1:1"}}}),
+			gateway.WithRoutes(gateway.Route{Pattern: p, Upstream: "u"}))
+		if err == nil || !strings.Contains(err.Error(), "has a port") {
+			t.Errorf("New with pattern %q: %v; want an error saying its host has a port", p, err)
+		}
+	}
+	for _, p := range []string{"api.example.com/admin/", "GET [::1]/x", "/a:b/"} {
+		g, err := gateway.New(gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{{URL: "http://127.0.0.1:1"}}}),
+			gateway.WithRoutes(gateway.Route{Pattern: p, Upstream: "u"}))
+		if err != nil {
+			t.Errorf("New with pattern %q: %v", p, err)
+			continue
+		}
+		_ = g.Close()
+	}
+}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"cmp"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -31,7 +32,8 @@ import (
 type Route struct {
 	// Pattern is an [http.ServeMux] pattern. Patterns that ServeMux
 	// cannot tell apart (neither more specific than the other, as "/a/{x}"
-	// and "/{y}/b") are an error.
+	// and "/{y}/b") are an error, and so is a host with a port: hosts are
+	// matched without it, case-insensitively.
 	Pattern string
 
 	// Headers and Query are matchers that the request's headers and query
@@ -272,12 +274,37 @@ func (t *template) expand(r *http.Request) (path, raw string) {
 		v := r.PathValue(part.wild)
 		p.WriteString(v)
 		if !part.multi {
-			rp.WriteString(escapeSegment(v))
+			rp.WriteString(segmentEscaped(r.URL, part.seg, v))
 			continue
 		}
 		rp.WriteString(restEscaped(r.URL, part.seg, v))
 	}
 	return p.String(), rp.String()
+}
+
+// segmentEscaped returns the value v of a {name} wildcard, segment seg of
+// u's path, as the request escaped it: "1,2" and "42;v=2" stay as they
+// are, where url.PathEscape would escape the comma and the semicolon.
+func segmentEscaped(u *url.URL, seg int, v string) string {
+	raw := u.EscapedPath()
+	i := 0
+	for range seg + 1 {
+		j := strings.IndexByte(raw[i:], '/')
+		if j < 0 {
+			return escapeSegment(v)
+		}
+		i += j + 1
+	}
+	s := raw[i:]
+	if j := strings.IndexByte(s, '/'); j >= 0 {
+		s = s[:j]
+	}
+	if s != "." && s != ".." {
+		if un, err := url.PathUnescape(s); err == nil && un == v {
+			return s
+		}
+	}
+	return escapeSegment(v)
 }
 
 // restEscaped returns the value v of a {name...} wildcard starting at
@@ -499,6 +526,15 @@ func checkPattern(p string) (err error) {
 		}
 	}()
 	http.NewServeMux().Handle(p, http.NotFoundHandler())
+	if i := strings.IndexByte(p, '/'); i > 0 {
+		host := p[strings.LastIndexAny(p[:i], " \t")+1 : i]
+		if _, _, err := net.SplitHostPort(host); err == nil {
+			// ServeMux matches the request's host without its port: the
+			// route could never match, and its requests would go to a
+			// less specific route, past this one's middleware.
+			return fmt.Errorf("host %q has a port, which routes do not match on; leave it out", host)
+		}
+	}
 	return nil
 }
 
