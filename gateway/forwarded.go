@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net/http"
@@ -376,7 +377,10 @@ func isTokenChar(c byte) bool {
 // setForwarded sets the outbound request's forwarding headers. From a
 // trusted peer, the inbound values are kept and the gateway's hop
 // appended; from any other peer they were removed on arrival, and the
-// gateway's hop is the whole chain.
+// gateway's hop is the whole chain. A trusted peer that sent one chain
+// and not the other (a load balancer sending X-Forwarded-* only) has the
+// other made from it, so that the two name the same client: an upstream
+// reading Forwarded first would otherwise take the peer for the client.
 func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 	in, out := pr.In, pr.Out
 	proto := "http"
@@ -417,19 +421,24 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 				hop.For = "[" + peer + "]"
 			}
 		}
-		if prior := carried(in.Header, "X-Forwarded-For", st); len(prior) > 0 {
+		prior := carried(in.Header, "X-Forwarded-For", st)
+		if len(prior) == 0 && st.peerTrusted {
+			prior = xffFromForwarded(carried(in.Header, "Forwarded", st))
+		}
+		if len(prior) > 0 {
 			h["X-Forwarded-For"] = one(0, strings.Join(prior, ", ")+", "+peer)
 		} else {
 			h["X-Forwarded-For"] = one(0, peer)
 		}
 	}
-	fwdHost, fwdProto := in.Host, proto
-	if v := carried(in.Header, "X-Forwarded-Host", st); len(v) > 0 && v[0] != "" {
-		fwdHost = v[0]
+	var firstHost, firstProto string // the client's, as a trusted proxy says
+	if v := carried(in.Header, "X-Forwarded-Host", st); len(v) > 0 {
+		firstHost = v[0]
 	}
-	if v := carried(in.Header, "X-Forwarded-Proto", st); len(v) > 0 && v[0] != "" {
-		fwdProto = v[0]
+	if v := carried(in.Header, "X-Forwarded-Proto", st); len(v) > 0 {
+		firstProto = v[0]
 	}
+	fwdHost, fwdProto := cmp.Or(firstHost, in.Host), cmp.Or(firstProto, proto)
 	if fwdHost != "" {
 		h["X-Forwarded-Host"] = one(1, fwdHost)
 	}
@@ -441,8 +450,55 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 		if _, err := parseForwarded(strings.Join(prior, ",")); err == nil {
 			fwd = strings.Join(prior, ", ") + ", " + fwd
 		}
+	} else if xff := carried(in.Header, "X-Forwarded-For", st); len(xff) > 0 {
+		fwd = forwardedFromXFF(xff, firstHost, firstProto) + ", " + fwd
 	}
 	h["Forwarded"] = one(3, fwd)
+}
+
+// forwardedFromXFF returns the Forwarded elements of an X-Forwarded-For
+// chain: one a hop, an entry that is not an address "unknown", and on the
+// first (the client's hop to the first proxy) the host and scheme it
+// asked for, which X-Forwarded-Host and -Proto carry.
+func forwardedFromXFF(xff []string, host, proto string) string {
+	var elems []string
+	for _, v := range xff {
+		for hop := range strings.SplitSeq(v, ",") {
+			e := forwardedElement{For: "unknown"}
+			if a, ok := parseHop(strings.TrimSpace(hop)); ok {
+				e.For = nodeOf(a)
+			}
+			if len(elems) == 0 {
+				e.Host, e.Proto = host, proto
+			}
+			elems = append(elems, formatForwarded(e))
+		}
+	}
+	return strings.Join(elems, ", ")
+}
+
+// xffFromForwarded returns the X-Forwarded-For entries of a Forwarded
+// chain: its for= nodes, addresses without brackets or port, the others
+// (obfuscated, "unknown") as they are. It returns nil for a chain that
+// cannot be read.
+func xffFromForwarded(fwd []string) []string {
+	if len(fwd) == 0 {
+		return nil
+	}
+	elems, err := parseForwarded(strings.Join(fwd, ","))
+	if err != nil || len(elems) == 0 {
+		return nil
+	}
+	out := make([]string, len(elems))
+	for i, e := range elems {
+		out[i] = e.For
+		if a, ok := parseNode(e.For); ok {
+			out[i] = a.String()
+		} else if out[i] == "" {
+			out[i] = "unknown"
+		}
+	}
+	return []string{strings.Join(out, ", ")}
 }
 
 // carried returns the inbound values of a forwarding header that go on
