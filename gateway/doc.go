@@ -113,7 +113,10 @@
 //     other peer they (and X-Real-Ip, X-Forwarded-Port,
 //     X-Forwarded-Prefix, X-Forwarded-Ssl, X-Forwarded-Scheme,
 //     True-Client-Ip, X-Client-Ip and Front-End-Https) are removed on
-//     arrival, before middleware, handlers or telemetry read them.
+//     arrival, before middleware, handlers or telemetry read them. The
+//     gateway appends its hop to both chains; a trusted proxy's chain
+//     that comes in one of them only is made in the other too, so that
+//     the upstream reads the same client in either.
 //   - Headers the client names in Connection are hop-by-hop, for the
 //     gateway alone: they are removed on arrival (once the client's
 //     address has been read from a trusted proxy's X-Forwarded-For),
