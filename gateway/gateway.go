@@ -689,6 +689,18 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 			}
 		}
 	}
+	// A header the gateway removes on arrival never reaches a matcher.
+	for _, s := range routes {
+		for j, m := range s.headers {
+			if t.drops(m.name) {
+				errs = append(errs, fmt.Errorf("gateway: %s: headers[%d].name: %q is removed on arrival "+
+					"(WithDroppedHeaders, or an underscore without WithUnderscoreHeaders): the route could never match", s.label(), j, m.name))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	prevUp := map[string]*upstream{}
 	if prev != nil {
 		for _, u := range prev.upstreams {

@@ -697,3 +697,30 @@ func TestHostPatternWithPort(t *testing.T) {
 		_ = g.Close()
 	}
 }
+
+// A header matcher on a header the gateway removes on arrival (one of
+// WithDroppedHeaders, one with an underscore by default) is an error:
+// the route could never match.
+func TestHeaderMatcherOnDroppedHeader(t *testing.T) {
+	up := gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{{URL: "http://127.0.0.1:1"}}})
+	route := func(name string) gateway.Option {
+		return gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u", Headers: []gateway.Match{{Name: name, Value: "x"}}})
+	}
+	for _, tt := range []struct {
+		name string
+		opts []gateway.Option
+	}{
+		{"X_Tenant", nil},
+		{"X-Internal-User", []gateway.Option{gateway.WithDroppedHeaders("X-Internal-User")}},
+	} {
+		_, err := gateway.New(append(tt.opts, up, route(tt.name))...)
+		if err == nil || !strings.Contains(err.Error(), "removed on arrival") {
+			t.Errorf("a matcher on %s: %v; want an error saying it is removed on arrival", tt.name, err)
+		}
+	}
+	g, err := gateway.New(gateway.WithUnderscoreHeaders(), up, route("X_Tenant"))
+	if err != nil {
+		t.Fatalf("a matcher on X_Tenant with WithUnderscoreHeaders: %v", err)
+	}
+	_ = g.Close()
+}
