@@ -151,7 +151,9 @@ func (p *Proxy) Bandwidth(dir Direction, kbps int) Fault {
 }
 
 // Cut closes every connection through the proxy and refuses new ones until
-// [Proxy.Restore].
+// [Proxy.Restore]. Like [Proxy.ResetPeer], it can leave a goroutine of
+// toxiproxy's blocked for a connection data was flowing through (see
+// [IgnoreResetLeaks]).
 func (p *Proxy) Cut() { p.p.Stop() }
 
 // Restore accepts connections again after [Proxy.Cut], on the same port.
@@ -163,8 +165,8 @@ func (p *Proxy) Restore() {
 }
 
 // IgnoreResetLeaks is the goleak option that ignores the goroutines that
-// toxiproxy leaves blocked after [Proxy.ResetPeer] resets a busy
-// connection.
+// toxiproxy leaves blocked after [Proxy.ResetPeer] resets, or [Proxy.Cut]
+// closes, a busy connection.
 func IgnoreResetLeaks() goleak.Option {
 	return goleak.IgnoreTopFunction("github.com/Shopify/toxiproxy/v2/toxics.(*NoopToxic).Pipe")
 }
