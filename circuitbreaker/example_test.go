@@ -146,6 +146,21 @@ func ExampleGroup() {
 	// globex: closed
 }
 
+func ExampleGroup_Remove() {
+	g := circuitbreaker.NewGroup(circuitbreaker.WithConsecutiveFailures(1))
+	_ = g.Get("10.0.0.7:8080").Execute(context.Background(), func(context.Context) error {
+		return errors.New("connection refused")
+	})
+	fmt.Println("before:", g.Get("10.0.0.7:8080").State())
+	// The host is taken out of service for good: its breaker, and the
+	// series it reports, go with it.
+	g.Remove("10.0.0.7:8080")
+	fmt.Println("breakers held:", g.Len())
+	// Output:
+	// before: open
+	// breakers held: 0
+}
+
 func ExampleNewTransport() {
 	// A dependency that is down.
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -3,6 +3,7 @@ package circuitbreaker
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -144,6 +145,31 @@ func (g *Group) victim() int {
 	i := g.hand
 	g.hand = (g.hand + 1) % n
 	return i
+}
+
+// Remove drops the breaker for key, if the group holds one, with its
+// telemetry series: for a key gone for good (a host taken out of
+// service), whose breaker would otherwise stay, and report its last
+// state, until evicted. Calls running on it finish on it; a later Get
+// of key starts a closed breaker.
+func (g *Group) Remove(key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	v, ok := g.m.LoadAndDelete(key)
+	if !ok {
+		return
+	}
+	e := v.(*entry)
+	if i := slices.Index(g.ring, e); i >= 0 {
+		g.ring = slices.Delete(g.ring, i, i+1)
+		if g.hand > i {
+			g.hand--
+		}
+		if g.hand >= len(g.ring) {
+			g.hand = 0
+		}
+	}
+	e.b.tel.release()
 }
 
 // Len returns how many breakers the group holds.

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 )
 
 func TestGroupGet(t *testing.T) {
@@ -76,5 +77,35 @@ func TestGroupConcurrentGet(t *testing.T) {
 		for w := 1; w < 8; w++ {
 			require.Same(t, got[0][i], got[w][i], "every goroutine must get the same breaker for a key")
 		}
+	}
+}
+
+// Remove drops a key's breaker and its series; the key's next Get starts
+// closed, and the group's ring stays consistent for eviction.
+func TestGroupRemove(t *testing.T) {
+	tel := telemetrytest.New(t)
+	g := circuitbreaker.NewGroup(circuitbreaker.WithMaxBreakers(3), circuitbreaker.WithConsecutiveFailures(1),
+		circuitbreaker.WithMeterProvider(tel.MeterProvider))
+	gone := g.Get("gone.example")
+	run(t, gone, "f")
+	g.Get("kept.example")
+	g.Remove("gone.example")
+	g.Remove("never.example") // no such key: nothing happens
+	assert.Equal(t, 1, g.Len())
+	for _, sm := range tel.Collect(t).ScopeMetrics {
+		for _, m := range sm.Metrics {
+			for _, set := range telemetrytest.AttributeSets(m) {
+				if v, _ := set.Value(circuitbreaker.AttrName); v.AsString() == "gone.example" {
+					t.Errorf("%s still reports the removed breaker: %v", m.Name, set)
+				}
+			}
+		}
+	}
+	again := g.Get("gone.example")
+	assert.NotSame(t, gone, again)
+	assert.Equal(t, circuitbreaker.StateClosed, again.State())
+	for i := range 10 { // eviction goes on over the ring Remove shortened
+		g.Get(fmt.Sprintf("k%d", i))
+		require.LessOrEqual(t, g.Len(), 3)
 	}
 }

@@ -198,14 +198,16 @@
 //     answers with its own 502, 503 or 504, error.type says why:
 //     gateway.upstream_unavailable, gateway.attempt_timeout,
 //     context.DeadlineExceeded (the route's timeout) or the transport
-//     error's type.
+//     error's type; when it passes on an upstream's 5xx, the status
+//     ("503"), on the span and on http.server.request.duration.
 //   - {method} (client): one attempt to a target, a child of the server
 //     span (or of the retry span of package retry, from the second
 //     attempt): http.request.method, url.full, server.address and
 //     server.port of the chosen target, network.protocol.version,
 //     http.response.status_code, user_agent.original,
-//     http.request.method_original, error.type, and
-//     http.request.resend_count on retries.
+//     http.request.method_original, error.type (the server span's
+//     value for the same failure), and http.request.resend_count on
+//     retries.
 //
 // Span events on the server span:
 //
@@ -223,9 +225,8 @@
 // user. On server metrics, server.address and server.port are the
 // matched route's host (else the local address) and the local port, not
 // the client's Host header, whose every spelling would otherwise make a
-// new series. Hosts are matched case-insensitively and without a
-// trailing dot, so a route pattern's host appears lower-cased in span
-// names.
+// new series. A server span is named by its method and http.route, the
+// route pattern's path (without its method and host).
 //
 //   - http.server.request.duration (histogram, s)
 //   - http.server.request.body.size (histogram, By)

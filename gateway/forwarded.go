@@ -446,12 +446,16 @@ func setForwarded(pr *httputil.ProxyRequest, st *reqState) {
 	if fwd == "" {
 		fwd = formatForwarded(hop)
 	}
-	if prior := carried(in.Header, "Forwarded", st); len(prior) > 0 {
-		if _, err := parseForwarded(strings.Join(prior, ",")); err == nil {
-			fwd = strings.Join(prior, ", ") + ", " + fwd
+	prior := carried(in.Header, "Forwarded", st)
+	if len(prior) > 0 {
+		if _, err := parseForwarded(strings.Join(prior, ",")); err != nil {
+			prior = nil // dropped: a chain that cannot be read cannot be believed
 		}
+	}
+	if len(prior) > 0 {
+		fwd = strings.Join(prior, ", ") + ", " + fwd
 	} else if xff := carried(in.Header, "X-Forwarded-For", st); len(xff) > 0 {
-		fwd = forwardedFromXFF(xff, firstHost, firstProto) + ", " + fwd
+		fwd = forwardedFromXFF(xff, firstEntry(firstHost), firstEntry(firstProto)) + ", " + fwd
 	}
 	h["Forwarded"] = one(3, fwd)
 }
@@ -477,9 +481,18 @@ func forwardedFromXFF(xff []string, host, proto string) string {
 	return strings.Join(elems, ", ")
 }
 
+// firstEntry is the first entry of a comma-separated list, trimmed: a
+// proxy that appends to X-Forwarded-Host or -Proto (Apache's mod_proxy)
+// makes one, of which the first is the client's.
+func firstEntry(v string) string {
+	first, _, _ := strings.Cut(v, ",")
+	return strings.TrimSpace(first)
+}
+
 // xffFromForwarded returns the X-Forwarded-For entries of a Forwarded
-// chain: its for= nodes, addresses without brackets or port, the others
-// (obfuscated, "unknown") as they are. It returns nil for a chain that
+// chain: its for= nodes, addresses without brackets or port, obfuscated
+// identifiers as they are, anything else (a quoted value with a comma
+// would be two entries) "unknown". It returns nil for a chain that
 // cannot be read.
 func xffFromForwarded(fwd []string) []string {
 	if len(fwd) == 0 {
@@ -491,10 +504,12 @@ func xffFromForwarded(fwd []string) []string {
 	}
 	out := make([]string, len(elems))
 	for i, e := range elems {
-		out[i] = e.For
-		if a, ok := parseNode(e.For); ok {
+		switch a, ok := parseNode(e.For); {
+		case ok:
 			out[i] = a.String()
-		} else if out[i] == "" {
+		case obfuscatedNode(e.For):
+			out[i] = e.For
+		default:
 			out[i] = "unknown"
 		}
 	}
@@ -510,4 +525,19 @@ func carried(h http.Header, name string, st *reqState) []string {
 		return nil
 	}
 	return h[name]
+}
+
+// obfuscatedNode reports whether s is an obfuscated node of RFC 7239
+// (section 6.3): an underscore, then letters, digits, '.', '_' or '-'.
+func obfuscatedNode(s string) bool {
+	if len(s) < 2 || s[0] != '_' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

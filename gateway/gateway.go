@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,7 @@ type table struct {
 	direct      map[string]*route // the routes of Gateway.Proxy, by upstream
 	routes      []*route
 	stats       map[string]*routeStats // by http.route
+	patterns    map[string]bool        // the mux's patterns, as it reports them
 	trusted     proxies
 	requestID   string
 	dropped     []string            // canonical names
@@ -311,6 +313,17 @@ func (g *Gateway) Update(opts ...Option) error {
 	t.start()
 	g.table.Store(t)
 	old.halt()
+	// A kept breaker group would keep the breakers, and series, of the
+	// targets the new table dropped.
+	for _, o := range old.upstreams {
+		if u := t.byName[o.name]; u != nil && u.group == o.group && o.group != nil {
+			for _, ot := range o.targets {
+				if !slices.ContainsFunc(u.targets, func(nt *target) bool { return nt.breaker == ot.breaker }) {
+					o.group.Remove(o.breakerKey(ot))
+				}
+			}
+		}
+	}
 	// A last check of the old table may have just taken a target out
 	// of service that no check of the new one will put back.
 	for _, u := range t.upstreams {
@@ -478,7 +491,8 @@ func (st *reqState) newRequestID() string {
 // serveTable hands the request to its table's mux, inside the server span
 // so that otelhttp sees the pattern the mux matched.
 func (g *Gateway) serveTable(w http.ResponseWriter, r *http.Request) {
-	t := stateOf(r.Context()).table
+	st := stateOf(r.Context())
+	t := st.table
 	var mux http.Handler = t.mux
 	if t.strictPaths && ambiguousPath(r.URL) {
 		mux = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -496,6 +510,17 @@ func (g *Gateway) serveTable(w http.ResponseWriter, r *http.Request) {
 	// still be reading from a goroutine of its own (a shadow copy).
 	in := *r
 	mux.ServeHTTP(w, &in)
+	if st.route == nil && in.Pattern != "" {
+		// No route ran: a redirect, or a 404 of a pattern whose routes'
+		// matchers all missed. The pattern names the span and goes on the
+		// metrics, but ServeMux reports a CONNECT request's redirect
+		// with the client's path as its pattern: a path, which must not.
+		if t.patterns[in.Pattern] {
+			trace.SpanFromContext(r.Context()).SetAttributes(semconv.HTTPRoute(HTTPRoute(in.Pattern)))
+		} else {
+			in.Pattern = ""
+		}
+	}
 	r.Pattern = in.Pattern
 	r.Host = metricHost(r)
 }
@@ -750,6 +775,10 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		t.routes = append(t.routes, rt)
 		built[s] = rt
 	}
+	t.patterns = make(map[string]bool, len(routes))
+	for _, s := range routes {
+		t.patterns[muxPattern(s.Pattern)] = true
+	}
 	t.mux, _ = mount(routes, func(group []*routeSpec) http.Handler {
 		d := make(dispatch, len(group))
 		for i, s := range group {
@@ -789,12 +818,18 @@ func wrap(m Middleware, next http.Handler) (h http.Handler, err error) {
 func (u *upstream) attach() {
 	if u.group != nil {
 		for _, t := range u.targets {
-			t.breaker = u.group.Get(u.name + "/" + t.host + t.path)
+			t.breaker = u.group.Get(u.breakerKey(t))
 		}
 	}
+	u.stats.ejectMu.Lock()
 	u.stats.live.Store(u)
+	u.stats.ejectMu.Unlock()
 	u.admitUnchecked()
 }
+
+// breakerKey is the key of target t's breaker in the upstream's group,
+// and its circuitbreaker.name.
+func (u *upstream) breakerKey(t *target) string { return u.name + "/" + t.host + t.path }
 
 // newUpstream builds the runtime of an upstream, taking over prev's
 // target states, and its breakers when the Breaker is the same.
@@ -810,7 +845,7 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 	u.check = base
 	u.transport = base
 	if !g.untraced {
-		u.transport = otelhttp.NewTransport(base, g.client...)
+		u.transport = otelhttp.NewTransport(typedErrors{base}, g.client...)
 	}
 	if prev != nil {
 		u.stats = prev.stats

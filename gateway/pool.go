@@ -401,16 +401,23 @@ func (u *upstream) record(t *target, failed bool) {
 		return
 	}
 	if int(s.consecutive.Add(1)) >= live.spec.outlier.ConsecutiveFailures {
-		live.eject(s)
+		u.stats.eject(s)
 	}
 }
 
 // eject takes the target of state s out of service for a time that
-// doubles with each ejection, unless that would eject more than
-// MaxEjectedPercent of the targets or s is not one of u's.
-func (u *upstream) eject(s *targetState) {
-	u.stats.ejectMu.Lock()
-	defer u.stats.ejectMu.Unlock()
+// doubles with each ejection, under the live table's policy, unless it
+// has none, that would eject more than MaxEjectedPercent of its targets
+// or s is not one of them. The live table is read under the lock that an
+// Update's attach takes to swap it: an ejection under the old policy
+// cannot land after the new table put its targets back.
+func (st *upstreamStats) eject(s *targetState) {
+	st.ejectMu.Lock()
+	defer st.ejectMu.Unlock()
+	u := st.live.Load()
+	if u.spec.Outlier == nil {
+		return
+	}
 	now := u.clock()
 	if s.ejectedUntil.Load() > now {
 		return
@@ -463,6 +470,8 @@ func ejection(base, maxD time.Duration, level int) time.Duration {
 // ejected: their state is handed on by Update, and no policy is left to
 // put them back (or none that should keep them out).
 func (u *upstream) admitUnchecked() {
+	u.stats.ejectMu.Lock()
+	defer u.stats.ejectMu.Unlock()
 	for _, t := range u.targets {
 		s := t.state
 		if u.spec.HealthCheck == nil {

@@ -432,6 +432,8 @@ type proxyWriter struct {
 	hijacked      bool
 	informational bool // a 1xx was relayed, after which ReverseProxy clears the headers
 	restored      bool
+	answered      bool   // by proxyError, the gateway's own answer or a fallback
+	code          uint16 // the response's status; 0 before WriteHeader
 }
 
 type headerField struct {
@@ -483,6 +485,7 @@ func (w *proxyWriter) WriteHeader(code int) {
 	if code >= 200 || code == http.StatusSwitchingProtocols {
 		w.restore()
 		w.started = true
+		w.code = uint16(min(max(code, 0), math.MaxUint16))
 	} else {
 		w.informational = true
 	}
@@ -504,6 +507,10 @@ func (w *proxyWriter) FlushError() error {
 func (w *proxyWriter) Flush() { _ = w.FlushError() }
 
 func (w *proxyWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	// ReverseProxy writes a 101's headers itself, on the hijacked
+	// connection, from the header map: after a 1xx, they are set again
+	// before.
+	w.restore()
 	w.hijacked = true
 	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
@@ -619,6 +626,16 @@ func (rt *route) proxyServe(w http.ResponseWriter, r *http.Request) {
 	pw.st = st
 	pw.keep()
 	rt.proxy.ServeHTTP(pw, r)
+	if pw.code >= 500 && !pw.answered {
+		// The upstream's own 5xx: otelhttp sets the span's status, and
+		// error.type says what, on the span and on the duration metric,
+		// as proxyError does for the gateway's.
+		typ := semconv.ErrorTypeKey.String(strconv.Itoa(int(pw.code)))
+		if l, ok := otelhttp.LabelerFromContext(r.Context()); ok {
+			l.Add(typ)
+		}
+		trace.SpanFromContext(r.Context()).SetAttributes(typ)
+	}
 }
 
 // proxyError answers for a request the upstream did not answer: 413 for
@@ -642,6 +659,7 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 		// After a 1xx, the headers are back before the answer below
 		// sets its own over them.
 		pw.restore()
+		pw.answered = true
 	}
 	var re *retry.Error
 	if errors.As(err, &re) && re.Last != nil && !errors.Is(re.Reason, context.Canceled) {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -25,7 +26,7 @@ type Upstream struct {
 	Name string
 
 	// Targets are the instances. There must be at least one, and no two
-	// with the same URL.
+	// with the same host and port (their telemetry is told apart by them).
 	Targets []Target
 
 	// Balance is how a target is chosen for each attempt. The default is
@@ -267,10 +268,19 @@ func validateUpstream(i int, u Upstream) (*upstreamSpec, []error) {
 		ts, err := parseTarget(t, u.H2C)
 		if err != nil {
 			bad("targets[%d].url: %v", j, err)
-		} else if k, dup := seen[ts.url.String()]; dup {
-			bad("targets[%d].url: %q is also targets[%d]", j, t.URL, k)
 		} else {
-			seen[ts.url.String()] = j
+			// A target's series carry its address and port, which must
+			// tell it from the others: an ejected one would otherwise be
+			// reported under the same series as one in service.
+			h, p := hostPort(ts.url.Scheme, ts.url.Host)
+			at := net.JoinHostPort(h, strconv.Itoa(p))
+			if k, dup := seen[at]; dup && u.Targets[k].URL == t.URL {
+				bad("targets[%d].url: %q is also targets[%d]", j, t.URL, k)
+			} else if dup {
+				bad("targets[%d].url: %q has the host and port of targets[%d] (%q): targets must differ in them", j, t.URL, k, u.Targets[k].URL)
+			} else {
+				seen[at] = j
+			}
 		}
 		switch {
 		case t.Weight < 0:
