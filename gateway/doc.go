@@ -205,9 +205,8 @@
 //     attempt): http.request.method, url.full, server.address and
 //     server.port of the chosen target, network.protocol.version,
 //     http.response.status_code, user_agent.original,
-//     http.request.method_original, error.type (the server span's
-//     value for the same failure), and http.request.resend_count on
-//     retries.
+//     http.request.method_original, error.type, and
+//     http.request.resend_count on retries.
 //
 // Span events on the server span:
 //

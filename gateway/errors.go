@@ -3,11 +3,8 @@ package gateway
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
 // Errors of calls through [Gateway.Transport] and [UpstreamTransport],
@@ -88,38 +85,3 @@ func (e *badStatusError) ErrorType() string { return "gateway.invalid_status" }
 // whose transport panicked: a failure, as the breaker's Execute counts a
 // panic.
 var errTransportPanicked = errors.New("gateway: the upstream's transport panicked")
-
-// typedErrors is the transport under an attempt's client span. Its errors
-// say their error.type, which otelhttp reads through an ErrorType method:
-// the value the gateway's server span gets for the same failure, where
-// otelhttp would take a Go type name ("*net.OpError").
-type typedErrors struct{ http.RoundTripper }
-
-func (t typedErrors) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.RoundTripper.RoundTrip(r)
-	if err != nil {
-		return nil, &typedError{err}
-	}
-	return resp, nil
-}
-
-// CloseIdleConnections closes the idle connections of the transport
-// underneath, if it keeps any.
-func (t typedErrors) CloseIdleConnections() {
-	if c, ok := t.RoundTripper.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
-	}
-}
-
-// typedError is a transport's error with its error.type.
-type typedError struct{ err error }
-
-func (e *typedError) Error() string     { return e.err.Error() }
-func (e *typedError) Unwrap() error     { return e.err }
-func (e *typedError) ErrorType() string { return telemetry.ErrorTypeString(e.err) }
-
-// Timeout reports whether the error is a timeout, as a net.Error does.
-func (e *typedError) Timeout() bool {
-	var t interface{ Timeout() bool }
-	return errors.As(e.err, &t) && t.Timeout()
-}

@@ -318,8 +318,9 @@ func (g *Gateway) Update(opts ...Option) error {
 	for _, o := range old.upstreams {
 		if u := t.byName[o.name]; u != nil && u.group == o.group && o.group != nil {
 			for _, ot := range o.targets {
-				if !slices.ContainsFunc(u.targets, func(nt *target) bool { return nt.breaker == ot.breaker }) {
-					o.group.Remove(o.breakerKey(ot))
+				key := o.breakerKey(ot)
+				if !slices.ContainsFunc(u.targets, func(nt *target) bool { return u.breakerKey(nt) == key }) {
+					o.group.Remove(key)
 				}
 			}
 		}
@@ -845,7 +846,7 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 	u.check = base
 	u.transport = base
 	if !g.untraced {
-		u.transport = otelhttp.NewTransport(typedErrors{base}, g.client...)
+		u.transport = otelhttp.NewTransport(base, g.client...)
 	}
 	if prev != nil {
 		u.stats = prev.stats

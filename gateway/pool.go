@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -519,7 +520,7 @@ func (u *upstream) recordCheck(t *target, ok bool) {
 func hostPort(scheme, host string) (string, int) {
 	h, p, err := net.SplitHostPort(host)
 	if err != nil {
-		h = host
+		h = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]") // "[fd00::1]", without a port
 		p = "80"
 		if scheme == "https" {
 			p = "443"

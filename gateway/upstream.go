@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
@@ -273,7 +274,7 @@ func validateUpstream(i int, u Upstream) (*upstreamSpec, []error) {
 			// tell it from the others: an ejected one would otherwise be
 			// reported under the same series as one in service.
 			h, p := hostPort(ts.url.Scheme, ts.url.Host)
-			at := net.JoinHostPort(h, strconv.Itoa(p))
+			at := net.JoinHostPort(strings.ToLower(h), strconv.Itoa(p))
 			if k, dup := seen[at]; dup && u.Targets[k].URL == t.URL {
 				bad("targets[%d].url: %q is also targets[%d]", j, t.URL, k)
 			} else if dup {
