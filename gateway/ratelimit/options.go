@@ -62,7 +62,11 @@ func WithRedisTimeout(d time.Duration) Option {
 }
 
 // WithRedisKeyPrefix sets the prefix of the limiter's Redis keys, before
-// the limit's name. The default is [DefaultRedisKeyPrefix].
+// the limit's name. The default is [DefaultRedisKeyPrefix]. The rest of a
+// key has its braces escaped, so that a prefix with a hash tag ("{rl}:")
+// is the only one Redis Cluster sees: without one, the buckets spread
+// over the cluster's nodes, a route pattern's wildcard ("{id}") not
+// gathering them on one.
 func WithRedisKeyPrefix(prefix string) Option {
 	return optionFunc(func(c *config) { c.redisPrefix = prefix })
 }

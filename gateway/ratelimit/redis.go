@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
@@ -43,7 +44,7 @@ func (r *redisLimiter) allow(ctx context.Context, key string) (d Decision, err e
 	}()
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	res, err := r.rl.Allow(ctx, r.prefix+key, r.limit)
+	res, err := r.rl.Allow(ctx, r.prefix+clusterSafe(key), r.limit)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -64,6 +65,32 @@ func (r *redisLimiter) allow(ctx context.Context, key string) (d Decision, err e
 		d.Reset = time.Duration((float64(d.Remaining+1) - tokens) * float64(r.emission))
 	}
 	return d, nil
+}
+
+// clusterSafe escapes the braces of a bucket key (and the escape's own
+// '%'): Redis Cluster hashes a key by the part between its first braces,
+// and a route pattern's wildcard ("{id}") would send the buckets of every
+// such route to one node. Most keys have none, and are returned as they
+// are.
+func clusterSafe(key string) string {
+	if !strings.ContainsAny(key, "{}%") {
+		return key
+	}
+	var b strings.Builder
+	b.Grow(len(key) + 8)
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; c {
+		case '{':
+			b.WriteString("%7B")
+		case '}':
+			b.WriteString("%7D")
+		case '%':
+			b.WriteString("%25")
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
 }
 
 // isNil reports whether client is nil, or a nil pointer of one of

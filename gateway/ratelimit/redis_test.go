@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -296,5 +297,30 @@ func TestRedisHeadersMatchInProcess(t *testing.T) {
 			want, got := header(inProcess), header(shared)
 			assert.Equal(t, want, got, "%d a %v, burst %d, request %d: Redis's field against the in-process one's", lim.Requests, lim.Per, lim.Burst, i+1)
 		}
+	}
+}
+
+// The Redis keys of a limit per route have no braces of the route's
+// pattern ("{id}"), which Redis Cluster would read as a hash tag and
+// hash every bucket of such routes to one node; two routes that differ
+// only in how they spell a brace keep two buckets.
+func TestRedisKeysHaveNoHashTag(t *testing.T) {
+	addr := testenv.RedisAddr(t)
+	prefix := keyPrefix(t, addr)
+	lim := newLimiter(t, ratelimit.Limit{Name: "tags", Requests: 5, Per: time.Minute, Key: ratelimit.ByClientIP(), Scope: ratelimit.PerRoute},
+		ratelimit.WithRedis(redisClient(t, addr)), ratelimit.WithRedisKeyPrefix(prefix))
+	h := lim.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	for _, route := range []string{"GET /orders/{id}", "GET /orders/%7Bid%7D"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, request(route, "198.51.100.7"))
+		require.Equal(t, http.StatusOK, w.Code)
+		assert.Equal(t, `"tags";r=4;t=12`, w.Header().Get("RateLimit"), "route %s: its own bucket", route)
+	}
+	c := redisClient(t, addr)
+	keys, err := c.Keys(context.Background(), "*"+prefix+"*").Result()
+	require.NoError(t, err)
+	require.Len(t, keys, 2, "one key a route: %q", keys)
+	for _, k := range keys {
+		assert.NotContains(t, strings.TrimPrefix(k, prefix), "{", "key %q", k)
 	}
 }
