@@ -290,3 +290,25 @@ func TestForwardedFromXFFFirstHostOfList(t *testing.T) {
 		t.Errorf("Forwarded = %q; want its first element for=203.0.113.7;host=shop.example;proto=https", got)
 	}
 }
+
+// A client refuses an encoding with a q of zero, however it spells the
+// parameter's name (RFC 9110, 12.4.2: case-insensitive).
+func TestAcceptsEncodingRefusals(t *testing.T) {
+	for _, tt := range []struct {
+		accept string
+		want   bool
+	}{
+		{"gzip", true},
+		{"gzip;q=0.5", true},
+		{"gzip;q=0", false},
+		{"gzip; Q=0", false},
+		{"gzip;Q=0.000", false},
+		{"br, *;Q=0", false},
+		{"br, *", true},
+	} {
+		h := http.Header{"Accept-Encoding": {tt.accept}}
+		if got := acceptsEncoding(h, "gzip"); got != tt.want {
+			t.Errorf("Accept-Encoding %q: acceptsEncoding(gzip) = %v; want %v", tt.accept, got, tt.want)
+		}
+	}
+}

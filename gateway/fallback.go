@@ -3,10 +3,12 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -109,9 +111,10 @@ type CachedResponse struct {
 	Body   []byte      `json:"body"`
 	// Stored is when the response was received.
 	Stored time.Time `json:"stored"`
-	// Vary holds the request's values of the headers the response
-	// varies on (its Vary header, but Accept-Encoding), a name with no
-	// values for a header the request did not have.
+	// Vary holds, for each header the response varies on (its Vary
+	// header, but Accept-Encoding), a digest of the request's values of
+	// it: a Cookie or an Authorization it varies on is not kept in the
+	// clear.
 	Vary http.Header `json:"vary,omitempty"`
 }
 
@@ -219,7 +222,7 @@ func acceptsEncoding(h http.Header, enc string) bool {
 		for item := range strings.SplitSeq(v, ",") {
 			name, params, _ := strings.Cut(item, ";")
 			name = strings.TrimSpace(name)
-			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+			q := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(params), " ", "")) // "Q=0" too (RFC 9110, 12.4.2)
 			refused := strings.HasPrefix(q, "q=0") && strings.Trim(q[3:], ".0") == ""
 			switch {
 			case strings.EqualFold(name, enc):
@@ -237,7 +240,9 @@ func acceptsEncoding(h http.Header, enc string) bool {
 // it.
 func (f *fallback) capture(res *http.Response, in *http.Request) {
 	if in.Method != http.MethodGet || res.StatusCode != http.StatusOK ||
-		res.ContentLength > f.MaxCachedBytes || noStore(res.Header) {
+		res.ContentLength > f.MaxCachedBytes || noStore(res.Header) || hasDirective(in.Header, "no-store") {
+		// A request's no-store forbids keeping any part of its answer
+		// too (RFC 9111, 5.2.1.5).
 		return
 	}
 	if _, ok := varyNames(res.Header); !ok {
@@ -264,6 +269,36 @@ func noStore(h http.Header) bool {
 			name, _, _ := strings.Cut(d, "=")
 			switch strings.ToLower(strings.TrimSpace(name)) {
 			case "no-store", "private", "no-cache", "must-revalidate", "proxy-revalidate", "s-maxage":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// varyDigest is the digest of a request's values of a header that a
+// kept response varies on: the values, each with its length, so that
+// none, one empty and two are told apart.
+func varyDigest(vals []string) string {
+	h := sha256.New()
+	var n [8]byte
+	for _, v := range vals {
+		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
+		h.Write(n[:])
+		h.Write([]byte(v))
+	}
+	binary.BigEndian.PutUint64(n[:], uint64(len(vals)))
+	h.Write(n[:])
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// hasDirective reports whether the Cache-Control of h has the directive
+// name.
+func hasDirective(h http.Header, name string) bool {
+	for _, v := range h.Values("Cache-Control") {
+		for d := range strings.SplitSeq(v, ",") {
+			n, _, _ := strings.Cut(d, "=")
+			if strings.EqualFold(strings.TrimSpace(n), name) {
 				return true
 			}
 		}
@@ -328,7 +363,7 @@ func varies(cr CachedResponse, r *http.Request) bool {
 	}
 	for _, name := range names {
 		kept, known := cr.Vary[name]
-		if !known || !slices.Equal(kept, r.Header.Values(name)) {
+		if !known || len(kept) != 1 || kept[0] != varyDigest(r.Header.Values(name)) {
 			return false
 		}
 	}
@@ -373,10 +408,7 @@ func (c *captureBody) store() {
 	if names, _ := varyNames(h); len(names) > 0 {
 		cr.Vary = make(http.Header, len(names))
 		for _, name := range names {
-			cr.Vary[name] = slices.Clone(c.in.Header.Values(name))
-			if cr.Vary[name] == nil {
-				cr.Vary[name] = []string{} // known, and absent from the request
-			}
+			cr.Vary[name] = []string{varyDigest(c.in.Header.Values(name))}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.in.Context()), cacheTimeout)

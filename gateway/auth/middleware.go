@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -303,6 +304,12 @@ func scalar(v any) (string, bool) {
 	case string:
 		return v, true
 	case float64:
+		if math.Abs(v) >= 1<<53 {
+			// Past 2^53 a JSON number lost digits when it was read: a
+			// 64-bit ID would reach the upstream as another's. None is
+			// sent rather than a wrong one.
+			return "", false
+		}
 		return strconv.FormatFloat(v, 'f', -1, 64), true
 	case bool:
 		return strconv.FormatBool(v), true

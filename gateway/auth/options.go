@@ -153,7 +153,9 @@ func WithAPIKeyQuery(param string) Option {
 // claims work for API keys too) to a header name. The headers are removed
 // from every incoming request first, so a client cannot forge them, and
 // set only from a verified principal; arrays are joined with commas, and a
-// value with control characters is left out. By default no header is set.
+// value with control characters is left out, as is a number of 2^53 or
+// more, which lost digits when the token was read (a 64-bit ID would be
+// another's; send such IDs as strings). By default no header is set.
 //
 // The middleware removes them on the routes it guards, and with them the
 // names that read as them once underscores are read as hyphens
