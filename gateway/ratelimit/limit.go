@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -87,9 +88,9 @@ func ByClientIP() Key { return Key{kind: keyClientIP} }
 // ByClaim keys budgets on a claim of the authenticated principal
 // (gateway.PrincipalFrom, so the authentication middleware must come
 // first): "sub" is the principal's Subject (an API key's name, say), other
-// names a JWT claim (a string or a number). A request without the claim,
-// anonymous or not, is keyed by its client address instead, as with
-// [ByClientIP].
+// names a JWT claim (a string or a number below 2^53: one above lost
+// digits when the token was read). A request without the claim, anonymous
+// or not, is keyed by its client address instead, as with [ByClientIP].
 func ByClaim(claim string) Key { return Key{kind: keyClaim, name: claim} }
 
 // ByHeader keys budgets on the value of a request header. A client can
@@ -156,7 +157,12 @@ func (l *Limiter) appendClientKey(buf []byte, r *http.Request) []byte {
 						return append(append(buf, "c:"...), v...)
 					}
 				case float64:
-					return strconv.AppendFloat(append(buf, "c:"...), v, 'f', -1, 64)
+					// Past 2^53 a JSON number lost digits when it was read:
+					// two IDs would share a budget. Such a claim counts as
+					// none.
+					if math.Abs(v) < 1<<53 {
+						return strconv.AppendFloat(append(buf, "c:"...), v, 'f', -1, 64)
+					}
 				}
 			}
 		}

@@ -222,6 +222,17 @@ func TestByClaim(t *testing.T) {
 	assert.Equal(t, 200, do(withTenant("acme"), tenant).StatusCode)
 	assert.Equal(t, 429, do(withTenant("acme"), tenant).StatusCode)
 	assert.Equal(t, 200, do(withTenant(7.0), tenant).StatusCode)
+
+	// Numbers past 2^53 lost digits when the token was read (these two
+	// IDs read as one float64): they count as no claim, and the requests,
+	// from two addresses, get a budget each.
+	ids := newLimiter(t, ratelimit.Limit{Name: "uid", Requests: 1, Per: time.Hour, Key: ratelimit.ByClaim("uid"), Scope: ratelimit.AcrossRoutes})
+	withUID := func(uid float64, ip string) *http.Request {
+		r := request("GET /x", ip)
+		return r.WithContext(gateway.WithPrincipal(r.Context(), &gateway.Principal{Subject: "x", Claims: map[string]any{"uid": uid}}))
+	}
+	assert.Equal(t, 200, do(withUID(1234567890123456789, "198.51.100.3"), ids).StatusCode)
+	assert.Equal(t, 200, do(withUID(1234567890123456790, "198.51.100.4"), ids).StatusCode, "another user, read as the same number")
 }
 
 // TestByHeaderAndAllClients: a header's value keys the budget (a long one
