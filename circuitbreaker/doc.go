@@ -132,7 +132,8 @@
 // What that trades: these counts carry no exemplars (the duration
 // histogram does), and only outcomes and transitions that happened are
 // reported. A breaker reports its series while it is reachable and a
-// [Group] drops an evicted breaker's series with it, so a group (and so
+// [Group] drops an evicted (or [Group.Remove]d) breaker's series with
+// it, so a group (and so
 // [NewTransport], whose breakers are named by host) reports at most
 // [WithMaxBreakers] breakers: at most 5 call, 9 transition and 3 state
 // series each. The synchronous duration histogram keeps the series of

@@ -34,8 +34,9 @@ func setsCORS(next http.Handler) http.Handler {
 }
 
 // rawUpstream reads one request head per connection, writes resp
-// verbatim and holds the connection until the test ends.
-func rawUpstream(t *testing.T, resp string) string {
+// verbatim, then holds the connection for hold (or until the test ends)
+// and closes it. The external tests have it as RawUpstream.
+func rawUpstream(t testing.TB, resp string, hold time.Duration) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,7 +62,7 @@ func rawUpstream(t *testing.T, resp string) string {
 				_, _ = io.WriteString(c, resp)
 				select {
 				case <-done:
-				case <-time.After(5 * time.Second):
+				case <-time.After(hold):
 				}
 			}()
 		}
@@ -110,7 +111,7 @@ func TestSwitchAfterEarlyHintsKeepsHeaders(t *testing.T) {
 			"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			url := rawUpstream(t, tt.upstream)
+			url := rawUpstream(t, tt.upstream, 5*time.Second)
 			_, srv := serveQuiet(t,
 				WithUpstreams(Upstream{Name: "u", Targets: []Target{{URL: url}}}),
 				WithRoutes(Route{Pattern: "/", Upstream: "u", Middleware: []Middleware{setsCORS}}))

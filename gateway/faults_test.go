@@ -17,7 +17,7 @@ import (
 // which Go's client accepts) gets the client a 502. ReverseProxy would
 // pass the code to WriteHeader, which panics: the connection dropped.
 func TestInvalidUpstreamStatus(t *testing.T) {
-	url := rawBackend(t, "HTTP/1.1 000 Broken\r\nContent-Length: 0\r\n\r\n", 0)
+	url := gateway.RawUpstream(t, "HTTP/1.1 000 Broken\r\nContent-Length: 0\r\n\r\n", 0)
 	g, err := gateway.New(
 		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{{URL: url}}}),
 		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))

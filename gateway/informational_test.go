@@ -1,9 +1,7 @@
 package gateway_test
 
 import (
-	"bufio"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -86,42 +84,6 @@ func TestMiddlewareHeadersAfter100Continue(t *testing.T) {
 	}
 }
 
-// rawBackend is an upstream that reads one request head and answers with
-// resp written verbatim, then holds or closes the connection.
-func rawBackend(t *testing.T, resp string, hold time.Duration) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() { close(done); _ = l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				_, _ = io.WriteString(c, resp)
-				select {
-				case <-time.After(hold):
-				case <-done:
-				}
-			}()
-		}
-	}()
-	return "http://" + l.Addr().String()
-}
-
 // When the upstream sends a 103 and then fails or times out, the gateway's
 // own 502 or 504 carries the request ID and the middleware's headers.
 func TestErrorAfterEarlyHintsKeepsHeaders(t *testing.T) {
@@ -135,7 +97,7 @@ func TestErrorAfterEarlyHintsKeepsHeaders(t *testing.T) {
 		{"upstream times out", 2 * time.Second, 100 * time.Millisecond, http.StatusGatewayTimeout},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			url := rawBackend(t, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", tt.hold)
+			url := gateway.RawUpstream(t, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n", tt.hold)
 			_, srv := start(t,
 				gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{{URL: url}}}),
 				gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u", Timeout: tt.timeout,
