@@ -920,11 +920,14 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 	return u
 }
 
+// healthURL is the URL a target's health checks go to: the target's
+// path, then the check's, each spelled as written (an escaped slash
+// stays one, as it does in a proxied request's path).
 func healthURL(base *url.URL, path string) string {
 	p, _ := url.Parse(path)
 	u := *base
 	u.Path = base.Path + p.Path
-	u.RawPath = ""
+	u.RawPath = base.EscapedPath() + p.EscapedPath()
 	u.RawQuery = p.RawQuery
 	return u.String()
 }
@@ -992,7 +995,9 @@ func probe(ctx context.Context, client *http.Client, target string, hc *HealthCh
 	if err != nil {
 		return false
 	}
-	_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
+	// A body that stalls past the timeout fails the check, as a slow
+	// answer does: a target that sends its headers and hangs is not well.
+	_, err = io.CopyN(io.Discard, resp.Body, 4<<10)
 	_ = resp.Body.Close()
-	return hc.Status(resp.StatusCode)
+	return (err == nil || err == io.EOF) && hc.Status(resp.StatusCode)
 }

@@ -452,3 +452,270 @@ func TestRefusedUpdateLeavesLiveTargets(t *testing.T) {
 		t.Errorf("circuitbreaker.state names u/%s, a target of the refused table only", cHost)
 	}
 }
+
+// A health endpoint that sends its headers at once and then stalls the
+// body past Timeout takes longer than Timeout: HealthCheck's doc says
+// such a check fails. The probe reads the body under the timeout but
+// ignores the read's error, and passes on the status alone.
+func TestHealthCheckBodyPastTimeoutFails(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	release := make(chan struct{})
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte("checking"))
+			w.(http.Flusher).Flush()
+			select { // the verdict never comes within Timeout
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		w.Header().Set("X-Backend", "b")
+	})
+	t.Cleanup(func() { close(release) })
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+			HealthCheck: &gateway.HealthCheck{Path: "/healthz", Interval: 20 * time.Millisecond,
+				Timeout: 50 * time.Millisecond, UnhealthyThreshold: 1}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	waitFor(t, srv, "/", 20, "a answers (b's checks take longer than Timeout)", func(r *http.Response) bool {
+		return r.StatusCode == 200 && r.Header.Get("X-Backend") == "a"
+	})
+}
+
+// probedPaths serves a backend whose health checks record the escaped
+// path they were sent to.
+func probedPaths(t *testing.T, b *backend) func() []string {
+	var mu sync.Mutex
+	var paths []string
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("User-Agent"), "otelpatterns-gateway-health-check/") {
+			mu.Lock()
+			paths = append(paths, r.URL.EscapedPath())
+			mu.Unlock()
+		}
+	})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), paths...)
+	}
+}
+
+func firstProbe(t *testing.T, got func() []string) string {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if p := got(); len(p) > 0 {
+			return p[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no health check within 5s")
+		}
+	}
+}
+
+// HealthCheck.Path is "the path (and query) probed": its escaping is
+// part of it. healthURL keeps the decoded path only, so "%2F" is sent as
+// "/", a different resource for the target.
+func TestHealthCheckPathKeepsEscaping(t *testing.T) {
+	b := newBackend(t, "b")
+	got := probedPaths(t, b)
+	start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+			HealthCheck: &gateway.HealthCheck{Path: "/status%2Fhealth", Interval: time.Hour}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	if p := firstProbe(t, got); p != "/status%2Fhealth" {
+		t.Errorf("health check sent to %q; want %q (HealthCheck.Path as written)", p, "/status%2Fhealth")
+	}
+}
+
+// A target URL's path is put in front of every request's path with its
+// escaping (the proxy uses its raw path); the health check drops it.
+func TestHealthCheckTargetPathKeepsEscaping(t *testing.T) {
+	b := newBackend(t, "b")
+	got := probedPaths(t, b)
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{{URL: b.URL + "/tenant%2Fa"}},
+			HealthCheck: &gateway.HealthCheck{Path: "/healthz", Interval: time.Hour}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	p := firstProbe(t, got)
+	// What a proxied request to /healthz reaches, for comparison.
+	b.handle(func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Path", r.URL.EscapedPath()) })
+	resp, _ := get(t, srv, "/healthz")
+	if proxied := resp.Header.Get("X-Path"); p != proxied {
+		t.Errorf("health check sent to %q; a proxied request for /healthz goes to %q: the target's path must be the same", p, proxied)
+	}
+}
+
+// Outlier ejection's MaxEjectedPercent is there so that a fault shared
+// by the targets does not take all of them out. With one of two targets
+// out of service by its health checks, the other is still ejected
+// (the cap counts ejected targets only), and the upstream has none left.
+func TestEjectionCapCountsUnhealthyTargets(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	a.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("X-Backend", "a")
+	})
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			w.Header().Set("X-Backend", "b")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("X-Backend", "b")
+	})
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+			HealthCheck: &gateway.HealthCheck{Path: "/healthz", Interval: 20 * time.Millisecond, UnhealthyThreshold: 1},
+			Outlier:     &gateway.Outlier{ConsecutiveFailures: 1, BaseEjection: time.Hour, MaxEjectedPercent: 50}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	waitFor(t, srv, "/", 10, "b answers (a is unhealthy)", func(r *http.Response) bool {
+		return r.StatusCode == 200 && r.Header.Get("X-Backend") == "b"
+	})
+	get(t, srv, "/slow") // b's 503: one failure
+	resp, _ := get(t, srv, "/")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Backend") != "b" {
+		t.Errorf("after one 503 of the last target in service: status %d from %q (Retry-After %q); want 200 from b (MaxEjectedPercent 50 of 2 targets, one already out)",
+			resp.StatusCode, resp.Header.Get("X-Backend"), resp.Header.Get("Retry-After"))
+	}
+}
+
+// gateway.upstream.health reports 0 for a target its checks took out, 1
+// once they put it back.
+func TestHealthGaugeFollowsChecks(t *testing.T) {
+	tel := telemetrytest.New(t)
+	b := newBackend(t, "b")
+	var fail sync.Mutex
+	failing := true
+	b.handle(func(w http.ResponseWriter, r *http.Request) {
+		fail.Lock()
+		f := failing
+		fail.Unlock()
+		if r.URL.Path == "/healthz" && f {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	})
+	start(t, gateway.WithMeterProvider(tel.MeterProvider), gateway.WithTracerProvider(tel.TracerProvider),
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+			HealthCheck: &gateway.HealthCheck{Path: "/healthz", Interval: 10 * time.Millisecond,
+				UnhealthyThreshold: 1, HealthyThreshold: 1}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	gauge := func(want int64) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			pts := metricPoints(t, tel, "gateway.upstream.health")
+			if len(pts) == 1 {
+				for _, v := range pts {
+					if v == want {
+						return
+					}
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gateway.upstream.health = %v; want one series at %d", pts, want)
+			}
+		}
+	}
+	gauge(0)
+	fail.Lock()
+	failing = false
+	fail.Unlock()
+	gauge(1)
+}
+
+// A fragment is never sent, so a HealthCheck.Path with one probes
+// another path than written; target URLs with one are refused.
+func TestHealthCheckPathFragmentRefused(t *testing.T) {
+	b := newBackend(t, "b")
+	for _, p := range []string{"/healthz#ready", "#ready"} {
+		g, err := gateway.New(
+			gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+				HealthCheck: &gateway.HealthCheck{Path: p, Interval: time.Hour}}),
+			gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+		if err == nil {
+			_ = g.Close()
+			t.Errorf("New with HealthCheck.Path %q = nil error; want health_check.path refused (a fragment is never sent)", p)
+		}
+	}
+}
+
+// After Close no connection to an upstream is left open, health checks'
+// included.
+func TestCloseLeavesNoHealthCheckConnection(t *testing.T) {
+	var mu sync.Mutex
+	open := map[string]bool{}
+	b := &backend{name: "b"}
+	b.Server = httptest.NewUnstartedServer(http.HandlerFunc(b.serve))
+	b.Config.ConnState = func(c net.Conn, s http.ConnState) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch s {
+		case http.StateNew:
+			open[c.RemoteAddr().String()] = true
+		case http.StateClosed, http.StateHijacked:
+			delete(open, c.RemoteAddr().String())
+		}
+	}
+	b.Start()
+	t.Cleanup(b.Close)
+	got := probedPaths(t, b)
+	g, err := gateway.New(
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()},
+			HealthCheck: &gateway.HealthCheck{Path: "/healthz", Interval: 5 * time.Millisecond}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(got()) < 5; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("fewer than 5 checks in 5s")
+		}
+	}
+	_ = g.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := len(open)
+		mu.Unlock()
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open 5s after Close", n)
+		}
+	}
+}
+
+// An H2C upstream's health checks go over HTTP/2 without TLS, as its
+// requests do.
+func TestHealthCheckH2C(t *testing.T) {
+	protos := make(chan string, 16)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			select {
+			case protos <- r.Proto:
+			default:
+			}
+		}
+	}))
+	s.Config.Protocols = new(http.Protocols)
+	s.Config.Protocols.SetUnencryptedHTTP2(true)
+	s.Start()
+	t.Cleanup(s.Close)
+	start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "grpc", H2C: true, Targets: []gateway.Target{{URL: s.URL}},
+			HealthCheck: &gateway.HealthCheck{Path: "/healthz", Interval: time.Hour}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "grpc"}))
+	select {
+	case p := <-protos:
+		if p != "HTTP/2.0" {
+			t.Errorf("health check over %s; want HTTP/2.0", p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no health check reached the h2c target in 5s")
+	}
+}

@@ -423,18 +423,22 @@ func (st *upstreamStats) eject(s *targetState) {
 	if s.ejectedUntil.Load() > now {
 		return
 	}
-	ejected, found := 0, false
+	// Targets the health checks took out count as ejected: otherwise one
+	// unhealthy target and one ejection would empty an upstream of two
+	// that the cap allows one ejection.
+	out, found := 0, false
 	for _, o := range u.targets {
-		if o.state.ejectedUntil.Load() > now {
-			ejected++
+		if o.state == s {
+			found = true
+		} else if o.state.ejectedUntil.Load() > now || !o.state.healthy.Load() {
+			out++
 		}
-		found = found || o.state == s
 	}
 	if !found {
 		return // a target the live table dropped, which nothing sends to
 	}
 	oc := &u.spec.outlier
-	if ejected+1 > max(1, len(u.targets)*oc.MaxEjectedPercent/100) {
+	if out+1 > max(1, len(u.targets)*oc.MaxEjectedPercent/100) {
 		return
 	}
 	s.mu.Lock()

@@ -102,11 +102,12 @@ const (
 // service after UnhealthyThreshold failures in a row, back in after
 // HealthyThreshold successes in a row. Targets start in service, and the
 // first round of checks runs at once. A check fails on a transport error,
-// on a status that Status rejects, and when it takes longer than Timeout.
-// Health checks start no span.
+// on a status that Status rejects, and when it takes longer than Timeout,
+// reading up to 4 KiB of its body included. Health checks start no span.
 type HealthCheck struct {
-	// Path is the path (and query) probed, joined to the target's URL.
-	// The default is "/".
+	// Path is the path (and query) probed, joined to the target's URL's
+	// path with the escaping of both kept. It has no fragment. The
+	// default is "/".
 	Path string
 	// Interval is the time between rounds of checks. The default is 10s.
 	Interval time.Duration
@@ -144,7 +145,9 @@ type Outlier struct {
 	// MaxEjectedPercent bounds the share of an upstream's targets that can
 	// be ejected at once, in 1..100, so that a fault shared by every
 	// target (a bad deploy, a dependency of all of them) does not eject
-	// them all; one target can always be ejected. The default is 50.
+	// them all. Targets that the health checks took out count as
+	// ejected here; one target can be ejected while all the others are
+	// in service. The default is 50.
 	MaxEjectedPercent int
 }
 
@@ -308,7 +311,7 @@ func validateUpstream(i int, u Upstream) (*upstreamSpec, []error) {
 		if hc.Path == "" {
 			hc.Path = defaultHealthPath
 		}
-		if p, err := url.Parse(hc.Path); err != nil || p.Scheme != "" || p.Host != "" || p.Path != "" && p.Path[0] != '/' {
+		if p, err := url.Parse(hc.Path); err != nil || p.Scheme != "" || p.Host != "" || p.Path != "" && p.Path[0] != '/' || p.Fragment != "" {
 			bad("health_check.path: %q is not an absolute path", h.Path)
 		}
 		switch {
