@@ -265,3 +265,39 @@ func FuzzParsePath(f *testing.F) {
 		}
 	})
 }
+
+// TestScalarEqualNumbers: JSON numbers compare by value, from their
+// digits and exponents, without working the value out.
+func TestScalarEqualNumbers(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"1", "1.0", true},
+		{"1e3", "1000", true},
+		{"1E3", "1000.000", true},
+		{"1.5e1", "15", true},
+		{"0", "-0", true},
+		{"0.0", "0e99", true},
+		{"-1", "-1.00", true},
+		{"0.001", "1e-3", true},
+		{"12345678901234567890", "1.2345678901234567890e19", true},
+		{"1e999999", "10e999998", true},
+		{"1", "-1", false},
+		{"1e3", "1e4", false},
+		{"0.1", "1", false},
+		{"1e999999", "1e999998", false},
+		{"120", "12", false},
+		{"1.05", "1.5", false},
+		// Exponents no decoder reads as a finite number are not
+		// compared by value.
+		{"1e9999999999999999999", "10e9999999999999999998", false},
+	} {
+		if got := scalarEqual(json.Number(c.a), json.Number(c.b)); got != c.want {
+			t.Errorf("scalarEqual(%s, %s) = %v; want %v", c.a, c.b, got, c.want)
+		}
+		if got := scalarEqual(json.Number(c.b), json.Number(c.a)); got != c.want {
+			t.Errorf("scalarEqual(%s, %s) = %v; want %v", c.b, c.a, got, c.want)
+		}
+	}
+}

@@ -126,14 +126,18 @@
 // proxied call and a comparison.
 //
 // The answers are compared as legacy against new, whichever answered
-// the client: the status, the headers of [Shadow].Headers, and the
-// bodies: JSON (by Content-Type) structurally, key order and number
-// spelling aside, without the paths of [Shadow].Ignore; anything else
-// byte for byte; gzip decoded first. The latest differences are kept
-// ([Shadow].Samples) with the field paths and both values, for
-// [Facade.Diffs] and [Facade.DiffHandler]. An answer that the gateway
-// made for the shadow side (a 502 or 503 when its upstream could not be
-// reached) is compared like any other, as a status difference.
+// the client: the status, the headers of [Shadow].Headers (Content-Type
+// as a media type: "text/html;charset=UTF-8" is "text/html;
+// charset=utf-8"), and the bodies: JSON (by Content-Type)
+// structurally, key order and number spelling aside, without the paths
+// of [Shadow].Ignore; anything else byte for byte; gzip decoded first.
+// The latest differences are kept ([Shadow].Samples) with the field
+// paths and both values, for [Facade.Diffs] and [Facade.DiffHandler].
+// An answer that the gateway made for the shadow side (a 502 or 503
+// when its upstream could not be reached) is compared like any other,
+// as a status difference. One that the gateway made for the primary
+// side, because the client left or the request's time ran out first,
+// is not compared: the copy is dropped.
 //
 // [Facade.Shutdown] stops shadowing and waits for the queued copies;
 // [Facade.Close] drops them. Either returns once every worker has
@@ -172,7 +176,9 @@
 //     gateway.strangler.shadow.result (match, mismatch, error or
 //     dropped), gateway.strangler.target (the side shadowed) and
 //     http.route; dropped ones by gateway.strangler.shadow.reason too:
-//     queue_full, body_too_large, response_too_large, or closed.
+//     queue_full, body_too_large, response_too_large, closed, or
+//     request_ended (the client left, or the request's time ran out,
+//     before the primary side answered).
 //
 // http.route is the gateway route's ([gateway.RouteFrom]), absent outside
 // a gateway; past 1024 routes the rest count as "_OTHER". Counts are

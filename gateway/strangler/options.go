@@ -141,8 +141,9 @@ type Shadow struct {
 	// and of the primary answers kept to compare them with. A copy that would go
 	// past it is dropped (reason queue_full), as when the queue is full:
 	// bounded by count alone, a queue of large answers could hold
-	// Queue × (MaxBodyBytes + MaxResponseBytes). The default is
-	// [DefaultShadowMaxQueuedBytes].
+	// Queue × (MaxBodyBytes + MaxResponseBytes). It must hold one copy
+	// of each at their bounds. The default is
+	// [DefaultShadowMaxQueuedBytes], or that sum if larger.
 	MaxQueuedBytes int64
 
 	// Samples is the number of the latest differences kept for
@@ -327,6 +328,11 @@ func (c *config) validate() []string {
 		}
 		if s.MaxQueuedBytes < 0 {
 			bad("MaxQueuedBytes: must not be negative (got %d)", s.MaxQueuedBytes)
+		} else if d := s.withDefaults(); s.MaxQueuedBytes > 0 && d.MaxQueuedBytes < d.MaxBodyBytes+d.MaxResponseBytes {
+			// Every copy of the largest size allowed would be dropped as
+			// queue_full, with the queue empty.
+			bad("MaxQueuedBytes: %d is less than one copy may hold, MaxBodyBytes + MaxResponseBytes (%d)",
+				s.MaxQueuedBytes, d.MaxBodyBytes+d.MaxResponseBytes)
 		}
 		if s.Samples < 0 {
 			bad("Samples: must not be negative (got %d)", s.Samples)
@@ -364,7 +370,7 @@ func (s Shadow) withDefaults() Shadow {
 		s.MaxResponseBytes = DefaultShadowMaxResponseBytes
 	}
 	if s.MaxQueuedBytes == 0 {
-		s.MaxQueuedBytes = DefaultShadowMaxQueuedBytes
+		s.MaxQueuedBytes = max(DefaultShadowMaxQueuedBytes, s.MaxBodyBytes+s.MaxResponseBytes)
 	}
 	if s.Samples == 0 {
 		s.Samples = DefaultShadowSamples

@@ -245,15 +245,15 @@ func (f *Facade) decide(r *http.Request) (Target, int) {
 		}
 	}
 	bp := int(f.bp.Load())
-	switch bp {
-	case 0:
-		return TargetLegacy, rulePercent
-	case buckets:
+	if bp == buckets {
 		return TargetNew, rulePercent
 	}
+	// At 0% too the keys are looked for: a request without one counts
+	// under rule default, so that the traffic no percentage will move is
+	// seen before the first SetPercent.
 	for _, k := range f.keys {
 		if key, ok := k(r); ok {
-			if Bucket(key) < bp {
+			if bp > 0 && Bucket(key) < bp {
 				return TargetNew, rulePercent
 			}
 			return TargetLegacy, rulePercent

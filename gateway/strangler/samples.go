@@ -1,6 +1,7 @@
 package strangler
 
 import (
+	"bytes"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -60,7 +61,11 @@ func (r *ring) list() []Diff {
 	out := make([]Diff, 0, n)
 	for i := 1; i <= n; i++ {
 		d := r.buf[(r.next-i+len(r.buf))%len(r.buf)]
-		d.Fields = slices.Clone(d.Fields) // the caller's to change
+		d.Fields = slices.Clone(d.Fields) // the caller's to change, values too
+		for j := range d.Fields {
+			f := &d.Fields[j]
+			f.Legacy, f.New = bytes.Clone(f.Legacy), bytes.Clone(f.New)
+		}
 		out = append(out, d)
 	}
 	return out

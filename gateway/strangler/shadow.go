@@ -159,6 +159,14 @@ func (s *shadower) serve(w http.ResponseWriter, r *http.Request, t Target, rc *r
 		rc.dropped[t.other()][dropResponseTooLarge].Inc()
 		return
 	}
+	if r.Context().Err() != nil {
+		// The client left, or the request's time ran out, before the
+		// primary side answered: what was written (499, 504) is the
+		// gateway's, not the side's answer, and no difference of the two.
+		s.putBuf(tw.buf)
+		rc.dropped[t.other()][dropRequestEnded].Inc()
+		return
+	}
 	if !tw.wrote {
 		tw.snapshot(http.StatusOK)
 	}
@@ -279,8 +287,11 @@ func (s *shadower) run(j *job) {
 	cw := &captureWriter{header: http.Header{}, limit: s.cfg.MaxResponseBytes, buf: s.getBuf()}
 	defer s.putBuf(cw.buf)
 	err := serveShadow(s.f.sides[side], cw, out)
-	if err == nil {
-		err = context.Cause(ctx) // the time ran out, or Shutdown: the answer, if any, is the gateway's
+	if cause := context.Cause(ctx); cause != nil && (err == nil || errors.Is(err, errShadowPanic)) {
+		// The time ran out, or Shutdown: the answer, if any, is the
+		// gateway's, and one cut off mid-body broke off for that reason
+		// (ReverseProxy's ErrAbortHandler), not for a fault of the side.
+		err = cause
 	}
 	result := resultMatch
 	var (

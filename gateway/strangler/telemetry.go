@@ -55,10 +55,11 @@ const (
 	dropBodyTooLarge
 	dropResponseTooLarge
 	dropClosed
+	dropRequestEnded
 	numDrops
 )
 
-var dropNames = [numDrops]string{"queue_full", "body_too_large", "response_too_large", "closed"}
+var dropNames = [numDrops]string{"queue_full", "body_too_large", "response_too_large", "closed", "request_ended"}
 
 // spanAttrs are the attributes a decision puts on the request's span, by
 // target and rule, built once.
