@@ -86,3 +86,57 @@ func TestSlowClientBodyNotChargedToTarget(t *testing.T) {
 		t.Errorf("after two clients stalled mid-body: a normal request got %d; want 200 (the target was never at fault)", resp.StatusCode)
 	}
 }
+
+// TestStalledClientBodyTimesOut: a client that stops sending its body
+// gets its 408 when the route's time runs out, not when it sends again:
+// HTTP/1's transport returned only once the gateway's read of the body
+// did, which waited for the client, so a stalled client held the request
+// (and an upstream connection) for as long as it liked. A handler's read
+// of the body ends then too.
+func TestStalledClientBodyTimesOut(t *testing.T) {
+	b := newBackend(t, "b") // reads the whole body, then answers
+	handlerErr := make(chan error, 1)
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}),
+		gateway.WithRoutes(
+			gateway.Route{Pattern: "/proxied", Upstream: "u", Timeout: 150 * time.Millisecond},
+			gateway.Route{Pattern: "/handled", Timeout: 150 * time.Millisecond,
+				Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					_, err := io.ReadAll(r.Body)
+					handlerErr <- err
+					w.WriteHeader(http.StatusRequestTimeout)
+				})}))
+	for _, path := range []string{"/proxied", "/handled"} {
+		pr, pw := io.Pipe()
+		t.Cleanup(func() { _ = pw.Close() })
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, pr)
+		go func() { _, _ = io.WriteString(pw, "x") }() // one byte, then nothing until the test ends
+		done := make(chan int, 1)
+		go func() {
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				done <- 0
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+		select {
+		case code := <-done:
+			if code != http.StatusRequestTimeout {
+				t.Errorf("%s: status %d; want 408", path, code)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: no answer 10s after the route's time (150ms) ran out, the client's body stalled", path)
+		}
+	}
+	select {
+	case err := <-handlerErr:
+		if err == nil {
+			t.Error("the handler's read of a stalled body ended without an error")
+		}
+	default:
+		t.Error("the handler did not return")
+	}
+}

@@ -602,6 +602,16 @@ func (rt *route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		deadline = ctx
 	}
 	if r.Body != nil && r.Body != http.NoBody {
+		if deadline != nil {
+			// A client that stops sending its body would hold the
+			// request past its time: HTTP/1's transport returns only
+			// once its read of the body does, and a handler's read
+			// waits as long. The connection's read deadline ends that
+			// read (answered 408); the server clears it once the body
+			// is read, and for the next request.
+			dl, _ := deadline.Deadline()
+			_ = http.NewResponseController(w).SetReadDeadline(dl)
+		}
 		n := rt.spec.MaxBodyBytes
 		r.Body = &clientBody{rc: r.Body, left: n, limit: n, st: st, deadline: deadline}
 	}

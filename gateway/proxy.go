@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -676,6 +677,12 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	case st != nil && st.tooLarge.Load(), errors.As(err, &mbe):
 		writeError(w, http.StatusRequestEntityTooLarge)
 		return
+	case st != nil && st.bodyStall.Load()&bodyTimedOut != 0:
+		// The time ran out while the client was still sending its body:
+		// the connection's read deadline ended the read, and the server
+		// took that for the client's leaving.
+		writeError(w, http.StatusRequestTimeout)
+		return
 	case errors.Is(context.Cause(ctx), context.Canceled):
 		writeError(w, StatusClientClosedRequest)
 		return
@@ -782,8 +789,10 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	before := b.deadline != nil && b.deadline.Err() == nil
 	n, err := b.rc.Read(p)
 	if b.st != nil {
-		if before && b.deadline.Err() != nil {
-			// HTTP/1's transport returns only once this read does.
+		if before && (b.deadline.Err() != nil || errors.Is(err, os.ErrDeadlineExceeded)) {
+			// HTTP/1's transport returns only once this read does; the
+			// route's time ran out during it, or the connection's read
+			// deadline, set to that time, ended it.
 			b.st.bodyStall.Or(bodyTimedOut)
 		}
 		b.st.bodyStall.And(^uint32(bodyWaiting))

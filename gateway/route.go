@@ -67,8 +67,10 @@ type Route struct {
 	// Timeout bounds the whole exchange with the upstream or handler,
 	// retries and the response body included: the request's context
 	// ends then, and an upstream that has not answered by then gets the
-	// client a 504. Leave it 0 (no bound) on routes that stream
-	// (server-sent events, WebSockets).
+	// client a 504. A client still sending its body then gets a 408:
+	// the connection's read deadline is set to it while the body is
+	// read. Leave it 0 (no bound) on routes that stream (server-sent
+	// events, WebSockets).
 	Timeout time.Duration
 
 	// MaxBodyBytes bounds the request body; a longer one gets 413. 0
