@@ -1,9 +1,14 @@
 package aggregate_test
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +16,7 @@ import (
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/aggregate"
+	"github.com/otelpatterns/patterns/internal/telemetry"
 )
 
 // shop is three upstreams of an order page: the order, its customer
@@ -387,6 +393,7 @@ func TestNew(t *testing.T) {
 		{Name: "g", Upstream: "a", Optional: true, Path: "/", TTL: time.Second},
 		{Name: "h", Upstream: "a", After: []string{"g"}, Path: "/", Header: []string{"bad header"}},
 		{Name: "_meta", Upstream: "a"},
+		{Name: "i", Upstream: "a", Path: "/a%zz/{id}"},
 	}, aggregate.WithTTL(-time.Second), aggregate.WithShapes(nil, map[string]aggregate.Shape{"web": nil}))
 	if err == nil {
 		t.Fatal("New() = nil error")
@@ -409,6 +416,7 @@ func TestNew(t *testing.T) {
 		`parts[6] "h": after: a required part cannot depend on optional part "g"`,
 		`parts[7] "_meta": name: must not start with _`,
 		`parts[7] "_meta": path: set a path or a request function`,
+		`parts[8] "i": path: "/a%zz/{id}" is not a URL path: invalid URL escape "%zz"`,
 		`WithTTL(-1s): must not be negative`,
 		`WithShapes: shape "web": must not be nil`,
 		`WithShapes: shape "web" needs a client type function`,
@@ -434,6 +442,10 @@ func TestPartErrorStatus(t *testing.T) {
 		{aggregate.PartError{Reason: "status", Status: 409}, 409},
 		{aggregate.PartError{Reason: "status", Status: 500}, 502},
 		{aggregate.PartError{Reason: "status", Status: 302}, 502},
+		{aggregate.PartError{Reason: "status", Status: 401}, 502}, // without a challenge
+		{aggregate.PartError{Reason: "status", Status: 407}, 502},
+		{aggregate.PartError{Reason: "status", Status: 421}, 502},
+		{aggregate.PartError{Reason: "status", Status: 431}, 502},
 		{aggregate.PartError{Reason: "unavailable"}, 503},
 		{aggregate.PartError{Reason: "timeout"}, 504},
 		{aggregate.PartError{Reason: "unreachable"}, 502},
@@ -446,5 +458,169 @@ func TestPartErrorStatus(t *testing.T) {
 	e := &aggregate.PartError{Part: "p", Reason: "timeout", Err: errors.New("x")}
 	if !errors.Is(e, e.Err) {
 		t.Errorf("PartError does not unwrap to its cause")
+	}
+}
+
+// TestVary checks that the response names in Vary the request headers
+// its document depends on (RFC 9110, 12.5.5): FromHeader's, which
+// chooses the shape, and those the parts forward, canonical, added to
+// those a middleware set, each once. Without them, a cache in front of
+// the gateway serves one client type's document, or one language's,
+// to another.
+func TestVary(t *testing.T) {
+	u := newUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
+		jsonAnswer(map[string]any{"lang": r.Header.Get("Accept-Language")})(w, r)
+	})
+	shapes := aggregate.WithShapes(aggregate.FromHeader("x-client"), map[string]aggregate.Shape{
+		"mobile": aggregate.Select(map[string]string{"l": "order.lang"}),
+		"":       func(doc map[string]any) map[string]any { return doc },
+	})
+	setVary := func(v string) gateway.Middleware {
+		return func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Vary", v)
+				next.ServeHTTP(w, r)
+			})
+		}
+	}
+	forwarding := []aggregate.Part{{Name: "order", Upstream: "orders", Path: "/o", Header: []string{"accept-language"}}}
+	plain := []aggregate.Part{{Name: "order", Upstream: "orders", Path: "/o"}}
+	for _, tt := range []struct {
+		name  string
+		parts []aggregate.Part
+		mw    []gateway.Middleware
+		opts  []aggregate.Option
+		want  string
+	}{
+		{"shape and forwarded header", forwarding, nil, []aggregate.Option{shapes}, "Accept-Language, X-Client"},
+		{"forwarded header", forwarding, nil, nil, "Accept-Language"},
+		{"shape", plain, nil, []aggregate.Option{shapes}, "X-Client"},
+		{"neither", plain, nil, nil, ""},
+		{"merged with the middleware's", forwarding, []gateway.Middleware{setVary("accept-encoding,  accept-language")},
+			[]aggregate.Option{shapes}, "Accept-Encoding, Accept-Language, X-Client"},
+		{"everything already", forwarding, []gateway.Middleware{setVary("*")}, nil, "*"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := startWith(t, upstreamsOf(u), gateway.Route{Pattern: "GET /o", Middleware: tt.mw}, tt.parts, nil, tt.opts...)
+			resp, doc := st.get(t, "/o", "X-Client", "mobile", "Accept-Language", "fr")
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%d %v", resp.StatusCode, doc)
+			}
+			if got := strings.Join(resp.Header.Values("Vary"), ", "); got != tt.want {
+				t.Errorf("Vary = %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestHopStatusesNotPassedOn checks that an upstream's 4xx about the
+// gateway's own hop to it, not about the client's request, becomes a
+// 502: a 407 asks the client to authenticate to a proxy it never met,
+// a 421 to retry on another connection. A 401 is passed on only with
+// its WWW-Authenticate challenge, which the response carries (RFC 9110,
+// 11.6.1 and 15.5.2 require one); without one it is a 502 too.
+func TestHopStatusesNotPassedOn(t *testing.T) {
+	type want struct {
+		status    int
+		challenge []string
+	}
+	tests := map[string]struct {
+		code      int
+		challenge []string
+		want      want
+	}{
+		"401 with challenges": {http.StatusUnauthorized, []string{`Bearer realm="orders"`, `Basic realm="orders"`},
+			want{http.StatusUnauthorized, []string{`Bearer realm="orders"`, `Basic realm="orders"`}}},
+		"401 without": {code: http.StatusUnauthorized, want: want{status: http.StatusBadGateway}},
+		"403":         {code: http.StatusForbidden, want: want{status: http.StatusForbidden}},
+	}
+	for _, code := range []int{http.StatusProxyAuthRequired, http.StatusRequestTimeout, http.StatusLengthRequired,
+		http.StatusRequestEntityTooLarge, http.StatusRequestURITooLong, http.StatusExpectationFailed,
+		http.StatusMisdirectedRequest, http.StatusUpgradeRequired, http.StatusRequestHeaderFieldsTooLarge} {
+		tests[strconv.Itoa(code)] = struct {
+			code      int
+			challenge []string
+			want      want
+		}{code: code, want: want{status: http.StatusBadGateway}}
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			u := newUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
+				for _, c := range tt.challenge {
+					w.Header().Add("WWW-Authenticate", c)
+				}
+				if tt.code == http.StatusProxyAuthRequired {
+					w.Header().Set("Proxy-Authenticate", `Basic realm="mesh"`)
+				}
+				status(tt.code)(w, r)
+			})
+			st := start(t, []*upstream{u}, "GET /o", []aggregate.Part{{Name: "order", Upstream: "orders", Path: "/o"}}, nil)
+			resp, doc := st.get(t, "/o")
+			if resp.StatusCode != tt.want.status || field(doc, "_failed.order.status") != strconv.Itoa(tt.code) {
+				t.Errorf("upstream's %d: %d %v; want %d naming its status", tt.code, resp.StatusCode, doc, tt.want.status)
+			}
+			if got := resp.Header.Values("WWW-Authenticate"); !slices.Equal(got, tt.want.challenge) {
+				t.Errorf("WWW-Authenticate = %q; want %q", got, tt.want.challenge)
+			}
+			if got := resp.Header.Get("Proxy-Authenticate"); got != "" {
+				t.Errorf("Proxy-Authenticate = %q passed on", got)
+			}
+		})
+	}
+}
+
+// TestInvalidUTF8Replaced checks that a part's answer with invalid
+// UTF-8 in a string, which json.Valid takes, is put in the document
+// with U+FFFD for each invalid byte, as when it is decoded (read by a
+// Shape): the document, application/json, must be UTF-8 (RFC 8259,
+// 8.1).
+func TestInvalidUTF8Replaced(t *testing.T) {
+	u := newUpstream(t, "orders", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "{\"name\":\"a\xff\xfeb\",\"ok\":\"\u00e9\ufffd\"}")
+	})
+	parts := []aggregate.Part{{Name: "order", Upstream: "orders", Path: "/o"}}
+	const want = "{\"order\":{\"name\":\"a\ufffd\ufffdb\",\"ok\":\"\u00e9\ufffd\"}}"
+	for name, opts := range map[string][]aggregate.Option{
+		"as it came": nil,
+		"decoded": {aggregate.WithShapes(nil, map[string]aggregate.Shape{
+			"": func(doc map[string]any) map[string]any { return doc },
+		})},
+	} {
+		t.Run(name, func(t *testing.T) {
+			st := start(t, []*upstream{u}, "GET /o", parts, nil, opts...)
+			resp, err := st.srv.Client().Get(st.srv.URL + "/o")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != want {
+				t.Errorf("document %q; want %q", b, want)
+			}
+		})
+	}
+}
+
+// TestPartErrorType checks the error.type values of part failures: the
+// upstream's status, the type of a cause that has one (the context's,
+// the gateway's), and aggregate.{reason} for a plain transport error,
+// whose Go type (net/url.Error) is none of the documented values.
+func TestPartErrorType(t *testing.T) {
+	dial := &url.Error{Op: "Get", URL: "http://orders/o", Err: &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}}
+	deadline := &url.Error{Op: "Get", URL: "http://orders/o", Err: context.DeadlineExceeded}
+	for _, tt := range []struct {
+		e    aggregate.PartError
+		want string
+	}{
+		{aggregate.PartError{Reason: "status", Status: 404}, "404"},
+		{aggregate.PartError{Reason: "unreachable", Err: dial}, "aggregate.unreachable"},
+		{aggregate.PartError{Reason: "unavailable", Err: &url.Error{Op: "Get", URL: "http://x/", Err: gateway.ErrUnknownUpstream}}, "aggregate.unavailable"},
+		{aggregate.PartError{Reason: "timeout", Err: deadline}, telemetry.ErrorTypeString(context.DeadlineExceeded)},
+		{aggregate.PartError{Reason: "timeout", Err: dial}, "aggregate.timeout"},
+		{aggregate.PartError{Reason: "request", Err: errors.New("no such field")}, "aggregate.request"},
+	} {
+		if got := tt.e.ErrorType(); got != tt.want {
+			t.Errorf("PartError{%s, %v}.ErrorType() = %q; want %q", tt.e.Reason, tt.e.Err, got, tt.want)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"hash"
 	"maps"
 	"net/http"
+	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"time"
@@ -82,6 +84,16 @@ func (h *Handler) key(r *http.Request, clientType string) string {
 	k.add(r.URL.RequestURI())
 	k.add(clientType)
 	k.add(subject(r))
+	// The credentials the request came with, which a Request function
+	// may send on: two callers with different ones never share a
+	// document, though the gateway found the same principal, or none.
+	// They go into the hash, never into the key in the clear.
+	for _, name := range credentialHeaders {
+		for _, v := range r.Header.Values(name) {
+			k.add(name)
+			k.add(v)
+		}
+	}
 	for _, name := range h.headers {
 		for _, v := range r.Header.Values(name) {
 			k.add(name)
@@ -94,10 +106,15 @@ func (h *Handler) key(r *http.Request, clientType string) string {
 	return k.key("aggregate:doc:")
 }
 
+// credentialHeaders are the headers of the incoming request whose
+// digest is part of the key of an aggregation (see key).
+var credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
+
 // configKey tells handlers that share a cache apart: those of the
 // routes of one pattern, told apart by matchers, and versions of one
-// handler across the instances sharing an L2. Functions (Request,
-// shapes) are told by where they are set, not what they do.
+// handler across the instances sharing an L2. Functions (Request
+// functions, shapes, the client type and WithKey's) are told apart by
+// their names (funcName), which every instance of one binary shares.
 func configKey(ps []*part, cfg config) string {
 	k := newKeyHash()
 	list := func(xs []string) {
@@ -114,11 +131,34 @@ func configKey(ps []*part, cfg config) string {
 		list(p.header)
 		list(p.After)
 		k.add(strconv.FormatBool(p.Optional))
-		k.add(strconv.FormatBool(p.Request != nil))
+		k.add(funcName(p.Request))
 		k.add(strconv.FormatInt(p.maxBytes, 10))
 	}
-	list(slices.Sorted(maps.Keys(cfg.shapes)))
+	types := slices.Sorted(maps.Keys(cfg.shapes))
+	list(types)
+	for _, t := range types {
+		k.add(funcName(cfg.shapes[t]))
+	}
+	k.add(funcName(cfg.clientType))
+	k.add(funcName(cfg.key))
 	return k.key("")
+}
+
+// funcName returns the name of f's function ("" for nil), such as
+// "example.com/bff.mobileShape" or "example.com/bff.New.func2": the
+// same in every process of one binary, so that instances sharing an L2
+// agree on their keys. Every closure of one function literal has the
+// literal's name, whatever it captured: two Select shapes, or two
+// Request functions made by one constructor, have one name.
+func funcName(f any) string {
+	v := reflect.ValueOf(f)
+	if v.Kind() != reflect.Func || v.IsNil() {
+		return ""
+	}
+	if fn := runtime.FuncForPC(v.Pointer()); fn != nil {
+		return fn.Name()
+	}
+	return "?"
 }
 
 // partKey identifies a part's answer: the request sent (the upstream,

@@ -2,6 +2,7 @@ package aggregate_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -348,5 +349,120 @@ func TestDocumentCache(t *testing.T) {
 	st.get(t, "/orders/8")
 	if n := s.orders.hits.Load(); n != 3 {
 		t.Errorf("orders called %d times; want 3 (a partial document is not kept)", n)
+	}
+}
+
+// TestCredentialsKeepCallersApart checks that callers with different
+// credentials (Authorization, Proxy-Authorization, Cookie) never share
+// an aggregation or a document, though the gateway found no principal
+// for them: a Request function that sends them on (as for an upstream
+// that checks the token itself) makes the document theirs.
+func TestCredentialsKeepCallersApart(t *testing.T) {
+	forward := func(name string) []aggregate.Part {
+		return []aggregate.Part{{Name: "me", Upstream: "profiles",
+			Request: func(in *http.Request, _ aggregate.Results) (*http.Request, error) {
+				req, err := http.NewRequest(http.MethodGet, "/me", nil)
+				if err == nil {
+					req.Header.Set(name, in.Header.Get(name))
+				}
+				return req, err
+			}}}
+	}
+	t.Run("collapsed", func(t *testing.T) {
+		// Two users at once, no cache at all.
+		const n = 2
+		var arrived atomic.Int64
+		all := make(chan struct{})
+		count := func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if arrived.Add(1) == n {
+					close(all)
+				}
+				next.ServeHTTP(w, r)
+			})
+		}
+		u := newUpstream(t, "profiles", func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-all:
+			case <-time.After(2 * time.Second):
+			}
+			time.Sleep(20 * time.Millisecond) // let the second request join, if it is to
+			jsonAnswer(map[string]any{"user": r.Header.Get("Authorization")})(w, r)
+		})
+		st := startWith(t, upstreamsOf(u), gateway.Route{Pattern: "GET /me", Middleware: []gateway.Middleware{count}},
+			forward("Authorization"), nil)
+		users := []string{"Bearer ada", "Bearer bob"}
+		var wg sync.WaitGroup
+		got := make([]string, n)
+		for i, user := range users {
+			wg.Go(func() {
+				req, _ := http.NewRequest(http.MethodGet, st.srv.URL+"/me", nil)
+				req.Header.Set("Authorization", user)
+				resp, err := st.srv.Client().Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				got[i] = string(b)
+			})
+		}
+		wg.Wait()
+		for i, user := range users {
+			if !strings.Contains(got[i], `"user":"`+user+`"`) {
+				t.Errorf("%s got %s", user, got[i])
+			}
+		}
+	})
+	for _, name := range []string{"Authorization", "Proxy-Authorization", "Cookie"} {
+		t.Run("cached by "+name, func(t *testing.T) {
+			u := newUpstream(t, "profiles", func(w http.ResponseWriter, r *http.Request) {
+				jsonAnswer(map[string]any{"user": r.Header.Get(name)})(w, r)
+			})
+			st := startWith(t, upstreamsOf(u), gateway.Route{Pattern: "GET /me"}, forward(name), nil,
+				aggregate.WithCache(newCache(t)), aggregate.WithTTL(time.Hour))
+			for _, user := range []string{"ada", "bob", "ada"} {
+				if _, doc := st.get(t, "/me", name, user); field(doc, "me.user") != `"`+user+`"` {
+					t.Errorf("%s %s got %v", name, user, doc)
+				}
+			}
+			if n := u.hits.Load(); n != 2 {
+				t.Errorf("profiles called %d times for two users, one twice; want 2", n)
+			}
+		})
+	}
+}
+
+// countingStore is an L2 that counts the reads of documents.
+type countingStore struct {
+	cache.MemoryStore
+	docReads atomic.Int64
+}
+
+func (s *countingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if strings.Contains(key, "aggregate:doc:") {
+		s.docReads.Add(1)
+	}
+	return s.MemoryStore.Get(ctx, key)
+}
+
+// TestDocumentCacheReadOnce checks that a request not in the cache
+// (WithTTL) reads it once, not once before joining the aggregation and
+// again in it: with an L2 such as Redis, each read is a round trip.
+func TestDocumentCacheReadOnce(t *testing.T) {
+	store := &countingStore{}
+	c, err := cache.New[aggregate.Entry](cache.WithStore(store), cache.WithTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	s := newShop(t)
+	st := start(t, s.upstreams(), "GET /orders/{id}", s.parts(), nil, aggregate.WithCache(c), aggregate.WithTTL(time.Hour))
+	if resp, doc := st.get(t, "/orders/7"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("%d %v", resp.StatusCode, doc)
+	}
+	if n := store.docReads.Load(); n != 1 {
+		t.Errorf("one request read the document's key from L2 %d times; want 1", n)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 )
 
 // request makes a part's request to its upstream.
@@ -31,6 +32,9 @@ func (h *Handler) request(in *http.Request, p *part, earlier Results, body []byt
 		if body != nil {
 			c.Body = io.NopCloser(bytes.NewReader(body))
 		}
+		// A server request's RequestURI, which http.Client refuses to
+		// send: in may be changed and sent on.
+		c.RequestURI = ""
 		req, err = p.Request(&c, earlier)
 		if err != nil {
 			return nil, err
@@ -38,6 +42,8 @@ func (h *Handler) request(in *http.Request, p *part, earlier Results, body []byt
 		if req == nil || req.URL == nil {
 			return nil, errors.New("aggregate: Request returned no request, or one without a URL")
 		}
+		// As for in: one made with in.Clone, or in.WithContext, has it.
+		req.RequestURI = ""
 		if req.Header == nil {
 			// As http.Client allows; the forwarded headers go in it.
 			req.Header = http.Header{}
@@ -83,8 +89,8 @@ func (h *Handler) request(in *http.Request, p *part, earlier Results, body []byt
 }
 
 // call sends a part's request and reads its answer, which must be a 2xx
-// with a JSON body of at most the part's MaxBytes (none for HEAD). It returns the body
-// decoded and as sent.
+// with a JSON body of at most the part's MaxBytes (none for HEAD). It
+// returns the body decoded and as sent.
 func (h *Handler) call(req *http.Request, p *part, reqCtx context.Context) (any, []byte, *PartError) {
 	resp, err := h.client.Do(req)
 	if err != nil {
@@ -94,8 +100,12 @@ func (h *Handler) call(req *http.Request, p *part, reqCtx context.Context) (any,
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		// Drained a little, so that the connection may be used again.
 		_, _ = io.CopyN(io.Discard, resp.Body, 4<<10)
-		return nil, nil, &PartError{Part: p.Name, Reason: reasonStatus, Status: resp.StatusCode,
+		pe := &PartError{Part: p.Name, Reason: reasonStatus, Status: resp.StatusCode,
 			Err: fmt.Errorf("aggregate: upstream %q answered %s", p.Upstream, resp.Status)}
+		if resp.StatusCode == http.StatusUnauthorized {
+			pe.challenge = resp.Header.Values("WWW-Authenticate")
+		}
+		return nil, nil, pe
 	}
 	if req.Method == http.MethodHead {
 		// No body to read: an existence check, whose value is null.
@@ -131,9 +141,33 @@ func (p *part) decode(raw []byte) (any, error) {
 		if !json.Valid(raw) {
 			return nil, errors.New("aggregate: the body is not JSON")
 		}
-		return json.RawMessage(raw), nil
+		return json.RawMessage(validUTF8(raw)), nil
 	}
 	return decode(raw)
+}
+
+// validUTF8 returns raw, valid JSON, with each byte of an invalid UTF-8
+// sequence replaced by U+FFFD, as decoding it would: json.Valid takes
+// invalid UTF-8 in strings, and a document of application/json must be
+// UTF-8 (RFC 8259, 8.1). Valid input, the usual, is returned as it is,
+// not copied. (bytes.ToValidUTF8 would replace a run of invalid bytes
+// with one U+FFFD, which is not what a decoded part gets.) Outside
+// strings, valid JSON is ASCII: no replacement can change its syntax.
+func validUTF8(raw []byte) []byte {
+	if utf8.Valid(raw) {
+		return raw
+	}
+	out := make([]byte, 0, len(raw)+8)
+	for len(raw) > 0 {
+		r, size := utf8.DecodeRune(raw)
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, raw[:size]...)
+		}
+		raw = raw[size:]
+	}
+	return out
 }
 
 // decode decodes one JSON value, numbers as json.Number so that ids keep
@@ -162,6 +196,9 @@ func (res *response) write(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(res.body)))
+	for _, c := range res.auth {
+		h.Add("WWW-Authenticate", c)
+	}
 	if len(res.partial) > 0 {
 		h.Set(PartialHeader, joinNames(res.partial))
 	}

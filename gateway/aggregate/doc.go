@@ -85,6 +85,11 @@
 //     "status", "status": 404}}}. The parts in flight are cancelled,
 //     and those not started yet do not start.
 //
+//     A 4xx about the gateway's own hop to the upstream, not about the
+//     client's request, is a 502 too: 407, 408, 411, 413, 414, 417,
+//     421, 426 and 431. So is a 401 without a WWW-Authenticate
+//     challenge; a 401 with one is passed on with its challenge.
+//
 //   - The client went away: 499, as the gateway records it.
 //
 // A part's failure reason ("error") is one of timeout, unavailable,
@@ -100,9 +105,11 @@
 // so that an optional part's does not fail the response.
 //
 // The response is the handler's own: the parts' headers (Set-Cookie,
-// Cache-Control, their own Content-Type) and the bodies of their error
-// answers are not passed on; the document says which part failed and
-// how.
+// Cache-Control, their own Content-Type; a 401's WWW-Authenticate
+// aside) and the bodies of their error answers are not passed on; the
+// document says which part failed and how. Its Vary names the headers
+// the parts forward and [FromHeader]'s, added to those a middleware
+// set.
 //
 // Requests with methods other than GET and HEAD get 405, and parts
 // cannot send methods other than GET, HEAD and OPTIONS, unless
@@ -139,14 +146,20 @@
 // {"_stale": ["customer"]}.
 //
 // Identical GET and HEAD requests (same handler and route, path and
-// query, client type, caller, the headers parts forward, and
+// query, client type, caller, credentials (a digest of Authorization,
+// Proxy-Authorization and Cookie), the headers parts forward, and
 // [WithKey]) that arrive while one is being aggregated share its
 // aggregation: N of them at once make one call per part. With
 // [WithTTL], complete documents are kept whole, and identical requests
-// within the TTL run no part; a request that arrives as a shared
-// aggregation ends finds its document.
+// within the TTL run no part; the cache is read once for all the
+// requests that share an aggregation, and a request that arrives as a
+// shared aggregation ends finds its document.
 // A shared aggregation runs to its end even when every request waiting
-// on it has gone: bound it with the route's Timeout or the parts'.
+// on it has gone: bound it with the route's Timeout or the parts'. It
+// has the deadline of the request that started it. A request whose
+// deadline is that one or later gets its answer, which names the part
+// that was late; one with an earlier deadline gets 504
+// {"_error": "timeout"} when its time runs out.
 //
 // Headers a part forwards are part of both keys, so forward none that
 // changes with every request (a request ID, a trace header): that
@@ -162,7 +175,9 @@
 //     gateway.aggregation.client_type with [WithShapes]. A request that
 //     joined another's aggregation has gateway.aggregation.collapsed
 //     and a link to that one's span. A failed response has status
-//     Error and the error.type of its part's failure.
+//     Error and the error.type of its part's failure, or
+//     context.DeadlineExceeded (context.Canceled) for a request that
+//     stopped waiting for a shared aggregation.
 //   - gateway.aggregation.part (internal): one part, a child of the
 //     aggregation span, holding the gateway's client span of its call;
 //     gateway.aggregation.part, gateway.upstream,
@@ -172,7 +187,8 @@
 //     status Error and error.type: the upstream's status, the
 //     gateway's type (gateway.upstream_unavailable,
 //     gateway.attempt_timeout, context.DeadlineExceeded), or
-//     aggregate.{reason}.
+//     aggregate.{reason} (aggregate.unreachable for an upstream that
+//     could not be reached).
 //
 // Metrics come from the meter named [ScopeName] of the
 // [WithMeterProvider] provider, counted once per aggregation run

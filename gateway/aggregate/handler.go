@@ -9,13 +9,14 @@ import (
 	"net/http"
 	"runtime/debug"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/singleflight"
 
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -47,8 +48,8 @@ const (
 // sent to each part that sends one.
 const maxRequestBody = 1 << 20
 
-// cacheTimeout bounds a cache write, made after the part's answer
-// arrived and so outside its time.
+// cacheTimeout bounds a cache write, made after the answer arrived and
+// so outside its part's time (see writeContext).
 const cacheTimeout = 250 * time.Millisecond
 
 // Handler serves an aggregation route: it calls its parts' upstreams
@@ -65,11 +66,22 @@ type Handler struct {
 	parts   []*part
 	stages  [][]*part
 	headers []string // every part's forwarded headers, for the key
+	vary    []string // the request headers the document depends on
 	writes  bool     // a part may send a write: nothing is shared
 	id      string   // the configuration, for the key
 	cfg     config
 	tel     *instruments
-	flights singleflight.Group
+
+	mu      sync.Mutex
+	flights map[string]*flight // the aggregations running, by key
+}
+
+// flight is an aggregation that identical requests share (see
+// collapse).
+type flight struct {
+	done     chan struct{} // closed once res is set
+	res      *response
+	deadline time.Time // the leader's, which bounds it; zero for none
 }
 
 // New returns a handler that aggregates parts, calling their upstreams
@@ -109,6 +121,10 @@ func New(parts []Part, opts ...Option) (*Handler, error) {
 			errs = append(errs, fmt.Errorf("aggregate: WithShapes: shape %q needs a client type function", name))
 		}
 	}
+	typeHeader, fromHeader := headerOf(cfg.clientType)
+	if fromHeader && !validToken(typeHeader) {
+		errs = append(errs, fmt.Errorf("aggregate: WithShapes: FromHeader(%q): not a header name", typeHeader))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -137,6 +153,11 @@ func New(parts []Part, opts ...Option) (*Handler, error) {
 		}
 	}
 	slices.Sort(h.headers)
+	h.vary = slices.Clone(h.headers)
+	if fromHeader && cfg.shapes != nil && !slices.Contains(h.vary, typeHeader) {
+		h.vary = append(h.vary, typeHeader)
+		slices.Sort(h.vary)
+	}
 	h.id = configKey(ps, cfg)
 	return h, nil
 }
@@ -146,6 +167,7 @@ func New(parts []Part, opts ...Option) (*Handler, error) {
 type response struct {
 	status  int
 	body    []byte
+	auth    []string // the WWW-Authenticate challenges of a 401
 	partial []string
 	stale   []string
 	parts   []string // the parts in the document
@@ -214,52 +236,179 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		span.AddLink(trace.Link{SpanContext: res.leader})
 	}
 	telemetry.RecordError(span, res.err)
+	h.setVary(w.Header())
 	res.write(w)
 }
 
-// collapse answers a safe request from the cache, or from the one
-// aggregation that runs for all identical requests at a time.
+// setVary names in the response's Vary the request headers that its
+// document depends on besides its URL: those the parts forward, and
+// FromHeader's, so that a cache in front of the gateway does not serve
+// one language's or one client type's document to another (RFC 9110,
+// 12.5.5). Names that a middleware set already are kept.
+func (h *Handler) setVary(hdr http.Header) {
+	if len(h.vary) == 0 {
+		return
+	}
+	set := hdr.Values("Vary")
+	if len(set) == 0 {
+		hdr.Set("Vary", strings.Join(h.vary, ", "))
+		return
+	}
+	var names []string
+	for _, v := range set {
+		for name := range strings.SplitSeq(v, ",") {
+			name = http.CanonicalHeaderKey(strings.TrimSpace(name))
+			if name == "*" { // varies on everything already
+				return
+			}
+			if name != "" && !slices.Contains(names, name) {
+				names = append(names, name)
+			}
+		}
+	}
+	for _, name := range h.vary {
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	hdr.Set("Vary", strings.Join(names, ", "))
+}
+
+// collapse answers a safe request from the one aggregation that runs
+// for all identical requests at a time: the first of them, its leader,
+// starts it, and the others join it. Its document comes from the cache
+// (WithTTL), read once for all of them, or from the parts.
 func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientType string) *response {
 	ctx := r.Context()
 	var key string
 	if !guarded(func() { key = h.key(r, clientType) }) {
 		return errorResponse(http.StatusInternalServerError, "internal")
 	}
-	if res := h.cachedDoc(ctx, key, route); res != nil {
+	h.mu.Lock()
+	f, joined := h.flights[key]
+	if !joined {
+		f = &flight{done: make(chan struct{})}
+		f.deadline, _ = ctx.Deadline()
+		if h.flights == nil {
+			h.flights = map[string]*flight{}
+		}
+		h.flights[key] = f
+	}
+	h.mu.Unlock()
+	if !joined {
+		h.lead(f, r, key, route, shape)
+	}
+	select {
+	case <-f.done:
+		return f.res
+	case <-ctx.Done():
+	}
+	err := ctx.Err()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		// The client went away; the aggregation goes on for the others.
+		res := errorResponse(gateway.StatusClientClosedRequest, "canceled")
+		res.err = fmt.Errorf("aggregate: the client went away: %w", err)
 		return res
 	}
-	ch := h.flights.DoChan(key, func() (any, error) {
+	// The request's time ran out. An aggregation bounded by the same
+	// deadline (the leader's) or an earlier one is ending too, and its
+	// answer says what was late: a 200 without a late optional part, a
+	// 504 naming a late required one. A request with less time than
+	// the aggregation it joined cannot wait for it.
+	// It gets a moment to say so: a part whose call does not heed its
+	// context (a Request or Shape function that hangs) must not hold
+	// the request for ever.
+	if dl, _ := ctx.Deadline(); !joined || (!f.deadline.IsZero() && !dl.Before(f.deadline)) {
+		t := time.NewTimer(lateAnswer)
+		defer t.Stop()
+		select {
+		case <-f.done:
+			return f.res
+		case <-t.C:
+		}
+	}
+	res := errorResponse(http.StatusGatewayTimeout, "timeout")
+	res.err = fmt.Errorf("aggregate: the shared aggregation outlasts the request: %w", err)
+	return res
+}
+
+// lateAnswer is how long a request whose time ran out waits for the
+// aggregation it shares, bounded by the same deadline, to end: the
+// parts see the deadline at once, so this is only a bound.
+const lateAnswer = time.Second
+
+// lead starts flight f for its leader r: it answers from the cache, or
+// runs the aggregation in a goroutine of its own, which the leader can
+// leave (its client going away) without ending it for the others. The
+// goroutine ends with the aggregation: bounded by the leader's
+// deadline, and by the parts' Timeouts.
+//
+// The flight lands whatever happens, so that no request waits on it
+// for ever: a panic in the cache's functions (its loader or writer, the
+// user's) gives a 500, and goes to otel.Handle, as one in a Shape does.
+func (h *Handler) lead(f *flight, r *http.Request, key, route string, shape Shape) {
+	ctx := r.Context()
+	var cached *response
+	if !guarded(func() { cached = h.cachedDoc(ctx, key, route) }) {
+		cached = errorResponse(http.StatusInternalServerError, "internal")
+	}
+	if cached != nil {
+		h.land(f, key, cached)
+		return
+	}
+	go func() {
+		var res *response
+		defer func() {
+			if v := recover(); v != nil {
+				otel.Handle(fmt.Errorf("aggregate: panic: %v\n%s", v, debug.Stack()))
+				if res == nil {
+					res = errorResponse(http.StatusInternalServerError, "internal")
+				}
+			}
+			h.land(f, key, res)
+		}()
 		// The flight answers every request that joins it, so one that
-		// goes away must not cancel it; it keeps the first one's deadline.
+		// goes away must not cancel it; it keeps the leader's deadline.
 		fctx := context.WithoutCancel(ctx)
-		if dl, ok := ctx.Deadline(); ok {
+		if !f.deadline.IsZero() {
 			var cancel context.CancelFunc
-			fctx, cancel = context.WithDeadline(fctx, dl)
+			fctx, cancel = context.WithDeadline(fctx, f.deadline)
 			defer cancel()
 		}
-		// A request that missed the cache just before the flight that
-		// filled it ended finds the document now.
-		if res := h.cachedDoc(fctx, key, route); res != nil {
-			return res, nil
-		}
-		res := h.run(r.WithContext(fctx), route, shape, nil)
+		res = h.run(r.WithContext(fctx), route, shape, nil)
 		res.leader = trace.SpanContextFromContext(ctx)
 		if h.cfg.ttl > 0 && res.complete() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cacheTimeout)
+			// Stored before the flight lands: a request that finds no
+			// flight for its key finds its document, reading the cache
+			// once.
+			sctx, cancel := writeContext(fctx, fctx)
+			defer cancel()
 			_ = h.cfg.cache.Set(sctx, key, Entry{Body: res.body, Stored: time.Now(), Parts: res.parts})
-			cancel()
 		}
-		return res, nil
-	})
-	select {
-	case v := <-ch:
-		return v.Val.(*response)
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return errorResponse(http.StatusGatewayTimeout, "timeout")
-		}
-		return errorResponse(gateway.StatusClientClosedRequest, "canceled")
+	}()
+}
+
+// land ends flight f with res, for the requests that joined it.
+func (h *Handler) land(f *flight, key string, res *response) {
+	f.res = res
+	h.mu.Lock()
+	delete(h.flights, key)
+	h.mu.Unlock()
+	close(f.done)
+}
+
+// writeContext returns the context of a cache write, made after the
+// answer arrived: ctx's values (the trace), but not its cancellation
+// (the answer is good though the request ended), and a deadline of
+// cacheTimeout or bound's, whichever is earlier, so that a slow cache
+// (an L2 that hangs) never holds a complete answer past the route's
+// deadline.
+func writeContext(ctx, bound context.Context) (context.Context, context.CancelFunc) {
+	dl := time.Now().Add(cacheTimeout)
+	if d, ok := bound.Deadline(); ok && d.Before(dl) {
+		dl = d
 	}
+	return context.WithDeadline(context.WithoutCancel(ctx), dl)
 }
 
 // guarded calls f, which calls a function of the configuration (a
@@ -394,7 +543,11 @@ func (h *Handler) run(r *http.Request, route string, shape Shape, body []byte) (
 	var pe *PartError
 	if errors.As(err, &pe) {
 		b, _ := json.Marshal(map[string]any{FailedField: map[string]*PartError{pe.Part: pe}})
-		return &response{status: pe.HTTPStatus(), body: b, err: pe}
+		res := &response{status: pe.HTTPStatus(), body: b, err: pe}
+		if res.status == http.StatusUnauthorized {
+			res.auth = pe.challenge
+		}
+		return res
 	}
 	results := Results{}
 	failed := map[string]*PartError{}
@@ -538,7 +691,9 @@ func (h *Handler) part(ctx context.Context, in *http.Request, p *part, earlier R
 		return outcome{err: pe}
 	}
 	if key != "" {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cacheTimeout)
+		// Bounded by the request's deadline, not the part's Timeout,
+		// which bounds its call.
+		sctx, cancel := writeContext(ctx, in.Context())
 		_ = h.cfg.cache.Set(sctx, key, Entry{Body: raw, Stored: time.Now()})
 		cancel()
 	}

@@ -6,8 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/gateway/aggregate"
@@ -150,4 +152,26 @@ func jsonString(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
+}
+
+// roundTripFunc answers the parts' requests itself: it stands for the
+// gateway's transport where a test needs control over when an answer
+// (or a failure) comes.
+type roundTripFunc func(req *http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// jsonResponse is a 200 with body, as an upstream sends it.
+func jsonResponse(req *http.Request, body string) *http.Response {
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+		Request: req, ContentLength: int64(len(body)), Body: io.NopCloser(strings.NewReader(body))}
+}
+
+// slowToNotice fails only some time after the request's context ended,
+// as a transport that notices the cancellation late does (a TLS write,
+// a proxy hop).
+func slowToNotice(req *http.Request) (*http.Response, error) {
+	<-req.Context().Done()
+	time.Sleep(30 * time.Millisecond)
+	return nil, req.Context().Err()
 }

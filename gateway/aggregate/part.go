@@ -41,10 +41,14 @@ type Part struct {
 	// [http.Request.PathValue] has it) and whose {part.field} is the
 	// value of field in an earlier part's answer (a JSON object; fields
 	// of nested objects as {part.a.b}, elements of arrays by index). It
-	// must start with "/". Values are escaped for where they stand (a
-	// path segment or a query value); a field that is missing, null, an
-	// object or an array, or empty in the path, fails the part with
-	// reason "request".
+	// must start with "/", and parse as a URL's path and query once its
+	// {references} are filled in. Values are escaped for where they
+	// stand (a path segment or a query value); a field that is missing,
+	// null, an object or an array fails the part with reason "request",
+	// and so does a value in the path that is empty, "." or "..", which
+	// would name another resource than the template's: to the upstream,
+	// /orders/{id}/lines with id ".." is /lines (escaped, %2E%2E is the
+	// same URI), and with an empty id /orders//lines.
 	//
 	//	Path: "/customers/{order.customer_id}?lang={lang}"
 	Path string
@@ -110,8 +114,9 @@ const DefaultMaxBytes = 1 << 20
 var ErrSkip = errors.New("aggregate: part skipped")
 
 // Results holds the answers of the parts a part depends on, by name
-// (and, for a [Shape], of every part that answered), decoded from JSON (objects as map[string]any, numbers as
-// json.Number). It must not be modified.
+// (and, for a [Shape], of every part that answered), decoded from JSON
+// (objects as map[string]any, numbers as json.Number). It must not be
+// modified.
 type Results map[string]any
 
 // Lookup returns the value at path, a part's name followed by fields
@@ -352,6 +357,18 @@ func compilePath(tmpl string) ([]segment, error) {
 		out = append(out, segment{ref: ref, field: dotted, query: query})
 		rest = rest[open+end+1:]
 	}
+	// What the literals say must stand as a URL (no bad escape such as
+	// "%zz"), or every request would fail at run time.
+	var b strings.Builder
+	for _, seg := range out {
+		b.WriteString(seg.lit)
+		if seg.ref != "" {
+			b.WriteString("x")
+		}
+	}
+	if _, err := url.Parse("http://upstream" + b.String()); err != nil {
+		return nil, fmt.Errorf("%q is not a URL path: %v", tmpl, errors.Unwrap(err))
+	}
 	return out, nil
 }
 
@@ -384,12 +401,13 @@ func expand(tmpl []segment, in *http.Request, earlier Results) (string, error) {
 			b.WriteString(url.QueryEscape(v))
 			continue
 		}
-		switch v {
-		case ".", "..": // never a dot segment that the upstream would resolve
-			b.WriteString(strings.Repeat("%2E", len(v)))
-		default:
-			b.WriteString(url.PathEscape(v))
+		if v == "." || v == ".." {
+			// A dot segment, which the upstream (or a proxy before it)
+			// resolves, escaped or not (RFC 3986, 6.2.2.2): another
+			// resource than the template's.
+			return "", fmt.Errorf("aggregate: {%s}: %q in the path", s.ref, v)
 		}
+		b.WriteString(url.PathEscape(v))
 	}
 	return b.String(), nil
 }

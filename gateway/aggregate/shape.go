@@ -3,6 +3,7 @@ package aggregate
 import (
 	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -20,9 +21,39 @@ type Shape func(doc map[string]any) map[string]any
 type ClientType func(r *http.Request) string
 
 // FromHeader takes the client type from a request header ("X-Client:
-// mobile").
+// mobile"). The handler's responses name the header in Vary, so that a
+// cache in front of the gateway keeps a document per client type. The
+// handler cannot tell which header a ClientType of one's own reads:
+// name it in Vary from a route's middleware, and the handler adds its
+// names to it.
+//
+//go:noinline
 func FromHeader(name string) ClientType {
-	return func(r *http.Request) string { return r.Header.Get(name) }
+	// Not inlined, so that every ClientType it makes has the code of
+	// this one closure, by which New knows it (headerOf).
+	key := http.CanonicalHeaderKey(name)
+	return func(r *http.Request) string {
+		if r == headerProbe {
+			return key
+		}
+		return r.Header.Get(key)
+	}
+}
+
+// headerProbe is the request that a ClientType made by FromHeader
+// answers with its header's name.
+var headerProbe = new(http.Request)
+
+// fromHeaderCode is the code of FromHeader's ClientTypes.
+var fromHeaderCode = reflect.ValueOf(FromHeader("")).Pointer()
+
+// headerOf returns the header that ct reads, if FromHeader made it: only
+// such a function is given headerProbe, never one of the user's.
+func headerOf(ct ClientType) (string, bool) {
+	if ct == nil || reflect.ValueOf(ct).Pointer() != fromHeaderCode {
+		return "", false
+	}
+	return ct(headerProbe), true
 }
 
 // FromPathValue takes the client type from a path value of the route's

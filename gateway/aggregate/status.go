@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/internal/telemetry"
@@ -38,6 +39,10 @@ type PartError struct {
 	Status int `json:"status,omitempty"`
 	// Err is the cause.
 	Err error `json:"-"`
+
+	// challenge holds the WWW-Authenticate values of an upstream's 401,
+	// without which the 401 is not passed on (see HTTPStatus).
+	challenge []string
 }
 
 func (e *PartError) Error() string {
@@ -54,27 +59,50 @@ func (e *PartError) Error() string {
 func (e *PartError) Unwrap() error { return e.Err }
 
 // ErrorType returns the value of the error.type attribute: the
-// upstream's status for reason "status", the cause's type for
-// unavailable, unreachable and timeout (as the gateway records them),
-// and aggregate.{reason} for the others.
+// upstream's status for reason "status"; for unavailable, unreachable
+// and timeout, the type the cause carries as the gateway records it
+// (gateway.upstream_unavailable, gateway.attempt_timeout,
+// context.DeadlineExceeded); and aggregate.{reason} otherwise, also
+// when the cause is a plain transport error: its Go type
+// (net/url.Error, net.OpError) would say less than the reason does.
 func (e *PartError) ErrorType() string {
 	switch {
 	case e.Reason == reasonStatus:
-		return fmt.Sprint(e.Status)
-	case e.Err != nil && (e.Reason == reasonUnavailable || e.Reason == reasonUnreachable || e.Reason == reasonTimeout):
+		return strconv.Itoa(e.Status)
+	case e.Err != nil && typedCause(e.Err) &&
+		(e.Reason == reasonUnavailable || e.Reason == reasonUnreachable || e.Reason == reasonTimeout):
 		return telemetry.ErrorTypeString(e.Err)
 	}
 	return "aggregate." + e.Reason
+}
+
+// typedCause reports whether err's chain has a stable error.type of its
+// own: a type with an ErrorType method (the gateway's errors, through
+// the *url.Error of http.Client), or the context's errors.
+func typedCause(err error) bool {
+	var typed interface{ ErrorType() string }
+	return (errors.As(err, &typed) && typed.ErrorType() != "") ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // HTTPStatus is the status of a response that fails because of this
 // part: the upstream's own 4xx, 502 for a 5xx or a response that is
 // not usable, 503 when no target could take the call, 504 when time
 // ran out, 499 when the client went away.
+//
+// A 4xx about the gateway's own hop to the upstream rather than the
+// client's request is not the client's to act on, and becomes 502: 407
+// (authenticate to a proxy), 408, 411, 413, 414, 417, 421 (retry on
+// another connection), 426 and 431. A 401 is passed on only with the
+// upstream's WWW-Authenticate challenge, which the response carries
+// (RFC 9110, 15.5.2, requires one); without it, 502.
 func (e *PartError) HTTPStatus() int {
 	switch e.Reason {
 	case reasonStatus:
-		if e.Status >= 400 && e.Status < 500 {
+		switch {
+		case e.Status == http.StatusUnauthorized && len(e.challenge) == 0, hopStatus(e.Status):
+			return http.StatusBadGateway
+		case e.Status >= 400 && e.Status < 500:
 			return e.Status
 		}
 		return http.StatusBadGateway
@@ -86,6 +114,19 @@ func (e *PartError) HTTPStatus() int {
 		return gateway.StatusClientClosedRequest
 	}
 	return http.StatusBadGateway
+}
+
+// hopStatus reports whether an upstream's 4xx is about the gateway's
+// request to it (its connection, its proxy, the size or form of what
+// the gateway sent) and not about the client's.
+func hopStatus(code int) bool {
+	switch code {
+	case http.StatusProxyAuthRequired, http.StatusRequestTimeout, http.StatusLengthRequired,
+		http.StatusRequestEntityTooLarge, http.StatusRequestURITooLong, http.StatusExpectationFailed,
+		http.StatusMisdirectedRequest, http.StatusUpgradeRequired, http.StatusRequestHeaderFieldsTooLarge:
+		return true
+	}
+	return false
 }
 
 // stale reports whether a cached answer may stand in for the part: the

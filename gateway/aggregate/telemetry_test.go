@@ -1,6 +1,7 @@
 package aggregate_test
 
 import (
+	"net/http"
 	"testing"
 	"time"
 
@@ -140,6 +141,31 @@ func TestTelemetry(t *testing.T) {
 			if failed {
 				t.Errorf("part %s (%s) has status Error", a[aggregate.AttrPart].AsString(), a[aggregate.AttrOutcome].AsString())
 			}
+		}
+	}
+}
+
+// TestUnreachablePartErrorType checks the error.type of a part whose
+// upstream cannot be reached, on its span and on the aggregation's: one
+// of the values doc.go lists (aggregate.{reason} here), not the Go type
+// of http.Client's error (net/url.Error).
+func TestUnreachablePartErrorType(t *testing.T) {
+	p := telemetrytest.New(t)
+	u := newUpstream(t, "orders", jsonAnswer(map[string]any{}))
+	u.Close() // not listening
+	st := start(t, []*upstream{u}, "GET /o", []aggregate.Part{{Name: "order", Upstream: "orders", Path: "/o"}}, nil,
+		aggregate.WithTracerProvider(p.TracerProvider), aggregate.WithMeterProvider(p.MeterProvider))
+	if resp, doc := st.get(t, "/o"); resp.StatusCode != http.StatusBadGateway || field(doc, "_failed.order.error") != `"unreachable"` {
+		t.Fatalf("%d %v; want 502, unreachable", resp.StatusCode, doc)
+	}
+	const want = "aggregate.unreachable"
+	for _, name := range []string{aggregate.SpanPart, aggregate.SpanAggregation} {
+		spans := p.SpansNamed(name)
+		if len(spans) != 1 {
+			t.Fatalf("%d %s spans; want 1", len(spans), name)
+		}
+		if got := telemetrytest.Attrs(spans[0])[semconv.ErrorTypeKey].AsString(); got != want {
+			t.Errorf("%s: %s = %q; want %q", name, semconv.ErrorTypeKey, got, want)
 		}
 	}
 }

@@ -10,12 +10,23 @@ import (
 
 // FuzzExpand checks that no value, from the route or from an upstream's
 // answer, changes the shape of a part's request: it stays one path
-// segment and one query value, whatever it holds.
+// segment and one query value, whatever it holds. A dot segment ("."
+// or ".."), which the upstream would resolve however it is escaped,
+// fails the part in the path, and is a value like any other in the
+// query.
 func FuzzExpand(f *testing.F) {
-	for _, s := range []string{"42", "..", ".", "a/b", "?x=1", "%2F", "#frag", "a b", "&q=2", "{id}", "\x00\xff"} {
+	for _, s := range []string{"42", "..", ".", "...", ".a", "%2E%2E", "a/b", "?x=1", "%2F", "#frag", "a b", "&q=2", "{id}", "\x00\xff"} {
 		f.Add(s)
 	}
 	tmpl, err := compilePath("/a/{id}/{order.x}?q={id}&r={order.x}")
+	if err != nil {
+		f.Fatal(err)
+	}
+	tmpl2, err := compilePath("/b/{order.y}")
+	if err != nil {
+		f.Fatal(err)
+	}
+	query, err := compilePath("/q?q={id}&r={order.y}")
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -25,12 +36,28 @@ func FuzzExpand(f *testing.F) {
 		}
 		in := httptest.NewRequest("GET", "/", nil)
 		in.SetPathValue("id", v)
-		uri, err := expand(tmpl, in, Results{"order": map[string]any{"x": json.Number("1"), "y": v}})
+		earlier := Results{"order": map[string]any{"x": json.Number("1"), "y": v}}
+		if v == "." || v == ".." {
+			for _, tm := range [][]segment{tmpl, tmpl2} {
+				if uri, err := expand(tm, in, earlier); err == nil {
+					t.Fatalf("expand(%q) = %q; want an error for a dot segment", v, uri)
+				}
+			}
+			uri, err := expand(query, in, earlier)
+			if err != nil {
+				t.Fatalf("expand(%q in the query) = %v", v, err)
+			}
+			parsed, err := url.Parse("http://upstream" + uri)
+			if err != nil || parsed.Query().Get("q") != v || parsed.Query().Get("r") != v {
+				t.Fatalf("%q: query %v (%v); want q=%q r=%q", uri, parsed.Query(), err, v, v)
+			}
+			return
+		}
+		uri, err := expand(tmpl, in, earlier)
 		if err != nil {
 			t.Fatalf("expand(%q) = %v", v, err)
 		}
-		tmpl2, _ := compilePath("/b/{order.y}")
-		uri2, err := expand(tmpl2, in, Results{"order": map[string]any{"y": v}})
+		uri2, err := expand(tmpl2, in, earlier)
 		if err != nil {
 			t.Fatalf("expand(field %q) = %v", v, err)
 		}
