@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // A gRPC upstream answers HTTP 200 whatever the call's outcome, and puts
@@ -17,22 +20,30 @@ import (
 // from the HTTP status: when the trailers-only headers arrive, or when
 // the body has been read to its end and its trailers are in.
 //
-// The breaker counts UNAVAILABLE (14), DEADLINE_EXCEEDED (4, unless the
-// request carried the client's own grpc-timeout),
-// RESOURCE_EXHAUSTED (8) and INTERNAL (13) as failures, the default
-// failure codes of circuitbreaker/grpcbreaker's client interceptors, as
-// well as a response that ends without a grpc-status or whose body fails
-// to read; outlier detection counts UNAVAILABLE and DEADLINE_EXCEEDED,
-// gRPC's 503 and 504, and the broken responses. Other codes (NOT_FOUND,
-// INVALID_ARGUMENT, ...) are the caller's business and count as
-// successes. Breaker.Failure still applies to a gRPC response whose HTTP
-// status is not 200 (an intermediary's 502, say). The breaker waits for
-// grpc-status only for a request sent as gRPC (Content-Type
-// application/grpc...): the attempts of other requests run inside the
-// breaker's Execute, which allocates nothing but must be told the
-// outcome when the response headers are in, so a gRPC answer to a
+// The breaker counts UNAVAILABLE (14) and DEADLINE_EXCEEDED (4) as
+// failures, as well as a response that ends without a grpc-status or
+// whose body fails to read; outlier detection counts UNAVAILABLE and
+// DEADLINE_EXCEEDED, gRPC's 503 and 504, and the broken responses. A
+// DEADLINE_EXCEEDED counts for neither when the deadline that ran out
+// was the client's own (see clientDeadline). Every other code is the
+// caller's business and counts as a success, INTERNAL and
+// RESOURCE_EXHAUSTED included, unlike grpcbreaker's client interceptor:
+// grpc-go answers those to a malformed or oversized message, so a client
+// sending three of them would open the breaker for every client. (An
+// upstream that fails with INTERNAL on its own answers it to every
+// caller, and its breaker stays closed; its health checks or outlier
+// detection have to catch it.) Breaker.Failure still applies to a gRPC
+// response whose HTTP status is not 200 (an intermediary's 502, say).
+// The breaker waits for grpc-status only for a request sent as gRPC
+// (Content-Type application/grpc...): the attempts of other requests run
+// inside the breaker's Execute, which allocates nothing but must be told
+// the outcome when the response headers are in, so a gRPC answer to a
 // request that was not a gRPC call counts by its HTTP status there
 // (outlier detection still reads its grpc-status).
+//
+// Retries judge a trailers-only UNAVAILABLE as the 503 it stands for
+// (retryCode): a request that is safe to repeat goes to another
+// target when [Retry].Status accepts 503, as it does by default.
 
 // grpcStatusError is a gRPC answer that counts as a failure of the
 // target.
@@ -48,23 +59,139 @@ func (e *grpcStatusError) ErrorType() string { return e.code }
 var errGRPCNoStatus = errors.New("gateway: gRPC response without grpc-status")
 
 // grpcBreakerFailure and grpcOutlierFailure classify a grpc-status value.
-func grpcBreakerFailure(code string) bool {
-	switch code {
-	case "4", "8", "13", "14":
-		return true
-	}
-	return false
-}
+func grpcBreakerFailure(code string) bool { return code == "4" || code == "14" }
 
 func grpcOutlierFailure(code string) bool { return code == "4" || code == "14" }
 
 // clientDeadline reports whether a DEADLINE_EXCEEDED answer is due to
 // the deadline the client gave (the request's grpc-timeout): the
 // client's choice, which any server can miss (a forged 1ns), and not a
-// failure of the target. The gateway's own route timeout and per-try
-// timeout still count.
+// failure of the target. A grpc-timeout that [PropagateGRPCDeadline] set
+// from the route's Timeout is the gateway's own deadline: missing it
+// counts, as the route's timeout and the per-try timeout do.
 func clientDeadline(resp *http.Response, code string) bool {
-	return code == "4" && resp.Request != nil && resp.Request.Header.Get("Grpc-Timeout") != ""
+	return code == "4" && resp.Request != nil && resp.Request.Header.Get("Grpc-Timeout") != "" &&
+		resp.Request.Context().Value(routeDeadlineKey{}) == nil
+}
+
+// retryCode is the status by which the retry policy judges resp: 503
+// for a gRPC answer that says UNAVAILABLE in its headers (trailers-only,
+// so nothing of it has reached the client yet), as gRPC maps that code
+// to HTTP; resp's own status otherwise. A gRPC call that is safe to
+// repeat (an Idempotency-Key) then goes to another target, as an HTTP
+// request answered 503 does.
+func retryCode(resp *http.Response) int {
+	if resp.StatusCode == http.StatusOK {
+		if st := resp.Header["Grpc-Status"]; len(st) > 0 && st[0] == "14" && isGRPC(resp) {
+			return http.StatusServiceUnavailable
+		}
+	}
+	return resp.StatusCode
+}
+
+// routeDeadlineKey marks the context of a request whose grpc-timeout is
+// the route's deadline, not the client's (see [PropagateGRPCDeadline]).
+type routeDeadlineKey struct{}
+
+// PropagateGRPCDeadline returns r, a gRPC call that a route's handler
+// sends through the gateway ([ProxyTo], [Gateway.Transport]) on a
+// client's behalf, with its Grpc-Timeout header set to the time left on
+// r's context (the route's Timeout), so that the gRPC server stops
+// working on the call when the gateway stops waiting for it, and passes
+// the deadline on to its own calls. A grpc-timeout that r already
+// carries is the client's own: it stays when it is the shorter. Package
+// gateway/transcode calls it for every call it makes.
+//
+// The gateway tells the two apart when the server answers
+// DEADLINE_EXCEEDED: missing the client's deadline is the client's
+// choice and counts against neither the target's breaker nor its
+// outlier detection, while missing the route's is a failure of the
+// target. For that, when it sets the route's deadline, it returns a copy
+// of r whose context is marked (two allocations, and one or two for the
+// header); otherwise it returns r itself, and allocates nothing. The
+// copy shares r's Header map, where the header is set.
+func PropagateGRPCDeadline(r *http.Request) *http.Request {
+	dl, ok := r.Context().Deadline()
+	if !ok {
+		return r
+	}
+	left := time.Until(dl)
+	vals := r.Header["Grpc-Timeout"]
+	if len(vals) > 0 {
+		if d, ok := parseGRPCTimeout(vals[0]); ok && d <= left {
+			return r // the client's deadline comes first
+		}
+	}
+	r = r.WithContext(context.WithValue(r.Context(), routeDeadlineKey{}, true))
+	v := formatGRPCTimeout(left)
+	if len(vals) == 1 {
+		vals[0] = v
+	} else {
+		r.Header["Grpc-Timeout"] = []string{v}
+	}
+	return r
+}
+
+// maxTimeoutValue is the largest number a grpc-timeout may carry: at
+// most 8 digits, then the unit.
+const maxTimeoutValue = 1e8 - 1
+
+// formatGRPCTimeout writes d as a grpc-timeout: the finest unit whose
+// count fits in 8 digits, rounded up (as grpc-go does), so that the
+// server never gives up before the gateway. A deadline already passed
+// is 1n, which the server misses at once.
+func formatGRPCTimeout(d time.Duration) string {
+	if d <= 0 {
+		return "1n"
+	}
+	for _, u := range [...]struct {
+		unit time.Duration
+		c    byte
+	}{{time.Nanosecond, 'n'}, {time.Microsecond, 'u'}, {time.Millisecond, 'm'}, {time.Second, 'S'}, {time.Minute, 'M'}} {
+		if n := (d + u.unit - 1) / u.unit; n <= maxTimeoutValue {
+			var buf [9]byte
+			b := strconv.AppendInt(buf[:0], int64(n), 10)
+			return string(append(b, u.c))
+		}
+	}
+	return strconv.FormatInt(int64((d+time.Hour-1)/time.Hour), 10) + "H" // beyond 190 years
+}
+
+// parseGRPCTimeout reads a grpc-timeout: 1 to 8 digits, then the unit
+// (H, M, S, m, u or n).
+func parseGRPCTimeout(s string) (time.Duration, bool) {
+	if len(s) < 2 || len(s) > 9 {
+		return 0, false
+	}
+	var unit time.Duration
+	switch s[len(s)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, false
+	}
+	var n int64
+	for i := range len(s) - 1 {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if unit == time.Hour && n > math.MaxInt64/int64(time.Hour) {
+		return math.MaxInt64, true
+	}
+	return time.Duration(n) * unit, true
 }
 
 // isGRPC reports whether resp is a gRPC answer (HTTP/2, 200,

@@ -109,14 +109,16 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := u.sendVia(a, i, t, done, tried, first && a == req)
 		first = false
 		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
+			if clientBodyFailed(err) {
 				return retry.Permanent(err)
 			}
 			return err
 		}
 		pending = resp
-		if u.spec.retry.Status(resp.StatusCode) {
+		if code := retryCode(resp); u.spec.retry.Status(code) {
+			if code != resp.StatusCode {
+				return &grpcStatusError{resp.Header.Get("Grpc-Status")}
+			}
 			return &retryStatus{resp}
 		}
 		return nil
@@ -335,9 +337,8 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 func (u *upstream) finish(ctx context.Context, t *target, done func(error), err error, code int) error {
 	gone := clientGone(ctx)
 	if err != nil && !gone {
-		var mbe *http.MaxBytesError
 		st := stateOf(ctx)
-		gone = errors.As(err, &mbe) || st != nil && (st.tooLarge.Load() || st.badBody.Load() ||
+		gone = clientBodyFailed(err) || st != nil && (st.tooLarge.Load() || st.badBody.Load() ||
 			st.bodyStall.Load() != 0 && timedOut(ctx, err))
 	}
 	berr := u.breakerErr(gone, err, code)
@@ -686,7 +687,7 @@ func (rt *route) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(context.Cause(ctx), context.Canceled):
 		writeError(w, StatusClientClosedRequest)
 		return
-	case st != nil && st.badBody.Load():
+	case st != nil && st.badBody.Load(), errors.Is(err, ErrClientBody):
 		writeError(w, http.StatusBadRequest)
 		return
 	case st != nil && st.bodyStall.Load() != 0 && timedOut(ctx, err):
@@ -752,6 +753,29 @@ func writeError(w http.ResponseWriter, code int) {
 		text = "Client Closed Request"
 	}
 	http.Error(w, strconv.Itoa(code)+" "+text, code)
+}
+
+// ErrClientBody marks the failure of a request body as the client's
+// doing, for a handler that proxies a request through the gateway
+// ([ProxyTo], [Gateway.Proxy], [Gateway.Transport]) with a body of its
+// own making: one converted from the client's, as package
+// gateway/transcode does, which fails when the client's message is over
+// a limit or malformed. The gateway reads the client's own body itself
+// and knows when that fails; a body made from it fails where the gateway
+// cannot see why, and its error, returned by the transport, would pass
+// for a failure of the target. Wrapped in ErrClientBody
+// (fmt.Errorf("%w: %w", gateway.ErrClientBody, err)), it is treated as
+// the client's body failing: the attempt counts against neither the
+// target's breaker nor its outlier detection, it is not retried, and
+// the gateway answers 400 (413 when err is an [*http.MaxBytesError])
+// instead of 502.
+var ErrClientBody = errors.New("gateway: the request body failed")
+
+// clientBodyFailed reports whether err, an attempt's, is the client's
+// body failing: over the route's limit, or marked with [ErrClientBody].
+func clientBodyFailed(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe) || errors.Is(err, ErrClientBody)
 }
 
 // clientBody is the body of a request as the client sends it. It marks

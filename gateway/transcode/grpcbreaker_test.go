@@ -3,8 +3,10 @@ package transcode_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 	"github.com/stretchr/testify/assert"
@@ -129,4 +131,58 @@ func TestBreakerIgnoresAbandonedStreams(t *testing.T) {
 	}
 	assert.Equal(t, int64(5), inv.calls.Load())
 	assert.Equal(t, int64(0), opened.Load(), "breaker openings")
+}
+
+// A client's malformed message (bytes passed on untouched when the
+// client's codec is the upstream's) is answered INTERNAL by grpc-go, and
+// one over the server's receive limit RESOURCE_EXHAUSTED. The breaker
+// counted both: three bad requests from one client opened it for every
+// client.
+func TestBreakerIgnoresMalformedMessages(t *testing.T) {
+	for name, req := range map[string]struct {
+		body string
+		h    http.Header
+	}{
+		"connect+proto garbage": {"\xff\xff\xff\xff", http.Header{"Content-Type": {"application/proto"}, "Connect-Protocol-Version": {"1"}}},
+		"grpc-web truncated":    {"\x00\x00\x00\x00\x64abc", http.Header{"Content-Type": {"application/grpc-web+proto"}}},
+		// Over the server's receive limit (1 KiB here, 4 MiB by default).
+		"grpc-web over the server's limit": {"\x00\x00\x00\x08\x34" + strings.Repeat("\x0a\x05sku-1", 300), http.Header{"Content-Type": {"application/grpc-web+proto"}}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			breaker, opened := countingBreaker()
+			gw := transcodingGateway(t, startGRPC(t, newInventory(), nil, grpc.MaxRecvMsgSize(1024)), gateway.Route{},
+				func(u *gateway.Upstream) { u.Breaker = breaker })
+			for range 3 {
+				resp, _ := rawDo(t, "POST", gw.URL+"/inventory.v1.InventoryService/GetItem", strings.NewReader(req.body), req.h)
+				t.Logf("the bad call: grpc-status %s %s", resp.Header.Get("Grpc-Status"), resp.Header.Get("Grpc-Message"))
+			}
+			resp, body := rawDo(t, "GET", gw.URL+"/v1/items/sku-1", nil, nil)
+			assert.Equal(t, http.StatusOK, resp.StatusCode, "another client's call: %s", body)
+			assert.Equal(t, int64(0), opened.Load(), "breaker openings")
+		})
+	}
+}
+
+// The route's Timeout goes to the server as grpc-timeout, but it is the
+// gateway's deadline, not the client's: a DEADLINE_EXCEEDED that the
+// server answers of its own (a call of its own timed out) still counts
+// against the target, as it did before the route's deadline was sent.
+func TestBreakerCountsUpstreamDeadlineUnderRouteTimeout(t *testing.T) {
+	var reached atomic.Int64
+	addr := startGRPC(t, newInventory(), nil, grpc.UnaryInterceptor(
+		func(ctx context.Context, _ any, _ *grpc.UnaryServerInfo, _ grpc.UnaryHandler) (any, error) {
+			reached.Add(1)
+			if _, ok := ctx.Deadline(); !ok {
+				return nil, status.Error(codes.Internal, "no deadline came")
+			}
+			return nil, status.Error(codes.DeadlineExceeded, "the stock service timed out")
+		}))
+	breaker, opened := countingBreaker()
+	gw := transcodingGateway(t, addr, gateway.Route{Timeout: 5 * time.Second}, func(u *gateway.Upstream) { u.Breaker = breaker })
+	for range 5 {
+		resp, body := rawDo(t, "GET", gw.URL+"/v1/items/sku-1", nil, nil)
+		assert.Contains(t, []int{http.StatusGatewayTimeout, http.StatusServiceUnavailable}, resp.StatusCode, body)
+	}
+	assert.Equal(t, int64(3), reached.Load(), "calls reaching the server")
+	assert.Equal(t, int64(1), opened.Load(), "breaker openings")
 }

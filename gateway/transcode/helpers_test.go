@@ -1,8 +1,15 @@
 package transcode_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,6 +25,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/gateway/transcode"
 	"github.com/otelpatterns/patterns/internal/inventorypb"
 )
 
@@ -127,4 +136,78 @@ func newRecorder(t *testing.T) (*tracetest.SpanRecorder, *sdktrace.TracerProvide
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	return rec, tp
+}
+
+// transcodingGateway serves a gateway, without middleware, whose routes
+// (made from base) transcode the inventory service of the h2c upstream at
+// addr; up adjusts the upstream, opts the transcoder.
+func transcodingGateway(t *testing.T, addr string, base gateway.Route, up func(*gateway.Upstream), opts ...transcode.Option) *httptest.Server {
+	t.Helper()
+	tr, err := transcode.New("inventory", append([]transcode.Option{transcode.WithService("inventory.v1.InventoryService")}, opts...)...)
+	require.NoError(t, err)
+	u := gateway.Upstream{Name: "inventory", Targets: []gateway.Target{{URL: "http://" + addr}}, H2C: true}
+	if up != nil {
+		up(&u)
+	}
+	g, err := gateway.New(gateway.WithUpstreams(u), gateway.WithRoutes(tr.Routes(base)...))
+	require.NoError(t, err)
+	srv := httptest.NewServer(g)
+	t.Cleanup(func() {
+		srv.Close()
+		_ = g.Close()
+	})
+	return srv
+}
+
+// rawDo sends a request and returns the response with its whole body,
+// which must read to its end. A body of type unknownLength goes chunked.
+func rawDo(t *testing.T, method, url string, body io.Reader, h http.Header) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
+	require.NoError(t, err)
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err, "the answer's body reads to its end")
+	return resp, string(b)
+}
+
+// unknownLength is a request body whose length net/http does not know,
+// so that it goes chunked.
+type unknownLength struct{ io.Reader }
+
+// rpcCode is the "code" of a google.rpc.Status JSON body, or -1.
+func rpcCode(body string) float64 {
+	var st struct{ Code *float64 }
+	if json.Unmarshal([]byte(body), &st) != nil || st.Code == nil {
+		return -1
+	}
+	return *st.Code
+}
+
+// rawGRPC serves h over h2c (HTTP/2 without TLS) on a loopback port: a
+// gRPC server that says what the test wants it to.
+func rawGRPC(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// gzipped is s compressed with gzip.
+func gzipped(t *testing.T, s string) string {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write([]byte(s))
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return buf.String()
 }

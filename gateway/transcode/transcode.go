@@ -1,12 +1,16 @@
 package transcode
 
 import (
+	"compress/gzip"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
+	"connectrpc.com/connect"
 	"connectrpc.com/vanguard"
 	"google.golang.org/genproto/googleapis/api/annotations"
 	"google.golang.org/protobuf/proto"
@@ -29,15 +33,17 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 type config struct {
-	services []protoreflect.ServiceDescriptor
-	maxBytes int64
-	upstream http.Handler
-	errs     []error
+	services     []protoreflect.ServiceDescriptor
+	maxBytes     int64
+	upstream     http.Handler
+	upstreamGzip bool
+	errs         []error
 }
 
-// WithService adds the gRPC service of that full name ("inventory.v1.InventoryService"),
-// whose schema must be registered with the protobuf runtime, as importing
-// its generated Go package does. At least one service is required.
+// WithService adds the gRPC service of that full name
+// ("inventory.v1.InventoryService"), whose schema must be registered with
+// the protobuf runtime, as importing its generated Go package does. At
+// least one service is required.
 func WithService(fullName string) Option {
 	return optionFunc(func(c *config) {
 		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(fullName))
@@ -67,12 +73,28 @@ func WithServiceDescriptor(sd protoreflect.ServiceDescriptor) Option {
 }
 
 // WithMaxMessageBytes bounds the size of each request and response
-// message the transcoder buffers; a larger one fails the call with
-// RESOURCE_EXHAUSTED (HTTP 429 for REST and Connect unary clients, as
-// vanguard maps it). The default is [DefaultMaxMessageBytes] (4 MiB). It
-// must be in 1..4 GiB-1.
+// message the transcoder buffers, compressed and decompressed alike; a
+// larger one fails the call with RESOURCE_EXHAUSTED (HTTP 429 for REST
+// and Connect unary clients, as vanguard maps it). The bound on
+// decompressed messages is what stops a small gzip body (a "zip bomb")
+// from inflating to gigabytes in the gateway's memory. The default is
+// [DefaultMaxMessageBytes] (4 MiB). It must be in 1..4 GiB-1.
 func WithMaxMessageBytes(n int64) Option {
 	return optionFunc(func(c *config) { c.maxBytes = n })
+}
+
+// WithUpstreamGzip tells the transcoder that the upstream accepts gzip
+// messages: a client's gzip message in an enveloped protocol (gRPC,
+// gRPC-Web, Connect streaming) then goes to the upstream compressed, as
+// it came, instead of being decompressed in the gateway. Without it the
+// transcoder sends every message uncompressed, since a grpc-go server
+// decompresses only with the codecs it registered, and registers none by
+// default: a compressed message would fail with UNIMPLEMENTED. Give it
+// only when every target accepts gzip (grpc-go does once the server
+// imports google.golang.org/grpc/encoding/gzip). A gzip REST or Connect
+// unary body is decompressed either way, to be transcoded or bounded.
+func WithUpstreamGzip() Option {
+	return optionFunc(func(c *config) { c.upstreamGzip = true })
 }
 
 // WithUpstreamHandler sends the transcoded gRPC requests to h instead of
@@ -102,8 +124,11 @@ func WithUpstreamHandler(h http.Handler) Option {
 //
 // A Transcoder is safe for concurrent use.
 type Transcoder struct {
-	vg       *vanguard.Transcoder
-	patterns []string
+	vg          *vanguard.Transcoder
+	patterns    []string
+	maxBytes    int64
+	restStreams []restStream // REST bindings that vanguard cannot serve
+	calls       sync.Pool    // of *call
 }
 
 // New returns a transcoder for the services given by [WithService] or
@@ -153,47 +178,81 @@ func New(upstream string, opts ...Option) (*Transcoder, error) {
 		vanguard.WithTargetProtocols(vanguard.ProtocolGRPC),
 		vanguard.WithTargetCodecs(vanguard.CodecProto),
 		vanguard.WithMaxMessageBufferBytes(uint32(cfg.maxBytes)),
+		vanguard.WithNoTargetCompression(),
+	}
+	if cfg.upstreamGzip {
+		svcOpts[len(svcOpts)-1] = vanguard.WithTargetCompression(vanguard.CompressionGzip)
 	}
 	services := make([]*vanguard.Service, len(cfg.services))
+	up := &upstreamHandler{h: h}
 	for i, sd := range cfg.services {
-		services[i] = vanguard.NewServiceWithSchema(sd, h, svcOpts...)
+		services[i] = vanguard.NewServiceWithSchema(sd, up, svcOpts...)
 	}
-	vg, err := vanguard.NewTranscoder(services)
+	maxBytes := cfg.maxBytes
+	vg, err := vanguard.NewTranscoder(services, vanguard.WithCompression(vanguard.CompressionGzip,
+		func() connect.Compressor { return gzip.NewWriter(io.Discard) },
+		func() connect.Decompressor { return &boundedGzip{limit: maxBytes} }))
 	if err != nil {
 		return nil, fmt.Errorf("transcode: %w", err)
 	}
-	return &Transcoder{vg: vg, patterns: patterns(cfg.services)}, nil
+	return &Transcoder{vg: vg, patterns: patterns(cfg.services), maxBytes: cfg.maxBytes, restStreams: restStreams(cfg.services)}, nil
 }
 
 // ServeHTTP transcodes the request, which must be one for a method of
 // the transcoder's services: gRPC, gRPC-Web or Connect to the method's
 // path (/{service}/{method}), or REST to a path of its google.api.http
-// rule. Other requests get 404 (415 for an unknown content type).
+// rule. Other requests get 404 (415 for an unknown content type), and a
+// REST request for a streaming method whose binding REST cannot carry
+// gets 501 (see the package doc).
 func (t *Transcoder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if t == nil || t.vg == nil {
 		http.Error(w, "transcode: the Transcoder was not made by New", http.StatusInternalServerError)
 		return
 	}
-	stripGRPCHeaders(r)
-	t.vg.ServeHTTP(w, r)
+	t.serve(w, r, 0)
 }
 
-// stripGRPCHeaders deletes the grpc-* headers (grpc-timeout,
-// grpc-encoding, grpc-status, ...) of a request that is neither gRPC nor
-// gRPC-Web: those are the gRPC protocol's own, which the transcoder sets
-// from what the REST or Connect request says (Connect-Timeout-Ms becomes
-// grpc-timeout), and a REST client has no business forging them. A
-// forged grpc-timeout of 1ns would have the upstream answer
-// DEADLINE_EXCEEDED to every call.
-func stripGRPCHeaders(r *http.Request) {
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
-		return // gRPC and gRPC-Web: grpc-timeout is the client's deadline
+// bodyLimited is the handler of [Transcoder.Routes] for a base route
+// with MaxBodyBytes: the transcoder, enforcing that limit itself.
+type bodyLimited struct {
+	t     *Transcoder
+	limit int64
+}
+
+func (b *bodyLimited) ServeHTTP(w http.ResponseWriter, r *http.Request) { b.t.serve(w, r, b.limit) }
+
+// serve transcodes a request whose body may be at most limit bytes (0
+// for no limit besides the message's).
+//
+// What the transcoder checks before vanguard sees the request (headers,
+// the body's limits, a gzip body) it cannot answer itself in the
+// client's protocol, which vanguard alone knows: it notes the refusal in
+// the request's call, and the handler vanguard calls in place of the
+// upstream answers it as a gRPC status, which vanguard then writes as
+// the client's protocol has it.
+func (t *Transcoder) serve(w http.ResponseWriter, r *http.Request, limit int64) {
+	c, _ := t.calls.Get().(*call)
+	if c == nil {
+		c = new(call)
 	}
-	for k := range r.Header {
-		if len(k) > 5 && strings.EqualFold(k[:5], "grpc-") {
-			delete(r.Header, k)
-		}
+	*c = call{t: t, w: w, r: r}
+	var ct string
+	if v := r.Header["Content-Type"]; len(v) > 0 {
+		ct = v[0]
 	}
+	// The content types vanguard takes for gRPC and gRPC-Web (not
+	// "application/grpc-web-text", say, which it serves as REST).
+	if !isGRPC(ct) {
+		c.checkHeaders(r, ct == "application/grpc-web" || strings.HasPrefix(ct, "application/grpc-web+"))
+	}
+	if c.refusal == 0 && r.Body != nil && r.Body != http.NoBody {
+		c.prepareBody(r, ct, limit)
+	}
+	t.vg.ServeHTTP((*clientWriter)(c), r)
+	// Not deferred: after a panic (ReverseProxy aborts a response that
+	// broke off with one), the call is left to the garbage collector.
+	*c = call{}
+	t.calls.Put(c)
 }
 
 // Patterns returns the [http.ServeMux] patterns that cover every request
@@ -214,14 +273,28 @@ func (t *Transcoder) Patterns() []string {
 // and MaxBodyBytes that all the services' calls share. base's Pattern,
 // Upstream and Handler are ignored. Leave Timeout 0 when a service
 // streams, or give streaming methods routes of their own.
+//
+// A positive MaxBodyBytes is enforced by the transcoder rather than the
+// gateway (the routes' own MaxBodyBytes is 0, and their Handler a
+// transcoder bound to that limit), after the middleware: the gateway
+// would answer a body over it with a plain 413, which a Connect or
+// gRPC-Web client reads as UNKNOWN, while the transcoder answers
+// RESOURCE_EXHAUSTED in the client's protocol (HTTP 429 for REST, as
+// for a message over [WithMaxMessageBytes]). As with the gateway's
+// limit, the target is not charged for such a body.
 func (t *Transcoder) Routes(base gateway.Route) []gateway.Route {
 	if t == nil {
 		return nil
 	}
+	h := http.Handler(t)
+	if base.MaxBodyBytes > 0 {
+		h = &bodyLimited{t: t, limit: base.MaxBodyBytes}
+		base.MaxBodyBytes = 0
+	}
 	out := make([]gateway.Route, 0, len(t.patterns))
 	for _, p := range t.patterns {
 		r := base
-		r.Pattern, r.Upstream, r.Handler = p, "", t
+		r.Pattern, r.Upstream, r.Handler = p, "", h
 		r.Middleware = slices.Clone(base.Middleware)
 		out = append(out, r)
 	}
@@ -264,21 +337,7 @@ func patterns(services []protoreflect.ServiceDescriptor) []string {
 // before the first variable or wildcard, or the whole path when it has
 // none.
 func rulePrefix(r *annotations.HttpRule) string {
-	var path string
-	switch p := r.GetPattern().(type) {
-	case *annotations.HttpRule_Get:
-		path = p.Get
-	case *annotations.HttpRule_Put:
-		path = p.Put
-	case *annotations.HttpRule_Post:
-		path = p.Post
-	case *annotations.HttpRule_Delete:
-		path = p.Delete
-	case *annotations.HttpRule_Patch:
-		path = p.Patch
-	case *annotations.HttpRule_Custom:
-		path = p.Custom.GetPath()
-	}
+	_, path := ruleMethodPath(r)
 	if !strings.HasPrefix(path, "/") {
 		return ""
 	}
@@ -286,4 +345,23 @@ func rulePrefix(r *annotations.HttpRule) string {
 		return path[:strings.LastIndexByte(path[:i], '/')+1]
 	}
 	return path
+}
+
+// ruleMethodPath returns a rule's HTTP method and path template.
+func ruleMethodPath(r *annotations.HttpRule) (method, path string) {
+	switch p := r.GetPattern().(type) {
+	case *annotations.HttpRule_Get:
+		return http.MethodGet, p.Get
+	case *annotations.HttpRule_Put:
+		return http.MethodPut, p.Put
+	case *annotations.HttpRule_Post:
+		return http.MethodPost, p.Post
+	case *annotations.HttpRule_Delete:
+		return http.MethodDelete, p.Delete
+	case *annotations.HttpRule_Patch:
+		return http.MethodPatch, p.Patch
+	case *annotations.HttpRule_Custom:
+		return p.Custom.GetKind(), p.Custom.GetPath()
+	}
+	return "", ""
 }
