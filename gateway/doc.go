@@ -124,7 +124,8 @@
 //     proxy remove a header that middleware sets, such as a claim header
 //     of gateway/auth. A credential named there is not used. Upgrade
 //     stays, for WebSockets, and so does TE, whose "trailers" the proxy
-//     passes on for gRPC.
+//     passes on for gRPC. Trailers that a client sends after a chunked
+//     body are passed on too.
 //   - Headers named by [WithDroppedHeaders] (those the gateway's own
 //     middleware sets for upstreams to believe) are removed on arrival,
 //     on every route.

@@ -856,7 +856,7 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 	u.check = base
 	u.transport = base
 	if !g.untraced {
-		u.transport = otelhttp.NewTransport(base, g.client...)
+		u.transport = otelhttp.NewTransport(liveTrailers{base}, g.client...)
 	}
 	if prev != nil {
 		u.stats = prev.stats

@@ -599,6 +599,11 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 	} else {
 		out.Host = ""
 	}
+	if pr.In.Trailer != nil {
+		// The map the server fills in once the body is read: Out's is a
+		// copy made before, with the names alone (see liveTrailers).
+		out.Trailer = pr.In.Trailer
+	}
 	if st := stateOf(pr.In.Context()); st != nil {
 		setForwarded(pr, st)
 		if h := st.table.requestID; st.requestID != nil && !slices.Equal(out.Header[h], st.requestID) {
@@ -613,9 +618,9 @@ func (rt *route) rewrite(pr *httputil.ProxyRequest) {
 // proxyServe is the innermost handler of a route with an upstream.
 func (rt *route) proxyServe(w http.ResponseWriter, r *http.Request) {
 	st := stateOf(r.Context())
-	if st != nil && rt.spec.fallback != nil {
-		// Only the fallback needs it; a handler may proxy one request
-		// twice (a shadow copy), with the same state.
+	if st != nil && (rt.spec.fallback != nil || r.Trailer != nil) {
+		// Only the fallback and liveTrailers need it; a handler may proxy
+		// one request twice (a shadow copy), with the same state.
 		st.proxyIn = r
 	}
 	var pw *proxyWriter
@@ -839,3 +844,22 @@ func (b *clientBody) Read(p []byte) (int, error) {
 }
 
 func (b *clientBody) Close() error { return b.rc.Close() }
+
+// liveTrailers is the transport under otelhttp's: it sends a request's
+// trailers from the map that the server fills in once it has read the
+// client's body. otelhttp's transport sends a copy of the request, whose
+// trailer map was copied before the body was read, with the names alone:
+// the upstream got no values.
+type liveTrailers struct{ base http.RoundTripper }
+
+func (t liveTrailers) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Trailer != nil {
+		if st := stateOf(r.Context()); st != nil && st.proxyIn != nil && st.proxyIn.Trailer != nil {
+			r2 := new(http.Request)
+			*r2 = *r
+			r2.Trailer = st.proxyIn.Trailer
+			r = r2
+		}
+	}
+	return t.base.RoundTrip(r)
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
 	"github.com/otelpatterns/patterns/retry"
 )
 
@@ -856,3 +857,55 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestRequestTrailersPassedOn: the trailers a client sends after a
+// chunked body reach the upstream, traced or not. ReverseProxy copies the
+// request's trailer map before the body is read, when the server has
+// filled in only its names, and otelhttp's transport copies it again, so
+// the upstream got the names without their values.
+func TestRequestTrailersPassedOn(t *testing.T) {
+	tel := telemetrytest.New(t)
+	for name, opts := range map[string][]gateway.Option{
+		"untraced": {gateway.WithTracerProvider(tracenoop.NewTracerProvider()), gateway.WithMeterProvider(metricnoop.NewMeterProvider())},
+		"traced":   {gateway.WithTracerProvider(tel.TracerProvider), gateway.WithMeterProvider(tel.MeterProvider)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := make(chan string, 1)
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				got <- string(body) + " " + r.Trailer.Get("X-Checksum")
+			}))
+			t.Cleanup(up.Close)
+			_, srv := start(t, append(opts,
+				gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{{URL: up.URL}}}),
+				gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))...)
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/upload", io.MultiReader(strings.NewReader("payload")))
+			req.ContentLength = -1 // chunked, which trailers need
+			req.Trailer = http.Header{"X-Checksum": nil}
+			req.Body = &trailerBody{r: strings.NewReader("payload"), set: func() { req.Trailer.Set("X-Checksum", "abc123") }}
+			if resp, _ := do(t, srv.Client(), req); resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+			if g := <-got; g != "payload abc123" {
+				t.Errorf("upstream got body and trailer %q; want %q", g, "payload abc123")
+			}
+		})
+	}
+}
+
+// trailerBody is a request body that sets the request's trailer once it
+// has been read, as a client computing a checksum does.
+type trailerBody struct {
+	r   io.Reader
+	set func()
+}
+
+func (b *trailerBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.set()
+	}
+	return n, err
+}
+
+func (b *trailerBody) Close() error { return nil }
