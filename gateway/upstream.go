@@ -202,8 +202,10 @@ type Retry struct {
 	// once when it starts.
 	Budget *retry.Budget
 	// Status reports whether a response status is worth retrying. The
-	// default retries 502, 503 and 504. The last attempt's response is
-	// passed on to the client whatever its status.
+	// default retries 502, 503 and 504. A gRPC answer whose headers say
+	// UNAVAILABLE (trailers-only, so nothing of it has reached the
+	// client) is judged as a 503. The last attempt's response is passed
+	// on to the client whatever its status.
 	Status func(code int) bool
 	// MaxBodyBytes bounds the request body held in memory to be sent
 	// again; a request with a longer body is sent once, streaming. The
