@@ -58,9 +58,29 @@ const (
 //
 // Column values are decoded from PostgreSQL's text format into the Go
 // types pgx gives them (int32, int64, string, bool, float64,
-// time.Time, pgtype.Numeric, map[string]any for json, [16]byte for uuid,
-// slices for arrays...); a NULL is nil; a value of a type pgx does not
-// know (an enum, a domain, a type of an extension) is its text.
+// time.Time, pgtype.Numeric, [16]byte for uuid...), with these
+// exceptions:
+//
+//   - json and jsonb are what encoding/json makes of them in an any
+//     (map[string]any, []any, string, bool, nil), but numbers are
+//     [encoding/json.Number], which keeps every digit: a float64 would
+//     turn the integers beyond 2^53 into others (an id, an amount in
+//     cents). Its Int64 and Float64 methods read it, and json.Marshal
+//     writes it back as it was.
+//   - "char" is a string of its one character ("" for the zero byte);
+//     a byte of 128 or more, which is no character of UTF-8, is the
+//     escape PostgreSQL writes for it: \ooo in octal, \200 for 128.
+//   - an array is a []any of its elements, and one of several
+//     dimensions a []any of []any..., nested as its dimensions are:
+//     '{{1,2},{3,4}}' is []any{[]any{1, 2}, []any{3, 4}}. An array
+//     whose indexes do not start at 1 ('[0:1]={1,2}', rare) is its
+//     text, as a slice would lose its bounds.
+//
+// A NULL is nil. A value of a type pgx does not know (an enum, a domain,
+// a type of an extension) is its text, and so is a value pgx fails to
+// decode (a json document nested deeper than encoding/json reads, for
+// one): the server sends the same value on every connection, so the
+// consumer delivers it as it can, and never stops on it.
 type Change struct {
 	// Table is the schema-qualified table: "public.orders".
 	Table string
@@ -72,8 +92,10 @@ type Change struct {
 	New map[string]any
 	// Old is the row before an update or a delete. Under the default
 	// REPLICA IDENTITY it holds the primary key's columns alone, and an
-	// update carries it only when it changed the key; under REPLICA
-	// IDENTITY FULL it is the whole old row. Nil when absent.
+	// update carries it only when the server sends it: when the update
+	// changed the key, or when a key column holds a value stored out of
+	// line (TOASTed); under REPLICA IDENTITY FULL it is the whole old
+	// row. Nil when absent.
 	Old map[string]any
 	// Key is the replica identity of the row (its primary key, by
 	// default): the key columns of Old when it is present, of New

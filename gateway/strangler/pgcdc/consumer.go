@@ -130,7 +130,13 @@ func (c *Consumer) Confirmed() LSN { return LSN(c.confirmed.Load()) }
 // created: create it before the writes that must not be missed.
 //
 // Creating a slot waits until the transactions running on the server
-// when it was asked for have ended.
+// when it was asked for have ended; a slot that another consumer is
+// creating (a standby deployed at the same time) is waited for likewise,
+// so that when Setup returns nil the slot streams what commits next. A
+// publication that leaves out part of the tables' changes (an operation,
+// rows by a row filter, columns by a column list) is an error that names
+// it, and so is a slot gone while this consumer had a position in it
+// ([ErrSlotLost]).
 func (c *Consumer) Setup(ctx context.Context) error {
 	if c == nil || c.conn == nil {
 		return errNotMade
@@ -140,7 +146,7 @@ func (c *Consumer) Setup(ctx context.Context) error {
 		return fmt.Errorf("pgcdc: connecting: %w", err)
 	}
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	pos, err := c.setup(ctx, conn)
+	_, pos, err := c.setup(ctx, conn)
 	if err != nil {
 		return err
 	}
@@ -154,6 +160,11 @@ func (c *Consumer) Setup(ctx context.Context) error {
 // of a consumer retired for good. While the slot is in use (a Run, here
 // or elsewhere, streams from it) it waits, until ctx ends; it succeeds
 // when the slot does not exist. The publication is left alone.
+//
+// It also forgets the consumer's position ([Consumer.Confirmed] is 0
+// again), so that Setup or Run create the slot anew instead of
+// returning [ErrSlotLost]: after a lost slot, DropSlot is how to say
+// that the loss is known and dealt with.
 func (c *Consumer) DropSlot(ctx context.Context) error {
 	if c == nil || c.conn == nil {
 		return errNotMade
@@ -165,12 +176,10 @@ func (c *Consumer) DropSlot(ctx context.Context) error {
 	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
 	_, err = conn.Exec(ctx, "DROP_REPLICATION_SLOT "+c.slot+" WAIT").ReadAll()
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "42704" { // undefined_object
-		return nil
-	}
-	if err != nil {
+	if err != nil && (!errors.As(err, &pgErr) || pgErr.Code != "42704") { // undefined_object: gone already
 		return fmt.Errorf("pgcdc: dropping slot %s: %w", c.slot, err)
 	}
+	c.confirmed.Store(0)
 	return nil
 }
 
@@ -181,13 +190,24 @@ func (c *Consumer) DropSlot(ctx context.Context) error {
 // handled but did not get to confirm are delivered again.
 //
 // A lost connection, or a slot in use by another consumer, makes Run
-// connect again after a backoff ([WithBackoff]); it returns an error for
-// what connecting again cannot cure: a server without wal_level=logical,
-// a publication that is missing (under [WithCreatePublication](false)) or
-// does not publish every table, a slot of another plugin or database or
-// invalidated by the server, the server's refusal to create the
-// publication or to decode the changes (a publication dropped under a
-// slot that is behind), a table of the consumer's renamed while it
+// connect again after a backoff ([WithBackoff]), and so does a
+// connection on which the server sent nothing for 3 times
+// [WithStatusInterval] (or the server's wal_sender_timeout, if longer)
+// though the consumer asked it to reply each interval: a server gone
+// behind a proxy, or a NAT that forgot the connection, leaves it open
+// and silent, and TCP may not notice for a quarter of an hour.
+//
+// Run returns an error for what connecting again cannot cure: a server
+// without wal_level=logical, a publication that is missing (under
+// [WithCreatePublication](false)), does not publish every table or
+// leaves out part of their changes (an operation of insert, update,
+// delete and truncate, a row filter, a column list), a slot of another
+// plugin or database or invalidated by the server, a slot gone while
+// this consumer had a position in it ([ErrSlotLost]), the server's
+// refusal to create the publication or to decode the changes (a
+// publication dropped under a slot that is behind), a message from the
+// server the consumer cannot read (which the server would send again on
+// every connection), a table of the consumer's renamed while it
 // streams, a handler that failed [WithMaxAttempts] times
 // ([*HandlerError]), and a Run already running ([ErrRunning]).
 func (c *Consumer) Run(ctx context.Context) error {
@@ -222,6 +242,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 func (c *Consumer) backoff() backoff.BackOff {
 	return backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(c.cfg.backoffInitial),
+		backoff.WithMultiplier(2),
+		backoff.WithRandomizationFactor(0.5),
 		backoff.WithMaxInterval(c.cfg.backoffMax),
 		backoff.WithMaxElapsedTime(0),
 	)
@@ -243,14 +265,20 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // own, backing off between attempts.
 func (c *Consumer) deliver(ctx context.Context, tx *Transaction) error {
 	ctx, span := c.tel.start(ctx, tx)
-	defer span.End()
+	attempt := 0
+	defer func() {
+		// On every way out, cancellation included: the span says how
+		// many times the handler was called.
+		if span.IsRecording() {
+			span.SetAttributes(AttrAttempts.Int(attempt))
+		}
+		span.End()
+	}()
 	var b backoff.BackOff
-	for attempt := 1; ; attempt++ {
+	for {
+		attempt++
 		err := c.call(ctx, tx)
 		if err == nil {
-			if span.IsRecording() {
-				span.SetAttributes(AttrAttempts.Int(attempt))
-			}
 			c.tel.handled(ctx, tx)
 			return nil
 		}
@@ -260,9 +288,6 @@ func (c *Consumer) deliver(ctx context.Context, tx *Transaction) error {
 		}
 		if c.cfg.maxAttempts > 0 && attempt >= c.cfg.maxAttempts {
 			herr := &HandlerError{XID: tx.XID, CommitLSN: tx.CommitLSN, Attempts: attempt, Err: err}
-			if span.IsRecording() {
-				span.SetAttributes(AttrAttempts.Int(attempt))
-			}
 			telemetry.RecordError(span, herr)
 			return herr
 		}

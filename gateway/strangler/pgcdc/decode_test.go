@@ -2,6 +2,8 @@ package pgcdc
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pglogrepl"
@@ -72,16 +74,64 @@ func TestDecoder(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []Change{{Table: "public.orders", Op: OpTruncate}}, tr)
 
+	// The server sends the same WAL on every connection: what the
+	// decoder cannot read is an error Run returns (fatal), or a value
+	// it delivers as it can, never one to connect again after forever.
 	_, err = d.change(mustParse(t, msg{'I'}.u32(1).byte('N').u16(1).null()))
 	assert.ErrorContains(t, err, "relation 1, which the server did not describe")
+	assert.True(t, isFatal(err), "fatal: %v", err)
 	_, err = d.change(mustParse(t, msg{'I'}.u32(16385).byte('N').u16(1).text("1")))
 	assert.ErrorContains(t, err, "a row of 1 columns; the relation has 3")
-	_, err = d.change(mustParse(t, msg{'I'}.u32(16385).byte('N').u16(3).text("x").null().null()))
-	assert.ErrorContains(t, err, "public.orders.id")
+	assert.True(t, isFatal(err), "fatal: %v", err)
+	_, err = d.change(mustParse(t, msg{'I'}.u32(16385).byte('N').u16(3).byte('b').u32(1).byte(7).null().null()))
+	assert.ErrorContains(t, err, "public.orders.id", "a binary value pgx cannot decode")
+	assert.True(t, isFatal(err), "fatal: %v", err)
+	bad, err := d.change(mustParse(t, msg{'I'}.u32(16385).byte('N').u16(3).text("x").null().null()))
+	require.NoError(t, err)
+	assert.Equal(t, "x", bad.New["id"], "a value pgx fails to decode, as its text")
 
 	assert.ErrorContains(t, d.relation(mustParse(t, relationMsg(16385, "orders_old")).(*pglogrepl.RelationMessage)),
 		"public.orders was renamed public.orders_old", "a wanted table renamed")
 	assert.NoError(t, d.relation(mustParse(t, relationMsg(16390, "orders")).(*pglogrepl.RelationMessage)))
+}
+
+// TestDecodeValues: json numbers keep their digits (json.Number), arrays
+// keep their dimensions (nested slices), a "char" is a string, and a
+// value pgx fails to decode, or an array whose indexes do not start at
+// 1, is its text.
+func TestDecodeValues(t *testing.T) {
+	d := newDecoder(nil)
+	deep := strings.Repeat("[", 10001) + strings.Repeat("]", 10001)
+	for _, tt := range []struct {
+		oid  uint32
+		text string
+		want any
+	}{
+		{pgtype.JSONBOID, `{"id": 9007199254740993, "a": [1.10, "x", null, true]}`,
+			map[string]any{"id": json.Number("9007199254740993"), "a": []any{json.Number("1.10"), "x", nil, true}}},
+		{pgtype.JSONOID, `12345678901234567890`, json.Number("12345678901234567890")},
+		{pgtype.JSONOID, `1e400`, json.Number("1e400")},
+		{pgtype.JSONOID, deep, deep},
+		{pgtype.JSONBArrayOID, `{"{\"n\": 1}",NULL}`, []any{map[string]any{"n": json.Number("1")}, nil}},
+		{pgtype.QCharOID, `a`, "a"},
+		{pgtype.QCharOID, ``, ""},
+		{pgtype.QCharOID, `\200`, `\200`},
+		{pgtype.QCharArrayOID, `{a,"\\200"}`, []any{"a", `\200`}},
+		{pgtype.Int4ArrayOID, `{1,2,3,4}`, []any{int32(1), int32(2), int32(3), int32(4)}},
+		{pgtype.Int4ArrayOID, `{{1,2},{3,4}}`, []any{[]any{int32(1), int32(2)}, []any{int32(3), int32(4)}}},
+		{pgtype.Int4ArrayOID, `{{{1,2,3}},{{4,5,6}}}`, []any{[]any{[]any{int32(1), int32(2), int32(3)}}, []any{[]any{int32(4), int32(5), int32(6)}}}},
+		{pgtype.TextArrayOID, `{{a,NULL}}`, []any{[]any{"a", nil}}},
+		{pgtype.Int4ArrayOID, `{}`, []any{}},
+		{pgtype.Int4ArrayOID, `[0:1]={1,2}`, `[0:1]={1,2}`},
+		{pgtype.Int4ArrayOID, `[1:2][1:1]={{1},{2}}`, []any{[]any{int32(1)}, []any{int32(2)}}},
+		{pgtype.Int4ArrayOID, `[1:2][3:3]={{1},{2}}`, `[1:2][3:3]={{1},{2}}`},
+		{pgtype.Int4OID, `x`, "x"},
+		{99999, `open`, "open"},
+	} {
+		got, err := d.value(tt.oid, pgtype.TextFormatCode, []byte(tt.text))
+		require.NoError(t, err, "value(%d, %.40q)", tt.oid, tt.text)
+		assert.Equal(t, tt.want, got, "value(%d, %.40q)", tt.oid, tt.text)
+	}
 }
 
 func TestParseMalformed(t *testing.T) {
@@ -105,6 +155,9 @@ func FuzzDecode(f *testing.F) {
 		byte('N').u16(3).text("8").unchanged().text("closed")))
 	f.Add([]byte(relationMsg(16385, "orders")), []byte(msg{'D'}.u32(16385).byte('O').u16(3).text("8").text("n").text("closed")))
 	f.Add([]byte(relationMsg(16385, "orders")), []byte(msg{'T'}.u32(1).byte(0).u32(16385)))
+	arrays := msg{'R'}.u32(16385).str("public").str("orders").byte('d').u16(3).
+		col("id", pgtype.Int4OID, true).col("m", pgtype.Int4ArrayOID, false).col("j", pgtype.JSONBArrayOID, false)
+	f.Add([]byte(arrays), []byte(msg{'I'}.u32(16385).byte('N').u16(3).text("7").text("[1:2][1:2]={{1,2},{3,4}}").text(`{"{\"n\": 1e400}"}`)))
 	f.Fuzz(func(t *testing.T, rel, change []byte) {
 		d := newDecoder(map[string]bool{"public.orders": true})
 		if m, err := parse(rel); err == nil {

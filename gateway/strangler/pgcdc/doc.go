@@ -40,12 +40,25 @@
 // consumer's is named after its slot ([WithPublication] names another);
 // the consumer creates it, FOR TABLE its tables, when it does not exist,
 // or requires it to exist under [WithCreatePublication](false). Either
-// way the consumer checks that it publishes every one of its tables and
-// never alters it. A partitioned table's changes come under its own name
-// only from a publication WITH (publish_via_partition_root = true), as
-// the consumer creates it; from another, the table does not count as
-// published. Changes of other tables the publication has are not
-// delivered.
+// way the consumer never alters it, and checks that it publishes every
+// one of its tables, whole: all of insert, update, delete and truncate
+// (the default of CREATE PUBLICATION), and, from PostgreSQL 15, no row
+// filter (WHERE) and no column list for them. Changes a publication
+// leaves out would be lost without a word, so Setup and Run refuse one
+// that does, with an error that says what it lacks. Changes of other
+// tables the publication has are not delivered.
+//
+// A partitioned table's changes come under its own name only from a
+// publication WITH (publish_via_partition_root = true), as the consumer
+// creates it; from another, the table does not count as published. The
+// inserts, updates and deletes of its rows come, whichever partition
+// holds them, and a TRUNCATE of the partitioned table comes as a
+// truncate of it. But PostgreSQL does not publish, through the root, a
+// TRUNCATE run on one of its partitions: the partition's rows are gone
+// from the partitioned table, and the handler is not told. Where the
+// legacy system empties partitions so, have it delete their rows
+// instead (DELETE FROM the partition, delivered row by row), or have
+// the new system reconcile after such maintenance.
 //
 // A replication slot keeps the consumer's position in the server's
 // write-ahead log (WAL) across restarts of the consumer and of the
@@ -57,22 +70,47 @@
 // keeps the server from recycling WAL until its disk is full: drop the
 // slot of a consumer retired for good, and watch [MetricLag].
 //
+// # Failover and lost slots
+//
+// A slot lives on one server. A standby promoted in place of its
+// primary carries no logical slot over before PostgreSQL 17; from 17 it
+// carries those created with failover = true, when the standby
+// synchronises them (sync_replication_slots = on): create the slot so
+// yourself, before Setup, with pg_create_logical_replication_slot(slot,
+// 'pgoutput', false, false, true), and the consumer uses it. A slot can
+// also be dropped by an administrator, as it held back WAL.
+//
+// Either way the changes committed between the slot's last position and
+// a new slot's creation are not delivered. A consumer that had a
+// position in its slot ([Consumer.Confirmed] is not 0) and finds it gone
+// does not create it anew: Setup and Run return [ErrSlotLost]. A
+// consumer that starts afresh (a new process, after a failover) cannot
+// tell, and creates the slot: so after a failover, or when Run returned
+// ErrSlotLost, treat the changes since the last handled transaction as
+// lost. Call [Consumer.DropSlot] (which also makes the consumer forget
+// its position), Setup, and then copy the tables' rows anew, or
+// reconcile the new system with them, before relying on the stream
+// again. The same goes for a slot the server invalidated because it held
+// back more WAL than max_slot_wal_keep_size, which Run reports with an
+// error of its own.
+//
 // # REPLICA IDENTITY
 //
 // What an update or a delete tells of the old row depends on the
 // table's REPLICA IDENTITY. Under the default (the primary key), a
 // delete carries the old row's key columns alone, and an update carries
-// the old key only when it changed it: [Change.Old] holds the key, and
-// [Change.Key] is the key of the row, from Old or New. Under
-// ALTER TABLE ... REPLICA IDENTITY FULL, updates and deletes carry the
-// whole old row, at the cost of more WAL; a table with neither a primary
-// key nor REPLICA IDENTITY FULL (or USING INDEX) cannot publish updates
-// and deletes at all: once it is in a publication, PostgreSQL refuses
-// its UPDATE and DELETE statements, the legacy system's included, so the
-// consumer refuses to create a publication of such a table. An update
-// that leaves a large (TOASTed) value unchanged does not send it again:
-// the column is left out of [Change.New] and named in
-// [Change.Unchanged].
+// the old key only when it changed it, or when a key column holds a
+// value stored out of line (TOASTed), which the server then sends:
+// [Change.Old] holds the key, and [Change.Key] is the key of the row,
+// from Old or New. Under ALTER TABLE ... REPLICA IDENTITY FULL, updates
+// and deletes carry the whole old row, at the cost of more WAL; a table
+// with neither a primary key nor REPLICA IDENTITY FULL (or USING INDEX)
+// cannot publish updates and deletes at all: once it is in a
+// publication, PostgreSQL refuses its UPDATE and DELETE statements, the
+// legacy system's included, so the consumer refuses to create a
+// publication of such a table. An update that leaves a large (TOASTed)
+// value unchanged does not send it again: the column is left out of
+// [Change.New] and named in [Change.Unchanged].
 //
 // # Delivery: at least once, in commit order
 //
@@ -114,9 +152,14 @@
 // to the server's keep-alive messages, and reports its confirmed
 // position at least every [WithStatusInterval], also while a handler
 // runs, so that a slow handler does not look like a dead connection.
-// When the connection is lost, or the slot is in use by another
-// consumer, Run connects again after a backoff, so a second process with
-// the same slot is a standby that takes over when the first stops.
+// Each of these reports asks the server for a reply: a connection on
+// which nothing came for 3 intervals (or the server's
+// wal_sender_timeout, if longer) is dead, though still open (a server
+// gone behind a proxy, a NAT that forgot the connection), and Run
+// closes it. When the connection is lost, or the slot is in use by
+// another consumer, Run connects again after a backoff, so a second
+// process with the same slot is a standby that takes over when the
+// first stops.
 //
 // # Telemetry
 //

@@ -9,6 +9,18 @@ import (
 // the same consumer has not returned.
 var ErrRunning error = &sentinel{"pgcdc: the consumer is already running", "pgcdc.running"}
 
+// ErrSlotLost is the error of a [Consumer.Setup] or [Consumer.Run] that
+// finds the consumer's replication slot gone while the consumer had
+// confirmed a position in it ([Consumer.Confirmed] is not 0): the slot
+// was dropped (by an administrator, as it held back WAL), or the server
+// is a standby promoted in the primary's place, which before PostgreSQL
+// 17 carries no logical slot over. The changes committed between the
+// lost position and a new slot's creation would not be delivered, so
+// the consumer does not create one: see "Failover and lost slots" in the
+// package documentation for what to do. The error names the slot;
+// match it with errors.Is.
+var ErrSlotLost error = &sentinel{"pgcdc: replication slot lost", "pgcdc.slot_lost"}
+
 type sentinel struct{ msg, typ string }
 
 func (e *sentinel) Error() string { return e.msg }

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
 
 	"github.com/otelpatterns/patterns/gateway/strangler/pgcdc"
 	"github.com/otelpatterns/patterns/internal/testenv"
@@ -215,6 +219,16 @@ func next(t testing.TB, ch <-chan pgcdc.Transaction) pgcdc.Transaction {
 	}
 }
 
+// within returns the next transaction on ch, or false after d.
+func within(ch <-chan pgcdc.Transaction, d time.Duration) (pgcdc.Transaction, bool) {
+	select {
+	case tx := <-ch:
+		return tx, true
+	case <-time.After(d):
+		return pgcdc.Transaction{}, false
+	}
+}
+
 // slotPosition returns the confirmed_flush_lsn of the slot called name.
 func (f *fixture) slotPosition() pgcdc.LSN {
 	f.t.Helper()
@@ -228,4 +242,102 @@ func (f *fixture) slotPosition() pgcdc.LSN {
 		f.t.Fatalf("parsing %q: %v", lsn, err)
 	}
 	return pgcdc.LSN(uint64(hi)<<32 | uint64(lo))
+}
+
+// proxy forwards TCP connections to a PostgreSQL server; freeze makes the
+// connections open at the time go silent both ways (what it reads is
+// dropped), as a connection does whose server vanished behind a NAT or
+// a load balancer, while new connections go through.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []*proxied
+	wg     sync.WaitGroup
+	done   chan struct{}
+}
+
+type proxied struct {
+	client, server net.Conn
+	frozen         atomic.Bool
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{ln: ln, target: target, done: make(chan struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) accept() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", p.target)
+		if err != nil {
+			_ = client.Close()
+			continue
+		}
+		pc := &proxied{client: client, server: server}
+		p.mu.Lock()
+		p.conns = append(p.conns, pc)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(pc, client, server)
+		go p.pipe(pc, server, client)
+	}
+}
+
+func (p *proxy) pipe(pc *proxied, from, to net.Conn) {
+	defer p.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if pc.frozen.Load() {
+			if err != nil {
+				// Silent to the end: the other side is not told either.
+				<-p.done
+				return
+			}
+			continue
+		}
+		if n > 0 {
+			if _, werr := to.Write(buf[:n]); werr != nil {
+				_ = from.Close()
+				return
+			}
+		}
+		if err != nil {
+			_ = to.Close()
+			return
+		}
+	}
+}
+
+// freeze silences the connections open now.
+func (p *proxy) freeze() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pc := range p.conns {
+		pc.frozen.Store(true)
+	}
+	return len(p.conns)
+}
+
+func (p *proxy) close() {
+	close(p.done)
+	_ = p.ln.Close()
+	p.mu.Lock()
+	for _, pc := range p.conns {
+		_ = pc.client.Close()
+		_ = pc.server.Close()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
 }

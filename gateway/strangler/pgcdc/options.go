@@ -84,15 +84,24 @@ func WithCreatePublication(create bool) Option {
 // and well under the server's wal_sender_timeout (60s by default), which
 // ends a replication connection that reported nothing for that long. The
 // default is [DefaultStatusInterval] (10s).
+//
+// Each of these reports asks the server to reply, and the interval also
+// bounds how long the consumer waits for a server that does not: when
+// nothing came from the server for 3 intervals (or for the server's
+// wal_sender_timeout, if that is longer: a server busy decoding a large
+// transaction replies only every half of it), [Consumer.Run] takes the
+// connection for dead, closes it and connects again. A shorter interval
+// notices a dead connection sooner, for a few more messages.
 func WithStatusInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.statusInterval = d })
 }
 
-// WithBackoff sets the exponential backoff, from initial doubling up to
-// max (with jitter), between the attempts of a failing handler and
-// between reconnections. initial must be positive and max no less than
-// initial. The defaults are [DefaultBackoffInitial] (100ms) and
-// [DefaultBackoffMax] (30s).
+// WithBackoff sets the exponential backoff between the attempts of a
+// failing handler and between reconnections: from initial, doubling up
+// to max, each wait drawn at random within 50% either side (jitter), so
+// that consumers that failed together do not retry together. initial
+// must be positive and max no less than initial. The defaults are
+// [DefaultBackoffInitial] (100ms) and [DefaultBackoffMax] (30s).
 func WithBackoff(initial, max time.Duration) Option {
 	return optionFunc(func(c *config) { c.backoffInitial, c.backoffMax = initial, max })
 }

@@ -2,6 +2,7 @@ package pgcdc_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -172,4 +173,125 @@ func TestOrigin(t *testing.T) {
 	assert.Equal(t, f.schema, marked.Origin)
 	assert.Equal(t, []int32{1}, ids(marked))
 	assert.Empty(t, plain.Origin)
+}
+
+// TestConcurrentSetupsShareThePublication: two consumers of one slot (a
+// process and its standby, deployed together) set up at the same time.
+// Both see no publication and create it; the server refuses the second
+// CREATE PUBLICATION with a unique violation (23505), not
+// duplicate_object (42710), and the consumer must check the publication
+// the other one made instead of taking that for a fatal refusal.
+func TestConcurrentSetupsShareThePublication(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	ctx := testenv.Context(t, time.Minute)
+	// Holds both CREATE PUBLICATIONs: the first waits for the table's
+	// lock after inserting its pg_publication row, the second for the
+	// first's transaction on that row's unique index.
+	lock, err := f.pool.Begin(ctx)
+	require.NoError(t, err)
+	defer func() { _ = lock.Rollback(context.Background()) }()
+	_, err = lock.Exec(ctx, "LOCK TABLE "+f.table("t")+" IN ACCESS EXCLUSIVE MODE")
+	require.NoError(t, err)
+
+	errs := make(chan error, 2)
+	for range 2 {
+		c := f.consumer([]string{"t"}, func(context.Context, pgcdc.Transaction) error { return nil })
+		go func() { errs <- c.Setup(ctx) }()
+	}
+	for {
+		var n int
+		require.NoError(t, f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE query LIKE 'CREATE PUBLICATION ' || $1::text || ' %' AND wait_event_type = 'Lock'`, f.schema).Scan(&n))
+		if n == 2 {
+			break
+		}
+		require.NoError(t, ctx.Err(), "both CREATE PUBLICATIONs did not wait")
+		time.Sleep(20 * time.Millisecond)
+	}
+	require.NoError(t, lock.Rollback(ctx))
+	for range 2 {
+		assert.NoError(t, <-errs, "Setup of one of two consumers of the slot")
+	}
+}
+
+// TestPublicationLeavingOutChangesRefused: a publication that publishes
+// the consumer's tables but not all of their changes (an operation left
+// out, a row filter, a column list) would lose those changes without a
+// word, against "nothing is lost"; Setup and Run refuse it, naming the
+// publication and what it lacks, and Run does not connect again. A
+// filter on another table of the publication is no concern.
+func TestPublicationLeavingOutChangesRefused(t *testing.T) {
+	for _, tt := range []struct {
+		name, with string
+		pg15       bool   // the syntax is PostgreSQL 15's
+		want       string // in the error; "" for none
+	}{
+		{"without deletes", " WITH (publish = 'insert, update')", false, "does not publish delete, truncate"},
+		{"without truncates", " WITH (publish = 'insert, update, delete')", false, "does not publish truncate"},
+		{"row filter", " WHERE (id > 10)", true, "row filter"},
+		{"column list", " (id)", true, "column list"},
+		{"column list of every column", " (id, name)", true, "column list"},
+		{"row filter of another table", ", {extra} WHERE (id > 10)", true, ""},
+		{"column list in another publication", "; CREATE PUBLICATION {other} FOR TABLE {t} (id)", true, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := testenv.Context(t, time.Minute)
+			if tt.pg15 && serverVersion(t, f) < 150000 {
+				t.Skip("row filters and column lists are PostgreSQL 15's")
+			}
+			f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY, name text)")
+			f.exec("CREATE TABLE " + f.table("extra") + " (id int PRIMARY KEY)")
+			other := f.schema + "_other"
+			t.Cleanup(func() { f.exec("DROP PUBLICATION IF EXISTS " + other) })
+			pub := "CREATE PUBLICATION " + f.schema + " FOR TABLE " + f.table("t") +
+				strings.NewReplacer("{extra}", f.table("extra"), "{t}", f.table("t"), "{other}", other).Replace(tt.with)
+			f.exec(pub)
+			c := f.consumer([]string{"t"}, func(context.Context, pgcdc.Transaction) error { return nil },
+				pgcdc.WithCreatePublication(false))
+			err := c.Setup(ctx)
+			if tt.want == "" {
+				require.NoError(t, err, "Setup with publication %s", pub)
+				return
+			}
+			require.Error(t, err, "Setup with publication %s", pub)
+			assert.ErrorContains(t, err, "publication "+f.schema+" ")
+			assert.ErrorContains(t, err, tt.want)
+			err = c.Run(ctx)
+			require.Error(t, err, "Run with publication %s", pub)
+			assert.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+// serverVersion returns the server's server_version_num.
+func serverVersion(t *testing.T, f *fixture) int {
+	t.Helper()
+	var v int
+	require.NoError(t, f.pool.QueryRow(testenv.Context(t, 10*time.Second), "SELECT current_setting('server_version_num')::int").Scan(&v))
+	return v
+}
+
+// TestUpdateOfToastedKeyCarriesOld: under the default replica identity an
+// update that keeps the key carries no old row, unless a key column
+// holds a value stored out of line (TOASTed): the server then sends the
+// old key, as Change.Old documents.
+func TestUpdateOfToastedKeyCarriesOld(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (k text PRIMARY KEY, n int)")
+	f.exec("ALTER TABLE " + f.table("t") + " ALTER COLUMN k SET STORAGE EXTERNAL") // out of line, uncompressed
+	h, ch := channel()
+	c := f.consumer([]string{"t"}, h)
+	f.setup(c)
+	stop := run(t, c)
+	key := strings.Repeat("k", 2500) // out of line, and within a btree entry's bounds
+	f.exec("INSERT INTO "+f.table("t")+" VALUES ($1, 1)", key)
+	f.exec("UPDATE " + f.table("t") + " SET n = 2")
+	next(t, ch)
+	upd := one(t, next(t, ch))
+	require.NoError(t, stop())
+	assert.Equal(t, map[string]any{"k": key}, upd.Old, "the old key of an update that kept it")
+	assert.Equal(t, map[string]any{"k": key}, upd.Key)
+	assert.Equal(t, int32(2), upd.New["n"])
 }

@@ -37,6 +37,34 @@ func TestPartitionedTable(t *testing.T) {
 		"the partition's insert, under the partitioned table's name")
 }
 
+// TestPartitionTruncate: under publish_via_partition_root, which the
+// consumer's publication has, PostgreSQL does not publish a TRUNCATE run
+// on a partition: it is not delivered, as the package documentation
+// warns (the rows are gone from the partitioned table, and the handler
+// is not told); a TRUNCATE of the partitioned table is, as a truncate of
+// it. If a server ever publishes the first, the documentation is to
+// change with this test.
+func TestPartitionTruncate(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY) PARTITION BY RANGE (id)")
+	f.exec("CREATE TABLE " + f.table("t_low") + " PARTITION OF " + f.table("t") + " FOR VALUES FROM (0) TO (100)")
+	f.exec("CREATE TABLE " + f.table("t_high") + " PARTITION OF " + f.table("t") + " FOR VALUES FROM (100) TO (200)")
+	h, ch := channel()
+	c := f.consumer([]string{"t"}, h)
+	f.setup(c)
+	stop := run(t, c)
+	f.insert(1)
+	assert.Equal(t, []int32{1}, ids(next(t, ch)))
+	f.exec("TRUNCATE " + f.table("t_low"))
+	f.insert(150) // a marker, after the truncate
+	assert.Equal(t, pgcdc.Change{Table: f.table("t"), Op: pgcdc.OpInsert, New: map[string]any{"id": int32(150)}, Key: map[string]any{"id": int32(150)}},
+		one(t, next(t, ch)), "the change after a TRUNCATE of a partition: the marker's insert")
+	f.exec("TRUNCATE " + f.table("t"))
+	assert.Equal(t, pgcdc.Change{Table: f.table("t"), Op: pgcdc.OpTruncate}, one(t, next(t, ch)),
+		"a TRUNCATE of the partitioned table")
+	require.NoError(t, stop())
+}
+
 // TestRenamedTable: a table renamed while the consumer streams is still
 // published, under its new name; the consumer stops at its first change
 // instead of dropping it as a change of a table it was not asked for,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -302,4 +303,76 @@ func TestIdleConfirmationKeepsOpenTransactions(t *testing.T) {
 	stop2 := run(t, f.consumer([]string{"t"}, h2))
 	assert.Equal(t, []int32{1}, ids(next(t, ch2)))
 	require.NoError(t, stop2())
+}
+
+// TestSilentConnectionReplaced: a replication connection that goes
+// silent (the server gone behind a proxy, a NAT that dropped the flow)
+// is taken for lost once the server sent nothing for the silence bound,
+// though the consumer asked it to reply: the consumer connects again, as
+// for a lost connection (the error handler told, the backoff applied),
+// and the changes after it arrive. Before, it sent its status updates
+// into the connection and waited for messages that never came, without
+// end (until TCP gave up, a quarter of an hour later, if ever), while
+// its changes piled up in the slot.
+func TestSilentConnectionReplaced(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	u, err := url.Parse(f.url)
+	require.NoError(t, err)
+	p := newProxy(t, u.Host)
+	u.Host = p.ln.Addr().String()
+	u.RawQuery += "&options=-c%20wal_sender_timeout%3D2s"
+	var reported atomic.Int32
+	h, ch := channel()
+	c, err := pgcdc.New(u.String(), f.schema, []string{f.table("t")}, h,
+		pgcdc.WithStatusInterval(200*time.Millisecond), pgcdc.WithBackoff(10*time.Millisecond, 200*time.Millisecond),
+		pgcdc.WithErrorHandler(func(err error) { reported.Add(1); t.Logf("reconnecting after: %v", err) }))
+	require.NoError(t, err)
+	f.setup(c)
+	stop := run(t, c)
+	f.insert(1)
+	assert.Equal(t, []int32{1}, ids(next(t, ch)))
+	require.NotZero(t, p.freeze())
+	f.insert(2)
+	deadline := time.After(30 * time.Second)
+	var got []int32
+	for len(got) == 0 || got[len(got)-1] != 2 { // 1 again, perhaps, then 2
+		select {
+		case tx := <-ch:
+			got = append(got, ids(tx)...)
+			continue
+		case <-deadline:
+		}
+		break
+	}
+	require.NoError(t, stop())
+	assert.Contains(t, got, int32(2), "the change after the connection went silent was not delivered within 30s "+
+		"(status interval 200ms, the server's side ended after wal_sender_timeout=2s); errors reported: %d", reported.Load())
+	assert.NotZero(t, reported.Load(), "the silent connection was reported to the error handler")
+}
+
+// TestIdleConnectionKept: an idle connection to a live server is not
+// taken for silent: the consumer's periodic status updates ask the
+// server to reply, which it does at once, also when wal_sender_timeout
+// is off (then the server sends nothing of its own, and the consumer
+// waits 3 status intervals for a message).
+func TestIdleConnectionKept(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	var reported atomic.Int32
+	h, ch := channel()
+	const interval = 200 * time.Millisecond
+	c, err := pgcdc.New(f.url+"&options=-c%20wal_sender_timeout%3D0", f.schema, []string{f.table("t")}, h,
+		pgcdc.WithStatusInterval(interval),
+		pgcdc.WithErrorHandler(func(err error) { reported.Add(1); t.Logf("reconnecting after: %v", err) }))
+	require.NoError(t, err)
+	f.setup(c)
+	stop := run(t, c)
+	f.insert(1)
+	assert.Equal(t, []int32{1}, ids(next(t, ch)))
+	time.Sleep(15 * interval) // idle, for 5 times the silence the consumer allows
+	f.insert(2)
+	assert.Equal(t, []int32{2}, ids(next(t, ch)))
+	require.NoError(t, stop())
+	assert.Zero(t, reported.Load(), "the idle connection was taken for lost")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,8 +19,21 @@ import (
 // SQLSTATEs the consumer tells apart.
 const (
 	codeDuplicateObject = "42710"
+	codeUniqueViolation = "23505"
 	codeObjectInUse     = "55006"
 )
+
+// slotPoll is how often the consumer looks again at a slot that another
+// consumer is creating, until it has a position.
+const slotPoll = 200 * time.Millisecond
+
+// closeTimeout bounds the goodbye to a server of a connection the
+// consumer is done with, which a dead connection would not answer.
+const closeTimeout = 5 * time.Second
+
+// silentIntervals is how many status intervals without a message from
+// the server make the consumer take a connection for dead.
+const silentIntervals = 3
 
 // query runs sql, made of names the consumer checked, on a replication
 // connection (which takes the simple protocol only) and returns the
@@ -80,35 +94,51 @@ func refused(err error) error {
 	return &fatalError{err}
 }
 
-// setup checks wal_level and sets the publication and the slot up, and
-// returns the slot's confirmed position.
-func (c *Consumer) setup(ctx context.Context, conn *pgconn.PgConn) (LSN, error) {
-	rows, err := query(ctx, conn, "SHOW wal_level")
-	if err != nil {
-		return 0, fmt.Errorf("pgcdc: reading wal_level: %w", fatalCode(err))
-	}
-	if len(rows) != 1 || string(rows[0][0]) != "logical" {
-		level := "?"
-		if len(rows) == 1 {
-			level = string(rows[0][0])
-		}
-		return 0, fatal("pgcdc: the server has wal_level=%s; logical replication needs wal_level=logical "+
-			"(ALTER SYSTEM SET wal_level = logical, then restart the server)", level)
-	}
-	if err := c.setupPublication(ctx, conn); err != nil {
-		return 0, err
-	}
-	return c.setupSlot(ctx, conn)
+// server is what the consumer reads of the server it connected to.
+type server struct {
+	version  int    // server_version_num: 150004 for 15.4
+	database string // current_database(), which the connection string may not name
+	// senderTimeout is wal_sender_timeout, after which the server ends a
+	// replication connection it heard nothing from; 0 for none.
+	senderTimeout time.Duration
 }
 
-func (c *Consumer) setupPublication(ctx context.Context, conn *pgconn.PgConn) error {
+// setup checks wal_level and sets the publication and the slot up, and
+// returns the slot's confirmed position.
+func (c *Consumer) setup(ctx context.Context, conn *pgconn.PgConn) (server, LSN, error) {
+	rows, err := query(ctx, conn, "SELECT current_setting('wal_level'), current_setting('server_version_num'), current_database(), "+
+		"(SELECT setting FROM pg_settings WHERE name = 'wal_sender_timeout')")
+	if err != nil {
+		return server{}, 0, fmt.Errorf("pgcdc: reading the server's settings: %w", fatalCode(err))
+	}
+	if len(rows) != 1 || len(rows[0]) != 4 {
+		return server{}, 0, fatal("pgcdc: reading the server's settings: %d rows", len(rows))
+	}
+	if level := string(rows[0][0]); level != "logical" {
+		return server{}, 0, fatal("pgcdc: the server has wal_level=%s; logical replication needs wal_level=logical "+
+			"(ALTER SYSTEM SET wal_level = logical, then restart the server)", level)
+	}
+	srv := server{database: string(rows[0][2])}
+	srv.version, _ = strconv.Atoi(string(rows[0][1]))
+	if ms, err := strconv.ParseInt(string(rows[0][3]), 10, 64); err == nil && ms > 0 {
+		srv.senderTimeout = time.Duration(ms) * time.Millisecond
+	}
+	c.tel.setDatabase(srv.database)
+	if err := c.setupPublication(ctx, conn, srv); err != nil {
+		return server{}, 0, err
+	}
+	pos, err := c.setupSlot(ctx, conn)
+	return srv, pos, err
+}
+
+func (c *Consumer) setupPublication(ctx context.Context, conn *pgconn.PgConn, srv server) error {
 	for range 2 { // a second time after losing a race to create it
 		rows, err := query(ctx, conn, "SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = "+literal(c.publication)+")")
 		if err != nil {
 			return fmt.Errorf("pgcdc: reading publication %s: %w", c.publication, fatalCode(err))
 		}
 		if len(rows) == 1 && string(rows[0][0]) == "t" {
-			return c.checkPublication(ctx, conn)
+			return c.checkPublication(ctx, conn, srv)
 		}
 		if !c.cfg.createPublication {
 			return fatal("pgcdc: publication %s does not exist; create it (CREATE PUBLICATION %s FOR TABLE %s WITH (publish_via_partition_root = true)) or let the consumer do it (WithCreatePublication(true))",
@@ -125,11 +155,15 @@ func (c *Consumer) setupPublication(ctx context.Context, conn *pgconn.PgConn) er
 		if err == nil {
 			return nil
 		}
-		if !isCode(err, codeDuplicateObject) {
+		// Created meanwhile by another consumer: duplicate_object when
+		// it committed before, unique_violation when the two commands
+		// ran at once (the second waits for the first's row in the
+		// catalog's unique index). Either way it is there to check.
+		if !isCode(err, codeDuplicateObject) && !isCode(err, codeUniqueViolation) {
 			return fmt.Errorf("pgcdc: creating publication %s: %w", c.publication, refused(err))
 		}
 	}
-	return c.checkPublication(ctx, conn)
+	return c.checkPublication(ctx, conn, srv)
 }
 
 // checkReplicaIdentity fails when a table has no replica identity (no
@@ -167,15 +201,63 @@ func escapedLiteral(s string) string {
 	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 }
 
-// checkPublication fails when the publication leaves out a table.
-func (c *Consumer) checkPublication(ctx context.Context, conn *pgconn.PgConn) error {
-	rows, err := query(ctx, conn, "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = "+literal(c.publication))
+// checkPublication fails when the publication leaves out a table or
+// part of its changes: an operation it does not publish (publish =
+// 'insert, update'), or, from PostgreSQL 15, a row filter (WHERE) or a
+// column list of one of the consumer's tables. The changes it leaves out
+// would be lost without a word, and the consumer cannot tell which.
+func (c *Consumer) checkPublication(ctx context.Context, conn *pgconn.PgConn, srv server) error {
+	truncate := "pubtruncate"
+	if srv.version < 110000 { // PostgreSQL 10 publishes no truncates
+		truncate = "true"
+	}
+	rows, err := query(ctx, conn, "SELECT pubinsert, pubupdate, pubdelete, "+truncate+" FROM pg_publication WHERE pubname = "+literal(c.publication))
+	if err != nil {
+		return fmt.Errorf("pgcdc: reading publication %s: %w", c.publication, fatalCode(err))
+	}
+	if len(rows) != 1 {
+		// Dropped since the consumer found it: connecting again will
+		// create it, or say it is missing.
+		return fmt.Errorf("pgcdc: publication %s was dropped while the consumer set up", c.publication)
+	}
+	var lacks []string
+	for i, op := range []string{"insert", "update", "delete", "truncate"} {
+		if string(rows[0][i]) != "t" {
+			lacks = append(lacks, op)
+		}
+	}
+	filtered := "false, false"
+	if srv.version >= 150000 {
+		// A column list of the table's own (prattrs), even of every
+		// column (which leaves out the columns added later), or one
+		// that attnames, the columns published, shows: it lists all
+		// but the generated ones when there is none.
+		filtered = `t.rowfilter IS NOT NULL,
+EXISTS (SELECT FROM pg_publication p JOIN pg_publication_rel r ON r.prpubid = p.oid
+	WHERE p.pubname = t.pubname AND r.prrelid = c.oid AND r.prattrs IS NOT NULL)
+OR EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+	AND a.attgenerated = '' AND a.attname <> ALL (t.attnames))`
+	}
+	rows, err = query(ctx, conn, `SELECT t.schemaname, t.tablename, `+filtered+` FROM pg_publication_tables t
+JOIN pg_namespace n ON n.nspname = t.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename
+WHERE t.pubname = `+literal(c.publication))
 	if err != nil {
 		return fmt.Errorf("pgcdc: reading publication %s: %w", c.publication, fatalCode(err))
 	}
 	published := map[string]bool{}
+	var rowFilters, columnLists []string
 	for _, r := range rows {
-		published[string(r[0])+"."+string(r[1])] = true
+		t := string(r[0]) + "." + string(r[1])
+		published[t] = true
+		if !c.wanted[t] {
+			continue
+		}
+		if string(r[2]) == "t" {
+			rowFilters = append(rowFilters, t)
+		}
+		if string(r[3]) == "t" {
+			columnLists = append(columnLists, t)
+		}
 	}
 	var missing []string
 	for _, t := range c.tables {
@@ -183,10 +265,26 @@ func (c *Consumer) checkPublication(ctx context.Context, conn *pgconn.PgConn) er
 			missing = append(missing, t.String())
 		}
 	}
+	var problems []string
 	if len(missing) > 0 {
-		return fatal("pgcdc: publication %s does not publish %s: add them (ALTER PUBLICATION %s ADD TABLE ...; "+
+		problems = append(problems, fmt.Sprintf("does not publish %s: add them (ALTER PUBLICATION %s ADD TABLE ...; "+
 			"a partitioned table also needs ALTER PUBLICATION %s SET (publish_via_partition_root = true))",
-			c.publication, strings.Join(missing, ", "), c.publication, c.publication)
+			strings.Join(missing, ", "), c.publication, c.publication))
+	}
+	if len(lacks) > 0 {
+		problems = append(problems, fmt.Sprintf("does not publish %s: ALTER PUBLICATION %s SET (publish = 'insert, update, delete, truncate')",
+			strings.Join(lacks, ", "), c.publication))
+	}
+	if len(rowFilters) > 0 {
+		problems = append(problems, fmt.Sprintf("has a row filter (WHERE) for %s, which would lose the changes of the other rows: "+
+			"publish the whole tables (ALTER PUBLICATION %s SET TABLE ..., without WHERE)", strings.Join(rowFilters, ", "), c.publication))
+	}
+	if len(columnLists) > 0 {
+		problems = append(problems, fmt.Sprintf("has a column list for %s, which would lose the other columns: "+
+			"publish the whole tables (ALTER PUBLICATION %s SET TABLE ..., without column lists)", strings.Join(columnLists, ", "), c.publication))
+	}
+	if len(problems) > 0 {
+		return fatal("pgcdc: publication %s %s", c.publication, strings.Join(problems, "; it "))
 	}
 	return nil
 }
@@ -200,8 +298,15 @@ func (c *Consumer) tableList() string {
 	return strings.Join(names, ", ")
 }
 
+// setupSlot checks the slot, or creates it, and returns its confirmed
+// position. A slot that another consumer is creating has no position
+// until its creation ends, which waits for the transactions running on
+// the server: it waits as long, polling, for a caller of Setup must not
+// make the writes that the slot is to stream before the slot streams
+// them. A slot that is gone while this consumer had a position in it is
+// [ErrSlotLost], not a slot to create anew.
 func (c *Consumer) setupSlot(ctx context.Context, conn *pgconn.PgConn) (LSN, error) {
-	for range 2 { // a second time after losing a race to create it
+	for created := 0; ; {
 		// The connection's database, not the connection string's, which
 		// may name none (the user's, then).
 		rows, err := query(ctx, conn, "SELECT plugin, database, confirmed_flush_lsn, current_database(), wal_status FROM pg_replication_slots WHERE slot_name = "+literal(c.slot))
@@ -221,14 +326,25 @@ func (c *Consumer) setupSlot(ctx context.Context, conn *pgconn.PgConn) (LSN, err
 				return 0, fatal("pgcdc: slot %s was invalidated (wal_status lost): the server removed write-ahead log it needed, "+
 					"so changes were lost; drop the slot (DropSlot), set up again and copy the tables anew", c.slot)
 			}
-			if rows[0][2] == nil {
-				return 0, nil
+			if rows[0][2] == nil { // being created by another consumer
+				if !sleep(ctx, slotPoll) {
+					return 0, ctx.Err()
+				}
+				continue
 			}
 			lsn, err := pglogrepl.ParseLSN(string(rows[0][2]))
 			if err != nil {
-				return 0, fmt.Errorf("pgcdc: slot %s: %w", c.slot, err)
+				return 0, fatal("pgcdc: slot %s: %w", c.slot, err)
 			}
 			return LSN(lsn), nil
+		}
+		if had := c.Confirmed(); had != 0 {
+			return 0, &fatalError{fmt.Errorf("%w: slot %s no longer exists, and this consumer had confirmed %s in it: "+
+				"the changes committed since may be lost; drop the slot (DropSlot), set up again and copy the tables anew",
+				ErrSlotLost, c.slot, had)}
+		}
+		if created++; created > 3 {
+			return 0, fmt.Errorf("pgcdc: slot %s: created and dropped concurrently", c.slot)
 		}
 		res, err := pglogrepl.CreateReplicationSlot(ctx, conn, c.slot, "pgoutput",
 			pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication, SnapshotAction: "NOEXPORT_SNAPSHOT"})
@@ -240,7 +356,6 @@ func (c *Consumer) setupSlot(ctx context.Context, conn *pgconn.PgConn) (LSN, err
 			return 0, fmt.Errorf("pgcdc: creating slot %s: %w", c.slot, fatalCode(err))
 		}
 	}
-	return 0, fmt.Errorf("pgcdc: slot %s: created and dropped concurrently", c.slot)
 }
 
 // advance raises the confirmed position to lsn, never lowering it: a
@@ -265,6 +380,10 @@ type stream struct {
 	sent LSN        // the position last reported
 	next time.Time  // when a status update is due
 
+	// silence is how long the server may send nothing while the stream
+	// waits for it, before the connection is taken for dead.
+	silence time.Duration
+
 	tx   *Transaction // the transaction being received
 	skip bool         // tx is one to skip: its commit is before the confirmed position
 }
@@ -276,8 +395,12 @@ func (c *Consumer) session(ctx context.Context) (streamed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("pgcdc: connecting: %w", fatalCode(err))
 	}
-	defer func() { _ = conn.Close(context.WithoutCancel(ctx)) }()
-	pos, err := c.setup(ctx, conn)
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	srv, pos, err := c.setup(ctx, conn)
 	if err != nil {
 		return false, err
 	}
@@ -295,29 +418,52 @@ func (c *Consumer) session(ctx context.Context) (streamed bool, err error) {
 		}
 		return false, fmt.Errorf("pgcdc: starting replication from slot %s: %w", c.slot, fatalCode(err))
 	}
-	s := &stream{c: c, conn: conn, dec: newDecoder(c.wanted), next: time.Now().Add(c.cfg.statusInterval)}
+	s := &stream{c: c, conn: conn, dec: newDecoder(c.wanted), next: time.Now().Add(c.cfg.statusInterval),
+		silence: silenceBound(c.cfg.statusInterval, srv.senderTimeout)}
 	return true, s.run(ctx)
 }
 
+// silenceBound is how long a stream waits for a message from the server
+// before it takes the connection for dead: 3 status intervals, in each
+// of which the consumer asks the server for a reply, or the server's
+// wal_sender_timeout if that is longer, for a server busy decoding a
+// large transaction reads the consumer's messages, and replies, only
+// every half of it.
+func silenceBound(interval, senderTimeout time.Duration) time.Duration {
+	return max(silentIntervals*interval, senderTimeout)
+}
+
 func (s *stream) run(ctx context.Context) error {
+	heard := time.Now() // when the stream last got a message, or began to wait for one
 	for {
-		if err := s.status(false); err != nil {
+		if err := s.status(false, false); err != nil {
 			return err
 		}
 		s.mu.Lock()
 		next := s.next
 		s.mu.Unlock()
-		rctx, cancel := context.WithDeadline(ctx, next)
+		deadline := heard.Add(s.silence)
+		if next.Before(deadline) {
+			deadline = next
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
 		msg, err := s.conn.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if pgconn.Timeout(err) {
+			if !pgconn.Timeout(err) {
+				return fmt.Errorf("pgcdc: receiving: %w", err)
+			}
+			if time.Since(heard) < s.silence {
 				continue
 			}
-			return fmt.Errorf("pgcdc: receiving: %w", err)
+			// Written to, and silent: a server gone behind a proxy, or a
+			// NAT that forgot the connection, which TCP notices late if
+			// ever. Run connects again, as for a lost connection.
+			return fmt.Errorf("pgcdc: no message from the server for %v, though the consumer asked for replies: "+
+				"the connection is taken for lost", s.silence)
 		}
 		switch m := msg.(type) {
 		case *pgproto3.CopyData:
@@ -334,25 +480,32 @@ func (s *stream) run(ctx context.Context) error {
 		default:
 			return fmt.Errorf("pgcdc: replication: unexpected message %T", msg)
 		}
+		// After the message's handling, which may have run the handler
+		// for long: the server's replies meanwhile wait to be read.
+		heard = time.Now()
 	}
 }
 
 // status sends a status update that reports the confirmed position,
 // when one is due or when now, or when the position advanced since the
-// last one. It is called by the stream's goroutine, and while a handler
-// runs by the goroutine that [stream.deliver] starts.
-func (s *stream) status(now bool) error {
+// last one. A periodic one (due, or with reply) asks the server to
+// reply at once, so that a live server is never silent for long while
+// the stream waits: see [stream.run]. It is called by the stream's
+// goroutine, and while a handler runs by the goroutine that
+// [stream.deliver] starts.
+func (s *stream) status(now, reply bool) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pos := LSN(s.c.confirmed.Load())
-	if !now && pos == s.sent && time.Now().Before(s.next) {
+	due := !time.Now().Before(s.next)
+	if !now && !due && pos == s.sent {
 		return nil
 	}
 	s.next = time.Now().Add(s.c.cfg.statusInterval)
-	if pos == 0 { // nothing to report: the slot has no position yet
-		return nil
-	}
-	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(pos)})
+	// A position of 0 (none yet) is one the server ignores: the update
+	// is only a request for a reply then.
+	err := pglogrepl.SendStandbyStatusUpdate(context.Background(), s.conn,
+		pglogrepl.StandbyStatusUpdate{WALWritePosition: pglogrepl.LSN(pos), ReplyRequested: reply || due})
 	if err != nil {
 		return fmt.Errorf("pgcdc: sending status: %w", err)
 	}
@@ -368,7 +521,7 @@ func (s *stream) copyData(ctx context.Context, data []byte) error {
 	case pglogrepl.PrimaryKeepaliveMessageByteID:
 		k, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
 		if err != nil {
-			return fmt.Errorf("pgcdc: %w", err)
+			return fatal("pgcdc: a keepalive the consumer cannot read: %w", err)
 		}
 		s.c.serverEnd.Store(uint64(k.ServerWALEnd))
 		if s.tx == nil {
@@ -378,16 +531,19 @@ func (s *stream) copyData(ctx context.Context, data []byte) error {
 			// other tables' changes, and bounds the lag.
 			s.c.advance(LSN(k.ServerWALEnd))
 		}
-		return s.status(k.ReplyRequested)
+		return s.status(k.ReplyRequested, false)
 	case pglogrepl.XLogDataByteID:
+		// The server sends the same WAL again on every connection: a
+		// message the consumer cannot read would come back each time, so
+		// it is an error Run returns, not one it connects again after.
 		x, err := pglogrepl.ParseXLogData(data[1:])
 		if err != nil {
-			return fmt.Errorf("pgcdc: %w", err)
+			return fatal("pgcdc: a message the consumer cannot read: %w", err)
 		}
 		s.c.serverEnd.Store(uint64(max(x.ServerWALEnd, x.WALStart)))
 		m, err := parse(x.WALData)
 		if err != nil {
-			return fmt.Errorf("pgcdc: decoding a message: %w", err)
+			return fatal("pgcdc: decoding a message: %w", err)
 		}
 		return s.message(ctx, m)
 	}
@@ -487,7 +643,7 @@ func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 		}
 	case *pglogrepl.InsertMessage, *pglogrepl.UpdateMessage, *pglogrepl.DeleteMessage:
 		if s.tx == nil {
-			return errors.New("pgcdc: a change outside a transaction")
+			return fatal("pgcdc: a change outside a transaction")
 		}
 		ch, err := s.dec.change(m)
 		if err != nil {
@@ -498,7 +654,7 @@ func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 		}
 	case *pglogrepl.TruncateMessage:
 		if s.tx == nil {
-			return errors.New("pgcdc: a change outside a transaction")
+			return fatal("pgcdc: a change outside a transaction")
 		}
 		chs, err := s.dec.truncate(m)
 		if err != nil {
@@ -510,7 +666,7 @@ func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 	case *pglogrepl.CommitMessage:
 		tx := s.tx
 		if tx == nil {
-			return errors.New("pgcdc: a commit outside a transaction")
+			return fatal("pgcdc: a commit outside a transaction")
 		}
 		s.tx = nil
 		tx.CommitLSN, tx.EndLSN, tx.CommitTime = LSN(m.CommitLSN), LSN(m.TransactionEndLSN), m.CommitTime
@@ -520,7 +676,7 @@ func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 			}
 		}
 		s.c.advance(tx.EndLSN)
-		return s.status(len(tx.Changes) > 0)
+		return s.status(len(tx.Changes) > 0, false)
 	}
 	return nil
 }
@@ -542,7 +698,7 @@ func (s *stream) deliver(ctx context.Context, tx *Transaction) error {
 			case <-stop:
 				return
 			case <-t.C:
-				if err := s.status(true); err != nil {
+				if err := s.status(true, true); err != nil {
 					keepErr = err
 					return
 				}

@@ -2,6 +2,8 @@ package pgcdc
 
 import (
 	"context"
+	"slices"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel"
@@ -50,12 +52,21 @@ const (
 // that the consumer tries again, with error.type and [AttrAttempts].
 const EventRetry = "pgcdc.retry"
 
+// spanAttrs are the attributes of every span, and the database they name.
+type spanAttrs struct {
+	database string
+	attrs    []attribute.KeyValue
+}
+
 // instruments are a consumer's tracer and metric instruments, and the
 // span options and attribute sets built once at construction.
 type instruments struct {
-	tracer    trace.Tracer
-	spanName  string
-	spanAttrs []attribute.KeyValue
+	tracer   trace.Tracer
+	spanName string
+	// spanAttrs are the attributes of every span, replaced when setting
+	// up finds the database (db.namespace) other than the connection
+	// string's, which may name none.
+	spanAttrs atomic.Pointer[spanAttrs]
 	changes   metric.Int64Counter
 	// changeOpts are the options of the changes counter per table and op.
 	changeOpts map[string]map[Op][]metric.AddOption
@@ -68,22 +79,23 @@ var ops = []Op{OpInsert, OpUpdate, OpDelete, OpTruncate}
 
 func newInstruments(c *Consumer, cfg *config, cc *pgconn.Config) *instruments {
 	t := &instruments{
-		tracer:   telemetry.Tracer(cfg.tracerProvider, ScopeName),
-		spanName: SpanOperation + " " + c.slot,
-		spanAttrs: []attribute.KeyValue{
-			semconv.DBSystemNamePostgreSQL,
-			semconv.DBNamespace(cc.Database),
-			semconv.ServerAddress(cc.Host),
-			semconv.MessagingOperationTypeProcess,
-			semconv.MessagingOperationName(SpanOperation),
-			semconv.MessagingConsumerGroupName(c.slot),
-			semconv.MessagingDestinationName(c.publication),
-		},
+		tracer:     telemetry.Tracer(cfg.tracerProvider, ScopeName),
+		spanName:   SpanOperation + " " + c.slot,
 		changeOpts: map[string]map[Op][]metric.AddOption{},
 	}
-	if cc.Port != 5432 {
-		t.spanAttrs = append(t.spanAttrs, semconv.ServerPort(int(cc.Port)))
+	attrs := []attribute.KeyValue{
+		semconv.DBSystemNamePostgreSQL,
+		semconv.DBNamespace(cc.Database),
+		semconv.ServerAddress(cc.Host),
+		semconv.MessagingOperationTypeProcess,
+		semconv.MessagingOperationName(SpanOperation),
+		semconv.MessagingConsumerGroupName(c.slot),
+		semconv.MessagingDestinationName(c.publication),
 	}
+	if cc.Port != 5432 {
+		attrs = append(attrs, semconv.ServerPort(int(cc.Port)))
+	}
+	t.spanAttrs.Store(&spanAttrs{cc.Database, attrs})
 	slot := semconv.MessagingConsumerGroupName(c.slot)
 	for _, tb := range c.tables {
 		byOp := map[Op][]metric.AddOption{}
@@ -118,9 +130,26 @@ func newInstruments(c *Consumer, cfg *config, cc *pgconn.Config) *instruments {
 	return t
 }
 
+// setDatabase makes db.namespace the database the consumer streams
+// from, current_database() on the server: the connection string's, or
+// the server's default (the user's name) when it names none.
+func (t *instruments) setDatabase(db string) {
+	cur := t.spanAttrs.Load()
+	if cur.database == db {
+		return
+	}
+	attrs := slices.Clone(cur.attrs)
+	for i, kv := range attrs {
+		if kv.Key == semconv.DBNamespaceKey {
+			attrs[i] = semconv.DBNamespace(db)
+		}
+	}
+	t.spanAttrs.Store(&spanAttrs{db, attrs})
+}
+
 // start starts the span of a transaction.
 func (t *instruments) start(ctx context.Context, tx *Transaction) (context.Context, trace.Span) {
-	ctx, span := t.tracer.Start(ctx, t.spanName, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(t.spanAttrs...))
+	ctx, span := t.tracer.Start(ctx, t.spanName, trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(t.spanAttrs.Load().attrs...))
 	if span.IsRecording() {
 		span.SetAttributes(AttrXID.Int64(int64(tx.XID)), AttrCommitLSN.String(tx.CommitLSN.String()),
 			semconv.MessagingBatchMessageCount(len(tx.Changes)))
