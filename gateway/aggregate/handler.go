@@ -224,10 +224,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case len(body) > maxRequestBody:
 			res = errorResponse(http.StatusRequestEntityTooLarge, "body_too_large")
 		default:
-			res = h.run(r, route, shape, body)
+			res = h.runAlone(r, route, shape, body)
 		}
 	} else if h.writes {
-		res = h.run(r, route, shape, nil)
+		res = h.runAlone(r, route, shape, nil)
 	} else {
 		res = h.collapse(r, route, shape, clientType)
 	}
@@ -286,9 +286,14 @@ func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientTyp
 	}
 	h.mu.Lock()
 	f, joined := h.flights[key]
+	if joined && !f.deadline.IsZero() && !time.Now().Before(f.deadline) {
+		// Past its deadline the flight is ending, or stuck on a call
+		// deaf to its context: a request with time of its own gets an
+		// aggregation of its own, which takes the flight's place.
+		joined = false
+	}
 	if !joined {
-		f = &flight{done: make(chan struct{})}
-		f.deadline, _ = ctx.Deadline()
+		f = newFlight(ctx)
 		if h.flights == nil {
 			h.flights = map[string]*flight{}
 		}
@@ -298,6 +303,37 @@ func (h *Handler) collapse(r *http.Request, route string, shape Shape, clientTyp
 	if !joined {
 		h.lead(f, r, key, route, shape)
 	}
+	return h.await(ctx, f, joined)
+}
+
+// runAlone runs an aggregation that no other request shares (a write,
+// or a handler whose parts may write) as collapse runs a shared one: on
+// a goroutine of its own, so that its request is answered at most
+// lateAnswer past its deadline, whatever its calls do.
+func (h *Handler) runAlone(r *http.Request, route string, shape Shape, body []byte) *response {
+	f := newFlight(r.Context())
+	go func() {
+		var res *response
+		defer func() {
+			if v := recover(); v != nil {
+				otel.Handle(fmt.Errorf("aggregate: panic: %v\n%s", v, debug.Stack()))
+			}
+			h.land(f, "", res)
+		}()
+		res = h.run(r, route, shape, body)
+	}()
+	return h.await(r.Context(), f, false)
+}
+
+func newFlight(ctx context.Context) *flight {
+	f := &flight{done: make(chan struct{})}
+	f.deadline, _ = ctx.Deadline()
+	return f
+}
+
+// await returns the answer of flight f to a request with context ctx,
+// which started f or joined it.
+func (h *Handler) await(ctx context.Context, f *flight, joined bool) *response {
 	select {
 	case <-f.done:
 		return f.res
@@ -361,9 +397,6 @@ func (h *Handler) lead(f *flight, r *http.Request, key, route string, shape Shap
 		defer func() {
 			if v := recover(); v != nil {
 				otel.Handle(fmt.Errorf("aggregate: panic: %v\n%s", v, debug.Stack()))
-				if res == nil {
-					res = errorResponse(http.StatusInternalServerError, "internal")
-				}
 			}
 			h.land(f, key, res)
 		}()
@@ -388,12 +421,23 @@ func (h *Handler) lead(f *flight, r *http.Request, key, route string, shape Shap
 	}()
 }
 
-// land ends flight f with res, for the requests that joined it.
+// land ends flight f with res, for the requests that joined it, and
+// takes it out of the table under key ("" for one that was never in
+// it) unless another flight took its place. A nil res, from a panic or
+// a runtime.Goexit (a test's FailNow) in the user's functions, is a
+// 500.
 func (h *Handler) land(f *flight, key string, res *response) {
+	if res == nil {
+		res = errorResponse(http.StatusInternalServerError, "internal")
+	}
 	f.res = res
-	h.mu.Lock()
-	delete(h.flights, key)
-	h.mu.Unlock()
+	if key != "" {
+		h.mu.Lock()
+		if h.flights[key] == f {
+			delete(h.flights, key)
+		}
+		h.mu.Unlock()
+	}
 	close(f.done)
 }
 

@@ -369,6 +369,11 @@ func compilePath(tmpl string) ([]segment, error) {
 	if _, err := url.Parse("http://upstream" + b.String()); err != nil {
 		return nil, fmt.Errorf("%q is not a URL path: %v", tmpl, errors.Unwrap(err))
 	}
+	if strings.Contains(b.String(), "#") {
+		// A fragment is never sent: the part would call another
+		// resource than its template says.
+		return nil, fmt.Errorf("%q is not a URL path: it has a fragment", tmpl)
+	}
 	return out, nil
 }
 
