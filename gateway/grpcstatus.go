@@ -25,7 +25,8 @@ import (
 // whose body fails to read; outlier detection counts UNAVAILABLE and
 // DEADLINE_EXCEEDED, gRPC's 503 and 504, and the broken responses. A
 // DEADLINE_EXCEEDED counts for neither when the deadline that ran out
-// was the client's own (see clientDeadline). Every other code is the
+// was the client's own, nor does a stream that broke off then (see
+// clientTimeout). Every other code is the
 // caller's business and counts as a success, INTERNAL and
 // RESOURCE_EXHAUSTED included, unlike grpcbreaker's client interceptor:
 // grpc-go answers those to a malformed or oversized message, so a client
@@ -63,15 +64,66 @@ func grpcBreakerFailure(code string) bool { return code == "4" || code == "14" }
 
 func grpcOutlierFailure(code string) bool { return code == "4" || code == "14" }
 
-// clientDeadline reports whether a DEADLINE_EXCEEDED answer is due to
-// the deadline the client gave (the request's grpc-timeout): the
-// client's choice, which any server can miss (a forged 1ns), and not a
-// failure of the target. A grpc-timeout that [PropagateGRPCDeadline] set
-// from the route's Timeout is the gateway's own deadline: missing it
-// counts, as the route's timeout and the per-try timeout do.
-func clientDeadline(resp *http.Response, code string) bool {
-	return code == "4" && resp.Request != nil && resp.Request.Header.Get("Grpc-Timeout") != "" &&
-		resp.Request.Context().Value(routeDeadlineKey{}) == nil
+// clientTimeout is the deadline a gRPC client gave its call, its
+// grpc-timeout sent on as it came, and when the attempt carrying it
+// went: the upstream's clock for it starts about then.
+type clientTimeout struct {
+	d    time.Duration
+	sent time.Time
+}
+
+// expired reports whether the client's deadline has run out. A
+// DEADLINE_EXCEEDED then, or the stream reset that grpc-go sends instead
+// when it gives up, is the client's choice (which any server can miss: a
+// forged 1ns), not a failure of the target. A DEADLINE_EXCEEDED before
+// it is the upstream's own (a dependency of its that timed out), and
+// counts, as missing the route's Timeout or a per-try timeout does.
+func (c clientTimeout) expired() bool { return c.d > 0 && time.Since(c.sent) >= c.d }
+
+// grpcDeadline readies attempt out of a gRPC call. A grpc-timeout that
+// [PropagateGRPCDeadline] set from the route's deadline is set again to
+// the time left, or to the per-try timeout if shorter: a retry has less
+// time than the first attempt. A client's own is kept, and returned
+// with the time the attempt goes. Every other request pays a map lookup.
+func grpcDeadline(out *http.Request, perTry time.Duration) clientTimeout {
+	v := out.Header["Grpc-Timeout"]
+	if len(v) == 0 {
+		return clientTimeout{}
+	}
+	ctx := out.Context()
+	if ctx.Value(routeDeadlineKey{}) != nil {
+		if dl, ok := ctx.Deadline(); ok {
+			left := time.Until(dl)
+			if perTry > 0 && perTry < left {
+				left = perTry
+			}
+			v[0] = formatGRPCTimeout(left)
+		}
+		return clientTimeout{}
+	}
+	d, ok := parseGRPCTimeout(v[0])
+	if !ok {
+		return clientTimeout{}
+	}
+	return clientTimeout{d: d, sent: time.Now()}
+}
+
+// clientDeadlineError is an attempt that broke off once the client's
+// own deadline had run out (see clientTimeout): not charged to the
+// target, not retried, and answered as a timeout.
+type clientDeadlineError struct{ err error }
+
+func (e *clientDeadlineError) Error() string {
+	return "gateway: the call broke off as the client's grpc-timeout ran out: " + e.err.Error()
+}
+
+func (e *clientDeadlineError) Unwrap() error { return e.err }
+
+func (e *clientDeadlineError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+func isClientDeadline(err error) bool {
+	var cde *clientDeadlineError
+	return errors.As(err, &cde)
 }
 
 // retryCode is the status by which the retry policy judges resp: 503
@@ -148,13 +200,21 @@ func formatGRPCTimeout(d time.Duration) string {
 		unit time.Duration
 		c    byte
 	}{{time.Nanosecond, 'n'}, {time.Microsecond, 'u'}, {time.Millisecond, 'm'}, {time.Second, 'S'}, {time.Minute, 'M'}} {
-		if n := (d + u.unit - 1) / u.unit; n <= maxTimeoutValue {
+		n := d / u.unit
+		if d%u.unit != 0 {
+			n++ // rounded up, without the overflow of d + unit - 1
+		}
+		if n <= maxTimeoutValue {
 			var buf [9]byte
 			b := strconv.AppendInt(buf[:0], int64(n), 10)
 			return string(append(b, u.c))
 		}
 	}
-	return strconv.FormatInt(int64((d+time.Hour-1)/time.Hour), 10) + "H" // beyond 190 years
+	n := d / time.Hour
+	if d%time.Hour != 0 {
+		n++
+	}
+	return strconv.FormatInt(int64(n), 10) + "H" // beyond 190 years
 }
 
 // parseGRPCTimeout reads a grpc-timeout: 1 to 8 digits, then the unit
@@ -216,16 +276,16 @@ func hasPrefixFold(s, prefix string) bool {
 // the outcome at once for a trailers-only answer, or when resp's body
 // ends, and returns true; for any other answer it does nothing and
 // returns false.
-func (u *upstream) finishGRPC(ctx context.Context, t *target, done func(error), resp *http.Response) bool {
+func (u *upstream) finishGRPC(ctx context.Context, t *target, done func(error), resp *http.Response, ct clientTimeout) bool {
 	if !isGRPC(resp) {
 		return false
 	}
 	if st, ok := resp.Header["Grpc-Status"]; ok && len(st) > 0 {
-		u.finishGRPCStatus(ctx, t, done, resp, st[0], nil)
+		u.finishGRPCStatus(ctx, t, done, st[0], nil, ct)
 		return true
 	}
 	resp.Body = &grpcBody{ReadCloser: resp.Body, resp: resp, report: func(code string, err error) {
-		u.finishGRPCStatus(ctx, t, done, resp, code, err)
+		u.finishGRPCStatus(ctx, t, done, code, err, ct)
 	}}
 	return true
 }
@@ -233,20 +293,23 @@ func (u *upstream) finishGRPC(ctx context.Context, t *target, done func(error), 
 // finishGRPCStatus reports a gRPC attempt's outcome: its grpc-status, or
 // err when the response broke or ended without one. An attempt whose
 // client went away counts for neither the breaker nor outlier detection.
-func (u *upstream) finishGRPCStatus(ctx context.Context, t *target, done func(error), resp *http.Response, code string, err error) {
-	gone := clientGone(ctx) || errors.Is(err, context.Canceled)
+func (u *upstream) finishGRPCStatus(ctx context.Context, t *target, done func(error), code string, err error, ct clientTimeout) {
+	// A stream that broke off once the client's deadline ran out was
+	// reset for that reason (a server stream ending at it, say).
+	gone := clientGone(ctx) || errors.Is(err, context.Canceled) || err != nil && ct.expired()
+	clients := code == "4" && ct.expired()
 	if done != nil {
 		berr := err
 		switch {
 		case gone:
 			berr = context.Canceled
-		case err == nil && grpcBreakerFailure(code) && !clientDeadline(resp, code):
+		case err == nil && grpcBreakerFailure(code) && !clients:
 			berr = &grpcStatusError{code}
 		}
 		done(berr)
 	}
 	if !gone {
-		u.record(t, err != nil || grpcOutlierFailure(code) && !clientDeadline(resp, code))
+		u.record(t, err != nil || grpcOutlierFailure(code) && !clients)
 	}
 }
 

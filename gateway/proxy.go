@@ -109,7 +109,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := u.sendVia(a, i, t, done, tried, first && a == req)
 		first = false
 		if err != nil {
-			if clientBodyFailed(err) {
+			if clientBodyFailed(err) || isClientDeadline(err) {
 				return retry.Permanent(err)
 			}
 			return err
@@ -285,6 +285,7 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 			}
 		}
 	}()
+	ct := grpcDeadline(out, u.spec.retry.PerTryTimeout)
 	resp, err := u.transport.RoundTrip(out)
 	returned = true
 	if timer != nil && !timer.Stop() {
@@ -304,13 +305,16 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 			cancel(nil)
 		}
 		s.inflight.Add(-1)
+		if ct.expired() {
+			err = &clientDeadlineError{err} // grpc-go reset the stream
+		}
 		berr := u.finish(ctx, t, done, err, 0)
 		if outcome != nil {
 			*outcome = berr
 		}
 		return nil, err
 	}
-	if !u.finishGRPC(ctx, t, done, resp) {
+	if !u.finishGRPC(ctx, t, done, resp, ct) {
 		berr := u.finish(ctx, t, done, nil, resp.StatusCode)
 		if outcome != nil {
 			*outcome = berr
@@ -338,7 +342,7 @@ func (u *upstream) finish(ctx context.Context, t *target, done func(error), err 
 	gone := clientGone(ctx)
 	if err != nil && !gone {
 		st := stateOf(ctx)
-		gone = clientBodyFailed(err) || st != nil && (st.tooLarge.Load() || st.badBody.Load() ||
+		gone = clientBodyFailed(err) || isClientDeadline(err) || st != nil && (st.tooLarge.Load() || st.badBody.Load() ||
 			st.bodyStall.Load() != 0 && timedOut(ctx, err))
 	}
 	berr := u.breakerErr(gone, err, code)

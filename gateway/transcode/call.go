@@ -3,10 +3,12 @@ package transcode
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 
@@ -69,7 +71,13 @@ func (c *call) refuse(code connect.Code, msg string) {
 //     gRPC server would refuse the call as INTERNAL, a 500 for the
 //     client's own mistake. A gRPC client's headers go through as they
 //     are: its library base64-encodes them.
+//   - It deletes Expect, which is for the gateway's server (it answers
+//     100 Continue as the transcoder reads the body). Sent on, it had a
+//     gRPC server built on net/http answer 100, which vanguard took for
+//     the call's status, and native grpc-go make the gateway wait a
+//     second for it.
 func (c *call) checkHeaders(r *http.Request, web bool) {
+	delete(r.Header, "Expect")
 	for k, vals := range r.Header {
 		if !web && len(k) > 5 && strings.EqualFold(k[:5], "grpc-") {
 			delete(r.Header, k)
@@ -170,8 +178,17 @@ func (c *call) inflate(r *http.Request, limit int64) {
 		c.refuse(connect.CodeResourceExhausted, fmt.Sprintf("%v of %d bytes", err, in))
 	case errors.Is(err, errDecompressedTooLarge):
 		c.refuse(connect.CodeResourceExhausted, fmt.Sprintf("%v of %d bytes", err, c.t.maxBytes))
+	case r.Context().Err() != nil || errors.Is(err, os.ErrDeadlineExceeded):
+		// The client stalled until the route's time ran out (the
+		// connection's read deadline), or went away: not a malformed
+		// body. The message names no address.
+		if errors.Is(r.Context().Err(), context.Canceled) && !errors.Is(err, os.ErrDeadlineExceeded) {
+			c.refuse(connect.CodeCanceled, "the client went away")
+		} else {
+			c.refuse(connect.CodeDeadlineExceeded, "the request body did not arrive in time")
+		}
 	case err != nil:
-		c.refuse(connect.CodeInvalidArgument, "reading the gzip request body: "+err.Error())
+		c.refuse(connect.CodeInvalidArgument, "the gzip request body is malformed")
 	default:
 		r.Body = io.NopCloser(bytes.NewReader(buf.Bytes()))
 		r.ContentLength = int64(buf.Len())

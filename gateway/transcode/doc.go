@@ -122,10 +122,13 @@
 // The gateway's breakers count transport errors, timeouts and statuses
 // of 500 and above, and, for a gRPC answer (HTTP 200 whatever the
 // outcome), its grpc-status: UNAVAILABLE, and DEADLINE_EXCEEDED unless
-// the deadline that ran out was the client's own, count as failures of
-// the target, read from the headers of a trailers-only answer or from the
-// trailers once the answer's body has been copied (a server stream counts
-// when it ends). INTERNAL and RESOURCE_EXHAUSTED do not, though
+// the deadline that ran out was the client's own (its grpc-timeout,
+// Connect-Timeout-Ms or X-Server-Timeout, once that time has passed;
+// a stream the server resets then counts for nothing either, and is
+// answered DEADLINE_EXCEEDED), count as failures of the target, read
+// from the headers of a trailers-only answer or from the trailers once
+// the answer's body has been copied (a server stream counts when it
+// ends). INTERNAL and RESOURCE_EXHAUSTED do not, though
 // grpcbreaker's client interceptor counts them by default: grpc-go
 // answers them to a client's malformed or oversized message, and one
 // client could open the breaker for all. A message the transcoder

@@ -112,8 +112,12 @@ type upstreamWriter call
 func (w *upstreamWriter) Header() http.Header { return w.up.Header() }
 
 func (w *upstreamWriter) WriteHeader(code int) {
-	if code < http.StatusOK || w.wrote {
-		w.up.WriteHeader(code) // a 1xx, or a second call for net/http to report
+	if code < http.StatusOK {
+		// No part of gRPC: vanguard would take it for the call's status.
+		return
+	}
+	if w.wrote {
+		w.up.WriteHeader(code) // a second call, for net/http to report
 		return
 	}
 	w.wrote = true
