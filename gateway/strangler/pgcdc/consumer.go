@@ -39,6 +39,7 @@ type Consumer struct {
 	running   atomic.Bool
 	confirmed atomic.Uint64 // the last position confirmed to the server
 	serverEnd atomic.Uint64 // the server's WAL end, as last reported
+	silences  atomic.Int32  // connections taken for dead in a row, since the last commit received
 }
 
 // New returns a consumer of the changes of tables (each "schema.name", or
@@ -195,7 +196,15 @@ func (c *Consumer) DropSlot(ctx context.Context) error {
 // [WithStatusInterval] (or the server's wal_sender_timeout, if longer)
 // though the consumer asked it to reply each interval: a server gone
 // behind a proxy, or a NAT that forgot the connection, leaves it open
-// and silent, and TCP may not notice for a quarter of an hour.
+// and silent, and TCP may not notice for a quarter of an hour. A server
+// before PostgreSQL 16 decoding a long transaction (a table rewritten
+// by ALTER TABLE) is as silent until it is done, and would start again
+// on a new connection: so first Run asks the server, on a connection of
+// its own, whether the stream's process still streams the slot, and
+// waits on if it does. (A server with wal_sender_timeout 0 keeps the
+// process of a connection a NAT forgot, which is then waited for too.)
+// The bound doubles with each connection replaced until a commit
+// arrives.
 //
 // Run returns an error for what connecting again cannot cure: a server
 // without wal_level=logical, a publication that is missing (under

@@ -30,13 +30,23 @@ func TestBackoffDoubles(t *testing.T) {
 
 // TestSilenceBound: a connection is taken for dead after 3 status
 // intervals without a message, or the server's wal_sender_timeout if
-// that is longer, as WithStatusInterval documents.
+// that is longer, as WithStatusInterval documents; twice that after
+// each connection so taken since the last commit, up to a day.
 func TestSilenceBound(t *testing.T) {
-	for _, tt := range []struct{ interval, senderTimeout, want time.Duration }{
-		{10 * time.Second, time.Minute, time.Minute},
-		{10 * time.Second, 0, 30 * time.Second},
-		{time.Minute, time.Minute, 3 * time.Minute},
+	for _, tt := range []struct {
+		interval, senderTimeout time.Duration
+		silences                int
+		want                    time.Duration
+	}{
+		{10 * time.Second, time.Minute, 0, time.Minute},
+		{10 * time.Second, 0, 0, 30 * time.Second},
+		{time.Minute, time.Minute, 0, 3 * time.Minute},
+		{10 * time.Second, 0, 1, time.Minute},
+		{10 * time.Second, time.Minute, 3, 8 * time.Minute},
+		{10 * time.Second, time.Minute, 20, maxSilence},
+		{10 * time.Second, time.Minute, 1000, maxSilence},
 	} {
-		assert.Equal(t, tt.want, silenceBound(tt.interval, tt.senderTimeout), "silenceBound(%v, %v)", tt.interval, tt.senderTimeout)
+		assert.Equal(t, tt.want, silenceBound(tt.interval, tt.senderTimeout, tt.silences),
+			"silenceBound(%v, %v, %d)", tt.interval, tt.senderTimeout, tt.silences)
 	}
 }

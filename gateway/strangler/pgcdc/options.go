@@ -89,9 +89,11 @@ func WithCreatePublication(create bool) Option {
 // bounds how long the consumer waits for a server that does not: when
 // nothing came from the server for 3 intervals (or for the server's
 // wal_sender_timeout, if that is longer: a server busy decoding a large
-// transaction replies only every half of it), [Consumer.Run] takes the
-// connection for dead, closes it and connects again. A shorter interval
-// notices a dead connection sooner, for a few more messages.
+// transaction replies only every half of it), [Consumer.Run] asks the
+// server whether the stream is still its, and if not takes the
+// connection for dead, closes it and connects again, and waits twice as
+// long on the next until a commit arrives. A shorter interval notices a
+// dead connection sooner, for a few more messages.
 func WithStatusInterval(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.statusInterval = d })
 }

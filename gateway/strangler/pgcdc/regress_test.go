@@ -281,3 +281,180 @@ func TestTableWithoutReplicaIdentity(t *testing.T) {
 	assert.ErrorContains(t, err, "REPLICA IDENTITY")
 	assert.NotContains(t, err.Error(), f.table("t")+",")
 }
+
+// TestOddValuesNeverStop: valid values of many types are delivered
+// (as pgx decodes them, or as text), never stopping the consumer.
+func TestOddValuesNeverStop(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TYPE " + f.schema + ".mood AS ENUM ('ok', 'sad')")
+	f.exec("CREATE TYPE " + f.schema + ".pair AS (a int, b text)")
+	f.exec("CREATE DOMAIN " + f.schema + ".posint AS int CHECK (VALUE > 0)")
+	cols := []struct{ typ, val string }{
+		{"timestamp", "'infinity'"}, {"timestamptz", "'-infinity'"}, {"date", "'infinity'"},
+		{"date", "'0044-03-15 BC'"}, {"timestamp", "'0044-03-15 10:00 BC'"}, {"timestamptz", "'4713-01-01 00:00+00 BC'"},
+		{"numeric", "'NaN'"}, {"numeric", "'Infinity'"}, {"float8", "'NaN'"}, {"float4", "'-Infinity'"},
+		{"interval", "'178000000 years'"}, {"interval", "'-178000000 years -1 day -00:00:01'"},
+		{"time", "'24:00:00'"}, {"timetz", "'24:00:00+1459'"}, {"money", "'-92233720368547758.08'"},
+		{"int4range", "'empty'"}, {"int8range", "'[1,)'"}, {"tsrange", "'[-infinity,infinity]'"}, {"int4multirange", "'{}'"},
+		{"datemultirange", "'{[2000-01-01,infinity)}'"},
+		{"point", "'(1e308,-1e308)'"}, {"circle", "'<(0,0),NaN>'"}, {"box", "'(1,1),(0,0)'"}, {"path", "'[(0,0),(1,1)]'"},
+		{"polygon", "'((0,0),(1,1),(1,0))'"}, {"lseg", "'[(0,0),(1,1)]'"}, {"line", "'{1,2,3}'"},
+		{"inet", "'::ffff:1.2.3.4/128'"}, {"cidr", "'10.0.0.0/8'"}, {"macaddr8", "'08:00:2b:01:02:03:04:05'"},
+		{"bit(3)", "B'101'"}, {"varbit", "B''"}, {"tsvector", "'a:1 b:2'"}, {"tsquery", "'a & b'"}, {"xml", "'<a/>'"},
+		{"pg_lsn", "'FFFFFFFF/FFFFFFFF'"}, {"xid8", "'18446744073709551615'"}, {"xid", "'4294967295'"}, {"oid", "'4294967295'"},
+		{"pg_snapshot", "'10:20:10,14,15'"}, {"txid_snapshot", "'10:20:'"}, {"uuid", "'00000000-0000-0000-0000-000000000000'"},
+		{"int2", "-32768"}, {"int8", "-9223372036854775808"}, {"name", "repeat('x', 63)"}, {"bpchar(3)", "'a'"},
+		{"timestamp[]", "ARRAY['infinity'::timestamp, NULL]"}, {"date[]", "'{infinity,-infinity}'"},
+		{"int[]", "'{{{1}},{{2}}}'"}, {"int[]", "'[-2:-1]={1,2}'"}, {"int[]", "'{{NULL,NULL},{NULL,NULL}}'"},
+		{"text[]", `'{"a,b","c\"d",NULL,"NULL",""}'`}, {"bytea[]", `'{"\\x00ff"}'`}, {`"char"[]`, `ARRAY['\200'::"char", ''::"char", 'a']`},
+		{"json[]", `ARRAY['{"a":1e400}'::json, '[]', 'null']`}, {"jsonb", `'"\u00e9\ud83d\ude00"'`},
+		{"numeric[]", "'{NaN,Infinity,-1e-1000}'"}, {"interval[]", "'{\"1 year\"}'"}, {"point[]", "'{\"(1,2)\"}'"},
+		{"int4range[]", "'{\"[1,2)\",empty}'"}, {"uuid[]", "'{}'"}, {"inet[]", "'{::1}'"},
+		{f.schema + ".mood", "'sad'"}, {f.schema + ".mood[]", "'{ok,sad}'"}, {f.schema + ".pair", "ROW(1, 'x,y')"},
+		{f.schema + ".pair[]", "ARRAY[ROW(1,'a')::" + f.schema + ".pair]"}, {f.schema + ".posint", "3"},
+		{f.schema + ".posint[]", "'{1,2}'"}, {"regclass", "'pg_class'"}, {"regtype", "'int4'"},
+		{"aclitem", "'postgres=r/postgres'"}, {"int2vector", "'1 2'"}, {"oidvector", "'1 2'"},
+	}
+	create := "CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY"
+	insert := "INSERT INTO " + f.table("t") + " VALUES (1"
+	for i, c := range cols {
+		create += ", c" + itoa(i) + " " + c.typ
+		insert += ", " + c.val
+	}
+	f.exec(create + ")")
+	var failures atomic.Int32
+	var lastErr atomic.Value
+	h, ch := channel()
+	c := f.consumer([]string{"t"}, h, pgcdc.WithErrorHandler(func(err error) {
+		failures.Add(1)
+		lastErr.Store(err.Error())
+	}))
+	f.setup(c)
+	stop := run(t, c)
+	f.exec(insert + ")")
+	tx, ok := within(ch, 15*time.Second)
+	err := stop()
+	require.NoError(t, err, "Run")
+	require.True(t, ok, "not delivered; %d reconnects, last: %v", failures.Load(), lastErr.Load())
+	require.Len(t, tx.Changes[0].New, len(cols)+1)
+	require.Zero(t, failures.Load(), "%v", lastErr.Load())
+}
+
+func itoa(i int) string {
+	const d = "0123456789"
+	if i < 10 {
+		return d[i : i+1]
+	}
+	return itoa(i/10) + d[i%10:i%10+1]
+}
+
+// TestValidPublicationsAccepted: publications that publish every
+// change of the consumer's tables, made otherwise than the consumer makes
+// them, are accepted and stream.
+func TestValidPublicationsAccepted(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		setup func(f *fixture) string // returns the CREATE PUBLICATION's tail
+		table string
+	}{
+		{"for all tables", func(f *fixture) string { return "FOR ALL TABLES" }, "t"},
+		{"tables in schema", func(f *fixture) string { return "FOR TABLES IN SCHEMA " + f.schema }, "t"},
+		{"extra tables with filters", func(f *fixture) string {
+			f.exec("CREATE TABLE " + f.table("o") + " (id int PRIMARY KEY, v int)")
+			return "FOR TABLE " + f.table("t") + ", " + f.table("o") + " (id) WHERE (id > 5)"
+		}, "t"},
+		{"generated and dropped columns", func(f *fixture) string {
+			f.exec("ALTER TABLE " + f.table("t") + " ADD COLUMN g int GENERATED ALWAYS AS (id * 2) STORED, ADD COLUMN d int")
+			f.exec("ALTER TABLE " + f.table("t") + " DROP COLUMN d")
+			return "FOR TABLE " + f.table("t")
+		}, "t"},
+		{"partitioned in schema via root", func(f *fixture) string {
+			f.exec("CREATE TABLE " + f.table("p") + " (id int PRIMARY KEY) PARTITION BY RANGE (id)")
+			f.exec("CREATE TABLE " + f.table("p1") + " PARTITION OF " + f.table("p") + " FOR VALUES FROM (0) TO (100)")
+			return "FOR TABLES IN SCHEMA " + f.schema + " WITH (publish_via_partition_root = true)"
+		}, "p"},
+		{"mixed case names", func(f *fixture) string {
+			f.exec("CREATE TABLE " + f.schema + `."Mixed Case" (id int PRIMARY KEY)`)
+			return "FOR TABLE " + f.schema + `."Mixed Case"`
+		}, "Mixed Case"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+			f.exec("CREATE PUBLICATION " + f.schema + " " + tt.setup(f))
+			h, ch := channel()
+			c := f.consumer([]string{tt.table}, h, pgcdc.WithCreatePublication(false))
+			require.NoError(t, c.Setup(context.Background()), "Setup")
+			stop := run(t, c)
+			f.exec("INSERT INTO " + f.schema + `."` + tt.table + `" VALUES (7)`)
+			tx, ok := within(ch, 15*time.Second)
+			require.NoError(t, stop())
+			require.True(t, ok, "not delivered")
+			require.Equal(t, f.schema+"."+tt.table, tx.Changes[0].Table)
+		})
+	}
+}
+
+// TestLongDecodeNotTakenForSilence: a server busy decoding a large
+// transaction (a table rewrite, whose changes PostgreSQL 15 replays
+// without reading the consumer's status updates, nor replying) is
+// silent for as long as the replay takes, which for a big table is more
+// than the silence bound: with wal_sender_timeout off (bound: 3 status
+// intervals), or on (bound: wal_sender_timeout; the server itself does
+// not end the connection, as it reads the consumer's status updates
+// before it checks its timeout). The consumer takes the connection for
+// dead, and the next connection replays the same transaction again, for
+// ever (the old walsender holding the slot meanwhile): the change after
+// it is never delivered.
+func TestLongDecodeNotTakenForSilence(t *testing.T) {
+	for _, timeout := range []string{"0", "1s"} {
+		t.Run("wal_sender_timeout="+timeout, func(t *testing.T) { testLongDecode(t, timeout) })
+	}
+}
+
+func testLongDecode(t *testing.T, timeout string) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("t") + " (id int PRIMARY KEY)")
+	f.exec("CREATE TABLE " + f.table("big") + " (id int PRIMARY KEY, v int)")
+	f.exec("INSERT INTO " + f.table("big") + " SELECT i, i FROM generate_series(1, 1000000) i")
+	var reported atomic.Int32
+	var lastErr atomic.Value
+	h, ch := channel()
+	c, err := pgcdc.New(f.url+"&options=-c%20wal_sender_timeout%3D"+timeout, f.schema, []string{f.table("t")}, h,
+		pgcdc.WithStatusInterval(100*time.Millisecond), pgcdc.WithBackoff(10*time.Millisecond, 100*time.Millisecond),
+		pgcdc.WithErrorHandler(func(err error) {
+			reported.Add(1)
+			if strings.Contains(err.Error(), "no message") {
+				t.Logf("%v reconnecting after: %.150s", time.Now().Format("15:04:05.000"), err)
+			}
+			lastErr.Store(err.Error())
+		}))
+	require.NoError(t, err)
+	f.setup(c)
+	stop := run(t, c)
+	start := time.Now()
+	f.exec("BEGIN; ALTER TABLE " + f.table("big") + " ALTER COLUMN v TYPE bigint; INSERT INTO " + f.table("t") + " VALUES (1); COMMIT")
+	t.Logf("rewrite took %v", time.Since(start))
+	tx, ok := within(ch, 40*time.Second)
+	require.NoError(t, stop())
+	require.True(t, ok, "not delivered within 40s; %d reconnects, last: %v", reported.Load(), lastErr.Load())
+	require.Equal(t, []int32{1}, ids(tx))
+	require.Zero(t, reported.Load(), "reconnects; last: %v", lastErr.Load())
+}
+
+// TestCreatedPublicationChecked: the publication the consumer
+// creates is not checked as one it finds is: for a partitioned table and
+// one of its partitions, PostgreSQL publishes (through the root) the
+// partitioned table alone, so Setup returns nil, and then Run, which
+// finds the publication, refuses it as not publishing the partition.
+// Setup should say so when it creates it, as it does on a second call.
+func TestCreatedPublicationChecked(t *testing.T) {
+	f := newFixture(t)
+	f.exec("CREATE TABLE " + f.table("p") + " (id int PRIMARY KEY) PARTITION BY RANGE (id)")
+	f.exec("CREATE TABLE " + f.table("p1") + " PARTITION OF " + f.table("p") + " FOR VALUES FROM (0) TO (100)")
+	c := f.consumer([]string{"p", "p1"}, func(context.Context, pgcdc.Transaction) error { return nil })
+	first := c.Setup(context.Background())
+	second := c.Setup(context.Background())
+	t.Logf("first: %v; second: %v", first, second)
+	require.Equal(t, second == nil, first == nil, "Setup's verdict on the publication it created differs from the next Setup's")
+}

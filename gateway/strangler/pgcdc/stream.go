@@ -153,7 +153,9 @@ func (c *Consumer) setupPublication(ctx context.Context, conn *pgconn.PgConn, sr
 		_, err = query(ctx, conn, "CREATE PUBLICATION "+c.publication+" FOR TABLE "+c.tableList()+
 			" WITH (publish_via_partition_root = true)")
 		if err == nil {
-			return nil
+			// Checked as one found would be: a partitioned table and one
+			// of its partitions make a publication of the root alone.
+			return c.checkPublication(ctx, conn, srv)
 		}
 		// Created meanwhile by another consumer: duplicate_object when
 		// it committed before, unique_violation when the two commands
@@ -419,8 +421,30 @@ func (c *Consumer) session(ctx context.Context) (streamed bool, err error) {
 		return false, fmt.Errorf("pgcdc: starting replication from slot %s: %w", c.slot, fatalCode(err))
 	}
 	s := &stream{c: c, conn: conn, dec: newDecoder(c.wanted), next: time.Now().Add(c.cfg.statusInterval),
-		silence: silenceBound(c.cfg.statusInterval, srv.senderTimeout)}
+		silence: silenceBound(c.cfg.statusInterval, srv.senderTimeout, int(c.silences.Load()))}
 	return true, s.run(ctx)
+}
+
+// serverStreams reports whether the server, asked on a connection of
+// its own, still has this stream's process streaming the slot: the
+// connection is silent because the server is busy, not gone. A server
+// that cannot be asked, or whose process for the stream has ended (as
+// it does once wal_sender_timeout passes without word from the
+// consumer), says no.
+func (s *stream) serverStreams(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, s.silence)
+	defer cancel()
+	conn, err := pgconn.ConnectConfig(ctx, s.c.conn)
+	if err != nil {
+		return false
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	rows, err := query(ctx, conn, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = "+literal(s.c.slot))
+	return err == nil && len(rows) == 1 && string(rows[0][0]) == strconv.FormatUint(uint64(s.conn.PID()), 10)
 }
 
 // silenceBound is how long a stream waits for a message from the server
@@ -428,10 +452,25 @@ func (c *Consumer) session(ctx context.Context) (streamed bool, err error) {
 // of which the consumer asks the server for a reply, or the server's
 // wal_sender_timeout if that is longer, for a server busy decoding a
 // large transaction reads the consumer's messages, and replies, only
-// every half of it.
-func silenceBound(interval, senderTimeout time.Duration) time.Duration {
-	return max(silentIntervals*interval, senderTimeout)
+// every half of it. It doubles for each of the silences connections
+// taken for dead since the last commit: a server before PostgreSQL 16
+// decoding a long transaction of a rewritten table reads nothing and
+// replies nothing until it is done, and a new connection starts the
+// decoding again, so a fixed bound shorter than it would never see it
+// end.
+func silenceBound(interval, senderTimeout time.Duration, silences int) time.Duration {
+	d := max(silentIntervals*interval, senderTimeout)
+	for range min(silences, 30) {
+		if d > maxSilence/2 {
+			return maxSilence
+		}
+		d *= 2
+	}
+	return d
 }
+
+// maxSilence bounds silenceBound's doubling: a day.
+const maxSilence = 24 * time.Hour
 
 func (s *stream) run(ctx context.Context) error {
 	heard := time.Now() // when the stream last got a message, or began to wait for one
@@ -459,9 +498,19 @@ func (s *stream) run(ctx context.Context) error {
 			if time.Since(heard) < s.silence {
 				continue
 			}
+			if s.serverStreams(ctx) {
+				// A server before PostgreSQL 16 decoding a long
+				// transaction (a table rewritten by ALTER TABLE) reads
+				// nothing and sends nothing until it is done; a new
+				// connection would only start the decoding again.
+				heard = time.Now()
+				continue
+			}
 			// Written to, and silent: a server gone behind a proxy, or a
 			// NAT that forgot the connection, which TCP notices late if
-			// ever. Run connects again, as for a lost connection.
+			// ever. Run connects again, as for a lost connection, and
+			// waits longer the next time (see silenceBound).
+			s.c.silences.Add(1)
 			return fmt.Errorf("pgcdc: no message from the server for %v, though the consumer asked for replies: "+
 				"the connection is taken for lost", s.silence)
 		}
@@ -676,6 +725,7 @@ func (s *stream) message(ctx context.Context, msg pglogrepl.Message) error {
 			}
 		}
 		s.c.advance(tx.EndLSN)
+		s.c.silences.Store(0) // the server got through a transaction
 		return s.status(len(tx.Changes) > 0, false)
 	}
 	return nil
