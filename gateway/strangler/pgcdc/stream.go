@@ -432,7 +432,9 @@ func (c *Consumer) session(ctx context.Context) (streamed bool, err error) {
 // it does once wal_sender_timeout passes without word from the
 // consumer), says no.
 func (s *stream) serverStreams(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, s.silence)
+	// Not bounded by the silence alone, which may be short: a busy
+	// server (the case asked about) may be slow to answer.
+	ctx, cancel := context.WithTimeout(ctx, max(s.silence, askTimeout))
 	defer cancel()
 	conn, err := pgconn.ConnectConfig(ctx, s.c.conn)
 	if err != nil {
@@ -446,6 +448,9 @@ func (s *stream) serverStreams(ctx context.Context) bool {
 	rows, err := query(ctx, conn, "SELECT active_pid FROM pg_replication_slots WHERE slot_name = "+literal(s.c.slot))
 	return err == nil && len(rows) == 1 && string(rows[0][0]) == strconv.FormatUint(uint64(s.conn.PID()), 10)
 }
+
+// askTimeout is the least time serverStreams gives the server to say.
+const askTimeout = 10 * time.Second
 
 // silenceBound is how long a stream waits for a message from the server
 // before it takes the connection for dead: 3 status intervals, in each
