@@ -46,3 +46,17 @@ func ExampleNew() {
 	// /inventory.v1.InventoryService/
 	// /v1/items/
 }
+
+// An upstream whose gRPC server registers gzip (grpc-go: a blank import
+// of google.golang.org/grpc/encoding/gzip) can take a client's gzip
+// messages as they came, rather than inflated by the gateway.
+func ExampleWithUpstreamGzip() {
+	tr, err := transcode.New("inventory",
+		transcode.WithService("inventory.v1.InventoryService"),
+		transcode.WithUpstreamGzip())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(tr.Patterns()))
+	// Output: 2
+}

@@ -166,3 +166,23 @@ func Example() {
 	// update id=1 status=paid
 	// delete id=1 status=<nil>
 }
+
+// A consumer whose slot vanished under it (a failover to a standby
+// without it, an operator's DROP) stops rather than start again from a
+// new slot past the changes in between: the caller decides how to catch
+// up, then starts afresh.
+func ExampleErrSlotLost() {
+	c, err := pgcdc.New(os.Getenv("LEGACY_DATABASE_URL"), "orders_to_new", []string{"public.orders"},
+		func(context.Context, pgcdc.Transaction) error { return nil })
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := c.Run(ctx); errors.Is(err, pgcdc.ErrSlotLost) {
+		// The changes since the slot's last position are gone: set a
+		// new slot up (Setup), copy or reconcile the tables' rows in
+		// the new system, then Run from the new slot.
+		log.Printf("slot lost: %v; resynchronising", err)
+	}
+}
