@@ -180,9 +180,16 @@ func ExampleErrSlotLost() {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := c.Run(ctx); errors.Is(err, pgcdc.ErrSlotLost) {
-		// The changes since the slot's last position are gone: set a
-		// new slot up (Setup), copy or reconcile the tables' rows in
-		// the new system, then Run from the new slot.
+		// The changes since the slot's last position are gone. Say the
+		// loss is known (DropSlot forgets the position), set a new slot
+		// up, copy or reconcile the tables' rows in the new system,
+		// then Run from the new slot.
 		log.Printf("slot lost: %v; resynchronising", err)
+		if err := c.DropSlot(ctx); err != nil {
+			log.Fatal(err)
+		}
+		if err := c.Setup(ctx); err != nil {
+			log.Fatal(err)
+		}
 	}
 }
