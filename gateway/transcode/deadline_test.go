@@ -156,26 +156,15 @@ func parseTimeout(s string) (time.Duration, error) {
 	return time.Duration(n) * unit, nil
 }
 
-// h2cGateway is transcodingGateway served over h2c, for gRPC clients.
+// h2cGateway is transcodingGateway served over h2c, for gRPC clients;
+// it returns the server's address.
 func h2cGateway(t *testing.T, addr string, base gateway.Route, up func(*gateway.Upstream), opts ...transcode.Option) string {
 	t.Helper()
-	tr, err := transcode.New("inventory", append([]transcode.Option{transcode.WithService("inventory.v1.InventoryService")}, opts...)...)
-	require.NoError(t, err)
-	u := gateway.Upstream{Name: "inventory", Targets: []gateway.Target{{URL: "http://" + addr}}, H2C: true}
-	if up != nil {
-		up(&u)
-	}
-	g, err := gateway.New(gateway.WithUpstreams(u), gateway.WithRoutes(tr.Routes(base)...))
-	require.NoError(t, err)
-	srv := httptest.NewUnstartedServer(g)
+	srv := unstartedGateway(t, addr, base, up, opts...)
 	srv.Config.Protocols = new(http.Protocols)
 	srv.Config.Protocols.SetUnencryptedHTTP2(true)
 	srv.Config.Protocols.SetHTTP1(true)
 	srv.Start()
-	t.Cleanup(func() {
-		srv.Close()
-		_ = g.Close()
-	})
 	return strings.TrimPrefix(srv.URL, "http://")
 }
 

@@ -143,6 +143,15 @@ func newRecorder(t *testing.T) (*tracetest.SpanRecorder, *sdktrace.TracerProvide
 // addr; up adjusts the upstream, opts the transcoder.
 func transcodingGateway(t *testing.T, addr string, base gateway.Route, up func(*gateway.Upstream), opts ...transcode.Option) *httptest.Server {
 	t.Helper()
+	srv := unstartedGateway(t, addr, base, up, opts...)
+	srv.Start()
+	return srv
+}
+
+// unstartedGateway is transcodingGateway's server before it starts,
+// closed with the test.
+func unstartedGateway(t *testing.T, addr string, base gateway.Route, up func(*gateway.Upstream), opts ...transcode.Option) *httptest.Server {
+	t.Helper()
 	tr, err := transcode.New("inventory", append([]transcode.Option{transcode.WithService("inventory.v1.InventoryService")}, opts...)...)
 	require.NoError(t, err)
 	u := gateway.Upstream{Name: "inventory", Targets: []gateway.Target{{URL: "http://" + addr}}, H2C: true}
@@ -151,7 +160,7 @@ func transcodingGateway(t *testing.T, addr string, base gateway.Route, up func(*
 	}
 	g, err := gateway.New(gateway.WithUpstreams(u), gateway.WithRoutes(tr.Routes(base)...))
 	require.NoError(t, err)
-	srv := httptest.NewServer(g)
+	srv := httptest.NewUnstartedServer(g)
 	t.Cleanup(func() {
 		srv.Close()
 		_ = g.Close()
