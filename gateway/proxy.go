@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -49,32 +48,31 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	if u.retrier == nil || !idempotent(req) || req.Header.Get("Upgrade") != "" {
 		return u.attempt(req)
 	}
-	var body []byte
+	var body *replay
 	if req.Body != nil && req.Body != http.NoBody {
-		buf, complete, err := readUpTo(req.Body, u.spec.retry.MaxBodyBytes)
-		if err != nil {
-			closeBody(req)
-			return nil, err
-		}
-		if !complete {
-			// Too long to hold: sent once, the part read first.
-			once := *req
-			once.Body = struct {
-				io.Reader
-				io.Closer
-			}{io.MultiReader(bytes.NewReader(buf), req.Body), req.Body}
-			return u.attempt(&once)
-		}
-		// Held in full: each attempt sends a copy. A RoundTripper closes
-		// the body it was given, as http.Client expects of it.
-		closeBody(req)
-		body = buf
+		body = newReplay(req.Body, u.spec.retry.MaxBodyBytes)
+		defer body.finish()
 	}
 	tried := make(bitset, words(len(u.targets)))
-	var pending *http.Response // the last answer, not drained yet
+	var (
+		pending *http.Response // the last answer, not drained yet
+		last    error          // the last attempt's error
+	)
 	first := true
 	call := grpcCall(req)
 	err := u.retrier.Do(req.Context(), func(ctx context.Context) error {
+		var attemptBody io.ReadCloser
+		if body != nil {
+			var ok bool
+			if attemptBody, ok = body.next(); !ok {
+				// Longer than the bound: the attempt before had the
+				// only copy of what it read.
+				if pending != nil {
+					return retry.Permanent(&retryStatus{pending})
+				}
+				return retry.Permanent(last)
+			}
+		}
 		// With an answer in hand, the breaker admits the attempt before
 		// that answer is drained (Allow, in choose): admitted by
 		// Execute after it, an attempt turned away would leave the
@@ -84,6 +82,9 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			// No target left to try: the last answer, if there was one,
 			// is what the client gets.
 			u.stats.unavailable.Inc()
+			if attemptBody != nil {
+				_ = attemptBody.Close()
+			}
 			return retry.Permanent(err)
 		}
 		if pending != nil {
@@ -102,9 +103,9 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			a = req.WithContext(ctx)
 		}
 		if body != nil {
-			a.Body = io.NopCloser(bytes.NewReader(body))
-			a.ContentLength = int64(len(body))
-			a.TransferEncoding = nil
+			// Its length is the client's: ContentLength and
+			// TransferEncoding stay as they are.
+			a.Body = attemptBody
 		}
 		resp, err := u.sendVia(a, i, t, done, tried, first && a == req)
 		first = false
@@ -112,6 +113,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 			if clientBodyFailed(err) || isClientDeadline(err) {
 				return retry.Permanent(err)
 			}
+			last = err
 			return err
 		}
 		pending = resp
@@ -142,17 +144,6 @@ func (e *retryStatus) ErrorType() string { return strconv.Itoa(e.resp.StatusCode
 func drain(resp *http.Response) {
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	_ = resp.Body.Close()
-}
-
-// readUpTo reads r until its end or until it has read more than n bytes,
-// and reports which.
-func readUpTo(r io.Reader, n int64) ([]byte, bool, error) {
-	var buf bytes.Buffer
-	m, err := buf.ReadFrom(io.LimitReader(r, min(n, math.MaxInt64-1)+1))
-	if err != nil {
-		return nil, false, err
-	}
-	return buf.Bytes(), m <= n, nil
 }
 
 // attempt sends the only attempt of a request to a target the balancer

@@ -175,9 +175,13 @@ type Breaker struct {
 // safe: its method is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
 // or it carries an Idempotency-Key header; it is not a protocol upgrade;
 // and its body, if any, fits in MaxBodyBytes, so that every attempt sends
-// the same bytes. An attempt is retried when it fails with a transport
-// error or a per-try timeout, or is answered with a status that Status
-// accepts, and goes to a target not tried yet when one is in service.
+// the same bytes. The body streams to the first attempt as the client
+// sends it, so a call whose client waits for the answer before it ends
+// its body (a gRPC stream) is not held up; what was read is kept for
+// the next attempt, which sends it, then the rest. An attempt is retried
+// when it fails with a transport error or a per-try timeout, or is
+// answered with a status that Status accepts, and goes to a target not
+// tried yet when one is in service.
 // Retries stop when the response has started: the gateway never retries
 // after sending anything to the client.
 //
@@ -208,7 +212,8 @@ type Retry struct {
 	// on to the client whatever its status.
 	Status func(code int) bool
 	// MaxBodyBytes bounds the request body held in memory to be sent
-	// again; a request with a longer body is sent once, streaming. The
+	// again. Once an attempt has read more, the request is not sent
+	// again: the client gets that attempt's answer or failure. The
 	// default is 64 KiB; it must not be negative.
 	MaxBodyBytes int64
 }

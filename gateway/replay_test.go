@@ -1,0 +1,182 @@
+package gateway_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/otelpatterns/patterns/gateway"
+	"github.com/otelpatterns/patterns/retry"
+)
+
+// h2cServer serves h over HTTP/1 and unencrypted HTTP/2, closed with the
+// test.
+func h2cServer(t *testing.T, h http.Handler) *httptest.Server {
+	t.Helper()
+	s := httptest.NewUnstartedServer(h)
+	s.Config.Protocols = new(http.Protocols)
+	s.Config.Protocols.SetHTTP1(true)
+	s.Config.Protocols.SetUnencryptedHTTP2(true)
+	s.Start()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// A retried request whose client waits for the answer before it ends its
+// body (a gRPC stream, any full-duplex exchange) streams to the upstream
+// as it comes: the gateway used to hold up to Retry.MaxBodyBytes of the
+// body, or all of it, before the first attempt, and such a call stalled.
+func TestRetriedDuplexRequestStreams(t *testing.T) {
+	up := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		in := bufio.NewReader(r.Body)
+		line, _ := in.ReadString('\n')
+		fmt.Fprintf(w, "got %s", line)
+		http.NewResponseController(w).Flush()
+		rest, _ := io.ReadAll(in)
+		fmt.Fprintf(w, "then %s", rest)
+	}))
+	g, err := gateway.New(
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", H2C: true, Targets: []gateway.Target{{URL: up.URL}},
+			Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	srv := h2cServer(t, g)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+
+	for _, c := range []struct{ method, key string }{{http.MethodPut, ""}, {http.MethodPost, "k-1"}} {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		pr, pw := io.Pipe()
+		req, _ := http.NewRequestWithContext(ctx, c.method, srv.URL+"/", pr)
+		if c.key != "" {
+			req.Header.Set("Idempotency-Key", c.key)
+		}
+		go func() { _, _ = io.WriteString(pw, "hello\n") }()
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			cancel()
+			t.Fatalf("%s (key %q): the answer did not start before the body ended: %v", c.method, c.key, err)
+		}
+		out := bufio.NewReader(resp.Body)
+		line, err := out.ReadString('\n')
+		if line != "got hello\n" {
+			t.Errorf("%s: first line %q, %v; want %q", c.method, line, err, "got hello\n")
+		}
+		_, _ = io.WriteString(pw, "world")
+		_ = pw.Close()
+		rest, err := io.ReadAll(out)
+		if string(rest) != "then world" || err != nil {
+			t.Errorf("%s: then (%q, %v); want %q", c.method, rest, err, "then world")
+		}
+		resp.Body.Close()
+		cancel()
+	}
+}
+
+// A retry sends the whole body, byte for byte, when the attempt before
+// failed having read part of it (or none): what that attempt read is
+// sent again, then the rest as the client sends it.
+func TestRetryAfterPartlyReadBody(t *testing.T) {
+	payload := make([]byte, 40<<10)
+	for i := range payload {
+		payload[i] = byte(i * 13)
+	}
+	want := sha256.Sum256(payload)
+	for _, c := range []struct {
+		name string
+		read int // bytes the failing attempt reads before it fails
+		drop bool
+	}{{"503 unread", 0, false}, {"503 after 1000 bytes", 1000, false}, {"connection dropped after 20000 bytes", 20000, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			var (
+				fail   atomic.Int64
+				mu     sync.Mutex
+				hashes [][32]byte
+			)
+			fail.Store(1)
+			h := func(w http.ResponseWriter, r *http.Request) {
+				if fail.Add(-1) >= 0 {
+					_, _ = io.CopyN(io.Discard, r.Body, int64(c.read))
+					if c.drop {
+						conn, _, err := http.NewResponseController(w).Hijack()
+						if err == nil {
+							_ = conn.Close()
+						}
+						return
+					}
+					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
+				body, _ := io.ReadAll(r.Body)
+				mu.Lock()
+				hashes = append(hashes, sha256.Sum256(body))
+				mu.Unlock()
+			}
+			a, b := newBackend(t, "a"), newBackend(t, "b")
+			a.handle(h)
+			b.handle(h)
+			_, srv := start(t,
+				gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+					Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)}}),
+				gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+			// Sent chunked, in pieces, so that the attempts read it as
+			// it comes.
+			pr, pw := io.Pipe()
+			go func() {
+				for p := payload; len(p) > 0; {
+					n := min(len(p), 4096)
+					if _, err := pw.Write(p[:n]); err != nil {
+						return
+					}
+					p = p[n:]
+				}
+				_ = pw.Close()
+			}()
+			req, _ := http.NewRequest(http.MethodPut, srv.URL+"/", pr)
+			resp, text := do(t, srv.Client(), req)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%d %q; want the second attempt's 200", resp.StatusCode, text)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(hashes) != 1 || hashes[0] != want {
+				t.Errorf("the second attempt got other bytes than the client sent (%d bodies)", len(hashes))
+			}
+		})
+	}
+}
+
+// A body longer than Retry.MaxBodyBytes that an attempt failed on after
+// reading past the bound is not sent again: the client gets the failed
+// attempt's answer.
+func TestLongBodyPartlyReadNotRetried(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	h := func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.CopyN(io.Discard, r.Body, 3000)
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	a.handle(h)
+	b.handle(h)
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+			Retry: &gateway.Retry{Attempts: 3, Backoff: retry.Constant(0), MaxBodyBytes: 1 << 10}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/", io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("z"), 5000))))
+	resp, _ := do(t, srv.Client(), req)
+	if resp.StatusCode != http.StatusServiceUnavailable || a.hits.Load()+b.hits.Load() != 1 {
+		t.Errorf("%d after %d attempts; want the 503 of the only attempt", resp.StatusCode, a.hits.Load()+b.hits.Load())
+	}
+}
