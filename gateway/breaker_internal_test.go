@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/retry"
 )
 
@@ -224,5 +226,41 @@ func TestGRPCContentTypeAnyCase(t *testing.T) {
 		if isGRPC(resp) {
 			t.Errorf("isGRPC(Content-Type %q) = true; want false: gRPC-Web carries its status in the body", ct)
 		}
+	}
+}
+
+// An Update that keeps an upstream's Breaker keeps its breakers, however
+// many targets it adds: the group kept was bounded by the first table's
+// size (1024 breakers at least), so an Update to more targets evicted
+// live breakers from it; their targets went on with breakers that the
+// group no longer held, whose series were gone and whose state the next
+// Update lost.
+func TestKeptBreakersOutgrowFirstTable(t *testing.T) {
+	b := &Breaker{}
+	up := Upstream{Name: "up", Targets: []Target{{URL: "http://a.test"}, {URL: "http://b.test"}}, Breaker: b, Transport: answerWithHost}
+	g, err := New(WithUpstreams(up),
+		WithTracerProvider(tracenoop.NewTracerProvider()), WithMeterProvider(metricnoop.NewMeterProvider()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	g.table.Load().byName["up"].targets[0].breaker.Trip()
+	for i := range 1100 {
+		up.Targets = append(up.Targets, Target{URL: fmt.Sprintf("http://t%d.test", i)})
+	}
+	if err := g.Update(WithUpstreams(up)); err != nil {
+		t.Fatal(err)
+	}
+	u := g.table.Load().byName["up"]
+	if n := u.group.Len(); n != len(up.Targets) {
+		t.Errorf("the group holds %d breakers for %d targets", n, len(up.Targets))
+	}
+	for _, tg := range u.targets {
+		if u.group.Get(u.breakerKey(tg)) != tg.breaker {
+			t.Fatalf("target %s has a breaker the group no longer holds", tg.host)
+		}
+	}
+	if s := u.targets[0].breaker.State(); s != circuitbreaker.StateOpen {
+		t.Errorf("the tripped breaker is %v after the Update; want open", s)
 	}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 )
@@ -40,12 +41,11 @@ type directProxy struct {
 }
 
 func (p *directProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var t *table
-	if st := stateOf(r.Context()); st != nil {
-		t = st.table // the table the request started on
-	} else if p.g != nil {
-		t = p.g.table.Load()
+	if r.URL == nil {
+		writeError(w, http.StatusInternalServerError) // the caller's bug
+		return
 	}
+	t := tableFor(p.g, r.Context())
 	if t == nil {
 		writeError(w, http.StatusServiceUnavailable)
 		return
@@ -63,7 +63,8 @@ func (p *directProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // with its balancing, breakers and retries and a client span per
 // attempt, and the request ID of the request being served, if the call
 // is made with its context. The scheme of the URL is ignored: each
-// target's own is used.
+// target's own is used, and so is its host for the Host header, unless
+// the request sets a Host other than the upstream's name.
 // Route handlers that call upstreams themselves (aggregations, GraphQL
 // resolvers) use it, so those calls are protected as proxied ones are:
 //
@@ -89,12 +90,7 @@ func (t upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		closeBody(req)
 		return nil, fmt.Errorf("gateway: Transport: the request has no URL")
 	}
-	var tb *table
-	if st := stateOf(req.Context()); st != nil {
-		tb = st.table
-	} else if t.g != nil {
-		tb = t.g.table.Load()
-	}
+	tb := tableFor(t.g, req.Context())
 	if tb == nil {
 		closeBody(req)
 		return nil, fmt.Errorf("gateway: UpstreamTransport: the request's context is not that of a request the gateway serves")
@@ -109,6 +105,11 @@ func (t upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	out := *req
 	url := *req.URL
 	out.URL = &url
+	if out.Host == req.URL.Host {
+		// The upstream's name, as http.NewRequest put it: the target
+		// gets its own host, as proxied requests do.
+		out.Host = ""
+	}
 	if st := stateOf(req.Context()); st != nil && st.requestID != nil {
 		if _, set := req.Header[st.table.requestID]; !set {
 			// The calls made for a request carry its ID, as its proxied
@@ -121,6 +122,20 @@ func (t upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 	}
 	return u.RoundTrip(&out)
+}
+
+// tableFor is the routing table that Proxy and Transport of g use for a
+// request with context ctx: the one the request started on, if g (or,
+// for ProxyTo and UpstreamTransport, g nil: any gateway) serves it;
+// else g's live one.
+func tableFor(g *Gateway, ctx context.Context) *table {
+	if st := stateOf(ctx); st != nil && (g == nil || st.table.owner == g) {
+		return st.table
+	}
+	if g != nil {
+		return g.table.Load()
+	}
+	return nil
 }
 
 func closeBody(req *http.Request) {

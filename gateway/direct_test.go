@@ -198,3 +198,77 @@ func TestTransportClosesBody(t *testing.T) {
 		}
 	}
 }
+
+// A call through Transport reaches the target with the target's own
+// host as its Host header, as a proxied request does (Upstream.PassHost
+// unset): it went with the upstream's name, which http.NewRequest took
+// from the URL, and a virtual-hosted target got "Host: orders".
+func TestTransportSendsTargetHost(t *testing.T) {
+	b := newBackend(t, "orders")
+	g, _ := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "orders", Targets: []gateway.Target{b.target()}}))
+	client := &http.Client{Transport: g.Transport()}
+	req, err := http.NewRequest(http.MethodGet, "http://orders/orders/42", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := do(t, client, req)
+	want := strings.TrimPrefix(b.URL, "http://")
+	if s := echo(t, body); resp.StatusCode != http.StatusOK || s.Host != want {
+		t.Fatalf("the target got Host %q (status %d); want the target's own host %q", s.Host, resp.StatusCode, want)
+	}
+}
+
+// g.Proxy and g.Transport go to g's upstreams even when another gateway
+// serves the request: they took the table of the serving gateway, so a
+// route of front calling back.Proxy("orders") got front's "orders", or
+// 503 when front had none.
+func TestProxyOfAnotherGatewayUsesItsOwnTable(t *testing.T) {
+	orders := newBackend(t, "orders")
+	back, _ := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "orders", Targets: []gateway.Target{orders.target()}}))
+	client := &http.Client{Transport: back.Transport()}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/call" {
+			req, _ := http.NewRequestWithContext(r.Context(), http.MethodGet, "http://orders/x", nil)
+			resp, err := client.Do(req)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadGateway)
+				return
+			}
+			resp.Body.Close()
+			w.WriteHeader(resp.StatusCode)
+			return
+		}
+		back.Proxy("orders").ServeHTTP(w, r)
+	})
+	other := newBackend(t, "other")
+	_, front := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "other", Targets: []gateway.Target{other.target()}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Handler: h}))
+	if resp, body := get(t, front, "/orders/1"); resp.StatusCode != http.StatusOK || orders.hits.Load() != 1 {
+		t.Errorf("back.Proxy(\"orders\") in a route of another gateway: %d %q; want back's orders upstream", resp.StatusCode, body)
+	}
+	if resp, body := get(t, front, "/call"); resp.StatusCode != http.StatusOK {
+		t.Errorf("back.Transport() with the context of another gateway's request: %d %q; want back's orders upstream", resp.StatusCode, body)
+	}
+}
+
+// Proxy's handler answers a request without a URL (one a handler made
+// itself) with a 500, as Transport refuses it with an error: it
+// panicked.
+func TestProxyWithoutURLAnswers(t *testing.T) {
+	b := newBackend(t, "b")
+	g, _ := start(t, gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{b.target()}}))
+	rec := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodGet, "/x", nil)
+	r.URL = nil
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				t.Fatalf("Proxy(...).ServeHTTP of a request without a URL panicked: %v; want a 5xx answer", v)
+			}
+		}()
+		g.Proxy("u").ServeHTTP(rec, r)
+	}()
+	if rec.Code < 500 {
+		t.Errorf("status %d; want a 5xx", rec.Code)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -68,6 +69,7 @@ type Gateway struct {
 
 // table is a routing table: what Update swaps.
 type table struct {
+	owner       *Gateway
 	mux         *http.ServeMux
 	upstreams   []*upstream
 	byName      map[string]*upstream
@@ -713,7 +715,7 @@ func (g *Gateway) build(cfg *config, prev *table) (*table, error) {
 		// read as the same header, must not pass beside it.
 		dropped = append(dropped, hyphenated(cfg.requestID))
 	}
-	t := &table{trusted: trusted, requestID: http.CanonicalHeaderKey(cfg.requestID), dropped: dropped,
+	t := &table{owner: g, trusted: trusted, requestID: http.CanonicalHeaderKey(cfg.requestID), dropped: dropped,
 		underscores: cfg.underscores, strictPaths: cfg.strictPaths, stats: map[string]*routeStats{}}
 	if t.underscores {
 		t.protected = map[string]struct{}{}
@@ -867,8 +869,12 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 		if prev != nil && prev.spec.Breaker == b && prev.group != nil {
 			u.group = prev.group
 		} else {
+			// Unbounded: the group holds a breaker per target of the
+			// table, and Update removes those of the targets it drops.
+			// A bound would evict live breakers once an Update that
+			// keeps the group adds targets past it.
 			opts := append(toGroupOptions(b.Options),
-				circuitbreaker.WithMaxBreakers(max(circuitbreaker.DefaultMaxBreakers, 2*len(s.targets))),
+				circuitbreaker.WithMaxBreakers(math.MaxInt),
 				circuitbreaker.WithMeterProvider(g.mp))
 			u.group = circuitbreaker.NewGroup(opts...)
 		}
