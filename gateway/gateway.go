@@ -882,6 +882,10 @@ func (g *Gateway) newUpstream(s *upstreamSpec, prev *upstream) *upstream {
 		if u.failure == nil {
 			u.failure = serverFailure
 		}
+		u.grpcFail = b.GRPCFailure
+		if u.grpcFail == nil {
+			u.grpcFail = grpcBreakerFailure
+		}
 	}
 	prevStates := map[string]*targetState{}
 	if prev != nil {

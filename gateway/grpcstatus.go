@@ -21,14 +21,14 @@ import (
 // the body has been read to its end and its trailers are in.
 //
 // The breaker counts UNAVAILABLE (14) and DEADLINE_EXCEEDED (4) as
-// failures, as well as a response that ends without a grpc-status or
-// whose body fails to read; outlier detection counts UNAVAILABLE and
-// DEADLINE_EXCEEDED, gRPC's 503 and 504, and the broken responses. A
-// DEADLINE_EXCEEDED counts for neither when the deadline that ran out
-// was the client's own, nor does a stream that broke off then (see
-// clientTimeout). Every other code is the
-// caller's business and counts as a success, INTERNAL and
-// RESOURCE_EXHAUSTED included, unlike grpcbreaker's client interceptor:
+// failures unless Breaker.GRPCFailure says otherwise, as well as a
+// response that ends without a grpc-status or whose body fails to read;
+// outlier detection counts UNAVAILABLE and DEADLINE_EXCEEDED, gRPC's 503
+// and 504, and the broken responses. A DEADLINE_EXCEEDED counts for
+// neither when the deadline that ran out was the client's own, nor does
+// a stream that broke off then (see clientTimeout). By default every
+// other code is the caller's business and counts as a success, INTERNAL
+// and RESOURCE_EXHAUSTED included, unlike grpcbreaker's client interceptor:
 // grpc-go answers those to a malformed or oversized message, so a client
 // sending three of them would open the breaker for every client. (An
 // upstream that fails with INTERNAL on its own answers it to every
@@ -59,10 +59,23 @@ func (e *grpcStatusError) ErrorType() string { return e.code }
 // errGRPCNoStatus is a gRPC response that ended without a grpc-status.
 var errGRPCNoStatus = errors.New("gateway: gRPC response without grpc-status")
 
-// grpcBreakerFailure and grpcOutlierFailure classify a grpc-status value.
-func grpcBreakerFailure(code string) bool { return code == "4" || code == "14" }
+// grpcBreakerFailure is the default of Breaker.GRPCFailure.
+func grpcBreakerFailure(code int) bool { return code == 4 || code == 14 }
 
+// grpcOutlierFailure classifies a grpc-status value for outlier
+// detection.
 func grpcOutlierFailure(code string) bool { return code == "4" || code == "14" }
+
+// breakerGRPCFailure reports whether grpc-status code counts as a
+// failure for u's breakers. A value that is no status code (the
+// gateway answers such a response as UNKNOWN) is judged as UNKNOWN.
+func (u *upstream) breakerGRPCFailure(code string) bool {
+	n, err := strconv.Atoi(code)
+	if err != nil || n < 0 || n > 16 {
+		n = 2 // UNKNOWN
+	}
+	return u.grpcFail(n)
+}
 
 // clientTimeout is the deadline a gRPC client gave its call, its
 // grpc-timeout sent on as it came, and when the attempt carrying it
@@ -303,7 +316,7 @@ func (u *upstream) finishGRPCStatus(ctx context.Context, t *target, done func(er
 		switch {
 		case gone:
 			berr = context.Canceled
-		case err == nil && grpcBreakerFailure(code) && !clients:
+		case err == nil && u.breakerGRPCFailure(code) && !clients:
 			berr = &grpcStatusError{code}
 		}
 		done(berr)

@@ -112,6 +112,7 @@ type upstream struct {
 	retrier   *retry.Retrier
 	budget    *retry.Budget       // the default budget, when the gateway made it
 	failure   func(code int) bool // breaker failure statuses
+	grpcFail  func(code int) bool // breaker failure grpc-status codes
 	stats     *upstreamStats
 	clock     func() int64 // the gateway's: monotonic nanoseconds
 	counted   bool         // selections are counted: the meter provider is not a no-op one

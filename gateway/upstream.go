@@ -169,6 +169,15 @@ type Breaker struct {
 	// the target. Transport errors and timeouts always do. The default
 	// counts 500 and above.
 	Failure func(code int) bool
+	// GRPCFailure reports whether a gRPC answer's status code
+	// (grpc-status, 0 to 16) counts as a failure of the target, for a
+	// request sent as gRPC. The default counts UNAVAILABLE (14) and
+	// DEADLINE_EXCEEDED (4); others are the caller's business (grpc-go
+	// answers INTERNAL and RESOURCE_EXHAUSTED to a client's malformed or
+	// oversized message). Whatever it says, a DEADLINE_EXCEEDED after
+	// the client's own deadline ran out never counts, and an answer
+	// without a grpc-status always does.
+	GRPCFailure func(code int) bool
 }
 
 // Retry configures retries. A request is retried only when repeating it is

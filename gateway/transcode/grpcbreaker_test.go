@@ -186,3 +186,35 @@ func TestBreakerCountsUpstreamDeadlineUnderRouteTimeout(t *testing.T) {
 	assert.Equal(t, int64(3), reached.Load(), "calls reaching the server")
 	assert.Equal(t, int64(1), opened.Load(), "breaker openings")
 }
+
+// Breaker.GRPCFailure chooses the codes that count: with INTERNAL
+// counted, an upstream failing INTERNAL on its own opens the breaker;
+// with UNAVAILABLE left out, a run of them does not.
+func TestBreakerGRPCFailureChoosesCodes(t *testing.T) {
+	for _, c := range []struct {
+		code    codes.Code
+		failure func(int) bool
+		reached int64
+		opened  int64
+	}{
+		{codes.Internal, func(code int) bool { return code == int(codes.Internal) }, 3, 1},
+		{codes.Unavailable, func(code int) bool { return code == int(codes.Internal) }, 5, 0},
+	} {
+		t.Run(c.code.String(), func(t *testing.T) {
+			var reached atomic.Int64
+			addr := startGRPC(t, newInventory(), nil, grpc.UnaryInterceptor(
+				func(context.Context, any, *grpc.UnaryServerInfo, grpc.UnaryHandler) (any, error) {
+					reached.Add(1)
+					return nil, status.Error(c.code, "failed")
+				}))
+			breaker, opened := countingBreaker()
+			breaker.GRPCFailure = c.failure
+			gw := newGateway(t, addr, nil, breaker)
+			for range 5 {
+				do(t, "GET", gw.URL+"/v1/items/sku-1", "", authed())
+			}
+			assert.Equal(t, c.reached, reached.Load(), "calls reaching the server")
+			assert.Equal(t, c.opened, opened.Load(), "breaker openings")
+		})
+	}
+}
