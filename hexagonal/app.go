@@ -220,16 +220,23 @@ func (a *App) start(base context.Context, exits chan exited, forced <-chan struc
 	defer span.End()
 	startup = span.SpanContext()
 	a.log.LogAttrs(ctx, slog.LevelInfo, "hexagonal: starting", slog.Int("components", len(a.cfg.components)))
-	for i := range a.cfg.components {
-		c := &a.cfg.components[i]
+	// Before each Start, and once more after the last, the start looks
+	// for a shutdown asked for and for a Run that returned: either,
+	// while the last component starts, must keep the app from turning
+	// ready.
+	for i := 0; ; i++ {
 		if ctx.Err() != nil {
-			return started, nil, false, startup // asked to stop before this one started
+			return started, nil, false, startup // asked to stop
 		}
 		select {
 		case e := <-exits:
 			return started, a.exited(ctx, e, nil), false, startup
 		default:
 		}
+		if i == len(a.cfg.components) {
+			return started, nil, true, startup
+		}
+		c := &a.cfg.components[i]
 		if err := a.startOne(ctx, c, forced); err != nil {
 			if cerr := ctx.Err(); cerr != nil && errors.Is(err, cerr) {
 				// Interrupted by a shutdown: a signal, or the end of
@@ -256,10 +263,6 @@ func (a *App) start(base context.Context, exits chan exited, forced <-chan struc
 		}
 		started = append(started, r)
 	}
-	if ctx.Err() != nil {
-		return started, nil, false, startup // the last Start returned during the shutdown
-	}
-	return started, nil, true, startup
 }
 
 func (a *App) startOne(ctx context.Context, c *Component, forced <-chan struct{}) error {

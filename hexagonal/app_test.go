@@ -692,23 +692,23 @@ func TestRunPanicShutsDown(t *testing.T) {
 	}
 }
 
-// signalOn is a slog handler that closes ch at the first record whose
-// message is msg.
-type signalOn struct {
-	msg  string
-	once *sync.Once
-	ch   chan struct{}
+// probeOn is a slog handler that calls f at each record whose message is
+// msg, before the logging call returns: f sees the app as it is when it
+// logs.
+type probeOn struct {
+	msg string
+	f   func()
 }
 
-func (h signalOn) Enabled(context.Context, slog.Level) bool { return true }
-func (h signalOn) Handle(_ context.Context, r slog.Record) error {
+func (h probeOn) Enabled(context.Context, slog.Level) bool { return true }
+func (h probeOn) Handle(_ context.Context, r slog.Record) error {
 	if r.Message == h.msg {
-		h.once.Do(func() { close(h.ch) })
+		h.f()
 	}
 	return nil
 }
-func (h signalOn) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h signalOn) WithGroup(string) slog.Handler      { return h }
+func (h probeOn) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h probeOn) WithGroup(string) slog.Handler      { return h }
 
 // TestDrainClosesKeptAliveConnections: during the drain delay the server
 // still answers, but closes each connection after its response, so that
@@ -724,7 +724,7 @@ func TestDrainClosesKeptAliveConnections(t *testing.T) {
 	// A drain delay longer than the test: it ends with a forced exit,
 	// and the test closes the server.
 	app, sigs := newApp(t, hexagonal.WithDrainDelay(time.Hour), hexagonal.WithExit(func(int) {}),
-		hexagonal.WithLogger(slog.New(signalOn{msg: "hexagonal: draining", once: new(sync.Once), ch: draining})),
+		hexagonal.WithLogger(slog.New(probeOn{msg: "hexagonal: draining", f: sync.OnceFunc(func() { close(draining) })})),
 		hexagonal.WithComponent(hexagonal.HTTPServerListener("api", srv, ln), ready(started)))
 	done := make(chan error, 1)
 	go func() { done <- app.Run(context.Background()) }()
@@ -930,6 +930,48 @@ func TestRunDeadlineDuringStartIsNoFailure(t *testing.T) {
 		}
 		if got, want := j.list(), []string{"start db", "stop db"}; !slices.Equal(got, want) {
 			t.Errorf("journal = %v; want %v", got, want)
+		}
+	})
+}
+
+// TestNoReadyAfterRunFailedDuringStart: a component's Run that fails
+// while the last component starts makes the app shut down without
+// turning ready, as a signal then does
+// (TestNoReadyAfterSignalDuringStart): the app never logs "started;
+// ready" nor reports ready, though every Start succeeded.
+func TestNoReadyAfterRunFailedDuringStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var (
+			app      *hexagonal.App
+			sawReady atomic.Bool
+		)
+		handler := probeOn{msg: "hexagonal: started; ready", f: sync.OnceFunc(func() {
+			sawReady.Store(app.Health().Ready(context.Background()).OK)
+		})}
+		lastStarting, failed := make(chan struct{}), make(chan struct{})
+		consumer := hexagonal.Component{
+			Name: "consumer",
+			Run: func(context.Context) error {
+				<-lastStarting // fails once the last Start has begun
+				close(failed)
+				return errors.New("broker connection lost")
+			},
+		}
+		last := hexagonal.Component{
+			Name: "last",
+			Start: func(context.Context) error {
+				close(lastStarting)
+				<-failed
+				time.Sleep(time.Millisecond) // the consumer's Run has returned and reported
+				return nil
+			},
+		}
+		app, _ = newApp(t, hexagonal.WithLogger(slog.New(handler)), hexagonal.WithComponent(consumer, last))
+		if err := app.Run(context.Background()); err == nil {
+			t.Fatal("Run() = nil; want the consumer's failure")
+		}
+		if sawReady.Load() {
+			t.Error("the app reported ready after a component's Run had failed during the start")
 		}
 	})
 }

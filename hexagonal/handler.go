@@ -71,9 +71,9 @@ func (hh healthHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.NotFound(w, r)
 			return
 		}
-		rep = Report{OK: true, Phase: phaseName(hh.h.phase.Load()), Checks: make([]CheckResult, 1)}
+		rep = Report{Checks: make([]CheckResult, 1)}
 		hh.h.collect(r.Context(), []*checkState{s}, rep.Checks)
-		rep.OK = rep.Checks[0].Err == nil
+		rep.OK, rep.Phase = rep.Checks[0].Err == nil, phaseName(hh.h.phase.Load())
 	} else {
 		var exclude map[string]bool
 		for _, n := range q["exclude"] {

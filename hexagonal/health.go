@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -266,7 +267,7 @@ func (s *checkState) result(ctx context.Context, h *Health) CheckResult {
 	s.mu.Unlock()
 	// The run's context ends at the deadline; a check that honours it
 	// returns just after, and its own error says more than ours.
-	t := time.NewTimer(time.Until(f.deadline) + graceAfter(s.c.Timeout))
+	t := time.NewTimer(addSat(time.Until(f.deadline), graceAfter(s.c.Timeout)))
 	defer t.Stop()
 	select {
 	case <-f.done:
@@ -299,6 +300,17 @@ func (s *checkState) result(ctx context.Context, h *Health) CheckResult {
 // a tenth of the timeout, at most 100ms.
 func graceAfter(timeout time.Duration) time.Duration {
 	return min(timeout/10, 100*time.Millisecond)
+}
+
+// addSat returns d+grace, or the largest Duration when the sum overflows:
+// a timeout as large as a Duration goes (no bound, in effect) would
+// otherwise wrap round to a negative wait, and the check would time out
+// at once.
+func addSat(d, grace time.Duration) time.Duration {
+	if d > math.MaxInt64-grace {
+		return math.MaxInt64
+	}
+	return d + grace
 }
 
 func (s *checkState) fail(err error, latency time.Duration) CheckResult {
@@ -377,9 +389,13 @@ func (h *Health) report(ctx context.Context, ready bool, exclude map[string]bool
 			states = append(states, s)
 		}
 	}
-	phase := h.phase.Load()
-	rep := Report{OK: !ready || phase == phaseRunning, Phase: phaseName(phase), Checks: make([]CheckResult, len(states))}
+	rep := Report{Checks: make([]CheckResult, len(states))}
 	h.collect(ctx, states, rep.Checks)
+	// The phase is read once the checks are in: a shutdown that began
+	// while they ran has turned readiness off, and the report must not
+	// say otherwise.
+	phase := h.phase.Load()
+	rep.OK, rep.Phase = !ready || phase == phaseRunning, phaseName(phase)
 	for _, r := range rep.Checks {
 		if r.Err != nil {
 			rep.OK = false

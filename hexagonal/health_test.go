@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -368,5 +370,65 @@ func TestCheckReturningAtTheWaitersDeadline(t *testing.T) {
 			// is garbage-collected reports nothing.
 			runtime.KeepAlive(h)
 		})
+	}
+}
+
+// TestReadyTurnsFalseWhenShutdownBeginsDuringChecks: readiness turns
+// false at once when the app shuts down, even for a Ready call whose
+// checks were still running then: it reports the phase of its end, not
+// of its start.
+func TestReadyTurnsFalseWhenShutdownBeginsDuringChecks(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := newHealth(t, hexagonal.WithCheck(hexagonal.Check{
+		Name: "db", Timeout: time.Minute,
+		Func: func(context.Context) error {
+			close(entered)
+			<-release
+			return nil
+		},
+	}))
+	running, stopping := make(chan struct{}), make(chan struct{})
+	logger := slog.New(probeOn{msg: "hexagonal: started; ready", f: sync.OnceFunc(func() { close(running) })})
+	app, _ := newApp(t, hexagonal.WithHealth(h), hexagonal.WithLogger(logger), hexagonal.WithComponent(hexagonal.Component{
+		Name: "pool",
+		Stop: func(context.Context) error { close(stopping); return nil },
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.Run(ctx) }()
+	<-running
+	reports := make(chan hexagonal.Report, 1)
+	go func() { reports <- h.Ready(context.Background()) }()
+	<-entered
+	cancel()
+	<-stopping // the shutdown has begun: readiness is off
+	close(release)
+	rep := <-reports
+	if err := <-done; err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	if rep.OK || rep.Phase != "stopping" {
+		t.Errorf("Ready() returned after the shutdown began = OK %v, phase %q; want not OK, phase stopping", rep.OK, rep.Phase)
+	}
+}
+
+// TestCheckWithLargestTimeout: a check given the largest Duration as its
+// timeout (no bound, in effect) passes when it returns: the wait for it,
+// its timeout and a grace past it, does not overflow to a negative
+// duration, which would time it out at once.
+func TestCheckWithLargestTimeout(t *testing.T) {
+	returned := make(chan struct{})
+	h := newHealth(t, hexagonal.WithCheck(hexagonal.Check{
+		Name: "db", Timeout: time.Duration(math.MaxInt64),
+		Func: func(context.Context) error {
+			defer close(returned)
+			time.Sleep(20 * time.Millisecond)
+			return nil
+		},
+	}))
+	rep := h.Ready(context.Background())
+	<-returned // a Ready that did not wait leaves no run behind
+	if !rep.OK {
+		t.Errorf("Ready() = %+v; want OK: the check passed 20ms into its timeout", rep.Checks)
 	}
 }

@@ -217,9 +217,17 @@ func (c *call) timed(ctx context.Context) bool {
 	return c.duration != nil && c.duration.Enabled(ctx)
 }
 
+// outcomeOf returns the outcome of a call that returned err. A panic is
+// an error whatever its value, so a [PanicError] is one before any domain
+// kind is looked for: it wraps a panic's value that is an error, and a
+// domain error found through it would count the call as a domain_error,
+// its span's status unset.
 func outcomeOf(err error) int {
 	if err == nil {
 		return outcomeSuccess
+	}
+	if _, ok := err.(*PanicError); ok {
+		return outcomeError
 	}
 	if _, ok := DomainKind(err); ok {
 		return outcomeDomainError

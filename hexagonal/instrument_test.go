@@ -293,3 +293,35 @@ func TestInstrumentPanicOutsideATraceCounts(t *testing.T) {
 	}
 	runtime.KeepAlive(f)
 }
+
+// TestPanicWithDomainErrorIsAnError: a call that panics counts as an
+// error, and ends its span with status Error, even when the panic's
+// value is a domain error (panic(err) with err a DomainError), which
+// the PanicError wraps: a panic is a fault of the service, not the
+// caller's to correct. Outside a trace it counts as an error too
+// (TestInstrumentPanicOutsideATraceCounts).
+func TestPanicWithDomainErrorIsAnError(t *testing.T) {
+	p := telemetrytest.New(t)
+	domainErr := hexagonal.Errorf(hexagonal.KindNotFound, "order 7 not found")
+	f := hexagonal.InstrumentErr(hexagonal.DrivenAdapter, "Repo", "Load",
+		func(context.Context, int) error { panic(domainErr) }, telemetryOpts(p)...)
+	ctx, parent := p.TracerProvider.Tracer("test").Start(context.Background(), "request")
+	func() {
+		defer func() { _ = recover() }()
+		_ = f(ctx, 1)
+	}()
+	parent.End()
+	attrs := []attribute.KeyValue{hexagonal.AttrLayer.String("adapter"), hexagonal.AttrPort.String("Repo"),
+		hexagonal.AttrOperation.String("Load"), hexagonal.AttrOutcome.String("error")}
+	if got := p.Int64(t, "hexagonal.calls", attrs...); got != 1 {
+		t.Errorf("hexagonal.calls{outcome=error} = %d; want 1 (a panic counts as an error): %s", got, p.Describe(t, "hexagonal.calls"))
+	}
+	spans := p.SpansNamed("Repo.Load")
+	if len(spans) != 1 {
+		t.Fatalf("%d Repo.Load spans; want 1", len(spans))
+	}
+	if st := spans[0].Status(); st.Code != codes.Error {
+		t.Errorf("span status = %v; want Error for a panic", st)
+	}
+	runtime.KeepAlive(f)
+}

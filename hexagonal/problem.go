@@ -70,11 +70,11 @@ func (p *Problem) MarshalJSON() ([]byte, error) {
 }
 
 // StatusOf returns the HTTP status that err answers: that of a *Problem
-// in its chain (500 if not 4xx or 5xx), else that of its [DomainError]'s kind (see the Kind
-// constants; an unknown kind answers 422 Unprocessable Content), else 500.
+// in its chain (500 if not 4xx or 5xx), else that of its [DomainError]'s
+// kind (see the Kind constants; an unknown kind answers 422 Unprocessable
+// Content), else 500.
 func StatusOf(err error) int {
-	var p *Problem
-	if errors.As(err, &p) {
+	if p := problemIn(err); p != nil {
 		return validStatus(p.Status)
 	}
 	if kind, ok := DomainKind(err); ok {
@@ -113,8 +113,7 @@ func kindStatus(kind string) int {
 // for any other error, 500 with no detail, since its message may tell
 // the client about the service's insides.
 func ProblemOf(err error) *Problem {
-	var p *Problem
-	if errors.As(err, &p) {
+	if p := problemIn(err); p != nil {
 		c := *p
 		c.Status = validStatus(c.Status)
 		return &c
@@ -132,6 +131,15 @@ func ProblemOf(err error) *Problem {
 		}
 	}
 	return &Problem{Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError}
+}
+
+// problemIn returns the first *Problem in err's chain, or nil. A nil
+// one (a typed nil, such as an adapter's func() *Problem returns for no
+// problem) is none: [errors.As] finds it all the same.
+func problemIn(err error) *Problem {
+	var p *Problem
+	errors.As(err, &p)
+	return p
 }
 
 // WriteProblem answers err as an application/problem+json document

@@ -109,3 +109,22 @@ func TestDomainKind(t *testing.T) {
 		t.Errorf("Problem.Error() = %q", got)
 	}
 }
+
+// TestNilProblemInChainAnswers500: a nil *Problem in an error's chain
+// (the typed nil an adapter's func() *Problem returns for no problem)
+// is no problem: WriteProblem answers the error as any other, with a
+// 500, rather than dereferencing it.
+func TestNilProblemInChainAnswers500(t *testing.T) {
+	var p *hexagonal.Problem
+	var err error = p
+	defer func() {
+		if v := recover(); v != nil {
+			t.Errorf("WriteProblem(nil *Problem) panicked: %v", v)
+		}
+	}()
+	w := httptest.NewRecorder()
+	hexagonal.WriteProblem(w, err)
+	if w.Code != http.StatusInternalServerError {
+		t.Errorf("status = %d; want 500", w.Code)
+	}
+}

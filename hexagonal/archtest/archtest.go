@@ -2,8 +2,11 @@ package archtest
 
 import (
 	"fmt"
+	"go/build"
 	"go/parser"
 	"go/token"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -73,7 +76,11 @@ type Layer struct {
 //
 // Files that build constraints leave out of the current build (for
 // another OS, or behind a tag such as integration) are checked too: the
-// rule holds in every build.
+// rule holds in every build. So are the packages all of whose files they
+// leave out, which the go command does not load: CheckDependencies finds
+// them in the directories the patterns name in the module, walked as the
+// go command walks them, and gives them the import path of their
+// directory. Patterns of other modules' packages name no directory here.
 //
 // It runs the go command (through golang.org/x/tools/go/packages), so it
 // belongs in a test, which is why it lives in a package of its own.
@@ -109,10 +116,10 @@ func CheckDependencies(t TB, rules Rules) {
 		t.Errorf("archtest: %v in %s matches no package", patterns, dir)
 		return
 	}
-	modPath := ""
+	modPath, modDir := "", ""
 	for _, p := range pkgs {
 		if p.Module != nil && p.Module.Main {
-			modPath = p.Module.Path
+			modPath, modDir = p.Module.Path, p.Module.Dir
 			break
 		}
 	}
@@ -122,16 +129,44 @@ func CheckDependencies(t TB, rules Rules) {
 	for i, l := range c.layers {
 		usedPattern[i] = make([]bool, len(l.packages))
 	}
-	seen := map[string]bool{} // file and import, across a package's test variants
-	fset := token.NewFileSet()
+	var (
+		units   []unit
+		covered = map[string]bool{} // the directories of the packages loaded
+	)
 	for _, p := range pkgs {
+		if p.Name == "" && len(p.GoFiles) == 0 && len(p.IgnoredFiles) > 0 {
+			// Named by a pattern without "...", a package whose every
+			// file build constraints leave out, which the go command
+			// fails to load, is found by leftOut as those it drops.
+			continue
+		}
 		for _, e := range p.Errors {
 			t.Errorf("archtest: package %s: %v", p.PkgPath, e)
 		}
-		path := strings.TrimSuffix(p.PkgPath, "_test") // an external test is its package's
 		if strings.HasSuffix(p.ID, ".test") {
 			continue // the generated test main
 		}
+		covered[p.Dir] = true
+		units = append(units, unit{
+			path:  strings.TrimSuffix(p.PkgPath, "_test"), // an external test is its package's
+			name:  p.Name,
+			files: slices.Concat(p.GoFiles, p.IgnoredFiles),
+		})
+	}
+	if modDir != "" {
+		for _, d := range leftOut(dir, modDir, modPath, patterns, covered) {
+			u, err := dirUnit(d, modDir, modPath)
+			if err != nil {
+				t.Errorf("archtest: %v", err)
+				continue
+			}
+			units = append(units, u)
+		}
+	}
+	seen := map[string]bool{} // file and import, across a package's test variants
+	fset := token.NewFileSet()
+	for _, u := range units {
+		path := u.path
 		li := c.layerOf(path)
 		if li < 0 {
 			continue
@@ -146,7 +181,7 @@ func CheckDependencies(t TB, rules Rules) {
 				usedPattern[li][j] = true
 			}
 		}
-		for _, file := range slices.Concat(p.GoFiles, p.IgnoredFiles) {
+		for _, file := range u.files {
 			if !strings.HasSuffix(file, ".go") {
 				continue // an ignored assembly or C file
 			}
@@ -155,7 +190,7 @@ func CheckDependencies(t TB, rules Rules) {
 				t.Errorf("archtest: %v", err)
 				continue
 			}
-			if !partOf(f.Name.Name, file, p.Name, rules.Tests) {
+			if !partOf(f.Name.Name, file, u.name, rules.Tests) {
 				continue
 			}
 			for _, spec := range f.Imports {
@@ -192,6 +227,141 @@ func CheckDependencies(t TB, rules Rules) {
 			}
 		}
 	}
+}
+
+// unit is a package to check: its import path, its name, and its files,
+// those of the current build and those that build constraints leave out.
+type unit struct {
+	path, name string
+	files      []string
+}
+
+// leftOut returns the directories that patterns, relative to dir, name
+// in the main module (at modDir, of path modPath) and that hold Go files
+// but no package loaded (covered): those whose every Go file build
+// constraints leave out, which the go command drops from a pattern's
+// packages, since it lists only the packages of the current build. It
+// walks a pattern with "..." as the go command does: past directories
+// named testdata or vendor or whose names begin with "." or "_", and
+// past other modules. Patterns of other modules' packages, or of the
+// standard library's, name no directory here: they are not checked.
+func leftOut(dir, modDir, modPath string, patterns []string, covered map[string]bool) []string {
+	var dirs []string
+	seen := map[string]bool{}
+	for _, pat := range patterns {
+		var fsPat string // the pattern as a slash-separated absolute path
+		switch {
+		case modPath != "" && (pat == modPath || strings.HasPrefix(pat, modPath+"/")):
+			fsPat = filepath.ToSlash(modDir) + pat[len(modPath):]
+		case filepath.IsAbs(pat):
+			fsPat = filepath.ToSlash(filepath.Clean(pat))
+		case build.IsLocalImport(filepath.ToSlash(pat)):
+			fsPat = filepath.ToSlash(filepath.Join(dir, pat))
+		default:
+			continue
+		}
+		// The walk starts at the directory before the first "...", as
+		// the go command's does: "./dom..." walks ".".
+		start := fsPat
+		i := strings.Index(fsPat, "...")
+		wild := i >= 0
+		if wild {
+			start = fsPat[:strings.LastIndex(fsPat[:i], "/")+1]
+		}
+		start = filepath.Clean(filepath.FromSlash(start))
+		if !inModule(start, modDir) {
+			continue // the go command has failed the pattern
+		}
+		match := compilePattern(fsPat, "").match
+		_ = filepath.WalkDir(start, func(d string, e fs.DirEntry, err error) error {
+			if err != nil || !e.IsDir() {
+				return nil // unreadable, or a file
+			}
+			if d != start {
+				if !wild {
+					return filepath.SkipDir // the pattern names start alone
+				}
+				name := e.Name()
+				if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "vendor" || isFile(filepath.Join(d, "go.mod")) {
+					return filepath.SkipDir
+				}
+			}
+			if !covered[d] && !seen[d] && match(filepath.ToSlash(d)) && len(goFiles(d)) > 0 {
+				seen[d] = true
+				dirs = append(dirs, d)
+			}
+			return nil
+		})
+	}
+	return dirs
+}
+
+// inModule reports whether directory d is in the module whose root is
+// modDir: below it, and in no module nested in it.
+func inModule(d, modDir string) bool {
+	rel, err := filepath.Rel(modDir, d)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return false
+	}
+	for ; d != modDir; d = filepath.Dir(d) {
+		if isFile(filepath.Join(d, "go.mod")) {
+			return false
+		}
+	}
+	return true
+}
+
+func isFile(name string) bool {
+	fi, err := os.Stat(name)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// goFiles returns the Go files of directory d, but for those whose names
+// begin with "." or "_", which the go command ignores.
+func goFiles(d string) []string {
+	entries, _ := os.ReadDir(d)
+	var files []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, ".go") && !strings.HasPrefix(name, ".") && !strings.HasPrefix(name, "_") && e.Type().IsRegular() {
+			files = append(files, filepath.Join(d, name))
+		}
+	}
+	return files
+}
+
+// dirUnit returns the package in directory d of the module at modDir,
+// which the go command did not load. Its name, which the go command
+// takes from the files of the current build, is that of its files: of
+// those not tests, the first not named main, since a program of its own
+// (a generator behind an "ignore" constraint) may lie beside a package's
+// files.
+func dirUnit(d, modDir, modPath string) (unit, error) {
+	rel, err := filepath.Rel(modDir, d)
+	if err != nil {
+		return unit{}, err
+	}
+	u := unit{path: modPath, files: goFiles(d)}
+	if rel != "." {
+		u.path += "/" + filepath.ToSlash(rel)
+	}
+	fset := token.NewFileSet()
+	testName := ""
+	for _, file := range u.files {
+		f, err := parser.ParseFile(fset, file, nil, parser.PackageClauseOnly)
+		if err != nil {
+			return unit{}, err
+		}
+		if strings.HasSuffix(file, "_test.go") {
+			testName = strings.TrimSuffix(f.Name.Name, "_test")
+		} else if u.name == "" || u.name == "main" {
+			u.name = f.Name.Name
+		}
+	}
+	if u.name == "" {
+		u.name = testName // a package of tests alone
+	}
+	return u, nil
 }
 
 // partOf reports whether a file of package fileName is part of package

@@ -2,6 +2,7 @@ package archtest_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -152,6 +153,47 @@ func TestBuildTaggedFilesChecked(t *testing.T) {
 	if !slices.Equal(r.errs, want) {
 		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(r.errs, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// A package every file of which is behind a build constraint is checked
+// too, though the go command, which lists the packages of the current
+// build, leaves it out of "./...". A generator beside its files (package
+// main, behind "ignore") is no part of it.
+func TestPackageWhollyBehindABuildTagChecked(t *testing.T) {
+	dir := writeModule(t, map[string]string{
+		"go.mod":                      "module example.com/shop\n\ngo 1.26\n",
+		"domain/order.go":             "package domain\n\nimport \"errors\"\n\nvar ErrEmpty = errors.New(\"empty\")\n",
+		"domain/pgfixture/fixture.go": "//go:build integration\n\npackage pgfixture\n\nimport \"database/sql\"\n\nvar DB *sql.DB\n",
+		"domain/pgfixture/gen.go":     "//go:build ignore\n\npackage main\n\nimport \"database/sql\"\n\nvar _ sql.DB\n",
+	})
+	r := &recorder{}
+	archtest.CheckDependencies(r, archtest.Rules{
+		Dir: dir,
+		Layers: []archtest.Layer{
+			{Name: "domain", Packages: []string{"./domain/..."}, Deny: []string{"database/sql"}},
+		},
+	})
+	want := []string{`archtest: domain/pgfixture/fixture.go:5: example.com/shop/domain/pgfixture (layer domain) imports "database/sql": layer domain denies "database/sql"`}
+	if !slices.Equal(r.errs, want) {
+		t.Errorf("failures:\n%s\nwant:\n%s", strings.Join(r.errs, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// writeModule writes files (path: content) under a new temporary
+// directory, a module of its own.
+func writeModule(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // In a module whose path has no dot (module shop), the module's own
