@@ -116,7 +116,9 @@
 //     another will be made, to the end of Do; the attempts after the
 //     first run inside it. Attributes: retry.name, retry.attempts (how
 //     many were made), retry.outcome, and on failure error.type with
-//     status Error. A call that succeeds at once, or gives up without
+//     status Error; an attempt that panics ends it with error.type
+//     panic, without retry.outcome, and the panic goes on to the
+//     caller. A call that succeeds at once, or gives up without
 //     retrying, starts none.
 //
 // Span events:

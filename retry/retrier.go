@@ -113,10 +113,19 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 	// really retries: an error not worth retrying (a rejection by an open
 	// breaker, during an outage) costs none of them.
 	span := trace.SpanFromContext(context.Background()) // non-recording until a retry
-	started := false
+	started, ended := false, false
 	errs := make([]error, 0, min(r.cfg.maxAttempts, 16))
 	var ds *delays
 	attempt := 1
+	defer func() {
+		if started && !ended {
+			// An attempt panicked: the span still ends with Do, and
+			// says how, rather than never reaching the exporter.
+			span.SetAttributes(AttrAttempts.Int(attempt), semconv.ErrorTypeKey.String("panic"))
+			span.SetStatus(codes.Error, "retry: an attempt panicked")
+			span.End()
+		}
+	}()
 	for {
 		errs = append(errs, unwrapMarkers(err))
 		permanent, wait, hasWait := markers(err)
@@ -140,6 +149,7 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 			retryable = reason == nil
 		}
 		if !retryable {
+			ended = true
 			return r.giveUp(span, attempt, errs, reason, outcome)
 		}
 		if !started {
@@ -156,6 +166,7 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 			f(ctx, attempt, errs[len(errs)-1], delay)
 		}
 		if err := sleep(ctx, delay); err != nil {
+			ended = true
 			return r.giveUp(span, attempt, errs, err, outcomeCanceled)
 		}
 
@@ -165,6 +176,7 @@ func (r *Retrier) retry(ctx context.Context, fn func(context.Context) error, err
 		if err == nil {
 			r.tel.successAfterRetry.Inc()
 			span.SetAttributes(AttrAttempts.Int(attempt), AttrOutcome.String(outcomeNames[outcomeSuccessAfterRetry]))
+			ended = true
 			span.End()
 			return nil
 		}
@@ -217,7 +229,10 @@ func (r *Retrier) giveUp(span trace.Span, attempts int, errs []error, reason err
 // sleep waits d or until ctx is done, whichever comes first.
 func sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
-		return ctx.Err()
+		if ctx.Err() != nil {
+			return context.Cause(ctx) // as after a wait
+		}
+		return nil
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()

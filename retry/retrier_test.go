@@ -13,6 +13,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/retry"
@@ -421,4 +424,56 @@ func TestMaxElapsedTimeCountsTheFirstAttempt(t *testing.T) {
 		require.ErrorIs(t, err, retry.ErrExhausted)
 		assert.Equal(t, 1, calls, "4.5s spent and a 1s wait would end past 5s")
 	})
+}
+
+// shutdownCause is a context cancellation cause.
+type shutdownCause struct{}
+
+func (shutdownCause) Error() string { return "shutting down" }
+
+// A call whose context is cancelled with a cause just before a retry
+// ends with that cause as its Reason, whatever the wait: with a wait of 0
+// (Constant(0), After(0, err), Retry-After: 0, a full jitter that drew
+// 0) it ended with context.Canceled, and error.type lost the cause.
+func TestZeroWaitKeepsContextCause(t *testing.T) {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	// The hook runs after the retrier decided to retry and before the
+	// wait: the caller's context is cancelled in between.
+	r := retry.New(retry.WithBackoff(retry.Constant(0)), retry.WithJitter(retry.NoJitter),
+		retry.WithOnRetry(func(context.Context, int, error, time.Duration) { cancel(shutdownCause{}) }))
+	err := r.Do(ctx, func(context.Context) error { return errBoom })
+	var e *retry.Error
+	require.ErrorAs(t, err, &e)
+	assert.Equal(t, 1, e.Attempts)
+	assert.ErrorIs(t, err, shutdownCause{}, "Reason = %v; want the context's cause, as with a positive wait", e.Reason)
+}
+
+// The retry span ends when an attempt after the first panics, with
+// error.type panic, and the panic reaches the caller: the span was never
+// ended, so never exported.
+func TestPanickingAttemptEndsRetrySpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	r := retry.New(retry.WithTracerProvider(tp), retry.WithBackoff(retry.Constant(0)))
+	calls := 0
+	func() {
+		defer func() { require.NotNil(t, recover(), "the panic reaches the caller") }()
+		_ = r.Do(context.Background(), func(context.Context) error {
+			calls++
+			if calls == 2 {
+				panic("attempt 2 panics")
+			}
+			return errBoom
+		})
+	}()
+	require.Len(t, rec.Started(), 1, "the retry span was started for attempt 2")
+	require.Len(t, rec.Ended(), 1, "the retry span is ended when Do ends, even by a panic")
+	var typ string
+	for _, kv := range rec.Ended()[0].Attributes() {
+		if kv.Key == semconv.ErrorTypeKey {
+			typ = kv.Value.AsString()
+		}
+	}
+	assert.Equal(t, "panic", typ)
 }
