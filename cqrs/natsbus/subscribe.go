@@ -33,9 +33,17 @@ const drainTimeout = 5 * time.Second
 // before it hands back the messages it kept. (Naking them at once with
 // that delay instead was tried: nats-server 2.9 then now and then loses
 // one to the next member and delivers another twice.)
+//
+// The delay alone is a guess about the server's timing: it drops an
+// expired request on a timer of its own, which a loaded server runs late,
+// and a message handed back meanwhile is lost until AckWait. So Close then
+// also asks for the consumer's info, which has the server drop at once
+// every waiting request whose reply subject nobody listens to (ours, the
+// drain having unsubscribed it) before it answers; see sweepRequests.
 const (
 	pullExpiry    = time.Second
 	handBackDelay = pullExpiry + 200*time.Millisecond
+	sweepTimeout  = time.Second
 )
 
 // Subscribe starts delivering the messages published to topic to handler,
@@ -129,6 +137,7 @@ func (b *Bus) Subscribe(ctx context.Context, topic, group string, handler cqrs.H
 		consumer: name,
 		cfg:      cfg,
 		handler:  handler,
+		cons:     cons,
 		// The span of ctx is put in front of its values, so that the
 		// lookups of every process span find it at once: a lookup that
 		// reaches context.WithoutCancel's context allocates.
@@ -328,6 +337,7 @@ type subscription struct {
 	baseCtx  context.Context
 	baseSC   trace.SpanContext // of baseCtx, to tell a message's from it
 	tel      atomic.Pointer[subTelemetry]
+	cons     jetstream.Consumer // the group's, for sweepRequests
 	cc       jetstream.ConsumeContext
 
 	slots  []slot             // one per handler that can run at once
@@ -674,11 +684,12 @@ func (s *subscription) deadLetter(ctx context.Context, m cqrs.Message, err error
 // The client library drains its subscription: it tells the server to stop
 // sending, waits for the server to have heard it and passes every message
 // that was already on its way to the callback, which keeps it. Once the
-// drain is over, Close waits handBackDelay (see pullExpiry) and hands each
-// kept message back with a Nak (delayed by its backoff, for a message whose
-// handler failed meanwhile), so that another member of the group gets it
-// about a second later rather than after AckWait. Close therefore takes
-// about a second when it has messages to hand back.
+// drain is over, Close waits handBackDelay (see pullExpiry), has the
+// server drop the subscription's pull requests (see sweepRequests) and
+// hands each kept message back with a Nak (delayed by its backoff, for a
+// message whose handler failed meanwhile), so that another member of the
+// group gets it about a second later rather than after AckWait. Close
+// therefore takes about a second when it has messages to hand back.
 func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -700,6 +711,7 @@ func (s *subscription) Close() error {
 		s.mu.Unlock()
 		if len(back) > 0 {
 			time.Sleep(handBackDelay)
+			s.sweepRequests()
 		}
 		st := s.telemetry(time.Now())
 		for _, hb := range back {
@@ -713,6 +725,20 @@ func (s *subscription) Close() error {
 		}
 	})
 	return nil
+}
+
+// sweepRequests has the server forget the subscription's pull requests
+// before Close hands messages back. nats-server 2.9 takes a message handed
+// back off its redelivery queue before it looks for a request to send it
+// to; when the only requests waiting have nobody listening, it drops the
+// message (pending until AckWait) and sends the last new one again. A
+// consumer info request has it first drop the requests without a listener,
+// and it answers after the drain's unsubscribe, which it read before. An
+// error is ignored: the handBackDelay has most likely done the same.
+func (s *subscription) sweepRequests() {
+	ctx, cancel := context.WithTimeout(context.Background(), sweepTimeout)
+	defer cancel()
+	_, _ = s.cons.Info(ctx)
 }
 
 // PanicError is the error a handler's panic is turned into, recorded on
