@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ type Breaker struct {
 
 	mu         sync.Mutex // serialises transitions and listener delivery
 	pending    []StateChange
+	called     int // listeners that have had pending[0]
 	delivering bool
 }
 
@@ -63,11 +65,14 @@ type period struct {
 	tw     *timeWindow
 	consec atomic.Int64
 
-	// half-open
+	// half-open: the probes in flight, and the finished ones counted as
+	// the closed window counts calls
 	mu        sync.Mutex
 	probes    []*probe // in flight, oldest first
-	successes int
-	failures  int
+	calls     int      // finished or timed out; ignored ones do not count
+	successes int      // fast ones: only they count towards closing
+	failures  int      // failed or timed out
+	slow      int      // failed or not
 }
 
 type probe struct {
@@ -88,7 +93,12 @@ type probe struct {
 // interval: options are written in code, so a bad one is a programming
 // error. For options built from configuration, check them first with
 // [Validate], which returns the same faults as an error.
-func New(name string, opts ...Option) *Breaker {
+func New(name string, opts ...Option) *Breaker { return newBreaker(name, opts, nil) }
+
+// newBreaker is [New], with the breaker's counts of calls and transitions
+// starting from past's when past is not nil: a [Group] hands a key's new
+// breaker the counts of the one it let go.
+func newBreaker(name string, opts []Option, past *tally) *Breaker {
 	cfg, err := newConfig(opts)
 	if err != nil {
 		panic(fmt.Sprintf("circuitbreaker: New(%q): %v", name, err))
@@ -113,6 +123,11 @@ func New(name string, opts ...Option) *Breaker {
 		b.needed = cfg.probes
 	}
 	b.tel = newInstruments(name, cfg.meterProvider)
+	if past != nil {
+		// Before observe, so that no collection sees the counts start
+		// from zero.
+		b.tel.seed(past)
+	}
 	b.cur.Store(b.newPeriod(StateClosed, false, 0))
 	b.tel.observe(b, cfg.meterProvider)
 	return b
@@ -168,9 +183,11 @@ func (b *Breaker) newPeriod(s State, forced bool, now int64) *period {
 //
 // fn is passed ctx unchanged. If fn panics, the call counts as a failure and
 // the panic goes on. Execute does not watch ctx itself: a cancelled call
-// counts as whatever the classifier makes of the error fn returns. If fn is
-// nil, Execute returns [ErrNilFunc] at once: no call is admitted or
-// counted.
+// counts as whatever the classifier makes of the error fn returns (so, by
+// default, a failure if fn returns the cause of a context cancelled with
+// [context.WithCancelCause] rather than an error matching
+// [context.Canceled]). If fn is nil, Execute returns [ErrNilFunc] at once:
+// no call is admitted or counted.
 func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) error {
 	if fn == nil {
 		return ErrNilFunc
@@ -315,6 +332,7 @@ func (b *Breaker) tryProbe(p *period) (pr *probe, stuck bool) {
 	// flight are enough to close. Either way, waiting on a probe that has
 	// overrun its timeout would wedge the breaker.
 	if len(p.probes) > 0 && now-p.probes[0].start >= b.probeTimeout {
+		p.calls++
 		p.failures++
 		return nil, true
 	}
@@ -413,10 +431,21 @@ func (b *Breaker) finishProbe(ctx context.Context, p *period, pr *probe, o Outco
 		}
 	}
 	to := StateHalfOpen
+	if o != Ignored {
+		p.calls++
+	}
+	if slow {
+		p.slow++
+	}
 	switch {
 	case o == Ignored:
-	case o == Failure || slow:
+	case o == Failure:
 		p.failures++
+		to = StateOpen
+	case slow:
+		// Counted as the closed window counts it, slow and not failed.
+		// But a probe is to show that the dependency has recovered, and
+		// one still slow has not: it opens the breaker again.
 		to = StateOpen
 	default:
 		p.successes++
@@ -443,12 +472,19 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, forced
 	}
 	now := b.now()
 	np := b.newPeriod(to, forced, now)
+	notify := old.state != to
+	if !notify {
+		// The state goes on (Trip on a breaker open on failures, Reset of
+		// a closed one), and so do the rejections counted since it began.
+		// One still being counted in old, by a call that read it before
+		// the Store below, may be missed.
+		np.rejected.Store(old.rejected.Load())
+	}
 	b.cur.Store(np)
 	b.tel.state.Store(int32(to))
 	if old.timer != nil {
 		old.timer.Stop()
 	}
-	notify := old.state != to
 	deliver := false
 	if notify && len(b.cfg.onStateChange) > 0 {
 		b.pending = append(b.pending, StateChange{Breaker: b.name, From: old.state, To: to, Snapshot: b.snapshotOf(old, now)})
@@ -473,31 +509,41 @@ func (b *Breaker) transition(ctx context.Context, from *period, to State, forced
 // deliver calls the listeners for pending changes until none is left. Only
 // one goroutine delivers at a time, so listeners see changes in order; a
 // change made by a listener is delivered after the listener returns.
+//
+// A change leaves pending only once every listener has had it, and
+// b.called says how many have. So a listener that panics (the panic goes
+// on, on the goroutine whose call made the change) loses no change: the
+// next change picks delivery up where it stopped, with the listeners
+// after the one that panicked, then the changes queued behind.
 func (b *Breaker) deliver() {
+	ls := b.cfg.onStateChange
+	i := 0 // the listener being called
 	done := false
 	defer func() {
 		if !done { // a listener panicked: let a later change deliver the rest
 			b.mu.Lock()
+			b.called = i + 1 // the one that panicked has had its turn
 			b.delivering = false
 			b.mu.Unlock()
 		}
 	}()
 	for {
 		b.mu.Lock()
-		batch := b.pending
-		b.pending = nil
-		if len(batch) == 0 {
+		if len(b.pending) == 0 {
 			b.delivering = false
 			b.mu.Unlock()
 			done = true
 			return
 		}
+		ch, from := b.pending[0], b.called
 		b.mu.Unlock()
-		for _, ch := range batch {
-			for _, f := range b.cfg.onStateChange {
-				f(ch)
-			}
+		for i = from; i < len(ls); i++ {
+			ls[i](ch)
 		}
+		b.mu.Lock()
+		b.pending = slices.Delete(b.pending, 0, 1)
+		b.called = 0
+		b.mu.Unlock()
 	}
 }
 
@@ -567,7 +613,7 @@ func (b *Breaker) snapshotOf(p *period, now int64) Snapshot {
 		c = p.tw.counts(now)
 	case p.state == StateHalfOpen:
 		p.mu.Lock()
-		c = counts{calls: p.successes + p.failures, failures: p.failures}
+		c = counts{calls: p.calls, failures: p.failures, slow: p.slow}
 		s.ProbesInFlight = len(p.probes)
 		p.mu.Unlock()
 	}

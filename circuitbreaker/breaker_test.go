@@ -250,6 +250,27 @@ func TestSlowProbeReopens(t *testing.T) {
 	})
 }
 
+// A probe that succeeded but was slow counts as the closed window counts
+// it, slow and not failed: Snapshot counts "the finished probes while
+// half-open" in Calls, Failures and SlowCalls, and the StateChange
+// snapshot is "the window as it was when the change happened". The probe
+// still reopens the breaker, as documented.
+func TestSlowProbeCountsAsSlowNotFailed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var got []circuitbreaker.StateChange
+		b := circuitbreaker.New("dep", circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Second),
+			circuitbreaker.WithSlowCalls(100*time.Millisecond, 100),
+			circuitbreaker.WithOnStateChange(func(c circuitbreaker.StateChange) { got = append(got, c) }))
+		run(t, b, "f")
+		time.Sleep(time.Second)
+		synctest.Wait()
+		_ = b.Execute(context.Background(), func(context.Context) error { time.Sleep(200 * time.Millisecond); return nil })
+		require.Len(t, got, 3)
+		assert.Equal(t, circuitbreaker.StateChange{Breaker: "dep", From: circuitbreaker.StateHalfOpen, To: circuitbreaker.StateOpen,
+			Snapshot: circuitbreaker.Snapshot{State: circuitbreaker.StateHalfOpen, Calls: 1, SlowCalls: 1, SlowCallRate: 100}}, got[2])
+	})
+}
+
 func TestStuckProbeDoesNotWedgeHalfOpen(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var changes []string
@@ -358,6 +379,22 @@ func TestTripAndReset(t *testing.T) {
 	})
 }
 
+// Trip on a breaker already open on failures changes no state (no
+// StateChange, no transition counted), so Snapshot.Rejections, "the calls
+// rejected since the current state began", goes on counting.
+func TestTripOnOpenBreakerKeepsRejections(t *testing.T) {
+	b := circuitbreaker.New("dep", circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Hour))
+	run(t, b, "f")
+	run(t, b, "sss") // three rejections
+	require.Equal(t, int64(3), b.Snapshot().Rejections)
+	b.Trip() // still open
+	s := b.Snapshot()
+	assert.Equal(t, circuitbreaker.StateOpen, s.State)
+	assert.Equal(t, int64(3), s.Rejections, "the state did not change")
+	run(t, b, "s")
+	assert.Equal(t, int64(4), b.Snapshot().Rejections)
+}
+
 func TestPanicCountsAsFailure(t *testing.T) {
 	b := circuitbreaker.New("dep", circuitbreaker.WithConsecutiveFailures(2))
 	for range 2 {
@@ -451,6 +488,65 @@ func TestListenerPanicDoesNotStopLaterDeliveries(t *testing.T) {
 	assert.Panics(t, func() { run(t, b, "f") })
 	b.Reset()
 	assert.Equal(t, int32(2), n.Load())
+}
+
+// A listener that panics on one change of several queued while an earlier
+// one was being delivered loses none of them: the changes queued behind
+// the one it panicked on stay pending, and the next change delivers them
+// first.
+func TestListenerPanicLosesNoQueuedChange(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var got []string
+	n := 0
+	b := circuitbreaker.New("dep", circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Hour),
+		circuitbreaker.WithOnStateChange(func(c circuitbreaker.StateChange) {
+			mu.Lock()
+			n++
+			k := n
+			got = append(got, c.From.String()+">"+c.To.String())
+			mu.Unlock()
+			switch k {
+			case 1: // closed>open: hold the delivery while two more changes queue
+				close(entered)
+				<-release
+			case 2: // open>closed: a buggy listener
+				panic("listener bug")
+			}
+		}))
+	done := make(chan any)
+	go func() {
+		defer func() { done <- recover() }()
+		run(t, b, "f") // change 1, delivered on this goroutine
+	}()
+	<-entered
+	b.Reset() // change 2, queued
+	b.Trip()  // change 3, queued
+	close(release)
+	require.NotNil(t, <-done, "the listener's panic must surface")
+	b.Reset() // change 4: delivers change 3 first
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []string{"closed>open", "open>closed", "closed>open", "open>closed"}, got)
+}
+
+// The listeners after one that panicked still get the change it panicked
+// on, when the next change is delivered.
+func TestListenersAfterAPanickingOneGetTheChange(t *testing.T) {
+	var first, second []string
+	b := circuitbreaker.New("dep", circuitbreaker.WithConsecutiveFailures(1),
+		circuitbreaker.WithOnStateChange(func(c circuitbreaker.StateChange) {
+			first = append(first, c.To.String())
+			if len(first) == 1 {
+				panic("listener bug")
+			}
+		}),
+		circuitbreaker.WithOnStateChange(func(c circuitbreaker.StateChange) { second = append(second, c.To.String()) }))
+	assert.Panics(t, func() { run(t, b, "f") })
+	assert.Empty(t, second, "the panic stopped the delivery")
+	b.Reset()
+	assert.Equal(t, []string{"open", "closed"}, first)
+	assert.Equal(t, []string{"open", "closed"}, second)
 }
 
 func TestConcurrentCallsAreAllCounted(t *testing.T) {

@@ -140,6 +140,16 @@
 // evicted breakers, up to the SDK's cardinality limit (2,000 series per
 // instrument by default, then one overflow series).
 //
+// A key that comes back to a group gets a breaker whose calls and
+// transitions count on from those of the breaker the group let go, so that
+// the counters, reported under the same attributes, do not go backwards.
+// The group remembers the counts of as many gone keys as it holds
+// breakers, at most [DefaultMaxBreakers], forgetting the oldest first: a
+// key forgotten starts again from zero, which a backend sees as a counter
+// reset. With delta temporality the SDK forgets a series that a collection
+// did not report, so if one ran while the key was gone, the first
+// collection after it comes back reports all its counts as new.
+//
 // Span events, added to the span in the call's context when it is
 // recording:
 //

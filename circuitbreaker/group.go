@@ -1,6 +1,7 @@
 package circuitbreaker
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,7 +16,9 @@ import (
 // When it is full, a new key evicts a breaker that has not been used lately,
 // preferring closed ones, so a stream of distinct keys cannot grow memory
 // without limit. An evicted breaker forgets its state: its key starts again
-// with a closed breaker.
+// with a closed breaker. Its counts of calls and transitions live on, so
+// that its metrics do not go backwards: the key's next breaker counts on
+// from them (see the package's Telemetry section).
 //
 // A Group is safe for concurrent use. The zero Group is empty and ready to
 // use: its breakers have the default options, and it holds at most
@@ -26,9 +29,10 @@ type Group struct {
 
 	m sync.Map // string -> *entry
 
-	mu   sync.Mutex // guards ring and hand, for creation and eviction
+	mu   sync.Mutex // guards ring, hand and gone, for creation and eviction
 	ring []*entry
 	hand int
+	gone history
 }
 
 type entry struct {
@@ -105,23 +109,73 @@ func (g *Group) create(key string) *Breaker {
 	if v, ok := g.m.Load(key); ok {
 		return v.(*entry).b
 	}
-	e := &entry{key: key, b: New(key, g.opts...)}
+	e := &entry{key: key, b: newBreaker(key, g.opts, g.gone.take(key))}
 	e.used.Store(true) // a new key gets a sweep's grace, as in the clock algorithm
-	limit := g.max
-	if limit == 0 { // the zero Group
-		limit = DefaultMaxBreakers
-	}
-	if len(g.ring) < limit {
+	if len(g.ring) < g.limit() {
 		g.ring = append(g.ring, e)
 	} else {
 		i := g.victim()
 		old := g.ring[i]
 		g.m.Delete(old.key)
-		old.b.tel.release()
+		g.letGo(old)
 		g.ring[i] = e
 	}
 	g.m.Store(key, e)
 	return e.b
+}
+
+// limit is how many breakers g holds at most.
+func (g *Group) limit() int {
+	if g.max == 0 { // the zero Group
+		return DefaultMaxBreakers
+	}
+	return g.max
+}
+
+// letGo stops reporting e's breaker and keeps its counts for the key's
+// next breaker. The caller holds g.mu and has taken e out of g.m. Calls
+// still running on the breaker count on it alone, unreported.
+func (g *Group) letGo(e *entry) {
+	e.b.tel.release()
+	// As many keys as the group holds breakers, but no more than the
+	// default: a gateway's group, unbounded, must not keep every host it
+	// ever had.
+	g.gone.put(e.key, e.b.tel.tally(), min(g.limit(), DefaultMaxBreakers))
+}
+
+// history is the counts of calls and transitions of the breakers a group
+// let go, by key, for the most recent keys: a key that comes back counts
+// on from them, so that its counters, reported under the same attributes,
+// do not go backwards. A key is in history only while it has no breaker.
+type history struct {
+	byKey map[string]*list.Element // of *goneKey, in order
+	order list.List                // oldest first
+}
+
+type goneKey struct {
+	key    string
+	counts *tally
+}
+
+// put keeps key's counts, forgetting the oldest keys beyond n.
+func (h *history) put(key string, c *tally, n int) {
+	if h.byKey == nil {
+		h.byKey = make(map[string]*list.Element)
+	}
+	h.byKey[key] = h.order.PushBack(&goneKey{key, c})
+	for h.order.Len() > n {
+		delete(h.byKey, h.order.Remove(h.order.Front()).(*goneKey).key)
+	}
+}
+
+// take returns and forgets key's counts, nil if there are none.
+func (h *history) take(key string) *tally {
+	el, ok := h.byKey[key]
+	if !ok {
+		return nil
+	}
+	delete(h.byKey, key)
+	return h.order.Remove(el).(*goneKey).counts
 }
 
 // victim picks the breaker to evict by the clock (second chance)
@@ -151,7 +205,8 @@ func (g *Group) victim() int {
 // telemetry series: for a key gone for good (a host taken out of
 // service), whose breaker would otherwise stay, and report its last
 // state, until evicted. Calls running on it finish on it; a later Get
-// of key starts a closed breaker.
+// of key starts a closed breaker, whose counts of calls and transitions
+// go on from the removed one's, as after an eviction.
 func (g *Group) Remove(key string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -169,7 +224,7 @@ func (g *Group) Remove(key string) {
 			g.hand = 0
 		}
 	}
-	e.b.tel.release()
+	g.letGo(e)
 }
 
 // Len returns how many breakers the group holds.

@@ -1,12 +1,15 @@
 package circuitbreaker_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/internal/telemetry/telemetrytest"
@@ -108,4 +111,93 @@ func TestGroupRemove(t *testing.T) {
 		g.Get(fmt.Sprintf("k%d", i))
 		require.LessOrEqual(t, g.Len(), 3)
 	}
+}
+
+// callsPoint returns the circuitbreaker.calls data point of breaker name
+// and outcome from one collection of r.
+func callsPoint(t *testing.T, r sdkmetric.Reader, name, outcome string) (metricdata.DataPoint[int64], bool) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, r.Collect(context.Background(), &rm))
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "circuitbreaker.calls" {
+				continue
+			}
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				n, _ := dp.Attributes.Value(circuitbreaker.AttrName)
+				o, _ := dp.Attributes.Value(circuitbreaker.AttrOutcome)
+				if n.AsString() == name && o.AsString() == outcome {
+					return dp, true
+				}
+			}
+		}
+	}
+	return metricdata.DataPoint[int64]{}, false
+}
+
+// A key that comes back to a group, after Remove or an eviction, gets a
+// new breaker reporting circuitbreaker.calls under the same attribute set
+// {circuitbreaker.name=key, circuitbreaker.outcome=success}, while the
+// SDK's start time for the observable counter stays the same. Its counts
+// go on from the old breaker's, so the cumulative series does not drop
+// (from 5 to 1) without a new start time, and a delta reader does not see
+// the monotonic counter report a negative delta (-4): both would break
+// the OpenTelemetry data model for a monotonic sum.
+func TestGroupReturningKeyCountsOn(t *testing.T) {
+	for _, temporality := range []metricdata.Temporality{metricdata.CumulativeTemporality, metricdata.DeltaTemporality} {
+		for _, way := range []string{"removed", "evicted"} {
+			t.Run(temporality.String()+"/"+way, func(t *testing.T) {
+				reader := sdkmetric.NewManualReader(sdkmetric.WithTemporalitySelector(
+					func(sdkmetric.InstrumentKind) metricdata.Temporality { return temporality }))
+				mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+				t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+				g := circuitbreaker.NewGroup(circuitbreaker.WithMaxBreakers(1), circuitbreaker.WithMeterProvider(mp))
+
+				run(t, g.Get("api.example"), "sssss")
+				before, ok := callsPoint(t, reader, "api.example", "success")
+				require.True(t, ok)
+				require.Equal(t, int64(5), before.Value)
+				if way == "removed" {
+					g.Remove("api.example")
+				} else {
+					g.Get("other.example")
+				}
+				run(t, g.Get("api.example"), "s")
+				after, ok := callsPoint(t, reader, "api.example", "success")
+				require.True(t, ok, "no success point after the key came back")
+				switch temporality {
+				case metricdata.CumulativeTemporality:
+					assert.Equal(t, int64(6), after.Value, "the cumulative count goes on from 5")
+					assert.Equal(t, before.StartTime, after.StartTime)
+				case metricdata.DeltaTemporality:
+					assert.Equal(t, int64(1), after.Value, "the delta is the one call since")
+				}
+			})
+		}
+	}
+}
+
+// A group remembers the counts of as many gone keys as it holds breakers,
+// forgetting the oldest first: a forgotten key starts again from zero.
+func TestGroupForgetsOldestCounts(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	g := circuitbreaker.NewGroup(circuitbreaker.WithMaxBreakers(1), circuitbreaker.WithMeterProvider(mp))
+	run(t, g.Get("a"), "ss")
+	run(t, g.Get("b"), "sss") // evicts a, whose counts are kept
+	run(t, g.Get("c"), "s")   // evicts b: a's counts are forgotten
+	run(t, g.Get("b"), "s")   // evicts c
+	run(t, g.Get("a"), "s")   // evicts b
+	p, ok := callsPoint(t, reader, "a", "success")
+	require.True(t, ok)
+	assert.Equal(t, int64(1), p.Value, "a was forgotten: it starts again from zero")
+	g.Remove("a")
+	_, ok = callsPoint(t, reader, "b", "success")
+	assert.False(t, ok, "b is gone, and not reported")
+	run(t, g.Get("b"), "s") // b's counts were forgotten when a went
+	p, ok = callsPoint(t, reader, "b", "success")
+	require.True(t, ok)
+	assert.Equal(t, int64(1), p.Value)
 }

@@ -1,6 +1,7 @@
 package circuitbreaker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -117,7 +118,10 @@ func hostKey(r *http.Request) string { return strings.ToLower(r.URL.Host) }
 // in turn in a [*net/url.Error] by [http.Client]) and never reach the network.
 // Responses count as failures by status ([WithFailureStatus]; by default 429
 // and 5xx), errors by the breakers' classifier; the response and its body
-// are handed back untouched either way.
+// are handed back untouched either way. The error of a request whose
+// context was cancelled matches [context.Canceled] for the classifier, so
+// by default it counts for nothing, even when net/http returns the
+// cancellation's cause instead ([context.WithCancelCause]).
 //
 // A nil next means [http.DefaultTransport], as a nil Transport does in an
 // [http.Client]. NewTransport panics on invalid options (a nil one among
@@ -185,12 +189,25 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	o := Success
 	switch {
 	case err != nil:
-		o = b.cfg.classify(err)
+		o = b.cfg.classify(callerCanceled(ctx, err))
 	case t.failStatus(resp.StatusCode):
 		o = Failure
 	}
 	b.finish(ctx, p, pr, start, o)
 	return resp, err
+}
+
+// callerCanceled returns the error of a round trip for the classifier: err,
+// joined with [context.Canceled] when the request's context was cancelled.
+// For a context cancelled with a cause ([context.WithCancelCause], as
+// errgroup.WithContext does when a sibling fails), net/http returns the
+// cause, not context.Canceled, and the classifier would count the caller
+// giving up against the host.
+func callerCanceled(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.Canceled) && !errors.Is(err, context.Canceled) {
+		return errors.Join(err, context.Canceled)
+	}
+	return err
 }
 
 // CloseIdleConnections closes the idle connections of the next transport,

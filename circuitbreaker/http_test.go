@@ -160,6 +160,40 @@ func TestTransportErrors(t *testing.T) {
 	assert.Equal(t, circuitbreaker.StateOpen, g.Get(host).State())
 }
 
+// The caller giving up says nothing about the host, even when it cancels
+// with a cause (as errgroup.WithContext does when a sibling goroutine
+// fails), for which net/http returns the cause, not context.Canceled: the
+// in-flight request to a healthy host does not count as a failure, and
+// with WithConsecutiveFailures(1) the host's breaker stays closed.
+func TestTransportIgnoresCallerCancelWithCause(t *testing.T) {
+	started := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select { // a healthy but slow answer; the caller gives up first
+		case <-r.Context().Done():
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	g := circuitbreaker.NewGroup(circuitbreaker.WithConsecutiveFailures(1))
+	client := &http.Client{Transport: circuitbreaker.NewTransport(srv.Client().Transport, circuitbreaker.WithGroup(g))}
+	defer client.CloseIdleConnections()
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cause := errors.New("sibling request failed")
+	go func() {
+		<-started
+		cancel(cause) // what errgroup does
+	}()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
+	_, err := client.Do(req)
+	require.ErrorIs(t, err, cause, "the caller gets the cause back")
+	host := strings.TrimPrefix(srv.URL, "http://")
+	s := g.Get(host).Snapshot()
+	assert.Equal(t, circuitbreaker.StateClosed, s.State)
+	assert.Zero(t, s.Failures)
+}
+
 type panicTransport struct{}
 
 func (panicTransport) RoundTrip(*http.Request) (*http.Response, error) { panic("transport bug") }

@@ -307,9 +307,12 @@ type StateChange struct {
 // breaker calls f after the change, holding no lock, so f may call the
 // breaker's methods. Calls to f for one breaker never overlap and come in the
 // order of the changes. f runs on the goroutine whose call caused the change
-// (or the one delivering earlier changes), so it should be quick. f must
-// not be nil. Each WithOnStateChange adds a listener; by default there is
-// none.
+// (or the one delivering earlier changes), so it should be quick. If f
+// panics, the panic goes on, on that goroutine, and the changes not yet
+// delivered (this one to the listeners after f, and the changes after
+// it) wait for the breaker's next change, which delivers them first. f
+// must not be nil. Each WithOnStateChange adds a listener; by default
+// there is none.
 func WithOnStateChange(f func(StateChange)) Option {
 	return optionFunc(func(c *config) {
 		if f == nil {

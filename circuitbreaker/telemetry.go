@@ -140,3 +140,38 @@ func (t *instruments) observe(b *Breaker, mp metric.MeterProvider) {
 
 // release stops reporting the breaker, when a group evicts it.
 func (t *instruments) release() { t.reg.Unregister() }
+
+// tally is what a breaker has counted of calls and transitions.
+type tally struct {
+	calls       [numOutcomes]int64
+	transitions [numStates][numStates]int64
+}
+
+// tally returns t's counts. Read after release, they are at least what
+// the last collection reported: the SDK runs callbacks under the lock
+// that Unregister takes, so none reads t once release has returned.
+func (t *instruments) tally() *tally {
+	var c tally
+	for i := range numOutcomes {
+		c.calls[i] = t.calls[i].Load()
+	}
+	for from := range numStates {
+		for to := range numStates {
+			c.transitions[from][to] = t.transitions[from][to].Load()
+		}
+	}
+	return &c
+}
+
+// seed starts t's counts from c's, before anything is counted or
+// reported.
+func (t *instruments) seed(c *tally) {
+	for i := range numOutcomes {
+		t.calls[i].Add(c.calls[i])
+	}
+	for from := range numStates {
+		for to := range numStates {
+			t.transitions[from][to].Add(c.transitions[from][to])
+		}
+	}
+}
