@@ -60,18 +60,18 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	)
 	first := true
 	call := grpcCall(req)
+	// Another attempt cannot be made once the one before read past the
+	// bound: it had the only copy of what it read. The client gets that
+	// attempt's answer or failure.
+	spent := func() error {
+		if pending != nil {
+			return retry.Permanent(&retryStatus{pending})
+		}
+		return retry.Permanent(last)
+	}
 	err := u.retrier.Do(req.Context(), func(ctx context.Context) error {
-		var attemptBody io.ReadCloser
-		if body != nil {
-			var ok bool
-			if attemptBody, ok = body.next(); !ok {
-				// Longer than the bound: the attempt before had the
-				// only copy of what it read.
-				if pending != nil {
-					return retry.Permanent(&retryStatus{pending})
-				}
-				return retry.Permanent(last)
-			}
+		if !first && body != nil && body.spent() {
+			return spent()
 		}
 		// With an answer in hand, the breaker admits the attempt before
 		// that answer is drained (Allow, in choose): admitted by
@@ -80,18 +80,30 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		i, t, done, err := u.choose(ctx, tried, call || pending != nil)
 		if err != nil {
 			// No target left to try: the last answer, if there was one,
-			// is what the client gets.
+			// is what the client gets, its transport still sending it
+			// the body if the upstream reads on.
 			u.stats.unavailable.Inc()
-			if attemptBody != nil {
-				_ = attemptBody.Close()
-			}
 			return retry.Permanent(err)
+		}
+		// The body is the new attempt's only now that it will be sent:
+		// the transport of the answer in hand reads it no more.
+		var attemptBody io.ReadCloser
+		if body != nil {
+			var ok bool
+			if attemptBody, ok = body.next(); !ok {
+				// Past the bound since spent said no: the attempt
+				// before read on after it failed.
+				if done != nil {
+					done(context.Canceled) // admitted, not made
+				}
+				return spent()
+			}
 		}
 		if pending != nil {
 			// A retried answer is drained only now that another attempt
 			// will be made: held through the backoff wait (milliseconds),
 			// it can still be handed back when no target is left.
-			drain(pending)
+			drainAfter(pending, body != nil)
 			pending = nil
 		}
 		// The first attempt without a body goes as the request is (the
@@ -110,7 +122,14 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 		resp, err := u.sendVia(a, i, t, done, tried, first && a == req)
 		first = false
 		if err != nil {
-			if clientBodyFailed(err) || isClientDeadline(err) {
+			if attemptBody != nil {
+				// A transport closes it, but an attempt that the
+				// breaker turned away in sendVia had none.
+				_ = attemptBody.Close()
+			}
+			if clientBodyFailed(err) || isClientDeadline(err) || body != nil && body.failed() {
+				// The client's doing, which another attempt would
+				// meet again (a malformed chunk, say).
 				return retry.Permanent(err)
 			}
 			last = err
@@ -127,7 +146,7 @@ func (u *upstream) RoundTrip(req *http.Request) (*http.Response, error) {
 	})
 	if pending != nil {
 		if err != nil && req.Context().Err() != nil {
-			drain(pending)
+			drainAfter(pending, body != nil)
 			return nil, err
 		}
 		return pending, nil
@@ -144,6 +163,20 @@ func (e *retryStatus) ErrorType() string { return strconv.Itoa(e.resp.StatusCode
 func drain(resp *http.Response) {
 	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
 	_ = resp.Body.Close()
+}
+
+// drainAfter drains the answer of an attempt that a later one superseded.
+// With a request body (streamed), closing an HTTP/2 answer waits for the
+// attempt's body to be done being sent, which may be waiting for the
+// client to send more: the next attempt must not wait on it, so it is
+// drained on a goroutine of its own, which ends when that read does
+// (when the client sends, or its request ends).
+func drainAfter(resp *http.Response, streamed bool) {
+	if streamed {
+		go drain(resp)
+		return
+	}
+	drain(resp)
 }
 
 // attempt sends the only attempt of a request to a target the balancer

@@ -16,23 +16,26 @@ var errSuperseded = errors.New("gateway: a later attempt took over the request b
 // client waits for an answer before it ends its body (a gRPC stream, any
 // full-duplex exchange) is not held up; what the attempts read is kept,
 // up to limit bytes, so that a later attempt sends the same bytes: those
-// kept, then the rest as the client sends it. Once more than limit bytes
-// have been read, the request can no longer be sent again.
+// kept, then the rest as the client sends it. Once the current attempt
+// has read more than limit bytes, the request can no longer be sent
+// again.
 //
-// Only the current attempt reads from the client. A superseded attempt's
-// read that was already waiting for the client when the next attempt
-// began is kept whatever the limit (one read more, at most): the next
-// attempt needs it.
+// One read of the client's body is made at a time, by the current
+// attempt or, until it returns, by one that a later attempt superseded
+// while it waited for the client: its bytes are kept whatever the limit
+// (so kept is bounded by limit plus a read per attempt), and the
+// current attempt, once it has sent what was kept, waits for them. An
+// attempt that waits is woken when it is superseded.
 type replay struct {
 	src   io.ReadCloser
 	limit int64
 
-	reading sync.Mutex // held while src is read
-
 	mu        sync.Mutex
+	cond      sync.Cond // on mu: a read of src ended, or the attempt changed
+	reading   bool      // a read of src is under way
 	kept      []byte
 	read      int64 // of src in all
-	over      bool  // more than limit read: kept is gone
+	over      bool  // the current attempt read past limit: kept is gone
 	end       error // src's last error: io.EOF once it ended
 	gen       int   // the current attempt's
 	curClosed bool  // the current attempt's transport closed its body
@@ -41,11 +44,28 @@ type replay struct {
 }
 
 func newReplay(src io.ReadCloser, limit int64) *replay {
-	return &replay{src: src, limit: limit}
+	r := &replay{src: src, limit: limit}
+	r.cond.L = &r.mu
+	return r
 }
 
-// next makes the body of the next attempt, or reports that the body is
-// too long to be sent again.
+// spent reports whether the body can no longer be sent again.
+func (r *replay) spent() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.over
+}
+
+// failed reports whether reading the client's body failed: sending it
+// again would fail the same way.
+func (r *replay) failed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.end != nil && r.end != io.EOF
+}
+
+// next makes the body of the next attempt, superseding the current one,
+// or reports that the body is too long to be sent again.
 func (r *replay) next() (io.ReadCloser, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -54,6 +74,7 @@ func (r *replay) next() (io.ReadCloser, bool) {
 	}
 	r.gen++
 	r.curClosed = false
+	r.cond.Broadcast()
 	return &replayReader{r: r, gen: r.gen}, true
 }
 
@@ -62,18 +83,32 @@ func (r *replay) next() (io.ReadCloser, bool) {
 // already or no attempt was made.
 func (r *replay) finish() {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.finished = true
-	if r.gen == 0 || r.curClosed {
+	closing := r.gen == 0 || r.curClosed
+	r.mu.Unlock()
+	if closing {
 		r.closeSrc()
 	}
 }
 
+// closeSrc closes the client's body once. It is not called with r.mu
+// held: a server's request body waits, to close, for a read under way,
+// which waits for the client; that close is left to a goroutine of its
+// own, which ends when the read does.
 func (r *replay) closeSrc() {
-	if !r.srcClosed {
-		r.srcClosed = true
-		_ = r.src.Close()
+	r.mu.Lock()
+	if r.srcClosed {
+		r.mu.Unlock()
+		return
 	}
+	r.srcClosed = true
+	reading := r.reading
+	r.mu.Unlock()
+	if reading {
+		go r.src.Close()
+		return
+	}
+	_ = r.src.Close()
 }
 
 // replayReader is one attempt's view of a replay.
@@ -85,38 +120,38 @@ type replayReader struct {
 
 func (b *replayReader) Read(p []byte) (int, error) {
 	r := b.r
-	r.reading.Lock()
-	defer r.reading.Unlock()
-	r.mu.Lock()
-	if b.gen != r.gen {
-		r.mu.Unlock()
-		return 0, errSuperseded
-	}
-	if b.off < int64(len(r.kept)) {
-		n := copy(p, r.kept[b.off:])
-		b.off += int64(n)
-		r.mu.Unlock()
-		return n, nil
-	}
-	if b.off < r.read {
-		// Kept no more: an earlier attempt read past the limit. next
-		// refuses to make an attempt then, so this is not reached.
-		r.mu.Unlock()
-		return 0, errSuperseded
-	}
-	if r.end != nil {
-		err := r.end
-		r.mu.Unlock()
-		return 0, err
-	}
-	r.mu.Unlock()
-
-	n, err := r.src.Read(p)
-
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for {
+		switch {
+		case b.gen != r.gen:
+			return 0, errSuperseded
+		case b.off < int64(len(r.kept)):
+			n := copy(p, r.kept[b.off:])
+			b.off += int64(n)
+			return n, nil
+		case b.off < r.read:
+			// Kept no more: the bytes went past the limit. next refuses
+			// to make an attempt then, so this is not reached.
+			return 0, errSuperseded
+		case r.end != nil:
+			return 0, r.end
+		case len(p) == 0:
+			return 0, nil
+		}
+		if !r.reading {
+			break
+		}
+		r.cond.Wait() // for a superseded attempt's read: its bytes are ours
+	}
+
+	r.reading = true
+	r.mu.Unlock()
+	n, err := r.src.Read(p)
+	r.mu.Lock()
+	r.reading = false
+	r.cond.Broadcast()
 	r.read += int64(n)
-	b.off += int64(n)
 	switch {
 	case r.over:
 	case b.gen != r.gen || int64(len(r.kept))+int64(n) <= r.limit:
@@ -127,6 +162,10 @@ func (b *replayReader) Read(p []byte) (int, error) {
 	if err != nil {
 		r.end = err
 	}
+	if b.gen != r.gen {
+		return 0, errSuperseded // the bytes are the next attempt's
+	}
+	b.off += int64(n)
 	return n, err
 }
 
@@ -135,12 +174,14 @@ func (b *replayReader) Read(p []byte) (int, error) {
 func (b *replayReader) Close() error {
 	r := b.r
 	r.mu.Lock()
-	defer r.mu.Unlock()
+	closing := false
 	if b.gen == r.gen {
 		r.curClosed = true
-		if r.finished {
-			r.closeSrc()
-		}
+		closing = r.finished
+	}
+	r.mu.Unlock()
+	if closing {
+		r.closeSrc()
 	}
 	return nil
 }

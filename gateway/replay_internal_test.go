@@ -17,41 +17,49 @@ type closeCounter struct {
 func (c *closeCounter) Close() error { c.closed++; return nil }
 
 // A read that a superseded attempt was already waiting on when the next
-// attempt began is kept for the next attempt, and the superseded attempt
-// reads nothing more.
+// attempt began ends with errSuperseded, and its bytes are the next
+// attempt's, which first gets what was kept without waiting for it.
 func TestReplayKeepsSupersededRead(t *testing.T) {
 	pr, pw := io.Pipe()
 	r := newReplay(pr, 1<<10)
 	first, _ := r.next()
-	got := make(chan []byte)
+	go func() { _, _ = pw.Write([]byte("hello\n")) }()
+	if b := make([]byte, 16); func() string { n, _ := first.Read(b); return string(b[:n]) }() != "hello\n" {
+		t.Fatal("the first attempt did not read the client's first bytes")
+	}
+	errc := make(chan error)
 	go func() {
-		p := make([]byte, 16)
-		n, _ := first.Read(p)
-		got <- p[:n]
+		_, err := first.Read(make([]byte, 16))
+		errc <- err
 	}()
 	// Wait until first waits on the client.
-	for r.reading.TryLock() {
-		r.reading.Unlock()
+	for {
+		r.mu.Lock()
+		reading := r.reading
+		r.mu.Unlock()
+		if reading {
+			break
+		}
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(10 * time.Millisecond)
 	second, ok := r.next()
 	if !ok {
-		t.Fatal("next() refused a body of no bytes yet")
+		t.Fatal("next() refused a body within the limit")
+	}
+	b := make([]byte, 16)
+	if n, err := second.Read(b); string(b[:n]) != "hello\n" || err != nil {
+		t.Fatalf("the next attempt read (%q, %v) while the superseded one waited; want the kept bytes at once", b[:n], err)
 	}
 	go func() {
 		_, _ = pw.Write([]byte("abc"))
 		_ = pw.CloseWithError(io.EOF)
 	}()
-	if p := <-got; string(p) != "abc" {
-		t.Fatalf("the superseded read got %q; want abc", p)
+	if err := <-errc; !errors.Is(err, errSuperseded) {
+		t.Errorf("the superseded read ended with %v; want errSuperseded", err)
 	}
-	if n, err := first.Read(make([]byte, 4)); n != 0 || !errors.Is(err, errSuperseded) {
-		t.Errorf("superseded attempt read (%d, %v); want (0, errSuperseded)", n, err)
-	}
-	b, err := io.ReadAll(second)
-	if string(b) != "abc" || err != nil {
-		t.Errorf("the next attempt read (%q, %v); want (abc, nil)", b, err)
+	rest, err := io.ReadAll(second)
+	if string(rest) != "abc" || err != nil {
+		t.Errorf("the next attempt read on (%q, %v); want (abc, nil)", rest, err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/otelpatterns/patterns/circuitbreaker"
 	"github.com/otelpatterns/patterns/gateway"
 	"github.com/otelpatterns/patterns/retry"
 )
@@ -178,5 +180,210 @@ func TestLongBodyPartlyReadNotRetried(t *testing.T) {
 	resp, _ := do(t, srv.Client(), req)
 	if resp.StatusCode != http.StatusServiceUnavailable || a.hits.Load()+b.hits.Load() != 1 {
 		t.Errorf("%d after %d attempts; want the 503 of the only attempt", resp.StatusCode, a.hits.Load()+b.hits.Load())
+	}
+}
+
+// duplexUpstream serves, over HTTP/1 (full duplex) and h2c, a handler
+// whose first call reads the first line of the body and answers 503;
+// the others answer "got <line>" at once, then "then <rest>".
+func duplexUpstream(t *testing.T, calls *atomic.Int64) *httptest.Server {
+	return h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		in := bufio.NewReader(r.Body)
+		line, _ := in.ReadString('\n')
+		if calls.Add(1) == 1 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "got %s", line)
+		_ = http.NewResponseController(w).Flush()
+		rest, _ := io.ReadAll(in)
+		fmt.Fprintf(w, "then %s", rest)
+	}))
+}
+
+// A full-duplex call with an Idempotency-Key whose first attempt is
+// answered 503 after the upstream read the client's first message must
+// be retried with that message: the client waits for the answer before
+// it sends more.
+func TestRetriedDuplexSendsKeptBytes(t *testing.T) {
+	for _, h2c := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h2c=%v", h2c), func(t *testing.T) {
+			var calls atomic.Int64
+			up := duplexUpstream(t, &calls)
+			g, err := gateway.New(
+				gateway.WithUpstreams(gateway.Upstream{Name: "u", H2C: h2c, Targets: []gateway.Target{{URL: up.URL}},
+					Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)}}),
+				gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = g.Close() })
+			srv := h2cServer(t, g)
+			tr := &http.Transport{Protocols: new(http.Protocols)}
+			tr.Protocols.SetUnencryptedHTTP2(true)
+			t.Cleanup(tr.CloseIdleConnections)
+
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+			defer cancel()
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/", pr)
+			req.Header.Set("Idempotency-Key", "k-1")
+			go func() { _, _ = io.WriteString(pw, "hello\n") }()
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("no answer while the client waits for one (%d upstream calls): %v", calls.Load(), err)
+			}
+			defer resp.Body.Close()
+			out := bufio.NewReader(resp.Body)
+			line, err := out.ReadString('\n')
+			if resp.StatusCode != http.StatusOK || line != "got hello\n" {
+				t.Fatalf("%d %q, %v; want 200 %q", resp.StatusCode, line, err, "got hello\n")
+			}
+			_, _ = io.WriteString(pw, "world")
+			_ = pw.Close()
+			if rest, err := io.ReadAll(out); string(rest) != "then world" || err != nil {
+				t.Errorf("then (%q, %v); want %q", rest, err, "then world")
+			}
+		})
+	}
+}
+
+// The first attempt of a full-duplex call over h2c is answered 503 with
+// a body after the upstream read the client's first message; the next
+// target answers at once, before it reads the body. The client waits
+// for that answer before it sends more, so the gateway must not wait
+// for the client to drop the first answer.
+func TestRetriedDuplexDoesNotWaitOnDrainedAnswer(t *testing.T) {
+	var calls atomic.Int64
+	up := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			_, _ = bufio.NewReader(r.Body).ReadString('\n')
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, "busy")
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+		_ = http.NewResponseController(w).Flush()
+		body, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "got %s", body)
+	}))
+	g, err := gateway.New(
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", H2C: true, Targets: []gateway.Target{{URL: up.URL}},
+			Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	srv := h2cServer(t, g)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/", pr)
+	req.Header.Set("Idempotency-Key", "k-1")
+	go func() { _, _ = io.WriteString(pw, "hello\n") }()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("no answer while the client waits for one (%d upstream calls): %v", calls.Load(), err)
+	}
+	defer resp.Body.Close()
+	out := bufio.NewReader(resp.Body)
+	line, err := out.ReadString('\n')
+	if resp.StatusCode != http.StatusOK || line != "ready\n" {
+		t.Fatalf("%d %q, %v; want 200 %q", resp.StatusCode, line, err, "ready\n")
+	}
+	_, _ = io.WriteString(pw, "world")
+	_ = pw.Close()
+	if rest, err := io.ReadAll(out); string(rest) != "got hello\nworld" || err != nil {
+		t.Errorf("then (%q, %v); want %q", rest, err, "got hello\nworld")
+	}
+}
+
+// A streaming call answered 503, whose retry the target's open breaker
+// turns away, gets that 503 (the last answer) while the upstream that
+// gave it still reads the request body: the body must go on streaming
+// to it as the caller sends it (the attempt's transport is not done with
+// it), and the answer must not be cut.
+func TestRefusedRetryKeepsStreamingBody(t *testing.T) {
+	up := newBackend(t, "a")
+	up.handle(func(w http.ResponseWriter, r *http.Request) {
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		in := bufio.NewReader(r.Body)
+		line, _ := in.ReadString('\n')
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "got %s", line)
+		_ = http.NewResponseController(w).Flush()
+		rest, err := io.ReadAll(in)
+		fmt.Fprintf(w, "then %s (%v)", rest, err)
+	})
+	g, err := gateway.New(
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{up.target()},
+			Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)},
+			Breaker: &gateway.Breaker{Options: []circuitbreaker.Option{
+				circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Hour)}}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, "http://u/", pr)
+	go func() { _, _ = io.WriteString(pw, "hello\n") }()
+	resp, err := g.Transport().RoundTrip(req)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	defer resp.Body.Close()
+	out := bufio.NewReader(resp.Body)
+	line, err := out.ReadString('\n')
+	if resp.StatusCode != http.StatusServiceUnavailable || line != "got hello\n" {
+		t.Fatalf("%d %q, %v; want 503 %q", resp.StatusCode, line, err, "got hello\n")
+	}
+	if _, err := io.WriteString(pw, "world"); err != nil {
+		t.Errorf("the body was closed while its attempt's transport still sent it: %v", err)
+	}
+	_ = pw.Close()
+	if rest, err := io.ReadAll(out); string(rest) != "then world (<nil>)" || err != nil {
+		t.Errorf("then (%q, %v); want %q", rest, err, "then world (<nil>)")
+	}
+}
+
+// A retried request (PUT) whose chunked body turns out malformed after
+// its first attempt began is the client's fault: the gateway answers 400
+// and does not send the broken body to the other targets.
+func TestMalformedBodyNotRetried(t *testing.T) {
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	h := func(w http.ResponseWriter, r *http.Request) { _, _ = io.ReadAll(r.Body) }
+	a.handle(h)
+	b.handle(h)
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+			Retry: &gateway.Retry{Attempts: 3, Backoff: retry.Constant(0)}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "PUT /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+	time.Sleep(100 * time.Millisecond) // the first attempt is under way
+	fmt.Fprintf(conn, "zz\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := a.hits.Load() + b.hits.Load(); resp.StatusCode != http.StatusBadRequest || n > 1 {
+		t.Errorf("status %d after %d attempts; want 400 after at most 1", resp.StatusCode, n)
 	}
 }

@@ -182,16 +182,16 @@ type Breaker struct {
 
 // Retry configures retries. A request is retried only when repeating it is
 // safe: its method is idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE)
-// or it carries an Idempotency-Key header; it is not a protocol upgrade;
-// and its body, if any, fits in MaxBodyBytes, so that every attempt sends
-// the same bytes. The body streams to the first attempt as the client
-// sends it, so a call whose client waits for the answer before it ends
-// its body (a gRPC stream) is not held up; what was read is kept for
-// the next attempt, which sends it, then the rest. An attempt is retried
-// when it fails with a transport error or a per-try timeout, or is
-// answered with a status that Status accepts, and goes to a target not
-// tried yet when one is in service.
-// Retries stop when the response has started: the gateway never retries
+// or it carries an Idempotency-Key header; and it is not a protocol
+// upgrade. Its body streams to the first attempt as the client sends
+// it, so a call whose client waits for the answer before it ends its
+// body (a gRPC stream) is not held up; what the attempt read is kept,
+// and the next attempt sends it, then the rest, so that every attempt
+// sends the same bytes. Once an attempt has read more of the body than
+// MaxBodyBytes, or reading it failed, no other attempt is made. An
+// attempt is retried when it fails with a transport error or a per-try
+// timeout, or is answered with a status that Status accepts, and goes
+// to a target not tried yet when one is in service. Retries stop when the response has started: the gateway never retries
 // after sending anything to the client.
 //
 // Retries are made by a retry.Retrier named after the upstream, so they
