@@ -198,7 +198,9 @@ func TestSpansContinueTheirTraces(t *testing.T) { // not parallel: sets the glob
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer nc.Close()
+		// A cleanup, not a defer: the stream's cleanup below needs the
+		// connection, and cleanups run after the test's defers.
+		t.Cleanup(nc.Close)
 		js, err := jetstream.New(nc)
 		if err != nil {
 			t.Fatal(err)
