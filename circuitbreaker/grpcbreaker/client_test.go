@@ -9,6 +9,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -306,4 +312,85 @@ func TestExpiredContextNotCounted(t *testing.T) {
 	}
 	_, err = c.UnaryCall(context.Background(), &testpb.SimpleRequest{})
 	assert.NoError(t, err, "the breaker let the next call through")
+}
+
+// TestRejectedCallTelemetry: a call rejected by the client interceptor
+// fails before gRPC starts the call, and with it the stats handlers, so
+// otelgrpc records nothing of it; the breaker records it, as
+// circuitbreaker.calls{outcome=rejected} and a circuitbreaker.rejected
+// event on the caller's span. A call shed by a server interceptor has
+// reached gRPC: otelgrpc records it on both sides.
+func TestRejectedCallTelemetry(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	g := circuitbreaker.NewGroup(circuitbreaker.WithMeterProvider(mp))
+	shed := circuitbreaker.New("server")
+	srv := &server{}
+	cc := serve(t, srv, false,
+		[]grpc.ServerOption{
+			grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(tp))),
+			grpc.UnaryInterceptor(grpcbreaker.UnaryServerInterceptor(grpcbreaker.WithBreaker(shed))),
+		},
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler(otelgrpc.WithTracerProvider(tp))),
+		grpc.WithUnaryInterceptor(grpcbreaker.UnaryClientInterceptor(grpcbreaker.WithGroup(g))))
+	client := testpb.NewTestServiceClient(cc)
+	spans := func(kind trace.SpanKind) int {
+		n := 0
+		for _, s := range rec.Ended() {
+			if s.SpanKind() == kind {
+				n++
+			}
+		}
+		return n
+	}
+
+	g.Get(unaryCall).Trip()
+	ctx, caller := tp.Tracer("test").Start(context.Background(), "caller")
+	_, err := client.UnaryCall(ctx, &testpb.SimpleRequest{})
+	caller.End()
+	require.ErrorIs(t, err, circuitbreaker.ErrOpen)
+	require.Equal(t, 0, srv.count("UnaryCall"))
+	assert.Zero(t, spans(trace.SpanKindClient), "otelgrpc saw the rejected call")
+	assert.Zero(t, spans(trace.SpanKindServer), "otelgrpc saw the rejected call")
+	ended := rec.Ended()
+	require.Len(t, ended, 1, "the caller's span only")
+	var events []string
+	for _, e := range ended[0].Events() {
+		events = append(events, e.Name)
+	}
+	assert.Contains(t, events, "circuitbreaker.rejected")
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(context.Background(), &rm))
+	assert.Equal(t, int64(1), callsOf(rm, unaryCall, "rejected"), "circuitbreaker.calls{outcome=rejected}")
+
+	g.Get(unaryCall).Reset()
+	shed.Trip()
+	_, err = client.UnaryCall(context.Background(), &testpb.SimpleRequest{})
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	assert.Equal(t, 1, spans(trace.SpanKindClient), "otelgrpc records the shed call")
+	assert.Equal(t, 1, spans(trace.SpanKindServer), "otelgrpc records the shed call")
+}
+
+// callsOf returns the circuitbreaker.calls count of breaker name and
+// outcome in rm, 0 if there is none.
+func callsOf(rm metricdata.ResourceMetrics, name, outcome string) int64 {
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if m.Name != "circuitbreaker.calls" || !ok {
+				continue
+			}
+			for _, dp := range sum.DataPoints {
+				n, _ := dp.Attributes.Value(circuitbreaker.AttrName)
+				o, _ := dp.Attributes.Value(circuitbreaker.AttrOutcome)
+				if n.AsString() == name && o.AsString() == outcome {
+					return dp.Value
+				}
+			}
+		}
+	}
+	return 0
 }

@@ -61,9 +61,15 @@
 // theirs (circuitbreaker.calls, circuitbreaker.state,
 // circuitbreaker.state.transitions; a circuitbreaker.rejected event on
 // the caller's span), configured through the group's or breaker's
-// options, and otelgrpc's stats handler records the calls, rejected and
-// shed ones included, with their status. A call through a closed breaker
-// allocates nothing for telemetry.
+// options, and otelgrpc's stats handler records the calls that reach
+// gRPC, with their status. A call that a client interceptor rejects
+// never does (it fails before gRPC starts the call and its stats
+// handlers), so otelgrpc records nothing of it: it shows only as
+// circuitbreaker.calls with circuitbreaker.outcome rejected, and as the
+// circuitbreaker.rejected event. A call that a server interceptor sheds
+// has reached the server: otelgrpc records it on both sides, with status
+// Unavailable. A call through a closed breaker allocates nothing for
+// telemetry.
 //
 // # Bad input
 //

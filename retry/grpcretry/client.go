@@ -55,8 +55,9 @@ const PreviousAttemptsKey = "grpc-previous-rpc-attempts"
 // The error of a call that was retried and failed has the last attempt's
 // status (Canceled or DeadlineExceeded if the call's context ended while
 // waiting) and unwraps to the [*retry.Error] that holds every attempt's
-// error. A call that failed once with an error not worth retrying returns
-// that error untouched.
+// error. A call that failed once, with an error not worth retrying or
+// because its context ended during the attempt, returns that error
+// untouched.
 //
 // UnaryClientInterceptor panics when r is nil or an option is invalid (a
 // nil one among them), naming every fault.
@@ -203,10 +204,10 @@ func (c *config) judge(err error, trailer metadata.MD, timedOut bool) (wait time
 	if refused {
 		return 0, true, false
 	}
-	// An attempt cut short by its own timeout fails with DeadlineExceeded
-	// (unary) or Canceled (a stream's attempt, cancelled by a timer).
+	// An attempt cut short by its own timeout fails with DeadlineExceeded,
+	// a stream's attempt too (its timeoutCtx).
 	retryable = c.retryCodes.has(code) || code == codes.ResourceExhausted && pushed ||
-		timedOut && (code == codes.DeadlineExceeded || code == codes.Canceled)
+		timedOut && code == codes.DeadlineExceeded
 	return wait, pushed, retryable
 }
 
@@ -238,7 +239,10 @@ func result(ctx context.Context, err, last error) error {
 	if !errors.As(err, &re) {
 		return err // ErrNilFunc and the like: cannot happen
 	}
-	if re.Attempts == 1 && re.Reason == nil {
+	if re.Attempts == 1 && (re.Reason == nil || endedDuring(ctx, last)) {
+		// Not retried: the attempt's error was not worth a retry, or the
+		// call's context ended during the attempt, which gRPC's error
+		// says already (the retrier's Reason is then the context's).
 		return last
 	}
 	e := &Error{re: re}
@@ -249,6 +253,14 @@ func result(ctx context.Context, err, last error) error {
 		e.ctxCode = status.FromContextError(ctx.Err()).Code()
 	}
 	return e
+}
+
+// endedDuring reports whether the call's context ended during the attempt
+// that failed with last, rather than in a wait after it: gRPC failed the
+// attempt with the context's code.
+func endedDuring(ctx context.Context, last error) bool {
+	err := ctx.Err()
+	return err != nil && status.Code(last) == status.FromContextError(err).Code()
 }
 
 // Error is the error of a call that the interceptor retried and that

@@ -55,8 +55,9 @@
 // is the last attempt's ([status.Code] works, through wrapping too), and it
 // unwraps to the [*retry.Error] with every attempt's error and why the
 // retries ended ([retry.ErrExhausted], [retry.ErrBudgetExhausted], the
-// context's error). A call that failed at once with an error not worth
-// retrying returns that error untouched.
+// context's error). A call that failed at once, with an error not worth
+// retrying or because its context ended during the attempt, returns that
+// error untouched.
 //
 // # gRPC's built-in retries
 //

@@ -189,6 +189,60 @@ func TestUnaryCallOptionsFromLastAttemptOnly(t *testing.T) {
 	assert.Nil(t, p.Addr)
 }
 
+// TestStreamCallOptionsFromLastAttemptOnly: as for unary calls, the
+// caller's grpc.Trailer (and grpc.Header, grpc.Peer) holds nothing of an
+// earlier attempt when the last one never reached a server (it used to
+// keep the first attempt's trailer while the stream's Trailer said nil).
+func TestStreamCallOptionsFromLastAttemptOnly(t *testing.T) {
+	srv := &server{script: func(string, int) *fault {
+		return &fault{err: status.Error(codes.Unavailable, "down"), trailer: metadata.Pairs("x-attempt", "1")}
+	}}
+	var opens int
+	inner := func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		opens++ // RecvMsg's goroutine only
+		if opens > 1 {
+			return nil, status.Error(codes.Unavailable, "no connection")
+		}
+		return streamer(ctx, desc, cc, method, opts...)
+	}
+	c := streamClientWith(t, srv, fast(retry.WithMaxAttempts(2)), inner, grpcretry.WithMethods(outputCall))
+	var tr metadata.MD
+	st, err := c.StreamingOutputCall(context.Background(), outputRequest(1), grpc.Trailer(&tr))
+	require.NoError(t, err)
+	_, err = recvAll(st)
+	require.Equal(t, codes.Unavailable, status.Code(err))
+	require.Equal(t, 2, opens, "the second attempt failed to open")
+	assert.Nil(t, st.Trailer(), "the last attempt has no trailer")
+	assert.Nil(t, tr, "not the first attempt's trailer")
+}
+
+// TestStreamOnFinishWhenAbandonedBeforeOpen: a stream whose first attempt
+// failed to open with a retryable code is handed back with the failure
+// left to the first RecvMsg; a caller that abandons it by cancelling its
+// context, without RecvMsg, gets its grpc.OnFinish called once, with
+// Canceled, as gRPC does for a stream it opened (it used to be never
+// called: with no attempt alive, nothing watched the context).
+func TestStreamOnFinishWhenAbandonedBeforeOpen(t *testing.T) {
+	inner := func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, grpc.Streamer, ...grpc.CallOption) (grpc.ClientStream, error) {
+		return nil, status.Error(codes.Unavailable, "no connection")
+	}
+	c := streamClientWith(t, &server{}, fast(), inner, grpcretry.WithMethods(duplexCall))
+	finished := make(chan error, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	st, err := c.FullDuplexCall(ctx, grpc.OnFinish(func(err error) { finished <- err }))
+	require.NoError(t, err, "the failure to open is left to Recv")
+	cancel() // abandon the stream, as gRPC asks
+	select {
+	case err := <-finished:
+		assert.Equal(t, codes.Canceled, status.Code(err))
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnFinish never called for a stream cancelled by its caller")
+	}
+	_, err = st.Recv()
+	assert.Equal(t, codes.Canceled, status.Code(err))
+	assert.Empty(t, finished, "OnFinish called once")
+}
+
 // TestStreamOnFinishOnce: a caller's grpc.OnFinish is called once, with
 // the stream's final status, not once per attempt (it used to get the
 // failed attempt's Unavailable too: a breaker's stream interceptor

@@ -18,10 +18,11 @@ import (
 
 // StreamClientInterceptor returns a client interceptor that retries
 // streams of safe methods with r, as [UnaryClientInterceptor] retries
-// unary calls, but only until the stream is committed: until the
-// server's response headers or first message arrive (Header returning
-// them commits too), or the caller has sent more than can be kept. After that, a failure is the caller's to handle, as with no
-// interceptor. r must not be nil.
+// unary calls, but only until the stream is committed: until the server's
+// response headers or first message arrive (Header returning them commits
+// too), or the caller has sent more than can be kept. After that, a
+// failure is the caller's to handle, as with no interceptor. r must not
+// be nil.
 //
 // To send the request again, the interceptor keeps the messages the caller
 // sent ([WithMaxBuffered], by default 64; a stream that sent more is not
@@ -35,17 +36,19 @@ import (
 // there, after the backoff or the server's pushback, and RecvMsg returns
 // the first message of the attempt that succeeded. The caller's
 // grpc.OnFinish options are called once, with the stream's final status
-// (or the error RecvMsg returned when the retries ended), not once per
-// attempt. A server that sent its response headers has committed the
-// stream too (gRFC A6), unless the per-attempt timeout cut the attempt
-// short. Opening the stream fails at once only with an error not worth
-// retrying; a stream that never opened fails every RecvMsg with the
-// final error, and SendMsg on it with io.EOF. Until the stream
-// is committed, SendMsg on an attempt that has broken returns nil rather
-// than io.EOF, since the message is kept for the retry (as with gRPC's own
-// retries); RecvMsg reports the failure if the stream is not retried.
-// SendMsg and RecvMsg may run on two goroutines, as gRPC allows. Header
-// does not retry: on a stream that failed to open it returns the failure.
+// (or the error RecvMsg returned when the retries ended, or the context's
+// status for a stream that failed to open and was abandoned before
+// RecvMsg), not once per attempt. A server that sent its response headers
+// has committed the stream too (gRFC A6), unless the per-attempt timeout
+// cut the attempt short. Opening the stream fails at once only with an
+// error not worth retrying; a stream that never opened fails every
+// RecvMsg with the final error, and SendMsg on it with io.EOF. Until the
+// stream is committed, SendMsg on an attempt that has broken returns nil
+// rather than io.EOF, since the message is kept for the retry (as with
+// gRPC's own retries); RecvMsg reports the failure if the stream is not
+// retried. SendMsg and RecvMsg may run on two goroutines, as gRPC allows.
+// Header does not retry: on a stream that failed to open it returns the
+// failure.
 //
 // The stream's context, metadata, per-attempt timeout and telemetry
 // behave as for unary calls; each attempt is a stream of its own for a
@@ -68,6 +71,7 @@ func StreamClientInterceptor(r *retry.Retrier, opts ...Option) grpc.StreamClient
 				return nil, err
 			}
 			s.pending = err // retried by the first RecvMsg
+			s.watchAbandon()
 		}
 		return s, nil
 	}
@@ -99,6 +103,7 @@ type stream struct {
 
 	onFinish []grpc.OnFinishCallOption // the caller's, called once for the stream
 	finished sync.Once
+	abandon  func() bool // stops watchAbandon's watch; set before the caller has s
 	// fmu guards the attempts' done, err and final. It is not mu: gRPC
 	// may call an attempt's OnFinish from inside SendMsg, while open
 	// replays under mu.
@@ -138,6 +143,20 @@ func (s *stream) finish(err error) {
 		for _, f := range s.onFinish {
 			f.OnFinish(err)
 		}
+	})
+}
+
+// watchAbandon finishes a stream that failed to open if the caller's
+// context ends before the first RecvMsg: with no attempt alive, gRPC
+// would not, and a caller may abandon a stream without RecvMsg, by
+// cancelling its context. The first RecvMsg stops the watch: it retries,
+// and finishes the stream as the retries end.
+func (s *stream) watchAbandon() {
+	if len(s.onFinish) == 0 {
+		return
+	}
+	s.abandon = context.AfterFunc(s.ctx, func() {
+		s.finish(status.FromContextError(s.ctx.Err()).Err())
 	})
 }
 
@@ -187,9 +206,56 @@ func (a *attemptCtl) stop() {
 }
 
 // settle commits the attempt against its timer: false if the timer fired
-// first (the attempt's context is cancelled).
+// first (the attempt's context has ended with DeadlineExceeded).
 func (a *attemptCtl) settle() bool {
 	return a.state.CompareAndSwap(attemptRunning, attemptCommitted) || a.state.Load() == attemptCommitted
+}
+
+// timeoutCtx is the context of an attempt under a per-attempt timeout,
+// which its timer ends with DeadlineExceeded, so that gRPC fails the
+// attempt with DeadlineExceeded, as a unary attempt's deadline does (a
+// breaker further in counts it; Canceled it would ignore). It has no
+// deadline of its own, unlike a context.WithDeadline one: gRPC would send
+// that to the server, and a committed stream, which the timeout no longer
+// bounds, could not outlive it on either side.
+type timeoutCtx struct {
+	context.Context // the call's
+	done            chan struct{}
+	unfollow        func() bool // stops following the call's context
+
+	mu  sync.Mutex
+	err error
+}
+
+func newTimeoutCtx(parent context.Context) *timeoutCtx {
+	c := &timeoutCtx{Context: parent, done: make(chan struct{})}
+	c.unfollow = context.AfterFunc(parent, func() { c.end(parent.Err()) })
+	return c
+}
+
+func (c *timeoutCtx) Done() <-chan struct{} { return c.done }
+
+func (c *timeoutCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// end ends the context with err, unless it has ended already.
+func (c *timeoutCtx) end(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+		close(c.done)
+	}
+}
+
+// cancel ends the context with Canceled, and stops following the call's
+// context: it is the attempt's cancel, which every attempt gets.
+func (c *timeoutCtx) cancel() {
+	c.end(context.Canceled)
+	c.unfollow()
 }
 
 // errOverflow is open's answer when the messages sent can no longer all
@@ -209,13 +275,16 @@ func (s *stream) open(ctx context.Context, replay bool) error {
 		return errOverflow
 	}
 	a := &attemptCtl{}
-	ctx, a.cancel = context.WithCancel(ctx)
 	if s.c.perAttempt > 0 {
+		tc := newTimeoutCtx(ctx)
+		ctx, a.cancel = tc, tc.cancel
 		a.timer = time.AfterFunc(s.c.perAttempt, func() {
 			if a.state.CompareAndSwap(attemptRunning, attemptExpired) {
-				a.cancel()
+				tc.end(context.DeadlineExceeded)
 			}
 		})
+	} else {
+		ctx, a.cancel = context.WithCancel(ctx)
 	}
 	opts := append(s.opts[:len(s.opts):len(s.opts)], grpc.OnFinish(func(err error) { s.attemptFinished(a, err) }))
 	cs, err := s.streamer(ctx, s.desc, s.cc, s.method, opts...)
@@ -387,6 +456,9 @@ func (s *stream) RecvMsg(m any) error {
 		}
 		return cur.RecvMsg(m)
 	}
+	if s.abandon != nil {
+		s.abandon()
+	}
 	eof := false
 	err := s.r.Do(s.ctx, func(actx context.Context) error {
 		return s.attempt(actx, m, &eof)
@@ -407,6 +479,9 @@ func (s *stream) RecvMsg(m any) error {
 // verdict on it for the retrier.
 func (s *stream) attempt(actx context.Context, m any, eof *bool) error {
 	if retry.ResendCount(actx) > 0 {
+		// As for unary calls: should this attempt not reach a server, the
+		// caller must not get the headers, trailer or peer of the last.
+		resetResults(s.opts)
 		actx = attemptContext(actx, s.method)
 		if err := s.open(actx, true); err != nil {
 			if err == errOverflow {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/otelpatterns/patterns/circuitbreaker"
+	"github.com/otelpatterns/patterns/circuitbreaker/grpcbreaker"
 	"github.com/otelpatterns/patterns/retry"
 	"github.com/otelpatterns/patterns/retry/grpcretry"
 )
@@ -210,6 +213,75 @@ func TestStreamPerAttemptTimeoutBeforeFirstMessage(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, msgs, 1)
 	assert.Equal(t, 2, srv.count("StreamingOutputCall"))
+}
+
+// TestStreamPerAttemptTimeoutIsDeadlineExceeded: a stream attempt that
+// runs out of its per-attempt time fails with DeadlineExceeded, as a
+// unary attempt does, and a stream that gives up so has that status (not
+// Canceled: the caller cancelled nothing). A committed stream is no
+// longer bound by the per-attempt timeout, on either side.
+func TestStreamPerAttemptTimeoutIsDeadlineExceeded(t *testing.T) {
+	srv := &server{script: func(string, int) *fault { return &fault{block: true} }}
+	c := streamClient(t, srv, fast(retry.WithMaxAttempts(2)), grpcretry.WithMethods(outputCall),
+		grpcretry.WithPerAttemptTimeout(200*time.Millisecond))
+	st, err := c.StreamingOutputCall(context.Background(), outputRequest(1))
+	require.NoError(t, err)
+	_, err = st.Recv()
+	require.Error(t, err)
+	assert.Equal(t, codes.DeadlineExceeded, status.Code(err), "the caller did not cancel: %v", err)
+	assert.Equal(t, 2, srv.count("StreamingOutputCall"))
+
+	committed := &server{script: func(string, int) *fault { return &fault{sendFirst: 1, block: true} }}
+	c = streamClient(t, committed, fast(), grpcretry.WithMethods(outputCall),
+		grpcretry.WithPerAttemptTimeout(100*time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err = c.StreamingOutputCall(ctx, outputRequest(1, 1))
+	require.NoError(t, err)
+	_, err = st.Recv()
+	require.NoError(t, err)
+	time.Sleep(300 * time.Millisecond)
+	assert.NoError(t, st.Context().Err(), "the committed stream outlived the per-attempt timeout")
+	committed.mu.Lock()
+	_, hasDeadline := committed.ctxs[0].Deadline()
+	committed.mu.Unlock()
+	assert.False(t, hasDeadline, "the server got no per-attempt deadline")
+	cancel()
+	_, err = st.Recv()
+	assert.Equal(t, codes.Canceled, status.Code(err))
+	assert.Equal(t, 1, committed.count("StreamingOutputCall"))
+}
+
+// TestStreamPerAttemptTimeoutCountsForInnerBreaker: grpcbreaker inside the
+// retry interceptor judges every attempt; a stream attempt cut by the
+// per-attempt timeout reaches it as DeadlineExceeded, a failure, so that
+// a server that never answers streams in time trips the breaker.
+func TestStreamPerAttemptTimeoutCountsForInnerBreaker(t *testing.T) {
+	srv := &server{script: func(string, int) *fault { return &fault{block: true} }}
+	var mu sync.Mutex
+	var seen []error
+	g := circuitbreaker.NewGroup(circuitbreaker.WithClassifier(func(err error) circuitbreaker.Outcome {
+		mu.Lock()
+		seen = append(seen, err)
+		mu.Unlock()
+		return circuitbreaker.DefaultClassifier(err)
+	}))
+	c := streamClientWith(t, srv, fast(retry.WithMaxAttempts(2)), grpcbreaker.StreamClientInterceptor(grpcbreaker.WithGroup(g)),
+		grpcretry.WithMethods(outputCall), grpcretry.WithPerAttemptTimeout(200*time.Millisecond))
+	st, err := c.StreamingOutputCall(context.Background(), outputRequest(1))
+	require.NoError(t, err)
+	_, err = st.Recv()
+	require.Error(t, err)
+	// gRPC reports an attempt cut by its context from a goroutine of its
+	// own, maybe after Recv returned.
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(seen) == 2 },
+		10*time.Second, time.Millisecond, "both attempts reported to the breaker")
+	mu.Lock()
+	defer mu.Unlock()
+	for i, e := range seen {
+		assert.Equal(t, codes.DeadlineExceeded, status.Code(e), "attempt %d", i+1)
+	}
+	assert.Equal(t, 2, g.Get(outputCall).Snapshot().Failures, "two timed-out attempts are two failures")
 }
 
 func TestStreamUnsafeMethodUntouched(t *testing.T) {

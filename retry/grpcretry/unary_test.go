@@ -222,6 +222,32 @@ func TestUnaryCallerDeadlineIsNotRetried(t *testing.T) {
 	assert.LessOrEqual(t, srv.count("UnaryCall"), 1, "the caller's deadline is not retried")
 }
 
+// TestUnaryCallerDeadlineDuringOnlyAttemptUntouched: a call whose own
+// deadline passes during its first attempt is not retried, and returns
+// gRPC's error untouched, as any call that failed once and was not
+// retried does: not an *Error, whose message starts "retry:" and which
+// matches context.DeadlineExceeded with errors.Is.
+func TestUnaryCallerDeadlineDuringOnlyAttemptUntouched(t *testing.T) {
+	srv := &server{script: func(m string, _ int) *fault {
+		if m == "EmptyCall" {
+			return nil
+		}
+		return &fault{block: true} // until the caller's deadline
+	}}
+	c := unaryClient(t, srv, fast(), grpcretry.WithMethods(unaryCall))
+	_, err := c.EmptyCall(context.Background(), &testpb.Empty{}) // connect first
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err = c.UnaryCall(ctx, &testpb.SimpleRequest{})
+	require.Equal(t, codes.DeadlineExceeded, status.Code(err))
+	assert.LessOrEqual(t, srv.count("UnaryCall"), 1, "not retried")
+	var ge *grpcretry.Error
+	assert.False(t, errors.As(err, &ge), "got %T: %v", err, err)
+	assert.NotContains(t, status.Convert(err).Message(), "retry:")
+}
+
 func TestUnaryCanceledWhileWaiting(t *testing.T) {
 	srv := &server{script: failing(10, status.Error(codes.Unavailable, "down"))}
 	ctx, cancel := context.WithCancel(context.Background())
