@@ -261,10 +261,17 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 	var (
 		cancel context.CancelCauseFunc
 		timer  *time.Timer
+		body   *replayReader // a streamed body, which keeps the timer
 	)
 	if d := u.spec.retry.PerTryTimeout; d > 0 {
 		actx, cancel = context.WithCancelCause(ctx)
-		timer = time.AfterFunc(d, func() { cancel(&timeoutError{d}) })
+		fire := func() { cancel(&timeoutError{d}) }
+		if rb, ok := req.Body.(*replayReader); ok {
+			body = rb // its timer waits while the client's body does
+			rb.startTimer(d, fire)
+		} else {
+			timer = time.AfterFunc(d, fire)
+		}
 	}
 	out := req
 	if actx != ctx {
@@ -300,6 +307,9 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 			if timer != nil {
 				timer.Stop()
 			}
+			if body != nil {
+				body.stopTimer()
+			}
 			if cancel != nil {
 				cancel(nil)
 			}
@@ -312,7 +322,7 @@ func (u *upstream) send(req *http.Request, i int, t *target, done func(error), t
 	ct := grpcDeadline(out, u.spec.retry.PerTryTimeout)
 	resp, err := u.transport.RoundTrip(out)
 	returned = true
-	if timer != nil && !timer.Stop() {
+	if timer != nil && !timer.Stop() || body != nil && body.stopTimer() {
 		// The attempt's time ran out, perhaps just as its answer came.
 		if err == nil {
 			drain(resp)

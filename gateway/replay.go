@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 )
 
 // errSuperseded ends a read of a request body by an attempt that a later
@@ -116,6 +117,54 @@ type replayReader struct {
 	r   *replay
 	gen int
 	off int64
+
+	tt *tryTimer // the attempt's PerTryTimeout, if any
+}
+
+// tryTimer is the PerTryTimeout of an attempt whose body streams from
+// the client. It is paused while the attempt waits for the client's
+// body, so that a slow upload is neither cut short nor charged to the
+// target: the bound is on the time the target takes, as it was when
+// bodies were read whole before the first attempt. Its fields are
+// guarded by the replay's mu.
+type tryTimer struct {
+	t        *time.Timer
+	left     time.Duration // while paused
+	deadline time.Time     // while running
+	paused   bool
+	stopped  bool
+}
+
+// startTimer starts b's attempt's PerTryTimeout of d, which calls fire
+// when it runs out.
+func (b *replayReader) startTimer(d time.Duration, fire func()) {
+	b.r.mu.Lock()
+	defer b.r.mu.Unlock()
+	b.tt = &tryTimer{t: time.AfterFunc(d, fire), deadline: time.Now().Add(d)}
+}
+
+// stopTimer stops the attempt's PerTryTimeout and reports whether it
+// had run out.
+func (b *replayReader) stopTimer() (ranOut bool) {
+	b.r.mu.Lock()
+	defer b.r.mu.Unlock()
+	tt := b.tt
+	tt.stopped = true
+	return !tt.paused && !tt.t.Stop()
+}
+
+// pause and resume are called under r.mu around a wait for the client.
+func (b *replayReader) pause() {
+	if tt := b.tt; tt != nil && !tt.stopped && !tt.paused && tt.t.Stop() {
+		tt.paused, tt.left = true, time.Until(tt.deadline)
+	}
+}
+
+func (b *replayReader) resume() {
+	if tt := b.tt; tt != nil && !tt.stopped && tt.paused {
+		tt.paused, tt.deadline = false, time.Now().Add(tt.left)
+		tt.t.Reset(tt.left)
+	}
 }
 
 func (b *replayReader) Read(p []byte) (int, error) {
@@ -142,13 +191,18 @@ func (b *replayReader) Read(p []byte) (int, error) {
 		if !r.reading {
 			break
 		}
-		r.cond.Wait() // for a superseded attempt's read: its bytes are ours
+		// For a superseded attempt's read: its bytes are ours.
+		b.pause()
+		r.cond.Wait()
+		b.resume()
 	}
 
 	r.reading = true
+	b.pause()
 	r.mu.Unlock()
 	n, err := r.src.Read(p)
 	r.mu.Lock()
+	b.resume()
 	r.reading = false
 	r.cond.Broadcast()
 	r.read += int64(n)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -385,5 +386,88 @@ func TestMalformedBodyNotRetried(t *testing.T) {
 	}
 	if n := a.hits.Load() + b.hits.Load(); resp.StatusCode != http.StatusBadRequest || n > 1 {
 		t.Errorf("status %d after %d attempts; want 400 after at most 1", resp.StatusCode, n)
+	}
+}
+
+// A client that sends a small body slowly to a healthy upstream, with a
+// PerTryTimeout shorter than the upload, gets the answer: the per-try
+// timer waits while the attempt waits for the client. With the body
+// streamed, the timer ran during the upload, the attempt timed out and
+// was charged to the target (its breaker opened), and the client got 503
+// (HTTP/1) or 408 (h2c).
+func TestSlowClientBodyNotPerTryTimeout(t *testing.T) {
+	for _, h2c := range []bool{false, true} {
+		t.Run(fmt.Sprintf("h2c=%v", h2c), func(t *testing.T) {
+			up := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				fmt.Fprintf(w, "got %s", b)
+			}))
+			_, srv := start(t,
+				gateway.WithUpstreams(gateway.Upstream{Name: "u", H2C: h2c, Targets: []gateway.Target{{URL: up.URL}},
+					Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0), PerTryTimeout: 300 * time.Millisecond},
+					Breaker: &gateway.Breaker{Options: []circuitbreaker.Option{
+						circuitbreaker.WithConsecutiveFailures(1), circuitbreaker.WithOpenDuration(time.Hour)}}}),
+				gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+
+			pr, pw := io.Pipe()
+			go func() {
+				for i, s := range []string{"a", "b", "c", "d"} {
+					if i > 0 {
+						time.Sleep(400 * time.Millisecond)
+					}
+					if _, err := io.WriteString(pw, s); err != nil {
+						return
+					}
+				}
+				_ = pw.Close()
+			}()
+			req, _ := http.NewRequest(http.MethodPut, srv.URL+"/", pr)
+			resp, text := do(t, srv.Client(), req)
+			if resp.StatusCode != http.StatusOK || text != "got abcd" {
+				t.Errorf("slow client, healthy upstream: %d %q; want 200 %q", resp.StatusCode, text, "got abcd")
+			}
+			resp, text = do(t, srv.Client(), newGet(t, srv.URL+"/"))
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("the next request: %d %q; want 200 (the slow client tripped the target's breaker)", resp.StatusCode, text)
+			}
+		})
+	}
+}
+
+func newGet(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// The per-try timer of an attempt with a body still bounds the upstream:
+// one that read the body and then hangs is abandoned for another target.
+func TestPerTryTimeoutWithBodyBoundsUpstream(t *testing.T) {
+	var calls atomic.Int64
+	h := func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if calls.Add(1) == 1 {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+			return
+		}
+		fmt.Fprintf(w, "got %s", b)
+	}
+	a, b := newBackend(t, "a"), newBackend(t, "b")
+	a.handle(h)
+	b.handle(h)
+	_, srv := start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
+			Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0), PerTryTimeout: 200 * time.Millisecond}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/", io.MultiReader(strings.NewReader("abcd")))
+	resp, text := do(t, srv.Client(), req)
+	if resp.StatusCode != http.StatusOK || text != "got abcd" || calls.Load() != 2 {
+		t.Errorf("%d %q after %d attempts; want 200 %q from the second", resp.StatusCode, text, calls.Load(), "got abcd")
 	}
 }

@@ -206,8 +206,10 @@ type Retry struct {
 	Backoff retry.Backoff
 	// PerTryTimeout bounds each attempt until its response headers
 	// arrive; an attempt that takes longer is abandoned and retried. It
-	// always ends within the route's Timeout. The default, 0, sets no
-	// bound besides the route's.
+	// always ends within the route's Timeout. The time an attempt of a
+	// request that may be retried spends waiting for the client's body
+	// does not count: a slow upload is not the target's doing. The
+	// default, 0, sets no bound besides the route's.
 	PerTryTimeout time.Duration
 	// Budget caps retries as a share of requests. The default is a
 	// budget per upstream made by retry.NewBudget(): in an outage, retries
