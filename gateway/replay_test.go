@@ -47,45 +47,9 @@ func TestRetriedDuplexRequestStreams(t *testing.T) {
 		rest, _ := io.ReadAll(in)
 		fmt.Fprintf(w, "then %s", rest)
 	}))
-	g, err := gateway.New(
-		gateway.WithUpstreams(gateway.Upstream{Name: "u", H2C: true, Targets: []gateway.Target{{URL: up.URL}},
-			Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)}}),
-		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = g.Close() })
-	srv := h2cServer(t, g)
-	tr := &http.Transport{Protocols: new(http.Protocols)}
-	tr.Protocols.SetUnencryptedHTTP2(true)
-	t.Cleanup(tr.CloseIdleConnections)
-
+	var calls atomic.Int64
 	for _, c := range []struct{ method, key string }{{http.MethodPut, ""}, {http.MethodPost, "k-1"}} {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		pr, pw := io.Pipe()
-		req, _ := http.NewRequestWithContext(ctx, c.method, srv.URL+"/", pr)
-		if c.key != "" {
-			req.Header.Set("Idempotency-Key", c.key)
-		}
-		go func() { _, _ = io.WriteString(pw, "hello\n") }()
-		resp, err := tr.RoundTrip(req)
-		if err != nil {
-			cancel()
-			t.Fatalf("%s (key %q): the answer did not start before the body ended: %v", c.method, c.key, err)
-		}
-		out := bufio.NewReader(resp.Body)
-		line, err := out.ReadString('\n')
-		if line != "got hello\n" {
-			t.Errorf("%s: first line %q, %v; want %q", c.method, line, err, "got hello\n")
-		}
-		_, _ = io.WriteString(pw, "world")
-		_ = pw.Close()
-		rest, err := io.ReadAll(out)
-		if string(rest) != "then world" || err != nil {
-			t.Errorf("%s: then (%q, %v); want %q", c.method, rest, err, "then world")
-		}
-		resp.Body.Close()
-		cancel()
+		duplexCall(t, up.URL, true, c.method, c.key, &calls, "got hello\n", "then world")
 	}
 }
 
@@ -184,6 +148,52 @@ func TestLongBodyPartlyReadNotRetried(t *testing.T) {
 	}
 }
 
+// duplexCall sends a full-duplex call through a gateway (HTTP/1 and h2c)
+// in front of upstream up, which retries once: the client sends
+// "hello\n", waits for the first line of the answer, then sends "world"
+// and ends its body. It checks that the first line and the rest are
+// first and rest; calls counts the upstream's calls, for the message.
+func duplexCall(t *testing.T, up string, h2c bool, method, key string, calls *atomic.Int64, first, rest string) {
+	t.Helper()
+	g, err := gateway.New(
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", H2C: h2c, Targets: []gateway.Target{{URL: up}},
+			Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)}}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	srv := h2cServer(t, g)
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	t.Cleanup(tr.CloseIdleConnections)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	req, _ := http.NewRequestWithContext(ctx, method, srv.URL+"/", pr)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	go func() { _, _ = io.WriteString(pw, "hello\n") }()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("%s (key %q): no answer while the client waits for one (%d upstream calls): %v", method, key, calls.Load(), err)
+	}
+	defer resp.Body.Close()
+	out := bufio.NewReader(resp.Body)
+	line, err := out.ReadString('\n')
+	if resp.StatusCode != http.StatusOK || line != first {
+		t.Fatalf("%s: %d %q, %v; want 200 %q", method, resp.StatusCode, line, err, first)
+	}
+	_, _ = io.WriteString(pw, "world")
+	_ = pw.Close()
+	if got, err := io.ReadAll(out); string(got) != rest || err != nil {
+		t.Errorf("%s: then (%q, %v); want %q", method, got, err, rest)
+	}
+}
+
 // duplexUpstream serves, over HTTP/1 (full duplex) and h2c, a handler
 // whose first call reads the first line of the body and answers 503;
 // the others answer "got <line>" at once, then "then <rest>".
@@ -212,41 +222,7 @@ func TestRetriedDuplexSendsKeptBytes(t *testing.T) {
 		t.Run(fmt.Sprintf("h2c=%v", h2c), func(t *testing.T) {
 			var calls atomic.Int64
 			up := duplexUpstream(t, &calls)
-			g, err := gateway.New(
-				gateway.WithUpstreams(gateway.Upstream{Name: "u", H2C: h2c, Targets: []gateway.Target{{URL: up.URL}},
-					Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)}}),
-				gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = g.Close() })
-			srv := h2cServer(t, g)
-			tr := &http.Transport{Protocols: new(http.Protocols)}
-			tr.Protocols.SetUnencryptedHTTP2(true)
-			t.Cleanup(tr.CloseIdleConnections)
-
-			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-			defer cancel()
-			pr, pw := io.Pipe()
-			defer pw.Close()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/", pr)
-			req.Header.Set("Idempotency-Key", "k-1")
-			go func() { _, _ = io.WriteString(pw, "hello\n") }()
-			resp, err := tr.RoundTrip(req)
-			if err != nil {
-				t.Fatalf("no answer while the client waits for one (%d upstream calls): %v", calls.Load(), err)
-			}
-			defer resp.Body.Close()
-			out := bufio.NewReader(resp.Body)
-			line, err := out.ReadString('\n')
-			if resp.StatusCode != http.StatusOK || line != "got hello\n" {
-				t.Fatalf("%d %q, %v; want 200 %q", resp.StatusCode, line, err, "got hello\n")
-			}
-			_, _ = io.WriteString(pw, "world")
-			_ = pw.Close()
-			if rest, err := io.ReadAll(out); string(rest) != "then world" || err != nil {
-				t.Errorf("then (%q, %v); want %q", rest, err, "then world")
-			}
+			duplexCall(t, up.URL, h2c, http.MethodPost, "k-1", &calls, "got hello\n", "then world")
 		})
 	}
 }
@@ -270,41 +246,7 @@ func TestRetriedDuplexDoesNotWaitOnDrainedAnswer(t *testing.T) {
 		body, _ := io.ReadAll(r.Body)
 		fmt.Fprintf(w, "got %s", body)
 	}))
-	g, err := gateway.New(
-		gateway.WithUpstreams(gateway.Upstream{Name: "u", H2C: true, Targets: []gateway.Target{{URL: up.URL}},
-			Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)}}),
-		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = g.Close() })
-	srv := h2cServer(t, g)
-	tr := &http.Transport{Protocols: new(http.Protocols)}
-	tr.Protocols.SetUnencryptedHTTP2(true)
-	t.Cleanup(tr.CloseIdleConnections)
-
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
-	defer cancel()
-	pr, pw := io.Pipe()
-	defer pw.Close()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/", pr)
-	req.Header.Set("Idempotency-Key", "k-1")
-	go func() { _, _ = io.WriteString(pw, "hello\n") }()
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatalf("no answer while the client waits for one (%d upstream calls): %v", calls.Load(), err)
-	}
-	defer resp.Body.Close()
-	out := bufio.NewReader(resp.Body)
-	line, err := out.ReadString('\n')
-	if resp.StatusCode != http.StatusOK || line != "ready\n" {
-		t.Fatalf("%d %q, %v; want 200 %q", resp.StatusCode, line, err, "ready\n")
-	}
-	_, _ = io.WriteString(pw, "world")
-	_ = pw.Close()
-	if rest, err := io.ReadAll(out); string(rest) != "got hello\nworld" || err != nil {
-		t.Errorf("then (%q, %v); want %q", rest, err, "got hello\nworld")
-	}
+	duplexCall(t, up.URL, true, http.MethodPost, "k-1", &calls, "ready\n", "got hello\nworld")
 }
 
 // A streaming call answered 503, whose retry the target's open breaker
