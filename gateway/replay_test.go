@@ -92,13 +92,7 @@ func TestRetryAfterPartlyReadBody(t *testing.T) {
 				hashes = append(hashes, sha256.Sum256(body))
 				mu.Unlock()
 			}
-			a, b := newBackend(t, "a"), newBackend(t, "b")
-			a.handle(h)
-			b.handle(h)
-			_, srv := start(t,
-				gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
-					Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)}}),
-				gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+			_, _, srv := retryPair(t, h, gateway.Retry{Attempts: 2, Backoff: retry.Constant(0)})
 			// Sent chunked, in pieces, so that the attempts read it as
 			// it comes.
 			pr, pw := io.Pipe()
@@ -130,17 +124,11 @@ func TestRetryAfterPartlyReadBody(t *testing.T) {
 // reading past the bound is not sent again: the client gets the failed
 // attempt's answer.
 func TestLongBodyPartlyReadNotRetried(t *testing.T) {
-	a, b := newBackend(t, "a"), newBackend(t, "b")
 	h := func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.CopyN(io.Discard, r.Body, 3000)
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	a.handle(h)
-	b.handle(h)
-	_, srv := start(t,
-		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
-			Retry: &gateway.Retry{Attempts: 3, Backoff: retry.Constant(0), MaxBodyBytes: 1 << 10}}),
-		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	a, b, srv := retryPair(t, h, gateway.Retry{Attempts: 3, Backoff: retry.Constant(0), MaxBodyBytes: 1 << 10})
 	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/", io.MultiReader(bytes.NewReader(bytes.Repeat([]byte("z"), 5000))))
 	resp, _ := do(t, srv.Client(), req)
 	if resp.StatusCode != http.StatusServiceUnavailable || a.hits.Load()+b.hits.Load() != 1 {
@@ -305,14 +293,8 @@ func TestRefusedRetryKeepsStreamingBody(t *testing.T) {
 // its first attempt began is the client's fault: the gateway answers 400
 // and does not send the broken body to the other targets.
 func TestMalformedBodyNotRetried(t *testing.T) {
-	a, b := newBackend(t, "a"), newBackend(t, "b")
 	h := func(w http.ResponseWriter, r *http.Request) { _, _ = io.ReadAll(r.Body) }
-	a.handle(h)
-	b.handle(h)
-	_, srv := start(t,
-		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
-			Retry: &gateway.Retry{Attempts: 3, Backoff: retry.Constant(0)}}),
-		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	a, b, srv := retryPair(t, h, gateway.Retry{Attempts: 3, Backoff: retry.Constant(0)})
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -400,16 +382,23 @@ func TestPerTryTimeoutWithBodyBoundsUpstream(t *testing.T) {
 		}
 		fmt.Fprintf(w, "got %s", b)
 	}
-	a, b := newBackend(t, "a"), newBackend(t, "b")
-	a.handle(h)
-	b.handle(h)
-	_, srv := start(t,
-		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()},
-			Retry: &gateway.Retry{Attempts: 2, Backoff: retry.Constant(0), PerTryTimeout: 200 * time.Millisecond}}),
-		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	_, _, srv := retryPair(t, h, gateway.Retry{Attempts: 2, Backoff: retry.Constant(0), PerTryTimeout: 200 * time.Millisecond})
 	req, _ := http.NewRequest(http.MethodPut, srv.URL+"/", io.MultiReader(strings.NewReader("abcd")))
 	resp, text := do(t, srv.Client(), req)
 	if resp.StatusCode != http.StatusOK || text != "got abcd" || calls.Load() != 2 {
 		t.Errorf("%d %q after %d attempts; want 200 %q from the second", resp.StatusCode, text, calls.Load(), "got abcd")
 	}
+}
+
+// retryPair starts two backends, a and b, answering with h, behind a
+// gateway whose one route goes to an upstream of both with retry r.
+func retryPair(t *testing.T, h http.HandlerFunc, r gateway.Retry) (a, b *backend, srv *httptest.Server) {
+	t.Helper()
+	a, b = newBackend(t, "a"), newBackend(t, "b")
+	a.handle(h)
+	b.handle(h)
+	_, srv = start(t,
+		gateway.WithUpstreams(gateway.Upstream{Name: "u", Targets: []gateway.Target{a.target(), b.target()}, Retry: &r}),
+		gateway.WithRoutes(gateway.Route{Pattern: "/", Upstream: "u"}))
+	return a, b, srv
 }

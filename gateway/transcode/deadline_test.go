@@ -217,15 +217,7 @@ func TestGRPCPassthrough(t *testing.T) {
 // exactly the message limit goes through; one byte more is refused.
 func TestGzipBodyAtTheLimit(t *testing.T) {
 	var reached atomic.Int64
-	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reached.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/grpc")
-		w.Header().Set("Trailer", "Grpc-Status")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte{0, 0, 0, 0, 0})
-		w.Header().Set("Grpc-Status", "0")
-	})
+	upstream := emptyAnswer(&reached)
 	const limit = 1000
 	tr, err := transcode.New("inventory", transcode.WithService("inventory.v1.InventoryService"),
 		transcode.WithMaxMessageBytes(limit), transcode.WithUpstreamHandler(upstream))

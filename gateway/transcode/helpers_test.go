@@ -220,3 +220,17 @@ func gzipped(t *testing.T, s string) string {
 	require.NoError(t, zw.Close())
 	return buf.String()
 }
+
+// emptyAnswer is an upstream handler that reads the call's body and
+// answers OK with an empty message, counting its calls in reached.
+func emptyAnswer(reached *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Trailer", "Grpc-Status")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte{0, 0, 0, 0, 0})
+		w.Header().Set("Grpc-Status", "0")
+	})
+}

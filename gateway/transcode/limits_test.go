@@ -99,15 +99,7 @@ func TestResponseOverLimitIsAnswered(t *testing.T) {
 // upstream is called.
 func TestDecompressedMessageIsBounded(t *testing.T) {
 	var reached atomic.Int64
-	upstream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		reached.Add(1)
-		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/grpc")
-		w.Header().Set("Trailer", "Grpc-Status")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte{0, 0, 0, 0, 0})
-		w.Header().Set("Grpc-Status", "0")
-	})
+	upstream := emptyAnswer(&reached)
 	tr, err := transcode.New("inventory", transcode.WithService("inventory.v1.InventoryService"),
 		transcode.WithMaxMessageBytes(1<<20), transcode.WithUpstreamHandler(upstream))
 	require.NoError(t, err)
